@@ -1,0 +1,59 @@
+"""linr: zero-shot image restoration with implicit neural representations (the LINR method).
+
+Import is cheap: the submodules (and torch) load on first use of a name below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "fit": "fit",
+    "FitConfig": "fit",
+    "FitResult": "fit",
+    "Observation": "fit",
+    "ModelConfig": "models",
+    "build_model": "models",
+    "coordinate_grid": "models",
+    "Identity": "operators",
+    "Downsample": "operators",
+    "Mask": "operators",
+    "Blur": "operators",
+    "Compose": "operators",
+    "gaussian_kernel": "operators",
+    "noisy": "tasks",
+    "lowres": "tasks",
+    "masked": "tasks",
+    "blurred": "tasks",
+    "restore": "tasks",
+    "parse_kernel": "tasks",
+    "PRESETS": "tasks",
+    "psnr": "metrics",
+    "ssim": "metrics",
+    "evaluate": "metrics",
+    "read_image": "images",
+    "read_mask": "images",
+    "write_image": "images",
+    "LinrError": "errors",
+    "InputError": "errors",
+    "DivergenceError": "errors",
+    "StopRule": "stopping",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'linr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,442 @@
+"""Command-line interface: ``linr restore | degrade | metrics | demo``.
+
+Every user error ends in one line on stderr (``linr: error: ...``) and exit status 2, with no
+file written. Set ``LINR_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import DivergenceError, InputError, LinrError
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line, like every other linr error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _weight(text: str) -> tuple[str, float]:
+    kind, sep, value = text.partition("=")
+    if not sep or kind not in ("noisy", "lowres", "masked", "blurred"):
+        raise argparse.ArgumentTypeError(f"expected KIND=W with KIND noisy, lowres, masked or blurred, got {text!r}")
+    return kind, _nonneg_float(value)
+
+
+# --- restore -----------------------------------------------------------------------------------
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fit settings (default: the preset's)")
+    g.add_argument("--preset", default="paper", help="named settings (default: paper)")
+    g.add_argument("--steps", type=_positive_int, help="number of Adam steps")
+    g.add_argument("--lr", type=_positive_float, help="Adam learning rate")
+    g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    g.add_argument("--model", default=None, help="siren (default), relu, relu_pe, tanh, sigmoid, selu")
+    g.add_argument("--width", type=_positive_int, help="hidden features per layer (default 256)")
+    g.add_argument("--depth", type=_positive_int, help="hidden layers (default 7)")
+    g.add_argument("--omega0", type=_positive_float, help="SIREN frequency omega_0 (default 30)")
+    g.add_argument("--weight", type=_weight, action="append", default=[], metavar="KIND=W",
+                   help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
+
+
+def _build_restore(sub: Any) -> None:
+    p = sub.add_parser(
+        "restore",
+        help="restore one scene from one or more corrupted images",
+        description="Restore one scene. One observation flag is a single task; several are "
+        "joint restoration of the same scene.",
+    )
+    p.add_argument("-o", "--output", required=True, help="restored image (.png .tif .jpg .bmp)")
+    g = p.add_argument_group("observations (at least one)")
+    g.add_argument("--noisy", metavar="FILE", help="a noisy image")
+    g.add_argument("--lowres", metavar="FILE", help="a low-resolution image (use with --factor)")
+    g.add_argument("--factor", type=_positive_int, help="super-resolution factor (default 4)")
+    g.add_argument("--downsampler", default="lanczos2", choices=["lanczos2", "bicubic", "box"],
+                   help="downsampling kernel of the low-res observation (default lanczos2)")
+    g.add_argument("--masked", metavar="FILE", help="an image with missing pixels (use with --mask)")
+    g.add_argument("--mask", metavar="MASK", help="keep-mask image: white = observed")
+    g.add_argument("--blurred", metavar="FILE", help="a blurred image (use with --kernel)")
+    g.add_argument("--kernel", metavar="SPEC", help="blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file")
+    g.add_argument("--boundary", default="circular", choices=["circular", "reflect"],
+                   help="blur boundary handling (default circular)")
+    _add_fit_options(p)
+    o = p.add_argument_group("output")
+    o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
+    o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
+    o.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_restore)
+
+
+def _check_pairs(args: argparse.Namespace) -> None:
+    pairs = [("factor", "lowres"), ("mask", "masked"), ("kernel", "blurred")]
+    for opt, obs in pairs:
+        if getattr(args, opt) is not None and getattr(args, obs) is None:
+            raise InputError(f"--{opt} needs --{obs}")
+    if args.masked and not args.mask:
+        raise InputError("--masked needs --mask MASK (white = observed)")
+    if args.blurred and not args.kernel:
+        raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
+    if not any((args.noisy, args.lowres, args.masked, args.blurred)):
+        raise InputError("give at least one of --noisy, --lowres, --masked, --blurred")
+
+
+def _model_config(args: argparse.Namespace, preset: str) -> Any:
+    import dataclasses
+
+    from .models import MODELS
+    from .tasks import PRESETS
+
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    base = PRESETS[preset].model
+    changes = {}
+    if args.model is not None:
+        if args.model not in MODELS:
+            raise InputError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
+        changes["name"] = args.model
+    for field_name, value in (("width", args.width), ("depth", args.depth), ("omega_0", args.omega0)):
+        if value is not None:
+            changes[field_name] = value
+    return dataclasses.replace(base, **changes)
+
+
+def _load_observations(args: argparse.Namespace) -> tuple[list[Any], list[Any], list[str]]:
+    from . import tasks
+    from .images import read_image, read_mask
+
+    observations, infos, inputs = [], [], []
+    weights = dict(args.weight)
+    if args.noisy:
+        img, info = read_image(args.noisy)
+        observations.append(tasks.noisy(img, weight=weights.get("noisy")))
+        infos.append(info)
+        inputs.append(args.noisy)
+    if args.lowres:
+        img, info = read_image(args.lowres)
+        observations.append(tasks.lowres(img, args.factor or 4, kernel=args.downsampler,
+                                         weight=weights.get("lowres")))
+        infos.append(info)
+        inputs.append(args.lowres)
+    if args.masked:
+        img, info = read_image(args.masked)
+        mask = read_mask(args.mask, img.shape[:2])
+        observations.append(tasks.masked(img, mask, weight=weights.get("masked")))
+        infos.append(info)
+        inputs += [args.masked, args.mask]
+    if args.blurred:
+        kernel = tasks.parse_kernel(args.kernel)
+        img, info = read_image(args.blurred)
+        observations.append(tasks.blurred(img, kernel, boundary=args.boundary,
+                                          weight=weights.get("blurred")))
+        infos.append(info)
+        inputs.append(args.blurred)
+        if Path(args.kernel).exists():
+            inputs.append(args.kernel)
+    for kind in weights:
+        if not any(o.kind == kind for o in observations):
+            raise InputError(f"--weight {kind}=... given without a --{kind} observation")
+    channels = {o.channels for o in observations}
+    if len(channels) > 1:
+        raise InputError("observations mix greyscale and colour images; convert them to one kind")
+    return observations, infos, inputs
+
+
+def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, allow_nan=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if any(p.resolve() == Path(i).resolve() for i in inputs):
+        raise InputError(f"{p}: refusing to overwrite an input file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder")
+    if p.exists() and not force:
+        raise InputError(f"{p}: exists (use --force to overwrite)")
+
+
+def _metrics_report(reference: Any, image: Any, task: str | None) -> dict[str, Any]:
+    from .metrics import evaluate
+
+    return {
+        "standard": evaluate(reference, image, convention="standard"),
+        "paper": evaluate(reference, image, convention="paper", task=task),
+    }
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .images import check_output_path, read_image, write_image
+    from .tasks import restore
+
+    _check_pairs(args)
+    model = _model_config(args, args.preset)
+    observations, infos, inputs = _load_observations(args)
+    protect = list(inputs) + ([args.reference] if args.reference else [])
+    check_output_path(args.output, force=args.force, protect=protect)
+    _check_report_path(args.report, args.force, protect + [args.output])
+    if args.report and Path(args.report).resolve() == Path(args.output).resolve():
+        raise InputError("--report and --output name the same file")
+    reference = None
+    if args.reference:
+        reference, _ = read_image(args.reference)
+    result = restore(
+        observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+        device=args.device, model=model, reference=reference,
+        progress=False if args.quiet else None,
+    )
+    bit_depth = max(i.bit_depth for i in infos)
+    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
+    write_image(args.output, result.image, bit_depth=bit_depth, alpha=alpha, force=args.force,
+                protect=protect)
+    h, w = result.image.shape[:2]
+    print(f"wrote {args.output} ({w}x{h}, {bit_depth}-bit, {result.steps_run} steps, "
+          f"stopped: {result.stop_reason}, {result.timings['fit_s']:.1f} s fitting)")
+    report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
+    if reference is not None:
+        task = "deblur" if [o.kind for o in observations] == ["blurred"] else None
+        report["metrics"] = _metrics_report(reference, result.image, task)
+        std = report["metrics"]["standard"]
+        print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, RGB, "
+              f"SSIM data range 1)")
+    if args.report:
+        _write_json(args.report, report)
+        print(f"wrote {args.report}")
+    return 0
+
+
+# --- degrade -----------------------------------------------------------------------------------
+
+
+def _build_degrade(sub: Any) -> None:
+    p = sub.add_parser("degrade", help="make the paper's corrupted inputs from a clean image")
+    p.add_argument("clean", metavar="CLEAN")
+    p.add_argument("-o", "--output", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--noise", type=_nonneg_float, metavar="SIGMA",
+                      help="add Gaussian noise of std SIGMA on the 0-255 scale, clip")
+    what.add_argument("--downscale", type=_positive_int, metavar="S",
+                      help="PIL Lanczos downscaling by S (sides must be divisible by S)")
+    what.add_argument("--keep", type=_positive_float, metavar="FRACTION",
+                      help="Bernoulli keep-mask: keep this fraction of pixels (writes the mask too)")
+    what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise")
+    p.add_argument("--blur-noise", type=_nonneg_float, default=None, metavar="SIGMA",
+                   help="noise after --blur, 0-255 scale (default sqrt(2), the paper's)")
+    p.add_argument("--mask-output", metavar="FILE", help="where --keep writes its mask (default OUTPUT_mask.png)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_degrade)
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import simulate
+    from .images import check_output_path, read_image, write_image
+    from .tasks import parse_kernel
+
+    protect = [args.clean]
+    check_output_path(args.output, force=args.force, protect=protect)
+    if args.blur_noise is not None and args.blur is None:
+        raise InputError("--blur-noise needs --blur")
+    if args.mask_output is not None and args.keep is None:
+        raise InputError("--mask-output needs --keep")
+    mask_path = None
+    if args.keep is not None:
+        if args.keep > 1:
+            raise InputError(f"--keep must be a fraction in (0, 1], got {args.keep}")
+        out = Path(args.output)
+        mask_path = Path(args.mask_output) if args.mask_output else out.with_name(f"{out.stem}_mask.png")
+        check_output_path(mask_path, force=args.force, protect=protect + [args.output])
+    kernel = parse_kernel(args.blur) if args.blur is not None else None
+    image, info = read_image(args.clean)
+    if args.noise is not None:
+        out_img = simulate.add_gaussian_noise(image, args.noise, seed=args.seed)
+        what = f"Gaussian noise sigma {args.noise:g}/255"
+    elif args.downscale is not None:
+        h, w = image.shape[:2]
+        if h % args.downscale or w % args.downscale:
+            raise InputError(f"{args.clean}: size {w}x{h} is not divisible by {args.downscale}; "
+                             "crop it first")
+        if h // args.downscale < 1 or w // args.downscale < 1:
+            raise InputError(f"{args.clean}: {w}x{h} is too small to downscale by {args.downscale}")
+        out_img = simulate.lanczos_downscale(image, args.downscale)
+        what = f"PIL Lanczos downscale x{args.downscale}"
+    elif args.keep is not None:
+        mask = simulate.bernoulli_mask(image.shape[:2], args.keep, seed=args.seed)
+        out_img = image * mask[..., None]
+        what = f"Bernoulli mask keeping {mask.mean():.1%}"
+    else:
+        sigma = simulate.DEBLUR_NOISE_SIGMA if args.blur_noise is None else args.blur_noise
+        try:
+            out_img = simulate.blur_image(image, kernel, noise_sigma=sigma, seed=args.seed)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
+    write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha, force=args.force,
+                protect=protect)
+    print(f"wrote {args.output} ({what}, seed {args.seed})")
+    if mask_path is not None:
+        write_image(mask_path, mask.astype(np.float32), force=args.force, protect=protect)
+        print(f"wrote {mask_path} (white = observed)")
+    return 0
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def _build_metrics(sub: Any) -> None:
+    p = sub.add_parser("metrics", help="PSNR and SSIM of an image against a reference (JSON)")
+    p.add_argument("reference", metavar="REFERENCE")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--y", action="store_true", help="on the BT.601 Y channel (standard convention)")
+    p.add_argument("--crop", type=int, default=0, help="border pixels to ignore (standard convention)")
+    p.add_argument("--convention", choices=["standard", "paper"], default="standard")
+    p.add_argument("--task", choices=["denoise", "sr", "inpaint", "deblur", "joint"], default=None,
+                   help="with --convention paper: deblur measures PSNR on Y as the paper did")
+    p.set_defaults(func=cmd_metrics)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .images import read_image
+    from .metrics import evaluate
+
+    ref, _ = read_image(args.reference)
+    img, _ = read_image(args.image)
+    if ref.shape != img.shape:
+        raise InputError(f"sizes differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]}x{ref.shape[2]}, "
+                         f"{args.image} is {img.shape[1]}x{img.shape[0]}x{img.shape[2]}")
+    if args.convention == "paper" and (args.y or args.crop):
+        raise InputError("--y and --crop apply to the standard convention only")
+    if args.y and ref.shape[2] != 3:
+        raise InputError("--y needs RGB images")
+    try:
+        result = evaluate(ref, img, convention=args.convention, y_channel=args.y, crop=args.crop,
+                          task=args.task)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+def _build_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="degrade a bundled photo, restore it, and print PSNR before/after")
+    p.add_argument("-o", "--output-dir", default="linr-demo", help="where to write (default ./linr-demo)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="override the demo's step count")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.output_dir), steps=args.steps, device=args.device)
+    return 0
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="linr", description="Zero-shot image restoration with implicit neural "
+                     "representations (LINR).")
+    parser.add_argument("--version", action="version", version=f"linr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    _build_restore(sub)
+    _build_degrade(sub)
+    _build_metrics(sub)
+    _build_demo(sub)
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+_EXTENSIONS: list[Any] = []
+"""Functions ``f(subparsers)`` that add further commands (bench, batch) without editing this file's core."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = bool(os.environ.get("LINR_DEBUG"))
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except DivergenceError as exc:
+        print(f"linr: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        return EXIT_DIVERGED
+    except LinrError as exc:
+        print(f"linr: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("linr: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("linr: error: out of memory (try a smaller image or --device cuda)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, with the way to see more
+        if debug:
+            raise
+        print(f"linr: internal error: {exc.__class__.__name__}: {exc} (set LINR_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,244 @@
+"""Image files: read to float arrays on [0, 1], write back safely.
+
+Formats: PNG, JPEG, TIFF, BMP; 8- and 16-bit; greyscale, RGB, and either with alpha.
+Pixel data is returned as (H, W, C) float32 with C = 1 (grey) or 3 (RGB). Alpha is not
+restored: it is set aside in :class:`ImageInfo` and written back unchanged (resized with PIL
+bicubic when the output size differs, as in super-resolution). Palette and CMYK images are
+converted to RGB.
+
+Writes are atomic (a temporary file in the same folder, then a rename), never replace an
+existing file unless ``force=True``, and never replace a file listed in ``protect`` (the inputs)
+at all.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+__all__ = ["ImageInfo", "read_image", "read_mask", "write_image", "check_output_path", "WRITE_FORMATS"]
+
+WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
+
+
+@dataclass
+class ImageInfo:
+    """How an image was stored, so that the output can be stored the same way."""
+
+    path: str
+    bit_depth: int
+    """8 or 16 (float TIFFs report 16 and are written back as 16-bit)."""
+    channels: int
+    """1 or 3, not counting alpha."""
+    alpha: np.ndarray | None = None
+    """(H, W) float32 on [0, 1], or None."""
+
+
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 25:
+        return head[24]
+    return 8
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return data.reshape(height, width, planes)
+
+
+def _from_pil(img: Image.Image) -> np.ndarray:
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+    elif img.mode == "CMYK" or img.mode == "YCbCr":
+        img = img.convert("RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.int64)
+        if arr.max(initial=0) > 65535 or arr.min(initial=0) < 0:
+            raise InputError("unsupported 32-bit integer image")
+        return arr.astype(np.uint16)
+    if img.mode == "F":
+        return np.asarray(img, dtype=np.float32)
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGB")
+    return np.asarray(img)
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+    """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32 on [0, 1]."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image file")
+    try:
+        suffix = path.suffix.lower()
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(str(path))
+        elif suffix == ".png" and _png_bit_depth(path) == 16:
+            arr = _read_png16(path)
+        else:
+            with Image.open(path) as img:
+                img.load()
+                arr = _from_pil(img)
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
+    except Exception as exc:  # decoders raise many kinds of errors on corrupt files
+        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
+    return _normalise(arr, path)
+
+
+def _normalise(arr: np.ndarray, path: Path) -> tuple[np.ndarray, ImageInfo]:
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"{path}: unsupported image layout {arr.shape} (need grey or RGB, optional alpha)")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{path}: image has zero size")
+    if arr.dtype == np.uint8:
+        bit_depth, pixels = 8, arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        bit_depth, pixels = 16, arr.astype(np.float32) / 65535.0
+    elif arr.dtype.kind == "f":
+        pixels = arr.astype(np.float32)
+        if not np.isfinite(pixels).all():
+            raise InputError(f"{path}: image contains non-finite values")
+        if pixels.min() < 0 or pixels.max() > 1:
+            raise InputError(f"{path}: float image values must lie in [0, 1]")
+        bit_depth = 16
+    else:
+        raise InputError(f"{path}: unsupported pixel type {arr.dtype}")
+    alpha = None
+    if pixels.shape[2] in (2, 4):
+        alpha = pixels[..., -1].copy()
+        pixels = pixels[..., :-1]
+    info = ImageInfo(str(path), bit_depth, pixels.shape[2], alpha)
+    return np.ascontiguousarray(pixels), info
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a keep-mask: white (>= 0.5) = observed. Returns (H, W) bool.
+
+    A colour mask is reduced to its mean over channels. ``shape`` (H, W) is checked if given.
+    """
+    pixels, info = read_image(path)
+    mask = pixels.mean(axis=2) >= 0.5
+    if shape is not None and mask.shape != tuple(shape):
+        raise InputError(
+            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image is "
+            f"{shape[1]}x{shape[0]}"
+        )
+    if not mask.any():
+        raise InputError(f"{path}: mask keeps no pixels (white = observed)")
+    return mask
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(
+    path: str | os.PathLike, *, force: bool = False, protect: Iterable[str | os.PathLike] = ()
+) -> Path:
+    """Validate an output path before any work is done: known extension, not an input, and
+    not an existing file unless ``force``."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_FORMATS:
+        raise InputError(f"{path}: unknown output format (use {', '.join(sorted(WRITE_FORMATS))})")
+    for other in protect:
+        other = Path(other)
+        if _same_file(path, other) or path.resolve() == other.resolve():
+            raise InputError(f"{path}: refusing to overwrite an input file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder")
+    if path.exists() and not force:
+        raise InputError(f"{path}: exists (use --force to overwrite)")
+    return path
+
+
+def _quantise(x: np.ndarray, bit_depth: int) -> np.ndarray:
+    top = 255 if bit_depth == 8 else 65535
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return np.round(np.clip(x, 0.0, 1.0) * top).astype(dtype)
+
+
+def _resize_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    img = Image.fromarray(alpha.astype(np.float32))
+    out = img.resize((shape[1], shape[0]), Image.BICUBIC)
+    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+
+
+def write_image(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    *,
+    bit_depth: int = 8,
+    alpha: np.ndarray | None = None,
+    force: bool = False,
+    protect: Iterable[str | os.PathLike] = (),
+) -> Path:
+    """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1]) atomically.
+
+    ``bit_depth`` 8 or 16 (JPEG and BMP are always 8-bit). Parent folders are created.
+    """
+    path = check_output_path(path, force=force, protect=protect)
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if not np.isfinite(image).all():
+        raise InputError(f"{path}: refusing to write an image with non-finite values")
+    if alpha is not None:
+        if alpha.shape != image.shape[:2]:
+            alpha = _resize_alpha(alpha, image.shape[:2])
+        image = np.concatenate([image, alpha[..., None].astype(np.float32)], axis=2)
+    fmt = WRITE_FORMATS[path.suffix.lower()]
+    if fmt in ("jpeg", "bmp"):
+        bit_depth = 8
+    if fmt == "jpeg" and image.shape[2] in (2, 4):
+        image = image[..., :-1]  # JPEG has no alpha channel
+    data = _quantise(image, bit_depth)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if fmt == "tiff":
+            import tifffile
+
+            tifffile.imwrite(tmp, data[..., 0] if data.shape[2] == 1 else data)
+        elif fmt == "png" and bit_depth == 16:
+            import png
+
+            h, w, c = data.shape
+            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c] + ";16"
+            png.from_array(data.reshape(h, w * c), mode).save(tmp)
+        else:
+            arr = data[..., 0] if data.shape[2] == 1 else data
+            Image.fromarray(arr).save(tmp, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

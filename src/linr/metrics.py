@@ -1,0 +1,174 @@
+"""Image quality metrics in two conventions.
+
+``standard`` (the headline numbers): the output clipped to [0, 1]; PSNR on RGB (or on the
+BT.601 Y channel with an optional border crop, as super-resolution tables use); SSIM as Wang et
+al. define it (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, data range 1, mean over
+channels).
+
+``paper``: how the LINR paper's released code measured, reproduced for comparison with its
+tables: PSNR on the UNclipped RGB output, data range 1, no crop; for deblurring, PSNR on the Y
+channel of 8-bit-rounded images; SSIM as scikit-image's old defaults computed it on float images
+(7x7 uniform window, sample covariance, data range 2), which inflates SSIM.
+
+All computations run in float64 with NumPy; images are (H, W) or (H, W, C) on the [0, 1] scale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "CONVENTIONS"]
+
+CONVENTIONS = ("standard", "paper")
+
+
+def _prepare(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.asarray(reference, dtype=np.float64)
+    img = np.asarray(image, dtype=np.float64)
+    if ref.shape != img.shape:
+        raise ValueError(f"images differ in shape: {ref.shape} vs {img.shape}")
+    if ref.ndim == 2:
+        ref, img = ref[..., None], img[..., None]
+    if ref.ndim != 3 or ref.size == 0:
+        raise ValueError(f"expected a non-empty (H, W[, C]) image, got shape {ref.shape}")
+    return ref, img
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB image on the [0, 1] scale: ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``.
+
+    Shape: (H, W, 3) -> (H, W, 1).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"Y channel needs an RGB image, got shape {image.shape}")
+    y = (16.0 + image @ np.array([65.481, 128.553, 24.966])) / 255.0
+    return y[..., None]
+
+
+def _crop(image: np.ndarray, crop: int) -> np.ndarray:
+    if crop < 0:
+        raise ValueError(f"crop must be >= 0, got {crop}")
+    if crop == 0:
+        return image
+    if 2 * crop >= min(image.shape[:2]):
+        raise ValueError(f"crop {crop} leaves nothing of a {image.shape[0]}x{image.shape[1]} image")
+    return image[crop:-crop, crop:-crop]
+
+
+def psnr(
+    reference: np.ndarray,
+    image: np.ndarray,
+    *,
+    data_range: float = 1.0,
+    y_channel: bool = False,
+    crop: int = 0,
+) -> float:
+    """Peak signal-to-noise ratio in dB (``inf`` for identical images). No clipping is applied."""
+    ref, img = _prepare(reference, image)
+    if y_channel:
+        ref, img = rgb_to_y(ref), rgb_to_y(img)
+    ref, img = _crop(ref, crop), _crop(img, crop)
+    mse = float(np.mean((ref - img) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
+def _window(kind: str, size: int, sigma: float) -> np.ndarray:
+    if kind == "uniform":
+        return np.full(size, 1.0 / size)
+    if kind == "gaussian":
+        t = np.arange(size) - (size - 1) / 2.0
+        g = np.exp(-(t**2) / (2.0 * sigma**2))
+        return g / g.sum()
+    raise ValueError(f"unknown SSIM window {kind!r}")
+
+
+def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Separable 'valid' filtering of (H, W) with 1-D window ``w`` on both axes."""
+    x = sliding_window_view(x, len(w), axis=0) @ w
+    return sliding_window_view(x, len(w), axis=1) @ w
+
+
+def ssim(
+    reference: np.ndarray,
+    image: np.ndarray,
+    *,
+    data_range: float = 1.0,
+    window: str = "gaussian",
+    win_size: int = 11,
+    sigma: float = 1.5,
+    sample_covariance: bool = False,
+    y_channel: bool = False,
+    crop: int = 0,
+) -> float:
+    """Structural similarity, mean over channels of the mean SSIM map.
+
+    Statistics are taken over windows lying wholly inside the image, which equals scikit-image's
+    filtered-then-cropped map.
+    """
+    ref, img = _prepare(reference, image)
+    if y_channel:
+        ref, img = rgb_to_y(ref), rgb_to_y(img)
+    ref, img = _crop(ref, crop), _crop(img, crop)
+    if min(ref.shape[:2]) < win_size:
+        raise ValueError(f"SSIM window {win_size} is larger than the image {ref.shape[:2]}")
+    w = _window(window, win_size, sigma)
+    n = win_size**2
+    cov_norm = n / (n - 1) if sample_covariance else 1.0
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    values = []
+    for ch in range(ref.shape[2]):
+        x, y = ref[..., ch], img[..., ch]
+        ux, uy = _filter_valid(x, w), _filter_valid(y, w)
+        vx = cov_norm * (_filter_valid(x * x, w) - ux * ux)
+        vy = cov_norm * (_filter_valid(y * y, w) - uy * uy)
+        vxy = cov_norm * (_filter_valid(x * y, w) - ux * uy)
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+        values.append(s.mean())
+    return float(np.mean(values))
+
+
+def _to_8bit(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0
+
+
+def evaluate(
+    reference: np.ndarray,
+    image: np.ndarray,
+    *,
+    convention: str = "standard",
+    y_channel: bool = False,
+    crop: int = 0,
+    task: str | None = None,
+) -> dict[str, Any]:
+    """PSNR and SSIM of ``image`` against ``reference`` in one convention (see module docstring).
+
+    ``task='deblur'`` selects the paper's Y-channel PSNR in the paper convention. ``y_channel``
+    and ``crop`` apply to the standard convention only (the paper used neither, except as noted).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
+    ref = np.asarray(reference, dtype=np.float64)
+    img = np.asarray(image, dtype=np.float64)
+    if convention == "standard":
+        img = np.clip(img, 0.0, 1.0)
+        return {
+            "convention": "standard",
+            "psnr": psnr(ref, img, y_channel=y_channel, crop=crop),
+            "ssim": ssim(ref, img, y_channel=y_channel, crop=crop),
+            "y_channel": y_channel,
+            "crop": crop,
+        }
+    if task == "deblur" and (ref.ndim == 3 and ref.shape[2] == 3):
+        p = psnr(_to_8bit(ref), _to_8bit(img), y_channel=True)
+        psnr_note = "Y channel, 8-bit rounded"
+    else:
+        p = psnr(ref, img)
+        psnr_note = "RGB, unclipped"
+    s = ssim(ref, img, data_range=2.0, window="uniform", win_size=7, sample_covariance=True)
+    return {"convention": "paper", "psnr": p, "ssim": s, "psnr_on": psnr_note}

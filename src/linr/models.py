@@ -1,0 +1,199 @@
+"""Image models: implicit neural representations mapping coordinates (N, 2) to values (N, C).
+
+A model does not own its grid: :func:`coordinate_grid` builds the paper's grid for any size, so
+super-resolution renders on the high-resolution grid while the operator maps down to the
+observation. Every model is built through :func:`build_model`; adding an architecture is one class
+and one registry line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ModelConfig",
+    "Siren",
+    "MLP",
+    "PositionalEncoding",
+    "MODELS",
+    "build_model",
+    "coordinate_grid",
+]
+
+
+def coordinate_grid(
+    height: int, width: int, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The paper's sampling grid for an image of ``height`` x ``width`` pixels.
+
+    A square ``linspace(-1, 1, max(H, W))`` grid, centre-cropped on the shorter axis, so pixel
+    spacing is equal on both axes (a 768x512 image spans rows within about +-0.667).
+
+    Returns:
+        Tensor of shape (H * W, 2), float32, (row, col) order, row-major flattening.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"grid size must be positive, got {height}x{width}")
+    side = max(height, width)
+    axis = torch.linspace(-1.0, 1.0, side, device=device)
+    r0 = (side - height) // 2
+    c0 = (side - width) // 2
+    rows = axis[r0 : r0 + height]
+    cols = axis[c0 : c0 + width]
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
+    return grid.reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the image model (defaults: the paper's SIREN)."""
+
+    name: str = "siren"
+    """Registry name: siren, relu, relu_pe, tanh, sigmoid, selu."""
+    width: int = 256
+    """Hidden features per layer."""
+    depth: int = 7
+    """Number of hidden (activated) layers; the paper's released code builds 1 + 6 = 7."""
+    omega_0: float = 30.0
+    """SIREN frequency for the first and hidden sine layers (ignored by other activations)."""
+    pe_frequencies: int = 10
+    """Octaves of the NeRF positional encoding (relu_pe only)."""
+
+
+class SineLayer(nn.Module):
+    """``sin(omega_0 * (W x + b))`` with the SIREN initialisation of Sitzmann et al."""
+
+    def __init__(self, in_features: int, out_features: int, *, omega_0: float, first: bool):
+        super().__init__()
+        self.omega_0 = omega_0
+        self.linear = nn.Linear(in_features, out_features)
+        bound = 1.0 / in_features if first else math.sqrt(6.0 / in_features) / omega_0
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound)
+        # Biases keep PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in the paper's code.
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega_0 * self.linear(x))
+
+
+class Siren(nn.Module):
+    """The paper's SIREN: ``depth`` sine layers of ``width`` features, then a linear head.
+
+    Shape:
+        - Input: (N, 2) coordinates in [-1, 1].
+        - Output: (N, out_channels), values on the [-1, 1] scale the fit uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        out_channels: int = 3,
+        width: int = 256,
+        depth: int = 7,
+        omega_0: float = 30.0,
+        in_features: int = 2,
+    ):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError("SIREN needs depth >= 1 and width >= 1")
+        layers = [SineLayer(in_features, width, omega_0=omega_0, first=True)]
+        layers += [
+            SineLayer(width, width, omega_0=omega_0, first=False) for _ in range(depth - 1)
+        ]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, out_channels)
+        bound = math.sqrt(6.0 / width) / omega_0
+        with torch.no_grad():
+            self.head.weight.uniform_(-bound, bound)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(coords))
+
+
+class PositionalEncoding(nn.Module):
+    """NeRF encoding ``[x, sin(2^k pi x), cos(2^k pi x)]`` for k < ``frequencies``."""
+
+    def __init__(self, frequencies: int = 10, in_features: int = 2):
+        super().__init__()
+        self.register_buffer(
+            "scales", (2.0 ** torch.arange(frequencies, dtype=torch.float32)) * math.pi
+        )
+        self.out_features = in_features * (1 + 2 * frequencies)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scaled = x[..., None] * self.scales  # (N, in, F)
+        enc = torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=-1).flatten(-2)
+        return torch.cat([x, enc], dim=-1)
+
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu_pe": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "selu": nn.SELU,
+}
+
+
+class MLP(nn.Module):
+    """A plain coordinate MLP with a pointwise activation: the paper's ablation (Table 11).
+
+    Linear layers keep PyTorch's default initialisation; ``relu_pe`` prepends a positional
+    encoding of the coordinates.
+    """
+
+    def __init__(
+        self,
+        activation: str,
+        *,
+        out_channels: int = 3,
+        width: int = 256,
+        depth: int = 7,
+        pe_frequencies: int = 10,
+        in_features: int = 2,
+    ):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}")
+        layers: list[nn.Module] = []
+        features = in_features
+        if activation == "relu_pe":
+            encoding = PositionalEncoding(pe_frequencies, in_features)
+            layers.append(encoding)
+            features = encoding.out_features
+        act = _ACTIVATIONS[activation]
+        for _ in range(depth):
+            layers += [nn.Linear(features, width), act()]
+            features = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, out_channels)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(coords))
+
+
+MODELS = ("siren", *_ACTIVATIONS)
+
+
+def build_model(config: ModelConfig, *, out_channels: int) -> nn.Module:
+    """Instantiate the model named by ``config`` (uses the global torch RNG: seed it first)."""
+    if config.name == "siren":
+        return Siren(
+            out_channels=out_channels,
+            width=config.width,
+            depth=config.depth,
+            omega_0=config.omega_0,
+        )
+    if config.name in _ACTIVATIONS:
+        return MLP(
+            config.name,
+            out_channels=out_channels,
+            width=config.width,
+            depth=config.depth,
+            pe_frequencies=config.pe_frequencies,
+        )
+    raise ValueError(f"unknown model {config.name!r}; choose from {', '.join(MODELS)}")

@@ -1,0 +1,352 @@
+"""Forward operators: differentiable maps from a clean image to one observation's space.
+
+Every operator works on batched images ``(B, C, H, W)`` and shares one small interface:
+
+- ``op(x)``: the degradation ``A x``;
+- ``op.output_shape((H, W))`` / ``op.input_shape((h, w))``: map sizes between the clean and the
+  observed domain (``input_shape`` tells the fit which grid to render for an observation);
+- ``op.adjoint(y)``: ``A^T y`` (all operators here are linear);
+- ``op.describe()``: a JSON-able description for reports.
+
+Operators are deterministic: noise belongs to simulation (:mod:`linr.simulate`), not here. Their
+tensors (kernel, mask) follow the input's device and dtype at call time, so there is no stored
+device to go stale.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "Operator",
+    "Identity",
+    "Downsample",
+    "Mask",
+    "Blur",
+    "Compose",
+    "DOWNSAMPLE_KERNELS",
+    "downsample_taps",
+    "gaussian_kernel",
+]
+
+Shape = tuple[int, int]
+
+
+class Operator(ABC):
+    """A linear degradation ``A`` acting on (B, C, H, W) tensors."""
+
+    name: str = "operator"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``A``. Shape: (B, C, H, W) -> (B, C, h, w)."""
+
+    @abstractmethod
+    def output_shape(self, shape: Shape) -> Shape:
+        """Observed size (h, w) for a clean image of size (H, W); ValueError if impossible."""
+
+    @abstractmethod
+    def input_shape(self, shape: Shape) -> Shape:
+        """Clean size (H, W) that produces an observation of size (h, w); ValueError if none."""
+
+    def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
+        """``A^T y`` through autograd (exact for linear operators). Shape: (B, C, h, w) -> (B, C, H, W)."""
+        shape = input_shape or self.input_shape(tuple(y.shape[-2:]))
+        x = torch.zeros(*y.shape[:-2], *shape, dtype=y.dtype, device=y.device, requires_grad=True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(self.forward(x), x, grad_outputs=y)
+        return grad
+
+    def project(self, y: torch.Tensor) -> torch.Tensor:
+        """Zero the entries of an observation that ``A`` cannot produce (unobserved pixels)."""
+        return y
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class Identity(Operator):
+    """``A = I``: denoising."""
+
+    name = "identity"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return tuple(shape)
+
+    def input_shape(self, shape: Shape) -> Shape:
+        return tuple(shape)
+
+    def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
+        return y
+
+
+# --- downsampling ------------------------------------------------------------------------------
+
+
+def _lanczos2(t: np.ndarray) -> np.ndarray:
+    return np.sinc(t) * np.sinc(t / 2.0) * (np.abs(t) < 2.0)
+
+
+def _cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
+    t = np.abs(t)
+    inner = (a + 2) * t**3 - (a + 3) * t**2 + 1
+    outer = a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return np.where(t <= 1, inner, np.where(t < 2, outer, 0.0))
+
+
+# name -> (kernel function or None for box, support in low-res pixels)
+DOWNSAMPLE_KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray] | None, int]] = {
+    "lanczos2": (_lanczos2, 2),
+    "bicubic": (_cubic, 2),
+    "box": (None, 0),
+}
+
+
+def downsample_taps(factor: int, kernel: str = "lanczos2") -> np.ndarray:
+    """1-D anti-aliasing taps (float64, sum 1) of Deep Image Prior's downsampler.
+
+    ``lanczos2`` and ``bicubic`` have ``4 * factor`` taps sampled at phase 0.5 (between pixels),
+    i.e. at ``(i - (n - 1) / 2) / factor``; ``box`` averages ``factor`` pixels.
+    """
+    if kernel not in DOWNSAMPLE_KERNELS:
+        raise ValueError(f"unknown downsampling kernel {kernel!r}; choose from {sorted(DOWNSAMPLE_KERNELS)}")
+    fn, support = DOWNSAMPLE_KERNELS[kernel]
+    if fn is None:
+        return np.full(factor, 1.0 / factor)
+    n = 2 * support * factor
+    t = (np.arange(n) - (n - 1) / 2.0) / factor
+    taps = fn(t)
+    return taps / taps.sum()
+
+
+class Downsample(Operator):
+    """Anti-aliased downsampling by an integer ``factor`` (super-resolution).
+
+    Separable taps from :func:`downsample_taps`, replication padding ``(n - factor) / 2``,
+    stride ``factor``: DIP's ``lanczos2`` downsampler by default (16 taps, padding 6 at x4).
+    Clean images must have sides divisible by ``factor``.
+    """
+
+    name = "downsample"
+
+    def __init__(self, factor: int, kernel: str = "lanczos2"):
+        if int(factor) != factor or factor < 1:
+            raise ValueError(f"downsampling factor must be a positive integer, got {factor}")
+        self.factor = int(factor)
+        self.kernel = kernel
+        self.taps = torch.from_numpy(downsample_taps(self.factor, kernel))
+        self.pad = (len(self.taps) - self.factor) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        self.output_shape((h, w))
+        taps = self.taps.to(device=x.device, dtype=x.dtype)
+        n = len(taps)
+        y = x.reshape(b * c, 1, h, w)
+        if self.pad:
+            y = F.pad(y, (self.pad,) * 4, mode="replicate")
+        y = F.conv2d(y, taps.view(1, 1, n, 1), stride=(self.factor, 1))
+        y = F.conv2d(y, taps.view(1, 1, 1, n), stride=(1, self.factor))
+        return y.reshape(b, c, h // self.factor, w // self.factor)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        h, w = shape
+        if h % self.factor or w % self.factor:
+            raise ValueError(
+                f"image size {h}x{w} is not divisible by the downsampling factor {self.factor}"
+            )
+        return h // self.factor, w // self.factor
+
+    def input_shape(self, shape: Shape) -> Shape:
+        return shape[0] * self.factor, shape[1] * self.factor
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "factor": self.factor, "kernel": self.kernel}
+
+
+# --- masking -----------------------------------------------------------------------------------
+
+
+class Mask(Operator):
+    """Keep-mask ``M`` (1 = observed): inpainting. ``A x = M * x``.
+
+    The mask has shape (H, W) (shared by all channels) or (C, H, W).
+    """
+
+    name = "mask"
+
+    def __init__(self, mask: torch.Tensor | np.ndarray):
+        mask = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask)
+        if mask.ndim not in (2, 3):
+            raise ValueError(f"mask must be (H, W) or (C, H, W), got shape {tuple(mask.shape)}")
+        self.mask = (mask > 0.5).to(torch.float32)
+
+    @property
+    def shape(self) -> Shape:
+        return tuple(self.mask.shape[-2:])
+
+    @property
+    def kept_fraction(self) -> float:
+        return float(self.mask.mean())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.shape:
+            raise ValueError(f"image size {tuple(x.shape[-2:])} does not match mask size {self.shape}")
+        return x * self.mask.to(device=x.device, dtype=x.dtype)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if tuple(shape) != self.shape:
+            raise ValueError(f"image size {shape[0]}x{shape[1]} does not match mask size "
+                             f"{self.shape[0]}x{self.shape[1]}")
+        return tuple(shape)
+
+    input_shape = output_shape
+
+    def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
+        return self.forward(y)
+
+    project = adjoint
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kept_fraction": round(self.kept_fraction, 6)}
+
+
+# --- blurring ----------------------------------------------------------------------------------
+
+
+def gaussian_kernel(width: int, sigma: float) -> np.ndarray:
+    """A ``width`` x ``width`` Gaussian (float64, sum 1), centred between or on pixels like
+    MATLAB's ``fspecial('gaussian')``."""
+    if int(width) != width or width < 1:
+        raise ValueError(f"Gaussian kernel width must be a positive integer, got {width}")
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"Gaussian kernel sigma must be positive, got {sigma}")
+    t = np.arange(int(width)) - (width - 1) / 2.0
+    g = np.exp(-(t**2) / (2.0 * sigma**2))
+    k = np.outer(g, g)
+    return k / k.sum()
+
+
+class Blur(Operator):
+    """Convolution with a 2-D ``kernel`` (true convolution, kernel centre at ``(kh // 2, kw // 2)``).
+
+    ``boundary='circular'`` convolves periodically through the FFT (the paper's deblurring);
+    ``'reflect'`` mirrors the image at its borders. The kernel is normalised to sum 1 unless
+    ``normalize=False``.
+    """
+
+    name = "blur"
+    BOUNDARIES = ("circular", "reflect")
+
+    def __init__(
+        self, kernel: np.ndarray | torch.Tensor, *, boundary: str = "circular", normalize: bool = True
+    ):
+        k = np.asarray(kernel.detach().cpu() if torch.is_tensor(kernel) else kernel, dtype=np.float64)
+        if k.ndim != 2 or k.size == 0:
+            raise ValueError(f"blur kernel must be a non-empty 2-D array, got shape {k.shape}")
+        if not np.isfinite(k).all():
+            raise ValueError("blur kernel contains non-finite values")
+        if boundary not in self.BOUNDARIES:
+            raise ValueError(f"unknown blur boundary {boundary!r}; choose from {self.BOUNDARIES}")
+        if normalize:
+            total = k.sum()
+            if not total > 1e-12:
+                raise ValueError(f"blur kernel must have a positive sum to be normalised, got {total:g}")
+            k = k / total
+        self.kernel = torch.from_numpy(k)
+        self.boundary = boundary
+        self._otf_cache: dict[tuple, torch.Tensor] = {}
+
+    def _check(self, shape: Shape) -> None:
+        kh, kw = self.kernel.shape
+        h, w = shape
+        if self.boundary == "circular" and (kh > h or kw > w):
+            raise ValueError(f"blur kernel {kh}x{kw} is larger than the image {h}x{w}")
+        if self.boundary == "reflect" and (kh // 2 >= h or kw // 2 >= w):
+            raise ValueError(f"blur kernel {kh}x{kw} is too large to reflect-pad an image {h}x{w}")
+
+    def _otf(self, shape: Shape, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (tuple(shape), str(device), dtype)
+        if key not in self._otf_cache:
+            kh, kw = self.kernel.shape
+            psf = torch.zeros(shape, dtype=torch.float64)
+            psf[:kh, :kw] = self.kernel
+            psf = torch.roll(psf, shifts=(-(kh // 2), -(kw // 2)), dims=(0, 1))
+            self._otf_cache[key] = torch.fft.rfft2(psf.to(dtype)).to(device)
+        return self._otf_cache[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        self._check((h, w))
+        if self.boundary == "circular":
+            otf = self._otf((h, w), x.device, x.dtype)
+            return torch.fft.irfft2(torch.fft.rfft2(x) * otf, s=(h, w))
+        kh, kw = self.kernel.shape
+        b, c = x.shape[:2]
+        weight = torch.flip(self.kernel, dims=(0, 1)).to(device=x.device, dtype=x.dtype)
+        top, left = kh // 2, kw // 2
+        y = F.pad(x.reshape(b * c, 1, h, w), (left, kw - 1 - left, top, kh - 1 - top), mode="reflect")
+        return F.conv2d(y, weight[None, None]).reshape(b, c, h, w)
+
+    def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
+        if self.boundary == "circular":
+            h, w = y.shape[-2:]
+            otf = self._otf((h, w), y.device, y.dtype)
+            return torch.fft.irfft2(torch.fft.rfft2(y) * otf.conj(), s=(h, w))
+        return super().adjoint(y, input_shape)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check(shape)
+        return tuple(shape)
+
+    input_shape = output_shape
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kernel_shape": list(self.kernel.shape), "boundary": self.boundary}
+
+
+# --- composition -------------------------------------------------------------------------------
+
+
+class Compose(Operator):
+    """Apply ``operators`` in order, e.g. ``Compose([Blur(k), Downsample(4)])``: blur then downsample."""
+
+    name = "compose"
+
+    def __init__(self, operators: Sequence[Operator]):
+        if not operators:
+            raise ValueError("Compose needs at least one operator")
+        self.operators = list(operators)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.operators:
+            x = op(x)
+        return x
+
+    def output_shape(self, shape: Shape) -> Shape:
+        for op in self.operators:
+            shape = op.output_shape(shape)
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
+        for op in reversed(self.operators):
+            shape = op.input_shape(shape)
+        return shape
+
+    def project(self, y: torch.Tensor) -> torch.Tensor:
+        return self.operators[-1].project(y)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "operators": [op.describe() for op in self.operators]}

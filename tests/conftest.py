@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def load(rel: str) -> np.ndarray:
+    from linr.images import read_image
+
+    path = DATA / rel
+    if not path.exists():
+        pytest.skip(f"test data {path} not found")
+    return read_image(path)[0]
+
+
+def crop(image: np.ndarray, size: int, top: int | None = None, left: int | None = None) -> np.ndarray:
+    h, w = image.shape[:2]
+    top = (h - size) // 2 if top is None else top
+    left = (w - size) // 2 if left is None else left
+    return np.ascontiguousarray(image[top : top + size, left : left + size])
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,146 @@
+"""The CLI in-process: every task, joint, degrade/metrics, and every bad input as a one-line error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from linr.cli import main
+from linr.images import read_image, write_image
+
+from .conftest import crop, load
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    clean = crop(load("set5/butterfly.png"), 32, top=100, left=100)
+    write_image(d / "clean.png", clean)
+    assert main(["degrade", str(d / "clean.png"), "-o", str(d / "noisy.png"), "--noise", "25"]) == 0
+    assert main(["degrade", str(d / "clean.png"), "-o", str(d / "low.png"), "--downscale", "4"]) == 0
+    assert main(["degrade", str(d / "clean.png"), "-o", str(d / "holes.png"), "--keep", "0.3"]) == 0
+    assert main(["degrade", str(d / "clean.png"), "-o", str(d / "blur.png"), "--blur", "gaussian:9:1.6"]) == 0
+    return d
+
+
+def run_err(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
+    assert "Traceback" not in err
+    return err
+
+
+def test_degrade_outputs(files):
+    assert read_image(files / "low.png")[0].shape == (8, 8, 3)
+    mask = np.asarray(Image.open(files / "holes_mask.png"))
+    assert set(np.unique(mask)) <= {0, 255} and 0.15 < (mask > 0).mean() < 0.45
+
+
+@pytest.mark.parametrize("task", ["noisy", "lowres", "masked", "blurred", "joint"])
+def test_restore_each_task(files, tmp_path, capsys, task):
+    args = {
+        "noisy": ["--noisy", str(files / "noisy.png")],
+        "lowres": ["--lowres", str(files / "low.png"), "--factor", "4"],
+        "masked": ["--masked", str(files / "holes.png"), "--mask", str(files / "holes_mask.png")],
+        "blurred": ["--blurred", str(files / "blur.png"), "--kernel", "gaussian:9:1.6"],
+        "joint": ["--noisy", str(files / "noisy.png"), "--lowres", str(files / "low.png")],
+    }[task]
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    code = main(["restore", *args, "-o", str(out), "--steps", "12", "--device", "cpu", "--quiet",
+                 "--reference", str(files / "clean.png"), "--report", str(report)])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "wrote" in stdout and "PSNR" in stdout
+    assert read_image(out)[0].shape == (32, 32, 3)
+    rep = json.loads(report.read_text())
+    assert rep["steps_run"] == 12 and len(rep["history"]["loss"]) == 12 and len(rep["history"]["psnr"]) == 12
+    assert rep["settings"]["preset"] == "paper" and rep["settings"]["lr"] == 1e-4
+    assert set(rep["metrics"]) == {"standard", "paper"}
+    assert rep["timings"]["fit_s"] > 0
+    if task == "joint":
+        assert [o["weight"] for o in rep["settings"]["observations"]] == [0.1, 1.0]
+
+
+def test_restore_keeps_16bit_and_grey(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "g16.png", rng.random((16, 16)), bit_depth=16)
+    assert main(["restore", "--noisy", str(tmp_path / "g16.png"), "-o", str(tmp_path / "o.png"),
+                 "--steps", "2", "--quiet", "--device", "cpu"]) == 0
+    img, info = read_image(tmp_path / "o.png")
+    assert info.bit_depth == 16 and img.shape == (16, 16, 1)
+
+
+def test_metrics_command(files, capsys):
+    assert main(["metrics", str(files / "clean.png"), str(files / "noisy.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["convention"] == "standard" and 15 < out["psnr"] < 30 and 0 < out["ssim"] < 1
+    assert main(["metrics", str(files / "clean.png"), str(files / "noisy.png"), "--convention", "paper"]) == 0
+    assert json.loads(capsys.readouterr().out)["convention"] == "paper"
+
+
+def test_bad_inputs(files, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    noisy = str(files / "noisy.png")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    write_image(tmp_path / "small_mask.png", np.ones((5, 5)))
+    write_image(tmp_path / "zero.tif", np.zeros((8, 8)))
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 4), np.uint8))
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((4, 4), np.inf, np.float32))
+    cases = {
+        "no such file": ["restore", "--noisy", str(tmp_path / "missing.png"), "-o", str(out)],
+        "not a readable image": ["restore", "--noisy", str(tmp_path / "corrupt.png"), "-o", str(out)],
+        "mask is 5x5": ["restore", "--masked", noisy, "--mask", str(tmp_path / "small_mask.png"), "-o", str(out)],
+        "disagree": ["restore", "--noisy", noisy, "--lowres", noisy, "--factor", "4", "-o", str(out)],
+        "bad kernel spec": ["restore", "--blurred", noisy, "--kernel", "gaussian:x:1", "-o", str(out)],
+        "sigma > 0": ["restore", "--blurred", noisy, "--kernel", "gaussian:5:0", "-o", str(out)],
+        "larger than the image": ["restore", "--blurred", noisy, "--kernel", "gaussian:99:2", "-o", str(out)],
+        "zero size": ["restore", "--noisy", str(tmp_path / "empty.tif"), "-o", str(out)],
+        "non-finite": ["restore", "--noisy", str(tmp_path / "nan.tif"), "-o", str(out)],
+        "--factor needs --lowres": ["restore", "--noisy", noisy, "--factor", "2", "-o", str(out)],
+        "--masked needs --mask": ["restore", "--masked", noisy, "-o", str(out)],
+        "at least one": ["restore", "-o", str(out)],
+        "positive integer": ["restore", "--noisy", noisy, "--steps", "0", "-o", str(out)],
+        "unknown preset": ["restore", "--noisy", noisy, "--preset", "fastest", "-o", str(out)],
+        "unknown model": ["restore", "--noisy", noisy, "--model", "gelu", "-o", str(out)],
+        "refusing to overwrite an input": ["restore", "--noisy", noisy, "-o", noisy, "--force"],
+        "unknown output format": ["restore", "--noisy", noisy, "-o", str(tmp_path / "o.xyz")],
+        "not divisible": ["degrade", str(files / "clean.png"), "-o", str(out), "--downscale", "3"],
+        "fraction": ["degrade", str(files / "clean.png"), "-o", str(out), "--keep", "2"],
+        "sizes differ": ["metrics", str(files / "clean.png"), str(files / "low.png")],
+        "invalid choice": ["metrics", str(files / "clean.png"), noisy, "--convention", "odd"],
+        "no CUDA": ["restore", "--noisy", noisy, "-o", str(out), "--device", "cuda", "--steps", "1"],
+    }
+    for expected, argv in cases.items():
+        err = run_err(capsys, argv)
+        assert expected in err, (expected, err)
+        assert not out.exists(), expected
+    assert read_image(files / "noisy.png")[0].shape == (32, 32, 3)  # input intact
+
+
+def test_existing_output_needs_force(files, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"precious")
+    err = run_err(capsys, ["restore", "--noisy", str(files / "noisy.png"), "-o", str(out), "--steps", "1"])
+    assert "--force" in err and out.read_bytes() == b"precious"
+
+
+def test_divergence_is_an_error_and_writes_nothing(files, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    err = run_err(capsys, ["restore", "--noisy", str(files / "noisy.png"), "-o", str(out), "--steps", "30",
+                           "--lr", "1e30", "--quiet", "--device", "cpu"])
+    assert "diverged" in err and not out.exists()
+
+
+def test_python_module_entry_point():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "linr", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("linr ")

@@ -1,0 +1,105 @@
+"""Image I/O: formats, bit depths, channels, alpha, and safe writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from linr.errors import InputError
+from linr.images import read_image, read_mask, write_image
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16bit_roundtrip(tmp_path, rng, ext, channels):
+    img = rng.random((9, 11, channels)).astype(np.float32)
+    path = write_image(tmp_path / f"a{ext}", img, bit_depth=16)
+    back, info = read_image(path)
+    assert info.bit_depth == 16 and info.channels == channels and back.shape == (9, 11, channels)
+    assert np.abs(back - img).max() <= 0.5 / 65535 + 1e-7
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tif", ".jpg"])
+def test_8bit_roundtrip(tmp_path, rng, ext):
+    img = rng.random((16, 12, 3)).astype(np.float32)
+    if ext == ".jpg":  # lossy: use a smooth image and a mean tolerance
+        img = np.broadcast_to(np.linspace(0.2, 0.8, 12, dtype=np.float32)[None, :, None], img.shape)
+    back, info = read_image(write_image(tmp_path / f"a{ext}", img))
+    assert info.bit_depth == 8 and back.shape == img.shape
+    if ext == ".jpg":
+        assert np.abs(back - img).mean() < 0.02
+    else:
+        assert np.abs(back - img).max() <= 0.5 / 255 + 1e-7
+
+
+def test_alpha_is_set_aside_and_written_back(tmp_path, rng):
+    rgba = (rng.random((8, 8, 4)) * 255).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    pixels, info = read_image(tmp_path / "in.png")
+    assert pixels.shape == (8, 8, 3) and info.alpha is not None
+    out = write_image(tmp_path / "out.png", pixels, alpha=info.alpha)
+    assert np.array_equal(np.asarray(Image.open(out)), rgba)
+    big = write_image(tmp_path / "big.png", np.zeros((16, 16, 3)), alpha=info.alpha)  # SR: resized
+    assert Image.open(big).mode == "RGBA" and Image.open(big).size == (16, 16)
+
+
+def test_grey_and_palette(tmp_path, rng):
+    Image.fromarray((rng.random((5, 6)) * 255).astype(np.uint8), "L").save(tmp_path / "g.png")
+    assert read_image(tmp_path / "g.png")[0].shape == (5, 6, 1)
+    Image.fromarray((rng.random((5, 6, 3)) * 255).astype(np.uint8)).convert("P").save(tmp_path / "p.png")
+    assert read_image(tmp_path / "p.png")[0].shape == (5, 6, 3)
+
+
+def test_unreadable_and_missing(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    with pytest.raises(InputError, match="not a readable image"):
+        read_image(tmp_path / "bad.png")
+    (tmp_path / "txt.jpg").write_text("hello")
+    with pytest.raises(InputError, match="not a readable image"):
+        read_image(tmp_path / "txt.jpg")
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
+
+
+def test_non_finite_float_tiff(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((4, 4), np.nan, dtype=np.float32))
+    with pytest.raises(InputError, match="non-finite"):
+        read_image(tmp_path / "nan.tif")
+
+
+def test_writes_never_clobber(tmp_path, rng):
+    img = rng.random((4, 4, 3))
+    target = write_image(tmp_path / "x.png", img)
+    before = target.read_bytes()
+    with pytest.raises(InputError, match="exists"):
+        write_image(target, 1 - img)
+    assert target.read_bytes() == before
+    with pytest.raises(InputError, match="input"):
+        write_image(target, 1 - img, force=True, protect=[target])
+    assert target.read_bytes() == before
+    write_image(target, 1 - img, force=True)
+    assert target.read_bytes() != before
+    with pytest.raises(InputError, match="non-finite"):
+        write_image(tmp_path / "nan.png", np.full((2, 2), np.nan))
+    assert not (tmp_path / "nan.png").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp litter
+    with pytest.raises(InputError, match="unknown output format"):
+        write_image(tmp_path / "x.gifx", img)
+
+
+def test_mask_reading(tmp_path):
+    m = np.zeros((6, 7), np.uint8)
+    m[2:4] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    mask = read_mask(tmp_path / "m.png", (6, 7))
+    assert mask.dtype == bool and mask.sum() == 14
+    with pytest.raises(InputError, match="mask is 7x6"):
+        read_mask(tmp_path / "m.png", (6, 8))
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "empty.png")
+    with pytest.raises(InputError, match="keeps no pixels"):
+        read_mask(tmp_path / "empty.png")

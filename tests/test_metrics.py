@@ -1,0 +1,71 @@
+"""Our metrics against scikit-image (the independent reference)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from linr.metrics import evaluate, psnr, rgb_to_y, ssim
+
+
+@pytest.fixture
+def pair(rng):
+    ref = rng.random((40, 48, 3))
+    img = np.clip(ref + rng.normal(0, 0.08, ref.shape), -0.1, 1.1)
+    return ref, img
+
+
+def test_psnr_matches_skimage(pair):
+    ref, img = pair
+    assert math.isclose(psnr(ref, img), peak_signal_noise_ratio(ref, img, data_range=1.0), rel_tol=1e-12)
+    assert psnr(ref, ref) == math.inf
+
+
+def test_ssim_standard_matches_skimage(pair):
+    ref, img = pair
+    img = np.clip(img, 0, 1)
+    sk = structural_similarity(ref, img, channel_axis=-1, data_range=1.0, gaussian_weights=True,
+                               sigma=1.5, use_sample_covariance=False)
+    assert math.isclose(ssim(ref, img), sk, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_ssim_paper_matches_old_skimage_defaults(pair):
+    ref, img = pair
+    sk = structural_similarity(ref, img, channel_axis=-1, data_range=2.0)  # 7x7 uniform, sample cov
+    ours = evaluate(ref, img, convention="paper")["ssim"]
+    assert math.isclose(ours, sk, rel_tol=1e-9)
+    assert ours > ssim(ref, np.clip(img, 0, 1))  # the paper's convention inflates SSIM
+
+
+def test_y_channel_and_crop(pair):
+    ref, img = pair
+    img = np.clip(img, 0, 1)
+    y = rgb_to_y(ref)
+    assert y.shape == (40, 48, 1)
+    assert np.allclose(rgb_to_y(np.ones((1, 1, 3))), 235 / 255) and np.allclose(rgb_to_y(np.zeros((1, 1, 3))), 16 / 255)
+    expected = peak_signal_noise_ratio(rgb_to_y(ref)[4:-4, 4:-4], rgb_to_y(img)[4:-4, 4:-4], data_range=1.0)
+    assert math.isclose(psnr(ref, img, y_channel=True, crop=4), expected, rel_tol=1e-12)
+    with pytest.raises(ValueError):
+        psnr(ref, img, crop=30)
+
+
+def test_conventions_differ_as_documented(pair):
+    ref, img = pair  # img has values outside [0, 1]
+    std = evaluate(ref, img)
+    paper = evaluate(ref, img, convention="paper")
+    assert std["psnr"] > paper["psnr"]  # clipping helps; the paper measured unclipped
+    assert math.isclose(paper["psnr"], psnr(ref, img))
+    deblur = evaluate(ref, img, convention="paper", task="deblur")
+    r8 = np.round(np.clip(ref, 0, 1) * 255) / 255
+    i8 = np.round(np.clip(img, 0, 1) * 255) / 255
+    assert math.isclose(deblur["psnr"], psnr(r8, i8, y_channel=True))
+    with pytest.raises(ValueError):
+        evaluate(ref, img, convention="nope")
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="differ"):
+        psnr(np.zeros((4, 4)), np.zeros((4, 5)))

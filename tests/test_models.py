@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from linr.models import MODELS, ModelConfig, Siren, build_model, coordinate_grid
+
+
+def test_paper_siren_structure_and_size():
+    model = build_model(ModelConfig(), out_channels=3)
+    assert isinstance(model, Siren)
+    assert sum(p.numel() for p in model.parameters()) == 396_291  # 1 + 6 sine layers of 256
+    assert len(model.body) == 7
+    assert all(layer.omega_0 == 30.0 for layer in model.body)
+
+
+def test_siren_init_bounds():
+    torch.manual_seed(0)
+    model = Siren(width=256, depth=7, omega_0=30.0)
+    first = model.body[0].linear.weight
+    assert first.abs().max() <= 1 / 2 and first.abs().max() > 0.45  # U(-1/fan_in, 1/fan_in), fan_in 2
+    bound = math.sqrt(6 / 256) / 30
+    for layer in list(model.body)[1:]:
+        w = layer.linear.weight
+        assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+        assert abs(w.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+    assert model.head.weight.abs().max() <= bound
+    # biases keep PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert model.body[1].linear.bias.abs().max() <= 1 / 16
+    assert model.body[0].linear.bias.abs().max() > 1 / 2  # fan_in 2: bound 0.707
+
+
+def test_grid_convention():
+    g = coordinate_grid(512, 768)  # a 768x512 (WxH) Kodak image
+    assert g.shape == (512 * 768, 2)
+    rows, cols = g[:, 0], g[:, 1]
+    assert cols.min() == -1 and cols.max() == 1
+    assert abs(rows.max().item() - 0.667) < 0.002 and abs(rows.min().item() + 0.667) < 0.002
+    # equal spacing on both axes, row-major order (col varies fastest)
+    assert torch.allclose(g[1, 1] - g[0, 1], torch.tensor(2 / 767), atol=1e-6)
+    assert torch.allclose(g[768, 0] - g[0, 0], torch.tensor(2 / 767), atol=1e-6)
+    assert g[1, 0] == g[0, 0]
+    sq = coordinate_grid(4, 4)
+    assert torch.allclose(sq[0], torch.tensor([-1.0, -1.0])) and torch.allclose(sq[-1], torch.tensor([1.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_maps_coordinates_to_values(name):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, width=32, depth=3), out_channels=1)
+    out = model(coordinate_grid(5, 7))
+    assert out.shape == (35, 1) and torch.isfinite(out).all()
+    out.sum().backward()
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model(ModelConfig(name="nope"), out_channels=3)
