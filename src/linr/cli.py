@@ -7,6 +7,8 @@ file written. Set ``LINR_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -404,13 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
     _build_degrade(sub)
     _build_metrics(sub)
     _build_demo(sub)
-    for extend in _EXTENSIONS:
-        extend(sub)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
     return parser
 
 
-_EXTENSIONS: list[Any] = []
-"""Functions ``f(subparsers)`` that add further commands (bench, batch) without editing this file's core."""
+COMMAND_MODULES = ("linr.bench", "linr.batch")
+"""Modules that add further commands: each has ``register(subparsers)``, imports nothing heavy at
+module level, and sets ``func`` on its parser like the commands above."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

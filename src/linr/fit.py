@@ -179,6 +179,9 @@ def fit(
     if not observations:
         raise InputError("at least one observation is needed")
     observations = list(observations)
+    if stop is not None:
+        stop.reset()
+        observations = stop.prepare(observations)
     channels = {obs.channels for obs in observations}
     if len(channels) > 1:
         raise InputError(f"observations have different channel counts: {sorted(channels)}")
@@ -211,8 +214,6 @@ def fit(
     show = sys.stderr.isatty() if config.progress is None else config.progress
     losses = torch.empty(config.steps, device=device)
     psnrs = torch.empty(config.steps, device=device) if ref_t is not None else None
-    if stop is not None:
-        stop.reset()
     stop_reason = "fixed steps"
     stop_step = config.steps
     steps_run = 0

@@ -23,6 +23,11 @@ class StopRule:
     def reset(self) -> None:
         """Forget everything seen; called at the start of each fit."""
 
+    def prepare(self, observations: list[Any]) -> list[Any]:
+        """Called once before the fit (after :meth:`reset`) with the observations; may return
+        modified ones (e.g. with pixels held out of the data term). Default: unchanged."""
+        return observations
+
     def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
         """See the output (1, C, H, W, [-1, 1] scale, detached) and loss of ``step`` (0-based).
 
