@@ -1,0 +1,474 @@
+"""Run the paper's tables: corrupt (seeded), restore with every method, measure, write rows.
+
+Every fit is a *job* identified by everything that determines its result (image and crop,
+corruption and seeds, method, model, steps, profile settings). A job runs once per bench run and
+is shared by every table that needs it (the joint-vs-single tables reuse the single-task and
+joint fits); finished jobs are appended to ``jobs.jsonl`` at once, so an interrupted run resumes
+where it stopped. Rows (one per table, image and method) go to ``results.jsonl`` as they are made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError
+from .spec import BLUR, Corruption, Method, Profile, Table
+
+__all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs", "default_data_dir"]
+
+ROW_FIELDS = (
+    "table", "table_number", "image", "method", "method_kind", "profile", "device", "threads",
+    "seed", "corruption", "corruption_seeds", "image_size", "crop", "steps", "stop_step", "fit_s",
+    "psnr_standard", "ssim_standard", "psnr_paper", "ssim_paper", "psnr_y_standard",
+    "paper_psnr", "paper_ssim", "diff_psnr", "job", "first_table", "resumed", "image_path",
+    "status", "note",
+)
+"""Keys of every row; metrics are None where a method did not run (status says why)."""
+
+ITERATIVE = ("linr", "dip", "dip_recipe")
+
+
+def default_data_dir() -> Path | None:
+    """``../shared/data`` beside the working directory or beside the source checkout."""
+    here = Path(__file__).resolve()
+    for candidate in (Path.cwd().parent / "shared" / "data", here.parents[3].parent / "shared" / "data"):
+        if (candidate / "paper_results.json").exists():
+            return candidate
+    return None
+
+
+def find_real_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
+    """``(name, real, mean)`` for every ``NAME_real.*`` with a ``NAME_mean.*`` in ``folder`` or
+    ``folder/polyu``."""
+    pairs = []
+    for d in (folder, folder / "polyu", folder / "PolyU"):
+        if not d.is_dir():
+            continue
+        for real in sorted(d.glob("*_real.*")):
+            name = real.name[: real.name.rindex("_real.")]
+            means = sorted(d.glob(f"{name}_mean.*"))
+            if means:
+                pairs.append((name, real, means[0]))
+    return pairs
+
+
+@dataclass
+class Scene:
+    """A clean image, cropped as the profile and table say, with its observations."""
+
+    name: str
+    source: str
+    clean: np.ndarray
+    """(H, W, 3) float32 on [0, 1]."""
+    crop: str
+    """How the clean image was cut from the file, for the report."""
+    real: np.ndarray | None = None
+    """The measured noisy photo (Table 14 only), cropped like ``clean``."""
+
+
+def _centre(image: np.ndarray, side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    h, w = image.shape[:2]
+    if side is None or (h <= side and w <= side):
+        return image, (0, 0)
+    sh, sw = min(side, h), min(side, w)
+    top, left = (h - sh) // 2, (w - sw) // 2
+    return image[top : top + sh, left : left + sw], (top, left)
+
+
+def _seed(base: int, kind: str, name: str) -> int:
+    """A corruption seed per (kind, image): the same scene gets the same noise in every table."""
+    return base * 100_003 + zlib.crc32(f"{kind}:{name}".encode()) % 100_000
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BenchRun:
+    """One bench run over some tables, writing under ``out``.
+
+    ``log`` receives one line per finished job. ``resume`` reuses jobs recorded in
+    ``out/jobs.jsonl`` by an earlier run with the same settings.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        data: Path,
+        out: Path,
+        device: str = "auto",
+        methods: list[str] | None = None,
+        resume: bool = True,
+        plots: bool = True,
+        log: Callable[[str], None] = print,
+        command: str = "",
+    ):
+        from ..fit import resolve_device
+        import torch
+
+        self.profile = profile
+        self.data = Path(data)
+        self.out = Path(out)
+        self.device = str(resolve_device(device))
+        self.methods = [m.lower() for m in methods] if methods else None
+        self.plots = plots
+        self.log = log
+        self.command = command
+        self.threads = torch.get_num_threads()
+        self.paper = json.loads((self.data / "paper_results.json").read_text())["tables"] \
+            if (self.data / "paper_results.json").exists() else {}
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "images").mkdir(exist_ok=True)
+        self.jobs_path = self.out / "jobs.jsonl"
+        self.rows_path = self.out / "results.jsonl"
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.resumed: set[str] = set()
+        if resume and self.jobs_path.exists():
+            for line in self.jobs_path.read_text().splitlines():
+                try:
+                    job = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a crash
+                self.jobs[job["key"]] = job
+                self.resumed.add(job["key"])
+        elif self.jobs_path.exists():
+            self.jobs_path.unlink()
+        self.rows_path.write_text("")
+        self.rows: list[dict[str, Any]] = []
+        self.skipped: list[str] = []
+        self.started = _now()
+
+    # --- scenes and observations ---------------------------------------------------------------
+
+    def _wanted(self, path: str) -> bool:
+        subset = self.profile.images
+        if subset is None:
+            return True
+        name = Path(path).stem
+        if "*" in subset:
+            return name in subset["*"]
+        folder = path.split("/")[0]
+        return folder not in subset or name in subset[folder]
+
+    def scenes(self, table: Table) -> list[Scene]:
+        from ..images import read_image
+        from ..simulate import crop_to_multiple
+
+        if table.number == 14:
+            return self._real_scenes(table)
+        paths = [p for p in table.images if self._wanted(p)]
+        if table.number == 11 and self.profile.ablation_images is not None:
+            paths = [p for p in table.images if Path(p).stem in self.profile.ablation_images]
+        scenes = []
+        for rel in paths:
+            path = self.data / rel
+            if not path.exists():
+                self.skipped.append(f"Table {table.number}: {rel} not found under {self.data}")
+                continue
+            image = read_image(path)[0]
+            h, w = image.shape[:2]
+            clean, (top, left) = _centre(image, self.profile.crop)
+            cropped = crop_to_multiple(clean, table.multiple)
+            top += (clean.shape[0] - cropped.shape[0]) // 2
+            left += (clean.shape[1] - cropped.shape[1]) // 2
+            ch, cw = cropped.shape[:2]
+            how = "full" if (ch, cw) == (h, w) else f"centre {ch}x{cw} at ({top}, {left}) of {h}x{w}"
+            scenes.append(Scene(Path(rel).stem, rel, np.ascontiguousarray(cropped), how))
+        return scenes
+
+    def _real_scenes(self, table: Table) -> list[Scene]:
+        from ..images import read_image
+
+        pairs = find_real_pairs(self.data)
+        if not pairs:
+            self.skipped.append(f"Table 14: no *_real / *_mean pairs in {self.data} (real-noise "
+                                "data such as PolyU is not shipped; point --data at a folder of pairs)")
+        scenes = []
+        for name, real_path, mean_path in pairs:
+            real, mean = read_image(real_path)[0], read_image(mean_path)[0]
+            if real.shape != mean.shape:
+                raise InputError(f"{real_path} and {mean_path} differ in size")
+            clean, _ = _centre(mean, self.profile.crop)
+            noisy, _ = _centre(real, self.profile.crop)
+            h, w = mean.shape[:2]
+            how = "full" if clean.shape[:2] == (h, w) else f"centre {clean.shape[0]}x{clean.shape[1]} of {h}x{w}"
+            scenes.append(Scene(name, str(real_path), np.ascontiguousarray(clean), how,
+                                np.ascontiguousarray(noisy)))
+        return scenes
+
+    def corrupt(self, scene: Scene, corruption: Corruption) -> tuple[dict[str, Any], dict[str, int]]:
+        """The observed arrays of ``scene`` (seeded per image and kind) and the seeds used."""
+        from ..operators import gaussian_kernel
+        from .. import simulate
+
+        base = self.profile.seed
+        arrays: dict[str, Any] = {}
+        seeds: dict[str, int] = {}
+        for kind in corruption.kinds:
+            if kind == "noisy":
+                seeds[kind] = _seed(base, kind, scene.name)
+                arrays[kind] = simulate.add_gaussian_noise(scene.clean, corruption.sigma, seed=seeds[kind])
+            elif kind == "lowres":
+                arrays[kind] = simulate.lanczos_downscale(scene.clean, corruption.factor)
+            elif kind == "masked":
+                seeds[kind] = _seed(base, kind, scene.name)
+                mask = simulate.bernoulli_mask(scene.clean.shape[:2], corruption.keep, seed=seeds[kind])
+                arrays[kind] = (scene.clean * mask[..., None]).astype(np.float32)
+                arrays["mask"] = mask
+            elif kind == "blurred":
+                seeds[kind] = _seed(base, kind, scene.name)
+                arrays["kernel"] = gaussian_kernel(*BLUR)
+                arrays[kind] = simulate.blur_image(scene.clean, arrays["kernel"], seed=seeds[kind])
+            elif kind == "real":
+                arrays[kind] = scene.real
+            else:
+                raise ValueError(f"unknown corruption kind {kind!r}")
+        return arrays, seeds
+
+    @staticmethod
+    def observations(arrays: dict[str, Any], corruption: Corruption) -> list[Any]:
+        from .. import tasks
+
+        obs = []
+        for kind in corruption.kinds:
+            if kind in ("noisy", "real"):
+                obs.append(tasks.noisy(arrays[kind]))
+            elif kind == "lowres":
+                obs.append(tasks.lowres(arrays[kind], corruption.factor))
+            elif kind == "masked":
+                obs.append(tasks.masked(arrays[kind], arrays["mask"]))
+            elif kind == "blurred":
+                obs.append(tasks.blurred(arrays[kind], arrays["kernel"]))
+        return obs
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int]) -> dict[str, Any]:
+        """Everything that determines a job's result (and nothing that does not)."""
+        key: dict[str, Any] = {
+            "source": scene.source, "crop": scene.crop, "corruption": dataclasses.asdict(corruption),
+            "seeds": seeds, "kind": method.kind, "profile_seed": self.profile.seed,
+        }
+        task = corruption.task
+        if method.kind == "linr":
+            key.update(model=method.model, steps=self.profile.steps[task])
+        elif method.kind in ("dip", "dip_recipe"):
+            key.update(dip=dataclasses.asdict(self._dip_config(method.kind, corruption)))
+        return key
+
+    def _dip_config(self, kind: str, corruption: Corruption) -> Any:
+        from ..baselines.dip import DIPConfig
+
+        task = corruption.task
+        recipe = self.profile.dip_recipe.get("denoise" if task in ("denoise", "real") else "sr"
+                                             if task == "sr" else task)
+        noisy_task = task in ("denoise", "real") or "noisy" in corruption.kinds
+        reg_noise = 1.0 / 30.0 if noisy_task else 0.03
+        average = 0.99 if noisy_task else None
+        steps = (self.profile.dip_steps or self.profile.steps)[task]
+        if kind == "dip_recipe":
+            if recipe is None:
+                raise ValueError(f"no DIP recipe for task {task!r} in profile {self.profile.name!r}")
+            steps, reg_noise, average = recipe.steps, recipe.reg_noise_std, recipe.average
+        return DIPConfig(steps=steps, reg_noise_std=reg_noise, average=average,
+                         channels=self.profile.dip_channels, seed=self.profile.seed,
+                         device=self.device)
+
+    def run_job(self, scene: Scene, arrays: dict[str, Any], corruption: Corruption,
+                method: Method, task: str | None) -> dict[str, Any]:
+        """Restore with one method and measure it; returns the job record (without its key)."""
+        from ..baselines import classical
+        from ..models import ModelConfig
+        from .. import tasks
+
+        record: dict[str, Any] = {"steps": None, "stop_step": None, "curve": None, "settings": {}}
+        kinds = corruption.kinds
+        k = method.kind
+        if k == "linr":
+            result = tasks.restore(
+                self.observations(arrays, corruption), steps=self.profile.steps[corruption.task],
+                seed=self.profile.seed, device=self.device, model=ModelConfig(name=method.model),
+                reference=scene.clean, progress=False,
+            )
+            image, fit_s = result.image, result.timings["fit_s"]
+            record.update(steps=result.steps_run, stop_step=result.stop_step,
+                          curve=result.history.get("psnr"),
+                          settings={"lr": result.settings["lr"], "model": result.settings["model"],
+                                    "weights": [o["weight"] for o in result.settings["observations"]]})
+        elif k in ("dip", "dip_recipe"):
+            from ..baselines.dip import dip_restore
+
+            config = self._dip_config(k, corruption)
+            obs, _ = tasks.resolve(self.observations(arrays, corruption))  # joint weights
+            res = dip_restore(obs, config, reference=scene.clean)
+            image, fit_s = res.image, res.fit_s
+            record.update(steps=res.steps_run, stop_step=res.steps_run, curve=res.history.get("psnr"),
+                          settings={k2: v for k2, v in res.settings.items() if k2 != "device"})
+        elif k == "input":
+            image, fit_s = arrays[kinds[0]], 0.0
+        else:
+            res = self._classical(k, arrays, corruption, classical)
+            image, fit_s = res.image, res.fit_s
+            record["settings"] = res.settings
+        record.update(fit_s=fit_s, **self._measure(scene.clean, image, corruption, task))
+        record["image"] = image
+        return record
+
+    @staticmethod
+    def _classical(kind: str, arrays: dict[str, Any], c: Corruption, classical: Any) -> Any:
+        if kind in ("bicubic", "nearest"):
+            return classical.upscale(arrays["lowres"], c.factor, method=kind)
+        if kind in ("tv", "nlm", "bm3d"):
+            fn = {"tv": classical.tv_denoise, "nlm": classical.nlm_denoise, "bm3d": classical.bm3d_denoise}
+            return fn[kind](arrays["noisy"], sigma=c.sigma)
+        if kind == "biharmonic":
+            return classical.biharmonic_inpaint(arrays["masked"], arrays["mask"])
+        if kind == "wiener":
+            return classical.wiener_deblur(arrays["blurred"], arrays["kernel"])
+        if kind == "rl":
+            return classical.richardson_lucy_deblur(arrays["blurred"], arrays["kernel"])
+        raise ValueError(f"unknown method kind {kind!r}")
+
+    @staticmethod
+    def _measure(clean: np.ndarray, image: np.ndarray, c: Corruption, task: str | None) -> dict[str, Any]:
+        from ..metrics import evaluate
+
+        std = evaluate(clean, image, convention="standard")
+        pap = evaluate(clean, image, convention="paper", task=task)
+        out = {"psnr_standard": std["psnr"], "ssim_standard": std["ssim"],
+               "psnr_paper": pap["psnr"], "ssim_paper": pap["ssim"], "psnr_y_standard": None}
+        if c.kinds == ("lowres",) and min(clean.shape[:2]) > 2 * c.factor + 1:
+            # Super-resolution papers' usual metric: Y channel, border of `factor` pixels cut.
+            out["psnr_y_standard"] = evaluate(clean, image, convention="standard", y_channel=True,
+                                              crop=c.factor)["psnr"]
+        return out
+
+    def job(self, table: Table, scene: Scene, method: Method) -> tuple[dict[str, Any], bool]:
+        """The job for (scene, method) in ``table``: from this run's cache, an earlier run's
+        ``jobs.jsonl``, or run now. Returns (job, fresh)."""
+        from ..baselines import BaselineUnavailable
+        from ..images import write_image
+
+        corruption = method.corruption or table.corruption
+        arrays, seeds = self.corrupt(scene, corruption)
+        spec = self.job_key(scene, corruption, method, seeds)
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        if key in self.jobs:
+            return self.jobs[key], False
+        job: dict[str, Any] = {"key": key, "spec": spec, "first_table": table.number,
+                               "seeds": seeds, "started": _now()}
+        try:
+            record = self.run_job(scene, arrays, corruption, method, table.metric_task)
+        except BaselineUnavailable as exc:
+            job.update(status="skipped", note=str(exc))
+        else:
+            image = record.pop("image")
+            slug = f"{scene.name}_{method.kind}{'' if method.model == 'siren' else '_' + method.model}_{key[:8]}"
+            path = self.out / "images" / f"{slug}.png"
+            write_image(path, np.clip(image, 0.0, 1.0), force=True)
+            job.update(record, status="ok", image_path=str(path.relative_to(self.out)))
+            self._save_inputs(scene, arrays)
+        with open(self.jobs_path, "a") as f:  # one line per finished job: a crash loses nothing else
+            f.write(json.dumps(job) + "\n")
+        self.jobs[key] = job
+        return job, True
+
+    def _save_inputs(self, scene: Scene, arrays: dict[str, Any]) -> None:
+        from ..images import write_image
+
+        for kind in ("noisy", "lowres", "masked", "blurred", "real"):
+            if kind in arrays and arrays[kind] is not None:
+                path = self.out / "images" / "inputs" / f"{scene.name}_{kind}_{scene.clean.shape[0]}x{scene.clean.shape[1]}.png"
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_image(path, np.clip(arrays[kind], 0.0, 1.0), force=True)
+
+    def wants(self, method: Method) -> bool:
+        return self.methods is None or method.label.lower() in self.methods or method.kind in self.methods
+
+    def run_table(self, table: Table) -> list[dict[str, Any]]:
+        """Run every (image, method) of ``table``; rows are appended to results.jsonl as made."""
+        rows = []
+        paper = self.paper.get(table.key, {}).get("images", {})
+        for scene in self.scenes(table):
+            for method in table.methods:
+                if not self.wants(method):
+                    continue
+                job, fresh = self.job(table, scene, method)
+                row = self._row(table, scene, method, job, paper.get(scene.name, {}).get(method.label, {}))
+                if fresh:
+                    self.log(f"{_now()[11:19]} table {table.number:>2} {scene.name:<10} {method.label:<14} "
+                             + (f"PSNR {row['psnr_paper']:6.2f} (paper conv.) {row['fit_s']:7.1f} s"
+                                if row["status"] == "ok" else f"skipped: {row['note']}"))
+                with open(self.rows_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                rows.append(row)
+        self.rows.extend(rows)
+        return rows
+
+    def _row(self, table: Table, scene: Scene, method: Method, job: dict[str, Any],
+             paper: dict[str, float]) -> dict[str, Any]:
+        corruption = method.corruption or table.corruption
+        ok = job.get("status") == "ok"
+        row = {
+            "table": table.key, "table_number": table.number, "image": scene.name,
+            "method": method.label, "method_kind": method.kind if method.model == "siren"
+            else f"{method.kind}:{method.model}",
+            "profile": self.profile.name, "device": self.device, "threads": self.threads,
+            "seed": self.profile.seed, "corruption": corruption.describe(),
+            "corruption_seeds": job.get("seeds", {}), "image_size": list(scene.clean.shape[:2]),
+            "crop": scene.crop, "steps": job.get("steps"), "stop_step": job.get("stop_step"),
+            "fit_s": job.get("fit_s"),
+            **{m: job.get(m) for m in ("psnr_standard", "ssim_standard", "psnr_paper",
+                                        "ssim_paper", "psnr_y_standard")},
+            "paper_psnr": paper.get("psnr"), "paper_ssim": paper.get("ssim"),
+            "diff_psnr": (job["psnr_paper"] - paper["psnr"]) if ok and "psnr" in paper else None,
+            "job": job["key"], "first_table": job["first_table"],
+            "resumed": job["key"] in self.resumed, "image_path": job.get("image_path"),
+            "status": job.get("status"), "note": job.get("note", ""),
+        }
+        assert tuple(row) == ROW_FIELDS
+        return row
+
+    def curves(self, table: Table) -> dict[str, dict[str, list[float]]]:
+        """Per image, per method label: the PSNR-per-step curve of iterative methods."""
+        out: dict[str, dict[str, list[float]]] = {}
+        for row in self.rows:
+            if row["table"] != table.key:
+                continue
+            curve = self.jobs[row["job"]].get("curve")
+            if curve:
+                out.setdefault(row["image"], {})[row["method"]] = curve
+        return out
+
+    def machine(self) -> dict[str, Any]:
+        import torch
+
+        from .. import __version__
+
+        return {"platform": platform.platform(), "processor": _cpu_name(),
+                "cpus": os.cpu_count(), "threads": self.threads, "device": self.device,
+                "torch": torch.__version__, "linr": __version__, "started": self.started,
+                "finished": _now()}

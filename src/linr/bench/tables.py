@@ -1,0 +1,148 @@
+"""``linr bench``: reproduce the paper's tables (1-13; 14 with real-noise pairs) beside baselines.
+
+Writes into ``--out``: ``results.jsonl`` and ``results.csv`` (one row per table, image and
+method), ``jobs.jsonl`` (finished fits, for resuming), ``report.md`` (our numbers beside the
+paper's), ``summary.json`` (per-table averages), ``images/`` (restored and corrupted images) and
+``plots/`` (PSNR per step).
+
+Importable: ``linr.bench.tables.run_bench(profile="quick", tables=["1"], out="bench_out")``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["register", "run_bench"]
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the table options to the ``linr bench`` parser itself (its default action)."""
+    from .spec import PROFILES  # light: dataclasses only
+
+    g = parser.add_argument_group("paper tables (the default part of linr bench)")
+    g.add_argument("--profile", choices=sorted(PROFILES), default="quick",
+                   help="quick: 64-px crops, fewer steps, CPU-friendly (default); paper: full "
+                        "images and the paper's steps (meant for a GPU)")
+    g.add_argument("--tables", nargs="+", metavar="N",
+                   help="tables to run, by number (1-14) or key (default: all)")
+    g.add_argument("--data", type=Path, metavar="DIR",
+                   help="test-image folder (default: ../shared/data when it exists); Table 14 "
+                        "runs when DIR (or DIR/polyu) holds NAME_real / NAME_mean pairs")
+    g.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: bench_out/PROFILE)")
+    g.add_argument("--methods", nargs="+", metavar="M",
+                   help="only these methods, by column label or kind (e.g. LINR DIP bicubic)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    g.add_argument("--fresh", action="store_true",
+                   help="ignore finished fits recorded in OUT/jobs.jsonl (default: resume)")
+    g.add_argument("--no-plots", action="store_true", help="do not draw PSNR-per-step plots")
+    smoke = parser.add_argument_group("smoke-run overrides (recorded as deviations in the report)")
+    smoke.add_argument("--crop", type=int, metavar="PX", help="centre-crop every image to PX x PX")
+    smoke.add_argument("--steps", type=int, metavar="N", help="every iterative method runs N steps")
+    smoke.add_argument("--images", nargs="+", metavar="NAME", help="only these image names")
+    parser.set_defaults(func=cmd_tables)
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    if getattr(args, "bench_command", None):
+        return 0  # a sub-command (speed, stopping) has its own func
+    summary = run_bench(
+        profile=args.profile, tables=args.tables, data=args.data, out=args.out,
+        methods=args.methods, device=args.device, threads=args.threads, resume=not args.fresh,
+        plots=not args.no_plots, crop=args.crop, steps=args.steps, images=args.images,
+        command="linr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    out = Path(summary["out"])
+    print(f"report: {out / 'report.md'}  rows: {summary['rows']}  fresh fits: {summary['fresh']}")
+    return 0
+
+
+def run_bench(
+    *,
+    profile: str = "quick",
+    tables: list[str] | None = None,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    methods: list[str] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    resume: bool = True,
+    plots: bool = True,
+    crop: int | None = None,
+    steps: int | None = None,
+    images: list[str] | None = None,
+    command: str = "",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the chosen tables and write every output; returns a small summary dict."""
+    from ..errors import InputError
+    from .spec import PROFILES, find_tables
+
+    if profile not in PROFILES:
+        raise InputError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    for name, value in (("crop", crop), ("steps", steps), ("threads", threads)):
+        if value is not None and value < 1:
+            raise InputError(f"--{name} must be a positive integer, got {value}")
+    chosen = find_tables(tables)
+    prof = PROFILES[profile]
+    if crop is not None or steps is not None or images is not None:
+        prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
+    from .runner import BenchRun, ROW_FIELDS, default_data_dir
+
+    data_dir = Path(data) if data is not None else default_data_dir()
+    if data_dir is None:
+        raise InputError("no test-image folder found: pass --data DIR (../shared/data by default)")
+    if not data_dir.is_dir():
+        raise InputError(f"--data {data_dir}: not a folder")
+    out_dir = Path(out) if out is not None else Path("bench_out") / prof.name
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    run = BenchRun(prof, data=data_dir, out=out_dir, device=device, methods=methods,
+                   resume=resume, plots=plots, log=log, command=command)
+    fresh = 0
+    plot_paths: dict[str, str | None] = {}
+    plot_note = None
+    for table in chosen:
+        before = len(run.jobs)
+        run.run_table(table)
+        fresh += len(run.jobs) - before
+        if plots:
+            plot_paths[table.key], note = _plot(run, table)
+            plot_note = plot_note or note
+        _write_outputs(run, chosen, plot_paths, plot_note, ROW_FIELDS)  # after every table
+    return {"out": str(out_dir), "rows": len(run.rows), "fresh": fresh, "skipped": run.skipped}
+
+
+def _plot(run: Any, table: Any) -> tuple[str | None, str | None]:
+    from .report import plot_curves
+
+    curves = run.curves(table)
+    if not curves:
+        return None, None
+    path = run.out / "plots" / f"{table.key}.png"
+    made = plot_curves(path, f"Table {table.number}: PSNR (RGB, unclipped) per step", curves)
+    if made is None:
+        return None, "PSNR-per-step plots skipped: matplotlib is not installed (pip install 'linr[plot]')."
+    return str(path.relative_to(run.out)), None
+
+
+def _write_outputs(run: Any, tables: list[Any], plots: dict[str, str | None],
+                   plot_note: str | None, fields: tuple[str, ...]) -> None:
+    from .report import summarise, write_csv, write_report
+
+    summary = summarise(run.rows, run.paper)
+    write_csv(run.out / "results.csv", run.rows, fields)
+    (run.out / "summary.json").write_text(json.dumps(
+        {"profile": run.profile.name, "machine": run.machine(), "averages": summary,
+         "skipped": run.skipped}, indent=1))
+    write_report(run.out / "report.md", profile=run.profile, tables=tables, rows=run.rows,
+                 summary=summary, machine=run.machine(), command=run.command,
+                 skipped=run.skipped, plots=plots, plot_note=plot_note)
