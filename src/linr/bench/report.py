@@ -143,7 +143,9 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
               f"Profile `{profile.name}`: {profile.description}", "",
               f"- crop: {'full images' if profile.crop is None else f'{profile.crop}x{profile.crop} centre crops'}",
               f"- LINR steps per task: {json.dumps(profile.steps)}",
-              f"- DIP steps per task (the 'DIP' column): {json.dumps(profile.dip_steps or profile.steps)}",
+              f"- DIP steps per task (the 'DIP' column): {json.dumps(profile.dip_steps or profile.steps)}; "
+              "it uses DIP's recipe settings (lr 0.01, input perturbation 1/30 and output averaging "
+              "0.99 when an observation is noisy, perturbation 0.03 otherwise) truncated to these steps",
               f"- DIP recipe ('DIP (recipe)' column): " + "; ".join(
                   f"{k}: {r.steps} steps, perturbation {r.reg_noise_std:.3g}, averaging {r.average}"
                   for k, r in profile.dip_recipe.items()),

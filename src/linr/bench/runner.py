@@ -353,7 +353,7 @@ class BenchRun:
 
     @staticmethod
     def _measure(clean: np.ndarray, image: np.ndarray, c: Corruption, task: str | None) -> dict[str, Any]:
-        from ..metrics import evaluate
+        from ..metrics import evaluate, psnr
 
         std = evaluate(clean, image, convention="standard")
         pap = evaluate(clean, image, convention="paper", task=task)
@@ -361,8 +361,7 @@ class BenchRun:
                "psnr_paper": pap["psnr"], "ssim_paper": pap["ssim"], "psnr_y_standard": None}
         if c.kinds == ("lowres",) and min(clean.shape[:2]) > 2 * c.factor + 1:
             # Super-resolution papers' usual metric: Y channel, border of `factor` pixels cut.
-            out["psnr_y_standard"] = evaluate(clean, image, convention="standard", y_channel=True,
-                                              crop=c.factor)["psnr"]
+            out["psnr_y_standard"] = psnr(clean, np.clip(image, 0.0, 1.0), y_channel=True, crop=c.factor)
         return out
 
     def job(self, table: Table, scene: Scene, method: Method) -> tuple[dict[str, Any], bool]:

@@ -90,6 +90,12 @@ def run_bench(
         if value is not None and value < 1:
             raise InputError(f"--{name} must be a positive integer, got {value}")
     chosen = find_tables(tables)
+    if methods:
+        known = {n.lower() for t in chosen for m in t.methods for n in (m.label, m.kind)}
+        unknown = [m for m in methods if m.lower() not in known]
+        if unknown:
+            raise InputError(f"unknown method(s) {', '.join(unknown)} for the chosen tables; "
+                             f"choose from {', '.join(sorted(known))}")
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)

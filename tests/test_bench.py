@@ -1,0 +1,182 @@
+"""The paper-table benchmark: table descriptions, report schema, tiny end-to-end runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linr.bench.report import summarise
+from linr.bench.runner import ROW_FIELDS, find_real_pairs
+from linr.bench.spec import PROFILES, TABLES, find_tables
+from linr.bench.tables import run_bench
+from linr.errors import InputError
+
+from .conftest import DATA, ROOT
+
+NOT_IMPLEMENTED = {"S2S", "DeepRED"}  # the paper's other baselines, not reproduced here
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    path = DATA / "paper_results.json"
+    if not path.exists():
+        pytest.skip("paper_results.json not found")
+    return json.loads(path.read_text())["tables"]
+
+
+def test_every_paper_table_is_described(paper: dict) -> None:
+    assert {t.key for t in TABLES} == set(paper)
+    assert sorted(t.number for t in TABLES) == list(range(1, 15))
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.key)
+def test_table_methods_and_images_match_the_paper(table, paper: dict) -> None:
+    printed = paper[table.key]
+    labels = {m.label for m in table.methods}
+    assert set(printed["methods"]) - labels <= NOT_IMPLEMENTED
+    ours = {Path(p).stem for p in table.images}
+    theirs = set(printed["images"]) - {"average", "lena"}
+    assert theirs <= ours, f"images of the paper missing from {table.key}"
+    assert all((DATA / p).exists() for p in table.images)
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.key)
+def test_paper_profile_uses_the_papers_settings(table, paper: dict) -> None:
+    setting = paper[table.key]["setting"]
+    task = table.corruption.task
+    steps = PROFILES["paper"].steps[task]
+    if "iterations" in setting:
+        assert steps == setting["iterations"]
+    assert PROFILES["paper"].crop is None
+    if "factor" in setting:
+        assert table.corruption.factor == setting["factor"] and table.multiple == setting["factor"]
+    if "sigma" in setting and task == "denoise":
+        assert table.corruption.sigma == setting["sigma"]
+    if "keep" in setting:
+        assert table.corruption.keep == setting["keep"]
+    if "observations" in setting:
+        kinds = {"denoise": "noisy", "sr": "lowres", "inpaint": "masked"}
+        assert table.corruption.kinds == tuple(kinds[o] for o in setting["observations"])
+    if table.metric_task == "deblur":
+        assert setting["task"] == "deblur"
+
+
+def test_joint_vs_single_tables_point_at_the_single_and_joint_settings() -> None:
+    by_number = {t.number: t for t in TABLES}
+    for number, joint in ((8, 5), (9, 6), (10, 7)):
+        table = by_number[number]
+        assert table.corruption == by_number[joint].corruption
+        singles = [m.corruption for m in table.methods if m.corruption is not None]
+        assert {c.kinds[0] for c in singles} == set(table.corruption.kinds)
+
+
+def test_find_tables() -> None:
+    assert [t.number for t in find_tables(["8", "table2_sr_x4_set5", "table8"])] == [2, 8]
+    assert len(find_tables(None)) == 14
+    with pytest.raises(InputError, match="unknown table"):
+        find_tables(["99"])
+
+
+def test_summary_recomputes_paper_averages_over_images_run(paper: dict) -> None:
+    rows = [
+        {"table": "table1_denoise_set9", "table_number": 1, "image": name, "method": "LINR",
+         "status": "ok", "psnr_paper": value, "psnr_standard": value, "ssim_standard": 0.5,
+         "ssim_paper": 0.6, "psnr_y_standard": None, "fit_s": 1.0}
+        for name, value in (("f16", 30.0), ("house", 24.0))
+    ]
+    (entry,) = summarise(rows, paper)
+    assert entry["paper_psnr"] == pytest.approx((30.36 + 23.10) / 2)
+    assert entry["psnr_paper"] == pytest.approx(27.0)
+    assert entry["diff_psnr"] == pytest.approx(27.0 - (30.36 + 23.10) / 2)
+    assert entry["paper_basis"] == "same 2 images"
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_tiny_bench_run_end_to_end_and_resume(tmp_path: Path) -> None:
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    out = tmp_path / "bench"
+    kwargs = dict(profile="quick", tables=["1"], data=DATA, out=out, images=["house"], crop=24,
+                  steps=2, methods=["LINR", "DIP", "tv", "input"], device="cpu", log=lambda s: None)
+    first = run_bench(**kwargs)
+    rows = _rows(out)
+    assert [r["method"] for r in rows] == ["LINR", "DIP", "TV", "Noisy input"]
+    assert first["fresh"] == 4
+    for r in rows:
+        assert tuple(r) == ROW_FIELDS
+        assert r["profile"] == "quick" and r["device"] == "cpu" and r["image_size"] == [24, 24]
+        assert r["corruption_seeds"]["noisy"] == rows[0]["corruption_seeds"]["noisy"]
+        assert r["status"] == "ok" and np.isfinite(r["psnr_paper"]) and 0 < r["ssim_standard"] < 1
+        assert (out / r["image_path"]).exists()
+    linr_row = rows[0]
+    assert linr_row["steps"] == 2 and linr_row["paper_psnr"] == 23.10
+    assert linr_row["diff_psnr"] == pytest.approx(linr_row["psnr_paper"] - 23.10)
+    assert rows[2]["psnr_paper"] > rows[3]["psnr_paper"]  # TV beats the noisy input
+    with open(out / "results.csv") as f:
+        assert tuple(next(csv.reader(f))) == ROW_FIELDS
+    report = (out / "report.md").read_text()
+    assert "## Table 1" in report and "--crop 24" in report and "same 1 images" in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert {e["method"] for e in summary["averages"]} == {"LINR", "DIP", "TV", "Noisy input"}
+    # A second run finds every fit in jobs.jsonl and redoes none of them.
+    again = run_bench(**kwargs)
+    assert again["fresh"] == 0
+    assert [r["psnr_paper"] for r in _rows(out)] == [r["psnr_paper"] for r in rows]
+    assert all(r["resumed"] for r in _rows(out))
+
+
+def test_joint_vs_single_table_reuses_the_fits(tmp_path: Path) -> None:
+    if not (DATA / "set5" / "butterfly.png").exists():
+        pytest.skip("test data not found")
+    out = tmp_path / "bench"
+    result = run_bench(profile="quick", tables=["2", "5", "8"], data=DATA, out=out,
+                       images=["butterfly"], crop=16, steps=2, methods=["LINR", "Denoising", "SR", "Together"],
+                       device="cpu", plots=False, log=lambda s: None)
+    rows = {(r["table_number"], r["method"]): r for r in _rows(out)}
+    assert rows[(8, "SR")]["job"] == rows[(2, "LINR")]["job"]
+    assert rows[(8, "Together")]["job"] == rows[(5, "LINR")]["job"]
+    assert rows[(8, "Denoising")]["first_table"] == 8
+    assert result["fresh"] == 3  # SR, joint, and the new denoising fit
+
+
+def test_real_noise_table_runs_on_pairs(tmp_path: Path) -> None:
+    from linr.images import write_image
+
+    rng = np.random.default_rng(0)
+    mean = rng.random((20, 20, 3))
+    write_image(tmp_path / "cam1_mean.png", mean)
+    write_image(tmp_path / "cam1_real.png", np.clip(mean + 0.05 * rng.standard_normal(mean.shape), 0, 1))
+    assert [name for name, _, _ in find_real_pairs(tmp_path)] == ["cam1"]
+    run_bench(profile="quick", tables=["14"], data=tmp_path, out=tmp_path / "out", steps=2,
+              methods=["LINR"], device="cpu", plots=False, log=lambda s: None)
+    (row,) = _rows(tmp_path / "out")
+    assert row["table_number"] == 14 and row["image"] == "cam1" and row["status"] == "ok"
+    # Without pairs the table is skipped with the reason in the report.
+    run_bench(profile="quick", tables=["14"], data=tmp_path / "out", out=tmp_path / "out2",
+              device="cpu", log=lambda s: None)
+    assert "no *_real / *_mean pairs" in (tmp_path / "out2" / "report.md").read_text()
+
+
+def test_cli_bench_errors_are_one_line(tmp_path: Path) -> None:
+    env_cmd = [sys.executable, "-m", "linr", "bench", "--tables", "99", "--out", str(tmp_path)]
+    proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown table" in proc.stderr
+    help_text = subprocess.run([sys.executable, "-m", "linr", "bench", "--help"], capture_output=True,
+                               text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert "--profile" in help_text.stdout and "--tables" in help_text.stdout
+
+
+def test_unknown_method_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown method"):
+        run_bench(tables=["2"], data=DATA, out=tmp_path, methods=["LINR", "waifu2x"], device="cpu")
