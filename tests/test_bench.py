@@ -87,7 +87,7 @@ def test_summary_recomputes_paper_averages_over_images_run(paper: dict) -> None:
     rows = [
         {"table": "table1_denoise_set9", "table_number": 1, "image": name, "method": "LINR",
          "status": "ok", "psnr_paper": value, "psnr_standard": value, "ssim_standard": 0.5,
-         "ssim_paper": 0.6, "psnr_y_standard": None, "fit_s": 1.0}
+         "ssim_paper": 0.6, "psnr_y_standard": None, "peak_psnr": None, "fit_s": 1.0}
         for name, value in (("f16", 30.0), ("house", 24.0))
     ]
     (entry,) = summarise(rows, paper)

@@ -31,6 +31,7 @@ ROW_FIELDS = (
     "table", "table_number", "image", "method", "method_kind", "profile", "device", "threads",
     "seed", "corruption", "corruption_seeds", "image_size", "crop", "steps", "stop_step", "fit_s",
     "psnr_standard", "ssim_standard", "psnr_paper", "ssim_paper", "psnr_y_standard",
+    "peak_psnr", "peak_step",
     "paper_psnr", "paper_ssim", "diff_psnr", "job", "first_table", "resumed", "image_path",
     "status", "note",
 )
@@ -99,6 +100,18 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _peak(curve: list[float] | None) -> dict[str, Any]:
+    """Best PSNR of a per-step curve and the step it came at (an oracle: it needs the clean image).
+
+    ``curve[i]`` is the PSNR (RGB, unclipped) of the output after ``i`` updates; steps count from 1
+    as in the plots.
+    """
+    if not curve:
+        return {"peak_psnr": None, "peak_step": None}
+    i = int(np.nanargmax(curve))
+    return {"peak_psnr": float(curve[i]), "peak_step": i + 1}
 
 
 def _now() -> str:
@@ -442,6 +455,7 @@ class BenchRun:
             "fit_s": job.get("fit_s"),
             **{m: job.get(m) for m in ("psnr_standard", "ssim_standard", "psnr_paper",
                                         "ssim_paper", "psnr_y_standard")},
+            **_peak(job.get("curve")),
             "paper_psnr": paper.get("psnr"), "paper_ssim": paper.get("ssim"),
             "diff_psnr": (job["psnr_paper"] - paper["psnr"]) if ok and "psnr" in paper else None,
             "job": job["key"], "first_table": job["first_table"],
@@ -467,7 +481,12 @@ class BenchRun:
 
         from .. import __version__
 
+        used = [self.jobs[k] for k in {r["job"] for r in self.rows}]
         return {"platform": platform.platform(), "processor": _cpu_name(),
                 "cpus": os.cpu_count(), "threads": self.threads, "device": self.device,
                 "torch": torch.__version__, "linr": __version__, "started": self.started,
-                "finished": _now()}
+                "finished": _now(),
+                # Fits may come from earlier (resumed) runs: when they were made and what they cost.
+                "first_fit": min((j["started"] for j in used), default=None),
+                "last_fit": max((j["started"] for j in used), default=None),
+                "fit_s_total": sum(j.get("fit_s") or 0.0 for j in used)}
