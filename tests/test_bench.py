@@ -180,3 +180,14 @@ def test_cli_bench_errors_are_one_line(tmp_path: Path) -> None:
 def test_unknown_method_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown method"):
         run_bench(tables=["2"], data=DATA, out=tmp_path, methods=["LINR", "waifu2x"], device="cpu")
+
+
+def test_full_size_bicubic_reproduces_the_papers_number(tmp_path: Path) -> None:
+    """Corruption, SR cropping and the paper's metric together, against the paper's own value."""
+    if not (DATA / "set5" / "woman.png").exists():
+        pytest.skip("test data not found")
+    run_bench(profile="paper", tables=["12"], data=DATA, out=tmp_path, images=["woman"],
+              methods=["Bicubic"], device="cpu", plots=False, log=lambda s: None)
+    (row,) = _rows(tmp_path)
+    assert row["image_size"] == [344, 224]  # 344x228 centre-cropped to a multiple of 8
+    assert row["paper_psnr"] == 21.25 and abs(row["diff_psnr"]) < 0.01
