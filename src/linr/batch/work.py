@@ -107,11 +107,14 @@ def fit_payload(payload: Payload) -> dict[str, Any]:
     from ..cli import _metrics_report
     from ..tasks import restore
 
-    torch.set_num_threads(payload.threads)
     fit = dict(payload.fit)
     if _WORKER_DEVICE is not None:
         fit["device"] = _WORKER_DEVICE
     out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": fit["device"]}
+    # The thread count changes float summation order, so it is part of what makes outputs
+    # reproducible; restored afterwards for the in-process backend.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(payload.threads)
     try:
         result = restore(payload.observations, **fit, progress=False)
         metrics = None
@@ -119,6 +122,8 @@ def fit_payload(payload: Payload) -> dict[str, Any]:
             metrics = _metrics_report(payload.reference, result.image, payload.metric_task)
     except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
         return {**out, "error": one_line(exc)}
+    finally:
+        torch.set_num_threads(previous)
     return {
         **out,
         "error": None,
