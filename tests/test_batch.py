@@ -124,6 +124,8 @@ def test_changed_settings_are_refused(folder, local_run, capsys):
                  "--reference-dir", str(folder / "clean"), *FAST])
     err = capsys.readouterr().err
     assert code == 2 and "other settings (steps)" in err and "--force" in err
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(local_run), "--steps", "3", *FAST])
+    assert code == 2 and "other settings (reference)" in capsys.readouterr().err
 
 
 def test_existing_foreign_output_is_not_overwritten(folder, tmp_path, capsys):
@@ -261,12 +263,34 @@ def test_masks_pair_by_name_in_the_same_folder(tmp_path, capsys):
     assert code == 2 and "no file for 1 image(s): x1" in capsys.readouterr().err
 
 
+def test_blurred_with_kernels_paired_by_name(tmp_path):
+    from linr.operators import gaussian_kernel
+
+    clean = crop(load("set5/head.png"), 16)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "k").mkdir()
+    for i, sigma in enumerate((0.8, 1.6)):
+        kernel = gaussian_kernel(5, sigma)
+        np.save(tmp_path / "k" / f"y{i}_kernel.npy", kernel)
+        write_image(tmp_path / "b" / f"y{i}.png", simulate.blur_image(clean, kernel, noise_sigma=0, seed=0))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "b"), "--task", "blurred", "--kernel", str(tmp_path / "k"),
+                 "-o", str(out), "--steps", "2", *FAST]) == 0
+    records = _manifest(out)
+    for i in range(2):
+        assert records[f"y{i}"]["status"] == "done"
+        assert records[f"y{i}"]["inputs"]["kernel"].endswith(f"y{i}_kernel.npy")
+        assert records[f"y{i}"]["settings"]["observations"][0]["operator"]["kernel_shape"] == [5, 5]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["IN", "-o", "OUT"], "INPUT needs --task"),
     (["--task", "noisy", "-o", "OUT"], "--task needs INPUT"),
     (["IN", "--task", "noisy", "--factor", "2", "-o", "OUT"], "--factor needs --lowres"),
     (["IN", "--task", "noisy", "-o", "IN"], "would overwrite an input"),
     (["IN", "--task", "noisy", "-o", "OUT", "--ray-address", "auto"], "--ray-address needs --backend ray"),
+    (["IN", "--task", "blurred", "--kernel", "gaussian:x:1", "-o", "OUT"], "bad kernel spec"),
+    (["IN", "--task", "blurred", "--kernel", "nokernels/", "-o", "OUT"], "no such file or folder"),
 ])
 def test_usage_errors(folder, tmp_path, capsys, argv, message):
     src = tmp_path / "in"

@@ -180,6 +180,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     _check_pairs(args)
     model = _model_config(args, args.preset)
     settings = _settings(args, model)
+    if args.kernel is not None and args.kernel.startswith(("gaussian:", "gauss:")):
+        from ..tasks import parse_kernel
+
+        parse_kernel(args.kernel)  # a malformed spec is a usage error, not one failure per image
     inputs = {k: getattr(args, k) for k in KINDS if getattr(args, k) is not None}
     notes: list[str] = []
     jobs = plan_jobs(inputs, output_dir=args.output_dir, suffix=f".{args.format}", mask=args.mask,

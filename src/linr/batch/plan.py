@@ -26,6 +26,7 @@ __all__ = [
 
 KINDS = ("noisy", "lowres", "masked", "blurred")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+KERNEL_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
 _SHOWN = 8
 """How many unmatched names an error lists before '... and N more'."""
 
@@ -53,14 +54,14 @@ class Job:
         return files
 
 
-def find_files(spec: str, *, what: str) -> list[Path]:
-    """Image files named by ``spec``: a folder (its image files, not recursive), a glob, or a file.
+def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files named by ``spec``: a folder (its files with ``suffixes``, not recursive), a glob, or a file.
 
     Hidden files (names starting with '.', such as half-written temporary files) are skipped.
     """
     path = Path(spec)
     if path.is_dir():
-        found = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        found = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
     elif path.is_file():
         found = [path]
     else:
@@ -69,7 +70,7 @@ def find_files(spec: str, *, what: str) -> list[Path]:
             raise InputError(f"{what} {spec}: no such file or folder")
     found = sorted(p for p in found if not p.name.startswith("."))
     if not found:
-        raise InputError(f"{what} {spec}: matches no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"{what} {spec}: matches no files ({', '.join(suffixes)})")
     return found
 
 
@@ -108,7 +109,13 @@ def pair_by_stem(groups: dict[str, dict[str, Path]]) -> list[str]:
 
 
 def _auxiliary(
-    spec: str | None, stems: Sequence[str], *, what: str, strip: Sequence[str], notes: list[str] | None = None
+    spec: str | None,
+    stems: Sequence[str],
+    *,
+    what: str,
+    strip: Sequence[str],
+    notes: list[str] | None = None,
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
 ) -> dict[str, str | None]:
     """One shared file for every stem, or files paired by stem.
 
@@ -119,7 +126,7 @@ def _auxiliary(
         return {s: None for s in stems}
     if Path(spec).is_file():
         return {s: spec for s in stems}
-    index = _by_stem(find_files(spec, what=what), what=what, strip=strip)
+    index = _by_stem(find_files(spec, what=what, suffixes=suffixes), what=what, strip=strip)
     missing = [s for s in stems if s not in index]
     if missing and (notes is None or len(missing) == len(stems)):
         raise InputError(f"{what} {spec}: no file for {len(missing)} image(s): {_listed(missing)}")
@@ -150,15 +157,16 @@ def plan_jobs(
     if not observations:
         raise InputError("give input images: INPUT with --task, or --noisy/--lowres/--masked/--blurred")
     found = {kind: find_files(spec, what=f"--{kind}") for kind, spec in observations.items()}
-    is_kernel_spec = kernel is not None and not Path(kernel).exists() and not glob.has_magic(kernel)
-    aux_specs = [("--mask", mask, ("_mask",)), ("--reference-dir", reference_dir, ())]
+    is_kernel_spec = kernel is not None and kernel.startswith(("gaussian:", "gauss:"))
+    aux_specs = [("--mask", mask), ("--reference-dir", reference_dir)]
     if kernel is not None and not is_kernel_spec:
-        aux_specs.append(("--kernel", kernel, ("_kernel",)))
+        aux_specs.append(("--kernel", kernel))
     # Stems come from the observations once the auxiliary files are set aside.
     aux_files: set[Path] = set()
-    for what, spec, _ in aux_specs:
+    for what, spec in aux_specs:
         if spec is not None and not Path(spec).is_file():
-            aux_files |= {p.resolve() for p in find_files(spec, what=what)}
+            suffixes = KERNEL_SUFFIXES if what == "--kernel" else IMAGE_SUFFIXES
+            aux_files |= {p.resolve() for p in find_files(spec, what=what, suffixes=suffixes)}
         elif spec is not None:
             aux_files.add(Path(spec).resolve())
     groups = {}
@@ -174,7 +182,7 @@ def plan_jobs(
     if is_kernel_spec:
         kernels: dict[str, str | None] = {s: kernel for s in stems}
     else:
-        kernels = _auxiliary(kernel, stems, what="--kernel", strip=("_kernel",))
+        kernels = _auxiliary(kernel, stems, what="--kernel", strip=("_kernel",), suffixes=KERNEL_SUFFIXES)
     out = Path(output_dir)
     jobs = [
         Job(

@@ -56,8 +56,11 @@ def select(
         else:
             skip.append(job.name)
     if changed:
-        old = manifest.records[changed[0]].get("batch") or {}
-        what = ", ".join(settings_diff(old, settings)) or "input files"
+        first = manifest.records[changed[0]]
+        job = next(j for j in jobs if j.name == changed[0])
+        inputs = {**job.observations, "mask": job.mask, "kernel": job.kernel, "reference": job.reference}
+        differ = settings_diff(first.get("batch") or {}, settings) + settings_diff(first.get("inputs") or {}, inputs)
+        what = ", ".join(differ) or "input files"
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
                          f"({what}); use another -o folder, or --force to redo them")
     if not existed and not force:
@@ -152,7 +155,7 @@ class Progress:
         if self.bar is not None:
             if not ok:
                 self.bar.write(f"{rec['image']}: {what}")
-            self.bar.set_postfix(done=self.done, failed=self.failed)
+            self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)
             self.bar.update(1)
         elif self.lines:
             left = (time.perf_counter() - self.start) / n * (self.total - n)
