@@ -290,13 +290,16 @@ def test_blurred_with_kernels_paired_by_name(tmp_path):
     (["IN", "--task", "noisy", "-o", "IN"], "would overwrite an input"),
     (["IN", "--task", "noisy", "-o", "OUT", "--ray-address", "auto"], "--ray-address needs --backend ray"),
     (["IN", "--task", "blurred", "--kernel", "gaussian:x:1", "-o", "OUT"], "bad kernel spec"),
+    (["IN", "--task", "noisy", "--weight", "lowres=0.5", "-o", "OUT"], "without --lowres"),
+    (["IN", "--task", "noisy", "-o", "IN/a.png"], "is not a folder"),
     (["IN", "--task", "blurred", "--kernel", "nokernels/", "-o", "OUT"], "no such file or folder"),
 ])
 def test_usage_errors(folder, tmp_path, capsys, argv, message):
     src = tmp_path / "in"
     src.mkdir()
     write_image(src / "a.png", np.zeros((4, 4, 3), np.float32))
-    argv = [str(src) if a == "IN" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    argv = [a.replace("IN", str(src)) if a.startswith("IN") else str(tmp_path / "out") if a == "OUT" else a
+            for a in argv]
     assert main(["batch", *argv, *FAST]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0

@@ -100,6 +100,11 @@ def _merge_task(args: argparse.Namespace) -> None:
         setattr(args, args.task, args.input)
     if args.ray_address is not None and args.backend != "ray":
         raise InputError("--ray-address needs --backend ray")
+    for kind, _ in args.weight:
+        if getattr(args, kind) is None:
+            raise InputError(f"--weight {kind}=... given without --{kind} observations")
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise InputError(f"-o {args.output_dir}: exists and is not a folder")
     if args.ray_gpus_per_task > 1:
         raise InputError("--ray-gpus-per-task is a fraction of one GPU, at most 1")
 
