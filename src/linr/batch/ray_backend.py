@@ -1,15 +1,17 @@
 """The Ray backend (``--backend ray``, extra ``linr[ray]``): each image is one Ray task.
 
-Tasks receive the observations as arrays and return the restored image, so the cluster's nodes
-need linr installed but no shared file system: the driver reads the inputs, writes the outputs
+Tasks receive the observations as arrays and return the restored image, so the cluster needs no
+shared file system: the driver reads the inputs, writes the outputs
 and keeps the manifest, exactly as with the local backend. Each task requests
 ``cpus_per_task`` CPUs and, when the cluster has GPUs and the device allows it, a fraction
-``gpus_per_task`` of a GPU, so that several small fits share one GPU.
+``gpus_per_task`` of a GPU, so that several small fits share one GPU. linr's own code travels
+with the tasks (a Ray ``runtime_env``), so nodes need only its dependencies (torch, numpy, ...).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
@@ -49,9 +51,13 @@ class RayBackend:
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
+            # Ship this linr's code with the job: nodes need its dependencies (torch, numpy, ...)
+            # but not linr itself, and never run another version of it than the driver.
+            package = str(Path(__file__).resolve().parents[1])
             try:
                 ray.init(address=address, num_cpus=None if address else num_cpus,
-                         include_dashboard=False, log_to_driver=False, configure_logging=False)
+                         runtime_env={"py_modules": [package]}, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
             except ConnectionError as exc:
                 raise InputError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
         resources = ray.cluster_resources()
