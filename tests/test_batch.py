@@ -289,6 +289,7 @@ def test_blurred_with_kernels_paired_by_name(tmp_path):
     (["IN", "--task", "noisy", "--factor", "2", "-o", "OUT"], "--factor needs --lowres"),
     (["IN", "--task", "noisy", "-o", "IN"], "would overwrite an input"),
     (["IN", "--task", "noisy", "-o", "OUT", "--ray-address", "auto"], "--ray-address needs --backend ray"),
+    (["IN", "--task", "noisy", "-o", "OUT", "--backend", "ray", "--device", "cuda:1"], "Ray assigns the GPUs"),
     (["IN", "--task", "blurred", "--kernel", "gaussian:x:1", "-o", "OUT"], "bad kernel spec"),
     (["IN", "--task", "noisy", "--weight", "lowres=0.5", "-o", "OUT"], "without --lowres"),
     (["IN", "--task", "noisy", "-o", "IN/a.png"], "is not a folder"),
@@ -300,7 +301,7 @@ def test_usage_errors(folder, tmp_path, capsys, argv, message):
     write_image(src / "a.png", np.zeros((4, 4, 3), np.float32))
     argv = [a.replace("IN", str(src)) if a.startswith("IN") else str(tmp_path / "out") if a == "OUT" else a
             for a in argv]
-    assert main(["batch", *argv, *FAST]) == 2
+    assert main(["batch", *FAST, *argv]) == 2  # argv after FAST: its options win
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0
 

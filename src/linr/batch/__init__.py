@@ -100,6 +100,10 @@ def _merge_task(args: argparse.Namespace) -> None:
         setattr(args, args.task, args.input)
     if args.ray_address is not None and args.backend != "ray":
         raise InputError("--ray-address needs --backend ray")
+    if args.backend == "ray" and args.device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device {args.device} with Ray: use auto, cpu or cuda (Ray assigns the GPUs)")
+    if args.backend == "ray" and args.workers is not None:
+        raise InputError("--workers applies to the local backend; Ray sizes itself by the cluster")
     for kind, _ in args.weight:
         if getattr(args, kind) is None:
             raise InputError(f"--weight {kind}=... given without --{kind} observations")
@@ -133,8 +137,6 @@ def _backend(args: argparse.Namespace) -> tuple[Any, str, int, str]:
     if args.backend == "ray":
         from .ray_backend import RayBackend
 
-        if args.workers is not None:
-            raise InputError("--workers applies to the local backend; Ray sizes itself by the cluster")
         ray = RayBackend(address=args.ray_address, device=args.device,
                          cpus_per_task=args.ray_cpus_per_task, gpus_per_task=args.ray_gpus_per_task)
         threads = args.threads or ray.threads

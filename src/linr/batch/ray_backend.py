@@ -30,7 +30,10 @@ def ray_unavailable() -> str | None:
 
 
 class RayBackend:
-    """Connects to the cluster at ``address`` (None: start a local Ray instance with ``num_cpus``)."""
+    """Connects to the cluster at ``address`` (None: start a local Ray instance with ``num_cpus``).
+
+    ``device`` is auto, cpu or cuda (Ray assigns GPUs, so there is no cuda:N).
+    """
 
     name = "ray"
 
@@ -62,11 +65,9 @@ class RayBackend:
                 raise InputError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0.0)
-        if device.startswith("cuda") and gpus == 0:
+        if device == "cuda" and gpus == 0:
             raise InputError("--device cuda: the Ray cluster has no GPUs")
         use_gpu = gpus > 0 and device in ("auto", "cuda")
-        if device.startswith("cuda:"):
-            raise InputError("--device cuda:N does not apply to Ray (it assigns GPUs); use cuda or auto")
         # Inside a GPU task Ray sets CUDA_VISIBLE_DEVICES, so 'cuda' is the GPU it assigned.
         self.device = "cuda" if use_gpu else "cpu"
         self.threads = max(1, int(cpus_per_task))
