@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: a bare range would let pip fetch a newer CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test,plot]'
+	# Ray for `linr batch --backend ray` and its test; where no wheel fits, that test skips and says why
+	$(BIN)/python -m pip install -q -e '.[ray]' || echo "linr: Ray could not be installed; the Ray batch test will be skipped"
 	touch $(STAMP)
 
 setup: $(STAMP)

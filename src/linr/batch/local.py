@@ -1,0 +1,103 @@
+"""Local backends: fits in this process (one worker) or in a pool of worker processes.
+
+A backend runs :func:`~linr.batch.work.fit_payload` on payloads: ``submit`` returns a handle,
+``wait`` returns at least one finished ``(handle, result)``, ``close(abort=...)`` ends it
+(``abort`` kills fits in flight: Ctrl-C should not wait minutes for them). ``slots`` is how many
+payloads it runs at once; the driver keeps exactly that many in flight, so an interruption loses
+at most ``slots`` images.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Sequence
+
+from .work import Payload, fit_payload, init_worker
+
+__all__ = ["InlineBackend", "PoolBackend"]
+
+
+class InlineBackend:
+    """One fit at a time in the driver process (``--workers 1``): no start-up cost."""
+
+    name = "local"
+    slots = 1
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._queued: dict[int, Payload] = {}
+
+    def submit(self, payload: Payload) -> int:
+        self._next += 1
+        self._queued[self._next] = payload
+        return self._next
+
+    def wait(self, handles: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+        handle = handles[0]
+        return [(handle, fit_payload(self._queued.pop(handle)))]
+
+    def close(self, *, abort: bool) -> None:
+        self._queued.clear()
+
+
+class PoolBackend:
+    """``workers`` processes (spawned: safe with torch and CUDA); GPU ``devices`` are handed out
+    one per worker, round robin when there are more workers than GPUs."""
+
+    name = "local"
+
+    def __init__(self, workers: int, *, devices: Sequence[str] = ()):
+        self.slots = workers
+        self._devices = list(devices)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._current: set[cf.Future] = set()
+        """Futures of the current pool (not of one that broke before)."""
+
+    def _start(self) -> cf.ProcessPoolExecutor:
+        queue = None
+        if self._devices:
+            queue = self._ctx.Queue()
+            for i in range(self.slots):
+                queue.put(self._devices[i % len(self._devices)])
+        return cf.ProcessPoolExecutor(self.slots, mp_context=self._ctx, initializer=init_worker,
+                                      initargs=(queue,))
+
+    def submit(self, payload: Payload) -> cf.Future:
+        if self._pool is None:
+            self._pool = self._start()
+        future = self._pool.submit(fit_payload, payload)
+        self._current.add(future)
+        return future
+
+    def wait(self, handles: Sequence[cf.Future]) -> list[tuple[cf.Future, dict[str, Any]]]:
+        done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
+        results = []
+        for future in done:
+            try:
+                results.append((future, future.result()))
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory, crashed in native code): every fit in
+                # flight is lost with it. Record them as failed and start a fresh pool.
+                results.append((future, {"error": "worker process died (killed or out of memory)"}))
+                if future in self._current:
+                    self._discard(abort=True)
+            self._current.discard(future)
+        return results
+
+    def _discard(self, *, abort: bool) -> None:
+        if self._pool is None:
+            return
+        if abort:
+            # The executor has no public way to stop running calls; terminate its processes.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                if process.is_alive():
+                    process.terminate()
+        self._pool.shutdown(wait=not abort, cancel_futures=True)
+        self._pool = None
+        self._current.clear()
+
+    def close(self, *, abort: bool) -> None:
+        self._discard(abort=abort)

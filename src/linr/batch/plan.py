@@ -1,0 +1,225 @@
+"""Which images a batch restores: input files found by folder or glob and paired by file stem.
+
+A batch is a list of :class:`Job` s, one per scene. A single task has one observation file per
+job; joint restoration pairs one file per observation kind by stem (``noisy/cat.png`` with
+``lr/cat.png``). Masks, kernels and references are either one file for every job or a folder /
+glob paired by stem (``cat.png`` or ``cat_mask.png`` for masks, ``cat_kernel.*`` for kernels).
+Pure file-name logic: nothing here reads pixels, so planning is instant and fails early.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import InputError
+
+__all__ = [
+    "Job", "KINDS", "IMAGE_SUFFIXES", "find_files", "pair_by_stem", "plan_jobs", "fingerprint",
+    "settings_diff",
+]
+
+KINDS = ("noisy", "lowres", "masked", "blurred")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+KERNEL_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
+_SHOWN = 8
+"""How many unmatched names an error lists before '... and N more'."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scene to restore: its name (the common stem) and every file it reads or writes."""
+
+    name: str
+    observations: dict[str, str]
+    """Observation kind -> image path, in :data:`KINDS` order."""
+    output: str
+    mask: str | None = None
+    kernel: str | None = None
+    """A kernel spec (``gaussian:W:S``) or a kernel file."""
+    reference: str | None = None
+
+    @property
+    def inputs(self) -> list[str]:
+        """Every file the job reads (never to be overwritten)."""
+        files = list(self.observations.values())
+        files += [p for p in (self.mask, self.reference) if p is not None]
+        if self.kernel is not None and Path(self.kernel).exists():
+            files.append(self.kernel)
+        return files
+
+
+def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files named by ``spec``: a folder (its files with ``suffixes``, not recursive), a glob, or a file.
+
+    Hidden files (names starting with '.', such as half-written temporary files) are skipped.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
+    elif path.is_file():
+        found = [path]
+    else:
+        found = [Path(p) for p in glob.glob(spec) if Path(p).is_file()]
+        if not found and not glob.has_magic(spec):
+            raise InputError(f"{what} {spec}: no such file or folder")
+    found = sorted(p for p in found if not p.name.startswith("."))
+    if not found:
+        raise InputError(f"{what} {spec}: matches no files ({', '.join(suffixes)})")
+    return found
+
+
+def _by_stem(files: Iterable[Path], *, what: str, strip: Sequence[str] = ()) -> dict[str, Path]:
+    """Index files by stem; ``strip`` lists suffixes removed from a stem (``_mask``)."""
+    index: dict[str, Path] = {}
+    for f in files:
+        stem = f.stem
+        for suffix in strip:
+            if stem.endswith(suffix) and len(stem) > len(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        if stem in index:
+            raise InputError(f"{what}: two files share the name {stem!r}: {index[stem]} and {f}")
+        index[stem] = f
+    return index
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f" ... and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def pair_by_stem(groups: dict[str, dict[str, Path]]) -> list[str]:
+    """The stems every group has; an error listing, per group, the stems the others lack."""
+    common = set.intersection(*(set(g) for g in groups.values()))
+    problems = []
+    for label, group in groups.items():
+        extra = sorted(set(group) - common)
+        if extra:
+            files = [group[s].name for s in extra]
+            problems.append(f"{label}: {len(extra)} without a match ({_listed(files)})")
+    if problems:
+        raise InputError("files do not pair by name: " + "; ".join(problems))
+    return sorted(common)
+
+
+def _auxiliary(
+    spec: str | None,
+    stems: Sequence[str],
+    *,
+    what: str,
+    strip: Sequence[str],
+    notes: list[str] | None = None,
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+) -> dict[str, str | None]:
+    """One shared file for every stem, or files paired by stem.
+
+    A stem without a file is an error, unless ``notes`` is given (optional files such as
+    references): then it gets None and a note, and only a folder matching no stem is an error.
+    """
+    if spec is None:
+        return {s: None for s in stems}
+    if Path(spec).is_file():
+        return {s: spec for s in stems}
+    index = _by_stem(find_files(spec, what=what, suffixes=suffixes), what=what, strip=strip)
+    missing = [s for s in stems if s not in index]
+    if missing and (notes is None or len(missing) == len(stems)):
+        raise InputError(f"{what} {spec}: no file for {len(missing)} image(s): {_listed(missing)}")
+    if missing and notes is not None:
+        notes.append(f"{what} {spec}: no file for {len(missing)} image(s), so no metrics for them: "
+                     f"{_listed(missing)}")
+    return {s: str(index[s]) if s in index else None for s in stems}
+
+
+def plan_jobs(
+    observations: dict[str, str],
+    *,
+    output_dir: str | os.PathLike,
+    suffix: str = ".png",
+    mask: str | None = None,
+    kernel: str | None = None,
+    reference_dir: str | None = None,
+    notes: list[str] | None = None,
+) -> list[Job]:
+    """Find and pair the files of a batch; one :class:`Job` per stem, sorted by name.
+
+    Images without a reference are restored without metrics, with a line appended to ``notes``.
+
+    ``observations`` maps a kind to a folder or glob. Files that serve as masks, kernels or
+    references are not taken as observations even when they lie in the same folder (as
+    ``linr degrade --keep`` writes ``x.png`` beside ``x_mask.png``).
+    """
+    if not observations:
+        raise InputError("give input images: INPUT with --task, or --noisy/--lowres/--masked/--blurred")
+    found = {kind: find_files(spec, what=f"--{kind}") for kind, spec in observations.items()}
+    is_kernel_spec = kernel is not None and kernel.startswith(("gaussian:", "gauss:"))
+    aux_specs = [("--mask", mask), ("--reference-dir", reference_dir)]
+    if kernel is not None and not is_kernel_spec:
+        aux_specs.append(("--kernel", kernel))
+    # Stems come from the observations once the auxiliary files are set aside.
+    aux_files: set[Path] = set()
+    for what, spec in aux_specs:
+        if spec is not None and not Path(spec).is_file():
+            suffixes = KERNEL_SUFFIXES if what == "--kernel" else IMAGE_SUFFIXES
+            aux_files |= {p.resolve() for p in find_files(spec, what=what, suffixes=suffixes)}
+        elif spec is not None:
+            aux_files.add(Path(spec).resolve())
+    groups = {}
+    for kind, files in found.items():
+        kept = [f for f in files if f.resolve() not in aux_files]
+        if not kept:
+            raise InputError(f"--{kind} {observations[kind]}: every file it matches is a mask, kernel "
+                             "or reference")
+        groups[f"--{kind}"] = _by_stem(kept, what=f"--{kind}")
+    stems = pair_by_stem(groups)
+    masks = _auxiliary(mask, stems, what="--mask", strip=("_mask",))
+    refs = _auxiliary(reference_dir, stems, what="--reference-dir", strip=(), notes=[] if notes is None else notes)
+    if is_kernel_spec:
+        kernels: dict[str, str | None] = {s: kernel for s in stems}
+    else:
+        kernels = _auxiliary(kernel, stems, what="--kernel", strip=("_kernel",), suffixes=KERNEL_SUFFIXES)
+    out = Path(output_dir)
+    jobs = [
+        Job(
+            name=s,
+            observations={k: str(groups[f"--{k}"][s]) for k in KINDS if f"--{k}" in groups},
+            output=str(out / f"{s}{suffix}"),
+            mask=masks[s],
+            kernel=kernels[s],
+            reference=refs[s],
+        )
+        for s in stems
+    ]
+    _check_no_overwrite(jobs)
+    return jobs
+
+
+def _check_no_overwrite(jobs: Sequence[Job]) -> None:
+    inputs = {Path(p).resolve() for job in jobs for p in job.inputs}
+    clash = [job.output for job in jobs if Path(job.output).resolve() in inputs]
+    if clash:
+        raise InputError(f"output {clash[0]} would overwrite an input file; choose another -o folder")
+
+
+def fingerprint(job: Job, settings: dict[str, Any]) -> str:
+    """A short hash of what determines a job's output: its input files and the batch settings.
+
+    A manifest record made under another fingerprint is not reused.
+    """
+    files = {k: os.path.abspath(v) for k, v in job.observations.items()}
+    extra = {k: os.path.abspath(v) if v and Path(v).exists() else v
+             for k, v in (("mask", job.mask), ("kernel", job.kernel), ("reference", job.reference))}
+    data = {"observations": files, **extra, "settings": settings}
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Names of the settings that differ between two settings dicts (for error messages)."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+

@@ -1,0 +1,113 @@
+"""The Ray backend (``--backend ray``, extra ``linr[ray]``): each image is one Ray task.
+
+Tasks receive the observations as arrays and return the restored image, so the cluster needs no
+shared file system: the driver reads the inputs, writes the outputs
+and keeps the manifest, exactly as with the local backend. Each task requests
+``cpus_per_task`` CPUs and, when the cluster has GPUs and the device allows it, a fraction
+``gpus_per_task`` of a GPU, so that several small fits share one GPU. linr's own code travels
+with the tasks (a Ray ``runtime_env``), so nodes need only its dependencies (torch, numpy, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import InputError
+from .work import Payload, fit_payload
+
+__all__ = ["RayBackend", "ray_unavailable"]
+
+
+def ray_unavailable() -> str | None:
+    """Why Ray cannot be used here, or None when it can."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        return f"Ray is not installed ({exc}); install it with: pip install 'linr[ray]'"
+    return None
+
+
+class RayBackend:
+    """Connects to the cluster at ``address`` (None: start a local Ray instance with ``num_cpus``).
+
+    ``device`` is auto, cpu or cuda (Ray assigns GPUs, so there is no cuda:N).
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        *,
+        address: str | None,
+        device: str,
+        cpus_per_task: float,
+        gpus_per_task: float,
+        num_cpus: int | None = None,
+    ):
+        reason = ray_unavailable()
+        if reason is not None:
+            raise InputError(reason)
+        import ray
+
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            # Ship this linr's code with the job: nodes need its dependencies (torch, numpy, ...)
+            # but not linr itself, and never run another version of it than the driver.
+            package = str(Path(__file__).resolve().parents[1])
+            try:
+                ray.init(address=address, num_cpus=None if address else num_cpus,
+                         runtime_env={"py_modules": [package]}, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+            except ConnectionError as exc:
+                raise InputError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0.0)
+        if device == "cuda" and gpus == 0:
+            raise InputError("--device cuda: the Ray cluster has no GPUs")
+        use_gpu = gpus > 0 and device in ("auto", "cuda")
+        # Inside a GPU task Ray sets CUDA_VISIBLE_DEVICES, so 'cuda' is the GPU it assigned.
+        self.device = "cuda" if use_gpu else "cpu"
+        self.threads = max(1, int(cpus_per_task))
+        options: dict[str, Any] = {"num_cpus": cpus_per_task, "max_retries": 0}
+        if use_gpu:
+            options["num_gpus"] = gpus_per_task
+            slots = math.floor(gpus / gpus_per_task)
+        else:
+            slots = math.floor(resources.get("CPU", 1.0) / cpus_per_task)
+        # A little more than the cluster runs at once keeps it busy while results are written;
+        # everything submitted is 'in flight' and would be redone after an interruption.
+        self.slots = max(1, slots) + max(1, slots // 4)
+        self._remote = ray.remote(**options)(fit_payload)
+        self._pending: set[Any] = set()
+
+    def submit(self, payload: Payload) -> Any:
+        ref = self._remote.remote(payload)
+        self._pending.add(ref)
+        return ref
+
+    def wait(self, handles: Sequence[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        ready, _ = self._ray.wait(list(handles), num_returns=1)
+        results = []
+        for ref in ready:
+            self._pending.discard(ref)
+            try:
+                results.append((ref, self._ray.get(ref)))
+            except Exception as exc:  # noqa: BLE001 - a lost node or a dead worker fails one image
+                message = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
+                results.append((ref, {"error": f"Ray task failed ({message})"}))
+        return results
+
+    def close(self, *, abort: bool) -> None:
+        if abort:
+            # Stop what is queued or running on the cluster; its images are redone on resume.
+            for ref in self._pending:
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - already finished or the cluster is gone
+                    pass
+        self._pending.clear()
+        if self._started:
+            self._ray.shutdown()

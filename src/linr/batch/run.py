@@ -1,0 +1,176 @@
+"""The batch driver: decide what is left to do, keep a backend busy, record every result.
+
+The driver reads inputs and writes outputs and the manifest; backends only fit (see
+:mod:`linr.batch.work`). Exactly ``backend.slots`` images are in flight at any time, so a crash
+or Ctrl-C loses at most those: every other image is either recorded in the manifest or not
+started.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import InputError
+from .manifest import Manifest
+from .plan import Job, fingerprint, settings_diff
+from .work import Prepared, failed_record, finish, one_line, prepare
+
+__all__ = ["Outcome", "select", "run_jobs"]
+
+
+@dataclass
+class Outcome:
+    """What one run did (the manifest holds the per-image details)."""
+
+    skipped: list[str] = field(default_factory=list)
+    """Already done in the manifest with the same inputs and settings, output present."""
+    restored: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    wall_s: float = 0.0
+
+
+def select(
+    jobs: Sequence[Job], manifest: Manifest, settings: dict[str, Any], *, force: bool, existed: bool
+) -> tuple[list[Job], list[str], dict[str, str]]:
+    """Split jobs into (to run, names to skip) and return each job's fingerprint.
+
+    Raises when finished images were made with other settings (unless ``force``), or when a
+    folder without a manifest already holds files this batch would replace.
+    """
+    keys = {job.name: fingerprint(job, settings) for job in jobs}
+    todo, skip, changed = [], [], []
+    for job in jobs:
+        record = manifest.records.get(job.name)
+        if force or record is None or record.get("status") != "done":
+            todo.append(job)
+        elif record.get("key") != keys[job.name]:
+            changed.append(job.name)
+        elif not Path(job.output).is_file():
+            todo.append(job)  # recorded as done but the output was removed: redo it
+        else:
+            skip.append(job.name)
+    if changed:
+        first = manifest.records[changed[0]]
+        job = next(j for j in jobs if j.name == changed[0])
+        inputs = {**job.observations, "mask": job.mask, "kernel": job.kernel, "reference": job.reference}
+        differ = settings_diff(first.get("batch") or {}, settings) + settings_diff(first.get("inputs") or {}, inputs)
+        what = ", ".join(differ) or "input files"
+        raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
+                         f"({what}); use another -o folder, or --force to redo them")
+    if not existed and not force:
+        present = [job.output for job in todo if Path(job.output).exists()]
+        if present:
+            raise InputError(f"{present[0]}: exists and is not from a linr batch in this folder "
+                             f"({len(present)} such file(s)); use --force to overwrite")
+    return todo, skip, keys
+
+
+def run_jobs(
+    todo: Sequence[Job],
+    *,
+    backend: Any,
+    manifest: Manifest,
+    settings: dict[str, Any],
+    keys: dict[str, str],
+    fit: dict[str, Any],
+    threads: int,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> Outcome:
+    """Run ``todo`` on ``backend``, recording each result in ``manifest`` as soon as it arrives.
+
+    ``on_record`` is called after each record is stored (progress display). KeyboardInterrupt
+    (Ctrl-C, or SIGTERM turned into it) aborts the fits in flight and is re-raised.
+    """
+    outcome = Outcome()
+    queue = deque(todo)
+    in_flight: dict[Any, tuple[Job, Prepared]] = {}
+    start = time.perf_counter()
+
+    def record(rec: dict[str, Any]) -> None:
+        manifest.add(rec)
+        (outcome.restored if rec["status"] == "done" else outcome.failed).append(rec["image"])
+        if on_record is not None:
+            on_record(rec)
+
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < backend.slots:
+                job = queue.popleft()
+                t0 = time.perf_counter()
+                try:
+                    prep = prepare(job, settings, fit=fit, threads=threads)
+                except Exception as exc:  # noqa: BLE001 - a bad input fails its image only
+                    run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
+                    record(failed_record(job, one_line(exc), key=keys[job.name], settings=settings, run=run))
+                    continue
+                in_flight[backend.submit(prep.payload)] = (job, prep)
+            if not in_flight:
+                continue
+            for handle, result in backend.wait(list(in_flight)):
+                job, prep = in_flight.pop(handle)
+                try:
+                    rec = finish(job, prep, result, key=keys[job.name], settings=settings,
+                                 backend=backend.name)
+                except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+                    rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
+                                        run={"backend": backend.name})
+                record(rec)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        backend.close(abort=True)
+    else:
+        backend.close(abort=False)
+    outcome.wall_s = time.perf_counter() - start
+    return outcome
+
+
+class Progress:
+    """Overall progress: a bar with done/failed and an ETA on a terminal, else one line per image."""
+
+    def __init__(self, total: int, *, enabled: bool, stream: Any = None):
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.done = self.failed = 0
+        self.bar = None
+        self.start = time.perf_counter()
+        self.lines = enabled and not self.stream.isatty()
+        if enabled and self.stream.isatty() and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", desc="batch", file=self.stream, dynamic_ncols=True)
+            self.bar.set_postfix(done=0, failed=0)
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        ok = rec["status"] == "done"
+        self.done += ok
+        self.failed += not ok
+        n = self.done + self.failed
+        what = f"done in {rec['run'].get('time_s', 0):.1f} s" if ok else f"FAILED: {rec['error']}"
+        if self.bar is not None:
+            if not ok:
+                self.bar.write(f"{rec['image']}: {what}")
+            self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)
+            self.bar.update(1)
+        elif self.lines:
+            left = (time.perf_counter() - self.start) / n * (self.total - n)
+            print(f"[{n}/{self.total}, {self.failed} failed, ETA {_duration(left)}] {rec['image']}: {what}",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"

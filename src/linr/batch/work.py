@@ -1,0 +1,175 @@
+"""One image's work, split so that workers only compute and the driver owns every file.
+
+``prepare`` (driver) reads a job's files into observations; ``fit_payload`` (a worker process
+or a Ray task) fits them and measures; ``finish`` (driver) writes the output atomically and
+builds the manifest record. Because workers never touch the file system, a Ray cluster needs no
+shared storage, and the local and Ray backends write their outputs with the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import platform
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import LinrError
+from .plan import Job
+
+__all__ = ["Payload", "Prepared", "prepare", "fit_payload", "finish", "failed_record", "init_worker"]
+
+
+@dataclass
+class Payload:
+    """What a worker needs to restore one image (picklable; no paths)."""
+
+    name: str
+    observations: list[Any]
+    """:class:`linr.fit.Observation` s, read and checked by the driver."""
+    reference: np.ndarray | None
+    metric_task: str | None
+    """'deblur' for a lone blurred observation (the paper measured it on Y), else None."""
+    fit: dict[str, Any]
+    """Keyword arguments of :func:`linr.tasks.restore`: preset, steps, lr, seed, device, model."""
+    threads: int
+    """torch threads for this fit: fixed so that results do not depend on the worker's machine."""
+
+
+@dataclass
+class Prepared:
+    """A job read by the driver: the payload plus how to write its output."""
+
+    payload: Payload
+    bit_depth: int
+    alpha: np.ndarray | None
+    started: float
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: linr's own messages as they are, others with their class."""
+    text = str(exc) if isinstance(exc, LinrError) else f"{exc.__class__.__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
+    """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
+    from ..cli import _load_observations
+    from ..images import read_image
+
+    obs = job.observations
+    # The same reader as `linr restore`, given this job's files in its argument names.
+    ns = argparse.Namespace(
+        noisy=obs.get("noisy"), lowres=obs.get("lowres"), masked=obs.get("masked"),
+        blurred=obs.get("blurred"), mask=job.mask, kernel=job.kernel, factor=settings["factor"],
+        downsampler=settings["downsampler"], boundary=settings["boundary"],
+        weight=sorted(settings["weights"].items()),
+    )
+    started = time.perf_counter()
+    observations, infos, _ = _load_observations(ns)
+    reference = read_image(job.reference)[0] if job.reference is not None else None
+    payload = Payload(
+        name=job.name,
+        observations=observations,
+        reference=reference,
+        metric_task="deblur" if list(obs) == ["blurred"] else None,
+        fit=fit,
+        threads=threads,
+    )
+    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
+    return Prepared(payload, max(i.bit_depth for i in infos), alpha, started)
+
+
+_WORKER_DEVICE: str | None = None
+"""Set in a local worker process that owns one GPU; overrides the payload's device."""
+
+
+def init_worker(devices: Any) -> None:
+    """Initialiser of a local worker process: leave Ctrl-C to the driver, take a GPU if any."""
+    global _WORKER_DEVICE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if devices is not None:
+        _WORKER_DEVICE = devices.get()
+
+
+def fit_payload(payload: Payload) -> dict[str, Any]:
+    """Restore one image. Never raises for a failed fit: the error is returned as one line."""
+    import torch
+
+    from ..cli import _metrics_report
+    from ..tasks import restore
+
+    fit = dict(payload.fit)
+    if _WORKER_DEVICE is not None:
+        fit["device"] = _WORKER_DEVICE
+    out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": fit["device"]}
+    # The thread count changes float summation order, so it is part of what makes outputs
+    # reproducible; restored afterwards for the in-process backend.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(payload.threads)
+    try:
+        result = restore(payload.observations, **fit, progress=False)
+        metrics = None
+        if payload.reference is not None:
+            metrics = _metrics_report(payload.reference, result.image, payload.metric_task)
+    except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
+        return {**out, "error": one_line(exc)}
+    finally:
+        torch.set_num_threads(previous)
+    return {
+        **out,
+        "error": None,
+        "image": result.image,
+        "steps_run": result.steps_run,
+        "stop_step": result.stop_step,
+        "stop_reason": result.stop_reason,
+        "fit_s": result.timings["fit_s"],
+        "settings": result.settings,
+        "metrics": metrics,
+        "device": result.settings["device"],
+    }
+
+
+def _inputs(job: Job) -> dict[str, str | None]:
+    return {**job.observations, "mask": job.mask, "kernel": job.kernel, "reference": job.reference}
+
+
+def failed_record(job: Job, error: str, *, key: str, settings: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """The manifest record of an image that could not be restored."""
+    return {
+        "image": job.name, "status": "failed", "inputs": _inputs(job), "output": None, "key": key,
+        "batch": settings, "settings": None, "steps_run": None, "stop_step": None, "stop_reason": None,
+        "metrics": None, "error": error, "run": {"finished": _utc_now(), **run},
+    }
+
+
+def finish(
+    job: Job, prep: Prepared, result: dict[str, Any], *, key: str, settings: dict[str, Any], backend: str
+) -> dict[str, Any]:
+    """Write a worker's result (atomically) and return the image's manifest record."""
+    from ..images import write_image
+
+    run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
+           "device": result.get("device"), "fit_s": result.get("fit_s"),
+           "time_s": round(time.perf_counter() - prep.started, 3)}
+    if result.get("error") is not None:
+        return failed_record(job, result["error"], key=key, settings=settings, run=run)
+    # The output is ours (planned, checked not to be an input): replace a leftover from a run
+    # that was killed between writing it and recording it.
+    write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha, force=True,
+                protect=job.inputs)
+    run["time_s"] = round(time.perf_counter() - prep.started, 3)
+    return {
+        "image": job.name, "status": "done", "inputs": _inputs(job), "output": job.output, "key": key,
+        "batch": settings, "settings": result["settings"], "steps_run": result["steps_run"],
+        "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
+        "metrics": result["metrics"], "error": None, "run": {"finished": _utc_now(), **run},
+    }

@@ -1,0 +1,328 @@
+"""linr batch: a folder with a corrupt file, resuming after Ctrl-C and after a kill, pairing of
+joint inputs and masks, and the Ray backend against the local one. Tiny crops, few steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linr import simulate
+from linr.cli import main
+from linr.images import read_image, write_image
+from linr.metrics import evaluate
+
+from .conftest import crop, load
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+FAST = ["--device", "cpu", "--threads", "1", "--quiet"]
+
+
+def _make_folder(root: Path, n: int, size: int = 16) -> Path:
+    """n noisy crops (sigma 25) in root/noisy and their clean crops in root/clean."""
+    image = load("set5/butterfly.png")
+    (root / "noisy").mkdir(parents=True)
+    (root / "clean").mkdir()
+    for i in range(n):
+        clean = crop(image, size, top=40 + 23 * i, left=30 + 17 * i)
+        write_image(root / "clean" / f"img{i}.png", clean)
+        write_image(root / "noisy" / f"img{i}.png", simulate.add_gaussian_noise(clean, 25, seed=i))
+    return root
+
+
+def _manifest(folder: Path) -> dict[str, dict]:
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    return {r["image"]: r for r in map(json.loads, lines)}
+
+
+def _comparable(records: dict[str, dict]) -> dict[str, dict]:
+    """Records without what legitimately differs between runs: timings/host, and the folder."""
+    out = {}
+    for name, r in records.items():
+        r = {k: v for k, v in r.items() if k not in ("run", "output")}
+        out[name] = r
+    return out
+
+
+def _pixels(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: read_image(p)[0] for p in sorted(folder.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = _make_folder(tmp_path_factory.mktemp("batch"), 4)
+    (root / "noisy" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(60)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_run(folder) -> Path:
+    out = folder / "out_local"
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "3",
+                 "--reference-dir", str(folder / "clean"), *FAST])
+    assert code == 4  # one image failed, the others are done
+    return out
+
+
+def test_corrupt_file_fails_alone(folder, local_run, capsys):
+    records = _manifest(local_run)
+    assert sorted(records) == ["broken", "img0", "img1", "img2", "img3"]
+    bad = records.pop("broken")
+    assert bad["status"] == "failed" and "not a readable image" in bad["error"] and bad["output"] is None
+    for name, r in records.items():
+        assert r["status"] == "done" and r["error"] is None
+        assert r["steps_run"] == r["stop_step"] == 3 and r["settings"]["seed"] == 0
+        out, _ = read_image(r["output"])
+        assert out.shape == (16, 16, 3)
+        # The recorded metrics are of the unquantised output: the 8-bit file measures within 0.05 dB.
+        ref, _ = read_image(folder / "clean" / f"{name}.png")
+        assert abs(evaluate(ref, out)["psnr"] - r["metrics"]["standard"]["psnr"]) < 0.05
+
+
+def test_batch_output_equals_restore_of_one_image(folder, local_run):
+    import torch
+
+    import linr
+
+    noisy, _ = read_image(folder / "noisy" / "img2.png")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the batch fitted it (--threads 1)
+    try:
+        alone = linr.restore([linr.noisy(noisy)], steps=3, seed=0, device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(previous)
+    expected = np.round(np.clip(alone.image, 0, 1) * 255) / 255
+    np.testing.assert_array_equal(read_image(local_run / "img2.png")[0], expected.astype(np.float32))
+
+
+def test_rerun_skips_done_and_retries_failed(folder, local_run, capsys):
+    before = _manifest(local_run)
+    stamps = {p.name: p.stat().st_mtime_ns for p in local_run.glob("*.png")}
+    (local_run / "img1.png").unlink()  # a finished image whose output disappeared is redone
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(local_run), "--steps", "3",
+                 "--reference-dir", str(folder / "clean"), *FAST])
+    assert code == 4
+    assert "5 images: 2 to restore, 3 already done" in capsys.readouterr().out
+    after = _manifest(local_run)
+    for name in ("img0", "img2", "img3"):
+        assert after[name] == before[name]
+        assert (local_run / f"{name}.png").stat().st_mtime_ns == stamps[f"{name}.png"]
+    assert after["img1"]["run"] != before["img1"]["run"] and (local_run / "img1.png").exists()
+    assert after["broken"]["status"] == "failed" and after["broken"]["run"] != before["broken"]["run"]
+    assert _comparable(after) == _comparable(before)
+
+
+def test_changed_settings_are_refused(folder, local_run, capsys):
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(local_run), "--steps", "4",
+                 "--reference-dir", str(folder / "clean"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and "other settings (steps)" in err and "--force" in err
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(local_run), "--steps", "3", *FAST])
+    assert code == 2 and "other settings (reference)" in capsys.readouterr().err
+
+
+def test_existing_foreign_output_is_not_overwritten(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "img0.png").write_bytes(b"someone else's file")
+    code = main(["batch", "--noisy", str(folder / "noisy" / "img*.png"), "-o", str(out), "--steps", "2", *FAST])
+    assert code == 2 and "exists" in capsys.readouterr().err
+    assert (out / "img0.png").read_bytes() == b"someone else's file"
+
+
+# --- interruption -----------------------------------------------------------------------------
+
+KILL_ARGS = ["--steps", "20", *FAST]
+
+
+@pytest.fixture(scope="module")
+def six(tmp_path_factory) -> Path:
+    return _make_folder(tmp_path_factory.mktemp("six"), 6)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(six) -> Path:
+    out = six / "out_full"
+    assert main(["batch", str(six / "noisy"), "--task", "noisy", "-o", str(out), *KILL_ARGS]) == 0
+    return out
+
+
+def test_killed_run_resumes_to_the_same_manifest(six, uninterrupted, capsys):
+    out = six / "out_killed"
+    argv = [sys.executable, "-m", "linr", "batch", str(six / "noisy"), "--task", "noisy", "-o", str(out),
+            *KILL_ARGS]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    manifest = out / "manifest.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if manifest.exists() and len(manifest.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up: a crash or power cut
+        proc.wait()
+    killed = _manifest(out)
+    assert 2 <= len(killed) < 6, "the run was not killed mid-way"
+    code = main(["batch", str(six / "noisy"), "--task", "noisy", "-o", str(out), *KILL_ARGS])
+    assert code == 0
+    assert f"6 images: {6 - len(killed)} to restore, {len(killed)} already done" in capsys.readouterr().out
+    resumed = _manifest(out)
+    for name, record in killed.items():
+        assert resumed[name] == record  # nothing redone
+    assert _comparable(resumed) == _comparable(_manifest(uninterrupted))  # nothing lost
+    assert list(resumed) == sorted(resumed)  # compacted: one line per image, sorted
+    assert _pixels(out).keys() == _pixels(uninterrupted).keys()
+    for name, pixels in _pixels(out).items():
+        np.testing.assert_array_equal(pixels, _pixels(uninterrupted)[name])
+
+
+def test_ctrl_c_loses_only_the_image_in_flight(six, uninterrupted, monkeypatch, capsys):
+    import linr.batch.run as run_module
+
+    real_finish, calls = run_module.finish, []
+
+    def finish_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third image is being finished
+        return real_finish(*args, **kwargs)
+
+    out = six / "out_ctrl_c"
+    argv = ["batch", str(six / "noisy"), "--task", "noisy", "-o", str(out), *KILL_ARGS]
+    monkeypatch.setattr(run_module, "finish", finish_then_interrupt)
+    assert main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(_manifest(out)) == ["img0", "img1"]
+    monkeypatch.setattr(run_module, "finish", real_finish)
+    assert main(argv) == 0
+    assert _comparable(_manifest(out)) == _comparable(_manifest(uninterrupted))
+
+
+# --- pairing ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def joint(tmp_path) -> Path:
+    clean = crop(load("set5/bird.png"), 16)
+    for d in ("n", "lr"):
+        (tmp_path / d).mkdir()
+    for name in ("a", "b", "c"):
+        write_image(tmp_path / "n" / f"{name}.png", simulate.add_gaussian_noise(clean, 25, seed=1))
+    for name in ("a", "b", "d"):
+        write_image(tmp_path / "lr" / f"{name}.png", simulate.lanczos_downscale(clean, 4))
+    return tmp_path
+
+
+def test_joint_pairing_error_lists_unmatched(joint, capsys):
+    code = main(["batch", "--noisy", str(joint / "n"), "--lowres", str(joint / "lr" / "*.png"),
+                 "-o", str(joint / "out"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "--noisy: 1 without a match (c.png)" in err and "--lowres: 1 without a match (d.png)" in err
+    assert not (joint / "out").exists()
+
+
+def test_joint_batch_restores_matched_pairs(joint):
+    (joint / "n" / "c.png").unlink()
+    (joint / "lr" / "d.png").unlink()
+    out = joint / "out"
+    assert main(["batch", "--noisy", str(joint / "n"), "--lowres", str(joint / "lr"), "--factor", "4",
+                 "-o", str(out), "--steps", "2", *FAST]) == 0
+    records = _manifest(out)
+    assert sorted(records) == ["a", "b"]
+    assert [o["kind"] for o in records["a"]["settings"]["observations"]] == ["noisy", "lowres"]
+    assert read_image(out / "a.png")[0].shape == (16, 16, 3)
+
+
+def test_masks_pair_by_name_in_the_same_folder(tmp_path, capsys):
+    # The layout `linr degrade --keep` writes: x.png beside x_mask.png.
+    clean = crop(load("set5/head.png"), 16)
+    for i in range(2):
+        mask = simulate.bernoulli_mask((16, 16), 0.5, seed=i)
+        write_image(tmp_path / f"x{i}.png", clean * mask[..., None])
+        write_image(tmp_path / f"x{i}_mask.png", mask.astype(np.float32))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path), "--task", "masked", "--mask", str(tmp_path / "*_mask.png"),
+                 "-o", str(out), "--steps", "2", *FAST]) == 0
+    records = _manifest(out)
+    assert sorted(records) == ["x0", "x1"]
+    assert records["x1"]["inputs"]["mask"].endswith("x1_mask.png")
+    (tmp_path / "x1_mask.png").unlink()
+    code = main(["batch", str(tmp_path), "--task", "masked", "--mask", str(tmp_path / "*_mask.png"),
+                 "-o", str(tmp_path / "out2"), *FAST])
+    assert code == 2 and "no file for 1 image(s): x1" in capsys.readouterr().err
+
+
+def test_blurred_with_kernels_paired_by_name(tmp_path):
+    from linr.operators import gaussian_kernel
+
+    clean = crop(load("set5/head.png"), 16)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "k").mkdir()
+    for i, sigma in enumerate((0.8, 1.6)):
+        kernel = gaussian_kernel(5, sigma)
+        np.save(tmp_path / "k" / f"y{i}_kernel.npy", kernel)
+        write_image(tmp_path / "b" / f"y{i}.png", simulate.blur_image(clean, kernel, noise_sigma=0, seed=0))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "b"), "--task", "blurred", "--kernel", str(tmp_path / "k"),
+                 "-o", str(out), "--steps", "2", *FAST]) == 0
+    records = _manifest(out)
+    for i in range(2):
+        assert records[f"y{i}"]["status"] == "done"
+        assert records[f"y{i}"]["inputs"]["kernel"].endswith(f"y{i}_kernel.npy")
+        assert records[f"y{i}"]["settings"]["observations"][0]["operator"]["kernel_shape"] == [5, 5]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["IN", "-o", "OUT"], "INPUT needs --task"),
+    (["--task", "noisy", "-o", "OUT"], "--task needs INPUT"),
+    (["IN", "--task", "noisy", "--factor", "2", "-o", "OUT"], "--factor needs --lowres"),
+    (["IN", "--task", "noisy", "-o", "IN"], "would overwrite an input"),
+    (["IN", "--task", "noisy", "-o", "OUT", "--ray-address", "auto"], "--ray-address needs --backend ray"),
+    (["IN", "--task", "noisy", "-o", "OUT", "--backend", "ray", "--device", "cuda:1"], "Ray assigns the GPUs"),
+    (["IN", "--task", "blurred", "--kernel", "gaussian:x:1", "-o", "OUT"], "bad kernel spec"),
+    (["IN", "--task", "noisy", "--weight", "lowres=0.5", "-o", "OUT"], "without --lowres"),
+    (["IN", "--task", "noisy", "-o", "IN/a.png"], "is not a folder"),
+    (["IN", "--task", "blurred", "--kernel", "nokernels/", "-o", "OUT"], "no such file or folder"),
+])
+def test_usage_errors(folder, tmp_path, capsys, argv, message):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.png", np.zeros((4, 4, 3), np.float32))
+    argv = [a.replace("IN", str(src)) if a.startswith("IN") else str(tmp_path / "out") if a == "OUT" else a
+            for a in argv]
+    assert main(["batch", *FAST, *argv]) == 2  # argv after FAST: its options win
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+
+def test_ray_backend_matches_local(folder, local_run, capsys):
+    from linr.batch.ray_backend import ray_unavailable
+
+    reason = ray_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    out = folder / "out_ray"
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "3",
+                 "--reference-dir", str(folder / "clean"), "--backend", "ray", *FAST])
+    assert code == 4
+    ray_records, local_records = _manifest(out), _manifest(local_run)
+    assert {r["run"]["backend"] for r in ray_records.values() if r["status"] == "done"} == {"ray"}
+    assert _comparable(ray_records) == _comparable(local_records)
+    local_pixels = _pixels(local_run)
+    for name, pixels in _pixels(out).items():
+        np.testing.assert_array_equal(pixels, local_pixels[name])
+        assert (out / name).read_bytes() == (local_run / name).read_bytes()
