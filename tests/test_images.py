@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,6 +77,9 @@ def test_non_finite_float_tiff(tmp_path):
 def test_writes_never_clobber(tmp_path, rng):
     img = rng.random((4, 4, 3))
     target = write_image(tmp_path / "x.png", img)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     before = target.read_bytes()
     with pytest.raises(InputError, match="exists"):
         write_image(target, 1 - img)
