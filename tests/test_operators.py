@@ -42,7 +42,7 @@ def test_shapes_and_gradients(name):
     assert tuple(y.shape[-2:]) == op.output_shape((24, 32))
     assert op.input_shape(tuple(y.shape[-2:])) == (24, 32)
     assert y.shape[:2] == (2, 3)
-    assert torch.autograd.gradcheck(lambda t: op(t), (x[:1, :1].detach().requires_grad_(),))
+    assert torch.autograd.gradcheck(lambda t: op(t), (x[:1, :1].detach().requires_grad_(),), fast_mode=True)
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
