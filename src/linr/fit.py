@@ -334,6 +334,7 @@ def fit(
             render, info = _run_plain(model, problem, config, monitor)
     finally:
         monitor.close()
+    t_loop = time.perf_counter()
     with torch.no_grad():
         final = None
         stop_step = monitor.stop_step
@@ -367,6 +368,7 @@ def fit(
         "fit_s": t_end - t_fit,
         "per_step_s": (t_end - t_fit) / max(steps_run, 1),
         "eval_s": monitor.eval_s,
+        "train_s": t_loop - t_fit - monitor.eval_s,
         "total_s": t_end - t_start,
     }
     return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,

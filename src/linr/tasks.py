@@ -49,6 +49,10 @@ class Preset:
     joint_noisy_weight: float = 0.1
     """Weight of a noisy observation in a joint fit (1.0 when it is alone)."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    schedule: str = "constant"
+    """Learning-rate schedule (see :class:`~linr.fit.FitConfig`)."""
+    batch_pixels: int | None = None
+    """Random pixels per step for pixel-wise tasks (None: all; see :class:`~linr.fit.FitConfig`)."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -176,6 +180,8 @@ def resolve(
         device=device,
         model=model or p.model,
         progress=progress,
+        schedule=p.schedule,
+        batch_pixels=p.batch_pixels,
     )
     return resolved, config
 
