@@ -22,11 +22,11 @@ from .conftest import crop, load
 def test_bench_speed_runs_and_engine_reproduces_the_reference(tmp_path, capsys):
     out = tmp_path / "speed.json"
     rc = main(["bench", "speed", "--size", "16", "--steps", "4", "--repeats", "1",
-               "--tasks", "denoise,inpaint", "--presets", "paper", "--preset-steps", "4",
+               "--tasks", "inpaint", "--presets", "paper", "--preset-steps", "4",
                "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
-    assert [r["task"] for r in data["results"]] == ["denoise", "inpaint"]
+    assert [r["task"] for r in data["results"]] == ["inpaint"]  # the sparse-rendering path
     for res in data["results"]:
         rows = {r["method"]: r for r in res["rows"]}
         ref, eng = rows["reference loop"], rows["engine (paper preset)"]
@@ -69,6 +69,20 @@ def test_cli_announces_long_fits(capsys):
     args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu")
     _announce_cost(obs, args, None)
     err = capsys.readouterr().err
-    assert "500 steps on 1024x1024" in err and "GiB" in err
+    assert "500 steps restoring 1024x1024" in err and "GiB" in err
     _announce_cost([linr.noisy(np.zeros((8, 8, 3)))], args, None)
     assert capsys.readouterr().err == ""
+
+
+def test_fast_preset_picks_the_model_by_kind():
+    from linr.tasks import resolve
+
+    z = np.zeros((8, 8, 3))
+    _, cfg = resolve([linr.noisy(z)], preset="fast")
+    assert (cfg.steps, cfg.lr, cfg.model.width) == (50, 1e-4, 128)
+    _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="fast")
+    assert (cfg.steps, cfg.model.width) == (400, 256)
+    _, cfg = resolve([linr.masked(z, np.ones((8, 8))), linr.noisy(z)], preset="fast")
+    assert cfg.model.width == 128  # joint: the preset's default model
+    _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="paper")
+    assert cfg.model.width == 256 and cfg.steps == 500

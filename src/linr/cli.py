@@ -146,6 +146,8 @@ def _model_config(args: argparse.Namespace, preset: str) -> Any:
     for field_name, value in (("width", args.width), ("depth", args.depth), ("omega_0", args.omega0)):
         if value is not None:
             changes[field_name] = value
+    if not changes:
+        return None  # the preset's own choice (which may depend on the observation kind)
     return dataclasses.replace(base, **changes)
 
 
@@ -279,8 +281,11 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     est = plan(obs, config, flops_per_second=measure_throughput(
         net_width=config.model.width, depth=config.model.depth))
     if est.seconds >= 30:
-        print(f"{config.steps} steps on {obs[0].shape[1]}x{obs[0].shape[0]} input: {est.describe()}"
-              " (measured on this CPU now)", file=sys.stderr)
+        from .fit import _clean_shape
+
+        h, w = _clean_shape(obs)
+        print(f"{config.steps} steps restoring {w}x{h}: {est.describe()} (throughput measured on "
+              "this CPU just now)", file=sys.stderr)
 
 
 # --- degrade -----------------------------------------------------------------------------------

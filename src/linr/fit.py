@@ -6,6 +6,11 @@ model ``f`` is rendered on the clean grid and trained with Adam on
     loss = sum_i  w_i * mean((A_i f - y_i)^2)          (values on the [-1, 1] scale)
 
 A single task is a list of one; joint restoration is a longer list. Nothing else is special-cased.
+
+Two loops run that mathematics: the plain autograd loop below (any model) and, for the SIREN, the
+fast engine of :mod:`linr.fastfit` (same network function and Adam trajectory up to rounding,
+fewer passes over memory, only observed pixels for inpainting, chunks for large images). Both
+report through :class:`Monitor`, so stop rules, callbacks and histories behave the same.
 """
 
 from __future__ import annotations
