@@ -45,8 +45,11 @@ def test_reference_loop_is_the_plain_fit():
 
 
 def test_peak_rss_sees_an_allocation():
+    import time
+
     with PeakRSS() as mem:
         block = np.ones(50 * 2**20 // 8)  # 50 MiB, touched
+        time.sleep(0.1)  # long enough for the 10 ms sampler
         del block
     assert mem.peak > 40 * 2**20
 
