@@ -146,6 +146,8 @@ def _model_config(args: argparse.Namespace, preset: str) -> Any:
     for field_name, value in (("width", args.width), ("depth", args.depth), ("omega_0", args.omega0)):
         if value is not None:
             changes[field_name] = value
+    if not changes:
+        return None  # the preset's own choice (which may depend on the observation kind)
     return dataclasses.replace(base, **changes)
 
 
@@ -236,6 +238,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     reference = None
     if args.reference:
         reference, _ = read_image(args.reference)
+    _announce_cost(observations, args, model)
     result = restore(
         observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
         device=args.device, model=model, reference=reference,
@@ -259,6 +262,30 @@ def cmd_restore(args: argparse.Namespace) -> int:
         _write_json(args.report, report)
         print(f"wrote {args.report}")
     return 0
+
+
+def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any) -> None:
+    """Print the estimated time and memory of a fit that will take more than ~30 s (stderr)."""
+    from .engine import measure_throughput, plan
+    from .tasks import resolve
+
+    obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
+                          seed=args.seed, device=args.device, model=model)
+    from .fit import resolve_device
+
+    if config.model.name != "siren" or resolve_device(config.device).type != "cpu":
+        return  # the throughput is measured on the CPU
+    rough = plan(obs, config)
+    if rough.seconds < 10:
+        return
+    est = plan(obs, config, flops_per_second=measure_throughput(
+        net_width=config.model.width, depth=config.model.depth))
+    if est.seconds >= 30:
+        from .fit import _clean_shape
+
+        h, w = _clean_shape(obs)
+        print(f"{config.steps} steps restoring {w}x{h}: {est.describe()} (throughput measured on "
+              "this CPU just now)", file=sys.stderr)
 
 
 # --- degrade -----------------------------------------------------------------------------------

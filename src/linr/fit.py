@@ -6,6 +6,11 @@ model ``f`` is rendered on the clean grid and trained with Adam on
     loss = sum_i  w_i * mean((A_i f - y_i)^2)          (values on the [-1, 1] scale)
 
 A single task is a list of one; joint restoration is a longer list. Nothing else is special-cased.
+
+Two loops run that mathematics: the plain autograd loop below (any model) and, for the SIREN, the
+fast engine of :mod:`linr.fastfit` (same network function and Adam trajectory up to rounding,
+fewer passes over memory, only observed pixels for inpainting, chunks for large images). Both
+report through :class:`Monitor`, so stop rules, callbacks and histories behave the same.
 """
 
 from __future__ import annotations
@@ -83,12 +88,47 @@ class FitConfig:
     """Show a progress bar; None shows one only when stderr is a terminal."""
     check_every: int = 25
     """Steps between checks for a diverged (non-finite) loss."""
+    engine: str = "auto"
+    """'auto': the fast SIREN engine (:mod:`linr.engine`, same mathematics) for SIREN models and
+    the plain autograd loop otherwise; 'plain': always the plain loop."""
+    schedule: str = "constant"
+    """Learning-rate schedule: 'constant' (the paper's) or 'cosine' (lr * (1 + cos(pi t/T)) / 2)."""
+    chunk_pixels: int = 2**17
+    """Fast engine: most pixels rendered with gradients at once (bounds memory, see
+    :func:`linr.engine.estimate`); larger images are fitted in chunks with identical gradients."""
+    batch_pixels: int | None = None
+    """Fast engine: a random batch of this many pixels per step instead of all of them; only
+    when every operator acts pixel by pixel (noisy, masked), otherwise ignored."""
+    eval_every: int = 1
+    """With a reference, PSNR is recorded every this many steps (1: every step, the default)
+    whenever the fast engine would have to render the whole image only for it."""
 
     def __post_init__(self) -> None:
         if int(self.steps) != self.steps or self.steps < 1:
             raise InputError(f"steps must be a positive integer, got {self.steps}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be a positive number, got {self.lr}")
+        if self.engine not in ("auto", "plain"):
+            raise InputError(f"engine must be 'auto' or 'plain', got {self.engine!r}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("chunk_pixels", "eval_every"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value}")
+        if self.batch_pixels is not None and (int(self.batch_pixels) != self.batch_pixels
+                                              or self.batch_pixels < 1):
+            raise InputError(f"batch_pixels must be a positive integer, got {self.batch_pixels}")
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of ``steps``."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+    return 1.0
 
 
 @dataclass
@@ -155,6 +195,103 @@ def _to_chw(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
 
 
+@dataclass
+class Problem:
+    """Everything a loop needs, on the device: the resolved observations and their targets."""
+
+    observations: list[Observation]
+    weights: list[float]
+    targets: list[torch.Tensor]
+    """Per observation (1, C, h, w) on the [-1, 1] scale, unobservable entries zeroed."""
+    height: int
+    width: int
+    channels: int
+    device: torch.device
+    reference: torch.Tensor | None
+    """(1, C, H, W) on [0, 1], or None."""
+
+    def data_term(self, output: torch.Tensor) -> torch.Tensor:
+        """sum_i w_i mean((A_i f - y_i)^2) of an output (1, C, H, W) on [-1, 1]."""
+        return sum(
+            w * torch.mean((obs.operator(output) - y) ** 2)
+            for w, obs, y in zip(self.weights, self.observations, self.targets)
+        )
+
+
+class Monitor:
+    """Per-step bookkeeping shared by the loops: loss and PSNR history, divergence checks,
+    callback, progress bar and the stop rule. Keeps values on the device (no per-step sync)."""
+
+    def __init__(self, problem: Problem, config: FitConfig, *, stop: StopRule | None,
+                 callback: Callable[[int, torch.Tensor, float], None] | None) -> None:
+        self.problem, self.config, self.stop, self.callback = problem, config, stop, callback
+        self.losses = torch.empty(config.steps, device=problem.device)
+        self.psnrs: list[torch.Tensor] = []
+        self.psnr_steps: list[int] = []
+        self.steps_run = 0
+        self.stop_reason, self.stop_step = "fixed steps", config.steps
+        self.eval_s = 0.0
+        show = sys.stderr.isatty() if config.progress is None else config.progress
+        self.bar = None
+        if show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=config.steps, desc="fitting", unit="step", leave=False)
+
+    @property
+    def needs_output(self) -> bool:
+        """Whether every step's whole output must be seen (stop rule or callback)."""
+        return self.stop is not None or self.callback is not None
+
+    def wants_output(self, step: int) -> bool:
+        """Whether ``step`` needs the whole output rendered (if the loop does not have it)."""
+        if self.needs_output:
+            return True
+        return self.problem.reference is not None and step % self.config.eval_every == 0
+
+    def record(self, step: int, output: torch.Tensor | None, loss: torch.Tensor) -> bool:
+        """Book step ``step`` (0-based); ``output`` (1, C, H, W) detached, or None when the loop
+        did not render it. Returns True when the stop rule ends the fit."""
+        self.steps_run = step + 1
+        self.losses[step] = loss.detach()
+        ref = self.problem.reference
+        if output is not None and ref is not None:
+            mse = torch.mean(((output + 1) / 2 - ref) ** 2)
+            self.psnrs.append(-10 * torch.log10(mse))
+            self.psnr_steps.append(step)
+        if self.steps_run % self.config.check_every == 0 or self.steps_run == self.config.steps:
+            finite = torch.isfinite(self.losses[: self.steps_run])
+            if not finite.all():
+                bad = int((~finite).nonzero()[0])
+                raise DivergenceError(
+                    f"fit diverged at step {bad + 1} (loss is not finite); try a lower learning rate"
+                )
+        if self.callback is not None:
+            self.callback(step, output, float(loss))
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.steps_run % 25 == 0:
+                self.bar.set_postfix(loss=f"{float(loss):.2e}")
+        if self.stop is not None:
+            reason = self.stop.observe(step, output, loss.detach())
+            if reason is not None:
+                self.stop_reason, self.stop_step = reason, step + 1
+                return True
+        return False
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def history(self) -> dict[str, list[float]]:
+        out = {"loss": self.losses[: self.steps_run].tolist()}
+        if self.problem.reference is not None:
+            out["psnr"] = torch.stack(self.psnrs).tolist() if self.psnrs else []
+            if self.psnr_steps != list(range(self.steps_run)):
+                out["psnr_step"] = list(self.psnr_steps)
+        return out
+
+
 def fit(
     observations: Sequence[Observation],
     config: FitConfig | None = None,
@@ -168,7 +305,9 @@ def fit(
     Args:
         observations: one or more :class:`Observation` of the same scene.
         config: steps, learning rate, seed, device, model.
-        reference: optional clean image (H, W, C) in [0, 1]; PSNR is then tracked every step.
+        reference: optional clean image (H, W, C) in [0, 1]; PSNR is then tracked every step
+            (every ``config.eval_every`` steps when the fast engine would render only for it;
+            ``history['psnr_step']`` then lists the steps).
         stop: optional rule that may end the fit before ``config.steps`` (and may return the best
             iterate it saw instead of the last one).
         callback: called as ``callback(step, output, loss)`` after each step's forward pass, with
@@ -182,85 +321,28 @@ def fit(
     if stop is not None:
         stop.reset()
         observations = stop.prepare(observations)
-    channels = {obs.channels for obs in observations}
-    if len(channels) > 1:
-        raise InputError(f"observations have different channel counts: {sorted(channels)}")
-    (c,) = channels
-    height, width = _clean_shape(observations)
-    ref_t = None
-    if reference is not None:
-        ref = np.asarray(reference, dtype=np.float32)
-        ref = ref[..., None] if ref.ndim == 2 else ref
-        if ref.shape != (height, width, c):
-            raise InputError(f"reference has shape {ref.shape}, expected {(height, width, c)}")
-    device = resolve_device(config.device)
+    problem = _problem(observations, config, reference)
 
     # Model initialisation draws from a private RNG state so results depend only on the seed.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_model(config.model, out_channels=c)
-    model.to(device)
-    coords = coordinate_grid(height, width, device=device)
-    targets = [obs.operator.project(_to_chw(obs.image, device) * 2 - 1) for obs in observations]
-    weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
-    if reference is not None:
-        ref_t = _to_chw(ref, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-
-    def render() -> torch.Tensor:
-        # (H*W, C) -> (1, C, H, W)
-        return model(coords).view(height, width, c).permute(2, 0, 1)[None]
-
-    show = sys.stderr.isatty() if config.progress is None else config.progress
-    losses = torch.empty(config.steps, device=device)
-    psnrs = torch.empty(config.steps, device=device) if ref_t is not None else None
-    stop_reason = "fixed steps"
-    stop_step = config.steps
-    steps_run = 0
+        model = build_model(config.model, out_channels=problem.channels)
+    fast = config.engine == "auto" and config.model.name == "siren"
+    monitor = Monitor(problem, config, stop=stop, callback=callback)
     t_fit = time.perf_counter()
-    bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.steps, desc="fitting", unit="step", leave=False)
     try:
-        for step in range(config.steps):
-            output = render()
-            loss = sum(
-                w * torch.mean((obs.operator(output) - y) ** 2)
-                for w, obs, y in zip(weights, observations, targets)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            steps_run = step + 1
-            losses[step] = loss.detach()
-            out = output.detach()
-            if psnrs is not None:
-                mse = torch.mean(((out + 1) / 2 - ref_t) ** 2)
-                psnrs[step] = -10 * torch.log10(mse)
-            if steps_run % config.check_every == 0 or steps_run == config.steps:
-                if not torch.isfinite(losses[:steps_run]).all():
-                    bad = int((~torch.isfinite(losses[:steps_run])).nonzero()[0])
-                    raise DivergenceError(
-                        f"fit diverged at step {bad + 1} (loss is not finite); try a lower learning rate"
-                    )
-            if callback is not None:
-                callback(step, out, float(loss))
-            if bar is not None:
-                bar.update(1)
-                if steps_run % 25 == 0:
-                    bar.set_postfix(loss=f"{float(loss):.2e}")
-            if stop is not None:
-                reason = stop.observe(step, out, loss.detach())
-                if reason is not None:
-                    stop_reason, stop_step = reason, step + 1
-                    break
+        if fast:
+            from .fastfit import run_fast
+
+            render, info = run_fast(model, problem, config, monitor)
+        else:
+            render, info = _run_plain(model, problem, config, monitor)
     finally:
-        if bar is not None:
-            bar.close()
+        monitor.close()
+    t_loop = time.perf_counter()
     with torch.no_grad():
         final = None
+        stop_step = monitor.stop_step
         if stop is not None:
             final, best_step = stop.best()
             if final is not None:
@@ -271,26 +353,73 @@ def fit(
     if not np.isfinite(image).all():
         raise DivergenceError("fit produced a non-finite image; try a lower learning rate")
     t_end = time.perf_counter()
-    history = {"loss": losses[:steps_run].tolist()}
-    if psnrs is not None:
-        history["psnr"] = psnrs[:steps_run].tolist()
+    steps_run = monitor.steps_run
     settings = {
         **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "model")},
-        "device": str(device),
+        "device": str(problem.device),
         "model": dataclasses.asdict(config.model),
-        "image_size": [height, width],
-        "channels": c,
+        "image_size": [problem.height, problem.width],
+        "channels": problem.channels,
         "observations": [
             {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe()}
-            for o, w in zip(observations, weights)
+            for o, w in zip(problem.observations, problem.weights)
         ],
         "stop": stop.describe() if stop is not None else {"name": "fixed", "steps": config.steps},
         "torch": torch.__version__,
+        "engine_used": info,
     }
     timings = {
         "setup_s": t_fit - t_start,
         "fit_s": t_end - t_fit,
         "per_step_s": (t_end - t_fit) / max(steps_run, 1),
+        "eval_s": monitor.eval_s,
+        "train_s": t_loop - t_fit - monitor.eval_s,
         "total_s": t_end - t_start,
     }
-    return FitResult(image, history, steps_run, stop_step, stop_reason, timings, settings)
+    return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,
+                     timings, settings)
+
+
+def _problem(observations: list[Observation], config: FitConfig,
+             reference: np.ndarray | None) -> Problem:
+    channels = {obs.channels for obs in observations}
+    if len(channels) > 1:
+        raise InputError(f"observations have different channel counts: {sorted(channels)}")
+    (c,) = channels
+    height, width = _clean_shape(observations)
+    device = resolve_device(config.device)
+    ref_t = None
+    if reference is not None:
+        ref = np.asarray(reference, dtype=np.float32)
+        ref = ref[..., None] if ref.ndim == 2 else ref
+        if ref.shape != (height, width, c):
+            raise InputError(f"reference has shape {ref.shape}, expected {(height, width, c)}")
+        ref_t = _to_chw(ref, device)
+    targets = [obs.operator.project(_to_chw(obs.image, device) * 2 - 1) for obs in observations]
+    weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
+    return Problem(observations, weights, targets, height, width, c, device, ref_t)
+
+
+def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,
+               monitor: Monitor) -> tuple[Callable[[], torch.Tensor], dict[str, Any]]:
+    """The plain loop: autograd through the whole model, the whole image every step."""
+    model.to(problem.device)
+    h, w, c = problem.height, problem.width, problem.channels
+    coords = coordinate_grid(h, w, device=problem.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    def render() -> torch.Tensor:
+        # (H*W, C) -> (1, C, H, W)
+        return model(coords).view(h, w, c).permute(2, 0, 1)[None]
+
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * lr_factor(config.schedule, step, config.steps)
+        output = render()
+        loss = problem.data_term(output)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if monitor.record(step, output.detach(), loss.detach()):
+            break
+    return render, {"name": "plain"}

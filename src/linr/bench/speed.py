@@ -1,0 +1,338 @@
+"""``linr bench speed``: the plain reference loop against the fast engine, in one process.
+
+For each task (denoise, SR x4, inpainting 10%) on a crop of a test image, it runs
+
+1. **reference**: the loop as the paper's code writes it (SIREN with ``sin(omega_0 * (Wx+b))``,
+   autograd through everything including the coordinates, full batch, float32, the whole image
+   rendered every step; its PSNR comes from that render at no extra cost);
+2. **engine**: the paper preset on the fast engine (same mathematics);
+3. **fast presets**: each named preset, e.g. ``fast``.
+
+and prints per-step time, PSNR after the run, time to reach the reference's final PSNR, peak
+memory (RSS growth) and the ratios. Timings exclude the PSNR evaluation renders the engine does
+only for the benchmark (``timings['eval_s']``). Runs alternate (reference, engine, presets) and
+repeat ``--repeats`` times on the per-step timing, so a shared machine slows both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "make_case", "reference_fit", "TASKS"]
+
+TASKS = {
+    "denoise": "set9/house.png",
+    "sr": "set5/butterfly.png",
+    "inpaint": "inpaint/kate.png",
+}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("speed", help="reference loop vs fast engine: per-step time, time to PSNR",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
+    p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
+    p.add_argument("--images", default=None,
+                   help="task=relative/path.png,... overriding the default image per task")
+    p.add_argument("--size", type=_positive, default=128, help="square centre crop (default 128)")
+    p.add_argument("--steps", type=_positive, default=500, help="steps of the reference (default 500)")
+    p.add_argument("--presets", default="fast", help="comma-separated fast presets to time")
+    p.add_argument("--preset-steps", type=_positive, default=None,
+                   help="override the presets' step counts (quick checks only)")
+    p.add_argument("--repeats", type=_positive, default=3, help="interleaved timing repeats (default 3)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.set_defaults(func=cmd_speed)
+
+
+def default_data() -> Path:
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def make_case(task: str, clean: np.ndarray, *, seed: int = 0) -> list[Any]:
+    """The observations of one benchmark task for a clean image (H, W, 3) in [0, 1]."""
+    from .. import tasks
+    from ..simulate import add_gaussian_noise, bernoulli_mask, lanczos_downscale
+
+    if task == "denoise":
+        return [tasks.noisy(add_gaussian_noise(clean, 25, seed=seed))]
+    if task == "sr":
+        return [tasks.lowres(lanczos_downscale(clean, 4), 4)]
+    if task == "inpaint":
+        mask = bernoulli_mask(clean.shape[:2], 0.1, seed=seed)
+        return [tasks.masked(clean * mask[..., None], mask)]
+    from ..errors import InputError
+
+    raise InputError(f"unknown benchmark task {task!r}; choose from {', '.join(TASKS)}")
+
+
+def load_crop(path: Path, size: int) -> np.ndarray:
+    """Centre crop ``size`` x ``size`` (RGB, [0, 1]) of an image file."""
+    from ..errors import InputError
+    from ..images import read_image
+
+    if not path.exists():
+        raise InputError(f"test image {path} not found (use --data)")
+    image = read_image(path)[0]
+    h, w = image.shape[:2]
+    if min(h, w) < size:
+        raise InputError(f"{path} is {h}x{w}, smaller than --size {size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(image[top : top + size, left : left + size, :3])
+
+
+def reference_fit(observations: list[Any], clean: np.ndarray, *, steps: int, lr: float = 1e-4,
+                  seed: int = 0) -> dict[str, Any]:
+    """The paper code's loop: returns per-step PSNR (RGB, data range 1, unclipped) and times."""
+    import torch
+
+    from ..fit import FitConfig, _problem
+    from ..models import ModelConfig, build_model, coordinate_grid
+
+    problem = _problem(observations, FitConfig(device="cpu"), clean)
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(), out_channels=problem.channels)
+    h, w, c = problem.height, problem.width, problem.channels
+    grid = coordinate_grid(h, w)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    psnrs, times = [], []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        coords = grid.clone().detach().requires_grad_(True)  # as the SIREN reference code does
+        output = model(coords).view(h, w, c).permute(2, 0, 1)[None]
+        loss = problem.data_term(output)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        mse = torch.mean(((output.detach() + 1) / 2 - problem.reference) ** 2)
+        psnrs.append(float(-10 * torch.log10(mse)))
+        times.append(time.perf_counter() - t0)
+    with torch.no_grad():
+        final = model(grid).view(h, w, c).numpy()
+    return {"psnr": psnrs, "time": times, "final_psnr": _psnr(clean, (final + 1) / 2)}
+
+
+def _psnr(clean: np.ndarray, image: np.ndarray) -> float:
+    mse = float(np.mean((image.astype(np.float64) - clean) ** 2))
+    return -10 * math.log10(mse)
+
+
+class PeakRSS:
+    """Peak resident memory growth (bytes) of this process during a ``with`` block.
+
+    Samples /proc/self/statm every few milliseconds from a thread; freed heap memory is first
+    handed back to the OS (``malloc_trim``) so that one run's leftovers do not hide the next
+    run's growth. Works on Linux; elsewhere ``peak`` stays 0.
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval, self.peak, self._stop = interval, 0, False
+
+    @staticmethod
+    def rss() -> int:
+        import os
+
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return 0
+
+    def __enter__(self) -> "PeakRSS":
+        import ctypes
+        import gc
+        import threading
+
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        self.base = self.rss()
+        self._stop = False
+
+        def sample() -> None:
+            while not self._stop:
+                self.peak = max(self.peak, self.rss() - self.base)
+                time.sleep(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join()
+        self.peak = max(self.peak, self.rss() - self.base)
+
+
+def _engine_run(observations: list[Any], clean: np.ndarray, *, preset: str, steps: int | None,
+                eval_every: int) -> dict[str, Any]:
+    """A fit with a preset on the fast engine; PSNR curve, train time (evaluation excluded)."""
+    import dataclasses
+
+    from ..fit import fit
+    from ..tasks import resolve
+
+    obs, config = resolve(observations, preset=preset, steps=steps, device="cpu", progress=False)
+    config = dataclasses.replace(config, eval_every=eval_every)
+    with PeakRSS() as mem:
+        r = fit(obs, config, reference=clean)
+    psnr = r.history["psnr"]
+    return {
+        "steps": r.steps_run, "train_s": r.timings["train_s"], "eval_s": r.timings["eval_s"],
+        "per_step_s": r.timings["train_s"] / r.steps_run, "final_psnr": _psnr(clean, r.image),
+        "psnr": psnr, "psnr_step": r.history.get("psnr_step", list(range(len(psnr)))),
+        "peak_rss": mem.peak, "settings": {k: r.settings[k] for k in ("lr", "schedule", "model",
+                                                                     "batch_pixels", "engine_used")},
+    }
+
+
+def _first_reach(psnr: list[float], steps: list[int], target: float, per_step: float) -> float | None:
+    """Seconds (per-step time x steps) until the PSNR curve first reaches ``target``."""
+    for value, step in zip(psnr, steps):
+        if value >= target - 1e-9:
+            return (step + 1) * per_step
+    return None
+
+
+def _interleaved_per_step(observations: list[Any], clean: np.ndarray, *, steps: int,
+                          repeats: int) -> dict[str, list[float]]:
+    """Per-step seconds of the reference and the engine (paper preset), alternating runs."""
+    out: dict[str, list[float]] = {"reference": [], "engine": []}
+    for _ in range(repeats):
+        ref = reference_fit(observations, clean, steps=steps + 1)
+        out["reference"].append((ref["time"][-1] - ref["time"][0]) / steps)  # first step: warm-up
+        run = _engine_run(observations, clean, preset="paper", steps=steps + 1, eval_every=10**9)
+        out["engine"].append(run["train_s"] / (steps + 1))
+    return out
+
+
+def run_task(task: str, clean: np.ndarray, *, steps: int, presets: list[str], repeats: int,
+             preset_steps: int | None = None, log: Any = print) -> dict[str, Any]:
+    """All measurements of one task; see the module docstring."""
+    observations = make_case(task, clean)
+    eval_every = 5 if task == "inpaint" else 1  # inpainting renders the whole image only for PSNR
+    timing = _interleaved_per_step(observations, clean, steps=5, repeats=repeats)
+    log(f"  [{task}] interleaved per-step s: reference {_fmt(timing['reference'])}, "
+        f"engine {_fmt(timing['engine'])}")
+    with PeakRSS() as mem:
+        ref = reference_fit(observations, clean, steps=steps)
+    ref.update(train_s=ref["time"][-1], peak_rss=mem.peak, per_step_s=ref["time"][-1] / steps)
+    target = ref["final_psnr"]
+    log(f"  [{task}] reference: {steps} steps in {ref['train_s']:.1f} s, final PSNR {target:.2f} dB")
+    runs = {"engine (paper preset)": _engine_run(observations, clean, preset="paper", steps=steps,
+                                                 eval_every=eval_every)}
+    for name in presets:
+        runs[f"preset {name}"] = _engine_run(observations, clean, preset=name, steps=preset_steps,
+                                             eval_every=eval_every)
+    ref_first = _first_reach(ref["psnr"], list(range(steps)), target, ref["per_step_s"])
+    rows = [_row("reference loop", ref, target, ref_first, ref)]
+    for name, run in runs.items():
+        first = _first_reach(run["psnr"], run["psnr_step"], target, run["per_step_s"])
+        rows.append(_row(name, run, target, first, ref))
+        log(f"  [{task}] {name}: {run['steps']} steps in {run['train_s']:.1f} s, "
+            f"final PSNR {run['final_psnr']:.2f} dB")
+    med = {k: float(np.median(v)) for k, v in timing.items()}
+    return {"task": task, "target_psnr": target, "rows": rows, "interleaved": timing,
+            "per_step_ratio": med["reference"] / med["engine"]}
+
+
+def _row(name: str, run: dict[str, Any], target: float, first: float | None,
+         ref: dict[str, Any]) -> dict[str, Any]:
+    reaches = run["final_psnr"] >= target - 0.005  # 0.005 dB: PSNR printed to 2 decimals
+    return {
+        "method": name, "steps": run.get("steps", len(run["psnr"])), "per_step_s": run["per_step_s"],
+        "train_s": run["train_s"], "final_psnr": run["final_psnr"], "reaches_target": reaches,
+        "first_reach_s": first, "peak_rss_mib": run["peak_rss"] / 2**20,
+        "speedup_to_result": ref["train_s"] / run["train_s"] if reaches else None,
+    }
+
+
+def _fmt(values: list[float]) -> str:
+    return "/".join(f"{v:.3f}" for v in values)
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    import torch
+
+    from ..errors import InputError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = Path(args.data) if args.data else default_data()
+    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    images = dict(TASKS)
+    if args.images:
+        for item in args.images.split(","):
+            task, _, rel = item.partition("=")
+            if task not in TASKS or not rel:
+                raise InputError(f"bad --images entry {item!r}: use task=relative/path.png")
+            images[task] = rel
+    for task in chosen:
+        if task not in TASKS:
+            raise InputError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    from ..tasks import PRESETS
+
+    for name in presets:
+        if name not in PRESETS:
+            raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+               f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"load average {os.getloadavg()[0]:.1f} at start")
+    print(f"linr bench speed: {machine}")
+    results = []
+    for task in chosen:
+        clean = load_crop(data / images[task], args.size)
+        print(f"{task}: {images[task]} centre {args.size}x{args.size}")
+        res = run_task(task, clean, steps=args.steps, presets=presets, repeats=args.repeats,
+                       preset_steps=args.preset_steps)
+        res["image"] = images[task]
+        results.append(res)
+        print(format_table(res))
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "size": args.size,
+                                               "results": results}, indent=1))
+    return 0
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """One task's results as a Markdown table (PSNR: RGB, data range 1, unclipped = paper)."""
+    lines = [
+        f"target = reference final PSNR {res['target_psnr']:.2f} dB; interleaved per-step ratio "
+        f"reference/engine = {res['per_step_ratio']:.2f}x",
+        "| method | steps | s/step | train s | final PSNR | reaches | first reach s | peak MiB | "
+        "speedup to result |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["rows"]:
+        first = "-" if r["first_reach_s"] is None else f"{r['first_reach_s']:.1f}"
+        speed = "-" if r["speedup_to_result"] is None else f"{r['speedup_to_result']:.1f}x"
+        lines.append(
+            f"| {r['method']} | {r['steps']} | {r['per_step_s']:.3f} | {r['train_s']:.1f} | "
+            f"{r['final_psnr']:.2f} | {'yes' if r['reaches_target'] else 'no'} | {first} | "
+            f"{r['peak_rss_mib']:.0f} | {speed} |"
+        )
+    return "\n".join(lines)

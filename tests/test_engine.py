@@ -1,0 +1,188 @@
+"""The fast engine computes the plain loop's mathematics: checked against autograd + Adam."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.engine import FastSiren, adam_for, estimate
+from linr.fastfit import pixel_terms
+from linr.fit import FitConfig, Observation, _problem, fit
+from linr.models import ModelConfig, Siren, coordinate_grid
+from linr.operators import Identity
+from linr.simulate import add_gaussian_noise, bernoulli_mask, lanczos_downscale
+from linr.stopping import StopRule
+
+from .conftest import crop, load
+
+
+def _plain_and_fast(width=32, depth=3, seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    plain = Siren(width=width, depth=depth).to(dtype)
+    return plain, FastSiren(plain, dtype=dtype)
+
+
+def _run_both(steps, *, lr=1e-3, scaled=True):
+    """Outputs of the plain autograd loop and the engine after each of ``steps`` Adam steps."""
+    plain, fast = _plain_and_fast()
+    coords = coordinate_grid(12, 10).double()
+    target = torch.rand(coords.shape[0], 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    opt_plain = torch.optim.Adam(plain.parameters(), lr=lr)
+    opt_fast = adam_for(fast, lr=lr) if scaled else torch.optim.Adam(fast.params, lr=lr)
+    pairs = []
+    for _ in range(steps):
+        out = plain(coords.clone().requires_grad_(True))
+        loss = torch.mean((out - target) ** 2)
+        opt_plain.zero_grad()
+        loss.backward()
+        opt_plain.step()
+        out_fast = fast.forward(coords, save=True)
+        fast.backward(2 * (out_fast - target) / out_fast.numel())
+        opt_fast.step()
+        pairs.append((out.detach(), out_fast))
+    with torch.no_grad():
+        pairs.append((plain(coords), fast.forward(coords, save=False)))
+    return plain, fast, pairs
+
+
+def test_folded_omega_and_scaled_adam_follow_the_plain_trajectory_float64():
+    plain, fast, pairs = _run_both(6)
+    for a, b in pairs:
+        assert torch.allclose(a, b, rtol=0, atol=1e-11), (a - b).abs().max()
+    state = fast.state_dict()
+    for name, value in plain.state_dict().items():
+        assert torch.allclose(state[name], value, rtol=1e-10, atol=1e-13), name
+
+
+def test_unscaled_adam_on_folded_weights_is_a_different_trajectory():
+    # The control: folding omega_0 without scaling lr and eps changes the fit.
+    _, _, pairs = _run_both(6, scaled=False)
+    assert (pairs[-1][0] - pairs[-1][1]).abs().max() > 1e-4
+
+
+def test_chunked_backward_accumulates_the_same_gradient():
+    _, fast = _plain_and_fast()
+    coords = coordinate_grid(9, 9).double()
+    grad_out = torch.randn(81, 3, dtype=torch.float64)
+    fast.forward(coords, save=True)
+    fast.backward(grad_out)
+    whole = [p.grad.clone() for p in fast.params]
+    for i in range(0, 81, 20):
+        fast.forward(coords[i : i + 20], save=True)
+        fast.backward(grad_out[i : i + 20], accumulate=i > 0)
+    for a, p in zip(whole, fast.params):
+        assert torch.allclose(a, p.grad, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return crop(load("set5/butterfly.png"), 24, top=110, left=110)
+
+
+def _fit(obs, clean, **kw):
+    cfg = FitConfig(steps=kw.pop("steps", 8), device="cpu", progress=False, lr=kw.pop("lr", 1e-4),
+                    model=ModelConfig(width=kw.pop("width", 64), depth=kw.pop("depth", 4)), **kw)
+    return fit(obs, cfg, reference=clean)
+
+
+@pytest.mark.parametrize("task", ["noisy", "lowres", "masked"])
+def test_engine_matches_plain_loop_float32(clean, task):
+    if task == "noisy":
+        obs = [linr.noisy(add_gaussian_noise(clean, 25, seed=0))]
+    elif task == "lowres":
+        obs = [linr.lowres(lanczos_downscale(clean, 4), 4)]
+    else:
+        mask = bernoulli_mask(clean.shape[:2], 0.1, seed=0)
+        obs = [linr.masked(clean * mask[..., None], mask)]
+    plain = _fit(obs, clean, engine="plain")
+    fast = _fit(obs, clean)
+    chunked = _fit(obs, clean, chunk_pixels=100)  # several chunks (two passes for lowres)
+    assert fast.settings["engine_used"]["name"] == "fast"
+    assert plain.settings["engine_used"]["name"] == "plain"
+    for other in (fast, chunked):
+        assert np.abs(other.image - plain.image).max() < 2e-4
+        assert np.allclose(other.history["loss"], plain.history["loss"], rtol=1e-3)
+        assert np.allclose(other.history["psnr"], plain.history["psnr"], atol=2e-3)
+    if task == "masked":
+        assert fast.settings["engine_used"]["trained_pixels"] == int(mask.sum())
+
+
+def test_pixel_terms_give_the_autograd_gradient_of_the_masked_loss(clean):
+    mask = bernoulli_mask(clean.shape[:2], 0.3, seed=1)
+    obs = [linr.masked(clean * mask[..., None], mask, weight=0.7),
+           linr.noisy(add_gaussian_noise(clean, 25, seed=0), weight=0.1)]
+    problem = _problem(obs, FitConfig(device="cpu"), None)
+    image = torch.rand(1, 3, 24, 24, dtype=torch.float32, requires_grad=True)
+    loss = problem.data_term(image)
+    (grad,) = torch.autograd.grad(loss, image)
+    terms = pixel_terms(problem)
+    flat = image.detach()[0].permute(1, 2, 0).reshape(-1, 3)
+    loss2, grad2 = terms.loss_and_grad(flat, None)
+    assert torch.allclose(loss, loss2, rtol=1e-5)
+    assert torch.allclose(grad[0].permute(1, 2, 0).reshape(-1, 3), grad2, atol=1e-7)
+    # Masked alone: only observed pixels are trained, and their gradient is the same.
+    alone = pixel_terms(_problem(obs[:1], FitConfig(device="cpu"), None))
+    seen = alone.seen
+    assert seen.numel() == int(mask.sum())
+    l_sub, g_sub = alone.loss_and_grad(flat[seen], seen)
+    l_full, g_full = alone.loss_and_grad(flat, None)
+    assert torch.allclose(l_sub, l_full, rtol=1e-6) and torch.allclose(g_sub, g_full[seen])
+    assert g_full[~torch.isin(torch.arange(576), seen)].abs().max() == 0
+
+
+def test_lowres_operator_is_not_pixel_wise(clean):
+    obs = [linr.lowres(lanczos_downscale(clean, 4), 4)]
+    assert pixel_terms(_problem(obs, FitConfig(device="cpu"), None)) is None
+
+
+class _Record(StopRule):
+    def reset(self):
+        self.seen = []
+
+    def observe(self, step, output, loss):
+        self.seen.append((step, output.shape, float(output.abs().max())))
+        return None
+
+
+def test_stop_rule_sees_every_whole_output_with_sparse_training(clean):
+    mask = bernoulli_mask(clean.shape[:2], 0.1, seed=0)
+    obs = [linr.masked(clean * mask[..., None], mask)]
+    rule = _Record()
+    r = fit(obs, FitConfig(steps=4, device="cpu", progress=False,
+                           model=ModelConfig(width=32, depth=3)), stop=rule)
+    assert [s for s, _, _ in rule.seen] == [0, 1, 2, 3]
+    assert all(shape == (1, 3, 24, 24) for _, shape, _ in rule.seen)
+    assert r.timings["eval_s"] > 0
+
+
+def test_eval_every_thins_psnr_only_when_rendering_is_extra(clean):
+    mask = bernoulli_mask(clean.shape[:2], 0.1, seed=0)
+    obs = [linr.masked(clean * mask[..., None], mask)]
+    r = _fit(obs, clean, steps=7, eval_every=3)
+    assert r.history["psnr_step"] == [0, 3, 6] and len(r.history["psnr"]) == 3
+    d = _fit([Observation(clean, Identity())], clean, steps=5, eval_every=3)
+    assert len(d.history["psnr"]) == 5 and "psnr_step" not in d.history  # free: every step
+
+
+def test_batch_pixels_and_cosine_schedule_run_and_reduce_the_loss(clean):
+    noisy = add_gaussian_noise(clean, 25, seed=0)
+    r = _fit([linr.noisy(noisy)], clean, steps=30, lr=1e-3, batch_pixels=128, schedule="cosine")
+    assert r.settings["engine_used"]["batch_pixels"] == 128
+    assert np.mean(r.history["loss"][-5:]) < 0.5 * np.mean(r.history["loss"][:5])
+
+
+def test_estimate_is_bounded_by_the_chunk_and_linear_in_steps():
+    small = estimate(2048, 2048, steps=10, chunk_pixels=2**17)
+    big_chunk = estimate(2048, 2048, steps=10, chunk_pixels=2**20)
+    act = lambda chunk: chunk * 256 * (2 * 7 + 1) * 4  # noqa: E731  sine + cosine per layer, scratch
+    assert big_chunk.memory_bytes - small.memory_bytes == act(2**20) - act(2**17)
+    assert small.memory_bytes < 4 * 2**30  # a 2048x2048 fit fits in a few GiB
+    assert estimate(2048, 2048, steps=20, chunk_pixels=2**17).seconds == pytest.approx(2 * small.seconds)
+    two = estimate(64, 64, steps=1, chunk_pixels=64, two_pass=True)
+    one = estimate(64, 64, steps=1, chunk_pixels=64)
+    assert two.flops_per_step == pytest.approx(one.flops_per_step * 4 / 3, rel=1e-9)
+    # 2.4 MFLOP per pixel and step for the paper's network (forward + backward)
+    assert one.flops_per_step / 4096 == pytest.approx(2.4e6, rel=0.02)
+    assert "GiB" in small.describe()

@@ -1,0 +1,91 @@
+"""`linr bench speed`, cost estimates and the large-image plan (tiny sizes; the real numbers are
+in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+import linr
+from linr.bench.speed import PeakRSS, make_case, reference_fit
+from linr.cli import _announce_cost, main
+from linr.engine import plan
+from linr.fit import FitConfig, fit
+from linr.simulate import bernoulli_mask
+
+from .conftest import crop, load
+
+
+def test_bench_speed_runs_and_engine_reproduces_the_reference(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    rc = main(["bench", "speed", "--size", "16", "--steps", "4", "--repeats", "1",
+               "--tasks", "inpaint", "--presets", "paper", "--preset-steps", "4",
+               "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert [r["task"] for r in data["results"]] == ["inpaint"]  # the sparse-rendering path
+    for res in data["results"]:
+        rows = {r["method"]: r for r in res["rows"]}
+        ref, eng = rows["reference loop"], rows["engine (paper preset)"]
+        # Same mathematics: the engine's result has the reference's PSNR.
+        assert abs(eng["final_psnr"] - ref["final_psnr"]) < 0.01
+        assert eng["reaches_target"] and res["per_step_ratio"] > 0
+    assert "| reference loop |" in capsys.readouterr().out
+
+
+def test_reference_loop_is_the_plain_fit():
+    clean = crop(load("set5/butterfly.png"), 16)
+    obs = make_case("sr", clean)
+    ref = reference_fit(obs, clean, steps=3)
+    plain = fit(obs, FitConfig(steps=3, device="cpu", engine="plain", progress=False), reference=clean)
+    assert np.allclose(ref["psnr"], plain.history["psnr"], atol=1e-4)
+
+
+def test_peak_rss_sees_an_allocation():
+    import time
+
+    with PeakRSS() as mem:
+        block = np.ones(50 * 2**20 // 8)  # 50 MiB, touched
+        time.sleep(0.1)  # long enough for the 10 ms sampler
+        del block
+    assert mem.peak > 40 * 2**20
+
+
+def test_plan_counts_trained_pixels_and_two_passes():
+    mask = bernoulli_mask((64, 64), 0.1, seed=0)
+    masked = [linr.masked(np.zeros((64, 64, 3)), mask)]
+    cfg = FitConfig(steps=10, chunk_pixels=1000)
+    est = plan(masked, cfg)
+    full = plan([linr.noisy(np.zeros((64, 64, 3)))], cfg)
+    assert est.flops_per_step == pytest.approx(full.flops_per_step * mask.sum() / 4096)
+    sr = plan([linr.lowres(np.zeros((16, 16, 3)), 4)], cfg)  # 4096 px > chunk: two passes
+    assert sr.flops_per_step == pytest.approx(full.flops_per_step * 4 / 3)
+    batch = plan([linr.noisy(np.zeros((64, 64, 3)))], FitConfig(steps=10, batch_pixels=512))
+    assert batch.flops_per_step == pytest.approx(full.flops_per_step / 8)
+
+
+def test_cli_announces_long_fits(capsys):
+    obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
+    args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu")
+    _announce_cost(obs, args, None)
+    err = capsys.readouterr().err
+    assert "500 steps restoring 1024x1024" in err and "GiB" in err
+    _announce_cost([linr.noisy(np.zeros((8, 8, 3)))], args, None)
+    assert capsys.readouterr().err == ""
+
+
+def test_fast_preset_picks_the_model_by_kind():
+    from linr.tasks import resolve
+
+    z = np.zeros((8, 8, 3))
+    _, cfg = resolve([linr.noisy(z)], preset="fast")
+    assert (cfg.steps, cfg.lr, cfg.model.width) == (50, 1e-4, 128)
+    _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="fast")
+    assert (cfg.steps, cfg.model.width) == (400, 256)
+    _, cfg = resolve([linr.masked(z, np.ones((8, 8))), linr.noisy(z)], preset="fast")
+    assert cfg.model.width == 128  # joint: the preset's default model
+    _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="paper")
+    assert cfg.model.width == 256 and cfg.steps == 500
