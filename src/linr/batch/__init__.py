@@ -119,7 +119,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
-        "model": dataclasses.asdict(model), "weights": dict(args.weight),
+        # None: the preset's own (possibly per-kind) model, recorded by the preset's name
+        "model": None if model is None else dataclasses.asdict(model), "weights": dict(args.weight),
         "factor": args.factor or 4, "downsampler": args.downsampler, "boundary": args.boundary,
         "format": args.format,
     }
