@@ -12,6 +12,7 @@ from linr.fit import FitConfig, fit
 from linr.operators import Compose, Identity, Mask
 from linr.simulate import add_gaussian_noise
 from linr.stopping import (
+    AUTO_NOISY,
     Discrepancy,
     FirstToFire,
     FixedSteps,
@@ -196,9 +197,11 @@ def test_parse_stop():
 
 def test_default_policy():
     y = np.zeros((8, 8, 3), np.float32)
-    assert isinstance(resolve_stop([linr.noisy(y)]), FirstToFire)  # default: automatic
+    auto = type(parse_stop(AUTO_NOISY))
+    assert isinstance(resolve_stop([linr.noisy(y)]), auto)  # default: automatic
     assert resolve_stop([linr.noisy(y)], steps=100) is None  # a step count asked for is run
-    assert isinstance(resolve_stop([linr.noisy(y)], steps=100, stop="auto"), FirstToFire)
+    assert isinstance(resolve_stop([linr.noisy(y)], steps=100, stop="auto"), auto)
+    assert isinstance(resolve_stop([linr.noisy(y)], stop="variance,discrepancy"), FirstToFire)
     assert resolve_stop([linr.noisy(y)], preset="paper") is None  # the paper keeps its fixed stop
     assert resolve_stop([linr.noisy(y), linr.lowres(y[:2, :2], 4)]) is None  # not evaluated on joint
     assert isinstance(resolve_stop([linr.noisy(y)], stop="holdout"), HoldOut)

@@ -43,13 +43,16 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=500, help="length of the recorded fits (default 500)")
     p.add_argument("--holdout", type=float, nargs="*", default=[0.05],
                    help="hold-out fractions to record a fit for (none: skip the hold-out rule)")
+    p.add_argument("--holdout-steps", type=int, default=None, metavar="N",
+                   help="length of the hold-out fits (default --steps; shorter is enough when the "
+                   "rule fires well before it, and the report says when it did not)")
     p.add_argument("--cache", default="bench-stopping", help="trajectory cache folder")
     p.add_argument("--record-only", action="store_true", help="fill the cache, print nothing")
     p.add_argument("--no-record", action="store_true", help="evaluate only what is cached")
     p.add_argument("--json", default=None, help="also write the evaluation as JSON here")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--rule", default=None, help="the rule under test (default: linr's automatic rule)")
-    p.add_argument("--show", nargs="*", default=["variance:10:40", "discrepancy:1", "holdout:0.05:40"],
+    p.add_argument("--show", nargs="*", default=["discrepancy:0.9", "discrepancy:1", "variance:10:10", "variance:10:40"],
                    help="further rule specs shown beside it")
     p.add_argument("--tune", type=int, default=0, metavar="N", help="also print the N best grid specs")
     p.add_argument("--overhead", type=int, nargs="*", default=None, metavar="SIZE",
@@ -137,8 +140,8 @@ def fill_cache(args: argparse.Namespace) -> None:
     holdouts: list[float | None] = [None, *args.holdout]
     for size in args.sizes:
         for sigma in args.sigmas:
-            for ho in holdouts:
-                for name in args.images:
+            for name in args.images:
+                for ho in holdouts:
                     key = run_key(name, size, sigma, ho)
                     if (cache / f"{key}.json").exists():
                         continue
@@ -147,7 +150,8 @@ def fill_cache(args: argparse.Namespace) -> None:
                     except FileExistsError:
                         continue  # another process is on it
                     clean, _ = read_image(data / "set9" / f"{name}.png")
-                    rec = record(_crop(clean, size), sigma=sigma, steps=args.steps, holdout=ho)
+                    steps = args.steps if ho is None else (args.holdout_steps or args.steps)
+                    rec = record(_crop(clean, size), sigma=sigma, steps=steps, holdout=ho)
                     rec.update(image=name, crop=size)
                     tmp = cache / f".{key}.tmp"
                     tmp.write_text(json.dumps(rec))
@@ -362,12 +366,24 @@ def tune(runs: list[dict[str, Any]], holdouts: list[float], extra: list[str]) ->
     """Every grid spec (and ``extra`` combinations) summarised over ``runs``, best mean gap first."""
     specs = [s for s in TUNE_GRID if "{ho}" not in s]
     specs += [s.format(ho=f"{h:g}") for s in TUNE_GRID if "{ho}" in s for h in holdouts]
-    rows = [r for r in (_summary(s, runs) for s in specs + extra) if r is not None]
+    specs = list(dict.fromkeys(specs + extra))
+    rows = [r for r in (_summary(s, runs) for s in specs) if r is not None]
     return sorted(rows, key=lambda r: (r["max_gap"] > 1.0, r["mean_gap"]))
 
 
 def _fmt(got: dict[str, Any] | None) -> str:
     return "        -" if got is None else f"{got['psnr']:6.2f}@{got['step']:<3d}"
+
+
+def _group_line(label: str, rows: list[dict[str, Any]], spec: str) -> str:
+    got = [r for r in rows if r["rules"].get(spec) is not None]
+    if not got:
+        return f"  {label:14s} {spec}: no runs"
+    gaps = [r["oracle"] - r["rules"][spec]["psnr"] for r in got]
+    full = [r for r in got if r["steps"] == 500]
+    vs = min((r["rules"][spec]["psnr"] - r["fixed"] for r in full), default=float("nan"))
+    return (f"  {label:14s} {spec:32s} n={len(got)}  mean gap {sum(gaps) / len(gaps):5.2f}  "
+            f"max gap {max(gaps):5.2f}  worst vs fixed-500 {vs:+6.2f}")
 
 
 def report(args: argparse.Namespace) -> None:
@@ -378,36 +394,43 @@ def report(args: argparse.Namespace) -> None:
         print("no cached runs for this request: run without --no-record first")
         return
     default = args.rule or AUTO_NOISY
-    shown = [default, *args.show]
-    print(f"Stop rules on set9 crops (standard PSNR: clipped, RGB, data range 1). Default rule: {default}")
-    print("ORACLE = best step chosen with the clean image (benchmarks only). PSNR@step.")
-    head = f"{'image':9s} {'size':>7s} {'sig':>3s} {'noisy':>6s} {'fixed500':>8s} {'ORACLE':>10s} "
-    print(head + " ".join(f"{s[:12]:>10s}" for s in shown) + "  gap  vs-fixed  fired")
+    shown = list(dict.fromkeys([default, *args.show]))
+    print(f"Stop rules on set9 crops (standard PSNR: clipped, RGB, data range 1). Rule under test: {default}")
+    print("ORACLE = best step chosen with the clean image (benchmarks only). Cells: PSNR@returned step;")
+    print("'fixed' is the last iterate of the recorded fit (500 steps unless marked *N).")
+    head = f"{'image':9s} {'size':>7s} {'sig':>3s} {'noisy':>6s} {'fixed':>8s} {'ORACLE':>10s} "
+    print(head + " ".join(f"{s[:10]:>10s}" for s in shown) + "   gap vs-fixed fired@step")
     rows = []
     for run in runs:
         peak, peak_step = oracle(run)
         outs = [evaluate(s, run) for s in shown]
         d = outs[0]
         gap = None if d is None else peak - d["psnr"]
-        rows.append({"image": run["image"], "size": run["size"], "sigma": run["sigma"],
-                     "fixed500": run["final_psnr"], "oracle": peak, "oracle_step": peak_step,
-                     "sigma_hat": run["sigma_hat"], "rules": dict(zip(shown, outs)), "gap": gap})
+        steps = len(run["loss"])
+        rows.append({"image": run["image"], "size": run["size"], "sigma": run["sigma"], "steps": steps,
+                     "fixed": run["final_psnr"], "oracle": peak, "oracle_step": peak_step,
+                     "noisy": run["noisy_psnr"], "sigma_hat": run["sigma_hat"],
+                     "rules": dict(zip(shown, outs)), "gap": gap})
         size = f"{run['size'][0]}x{run['size'][1]}"
+        mark = "" if steps == 500 else f"*{steps}"
         line = (f"{run['image']:9s} {size:>7s} {run['sigma']:3g} {run['noisy_psnr']:6.2f} "
-                f"{run['final_psnr']:8.2f} {peak:6.2f}@{peak_step:<3d} " + " ".join(_fmt(o) for o in outs))
+                f"{run['final_psnr']:6.2f}{mark:<2s} {peak:6.2f}@{peak_step:<3d} " + " ".join(_fmt(o) for o in outs))
         if d is not None:
-            line += f" {gap:5.2f} {d['psnr'] - run['final_psnr']:+7.2f}  {d['fired'] or 'budget'}@{d['fire_step'] or '-'}"
+            vs = f"{d['psnr'] - run['final_psnr']:+6.2f}" if steps == 500 else "     -"
+            line += f" {gap:5.2f} {vs}  {d['fired'] or 'none'}@{d['fire_step'] or steps}"
         print(line)
-    done = [r for r in rows if r["gap"] is not None]
-    if done:
-        gaps = [r["gap"] for r in done]
-        worst_fixed = min(r["rules"][default]["psnr"] - r["fixed500"] for r in done)
-        print(f"default over {len(done)} runs: mean gap {sum(gaps) / len(gaps):.2f} dB, max gap "
-              f"{max(gaps):.2f} dB, worst vs fixed-500 {worst_fixed:+.2f} dB")
+    print("\nSummary (gap = ORACLE - rule, dB):")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['size'][0]}px s{r['sigma']:g}", []).append(r)
+    for spec in shown:
+        for label, members in groups.items():
+            print(_group_line(label, members, spec))
+        print(_group_line("all", rows, spec))
     if args.tune:
         print("\nTuning grid on these runs (sorted: max gap <= 1 dB first, then mean gap):")
         for r in tune(runs, args.holdout, args.show)[: args.tune]:
             print(f"  {r['spec']:40s} mean gap {r['mean_gap']:.2f}  max gap {r['max_gap']:.2f}  "
                   f"worst vs fixed {r['worst_vs_fixed']:+.2f}  (n={r['n']})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"default": default, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"rule": default, "rows": rows}, indent=1))
