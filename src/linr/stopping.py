@@ -216,10 +216,12 @@ class HoldOut(StopRule):
         self.fraction, self.seed = float(fraction), int(seed)
         self.tracker = MinTracker(patience=patience, check_every=check_every)
         self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float]] = []
+        self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float]]] = {}
 
     def reset(self) -> None:
         self.tracker.reset()
         self._held = []
+        self._on_device = {}
 
     def prepare(self, observations: list[Any]) -> list[Any]:
         from .operators import Compose, Mask
@@ -234,17 +236,22 @@ class HoldOut(StopRule):
                 continue
             y = torch.from_numpy(obs.image).permute(2, 0, 1)[None] * 2 - 1  # (1, C, h, w), [-1, 1]
             weight = 1.0 if obs.weight is None else float(obs.weight)
-            self._held.append((obs.operator, held, y[:, :, held], weight))
+            # Flat pixel indices rather than a boolean mask: index_select needs no host sync.
+            index = held.flatten().nonzero().squeeze(1)
+            self._held.append((obs.operator, index, y.flatten(2)[:, :, index], weight))
             op = Compose([obs.operator, Mask((observed & ~held).float())])
             prepared.append(dataclasses.replace(obs, operator=op))
         return prepared
 
     def holdout_loss(self, output: torch.Tensor) -> torch.Tensor:
         """Weighted mean squared error on the held-out pixels (0-d tensor, [-1, 1] scale)."""
+        key = str(output.device)
+        if key not in self._on_device:
+            self._on_device[key] = [(op, i.to(output.device), y.to(output.device), w) for op, i, y, w in self._held]
         total = output.new_zeros(())
-        for op, held, y, weight in self._held:
-            pred = op(output)[:, :, held.to(output.device)]
-            total = total + weight * torch.mean((pred - y.to(output.device)) ** 2)
+        for op, index, y, weight in self._on_device[key]:
+            pred = op(output).flatten(2).index_select(2, index)  # (1, C, n held)
+            total = total + weight * torch.mean((pred - y) ** 2)
         return total
 
     def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
@@ -344,7 +351,8 @@ class Discrepancy(StopRule):
     def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
         if self.update(step, loss, output):
             sig = ", ".join(f"{s:.1f}" for s in self.sigmas)
-            return f"discrepancy: data term reached {self.tau:g} x the noise level (sigma {sig}/255, estimated)"
+            how = "estimated" if self.sigma is None else "given"
+            return f"discrepancy: data term reached {self.tau:g} x the noise level (sigma {sig}/255, {how})"
         return None
 
     def best(self) -> tuple[torch.Tensor | None, int]:

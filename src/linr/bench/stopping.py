@@ -52,8 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", default=None, help="also write the evaluation as JSON here")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--rule", default=None, help="the rule under test (default: linr's automatic rule)")
-    p.add_argument("--show", nargs="*", default=["discrepancy:0.9", "discrepancy:1", "variance:10:10", "variance:10:40"],
-                   help="further rule specs shown beside it")
+    p.add_argument("--show", nargs="*", metavar="SPEC", help="further rule specs shown beside it",
+                   default=["discrepancy:0.9", "discrepancy:1", "variance:10:10", "variance:10:40"])
     p.add_argument("--tune", type=int, default=0, metavar="N", help="also print the N best grid specs")
     p.add_argument("--overhead", type=int, nargs="*", default=None, metavar="SIZE",
                    help="instead: measure the rules' cost per step on SIZE-pixel crops (CPU time)")
@@ -63,7 +63,8 @@ def register(sub: Any) -> None:
 def _data_dir(arg: str | None) -> Path:
     from ..errors import InputError
 
-    for cand in (arg, os.environ.get("LINR_DATA"), Path(__file__).resolve().parents[3].parent / "shared" / "data",
+    beside_repo = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    for cand in (arg, os.environ.get("LINR_DATA"), beside_repo,
                  Path.cwd().parent / "shared" / "data"):
         if cand and (Path(cand) / "set9").is_dir():
             return Path(cand)
@@ -108,7 +109,8 @@ def record(
         series["psnr"].append(float(-10 * torch.log10(mse)))
         buffer.append(out)
         for w in WINDOWS:
-            series[f"var{w}"].append(float(window_variance(list(buffer)[-w:])) if len(buffer) >= w else float("nan"))
+            var = window_variance(list(buffer)[-w:]) if len(buffer) >= w else float("nan")
+            series[f"var{w}"].append(float(var))
         if rule is not None:
             series["ho_loss"].append(float(rule.holdout_loss(out)))
 
@@ -163,9 +165,9 @@ def fill_cache(args: argparse.Namespace) -> None:
 # --- offline replay ----------------------------------------------------------------------------
 #
 # A rule spec is "variance:WINDOW:PATIENCE", "discrepancy:TAU", "holdout:FRACTION:PATIENCE" or
-# several joined by "," (first to fire, as FirstToFire), the syntax of ``linr restore --stop``. Each replays a recorded series through the same tracking
-# code as the online rule and yields (step at which it fired or None, 0-based step of the iterate
-# it returns or None for the last iterate).
+# several joined by "," (first to fire, as FirstToFire): the syntax of ``linr restore --stop``.
+# Each replays a recorded series through the same tracking code as the online rule and yields
+# (step at which it fired or None, 0-based step of the iterate it returns, None = the last one).
 
 CHECK_EVERY = 5
 
@@ -414,7 +416,8 @@ def report(args: argparse.Namespace) -> None:
         size = f"{run['size'][0]}x{run['size'][1]}"
         mark = "" if steps == 500 else f"*{steps}"
         line = (f"{run['image']:9s} {size:>7s} {run['sigma']:3g} {run['noisy_psnr']:6.2f} "
-                f"{run['final_psnr']:6.2f}{mark:<2s} {peak:6.2f}@{peak_step:<3d} " + " ".join(_fmt(o) for o in outs))
+                f"{run['final_psnr']:6.2f}{mark:<2s} {peak:6.2f}@{peak_step:<3d} "
+                + " ".join(_fmt(o) for o in outs))
         if d is not None:
             vs = f"{d['psnr'] - run['final_psnr']:+6.2f}" if steps == 500 else "     -"
             line += f" {gap:5.2f} {vs}  {d['fired'] or 'none'}@{d['fire_step'] or steps}"
