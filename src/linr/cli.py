@@ -74,8 +74,15 @@ def _weight(text: str) -> tuple[str, float]:
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fit settings (default: the preset's)")
-    g.add_argument("--preset", default="paper", help="named settings (default: paper)")
-    g.add_argument("--steps", type=_positive_int, help="number of Adam steps")
+    g.add_argument("--preset", default=None,
+                   help="named settings (default: the paper's, but with automatic stopping on noisy "
+                   "inputs; --preset paper keeps its fixed step count)")
+    g.add_argument("--steps", type=_positive_int,
+                   help="number of Adam steps (alone: exactly this many; with --stop: the budget)")
+    g.add_argument("--stop", default=None, metavar="RULE",
+                   help="auto, fixed, or rules that end the fit early, first to fire: "
+                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE], discrepancy[:TAU], "
+                   "plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas")
     g.add_argument("--lr", type=_positive_float, help="Adam learning rate")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -133,8 +140,9 @@ def _model_config(args: argparse.Namespace, preset: str) -> Any:
     import dataclasses
 
     from .models import MODELS
-    from .tasks import PRESETS
+    from .tasks import DEFAULT_PRESET, PRESETS
 
+    preset = DEFAULT_PRESET if preset is None else preset
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     base = PRESETS[preset].model
@@ -241,7 +249,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     _announce_cost(observations, args, model)
     result = restore(
         observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-        device=args.device, model=model, reference=reference,
+        device=args.device, model=model, reference=reference, stop=args.stop,
         progress=False if args.quiet else None,
     )
     bit_depth = max(i.bit_depth for i in infos)
@@ -250,7 +258,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 protect=protect)
     h, w = result.image.shape[:2]
     print(f"wrote {args.output} ({w}x{h}, {bit_depth}-bit, {result.steps_run} steps, "
-          f"stopped: {result.stop_reason}, {result.timings['fit_s']:.1f} s fitting)")
+          f"{result.timings['fit_s']:.1f} s fitting)")
+    print(f"stopped at step {result.steps_run}: {result.stop_reason}; returned the iterate of step "
+          f"{result.stop_step}")
     report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
     if reference is not None:
         task = "deblur" if [o.kind for o in observations] == ["blurred"] else None

@@ -20,7 +20,7 @@ from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit
 from .models import ModelConfig
 from .operators import Blur, Downsample, Identity, Mask, gaussian_kernel
-from .stopping import StopRule
+from .stopping import AUTO_NOISY, StopRule, parse_stop
 
 __all__ = [
     "Preset",
@@ -32,6 +32,7 @@ __all__ = [
     "parse_kernel",
     "restore",
     "resolve",
+    "resolve_stop",
 ]
 
 KINDS = ("noisy", "lowres", "masked", "blurred")
@@ -55,7 +56,13 @@ class Preset:
     """Random pixels per step for pixel-wise tasks (None: all; see :class:`~linr.fit.FitConfig`)."""
     kind_models: dict[str, ModelConfig] = field(default_factory=dict)
     """Architecture per observation kind when all observations are of that kind (else ``model``)."""
+    stop: str = "auto"
+    """'auto' (automatic stop rule when every observation is noisy), 'fixed', or a rule spec
+    (see :func:`linr.stopping.parse_stop`)."""
 
+
+DEFAULT_PRESET = "paper"
+"""Settings used when no preset is named; unlike ``preset="paper"`` they stop automatically."""
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -63,6 +70,7 @@ PRESETS: dict[str, Preset] = {
         description="the LINR paper's settings: SIREN 7x256, omega_0 30, Adam 1e-4, 500 steps "
         "(4000 for deblurring), noisy weight 0.1 in joint fits",
         steps={"noisy": 500, "lowres": 500, "masked": 500, "blurred": 4000, "observation": 500},
+        stop="fixed",
     ),
     # Chosen by time to the paper preset's PSNR (BENCHMARKS.md, "Speed"): a higher learning rate
     # (5e-4, 1e-3, with or without cosine decay) made every task worse; what pays is stopping
@@ -71,10 +79,12 @@ PRESETS: dict[str, Preset] = {
     # engine) for inpainting, where 7x128 lost 3-4 dB.
     "fast": Preset(
         name="fast",
-        description="time to the paper's PSNR on CPU: SIREN 7x128 for noisy (50 steps) and lowres "
-        "(150 steps), 7x256 for masked (400 steps); Adam 1e-4; joint and deblurring fits use 7x128 "
-        "and are not benchmarked",
-        steps={"noisy": 50, "lowres": 150, "masked": 400, "blurred": 4000, "observation": 150},
+        description="time to the paper's PSNR on CPU: SIREN 7x128 for noisy (automatic stop, "
+        "budget 500 steps) and lowres (150 steps), 7x256 for masked (400 steps); Adam 1e-4; joint "
+        "and deblurring fits use 7x128 and are not benchmarked",
+        # noisy: a budget, not a count: the hold-out rule stops near the PSNR peak, whose step
+        # grows with the image size (about 40 at 64 px, 150 at 256 px)
+        steps={"noisy": 500, "lowres": 150, "masked": 400, "blurred": 4000, "observation": 150},
         model=ModelConfig(width=128),
         kind_models={"masked": ModelConfig(width=256)},
     ),
@@ -166,7 +176,7 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
 def resolve(
     observations: Sequence[Observation],
     *,
-    preset: str = "paper",
+    preset: str | None = None,
     steps: int | None = None,
     lr: float | None = None,
     seed: int = 0,
@@ -174,7 +184,9 @@ def resolve(
     model: ModelConfig | None = None,
     progress: bool | None = None,
 ) -> tuple[list[Observation], FitConfig]:
-    """Apply a preset: fill unset weights and return the observations and the fit settings."""
+    """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and return the
+    observations and the fit settings."""
+    preset = DEFAULT_PRESET if preset is None else preset
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if not observations:
@@ -207,21 +219,53 @@ def _preset_model(p: Preset, observations: Sequence[Observation]) -> ModelConfig
     return p.kind_models.get(next(iter(kinds)), p.model) if len(kinds) == 1 else p.model
 
 
+def resolve_stop(
+    observations: Sequence[Observation],
+    *,
+    preset: str | None = None,
+    steps: int | None = None,
+    stop: StopRule | str | None = None,
+) -> StopRule | None:
+    """The stop rule of a fit; None means exactly ``steps`` steps.
+
+    ``stop`` is a rule, 'auto', 'fixed' or a spec such as ``variance:10:40,discrepancy:1``.
+    Unset, it is 'fixed' when ``steps`` is given (a step count asked for is run), else the
+    preset's policy; with no preset named it is 'auto'. 'auto' applies :data:`AUTO_NOISY` when
+    every observation is noisy (the step count is then a budget) and is 'fixed' otherwise: the
+    rules were evaluated on denoising only.
+    """
+    if isinstance(stop, StopRule):
+        return stop
+    if stop is None:
+        stop = "fixed" if steps is not None else "auto" if preset is None else PRESETS[preset].stop
+    if stop == "fixed":
+        return None
+    if stop == "auto":
+        noisy_only = all(o.kind == "noisy" for o in observations)
+        return parse_stop(AUTO_NOISY) if noisy_only else None
+    try:
+        return parse_stop(stop)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def restore(
     observations: Sequence[Observation] | Observation,
     *,
-    preset: str = "paper",
+    preset: str | None = None,
     steps: int | None = None,
     lr: float | None = None,
     seed: int = 0,
     device: str = "auto",
     model: ModelConfig | None = None,
     reference: np.ndarray | None = None,
-    stop: StopRule | None = None,
+    stop: StopRule | str | None = None,
     progress: bool | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
+    With no preset named, the paper's settings are used with automatic stopping for noisy
+    inputs (see :func:`resolve_stop`); ``preset="paper"`` keeps the paper's fixed step count.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     """
     if isinstance(observations, Observation):
@@ -230,8 +274,9 @@ def restore(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress,
     )
-    result = fit(obs, config, reference=reference, stop=stop)
-    result.settings["preset"] = preset
+    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
+    result = fit(obs, config, reference=reference, stop=rule)
+    result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
     return result
 
 

@@ -1,0 +1,209 @@
+"""Stop rules: each piece against an independent reference, then short real fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.errors import InputError
+from linr.fit import FitConfig, fit
+from linr.operators import Compose, Identity, Mask
+from linr.simulate import add_gaussian_noise
+from linr.stopping import (
+    AUTO_NOISY,
+    Discrepancy,
+    FirstToFire,
+    FixedSteps,
+    HoldOut,
+    MinTracker,
+    Oracle,
+    OutputVariance,
+    Plateau,
+    StopRule,
+    estimate_noise_sigma,
+    parse_stop,
+    window_variance,
+)
+from linr.tasks import resolve_stop
+
+from .conftest import crop, load
+
+
+def _smooth(size: int = 96) -> np.ndarray:
+    t = np.linspace(0, 1, size)
+    base = 0.5 + 0.3 * np.sin(3 * t)[:, None] * np.cos(2 * t)[None, :]
+    return np.stack([base, base * 0.8 + 0.1, 1 - base], axis=-1)
+
+
+@pytest.mark.parametrize("sigma", [5.0, 15.0, 25.0])
+def test_noise_sigma_estimate_recovers_known_noise(sigma):
+    noisy = add_gaussian_noise(_smooth(), sigma, seed=3, clip=False)
+    assert estimate_noise_sigma(noisy) * 255 == pytest.approx(sigma, rel=0.1)
+    assert estimate_noise_sigma(_smooth()) * 255 < 0.5  # clean and smooth: next to no noise
+
+
+def test_window_variance_matches_numpy():
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(7, 1, 3, 5, 4))
+    expected = np.var(xs, axis=0).mean()  # population variance over the window, mean over pixels
+    got = window_variance([torch.from_numpy(x) for x in xs])
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def _reference_tracker(values, patience, check_every, start=0):
+    """Brute force: (0-based fire step or None, 0-based step of the strict minimum so far)."""
+    best = None
+    for t, v in enumerate(values):
+        if t < start:
+            continue
+        if best is None or v < values[best]:
+            best = t
+        if (t + 1) % check_every == 0 and t - best >= patience:
+            return t, best
+    return None, best
+
+
+@pytest.mark.parametrize("patience,check_every", [(1, 1), (3, 1), (4, 5), (10, 3), (50, 5)])
+def test_min_tracker_matches_brute_force(patience, check_every):
+    values = list(np.random.default_rng(patience).normal(size=60).cumsum())
+    tracker = MinTracker(patience=patience, check_every=check_every, start=2)
+    fired = None
+    for t, v in enumerate(values):
+        if tracker.update(t, torch.tensor(v), torch.full((2,), float(t))):
+            fired = t
+            break
+    want_fire, want_best = _reference_tracker(values, patience, check_every, start=2)
+    assert fired == want_fire
+    assert tracker.best_step == want_best and float(tracker.iterate[0]) == want_best
+
+
+def test_output_variance_returns_iterate_at_the_dip():
+    # Outputs jitter with an amplitude that falls until step 30, then rises (noise being fitted).
+    gen = torch.Generator().manual_seed(0)
+    rule = OutputVariance(window=4, patience=10, check_every=1)
+    outputs = []
+    for step in range(80):
+        amp = 1.0 + abs(step - 30)
+        outputs.append(amp * torch.randn(1, 3, 8, 8, generator=gen))
+        reason = rule.observe(step, outputs[-1], torch.tensor(0.0))
+        if reason is not None:
+            break
+    assert reason is not None and "variance" in reason
+    iterate, best = rule.best()
+    assert 28 <= best <= 35 and step == best - 1 + 10  # fired exactly `patience` steps after its minimum
+    assert torch.equal(iterate, outputs[best - 1])
+
+
+def _obs(image, op=None):
+    return linr.fit.Observation(image, op or Identity(), None, "noisy")
+
+
+def test_holdout_leaves_pixels_out_of_the_data_term():
+    rng = np.random.default_rng(1)
+    y = rng.random((40, 40, 3)).astype(np.float32)
+    keep = rng.random((40, 40)) < 0.5
+    masked = linr.masked(y * keep[..., None], keep)
+    rule = HoldOut(fraction=0.1, seed=5)
+    rule.reset()
+    ho_noisy, ho_masked = rule.prepare([_obs(y), masked])
+    for obs, observed in ((ho_noisy, np.ones((40, 40), bool)), (ho_masked, keep)):
+        assert isinstance(obs.operator, Compose)
+        kept = obs.operator.project(torch.ones(1, 1, 40, 40))[0, 0].numpy() > 0
+        held = observed & ~kept
+        assert not (kept & ~observed).any()  # never adds pixels the observation lacks
+        assert 0.06 < held.sum() / observed.sum() < 0.14
+        x = torch.rand(1, 3, 40, 40)
+        assert torch.all(obs.operator(x)[..., torch.from_numpy(held)] == 0)
+    # The held-out loss is the weighted MSE on exactly those pixels.
+    out = torch.rand(1, 3, 40, 40) * 2 - 1
+    held_noisy = ~(ho_noisy.operator.project(torch.ones(1, 1, 40, 40))[0, 0] > 0)
+    held_masked = keep & ~(ho_masked.operator.project(torch.ones(1, 1, 40, 40))[0, 0].numpy() > 0)
+    yt = torch.from_numpy(y).permute(2, 0, 1)[None] * 2 - 1
+    ym = torch.from_numpy(y * keep[..., None]).permute(2, 0, 1)[None] * 2 - 1
+    want = ((out - yt)[..., held_noisy] ** 2).mean() + ((out - ym)[..., torch.from_numpy(held_masked)] ** 2).mean()
+    assert float(rule.holdout_loss(out)) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_discrepancy_threshold_and_first_crossing():
+    y = add_gaussian_noise(_smooth(64), 20, seed=0, clip=False)
+    rule = Discrepancy(tau=1.1, sigma=20.0, check_every=4)
+    rule.reset()
+    rule.prepare([_obs(y)])
+    assert rule.threshold == pytest.approx(1.1 * (2 * 20 / 255) ** 2)
+    losses = np.geomspace(0.5, 1e-4, 60)
+    cross = int(np.argmax(losses <= rule.threshold))
+    outs = [torch.full((1, 1, 2, 2), float(t)) for t in range(60)]
+    for t in range(60):
+        if rule.observe(t, outs[t], torch.tensor(losses[t], dtype=torch.float32)):
+            break
+    assert t == cross + (-(cross + 1)) % 4  # the next check after the crossing
+    iterate, step = rule.best()
+    assert step == cross + 1 and float(iterate[0, 0, 0, 0]) == cross
+    # Estimated sigma; a noise-free observation contributes nothing.
+    auto = Discrepancy()
+    auto.reset()
+    auto.prepare([_obs(y), linr.lowres(_smooth(16), 4)])
+    assert auto.sigmas[0] == pytest.approx(20, rel=0.1) and len(auto.sigmas) == 1
+    none = Discrepancy()
+    none.reset()
+    none.prepare([linr.lowres(_smooth(16), 4)])
+    assert none.observe(4, outs[0], torch.tensor(0.0)) is None and none.best() == (None, 0)
+
+
+def test_plateau_fires_once_the_loss_flattens():
+    rule = Plateau(rel_tol=1e-2, patience=10, check_every=1)
+    losses = [1.0 / (1 + t) if t < 30 else 1.0 / 31 for t in range(100)]
+    fired = next(t for t in range(100) if rule.observe(t, torch.zeros(1), torch.tensor(losses[t])))
+    assert 30 <= fired <= 42
+
+
+class _Never(StopRule):
+    name = "never"
+
+
+def test_first_to_fire_uses_the_rule_that_fired():
+    rule = FirstToFire([_Never(), FixedSteps(7), OutputVariance(window=2, patience=1000)])
+    rule.reset()
+    for t in range(20):
+        if rule.observe(t, torch.full((1,), float(t)), torch.tensor(1.0)):
+            break
+    assert t == 6 and rule.fired.name == "fixed"
+    assert rule.best() == (None, 0)  # fixed returns the last iterate
+    assert rule.describe()["fired"] == "fixed"
+
+
+def test_oracle_keeps_the_closest_iterate():
+    ref = np.full((4, 4, 3), 0.5, np.float32)
+    rule = Oracle(ref)
+    for t, v in enumerate([0.9, 0.3, 0.05, 0.4]):
+        rule.observe(t, torch.full((1, 3, 4, 4), v), torch.tensor(0.0))
+    iterate, step = rule.best()
+    assert step == 3 and float(iterate.mean()) == pytest.approx(0.05)
+
+
+def test_parse_stop():
+    r = parse_stop("variance:12:30,discrepancy:1.2,holdout:0.1")
+    assert isinstance(r, FirstToFire)
+    assert [x.describe() for x in r.rules][0] == {"name": "variance", "window": 12, "patience": 30}
+    assert r.rules[1].tau == 1.2 and r.rules[2].fraction == 0.1
+    assert isinstance(parse_stop("plateau"), Plateau) and parse_stop("fixed:9").steps == 9
+    for bad, msg in [("varience", "unknown stop rule"), ("variance:1:2:3", "too many"),
+                     ("discrepancy:x", "bad parameter"), ("holdout:0.9", "fraction"), ("variance:1", "window")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_stop(bad)
+
+
+def test_default_policy():
+    y = np.zeros((8, 8, 3), np.float32)
+    auto = type(parse_stop(AUTO_NOISY))
+    assert isinstance(resolve_stop([linr.noisy(y)]), auto)  # default: automatic
+    assert resolve_stop([linr.noisy(y)], steps=100) is None  # a step count asked for is run
+    assert isinstance(resolve_stop([linr.noisy(y)], steps=100, stop="auto"), auto)
+    assert isinstance(resolve_stop([linr.noisy(y)], stop="variance,discrepancy"), FirstToFire)
+    assert resolve_stop([linr.noisy(y)], preset="paper") is None  # the paper keeps its fixed stop
+    assert resolve_stop([linr.noisy(y), linr.lowres(y[:2, :2], 4)]) is None  # not evaluated on joint
+    assert isinstance(resolve_stop([linr.noisy(y)], stop="holdout"), HoldOut)
+    with pytest.raises(InputError, match="unknown stop rule"):
+        resolve_stop([linr.noisy(y)], stop="nope")

@@ -1,0 +1,87 @@
+"""Stop rules in real (short) fits: the benchmark's offline replay equals the online rule, the
+automatic rule lands near the oracle, and the CLI reports which rule fired."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import linr
+from linr.bench.stopping import evaluate, oracle, record
+from linr.cli import main
+from linr.fit import FitConfig, fit
+from linr.images import write_image
+from linr.simulate import add_gaussian_noise
+from linr.stopping import AUTO_NOISY, parse_stop
+
+from .conftest import crop, load
+
+S, STEPS, SIGMA = 24, 80, 50.0
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return crop(load("set9/house.png"), S, top=60, left=110)
+
+
+@pytest.fixture(scope="module")
+def runs(clean):
+    fixed = record(clean, sigma=SIGMA, steps=STEPS, holdout=None)
+    ho = record(clean, sigma=SIGMA, steps=STEPS, holdout=0.1)
+    fixed.update(kept=1.0, ho={0.1: {**ho, "kept": _kept(ho)}})
+    return fixed
+
+
+def _kept(run):
+    from linr.bench.stopping import _kept_fraction
+
+    return _kept_fraction(run["size"], run["holdout"], run["seed"])
+
+
+def _psnr(clean, image):
+    return float(-10 * np.log10(np.mean((np.clip(image, 0, 1) - clean) ** 2)))
+
+
+@pytest.mark.parametrize("spec", ["variance:5:10", "discrepancy:1.2", "holdout:0.1:10",
+                                  "variance:5:1000,discrepancy:1.5", "fixed:30"])
+def test_offline_replay_matches_online_rule(clean, runs, spec):
+    y = add_gaussian_noise(clean, SIGMA, seed=0)
+    rule = parse_stop(spec)
+    r = fit([linr.noisy(y)], FitConfig(steps=STEPS, device="cpu", progress=False), stop=rule)
+    offline = evaluate(spec, runs)
+    assert offline["fire_step"] is not None, "pick settings that fire within the test's steps"
+    assert r.steps_run == offline["fire_step"] and r.stop_step == offline["step"]
+    assert _psnr(clean, r.image) == pytest.approx(offline["psnr"], abs=1e-4)
+
+
+def test_oracle_and_full_budget(clean, runs):
+    peak, step = oracle(runs)
+    assert peak == pytest.approx(max(max(runs["psnr"]), runs["final_psnr"])) and 1 <= step <= STEPS
+    full = evaluate(f"variance:5:{10 * STEPS}", runs)  # never fires: returns its minimum so far
+    assert full["fire_step"] is None and full["psnr"] == runs["psnr"][full["step"] - 1]
+
+
+def test_automatic_rule_near_the_oracle(clean):
+    y = add_gaussian_noise(clean, SIGMA, seed=0)
+    r = linr.restore([linr.noisy(y)], stop="auto", steps=200, device="cpu", reference=clean,
+                     progress=False)
+    assert r.steps_run < 200 and r.stop_reason.split(":")[0] in AUTO_NOISY
+    peak = max(r.history["psnr"])  # unclipped PSNR of every step seen, clean image known
+    assert _psnr(clean, r.image) > peak - 1.5
+    assert _psnr(clean, r.image) > _psnr(clean, y) + 3
+
+
+def test_cli_reports_the_rule(tmp_path, capsys, clean):
+    write_image(tmp_path / "noisy.png", add_gaussian_noise(clean, SIGMA, seed=0))
+    out, rep = tmp_path / "o.png", tmp_path / "r.json"
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(out), "--device", "cpu",
+                 "--quiet", "--stop", "variance:5:10", "--steps", "80", "--report", str(rep)]) == 0
+    text = capsys.readouterr().out
+    assert "stopped at step" in text and "variance: no new minimum" in text
+    report = json.loads(rep.read_text())
+    assert report["settings"]["stop"]["name"] == "variance" and report["steps_run"] < 80
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(out), "--force",
+                 "--stop", "sometimes"]) == 2
+    assert "unknown stop rule" in capsys.readouterr().err
