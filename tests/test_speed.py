@@ -78,11 +78,13 @@ def test_cli_announces_long_fits(capsys):
 
 
 def test_fast_preset_picks_the_model_by_kind():
-    from linr.tasks import resolve
+    from linr.stopping import StopRule
+    from linr.tasks import resolve, resolve_stop
 
     z = np.zeros((8, 8, 3))
-    _, cfg = resolve([linr.noisy(z)], preset="fast")
-    assert (cfg.steps, cfg.lr, cfg.model.width) == (50, 1e-4, 128)
+    obs, cfg = resolve([linr.noisy(z)], preset="fast")
+    assert (cfg.steps, cfg.lr, cfg.model.width) == (500, 1e-4, 128)  # a budget: it stops itself
+    assert isinstance(resolve_stop(obs, preset="fast"), StopRule)
     _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="fast")
     assert (cfg.steps, cfg.model.width) == (400, 256)
     _, cfg = resolve([linr.masked(z, np.ones((8, 8))), linr.noisy(z)], preset="fast")
