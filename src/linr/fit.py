@@ -253,7 +253,8 @@ class Monitor:
         """Book step ``step`` (0-based); ``output`` (1, C, H, W) detached, or None when the loop
         did not render it. Returns True when the stop rule ends the fit."""
         self.steps_run = step + 1
-        self.losses[step] = loss.detach()
+        loss = loss.detach()
+        self.losses[step] = loss
         ref = self.problem.reference
         if output is not None and ref is not None:
             mse = torch.mean(((output + 1) / 2 - ref) ** 2)
@@ -273,7 +274,7 @@ class Monitor:
             if self.steps_run % 25 == 0:
                 self.bar.set_postfix(loss=f"{float(loss):.2e}")
         if self.stop is not None:
-            reason = self.stop.observe(step, output, loss.detach())
+            reason = self.stop.observe(step, output, loss)
             if reason is not None:
                 self.stop_reason, self.stop_step = reason, step + 1
                 return True
