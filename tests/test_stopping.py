@@ -203,7 +203,8 @@ def test_default_policy():
     assert isinstance(resolve_stop([linr.noisy(y)], steps=100, stop="auto"), auto)
     assert isinstance(resolve_stop([linr.noisy(y)], stop="variance,discrepancy"), FirstToFire)
     assert resolve_stop([linr.noisy(y)], preset="paper") is None  # the paper keeps its fixed stop
-    assert resolve_stop([linr.noisy(y), linr.lowres(y[:2, :2], 4)]) is None  # not evaluated on joint
+    assert isinstance(resolve_stop([linr.noisy(y), linr.lowres(y[:2, :2], 4)]), HoldOut)  # joint with noise
+    assert resolve_stop([linr.lowres(y[:2, :2], 4)]) is None  # noise-free: the preset's steps
     assert isinstance(resolve_stop([linr.noisy(y)], stop="holdout"), HoldOut)
     with pytest.raises(InputError, match="unknown stop rule"):
         resolve_stop([linr.noisy(y)], stop="nope")

@@ -57,7 +57,7 @@ class Preset:
     kind_models: dict[str, ModelConfig] = field(default_factory=dict)
     """Architecture per observation kind when all observations are of that kind (else ``model``)."""
     stop: str = "auto"
-    """'auto' (automatic stop rule when every observation is noisy), 'fixed', or a rule spec
+    """'auto' (automatic stop rule when any observation is noisy), 'fixed', or a rule spec
     (see :func:`linr.stopping.parse_stop`)."""
 
 
@@ -231,8 +231,8 @@ def resolve_stop(
     ``stop`` is a rule, 'auto', 'fixed' or a spec such as ``variance:10:40,discrepancy:1``.
     Unset, it is 'fixed' when ``steps`` is given (a step count asked for is run), else the
     preset's policy; with no preset named it is 'auto'. 'auto' applies :data:`AUTO_NOISY` when
-    every observation is noisy (the step count is then a budget) and is 'fixed' otherwise: the
-    rules were evaluated on denoising only.
+    any observation is noisy (the step count is then a budget; held-out pixels are drawn from
+    every observation) and is 'fixed' otherwise.
     """
     if isinstance(stop, StopRule):
         return stop
@@ -241,8 +241,8 @@ def resolve_stop(
     if stop == "fixed":
         return None
     if stop == "auto":
-        noisy_only = all(o.kind == "noisy" for o in observations)
-        return parse_stop(AUTO_NOISY) if noisy_only else None
+        any_noisy = any(o.kind == "noisy" for o in observations)
+        return parse_stop(AUTO_NOISY) if any_noisy else None
     try:
         return parse_stop(stop)
     except ValueError as exc:
