@@ -321,8 +321,8 @@ class BenchRun:
         k = method.kind
         if k == "linr":
             result = tasks.restore(
-                self.observations(arrays, corruption), steps=self.profile.steps[corruption.task],
-                seed=self.profile.seed, device=self.device, model=ModelConfig(name=method.model),
+                self.observations(arrays, corruption), preset="paper", stop="fixed",
+                steps=self.profile.steps[corruption.task], seed=self.profile.seed, device=self.device, model=ModelConfig(name=method.model),
                 reference=scene.clean, progress=False,
             )
             image, fit_s = result.image, result.timings["fit_s"]
