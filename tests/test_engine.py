@@ -9,7 +9,7 @@ import torch
 import linr
 from linr.engine import FastSiren, adam_for, estimate
 from linr.fastfit import pixel_terms
-from linr.fit import FitConfig, Observation, _problem, fit
+from linr.fit import FitConfig, Observation, build_problem, fit
 from linr.models import ModelConfig, Siren, coordinate_grid
 from linr.operators import Identity
 from linr.simulate import add_gaussian_noise, bernoulli_mask, lanczos_downscale
@@ -113,7 +113,7 @@ def test_pixel_terms_give_the_autograd_gradient_of_the_masked_loss(clean):
     mask = bernoulli_mask(clean.shape[:2], 0.3, seed=1)
     obs = [linr.masked(clean * mask[..., None], mask, weight=0.7),
            linr.noisy(add_gaussian_noise(clean, 25, seed=0), weight=0.1)]
-    problem = _problem(obs, FitConfig(device="cpu"), None)
+    problem = build_problem(obs, "cpu", None)
     image = torch.rand(1, 3, 24, 24, dtype=torch.float32, requires_grad=True)
     loss = problem.data_term(image)
     (grad,) = torch.autograd.grad(loss, image)
@@ -123,7 +123,7 @@ def test_pixel_terms_give_the_autograd_gradient_of_the_masked_loss(clean):
     assert torch.allclose(loss, loss2, rtol=1e-5)
     assert torch.allclose(grad[0].permute(1, 2, 0).reshape(-1, 3), grad2, atol=1e-7)
     # Masked alone: only observed pixels are trained, and their gradient is the same.
-    alone = pixel_terms(_problem(obs[:1], FitConfig(device="cpu"), None))
+    alone = pixel_terms(build_problem(obs[:1], "cpu", None))
     seen = alone.seen
     assert seen.numel() == int(mask.sum())
     l_sub, g_sub = alone.loss_and_grad(flat[seen], seen)
@@ -134,7 +134,7 @@ def test_pixel_terms_give_the_autograd_gradient_of_the_masked_loss(clean):
 
 def test_lowres_operator_is_not_pixel_wise(clean):
     obs = [linr.lowres(lanczos_downscale(clean, 4), 4)]
-    assert pixel_terms(_problem(obs, FitConfig(device="cpu"), None)) is None
+    assert pixel_terms(build_problem(obs, "cpu", None)) is None
 
 
 class _Record(StopRule):

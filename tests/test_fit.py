@@ -95,6 +95,8 @@ def test_divergence_is_reported(clean):
 def test_input_errors(clean):
     with pytest.raises(InputError, match="disagree"):
         fit([linr.noisy(clean), linr.lowres(clean[:16, :16], 4)], FitConfig(steps=1))
+    with pytest.raises(InputError, match="noisy -> 48x48, noisy -> 16x16"):  # same kind, two sizes
+        fit([linr.noisy(clean), linr.noisy(clean[:16, :16])], FitConfig(steps=1))
     with pytest.raises(InputError, match="lowres -> 192x192"):
         linr.restore([linr.lowres(clean, 4), linr.noisy(clean[:10, :10])], steps=1)
     with pytest.raises(InputError, match="non-finite"):

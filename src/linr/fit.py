@@ -178,17 +178,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
-    shapes = {}
+    shapes: list[tuple[str, tuple[int, int]]] = []  # a list: two observations may share a kind
     for obs in observations:
         try:
-            shapes[obs.kind] = tuple(obs.operator.input_shape(obs.shape))
-            obs.operator.output_shape(shapes[obs.kind])
+            shape = tuple(obs.operator.input_shape(obs.shape))
+            obs.operator.output_shape(shape)
         except ValueError as exc:
             raise InputError(f"{obs.kind} observation: {exc}") from exc
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{k} -> {h}x{w}" for k, (h, w) in shapes.items())
+        shapes.append((obs.kind, shape))
+    if len({shape for _, shape in shapes}) > 1:
+        listed = ", ".join(f"{k} -> {h}x{w}" for k, (h, w) in shapes)
         raise InputError(f"observations disagree on the restored image size ({listed})")
-    return next(iter(shapes.values()))
+    return shapes[0][1]
 
 
 def _to_chw(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -316,13 +317,11 @@ def fit(
     """
     config = config or FitConfig()
     t_start = time.perf_counter()
-    if not observations:
-        raise InputError("at least one observation is needed")
     observations = list(observations)
     if stop is not None:
         stop.reset()
         observations = stop.prepare(observations)
-    problem = _problem(observations, config, reference)
+    problem = build_problem(observations, config.device, reference)
 
     # Model initialisation draws from a private RNG state so results depend only on the seed.
     with torch.random.fork_rng(devices=[]):
@@ -381,24 +380,33 @@ def fit(
                      timings, settings)
 
 
-def _problem(observations: list[Observation], config: FitConfig,
-             reference: np.ndarray | None) -> Problem:
+def build_problem(observations: Sequence[Observation], device: str,
+                  reference: np.ndarray | None, *, signed: bool = True) -> Problem:
+    """Check the observations (and reference) agree and put their targets on ``device``.
+
+    ``signed`` puts targets on the [-1, 1] scale the INR fits; False keeps [0, 1] (for models
+    with a sigmoid output, such as DIP).
+    """
+    observations = list(observations)
+    if not observations:
+        raise InputError("at least one observation is needed")
     channels = {obs.channels for obs in observations}
     if len(channels) > 1:
         raise InputError(f"observations have different channel counts: {sorted(channels)}")
     (c,) = channels
     height, width = _clean_shape(observations)
-    device = resolve_device(config.device)
+    dev = resolve_device(device)
     ref_t = None
     if reference is not None:
         ref = np.asarray(reference, dtype=np.float32)
         ref = ref[..., None] if ref.ndim == 2 else ref
         if ref.shape != (height, width, c):
             raise InputError(f"reference has shape {ref.shape}, expected {(height, width, c)}")
-        ref_t = _to_chw(ref, device)
-    targets = [obs.operator.project(_to_chw(obs.image, device) * 2 - 1) for obs in observations]
+        ref_t = _to_chw(ref, dev)
+    targets = [obs.operator.project(_to_chw(obs.image, dev) * 2 - 1 if signed else _to_chw(obs.image, dev))
+               for obs in observations]
     weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
-    return Problem(observations, weights, targets, height, width, c, device, ref_t)
+    return Problem(observations, weights, targets, height, width, c, dev, ref_t)
 
 
 def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,

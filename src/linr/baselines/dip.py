@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..fit import Observation, resolve_device
+from ..fit import Observation, build_problem
 from . import BaselineResult
 
 __all__ = ["DIPConfig", "SkipNet", "dip_restore"]
@@ -135,18 +135,6 @@ class SkipNet(nn.Module):
         return torch.sigmoid(self.head(self.body(z)))
 
 
-def _restored_shape(observations: Sequence[Observation]) -> tuple[int, int]:
-    shapes = set()
-    for obs in observations:
-        try:
-            shapes.add(tuple(obs.operator.input_shape(obs.shape)))
-        except ValueError as exc:
-            raise InputError(f"{obs.kind} observation: {exc}") from exc
-    if len(shapes) != 1:
-        raise InputError(f"observations disagree on the restored image size: {sorted(shapes)}")
-    return shapes.pop()  # type: ignore[return-value]
-
-
 def dip_restore(
     observations: Sequence[Observation],
     config: DIPConfig | None = None,
@@ -160,15 +148,10 @@ def dip_restore(
     Returns the image (H, W, C) on [0, 1].
     """
     config = config or DIPConfig()
-    observations = list(observations)
-    if not observations:
-        raise InputError("at least one observation is needed")
-    channels = {obs.channels for obs in observations}
-    if len(channels) != 1:
-        raise InputError(f"observations have different channel counts: {sorted(channels)}")
-    (c,) = channels
-    height, width = _restored_shape(observations)
-    device = resolve_device(config.device)
+    # Targets stay on [0, 1]: the network ends in a sigmoid.
+    problem = build_problem(observations, config.device, reference, signed=False)
+    height, width, c, device = problem.height, problem.width, problem.channels, problem.device
+    ref = problem.reference
 
     # BatchNorm needs more than one value per channel: the deepest level must keep >= 2x2
     # pixels, so small images get fewer levels (64 px keeps all 5).
@@ -180,18 +163,6 @@ def dip_restore(
                       skip_channels=config.skip_channels, levels=levels)
     net.to(device)
     z = (torch.rand(1, config.input_depth, height, width, generator=gen) * config.input_scale).to(device)
-    targets = [
-        obs.operator.project(torch.from_numpy(obs.image.transpose(2, 0, 1).copy())[None].to(device))
-        for obs in observations
-    ]
-    weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
-    ref = None
-    if reference is not None:
-        ref_np = np.asarray(reference, dtype=np.float32)
-        ref_np = ref_np[..., None] if ref_np.ndim == 2 else ref_np
-        if ref_np.shape != (height, width, c):
-            raise InputError(f"reference has shape {ref_np.shape}, expected {(height, width, c)}")
-        ref = torch.from_numpy(ref_np.transpose(2, 0, 1).copy())[None].to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     losses = torch.empty(config.steps, device=device)
     psnrs = torch.empty(config.steps, device=device) if ref is not None else None
@@ -203,8 +174,7 @@ def dip_restore(
             noise = torch.randn(z.shape, generator=gen).to(device)
             code = z + config.reg_noise_std * noise
         out = net(code)
-        loss = sum(w * torch.mean((obs.operator(out) - y) ** 2)
-                   for w, obs, y in zip(weights, observations, targets))
+        loss = problem.data_term(out)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -103,10 +103,10 @@ def reference_fit(observations: list[Any], clean: np.ndarray, *, steps: int, lr:
     """The paper code's loop: returns per-step PSNR (RGB, data range 1, unclipped) and times."""
     import torch
 
-    from ..fit import FitConfig, _problem
+    from ..fit import build_problem
     from ..models import ModelConfig, build_model, coordinate_grid
 
-    problem = _problem(observations, FitConfig(device="cpu"), clean)
+    problem = build_problem(observations, "cpu", clean)
     torch.manual_seed(seed)
     model = build_model(ModelConfig(), out_channels=problem.channels)
     h, w, c = problem.height, problem.width, problem.channels
