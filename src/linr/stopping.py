@@ -129,6 +129,15 @@ class MinTracker:
         return -1 if self.step is None else int(self.step)
 
 
+class _TrackedRule(StopRule):
+    """A rule whose best iterate is the one its :class:`MinTracker` kept."""
+
+    tracker: MinTracker
+
+    def best(self) -> tuple[torch.Tensor | None, int]:
+        return self.tracker.iterate, self.tracker.best_step + 1
+
+
 class FixedSteps(StopRule):
     """Stop after ``steps`` steps and return the last iterate (the paper's protocol)."""
 
@@ -155,7 +164,7 @@ def window_variance(window: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.mean((stack - stack.mean(dim=0, keepdim=True)) ** 2)
 
 
-class OutputVariance(StopRule):
+class OutputVariance(_TrackedRule):
     """ES-WMV: stop when the windowed output variance makes no new minimum for ``patience`` steps.
 
     Returns the iterate at the end of the window of smallest variance. ``window`` and
@@ -186,9 +195,6 @@ class OutputVariance(StopRule):
                     f"{self.tracker.patience} steps")
         return None
 
-    def best(self) -> tuple[torch.Tensor | None, int]:
-        return self.tracker.iterate, self.tracker.best_step + 1
-
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "window": self.window, "patience": self.tracker.patience}
 
@@ -199,7 +205,7 @@ def _observed(obs: Any) -> torch.Tensor:
     return obs.operator.project(torch.ones(1, 1, h, w))[0, 0] > 0
 
 
-class HoldOut(StopRule):
+class HoldOut(_TrackedRule):
     """Self-supervised hold-out: fit without a random ``fraction`` of the observed pixels and
     stop when their loss makes no new minimum for ``patience`` steps.
 
@@ -261,9 +267,6 @@ class HoldOut(StopRule):
             return (f"holdout: no new minimum of the loss on {self.fraction:.0%} held-out pixels "
                     f"for {self.tracker.patience} steps")
         return None
-
-    def best(self) -> tuple[torch.Tensor | None, int]:
-        return self.tracker.iterate, self.tracker.best_step + 1
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "fraction": self.fraction, "patience": self.tracker.patience,
@@ -365,7 +368,7 @@ class Discrepancy(StopRule):
                 "sigmas": [round(s, 3) for s in self.sigmas]}
 
 
-class Plateau(StopRule):
+class Plateau(_TrackedRule):
     """Stop when the data term has not improved by a relative ``rel_tol`` for ``patience``
     steps (noise-free tasks, where more steps only help until the fit saturates). Returns the
     iterate of lowest data term."""
@@ -384,9 +387,6 @@ class Plateau(StopRule):
             return (f"plateau: data term improved less than {self.rel_tol:g} (relative) in "
                     f"{self.tracker.patience} steps")
         return None
-
-    def best(self) -> tuple[torch.Tensor | None, int]:
-        return self.tracker.iterate, self.tracker.best_step + 1
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "rel_tol": self.rel_tol, "patience": self.tracker.patience}
@@ -437,7 +437,7 @@ class FirstToFire(StopRule):
                 "fired": None if self.fired is None else self.fired.name}
 
 
-class Oracle(StopRule):
+class Oracle(_TrackedRule):
     """BENCHMARK ONLY: needs the clean image. Keeps the iterate of highest PSNR; never fires."""
 
     name = "oracle"
@@ -455,9 +455,6 @@ class Oracle(StopRule):
         mse = torch.mean((output - self.reference.to(output.device)) ** 2)
         self.tracker.update(step, mse, output)
         return None
-
-    def best(self) -> tuple[torch.Tensor | None, int]:
-        return self.tracker.iterate, self.tracker.best_step + 1
 
 
 # --- specs: "variance:10:40,discrepancy:1" ------------------------------------------------------
