@@ -326,3 +326,14 @@ def test_ray_backend_matches_local(folder, local_run, capsys):
     for name, pixels in _pixels(out).items():
         np.testing.assert_array_equal(pixels, local_pixels[name])
         assert (out / name).read_bytes() == (local_run / name).read_bytes()
+
+
+def test_stop_option_reaches_every_fit(tmp_path):
+    # --stop used to be accepted by batch and ignored; fixed:2 within a budget of 5 must stop at 2
+    root = _make_folder(tmp_path, 1)
+    out = tmp_path / "out"
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "5",
+                 "--stop", "fixed:2", *FAST]) == 0
+    (record,) = _manifest(out).values()
+    assert record["status"] == "done" and record["steps_run"] == 2
+    assert record["batch"]["stop"] == "fixed:2"
