@@ -186,3 +186,58 @@ def test_estimate_is_bounded_by_the_chunk_and_linear_in_steps():
     # 2.4 MFLOP per pixel and step for the paper's network (forward + backward)
     assert one.flops_per_step / 4096 == pytest.approx(2.4e6, rel=0.02)
     assert "GiB" in small.describe()
+
+
+# --- reduced precision (opt-in; not the paper's mathematics) -----------------------------------
+
+needs_bf16 = pytest.mark.skipif(not torch.backends.mkldnn.is_available()
+                                or not hasattr(getattr(torch.backends.mkldnn, "matmul", None),
+                                               "fp32_precision"),
+                                reason="this PyTorch has no oneDNN bf16 math mode")
+
+
+@needs_bf16
+def test_bf16_precision_rounds_hidden_products_only_and_restores_the_global_flag():
+    torch.manual_seed(0)
+    model = Siren(width=64, depth=4)
+    exact, reduced = FastSiren(model), FastSiren(model, precision="bf16")
+    coords = torch.rand(500, 2) * 2 - 1
+    grad = torch.randn(500, 3)
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    outs = []
+    for net in (exact, reduced):
+        outs.append(net.forward(coords, save=True).clone())
+        net.backward(grad)
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    err = (outs[0] - outs[1]).norm() / outs[0].norm()
+    assert 1e-5 < err < 0.05  # bf16 rounding shows (so the mode is really on), but is small
+    for a, b in zip(exact.params, reduced.params):
+        assert (a.grad - b.grad).norm() <= 0.05 * a.grad.norm() + 1e-12
+    # the first layer stays float32: its products (2 inputs, omega_0 folded in) are exact
+    reduced.forward(coords, save=True)
+    exact.forward(coords, save=True)
+    first, second = (torch.stack([net._activations(500)[0][i] for net in (exact, reduced)])
+                     for i in (0, 1))
+    assert torch.allclose(first[0], first[1], rtol=0, atol=1e-6)
+    assert (second[0] - second[1]).abs().max() > 1e-4
+
+
+@needs_bf16
+def test_bf16_fit_tracks_the_float32_fit(clean):
+    obs = [linr.lowres(lanczos_downscale(clean, 4), 4)]
+    exact = _fit(obs, clean, steps=30, lr=3e-4)
+    reduced = _fit(obs, clean, steps=30, lr=3e-4, precision="bf16")
+    assert reduced.settings["engine_used"]["precision"] == "bf16"
+    assert reduced.settings["precision"] == "bf16"
+    assert abs(reduced.history["psnr"][-1] - exact.history["psnr"][-1]) < 0.3
+    assert reduced.history["loss"][-1] < 0.5 * reduced.history["loss"][0]
+
+
+def test_precision_errors_are_one_line(clean):
+    obs = [linr.noisy(clean)]
+    with pytest.raises(linr.InputError, match="tf32.*CUDA"):
+        _fit(obs, clean, precision="tf32")
+    with pytest.raises(linr.InputError, match="precision must be"):
+        _fit(obs, clean, precision="fp8")
+    with pytest.raises(linr.InputError, match="fast engine"):
+        _fit(obs, clean, precision="bf16", engine="plain")

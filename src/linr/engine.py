@@ -18,6 +18,14 @@ everything), and why the mathematics stays the same:
 - **Chunks.** Rendering and the backward both run over pixel chunks of bounded size, so memory
   does not grow with the image beyond a few (pixels x channels) arrays (see :func:`estimate`).
 
+Reduced precision (``precision``, not the paper's mathematics; opt-in): ``"bf16"`` runs the
+hidden layers' matrix products on bfloat16-rounded inputs with float32 accumulation and float32
+results (CPU: oneDNN's bf16 math mode, fast where the CPU has AMX; CUDA: bf16 tensor-core products
+with a float32 output), ``"tf32"`` (CUDA only) runs them in TF32. The first sine layer, whose
+omega_0 = 30 amplifies any rounding of the coordinates or its weights, the head, the sines,
+cosines, losses and Adam stay float32. How much this changes the result is measured, not
+assumed: ``linr bench speed --precision bf16`` and BENCHMARKS.md.
+
 Only the SIREN is handled here; other models use the plain loop in :mod:`linr.fit`.
 """
 
@@ -30,7 +38,94 @@ import torch
 
 from .models import Siren
 
-__all__ = ["FastSiren", "adam_for", "estimate", "Estimate"]
+__all__ = ["FastSiren", "PRECISIONS", "adam_for", "estimate", "Estimate", "check_precision"]
+
+PRECISIONS = ("float32", "bf16", "tf32")
+"""Matmul precisions of the hidden layers; 'float32' is the paper's mathematics."""
+
+
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """Raise ValueError when ``precision`` is unknown or unavailable on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    kind = torch.device(device).type
+    if precision == "tf32" and kind != "cuda":
+        raise ValueError("precision 'tf32' needs a CUDA GPU (CPUs have no TF32 units); "
+                         "use 'bf16' or 'float32'")
+    if precision == "bf16" and kind == "cpu" and not _mkldnn_bf16_available():
+        raise ValueError("precision 'bf16' on the CPU needs PyTorch's oneDNN bf16 math mode "
+                         "(torch.backends.mkldnn.matmul.fp32_precision); use 'float32'")
+
+
+def _mkldnn_bf16_available() -> bool:
+    matmul = getattr(torch.backends.mkldnn, "matmul", None)
+    return torch.backends.mkldnn.is_available() and hasattr(matmul, "fp32_precision")
+
+
+class _HiddenMatmul:
+    """Matrix products of the hidden sine layers at the chosen precision.
+
+    float32: plain ``torch.mm``/``addmm``. CPU bf16: the same calls inside oneDNN's bf16 math
+    mode (inputs rounded to bf16, float32 accumulation and result). CUDA bf16: explicit bf16
+    operands with a float32 result. CUDA tf32: the calls with TF32 allowed. The global flags are
+    set only around these calls and restored after each.
+    """
+
+    def __init__(self, precision: str, device: torch.device) -> None:
+        check_precision(precision, device)
+        self.precision, self.kind = precision, device.type
+        self.cuda_bf16 = precision == "bf16" and self.kind == "cuda"
+
+    def _flags(self):
+        import contextlib
+
+        if self.precision == "bf16" and self.kind == "cpu":
+            return _swap(torch.backends.mkldnn.matmul, "fp32_precision", "bf16")
+        if self.precision == "tf32":
+            return _swap(torch.backends.cuda.matmul, "allow_tf32", True)
+        return contextlib.nullcontext()
+
+    def mm(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.cuda_bf16:
+            return out.copy_(_bf16_mm(a, b))
+        with self._flags():
+            return torch.mm(a, b, out=out)
+
+    def addmm(self, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cuda_bf16:
+            product = _bf16_mm(a, b).add_(bias)
+            return product if out is None else out.copy_(product)
+        with self._flags():
+            return torch.addmm(bias, a, b) if out is None else torch.addmm(bias, a, b, out=out)
+
+    def addmm_(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.cuda_bf16:
+            return out.add_(_bf16_mm(a, b))
+        with self._flags():
+            return out.addmm_(a, b)
+
+
+def _bf16_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a16, b16 = a.to(torch.bfloat16), b.to(torch.bfloat16)
+    try:
+        return torch.mm(a16, b16, out_dtype=torch.float32)
+    except (TypeError, RuntimeError, NotImplementedError):  # older torch: bf16 result, widened
+        return torch.mm(a16, b16).float()
+
+
+class _swap:
+    """Set ``obj.name = value`` for a ``with`` block, then restore the previous value."""
+
+    def __init__(self, obj: object, name: str, value: object) -> None:
+        self.obj, self.name, self.value = obj, name, value
+
+    def __enter__(self) -> None:
+        self.old = getattr(self.obj, self.name)
+        setattr(self.obj, self.name, self.value)
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.obj, self.name, self.old)
 
 
 class FastSiren:
@@ -41,7 +136,11 @@ class FastSiren:
     ``head`` the final linear layer's.
     """
 
-    def __init__(self, model: Siren, *, dtype: torch.dtype = torch.float32):
+    def __init__(self, model: Siren, *, dtype: torch.dtype = torch.float32,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self.omega_0 = float(model.body[0].omega_0)
         self.weights: list[torch.Tensor] = []
         self.biases: list[torch.Tensor] = []
@@ -60,6 +159,14 @@ class FastSiren:
         self.dtype = dtype
         self.width = self.weights[0].shape[0]
         self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]] = {}
+        self._matmul: _HiddenMatmul | None = None
+
+    @property
+    def matmul(self) -> _HiddenMatmul:
+        """The hidden layers' products at ``precision`` on the parameters' device."""
+        if self._matmul is None or self._matmul.kind != self.device.type:
+            self._matmul = _HiddenMatmul(self.precision, self.device)
+        return self._matmul
 
     @property
     def device(self) -> torch.device:
@@ -77,6 +184,7 @@ class FastSiren:
         self.head_w, self.head_b = self.params[2 * n :]
         self.head = [self.head_w, self.head_b]
         self._buffers.clear()
+        self._matmul = None
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -109,13 +217,16 @@ class FastSiren:
         if save:
             sines, cosines, _ = self._activations(n)
         h = coords
+        mm = self.matmul
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            # the first layer (2 inputs, omega_0 = 30) always in float32
+            addmm = torch.addmm if i == 0 else mm.addmm
             if save:
-                z = torch.addmm(b, h, w.t(), out=sines[i])
+                z = addmm(b, h, w.t(), out=sines[i])
                 torch.cos(z, out=cosines[i])
                 h = torch.sin(z, out=z)
             else:
-                h = torch.addmm(b, h, w.t()).sin_()
+                h = addmm(b, h, w.t()).sin_()
         self._input = coords if save else None
         return torch.addmm(self.head_b, h, self.head_w.t())
 
@@ -131,17 +242,21 @@ class FastSiren:
         _sum_into(self.head_b.grad, grad_out, beta)
         g = torch.mm(grad_out, self.head_w, out=scratch)
         depth = len(self.weights)
+        mm = self.matmul
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
             h_in = sines[i - 1] if i > 0 else self._input
-            _mm_into(self.weights[i].grad, gz.t(), h_in, beta)
+            _mm_into(self.weights[i].grad, gz.t(), h_in, beta, mm if i > 0 else None)
             _sum_into(self.biases[i].grad, gz, beta)
             if i > 0:
-                g = torch.mm(gz, self.weights[i], out=scratch)
+                g = mm.mm(gz, self.weights[i], out=scratch)
 
 
-def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float) -> None:
-    if beta:
+def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float,
+             mm: _HiddenMatmul | None = None) -> None:
+    if mm is not None:
+        mm.addmm_(out, a, b) if beta else mm.mm(a, b, out=out)
+    elif beta:
         out.addmm_(a, b)
     else:
         torch.mm(a, b, out=out)
@@ -236,12 +351,12 @@ def estimate(
 
 
 def measure_throughput(*, net_width: int = 256, depth: int = 7, pixels: int = 4096,
-                       repeats: int = 3) -> float:
+                       repeats: int = 3, precision: str = "float32") -> float:
     """Measured FLOP/s of one training step of the fast SIREN on this CPU (a few tenths of a second)."""
     import time
 
     torch.manual_seed(0)
-    net = FastSiren(Siren(width=net_width, depth=depth))
+    net = FastSiren(Siren(width=net_width, depth=depth), precision=precision)
     coords = torch.rand(pixels, 2) * 2 - 1
     grad = torch.randn(pixels, 3)
     est = estimate(1, pixels, steps=1, net_width=net_width, depth=depth, chunk_pixels=pixels)

@@ -94,7 +94,7 @@ def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig,
     """Run the fit on the fast engine; returns a whole-image renderer and a description."""
     device = problem.device
     h, w, c = problem.height, problem.width, problem.channels
-    net = FastSiren(model).to(device)
+    net = FastSiren(model, precision=config.precision).to(device)
     optimizer = adam_for(net, lr=config.lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     coords = coordinate_grid(h, w, device=device)
@@ -113,7 +113,7 @@ def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig,
     if terms is not None and config.batch_pixels is not None and config.batch_pixels < trained:
         batch = config.batch_pixels
     info = {"name": "fast", "pixel_wise": terms is not None, "trained_pixels": trained,
-            "batch_pixels": batch, "chunk_pixels": chunk}
+            "batch_pixels": batch, "chunk_pixels": chunk, "precision": config.precision}
 
     for step in range(config.steps):
         factor = lr_factor(config.schedule, step, config.steps)

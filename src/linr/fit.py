@@ -99,6 +99,10 @@ class FitConfig:
     batch_pixels: int | None = None
     """Fast engine: a random batch of this many pixels per step instead of all of them; only
     when every operator acts pixel by pixel (noisy, masked), otherwise ignored."""
+    precision: str = "float32"
+    """Fast engine: matmul precision of the hidden layers. 'float32' (the paper's mathematics),
+    'bf16' (bfloat16 inputs, float32 accumulation; fast on CPUs with AMX and on GPUs) or 'tf32'
+    (CUDA only); the first layer, the head and Adam stay float32 (see :mod:`linr.engine`)."""
     eval_every: int = 1
     """With a reference, PSNR is recorded every this many steps (1: every step, the default)
     whenever the fast engine would have to render the whole image only for it."""
@@ -110,6 +114,8 @@ class FitConfig:
             raise InputError(f"learning rate must be a positive number, got {self.lr}")
         if self.engine not in ("auto", "plain"):
             raise InputError(f"engine must be 'auto' or 'plain', got {self.engine!r}")
+        if self.precision not in ("float32", "bf16", "tf32"):
+            raise InputError(f"precision must be float32, bf16 or tf32, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("chunk_pixels", "eval_every"):
@@ -328,6 +334,16 @@ def fit(
         torch.manual_seed(config.seed)
         model = build_model(config.model, out_channels=problem.channels)
     fast = config.engine == "auto" and config.model.name == "siren"
+    if config.precision != "float32":
+        if not fast:
+            raise InputError(f"precision {config.precision!r} needs the fast engine and a SIREN "
+                             "model (engine 'auto'); the plain loop runs in float32 only")
+        from .engine import check_precision
+
+        try:
+            check_precision(config.precision, problem.device)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     monitor = Monitor(problem, config, stop=stop, callback=callback)
     t_fit = time.perf_counter()
     try:

@@ -56,6 +56,8 @@ class Preset:
     """Random pixels per step for pixel-wise tasks (None: all; see :class:`~linr.fit.FitConfig`)."""
     kind_models: dict[str, ModelConfig] = field(default_factory=dict)
     """Architecture per observation kind when all observations are of that kind (else ``model``)."""
+    precision: str = "float32"
+    """Matmul precision of the hidden layers (see :class:`~linr.fit.FitConfig`)."""
     stop: str = "auto"
     """'auto' (automatic stop rule when any observation is noisy), 'fixed', or a rule spec
     (see :func:`linr.stopping.parse_stop`)."""
@@ -183,6 +185,7 @@ def resolve(
     device: str = "auto",
     model: ModelConfig | None = None,
     progress: bool | None = None,
+    precision: str | None = None,
 ) -> tuple[list[Observation], FitConfig]:
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and return the
     observations and the fit settings."""
@@ -210,6 +213,7 @@ def resolve(
         progress=progress,
         schedule=p.schedule,
         batch_pixels=p.batch_pixels,
+        precision=p.precision if precision is None else precision,
     )
     return resolved, config
 
@@ -261,6 +265,7 @@ def restore(
     reference: np.ndarray | None = None,
     stop: StopRule | str | None = None,
     progress: bool | None = None,
+    precision: str | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -272,7 +277,7 @@ def restore(
         observations = [observations]
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-        model=model, progress=progress,
+        model=model, progress=progress, precision=precision,
     )
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
     result = fit(obs, config, reference=reference, stop=rule)

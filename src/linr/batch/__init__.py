@@ -119,7 +119,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
-        "stop": args.stop,
+        "stop": args.stop, "precision": args.precision,
         # None: the preset's own (possibly per-kind) model, recorded by the preset's name
         "model": None if model is None else dataclasses.asdict(model), "weights": dict(args.weight),
         "factor": args.factor or 4, "downsampler": args.downsampler, "boundary": args.boundary,
@@ -207,7 +207,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if todo:
             backend, device, threads, engine = _backend(args)
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
-                   "device": device, "model": model, "stop": args.stop}
+                   "device": device, "model": model, "stop": args.stop, "precision": args.precision}
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():

@@ -6,7 +6,10 @@ For each task (denoise, SR x4, inpainting 10%) on a crop of a test image, it run
    autograd through everything including the coordinates, full batch, float32, the whole image
    rendered every step; its PSNR comes from that render at no extra cost);
 2. **engine**: the paper preset on the fast engine (same mathematics);
-3. **fast presets**: each named preset, e.g. ``fast``.
+3. **engine at reduced precision**: the paper preset with the hidden layers' matmuls in bf16
+   (``--precisions``; by default bf16 where this PyTorch offers it), which is not the same
+   mathematics and is judged by its PSNR like a preset;
+4. **fast presets**: each named preset, e.g. ``fast``.
 
 and prints per-step time, PSNR after the run, time to reach the reference's final PSNR, peak
 memory (RSS growth) and the ratios. Timings exclude the PSNR evaluation renders the engine does
@@ -56,6 +59,9 @@ def register(sub: Any) -> None:
     p.add_argument("--presets", default="fast", help="comma-separated fast presets to time")
     p.add_argument("--preset-steps", type=_positive, default=None,
                    help="override the presets' step counts (quick checks only)")
+    p.add_argument("--precisions", default=None,
+                   help="comma-separated reduced matmul precisions to time with the paper preset "
+                   "(bf16, tf32; default: bf16 where available; '' for none)")
     p.add_argument("--repeats", type=_positive, default=3, help="interleaved timing repeats (default 3)")
     p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -184,14 +190,15 @@ class PeakRSS:
 
 
 def _engine_run(observations: list[Any], clean: np.ndarray, *, preset: str, steps: int | None,
-                eval_every: int) -> dict[str, Any]:
+                eval_every: int, precision: str | None = None) -> dict[str, Any]:
     """A fit with a preset on the fast engine; PSNR curve, train time (evaluation excluded)."""
     import dataclasses
 
     from ..fit import fit
     from ..tasks import resolve
 
-    obs, config = resolve(observations, preset=preset, steps=steps, device="cpu", progress=False)
+    obs, config = resolve(observations, preset=preset, steps=steps, device="cpu", progress=False,
+                          precision=precision)
     config = dataclasses.replace(config, eval_every=eval_every)
     with PeakRSS() as mem:
         r = fit(obs, config, reference=clean)
@@ -201,7 +208,8 @@ def _engine_run(observations: list[Any], clean: np.ndarray, *, preset: str, step
         "per_step_s": r.timings["train_s"] / r.steps_run, "final_psnr": _psnr(clean, r.image),
         "psnr": psnr, "psnr_step": r.history.get("psnr_step", list(range(len(psnr)))),
         "peak_rss": mem.peak, "settings": {k: r.settings[k] for k in ("lr", "schedule", "model",
-                                                                     "batch_pixels", "engine_used")},
+                                                                     "batch_pixels", "precision",
+                                                                     "engine_used")},
     }
 
 
@@ -214,25 +222,44 @@ def _first_reach(psnr: list[float], steps: list[int], target: float, per_step: f
 
 
 def _interleaved_per_step(observations: list[Any], clean: np.ndarray, *, steps: int,
-                          repeats: int) -> dict[str, list[float]]:
-    """Per-step seconds of the reference and the engine (paper preset), alternating runs."""
+                          repeats: int, precisions: tuple[str, ...] = ()) -> dict[str, list[float]]:
+    """Per-step seconds of the reference and the engine (paper preset, float32 and each reduced
+    precision), alternating runs."""
     out: dict[str, list[float]] = {"reference": [], "engine": []}
+    out.update({f"engine {p}": [] for p in precisions})
     for _ in range(repeats):
         ref = reference_fit(observations, clean, steps=steps + 1)
         out["reference"].append((ref["time"][-1] - ref["time"][0]) / steps)  # first step: warm-up
-        run = _engine_run(observations, clean, preset="paper", steps=steps + 1, eval_every=10**9)
-        out["engine"].append(run["train_s"] / (steps + 1))
+        for precision in ("float32", *precisions):
+            run = _engine_run(observations, clean, preset="paper", steps=steps + 1, eval_every=10**9,
+                              precision=precision)
+            out["engine" if precision == "float32" else f"engine {precision}"].append(
+                run["train_s"] / (steps + 1))
     return out
 
 
+def default_precisions() -> tuple[str, ...]:
+    """The reduced precisions this machine can time by default: bf16 where PyTorch has it."""
+    import torch
+
+    from ..engine import check_precision
+
+    try:
+        check_precision("bf16", torch.device("cpu"))
+    except ValueError:
+        return ()
+    return ("bf16",)
+
+
 def run_task(task: str, clean: np.ndarray, *, steps: int, presets: list[str], repeats: int,
-             preset_steps: int | None = None, log: Any = print) -> dict[str, Any]:
+             preset_steps: int | None = None, precisions: tuple[str, ...] = (),
+             log: Any = print) -> dict[str, Any]:
     """All measurements of one task; see the module docstring."""
     observations = make_case(task, clean)
     eval_every = 5 if task == "inpaint" else 1  # inpainting renders the whole image only for PSNR
-    timing = _interleaved_per_step(observations, clean, steps=5, repeats=repeats)
-    log(f"  [{task}] interleaved per-step s: reference {_fmt(timing['reference'])}, "
-        f"engine {_fmt(timing['engine'])}")
+    timing = _interleaved_per_step(observations, clean, steps=5, repeats=repeats,
+                                   precisions=precisions)
+    log(f"  [{task}] interleaved per-step s: " + ", ".join(f"{k} {_fmt(v)}" for k, v in timing.items()))
     with PeakRSS() as mem:
         ref = reference_fit(observations, clean, steps=steps)
     ref.update(train_s=ref["time"][-1], peak_rss=mem.peak, per_step_s=ref["time"][-1] / steps)
@@ -240,6 +267,10 @@ def run_task(task: str, clean: np.ndarray, *, steps: int, presets: list[str], re
     log(f"  [{task}] reference: {steps} steps in {ref['train_s']:.1f} s, final PSNR {target:.2f} dB")
     runs = {"engine (paper preset)": _engine_run(observations, clean, preset="paper", steps=steps,
                                                  eval_every=eval_every)}
+    for precision in precisions:
+        runs[f"engine {precision} (paper preset)"] = _engine_run(
+            observations, clean, preset="paper", steps=steps, eval_every=eval_every,
+            precision=precision)
     for name in presets:
         runs[f"preset {name}"] = _engine_run(observations, clean, preset=name, steps=preset_steps,
                                              eval_every=eval_every)
@@ -252,7 +283,8 @@ def run_task(task: str, clean: np.ndarray, *, steps: int, presets: list[str], re
             f"final PSNR {run['final_psnr']:.2f} dB")
     med = {k: float(np.median(v)) for k, v in timing.items()}
     return {"task": task, "target_psnr": target, "rows": rows, "interleaved": timing,
-            "per_step_ratio": med["reference"] / med["engine"]}
+            "per_step_ratio": med["reference"] / med["engine"],
+            "per_step_ratios": {k: med["reference"] / v for k, v in med.items() if k != "reference"}}
 
 
 def _row(name: str, run: dict[str, Any], target: float, first: float | None,
@@ -298,6 +330,19 @@ def cmd_speed(args: argparse.Namespace) -> int:
     for name in presets:
         if name not in PRESETS:
             raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    if args.precisions is None:
+        precisions = default_precisions()
+    else:
+        precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
+        from ..engine import check_precision
+
+        for precision in precisions:
+            if precision == "float32":
+                raise InputError("--precisions lists reduced precisions; float32 is always timed")
+            try:
+                check_precision(precision, torch.device("cpu"))
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                f"load average {os.getloadavg()[0]:.1f} at start")
@@ -307,7 +352,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
         clean = load_crop(data / images[task], args.size)
         print(f"{task}: {images[task]} centre {args.size}x{args.size}")
         res = run_task(task, clean, steps=args.steps, presets=presets, repeats=args.repeats,
-                       preset_steps=args.preset_steps)
+                       preset_steps=args.preset_steps, precisions=precisions)
         res["image"] = images[task]
         results.append(res)
         print(format_table(res))
@@ -320,9 +365,10 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 def format_table(res: dict[str, Any]) -> str:
     """One task's results as a Markdown table (PSNR: RGB, data range 1, unclipped = paper)."""
+    ratios = res.get("per_step_ratios", {"engine": res["per_step_ratio"]})
     lines = [
         f"target = reference final PSNR {res['target_psnr']:.2f} dB; interleaved per-step ratio "
-        f"reference/engine = {res['per_step_ratio']:.2f}x",
+        "reference/" + ", reference/".join(f"{k} = {v:.2f}x" for k, v in ratios.items()),
         "| method | steps | s/step | train s | final PSNR | reaches | first reach s | peak MiB | "
         "speedup to result |",
         "|---|---|---|---|---|---|---|---|---|",
