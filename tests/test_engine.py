@@ -241,3 +241,19 @@ def test_precision_errors_are_one_line(clean):
         _fit(obs, clean, precision="fp8")
     with pytest.raises(linr.InputError, match="fast engine"):
         _fit(obs, clean, precision="bf16", engine="plain")
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, clean):
+    import linr.engine as engine
+    from linr.tasks import resolve
+
+    monkeypatch.setattr(engine, "_cpu_has_bf16_units", lambda: False)
+    assert engine.fast_precision("cpu") == "float32"
+    _, cfg = resolve([linr.noisy(clean)], precision="auto", device="cpu")
+    assert cfg.precision == "float32"
+    monkeypatch.setattr(engine, "_cpu_has_bf16_units", lambda: True)
+    expected = "bf16" if engine._mkldnn_bf16_available() else "float32"
+    _, cfg = resolve([linr.noisy(clean)], precision="auto", device="cpu")
+    assert cfg.precision == expected
+    _, cfg = resolve([linr.noisy(clean)], device="cpu")  # the default preset: float32, the paper's
+    assert cfg.precision == "float32"

@@ -90,9 +90,10 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=_positive_int, help="hidden features per layer (default 256)")
     g.add_argument("--depth", type=_positive_int, help="hidden layers (default 7)")
     g.add_argument("--omega0", type=_positive_float, help="SIREN frequency omega_0 (default 30)")
-    g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32"],
+    g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32", "auto"],
                    help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
-                   "(fast on CPUs with AMX and on GPUs; slightly different results) or tf32 (CUDA)")
+                   "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
+                   "or auto (what this device runs fast)")
     g.add_argument("--weight", type=_weight, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
 

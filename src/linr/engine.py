@@ -38,7 +38,8 @@ import torch
 
 from .models import Siren
 
-__all__ = ["FastSiren", "PRECISIONS", "adam_for", "estimate", "Estimate", "check_precision"]
+__all__ = ["FastSiren", "PRECISIONS", "adam_for", "estimate", "Estimate", "check_precision",
+           "fast_precision"]
 
 PRECISIONS = ("float32", "bf16", "tf32")
 """Matmul precisions of the hidden layers; 'float32' is the paper's mathematics."""
@@ -55,6 +56,37 @@ def check_precision(precision: str, device: torch.device | str) -> None:
     if precision == "bf16" and kind == "cpu" and not _mkldnn_bf16_available():
         raise ValueError("precision 'bf16' on the CPU needs PyTorch's oneDNN bf16 math mode "
                          "(torch.backends.mkldnn.matmul.fp32_precision); use 'float32'")
+
+
+def fast_precision(device: torch.device | str) -> str:
+    """The reduced precision that pays on ``device``, else 'float32'.
+
+    CPU: 'bf16' when the processor multiplies bf16 in hardware (AMX or AVX512-BF16, read from
+    /proc/cpuinfo) and PyTorch has oneDNN's bf16 math mode. CUDA: 'tf32' on compute capability 8.0
+    and newer. Anything else, or anything unknown: 'float32'.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            major, _ = torch.cuda.get_device_capability(device)
+        except (RuntimeError, AssertionError):
+            return "float32"
+        return "tf32" if major >= 8 else "float32"
+    if device.type == "cpu" and _mkldnn_bf16_available() and _cpu_has_bf16_units():
+        return "bf16"
+    return "float32"
+
+
+def _cpu_has_bf16_units() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def _mkldnn_bf16_available() -> bool:
