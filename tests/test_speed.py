@@ -75,6 +75,10 @@ def test_cli_announces_long_fits(capsys):
     assert "500 steps restoring 1024x1024" in err and "GiB" in err
     _announce_cost([linr.noisy(np.zeros((8, 8, 3)))], args, None)
     assert capsys.readouterr().err == ""
+    auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None,
+                              stop=None)  # the default: noisy inputs stop automatically
+    _announce_cost(obs, auto, None)
+    assert "up to 500 steps (automatic stop) restoring 1024x1024" in capsys.readouterr().err
 
 
 def test_fast_preset_picks_the_model_by_kind():

@@ -10,15 +10,15 @@ import argparse
 import importlib
 import importlib.util
 import json
-import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from .cli_common import (add_fit_options, check_pairs, load_observations, metrics_report,
+                         model_config, nonneg_float, positive_float, positive_int)
 from .errors import DivergenceError, InputError, LinrError
 
 EXIT_USAGE = 2
@@ -32,70 +32,7 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _weight(text: str) -> tuple[str, float]:
-    kind, sep, value = text.partition("=")
-    if not sep or kind not in ("noisy", "lowres", "masked", "blurred"):
-        raise argparse.ArgumentTypeError(f"expected KIND=W with KIND noisy, lowres, masked or blurred, got {text!r}")
-    return kind, _nonneg_float(value)
-
-
 # --- restore -----------------------------------------------------------------------------------
-
-
-def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("fit settings (default: the preset's)")
-    g.add_argument("--preset", default=None,
-                   help="named settings (default: the paper's, but with automatic stopping on noisy "
-                   "inputs; --preset paper keeps its fixed step count)")
-    g.add_argument("--steps", type=_positive_int,
-                   help="number of Adam steps (alone: exactly this many; with --stop: the budget)")
-    g.add_argument("--stop", default=None, metavar="RULE",
-                   help="auto, fixed, or rules that end the fit early, first to fire: "
-                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE], discrepancy[:TAU], "
-                   "plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas")
-    g.add_argument("--lr", type=_positive_float, help="Adam learning rate")
-    g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    g.add_argument("--model", default=None, help="siren (default), relu, relu_pe, tanh, sigmoid, selu")
-    g.add_argument("--width", type=_positive_int, help="hidden features per layer (default 256)")
-    g.add_argument("--depth", type=_positive_int, help="hidden layers (default 7)")
-    g.add_argument("--omega0", type=_positive_float, help="SIREN frequency omega_0 (default 30)")
-    g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32", "auto"],
-                   help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
-                   "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
-                   "or auto (what this device runs fast)")
-    g.add_argument("--weight", type=_weight, action="append", default=[], metavar="KIND=W",
-                   help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
 
 
 def _build_restore(sub: Any) -> None:
@@ -109,7 +46,7 @@ def _build_restore(sub: Any) -> None:
     g = p.add_argument_group("observations (at least one)")
     g.add_argument("--noisy", metavar="FILE", help="a noisy image")
     g.add_argument("--lowres", metavar="FILE", help="a low-resolution image (use with --factor)")
-    g.add_argument("--factor", type=_positive_int, help="super-resolution factor (default 4)")
+    g.add_argument("--factor", type=positive_int, help="super-resolution factor (default 4)")
     g.add_argument("--downsampler", default="lanczos2", choices=["lanczos2", "bicubic", "box"],
                    help="downsampling kernel of the low-res observation (default lanczos2)")
     g.add_argument("--masked", metavar="FILE", help="an image with missing pixels (use with --mask)")
@@ -118,90 +55,13 @@ def _build_restore(sub: Any) -> None:
     g.add_argument("--kernel", metavar="SPEC", help="blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file")
     g.add_argument("--boundary", default="circular", choices=["circular", "reflect"],
                    help="blur boundary handling (default circular)")
-    _add_fit_options(p)
+    add_fit_options(p)
     o = p.add_argument_group("output")
     o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
     o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
     o.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_restore)
-
-
-def _check_pairs(args: argparse.Namespace) -> None:
-    pairs = [("factor", "lowres"), ("mask", "masked"), ("kernel", "blurred")]
-    for opt, obs in pairs:
-        if getattr(args, opt) is not None and getattr(args, obs) is None:
-            raise InputError(f"--{opt} needs --{obs}")
-    if args.masked and not args.mask:
-        raise InputError("--masked needs --mask MASK (white = observed)")
-    if args.blurred and not args.kernel:
-        raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
-    if not any((args.noisy, args.lowres, args.masked, args.blurred)):
-        raise InputError("give at least one of --noisy, --lowres, --masked, --blurred")
-
-
-def _model_config(args: argparse.Namespace, preset: str) -> Any:
-    import dataclasses
-
-    from .models import MODELS
-    from .tasks import DEFAULT_PRESET, PRESETS
-
-    preset = DEFAULT_PRESET if preset is None else preset
-    if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    base = PRESETS[preset].model
-    changes = {}
-    if args.model is not None:
-        if args.model not in MODELS:
-            raise InputError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
-        changes["name"] = args.model
-    for field_name, value in (("width", args.width), ("depth", args.depth), ("omega_0", args.omega0)):
-        if value is not None:
-            changes[field_name] = value
-    if not changes:
-        return None  # the preset's own choice (which may depend on the observation kind)
-    return dataclasses.replace(base, **changes)
-
-
-def _load_observations(args: argparse.Namespace) -> tuple[list[Any], list[Any], list[str]]:
-    from . import tasks
-    from .images import read_image, read_mask
-
-    observations, infos, inputs = [], [], []
-    weights = dict(args.weight)
-    if args.noisy:
-        img, info = read_image(args.noisy)
-        observations.append(tasks.noisy(img, weight=weights.get("noisy")))
-        infos.append(info)
-        inputs.append(args.noisy)
-    if args.lowres:
-        img, info = read_image(args.lowres)
-        observations.append(tasks.lowres(img, args.factor or 4, kernel=args.downsampler,
-                                         weight=weights.get("lowres")))
-        infos.append(info)
-        inputs.append(args.lowres)
-    if args.masked:
-        img, info = read_image(args.masked)
-        mask = read_mask(args.mask, img.shape[:2])
-        observations.append(tasks.masked(img, mask, weight=weights.get("masked")))
-        infos.append(info)
-        inputs += [args.masked, args.mask]
-    if args.blurred:
-        kernel = tasks.parse_kernel(args.kernel)
-        img, info = read_image(args.blurred)
-        observations.append(tasks.blurred(img, kernel, boundary=args.boundary,
-                                          weight=weights.get("blurred")))
-        infos.append(info)
-        inputs.append(args.blurred)
-        if Path(args.kernel).exists():
-            inputs.append(args.kernel)
-    for kind in weights:
-        if not any(o.kind == kind for o in observations):
-            raise InputError(f"--weight {kind}=... given without a --{kind} observation")
-    channels = {o.channels for o in observations}
-    if len(channels) > 1:
-        raise InputError("observations mix greyscale and colour images; convert them to one kind")
-    return observations, infos, inputs
 
 
 def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
@@ -226,22 +86,13 @@ def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> 
         raise InputError(f"{p}: exists (use --force to overwrite)")
 
 
-def _metrics_report(reference: Any, image: Any, task: str | None) -> dict[str, Any]:
-    from .metrics import evaluate
-
-    return {
-        "standard": evaluate(reference, image, convention="standard"),
-        "paper": evaluate(reference, image, convention="paper", task=task),
-    }
-
-
 def cmd_restore(args: argparse.Namespace) -> int:
     from .images import check_output_path, read_image, write_image
     from .tasks import restore
 
-    _check_pairs(args)
-    model = _model_config(args, args.preset)
-    observations, infos, inputs = _load_observations(args)
+    check_pairs(args)
+    model = model_config(args, args.preset)
+    observations, infos, inputs = load_observations(args)
     protect = list(inputs) + ([args.reference] if args.reference else [])
     check_output_path(args.output, force=args.force, protect=protect)
     _check_report_path(args.report, args.force, protect + [args.output])
@@ -268,7 +119,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
     if reference is not None:
         task = "deblur" if [o.kind for o in observations] == ["blurred"] else None
-        report["metrics"] = _metrics_report(reference, result.image, task)
+        report["metrics"] = metrics_report(reference, result.image, task)
         std = report["metrics"]["standard"]
         print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, RGB, "
               f"SSIM data range 1)")
@@ -301,8 +152,12 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     if est.seconds >= 30:
         from .fit import _clean_shape
 
+        from .tasks import resolve_stop
+
         h, w = _clean_shape(obs)
-        print(f"{config.steps} steps restoring {w}x{h}: {est.describe()} (throughput measured on "
+        stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=getattr(args, "stop", None))
+        count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
+        print(f"{count} restoring {w}x{h}: {est.describe()} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
 
 
@@ -314,14 +169,14 @@ def _build_degrade(sub: Any) -> None:
     p.add_argument("clean", metavar="CLEAN")
     p.add_argument("-o", "--output", required=True)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--noise", type=_nonneg_float, metavar="SIGMA",
+    what.add_argument("--noise", type=nonneg_float, metavar="SIGMA",
                       help="add Gaussian noise of std SIGMA on the 0-255 scale, clip")
-    what.add_argument("--downscale", type=_positive_int, metavar="S",
+    what.add_argument("--downscale", type=positive_int, metavar="S",
                       help="PIL Lanczos downscaling by S (sides must be divisible by S)")
-    what.add_argument("--keep", type=_positive_float, metavar="FRACTION",
+    what.add_argument("--keep", type=positive_float, metavar="FRACTION",
                       help="Bernoulli keep-mask: keep this fraction of pixels (writes the mask too)")
     what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise")
-    p.add_argument("--blur-noise", type=_nonneg_float, default=None, metavar="SIGMA",
+    p.add_argument("--blur-noise", type=nonneg_float, default=None, metavar="SIGMA",
                    help="noise after --blur, 0-255 scale (default sqrt(2), the paper's)")
     p.add_argument("--mask-output", metavar="FILE", help="where --keep writes its mask (default OUTPUT_mask.png)")
     p.add_argument("--seed", type=int, default=0)
@@ -426,7 +281,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def _build_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="degrade a bundled photo, restore it, and print PSNR before/after")
     p.add_argument("-o", "--output-dir", default="linr-demo", help="where to write (default ./linr-demo)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="override the demo's step count")
+    p.add_argument("--steps", type=positive_int, default=None, help="override the demo's step count")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
 

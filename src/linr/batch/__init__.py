@@ -26,7 +26,7 @@ import signal
 import sys
 from typing import Any, Iterator
 
-from ..cli import _add_fit_options, _check_pairs, _model_config, _positive_float, _positive_int
+from ..cli_common import add_fit_options, check_pairs, model_config, positive_float, positive_int
 from ..errors import InputError
 
 __all__ = ["register", "cmd_batch", "EXIT_SOME_FAILED", "EXIT_INTERRUPTED"]
@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
     g = p.add_argument_group("observations (joint restoration: several, paired by file name)")
     for kind in KINDS:
         g.add_argument(f"--{kind}", metavar="DIR_OR_GLOB", help=f"{kind} images")
-    g.add_argument("--factor", type=_positive_int, help="super-resolution factor (default 4)")
+    g.add_argument("--factor", type=positive_int, help="super-resolution factor (default 4)")
     g.add_argument("--downsampler", default="lanczos2", choices=["lanczos2", "bicubic", "box"],
                    help="downsampling kernel of low-res observations (default lanczos2)")
     g.add_argument("--mask", metavar="MASK", help="one keep-mask for all (white = observed), or a "
@@ -63,19 +63,19 @@ def register(sub: Any) -> None:
                    "or a folder/glob of kernels named like the images (x.* or x_kernel.*)")
     g.add_argument("--boundary", default="circular", choices=["circular", "reflect"],
                    help="blur boundary handling (default circular)")
-    _add_fit_options(p)
+    add_fit_options(p)
     r = p.add_argument_group("running")
-    r.add_argument("--workers", type=_positive_int,
+    r.add_argument("--workers", type=positive_int,
                    help="local worker processes (default 1 on CPU, one per GPU with CUDA)")
-    r.add_argument("--threads", type=_positive_int,
+    r.add_argument("--threads", type=positive_int,
                    help="torch threads per fit (default: cores // workers; with Ray, --ray-cpus-per-task)")
     r.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local processes (default) or Ray tasks (pip install 'linr[ray]')")
     r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. auto or "
                    "ray://host:10001); default: start a local Ray instance")
-    r.add_argument("--ray-cpus-per-task", type=_positive_float, default=1.0, metavar="N",
+    r.add_argument("--ray-cpus-per-task", type=positive_float, default=1.0, metavar="N",
                    help="CPUs each Ray task requests (default 1)")
-    r.add_argument("--ray-gpus-per-task", type=_positive_float, default=0.25, metavar="F",
+    r.add_argument("--ray-gpus-per-task", type=positive_float, default=0.25, metavar="F",
                    help="GPU fraction each Ray task requests when the cluster has GPUs (default 0.25: "
                    "four fits share a GPU)")
     o = p.add_argument_group("output")
@@ -186,8 +186,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .summary import summary_table
 
     _merge_task(args)
-    _check_pairs(args)
-    model = _model_config(args, args.preset)
+    check_pairs(args)
+    model = model_config(args, args.preset)
     settings = _settings(args, model)
     if args.kernel is not None and args.kernel.startswith(("gaussian:", "gauss:")):
         from ..tasks import parse_kernel

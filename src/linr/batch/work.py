@@ -62,7 +62,7 @@ def _utc_now() -> str:
 
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
-    from ..cli import _load_observations
+    from ..cli_common import load_observations
     from ..images import read_image
 
     obs = job.observations
@@ -74,7 +74,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         weight=sorted(settings["weights"].items()),
     )
     started = time.perf_counter()
-    observations, infos, _ = _load_observations(ns)
+    observations, infos, _ = load_observations(ns)
     reference = read_image(job.reference)[0] if job.reference is not None else None
     payload = Payload(
         name=job.name,
@@ -104,7 +104,7 @@ def fit_payload(payload: Payload) -> dict[str, Any]:
     """Restore one image. Never raises for a failed fit: the error is returned as one line."""
     import torch
 
-    from ..cli import _metrics_report
+    from ..cli_common import metrics_report
     from ..tasks import restore
 
     fit = dict(payload.fit)
@@ -119,7 +119,7 @@ def fit_payload(payload: Payload) -> dict[str, Any]:
         result = restore(payload.observations, **fit, progress=False)
         metrics = None
         if payload.reference is not None:
-            metrics = _metrics_report(payload.reference, result.image, payload.metric_task)
+            metrics = metrics_report(payload.reference, result.image, payload.metric_task)
     except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
         return {**out, "error": one_line(exc)}
     finally:

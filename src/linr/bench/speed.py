@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ..cli_common import positive_int
+
 __all__ = ["register", "make_case", "reference_fit", "TASKS"]
 
 TASKS = {
@@ -37,16 +39,6 @@ TASKS = {
 }
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("speed", help="reference loop vs fast engine: per-step time, time to PSNR",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,16 +46,16 @@ def register(sub: Any) -> None:
     p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
     p.add_argument("--images", default=None,
                    help="task=relative/path.png,... overriding the default image per task")
-    p.add_argument("--size", type=_positive, default=128, help="square centre crop (default 128)")
-    p.add_argument("--steps", type=_positive, default=500, help="steps of the reference (default 500)")
+    p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
+    p.add_argument("--steps", type=positive_int, default=500, help="steps of the reference (default 500)")
     p.add_argument("--presets", default="fast", help="comma-separated fast presets to time")
-    p.add_argument("--preset-steps", type=_positive, default=None,
+    p.add_argument("--preset-steps", type=positive_int, default=None,
                    help="override the presets' step counts (quick checks only)")
     p.add_argument("--precisions", default=None,
                    help="comma-separated reduced matmul precisions to time with the paper preset "
                    "(bf16, tf32; default: bf16 where available; '' for none)")
-    p.add_argument("--repeats", type=_positive, default=3, help="interleaved timing repeats (default 3)")
-    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="interleaved timing repeats (default 3)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=cmd_speed)
 

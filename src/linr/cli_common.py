@@ -1,0 +1,159 @@
+"""What the commands that restore share: argument types, the fit options, reading the
+observations named on a command line, and the metrics report (``linr restore`` and ``linr batch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+__all__ = [
+    "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
+    "check_pairs", "model_config", "load_observations", "metrics_report",
+]
+
+
+def _checked(text: str, cast: Any, ok: Any, kind: str, wanted: str) -> Any:
+    """``cast(text)`` when ``ok`` of it, else an argparse error naming what was ``wanted``."""
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _checked(text, int, lambda v: v >= 1, "a positive integer", "a positive integer")
+
+
+def positive_float(text: str) -> float:
+    return _checked(text, float, lambda v: v > 0 and math.isfinite(v), "a number", "a positive number")
+
+
+def nonneg_float(text: str) -> float:
+    return _checked(text, float, lambda v: v >= 0 and math.isfinite(v), "a number", "a number >= 0")
+
+
+def weight_option(text: str) -> tuple[str, float]:
+    kind, sep, value = text.partition("=")
+    if not sep or kind not in ("noisy", "lowres", "masked", "blurred"):
+        raise argparse.ArgumentTypeError(f"expected KIND=W with KIND noisy, lowres, masked or blurred, got {text!r}")
+    return kind, nonneg_float(value)
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fit settings (default: the preset's)")
+    g.add_argument("--preset", default=None,
+                   help="named settings (default: the paper's, but with automatic stopping on noisy "
+                   "inputs; --preset paper keeps its fixed step count)")
+    g.add_argument("--steps", type=positive_int,
+                   help="number of Adam steps (alone: exactly this many; with --stop: the budget)")
+    g.add_argument("--stop", default=None, metavar="RULE",
+                   help="auto, fixed, or rules that end the fit early, first to fire: "
+                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE], discrepancy[:TAU], "
+                   "plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas")
+    g.add_argument("--lr", type=positive_float, help="Adam learning rate")
+    g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    g.add_argument("--model", default=None, help="siren (default), relu, relu_pe, tanh, sigmoid, selu")
+    g.add_argument("--width", type=positive_int, help="hidden features per layer (default 256)")
+    g.add_argument("--depth", type=positive_int, help="hidden layers (default 7)")
+    g.add_argument("--omega0", type=positive_float, help="SIREN frequency omega_0 (default 30)")
+    g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32", "auto"],
+                   help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
+                   "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
+                   "or auto (what this device runs fast)")
+    g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
+                   help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
+
+
+def check_pairs(args: argparse.Namespace) -> None:
+    pairs = [("factor", "lowres"), ("mask", "masked"), ("kernel", "blurred")]
+    for opt, obs in pairs:
+        if getattr(args, opt) is not None and getattr(args, obs) is None:
+            raise InputError(f"--{opt} needs --{obs}")
+    if args.masked and not args.mask:
+        raise InputError("--masked needs --mask MASK (white = observed)")
+    if args.blurred and not args.kernel:
+        raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
+    if not any((args.noisy, args.lowres, args.masked, args.blurred)):
+        raise InputError("give at least one of --noisy, --lowres, --masked, --blurred")
+
+
+def model_config(args: argparse.Namespace, preset: str) -> Any:
+    import dataclasses
+
+    from .models import MODELS
+    from .tasks import DEFAULT_PRESET, PRESETS
+
+    preset = DEFAULT_PRESET if preset is None else preset
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    base = PRESETS[preset].model
+    changes = {}
+    if args.model is not None:
+        if args.model not in MODELS:
+            raise InputError(f"unknown model {args.model!r}; choose from {', '.join(MODELS)}")
+        changes["name"] = args.model
+    for field_name, value in (("width", args.width), ("depth", args.depth), ("omega_0", args.omega0)):
+        if value is not None:
+            changes[field_name] = value
+    if not changes:
+        return None  # the preset's own choice (which may depend on the observation kind)
+    return dataclasses.replace(base, **changes)
+
+
+def load_observations(args: argparse.Namespace) -> tuple[list[Any], list[Any], list[str]]:
+    from . import tasks
+    from .images import read_image, read_mask
+
+    observations, infos, inputs = [], [], []
+    weights = dict(args.weight)
+    if args.noisy:
+        img, info = read_image(args.noisy)
+        observations.append(tasks.noisy(img, weight=weights.get("noisy")))
+        infos.append(info)
+        inputs.append(args.noisy)
+    if args.lowres:
+        img, info = read_image(args.lowres)
+        observations.append(tasks.lowres(img, args.factor or 4, kernel=args.downsampler,
+                                         weight=weights.get("lowres")))
+        infos.append(info)
+        inputs.append(args.lowres)
+    if args.masked:
+        img, info = read_image(args.masked)
+        mask = read_mask(args.mask, img.shape[:2])
+        observations.append(tasks.masked(img, mask, weight=weights.get("masked")))
+        infos.append(info)
+        inputs += [args.masked, args.mask]
+    if args.blurred:
+        kernel = tasks.parse_kernel(args.kernel)
+        img, info = read_image(args.blurred)
+        observations.append(tasks.blurred(img, kernel, boundary=args.boundary,
+                                          weight=weights.get("blurred")))
+        infos.append(info)
+        inputs.append(args.blurred)
+        if Path(args.kernel).exists():
+            inputs.append(args.kernel)
+    for kind in weights:
+        if not any(o.kind == kind for o in observations):
+            raise InputError(f"--weight {kind}=... given without a --{kind} observation")
+    channels = {o.channels for o in observations}
+    if len(channels) > 1:
+        raise InputError("observations mix greyscale and colour images; convert them to one kind")
+    return observations, infos, inputs
+
+
+def metrics_report(reference: Any, image: Any, task: str | None) -> dict[str, Any]:
+    from .metrics import evaluate
+
+    return {
+        "standard": evaluate(reference, image, convention="standard"),
+        "paper": evaluate(reference, image, convention="paper", task=task),
+    }
