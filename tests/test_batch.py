@@ -337,3 +337,19 @@ def test_stop_option_reaches_every_fit(tmp_path):
     (record,) = _manifest(out).values()
     assert record["status"] == "done" and record["steps_run"] == 2
     assert record["batch"]["stop"] == "fixed:2"
+
+
+def test_temporaries_of_a_killed_write_are_removed_on_the_next_run(tmp_path, capsys):
+    root = _make_folder(tmp_path, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".img0.png.ab_cd123.png"  # what write_image's mkstemp leaves when killed
+    stale.write_bytes(b"half a png")
+    unrelated = [out / ".img0.png.notes", out / ".other.png.ab_cd123.png", out / "img1.png"]
+    for p in unrelated:
+        p.write_bytes(b"keep")
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "1",
+                 *FAST]) == 0
+    assert not stale.exists()
+    assert all(p.read_bytes() == b"keep" for p in unrelated)
+    assert "removed 1 temporary file" in capsys.readouterr().err

@@ -220,7 +220,7 @@ def write_image(
         image = image[..., :-1]  # JPEG has no alpha channel
     data = _quantise(image, bit_depth)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         if fmt == "tiff":
@@ -246,3 +246,21 @@ def write_image(
             os.unlink(tmp)
         raise
     return path
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`write_image` left beside ``path`` when its process was killed
+    mid-write (``.NAME.XXXXXXXX.SUFFIX``). Only a caller that knows no other process is writing
+    ``path`` (e.g. ``linr batch``, which holds its folder's lock) may delete them."""
+    import re
+
+    path = Path(path)
+    pattern = re.compile(re.escape(_temp_prefix(path)) + r"[A-Za-z0-9_]{8}" + re.escape(path.suffix) + "$")
+    try:
+        return sorted(p for p in path.parent.iterdir() if pattern.match(p.name) and p.is_file())
+    except OSError:
+        return []

@@ -113,6 +113,18 @@ def _merge_task(args: argparse.Namespace) -> None:
         raise InputError("--ray-gpus-per-task is a fraction of one GPU, at most 1")
 
 
+def _remove_stale_temporaries(jobs: list[Any]) -> None:
+    """Delete the half-written temporaries a killed run left beside this batch's outputs."""
+    from ..images import stale_temporaries
+
+    stale = [t for job in jobs for t in stale_temporaries(job.output)]
+    for t in stale:
+        t.unlink(missing_ok=True)
+    if stale:
+        print(f"linr: note: removed {len(stale)} temporary file(s) left by an interrupted run",
+              file=sys.stderr)
+
+
 def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
@@ -200,6 +212,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"linr: note: {note}", file=sys.stderr)
     with Manifest(args.output_dir) as manifest:
+        _remove_stale_temporaries(jobs)  # safe: the manifest's lock keeps other batches out
         todo, skipped, keys = select(jobs, manifest, settings, force=args.force, existed=manifest.existed)
         print(f"{len(jobs)} images: {len(todo)} to restore, {len(skipped)} already done "
               f"(manifest {manifest.path})", flush=True)
