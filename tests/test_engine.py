@@ -257,3 +257,17 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, c
     assert cfg.precision == expected
     _, cfg = resolve([linr.noisy(clean)], device="cpu")  # the default preset: float32, the paper's
     assert cfg.precision == "float32"
+
+
+def test_tf32_flag_is_set_only_inside_the_hidden_products():
+    # No GPU here: check the flag handling itself (the products are CUDA-only).
+    from linr.engine import _HiddenMatmul
+
+    mm = object.__new__(_HiddenMatmul)
+    mm.precision, mm.kind, mm.cuda_bf16 = "tf32", "cuda", False
+    matmul = torch.backends.cuda.matmul
+    name = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"
+    before = getattr(matmul, name)
+    with mm._flags():
+        assert getattr(matmul, name) in ("tf32", True)
+    assert getattr(matmul, name) == before

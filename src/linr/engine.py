@@ -114,7 +114,10 @@ class _HiddenMatmul:
         if self.precision == "bf16" and self.kind == "cpu":
             return _swap(torch.backends.mkldnn.matmul, "fp32_precision", "bf16")
         if self.precision == "tf32":
-            return _swap(torch.backends.cuda.matmul, "allow_tf32", True)
+            matmul = torch.backends.cuda.matmul
+            if hasattr(matmul, "fp32_precision"):  # PyTorch >= 2.9; mixing it with allow_tf32 errs
+                return _swap(matmul, "fp32_precision", "tf32")
+            return _swap(matmul, "allow_tf32", True)
         return contextlib.nullcontext()
 
     def mm(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
