@@ -95,3 +95,16 @@ def test_fast_preset_picks_the_model_by_kind():
     assert cfg.model.width == 128  # joint: the preset's default model
     _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="paper")
     assert cfg.model.width == 256 and cfg.steps == 500
+
+
+def test_bench_runs_presets_with_their_stop_rule():
+    from linr.bench.speed import _engine_run
+
+    clean = crop(load("set9/house.png"), 16)
+    obs = make_case("denoise", clean)
+    run = _engine_run(obs, clean, preset="fast", steps=None, eval_every=1)
+    assert run["stop"]["name"] == "holdout"  # the preset's automatic stop, as `linr restore` runs it
+    assert run["returned_step"] <= run["steps"] <= 500
+    assert run["train_s"] >= run["eval_s"] >= 0  # renders the rule needs are part of the time
+    fixed = _engine_run(obs, clean, preset="paper", steps=3, eval_every=1)
+    assert fixed["stop"]["name"] == "fixed" and fixed["steps"] == 3

@@ -183,21 +183,28 @@ class PeakRSS:
 
 def _engine_run(observations: list[Any], clean: np.ndarray, *, preset: str, steps: int | None,
                 eval_every: int, precision: str | None = None) -> dict[str, Any]:
-    """A fit with a preset on the fast engine; PSNR curve, train time (evaluation excluded)."""
+    """A fit with a preset on the fast engine, stopped as the preset stops it; PSNR curve and time.
+
+    The time excludes the renders made only to record PSNR for the benchmark, but includes the
+    ones a stop rule needs (they are part of the method's cost).
+    """
     import dataclasses
 
     from ..fit import fit
-    from ..tasks import resolve
+    from ..tasks import resolve, resolve_stop
 
     obs, config = resolve(observations, preset=preset, steps=steps, device="cpu", progress=False,
                           precision=precision)
     config = dataclasses.replace(config, eval_every=eval_every)
+    rule = resolve_stop(obs, preset=preset, steps=steps)
     with PeakRSS() as mem:
-        r = fit(obs, config, reference=clean)
+        r = fit(obs, config, reference=clean, stop=rule)
     psnr = r.history["psnr"]
+    seconds = r.timings["train_s"] + (r.timings["eval_s"] if rule is not None else 0.0)
     return {
-        "steps": r.steps_run, "train_s": r.timings["train_s"], "eval_s": r.timings["eval_s"],
-        "per_step_s": r.timings["train_s"] / r.steps_run, "final_psnr": _psnr(clean, r.image),
+        "steps": r.steps_run, "train_s": seconds, "eval_s": r.timings["eval_s"],
+        "per_step_s": seconds / r.steps_run, "final_psnr": _psnr(clean, r.image),
+        "returned_step": r.stop_step, "stop": r.settings["stop"],
         "psnr": psnr, "psnr_step": r.history.get("psnr_step", list(range(len(psnr)))),
         "peak_rss": mem.peak, "settings": {k: r.settings[k] for k in ("lr", "schedule", "model",
                                                                      "batch_pixels", "precision",
@@ -284,6 +291,7 @@ def _row(name: str, run: dict[str, Any], target: float, first: float | None,
     reaches = run["final_psnr"] >= target - 0.005  # 0.005 dB: PSNR printed to 2 decimals
     return {
         "method": name, "steps": run.get("steps", len(run["psnr"])), "per_step_s": run["per_step_s"],
+        "returned_step": run.get("returned_step"), "stop": run.get("stop", {"name": "fixed"}).get("name"),
         "train_s": run["train_s"], "final_psnr": run["final_psnr"], "reaches_target": reaches,
         "first_reach_s": first, "peak_rss_mib": run["peak_rss"] / 2**20,
         "speedup_to_result": ref["train_s"] / run["train_s"] if reaches else None,
@@ -368,8 +376,11 @@ def format_table(res: dict[str, Any]) -> str:
     for r in res["rows"]:
         first = "-" if r["first_reach_s"] is None else f"{r['first_reach_s']:.1f}"
         speed = "-" if r["speedup_to_result"] is None else f"{r['speedup_to_result']:.1f}x"
+        steps = str(r["steps"])
+        if r.get("stop") not in (None, "fixed"):
+            steps += f" ({r['stop']}, returned {r['returned_step']})"
         lines.append(
-            f"| {r['method']} | {r['steps']} | {r['per_step_s']:.3f} | {r['train_s']:.1f} | "
+            f"| {r['method']} | {steps} | {r['per_step_s']:.3f} | {r['train_s']:.1f} | "
             f"{r['final_psnr']:.2f} | {'yes' if r['reaches_target'] else 'no'} | {first} | "
             f"{r['peak_rss_mib']:.0f} | {speed} |"
         )
