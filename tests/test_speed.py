@@ -69,7 +69,8 @@ def test_plan_counts_trained_pixels_and_two_passes():
 
 def test_cli_announces_long_fits(capsys):
     obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
-    args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu", precision=None)
+    args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu", precision=None,
+                              stop=None)
     _announce_cost(obs, args, None)
     err = capsys.readouterr().err
     assert "500 steps restoring 1024x1024" in err and "GiB" in err

@@ -155,7 +155,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         from .tasks import resolve_stop
 
         h, w = _clean_shape(obs)
-        stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=getattr(args, "stop", None))
+        stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
         count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
         print(f"{count} restoring {w}x{h}: {est.describe()} (throughput measured on "
               "this CPU just now)", file=sys.stderr)

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .engine import PRECISIONS
 from .errors import DivergenceError, InputError
 from .models import ModelConfig, build_model, coordinate_grid
 from .operators import Operator
@@ -114,8 +115,8 @@ class FitConfig:
             raise InputError(f"learning rate must be a positive number, got {self.lr}")
         if self.engine not in ("auto", "plain"):
             raise InputError(f"engine must be 'auto' or 'plain', got {self.engine!r}")
-        if self.precision not in ("float32", "bf16", "tf32"):
-            raise InputError(f"precision must be float32, bf16 or tf32, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("chunk_pixels", "eval_every"):

@@ -365,7 +365,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 def format_table(res: dict[str, Any]) -> str:
     """One task's results as a Markdown table (PSNR: RGB, data range 1, unclipped = paper)."""
-    ratios = res.get("per_step_ratios", {"engine": res["per_step_ratio"]})
+    ratios = res["per_step_ratios"]
     lines = [
         f"target = reference final PSNR {res['target_psnr']:.2f} dB; interleaved per-step ratio "
         "reference/" + ", reference/".join(f"{k} = {v:.2f}x" for k, v in ratios.items()),
