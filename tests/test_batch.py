@@ -353,3 +353,67 @@ def test_temporaries_of_a_killed_write_are_removed_on_the_next_run(tmp_path, cap
     assert not stale.exists()
     assert all(p.read_bytes() == b"keep" for p in unrelated)
     assert "removed 1 temporary file" in capsys.readouterr().err
+
+
+# --- stacked fits -----------------------------------------------------------------------------
+
+
+def _without_stacking(records: dict[str, dict]) -> dict[str, dict]:
+    out = _comparable(records)
+    for r in out.values():
+        if r.get("settings"):
+            r["settings"]["engine_used"].pop("stacked", None)
+        if r.get("metrics"):
+            r.pop("metrics")  # float rounding of stacked products may move the last digits
+    return out
+
+
+def test_stacked_batch_matches_one_by_one(folder, local_run):
+    out = folder / "out_stacked"
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "3",
+                 "--reference-dir", str(folder / "clean"), "--stack", "3", *FAST])
+    assert code == 4  # the corrupt file still fails alone
+    records = _manifest(out)
+    stacked = sorted(r["settings"]["engine_used"].get("stacked", 1) for r in records.values()
+                     if r["status"] == "done")
+    assert stacked == [1, 3, 3, 3]  # img0-img2 together (broken.png sorts first), img3 alone
+    assert _without_stacking(records) == _without_stacking(_manifest(local_run))
+    local_pixels = _pixels(local_run)
+    for name, pixels in _pixels(out).items():
+        assert np.abs(pixels - local_pixels[name]).max() <= 1 / 255 + 1e-6
+
+
+def test_stacks_group_only_images_of_one_size(tmp_path):
+    root = _make_folder(tmp_path, 2)
+    image = load("set5/butterfly.png")
+    for i, size in ((2, 20), (3, 16)):  # img2 is larger and breaks the run of 16-px images
+        clean = crop(image, size, top=10 * i, left=10)
+        write_image(root / "noisy" / f"img{i}.png", simulate.add_gaussian_noise(clean, 25, seed=i))
+    out = tmp_path / "out"
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "2",
+                 "--stack", "4", *FAST]) == 0
+    records = _manifest(out)
+    assert {n: r["settings"]["engine_used"].get("stacked", 1) for n, r in records.items()} == {
+        "img0": 2, "img1": 2, "img2": 1, "img3": 1}
+
+
+def test_a_failed_stack_is_retried_image_by_image(tmp_path, monkeypatch):
+    import linr.tasks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("stacked fit failed")
+
+    monkeypatch.setattr(linr.tasks, "restore_many", broken)
+    root = _make_folder(tmp_path, 2)
+    out = tmp_path / "out"
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "2",
+                 "--stack", "2", *FAST]) == 0
+    assert all(r["status"] == "done" and "stacked" not in r["settings"]["engine_used"]
+               for r in _manifest(out).values())
+
+
+def test_stack_needs_the_siren(folder, tmp_path, capsys):
+    code = main(["batch", str(folder / "noisy"), "--task", "noisy", "-o", str(tmp_path / "o"),
+                 "--stack", "2", "--model", "relu", *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--stack needs the SIREN" in err and err.count("\n") == 0

@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "fit": "fit",
+    "fit_many": "fit",
     "FitConfig": "fit",
     "FitResult": "fit",
     "Observation": "fit",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "masked": "tasks",
     "blurred": "tasks",
     "restore": "tasks",
+    "restore_many": "tasks",
     "parse_kernel": "tasks",
     "PRESETS": "tasks",
     "psnr": "metrics",

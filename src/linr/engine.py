@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
 from .models import Siren
 
-__all__ = ["FastSiren", "PRECISIONS", "adam_for", "estimate", "Estimate", "check_precision",
+__all__ = ["FastSiren", "PRECISIONS", "adam_for", "select_members", "estimate", "Estimate", "check_precision",
            "fast_precision"]
 
 PRECISIONS = ("float32", "bf16", "tf32")
@@ -97,10 +98,11 @@ def _mkldnn_bf16_available() -> bool:
 class _HiddenMatmul:
     """Matrix products of the hidden sine layers at the chosen precision.
 
-    float32: plain ``torch.mm``/``addmm``. CPU bf16: the same calls inside oneDNN's bf16 math
-    mode (inputs rounded to bf16, float32 accumulation and result). CUDA bf16: explicit bf16
-    operands with a float32 result. CUDA tf32: the calls with TF32 allowed. The global flags are
-    set only around these calls and restored after each.
+    float32: plain :func:`_mm` / :func:`_addmm` (``torch.mm`` / ``bmm`` families). CPU bf16: the
+    same calls inside oneDNN's bf16 math mode (inputs rounded to bf16, float32 accumulation and
+    result; it covers ``bmm`` too). CUDA bf16: explicit bf16 operands with a float32 result.
+    CUDA tf32: the calls with TF32 allowed. The global flags are set only around these calls and
+    restored after each.
     """
 
     def __init__(self, precision: str, device: torch.device) -> None:
@@ -124,29 +126,51 @@ class _HiddenMatmul:
         if self.cuda_bf16:
             return out.copy_(_bf16_mm(a, b))
         with self._flags():
-            return torch.mm(a, b, out=out)
+            return _mm(a, b, out=out)
 
     def addmm(self, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
               out: torch.Tensor | None = None) -> torch.Tensor:
         if self.cuda_bf16:
-            product = _bf16_mm(a, b).add_(bias)
+            product = _bf16_mm(a, b).add_(bias if a.ndim == 2 else bias.unsqueeze(-2))
             return product if out is None else out.copy_(product)
         with self._flags():
-            return torch.addmm(bias, a, b) if out is None else torch.addmm(bias, a, b, out=out)
+            return _addmm(bias, a, b, out=out)
 
     def addmm_(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self.cuda_bf16:
             return out.add_(_bf16_mm(a, b))
         with self._flags():
-            return out.addmm_(a, b)
+            return _addmm_(out, a, b)
+
+
+# Products of one model (2-D operands: torch.mm family) or of a stack of models (3-D operands,
+# one matrix per model: torch.bmm family) with the same call.
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    return (torch.mm if a.ndim == 2 else torch.bmm)(a, b, out=out)
+
+
+def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
+           out: torch.Tensor | None = None) -> torch.Tensor:
+    """``bias + a @ b`` with ``bias`` (..., m) added to every row."""
+    if a.ndim == 2:
+        return torch.addmm(bias, a, b) if out is None else torch.addmm(bias, a, b, out=out)
+    bias = bias.unsqueeze(-2)
+    return torch.baddbmm(bias, a, b) if out is None else torch.baddbmm(bias, a, b, out=out)
+
+
+def _addmm_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return out.addmm_(a, b) if a.ndim == 2 else out.baddbmm_(a, b)
 
 
 def _bf16_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a16, b16 = a.to(torch.bfloat16), b.to(torch.bfloat16)
+    mm = torch.mm if a.ndim == 2 else torch.bmm
     try:
-        return torch.mm(a16, b16, out_dtype=torch.float32)
+        return mm(a16, b16, out_dtype=torch.float32)
     except (TypeError, RuntimeError, NotImplementedError):  # older torch: bf16 result, widened
-        return torch.mm(a16, b16).float()
+        return mm(a16, b16).float()
 
 
 class _swap:
@@ -166,35 +190,71 @@ class _swap:
 class FastSiren:
     """The SIREN of :class:`linr.models.Siren` with omega_0 folded in and a manual backward.
 
+    Given one :class:`Siren`, parameters are the model's matrices and :meth:`forward` maps
+    coordinates (n, 2) to values (n, C). Given a sequence of K Sirens of the same architecture
+    (a **stack**: several images fitted at once, e.g. to fill a GPU), every parameter gets a
+    leading model axis, e.g. (K, width, width), the products become batched ones (``bmm``) and
+    :meth:`forward` maps (n, 2) shared or (K, n, 2) per-model coordinates to (K, n, C). The models
+    share nothing but the calls: member k's values and gradients are those of the k-th model
+    alone (up to the rounding of a batched product).
+
     Parameters live in ``self.params`` (plain leaf tensors; their ``.grad`` is written by
     :meth:`backward`). ``folded`` are the sine-layer weights and biases (scaled by omega_0),
     ``head`` the final linear layer's.
     """
 
-    def __init__(self, model: Siren, *, dtype: torch.dtype = torch.float32,
+    def __init__(self, model: Siren | Sequence[Siren], *, dtype: torch.dtype = torch.float32,
                  precision: str = "float32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        self.omega_0 = float(model.body[0].omega_0)
-        self.weights: list[torch.Tensor] = []
-        self.biases: list[torch.Tensor] = []
+        self.stacked = not isinstance(model, Siren)
+        models = list(model) if self.stacked else [model]
+        if not models:
+            raise ValueError("a stack needs at least one model")
+        self.omega_0 = float(models[0].body[0].omega_0)
+        shapes = {tuple(p.shape for p in m.parameters()) for m in models}
+        omegas = {float(layer.omega_0) for m in models for layer in m.body}
+        if len(shapes) > 1 or len(omegas) > 1:
+            raise ValueError("stacked models must share architecture and omega_0")
+
+        def gather(get, scale: float = 1.0) -> torch.Tensor:
+            values = [get(m).detach() * scale for m in models]
+            return (torch.stack(values) if self.stacked else values[0]).to(dtype).clone()
+
         with torch.no_grad():
-            for layer in model.body:
-                lin = layer.linear
-                self.weights.append((lin.weight.detach() * self.omega_0).to(dtype).clone())
-                self.biases.append((lin.bias.detach() * self.omega_0).to(dtype).clone())
-            self.head_w = model.head.weight.detach().to(dtype).clone()
-            self.head_b = model.head.bias.detach().to(dtype).clone()
+            self.weights = [gather(lambda m, j=j: m.body[j].linear.weight, self.omega_0)
+                            for j in range(len(models[0].body))]
+            self.biases = [gather(lambda m, j=j: m.body[j].linear.bias, self.omega_0)
+                           for j in range(len(models[0].body))]
+            self.head_w = gather(lambda m: m.head.weight)
+            self.head_b = gather(lambda m: m.head.bias)
+        self.dtype = dtype
+        self._set_params(self.weights + self.biases + [self.head_w, self.head_b], interleaved=False)
+
+    def _set_params(self, params: list[torch.Tensor], *, interleaved: bool = True) -> None:
+        """Install parameters (given as ``self.params`` orders them, or as all weights, all
+        biases, head) with zeroed gradients and fresh buffers."""
+        n = (len(params) - 2) // 2
+        if interleaved:
+            weights, biases = params[0 : 2 * n : 2], params[1 : 2 * n : 2]
+        else:
+            weights, biases = params[:n], params[n : 2 * n]
+        self.weights, self.biases = list(weights), list(biases)
+        self.head_w, self.head_b = params[2 * n :]
         self.folded = [p for pair in zip(self.weights, self.biases) for p in pair]
         self.head = [self.head_w, self.head_b]
         self.params = self.folded + self.head
         for p in self.params:
             p.grad = torch.zeros_like(p)
-        self.dtype = dtype
-        self.width = self.weights[0].shape[0]
+        self.width = self.weights[0].shape[-2]
         self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]] = {}
         self._matmul: _HiddenMatmul | None = None
+
+    @property
+    def members(self) -> int:
+        """Number of models: K for a stack, 1 otherwise."""
+        return self.head_w.shape[0] if self.stacked else 1
 
     @property
     def matmul(self) -> _HiddenMatmul:
@@ -208,22 +268,32 @@ class FastSiren:
         return self.head_w.device
 
     def to(self, device: torch.device) -> "FastSiren":
-        for i, p in enumerate(self.params):
-            moved = p.detach().to(device)
-            moved.grad = torch.zeros_like(moved)
-            self.params[i] = moved
-        n = len(self.weights)
-        self.weights = self.params[0 : 2 * n : 2]
-        self.biases = self.params[1 : 2 * n : 2]
-        self.folded = self.params[: 2 * n]
-        self.head_w, self.head_b = self.params[2 * n :]
-        self.head = [self.head_w, self.head_b]
-        self._buffers.clear()
-        self._matmul = None
+        self._set_params([p.detach().to(device) for p in self.params])
         return self
 
+    def select(self, members: Sequence[int]) -> "FastSiren":
+        """A stack of the given members only (copies), in the given order."""
+        if not self.stacked:
+            raise ValueError("select() needs a stack of models")
+        index = torch.as_tensor(list(members), dtype=torch.long, device=self.device)
+        return self._copy([p.detach().index_select(0, index) for p in self.params], stacked=True)
+
+    def member(self, k: int) -> "FastSiren":
+        """Model ``k`` of a stack as an unstacked :class:`FastSiren` (a copy)."""
+        if not self.stacked:
+            raise ValueError("member() needs a stack of models")
+        return self._copy([p.detach()[k].clone() for p in self.params], stacked=False)
+
+    def _copy(self, params: list[torch.Tensor], *, stacked: bool) -> "FastSiren":
+        new = object.__new__(FastSiren)
+        new.precision, new.stacked, new.omega_0, new.dtype = (
+            self.precision, stacked, self.omega_0, self.dtype)
+        new._set_params(params)
+        return new
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The plain :class:`Siren` state (omega_0 divided back out), e.g. to save a model."""
+        """The plain :class:`Siren` state (omega_0 divided back out), e.g. to save a model
+        (a stack: one entry per parameter with the leading model axis)."""
         out = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             out[f"body.{i}.linear.weight"] = w / self.omega_0
@@ -232,56 +302,62 @@ class FastSiren:
         return out
 
     def _activations(self, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        # One set of (n, width) buffers per chunk size: sine outputs, cosines, gradient scratch.
+        # One set of (n, width) buffers per chunk size ((K, n, width) for a stack): sine
+        # outputs, cosines, gradient scratch.
         if n not in self._buffers:
             if len(self._buffers) > 2:  # keep at most the full chunk, the last partial one, one more
                 self._buffers.clear()
-            new = lambda: torch.empty(n, self.width, dtype=self.dtype, device=self.device)  # noqa: E731
+            shape = (self.members, n, self.width) if self.stacked else (n, self.width)
+            new = lambda: torch.empty(shape, dtype=self.dtype, device=self.device)  # noqa: E731
             depth = len(self.weights)
             self._buffers[n] = ([new() for _ in range(depth)], [new() for _ in range(depth)], new())
         return self._buffers[n]
 
     def forward(self, coords: torch.Tensor, *, save: bool) -> torch.Tensor:
-        """Render values at ``coords`` (n, 2) -> (n, C) on the [-1, 1] scale.
+        """Render values at ``coords`` (n, 2) -> (n, C) on the [-1, 1] scale; for a stack,
+        (n, 2) shared or (K, n, 2) -> (K, n, C).
 
         With ``save`` the layer inputs and cosines are kept for :meth:`backward` (the buffers
         are reused by the next call with the same n).
         """
         coords = coords.to(self.dtype)
-        n = coords.shape[0]
+        if self.stacked and coords.ndim == 2:
+            coords = coords.expand(self.members, *coords.shape)
+        n = coords.shape[-2]
         if save:
             sines, cosines, _ = self._activations(n)
         h = coords
         mm = self.matmul
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             # the first layer (2 inputs, omega_0 = 30) always in float32
-            addmm = torch.addmm if i == 0 else mm.addmm
+            addmm = _addmm if i == 0 else mm.addmm
             if save:
-                z = addmm(b, h, w.t(), out=sines[i])
+                z = addmm(b, h, w.mT, out=sines[i])
                 torch.cos(z, out=cosines[i])
                 h = torch.sin(z, out=z)
             else:
-                h = addmm(b, h, w.t()).sin_()
+                h = addmm(b, h, w.mT).sin_()
         self._input = coords if save else None
-        return torch.addmm(self.head_b, h, self.head_w.t())
+        return _addmm(self.head_b, h, self.head_w.mT)
 
     def backward(self, grad_out: torch.Tensor, *, accumulate: bool = False) -> None:
-        """Write d(loss)/d(params) into ``.grad`` given d(loss)/d(output) (n, C) of the last
-        :meth:`forward` with ``save``; ``accumulate`` adds to the existing gradients (chunks)."""
+        """Write d(loss)/d(params) into ``.grad`` given d(loss)/d(output) (n, C) ((K, n, C) for a
+        stack) of the last :meth:`forward` with ``save``; ``accumulate`` adds to the existing
+        gradients (chunks)."""
         grad_out = grad_out.to(self.dtype)
-        n = grad_out.shape[0]
+        n = grad_out.shape[-2]
         sines, cosines, scratch = self._activations(n)
         beta = 1.0 if accumulate else 0.0
         h_last = sines[-1]
-        _mm_into(self.head_w.grad, grad_out.t(), h_last, beta)
+        _mm_into(self.head_w.grad, grad_out.mT, h_last, beta)
         _sum_into(self.head_b.grad, grad_out, beta)
-        g = torch.mm(grad_out, self.head_w, out=scratch)
+        g = _mm(grad_out, self.head_w, out=scratch)
         depth = len(self.weights)
         mm = self.matmul
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
             h_in = sines[i - 1] if i > 0 else self._input
-            _mm_into(self.weights[i].grad, gz.t(), h_in, beta, mm if i > 0 else None)
+            _mm_into(self.weights[i].grad, gz.mT, h_in, beta, mm if i > 0 else None)
             _sum_into(self.biases[i].grad, gz, beta)
             if i > 0:
                 g = mm.mm(gz, self.weights[i], out=scratch)
@@ -292,16 +368,17 @@ def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float,
     if mm is not None:
         mm.addmm_(out, a, b) if beta else mm.mm(a, b, out=out)
     elif beta:
-        out.addmm_(a, b)
+        _addmm_(out, a, b)
     else:
-        torch.mm(a, b, out=out)
+        _mm(a, b, out=out)
 
 
 def _sum_into(out: torch.Tensor, a: torch.Tensor, beta: float) -> None:
+    """Sum over the pixel axis (the second to last) into ``out``, or add it."""
     if beta:
-        out.add_(a.sum(0))
+        out.add_(a.sum(-2))
     else:
-        torch.sum(a, 0, out=out)
+        torch.sum(a, -2, out=out)
 
 
 def adam_for(net: FastSiren, *, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
@@ -319,6 +396,33 @@ def adam_for(net: FastSiren, *, lr: float, eps: float = 1e-8) -> torch.optim.Ada
         lr=lr,
         eps=eps,
     )
+
+
+def select_members(net: FastSiren, optimizer: torch.optim.Adam,
+                   members: Sequence[int]) -> tuple[FastSiren, torch.optim.Adam]:
+    """Drop models from a stack mid-fit: the stack of ``members`` and an Adam over it that
+    carries on exactly where ``optimizer`` was (same groups and hyperparameters, the members'
+    moments and the step count). Adam is elementwise, so each remaining model's trajectory is
+    unchanged by the removal of the others."""
+    new = net.select(members)
+    index = torch.as_tensor(list(members), dtype=torch.long, device=net.device)
+    groups, mapping = [], {}
+    position = {id(p): i for i, p in enumerate(net.params)}
+    for group in optimizer.param_groups:
+        params = [new.params[position[id(p)]] for p in group["params"]]
+        mapping.update({id(p): q for p, q in zip(group["params"], params)})
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
+    adam = torch.optim.Adam(groups)
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state:
+                adam.state[mapping[id(p)]] = {
+                    k: v.index_select(0, index) if torch.is_tensor(v) and v.ndim > 0 else
+                    (v.clone() if torch.is_tensor(v) else v)
+                    for k, v in state.items()
+                }
+    return new, adam
 
 
 # --- estimates ---------------------------------------------------------------------------------

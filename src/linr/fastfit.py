@@ -29,12 +29,12 @@ from typing import Any, Callable
 
 import torch
 
-from .engine import FastSiren, adam_for
+from .engine import FastSiren, adam_for, select_members
 from .fit import FitConfig, Monitor, Problem, lr_factor
 from .models import coordinate_grid
 from .operators import Identity, Mask
 
-__all__ = ["run_fast", "PixelTerms", "pixel_terms"]
+__all__ = ["run_fast", "run_fast_many", "PixelTerms", "pixel_terms"]
 
 
 class PixelTerms:
@@ -92,100 +92,182 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
 def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig,
              monitor: Monitor) -> tuple[Callable[[], torch.Tensor], dict[str, Any]]:
     """Run the fit on the fast engine; returns a whole-image renderer and a description."""
-    device = problem.device
-    h, w, c = problem.height, problem.width, problem.channels
-    net = FastSiren(model, precision=config.precision).to(device)
+    render, info, _ = run_fast_many([model], [problem], config, [monitor])[0]
+    return render, info
+
+
+def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config: FitConfig,
+                  monitors: list[Monitor]) -> list[tuple[Callable[[], torch.Tensor], dict[str, Any], float]]:
+    """Fit one model per problem (same image size) in one loop: one model runs unstacked,
+    several run as a stack (:class:`~linr.engine.FastSiren` with a model axis, batched products).
+
+    A model whose monitor stops it leaves the stack after that step's update (its Adam state
+    goes with the others, see :func:`~linr.engine.select_members`). Returns per problem a
+    whole-image renderer of its final model, a description and when its loop ended.
+    """
+    device = problems[0].device
+    h, w, c = problems[0].height, problems[0].width, problems[0].channels
+    count = len(models)
+    net = FastSiren(models[0] if count == 1 else models, precision=config.precision).to(device)
     optimizer = adam_for(net, lr=config.lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     coords = coordinate_grid(h, w, device=device)
-    chunk = config.chunk_pixels
-    terms = pixel_terms(problem)
+    terms = [pixel_terms(p) for p in problems]
+    pixel_wise = all(t is not None for t in terms)
+    generators, batches, trained = [], [], []
+    for t in terms:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(config.seed)
+        generators.append(generator)
+        seen = h * w if not pixel_wise or t.seen is None else int(t.seen.numel())
+        trained.append(seen)
+        use = pixel_wise and config.batch_pixels is not None and config.batch_pixels < seen
+        batches.append(config.batch_pixels if use else None)
+    infos = [{"name": "fast", "pixel_wise": pixel_wise, "trained_pixels": n, "batch_pixels": b,
+              "chunk_pixels": config.chunk_pixels, "precision": config.precision,
+              **({"stacked": count} if count > 1 else {})} for n, b in zip(trained, batches)]
+    finished: dict[int, tuple[Callable[[], torch.Tensor], dict[str, Any], float]] = {}
+    active = list(range(count))  # problem index of each model in the stack, in stack order
 
-    def render() -> torch.Tensor:
-        """The whole image (1, C, H, W), chunked, no saved activations."""
-        parts = [net.forward(coords[i : i + chunk], save=False) for i in range(0, h * w, chunk)]
-        return _as_image(torch.cat(parts), (h, w, c))
+    def finish(net_k: FastSiren, k: int) -> None:
+        def render() -> torch.Tensor:
+            return _as_image(_render_flat(net_k, coords, config.chunk_pixels), (h, w, c))
 
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    trained = h * w if terms is None or terms.seen is None else int(terms.seen.numel())
-    batch = None
-    if terms is not None and config.batch_pixels is not None and config.batch_pixels < trained:
-        batch = config.batch_pixels
-    info = {"name": "fast", "pixel_wise": terms is not None, "trained_pixels": trained,
-            "batch_pixels": batch, "chunk_pixels": chunk, "precision": config.precision}
+        finished[k] = (render, infos[k], time.perf_counter())
 
     for step in range(config.steps):
         factor = lr_factor(config.schedule, step, config.steps)
         for group, lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = lr * factor
-        if terms is not None:
-            loss, output = _pixel_step(net, coords, (h, w, c), terms, chunk, batch, generator)
+        chunk = max(1, config.chunk_pixels // len(active))  # pixels of all models together
+        if pixel_wise:
+            losses, outputs = _pixel_step(net, coords, (h, w, c), [terms[k] for k in active], chunk,
+                                          [batches[k] for k in active],
+                                          [generators[k] for k in active])
         else:
-            loss, output = _image_step(net, coords, (h, w, c), problem, chunk)
-        if output is None and monitor.wants_output(step):
+            losses, outputs = _image_step(net, coords, (h, w, c), [problems[k] for k in active], chunk)
+        wanted = [monitors[k].wants_output(step) for k in active]
+        if outputs is None and any(wanted):
             t0 = time.perf_counter()
-            output = render()
-            monitor.eval_s += time.perf_counter() - t0
+            flat = _stack(net, _render_flat(net, coords, chunk))
+            outputs = [_as_image(f, (h, w, c)) if want else None for f, want in zip(flat, wanted)]
+            spent = time.perf_counter() - t0
+            for k, want in zip(active, wanted):
+                monitors[k].eval_s += spent if want else 0.0
         optimizer.step()
-        if monitor.record(step, output, loss):
+        stopped = [pos for pos, k in enumerate(active)
+                   if monitors[k].record(step, None if outputs is None else outputs[pos], losses[pos])]
+        if not stopped:
+            continue
+        if not net.stacked:
+            finish(net, active[0])
+            active = []
             break
-    return render, info
+        for pos in stopped:
+            finish(net.member(pos), active[pos])
+        keep = [pos for pos in range(len(active)) if pos not in stopped]
+        active = [active[pos] for pos in keep]
+        if not active:
+            break
+        net, optimizer = select_members(net, optimizer, keep)
+    for pos, k in enumerate(active):
+        finish(net.member(pos) if net.stacked else net, k)
+    return [finished[k] for k in range(count)]
+
+
+def _stack(net: FastSiren, values: torch.Tensor) -> torch.Tensor:
+    """An unstacked net's (n, ...) values as a stack of one (1, n, ...); a stack's as they are."""
+    return values if net.stacked else values.unsqueeze(0)
+
+
+def _unstack(net: FastSiren, values: torch.Tensor) -> torch.Tensor:
+    return values if net.stacked else values[0]
+
+
+def _render_flat(net: FastSiren, coords: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Values at every coordinate, chunked, no saved activations: (n, C), or (K, n, C)."""
+    n = coords.shape[0]
+    parts = [net.forward(coords[i : i + chunk], save=False) for i in range(0, n, chunk)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
 
 
 def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int],
-                terms: PixelTerms, chunk: int,
-                batch: int | None, generator: torch.Generator
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One step's gradients for a pixel-wise data term; the whole output when it was rendered."""
-    pixels = terms.seen
-    factor = 1.0
-    if batch is not None:
-        pool = coords.shape[0] if pixels is None else pixels.numel()
-        pick = torch.randperm(pool, generator=generator, device=coords.device)[:batch]
-        pixels = pick if pixels is None else pixels[pick]
-        factor = pool / batch  # unbiased estimate of the sum over all trained pixels
-    n = coords.shape[0] if pixels is None else pixels.numel()
-    loss = coords.new_zeros(())
-    outputs = []
-    for i in range(0, n, chunk):
-        sel = None if pixels is None else pixels[i : i + chunk]
-        if sel is None and n <= chunk:
-            out = net.forward(coords, save=True)
-        else:
-            sel = torch.arange(i, min(i + chunk, n), device=coords.device) if sel is None else sel
-            out = net.forward(coords[sel], save=True)
-        part, grad = terms.loss_and_grad(out, sel, factor)
-        net.backward(grad, accumulate=i > 0)
-        loss = loss + part
-        if pixels is None:
+                terms: list[PixelTerms], chunk: int, batches: list[int | None],
+                generators: list[torch.Generator]
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """One step's gradients for pixel-wise data terms (one per model); the whole outputs when
+    the step rendered them (every model trained on every pixel)."""
+    picks, factors = [], []
+    for t, batch, generator in zip(terms, batches, generators):
+        pixels, factor = t.seen, 1.0
+        if batch is not None:
+            pool = coords.shape[0] if pixels is None else pixels.numel()
+            pick = torch.randperm(pool, generator=generator, device=coords.device)[:batch]
+            pixels = pick if pixels is None else pixels[pick]
+            factor = pool / batch  # unbiased estimate of the sum over all trained pixels
+        picks.append(pixels)
+        factors.append(factor)
+    losses = [coords.new_zeros(()) for _ in terms]
+    if all(p is None for p in picks):  # every model sees every pixel: shared coordinates
+        n = coords.shape[0]
+        outputs = []
+        for i in range(0, n, chunk):
+            whole = n <= chunk
+            out = _stack(net, net.forward(coords if whole else coords[i : i + chunk], save=True))
+            sel = None if whole else torch.arange(i, min(i + chunk, n), device=coords.device)
+            grad = torch.empty_like(out)
+            for k, t in enumerate(terms):
+                part, grad[k] = t.loss_and_grad(out[k], sel, factors[k])
+                losses[k] = losses[k] + part
+            net.backward(_unstack(net, grad), accumulate=i > 0)
             outputs.append(out)
-    if pixels is None:
-        return loss, _as_image(torch.cat(outputs) if len(outputs) > 1 else outputs[0], shape)
-    return loss, None
+        flat = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+        return losses, [_as_image(f, shape) for f in flat]
+    n = coords.shape[0]
+    picks = [torch.arange(n, device=coords.device) if p is None else p for p in picks]
+    longest = max(p.numel() for p in picks)
+    for i in range(0, longest, chunk):
+        m = min(chunk, longest - i)
+        # models with fewer pixels are padded with pixel 0 and a zero gradient there
+        sels = [p[i : i + m] for p in picks]
+        index = torch.stack([torch.cat([s, s.new_zeros(m - s.numel())]) if s.numel() < m else s
+                             for s in sels])
+        out = _stack(net, net.forward(_unstack(net, coords[index]), save=True))
+        grad = torch.zeros_like(out)
+        for k, (t, sel) in enumerate(zip(terms, sels)):
+            if sel.numel():
+                part, grad[k, : sel.numel()] = t.loss_and_grad(out[k, : sel.numel()], sel, factors[k])
+                losses[k] = losses[k] + part
+        net.backward(_unstack(net, grad), accumulate=i > 0)
+    return losses, None
 
 
 def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int],
-                problem: Problem, chunk: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                problems: list[Problem], chunk: int
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One step's gradients when operators mix pixels: autograd through the operators only."""
     n = coords.shape[0]
     if n <= chunk:
-        flat = net.forward(coords, save=True)
+        flat = _stack(net, net.forward(coords, save=True))
     else:  # pass 1: the whole image without saved activations
-        flat = torch.cat([net.forward(coords[i : i + chunk], save=False) for i in range(0, n, chunk)])
-    image = _as_image(flat, shape).requires_grad_(True)
-    with torch.enable_grad():
-        loss = problem.data_term(image)
-        (grad,) = torch.autograd.grad(loss, image)
-    grad_flat = grad[0].permute(1, 2, 0).reshape(n, problem.channels)
+        flat = _stack(net, _render_flat(net, coords, chunk))
+    grad_flat = torch.empty_like(flat)
+    losses, outputs = [], []
+    for k, problem in enumerate(problems):
+        image = _as_image(flat[k], shape).requires_grad_(True)
+        with torch.enable_grad():
+            loss = problem.data_term(image)
+            (grad,) = torch.autograd.grad(loss, image)
+        grad_flat[k] = grad[0].permute(1, 2, 0).reshape(n, problem.channels)
+        losses.append(loss.detach())
+        outputs.append(image.detach())
     if n <= chunk:
-        net.backward(grad_flat)
+        net.backward(_unstack(net, grad_flat))
     else:  # pass 2: re-render each chunk with saved activations and backpropagate its slice
         for i in range(0, n, chunk):
             net.forward(coords[i : i + chunk], save=True)
-            net.backward(grad_flat[i : i + chunk], accumulate=i > 0)
-    return loss.detach(), image.detach()
+            net.backward(_unstack(net, grad_flat[:, i : i + chunk]), accumulate=i > 0)
+    return losses, outputs
 
 
 def _as_image(flat: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:

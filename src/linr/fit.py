@@ -31,7 +31,7 @@ from .models import ModelConfig, build_model, coordinate_grid
 from .operators import Operator
 from .stopping import StopRule
 
-__all__ = ["Observation", "FitConfig", "FitResult", "fit", "resolve_device"]
+__all__ = ["Observation", "FitConfig", "FitResult", "fit", "fit_many", "resolve_device"]
 
 
 @dataclass
@@ -323,6 +323,131 @@ def fit(
             ``output`` of shape (1, C, H, W) on the [-1, 1] scale (detached).
     """
     config = config or FitConfig()
+    run = _start(observations, config, reference, stop, callback)
+    try:
+        if run.fast:
+            from .fastfit import run_fast
+
+            render, info = run_fast(run.model, run.problem, config, run.monitor)
+        else:
+            render, info = _run_plain(run.model, run.problem, config, run.monitor)
+    finally:
+        run.monitor.close()
+    return run.finish(render, info)
+
+
+def fit_many(
+    problems: Sequence[Sequence[Observation]],
+    config: FitConfig | None = None,
+    *,
+    references: Sequence[np.ndarray | None] | None = None,
+    stops: Sequence[StopRule | None] | None = None,
+) -> list[FitResult]:
+    """Fit several scenes at once, one model each, with the same settings: the fast engine's
+    models are stacked and every step runs batched products for all of them, which fills a GPU
+    that one small image leaves mostly idle.
+
+    Each result is what ``fit(problems[k], config, reference=references[k], stop=stops[k])``
+    returns, up to the rounding of batched products: every model starts from ``config.seed``,
+    Adam is elementwise, and a model whose stop rule fires leaves the stack with its state
+    (the others carry on unchanged). Needs the SIREN on the fast engine and the same restored
+    image size and channels for every scene; timings are those of the shared loop until each
+    model finished.
+    """
+    config = config or FitConfig()
+    problems = [list(p) for p in problems]
+    if not problems:
+        raise InputError("fit_many needs at least one problem")
+    count = len(problems)
+    references = [None] * count if references is None else list(references)
+    stops = [None] * count if stops is None else list(stops)
+    if len(references) != count or len(stops) != count:
+        raise InputError(f"fit_many: {count} problems but {len(references)} references and "
+                         f"{len(stops)} stop rules")
+    given = [id(s) for s in stops if s is not None]
+    if len(set(given)) < len(given):
+        raise InputError("fit_many: each problem needs its own stop rule object (they keep state)")
+    runs = [_start(obs, config, ref, stop, None) for obs, ref, stop in zip(problems, references, stops)]
+    if not runs[0].fast:
+        raise InputError("fit_many needs a SIREN model on the fast engine (engine 'auto')")
+    shapes = {(r.problem.height, r.problem.width, r.problem.channels) for r in runs}
+    if len(shapes) > 1:
+        listed = ", ".join(f"{h}x{w}x{c}" for h, w, c in sorted(shapes))
+        raise InputError(f"fit_many: scenes must share the restored size and channels, got {listed}")
+    from .fastfit import run_fast_many
+
+    try:
+        finished = run_fast_many([r.model for r in runs], [r.problem for r in runs], config,
+                                 [r.monitor for r in runs])
+    finally:
+        for r in runs:
+            r.monitor.close()
+    return [r.finish(render, info, t_loop) for r, (render, info, t_loop) in zip(runs, finished)]
+
+
+@dataclass
+class _Run:
+    """One fit between its set-up and its result (shared by :func:`fit` and :func:`fit_many`)."""
+
+    config: FitConfig
+    problem: Problem
+    stop: StopRule | None
+    model: torch.nn.Module
+    fast: bool
+    monitor: Monitor
+    t_start: float
+    t_fit: float
+
+    def finish(self, render: Callable[[], torch.Tensor], info: dict[str, Any],
+               t_loop: float | None = None) -> FitResult:
+        """The result: final image (the stop rule's pick or ``render()``), history, timings,
+        settings. ``t_loop``: when this fit's loop ended (default: now)."""
+        config, problem, stop, monitor = self.config, self.problem, self.stop, self.monitor
+        t_loop = time.perf_counter() if t_loop is None else t_loop
+        t_final = time.perf_counter()
+        with torch.no_grad():
+            final = None
+            stop_step = monitor.stop_step
+            if stop is not None:
+                final, best_step = stop.best()
+                if final is not None:
+                    stop_step = best_step
+            if final is None:
+                final = render()
+            image = ((final[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
+        if not np.isfinite(image).all():
+            raise DivergenceError("fit produced a non-finite image; try a lower learning rate")
+        t_end = t_loop + (time.perf_counter() - t_final)
+        steps_run = monitor.steps_run
+        settings = {
+            **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "model")},
+            "device": str(problem.device),
+            "model": dataclasses.asdict(config.model),
+            "image_size": [problem.height, problem.width],
+            "channels": problem.channels,
+            "observations": [
+                {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe()}
+                for o, w in zip(problem.observations, problem.weights)
+            ],
+            "stop": stop.describe() if stop is not None else {"name": "fixed", "steps": config.steps},
+            "torch": torch.__version__,
+            "engine_used": info,
+        }
+        timings = {
+            "setup_s": self.t_fit - self.t_start,
+            "fit_s": t_end - self.t_fit,
+            "per_step_s": (t_end - self.t_fit) / max(steps_run, 1),
+            "eval_s": monitor.eval_s,
+            "train_s": t_loop - self.t_fit - monitor.eval_s,
+            "total_s": t_end - self.t_start,
+        }
+        return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,
+                         timings, settings)
+
+
+def _start(observations: Sequence[Observation], config: FitConfig, reference: np.ndarray | None,
+           stop: StopRule | None, callback: Callable[[int, torch.Tensor, float], None] | None) -> _Run:
+    """Check and set up one fit: problem on the device, model from the seed, monitor."""
     t_start = time.perf_counter()
     observations = list(observations)
     if stop is not None:
@@ -346,55 +471,7 @@ def fit(
         except ValueError as exc:
             raise InputError(str(exc)) from None
     monitor = Monitor(problem, config, stop=stop, callback=callback)
-    t_fit = time.perf_counter()
-    try:
-        if fast:
-            from .fastfit import run_fast
-
-            render, info = run_fast(model, problem, config, monitor)
-        else:
-            render, info = _run_plain(model, problem, config, monitor)
-    finally:
-        monitor.close()
-    t_loop = time.perf_counter()
-    with torch.no_grad():
-        final = None
-        stop_step = monitor.stop_step
-        if stop is not None:
-            final, best_step = stop.best()
-            if final is not None:
-                stop_step = best_step
-        if final is None:
-            final = render()
-        image = ((final[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
-    if not np.isfinite(image).all():
-        raise DivergenceError("fit produced a non-finite image; try a lower learning rate")
-    t_end = time.perf_counter()
-    steps_run = monitor.steps_run
-    settings = {
-        **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "model")},
-        "device": str(problem.device),
-        "model": dataclasses.asdict(config.model),
-        "image_size": [problem.height, problem.width],
-        "channels": problem.channels,
-        "observations": [
-            {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe()}
-            for o, w in zip(problem.observations, problem.weights)
-        ],
-        "stop": stop.describe() if stop is not None else {"name": "fixed", "steps": config.steps},
-        "torch": torch.__version__,
-        "engine_used": info,
-    }
-    timings = {
-        "setup_s": t_fit - t_start,
-        "fit_s": t_end - t_fit,
-        "per_step_s": (t_end - t_fit) / max(steps_run, 1),
-        "eval_s": monitor.eval_s,
-        "train_s": t_loop - t_fit - monitor.eval_s,
-        "total_s": t_end - t_start,
-    }
-    return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,
-                     timings, settings)
+    return _Run(config, problem, stop, model, fast, monitor, t_start, time.perf_counter())
 
 
 def build_problem(observations: Sequence[Observation], device: str,

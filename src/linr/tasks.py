@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import InputError
-from .fit import FitConfig, FitResult, Observation, fit
+from .fit import FitConfig, FitResult, Observation, fit, fit_many
 from .models import ModelConfig
 from .operators import Blur, Downsample, Identity, Mask, gaussian_kernel
 from .stopping import AUTO_NOISY, StopRule, parse_stop
@@ -30,6 +30,7 @@ __all__ = [
     "blurred",
     "parse_kernel",
     "restore",
+    "restore_many",
     "resolve",
     "resolve_stop",
 ]
@@ -294,6 +295,47 @@ def restore(
     result = fit(obs, config, reference=reference, stop=rule)
     result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
     return result
+
+
+def restore_many(
+    scenes: Sequence[Sequence[Observation]],
+    *,
+    preset: str | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    model: ModelConfig | None = None,
+    references: Sequence[np.ndarray | None] | None = None,
+    stop: str | None = None,
+    progress: bool | None = None,
+    precision: str | None = None,
+) -> list[FitResult]:
+    """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`):
+    the same results up to rounding, in one loop of batched products, which fills a GPU that
+    one small image leaves mostly idle. The scenes must resolve to the same settings (same
+    observation kinds, so the same preset steps and model) and the same restored size; ``stop``
+    is a spec, from which each scene gets its own rule.
+    """
+    if isinstance(stop, StopRule):
+        raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
+                         "rule object for every scene")
+    resolved = [resolve(list(obs), preset=preset, steps=steps, lr=lr, seed=seed, device=device,
+                        model=model, progress=progress, precision=precision) for obs in scenes]
+    if not resolved:
+        raise InputError("restore_many: nothing to restore")
+    config = resolved[0][1]
+    for k, (_, other) in enumerate(resolved[1:], start=1):
+        if other != config:
+            differ = [f.name for f in dataclasses.fields(config)
+                      if getattr(config, f.name) != getattr(other, f.name)]
+            raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
+                             f"({', '.join(differ)}); restore them separately")
+    rules = [resolve_stop(obs, preset=preset, steps=steps, stop=stop) for obs, _ in resolved]
+    results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
+    for result in results:
+        result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
+    return results
 
 
 def describe_presets() -> dict[str, Any]:

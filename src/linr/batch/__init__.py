@@ -69,6 +69,10 @@ def register(sub: Any) -> None:
                    help="local worker processes (default 1 on CPU, one per GPU with CUDA)")
     r.add_argument("--threads", type=positive_int,
                    help="torch threads per fit (default: cores // workers; with Ray, --ray-cpus-per-task)")
+    r.add_argument("--stack", type=positive_int, default=1, metavar="K",
+                   help="fit up to K consecutive images of the same size and kinds together in "
+                   "each worker (stacked models, batched products: fills a GPU that one small image "
+                   "leaves idle; no gain on a CPU); same results up to float rounding (default 1)")
     r.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local processes (default) or Ray tasks (pip install 'linr[ray]')")
     r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. auto or "
@@ -200,6 +204,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     _merge_task(args)
     check_pairs(args)
     model = model_config(args, args.preset)
+    if args.stack > 1 and model is not None and model.name != "siren":
+        raise InputError(f"--stack needs the SIREN model (the fast engine), not {model.name!r}")
     settings = _settings(args, model)
     if args.kernel is not None and args.kernel.startswith(("gaussian:", "gauss:")):
         from ..tasks import parse_kernel
@@ -219,13 +225,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
         outcome, engine = Outcome(), "nothing to run"
         if todo:
             backend, device, threads, engine = _backend(args)
+            if args.stack > 1:
+                engine += f", up to {args.stack} images stacked per fit"
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision}
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():
                     outcome = run_jobs(todo, backend=backend, manifest=manifest, settings=settings,
-                                       keys=keys, fit=fit, threads=threads, on_record=progress)
+                                       keys=keys, fit=fit, threads=threads, on_record=progress,
+                                       stack=args.stack)
             finally:
                 progress.close()
         outcome.skipped = skipped

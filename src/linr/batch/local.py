@@ -1,10 +1,11 @@
 """Local backends: fits in this process (one worker) or in a pool of worker processes.
 
-A backend runs :func:`~linr.batch.work.fit_payload` on payloads: ``submit`` returns a handle,
-``wait`` returns at least one finished ``(handle, result)``, ``close(abort=...)`` ends it
-(``abort`` kills fits in flight: Ctrl-C should not wait minutes for them). ``slots`` is how many
-payloads it runs at once; the driver keeps exactly that many in flight, so an interruption loses
-at most ``slots`` images.
+A backend runs :func:`~linr.batch.work.fit_group` on groups of payloads (one image each, or
+several fitted together with ``--stack``): ``submit`` returns a handle, ``wait`` returns at
+least one finished ``(handle, results)`` (a list, one per payload, or one error dict for the
+whole group when the worker was lost), ``close(abort=...)`` ends it (``abort`` kills fits in
+flight: Ctrl-C should not wait minutes for them). ``slots`` is how many groups it runs at once;
+the driver keeps exactly that many in flight, so an interruption loses at most ``slots`` groups.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Sequence
 
-from .work import Payload, fit_payload, init_worker
+from .work import Payload, fit_group, init_worker
 
 __all__ = ["InlineBackend", "PoolBackend"]
 
@@ -27,16 +28,16 @@ class InlineBackend:
 
     def __init__(self) -> None:
         self._next = 0
-        self._queued: dict[int, Payload] = {}
+        self._queued: dict[int, list[Payload]] = {}
 
-    def submit(self, payload: Payload) -> int:
+    def submit(self, group: list[Payload]) -> int:
         self._next += 1
-        self._queued[self._next] = payload
+        self._queued[self._next] = group
         return self._next
 
-    def wait(self, handles: Sequence[int]) -> list[tuple[int, dict[str, Any]]]:
+    def wait(self, handles: Sequence[int]) -> list[tuple[int, Any]]:
         handle = handles[0]
-        return [(handle, fit_payload(self._queued.pop(handle)))]
+        return [(handle, fit_group(self._queued.pop(handle)))]
 
     def close(self, *, abort: bool) -> None:
         self._queued.clear()
@@ -65,14 +66,14 @@ class PoolBackend:
         return cf.ProcessPoolExecutor(self.slots, mp_context=self._ctx, initializer=init_worker,
                                       initargs=(queue,))
 
-    def submit(self, payload: Payload) -> cf.Future:
+    def submit(self, group: list[Payload]) -> cf.Future:
         if self._pool is None:
             self._pool = self._start()
-        future = self._pool.submit(fit_payload, payload)
+        future = self._pool.submit(fit_group, group)
         self._current.add(future)
         return future
 
-    def wait(self, handles: Sequence[cf.Future]) -> list[tuple[cf.Future, dict[str, Any]]]:
+    def wait(self, handles: Sequence[cf.Future]) -> list[tuple[cf.Future, Any]]:
         done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
         results = []
         for future in done:

@@ -1,4 +1,5 @@
-"""The Ray backend (``--backend ray``, extra ``linr[ray]``): each image is one Ray task.
+"""The Ray backend (``--backend ray``, extra ``linr[ray]``): each image (or stack of images,
+``--stack``) is one Ray task.
 
 Tasks receive the observations as arrays and return the restored image, so the cluster needs no
 shared file system: the driver reads the inputs, writes the outputs
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
-from .work import Payload, fit_payload
+from .work import Payload, fit_group
 
 __all__ = ["RayBackend", "ray_unavailable"]
 
@@ -80,15 +81,15 @@ class RayBackend:
         # A little more than the cluster runs at once keeps it busy while results are written;
         # everything submitted is 'in flight' and would be redone after an interruption.
         self.slots = max(1, slots) + max(1, slots // 4)
-        self._remote = ray.remote(**options)(fit_payload)
+        self._remote = ray.remote(**options)(fit_group)
         self._pending: set[Any] = set()
 
-    def submit(self, payload: Payload) -> Any:
-        ref = self._remote.remote(payload)
+    def submit(self, group: list[Payload]) -> Any:
+        ref = self._remote.remote(group)
         self._pending.add(ref)
         return ref
 
-    def wait(self, handles: Sequence[Any]) -> list[tuple[Any, dict[str, Any]]]:
+    def wait(self, handles: Sequence[Any]) -> list[tuple[Any, Any]]:
         ready, _ = self._ray.wait(list(handles), num_returns=1)
         results = []
         for ref in ready:

@@ -1,9 +1,9 @@
 """The batch driver: decide what is left to do, keep a backend busy, record every result.
 
 The driver reads inputs and writes outputs and the manifest; backends only fit (see
-:mod:`linr.batch.work`). Exactly ``backend.slots`` images are in flight at any time, so a crash
-or Ctrl-C loses at most those: every other image is either recorded in the manifest or not
-started.
+:mod:`linr.batch.work`). Exactly ``backend.slots`` groups (one image each, or up to ``--stack``
+images fitted together) are in flight at any time, so a crash or Ctrl-C loses at most those:
+every other image is either recorded in the manifest or not started.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from ..errors import InputError
 from .manifest import Manifest
 from .plan import Job, fingerprint, settings_diff
-from .work import Prepared, failed_record, finish, one_line, prepare
+from .work import Prepared, failed_record, finish, one_line, prepare, stack_key
 
 __all__ = ["Outcome", "select", "run_jobs"]
 
@@ -81,15 +81,19 @@ def run_jobs(
     fit: dict[str, Any],
     threads: int,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    stack: int = 1,
 ) -> Outcome:
     """Run ``todo`` on ``backend``, recording each result in ``manifest`` as soon as it arrives.
 
-    ``on_record`` is called after each record is stored (progress display). KeyboardInterrupt
+    ``on_record`` is called after each record is stored (progress display). ``stack``: up to this
+    many consecutive jobs of one :func:`~linr.batch.work.stack_key` go to the backend as one
+    group and are fitted together (stacked models). KeyboardInterrupt
     (Ctrl-C, or SIGTERM turned into it) aborts the fits in flight and is re-raised.
     """
     outcome = Outcome()
     queue = deque(todo)
-    in_flight: dict[Any, tuple[Job, Prepared]] = {}
+    held: list[tuple[Job, Prepared]] = []  # prepared, but not stackable with the last group
+    in_flight: dict[Any, list[tuple[Job, Prepared]]] = {}
     start = time.perf_counter()
 
     def record(rec: dict[str, Any]) -> None:
@@ -98,9 +102,13 @@ def run_jobs(
         if on_record is not None:
             on_record(rec)
 
-    try:
-        while queue or in_flight:
-            while queue and len(in_flight) < backend.slots:
+    def next_group() -> list[tuple[Job, Prepared]]:
+        """Up to ``stack`` consecutive jobs that can be fitted together."""
+        group: list[tuple[Job, Prepared]] = []
+        while len(group) < stack and (held or queue):
+            if held:
+                job, prep = held.pop()
+            else:
                 job = queue.popleft()
                 t0 = time.perf_counter()
                 try:
@@ -109,18 +117,32 @@ def run_jobs(
                     run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
                     record(failed_record(job, one_line(exc), key=keys[job.name], settings=settings, run=run))
                     continue
-                in_flight[backend.submit(prep.payload)] = (job, prep)
+            if group and stack_key(prep.payload) != stack_key(group[0][1].payload):
+                held.append((job, prep))
+                break
+            group.append((job, prep))
+        return group
+
+    try:
+        while queue or held or in_flight:
+            while (queue or held) and len(in_flight) < backend.slots:
+                group = next_group()
+                if group:
+                    in_flight[backend.submit([prep.payload for _, prep in group])] = group
             if not in_flight:
                 continue
-            for handle, result in backend.wait(list(in_flight)):
-                job, prep = in_flight.pop(handle)
-                try:
-                    rec = finish(job, prep, result, key=keys[job.name], settings=settings,
-                                 backend=backend.name)
-                except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
-                    rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
-                                        run={"backend": backend.name})
-                record(rec)
+            for handle, results in backend.wait(list(in_flight)):
+                group = in_flight.pop(handle)
+                if isinstance(results, dict):  # the worker was lost: every image of the group
+                    results = [results] * len(group)
+                for (job, prep), result in zip(group, results):
+                    try:
+                        rec = finish(job, prep, result, key=keys[job.name], settings=settings,
+                                     backend=backend.name)
+                    except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+                        rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
+                                            run={"backend": backend.name})
+                    record(rec)
     except KeyboardInterrupt:
         outcome.interrupted = True
         backend.close(abort=True)

@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import LinrError
 from .plan import Job
 
-__all__ = ["Payload", "Prepared", "prepare", "fit_payload", "finish", "failed_record", "init_worker"]
+__all__ = ["Payload", "Prepared", "prepare", "fit_payload", "fit_group", "stack_key", "finish",
+           "failed_record", "init_worker"]
 
 
 @dataclass
@@ -100,30 +101,58 @@ def init_worker(devices: Any) -> None:
         _WORKER_DEVICE = devices.get()
 
 
+def stack_key(payload: Payload) -> tuple[Any, ...]:
+    """Payloads with equal keys can be fitted together (:func:`fit_group`): the same observation
+    kinds, sizes and channels give the same preset settings and restored size."""
+    return tuple((o.kind, o.shape, o.channels) for o in payload.observations)
+
+
 def fit_payload(payload: Payload) -> dict[str, Any]:
     """Restore one image. Never raises for a failed fit: the error is returned as one line."""
+    return fit_group([payload])[0]
+
+
+def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
+    """Restore images of one :func:`stack_key`: one alone, several with their models stacked
+    (:func:`linr.tasks.restore_many`). Never raises for a failed fit: when a stacked fit fails,
+    each image is fitted alone, so that a bad image fails only itself."""
     import torch
 
-    from ..cli_common import metrics_report
-    from ..tasks import restore
+    from ..tasks import restore, restore_many
 
-    fit = dict(payload.fit)
+    first = payloads[0]
+    fit = dict(first.fit)
     if _WORKER_DEVICE is not None:
         fit["device"] = _WORKER_DEVICE
-    out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": fit["device"]}
+    out: dict[str, Any] = {"host": platform.node(), "threads": first.threads, "device": fit["device"]}
     # The thread count changes float summation order, so it is part of what makes outputs
     # reproducible; restored afterwards for the in-process backend.
     previous = torch.get_num_threads()
-    torch.set_num_threads(payload.threads)
+    torch.set_num_threads(first.threads)
     try:
-        result = restore(payload.observations, **fit, progress=False)
+        if len(payloads) > 1:
+            try:
+                results = restore_many([p.observations for p in payloads], **fit, progress=False)
+            except Exception:  # noqa: BLE001 - retried one by one below
+                return [fit_group([p])[0] for p in payloads]
+            return [_result(out, p, r) for p, r in zip(payloads, results)]
+        try:
+            return [_result(out, first, restore(first.observations, **fit, progress=False))]
+        except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
+            return [{**out, "error": one_line(exc)}]
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _result(out: dict[str, Any], payload: Payload, result: Any) -> dict[str, Any]:
+    from ..cli_common import metrics_report
+
+    try:
         metrics = None
         if payload.reference is not None:
             metrics = metrics_report(payload.reference, result.image, payload.metric_task)
-    except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
+    except Exception as exc:  # noqa: BLE001
         return {**out, "error": one_line(exc)}
-    finally:
-        torch.set_num_threads(previous)
     return {
         **out,
         "error": None,

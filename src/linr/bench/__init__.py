@@ -1,5 +1,5 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
-``linr bench stopping``.
+``linr bench stopping``, ``linr bench presets``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 from typing import Any
 
-PARTS = ("tables", "speed", "stopping")
+PARTS = ("tables", "speed", "stopping", "presets")
 
 
 def register(sub: Any) -> None:
