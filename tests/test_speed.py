@@ -23,7 +23,7 @@ def test_bench_speed_runs_and_engine_reproduces_the_reference(tmp_path, capsys):
     out = tmp_path / "speed.json"
     rc = main(["bench", "speed", "--size", "16", "--steps", "4", "--repeats", "1",
                "--tasks", "inpaint", "--presets", "paper", "--preset-steps", "4",
-               "--json", str(out)])
+               "--stack", "2", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
     assert [r["task"] for r in data["results"]] == ["inpaint"]  # the sparse-rendering path
@@ -33,7 +33,9 @@ def test_bench_speed_runs_and_engine_reproduces_the_reference(tmp_path, capsys):
         # Same mathematics: the engine's result has the reference's PSNR.
         assert abs(eng["final_psnr"] - ref["final_psnr"]) < 0.01
         assert eng["reaches_target"] and res["per_step_ratio"] > 0
-    assert "| reference loop |" in capsys.readouterr().out
+        assert res["stack"]["k"] == 2 and res["stack"]["ratio"] > 0
+    printed = capsys.readouterr().out
+    assert "| reference loop |" in printed and "2 images stacked" in printed
 
 
 def test_reference_loop_is_the_plain_fit():

@@ -8,8 +8,7 @@ import torch
 
 import linr
 from linr.errors import InputError
-from linr.fit import FitConfig, fit
-from linr.operators import Compose, Identity, Mask
+from linr.operators import Compose, Identity
 from linr.simulate import add_gaussian_noise
 from linr.stopping import (
     AUTO_NOISY,
@@ -27,8 +26,6 @@ from linr.stopping import (
     window_variance,
 )
 from linr.tasks import resolve_stop
-
-from .conftest import crop, load
 
 
 def _smooth(size: int = 96) -> np.ndarray:

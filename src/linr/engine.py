@@ -26,6 +26,12 @@ omega_0 = 30 amplifies any rounding of the coordinates or its weights, the head,
 cosines, losses and Adam stay float32. How much this changes the result is measured, not
 assumed: ``linr bench speed --precision bf16`` and BENCHMARKS.md.
 
+**Stacks.** Given K Sirens, :class:`FastSiren` stacks their parameters on a leading axis and runs
+every product as one batched product (``bmm``): K small images fill a GPU that one leaves mostly
+idle. Each model's values and gradients are its own; Adam is elementwise, so one optimiser over
+the stacked parameters is K independent optimisers, and :func:`select_members` drops finished
+models mid-fit without disturbing the others.
+
 Only the SIREN is handled here; other models use the plain loop in :mod:`linr.fit`.
 """
 

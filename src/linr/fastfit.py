@@ -20,17 +20,22 @@ A whole-image output is handed to the stop rule and callback every step, and use
 ``eval_every`` steps: free when the step rendered the whole image anyway, otherwise one extra
 forward pass without saved activations, before the Adam update so it shows the same iterate as
 the plain loop. Its time is reported as ``timings['eval_s']``.
+
+**Stacks** (:func:`run_fast_many`, behind :func:`linr.fit.fit_many`): several problems of one
+image size run in one loop, their models stacked on a leading axis of the engine's parameters, so
+each layer is one batched product for all of them. Pixel-wise problems that train on different
+pixel sets (different masks) are padded to the longest set with zero gradients; a model leaves
+the stack when its stop rule fires. A single problem is a stack of one, run unstacked.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import torch
 
 from .engine import FastSiren, adam_for, select_members
-from .fit import FitConfig, Monitor, Problem, lr_factor
+from .fit import FitConfig, Monitor, Problem, clock, lr_factor
 from .models import coordinate_grid
 from .operators import Identity, Mask
 
@@ -133,7 +138,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         def render() -> torch.Tensor:
             return _as_image(_render_flat(net_k, coords, config.chunk_pixels), (h, w, c))
 
-        finished[k] = (render, infos[k], time.perf_counter())
+        finished[k] = (render, infos[k], clock(device))
 
     for step in range(config.steps):
         factor = lr_factor(config.schedule, step, config.steps)
@@ -148,10 +153,10 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
             losses, outputs = _image_step(net, coords, (h, w, c), [problems[k] for k in active], chunk)
         wanted = [monitors[k].wants_output(step) for k in active]
         if outputs is None and any(wanted):
-            t0 = time.perf_counter()
+            t0 = clock(device)
             flat = _stack(net, _render_flat(net, coords, chunk))
             outputs = [_as_image(f, (h, w, c)) if want else None for f, want in zip(flat, wanted)]
-            spent = time.perf_counter() - t0
+            spent = clock(device) - t0
             for k, want in zip(active, wanted):
                 monitors[k].eval_s += spent if want else 0.0
         optimizer.step()

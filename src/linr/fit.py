@@ -31,7 +31,7 @@ from .models import ModelConfig, build_model, coordinate_grid
 from .operators import Operator
 from .stopping import StopRule
 
-__all__ = ["Observation", "FitConfig", "FitResult", "fit", "fit_many", "resolve_device"]
+__all__ = ["Observation", "FitConfig", "FitResult", "fit", "fit_many", "resolve_device", "clock"]
 
 
 @dataclass
@@ -403,7 +403,7 @@ class _Run:
         """The result: final image (the stop rule's pick or ``render()``), history, timings,
         settings. ``t_loop``: when this fit's loop ended (default: now)."""
         config, problem, stop, monitor = self.config, self.problem, self.stop, self.monitor
-        t_loop = time.perf_counter() if t_loop is None else t_loop
+        t_loop = clock(problem.device) if t_loop is None else t_loop
         t_final = time.perf_counter()
         with torch.no_grad():
             final = None
@@ -471,7 +471,15 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
         except ValueError as exc:
             raise InputError(str(exc)) from None
     monitor = Monitor(problem, config, stop=stop, callback=callback)
-    return _Run(config, problem, stop, model, fast, monitor, t_start, time.perf_counter())
+    return _Run(config, problem, stop, model, fast, monitor, t_start, clock(problem.device))
+
+
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` has finished (CUDA runs
+    asynchronously: without the wait, a loop's time would only be the time to queue it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def build_problem(observations: Sequence[Observation], device: str,

@@ -100,7 +100,6 @@ def _table_section(table: Table, rows: list[dict[str, Any]], summary: list[dict[
     lines = [f"## Table {table.number}: {table.title}", ""]
     if not rows:
         return lines + ["Not run (see skipped items above).", ""]
-    first = rows[0]
     sizes = sorted({f"{r['image']} {r['image_size'][0]}x{r['image_size'][1]} ({r['crop']})" for r in rows})
     lines += [f"Corruption: {table.corruption.describe()}. Images: {'; '.join(sizes)}.", ""]
     if table.multiple > 1:
@@ -154,7 +153,7 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
               f"- DIP steps per task (the 'DIP' column): {json.dumps(profile.dip_steps or profile.steps)}; "
               "it uses DIP's recipe settings (lr 0.01, input perturbation 1/30 and output averaging "
               "0.99 when an observation is noisy, perturbation 0.03 otherwise) truncated to these steps",
-              f"- DIP recipe ('DIP (recipe)' column): " + "; ".join(
+              "- DIP recipe ('DIP (recipe)' column): " + "; ".join(
                   f"{k}: {r.steps} steps, perturbation {r.reg_noise_std:.3g}, averaging {r.average}"
                   for k, r in profile.dip_recipe.items()),
               f"- DIP width: {profile.dip_channels} channels; fit seed {profile.seed}; corruption "

@@ -9,12 +9,16 @@ For each task (denoise, SR x4, inpainting 10%) on a crop of a test image, it run
 3. **engine at reduced precision**: the paper preset with the hidden layers' matmuls in bf16
    (``--precisions``; by default bf16 where this PyTorch offers it), which is not the same
    mathematics and is judged by its PSNR like a preset;
-4. **fast presets**: each named preset, e.g. ``fast``.
+4. **fast presets**: each named preset, e.g. ``fast``;
+5. with ``--stack K``: K observations of the image (noise and mask seeds 0..K-1) fitted with the
+   paper preset one after the other and as one stack (:func:`linr.fit.fit_many`), per image and
+   step; what stacking buys depends on the device (a GPU left idle by one small image).
 
 and prints per-step time, PSNR after the run, time to reach the reference's final PSNR, peak
-memory (RSS growth) and the ratios. Timings exclude the PSNR evaluation renders the engine does
-only for the benchmark (``timings['eval_s']``). Runs alternate (reference, engine, presets) and
-repeat ``--repeats`` times on the per-step timing, so a shared machine slows both sides alike.
+memory (RSS growth on a CPU, CUDA memory allocated with ``--device cuda``) and the ratios.
+Timings exclude the PSNR evaluation renders the engine does only for the benchmark
+(``timings['eval_s']``). Runs alternate (reference, engine, presets) and repeat ``--repeats``
+times on the per-step timing, so a shared machine slows both sides alike.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ def register(sub: Any) -> None:
                    "(bf16, tf32; default: bf16 where available; '' for none)")
     p.add_argument("--repeats", type=positive_int, default=3, help="interleaved timing repeats (default 3)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--stack", type=positive_int, default=None, metavar="K",
+                   help="also time K images fitted one by one against stacked (paper preset)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=cmd_speed)
 
@@ -97,18 +104,18 @@ def load_crop(path: Path, size: int) -> np.ndarray:
 
 
 def reference_fit(observations: list[Any], clean: np.ndarray, *, steps: int, lr: float = 1e-4,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     """The paper code's loop: returns per-step PSNR (RGB, data range 1, unclipped) and times."""
     import torch
 
     from ..fit import build_problem
     from ..models import ModelConfig, build_model, coordinate_grid
 
-    problem = build_problem(observations, "cpu", clean)
+    problem = build_problem(observations, device, clean)
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(), out_channels=problem.channels)
+    model = build_model(ModelConfig(), out_channels=problem.channels).to(problem.device)
     h, w, c = problem.height, problem.width, problem.channels
-    grid = coordinate_grid(h, w)
+    grid = coordinate_grid(h, w, device=problem.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     psnrs, times = [], []
     t0 = time.perf_counter()
@@ -123,13 +130,41 @@ def reference_fit(observations: list[Any], clean: np.ndarray, *, steps: int, lr:
         psnrs.append(float(-10 * torch.log10(mse)))
         times.append(time.perf_counter() - t0)
     with torch.no_grad():
-        final = model(grid).view(h, w, c).numpy()
+        final = model(grid).view(h, w, c).cpu().numpy()
     return {"psnr": psnrs, "time": times, "final_psnr": _psnr(clean, (final + 1) / 2)}
 
 
 def _psnr(clean: np.ndarray, image: np.ndarray) -> float:
     mse = float(np.mean((image.astype(np.float64) - clean) ** 2))
     return -10 * math.log10(mse)
+
+
+def peak_memory(device: str) -> "PeakRSS | PeakCUDA":
+    """Peak memory of a ``with`` block: RSS growth on the CPU, allocated memory on a GPU."""
+    import torch
+
+    return PeakCUDA(torch.device(device)) if torch.device(device).type == "cuda" else PeakRSS()
+
+
+class PeakCUDA:
+    """Peak CUDA memory allocated by PyTorch during a ``with`` block (bytes, above the start)."""
+
+    def __init__(self, device: Any) -> None:
+        self.device, self.peak = device, 0
+
+    def __enter__(self) -> "PeakCUDA":
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
 
 
 class PeakRSS:
@@ -182,7 +217,7 @@ class PeakRSS:
 
 
 def _engine_run(observations: list[Any], clean: np.ndarray, *, preset: str, steps: int | None,
-                eval_every: int, precision: str | None = None) -> dict[str, Any]:
+                eval_every: int, precision: str | None = None, device: str = "cpu") -> dict[str, Any]:
     """A fit with a preset on the fast engine, stopped as the preset stops it; PSNR curve and time.
 
     The time excludes the renders made only to record PSNR for the benchmark, but includes the
@@ -193,11 +228,11 @@ def _engine_run(observations: list[Any], clean: np.ndarray, *, preset: str, step
     from ..fit import fit
     from ..tasks import resolve, resolve_stop
 
-    obs, config = resolve(observations, preset=preset, steps=steps, device="cpu", progress=False,
+    obs, config = resolve(observations, preset=preset, steps=steps, device=device, progress=False,
                           precision=precision)
     config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps)
-    with PeakRSS() as mem:
+    with peak_memory(device) as mem:
         r = fit(obs, config, reference=clean, stop=rule)
     psnr = r.history["psnr"]
     seconds = r.timings["train_s"] + (r.timings["eval_s"] if rule is not None else 0.0)
@@ -221,58 +256,89 @@ def _first_reach(psnr: list[float], steps: list[int], target: float, per_step: f
 
 
 def _interleaved_per_step(observations: list[Any], clean: np.ndarray, *, steps: int,
-                          repeats: int, precisions: tuple[str, ...] = ()) -> dict[str, list[float]]:
+                          repeats: int, precisions: tuple[str, ...] = (),
+                          device: str = "cpu") -> dict[str, list[float]]:
     """Per-step seconds of the reference and the engine (paper preset, float32 and each reduced
     precision), alternating runs."""
     out: dict[str, list[float]] = {"reference": [], "engine": []}
     out.update({f"engine {p}": [] for p in precisions})
     for _ in range(repeats):
-        ref = reference_fit(observations, clean, steps=steps + 1)
+        ref = reference_fit(observations, clean, steps=steps + 1, device=device)
         out["reference"].append((ref["time"][-1] - ref["time"][0]) / steps)  # first step: warm-up
         for precision in ("float32", *precisions):
             run = _engine_run(observations, clean, preset="paper", steps=steps + 1, eval_every=10**9,
-                              precision=precision)
+                              precision=precision, device=device)
             out["engine" if precision == "float32" else f"engine {precision}"].append(
                 run["train_s"] / (steps + 1))
     return out
 
 
-def default_precisions() -> tuple[str, ...]:
-    """The reduced precisions this machine can time by default: bf16 where PyTorch has it."""
+def default_precisions(device: str = "cpu") -> tuple[str, ...]:
+    """The reduced precisions to time by default: bf16 on a CPU where PyTorch has it; tf32 and
+    bf16 on a GPU."""
     import torch
 
     from ..engine import check_precision
 
-    try:
-        check_precision("bf16", torch.device("cpu"))
-    except ValueError:
-        return ()
-    return ("bf16",)
+    candidates = ("tf32", "bf16") if torch.device(device).type == "cuda" else ("bf16",)
+    out = []
+    for precision in candidates:
+        try:
+            check_precision(precision, torch.device(device))
+        except ValueError:
+            continue
+        out.append(precision)
+    return tuple(out)
+
+
+def stack_per_step(task: str, clean: np.ndarray, *, stack: int, steps: int, repeats: int,
+                   device: str = "cpu") -> dict[str, Any]:
+    """Per image and step: ``stack`` observations (seeds 0..K-1) fitted one by one with the paper
+    preset, and the same fitted as one stack; alternating, ``repeats`` times."""
+    from ..tasks import restore_many
+
+    scenes = [make_case(task, clean, seed=k) for k in range(stack)]
+    alone: list[float] = []
+    stacked: list[float] = []
+    for _ in range(repeats):
+        total = sum(_engine_run(obs, clean, preset="paper", steps=steps, eval_every=10**9,
+                                device=device)["train_s"] for obs in scenes)
+        alone.append(total / (stack * steps))
+        results = restore_many(scenes, preset="paper", steps=steps, device=device, progress=False)
+        loop = max(r.timings["train_s"] + r.timings["eval_s"] for r in results)
+        stacked.append(loop / (stack * steps))
+    ratio = float(np.median(alone)) / float(np.median(stacked))
+    return {"k": stack, "steps": steps, "one_by_one_s": alone, "stacked_s": stacked, "ratio": ratio}
 
 
 def run_task(task: str, clean: np.ndarray, *, steps: int, presets: list[str], repeats: int,
              preset_steps: int | None = None, precisions: tuple[str, ...] = (),
-             log: Any = print) -> dict[str, Any]:
+             device: str = "cpu", stack: int | None = None, log: Any = print) -> dict[str, Any]:
     """All measurements of one task; see the module docstring."""
     observations = make_case(task, clean)
     eval_every = 5 if task == "inpaint" else 1  # inpainting renders the whole image only for PSNR
     timing = _interleaved_per_step(observations, clean, steps=5, repeats=repeats,
-                                   precisions=precisions)
+                                   precisions=precisions, device=device)
     log(f"  [{task}] interleaved per-step s: " + ", ".join(f"{k} {_fmt(v)}" for k, v in timing.items()))
-    with PeakRSS() as mem:
-        ref = reference_fit(observations, clean, steps=steps)
+    stacking = None
+    if stack is not None and stack > 1:
+        stacking = stack_per_step(task, clean, stack=stack, steps=5, repeats=repeats, device=device)
+        log(f"  [{task}] {stack} images, per image and step: one by one "
+            f"{_fmt(stacking['one_by_one_s'])} s, stacked {_fmt(stacking['stacked_s'])} s")
+    with peak_memory(device) as mem:
+        ref = reference_fit(observations, clean, steps=steps, device=device)
     ref.update(train_s=ref["time"][-1], peak_rss=mem.peak, per_step_s=ref["time"][-1] / steps)
     target = ref["final_psnr"]
     log(f"  [{task}] reference: {steps} steps in {ref['train_s']:.1f} s, final PSNR {target:.2f} dB")
     runs = {"engine (paper preset)": _engine_run(observations, clean, preset="paper", steps=steps,
-                                                 eval_every=eval_every)}
+                                                 eval_every=eval_every, device=device)}
     for precision in precisions:
         runs[f"engine {precision} (paper preset)"] = _engine_run(
             observations, clean, preset="paper", steps=steps, eval_every=eval_every,
-            precision=precision)
+            precision=precision, device=device)
     for name in presets:
         runs[f"preset {name}"] = _engine_run(observations, clean, preset=name, steps=preset_steps,
-                                             eval_every=eval_every)
+                                             eval_every=eval_every, device=device)
     ref_first = _first_reach(ref["psnr"], list(range(steps)), target, ref["per_step_s"])
     rows = [_row("reference loop", ref, target, ref_first, ref)]
     for name, run in runs.items():
@@ -281,7 +347,7 @@ def run_task(task: str, clean: np.ndarray, *, steps: int, presets: list[str], re
         log(f"  [{task}] {name}: {run['steps']} steps in {run['train_s']:.1f} s, "
             f"final PSNR {run['final_psnr']:.2f} dB")
     med = {k: float(np.median(v)) for k, v in timing.items()}
-    return {"task": task, "target_psnr": target, "rows": rows, "interleaved": timing,
+    return {"task": task, "target_psnr": target, "rows": rows, "interleaved": timing, "stack": stacking,
             "per_step_ratio": med["reference"] / med["engine"],
             "per_step_ratios": {k: med["reference"] / v for k, v in med.items() if k != "reference"}}
 
@@ -330,8 +396,11 @@ def cmd_speed(args: argparse.Namespace) -> int:
     for name in presets:
         if name not in PRESETS:
             raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    from ..fit import resolve_device
+
+    device = str(resolve_device(args.device))
     if args.precisions is None:
-        precisions = default_precisions()
+        precisions = default_precisions(device)
     else:
         precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
         from ..engine import check_precision
@@ -340,25 +409,28 @@ def cmd_speed(args: argparse.Namespace) -> int:
             if precision == "float32":
                 raise InputError("--precisions lists reduced precisions; float32 is always timed")
             try:
-                check_precision(precision, torch.device("cpu"))
+                check_precision(precision, torch.device(device))
             except ValueError as exc:
                 raise InputError(str(exc)) from None
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                f"load average {os.getloadavg()[0]:.1f} at start")
+    if torch.device(device).type == "cuda":
+        machine = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {machine}"
     print(f"linr bench speed: {machine}")
     results = []
     for task in chosen:
         clean = load_crop(data / images[task], args.size)
         print(f"{task}: {images[task]} centre {args.size}x{args.size}")
         res = run_task(task, clean, steps=args.steps, presets=presets, repeats=args.repeats,
-                       preset_steps=args.preset_steps, precisions=precisions)
+                       preset_steps=args.preset_steps, precisions=precisions, device=device,
+                       stack=args.stack)
         res["image"] = images[task]
         results.append(res)
         print(format_table(res))
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "size": args.size,
+        Path(args.json).write_text(json.dumps({"machine": machine, "device": device, "size": args.size,
                                                "results": results}, indent=1))
     return 0
 
@@ -373,6 +445,12 @@ def format_table(res: dict[str, Any]) -> str:
         "speedup to result |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    stack = res.get("stack")
+    if stack:
+        lines.insert(1, f"{stack['k']} images stacked: {stack['ratio']:.2f}x the per-image throughput "
+                     f"of fitting them one by one (paper preset, median per image and step "
+                     f"{np.median(stack['one_by_one_s']):.4f} s alone, "
+                     f"{np.median(stack['stacked_s']):.4f} s stacked)")
     for r in res["rows"]:
         first = "-" if r["first_reach_s"] is None else f"{r['first_reach_s']:.1f}"
         speed = "-" if r["speedup_to_result"] is None else f"{r['speedup_to_result']:.1f}x"
