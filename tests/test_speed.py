@@ -93,7 +93,9 @@ def test_fast_preset_picks_the_model_by_kind():
     assert (cfg.steps, cfg.lr, cfg.model.width) == (500, 1e-4, 128)  # a budget: it stops itself
     assert isinstance(resolve_stop(obs, preset="fast"), StopRule)
     _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="fast")
-    assert (cfg.steps, cfg.model.width) == (400, 256)
+    assert (cfg.steps, cfg.model.width) == (500, 256)
+    _, cfg = resolve([linr.lowres(z, 4)], preset="fast")
+    assert (cfg.steps, cfg.model.width) == (300, 256)
     _, cfg = resolve([linr.masked(z, np.ones((8, 8))), linr.noisy(z)], preset="fast")
     assert cfg.model.width == 128  # joint: the preset's default model
     _, cfg = resolve([linr.masked(z, np.ones((8, 8)))], preset="paper")
