@@ -113,3 +113,20 @@ def test_bench_runs_presets_with_their_stop_rule():
     assert run["train_s"] >= run["eval_s"] >= 0  # renders the rule needs are part of the time
     fixed = _engine_run(obs, clean, preset="paper", steps=3, eval_every=1)
     assert fixed["stop"]["name"] == "fixed" and fixed["steps"] == 3
+
+
+def test_bench_presets_judges_each_image(tmp_path, capsys):
+    out = tmp_path / "presets.json"
+    assert main(["bench", "presets", "--size", "16", "--images", "2", "--tasks", "inpaint",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    task = data["tasks"]["inpaint"]
+    assert [r["image"] for r in task["rows"]] == ["set9/baboon.png", "set9/f16.png"]
+    for row in task["rows"]:
+        paper, fast = row["runs"]["paper"], row["runs"]["fast"]
+        assert paper["steps"] == 500 and paper["train_s"] > 0
+        # inpainting under `fast` is the paper's settings on the engine: the same result
+        assert fast["final_psnr"] == pytest.approx(paper["final_psnr"], abs=1e-6)
+    assert task["summary"]["fast"]["reached"] == 2
+    assert "reaches the paper preset's PSNR on 2/2 images" in capsys.readouterr().out
+    assert main(["bench", "presets", "--presets", "paper", "--size", "16"]) == 2

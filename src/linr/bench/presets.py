@@ -49,16 +49,17 @@ def register(sub: Any) -> None:
     p.add_argument("--images", type=positive_int, default=None,
                    help="only the first N images of each set (quick checks)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--json", default=None, help="also write the results here (rewritten after each image)")
     p.set_defaults(func=cmd_presets)
 
 
-def run_image(task: str, clean: np.ndarray, presets: list[str]) -> dict[str, Any]:
+def run_image(task: str, clean: np.ndarray, presets: list[str], *, device: str = "cpu") -> dict[str, Any]:
     """The paper preset and each preset on one image: final PSNR, steps and seconds of each."""
     observations = make_case(task, clean)
     out = {}
     for name in ("paper", *presets):
-        run = _engine_run(observations, clean, preset=name, steps=None, eval_every=10**9)
+        run = _engine_run(observations, clean, preset=name, steps=None, eval_every=10**9, device=device)
         out[name] = {k: run[k] for k in ("steps", "returned_step", "train_s", "final_psnr", "stop")}
     return out
 
@@ -84,10 +85,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import InputError
+    from ..fit import resolve_device
     from ..tasks import PRESETS
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))
     data = Path(args.data) if args.data else default_data()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     for task in tasks:
@@ -101,9 +104,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                f"load average {os.getloadavg()[0]:.1f} at start")
+    if torch.device(device).type == "cuda":
+        machine = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {machine}"
     print(f"linr bench presets: {machine}; {args.size}x{args.size} centre crops; "
           "PSNR RGB, data range 1, unclipped")
-    results: dict[str, Any] = {"machine": machine, "size": args.size, "presets": presets, "tasks": {}}
+    results: dict[str, Any] = {"machine": machine, "device": device, "size": args.size, "presets": presets, "tasks": {}}
     for task in tasks:
         folder = data / SETS[task]
         paths = sorted(folder.glob("*.png"))
@@ -114,7 +119,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         for path in paths[: args.images]:
             clean = load_crop(path, args.size)
             t0 = time.perf_counter()
-            runs = run_image(task, clean, presets)
+            runs = run_image(task, clean, presets, device=device)
             rows.append({"image": f"{SETS[task]}/{path.name}", "runs": runs})
             print(f"  [{task}] {path.name}: " + ", ".join(
                 f"{name} {r['final_psnr']:.2f} dB in {r['train_s']:.1f} s ({r['steps']} steps)"
