@@ -359,7 +359,7 @@ def test_temporaries_of_a_killed_write_are_removed_on_the_next_run(tmp_path, cap
 
 
 def _without_stacking(records: dict[str, dict]) -> dict[str, dict]:
-    out = _comparable(records)
+    out = _comparable(records)  # without the run block (timings; `stacked` is recorded there too)
     for r in out.values():
         if r.get("settings"):
             r["settings"]["engine_used"].pop("stacked", None)
@@ -377,6 +377,7 @@ def test_stacked_batch_matches_one_by_one(folder, local_run):
     stacked = sorted(r["settings"]["engine_used"].get("stacked", 1) for r in records.values()
                      if r["status"] == "done")
     assert stacked == [1, 3, 3, 3]  # img0-img2 together (broken.png sorts first), img3 alone
+    assert sorted(r["run"].get("stacked", 1) for r in records.values() if r["status"] == "done") == [1, 3, 3, 3]
     assert _without_stacking(records) == _without_stacking(_manifest(local_run))
     local_pixels = _pixels(local_run)
     for name, pixels in _pixels(out).items():

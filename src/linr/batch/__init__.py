@@ -4,6 +4,7 @@
     linr batch --noisy 'noisy/*.png' --lowres 'lr/*.png' --factor 4 -o restored/
     linr batch holes/ --task masked --mask masks/ -o restored/ --reference-dir clean/
     linr batch noisy/ --task noisy -o restored/ --backend ray --ray-address auto
+    linr batch tiles/ --task noisy -o restored/ --device cuda --stack 16
 
 Files of a joint batch, masks, kernels and references pair by file stem. Progress is recorded
 in ``OUTPUT_DIR/manifest.jsonl`` (see :mod:`linr.batch.manifest`); rerunning the same command

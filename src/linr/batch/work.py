@@ -135,7 +135,9 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
                 results = restore_many([p.observations for p in payloads], **fit, progress=False)
             except Exception:  # noqa: BLE001 - retried one by one below
                 return [fit_group([p])[0] for p in payloads]
-            return [_result(out, p, r) for p, r in zip(payloads, results)]
+            # the loop is shared: each image is charged its share of it
+            stacked = {**out, "stacked": len(payloads)}
+            return [_result(stacked, p, r, share=len(payloads)) for p, r in zip(payloads, results)]
         try:
             return [_result(out, first, restore(first.observations, **fit, progress=False))]
         except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
@@ -144,7 +146,7 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
         torch.set_num_threads(previous)
 
 
-def _result(out: dict[str, Any], payload: Payload, result: Any) -> dict[str, Any]:
+def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
     from ..cli_common import metrics_report
 
     try:
@@ -160,7 +162,7 @@ def _result(out: dict[str, Any], payload: Payload, result: Any) -> dict[str, Any
         "steps_run": result.steps_run,
         "stop_step": result.stop_step,
         "stop_reason": result.stop_reason,
-        "fit_s": result.timings["fit_s"],
+        "fit_s": result.timings["fit_s"] / share,
         "settings": result.settings,
         "metrics": metrics,
         "device": result.settings["device"],
@@ -189,6 +191,8 @@ def finish(
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
            "device": result.get("device"), "fit_s": result.get("fit_s"),
            "time_s": round(time.perf_counter() - prep.started, 3)}
+    if result.get("stacked"):
+        run["stacked"] = result["stacked"]  # fitted with others; fit_s is its share of the loop
     if result.get("error") is not None:
         return failed_record(job, result["error"], key=key, settings=settings, run=run)
     # The output is ours (planned, checked not to be an input): replace a leftover from a run

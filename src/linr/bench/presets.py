@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..cli_common import positive_int
-from .speed import _engine_run, default_data, load_crop, make_case
+from .speed import (_engine_run, add_image_options, add_run_options, default_data, describe_machine,
+                    load_crop, make_case)
 
 __all__ = ["register", "SETS", "run_image", "summarise"]
 
@@ -42,15 +43,11 @@ SETS = {
 def register(sub: Any) -> None:
     p = sub.add_parser("presets", help="fast presets vs the paper preset on every test image",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
-    p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
-    p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
+    add_image_options(p)
     p.add_argument("--presets", default="fast", help="comma-separated presets to judge (default fast)")
     p.add_argument("--images", type=positive_int, default=None,
                    help="only the first N images of each set (quick checks)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    p.add_argument("--json", default=None, help="also write the results here (rewritten after each image)")
+    add_run_options(p)
     p.set_defaults(func=cmd_presets)
 
 
@@ -80,7 +77,6 @@ def summarise(rows: list[dict[str, Any]], preset: str) -> dict[str, Any]:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     import os
-    import platform
 
     import torch
 
@@ -101,11 +97,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         if name not in PRESETS or name == "paper":
             raise InputError(f"unknown preset {name!r}; choose from "
                              f"{', '.join(p for p in PRESETS if p != 'paper')}")
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-               f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-               f"load average {os.getloadavg()[0]:.1f} at start")
-    if torch.device(device).type == "cuda":
-        machine = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {machine}"
+    machine = describe_machine(device)
     print(f"linr bench presets: {machine}; {args.size}x{args.size} centre crops; "
           "PSNR RGB, data range 1, unclipped")
     results: dict[str, Any] = {"machine": machine, "device": device, "size": args.size, "presets": presets, "tasks": {}}

@@ -46,11 +46,9 @@ TASKS = {
 def register(sub: Any) -> None:
     p = sub.add_parser("speed", help="reference loop vs fast engine: per-step time, time to PSNR",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
-    p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
+    add_image_options(p)
     p.add_argument("--images", default=None,
                    help="task=relative/path.png,... overriding the default image per task")
-    p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
     p.add_argument("--steps", type=positive_int, default=500, help="steps of the reference (default 500)")
     p.add_argument("--presets", default="fast", help="comma-separated fast presets to time")
     p.add_argument("--preset-steps", type=positive_int, default=None,
@@ -59,12 +57,39 @@ def register(sub: Any) -> None:
                    help="comma-separated reduced matmul precisions to time with the paper preset "
                    "(bf16, tf32; default: bf16 where available; '' for none)")
     p.add_argument("--repeats", type=positive_int, default=3, help="interleaved timing repeats (default 3)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--stack", type=positive_int, default=None, metavar="K",
                    help="also time K images fitted one by one against stacked (paper preset)")
-    p.add_argument("--json", default=None, help="also write the results here")
+    add_run_options(p)
     p.set_defaults(func=cmd_speed)
+
+
+def add_image_options(p: Any) -> None:
+    """Options shared by the speed and presets benchmarks: data folder, tasks, crop size."""
+    p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
+    p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
+    p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
+
+
+def add_run_options(p: Any) -> None:
+    """Options shared by the speed and presets benchmarks: threads, device, JSON output."""
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--json", default=None, help="also write the results here")
+
+
+def describe_machine(device: str) -> str:
+    """Processor, torch and threads, load average (and the GPU's name with a CUDA device)."""
+    import os
+    import platform
+
+    import torch
+
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+               f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"load average {os.getloadavg()[0]:.1f} at start")
+    if torch.device(device).type == "cuda":
+        machine = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {machine}"
+    return machine
 
 
 def default_data() -> Path:
@@ -370,7 +395,6 @@ def _fmt(values: list[float]) -> str:
 
 def cmd_speed(args: argparse.Namespace) -> int:
     import os
-    import platform
 
     import torch
 
@@ -412,11 +436,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
                 check_precision(precision, torch.device(device))
             except ValueError as exc:
                 raise InputError(str(exc)) from None
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-               f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-               f"load average {os.getloadavg()[0]:.1f} at start")
-    if torch.device(device).type == "cuda":
-        machine = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {machine}"
+    machine = describe_machine(device)
     print(f"linr bench speed: {machine}")
     results = []
     for task in chosen:
