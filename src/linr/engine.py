@@ -236,17 +236,14 @@ class FastSiren:
             self.head_w = gather(lambda m: m.head.weight)
             self.head_b = gather(lambda m: m.head.bias)
         self.dtype = dtype
-        self._set_params(self.weights + self.biases + [self.head_w, self.head_b], interleaved=False)
+        layers = [p for pair in zip(self.weights, self.biases) for p in pair]
+        self._set_params(layers + [self.head_w, self.head_b])
 
-    def _set_params(self, params: list[torch.Tensor], *, interleaved: bool = True) -> None:
-        """Install parameters (given as ``self.params`` orders them, or as all weights, all
-        biases, head) with zeroed gradients and fresh buffers."""
+    def _set_params(self, params: list[torch.Tensor]) -> None:
+        """Install parameters, ordered as ``self.params`` orders them, with zeroed gradients and
+        fresh buffers."""
         n = (len(params) - 2) // 2
-        if interleaved:
-            weights, biases = params[0 : 2 * n : 2], params[1 : 2 * n : 2]
-        else:
-            weights, biases = params[:n], params[n : 2 * n]
-        self.weights, self.biases = list(weights), list(biases)
+        self.weights, self.biases = params[0 : 2 * n : 2], params[1 : 2 * n : 2]
         self.head_w, self.head_b = params[2 * n :]
         self.folded = [p for pair in zip(self.weights, self.biases) for p in pair]
         self.head = [self.head_w, self.head_b]

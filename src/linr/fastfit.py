@@ -164,9 +164,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
                    if monitors[k].record(step, None if outputs is None else outputs[pos], losses[pos])]
         if not stopped:
             continue
-        if not net.stacked:
-            finish(net, active[0])
-            active = []
+        if not net.stacked:  # the only model: finished below
             break
         for pos in stopped:
             finish(net.member(pos), active[pos])
@@ -215,9 +213,9 @@ def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
     losses = [coords.new_zeros(()) for _ in terms]
     if all(p is None for p in picks):  # every model sees every pixel: shared coordinates
         n = coords.shape[0]
+        whole = n <= chunk
         outputs = []
         for i in range(0, n, chunk):
-            whole = n <= chunk
             out = _stack(net, net.forward(coords if whole else coords[i : i + chunk], save=True))
             sel = None if whole else torch.arange(i, min(i + chunk, n), device=coords.device)
             grad = torch.empty_like(out)

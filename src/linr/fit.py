@@ -367,9 +367,9 @@ def fit_many(
     given = [id(s) for s in stops if s is not None]
     if len(set(given)) < len(given):
         raise InputError("fit_many: each problem needs its own stop rule object (they keep state)")
-    runs = [_start(obs, config, ref, stop, None) for obs, ref, stop in zip(problems, references, stops)]
-    if not runs[0].fast:
+    if not _uses_engine(config):
         raise InputError("fit_many needs a SIREN model on the fast engine (engine 'auto')")
+    runs = [_start(obs, config, ref, stop, None) for obs, ref, stop in zip(problems, references, stops)]
     shapes = {(r.problem.height, r.problem.width, r.problem.channels) for r in runs}
     if len(shapes) > 1:
         listed = ", ".join(f"{h}x{w}x{c}" for h, w, c in sorted(shapes))
@@ -459,7 +459,7 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = build_model(config.model, out_channels=problem.channels)
-    fast = config.engine == "auto" and config.model.name == "siren"
+    fast = _uses_engine(config)
     if config.precision != "float32":
         if not fast:
             raise InputError(f"precision {config.precision!r} needs the fast engine and a SIREN "
@@ -472,6 +472,11 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
             raise InputError(str(exc)) from None
     monitor = Monitor(problem, config, stop=stop, callback=callback)
     return _Run(config, problem, stop, model, fast, monitor, t_start, clock(problem.device))
+
+
+def _uses_engine(config: FitConfig) -> bool:
+    """Whether the fit runs on the fast SIREN engine (:mod:`linr.fastfit`)."""
+    return config.engine == "auto" and config.model.name == "siren"
 
 
 def clock(device: torch.device) -> float:

@@ -1,6 +1,6 @@
 """One image's work, split so that workers only compute and the driver owns every file.
 
-``prepare`` (driver) reads a job's files into observations; ``fit_payload`` (a worker process
+``prepare`` (driver) reads a job's files into observations; ``fit_group`` (a worker process
 or a Ray task) fits them and measures; ``finish`` (driver) writes the output atomically and
 builds the manifest record. Because workers never touch the file system, a Ray cluster needs no
 shared storage, and the local and Ray backends write their outputs with the same code.
@@ -21,8 +21,8 @@ import numpy as np
 from ..errors import LinrError
 from .plan import Job
 
-__all__ = ["Payload", "Prepared", "prepare", "fit_payload", "fit_group", "stack_key", "finish",
-           "failed_record", "init_worker"]
+__all__ = ["Payload", "Prepared", "prepare", "fit_group", "stack_key", "finish", "failed_record",
+           "init_worker"]
 
 
 @dataclass
@@ -105,11 +105,6 @@ def stack_key(payload: Payload) -> tuple[Any, ...]:
     """Payloads with equal keys can be fitted together (:func:`fit_group`): the same observation
     kinds, sizes and channels give the same preset settings and restored size."""
     return tuple((o.kind, o.shape, o.channels) for o in payload.observations)
-
-
-def fit_payload(payload: Payload) -> dict[str, Any]:
-    """Restore one image. Never raises for a failed fit: the error is returned as one line."""
-    return fit_group([payload])[0]
 
 
 def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
