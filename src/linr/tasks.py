@@ -280,11 +280,13 @@ def restore(
     stop: StopRule | str | None = None,
     progress: bool | None = None,
     precision: str | None = None,
+    eval_every: int = 1,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
     With no preset named, the paper's settings are used with automatic stopping for noisy
     inputs (see :func:`resolve_stop`); ``preset="paper"`` keeps the paper's fixed step count.
+    ``eval_every``: with a reference, PSNR every this many steps (see :class:`~linr.fit.FitConfig`).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     """
     if isinstance(observations, Observation):
@@ -293,6 +295,8 @@ def restore(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision,
     )
+    if eval_every != 1:
+        config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
     result = fit(obs, config, reference=reference, stop=rule)
     result.settings["preset"] = DEFAULT_PRESET if preset is None else preset

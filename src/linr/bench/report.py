@@ -187,8 +187,11 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
     path.write_text("\n".join(lines))
 
 
-def plot_curves(path: Path, title: str, curves: dict[str, dict[str, list[float]]]) -> str | None:
+def plot_curves(path: Path, title: str,
+                curves: dict[str, dict[str, list[float] | tuple[list[int], list[float]]]]) -> str | None:
     """PSNR (RGB, unclipped output) per step, one panel per image, one line per method.
+
+    A curve is a list (one value per step) or ``(steps, values)`` with 1-based steps.
 
     Returns None when matplotlib is not installed (the caller notes it in the report).
     """
@@ -207,7 +210,8 @@ def plot_curves(path: Path, title: str, curves: dict[str, dict[str, list[float]]
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     for ax, (image, lines) in zip(axes.flat, curves.items()):
         for label, curve in lines.items():
-            ax.plot(range(1, len(curve) + 1), curve, label=label, linewidth=1)
+            xs, ys = curve if isinstance(curve, tuple) else (range(1, len(curve) + 1), curve)
+            ax.plot(xs, ys, label=label, linewidth=1)
         ax.set_title(image, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel("PSNR (dB)", fontsize=8)

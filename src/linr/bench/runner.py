@@ -37,7 +37,8 @@ ROW_FIELDS = (
 )
 """Keys of every row; metrics are None where a method did not run (status says why)."""
 
-ITERATIVE = ("linr", "dip", "dip_recipe")
+LINR_KINDS = ("linr", "linr_default", "linr_fast")
+ITERATIVE = LINR_KINDS + ("dip", "dip_recipe")
 
 
 def default_data_dir() -> Path | None:
@@ -102,16 +103,33 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _peak(curve: list[float] | None) -> dict[str, Any]:
+def _peak(curve: list[float] | None, steps: list[int] | None = None) -> dict[str, Any]:
     """Best PSNR of a per-step curve and the step it came at (an oracle: it needs the clean image).
 
-    ``curve[i]`` is the PSNR (RGB, unclipped) of the output after ``i`` updates; steps count from 1
-    as in the plots.
+    ``curve[i]`` is the PSNR (RGB, unclipped) of the output after ``steps[i]`` updates (``i`` when
+    ``steps`` is None: a curve of every step); steps count from 1 as in the plots.
     """
     if not curve:
         return {"peak_psnr": None, "peak_step": None}
     i = int(np.nanargmax(curve))
-    return {"peak_psnr": float(curve[i]), "peak_step": i + 1}
+    return {"peak_psnr": float(curve[i]), "peak_step": (steps[i] if steps else i) + 1}
+
+
+def _commit() -> str | None:
+    """The source checkout's commit (``+dirty`` with uncommitted changes), or None."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _now() -> str:
@@ -133,10 +151,12 @@ class BenchRun:
         out: Path,
         device: str = "auto",
         methods: list[str] | None = None,
+        exclude: list[str] | None = None,
         resume: bool = True,
         plots: bool = True,
         log: Callable[[str], None] = print,
         command: str = "",
+        jobs: Path | None = None,
     ):
         from ..fit import resolve_device
         import torch
@@ -146,6 +166,7 @@ class BenchRun:
         self.out = Path(out)
         self.device = str(resolve_device(device))
         self.methods = [m.lower() for m in methods] if methods else None
+        self.exclude = {m.lower() for m in exclude} if exclude else set()
         self.plots = plots
         self.log = log
         self.command = command
@@ -154,7 +175,12 @@ class BenchRun:
             if (self.data / "paper_results.json").exists() else {}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "images").mkdir(exist_ok=True)
-        self.jobs_path = self.out / "jobs.jsonl"
+        # Finished fits: OUT/jobs.jsonl, or a file of their own (e.g. one committed to the
+        # repository, so that a later run on another machine resumes instead of refitting).
+        self.jobs_path = Path(jobs) if jobs is not None else self.out / "jobs.jsonl"
+        self.jobs_path.parent.mkdir(parents=True, exist_ok=True)
+        self.provenance = {"commit": _commit(), "processor": _cpu_name(), "device": self.device,
+                           "threads": torch.get_num_threads(), "torch": torch.__version__}
         self.rows_path = self.out / "results.jsonl"
         self.jobs: dict[str, dict[str, Any]] = {}
         self.resumed: set[str] = set()
@@ -166,8 +192,8 @@ class BenchRun:
                     continue  # a line cut short by a crash
                 self.jobs[job["key"]] = job
                 self.resumed.add(job["key"])
-        elif self.jobs_path.exists():
-            self.jobs_path.unlink()
+        elif self.jobs_path.exists() and jobs is None:
+            self.jobs_path.unlink()  # --fresh with an explicit --jobs file: ignored, kept, appended to
         self.rows_path.write_text("")
         self.rows: list[dict[str, Any]] = []
         self.skipped: list[str] = []
@@ -278,15 +304,56 @@ class BenchRun:
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int]) -> dict[str, Any]:
+    def _linr_options(self, method: Method, corruption: Corruption) -> dict[str, Any]:
+        """:func:`linr.tasks.restore` options of a LINR column."""
+        from ..models import ModelConfig
+
+        if method.kind == "linr":  # the paper's settings and the profile's step count
+            return dict(preset="paper", stop="fixed", steps=self.profile.steps[corruption.task],
+                        model=ModelConfig(name=method.model))
+        # linr as a user runs it: no preset (the defaults) or `fast`, with their own stop rule
+        options: dict[str, Any] = dict(preset=None if method.kind == "linr_default" else "fast")
+        if self.profile.budget is not None:  # a smoke run: a step budget, the stop rule kept
+            options.update(steps=self.profile.budget, stop="auto")
+        return options
+
+    def _linr_settings(self, method: Method, arrays: dict[str, Any], corruption: Corruption) -> Any:
+        from .. import tasks
+
+        options = self._linr_options(method, corruption)
+        obs, config = tasks.resolve(self.observations(arrays, corruption), seed=self.profile.seed,
+                                    device=self.device, model=options.get("model"),
+                                    preset=options["preset"], steps=options.get("steps"))
+        stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
+                                  stop=options.get("stop"))
+        return config, stop
+
+    def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
+                arrays: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything that determines a job's result (and nothing that does not)."""
+        from ..models import ModelConfig
+
         key: dict[str, Any] = {
             "source": scene.source, "crop": scene.crop, "corruption": dataclasses.asdict(corruption),
             "seeds": seeds, "kind": method.kind, "profile_seed": self.profile.seed,
         }
         task = corruption.task
-        if method.kind == "linr":
-            key.update(model=method.model, steps=self.profile.steps[task])
+        if method.kind in LINR_KINDS:
+            # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
+            # the defaults and `fast` share one fit wherever they resolve to the same one
+            # (inpainting, and SR's defaults), and the paper column keeps its earlier keys.
+            config, stop = self._linr_settings(method, arrays, corruption)
+            if method.kind == "linr" or (stop is None and config.model == ModelConfig()
+                                         and config.lr == 1e-4 and config.precision == "float32"
+                                         and config.schedule == "constant" and config.batch_pixels is None):
+                key.update(kind="linr", model=method.model if method.kind == "linr" else "siren",
+                           steps=config.steps)
+            else:
+                key.update(fit={f: v for f, v in dataclasses.asdict(config).items()
+                                if f not in ("progress", "device", "eval_every")},
+                           stop=stop.describe())
+            if self.profile.eval_every != 1:
+                key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
             key.update(dip=dataclasses.asdict(self._dip_config(method.kind, corruption)))
         return key
@@ -319,16 +386,20 @@ class BenchRun:
         record: dict[str, Any] = {"steps": None, "stop_step": None, "curve": None, "settings": {}}
         kinds = corruption.kinds
         k = method.kind
-        if k == "linr":
+        if k in LINR_KINDS:
+            options = self._linr_options(method, corruption)
             result = tasks.restore(
-                self.observations(arrays, corruption), preset="paper", stop="fixed",
-                steps=self.profile.steps[corruption.task], seed=self.profile.seed, device=self.device, model=ModelConfig(name=method.model),
-                reference=scene.clean, progress=False,
+                self.observations(arrays, corruption), seed=self.profile.seed, device=self.device,
+                reference=scene.clean, progress=False, eval_every=self.profile.eval_every, **options,
             )
             image, fit_s = result.image, result.timings["fit_s"]
             record.update(steps=result.steps_run, stop_step=result.stop_step,
                           curve=result.history.get("psnr"),
+                          curve_steps=result.history.get("psnr_step"),
                           settings={"lr": result.settings["lr"], "model": result.settings["model"],
+                                    "preset": result.settings.get("preset"),
+                                    "stop_reason": result.stop_reason,
+                                    "engine": result.settings.get("engine_used"),
                                     "weights": [o["weight"] for o in result.settings["observations"]]})
         elif k in ("dip", "dip_recipe"):
             from ..baselines.dip import dip_restore
@@ -385,12 +456,12 @@ class BenchRun:
 
         corruption = method.corruption or table.corruption
         arrays, seeds = self.corrupt(scene, corruption)
-        spec = self.job_key(scene, corruption, method, seeds)
+        spec = self.job_key(scene, corruption, method, seeds, arrays)
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         if key in self.jobs:
             return self.jobs[key], False
         job: dict[str, Any] = {"key": key, "spec": spec, "first_table": table.number,
-                               "seeds": seeds, "started": _now()}
+                               "seeds": seeds, "started": _now(), **self.provenance}
         try:
             record = self.run_job(scene, arrays, corruption, method, table.metric_task)
         except BaselineUnavailable as exc:
@@ -418,6 +489,8 @@ class BenchRun:
                     write_image(path, np.clip(arrays[kind], 0.0, 1.0), force=True)
 
     def wants(self, method: Method) -> bool:
+        if method.label.lower() in self.exclude or method.kind in self.exclude:
+            return False
         return self.methods is None or method.label.lower() in self.methods or method.kind in self.methods
 
     def run_table(self, table: Table) -> list[dict[str, Any]]:
@@ -455,7 +528,7 @@ class BenchRun:
             "fit_s": job.get("fit_s"),
             **{m: job.get(m) for m in ("psnr_standard", "ssim_standard", "psnr_paper",
                                         "ssim_paper", "psnr_y_standard")},
-            **_peak(job.get("curve")),
+            **_peak(job.get("curve"), job.get("curve_steps")),
             "paper_psnr": paper.get("psnr"), "paper_ssim": paper.get("ssim"),
             "diff_psnr": (job["psnr_paper"] - paper["psnr"]) if ok and "psnr" in paper else None,
             "job": job["key"], "first_table": job["first_table"],
@@ -465,15 +538,17 @@ class BenchRun:
         assert tuple(row) == ROW_FIELDS
         return row
 
-    def curves(self, table: Table) -> dict[str, dict[str, list[float]]]:
+    def curves(self, table: Table) -> dict[str, dict[str, Any]]:
         """Per image, per method label: the PSNR-per-step curve of iterative methods."""
         out: dict[str, dict[str, list[float]]] = {}
         for row in self.rows:
             if row["table"] != table.key:
                 continue
-            curve = self.jobs[row["job"]].get("curve")
+            job = self.jobs[row["job"]]
+            curve, steps = job.get("curve"), job.get("curve_steps")
             if curve:
-                out.setdefault(row["image"], {})[row["method"]] = curve
+                out.setdefault(row["image"], {})[row["method"]] = \
+                    ([s + 1 for s in steps], curve) if steps else curve
         return out
 
     def machine(self) -> dict[str, Any]:

@@ -36,8 +36,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: bench_out/PROFILE)")
     g.add_argument("--methods", nargs="+", metavar="M",
                    help="only these methods, by column label or kind (e.g. LINR DIP bicubic)")
+    g.add_argument("--exclude", nargs="+", metavar="M",
+                   help="leave out these methods, by column label or kind (e.g. dip dip_recipe)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    g.add_argument("--jobs", type=Path, metavar="FILE.jsonl",
+                   help="record finished fits in FILE and resume from it (default OUT/jobs.jsonl); "
+                        "e.g. a file committed to the repository, so another machine resumes")
     g.add_argument("--fresh", action="store_true",
                    help="ignore finished fits recorded in OUT/jobs.jsonl (default: resume)")
     g.add_argument("--no-plots", action="store_true", help="do not draw PSNR-per-step plots")
@@ -53,9 +58,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
         return 0  # a sub-command (speed, stopping) has its own func
     summary = run_bench(
         profile=args.profile, tables=args.tables, data=args.data, out=args.out,
-        methods=args.methods, device=args.device, threads=args.threads, resume=not args.fresh,
+        methods=args.methods, exclude=args.exclude, device=args.device, threads=args.threads, resume=not args.fresh,
         plots=not args.no_plots, crop=args.crop, steps=args.steps, images=args.images,
-        command="linr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        jobs=args.jobs, command="linr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     out = Path(summary["out"])
@@ -70,6 +75,7 @@ def run_bench(
     data: str | Path | None = None,
     out: str | Path | None = None,
     methods: list[str] | None = None,
+    exclude: list[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
     resume: bool = True,
@@ -77,6 +83,7 @@ def run_bench(
     crop: int | None = None,
     steps: int | None = None,
     images: list[str] | None = None,
+    jobs: str | Path | None = None,
     command: str = "",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -96,6 +103,14 @@ def run_bench(
         if unknown:
             raise InputError(f"unknown method(s) {', '.join(unknown)} for the chosen tables; "
                              f"choose from {', '.join(sorted(known))}")
+    if exclude:
+        from .spec import TABLES
+
+        every = {n.lower() for t in TABLES for m in t.methods for n in (m.label, m.kind)}
+        unknown = [m for m in exclude if m.lower() not in every]
+        if unknown:
+            raise InputError(f"--exclude: unknown method(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(sorted(every))}")
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
@@ -111,8 +126,9 @@ def run_bench(
         import torch
 
         torch.set_num_threads(threads)
-    run = BenchRun(prof, data=data_dir, out=out_dir, device=device, methods=methods,
-                   resume=resume, plots=plots, log=log, command=command)
+    run = BenchRun(prof, data=data_dir, out=out_dir, device=device, methods=methods, exclude=exclude,
+                   resume=resume, plots=plots, log=log, command=command,
+                   jobs=Path(jobs) if jobs is not None else None)
     fresh = 0
     plot_paths: dict[str, str | None] = {}
     plot_note = None
