@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-bench_out/paper_full}
+JOBS=${JOBS:-benchmarks/paper_tables_full.jsonl}
 THREADS=${THREADS:-1}
 TABLES=${TABLES:-"3 2 5 8 7 10 13 12 1 6 9 4 11"}
 EXCLUDE=${EXCLUDE-"dip dip_recipe"}
@@ -19,6 +20,6 @@ for t in $TABLES; do
   echo "== table $t $(date -u +%H:%M:%S)" >&2
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$THREADS "$PY" -m linr bench --profile paper --tables "$t" --threads "$THREADS" \
-    --jobs benchmarks/paper_tables_full.jsonl --out "$OUT/table$t" ${EXCLUDE:+--exclude $EXCLUDE} \
+    --jobs "$JOBS" --out "$OUT/table$t" ${EXCLUDE:+--exclude $EXCLUDE} \
     || echo "table $t: failed (exit $?)" >&2
 done
