@@ -25,7 +25,7 @@ def _operators(shape=(24, 32)):
         "down_bicubic_x2": Downsample(2, "bicubic"),
         "down_box_x4": Downsample(4, "box"),
         "mask": Mask(rng.random((h, w)) < 0.3),
-        "blur_circular": Blur(gaussian_kernel(7, 1.6)),
+        "blur_circular": Blur(gaussian_kernel(7, 1.6), boundary="circular"),
         "blur_reflect": Blur(rng.random((5, 3)), boundary="reflect"),
         "blur_then_down": Compose([Blur(gaussian_kernel(5, 1.0)), Downsample(2)]),
     }
@@ -102,7 +102,7 @@ def test_circular_blur_matches_direct_convolution():
     img = rng.random((20, 23))
     k = rng.random((5, 7))
     k /= k.sum()
-    ours = Blur(k)(torch.from_numpy(img)[None, None])[0, 0].numpy()
+    ours = Blur(k, boundary="circular")(torch.from_numpy(img)[None, None])[0, 0].numpy()
     ref = ndimage.convolve(img, k, mode="wrap")
     assert np.allclose(ours, ref, atol=1e-12)
 
@@ -139,3 +139,44 @@ def test_mask_checks_size():
     with pytest.raises(ValueError, match="does not match"):
         op(torch.zeros(1, 1, 5, 4))
     assert op.kept_fraction == 1.0
+
+
+# --- every factor, every downsampler, odd and even sizes (issue: x3 and x5 crashed) -------------
+
+from PIL import Image as _PILImage  # noqa: E402
+
+from linr.operators import DOWNSAMPLE_KERNELS  # noqa: E402
+
+
+@pytest.mark.parametrize("factor", range(1, 9))
+@pytest.mark.parametrize("kernel", sorted(DOWNSAMPLE_KERNELS))
+def test_every_factor_and_kernel_keeps_shapes_constants_and_adjoint(factor, kernel):
+    rng = np.random.default_rng(factor)
+    op = Downsample(factor, kernel)
+    taps = downsample_taps(factor, kernel)
+    assert abs(taps.sum() - 1) < 1e-12 and np.allclose(taps, taps[::-1])
+    assert (len(taps) - factor) % 2 == 0  # whole, symmetric padding
+    for h, w in ((3 * factor, 5 * factor), (4 * factor, 7 * factor), (factor, factor)):
+        x = torch.from_numpy(rng.random((2, 3, h, w)))
+        y = op(x)
+        assert tuple(y.shape) == (2, 3, h // factor, w // factor) == (2, 3, *op.output_shape((h, w)))
+        assert torch.allclose(op(torch.full((1, 1, h, w), 0.3, dtype=torch.float64)), torch.tensor(0.3,
+                              dtype=torch.float64))
+        v = torch.from_numpy(rng.random(tuple(y.shape)))
+        assert torch.allclose((y * v).sum(), (x * op.adjoint(v, (h, w))).sum())
+
+
+@pytest.mark.parametrize("factor", range(2, 9))
+@pytest.mark.parametrize("kernel,pil", [("bicubic", "BICUBIC"), ("box", "BOX")])
+def test_downsample_matches_pil_resize_away_from_borders(factor, kernel, pil):
+    """PIL centres each output pixel on its block of ``factor`` pixels and stretches the kernel by
+    the factor, as our taps do; it renormalises at the borders where we replicate, so compare
+    the interior (2 low-res pixels in)."""
+    rng = np.random.default_rng(10 + factor)
+    for h, w in ((6 * factor, 9 * factor), (7 * factor, 5 * factor)):
+        x = rng.random((h, w)).astype(np.float32)
+        ref = np.asarray(_PILImage.fromarray(x, mode="F").resize((w // factor, h // factor),
+                                                                  getattr(_PILImage, pil)))
+        ours = Downsample(factor, kernel)(torch.from_numpy(x.astype(np.float64))[None, None])[0, 0].numpy()
+        b = 0 if kernel == "box" else 2
+        assert np.abs(ours - ref)[b:h // factor - b, b:w // factor - b].max() < 1e-6

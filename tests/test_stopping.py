@@ -196,7 +196,9 @@ def test_default_policy():
     y = np.zeros((8, 8, 3), np.float32)
     auto = type(parse_stop(AUTO_NOISY))
     assert isinstance(resolve_stop([linr.noisy(y)]), auto)  # default: automatic
-    assert resolve_stop([linr.noisy(y)], steps=100) is None  # a step count asked for is run
+    # a step count alone is the budget of the automatic stop (it once turned it off silently)
+    assert isinstance(resolve_stop([linr.noisy(y)], steps=100), auto)
+    assert resolve_stop([linr.noisy(y)], steps=100, stop="fixed") is None  # exactly 100 steps
     assert isinstance(resolve_stop([linr.noisy(y)], steps=100, stop="auto"), auto)
     assert isinstance(resolve_stop([linr.noisy(y)], stop="variance,discrepancy"), FirstToFire)
     assert resolve_stop([linr.noisy(y)], preset="paper") is None  # the paper keeps its fixed stop

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .cli_common import (add_fit_options, check_pairs, load_observations, metrics_report,
+from .cli_common import (Once, add_fit_options, check_pairs, load_observations, metrics_report,
                          model_config, nonneg_float, positive_float, positive_int)
 from .errors import DivergenceError, InputError, LinrError
+from .metrics import json_ready
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -43,18 +44,26 @@ def _build_restore(sub: Any) -> None:
         "joint restoration of the same scene.",
     )
     p.add_argument("-o", "--output", required=True, help="restored image (.png .tif .jpg .bmp)")
-    g = p.add_argument_group("observations (at least one)")
-    g.add_argument("--noisy", metavar="FILE", help="a noisy image")
-    g.add_argument("--lowres", metavar="FILE", help="a low-resolution image (use with --factor)")
-    g.add_argument("--factor", type=positive_int, help="super-resolution factor (default 4)")
-    g.add_argument("--downsampler", default="lanczos2", choices=["lanczos2", "bicubic", "box"],
+    g = p.add_argument_group("observations (at least one; each flag once)")
+    g.add_argument("--noisy", metavar="FILE", action=Once, help="a noisy image")
+    g.add_argument("--lowres", metavar="FILE", action=Once,
+                   help="a low-resolution image (use with --factor)")
+    g.add_argument("--factor", type=positive_int, action=Once,
+                   help="super-resolution factor, any integer >= 1 (default 4)")
+    g.add_argument("--downsampler", default=None, action=Once, choices=["lanczos2", "bicubic", "box"],
                    help="downsampling kernel of the low-res observation (default lanczos2)")
-    g.add_argument("--masked", metavar="FILE", help="an image with missing pixels (use with --mask)")
-    g.add_argument("--mask", metavar="MASK", help="keep-mask image: white = observed")
-    g.add_argument("--blurred", metavar="FILE", help="a blurred image (use with --kernel)")
-    g.add_argument("--kernel", metavar="SPEC", help="blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file")
-    g.add_argument("--boundary", default="circular", choices=["circular", "reflect"],
-                   help="blur boundary handling (default circular)")
+    g.add_argument("--masked", metavar="FILE", action=Once,
+                   help="an image with missing pixels (use with --mask, or give holes as "
+                   "transparent pixels of an image with alpha)")
+    g.add_argument("--mask", metavar="MASK", action=Once,
+                   help="keep-mask image: white = observed (or opaque = observed, when the mask "
+                   "file has transparent pixels)")
+    g.add_argument("--blurred", metavar="FILE", action=Once, help="a blurred image (use with --kernel)")
+    g.add_argument("--kernel", metavar="SPEC", action=Once,
+                   help="blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file")
+    g.add_argument("--boundary", default=None, action=Once, choices=["circular", "reflect"],
+                   help="blur boundary: reflect (default; real photos) or circular (images blurred "
+                   "periodically, as the paper's were; the default with --preset paper)")
     add_fit_options(p)
     o = p.add_argument_group("output")
     o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
@@ -69,8 +78,11 @@ def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, allow_nan=True)
+        json.dump(json_ready(data), fh, indent=2, allow_nan=False)
         fh.write("\n")
+    umask = os.umask(0)  # mkstemp makes 0600 files: give the report a plain open()'s mode
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 
@@ -84,15 +96,29 @@ def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> 
         raise InputError(f"{p}: is a folder")
     if p.exists() and not force:
         raise InputError(f"{p}: exists (use --force to overwrite)")
+    if p.suffix.lower() != ".json":
+        raise InputError(f"{p}: a report is JSON; name it FILE.json")
+    from .images import check_writable_folder
+
+    try:
+        check_writable_folder(p)
+    except InputError as exc:
+        raise InputError(f"--report {exc}") from None
+
+
+def _note(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"linr: note: {line}", file=sys.stderr)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .images import check_output_path, read_image, write_image
-    from .tasks import restore
+    from .images import check_output_path, read_image, write_image, written_bit_depth
+    from .tasks import resolve, resolve_stop, restore
 
     check_pairs(args)
     model = model_config(args, args.preset)
-    observations, infos, inputs = load_observations(args)
+    notes: list[str] = []
+    observations, infos, inputs = load_observations(args, notes)
     protect = list(inputs) + ([args.reference] if args.reference else [])
     check_output_path(args.output, force=args.force, protect=protect)
     _check_report_path(args.report, args.force, protect + [args.output])
@@ -101,18 +127,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
     reference = None
     if args.reference:
         reference, _ = read_image(args.reference)
+    # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
+    obs, _ = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+                     device=args.device, model=model, precision=args.precision)
+    resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    _note(notes)
     _announce_cost(observations, args, model)
     result = restore(
         observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
         device=args.device, model=model, reference=reference, stop=args.stop,
         progress=False if args.quiet else None, precision=args.precision,
     )
-    bit_depth = max(i.bit_depth for i in infos)
+    bit_depth = written_bit_depth(args.output, max(i.bit_depth for i in infos))
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
     write_image(args.output, result.image, bit_depth=bit_depth, alpha=alpha, force=args.force,
                 protect=protect)
     h, w = result.image.shape[:2]
-    print(f"wrote {args.output} ({w}x{h}, {bit_depth}-bit, {result.steps_run} steps, "
+    depth = "float32" if bit_depth == 32 else f"{bit_depth}-bit"
+    print(f"wrote {args.output} ({w}x{h}, {depth}, {result.steps_run} steps, "
           f"{result.timings['fit_s']:.1f} s fitting)")
     print(f"stopped at step {result.steps_run}: {result.stop_reason}; returned the iterate of step "
           f"{result.stop_step}")
@@ -121,7 +153,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         task = "deblur" if [o.kind for o in observations] == ["blurred"] else None
         report["metrics"] = metrics_report(reference, result.image, task)
         std = report["metrics"]["standard"]
-        print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, RGB, "
+        on = "RGB" if result.image.shape[2] == 3 else "grey" if result.image.shape[2] == 1 \
+            else f"{result.image.shape[2]} channels"
+        print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, {on}, "
               f"SSIM data range 1)")
     if args.report:
         _write_json(args.report, report)
@@ -220,6 +254,10 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         what = f"PIL Lanczos downscale x{args.downscale}"
     elif args.keep is not None:
         mask = simulate.bernoulli_mask(image.shape[:2], args.keep, seed=args.seed)
+        if not mask.any():
+            h, w = image.shape[:2]
+            raise InputError(f"--keep {args.keep:g} keeps no pixel of this {w}x{h} image (seed "
+                             f"{args.seed}); use a larger fraction")
         out_img = image * mask[..., None]
         what = f"Bernoulli mask keeping {mask.mean():.1%}"
     else:
@@ -271,7 +309,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                           task=args.task)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    print(json.dumps(result, indent=2))
+    print(json.dumps(json_ready(result), indent=2, allow_nan=False))
     return 0
 
 
@@ -288,8 +326,15 @@ def _build_demo(sub: Any) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .fit import resolve_device
+    from .images import check_writable_folder
 
-    run_demo(Path(args.output_dir), steps=args.steps, device=args.device)
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder (-o names the folder the demo writes)")
+    check_writable_folder(out / "restored.png")
+    resolve_device(args.device)
+    run_demo(out, steps=args.steps, device=args.device)
     return 0
 
 
@@ -321,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("LINR_DEBUG"))
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+        return code
     except DivergenceError as exc:
         print(f"linr: error: {exc}", file=sys.stderr)
         if debug:
@@ -335,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("linr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``linr metrics ... | head``): stop quietly, as Python's docs
+        # advise, pointing stdout at devnull so that the interpreter's final flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except MemoryError:
         print("linr: error: out of memory (try a smaller image or --device cuda)", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from typing import Any
 from .errors import InputError
 
 __all__ = [
-    "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
+    "Once", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
     "check_pairs", "model_config", "load_observations", "metrics_report",
 ]
 
@@ -47,13 +47,39 @@ def weight_option(text: str) -> tuple[str, float]:
     return kind, nonneg_float(value)
 
 
+class Once(argparse.Action):
+    """Store an option's value, refusing a second occurrence instead of silently keeping the last
+    (several shots of one kind are not supported yet: each kind takes one file)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise InputError(f"{option_string} given more than once; give one file per "
+                             "observation kind (several shots of one kind are not supported yet)")
+        setattr(namespace, self.dest, values)
+
+
+PRESET_NAMES = ("paper", "fast")
+"""The names of :data:`linr.tasks.PRESETS`, here so that building the parser imports no torch
+(a test keeps the two equal)."""
+
+
+def preset_name(text: str) -> str:
+    if text not in PRESET_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown preset {text!r}; choose from {', '.join(PRESET_NAMES)}")
+    return text
+
+
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fit settings (default: the preset's)")
-    g.add_argument("--preset", default=None,
-                   help="named settings (default: the paper's, but with automatic stopping on noisy "
-                   "inputs; --preset paper keeps its fixed step count)")
+    g.add_argument("--preset", default=None, type=preset_name, metavar="{" + ",".join(PRESET_NAMES) + "}",
+                   help="named settings: paper (the LINR paper's: SIREN 7x256, Adam 1e-4, a fixed "
+                   "500 steps, 4000 for deblurring, circular blur boundary) or fast (time to the "
+                   "paper's quality on a CPU); default: the paper's with automatic stopping on "
+                   "noisy input and a reflecting blur boundary")
     g.add_argument("--steps", type=positive_int,
-                   help="number of Adam steps (alone: exactly this many; with --stop: the budget)")
+                   help="most Adam steps: the budget of an automatic stop (noisy input by "
+                   "default), exactly this many with --stop fixed or --preset paper")
     g.add_argument("--stop", default=None, metavar="RULE",
                    help="auto, fixed, or rules that end the fit early, first to fire: "
                    "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE], discrepancy[:TAU], "
@@ -74,12 +100,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
 
 
 def check_pairs(args: argparse.Namespace) -> None:
-    pairs = [("factor", "lowres"), ("mask", "masked"), ("kernel", "blurred")]
+    """Options that belong to an observation need it; an observation needs its options."""
+    pairs = [("factor", "lowres"), ("downsampler", "lowres"), ("mask", "masked"),
+             ("kernel", "blurred"), ("boundary", "blurred")]
     for opt, obs in pairs:
-        if getattr(args, opt) is not None and getattr(args, obs) is None:
+        if getattr(args, opt, None) is not None and getattr(args, obs) is None:
             raise InputError(f"--{opt} needs --{obs}")
-    if args.masked and not args.mask:
-        raise InputError("--masked needs --mask MASK (white = observed)")
     if args.blurred and not args.kernel:
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     if not any((args.noisy, args.lowres, args.masked, args.blurred)):
@@ -96,6 +122,9 @@ def model_config(args: argparse.Namespace, preset: str) -> Any:
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     base = PRESETS[preset].model
+    name = args.model if args.model is not None else base.name
+    if args.omega0 is not None and name != "siren":
+        raise InputError(f"--omega0 applies to the siren model only, not {name!r}")
     changes = {}
     if args.model is not None:
         if args.model not in MODELS:
@@ -109,7 +138,15 @@ def model_config(args: argparse.Namespace, preset: str) -> Any:
     return dataclasses.replace(base, **changes)
 
 
-def load_observations(args: argparse.Namespace) -> tuple[list[Any], list[Any], list[str]]:
+def load_observations(args: argparse.Namespace, notes: list[str] | None = None
+                      ) -> tuple[list[Any], list[Any], list[str]]:
+    """The observations named by ``args``, their :class:`~linr.images.ImageInfo` and the input
+    paths (never to be overwritten). A masked image whose alpha channel marks holes
+    (transparent = missing) is its own mask, or is combined with ``--mask``; its alpha is then
+    dropped from its info (the restored pixels are not holes any more). ``notes`` receives
+    lines for the user (how a mask was read)."""
+    import numpy as np
+
     from . import tasks
     from .images import read_image, read_mask
 
@@ -122,16 +159,29 @@ def load_observations(args: argparse.Namespace) -> tuple[list[Any], list[Any], l
         inputs.append(args.noisy)
     if args.lowres:
         img, info = read_image(args.lowres)
-        observations.append(tasks.lowres(img, args.factor or 4, kernel=args.downsampler,
+        observations.append(tasks.lowres(img, args.factor or 4, kernel=args.downsampler or "lanczos2",
                                          weight=weights.get("lowres")))
         infos.append(info)
         inputs.append(args.lowres)
     if args.masked:
         img, info = read_image(args.masked)
-        mask = read_mask(args.mask, img.shape[:2])
-        observations.append(tasks.masked(img, mask, weight=weights.get("masked")))
+        holes = info.alpha is not None and bool((info.alpha < 0.5).any())
+        if not args.mask and not holes:
+            raise InputError("--masked needs --mask MASK (white = observed), or an image whose "
+                             "alpha channel marks the holes (transparent = missing)")
+        mask = read_mask(args.mask, img.shape[:2], notes=notes) if args.mask else None
+        if holes:
+            by_alpha = info.alpha >= 0.5
+            mask = by_alpha if mask is None else mask & by_alpha
+            if not mask.any():
+                raise InputError(f"{args.masked}: mask and alpha together keep no pixels")
+            if notes is not None:
+                notes.append(f"{args.masked}: transparent pixels ({1 - by_alpha.mean():.1%}) taken "
+                             "as missing; the output is opaque")
+            info.alpha = None
+        observations.append(tasks.masked(img, np.asarray(mask), weight=weights.get("masked")))
         infos.append(info)
-        inputs += [args.masked, args.mask]
+        inputs += [args.masked] + ([args.mask] if args.mask else [])
     if args.blurred:
         kernel = tasks.parse_kernel(args.kernel)
         img, info = read_image(args.blurred)

@@ -27,6 +27,7 @@ import torch
 
 from .engine import PRECISIONS
 from .errors import DivergenceError, InputError
+from .images import as_float_image
 from .models import ModelConfig, build_model, coordinate_grid
 from .operators import Operator
 from .stopping import StopRule
@@ -38,7 +39,8 @@ __all__ = ["Observation", "FitConfig", "FitResult", "fit", "fit_many", "resolve_
 class Observation:
     """One corrupted view of the scene.
 
-    ``image`` is (h, w, C) or (h, w) with values in [0, 1]; ``operator`` maps the clean image to
+    ``image`` is (h, w, C) or (h, w): floats on [0, 1], or uint8 / uint16 scaled by their range
+    (see :func:`linr.images.as_float_image`); ``operator`` maps the clean image to
     this observation's space; ``weight`` scales its data term; ``kind`` names it in reports
     (noisy, lowres, masked, blurred, or anything).
     """
@@ -50,14 +52,7 @@ class Observation:
     kind: str = "observation"
 
     def __post_init__(self) -> None:
-        image = np.asarray(self.image, dtype=np.float32)
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0 or image.shape[2] == 0:
-            raise InputError(f"{self.kind} image must be a non-empty (H, W[, C]) array, "
-                             f"got shape {np.shape(self.image)}")
-        if not np.isfinite(image).all():
-            raise InputError(f"{self.kind} image contains non-finite values")
+        image = as_float_image(self.image, f"{self.kind} image")
         if self.weight is not None and not (self.weight >= 0 and math.isfinite(self.weight)):
             raise InputError(f"{self.kind} weight must be a finite number >= 0, got {self.weight}")
         self.image = image
@@ -69,6 +64,10 @@ class Observation:
     @property
     def channels(self) -> int:
         return self.image.shape[2]
+
+
+MAX_STEPS = 1_000_000
+"""Most steps a fit may ask for: the per-step history is allocated up front."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,9 @@ class FitConfig:
     def __post_init__(self) -> None:
         if int(self.steps) != self.steps or self.steps < 1:
             raise InputError(f"steps must be a positive integer, got {self.steps}")
+        if self.steps > MAX_STEPS:
+            raise InputError(f"steps must be at most {MAX_STEPS:,} (a paper fit takes 500 to 4000), "
+                             f"got {self.steps:,}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be a positive number, got {self.lr}")
         if self.engine not in ("auto", "plain"):
@@ -194,8 +196,9 @@ def _clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
             raise InputError(f"{obs.kind} observation: {exc}") from exc
         shapes.append((obs.kind, shape))
     if len({shape for _, shape in shapes}) > 1:
-        listed = ", ".join(f"{k} -> {h}x{w}" for k, (h, w) in shapes)
-        raise InputError(f"observations disagree on the restored image size ({listed})")
+        listed = ", ".join(f"{k} -> {w}x{h}" for k, (h, w) in shapes)
+        raise InputError(f"observations disagree on the restored image size ({listed}; width x "
+                         "height)")
     return shapes[0][1]
 
 
@@ -505,8 +508,7 @@ def build_problem(observations: Sequence[Observation], device: str,
     dev = resolve_device(device)
     ref_t = None
     if reference is not None:
-        ref = np.asarray(reference, dtype=np.float32)
-        ref = ref[..., None] if ref.ndim == 2 else ref
+        ref = as_float_image(reference, "reference")
         if ref.shape != (height, width, c):
             raise InputError(f"reference has shape {ref.shape}, expected {(height, width, c)}")
         ref_t = _to_chw(ref, dev)

@@ -1,10 +1,15 @@
 """Image files: read to float arrays on [0, 1], write back safely.
 
-Formats: PNG, JPEG, TIFF, BMP; 8- and 16-bit; greyscale, RGB, and either with alpha.
-Pixel data is returned as (H, W, C) float32 with C = 1 (grey) or 3 (RGB). Alpha is not
+Formats: PNG, JPEG, TIFF, BMP; 8- and 16-bit, and float TIFF; greyscale, RGB, and either with
+alpha. Pixel data is returned as (H, W, C) float32 with C = 1 (grey) or 3 (RGB). Alpha is not
 restored: it is set aside in :class:`ImageInfo` and written back unchanged (resized with PIL
 bicubic when the output size differs, as in super-resolution). Palette and CMYK images are
-converted to RGB.
+converted to RGB. A JPEG's or TIFF's EXIF orientation is applied on reading (the pixels come
+back upright, as viewers show them), so the output is written upright with no orientation tag.
+
+Arrays handed to the Python API go through :func:`as_float_image`: integer images are scaled by
+their dtype's range (uint8 / 255, uint16 / 65535), as scikit-image's ``img_as_float`` does, and
+ambiguous shapes (channels first) are refused.
 
 Writes are atomic (a temporary file in the same folder, then a rename), never replace an
 existing file unless ``force=True``, and never replace a file listed in ``protect`` (the inputs)
@@ -24,7 +29,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 
-__all__ = ["ImageInfo", "read_image", "read_mask", "write_image", "check_output_path", "WRITE_FORMATS"]
+__all__ = ["ImageInfo", "read_image", "read_mask", "write_image", "check_output_path",
+           "check_writable_folder", "written_bit_depth", "as_float_image", "WRITE_FORMATS"]
 
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
@@ -35,7 +41,7 @@ class ImageInfo:
 
     path: str
     bit_depth: int
-    """8 or 16 (float TIFFs report 16 and are written back as 16-bit)."""
+    """8, 16, or 32 for a float image (written back as float32 to TIFF, as 16-bit elsewhere)."""
     channels: int
     """1 or 3, not counting alpha."""
     alpha: np.ndarray | None = None
@@ -94,9 +100,11 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
         elif suffix == ".png" and _png_bit_depth(path) == 16:
             arr = _read_png16(path)
         else:
+            from PIL import ImageOps
+
             with Image.open(path) as img:
                 img.load()
-                arr = _from_pil(img)
+                arr = _from_pil(ImageOps.exif_transpose(img))
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -124,7 +132,7 @@ def _normalise(arr: np.ndarray, path: Path) -> tuple[np.ndarray, ImageInfo]:
             raise InputError(f"{path}: image contains non-finite values")
         if pixels.min() < 0 or pixels.max() > 1:
             raise InputError(f"{path}: float image values must lie in [0, 1]")
-        bit_depth = 16
+        bit_depth = 32
     else:
         raise InputError(f"{path}: unsupported pixel type {arr.dtype}")
     alpha = None
@@ -135,21 +143,77 @@ def _normalise(arr: np.ndarray, path: Path) -> tuple[np.ndarray, ImageInfo]:
     return np.ascontiguousarray(pixels), info
 
 
-def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
+              notes: list[str] | None = None) -> np.ndarray:
     """Read a keep-mask: white (>= 0.5) = observed. Returns (H, W) bool.
 
-    A colour mask is reduced to its mean over channels. ``shape`` (H, W) is checked if given.
+    A mask with a transparency channel that is not fully opaque is read from its alpha (opaque
+    = observed), the way an image editor's eraser marks holes; otherwise a colour mask is reduced
+    to its mean over channels. Grey values are thresholded at 0.5: when there are any, a line
+    saying so (and how many pixels are kept) is appended to ``notes``, as is the use of alpha.
+    ``shape`` (H, W) is checked if given.
     """
     pixels, info = read_image(path)
-    mask = pixels.mean(axis=2) >= 0.5
+    if info.alpha is not None and info.alpha.min() < 0.5:
+        values, source = info.alpha, "its alpha channel (opaque = observed)"
+    else:
+        values, source = pixels.mean(axis=2), None
+    mask = values >= 0.5
     if shape is not None and mask.shape != tuple(shape):
         raise InputError(
-            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but the image is "
-            f"{shape[1]}x{shape[0]}"
+            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+            f"{shape[1]}x{shape[0]} (width x height)"
         )
     if not mask.any():
         raise InputError(f"{path}: mask keeps no pixels (white = observed)")
+    if notes is not None:
+        if source is not None:
+            notes.append(f"{path}: mask read from {source}")
+        grey = np.count_nonzero((values > 1e-3) & (values < 1 - 1e-3))
+        if grey:
+            notes.append(f"{path}: {grey} grey mask pixels thresholded at 50%; {mask.mean():.1%} "
+                         "of pixels count as observed")
     return mask
+
+
+def as_float_image(array: object, name: str = "image") -> np.ndarray:
+    """An array from the Python API as (H, W, C) float32 on [0, 1].
+
+    Accepts (H, W) and (H, W, C). uint8 and uint16 are scaled by their range (255, 65535), bool
+    to 0/1, floats are taken as they are (values must lie roughly in [0, 1]: a few noisy pixels
+    beyond it are fine, 0-255 data is not). Refused with a one-line error: other integer types,
+    channels-first (C, H, W) or batched (N, C, H, W) layouts, and non-finite values.
+    """
+    arr = np.asarray(array)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    elif arr.dtype.kind in "iu":
+        raise InputError(f"{name}: integer type {arr.dtype} is ambiguous; pass uint8 (0-255), "
+                         "uint16 (0-65535) or floats on [0, 1]")
+    elif arr.dtype.kind != "f":
+        raise InputError(f"{name}: unsupported array type {arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim == 4:
+        raise InputError(f"{name}: got a batch of shape {arr.shape}; pass one image as (H, W) or "
+                         "(H, W, C)")
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise InputError(f"{name}: must be a non-empty (H, W) or (H, W, C) array, got shape {arr.shape}")
+    if arr.shape[0] <= 4 and arr.shape[2] > 4:
+        raise InputError(f"{name}: shape {arr.shape} looks channels-first (C, H, W); pass "
+                         "image.transpose(1, 2, 0)")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name}: contains non-finite values")
+    low, high = float(arr.min()), float(arr.max())
+    if high > 2.0 or low < -1.0:
+        raise InputError(f"{name}: float values must lie in [0, 1], got {low:g} to {high:g}"
+                         + (" (0-255 data? divide by 255 or pass uint8)" if high > 2.0 else ""))
+    return np.ascontiguousarray(arr)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -175,10 +239,40 @@ def check_output_path(
         raise InputError(f"{path}: is a folder")
     if path.exists() and not force:
         raise InputError(f"{path}: exists (use --force to overwrite)")
+    check_writable_folder(path)
     return path
 
 
+def check_writable_folder(path: str | os.PathLike) -> None:
+    """Fail now, not after a long fit, when ``path`` could not be written: the nearest existing
+    folder above it must be a folder in which a file can be created (tried, then removed)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: cannot be written, {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def written_bit_depth(path: str | os.PathLike, bit_depth: int) -> int:
+    """What :func:`write_image` stores for ``bit_depth`` in ``path``'s format: JPEG and BMP are
+    8-bit; 32 (float) stays float32 in TIFF and becomes 16-bit in PNG."""
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if fmt in ("jpeg", "bmp"):
+        return 8
+    if bit_depth == 32 and fmt != "tiff":
+        return 16
+    return bit_depth
+
+
 def _quantise(x: np.ndarray, bit_depth: int) -> np.ndarray:
+    if bit_depth == 32:
+        return np.clip(x, 0.0, 1.0).astype(np.float32)
     top = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     return np.round(np.clip(x, 0.0, 1.0) * top).astype(dtype)
@@ -201,8 +295,11 @@ def write_image(
 ) -> Path:
     """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1]) atomically.
 
-    ``bit_depth`` 8 or 16 (JPEG and BMP are always 8-bit). Parent folders are created.
+    ``bit_depth`` 8, 16 or 32 (float32, TIFF only; 16-bit in PNG); JPEG and BMP are always
+    8-bit (see :func:`written_bit_depth`). Parent folders are created.
     """
+    if bit_depth not in (8, 16, 32):
+        raise ValueError(f"bit_depth must be 8, 16 or 32, got {bit_depth}")
     path = check_output_path(path, force=force, protect=protect)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
@@ -214,8 +311,7 @@ def write_image(
             alpha = _resize_alpha(alpha, image.shape[:2])
         image = np.concatenate([image, alpha[..., None].astype(np.float32)], axis=2)
     fmt = WRITE_FORMATS[path.suffix.lower()]
-    if fmt in ("jpeg", "bmp"):
-        bit_depth = 8
+    bit_depth = written_bit_depth(path, bit_depth)
     if fmt == "jpeg" and image.shape[2] in (2, 4):
         image = image[..., :-1]  # JPEG has no alpha channel
     data = _quantise(image, bit_depth)

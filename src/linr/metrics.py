@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "CONVENTIONS"]
+__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "json_ready", "CONVENTIONS"]
 
 CONVENTIONS = ("standard", "paper")
 
@@ -172,3 +172,15 @@ def evaluate(
         psnr_note = "RGB, unclipped"
     s = ssim(ref, img, data_range=2.0, window="uniform", win_size=7, sample_covariance=True)
     return {"convention": "paper", "psnr": p, "ssim": s, "psnr_on": psnr_note}
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float (an identical image's infinite PSNR) as None, so
+    that the JSON written is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

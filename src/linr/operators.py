@@ -117,15 +117,22 @@ DOWNSAMPLE_KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray] | None, i
 def downsample_taps(factor: int, kernel: str = "lanczos2") -> np.ndarray:
     """1-D anti-aliasing taps (float64, sum 1) of Deep Image Prior's downsampler.
 
-    ``lanczos2`` and ``bicubic`` have ``4 * factor`` taps sampled at phase 0.5 (between pixels),
-    i.e. at ``(i - (n - 1) / 2) / factor``; ``box`` averages ``factor`` pixels.
+    ``lanczos2`` and ``bicubic`` are sampled at ``(i - (n - 1) / 2) / factor``, centred on the
+    middle of each block of ``factor`` high-resolution pixels (where PIL centres its output
+    pixels): for an even factor that is between pixels (phase 0.5, ``n = 4 * factor`` taps, DIP's
+    downsampler), for an odd factor on a pixel (``n = 4 * factor - 1`` taps; the two taps DIP's
+    even formula would add lie on the kernel's zeros at +-2). ``box`` averages ``factor`` pixels.
+    The number of taps always has the parity of ``factor``, so the padding ``(n - factor) / 2``
+    is whole and symmetric.
     """
     if kernel not in DOWNSAMPLE_KERNELS:
         raise ValueError(f"unknown downsampling kernel {kernel!r}; choose from {sorted(DOWNSAMPLE_KERNELS)}")
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"downsampling factor must be a positive integer, got {factor}")
     fn, support = DOWNSAMPLE_KERNELS[kernel]
     if fn is None:
         return np.full(factor, 1.0 / factor)
-    n = 2 * support * factor
+    n = 2 * support * factor - (factor % 2)
     t = (np.arange(n) - (n - 1) / 2.0) / factor
     taps = fn(t)
     return taps / taps.sum()
@@ -165,7 +172,7 @@ class Downsample(Operator):
         h, w = shape
         if h % self.factor or w % self.factor:
             raise ValueError(
-                f"image size {h}x{w} is not divisible by the downsampling factor {self.factor}"
+                f"image size {w}x{h} is not divisible by the downsampling factor {self.factor}"
             )
         return h // self.factor, w // self.factor
 
@@ -208,8 +215,8 @@ class Mask(Operator):
 
     def output_shape(self, shape: Shape) -> Shape:
         if tuple(shape) != self.shape:
-            raise ValueError(f"image size {shape[0]}x{shape[1]} does not match mask size "
-                             f"{self.shape[0]}x{self.shape[1]}")
+            raise ValueError(f"image size {shape[1]}x{shape[0]} does not match mask size "
+                             f"{self.shape[1]}x{self.shape[0]} (width x height)")
         return tuple(shape)
 
     input_shape = output_shape
@@ -242,17 +249,22 @@ def gaussian_kernel(width: int, sigma: float) -> np.ndarray:
 class Blur(Operator):
     """Convolution with a 2-D ``kernel`` (true convolution, kernel centre at ``(kh // 2, kw // 2)``).
 
-    ``boundary='circular'`` convolves periodically through the FFT (the paper's deblurring);
-    ``'reflect'`` mirrors the image at its borders. The kernel is normalised to sum 1 unless
-    ``normalize=False``.
+    ``boundary='circular'`` convolves periodically through the FFT (the paper's deblurring, right
+    for images that were blurred circularly, as the paper's were); ``'reflect'`` mirrors the image
+    at its borders (right for real photos, whose borders do not wrap around). ``None``: reflect,
+    marked as not chosen (``boundary_chosen`` False) so that a preset may pick another (the paper
+    preset picks circular). The kernel is normalised to sum 1 unless ``normalize=False``.
     """
 
     name = "blur"
     BOUNDARIES = ("circular", "reflect")
+    DEFAULT_BOUNDARY = "reflect"
 
     def __init__(
-        self, kernel: np.ndarray | torch.Tensor, *, boundary: str = "circular", normalize: bool = True
+        self, kernel: np.ndarray | torch.Tensor, *, boundary: str | None = None, normalize: bool = True
     ):
+        self.boundary_chosen = boundary is not None
+        boundary = self.DEFAULT_BOUNDARY if boundary is None else boundary
         k = np.asarray(kernel.detach().cpu() if torch.is_tensor(kernel) else kernel, dtype=np.float64)
         if k.ndim != 2 or k.size == 0:
             raise ValueError(f"blur kernel must be a non-empty 2-D array, got shape {k.shape}")
@@ -269,13 +281,18 @@ class Blur(Operator):
         self.boundary = boundary
         self._otf_cache: dict[tuple, torch.Tensor] = {}
 
+    def with_boundary(self, boundary: str) -> "Blur":
+        """The same (normalised) kernel with another boundary rule, marked as chosen."""
+        return Blur(self.kernel, boundary=boundary, normalize=False)
+
     def _check(self, shape: Shape) -> None:
         kh, kw = self.kernel.shape
         h, w = shape
         if self.boundary == "circular" and (kh > h or kw > w):
-            raise ValueError(f"blur kernel {kh}x{kw} is larger than the image {h}x{w}")
+            raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h}")
         if self.boundary == "reflect" and (kh // 2 >= h or kw // 2 >= w):
-            raise ValueError(f"blur kernel {kh}x{kw} is too large to reflect-pad an image {h}x{w}")
+            raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h} allows with reflected "
+                             f"borders (at most {2 * w - 1}x{2 * h - 1})")
 
     def _otf(self, shape: Shape, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (tuple(shape), str(device), dtype)

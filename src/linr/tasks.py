@@ -62,10 +62,14 @@ class Preset:
     stop: str = "auto"
     """'auto' (automatic stop rule when any observation is noisy), 'fixed', or a rule spec
     (see :func:`linr.stopping.parse_stop`)."""
+    blur_boundary: str = "reflect"
+    """Boundary of a blur whose boundary the user left open (see :func:`blurred`)."""
 
 
 DEFAULT_PRESET = "paper"
-"""Settings used when no preset is named; unlike ``preset="paper"`` they stop automatically."""
+"""Settings used when no preset is named; unlike ``preset="paper"`` they stop automatically and
+a blur's boundary, unless chosen, is 'reflect' (the paper's circular blur fits only images that
+were blurred circularly: on a real photo it wraps each border around to the opposite one)."""
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -74,6 +78,7 @@ PRESETS: dict[str, Preset] = {
         "(4000 for deblurring), noisy weight 0.1 in joint fits",
         steps={"noisy": 500, "lowres": 500, "masked": 500, "blurred": 4000, "observation": 500},
         stop="fixed",
+        blur_boundary="circular",
     ),
     # Chosen by time to the paper preset's PSNR on every test image (BENCHMARKS.md, "Speed";
     # `linr bench presets`): a higher learning rate (3e-4 to 1e-3, with or without cosine decay)
@@ -129,10 +134,15 @@ def blurred(
     image: np.ndarray,
     kernel: np.ndarray | str,
     *,
-    boundary: str = "circular",
+    boundary: str | None = None,
     weight: float | None = None,
 ) -> Observation:
-    """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`)."""
+    """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`).
+
+    ``boundary``: 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves it to
+    the preset: reflect (real photos) by default, circular with the paper preset (the paper
+    blurred its images circularly).
+    """
     if isinstance(kernel, (str, os.PathLike)):
         kernel = parse_kernel(kernel)
     try:
@@ -192,8 +202,13 @@ def resolve(
     progress: bool | None = None,
     precision: str | None = None,
 ) -> tuple[list[Observation], FitConfig]:
-    """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and return the
-    observations and the fit settings."""
+    """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
+    and return the observations and the fit settings.
+
+    With no preset named, a blur whose boundary was left open gets 'reflect' (real photos), like
+    automatic stopping the one way the defaults differ from ``preset="paper"``.
+    """
+    boundary = None if preset is None else PRESETS[preset].blur_boundary if preset in PRESETS else None
     preset = DEFAULT_PRESET if preset is None else preset
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -206,7 +221,11 @@ def resolve(
         weight = obs.weight
         if weight is None:
             weight = p.joint_noisy_weight if (joint and obs.kind == "noisy") else 1.0
-        resolved.append(dataclasses.replace(obs, weight=weight))
+        operator = obs.operator
+        wanted = boundary or Blur.DEFAULT_BOUNDARY
+        if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
+            operator = operator.with_boundary(wanted)
+        resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
     if steps is None:
         steps = max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
     config = FitConfig(
@@ -247,15 +266,17 @@ def resolve_stop(
     """The stop rule of a fit; None means exactly ``steps`` steps.
 
     ``stop`` is a rule, 'auto', 'fixed' or a spec such as ``variance:10:40,discrepancy:1``.
-    Unset, it is 'fixed' when ``steps`` is given (a step count asked for is run), else the
-    preset's policy; with no preset named it is 'auto'. 'auto' applies :data:`AUTO_NOISY` when
-    any observation is noisy (the step count is then a budget; held-out pixels are drawn from
-    every observation) and is 'fixed' otherwise.
+    Unset, it is the preset's policy; with no preset named it is 'auto'. 'auto' applies
+    :data:`AUTO_NOISY` when any observation is noisy (held-out pixels are drawn from every
+    observation) and is 'fixed' otherwise. ``steps`` never changes the rule: under an automatic
+    rule it is the budget (the most steps run), and exactly that many run only with
+    ``stop='fixed'`` (or a preset whose policy is fixed, such as 'paper').
     """
+    del steps  # a budget, not a policy (it once turned automatic stopping off, silently)
     if isinstance(stop, StopRule):
         return stop
     if stop is None:
-        stop = "fixed" if steps is not None else "auto" if preset is None else PRESETS[preset].stop
+        stop = "auto" if preset is None else PRESETS[preset].stop
     if stop == "fixed":
         return None
     if stop == "auto":

@@ -1,0 +1,310 @@
+"""What a new user does on day one with real files (issue: real-world inputs must never crash,
+mislead or waste a long fit). Each test names the fault it guards against."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import linr
+from linr.cli import main
+from linr.errors import InputError
+from linr.images import as_float_image, read_image, read_mask, write_image
+
+from .conftest import crop, load
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return crop(load("set5/butterfly.png"), 30, top=100, left=100)
+
+
+def run_ok(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return out
+
+
+def run_err(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
+    return err
+
+
+# --- 1. SR with any factor ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factor", [3, 5])
+@pytest.mark.parametrize("downsampler", ["lanczos2", "bicubic"])
+def test_sr_with_odd_factors_restores_from_the_cli(tmp_path, capsys, clean, factor, downsampler):
+    write_image(tmp_path / "clean.png", clean)
+    run_ok(capsys, ["degrade", str(tmp_path / "clean.png"), "-o", str(tmp_path / "lr.png"),
+                    "--downscale", str(factor)])
+    run_ok(capsys, ["restore", "--lowres", str(tmp_path / "lr.png"), "--factor", str(factor),
+                    "--downsampler", downsampler, "-o", str(tmp_path / "out.png"), "--steps", "2",
+                    "--quiet", "--device", "cpu"])
+    assert read_image(tmp_path / "out.png")[0].shape == (30, 30, 3)
+
+
+# --- 2. RGBA holes -----------------------------------------------------------------------------
+
+
+def test_rgba_holes_are_the_mask_and_the_output_is_opaque(tmp_path, capsys, clean):
+    rng = np.random.default_rng(0)
+    keep = rng.random(clean.shape[:2]) < 0.5
+    rgba = np.concatenate([clean * keep[..., None], keep[..., None].astype(np.float32)], axis=2)
+    Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(tmp_path / "holes.png")
+    out = run_ok(capsys, ["restore", "--masked", str(tmp_path / "holes.png"), "-o",
+                          str(tmp_path / "out.png"), "--steps", "30", "--quiet", "--device", "cpu"])
+    assert "transparent pixels" in out.err
+    with Image.open(tmp_path / "out.png") as img:
+        assert img.mode == "RGB"  # no alpha copied back: the holes are filled, not transparent
+    restored = read_image(tmp_path / "out.png")[0]
+    assert np.abs(restored - clean)[~keep].mean() < np.abs(clean)[~keep].mean()  # holes filled
+
+
+def test_an_rgba_mask_file_is_read_from_its_alpha(tmp_path):
+    keep = np.zeros((8, 8), bool)
+    keep[2:6] = True
+    # white everywhere, holes only in alpha: brightness would keep every pixel
+    rgba = np.dstack([np.full((8, 8, 3), 255, np.uint8), (keep * 255).astype(np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "mask.png")
+    notes: list[str] = []
+    assert np.array_equal(read_mask(tmp_path / "mask.png", notes=notes), keep)
+    assert any("alpha" in n for n in notes)
+
+
+def test_grey_mask_values_are_reported(tmp_path):
+    values = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (8, 1))
+    write_image(tmp_path / "grey.png", values)
+    notes: list[str] = []
+    mask = read_mask(tmp_path / "grey.png", notes=notes)
+    assert mask.sum() == 32 and any("thresholded at 50%" in n for n in notes)
+    notes.clear()
+    write_image(tmp_path / "bw.png", (values > 0.5).astype(np.float32))
+    read_mask(tmp_path / "bw.png", notes=notes)
+    assert notes == []
+
+
+# --- 3. output problems are errors before the fit -----------------------------------------------
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        return folder
+    for candidate in (Path("/sys"), Path("/proc/self")):
+        try:
+            with tempfile.TemporaryFile(dir=candidate):
+                pass
+        except OSError:
+            return candidate
+    pytest.skip("no folder here refuses a new file to root")
+
+
+def test_output_location_errors_come_before_the_fit(tmp_path, capsys, clean):
+    write_image(tmp_path / "noisy.png", clean)
+    (tmp_path / "afile").write_text("x")
+    base = ["restore", "--noisy", str(tmp_path / "noisy.png"), "--steps", "100000", "--quiet",
+            "--device", "cpu"]
+    cases = {
+        "is a file, not a folder": ["-o", str(tmp_path / "afile" / "out.png")],
+        "cannot write in": ["-o", str(_unwritable_folder(tmp_path) / "sub" / "out.png")],
+        "report is JSON": ["-o", str(tmp_path / "o.png"), "--report", str(tmp_path / "r.txt")],
+        "report": ["-o", str(tmp_path / "o2.png"), "--report", str(tmp_path / "afile" / "r.json")],
+    }
+    for expected, extra in cases.items():
+        t0 = time.perf_counter()
+        err = run_err(capsys, base + extra)
+        assert expected in err and time.perf_counter() - t0 < 10, err  # 100000 steps never started
+    err = run_err(capsys, ["demo", "-o", str(tmp_path / "afile"), "--steps", "100000"])
+    assert "not a folder" in err
+
+
+# --- 5. EXIF orientation -----------------------------------------------------------------------
+
+
+def test_exif_orientation_is_applied(tmp_path, capsys, clean):
+    stored = (clean[:, :20] * 255).round().astype(np.uint8)  # 30 rows, 20 columns as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": viewers show it 20 rows x 30 columns
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    pixels, _ = read_image(tmp_path / "phone.jpg")
+    assert pixels.shape == (20, 30, 3)
+    run_ok(capsys, ["restore", "--noisy", str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "o.png"),
+                    "--steps", "2", "--stop", "fixed", "--quiet", "--device", "cpu"])
+    assert read_image(tmp_path / "o.png")[0].shape == (20, 30, 3)
+
+
+# --- 6. --steps is a budget under automatic stopping --------------------------------------------
+
+
+def test_steps_alone_keeps_automatic_stopping(tmp_path, capsys, clean):
+    write_image(tmp_path / "noisy.png", clean)
+    run_ok(capsys, ["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "o.png"),
+                    "--steps", "3", "--quiet", "--device", "cpu", "--report", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["settings"]["stop"]["name"] != "fixed" and report["steps_run"] <= 3
+    r = linr.restore([linr.noisy(clean)], steps=3, device="cpu", progress=False)
+    assert r.settings["stop"]["name"] != "fixed"
+    r = linr.restore([linr.noisy(clean)], steps=3, stop="fixed", device="cpu", progress=False)
+    assert r.settings["stop"]["name"] == "fixed" and r.steps_run == 3
+
+
+# --- 7. arrays the Python API cannot use -------------------------------------------------------
+
+
+def test_integer_arrays_are_scaled_by_their_range(clean):
+    as8 = (clean * 255).round().astype(np.uint8)
+    as16 = (clean * 65535).round().astype(np.uint16)
+    assert np.allclose(linr.noisy(as8).image, as8 / 255.0, atol=1e-7)
+    assert np.allclose(linr.noisy(as16).image, as16 / 65535.0, atol=1e-7)
+    assert linr.noisy(clean[..., 0] > 0.5).image.max() == 1.0
+    a = linr.restore([linr.noisy(as8)], steps=2, stop="fixed", device="cpu", progress=False)
+    b = linr.restore([linr.noisy(as8 / np.float32(255))], steps=2, stop="fixed", device="cpu",
+                     progress=False)
+    assert np.allclose(a.image, b.image, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros((3, 16, 16), np.float32), "channels-first"),
+    (np.zeros((1, 3, 16, 16), np.float32), "batch"),
+    (np.zeros((16, 16, 3), np.int32), "ambiguous"),
+    (np.full((16, 16, 3), 200.0, np.float32), "divide by 255"),
+    (np.full((16, 16), np.nan, np.float32), "non-finite"),
+    (np.zeros((0, 16), np.float32), "non-empty"),
+])
+def test_unusable_arrays_are_refused_in_one_line(bad, message):
+    with pytest.raises(InputError, match=message) as info:
+        linr.noisy(bad)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match=message):
+        as_float_image(bad)
+
+
+def test_a_reference_array_is_converted_too(clean):
+    as8 = (clean * 255).round().astype(np.uint8)
+    r = linr.restore([linr.noisy(clean)], steps=2, stop="fixed", reference=as8, device="cpu",
+                     progress=False)
+    assert r.history["psnr"][0] > 5  # measured against clean / 255, not 0-255 values
+
+
+# --- 8. a repeated observation flag ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--noisy", "--lowres", "--masked", "--mask", "--factor"])
+def test_repeated_observation_flags_are_refused(tmp_path, capsys, clean, flag):
+    write_image(tmp_path / "a.png", clean)
+    value = "4" if flag == "--factor" else str(tmp_path / "a.png")
+    err = run_err(capsys, ["restore", flag, value, flag, value, "-o", str(tmp_path / "o.png")])
+    assert "more than once" in err
+
+
+# --- 9. blur boundary --------------------------------------------------------------------------
+
+
+def test_blur_boundary_is_reflect_by_default_and_circular_for_the_paper(clean):
+    from linr.operators import gaussian_kernel
+
+    k = gaussian_kernel(5, 1.0)
+    kw = dict(steps=1, device="cpu", progress=False)
+    boundary = lambda r: r.settings["observations"][0]["operator"]["boundary"]  # noqa: E731
+    assert boundary(linr.restore([linr.blurred(clean, k)], **kw)) == "reflect"
+    assert boundary(linr.restore([linr.blurred(clean, k)], preset="paper", **kw)) == "circular"
+    assert boundary(linr.restore([linr.blurred(clean, k)], preset="fast", **kw)) == "reflect"
+    chosen = linr.blurred(clean, k, boundary="circular")
+    assert boundary(linr.restore([chosen], **kw)) == "circular"  # a choice is kept
+
+
+# --- 10. the smaller ones ----------------------------------------------------------------------
+
+
+def test_identical_images_give_valid_json(tmp_path, capsys, clean):
+    write_image(tmp_path / "a.png", clean)
+    out = run_ok(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "a.png")])
+    data = json.loads(out.out, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+    assert data["psnr"] is None and data["ssim"] == pytest.approx(1.0)
+
+
+def test_report_mode_bit_depth_and_float_tiff(tmp_path, capsys, clean):
+    write_image(tmp_path / "n16.png", clean, bit_depth=16)
+    old = os.umask(0o022)
+    try:
+        out = run_ok(capsys, ["restore", "--noisy", str(tmp_path / "n16.png"), "-o",
+                              str(tmp_path / "o.jpg"), "--steps", "1", "--quiet", "--device", "cpu",
+                              "--report", str(tmp_path / "r.json")])
+    finally:
+        os.umask(old)
+    assert "8-bit" in out.out and "16-bit" not in out.out
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "f.tif", clean.astype(np.float32))
+    out = run_ok(capsys, ["restore", "--noisy", str(tmp_path / "f.tif"), "-o", str(tmp_path / "o.tif"),
+                          "--steps", "1", "--quiet", "--device", "cpu"])
+    assert tifffile.imread(tmp_path / "o.tif").dtype == np.float32 and "float32" in out.out
+
+
+def test_options_without_their_target_are_errors(tmp_path, capsys, clean):
+    write_image(tmp_path / "a.png", clean)
+    base = ["restore", "--noisy", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png")]
+    assert "--boundary needs --blurred" in run_err(capsys, base + ["--boundary", "reflect"])
+    assert "--downsampler needs --lowres" in run_err(capsys, base + ["--downsampler", "box"])
+    assert "--omega0 applies to the siren" in run_err(capsys, base + ["--model", "relu", "--omega0", "20"])
+    err = run_err(capsys, base + ["--steps", "1000000000000"])
+    assert "at most" in err
+
+
+def test_degrade_refuses_a_mask_that_keeps_nothing(tmp_path, capsys, clean):
+    write_image(tmp_path / "a.png", clean)
+    err = run_err(capsys, ["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "h.png"),
+                           "--keep", "0.0001"])
+    assert "keeps no pixel" in err
+    assert not (tmp_path / "h.png").exists() and not (tmp_path / "h_mask.png").exists()
+
+
+def test_size_messages_are_width_by_height(clean):
+    with pytest.raises(InputError, match=r"noisy -> 30x20, noisy -> 30x30; width x height"):
+        linr.restore([linr.noisy(clean[:20]), linr.noisy(clean)], steps=1)
+
+
+def test_psnr_line_names_grey(tmp_path, capsys, clean):
+    grey = clean.mean(axis=2)
+    write_image(tmp_path / "g.png", grey)
+    out = run_ok(capsys, ["restore", "--noisy", str(tmp_path / "g.png"), "-o", str(tmp_path / "o.png"),
+                          "--steps", "1", "--quiet", "--device", "cpu", "--reference",
+                          str(tmp_path / "g.png")])
+    assert "grey" in out.out and "RGB" not in out.out
+
+
+def test_preset_help_lists_the_presets():
+    from linr.cli_common import PRESET_NAMES
+    from linr.tasks import PRESETS
+
+    assert tuple(PRESETS) == PRESET_NAMES
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path, clean):
+    write_image(tmp_path / "a.png", clean)
+    write_image(tmp_path / "b.png", clean * 0.9)
+    script = "import sys; from linr.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", script, "metrics", str(tmp_path / "a.png"),
+                             str(tmp_path / "b.png")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the command writes (| head -c 0)
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
