@@ -12,7 +12,7 @@ import pytest
 import linr
 from linr.bench.speed import PeakRSS, make_case, reference_fit
 from linr.cli import _announce_cost, main
-from linr.engine import plan
+from linr.cost import plan
 from linr.fit import FitConfig, fit
 from linr.simulate import bernoulli_mask
 

@@ -165,16 +165,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any) -> None:
     """Print the estimated time and memory of a fit that will take more than ~30 s (stderr)."""
-    from .engine import measure_throughput, plan
-    from .tasks import resolve
+    from .cost import plan
+    from .engine import measure_throughput
+    from .problem import clean_shape, resolve_device
+    from .tasks import resolve, resolve_stop
 
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
                           seed=args.seed, device=args.device, model=model, precision=args.precision)
-    from .fit import resolve_device
-
     if config.model.name != "siren" or resolve_device(config.device).type != "cpu":
         return  # the throughput is measured on the CPU
-    rough = plan(obs, config)
+    stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    watched = stop is not None
+    rough = plan(obs, config, whole_output_every_step=watched)
     if rough.seconds < 10:
         return
     try:
@@ -182,14 +184,9 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                                         precision=config.precision)
     except ValueError:
         return  # an unavailable precision: the fit itself says so in one line
-    est = plan(obs, config, flops_per_second=throughput)
+    est = plan(obs, config, whole_output_every_step=watched, flops_per_second=throughput)
     if est.seconds >= 30:
-        from .fit import _clean_shape
-
-        from .tasks import resolve_stop
-
-        h, w = _clean_shape(obs)
-        stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+        h, w = clean_shape(obs)
         count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
         print(f"{count} restoring {w}x{h}: {est.describe()} (throughput measured on "
               "this CPU just now)", file=sys.stderr)

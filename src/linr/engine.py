@@ -509,32 +509,3 @@ def measure_throughput(*, net_width: int = 256, depth: int = 7, pixels: int = 40
         net.backward(grad)
         best = min(best, time.perf_counter() - t0)
     return est.flops_per_step / best
-
-
-def plan(observations: list, config: "FitConfig", *,  # noqa: F821 (imported lazily)
-         flops_per_second: float = 5e10) -> Estimate:
-    """:func:`estimate` for a resolved fit: image size, trained pixels (only observed ones when
-    every observation is masked), pixel batches and whether the loss needs two passes."""
-    from .fit import _clean_shape
-    from .operators import Identity, Mask
-
-    height, width = _clean_shape(observations)
-    channels = observations[0].channels
-    ops = [obs.operator for obs in observations]
-    pixel_wise = all(type(op) in (Identity, Mask) for op in ops)
-    trained = height * width
-    if pixel_wise and all(type(op) is Mask for op in ops):
-        seen = None
-        for op in ops:
-            m = op.mask if op.mask.ndim == 2 else op.mask.amax(0)
-            seen = m > 0 if seen is None else seen | (m > 0)
-        trained = int(seen.sum())
-    if pixel_wise and config.batch_pixels is not None:
-        trained = min(trained, config.batch_pixels)
-    m = config.model
-    return estimate(
-        height, width, steps=config.steps, net_width=m.width, depth=m.depth, channels=channels,
-        chunk_pixels=config.chunk_pixels, trained_pixels=trained,
-        two_pass=not pixel_wise and height * width > config.chunk_pixels,
-        flops_per_second=flops_per_second,
-    )

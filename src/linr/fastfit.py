@@ -3,12 +3,16 @@ less work.
 
 How a step renders, by the kind of data term:
 
-- **Pixel-wise operators only** (identity, masks: denoising, inpainting and their joint fits):
-  the loss is a sum over pixels, so only pixels some observation sees are rendered (10% of the
-  image for 10% inpainting), chunk by chunk, each chunk's gradient computed in closed form
-  (``2 w m (f - y) / numel``) and pushed straight into the engine's backward. With
-  ``batch_pixels`` a random subset of those pixels is used each step, scaled so the gradient is
-  an unbiased estimate of the full one.
+- **Pixel-wise operators only** (every operator gives a 0/1 map from ``pixel_weights``:
+  identity, masks, and the hold-out rule's compositions of them; denoising, inpainting and their
+  joint fits): the loss is a sum over pixels, each chunk's gradient computed in closed form
+  (``2 w m (f - y) / numel``) and pushed straight into the engine's backward. Either only the
+  pixels some observation sees are rendered (10% of the image for 10% inpainting), or every
+  pixel is, the unseen ones with a zero gradient, when a stop rule needs the whole output each
+  step anyway (the default noisy fit: one render per step serves the training, the held-out
+  loss and the rule); :func:`linr.cost.render_all_pixels` decides. With ``batch_pixels`` a
+  random subset of the seen pixels is used each step, scaled so the gradient is an unbiased
+  estimate of the full one.
 - **Operators that mix pixels** (downsampling, blur): the whole image is rendered, the data term
   and its gradient with respect to the image come from autograd through the operators only, and
   the engine backpropagates that image gradient through the network. When the image is larger
@@ -34,10 +38,12 @@ from typing import Any, Callable
 
 import torch
 
+from .config import FitConfig, lr_factor
+from .cost import pixel_weight_maps, render_all_pixels
 from .engine import FastSiren, adam_for, select_members
-from .fit import FitConfig, Monitor, Problem, clock, lr_factor
+from .monitor import Monitor
+from .problem import Problem, clock
 from .models import coordinate_grid
-from .operators import Identity, Mask
 
 __all__ = ["run_fast", "run_fast_many", "PixelTerms", "pixel_terms"]
 
@@ -76,19 +82,20 @@ class PixelTerms:
 
 
 def pixel_terms(problem: Problem) -> PixelTerms | None:
-    """The data term as :class:`PixelTerms` when every operator is pixel-wise, else None."""
+    """The data term as :class:`PixelTerms` when every operator says it is pixel-wise with a 0/1
+    map (:meth:`~linr.operators.Operator.pixel_weights`: identity, masks, the hold-out rule's
+    compositions of them), else None."""
     h, w, c = problem.height, problem.width, problem.channels
+    maps = pixel_weight_maps(problem.observations, (h, w))
+    if maps is None:
+        return None
     targets, masks, scales = [], [], []
-    for obs, y, weight in zip(problem.observations, problem.targets, problem.weights):
-        op = obs.operator
-        if type(op) is Identity:
-            masks.append(None)
-        elif type(op) is Mask:
-            m = op.mask.to(device=problem.device, dtype=torch.float32)
-            m = m[None] if m.ndim == 2 else m
-            masks.append(m.reshape(m.shape[0], h * w).t().contiguous())
+    for m, y, weight in zip(maps, problem.targets, problem.weights):
+        if bool((m == 1).all()):
+            masks.append(None)  # every pixel, as it is: no map to apply
         else:
-            return None
+            m = m.to(device=problem.device, dtype=torch.float32)
+            masks.append(m.reshape(m.shape[0], h * w).t().contiguous())
         targets.append(y[0].reshape(c, h * w).t().contiguous())
         scales.append(weight / (c * h * w))
     return PixelTerms(targets, masks, scales)
@@ -128,7 +135,13 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         trained.append(seen)
         use = pixel_wise and config.batch_pixels is not None and config.batch_pixels < seen
         batches.append(config.batch_pixels if use else None)
+    # Render every pixel (unseen ones with a zero gradient) or only the seen ones: one rule
+    # (linr.cost.render_all_pixels) for the loop and the cost estimate.
+    watched = any(m.needs_output for m in monitors)
+    render_all = pixel_wise and all(b is None for b in batches) and all(
+        render_all_pixels(n, h * w, whole_output_every_step=watched) for n in trained)
     infos = [{"name": "fast", "pixel_wise": pixel_wise, "trained_pixels": n, "batch_pixels": b,
+              "rendered_pixels": h * w if render_all or not pixel_wise else (b or n),
               "chunk_pixels": config.chunk_pixels, "precision": config.precision,
               **({"stacked": count} if count > 1 else {})} for n, b in zip(trained, batches)]
     finished: dict[int, tuple[Callable[[], torch.Tensor], dict[str, Any], float]] = {}
@@ -148,7 +161,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         if pixel_wise:
             losses, outputs = _pixel_step(net, coords, (h, w, c), [terms[k] for k in active], chunk,
                                           [batches[k] for k in active],
-                                          [generators[k] for k in active])
+                                          [generators[k] for k in active], render_all)
         else:
             losses, outputs = _image_step(net, coords, (h, w, c), [problems[k] for k in active], chunk)
         wanted = [monitors[k].wants_output(step) for k in active]
@@ -196,13 +209,13 @@ def _render_flat(net: FastSiren, coords: torch.Tensor, chunk: int) -> torch.Tens
 
 def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int],
                 terms: list[PixelTerms], chunk: int, batches: list[int | None],
-                generators: list[torch.Generator]
+                generators: list[torch.Generator], render_all: bool
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """One step's gradients for pixel-wise data terms (one per model); the whole outputs when
-    the step rendered them (every model trained on every pixel)."""
+    the step rendered them (``render_all``: every pixel rendered, maps applied to the gradient)."""
     picks, factors = [], []
     for t, batch, generator in zip(terms, batches, generators):
-        pixels, factor = t.seen, 1.0
+        pixels, factor = (None if render_all else t.seen), 1.0
         if batch is not None:
             pool = coords.shape[0] if pixels is None else pixels.numel()
             pick = torch.randperm(pool, generator=generator, device=coords.device)[:batch]

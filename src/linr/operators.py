@@ -6,6 +6,9 @@ Every operator works on batched images ``(B, C, H, W)`` and shares one small int
 - ``op.output_shape((H, W))`` / ``op.input_shape((h, w))``: map sizes between the clean and the
   observed domain (``input_shape`` tells the fit which grid to render for an observation);
 - ``op.adjoint(y)``: ``A^T y`` (all operators here are linear);
+- ``op.pixel_weights((H, W))``: what the operator can do for the fit's fast path: a weight map
+  ``m`` of shape (1 or C, H, W) when it acts pixel by pixel (``A x = m * x``: identity, masks,
+  and compositions of them), None when it mixes pixels (downsampling, blur);
 - ``op.describe()``: a JSON-able description for reports.
 
 Operators are deterministic: noise belongs to simulation (:mod:`linr.simulate`), not here. Their
@@ -70,6 +73,11 @@ class Operator(ABC):
         """Zero the entries of an observation that ``A`` cannot produce (unobserved pixels)."""
         return y
 
+    def pixel_weights(self, shape: Shape) -> torch.Tensor | None:
+        """``m`` (1 or C, H, W) float32 with ``A x = m * x`` for clean images of ``shape``, or None
+        when ``A`` mixes pixels (the default: an operator says so only if it can)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
 
@@ -90,6 +98,9 @@ class Identity(Operator):
 
     def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
         return y
+
+    def pixel_weights(self, shape: Shape) -> torch.Tensor:
+        return torch.ones(1, *shape)
 
 
 # --- downsampling ------------------------------------------------------------------------------
@@ -225,6 +236,10 @@ class Mask(Operator):
         return self.forward(y)
 
     project = adjoint
+
+    def pixel_weights(self, shape: Shape) -> torch.Tensor:
+        self.output_shape(shape)
+        return self.mask if self.mask.ndim == 3 else self.mask[None]
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kept_fraction": round(self.kept_fraction, 6)}
@@ -364,6 +379,16 @@ class Compose(Operator):
 
     def project(self, y: torch.Tensor) -> torch.Tensor:
         return self.operators[-1].project(y)
+
+    def pixel_weights(self, shape: Shape) -> torch.Tensor | None:
+        """The product of the parts' maps when every part is pixel-wise (shapes are kept)."""
+        total = None
+        for op in self.operators:
+            m = op.pixel_weights(shape)
+            if m is None:
+                return None
+            total = m if total is None else total * m
+        return total
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "operators": [op.describe() for op in self.operators]}

@@ -1,0 +1,144 @@
+"""What a fit is made of: the observations of one scene and, on the device, the :class:`Problem`
+that every loop trains on (targets, weights, restored size, optional reference)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .images import as_float_image
+from .operators import Operator
+
+__all__ = ["Observation", "Problem", "build_problem", "clean_shape", "resolve_device", "clock"]
+
+
+@dataclass
+class Observation:
+    """One corrupted view of the scene.
+
+    ``image`` is (h, w, C) or (h, w): floats on [0, 1], or uint8 / uint16 scaled by their range
+    (see :func:`linr.images.as_float_image`); ``operator`` maps the clean image to
+    this observation's space; ``weight`` scales its data term; ``kind`` names it in reports
+    (noisy, lowres, masked, blurred, or anything).
+    """
+
+    image: np.ndarray
+    operator: Operator
+    weight: float | None = None
+    """None lets the preset decide (1.0 in a bare :func:`fit`)."""
+    kind: str = "observation"
+
+    def __post_init__(self) -> None:
+        image = as_float_image(self.image, f"{self.kind} image")
+        if self.weight is not None and not (self.weight >= 0 and math.isfinite(self.weight)):
+            raise InputError(f"{self.kind} weight must be a finite number >= 0, got {self.weight}")
+        self.image = image
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape[0], self.image.shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.image.shape[2]
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn 'auto' / 'cpu' / 'cuda[:N]' into a device, with a clear error when unavailable."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but no CUDA GPU is available")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {name!r} (use cpu, cuda, cuda:N or auto)")
+    return device
+
+
+def clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
+    """The restored image size (H, W) that every observation's operator agrees on."""
+    shapes: list[tuple[str, tuple[int, int]]] = []  # a list: two observations may share a kind
+    for obs in observations:
+        try:
+            shape = tuple(obs.operator.input_shape(obs.shape))
+            obs.operator.output_shape(shape)
+        except ValueError as exc:
+            raise InputError(f"{obs.kind} observation: {exc}") from exc
+        shapes.append((obs.kind, shape))
+    if len({shape for _, shape in shapes}) > 1:
+        listed = ", ".join(f"{k} -> {w}x{h}" for k, (h, w) in shapes)
+        raise InputError(f"observations disagree on the restored image size ({listed}; width x "
+                         "height)")
+    return shapes[0][1]
+
+
+def _to_chw(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
+
+
+@dataclass
+class Problem:
+    """Everything a loop needs, on the device: the resolved observations and their targets."""
+
+    observations: list[Observation]
+    weights: list[float]
+    targets: list[torch.Tensor]
+    """Per observation (1, C, h, w) on the [-1, 1] scale, unobservable entries zeroed."""
+    height: int
+    width: int
+    channels: int
+    device: torch.device
+    reference: torch.Tensor | None
+    """(1, C, H, W) on [0, 1], or None."""
+
+    def data_term(self, output: torch.Tensor) -> torch.Tensor:
+        """sum_i w_i mean((A_i f - y_i)^2) of an output (1, C, H, W) on [-1, 1]."""
+        return sum(
+            w * torch.mean((obs.operator(output) - y) ** 2)
+            for w, obs, y in zip(self.weights, self.observations, self.targets)
+        )
+
+
+def build_problem(observations: Sequence[Observation], device: str,
+                  reference: np.ndarray | None, *, signed: bool = True) -> Problem:
+    """Check the observations (and reference) agree and put their targets on ``device``.
+
+    ``signed`` puts targets on the [-1, 1] scale the INR fits; False keeps [0, 1] (for models
+    with a sigmoid output, such as DIP).
+    """
+    observations = list(observations)
+    if not observations:
+        raise InputError("at least one observation is needed")
+    channels = {obs.channels for obs in observations}
+    if len(channels) > 1:
+        raise InputError(f"observations have different channel counts: {sorted(channels)}")
+    (c,) = channels
+    height, width = clean_shape(observations)
+    dev = resolve_device(device)
+    ref_t = None
+    if reference is not None:
+        ref = as_float_image(reference, "reference")
+        if ref.shape != (height, width, c):
+            raise InputError(f"reference has shape {ref.shape}, expected {(height, width, c)}")
+        ref_t = _to_chw(ref, dev)
+    targets = [obs.operator.project(_to_chw(obs.image, dev) * 2 - 1 if signed else _to_chw(obs.image, dev))
+               for obs in observations]
+    weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
+    return Problem(observations, weights, targets, height, width, c, dev, ref_t)
+
+
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` has finished (CUDA runs
+    asynchronously: without the wait, a loop's time would only be the time to queue it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
