@@ -56,14 +56,15 @@ def register(sub: Any) -> None:
     for kind in KINDS:
         g.add_argument(f"--{kind}", metavar="DIR_OR_GLOB", help=f"{kind} images")
     g.add_argument("--factor", type=positive_int, help="super-resolution factor (default 4)")
-    g.add_argument("--downsampler", default="lanczos2", choices=["lanczos2", "bicubic", "box"],
+    g.add_argument("--downsampler", default=None, choices=["lanczos2", "bicubic", "box"],
                    help="downsampling kernel of low-res observations (default lanczos2)")
     g.add_argument("--mask", metavar="MASK", help="one keep-mask for all (white = observed), or a "
                    "folder/glob of masks named like the images (x.png or x_mask.png)")
     g.add_argument("--kernel", metavar="SPEC", help="blur kernel: gaussian:WIDTH:SIGMA or a file for all, "
                    "or a folder/glob of kernels named like the images (x.* or x_kernel.*)")
-    g.add_argument("--boundary", default="circular", choices=["circular", "reflect"],
-                   help="blur boundary handling (default circular)")
+    g.add_argument("--boundary", default=None, choices=["circular", "reflect"],
+                   help="blur boundary: reflect (default; real photos) or circular (images blurred "
+                   "periodically, as the paper's were; the default with --preset paper)")
     add_fit_options(p)
     r = p.add_argument_group("running")
     r.add_argument("--workers", type=positive_int,
@@ -139,7 +140,10 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         "stop": args.stop, "precision": args.precision,
         # None: the preset's own (possibly per-kind) model, recorded by the preset's name
         "model": None if model is None else dataclasses.asdict(model), "weights": dict(args.weight),
-        "factor": args.factor or 4, "downsampler": args.downsampler, "boundary": args.boundary,
+        # unset options as older manifests recorded them, so that those batches still resume;
+        # a blur's boundary left unset (None) is the preset's
+        "factor": args.factor or 4, "downsampler": args.downsampler or "lanczos2",
+        "boundary": args.boundary if args.blurred is not None else "circular",
         "format": args.format,
     }
 
