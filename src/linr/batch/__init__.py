@@ -2,14 +2,18 @@
 
     linr batch noisy/ -o restored/ --task noisy --workers 2
     linr batch --noisy 'noisy/*.png' --lowres 'lr/*.png' --factor 4 -o restored/
-    linr batch holes/ --task masked --mask masks/ -o restored/ --reference-dir clean/
+    linr batch holes/ --task masked --mask holes/ -o restored/ --reference-dir clean/
     linr batch noisy/ --task noisy -o restored/ --backend ray --ray-address auto
     linr batch tiles/ --task noisy -o restored/ --device cuda --stack 16
 
-Files of a joint batch, masks, kernels and references pair by file stem. Progress is recorded
-in ``OUTPUT_DIR/manifest.jsonl`` (see :mod:`linr.batch.manifest`); rerunning the same command
-skips finished images and retries failed ones. Exit status: 0 all done, 4 some images failed,
-130 interrupted (rerun to resume), 2 a usage error (nothing started).
+Files of a joint batch, masks, kernels and references pair by file stem; masks and kernels may
+share the images' folder (``x.png`` beside ``x_mask.png``). Progress is recorded in
+``OUTPUT_DIR/manifest.jsonl`` (see :mod:`linr.batch.manifest`); rerunning the same command
+skips finished images and retries failed ones; a reference folder may be added or left out on a
+resume (it only adds metrics). Exit status: 0 all done, 4 some images failed, 130 interrupted
+(rerun to resume), 2 a usage error: every option is checked before the output folder is made,
+and a run that fails before recording an image leaves no folder or manifest behind.
+Torch threads per fit: ``--threads``, else ``OMP_NUM_THREADS``, else cores // workers.
 
 Every image is fitted with the same ``--seed``, so a batch's output for an image is the output
 of ``linr restore`` on that image alone with the same options and thread count, and the local
@@ -25,6 +29,7 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 from ..cli_common import add_fit_options, check_pairs, model_config, positive_float, positive_int
@@ -48,29 +53,37 @@ def register(sub: Any) -> None:
         epilog="Exit status: 0 all done, 4 some images failed (listed in the summary and the "
         "manifest), 130 interrupted, 2 usage error.",
     )
-    p.add_argument("input", nargs="?", metavar="INPUT_DIR_OR_GLOB",
+    # nargs='*': an unquoted glob that the shell expanded gets a clear error, not argparse's
+    p.add_argument("input", nargs="*", metavar="INPUT_DIR_OR_GLOB",
                    help="a folder (its image files) or a quoted glob such as 'noisy/*.png'")
     p.add_argument("--task", choices=KINDS, help="what INPUT is: noisy, lowres, masked or blurred")
-    p.add_argument("-o", "--output-dir", required=True, help="folder for the outputs and manifest.jsonl")
+    p.add_argument("-o", "--output-dir", required=True, action=_Once,
+                   help="folder for the outputs and manifest.jsonl")
     g = p.add_argument_group("observations (joint restoration: several, paired by file name)")
     for kind in KINDS:
-        g.add_argument(f"--{kind}", metavar="DIR_OR_GLOB", help=f"{kind} images")
+        g.add_argument(f"--{kind}", metavar="DIR_OR_GLOB", action=_Once, help=f"{kind} images")
     g.add_argument("--factor", type=positive_int, help="super-resolution factor (default 4)")
     g.add_argument("--downsampler", default=None, choices=["lanczos2", "bicubic", "box"],
                    help="downsampling kernel of low-res observations (default lanczos2)")
-    g.add_argument("--mask", metavar="MASK", help="one keep-mask for all (white = observed), or a "
-                   "folder/glob of masks named like the images (x.png or x_mask.png)")
-    g.add_argument("--kernel", metavar="SPEC", help="blur kernel: gaussian:WIDTH:SIGMA or a file for all, "
-                   "or a folder/glob of kernels named like the images (x.* or x_kernel.*)")
+    g.add_argument("--mask", metavar="MASK", action=_Once,
+                   help="one keep-mask for all (white = observed), or a folder/glob of masks named "
+                   "like the images (x.png or x_mask.png); it may be the images' own folder, as "
+                   "linr degrade --keep writes it (x.png beside x_mask.png)")
+    g.add_argument("--kernel", metavar="SPEC", action=_Once,
+                   help="blur kernel: gaussian:WIDTH:SIGMA or a file for all, or a folder/glob of "
+                   "kernels named like the images (x.* or x_kernel.*; x_kernel.* may lie beside x.png)")
     g.add_argument("--boundary", default=None, choices=["circular", "reflect"],
                    help="blur boundary: reflect (default; real photos) or circular (images blurred "
                    "periodically, as the paper's were; the default with --preset paper)")
     add_fit_options(p)
     r = p.add_argument_group("running")
     r.add_argument("--workers", type=positive_int,
-                   help="local worker processes (default 1 on CPU, one per GPU with CUDA)")
+                   help="local worker processes (default 1 on CPU, one per GPU with CUDA); each "
+                   "fits with --threads torch threads")
     r.add_argument("--threads", type=positive_int,
-                   help="torch threads per fit (default: cores // workers; with Ray, --ray-cpus-per-task)")
+                   help="torch threads per fit. Default: $OMP_NUM_THREADS when set, else the usable "
+                   "cores // workers (local backend); with Ray, --ray-cpus-per-task (there "
+                   "OMP_NUM_THREADS is not used)")
     r.add_argument("--stack", type=positive_int, default=1, metavar="K",
                    help="fit up to K consecutive images of the same size and kinds together in "
                    "each worker (stacked models, batched products: fills a GPU that one small image "
@@ -86,21 +99,45 @@ def register(sub: Any) -> None:
                    "four fits share a GPU)")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=FORMATS, default="png", help="output file type (default png)")
-    o.add_argument("--reference-dir", metavar="DIR_OR_GLOB",
-                   help="clean images named like the inputs: PSNR/SSIM per image and their means")
+    o.add_argument("--reference-dir", metavar="DIR_OR_GLOB", action=_Once,
+                   help="clean images named like the inputs: PSNR/SSIM per image and their means; "
+                   "it may be added or left out when resuming (images already done keep the "
+                   "metrics they have)")
     o.add_argument("--force", action="store_true",
                    help="redo every image and overwrite outputs (never an input)")
     o.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_batch)
 
 
+class _Once(argparse.Action):
+    """Store a folder/glob option, refusing a second one instead of keeping the last silently."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise InputError(f"{option_string} given twice ({getattr(namespace, self.dest)} and {values}); "
+                             "give one folder or quoted glob")
+        setattr(namespace, self.dest, values)
+
+
+_EXPANDED = ("the shell expanded an unquoted glob into files? Quote it, e.g. 'noisy/*.png', or "
+             "give the folder")
+
+
 def _merge_task(args: argparse.Namespace) -> None:
     """``INPUT --task KIND`` is the same as ``--KIND INPUT``."""
+    if len(args.input) > 1:
+        raise InputError(f"INPUT is one folder or glob, got {len(args.input)} ({args.input[0]}, "
+                         f"{args.input[1]}, ...): {_EXPANDED}")
+    args.input = args.input[0] if args.input else None
     if args.input is None and args.task is not None:
         raise InputError("--task needs INPUT_DIR_OR_GLOB")
     if args.input is not None:
         if args.task is None:
-            raise InputError("INPUT needs --task noisy|lowres|masked|blurred (or use --noisy INPUT etc.)")
+            given = [f"--{k}" for k in KINDS if getattr(args, k) is not None]
+            hint = f" ({given[0]} followed by more than one path: {_EXPANDED})" if given else ""
+            raise InputError("INPUT needs --task noisy|lowres|masked|blurred (or use --noisy INPUT etc.)"
+                             + hint)
         if getattr(args, args.task) is not None:
             raise InputError(f"--task {args.task} with INPUT and --{args.task} name the same input twice")
         setattr(args, args.task, args.input)
@@ -155,27 +192,107 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _backend(args: argparse.Namespace) -> tuple[Any, str, int, str]:
+def _omp_threads() -> int | None:
+    """The thread count the user set in ``OMP_NUM_THREADS`` (its first level), or None."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        print(f"linr: note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']!r} is not a positive "
+              "thread count; ignored", file=sys.stderr)
+        return None
+    return value
+
+
+def local_threads(threads: int | None, workers: int) -> int:
+    """torch threads per fit of the local backend: ``--threads``, else ``OMP_NUM_THREADS``, else
+    the usable cores shared among the workers."""
+    return threads or _omp_threads() or max(1, _cores() // workers)
+
+
+def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
+    """Options that would fail every image alike: a usage error now, before anything is created."""
+    if args.stack > 1 and model is not None and model.name != "siren":
+        raise InputError(f"--stack needs the SIREN model (the fast engine), not {model.name!r}")
+    if args.precision in ("bf16", "tf32") and model is not None and model.name != "siren":
+        raise InputError(f"--precision {args.precision} needs the SIREN model (the fast engine), "
+                         f"not {model.name!r}")
+    if args.stop is not None and args.stop not in ("auto", "fixed"):
+        from ..stopping import parse_stop
+
+        try:
+            parse_stop(args.stop)
+        except ValueError as exc:
+            raise InputError(f"--stop {args.stop}: {exc}") from None
+    kernel = args.kernel
+    if kernel is not None and (kernel.startswith(("gaussian:", "gauss:")) or Path(kernel).is_file()):
+        from ..tasks import parse_kernel
+
+        parse_kernel(args.kernel)  # one spec or file for every image: check it once
+    if args.mask is not None and Path(args.mask).is_file():
+        from ..images import read_image
+
+        read_image(args.mask)  # one mask for every image: readable (its size is checked per image)
+
+
+def _check_device(args: argparse.Namespace) -> Any:
+    """The local backend's torch device (None with Ray), checked with --precision against it."""
+    if args.backend == "ray":
+        from .ray_backend import ray_unavailable
+
+        reason = ray_unavailable()
+        if reason is not None:
+            raise InputError(reason)
+        return None  # Ray's device is known once connected to the cluster
+    import torch
+
+    from ..fit import resolve_device
+
+    device = resolve_device(args.device)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"GPU(s), numbered from 0")
+    if args.precision in ("bf16", "tf32"):
+        from ..engine import check_precision
+
+        try:
+            check_precision(args.precision, device)
+        except ValueError as exc:
+            raise InputError(f"--precision {args.precision}: {exc}") from None
+    return device
+
+
+def _backend(args: argparse.Namespace, device: Any) -> tuple[Any, str, int, str]:
     """Start the backend; returns (backend, device for payloads, torch threads per fit, label)."""
     if args.backend == "ray":
         from .ray_backend import RayBackend
 
         ray = RayBackend(address=args.ray_address, device=args.device,
                          cpus_per_task=args.ray_cpus_per_task, gpus_per_task=args.ray_gpus_per_task)
+        if args.precision in ("bf16", "tf32"):
+            from ..engine import check_precision
+
+            try:
+                check_precision(args.precision, ray.device)
+            except ValueError as exc:
+                ray.close(abort=True)
+                raise InputError(f"--precision {args.precision} on this Ray cluster: {exc}") from None
         threads = args.threads or ray.threads
         return ray, ray.device, threads, f"Ray ({ray.device}, {ray.slots} in flight, {threads} threads/fit)"
     import torch
 
-    from ..fit import resolve_device
     from .local import InlineBackend, PoolBackend
 
-    device = resolve_device(args.device)
     gpus: list[str] = []
     if device.type == "cuda":
         gpus = [str(device)] if device.index is not None else [
             f"cuda:{i}" for i in range(torch.cuda.device_count())]
     workers = args.workers or max(1, len(gpus))
-    threads = args.threads or max(1, _cores() // workers)
+    threads = local_threads(args.threads, workers)
     label = f"{workers} local worker(s), {device.type}, {threads} threads/fit"
     if workers == 1:
         return InlineBackend(), gpus[0] if gpus else "cpu", threads, label
@@ -206,20 +323,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .run import Outcome, Progress, run_jobs, select
     from .summary import summary_table
 
+    # Every check that can fail comes before the output folder is created.
     _merge_task(args)
     check_pairs(args)
     model = model_config(args, args.preset)
-    if args.stack > 1 and model is not None and model.name != "siren":
-        raise InputError(f"--stack needs the SIREN model (the fast engine), not {model.name!r}")
+    _check_fit_options(args, model)
     settings = _settings(args, model)
-    if args.kernel is not None and args.kernel.startswith(("gaussian:", "gauss:")):
-        from ..tasks import parse_kernel
-
-        parse_kernel(args.kernel)  # a malformed spec is a usage error, not one failure per image
     inputs = {k: getattr(args, k) for k in KINDS if getattr(args, k) is not None}
     notes: list[str] = []
     jobs = plan_jobs(inputs, output_dir=args.output_dir, suffix=f".{args.format}", mask=args.mask,
                      kernel=args.kernel, reference_dir=args.reference_dir, notes=notes)
+    device = _check_device(args)
     for note in notes:
         print(f"linr: note: {note}", file=sys.stderr)
     with Manifest(args.output_dir) as manifest:
@@ -229,7 +343,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
               f"(manifest {manifest.path})", flush=True)
         outcome, engine = Outcome(), "nothing to run"
         if todo:
-            backend, device, threads, engine = _backend(args)
+            backend, device, threads, engine = _backend(args, device)
             if args.stack > 1:
                 engine += f", up to {args.stack} images stacked per fit"
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,

@@ -16,9 +16,10 @@ host, backend).
 A record: ``image`` (name), ``status`` ("done" or "failed"), ``inputs`` (kind -> path, plus
 mask/kernel/reference), ``output``, ``key`` (fingerprint of inputs and settings), ``batch``
 (the batch settings), ``settings`` (the fit's resolved settings), ``steps_run``, ``stop_step``,
-``stop_reason``, ``metrics`` (standard and paper conventions, or null), ``error`` (one line, or
-null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC time, ``backend``, ``host``,
-``threads``, ``device``).
+``stop_reason``, ``metrics`` (standard and paper conventions, or null), ``metrics_error`` (why
+a given reference gave no metrics, e.g. another size: the image is restored all the same; or
+null), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
+time, ``backend``, ``host``, ``threads``, ``device``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Manifest:
 
     Use as a context manager: it takes an exclusive lock on the output folder (a second batch on
     the same folder fails at once instead of duplicating work) and compacts on entry and exit.
+    A run that records nothing (it failed before its first image) leaves no manifest behind, and
+    no folder when it made the folder.
     """
 
     def __init__(self, folder: str | os.PathLike):
@@ -51,17 +54,31 @@ class Manifest:
         self.records: dict[str, dict[str, Any]] = {}
         self.skipped_lines = 0
         self.existed = False
-        """Whether the folder already had a manifest (so its outputs are this batch's own)."""
+        """Whether the folder already had a manifest with records (so its outputs are a batch's own)."""
         self._fh: Any = None
         self._lock: Any = None
+        self._made: list[Path] = []
+        """Folders that entering created (deepest first), removed again if nothing is recorded."""
+        self._owner = False
+        """Whether this run holds the folder (its lock): only then may it remove anything."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def __enter__(self) -> "Manifest":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
-        self.existed = self.path.exists()
-        self.records = dict(self._read())
+        self._made = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._release()
+            raise InputError(f"-o {self.folder}: cannot create the folder ({exc.strerror or exc})") from None
+        try:
+            self._take_lock()
+            self._owner = True
+            self.records = dict(self._read())
+            self.existed = bool(self.records) or self.skipped_lines > 0
+        except BaseException:
+            self._release()
+            raise
         if self.skipped_lines:
             print(f"linr: warning: {self.path}: skipped {self.skipped_lines} unreadable line(s) "
                   "(a write cut short); those images will be redone", file=sys.stderr)
@@ -74,16 +91,42 @@ class Manifest:
             self._fh.close()
             self._fh = None
         self.compact()
+        self._release()
+
+    def _release(self) -> None:
+        """Unlock; when nothing was recorded, remove the empty manifest and the folders we made."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._owner and not self.records:
+            try:
+                if self.path.exists() and self.path.stat().st_size == 0:
+                    self.path.unlink()
+                if self._made:
+                    (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            except OSError:
+                pass
         if self._lock is not None:
             self._lock.close()  # closing the file releases the lock
             self._lock = None
+        if (self._owner or not self.folder.exists()) and not self.records:
+            for folder in self._made:  # deepest first; stops at the first that is not empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        self._made = []
+        self._owner = False
 
     def _take_lock(self) -> None:
         try:
             import fcntl
         except ImportError:  # Windows: no advisory lock; concurrent runs are the user's care
             return
-        fh = open(self.folder / LOCK_NAME, "w")
+        try:
+            fh = open(self.folder / LOCK_NAME, "w")
+        except OSError as exc:
+            raise InputError(f"-o {self.folder}: cannot write there ({exc.strerror or exc})") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

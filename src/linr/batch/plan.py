@@ -9,6 +9,7 @@ Pure file-name logic: nothing here reads pixels, so planning is instant and fail
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import json
@@ -55,7 +56,8 @@ class Job:
 
 
 def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
-    """Files named by ``spec``: a folder (its files with ``suffixes``, not recursive), a glob, or a file.
+    """Files named by ``spec``: a folder or a glob (their files with ``suffixes``; a folder is not
+    searched recursively), or one file.
 
     Hidden files (names starting with '.', such as half-written temporary files) are skipped.
     """
@@ -65,9 +67,11 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
     elif path.is_file():
         found = [path]
     else:
-        found = [Path(p) for p in glob.glob(spec) if Path(p).is_file()]
-        if not found and not glob.has_magic(spec):
+        if not glob.has_magic(spec):
             raise InputError(f"{what} {spec}: no such file or folder")
+        # like a folder, a glob such as 'noisy/*' yields its image files only (not notes.txt)
+        found = [Path(p) for p in glob.glob(spec)
+                 if Path(p).is_file() and Path(p).suffix.lower() in suffixes]
     found = sorted(p for p in found if not p.name.startswith("."))
     if not found:
         raise InputError(f"{what} {spec}: matches no files ({', '.join(suffixes)})")
@@ -110,23 +114,23 @@ def pair_by_stem(groups: dict[str, dict[str, Path]]) -> list[str]:
 
 def _auxiliary(
     spec: str | None,
+    files: Sequence[Path] | None,
     stems: Sequence[str],
     *,
     what: str,
     strip: Sequence[str],
     notes: list[str] | None = None,
-    suffixes: Sequence[str] = IMAGE_SUFFIXES,
 ) -> dict[str, str | None]:
-    """One shared file for every stem, or files paired by stem.
+    """One shared file for every stem, or ``files`` (those of a folder / glob) paired by stem.
 
     A stem without a file is an error, unless ``notes`` is given (optional files such as
     references): then it gets None and a note, and only a folder matching no stem is an error.
     """
     if spec is None:
         return {s: None for s in stems}
-    if Path(spec).is_file():
+    if files is None:  # one file for every image
         return {s: spec for s in stems}
-    index = _by_stem(find_files(spec, what=what, suffixes=suffixes), what=what, strip=strip)
+    index = _by_stem(files, what=what, strip=strip)
     missing = [s for s in stems if s not in index]
     if missing and (notes is None or len(missing) == len(stems)):
         raise InputError(f"{what} {spec}: no file for {len(missing)} image(s): {_listed(missing)}")
@@ -134,6 +138,10 @@ def _auxiliary(
         notes.append(f"{what} {spec}: no file for {len(missing)} image(s), so no metrics for them: "
                      f"{_listed(missing)}")
     return {s: str(index[s]) if s in index else None for s in stems}
+
+
+def _has_suffix(path: Path, suffix: str) -> bool:
+    return path.stem.endswith(suffix) and len(path.stem) > len(suffix)
 
 
 def plan_jobs(
@@ -150,39 +158,52 @@ def plan_jobs(
 
     Images without a reference are restored without metrics, with a line appended to ``notes``.
 
-    ``observations`` maps a kind to a folder or glob. Files that serve as masks, kernels or
-    references are not taken as observations even when they lie in the same folder (as
-    ``linr degrade --keep`` writes ``x.png`` beside ``x_mask.png``).
+    ``observations`` maps a kind to a folder or glob. Masks, kernels and references may lie in
+    the same folder as the observations, as ``linr degrade --keep`` writes ``x.png`` beside
+    ``x_mask.png`` (``--masked holes/ --mask holes/``): a file that both specs match is a mask
+    (kernel) when its name ends in ``_mask`` (``_kernel``), else an observation; a single
+    mask/kernel/reference file, and any file a ``--reference-dir`` matches, is never an observation.
     """
     if not observations:
         raise InputError("give input images: INPUT with --task, or --noisy/--lowres/--masked/--blurred")
     found = {kind: find_files(spec, what=f"--{kind}") for kind, spec in observations.items()}
     is_kernel_spec = kernel is not None and kernel.startswith(("gaussian:", "gauss:"))
-    aux_specs = [("--mask", mask), ("--reference-dir", reference_dir)]
+    # (option, spec, name suffix that marks its files, file suffixes)
+    aux_specs = [("--mask", mask, "_mask", IMAGE_SUFFIXES),
+                 ("--reference-dir", reference_dir, None, IMAGE_SUFFIXES)]
     if kernel is not None and not is_kernel_spec:
-        aux_specs.append(("--kernel", kernel))
-    # Stems come from the observations once the auxiliary files are set aside.
-    aux_files: set[Path] = set()
-    for what, spec in aux_specs:
-        if spec is not None and not Path(spec).is_file():
-            suffixes = KERNEL_SUFFIXES if what == "--kernel" else IMAGE_SUFFIXES
-            aux_files |= {p.resolve() for p in find_files(spec, what=what, suffixes=suffixes)}
-        elif spec is not None:
-            aux_files.add(Path(spec).resolve())
+        aux_specs.append(("--kernel", kernel, "_kernel", KERNEL_SUFFIXES))
+    observed = {f.resolve() for files in found.values() for f in files}
+    aux_files: dict[str, list[Path] | None] = {}  # option -> its files; None: one file for all
+    set_aside: set[Path] = set()  # files that are not observations
+    for what, spec, marker, suffixes in aux_specs:
+        if spec is None:
+            continue
+        if Path(spec).is_file():
+            aux_files[what] = None
+            set_aside.add(Path(spec).resolve())
+            continue
+        files = find_files(spec, what=what, suffixes=suffixes)
+        if marker is not None:
+            # matched by both: x_mask.png is the mask, x.png the image it belongs to
+            files = [f for f in files if f.resolve() not in observed or _has_suffix(f, marker)]
+        aux_files[what] = files
+        set_aside |= {f.resolve() for f in files}
     groups = {}
     for kind, files in found.items():
-        kept = [f for f in files if f.resolve() not in aux_files]
+        kept = [f for f in files if f.resolve() not in set_aside]
         if not kept:
             raise InputError(f"--{kind} {observations[kind]}: every file it matches is a mask, kernel "
                              "or reference")
         groups[f"--{kind}"] = _by_stem(kept, what=f"--{kind}")
     stems = pair_by_stem(groups)
-    masks = _auxiliary(mask, stems, what="--mask", strip=("_mask",))
-    refs = _auxiliary(reference_dir, stems, what="--reference-dir", strip=(), notes=[] if notes is None else notes)
+    masks = _auxiliary(mask, aux_files.get("--mask"), stems, what="--mask", strip=("_mask",))
+    refs = _auxiliary(reference_dir, aux_files.get("--reference-dir"), stems, what="--reference-dir",
+                      strip=(), notes=[] if notes is None else notes)
     if is_kernel_spec:
         kernels: dict[str, str | None] = {s: kernel for s in stems}
     else:
-        kernels = _auxiliary(kernel, stems, what="--kernel", strip=("_kernel",), suffixes=KERNEL_SUFFIXES)
+        kernels = _auxiliary(kernel, aux_files.get("--kernel"), stems, what="--kernel", strip=("_kernel",))
     out = Path(output_dir)
     jobs = [
         Job(
@@ -196,6 +217,9 @@ def plan_jobs(
         for s in stems
     ]
     _check_no_overwrite(jobs)
+    specs = {f"--{kind}": spec for kind, spec in observations.items()}
+    specs.update((what, spec) for what, spec, _, _ in aux_specs if aux_files.get(what) is not None)
+    _check_not_read_back(jobs, specs, output_dir)
     return jobs
 
 
@@ -206,14 +230,36 @@ def _check_no_overwrite(jobs: Sequence[Job]) -> None:
         raise InputError(f"output {clash[0]} would overwrite an input file; choose another -o folder")
 
 
-def fingerprint(job: Job, settings: dict[str, Any]) -> str:
+def _check_not_read_back(jobs: Sequence[Job], specs: dict[str, str], output_dir: str | os.PathLike) -> None:
+    """Refuse outputs that a folder or glob of this batch would find on its next run (e.g.
+    ``-o noisy/ --format tif`` beside ``noisy/x.png``): resuming would then take them as inputs."""
+    for what, spec in specs.items():
+        suffixes = KERNEL_SUFFIXES if what == "--kernel" else IMAGE_SUFFIXES
+        folder = Path(spec).resolve() if Path(spec).is_dir() else None
+        pattern = None if folder is not None else os.path.abspath(spec)
+        for job in jobs:
+            output = Path(job.output)
+            if output.suffix.lower() not in suffixes:
+                continue
+            if folder is not None:
+                hit = output.parent.resolve() == folder
+            else:
+                hit = fnmatch.fnmatchcase(os.path.abspath(output), pattern)
+            if hit:
+                raise InputError(f"-o {output_dir}: its outputs (such as {output.name}) would be read as "
+                                 f"{what} files when the batch is rerun to resume; choose another -o folder")
+
+
+def fingerprint(job: Job, settings: dict[str, Any], *, reference: str | None = None) -> str:
     """A short hash of what determines a job's output: its input files and the batch settings.
 
-    A manifest record made under another fingerprint is not reused.
+    A manifest record made under another fingerprint is not reused. The reference is not part of
+    it (it only adds metrics); ``reference`` recomputes the key of older manifests, which hashed
+    the reference path too.
     """
     files = {k: os.path.abspath(v) for k, v in job.observations.items()}
     extra = {k: os.path.abspath(v) if v and Path(v).exists() else v
-             for k, v in (("mask", job.mask), ("kernel", job.kernel), ("reference", job.reference))}
+             for k, v in (("mask", job.mask), ("kernel", job.kernel), ("reference", reference))}
     data = {"observations": files, **extra, "settings": settings}
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -222,4 +268,3 @@ def fingerprint(job: Job, settings: dict[str, Any]) -> str:
 def settings_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Names of the settings that differ between two settings dicts (for error messages)."""
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-

@@ -41,7 +41,9 @@ def select(
     """Split jobs into (to run, names to skip) and return each job's fingerprint.
 
     Raises when finished images were made with other settings (unless ``force``), or when a
-    folder without a manifest already holds files this batch would replace.
+    folder without a manifest already holds files this batch would replace. A reference folder
+    added or left out is no change: references only add metrics (a skipped image keeps the
+    metrics it has, or has none).
     """
     keys = {job.name: fingerprint(job, settings) for job in jobs}
     todo, skip, changed = [], [], []
@@ -49,7 +51,7 @@ def select(
         record = manifest.records.get(job.name)
         if force or record is None or record.get("status") != "done":
             todo.append(job)
-        elif record.get("key") != keys[job.name]:
+        elif record.get("key") != keys[job.name] and not _older_key(job, record, settings):
             changed.append(job.name)
         elif not Path(job.output).is_file():
             todo.append(job)  # recorded as done but the output was removed: redo it
@@ -58,8 +60,9 @@ def select(
     if changed:
         first = manifest.records[changed[0]]
         job = next(j for j in jobs if j.name == changed[0])
-        inputs = {**job.observations, "mask": job.mask, "kernel": job.kernel, "reference": job.reference}
-        differ = settings_diff(first.get("batch") or {}, settings) + settings_diff(first.get("inputs") or {}, inputs)
+        inputs = {**job.observations, "mask": job.mask, "kernel": job.kernel}
+        recorded = {k: v for k, v in (first.get("inputs") or {}).items() if k != "reference"}
+        differ = settings_diff(first.get("batch") or {}, settings) + settings_diff(recorded, inputs)
         what = ", ".join(differ) or "input files"
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
                          f"({what}); use another -o folder, or --force to redo them")
@@ -69,6 +72,12 @@ def select(
             raise InputError(f"{present[0]}: exists and is not from a linr batch in this folder "
                              f"({len(present)} such file(s)); use --force to overwrite")
     return todo, skip, keys
+
+
+def _older_key(job: Job, record: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Whether ``record`` was made for ``job`` by a linr whose fingerprint included the reference."""
+    reference = (record.get("inputs") or {}).get("reference")
+    return reference is not None and record.get("key") == fingerprint(job, settings, reference=reference)
 
 
 def run_jobs(
@@ -174,8 +183,10 @@ class Progress:
         self.failed += not ok
         n = self.done + self.failed
         what = f"done in {rec['run'].get('time_s', 0):.1f} s" if ok else f"FAILED: {rec['error']}"
+        if ok and rec.get("metrics_error"):
+            what += f" (no metrics: {rec['metrics_error']})"
         if self.bar is not None:
-            if not ok:
+            if not ok or rec.get("metrics_error"):
                 self.bar.write(f"{rec['image']}: {what}")
             self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)
             self.bar.update(1)

@@ -47,6 +47,16 @@ def summary_table(records: Sequence[dict[str, Any]], outcome: Outcome, *, where:
                      f" {_fmt(_mean([x['psnr'] for x in pap]), '.2f'):>11}"
                      f" {_fmt(_mean([x['ssim'] for x in pap]), '.4f'):>11}")
         lines.append(line)
+    done = [r for r in records if r["status"] == "done"]
+    measured = sum(1 for r in done if r.get("metrics"))
+    if with_metrics and measured < len(done):
+        lines.append(f"metrics: means over the {measured} of {len(done)} done images measured against "
+                     "a reference")
+    unmeasured = [r for r in done if r.get("metrics_error")]
+    if unmeasured:
+        first = unmeasured[0]
+        lines.append(f"no metrics for {len(unmeasured)} image(s) whose reference could not be used "
+                     f"(restored all the same), e.g. {first['image']}: {first['metrics_error']}")
     n = len(outcome.restored) + len(outcome.failed)
     per = f", {outcome.wall_s / n:.2f} s per image" if n else ""
     state = "interrupted" if outcome.interrupted else "finished"

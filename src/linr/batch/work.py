@@ -49,6 +49,8 @@ class Prepared:
     bit_depth: int
     alpha: np.ndarray | None
     started: float
+    metrics_error: str | None = None
+    """Why the job's reference cannot give metrics (unreadable); the image is restored anyway."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -76,7 +78,12 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     )
     started = time.perf_counter()
     observations, infos, _ = load_observations(ns)
-    reference = read_image(job.reference)[0] if job.reference is not None else None
+    reference, metrics_error = None, None
+    if job.reference is not None:
+        try:  # a reference only adds metrics: a bad one must not cost the restoration
+            reference = read_image(job.reference)[0]
+        except Exception as exc:  # noqa: BLE001
+            metrics_error = f"reference {job.reference}: {one_line(exc)}"
     payload = Payload(
         name=job.name,
         observations=observations,
@@ -86,7 +93,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         threads=threads,
     )
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
-    return Prepared(payload, max(i.bit_depth for i in infos), alpha, started)
+    return Prepared(payload, max(i.bit_depth for i in infos), alpha, started, metrics_error)
 
 
 _WORKER_DEVICE: str | None = None
@@ -144,15 +151,16 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
     from ..cli_common import metrics_report
 
-    try:
-        metrics = None
-        if payload.reference is not None:
+    metrics, metrics_error = None, None
+    if payload.reference is not None:
+        try:
             metrics = metrics_report(payload.reference, result.image, payload.metric_task)
-    except Exception as exc:  # noqa: BLE001
-        return {**out, "error": one_line(exc)}
+        except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
+            metrics_error = f"reference: {one_line(exc)}"
     return {
         **out,
         "error": None,
+        "metrics_error": metrics_error,
         "image": result.image,
         "steps_run": result.steps_run,
         "stop_step": result.stop_step,
@@ -173,7 +181,7 @@ def failed_record(job: Job, error: str, *, key: str, settings: dict[str, Any], r
     return {
         "image": job.name, "status": "failed", "inputs": _inputs(job), "output": None, "key": key,
         "batch": settings, "settings": None, "steps_run": None, "stop_step": None, "stop_reason": None,
-        "metrics": None, "error": error, "run": {"finished": _utc_now(), **run},
+        "metrics": None, "metrics_error": None, "error": error, "run": {"finished": _utc_now(), **run},
     }
 
 
@@ -199,5 +207,6 @@ def finish(
         "image": job.name, "status": "done", "inputs": _inputs(job), "output": job.output, "key": key,
         "batch": settings, "settings": result["settings"], "steps_run": result["steps_run"],
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
-        "metrics": result["metrics"], "error": None, "run": {"finished": _utc_now(), **run},
+        "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
+        "error": None, "run": {"finished": _utc_now(), **run},
     }

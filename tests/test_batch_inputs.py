@@ -1,0 +1,273 @@
+"""linr batch on a new user's inputs and options (issue 11): the layout `linr degrade --keep`
+writes, options checked before anything is created, OMP_NUM_THREADS, resuming with or without
+references. 16-px images, 2 steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import linr.batch
+from linr.batch.plan import Job, fingerprint, plan_jobs
+from linr.cli import main
+from linr.errors import InputError
+from linr.images import read_image, write_image
+
+FAST = ["--device", "cpu", "--threads", "1", "--quiet", "--steps", "2"]
+
+
+def _image(seed: int, size: int = 16) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = np.cumsum(np.cumsum(rng.random((size, size, 3)), axis=0), axis=1)
+    return (smooth / smooth.max()).astype(np.float32)
+
+
+def _noisy_folder(root: Path, names: list[str]) -> Path:
+    """root/noisy/NAME.png (noisy) and root/clean/NAME.png."""
+    for d in ("noisy", "clean"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        clean = _image(i)
+        write_image(root / "clean" / f"{name}.png", clean)
+        noise = np.random.default_rng(100 + i).normal(0, 0.1, clean.shape)
+        write_image(root / "noisy" / f"{name}.png", np.clip(clean + noise, 0, 1))
+    return root
+
+
+def _manifest(folder: Path) -> dict[str, dict]:
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    return {r["image"]: r for r in map(json.loads, lines)}
+
+
+# --- item 1: images and their masks (kernels) in one folder -------------------------------------
+
+
+def test_the_layout_linr_degrade_keep_writes_restores(tmp_path, capsys):
+    holes = tmp_path / "holes"
+    for i, name in enumerate(("a", "b")):
+        write_image(tmp_path / f"{name}.png", _image(i))
+        assert main(["degrade", str(tmp_path / f"{name}.png"), "-o", str(holes / f"{name}.png"),
+                     "--keep", "0.3", "--seed", str(i)]) == 0
+    assert sorted(p.name for p in holes.iterdir()) == ["a.png", "a_mask.png", "b.png", "b_mask.png"]
+    out = tmp_path / "restored"
+    # the README's command
+    assert main(["batch", str(holes), "--task", "masked", "--mask", str(holes), "-o", str(out), *FAST]) == 0
+    records = _manifest(out)
+    assert sorted(records) == ["a", "b"]
+    for name, r in records.items():
+        assert r["status"] == "done"
+        assert r["inputs"]["masked"].endswith(f"{name}.png") and r["inputs"]["mask"].endswith(f"{name}_mask.png")
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "b.png"]
+    capsys.readouterr()
+    assert main(["batch", str(holes), "--task", "masked", "--mask", str(holes), "-o", str(out), *FAST]) == 0
+    assert "2 images: 0 to restore, 2 already done" in capsys.readouterr().out
+
+
+def test_an_image_without_its_mask_in_the_shared_folder_is_named(tmp_path, capsys):
+    holes = tmp_path / "holes"
+    holes.mkdir()
+    mask = np.random.default_rng(0).random((16, 16)) < 0.5
+    for name in ("a", "b"):
+        write_image(holes / f"{name}.png", _image(0) * mask[..., None])
+    write_image(holes / "a_mask.png", mask.astype(np.float32))
+    code = main(["batch", str(holes), "--task", "masked", "--mask", str(holes), "-o", str(tmp_path / "o"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no file for 1 image(s): b" in err and err.count("\n") == 0
+    assert not (tmp_path / "o").exists()
+
+
+def test_kernel_images_beside_the_blurred_images(tmp_path):
+    from linr import simulate
+    from linr.operators import gaussian_kernel
+
+    blurred = tmp_path / "blurred"
+    kernel = gaussian_kernel(5, 1.0)
+    write_image(blurred / "y.png", simulate.blur_image(_image(0), kernel, noise_sigma=0, seed=0))
+    write_image(blurred / "y_kernel.png", (kernel / kernel.max()).astype(np.float32))
+    jobs = plan_jobs({"blurred": str(blurred)}, output_dir=tmp_path / "o", kernel=str(blurred))
+    assert [(j.name, Path(j.observations["blurred"]).name, Path(j.kernel).name) for j in jobs] == [
+        ("y", "y.png", "y_kernel.png")]
+
+
+def test_a_glob_takes_image_files_only(tmp_path):
+    root = _noisy_folder(tmp_path, ["a"])
+    (root / "noisy" / "notes.txt").write_text("how these were made")
+    jobs = plan_jobs({"noisy": str(root / "noisy" / "*")}, output_dir=tmp_path / "o")
+    assert [j.name for j in jobs] == ["a"]
+
+
+def test_outputs_a_rerun_would_read_as_inputs_are_refused(tmp_path):
+    root = _noisy_folder(tmp_path, ["a"])
+    with pytest.raises(InputError, match="would be read as --noisy files"):
+        plan_jobs({"noisy": str(root / "noisy")}, output_dir=root / "noisy", suffix=".tif")
+    with pytest.raises(InputError, match="would be read as --noisy files"):
+        plan_jobs({"noisy": str(root / "noisy" / "*")}, output_dir=root / "noisy", suffix=".tif")
+    # a glob that does not match the outputs: they are never read back
+    jobs = plan_jobs({"noisy": str(root / "noisy" / "*.png")}, output_dir=root / "noisy", suffix=".tif")
+    assert [Path(j.output).name for j in jobs] == ["a.tif"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["N/a.png", "N/b.png", "N/c.png", "--task", "noisy"], "INPUT is one folder or glob, got 3"),
+    (["--noisy", "N/a.png", "N/b.png", "N/c.png"], "INPUT is one folder or glob, got 2"),
+    (["--noisy", "N/a.png", "N/b.png"], "--noisy followed by more than one path"),
+    (["--noisy", "N", "--noisy", "N"], "--noisy given twice"),
+])
+def test_an_unquoted_glob_or_a_repeated_folder_is_named(tmp_path, capsys, argv, message):
+    root = _noisy_folder(tmp_path, ["a", "b", "c"])
+    argv = [a.replace("N", str(root / "noisy"), 1) if a.startswith("N") else a for a in argv]
+    assert main(["batch", *argv, "-o", str(tmp_path / "o"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not (tmp_path / "o").exists()
+
+
+# --- item 2: every option checked before the output folder exists -------------------------------
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device", "cuda"], "no CUDA GPU"),
+    (["--device", "tpu"], "unknown device"),
+    (["--stop", "bogus"], "--stop bogus: unknown stop rule"),
+    (["--stop", "variance:1:2:3"], "too many parameters"),
+    (["--precision", "tf32"], "needs a CUDA GPU"),
+    (["--precision", "bf16", "--model", "relu"], "needs the SIREN model"),
+    (["--task", "masked", "--mask", "BAD"], "not a readable image"),
+    (["--task", "blurred", "--kernel", "BAD.npy"], "not a readable .npy kernel"),
+])
+def test_a_bad_option_creates_nothing(tmp_path, capsys, extra, message):
+    if "cuda" in extra and _cuda():
+        pytest.skip("this machine has CUDA")
+    root = _noisy_folder(tmp_path, ["a"])
+    (tmp_path / "BAD").write_bytes(b"not an image")
+    (tmp_path / "BAD.npy").write_bytes(b"not an array")
+    extra = [str(tmp_path / e) if e.startswith("BAD") else e for e in extra]
+    task = [] if "--task" in extra else ["--task", "noisy"]
+    out = tmp_path / "out" / "deeper"
+    code = main(["batch", str(root / "noisy"), *task, "-o", str(out), *FAST, *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and err.count("\n") == 0
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_after_the_folder_was_made_leaves_nothing(tmp_path, monkeypatch, capsys):
+    root = _noisy_folder(tmp_path, ["a"])
+
+    def unreachable(*args):
+        raise InputError("cannot connect to the Ray cluster")  # fails once the folder exists
+
+    monkeypatch.setattr(linr.batch, "_backend", unreachable)
+    out = tmp_path / "out" / "deeper"
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), *FAST]) == 2
+    assert not (tmp_path / "out").exists()
+    # a folder that was there: kept, with no manifest left that would vouch for its files
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.png").write_bytes(b"someone else's file")
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(mine), *FAST]) == 2
+    assert not (mine / "manifest.jsonl").exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(mine), *FAST]) == 2
+    assert "exists and is not from a linr batch" in capsys.readouterr().err
+    assert (mine / "a.png").read_bytes() == b"someone else's file"
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_usage_error(tmp_path, capsys):
+    root = _noisy_folder(tmp_path, ["a"])
+    (tmp_path / "file").write_text("x")
+    code = main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "file" / "o"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot create the folder" in err and "internal error" not in err
+
+
+# --- item 3: OMP_NUM_THREADS -----------------------------------------------------------------
+
+
+def test_threads_per_fit_follow_omp_num_threads(monkeypatch, capsys):
+    monkeypatch.setattr(linr.batch, "_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert linr.batch.local_threads(None, 2) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert linr.batch.local_threads(None, 2) == 3
+    assert linr.batch.local_threads(5, 2) == 5  # --threads wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,2")  # nested levels: the first
+    assert linr.batch.local_threads(None, 1) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert linr.batch.local_threads(None, 2) == 4
+    assert "OMP_NUM_THREADS='many'" in capsys.readouterr().err
+
+
+def test_a_batch_fits_with_omp_num_threads(tmp_path, monkeypatch, capsys):
+    root = _noisy_folder(tmp_path, ["a"])
+    monkeypatch.setattr(linr.batch, "_cores", lambda: 4)  # without the variable: 4 threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "out"
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--device", "cpu",
+                 "--quiet", "--steps", "2"]) == 0
+    assert _manifest(out)["a"]["run"]["threads"] == 1
+    assert "1 threads/fit" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["batch", "--help"])
+    assert "OMP_NUM_THREADS" in capsys.readouterr().out
+
+
+# --- item 4: references only add metrics ------------------------------------------------------
+
+
+def test_resuming_without_or_with_the_reference_folder(tmp_path, capsys):
+    root = _noisy_folder(tmp_path, ["a", "b"])
+    batch = ["batch", str(root / "noisy"), "--task", "noisy", *FAST]
+    ref = ["--reference-dir", str(root / "clean")]
+    first = tmp_path / "with_ref"
+    assert main([*batch, "-o", str(first), *ref]) == 0
+    made = _manifest(first)
+    assert all(r["metrics"] for r in made.values())
+    capsys.readouterr()
+    assert main([*batch, "-o", str(first)]) == 0  # the reference folder left out
+    assert "2 images: 0 to restore, 2 already done" in capsys.readouterr().out
+    assert _manifest(first) == made  # metrics kept where known
+    # a manifest written when the key hashed the reference path too still resumes
+    records = _manifest(first)
+    for r in records.values():
+        inputs = dict(r["inputs"])
+        job = Job(r["image"], {"noisy": inputs["noisy"]}, r["output"], mask=None, kernel=None,
+                  reference=inputs["reference"])
+        r["key"] = fingerprint(job, r["batch"], reference=inputs["reference"])
+    (first / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records.values()))
+    assert main([*batch, "-o", str(first)]) == 0
+    assert "2 images: 0 to restore, 2 already done" in capsys.readouterr().out
+    # ... and the other way: a reference folder added on resume
+    second = tmp_path / "without_ref"
+    assert main(["batch", "--noisy", str(root / "noisy" / "a.png"), *FAST, "-o", str(second)]) == 0
+    capsys.readouterr()
+    assert main([*batch, "-o", str(second), *ref]) == 0
+    out = capsys.readouterr().out
+    assert "2 images: 1 to restore, 1 already done" in out
+    records = _manifest(second)
+    assert records["a"]["metrics"] is None and records["b"]["metrics"] is not None
+    assert "means over the 1 of 2 done images" in out
+
+
+def test_a_reference_that_does_not_fit_costs_only_the_metrics(tmp_path, capsys):
+    root = _noisy_folder(tmp_path, ["a", "b"])
+    write_image(root / "clean" / "a.png", _image(0, size=8), force=True)  # another size
+    (root / "clean" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # unreadable
+    out = tmp_path / "out"
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), *FAST,
+                 "--reference-dir", str(root / "clean")]) == 0
+    records = _manifest(out)
+    for name, r in records.items():
+        assert r["status"] == "done" and r["metrics"] is None and r["metrics_error"], name
+        assert read_image(out / f"{name}.png")[0].shape == (16, 16, 3)
+    assert "b.png" in records["b"]["metrics_error"]
+    assert "no metrics for 2 image(s) whose reference could not be used" in capsys.readouterr().out
