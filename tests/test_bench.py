@@ -191,3 +191,20 @@ def test_full_size_bicubic_reproduces_the_papers_number(tmp_path: Path) -> None:
     (row,) = _rows(tmp_path)
     assert row["image_size"] == [344, 224]  # 344x228 centre-cropped to a multiple of 8
     assert row["paper_psnr"] == 21.25 and abs(row["diff_psnr"]) < 0.01
+
+
+# --- issue 11: help texts, progress, a closed pipe ----------------------------------------------
+
+
+@pytest.mark.parametrize("part", [[], ["speed"], ["stopping"], ["presets"]], ids=lambda p: p[0] if p else "tables")
+def test_help_describes_each_part_in_plain_words(part, capsys) -> None:
+    from linr.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", *part, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]  # after the usage block
+    assert len(description) > 100
+    for markup in ("``", ":func:", ":class:", ":meth:", "**", "register("):
+        assert markup not in text, f"{markup!r} in linr bench {' '.join(part)} --help"
