@@ -1,10 +1,13 @@
 """linr batch on a new user's inputs and options (issue 11): the layout `linr degrade --keep`
 writes, options checked before anything is created, OMP_NUM_THREADS, resuming with or without
-references. 16-px images, 2 steps."""
+references, a closed output pipe. 16-px images, 2 steps."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from linr.cli import main
 from linr.errors import InputError
 from linr.images import read_image, write_image
 
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--threads", "1", "--quiet", "--steps", "2"]
 
 
@@ -271,3 +275,46 @@ def test_a_reference_that_does_not_fit_costs_only_the_metrics(tmp_path, capsys):
         assert read_image(out / f"{name}.png")[0].shape == (16, 16, 3)
     assert "b.png" in records["b"]["metrics_error"]
     assert "no metrics for 2 image(s) whose reference could not be used" in capsys.readouterr().out
+
+
+# --- item 5: a closed output pipe -------------------------------------------------------------
+
+
+class _ClosedPipe:
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_pipe_guard_turns_a_broken_pipe_into_silence():
+    from linr.batch.pipes import PipeGuard
+
+    guard = PipeGuard(_ClosedPipe())
+    assert guard.write("line\n") == 5 and guard.broken
+    guard.write("more\n")
+    guard.flush()
+
+
+def _linr(argv: list[str], *, close: str) -> tuple[int, str]:
+    """Run ``python -m linr ARGV`` with its stdout or stderr pipe closed by the reader at once
+    (``linr ... | head -0``); returns the exit status and the other stream."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "linr", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    closed, other = (proc.stdout, proc.stderr) if close == "stdout" else (proc.stderr, proc.stdout)
+    closed.close()
+    text = other.read()
+    return proc.wait(timeout=300), text
+
+
+def test_batch_into_a_closed_pipe_finishes_quietly(tmp_path):
+    root = _noisy_folder(tmp_path, ["a", "b"])
+    argv = ["batch", str(root / "noisy"), "--task", "noisy", "--device", "cpu", "--threads", "1",
+            "--steps", "2"]
+    code, err = _linr([*argv, "-o", str(tmp_path / "o1")], close="stdout")
+    assert code == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+    assert sorted(_manifest(tmp_path / "o1")) == ["a", "b"]  # the batch went on
+    code, out = _linr([*argv, "-o", str(tmp_path / "o2")], close="stderr")  # progress lines
+    assert code == 0 and "this run (finished): 2 restored" in out, out

@@ -208,3 +208,17 @@ def test_help_describes_each_part_in_plain_words(part, capsys) -> None:
     assert len(description) > 100
     for markup in ("``", ":func:", ":class:", ":meth:", "**", "register("):
         assert markup not in text, f"{markup!r} in linr bench {' '.join(part)} --help"
+
+
+def test_bench_into_a_closed_pipe_finishes_quietly(tmp_path: Path) -> None:
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    proc = subprocess.Popen([sys.executable, "-m", "linr", "bench", "--tables", "1", "--images", "house",
+                             "--crop", "16", "--methods", "tv", "--data", str(DATA), "--out", str(tmp_path),
+                             "--no-plots", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    proc.stdout.close()  # `linr bench ... | head -0`
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+    assert (tmp_path / "report.md").exists()

@@ -318,6 +318,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    from .pipes import quiet_broken_pipe
+
+    with quiet_broken_pipe():  # `linr batch ... | head`: the batch finishes, quietly
+        return _batch(args)
+
+
+def _batch(args: argparse.Namespace) -> int:
     from .manifest import Manifest
     from .plan import plan_jobs
     from .run import Outcome, Progress, run_jobs, select

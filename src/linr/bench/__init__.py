@@ -4,15 +4,17 @@
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
 heavy at module level so that ``linr --help`` stays fast. The ``--help`` texts are the plain
-user-facing ones of :data:`DESCRIPTIONS` (the module docstrings are for developers).
+user-facing ones of :data:`DESCRIPTIONS` (the module docstrings are for developers), and every
+part runs with :func:`linr.batch.pipes.quiet_broken_pipe` (``linr bench ... | head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
-from typing import Any
+from typing import Any, Callable
 
 PARTS = ("tables", "speed", "stopping", "presets")
 
@@ -67,6 +69,22 @@ def register(sub: Any) -> None:
         if name in DESCRIPTIONS:
             part.description = DESCRIPTIONS[name]
             part.formatter_class = argparse.HelpFormatter  # plain paragraphs, wrapped to the terminal
+        func = part.get_default("func")
+        if func is not None:
+            part.set_defaults(func=_guarded(func))
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func`` with a closed output pipe (``linr bench ... | head``) silencing it, not ending it."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from ..batch.pipes import quiet_broken_pipe
+
+        with quiet_broken_pipe():
+            return func(args)
+
+    return run
 
 
 def _no_part(args: argparse.Namespace) -> int:
