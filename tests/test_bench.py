@@ -210,6 +210,24 @@ def test_help_describes_each_part_in_plain_words(part, capsys) -> None:
         assert markup not in text, f"{markup!r} in linr bench {' '.join(part)} --help"
 
 
+def test_progress_line_before_each_fit_with_the_time_left(tmp_path: Path) -> None:
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    lines: list[str] = []
+    kwargs = dict(profile="quick", tables=["1"], data=DATA, out=tmp_path, images=["house", "f16"], crop=16,
+                  steps=2, methods=["LINR", "tv", "input"], device="cpu", plots=False, log=lines.append)
+    run_bench(**kwargs)
+    fitting = [line.split(" ", 1)[1] for line in lines if ": fitting (" in line]
+    assert [line.split(":")[0] for line in fitting] == [
+        "table 1 f16 LINR", "table 1 f16 TV", "table 1 house LINR", "table 1 house TV"]
+    assert fitting[0].endswith("fitting (1/4 of this table)")  # nothing finished: no estimate yet
+    assert all(" elapsed, ~" in line and line.endswith(" left)") for line in fitting[1:])
+    assert "(3/4 of this table, " in fitting[2]
+    lines.clear()
+    run_bench(**kwargs)  # resumed: nothing to fit, nothing announced
+    assert lines == []
+
+
 def test_bench_into_a_closed_pipe_finishes_quietly(tmp_path: Path) -> None:
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")

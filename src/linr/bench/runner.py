@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,14 @@ def _commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def _minutes(seconds: float) -> str:
+    """A duration for a progress line: '40 s', '12 min', '2 h 05 min'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -139,7 +148,8 @@ def _now() -> str:
 class BenchRun:
     """One bench run over some tables, writing under ``out``.
 
-    ``log`` receives one line per finished job. ``resume`` reuses jobs recorded in
+    ``log`` receives a progress line before each fit (its place in the table, time spent and
+    an estimate of the time left) and one line per finished job. ``resume`` reuses jobs recorded in
     ``out/jobs.jsonl`` by an earlier run with the same settings.
     """
 
@@ -197,6 +207,8 @@ class BenchRun:
         self.rows_path.write_text("")
         self.rows: list[dict[str, Any]] = []
         self.skipped: list[str] = []
+        self.fit_seconds: dict[str, list[float]] = {}
+        """Wall seconds of this run's fits per method label (progress estimates)."""
         self.started = _now()
 
     # --- scenes and observations ---------------------------------------------------------------
@@ -448,6 +460,15 @@ class BenchRun:
             out["psnr_y_standard"] = psnr(clean, np.clip(image, 0.0, 1.0), y_channel=True, crop=c.factor)
         return out
 
+    def _keyed(self, table: Table, scene: Scene, method: Method) -> tuple[dict[str, Any], dict[str, int],
+                                                                          dict[str, Any], str]:
+        """The observations, seeds, job spec and job key of (scene, method) in ``table``."""
+        corruption = method.corruption or table.corruption
+        arrays, seeds = self.corrupt(scene, corruption)
+        spec = self.job_key(scene, corruption, method, seeds, arrays)
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        return arrays, seeds, spec, key
+
     def job(self, table: Table, scene: Scene, method: Method) -> tuple[dict[str, Any], bool]:
         """The job for (scene, method) in ``table``: from this run's cache, an earlier run's
         ``jobs.jsonl``, or run now. Returns (job, fresh)."""
@@ -455,9 +476,7 @@ class BenchRun:
         from ..images import write_image
 
         corruption = method.corruption or table.corruption
-        arrays, seeds = self.corrupt(scene, corruption)
-        spec = self.job_key(scene, corruption, method, seeds, arrays)
-        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        arrays, seeds, spec, key = self._keyed(table, scene, method)
         if key in self.jobs:
             return self.jobs[key], False
         job: dict[str, Any] = {"key": key, "spec": spec, "first_table": table.number,
@@ -497,21 +516,54 @@ class BenchRun:
         """Run every (image, method) of ``table``; rows are appended to results.jsonl as made."""
         rows = []
         paper = self.paper.get(table.key, {}).get("images", {})
-        for scene in self.scenes(table):
-            for method in table.methods:
-                if not self.wants(method):
-                    continue
-                job, fresh = self.job(table, scene, method)
-                row = self._row(table, scene, method, job, paper.get(scene.name, {}).get(method.label, {}))
-                if fresh:
-                    self.log(f"{_now()[11:19]} table {table.number:>2} {scene.name:<10} {method.label:<14} "
-                             + (f"PSNR {row['psnr_paper']:6.2f} (paper conv.) {row['fit_s']:7.1f} s"
-                                if row["status"] == "ok" else f"skipped: {row['note']}"))
-                with open(self.rows_path, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                rows.append(row)
+        pairs = [(scene, method) for scene in self.scenes(table) for method in table.methods
+                 if self.wants(method)]
+        # Which pairs need a fit (not in jobs.jsonl, nor shared with an earlier pair), for the
+        # progress lines: 'fitting (3/25 of this table, ...)'.
+        keys = [self._keyed(table, scene, method)[3] for scene, method in pairs]
+        to_fit = [i for i, key in enumerate(keys) if key not in self.jobs and key not in keys[:i]
+                  and pairs[i][1].kind != "input"]  # the corrupted input itself: nothing to fit
+        started = time.perf_counter()
+        for i, (scene, method) in enumerate(pairs):
+            if i in to_fit:
+                self._announce(table, pairs, to_fit, i, started)
+            t0 = time.perf_counter()
+            job, fresh = self.job(table, scene, method)
+            if fresh:
+                self.fit_seconds.setdefault(method.label, []).append(time.perf_counter() - t0)
+            row = self._row(table, scene, method, job, paper.get(scene.name, {}).get(method.label, {}))
+            if fresh:
+                self.log(f"{_now()[11:19]} table {table.number:>2} {scene.name:<10} {method.label:<14} "
+                         + (f"PSNR {row['psnr_paper']:6.2f} (paper conv.) {row['fit_s']:7.1f} s"
+                            if row["status"] == "ok" else f"skipped: {row['note']}"))
+            with open(self.rows_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            rows.append(row)
         self.rows.extend(rows)
         return rows
+
+    def _announce(self, table: Table, pairs: list[tuple[Scene, Method]], to_fit: list[int], i: int,
+                  started: float) -> None:
+        """Log the fit about to start: its place among this table's fits, time spent on the table,
+        and the time left, estimated from the fits finished so far in this run (per method where
+        that method has finished fits, else their overall mean)."""
+        scene, method = pairs[i]
+        n = to_fit.index(i) + 1
+        what = f"{n}/{len(to_fit)} of this table"
+        elapsed = time.perf_counter() - started
+        if n > 1:
+            what += f", {_minutes(elapsed)} elapsed"
+        finished = [t for times in self.fit_seconds.values() for t in times]
+        if finished:
+            mean = sum(finished) / len(finished)
+
+            def estimate(label: str) -> float:
+                times = self.fit_seconds.get(label)
+                return sum(times) / len(times) if times else mean
+
+            left = sum(estimate(pairs[j][1].label) for j in to_fit[n - 1:])
+            what += f", ~{_minutes(left)} left"
+        self.log(f"{_now()[11:19]} table {table.number} {scene.name} {method.label}: fitting ({what})")
 
     def _row(self, table: Table, scene: Scene, method: Method, job: dict[str, Any],
              paper: dict[str, float]) -> dict[str, Any]:
