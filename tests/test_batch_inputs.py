@@ -1,11 +1,12 @@
 """linr batch on a new user's inputs and options (issue 11): the layout `linr degrade --keep`
 writes, options checked before anything is created, OMP_NUM_THREADS, resuming with or without
-references, a closed output pipe. 16-px images, 2 steps."""
+references, a closed output pipe; and the Makefile's set-up checks. 16-px images, 2 steps."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -318,3 +319,35 @@ def test_batch_into_a_closed_pipe_finishes_quietly(tmp_path):
     assert sorted(_manifest(tmp_path / "o1")) == ["a", "b"]  # the batch went on
     code, out = _linr([*argv, "-o", str(tmp_path / "o2")], close="stderr")  # progress lines
     assert code == 0 and "this run (finished): 2 restored" in out, out
+
+
+# --- item 8: the Makefile's set-up ------------------------------------------------------------
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+@needs_make
+def test_make_says_what_to_install_without_venv(tmp_path):
+    fake = tmp_path / "python3"
+    fake.write_text(f'#!/bin/sh\ncase "$2" in *ensurepip*) exit 1;; esac\nexec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    proc = subprocess.run(["make", "-C", str(ROOT), "setup", f"PYTHON={fake}", f"VENV={venv}"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and not venv.exists()
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("linr:")]
+    assert len(lines) == 1 and "apt install python3-venv" in lines[0], proc.stdout
+
+
+@needs_make
+def test_make_takes_a_torch_index_for_torch_only(tmp_path):
+    def dry_run(*extra: str) -> list[str]:
+        proc = subprocess.run(["make", "-n", "-C", str(ROOT), "setup", f"VENV={tmp_path / 'v'}", *extra],
+                              capture_output=True, text=True, check=True)
+        return [line for line in proc.stdout.splitlines() if "pip install" in line]
+
+    cpu = "https://download.pytorch.org/whl/cpu"
+    lines = dry_run(f"TORCH_INDEX={cpu}")
+    assert [line.endswith(f"torch==2.13.0 --index-url {cpu}") for line in lines if "torch==" in line] == [True]
+    assert all("--index-url" not in line for line in lines if "torch==" not in line)
+    assert all("--index-url" not in line for line in dry_run())  # empty by default
