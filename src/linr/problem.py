@@ -59,6 +59,9 @@ def resolve_device(name: str) -> torch.device:
         raise InputError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device 'cuda' requested but no CUDA GPU is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         "numbered from 0")
     if device.type not in ("cpu", "cuda"):
         raise InputError(f"unsupported device {name!r} (use cpu, cuda, cuda:N or auto)")
     return device

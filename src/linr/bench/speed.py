@@ -67,7 +67,8 @@ def add_image_options(p: Any) -> None:
     """Options shared by the speed and presets benchmarks: data folder, tasks, crop size."""
     p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
     p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
-    p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
+    p.add_argument("--size", default="128", help="square centre crop (default 128; with --stop-cost "
+                   "a comma-separated list)")
 
 
 def add_run_options(p: Any) -> None:
@@ -75,6 +76,11 @@ def add_run_options(p: Any) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--stop-cost", action="store_true",
+                   help="instead: time a denoising step with the default automatic stop "
+                   "(hold-out) against a fixed-step fit at each --size (comma-separated; an image "
+                   "smaller than a size is enlarged with PIL bicubic), --steps steps each "
+                   "(default 500: give a few), interleaved --repeats times")
 
 
 def describe_machine(device: str) -> str:
@@ -393,6 +399,79 @@ def _fmt(values: list[float]) -> str:
     return "/".join(f"{v:.3f}" for v in values)
 
 
+def stop_cost(clean: np.ndarray, *, steps: int, repeats: int, device: str = "cpu") -> dict[str, Any]:
+    """Seconds per step of a denoising fit (paper network, fast engine, sigma 25) with the
+    default automatic stop and with a fixed step count, interleaved ``repeats`` times; the
+    medians and their ratio. Everything the loop does counts (no reference, no PSNR renders);
+    ``steps`` is below the rule's patience, so both run every step."""
+    from ..simulate import add_gaussian_noise
+    from ..tasks import noisy, restore
+
+    obs = [noisy(add_gaussian_noise(clean, 25, seed=0))]
+    times: dict[str, list[float]] = {"automatic": [], "fixed": []}
+    engines: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name in times:
+            r = restore(obs, steps=steps, stop="auto" if name == "automatic" else "fixed",
+                        device=device, progress=False)
+            assert r.steps_run == steps, (name, r.stop_reason)
+            times[name].append(r.timings["fit_s"] / r.steps_run)
+            engines[name] = {**r.settings["engine_used"], "stop": r.settings["stop"]["name"]}
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"size": list(clean.shape[:2]), "steps": steps, "per_step_s": times, "median_s": med,
+            "ratio": med["automatic"] / med["fixed"], "engine_used": engines}
+
+
+def _square(path: Path, size: int) -> np.ndarray:
+    """A ``size`` x ``size`` centre crop, enlarged first (PIL bicubic) if the image is smaller."""
+    from PIL import Image
+
+    from ..images import read_image
+    from ..simulate import pil_resize
+
+    image = read_image(path)[0]
+    h, w = image.shape[:2]
+    if min(h, w) < size:
+        scale = size / min(h, w)
+        image = np.clip(pil_resize(image, (math.ceil(h * scale), math.ceil(w * scale)), Image.BICUBIC), 0, 1)
+        h, w = image.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
+
+
+def _cmd_stop_cost(args: argparse.Namespace, data: Path, device: str) -> int:
+    import os
+
+    from ..errors import InputError
+
+    try:
+        sizes = [int(v) for v in str(args.size).split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--size: expected comma-separated integers, got {args.size!r}") from None
+    if not sizes or min(sizes) < 8:
+        raise InputError("--size: give sizes of at least 8 pixels")
+    path = data / TASKS["denoise"]
+    print(f"linr bench speed --stop-cost: {describe_machine(device)}; {TASKS['denoise']}, noise "
+          f"sigma 25, paper network on the fast engine, {args.steps} steps, {args.repeats} repeats")
+    print("| size | automatic stop s/step | fixed s/step | ratio | pixel path (auto/fixed) | "
+          "rendered pixels (auto/fixed) |")
+    print("|---|---|---|---|---|---|")
+    results = []
+    for size in sizes:
+        res = stop_cost(_square(path, size), steps=args.steps, repeats=args.repeats, device=device)
+        e = res["engine_used"]
+        print(f"| {size}x{size} | {_fmt(res['per_step_s']['automatic'])} | "
+              f"{_fmt(res['per_step_s']['fixed'])} | {res['ratio']:.3f} | "
+              f"{e['automatic'].get('pixel_wise')}/{e['fixed'].get('pixel_wise')} | "
+              f"{e['automatic'].get('rendered_pixels')}/{e['fixed'].get('rendered_pixels')} |", flush=True)
+        results.append(res)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": describe_machine(device), "device": device,
+                                               "results": results}, indent=1))
+    return 0
+
+
 def cmd_speed(args: argparse.Namespace) -> int:
     import os
 
@@ -402,6 +481,15 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.stop_cost:
+        from ..fit import resolve_device
+
+        data = Path(args.data) if args.data else default_data()
+        return _cmd_stop_cost(args, data, str(resolve_device(args.device)))
+    try:
+        args.size = int(args.size)
+    except ValueError:
+        raise InputError(f"--size: expected an integer, got {args.size!r}") from None
     data = Path(args.data) if args.data else default_data()
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
     images = dict(TASKS)
