@@ -278,3 +278,50 @@ def test_tf32_flag_is_set_only_inside_the_hidden_products():
     with mm._flags():
         assert getattr(matmul, name) in ("tf32", True)
     assert getattr(matmul, name) == before
+
+
+# --- any scaled-layer model on the engine: the Gaussian INR ------------------------------------
+
+
+def test_gauss_engine_gradient_matches_autograd_float64():
+    from linr.models import GaussNet
+
+    torch.manual_seed(0)
+    model = GaussNet(width=16, depth=3, scale=3.0).double()
+    net = FastSiren(model, dtype=torch.float64)
+    coords = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    grad_out = torch.randn(40, 3, dtype=torch.float64)
+    out = net.forward(coords, save=True)
+    net.backward(grad_out)
+    ref = model(coords)
+    assert torch.allclose(out, ref, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad(ref, list(model.parameters()), grad_outputs=grad_out)
+    named = dict(zip([n for n, _ in model.named_parameters()], grads))
+    s = net.omega_0
+    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
+        # folded parameters W' = s W: dL/dW' = dL/dW / s
+        assert torch.allclose(w.grad * s, named[f"body.{i}.linear.weight"], atol=1e-11)
+        assert torch.allclose(b.grad * s, named[f"body.{i}.linear.bias"], atol=1e-11)
+    assert torch.allclose(net.head_w.grad, named["head.weight"], atol=1e-11)
+    assert torch.allclose(net.head_b.grad, named["head.bias"], atol=1e-11)
+    assert net.forward(coords, save=False).allclose(ref, atol=1e-12)
+
+
+def test_gauss_runs_on_the_fast_engine_and_follows_the_plain_loop(clean):
+    obs = [linr.noisy(add_gaussian_noise(clean, 25, seed=0))]
+    model = ModelConfig(name="gauss", width=32, depth=3, gauss_scale=3.0)
+    kw = dict(steps=10, device="cpu", progress=False, lr=1e-3, model=model)
+    fast = fit(obs, FitConfig(**kw), reference=clean)
+    plain = fit(obs, FitConfig(engine="plain", **kw), reference=clean)
+    assert fast.settings["engine_used"]["name"] == "fast"
+    assert plain.settings["engine_used"]["name"] == "plain"
+    assert np.allclose(fast.history["loss"], plain.history["loss"], rtol=1e-3)
+    assert np.abs(fast.image - plain.image).max() < 2e-4
+    assert fast.history["loss"][-1] < fast.history["loss"][0]
+
+
+def test_the_engine_refuses_models_it_cannot_run():
+    from linr.models import MLP
+
+    with pytest.raises(ValueError, match="scaled layers"):
+        FastSiren(MLP("relu", width=8, depth=2))

@@ -172,7 +172,9 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
 
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
                           seed=args.seed, device=args.device, model=model, precision=args.precision)
-    if config.model.name != "siren" or resolve_device(config.device).type != "cpu":
+    from .models import MODEL_FAMILIES
+
+    if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         return  # the throughput is measured on the CPU
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
     watched = stop is not None

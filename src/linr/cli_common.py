@@ -87,7 +87,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=positive_float, help="Adam learning rate")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    g.add_argument("--model", default=None, help="siren (default), relu, relu_pe, tanh, sigmoid, selu")
+    g.add_argument("--model", default=None,
+                   help="siren (default), gauss (Gaussian activation; fast engine too), or the "
+                   "paper's ablation MLPs relu, relu_pe, tanh, sigmoid, selu (plain loop)")
     g.add_argument("--width", type=positive_int, help="hidden features per layer (default 256)")
     g.add_argument("--depth", type=positive_int, help="hidden layers (default 7)")
     g.add_argument("--omega0", type=positive_float, help="SIREN frequency omega_0 (default 30)")

@@ -32,7 +32,12 @@ idle. Each model's values and gradients are its own; Adam is elementwise, so one
 the stacked parameters is K independent optimisers, and :func:`select_members` drops finished
 models mid-fit without disturbing the others.
 
-Only the SIREN is handled here; other models use the plain loop in :mod:`linr.fit`.
+**Any scaled-layer model.** Nothing above is particular to the sine: a layer
+``g(scale * (W x + b))`` (:class:`linr.models.ScaledLayer`) folds its scale the same way, and the
+backward needs only ``g'`` where the SIREN keeps ``cos``. The activation object supplies ``g`` and
+``g'`` (:class:`linr.models.Activation`), so a new INR kind built of such layers (the Gaussian
+``gauss`` model is the second) runs here without a change to this module. Models of other layers
+(the ablation's ReLU/tanh MLPs) use the plain loop in :mod:`linr.fit`.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from typing import Sequence
 
 import torch
 
-from .models import Siren
+from torch import nn
+
+from .models import ScaledLayer, Siren
 
 __all__ = ["FastSiren", "PRECISIONS", "adam_for", "select_members", "estimate", "Estimate", "check_precision",
            "fast_precision"]
@@ -194,7 +201,8 @@ class _swap:
 
 
 class FastSiren:
-    """The SIREN of :class:`linr.models.Siren` with omega_0 folded in and a manual backward.
+    """The SIREN of :class:`linr.models.Siren` (or any model of :class:`~linr.models.ScaledLayer` s
+    and a linear head) with omega_0 (the layers' scale) folded in and a manual backward.
 
     Given one :class:`Siren`, parameters are the model's matrices and :meth:`forward` maps
     coordinates (n, 2) to values (n, C). Given a sequence of K Sirens of the same architecture
@@ -209,20 +217,27 @@ class FastSiren:
     ``head`` the final linear layer's.
     """
 
-    def __init__(self, model: Siren | Sequence[Siren], *, dtype: torch.dtype = torch.float32,
+    def __init__(self, model: nn.Module | Sequence[nn.Module], *, dtype: torch.dtype = torch.float32,
                  precision: str = "float32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        self.stacked = not isinstance(model, Siren)
+        self.stacked = isinstance(model, (list, tuple))
         models = list(model) if self.stacked else [model]
         if not models:
             raise ValueError("a stack needs at least one model")
-        self.omega_0 = float(models[0].body[0].omega_0)
+        for m in models:
+            if not all(isinstance(layer, ScaledLayer) for layer in getattr(m, "body", [None])):
+                raise ValueError(f"the fast engine serves models of scaled layers (linr.models."
+                                 f"ScaledLayer) and a linear head, not {type(m).__name__}")
+        self.activation = models[0].body[0].activation
+        self.omega_0 = float(models[0].body[0].scale)
         shapes = {tuple(p.shape for p in m.parameters()) for m in models}
-        omegas = {float(layer.omega_0) for m in models for layer in m.body}
-        if len(shapes) > 1 or len(omegas) > 1:
-            raise ValueError("stacked models must share architecture and omega_0")
+        scales = {float(layer.scale) for m in models for layer in m.body}
+        kinds = {type(layer.activation) for m in models for layer in m.body}
+        if len(shapes) > 1 or len(scales) > 1 or len(kinds) > 1:
+            raise ValueError("stacked models must share architecture, activation and scale "
+                             "(omega_0), and so must a model's layers")
 
         def gather(get, scale: float = 1.0) -> torch.Tensor:
             values = [get(m).detach() * scale for m in models]
@@ -289,8 +304,8 @@ class FastSiren:
 
     def _copy(self, params: list[torch.Tensor], *, stacked: bool) -> "FastSiren":
         new = object.__new__(FastSiren)
-        new.precision, new.stacked, new.omega_0, new.dtype = (
-            self.precision, stacked, self.omega_0, self.dtype)
+        new.precision, new.stacked, new.omega_0, new.dtype, new.activation = (
+            self.precision, stacked, self.omega_0, self.dtype, self.activation)
         new._set_params(params)
         return new
 
@@ -331,15 +346,14 @@ class FastSiren:
             sines, cosines, _ = self._activations(n)
         h = coords
         mm = self.matmul
+        act = self.activation
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             # the first layer (2 inputs, omega_0 = 30) always in float32
             addmm = _addmm if i == 0 else mm.addmm
-            if save:
-                z = addmm(b, h, w.mT, out=sines[i])
-                torch.cos(z, out=cosines[i])
-                h = torch.sin(z, out=z)
+            if save:  # g(z) over z (the sine buffer), g'(z) into the cosine buffer
+                h = act.value_and_slope_(addmm(b, h, w.mT, out=sines[i]), cosines[i])
             else:
-                h = addmm(b, h, w.mT).sin_()
+                h = act.value_(addmm(b, h, w.mT))
         self._input = coords if save else None
         return _addmm(self.head_b, h, self.head_w.mT)
 

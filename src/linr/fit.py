@@ -33,7 +33,7 @@ import torch
 
 from .config import MAX_STEPS, SCHEDULES, FitConfig, lr_factor
 from .errors import DivergenceError, InputError
-from .models import build_model, coordinate_grid
+from .models import MODEL_FAMILIES, build_model, coordinate_grid
 from .monitor import Monitor
 from .problem import Observation, Problem, build_problem, clean_shape, clock, resolve_device
 from .stopping import StopRule
@@ -250,8 +250,10 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
 
 
 def _uses_engine(config: FitConfig) -> bool:
-    """Whether the fit runs on the fast SIREN engine (:mod:`linr.fastfit`)."""
-    return config.engine == "auto" and config.model.name == "siren"
+    """Whether the fit runs on the fast engine (:mod:`linr.fastfit`): a model family of scaled
+    layers (SIREN, Gauss) and engine 'auto'."""
+    family = MODEL_FAMILIES.get(config.model.name)
+    return config.engine == "auto" and family is not None and family.engine
 
 
 def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -17,7 +18,14 @@ from torch import nn
 __all__ = [
     "ModelConfig",
     "Siren",
+    "GaussNet",
     "MLP",
+    "Activation",
+    "Sine",
+    "Gaussian",
+    "ScaledLayer",
+    "ModelFamily",
+    "MODEL_FAMILIES",
     "PositionalEncoding",
     "MODELS",
     "build_model",
@@ -53,7 +61,7 @@ class ModelConfig:
     """Architecture of the image model (defaults: the paper's SIREN)."""
 
     name: str = "siren"
-    """Registry name: siren, relu, relu_pe, tanh, sigmoid, selu."""
+    """Registry name (:data:`MODEL_FAMILIES`): siren, gauss, relu, relu_pe, tanh, sigmoid, selu."""
     width: int = 256
     """Hidden features per layer."""
     depth: int = 7
@@ -62,15 +70,82 @@ class ModelConfig:
     """SIREN frequency for the first and hidden sine layers (ignored by other activations)."""
     pe_frequencies: int = 10
     """Octaves of the NeRF positional encoding (relu_pe only)."""
+    gauss_scale: float = 10.0
+    """``s`` of the Gaussian activation ``exp(-(s x)^2)`` (gauss only)."""
 
 
-class SineLayer(nn.Module):
+class Activation:
+    """A pointwise activation ``g(u)`` of a scaled layer ``g(scale * (W x + b))``, written so that
+    the fast engine (:mod:`linr.engine`) can run any model built of such layers: it folds the
+    scale into the weights and needs only ``g`` and its derivative on ``u``."""
+
+    name = "activation"
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def value_(self, u: torch.Tensor) -> torch.Tensor:
+        """``g(u)`` written over ``u``; returns ``u``."""
+        return u.copy_(self(u))
+
+    def value_and_slope_(self, u: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        """``g'(u)`` into ``slope`` and ``g(u)`` over ``u`` (returned)."""
+        raise NotImplementedError
+
+
+class Sine(Activation):
+    """SIREN's ``sin(u)``: slope ``cos(u)``."""
+
+    name = "sine"
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.sin(u)
+
+    def value_(self, u: torch.Tensor) -> torch.Tensor:
+        return u.sin_()
+
+    def value_and_slope_(self, u: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        torch.cos(u, out=slope)
+        return torch.sin(u, out=u)
+
+
+class Gaussian(Activation):
+    """``exp(-u^2)`` (Ramasinghe and Lucey's Gaussian INR, ``u = s (W x + b)``): slope ``-2 u exp(-u^2)``."""
+
+    name = "gaussian"
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-(u * u))
+
+    def value_(self, u: torch.Tensor) -> torch.Tensor:
+        return u.mul_(u).neg_().exp_()
+
+    def value_and_slope_(self, u: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        value = torch.exp(-(u * u))
+        torch.mul(u, value, out=slope).mul_(-2.0)
+        return u.copy_(value)
+
+
+class ScaledLayer(nn.Module):
+    """``g(scale * (W x + b))`` for an :class:`Activation` ``g``: the layer kind the fast engine
+    serves. ``linear``, ``scale`` and ``activation`` are what the engine reads."""
+
+    def __init__(self, in_features: int, out_features: int, *, scale: float, activation: Activation):
+        super().__init__()
+        self.scale = float(scale)
+        self.activation = activation
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.scale * self.linear(x))
+
+
+class SineLayer(ScaledLayer):
     """``sin(omega_0 * (W x + b))`` with the SIREN initialisation of Sitzmann et al."""
 
     def __init__(self, in_features: int, out_features: int, *, omega_0: float, first: bool):
-        super().__init__()
+        super().__init__(in_features, out_features, scale=omega_0, activation=Sine())
         self.omega_0 = omega_0
-        self.linear = nn.Linear(in_features, out_features)
         bound = 1.0 / in_features if first else math.sqrt(6.0 / in_features) / omega_0
         with torch.no_grad():
             self.linear.weight.uniform_(-bound, bound)
@@ -109,6 +184,28 @@ class Siren(nn.Module):
         bound = math.sqrt(6.0 / width) / omega_0
         with torch.no_grad():
             self.head.weight.uniform_(-bound, bound)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(coords))
+
+
+class GaussNet(nn.Module):
+    """A Gaussian-activation INR: ``depth`` layers ``exp(-(s (W x + b))^2)`` of ``width``
+    features, then a linear head (Ramasinghe and Lucey, "Beyond periodicity", 2022: PyTorch's
+    default initialisation, scale ``s`` about 10). Runs on the fast engine like the SIREN.
+
+    Shape: (N, 2) coordinates in [-1, 1] -> (N, out_channels).
+    """
+
+    def __init__(self, *, out_channels: int = 3, width: int = 256, depth: int = 7,
+                 scale: float = 10.0, in_features: int = 2):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError("GaussNet needs depth >= 1 and width >= 1")
+        layers = [ScaledLayer(in_features if i == 0 else width, width, scale=scale,
+                              activation=Gaussian()) for i in range(depth)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, out_channels)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(coords))
@@ -176,24 +273,34 @@ class MLP(nn.Module):
         return self.head(self.body(coords))
 
 
-MODELS = ("siren", *_ACTIVATIONS)
+@dataclass(frozen=True)
+class ModelFamily:
+    """One registered kind of image model."""
+
+    build: Callable[[ModelConfig, int], nn.Module]
+    """``build(config, out_channels)``: a new model from the global torch RNG."""
+    engine: bool
+    """Built of :class:`ScaledLayer` s (``body``) and a linear ``head``, all layers sharing one
+    scale: the fast engine serves it."""
+
+
+MODEL_FAMILIES: dict[str, ModelFamily] = {
+    "siren": ModelFamily(lambda c, out: Siren(out_channels=out, width=c.width, depth=c.depth,
+                                              omega_0=c.omega_0), engine=True),
+    "gauss": ModelFamily(lambda c, out: GaussNet(out_channels=out, width=c.width, depth=c.depth,
+                                                 scale=c.gauss_scale), engine=True),
+    **{name: ModelFamily(lambda c, out, name=name: MLP(name, out_channels=out, width=c.width,
+                                                       depth=c.depth, pe_frequencies=c.pe_frequencies),
+                         engine=False)
+       for name in _ACTIVATIONS},
+}
+"""Every image model by name: adding one is a class and one line here."""
+
+MODELS = tuple(MODEL_FAMILIES)
 
 
 def build_model(config: ModelConfig, *, out_channels: int) -> nn.Module:
     """Instantiate the model named by ``config`` (uses the global torch RNG: seed it first)."""
-    if config.name == "siren":
-        return Siren(
-            out_channels=out_channels,
-            width=config.width,
-            depth=config.depth,
-            omega_0=config.omega_0,
-        )
-    if config.name in _ACTIVATIONS:
-        return MLP(
-            config.name,
-            out_channels=out_channels,
-            width=config.width,
-            depth=config.depth,
-            pe_frequencies=config.pe_frequencies,
-        )
-    raise ValueError(f"unknown model {config.name!r}; choose from {', '.join(MODELS)}")
+    if config.name not in MODEL_FAMILIES:
+        raise ValueError(f"unknown model {config.name!r}; choose from {', '.join(MODELS)}")
+    return MODEL_FAMILIES[config.name].build(config, out_channels)

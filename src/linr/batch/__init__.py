@@ -216,10 +216,12 @@ def local_threads(threads: int | None, workers: int) -> int:
 
 def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     """Options that would fail every image alike: a usage error now, before anything is created."""
-    if args.stack > 1 and model is not None and model.name != "siren":
-        raise InputError(f"--stack needs the SIREN model (the fast engine), not {model.name!r}")
-    if args.precision in ("bf16", "tf32") and model is not None and model.name != "siren":
-        raise InputError(f"--precision {args.precision} needs the SIREN model (the fast engine), "
+    from ..models import MODEL_FAMILIES
+
+    if args.stack > 1 and model is not None and not MODEL_FAMILIES[model.name].engine:
+        raise InputError(f"--stack needs a model the fast engine serves (siren, gauss), not {model.name!r}")
+    if args.precision in ("bf16", "tf32") and model is not None and not MODEL_FAMILIES[model.name].engine:
+        raise InputError(f"--precision {args.precision} needs a model the fast engine serves (siren, gauss), "
                          f"not {model.name!r}")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
