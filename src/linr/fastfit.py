@@ -41,6 +41,7 @@ import torch
 from .config import FitConfig, lr_factor
 from .cost import pixel_weight_maps, render_all_pixels
 from .engine import FastSiren, adam_for, select_members
+from .fidelity import DataTerm, SquaredError
 from .monitor import Monitor
 from .problem import Problem, clock
 from .models import coordinate_grid
@@ -49,15 +50,17 @@ __all__ = ["run_fast", "run_fast_many", "PixelTerms", "pixel_terms"]
 
 
 class PixelTerms:
-    """A data term that is a sum over pixels: ``sum_i w_i / numel_i sum_p m_ip (f_p - y_ip)^2``.
+    """A data term that is a sum over pixels: ``sum_i w_i / numel_i sum_p m_ip d_i(f_p, y_ip)``
+    (squared error ``d = (f - y)^2`` in the paper; any :mod:`linr.fidelity` data term).
 
     ``targets[i]`` is (H*W, C); ``masks[i]`` is (H*W, 1 or C) or None (all pixels);
     ``scales[i]`` = ``w_i / numel_i``. ``seen`` is the sorted index of pixels any term sees.
     """
 
     def __init__(self, targets: list[torch.Tensor], masks: list[torch.Tensor | None],
-                 scales: list[float]) -> None:
+                 scales: list[float], fidelities: list[DataTerm] | None = None) -> None:
         self.targets, self.masks, self.scales = targets, masks, scales
+        self.fidelities = fidelities or [SquaredError()] * len(targets)
         if any(m is None for m in masks):
             self.seen = None
         else:
@@ -71,13 +74,23 @@ class PixelTerms:
         """Loss and d loss / d out for ``out`` (n, C) rendered at ``pixels`` (n,) (None: all)."""
         loss = out.new_zeros(())
         grad = torch.zeros_like(out)
-        for y, m, scale in zip(self.targets, self.masks, self.scales):
+        for y, m, scale, term in zip(self.targets, self.masks, self.scales, self.fidelities):
             y = y if pixels is None else y[pixels]
-            diff = out - y
+            m = m if m is None or pixels is None else m[pixels]
+            if isinstance(term, SquaredError):  # the paper's term, in its closed form
+                diff = out - y
+                if m is not None:
+                    diff = diff * m  # masks are 0/1: m^2 = m
+                loss = loss + (scale * factor) * torch.sum(diff * diff)
+                grad.add_(diff, alpha=2 * scale * factor)
+                continue
+            # any other data term: d(m f, y) over the entries m keeps, slope through m
+            pred = out if m is None else out * m
+            values, slope = term.elementwise(pred, y), term.slope(pred, y)
             if m is not None:
-                diff = diff * (m if pixels is None else m[pixels])  # masks are 0/1: m^2 = m
-            loss = loss + (scale * factor) * torch.sum(diff * diff)
-            grad.add_(diff, alpha=2 * scale * factor)
+                values, slope = values * m, slope * m
+            loss = loss + (scale * factor) * torch.sum(values)
+            grad.add_(slope, alpha=scale * factor)
         return loss, grad
 
 
@@ -98,7 +111,7 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
             masks.append(m.reshape(m.shape[0], h * w).t().contiguous())
         targets.append(y[0].reshape(c, h * w).t().contiguous())
         scales.append(weight / (c * h * w))
-    return PixelTerms(targets, masks, scales)
+    return PixelTerms(targets, masks, scales, [obs.fidelity for obs in problem.observations])
 
 
 def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from .errors import InputError
+from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
 from .operators import Operator
 
@@ -33,6 +34,8 @@ class Observation:
     weight: float | None = None
     """None lets the preset decide (1.0 in a bare :func:`fit`)."""
     kind: str = "observation"
+    fidelity: DataTerm = field(default_factory=SquaredError)
+    """How ``A f`` is compared with the image (:mod:`linr.fidelity`; the paper's squared error)."""
 
     def __post_init__(self) -> None:
         image = as_float_image(self.image, f"{self.kind} image")
@@ -102,12 +105,20 @@ class Problem:
     device: torch.device
     reference: torch.Tensor | None
     """(1, C, H, W) on [0, 1], or None."""
+    keeps: list[torch.Tensor | None] = field(default_factory=list)
+    """Per observation, 0/1 over its entries (0 where its operator cannot produce the entry, as
+    outside a mask), for data terms that are not 0 at (0, 0); None where not needed."""
+
+    def __post_init__(self) -> None:
+        if not self.keeps:
+            self.keeps = [None] * len(self.observations)
 
     def data_term(self, output: torch.Tensor) -> torch.Tensor:
-        """sum_i w_i mean((A_i f - y_i)^2) of an output (1, C, H, W) on [-1, 1]."""
+        """sum_i w_i mean(d_i(A_i f, y_i)) of an output (1, C, H, W) on [-1, 1], with each
+        observation's data term d_i (squared error: the paper's sum_i w_i mean((A_i f - y_i)^2))."""
         return sum(
-            w * torch.mean((obs.operator(output) - y) ** 2)
-            for w, obs, y in zip(self.weights, self.observations, self.targets)
+            w * obs.fidelity.value(obs.operator(output), y, keep)
+            for w, obs, y, keep in zip(self.weights, self.observations, self.targets, self.keeps)
         )
 
 
@@ -136,7 +147,9 @@ def build_problem(observations: Sequence[Observation], device: str,
     targets = [obs.operator.project(_to_chw(obs.image, dev) * 2 - 1 if signed else _to_chw(obs.image, dev))
                for obs in observations]
     weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
-    return Problem(observations, weights, targets, height, width, c, dev, ref_t)
+    keeps = [None if isinstance(obs.fidelity, SquaredError) else obs.operator.project(torch.ones_like(y))
+             for obs, y in zip(observations, targets)]
+    return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps)
 
 
 def clock(device: torch.device) -> float:

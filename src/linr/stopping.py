@@ -211,7 +211,8 @@ class HoldOut(_TrackedRule):
 
     ``prepare`` wraps each observation's operator in ``Compose([operator, Mask(kept)])``, so the
     held-out pixels leave the data term (the fit projects its target through the same mask).
-    The held-out loss is ``sum_i w_i * mean over held-out pixels of (A_i f - y_i)^2``.
+    The held-out loss is ``sum_i w_i * mean over held-out pixels of d_i(A_i f, y_i)`` with each
+    observation's data term ``d_i`` (the squared error in the paper's setting).
     """
 
     name = "holdout"
@@ -221,8 +222,8 @@ class HoldOut(_TrackedRule):
             raise ValueError(f"hold-out fraction must be in (0, 0.5), got {fraction}")
         self.fraction, self.seed = float(fraction), int(seed)
         self.tracker = MinTracker(patience=patience, check_every=check_every)
-        self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float]] = []
-        self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float]]] = {}
+        self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]] = []
+        self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]]] = {}
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -244,7 +245,7 @@ class HoldOut(_TrackedRule):
             weight = 1.0 if obs.weight is None else float(obs.weight)
             # Flat pixel indices rather than a boolean mask: index_select needs no host sync.
             index = held.flatten().nonzero().squeeze(1)
-            self._held.append((obs.operator, index, y.flatten(2)[:, :, index], weight))
+            self._held.append((obs.operator, index, y.flatten(2)[:, :, index], weight, obs.fidelity))
             op = Compose([obs.operator, Mask((observed & ~held).float())])
             prepared.append(dataclasses.replace(obs, operator=op))
         return prepared
@@ -253,11 +254,12 @@ class HoldOut(_TrackedRule):
         """Weighted mean squared error on the held-out pixels (0-d tensor, [-1, 1] scale)."""
         key = str(output.device)
         if key not in self._on_device:
-            self._on_device[key] = [(op, i.to(output.device), y.to(output.device), w) for op, i, y, w in self._held]
+            self._on_device[key] = [(op, i.to(output.device), y.to(output.device), w, d)
+                                    for op, i, y, w, d in self._held]
         total = output.new_zeros(())
-        for op, index, y, weight in self._on_device[key]:
+        for op, index, y, weight, term in self._on_device[key]:
             pred = op(output).flatten(2).index_select(2, index)  # (1, C, n held)
-            total = total + weight * torch.mean((pred - y) ** 2)
+            total = total + weight * term.value(pred, y)
         return total
 
     def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
@@ -301,7 +303,8 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 
 class Discrepancy(StopRule):
     """Discrepancy principle: stop when the data term reaches ``tau`` times the expected noise
-    energy, ``sum_i w_i * kept_i * (2 sigma_i)^2`` (the [-1, 1] scale doubles sigma).
+    energy, ``sum_i w_i * kept_i * e_i(sigma_i)`` with each observation's data term's expected
+    value at the truth (squared error: ``(2 sigma_i)^2``, the [-1, 1] scale doubling sigma).
 
     ``sigma_i`` is estimated from each noisy observation (kind 'noisy') unless ``sigma`` (0-255
     scale) is given; other kinds count as noise-free. ``kept_i`` is the fraction of the
@@ -332,7 +335,10 @@ class Discrepancy(StopRule):
             self.sigmas.append(sigma * 255.0)
             kept = float(_observed(obs).float().mean())
             weight = 1.0 if obs.weight is None else float(obs.weight)
-            energy += weight * kept * (2.0 * sigma) ** 2
+            expected = obs.fidelity.expected(sigma)
+            if expected is None:
+                continue  # a data term with no expected value at the truth: no threshold from it
+            energy += weight * kept * expected
         self.threshold = self.tau * energy if energy > 0 else None
         return observations
 

@@ -189,9 +189,11 @@ class _Replay:
             self.tracker = MinTracker(patience=int(params[1]), check_every=CHECK_EVERY)
         elif kind == "discrepancy":
             self.series = run["loss"]
+            from ..fidelity import SquaredError
+
             self.disc = Discrepancy(tau=float(params[0]), check_every=CHECK_EVERY)
             sigma = run.get("sigma_hat01", run["sigma_hat"] / 255.0)
-            self.disc.threshold = float(params[0]) * run["kept"] * (2.0 * sigma) ** 2
+            self.disc.threshold = float(params[0]) * run["kept"] * SquaredError().expected(sigma)
         else:
             raise ValueError(f"unknown rule spec {spec!r}")
 

@@ -1,0 +1,63 @@
+"""Data terms: closed-form slopes against autograd (float64), the paper's squared error exactly,
+and a non-Gaussian term (Poisson) through the fit, the fast engine's pixel path and hold-out."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.config import FitConfig
+from linr.fidelity import DATA_TERMS, Poisson, SquaredError, data_term
+from linr.fit import fit
+from linr.models import ModelConfig
+from linr.stopping import parse_stop
+
+
+@pytest.mark.parametrize("term", [SquaredError(), Poisson(peak=30.0), Poisson(peak=1.0, floor=0.05)])
+def test_slope_matches_autograd_float64(term):
+    gen = torch.Generator().manual_seed(0)
+    pred = (torch.rand(200, dtype=torch.float64, generator=gen) * 2.2 - 1.1).requires_grad_(True)
+    target = torch.rand(200, dtype=torch.float64, generator=gen) * 2 - 1
+    (auto,) = torch.autograd.grad(term.elementwise(pred, target).sum(), pred)
+    assert torch.allclose(term.slope(pred.detach(), target), auto, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(term.value(pred, target), term.elementwise(pred, target).mean())
+
+
+def test_squared_error_is_the_papers_term_and_its_expected_value():
+    pred, target = torch.tensor([0.5, -0.2]), torch.tensor([0.1, 0.3])
+    assert torch.equal(SquaredError().value(pred, target), torch.mean((pred - target) ** 2))
+    rng = np.random.default_rng(0)
+    sigma = 25 / 255
+    noise = rng.normal(0, sigma, 200_000) * 2  # [0, 1] noise on the fit's [-1, 1] scale
+    assert SquaredError().expected(sigma) == pytest.approx(np.mean(noise**2), rel=0.02)
+
+
+def test_poisson_is_minimised_at_the_rate():
+    k = torch.full((1,), 0.2, dtype=torch.float64)  # target on [-1, 1]: 0.6 of the peak
+    grid = torch.linspace(-0.9, 0.9, 1801, dtype=torch.float64)
+    values = Poisson(peak=50.0).elementwise(grid, k.expand_as(grid))
+    assert grid[int(values.argmin())].item() == pytest.approx(0.2, abs=1e-3)
+    assert set(DATA_TERMS) >= {"squared_error", "poisson"}
+    assert data_term("poisson", peak=5.0) == Poisson(peak=5.0)
+    with pytest.raises(ValueError, match="unknown data term"):
+        data_term("huber")
+
+
+def test_poisson_fits_on_the_engine_and_the_plain_loop_alike():
+    rng = np.random.default_rng(0)
+    clean = rng.random((12, 12, 3)).astype(np.float32) * 0.8 + 0.1
+    peak = 20.0
+    counts = rng.poisson(clean * peak) / peak
+    obs = [dataclasses.replace(linr.noisy(np.clip(counts, 0, 1)), fidelity=Poisson(peak=peak))]
+    kw = dict(steps=8, device="cpu", progress=False, lr=1e-3, model=ModelConfig(width=32, depth=3))
+    for stop in (None, parse_stop("holdout:0.2:40")):  # the pixel path with and without hold-out
+        fast = fit(obs, FitConfig(**kw), reference=clean, stop=stop)
+        plain = fit(obs, FitConfig(engine="plain", **kw), reference=clean,
+                    stop=None if stop is None else parse_stop("holdout:0.2:40"))
+        assert fast.settings["engine_used"]["pixel_wise"]
+        assert np.allclose(fast.history["loss"], plain.history["loss"], rtol=1e-3)
+        assert np.abs(fast.image - plain.image).max() < 2e-4
