@@ -130,3 +130,15 @@ def test_bench_presets_judges_each_image(tmp_path, capsys):
     assert task["summary"]["fast"]["reached"] == 2
     assert "reaches the paper preset's PSNR on 2/2 images" in capsys.readouterr().out
     assert main(["bench", "presets", "--presets", "paper", "--size", "16"]) == 2
+
+
+def test_bench_speed_stop_cost_times_both_stops(tmp_path, capsys):
+    out = tmp_path / "stop.json"
+    assert main(["bench", "speed", "--stop-cost", "24", "--steps", "2", "--repeats", "1",
+                 "--json", str(out)]) == 0
+    (res,) = json.loads(out.read_text())["results"]
+    assert res["size"] == [24, 24] and len(res["per_step_s"]["automatic"]) == 1
+    auto, fixed = res["engine_used"]["automatic"], res["engine_used"]["fixed"]
+    assert auto["stop"] == "holdout" and fixed["stop"] == "fixed"
+    assert auto["pixel_wise"] and auto["rendered_pixels"] == 24 * 24 > auto["trained_pixels"]
+    assert "| 24x24 |" in capsys.readouterr().out

@@ -363,7 +363,7 @@ class BenchRun:
             else:
                 key.update(fit={f: v for f, v in dataclasses.asdict(config).items()
                                 if f not in ("progress", "device", "eval_every")},
-                           stop=stop.describe())
+                           stop=None if stop is None else stop.describe())
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):

@@ -59,6 +59,11 @@ def register(sub: Any) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, help="interleaved timing repeats (default 3)")
     p.add_argument("--stack", type=positive_int, default=None, metavar="K",
                    help="also time K images fitted one by one against stacked (paper preset)")
+    p.add_argument("--stop-cost", metavar="SIZES", default=None,
+                   help="instead: time a denoising step with the default automatic stop "
+                   "(hold-out) against a fixed-step fit at each size of SIZES (comma-separated, "
+                   "e.g. 400,1024; an image smaller than a size is enlarged with PIL bicubic), "
+                   "--steps steps each (give a few), interleaved --repeats times")
     add_run_options(p)
     p.set_defaults(func=cmd_speed)
 
@@ -67,8 +72,7 @@ def add_image_options(p: Any) -> None:
     """Options shared by the speed and presets benchmarks: data folder, tasks, crop size."""
     p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
     p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
-    p.add_argument("--size", default="128", help="square centre crop (default 128; with --stop-cost "
-                   "a comma-separated list)")
+    p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
 
 
 def add_run_options(p: Any) -> None:
@@ -76,11 +80,6 @@ def add_run_options(p: Any) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--json", default=None, help="also write the results here")
-    p.add_argument("--stop-cost", action="store_true",
-                   help="instead: time a denoising step with the default automatic stop "
-                   "(hold-out) against a fixed-step fit at each --size (comma-separated; an image "
-                   "smaller than a size is enlarged with PIL bicubic), --steps steps each "
-                   "(default 500: give a few), interleaved --repeats times")
 
 
 def describe_machine(device: str) -> str:
@@ -445,11 +444,11 @@ def _cmd_stop_cost(args: argparse.Namespace, data: Path, device: str) -> int:
     from ..errors import InputError
 
     try:
-        sizes = [int(v) for v in str(args.size).split(",") if v.strip()]
+        sizes = [int(v) for v in args.stop_cost.split(",") if v.strip()]
     except ValueError:
-        raise InputError(f"--size: expected comma-separated integers, got {args.size!r}") from None
+        raise InputError(f"--stop-cost: expected comma-separated sizes, got {args.stop_cost!r}") from None
     if not sizes or min(sizes) < 8:
-        raise InputError("--size: give sizes of at least 8 pixels")
+        raise InputError("--stop-cost: give sizes of at least 8 pixels")
     path = data / TASKS["denoise"]
     print(f"linr bench speed --stop-cost: {describe_machine(device)}; {TASKS['denoise']}, noise "
           f"sigma 25, paper network on the fast engine, {args.steps} steps, {args.repeats} repeats")
@@ -481,15 +480,11 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.stop_cost:
+    if args.stop_cost is not None:
         from ..fit import resolve_device
 
         data = Path(args.data) if args.data else default_data()
         return _cmd_stop_cost(args, data, str(resolve_device(args.device)))
-    try:
-        args.size = int(args.size)
-    except ValueError:
-        raise InputError(f"--size: expected an integer, got {args.size!r}") from None
     data = Path(args.data) if args.data else default_data()
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
     images = dict(TASKS)

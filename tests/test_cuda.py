@@ -1,0 +1,63 @@
+"""On a CUDA GPU (skipped elsewhere, with the reason): the engine there gives the CPU's results,
+the reduced precisions track float32, and stacked fits equal separate ones. Run by
+benchmarks/gpu_run.sh on a lent GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.config import FitConfig
+from linr.fit import fit, fit_many
+from linr.models import ModelConfig
+from linr.simulate import add_gaussian_noise, bernoulli_mask, lanczos_downscale
+
+from .conftest import crop, load
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return crop(load("set5/butterfly.png"), 32, top=100, left=100)
+
+
+def _cases(clean):
+    mask = bernoulli_mask(clean.shape[:2], 0.2, seed=0)
+    return {"noisy": [linr.noisy(add_gaussian_noise(clean, 25, seed=0))],
+            "lowres": [linr.lowres(lanczos_downscale(clean, 4), 4)],
+            "masked": [linr.masked(clean * mask[..., None], mask)]}
+
+
+@pytest.mark.parametrize("task", ["noisy", "lowres", "masked"])
+@pytest.mark.parametrize("model", ["siren", "gauss"])
+def test_cuda_engine_matches_the_cpu(clean, task, model):
+    obs = _cases(clean)[task]
+    kw = dict(steps=20, progress=False, model=ModelConfig(name=model, width=64, depth=4))
+    cpu = fit(obs, FitConfig(device="cpu", **kw), reference=clean)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    gpu = fit(obs, FitConfig(device="cuda", **kw), reference=clean)
+    assert gpu.settings["engine_used"]["name"] == "fast" and gpu.settings["device"].startswith("cuda")
+    assert np.abs(gpu.image - cpu.image).max() < 1e-3
+    assert abs(gpu.history["psnr"][-1] - cpu.history["psnr"][-1]) < 0.02
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_reduced_precision_tracks_float32_on_cuda(clean, precision):
+    obs = _cases(clean)["lowres"]
+    kw = dict(steps=40, lr=3e-4, device="cuda", progress=False, model=ModelConfig(width=64, depth=4))
+    exact = fit(obs, FitConfig(**kw), reference=clean)
+    reduced = fit(obs, FitConfig(precision=precision, **kw), reference=clean)
+    assert reduced.settings["engine_used"]["precision"] == precision
+    assert abs(reduced.history["psnr"][-1] - exact.history["psnr"][-1]) < 0.3
+
+
+def test_stacked_fits_equal_separate_ones_on_cuda(clean):
+    scenes = [[linr.noisy(add_gaussian_noise(clean, 25, seed=s))] for s in range(4)]
+    config = FitConfig(steps=15, device="cuda", progress=False, model=ModelConfig(width=64, depth=4))
+    stacked = fit_many(scenes, config)
+    for obs, together in zip(scenes, stacked):
+        alone = fit(obs, config)
+        assert np.abs(alone.image - together.image).max() < 1e-3

@@ -1,0 +1,35 @@
+"""The prepared GPU run (benchmarks/gpu_run.sh) in its CPU dry run, so that it cannot rot
+between the sessions that are lent a GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import DATA, ROOT
+
+
+def test_gpu_script_dry_run_runs_every_part(tmp_path):
+    if not (DATA / "paper_results.json").exists():
+        pytest.skip(f"test data {DATA} not found")
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(DATA), "BUDGET": "400",
+           "PY": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_run.sh"), "--dry-run"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    log = (out / "log.txt").read_text()
+    for part in ("tests", "speed", "table 3", "table 2"):
+        assert f"{part}: exit 0" in log, log
+    assert "finished" in log
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8 and all(p.is_file() for p in out.iterdir())  # what a lent machine returns
+    assert json.loads((out / "speed.json").read_text())["device"] == "cpu"
+    jobs = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]
+    assert {j["first_table"] for j in jobs} == {2, 3} and all(j["status"] == "ok" for j in jobs)
+    assert "Table 2" in (out / "report.md").read_text() or "table2" in (out / "report.md").read_text()
