@@ -145,7 +145,7 @@ def _cuda() -> bool:
     (["--stop", "bogus"], "--stop bogus: unknown stop rule"),
     (["--stop", "variance:1:2:3"], "too many parameters"),
     (["--precision", "tf32"], "needs a CUDA GPU"),
-    (["--precision", "bf16", "--model", "relu"], "needs a model the fast engine serves"),
+    (["--precision", "bf16", "--model", "relu"], "needs the SIREN model"),
     (["--task", "masked", "--mask", "BAD"], "not a readable image"),
     (["--task", "blurred", "--kernel", "BAD.npy"], "not a readable .npy kernel"),
 ])

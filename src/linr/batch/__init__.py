@@ -219,9 +219,11 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     from ..models import MODEL_FAMILIES
 
     if args.stack > 1 and model is not None and not MODEL_FAMILIES[model.name].engine:
-        raise InputError(f"--stack needs a model the fast engine serves (siren, gauss), not {model.name!r}")
+        raise InputError(f"--stack needs the SIREN or another model of the fast engine (siren, gauss), "
+                         f"not {model.name!r}")
     if args.precision in ("bf16", "tf32") and model is not None and not MODEL_FAMILIES[model.name].engine:
-        raise InputError(f"--precision {args.precision} needs a model the fast engine serves (siren, gauss), "
+        raise InputError(f"--precision {args.precision} needs the SIREN model or another of the "
+                         "fast engine (siren, gauss), "
                          f"not {model.name!r}")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
