@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .cli_common import (Once, add_fit_options, check_pairs, load_observations, metrics_report,
-                         model_config, nonneg_float, positive_float, positive_int)
+from .cli_common import (add_fit_options, add_observation_options, check_pairs, load_observations,
+                         metrics_report, model_config, nonneg_float, positive_float, positive_int)
 from .errors import DivergenceError, InputError, LinrError
 from .metrics import json_ready
 
@@ -45,25 +45,7 @@ def _build_restore(sub: Any) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="restored image (.png .tif .jpg .bmp)")
     g = p.add_argument_group("observations (at least one; each flag once)")
-    g.add_argument("--noisy", metavar="FILE", action=Once, help="a noisy image")
-    g.add_argument("--lowres", metavar="FILE", action=Once,
-                   help="a low-resolution image (use with --factor)")
-    g.add_argument("--factor", type=positive_int, action=Once,
-                   help="super-resolution factor, any integer >= 1 (default 4)")
-    g.add_argument("--downsampler", default=None, action=Once, choices=["lanczos2", "bicubic", "box"],
-                   help="downsampling kernel of the low-res observation (default lanczos2)")
-    g.add_argument("--masked", metavar="FILE", action=Once,
-                   help="an image with missing pixels (use with --mask, or give holes as "
-                   "transparent pixels of an image with alpha)")
-    g.add_argument("--mask", metavar="MASK", action=Once,
-                   help="keep-mask image: white = observed (or opaque = observed, when the mask "
-                   "file has transparent pixels)")
-    g.add_argument("--blurred", metavar="FILE", action=Once, help="a blurred image (use with --kernel)")
-    g.add_argument("--kernel", metavar="SPEC", action=Once,
-                   help="blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file")
-    g.add_argument("--boundary", default=None, action=Once, choices=["circular", "reflect"],
-                   help="blur boundary: reflect (default; real photos) or circular (images blurred "
-                   "periodically, as the paper's were; the default with --preset paper)")
+    add_observation_options(g)
     add_fit_options(p)
     o = p.add_argument_group("output")
     o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
@@ -150,7 +132,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
           f"{result.stop_step}")
     report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
     if reference is not None:
-        task = "deblur" if [o.kind for o in observations] == ["blurred"] else None
+        task = "deblur" if [o.kind for o in observations] == ["blurred"] else None  # the paper's Y PSNR
         report["metrics"] = metrics_report(reference, result.image, task)
         std = report["metrics"]["standard"]
         on = "RGB" if result.image.shape[2] == 3 else "grey" if result.image.shape[2] == 1 \

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 from .errors import InputError
 
 __all__ = [
-    "Once", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
+    "Once", "add_observation_options", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
     "check_pairs", "model_config", "load_observations", "metrics_report",
 ]
 
@@ -41,10 +40,29 @@ def nonneg_float(text: str) -> float:
 
 
 def weight_option(text: str) -> tuple[str, float]:
+    from .kinds import KINDS
+
     kind, sep, value = text.partition("=")
-    if not sep or kind not in ("noisy", "lowres", "masked", "blurred"):
-        raise argparse.ArgumentTypeError(f"expected KIND=W with KIND noisy, lowres, masked or blurred, got {text!r}")
+    if not sep or kind not in KINDS:
+        raise argparse.ArgumentTypeError(f"expected KIND=W with KIND one of {', '.join(KINDS)}, "
+                                         f"got {text!r}")
     return kind, nonneg_float(value)
+
+
+def add_observation_options(group: Any, *, skip: tuple[str, ...] = (), flag_help: str | None = None,
+                            flag_metavar: str = "FILE") -> None:
+    """``--KIND`` for every registered kind (:data:`linr.kinds.KINDS`) and the options that belong
+    to it, each accepted once; ``skip`` leaves out options a command defines its own way."""
+    from .kinds import KINDS
+
+    for kind in KINDS.values():
+        group.add_argument(f"--{kind.name}", metavar=flag_metavar, action=Once,
+                           help=flag_help.format(kind=kind.name) if flag_help else kind.help)
+        for opt in kind.options:
+            if opt.dest in skip:
+                continue
+            group.add_argument(opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices,
+                               metavar=opt.metavar, default=None, action=Once, help=opt.help)
 
 
 class Once(argparse.Action):
@@ -102,16 +120,17 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
 
 
 def check_pairs(args: argparse.Namespace) -> None:
-    """Options that belong to an observation need it; an observation needs its options."""
-    pairs = [("factor", "lowres"), ("downsampler", "lowres"), ("mask", "masked"),
-             ("kernel", "blurred"), ("boundary", "blurred")]
-    for opt, obs in pairs:
-        if getattr(args, opt, None) is not None and getattr(args, obs) is None:
-            raise InputError(f"--{opt} needs --{obs}")
+    """Options that belong to an observation kind need its flag; at least one observation."""
+    from .kinds import KINDS
+
+    for kind in KINDS.values():
+        for opt in kind.options:
+            if getattr(args, opt.dest, None) is not None and getattr(args, kind.name, None) is None:
+                raise InputError(f"{opt.flag} needs --{kind.name}")
     if args.blurred and not args.kernel:
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
-    if not any((args.noisy, args.lowres, args.masked, args.blurred)):
-        raise InputError("give at least one of --noisy, --lowres, --masked, --blurred")
+    if not any(getattr(args, name, None) for name in KINDS):
+        raise InputError("give at least one of " + ", ".join(f"--{name}" for name in KINDS))
 
 
 def model_config(args: argparse.Namespace, preset: str) -> Any:
@@ -142,57 +161,33 @@ def model_config(args: argparse.Namespace, preset: str) -> Any:
 
 def load_observations(args: argparse.Namespace, notes: list[str] | None = None
                       ) -> tuple[list[Any], list[Any], list[str]]:
-    """The observations named by ``args``, their :class:`~linr.images.ImageInfo` and the input
-    paths (never to be overwritten). A masked image whose alpha channel marks holes
-    (transparent = missing) is its own mask, or is combined with ``--mask``; its alpha is then
-    dropped from its info (the restored pixels are not holes any more). ``notes`` receives
-    lines for the user (how a mask was read)."""
-    import numpy as np
+    """The observations named by ``args`` (``args.KIND`` a file for each registered kind, its
+    options under their ``dest``), their :class:`~linr.images.ImageInfo` and the input paths
+    (never to be overwritten). Each kind builds its observation (:attr:`linr.kinds.Kind.build`);
+    e.g. a masked image whose alpha channel marks holes is its own mask and its alpha is dropped
+    from its info. ``notes`` receives lines for the user (how a mask was read)."""
+    import dataclasses
 
-    from . import tasks
-    from .images import read_image, read_mask
+    from .images import read_image
+    from .kinds import KINDS
 
+    notes = [] if notes is None else notes
     observations, infos, inputs = [], [], []
-    weights = dict(args.weight)
-    if args.noisy:
-        img, info = read_image(args.noisy)
-        observations.append(tasks.noisy(img, weight=weights.get("noisy")))
+    weights = dict(getattr(args, "weight", None) or [])
+    for kind in KINDS.values():
+        path = getattr(args, kind.name, None)
+        if not path:
+            continue
+        img, info = read_image(path)
+        options = {opt.dest: getattr(args, opt.dest, None) for opt in kind.options}
+        options = {k: (opt.default if options[k] is None else options[k])
+                   for k, opt in zip(options, kind.options)}
+        obs, extra = kind.build(img, info, options, notes)
+        if kind.name in weights:
+            obs = dataclasses.replace(obs, weight=weights[kind.name])
+        observations.append(obs)
         infos.append(info)
-        inputs.append(args.noisy)
-    if args.lowres:
-        img, info = read_image(args.lowres)
-        observations.append(tasks.lowres(img, args.factor or 4, kernel=args.downsampler or "lanczos2",
-                                         weight=weights.get("lowres")))
-        infos.append(info)
-        inputs.append(args.lowres)
-    if args.masked:
-        img, info = read_image(args.masked)
-        holes = info.alpha is not None and bool((info.alpha < 0.5).any())
-        if not args.mask and not holes:
-            raise InputError("--masked needs --mask MASK (white = observed), or an image whose "
-                             "alpha channel marks the holes (transparent = missing)")
-        mask = read_mask(args.mask, img.shape[:2], notes=notes) if args.mask else None
-        if holes:
-            by_alpha = info.alpha >= 0.5
-            mask = by_alpha if mask is None else mask & by_alpha
-            if not mask.any():
-                raise InputError(f"{args.masked}: mask and alpha together keep no pixels")
-            if notes is not None:
-                notes.append(f"{args.masked}: transparent pixels ({1 - by_alpha.mean():.1%}) taken "
-                             "as missing; the output is opaque")
-            info.alpha = None
-        observations.append(tasks.masked(img, np.asarray(mask), weight=weights.get("masked")))
-        infos.append(info)
-        inputs += [args.masked] + ([args.mask] if args.mask else [])
-    if args.blurred:
-        kernel = tasks.parse_kernel(args.kernel)
-        img, info = read_image(args.blurred)
-        observations.append(tasks.blurred(img, kernel, boundary=args.boundary,
-                                          weight=weights.get("blurred")))
-        infos.append(info)
-        inputs.append(args.blurred)
-        if Path(args.kernel).exists():
-            inputs.append(args.kernel)
+        inputs += [path, *extra]
     for kind in weights:
         if not any(o.kind == kind for o in observations):
             raise InputError(f"--weight {kind}=... given without a --{kind} observation")

@@ -36,9 +36,15 @@ class Observation:
     kind: str = "observation"
     fidelity: DataTerm = field(default_factory=SquaredError)
     """How ``A f`` is compared with the image (:mod:`linr.fidelity`; the paper's squared error)."""
+    carries_noise: bool | None = None
+    """Whether the image carries noise the fit must not reproduce (automatic stopping, the joint
+    noisy weight and the discrepancy rule read it). Set by the kind's constructor
+    (:mod:`linr.kinds`); None: True for an observation named 'noisy', else False."""
 
     def __post_init__(self) -> None:
         image = as_float_image(self.image, f"{self.kind} image")
+        if self.carries_noise is None:
+            self.carries_noise = self.kind == "noisy"  # built by hand with the kind's name
         if self.weight is not None and not (self.weight >= 0 and math.isfinite(self.weight)):
             raise InputError(f"{self.kind} weight must be a finite number >= 0, got {self.weight}")
         self.image = image

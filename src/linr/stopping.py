@@ -306,8 +306,8 @@ class Discrepancy(StopRule):
     energy, ``sum_i w_i * kept_i * e_i(sigma_i)`` with each observation's data term's expected
     value at the truth (squared error: ``(2 sigma_i)^2``, the [-1, 1] scale doubling sigma).
 
-    ``sigma_i`` is estimated from each noisy observation (kind 'noisy') unless ``sigma`` (0-255
-    scale) is given; other kinds count as noise-free. ``kept_i`` is the fraction of the
+    ``sigma_i`` is estimated from each observation that carries noise (``carries_noise``) unless
+    ``sigma`` (0-255 scale) is given; the others count as noise-free. ``kept_i`` is the fraction of the
     observation's entries in its data term (below 1 with masks or a hold-out). Returns the
     iterate at which it fired; without a noisy observation it never fires.
     """
@@ -329,7 +329,7 @@ class Discrepancy(StopRule):
     def prepare(self, observations: list[Any]) -> list[Any]:
         energy = 0.0
         for obs in observations:
-            if obs.kind != "noisy":
+            if not obs.carries_noise:
                 continue
             sigma = estimate_noise_sigma(obs.image) if self.sigma is None else self.sigma / 255.0
             self.sigmas.append(sigma * 255.0)

@@ -8,17 +8,17 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
+from .kinds import KINDS as KIND_REGISTRY
+from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
-from .operators import Blur, Downsample, Identity, Mask, gaussian_kernel
+from .operators import Blur
 from .stopping import AUTO_NOISY, StopRule, parse_stop
 
 __all__ = [
@@ -35,7 +35,8 @@ __all__ = [
     "resolve_stop",
 ]
 
-KINDS = ("noisy", "lowres", "masked", "blurred")
+KINDS = KIND_REGISTRY
+"""Names of the registered observation kinds (:data:`linr.kinds.KINDS`)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Preset:
     """Steps per observation kind; a joint fit uses the largest of its kinds."""
     lr: float = 1e-4
     joint_noisy_weight: float = 0.1
-    """Weight of a noisy observation in a joint fit (1.0 when it is alone)."""
+    """Weight of an observation that carries noise in a joint fit (1.0 when it is alone)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     schedule: str = "constant"
     """Learning-rate schedule (see :class:`~linr.fit.FitConfig`)."""
@@ -103,93 +104,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def noisy(image: np.ndarray, *, weight: float | None = None) -> Observation:
-    """A noisy photo of the scene (identity operator)."""
-    return Observation(image, Identity(), weight, "noisy")
-
-
-def lowres(
-    image: np.ndarray, factor: int = 4, *, kernel: str = "lanczos2", weight: float | None = None
-) -> Observation:
-    """A low-resolution photo, ``factor`` times smaller than the restored image."""
-    try:
-        op = Downsample(factor, kernel)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    return Observation(image, op, weight, "lowres")
-
-
-def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
-    """A photo with missing pixels; ``mask`` (H, W) is True / 1 where the pixel was observed."""
-    mask = np.asarray(mask)
-    image = np.asarray(image)
-    if mask.shape != image.shape[:2]:
-        raise InputError(f"mask size {mask.shape} does not match image size {image.shape[:2]}")
-    if not mask.astype(bool).any():
-        raise InputError("mask keeps no pixels (1 / white = observed)")
-    return Observation(image, Mask(mask.astype(np.float32)), weight, "masked")
-
-
-def blurred(
-    image: np.ndarray,
-    kernel: np.ndarray | str,
-    *,
-    boundary: str | None = None,
-    weight: float | None = None,
-) -> Observation:
-    """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`).
-
-    ``boundary``: 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves it to
-    the preset: reflect (real photos) by default, circular with the paper preset (the paper
-    blurred its images circularly).
-    """
-    if isinstance(kernel, (str, os.PathLike)):
-        kernel = parse_kernel(kernel)
-    try:
-        op = Blur(kernel, boundary=boundary)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    return Observation(image, op, weight, "blurred")
-
-
-def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
-    """``gaussian:WIDTH:SIGMA`` or a path to a .npy array or a greyscale image (normalised later)."""
-    text = str(spec)
-    if text.startswith("gaussian:") or text.startswith("gauss:"):
-        parts = text.split(":")
-        try:
-            if len(parts) != 3:
-                raise ValueError
-            width, sigma = int(parts[1]), float(parts[2])
-            return gaussian_kernel(width, sigma)
-        except ValueError:
-            raise InputError(
-                f"bad kernel spec {text!r}: use gaussian:WIDTH:SIGMA with an integer width >= 1 "
-                "and sigma > 0, e.g. gaussian:25:1.6"
-            ) from None
-    path = Path(text)
-    if not path.exists():
-        raise InputError(f"bad kernel spec {text!r}: not gaussian:WIDTH:SIGMA and no such file")
-    if path.suffix.lower() == ".npy":
-        try:
-            k = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable .npy kernel ({exc.__class__.__name__})") from None
-    else:
-        from .images import read_image
-
-        pixels, _ = read_image(path)
-        k = pixels.mean(axis=2)
-    k = np.asarray(k, dtype=np.float64)
-    if k.ndim != 2 or k.size == 0:
-        raise InputError(f"{path}: kernel must be a non-empty 2-D array, got shape {k.shape}")
-    if not np.isfinite(k).all():
-        raise InputError(f"{path}: kernel contains non-finite values")
-    if not k.sum() > 1e-12:
-        raise InputError(f"{path}: kernel must have a positive sum")
-    return k
-
-
 def resolve(
     observations: Sequence[Observation],
     *,
@@ -220,7 +134,7 @@ def resolve(
     for obs in observations:
         weight = obs.weight
         if weight is None:
-            weight = p.joint_noisy_weight if (joint and obs.kind == "noisy") else 1.0
+            weight = p.joint_noisy_weight if (joint and obs.carries_noise) else 1.0
         operator = obs.operator
         wanted = boundary or Blur.DEFAULT_BOUNDARY
         if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
@@ -280,7 +194,7 @@ def resolve_stop(
     if stop == "fixed":
         return None
     if stop == "auto":
-        any_noisy = any(o.kind == "noisy" for o in observations)
+        any_noisy = any(o.carries_noise for o in observations)
         return parse_stop(AUTO_NOISY) if any_noisy else None
     try:
         return parse_stop(stop)

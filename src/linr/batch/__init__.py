@@ -34,12 +34,17 @@ from typing import Any, Iterator
 
 from ..cli_common import add_fit_options, check_pairs, model_config, positive_float, positive_int
 from ..errors import InputError
+from ..kinds import KINDS as KIND_REGISTRY
 
 __all__ = ["register", "cmd_batch", "EXIT_SOME_FAILED", "EXIT_INTERRUPTED"]
 
 EXIT_SOME_FAILED = 4
 EXIT_INTERRUPTED = 130
-KINDS = ("noisy", "lowres", "masked", "blurred")
+KINDS = KIND_REGISTRY
+"""The registered observation kinds (:data:`linr.kinds.KINDS`): one ``--KIND`` flag each."""
+SPECIAL_OPTIONS = ("factor", "downsampler", "mask", "kernel", "boundary")
+"""Kind options batch defines itself (masks and kernels pair by name; the others are recorded
+under their own keys, as older manifests have them); any other kind's options are generic."""
 FORMATS = ("png", "tif", "jpg", "bmp")
 
 
@@ -56,12 +61,17 @@ def register(sub: Any) -> None:
     # nargs='*': an unquoted glob that the shell expanded gets a clear error, not argparse's
     p.add_argument("input", nargs="*", metavar="INPUT_DIR_OR_GLOB",
                    help="a folder (its image files) or a quoted glob such as 'noisy/*.png'")
-    p.add_argument("--task", choices=KINDS, help="what INPUT is: noisy, lowres, masked or blurred")
+    p.add_argument("--task", choices=KINDS, help=f"what INPUT is: {', '.join(KINDS)}")
     p.add_argument("-o", "--output-dir", required=True, action=_Once,
                    help="folder for the outputs and manifest.jsonl")
     g = p.add_argument_group("observations (joint restoration: several, paired by file name)")
     for kind in KINDS:
         g.add_argument(f"--{kind}", metavar="DIR_OR_GLOB", action=_Once, help=f"{kind} images")
+    for kind in KIND_REGISTRY.values():  # options of kinds batch has no special handling for
+        for opt in kind.options:
+            if opt.dest not in SPECIAL_OPTIONS:
+                g.add_argument(opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices,
+                               metavar=opt.metavar, default=None, action=_Once, help=opt.help)
     g.add_argument("--factor", type=positive_int, help="super-resolution factor (default 4)")
     g.add_argument("--downsampler", default=None, choices=["lanczos2", "bicubic", "box"],
                    help="downsampling kernel of low-res observations (default lanczos2)")
@@ -136,7 +146,7 @@ def _merge_task(args: argparse.Namespace) -> None:
         if args.task is None:
             given = [f"--{k}" for k in KINDS if getattr(args, k) is not None]
             hint = f" ({given[0]} followed by more than one path: {_EXPANDED})" if given else ""
-            raise InputError("INPUT needs --task noisy|lowres|masked|blurred (or use --noisy INPUT etc.)"
+            raise InputError(f"INPUT needs --task {'|'.join(KINDS)} (or use --noisy INPUT etc.)"
                              + hint)
         if getattr(args, args.task) is not None:
             raise InputError(f"--task {args.task} with INPUT and --{args.task} name the same input twice")
@@ -182,7 +192,15 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         "factor": args.factor or 4, "downsampler": args.downsampler or "lanczos2",
         "boundary": args.boundary if args.blurred is not None else "circular",
         "format": args.format,
+        # values of the other kinds' options, only when there are any (older manifests have none)
+        **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
+
+
+def _generic_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {opt.dest: getattr(args, opt.dest) for kind in KIND_REGISTRY.values()
+            for opt in kind.options
+            if opt.dest not in SPECIAL_OPTIONS and getattr(args, opt.dest, None) is not None}
 
 
 def _cores() -> int:

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import InputError
+from ..kinds import KINDS as KIND_REGISTRY
 
 __all__ = [
     "Job", "KINDS", "IMAGE_SUFFIXES", "find_files", "pair_by_stem", "plan_jobs", "fingerprint",
     "settings_diff",
 ]
 
-KINDS = ("noisy", "lowres", "masked", "blurred")
+KINDS = KIND_REGISTRY
+"""The registered observation kinds (:data:`linr.kinds.KINDS`), in their order."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 KERNEL_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
 _SHOWN = 8

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LinrError
-from .plan import Job
+from .plan import KINDS, Job
 
 __all__ = ["Payload", "Prepared", "prepare", "fit_group", "stack_key", "finish", "failed_record",
            "init_worker"]
@@ -71,9 +71,10 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     obs = job.observations
     # The same reader as `linr restore`, given this job's files in its argument names.
     ns = argparse.Namespace(
-        noisy=obs.get("noisy"), lowres=obs.get("lowres"), masked=obs.get("masked"),
-        blurred=obs.get("blurred"), mask=job.mask, kernel=job.kernel, factor=settings["factor"],
+        **{kind: obs.get(kind) for kind in KINDS},
+        mask=job.mask, kernel=job.kernel, factor=settings["factor"],
         downsampler=settings["downsampler"], boundary=settings["boundary"],
+        **settings.get("options", {}),  # other kinds' options (linr.batch.SPECIAL_OPTIONS)
         weight=sorted(settings["weights"].items()),
     )
     started = time.perf_counter()

@@ -349,7 +349,6 @@ class BenchRun:
             "source": scene.source, "crop": scene.crop, "corruption": dataclasses.asdict(corruption),
             "seeds": seeds, "kind": method.kind, "profile_seed": self.profile.seed,
         }
-        task = corruption.task
         if method.kind in LINR_KINDS:
             # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
             # the defaults and `fast` share one fit wherever they resolve to the same one
@@ -392,7 +391,6 @@ class BenchRun:
                 method: Method, task: str | None) -> dict[str, Any]:
         """Restore with one method and measure it; returns the job record (without its key)."""
         from ..baselines import classical
-        from ..models import ModelConfig
         from .. import tasks
 
         record: dict[str, Any] = {"steps": None, "stop_step": None, "curve": None, "settings": {}}

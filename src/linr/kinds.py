@@ -1,0 +1,244 @@
+"""Observation kinds: how each kind of corrupted view is built, and the registry every command
+iterates over.
+
+A kind is one :class:`Kind` entry in :data:`KINDS`: its name (the CLI flag ``--NAME`` and the
+Observation's ``kind``), its help line, the CLI options that belong to it, how an observation is
+built from a file and those options, which task it is for metrics and step budgets, and whether
+it carries noise (automatic stopping, the joint noisy weight, the discrepancy rule read that from
+the observation). ``linr restore``, ``linr batch`` and the presets read the registry, so a new
+kind is one entry here (tests/test_kinds.py adds a toy kind and runs it from both commands).
+
+The Python constructors (:func:`noisy`, :func:`lowres`, :func:`masked`, :func:`blurred`) live here
+too and are re-exported by :mod:`linr.tasks` and :mod:`linr`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .errors import InputError
+from .images import ImageInfo, read_mask
+
+if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
+    from .problem import Observation
+
+__all__ = ["Kind", "KindOption", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred",
+           "parse_kernel"]
+
+
+def noisy(image: np.ndarray, *, weight: float | None = None) -> Observation:
+    """A noisy photo of the scene (identity operator)."""
+    from .operators import Identity
+    from .problem import Observation
+
+    return Observation(image, Identity(), weight, "noisy", carries_noise=True)
+
+
+def lowres(
+    image: np.ndarray, factor: int = 4, *, kernel: str = "lanczos2", weight: float | None = None
+) -> Observation:
+    """A low-resolution photo, ``factor`` times smaller than the restored image."""
+    from .operators import Downsample
+    from .problem import Observation
+
+    try:
+        op = Downsample(factor, kernel)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return Observation(image, op, weight, "lowres")
+
+
+def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
+    """A photo with missing pixels; ``mask`` (H, W) is True / 1 where the pixel was observed."""
+    from .operators import Mask
+    from .problem import Observation
+
+    mask = np.asarray(mask)
+    image = np.asarray(image)
+    if mask.shape != image.shape[:2]:
+        raise InputError(f"mask size {mask.shape} does not match image size {image.shape[:2]}")
+    if not mask.astype(bool).any():
+        raise InputError("mask keeps no pixels (1 / white = observed)")
+    return Observation(image, Mask(mask.astype(np.float32)), weight, "masked")
+
+
+def blurred(
+    image: np.ndarray,
+    kernel: np.ndarray | str,
+    *,
+    boundary: str | None = None,
+    weight: float | None = None,
+) -> Observation:
+    """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`).
+
+    ``boundary``: 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves it to
+    the preset: reflect (real photos) by default, circular with the paper preset (the paper
+    blurred its images circularly).
+    """
+    from .operators import Blur
+    from .problem import Observation
+
+    if isinstance(kernel, (str, os.PathLike)):
+        kernel = parse_kernel(kernel)
+    try:
+        op = Blur(kernel, boundary=boundary)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return Observation(image, op, weight, "blurred")
+
+
+def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
+    """``gaussian:WIDTH:SIGMA`` or a path to a .npy array or a greyscale image (normalised later)."""
+    text = str(spec)
+    if text.startswith("gaussian:") or text.startswith("gauss:"):
+        parts = text.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            width, sigma = int(parts[1]), float(parts[2])
+            from .operators import gaussian_kernel
+
+            return gaussian_kernel(width, sigma)
+        except ValueError:
+            raise InputError(
+                f"bad kernel spec {text!r}: use gaussian:WIDTH:SIGMA with an integer width >= 1 "
+                "and sigma > 0, e.g. gaussian:25:1.6"
+            ) from None
+    path = Path(text)
+    if not path.exists():
+        raise InputError(f"bad kernel spec {text!r}: not gaussian:WIDTH:SIGMA and no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            k = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable .npy kernel ({exc.__class__.__name__})") from None
+    else:
+        from .images import read_image
+
+        pixels, _ = read_image(path)
+        k = pixels.mean(axis=2)
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim != 2 or k.size == 0:
+        raise InputError(f"{path}: kernel must be a non-empty 2-D array, got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise InputError(f"{path}: kernel contains non-finite values")
+    if not k.sum() > 1e-12:
+        raise InputError(f"{path}: kernel must have a positive sum")
+    return k
+
+
+@dataclass(frozen=True)
+class KindOption:
+    """A command-line option that belongs to one kind (``--factor`` to ``--lowres``)."""
+
+    flag: str
+    """e.g. '--factor'; its value reaches :attr:`Kind.build` under ``dest``."""
+    dest: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    default: Any = None
+    """The value when the option is not given (the CLI keeps None to tell 'not given')."""
+    path: bool = False
+    """The value names an input file (never overwritten; batch may pair a folder of them)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of observation."""
+
+    name: str
+    help: str
+    task: str
+    """denoise, sr, inpaint, deblur: the metric convention's task and the bench's step class."""
+    carries_noise: bool
+    build: Callable[[np.ndarray, ImageInfo, dict[str, Any], list[str]], tuple[Observation, list[str]]]
+    """``build(image, info, options, notes)`` -> (observation, input files it read besides the
+    image); ``options`` maps each option's ``dest`` to its value (default filled in); it may
+    change ``info`` (e.g. drop an alpha that marked holes) and append lines for the user to
+    ``notes``. Raises :class:`~linr.errors.InputError` for a bad input."""
+    options: tuple[KindOption, ...] = field(default_factory=tuple)
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _build_noisy(image, info, options, notes):
+    return noisy(image), []
+
+
+def _build_lowres(image, info, options, notes):
+    return lowres(image, options["factor"], kernel=options["downsampler"]), []
+
+
+def _build_masked(image, info, options, notes):
+    """The keep-mask from ``--mask``, from the image's alpha (transparent = missing), or both."""
+    mask_path = options.get("mask")
+    holes = info.alpha is not None and bool((info.alpha < 0.5).any())
+    if not mask_path and not holes:
+        raise InputError("--masked needs --mask MASK (white = observed), or an image whose "
+                         "alpha channel marks the holes (transparent = missing)")
+    mask = read_mask(mask_path, image.shape[:2], notes=notes) if mask_path else None
+    if holes:
+        by_alpha = info.alpha >= 0.5
+        mask = by_alpha if mask is None else mask & by_alpha
+        if not mask.any():
+            raise InputError(f"{info.path}: mask and alpha together keep no pixels")
+        notes.append(f"{info.path}: transparent pixels ({1 - by_alpha.mean():.1%}) taken as missing; "
+                     "the output is opaque")
+        info.alpha = None
+    return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
+
+
+def _build_blurred(image, info, options, notes):
+    spec = options.get("kernel")
+    if not spec:
+        raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
+    kernel = parse_kernel(spec)
+    extra = [spec] if Path(spec).exists() else []
+    return blurred(image, kernel, boundary=options.get("boundary")), extra
+
+
+KINDS: dict[str, Kind] = {
+    "noisy": Kind("noisy", "a noisy image", "denoise", True, _build_noisy),
+    "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
+        KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4)",
+                   type=_positive_int, default=4),
+        KindOption("--downsampler", "downsampler",
+                   "downsampling kernel of the low-res observation (default lanczos2)",
+                   choices=("lanczos2", "bicubic", "box"), default="lanczos2"),
+    )),
+    "masked": Kind("masked", "an image with missing pixels (use with --mask, or give holes as "
+                   "transparent pixels of an image with alpha)", "inpaint", False, _build_masked, (
+        KindOption("--mask", "mask", "keep-mask image: white = observed (or opaque = observed, "
+                   "when the mask file has transparent pixels)", metavar="MASK", path=True),
+    )),
+    "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
+        KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
+                   metavar="SPEC", path=True),
+        KindOption("--boundary", "boundary", "blur boundary: reflect (default; real photos) or "
+                   "circular (images blurred periodically, as the paper's were; the default with "
+                   "--preset paper)", choices=("circular", "reflect")),
+    )),
+}
+"""Every observation kind by name: a new kind is one entry (and its builder)."""
+
+
+def kind_of(observation: Observation) -> Kind | None:
+    """The registered kind of an observation, or None (one built by hand with another name)."""
+    return KINDS.get(observation.kind)

@@ -1,0 +1,89 @@
+"""Observation kinds as a registry: a new kind is one entry in linr.kinds.KINDS, and it works
+from `linr restore` and `linr batch` with nothing else changed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import linr
+from linr import kinds
+from linr.cli import main
+from linr.images import read_image, write_image
+from linr.kinds import Kind, KindOption
+from linr.simulate import add_gaussian_noise
+
+from .conftest import crop, load
+
+
+def _build_boxlow(image, info, options, notes):
+    """A low-res photo taken with a box filter (pixel binning, as a camera sensor does)."""
+    obs = linr.lowres(image, options["bin"], kernel="box")
+    return linr.Observation(obs.image, obs.operator, None, "binned"), []
+
+
+TOY = Kind("binned", "a binned (box-filtered) low-res image", "sr", False, _build_boxlow, (
+    KindOption("--bin", "bin", "binning factor (default 2)", type=int, default=2),
+))
+
+
+@pytest.fixture
+def toy_kind(monkeypatch):
+    monkeypatch.setitem(kinds.KINDS, "binned", TOY)  # the one line a new kind needs
+    return TOY
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return crop(load("set5/butterfly.png"), 24, top=100, left=100)
+
+
+def _binned(clean, factor):
+    h, w = clean.shape[:2]
+    return clean.reshape(h // factor, factor, w // factor, factor, 3).mean(axis=(1, 3))
+
+
+def test_a_new_kind_works_from_restore(toy_kind, tmp_path, capsys, clean):
+    write_image(tmp_path / "small.png", _binned(clean, 3), bit_depth=16)
+    write_image(tmp_path / "noisy.png", add_gaussian_noise(clean, 25, seed=0), bit_depth=16)
+    assert main(["restore", "--binned", str(tmp_path / "small.png"), "--bin", "3",
+                 "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"),
+                 "--steps", "3", "--quiet", "--device", "cpu", "--report", str(tmp_path / "r.json"),
+                 "--weight", "binned=0.5"]) == 0
+    assert read_image(tmp_path / "out.png")[0].shape == (24, 24, 3)
+    report = json.loads((tmp_path / "r.json").read_text())
+    binned = report["settings"]["observations"][1]
+    assert binned["kind"] == "binned" and binned["weight"] == 0.5
+    # the automatic stop (a noisy observation is there) holds pixels out behind the kind's operator
+    assert binned["operator"]["operators"][0] == {"name": "downsample", "factor": 3, "kernel": "box"}
+    assert report["settings"]["observations"][0]["weight"] == 0.1  # the noisy one, joint
+    capsys.readouterr()
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "--bin", "3", "-o",
+                 str(tmp_path / "o2.png")]) == 2
+    assert "--bin needs --binned" in capsys.readouterr().err
+
+
+def test_a_new_kind_works_from_batch(toy_kind, tmp_path, capsys, clean):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    for name, shift in (("a", 0), ("b", 1)):
+        write_image(folder / f"{name}.png", _binned(np.roll(clean, shift, axis=0), 2), bit_depth=16)
+    out = tmp_path / "restored"
+    assert main(["batch", str(folder), "--task", "binned", "--bin", "2", "-o", str(out),
+                 "--steps", "2", "--device", "cpu", "--quiet"]) == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    done = {r["image"]: r for r in records if r.get("status") == "done"}
+    assert set(done) == {"a", "b"}
+    assert done["a"]["batch"]["options"] == {"bin": 2}
+    assert done["a"]["settings"]["observations"][0]["operator"]["kernel"] == "box"
+    assert read_image(out / "a.png")[0].shape == (24, 24, 3)
+
+
+def test_kinds_say_whether_they_carry_noise(clean):
+    assert linr.noisy(clean).carries_noise and not linr.lowres(clean[:8, :8], 2).carries_noise
+    by_hand = linr.Observation(clean, linr.Identity(), kind="noisy")
+    assert by_hand.carries_noise  # named like the kind
+    assert set(kinds.KINDS) >= {"noisy", "lowres", "masked", "blurred"}
+    assert {k.task for k in kinds.KINDS.values()} >= {"denoise", "sr", "inpaint", "deblur"}
