@@ -240,3 +240,25 @@ def test_bench_into_a_closed_pipe_finishes_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
     assert (tmp_path / "report.md").exists()
+
+
+def test_one_data_folder_rule_for_every_bench_part(tmp_path, monkeypatch):
+    from linr.bench import data_dir
+    from linr.bench.speed import default_data
+
+    monkeypatch.delenv("LINR_DATA", raising=False)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    assert data_dir().resolve() == (tmp_path / "shared" / "data").resolve()  # the default
+    other = tmp_path / "mine"
+    other.mkdir()
+    monkeypatch.setenv("LINR_DATA", str(other))
+    assert data_dir() == other and default_data() == other  # the variable beats the default
+    assert data_dir(str(tmp_path / "shared" / "data")) == tmp_path / "shared" / "data"  # the option
+    with pytest.raises(InputError, match="--data .*not a folder"):
+        data_dir(str(tmp_path / "missing"))
+    monkeypatch.delenv("LINR_DATA")
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here
+    with pytest.raises(InputError, match="no test-image folder"):
+        data_dir()

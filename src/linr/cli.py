@@ -18,9 +18,10 @@ from typing import Any, Sequence
 
 from . import __version__
 from .cli_common import (add_fit_options, add_observation_options, check_pairs, load_observations,
-                         metrics_report, model_config, nonneg_float, positive_float, positive_int)
+                         model_config, nonneg_float, positive_float, positive_int)
 from .errors import DivergenceError, InputError, LinrError
 from .metrics import json_ready
+from .metrics import report as metrics_report
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3

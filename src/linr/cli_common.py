@@ -12,7 +12,7 @@ from .errors import InputError
 
 __all__ = [
     "Once", "add_observation_options", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
-    "check_pairs", "model_config", "load_observations", "metrics_report",
+    "check_pairs", "model_config", "load_observations",
 ]
 
 
@@ -161,46 +161,10 @@ def model_config(args: argparse.Namespace, preset: str) -> Any:
 
 def load_observations(args: argparse.Namespace, notes: list[str] | None = None
                       ) -> tuple[list[Any], list[Any], list[str]]:
-    """The observations named by ``args`` (``args.KIND`` a file for each registered kind, its
-    options under their ``dest``), their :class:`~linr.images.ImageInfo` and the input paths
-    (never to be overwritten). Each kind builds its observation (:attr:`linr.kinds.Kind.build`);
-    e.g. a masked image whose alpha channel marks holes is its own mask and its alpha is dropped
-    from its info. ``notes`` receives lines for the user (how a mask was read)."""
-    import dataclasses
-
-    from .images import read_image
+    """:func:`linr.scene.load_scene` for the files and options named on a command line."""
     from .kinds import KINDS
+    from .scene import load_scene
 
-    notes = [] if notes is None else notes
-    observations, infos, inputs = [], [], []
-    weights = dict(getattr(args, "weight", None) or [])
-    for kind in KINDS.values():
-        path = getattr(args, kind.name, None)
-        if not path:
-            continue
-        img, info = read_image(path)
-        options = {opt.dest: getattr(args, opt.dest, None) for opt in kind.options}
-        options = {k: (opt.default if options[k] is None else options[k])
-                   for k, opt in zip(options, kind.options)}
-        obs, extra = kind.build(img, info, options, notes)
-        if kind.name in weights:
-            obs = dataclasses.replace(obs, weight=weights[kind.name])
-        observations.append(obs)
-        infos.append(info)
-        inputs += [path, *extra]
-    for kind in weights:
-        if not any(o.kind == kind for o in observations):
-            raise InputError(f"--weight {kind}=... given without a --{kind} observation")
-    channels = {o.channels for o in observations}
-    if len(channels) > 1:
-        raise InputError("observations mix greyscale and colour images; convert them to one kind")
-    return observations, infos, inputs
-
-
-def metrics_report(reference: Any, image: Any, task: str | None) -> dict[str, Any]:
-    from .metrics import evaluate
-
-    return {
-        "standard": evaluate(reference, image, convention="standard"),
-        "paper": evaluate(reference, image, convention="paper", task=task),
-    }
+    files = {name: getattr(args, name, None) for name in KINDS}
+    options = {opt.dest: getattr(args, opt.dest, None) for kind in KINDS.values() for opt in kind.options}
+    return load_scene(files, options, weights=dict(getattr(args, "weight", None) or []), notes=notes)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "json_ready", "CONVENTIONS"]
+__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "report", "json_ready", "CONVENTIONS"]
 
 CONVENTIONS = ("standard", "paper")
 
@@ -172,6 +172,15 @@ def evaluate(
         psnr_note = "RGB, unclipped"
     s = ssim(ref, img, data_range=2.0, window="uniform", win_size=7, sample_covariance=True)
     return {"convention": "paper", "psnr": p, "ssim": s, "psnr_on": psnr_note}
+
+
+def report(reference: np.ndarray, image: np.ndarray, task: str | None = None) -> dict[str, Any]:
+    """Both conventions at once, as restore and batch reports record them: ``{"standard": ...,
+    "paper": ...}`` (``task='deblur'``: the paper's Y-channel PSNR in the paper convention)."""
+    return {
+        "standard": evaluate(reference, image, convention="standard"),
+        "paper": evaluate(reference, image, convention="paper", task=task),
+    }
 
 
 def json_ready(value: Any) -> Any:

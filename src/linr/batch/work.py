@@ -8,7 +8,6 @@ shared storage, and the local and Ray backends write their outputs with the same
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import platform
 import signal
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LinrError
-from .plan import KINDS, Job
+from .plan import Job
 
 __all__ = ["Payload", "Prepared", "prepare", "fit_group", "stack_key", "finish", "failed_record",
            "init_worker"]
@@ -65,20 +64,16 @@ def _utc_now() -> str:
 
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
-    from ..cli_common import load_observations
     from ..images import read_image
+    from ..scene import load_scene
 
     obs = job.observations
-    # The same reader as `linr restore`, given this job's files in its argument names.
-    ns = argparse.Namespace(
-        **{kind: obs.get(kind) for kind in KINDS},
-        mask=job.mask, kernel=job.kernel, factor=settings["factor"],
-        downsampler=settings["downsampler"], boundary=settings["boundary"],
-        **settings.get("options", {}),  # other kinds' options (linr.batch.SPECIAL_OPTIONS)
-        weight=sorted(settings["weights"].items()),
-    )
+    # The same reader as `linr restore` (linr.scene.load_scene), given this job's files.
+    options = {"mask": job.mask, "kernel": job.kernel, "factor": settings["factor"],
+               "downsampler": settings["downsampler"], "boundary": settings["boundary"],
+               **settings.get("options", {})}  # other kinds' options (linr.batch.SPECIAL_OPTIONS)
     started = time.perf_counter()
-    observations, infos, _ = load_observations(ns)
+    observations, infos, _ = load_scene(obs, options, weights=settings["weights"])
     reference, metrics_error = None, None
     if job.reference is not None:
         try:  # a reference only adds metrics: a bad one must not cost the restoration
@@ -150,7 +145,7 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
 
 
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
-    from ..cli_common import metrics_report
+    from ..metrics import report as metrics_report
 
     metrics, metrics_error = None, None
     if payload.reference is not None:

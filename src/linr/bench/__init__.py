@@ -12,11 +12,31 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import importlib
 import importlib.util
+from pathlib import Path
 from typing import Any, Callable
 
 PARTS = ("tables", "speed", "stopping", "presets")
+
+
+def data_dir(option: str | os.PathLike | None = None) -> Path:
+    """The test-image folder of every bench part, by one rule: the ``--data`` option, else the
+    ``LINR_DATA`` environment variable, else ``../shared/data`` next to the working directory.
+    A folder named but missing, or none found, is a one-line error."""
+    from ..errors import InputError
+
+    for source, value in (("--data", option), ("LINR_DATA", os.environ.get("LINR_DATA"))):
+        if value:
+            if not Path(value).is_dir():
+                raise InputError(f"{source} {value}: not a folder")
+            return Path(value)
+    default = Path.cwd().parent / "shared" / "data"
+    if default.is_dir():
+        return default
+    raise InputError("no test-image folder: pass --data DIR or set LINR_DATA (default: "
+                     "../shared/data next to the working directory)")
 
 DESCRIPTIONS = {
     "bench": (

@@ -87,7 +87,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
-    data = Path(args.data) if args.data else default_data()
+    data = default_data(args.data)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     for task in tasks:
         if task not in SETS:

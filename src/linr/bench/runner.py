@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import InputError
 from .spec import BLUR, Corruption, Method, Profile, Table
 
-__all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs", "default_data_dir"]
+__all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs"]
 
 ROW_FIELDS = (
     "table", "table_number", "image", "method", "method_kind", "profile", "device", "threads",
@@ -40,15 +40,6 @@ ROW_FIELDS = (
 
 LINR_KINDS = ("linr", "linr_default", "linr_fast")
 ITERATIVE = LINR_KINDS + ("dip", "dip_recipe")
-
-
-def default_data_dir() -> Path | None:
-    """``../shared/data`` beside the working directory or beside the source checkout."""
-    here = Path(__file__).resolve()
-    for candidate in (Path.cwd().parent / "shared" / "data", here.parents[3].parent / "shared" / "data"):
-        if (candidate / "paper_results.json").exists():
-            return candidate
-    return None
 
 
 def find_real_pairs(folder: Path) -> list[tuple[str, Path, Path]]:

@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
 
 def add_image_options(p: Any) -> None:
     """Options shared by the speed and presets benchmarks: data folder, tasks, crop size."""
-    p.add_argument("--data", default=None, help="test data folder (default: ../shared/data)")
+    p.add_argument("--data", default=None, help="test data folder (default: $LINR_DATA, else ../shared/data)")
     p.add_argument("--tasks", default="denoise,sr,inpaint", help="comma-separated: denoise,sr,inpaint")
     p.add_argument("--size", type=positive_int, default=128, help="square centre crop (default 128)")
 
@@ -97,8 +97,11 @@ def describe_machine(device: str) -> str:
     return machine
 
 
-def default_data() -> Path:
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+def default_data(option: str | None = None) -> Path:
+    """The test-image folder (:func:`linr.bench.data_dir`: option, $LINR_DATA, ../shared/data)."""
+    from . import data_dir
+
+    return data_dir(option)
 
 
 def make_case(task: str, clean: np.ndarray, *, seed: int = 0) -> list[Any]:
@@ -483,9 +486,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
     if args.stop_cost is not None:
         from ..fit import resolve_device
 
-        data = Path(args.data) if args.data else default_data()
+        data = default_data(args.data)
         return _cmd_stop_cost(args, data, str(resolve_device(args.device)))
-    data = Path(args.data) if args.data else default_data()
+    data = default_data(args.data)
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
     images = dict(TASKS)
     if args.images:

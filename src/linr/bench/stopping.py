@@ -36,7 +36,7 @@ DEFAULT_IMAGES = ("baboon", "f16", "house", "peppers", "kodim01", "kodim02", "ko
 def register(sub: Any) -> None:
     p = sub.add_parser("stopping", help="automatic stop rules vs fixed 500 steps vs the oracle",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=None, help="folder with set9/ (default: ../shared/data or $LINR_DATA)")
+    p.add_argument("--data", default=None, help="folder with set9/ (default: $LINR_DATA, else ../shared/data)")
     p.add_argument("--images", nargs="+", default=list(DEFAULT_IMAGES), help="set9 image names")
     p.add_argument("--sizes", nargs="+", type=int, default=[64], help="centre-crop sizes (0 = full image)")
     p.add_argument("--sigmas", nargs="+", type=float, default=[25.0], help="noise std, 0-255 scale")
@@ -62,13 +62,12 @@ def register(sub: Any) -> None:
 
 def _data_dir(arg: str | None) -> Path:
     from ..errors import InputError
+    from . import data_dir
 
-    beside_repo = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    for cand in (arg, os.environ.get("LINR_DATA"), beside_repo,
-                 Path.cwd().parent / "shared" / "data"):
-        if cand and (Path(cand) / "set9").is_dir():
-            return Path(cand)
-    raise InputError("no data folder with set9/ found: pass --data DIR")
+    folder = data_dir(arg)
+    if not (folder / "set9").is_dir():
+        raise InputError(f"{folder}: no set9/ folder in it (pass --data DIR)")
+    return folder
 
 
 def _crop(image: Any, size: int) -> Any:

@@ -31,7 +31,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tables", nargs="+", metavar="N",
                    help="tables to run, by number (1-14) or key (default: all)")
     g.add_argument("--data", type=Path, metavar="DIR",
-                   help="test-image folder (default: ../shared/data when it exists); Table 14 "
+                   help="test-image folder (default: $LINR_DATA, else ../shared/data); Table 14 "
                         "runs when DIR (or DIR/polyu) holds NAME_real / NAME_mean pairs")
     g.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: bench_out/PROFILE)")
     g.add_argument("--methods", nargs="+", metavar="M",
@@ -114,13 +114,10 @@ def run_bench(
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
-    from .runner import BenchRun, ROW_FIELDS, default_data_dir
+    from . import data_dir as find_data
+    from .runner import BenchRun, ROW_FIELDS
 
-    data_dir = Path(data) if data is not None else default_data_dir()
-    if data_dir is None:
-        raise InputError("no test-image folder found: pass --data DIR (../shared/data by default)")
-    if not data_dir.is_dir():
-        raise InputError(f"--data {data_dir}: not a folder")
+    data_dir = find_data(data)
     out_dir = Path(out) if out is not None else Path("bench_out") / prof.name
     if threads is not None:
         import torch
