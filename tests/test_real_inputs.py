@@ -211,7 +211,7 @@ def test_repeated_observation_flags_are_refused(tmp_path, capsys, clean, flag):
     write_image(tmp_path / "a.png", clean)
     value = "4" if flag == "--factor" else str(tmp_path / "a.png")
     err = run_err(capsys, ["restore", flag, value, flag, value, "-o", str(tmp_path / "o.png")])
-    assert "more than once" in err
+    assert "given twice" in err
 
 
 # --- 9. blur boundary --------------------------------------------------------------------------

@@ -67,13 +67,16 @@ def add_observation_options(group: Any, *, skip: tuple[str, ...] = (), flag_help
 
 class Once(argparse.Action):
     """Store an option's value, refusing a second occurrence instead of silently keeping the last
-    (several shots of one kind are not supported yet: each kind takes one file)."""
+    (several shots of one kind are not supported yet: each kind takes one file). ``hint`` ends
+    the message; a command may subclass it with its own."""
+
+    hint = "give one file per observation kind (several shots of one kind are not supported yet)"
 
     def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
         if getattr(namespace, self.dest, None) is not None:
-            raise InputError(f"{option_string} given more than once; give one file per "
-                             "observation kind (several shots of one kind are not supported yet)")
+            raise InputError(f"{option_string} given twice ({getattr(namespace, self.dest)} "
+                             f"and {values}); {self.hint}")
         setattr(namespace, self.dest, values)
 
 

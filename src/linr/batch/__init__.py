@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..cli_common import add_fit_options, check_pairs, model_config, positive_float, positive_int
+from ..cli_common import Once, add_fit_options, check_pairs, model_config, positive_float, positive_int
 from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
 
@@ -119,15 +119,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_batch)
 
 
-class _Once(argparse.Action):
+class _Once(Once):
     """Store a folder/glob option, refusing a second one instead of keeping the last silently."""
 
-    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        if getattr(namespace, self.dest, None) is not None:
-            raise InputError(f"{option_string} given twice ({getattr(namespace, self.dest)} and {values}); "
-                             "give one folder or quoted glob")
-        setattr(namespace, self.dest, values)
+    hint = "give one folder or quoted glob"
 
 
 _EXPANDED = ("the shell expanded an unquoted glob into files? Quote it, e.g. 'noisy/*.png', or "

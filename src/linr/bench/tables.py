@@ -97,20 +97,10 @@ def run_bench(
         if value is not None and value < 1:
             raise InputError(f"--{name} must be a positive integer, got {value}")
     chosen = find_tables(tables)
-    if methods:
-        known = {n.lower() for t in chosen for m in t.methods for n in (m.label, m.kind)}
-        unknown = [m for m in methods if m.lower() not in known]
-        if unknown:
-            raise InputError(f"unknown method(s) {', '.join(unknown)} for the chosen tables; "
-                             f"choose from {', '.join(sorted(known))}")
-    if exclude:
-        from .spec import TABLES
+    from .spec import TABLES
 
-        every = {n.lower() for t in TABLES for m in t.methods for n in (m.label, m.kind)}
-        unknown = [m for m in exclude if m.lower() not in every]
-        if unknown:
-            raise InputError(f"--exclude: unknown method(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(sorted(every))}")
+    _check_methods(methods, chosen, "unknown method(s) {} for the chosen tables")
+    _check_methods(exclude, TABLES, "--exclude: unknown method(s) {}")
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
@@ -138,6 +128,16 @@ def run_bench(
             plot_note = plot_note or note
         _write_outputs(run, chosen, plot_paths, plot_note, ROW_FIELDS)  # after every table
     return {"out": str(out_dir), "rows": len(run.rows), "fresh": fresh, "skipped": run.skipped}
+
+
+def _check_methods(names: list[str] | None, tables: Any, message: str) -> None:
+    """Every name a column label or kind of ``tables``, else a one-line error listing them."""
+    from ..errors import InputError
+
+    known = {n.lower() for t in tables for m in t.methods for n in (m.label, m.kind)}
+    unknown = [m for m in names or () if m.lower() not in known]
+    if unknown:
+        raise InputError(message.format(", ".join(unknown)) + f"; choose from {', '.join(sorted(known))}")
 
 
 def _plot(run: Any, table: Any) -> tuple[str | None, str | None]:
