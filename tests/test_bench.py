@@ -17,7 +17,7 @@ from linr.bench.spec import PROFILES, TABLES, find_tables
 from linr.bench.tables import run_bench
 from linr.errors import InputError
 
-from .conftest import DATA, ROOT
+from .conftest import DATA, ROOT, crop, load
 
 NOT_IMPLEMENTED = {"S2S", "DeepRED"}  # the paper's other baselines, not reproduced here
 
@@ -262,3 +262,20 @@ def test_one_data_folder_rule_for_every_bench_part(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ../shared/data from here
     with pytest.raises(InputError, match="no test-image folder"):
         data_dir()
+
+
+def test_real_noise_classical_methods_estimate_the_noise_level(tmp_path: Path) -> None:
+    from linr.images import write_image
+
+    rng = np.random.default_rng(1)
+    mean = crop(load("set9/house.png"), 32)  # a photo (NLM needs structure to find patches)
+    write_image(tmp_path / "cam2_mean.png", mean, bit_depth=16)
+    write_image(tmp_path / "cam2_real.png", np.clip(mean + 0.04 * rng.standard_normal(mean.shape), 0, 1),
+                bit_depth=16)
+    run_bench(profile="quick", tables=["14"], data=tmp_path, out=tmp_path / "out",
+              methods=["NLM", "Noisy input"], device="cpu", plots=False, log=lambda s: None)
+    rows = {r["method"]: r for r in _rows(tmp_path / "out")}
+    assert rows["NLM"]["psnr_standard"] > rows["Noisy input"]["psnr_standard"]
+    job = [json.loads(line) for line in (tmp_path / "out" / "jobs.jsonl").read_text().splitlines()
+           if json.loads(line)["spec"]["kind"] == "nlm"][0]
+    assert job["settings"]["sigma_estimated"] == pytest.approx(0.04 * 255, rel=0.3)  # 10.2 on 0-255

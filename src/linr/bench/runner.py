@@ -427,6 +427,15 @@ class BenchRun:
             return classical.upscale(arrays["lowres"], c.factor, method=kind)
         if kind in ("tv", "nlm", "bm3d"):
             fn = {"tv": classical.tv_denoise, "nlm": classical.nlm_denoise, "bm3d": classical.bm3d_denoise}
+            if c.kinds == ("real",):
+                # Real camera noise has no known level: estimated from the photo itself (wavelet
+                # median absolute deviation, as scikit-image's estimate_sigma), and recorded.
+                from ..stopping import estimate_noise_sigma
+
+                sigma = estimate_noise_sigma(arrays["real"]) * 255.0
+                result = fn[kind](arrays["real"], sigma=sigma)
+                result.settings["sigma_estimated"] = round(sigma, 3)
+                return result
             return fn[kind](arrays["noisy"], sigma=c.sigma)
         if kind == "biharmonic":
             return classical.biharmonic_inpaint(arrays["masked"], arrays["mask"])

@@ -282,7 +282,9 @@ TABLES: tuple[Table, ...] = (
     _sr_table("table12_sr_x8_set5", 12, 8),
     _sr_table("table13_sr_x2_set5", 13, 2),
     Table("table14_real_noise_polyu", 14, "Real noise (PolyU-style *_real / *_mean pairs)", (),
-          Corruption(("real",)), (LINR, DIP)),
+          Corruption(("real",)),
+          (LINR, LINR_DEFAULT, LINR_FAST, DIP, Method("NLM", "nlm"), Method("BM3D", "bm3d"),
+           Method("Noisy input", "input"))),
 )
 
 
