@@ -32,7 +32,7 @@ $(TESTSTAMP): $(STAMP)
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/linr demo
+	$(BIN)/linr demo --force
 
 test: $(TESTSTAMP)
 	$(BIN)/python -m pytest -q

@@ -308,3 +308,50 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path, clean):
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+# --- from the new-user review after the fixes --------------------------------------------------
+
+
+def test_demo_does_not_overwrite_without_force(tmp_path, capsys):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "restored.png").write_bytes(b"mine")
+    err = run_err(capsys, ["demo", "-o", str(tmp_path / "demo"), "--steps", "1"])
+    assert "restored.png" in err and "--force" in err
+    assert (tmp_path / "demo" / "restored.png").read_bytes() == b"mine"
+
+
+def test_budget_reached_under_a_rule_is_not_called_fixed(clean):
+    r = linr.restore([linr.noisy(clean)], steps=2, device="cpu", progress=False)
+    assert r.stop_reason == "step budget (2) reached before the holdout rule fired"
+
+
+def test_messages_name_the_right_thing(tmp_path, capsys, clean):
+    write_image(tmp_path / "a.png", clean)
+    write_image(tmp_path / "g.png", clean.mean(axis=2))
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"),
+                           "--report", str(tmp_path / "x.png")])
+    assert "--report and --output name the same file" in err
+    err = run_err(capsys, ["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "k.png"), "--keep",
+                           "0.5", "--mask-output", str(tmp_path / "k.png")])
+    assert "--mask-output and -o name the same file" in err
+    err = run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "g.png")])
+    assert err.startswith("linr: error: channel counts differ")
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "a.png"), "-o", str(tmp_path / "y.png"),
+                           "--steps", "0"])
+    assert err.startswith("linr: error: restore: argument --steps") and "linr restore" not in err
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "a.png"), "-o", str(tmp_path / "y.png"),
+                           "--stop", "bogus"])
+    assert "choose from auto, " in err
+    write_image(tmp_path / "small.png", clean[:3, :2])
+    err = run_err(capsys, ["restore", "--lowres", str(tmp_path / "small.png"), "--factor", "2000",
+                           "-o", str(tmp_path / "z.png")])
+    assert "at most 64" in err
+
+
+def test_even_and_colour_kernels_are_noted(tmp_path, capsys, clean):
+    write_image(tmp_path / "b.png", clean)
+    write_image(tmp_path / "k.png", np.ones((4, 4, 3), np.float32) * 0.5)
+    out = run_ok(capsys, ["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", str(tmp_path / "k.png"),
+                          "-o", str(tmp_path / "o.png"), "--steps", "1", "--quiet", "--device", "cpu"])
+    assert "even side" in out.err and "channels are averaged" in out.err

@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports errors in one line, like every other linr error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}")
+        # main() prints "linr: error: "; the sub-command's name is enough after it
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise InputError(f"{command}: {message}" if command else message)
 
 
 # --- restore -----------------------------------------------------------------------------------
@@ -104,9 +106,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     observations, infos, inputs = load_observations(args, notes)
     protect = list(inputs) + ([args.reference] if args.reference else [])
     check_output_path(args.output, force=args.force, protect=protect)
-    _check_report_path(args.report, args.force, protect + [args.output])
     if args.report and Path(args.report).resolve() == Path(args.output).resolve():
         raise InputError("--report and --output name the same file")
+    _check_report_path(args.report, args.force, protect + [args.output])
     reference = None
     if args.reference:
         reference, _ = read_image(args.reference)
@@ -213,6 +215,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         raise InputError("--blur-noise needs --blur")
     if args.mask_output is not None and args.keep is None:
         raise InputError("--mask-output needs --keep")
+    if args.mask_output is not None and Path(args.mask_output).resolve() == Path(args.output).resolve():
+        raise InputError("--mask-output and -o name the same file")
     mask_path = None
     if args.keep is not None:
         if args.keep > 1:
@@ -280,8 +284,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     ref, _ = read_image(args.reference)
     img, _ = read_image(args.image)
     if ref.shape != img.shape:
-        raise InputError(f"sizes differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]}x{ref.shape[2]}, "
-                         f"{args.image} is {img.shape[1]}x{img.shape[0]}x{img.shape[2]}")
+        what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
+        raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
+                         f"{ref.shape[2]} channel(s), {args.image} is {img.shape[1]}x{img.shape[0]} "
+                         f"with {img.shape[2]}")
     if args.convention == "paper" and (args.y or args.crop):
         raise InputError("--y and --crop apply to the standard convention only")
     if args.y and ref.shape[2] != 3:
@@ -303,6 +309,7 @@ def _build_demo(sub: Any) -> None:
     p.add_argument("-o", "--output-dir", default="linr-demo", help="where to write (default ./linr-demo)")
     p.add_argument("--steps", type=positive_int, default=None, help="override the demo's step count")
     p.add_argument("--device", default="auto")
+    p.add_argument("--force", action="store_true", help="overwrite the demo's files in an existing folder")
     p.set_defaults(func=cmd_demo)
 
 
@@ -315,6 +322,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder (-o names the folder the demo writes)")
     check_writable_folder(out / "restored.png")
+    from .demo import DEMO_FILES
+
+    existing = [name for name in DEMO_FILES if (out / name).exists()]
+    if existing and not args.force:
+        raise InputError(f"{out}: already holds {', '.join(existing)} (use --force to overwrite, "
+                         "or another -o)")
     resolve_device(args.device)
     run_demo(out, steps=args.steps, device=args.device)
     return 0

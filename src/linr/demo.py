@@ -12,6 +12,8 @@ import numpy as np
 
 DEMO_SIZE = 96
 DEMO_STEPS = 500
+DEMO_FILES = ("clean.png", "noisy.png", "lowres.png", "bicubic.png", "restored.png")
+"""What the demo writes into its folder."""
 
 
 def demo_image() -> np.ndarray:

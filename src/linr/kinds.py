@@ -182,7 +182,15 @@ def _build_noisy(image, info, options, notes):
     return noisy(image), []
 
 
+MAX_FACTOR = 64
+"""Largest super-resolution factor from the command line (the paper's largest is 8)."""
+
+
 def _build_lowres(image, info, options, notes):
+    if options["factor"] > MAX_FACTOR:
+        raise InputError(f"--factor {options['factor']}: at most {MAX_FACTOR} (the restored image "
+                         f"would be {image.shape[1] * options['factor']}x"
+                         f"{image.shape[0] * options['factor']})")
     return lowres(image, options["factor"], kernel=options["downsampler"]), []
 
 
@@ -211,6 +219,15 @@ def _build_blurred(image, info, options, notes):
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     kernel = parse_kernel(spec)
     extra = [spec] if Path(spec).exists() else []
+    kh, kw = kernel.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        notes.append(f"kernel {kw}x{kh} has an even side: its centre is taken at row {kh // 2}, "
+                     f"column {kw // 2} (0-based), half a pixel off the middle")
+    if extra and Path(spec).suffix.lower() != ".npy":
+        from .images import read_image
+
+        if read_image(spec)[1].channels > 1:
+            notes.append(f"{spec}: a colour kernel image; its channels are averaged")
     return blurred(image, kernel, boundary=options.get("boundary")), extra
 
 

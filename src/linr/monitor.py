@@ -27,6 +27,8 @@ class Monitor:
         self.psnr_steps: list[int] = []
         self.steps_run = 0
         self.stop_reason, self.stop_step = "fixed steps", config.steps
+        if stop is not None:  # the budget ran out before the rule fired
+            self.stop_reason = f"step budget ({config.steps}) reached before the {stop.name} rule fired"
         self.eval_s = 0.0
         show = sys.stderr.isatty() if config.progress is None else config.progress
         self.bar = None

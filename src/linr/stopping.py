@@ -487,7 +487,7 @@ def parse_stop(spec: str) -> StopRule:
     for part in spec.split(","):
         name, *values = part.strip().split(":")
         if name not in RULE_PARAMS:
-            raise ValueError(f"unknown stop rule {name!r}; choose from {', '.join(RULE_PARAMS)}")
+            raise ValueError(f"unknown stop rule {name!r}; choose from auto, {', '.join(RULE_PARAMS)}")
         cls, params = RULE_PARAMS[name]
         if len(values) > len(params):
             usage = ":".join([name, *(p.upper() for p, _ in params)])
