@@ -12,7 +12,7 @@ import linr
 from linr import kinds
 from linr.cli import main
 from linr.images import read_image, write_image
-from linr.kinds import Kind, KindOption
+from linr.kinds import Kind, KindOption, Simulation
 from linr.simulate import add_gaussian_noise
 
 from .conftest import crop, load
@@ -24,9 +24,16 @@ def _build_boxlow(image, info, options, notes):
     return linr.Observation(obs.image, obs.operator, None, "binned"), []
 
 
+def _simulate_binned(clean, params, seed):
+    h, w = clean.shape[:2]
+    f = params["factor"]
+    return {"image": clean.reshape(h // f, f, w // f, f, -1).mean(axis=(1, 3))}
+
+
 TOY = Kind("binned", "a binned (box-filtered) low-res image", "sr", False, _build_boxlow, (
     KindOption("--bin", "bin", "binning factor (default 2)", type=int, default=2),
-))
+), Simulation(_simulate_binned, lambda extras, image, p: _build_boxlow(image, None, {"bin": p["factor"]}, [])[0],
+              lambda p: f"x{p['factor']} binning", seeded=False))
 
 
 @pytest.fixture
@@ -87,3 +94,17 @@ def test_kinds_say_whether_they_carry_noise(clean):
     assert by_hand.carries_noise  # named like the kind
     assert set(kinds.KINDS) >= {"noisy", "lowres", "masked", "blurred"}
     assert {k.task for k in kinds.KINDS.values()} >= {"denoise", "sr", "inpaint", "deblur"}
+
+
+def test_a_new_kind_is_simulated_by_the_bench(toy_kind, tmp_path, clean):
+    from linr.bench.runner import BenchRun, Scene
+    from linr.bench.spec import PROFILES, Corruption
+
+    run = BenchRun(PROFILES["quick"], data=tmp_path, out=tmp_path / "out", device="cpu", plots=False,
+                   log=lambda s: None)
+    corruption = Corruption(("binned", "noisy"), factor=2)
+    arrays, seeds = run.corrupt(Scene("toy", "toy.png", clean, "full"), corruption)
+    assert arrays["binned"].shape == (12, 12, 3) and set(seeds) == {"noisy"}  # binning draws nothing
+    obs = run.observations(arrays, corruption)
+    assert [o.kind for o in obs] == ["binned", "noisy"] and obs[0].operator.kernel == "box"
+    assert corruption.describe() == "x2 binning + noise sigma 25"

@@ -27,7 +27,7 @@ from .images import ImageInfo, read_mask
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
 
-__all__ = ["Kind", "KindOption", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred",
+__all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred",
            "parse_kernel"]
 
 
@@ -150,6 +150,22 @@ class KindOption:
 
 
 @dataclass(frozen=True)
+class Simulation:
+    """How experiments make one kind from a clean image (``linr bench``), seeded per image.
+
+    ``params`` holds the corruption's settings: ``sigma`` (noise, 0-255 scale), ``factor``,
+    ``keep`` (mask fraction), ``blur`` ((width, sigma) of a Gaussian kernel)."""
+
+    make: Callable[[np.ndarray, dict[str, Any], int | None], dict[str, Any]]
+    """``make(clean, params, seed)`` -> ``{"image": observed, ...extras such as "mask", "kernel"}``."""
+    observe: Callable[[dict[str, Any], np.ndarray, dict[str, Any]], "Observation"]
+    """``observe(extras, image, params)`` -> the observation of that image."""
+    describe: Callable[[dict[str, Any]], str]
+    seeded: bool = True
+    """Whether ``make`` draws random numbers (noise, masks): then it gets a seed per image."""
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of observation."""
 
@@ -164,6 +180,8 @@ class Kind:
     change ``info`` (e.g. drop an alpha that marked holes) and append lines for the user to
     ``notes``. Raises :class:`~linr.errors.InputError` for a bad input."""
     options: tuple[KindOption, ...] = field(default_factory=tuple)
+    simulation: Simulation | None = None
+    """How the benchmarks make it from a clean image (None: not simulated)."""
 
 
 def _positive_int(text: str) -> int:
@@ -231,27 +249,69 @@ def _build_blurred(image, info, options, notes):
     return blurred(image, kernel, boundary=options.get("boundary")), extra
 
 
+def _simulate_noisy(clean, params, seed):
+    from .simulate import add_gaussian_noise
+
+    return {"image": add_gaussian_noise(clean, params["sigma"], seed=seed)}
+
+
+def _simulate_lowres(clean, params, seed):
+    from .simulate import lanczos_downscale
+
+    return {"image": lanczos_downscale(clean, params["factor"])}
+
+
+def _simulate_masked(clean, params, seed):
+    from .simulate import bernoulli_mask
+
+    mask = bernoulli_mask(clean.shape[:2], params["keep"], seed=seed)
+    return {"image": (clean * mask[..., None]).astype(np.float32), "mask": mask}
+
+
+def _simulate_blurred(clean, params, seed):
+    from .operators import gaussian_kernel
+    from .simulate import blur_image
+
+    kernel = gaussian_kernel(*params["blur"])
+    return {"image": blur_image(clean, kernel, seed=seed), "kernel": kernel}
+
+
+_SIMULATIONS = {
+    "noisy": Simulation(_simulate_noisy, lambda extras, image, params: noisy(image),
+                        lambda p: f"noise sigma {p['sigma']:g}"),
+    "lowres": Simulation(_simulate_lowres, lambda extras, image, params: lowres(image, params["factor"]),
+                         lambda p: f"x{p['factor']} lanczos", seeded=False),
+    "masked": Simulation(_simulate_masked, lambda extras, image, params: masked(image, extras["mask"]),
+                         lambda p: f"random mask {p['keep']:.0%} kept"),
+    "blurred": Simulation(_simulate_blurred,
+                          lambda extras, image, params: blurred(image, extras["kernel"]),
+                          lambda p: f"Gaussian blur {p['blur'][0]}x{p['blur'][0]} sigma {p['blur'][1]} "
+                                    "+ noise sqrt(2)"),
+}
+
+
 KINDS: dict[str, Kind] = {
-    "noisy": Kind("noisy", "a noisy image", "denoise", True, _build_noisy),
+    "noisy": Kind("noisy", "a noisy image", "denoise", True, _build_noisy,
+                  simulation=_SIMULATIONS["noisy"]),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
         KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4)",
                    type=_positive_int, default=4),
         KindOption("--downsampler", "downsampler",
                    "downsampling kernel of the low-res observation (default lanczos2)",
                    choices=("lanczos2", "bicubic", "box"), default="lanczos2"),
-    )),
+    ), _SIMULATIONS["lowres"]),
     "masked": Kind("masked", "an image with missing pixels (use with --mask, or give holes as "
                    "transparent pixels of an image with alpha)", "inpaint", False, _build_masked, (
         KindOption("--mask", "mask", "keep-mask image: white = observed (or opaque = observed, "
                    "when the mask file has transparent pixels)", metavar="MASK", path=True),
-    )),
+    ), _SIMULATIONS["masked"]),
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
                    metavar="SPEC", path=True),
         KindOption("--boundary", "boundary", "blur boundary: reflect (default; real photos) or "
                    "circular (images blurred periodically, as the paper's were; the default with "
                    "--preset paper)", choices=("circular", "reflect")),
-    )),
+    ), _SIMULATIONS["blurred"]),
 }
 """Every observation kind by name: a new kind is one entry (and its builder)."""
 

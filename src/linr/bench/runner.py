@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from .spec import BLUR, Corruption, Method, Profile, Table
+from .spec import Corruption, Method, Profile, Table
 
 __all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs"]
 
@@ -262,47 +262,36 @@ class BenchRun:
 
     def corrupt(self, scene: Scene, corruption: Corruption) -> tuple[dict[str, Any], dict[str, int]]:
         """The observed arrays of ``scene`` (seeded per image and kind) and the seeds used."""
-        from ..operators import gaussian_kernel
-        from .. import simulate
+        from ..kinds import KINDS
 
         base = self.profile.seed
         arrays: dict[str, Any] = {}
         seeds: dict[str, int] = {}
         for kind in corruption.kinds:
-            if kind == "noisy":
-                seeds[kind] = _seed(base, kind, scene.name)
-                arrays[kind] = simulate.add_gaussian_noise(scene.clean, corruption.sigma, seed=seeds[kind])
-            elif kind == "lowres":
-                arrays[kind] = simulate.lanczos_downscale(scene.clean, corruption.factor)
-            elif kind == "masked":
-                seeds[kind] = _seed(base, kind, scene.name)
-                mask = simulate.bernoulli_mask(scene.clean.shape[:2], corruption.keep, seed=seeds[kind])
-                arrays[kind] = (scene.clean * mask[..., None]).astype(np.float32)
-                arrays["mask"] = mask
-            elif kind == "blurred":
-                seeds[kind] = _seed(base, kind, scene.name)
-                arrays["kernel"] = gaussian_kernel(*BLUR)
-                arrays[kind] = simulate.blur_image(scene.clean, arrays["kernel"], seed=seeds[kind])
-            elif kind == "real":
+            if kind == "real":  # the measured noisy photo (Table 14)
                 arrays[kind] = scene.real
-            else:
+                continue
+            if kind not in KINDS or KINDS[kind].simulation is None:
                 raise ValueError(f"unknown corruption kind {kind!r}")
+            simulation = KINDS[kind].simulation
+            seed = None
+            if simulation.seeded:
+                seed = seeds[kind] = _seed(base, kind, scene.name)
+            made = simulation.make(scene.clean, corruption.params, seed)
+            arrays[kind] = made.pop("image")
+            arrays.update(made)  # the mask, the kernel
         return arrays, seeds
 
     @staticmethod
     def observations(arrays: dict[str, Any], corruption: Corruption) -> list[Any]:
-        from .. import tasks
+        from ..kinds import KINDS
 
         obs = []
         for kind in corruption.kinds:
-            if kind in ("noisy", "real"):
-                obs.append(tasks.noisy(arrays[kind]))
-            elif kind == "lowres":
-                obs.append(tasks.lowres(arrays[kind], corruption.factor))
-            elif kind == "masked":
-                obs.append(tasks.masked(arrays[kind], arrays["mask"]))
-            elif kind == "blurred":
-                obs.append(tasks.blurred(arrays[kind], arrays["kernel"]))
+            if kind == "real":  # a measured noisy photo is a noisy observation
+                obs.append(KINDS["noisy"].simulation.observe(arrays, arrays[kind], corruption.params))
+            else:
+                obs.append(KINDS[kind].simulation.observe(arrays, arrays[kind], corruption.params))
         return obs
 
     # --- jobs ----------------------------------------------------------------------------------
@@ -497,8 +486,9 @@ class BenchRun:
 
     def _save_inputs(self, scene: Scene, arrays: dict[str, Any]) -> None:
         from ..images import write_image
+        from ..kinds import KINDS
 
-        for kind in ("noisy", "lowres", "masked", "blurred", "real"):
+        for kind in (*KINDS, "real"):
             if kind in arrays and arrays[kind] is not None:
                 path = self.out / "images" / "inputs" / f"{scene.name}_{kind}_{scene.clean.shape[0]}x{scene.clean.shape[1]}.png"
                 if not path.exists():

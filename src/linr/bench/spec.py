@@ -43,24 +43,34 @@ class Corruption:
     factor: int = 4
     keep: float = KEEP
 
+    @property
+    def params(self) -> dict:
+        """The settings each kind's simulation reads (:class:`linr.kinds.Simulation`)."""
+        return {"sigma": self.sigma, "factor": self.factor, "keep": self.keep, "blur": BLUR}
+
     def describe(self) -> str:
-        parts = []
-        for kind in self.kinds:
-            parts.append({"noisy": f"noise sigma {self.sigma:g}", "lowres": f"x{self.factor} lanczos",
-                          "masked": f"random mask {self.keep:.0%} kept",
-                          "blurred": f"Gaussian blur {BLUR[0]}x{BLUR[0]} sigma {BLUR[1]} + noise sqrt(2)",
-                          "real": "real noise"}[kind])
-        return " + ".join(parts)
+        from ..kinds import KINDS
+
+        return " + ".join("real noise" if kind == "real" else KINDS[kind].simulation.describe(self.params)
+                          for kind in self.kinds)
 
     @property
     def task(self) -> str:
         """The step-budget class of the fit: denoise, sr, inpaint, deblur, real or joint."""
         if len(self.kinds) > 1:
             return "joint"
-        return TASK_OF[self.kinds[0]]
+        return _tasks()[self.kinds[0]]
 
 
-TASK_OF = {"noisy": "denoise", "lowres": "sr", "masked": "inpaint", "blurred": "deblur", "real": "real"}
+def _tasks() -> dict[str, str]:
+    from ..kinds import KINDS  # light: no torch
+
+    return {**{name: kind.task for name, kind in KINDS.items()}, "real": "real"}
+
+
+TASK_OF = _tasks()
+"""Step-budget class of each kind (the registry's task; 'real' is the measured noisy photo of
+Table 14, a bench-only kind)."""
 
 
 @dataclass(frozen=True)
