@@ -351,3 +351,12 @@ def test_make_takes_a_torch_index_for_torch_only(tmp_path):
     assert [line.endswith(f"torch==2.13.0 --index-url {cpu}") for line in lines if "torch==" in line] == [True]
     assert all("--index-url" not in line for line in lines if "torch==" not in line)
     assert all("--index-url" not in line for line in dry_run())  # empty by default
+
+
+def test_an_empty_input_folder_is_named_as_given(tmp_path, capsys):
+    from linr.cli import main
+
+    (tmp_path / "empty").mkdir()
+    code = main(["batch", str(tmp_path / "empty"), "--task", "noisy", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"INPUT {tmp_path / 'empty'}: matches no files" in err and "--noisy" not in err

@@ -355,8 +355,9 @@ def _batch(args: argparse.Namespace) -> int:
     settings = _settings(args, model)
     inputs = {k: getattr(args, k) for k in KINDS if getattr(args, k) is not None}
     notes: list[str] = []
+    labels = {args.task: "INPUT"} if args.input is not None else {}
     jobs = plan_jobs(inputs, output_dir=args.output_dir, suffix=f".{args.format}", mask=args.mask,
-                     kernel=args.kernel, reference_dir=args.reference_dir, notes=notes)
+                     kernel=args.kernel, reference_dir=args.reference_dir, notes=notes, labels=labels)
     device = _check_device(args)
     for note in notes:
         print(f"linr: note: {note}", file=sys.stderr)

@@ -155,6 +155,7 @@ def plan_jobs(
     kernel: str | None = None,
     reference_dir: str | None = None,
     notes: list[str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> list[Job]:
     """Find and pair the files of a batch; one :class:`Job` per stem, sorted by name.
 
@@ -165,10 +166,14 @@ def plan_jobs(
     ``x_mask.png`` (``--masked holes/ --mask holes/``): a file that both specs match is a mask
     (kernel) when its name ends in ``_mask`` (``_kernel``), else an observation; a single
     mask/kernel/reference file, and any file a ``--reference-dir`` matches, is never an observation.
+    ``labels`` names a kind's input in messages as the user gave it (default ``--KIND``; e.g.
+    ``INPUT`` for the positional folder of ``--task``).
     """
+    labels = labels or {}
     if not observations:
         raise InputError("give input images: INPUT with --task, or --noisy/--lowres/--masked/--blurred")
-    found = {kind: find_files(spec, what=f"--{kind}") for kind, spec in observations.items()}
+    found = {kind: find_files(spec, what=labels.get(kind, f"--{kind}"))
+             for kind, spec in observations.items()}
     is_kernel_spec = kernel is not None and kernel.startswith(("gaussian:", "gauss:"))
     # (option, spec, name suffix that marks its files, file suffixes)
     aux_specs = [("--mask", mask, "_mask", IMAGE_SUFFIXES),
