@@ -28,7 +28,9 @@ assumed: ``linr bench speed --precision bf16`` and BENCHMARKS.md.
 
 **Stacks.** Given K Sirens, :class:`FastSiren` stacks their parameters on a leading axis and runs
 every product as one batched product (``bmm``): K small images fill a GPU that one leaves mostly
-idle. Each model's values and gradients are its own; Adam is elementwise, so one optimiser over
+idle. A lone model is a stack of one: its parameters keep their own shapes for callers, and the
+computation views them with a model axis of one, so there is one code path (the fit always runs
+a stack, :mod:`linr.fastfit`). Each model's values and gradients are its own; Adam is elementwise, so one optimiser over
 the stacked parameters is K independent optimisers, and :func:`select_members` drops finished
 models mid-fit without disturbing the others.
 
@@ -144,7 +146,7 @@ class _HiddenMatmul:
     def addmm(self, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
               out: torch.Tensor | None = None) -> torch.Tensor:
         if self.cuda_bf16:
-            product = _bf16_mm(a, b).add_(bias if a.ndim == 2 else bias.unsqueeze(-2))
+            product = _bf16_mm(a, b).add_(bias.unsqueeze(-2))
             return product if out is None else out.copy_(product)
         with self._flags():
             return _addmm(bias, a, b, out=out)
@@ -156,34 +158,31 @@ class _HiddenMatmul:
             return _addmm_(out, a, b)
 
 
-# Products of one model (2-D operands: torch.mm family) or of a stack of models (3-D operands,
-# one matrix per model: torch.bmm family) with the same call.
+# Every product is a batched one over the model axis (K, ...): a single model is a stack of one
+# (batched products on one model cost what plain ones do on this project's CPU: BENCHMARKS.md).
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
-    return (torch.mm if a.ndim == 2 else torch.bmm)(a, b, out=out)
+    return torch.bmm(a, b, out=out)
 
 
 def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *,
            out: torch.Tensor | None = None) -> torch.Tensor:
-    """``bias + a @ b`` with ``bias`` (..., m) added to every row."""
-    if a.ndim == 2:
-        return torch.addmm(bias, a, b) if out is None else torch.addmm(bias, a, b, out=out)
+    """``bias + a @ b`` per model with ``bias`` (K, m) added to every row."""
     bias = bias.unsqueeze(-2)
     return torch.baddbmm(bias, a, b) if out is None else torch.baddbmm(bias, a, b, out=out)
 
 
 def _addmm_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return out.addmm_(a, b) if a.ndim == 2 else out.baddbmm_(a, b)
+    return out.baddbmm_(a, b)
 
 
 def _bf16_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a16, b16 = a.to(torch.bfloat16), b.to(torch.bfloat16)
-    mm = torch.mm if a.ndim == 2 else torch.bmm
     try:
-        return mm(a16, b16, out_dtype=torch.float32)
+        return torch.bmm(a16, b16, out_dtype=torch.float32)
     except (TypeError, RuntimeError, NotImplementedError):  # older torch: bf16 result, widened
-        return mm(a16, b16).float()
+        return torch.bmm(a16, b16).float()
 
 
 class _swap:
@@ -325,7 +324,7 @@ class FastSiren:
         if n not in self._buffers:
             if len(self._buffers) > 2:  # keep at most the full chunk, the last partial one, one more
                 self._buffers.clear()
-            shape = (self.members, n, self.width) if self.stacked else (n, self.width)
+            shape = (self.members, n, self.width)
             new = lambda: torch.empty(shape, dtype=self.dtype, device=self.device)  # noqa: E731
             depth = len(self.weights)
             self._buffers[n] = ([new() for _ in range(depth)], [new() for _ in range(depth)], new())
@@ -339,7 +338,7 @@ class FastSiren:
         are reused by the next call with the same n).
         """
         coords = coords.to(self.dtype)
-        if self.stacked and coords.ndim == 2:
+        if coords.ndim == 2:  # shared by every model (a lone model is a stack of one)
             coords = coords.expand(self.members, *coords.shape)
         n = coords.shape[-2]
         if save:
@@ -347,7 +346,8 @@ class FastSiren:
         h = coords
         mm = self.matmul
         act = self.activation
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        v = self._as_stack
+        for i, (w, b) in enumerate(zip(map(v, self.weights), map(v, self.biases))):
             # the first layer (2 inputs, omega_0 = 30) always in float32
             addmm = _addmm if i == 0 else mm.addmm
             if save:  # g(z) over z (the sine buffer), g'(z) into the cosine buffer
@@ -355,29 +355,38 @@ class FastSiren:
             else:
                 h = act.value_(addmm(b, h, w.mT))
         self._input = coords if save else None
-        return _addmm(self.head_b, h, self.head_w.mT)
+        out = _addmm(v(self.head_b), h, v(self.head_w).mT)
+        return out if self.stacked else out[0]
 
     def backward(self, grad_out: torch.Tensor, *, accumulate: bool = False) -> None:
         """Write d(loss)/d(params) into ``.grad`` given d(loss)/d(output) (n, C) ((K, n, C) for a
         stack) of the last :meth:`forward` with ``save``; ``accumulate`` adds to the existing
         gradients (chunks)."""
         grad_out = grad_out.to(self.dtype)
+        v = self._as_stack
+        if grad_out.ndim == 2:  # a lone model's (n, C)
+            grad_out = grad_out.unsqueeze(0)
         n = grad_out.shape[-2]
         sines, cosines, scratch = self._activations(n)
         beta = 1.0 if accumulate else 0.0
         h_last = sines[-1]
-        _mm_into(self.head_w.grad, grad_out.mT, h_last, beta)
-        _sum_into(self.head_b.grad, grad_out, beta)
-        g = _mm(grad_out, self.head_w, out=scratch)
+        _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta)
+        _sum_into(v(self.head_b.grad), grad_out, beta)
+        g = _mm(grad_out, v(self.head_w), out=scratch)
         depth = len(self.weights)
         mm = self.matmul
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
             h_in = sines[i - 1] if i > 0 else self._input
-            _mm_into(self.weights[i].grad, gz.mT, h_in, beta, mm if i > 0 else None)
-            _sum_into(self.biases[i].grad, gz, beta)
+            _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None)
+            _sum_into(v(self.biases[i].grad), gz, beta)
             if i > 0:
-                g = mm.mm(gz, self.weights[i], out=scratch)
+                g = mm.mm(gz, v(self.weights[i]), out=scratch)
+
+    def _as_stack(self, t: torch.Tensor) -> torch.Tensor:
+        """A parameter (or its gradient) with the model axis: itself in a stack, a view with a
+        leading axis of one for a lone model (writes through the view reach the parameter)."""
+        return t if self.stacked else t.unsqueeze(0)
 
 
 def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float,

@@ -29,7 +29,8 @@ the plain loop. Its time is reported as ``timings['eval_s']``.
 image size run in one loop, their models stacked on a leading axis of the engine's parameters, so
 each layer is one batched product for all of them. Pixel-wise problems that train on different
 pixel sets (different masks) are padded to the longest set with zero gradients; a model leaves
-the stack when its stop rule fires. A single problem is a stack of one, run unstacked.
+the stack when its stop rule fires. A single problem is a stack of one: the same loop, the same
+batched products (they cost what plain ones do on one model here: BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
     device = problems[0].device
     h, w, c = problems[0].height, problems[0].width, problems[0].channels
     count = len(models)
-    net = FastSiren(models[0] if count == 1 else models, precision=config.precision).to(device)
+    # One code path for one model and many: a single fit is a stack of one (batched products on
+    # one model cost the same as plain ones on this project's CPU: BENCHMARKS.md).
+    net = FastSiren(list(models), precision=config.precision).to(device)
     optimizer = adam_for(net, lr=config.lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     coords = coordinate_grid(h, w, device=device)
@@ -180,7 +183,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         wanted = [monitors[k].wants_output(step) for k in active]
         if outputs is None and any(wanted):
             t0 = clock(device)
-            flat = _stack(net, _render_flat(net, coords, chunk))
+            flat = _render_flat(net, coords, chunk)
             outputs = [_as_image(f, (h, w, c)) if want else None for f, want in zip(flat, wanted)]
             spent = clock(device) - t0
             for k, want in zip(active, wanted):
@@ -190,8 +193,6 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
                    if monitors[k].record(step, None if outputs is None else outputs[pos], losses[pos])]
         if not stopped:
             continue
-        if not net.stacked:  # the only model: finished below
-            break
         for pos in stopped:
             finish(net.member(pos), active[pos])
         keep = [pos for pos in range(len(active)) if pos not in stopped]
@@ -200,17 +201,8 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
             break
         net, optimizer = select_members(net, optimizer, keep)
     for pos, k in enumerate(active):
-        finish(net.member(pos) if net.stacked else net, k)
+        finish(net.member(pos), k)
     return [finished[k] for k in range(count)]
-
-
-def _stack(net: FastSiren, values: torch.Tensor) -> torch.Tensor:
-    """An unstacked net's (n, ...) values as a stack of one (1, n, ...); a stack's as they are."""
-    return values if net.stacked else values.unsqueeze(0)
-
-
-def _unstack(net: FastSiren, values: torch.Tensor) -> torch.Tensor:
-    return values if net.stacked else values[0]
 
 
 def _render_flat(net: FastSiren, coords: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -242,13 +234,13 @@ def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
         whole = n <= chunk
         outputs = []
         for i in range(0, n, chunk):
-            out = _stack(net, net.forward(coords if whole else coords[i : i + chunk], save=True))
+            out = net.forward(coords if whole else coords[i : i + chunk], save=True)
             sel = None if whole else torch.arange(i, min(i + chunk, n), device=coords.device)
             grad = torch.empty_like(out)
             for k, t in enumerate(terms):
                 part, grad[k] = t.loss_and_grad(out[k], sel, factors[k])
                 losses[k] = losses[k] + part
-            net.backward(_unstack(net, grad), accumulate=i > 0)
+            net.backward(grad, accumulate=i > 0)
             outputs.append(out)
         flat = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
         return losses, [_as_image(f, shape) for f in flat]
@@ -261,13 +253,13 @@ def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
         sels = [p[i : i + m] for p in picks]
         index = torch.stack([torch.cat([s, s.new_zeros(m - s.numel())]) if s.numel() < m else s
                              for s in sels])
-        out = _stack(net, net.forward(_unstack(net, coords[index]), save=True))
+        out = net.forward(coords[index], save=True)
         grad = torch.zeros_like(out)
         for k, (t, sel) in enumerate(zip(terms, sels)):
             if sel.numel():
                 part, grad[k, : sel.numel()] = t.loss_and_grad(out[k, : sel.numel()], sel, factors[k])
                 losses[k] = losses[k] + part
-        net.backward(_unstack(net, grad), accumulate=i > 0)
+        net.backward(grad, accumulate=i > 0)
     return losses, None
 
 
@@ -277,9 +269,9 @@ def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
     """One step's gradients when operators mix pixels: autograd through the operators only."""
     n = coords.shape[0]
     if n <= chunk:
-        flat = _stack(net, net.forward(coords, save=True))
+        flat = net.forward(coords, save=True)
     else:  # pass 1: the whole image without saved activations
-        flat = _stack(net, _render_flat(net, coords, chunk))
+        flat = _render_flat(net, coords, chunk)
     grad_flat = torch.empty_like(flat)
     losses, outputs = [], []
     for k, problem in enumerate(problems):
@@ -291,11 +283,11 @@ def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
         losses.append(loss.detach())
         outputs.append(image.detach())
     if n <= chunk:
-        net.backward(_unstack(net, grad_flat))
+        net.backward(grad_flat)
     else:  # pass 2: re-render each chunk with saved activations and backpropagate its slice
         for i in range(0, n, chunk):
             net.forward(coords[i : i + chunk], save=True)
-            net.backward(_unstack(net, grad_flat[:, i : i + chunk]), accumulate=i > 0)
+            net.backward(grad_flat[:, i : i + chunk], accumulate=i > 0)
     return losses, outputs
 
 
