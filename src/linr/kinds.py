@@ -3,10 +3,12 @@ iterates over.
 
 A kind is one :class:`Kind` entry in :data:`KINDS`: its name (the CLI flag ``--NAME`` and the
 Observation's ``kind``), its help line, the CLI options that belong to it, how an observation is
-built from a file and those options, which task it is for metrics and step budgets, and whether
-it carries noise (automatic stopping, the joint noisy weight, the discrepancy rule read that from
-the observation). ``linr restore``, ``linr batch`` and the presets read the registry, so a new
-kind is one entry here (tests/test_kinds.py adds a toy kind and runs it from both commands).
+built from a file and those options, which task it is for metrics and step budgets, whether it
+carries noise (automatic stopping, the joint noisy weight, the discrepancy rule read that from the
+observation), and how the benchmarks simulate it from a clean image. ``linr restore``,
+``linr batch``, :func:`linr.scene.load_scene` and ``linr bench`` read the registry, so a new kind
+is one entry here (tests/test_kinds.py adds a toy kind and runs it from restore, batch and the
+bench's simulation). Presets may override a kind's step count by its name.
 
 The Python constructors (:func:`noisy`, :func:`lowres`, :func:`masked`, :func:`blurred`) live here
 too and are re-exported by :mod:`linr.tasks` and :mod:`linr`.
