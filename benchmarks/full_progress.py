@@ -23,9 +23,11 @@ for job in sorted(jobs, key=lambda j: (j["first_table"], j["started"])):
     table = by_number[job["first_table"]]
     image = Path(job["spec"]["source"]).stem
     kind = job["spec"]["kind"]
-    label = {"linr": "LINR (paper preset)"}.get(kind, kind)
+    label = {"linr": "LINR (paper preset)", "linr_fast": "LINR (fast)",
+             "linr_default": "LINR (default)"}.get(kind, kind)
     printed = paper.get(table.key, {}).get("images", {}).get(image, {})
-    ref = printed.get("LINR" if kind == "linr" else "", {}).get("psnr")
+    column = {"linr": "LINR", "bicubic": "Bicubic", "nearest": "Nearest"}.get(kind, "")
+    ref = printed.get(column, {}).get("psnr")
     ours = job.get("psnr_paper")
     curve, steps = job.get("curve") or [], job.get("curve_steps") or []
     peak = ""
