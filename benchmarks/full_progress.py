@@ -23,7 +23,9 @@ for job in sorted(jobs, key=lambda j: (j["first_table"], j["started"])):
     table = by_number[job["first_table"]]
     image = Path(job["spec"]["source"]).stem
     kind = job["spec"]["kind"]
-    label = {"linr": "LINR (paper preset)", "linr_fast": "LINR (fast)",
+    # LINR jobs are keyed on their resolved settings: a `fast` column that resolves to the paper's
+    # network with fewer steps is a "linr" job of that step count
+    label = {"linr": f"LINR ({job['spec'].get('steps')} steps)", "linr_fast": "LINR (fast)",
              "linr_default": "LINR (default)"}.get(kind, kind)
     printed = paper.get(table.key, {}).get("images", {}).get(image, {})
     column = {"linr": "LINR", "bicubic": "Bicubic", "nearest": "Nearest"}.get(kind, "")
