@@ -65,9 +65,9 @@ def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(json_ready(data), fh, indent=2, allow_nan=False)
         fh.write("\n")
-    umask = os.umask(0)  # mkstemp makes 0600 files: give the report a plain open()'s mode
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    from .images import plain_mode
+
+    plain_mode(tmp)
     os.replace(tmp, path)
 
 

@@ -49,18 +49,14 @@ def weight_option(text: str) -> tuple[str, float]:
     return kind, nonneg_float(value)
 
 
-def add_observation_options(group: Any, *, skip: tuple[str, ...] = (), flag_help: str | None = None,
-                            flag_metavar: str = "FILE") -> None:
-    """``--KIND`` for every registered kind (:data:`linr.kinds.KINDS`) and the options that belong
-    to it, each accepted once; ``skip`` leaves out options a command defines its own way."""
+def add_observation_options(group: Any) -> None:
+    """``--KIND FILE`` for every registered kind (:data:`linr.kinds.KINDS`) and the options that
+    belong to it, each accepted once."""
     from .kinds import KINDS
 
     for kind in KINDS.values():
-        group.add_argument(f"--{kind.name}", metavar=flag_metavar, action=Once,
-                           help=flag_help.format(kind=kind.name) if flag_help else kind.help)
+        group.add_argument(f"--{kind.name}", metavar="FILE", action=Once, help=kind.help)
         for opt in kind.options:
-            if opt.dest in skip:
-                continue
             group.add_argument(opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices,
                                metavar=opt.metavar, default=None, action=Once, help=opt.help)
 

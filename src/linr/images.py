@@ -332,16 +332,20 @@ def write_image(
         else:
             arr = data[..., 0] if data.shape[2] == 1 else data
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
-        # mkstemp creates 0600 files; give the output the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def plain_mode(path: str | os.PathLike) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the permissions a plain ``open()`` would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _temp_prefix(path: Path) -> str:
