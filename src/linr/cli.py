@@ -98,7 +98,7 @@ def _note(lines: Sequence[str]) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .images import check_output_path, read_image, write_image, written_bit_depth
-    from .tasks import resolve, resolve_stop, restore
+    from .tasks import resolve, resolve_stop, restore, tile_grid
 
     check_pairs(args)
     model = model_config(args, args.preset)
@@ -116,12 +116,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
     obs, _ = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision)
     resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto")
+    store = None
+    if grid is not None:
+        store = Path(args.output).with_name(Path(args.output).name + ".tiles")
+        h, w = grid.shape
+        notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
+                     f"(overlap {grid.overlap} px); finished tiles are kept in {store} until the "
+                     "image is written: rerun the same command to resume")
     _note(notes)
     _announce_cost(observations, args, model)
     result = restore(
         observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
         device=args.device, model=model, reference=reference, stop=args.stop,
         progress=False if args.quiet else None, precision=args.precision,
+        tile=args.tile or "auto", tile_stack=args.tile_stack, tile_store=None if store is None else str(store),
     )
     bit_depth = written_bit_depth(args.output, max(i.bit_depth for i in infos))
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
@@ -153,7 +162,8 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     from .cost import plan
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
-    from .tasks import resolve, resolve_stop
+    from .tasks import resolve, resolve_stop, tile_grid
+    from .tiling import plan_tiles
 
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
                           seed=args.seed, device=args.device, model=model, precision=args.precision)
@@ -163,19 +173,27 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         return  # the throughput is measured on the CPU
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
     watched = stop is not None
-    rough = plan(obs, config, whole_output_every_step=watched)
-    if rough.seconds < 10:
+    grid = tile_grid(obs, preset=args.preset, tile=getattr(args, "tile", None) or "auto")
+
+    def estimate(flops_per_second: float) -> Any:
+        if grid is None:
+            return plan(obs, config, whole_output_every_step=watched, flops_per_second=flops_per_second)
+        return plan_tiles(obs, config, grid, stack=getattr(args, "tile_stack", None) or 1, whole_output_every_step=watched,
+                          flops_per_second=flops_per_second)
+
+    if estimate(5e10).seconds < 10:
         return
     try:
         throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
                                         precision=config.precision)
     except ValueError:
         return  # an unavailable precision: the fit itself says so in one line
-    est = plan(obs, config, whole_output_every_step=watched, flops_per_second=throughput)
+    est = estimate(throughput)
     if est.seconds >= 30:
         h, w = clean_shape(obs)
         count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
-        print(f"{count} restoring {w}x{h}: {est.describe()} (throughput measured on "
+        where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
+        print(f"{count} restoring {w}x{h}{where}: {est.describe()} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
 
 

@@ -116,6 +116,23 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "or auto (what this device runs fast)")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
+    g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
+                   help="restore in overlapping tiles of SIZE pixels, each with its own network "
+                   "and stop (auto, the default: images larger than 256 px in tiles, except with "
+                   "--preset paper; off: one fit of the whole image)")
+    g.add_argument("--tile-stack", type=positive_int, default=None, metavar="N",
+                   help="tiles fitted at once as one stack of networks (default 8 on a GPU, 1 on the CPU)")
+
+
+def tile_option(text: str) -> str:
+    """``auto``, ``off``, ``SIZE`` or ``SIZE:OVERLAP``, checked here without importing torch
+    (:func:`linr.tiling.parse_tile` checks the same, and the sizes)."""
+    import re
+
+    text = text.strip().lower()
+    if text in ("auto", "off") or re.fullmatch(r"\d+(:\d+)?", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, off, SIZE or SIZE:OVERLAP (pixels), got {text!r}")
 
 
 def check_pairs(args: argparse.Namespace) -> None:

@@ -9,7 +9,12 @@ Every operator works on batched images ``(B, C, H, W)`` and shares one small int
 - ``op.pixel_weights((H, W))``: what the operator can do for the fit's fast path: a weight map
   ``m`` of shape (1 or C, H, W) when it acts pixel by pixel (``A x = m * x``: identity, masks,
   and compositions of them), None when it mixes pixels (downsampling, blur);
-- ``op.describe()``: a JSON-able description for reports.
+- ``op.describe()``: a JSON-able description for reports;
+- ``op.tile(window, shape)``: the same operator restricted to a window of the clean image (tiled
+  restoration, :mod:`linr.tiling`): the window's own operator, the observation pixels it
+  produces, and which of them it produces exactly as the whole image's operator does
+  (``op.halo`` and ``op.alignment`` tell the tile planner how far an operator reaches and which
+  window corners it needs).
 
 Operators are deterministic: noise belongs to simulation (:mod:`linr.simulate`), not here. Their
 tensors (kernel, mask) follow the input's device and dtype at call time, so there is no stored
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -33,12 +39,70 @@ __all__ = [
     "Mask",
     "Blur",
     "Compose",
+    "Window",
+    "OperatorTile",
     "DOWNSAMPLE_KERNELS",
     "downsample_taps",
     "gaussian_kernel",
 ]
 
 Shape = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of an image grid: rows ``top:top + height``, columns ``left:left + width``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.top + self.height), slice(self.left, self.left + self.width)
+
+    @property
+    def shape(self) -> Shape:
+        return self.height, self.width
+
+    def divided(self, factor: int) -> "Window":
+        """The same rectangle on a grid ``factor`` times coarser (corners must be multiples)."""
+        if any(v % factor for v in (self.top, self.left, self.height, self.width)):
+            raise ValueError(f"window {self} is not aligned to the factor {factor}")
+        return Window(self.top // factor, self.left // factor, self.height // factor, self.width // factor)
+
+    def covers(self, shape: Shape) -> bool:
+        return (self.top, self.left, self.height, self.width) == (0, 0, shape[0], shape[1])
+
+
+@dataclass
+class OperatorTile:
+    """An operator restricted to a window of the clean image (see :meth:`Operator.tile`)."""
+
+    operator: "Operator"
+    """Acts on the window's own clean grid."""
+    window: Window
+    """The observation pixels it produces, in the observation's coordinates."""
+    valid: np.ndarray | None
+    """(h, w) bool over those pixels: True where the window's operator gives exactly what the whole
+    image's operator gives (the pixel's support lies in the window, or beyond the image's own
+    border, where the boundary rule is the same); None: all of them."""
+
+
+def _valid_along(start: int, size: int, length: int, outputs: int, stride: int, before: int,
+                 after: int, edges_exact: bool) -> np.ndarray:
+    """Per output of a window ``[start, start + size)`` of an axis of ``length`` clean pixels: does
+    its support ``[o * stride - before, o * stride + after]`` (window coordinates) lie in the
+    window, counting a side that is the image's own border as inside when ``edges_exact``?"""
+    o = np.arange(outputs) * stride
+    low_ok = o - before >= 0
+    high_ok = o + after <= size - 1
+    if edges_exact and start == 0:
+        low_ok[:] = True
+    if edges_exact and start + size == length:
+        high_ok[:] = True
+    return low_ok & high_ok
 
 
 class Operator(ABC):
@@ -81,6 +145,19 @@ class Operator(ABC):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
 
+    halo: int = 0
+    """How far (clean pixels) the operator reaches from an observation pixel's own place: the
+    band along a window's inner edges that its tile cannot fit as well as the whole image does."""
+    alignment: int = 1
+    """Window corners and sizes must be multiples of this (a downsampling factor)."""
+    scale: int = 1
+    """Clean pixels per observation pixel along each axis."""
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        """This operator on ``window`` of a clean image of ``shape`` (see :class:`OperatorTile`).
+        Raises ValueError for operators that cannot be tiled (the default)."""
+        raise ValueError(f"a {self.name} observation cannot be restored in tiles (restore it whole)")
+
 
 class Identity(Operator):
     """``A = I``: denoising."""
@@ -101,6 +178,9 @@ class Identity(Operator):
 
     def pixel_weights(self, shape: Shape) -> torch.Tensor:
         return torch.ones(1, *shape)
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        return OperatorTile(Identity(), window, None)
 
 
 # --- downsampling ------------------------------------------------------------------------------
@@ -193,6 +273,30 @@ class Downsample(Operator):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "factor": self.factor, "kernel": self.kernel}
 
+    @property
+    def halo(self) -> int:  # type: ignore[override]
+        return self.pad + self.factor
+
+    @property
+    def alignment(self) -> int:  # type: ignore[override]
+        return self.factor
+
+    @property
+    def scale(self) -> int:  # type: ignore[override]
+        return self.factor
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        self.output_shape(shape)
+        out = window.divided(self.factor)
+        if window.covers(shape):
+            return OperatorTile(self, out, None)
+        n = len(self.taps)
+        rows = _valid_along(window.top, window.height, shape[0], out.height, self.factor,
+                            self.pad, n - 1 - self.pad, True)
+        cols = _valid_along(window.left, window.width, shape[1], out.width, self.factor,
+                            self.pad, n - 1 - self.pad, True)
+        return OperatorTile(Downsample(self.factor, self.kernel), out, rows[:, None] & cols[None, :])
+
 
 # --- masking -----------------------------------------------------------------------------------
 
@@ -243,6 +347,11 @@ class Mask(Operator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kept_fraction": round(self.kept_fraction, 6)}
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        self.output_shape(shape)
+        rows, cols = window.slices
+        return OperatorTile(Mask(self.mask[..., rows, cols]), window, None)
 
 
 # --- blurring ----------------------------------------------------------------------------------
@@ -328,7 +437,10 @@ class Blur(Operator):
         kh, kw = self.kernel.shape
         b, c = x.shape[:2]
         weight = torch.flip(self.kernel, dims=(0, 1)).to(device=x.device, dtype=x.dtype)
-        top, left = kh // 2, kw // 2
+        # y[P] = sum_i k[i] x[P - i + kh // 2] (the centre of the kernel at (kh // 2, kw // 2), as
+        # in the circular blur): a correlation with the flipped kernel reading kh - 1 - kh // 2
+        # pixels before P and kh // 2 after
+        top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
         y = F.pad(x.reshape(b * c, 1, h, w), (left, kw - 1 - left, top, kh - 1 - top), mode="reflect")
         return F.conv2d(y, weight[None, None]).reshape(b, c, h, w)
 
@@ -347,6 +459,27 @@ class Blur(Operator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kernel_shape": list(self.kernel.shape), "boundary": self.boundary}
+
+    @property
+    def halo(self) -> int:  # type: ignore[override]
+        return max(self.kernel.shape) - 1
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        """A window's blur mirrors at the window's borders; the blurred pixels that read across
+        an inner border are not valid. At the image's own borders a reflecting blur is exact; a
+        circular one wraps to the opposite border, outside the window, so those pixels are not
+        valid either (unless the window is the whole image)."""
+        self.output_shape(shape)
+        if window.covers(shape):
+            return OperatorTile(self, window, None)
+        kh, kw = self.kernel.shape
+        exact = self.boundary == "reflect"
+        rows = _valid_along(window.top, window.height, shape[0], window.height, 1,
+                            kh - 1 - kh // 2, kh // 2, exact)
+        cols = _valid_along(window.left, window.width, shape[1], window.width, 1,
+                            kw - 1 - kw // 2, kw // 2, exact)
+        part = Blur(self.kernel, boundary="reflect", normalize=False)
+        return OperatorTile(part, window, rows[:, None] & cols[None, :])
 
 
 # --- composition -------------------------------------------------------------------------------
@@ -392,3 +525,41 @@ class Compose(Operator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "operators": [op.describe() for op in self.operators]}
+
+    @property
+    def halo(self) -> int:  # type: ignore[override]
+        total, scale = 0, 1
+        for op in self.operators:
+            total += op.halo * scale
+            scale *= op.scale
+        return total
+
+    @property
+    def alignment(self) -> int:  # type: ignore[override]
+        align, scale = 1, 1
+        for op in self.operators:
+            align = math.lcm(align, op.alignment * scale)
+            scale *= op.scale
+        return align
+
+    @property
+    def scale(self) -> int:  # type: ignore[override]
+        return math.prod(op.scale for op in self.operators)
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        """Each part tiled on the window the part before it produced. An observation pixel is
+        valid when its part says so and it reads no invalid pixel of the part before (found by
+        pushing those pixels, with random positive values so that no taps cancel, through it)."""
+        parts, valid = [], None
+        for op in self.operators:
+            part = op.tile(window, shape)
+            if valid is not None and not valid.all():
+                probe = torch.from_numpy((~valid) * (1.0 + np.random.default_rng(0).random(valid.shape)))
+                reached = part.operator(probe[None, None])[0, 0].abs().numpy() > 0
+                valid = ~reached if part.valid is None else part.valid & ~reached
+            else:
+                valid = part.valid
+            parts.append(part.operator)
+            shape = op.output_shape(shape)
+            window = part.window
+        return OperatorTile(Compose(parts), window, valid)

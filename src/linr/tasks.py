@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -20,6 +21,7 @@ from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .operators import Blur
 from .stopping import AUTO_NOISY, StopRule, parse_stop
+from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
     "Preset",
@@ -33,11 +35,17 @@ __all__ = [
     "restore_many",
     "resolve",
     "resolve_stop",
+    "tile_grid",
 ]
 
 KINDS = KIND_REGISTRY
 """Names of the registered observation kinds (:data:`linr.kinds.KINDS`)."""
 
+
+TILE_SIZE = 192
+TILE_OVERLAP = 32
+TILE_WHOLE_UP_TO = 256
+# Measured choices (BENCHMARKS.md, "Tiles"): see `linr bench tiles`.
 
 @dataclass(frozen=True)
 class Preset:
@@ -65,6 +73,13 @@ class Preset:
     (see :func:`linr.stopping.parse_stop`)."""
     blur_boundary: str = "reflect"
     """Boundary of a blur whose boundary the user left open (see :func:`blurred`)."""
+    tile_size: int = TILE_SIZE
+    """Tiles of this many pixels (see :mod:`linr.tiling`) when tiling is asked for or automatic."""
+    tile_overlap: int = TILE_OVERLAP
+    """Pixels by which neighbouring tiles overlap (widened where the operators reach further)."""
+    tile_whole_up_to: int | None = TILE_WHOLE_UP_TO
+    """``tile='auto'`` restores images whose sides are all at most this whole, larger ones in
+    tiles; None: 'auto' never tiles (the paper preset: its mathematics is one fit per image)."""
 
 
 DEFAULT_PRESET = "paper"
@@ -80,6 +95,7 @@ PRESETS: dict[str, Preset] = {
         steps={"noisy": 500, "lowres": 500, "masked": 500, "blurred": 4000, "observation": 500},
         stop="fixed",
         blur_boundary="circular",
+        tile_whole_up_to=None,
     ),
     # Chosen by time to the paper preset's PSNR on every test image (BENCHMARKS.md, "Speed";
     # `linr bench presets`): a higher learning rate (3e-4 to 1e-3, with or without cosine decay)
@@ -216,13 +232,22 @@ def restore(
     progress: bool | None = None,
     precision: str | None = None,
     eval_every: int = 1,
+    tile: "str | int | TileSetting | None" = "auto",
+    tile_stack: int | None = None,
+    tile_store: str | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
     With no preset named, the paper's settings are used with automatic stopping for noisy
     inputs (see :func:`resolve_stop`); ``preset="paper"`` keeps the paper's fixed step count.
     ``eval_every``: with a reference, PSNR every this many steps (see :class:`~linr.fit.FitConfig`).
+    ``tile``: 'auto' (the preset's choice by image size: the defaults restore images larger
+    than :data:`TILE_WHOLE_UP_TO` px in tiles, the paper preset never tiles), 'off', ``SIZE`` or
+    'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
+    (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
+    that a killed run resumes (removed once the image is assembled).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
+    A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
     if isinstance(observations, Observation):
         observations = [observations]
@@ -233,9 +258,69 @@ def restore(
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
-    result = fit(obs, config, reference=reference, stop=rule)
+    grid = tile_grid(obs, preset=preset, tile=tile)
+    if grid is None:
+        result = fit(obs, config, reference=reference, stop=rule)
+    else:
+        if isinstance(stop, StopRule):
+            raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
+                             "not one rule object: each tile gets its own")
+        result = fit_tiled(
+            obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
+            make_stop=lambda part: resolve_stop(part, preset=preset, steps=steps, stop=stop),
+            progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
+        )
     result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
     return result
+
+
+def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
+              tile: "str | int | TileSetting | None" = "auto") -> TileGrid | None:
+    """The tiles :func:`restore` will fit for resolved observations, or None for one fit of the
+    whole image."""
+    setting = parse_tile(tile)
+    p = PRESETS[DEFAULT_PRESET if preset is None else preset]
+    whole_up_to = TILE_WHOLE_UP_TO if preset is None else p.tile_whole_up_to
+    if setting.mode == "auto" and whole_up_to is None:
+        return None
+    return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
+                    whole_up_to=whole_up_to or 0)
+
+
+def _tile_stack(stack: int | None, config: FitConfig) -> int:
+    if stack is not None:
+        if stack < 1:
+            raise InputError(f"tile_stack must be at least 1, got {stack}")
+        return stack
+    from .problem import resolve_device
+
+    return 8 if resolve_device(config.device).type == "cuda" else 1
+
+
+def _stop_name(rule: StopRule | None) -> str:
+    return "fixed" if rule is None else json.dumps(rule.describe(), sort_keys=True)
+
+
+def _tile_progress(progress: bool | None):
+    """A tile counter with an ETA on stderr (like the fit's bar: by default only on a terminal)."""
+    import sys
+
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int, seconds: float) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, initial=done, unit="tile", desc="tiles", leave=False)
+            return
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+
+    return update
 
 
 def restore_many(

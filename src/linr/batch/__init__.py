@@ -187,6 +187,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         "factor": args.factor or 4, "downsampler": args.downsampler or "lanczos2",
         "boundary": args.boundary if args.blurred is not None else "circular",
         "format": args.format,
+        # tiles only when chosen (older manifests, made before tiling existed, have none)
+        **({"tile": args.tile, "tile_stack": args.tile_stack} if args.tile or args.tile_stack else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
@@ -372,7 +374,8 @@ def _batch(args: argparse.Namespace) -> int:
             if args.stack > 1:
                 engine += f", up to {args.stack} images stacked per fit"
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
-                   "device": device, "model": model, "stop": args.stop, "precision": args.precision}
+                   "device": device, "model": model, "stop": args.stop, "precision": args.precision,
+                   "tile": args.tile or "auto", "tile_stack": args.tile_stack}
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():

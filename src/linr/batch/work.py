@@ -59,7 +59,8 @@ def one_line(exc: BaseException) -> str:
 
 
 def _utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    # milliseconds: two runs of one image within a second (a quick failure retried) differ
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
@@ -128,9 +129,13 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
     previous = torch.get_num_threads()
     torch.set_num_threads(first.threads)
     try:
+        if len(payloads) > 1 and _tiled(first.observations, fit):
+            # images restored in tiles are not stacked whole: one by one, each in its tiles
+            return [r for p in payloads for r in fit_group([p])]
         if len(payloads) > 1:
             try:
-                results = restore_many([p.observations for p in payloads], **fit, progress=False)
+                whole = {k: v for k, v in fit.items() if k not in ("tile", "tile_stack")}
+                results = restore_many([p.observations for p in payloads], **whole, progress=False)
             except Exception:  # noqa: BLE001 - retried one by one below
                 return [fit_group([p])[0] for p in payloads]
             # the loop is shared: each image is charged its share of it
@@ -142,6 +147,17 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
             return [{**out, "error": one_line(exc)}]
     finally:
         torch.set_num_threads(previous)
+
+
+def _tiled(observations: Any, fit: dict[str, Any]) -> bool:
+    """Whether :func:`linr.tasks.restore` restores these observations in tiles."""
+    from ..tasks import resolve, tile_grid
+
+    try:
+        obs, _ = resolve(observations, preset=fit.get("preset"))
+        return tile_grid(obs, preset=fit.get("preset"), tile=fit.get("tile", "auto")) is not None
+    except Exception:  # noqa: BLE001 - the fit itself reports a bad setting
+        return False
 
 
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:

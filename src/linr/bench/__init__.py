@@ -1,5 +1,5 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
-``linr bench stopping``, ``linr bench presets``.
+``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles")
 
 
 def data_dir(option: str | os.PathLike | None = None) -> Path:
@@ -69,12 +69,17 @@ DESCRIPTIONS = {
         "task (centre crops of --size), fit with the paper preset and with each named preset, and "
         "print both PSNRs, the margin and how many times faster the preset was."
     ),
+    "tiles": (
+        "Compare restoring whole images with restoring them in tiles, on the full-size test "
+        "images: PSNR, time, steps per tile, and whether the tiles' seams show (PSNR where tiles "
+        "overlap against the rest). Rows go to --jobs as they finish; a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets",
+    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False

@@ -318,7 +318,8 @@ class BenchRun:
                                     preset=options["preset"], steps=options.get("steps"))
         stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
                                   stop=options.get("stop"))
-        return config, stop
+        grid = tasks.tile_grid(obs, preset=options["preset"])
+        return config, stop, grid
 
     def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
                 arrays: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -333,8 +334,8 @@ class BenchRun:
             # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
             # the defaults and `fast` share one fit wherever they resolve to the same one
             # (inpainting, and SR's defaults), and the paper column keeps its earlier keys.
-            config, stop = self._linr_settings(method, arrays, corruption)
-            if method.kind == "linr" or (stop is None and config.model == ModelConfig()
+            config, stop, grid = self._linr_settings(method, arrays, corruption)
+            if grid is None and method.kind == "linr" or (grid is None and stop is None and config.model == ModelConfig()
                                          and config.lr == 1e-4 and config.precision == "float32"
                                          and config.schedule == "constant" and config.batch_pixels is None):
                 key.update(kind="linr", model=method.model if method.kind == "linr" else "siren",
@@ -343,6 +344,8 @@ class BenchRun:
                 key.update(fit={f: v for f, v in dataclasses.asdict(config).items()
                                 if f not in ("progress", "device", "eval_every")},
                            stop=None if stop is None else stop.describe())
+                if grid is not None:  # the defaults restore large images in tiles
+                    key.update(tiles=grid.describe())
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
@@ -390,6 +393,7 @@ class BenchRun:
                                     "preset": result.settings.get("preset"),
                                     "stop_reason": result.stop_reason,
                                     "engine": result.settings.get("engine_used"),
+                                    "tiling": result.settings.get("tiling"),
                                     "weights": [o["weight"] for o in result.settings["observations"]]})
         elif k in ("dip", "dip_recipe"):
             from ..baselines.dip import dip_restore

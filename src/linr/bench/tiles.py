@@ -1,0 +1,234 @@
+"""``linr bench tiles``: whole-image fits against tiled ones on full-size test images.
+
+For each case (denoising sigma 25 on set9, SR x4 on set5, inpainting 10% on kate, joint noisy +
+x4 low-res on set5), each image and each variant, restore with linr's defaults (automatic stop)
+and record the PSNR (paper convention: RGB, unclipped, data range 1; and standard: clipped), the
+wall time, the steps per tile, and a seam check: the PSNR over the pixels where tiles overlap
+(where blending happens) against the PSNR over the rest, for the tiled result and for the whole
+fit on the same pixels.
+
+A variant is ``off`` (one fit of the whole image), ``SIZE[:OVERLAP]`` (tiles), optionally with
+``@WIDTH`` (the SIREN's width per tile, e.g. ``128:32@128``) and ``/DEPTH``. Corruptions use the
+seeds of ``linr bench`` (profile seed 0), so a whole-image row here is the same fit as the
+'LINR (default)' column of the paper profile's tables. Rows are appended to ``--jobs`` as they
+finish and a rerun skips them (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "CASES", "parse_variant", "seam_regions"]
+
+CASES = {
+    "denoise": ("set9", ("noisy",)),
+    "sr": ("set5", ("lowres",)),
+    "inpaint": ("inpaint", ("masked",)),
+    "joint": ("set5", ("noisy", "lowres")),
+}
+"""Image folder and observation kinds of each case."""
+
+PARAMS = {"sigma": 25.0, "factor": 4, "keep": 0.1, "blur": (25, 1.6)}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("tiles", help="whole-image vs tiled restoration on full-size images",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="test-image folder (default: $LINR_DATA or ../shared/data)")
+    p.add_argument("--cases", default="denoise", help=f"comma-separated, from {', '.join(CASES)}")
+    p.add_argument("--images", default=None, help="comma-separated image names (default: all of the case's set)")
+    p.add_argument("--variants", default="off,192:32",
+                   help="comma-separated: off, SIZE[:OVERLAP][@WIDTH][/DEPTH] (default off,192:32)")
+    p.add_argument("--crop", type=int, default=None, help="centre crop of this side first (smoke runs)")
+    p.add_argument("--steps", type=int, default=None, help="step budget (default: the preset's)")
+    p.add_argument("--jobs", default="bench_out/tiles.jsonl", help="rows, appended and resumed")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_tiles)
+
+
+def parse_variant(text: str) -> dict[str, Any]:
+    """``off`` / ``SIZE[:OVERLAP][@WIDTH][/DEPTH]`` as tile, width and depth."""
+    from ..errors import InputError
+    from ..tiling import parse_tile
+
+    rest, _, depth = text.partition("/")
+    tile, _, width = rest.partition("@")
+    try:
+        return {"tile": parse_tile(tile).describe(), "width": int(width) if width else None,
+                "depth": int(depth) if depth else None}
+    except ValueError:
+        raise InputError(f"variant {text!r}: expected off or SIZE[:OVERLAP][@WIDTH][/DEPTH]") from None
+
+
+def seam_regions(grid: Any) -> np.ndarray:
+    """(H, W) bool: pixels inside the overlap of two or more tiles (where blending happens)."""
+    count = np.zeros(grid.shape, np.int32)
+    for window in grid.windows:
+        rows, cols = window.slices
+        count[rows, cols] += 1
+    return count > 1
+
+
+def _psnr(clean: np.ndarray, image: np.ndarray, where: np.ndarray) -> float | None:
+    if not where.any():
+        return None
+    err = float(np.mean((np.clip(image, 0, 1)[where] - clean[where]) ** 2))
+    return float(10 * np.log10(1 / err)) if err > 0 else None
+
+
+def _scene(case: str, path: Path, crop: int | None) -> tuple[np.ndarray, list[Any], dict[str, int]]:
+    from ..images import read_image
+    from ..kinds import KINDS
+    from ..simulate import crop_to_multiple
+    from .runner import _centre, _seed
+
+    clean, _ = read_image(path)
+    clean = clean[..., :3]
+    clean, _ = _centre(clean, crop)
+    kinds = CASES[case][1]
+    if "lowres" in kinds:
+        clean = crop_to_multiple(clean, PARAMS["factor"])
+    arrays: dict[str, Any] = {}
+    seeds = {}
+    for kind in kinds:
+        sim = KINDS[kind].simulation
+        seed = None
+        if sim.seeded:
+            seed = seeds[kind] = _seed(0, kind, path.stem)
+        made = sim.make(clean, PARAMS, seed)
+        arrays[kind] = made.pop("image")
+        arrays.update(made)
+    observations = [KINDS[k].simulation.observe(arrays, arrays[k], PARAMS) for k in kinds]
+    return np.ascontiguousarray(clean), observations, seeds
+
+
+def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None, steps: int | None,
+            device: str) -> dict[str, Any]:
+    """One restoration and its measurements (see the module's docstring)."""
+    from dataclasses import replace
+
+    from ..metrics import evaluate
+    from ..models import ModelConfig
+    from ..tasks import resolve, restore, tile_grid
+
+    clean, observations, seeds = _scene(case, path, crop)
+    model = None
+    if variant["width"] or variant["depth"]:
+        model = replace(ModelConfig(), **{k: variant[k] for k in ("width", "depth") if variant[k]})
+    t0 = time.perf_counter()
+    result = restore(observations, steps=steps, device=device, model=model, tile=variant["tile"],
+                     progress=False)
+    seconds = time.perf_counter() - t0
+    obs, _ = resolve(observations, device=device)
+    row: dict[str, Any] = {
+        "size": list(clean.shape[:2]), "seeds": seeds, "seconds": seconds,
+        "psnr_paper": evaluate(clean, result.image, convention="paper")["psnr"],
+        "psnr_standard": evaluate(clean, result.image, convention="standard")["psnr"],
+        "steps_run": result.steps_run, "stop_step": result.stop_step, "stop_reason": result.stop_reason,
+        "tiling": result.settings.get("tiling"),
+        "tile_steps": [t["steps_run"] for t in result.settings.get("tiles", [])],
+    }
+    grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "192:32")
+    if grid is not None:
+        seam = seam_regions(grid)
+        row.update(seam_grid=grid.describe(), psnr_overlap=_psnr(clean, result.image, seam),
+                   psnr_rest=_psnr(clean, result.image, ~seam))
+    return row
+
+
+def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps: int | None) -> str:
+    return json.dumps({"case": case, "image": f"{path.parent.name}/{path.name}", "variant": variant,
+                       "crop": crop, "steps": steps}, sort_keys=True)
+
+
+def cmd_tiles(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..errors import InputError
+    from ..fit import resolve_device
+    from . import data_dir
+    from .runner import _commit, _cpu_name
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = data_dir(args.data)
+    device = str(resolve_device(args.device))
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for case in cases:
+        if case not in CASES:
+            raise InputError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
+    variants = [parse_variant(v.strip()) for v in args.variants.split(",") if v.strip()]
+    wanted = None if args.images is None else {n.strip() for n in args.images.split(",")}
+    jobs = Path(args.jobs)
+    jobs.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if jobs.exists():
+        for line in jobs.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[row["key"]] = row
+    provenance = {"commit": _commit(), "processor": _cpu_name(), "device": device,
+                  "threads": torch.get_num_threads(), "torch": torch.__version__}
+    print(f"linr bench tiles: {provenance}; PSNR paper convention (RGB, unclipped) / standard (clipped)")
+    for case in cases:
+        folder, _ = CASES[case]
+        paths = sorted(p for p in (data / folder).glob("*.png") if not p.stem.endswith("_mask"))
+        paths = [p for p in paths if wanted is None or p.stem in wanted]
+        for path in paths:
+            for variant in variants:
+                key = _key(case, path, variant, args.crop, args.steps)
+                if key in done:
+                    row = done[key]
+                else:
+                    try:
+                        row = run_one(case, path, variant, crop=args.crop, steps=args.steps, device=device)
+                    except InputError as exc:  # e.g. tiles too small for an operator's reach
+                        print(f"{case} {path.stem} {args.variants}: skipped: {exc}", flush=True)
+                        continue
+                    row = {"key": key, "case": case, "image": path.stem, "variant": variant, **provenance,
+                           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "load": os.getloadavg()[0], **row}
+                    with jobs.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    done[key] = row
+                print(_line(row), flush=True)
+    return 0
+
+
+def _line(row: dict[str, Any]) -> str:
+    v = row["variant"]
+    label = v["tile"] + (f"@{v['width']}" if v["width"] else "") + (f"/{v['depth']}" if v["depth"] else "")
+    steps = row["tile_steps"]
+    steps_text = (f"steps per tile {min(steps)}-{max(steps)} (median {int(np.median(steps))})" if steps
+                  else f"{row['steps_run']} steps")
+    seam = ""
+    if row.get("psnr_overlap") is not None:
+        seam = f"; overlap {row['psnr_overlap']:.2f} / rest {row['psnr_rest']:.2f} dB (standard)"
+    return (f"{row['case']} {row['image']} {row['size'][1]}x{row['size'][0]} {label}: "
+            f"{row['psnr_paper']:.2f} dB (paper) {row['psnr_standard']:.2f} (standard), "
+            f"{row['seconds']:.0f} s, {steps_text}{seam}")
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per row."""
+    lines = ["| case | image | size | variant | PSNR paper | PSNR standard | s | steps per tile (median) | overlap / rest dB |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        v = r["variant"]
+        label = v["tile"] + (f"@{v['width']}" if v["width"] else "") + (f"/{v['depth']}" if v["depth"] else "")
+        steps = r["tile_steps"]
+        st = f"{int(np.median(steps))} ({min(steps)}-{max(steps)})" if steps else f"{r['steps_run']} (whole)"
+        seam = f"{r['psnr_overlap']:.2f} / {r['psnr_rest']:.2f}" if r.get("psnr_overlap") is not None else "-"
+        lines.append(f"| {r['case']} | {r['image']} | {r['size'][1]}x{r['size'][0]} | {label} | "
+                     f"{r['psnr_paper']:.2f} | {r['psnr_standard']:.2f} | {r['seconds']:.0f} | {st} | {seam} |")
+    return "\n".join(lines)

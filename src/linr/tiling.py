@@ -1,0 +1,376 @@
+"""Tiled restoration: an image of any size as overlapping tiles, each fitted by its own model with
+its own stop rule, blended with smooth weights.
+
+Why: a step costs about the same per pixel whatever the image size, but the step at which a fit
+peaks grows with the image side, and one 7x256 network has a fixed number of parameters. A tile
+of a few hundred pixels behaves like one of the paper's images (each tile uses the paper's
+coordinate convention on its own grid), so the cost grows linearly with the pixel count and the
+memory stays that of a stack of tiles.
+
+How an observation is tiled: its operator says (:meth:`linr.operators.Operator.tile`) which of
+its pixels a window of the clean image produces exactly as the whole image does; the tile's data
+term uses those alone (the others are masked out), so an SR or deblurring tile is not fitted to
+pixels that depend on the image outside it. Blending weights are zero in the band along a tile's
+inner edges that its operators reach across (``halo``), rise as a raised cosine across the rest
+of the overlap, and sum to one everywhere.
+
+Layers: this module sits on :mod:`linr.fit` (one fit or a stack of fits per batch of tiles) and
+below :mod:`linr.tasks` (presets choose the tile settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .fit import FitConfig, FitResult, Observation, clean_shape, fit, fit_many
+from .operators import Compose, Mask, Window
+from .stopping import StopRule
+
+__all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
+           "fit_tiled", "plan_tiles", "TileStore"]
+
+MIN_RAMP = 8
+"""Pixels of the raised-cosine ramp at least (the overlap is widened to 2 halo + this)."""
+
+
+@dataclass(frozen=True)
+class TileSetting:
+    """``auto`` (the preset decides by image size), ``off`` (one fit of the whole image), or tiles
+    of ``size`` pixels overlapping by ``overlap`` (None: the preset's)."""
+
+    mode: str = "auto"
+    size: int | None = None
+    overlap: int | None = None
+
+    def describe(self) -> str:
+        if self.mode != "size":
+            return self.mode
+        return f"{self.size}" + ("" if self.overlap is None else f":{self.overlap}")
+
+
+def parse_tile(value: "str | int | TileSetting | None") -> TileSetting:
+    """``auto`` | ``off`` | ``SIZE`` | ``SIZE:OVERLAP`` (or an int size, or a setting)."""
+    if value is None:
+        return TileSetting()
+    if isinstance(value, TileSetting):
+        return value
+    if isinstance(value, bool):
+        raise InputError(f"tile must be 'auto', 'off', SIZE or SIZE:OVERLAP, got {value!r}")
+    if isinstance(value, int):
+        value = str(value)
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return TileSetting(text)
+    size_text, colon, overlap_text = text.partition(":")
+    try:
+        if colon and not overlap_text:
+            raise ValueError
+        size = int(size_text)
+        overlap = int(overlap_text) if overlap_text else None
+    except ValueError:
+        raise InputError(f"tile must be 'auto', 'off', SIZE or SIZE:OVERLAP (pixels), got {value!r}") from None
+    if size < 16:
+        raise InputError(f"tile size must be at least 16 pixels, got {size}")
+    if overlap is not None and not 0 <= overlap <= size // 2:
+        raise InputError(f"tile overlap must be between 0 and half the tile size ({size // 2}), got {overlap}")
+    return TileSetting("size", size, overlap)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the tiles of an image of ``shape`` lie: every tile is ``size`` (so that tiles stack),
+    at the row starts ``rows`` and column starts ``cols``."""
+
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    overlap: int
+    halo: int
+
+    @property
+    def windows(self) -> list[Window]:
+        return [Window(r, c, self.size[0], self.size[1]) for r in self.rows for c in self.cols]
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def weights(self, window: Window) -> np.ndarray:
+        """(h, w) float32 blending weights of one tile (see the module's docstring)."""
+        wy = _axis_weights(window.top, self.size[0], self.rows, self.halo)
+        wx = _axis_weights(window.left, self.size[1], self.cols, self.halo)
+        return (wy[:, None] * wx[None, :]).astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"tiles": len(self), "size": list(self.size), "overlap": self.overlap, "halo": self.halo,
+                "rows": list(self.rows), "cols": list(self.cols)}
+
+
+def _axis_starts(length: int, size: int, overlap: int, align: int) -> tuple[int, ...]:
+    """Starts of tiles of ``size`` covering ``[0, length)``, neighbours overlapping by at least
+    ``overlap``, every start a multiple of ``align`` (``length`` and ``size`` are multiples)."""
+    if size >= length:
+        return (0,)
+    count = max(2, math.ceil((length - overlap) / (size - overlap)))
+    while True:
+        starts = [round(i * (length - size) / (count - 1) / align) * align for i in range(count)]
+        starts[-1] = length - size
+        if all(b - a <= size - overlap for a, b in zip(starts, starts[1:])):
+            return tuple(sorted(set(starts)))
+        count += 1
+
+
+def _axis_weights(start: int, size: int, starts: Sequence[int], halo: int) -> np.ndarray:
+    """Weights along one axis of the tile at ``start``: 0 in the ``halo`` band of each inner edge,
+    a raised-cosine ramp across the rest of the overlap with the neighbour, 1 elsewhere."""
+    w = np.ones(size)
+    x = np.arange(size) + 0.5
+    index = list(starts).index(start)
+    if index > 0:  # a neighbour before: rise across [halo, overlap - halo)
+        overlap = starts[index - 1] + size - start
+        w *= _ramp(x, halo, overlap - halo)
+    if index < len(starts) - 1:  # a neighbour after: fall across the mirror band
+        overlap = start + size - starts[index + 1]
+        w *= _ramp(size - x, halo, overlap - halo)
+    return w
+
+
+def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    t = np.clip((x - low) / max(high - low, 1e-9), 0.0, 1.0)
+    return np.sin(t * np.pi / 2) ** 2
+
+
+def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0, align: int = 1) -> TileGrid:
+    """Tiles of ``size`` (rounded up to ``align``, at most the image) over an image of ``shape``,
+    overlapping by at least ``overlap``, widened to ``2 halo + MIN_RAMP`` when smaller."""
+    height, width = shape
+    size = math.ceil(size / align) * align
+    overlap = max(overlap, 2 * halo + MIN_RAMP)
+    if overlap > size // 2:
+        raise InputError(f"tiles of {size} px are too small for these observations: their operators "
+                         f"reach {halo} px, so tiles must overlap by {overlap} px, more than half a tile; "
+                         f"use larger tiles (at least {2 * overlap})")
+    th, tw = min(size, height), min(size, width)
+    rows = _axis_starts(height, th, overlap, align)
+    cols = _axis_starts(width, tw, overlap, align)
+    return TileGrid((height, width), (th, tw), rows, cols, overlap, halo)
+
+
+def grid_for(observations: Sequence[Observation], setting: TileSetting, *, size: int, overlap: int,
+             whole_up_to: int) -> TileGrid | None:
+    """The grid for these observations, or None for one fit of the whole image: ``off``; ``auto``
+    when neither side exceeds ``whole_up_to`` (``size``/``overlap``: the preset's tiles)."""
+    if setting.mode == "off":
+        return None
+    shape = clean_shape(observations)
+    if setting.mode == "auto" and max(shape) <= whole_up_to:
+        return None
+    if setting.mode == "size":
+        size = setting.size or size
+        overlap = overlap if setting.overlap is None else setting.overlap
+    halo = max(o.operator.halo for o in observations)
+    align = math.lcm(*(o.operator.alignment for o in observations))
+    grid = plan_grid(shape, size, overlap, halo=halo, align=align)
+    return None if len(grid) == 1 else grid
+
+
+def tile_observations(observations: Sequence[Observation], window: Window,
+                      shape: tuple[int, int]) -> list[Observation]:
+    """Each observation restricted to ``window`` of the clean image: its pixels there, the window's
+    operator, and a mask over the pixels that operator does not produce exactly."""
+    tiled = []
+    for obs in observations:
+        try:
+            part = obs.operator.tile(window, shape)
+        except ValueError as exc:
+            raise InputError(f"{obs.kind} observation: {exc}") from None
+        rows, cols = part.window.slices
+        operator = part.operator
+        if part.valid is not None and not part.valid.all():
+            operator = Compose([operator, Mask(part.valid.astype(np.float32))])
+        tiled.append(replace(obs, image=obs.image[rows, cols], operator=operator))
+    return tiled
+
+
+def _fingerprint(observations: Sequence[Observation], config: FitConfig, grid: TileGrid,
+                 stop: str) -> str:
+    """What makes a tile's result: the inputs' pixels, the settings, the grid and the stop rule."""
+    h = hashlib.sha256()
+    for obs in observations:
+        h.update(np.ascontiguousarray(obs.image).tobytes())
+        h.update(json.dumps([obs.kind, obs.weight, obs.operator.describe()], sort_keys=True,
+                            default=str).encode())
+    settings = {k: v for k, v in config.__dict__.items() if k != "progress"}
+    h.update(json.dumps([settings, grid.describe(), stop], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+class TileStore:
+    """Finished tiles kept in a folder (``tile_00012.npy`` and ``tile_00012.json``) so that a
+    killed run resumes without refitting them. A folder written for other inputs or settings
+    (another fingerprint) is refused rather than mixed in."""
+
+    def __init__(self, folder: str | Path, fingerprint: str):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker = self.folder / "fingerprint.txt"
+        if marker.exists() and marker.read_text().strip() != fingerprint:
+            raise InputError(f"{self.folder} holds tiles of another image or other settings; "
+                             "remove it or choose another folder")
+        marker.write_text(fingerprint + "\n")
+
+    def _paths(self, index: int) -> tuple[Path, Path]:
+        return self.folder / f"tile_{index:05d}.npy", self.folder / f"tile_{index:05d}.json"
+
+    def load(self, index: int) -> tuple[np.ndarray, dict[str, Any]] | None:
+        image_path, info_path = self._paths(index)
+        if not (image_path.exists() and info_path.exists()):
+            return None
+        return np.load(image_path), json.loads(info_path.read_text())
+
+    def save(self, index: int, image: np.ndarray, info: dict[str, Any]) -> None:
+        image_path, info_path = self._paths(index)
+        tmp = image_path.with_suffix(".tmp.npy")
+        np.save(tmp, image)
+        tmp.replace(image_path)
+        info_tmp = info_path.with_suffix(".tmp")
+        info_tmp.write_text(json.dumps(info))
+        info_tmp.replace(info_path)  # the info last: a tile counts as finished once it exists
+
+    def remove(self) -> None:
+        for path in self.folder.glob("tile_*"):
+            path.unlink()
+        (self.folder / "fingerprint.txt").unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass  # something else lives there
+
+
+def plan_tiles(observations: Sequence[Observation], config: FitConfig, grid: TileGrid, *, stack: int = 1,
+               whole_output_every_step: bool = False, flops_per_second: float = 5e10) -> Any:
+    """:func:`linr.cost.plan` of a tiled restoration: one tile's estimate, its time times the
+    number of tiles and its memory times the stack (automatic stops counted at their budget)."""
+    from .cost import plan
+
+    one = plan(tile_observations(observations, grid.windows[0], grid.shape), config,
+               whole_output_every_step=whole_output_every_step, flops_per_second=flops_per_second)
+    return replace(one, seconds=one.seconds * len(grid), memory_bytes=one.memory_bytes * max(stack, 1))
+
+
+def _batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(indices), size):
+        yield list(indices[i:i + size])
+
+
+def fit_tiled(
+    observations: Sequence[Observation],
+    config: FitConfig,
+    grid: TileGrid,
+    *,
+    make_stop: Callable[[list[Observation]], StopRule | None],
+    reference: np.ndarray | None = None,
+    stack: int = 1,
+    store: str | Path | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    stop_name: str = "",
+) -> FitResult:
+    """Restore the whole image tile by tile (``stack`` tiles at a time as one stack of models on
+    the fast engine) and blend. ``make_stop`` gives each tile its own stop rule from its
+    observations. ``store``: a folder that keeps finished tiles (resume). ``progress(done, total,
+    seconds)`` is called after each batch. ``reference`` is only measured on the result.
+    Returns a :class:`FitResult` whose history is empty and whose ``settings['tiles']`` lists each
+    tile's window, steps and stop."""
+    from .fit import _uses_engine  # the one rule for whether fits can be stacked
+
+    t_start = time.perf_counter()
+    observations = list(observations)
+    shape = grid.shape
+    channels = observations[0].channels
+    windows = grid.windows
+    quiet = replace(config, progress=False)
+    saved = TileStore(store, _fingerprint(observations, config, grid, stop_name)) if store else None
+    total = np.zeros((*shape, channels), np.float32)
+    weight_sum = np.zeros(shape, np.float32)
+    infos: list[dict[str, Any] | None] = [None] * len(windows)
+    todo = []
+    for index, window in enumerate(windows):
+        found = saved.load(index) if saved else None
+        if found is None:
+            todo.append(index)
+            continue
+        image, info = found
+        _add(total, weight_sum, image, grid.weights(window), window)
+        infos[index] = {**info, "resumed": True}
+    stackable = _uses_engine(config) and stack > 1
+    done = len(windows) - len(todo)
+    if progress:
+        progress(done, len(windows), 0.0)
+    for batch in _batches(todo, stack if stackable else 1):
+        parts = [tile_observations(observations, windows[i], shape) for i in batch]
+        stops = [make_stop(p) for p in parts]
+        if len(batch) > 1:
+            results = fit_many(parts, quiet, stops=stops)
+        else:
+            results = [fit(parts[0], quiet, stop=stops[0])]
+        for index, result in zip(batch, results):
+            window = windows[index]
+            info = {"window": [window.top, window.left, window.height, window.width],
+                    "steps_run": result.steps_run, "stop_step": result.stop_step,
+                    "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"]}
+            if saved:
+                saved.save(index, result.image, info)
+            _add(total, weight_sum, result.image, grid.weights(window), window)
+            infos[index] = info
+        done += len(batch)
+        if progress:
+            progress(done, len(windows), time.perf_counter() - t_start)
+    if not (weight_sum > 0).all():  # the grid's weights cover every pixel by construction
+        raise RuntimeError("tile weights leave pixels uncovered")
+    image = total / weight_sum[..., None]
+    if saved:
+        saved.remove()
+    return _result(image, infos, grid, config, observations, time.perf_counter() - t_start, stack,
+                   stackable, stop_name)
+
+
+def _add(total: np.ndarray, weight_sum: np.ndarray, image: np.ndarray, weights: np.ndarray,
+         window: Window) -> None:
+    rows, cols = window.slices
+    total[rows, cols] += image * weights[..., None]
+    weight_sum[rows, cols] += weights
+
+
+def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGrid, config: FitConfig,
+            observations: list[Observation], seconds: float, stack: int, stacked: bool,
+            stop_name: str) -> FitResult:
+    steps = [i["steps_run"] for i in infos if i]
+    stop_steps = [i["stop_step"] for i in infos if i]
+    fitted = [i for i in infos if i and not i.get("resumed")]
+    reason = (f"{len(infos)} tiles ({len(infos) - len(fitted)} resumed); steps per tile "
+              f"{min(steps)}-{max(steps)} (median {int(np.median(steps))})")
+    settings = {
+        **{k: v for k, v in config.__dict__.items() if k not in ("progress", "model")},
+        "model": config.model.__dict__.copy(),
+        "image_size": list(grid.shape),
+        "channels": image.shape[2],
+        "observations": [{"kind": o.kind, "size": list(o.shape), "weight": o.weight,
+                          "operator": o.operator.describe()} for o in observations],
+        "stop": stop_name or "fixed",
+        "tiling": {**grid.describe(), "stack": stack if stacked else 1},
+        "tiles": infos,
+    }
+    fit_s = sum(i["fit_s"] for i in fitted)
+    timings = {"setup_s": 0.0, "fit_s": seconds, "tiles_fit_s": fit_s, "per_step_s": 0.0,
+               "eval_s": 0.0, "train_s": seconds, "total_s": seconds}
+    return FitResult(image.astype(np.float32), {}, max(steps), int(np.median(stop_steps)), reason,
+                     timings, settings)

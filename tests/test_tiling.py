@@ -1,0 +1,242 @@
+"""Tiled restoration: operators restricted to windows, the tile grid and its blending weights,
+the tiled fit (seams, stacking, resume), and the options that choose it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.ndimage import convolve
+
+from linr.errors import InputError
+from linr.fit import FitConfig
+from linr.models import ModelConfig
+from linr.operators import Blur, Compose, Downsample, Identity, Mask, Window, gaussian_kernel
+from linr.tasks import lowres, noisy, restore, tile_grid
+from linr.tiling import TileStore, fit_tiled, parse_tile, plan_grid, tile_observations
+
+RNG = np.random.default_rng(3)
+SHAPE = (48, 60)
+
+
+def _operators():
+    h, w = SHAPE
+    return {
+        "identity": Identity(),
+        "mask": Mask(RNG.random((h, w)) > 0.5),
+        "mask per channel": Mask(RNG.random((3, h, w)) > 0.5),
+        "x2 lanczos2": Downsample(2),
+        "x3 bicubic": Downsample(3, "bicubic"),
+        "x4 lanczos2": Downsample(4),
+        "x6 box": Downsample(6, "box"),
+        "blur 5x7 reflect": Blur(RNG.random((5, 7)), boundary="reflect"),
+        "blur 4x6 reflect": Blur(RNG.random((4, 6)), boundary="reflect"),
+        "blur 5x5 circular": Blur(RNG.random((5, 5)), boundary="circular"),
+        "blur then x2": Compose([Blur(RNG.random((3, 3))), Downsample(2)]),
+        "x2 then mask": Compose([Downsample(2), Mask(RNG.random((h // 2, w // 2)) > 0.3)]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_operators()))
+def test_a_window_operator_equals_the_whole_one_on_its_valid_pixels(name):
+    op = _operators()[name]
+    x = torch.from_numpy(RNG.random((1, 3, *SHAPE)))  # float64: exact comparisons
+    whole = op(x)
+    a = op.alignment
+    windows = [Window(0, 0, 24, 24), Window(12, 12, 24, 24), Window(24, 36, 24, 24),
+               Window(0, 0, 48, 60), Window(24, 0, 24, 60)]
+    for win in windows:
+        win = Window(*(v - v % a for v in (win.top, win.left)), win.height - win.height % a,
+                     win.width - win.width % a)
+        part = op.tile(win, SHAPE)
+        got = part.operator(x[(..., *win.slices)])
+        want = whole[(..., *part.window.slices)]
+        assert got.shape == want.shape
+        valid = np.ones(want.shape[-2:], bool) if part.valid is None else part.valid
+        assert valid.any()
+        assert torch.allclose(got[..., torch.from_numpy(valid)], want[..., torch.from_numpy(valid)],
+                              atol=1e-12), (name, win)
+        if win.covers(SHAPE):
+            assert valid.all()
+        if win == Window(12, 12, 24, 24) and name.startswith(("x4", "blur 5x7")):
+            assert not valid.all()  # an inner window loses the pixels that read across its edges
+
+
+@pytest.mark.parametrize("name", ["x4 lanczos2", "x3 bicubic", "blur 4x6 reflect", "blur then x2"])
+def test_the_valid_pixels_are_exactly_those_that_do_not_read_outside_the_window(name):
+    """Not too cautious either: every pixel marked invalid changes when the image outside the
+    window changes (a pixel whose taps cross an inner edge by a zero tap would be kept)."""
+    op = _operators()[name]
+    win = Window(12, 12, 24, 24)
+    part = op.tile(win, SHAPE)
+    x = torch.from_numpy(RNG.random((1, 1, *SHAPE)))
+    other = torch.from_numpy(RNG.random((1, 1, *SHAPE)))
+    other[(..., *win.slices)] = x[(..., *win.slices)]  # the same inside the window only
+    changed = (op(x) - op(other))[(0, 0, *part.window.slices)].abs().numpy() > 1e-12
+    assert np.array_equal(changed, ~part.valid)
+    assert Downsample(4).tile(Window(16, 16, 32, 32), (64, 64)).valid.any(axis=1).tolist() == \
+        [False, False, True, True, True, True, False, False]  # taps [4j - 6, 4j + 9] inside [0, 31]
+
+
+def test_a_reflecting_blur_is_a_direct_convolution_also_for_even_kernels():
+    """The kernel's centre is (kh // 2, kw // 2) whatever the boundary: an even kernel's reflecting
+    blur used to be shifted by one pixel against the circular one."""
+    k = RNG.random((4, 6))
+    x = RNG.random((20, 22))
+    got = Blur(k, boundary="reflect")(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    want = convolve(x, k / k.sum(), mode="mirror")
+    assert np.allclose(got, want, atol=1e-12)
+    circular = Blur(k, boundary="circular")(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert np.allclose(got[4:-4, 4:-4], circular[4:-4, 4:-4], atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,size,overlap,halo,align", [
+    ((100, 130), 48, 16, 0, 1), ((96, 96), 32, 12, 2, 4), ((37, 200), 64, 20, 6, 1),
+    ((512, 768), 192, 32, 10, 4), ((64, 64), 64, 16, 0, 1),
+])
+def test_the_grid_covers_the_image_and_its_weights_sum_to_one(shape, size, overlap, halo, align):
+    grid = plan_grid(shape, size, overlap, halo=halo, align=align)
+    total = np.zeros(shape)
+    for window in grid.windows:
+        assert window.shape == grid.size  # every tile the same size: they stack
+        assert window.top % align == 0 and window.left % align == 0
+        weights = grid.weights(window)
+        total[window.slices] += weights
+        if window.left > 0:
+            assert (weights[:, :halo] == 0).all()  # nothing from the band its operators reach across
+    assert np.allclose(total, 1.0)
+    for starts in (grid.rows, grid.cols):
+        for a, b in zip(starts, starts[1:]):
+            assert a + grid.size[0 if starts is grid.rows else 1] - b >= grid.overlap
+
+
+def test_tile_settings_are_parsed_and_bad_ones_refused():
+    assert parse_tile("auto").mode == "auto" and parse_tile("OFF").mode == "off"
+    assert (parse_tile("128:24").size, parse_tile("128:24").overlap) == (128, 24)
+    assert parse_tile(96).size == 96
+    for bad in ("big", "128:", "8", "64:40", "-1"):
+        with pytest.raises(InputError):
+            parse_tile(bad)
+    with pytest.raises(InputError, match="too small"):
+        plan_grid((200, 200), 40, 8, halo=10)
+
+
+def _smooth_image(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.5 + 0.3 * np.sin(4 * x + 2 * y), 0.4 + 0.3 * np.cos(3 * y), 0.5 + 0.2 * x * y], -1)
+    return img.astype(np.float32)
+
+
+SMALL = ModelConfig(width=32, depth=3)
+
+
+def test_no_seam_where_tiles_meet():
+    """Tiled fits of a clean smooth image: the PSNR over the overlaps is no worse than elsewhere
+    by more than 1 dB, and the tiled result is close to the whole fit."""
+    clean = _smooth_image(64, 80)
+    obs = [noisy(clean)]
+    tiled = restore(obs, tile="40:16", steps=120, stop="fixed", model=SMALL, lr=1e-3, device="cpu",
+                    progress=False)
+    grid = plan_grid((64, 80), 40, 16)
+    count = np.zeros((64, 80))
+    for window in grid.windows:
+        count[window.slices] += 1
+    seam = count > 1
+
+    def psnr(where):
+        return 10 * np.log10(1 / np.mean((tiled.image[where] - clean[where]) ** 2))
+
+    assert tiled.settings["tiling"]["tiles"] == len(grid) > 1
+    assert psnr(seam) > psnr(~seam) - 1.0
+    assert psnr(np.ones_like(seam)) > 30
+
+
+def test_tiled_super_resolution_uses_only_pixels_its_window_explains():
+    clean = _smooth_image(96, 96)
+    small = np.asarray(Image.fromarray((clean * 255).astype(np.uint8)).resize((24, 24), Image.BICUBIC),
+                       np.float32) / 255
+    parts = tile_observations([lowres(small, 4)], Window(0, 24, 40, 40), (96, 96))
+    (part,) = parts
+    assert part.image.shape[:2] == (10, 10)
+    assert isinstance(part.operator, Compose)  # the window's downsampler, then the valid mask
+    result = restore([lowres(small, 4)], tile="56:28", steps=30, stop="fixed", model=SMALL, lr=1e-3,
+                     device="cpu", progress=False)
+    assert result.settings["tiling"]["tiles"] == 9 and result.settings["tiling"]["halo"] == 10
+    assert result.image.shape == (96, 96, 3) and np.isfinite(result.image).all()
+
+
+def test_stacked_tiles_match_tiles_fitted_one_by_one():
+    clean = _smooth_image(48, 48)
+    y = clean + np.random.default_rng(0).normal(0, 0.1, clean.shape).astype(np.float32)
+    kwargs = dict(tile="32:12", steps=12, model=SMALL, device="cpu", progress=False)
+    one = restore([noisy(y)], tile_stack=1, **kwargs)
+    stacked = restore([noisy(y)], tile_stack=3, **kwargs)
+    assert stacked.settings["tiling"]["stack"] == 3
+    assert [t["stop_step"] for t in one.settings["tiles"]] == [t["stop_step"] for t in stacked.settings["tiles"]]
+    assert np.abs(one.image - stacked.image).max() < 1e-4
+
+
+def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
+    clean = _smooth_image(40, 56)
+    y = clean + np.random.default_rng(1).normal(0, 0.1, clean.shape).astype(np.float32)
+    from linr.tasks import resolve
+
+    obs, config = resolve([noisy(y)], steps=6, model=SMALL, device="cpu")
+    grid = tile_grid(obs, tile="24:8")
+    store = tmp_path / "tiles"
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(done, total, seconds):
+        if done >= 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store, progress=kill_after_two)
+    assert len(list(store.glob("tile_*.npy"))) == 2
+    resumed = fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
+    fresh = fit_tiled(obs, config, grid, make_stop=lambda o: None)
+    assert sum(bool(t.get("resumed")) for t in resumed.settings["tiles"]) == 2
+    assert np.array_equal(resumed.image, fresh.image)
+    assert not store.exists()  # removed once the image is assembled
+    # a folder of another image's tiles is refused, not mixed in
+    TileStore(store, "another")
+    with pytest.raises(InputError, match="another image or other settings"):
+        fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
+
+
+def test_automatic_tiling_follows_the_image_size_and_the_preset():
+    small = [noisy(np.zeros((200, 256, 3), np.float32))]
+    large = [noisy(np.zeros((300, 400, 3), np.float32))]
+    assert tile_grid(small) is None
+    assert tile_grid(large) is not None
+    assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
+    assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for
+    assert tile_grid(large, tile="off") is None
+
+
+def test_a_tiled_restore_from_the_command_line(tmp_path):
+    clean = _smooth_image(40, 48)
+    y = np.clip(clean + np.random.default_rng(2).normal(0, 0.08, clean.shape), 0, 1)
+    Image.fromarray((y * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "linr", "restore", "--noisy", str(tmp_path / "in.png"), "-o", str(out),
+           "--tile", "24:8", "--steps", "4", "--width", "16", "--depth", "2", "--device", "cpu",
+           "--report", str(report), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "tiles of 24x24" in done.stderr
+    assert Image.open(out).size == (48, 40)
+    settings = json.loads(report.read_text())["settings"]
+    assert settings["tiling"]["tiles"] == len(settings["tiles"]) > 1
+    assert not (tmp_path / "out.png.tiles").exists()
+    bad = subprocess.run(cmd[:6] + ["--tile", "huge", "-o", str(tmp_path / "o2.png")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected auto, off, SIZE" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) <= 2 and "Traceback" not in bad.stderr
