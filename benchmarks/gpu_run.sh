@@ -4,11 +4,15 @@
 # time guard, writing everything to $OUT (at most 8 files):
 #   1. machine.txt  GPU, driver, torch, CUDA
 #   2. tests.log    the CUDA tests (tests/test_cuda.py) and the engine tests on this machine
-#   3. speed.log, speed.json   linr bench speed --device cuda at 256x256: float32, tf32, bf16,
+#   3. speed.log    (first) benchmarks/tiles_scale.py: 512x512 and 2048x2048 noisy photos in stacked
+#                   tiles, time per pixel and peak memory
+#   3b. speed.log, speed.json   linr bench speed --device cuda at 256x256: float32, tf32, bf16,
 #                              the fast preset and 8 images stacked
 #   4. jobs.jsonl, report.md   the paper profile (full images, LINR and the defaults/fast
 #                              columns and the classical methods; no DIP) table by table in the
-#                              order of cost (3 2 5 8 7 10 13 12 1 6 9 4 11) until time runs out;
+#                              order: the tables the first lease left (1 6 9 4 11), then the
+#                              others (3 2 5 8 7 10 13 12: their default columns are tiled now
+#                              on images above 256 px, new fits) until time runs out;
 #                              every finished fit is in jobs.jsonl (resumable with --jobs;
 #                              it starts as a copy of RESUME_FROM, the committed fits of the
 #                              earlier GPU run, so only unfinished tables are fitted)
@@ -55,10 +59,12 @@ if [ $DRY -eq 1 ]; then
   DEVICE=cpu; SIZE=16; SPEED=(--steps 3 --repeats 1 --stack 2 --precisions "" --tasks denoise)
   TABLES="3 2"; PAPER=(--crop 16 --steps 2 --images butterfly)
   TESTS=(tests/test_cuda.py)
+  TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
 else
   DEVICE=cuda; SIZE=256; SPEED=(--repeats 2 --stack 8 --precisions tf32,bf16)
-  TABLES="3 2 5 8 7 10 13 12 1 6 9 4 11"; PAPER=()
-  TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py)
+  TABLES="1 6 9 4 11 3 2 5 8 7 10 13 12"; PAPER=()
+  TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py tests/test_tiling.py)
+  TILE_SIZES=(512 2048); TILE_ARGS=(--steps 100 --stack 16)
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -74,6 +80,10 @@ fi
 } > "$OUT/machine.txt" 2>&1
 
 part tests 120 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
+# tiles: a 2048x2048 noisy photo in stacked tiles (100 fixed steps per tile) and a 512x512 one for
+# the time per pixel (benchmarks/tiles_scale.py prints one JSON line per size)
+part tiles 120 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
+  --data "$DATA" "${TILE_ARGS[@]}"
 part speed 150 "$OUT/speed.log" "$PY" -m linr bench speed --device "$DEVICE" --size "$SIZE" \
   --data "$DATA" --json "$OUT/speed.json" "${SPEED[@]}"
 # the paper profile, fits recorded in (and resumed from) jobs.jsonl, which starts from the fits of

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 
-def one(size: int, steps: int, tile: str, data: Path, width: int | None) -> dict:
+def one(size: int, steps: int, tile: str, data: Path, width: int | None, device: str, stack: int | None) -> dict:
     import numpy as np
     import torch
 
@@ -37,11 +37,16 @@ def one(size: int, steps: int, tile: str, data: Path, width: int | None) -> dict
     del big
     t0 = time.perf_counter()
     model = ModelConfig(width=width) if width else None
-    result = restore([noisy(y)], tile=tile, steps=steps, stop="fixed", device="cpu", progress=False,
-                     model=model)
+    result = restore([noisy(y)], tile=tile, steps=steps, stop="fixed", device=device, progress=False,
+                     model=model, tile_stack=stack)
     seconds = time.perf_counter() - t0
     tiling = result.settings["tiling"]
-    return {"size": size, "steps_per_tile": steps, "tile": tile, "width": width or 256, "tiles": tiling["tiles"],
+    gpu_peak = None
+    if device.startswith("cuda"):
+        gpu_peak = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        device = f"{device} ({torch.cuda.get_device_name()})"
+    return {"size": size, "device": device, "stack": tiling["stack"], "gpu_peak_gib": gpu_peak,
+            "steps_per_tile": steps, "tile": tile, "width": width or 256, "tiles": tiling["tiles"],
             "tile_size": tiling["size"], "seconds": round(seconds, 1),
             "us_per_pixel_step": round(seconds / (size * size) / steps * 1e6, 3),
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
@@ -55,15 +60,20 @@ def main() -> None:
     p.add_argument("--tile", default="192:32")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default 256)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--stack", type=int, default=None, help="tiles per stack (default: linr's)")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(one(args.sizes[0], args.steps, args.tile, Path(args.data), args.width)))
+        print(json.dumps(one(args.sizes[0], args.steps, args.tile, Path(args.data), args.width, args.device,
+                             args.stack)))
         return
     for size in args.sizes:
         out = subprocess.run([sys.executable, __file__, str(size), "--one", "--steps", str(args.steps),
                               "--tile", args.tile, "--data", args.data,
-                              *(["--width", str(args.width)] if args.width else [])],
+                              "--device", args.device,
+                              *(["--width", str(args.width)] if args.width else []),
+                              *(["--stack", str(args.stack)] if args.stack else [])],
                              capture_output=True, text=True, check=True)
         print(out.stdout.strip(), flush=True)
 
