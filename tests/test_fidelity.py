@@ -11,13 +11,15 @@ import torch
 
 import linr
 from linr.config import FitConfig
-from linr.fidelity import DATA_TERMS, Poisson, SquaredError, data_term
+from linr.fidelity import DATA_TERMS, Poisson, PoissonGaussian, SquaredError, data_term
 from linr.fit import fit
 from linr.models import ModelConfig
 from linr.stopping import parse_stop
 
 
-@pytest.mark.parametrize("term", [SquaredError(), Poisson(peak=30.0), Poisson(peak=1.0, floor=0.05)])
+@pytest.mark.parametrize("term", [SquaredError(), Poisson(peak=30.0), Poisson(peak=1.0, floor=0.05),
+                                  PoissonGaussian(peak=30.0, read_sigma=0.02),
+                                  PoissonGaussian(peak=2.0, read_sigma=0.01, floor=0.05)])
 def test_slope_matches_autograd_float64(term):
     gen = torch.Generator().manual_seed(0)
     pred = (torch.rand(200, dtype=torch.float64, generator=gen) * 2.2 - 1.1).requires_grad_(True)

@@ -203,15 +203,17 @@ def test_a_reference_array_is_converted_too(clean):
     assert r.history["psnr"][0] > 5  # measured against clean / 255, not 0-255 values
 
 
-# --- 8. a repeated observation flag ------------------------------------------------------------
+# --- 8. a repeated option of an observation kind (a repeated observation flag is a burst:
+# tests/test_bursts.py) -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flag", ["--noisy", "--lowres", "--masked", "--mask", "--factor"])
-def test_repeated_observation_flags_are_refused(tmp_path, capsys, clean, flag):
+@pytest.mark.parametrize("flag", ["--mask", "--factor", "--peak"])
+def test_repeated_kind_options_are_refused(tmp_path, capsys, clean, flag):
     write_image(tmp_path / "a.png", clean)
-    value = "4" if flag == "--factor" else str(tmp_path / "a.png")
-    err = run_err(capsys, ["restore", flag, value, flag, value, "-o", str(tmp_path / "o.png")])
-    assert "given twice" in err
+    value = "4" if flag in ("--factor", "--peak") else str(tmp_path / "a.png")
+    err = run_err(capsys, ["restore", "--lowres", str(tmp_path / "a.png"), flag, value, flag, value,
+                           "-o", str(tmp_path / "o.png")])
+    assert f"{flag} given twice" in err
 
 
 # --- 9. blur boundary --------------------------------------------------------------------------

@@ -47,7 +47,8 @@ def _build_restore(sub: Any) -> None:
         "joint restoration of the same scene.",
     )
     p.add_argument("-o", "--output", required=True, help="restored image (.png .tif .jpg .bmp)")
-    g = p.add_argument_group("observations (at least one; each flag once)")
+    g = p.add_argument_group("observations (at least one; a flag given again, a quoted glob or a "
+                             "multi-image TIFF adds frames of its kind, each its own observation)")
     add_observation_options(g)
     add_fit_options(p)
     o = p.add_argument_group("output")
@@ -144,7 +145,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
           f"{result.stop_step}")
     report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
     if reference is not None:
-        task = "deblur" if [o.kind for o in observations] == ["blurred"] else None  # the paper's Y PSNR
+        task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
         report["metrics"] = metrics_report(reference, result.image, task)
         std = report["metrics"]["standard"]
         on = "RGB" if result.image.shape[2] == 3 else "grey" if result.image.shape[2] == 1 \
@@ -212,6 +213,12 @@ def _build_degrade(sub: Any) -> None:
     what.add_argument("--keep", type=positive_float, metavar="FRACTION",
                       help="Bernoulli keep-mask: keep this fraction of pixels (writes the mask too)")
     what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise")
+    what.add_argument("--poisson", type=positive_float, metavar="PEAK",
+                      help="photon noise: PEAK photons at white (counts ~ Poisson(PEAK x), written "
+                      "as counts / PEAK), clip; restore it with --noise poisson --peak PEAK")
+    p.add_argument("--read-noise", type=nonneg_float, default=None, metavar="SIGMA",
+                   help="Gaussian read noise added after --poisson, 0-255 scale (default 0; restore "
+                   "with --noise poisson-gaussian)")
     p.add_argument("--blur-noise", type=nonneg_float, default=None, metavar="SIGMA",
                    help="noise after --blur, 0-255 scale (default sqrt(2), the paper's)")
     p.add_argument("--mask-output", metavar="FILE", help="where --keep writes its mask (default OUTPUT_mask.png)")
@@ -231,6 +238,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     check_output_path(args.output, force=args.force, protect=protect)
     if args.blur_noise is not None and args.blur is None:
         raise InputError("--blur-noise needs --blur")
+    if args.read_noise is not None and args.poisson is None:
+        raise InputError("--read-noise needs --poisson")
     if args.mask_output is not None and args.keep is None:
         raise InputError("--mask-output needs --keep")
     if args.mask_output is not None and Path(args.mask_output).resolve() == Path(args.output).resolve():
@@ -256,6 +265,13 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             raise InputError(f"{args.clean}: {w}x{h} is too small to downscale by {args.downscale}")
         out_img = simulate.lanczos_downscale(image, args.downscale)
         what = f"PIL Lanczos downscale x{args.downscale}"
+    elif args.poisson is not None:
+        read = args.read_noise or 0.0
+        out_img = simulate.add_photon_noise(image, args.poisson, read_sigma=read, seed=args.seed)
+        what = f"photon noise, peak {args.poisson:g} photons" + (f", read noise {read:g}/255" if read else "")
+        clipped = float(np.mean(out_img >= 1.0))
+        if clipped > 0.01:
+            what += f"; {clipped:.1%} of values clipped at white"
     elif args.keep is not None:
         mask = simulate.bernoulli_mask(image.shape[:2], args.keep, seed=args.seed)
         if not mask.any():

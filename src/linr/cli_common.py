@@ -50,12 +50,16 @@ def weight_option(text: str) -> tuple[str, float]:
 
 
 def add_observation_options(group: Any) -> None:
-    """``--KIND FILE`` for every registered kind (:data:`linr.kinds.KINDS`) and the options that
-    belong to it, each accepted once."""
+    """``--KIND FILE`` for every registered kind (:data:`linr.kinds.KINDS`), repeatable (each
+    file, each match of a quoted glob and each image of a multi-image TIFF is one frame: its own
+    observation), and the options that belong to a kind, each accepted once (they apply to every
+    frame of the kind)."""
     from .kinds import KINDS
 
     for kind in KINDS.values():
-        group.add_argument(f"--{kind.name}", metavar="FILE", action=Once, help=kind.help)
+        group.add_argument(f"--{kind.name}", metavar="FILE", action="append",
+                           help=f"{kind.help}; repeat it, or give a quoted glob or a multi-image "
+                           "TIFF, for several frames")
         for opt in kind.options:
             group.add_argument(opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices,
                                metavar=opt.metavar, default=None, action=Once, help=opt.help)
@@ -63,10 +67,10 @@ def add_observation_options(group: Any) -> None:
 
 class Once(argparse.Action):
     """Store an option's value, refusing a second occurrence instead of silently keeping the last
-    (several shots of one kind are not supported yet: each kind takes one file). ``hint`` ends
-    the message; a command may subclass it with its own."""
+    (an option of an observation kind applies to every frame of that kind). ``hint`` ends the
+    message; a command may subclass it with its own."""
 
-    hint = "give one file per observation kind (several shots of one kind are not supported yet)"
+    hint = "give it once (it applies to every frame of its observation kind)"
 
     def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:

@@ -201,7 +201,8 @@ class _Run:
             "image_size": [problem.height, problem.width],
             "channels": problem.channels,
             "observations": [
-                {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe()}
+                {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe(),
+                 "data_term": o.fidelity.describe()}
                 for o, w in zip(problem.observations, problem.weights)
             ],
             "stop": stop.describe() if stop is not None else {"name": "fixed", "steps": config.steps},

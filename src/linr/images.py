@@ -7,6 +7,9 @@ bicubic when the output size differs, as in super-resolution). Palette and CMYK 
 converted to RGB. A JPEG's or TIFF's EXIF orientation is applied on reading (the pixels come
 back upright, as viewers show them), so the output is written upright with no orientation tag.
 
+A multi-image TIFF (pages, or an ImageJ time / depth stack) is read by :func:`read_frames`
+as one image per frame (a burst of observations); :func:`read_image` refuses it.
+
 Arrays handed to the Python API go through :func:`as_float_image`: integer images are scaled by
 their dtype's range (uint8 / 255, uint16 / 65535), as scikit-image's ``img_as_float`` does, and
 ambiguous shapes (channels first) are refused.
@@ -29,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 
-__all__ = ["ImageInfo", "read_image", "read_mask", "write_image", "check_output_path",
+__all__ = ["ImageInfo", "read_image", "read_frames", "read_mask", "write_image", "check_output_path",
            "check_writable_folder", "written_bit_depth", "as_float_image", "WRITE_FORMATS"]
 
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
@@ -85,8 +88,27 @@ def _from_pil(img: Image.Image) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32 on [0, 1]."""
+    """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32 on [0, 1].
+    A multi-image TIFF (a stack) is refused here; :func:`read_frames` reads one."""
     path = Path(path)
+    arrays = _read_arrays(path)
+    if len(arrays) > 1:
+        raise InputError(f"{path}: a TIFF stack of {len(arrays)} images where one image is expected")
+    return _normalise(arrays[0], path)
+
+
+def read_frames(path: str | os.PathLike) -> list[tuple[np.ndarray, ImageInfo]]:
+    """Every image of a file as :func:`read_image` returns one: one for most files, one per
+    image of a multi-image TIFF (its pages, or the planes of a stacked series such as ImageJ's
+    time or depth axis); those frames are named ``FILE[i]`` (from 1) in their info and messages."""
+    path = Path(path)
+    arrays = _read_arrays(path)
+    if len(arrays) == 1:
+        return [_normalise(arrays[0], path)]
+    return [_normalise(arr, f"{path}[{i}]") for i, arr in enumerate(arrays, start=1)]
+
+
+def _read_arrays(path: Path) -> list[np.ndarray]:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -94,27 +116,49 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     try:
         suffix = path.suffix.lower()
         if suffix in (".tif", ".tiff"):
-            import tifffile
+            return _tiff_arrays(path)
+        if suffix == ".png" and _png_bit_depth(path) == 16:
+            return [_read_png16(path)]
+        from PIL import ImageOps
 
-            arr = tifffile.imread(str(path))
-        elif suffix == ".png" and _png_bit_depth(path) == 16:
-            arr = _read_png16(path)
-        else:
-            from PIL import ImageOps
-
-            with Image.open(path) as img:
-                img.load()
-                arr = _from_pil(ImageOps.exif_transpose(img))
+        with Image.open(path) as img:
+            img.load()
+            return [_from_pil(ImageOps.exif_transpose(img))]
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
-    return _normalise(arr, path)
 
 
-def _normalise(arr: np.ndarray, path: Path) -> tuple[np.ndarray, ImageInfo]:
+def _tiff_arrays(path: Path) -> list[np.ndarray]:
+    """The images of a TIFF, each (H, W[, S]): one per series, a series with one axis before
+    its rows (pages, time, depth) split along it; samples (colour) last, as planar files store
+    them first."""
+    import tifffile
+
+    arrays = []
+    with tifffile.TiffFile(str(path)) as tif:
+        for series in tif.series:
+            data, axes = series.asarray(), series.axes
+            if "S" in axes and axes.index("S") != len(axes) - 1:
+                at = axes.index("S")
+                data, axes = np.moveaxis(data, at, -1), axes[:at] + axes[at + 1:] + "S"
+            lead = axes[: axes.index("Y")] if "Y" in axes else ""
+            if not lead:
+                arrays.append(data)
+            elif len(lead) > 1 or lead == "C":
+                raise InputError(f"{path}: a TIFF with axes {axes} (shape {data.shape}); only stacks "
+                                 "of single images along one axis (pages, time or depth) are read")
+            else:
+                arrays += list(data)
+    if not arrays:
+        raise InputError(f"{path}: a TIFF with no image")
+    return arrays
+
+
+def _normalise(arr: np.ndarray, path: Path | str) -> tuple[np.ndarray, ImageInfo]:
     arr = np.asarray(arr)
     if arr.ndim == 2:
         arr = arr[..., None]

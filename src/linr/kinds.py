@@ -24,21 +24,90 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .errors import InputError
-from .images import ImageInfo, read_mask
+from .images import ImageInfo, as_float_image, read_mask
 
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
 
 __all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred",
-           "parse_kernel"]
+           "parse_kernel", "NOISE_MODELS", "noise_term"]
+
+NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian")
+"""Noise models of a noisy observation (``--noise``), each a data term of :mod:`linr.fidelity`."""
 
 
-def noisy(image: np.ndarray, *, weight: float | None = None) -> Observation:
-    """A noisy photo of the scene (identity operator)."""
+def noisy(image: np.ndarray, *, weight: float | None = None, noise: Any = "gaussian",
+          peak: float | None = None, read_noise: float | None = None) -> Observation:
+    """A noisy photo of the scene (identity operator).
+
+    ``noise``: 'gaussian' (the paper's squared error), 'poisson' (photon counts) or
+    'poisson-gaussian' (photon counts plus read noise), or a data term object
+    (:mod:`linr.fidelity`). ``peak`` (photons of a white pixel) and ``read_noise`` (std on the
+    0-255 scale) are estimated from the image when not given (see :func:`noise_term`).
+    """
     from .operators import Identity
     from .problem import Observation
 
-    return Observation(image, Identity(), weight, "noisy", carries_noise=True)
+    if isinstance(noise, str):
+        term, _ = noise_term(as_float_image(image, "noisy image"), noise, peak=peak, read_noise=read_noise)
+    else:
+        if peak is not None or read_noise is not None:
+            raise InputError("peak and read_noise apply to a noise model named by string, not to "
+                             "a data term object")
+        term = noise
+    return Observation(image, Identity(), weight, "noisy", fidelity=term, carries_noise=True)
+
+
+def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
+               read_noise: float | None = None) -> tuple[Any, str | None]:
+    """The data term of a noisy image under a noise model (one of :data:`NOISE_MODELS`), and a
+    line saying what was estimated from the image (None when nothing was).
+
+    ``peak``: expected photon count of a white pixel (the image is counts / peak); ``read_noise``:
+    std of the read noise on the 0-255 scale (poisson-gaussian only). Those not given are
+    estimated (:func:`linr.photon.estimate_photon_noise`); an image too small or too clipped
+    to estimate them from is an error that asks for them.
+    """
+    from .fidelity import Poisson, PoissonGaussian, SquaredError
+
+    if noise not in NOISE_MODELS:
+        raise InputError(f"unknown noise model {noise!r}; choose from {', '.join(NOISE_MODELS)}")
+    if peak is not None and not (peak > 0 and np.isfinite(peak)):
+        raise InputError(f"peak must be a finite number of photons > 0, got {peak}")
+    if read_noise is not None and not (read_noise >= 0 and np.isfinite(read_noise)):
+        raise InputError(f"read noise must be a finite number >= 0 (0-255 scale), got {read_noise}")
+    if noise == "gaussian":
+        if peak is not None:
+            raise InputError("--peak needs --noise poisson or poisson-gaussian")
+        if read_noise is not None:
+            raise InputError("--read-noise needs --noise poisson-gaussian")
+        return SquaredError(), None
+    if noise == "poisson" and read_noise is not None:
+        raise InputError("--read-noise needs --noise poisson-gaussian")
+    with_read = noise == "poisson-gaussian"
+    estimated = None
+    if peak is None or (with_read and read_noise is None):
+        from .photon import estimate_photon_noise
+
+        try:
+            found = estimate_photon_noise(np.asarray(image, dtype=np.float64), read_noise=with_read,
+                                          peak=peak, read_sigma=None if read_noise is None
+                                          else read_noise / 255.0)
+        except ValueError as exc:
+            wanted = "--peak" + (" and --read-noise" if with_read else "")
+            raise InputError(f"cannot estimate the photon noise: {exc}; give {wanted}") from None
+        parts = []
+        if peak is None:
+            peak = found.peak
+            parts.append(f"peak {peak:.3g} photons at white")
+        if with_read and read_noise is None:
+            read_noise = found.read_sigma * 255.0
+            parts.append(f"read noise {read_noise:.3g}/255")
+        estimated = f"{noise} noise estimated from the image: {', '.join(parts)} (rough; give " \
+                    "--peak / --read-noise when known)"
+    if with_read:
+        return PoissonGaussian(peak=float(peak), read_sigma=float(read_noise) / 255.0), estimated
+    return Poisson(peak=float(peak)), estimated
 
 
 def lowres(
@@ -198,8 +267,36 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _build_noisy(image, info, options, notes):
-    return noisy(image), []
+    term, estimated = noise_term(image, options["noise"], peak=options.get("peak"),
+                                 read_noise=options.get("read_noise"))
+    if estimated:
+        notes.append(f"{info.path}: {estimated}")
+    return noisy(image, noise=term), []
 
 
 MAX_FACTOR = 64
@@ -293,8 +390,18 @@ _SIMULATIONS = {
 
 
 KINDS: dict[str, Kind] = {
-    "noisy": Kind("noisy", "a noisy image", "denoise", True, _build_noisy,
-                  simulation=_SIMULATIONS["noisy"]),
+    "noisy": Kind("noisy", "a noisy image", "denoise", True, _build_noisy, (
+        KindOption("--noise", "noise", "noise model of the noisy images, which picks the data term: "
+                   "gaussian (default; squared error), poisson (photon counts) or "
+                   "poisson-gaussian (photon counts plus read noise)", choices=NOISE_MODELS,
+                   default="gaussian"),
+        KindOption("--peak", "peak", "photons a white pixel collected (the image is counts / PEAK; "
+                   "with --noise poisson or poisson-gaussian; default: estimated from each image)",
+                   type=_positive_float, metavar="PHOTONS"),
+        KindOption("--read-noise", "read_noise", "read noise std on the 0-255 scale (with --noise "
+                   "poisson-gaussian; default: estimated from each image)", type=_nonneg_float,
+                   metavar="SIGMA"),
+    ), _SIMULATIONS["noisy"]),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
         KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4)",
                    type=_positive_int, default=4),

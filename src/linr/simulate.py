@@ -15,6 +15,7 @@ from .operators import Blur
 
 __all__ = [
     "add_gaussian_noise",
+    "add_photon_noise",
     "bernoulli_mask",
     "crop_to_multiple",
     "lanczos_downscale",
@@ -39,6 +40,22 @@ def add_gaussian_noise(image: np.ndarray, sigma: float, *, seed: int = 0, clip: 
     image = _as_hwc(image)
     rng = np.random.default_rng(seed)
     noisy = image + rng.normal(0.0, sigma / 255.0, size=image.shape)
+    return (np.clip(noisy, 0.0, 1.0) if clip else noisy).astype(np.float32)
+
+
+def add_photon_noise(image: np.ndarray, peak: float, *, read_sigma: float = 0.0, seed: int = 0,
+                     clip: bool = True) -> np.ndarray:
+    """Photon noise: ``Poisson(peak * image) / peak`` (``peak``: the expected count of a white
+    pixel), plus Gaussian read noise of std ``read_sigma`` (0-255 scale), clipped to [0, 1]."""
+    if not (peak > 0 and math.isfinite(peak)):
+        raise ValueError(f"photon peak must be a finite number > 0, got {peak}")
+    if not read_sigma >= 0:
+        raise ValueError(f"read noise sigma must be >= 0, got {read_sigma}")
+    image = np.clip(_as_hwc(image), 0.0, None)
+    rng = np.random.default_rng(seed)
+    noisy = rng.poisson(image * peak) / peak
+    if read_sigma > 0:
+        noisy = noisy + rng.normal(0.0, read_sigma / 255.0, size=image.shape)
     return (np.clip(noisy, 0.0, 1.0) if clip else noisy).astype(np.float32)
 
 

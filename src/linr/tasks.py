@@ -57,7 +57,12 @@ class Preset:
     """Steps per observation kind; a joint fit uses the largest of its kinds."""
     lr: float = 1e-4
     joint_noisy_weight: float = 0.1
-    """Weight of an observation that carries noise in a joint fit (1.0 when it is alone)."""
+    """Weight of an observation that carries noise in a joint fit (1.0 when it is alone). Every
+    frame of a burst gets it: N noisy frames alone share one factor, which changes nothing
+    (Adam's steps do not depend on the loss's scale; tests/test_bursts.py checks it); beside
+    other kinds, N noisy frames weigh 0.1 N together, as the log-likelihoods of independent
+    frames add. The weight is per kind, not per measured noise level: frames of different noise
+    take ``weight=`` (``--weight`` applies to every frame of a kind)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     schedule: str = "constant"
     """Learning-rate schedule (see :class:`~linr.fit.FitConfig`)."""

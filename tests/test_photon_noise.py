@@ -1,0 +1,119 @@
+"""Photon noise: the Poisson-Gaussian data term, the photon-level estimate, ``--noise`` on
+``linr restore`` (with automatic stopping) and ``--poisson`` in ``linr degrade``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.cli import main
+from linr.errors import InputError
+from linr.fidelity import Poisson, PoissonGaussian, data_term
+from linr.images import read_image, write_image
+from linr.photon import estimate_photon_noise
+from linr.simulate import add_photon_noise
+
+from .conftest import crop, load
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return crop(load("set9/house.png"), 24)
+
+
+def run_err(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
+    return err
+
+
+def test_poisson_gaussian_is_poisson_without_read_noise_and_peaks_at_the_rate():
+    gen = torch.Generator().manual_seed(1)
+    pred = torch.rand(50, dtype=torch.float64, generator=gen) * 2 - 1
+    target = torch.rand(50, dtype=torch.float64, generator=gen) * 2 - 1
+    assert torch.allclose(PoissonGaussian(peak=7.0).elementwise(pred, target),
+                          Poisson(peak=7.0).elementwise(pred, target), rtol=1e-12)
+    grid = torch.linspace(-0.99, 0.99, 1981, dtype=torch.float64)
+    k = torch.full_like(grid, -0.5)  # a dark target: where the read noise's shift matters most
+    values = PoissonGaussian(peak=10.0, read_sigma=0.05).elementwise(grid, k)
+    assert grid[int(values.argmin())].item() == pytest.approx(-0.5, abs=1e-3)
+    assert data_term("poisson_gaussian", peak=3.0, read_sigma=0.1) == PoissonGaussian(3.0, 0.1)
+
+
+def test_photon_noise_simulation_has_the_model_variance():
+    flat = np.full((200, 200, 1), 0.4)
+    y = add_photon_noise(flat, 25.0, read_sigma=10.0, seed=3, clip=False)
+    assert y.mean() == pytest.approx(0.4, abs=0.003)
+    assert y.var() == pytest.approx(0.4 / 25 + (10 / 255) ** 2, rel=0.03)
+
+
+def test_the_photon_level_is_estimated_from_one_image():
+    ramp = np.linspace(0.05, 0.95, 96)[None, :, None] * np.ones((96, 1, 1))
+    rng = np.random.default_rng(0)
+    counts = np.clip(rng.poisson(ramp * 30) / 30, 0, 1)
+    assert estimate_photon_noise(counts, read_noise=False).peak == pytest.approx(30, rel=0.1)
+    read = np.clip(counts + rng.normal(0, 8 / 255, counts.shape), 0, 1)
+    assert estimate_photon_noise(read, peak=30.0).read_sigma * 255 == pytest.approx(8, rel=0.25)
+    with pytest.raises(ValueError, match="too few"):
+        estimate_photon_noise(counts[:16, :16])
+    obs = linr.noisy(counts, noise="poisson")  # Python: the same estimate, as a data term
+    assert isinstance(obs.fidelity, Poisson) and obs.fidelity.peak == pytest.approx(30, rel=0.1)
+    with pytest.raises(InputError, match="give --peak"):
+        linr.noisy(counts[:16, :16], noise="poisson")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--noise", "laplace"], "argument --noise: invalid choice: 'laplace'"),
+    (["--noise", "poisson", "--peak", "0"], "argument --peak: expected a positive number, got '0'"),
+    (["--noise", "poisson", "--peak", "nan"], "argument --peak: expected a positive number, got 'nan'"),
+    (["--noise", "poisson-gaussian", "--peak", "9", "--read-noise", "-1"],
+     "argument --read-noise: expected a number >= 0, got '-1'"),
+    (["--peak", "9"], "--peak needs --noise poisson or poisson-gaussian"),
+    (["--noise", "poisson", "--peak", "9", "--read-noise", "2"], "--read-noise needs --noise poisson-gaussian"),
+    (["--noise", "poisson"], "cannot estimate the photon noise: too few"),  # 12 px: give --peak
+])
+def test_bad_noise_options_are_one_line_before_the_fit(tmp_path, capsys, clean, argv, message):
+    write_image(tmp_path / "n.png", add_photon_noise(clean[:12, :12], 20.0, seed=0))
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "n.png"), *argv, "-o",
+                           str(tmp_path / "o.png"), "--steps", "2", "--width", "16", "--depth", "2"])
+    assert message in err
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--noise", "poisson", "--lowres", "{n}"], "--noise needs --noisy"),
+    (["degrade", "{c}", "--poisson", "0"], "argument --poisson: expected a positive number"),
+    (["degrade", "{c}", "--noise", "20", "--read-noise", "3"], "--read-noise needs --poisson"),
+])
+def test_noise_options_without_their_target(tmp_path, capsys, clean, argv, message):
+    write_image(tmp_path / "c.png", clean)
+    argv = [a.format(n=tmp_path / "c.png", c=tmp_path / "c.png") for a in argv]
+    command = argv if argv[0] == "degrade" else ["restore", *argv, "--steps", "2", "--width", "16"]
+    assert message in run_err(capsys, [*command, "-o", str(tmp_path / "o.png")])
+
+
+def test_degrade_then_restore_photon_noise_with_automatic_stopping(tmp_path, capsys, clean):
+    noisy, out, report = tmp_path / "noisy.png", tmp_path / "out.png", tmp_path / "r.json"
+    assert main(["degrade", _write(tmp_path, clean), "-o",
+                 str(noisy), "--poisson", "20", "--read-noise", "4"]) == 0
+    assert "photon noise, peak 20 photons, read noise 4/255" in capsys.readouterr().out
+    assert main(["restore", "--noisy", str(noisy), "--noise", "poisson-gaussian", "--peak", "20",
+                 "--read-noise", "4", "-o", str(out), "--report", str(report), "--steps", "12",
+                 "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
+    data = json.loads(report.read_text())
+    assert data["settings"]["observations"][0]["data_term"] == {"name": "poisson_gaussian", "peak": 20.0,
+                                                                 "read_sigma": pytest.approx(4 / 255)}
+    assert data["settings"]["stop"]["name"] == "holdout"  # automatic stopping, on this data term
+    assert read_image(out)[0].shape == clean.shape
+
+
+def _write(folder, image):
+    path = folder / "clean.png"
+    write_image(path, image)
+    return str(path)
