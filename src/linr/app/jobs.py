@@ -143,15 +143,18 @@ class Job:
     started: float | None = None
     elapsed_s: float = 0.0
     stop_state: str = ""
-    before: np.ndarray | None = None
+    before: np.ndarray | None = field(default=None, repr=False)
     """The first observation, (h, w, C) on [0, 1]: the 'before' of the comparison."""
-    preview: np.ndarray | None = None
+    preview: np.ndarray | None = field(default=None, repr=False)
     """The current restoration, refreshed every few seconds while the fit runs."""
     preview_step: int = 0
     result: JobResult | None = None
     error: str | None = None
     queue_position: int = 0
+    """While queued: how many jobs are ahead of it (the running one included)."""
     _prepared: _Prepared | None = field(default=None, repr=False)
+    _released: bool = field(default=False, repr=False)
+    """Whether the worker is done with the job's files (set under the runner's lock)."""
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -183,7 +186,7 @@ class Job:
     def describe(self) -> str:
         """One line for the page: where the job stands."""
         if self.state == "queued":
-            ahead = self.queue_position - 1
+            ahead = self.queue_position
             return ("queued: waiting for the fit before it" if ahead == 1 else
                     f"queued: waiting for {ahead} fits before it" if ahead > 1 else "queued: starting")
         if self.state == "running":
@@ -429,9 +432,10 @@ class JobRunner:
         job.cancel()
         with self._lock:
             self._jobs.pop(job.id, None)
-        if job.finished:
+            released = job._released
+        if released:
             shutil.rmtree(job.folder, ignore_errors=True)
-        # else: the worker removes the folder when the cancelled fit returns
+        # else: the worker removes the folder when the cancelled fit lets go of it
 
     def close(self) -> None:
         """Cancel every job, stop the worker and remove the private folder."""
@@ -445,26 +449,26 @@ class JobRunner:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _renumber(self) -> None:
-        for position, job in enumerate(self._pending, start=1):
-            job.queue_position = position
+        for ahead, job in enumerate(self._pending):  # the first is running (or about to)
+            job.queue_position = ahead
 
     def _work(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 return
-            with self._lock:
-                self._pending.remove(job)
-                self._renumber()
             try:
                 self._run(job)
             finally:
                 job._prepared = None
-                job._finished.set()
-                with self._lock:
+                with self._lock:  # decided under the lock with discard(): one of them removes
+                    self._pending.remove(job)
+                    self._renumber()
+                    job._released = True
                     discarded = job.id not in self._jobs
                 if discarded:
                     shutil.rmtree(job.folder, ignore_errors=True)
+                job._finished.set()
 
     def _run(self, job: Job) -> None:
         from ..errors import DivergenceError
