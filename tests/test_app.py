@@ -269,10 +269,13 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         def status() -> str:
             return find("#linr-status").text
 
+        def uploaded(elem_id: str, name: str) -> bool:
+            return bool(d.find_elements(By.CSS_SELECTOR, f"#{elem_id} [aria-label='{name}']"))
+
         wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-start"), 60, "the page")
         # a text file: a message on the page, no traceback
         find("#linr-noisy input[type=file]").send_keys(str(tmp_path / "notes.txt"))
-        wait_for(lambda: "notes.txt" in find("#linr-noisy").text, 30, "the upload")
+        wait_for(lambda: uploaded("linr-noisy", "notes.txt"), 30, "the upload")
         find("#linr-start").click()
         wait_for(lambda: status().startswith("Error"), 60, "the error message")
         assert status() == "Error: notes.txt: not an image (PNG, JPEG, TIFF or BMP)"
@@ -282,7 +285,7 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         find("#linr-noisy button[aria-label='Clear']").click()
         find("#linr-noisy input[type=file]").send_keys(str(tmp_path / "noisy.png"))
         find("#linr-reference input[type=file]").send_keys(str(tmp_path / "clean.png"))
-        wait_for(lambda: "noisy.png" in find("#linr-noisy").text and "clean.png" in find("#linr-reference").text,
+        wait_for(lambda: uploaded("linr-noisy", "noisy.png") and uploaded("linr-reference", "clean.png"),
                  30, "the uploads")
         d.find_element(By.XPATH, "//label[.//input[@value='fast']]").click()
         steps = find("#linr-steps input")

@@ -105,7 +105,9 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
     sessions = _Sessions(runner)
     upload_folder = Path(os.path.realpath(get_upload_folder()))
 
-    with gr.Blocks(title="linr: restore an image", analytics_enabled=False) as page:
+    # delete_cache: Gradio's copies of uploads and shown images go after an hour (checked every 10 min)
+    with gr.Blocks(title="linr: restore an image", analytics_enabled=False,
+                   delete_cache=(600, 3600)) as page:
         gr.Markdown("## linr: restore an image\nZero-shot restoration with a small neural network "
                     "fitted to your image. Add one image, or several shots of the same scene "
                     "(they are restored jointly), say what each is, and press **Restore**. "
@@ -231,6 +233,12 @@ def serve(host: str = "127.0.0.1", port: int = 7860, *, device: str = "auto",
     if not block:
         return page, runner, url
     print(f"linr app: open {url} (Ctrl-C stops it and deletes its files)", flush=True)
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` cleans up like Ctrl-C
     try:
         page.block_thread()
     finally:
