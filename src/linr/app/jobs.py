@@ -125,7 +125,6 @@ class _Prepared:
     reference: np.ndarray | None
     config: Any
     stop: Any
-    preset: str | None
     download_name: str
 
 
@@ -157,8 +156,6 @@ class Job:
     """Whether the worker is done with the job's files (set under the runner's lock)."""
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    FINAL_STATES = ("done", "cancelled", "failed")
 
     @property
     def finished(self) -> bool:
@@ -350,7 +347,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
                              f"{reference.shape[0]} with {reference.shape[2]} channel(s), the "
                              f"restored image will be {width}x{height} with {channels}")
     first = next(kind for kind in files)
-    return _Prepared(obs, infos, reference, config, stop, preset, _download_name(images[first]))
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]))
 
 
 # --- running ------------------------------------------------------------------------------------
