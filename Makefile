@@ -24,9 +24,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,plot]'
 	touch $(STAMP)
 
-# Ray for `linr batch --backend ray` and its test; where no wheel fits, that test skips and says why
+# Ray for `linr batch --backend ray` and its test; Gradio and Selenium for the `linr app` browser
+# test (which also needs Chromium and chromedriver from the system: Debian `apt-get install
+# chromium chromium-driver`); where one cannot be installed, its test skips and says why
 $(TESTSTAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[ray]' || echo "linr: Ray could not be installed; the Ray batch test will be skipped"
+	$(BIN)/python -m pip install -q -e '.[app]' selenium || echo "linr: Gradio or Selenium could not be installed; the app's browser test will be skipped"
 	touch $(TESTSTAMP)
 
 setup: $(STAMP)

@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMAND_MODULES = ("linr.bench", "linr.batch")
+COMMAND_MODULES = ("linr.bench", "linr.batch", "linr.app")
 """Modules that add further commands: each has ``register(subparsers)``, imports nothing heavy at
 module level, and sets ``func`` on its parser like the commands above."""
 

@@ -1,0 +1,526 @@
+"""The web app's jobs, without the web: uploads checked into a private folder, one fit at a time
+per device, progress with an ETA, a preview every few seconds, cancel, the result at the input's
+bit depth. :mod:`linr.app.page` builds the page on this; tests drive it directly.
+
+    >>> runner = JobRunner()                                                # doctest: +SKIP
+    >>> job = runner.submit(JobRequest({"noisy": Upload("shot.png", data)})) # doctest: +SKIP
+    >>> job.wait(); job.result.path                                         # doctest: +SKIP
+
+Safety: an upload is bytes and a name; the name is used only in messages (its folders dropped),
+never as a path. Files live in one private temporary folder (mode 0700), one subfolder per job,
+removed when the job is discarded and the whole folder when the runner closes. A blur kernel is
+only ever a ``gaussian:WIDTH:SIGMA`` spec here, never a file name. Every problem with an upload
+is an :class:`~linr.errors.InputError` with one line that names the upload as the user knows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, LinrError
+
+__all__ = ["Upload", "UploadLimits", "JobRequest", "Job", "JobResult", "JobRunner", "JobCancelled",
+           "PRESET_CHOICES", "check_upload"]
+
+log = logging.getLogger(__name__)
+
+PRESET_CHOICES = {
+    "default": None,
+    "paper": "paper",
+    "fast": "fast",
+}
+"""Preset names offered on the page -> the preset given to :func:`linr.tasks.resolve` (None: the
+defaults: the paper's network with automatic stopping on noisy inputs)."""
+
+IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"BM", ".bmp"),
+)
+"""File signatures of the formats linr reads; an upload is stored under the suffix its bytes
+say (never the one its name says)."""
+
+
+class JobCancelled(Exception):
+    """Raised inside the fit (from its per-step callback) when its job was cancelled."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as the browser sent it: its name (for messages only) and its bytes."""
+
+    name: str
+    data: bytes
+
+    @property
+    def display_name(self) -> str:
+        """The name without any folders or control characters, at most 80 characters."""
+        base = re.split(r"[\\/]", self.name)[-1]
+        base = "".join(ch for ch in base if ch.isprintable()).strip()
+        return (base or "upload")[:80]
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Largest upload accepted, in bytes and in pixels (also the largest restored image)."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 1024 * 1024
+    max_steps: int = 20_000
+
+
+@dataclass
+class JobRequest:
+    """What the page sends: images by observation kind (noisy, lowres, masked, blurred) and their
+    options, an optional clean reference, the preset and an optional step budget."""
+
+    images: dict[str, Upload]
+    factor: int = 4
+    mask: Upload | None = None
+    kernel: str = "gaussian:25:1.6"
+    reference: Upload | None = None
+    preset: str = "default"
+    steps: int | None = None
+    model: Any = None
+    """A :class:`~linr.models.ModelConfig` overriding the preset's network (tests: a small one)."""
+    seed: int = 0
+
+
+@dataclass
+class JobResult:
+    """A finished restoration."""
+
+    image: np.ndarray
+    """(H, W, C) float32, clipped to [0, 1]."""
+    path: Path
+    """The result file (PNG, 16-bit when an input had more than 8 bits)."""
+    bit_depth: int
+    steps_run: int
+    stop_step: int
+    stop_reason: str
+    fit_s: float
+    metrics: dict[str, Any] | None
+    """``linr.metrics.report`` against the reference, when one was uploaded."""
+
+
+@dataclass
+class _Prepared:
+    observations: list[Any]
+    infos: list[Any]
+    reference: np.ndarray | None
+    config: Any
+    stop: Any
+    download_name: str
+
+
+@dataclass
+class Job:
+    """One restoration: queued, running, then done, cancelled or failed. Read its fields from any
+    thread; only the runner's worker writes them."""
+
+    id: str
+    folder: Path
+    state: str = "queued"
+    step: int = 0
+    budget: int = 0
+    automatic_stop: bool = False
+    started: float | None = None
+    elapsed_s: float = 0.0
+    stop_state: str = ""
+    before: np.ndarray | None = field(default=None, repr=False)
+    """The first observation, (h, w, C) on [0, 1]: the 'before' of the comparison."""
+    preview: np.ndarray | None = field(default=None, repr=False)
+    """The current restoration, refreshed every few seconds while the fit runs."""
+    preview_step: int = 0
+    result: JobResult | None = None
+    error: str | None = None
+    queue_position: int = 0
+    """While queued: how many jobs are ahead of it (the running one included)."""
+    _prepared: _Prepared | None = field(default=None, repr=False)
+    _released: bool = field(default=False, repr=False)
+    """Whether the worker is done with the job's files (set under the runner's lock)."""
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def cancel(self) -> None:
+        """Ask the fit to stop: it ends at its next step (a queued job never starts)."""
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is finished; False on timeout."""
+        return self._finished.wait(timeout)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left if the whole step budget runs (an upper bound under an automatic stop)."""
+        if self.state != "running" or self.step < 1:
+            return None
+        return self.elapsed_s / self.step * max(self.budget - self.step, 0)
+
+    def describe(self) -> str:
+        """One line for the page: where the job stands."""
+        if self.state == "queued":
+            ahead = self.queue_position
+            return ("queued: waiting for the fit before it" if ahead == 1 else
+                    f"queued: waiting for {ahead} fits before it" if ahead > 1 else "queued: starting")
+        if self.state == "running":
+            if self.step == 0:
+                return "running: setting up the fit"
+            budget = f"at most {self.budget}" if self.automatic_stop else f"{self.budget}"
+            eta = self.eta_s
+            left = "" if eta is None else (f", at most {eta:.0f} s left" if self.automatic_stop
+                                           else f", about {eta:.0f} s left")
+            text = f"running: step {self.step} of {budget} ({self.elapsed_s:.0f} s{left})"
+            return f"{text}; {self.stop_state}" if self.stop_state else text
+        if self.state == "done" and self.result is not None:
+            r = self.result
+            return (f"done: {r.steps_run} steps in {r.fit_s:.1f} s; {r.stop_reason}; returned the "
+                    f"iterate of step {r.stop_step}")
+        if self.state == "cancelled":
+            return f"cancelled at step {self.step}"
+        return f"error: {self.error}"
+
+
+# --- checking uploads ---------------------------------------------------------------------------
+
+
+def _format_suffix(data: bytes) -> str | None:
+    for magic, suffix in IMAGE_MAGIC:
+        if data.startswith(magic):
+            return suffix
+    return None
+
+
+def _pixel_count(path: Path, suffix: str) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding its pixels."""
+    if suffix == ".tif":
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.pages[0].shape
+        if len(shape) < 2:
+            raise ValueError("not an image")
+        rgb_last = len(shape) == 3 and shape[2] in (1, 2, 3, 4)
+        height, width = (shape[0], shape[1]) if rgb_last or len(shape) == 2 else (shape[-2], shape[-1])
+        return int(width), int(height)
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size
+
+
+def check_upload(upload: Upload, folder: Path, stem: str, limits: UploadLimits) -> Path:
+    """Store ``upload`` in ``folder`` as ``stem`` plus the suffix its bytes say, after checking its
+    size, its format (by signature) and its pixel count from the header. Returns the path."""
+    name = upload.display_name
+    if len(upload.data) == 0:
+        raise InputError(f"{name}: the file is empty")
+    if len(upload.data) > limits.max_bytes:
+        raise InputError(f"{name}: {len(upload.data) / 2**20:.1f} MB is more than this app accepts "
+                         f"({limits.max_bytes / 2**20:.0f} MB)")
+    suffix = _format_suffix(upload.data)
+    if suffix is None:
+        raise InputError(f"{name}: not an image (PNG, JPEG, TIFF or BMP)")
+    path = folder / f"{stem}{suffix}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(upload.data)
+    from PIL import Image
+
+    try:
+        width, height = _pixel_count(path, suffix)
+    except Image.DecompressionBombError:
+        raise InputError(f"{name}: image too large (more than {limits.max_pixels:,} pixels)") from None
+    except Exception as exc:
+        raise InputError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+    if width * height > limits.max_pixels:
+        raise InputError(f"{name}: {width}x{height} is {width * height:,} pixels, more than this "
+                         f"app restores ({limits.max_pixels:,})")
+    return path
+
+
+def _public(message: str, names: dict[str, str], folder: Path) -> str:
+    """``message`` with every private file path replaced by the name the user uploaded."""
+    for path, name in sorted(names.items(), key=lambda item: -len(item[0])):
+        message = message.replace(path, name)
+    return message.replace(str(folder), "upload")
+
+
+def _download_name(upload: Upload) -> str:
+    stem = Path(upload.display_name).stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
+    return f"{stem[:60]}_restored.png"
+
+
+def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str) -> _Prepared:
+    """Check every upload and option of ``request`` (files go to ``folder``) and resolve the fit.
+    Raises :class:`InputError` with one line naming the upload."""
+    from ..kinds import KINDS
+
+    unknown = [kind for kind in request.images if kind not in KINDS]
+    if unknown:
+        raise InputError(f"unknown observation kind(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    images = {kind: up for kind, up in request.images.items() if up is not None}
+    if not images:
+        raise InputError("add at least one image (noisy, low-res, masked or blurred)")
+    if request.preset not in PRESET_CHOICES:
+        raise InputError(f"unknown preset {request.preset!r}; choose from {', '.join(PRESET_CHOICES)}")
+    if request.steps is not None and not 1 <= request.steps <= limits.max_steps:
+        raise InputError(f"steps must be between 1 and {limits.max_steps}, got {request.steps}")
+    if "masked" in images and request.mask is None:
+        raise InputError("a masked image needs its mask (white = observed)")
+    if "masked" not in images and request.mask is not None:
+        raise InputError("a mask was given without a masked image")
+    if "lowres" in images and not 1 <= int(request.factor) <= 16:
+        raise InputError(f"the low-res factor must be between 1 and 16, got {request.factor}")
+    kernel = (request.kernel or "").strip()
+    if "blurred" in images and not kernel.startswith("gaussian:"):
+        raise InputError(f"blur kernel {kernel!r}: give it as gaussian:WIDTH:SIGMA, e.g. gaussian:25:1.6")
+
+    names: dict[str, str] = {}
+    files: dict[str, str] = {}
+    for kind, upload in images.items():
+        path = check_upload(upload, folder, kind, limits)
+        files[kind], names[str(path)] = str(path), upload.display_name
+    options: dict[str, Any] = {"factor": int(request.factor)}
+    if request.mask is not None:
+        path = check_upload(request.mask, folder, "mask", limits)
+        options["mask"], names[str(path)] = str(path), request.mask.display_name
+    if "blurred" in images:
+        options["kernel"] = kernel
+    reference_path = None
+    if request.reference is not None:
+        reference_path = check_upload(request.reference, folder, "reference", limits)
+        names[str(reference_path)] = request.reference.display_name
+    try:
+        return _resolve(request, files, options, reference_path, limits, device, images)
+    except LinrError as exc:
+        raise InputError(_public(str(exc), names, folder)) from None
+
+
+def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any],
+             reference_path: Path | None, limits: UploadLimits, device: str,
+             images: dict[str, Upload]) -> _Prepared:
+    from ..images import read_image
+    from ..problem import clean_shape
+    from ..scene import load_scene
+    from ..tasks import resolve, resolve_stop
+
+    observations, infos, _ = load_scene(files, options)
+    height, width = clean_shape(observations)
+    if height * width > limits.max_pixels:
+        raise InputError(f"the restored image would be {width}x{height} = {height * width:,} "
+                         f"pixels, more than this app restores ({limits.max_pixels:,})")
+    preset = PRESET_CHOICES[request.preset]
+    obs, config = resolve(observations, preset=preset, steps=request.steps, seed=request.seed,
+                          device=device, model=request.model, progress=False)
+    stop = resolve_stop(obs, preset=preset, steps=request.steps)
+    reference = None
+    if reference_path is not None:
+        reference, _ = read_image(reference_path)
+        channels = observations[0].channels
+        if reference.shape != (height, width, channels):
+            raise InputError(f"{reference_path}: the reference is {reference.shape[1]}x"
+                             f"{reference.shape[0]} with {reference.shape[2]} channel(s), the "
+                             f"restored image will be {width}x{height} with {channels}")
+    first = next(kind for kind in files)
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]))
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def _stop_state(rule: Any) -> str:
+    """What an automatic stop rule has seen so far, in words (empty for a fixed step count)."""
+    if rule is None:
+        return ""
+    rules = getattr(rule, "rules", [rule])
+    parts = []
+    for r in rules:
+        tracker = getattr(r, "tracker", None)
+        if tracker is not None and tracker.best_step >= 0:
+            parts.append(f"{r.name} rule: best so far at step {tracker.best_step + 1}, stops "
+                         f"{tracker.patience} steps after its last new best")
+        elif tracker is not None:
+            parts.append(f"{r.name} rule: watching")
+    return "; ".join(parts)
+
+
+class JobRunner:
+    """Runs jobs one at a time on one device, in a worker thread, in submission order.
+
+    ``submit`` checks a request at once (a bad upload raises :class:`InputError` there) and
+    queues it. Each job has an unguessable id; the page keeps a user's own id in their session,
+    so nobody sees another's job. ``discard`` cancels a job and deletes its files; ``close``
+    does so for all and removes the private folder.
+    """
+
+    def __init__(self, *, device: str = "auto", limits: UploadLimits | None = None,
+                 preview_every_s: float = 2.0, root: str | os.PathLike | None = None):
+        from ..problem import resolve_device
+
+        resolve_device(device)  # an unavailable device is an error now, not at the first job
+        self.device = device
+        self.limits = limits or UploadLimits()
+        self.preview_every_s = preview_every_s
+        self.root = Path(tempfile.mkdtemp(prefix="linr-app-", dir=root))  # mode 0700
+        self._jobs: dict[str, Job] = {}
+        self._pending: list[Job] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="linr-app-fit", daemon=True)
+        self._worker.start()
+        self._closed = False
+
+    def submit(self, request: JobRequest) -> Job:
+        if self._closed:
+            raise InputError("the app is shutting down")
+        job_id = secrets.token_urlsafe(16)
+        folder = self.root / job_id
+        folder.mkdir(mode=0o700)
+        job = Job(job_id, folder)
+        try:
+            job._prepared = prepare(request, folder, self.limits, self.device)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job.before = np.clip(job._prepared.observations[0].image, 0.0, 1.0)
+        job.budget = job._prepared.config.steps
+        job.automatic_stop = job._prepared.stop is not None
+        with self._lock:
+            self._jobs[job_id] = job
+            self._pending.append(job)
+            self._renumber()
+        self._queue.put(job)
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id) if job_id else None
+
+    def discard(self, job_id: str | None) -> None:
+        """Cancel the job (if it runs) and delete its files once its fit has let go of them."""
+        job = self.get(job_id)
+        if job is None:
+            return
+        job.cancel()
+        with self._lock:
+            self._jobs.pop(job.id, None)
+            released = job._released
+        if released:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        # else: the worker removes the folder when the cancelled fit lets go of it
+
+    def close(self) -> None:
+        """Cancel every job, stop the worker and remove the private folder."""
+        self._closed = True
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+        self._queue.put(None)
+        self._worker.join(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _renumber(self) -> None:
+        for ahead, job in enumerate(self._pending):  # the first is running (or about to)
+            job.queue_position = ahead
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            finally:
+                job._prepared = None
+                with self._lock:  # decided under the lock with discard(): one of them removes
+                    self._pending.remove(job)
+                    self._renumber()
+                    job._released = True
+                    discarded = job.id not in self._jobs
+                if discarded:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+                job._finished.set()
+
+    def _run(self, job: Job) -> None:
+        from ..errors import DivergenceError
+        from ..fit import fit
+
+        prepared = job._prepared
+        assert prepared is not None
+        if job.cancel_requested:
+            job.state = "cancelled"
+            return
+        job.state = "running"
+        job.started = time.perf_counter()
+        last_preview = [0.0]
+
+        def each_step(step: int, output: Any, loss: float) -> None:
+            job.step = step + 1
+            job.elapsed_s = time.perf_counter() - job.started
+            if job.cancel_requested:
+                raise JobCancelled()
+            now = time.perf_counter()
+            if output is not None and (now - last_preview[0] >= self.preview_every_s or step == 0):
+                last_preview[0] = now
+                image = ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
+                job.preview, job.preview_step = image, step + 1
+                job.stop_state = _stop_state(prepared.stop)
+
+        try:
+            result = fit(prepared.observations, prepared.config, reference=prepared.reference,
+                         stop=prepared.stop, callback=each_step)
+            job.result = self._finish(job, prepared, result)
+            job.state = "done"
+        except JobCancelled:
+            job.state = "cancelled"
+        except DivergenceError as exc:
+            job.error, job.state = str(exc), "failed"
+        except LinrError as exc:
+            job.error, job.state = str(exc), "failed"
+        except MemoryError:
+            job.error, job.state = "out of memory: try a smaller image", "failed"
+        except Exception as exc:  # a bug: one line on the page, the traceback in the server's log
+            log.exception("job %s failed", job.id)
+            job.error, job.state = f"internal error ({exc.__class__.__name__}); see the server's log", "failed"
+
+    def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
+        from ..images import write_image
+        from ..metrics import report
+
+        image = np.clip(result.image, 0.0, 1.0)
+        depth = max(info.bit_depth for info in prepared.infos)
+        bit_depth = 8 if depth == 8 else 16  # a float input is written as a 16-bit PNG
+        alpha = next((info.alpha for info in prepared.infos if info.alpha is not None), None)
+        path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=alpha)
+        metrics = None
+        if prepared.reference is not None:
+            task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
+            metrics = report(prepared.reference, result.image, task)
+        return JobResult(image, path, bit_depth, result.steps_run, result.stop_step,
+                         result.stop_reason, result.timings["fit_s"], metrics)

@@ -1,0 +1,321 @@
+"""``linr app``: the job logic without a browser (uploads, restoration, bit depth, queue, cancel)
+and the page in a real headless Chromium (skipped, saying why, without Gradio, Selenium or the
+browser: ``pip install 'linr[app]' selenium``; Debian: ``apt-get install chromium chromium-driver``).
+
+``LINR_APP_SCREENSHOT=docs/app.png`` makes the browser test save a screenshot of the finished page.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linr.app.jobs import JobRequest, JobRunner, Upload, UploadLimits
+from linr.errors import InputError
+from linr.metrics import psnr
+from linr.models import ModelConfig
+
+SMALL = ModelConfig(width=32)
+QUICK = ModelConfig(width=64)
+"""On the 32-px crop a 64-wide SIREN passes the noisy input's PSNR by step 100 (32 wide: 250)."""
+
+
+def png_bytes(image: np.ndarray, bit_depth: int = 8) -> bytes:
+    from PIL import Image
+
+    if bit_depth == 16:
+        import png
+
+        data = np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)
+        h, w, c = data.shape
+        out = io.BytesIO()
+        png.from_array(data.reshape(h, w * c), ("L" if c == 1 else "RGB") + ";16").write(out)
+        return out.getvalue()
+    out = io.BytesIO()
+    arr = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def crops() -> tuple[np.ndarray, np.ndarray]:
+    """A clean 32x32 crop of scikit-image's astronaut and a noisy one (sigma 25, 8-bit)."""
+    from skimage import data
+
+    from linr.simulate import add_gaussian_noise
+
+    clean = data.astronaut()[100:132, 180:212].astype(np.float32) / 255
+    noisy = np.round(np.clip(add_gaussian_noise(clean, 25, seed=0), 0, 1) * 255) / 255
+    return clean, noisy.astype(np.float32)
+
+
+@pytest.fixture
+def runner():
+    r = JobRunner(device="cpu", preview_every_s=0.0)
+    yield r
+    r.close()
+    assert not r.root.exists()
+
+
+def refused(runner: JobRunner, request: JobRequest) -> str:
+    with pytest.raises(InputError) as info:
+        runner.submit(request)
+    assert list(runner.root.iterdir()) == []  # the refused job's files are gone
+    return str(info.value)
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+def test_bad_uploads_are_one_line_messages_naming_the_file_as_uploaded(runner, crops):
+    clean, noisy = crops
+    message = refused(runner, JobRequest({"noisy": Upload("C:\\Users\\me\\notes.txt", b"hello\n")}))
+    assert message == "notes.txt: not an image (PNG, JPEG, TIFF or BMP)"
+    assert refused(runner, JobRequest({"noisy": Upload("empty.png", b"")})) == "empty.png: the file is empty"
+    truncated = png_bytes(noisy)[:40]
+    assert refused(runner, JobRequest({"noisy": Upload("cut.png", truncated)})).startswith("cut.png: not a readable image")
+    mask = png_bytes(np.ones((16, 16, 1), np.float32))
+    message = refused(runner, JobRequest({"masked": Upload("holes.png", png_bytes(noisy))},
+                                         mask=Upload("mask.png", mask)))
+    assert message == "mask.png: mask is 16x16 but the image is 32x32 (width x height)"
+    assert str(runner.root) not in message
+    assert refused(runner, JobRequest({"masked": Upload("holes.png", png_bytes(noisy))})) == \
+        "a masked image needs its mask (white = observed)"
+    assert refused(runner, JobRequest({})) == "add at least one image (noisy, low-res, masked or blurred)"
+    reference = Upload("clean.png", png_bytes(clean[:16]))
+    message = refused(runner, JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, reference=reference))
+    assert message.startswith("clean.png: the reference is 32x16")
+
+
+def test_a_kernel_is_never_a_file_from_the_browser(runner, crops):
+    _, noisy = crops
+    message = refused(runner, JobRequest({"blurred": Upload("b.png", png_bytes(noisy))}, kernel="/etc/passwd"))
+    assert message == "blur kernel '/etc/passwd': give it as gaussian:WIDTH:SIGMA, e.g. gaussian:25:1.6"
+
+
+def test_size_and_pixel_limits(crops):
+    _, noisy = crops
+    small = JobRunner(device="cpu", limits=UploadLimits(max_bytes=1000, max_pixels=500))
+    try:
+        message = refused(small, JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}))
+        assert "shot.png:" in message and "more than this app accepts" in message
+    finally:
+        small.close()
+    few = JobRunner(device="cpu", limits=UploadLimits(max_pixels=500))
+    try:
+        assert refused(few, JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))})) == \
+            "shot.png: 32x32 is 1,024 pixels, more than this app restores (500)"
+        tiny = png_bytes(noisy[:16, :16])
+        assert refused(few, JobRequest({"lowres": Upload("small.png", tiny)}, factor=4)) == \
+            "the restored image would be 64x64 = 4,096 pixels, more than this app restores (500)"
+    finally:
+        few.close()
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def test_a_short_restoration_through_the_job_api(runner, crops):
+    clean, noisy = crops
+    job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))},
+                                   reference=Upload("clean.png", png_bytes(clean)),
+                                   model=QUICK, steps=200))
+    assert job.wait(timeout=600), job.describe()
+    assert job.state == "done", job.describe()
+    result = job.result
+    from linr.images import read_image
+
+    written, info = read_image(result.path)
+    assert result.path.name == "shot_restored.png" and info.bit_depth == 8
+    before, after = psnr(clean, noisy), psnr(clean, written)
+    assert after > before + 1.0, (before, after)
+    assert result.metrics["standard"]["psnr"] == pytest.approx(psnr(clean, result.image), abs=1e-6)
+    assert job.describe().startswith(f"done: {result.steps_run} steps")
+    assert job.preview is not None and job.preview.shape == (32, 32, 3)
+    assert np.array_equal(job.before, noisy)
+    runner.discard(job.id)
+    assert not job.folder.exists() and runner.get(job.id) is None
+
+
+def test_a_16_bit_input_gives_a_16_bit_png(runner, crops):
+    _, noisy = crops
+    job = runner.submit(JobRequest({"noisy": Upload("deep.png", png_bytes(noisy[:16, :16], 16))},
+                                   model=ModelConfig(width=16), steps=3))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    from linr.images import read_image
+
+    assert job.result.bit_depth == 16 and read_image(job.result.path)[1].bit_depth == 16
+
+
+def test_cancel_stops_a_running_fit_and_the_queue_runs_one_fit_at_a_time(runner, crops):
+    _, noisy = crops
+    upload = Upload("shot.png", png_bytes(noisy))
+    first = runner.submit(JobRequest({"noisy": upload}, preset="paper", model=SMALL, steps=10_000))
+    second = runner.submit(JobRequest({"noisy": upload}, preset="paper", model=SMALL, steps=10_000))
+    deadline = time.monotonic() + 120
+    while first.step < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.state == "running" and first.step >= 2, first.describe()
+    assert second.state == "queued" and second.describe() == "queued: waiting for the fit before it"
+    first.cancel()
+    assert first.wait(timeout=30), "the cancelled fit did not stop"
+    assert first.state == "cancelled" and first.step < 10_000
+    assert first.describe() == f"cancelled at step {first.step}"
+    assert first.result is None
+    while second.step < 1 and time.monotonic() < deadline:  # the next job starts once it ends
+        time.sleep(0.05)
+    assert second.state == "running"
+    runner.discard(second.id)  # a closed tab: cancelled, its files removed once it lets go
+    assert second.wait(timeout=30) and second.state == "cancelled"
+    assert not second.folder.exists()
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def test_linr_app_without_gradio_says_how_to_install_it(monkeypatch, capsys):
+    from linr.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gradio" else real(name, *a))
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err
+    assert err == "linr: error: linr app needs Gradio, which is not installed: pip install 'linr[app]'\n"
+
+
+def test_the_core_and_the_cli_do_not_import_the_web_library():
+    code = ("import sys, linr, linr.cli, linr.app, linr.app.jobs; linr.cli.build_parser(); "
+            "print(sorted(m for m in ('gradio', 'fastapi', 'starlette') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- in a real browser ----------------------------------------------------------------------------
+
+
+def _browser_missing() -> str | None:
+    for module, what in (("gradio", "Gradio (pip install 'linr[app]')"), ("selenium", "Selenium (pip install selenium)")):
+        if importlib.util.find_spec(module) is None:
+            return f"{what} is not installed"
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        return "no Chromium browser (Debian: apt-get install chromium chromium-driver)"
+    if not shutil.which("chromedriver"):
+        return "no chromedriver (Debian: apt-get install chromium-driver)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,1360"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.skipif(_browser_missing() is not None, reason=f"browser test: {_browser_missing()}")
+def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    from linr.app.page import serve
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # serve() sets it; restored afterwards
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    clean, noisy = crops
+    files = {"noisy.png": png_bytes(noisy), "clean.png": png_bytes(clean), "notes.txt": b"a note\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    page, runner, url = serve("127.0.0.1", _free_port(), device="cpu", block=False)
+    try:
+        d = browser
+        d.get(url)
+
+        def find(css: str):
+            return d.find_element(By.CSS_SELECTOR, css)
+
+        def wait_for(condition, timeout: float, what: str):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                value = condition()
+                if value:
+                    return value
+                time.sleep(0.25)
+            raise AssertionError(f"timed out waiting for {what}; status: {find('#linr-status').text!r}")
+
+        def status() -> str:
+            return find("#linr-status").text
+
+        def uploaded(elem_id: str, name: str) -> bool:
+            return bool(d.find_elements(By.CSS_SELECTOR, f"#{elem_id} [aria-label='{name}']"))
+
+        wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-start"), 60, "the page")
+        # a text file: a message on the page, no traceback
+        find("#linr-noisy input[type=file]").send_keys(str(tmp_path / "notes.txt"))
+        wait_for(lambda: uploaded("linr-noisy", "notes.txt"), 30, "the upload")
+        find("#linr-start").click()
+        wait_for(lambda: status().startswith("Error"), 60, "the error message")
+        assert status() == "Error: notes.txt: not an image (PNG, JPEG, TIFF or BMP)"
+        assert "Traceback" not in d.page_source
+
+        # a noisy crop with its reference, a short fit
+        find("#linr-noisy button[aria-label='Clear']").click()
+        find("#linr-noisy input[type=file]").send_keys(str(tmp_path / "noisy.png"))
+        find("#linr-reference input[type=file]").send_keys(str(tmp_path / "clean.png"))
+        wait_for(lambda: uploaded("linr-noisy", "noisy.png") and uploaded("linr-reference", "clean.png"),
+                 30, "the uploads")
+        d.find_element(By.XPATH, "//label[.//input[@value='fast']]").click()
+        steps = find("#linr-steps input")
+        steps.clear()
+        steps.send_keys("40")
+        find("#linr-start").click()
+        wait_for(lambda: status().startswith("done"), 300, "the result")
+        assert "PSNR" in find("#linr-metrics").text
+        link = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-download a"), 30, "the download")
+        href = link[0].get_attribute("href")
+        assert href.endswith("noisy_restored.png")
+        from PIL import Image
+
+        with urllib.request.urlopen(href) as response:
+            restored = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"), np.float32) / 255
+        assert restored.shape == clean.shape
+        assert psnr(clean, restored) > psnr(clean, noisy) + 1.0
+        shot = os.environ.get("LINR_APP_SCREENSHOT")
+        if shot:
+            d.save_screenshot(shot)
+
+        # cancel a long fit
+        steps.clear()
+        steps.send_keys("5000")
+        d.find_element(By.XPATH, "//label[.//input[@value='paper']]").click()
+        find("#linr-start").click()
+        wait_for(lambda: status().startswith("running: step"), 120, "the fit to run")
+        find("#linr-cancel").click()
+        wait_for(lambda: status().startswith("cancelled at step"), 60, "the cancel")
+    finally:
+        page.close()
+        runner.close()
+    assert not runner.root.exists()
