@@ -11,8 +11,8 @@
 #   4. jobs.jsonl, report.md   the paper profile (full images, LINR and the defaults/fast
 #                              columns and the classical methods; no DIP) table by table in the
 #                              order: the tables the first lease left (1 6 9 4 11), then the
-#                              others (3 2 5 8 7 10 13 12: their default columns are tiled now
-#                              on images above 256 px, new fits) until time runs out;
+#                              others (3 2 5 8 7 10 13 12: finished, so reported from the
+#                              committed fits in seconds) until time runs out;
 #                              every finished fit is in jobs.jsonl (resumable with --jobs;
 #                              it starts as a copy of RESUME_FROM, the committed fits of the
 #                              earlier GPU run, so only unfinished tables are fitted)

@@ -5,7 +5,7 @@ restored with the default tiles and a FIXED step count per tile (so that every t
 work and the time per pixel measures the tiling's own overhead; quality is `linr bench tiles`'
 business). Each size runs in its own process so that its peak memory (ru_maxrss) is its own.
 
-    .venv/bin/python benchmarks/tiles_scale.py 512 2048 [8192] [--steps 10] [--tile 192:32] [--width 32]
+    .venv/bin/python benchmarks/tiles_scale.py 512 2048 [8192] [--steps 10] [--tile 256:32] [--width 32]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("sizes", nargs="+", type=int)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--tile", default="192:32")
+    p.add_argument("--tile", default="256:32")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default 256)")
     p.add_argument("--device", default="cpu")

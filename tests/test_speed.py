@@ -87,10 +87,10 @@ def test_cli_announces_long_fits(capsys):
     auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None,
                               stop=None)  # the default: noisy inputs stop automatically
     _announce_cost(obs, auto, None)
-    err = capsys.readouterr().err  # the defaults restore an image this large in tiles
-    assert "up to 500 steps (automatic stop) restoring 1024x1024 in " in err and "tiles of" in err
-    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "off"}), None)
     assert "up to 500 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err
+    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "256"}), None)
+    err = capsys.readouterr().err  # the estimate covers tiles
+    assert "up to 500 steps (automatic stop) restoring 1024x1024 in 25 tiles of 256x256" in err
 
 
 def test_fast_preset_picks_the_model_by_kind():

@@ -212,12 +212,13 @@ def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
 
 
 def test_automatic_tiling_follows_the_image_size_and_the_preset():
-    small = [noisy(np.zeros((200, 256, 3), np.float32))]
-    large = [noisy(np.zeros((300, 400, 3), np.float32))]
+    small = [noisy(np.zeros((768, 1024, 3), np.float32))]
+    large = [noisy(np.zeros((600, 1100, 3), np.float32))]
     assert tile_grid(small) is None
     assert tile_grid(large) is not None
     assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
     assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for
+    assert tile_grid(small, tile="256").size == (256, 256)
     assert tile_grid(large, tile="off") is None
 
 

@@ -122,7 +122,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
                    help="restore in overlapping tiles of SIZE pixels, each with its own network "
-                   "and stop (auto, the default: images larger than 256 px in tiles, except with "
+                   "and stop (auto, the default: images larger than 1024 px in tiles of 256, except with "
                    "--preset paper; off: one fit of the whole image)")
     g.add_argument("--tile-stack", type=positive_int, default=None, metavar="N",
                    help="tiles fitted at once as one stack of networks (default 8 on a GPU, 1 on the CPU)")

@@ -42,10 +42,15 @@ KINDS = KIND_REGISTRY
 """Names of the registered observation kinds (:data:`linr.kinds.KINDS`)."""
 
 
-TILE_SIZE = 192
+TILE_SIZE = 256
 TILE_OVERLAP = 32
-TILE_WHOLE_UP_TO = 256
-# Measured choices (BENCHMARKS.md, "Tiles"): see `linr bench tiles`.
+TILE_WHOLE_UP_TO = 1024
+# What the measurements so far support (BENCHMARKS.md, "Tiles", `linr bench tiles`): on a 256 px
+# photo, tiles of 96-128 px lost 0.7-1.5 dB to the whole-image fit, and tiles add the overlap's
+# pixels to every step of a fixed-step fit (SR, inpainting), so images of the paper's sizes
+# (up to 768 px) stay whole; above 1024 px a whole fit takes hours on a CPU and one network has
+# too few parameters per pixel, and tiles of 256 px are the size at which whole fits are known
+# to be good (the paper's own images are 256-512 px).
 
 @dataclass(frozen=True)
 class Preset:

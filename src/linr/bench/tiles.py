@@ -44,8 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--data", default=None, help="test-image folder (default: $LINR_DATA or ../shared/data)")
     p.add_argument("--cases", default="denoise", help=f"comma-separated, from {', '.join(CASES)}")
     p.add_argument("--images", default=None, help="comma-separated image names (default: all of the case's set)")
-    p.add_argument("--variants", default="off,192:32",
-                   help="comma-separated: off, SIZE[:OVERLAP][@WIDTH][/DEPTH] (default off,192:32)")
+    p.add_argument("--variants", default="off,256:32",
+                   help="comma-separated: off, SIZE[:OVERLAP][@WIDTH][/DEPTH] (default off,256:32)")
     p.add_argument("--crop", type=int, default=None, help="centre crop of this side first (smoke runs)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the preset's)")
     p.add_argument("--jobs", default="bench_out/tiles.jsonl", help="rows, appended and resumed")
@@ -136,7 +136,7 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
         "tiling": result.settings.get("tiling"),
         "tile_steps": [t["steps_run"] for t in result.settings.get("tiles", [])],
     }
-    grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "192:32")
+    grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "256:32")
     if grid is not None:
         seam = seam_regions(grid)
         row.update(seam_grid=grid.describe(), psnr_overlap=_psnr(clean, result.image, seam),
