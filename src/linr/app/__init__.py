@@ -11,21 +11,12 @@ import argparse
 import importlib.util
 from typing import Any
 
+from ..cli_common import positive_int
 from ..errors import InputError
 
 __all__ = ["register", "cmd_app", "MISSING_EXTRA"]
 
 MISSING_EXTRA = "linr app needs Gradio, which is not installed: pip install 'linr[app]'"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -42,15 +33,15 @@ def register(sub: Any) -> None:
                    "lets other machines reach the page)")
     p.add_argument("--port", type=_port, default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    p.add_argument("--max-upload-mb", type=_positive_int, default=20,
+    p.add_argument("--max-upload-mb", type=positive_int, default=20,
                    help="largest upload accepted, in MB (default 20)")
-    p.add_argument("--max-pixels", type=_positive_int, default=1024 * 1024,
+    p.add_argument("--max-pixels", type=positive_int, default=1024 * 1024,
                    help="largest image, uploaded or restored, in pixels (default 1048576 = 1024x1024)")
     p.set_defaults(func=cmd_app)
 
 
 def _port(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
     return value
