@@ -144,6 +144,23 @@ def test_a_short_restoration_through_the_job_api(runner, crops):
     assert job.describe().startswith(f"done: {result.steps_run} steps")
     assert job.preview is not None and job.preview.shape == (32, 32, 3)
     assert np.array_equal(job.before, noisy)
+    # the report, a JSON file next to the result: settings, steps, stop, timings, metrics
+    import json
+
+    assert result.report_path == result.path.with_name("shot_report.json")
+    text = result.report_path.read_text(encoding="utf-8")
+    assert str(runner.root) not in text  # upload names only, never a private path
+    report = json.loads(text)
+    assert report == json.loads(json.dumps(result.report))
+    assert report["output"] == "shot_restored.png" and report["bit_depth"] == 8
+    assert report["app"] == {"inputs": {"noisy": "shot.png"}, "preset": "default", "steps": 200,
+                             "seed": 0, "device": "cpu", "reference": "clean.png"}
+    assert report["steps_run"] == result.steps_run and report["stop_step"] == result.stop_step
+    assert report["stop_reason"] == result.stop_reason
+    assert report["settings"]["model"]["width"] == 64
+    assert report["timings"]["fit_s"] == pytest.approx(result.fit_s)
+    assert len(report["history"]["loss"]) == result.steps_run
+    assert report["metrics"]["standard"]["psnr"] == pytest.approx(result.metrics["standard"]["psnr"])
     runner.discard(job.id)
     assert not job.folder.exists() and runner.get(job.id) is None
 
@@ -303,6 +320,12 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
             restored = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"), np.float32) / 255
         assert restored.shape == clean.shape
         assert psnr(clean, restored) > psnr(clean, noisy) + 1.0
+        report = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-report a"), 30, "the report")
+        assert report[0].get_attribute("href").endswith("noisy_report.json")
+        with urllib.request.urlopen(report[0].get_attribute("href")) as response:
+            import json
+
+            assert json.loads(response.read())["app"]["inputs"] == {"noisy": "noisy.png"}
         shot = os.environ.get("LINR_APP_SCREENSHOT")
         if shot:
             d.save_screenshot(shot)
@@ -319,3 +342,87 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         page.close()
         runner.close()
     assert not runner.root.exists()
+
+
+def _fetch_image(href: str) -> np.ndarray:
+    from PIL import Image
+
+    with urllib.request.urlopen(href) as response:
+        return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"), np.float32) / 255
+
+
+@pytest.mark.skipif(_browser_missing() is not None, reason=f"browser test: {_browser_missing()}")
+def test_two_browser_tabs_at_once_each_get_their_own_result(browser, crops, tmp_path, monkeypatch):
+    """Two tabs on one server, each with its own noisy crop, started one right after the other
+    (the second waits in the queue): each tab shows and downloads the restoration of its own
+    image, closer to its own clean crop than to the other tab's."""
+    from selenium.webdriver.common.by import By
+    from skimage import data
+
+    from linr.app.page import serve
+    from linr.simulate import add_gaussian_noise
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    clean_a, noisy_a = crops
+    clean_b = data.astronaut()[300:332, 60:92].astype(np.float32) / 255  # another part of the photo
+    noisy_b = (np.round(np.clip(add_gaussian_noise(clean_b, 25, seed=1), 0, 1) * 255) / 255).astype(np.float32)
+    assert psnr(clean_a, clean_b) < 15  # different enough to tell the results apart
+    (tmp_path / "first.png").write_bytes(png_bytes(noisy_a))
+    (tmp_path / "second.png").write_bytes(png_bytes(noisy_b))
+    page, runner, url = serve("127.0.0.1", _free_port(), device="cpu", block=False)
+    d = browser
+    try:
+        def find(css: str):
+            return d.find_element(By.CSS_SELECTOR, css)
+
+        def status() -> str:
+            return find("#linr-status").text
+
+        def wait_for(condition, timeout: float, what: str):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                value = condition()
+                if value:
+                    return value
+                time.sleep(0.25)
+            raise AssertionError(f"timed out waiting for {what}; status: {status()!r}")
+
+        def start(name: str) -> None:
+            d.get(url)
+            wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-start"), 60, "the page")
+            find("#linr-noisy input[type=file]").send_keys(str(tmp_path / name))
+            wait_for(lambda: d.find_elements(By.CSS_SELECTOR, f"#linr-noisy [aria-label='{name}']"),
+                     30, f"the upload of {name}")
+            d.find_element(By.XPATH, "//label[.//input[@value='fast']]").click()
+            steps = find("#linr-steps input")
+            steps.clear()
+            steps.send_keys("40")
+            find("#linr-start").click()
+            wait_for(lambda: status().startswith(("queued", "running", "done")), 60, f"{name}'s job")
+
+        def result(name: str) -> np.ndarray:
+            wait_for(lambda: status().startswith("done"), 300, f"{name}'s result")
+            link = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-download a"), 30, "the download")
+            href = link[0].get_attribute("href")
+            assert href.endswith(f"{Path(name).stem}_restored.png"), href
+            return _fetch_image(href)
+
+        start("first.png")
+        first_tab = d.current_window_handle
+        d.switch_to.new_window("tab")
+        start("second.png")
+        with runner._lock:
+            assert len(runner._jobs) == 2  # one job per tab, neither replaced the other
+        restored_b = result("second.png")
+        d.switch_to.window(first_tab)
+        restored_a = result("first.png")
+    finally:
+        page.close()
+        runner.close()
+    assert not runner.root.exists()
+    for own_clean, own_noisy, other_clean, restored in ((clean_a, noisy_a, clean_b, restored_a),
+                                                        (clean_b, noisy_b, clean_a, restored_b)):
+        assert restored.shape == own_clean.shape
+        assert psnr(own_clean, restored) > psnr(other_clean, restored) + 5
+        assert psnr(own_clean, restored) > psnr(own_clean, own_noisy) + 1.0

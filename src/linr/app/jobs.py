@@ -15,6 +15,7 @@ is an :class:`~linr.errors.InputError` with one line that names the upload as th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -116,6 +117,11 @@ class JobResult:
     fit_s: float
     metrics: dict[str, Any] | None
     """``linr.metrics.report`` against the reference, when one was uploaded."""
+    report: dict[str, Any] = field(default_factory=dict)
+    """The run's report: the app's settings, the fit's settings, steps, stop, timings, metrics
+    (as ``linr restore --report`` writes it, with upload names instead of paths)."""
+    report_path: Path | None = None
+    """The report as a JSON file next to the result, for download."""
 
 
 @dataclass
@@ -126,6 +132,8 @@ class _Prepared:
     config: Any
     stop: Any
     download_name: str
+    request: dict[str, Any] = field(default_factory=dict)
+    """What the user asked for, for the report: upload names (never paths) and options."""
 
 
 @dataclass
@@ -347,7 +355,22 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
                              f"{reference.shape[0]} with {reference.shape[2]} channel(s), the "
                              f"restored image will be {width}x{height} with {channels}")
     first = next(kind for kind in files)
-    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]))
+    asked: dict[str, Any] = {
+        "inputs": {kind: up.display_name for kind, up in images.items()},
+        "preset": request.preset,
+        "steps": request.steps,
+        "seed": request.seed,
+        "device": device,
+    }
+    if "lowres" in images:
+        asked["factor"] = int(request.factor)
+    if request.mask is not None:
+        asked["mask"] = request.mask.display_name
+    if "blurred" in images:
+        asked["kernel"] = options["kernel"]
+    if request.reference is not None:
+        asked["reference"] = request.reference.display_name
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -511,7 +534,7 @@ class JobRunner:
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
         from ..images import write_image
-        from ..metrics import report
+        from ..metrics import json_ready, report
 
         image = np.clip(result.image, 0.0, 1.0)
         depth = max(info.bit_depth for info in prepared.infos)
@@ -522,5 +545,12 @@ class JobRunner:
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
             metrics = report(prepared.reference, result.image, task)
+        run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
+                                      "app": prepared.request, **result.to_dict()}
+        if metrics is not None:
+            run_report["metrics"] = metrics
+        run_report = json_ready(run_report)
+        report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")
+        report_path.write_text(json.dumps(run_report, indent=2) + "\n", encoding="utf-8")
         return JobResult(image, path, bit_depth, result.steps_run, result.stop_step,
-                         result.stop_reason, result.timings["fit_s"], metrics)
+                         result.stop_reason, result.timings["fit_s"], metrics, run_report, report_path)

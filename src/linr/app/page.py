@@ -143,10 +143,13 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
             after = gr.Image(label="after", interactive=False, format="png", elem_id="linr-after",
                              height=IMAGE_HEIGHT)
         metrics = gr.Markdown(elem_id="linr-metrics")
-        download = gr.File(label="download the result", interactive=False, elem_id="linr-download")
+        with gr.Row():
+            download = gr.File(label="download the result", interactive=False, elem_id="linr-download")
+            report = gr.File(label="download the report (JSON: settings, steps, stop, timings, "
+                             "metrics)", interactive=False, elem_id="linr-report")
 
-        outputs = [status, before, after, metrics, download]
-        cleared = (None, None, "", None)
+        outputs = [status, before, after, metrics, download, report]
+        cleared = (None, None, "", None, None)
 
         def run(noisy_path, lowres_path, factor_value, masked_path, mask_path, blurred_path,
                 kernel_spec, reference_path, preset_name, step_budget,
@@ -170,7 +173,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
             sessions.replace(session, job)
             before_image = for_display(job.before)
             yield (render_status(job), gr.update(value=before_image, label="before"),
-                   gr.update(value=None, label="after"), "", None)
+                   gr.update(value=None, label="after"), "", None, None)
             shown = -1
             while not job.wait(poll_s):
                 after_image = gr.skip()
@@ -178,16 +181,17 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                     shown = job.preview_step
                     after_image = gr.update(value=for_display(job.preview),
                                             label=f"after: step {shown}, still fitting")
-                yield (render_status(job), gr.skip(), after_image, "", None)
+                yield (render_status(job), gr.skip(), after_image, "", None, None)
             result = job.result
             if job.state != "done" or result is None:
-                yield (render_status(job), gr.skip(), gr.skip(), "", None)
+                yield (render_status(job), gr.skip(), gr.skip(), "", None, None)
                 return
             reference_name = None if job_request.reference is None else job_request.reference.display_name
             shape = result.image.shape[:2]
             yield (render_status(job), for_display(job.before, shape),
                    gr.update(value=for_display(result.image), label="after: restored"),
-                   _metrics_text(job, reference_name), str(result.path))
+                   _metrics_text(job, reference_name), str(result.path),
+                   None if result.report_path is None else str(result.report_path))
 
         def stop(request: gr.Request) -> None:
             job = sessions.job(request.session_hash)
