@@ -88,7 +88,9 @@ def test_cli_announces_long_fits(capsys):
                               stop=None)  # the default: noisy inputs stop automatically
     _announce_cost(obs, auto, None)
     assert "up to 500 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err
-    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "256"}), None)
+    from linr.tasks import resolve, tile_grid
+
+    _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))
     err = capsys.readouterr().err  # the estimate covers tiles
     assert "up to 500 steps (automatic stop) restoring 1024x1024 in 25 tiles of 256x256" in err
 

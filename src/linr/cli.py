@@ -126,7 +126,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      f"(overlap {grid.overlap} px); finished tiles are kept in {store} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    _announce_cost(observations, args, model)
+    _announce_cost(observations, args, model, grid)
     result = restore(
         observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
         device=args.device, model=model, reference=reference, stop=args.stop,
@@ -158,12 +158,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any) -> None:
-    """Print the estimated time and memory of a fit that will take more than ~30 s (stderr)."""
+def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
+                   grid: Any = None) -> None:
+    """Print the estimated time and memory of a fit that will take more than ~30 s (stderr);
+    ``grid``: the tiles the restoration will fit (:func:`linr.tasks.tile_grid`; None: whole)."""
     from .cost import plan
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
-    from .tasks import resolve, resolve_stop, tile_grid
+    from .tasks import resolve, resolve_stop
     from .tiling import plan_tiles
 
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
@@ -174,7 +176,6 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         return  # the throughput is measured on the CPU
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
     watched = stop is not None
-    grid = tile_grid(obs, preset=args.preset, tile=getattr(args, "tile", None) or "auto")
 
     def estimate(flops_per_second: float) -> Any:
         if grid is None:

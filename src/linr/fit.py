@@ -42,7 +42,7 @@ from .stopping import StopRule
 # also importable from here, where the fit's users have always found them.
 __all__ = ["Observation", "FitConfig", "FitResult", "fit", "fit_many", "resolve_device", "clock",
            "Problem", "Monitor", "build_problem", "clean_shape", "lr_factor", "MAX_STEPS",
-           "SCHEDULES"]
+           "SCHEDULES", "describe_fit"]
 
 
 @dataclass
@@ -195,16 +195,8 @@ class _Run:
         t_end = t_loop + (time.perf_counter() - t_final)
         steps_run = monitor.steps_run
         settings = {
-            **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "model")},
-            "device": str(problem.device),
-            "model": dataclasses.asdict(config.model),
-            "image_size": [problem.height, problem.width],
-            "channels": problem.channels,
-            "observations": [
-                {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe(),
-                 "data_term": o.fidelity.describe()}
-                for o, w in zip(problem.observations, problem.weights)
-            ],
+            **describe_fit(config, problem.device, (problem.height, problem.width), problem.channels,
+                           problem.observations, problem.weights),
             "stop": stop.describe() if stop is not None else {"name": "fixed", "steps": config.steps},
             "torch": torch.__version__,
             "engine_used": info,
@@ -219,6 +211,24 @@ class _Run:
         }
         return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,
                          timings, settings)
+
+
+def describe_fit(config: FitConfig, device: torch.device, shape: tuple[int, int], channels: int,
+                 observations: Sequence[Observation], weights: Sequence[float]) -> dict[str, Any]:
+    """The settings part of a result's report: the fit settings, the device, the restored size
+    and each observation (kind, size, weight, operator, data term)."""
+    return {
+        **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "model")},
+        "device": str(device),
+        "model": dataclasses.asdict(config.model),
+        "image_size": list(shape),
+        "channels": channels,
+        "observations": [
+            {"kind": o.kind, "size": list(o.shape), "weight": w, "operator": o.operator.describe(),
+             "data_term": o.fidelity.describe()}
+            for o, w in zip(observations, weights)
+        ],
+    }
 
 
 def _start(observations: Sequence[Observation], config: FitConfig, reference: np.ndarray | None,

@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .errors import InputError
-from .fit import FitConfig, FitResult, Observation, clean_shape, fit, fit_many
+from .fit import (FitConfig, FitResult, Observation, clean_shape, describe_fit, fit, fit_many,
+                  resolve_device)
 from .operators import Compose, Mask, Window
 from .stopping import StopRule
 
@@ -358,13 +359,10 @@ def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGri
     fitted = [i for i in infos if i and not i.get("resumed")]
     reason = (f"{len(infos)} tiles ({len(infos) - len(fitted)} resumed); steps per tile "
               f"{min(steps)}-{max(steps)} (median {int(np.median(steps))})")
+    weights = [1.0 if o.weight is None else float(o.weight) for o in observations]
     settings = {
-        **{k: v for k, v in config.__dict__.items() if k not in ("progress", "model")},
-        "model": config.model.__dict__.copy(),
-        "image_size": list(grid.shape),
-        "channels": image.shape[2],
-        "observations": [{"kind": o.kind, "size": list(o.shape), "weight": o.weight,
-                          "operator": o.operator.describe()} for o in observations],
+        **describe_fit(config, resolve_device(config.device), grid.shape, image.shape[2], observations,
+                       weights),
         "stop": stop_name or "fixed",
         "tiling": {**grid.describe(), "stack": stack if stacked else 1},
         "tiles": infos,

@@ -335,9 +335,10 @@ class BenchRun:
             # the defaults and `fast` share one fit wherever they resolve to the same one
             # (inpainting, and SR's defaults), and the paper column keeps its earlier keys.
             config, stop, grid = self._linr_settings(method, arrays, corruption)
-            if grid is None and method.kind == "linr" or (grid is None and stop is None and config.model == ModelConfig()
-                                         and config.lr == 1e-4 and config.precision == "float32"
-                                         and config.schedule == "constant" and config.batch_pixels is None):
+            if grid is None and (method.kind == "linr" or (
+                    stop is None and config.model == ModelConfig() and config.lr == 1e-4
+                    and config.precision == "float32" and config.schedule == "constant"
+                    and config.batch_pixels is None)):
                 key.update(kind="linr", model=method.model if method.kind == "linr" else "siren",
                            steps=config.steps)
             else:
