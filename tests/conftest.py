@@ -28,3 +28,14 @@ def crop(image: np.ndarray, size: int, top: int | None = None, left: int | None 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def run_err(capsys, argv):
+    """Run the CLI expecting a user error: exit status 2 and one line on stderr, returned."""
+    from linr.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
+    return err

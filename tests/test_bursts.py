@@ -18,7 +18,7 @@ from linr.scene import load_scene
 from linr.simulate import add_gaussian_noise
 from linr.tasks import resolve
 
-from .conftest import crop, load
+from .conftest import crop, load, run_err
 
 TINY = ["--width", "16", "--depth", "2", "--steps", "3", "--stop", "fixed", "--device", "cpu", "--quiet"]
 
@@ -35,14 +35,6 @@ def _burst(folder, clean, count=3, sigma=50):
         write_image(path, add_gaussian_noise(clean, sigma, seed=seed))
         paths.append(path)
     return paths
-
-
-def run_err(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
-    return err
 
 
 def test_repeated_flags_and_a_glob_are_frames_of_one_fit(tmp_path, capsys, clean):

@@ -17,20 +17,12 @@ from linr.images import read_image, write_image
 from linr.photon import estimate_photon_noise
 from linr.simulate import add_photon_noise
 
-from .conftest import crop, load
+from .conftest import crop, load, run_err
 
 
 @pytest.fixture(scope="module")
 def clean() -> np.ndarray:
     return crop(load("set9/house.png"), 24)
-
-
-def run_err(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
-    return err
 
 
 def test_poisson_gaussian_is_poisson_without_read_noise_and_peaks_at_the_rate():

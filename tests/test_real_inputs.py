@@ -20,7 +20,7 @@ from linr.cli import main
 from linr.errors import InputError
 from linr.images import as_float_image, read_image, read_mask, write_image
 
-from .conftest import crop, load
+from .conftest import crop, load, run_err
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,6 @@ def run_ok(capsys, argv):
     out = capsys.readouterr()
     assert code == 0, out.err
     return out
-
-
-def run_err(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("linr: error:"), err
-    return err
 
 
 # --- 1. SR with any factor ---------------------------------------------------------------------
