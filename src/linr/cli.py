@@ -51,6 +51,12 @@ def _build_restore(sub: Any) -> None:
                              "multi-image TIFF adds frames of its kind, each its own observation)")
     add_observation_options(g)
     add_fit_options(p)
+    from .registration import TRANSFORMS
+
+    g.add_argument("--register", default=None, choices=list(TRANSFORMS),
+                   help="shots that do not line up: fit a sub-pixel translation (or an affine map) "
+                   "per observation after the first, which is the reference, jointly with the image; "
+                   "started from a cross-correlation estimate and reported per frame")
     o = p.add_argument_group("output")
     o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
     o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
@@ -99,6 +105,8 @@ def _note(lines: Sequence[str]) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .images import check_output_path, read_image, write_image, written_bit_depth
+    from .problem import clean_shape
+    from .registration import register
     from .tasks import resolve, resolve_stop, restore, tile_grid
 
     check_pairs(args)
@@ -118,6 +126,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      device=args.device, model=model, precision=args.precision)
     resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
     grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto")
+    if args.register is not None:
+        if grid is not None:
+            raise InputError("--register needs one fit of the whole image; tiles cannot be "
+                             "registered yet (add --tile off)")
+        register(obs, args.register, shape=clean_shape(obs), notes=notes)  # checks, notes
     store = None
     if grid is not None:
         store = Path(args.output).with_name(Path(args.output).name + ".tiles")
@@ -132,6 +145,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         device=args.device, model=model, reference=reference, stop=args.stop,
         progress=False if args.quiet else None, precision=args.precision,
         tile=args.tile or "auto", tile_stack=args.tile_stack, tile_store=None if store is None else str(store),
+        register=args.register,
     )
     bit_depth = written_bit_depth(args.output, max(i.bit_depth for i in infos))
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
@@ -143,6 +157,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
           f"{result.timings['fit_s']:.1f} s fitting)")
     print(f"stopped at step {result.steps_run}: {result.stop_reason}; returned the iterate of step "
           f"{result.stop_step}")
+    for line in _registration_lines(result.settings.get("registration"), observations, infos):
+        print(line)
     report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
     if reference is not None:
         task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
@@ -156,6 +172,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
         _write_json(args.report, report)
         print(f"wrote {args.report}")
     return 0
+
+
+def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any],
+                        infos: Sequence[Any]) -> list[str]:
+    """One line per registered frame: its fitted shift (and matrix) against the reference."""
+    if not found:
+        return []
+    lines = [f"registration against {infos[0].path} ({observations[0].kind}); shifts in restored-image "
+             "pixels (x right, y down):"]
+    for k, (obs, info, t) in enumerate(zip(observations, infos, found)):
+        if t is None:
+            continue
+        matrix = t.get("matrix")
+        extra = "" if matrix is None else f", matrix [[{matrix[0][0]:.4f} {matrix[0][1]:.4f}] " \
+            f"[{matrix[1][0]:.4f} {matrix[1][1]:.4f}]] (rows, columns)"
+        lines.append(f"  frame {k}, {info.path} ({obs.kind}): x {t['shift_x']:+.3f}, y {t['shift_y']:+.3f}{extra}")
+    return lines
 
 
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,

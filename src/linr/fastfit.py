@@ -44,7 +44,7 @@ from .cost import pixel_weight_maps, render_all_pixels
 from .engine import FastSiren, adam_for, select_members
 from .fidelity import DataTerm, SquaredError
 from .monitor import Monitor
-from .problem import Problem, clock
+from .problem import OperatorSteps, Problem, clock
 from .models import coordinate_grid
 
 __all__ = ["run_fast", "run_fast_many", "PixelTerms", "pixel_terms"]
@@ -141,6 +141,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     coords = coordinate_grid(h, w, device=device)
     terms = [pixel_terms(p) for p in problems]
+    operator_steps = [OperatorSteps(p) for p in problems]
     pixel_wise = all(t is not None for t in terms)
     generators, batches, trained = [], [], []
     for t in terms:
@@ -179,7 +180,8 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
                                           [batches[k] for k in active],
                                           [generators[k] for k in active], render_all)
         else:
-            losses, outputs = _image_step(net, coords, (h, w, c), [problems[k] for k in active], chunk)
+            losses, outputs = _image_step(net, coords, (h, w, c), [problems[k] for k in active], chunk,
+                                          [operator_steps[k].params for k in active])
         wanted = [monitors[k].wants_output(step) for k in active]
         if outputs is None and any(wanted):
             t0 = clock(device)
@@ -189,6 +191,8 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
             for k, want in zip(active, wanted):
                 monitors[k].eval_s += spent if want else 0.0
         optimizer.step()
+        for k in active:
+            operator_steps[k].step(step)
         stopped = [pos for pos, k in enumerate(active)
                    if monitors[k].record(step, None if outputs is None else outputs[pos], losses[pos])]
         if not stopped:
@@ -202,6 +206,8 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         net, optimizer = select_members(net, optimizer, keep)
     for pos, k in enumerate(active):
         finish(net.member(pos), k)
+    for steps in operator_steps:
+        steps.check()
     return [finished[k] for k in range(count)]
 
 
@@ -264,9 +270,11 @@ def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
 
 
 def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int],
-                problems: list[Problem], chunk: int
+                problems: list[Problem], chunk: int, operator_params: list[list[torch.Tensor]]
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """One step's gradients when operators mix pixels: autograd through the operators only."""
+    """One step's gradients when operators mix pixels: autograd through the operators only (and
+    into the operators' own trained parameters, ``operator_params`` per problem, whose ``.grad``
+    it sets)."""
     n = coords.shape[0]
     if n <= chunk:
         flat = net.forward(coords, save=True)
@@ -274,11 +282,13 @@ def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
         flat = _render_flat(net, coords, chunk)
     grad_flat = torch.empty_like(flat)
     losses, outputs = [], []
-    for k, problem in enumerate(problems):
+    for k, (problem, params) in enumerate(zip(problems, operator_params)):
         image = _as_image(flat[k], shape).requires_grad_(True)
         with torch.enable_grad():
             loss = problem.data_term(image)
-            (grad,) = torch.autograd.grad(loss, image)
+            grad, *param_grads = torch.autograd.grad(loss, [image, *params])
+        for p, g in zip(params, param_grads):
+            p.grad = g
         grad_flat[k] = grad[0].permute(1, 2, 0).reshape(n, problem.channels)
         losses.append(loss.detach())
         outputs.append(image.detach())

@@ -35,7 +35,7 @@ from .config import MAX_STEPS, SCHEDULES, FitConfig, lr_factor
 from .errors import DivergenceError, InputError
 from .models import MODEL_FAMILIES, build_model, coordinate_grid
 from .monitor import Monitor
-from .problem import Observation, Problem, build_problem, clean_shape, clock, resolve_device
+from .problem import Observation, OperatorSteps, Problem, build_problem, clean_shape, clock, resolve_device
 from .stopping import StopRule
 
 # What a fit is made of lives in the modules below it (config, problem, monitor); the names are
@@ -274,6 +274,7 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,
     h, w, c = problem.height, problem.width, problem.channels
     coords = coordinate_grid(h, w, device=problem.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    operator_steps = OperatorSteps(problem)
 
     def render() -> torch.Tensor:
         # (H*W, C) -> (1, C, H, W)
@@ -287,6 +288,8 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        operator_steps.step(step)
         if monitor.record(step, output.detach(), loss.detach()):
             break
+    operator_steps.check()
     return render, {"name": "plain"}

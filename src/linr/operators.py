@@ -145,6 +145,16 @@ class Operator(ABC):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
 
+    def parameter_groups(self, shape: Shape) -> list[dict[str, Any]]:
+        """Adam parameter groups of what the fit trains in this operator besides the image (a
+        registration's transform, :mod:`linr.registration`) for a clean image of ``shape``;
+        none for a fixed operator (the default)."""
+        return []
+
+    def check(self, shape: Shape) -> None:
+        """Raise ValueError when the operator's trained parameters have left their allowed range
+        (a registration that diverged); a fixed operator has none."""
+
     halo: int = 0
     """How far (clean pixels) the operator reaches from an observation pixel's own place: the
     band along a window's inner edges that its tile cannot fit as well as the whole image does."""
@@ -525,6 +535,18 @@ class Compose(Operator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "operators": [op.describe() for op in self.operators]}
+
+    def parameter_groups(self, shape: Shape) -> list[dict[str, Any]]:
+        groups = []
+        for op in self.operators:
+            groups += op.parameter_groups(shape)
+            shape = op.output_shape(shape)
+        return groups
+
+    def check(self, shape: Shape) -> None:
+        for op in self.operators:
+            op.check(shape)
+            shape = op.output_shape(shape)
 
     @property
     def halo(self) -> int:  # type: ignore[override]

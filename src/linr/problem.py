@@ -11,12 +11,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
 from .operators import Operator
 
-__all__ = ["Observation", "Problem", "build_problem", "clean_shape", "resolve_device", "clock"]
+__all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "clean_shape", "resolve_device",
+           "clock"]
 
 
 @dataclass
@@ -126,6 +127,40 @@ class Problem:
             w * obs.fidelity.value(obs.operator(output), y, keep)
             for w, obs, y, keep in zip(self.weights, self.observations, self.targets, self.keeps)
         )
+
+
+class OperatorSteps:
+    """Adam over what a problem's operators train besides the image (registration transforms,
+    :mod:`linr.registration`), stepped after each step of the image model; nothing to do for
+    fixed operators. Every ``check_every`` steps each operator checks its parameters are still in
+    range (a registration that diverged ends the fit with :class:`DivergenceError`)."""
+
+    def __init__(self, problem: Problem, *, check_every: int = 25) -> None:
+        shape = (problem.height, problem.width)
+        self.problem = problem
+        self.groups = [g for obs in problem.observations for g in obs.operator.parameter_groups(shape)]
+        self.params = [t for g in self.groups for t in g["params"]]
+        self.optimizer = torch.optim.Adam(self.groups) if self.groups else None
+        self.check_every = check_every
+
+    def __bool__(self) -> bool:
+        return self.optimizer is not None
+
+    def step(self, step: int) -> None:
+        if self.optimizer is None:
+            return
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if (step + 1) % self.check_every == 0:
+            self.check()
+
+    def check(self) -> None:
+        shape = (self.problem.height, self.problem.width)
+        for obs in self.problem.observations:
+            try:
+                obs.operator.check(shape)
+            except ValueError as exc:
+                raise DivergenceError(f"{obs.kind} observation: {exc}") from None
 
 
 def build_problem(observations: Sequence[Observation], device: str,

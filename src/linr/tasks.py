@@ -20,6 +20,9 @@ from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .operators import Blur
+from .problem import clean_shape
+from .registration import register as register_observations
+from .registration import registration_report
 from .stopping import AUTO_NOISY, StopRule, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
@@ -245,6 +248,7 @@ def restore(
     tile: "str | int | TileSetting | None" = "auto",
     tile_stack: int | None = None,
     tile_store: str | None = None,
+    register: str | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -256,6 +260,9 @@ def restore(
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
     that a killed run resumes (removed once the image is assembled).
+    ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
+    transform per observation after the first, which is the reference (shots that do not line
+    up, :mod:`linr.registration`); ``settings['registration']`` then lists the fitted ones.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -269,6 +276,11 @@ def restore(
         config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
     grid = tile_grid(obs, preset=preset, tile=tile)
+    if register is not None:
+        if grid is not None:
+            raise InputError("registration needs one fit of the whole image; tiles cannot be "
+                             "registered yet (tile='off')")
+        obs = register_observations(obs, register, shape=clean_shape(obs))
     if grid is None:
         result = fit(obs, config, reference=reference, stop=rule)
     else:
@@ -281,6 +293,8 @@ def restore(
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
         )
     result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
+    if register is not None:
+        result.settings["registration"] = registration_report([o.operator for o in obs])
     return result
 
 

@@ -1,5 +1,5 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
-``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``.
+``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench register``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -18,7 +18,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets", "tiles")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration")
+"""Modules of this package, each adding a part (the registration module adds `register`: a
+sub-module named `register` would shadow this package's own register function)."""
 
 
 def data_dir(option: str | os.PathLike | None = None) -> Path:
@@ -74,12 +76,18 @@ DESCRIPTIONS = {
         "images: PSNR, time, steps per tile, and whether the tiles' seams show (PSNR where tiles "
         "overlap against the rest). Rows go to --jobs as they finish; a rerun resumes."
     ),
+    "register": (
+        "Multi-frame super-resolution from low-res frames that do not line up: random sub-pixel "
+        "shifts of a test image's centre crop, each frame downsampled, then restored from frame 0 "
+        "alone, from all frames as if aligned, with registration, and with the true shifts given. "
+        "Rows go to --jobs as they finish; a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles",
+    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False
