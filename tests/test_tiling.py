@@ -3,6 +3,7 @@ the tiled fit (seams, stacking, resume), and the options that choose it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -241,3 +242,96 @@ def test_a_tiled_restore_from_the_command_line(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "expected auto, off, SIZE" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 2 and "Traceback" not in bad.stderr
+
+
+def _workers_case():
+    clean = _smooth_image(40, 56)
+    y = clean + np.random.default_rng(3).normal(0, 0.1, clean.shape).astype(np.float32)
+    from linr.tasks import resolve
+
+    obs, config = resolve([noisy(y)], steps=8, model=SMALL, device="cpu")
+    return obs, config, tile_grid(obs, tile="24:8")
+
+
+def _stop_rule(part):
+    from linr.tasks import resolve_stop
+
+    return resolve_stop(part)  # the default hold-out rule: state travels with each tile
+
+
+def test_tiles_on_worker_processes_give_the_same_image_to_the_bit(tmp_path):
+    import torch
+
+    from linr.batch.local import PoolBackend
+    from linr.tiling import fit_tile_group
+
+    obs, config, grid = _workers_case()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = fit_tiled(obs, config, grid, make_stop=_stop_rule, stack=2)
+    finally:
+        torch.set_num_threads(previous)
+    pool = PoolBackend(2, task=fit_tile_group)
+    store = tmp_path / "tiles"
+    try:
+        spread = fit_tiled(obs, config, grid, make_stop=_stop_rule, stack=2, executor=pool,
+                           threads=1, store=store)
+    finally:
+        pool.close(abort=False)
+    assert len(grid) > 2
+    assert np.array_equal(here.image, spread.image)
+    assert [t["stop_step"] for t in here.settings["tiles"]] == [t["stop_step"] for t in spread.settings["tiles"]]
+    assert not store.exists()
+
+
+def test_tiles_on_a_local_ray_cluster_give_the_same_image_to_the_bit():
+    pytest.importorskip("ray")
+    import torch
+
+    from linr.batch.ray_backend import RayBackend
+    from linr.tiling import fit_tile_group
+
+    obs, config, grid = _workers_case()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = fit_tiled(obs, config, grid, make_stop=_stop_rule)
+    finally:
+        torch.set_num_threads(previous)
+    ray = RayBackend(address=None, device="cpu", cpus_per_task=1.0, gpus_per_task=0.25, num_cpus=2,
+                     task=fit_tile_group)
+    try:
+        spread = fit_tiled(obs, config, grid, make_stop=_stop_rule, executor=ray, threads=1)
+    finally:
+        ray.close(abort=False)
+    assert np.array_equal(here.image, spread.image)
+
+
+def test_a_tile_that_fails_on_a_worker_stops_the_restoration_with_its_message():
+    from linr.batch.local import InlineBackend
+    from linr.errors import DivergenceError
+    from linr.tiling import fit_tile_group
+
+    obs, config, grid = _workers_case()
+    bad = dataclasses.replace(config, lr=1e9)  # diverges at once
+    with pytest.raises(DivergenceError, match="a tile's fit failed"):
+        fit_tiled(obs, bad, grid, make_stop=lambda o: None, executor=InlineBackend(task=fit_tile_group))
+
+
+def test_workers_from_the_command_line(tmp_path, capsys):
+    from linr.cli import main
+
+    clean = _smooth_image(40, 48)
+    Image.fromarray((clean * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
+    base = ["restore", "--noisy", str(tmp_path / "in.png"), "--steps", "4", "--width", "16", "--depth",
+            "2", "--device", "cpu", "--quiet"]
+    assert main([*base, "-o", str(tmp_path / "a.png"), "--tile", "24:8", "--workers", "2"]) == 0
+    assert "2 worker processes" in capsys.readouterr().err
+    assert Image.open(tmp_path / "a.png").size == (48, 40)
+    for extra, message in [(["--workers", "2"], "restored whole"),
+                           (["--ray-address", "auto", "--tile", "24:8"], "needs --backend ray"),
+                           (["--backend", "ray", "--workers", "2", "--tile", "24:8"], "Ray sizes itself")]:
+        assert main([*base, "-o", str(tmp_path / "b.png"), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0, err

@@ -57,6 +57,15 @@ def _build_restore(sub: Any) -> None:
                    help="shots that do not line up: fit a sub-pixel translation (or an affine map) "
                    "per observation after the first, which is the reference, jointly with the image; "
                    "started from a cross-correlation estimate and reported per frame")
+    w = p.add_argument_group("tiles on several processes or machines (with tiles: --tile, or "
+                             "automatic above 1024 px)")
+    w.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="fit the tiles in N local worker processes (each with cores / N threads)")
+    w.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local processes (default) or Ray tasks (pip install 'linr[ray]'); this "
+                   "process alone reads and writes files")
+    w.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. auto or "
+                   "ray://host:10001); default: start a local Ray instance")
     o = p.add_argument_group("output")
     o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
     o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
@@ -131,6 +140,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise InputError("--register needs one fit of the whole image; tiles cannot be "
                              "registered yet (add --tile off)")
         register(obs, args.register, shape=clean_shape(obs), notes=notes)  # checks, notes
+    spread = args.workers is not None or args.backend == "ray"
+    if args.ray_address is not None and args.backend != "ray":
+        raise InputError("--ray-address needs --backend ray")
+    if args.backend == "ray" and args.workers is not None:
+        raise InputError("--workers applies to the local backend; Ray sizes itself by the cluster")
+    if spread and grid is None:
+        raise InputError("--workers and --backend ray spread the tiles of one image, and this image "
+                         "is restored whole (ask for tiles with --tile SIZE)")
     store = None
     if grid is not None:
         store = Path(args.output).with_name(Path(args.output).name + ".tiles")
@@ -140,13 +157,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      "image is written: rerun the same command to resume")
     _note(notes)
     _announce_cost(observations, args, model, grid)
-    result = restore(
-        observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-        device=args.device, model=model, reference=reference, stop=args.stop,
-        progress=False if args.quiet else None, precision=args.precision,
-        tile=args.tile or "auto", tile_stack=args.tile_stack, tile_store=None if store is None else str(store),
-        register=args.register,
-    )
+    executor, threads = _tile_executor(args) if spread else (None, None)
+    try:
+        result = restore(
+            observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+            device=args.device, model=model, reference=reference, stop=args.stop,
+            progress=False if args.quiet else None, precision=args.precision,
+            tile=args.tile or "auto", tile_stack=args.tile_stack,
+            tile_store=None if store is None else str(store), register=args.register,
+            tile_executor=executor, tile_threads=threads,
+        )
+    except BaseException:
+        if executor is not None:
+            executor.close(abort=True)
+        raise
+    if executor is not None:
+        executor.close(abort=False)
     bit_depth = written_bit_depth(args.output, max(i.bit_depth for i in infos))
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
     write_image(args.output, result.image, bit_depth=bit_depth, alpha=alpha, force=args.force,
@@ -172,6 +198,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
         _write_json(args.report, report)
         print(f"wrote {args.report}")
     return 0
+
+
+def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:
+    """Local worker processes or a Ray backend running :func:`linr.tiling.fit_tile_group`, and
+    the torch threads of each tile's fit."""
+    from .tiling import fit_tile_group
+
+    if args.backend == "ray":
+        from .batch.ray_backend import RayBackend
+
+        ray = RayBackend(address=args.ray_address, device=args.device, cpus_per_task=1.0,
+                         gpus_per_task=0.25, task=fit_tile_group)
+        print(f"fitting tiles on Ray ({ray.device}, {ray.slots} batches in flight)", file=sys.stderr)
+        return ray, ray.threads
+    from .batch import local_threads
+    from .batch.local import PoolBackend
+
+    threads = local_threads(None, args.workers)
+    print(f"fitting tiles in {args.workers} worker processes, {threads} threads each", file=sys.stderr)
+    return PoolBackend(args.workers, task=fit_tile_group), threads
 
 
 def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any],

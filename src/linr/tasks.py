@@ -249,6 +249,8 @@ def restore(
     tile_stack: int | None = None,
     tile_store: str | None = None,
     register: str | None = None,
+    tile_executor: Any = None,
+    tile_threads: int | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -259,7 +261,9 @@ def restore(
     than :data:`TILE_WHOLE_UP_TO` px in tiles, the paper preset never tiles), 'off', ``SIZE`` or
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
-    that a killed run resumes (removed once the image is assembled).
+    that a killed run resumes (removed once the image is assembled); ``tile_executor``: local
+    worker processes or Ray tasks that fit the tiles (:func:`linr.tiling.fit_tiled`; None: this
+    process), each fit with ``tile_threads`` torch threads.
     ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
     transform per observation after the first, which is the reference (shots that do not line
     up, :mod:`linr.registration`); ``settings['registration']`` then lists the fitted ones.
@@ -276,6 +280,9 @@ def restore(
         config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
     grid = tile_grid(obs, preset=preset, tile=tile)
+    if tile_executor is not None and grid is None:
+        raise InputError("workers fit the tiles of an image, and this one is restored whole "
+                         "(ask for tiles: tile='SIZE')")
     if register is not None:
         if grid is not None:
             raise InputError("registration needs one fit of the whole image; tiles cannot be "
@@ -291,6 +298,7 @@ def restore(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
             make_stop=lambda part: resolve_stop(part, preset=preset, steps=steps, stop=stop),
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
+            executor=tile_executor, threads=tile_threads,
         )
     result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
     if register is not None:

@@ -37,7 +37,7 @@ from .operators import Compose, Mask, Window
 from .stopping import StopRule
 
 __all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
-           "fit_tiled", "plan_tiles", "TileStore"]
+           "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group"]
 
 MIN_RAMP = 8
 """Pixels of the raised-cosine ramp at least (the overlap is widened to 2 halo + this)."""
@@ -273,6 +273,43 @@ def _batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(indices[i:i + size])
 
 
+@dataclass
+class TileBatch:
+    """Tiles a worker fits at once (picklable: observations and rules, no files): a stack when
+    ``len(indices) > 1``."""
+
+    indices: list[int]
+    parts: list[list[Observation]]
+    config: FitConfig
+    stops: list[StopRule | None]
+    threads: int | None = None
+    """torch threads for the fit (None: the process's own); fixed, since the thread count
+    changes float summation order and so the result's last bits."""
+
+
+def fit_tile_group(batch: TileBatch) -> list[tuple[int, np.ndarray, dict[str, Any]]] | dict[str, str]:
+    """Fit one :class:`TileBatch` (in this process, a worker process or a Ray task): per tile its
+    index, image and record; or ``{"error": ..., "kind": ...}`` when a fit failed (the driver
+    raises it: an exception's own class may not survive the trip back from a Ray task)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if batch.threads:
+        torch.set_num_threads(batch.threads)
+    try:
+        if len(batch.parts) > 1:
+            results = fit_many(batch.parts, batch.config, stops=batch.stops)
+        else:
+            results = [fit(batch.parts[0], batch.config, stop=batch.stops[0])]
+    except Exception as exc:  # noqa: BLE001 - reported to the driver, which raises it
+        return {"error": " ".join(str(exc).split()), "kind": type(exc).__name__}
+    finally:
+        torch.set_num_threads(previous)
+    return [(index, result.image, {"steps_run": result.steps_run, "stop_step": result.stop_step,
+                                   "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"]})
+            for index, result in zip(batch.indices, results)]
+
+
 def fit_tiled(
     observations: Sequence[Observation],
     config: FitConfig,
@@ -284,11 +321,21 @@ def fit_tiled(
     store: str | Path | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     stop_name: str = "",
+    executor: Any = None,
+    threads: int | None = None,
 ) -> FitResult:
     """Restore the whole image tile by tile (``stack`` tiles at a time as one stack of models on
     the fast engine) and blend. ``make_stop`` gives each tile its own stop rule from its
     observations. ``store``: a folder that keeps finished tiles (resume). ``progress(done, total,
     seconds)`` is called after each batch. ``reference`` is only measured on the result.
+
+    ``executor``: where batches are fitted (None: here, one after the other): an object with
+    ``slots``, ``submit(batch) -> handle``, ``wait(handles) -> [(handle, result)]`` and
+    ``close(abort=...)`` running :func:`fit_tile_group` (the local worker pool or Ray backend of
+    :mod:`linr.batch`), kept ``slots`` batches busy; the caller closes it. Tiles are blended in
+    the same order whatever finishes first, so with the same ``threads`` per fit the image is
+    the same, to the bit, as without an executor. Only the driver (this process) writes files.
+
     Returns a :class:`FitResult` whose history is empty and whose ``settings['tiles']`` lists each
     tile's window, steps and stop."""
     from .fit import _uses_engine  # the one rule for whether fits can be stacked
@@ -316,25 +363,57 @@ def fit_tiled(
     done = len(windows) - len(todo)
     if progress:
         progress(done, len(windows), 0.0)
-    for batch in _batches(todo, stack if stackable else 1):
-        parts = [tile_observations(observations, windows[i], shape) for i in batch]
-        stops = [make_stop(p) for p in parts]
-        if len(batch) > 1:
-            results = fit_many(parts, quiet, stops=stops)
-        else:
-            results = [fit(parts[0], quiet, stop=stops[0])]
-        for index, result in zip(batch, results):
+    def make_batch(indices: list[int]) -> TileBatch:
+        parts = [tile_observations(observations, windows[i], shape) for i in indices]
+        return TileBatch(indices, parts, quiet, [make_stop(p) for p in parts], threads)
+
+    # Finished tiles are blended in the order of `todo` (buffered until their turn), so that the
+    # sums, and the image, do not depend on which worker finished first.
+    finished: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+    cursor = 0
+
+    def take(results: Any) -> None:
+        nonlocal cursor, done
+        if isinstance(results, dict):  # a failed fit, or a lost worker (linr.batch backends)
+            from .errors import DivergenceError, LinrError
+
+            cls = {"DivergenceError": DivergenceError, "InputError": InputError}.get(
+                results.get("kind", ""), LinrError)
+            raise cls(f"a tile's fit failed: {results['error']}")
+        for index, image, record in results:
             window = windows[index]
-            info = {"window": [window.top, window.left, window.height, window.width],
-                    "steps_run": result.steps_run, "stop_step": result.stop_step,
-                    "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"]}
+            info = {"window": [window.top, window.left, window.height, window.width], **record}
             if saved:
-                saved.save(index, result.image, info)
-            _add(total, weight_sum, result.image, grid.weights(window), window)
+                saved.save(index, image, info)
+            finished[index] = (image, info)
+        while cursor < len(todo) and todo[cursor] in finished:
+            index = todo[cursor]
+            image, info = finished.pop(index)
+            _add(total, weight_sum, image, grid.weights(windows[index]), windows[index])
             infos[index] = info
-        done += len(batch)
+            cursor += 1
+        done += len(results)
         if progress:
             progress(done, len(windows), time.perf_counter() - t_start)
+
+    batches = list(_batches(todo, stack if stackable else 1))
+    if executor is None:
+        for indices in batches:
+            take(fit_tile_group(make_batch(indices)))
+    else:
+        pending: list[Any] = []
+        queue = iter(batches)
+        while True:
+            while len(pending) < executor.slots:
+                indices = next(queue, None)
+                if indices is None:
+                    break
+                pending.append(executor.submit(make_batch(indices)))
+            if not pending:
+                break
+            for handle, results in executor.wait(pending):
+                pending.remove(handle)
+                take(results)
     if not (weight_sum > 0).all():  # the grid's weights cover every pixel by construction
         raise RuntimeError("tile weights leave pixels uncovered")
     image = total / weight_sum[..., None]

@@ -1,7 +1,9 @@
 """Local backends: fits in this process (one worker) or in a pool of worker processes.
 
-A backend runs :func:`~linr.batch.work.fit_group` on groups of payloads (one image each, or
-several fitted together with ``--stack``): ``submit`` returns a handle, ``wait`` returns at
+A backend runs its ``task`` (:func:`~linr.batch.work.fit_group` for ``linr batch``: groups of
+payloads, one image each or several fitted together with ``--stack``;
+:func:`linr.tiling.fit_tile_group` for the tiles of one image) on what it is given:
+``submit`` returns a handle, ``wait`` returns at
 least one finished ``(handle, results)`` (a list, one per payload, or one error dict for the
 whole group when the worker was lost), ``close(abort=...)`` ends it (``abort`` kills fits in
 flight: Ctrl-C should not wait minutes for them). ``slots`` is how many groups it runs at once;
@@ -13,9 +15,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .work import Payload, fit_group, init_worker
+from .work import fit_group, init_worker
 
 __all__ = ["InlineBackend", "PoolBackend"]
 
@@ -26,18 +28,19 @@ class InlineBackend:
     name = "local"
     slots = 1
 
-    def __init__(self) -> None:
+    def __init__(self, *, task: Callable[[Any], Any] = fit_group) -> None:
+        self._task = task
         self._next = 0
-        self._queued: dict[int, list[Payload]] = {}
+        self._queued: dict[int, Any] = {}
 
-    def submit(self, group: list[Payload]) -> int:
+    def submit(self, group: Any) -> int:
         self._next += 1
         self._queued[self._next] = group
         return self._next
 
     def wait(self, handles: Sequence[int]) -> list[tuple[int, Any]]:
         handle = handles[0]
-        return [(handle, fit_group(self._queued.pop(handle)))]
+        return [(handle, self._task(self._queued.pop(handle)))]
 
     def close(self, *, abort: bool) -> None:
         self._queued.clear()
@@ -49,8 +52,10 @@ class PoolBackend:
 
     name = "local"
 
-    def __init__(self, workers: int, *, devices: Sequence[str] = ()):
+    def __init__(self, workers: int, *, devices: Sequence[str] = (),
+                 task: Callable[[Any], Any] = fit_group):
         self.slots = workers
+        self._task = task
         self._devices = list(devices)
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -66,10 +71,10 @@ class PoolBackend:
         return cf.ProcessPoolExecutor(self.slots, mp_context=self._ctx, initializer=init_worker,
                                       initargs=(queue,))
 
-    def submit(self, group: list[Payload]) -> cf.Future:
+    def submit(self, group: Any) -> cf.Future:
         if self._pool is None:
             self._pool = self._start()
-        future = self._pool.submit(fit_group, group)
+        future = self._pool.submit(self._task, group)
         self._current.add(future)
         return future
 

@@ -1,5 +1,5 @@
 """The Ray backend (``--backend ray``, extra ``linr[ray]``): each image (or stack of images,
-``--stack``) is one Ray task.
+``--stack``) is one Ray task; for ``linr restore``, each batch of one image's tiles.
 
 Tasks receive the observations as arrays and return the restored image, so the cluster needs no
 shared file system: the driver reads the inputs, writes the outputs
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import InputError
-from .work import Payload, fit_group
+from .work import fit_group
 
 __all__ = ["RayBackend", "ray_unavailable"]
 
@@ -33,7 +33,8 @@ def ray_unavailable() -> str | None:
 class RayBackend:
     """Connects to the cluster at ``address`` (None: start a local Ray instance with ``num_cpus``).
 
-    ``device`` is auto, cpu or cuda (Ray assigns GPUs, so there is no cuda:N).
+    ``device`` is auto, cpu or cuda (Ray assigns GPUs, so there is no cuda:N). ``task`` is what
+    each Ray task runs (see :mod:`linr.batch.local`).
     """
 
     name = "ray"
@@ -46,6 +47,7 @@ class RayBackend:
         cpus_per_task: float,
         gpus_per_task: float,
         num_cpus: int | None = None,
+        task: Callable[[Any], Any] = fit_group,
     ):
         reason = ray_unavailable()
         if reason is not None:
@@ -81,10 +83,10 @@ class RayBackend:
         # A little more than the cluster runs at once keeps it busy while results are written;
         # everything submitted is 'in flight' and would be redone after an interruption.
         self.slots = max(1, slots) + max(1, slots // 4)
-        self._remote = ray.remote(**options)(fit_group)
+        self._remote = ray.remote(**options)(task)
         self._pending: set[Any] = set()
 
-    def submit(self, group: list[Payload]) -> Any:
+    def submit(self, group: Any) -> Any:
         ref = self._remote.remote(group)
         self._pending.add(ref)
         return ref
