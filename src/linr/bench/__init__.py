@@ -1,5 +1,5 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
-``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``.
+``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench photon``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets", "tiles")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles", "photon")
 
 
 def data_dir(option: str | os.PathLike | None = None) -> Path:
@@ -74,12 +74,19 @@ DESCRIPTIONS = {
         "images: PSNR, time, steps per tile, and whether the tiles' seams show (PSNR where tiles "
         "overlap against the rest). Rows go to --jobs as they finish; a rerun resumes."
     ),
+    "photon": (
+        "Denoise photon (Poisson) noise at a few photon levels with each data term (Poisson, the "
+        "paper's squared error, ...) on crops of test images: the PSNR of the automatically stopped "
+        "fit, the best PSNR along the same fit (an oracle that looks at the clean image), the steps "
+        "and the time, beside a classical reference (Anscombe transform and non-local means, or BM3D "
+        "when installed). Rows go to --jobs as they finish; a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles",
+    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, photon",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False
