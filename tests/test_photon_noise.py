@@ -144,10 +144,16 @@ def test_bench_photon_rows_resume_and_table(tmp_path, capsys):
             assert 1 <= r["stop_step"] <= r["steps_run"] <= 25
     assert rows[2]["data_term"]["name"] == "poisson"
     out = capsys.readouterr().out
-    assert "| image | peak | noisy | gaussian | poisson | anscombe-nlm | poisson - gaussian |" in out
+    assert "| image | peak | clip at | noisy | gaussian | poisson | anscombe-nlm | poisson - gaussian |" in out
     assert main(argv) == 0  # a rerun resumes: nothing is fitted again
     assert len(jobs.read_text().splitlines()) == 6
-    assert "| set9/f16:grey | 30 |" in capsys.readouterr().out
+    assert "| set9/f16:grey | 30 | 1 |" in capsys.readouterr().out
+    # clipped at 2 instead of 1: other noisy images (values above 1 kept), so other rows
+    assert main([*argv[:-2], "--methods", "anscombe-nlm", "--clip-at", "2", "--jobs", str(jobs)]) == 0
+    extra = [json.loads(line) for line in jobs.read_text().splitlines()][6:]
+    assert [r["clip_at"] for r in extra] == [2.0, 2.0]
+    assert rows[3]["clipped"] > 0.01 and extra[1]["clipped"] == 0.0  # f16's white areas
+    assert extra[1]["psnr"] != rows[3]["psnr"]  # the reference saw the counts above 1
 
 
 def test_anscombe_reference_is_unbiased_at_low_counts():
@@ -163,6 +169,7 @@ def test_anscombe_reference_is_unbiased_at_low_counts():
     (["--images", "set9/nothing"], "image 'set9/nothing': no file"),
     (["--peaks", "10,x"], "--peaks '10,x': expected numbers"),
     (["--methods", "dip"], "unknown method 'dip'"),
+    (["--clip-at", "3"], "--clip-at 3: between 1 and 2"),
 ])
 def test_bench_photon_bad_options_are_one_line(tmp_path, capsys, argv, message):
     from .conftest import DATA

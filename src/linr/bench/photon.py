@@ -3,8 +3,9 @@ oracle stop and a classical reference.
 
 Per (image, peak): a centre crop of a shared test image (``NAME`` in colour, ``NAME:grey`` as
 its BT.601 luma), photon noise ``Poisson(peak x) / peak`` clipped to [0, 1] (what
-``linr degrade --poisson PEAK`` writes; seed fixed per image and peak, the same for every
-method), then each method:
+``linr degrade --poisson PEAK`` writes; ``--clip-at 2``: clipped at 2 instead, the most linr
+takes as a float image; seed fixed per image and peak, the same for every method), then each
+method:
 
 - ``gaussian``: ``linr.noisy(y)``, the paper's squared error (the default hold-out stop needs
   no noise level);
@@ -66,6 +67,10 @@ def register(sub: Any) -> None:
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the preset's; smoke runs)")
     p.add_argument("--depth", type=int, default=None, help="SIREN depth (default: the preset's; smoke runs)")
     p.add_argument("--seed", type=int, default=0, help="noise seed base (default 0)")
+    p.add_argument("--clip-at", type=float, default=1.0, metavar="C",
+                   help="clip the noisy counts / peak at C (default 1: what linr degrade --poisson "
+                   "writes and 8/16-bit files hold; 2: the most linr takes as float input, which "
+                   "at 30 photons clips almost nothing)")
     p.add_argument("--jobs", default="bench_out/photon.jsonl", help="rows, appended and resumed")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.set_defaults(func=cmd_photon)
@@ -160,8 +165,11 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
 
 
 def _key(spec: str, peak: float, method: str, args: argparse.Namespace) -> str:
-    return json.dumps({"image": spec, "peak": peak, "method": method, "crop": args.crop, "steps": args.steps,
-                       "width": args.width, "depth": args.depth, "seed": args.seed}, sort_keys=True)
+    key = {"image": spec, "peak": peak, "method": method, "crop": args.crop, "steps": args.steps,
+           "width": args.width, "depth": args.depth, "seed": args.seed}
+    if args.clip_at != 1.0:
+        key["clip_at"] = args.clip_at
+    return json.dumps(key, sort_keys=True)
 
 
 def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
@@ -212,7 +220,10 @@ def cmd_photon(args: argparse.Namespace) -> int:
     model = None
     if args.width or args.depth:
         model = replace(ModelConfig(), **{k: v for k, v in (("width", args.width), ("depth", args.depth)) if v})
-    noisy_images = {(s, p): add_photon_noise(cleans[s], p, seed=_noise_seed(args.seed, s, p))
+    if not 1.0 <= args.clip_at <= 2.0:
+        raise InputError(f"--clip-at {args.clip_at:g}: between 1 and 2 (linr takes float images up to 2)")
+    noisy_images = {(s, p): np.minimum(add_photon_noise(cleans[s], p, seed=_noise_seed(args.seed, s, p),
+                                                        clip=False), args.clip_at).astype(np.float32)
                     for s in specs for p in peaks}
     for (spec, peak), noisy in noisy_images.items():  # an estimate that cannot be made: now, not mid-run
         for method in methods:
@@ -238,7 +249,7 @@ def cmd_photon(args: argparse.Namespace) -> int:
                 if key not in done:
                     row = {"key": key, "image": spec, "peak": peak, "method": method, "noise_seed": seed,
                            "size": list(clean.shape), "noisy_psnr": _psnr(clean, noisy),
-                           "clipped": float(np.mean(noisy >= 1.0)),
+                           "clip_at": args.clip_at, "clipped": float(np.mean(noisy >= args.clip_at)),
                            **run_method(method, clean, noisy, peak, steps=args.steps, model=model),
                            **provenance, "load": os.getloadavg()[0],
                            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -263,9 +274,9 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per (image, peak), one column per method; LINR cells give
     ``PSNR (oracle; returned step / oracle step; s)``; then the differences that the issue asks."""
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
-    scenes = list(dict.fromkeys((r["image"], r["peak"]) for r in rows))
-    by = {(r["image"], r["peak"], r["method"]): r for r in rows}
-    head = ["image", "peak", "noisy", *methods]
+    scenes = list(dict.fromkeys((r["image"], r["peak"], r.get("clip_at", 1.0)) for r in rows))
+    by = {(r["image"], r["peak"], r.get("clip_at", 1.0), r["method"]): r for r in rows}
+    head = ["image", "peak", "clip at", "noisy", *methods]
     extra = []
     if {"poisson", "gaussian"} <= set(methods):
         extra.append(("poisson - gaussian", lambda c: c["poisson"]["psnr"] - c["gaussian"]["psnr"]))
@@ -273,11 +284,11 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         if m in methods:
             extra.append((f"{m}: stop - oracle", lambda c, m=m: c[m]["psnr_unclipped"] - c[m]["oracle_psnr"]))
     lines = ["| " + " | ".join(head + [e[0] for e in extra]) + " |",
-             "|" + "---|" * 2 + "---:|" * (len(head) - 2 + len(extra))]
-    for image, peak in scenes:
-        cells = {m: by.get((image, peak, m)) for m in methods}
+             "|" + "---|" * 3 + "---:|" * (len(head) - 3 + len(extra))]
+    for image, peak, clip_at in scenes:
+        cells = {m: by.get((image, peak, clip_at, m)) for m in methods}
         noisy = next(r for r in cells.values() if r)["noisy_psnr"]
-        out = [image, f"{peak:g}", f"{noisy:.2f}"]
+        out = [image, f"{peak:g}", f"{clip_at:g}", f"{noisy:.2f}"]
         for m in methods:
             r = cells[m]
             if r is None:
