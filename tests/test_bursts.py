@@ -15,8 +15,9 @@ from linr.cli import main
 from linr.errors import InputError
 from linr.images import read_frames, read_image, write_image
 from linr.scene import load_scene
-from linr.simulate import add_gaussian_noise
-from linr.tasks import resolve
+from linr.simulate import add_gaussian_noise, add_photon_noise
+from linr.tasks import measured_noise, resolve
+from skimage.metrics import peak_signal_noise_ratio
 
 from .conftest import crop, load, run_err
 
@@ -99,3 +100,74 @@ def test_bad_bursts_are_one_line_before_the_fit(tmp_path, capsys, clean, case, m
     err = run_err(capsys, [*argv, "-o", str(out), *TINY])
     assert re.search(message, err), err
     assert not out.exists()
+
+
+def _frames(clean, sigmas):
+    return [add_gaussian_noise(clean, s, seed=k) for k, s in enumerate(sigmas)]
+
+
+def test_a_much_noisier_frame_weighs_less_and_the_burst_restores_better():
+    clean = crop(load("set9/house.png"), 24)
+    frames = _frames(clean, [15, 15, 100])
+    kw = dict(steps=150, stop="fixed", device="cpu", progress=False,
+              model=linr.ModelConfig(width=32, depth=3))
+    measured = linr.restore([linr.noisy(f) for f in frames], **kw)
+    equal = linr.restore([linr.noisy(f, weight=0.1) for f in frames], **kw)  # the kind's weight
+    entries = measured.settings["observations"]
+    weights = np.array([o["weight"] for o in entries], np.float64)
+    sigmas = np.array([o["weight_from_sigma"] for o in entries], np.float64)
+    # the measured levels are those of the frames' noise (clipping shrinks the 100 somewhat)
+    actual = np.array([np.std(f.astype(np.float64) - clean) * 255 for f in frames])
+    assert np.allclose(sigmas, actual, rtol=0.2), (sigmas, actual)
+    # inverse variance, normalised to the paper's total weight of three noisy frames
+    assert weights.sum() == pytest.approx(0.3, rel=1e-9)
+    assert weights[2] / weights[0] == pytest.approx((sigmas[0] / sigmas[2]) ** 2, rel=1e-4)  # sigmas rounded
+    assert [o["weight"] for o in equal.settings["observations"]] == [0.1] * 3
+    assert "weight_from_sigma" not in equal.settings["observations"][0]
+    psnr_measured = peak_signal_noise_ratio(clean, np.clip(measured.image, 0, 1), data_range=1)
+    psnr_equal = peak_signal_noise_ratio(clean, np.clip(equal.image, 0, 1), data_range=1)
+    assert psnr_measured > psnr_equal + 1.0, (psnr_measured, psnr_equal)
+
+
+def test_equal_levels_and_the_paper_preset_keep_the_kinds_weight():
+    clean = crop(load("set9/house.png"), 48)
+    same = [linr.noisy(f) for f in _frames(clean, [25, 25, 25])]
+    assert measured_noise(same) == [None] * 3  # the estimates differ a little: not the frames
+    assert [o.weight for o in resolve(same, device="cpu")[0]] == [0.1] * 3
+    mixed = [linr.noisy(f) for f in _frames(clean, [10, 60])]
+    assert [o.weight for o in resolve(mixed, preset="paper", device="cpu")[0]] == [0.1, 0.1]
+    assert [o.weight for o in resolve(mixed, preset="fast", device="cpu")[0]] == [0.1, 0.1]
+    default = [o.weight for o in resolve(mixed, device="cpu")[0]]
+    assert default[0] > 0.15 and default[1] < 0.01
+    # a weight given for the kind, a lone noisy frame and photon-noise frames are not measured
+    assert measured_noise([linr.noisy(mixed[0].image, weight=1.0), mixed[1]]) == [None, None]
+    assert resolve(mixed[:1], device="cpu")[0][0].weight == 1.0
+    lowres = linr.lowres(clean[::4, ::4], 4)
+    assert [o.weight for o in resolve([*mixed, lowres], device="cpu")[0]][2] == 1.0
+    photon = [linr.noisy(f, noise="poisson", peak=p) for f, p in
+              zip([add_photon_noise(clean, p, seed=p) for p in (5, 50)], (5, 50))]
+    assert measured_noise(photon) == [None, None]
+
+
+def test_the_cli_reports_the_weights_and_one_line_of_noise_estimates(tmp_path, capsys):
+    clean = crop(load("set9/house.png"), 48)
+    for k, sigma in enumerate([10, 10, 80]):
+        write_image(tmp_path / f"shot{k}.png", add_gaussian_noise(clean, sigma, seed=k))
+    report = tmp_path / "r.json"
+    assert main(["restore", "--noisy", str(tmp_path / "shot*.png"), "-o", str(tmp_path / "o.png"),
+                 "--report", str(report), *TINY]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "weighed by their measured noise" in line]
+    assert len(lines) == 1, err
+    entries = json.loads(report.read_text())["settings"]["observations"]
+    for entry in entries:
+        assert f"sigma {entry['weight_from_sigma']:.1f} -> {entry['weight']:.3g}" in lines[0]
+    assert entries[2]["weight"] < entries[0]["weight"] / 10
+    # photon noise estimated on each of several frames: one line for the burst, not one per frame
+    for k in range(3):
+        write_image(tmp_path / f"photon{k}.png", add_photon_noise(clean, 20, seed=k))
+    assert main(["restore", "--noisy", str(tmp_path / "photon*.png"), "--noise", "poisson", "-o",
+                 str(tmp_path / "p.png"), *TINY]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "noise estimated" in line]
+    assert len(notes) == 1 and "from each of 3 frames: peak" in notes[0], err

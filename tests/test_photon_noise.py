@@ -109,3 +109,71 @@ def _write(folder, image):
     path = folder / "clean.png"
     write_image(path, image)
     return str(path)
+
+
+def test_zero_counts_are_counts_not_clipping_without_read_noise():
+    # at 10 photons many 2x2 blocks of a photo's darker half hold a zero count: a true count of
+    # pure Poisson noise, not a clipped value, so its brightness bins are used (they were left
+    # out, and too few bins remained to estimate from on this crop)
+    clean = crop(load("set9/kodim12.png"), 64)
+    for seed in range(3):
+        found = estimate_photon_noise(add_photon_noise(clean, 10.0, seed=seed), read_noise=False)
+        assert found.peak == pytest.approx(10, rel=0.15)
+
+
+def test_bench_photon_rows_resume_and_table(tmp_path, capsys):
+    from .conftest import DATA
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    jobs = tmp_path / "photon.jsonl"
+    argv = ["bench", "photon", "--data", str(DATA), "--images", "set9/house,set9/f16:grey", "--peaks", "30",
+            "--crop", "64", "--width", "16", "--depth", "2", "--steps", "25", "--threads", "1",
+            "--methods", "anscombe-nlm,gaussian,poisson", "--jobs", str(jobs)]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in jobs.read_text().splitlines()]
+    assert [(r["image"], r["method"]) for r in rows] == [
+        (i, m) for i in ("set9/house", "set9/f16:grey") for m in ("anscombe-nlm", "gaussian", "poisson")]
+    assert [r["size"] for r in rows[::3]] == [[64, 64, 3], [64, 64, 1]]
+    for r in rows:
+        if r["method"] == "anscombe-nlm":
+            assert r["psnr"] > r["noisy_psnr"] + 3  # the classical reference denoises
+        else:  # (25 steps of a tiny network: far from converged)
+            # the returned iterate is one of the fit's steps, so never above the best of them
+            assert r["psnr_unclipped"] <= r["oracle_psnr"] + 1e-4
+            assert 1 <= r["stop_step"] <= r["steps_run"] <= 25
+    assert rows[2]["data_term"]["name"] == "poisson"
+    out = capsys.readouterr().out
+    assert "| image | peak | clip at | noisy | gaussian | poisson | anscombe-nlm | poisson - gaussian |" in out
+    assert main(argv) == 0  # a rerun resumes: nothing is fitted again
+    assert len(jobs.read_text().splitlines()) == 6
+    assert "| set9/f16:grey | 30 | 1 |" in capsys.readouterr().out
+    # clipped at 2 instead of 1: other noisy images (values above 1 kept), so other rows
+    assert main([*argv[:-2], "--methods", "anscombe-nlm", "--clip-at", "2", "--jobs", str(jobs)]) == 0
+    extra = [json.loads(line) for line in jobs.read_text().splitlines()][6:]
+    assert [r["clip_at"] for r in extra] == [2.0, 2.0]
+    assert rows[3]["clipped"] > 0.01 and extra[1]["clipped"] == 0.0  # f16's white areas
+    assert extra[1]["psnr"] != rows[3]["psnr"]  # the reference saw the counts above 1
+
+
+def test_anscombe_reference_is_unbiased_at_low_counts():
+    from linr.bench.photon import anscombe_denoise
+
+    flat = np.full((96, 96, 1), 0.2)  # 2 photons a pixel at peak 10: the naive inverse is biased
+    noisy = add_photon_noise(flat, 10.0, seed=4)
+    assert float(anscombe_denoise(noisy, 10.0).mean()) == pytest.approx(0.2, rel=0.05)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--images", "set9/house:sepia"], "image 'set9/house:sepia': expected FOLDER/NAME or FOLDER/NAME:grey"),
+    (["--images", "set9/nothing"], "image 'set9/nothing': no file"),
+    (["--peaks", "10,x"], "--peaks '10,x': expected numbers"),
+    (["--methods", "dip"], "unknown method 'dip'"),
+    (["--clip-at", "3"], "--clip-at 3: between 1 and 2"),
+])
+def test_bench_photon_bad_options_are_one_line(tmp_path, capsys, argv, message):
+    from .conftest import DATA
+
+    err = run_err(capsys, ["bench", "photon", "--data", str(DATA), "--jobs", str(tmp_path / "j.jsonl"), *argv])
+    assert message in err
+    assert not (tmp_path / "j.jsonl").exists()

@@ -116,7 +116,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .images import check_output_path, read_image, write_image, written_bit_depth
     from .problem import clean_shape
     from .registration import register
-    from .tasks import resolve, resolve_stop, restore, tile_grid
+    from .tasks import describe_weights, measured_noise, resolve, resolve_stop, restore, tile_grid
 
     check_pairs(args)
     model = model_config(args, args.preset)
@@ -134,6 +134,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     obs, _ = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision)
     resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    weights = describe_weights(obs, measured_noise(observations, preset=args.preset))
+    if weights:
+        notes.append(weights)
     grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto")
     if args.register is not None:
         if grid is not None:

@@ -253,6 +253,9 @@ class Kind:
     options: tuple[KindOption, ...] = field(default_factory=tuple)
     simulation: Simulation | None = None
     """How the benchmarks make it from a clean image (None: not simulated)."""
+    frame_notes: Callable[[list["Observation"], list[ImageInfo], dict[str, Any]], list[str]] | None = None
+    """``frame_notes(observations, infos, options)`` -> lines for the user about all the frames
+    of this kind at once (one line for a burst, not one per frame), or None: no such lines."""
 
 
 def _positive_int(text: str) -> int:
@@ -292,11 +295,32 @@ def _nonneg_float(text: str) -> float:
 
 
 def _build_noisy(image, info, options, notes):
-    term, estimated = noise_term(image, options["noise"], peak=options.get("peak"),
-                                 read_noise=options.get("read_noise"))
-    if estimated:
-        notes.append(f"{info.path}: {estimated}")
-    return noisy(image, noise=term), []
+    term, _ = noise_term(image, options["noise"], peak=options.get("peak"),
+                         read_noise=options.get("read_noise"))
+    return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
+
+
+def _noisy_frame_notes(observations, infos, options):
+    """What was estimated of the photon noise: for one frame as :func:`noise_term` says it, for
+    a burst one line with the range over its frames."""
+    noise = options["noise"]
+    if noise == "gaussian" or not observations:
+        return []
+    with_read = noise == "poisson-gaussian"
+    parts = []
+    for given, field_name, unit, scale in (("peak", "peak", " photons at white", 1.0),
+                                          ("read_noise", "read_sigma", "/255", 255.0)):
+        if options.get(given) is not None or (given == "read_noise" and not with_read):
+            continue
+        values = [getattr(o.fidelity, field_name) * scale for o in observations]
+        span = f"{min(values):.3g}" if len(set(f"{v:.3g}" for v in values)) == 1 \
+            else f"{min(values):.3g}-{max(values):.3g}"
+        parts.append(f"{given.replace('_', ' ')} {span}{unit}")
+    if not parts:
+        return []
+    where = (f"{infos[0].path}: {noise} noise estimated from the image" if len(observations) == 1
+             else f"--noisy: {noise} noise estimated from each of {len(observations)} frames")
+    return [f"{where}: {', '.join(parts)} (rough; give --peak / --read-noise when known)"]
 
 
 MAX_FACTOR = 64
@@ -401,7 +425,7 @@ KINDS: dict[str, Kind] = {
         KindOption("--read-noise", "read_noise", "read noise std on the 0-255 scale (with --noise "
                    "poisson-gaussian; default: estimated from each image)", type=_nonneg_float,
                    metavar="SIGMA"),
-    ), _SIMULATIONS["noisy"]),
+    ), _SIMULATIONS["noisy"], _noisy_frame_notes),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
         KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4)",
                    type=_positive_int, default=4),

@@ -7,7 +7,8 @@ Foi et al. (2008) do, simplified: over non-overlapping 2x2 blocks, the block mea
 ``x`` and the diagonal difference ``(a - b - c + d) / 2`` (blind to any linear gradient, of
 variance exactly the noise variance) estimates the noise; blocks are binned by mean, each bin's
 variance is taken with outliers (edges) left out and a line is
-fitted through the bins (bins where values are clipped at 0 or 1 left out). numpy only.
+fitted through the bins (bins where values are clipped at 1, or with read noise at 0, left
+out: without read noise a 0 is a true count). numpy only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ __all__ = ["PhotonNoise", "estimate_photon_noise", "MIN_BLOCKS"]
 MIN_BLOCKS = 256
 """Fewest usable 2x2 blocks (all channels together) for an estimate: a 32x32 grey image."""
 CLIPPED_SHARE = 0.1
-"""A brightness bin with more than this share of blocks touching 0 or 1 is left out."""
+"""A brightness bin with more than this share of blocks touching a clipped value is left out."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class PhotonNoise:
     """2x2 blocks the estimate used."""
 
 
-def _blocks(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per 2x2 block: its mean, its diagonal difference, and whether a pixel of it is 0 or 1."""
+def _blocks(image: np.ndarray, *, zero_clips: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per 2x2 block: its mean, its diagonal difference, and whether a pixel of it is clipped:
+    at 1, or (``zero_clips``) at 0. Without read noise a 0 is a count of no photons, not a
+    clipped value (counts cannot fall below it), so it biases nothing."""
     h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
     means, details, clipped = [], [], []
     for ch in np.moveaxis(image[:h, :w], -1, 0):
@@ -44,7 +47,7 @@ def _blocks(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         quad = np.stack([a, b, c, d])
         means.append(quad.mean(axis=0).ravel())
         details.append(((a - b - c + d) / 2).ravel())
-        clipped.append(((quad <= 0) | (quad >= 1)).any(axis=0).ravel())
+        clipped.append((((quad <= 0) & zero_clips) | (quad >= 1)).any(axis=0).ravel())
     return np.concatenate(means), np.concatenate(details), np.concatenate(clipped)
 
 
@@ -71,7 +74,7 @@ def estimate_photon_noise(image: np.ndarray, *, read_noise: bool = True, peak: f
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 2:
         image = image[..., None]
-    means, details, clipped = _blocks(image)
+    means, details, clipped = _blocks(image, zero_clips=read_noise)
     order = np.argsort(means)
     groups = np.array_split(order, max(1, min(bins, means.size // 64)))
     # bins where many values hit 0 or 1 are biased by the clipping: left out

@@ -81,13 +81,17 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
         values = {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
                   for opt in kind.options}
         extras: list[str] = []
+        built = []
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
             if kind.name in weights:
                 obs = dataclasses.replace(obs, weight=weights[kind.name])
-            observations.append(obs)
-            infos.append(info)
+            built.append(obs)
             extras += [e for e in extra if e not in extras]
+        if kind.frame_notes is not None:
+            notes += kind.frame_notes(built, [info for _, info in frames], values)
+        observations += built
+        infos += [info for _, info in frames]
         inputs += paths + extras
     for kind in weights:
         if not any(o.kind == kind for o in observations):

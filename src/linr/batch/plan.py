@@ -2,9 +2,12 @@
 
 A batch is a list of :class:`Job` s, one per scene. A single task has one observation file per
 job; joint restoration pairs one file per observation kind by stem (``noisy/cat.png`` with
-``lr/cat.png``). Masks, kernels and references are either one file for every job or a folder /
-glob paired by stem (``cat.png`` or ``cat_mask.png`` for masks, ``cat_kernel.*`` for kernels).
-Pure file-name logic: nothing here reads pixels, so planning is instant and fails early.
+``lr/cat.png``). Bursts: a multi-image TIFF is one scene (its images the frames), and a folder
+that holds no images but sub-folders of them is a folder of scenes, each sub-folder one scene
+named by it (``bursts/cat/*.png``: the frames of ``cat``; it pairs with ``lr/cat.png``). Masks,
+kernels and references are either one file for every job or a folder / glob paired by stem (``cat.png`` or ``cat_mask.png`` for masks, ``cat_kernel.*`` for kernels).
+Pure file-name logic (and, for scene folders, the frames' headers, for their sizes): nothing here
+reads pixels, so planning is instant and fails early.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
 
 __all__ = [
-    "Job", "KINDS", "IMAGE_SUFFIXES", "find_files", "pair_by_stem", "plan_jobs", "fingerprint",
+    "Job", "KINDS", "IMAGE_SUFFIXES", "find_files", "find_scene_folders", "pair_by_stem", "plan_jobs",
+    "fingerprint",
     "settings_diff",
 ]
 
@@ -39,8 +43,9 @@ class Job:
     """One scene to restore: its name (the common stem) and every file it reads or writes."""
 
     name: str
-    observations: dict[str, str]
-    """Observation kind -> image path, in :data:`KINDS` order."""
+    observations: dict[str, str | list[str]]
+    """Observation kind -> image path (a multi-image TIFF: a burst), or the frame paths of a
+    scene folder, in :data:`KINDS` order."""
     output: str
     mask: str | None = None
     kernel: str | None = None
@@ -50,7 +55,7 @@ class Job:
     @property
     def inputs(self) -> list[str]:
         """Every file the job reads (never to be overwritten)."""
-        files = list(self.observations.values())
+        files = [f for v in self.observations.values() for f in ([v] if isinstance(v, str) else v)]
         files += [p for p in (self.mask, self.reference) if p is not None]
         if self.kernel is not None and Path(self.kernel).exists():
             files.append(self.kernel)
@@ -80,6 +85,68 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
     return found
 
 
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def find_scene_folders(spec: str, *, what: str, output_dir: str | os.PathLike,
+                       notes: list[str] | None = None) -> dict[str, list[Path]] | None:
+    """Burst scenes of ``spec``: when it is a folder holding no image files but sub-folders that
+    do, each such sub-folder is a scene named by it, its image files (sorted) the frames. None
+    when ``spec`` is not such a folder (a folder of images: one scene per image, as before; a
+    line goes to ``notes`` when sub-folders with images are then left unread).
+
+    Hidden sub-folders and the output folder (or one that holds it) are not scenes; an output
+    folder that already holds frames and no batch manifest is refused.
+    """
+    from .manifest import MANIFEST_NAME
+
+    folder = Path(spec)
+    if not folder.is_dir():
+        return None
+    out = Path(output_dir).resolve()
+    subs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if _images_in(folder):
+        unread = [d.name for d in subs if _images_in(d)]
+        if unread and notes is not None:
+            notes.append(f"{what} {spec}: its images are restored one by one; its {len(unread)} "
+                         f"sub-folder(s) with images ({_listed(unread)}) are not read (a folder of "
+                         "scene sub-folders, with no images of its own, restores each as a burst)")
+        return None
+    scenes = {}
+    for sub in subs:
+        frames = _images_in(sub)
+        ours = sub.resolve() == out or sub.resolve() in out.parents
+        if ours and frames and not (out / MANIFEST_NAME).exists():
+            raise InputError(f"-o {output_dir}: a scene folder of {what} {spec} (it holds frames); "
+                             "choose another -o folder")
+        if frames and not ours:
+            _check_frame_sizes(sub, frames, what=what)
+            scenes[sub.name] = frames
+    return scenes or None
+
+
+def _check_frame_sizes(folder: Path, frames: Sequence[Path], *, what: str) -> None:
+    """A scene's frames must share their size: read from the files' headers (no pixels), so that
+    a bad scene stops the batch before anything runs. Files whose header PIL cannot read are
+    left to the reader (their scene then fails alone, in one line)."""
+    from PIL import Image
+
+    sizes = []
+    for frame in frames:
+        try:
+            with Image.open(frame) as im:
+                sizes.append((frame, im.size))
+        except Exception:  # noqa: BLE001 - e.g. a float TIFF: checked when it is read
+            continue
+    for frame, size in sizes[1:]:
+        if size != sizes[0][1]:
+            (first, (w0, h0)), (w, h) = sizes[0], size
+            raise InputError(f"{what} scene {folder}: frames differ in size: {first.name} is {w0}x{h0}, "
+                             f"{frame.name} is {w}x{h} (width x height)")
+
+
 def _by_stem(files: Iterable[Path], *, what: str, strip: Sequence[str] = ()) -> dict[str, Path]:
     """Index files by stem; ``strip`` lists suffixes removed from a stem (``_mask``)."""
     index: dict[str, Path] = {}
@@ -100,14 +167,14 @@ def _listed(names: Sequence[str]) -> str:
     return shown + (f" ... and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def pair_by_stem(groups: dict[str, dict[str, Path]]) -> list[str]:
+def pair_by_stem(groups: dict[str, dict[str, Any]]) -> list[str]:
     """The stems every group has; an error listing, per group, the stems the others lack."""
     common = set.intersection(*(set(g) for g in groups.values()))
     problems = []
     for label, group in groups.items():
         extra = sorted(set(group) - common)
         if extra:
-            files = [group[s].name for s in extra]
+            files = [group[s].name if isinstance(group[s], Path) else f"{s}/" for s in extra]
             problems.append(f"{label}: {len(extra)} without a match ({_listed(files)})")
     if problems:
         raise InputError("files do not pair by name: " + "; ".join(problems))
@@ -172,8 +239,11 @@ def plan_jobs(
     labels = labels or {}
     if not observations:
         raise InputError("give input images: INPUT with --task, or --noisy/--lowres/--masked/--blurred")
+    scenes = {kind: find_scene_folders(spec, what=labels.get(kind, f"--{kind}"), output_dir=output_dir,
+                                       notes=notes)
+              for kind, spec in observations.items()}
     found = {kind: find_files(spec, what=labels.get(kind, f"--{kind}"))
-             for kind, spec in observations.items()}
+             for kind, spec in observations.items() if scenes[kind] is None}
     is_kernel_spec = kernel is not None and kernel.startswith(("gaussian:", "gauss:"))
     # (option, spec, name suffix that marks its files, file suffixes)
     aux_specs = [("--mask", mask, "_mask", IMAGE_SUFFIXES),
@@ -196,7 +266,8 @@ def plan_jobs(
             files = [f for f in files if f.resolve() not in observed or _has_suffix(f, marker)]
         aux_files[what] = files
         set_aside |= {f.resolve() for f in files}
-    groups = {}
+    groups: dict[str, dict[str, Any]] = {f"--{kind}": folders for kind, folders in scenes.items()
+                                         if folders is not None}
     for kind, files in found.items():
         kept = [f for f in files if f.resolve() not in set_aside]
         if not kept:
@@ -215,7 +286,7 @@ def plan_jobs(
     jobs = [
         Job(
             name=s,
-            observations={k: str(groups[f"--{k}"][s]) for k in KINDS if f"--{k}" in groups},
+            observations={k: _as_input(groups[f"--{k}"][s]) for k in KINDS if f"--{k}" in groups},
             output=str(out / f"{s}{suffix}"),
             mask=masks[s],
             kernel=kernels[s],
@@ -228,6 +299,10 @@ def plan_jobs(
     specs.update((what, spec) for what, spec, _, _ in aux_specs if aux_files.get(what) is not None)
     _check_not_read_back(jobs, specs, output_dir)
     return jobs
+
+
+def _as_input(found: Path | list[Path]) -> str | list[str]:
+    return str(found) if isinstance(found, Path) else [str(p) for p in found]
 
 
 def _check_no_overwrite(jobs: Sequence[Job]) -> None:
@@ -264,7 +339,8 @@ def fingerprint(job: Job, settings: dict[str, Any], *, reference: str | None = N
     it (it only adds metrics); ``reference`` recomputes the key of older manifests, which hashed
     the reference path too.
     """
-    files = {k: os.path.abspath(v) for k, v in job.observations.items()}
+    files = {k: os.path.abspath(v) if isinstance(v, str) else [os.path.abspath(f) for f in v]
+             for k, v in job.observations.items()}
     extra = {k: os.path.abspath(v) if v and Path(v).exists() else v
              for k, v in (("mask", job.mask), ("kernel", job.kernel), ("reference", reference))}
     data = {"observations": files, **extra, "settings": settings}

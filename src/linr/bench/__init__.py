@@ -1,5 +1,6 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
-``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench register``.
+``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench register``,
+``linr bench photon``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -18,7 +19,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration", "photon")
 """Modules of this package, each adding a part (the registration module adds `register`: a
 sub-module named `register` would shadow this package's own register function)."""
 
@@ -82,12 +83,19 @@ DESCRIPTIONS = {
         "alone, from all frames as if aligned, with registration, and with the true shifts given. "
         "Rows go to --jobs as they finish; a rerun resumes."
     ),
+    "photon": (
+        "Denoise photon (Poisson) noise at a few photon levels with each data term (Poisson, the "
+        "paper's squared error, ...) on crops of test images: the PSNR of the automatically stopped "
+        "fit, the best PSNR along the same fit (an oracle that looks at the clean image), the steps "
+        "and the time, beside a classical reference (Anscombe transform and non-local means, or BM3D "
+        "when installed). Rows go to --jobs as they finish; a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register",
+    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register, photon",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False

@@ -1,0 +1,159 @@
+"""Bursts in ``linr batch``: one scene per sub-folder of frames, or per multi-image TIFF; each
+restored as ``linr restore`` restores that burst; bad layouts end in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from linr.cli import main
+from linr.images import read_image, write_image
+from linr.simulate import add_gaussian_noise
+
+from .conftest import crop, load, run_err
+
+FIT = ["--width", "16", "--depth", "2", "--steps", "3", "--stop", "fixed", "--device", "cpu", "--quiet"]
+
+
+def _manifest(folder: Path) -> dict[str, dict]:
+    return {r["image"]: r for r in map(json.loads, (folder / "manifest.jsonl").read_text().splitlines())}
+
+
+def _scene(size: int, index: int) -> np.ndarray:
+    return crop(load("set9/peppers.png"), size, top=60 + 40 * index, left=80 + 30 * index)
+
+
+def _restore_alone(tmp_path: Path, spec: str, name: str) -> np.ndarray:
+    """What ``linr restore`` makes of one burst, with the batch's one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["restore", "--noisy", spec, "-o", str(tmp_path / name), *FIT]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    return read_image(tmp_path / name)[0]
+
+
+def test_a_folder_of_scene_folders_restores_each_as_one_burst(tmp_path, capsys):
+    bursts = tmp_path / "bursts"
+    counts = {"cat": 3, "dog": 2}
+    for k, (name, count) in enumerate(counts.items()):
+        (bursts / name).mkdir(parents=True)
+        for seed in range(count):
+            write_image(bursts / name / f"frame{seed}.png", add_gaussian_noise(_scene(16, k), 40, seed=seed))
+    (bursts / "empty").mkdir()  # no frames: not a scene
+    out = tmp_path / "out"
+    assert main(["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 0
+    records = _manifest(out)
+    assert sorted(records) == ["cat", "dog"]
+    for name, count in counts.items():
+        record = records[name]
+        assert record["status"] == "done"
+        assert record["inputs"]["noisy"] == [str(bursts / name / f"frame{s}.png") for s in range(count)]
+        assert [o["kind"] for o in record["settings"]["observations"]] == ["noisy"] * count
+        alone = _restore_alone(tmp_path, str(bursts / name / "*.png"), f"{name}_alone.png")
+        assert np.array_equal(read_image(out / f"{name}.png")[0], alone)
+    # a rerun skips both (the inputs, lists of frames, are recorded and compared)
+    capsys.readouterr()
+    assert main(["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 0
+    assert "2 images: 0 to restore, 2 already done" in capsys.readouterr().out
+
+
+def test_multi_image_tiffs_are_one_scene_each_and_stack(tmp_path):
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for k, name in enumerate(["a", "b"]):
+        pages = np.stack([(add_gaussian_noise(_scene(16, k), 40, seed=s) * 255).round().astype(np.uint8)
+                          for s in range(3)])
+        tifffile.imwrite(stacks / f"{name}.tif", pages, photometric="rgb")
+    out = tmp_path / "out"
+    assert main(["batch", str(stacks), "--task", "noisy", "-o", str(out), "--threads", "1", "--stack", "2",
+                 *FIT]) == 0
+    records = _manifest(out)
+    for name in ("a", "b"):
+        assert records[name]["inputs"]["noisy"] == str(stacks / f"{name}.tif")
+        assert len(records[name]["settings"]["observations"]) == 3  # three frames, one scene
+        assert records[name]["run"]["stacked"] == 2  # two bursts of one shape fitted at once
+        alone = _restore_alone(tmp_path, str(stacks / f"{name}.tif"), f"{name}_alone.png")
+        # stacked fits equal single ones up to float rounding: within one 8-bit level
+        assert np.abs(read_image(out / f"{name}.png")[0] - alone).max() <= 1 / 255 + 1e-6
+
+
+def test_scene_folders_pair_by_name_with_other_kinds(tmp_path):
+    bursts, small = tmp_path / "bursts", tmp_path / "lr"
+    small.mkdir()
+    for k, name in enumerate(["cat", "dog"]):
+        (bursts / name).mkdir(parents=True)
+        clean = _scene(16, k)
+        for seed in range(2):
+            write_image(bursts / name / f"{seed}.png", add_gaussian_noise(clean, 40, seed=seed))
+        write_image(small / f"{name}.png", clean[::4, ::4])
+    out = tmp_path / "out"
+    assert main(["batch", "--noisy", str(bursts), "--lowres", str(small), "--factor", "4", "-o", str(out),
+                 "--threads", "1", *FIT]) == 0
+    kinds = [o["kind"] for o in _manifest(out)["dog"]["settings"]["observations"]]
+    assert kinds == ["noisy", "noisy", "lowres"]
+
+
+@pytest.mark.parametrize("layout, message", [
+    ("sizes", r"INPUT scene .*bursts/cat: frames differ in size: 0.png is 16x16, 1.png is 12x12 "
+              r"\(width x height\)"),
+    ("unpaired", r"files do not pair by name: --noisy: 1 without a match \(dog/\)"),
+    ("output inside a scene", r"-o .*bursts/cat: a scene folder of INPUT .*bursts \(it holds frames\)"),
+])
+def test_bad_burst_layouts_are_one_line_before_anything(tmp_path, capsys, layout, message):
+    bursts = tmp_path / "bursts"
+    for name in ("cat", "dog"):
+        (bursts / name).mkdir(parents=True)
+        for seed in range(2):
+            write_image(bursts / name / f"{seed}.png", add_gaussian_noise(_scene(16, 0), 40, seed=seed))
+    argv = ["batch", str(bursts), "--task", "noisy"]
+    out = tmp_path / "out"
+    if layout == "sizes":
+        write_image(bursts / "cat" / "1.png", _scene(16, 0)[:12, :12], force=True)
+    elif layout == "unpaired":
+        (tmp_path / "lr").mkdir()
+        write_image(tmp_path / "lr" / "cat.png", _scene(16, 0)[::4, ::4])
+        argv = ["batch", "--noisy", str(bursts), "--lowres", str(tmp_path / "lr"), "--factor", "4"]
+    else:
+        out = bursts / "cat"
+    import re
+
+    err = run_err(capsys, [*argv, "-o", str(out), *FIT])
+    assert re.search(message, err), err
+    if layout != "output inside a scene":
+        assert not out.exists()
+
+
+def test_a_stack_whose_pages_differ_fails_alone_in_one_line(tmp_path):
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    tifffile.imwrite(stacks / "bad.tif", np.zeros((16, 16), np.uint8))
+    tifffile.imwrite(stacks / "bad.tif", np.zeros((8, 8), np.uint8), append=True)
+    pages = np.stack([(add_gaussian_noise(_scene(16, 0)[..., 0], 40, seed=s) * 255).round().astype(np.uint8)
+                      for s in range(2)])
+    tifffile.imwrite(stacks / "good.tif", pages)
+    out = tmp_path / "out"
+    assert main(["batch", str(stacks), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 4
+    records = _manifest(out)
+    assert records["good"]["status"] == "done"
+    assert records["bad"]["status"] == "failed"
+    assert records["bad"]["error"] == (f"--noisy frames differ in size: {stacks / 'bad.tif'}[1] is 16x16, "
+                                       f"{stacks / 'bad.tif'}[2] is 8x8 (width x height)")
+
+
+def test_a_folder_of_images_with_sub_folders_says_what_it_left_unread(tmp_path, capsys):
+    noisy = tmp_path / "noisy"
+    (noisy / "old").mkdir(parents=True)
+    write_image(noisy / "x.png", add_gaussian_noise(_scene(16, 0), 40, seed=0))
+    write_image(noisy / "old" / "y.png", add_gaussian_noise(_scene(16, 1), 40, seed=0))
+    out = tmp_path / "out"
+    assert main(["batch", str(noisy), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 0
+    err = capsys.readouterr().err
+    assert "sub-folder(s) with images (old) are not read" in err, err
+    assert sorted(_manifest(out)) == ["x"]
