@@ -42,7 +42,7 @@ from .errors import InputError
 from .tiff import TiffLayout, read_tiff, write_tiff
 
 __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
-           "choose_value_ranges", "parse_value_range", "to_unit", "read_mask", "write_image",
+           "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
            "write_frames", "check_output_path", "check_writable_folder", "written_bit_depth",
            "keeps_units", "as_float_image", "WRITE_FORMATS"]
 
@@ -72,7 +72,7 @@ class ValueRange:
 
     def describe(self) -> str:
         how = {"dtype": "the sample type's full range", "unit": "taken as they are",
-               "data": "0 (or the minimum, when negative) to the data's maximum",
+               "data": "0 to the data's maximum" if self.low == 0 else "the data's minimum to maximum",
                "given": "given"}[self.rule]
         return f"{self.low:g}..{self.high:g} -> [0, 1] ({how})"
 
@@ -275,6 +275,16 @@ def choose_value_ranges(images: Sequence[StoredImage],
         else:
             ranges.append(ValueRange(0.0, 1.0, "unit"))
     return ranges
+
+
+def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
+    """How the output of a scene is stored: like its input of the highest bit depth (the first
+    such: its value range and TIFF layout), with the first alpha found."""
+    if not infos:
+        raise ValueError("output_info needs at least one input")
+    best = max(infos, key=lambda i: i.bit_depth)  # max keeps the first of equals
+    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
+    return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff)
 
 
 def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, ImageInfo]:
