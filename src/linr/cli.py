@@ -421,8 +421,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
-    write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha, force=args.force,
-                protect=protect)
+    write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
+                value_range=info.value_range, tiff=info.tiff, force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if mask_path is not None:
         write_image(mask_path, mask.astype(np.float32), force=args.force, protect=protect)
@@ -446,11 +446,17 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .images import read_image
+    from .images import choose_value_ranges, read_stored, to_unit
     from .metrics import evaluate
 
-    ref, _ = read_image(args.reference)
-    img, _ = read_image(args.image)
+    stored = []
+    for path in (args.reference, args.image):
+        images = read_stored(path)
+        if len(images) > 1:
+            raise InputError(f"{path}: a TIFF stack of {len(images)} images where one image is expected")
+        stored += images
+    # one value range for both (floats outside [0, 1]: the same units, mapped alike)
+    (ref, _), (img, _) = (to_unit(im, vr) for im, vr in zip(stored, choose_value_ranges(stored)))
     if ref.shape != img.shape:
         what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
