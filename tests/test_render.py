@@ -175,3 +175,29 @@ def test_bad_render_options_are_one_line(tmp_path, capsys, image, extra, message
                            *extra, *TINY])
     assert re.search(message, err), err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_saved_model_renders_in_the_inputs_units_and_layout(tmp_path, capsys, image):
+    import tifffile
+
+    counts = np.moveaxis(image[..., :2], -1, 0) * 3000.0  # 2 channels of float counts, CYX
+    lut = np.zeros((3, 256), np.uint8)
+    lut[1] = np.arange(256)
+    tifffile.imwrite(tmp_path / "cells.tif", counts.astype(np.float32), imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "CYX", "unit": "um", "LUTs": [lut, lut]})
+    model = tmp_path / "m.pt"
+    assert main(["restore", "--noisy", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "a.tif"),
+                 "--save-model", str(model), *TINY]) == 0
+    assert main(["render", str(model), "-o", str(tmp_path / "same.tif")]) == 0
+    assert main(["render", str(model), "--scale", "2", "-o", str(tmp_path / "big.tif")]) == 0
+    assert "values in the input's units" in capsys.readouterr().out
+    with tifffile.TiffFile(tmp_path / "a.tif") as tif:
+        restored = tif.asarray()
+    with tifffile.TiffFile(tmp_path / "same.tif") as tif:
+        assert np.array_equal(tif.asarray(), restored) and restored.dtype == np.float32
+    with tifffile.TiffFile(tmp_path / "big.tif") as tif:
+        big, meta = tif.asarray(), tif.imagej_metadata
+        assert tif.series[0].axes == "CYX" and big.shape == (2, 48, 48)
+        assert tif.pages[0].resolution == (4.0, 4.0) and meta["unit"] == "um"
+        assert np.array_equal(meta["LUTs"][1], lut)
+    assert restored.max() > 1.5  # counts, not [0, 1]

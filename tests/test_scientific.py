@@ -62,7 +62,8 @@ def test_alpha_in_a_tiff_is_what_extrasamples_says(tmp_path):
 def test_imagej_hyperstack_keeps_its_axes_units_and_pixel_size(tmp_path):
     data = (np.stack([np.moveaxis(_smooth(5, low=0.1 * t), -1, 0) for t in range(3)]) * 4000).astype(np.uint16)
     tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True, resolution=(2.5, 2.5),
-                     metadata={"axes": "TCYX", "unit": "um", "spacing": 0.7, "finterval": 1.5})
+                     metadata={"axes": "TCYX", "unit": "um", "spacing": 0.7, "finterval": 1.5,
+                               "Ranges": (0.0, 4000.0) * 5})
     frames = read_frames(tmp_path / "ij.tif")
     assert len(frames) == 3 and frames[0][0].shape == (16, 16, 5)
     info = frames[0][1]
@@ -72,6 +73,7 @@ def test_imagej_hyperstack_keeps_its_axes_units_and_pixel_size(tmp_path):
     assert axes == "TCYX" and back.dtype == np.uint16 and np.array_equal(back, data)
     meta = tif.imagej_metadata
     assert (meta["unit"], meta["spacing"], meta["finterval"]) == ("um", 0.7, 1.5)
+    assert tuple(meta["Ranges"]) == (0.0, 4000.0) * 5
     assert tif.pages[0].resolution == (2.5, 2.5)
     # one image at twice the size: ImageJ's pixels per unit double (same field of view)
     write_image(tmp_path / "big.tif", np.repeat(np.repeat(frames[0][0], 2, 0), 2, 1), bit_depth=16,

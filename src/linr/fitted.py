@@ -191,7 +191,7 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
             "value_range": None if info.value_range is None else info.value_range.to_dict(),
             "bit_depth": info.bit_depth,
         },
-        "tiff": None if info.tiff is None else info.tiff.describe(),
+        "tiff": None if info.tiff is None else json.dumps(info.tiff.describe()),
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
@@ -261,7 +261,7 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         fitted._forward(torch.device("cpu"))  # the parameters fit the configuration
         values = data["values"]
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])
-        tiff = None if data["tiff"] is None else TiffLayout.from_description(data["tiff"])
+        tiff = None if data["tiff"] is None else TiffLayout.from_description(json.loads(data["tiff"]))
         info = ImageInfo(str(data.get("source", "")), int(values["bit_depth"]), fitted.channels,
                          None, value_range, tiff)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -76,19 +76,40 @@ class TiffLayout:
         return dataclasses.replace(self, size=(height, width), resolution=resolution, metadata=metadata)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready: the layout in a report or a model file."""
-        out = dataclasses.asdict(self)
-        out["size"], out["resolution"] = list(self.size), None if self.resolution is None else list(self.resolution)
-        return out
+        """JSON-ready (arrays, such as ImageJ's LUTs, as ``{"ndarray": [...], "dtype": ...}``):
+        the layout in a report or a model file."""
+        return _plain(dataclasses.asdict(self))
 
     @classmethod
     def from_description(cls, data: dict[str, Any]) -> "TiffLayout":
         """The inverse of :meth:`describe`."""
-        data = dict(data)
+        data = _arrays(dict(data))
         data["size"] = tuple(data["size"])
         if data.get("resolution") is not None:
             data["resolution"] = tuple(data["resolution"])
         return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _arrays(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"ndarray", "dtype"}:
+            return np.asarray(value["ndarray"], dtype=value["dtype"])
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arrays(v) for v in value]
+    return value
 
 
 def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
