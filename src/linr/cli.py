@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,16 +78,10 @@ def _build_restore(sub: Any) -> None:
 
 
 def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(json_ready(data), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    from .images import plain_mode
+    from .images import write_atomically
 
-    plain_mode(tmp)
-    os.replace(tmp, path)
+    text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> None:

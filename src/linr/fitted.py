@@ -177,7 +177,7 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
     range and TIFF layout; None: 8-bit, values on [0, 1]) to ``path`` atomically.
     ``settings``: the fit's settings, kept for the record."""
     from . import __version__
-    from .images import plain_mode
+    from .images import write_atomically
 
     path = check_model_path(path, force=force)
     info = info or ImageInfo("", 8, fitted.channels)
@@ -195,38 +195,18 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(data, tmp)
-        plain_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: torch.save(data, tmp))
 
 
 def check_model_path(path: str | os.PathLike, *, force: bool = False,
                      protect: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Fail before any work when a model file could not be written to ``path``."""
-    from .images import check_writable_folder
+    from .images import check_new_file
 
     path = Path(path)
     if path.suffix.lower() != ".pt":
         raise InputError(f"{path}: a model file is named FILE.pt")
-    if any(path.resolve() == Path(p).resolve() for p in protect):
-        raise InputError(f"{path}: refusing to overwrite an input file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder")
-    if path.exists() and not force:
-        raise InputError(f"{path}: exists (use --force to overwrite)")
-    check_writable_folder(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    return check_new_file(path, force=force, protect=protect)
 
 
 def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:

@@ -33,7 +33,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -43,7 +43,7 @@ from .tiff import TiffLayout, read_tiff, write_tiff
 
 __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
            "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
-           "write_frames", "check_output_path", "check_writable_folder", "written_bit_depth",
+           "write_frames", "write_atomically", "check_output_path", "check_new_file", "check_writable_folder", "written_bit_depth",
            "keeps_units", "as_float_image", "WRITE_FORMATS"]
 
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
@@ -391,6 +391,14 @@ def check_output_path(
                          f"one has {channels}; write a .tif")
     if frames > 1 and fmt != "tiff":
         raise InputError(f"{path}: a stack of {frames} images needs a TIFF output (.tif)")
+    return check_new_file(path, force=force, protect=protect)
+
+
+def check_new_file(path: str | os.PathLike, *, force: bool = False,
+                   protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Fail before any work when ``path`` is an input (``protect``), a folder, an existing file
+    (unless ``force``) or in a place that cannot be written."""
+    path = Path(path)
     for other in protect:
         other = Path(other)
         if _same_file(path, other) or path.resolve() == other.resolve():
@@ -400,6 +408,24 @@ def check_output_path(
     if path.exists() and not force:
         raise InputError(f"{path}: exists (use --force to overwrite)")
     check_writable_folder(path)
+    return path
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Run ``write(temporary)`` on a temporary file beside ``path`` (parent folders created),
+    give it a plain file's permissions and rename it to ``path``; nothing is left on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        plain_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -514,10 +540,8 @@ def write_frames(
     data = _quantise(data, bit_depth, units)
     if alpha is not None:  # alpha fills its type's range, whatever the colour values' units
         data[..., -1] = _quantise(alpha, bit_depth)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         if fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
             write_tiff(tmp, data, alpha=alpha is not None, layout=layout)
@@ -530,13 +554,8 @@ def write_frames(
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
-        plain_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return write_atomically(path, write)
 
 
 def plain_mode(path: str | os.PathLike) -> None:
