@@ -29,7 +29,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -107,21 +107,21 @@ class FittedModel:
         module.load_state_dict(state)
         return module
 
-    def _forward(self, device: torch.device) -> tuple[Any, str]:
-        """The network as a function of (n, 2) coordinates on ``device``, and the precision used."""
+    def _forward(self, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network on ``device`` as a function of (n, 2) coordinates -> (n, C) values: the
+        fast engine at the fit's precision (float32 where the device lacks it), or the module."""
         with torch.random.fork_rng(devices=[]):
             module = build_model(self.model, out_channels=self.channels)
         if not self.engine:
             module.load_state_dict(self.parameters)
-            module.to(device).eval()
-            return module, "float32"
+            return module.to(device).eval()
         precision = self.precision
         try:
             check_precision(precision, device)
         except ValueError:
             precision = "float32"  # e.g. a tf32 fit rendered on a CPU
         net = FastSiren(module, precision=precision).to(device).load_folded_state(self.parameters)
-        return (lambda coords: net.forward(coords, save=False)), precision
+        return lambda coords: net.forward(coords, save=False)
 
     def render(self, *, scale: float | None = None, size: tuple[int, int] | None = None,
                device: str = "cpu") -> np.ndarray:
@@ -131,7 +131,7 @@ class FittedModel:
         out_h, out_w = render_size(self.shape, scale=scale, size=size)
         dev = resolve_device(device)
         rows, cols = coordinate_axes(*self.shape, size=(out_h, out_w), device=dev)
-        forward, _ = self._forward(dev)
+        forward = self._forward(dev)
         image = np.empty((out_h * out_w, self.channels), dtype=np.float32)
         chunk = self.chunk_pixels
         with torch.no_grad():
