@@ -1,4 +1,4 @@
-"""Command-line interface: ``linr restore | degrade | metrics | demo``.
+"""Command-line interface: ``linr restore | render | degrade | metrics | demo``.
 
 Every user error ends in one line on stderr (``linr: error: ...``) and exit status 2, with no
 file written. Set ``LINR_DEBUG=1`` to see tracebacks.
@@ -12,13 +12,13 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
 from .cli_common import (add_fit_options, add_observation_options, check_pairs, load_observations,
-                         model_config, nonneg_float, positive_float, positive_int)
+                         model_config, nonneg_float, positive_float, positive_int, size_option,
+                         value_range_option)
 from .errors import DivergenceError, InputError, LinrError
 from .metrics import json_ready
 from .metrics import report as metrics_report
@@ -50,6 +50,15 @@ def _build_restore(sub: Any) -> None:
     g = p.add_argument_group("observations (at least one; a flag given again, a quoted glob or a "
                              "multi-image TIFF adds frames of its kind, each its own observation)")
     add_observation_options(g)
+    g.add_argument("--frames", choices=("joint", "separate"), default="joint",
+                   help="joint (default): every frame is an observation of one scene, one output "
+                   "image; separate: each frame (a TIFF stack's page, a file) restored on its own, "
+                   "written as a TIFF stack of as many frames")
+    g.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
+                   help="input values LO..HI (the inputs' units) map to the fit's [0, 1]; auto: "
+                   "from 0 (or the minimum, when negative) to the maximum of the data; default: "
+                   "uint8/uint16 by their full range, floats as they are when on [0, 1], else "
+                   "auto. A TIFF output is written back in the inputs' units")
     add_fit_options(p)
     from .registration import TRANSFORMS
 
@@ -67,7 +76,16 @@ def _build_restore(sub: Any) -> None:
     w.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. auto or "
                    "ray://host:10001); default: start a local Ray instance")
     o = p.add_argument_group("output")
-    o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it")
+    o.add_argument("--render-scale", type=positive_float, metavar="S",
+                   help="write the restored image at S times its size (any S > 0, e.g. 2.5): the "
+                   "fitted network evaluated on a denser grid over the same extent")
+    o.add_argument("--render-size", type=size_option, metavar="WxH",
+                   help="write the restored image at WxH pixels over the same extent")
+    o.add_argument("--save-model", metavar="FILE.pt",
+                   help="save the fitted model (weights, settings, size, value mapping) to render "
+                   "again later at any size with linr render")
+    o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it "
+                   "(with --frames separate: a stack of as many frames)")
     o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
     o.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,16 +93,10 @@ def _build_restore(sub: Any) -> None:
 
 
 def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(json_ready(data), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    from .images import plain_mode
+    from .images import write_atomically
 
-    plain_mode(tmp)
-    os.replace(tmp, path)
+    text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> None:
@@ -113,36 +125,53 @@ def _note(lines: Sequence[str]) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .images import check_output_path, read_image, write_image, written_bit_depth
+    from .fitted import check_model_path, render_size
+    from .images import check_output_path, output_info, write_frames
     from .problem import clean_shape
     from .registration import register
+    from .scene import split_frames
     from .tasks import describe_weights, measured_noise, resolve, resolve_stop, restore, tile_grid
 
     check_pairs(args)
+    if args.render_scale is not None and args.render_size is not None:
+        raise InputError("give --render-scale or --render-size, not both")
     model = model_config(args, args.preset)
     notes: list[str] = []
     observations, infos, inputs = load_observations(args, notes)
+    scenes = [(observations, infos)] if args.frames == "joint" else split_frames(observations, infos)
+    out = output_info(infos)
     protect = list(inputs) + ([args.reference] if args.reference else [])
-    check_output_path(args.output, force=args.force, protect=protect)
+    check_output_path(args.output, force=args.force, protect=protect, channels=out.channels,
+                      frames=len(scenes))
     if args.report and Path(args.report).resolve() == Path(args.output).resolve():
         raise InputError("--report and --output name the same file")
     _check_report_path(args.report, args.force, protect + [args.output])
-    reference = None
-    if args.reference:
-        reference, _ = read_image(args.reference)
+    if args.save_model:
+        if len(scenes) > 1:
+            raise InputError(f"--save-model saves one model; --frames separate fits {len(scenes)} "
+                             "(one per frame)")
+        check_model_path(args.save_model, force=args.force,
+                         protect=tuple(protect + [args.output] + ([args.report] if args.report else [])))
+    references = _read_references(args.reference, out, len(scenes))
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
-    obs, _ = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+    obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision)
     resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
-    weights = describe_weights(obs, measured_noise(observations, preset=args.preset))
+    weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset))
     if weights:
         notes.append(weights)
+    shape = clean_shape(obs)
+    out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
     grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto")
+    if grid is not None and (args.save_model or out_shape != shape):
+        what = "--save-model" if args.save_model else "--render-scale / --render-size"
+        raise InputError(f"{what} needs one network of the whole image, but this restoration is "
+                         f"tiled ({len(grid)} tiles, one network each); add --tile off")
     if args.register is not None:
         if grid is not None:
             raise InputError("--register needs one fit of the whole image; tiles cannot be "
                              "registered yet (add --tile off)")
-        register(obs, args.register, shape=clean_shape(obs), notes=notes)  # checks, notes
+        register(obs, args.register, shape=shape, notes=notes)  # checks, notes
     spread = args.workers is not None or args.backend == "ray"
     if args.ray_address is not None and args.backend != "ray":
         raise InputError("--ray-address needs --backend ray")
@@ -151,54 +180,75 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if spread and grid is None:
         raise InputError("--workers and --backend ray spread the tiles of one image, and this image "
                          "is restored whole (ask for tiles with --tile SIZE)")
-    store = None
+    stores: list[Path | None] = [None] * len(scenes)
     if grid is not None:
-        store = Path(args.output).with_name(Path(args.output).name + ".tiles")
+        name = Path(args.output).name
+        stores = [Path(args.output).with_name(name + (f".frame{i + 1}" if len(scenes) > 1 else "") + ".tiles")
+                  for i in range(len(scenes))]
         h, w = grid.shape
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
-                     f"(overlap {grid.overlap} px); finished tiles are kept in {store} until the "
+                     f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    _announce_cost(observations, args, model, grid)
+    _announce_cost(scenes[0][0], args, model, grid, frames=len(scenes))
+    results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
-        result = restore(
-            observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-            device=args.device, model=model, reference=reference, stop=args.stop,
-            progress=False if args.quiet else None, precision=args.precision,
-            tile=args.tile or "auto", tile_stack=args.tile_stack,
-            tile_store=None if store is None else str(store), register=args.register,
-            tile_executor=executor, tile_threads=threads,
-        )
+        for i, (scene, _) in enumerate(scenes):
+            result = restore(
+                scene, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+                device=args.device, model=model, reference=references[i], stop=args.stop,
+                progress=False if args.quiet else None, precision=args.precision,
+                tile=args.tile or "auto", tile_stack=args.tile_stack,
+                tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
+                tile_executor=executor, tile_threads=threads,
+            )
+            results.append(result)
+            images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
+            if len(scenes) > 1:
+                print(f"frame {i + 1}/{len(scenes)}: {result.steps_run} steps, "
+                      f"{result.timings['fit_s']:.1f} s; {result.stop_reason}; returned the iterate of "
+                      f"step {result.stop_step}")
     except BaseException:
         if executor is not None:
             executor.close(abort=True)
         raise
     if executor is not None:
         executor.close(abort=False)
-    bit_depth = written_bit_depth(args.output, max(i.bit_depth for i in infos))
-    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
-    write_image(args.output, result.image, bit_depth=bit_depth, alpha=alpha, force=args.force,
-                protect=protect)
-    h, w = result.image.shape[:2]
-    depth = "float32" if bit_depth == 32 else f"{bit_depth}-bit"
-    print(f"wrote {args.output} ({w}x{h}, {depth}, {result.steps_run} steps, "
-          f"{result.timings['fit_s']:.1f} s fitting)")
-    print(f"stopped at step {result.steps_run}: {result.stop_reason}; returned the iterate of step "
-          f"{result.stop_step}")
-    for line in _registration_lines(result.settings.get("registration"), observations, infos):
-        print(line)
-    report: dict[str, Any] = {"output": str(args.output), "inputs": inputs, **result.to_dict()}
-    if reference is not None:
-        task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
-        report["metrics"] = metrics_report(reference, result.image, task)
-        std = report["metrics"]["standard"]
-        on = "RGB" if result.image.shape[2] == 3 else "grey" if result.image.shape[2] == 1 \
-            else f"{result.image.shape[2]} channels"
-        print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, {on}, "
-              f"SSIM data range 1)")
+    write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
+                 value_range=out.value_range, tiff=out.tiff, force=args.force, protect=protect)
+    steps = sum(r.steps_run for r in results)
+    fit_s = sum(r.timings["fit_s"] for r in results)
+    render = "" if out_shape == shape else f"rendered from the fit's {shape[1]}x{shape[0]}, "
+    print(f"wrote {args.output} ({_describe_output(args.output, out, out_shape, len(scenes))}, {render}"
+          f"{steps} steps, {fit_s:.1f} s fitting)")
+    if len(scenes) == 1:
+        result = results[0]
+        print(f"stopped at step {result.steps_run}: {result.stop_reason}; returned the iterate of step "
+              f"{result.stop_step}")
+        for line in _registration_lines(result.settings.get("registration"), observations, infos):
+            print(line)
+    if args.save_model:
+        results[0].save_model(args.save_model, out, force=args.force)
+        print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
+    task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
+    reports = []
+    for result, reference in zip(results, references):
+        report: dict[str, Any] = result.to_dict()
+        if reference is not None:
+            report["metrics"] = metrics_report(reference, result.image, task)
+            std = report["metrics"]["standard"]
+            c = result.image.shape[2]
+            on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
+            print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, "
+                  f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
+        reports.append(report)
     if args.report:
-        _write_json(args.report, report)
+        output = {"output": str(args.output), "inputs": inputs}
+        if out_shape != shape:
+            output["render_size"] = list(out_shape)
+        _write_json(args.report, {**output, **reports[0]} if len(scenes) == 1 else
+                    {**output, "frames": reports})
         print(f"wrote {args.report}")
     return 0
 
@@ -240,10 +290,47 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
     return lines
 
 
+def _read_references(path: str | None, out: Any, count: int) -> list[Any]:
+    """The clean reference of each scene (None without ``--reference``): one image, or with
+    ``count`` separate frames a stack of as many; read in the inputs' units when a value range
+    other than a type's own maps them."""
+    if path is None:
+        return [None] * count
+    from .images import read_frames
+
+    vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given") else None
+    frames = read_frames(path, value_range=vr)
+    if len(frames) != count:
+        raise InputError(f"{path}: {len(frames)} reference image(s) for {count} restored frame(s)")
+    return [image for image, _ in frames]
+
+
+def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) -> str:
+    """'WxH[, N frames][, C channels], DEPTH[, how values were written]' for an output line."""
+    from .images import keeps_units, written_bit_depth
+
+    depth = written_bit_depth(path, info.bit_depth)
+    parts = [f"{shape[1]}x{shape[0]}"]
+    if frames > 1:
+        parts.append(f"{frames} frames")
+    if info.channels not in (1, 3):
+        parts.append(f"{info.channels} channels")
+    parts.append("float32" if depth == 32 else f"{depth}-bit")
+    vr = info.value_range
+    if vr is not None and vr.rule in ("data", "given"):
+        if keeps_units(path, info.bit_depth):
+            parts.append(f"values in the input's units, {vr.low:g}..{vr.high:g}")
+        else:
+            parts.append(f"input values {vr.low:g}..{vr.high:g} scaled to the {depth}-bit range "
+                         "(a .tif keeps the units)")
+    return ", ".join(parts)
+
+
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
-                   grid: Any = None) -> None:
+                   grid: Any = None, frames: int = 1) -> None:
     """Print the estimated time and memory of a fit that will take more than ~30 s (stderr);
-    ``grid``: the tiles the restoration will fit (:func:`linr.tasks.tile_grid`; None: whole)."""
+    ``grid``: the tiles the restoration will fit (:func:`linr.tasks.tile_grid`; None: whole);
+    ``frames``: fits of this size to run one after the other."""
     from .cost import plan
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
@@ -277,8 +364,45 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         h, w = clean_shape(obs)
         count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
         where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
-        print(f"{count} restoring {w}x{h}{where}: {est.describe()} (throughput measured on "
+        each = "" if frames == 1 else f" (each of {frames} frames)"
+        print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
+
+
+# --- render ------------------------------------------------------------------------------------
+
+
+def _build_render(sub: Any) -> None:
+    p = sub.add_parser("render", help="render a saved model (restore --save-model) at any size",
+                       description="Render a fitted model saved by linr restore --save-model: the "
+                       "network evaluated on a grid over the restored image's extent, at any scale.")
+    p.add_argument("model", metavar="MODEL.pt")
+    p.add_argument("-o", "--output", required=True, help="image to write (.png .tif .jpg .bmp)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--scale", type=positive_float, metavar="S",
+                      help="S times the restored size (default 1: the restored image itself)")
+    size.add_argument("--size", type=size_option, metavar="WxH", help="WxH pixels")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output (never the model)")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .fitted import load_model, render_size
+    from .images import check_output_path, write_image
+    from .problem import resolve_device
+
+    fitted, info = load_model(args.model)
+    check_output_path(args.output, force=args.force, protect=[args.model], channels=fitted.channels)
+    shape = render_size(fitted.shape, scale=args.scale, size=args.size)
+    resolve_device(args.device)
+    image = fitted.render(size=shape, device=args.device)
+    write_image(args.output, image, bit_depth=info.bit_depth, value_range=info.value_range,
+                tiff=info.tiff, force=args.force, protect=[args.model])
+    h, w = fitted.shape
+    print(f"wrote {args.output} ({_describe_output(args.output, info, shape, 1)}, rendered from a model "
+          f"fitted at {w}x{h})")
+    return 0
 
 
 # --- degrade -----------------------------------------------------------------------------------
@@ -370,8 +494,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
-    write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha, force=args.force,
-                protect=protect)
+    write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
+                value_range=info.value_range, tiff=info.tiff, force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if mask_path is not None:
         write_image(mask_path, mask.astype(np.float32), force=args.force, protect=protect)
@@ -395,11 +519,17 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .images import read_image
+    from .images import choose_value_ranges, read_stored, to_unit
     from .metrics import evaluate
 
-    ref, _ = read_image(args.reference)
-    img, _ = read_image(args.image)
+    stored = []
+    for path in (args.reference, args.image):
+        images = read_stored(path)
+        if len(images) > 1:
+            raise InputError(f"{path}: a TIFF stack of {len(images)} images where one image is expected")
+        stored += images
+    # one value range for both (floats outside [0, 1]: the same units, mapped alike)
+    (ref, _), (img, _) = (to_unit(im, vr) for im, vr in zip(stored, choose_value_ranges(stored)))
     if ref.shape != img.shape:
         what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
@@ -460,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _build_restore(sub)
+    _build_render(sub)
     _build_degrade(sub)
     _build_metrics(sub)
     _build_demo(sub)

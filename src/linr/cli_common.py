@@ -12,7 +12,7 @@ from .errors import InputError
 
 __all__ = [
     "Once", "add_observation_options", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
-    "check_pairs", "model_config", "load_observations",
+    "check_pairs", "model_config", "load_observations", "value_range_option", "size_option",
 ]
 
 
@@ -187,4 +187,29 @@ def load_observations(args: argparse.Namespace, notes: list[str] | None = None
 
     files = {name: getattr(args, name, None) for name in KINDS}
     options = {opt.dest: getattr(args, opt.dest, None) for kind in KINDS.values() for opt in kind.options}
-    return load_scene(files, options, weights=dict(getattr(args, "weight", None) or []), notes=notes)
+    return load_scene(files, options, weights=dict(getattr(args, "weight", None) or []), notes=notes,
+                      value_range=getattr(args, "range", None))
+
+
+def value_range_option(text: str) -> Any:
+    """``--range``: ``auto`` or ``LO:HI`` in the inputs' units (:func:`linr.images.parse_value_range`)."""
+    from .images import parse_value_range
+
+    try:
+        return parse_value_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def size_option(text: str) -> tuple[int, int]:
+    """``WxH`` in pixels -> (height, width)."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        if not sep:
+            raise ValueError
+        w, h = int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 1024x768, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT of at least 1x1, got {text!r}")
+    return h, w

@@ -54,7 +54,7 @@ from torch import nn
 
 from .models import ScaledLayer, Siren
 
-__all__ = ["FastSiren", "PRECISIONS", "adam_for", "select_members", "estimate", "Estimate", "check_precision",
+__all__ = ["FastSiren", "folded_names", "PRECISIONS", "adam_for", "select_members", "estimate", "Estimate", "check_precision",
            "fast_precision"]
 
 PRECISIONS = ("float32", "bf16", "tf32")
@@ -318,6 +318,28 @@ class FastSiren:
         out["head.weight"], out["head.bias"] = self.head_w.clone(), self.head_b.clone()
         return out
 
+    def folded_state(self) -> dict[str, torch.Tensor]:
+        """The parameters exactly as the engine computes with them (hidden layers' weights and
+        biases scaled by the layers' scale), by name (``layers.i.weight``, ``layers.i.bias``,
+        ``head.weight``, ``head.bias``): :meth:`load_folded_state` puts them back bit for bit,
+        so a saved model renders what the fit rendered (:mod:`linr.fitted`)."""
+        return dict(zip(folded_names(len(self.weights)), (p.detach().clone() for p in self.params)))
+
+    def load_folded_state(self, state: dict[str, torch.Tensor]) -> "FastSiren":
+        """Install parameters from :meth:`folded_state` (shapes must match this network's)."""
+        names = folded_names(len(self.weights))
+        if set(state) != set(names):
+            raise ValueError(f"expected parameters {names}, got {sorted(state)}")
+        params = []
+        for name, current in zip(names, self.params):
+            value = state[name]
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(f"parameter {name} has shape {tuple(value.shape)}, expected "
+                                 f"{tuple(current.shape)}")
+            params.append(value.detach().to(device=current.device, dtype=current.dtype).clone())
+        self._set_params(params)
+        return self
+
     def _activations(self, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         # One set of (n, width) buffers per chunk size ((K, n, width) for a stack): sine
         # outputs, cosines, gradient scratch.
@@ -387,6 +409,12 @@ class FastSiren:
         """A parameter (or its gradient) with the model axis: itself in a stack, a view with a
         leading axis of one for a lone model (writes through the view reach the parameter)."""
         return t if self.stacked else t.unsqueeze(0)
+
+
+def folded_names(depth: int) -> list[str]:
+    """Names of a :class:`FastSiren`'s parameters in ``params`` order, for ``depth`` hidden layers."""
+    return [f"layers.{i}.{kind}" for i in range(depth) for kind in ("weight", "bias")] + \
+        ["head.weight", "head.bias"]
 
 
 def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float,

@@ -115,21 +115,25 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
     return PixelTerms(targets, masks, scales, [obs.fidelity for obs in problem.observations])
 
 
-def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig,
-             monitor: Monitor) -> tuple[Callable[[], torch.Tensor], dict[str, Any]]:
-    """Run the fit on the fast engine; returns a whole-image renderer and a description."""
-    render, info, _ = run_fast_many([model], [problem], config, [monitor])[0]
-    return render, info
+def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig, monitor: Monitor
+             ) -> tuple[Callable[[], torch.Tensor], dict[str, Any], list[torch.Tensor]]:
+    """Run the fit on the fast engine; returns a whole-image renderer, a description and the
+    final parameters (the engine's, :attr:`~linr.engine.FastSiren.params` order)."""
+    render, info, _, state = run_fast_many([model], [problem], config, [monitor])[0]
+    return render, info, state
 
 
 def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config: FitConfig,
-                  monitors: list[Monitor]) -> list[tuple[Callable[[], torch.Tensor], dict[str, Any], float]]:
+                  monitors: list[Monitor]
+                  ) -> list[tuple[Callable[[], torch.Tensor], dict[str, Any], float, list[torch.Tensor]]]:
     """Fit one model per problem (same image size) in one loop: one model runs unstacked,
     several run as a stack (:class:`~linr.engine.FastSiren` with a model axis, batched products).
 
     A model whose monitor stops it leaves the stack after that step's update (its Adam state
     goes with the others, see :func:`~linr.engine.select_members`). Returns per problem a
-    whole-image renderer of its final model, a description and when its loop ended.
+    whole-image renderer of its final model, a description, when its loop ended and the final
+    parameters. A monitor that :attr:`~linr.monitor.Monitor.wants_state` gets each step's
+    parameters from before the update (those that made the step's output).
     """
     device = problems[0].device
     h, w, c = problems[0].height, problems[0].width, problems[0].channels
@@ -161,14 +165,14 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
               "rendered_pixels": h * w if render_all or not pixel_wise else (b or n),
               "chunk_pixels": config.chunk_pixels, "precision": config.precision,
               **({"stacked": count} if count > 1 else {})} for n, b in zip(trained, batches)]
-    finished: dict[int, tuple[Callable[[], torch.Tensor], dict[str, Any], float]] = {}
+    finished: dict[int, tuple[Callable[[], torch.Tensor], dict[str, Any], float, list[torch.Tensor]]] = {}
     active = list(range(count))  # problem index of each model in the stack, in stack order
 
     def finish(net_k: FastSiren, k: int) -> None:
         def render() -> torch.Tensor:
             return _as_image(_render_flat(net_k, coords, config.chunk_pixels), (h, w, c))
 
-        finished[k] = (render, infos[k], clock(device))
+        finished[k] = (render, infos[k], clock(device), [p.detach() for p in net_k.params])
 
     for step in range(config.steps):
         factor = lr_factor(config.schedule, step, config.steps)
@@ -190,11 +194,14 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
             spent = clock(device) - t0
             for k, want in zip(active, wanted):
                 monitors[k].eval_s += spent if want else 0.0
+        states = [[p[pos].detach().clone() for p in net.params] if monitors[k].wants_state else None
+                  for pos, k in enumerate(active)]
         optimizer.step()
         for k in active:
             operator_steps[k].step(step)
         stopped = [pos for pos, k in enumerate(active)
-                   if monitors[k].record(step, None if outputs is None else outputs[pos], losses[pos])]
+                   if monitors[k].record(step, None if outputs is None else outputs[pos], losses[pos],
+                                         states[pos])]
         if not stopped:
             continue
         for pos in stopped:

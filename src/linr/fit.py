@@ -33,6 +33,7 @@ import torch
 
 from .config import MAX_STEPS, SCHEDULES, FitConfig, lr_factor
 from .errors import DivergenceError, InputError
+from .fitted import FittedModel
 from .models import MODEL_FAMILIES, build_model, coordinate_grid
 from .monitor import Monitor
 from .problem import Observation, OperatorSteps, Problem, build_problem, clean_shape, clock, resolve_device
@@ -52,7 +53,10 @@ class FitResult:
     ``image`` is (H, W, C) float32 on the [0, 1] scale, NOT clipped (clip before saving; the
     paper measures unclipped outputs). ``history`` holds one value per step: ``loss`` (the total
     data term) and, when a reference was given, ``psnr`` (RGB, data range 1, of the output the
-    step started from).
+    step started from). ``model`` is the fitted model that renders ``image``
+    (:class:`~linr.fitted.FittedModel`; :meth:`render` at other sizes, :meth:`save_model`), None
+    for a tiled restoration (one model per tile) or when a stop rule returned an iterate whose
+    parameters it did not keep.
     """
 
     image: np.ndarray
@@ -62,6 +66,32 @@ class FitResult:
     stop_reason: str
     timings: dict[str, float]
     settings: dict[str, Any]
+    model: FittedModel | None = None
+
+    def fitted_model(self) -> FittedModel:
+        """:attr:`model`, or a one-line error saying why there is none."""
+        if self.model is None:
+            if "tiling" in self.settings:
+                raise InputError("a tiled restoration has one network per tile and no single model "
+                                 "to render or save; restore with tile='off' (--tile off)")
+            raise InputError("this fit's stop rule returned an iterate without its parameters; "
+                             "no model to render or save")
+        return self.model
+
+    def render(self, *, scale: float | None = None, size: tuple[int, int] | None = None,
+               device: str = "cpu") -> np.ndarray:
+        """The restored image at ``scale`` times its size, or at ``size`` = (height, width),
+        over the same extent: (H', W', C) float32 on [0, 1], unclipped; scale 1 is ``image``
+        (:meth:`linr.fitted.FittedModel.render`)."""
+        return self.fitted_model().render(scale=scale, size=size, device=device)
+
+    def save_model(self, path: str, info: Any = None, *, force: bool = False) -> Any:
+        """Save the model to render later (``linr render``, :func:`linr.fitted.load_model`);
+        ``info``: the input's :class:`~linr.images.ImageInfo` (bit depth, value range, TIFF
+        layout) for later renders to be stored like it."""
+        from .fitted import save_model
+
+        return save_model(path, self.fitted_model(), info, force=force, settings=self.settings)
 
     def to_dict(self, *, history: bool = True) -> dict[str, Any]:
         out = {
@@ -103,12 +133,12 @@ def fit(
         if run.fast:
             from .fastfit import run_fast
 
-            render, info = run_fast(run.model, run.problem, config, run.monitor)
+            render, info, state = run_fast(run.model, run.problem, config, run.monitor)
         else:
-            render, info = _run_plain(run.model, run.problem, config, run.monitor)
+            render, info, state = _run_plain(run.model, run.problem, config, run.monitor)
     finally:
         run.monitor.close()
-    return run.finish(render, info)
+    return run.finish(render, info, state)
 
 
 def fit_many(
@@ -157,7 +187,7 @@ def fit_many(
     finally:
         for r in runs:
             r.monitor.close()
-    return [r.finish(render, info, t_loop) for r, (render, info, t_loop) in zip(runs, finished)]
+    return [r.finish(render, info, state, t_loop) for r, (render, info, t_loop, state) in zip(runs, finished)]
 
 
 @dataclass
@@ -174,21 +204,24 @@ class _Run:
     t_fit: float
 
     def finish(self, render: Callable[[], torch.Tensor], info: dict[str, Any],
-               t_loop: float | None = None) -> FitResult:
-        """The result: final image (the stop rule's pick or ``render()``), history, timings,
-        settings. ``t_loop``: when this fit's loop ended (default: now)."""
+               final_state: list[torch.Tensor], t_loop: float | None = None) -> FitResult:
+        """The result: final image (the stop rule's pick or ``render()``) and the model that
+        renders it, history, timings, settings. ``final_state``: the parameters at the end of
+        the loop (``params`` of the engine, else ``parameters()`` of the model); ``t_loop``: when
+        this fit's loop ended (default: now)."""
         config, problem, stop, monitor = self.config, self.problem, self.stop, self.monitor
         t_loop = clock(problem.device) if t_loop is None else t_loop
         t_final = time.perf_counter()
         with torch.no_grad():
-            final = None
+            final, state = None, None
             stop_step = monitor.stop_step
             if stop is not None:
                 final, best_step = stop.best()
                 if final is not None:
                     stop_step = best_step
+                    state = stop.best_state() if stop.keeps_state else None
             if final is None:
-                final = render()
+                final, state = render(), final_state
             image = ((final[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
         if not np.isfinite(image).all():
             raise DivergenceError("fit produced a non-finite image; try a lower learning rate")
@@ -210,7 +243,20 @@ class _Run:
             "total_s": t_end - self.t_start,
         }
         return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,
-                         timings, settings)
+                         timings, settings, None if state is None else self.fitted_model(state))
+
+    def fitted_model(self, state: list[torch.Tensor]) -> FittedModel:
+        """The fitted model with parameters ``state`` (in the loop's order)."""
+        config, problem = self.config, self.problem
+        shape = (problem.height, problem.width)
+        if self.fast:
+            from .engine import folded_names
+
+            names = folded_names((len(state) - 2) // 2)
+            return FittedModel.from_engine(config.model, dict(zip(names, state)), shape,
+                                           problem.channels, config.precision, config.chunk_pixels)
+        return FittedModel.from_module(config.model, self.model, shape, problem.channels, state,
+                                       config.chunk_pixels)
 
 
 def describe_fit(config: FitConfig, device: torch.device, shape: tuple[int, int], channels: int,
@@ -267,9 +313,10 @@ def _uses_engine(config: FitConfig) -> bool:
     return config.engine == "auto" and family is not None and family.engine
 
 
-def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,
-               monitor: Monitor) -> tuple[Callable[[], torch.Tensor], dict[str, Any]]:
-    """The plain loop: autograd through the whole model, the whole image every step."""
+def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig, monitor: Monitor
+               ) -> tuple[Callable[[], torch.Tensor], dict[str, Any], list[torch.Tensor]]:
+    """The plain loop: autograd through the whole model, the whole image every step. Returns a
+    renderer of the final model, a description and its final parameters."""
     model.to(problem.device)
     h, w, c = problem.height, problem.width, problem.channels
     coords = coordinate_grid(h, w, device=problem.device)
@@ -287,9 +334,11 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig,
         loss = problem.data_term(output)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        # the parameters that made this output, before the update (a stop rule may pick them)
+        state = [p.detach().clone() for p in model.parameters()] if monitor.wants_state else None
         optimizer.step()
         operator_steps.step(step)
-        if monitor.record(step, output.detach(), loss.detach()):
+        if monitor.record(step, output.detach(), loss.detach(), state):
             break
     operator_steps.check()
-    return render, {"name": "plain"}
+    return render, {"name": "plain"}, [p.detach() for p in model.parameters()]

@@ -1,13 +1,21 @@
-"""Image files: read to float arrays on [0, 1], write back safely.
+"""Image files: read to float arrays on [0, 1], write back safely, in the input's units.
 
 Formats: PNG, JPEG, TIFF, BMP; 8- and 16-bit, and float TIFF; greyscale, RGB, and either with
-alpha. Pixel data is returned as (H, W, C) float32 with C = 1 (grey) or 3 (RGB). Alpha is not
-restored: it is set aside in :class:`ImageInfo` and written back unchanged (resized with PIL
-bicubic when the output size differs, as in super-resolution). Palette and CMYK images are
-converted to RGB. A JPEG's or TIFF's EXIF orientation is applied on reading (the pixels come
-back upright, as viewers show them), so the output is written upright with no orientation tag.
+alpha; TIFF with any number of channels (fluorescence: 1 to 8 or more; see :mod:`linr.tiff`).
+Pixel data is returned as (H, W, C) float32. Alpha is not restored: it is set aside in
+:class:`ImageInfo` and written back unchanged (resized with PIL bicubic when the output size
+differs, as in super-resolution). Palette and CMYK images are converted to RGB. A JPEG's or
+TIFF's EXIF orientation is applied on reading (the pixels come back upright, as viewers show
+them), so the output is written upright with no orientation tag.
 
-A multi-image TIFF (pages, or an ImageJ time / depth stack) is read by :func:`read_frames`
+Values: the fit works on [0, 1]; a :class:`ValueRange` says how stored values map there and
+back. By default uint8 / uint16 map by their type's range (/ 255, / 65535) and floats already on
+[0, 1] are taken as they are; floats outside [0, 1] (photon counts, say 0..4000) map from 0 to
+their maximum (from their minimum when it is negative: :func:`choose_value_ranges`); a range can
+be given (``--range LO:HI``). The output is written back in the input's units wherever the
+output keeps the input's sample type (TIFF always; PNG for 8- and 16-bit).
+
+A multi-image TIFF (pages, or an ImageJ / OME time or depth stack) is read by :func:`read_frames`
 as one image per frame (a burst of observations); :func:`read_image` refuses it.
 
 Arrays handed to the Python API go through :func:`as_float_image`: integer images are scaled by
@@ -25,17 +33,66 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
+from .tiff import TiffLayout, read_tiff, write_tiff
 
-__all__ = ["ImageInfo", "read_image", "read_frames", "read_mask", "write_image", "check_output_path",
-           "check_writable_folder", "written_bit_depth", "as_float_image", "WRITE_FORMATS"]
+__all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
+           "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
+           "write_frames", "write_atomically", "check_output_path", "check_new_file", "check_writable_folder", "written_bit_depth",
+           "keeps_units", "as_float_image", "WRITE_FORMATS"]
 
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """How stored values map to the [0, 1] scale the fit works on: ``low`` -> 0, ``high`` -> 1,
+    linearly (values outside the range map outside [0, 1])."""
+
+    low: float
+    high: float
+    rule: str
+    """'dtype' (an integer type's full range), 'unit' (floats taken as they are), 'data' (from 0,
+    or the minimum when negative, to the maximum of the data), 'given' (by the user)."""
+
+    def to_unit(self, values: np.ndarray) -> np.ndarray:
+        """Stored values -> float32 on the fit's scale."""
+        if (self.low, self.high) == (0.0, 1.0):
+            return np.asarray(values, dtype=np.float32)
+        return ((np.asarray(values, dtype=np.float64) - self.low) / (self.high - self.low)).astype(np.float32)
+
+    def from_unit(self, pixels: np.ndarray) -> np.ndarray:
+        """The fit's scale -> stored values (float64)."""
+        return np.asarray(pixels, dtype=np.float64) * (self.high - self.low) + self.low
+
+    def describe(self) -> str:
+        how = {"dtype": "the sample type's full range", "unit": "taken as they are",
+               "data": "0 to the data's maximum" if self.low == 0 else "the data's minimum to maximum",
+               "given": "given"}[self.rule]
+        return f"{self.low:g}..{self.high:g} -> [0, 1] ({how})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"low": self.low, "high": self.high, "rule": self.rule}
+
+
+def parse_value_range(text: str) -> "str | tuple[float, float]":
+    """``auto`` or ``LO:HI`` (numbers, LO < HI), as ``--range`` takes it. ValueError if bad."""
+    text = text.strip()
+    if text == "auto":
+        return "auto"
+    low_text, sep, high_text = text.partition(":")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        raise ValueError(f"expected auto or LO:HI (numbers), got {text!r}") from None
+    if not sep or not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"expected auto or LO:HI with finite LO < HI, got {text!r}")
+    return (low, high)
 
 
 @dataclass
@@ -46,9 +103,26 @@ class ImageInfo:
     bit_depth: int
     """8, 16, or 32 for a float image (written back as float32 to TIFF, as 16-bit elsewhere)."""
     channels: int
-    """1 or 3, not counting alpha."""
+    """Channels, not counting alpha: 1 (grey), 3 (RGB), or any count from a TIFF."""
     alpha: np.ndarray | None = None
     """(H, W) float32 on [0, 1], or None."""
+    value_range: ValueRange | None = None
+    """How the stored values map to the pixels' [0, 1] (None: the sample type's default)."""
+    tiff: TiffLayout | None = None
+    """A TIFF's layout and metadata (None for other formats)."""
+
+
+@dataclass
+class StoredImage:
+    """One image of a file as stored: its values in their own type, before any scaling."""
+
+    values: np.ndarray
+    """(H, W, C) in the stored type (uint8, uint16 or float), alpha removed."""
+    alpha: np.ndarray | None
+    """(H, W) float32 on [0, 1], or None."""
+    name: str
+    """The file, or ``FILE[i]`` (from 1) for the i-th image of a stack."""
+    tiff: TiffLayout | None = None
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -87,103 +161,137 @@ def _from_pil(img: Image.Image) -> np.ndarray:
     return np.asarray(img)
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32 on [0, 1].
-    A multi-image TIFF (a stack) is refused here; :func:`read_frames` reads one."""
+def read_image(path: str | os.PathLike, *, value_range: "str | tuple[float, float] | None" = None
+               ) -> tuple[np.ndarray, ImageInfo]:
+    """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32, on [0, 1] for
+    values inside the range (``value_range``: None for the default rule, 'auto' or (LO, HI); see
+    :func:`choose_value_ranges`). A multi-image TIFF (a stack) is refused here; :func:`read_frames`
+    reads one."""
     path = Path(path)
-    arrays = _read_arrays(path)
-    if len(arrays) > 1:
-        raise InputError(f"{path}: a TIFF stack of {len(arrays)} images where one image is expected")
-    return _normalise(arrays[0], path)
+    stored = read_stored(path)
+    if len(stored) > 1:
+        raise InputError(f"{path}: a TIFF stack of {len(stored)} images where one image is expected")
+    (vr,) = choose_value_ranges(stored, value_range)
+    return to_unit(stored[0], vr)
 
 
-def read_frames(path: str | os.PathLike) -> list[tuple[np.ndarray, ImageInfo]]:
+def read_frames(path: str | os.PathLike, *, value_range: "str | tuple[float, float] | None" = None
+                ) -> list[tuple[np.ndarray, ImageInfo]]:
     """Every image of a file as :func:`read_image` returns one: one for most files, one per
     image of a multi-image TIFF (its pages, or the planes of a stacked series such as ImageJ's
-    time or depth axis); those frames are named ``FILE[i]`` (from 1) in their info and messages."""
+    time or depth axis); those frames are named ``FILE[i]`` (from 1) in their info and messages.
+    One value range serves every frame of the file."""
+    stored = read_stored(path)
+    return [to_unit(s, vr) for s, vr in zip(stored, choose_value_ranges(stored, value_range))]
+
+
+def read_stored(path: str | os.PathLike) -> list[StoredImage]:
+    """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
     path = Path(path)
-    arrays = _read_arrays(path)
-    if len(arrays) == 1:
-        return [_normalise(arrays[0], path)]
-    return [_normalise(arr, f"{path}[{i}]") for i, arr in enumerate(arrays, start=1)]
-
-
-def _read_arrays(path: Path) -> list[np.ndarray]:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image file")
     try:
         suffix = path.suffix.lower()
+        layout = None
         if suffix in (".tif", ".tiff"):
-            return _tiff_arrays(path)
-        if suffix == ".png" and _png_bit_depth(path) == 16:
-            return [_read_png16(path)]
-        from PIL import ImageOps
+            arrays, alphas, layout = read_tiff(path)
+        elif suffix == ".png" and _png_bit_depth(path) == 16:
+            arrays, alphas = [_read_png16(path)], [None]
+        else:
+            from PIL import ImageOps
 
-        with Image.open(path) as img:
-            img.load()
-            return [_from_pil(ImageOps.exif_transpose(img))]
+            with Image.open(path) as img:
+                img.load()
+                arrays, alphas = [_from_pil(ImageOps.exif_transpose(img))], [None]
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
+    names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
+    return [_stored(arr, alpha, name, layout) for arr, alpha, name in zip(arrays, alphas, names)]
 
 
-def _tiff_arrays(path: Path) -> list[np.ndarray]:
-    """The images of a TIFF, each (H, W[, S]): one per series, a series with one axis before
-    its rows (pages, time, depth) split along it; samples (colour) last, as planar files store
-    them first."""
-    import tifffile
-
-    arrays = []
-    with tifffile.TiffFile(str(path)) as tif:
-        for series in tif.series:
-            data, axes = series.asarray(), series.axes
-            if "S" in axes and axes.index("S") != len(axes) - 1:
-                at = axes.index("S")
-                data, axes = np.moveaxis(data, at, -1), axes[:at] + axes[at + 1:] + "S"
-            lead = axes[: axes.index("Y")] if "Y" in axes else ""
-            if not lead:
-                arrays.append(data)
-            elif len(lead) > 1 or lead == "C":
-                raise InputError(f"{path}: a TIFF with axes {axes} (shape {data.shape}); only stacks "
-                                 "of single images along one axis (pages, time or depth) are read")
-            else:
-                arrays += list(data)
-    if not arrays:
-        raise InputError(f"{path}: a TIFF with no image")
-    return arrays
-
-
-def _normalise(arr: np.ndarray, path: Path | str) -> tuple[np.ndarray, ImageInfo]:
+def _stored(arr: np.ndarray, has_alpha: bool | None, name: str, layout: TiffLayout | None) -> StoredImage:
+    """Check one image's layout and type; split off alpha (``has_alpha`` None: the last of 2 or 4
+    channels, as PNG stores it)."""
     arr = np.asarray(arr)
     if arr.ndim == 2:
         arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise InputError(f"{path}: unsupported image layout {arr.shape} (need grey or RGB, optional alpha)")
+    if has_alpha is None:
+        has_alpha = arr.ndim == 3 and arr.shape[2] in (2, 4)
+    if arr.ndim != 3 or arr.shape[2] < 1 + int(has_alpha):
+        raise InputError(f"{name}: unsupported image layout {arr.shape} (need (H, W) or (H, W, C))")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError(f"{path}: image has zero size")
-    if arr.dtype == np.uint8:
-        bit_depth, pixels = 8, arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        bit_depth, pixels = 16, arr.astype(np.float32) / 65535.0
-    elif arr.dtype.kind == "f":
-        pixels = arr.astype(np.float32)
-        if not np.isfinite(pixels).all():
-            raise InputError(f"{path}: image contains non-finite values")
-        if pixels.min() < 0 or pixels.max() > 1:
-            raise InputError(f"{path}: float image values must lie in [0, 1]")
-        bit_depth = 32
-    else:
-        raise InputError(f"{path}: unsupported pixel type {arr.dtype}")
+        raise InputError(f"{name}: image has zero size")
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            raise InputError(f"{name}: image contains non-finite values")
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float)")
     alpha = None
-    if pixels.shape[2] in (2, 4):
-        alpha = pixels[..., -1].copy()
-        pixels = pixels[..., :-1]
-    info = ImageInfo(str(path), bit_depth, pixels.shape[2], alpha)
+    if has_alpha:
+        top = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(arr.dtype, 1.0)
+        alpha = np.clip(arr[..., -1].astype(np.float32) / top, 0.0, 1.0)
+        arr = arr[..., :-1]
+    return StoredImage(np.ascontiguousarray(arr), alpha, name, layout)
+
+
+def choose_value_ranges(images: Sequence[StoredImage],
+                        spec: "str | tuple[float, float] | ValueRange | None" = None) -> list[ValueRange]:
+    """The value range of each image: one rule for a whole scene, so that every observation is in
+    the same units.
+
+    ``spec`` None: integers by their type's range, floats as they are when every float image lies
+    on [0, 1], else all float images from 0 (or their minimum, when negative) to their maximum.
+    'auto': every image that way. (LO, HI) or a :class:`ValueRange`: that range for all.
+    """
+    if isinstance(spec, ValueRange):
+        return [spec] * len(images)
+    if isinstance(spec, tuple):
+        return [ValueRange(float(spec[0]), float(spec[1]), "given")] * len(images)
+    if spec not in (None, "auto"):
+        raise InputError(f"value range must be None, 'auto' or (LO, HI), got {spec!r}")
+    floats = [im for im in images if im.values.dtype.kind == "f"]
+    outside = any(im.values.min() < 0 or im.values.max() > 1 for im in floats)
+    by_data = images if spec == "auto" else floats if outside else []
+    data = None
+    if by_data:
+        low = min(0.0, min(float(im.values.min()) for im in by_data))
+        high = max(float(im.values.max()) for im in by_data)
+        data = ValueRange(low, high if high > low else low + 1.0, "data")
+    ranges = []
+    for im in images:
+        if data is not None and any(im is other for other in by_data):
+            ranges.append(data)
+        elif im.values.dtype == np.uint8:
+            ranges.append(ValueRange(0.0, 255.0, "dtype"))
+        elif im.values.dtype == np.uint16:
+            ranges.append(ValueRange(0.0, 65535.0, "dtype"))
+        else:
+            ranges.append(ValueRange(0.0, 1.0, "unit"))
+    return ranges
+
+
+def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
+    """How the output of a scene is stored: like its input of the highest bit depth (the first
+    such: its value range and TIFF layout), with the first alpha found."""
+    if not infos:
+        raise ValueError("output_info needs at least one input")
+    best = max(infos, key=lambda i: i.bit_depth)  # max keeps the first of equals
+    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
+    return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff)
+
+
+def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, ImageInfo]:
+    """A stored image as ``(pixels, info)``: pixels (H, W, C) float32 on the fit's scale."""
+    bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
+    pixels = value_range.to_unit(image.values)
+    info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff)
     return np.ascontiguousarray(pixels), info
 
 
@@ -268,13 +376,29 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output_path(
-    path: str | os.PathLike, *, force: bool = False, protect: Iterable[str | os.PathLike] = ()
+    path: str | os.PathLike, *, force: bool = False, protect: Iterable[str | os.PathLike] = (),
+    channels: int | None = None, frames: int = 1,
 ) -> Path:
-    """Validate an output path before any work is done: known extension, not an input, and
-    not an existing file unless ``force``."""
+    """Validate an output path before any work is done: known extension, not an input, not an
+    existing file unless ``force``, and a format that holds ``channels`` (without alpha; PNG,
+    JPEG and BMP hold grey or RGB) and ``frames`` images (more than one: TIFF only)."""
     path = Path(path)
-    if path.suffix.lower() not in WRITE_FORMATS:
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
         raise InputError(f"{path}: unknown output format (use {', '.join(sorted(WRITE_FORMATS))})")
+    if channels is not None and fmt != "tiff" and channels not in (1, 3):
+        raise InputError(f"{path}: {fmt.upper()} holds grey or RGB images (1 or 3 channels), this "
+                         f"one has {channels}; write a .tif")
+    if frames > 1 and fmt != "tiff":
+        raise InputError(f"{path}: a stack of {frames} images needs a TIFF output (.tif)")
+    return check_new_file(path, force=force, protect=protect)
+
+
+def check_new_file(path: str | os.PathLike, *, force: bool = False,
+                   protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Fail before any work when ``path`` is an input (``protect``), a folder, an existing file
+    (unless ``force``) or in a place that cannot be written."""
+    path = Path(path)
     for other in protect:
         other = Path(other)
         if _same_file(path, other) or path.resolve() == other.resolve():
@@ -284,6 +408,24 @@ def check_output_path(
     if path.exists() and not force:
         raise InputError(f"{path}: exists (use --force to overwrite)")
     check_writable_folder(path)
+    return path
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Run ``write(temporary)`` on a temporary file beside ``path`` (parent folders created),
+    give it a plain file's permissions and rename it to ``path``; nothing is left on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        plain_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -314,12 +456,23 @@ def written_bit_depth(path: str | os.PathLike, bit_depth: int) -> int:
     return bit_depth
 
 
-def _quantise(x: np.ndarray, bit_depth: int) -> np.ndarray:
+def keeps_units(path: str | os.PathLike, bit_depth: int) -> bool:
+    """Whether an output to ``path`` of an input of ``bit_depth`` keeps the input's sample type,
+    and so its values in the input's units (else the [0, 1] of its value range fills the output's
+    bit depth, as a picture)."""
+    return written_bit_depth(path, bit_depth) == bit_depth
+
+
+def _quantise(x: np.ndarray, bit_depth: int, value_range: ValueRange | None = None) -> np.ndarray:
+    """[0, 1] pixels (clipped) -> stored samples: in ``value_range``'s units when given, else
+    filling the type's range (float32: [0, 1])."""
+    unit = np.clip(x, 0.0, 1.0)
     if bit_depth == 32:
-        return np.clip(x, 0.0, 1.0).astype(np.float32)
+        return (unit if value_range is None else value_range.from_unit(unit)).astype(np.float32)
     top = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.round(np.clip(x, 0.0, 1.0) * top).astype(dtype)
+    values = unit * top if value_range is None else value_range.from_unit(unit)
+    return np.clip(np.round(values), 0, top).astype(dtype)
 
 
 def _resize_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -334,55 +487,75 @@ def write_image(
     *,
     bit_depth: int = 8,
     alpha: np.ndarray | None = None,
+    value_range: ValueRange | None = None,
+    tiff: TiffLayout | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
     """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1]) atomically.
 
     ``bit_depth`` 8, 16 or 32 (float32, TIFF only; 16-bit in PNG); JPEG and BMP are always
-    8-bit (see :func:`written_bit_depth`). Parent folders are created.
+    8-bit (see :func:`written_bit_depth`). ``value_range``: the input's, to write the values back
+    in its units where the output keeps its sample type (:func:`keeps_units`). ``tiff``: a TIFF
+    input's layout and metadata, for a TIFF output (scaled to the output's size). PNG, JPEG and
+    BMP hold 1 or 3 channels (plus alpha). Parent folders are created.
     """
+    return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
+                        tiff=tiff, force=force, protect=protect)
+
+
+def write_frames(
+    path: str | os.PathLike,
+    frames: Sequence[np.ndarray],
+    *,
+    bit_depth: int = 8,
+    alpha: np.ndarray | None = None,
+    value_range: ValueRange | None = None,
+    tiff: TiffLayout | None = None,
+    force: bool = False,
+    protect: Iterable[str | os.PathLike] = (),
+) -> Path:
+    """:func:`write_image` for a stack: several images of one size, one per page of a TIFF (or
+    along the ImageJ / OME stack axis of ``tiff``), in one atomic write."""
     if bit_depth not in (8, 16, 32):
         raise ValueError(f"bit_depth must be 8, 16 or 32, got {bit_depth}")
-    path = check_output_path(path, force=force, protect=protect)
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 2:
-        image = image[..., None]
-    if not np.isfinite(image).all():
+    images = [np.asarray(f, dtype=np.float32) for f in frames]
+    images = [im[..., None] if im.ndim == 2 else im for im in images]
+    if not images or len({im.shape for im in images}) > 1:
+        raise ValueError("write_frames needs one or more images of one shape")
+    path = check_output_path(path, force=force, protect=protect, channels=images[0].shape[2],
+                             frames=len(images))
+    data = np.stack(images)
+    if not np.isfinite(data).all():
         raise InputError(f"{path}: refusing to write an image with non-finite values")
-    if alpha is not None:
-        if alpha.shape != image.shape[:2]:
-            alpha = _resize_alpha(alpha, image.shape[:2])
-        image = np.concatenate([image, alpha[..., None].astype(np.float32)], axis=2)
     fmt = WRITE_FORMATS[path.suffix.lower()]
+    if alpha is not None and fmt != "jpeg":  # JPEG has no alpha channel
+        if alpha.shape != data.shape[1:3]:
+            alpha = _resize_alpha(alpha, data.shape[1:3])
+        data = np.concatenate([data, np.broadcast_to(alpha[None, ..., None], (*data.shape[:3], 1))], axis=3)
+    else:
+        alpha = None
+    units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
     bit_depth = written_bit_depth(path, bit_depth)
-    if fmt == "jpeg" and image.shape[2] in (2, 4):
-        image = image[..., :-1]  # JPEG has no alpha channel
-    data = _quantise(image, bit_depth)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        if fmt == "tiff":
-            import tifffile
+    data = _quantise(data, bit_depth, units)
+    if alpha is not None:  # alpha fills its type's range, whatever the colour values' units
+        data[..., -1] = _quantise(alpha, bit_depth)
 
-            tifffile.imwrite(tmp, data[..., 0] if data.shape[2] == 1 else data)
+    def write(tmp: str) -> None:
+        if fmt == "tiff":
+            layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
+            write_tiff(tmp, data, alpha=alpha is not None, layout=layout)
         elif fmt == "png" and bit_depth == 16:
             import png
 
-            h, w, c = data.shape
+            _, h, w, c = data.shape
             mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c] + ";16"
-            png.from_array(data.reshape(h, w * c), mode).save(tmp)
+            png.from_array(data[0].reshape(h, w * c), mode).save(tmp)
         else:
-            arr = data[..., 0] if data.shape[2] == 1 else data
+            arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
-        plain_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return write_atomically(path, write)
 
 
 def plain_mode(path: str | os.PathLike) -> None:

@@ -169,7 +169,9 @@ def evaluate(
         psnr_note = "Y channel, 8-bit rounded"
     else:
         p = psnr(ref, img)
-        psnr_note = "RGB, unclipped"
+        channels = ref.shape[2] if ref.ndim == 3 else 1
+        psnr_note = "RGB, unclipped" if channels == 3 else \
+            "grey, unclipped" if channels == 1 else f"all {channels} channels, unclipped"
     s = ssim(ref, img, data_range=2.0, window="uniform", win_size=7, sample_covariance=True)
     return {"convention": "paper", "psnr": p, "ssim": s, "psnr_on": psnr_note}
 

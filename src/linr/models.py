@@ -30,6 +30,7 @@ __all__ = [
     "MODELS",
     "build_model",
     "coordinate_grid",
+    "coordinate_axes",
 ]
 
 
@@ -44,16 +45,49 @@ def coordinate_grid(
     Returns:
         Tensor of shape (H * W, 2), float32, (row, col) order, row-major flattening.
     """
+    rows, cols = coordinate_axes(height, width, device=device)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
+    return grid.reshape(-1, 2)
+
+
+def coordinate_axes(
+    height: int, width: int, *, size: tuple[int, int] | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column coordinates of the pixel centres of :func:`coordinate_grid` (``size``
+    None), or of a grid of ``size`` = (rows, cols) pixels over the same extent: the rendering of
+    an image fitted at ``height`` x ``width`` at another size.
+
+    The fitted grid's pixel centres lie ``d = 2 / (max(H, W) - 1)`` apart, so its pixels cover
+    ``H d`` by ``W d`` (pixel edges half a spacing beyond the outer centres). A grid of ``size``
+    divides that same extent into ``size`` equal pixels and takes their centres (as an image
+    resize with aligned pixel edges does, and as the downsampling operators relate a
+    high-resolution grid to its low-resolution observation). At the fitted size it is the fitted
+    grid itself, value for value.
+
+    Returns:
+        ``rows`` (size[0],) and ``cols`` (size[1],), float32.
+    """
     if height < 1 or width < 1:
         raise ValueError(f"grid size must be positive, got {height}x{width}")
     side = max(height, width)
-    axis = torch.linspace(-1.0, 1.0, side, device=device)
     r0 = (side - height) // 2
     c0 = (side - width) // 2
-    rows = axis[r0 : r0 + height]
-    cols = axis[c0 : c0 + width]
-    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
-    return grid.reshape(-1, 2)
+    if size is None or tuple(size) == (height, width):
+        axis = torch.linspace(-1.0, 1.0, side, device=device)
+        return axis[r0 : r0 + height], axis[c0 : c0 + width]
+    out_h, out_w = (int(v) for v in size)
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"grid size must be positive, got {out_h}x{out_w}")
+    step = 2.0 / (side - 1) if side > 1 else 2.0
+
+    def axis_of(first: int, count: int, out: int) -> torch.Tensor:
+        edge = -1.0 + (first - 0.5) * step  # outer edge of the fitted grid's first pixel
+        pitch = count * step / out
+        centres = edge + (torch.arange(out, dtype=torch.float64) + 0.5) * pitch
+        return centres.to(device=device, dtype=torch.float32)
+
+    return axis_of(r0, height, out_h), axis_of(c0, width, out_w)
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,17 @@ class Monitor:
             return True
         return self.problem.reference is not None and step % self.config.eval_every == 0
 
-    def record(self, step: int, output: torch.Tensor | None, loss: torch.Tensor) -> bool:
+    @property
+    def wants_state(self) -> bool:
+        """Whether :meth:`record` needs the parameters that made each step's output (a stop rule
+        that may return an earlier iterate keeps its model with it)."""
+        return self.stop is not None and self.stop.keeps_state
+
+    def record(self, step: int, output: torch.Tensor | None, loss: torch.Tensor,
+               state: list[torch.Tensor] | None = None) -> bool:
         """Book step ``step`` (0-based); ``output`` (1, C, H, W) detached, or None when the loop
-        did not render it. Returns True when the stop rule ends the fit."""
+        did not render it; ``state``: the parameters that made it (copies, when
+        :attr:`wants_state`). Returns True when the stop rule ends the fit."""
         self.steps_run = step + 1
         loss = loss.detach()
         self.losses[step] = loss
@@ -73,7 +81,8 @@ class Monitor:
             if self.steps_run % 25 == 0:
                 self.bar.set_postfix(loss=f"{float(loss):.2e}")
         if self.stop is not None:
-            reason = self.stop.observe(step, output, loss)
+            reason = (self.stop.observe(step, output, loss, state) if self.stop.keeps_state
+                      else self.stop.observe(step, output, loss))
             if reason is not None:
                 self.stop_reason, self.stop_step = reason, step + 1
                 return True

@@ -15,11 +15,13 @@ import glob
 import os
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from .errors import InputError
-from .images import ImageInfo, read_frames
+from .images import ImageInfo, choose_value_ranges, read_stored, to_unit
 from .kinds import KINDS
 
-__all__ = ["load_scene", "expand_paths"]
+__all__ = ["load_scene", "expand_paths", "split_frames"]
 
 def expand_paths(spec: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
     """The files one kind names: a path, a quoted glob (``burst/*.png``, sorted matches), or a
@@ -49,6 +51,7 @@ def expand_paths(spec: str | os.PathLike | Sequence[str | os.PathLike] | None) -
 def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike] | None],
                options: Mapping[str, Any] | None = None,
                *, weights: Mapping[str, float] | None = None, notes: list[str] | None = None,
+               value_range: "str | tuple[float, float] | None" = None,
                ) -> tuple[list[Any], list[ImageInfo], list[str]]:
     """The observations of one scene from image files.
 
@@ -60,7 +63,10 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
     ``weights`` sets data-term weights per kind (each frame gets it).
     Each kind builds its observation from the image and its options (e.g. a masked image whose
     alpha marks its holes is its own mask, and its alpha is dropped from its info). ``notes``
-    receives lines for the user (how a mask was read).
+    receives lines for the user (how a mask was read, how values were scaled).
+    ``value_range``: how stored values map to the fit's [0, 1], one rule for every frame (None:
+    the default rule, 'auto', or (LO, HI) in the inputs' units; see
+    :func:`linr.images.choose_value_ranges`).
 
     Returns the observations (in the registry's order), each one's
     :class:`~linr.images.ImageInfo` (bit depth, alpha to write back) and every input file read
@@ -74,9 +80,15 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
         raise InputError(f"unknown observation kind(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(KINDS)}")
     observations, infos, inputs = [], [], []
+    stored = {kind.name: [(path, read_stored(path)) for path in expand_paths(files.get(kind.name) or None)]
+              for kind in KINDS.values()}
+    everything = [(path, im) for found in stored.values() for path, images in found for im in images]
+    chosen = choose_value_ranges([im for _, im in everything], value_range)
+    _note_ranges(everything, chosen, notes)
+    ranges = iter(chosen)
     for kind in KINDS.values():
-        paths = expand_paths(files.get(kind.name) or None)
-        frames = [frame for path in paths for frame in read_frames(path)]
+        paths = [path for path, _ in stored[kind.name]]
+        frames = [to_unit(im, next(ranges)) for _, images in stored[kind.name] for im in images]
         _check_frames(kind.name, frames)
         values = {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
                   for opt in kind.options}
@@ -98,9 +110,44 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
             raise InputError(f"--weight {kind}=... given without a --{kind} observation")
     if not observations:
         raise InputError("give at least one of " + ", ".join(f"--{name}" for name in KINDS))
-    if len({o.channels for o in observations}) > 1:
-        raise InputError("observations mix greyscale and colour images; convert them to one kind")
+    counts = sorted({o.channels for o in observations})
+    if len(counts) > 1:
+        kinds = "greyscale and colour images" if counts == [1, 3] else \
+            f"images of {' and '.join(map(str, counts))} channels"
+        raise InputError(f"observations mix {kinds}; convert them to one kind")
     return observations, infos, inputs
+
+
+def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes: list[str]) -> None:
+    """A line for each value range that is not a sample type's default, naming its files."""
+    seen: dict[Any, list[tuple[str, Any]]] = {}
+    for (path, im), vr in zip(images, ranges):
+        if vr.rule in ("data", "given"):
+            seen.setdefault(vr, []).append((path, im))
+    for vr, found in seen.items():
+        files = list(dict.fromkeys(path for path, _ in found))
+        ims = [im for _, im in found]
+        outside = sum(int(np.count_nonzero((im.values < vr.low) | (im.values > vr.high))) for im in ims)
+        line = f"values of {', '.join(files)} ({ims[0].values.dtype}) mapped {vr.describe()}"
+        if outside:
+            line += f"; {outside} values lie outside the range and are clipped to it in the output"
+        notes.append(line)
+
+
+def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
+                 ) -> list[tuple[list[Any], list[ImageInfo]]]:
+    """Scenes of one frame each (``--frames separate``): scene i holds frame i of every kind.
+    Every kind must have the same number of frames (a kind with one frame is not shared)."""
+    by_kind: dict[str, list[tuple[Any, ImageInfo]]] = {}
+    for obs, info in zip(observations, infos):
+        by_kind.setdefault(obs.kind, []).append((obs, info))
+    counts = {kind: len(frames) for kind, frames in by_kind.items()}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"--{kind} {count}" for kind, count in counts.items())
+        raise InputError(f"separate frames need the same number of frames of every kind, got {listed}")
+    count = next(iter(counts.values()))
+    return [([frames[i][0] for frames in by_kind.values()], [frames[i][1] for frames in by_kind.values()])
+            for i in range(count)]
 
 
 def _check_frames(kind: str, frames: list[tuple[Any, ImageInfo]]) -> None:

@@ -59,6 +59,10 @@ class StopRule:
     """Base class. Subclasses override :meth:`observe` (and usually keep a best iterate)."""
 
     name = "rule"
+    keeps_state = False
+    """Whether :meth:`observe` takes ``state`` (the parameters that made the output) and
+    :meth:`best_state` returns those of the best iterate, so that the returned image comes with
+    the model that renders it (:attr:`linr.fit.FitResult.model`)."""
 
     def reset(self) -> None:
         """Forget everything seen; called at the start of each fit."""
@@ -80,6 +84,10 @@ class StopRule:
         to return the final iterate."""
         return None, 0
 
+    def best_state(self) -> list[torch.Tensor] | None:
+        """The model parameters of the iterate :meth:`best` returns, when the rule keeps state."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
 
@@ -87,8 +95,9 @@ class StopRule:
 class MinTracker:
     """Minimum of a scalar series with patience, kept on the series' device.
 
-    ``update(step, value, iterate)`` keeps the iterate at the smallest value seen (a new minimum
-    must beat the old one by the relative margin ``min_delta``). Every ``check_every`` steps it
+    ``update(step, value, iterate, state)`` keeps the iterate (and the model parameters ``state``
+    that made it) at the smallest value seen (a new minimum must beat the old one by the relative
+    margin ``min_delta``). Every ``check_every`` steps it
     reads the step of the minimum back to the host and returns True when that minimum is at
     least ``patience`` steps old. Steps before ``start`` are ignored. The benchmark replays
     recorded series through this same class, so offline results match online ones.
@@ -104,8 +113,10 @@ class MinTracker:
         self.value: torch.Tensor | None = None
         self.step: torch.Tensor | None = None
         self.iterate: torch.Tensor | None = None
+        self.state: list[torch.Tensor] | None = None
 
-    def update(self, step: int, value: torch.Tensor, iterate: torch.Tensor | None = None) -> bool:
+    def update(self, step: int, value: torch.Tensor, iterate: torch.Tensor | None = None,
+               state: list[torch.Tensor] | None = None) -> bool:
         if step < self.start:
             return False
         value = value.detach().reshape(())
@@ -113,12 +124,15 @@ class MinTracker:
         if self.value is None:
             self.value, self.step = value.clone(), step_t
             self.iterate = None if iterate is None else iterate.clone()
+            self.state = None if state is None else [t.clone() for t in state]
         else:
             better = value < self.value * (1.0 - self.min_delta)
             self.value = torch.where(better, value, self.value)
             self.step = torch.where(better, step_t, self.step)
             if iterate is not None:
                 self.iterate = torch.where(better, iterate, self.iterate)
+            if state is not None and self.state is not None:
+                self.state = [torch.where(better, new, old) for new, old in zip(state, self.state)]
         if (step + 1) % self.check_every:
             return False
         return step - int(self.step) >= self.patience
@@ -133,9 +147,13 @@ class _TrackedRule(StopRule):
     """A rule whose best iterate is the one its :class:`MinTracker` kept."""
 
     tracker: MinTracker
+    keeps_state = True
 
     def best(self) -> tuple[torch.Tensor | None, int]:
         return self.tracker.iterate, self.tracker.best_step + 1
+
+    def best_state(self) -> list[torch.Tensor] | None:
+        return self.tracker.state
 
 
 class FixedSteps(StopRule):
@@ -186,11 +204,12 @@ class OutputVariance(_TrackedRule):
         self.tracker.reset()
         self._buffer.clear()
 
-    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
+    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
         self._buffer.append(output)
         if len(self._buffer) < self.window:
             return None
-        if self.tracker.update(step, window_variance(self._buffer), output):
+        if self.tracker.update(step, window_variance(self._buffer), output, state):
             return (f"variance: no new minimum of the {self.window}-step output variance for "
                     f"{self.tracker.patience} steps")
         return None
@@ -262,10 +281,11 @@ class HoldOut(_TrackedRule):
             total = total + weight * term.value(pred, y)
         return total
 
-    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
+    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
         if not self._held:
             return None
-        if self.tracker.update(step, self.holdout_loss(output), output):
+        if self.tracker.update(step, self.holdout_loss(output), output, state):
             return (f"holdout: no new minimum of the loss on {self.fraction:.0%} held-out pixels "
                     f"for {self.tracker.patience} steps")
         return None
@@ -313,6 +333,7 @@ class Discrepancy(StopRule):
     """
 
     name = "discrepancy"
+    keeps_state = True
 
     def __init__(self, *, tau: float = 1.0, sigma: float | None = None, check_every: int = 5):
         if not tau > 0:
@@ -325,6 +346,7 @@ class Discrepancy(StopRule):
         self.sigmas: list[float] = []
         self._hit: torch.Tensor | None = None  # 0-based step at which the loss first fell below
         self._iterate: torch.Tensor | None = None
+        self._state: list[torch.Tensor] | None = None
 
     def prepare(self, observations: list[Any]) -> list[Any]:
         energy = 0.0
@@ -342,7 +364,8 @@ class Discrepancy(StopRule):
         self.threshold = self.tau * energy if energy > 0 else None
         return observations
 
-    def update(self, step: int, loss: torch.Tensor, output: torch.Tensor | None) -> bool:
+    def update(self, step: int, loss: torch.Tensor, output: torch.Tensor | None,
+               state: list[torch.Tensor] | None = None) -> bool:
         """Record one step; True when the threshold has been reached (checked every few steps)."""
         if self.threshold is None:
             return False
@@ -351,14 +374,18 @@ class Discrepancy(StopRule):
         if self._hit is None:
             self._hit = torch.full((), -1, dtype=torch.long, device=loss.device)
             self._iterate = None if output is None else output.clone()
+            self._state = None if state is None else [t.clone() for t in state]
         first = (self._hit < 0) & (loss <= self.threshold)
         self._hit = torch.where(first, step_t, self._hit)
         if output is not None:
             self._iterate = torch.where(first, output, self._iterate)
+        if state is not None and self._state is not None:
+            self._state = [torch.where(first, new, old) for new, old in zip(state, self._state)]
         return (step + 1) % self.check_every == 0 and int(self._hit) >= 0
 
-    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
-        if self.update(step, loss, output):
+    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
+        if self.update(step, loss, output, state):
             sig = ", ".join(f"{s:.1f}" for s in self.sigmas)
             how = "estimated" if self.sigma is None else "given"
             return f"discrepancy: data term reached {self.tau:g} x the noise level (sigma {sig}/255, {how})"
@@ -368,6 +395,9 @@ class Discrepancy(StopRule):
         if self._hit is None or int(self._hit) < 0:
             return None, 0
         return self._iterate, int(self._hit) + 1
+
+    def best_state(self) -> list[torch.Tensor] | None:
+        return None if self.best()[0] is None else self._state
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "tau": self.tau, "sigma_estimated": self.sigma is None,
@@ -388,8 +418,9 @@ class Plateau(_TrackedRule):
     def reset(self) -> None:
         self.tracker.reset()
 
-    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
-        if self.tracker.update(step, loss, output):
+    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
+        if self.tracker.update(step, loss, output, state):
             return (f"plateau: data term improved less than {self.rel_tol:g} (relative) in "
                     f"{self.tracker.patience} steps")
         return None
@@ -406,6 +437,7 @@ class FirstToFire(StopRule):
     """
 
     name = "first"
+    keeps_state = True  # hands state to the rules that keep it; best_state() is the chosen one's
 
     def __init__(self, rules: Sequence[StopRule]):
         if not rules:
@@ -423,20 +455,30 @@ class FirstToFire(StopRule):
             observations = rule.prepare(observations)
         return observations
 
-    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
+    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
         for rule in self.rules:
-            reason = rule.observe(step, output, loss)
+            reason = (rule.observe(step, output, loss, state) if rule.keeps_state
+                      else rule.observe(step, output, loss))
             if reason is not None:
                 self.fired = rule
                 return reason
         return None
 
-    def best(self) -> tuple[torch.Tensor | None, int]:
+    def _choice(self) -> StopRule | None:
+        """The rule whose best iterate is returned (None: the final iterate)."""
         for rule in [self.fired] if self.fired is not None else self.rules:
-            iterate, step = rule.best()
-            if iterate is not None:
-                return iterate, step
-        return None, 0
+            if rule.best()[0] is not None:
+                return rule
+        return None
+
+    def best(self) -> tuple[torch.Tensor | None, int]:
+        rule = self._choice()
+        return (None, 0) if rule is None else rule.best()
+
+    def best_state(self) -> list[torch.Tensor] | None:
+        rule = self._choice()
+        return None if rule is None else rule.best_state()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "rules": [r.describe() for r in self.rules],
@@ -457,9 +499,10 @@ class Oracle(_TrackedRule):
     def reset(self) -> None:
         self.tracker.reset()
 
-    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
+    def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
         mse = torch.mean((output - self.reference.to(output.device)) ** 2)
-        self.tracker.update(step, mse, output)
+        self.tracker.update(step, mse, output, state)
         return None
 
 

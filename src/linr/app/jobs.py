@@ -338,6 +338,9 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     from ..tasks import resolve, resolve_stop
 
     observations, infos, _ = load_scene(files, options)
+    if observations[0].channels not in (1, 3):
+        raise InputError(f"the app restores grey and RGB images; this one has {observations[0].channels} "
+                         "channels (restore it with linr restore ... -o OUT.tif)")
     height, width = clean_shape(observations)
     if height * width > limits.max_pixels:
         raise InputError(f"the restored image would be {width}x{height} = {height * width:,} "

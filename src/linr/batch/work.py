@@ -50,6 +50,10 @@ class Prepared:
     started: float
     metrics_error: str | None = None
     """Why the job's reference cannot give metrics (unreadable); the image is restored anyway."""
+    value_range: Any = None
+    """The input's :class:`~linr.images.ValueRange` (the output is written in its units)."""
+    tiff: Any = None
+    """A TIFF input's layout and metadata (:class:`~linr.tiff.TiffLayout`)."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -65,7 +69,7 @@ def _utc_now() -> str:
 
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
-    from ..images import read_image
+    from ..images import output_info, read_image
     from ..scene import load_scene
 
     obs = job.observations
@@ -89,8 +93,8 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         fit=fit,
         threads=threads,
     )
-    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
-    return Prepared(payload, max(i.bit_depth for i in infos), alpha, started, metrics_error)
+    out = output_info(infos)
+    return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff)
 
 
 _WORKER_DEVICE: str | None = None
@@ -212,8 +216,8 @@ def finish(
         return failed_record(job, result["error"], key=key, settings=settings, run=run)
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
     # that was killed between writing it and recording it.
-    write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha, force=True,
-                protect=job.inputs)
+    write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha,
+                value_range=prep.value_range, tiff=prep.tiff, force=True, protect=job.inputs)
     run["time_s"] = round(time.perf_counter() - prep.started, 3)
     return {
         "image": job.name, "status": "done", "inputs": _inputs(job), "output": job.output, "key": key,

@@ -1,0 +1,264 @@
+"""A fitted image model: render it at any size, save it to a small file, load it again.
+
+An INR is a function of coordinates, so the restored image exists at every resolution: rendering
+at scale ``s`` evaluates the network on a denser grid over the same extent
+(:func:`linr.models.coordinate_axes`); at scale 1 that grid is the fit's own and the render is
+the fit's output, value for value. Rendering runs in chunks of pixels whose coordinates are made
+chunk by chunk, so the network's memory stays that of one chunk whatever the size (the output
+image itself is held whole: ``size`` x channels float32).
+
+    >>> result = linr.restore([linr.noisy(y)])                      # doctest: +SKIP
+    >>> big = result.render(scale=2.5)          # (2.5 H, 2.5 W, C) on [0, 1], unclipped
+    >>> result.save_model("model.pt")                               # doctest: +SKIP
+    >>> model, info = load_model("model.pt"); model.render(size=(1024, 768))   # doctest: +SKIP
+
+The file (``torch.save`` of plain dicts, lists, strings, numbers and tensors, read back with
+``weights_only=True``, no pickled classes) holds the model's configuration and parameters, the
+restored size and channels, the fit's precision, and how values are stored: the network's
+output ``v`` is the image ``(v + 1) / 2`` on [0, 1], mapped to the input's units by its value
+range (:class:`linr.images.ValueRange`), written at its bit depth and, for TIFF, with its layout
+and metadata. Parameters of a model the fast engine runs are stored as the engine computes with
+them (hidden layers scaled by their omega_0, :meth:`linr.engine.FastSiren.folded_state`), so a
+loaded model renders exactly what the fit rendered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .engine import FastSiren, check_precision
+from .errors import InputError
+from .images import ImageInfo, ValueRange
+from .metrics import json_ready
+from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
+from .problem import resolve_device
+from .tiff import TiffLayout
+
+__all__ = ["FittedModel", "save_model", "load_model", "render_model", "render_size", "FORMAT", "FORMAT_VERSION",
+           "MAX_RENDER_PIXELS"]
+
+FORMAT = "linr-model"
+FORMAT_VERSION = 1
+"""Version of the model file; a file of a later version is refused, not guessed at."""
+
+MAX_RENDER_PIXELS = 2**28
+"""Largest render (268 Mpx, e.g. 16384 x 16384): the output image is held in memory whole."""
+
+CHUNK_PIXELS = 2**17
+"""Pixels per chunk of a render: :attr:`linr.config.FitConfig.chunk_pixels`' default, so that a
+scale-1 render repeats the fit's own chunks."""
+
+
+@dataclass
+class FittedModel:
+    """A fitted image model and what rendering it needs."""
+
+    model: ModelConfig
+    parameters: dict[str, torch.Tensor]
+    """On the CPU. For an engine model (SIREN, Gauss): :meth:`FastSiren.folded_state`; otherwise
+    the module's ``state_dict``."""
+    shape: tuple[int, int]
+    """(height, width) of the restored image: the grid the model was fitted on."""
+    channels: int
+    precision: str = "float32"
+    """Matmul precision of the fit's hidden layers (renders use it where the device has it)."""
+    chunk_pixels: int = CHUNK_PIXELS
+
+    @property
+    def engine(self) -> bool:
+        """Whether the parameters are the fast engine's (folded)."""
+        return MODEL_FAMILIES[self.model.name].engine
+
+    @classmethod
+    def from_engine(cls, config: ModelConfig, state: dict[str, torch.Tensor], shape: tuple[int, int],
+                    channels: int, precision: str, chunk_pixels: int) -> "FittedModel":
+        params = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+        return cls(config, params, (int(shape[0]), int(shape[1])), channels, precision, chunk_pixels)
+
+    @classmethod
+    def from_module(cls, config: ModelConfig, module: torch.nn.Module, shape: tuple[int, int],
+                    channels: int, parameters: list[torch.Tensor] | None = None,
+                    chunk_pixels: int = CHUNK_PIXELS) -> "FittedModel":
+        """From a plain module, with ``parameters`` (in ``module.parameters()`` order) in place of
+        its own when given (the iterate a stop rule chose)."""
+        state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        if parameters is not None:
+            for (name, _), value in zip(module.named_parameters(), parameters):
+                state[name] = value.detach().to("cpu", copy=True)
+        return cls(config, state, (int(shape[0]), int(shape[1])), channels, "float32", chunk_pixels)
+
+    def module(self) -> torch.nn.Module:
+        """The model as a plain :class:`torch.nn.Module` (coordinates (N, 2) -> values (N, C)
+        on the [-1, 1] scale), parameters unfolded for an engine model."""
+        with torch.random.fork_rng(devices=[]):
+            module = build_model(self.model, out_channels=self.channels)
+        state = self.parameters
+        if self.engine:
+            net = FastSiren(module).load_folded_state(state)
+            state = net.state_dict()
+        module.load_state_dict(state)
+        return module
+
+    def _forward(self, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network on ``device`` as a function of (n, 2) coordinates -> (n, C) values: the
+        fast engine at the fit's precision (float32 where the device lacks it), or the module."""
+        with torch.random.fork_rng(devices=[]):
+            module = build_model(self.model, out_channels=self.channels)
+        if not self.engine:
+            module.load_state_dict(self.parameters)
+            return module.to(device).eval()
+        precision = self.precision
+        try:
+            check_precision(precision, device)
+        except ValueError:
+            precision = "float32"  # e.g. a tf32 fit rendered on a CPU
+        net = FastSiren(module, precision=precision).to(device).load_folded_state(self.parameters)
+        return lambda coords: net.forward(coords, save=False)
+
+    def render(self, *, scale: float | None = None, size: tuple[int, int] | None = None,
+               device: str = "cpu") -> np.ndarray:
+        """The image at ``scale`` times the fitted size, or at ``size`` = (height, width), over
+        the same extent (neither: the fitted size). Returns (H', W', C) float32 on the [0, 1]
+        scale, unclipped, like :attr:`linr.fit.FitResult.image`."""
+        out_h, out_w = render_size(self.shape, scale=scale, size=size)
+        dev = resolve_device(device)
+        rows, cols = coordinate_axes(*self.shape, size=(out_h, out_w), device=dev)
+        forward = self._forward(dev)
+        image = np.empty((out_h * out_w, self.channels), dtype=np.float32)
+        chunk = self.chunk_pixels
+        with torch.no_grad():
+            # The fit's own chunks (flat pixel order), coordinates made per chunk.
+            for start in range(0, out_h * out_w, chunk):
+                index = torch.arange(start, min(start + chunk, out_h * out_w), device=dev)
+                coords = torch.stack([rows[index // out_w], cols[index % out_w]], dim=1)
+                values = forward(coords)
+                image[start : start + len(index)] = ((values + 1) / 2).float().cpu().numpy()
+        return image.reshape(out_h, out_w, self.channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": dataclasses.asdict(self.model), "engine": self.engine,
+                "parameters": self.parameters, "shape": list(self.shape), "channels": self.channels,
+                "precision": self.precision, "chunk_pixels": self.chunk_pixels}
+
+
+def render_size(shape: tuple[int, int], *, scale: float | None = None,
+                size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(height, width) of a render of an image of ``shape`` at ``scale`` (rounded, at least 1)
+    or at ``size`` = (height, width); one-line errors for a bad or too large request."""
+    if scale is not None and size is not None:
+        raise InputError("give a render scale or a render size, not both")
+    if size is not None:
+        out_h, out_w = (int(v) for v in size)
+        if out_h < 1 or out_w < 1:
+            raise InputError(f"render size must be at least 1x1, got {out_w}x{out_h} (width x height)")
+    elif scale is not None:
+        if not (scale > 0 and np.isfinite(scale)):
+            raise InputError(f"render scale must be a positive number, got {scale}")
+        out_h, out_w = max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+    else:
+        out_h, out_w = shape
+    if out_h * out_w > MAX_RENDER_PIXELS:
+        raise InputError(f"a render of {out_w}x{out_h} is {out_h * out_w / 1e6:.0f} Mpx; at most "
+                         f"{MAX_RENDER_PIXELS / 1e6:.0f} Mpx (the image is held in memory whole)")
+    return out_h, out_w
+
+
+def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | None = None, *,
+               force: bool = False, settings: dict[str, Any] | None = None) -> Path:
+    """Write ``fitted`` and how its images are stored (``info``: the input's bit depth, value
+    range and TIFF layout; None: 8-bit, values on [0, 1]) to ``path`` atomically.
+    ``settings``: the fit's settings, kept for the record."""
+    from . import __version__
+    from .images import write_atomically
+
+    path = check_model_path(path, force=force)
+    info = info or ImageInfo("", 8, fitted.channels)
+    data = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "linr": __version__,
+        **fitted.to_dict(),
+        "values": {
+            "network_to_image": "(v + 1) / 2",
+            "value_range": None if info.value_range is None else info.value_range.to_dict(),
+            "bit_depth": info.bit_depth,
+        },
+        "tiff": None if info.tiff is None else json.dumps(info.tiff.describe()),
+        "source": info.path,
+        "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
+    }
+    return write_atomically(path, lambda tmp: torch.save(data, tmp))
+
+
+def check_model_path(path: str | os.PathLike, *, force: bool = False,
+                     protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Fail before any work when a model file could not be written to ``path``."""
+    from .images import check_new_file
+
+    path = Path(path)
+    if path.suffix.lower() != ".pt":
+        raise InputError(f"{path}: a model file is named FILE.pt")
+    return check_new_file(path, force=force, protect=protect)
+
+
+def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
+    """Read a file of :func:`save_model`: the model and how its images are stored (an
+    :class:`ImageInfo` without alpha). One-line errors for a file that is not one, or is of a
+    later version."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a model file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError,
+            AttributeError, TypeError) as exc:
+        raise InputError(f"{path}: not a linr model file ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{path}: not a linr model file (no '{FORMAT}' header)")
+    version = data.get("version")
+    if version != FORMAT_VERSION:
+        raise InputError(f"{path}: a linr model file of version {version} (made by linr "
+                         f"{data.get('linr', '?')}); this linr {_version()} reads version {FORMAT_VERSION}")
+    try:
+        config = ModelConfig(**data["model"])
+        if config.name not in MODEL_FAMILIES or MODEL_FAMILIES[config.name].engine != data["engine"]:
+            raise ValueError(f"model {config.name!r}")
+        fitted = FittedModel(config, dict(data["parameters"]), tuple(data["shape"]), int(data["channels"]),
+                             str(data["precision"]), int(data["chunk_pixels"]))
+        fitted._forward(torch.device("cpu"))  # the parameters fit the configuration
+        values = data["values"]
+        value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])
+        tiff = None if data["tiff"] is None else TiffLayout.from_description(json.loads(data["tiff"]))
+        info = ImageInfo(str(data.get("source", "")), int(values["bit_depth"]), fitted.channels,
+                         None, value_range, tiff)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{path}: a damaged linr model file ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return fitted, info
+
+
+def render_model(path: str | os.PathLike, *, scale: float | None = None,
+                 size: tuple[int, int] | None = None, device: str = "cpu") -> np.ndarray:
+    """Load a model file and render it (see :meth:`FittedModel.render`): (H', W', C) float32 on
+    [0, 1], unclipped; ``load_model(path)[1]`` says how to store it in the input's units."""
+    fitted, _ = load_model(path)
+    return fitted.render(scale=scale, size=size, device=device)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,269 @@
+"""TIFF as microscopes, ImageJ and OME write it: any channel count, stacks, and the metadata that
+says what a pixel is (resolution, ImageJ units and spacing, OME physical sizes, channel names).
+
+Reading (:func:`read_tiff`) gives each image of a file as (H, W, C) in its stored type, channels
+last whether the file stores them as samples of a pixel (``S``: RGB, or any count with
+``ExtraSamples``) or as planes (``C``: ImageJ hyperstacks, OME), and whether its last sample is
+alpha (only when the file's ``ExtraSamples`` tag says so: a fourth fluorescence channel is not
+transparency). One axis before the rows (pages, time, depth) makes a stack of images; more are
+refused. The file's layout and metadata come back as a :class:`TiffLayout`, which
+:func:`write_tiff` uses to store the output the same way (ImageJ as ImageJ, OME as OME, plain as
+plain), with the pixel size scaled when the output has another size than the input.
+
+This module sits at the bottom beside :mod:`linr.images`, which calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["TiffLayout", "read_tiff", "write_tiff"]
+
+IMAGEJ_KEYS = ("unit", "spacing", "finterval", "fps", "tunit", "mode", "Info", "Ranges", "LUTs",
+               "Properties", "Labels", "min", "max")
+"""ImageJ metadata carried to the output (tifffile writes them back); its counts are recomputed."""
+
+OME_KEYS = ("PhysicalSizeX", "PhysicalSizeXUnit", "PhysicalSizeY", "PhysicalSizeYUnit",
+            "PhysicalSizeZ", "PhysicalSizeZUnit", "TimeIncrement", "TimeIncrementUnit")
+"""OME ``Pixels`` attributes carried to the output, plus the channel names."""
+
+_ALPHA = (1, 2)  # ExtraSamples: associated, unassociated alpha
+
+
+@dataclass(frozen=True)
+class TiffLayout:
+    """How a TIFF stored its images, and what it said about them."""
+
+    style: str
+    """'plain', 'imagej' or 'ome'."""
+    channel_axis: str
+    """'S' (samples of a pixel, as RGB) or 'C' (one plane per channel, as ImageJ and OME)."""
+    stack_axis: str | None
+    """The axis along which the file stacks images ('T', 'Z', 'I', 'Q'...), None for one image."""
+    frames: int
+    """Images in the file."""
+    size: tuple[int, int]
+    """(height, width) of each image: what the resolution and pixel sizes refer to."""
+    resolution: tuple[float, float] | None = None
+    """(x, y) pixels per resolution unit (the XResolution / YResolution tags)."""
+    resolution_unit: int | None = None
+    """ResolutionUnit tag: 1 none, 2 inch, 3 centimetre."""
+    description: str | None = None
+    """A plain file's ImageDescription (not tifffile's own, not ImageJ's or OME's)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """ImageJ: :data:`IMAGEJ_KEYS` found; OME: :data:`OME_KEYS` found and ``ChannelNames``."""
+
+    def for_size(self, height: int, width: int) -> "TiffLayout":
+        """The layout of an output of ``height`` x ``width`` over the same field of view: the
+        resolution (pixels per unit) grows with the size and the OME pixel size shrinks."""
+        sy, sx = height / self.size[0], width / self.size[1]
+        if (sy, sx) == (1.0, 1.0):
+            return self
+        resolution = None if self.resolution is None else (self.resolution[0] * sx,
+                                                           self.resolution[1] * sy)
+        metadata = dict(self.metadata)
+        for key, scale in (("PhysicalSizeX", sx), ("PhysicalSizeY", sy)):
+            if key in metadata:
+                metadata[key] = float(metadata[key]) / scale
+        return dataclasses.replace(self, size=(height, width), resolution=resolution, metadata=metadata)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready (arrays, such as ImageJ's LUTs, as ``{"ndarray": [...], "dtype": ...}``):
+        the layout in a report or a model file."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_description(cls, data: dict[str, Any]) -> "TiffLayout":
+        """The inverse of :meth:`describe`."""
+        data = _arrays(dict(data))
+        data["size"] = tuple(data["size"])
+        if data.get("resolution") is not None:
+            data["resolution"] = tuple(data["resolution"])
+        return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _arrays(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"ndarray", "dtype"}:
+            return np.asarray(value["ndarray"], dtype=value["dtype"])
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arrays(v) for v in value]
+    return value
+
+
+def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
+    """The images of a TIFF, each (H, W, C) in its stored type with channels last, whether each
+    one's last channel is alpha, and the file's layout (from its first series)."""
+    import tifffile
+
+    arrays: list[np.ndarray] = []
+    alphas: list[bool] = []
+    layout = None
+    with tifffile.TiffFile(str(path)) as tif:
+        for series in tif.series:
+            page = series.pages[0] if series.pages else tif.pages[0]
+            if int(getattr(page, "photometric", 0)) == 5:
+                raise InputError(f"{path}: a CMYK TIFF; convert it to RGB first")
+            data, axes = series.asarray(), series.axes
+            data, axes, channel_axis = _channels_last(path, data, axes)
+            extras = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
+            alpha = channel_axis == "S" and bool(extras) and extras[-1] in _ALPHA
+            lead = axes[: axes.index("Y")] if "Y" in axes else ""
+            if len(lead) > 1:
+                raise InputError(f"{path}: a TIFF with axes {series.axes} (shape {series.shape}); only "
+                                 "stacks of images along one axis (pages, time or depth), with "
+                                 "channels, are read")
+            images = [data] if not lead else list(data)
+            arrays += [img if img.ndim == 3 else img[..., None] for img in images]
+            alphas += [alpha] * len(images)
+            if layout is None:
+                layout = _layout(tif, page, channel_axis, lead or None, images[0].shape[:2])
+    if not arrays or layout is None:
+        raise InputError(f"{path}: a TIFF with no image")
+    return arrays, alphas, dataclasses.replace(layout, frames=len(arrays))
+
+
+def _channels_last(path: Path, data: np.ndarray, axes: str) -> tuple[np.ndarray, str, str]:
+    """Move the samples (S) or channel planes (C) axis last; return the data, its axes with that
+    axis last (or none), and which one it was."""
+    has_s = "S" in axes and data.shape[axes.index("S")] > 1
+    if "C" in axes and has_s:
+        raise InputError(f"{path}: a TIFF with both channel planes and samples per pixel (axes "
+                         f"{axes}); save the channels one way")
+    name = "C" if "C" in axes else "S"
+    if name in axes:
+        at = axes.index(name)
+        data = np.moveaxis(data, at, -1)
+        axes = axes[:at] + axes[at + 1:] + name
+    return data, axes, name
+
+
+def _layout(tif: Any, page: Any, channel_axis: str, stack_axis: str | None,
+            size: tuple[int, int]) -> TiffLayout:
+    size = (int(size[0]), int(size[1]))
+    frames = 1  # set by the caller once every series is read
+    resolution, unit = None, None
+    if "XResolution" in page.tags and "YResolution" in page.tags:
+        try:
+            x_res, y_res = (float(v) for v in page.resolution)
+            if x_res > 0 and y_res > 0:
+                resolution, unit = (x_res, y_res), int(page.resolutionunit)
+        except (TypeError, ValueError, ZeroDivisionError):
+            pass
+    if tif.is_ome:
+        return TiffLayout("ome", channel_axis, stack_axis, frames, size, resolution, unit,
+                          metadata=_ome_metadata(tif))
+    if tif.is_imagej:
+        found = tif.imagej_metadata or {}
+        metadata = {k: found[k] for k in IMAGEJ_KEYS if k in found}
+        return TiffLayout("imagej", channel_axis, stack_axis, frames, size, resolution, unit,
+                          metadata=metadata)
+    return TiffLayout("plain", channel_axis, stack_axis, frames, size, resolution, unit,
+                      description=_user_description(page))
+
+
+def _user_description(page: Any) -> str | None:
+    """The ImageDescription a person wrote, not the JSON shape tifffile writes by default."""
+    text = getattr(page, "description", "") or ""
+    if not text:
+        return None
+    try:
+        if isinstance(json.loads(text), dict) and "shape" in json.loads(text):
+            return None
+    except ValueError:
+        pass
+    return text
+
+
+def _ome_metadata(tif: Any) -> dict[str, Any]:
+    import tifffile
+
+    try:
+        ome = tifffile.xml2dict(tif.ome_metadata)["OME"]
+        image = ome["Image"][0] if isinstance(ome["Image"], list) else ome["Image"]
+        pixels = image["Pixels"]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return {}
+    out = {k: pixels[k] for k in OME_KEYS if k in pixels}
+    channels = pixels.get("Channel")
+    channels = channels if isinstance(channels, list) else [channels] if channels else []
+    names = [c.get("Name") for c in channels if isinstance(c, dict)]
+    if names and all(isinstance(n, str) for n in names):
+        out["ChannelNames"] = names
+    return out
+
+
+def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffLayout | None) -> None:
+    """Write ``data`` (N, H, W, S) of N images (N = 1: one image; S = channels, plus alpha last
+    when ``alpha``) in the layout of an input (None: a plain TIFF). Plain TIFF stores channels
+    as samples of each pixel (RGB when there are three, ``ExtraSamples`` marking alpha), one page
+    per image; ImageJ and OME keep their metadata, and store channels as planes."""
+    import tifffile
+
+    frames, height, width, samples = data.shape
+    channels = samples - int(alpha)
+    style = layout.style if layout is not None else "plain"
+    if style == "imagej" and (alpha or data.dtype not in (np.uint8, np.uint16, np.float32)):
+        style = "plain"  # ImageJ holds no alpha channel
+    options: dict[str, Any] = {}
+    if layout is not None and layout.resolution is not None:
+        options["resolution"] = layout.resolution
+        if layout.resolution_unit is not None:
+            options["resolutionunit"] = layout.resolution_unit
+    if style == "plain":
+        rgb = channels == 3
+        if alpha:
+            extra = ["unassalpha"] if rgb else ["unspecified"] * (channels - 1) + ["unassalpha"]
+            options["extrasamples"] = extra
+        if layout is not None and layout.description:
+            options["description"] = layout.description
+        array = data if frames > 1 else data[0]
+        if samples == 1:
+            array = array[..., 0]
+        tifffile.imwrite(path, array, photometric="rgb" if rgb else "minisblack",
+                         planarconfig="contig" if samples > 1 else None, metadata=None, **options)
+        return
+    assert layout is not None
+    planes = layout.channel_axis == "C" or channels != 3 or (style == "imagej" and data.dtype != np.uint8)
+    stack = "" if frames == 1 else (layout.stack_axis if layout.stack_axis in ("T", "Z") else "T")
+    if planes:
+        array = np.moveaxis(data, -1, 1)  # (N, C, H, W)
+        axes = stack + ("C" if channels > 1 else "") + "YX"
+        array = array.reshape([s for s, a in zip(array.shape, "NCYX") if a in "YX" or
+                               (a == "N" and stack) or (a == "C" and channels > 1)])
+    else:
+        array, axes = (data if stack else data[0]), stack + "YXS"
+    metadata: dict[str, Any] = {"axes": axes}
+    if style == "imagej":
+        metadata.update({k: v for k, v in layout.metadata.items()
+                         if k != "Labels" or len(v) == frames * channels})
+        tifffile.imwrite(path, array, imagej=True, metadata=metadata,
+                         photometric="minisblack" if planes else "rgb", **options)
+    else:
+        metadata.update({k: v for k, v in layout.metadata.items() if k in OME_KEYS})
+        names = layout.metadata.get("ChannelNames")
+        if names and len(names) == channels:
+            metadata["Channel"] = {"Name": list(names)}
+        tifffile.imwrite(path, array, ome=True, metadata=metadata,
+                         photometric="minisblack" if planes else "rgb", **options)

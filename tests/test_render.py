@@ -1,0 +1,203 @@
+"""Rendering a fitted model at any size, saving it and rendering it again: scale 1 is the fit's
+output value for value, a denser grid covers the same extent, and a smooth image comes back
+closer to its analytic values than nearest-neighbour upsampling; bad model files are one line."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.cli import main
+from linr.errors import InputError
+from linr.fitted import load_model, render_model
+from linr.images import read_image, write_image
+from linr.models import coordinate_axes, coordinate_grid
+from linr.simulate import add_gaussian_noise
+
+from .conftest import run_err
+
+SMALL = linr.ModelConfig(width=32, depth=2)
+TINY = ["--width", "16", "--depth", "2", "--steps", "5", "--stop", "fixed", "--device", "cpu", "--quiet"]
+
+
+def _analytic(height: int, width: int) -> np.ndarray:
+    """A smooth RGB image sampled at the centres of ``height`` x ``width`` pixels over [0, 1]^2
+    (pixel i of n at (i + 0.5) / n): the same picture at every size."""
+    u = (np.arange(height) + 0.5) / height
+    v = (np.arange(width) + 0.5) / width
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    planes = [0.5 + 0.3 * np.sin(2 * np.pi * uu + k) * np.cos(1.5 * np.pi * vv) for k in range(3)]
+    return np.stack(planes, axis=-1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return _analytic(24, 24)
+
+
+@pytest.mark.parametrize("case", ["fixed", "best iterate", "super-resolution", "plain loop"])
+def test_a_scale_1_render_is_the_fit_output_exactly(image, case):
+    kw = dict(device="cpu", progress=False, model=SMALL)
+    if case == "fixed":
+        result = linr.restore([linr.noisy(add_gaussian_noise(image, 25, seed=0))], steps=8, stop="fixed", **kw)
+    elif case == "best iterate":  # the hold-out rule returns an earlier iterate than the last
+        result = linr.restore([linr.noisy(add_gaussian_noise(image, 50, seed=0))], steps=400,
+                              stop="holdout:0.1:5", **kw)
+        assert result.stop_step < result.steps_run
+    elif case == "super-resolution":
+        result = linr.restore([linr.lowres(image[::2, ::2], 2)], steps=6, **kw)
+    else:
+        result = linr.restore([linr.noisy(image)], steps=6, stop="fixed", device="cpu", progress=False,
+                              model=linr.ModelConfig(name="relu", width=16, depth=2))
+    assert np.array_equal(result.render(), result.image)
+    assert np.array_equal(result.render(scale=1.0), result.image)
+    assert result.render(scale=2.5).shape == (60, 60, 3)
+    assert result.render(size=(10, 31)).shape == (10, 31, 3)
+
+
+def test_a_denser_grid_covers_the_same_extent():
+    for height, width in ((6, 6), (4, 7), (7, 4)):
+        rows, cols = coordinate_axes(height, width)
+        grid = coordinate_grid(height, width).reshape(height, width, 2)
+        assert torch.equal(grid[:, 0, 0], rows) and torch.equal(grid[0, :, 1], cols)
+        dense_rows, dense_cols = coordinate_axes(height, width, size=(2 * height, 3 * width))
+        # each fitted pixel is the mean of the 2 x 3 dense pixels that tile it
+        assert torch.allclose(dense_rows.view(height, 2).mean(1), rows, atol=1e-6)
+        assert torch.allclose(dense_cols.view(width, 3).mean(1), cols, atol=1e-6)
+        spacing = float(rows[1] - rows[0]) if height > 1 else float(cols[1] - cols[0])
+        assert float(dense_rows[1] - dense_rows[0]) == pytest.approx(spacing / 2, abs=1e-6)
+
+
+def test_a_render_at_scale_2_beats_nearest_neighbour_on_a_smooth_image(image):
+    # omega_0 10 on 24 px: about the paper's 30 on its 256-512 px images in periods per pixel
+    # (at 30, a 24 px fit matches its samples and overshoots between them: BENCHMARKS.md)
+    result = linr.restore([linr.noisy(image)], steps=300, lr=1e-3, stop="fixed", device="cpu",
+                          progress=False, model=linr.ModelConfig(width=32, depth=3, omega_0=10))
+    truth = _analytic(48, 48)
+    rendered = result.render(scale=2)
+    nearest = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    render_error = float(np.mean((rendered - truth) ** 2))
+    nearest_error = float(np.mean((nearest - truth) ** 2))
+    assert render_error < 0.5 * nearest_error, (render_error, nearest_error)
+
+
+def test_a_render_runs_in_bounded_chunks(image, monkeypatch):
+    result = linr.restore([linr.noisy(image)], steps=5, stop="fixed", device="cpu", progress=False,
+                          model=SMALL)
+    whole = result.render(scale=3)
+    from linr.engine import FastSiren
+
+    seen: list[int] = []
+    forward = FastSiren.forward
+
+    def recording(self, coords, *, save):
+        seen.append(coords.shape[0])
+        return forward(self, coords, save=save)
+
+    monkeypatch.setattr(FastSiren, "forward", recording)
+    result.model.chunk_pixels = 1000
+    chunked = result.render(scale=3)
+    assert max(seen) <= 1000 and sum(seen) == 72 * 72
+    assert np.allclose(chunked, whole, atol=1e-6)
+
+
+def test_save_restore_and_render_again_from_the_command_line(tmp_path, capsys, image):
+    noisy = add_gaussian_noise(image, 25, seed=1)
+    write_image(tmp_path / "noisy.png", noisy, bit_depth=16)
+    model = tmp_path / "m.pt"
+    argv = ["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"),
+            "--save-model", str(model), *TINY]
+    assert main(argv) == 0
+    assert main(["render", str(model), "-o", str(tmp_path / "again.png")]) == 0
+    assert main(["render", str(model), "--scale", "2.5", "-o", str(tmp_path / "big.png")]) == 0
+    assert main(["render", str(model), "--size", "40x30", "-o", str(tmp_path / "wide.tif")]) == 0
+    out = capsys.readouterr().out
+    assert "rendered from a model fitted at 24x24" in out
+    restored, info = read_image(tmp_path / "out.png")
+    again, again_info = read_image(tmp_path / "again.png")
+    assert info.bit_depth == again_info.bit_depth == 16 and np.array_equal(again, restored)
+    assert read_image(tmp_path / "big.png")[0].shape == (60, 60, 3)
+    assert read_image(tmp_path / "wide.tif")[0].shape == (30, 40, 3)
+    fitted, stored = load_model(model)
+    assert fitted.shape == (24, 24) and fitted.channels == 3 and stored.bit_depth == 16
+    assert np.array_equal(render_model(model), fitted.render())
+    # restore's own render option writes what linr render writes
+    assert main([*argv[:4], str(tmp_path / "direct.png"), *TINY, "--render-scale", "2.5"]) == 0
+    assert np.array_equal(read_image(tmp_path / "direct.png")[0], read_image(tmp_path / "big.png")[0])
+
+
+def test_bad_model_files_are_one_line(tmp_path, capsys):
+    (tmp_path / "junk.pt").write_bytes(b"not a model at all")
+    torch.save({"format": "linr-model", "version": 99, "linr": "9.9"}, tmp_path / "future.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with open(tmp_path / "pickled.pt", "wb") as fh:
+        pickle.dump(InputError("a class"), fh, protocol=2)  # never unpickled: weights_only refuses classes
+    for name, message in [("junk.pt", "not a linr model file"),
+                          ("future.pt", "a linr model file of version 99 .*reads version 1"),
+                          ("other.pt", "not a linr model file \\(no 'linr-model' header\\)"),
+                          ("pickled.pt", "not a linr model file"),
+                          ("missing.pt", "no such file")]:
+        err = run_err(capsys, ["render", str(tmp_path / name), "-o", str(tmp_path / "x.png")])
+        assert re.search(message, err), err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_tiles_have_no_single_model_to_save_or_render(tmp_path, capsys, image):
+    big = np.tile(image, (2, 2, 1))  # 48 x 48 in tiles of 32
+    write_image(tmp_path / "big.png", big)
+    base = ["restore", "--noisy", str(tmp_path / "big.png"), "--tile", "32:8", "-o", str(tmp_path / "o.png"), *TINY]
+    err = run_err(capsys, [*base, "--save-model", str(tmp_path / "m.pt")])
+    assert "--save-model needs one network of the whole image, but this restoration is tiled" in err
+    err = run_err(capsys, [*base, "--render-scale", "2"])
+    assert "--render-scale / --render-size needs one network" in err
+    result = linr.restore([linr.noisy(big)], tile="32:8", steps=2, stop="fixed", device="cpu",
+                          progress=False, model=linr.ModelConfig(width=8, depth=1))
+    with pytest.raises(InputError, match="a tiled restoration has one network per tile"):
+        result.render(scale=2)
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--render-scale", "2", "--render-size", "10x10"], "give --render-scale or --render-size, not both"),
+    (["--render-size", "10by10"], "expected WIDTHxHEIGHT in pixels"),
+    (["--render-scale", "5000"], "a render of 120000x120000 is .* Mpx; at most 268 Mpx"),
+    (["--save-model", "model.bin"], "a model file is named FILE.pt"),
+])
+def test_bad_render_options_are_one_line(tmp_path, capsys, image, extra, message):
+    write_image(tmp_path / "noisy.png", image)
+    extra = [str(tmp_path / e) if e.endswith(".bin") else e for e in extra]
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "o.png"),
+                           *extra, *TINY])
+    assert re.search(message, err), err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_saved_model_renders_in_the_inputs_units_and_layout(tmp_path, capsys, image):
+    import tifffile
+
+    counts = np.moveaxis(image[..., :2], -1, 0) * 3000.0  # 2 channels of float counts, CYX
+    lut = np.zeros((3, 256), np.uint8)
+    lut[1] = np.arange(256)
+    tifffile.imwrite(tmp_path / "cells.tif", counts.astype(np.float32), imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "CYX", "unit": "um", "LUTs": [lut, lut]})
+    model = tmp_path / "m.pt"
+    assert main(["restore", "--noisy", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "a.tif"),
+                 "--save-model", str(model), *TINY]) == 0
+    assert main(["render", str(model), "-o", str(tmp_path / "same.tif")]) == 0
+    assert main(["render", str(model), "--scale", "2", "-o", str(tmp_path / "big.tif")]) == 0
+    assert "values in the input's units" in capsys.readouterr().out
+    with tifffile.TiffFile(tmp_path / "a.tif") as tif:
+        restored = tif.asarray()
+    with tifffile.TiffFile(tmp_path / "same.tif") as tif:
+        assert np.array_equal(tif.asarray(), restored) and restored.dtype == np.float32
+    with tifffile.TiffFile(tmp_path / "big.tif") as tif:
+        big, meta = tif.asarray(), tif.imagej_metadata
+        assert tif.series[0].axes == "CYX" and big.shape == (2, 48, 48)
+        assert tif.pages[0].resolution == (4.0, 4.0) and meta["unit"] == "um"
+        assert np.array_equal(meta["LUTs"][1], lut)
+    assert restored.max() > 1.5  # counts, not [0, 1]
