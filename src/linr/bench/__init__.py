@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets", "tiles")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles", "averaging")
 
 
 def data_dir(option: str | os.PathLike | None = None) -> Path:
