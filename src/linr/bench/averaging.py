@@ -36,7 +36,10 @@ __all__ = ["register", "AVERAGES", "record", "replay_own", "replay_raw_timed", "
 
 AVERAGES = ("ema0.9", "ema0.95", "ema0.98", "ema0.99", "window5", "window10", "window20", "window40")
 """Averages recorded in every fit (specs of :func:`linr.averaging.parse_average`)."""
+CASES = {"denoise": "set9", "joint": "set5"}
+"""Case -> test-image folder (see :func:`observations_for`)."""
 IMAGES = ("baboon", "f16", "house", "peppers", "kodim01", "kodim02", "kodim03", "kodim12")
+JOINT_IMAGES = ("baby", "bird", "butterfly", "head", "woman")
 TUNE = ("baboon", "house", "kodim01", "kodim03")
 """Images on which the average and its settings are chosen; the others only report."""
 CHECK_EVERY = 5
@@ -47,7 +50,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("averaging", help="iterate averages of denoising fits, chosen by the hold-out loss",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="folder with set9/ (default: $LINR_DATA, else ../shared/data)")
-    p.add_argument("--images", nargs="+", default=list(IMAGES), help="set9 image names")
+    p.add_argument("--case", choices=list(CASES), default="denoise",
+                   help="denoise (set9, the default) or joint (set5: noisy + x4 low-res, a check only)")
+    p.add_argument("--images", nargs="+", default=None,
+                   help="image names (default: the case's set: set9 for denoise, set5 for joint)")
     p.add_argument("--colours", nargs="+", default=["rgb", "grey"], choices=["rgb", "grey"],
                    help="rgb: the image; grey: its BT.601 luma, one channel")
     p.add_argument("--sizes", nargs="+", type=int, default=[128], help="centre-crop sizes")
@@ -62,8 +68,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_averaging)
 
 
-def row_key(image: str, colour: str, size: int, sigma: float) -> str:
-    return f"{image}_{colour}_s{size}_n{sigma:g}"
+def row_key(case: str, image: str, colour: str, size: int, sigma: float) -> str:
+    prefix = "" if case == "denoise" else f"{case}_"
+    return f"{prefix}{image}_{colour}_s{size}_n{sigma:g}"
 
 
 def _recorder(reference: np.ndarray, *, fraction: float, seed: int, steps: int, tail: int) -> Any:
@@ -103,28 +110,35 @@ def _recorder(reference: np.ndarray, *, fraction: float, seed: int, steps: int, 
     return Recorder()
 
 
-def record(clean: np.ndarray, *, sigma: float, steps: int, tail: int, fraction: float = 0.05,
-           seed: int = 0) -> dict[str, Any]:
-    """One fit of ``clean`` + noise with every series recorded (see the module docstring)."""
+def observations_for(case: str, clean: np.ndarray, *, sigma: float, seed: int = 0) -> list[Any]:
+    """The observations of a case, weighted as the defaults weigh them: ``denoise`` (``clean`` +
+    noise) or ``joint`` (the noisy one and a x4 Lanczos low-res one of the same scene)."""
+    from ..simulate import add_gaussian_noise, lanczos_downscale
+    from ..tasks import lowres, noisy, resolve
+
+    observations = [noisy(add_gaussian_noise(clean, sigma, seed=seed))]
+    if case == "joint":
+        observations.append(lowres(lanczos_downscale(clean, 4), 4))
+    return resolve(observations, device="cpu")[0]
+
+
+def record(clean: np.ndarray, observations: list[Any], *, steps: int, tail: int,
+           fraction: float = 0.05, seed: int = 0) -> dict[str, Any]:
+    """One fit of ``observations`` with every series recorded (see the module docstring)."""
     from skimage.metrics import peak_signal_noise_ratio
 
     from ..fit import FitConfig, fit
-    from ..simulate import add_gaussian_noise
-    from ..tasks import noisy
 
-    y = add_gaussian_noise(clean, sigma, seed=seed)
     rule = _recorder(clean, fraction=fraction, seed=seed, steps=steps, tail=tail)
     t0 = time.perf_counter()
-    result = fit([noisy(y)], FitConfig(steps=steps, device="cpu", seed=seed, progress=False), stop=rule)
+    result = fit(observations, FitConfig(steps=steps, device="cpu", seed=seed, progress=False), stop=rule)
     fit_s = time.perf_counter() - t0
     n = result.steps_run
-    # The recorded PSNRs are torch float32; the last raw one against scikit-image's on the image
-    # the rule returned (the last iterate seen: the recorder keeps no minimum that ever changes).
     return {
-        "sigma": sigma, "seed": seed, "fraction": fraction, "size": list(clean.shape),
+        "seed": seed, "fraction": fraction, "size": list(clean.shape),
         "steps_run": n, "budget": steps, "tail": tail, "fit_s": fit_s, "per_step_s": fit_s / n,
         "average_s_per_step": rule.average_s / n, "averages": len(AVERAGES),
-        "noisy_psnr": float(peak_signal_noise_ratio(clean, y, data_range=1.0)),
+        "noisy_psnr": float(peak_signal_noise_ratio(clean, observations[0].image, data_range=1.0)),
         "series": rule.series,
     }
 
@@ -188,10 +202,10 @@ def _load_rows(path: Path) -> dict[str, dict[str, Any]]:
     return {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
-def _clean(data: Path, name: str, colour: str, size: int) -> np.ndarray:
+def _clean(data: Path, folder: str, name: str, colour: str, size: int) -> np.ndarray:
     from .speed import load_crop
 
-    image = load_crop(data / "set9" / f"{name}.png", size)
+    image = load_crop(data / folder / f"{name}.png", size)
     if colour == "grey":
         image = np.ascontiguousarray((image @ LUMA)[..., None])
     return image
@@ -214,19 +228,23 @@ def _fill(args: argparse.Namespace, path: Path) -> None:
 
     torch.set_num_threads(args.threads)
     data = data_dir(args.data)
+    folder = CASES[args.case]
+    images = args.images or list(IMAGES if args.case == "denoise" else JOINT_IMAGES)
     path.parent.mkdir(parents=True, exist_ok=True)
     for size in args.sizes:
         for sigma in args.sigmas:
             for colour in args.colours:
-                for name in args.images:
-                    key = row_key(name, colour, size, sigma)
+                for name in images:
+                    key = row_key(args.case, name, colour, size, sigma)
                     if key in _load_rows(path):
                         continue
-                    row = record(_clean(data, name, colour, size), sigma=sigma, steps=args.steps,
-                                 tail=args.tail)
-                    row.update(key=key, image=name, colour=colour, crop=size,
-                               split="tune" if name in TUNE else "report", torch=torch.__version__,
-                               threads=args.threads, cpu=platform.processor() or platform.machine(),
+                    clean = _clean(data, folder, name, colour, size)
+                    row = record(clean, observations_for(args.case, clean, sigma=sigma),
+                                 steps=args.steps, tail=args.tail)
+                    split = "check" if args.case != "denoise" else "tune" if name in TUNE else "report"
+                    row.update(key=key, case=args.case, image=name, colour=colour, crop=size,
+                               sigma=sigma, split=split, torch=torch.__version__, threads=args.threads,
+                               cpu=platform.processor() or platform.machine(),
                                when=time.strftime("%Y-%m-%d %H:%M:%S"))
                     with path.open("a") as f:
                         f.write(json.dumps(row) + "\n")
