@@ -12,11 +12,12 @@ so every stop rule below can be replayed on the recorded series through the same
 :class:`~linr.stopping.MinTracker` the online rule uses:
 
 - ``own``: a variant stopped by its own hold-out series (patience P), returning its iterate at
-  that series' minimum: what ``HoldOut(average=...)`` does online.
+  that series' minimum.
 - ``raw-timed``: the fit ends where today's rule (raw series, patience P) ends it; the variant's
   iterate of lowest hold-out loss up to that step is returned (no extra steps).
-- ``pick``: like raw-timed, but the returned image is, among the raw iterate and all the
-  variants, the one of lowest hold-out loss (the rule chooses the average too).
+- ``pick``: like raw-timed, but the returned image is, among the raw iterate and the given
+  variants, the one of lowest hold-out loss. ``pick`` of the raw iterate and one average is what
+  ``HoldOut(average=...)`` (``holdout:0.05:40:AVERAGE``) does online.
 
 ORACLE (uses the clean image) is a variant's best PSNR over the recorded steps. Rows (one per
 fit, with every series) are appended to ``--rows`` as they finish; a rerun skips them.
@@ -274,6 +275,8 @@ def report(rows: dict[str, dict[str, Any]], *, patience: int) -> None:
             summary.setdefault((row["split"], f"own {v}"), []).append(own["psnr"] - base["psnr"])
             summary.setdefault((row["split"], f"raw-timed {v}"), []).append(timed["psnr"] - base["psnr"])
             summary.setdefault((row["split"], f"oracle {v}"), []).append(oracle(row, v)[0] - peak)
+            both = replay_pick(row, ["raw", v], patience)
+            summary.setdefault((row["split"], f"pick raw+{v}"), []).append(both["psnr"] - base["psnr"])
             summary.setdefault((row["split"], f"extra steps own {v}"), []).append(
                 (own["fire"] or row["steps_run"]) - (base["fire"] or row["steps_run"]))
         pick = replay_pick(row, variants, patience)
