@@ -196,7 +196,7 @@ def test_full_size_bicubic_reproduces_the_papers_number(tmp_path: Path) -> None:
 # --- issue 11: help texts, progress, a closed pipe ----------------------------------------------
 
 
-@pytest.mark.parametrize("part", [[], ["speed"], ["stopping"], ["presets"]], ids=lambda p: p[0] if p else "tables")
+@pytest.mark.parametrize("part", [[], ["speed"], ["stopping"], ["presets"], ["averaging"]], ids=lambda p: p[0] if p else "tables")
 def test_help_describes_each_part_in_plain_words(part, capsys) -> None:
     from linr.cli import main
 
