@@ -284,6 +284,9 @@ def report(rows: dict[str, dict[str, Any]], *, patience: int) -> None:
             summary.setdefault((row["split"], f"pick raw+{v}"), []).append(both["psnr"] - base["psnr"])
             summary.setdefault((row["split"], f"extra steps own {v}"), []).append(
                 (own["fire"] or row["steps_run"]) - (base["fire"] or row["steps_run"]))
+        summary.setdefault((row["split"], "ORACLE raw - rule"), []).append(peak - base["psnr"])
+        summary.setdefault((row["split"], "ORACLE best variant - rule"), []).append(
+            max(oracle(row, v)[0] for v in variants) - base["psnr"])
         pick = replay_pick(row, variants, patience)
         summary.setdefault((row["split"], "pick all"), []).append(pick["psnr"] - base["psnr"])
         line += f"  {pick['psnr']:6.2f} ({pick['variant']})"
