@@ -68,6 +68,9 @@ def register(sub: Any) -> None:
     p.add_argument("--rows", default="benchmarks/averaging_denoise.jsonl", help="rows, appended and resumed")
     p.add_argument("--no-record", action="store_true", help="report on the recorded rows only")
     p.add_argument("--patience", type=int, default=40, help="stop-rule patience of the report")
+    p.add_argument("--markdown", nargs="*", metavar="AVERAGE", default=None,
+                   help="instead: a Markdown table per row of today's rule, the ORACLE and, for "
+                   "each AVERAGE, the rule with that average (pick of the raw iterate and it)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(func=cmd_averaging)
 
@@ -221,8 +224,29 @@ def cmd_averaging(args: argparse.Namespace) -> int:
     path = Path(args.rows)
     if not args.no_record:
         _fill(args, path)
-    report(_load_rows(path), patience=args.patience)
+    if args.markdown is not None:
+        markdown(_load_rows(path), args.markdown or ["window40"], patience=args.patience)
+    else:
+        report(_load_rows(path), patience=args.patience)
     return 0
+
+
+def markdown(rows: dict[str, dict[str, Any]], averages: list[str], *, patience: int) -> None:
+    """Per row: noisy PSNR, today's rule (PSNR, returned step, fire step), the raw ORACLE, and
+    ``holdout:0.05:P:AVERAGE`` for each average (PSNR, what it returned, gain over today's)."""
+    head = ["row", "split", "noisy", "rule (step/fired)", "ORACLE raw (step)",
+            *(f"with {a} (returned)" for a in averages), *(f"gain {a}" for a in averages)]
+    print("| " + " | ".join(head) + " |")
+    print("| " + " | ".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + " |")
+    for row in rows.values():
+        base = replay_own(row, "raw", patience)
+        peak, peak_step = oracle(row, "raw")
+        picks = [replay_pick(row, ["raw", a], patience) for a in averages]
+        cells = [row["key"], row["split"], f"{row['noisy_psnr']:.2f}",
+                 f"{base['psnr']:.2f} ({base['step']}/{base['fire']})", f"{peak:.2f} ({peak_step})",
+                 *(f"{p['psnr']:.2f} ({'avg' if p['variant'] != 'raw' else 'raw'} {p['step']})" for p in picks),
+                 *(f"{p['psnr'] - base['psnr']:+.2f}" for p in picks)]
+        print("| " + " | ".join(cells) + " |")
 
 
 def _fill(args: argparse.Namespace, path: Path) -> None:
