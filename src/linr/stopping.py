@@ -216,11 +216,12 @@ class HoldOut(_TrackedRule):
     The held-out loss is ``sum_i w_i * mean over held-out pixels of d_i(A_i f, y_i)`` with each
     observation's data term ``d_i`` (the squared error in the paper's setting).
 
-    ``average`` (a spec of :func:`linr.averaging.parse_average`, such as ``window10``): the rule
+    ``average`` (a spec of :func:`linr.averaging.parse_average`, such as ``window40``): the rule
     also keeps that average of the iterates and its hold-out loss (the average never trained on
     the held-out pixels either, so its loss is as fair a measure). The fit still stops on the
-    raw iterates' loss; :meth:`best` returns the average at its own minimum up to the stop when
-    that minimum is lower than the raw one, else the raw iterate as without it.
+    raw iterates' loss (no extra steps); :meth:`best` returns the average at its own held-out
+    minimum up to the stop. (Returning it only when its minimum was below the raw one gained
+    less on every split measured: BENCHMARKS.md, "#15 quality: iterate averaging".)
     """
 
     name = "holdout"
@@ -291,12 +292,9 @@ class HoldOut(_TrackedRule):
         return None
 
     def best(self) -> tuple[torch.Tensor | None, int]:
-        raw, average = self.tracker, self.average_tracker
-        if average.value is None or raw.value is None or not bool(average.value < raw.value):
-            self.returned = None if raw.value is None else "raw"
-            return raw.iterate, raw.best_step + 1
-        self.returned = "average"
-        return average.iterate, average.best_step + 1
+        chosen = self.average_tracker if self.average_tracker.value is not None else self.tracker
+        self.returned = None if chosen.value is None else "average" if chosen is self.average_tracker else "raw"
+        return chosen.iterate, chosen.best_step + 1
 
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "fraction": self.fraction, "patience": self.tracker.patience,

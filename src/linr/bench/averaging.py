@@ -15,9 +15,9 @@ so every stop rule below can be replayed on the recorded series through the same
   that series' minimum.
 - ``raw-timed``: the fit ends where today's rule (raw series, patience P) ends it; the variant's
   iterate of lowest hold-out loss up to that step is returned (no extra steps).
+  This is what ``HoldOut(average=...)`` (``holdout:0.05:40:AVERAGE``) does online.
 - ``pick``: like raw-timed, but the returned image is, among the raw iterate and the given
-  variants, the one of lowest hold-out loss. ``pick`` of the raw iterate and one average is what
-  ``HoldOut(average=...)`` (``holdout:0.05:40:AVERAGE``) does online.
+  variants, the one of lowest hold-out loss (what the option first did; it gained less).
 
 ORACLE (uses the clean image) is a variant's best PSNR over the recorded steps. Rows (one per
 fit, with every series) are appended to ``--rows`` as they finish; a rerun skips them.
@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
     p.add_argument("--patience", type=int, default=40, help="stop-rule patience of the report")
     p.add_argument("--markdown", nargs="*", metavar="AVERAGE", default=None,
                    help="instead: a Markdown table per row of today's rule, the ORACLE and, for "
-                   "each AVERAGE, the rule with that average (pick of the raw iterate and it)")
+                   "each AVERAGE, the rule with that average (and the pick of the raw iterate and it)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(func=cmd_averaging)
 
@@ -233,19 +233,23 @@ def cmd_averaging(args: argparse.Namespace) -> int:
 
 def markdown(rows: dict[str, dict[str, Any]], averages: list[str], *, patience: int) -> None:
     """Per row: noisy PSNR, today's rule (PSNR, returned step, fire step), the raw ORACLE, and
-    ``holdout:0.05:P:AVERAGE`` for each average (PSNR, what it returned, gain over today's)."""
+    ``holdout:0.05:P:AVERAGE`` for each average (raw-timed: PSNR, returned step, gain over
+    today's), beside ``pick`` of the raw iterate and the average (PSNR, which it chose)."""
     head = ["row", "split", "noisy", "rule (step/fired)", "ORACLE raw (step)",
-            *(f"with {a} (returned)" for a in averages), *(f"gain {a}" for a in averages)]
+            *(f"with {a} (step)" for a in averages), *(f"gain {a}" for a in averages),
+            *(f"pick raw/{a} (chose)" for a in averages)]
     print("| " + " | ".join(head) + " |")
     print("| " + " | ".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + " |")
     for row in rows.values():
         base = replay_own(row, "raw", patience)
         peak, peak_step = oracle(row, "raw")
+        timed = [replay_raw_timed(row, a, patience) for a in averages]
         picks = [replay_pick(row, ["raw", a], patience) for a in averages]
         cells = [row["key"], row["split"], f"{row['noisy_psnr']:.2f}",
                  f"{base['psnr']:.2f} ({base['step']}/{base['fire']})", f"{peak:.2f} ({peak_step})",
-                 *(f"{p['psnr']:.2f} ({'avg' if p['variant'] != 'raw' else 'raw'} {p['step']})" for p in picks),
-                 *(f"{p['psnr'] - base['psnr']:+.2f}" for p in picks)]
+                 *(f"{t['psnr']:.2f} ({t['step']})" for t in timed),
+                 *(f"{t['psnr'] - base['psnr']:+.2f}" for t in timed),
+                 *(f"{p['psnr']:.2f} ({'avg' if p['variant'] != 'raw' else 'raw'})" for p in picks)]
         print("| " + " | ".join(cells) + " |")
 
 
