@@ -196,7 +196,7 @@ def test_full_size_bicubic_reproduces_the_papers_number(tmp_path: Path) -> None:
 # --- issue 11: help texts, progress, a closed pipe ----------------------------------------------
 
 
-@pytest.mark.parametrize("part", [[], ["speed"], ["stopping"], ["presets"], ["photon"]],
+@pytest.mark.parametrize("part", [[], ["speed"], ["stopping"], ["presets"], ["photon"], ["averaging"]],
                          ids=lambda p: p[0] if p else "tables")
 def test_help_describes_each_part_in_plain_words(part, capsys) -> None:
     from linr.cli import main
@@ -280,3 +280,28 @@ def test_real_noise_classical_methods_estimate_the_noise_level(tmp_path: Path) -
     job = [json.loads(line) for line in (tmp_path / "out" / "jobs.jsonl").read_text().splitlines()
            if json.loads(line)["spec"]["kind"] == "nlm"][0]
     assert job["settings"]["sigma_estimated"] == pytest.approx(0.04 * 255, rel=0.3)  # 10.2 on 0-255
+
+
+def test_averaging_bench_writes_rows_resumes_and_reports(tmp_path: Path, capsys) -> None:
+    from linr.bench.averaging import AVERAGES
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "avg.jsonl"
+    argv = ["bench", "averaging", "--data", str(DATA), "--images", "house", "--colours", "rgb", "grey",
+            "--sizes", "24", "--steps", "12", "--tail", "3", "--patience", "2", "--rows", str(rows)]
+    assert main(argv) == 0
+    first = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [(r["key"], r["split"], r["size"]) for r in first] == [
+        ("house_rgb_s24_n25", "tune", [24, 24, 3]), ("house_grey_s24_n25", "tune", [24, 24, 1])]
+    for r in first:
+        assert set(r["series"]) == {"raw", *AVERAGES}
+        assert all(len(s["psnr"]) == len(s["ho"]) == r["steps_run"] <= 12 for s in r["series"].values())
+    assert main(argv) == 0  # a rerun resumes: no new rows
+    assert rows.read_text().splitlines() == [json.dumps(r) for r in first]
+    out = capsys.readouterr().out
+    assert out.count("recorded house_") == 2 and "tune   pick raw+window40" in out
+    assert main([*argv, "--no-record", "--markdown", "window40"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| row |") and len(table) == 2 + 2

@@ -180,14 +180,59 @@ def test_oracle_keeps_the_closest_iterate():
     assert step == 3 and float(iterate.mean()) == pytest.approx(0.05)
 
 
+def _feed_holdout_with_average(iterates: np.ndarray, y: np.ndarray, window: int):
+    """Feed (T, 1, C, H, W) iterates on the [-1, 1] scale to a hold-out rule with a window average
+    of ``window``; returns the rule and the NumPy reference: (loss, 0-based step) of the first
+    strict minimum of the raw and of the averaged held-out loss, and every average."""
+    rule = HoldOut(fraction=0.2, patience=10_000, seed=3, average=f"window{window}")
+    rule.reset()
+    (prepared,) = rule.prepare([_obs(y)])
+    held = ~(prepared.operator.project(torch.ones(1, 1, *y.shape[:2]))[0, 0].numpy() > 0)
+    target = (y * 2 - 1).transpose(2, 0, 1).astype(np.float64)
+    averages = np.array([iterates[max(0, t - window + 1) : t + 1].mean(axis=0) for t in range(len(iterates))])
+
+    def first_minimum(images):
+        losses = [float(((img[0] - target)[:, held] ** 2).mean()) for img in images]
+        best = min(range(len(losses)), key=lambda t: (losses[t], t))
+        return losses[best], best
+
+    for step, x in enumerate(iterates):
+        assert rule.observe(step, torch.from_numpy(x).float(), torch.zeros(())) is None
+    return rule, first_minimum(iterates), first_minimum(averages), averages
+
+
+@pytest.mark.parametrize("scatter", [True, False], ids=["iterates-scatter", "iterates-walk"])
+def test_holdout_returns_the_average_at_its_held_out_minimum(scatter):
+    rng = np.random.default_rng(2)
+    clean = rng.random((12, 12, 3))
+    y = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    target = (clean * 2 - 1).transpose(2, 0, 1)[None]
+    if scatter:  # iterates scattered around the clean image: their average is closer than any one
+        iterates = target[None] + rng.normal(0, 0.3, (30, 1, 3, 12, 12))
+    else:  # iterates walking straight to the clean image: the average trails the last one
+        start = rng.normal(0, 0.5, (1, 3, 12, 12))
+        iterates = np.array([target + (1 - t / 29) * start for t in range(30)])
+    rule, (raw_loss, _), (avg_loss, avg_step), averages = _feed_holdout_with_average(iterates, y, 4)
+    assert (avg_loss < raw_loss) == scatter  # both cases occur
+    image, step = rule.best()
+    assert rule.returned == "average" and step == avg_step + 1
+    np.testing.assert_allclose(image.double().numpy(), averages[avg_step], atol=1e-5)
+    assert rule.describe()["average"] == "window4" and rule.describe()["returned"] == "average"
+
+
 def test_parse_stop():
     r = parse_stop("variance:12:30,discrepancy:1.2,holdout:0.1")
     assert isinstance(r, FirstToFire)
     assert [x.describe() for x in r.rules][0] == {"name": "variance", "window": 12, "patience": 30}
     assert r.rules[1].tau == 1.2 and r.rules[2].fraction == 0.1
     assert isinstance(parse_stop("plateau"), Plateau) and parse_stop("fixed:9").steps == 9
+    with_average = parse_stop("holdout:0.05:40:ema0.9")
+    assert with_average.average.decay == 0.9 and with_average.tracker.patience == 40
+    assert parse_stop("holdout:0.05:40:none").average is None and parse_stop("holdout").average is None
     for bad, msg in [("varience", "unknown stop rule"), ("variance:1:2:3", "too many"),
-                     ("discrepancy:x", "bad parameter"), ("holdout:0.9", "fraction"), ("variance:1", "window")]:
+                     ("discrepancy:x", "bad parameter"), ("holdout:0.9", "fraction"), ("variance:1", "window"),
+                     ("holdout:0.05:40:median3", "iterate average"), ("holdout:0.05:40:window1", "window"),
+                     ("holdout:0.05:40:window5:1", "too many")]:
         with pytest.raises(ValueError, match=msg):
             parse_stop(bad)
 

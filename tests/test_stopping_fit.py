@@ -85,3 +85,25 @@ def test_cli_reports_the_rule(tmp_path, capsys, clean):
     assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(out), "--force",
                  "--stop", "sometimes"]) == 2
     assert "unknown stop rule" in capsys.readouterr().err
+
+
+def test_holdout_with_an_average_online_matches_the_averaging_bench_replay():
+    """``holdout:F:P:window10`` in a real fit stops where the averaging bench's replay of its
+    recorded series says, and returns the same image: the window average at its held-out minimum."""
+    from linr.bench.averaging import observations_for, record, replay_own, replay_raw_timed
+
+    clean = crop(load("set9/house.png"), 32)
+    observations = observations_for("denoise", clean, sigma=25.0)
+    row = record(clean, observations, steps=40, tail=40, fraction=0.1)
+    offline = replay_raw_timed(row, "window10", 10)
+    raw = replay_own(row, "raw", 10)
+    assert offline["fire"] is not None and offline["psnr"] != raw["psnr"]  # the case under test
+    rule = parse_stop("holdout:0.1:10:window10")
+    r = fit(observations, FitConfig(steps=40, device="cpu", progress=False), stop=rule)
+    assert rule.returned == "average" and r.settings["stop"]["returned"] == "average"
+    assert r.steps_run == offline["fire"] == raw["fire"] and r.stop_step == offline["step"]
+    # the bench's PSNR convention is scikit-image's on the clipped image, data range 1
+    from skimage.metrics import peak_signal_noise_ratio
+
+    got = peak_signal_noise_ratio(clean, np.clip(r.image, 0, 1), data_range=1.0)
+    assert got == pytest.approx(offline["psnr"], abs=1e-4)

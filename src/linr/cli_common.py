@@ -103,8 +103,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "default), exactly this many with --stop fixed or --preset paper")
     g.add_argument("--stop", default=None, metavar="RULE",
                    help="auto, fixed, or rules that end the fit early, first to fire: "
-                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE], discrepancy[:TAU], "
-                   "plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas")
+                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE[:AVERAGE]] (AVERAGE: "
+                   "windowN or emaDECAY, an average of the iterates the rule may return, or none), "
+                   "discrepancy[:TAU], plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")

@@ -38,6 +38,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .averaging import parse_average
+
 __all__ = [
     "StopRule",
     "FixedSteps",
@@ -232,20 +234,36 @@ class HoldOut(_TrackedRule):
     held-out pixels leave the data term (the fit projects its target through the same mask).
     The held-out loss is ``sum_i w_i * mean over held-out pixels of d_i(A_i f, y_i)`` with each
     observation's data term ``d_i`` (the squared error in the paper's setting).
+
+    ``average`` (a spec of :func:`linr.averaging.parse_average`, such as ``window40``): the rule
+    also keeps that average of the iterates and its hold-out loss (the average never trained on
+    the held-out pixels either, so its loss is as fair a measure). The fit still stops on the
+    raw iterates' loss (no extra steps); :meth:`best` returns the average at its own held-out
+    minimum up to the stop. (Returning it only when its minimum was below the raw one gained
+    less on every split measured: BENCHMARKS.md, "#15 quality: iterate averaging".)
     """
 
     name = "holdout"
 
-    def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5):
+    def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5,
+                 average: str | None = None):
         if not 0.0 < fraction < 0.5:
             raise ValueError(f"hold-out fraction must be in (0, 0.5), got {fraction}")
         self.fraction, self.seed = float(fraction), int(seed)
         self.tracker = MinTracker(patience=patience, check_every=check_every)
+        self.average = None if average in (None, "none") else parse_average(average)
+        # keeps the average's iterate of lowest hold-out loss; never ends the fit by itself
+        self.average_tracker = MinTracker(patience=1 << 30, check_every=check_every)
+        self.returned: str | None = None  # 'raw' or 'average', once best() has chosen
         self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]] = []
         self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]]] = {}
 
     def reset(self) -> None:
         self.tracker.reset()
+        self.average_tracker.reset()
+        if self.average is not None:
+            self.average.reset()
+        self.returned = None
         self._held = []
         self._on_device = {}
 
@@ -285,14 +303,29 @@ class HoldOut(_TrackedRule):
                 state: list[torch.Tensor] | None = None) -> str | None:
         if not self._held:
             return None
+        if self.average is not None:
+            mean = self.average.update(output)
+            self.average_tracker.update(step, self.holdout_loss(mean), mean)
         if self.tracker.update(step, self.holdout_loss(output), output, state):
             return (f"holdout: no new minimum of the loss on {self.fraction:.0%} held-out pixels "
                     f"for {self.tracker.patience} steps")
         return None
 
+    def best(self) -> tuple[torch.Tensor | None, int]:
+        chosen = self.average_tracker if self.average_tracker.value is not None else self.tracker
+        self.returned = None if chosen.value is None else "average" if chosen is self.average_tracker else "raw"
+        return chosen.iterate, chosen.best_step + 1
+
+    def best_state(self) -> list[torch.Tensor] | None:
+        # an average of iterates is no one model's output: nothing renders it again
+        return None if self.returned == "average" else self.tracker.state
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "fraction": self.fraction, "patience": self.tracker.patience,
-                "seed": self.seed}
+        out = {"name": self.name, "fraction": self.fraction, "patience": self.tracker.patience,
+               "seed": self.seed}
+        if self.average is not None:
+            out.update(average=self.average.spec, returned=self.returned)
+        return out
 
 
 # Daubechies-2 decomposition high-pass filter (the wavelet scikit-image's estimate_sigma uses).
@@ -511,7 +544,7 @@ class Oracle(_TrackedRule):
 RULE_PARAMS: dict[str, tuple[type[StopRule], tuple[tuple[str, type], ...]]] = {
     "fixed": (FixedSteps, (("steps", int),)),
     "variance": (OutputVariance, (("window", int), ("patience", int))),
-    "holdout": (HoldOut, (("fraction", float), ("patience", int))),
+    "holdout": (HoldOut, (("fraction", float), ("patience", int), ("average", str))),
     "discrepancy": (Discrepancy, (("tau", float),)),
     "plateau": (Plateau, (("rel_tol", float), ("patience", int))),
 }
@@ -525,7 +558,8 @@ no noise model, unlike the discrepancy rule whose best ``tau`` moved with the no
 
 def parse_stop(spec: str) -> StopRule:
     """Build a rule from ``NAME[:P1[:P2]][,NAME...]`` (several: first to fire), e.g.
-    ``variance:10:40``, ``discrepancy:1.05``, ``holdout:0.05:40,fixed:300``. ValueError if bad."""
+    ``variance:10:40``, ``discrepancy:1.05``, ``holdout:0.05:40,fixed:300``, ``holdout:0.05:40:window10``
+    (with an iterate average, see :class:`HoldOut`). ValueError if bad."""
     rules = []
     for part in spec.split(","):
         name, *values = part.strip().split(":")

@@ -1,6 +1,6 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
 ``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench register``,
-``linr bench photon``.
+``linr bench photon``, ``linr bench averaging``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -19,7 +19,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration", "photon")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration", "photon", "averaging")
 """Modules of this package, each adding a part (the registration module adds `register`: a
 sub-module named `register` would shadow this package's own register function)."""
 
@@ -90,12 +90,20 @@ DESCRIPTIONS = {
         "and the time, beside a classical reference (Anscombe transform and non-local means, or BM3D "
         "when installed). Rows go to --jobs as they finish; a rerun resumes."
     ),
+    "averaging": (
+        "Judge averages of a denoising fit's iterates (exponential moving averages and window "
+        "means of the restored images it passes through) against the iterate the automatic stop "
+        "returns today: one fit per test image records every average's PSNR and hold-out loss at "
+        "every step, and the report replays the stop rule on them, beside the best step in "
+        "hindsight (an oracle that looks at the clean image). Rows go to --rows as they finish; "
+        "a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register, photon",
+    parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register, photon, averaging",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False
