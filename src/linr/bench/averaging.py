@@ -99,6 +99,8 @@ def _recorder(reference: np.ndarray, *, fraction: float, seed: int, steps: int, 
                 v: {"psnr": [], "ho": []} for v in ("raw", *AVERAGES)}
             self.average_s = 0.0  # time spent on the averages and their hold-out losses
 
+        keeps_state = False  # records outputs only; no model is returned from it
+
         def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor) -> str | None:
             self._book("raw", output)
             t0 = time.perf_counter()
