@@ -201,3 +201,28 @@ def test_a_saved_model_renders_in_the_inputs_units_and_layout(tmp_path, capsys, 
         assert tif.pages[0].resolution == (4.0, 4.0) and meta["unit"] == "um"
         assert np.array_equal(meta["LUTs"][1], lut)
     assert restored.max() > 1.5  # counts, not [0, 1]
+
+
+def test_an_averaged_result_has_no_model_to_render_and_the_cli_says_so_first(tmp_path, capsys):
+    from linr.cli import main
+    from linr.errors import InputError
+    from linr.fit import FitConfig, Observation, fit
+    from linr.images import write_image
+    from linr.models import ModelConfig
+    from linr.operators import Identity
+    from linr.stopping import HoldOut
+
+    rng = np.random.default_rng(0)
+    y = np.clip(0.5 + 0.2 * rng.standard_normal((16, 16, 1)), 0, 1).astype(np.float32)
+    result = fit([Observation(y, Identity(), kind="noisy")],
+                 FitConfig(steps=12, model=ModelConfig(width=16, depth=2), device="cpu", progress=False),
+                 stop=HoldOut(fraction=0.2, patience=3, average="window3"))
+    assert result.settings["stop"]["returned"] == "average"
+    with pytest.raises(InputError, match="average of iterates"):
+        result.render(scale=2)
+    write_image(tmp_path / "n.png", y[..., 0], bit_depth=8)
+    code = main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png"),
+                 "--stop", "holdout:0.2:3:window3", "--save-model", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "average of iterates" in err and err.count("\n") == 0, err
+    assert not (tmp_path / "o.png").exists()

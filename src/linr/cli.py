@@ -156,7 +156,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision)
-    resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    if getattr(rule, "average", None) is not None and (args.save_model or args.render_scale is not None
+                                                      or args.render_size is not None):
+        raise InputError("a stop rule with an average of iterates returns an image no single model "
+                         "renders: --save-model, --render-scale and --render-size need one without")
     weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset))
     if weights:
         notes.append(weights)
