@@ -77,8 +77,37 @@ class SquaredError(DataTerm):
         return {"name": self.name}
 
 
+class _PhotonCounts(DataTerm):
+    """The negative log-likelihood of counts ``k + s ~ Poisson(lam + s)`` per entry, up to a
+    constant: ``(lam + s) - (k + s) log(lam + s)`` with ``lam = peak * x`` for an image ``x`` on
+    [0, 1] and a fixed shift ``s`` counts (:attr:`shift`); ``lam + s`` is kept above ``floor``
+    counts so that the logarithm stays finite where the rendering dips below zero. Subclasses
+    give ``peak``, ``floor`` and the shift."""
+
+    peak: float
+    floor: float
+
+    @property
+    def shift(self) -> float:
+        return 0.0
+
+    def _counts(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lam = torch.clamp(self.peak * (pred + 1) / 2 + self.shift, min=self.floor)
+        k = self.peak * (target + 1) / 2 + self.shift
+        return lam, k
+
+    def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        lam, k = self._counts(pred, target)
+        return lam - k * torch.log(lam)
+
+    def slope(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        lam, k = self._counts(pred, target)
+        inside = (self.peak * (pred + 1) / 2 + self.shift > self.floor).to(pred.dtype)  # the clamp's gradient
+        return inside * (1 - k / lam) * (self.peak / 2)
+
+
 @dataclass(frozen=True)
-class Poisson(DataTerm):
+class Poisson(_PhotonCounts):
     """Photon noise: counts ``k ~ Poisson(lam)`` with ``lam = peak * x`` for an image ``x`` on
     [0, 1] (``peak``: the expected count of a white pixel). The loss is the negative
     log-likelihood up to a constant, ``lam - k log lam``, per entry; ``lam`` is kept above
@@ -88,26 +117,12 @@ class Poisson(DataTerm):
     floor: float = 1e-3
     name = "poisson"
 
-    def _counts(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lam = torch.clamp(self.peak * (pred + 1) / 2, min=self.floor)
-        k = self.peak * (target + 1) / 2
-        return lam, k
-
-    def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        lam, k = self._counts(pred, target)
-        return lam - k * torch.log(lam)
-
-    def slope(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        lam, k = self._counts(pred, target)
-        inside = (self.peak * (pred + 1) / 2 > self.floor).to(pred.dtype)  # the clamp's gradient
-        return inside * (1 - k / lam) * (self.peak / 2)
-
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "peak": self.peak}
 
 
 @dataclass(frozen=True)
-class PoissonGaussian(DataTerm):
+class PoissonGaussian(_PhotonCounts):
     """Photon noise plus Gaussian read noise: ``peak * y = Poisson(peak * x) + N(0, r^2)`` with
     ``r = peak * read_sigma`` counts (``read_sigma``: the read noise's std on the image's [0, 1]
     scale). Its exact likelihood is a sum over counts; this is the shifted-Poisson one (as in
@@ -121,21 +136,9 @@ class PoissonGaussian(DataTerm):
     floor: float = 1e-3
     name = "poisson_gaussian"
 
-    def _shifted(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shift = (self.peak * self.read_sigma) ** 2
-        lam = torch.clamp(self.peak * (pred + 1) / 2 + shift, min=self.floor)
-        k = self.peak * (target + 1) / 2 + shift
-        return lam, k
-
-    def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        lam, k = self._shifted(pred, target)
-        return lam - k * torch.log(lam)
-
-    def slope(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        lam, k = self._shifted(pred, target)
-        shift = (self.peak * self.read_sigma) ** 2
-        inside = (self.peak * (pred + 1) / 2 + shift > self.floor).to(pred.dtype)  # the clamp's gradient
-        return inside * (1 - k / lam) * (self.peak / 2)
+    @property
+    def shift(self) -> float:
+        return (self.peak * self.read_sigma) ** 2
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "peak": self.peak, "read_sigma": self.read_sigma}
