@@ -5,38 +5,15 @@ observations named on a command line, and the metrics report (``linr restore`` a
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
+from .argtypes import nonneg_float, positive_float, positive_int
 from .errors import InputError
 
 __all__ = [
     "Once", "add_observation_options", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
     "check_pairs", "model_config", "load_observations", "value_range_option", "size_option",
 ]
-
-
-def _checked(text: str, cast: Any, ok: Any, kind: str, wanted: str) -> Any:
-    """``cast(text)`` when ``ok`` of it, else an argparse error naming what was ``wanted``."""
-    try:
-        value = cast(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _checked(text, int, lambda v: v >= 1, "a positive integer", "a positive integer")
-
-
-def positive_float(text: str) -> float:
-    return _checked(text, float, lambda v: v > 0 and math.isfinite(v), "a number", "a positive number")
-
-
-def nonneg_float(text: str) -> float:
-    return _checked(text, float, lambda v: v >= 0 and math.isfinite(v), "a number", "a number >= 0")
 
 
 def weight_option(text: str) -> tuple[str, float]:

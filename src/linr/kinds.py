@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .argtypes import nonneg_float, positive_float, positive_int
 from .errors import InputError
 from .images import ImageInfo, as_float_image, read_mask
 
@@ -258,42 +259,6 @@ class Kind:
     of this kind at once (one line for a burst, not one per frame), or None: no such lines."""
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def _build_noisy(image, info, options, notes):
     term, _ = noise_term(image, options["noise"], peak=options.get("peak"),
                          read_noise=options.get("read_noise"))
@@ -421,14 +386,14 @@ KINDS: dict[str, Kind] = {
                    default="gaussian"),
         KindOption("--peak", "peak", "photons a white pixel collected (the image is counts / PEAK; "
                    "with --noise poisson or poisson-gaussian; default: estimated from each image)",
-                   type=_positive_float, metavar="PHOTONS"),
+                   type=positive_float, metavar="PHOTONS"),
         KindOption("--read-noise", "read_noise", "read noise std on the 0-255 scale (with --noise "
-                   "poisson-gaussian; default: estimated from each image)", type=_nonneg_float,
+                   "poisson-gaussian; default: estimated from each image)", type=nonneg_float,
                    metavar="SIGMA"),
     ), _SIMULATIONS["noisy"], _noisy_frame_notes),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
         KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4)",
-                   type=_positive_int, default=4),
+                   type=positive_int, default=4),
         KindOption("--downsampler", "downsampler",
                    "downsampling kernel of the low-res observation (default lanczos2)",
                    choices=("lanczos2", "bicubic", "box"), default="lanczos2"),
