@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .operators import Operator, Shape, Window, OperatorTile
+from .operators import Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register",
@@ -220,22 +220,6 @@ class Registered(Operator):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "transform": self.transform.describe(),
                 "allowed_shift": self.allowed.round(3).tolist(), "operator": self.operator.describe()}
-
-    @property
-    def halo(self) -> int:  # type: ignore[override]
-        return self.operator.halo + math.ceil(np.abs(self.allowed).max()) + RESAMPLE_REACH
-
-    @property
-    def alignment(self) -> int:  # type: ignore[override]
-        return self.operator.alignment
-
-    @property
-    def scale(self) -> int:  # type: ignore[override]
-        return self.operator.scale
-
-    def tile(self, window: Window, shape: Shape) -> OperatorTile:
-        raise ValueError("registered observations cannot be restored in tiles yet; restore the "
-                         "whole image (--tile off)")
 
 
 def _keys(d: torch.Tensor) -> torch.Tensor:

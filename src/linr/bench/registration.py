@@ -164,13 +164,11 @@ def cmd_register(args: argparse.Namespace) -> int:
                     from ..models import ModelConfig
 
                     model = ModelConfig(width=args.width or 256, depth=args.depth or 7)
-                register = None
-                if variant == "register":
-                    register = "translation"
-                elif variant == "true":
+                if variant == "true":
                     obs = register_frames(obs, shape=clean_shape(obs), shifts=shifts[1:], lr=0.0)
-                result = restore(obs, steps=args.steps, model=model, device=args.device,
-                                 progress=False, register=register, reference=clean.astype(np.float32))
+                result = restore(obs, steps=args.steps, model=model, device=args.device, progress=False,
+                                 register="translation" if variant == "register" else None,
+                                 reference=clean.astype(np.float32))
                 restored = result.image
                 extra = {"steps_run": result.steps_run, "stop_step": result.stop_step}
                 if variant == "register":
