@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .cli_common import (add_fit_options, add_observation_options, check_pairs, load_observations,
-                         model_config, nonneg_float, positive_float, positive_int, size_option,
+from .cli_common import (add_fit_options, add_observation_options, check_backend_options, check_pairs,
+                         load_observations, model_config, nonneg_float, positive_float, positive_int, size_option,
                          value_range_option)
 from .errors import DivergenceError, InputError, LinrError
 from .metrics import json_ready
@@ -177,10 +177,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              "registered yet (add --tile off)")
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
     spread = args.workers is not None or args.backend == "ray"
-    if args.ray_address is not None and args.backend != "ray":
-        raise InputError("--ray-address needs --backend ray")
-    if args.backend == "ray" and args.workers is not None:
-        raise InputError("--workers applies to the local backend; Ray sizes itself by the cluster")
+    check_backend_options(args)
     if spread and grid is None:
         raise InputError("--workers and --backend ray spread the tiles of one image, and this image "
                          "is restored whole (ask for tiles with --tile SIZE)")

@@ -12,7 +12,7 @@ from .errors import InputError
 
 __all__ = [
     "Once", "add_observation_options", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
-    "check_pairs", "model_config", "load_observations", "value_range_option", "size_option",
+    "check_pairs", "check_backend_options", "model_config", "load_observations", "value_range_option", "size_option",
 ]
 
 
@@ -129,6 +129,17 @@ def check_pairs(args: argparse.Namespace) -> None:
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     if not any(getattr(args, name, None) for name in KINDS):
         raise InputError("give at least one of " + ", ".join(f"--{name}" for name in KINDS))
+
+
+def check_backend_options(args: argparse.Namespace) -> None:
+    """The options of where fits run (``--backend``, ``--ray-address``, ``--workers``,
+    ``--device``) agree with each other (``linr batch`` and ``linr restore``)."""
+    if args.ray_address is not None and args.backend != "ray":
+        raise InputError("--ray-address needs --backend ray")
+    if args.backend == "ray" and args.device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device {args.device} with Ray: use auto, cpu or cuda (Ray assigns the GPUs)")
+    if args.backend == "ray" and args.workers is not None:
+        raise InputError("--workers applies to the local backend; Ray sizes itself by the cluster")
 
 
 def model_config(args: argparse.Namespace, preset: str) -> Any:

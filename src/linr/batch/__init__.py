@@ -32,7 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..cli_common import Once, add_fit_options, check_pairs, model_config, positive_float, positive_int
+from ..cli_common import (Once, add_fit_options, check_backend_options, check_pairs, model_config,
+                          positive_float, positive_int)
 from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
 
@@ -146,12 +147,7 @@ def _merge_task(args: argparse.Namespace) -> None:
         if getattr(args, args.task) is not None:
             raise InputError(f"--task {args.task} with INPUT and --{args.task} name the same input twice")
         setattr(args, args.task, args.input)
-    if args.ray_address is not None and args.backend != "ray":
-        raise InputError("--ray-address needs --backend ray")
-    if args.backend == "ray" and args.device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device {args.device} with Ray: use auto, cpu or cuda (Ray assigns the GPUs)")
-    if args.backend == "ray" and args.workers is not None:
-        raise InputError("--workers applies to the local backend; Ray sizes itself by the cluster")
+    check_backend_options(args)
     for kind, _ in args.weight:
         if getattr(args, kind) is None:
             raise InputError(f"--weight {kind}=... given without --{kind} observations")
