@@ -254,6 +254,29 @@ def browser():
     driver.quit()
 
 
+def _page(d):
+    """``find(css)``, ``status()`` (the page's status line) and ``wait_for(condition, timeout,
+    what)`` (poll until truthy, else fail naming what and the status) on the driver ``d``."""
+    from selenium.webdriver.common.by import By
+
+    def find(css: str):
+        return d.find_element(By.CSS_SELECTOR, css)
+
+    def status() -> str:
+        return find("#linr-status").text
+
+    def wait_for(condition, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}; status: {status()!r}")
+
+    return find, status, wait_for
+
+
 @pytest.mark.skipif(_browser_missing() is not None, reason=f"browser test: {_browser_missing()}")
 def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
@@ -271,20 +294,7 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         d = browser
         d.get(url)
 
-        def find(css: str):
-            return d.find_element(By.CSS_SELECTOR, css)
-
-        def wait_for(condition, timeout: float, what: str):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                value = condition()
-                if value:
-                    return value
-                time.sleep(0.25)
-            raise AssertionError(f"timed out waiting for {what}; status: {find('#linr-status').text!r}")
-
-        def status() -> str:
-            return find("#linr-status").text
+        find, status, wait_for = _page(d)
 
         def uploaded(elem_id: str, name: str) -> bool:
             return bool(d.find_elements(By.CSS_SELECTOR, f"#{elem_id} [aria-label='{name}']"))
@@ -373,20 +383,7 @@ def test_two_browser_tabs_at_once_each_get_their_own_result(browser, crops, tmp_
     page, runner, url = serve("127.0.0.1", _free_port(), device="cpu", block=False)
     d = browser
     try:
-        def find(css: str):
-            return d.find_element(By.CSS_SELECTOR, css)
-
-        def status() -> str:
-            return find("#linr-status").text
-
-        def wait_for(condition, timeout: float, what: str):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                value = condition()
-                if value:
-                    return value
-                time.sleep(0.25)
-            raise AssertionError(f"timed out waiting for {what}; status: {status()!r}")
+        find, status, wait_for = _page(d)
 
         def start(name: str) -> None:
             d.get(url)
