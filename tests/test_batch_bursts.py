@@ -81,7 +81,7 @@ def test_multi_image_tiffs_are_one_scene_each_and_stack(tmp_path):
         assert records[name]["run"]["stacked"] == 2  # two bursts of one shape fitted at once
         alone = _restore_alone(tmp_path, str(stacks / f"{name}.tif"), f"{name}_alone.png")
         # stacked fits equal single ones up to float rounding: within one 8-bit level
-        assert np.abs(read_image(out / f"{name}.png")[0] - alone).max() <= 1 / 255 + 1e-6
+        assert np.abs(read_image(out / f"{name}.tif")[0] - alone).max() <= 1 / 255 + 1e-6  # TIFF in, TIFF out
 
 
 def test_scene_folders_pair_by_name_with_other_kinds(tmp_path):

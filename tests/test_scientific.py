@@ -205,3 +205,27 @@ def test_unsupported_tiff_layouts_are_one_line(tmp_path):
                      metadata={"axes": "TZYX"})
     with pytest.raises(InputError, match="only stacks of images along one axis"):
         read_frames(tmp_path / "zt.tif")
+
+
+def test_batch_writes_tiff_inputs_as_tiffs_and_refuses_a_format_too_small_before_the_fit(tmp_path):
+    import json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    five = (np.random.default_rng(0).random((12, 12, 5)) * 65535).astype(np.uint16)
+    tifffile.imwrite(folder / "five.tif", five, photometric="minisblack", planarconfig="contig")
+    write_image(folder / "rgb.png", np.random.default_rng(1).random((12, 12, 3)))
+    fit = ["--width", "8", "--depth", "2", "--steps", "2", "--stop", "fixed", "--device", "cpu", "--quiet"]
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "--task", "noisy", "-o", str(out), *fit]) == 0
+    written = tifffile.imread(out / "five.tif")
+    assert written.shape == (12, 12, 5) and written.dtype == np.uint16  # values, channels kept
+    assert read_image(out / "rgb.png")[0].shape == (12, 12, 3)
+    out_png = tmp_path / "out_png"
+    assert main(["batch", str(folder), "--task", "noisy", "-o", str(out_png), "--format", "png", *fit]) == 4  # some failed
+    records = {r["image"]: r for r in map(json.loads, (out_png / "manifest.jsonl").read_text().splitlines())}
+    assert records["rgb"]["status"] == "done"
+    failed = records["five"]
+    assert failed["status"] == "failed" and "fit_s" not in failed["run"]  # refused while reading, before any fit
+    assert failed["error"].endswith("PNG holds grey or RGB images (1 or 3 channels), this one has 5; write a .tif")
+    assert not (out_png / "five.png").exists()

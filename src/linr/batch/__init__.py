@@ -109,7 +109,9 @@ def register(sub: Any) -> None:
                    help="GPU fraction each Ray task requests when the cluster has GPUs (default 0.25: "
                    "four fits share a GPU)")
     o = p.add_argument_group("output")
-    o.add_argument("--format", choices=FORMATS, default="png", help="output file type (default png)")
+    o.add_argument("--format", choices=FORMATS, default=None,
+                   help="output file type (default: tif for TIFF inputs, which keeps their values, "
+                   "channels and metadata; png for the others)")
     o.add_argument("--reference-dir", metavar="DIR_OR_GLOB", action=_Once,
                    help="clean images named like the inputs: PSNR/SSIM per image and their means; "
                    "it may be added or left out when resuming (images already done keep the "
@@ -354,8 +356,11 @@ def _batch(args: argparse.Namespace) -> int:
     inputs = {k: getattr(args, k) for k in KINDS if getattr(args, k) is not None}
     notes: list[str] = []
     labels = {args.task: "INPUT"} if args.input is not None else {}
-    jobs = plan_jobs(inputs, output_dir=args.output_dir, suffix=f".{args.format}", mask=args.mask,
-                     kernel=args.kernel, reference_dir=args.reference_dir, notes=notes, labels=labels)
+    jobs = plan_jobs(inputs, output_dir=args.output_dir, suffix=args.format and f".{args.format}",
+                     mask=args.mask, kernel=args.kernel, reference_dir=args.reference_dir, notes=notes,
+                     labels=labels)
+    if args.format is None:  # by input; recorded as 'png' when every output is one (as before)
+        settings["format"] = "png" if all(j.output.endswith(".png") for j in jobs) else "by input"
     device = _check_device(args)
     for note in notes:
         print(f"linr: note: {note}", file=sys.stderr)

@@ -217,7 +217,7 @@ def plan_jobs(
     observations: dict[str, str],
     *,
     output_dir: str | os.PathLike,
-    suffix: str = ".png",
+    suffix: str | None = ".png",
     mask: str | None = None,
     kernel: str | None = None,
     reference_dir: str | None = None,
@@ -234,7 +234,8 @@ def plan_jobs(
     (kernel) when its name ends in ``_mask`` (``_kernel``), else an observation; a single
     mask/kernel/reference file, and any file a ``--reference-dir`` matches, is never an observation.
     ``labels`` names a kind's input in messages as the user gave it (default ``--KIND``; e.g.
-    ``INPUT`` for the positional folder of ``--task``).
+    ``INPUT`` for the positional folder of ``--task``). ``suffix`` None: each output is a TIFF
+    when its scene's first observation is one (its values, channels and metadata kept), else a PNG.
     """
     labels = labels or {}
     if not observations:
@@ -287,7 +288,7 @@ def plan_jobs(
         Job(
             name=s,
             observations={k: _as_input(groups[f"--{k}"][s]) for k in KINDS if f"--{k}" in groups},
-            output=str(out / f"{s}{suffix}"),
+            output=str(out / f"{s}{suffix or _suffix_like(groups, s)}"),
             mask=masks[s],
             kernel=kernels[s],
             reference=refs[s],
@@ -299,6 +300,13 @@ def plan_jobs(
     specs.update((what, spec) for what, spec, _, _ in aux_specs if aux_files.get(what) is not None)
     _check_not_read_back(jobs, specs, output_dir)
     return jobs
+
+
+def _suffix_like(groups: dict[str, dict[str, Path | list[Path]]], stem: str) -> str:
+    """``.tif`` when the scene's first observation file is a TIFF, else ``.png``."""
+    first = next(groups[f"--{k}"][stem] for k in KINDS if f"--{k}" in groups)
+    path = first if isinstance(first, Path) else first[0]
+    return ".tif" if path.suffix.lower() in (".tif", ".tiff") else ".png"
 
 
 def _as_input(found: Path | list[Path]) -> str | list[str]:

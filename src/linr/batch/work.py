@@ -69,7 +69,7 @@ def _utc_now() -> str:
 
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
-    from ..images import output_info, read_image
+    from ..images import check_output_path, output_info, read_image
     from ..scene import load_scene
 
     obs = job.observations
@@ -79,6 +79,8 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
                **settings.get("options", {})}  # other kinds' options (linr.batch.SPECIAL_OPTIONS)
     started = time.perf_counter()
     observations, infos, _ = load_scene(obs, options, weights=settings["weights"])
+    # a format that cannot hold the result fails now, not after the fit
+    check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2])
     reference, metrics_error = None, None
     if job.reference is not None:
         try:  # a reference only adds metrics: a bad one must not cost the restoration
