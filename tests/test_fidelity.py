@@ -19,11 +19,14 @@ from linr.stopping import parse_stop
 
 @pytest.mark.parametrize("term", [SquaredError(), Poisson(peak=30.0), Poisson(peak=1.0, floor=0.05),
                                   PoissonGaussian(peak=30.0, read_sigma=0.02),
-                                  PoissonGaussian(peak=2.0, read_sigma=0.01, floor=0.05)])
+                                  PoissonGaussian(peak=2.0, read_sigma=0.01, floor=0.05),
+                                  Poisson(peak=10.0, saturated=True),
+                                  PoissonGaussian(peak=30.0, read_sigma=0.02, saturated=True)])
 def test_slope_matches_autograd_float64(term):
     gen = torch.Generator().manual_seed(0)
     pred = (torch.rand(200, dtype=torch.float64, generator=gen) * 2.2 - 1.1).requires_grad_(True)
     target = torch.rand(200, dtype=torch.float64, generator=gen) * 2 - 1
+    target[::4] = 1.0  # white: censored where the term is saturated
     (auto,) = torch.autograd.grad(term.elementwise(pred, target).sum(), pred)
     assert torch.allclose(term.slope(pred.detach(), target), auto, rtol=1e-12, atol=1e-12)
     assert torch.allclose(term.value(pred, target), term.elementwise(pred, target).mean())
@@ -63,3 +66,37 @@ def test_poisson_fits_on_the_engine_and_the_plain_loop_alike():
         assert fast.settings["engine_used"]["pixel_wise"]
         assert np.allclose(fast.history["loss"], plain.history["loss"], rtol=1e-3)
         assert np.abs(fast.image - plain.image).max() < 2e-4
+
+
+def test_a_white_pixel_of_a_saturated_image_is_censored_at_the_peak():
+    """At white, a saturated term's loss is -log P(K >= peak) of K ~ Poisson(lam) (scipy's
+    survival function, float64); elsewhere, and without saturation, it is the plain likelihood."""
+    from scipy.stats import poisson
+
+    peak = 10.0
+    lam = np.array([2.0, 7.5, 10.0, 14.0, 40.0])
+    pred = torch.from_numpy(2 * lam / peak - 1)
+    white = torch.ones_like(pred)
+    censored = Poisson(peak=peak, saturated=True).elementwise(pred, white).numpy()
+    assert np.allclose(censored, -np.log(poisson.sf(peak - 1, lam)), rtol=1e-10)
+    assert np.all(np.diff(censored) < 0)  # brighter renderings are ever more likely at white
+    plain = Poisson(peak=peak).elementwise(pred, white).numpy()
+    assert np.allclose(plain, lam - peak * np.log(lam))
+    grey = torch.full_like(pred, 0.2)
+    assert torch.equal(Poisson(peak=peak, saturated=True).elementwise(pred, grey),
+                       Poisson(peak=peak).elementwise(pred, grey))
+
+
+def test_photon_terms_know_a_clipped_image_and_the_hold_out_measures_squared_error():
+    from linr.kinds import noise_term
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(rng.random((40, 40, 1)) * 30) / 30.0
+    clipped, _ = noise_term(np.clip(counts, 0, 1), "poisson", peak=30.0)
+    kept, _ = noise_term(counts, "poisson", peak=30.0)  # counts above white kept (float input)
+    assert clipped.saturated and not kept.saturated
+    assert clipped.holdout_term() == SquaredError()
+    assert isinstance(dataclasses.replace(clipped, stop_on="likelihood").holdout_term(), Poisson)
+    rule = parse_stop("holdout:0.2:40")
+    rule.prepare([linr.noisy(np.clip(counts, 0, 1).astype(np.float32), noise=clipped)])
+    assert isinstance(rule._held[0][4], SquaredError)

@@ -99,8 +99,10 @@ def test_degrade_then_restore_photon_noise_with_automatic_stopping(tmp_path, cap
                  "--read-noise", "4", "-o", str(out), "--report", str(report), "--steps", "12",
                  "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
     data = json.loads(report.read_text())
-    assert data["settings"]["observations"][0]["data_term"] == {"name": "poisson_gaussian", "peak": 20.0,
-                                                                 "read_sigma": pytest.approx(4 / 255)}
+    term = data["settings"]["observations"][0]["data_term"]
+    assert term == {"name": "poisson_gaussian", "peak": 20.0, "read_sigma": pytest.approx(4 / 255),
+                    "saturated": term["saturated"], "stop_on": "squared_error"}
+    assert term["saturated"] == bool(read_image(noisy)[0].max() == 1.0)  # clipped at white or not
     assert data["settings"]["stop"]["name"] == "holdout"  # automatic stopping, on this data term
     assert read_image(out)[0].shape == clean.shape
 

@@ -226,3 +226,26 @@ def test_an_averaged_result_has_no_model_to_render_and_the_cli_says_so_first(tmp
     err = capsys.readouterr().err.strip()
     assert code == 2 and "average of iterates" in err and err.count("\n") == 0, err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_the_default_noisy_fit_returns_an_average_and_keeps_a_model_when_asked(tmp_path, capsys, image):
+    """By default a noisy fit returns the hold-out rule's window40 average (no model); asked to
+    keep a model (keep_model=True, or --save-model / --render-*), the same automatic stop returns
+    the best single iterate, which the saved model renders again exactly."""
+    from linr.stopping import AUTO_NOISY, AUTO_NOISY_MODEL
+
+    assert AUTO_NOISY == AUTO_NOISY_MODEL + ":window40"
+    noisy = add_gaussian_noise(image, 25, seed=1)
+    kw = dict(model=SMALL, steps=60, device="cpu", progress=False)
+    averaged = linr.restore(linr.noisy(noisy), **kw)
+    assert averaged.settings["stop"]["average"] == "window40" and averaged.model is None
+    kept = linr.restore(linr.noisy(noisy), keep_model=True, **kw)
+    assert "average" not in kept.settings["stop"] and kept.settings["stop"]["name"] == "holdout"
+    assert np.array_equal(kept.render(), kept.image)
+    write_image(tmp_path / "noisy.png", noisy, bit_depth=16)
+    fit = ["--width", "32", "--depth", "2", "--steps", "60", "--device", "cpu", "--quiet"]
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"),
+                 "--save-model", str(tmp_path / "m.pt"), *fit]) == 0
+    assert "the automatic stop returns the model's best single iterate" in capsys.readouterr().err
+    assert main(["render", str(tmp_path / "m.pt"), "-o", str(tmp_path / "again.png")]) == 0
+    assert np.array_equal(read_image(tmp_path / "again.png")[0], read_image(tmp_path / "out.png")[0])

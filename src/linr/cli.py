@@ -156,11 +156,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision)
-    rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
-    if getattr(rule, "average", None) is not None and (args.save_model or args.render_scale is not None
-                                                      or args.render_size is not None):
+    keep_model = bool(args.save_model) or args.render_scale is not None or args.render_size is not None
+    rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
+    if getattr(rule, "average", None) is not None and keep_model:
         raise InputError("a stop rule with an average of iterates returns an image no single model "
                          "renders: --save-model, --render-scale and --render-size need one without")
+    if keep_model and rule is not None and rule.describe() != resolve_stop(
+            obs, preset=args.preset, steps=args.steps, stop=args.stop).describe():
+        notes.append("--save-model / --render-*: the automatic stop returns the model's best single "
+                     "iterate (without them it returns the mean of the last 40 iterates, about "
+                     "0.25 dB better on the crops measured)")
     weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset))
     if weights:
         notes.append(weights)
@@ -202,7 +207,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 progress=False if args.quiet else None, precision=args.precision,
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
-                tile_executor=executor, tile_threads=threads,
+                tile_executor=executor, tile_threads=threads, keep_model=keep_model,
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))

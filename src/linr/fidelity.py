@@ -47,6 +47,11 @@ class DataTerm:
     def expected(self, sigma: float) -> float | None:
         return None
 
+    def holdout_term(self) -> DataTerm:
+        """The data term the hold-out stop rule measures the held-out pixels with (this one,
+        unless a subclass says otherwise)."""
+        return self
+
     def describe(self) -> dict[str, object]:
         return {"name": self.name}
 
@@ -82,10 +87,17 @@ class _PhotonCounts(DataTerm):
     constant: ``(lam + s) - (k + s) log(lam + s)`` with ``lam = peak * x`` for an image ``x`` on
     [0, 1] and a fixed shift ``s`` counts (:attr:`shift`); ``lam + s`` is kept above ``floor``
     counts so that the logarithm stays finite where the rendering dips below zero. Subclasses
-    give ``peak``, ``floor`` and the shift."""
+    give ``peak``, ``floor``, ``saturated`` and the shift.
+
+    ``saturated``: the image was clipped at white (an 8- or 16-bit file of counts above the
+    peak): an entry at white says only that at least ``peak`` photons came, and its loss is the
+    censored likelihood ``-log P(K + s >= peak + s)`` (the regularised lower incomplete gamma
+    function ``P(peak + s, lam + s)``), not that of exactly ``peak`` photons.
+    """
 
     peak: float
     floor: float
+    saturated: bool
 
     @property
     def shift(self) -> float:
@@ -96,14 +108,45 @@ class _PhotonCounts(DataTerm):
         k = self.peak * (target + 1) / 2 + self.shift
         return lam, k
 
+    def _at_white(self, target: torch.Tensor) -> torch.Tensor | None:
+        """Where the entry is censored (at white in a saturated image), or None: none is."""
+        if not self.saturated:
+            return None
+        white = target >= 1.0 - 1e-6
+        return white if bool(white.any()) else None
+
+    def _censored_log_p(self, lam: torch.Tensor) -> torch.Tensor:
+        """``log P(K + s >= peak + s)`` for ``K ~ Poisson(lam - s)``, in float64 (the tail
+        probability of a dark rendering at a white pixel underflows float32)."""
+        a = torch.full_like(lam, self.peak + self.shift, dtype=torch.float64)
+        return torch.log(torch.special.gammainc(a, lam.double()).clamp_min(1e-300))
+
     def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         lam, k = self._counts(pred, target)
-        return lam - k * torch.log(lam)
+        values = lam - k * torch.log(lam)
+        white = self._at_white(target)
+        if white is None:
+            return values
+        values = values.clone()
+        values[white] = -self._censored_log_p(lam[white]).to(values.dtype)
+        return values
 
     def slope(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         lam, k = self._counts(pred, target)
         inside = (self.peak * (pred + 1) / 2 + self.shift > self.floor).to(pred.dtype)  # the clamp's gradient
-        return inside * (1 - k / lam) * (self.peak / 2)
+        per_count = 1 - k / lam
+        white = self._at_white(target)
+        if white is not None:
+            # d/dlam -log P(a, lam) = -lam^(a-1) e^(-lam) / (Gamma(a) P(a, lam))
+            a = self.peak + self.shift
+            lam64 = lam[white].double()
+            log_density = (a - 1) * torch.log(lam64) - lam64 - torch.lgamma(torch.tensor(a, dtype=torch.float64))
+            per_count = per_count.clone()
+            per_count[white] = -torch.exp(log_density - self._censored_log_p(lam64)).to(per_count.dtype)
+        return inside * per_count * (self.peak / 2)
+
+    def holdout_term(self) -> DataTerm:
+        return SquaredError() if self.stop_on == "squared_error" else self
 
 
 @dataclass(frozen=True)
@@ -115,10 +158,12 @@ class Poisson(_PhotonCounts):
 
     peak: float = 1.0
     floor: float = 1e-3
+    saturated: bool = False
+    stop_on: str = "likelihood"
     name = "poisson"
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "peak": self.peak}
+        return {"name": self.name, "peak": self.peak, "saturated": self.saturated, "stop_on": self.stop_on}
 
 
 @dataclass(frozen=True)
@@ -134,6 +179,8 @@ class PoissonGaussian(_PhotonCounts):
     peak: float = 1.0
     read_sigma: float = 0.0
     floor: float = 1e-3
+    saturated: bool = False
+    stop_on: str = "likelihood"
     name = "poisson_gaussian"
 
     @property
@@ -141,7 +188,8 @@ class PoissonGaussian(_PhotonCounts):
         return (self.peak * self.read_sigma) ** 2
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "peak": self.peak, "read_sigma": self.read_sigma}
+        return {"name": self.name, "peak": self.peak, "read_sigma": self.read_sigma,
+                "saturated": self.saturated, "stop_on": self.stop_on}
 
 
 DATA_TERMS: dict[str, type[DataTerm]] = {"squared_error": SquaredError, "poisson": Poisson,

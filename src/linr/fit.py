@@ -76,8 +76,8 @@ class FitResult:
                                  "to render or save; restore with tile='off' (--tile off)")
             if self.settings.get("stop", {}).get("returned") == "average":
                 raise InputError("this fit returned an average of iterates, which no single model "
-                                 "renders; no model to render or save (use a stop rule without an "
-                                 "average)")
+                                 "renders; no model to render or save (restore with keep_model=True, "
+                                 "or a stop rule without an average)")
             raise InputError("this fit's stop rule returned an iterate without its parameters; "
                              "no model to render or save")
         return self.model

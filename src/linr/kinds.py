@@ -106,9 +106,26 @@ def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
             parts.append(f"read noise {read_noise:.3g}/255")
         estimated = f"{noise} noise estimated from the image: {', '.join(parts)} (rough; give " \
                     "--peak / --read-noise when known)"
+    saturated = is_saturated(image)
     if with_read:
-        return PoissonGaussian(peak=float(peak), read_sigma=float(read_noise) / 255.0), estimated
-    return Poisson(peak=float(peak)), estimated
+        return PoissonGaussian(peak=float(peak), read_sigma=float(read_noise) / 255.0, saturated=saturated,
+                               stop_on=PHOTON_STOP_ON), estimated
+    return Poisson(peak=float(peak), saturated=saturated, stop_on=PHOTON_STOP_ON), estimated
+
+
+PHOTON_STOP_ON = "squared_error"
+"""What the hold-out stop measures a photon-noise fit's held-out pixels with: the squared
+error (an unbiased estimate of the mean squared error to the clean image plus a constant, for
+any zero-mean noise), not the Poisson likelihood, whose 1/brightness weighting stopped fits when
+their dark areas began to fit noise (BENCHMARKS.md, "Photon noise")."""
+
+
+def is_saturated(image: np.ndarray) -> bool:
+    """Whether an image of counts / peak was clipped at white: some values exactly 1 and none
+    above (a float image that keeps counts above the peak is not)."""
+    image = np.asarray(image)
+    top = float(np.max(image)) if image.size else 0.0
+    return top == 1.0
 
 
 def lowres(

@@ -24,7 +24,7 @@ from .operators import Blur
 from .problem import clean_shape
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_NOISY, StopRule, estimate_noise_sigma, parse_stop
+from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, estimate_noise_sigma, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
@@ -249,15 +249,18 @@ def resolve_stop(
     preset: str | None = None,
     steps: int | None = None,
     stop: StopRule | str | None = None,
+    keep_model: bool = False,
 ) -> StopRule | None:
     """The stop rule of a fit; None means exactly ``steps`` steps.
 
     ``stop`` is a rule, 'auto', 'fixed' or a spec such as ``variance:10:40,discrepancy:1``.
     Unset, it is the preset's policy; with no preset named it is 'auto'. 'auto' applies
     :data:`AUTO_NOISY` when any observation is noisy (held-out pixels are drawn from every
-    observation) and is 'fixed' otherwise. ``steps`` never changes the rule: under an automatic
-    rule it is the budget (the most steps run), and exactly that many run only with
-    ``stop='fixed'`` (or a preset whose policy is fixed, such as 'paper').
+    observation; it returns an average of iterates) and is 'fixed' otherwise; with
+    ``keep_model`` (the result must keep a model to render or save) it applies
+    :data:`AUTO_NOISY_MODEL`, which returns the best single iterate. ``steps`` never changes
+    the rule: under an automatic rule it is the budget (the most steps run), and exactly that
+    many run only with ``stop='fixed'`` (or a preset whose policy is fixed, such as 'paper').
     """
     del steps  # a budget, not a policy (it once turned automatic stopping off, silently)
     if isinstance(stop, StopRule):
@@ -268,7 +271,7 @@ def resolve_stop(
         return None
     if stop == "auto":
         any_noisy = any(o.carries_noise for o in observations)
-        return parse_stop(AUTO_NOISY) if any_noisy else None
+        return parse_stop(AUTO_NOISY_MODEL if keep_model else AUTO_NOISY) if any_noisy else None
     try:
         return parse_stop(stop)
     except ValueError as exc:
@@ -295,6 +298,7 @@ def restore(
     register: str | None = None,
     tile_executor: Any = None,
     tile_threads: int | None = None,
+    keep_model: bool = False,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -311,6 +315,9 @@ def restore(
     ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
     transform per observation after the first, which is the reference (shots that do not line
     up, :mod:`linr.registration`); ``settings['registration']`` then lists the fitted ones.
+    ``keep_model``: the result keeps its model (``result.render``, ``result.save_model``): the
+    automatic stop then returns the best single iterate, not an average of iterates (see
+    :func:`resolve_stop`).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -322,7 +329,7 @@ def restore(
     )
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
-    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop)
+    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model)
     grid = tile_grid(obs, preset=preset, tile=tile)
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "

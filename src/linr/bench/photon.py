@@ -10,7 +10,12 @@ method:
 - ``gaussian``: ``linr.noisy(y)``, the paper's squared error (the default hold-out stop needs
   no noise level);
 - ``poisson``: ``linr.noisy(y, noise="poisson")``, the peak estimated from the image as
-  ``linr restore --noise poisson`` does without ``--peak``;
+  ``linr restore --noise poisson`` does without ``--peak``: the Poisson likelihood, censored at
+  white in a clipped image, with the hold-out stop measuring squared error (the defaults);
+- ``poisson-plain``: the same without either (the plain likelihood, its hold-out loss the
+  likelihood too: what ``poisson`` was before the seventh session);
+- ``poisson-censored``: censored at white, the likelihood as the hold-out loss;
+- ``poisson-se-stop``: not censored, squared error as the hold-out loss;
 - ``poisson-peak``: the same with the true peak given (``--peak``);
 - ``poisson-gaussian``: ``noise="poisson-gaussian"``, peak and read noise estimated;
 - ``anscombe-nlm``: classical reference: Anscombe transform, scikit-image non-local means
@@ -19,7 +24,7 @@ method:
 - ``anscombe-bm3d``: the same with BM3D (the optional ``bm3d`` package; skipped without it).
 
 Every LINR fit uses linr's default settings (no preset named: SIREN 7x256, Adam 1e-4, the
-automatic hold-out stop, budget 500 steps) and records the returned image's PSNR, the oracle
+automatic hold-out stop or ``--stop``, budget 500 steps) and records the returned image's PSNR, the oracle
 (the best PSNR of any step the fit ran, from its history with the clean image as reference:
 the fit stops ``patience`` steps after the hold-out minimum, so a curve still rising at its end
 is flagged), the steps, and the wall time. PSNR: scikit-image's ``peak_signal_noise_ratio``,
@@ -44,6 +49,9 @@ __all__ = ["register", "METHODS", "load_clean", "anscombe_denoise", "run_method"
 LINR_METHODS = {
     "gaussian": {"noise": "gaussian"},
     "poisson": {"noise": "poisson"},
+    "poisson-plain": {"noise": "poisson", "term": {"saturated": False, "stop_on": "likelihood"}},
+    "poisson-censored": {"noise": "poisson", "term": {"stop_on": "likelihood"}},
+    "poisson-se-stop": {"noise": "poisson", "term": {"saturated": False}},
     "poisson-peak": {"noise": "poisson", "peak": True},
     "poisson-gaussian": {"noise": "poisson-gaussian"},
 }
@@ -67,6 +75,9 @@ def register(sub: Any) -> None:
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the preset's; smoke runs)")
     p.add_argument("--depth", type=int, default=None, help="SIREN depth (default: the preset's; smoke runs)")
     p.add_argument("--seed", type=int, default=0, help="noise seed base (default 0)")
+    p.add_argument("--stop", default=None, metavar="RULE",
+                   help="stop rule of every LINR fit (default: linr's automatic one; e.g. holdout:0.05:40, "
+                   "the automatic rule before it returned an average of iterates)")
     p.add_argument("--clip-at", type=float, default=1.0, metavar="C",
                    help="clip the noisy counts / peak at C (default 1: what linr degrade --poisson "
                    "writes and 8/16-bit files hold; 2: the most linr takes as float input, which "
@@ -139,7 +150,7 @@ def anscombe_denoise(noisy: np.ndarray, peak: float, method: str = "nlm") -> np.
 
 
 def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *,
-               steps: int | None = None, model: Any = None) -> dict[str, Any]:
+               steps: int | None = None, model: Any = None, stop: str | None = None) -> dict[str, Any]:
     """One method on one noisy image; the row's measurements."""
     t0 = time.perf_counter()
     if method in CLASSICAL:
@@ -148,11 +159,20 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
     from ..kinds import noisy as noisy_observation
     from ..tasks import restore
 
+    from dataclasses import replace
+
+    from ..kinds import noise_term
+
     options = dict(LINR_METHODS[method])
+    variant = options.pop("term", None)
     if options.pop("peak", False):
         options["peak"] = peak
-    obs = noisy_observation(noisy, **options)
-    result = restore([obs], steps=steps, model=model, device="cpu", reference=clean, progress=False)
+    term, _ = noise_term(noisy, options.pop("noise"), **options)
+    if variant:  # a variant of the default photon term
+        term = replace(term, **variant)
+    obs = noisy_observation(noisy, noise=term)
+    result = restore([obs], steps=steps, model=model, device="cpu", reference=clean, progress=False,
+                     stop=stop)
     seconds = time.perf_counter() - t0
     curve = result.history["psnr"]  # unclipped PSNR of every step's output (history, reference given)
     best = int(np.argmax(curve))
@@ -160,7 +180,7 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
         "psnr": _psnr(clean, result.image), "psnr_unclipped": _psnr(clean, result.image, clip=False),
         "seconds": seconds, "oracle_psnr": curve[best], "oracle_step": best + 1, "last_psnr": curve[-1],
         "steps_run": result.steps_run, "stop_step": result.stop_step, "stop_reason": result.stop_reason,
-        "data_term": obs.fidelity.describe(),
+        "data_term": obs.fidelity.describe(), "stop": result.settings.get("stop"),
     }
 
 
@@ -169,6 +189,13 @@ def _key(spec: str, peak: float, method: str, args: argparse.Namespace) -> str:
            "width": args.width, "depth": args.depth, "seed": args.seed}
     if args.clip_at != 1.0:
         key["clip_at"] = args.clip_at
+    from ..stopping import AUTO_NOISY
+
+    # rows without a "stop" key were made under holdout:0.05:40, the automatic rule before
+    # it returned an average of iterates (the rule fits noisy inputs with: the photon bench's)
+    stop = args.stop or AUTO_NOISY
+    if stop != "holdout:0.05:40":
+        key["stop"] = stop
     return json.dumps(key, sort_keys=True)
 
 
@@ -250,7 +277,8 @@ def cmd_photon(args: argparse.Namespace) -> int:
                     row = {"key": key, "image": spec, "peak": peak, "method": method, "noise_seed": seed,
                            "size": list(clean.shape), "noisy_psnr": _psnr(clean, noisy),
                            "clip_at": args.clip_at, "clipped": float(np.mean(noisy >= args.clip_at)),
-                           **run_method(method, clean, noisy, peak, steps=args.steps, model=model),
+                           **run_method(method, clean, noisy, peak, steps=args.steps, model=model,
+                                        stop=args.stop),
                            **provenance, "load": os.getloadavg()[0],
                            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                     with jobs.open("a") as f:
