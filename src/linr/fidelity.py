@@ -82,6 +82,10 @@ class SquaredError(DataTerm):
         return {"name": self.name}
 
 
+STOP_MEASURES = ("likelihood", "squared_error")
+"""What the hold-out stop may measure a photon-count fit's held-out pixels with."""
+
+
 class _PhotonCounts(DataTerm):
     """The negative log-likelihood of counts ``k + s ~ Poisson(lam + s)`` per entry, up to a
     constant: ``(lam + s) - (k + s) log(lam + s)`` with ``lam = peak * x`` for an image ``x`` on
@@ -93,11 +97,18 @@ class _PhotonCounts(DataTerm):
     peak): an entry at white says only that at least ``peak`` photons came, and its loss is the
     censored likelihood ``-log P(K + s >= peak + s)`` (the regularised lower incomplete gamma
     function ``P(peak + s, lam + s)``), not that of exactly ``peak`` photons.
+
+    ``stop_on``: what the hold-out stop rule measures the held-out pixels with: the squared
+    error (the default: an unbiased estimate of the mean squared error to the clean image plus a
+    constant, for any zero-mean noise) or the likelihood itself, whose 1/brightness weighting
+    stopped fits when their dark areas began to fit noise, up to 27 steps before the PSNR peak
+    (BENCHMARKS.md, "Photon noise").
     """
 
     peak: float
     floor: float
     saturated: bool
+    stop_on: str
 
     @property
     def shift(self) -> float:
@@ -145,7 +156,13 @@ class _PhotonCounts(DataTerm):
             per_count[white] = -torch.exp(log_density - self._censored_log_p(lam64)).to(per_count.dtype)
         return inside * per_count * (self.peak / 2)
 
+    def __post_init__(self) -> None:
+        if self.stop_on not in STOP_MEASURES:
+            raise ValueError(f"stop_on must be one of {', '.join(STOP_MEASURES)}, got {self.stop_on!r}")
+
     def holdout_term(self) -> DataTerm:
+        """Squared error (``stop_on='squared_error'``: an unbiased estimate of the mean squared
+        error to the clean image, plus a constant) or this likelihood (``'likelihood'``)."""
         return SquaredError() if self.stop_on == "squared_error" else self
 
 
@@ -159,7 +176,7 @@ class Poisson(_PhotonCounts):
     peak: float = 1.0
     floor: float = 1e-3
     saturated: bool = False
-    stop_on: str = "likelihood"
+    stop_on: str = "squared_error"
     name = "poisson"
 
     def describe(self) -> dict[str, object]:
@@ -180,7 +197,7 @@ class PoissonGaussian(_PhotonCounts):
     read_sigma: float = 0.0
     floor: float = 1e-3
     saturated: bool = False
-    stop_on: str = "likelihood"
+    stop_on: str = "squared_error"
     name = "poisson_gaussian"
 
     @property

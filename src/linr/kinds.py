@@ -108,16 +108,9 @@ def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
                     "--peak / --read-noise when known)"
     saturated = is_saturated(image)
     if with_read:
-        return PoissonGaussian(peak=float(peak), read_sigma=float(read_noise) / 255.0, saturated=saturated,
-                               stop_on=PHOTON_STOP_ON), estimated
-    return Poisson(peak=float(peak), saturated=saturated, stop_on=PHOTON_STOP_ON), estimated
-
-
-PHOTON_STOP_ON = "squared_error"
-"""What the hold-out stop measures a photon-noise fit's held-out pixels with: the squared
-error (an unbiased estimate of the mean squared error to the clean image plus a constant, for
-any zero-mean noise), not the Poisson likelihood, whose 1/brightness weighting stopped fits when
-their dark areas began to fit noise (BENCHMARKS.md, "Photon noise")."""
+        return PoissonGaussian(peak=float(peak), read_sigma=float(read_noise) / 255.0,
+                               saturated=saturated), estimated
+    return Poisson(peak=float(peak), saturated=saturated), estimated
 
 
 def is_saturated(image: np.ndarray) -> bool:
