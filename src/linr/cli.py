@@ -75,7 +75,14 @@ def _build_restore(sub: Any) -> None:
                    "process alone reads and writes files")
     w.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. auto or "
                    "ray://host:10001); default: start a local Ray instance")
+    w.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
+                   help="fit K networks from seeds SEED..SEED+K-1 (one stack) and return the mean of "
+                   "their images: K times the work on a CPU (default 1; see --uncertainty)")
     o = p.add_argument_group("output")
+    o.add_argument("--uncertainty", metavar="FILE",
+                   help="with --ensemble K >= 2: write the members' per-pixel spread (sample standard "
+                   "deviation, on the image's 0-1 scale; float32 in a .tif, 16-bit in a .png), "
+                   "large where the restoration depends on the network's random start")
     o.add_argument("--render-scale", type=positive_float, metavar="S",
                    help="write the restored image at S times its size (any S > 0, e.g. 2.5): the "
                    "fitted network evaluated on a denser grid over the same extent")
@@ -130,7 +137,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
-    from .tasks import describe_weights, measured_noise, resolve, resolve_stop, restore, tile_grid
+    from .tasks import check_ensemble, describe_weights, measured_noise, resolve, resolve_stop, restore, tile_grid
 
     check_pairs(args)
     if args.render_scale is not None and args.render_size is not None:
@@ -146,6 +153,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.report and Path(args.report).resolve() == Path(args.output).resolve():
         raise InputError("--report and --output name the same file")
     _check_report_path(args.report, args.force, protect + [args.output])
+    if args.uncertainty is not None:
+        if args.ensemble < 2:
+            raise InputError("--uncertainty is the spread of an ensemble's members: add --ensemble K "
+                             "(K >= 2)")
+        taken = protect + [args.output] + [p for p in (args.report, args.save_model) if p]
+        if any(Path(args.uncertainty).resolve() == Path(t).resolve() for t in taken[len(protect):]):
+            raise InputError(f"--uncertainty {args.uncertainty}: names another output of this run")
+        check_output_path(args.uncertainty, force=args.force, protect=protect, channels=out.channels,
+                          frames=len(scenes))
     if args.save_model:
         if len(scenes) > 1:
             raise InputError(f"--save-model saves one model; --frames separate fits {len(scenes)} "
@@ -176,6 +192,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         what = "--save-model" if args.save_model else "--render-scale / --render-size"
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
                          f"tiled ({len(grid)} tiles, one network each); add --tile off")
+    check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
     if args.register is not None:
         if grid is not None:
             raise InputError("--register needs one fit of the whole image; tiles cannot be "
@@ -196,7 +213,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    _announce_cost(scenes[0][0], args, model, grid, frames=len(scenes))
+    _announce_cost(scenes[0][0], args, model, grid, frames=len(scenes) * args.ensemble)
     results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
@@ -207,7 +224,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 progress=False if args.quiet else None, precision=args.precision,
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
-                tile_executor=executor, tile_threads=threads, keep_model=keep_model,
+                tile_executor=executor, tile_threads=threads, keep_model=keep_model, ensemble=args.ensemble,
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -230,10 +247,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
           f"{steps} steps, {fit_s:.1f} s fitting)")
     if len(scenes) == 1:
         result = results[0]
-        print(f"stopped at step {result.steps_run}: {result.stop_reason}; returned the iterate of step "
-              f"{result.stop_step}")
+        returned = "" if "ensemble" in result.settings else f"; returned the iterate of step {result.stop_step}"
+        print(f"stopped at step {result.steps_run}: {result.stop_reason}{returned}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
+    if args.uncertainty is not None:
+        spreads = [r.uncertainty for r in results]
+        tiff = args.uncertainty.lower().endswith((".tif", ".tiff"))
+        write_frames(args.uncertainty, spreads, bit_depth=32 if tiff else 16, force=args.force,
+                     protect=protect + [args.output])
+        mean = sum(float(u.mean()) for u in spreads) / len(spreads)
+        print(f"wrote {args.uncertainty} (the {args.ensemble} members' spread per pixel, 0-1 scale: "
+              f"mean {mean:.4f}, largest {max(float(u.max()) for u in spreads):.4f})")
     if args.save_model:
         results[0].save_model(args.save_model, out, force=args.force)
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")

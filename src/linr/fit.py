@@ -67,10 +67,15 @@ class FitResult:
     timings: dict[str, float]
     settings: dict[str, Any]
     model: FittedModel | None = None
+    uncertainty: np.ndarray | None = None
+    """An ensemble's per-pixel spread (:mod:`linr.ensemble`), (H, W, C) on [0, 1]; else None."""
 
     def fitted_model(self) -> FittedModel:
         """:attr:`model`, or a one-line error saying why there is none."""
         if self.model is None:
+            if "ensemble" in self.settings:
+                raise InputError("an ensemble's image is the mean of several networks' and no single "
+                                 "model renders it; no model to render or save (ensemble=1)")
             if "tiling" in self.settings:
                 raise InputError("a tiled restoration has one network per tile and no single model "
                                  "to render or save; restore with tile='off' (--tile off)")
@@ -151,13 +156,15 @@ def fit_many(
     *,
     references: Sequence[np.ndarray | None] | None = None,
     stops: Sequence[StopRule | None] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[FitResult]:
     """Fit several scenes at once, one model each, with the same settings: the fast engine's
     models are stacked and every step runs batched products for all of them, which fills a GPU
     that one small image leaves mostly idle.
 
     Each result is what ``fit(problems[k], config, reference=references[k], stop=stops[k])``
-    returns, up to the rounding of batched products: every model starts from ``config.seed``,
+    returns, up to the rounding of batched products: every model starts from ``config.seed``
+    (or ``seeds[k]``: e.g. one scene fitted from several starts, an ensemble),
     Adam is elementwise, and a model whose stop rule fires leaves the stack with its state
     (the others carry on unchanged). Needs the SIREN on the fast engine and the same restored
     image size and channels for every scene; timings are those of the shared loop until each
@@ -170,15 +177,17 @@ def fit_many(
     count = len(problems)
     references = [None] * count if references is None else list(references)
     stops = [None] * count if stops is None else list(stops)
-    if len(references) != count or len(stops) != count:
-        raise InputError(f"fit_many: {count} problems but {len(references)} references and "
-                         f"{len(stops)} stop rules")
+    seeds = [config.seed] * count if seeds is None else [int(s) for s in seeds]
+    if len(references) != count or len(stops) != count or len(seeds) != count:
+        raise InputError(f"fit_many: {count} problems but {len(references)} references, "
+                         f"{len(stops)} stop rules and {len(seeds)} seeds")
     given = [id(s) for s in stops if s is not None]
     if len(set(given)) < len(given):
         raise InputError("fit_many: each problem needs its own stop rule object (they keep state)")
     if not _uses_engine(config):
         raise InputError("fit_many needs a SIREN model on the fast engine (engine 'auto')")
-    runs = [_start(obs, config, ref, stop, None) for obs, ref, stop in zip(problems, references, stops)]
+    runs = [_start(obs, config if seed == config.seed else dataclasses.replace(config, seed=seed), ref, stop, None)
+            for obs, ref, stop, seed in zip(problems, references, stops, seeds)]
     shapes = {(r.problem.height, r.problem.width, r.problem.channels) for r in runs}
     if len(shapes) > 1:
         listed = ", ".join(f"{h}x{w}x{c}" for h, w, c in sorted(shapes))

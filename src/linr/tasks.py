@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fidelity import SquaredError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
@@ -299,6 +300,7 @@ def restore(
     tile_executor: Any = None,
     tile_threads: int | None = None,
     keep_model: bool = False,
+    ensemble: int = 1,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -318,6 +320,9 @@ def restore(
     ``keep_model``: the result keeps its model (``result.render``, ``result.save_model``): the
     automatic stop then returns the best single iterate, not an average of iterates (see
     :func:`resolve_stop`).
+    ``ensemble``: fit that many members from seeds ``seed, seed + 1, ...`` (one stack on the fast
+    engine) and return their mean image, with ``result.uncertainty`` their per-pixel spread
+    (:mod:`linr.ensemble`); whole images only, no model to keep.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -334,12 +339,17 @@ def restore(
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "
                          "(ask for tiles: tile='SIZE')")
+    check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
+                   stop_object=isinstance(stop, StopRule))
     if register is not None:
         if grid is not None:
             raise InputError("registration needs one fit of the whole image; tiles cannot be "
                              "registered yet (tile='off')")
         obs = register_observations(obs, register, shape=clean_shape(obs))
-    if grid is None:
+    if ensemble > 1:
+        stops = [member_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop), k) for k in range(ensemble)]
+        result = fit_ensemble(obs, config, stops, reference=reference)
+    elif grid is None:
         result = fit(obs, config, reference=reference, stop=rule)
     else:
         if isinstance(stop, StopRule):
@@ -356,6 +366,26 @@ def restore(
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
     return result
+
+
+def check_ensemble(ensemble: int, *, tiled: bool, register: str | None = None, keep_model: bool = False,
+                   stop_object: bool = False) -> None:
+    """One-line errors for an ensemble that cannot be fitted, before any work."""
+    if not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_MEMBERS:
+        raise InputError(f"ensemble must be a whole number of members from 1 to {MAX_MEMBERS}, got {ensemble!r}")
+    if ensemble == 1:
+        return
+    if tiled:
+        raise InputError("an ensemble fits the whole image several times; tiled restorations cannot "
+                         "(tile='off', --tile off)")
+    if register is not None:
+        raise InputError("an ensemble cannot register frames yet; leave out register (--register)")
+    if keep_model:
+        raise InputError("an ensemble's image is the mean of several networks: no single model to "
+                         "render or save (--save-model, --render-*)")
+    if stop_object:
+        raise InputError("an ensemble needs the stop rule as a spec (such as 'auto'), not one rule "
+                         "object: each member gets its own")
 
 
 def _record_measured_noise(settings: dict[str, Any], observations: Sequence[Observation],

@@ -1,0 +1,79 @@
+"""Ensembles: one scene fitted from several random starts at once, the mean of the members'
+images returned and their spread per pixel kept as an uncertainty map.
+
+Each member is the same fit with its own model seed (``seed + k``) and its own stop rule; a
+hold-out rule also draws its own held-out pixels per member (seed ``k``), so every pixel is
+trained on by most members. On the fast engine the members run as one stack of models
+(:func:`linr.fit.fit_many`: batched products, nearly free on a GPU that one image leaves idle,
+``members`` times the work on a CPU); other models run one after the other.
+
+The spread is the sample standard deviation over the members (``ddof=1``) per pixel and
+channel, on the image's [0, 1] scale: how much the restoration depends on the network's random
+start, large where the data leave the image undetermined (noise fitted differently, holes,
+detail beyond the observations' resolution). It is not a calibrated error bar: members share the
+observations and their noise, so an error they all make is not in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import FitConfig
+from .errors import InputError
+from .fit import FitResult, Observation, _uses_engine, fit, fit_many
+from .stopping import FirstToFire, HoldOut, StopRule
+
+__all__ = ["MAX_MEMBERS", "member_rule", "fit_ensemble"]
+
+MAX_MEMBERS = 64
+"""Most members of one ensemble."""
+
+
+def member_rule(rule: StopRule | None, member: int) -> StopRule | None:
+    """``rule`` for member ``member``: its hold-out rules draw their own held-out pixels."""
+    parts = rule.rules if isinstance(rule, FirstToFire) else [rule]
+    for part in parts:
+        if isinstance(part, HoldOut):
+            part.seed = member
+    return rule
+
+
+def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: Sequence[StopRule | None],
+                 *, reference: np.ndarray | None = None) -> FitResult:
+    """Fit ``len(stops)`` members (stop rule objects, one per member, see :func:`member_rule`)
+    and return their mean image with :attr:`~linr.fit.FitResult.uncertainty` set; the result's
+    history and stop step are the first member's, ``settings['ensemble']`` lists every member."""
+    members = len(stops)
+    if not 2 <= members <= MAX_MEMBERS:
+        raise InputError(f"an ensemble has 2 to {MAX_MEMBERS} members, got {members}")
+    seeds = [config.seed + k for k in range(members)]
+    observations = list(observations)
+    if _uses_engine(config):
+        results = fit_many([observations] * members, config, references=[reference] * members,
+                           stops=list(stops), seeds=seeds)
+    else:
+        from dataclasses import replace
+
+        results = [fit(observations, replace(config, seed=seed), reference=reference, stop=stop)
+                   for seed, stop in zip(seeds, stops)]
+    images = np.stack([r.image for r in results])
+    first = results[0]
+    described: dict[str, Any] = {
+        "members": members, "seeds": seeds,
+        "steps_run": [r.steps_run for r in results], "stop_steps": [r.stop_step for r in results],
+    }
+    if reference is not None:
+        from .metrics import psnr
+
+        described["member_psnr"] = [round(psnr(reference, np.clip(r.image, 0, 1)), 3) for r in results]
+    settings = {**first.settings, "ensemble": described}
+    timings = dict(first.timings)
+    timings["fit_s"] = max(r.timings["fit_s"] for r in results)
+    steps = described["stop_steps"]
+    reason = (f"ensemble of {members}: the mean of {members} fits from seeds {seeds[0]}-{seeds[-1]}, "
+              f"each stopped by its own rule (returned steps {min(steps)}-{max(steps)})")
+    return FitResult(image=images.mean(axis=0), history=first.history, steps_run=max(r.steps_run for r in results),
+                     stop_step=first.stop_step, stop_reason=reason, timings=timings, settings=settings,
+                     model=None, uncertainty=images.std(axis=0, ddof=1))

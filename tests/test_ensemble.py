@@ -1,0 +1,70 @@
+"""Ensembles: K fits from seeds seed..seed+K-1 (one stack), their mean returned and their
+per-pixel spread kept; each member is the single fit of its seed; bad combinations are one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+import linr
+from linr.cli import main
+from linr.errors import InputError
+from linr.images import write_image
+from linr.simulate import add_gaussian_noise
+
+from .conftest import crop, load, run_err
+
+SMALL = linr.ModelConfig(width=16, depth=2)
+
+
+@pytest.fixture(scope="module")
+def noisy() -> np.ndarray:
+    return add_gaussian_noise(crop(load("set5/head.png"), 16), 25, seed=0)
+
+
+def test_the_mean_and_spread_of_members_that_are_the_single_fits_of_their_seeds(noisy):
+    kw = dict(model=SMALL, steps=15, stop="fixed", device="cpu", progress=False)
+    result = linr.restore(linr.noisy(noisy), ensemble=3, seed=4, **kw)
+    members = np.stack([linr.restore(linr.noisy(noisy), seed=s, **kw).image for s in (4, 5, 6)])
+    assert result.settings["ensemble"]["seeds"] == [4, 5, 6]
+    # stacked products round like single ones up to float32 noise
+    assert np.abs(result.image - members.mean(axis=0)).max() < 1e-4
+    assert np.abs(result.uncertainty - members.std(axis=0, ddof=1)).max() < 1e-4
+    assert result.uncertainty.shape == noisy.shape and result.model is None
+    with pytest.raises(InputError, match="mean of several networks"):
+        result.render(scale=2)
+
+
+def test_members_hold_out_different_pixels_under_the_automatic_stop(noisy):
+    result = linr.restore(linr.noisy(noisy), ensemble=2, model=SMALL, steps=30, device="cpu", progress=False,
+                          reference=crop(load("set5/head.png"), 16))
+    described = result.settings["ensemble"]
+    assert described["members"] == 2 and len(described["member_psnr"]) == 2
+    assert result.settings["stop"]["name"] == "holdout"  # the first member's rule, as a single fit's
+    assert float(result.uncertainty.max()) > 0
+
+
+def test_the_command_line_writes_the_spread_and_refuses_what_an_ensemble_cannot_do(tmp_path, capsys, noisy):
+    write_image(tmp_path / "n.png", noisy)
+    fit = ["--width", "16", "--depth", "2", "--steps", "10", "--device", "cpu", "--quiet"]
+    base = ["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png")]
+    assert main([*base, *fit, "--ensemble", "2", "--uncertainty", str(tmp_path / "u.tif")]) == 0
+    spread = tifffile.imread(tmp_path / "u.tif")
+    assert spread.dtype == np.float32 and spread.shape == noisy.shape and spread.max() > 0
+    assert "members' spread per pixel" in capsys.readouterr().out
+    for extra, message in [
+        (["--uncertainty", str(tmp_path / "u2.tif")], "add --ensemble K"),
+        (["--ensemble", "2", "--save-model", str(tmp_path / "m.pt")], "no single model"),
+        (["--ensemble", "2", "--tile", "off", "--register", "translation"], "cannot register"),
+        (["--ensemble", "2", "--uncertainty", str(tmp_path / "o.png"), "--force"], "names another output"),
+    ]:
+        err = run_err(capsys, [*base, *fit, "--force", *extra])
+        assert message in err and err.count("\n") == 0, err
+    assert not (tmp_path / "u2.tif").exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_bad_ensemble_sizes_are_one_line(noisy):
+    for bad in (0, 65, 2.5):
+        with pytest.raises(InputError, match="ensemble must be a whole number"):
+            linr.restore(linr.noisy(noisy), ensemble=bad, model=SMALL, steps=2, device="cpu", progress=False)
