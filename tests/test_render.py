@@ -236,14 +236,15 @@ def test_the_default_noisy_fit_returns_an_average_and_keeps_a_model_when_asked(t
 
     assert AUTO_NOISY == AUTO_NOISY_MODEL + ":window40"
     noisy = add_gaussian_noise(image, 25, seed=1)
-    kw = dict(model=SMALL, steps=60, device="cpu", progress=False)
+    kw = dict(model=SMALL, steps=300, device="cpu", progress=False)
     averaged = linr.restore(linr.noisy(noisy), **kw)
-    assert averaged.settings["stop"]["average"] == "window40" and averaged.model is None
+    assert averaged.settings["stop"]["average"] == "window40"
+    assert averaged.settings["stop"]["returned"] == "average" and averaged.model is None
     kept = linr.restore(linr.noisy(noisy), keep_model=True, **kw)
     assert "average" not in kept.settings["stop"] and kept.settings["stop"]["name"] == "holdout"
     assert np.array_equal(kept.render(), kept.image)
     write_image(tmp_path / "noisy.png", noisy, bit_depth=16)
-    fit = ["--width", "32", "--depth", "2", "--steps", "60", "--device", "cpu", "--quiet"]
+    fit = ["--width", "32", "--depth", "2", "--steps", "300", "--device", "cpu", "--quiet"]
     assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"),
                  "--save-model", str(tmp_path / "m.pt"), *fit]) == 0
     assert "the automatic stop returns the model's best single iterate" in capsys.readouterr().err
