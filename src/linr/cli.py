@@ -157,8 +157,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.ensemble < 2:
             raise InputError("--uncertainty is the spread of an ensemble's members: add --ensemble K "
                              "(K >= 2)")
-        taken = protect + [args.output] + [p for p in (args.report, args.save_model) if p]
-        if any(Path(args.uncertainty).resolve() == Path(t).resolve() for t in taken[len(protect):]):
+        others = [args.output] + [p for p in (args.report, args.save_model) if p]
+        if any(Path(args.uncertainty).resolve() == Path(t).resolve() for t in others):
             raise InputError(f"--uncertainty {args.uncertainty}: names another output of this run")
         check_output_path(args.uncertainty, force=args.force, protect=protect, channels=out.channels,
                           frames=len(scenes))

@@ -36,7 +36,7 @@ import torch
 
 from .engine import FastSiren, check_precision
 from .errors import InputError
-from .images import ImageInfo, ValueRange
+from .images import ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
 from .problem import resolve_device
@@ -216,11 +216,7 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
     import pickle
     import zipfile
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a model file")
+    path = existing_file(path, "a model file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError,

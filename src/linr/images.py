@@ -185,13 +185,20 @@ def read_frames(path: str | os.PathLike, *, value_range: "str | tuple[float, flo
     return [to_unit(s, vr) for s, vr in zip(stored, choose_value_ranges(stored, value_range))]
 
 
-def read_stored(path: str | os.PathLike) -> list[StoredImage]:
-    """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
+def existing_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path, or a one-line error when it is missing or a folder (``what``: the kind
+    of file expected, e.g. 'an image file')."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image file")
+        raise InputError(f"{path}: is a folder, not {what}")
+    return path
+
+
+def read_stored(path: str | os.PathLike) -> list[StoredImage]:
+    """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
+    path = existing_file(path, "an image file")
     try:
         suffix = path.suffix.lower()
         layout = None
