@@ -11,7 +11,7 @@ import torch
 
 import linr
 from linr.config import FitConfig
-from linr.fidelity import DATA_TERMS, Poisson, PoissonGaussian, SquaredError, data_term
+from linr.fidelity import DATA_TERMS, ClippedMeanSquaredError, Poisson, PoissonGaussian, SquaredError, data_term
 from linr.fit import fit
 from linr.models import ModelConfig
 from linr.stopping import parse_stop
@@ -95,8 +95,41 @@ def test_photon_terms_know_a_clipped_image_and_the_hold_out_measures_squared_err
     clipped, _ = noise_term(np.clip(counts, 0, 1), "poisson", peak=30.0)
     kept, _ = noise_term(counts, "poisson", peak=30.0)  # counts above white kept (float input)
     assert clipped.saturated and not kept.saturated
-    assert clipped.holdout_term() == SquaredError()
+    assert kept.holdout_term() == SquaredError()
+    assert clipped.holdout_term() == ClippedMeanSquaredError(clipped)
     assert isinstance(dataclasses.replace(clipped, stop_on="likelihood").holdout_term(), Poisson)
     rule = parse_stop("holdout:0.2:40")
     rule.prepare([linr.noisy(np.clip(counts, 0, 1).astype(np.float32), noise=clipped)])
-    assert isinstance(rule._held[0][4], SquaredError)
+    assert rule._held[0][4] == ClippedMeanSquaredError(clipped)
+
+
+@pytest.mark.parametrize("peak", [10.0, 7.3])
+def test_the_expected_clipped_observation_is_the_clipped_poisson_mean(peak):
+    """E[min(K / peak, 1)] for K ~ Poisson(peak x), against scipy's Poisson masses summed
+    directly; without saturation it is the rendering itself."""
+    from scipy.stats import poisson
+
+    x = np.array([0.0, 0.05, 0.5, 0.9, 1.0, 1.3])
+    pred = torch.from_numpy(x * 2 - 1)
+    got = (Poisson(peak=peak, saturated=True).expected_observation(pred).numpy() + 1) / 2
+    k = np.arange(400)
+    want = [np.sum(np.minimum(k / peak, 1) * poisson.pmf(k, max(peak * v, 1e-3))) for v in x]
+    assert np.allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert np.allclose(Poisson(peak=peak).expected_observation(pred).numpy(), pred.numpy(), atol=1e-3)  # the floor
+    shifted = PoissonGaussian(peak=peak, read_sigma=0.03, saturated=True).expected_observation(pred)
+    assert np.all(np.diff(shifted.numpy()) > 0) and float(shifted.max()) < 1
+
+
+def test_the_clipped_hold_out_measure_is_smallest_at_the_truth_near_white():
+    """Held-out pixels of a bright area clipped at white: plain squared error is smallest at
+    the clipped mean, below the truth (what stopped Poisson fits early); the clipped-mean
+    measure at the truth."""
+    rng = np.random.default_rng(0)
+    peak, x = 10.0, 0.9
+    y = torch.from_numpy(np.minimum(rng.poisson(peak * x, 200_000) / peak, 1.0) * 2 - 1)
+    term = Poisson(peak=peak, saturated=True)
+    grid = np.linspace(0.7, 1.1, 81)
+    plain = [float(SquaredError().value(torch.full_like(y, v * 2 - 1), y)) for v in grid]
+    clipped = [float(term.holdout_term().value(torch.full_like(y, v * 2 - 1), y)) for v in grid]
+    assert abs(grid[int(np.argmin(clipped))] - x) <= 0.01
+    assert grid[int(np.argmin(plain))] < x - 0.05
