@@ -116,6 +116,20 @@ def test_the_grid_covers_the_image_and_its_weights_sum_to_one(shape, size, overl
             assert a + grid.size[0 if starts is grid.rows else 1] - b >= grid.overlap
 
 
+@pytest.mark.parametrize("side,size,overlap,count", [(512, 256, 32, 2), (2048, 256, 32, 8), (1100, 256, 32, 5),
+                                                     (600, 256, 32, 3), (288, 256, 32, 1)])
+def test_tiles_are_equal_and_few(side, size, overlap, count):
+    """Equal tiles of at most 1.125 the size asked for, as few as that allows: a 512 px side in
+    tiles of 256 px takes two of 272, not three of 256 overlapping by 128 px."""
+    from linr.tiling import TILE_GROWTH
+
+    grid = plan_grid((side, side), size, overlap)
+    assert len(grid.rows) == count and grid.size[0] <= TILE_GROWTH * size
+    fewer = count - 1
+    assert fewer == 0 or fewer * (TILE_GROWTH * size) - (fewer - 1) * overlap < side  # fewer cannot cover it
+    assert grid.size[0] * count - (count - 1) * overlap - side < count  # overlaps no wider than asked, but for rounding
+
+
 def test_tile_settings_are_parsed_and_bad_ones_refused():
     assert parse_tile("auto").mode == "auto" and parse_tile("OFF").mode == "off"
     assert (parse_tile("128:24").size, parse_tile("128:24").overlap) == (128, 24)
@@ -219,7 +233,7 @@ def test_automatic_tiling_follows_the_image_size_and_the_preset():
     assert tile_grid(large) is not None
     assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
     assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for
-    assert tile_grid(small, tile="256").size == (256, 256)
+    assert tile_grid(small, tile="256").size == (278, 280)  # 3 x 4 equal tiles of about 256
     assert tile_grid(large, tile="off") is None
 
 
@@ -233,7 +247,7 @@ def test_a_tiled_restore_from_the_command_line(tmp_path):
            "--report", str(report), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "tiles of 24x24" in done.stderr
+    assert "in 6 tiles of 22x24" in done.stderr
     assert Image.open(out).size == (48, 40)
     settings = json.loads(report.read_text())["settings"]
     assert settings["tiling"]["tiles"] == len(settings["tiles"]) > 1

@@ -150,9 +150,28 @@ def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.sin(t * np.pi / 2) ** 2
 
 
+TILE_GROWTH = 1.125
+"""A tile may be this much larger than the size asked for when that needs fewer tiles: a 512 px
+side in tiles of 256 overlapping by 32 takes two tiles of 272 rather than three of 256 (whose
+starts, spread evenly, overlapped by 128 px: 2.25 times the image's pixels fitted instead of
+1.13 times)."""
+
+
+def _balanced_size(length: int, size: int, overlap: int, align: int) -> int:
+    """The side of equal tiles covering ``length`` with the fewest tiles of at most
+    ``TILE_GROWTH * size``, overlapping by ``overlap`` (a multiple of ``align``, at most ``length``)."""
+    largest = max(size, int(TILE_GROWTH * size) // align * align)
+    if length <= largest:
+        return length
+    count = math.ceil((length - overlap) / (largest - overlap))
+    side = math.ceil((length + (count - 1) * overlap) / count / align) * align
+    return min(side, length)
+
+
 def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0, align: int = 1) -> TileGrid:
-    """Tiles of ``size`` (rounded up to ``align``, at most the image) over an image of ``shape``,
-    overlapping by at least ``overlap``, widened to ``2 halo + MIN_RAMP`` when smaller."""
+    """Tiles of about ``size`` over an image of ``shape`` (equal tiles, as few as tiles of at most
+    :data:`TILE_GROWTH` times ``size`` allow, multiples of ``align``), overlapping by at least
+    ``overlap``, widened to ``2 halo + MIN_RAMP`` when smaller."""
     height, width = shape
     size = math.ceil(size / align) * align
     overlap = max(overlap, 2 * halo + MIN_RAMP)
@@ -160,7 +179,7 @@ def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0,
         raise InputError(f"tiles of {size} px are too small for these observations: their operators "
                          f"reach {halo} px, so tiles must overlap by {overlap} px, more than half a tile; "
                          f"use larger tiles (at least {2 * overlap})")
-    th, tw = min(size, height), min(size, width)
+    th, tw = (_balanced_size(length, size, overlap, align) for length in (height, width))
     rows = _axis_starts(height, th, overlap, align)
     cols = _axis_starts(width, tw, overlap, align)
     return TileGrid((height, width), (th, tw), rows, cols, overlap, halo)
