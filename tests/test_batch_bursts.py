@@ -157,3 +157,44 @@ def test_a_folder_of_images_with_sub_folders_says_what_it_left_unread(tmp_path, 
     err = capsys.readouterr().err
     assert "sub-folder(s) with images (old) are not read" in err, err
     assert sorted(_manifest(out)) == ["x"]
+
+
+def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
+    """``--register translation``: each scene's frames after the first get a fitted shift,
+    recorded in the manifest; the output is what ``linr restore --register`` makes of the
+    burst; the setting is part of the batch's key (a rerun without it restores again)."""
+    bursts = tmp_path / "bursts"
+    clean = crop(load("set9/peppers.png"), 40, top=100, left=100)
+    for name, shift in (("near", 2), ("far", 3)):
+        (bursts / name).mkdir(parents=True)
+        for k in range(2):
+            frame = np.roll(clean, k * shift, axis=1)[4:-4, 4:-4]
+            write_image(bursts / name / f"frame{k}.png", add_gaussian_noise(frame, 10, seed=k))
+    out = tmp_path / "out"
+    args = ["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", "--stack", "2",
+            "--register", "translation", *FIT]
+    assert main(args) == 0
+    records = _manifest(out)
+    for name in ("near", "far"):
+        assert records[name]["status"] == "done"
+        reference, fitted = records[name]["settings"]["registration"]
+        assert reference is None and fitted["name"] == "translation"  # the second frame's fitted shift
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            assert main(["restore", "--noisy", str(bursts / name / "*.png"), "-o", str(tmp_path / f"{name}.png"),
+                         "--register", "translation", *FIT]) == 0
+        finally:
+            torch.set_num_threads(previous)
+        assert np.array_equal(read_image(out / f"{name}.png")[0], read_image(tmp_path / f"{name}.png")[0])
+    capsys.readouterr()  # the setting is part of the key: without it, the finished images are not reused
+    assert main(["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 2
+    assert "made with other settings (register)" in capsys.readouterr().err
+
+
+def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, capsys):
+    out = tmp_path / "out"
+    err = run_err(capsys, ["batch", str(tmp_path), "--task", "noisy", "-o", str(out), "--register",
+                           "translation", "--tile", "64", *FIT])
+    assert "--register needs one fit of each whole image" in err
+    assert not out.exists()

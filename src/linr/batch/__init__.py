@@ -86,6 +86,12 @@ def register(sub: Any) -> None:
     g.add_argument("--boundary", default=None, choices=["circular", "reflect"],
                    help="blur boundary: reflect (default; real photos) or circular (images blurred "
                    "periodically, as the paper's were; the default with --preset paper)")
+    from ..registration import TRANSFORMS
+
+    g.add_argument("--register", default=None, choices=list(TRANSFORMS),
+                   help="frames of a scene that do not line up: fit a sub-pixel translation (or an "
+                   "affine map) per frame after the first, jointly with the image, as linr restore "
+                   "--register does; the fitted ones go into the manifest")
     add_fit_options(p)
     r = p.add_argument_group("running")
     r.add_argument("--workers", type=positive_int,
@@ -187,6 +193,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         "format": args.format,
         # tiles only when chosen (older manifests, made before tiling existed, have none)
         **({"tile": args.tile, "tile_stack": args.tile_stack} if args.tile or args.tile_stack else {}),
+        # registration only when chosen (older manifests have none)
+        **({"register": args.register} if args.register else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
@@ -238,6 +246,9 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
         raise InputError(f"--precision {args.precision} needs the SIREN model or another of the "
                          "fast engine (siren, gauss), "
                          f"not {model.name!r}")
+    if args.register and args.tile not in (None, "auto", "off"):
+        raise InputError("--register needs one fit of each whole image; tiles cannot be registered "
+                         "yet (leave out --tile, or --tile off)")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
 
@@ -376,7 +387,7 @@ def _batch(args: argparse.Namespace) -> int:
                 engine += f", up to {args.stack} images stacked per fit"
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
-                   "tile": args.tile or "auto", "tile_stack": args.tile_stack}
+                   "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register}
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():

@@ -135,12 +135,12 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
     previous = torch.get_num_threads()
     torch.set_num_threads(first.threads)
     try:
-        if len(payloads) > 1 and _tiled(first.observations, fit):
-            # images restored in tiles are not stacked whole: one by one, each in its tiles
+        if len(payloads) > 1 and (fit.get("register") or _tiled(first.observations, fit)):
+            # images restored in tiles, or registered, are not stacked: one by one
             return [r for p in payloads for r in fit_group([p])]
         if len(payloads) > 1:
             try:
-                whole = {k: v for k, v in fit.items() if k not in ("tile", "tile_stack")}
+                whole = {k: v for k, v in fit.items() if k not in ("tile", "tile_stack", "register")}
                 results = restore_many([p.observations for p in payloads], **whole, progress=False)
             except Exception:  # noqa: BLE001 - retried one by one below
                 return [fit_group([p])[0] for p in payloads]
