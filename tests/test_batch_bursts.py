@@ -11,6 +11,7 @@ import pytest
 import tifffile
 import torch
 
+from linr.batch import EXIT_SOME_FAILED
 from linr.cli import main
 from linr.images import read_image, write_image
 from linr.simulate import add_gaussian_noise
@@ -170,11 +171,15 @@ def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
         for k in range(2):
             frame = np.roll(clean, k * shift, axis=1)[4:-4, 4:-4]
             write_image(bursts / name / f"frame{k}.png", add_gaussian_noise(frame, 10, seed=k))
+    (bursts / "single").mkdir()
+    write_image(bursts / "single" / "frame0.png", add_gaussian_noise(clean, 10, seed=0))
     out = tmp_path / "out"
     args = ["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", "--stack", "2",
             "--register", "translation", *FIT]
-    assert main(args) == 0
+    assert main(args) == EXIT_SOME_FAILED  # one scene failed, the others restored
     records = _manifest(out)
+    assert records["single"]["status"] == "failed"
+    assert "registration needs at least two observations" in records["single"]["error"]
     for name in ("near", "far"):
         assert records[name]["status"] == "done"
         reference, fitted = records[name]["settings"]["registration"]
