@@ -117,17 +117,34 @@ def test_the_grid_covers_the_image_and_its_weights_sum_to_one(shape, size, overl
 
 
 @pytest.mark.parametrize("side,size,overlap,count", [(512, 256, 32, 2), (2048, 256, 32, 8), (1100, 256, 32, 5),
-                                                     (600, 256, 32, 3), (288, 256, 32, 1)])
+                                                     (600, 256, 32, 3), (256, 256, 32, 1), (280, 256, 32, 2)])
 def test_tiles_are_equal_and_few(side, size, overlap, count):
-    """Equal tiles of at most 1.125 the size asked for, as few as that allows: a 512 px side in
-    tiles of 256 px takes two of 272, not three of 256 overlapping by 128 px."""
+    """Equal tiles of at least the size asked for and at most 1.125 times it, as few as that
+    allows: a 512 px side in tiles of 256 px takes two of 272, not three of 256 overlapping by
+    128 px; a side just above the size still gets tiles of that size (overlapping more)."""
     from linr.tiling import TILE_GROWTH
 
     grid = plan_grid((side, side), size, overlap)
-    assert len(grid.rows) == count and grid.size[0] <= TILE_GROWTH * size
-    fewer = count - 1
-    assert fewer == 0 or fewer * (TILE_GROWTH * size) - (fewer - 1) * overlap < side  # fewer cannot cover it
-    assert grid.size[0] * count - (count - 1) * overlap - side < count  # overlaps no wider than asked, but for rounding
+    assert len(grid.rows) == count
+    assert min(size, side) <= grid.size[0] <= TILE_GROWTH * size
+
+
+@pytest.mark.parametrize("align,halo", [(1, 0), (3, 7), (4, 10), (8, 12)])
+def test_never_more_tiles_than_tiles_of_the_asked_size(align, halo):
+    """Over many sides (SR factors align the tiles): never more tiles than the asked size needs
+    (starts rounded to the alignment once added a tile: 36 instead of 25 at x3, 1146 px)."""
+    import math
+
+    from linr.tiling import TILE_GROWTH, _axis_starts
+
+    size, overlap = 256, 32
+    for side in range(257, 3000, 7):
+        side = side // align * align
+        grid = plan_grid((side, side), size, overlap, halo=halo, align=align)
+        asked = math.ceil(size / align) * align
+        plain = len(_axis_starts(side, asked, max(overlap, 2 * halo + 8), align))
+        assert len(grid.rows) <= plain, side
+        assert min(asked, side) <= grid.size[0] <= max(asked, TILE_GROWTH * size) + align, side
 
 
 def test_tile_settings_are_parsed_and_bad_ones_refused():
@@ -233,6 +250,8 @@ def test_automatic_tiling_follows_the_image_size_and_the_preset():
     assert tile_grid(large) is not None
     assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
     assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for
+    assert tile_grid(large, register="translation") is None  # registration: one network of the whole image
+    assert tile_grid(large, tile="256", register="translation") is not None  # asked for: restore refuses it
     assert tile_grid(small, tile="256").size == (278, 280)  # 3 x 4 equal tiles of about 256
     assert tile_grid(large, tile="off") is None
 
@@ -247,7 +266,7 @@ def test_a_tiled_restore_from_the_command_line(tmp_path):
            "--report", str(report), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "in 6 tiles of 22x24" in done.stderr
+    assert "in 6 tiles of 24x24" in done.stderr
     assert Image.open(out).size == (48, 40)
     settings = json.loads(report.read_text())["settings"]
     assert settings["tiling"]["tiles"] == len(settings["tiles"]) > 1

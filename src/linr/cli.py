@@ -187,7 +187,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append(weights)
     shape = clean_shape(obs)
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
-    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto")
+    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register)
     if grid is not None and (args.save_model or out_shape != shape):
         what = "--save-model" if args.save_model else "--render-scale / --render-size"
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
@@ -196,7 +196,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.register is not None:
         if grid is not None:
             raise InputError("--register needs one fit of the whole image; tiles cannot be "
-                             "registered yet (add --tile off)")
+                             "registered yet (leave out --tile, or --tile off)")
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
     spread = args.workers is not None or args.backend == "ray"
     check_backend_options(args)

@@ -335,7 +335,7 @@ def restore(
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model)
-    grid = tile_grid(obs, preset=preset, tile=tile)
+    grid = tile_grid(obs, preset=preset, tile=tile, register=register)
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "
                          "(ask for tiles: tile='SIZE')")
@@ -344,7 +344,7 @@ def restore(
     if register is not None:
         if grid is not None:
             raise InputError("registration needs one fit of the whole image; tiles cannot be "
-                             "registered yet (tile='off')")
+                             "registered yet (tile='off' or 'auto')")
         obs = register_observations(obs, register, shape=clean_shape(obs))
     if ensemble > 1:
         stops = [member_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop), k) for k in range(ensemble)]
@@ -407,13 +407,14 @@ def describe_weights(resolved: Sequence[Observation], sigmas: Sequence[float | N
 
 
 def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
-              tile: "str | int | TileSetting | None" = "auto") -> TileGrid | None:
+              tile: "str | int | TileSetting | None" = "auto", register: str | None = None) -> TileGrid | None:
     """The tiles :func:`restore` will fit for resolved observations, or None for one fit of the
-    whole image."""
+    whole image (always with ``register`` unless tiles are asked for: registration needs one
+    network of the whole image)."""
     setting = parse_tile(tile)
     p = PRESETS[DEFAULT_PRESET if preset is None else preset]
     whole_up_to = TILE_WHOLE_UP_TO if preset is None else p.tile_whole_up_to
-    if setting.mode == "auto" and whole_up_to is None:
+    if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
                     whole_up_to=whole_up_to or 0)

@@ -158,20 +158,25 @@ starts, spread evenly, overlapped by 128 px: 2.25 times the image's pixels fitte
 
 
 def _balanced_size(length: int, size: int, overlap: int, align: int) -> int:
-    """The side of equal tiles covering ``length`` with the fewest tiles of at most
-    ``TILE_GROWTH * size``, overlapping by ``overlap`` (a multiple of ``align``, at most ``length``)."""
-    largest = max(size, int(TILE_GROWTH * size) // align * align)
-    if length <= largest:
+    """The side of the tiles along one axis: ``length`` when it is at most ``size`` (one tile);
+    else the smallest side, a multiple of ``align`` and at least ``size``, with which as few
+    tiles as tiles of ``TILE_GROWTH * size`` would need cover ``length`` overlapping by
+    ``overlap`` (as :func:`_axis_starts` places them); never smaller than ``size``: where equal
+    tiles of the asked size need no fewer tiles, they overlap more instead."""
+    if length <= size:
         return length
-    count = math.ceil((length - overlap) / (largest - overlap))
-    side = math.ceil((length + (count - 1) * overlap) / count / align) * align
+    largest = max(size, int(TILE_GROWTH * size) // align * align)
+    count = max(2, math.ceil((length - overlap) / (largest - overlap)))
+    side = max(size, math.ceil((length + (count - 1) * overlap) / count / align) * align)
+    while side < length and len(_axis_starts(length, side, overlap, align)) > count:
+        side += align  # starts rounded to the alignment can leave a gap: widen until they fit
     return min(side, length)
 
 
 def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0, align: int = 1) -> TileGrid:
-    """Tiles of about ``size`` over an image of ``shape`` (equal tiles, as few as tiles of at most
-    :data:`TILE_GROWTH` times ``size`` allow, multiples of ``align``), overlapping by at least
-    ``overlap``, widened to ``2 halo + MIN_RAMP`` when smaller."""
+    """Equal tiles of at least ``size`` (up to :data:`TILE_GROWTH` times it when that needs fewer
+    tiles; multiples of ``align``; at most the image) over an image of ``shape``, overlapping by at
+    least ``overlap``, widened to ``2 halo + MIN_RAMP`` when smaller."""
     height, width = shape
     size = math.ceil(size / align) * align
     overlap = max(overlap, 2 * halo + MIN_RAMP)

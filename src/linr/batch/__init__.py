@@ -383,7 +383,7 @@ def _batch(args: argparse.Namespace) -> int:
         outcome, engine = Outcome(), "nothing to run"
         if todo:
             backend, device, threads, engine = _backend(args, device)
-            if args.stack > 1:
+            if args.stack > 1 and not args.register:
                 engine += f", up to {args.stack} images stacked per fit"
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,

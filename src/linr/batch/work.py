@@ -161,7 +161,8 @@ def _tiled(observations: Any, fit: dict[str, Any]) -> bool:
 
     try:
         obs, _ = resolve(observations, preset=fit.get("preset"))
-        return tile_grid(obs, preset=fit.get("preset"), tile=fit.get("tile", "auto")) is not None
+        return tile_grid(obs, preset=fit.get("preset"), tile=fit.get("tile", "auto"),
+                         register=fit.get("register")) is not None
     except Exception:  # noqa: BLE001 - the fit itself reports a bad setting
         return False
 
