@@ -92,7 +92,7 @@ def test_cli_announces_long_fits(capsys):
 
     _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))
     err = capsys.readouterr().err  # the estimate covers tiles
-    assert "up to 500 steps (automatic stop) restoring 1024x1024 in 25 tiles of 256x256" in err
+    assert "up to 500 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
 
 
 def test_fast_preset_picks_the_model_by_kind():
