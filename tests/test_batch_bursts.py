@@ -201,5 +201,5 @@ def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, cap
     out = tmp_path / "out"
     err = run_err(capsys, ["batch", str(tmp_path), "--task", "noisy", "-o", str(out), "--register",
                            "translation", "--tile", "64", *FIT])
-    assert "--register needs one fit of each whole image" in err
+    assert "registration (--register) needs one fit of the whole image" in err
     assert not out.exists()

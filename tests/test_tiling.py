@@ -251,7 +251,9 @@ def test_automatic_tiling_follows_the_image_size_and_the_preset():
     assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
     assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for
     assert tile_grid(large, register="translation") is None  # registration: one network of the whole image
-    assert tile_grid(large, tile="256", register="translation") is not None  # asked for: restore refuses it
+    assert tile_grid(large, tile="off", register="translation") is None
+    with pytest.raises(InputError, match=r"registration \(--register\) needs one fit of the whole image"):
+        tile_grid(large, tile="256", register="translation")  # tiles of a given size cannot be registered
     assert tile_grid(small, tile="256").size == (278, 280)  # 3 x 4 equal tiles of about 256
     assert tile_grid(large, tile="off") is None
 

@@ -194,9 +194,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          f"tiled ({len(grid)} tiles, one network each); add --tile off")
     check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
     if args.register is not None:
-        if grid is not None:
-            raise InputError("--register needs one fit of the whole image; tiles cannot be "
-                             "registered yet (leave out --tile, or --tile off)")
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
     spread = args.workers is not None or args.backend == "ray"
     check_backend_options(args)

@@ -342,9 +342,6 @@ def restore(
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
     if register is not None:
-        if grid is not None:
-            raise InputError("registration needs one fit of the whole image; tiles cannot be "
-                             "registered yet (tile='off' or 'auto')")
         obs = register_observations(obs, register, shape=clean_shape(obs))
     if ensemble > 1:
         stops = [member_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop), k) for k in range(ensemble)]
@@ -406,12 +403,22 @@ def describe_weights(resolved: Sequence[Observation], sigmas: Sequence[float | N
             f"keep the kind's weight): {shown}")
 
 
+def check_register_tiles(tile: "str | int | TileSetting | None", register: str | None) -> TileSetting:
+    """The tile setting, parsed; a one-line error when frames are to be registered and tiles of a
+    given size are asked for (registration fits one network of the whole image)."""
+    setting = parse_tile(tile)
+    if register is not None and setting.mode not in ("auto", "off"):
+        raise InputError("registration (--register) needs one fit of the whole image; tiles cannot be "
+                         "registered yet (tile 'auto' or 'off': leave out --tile, or --tile off)")
+    return setting
+
+
 def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
               tile: "str | int | TileSetting | None" = "auto", register: str | None = None) -> TileGrid | None:
     """The tiles :func:`restore` will fit for resolved observations, or None for one fit of the
     whole image (always with ``register`` unless tiles are asked for: registration needs one
     network of the whole image)."""
-    setting = parse_tile(tile)
+    setting = check_register_tiles(tile, register)
     p = PRESETS[DEFAULT_PRESET if preset is None else preset]
     whole_up_to = TILE_WHOLE_UP_TO if preset is None else p.tile_whole_up_to
     if setting.mode == "auto" and (whole_up_to is None or register is not None):

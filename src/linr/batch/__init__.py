@@ -246,9 +246,9 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
         raise InputError(f"--precision {args.precision} needs the SIREN model or another of the "
                          "fast engine (siren, gauss), "
                          f"not {model.name!r}")
-    if args.register and args.tile not in (None, "auto", "off"):
-        raise InputError("--register needs one fit of each whole image; tiles cannot be registered "
-                         "yet (leave out --tile, or --tile off)")
+    from ..tasks import check_register_tiles
+
+    check_register_tiles(args.tile or "auto", args.register)
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
 
