@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import linr
-from linr.bench.photon import load_clean
+from linr.bench.common import load_clean
 from linr.simulate import add_photon_noise
 
 torch.set_num_threads(1)

@@ -47,7 +47,7 @@ def run_row(clean: np.ndarray, noisy: np.ndarray, *, members: int, steps: int | 
     """One ensemble fit; the row's measurements."""
     from .. import noisy as noisy_observation
     from .. import restore
-    from .photon import _psnr
+    from .common import psnr
 
     t0 = time.perf_counter()
     result = restore(noisy_observation(noisy), ensemble=members, steps=steps, model=model, device="cpu",
@@ -57,7 +57,7 @@ def run_row(clean: np.ndarray, noisy: np.ndarray, *, members: int, steps: int | 
     spread = result.uncertainty.mean(axis=2).ravel()
     top = spread >= np.quantile(spread, 0.9)
     return {
-        "psnr": _psnr(clean, result.image), "member_psnr": result.settings["ensemble"]["member_psnr"],
+        "psnr": psnr(clean, result.image), "member_psnr": result.settings["ensemble"]["member_psnr"],
         "stop_steps": result.settings["ensemble"]["stop_steps"], "seconds": seconds,
         "spread_error_corr": float(np.corrcoef(spread, error)[0, 1]),
         "error_top10_spread": float(error[top].mean()), "error_rest": float(error[~top].mean()),
@@ -74,8 +74,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from ..models import ModelConfig
     from ..simulate import add_gaussian_noise
     from . import data_dir
-    from .photon import _noise_seed, _read_rows, load_clean
-    from .runner import _commit, _cpu_name
+    from .common import commit_id, cpu_name, load_clean, noise_seed, read_rows
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,8 +88,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         model = replace(ModelConfig(), **{k: v for k, v in (("width", args.width), ("depth", args.depth)) if v})
     rows_path = Path(args.rows)
     rows_path.parent.mkdir(parents=True, exist_ok=True)
-    done = _read_rows(rows_path)
-    provenance = {"commit": _commit(), "processor": _cpu_name(), "threads": torch.get_num_threads(),
+    done = read_rows(rows_path)
+    provenance = {"commit": commit_id(), "processor": cpu_name(), "threads": torch.get_num_threads(),
                   "torch": torch.__version__}
     rows = []
     for spec in specs:
@@ -98,7 +97,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
                           "steps": args.steps, "width": args.width, "depth": args.depth}, sort_keys=True)
         if key not in done:
             clean = cleans[spec]
-            seed = _noise_seed(0, spec, args.sigma)
+            seed = noise_seed(0, spec, args.sigma)
             noisy = add_gaussian_noise(clean, args.sigma, seed=seed).astype(np.float32)
             row = {"key": key, "image": spec, "crop": args.crop, "sigma": args.sigma, "members": args.members,
                    "noise_seed": seed, **run_row(clean, noisy, members=args.members, steps=args.steps, model=model),

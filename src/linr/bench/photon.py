@@ -44,7 +44,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "METHODS", "load_clean", "anscombe_denoise", "run_method", "summary_table"]
+from .common import load_clean, noise_seed, psnr, read_rows
+
+__all__ = ["register", "METHODS", "anscombe_denoise", "run_method", "summary_table"]
 
 LINR_METHODS = {
     "gaussian": {"noise": "gaussian"},
@@ -87,39 +89,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_photon)
 
 
-def load_clean(data: Path, spec: str, crop: int) -> np.ndarray:
-    """The clean crop of ``FOLDER/NAME[:grey]`` (H, W, C) on [0, 1], float64."""
-    from ..errors import InputError
-    from ..images import read_image
-    from .runner import _centre
-
-    name, _, mode = spec.partition(":")
-    if mode not in ("", "grey"):
-        raise InputError(f"image {spec!r}: expected FOLDER/NAME or FOLDER/NAME:grey")
-    path = data / f"{name}.png"
-    if not path.is_file():
-        raise InputError(f"image {spec!r}: no file {path}")
-    image, _ = read_image(path)
-    image = np.asarray(image[..., :3], dtype=np.float64)
-    if mode == "grey":
-        if image.shape[2] == 3:
-            image = image @ np.array([0.299, 0.587, 0.114])
-        image = image[..., :1] if image.ndim == 3 else image[..., None]
-    image, _ = _centre(image, crop)
-    return np.ascontiguousarray(image)
 
 
-def _noise_seed(base: int, spec: str, peak: float) -> int:
-    import zlib
-
-    return base * 100_003 + zlib.crc32(f"photon:{spec}:{peak:g}".encode()) % 100_000
 
 
-def _psnr(clean: np.ndarray, image: np.ndarray, *, clip: bool = True) -> float:
-    from skimage.metrics import peak_signal_noise_ratio
-
-    image = np.asarray(image, np.float64)
-    return float(peak_signal_noise_ratio(clean, np.clip(image, 0, 1) if clip else image, data_range=1.0))
 
 
 def _inverse_anscombe(z: np.ndarray) -> np.ndarray:
@@ -155,7 +128,7 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
     t0 = time.perf_counter()
     if method in CLASSICAL:
         image = anscombe_denoise(noisy, peak, method.split("-", 1)[1])
-        return {"psnr": _psnr(clean, image), "seconds": time.perf_counter() - t0}
+        return {"psnr": psnr(clean, image), "seconds": time.perf_counter() - t0}
     from ..kinds import noisy as noisy_observation
     from ..tasks import restore
 
@@ -177,7 +150,7 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
     curve = result.history["psnr"]  # unclipped PSNR of every step's output (history, reference given)
     best = int(np.argmax(curve))
     return {
-        "psnr": _psnr(clean, result.image), "psnr_unclipped": _psnr(clean, result.image, clip=False),
+        "psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
         "seconds": seconds, "oracle_psnr": curve[best], "oracle_step": best + 1, "last_psnr": curve[-1],
         "steps_run": result.steps_run, "stop_step": result.stop_step, "stop_reason": result.stop_reason,
         "data_term": obs.fidelity.describe(), "stop": result.settings.get("stop"),
@@ -199,16 +172,6 @@ def _key(spec: str, peak: float, method: str, args: argparse.Namespace) -> str:
     return json.dumps(key, sort_keys=True)
 
 
-def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                rows[row["key"]] = row
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return rows
 
 
 def cmd_photon(args: argparse.Namespace) -> int:
@@ -222,7 +185,7 @@ def cmd_photon(args: argparse.Namespace) -> int:
     from ..models import ModelConfig
     from ..simulate import add_photon_noise
     from . import data_dir
-    from .runner import _commit, _cpu_name
+    from .common import commit_id, cpu_name
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -249,7 +212,7 @@ def cmd_photon(args: argparse.Namespace) -> int:
         model = replace(ModelConfig(), **{k: v for k, v in (("width", args.width), ("depth", args.depth)) if v})
     if not 1.0 <= args.clip_at <= 2.0:
         raise InputError(f"--clip-at {args.clip_at:g}: between 1 and 2 (linr takes float images up to 2)")
-    noisy_images = {(s, p): np.minimum(add_photon_noise(cleans[s], p, seed=_noise_seed(args.seed, s, p),
+    noisy_images = {(s, p): np.minimum(add_photon_noise(cleans[s], p, seed=noise_seed(args.seed, s, p),
                                                         clip=False), args.clip_at).astype(np.float32)
                     for s in specs for p in peaks}
     for (spec, peak), noisy in noisy_images.items():  # an estimate that cannot be made: now, not mid-run
@@ -261,21 +224,21 @@ def cmd_photon(args: argparse.Namespace) -> int:
                     raise InputError(f"{spec} at peak {peak:g}: {exc}") from None
     jobs = Path(args.jobs)
     jobs.parent.mkdir(parents=True, exist_ok=True)
-    done = _read_rows(jobs)
-    provenance = {"commit": _commit(), "processor": _cpu_name(), "threads": torch.get_num_threads(),
+    done = read_rows(jobs)
+    provenance = {"commit": commit_id(), "processor": cpu_name(), "threads": torch.get_num_threads(),
                   "torch": torch.__version__}
     print(f"linr bench photon: {provenance}; PSNR skimage, clipped to [0, 1], data range 1", flush=True)
     rows = []
     for spec in specs:
         clean = cleans[spec]
         for peak in peaks:
-            seed = _noise_seed(args.seed, spec, peak)
+            seed = noise_seed(args.seed, spec, peak)
             noisy = noisy_images[spec, peak]
             for method in methods:
                 key = _key(spec, peak, method, args)
                 if key not in done:
                     row = {"key": key, "image": spec, "peak": peak, "method": method, "noise_seed": seed,
-                           "size": list(clean.shape), "noisy_psnr": _psnr(clean, noisy),
+                           "size": list(clean.shape), "noisy_psnr": psnr(clean, noisy),
                            "clip_at": args.clip_at, "clipped": float(np.mean(noisy >= args.clip_at)),
                            **run_method(method, clean, noisy, peak, steps=args.steps, model=model,
                                         stop=args.stop),

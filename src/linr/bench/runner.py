@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
+from .common import centre_crop, commit_id, corruption_seed, cpu_name
 from .spec import Corruption, Method, Profile, Table
 
 __all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs"]
@@ -71,28 +71,10 @@ class Scene:
     """The measured noisy photo (Table 14 only), cropped like ``clean``."""
 
 
-def _centre(image: np.ndarray, side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
-    h, w = image.shape[:2]
-    if side is None or (h <= side and w <= side):
-        return image, (0, 0)
-    sh, sw = min(side, h), min(side, w)
-    top, left = (h - sh) // 2, (w - sw) // 2
-    return image[top : top + sh, left : left + sw], (top, left)
 
 
-def _seed(base: int, kind: str, name: str) -> int:
-    """A corruption seed per (kind, image): the same scene gets the same noise in every table."""
-    return base * 100_003 + zlib.crc32(f"{kind}:{name}".encode()) % 100_000
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _peak(curve: list[float] | None, steps: list[int] | None = None) -> dict[str, Any]:
@@ -107,21 +89,6 @@ def _peak(curve: list[float] | None, steps: list[int] | None = None) -> dict[str
     return {"peak_psnr": float(curve[i]), "peak_step": (steps[i] if steps else i) + 1}
 
 
-def _commit() -> str | None:
-    """The source checkout's commit (``+dirty`` with uncommitted changes), or None."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[3]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _minutes(seconds: float) -> str:
@@ -180,7 +147,7 @@ class BenchRun:
         # repository, so that a later run on another machine resumes instead of refitting).
         self.jobs_path = Path(jobs) if jobs is not None else self.out / "jobs.jsonl"
         self.jobs_path.parent.mkdir(parents=True, exist_ok=True)
-        self.provenance = {"commit": _commit(), "processor": _cpu_name(), "device": self.device,
+        self.provenance = {"commit": commit_id(), "processor": cpu_name(), "device": self.device,
                            "threads": torch.get_num_threads(), "torch": torch.__version__}
         self.rows_path = self.out / "results.jsonl"
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -231,7 +198,7 @@ class BenchRun:
                 continue
             image = read_image(path)[0]
             h, w = image.shape[:2]
-            clean, (top, left) = _centre(image, self.profile.crop)
+            clean, (top, left) = centre_crop(image, self.profile.crop)
             cropped = crop_to_multiple(clean, table.multiple)
             top += (clean.shape[0] - cropped.shape[0]) // 2
             left += (clean.shape[1] - cropped.shape[1]) // 2
@@ -252,8 +219,8 @@ class BenchRun:
             real, mean = read_image(real_path)[0], read_image(mean_path)[0]
             if real.shape != mean.shape:
                 raise InputError(f"{real_path} and {mean_path} differ in size")
-            clean, _ = _centre(mean, self.profile.crop)
-            noisy, _ = _centre(real, self.profile.crop)
+            clean, _ = centre_crop(mean, self.profile.crop)
+            noisy, _ = centre_crop(real, self.profile.crop)
             h, w = mean.shape[:2]
             how = "full" if clean.shape[:2] == (h, w) else f"centre {clean.shape[0]}x{clean.shape[1]} of {h}x{w}"
             scenes.append(Scene(name, str(real_path), np.ascontiguousarray(clean), how,
@@ -276,7 +243,7 @@ class BenchRun:
             simulation = KINDS[kind].simulation
             seed = None
             if simulation.seeded:
-                seed = seeds[kind] = _seed(base, kind, scene.name)
+                seed = seeds[kind] = corruption_seed(base, kind, scene.name)
             made = simulation.make(scene.clean, corruption.params, seed)
             arrays[kind] = made.pop("image")
             arrays.update(made)  # the mask, the kernel
@@ -602,7 +569,7 @@ class BenchRun:
         from .. import __version__
 
         used = [self.jobs[k] for k in {r["job"] for r in self.rows}]
-        return {"platform": platform.platform(), "processor": _cpu_name(),
+        return {"platform": platform.platform(), "processor": cpu_name(),
                 "cpus": os.cpu_count(), "threads": self.threads, "device": self.device,
                 "torch": torch.__version__, "linr": __version__, "started": self.started,
                 "finished": _now(),

@@ -88,11 +88,11 @@ def _scene(case: str, path: Path, crop: int | None) -> tuple[np.ndarray, list[An
     from ..images import read_image
     from ..kinds import KINDS
     from ..simulate import crop_to_multiple
-    from .runner import _centre, _seed
+    from .common import centre_crop, corruption_seed
 
     clean, _ = read_image(path)
     clean = clean[..., :3]
-    clean, _ = _centre(clean, crop)
+    clean, _ = centre_crop(clean, crop)
     kinds = CASES[case][1]
     if "lowres" in kinds:
         clean = crop_to_multiple(clean, PARAMS["factor"])
@@ -102,7 +102,7 @@ def _scene(case: str, path: Path, crop: int | None) -> tuple[np.ndarray, list[An
         sim = KINDS[kind].simulation
         seed = None
         if sim.seeded:
-            seed = seeds[kind] = _seed(0, kind, path.stem)
+            seed = seeds[kind] = corruption_seed(0, kind, path.stem)
         made = sim.make(clean, PARAMS, seed)
         arrays[kind] = made.pop("image")
         arrays.update(made)
@@ -155,7 +155,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..fit import resolve_device
     from . import data_dir
-    from .runner import _commit, _cpu_name
+    from .common import commit_id, cpu_name
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -177,7 +177,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
             except json.JSONDecodeError:
                 continue
             done[row["key"]] = row
-    provenance = {"commit": _commit(), "processor": _cpu_name(), "device": device,
+    provenance = {"commit": commit_id(), "processor": cpu_name(), "device": device,
                   "threads": torch.get_num_threads(), "torch": torch.__version__}
     print(f"linr bench tiles: {provenance}; PSNR paper convention (RGB, unclipped) / standard (clipped)")
     for case in cases:

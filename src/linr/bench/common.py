@@ -1,0 +1,114 @@
+"""What every ``linr bench`` command shares: the test images' crops and noise seeds, the standard
+PSNR, resumable JSONL rows and the provenance (commit, processor) written beside each row.
+
+Imports nothing heavier than NumPy at module level, so the bench commands that use it stay quick
+to list.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["centre_crop", "corruption_seed", "noise_seed", "load_clean", "psnr", "read_rows",
+           "commit_id", "cpu_name"]
+
+
+def centre_crop(image: np.ndarray, side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The centred ``side`` x ``side`` crop of an (H, W[, C]) image (an image no larger, or
+    ``side`` None: the image itself) and its top-left corner."""
+    h, w = image.shape[:2]
+    if side is None or (h <= side and w <= side):
+        return image, (0, 0)
+    sh, sw = min(side, h), min(side, w)
+    top, left = (h - sh) // 2, (w - sw) // 2
+    return image[top : top + sh, left : left + sw], (top, left)
+
+
+def corruption_seed(base: int, kind: str, name: str) -> int:
+    """A corruption seed per (kind, image): the same scene gets the same noise in every table."""
+    return base * 100_003 + zlib.crc32(f"{kind}:{name}".encode()) % 100_000
+
+
+def noise_seed(base: int, spec: str, level: float) -> int:
+    """The seed of the photon and ensemble benches' noise for image ``spec`` at ``level`` (photons
+    or sigma): :func:`corruption_seed` of kind ``photon`` (the name both benches' rows were made
+    with)."""
+    return corruption_seed(base, "photon", f"{spec}:{level:g}")
+
+
+def load_clean(data: Path, spec: str, crop: int) -> np.ndarray:
+    """The clean crop of ``FOLDER/NAME[:grey]`` (H, W, C) on [0, 1], float64 (grey: BT.601 luma)."""
+    from ..errors import InputError
+    from ..images import read_image
+
+    name, _, mode = spec.partition(":")
+    if mode not in ("", "grey"):
+        raise InputError(f"image {spec!r}: expected FOLDER/NAME or FOLDER/NAME:grey")
+    path = data / f"{name}.png"
+    if not path.is_file():
+        raise InputError(f"image {spec!r}: no file {path}")
+    image, _ = read_image(path)
+    image = np.asarray(image[..., :3], dtype=np.float64)
+    if mode == "grey":
+        if image.shape[2] == 3:
+            image = image @ np.array([0.299, 0.587, 0.114])
+        image = image[..., :1] if image.ndim == 3 else image[..., None]
+    image, _ = centre_crop(image, crop)
+    return np.ascontiguousarray(image)
+
+
+def psnr(clean: np.ndarray, image: np.ndarray, *, clip: bool = True) -> float:
+    """scikit-image's PSNR, data range 1, of ``image`` clipped to [0, 1] (the standard
+    convention; ``clip=False``: as rendered)."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = np.asarray(image, np.float64)
+    return float(peak_signal_noise_ratio(clean, np.clip(image, 0, 1) if clip else image, data_range=1.0))
+
+
+def read_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows of a resumable JSONL file by their ``key`` (a line cut short by a killed run, or
+    without a key, is skipped)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                rows[row["key"]] = row
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return rows
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def commit_id() -> str | None:
+    """The source checkout's commit (``+dirty`` with uncommitted changes), or None."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
