@@ -320,11 +320,12 @@ def test_tiles_on_worker_processes_give_the_same_image_to_the_bit(tmp_path):
     assert not store.exists()
 
 
-def test_tiles_on_a_local_ray_cluster_give_the_same_image_to_the_bit():
+def test_tiles_on_a_local_ray_cluster_give_the_same_image_to_the_bit(tmp_path):
     pytest.importorskip("ray")
     import torch
 
     from linr.batch.ray_backend import RayBackend
+    from linr.cli import main
     from linr.tiling import fit_tile_group
 
     obs, config, grid = _workers_case()
@@ -338,9 +339,17 @@ def test_tiles_on_a_local_ray_cluster_give_the_same_image_to_the_bit():
                      task=fit_tile_group)
     try:
         spread = fit_tiled(obs, config, grid, make_stop=_stop_rule, executor=ray, threads=1)
+        # linr batch --backend ray on the same local cluster (one start-up for both): its tiled
+        # image's tiles are Ray tasks too, and its outputs are those of a batch without Ray
+        src = _batch_folder(tmp_path)
+        assert main(["batch", str(src), "-o", str(tmp_path / "ray"), "--backend", "ray",
+                     "--ray-cpus-per-task", "1", *BATCH_FIT]) == 0
     finally:
         ray.close(abort=False)
     assert np.array_equal(here.image, spread.image)
+    assert main(["batch", str(src), "-o", str(tmp_path / "here"), *BATCH_FIT]) == 0
+    for name in ("big.png", "small.png"):
+        assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
 
 
 def test_a_tile_that_fails_on_a_worker_stops_the_restoration_with_its_message():
@@ -370,3 +379,73 @@ def test_workers_from_the_command_line(tmp_path, capsys):
         assert main([*base, "-o", str(tmp_path / "b.png"), *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and err.count("\n") == 0, err
+
+
+def _batch_folder(root):
+    """A folder with one image restored in tiles (--tile 24:8) and one small enough to be whole."""
+    src = root / "in"
+    src.mkdir()
+    for name, (h, w), seed in (("big", (40, 56), 3), ("small", (20, 20), 4)):
+        clean = _smooth_image(h, w)
+        y = np.clip(clean + np.random.default_rng(seed).normal(0, 0.08, clean.shape), 0, 1)
+        Image.fromarray((y * 255).round().astype(np.uint8)).save(src / f"{name}.png")
+    return src
+
+
+BATCH_FIT = ["--task", "noisy", "--steps", "6", "--width", "16", "--depth", "2", "--device", "cpu",
+             "--threads", "1", "--quiet", "--tile", "24:8"]
+
+
+def test_a_batch_spreads_a_tiled_image_over_its_workers_and_writes_the_same_bytes(tmp_path):
+    import json
+
+    from linr.cli import main
+
+    src = _batch_folder(tmp_path)
+    assert main(["batch", str(src), "-o", str(tmp_path / "one"), *BATCH_FIT]) == 0
+    assert main(["batch", str(src), "-o", str(tmp_path / "two"), "--workers", "2", *BATCH_FIT]) == 0
+    for name in ("big.png", "small.png"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    records = {}
+    for line in (tmp_path / "two" / "manifest.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        records[record["image"]] = record
+    assert records["big"]["run"]["tiles_on"] == "local, 2 tile batches in flight"
+    assert len(records["big"]["settings"]["tiles"]) > 2
+    assert "tiles_on" not in records["small"]["run"]  # whole: one fit on one worker
+    assert not list((tmp_path / "two").glob("*.tiles"))  # the finished tiles go once written
+
+
+def test_an_interrupted_batch_resumes_a_tiled_image_without_refitting_its_finished_tiles(tmp_path, monkeypatch):
+    import linr.tiling as tiling
+    from linr.cli import main
+
+    src = _batch_folder(tmp_path)
+    out = tmp_path / "out"
+    fitted: list[list[int]] = []
+    real = tiling.fit_tile_group
+
+    def interrupted_after_two(batch):
+        if len(fitted) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C during the third tile
+        fitted.append(batch.indices)
+        return real(batch)
+
+    monkeypatch.setattr(tiling, "fit_tile_group", interrupted_after_two)
+    assert main(["batch", str(src), "-o", str(out), *BATCH_FIT]) == 130
+    assert len(list((out / "big.png.tiles").glob("tile_*.npy"))) == 2  # kept beside the output
+    first = [i for indices in fitted for i in indices]
+    fitted.clear()
+
+    def counted(batch):
+        fitted.append(batch.indices)
+        return real(batch)
+
+    monkeypatch.setattr(tiling, "fit_tile_group", counted)
+    assert main(["batch", str(src), "-o", str(out), *BATCH_FIT]) == 0
+    again = [i for indices in fitted for i in indices]
+    assert not set(first) & set(again) and len(first) + len(again) > 2  # none refitted
+    assert (out / "big.png").exists() and not (out / "big.png.tiles").exists()
+    assert main(["batch", str(src), "-o", str(tmp_path / "straight"), *BATCH_FIT]) == 0
+    assert (out / "big.png").read_bytes() == (tmp_path / "straight" / "big.png").read_bytes()
+

@@ -202,9 +202,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          "is restored whole (ask for tiles with --tile SIZE)")
     stores: list[Path | None] = [None] * len(scenes)
     if grid is not None:
-        name = Path(args.output).name
-        stores = [Path(args.output).with_name(name + (f".frame{i + 1}" if len(scenes) > 1 else "") + ".tiles")
-                  for i in range(len(scenes))]
+        from .tiling import tile_store_path
+
+        stores = [tile_store_path(args.output, i + 1 if len(scenes) > 1 else None) for i in range(len(scenes))]
         h, w = grid.shape
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "

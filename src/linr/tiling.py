@@ -37,7 +37,7 @@ from .operators import Compose, Mask, Window
 from .stopping import StopRule
 
 __all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
-           "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group"]
+           "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group", "tile_store_path"]
 
 MIN_RAMP = 8
 """Pixels of the raised-cosine ramp at least (the overlap is widened to 2 halo + this)."""
@@ -237,6 +237,13 @@ def _fingerprint(observations: Sequence[Observation], config: FitConfig, grid: T
     settings = {k: v for k, v in config.__dict__.items() if k != "progress"}
     h.update(json.dumps([settings, grid.describe(), stop], sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
+
+
+def tile_store_path(output: str | Path, frame: int | None = None) -> Path:
+    """The folder beside an output file that keeps its finished tiles until it is written
+    (``out.png.tiles``; ``out.tif.frame2.tiles`` for the second frame of a stack)."""
+    output = Path(output)
+    return output.with_name(output.name + ("" if frame is None else f".frame{frame}") + ".tiles")
 
 
 class TileStore:

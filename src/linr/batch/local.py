@@ -45,6 +45,10 @@ class InlineBackend:
     def close(self, *, abort: bool) -> None:
         self._queued.clear()
 
+    def with_task(self, task: Callable[[Any], Any]) -> InlineBackend:
+        """A backend like this one running ``task`` (such as the tiles of one image)."""
+        return InlineBackend(task=task)
+
 
 class PoolBackend:
     """``workers`` processes (spawned: safe with torch and CUDA); GPU ``devices`` are handed out
@@ -107,3 +111,8 @@ class PoolBackend:
 
     def close(self, *, abort: bool) -> None:
         self._discard(abort=abort)
+
+    def with_task(self, task: Callable[[Any], Any]) -> PoolBackend:
+        """A pool of as many workers, on the same devices, running ``task`` (such as the tiles of
+        one image); its processes start on its first ``submit``."""
+        return PoolBackend(self.slots, devices=self._devices, task=task)

@@ -11,6 +11,7 @@ with the tasks (a Ray ``runtime_env``), so nodes need only its dependencies (tor
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -83,8 +84,18 @@ class RayBackend:
         # A little more than the cluster runs at once keeps it busy while results are written;
         # everything submitted is 'in flight' and would be redone after an interruption.
         self.slots = max(1, slots) + max(1, slots // 4)
+        self._options = options
         self._remote = ray.remote(**options)(task)
         self._pending: set[Any] = set()
+
+    def with_task(self, task: Callable[[Any], Any]) -> RayBackend:
+        """A backend on the same connection, with the same resources per task, running ``task``
+        (such as the tiles of one image); closing it leaves the connection open."""
+        sibling = copy.copy(self)
+        sibling._remote = self._ray.remote(**self._options)(task)
+        sibling._pending = set()
+        sibling._started = False
+        return sibling
 
     def submit(self, group: Any) -> Any:
         ref = self._remote.remote(group)

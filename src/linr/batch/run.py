@@ -4,6 +4,12 @@ The driver reads inputs and writes outputs and the manifest; backends only fit (
 :mod:`linr.batch.work`). Exactly ``backend.slots`` groups (one image each, or up to ``--stack``
 images fitted together) are in flight at any time, so a crash or Ctrl-C loses at most those:
 every other image is either recorded in the manifest or not started.
+
+Images restored in tiles (larger than the preset's whole-image limit, or ``--tile SIZE``) come
+after the others, one at a time: the driver restores each with its tiles spread over the same
+workers (the backend's :meth:`with_task` running :func:`linr.tiling.fit_tile_group`) and keeps
+its finished tiles beside its output (:func:`linr.tiling.tile_store_path`) until the output is
+written, so an interrupted batch loses at most the tiles in flight.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, Callable, Sequence
 from ..errors import InputError
 from .manifest import Manifest
 from .plan import Job, fingerprint, settings_diff
-from .work import Prepared, failed_record, finish, one_line, prepare, stack_key
+from .work import Prepared, failed_record, finish, in_tiles, one_line, prepare, restore_tiles, stack_key
 
 __all__ = ["Outcome", "select", "run_jobs"]
 
@@ -103,6 +109,8 @@ def run_jobs(
     queue = deque(todo)
     held: list[tuple[Job, Prepared]] = []  # prepared, but not stackable with the last group
     in_flight: dict[Any, list[tuple[Job, Prepared]]] = {}
+    tiled: list[Job] = []  # restored in tiles after the others (read again then: no arrays held)
+    tile_backend: list[Any] = []  # the backend's sibling that fits tiles, once needed
     start = time.perf_counter()
 
     def record(rec: dict[str, Any]) -> None:
@@ -125,6 +133,9 @@ def run_jobs(
                 except Exception as exc:  # noqa: BLE001 - a bad input fails its image only
                     run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
                     record(failed_record(job, one_line(exc), key=keys[job.name], settings=settings, run=run))
+                    continue
+                if in_tiles(prep.payload.observations, fit):
+                    tiled.append(job)
                     continue
             if group and stack_key(prep.payload) != stack_key(group[0][1].payload):
                 held.append((job, prep))
@@ -152,13 +163,42 @@ def run_jobs(
                         rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
                                             run={"backend": backend.name})
                     record(rec)
+        for job in tiled:
+            record(_restore_in_tiles(job, backend, tile_backend, settings=settings, key=keys[job.name],
+                                     fit=fit, threads=threads))
     except KeyboardInterrupt:
         outcome.interrupted = True
+        for tiles in tile_backend:
+            tiles.close(abort=True)
         backend.close(abort=True)
     else:
+        for tiles in tile_backend:
+            tiles.close(abort=False)
         backend.close(abort=False)
     outcome.wall_s = time.perf_counter() - start
     return outcome
+
+
+def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settings: dict[str, Any], key: str,
+                      fit: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Read, restore (its tiles on ``backend``'s workers) and write one image; its record."""
+    from ..tiling import fit_tile_group, tile_store_path
+
+    t0 = time.perf_counter()
+    try:
+        prep = prepare(job, settings, fit=fit, threads=threads)
+    except Exception as exc:  # noqa: BLE001 - a bad input fails its image only
+        run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
+        return failed_record(job, one_line(exc), key=key, settings=settings, run=run)
+    if not tile_backend:
+        tile_backend.append(backend.with_task(fit_tile_group))
+    where = f"{backend.name}, {backend.slots} tile batches in flight"
+    result = restore_tiles(prep.payload, executor=tile_backend[0], store=str(tile_store_path(job.output)),
+                           where=where)
+    try:
+        return finish(job, prep, result, key=key, settings=settings, backend=backend.name)
+    except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+        return failed_record(job, one_line(exc), key=key, settings=settings, run={"backend": backend.name})
 
 
 class Progress:

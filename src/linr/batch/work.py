@@ -2,7 +2,9 @@
 
 ``prepare`` (driver) reads a job's files into observations; ``fit_group`` (a worker process
 or a Ray task) fits them and measures; ``finish`` (driver) writes the output atomically and
-builds the manifest record. Because workers never touch the file system, a Ray cluster needs no
+builds the manifest record. An image restored in tiles goes another way (:func:`restore_tiles`):
+the driver runs it, its tiles spread over the same workers and its finished tiles kept beside
+its output until it is written, so that a killed batch resumes without refitting them. Because workers never touch the file system, a Ray cluster needs no
 shared storage, and the local and Ray backends write their outputs with the same code.
 """
 
@@ -21,7 +23,7 @@ from ..errors import LinrError
 from .plan import Job
 
 __all__ = ["Payload", "Prepared", "prepare", "fit_group", "stack_key", "finish", "failed_record",
-           "init_worker"]
+           "init_worker", "in_tiles", "restore_tiles"]
 
 
 @dataclass
@@ -135,7 +137,7 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
     previous = torch.get_num_threads()
     torch.set_num_threads(first.threads)
     try:
-        if len(payloads) > 1 and (fit.get("register") or _tiled(first.observations, fit)):
+        if len(payloads) > 1 and (fit.get("register") or in_tiles(first.observations, fit)):
             # images restored in tiles, or registered, are not stacked: one by one
             return [r for p in payloads for r in fit_group([p])]
         if len(payloads) > 1:
@@ -155,7 +157,25 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
         torch.set_num_threads(previous)
 
 
-def _tiled(observations: Any, fit: dict[str, Any]) -> bool:
+def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) -> dict[str, Any]:
+    """Restore an image in tiles from the driver: :func:`linr.tasks.restore` with its tiles
+    fitted by ``executor`` (a backend running :func:`linr.tiling.fit_tile_group`) with the
+    payload's torch threads, finished tiles kept in the folder ``store``. Returns a result
+    like :func:`fit_group`'s (``where`` says where the tiles ran); never raises for a failed
+    fit."""
+    out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": payload.fit["device"],
+                           "tiles_on": where}
+    try:
+        from ..tasks import restore
+
+        result = restore(payload.observations, **payload.fit, progress=False, tile_executor=executor,
+                         tile_threads=payload.threads, tile_store=store)
+    except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
+        return {**out, "error": one_line(exc)}
+    return _result(out, payload, result)
+
+
+def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
     """Whether :func:`linr.tasks.restore` restores these observations in tiles."""
     from ..tasks import resolve, tile_grid
 
@@ -215,6 +235,8 @@ def finish(
            "time_s": round(time.perf_counter() - prep.started, 3)}
     if result.get("stacked"):
         run["stacked"] = result["stacked"]  # fitted with others; fit_s is its share of the loop
+    if result.get("tiles_on"):
+        run["tiles_on"] = result["tiles_on"]  # restored in tiles, spread over these workers
     if result.get("error") is not None:
         return failed_record(job, result["error"], key=key, settings=settings, run=run)
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
