@@ -171,7 +171,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     references = _read_references(args.reference, out, len(scenes))
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-                     device=args.device, model=model, precision=args.precision)
+                     device=args.device, model=model, precision=args.precision, prior=args.prior)
     keep_model = bool(args.save_model) or args.render_scale is not None or args.render_size is not None
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     if getattr(rule, "average", None) is not None and keep_model:
@@ -222,6 +222,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model, ensemble=args.ensemble,
+                prior=args.prior,
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -366,7 +367,8 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     from .tiling import plan_tiles
 
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
-                          seed=args.seed, device=args.device, model=model, precision=args.precision)
+                          seed=args.seed, device=args.device, model=model, precision=args.precision,
+                          prior=args.prior)
     from .models import MODEL_FAMILIES
 
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":

@@ -96,6 +96,10 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
                    "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
                    "or auto (what this device runs fast)")
+    g.add_argument("--prior", default=None, type=prior_option, metavar="tv:WEIGHT",
+                   help="an explicit image prior added to the data term: tv:WEIGHT, total "
+                   "variation of the rendered image (such as tv:0.05; not in the paper; "
+                   "BENCHMARKS.md, 'Total variation')")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
@@ -104,6 +108,16 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "--preset paper; off: one fit of the whole image)")
     g.add_argument("--tile-stack", type=positive_int, default=None, metavar="N",
                    help="tiles fitted at once as one stack of networks (default 8 on a GPU, 1 on the CPU)")
+
+
+def prior_option(text: str) -> str:
+    """An image prior spec (:func:`linr.priors.parse_prior`), checked without importing torch."""
+    from .priors import parse_prior
+
+    try:
+        return parse_prior(text.strip().lower()).spec
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def tile_option(text: str) -> str:

@@ -52,6 +52,9 @@ class FitConfig:
     eval_every: int = 1
     """With a reference, PSNR is recorded every this many steps (1: every step, the default)
     whenever the fast engine would have to render the whole image only for it."""
+    prior: str | None = None
+    """An image prior added to the data term (:func:`linr.priors.parse_prior`, such as
+    ``tv:0.05``); None: the paper's fit, the network its only prior."""
 
     def __post_init__(self) -> None:
         if int(self.steps) != self.steps or self.steps < 1:
@@ -65,6 +68,13 @@ class FitConfig:
             raise InputError(f"engine must be 'auto' or 'plain', got {self.engine!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.prior is not None:
+            from .priors import parse_prior
+
+            try:
+                parse_prior(self.prior)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("chunk_pixels", "eval_every"):

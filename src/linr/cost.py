@@ -55,7 +55,9 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
     counted as trained: where only the seen pixels are rendered, the estimate errs that much high."""
     height, width = clean_shape(observations)
     channels = observations[0].channels
-    maps = pixel_weight_maps(observations, (height, width))
+    # a prior of the whole image takes the image step (every pixel, autograd), as operators
+    # that mix pixels do (linr.fastfit.pixel_terms)
+    maps = None if config.prior is not None else pixel_weight_maps(observations, (height, width))
     total = height * width
     trained, extra_pass = total, False
     if maps is not None:

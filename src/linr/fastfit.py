@@ -100,6 +100,8 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
     map (:meth:`~linr.operators.Operator.pixel_weights`: identity, masks, the hold-out rule's
     compositions of them), else None."""
     h, w, c = problem.height, problem.width, problem.channels
+    if problem.prior is not None:  # a prior of the whole image: the image step's autograd
+        return None
     maps = pixel_weight_maps(problem.observations, (h, w))
     if maps is None:
         return None
@@ -292,7 +294,7 @@ def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
     for k, (problem, params) in enumerate(zip(problems, operator_params)):
         image = _as_image(flat[k], shape).requires_grad_(True)
         with torch.enable_grad():
-            loss = problem.data_term(image)
+            loss = problem.loss(image)
             grad, *param_grads = torch.autograd.grad(loss, [image, *params])
         for p, g in zip(params, param_grads):
             p.grad = g

@@ -298,7 +298,7 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
     if stop is not None:
         stop.reset()
         observations = stop.prepare(observations)
-    problem = build_problem(observations, config.device, reference)
+    problem = build_problem(observations, config.device, reference, prior=config.prior)
 
     # Model initialisation draws from a private RNG state so results depend only on the seed.
     with torch.random.fork_rng(devices=[]):
@@ -344,7 +344,7 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig, moni
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(config.schedule, step, config.steps)
         output = render()
-        loss = problem.data_term(output)
+        loss = problem.loss(output)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # the parameters that made this output, before the update (a stop rule may pick them)

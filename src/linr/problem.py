@@ -14,6 +14,7 @@ import torch
 from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
+from .priors import ImagePrior
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "clean_shape", "resolve_device",
@@ -115,6 +116,8 @@ class Problem:
     keeps: list[torch.Tensor | None] = field(default_factory=list)
     """Per observation, 0/1 over its entries (0 where its operator cannot produce the entry, as
     outside a mask), for data terms that are not 0 at (0, 0); None where not needed."""
+    prior: ImagePrior | None = None
+    """An explicit prior of the rendered image (:mod:`linr.priors`) added by :meth:`loss`."""
 
     def __post_init__(self) -> None:
         if not self.keeps:
@@ -127,6 +130,11 @@ class Problem:
             w * obs.fidelity.value(obs.operator(output), y, keep)
             for w, obs, y, keep in zip(self.weights, self.observations, self.targets, self.keeps)
         )
+
+    def loss(self, output: torch.Tensor) -> torch.Tensor:
+        """What a fit minimises: :meth:`data_term` plus the prior's value, if any."""
+        data = self.data_term(output)
+        return data if self.prior is None else data + self.prior.value(output)
 
 
 class OperatorSteps:
@@ -164,8 +172,10 @@ class OperatorSteps:
 
 
 def build_problem(observations: Sequence[Observation], device: str,
-                  reference: np.ndarray | None, *, signed: bool = True) -> Problem:
-    """Check the observations (and reference) agree and put their targets on ``device``.
+                  reference: np.ndarray | None, *, signed: bool = True,
+                  prior: str | None = None) -> Problem:
+    """Check the observations (and reference) agree and put their targets on ``device``;
+    ``prior``: a spec of :func:`linr.priors.parse_prior` added to the loss.
 
     ``signed`` puts targets on the [-1, 1] scale the INR fits; False keeps [0, 1] (for models
     with a sigmoid output, such as DIP).
@@ -190,7 +200,15 @@ def build_problem(observations: Sequence[Observation], device: str,
     weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
     keeps = [None if isinstance(obs.fidelity, SquaredError) else obs.operator.project(torch.ones_like(y))
              for obs, y in zip(observations, targets)]
-    return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps)
+    image_prior = None
+    if prior is not None:
+        from .priors import parse_prior
+
+        try:
+            image_prior = parse_prior(prior)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps, image_prior)
 
 
 def clock(device: torch.device) -> float:

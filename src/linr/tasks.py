@@ -183,6 +183,7 @@ def resolve(
     model: ModelConfig | None = None,
     progress: bool | None = None,
     precision: str | None = None,
+    prior: str | None = None,
 ) -> tuple[list[Observation], FitConfig]:
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
     and return the observations and the fit settings.
@@ -226,6 +227,7 @@ def resolve(
         schedule=p.schedule,
         batch_pixels=p.batch_pixels,
         precision=_precision(p.precision if precision is None else precision, device),
+        prior=prior,
     )
     return resolved, config
 
@@ -301,6 +303,7 @@ def restore(
     tile_threads: int | None = None,
     keep_model: bool = False,
     ensemble: int = 1,
+    prior: str | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -323,6 +326,8 @@ def restore(
     ``ensemble``: fit that many members from seeds ``seed, seed + 1, ...`` (one stack on the fast
     engine) and return their mean image, with ``result.uncertainty`` their per-pixel spread
     (:mod:`linr.ensemble`); whole images only, no model to keep.
+    ``prior``: an explicit image prior added to the data term (:mod:`linr.priors`, such as
+    ``'tv:0.05'``); None, the default, is the paper's fit.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -330,7 +335,7 @@ def restore(
         observations = [observations]
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-        model=model, progress=progress, precision=precision,
+        model=model, progress=progress, precision=precision, prior=prior,
     )
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
@@ -476,6 +481,7 @@ def restore_many(
     stop: str | None = None,
     progress: bool | None = None,
     precision: str | None = None,
+    prior: str | None = None,
 ) -> list[FitResult]:
     """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`):
     the same results up to rounding, in one loop of batched products, which fills a GPU that
@@ -487,7 +493,7 @@ def restore_many(
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
     resolved = [resolve(list(obs), preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-                        model=model, progress=progress, precision=precision) for obs in scenes]
+                        model=model, progress=progress, precision=precision, prior=prior) for obs in scenes]
     if not resolved:
         raise InputError("restore_many: nothing to restore")
     config = resolved[0][1]

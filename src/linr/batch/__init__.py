@@ -195,6 +195,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"tile": args.tile, "tile_stack": args.tile_stack} if args.tile or args.tile_stack else {}),
         # registration only when chosen (older manifests have none)
         **({"register": args.register} if args.register else {}),
+        **({"prior": args.prior} if args.prior else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
@@ -387,7 +388,8 @@ def _batch(args: argparse.Namespace) -> int:
                 engine += f", up to {args.stack} images stacked per fit"
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
-                   "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register}
+                   "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
+                   "prior": args.prior}
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():

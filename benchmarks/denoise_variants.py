@@ -1,15 +1,16 @@
-"""SIREN bandwidth (omega_0) against the crop size: does a frequency matched to the image pay?
+"""Variants of the default denoising restore on 128-px crops: SIREN bandwidth and image priors.
 
-With coordinates on [-1, 1] across the image, omega_0 = 30 gives a 128-px crop twice the
-frequency per pixel that a 256-px image gets (the paper's images are 256-512 px). One fit per
-(image, omega_0) of the default denoising restore (automatic stop: hold-out, 40-iterate
+One fit per (image, variant) of the default denoising restore (automatic stop: hold-out, 40-iterate
 average) on the noisy crop of ``linr bench averaging`` (centre crop, sigma-25 Gaussian noise,
-seed 0), with the SIREN's omega_0 (first and hidden layers, ``--omega0``) set. PSNR: standard
-convention (clipped to [0, 1], data range 1, scikit-image). Rows (JSONL, resumable: a rerun skips
-finished keys) carry the returned step, the steps run, seconds and provenance.
+seed 0). A variant is ``default``, ``omega_0=W`` (the SIREN's omega_0, first and hidden layers,
+``--omega0``: with coordinates on [-1, 1] across the image, omega_0 = 30 gives a 128-px crop twice
+the frequency per pixel a 256-px image gets) or ``prior=SPEC`` (an image prior, ``--prior``, such
+as ``prior=tv:0.05``). PSNR: standard convention (clipped to [0, 1], data range 1,
+scikit-image). Rows (JSONL, resumable: a rerun skips finished keys) carry the returned step, the
+steps run, seconds and provenance.
 
-    python benchmarks/bandwidth.py --images baboon house kodim01 kodim03 --omegas 15 20 30 45 \
-        --rows benchmarks/bandwidth.jsonl
+    python benchmarks/denoise_variants.py --images baboon house kodim01 kodim03 \
+        --variants omega_0=15 omega_0=20 omega_0=30 omega_0=45 --rows benchmarks/denoise_variants.jsonl
 """
 from __future__ import annotations
 
@@ -28,16 +29,30 @@ from linr.models import ModelConfig
 from linr.tasks import restore
 
 
+def options(variant: str) -> dict:
+    """restore() keyword arguments of a variant."""
+    if variant == "default":
+        return {}
+    name, _, value = variant.partition("=")
+    if name == "omega_0":
+        return {"model": replace(ModelConfig(), omega_0=float(value))}
+    if name == "prior":
+        return {"prior": value}
+    raise SystemExit(f"unknown variant {variant!r}: default, omega_0=W or prior=SPEC")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", nargs="+", required=True, help="set9 image names")
     p.add_argument("--colours", nargs="+", default=["rgb"], choices=["rgb", "grey"])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--sigma", type=float, default=25.0)
-    p.add_argument("--omegas", nargs="+", type=float, default=[15, 20, 30, 45])
-    p.add_argument("--rows", default="benchmarks/bandwidth.jsonl")
+    p.add_argument("--variants", nargs="+", default=["default"])
+    p.add_argument("--rows", default="benchmarks/denoise_variants.jsonl")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    for variant in args.variants:
+        options(variant)  # a bad variant: now, not after hours of fits
     torch.set_num_threads(args.threads)
     data = Path(os.environ.get("LINR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     rows_path = Path(args.rows)
@@ -45,17 +60,16 @@ def main() -> None:
     for name in args.images:
         for colour in args.colours:
             clean = _clean(data, "set9", name, colour, args.size)
-            for omega in args.omegas:
-                key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_w{omega:g}"
+            for variant in args.variants:
+                key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{variant}"
                 if key in done:
                     continue
                 obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
                 t0 = time.perf_counter()
-                result = restore(obs, model=replace(ModelConfig(), omega_0=omega), device="cpu",
-                                 progress=False, seed=0)
+                result = restore(obs, device="cpu", progress=False, seed=0, **options(variant))
                 seconds = time.perf_counter() - t0
                 row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
-                       "omega_0": omega, "split": "tune" if name in TUNE else "report",
+                       "variant": variant, "split": "tune" if name in TUNE else "report",
                        "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
                        "steps_run": result.steps_run, "seconds": seconds,
                        "stop": result.settings.get("stop"), "commit": commit_id(), "processor": cpu_name(),

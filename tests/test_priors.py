@@ -1,0 +1,99 @@
+"""Image priors (linr.priors): values against direct float64 sums, specs, and fits with a prior."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.config import FitConfig
+from linr.cost import plan
+from linr.errors import InputError
+from linr.fit import fit
+from linr.models import ModelConfig
+from linr.priors import TotalVariation, parse_prior
+from linr.stopping import parse_stop
+
+from .conftest import run_err
+
+
+def test_total_variation_is_the_mean_of_the_smoothed_gradient_norms():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 2, 5, 6))
+    for weight, eps in ((0.3, 1e-3), (2.0, 0.5)):
+        total, count = 0.0, 0
+        for c in range(2):
+            for i in range(4):
+                for j in range(5):
+                    dx = image[0, c, i, j + 1] - image[0, c, i, j]
+                    dy = image[0, c, i + 1, j] - image[0, c, i, j]
+                    total += np.sqrt(dx * dx + dy * dy + eps * eps)
+                    count += 1
+        value = TotalVariation(weight, eps).value(torch.from_numpy(image))
+        assert float(value) == pytest.approx(weight * total / count, rel=1e-12)
+    flat = torch.full((1, 3, 4, 4), 0.2, dtype=torch.float64)
+    assert float(TotalVariation(1.0).value(flat)) == pytest.approx(1e-3)  # eps where it is flat
+
+
+@pytest.mark.parametrize("spec, message", [("tv", "expected tv:WEIGHT"), ("tv:x", "expected tv:WEIGHT"),
+                                           ("tv:-1", "positive number"), ("tv:0.1:0", "eps must be positive"),
+                                           ("tv:1:2:3", "expected tv:WEIGHT"), ("blur:1", "unknown prior")])
+def test_bad_prior_specs_are_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_prior(spec)
+    with pytest.raises(InputError, match=message):
+        FitConfig(prior=spec)
+
+
+def test_specs_read_back():
+    assert parse_prior("tv:0.05").spec == "tv:0.05"
+    assert parse_prior("tv:0.05:0.01") == TotalVariation(0.05, 0.01)
+    assert parse_prior(parse_prior("tv:0.05:0.01").spec) == TotalVariation(0.05, 0.01)
+
+
+def test_a_bad_prior_on_the_command_line_is_one_line(capsys, tmp_path):
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "x.png"), "--prior", "tv:nope",
+                           "-o", str(tmp_path / "out.png")])
+    assert "expected tv:WEIGHT" in err
+
+
+def test_a_fit_with_a_prior_is_the_same_on_the_engine_and_the_plain_loop():
+    rng = np.random.default_rng(1)
+    clean = rng.random((12, 10, 3)).astype(np.float32) * 0.8 + 0.1
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    kw = dict(steps=8, device="cpu", progress=False, lr=1e-3, model=ModelConfig(width=32, depth=3),
+              prior="tv:0.2")
+    for stop in (None, "holdout:0.2:40"):
+        fast = fit([linr.noisy(noisy)], FitConfig(**kw), reference=clean,
+                   stop=None if stop is None else parse_stop(stop))
+        plain = fit([linr.noisy(noisy)], FitConfig(engine="plain", **kw), reference=clean,
+                    stop=None if stop is None else parse_stop(stop))
+        assert not fast.settings["engine_used"]["pixel_wise"]  # the image step: autograd through the prior
+        assert np.allclose(fast.history["loss"], plain.history["loss"], rtol=1e-3)
+        assert np.abs(fast.image - plain.image).max() < 2e-4
+    without = fit([linr.noisy(noisy)], FitConfig(**{**kw, "prior": None}))
+    assert not np.allclose(without.image, fast.image, atol=1e-3)  # the prior changes the fit
+
+
+def test_the_prior_smooths_what_the_fit_returns():
+    """Fitted far past its peak, a noisy image's fit holds more of the noise without the prior."""
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:24, 0:24] / 24
+    clean = np.stack([0.5 + 0.3 * np.sin(3 * x), 0.4 + 0.2 * y, 0.5 + 0.1 * x * y], -1).astype(np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    kw = dict(steps=60, device="cpu", progress=False, lr=1e-3, model=ModelConfig(width=48, depth=3))
+    tv = TotalVariation(1.0)
+    variation = {}
+    for prior in (None, "tv:0.5"):
+        image = fit([linr.noisy(noisy)], FitConfig(prior=prior, **kw)).image
+        variation[prior] = float(tv.value(torch.from_numpy(image).permute(2, 0, 1)[None]))
+    assert variation["tv:0.5"] < 0.8 * variation[None]
+
+
+def test_a_prior_renders_every_pixel_in_the_cost_estimate():
+    mask = np.zeros((32, 32), bool)
+    mask[::3] = True
+    obs = [linr.masked(np.zeros((32, 32, 3), np.float32), mask)]
+    config = FitConfig(steps=10)
+    sparse = plan(obs, config).flops_per_step
+    assert plan(obs, dataclasses.replace(config, prior="tv:0.1")).flops_per_step > 2.5 * sparse  # 1/3 seen
