@@ -11,6 +11,7 @@ steps run, seconds and provenance.
 
     python benchmarks/denoise_variants.py --images baboon house kodim01 kodim03 \
         --variants omega_0=15 omega_0=20 omega_0=30 omega_0=45 --rows benchmarks/denoise_variants.jsonl
+    python benchmarks/denoise_variants.py --table --variants default prior=tv:0.05   # the rows so far
 """
 from __future__ import annotations
 
@@ -41,16 +42,45 @@ def options(variant: str) -> dict:
     raise SystemExit(f"unknown variant {variant!r}: default, omega_0=W or prior=SPEC")
 
 
+def table(rows: dict, variants: list[str]) -> str:
+    """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
+    and its difference to the first variant, over the images that have every variant."""
+    by_image: dict[tuple[str, str, str], dict[str, dict]] = {}
+    for row in rows.values():
+        by_image.setdefault((row["split"], row["image"], row["colour"]), {})[row["variant"]] = row
+    lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
+    means: dict[str, list[list[float]]] = {}
+    for (split, image, colour), cells in sorted(by_image.items(), key=lambda kv: (kv[0][0] != "tune", kv[0][1])):
+        if not all(v in cells for v in variants):
+            continue
+        shown = [f"{cells[v]['psnr']:.2f} ({cells[v]['returned_step']} / {cells[v]['steps_run']}, "
+                 f"{cells[v]['seconds']:.0f} s)" for v in variants]
+        lines.append(f"| {split} | {image} {colour} | " + " | ".join(shown) + " |")
+        means.setdefault(split, []).append([cells[v]["psnr"] for v in variants])
+    for split, values in means.items():
+        m = [sum(col) / len(col) for col in zip(*values)]
+        lines.append(f"| {split} mean ({len(values)}) | | " + " | ".join(
+            f"{x:.2f}" + ("" if i == 0 else f" ({x - m[0]:+.2f})") for i, x in enumerate(m)) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", nargs="+", required=True, help="set9 image names")
+    p.add_argument("--images", nargs="+", default=None, help="set9 image names (needed unless --table)")
     p.add_argument("--colours", nargs="+", default=["rgb"], choices=["rgb", "grey"])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--variants", nargs="+", default=["default"])
     p.add_argument("--rows", default="benchmarks/denoise_variants.jsonl")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--table", action="store_true",
+                   help="print a Markdown table of the recorded rows of --variants (all images) instead")
     args = p.parse_args()
+    if args.table:
+        print(table(read_rows(Path(args.rows)), args.variants))
+        return
+    if not args.images:
+        p.error("--images: give one or more set9 image names")
     for variant in args.variants:
         options(variant)  # a bad variant: now, not after hours of fits
     torch.set_num_threads(args.threads)
