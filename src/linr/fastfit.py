@@ -294,8 +294,8 @@ def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
     for k, (problem, params) in enumerate(zip(problems, operator_params)):
         image = _as_image(flat[k], shape).requires_grad_(True)
         with torch.enable_grad():
-            loss = problem.loss(image)
-            grad, *param_grads = torch.autograd.grad(loss, [image, *params])
+            total, loss = problem.objective(image)  # loss: the data term, without the prior
+            grad, *param_grads = torch.autograd.grad(total, [image, *params])
         for p, g in zip(params, param_grads):
             p.grad = g
         grad_flat[k] = grad[0].permute(1, 2, 0).reshape(n, problem.channels)

@@ -344,9 +344,9 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig, moni
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(config.schedule, step, config.steps)
         output = render()
-        loss = problem.loss(output)
+        total, loss = problem.objective(output)  # loss: the data term, without the prior
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         # the parameters that made this output, before the update (a stop rule may pick them)
         state = [p.detach().clone() for p in model.parameters()] if monitor.wants_state else None
         optimizer.step()

@@ -62,7 +62,7 @@ class TotalVariation(ImagePrior):
 
     @property
     def spec(self) -> str:
-        return f"tv:{self.weight:g}" + ("" if self.eps == 1e-3 else f":{self.eps:g}")
+        return f"tv:{self.weight!r}" + ("" if self.eps == 1e-3 else f":{self.eps!r}")  # exact
 
 
 PRIORS = {"tv": TotalVariation}

@@ -131,10 +131,12 @@ class Problem:
             for w, obs, y, keep in zip(self.weights, self.observations, self.targets, self.keeps)
         )
 
-    def loss(self, output: torch.Tensor) -> torch.Tensor:
-        """What a fit minimises: :meth:`data_term` plus the prior's value, if any."""
+    def objective(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what a fit minimises, its data term): :meth:`data_term` plus the prior's value, if
+        any, and the data term alone, which is what the fit records as its loss and what stop
+        rules that watch the loss (discrepancy, plateau) compare with the noise."""
         data = self.data_term(output)
-        return data if self.prior is None else data + self.prior.value(output)
+        return (data if self.prior is None else data + self.prior.value(output)), data
 
 
 class OperatorSteps:
