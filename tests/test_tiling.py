@@ -449,3 +449,20 @@ def test_an_interrupted_batch_resumes_a_tiled_image_without_refitting_its_finish
     assert main(["batch", str(src), "-o", str(tmp_path / "straight"), *BATCH_FIT]) == 0
     assert (out / "big.png").read_bytes() == (tmp_path / "straight" / "big.png").read_bytes()
 
+
+
+def test_a_batch_discards_tiles_its_folder_holds_from_other_settings(tmp_path):
+    """A tile folder beside an output is the batch's own: tiles of other settings (a rerun with
+    --force after an interrupted run) are replaced, not a reason to fail the image."""
+    from linr.cli import main
+
+    src = _batch_folder(tmp_path)
+    stale = tmp_path / "out" / "big.png.tiles"
+    stale.mkdir(parents=True)
+    (stale / "fingerprint.txt").write_text("tiles of another run\n")
+    np.save(stale / "tile_00000.npy", np.zeros((2, 2, 3), np.float32))
+    (stale / "tile_00000.json").write_text("{}")
+    assert main(["batch", str(src), "-o", str(tmp_path / "out"), *BATCH_FIT]) == 0
+    assert not stale.exists()
+    assert main(["batch", str(src), "-o", str(tmp_path / "straight"), *BATCH_FIT]) == 0
+    assert (tmp_path / "out" / "big.png").read_bytes() == (tmp_path / "straight" / "big.png").read_bytes()

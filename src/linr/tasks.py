@@ -298,6 +298,7 @@ def restore(
     tile: "str | int | TileSetting | None" = "auto",
     tile_stack: int | None = None,
     tile_store: str | None = None,
+    tile_store_owned: bool = False,
     register: str | None = None,
     tile_executor: Any = None,
     tile_threads: int | None = None,
@@ -314,7 +315,8 @@ def restore(
     than :data:`TILE_WHOLE_UP_TO` px in tiles, the paper preset never tiles), 'off', ``SIZE`` or
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
-    that a killed run resumes (removed once the image is assembled); ``tile_executor``: local
+    that a killed run resumes (removed once the image is assembled, unless ``tile_store_owned``:
+    see :func:`linr.tiling.fit_tiled`); ``tile_executor``: local
     worker processes or Ray tasks that fit the tiles (:func:`linr.tiling.fit_tiled`; None: this
     process), each fit with ``tile_threads`` torch threads.
     ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
@@ -359,6 +361,7 @@ def restore(
                              "not one rule object: each tile gets its own")
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
+            store_owned=tile_store_owned,
             make_stop=lambda part: resolve_stop(part, preset=preset, steps=steps, stop=stop),
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,

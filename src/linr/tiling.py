@@ -37,7 +37,8 @@ from .operators import Compose, Mask, Window
 from .stopping import StopRule
 
 __all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
-           "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group", "tile_store_path"]
+           "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group", "tile_store_path",
+           "remove_tile_store"]
 
 MIN_RAMP = 8
 """Pixels of the raised-cosine ramp at least (the overlap is widened to 2 halo + this)."""
@@ -249,15 +250,19 @@ def tile_store_path(output: str | Path, frame: int | None = None) -> Path:
 class TileStore:
     """Finished tiles kept in a folder (``tile_00012.npy`` and ``tile_00012.json``) so that a
     killed run resumes without refitting them. A folder written for other inputs or settings
-    (another fingerprint) is refused rather than mixed in."""
+    (another fingerprint) is refused rather than mixed in, or, with ``replace`` (a folder its
+    caller owns, such as a batch output's), emptied and reused."""
 
-    def __init__(self, folder: str | Path, fingerprint: str):
+    def __init__(self, folder: str | Path, fingerprint: str, *, replace: bool = False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         marker = self.folder / "fingerprint.txt"
         if marker.exists() and marker.read_text().strip() != fingerprint:
-            raise InputError(f"{self.folder} holds tiles of another image or other settings; "
-                             "remove it or choose another folder")
+            if not replace:
+                raise InputError(f"{self.folder} holds tiles of another image or other settings; "
+                                 "remove it or choose another folder")
+            for path in self.folder.glob("tile_*"):
+                path.unlink()
         marker.write_text(fingerprint + "\n")
 
     def _paths(self, index: int) -> tuple[Path, Path]:
@@ -279,13 +284,19 @@ class TileStore:
         info_tmp.replace(info_path)  # the info last: a tile counts as finished once it exists
 
     def remove(self) -> None:
-        for path in self.folder.glob("tile_*"):
-            path.unlink()
-        (self.folder / "fingerprint.txt").unlink(missing_ok=True)
-        try:
-            self.folder.rmdir()
-        except OSError:
-            pass  # something else lives there
+        remove_tile_store(self.folder)
+
+
+def remove_tile_store(folder: str | Path) -> None:
+    """Delete a tile folder's tiles and fingerprint, and the folder when nothing else is in it."""
+    folder = Path(folder)
+    for path in folder.glob("tile_*"):
+        path.unlink()
+    (folder / "fingerprint.txt").unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something else lives there, or it is gone already
 
 
 def plan_tiles(observations: Sequence[Observation], config: FitConfig, grid: TileGrid, *, stack: int = 1,
@@ -350,6 +361,7 @@ def fit_tiled(
     reference: np.ndarray | None = None,
     stack: int = 1,
     store: str | Path | None = None,
+    store_owned: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     stop_name: str = "",
     executor: Any = None,
@@ -357,7 +369,9 @@ def fit_tiled(
 ) -> FitResult:
     """Restore the whole image tile by tile (``stack`` tiles at a time as one stack of models on
     the fast engine) and blend. ``make_stop`` gives each tile its own stop rule from its
-    observations. ``store``: a folder that keeps finished tiles (resume). ``progress(done, total,
+    observations. ``store``: a folder that keeps finished tiles (resume), removed once the image
+    is assembled; ``store_owned``: the caller owns it (a folder left by other inputs or settings
+    is emptied and reused, and it is kept: the caller removes it once the output is written). ``progress(done, total,
     seconds)`` is called after each batch. ``reference`` is only measured on the result.
 
     ``executor``: where batches are fitted (None: here, one after the other): an object with
@@ -377,7 +391,8 @@ def fit_tiled(
     channels = observations[0].channels
     windows = grid.windows
     quiet = replace(config, progress=False)
-    saved = TileStore(store, _fingerprint(observations, config, grid, stop_name)) if store else None
+    saved = TileStore(store, _fingerprint(observations, config, grid, stop_name), replace=store_owned) \
+        if store else None
     total = np.zeros((*shape, channels), np.float32)
     weight_sum = np.zeros(shape, np.float32)
     infos: list[dict[str, Any] | None] = [None] * len(windows)
@@ -448,7 +463,7 @@ def fit_tiled(
     if not (weight_sum > 0).all():  # the grid's weights cover every pixel by construction
         raise RuntimeError("tile weights leave pixels uncovered")
     image = total / weight_sum[..., None]
-    if saved:
+    if saved and not store_owned:
         saved.remove()
     return _result(image, infos, grid, config, observations, time.perf_counter() - t_start, stack,
                    stackable, stop_name)

@@ -45,6 +45,9 @@ class InlineBackend:
     def close(self, *, abort: bool) -> None:
         self._queued.clear()
 
+    def idle(self) -> None:
+        """Nothing held between fits."""
+
     def with_task(self, task: Callable[[Any], Any]) -> InlineBackend:
         """A backend like this one running ``task`` (such as the tiles of one image)."""
         return InlineBackend(task=task)
@@ -111,6 +114,11 @@ class PoolBackend:
 
     def close(self, *, abort: bool) -> None:
         self._discard(abort=abort)
+
+    def idle(self) -> None:
+        """Stop the worker processes until the next ``submit`` (which starts them again), so that
+        a sibling pool (:meth:`with_task`) does not run beside idle ones."""
+        self._discard(abort=False)
 
     def with_task(self, task: Callable[[Any], Any]) -> PoolBackend:
         """A pool of as many workers, on the same devices, running ``task`` (such as the tiles of

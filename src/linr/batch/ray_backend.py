@@ -88,6 +88,9 @@ class RayBackend:
         self._remote = ray.remote(**options)(task)
         self._pending: set[Any] = set()
 
+    def idle(self) -> None:
+        """Nothing to release: Ray's workers serve whatever task asks for their resources."""
+
     def with_task(self, task: Callable[[Any], Any]) -> RayBackend:
         """A backend on the same connection, with the same resources per task, running ``task``
         (such as the tiles of one image); closing it leaves the connection open."""

@@ -182,7 +182,7 @@ def run_jobs(
 def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settings: dict[str, Any], key: str,
                       fit: dict[str, Any], threads: int) -> dict[str, Any]:
     """Read, restore (its tiles on ``backend``'s workers) and write one image; its record."""
-    from ..tiling import fit_tile_group, tile_store_path
+    from ..tiling import fit_tile_group, remove_tile_store, tile_store_path
 
     t0 = time.perf_counter()
     try:
@@ -191,14 +191,18 @@ def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settin
         run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
         return failed_record(job, one_line(exc), key=key, settings=settings, run=run)
     if not tile_backend:
+        backend.idle()  # every whole image is done: its workers make way for the tiles' ones
         tile_backend.append(backend.with_task(fit_tile_group))
     where = f"{backend.name}, {backend.slots} tile batches in flight"
-    result = restore_tiles(prep.payload, executor=tile_backend[0], store=str(tile_store_path(job.output)),
-                           where=where)
+    store = tile_store_path(job.output)
+    result = restore_tiles(prep.payload, executor=tile_backend[0], store=str(store), where=where)
     try:
-        return finish(job, prep, result, key=key, settings=settings, backend=backend.name)
-    except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+        record = finish(job, prep, result, key=key, settings=settings, backend=backend.name)
+    except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written: tiles kept
         return failed_record(job, one_line(exc), key=key, settings=settings, run={"backend": backend.name})
+    if record["status"] == "done":
+        remove_tile_store(store)  # written: the tiles are no longer needed
+    return record
 
 
 class Progress:

@@ -111,6 +111,12 @@ def init_worker(devices: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if devices is not None:
         _WORKER_DEVICE = devices.get()
+        if str(_WORKER_DEVICE).startswith("cuda"):
+            import torch
+
+            # tasks that name plain 'cuda' (the tiles of an image: linr.tiling.fit_tile_group)
+            # then use this worker's GPU too
+            torch.cuda.set_device(_WORKER_DEVICE)
 
 
 def stack_key(payload: Payload) -> tuple[Any, ...]:
@@ -160,7 +166,8 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
 def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) -> dict[str, Any]:
     """Restore an image in tiles from the driver: :func:`linr.tasks.restore` with its tiles
     fitted by ``executor`` (a backend running :func:`linr.tiling.fit_tile_group`) with the
-    payload's torch threads, finished tiles kept in the folder ``store``. Returns a result
+    payload's torch threads, finished tiles kept in the folder ``store`` (this batch's: tiles of
+    other settings there are discarded; the caller removes it once the output is written). Returns a result
     like :func:`fit_group`'s (``where`` says where the tiles ran); never raises for a failed
     fit."""
     out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": payload.fit["device"],
@@ -169,7 +176,7 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
         from ..tasks import restore
 
         result = restore(payload.observations, **payload.fit, progress=False, tile_executor=executor,
-                         tile_threads=payload.threads, tile_store=store)
+                         tile_threads=payload.threads, tile_store=store, tile_store_owned=True)
     except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
         return {**out, "error": one_line(exc)}
     return _result(out, payload, result)
