@@ -77,14 +77,14 @@ def test_plan_counts_trained_pixels_and_two_passes():
 
 def test_cli_announces_long_fits(capsys):
     obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
-    args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu", precision=None,
+    args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None)
     _announce_cost(obs, args, None)
     err = capsys.readouterr().err
     assert "500 steps restoring 1024x1024" in err and "GiB" in err
     _announce_cost([linr.noisy(np.zeros((8, 8, 3)))], args, None)
     assert capsys.readouterr().err == ""
-    auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None,
+    auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None)  # the default: noisy inputs stop automatically
     _announce_cost(obs, auto, None)
     assert "up to 500 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err
