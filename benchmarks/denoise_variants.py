@@ -45,24 +45,26 @@ def options(variant: str) -> dict:
 def table(rows: dict, variants: list[str]) -> str:
     """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
     and its difference to the first variant, over the images that have every variant."""
-    by_image: dict[tuple[str, str, str], dict[str, dict]] = {}
+    by_image: dict[tuple[str, str, str, int, float], dict[str, dict]] = {}
     for row in rows.values():
-        by_image.setdefault((row["split"], row["image"], row["colour"]), {})[row["variant"]] = row
+        key = (row["split"], row["image"], row["colour"], row["size"], row["sigma"])
+        by_image.setdefault(key, {})[row["variant"]] = row
     for cells in by_image.values():  # the default model's omega_0 is 30: the same fit
         if "default" not in cells and "omega_0=30" in cells:
             cells["default"] = cells["omega_0=30"]
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
-    for (split, image, colour), cells in sorted(by_image.items(), key=lambda kv: (kv[0][0] != "tune", kv[0][1])):
+    for (split, image, colour, size, sigma), cells in sorted(
+            by_image.items(), key=lambda kv: (kv[0][4], kv[0][3], kv[0][0] != "tune", kv[0][1])):
         if not all(v in cells for v in variants):
             continue
         shown = [f"{cells[v]['psnr']:.2f} ({cells[v]['returned_step']} / {cells[v]['steps_run']}, "
                  f"{cells[v]['seconds']:.0f} s)" for v in variants]
-        lines.append(f"| {split} | {image} {colour} | " + " | ".join(shown) + " |")
-        means.setdefault(split, []).append([cells[v]["psnr"] for v in variants])
+        lines.append(f"| {split} | {image} {colour} {size} px, sigma {sigma:g} | " + " | ".join(shown) + " |")
+        means.setdefault(f"{split}, {size} px, sigma {sigma:g}", []).append([cells[v]["psnr"] for v in variants])
     for split, values in means.items():
         m = [sum(col) / len(col) for col in zip(*values)]
-        lines.append(f"| {split} mean ({len(values)}) | | " + " | ".join(
+        lines.append(f"| {split}: mean ({len(values)}) | | " + " | ".join(
             f"{x:.2f}" + ("" if i == 0 else f" ({x - m[0]:+.2f})") for i, x in enumerate(m)) + " |")
     return "\n".join(lines)
 
