@@ -71,10 +71,7 @@ class FitConfig:
         if self.prior is not None:
             from .priors import parse_prior
 
-            try:
-                parse_prior(self.prior)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+            parse_prior(self.prior)  # InputError naming the problem
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("chunk_pixels", "eval_every"):

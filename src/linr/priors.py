@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+from .errors import InputError
+
 __all__ = ["ImagePrior", "TotalVariation", "PRIORS", "parse_prior"]
 
 
@@ -70,14 +72,18 @@ PRIORS = {"tv": TotalVariation}
 
 
 def parse_prior(spec: str) -> ImagePrior:
-    """``NAME:WEIGHT[:EPS]`` (such as ``tv:0.05``); ValueError naming the problem if bad."""
+    """``NAME:WEIGHT[:EPS]`` (such as ``tv:0.05``); :class:`~linr.errors.InputError` (a ValueError)
+    naming the problem if bad."""
     name, _, rest = spec.partition(":")
     if name not in PRIORS:
-        raise ValueError(f"unknown prior {name!r} in {spec!r}; choose from {', '.join(PRIORS)} (such as tv:0.05)")
+        raise InputError(f"unknown prior {name!r} in {spec!r}; choose from {', '.join(PRIORS)} (such as tv:0.05)")
     try:
         numbers = [float(x) for x in rest.split(":")] if rest else []
     except ValueError:
-        raise ValueError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS], such as {name}:0.05") from None
+        raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS], such as {name}:0.05") from None
     if not 1 <= len(numbers) <= 2:
-        raise ValueError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS], such as {name}:0.05")
-    return PRIORS[name](*numbers)
+        raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS], such as {name}:0.05")
+    try:
+        return PRIORS[name](*numbers)
+    except ValueError as exc:  # the prior's own check of its numbers
+        raise InputError(str(exc)) from None

@@ -14,7 +14,7 @@ import torch
 from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
-from .priors import ImagePrior
+from .priors import ImagePrior, parse_prior
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "clean_shape", "resolve_device",
@@ -117,7 +117,7 @@ class Problem:
     """Per observation, 0/1 over its entries (0 where its operator cannot produce the entry, as
     outside a mask), for data terms that are not 0 at (0, 0); None where not needed."""
     prior: ImagePrior | None = None
-    """An explicit prior of the rendered image (:mod:`linr.priors`) added by :meth:`loss`."""
+    """An explicit prior of the rendered image (:mod:`linr.priors`) added by :meth:`objective`."""
 
     def __post_init__(self) -> None:
         if not self.keeps:
@@ -202,14 +202,7 @@ def build_problem(observations: Sequence[Observation], device: str,
     weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
     keeps = [None if isinstance(obs.fidelity, SquaredError) else obs.operator.project(torch.ones_like(y))
              for obs, y in zip(observations, targets)]
-    image_prior = None
-    if prior is not None:
-        from .priors import parse_prior
-
-        try:
-            image_prior = parse_prior(prior)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+    image_prior = None if prior is None else parse_prior(prior)
     return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps, image_prior)
 
 

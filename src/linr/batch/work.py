@@ -4,8 +4,8 @@
 or a Ray task) fits them and measures; ``finish`` (driver) writes the output atomically and
 builds the manifest record. An image restored in tiles goes another way (:func:`restore_tiles`):
 the driver runs it, its tiles spread over the same workers and its finished tiles kept beside
-its output until it is written, so that a killed batch resumes without refitting them. Because workers never touch the file system, a Ray cluster needs no
-shared storage, and the local and Ray backends write their outputs with the same code.
+its output until it is written, so that a killed batch resumes without refitting them. Because
+workers never touch the file system, a Ray cluster needs no shared storage, and the local and Ray backends write their outputs with the same code.
 """
 
 from __future__ import annotations
@@ -143,8 +143,9 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
     previous = torch.get_num_threads()
     torch.set_num_threads(first.threads)
     try:
-        if len(payloads) > 1 and (fit.get("register") or in_tiles(first.observations, fit)):
-            # images restored in tiles, or registered, are not stacked: one by one
+        if len(payloads) > 1 and fit.get("register"):
+            # registered images are not stacked: one by one (images restored in tiles never
+            # come here: the driver restores them, linr.batch.run)
             return [r for p in payloads for r in fit_group([p])]
         if len(payloads) > 1:
             try:
@@ -167,9 +168,9 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
     """Restore an image in tiles from the driver: :func:`linr.tasks.restore` with its tiles
     fitted by ``executor`` (a backend running :func:`linr.tiling.fit_tile_group`) with the
     payload's torch threads, finished tiles kept in the folder ``store`` (this batch's: tiles of
-    other settings there are discarded; the caller removes it once the output is written). Returns a result
-    like :func:`fit_group`'s (``where`` says where the tiles ran); never raises for a failed
-    fit."""
+    other settings there are discarded; the caller removes it once the output is written).
+    Returns a result like :func:`fit_group`'s (``where`` says where the tiles ran); never raises
+    for a failed fit."""
     out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": payload.fit["device"],
                            "tiles_on": where}
     try:
