@@ -5,7 +5,8 @@ average) on the noisy crop of ``linr bench averaging`` (centre crop, sigma-25 Ga
 seed 0). A variant is ``default``, ``omega_0=W`` (the SIREN's omega_0, first and hidden layers,
 ``--omega0``: with coordinates on [-1, 1] across the image, omega_0 = 30 gives a 128-px crop twice
 the frequency per pixel a 256-px image gets) or ``prior=SPEC`` (an image prior, ``--prior``, such
-as ``prior=tv:0.05``). PSNR: standard convention (clipped to [0, 1], data range 1,
+as ``prior=tv:0.05``, or ``prior=tv:auto``: its weight set from the measured noise level; rows
+record the spec used). PSNR: standard convention (clipped to [0, 1], data range 1,
 scikit-image). Rows (JSONL, resumable: a rerun skips finished keys) carry the returned step, the
 steps run, seconds and provenance.
 
@@ -107,7 +108,8 @@ def main() -> None:
                        "variant": variant, "split": "tune" if name in TUNE else "report",
                        "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
                        "steps_run": result.steps_run, "seconds": seconds,
-                       "stop": result.settings.get("stop"), "commit": commit_id(), "processor": cpu_name(),
+                       "stop": result.settings.get("stop"), "prior": result.settings.get("prior"),
+                       "commit": commit_id(), "processor": cpu_name(),
                        "threads": args.threads, "torch": torch.__version__,
                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 with rows_path.open("a") as f:

@@ -103,3 +103,48 @@ def test_a_prior_renders_every_pixel_in_the_cost_estimate():
     config = FitConfig(steps=10)
     sparse = plan(obs, config).flops_per_step
     assert plan(obs, dataclasses.replace(config, prior="tv:0.1")).flops_per_step > 2.5 * sparse  # 1/3 seen
+
+
+def test_an_auto_weight_follows_the_measured_noise_and_is_recorded_as_a_number():
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:64, 0:64] / 64
+    clean = np.stack([0.5 + 0.2 * np.sin(4 * x), 0.3 + 0.4 * y, 0.5 + 0.2 * x * y], -1)
+    weights = {}
+    for sigma in (10, 25, 50):
+        noisy = clean + rng.normal(0, sigma / 255, clean.shape)  # unclipped: the estimate's own error only
+        _, config = linr.tasks.resolve([linr.noisy(noisy)], prior="tv:auto")
+        prior = parse_prior(config.prior)  # a number, which a later run can repeat
+        assert isinstance(prior, TotalVariation) and prior.eps == 1e-3
+        assert prior.weight == pytest.approx(TotalVariation.NOISE_TO_WEIGHT * sigma / 255, rel=0.1)
+        weights[sigma] = prior.weight
+    assert weights[10] < weights[25] < weights[50]
+    _, config = linr.tasks.resolve([linr.noisy(clean + rng.normal(0, 0.1, clean.shape))], prior="tv:auto:0.01")
+    assert parse_prior(config.prior).eps == 0.01
+    # two frames: the mean of their levels, weighed by their data-term weights
+    a, b = clean + rng.normal(0, 0.05, clean.shape), clean + rng.normal(0, 0.15, clean.shape)
+    _, config = linr.tasks.resolve([linr.noisy(a, weight=3.0), linr.noisy(b, weight=1.0)], prior="tv:auto")
+    assert parse_prior(config.prior).weight == pytest.approx((3 * 0.05 + 0.15) / 4, rel=0.1)
+
+
+def test_none_and_numbers_resolve_as_given():
+    obs = [linr.noisy(np.full((16, 16), 0.5))]
+    assert linr.tasks.resolve(obs, prior="none")[1].prior is None
+    assert linr.tasks.resolve(obs, prior="tv:0.05")[1].prior == "tv:0.05"
+    assert linr.tasks.resolve(obs, preset="paper")[1].prior is None  # the paper's fit: no prior
+
+
+def test_an_auto_weight_without_a_noisy_observation_is_one_line(capsys, tmp_path):
+    low = np.full((8, 8, 3), 0.5)
+    with pytest.raises(InputError, match="sets its weight from the noise measured on a noisy observation"):
+        linr.restore([linr.lowres(low, 4)], prior="tv:auto", steps=2)
+    with pytest.raises(InputError, match="unknown prior"):
+        linr.restore([linr.noisy(low)], prior="auto", steps=2)
+    from PIL import Image
+    path = tmp_path / "low.png"
+    Image.fromarray((low * 255).astype(np.uint8)).save(path)
+    err = run_err(capsys, ["restore", "--lowres", str(path), "--factor", "4", "--prior", "tv:auto",
+                           "-o", str(tmp_path / "out.png")])
+    assert "sets its weight from the noise" in err
+    assert not (tmp_path / "out.png").exists()
+    err = run_err(capsys, ["restore", "--noisy", str(path), "--prior", "tv:auto:0", "-o", str(tmp_path / "o.png")])
+    assert "eps must be positive" in err

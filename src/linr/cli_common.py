@@ -96,10 +96,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
                    "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
                    "or auto (what this device runs fast)")
-    g.add_argument("--prior", default=None, type=prior_option, metavar="tv:WEIGHT",
+    g.add_argument("--prior", default=None, type=prior_option, metavar="tv:WEIGHT|tv:auto|none",
                    help="an explicit image prior added to the data term: tv:WEIGHT, total "
-                   "variation of the rendered image (such as tv:0.05; not in the paper; "
-                   "BENCHMARKS.md, 'Total variation')")
+                   "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
+                   "the noise measured on the noisy input; not in the paper; BENCHMARKS.md, "
+                   "'Total variation'); none: no prior")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
@@ -111,11 +112,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
 
 
 def prior_option(text: str) -> str:
-    """An image prior spec (:func:`linr.priors.parse_prior`), checked without importing torch."""
-    from .priors import parse_prior
+    """An image prior spec (:func:`linr.priors.check_prior_spec`), checked without importing torch."""
+    from .priors import check_prior_spec
 
     try:
-        return parse_prior(text.strip().lower()).spec
+        return check_prior_spec(text.strip().lower())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

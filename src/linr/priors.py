@@ -7,6 +7,10 @@ The paper's fit has none: the network is the only prior. A prior here is an obje
   renders the whole image every step, like an operator that mixes pixels);
 - ``spec``: the short form :func:`parse_prior` reads back (such as ``tv:0.05``).
 
+A weight may be ``auto`` (such as ``tv:auto``): it is then set from the noise level measured on
+the noisy observations when the fit's settings are resolved (:func:`linr.tasks.resolve`), by the
+prior's ``weight_for_noise``; the fit records the number it used. ``none`` names no prior.
+
 Adding one is a class here plus one line in :data:`PRIORS`. (torch is imported where a value
 is computed, so that the command line checks a spec without loading it.)
 """
@@ -21,7 +25,13 @@ if TYPE_CHECKING:
 
 from .errors import InputError
 
-__all__ = ["ImagePrior", "TotalVariation", "PRIORS", "parse_prior"]
+__all__ = ["ImagePrior", "TotalVariation", "PRIORS", "NO_PRIOR", "AUTO_WEIGHT", "parse_prior",
+           "weight_is_auto", "check_prior_spec"]
+
+NO_PRIOR = "none"
+"""The spec of no prior (the paper's fit), which turns off a default one."""
+AUTO_WEIGHT = "auto"
+"""The weight that is set from the measured noise level."""
 
 
 class ImagePrior:
@@ -35,6 +45,11 @@ class ImagePrior:
     @property
     def spec(self) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def weight_for_noise(cls, sigma: float) -> float:
+        """The weight ``NAME:auto`` gets for a measured noise std ``sigma`` (data range 1)."""
+        raise InputError(f"the {cls.name} prior has no automatic weight; give a number")
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,17 @@ class TotalVariation(ImagePrior):
         dy = image[..., 1:, :-1] - image[..., :-1, :-1]
         return self.weight * (dx * dx + dy * dy + self.eps**2).sqrt().mean()
 
+    NOISE_TO_WEIGHT = 1.0
+    """``tv:auto``'s weight per unit of measured noise std (data range 1): the weight follows the
+    noise linearly (a total variation weight has the units of the image, as the noise std has).
+    Chosen on the four tune crops of the denoising variants bench (set9 128 px, RGB; BENCHMARKS.md,
+    '#15 quality'), where the best of the weights tried was 0.1 at sigma 25 (0.098) and 0.2 at
+    sigma 50 (0.196)."""
+
+    @classmethod
+    def weight_for_noise(cls, sigma: float) -> float:
+        return cls.NOISE_TO_WEIGHT * float(sigma)
+
     @property
     def spec(self) -> str:
         return f"tv:{self.weight!r}" + ("" if self.eps == 1e-3 else f":{self.eps!r}")  # exact
@@ -71,19 +97,54 @@ PRIORS = {"tv": TotalVariation}
 """Every prior by name: adding one is a class above and one line here."""
 
 
-def parse_prior(spec: str) -> ImagePrior:
-    """``NAME:WEIGHT[:EPS]`` (such as ``tv:0.05``); :class:`~linr.errors.InputError` (a ValueError)
-    naming the problem if bad."""
+def _split(spec: str) -> tuple[str, list[str]]:
     name, _, rest = spec.partition(":")
     if name not in PRIORS:
-        raise InputError(f"unknown prior {name!r} in {spec!r}; choose from {', '.join(PRIORS)} (such as tv:0.05)")
+        raise InputError(f"unknown prior {name!r} in {spec!r}; choose from {', '.join(PRIORS)} or "
+                         f"{NO_PRIOR} (such as tv:0.05 or tv:auto)")
+    parts = rest.split(":") if rest else []
+    if not 1 <= len(parts) <= 2:
+        raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS] (WEIGHT a number or "
+                         f"{AUTO_WEIGHT}), such as {name}:0.05")
+    return name, parts
+
+
+def weight_is_auto(spec: str | None) -> bool:
+    """Whether a spec's weight is ``auto`` (to be set from the measured noise level)."""
+    if spec is None or spec == NO_PRIOR:
+        return False
+    return _split(spec)[1][0] == AUTO_WEIGHT
+
+
+def check_prior_spec(spec: str) -> str:
+    """A spec as it will be recorded, checked (``auto`` weights left to be resolved); an
+    :class:`~linr.errors.InputError` naming the problem if bad."""
+    if spec == NO_PRIOR:
+        return spec
+    if weight_is_auto(spec):
+        parse_prior(spec, noise_sigma=0.1)  # the rest checked with a stand-in noise level
+        return spec
+    return parse_prior(spec).spec
+
+
+def parse_prior(spec: str, *, noise_sigma: float | None = None) -> ImagePrior:
+    """``NAME:WEIGHT[:EPS]`` (such as ``tv:0.05``); :class:`~linr.errors.InputError` (a ValueError)
+    naming the problem if bad. A weight ``auto`` needs ``noise_sigma``, the measured noise std
+    (data range 1) that sets it (the prior's ``weight_for_noise``)."""
+    name, parts = _split(spec)
+    cls = PRIORS[name]
+    if parts[0] == AUTO_WEIGHT:
+        if noise_sigma is None:
+            raise InputError(f"prior {spec!r} sets its weight from the noise measured on a noisy "
+                             f"observation, and this restore has none compared by squared error; "
+                             f"give a weight ({name}:0.05)")
+        parts = [repr(cls.weight_for_noise(noise_sigma)), *parts[1:]]
     try:
-        numbers = [float(x) for x in rest.split(":")] if rest else []
+        numbers = [float(x) for x in parts]
     except ValueError:
-        raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS], such as {name}:0.05") from None
-    if not 1 <= len(numbers) <= 2:
-        raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS], such as {name}:0.05")
+        raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS] (WEIGHT a number or "
+                         f"{AUTO_WEIGHT}), such as {name}:0.05") from None
     try:
-        return PRIORS[name](*numbers)
+        return cls(*numbers)
     except ValueError as exc:  # the prior's own check of its numbers
         raise InputError(str(exc)) from None

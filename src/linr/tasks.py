@@ -23,6 +23,7 @@ from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .operators import Blur
 from .problem import clean_shape
+from .priors import NO_PRIOR, parse_prior, weight_is_auto
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, estimate_noise_sigma, parse_stop
@@ -227,9 +228,29 @@ def resolve(
         schedule=p.schedule,
         batch_pixels=p.batch_pixels,
         precision=_precision(p.precision if precision is None else precision, device),
-        prior=prior,
+        prior=resolve_prior(prior, resolved),
     )
     return resolved, config
+
+
+def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str | None:
+    """The prior spec a fit gets (None: none). A weight ``auto`` (such as ``tv:auto``) is set from
+    the noise std measured on the observations that carry noise and are compared by squared
+    error (:func:`linr.stopping.estimate_noise_sigma`, floored at :data:`MIN_MEASURED_SIGMA`;
+    several: their mean, weighed by their data-term weights), so the recorded spec is a number."""
+    if prior is None or prior == NO_PRIOR:
+        return None
+    if not weight_is_auto(prior):
+        return parse_prior(prior).spec
+    noisy = [o for o in observations if o.carries_noise and isinstance(o.fidelity, SquaredError)]
+    if not noisy:
+        parse_prior(prior)  # the one-line error: nothing to measure the noise on
+    sigmas = [max(estimate_noise_sigma(o.image), MIN_MEASURED_SIGMA / 255.0) for o in noisy]
+    weights = [1.0 if o.weight is None else float(o.weight) for o in noisy]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(noisy)
+    sigma = sum(w * s for w, s in zip(weights, sigmas)) / sum(weights)
+    return parse_prior(prior, noise_sigma=sigma).spec
 
 
 def _precision(precision: str, device: str) -> str:
@@ -329,7 +350,8 @@ def restore(
     engine) and return their mean image, with ``result.uncertainty`` their per-pixel spread
     (:mod:`linr.ensemble`); whole images only, no model to keep.
     ``prior``: an explicit image prior added to the data term (:mod:`linr.priors`, such as
-    ``'tv:0.05'``); None, the default, is the paper's fit.
+    ``'tv:0.05'``, or ``'tv:auto'``: its weight set from the measured noise level, see
+    :func:`resolve_prior`); None, the default, and ``'none'`` are the paper's fit.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
