@@ -43,6 +43,10 @@ def options(variant: str) -> dict:
     raise SystemExit(f"unknown variant {variant!r}: default, omega_0=W or prior=SPEC")
 
 
+SPLITS = ("tune", "report", "held-out")
+"""set9 tune crops (weights chosen there), set9 report crops, images of other folders."""
+
+
 def table(rows: dict, variants: list[str]) -> str:
     """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
     and its difference to the first variant, over the images that have every variant."""
@@ -56,7 +60,7 @@ def table(rows: dict, variants: list[str]) -> str:
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
     for (split, image, colour, size, sigma), cells in sorted(
-            by_image.items(), key=lambda kv: (kv[0][4], kv[0][3], kv[0][0] != "tune", kv[0][1])):
+            by_image.items(), key=lambda kv: (kv[0][4], kv[0][3], SPLITS.index(kv[0][0]), kv[0][1])):
         if not all(v in cells for v in variants):
             continue
         shown = [f"{cells[v]['psnr']:.2f} ({cells[v]['returned_step']} / {cells[v]['steps_run']}, "
@@ -72,7 +76,8 @@ def table(rows: dict, variants: list[str]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", nargs="+", default=None, help="set9 image names (needed unless --table)")
+    p.add_argument("--images", nargs="+", default=None, help="set9 image names, or FOLDER/NAME of another folder of the data, such as "
+                   "set5/bird (needed unless --table)")
     p.add_argument("--colours", nargs="+", default=["rgb"], choices=["rgb", "grey"])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--sigma", type=float, default=25.0)
@@ -95,7 +100,8 @@ def main() -> None:
     done = read_rows(rows_path)
     for name in args.images:
         for colour in args.colours:
-            clean = _clean(data, "set9", name, colour, args.size)
+            folder, _, stem = name.rpartition("/")  # set9 unless named, such as set5/bird
+            clean = _clean(data, folder or "set9", stem, colour, args.size)
             for variant in args.variants:
                 key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{variant}"
                 if key in done:
@@ -105,7 +111,8 @@ def main() -> None:
                 result = restore(obs, device="cpu", progress=False, seed=0, **options(variant))
                 seconds = time.perf_counter() - t0
                 row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
-                       "variant": variant, "split": "tune" if name in TUNE else "report",
+                       "variant": variant,
+                       "split": "tune" if name in TUNE else "report" if "/" not in name else "held-out",
                        "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
                        "steps_run": result.steps_run, "seconds": seconds,
                        "stop": result.settings.get("stop"), "prior": result.settings.get("prior"),

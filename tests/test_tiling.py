@@ -363,6 +363,53 @@ def test_a_tile_that_fails_on_a_worker_stops_the_restoration_with_its_message():
         fit_tiled(obs, bad, grid, make_stop=lambda o: None, executor=InlineBackend(task=fit_tile_group))
 
 
+def test_a_failed_tile_cancels_the_tiles_still_in_flight():
+    """The image fails at its first failed tile, and the tiles still running or queued on the
+    workers are stopped, not left to run beside the next image."""
+    from linr.errors import DivergenceError
+
+    class Recording:  # three tiles in flight; the first to finish reports a failure
+        slots = 3
+
+        def __init__(self):
+            self.submitted, self.cancelled = [], []
+
+        def submit(self, batch):
+            self.submitted.append(len(self.submitted))
+            return self.submitted[-1]
+
+        def wait(self, handles):
+            return [(handles[0], {"error": "boom", "kind": "DivergenceError"})]
+
+        def cancel(self, handles):
+            self.cancelled.extend(handles)
+
+    obs, config, grid = _workers_case()
+    assert len(grid.windows) > 3
+    executor = Recording()
+    with pytest.raises(DivergenceError, match="a tile's fit failed: boom"):
+        fit_tiled(obs, config, grid, make_stop=lambda o: None, executor=executor)
+    assert executor.submitted == [0, 1, 2] and executor.cancelled == [1, 2]
+
+
+def test_a_worker_pool_cancels_running_groups_and_starts_afresh():
+    import time
+
+    from linr.batch.local import PoolBackend
+
+    pool = PoolBackend(2, task=time.sleep)
+    try:
+        slow = [pool.submit(60), pool.submit(60)]
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        pool.cancel(slow)
+        assert time.perf_counter() - t0 < 30  # the running sleeps were stopped, not waited for
+        handle = pool.submit(0)
+        assert pool.wait([handle]) == [(handle, None)]  # a fresh pool serves the next group
+    finally:
+        pool.close(abort=True)
+
+
 def test_workers_from_the_command_line(tmp_path, capsys):
     from linr.cli import main
 

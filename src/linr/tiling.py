@@ -376,7 +376,7 @@ def fit_tiled(
 
     ``executor``: where batches are fitted (None: here, one after the other): an object with
     ``slots``, ``submit(batch) -> handle``, ``wait(handles) -> [(handle, result)]`` and
-    ``close(abort=...)`` running :func:`fit_tile_group` (the local worker pool or Ray backend of
+    ``cancel(handles)`` and ``close(abort=...)`` running :func:`fit_tile_group` (the local worker pool or Ray backend of
     :mod:`linr.batch`), kept ``slots`` batches busy; the caller closes it. Tiles are blended in
     the same order whatever finishes first, so with the same ``threads`` per fit the image is
     the same, to the bit, as without an executor. Only the driver (this process) writes files.
@@ -449,17 +449,24 @@ def fit_tiled(
     else:
         pending: list[Any] = []
         queue = iter(batches)
-        while True:
-            while len(pending) < executor.slots:
-                indices = next(queue, None)
-                if indices is None:
+        try:
+            while True:
+                while len(pending) < executor.slots:
+                    indices = next(queue, None)
+                    if indices is None:
+                        break
+                    pending.append(executor.submit(make_batch(indices)))
+                if not pending:
                     break
-                pending.append(executor.submit(make_batch(indices)))
-            if not pending:
-                break
-            for handle, results in executor.wait(pending):
-                pending.remove(handle)
-                take(results)
+                for handle, results in executor.wait(pending):
+                    pending.remove(handle)
+                    take(results)
+        except BaseException:
+            # a failed tile fails the image: stop its other tiles rather than let them run on
+            # beside whatever comes next (finished ones are kept in the store for a rerun)
+            if pending:
+                executor.cancel(pending)
+            raise
     if not (weight_sum > 0).all():  # the grid's weights cover every pixel by construction
         raise RuntimeError("tile weights leave pixels uncovered")
     image = total / weight_sum[..., None]

@@ -6,7 +6,8 @@ payloads, one image each or several fitted together with ``--stack``;
 ``submit`` returns a handle, ``wait`` returns at
 least one finished ``(handle, results)`` (a list, one per payload, or one error dict for the
 whole group when the worker was lost), ``close(abort=...)`` ends it (``abort`` kills fits in
-flight: Ctrl-C should not wait minutes for them). ``slots`` is how many groups it runs at once;
+flight: Ctrl-C should not wait minutes for them), ``cancel(handles)`` stops those groups (queued or
+running; the backend stays usable: the tiles of an image whose other tile failed). ``slots`` is how many groups it runs at once;
 the driver keeps exactly that many in flight, so an interruption loses at most ``slots`` groups.
 """
 
@@ -44,6 +45,10 @@ class InlineBackend:
 
     def close(self, *, abort: bool) -> None:
         self._queued.clear()
+
+    def cancel(self, handles: Sequence[int]) -> None:
+        for handle in handles:
+            self._queued.pop(handle, None)
 
     def idle(self) -> None:
         """Nothing held between fits."""
@@ -114,6 +119,15 @@ class PoolBackend:
 
     def close(self, *, abort: bool) -> None:
         self._discard(abort=abort)
+
+    def cancel(self, handles: Sequence[cf.Future]) -> None:
+        """Queued groups are dropped; running ones can only be stopped with their processes, so
+        then the pool is ended (the next ``submit`` starts a fresh one)."""
+        running = [f for f in handles if not f.cancel() and not f.done()]
+        for future in handles:
+            self._current.discard(future)
+        if running:
+            self._discard(abort=True)
 
     def idle(self) -> None:
         """Stop the worker processes until the next ``submit`` (which starts them again), so that

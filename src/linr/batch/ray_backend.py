@@ -117,14 +117,18 @@ class RayBackend:
                 results.append((ref, {"error": f"Ray task failed ({message})"}))
         return results
 
+    def cancel(self, handles: Sequence[Any]) -> None:
+        """Stop these tasks, queued or running on the cluster."""
+        for ref in list(handles):
+            self._pending.discard(ref)
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished or the cluster is gone
+                pass
+
     def close(self, *, abort: bool) -> None:
-        if abort:
-            # Stop what is queued or running on the cluster; its images are redone on resume.
-            for ref in self._pending:
-                try:
-                    self._ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001 - already finished or the cluster is gone
-                    pass
+        if abort:  # what is queued or running on the cluster; its images are redone on resume
+            self.cancel(list(self._pending))
         self._pending.clear()
         if self._started:
             self._ray.shutdown()
