@@ -2,7 +2,9 @@
 
 One fit per (image, variant) of the default denoising restore (automatic stop: hold-out, 40-iterate
 average) on the noisy crop of ``linr bench averaging`` (centre crop, sigma-25 Gaussian noise,
-seed 0). A variant is ``default``, ``omega_0=W`` (the SIREN's omega_0, first and hidden layers,
+seed 0). A variant is ``default`` (whatever the default restore does
+at the commit recorded: rows from before the default had a prior count as ``prior=none`` too),
+``omega_0=W`` (the SIREN's omega_0, first and hidden layers,
 ``--omega0``: with coordinates on [-1, 1] across the image, omega_0 = 30 gives a 128-px crop twice
 the frequency per pixel a 256-px image gets) or ``prior=SPEC`` (an image prior, ``--prior``, such
 as ``prior=tv:0.05``, or ``prior=tv:auto``: its weight set from the measured noise level; rows
@@ -57,6 +59,10 @@ def table(rows: dict, variants: list[str]) -> str:
     for cells in by_image.values():  # the default model's omega_0 is 30: the same fit
         if "default" not in cells and "omega_0=30" in cells:
             cells["default"] = cells["omega_0=30"]
+        # rows of the default made before it had a prior (none recorded) are fits without one
+        old = cells.get("default")
+        if "prior=none" not in cells and old is not None and not old.get("prior"):
+            cells["prior=none"] = old
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
     for (split, image, colour, size, sigma), cells in sorted(
@@ -116,6 +122,7 @@ def main() -> None:
                        "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
                        "steps_run": result.steps_run, "seconds": seconds,
                        "stop": result.settings.get("stop"), "prior": result.settings.get("prior"),
+                       "prior_used": result.settings.get("prior_used"),
                        "commit": commit_id(), "processor": cpu_name(),
                        "threads": args.threads, "torch": torch.__version__,
                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -305,3 +305,34 @@ def test_averaging_bench_writes_rows_resumes_and_reports(tmp_path: Path, capsys)
     assert main([*argv, "--no-record", "--markdown", "window40"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| row |") and len(table) == 2 + 2
+
+
+def test_denoise_bench_records_variants_resumes_and_tables(tmp_path: Path, capsys) -> None:
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists() or not (DATA / "set5" / "bird.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "variants.jsonl"
+    argv = ["bench", "denoise", "--data", str(DATA), "--images", "house", "set5/bird", "--size", "24",
+            "--steps", "3", "--width", "16", "--variants", "prior=none", "prior=tv:auto", "--rows", str(rows)]
+    assert main(argv) == 0
+    first = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [(r["image"], r["split"], r["variant"]) for r in first] == [
+        ("house", "tune", "prior=none"), ("house", "tune", "prior=tv:auto"),
+        ("set5/bird", "held-out", "prior=none"), ("set5/bird", "held-out", "prior=tv:auto")]
+    none, auto = first[0], first[1]
+    assert none["prior_used"] is None and auto["prior"] == "tv:auto"
+    assert 0.05 < float(auto["prior_used"].split(":")[1]) < 0.15  # sigma 25: about 0.1
+    assert all(r["steps"] == 3 and r["width"] == 16 and r["steps_run"] <= 3 for r in first)
+    assert main(argv) == 0  # a rerun resumes: no new rows
+    assert len(rows.read_text().splitlines()) == 4
+    capsys.readouterr()
+    assert main(["bench", "denoise", "--table", "--rows", str(rows), "--variants", "prior=none",
+                 "prior=tv:auto"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| split | image | prior=none | prior=tv:auto |"
+    assert sum(line.startswith("| tune | house rgb 24 px") for line in table) == 1
+    assert table[-2].startswith("| tune, 24 px, sigma 25: mean (1)")
+    assert table[-1].startswith("| held-out, 24 px, sigma 25: mean (1)")
+    assert main(["bench", "denoise", "--images", "house", "--variants", "prior=tv:x", "--data", str(DATA)]) == 2
+    assert "bad prior" in capsys.readouterr().err

@@ -63,16 +63,18 @@ def _cases(clean):
     }
 
 
-# (pixel path?, rendered pixels as a fraction of the image) of each default fit
-EXPECTED = {"noisy": (True, 1.0), "masked": (True, "seen"), "noisy+masked": (True, 1.0),
-            "lowres": (False, 1.0), "noisy+lowres": (False, 1.0)}
+# (pixel path?, rendered pixels as a fraction of the image) of each default fit; "noisy" has the
+# default's total-variation prior (a term of the whole image: the image step), "noisy, no prior"
+# the paper's fit with automatic stopping (pixel-wise)
+EXPECTED = {"noisy": (False, 1.0), "noisy, no prior": (True, 1.0), "masked": (True, "seen"),
+            "noisy+masked": (True, 1.0), "lowres": (False, 1.0), "noisy+lowres": (False, 1.0)}
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_default_fits_take_the_path_their_operators_allow(clean, case):
-    obs = _cases(clean)[case]
+    obs = _cases(clean)[case.removesuffix(", no prior")]
     result = linr.restore(obs, steps=3, device="cpu", progress=False,
-                          model=ModelConfig(width=32, depth=3))
+                          model=ModelConfig(width=32, depth=3), prior="none" if "no prior" in case else None)
     engine = result.settings["engine_used"]
     automatic = any(o.kind == "noisy" for o in obs)
     assert (result.settings["stop"]["name"] != "fixed") == automatic  # hold-out on noisy input

@@ -106,29 +106,55 @@ def test_a_prior_renders_every_pixel_in_the_cost_estimate():
 
 
 def test_an_auto_weight_follows_the_measured_noise_and_is_recorded_as_a_number():
+    from linr.problem import build_prior
+
     rng = np.random.default_rng(3)
     y, x = np.mgrid[0:64, 0:64] / 64
     clean = np.stack([0.5 + 0.2 * np.sin(4 * x), 0.3 + 0.4 * y, 0.5 + 0.2 * x * y], -1)
     weights = {}
     for sigma in (10, 25, 50):
         noisy = clean + rng.normal(0, sigma / 255, clean.shape)  # unclipped: the estimate's own error only
-        _, config = linr.tasks.resolve([linr.noisy(noisy)], prior="tv:auto")
-        prior = parse_prior(config.prior)  # a number, which a later run can repeat
+        obs, config = linr.tasks.resolve([linr.noisy(noisy)], prior="tv:auto")
+        assert config.prior == "tv:auto"  # set per fit, from that fit's observations
+        prior = build_prior(config.prior, obs)
         assert isinstance(prior, TotalVariation) and prior.eps == 1e-3
         assert prior.weight == pytest.approx(TotalVariation.NOISE_TO_WEIGHT * sigma / 255, rel=0.1)
         weights[sigma] = prior.weight
     assert weights[10] < weights[25] < weights[50]
-    _, config = linr.tasks.resolve([linr.noisy(clean + rng.normal(0, 0.1, clean.shape))], prior="tv:auto:0.01")
-    assert parse_prior(config.prior).eps == 0.01
+    assert build_prior("tv:auto:0.01", [linr.noisy(clean + rng.normal(0, 0.1, clean.shape))]).eps == 0.01
     # two frames: the mean of their levels, weighed by their data-term weights
     a, b = clean + rng.normal(0, 0.05, clean.shape), clean + rng.normal(0, 0.15, clean.shape)
-    _, config = linr.tasks.resolve([linr.noisy(a, weight=3.0), linr.noisy(b, weight=1.0)], prior="tv:auto")
-    assert parse_prior(config.prior).weight == pytest.approx((3 * 0.05 + 0.15) / 4, rel=0.1)
+    prior = build_prior("tv:auto", [linr.noisy(a, weight=3.0), linr.noisy(b, weight=1.0)])
+    assert prior.weight == pytest.approx((3 * 0.05 + 0.15) / 4, rel=0.1)
+    # the fit records the number it used, which repeats the fit exactly
+    small = dict(steps=3, device="cpu", progress=False, model=ModelConfig(width=16, depth=2))
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    auto = linr.restore(linr.noisy(noisy), prior="tv:auto", **small)
+    used = auto.settings["prior_used"]
+    assert auto.settings["prior"] == "tv:auto" and parse_prior(used).weight == pytest.approx(0.1, rel=0.1)
+    assert np.array_equal(linr.restore(linr.noisy(noisy), prior=used, **small).image, auto.image)
+
+
+def test_the_default_prior_is_for_plain_gaussian_denoising_only():
+    from linr.tasks import DEFAULT_DENOISE_PRIOR
+
+    img = np.random.default_rng(4).random((24, 24, 3))
+    assert linr.tasks.resolve([linr.noisy(img)])[1].prior == DEFAULT_DENOISE_PRIOR == "tv:auto"
+    for obs, kw in [([linr.noisy(img)], {"preset": "paper"}),  # the paper's fit
+                    ([linr.noisy(img)], {"preset": "fast"}),
+                    ([linr.noisy(img)], {"prior": "none"}),
+                    ([linr.noisy(img), linr.noisy(img)], {}),  # a burst: not measured
+                    ([linr.noisy(img), linr.lowres(img[::4, ::4], 4)], {}),  # joint
+                    ([linr.noisy(img, noise="poisson", peak=30)], {}),  # photon noise
+                    ([linr.lowres(img[::4, ::4], 4)], {}),
+                    ([linr.masked(img, np.ones((24, 24), bool))], {})]:
+        assert linr.tasks.resolve(obs, **kw)[1].prior is None, (obs, kw)
 
 
 def test_none_and_numbers_resolve_as_given():
     obs = [linr.noisy(np.full((16, 16), 0.5))]
     assert linr.tasks.resolve(obs, prior="none")[1].prior is None
+    assert FitConfig(prior="none").prior is None
     assert linr.tasks.resolve(obs, prior="tv:0.05")[1].prior == "tv:0.05"
     assert linr.tasks.resolve(obs, preset="paper")[1].prior is None  # the paper's fit: no prior
 
@@ -148,3 +174,24 @@ def test_an_auto_weight_without_a_noisy_observation_is_one_line(capsys, tmp_path
     assert not (tmp_path / "out.png").exists()
     err = run_err(capsys, ["restore", "--noisy", str(path), "--prior", "tv:auto:0", "-o", str(tmp_path / "o.png")])
     assert "eps must be positive" in err
+
+
+def test_the_command_line_says_which_prior_a_noisy_restore_used(capsys, tmp_path):
+    from PIL import Image
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(5)
+    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)).save(
+        tmp_path / "n.png")
+    base = ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "2", "--width", "16", "--depth", "2",
+            "--device", "cpu", "--quiet"]
+    assert main([*base, "-o", str(tmp_path / "a.png"), "--report", str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "image prior: tv:auto, weight 0.1" in out and "--prior none fits without it" in out
+    import json
+
+    settings = json.loads((tmp_path / "a.json").read_text())["settings"]
+    assert settings["prior"] == "tv:auto" and settings["prior_used"].startswith("tv:0.1")
+    assert main([*base, "-o", str(tmp_path / "b.png"), "--prior", "none"]) == 0
+    assert "image prior" not in capsys.readouterr().out

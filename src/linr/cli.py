@@ -247,6 +247,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         result = results[0]
         returned = "" if "ensemble" in result.settings else f"; returned the iterate of step {result.stop_step}"
         print(f"stopped at step {result.steps_run}: {result.stop_reason}{returned}")
+        prior_line = _prior_line(result.settings, asked=args.prior is not None)
+        if prior_line:
+            print(prior_line)
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
     if args.uncertainty is not None:
@@ -280,6 +283,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     {**output, "frames": reports})
         print(f"wrote {args.report}")
     return 0
+
+
+def _prior_line(settings: dict[str, Any], *, asked: bool) -> str | None:
+    """One line on the image prior a fit used (the default's is not in the paper), or None."""
+    spec = settings.get("prior")
+    if not spec:
+        return None
+    line = f"image prior: {spec}"
+    if "auto" in spec:  # the weight each fit (or tile) measured
+        used = [settings.get("prior_used")] + [t.get("prior_used") for t in settings.get("tiles") or [] if t]
+        weights = sorted(float(u.split(":")[1]) for u in used if u)
+        if weights:
+            shown = f"{weights[0]:.3g}" if weights[0] == weights[-1] else f"{weights[0]:.3g}-{weights[-1]:.3g}"
+            line += f", weight {shown} (set from the noise measured on the input{' per tile' if len(weights) > 1 else ''})"
+    return line + ("" if asked else "; the default for a noisy photo, --prior none fits without it")
 
 
 def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:

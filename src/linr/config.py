@@ -54,7 +54,8 @@ class FitConfig:
     whenever the fast engine would have to render the whole image only for it."""
     prior: str | None = None
     """An image prior added to the data term (:func:`linr.priors.parse_prior`, such as
-    ``tv:0.05``); None: the paper's fit, the network its only prior."""
+    ``tv:0.05``, or ``tv:auto``: weight from the noise measured when the fit is built); None: the
+    paper's fit, the network its only prior."""
 
     def __post_init__(self) -> None:
         if int(self.steps) != self.steps or self.steps < 1:
@@ -69,9 +70,11 @@ class FitConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.prior is not None:
-            from .priors import parse_prior
+            from .priors import NO_PRIOR, check_prior_spec
 
-            parse_prior(self.prior)  # InputError naming the problem
+            check_prior_spec(self.prior)  # InputError naming the problem
+            if self.prior == NO_PRIOR:
+                object.__setattr__(self, "prior", None)
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("chunk_pixels", "eval_every"):

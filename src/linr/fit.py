@@ -243,6 +243,7 @@ class _Run:
         settings = {
             **describe_fit(config, problem.device, (problem.height, problem.width), problem.channels,
                            problem.observations, problem.weights),
+            **({"prior_used": problem.prior.spec} if problem.prior is not None else {}),
             "stop": stop.describe() if stop is not None else {"name": "fixed", "steps": config.steps},
             "torch": torch.__version__,
             "engine_used": info,

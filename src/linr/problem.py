@@ -14,11 +14,16 @@ import torch
 from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
-from .priors import ImagePrior, parse_prior
+from .noise import estimate_noise_sigma
+from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
-__all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "clean_shape", "resolve_device",
-           "clock"]
+__all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_sigma",
+           "clean_shape", "resolve_device", "clock"]
+
+PRIOR_NOISE_FLOOR = 0.5 / 255
+"""Floor of the noise level that sets an ``auto`` prior weight (8-bit rounding alone is 0.29/255):
+a clean-looking image gets a small weight, not none."""
 
 
 @dataclass
@@ -173,11 +178,36 @@ class OperatorSteps:
                 raise DivergenceError(f"{obs.kind} observation: {exc}") from None
 
 
+def prior_noise_sigma(observations: Sequence[Observation]) -> float | None:
+    """The noise std (data range 1) that sets an ``auto`` prior weight: measured on each
+    observation that carries noise and is compared by squared error
+    (:func:`linr.noise.estimate_noise_sigma`, floored at :data:`PRIOR_NOISE_FLOOR`), several
+    averaged with their data-term weights; None when there is none."""
+    noisy = [o for o in observations if o.carries_noise and isinstance(o.fidelity, SquaredError)]
+    if not noisy:
+        return None
+    sigmas = [max(estimate_noise_sigma(o.image), PRIOR_NOISE_FLOOR) for o in noisy]
+    weights = [1.0 if o.weight is None else float(o.weight) for o in noisy]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(noisy)
+    return sum(w * s for w, s in zip(weights, sigmas)) / sum(weights)
+
+
+def build_prior(prior: str | None, observations: Sequence[Observation]) -> ImagePrior | None:
+    """The prior of a spec (None: none); an ``auto`` weight is set from
+    :func:`prior_noise_sigma` of these observations (InputError naming the problem when they
+    carry none), so each image of a batch, or each tile, gets its own."""
+    if prior is None or prior == NO_PRIOR:
+        return None
+    sigma = prior_noise_sigma(observations) if weight_is_auto(prior) else None
+    return parse_prior(prior, noise_sigma=sigma)
+
+
 def build_problem(observations: Sequence[Observation], device: str,
                   reference: np.ndarray | None, *, signed: bool = True,
                   prior: str | None = None) -> Problem:
     """Check the observations (and reference) agree and put their targets on ``device``;
-    ``prior``: a spec of :func:`linr.priors.parse_prior` added to the loss.
+    ``prior``: a spec of :func:`linr.priors.parse_prior` added to the loss (:func:`build_prior`).
 
     ``signed`` puts targets on the [-1, 1] scale the INR fits; False keeps [0, 1] (for models
     with a sigmoid output, such as DIP).
@@ -202,7 +232,7 @@ def build_problem(observations: Sequence[Observation], device: str,
     weights = [1.0 if obs.weight is None else float(obs.weight) for obs in observations]
     keeps = [None if isinstance(obs.fidelity, SquaredError) else obs.operator.project(torch.ones_like(y))
              for obs, y in zip(observations, targets)]
-    image_prior = None if prior is None else parse_prior(prior)
+    image_prior = build_prior(prior, observations)
     return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps, image_prior)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .averaging import parse_average
+from .noise import estimate_noise_sigma
 
 __all__ = [
     "StopRule",
@@ -340,32 +341,6 @@ class HoldOut(_TrackedRule):
         if self.average is not None:
             out.update(average=self.average.spec, returned=self.returned)
         return out
-
-
-# Daubechies-2 decomposition high-pass filter (the wavelet scikit-image's estimate_sigma uses).
-_DB2_HIGH = np.array([-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.12940952255092145])
-
-
-def estimate_noise_sigma(image: np.ndarray) -> float:
-    """Gaussian noise std of an (H, W[, C]) image on [0, 1] (result on the same scale).
-
-    Donoho & Johnstone's wavelet estimator: median(|d|) / 0.6745 over the finest diagonal
-    detail coefficients ``d`` of an orthonormal db2 transform, per channel, then averaged (as
-    ``skimage.restoration.estimate_sigma(..., average_sigmas=True)``, without PyWavelets; only
-    fully interior coefficients are used, so there is no boundary padding).
-    """
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim == 2:
-        image = image[..., None]
-    if min(image.shape[:2]) < len(_DB2_HIGH):
-        raise ValueError(f"image {image.shape[0]}x{image.shape[1]} is too small to estimate noise")
-    g = _DB2_HIGH[::-1]  # convolution = correlation with the reversed filter
-    sigmas = []
-    for ch in np.moveaxis(image, -1, 0):
-        rows = sum(g[k] * ch[k : ch.shape[0] - len(g) + 1 + k] for k in range(len(g)))[::2]
-        dd = sum(g[k] * rows[:, k : rows.shape[1] - len(g) + 1 + k] for k in range(len(g)))[:, ::2]
-        sigmas.append(np.median(np.abs(dd)) / 0.6745)
-    return float(np.mean(sigmas))
 
 
 class Discrepancy(StopRule):

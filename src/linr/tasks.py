@@ -21,12 +21,13 @@ from .fit import FitConfig, FitResult, Observation, fit, fit_many
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
-from .operators import Blur
-from .problem import clean_shape
-from .priors import NO_PRIOR, parse_prior, weight_is_auto
+from .noise import estimate_noise_sigma
+from .operators import Blur, Identity
+from .problem import clean_shape, prior_noise_sigma
+from .priors import NO_PRIOR, check_prior_spec, parse_prior, weight_is_auto
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, estimate_noise_sigma, parse_stop
+from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
@@ -155,7 +156,7 @@ def measured_noise(observations: Sequence[Observation], *, preset: str | None = 
     measured noise; the presets keep the paper's weight per kind.
 
     Frames that carry noise, are compared by squared error and have no weight set are measured
-    (:func:`linr.stopping.estimate_noise_sigma`); when there are two or more and their levels
+    (:func:`linr.noise.estimate_noise_sigma`); when there are two or more and their levels
     differ by more than :data:`LEVELS_EQUAL_WITHIN`, :func:`resolve` gives each the joint noisy
     weight times its inverse variance over the frames' mean inverse variance: the maximum-
     likelihood weighting of Gaussian frames, equal to the paper's weights when the levels are
@@ -196,6 +197,8 @@ def resolve(
     """
     boundary = None if preset is None else PRESETS[preset].blur_boundary if preset in PRESETS else None
     sigmas = measured_noise(observations, preset=preset)
+    if prior is None:
+        prior = default_prior(observations, preset=preset)
     preset = DEFAULT_PRESET if preset is None else preset
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -233,24 +236,36 @@ def resolve(
     return resolved, config
 
 
+DEFAULT_DENOISE_PRIOR = "tv:auto"
+"""The image prior of the defaults (no preset named) when one noisy image compared by squared
+error is restored (Gaussian denoising): total variation weighted by the measured noise level.
+Measured in BENCHMARKS.md ('#15 quality'): on set9 128-px crops, weights chosen on four tune images
+at sigma 25 and 50, then run on four report images at sigma 15, 25 and 50 (RGB and grey) and on
+whole images. Joint fits, bursts, photon noise and the other kinds keep no prior (not measured)."""
+
+
+def default_prior(observations: Sequence[Observation], *, preset: str | None) -> str | None:
+    """The prior a restore gets when none is asked for: :data:`DEFAULT_DENOISE_PRIOR` for one
+    noisy observation with the squared-error data term under the defaults, else None (the
+    presets keep the paper's fit)."""
+    if preset is not None or len(observations) != 1:
+        return None
+    (obs,) = observations
+    plain = obs.carries_noise and isinstance(obs.fidelity, SquaredError) and isinstance(obs.operator, Identity)
+    return DEFAULT_DENOISE_PRIOR if plain else None
+
+
 def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str | None:
-    """The prior spec a fit gets (None: none). A weight ``auto`` (such as ``tv:auto``) is set from
-    the noise std measured on the observations that carry noise and are compared by squared
-    error (:func:`linr.stopping.estimate_noise_sigma`, floored at :data:`MIN_MEASURED_SIGMA`;
-    several: their mean, weighed by their data-term weights), so the recorded spec is a number."""
+    """The prior spec a fit gets (None: none), checked. A weight ``auto`` (such as ``tv:auto``)
+    stays in the spec and is set when each fit is built, from the noise measured on that fit's
+    observations (:func:`linr.problem.build_prior`; the result's ``settings['prior_used']`` has
+    the number); here it is checked that some observation carries noise to measure."""
     if prior is None or prior == NO_PRIOR:
         return None
-    if not weight_is_auto(prior):
-        return parse_prior(prior).spec
-    noisy = [o for o in observations if o.carries_noise and isinstance(o.fidelity, SquaredError)]
-    if not noisy:
-        parse_prior(prior)  # the one-line error: nothing to measure the noise on
-    sigmas = [max(estimate_noise_sigma(o.image), MIN_MEASURED_SIGMA / 255.0) for o in noisy]
-    weights = [1.0 if o.weight is None else float(o.weight) for o in noisy]
-    if sum(weights) <= 0:
-        weights = [1.0] * len(noisy)
-    sigma = sum(w * s for w, s in zip(weights, sigmas)) / sum(weights)
-    return parse_prior(prior, noise_sigma=sigma).spec
+    spec = check_prior_spec(prior)
+    if weight_is_auto(spec) and prior_noise_sigma(observations) is None:
+        parse_prior(spec)  # the one-line error: nothing to measure the noise on
+    return spec
 
 
 def _precision(precision: str, device: str) -> str:
@@ -351,7 +366,8 @@ def restore(
     (:mod:`linr.ensemble`); whole images only, no model to keep.
     ``prior``: an explicit image prior added to the data term (:mod:`linr.priors`, such as
     ``'tv:0.05'``, or ``'tv:auto'``: its weight set from the measured noise level, see
-    :func:`resolve_prior`); None, the default, and ``'none'`` are the paper's fit.
+    :func:`resolve_prior`); ``'none'``: no prior (the paper's fit); None: the default's
+    (:func:`default_prior`: ``tv:auto`` when one noisy image is denoised with no preset named).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """

@@ -348,7 +348,8 @@ def fit_tile_group(batch: TileBatch) -> list[tuple[int, np.ndarray, dict[str, An
     finally:
         torch.set_num_threads(previous)
     return [(index, result.image, {"steps_run": result.steps_run, "stop_step": result.stop_step,
-                                   "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"]})
+                                   "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"],
+                                   **{k: v for k, v in result.settings.items() if k == "prior_used"}})
             for index, result in zip(batch.indices, results)]
 
 

@@ -1,6 +1,6 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
 ``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench register``,
-``linr bench photon``, ``linr bench averaging``, ``linr bench ensemble``.
+``linr bench photon``, ``linr bench averaging``, ``linr bench ensemble``, ``linr bench denoise``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -19,7 +19,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration", "photon", "averaging", "ensemble")
+PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration", "photon", "averaging", "ensemble",
+         "denoise")
 """Modules of this package, each adding a part (the registration module adds `register`: a
 sub-module named `register` would shadow this package's own register function)."""
 
@@ -104,13 +105,19 @@ DESCRIPTIONS = {
         "and with the other members, beside the time; and check the members' spread per pixel "
         "(--uncertainty) against the actual error. Rows go to --rows as they finish; a rerun resumes."
     ),
+    "denoise": (
+        "Judge variants of the default denoising restore (an image prior such as tv:auto or none, "
+        "the SIREN's bandwidth) on noisy crops of test images, split into images settings were "
+        "tuned on and images they were not; --table prints the recorded rows side by side. Rows go "
+        "to --rows as they finish; a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register, photon, "
-                            "averaging, ensemble",
+                            "averaging, ensemble, denoise",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False

@@ -391,7 +391,7 @@ class BenchRun:
             if c.kinds == ("real",):
                 # Real camera noise has no known level: estimated from the photo itself (wavelet
                 # median absolute deviation, as scikit-image's estimate_sigma), and recorded.
-                from ..stopping import estimate_noise_sigma
+                from ..noise import estimate_noise_sigma
 
                 sigma = estimate_noise_sigma(arrays["real"]) * 255.0
                 result = fn[kind](arrays["real"], sigma=sigma)

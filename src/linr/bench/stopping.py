@@ -94,7 +94,8 @@ def record(
 
     from ..fit import FitConfig, fit
     from ..simulate import add_gaussian_noise
-    from ..stopping import HoldOut, estimate_noise_sigma, window_variance
+    from ..noise import estimate_noise_sigma
+    from ..stopping import HoldOut, window_variance
     from ..tasks import noisy
 
     y = add_gaussian_noise(clean, sigma, seed=seed)

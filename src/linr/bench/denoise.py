@@ -1,0 +1,159 @@
+"""``linr bench denoise``: variants of the default denoising restore on noisy crops.
+
+One fit per (image, colour, size, sigma, variant) of ``linr.restore(linr.noisy(y), **variant)``
+(linr's defaults otherwise: the automatic stop, which returns the 40-iterate average) on the noisy
+crop of ``linr bench averaging`` (centre crop, Gaussian noise of ``--sigma`` on the 0-255 scale,
+seed 0). A variant is:
+
+- ``default``: whatever the default restore does at the commit a row records (rows made before
+  the default had a prior, which record none, also stand for ``prior=none``);
+- ``prior=SPEC``: an image prior (``--prior``), such as ``prior=none``, ``prior=tv:0.05`` or
+  ``prior=tv:auto`` (its weight set from the measured noise level; rows record the weight used);
+- ``omega_0=W``: the SIREN's omega_0 (``--omega0``; with coordinates on [-1, 1] across the
+  image, omega_0 = 30 gives a 128-px crop twice the frequency per pixel a 256-px image gets).
+
+Images are set9 names or ``FOLDER/NAME`` of another folder of the data (such as set5/bird). Splits:
+``tune`` (the four set9 images settings were chosen on: baboon, house, kodim01, kodim03),
+``report`` (the other set9 images), ``held-out`` (other folders). PSNR: standard convention
+(clipped to [0, 1], data range 1, scikit-image). Rows (JSONL, resumable: a rerun skips finished
+keys) carry the returned step, the steps run, seconds and provenance; ``--table`` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "variant_options", "table", "SPLITS"]
+
+SPLITS = ("tune", "report", "held-out")
+"""set9 tune crops (weights chosen there), set9 report crops, images of other folders."""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("denoise", help="variants of the default denoising restore (priors, bandwidth) on noisy crops",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="test-image folder (default: $LINR_DATA or ../shared/data)")
+    p.add_argument("--images", nargs="+", default=None,
+                   help="set9 image names, or FOLDER/NAME of another folder, such as set5/bird (needed unless --table)")
+    p.add_argument("--colours", nargs="+", default=["rgb"], choices=["rgb", "grey"])
+    p.add_argument("--size", type=int, default=128, help="centre crop side (default 128)")
+    p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
+    p.add_argument("--variants", nargs="+", default=["default"],
+                   help="default, prior=SPEC (none, tv:WEIGHT, tv:auto) or omega_0=W (default: default)")
+    p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
+    p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
+    p.add_argument("--rows", default="benchmarks/denoise_variants.jsonl", help="rows, appended and resumed")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--table", action="store_true",
+                   help="print a Markdown table of the recorded rows of --variants (all images) instead")
+    p.set_defaults(func=cmd_denoise)
+
+
+def variant_options(variant: str) -> dict[str, Any]:
+    """restore() keyword arguments of a variant; InputError naming a bad one."""
+    from ..errors import InputError
+    from ..models import ModelConfig
+    from ..priors import check_prior_spec
+
+    if variant == "default":
+        return {}
+    name, _, value = variant.partition("=")
+    if name == "omega_0":
+        try:
+            return {"model": replace(ModelConfig(), omega_0=float(value))}
+        except ValueError:
+            raise InputError(f"bad variant {variant!r}: omega_0=W needs a number") from None
+    if name == "prior":
+        return {"prior": check_prior_spec(value)}
+    raise InputError(f"unknown variant {variant!r}: default, prior=SPEC or omega_0=W")
+
+
+def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
+    """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
+    and its difference to the first variant, over the images that have every variant."""
+    by_image: dict[tuple[str, str, str, int, float], dict[str, dict[str, Any]]] = {}
+    for row in rows.values():
+        key = (row["split"], row["image"], row["colour"], row["size"], row["sigma"])
+        by_image.setdefault(key, {})[row["variant"]] = row
+    for cells in by_image.values():
+        if "default" not in cells and "omega_0=30" in cells:  # the default model's omega_0 is 30
+            cells["default"] = cells["omega_0=30"]
+        old = cells.get("default")  # made before the default had a prior: a fit without one
+        if "prior=none" not in cells and old is not None and not old.get("prior"):
+            cells["prior=none"] = old
+    lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
+    means: dict[str, list[list[float]]] = {}
+    for (split, image, colour, size, sigma), cells in sorted(
+            by_image.items(), key=lambda kv: (kv[0][4], kv[0][3], SPLITS.index(kv[0][0]), kv[0][1])):
+        if not all(v in cells for v in variants):
+            continue
+        shown = [f"{cells[v]['psnr']:.2f} ({cells[v]['returned_step']} / {cells[v]['steps_run']}, "
+                 f"{cells[v]['seconds']:.0f} s)" for v in variants]
+        lines.append(f"| {split} | {image} {colour} {size} px, sigma {sigma:g} | " + " | ".join(shown) + " |")
+        means.setdefault(f"{split}, {size} px, sigma {sigma:g}", []).append([cells[v]["psnr"] for v in variants])
+    for split, values in means.items():
+        m = [sum(col) / len(col) for col in zip(*values)]
+        lines.append(f"| {split}: mean ({len(values)}) | | " + " | ".join(
+            f"{x:.2f}" + ("" if i == 0 else f" ({x - m[0]:+.2f})") for i, x in enumerate(m)) + " |")
+    return "\n".join(lines)
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..errors import InputError
+    from ..models import ModelConfig
+    from ..tasks import restore
+    from . import data_dir
+    from .averaging import TUNE, _clean, observations_for
+    from .common import commit_id, cpu_name, psnr, read_rows
+
+    rows_path = Path(args.rows)
+    if args.table:
+        print(table(read_rows(rows_path), args.variants))
+        return 0
+    if not args.images:
+        raise InputError("--images: give one or more set9 image names (or FOLDER/NAME)")
+    options = {v: variant_options(v) for v in args.variants}  # a bad variant: now, not after hours of fits
+    if args.width:
+        for kw in options.values():
+            kw["model"] = replace(kw.get("model", ModelConfig()), width=args.width)
+    data = data_dir(args.data)
+    cleans = {}
+    for name in args.images:  # every image checked before the first fit
+        folder, _, stem = name.rpartition("/")
+        for colour in args.colours:
+            cleans[name, colour] = _clean(data, folder or "set9", stem, colour, args.size)
+    torch.set_num_threads(args.threads)
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    done = read_rows(rows_path)
+    smoke = {k: v for k, v in (("steps", args.steps), ("width", args.width)) if v}
+    for (name, colour), clean in cleans.items():
+        for variant, kw in options.items():
+            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{variant}" + "".join(
+                f"_{k}{v}" for k, v in smoke.items())
+            if key in done:
+                continue
+            obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
+            t0 = time.perf_counter()
+            result = restore(obs, device="cpu", progress=False, seed=0, steps=args.steps, **kw)
+            seconds = time.perf_counter() - t0
+            row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
+                   "variant": variant, **smoke,
+                   "split": "tune" if name in TUNE else "report" if "/" not in name else "held-out",
+                   "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
+                   "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
+                   "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
+                   "commit": commit_id(), "processor": cpu_name(), "threads": args.threads,
+                   "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            with rows_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            done[key] = row
+            print(f"{key}: {row['psnr']:.2f} dB, returned step {row['returned_step']} of "
+                  f"{row['steps_run']}, {seconds:.0f} s", flush=True)
+    return 0
