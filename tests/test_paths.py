@@ -64,9 +64,9 @@ def _cases(clean):
 
 
 # (pixel path?, rendered pixels as a fraction of the image) of each default fit; "noisy" has the
-# default's total-variation prior (a term of the whole image: the image step), "noisy, no prior"
-# the paper's fit with automatic stopping (pixel-wise)
-EXPECTED = {"noisy": (False, 1.0), "noisy, no prior": (True, 1.0), "masked": (True, "seen"),
+# default's total-variation prior (local terms: the pixel path, every pixel), "noisy, no prior"
+# the paper's fit with automatic stopping
+EXPECTED = {"noisy": (True, 1.0), "noisy, no prior": (True, 1.0), "masked": (True, "seen"),
             "noisy+masked": (True, 1.0), "lowres": (False, 1.0), "noisy+lowres": (False, 1.0)}
 
 

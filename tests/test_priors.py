@@ -59,19 +59,27 @@ def test_a_bad_prior_on_the_command_line_is_one_line(capsys, tmp_path):
 
 
 def test_a_fit_with_a_prior_is_the_same_on_the_engine_and_the_plain_loop():
+    """The engine adds a local prior's gradient chunk by chunk on the pixel path, from bands of
+    rows around each chunk: the same fit as the plain loop's autograd of the whole image, with
+    chunks of less than a row, of rows and a half, and of the whole image."""
     rng = np.random.default_rng(1)
     clean = rng.random((12, 10, 3)).astype(np.float32) * 0.8 + 0.1
     noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    mask = rng.random((12, 10)) < 0.5
     kw = dict(steps=8, device="cpu", progress=False, lr=1e-3, model=ModelConfig(width=32, depth=3),
               prior="tv:0.2")
-    for stop in (None, "holdout:0.2:40"):
-        fast = fit([linr.noisy(noisy)], FitConfig(**kw), reference=clean,
-                   stop=None if stop is None else parse_stop(stop))
-        plain = fit([linr.noisy(noisy)], FitConfig(engine="plain", **kw), reference=clean,
+    cases = [([linr.noisy(noisy)], None), ([linr.noisy(noisy)], "holdout:0.2:40"),
+             ([linr.masked(clean * mask[..., None], mask)], None)]
+    for observations, stop in cases:
+        plain = fit(observations, FitConfig(engine="plain", **kw), reference=clean,
                     stop=None if stop is None else parse_stop(stop))
-        assert not fast.settings["engine_used"]["pixel_wise"]  # the image step: autograd through the prior
-        assert np.allclose(fast.history["loss"], plain.history["loss"], rtol=1e-3)
-        assert np.abs(fast.image - plain.image).max() < 2e-4
+        for chunk in (7, 15, 2**17):
+            fast = fit(observations, FitConfig(chunk_pixels=chunk, **kw), reference=clean,
+                       stop=None if stop is None else parse_stop(stop))
+            engine = fast.settings["engine_used"]
+            assert engine["pixel_wise"] and engine["rendered_pixels"] == 120  # every pixel, for the prior
+            assert np.allclose(fast.history["loss"], plain.history["loss"], rtol=1e-3), (stop, chunk)
+            assert np.abs(fast.image - plain.image).max() < 2e-4, (stop, chunk)
     with_prior = fit([linr.noisy(noisy)], FitConfig(**kw))
     without = fit([linr.noisy(noisy)], FitConfig(**{**kw, "prior": None}))
     assert np.abs(without.image - with_prior.image).max() > 1e-3  # the prior changes the fit
@@ -79,6 +87,23 @@ def test_a_fit_with_a_prior_is_the_same_on_the_engine_and_the_plain_loop():
     # noise): at the same first output it is the same with and without the prior
     assert with_prior.history["loss"][0] == pytest.approx(without.history["loss"][0], rel=1e-6)
     assert with_prior.history["loss"][-1] != pytest.approx(without.history["loss"][-1], rel=1e-4)
+
+
+def test_stacked_fits_each_keep_their_own_prior():
+    from linr.fit import fit_many
+
+    rng = np.random.default_rng(6)
+    clean = rng.random((10, 9, 3)).astype(np.float32) * 0.8 + 0.1
+    frames = [np.clip(clean + rng.normal(0, s, clean.shape), 0, 1).astype(np.float32) for s in (0.05, 0.2)]
+    config = FitConfig(steps=6, device="cpu", progress=False, lr=1e-3, model=ModelConfig(width=16, depth=2),
+                       prior="tv:auto", chunk_pixels=20)
+    stacked = fit_many([[linr.noisy(f)] for f in frames], config)
+    alone = [fit([linr.noisy(f)], config) for f in frames]
+    used = [r.settings["prior_used"] for r in stacked]
+    assert used == [r.settings["prior_used"] for r in alone] and used[0] != used[1]
+    for a, b in zip(stacked, alone):
+        assert stacked[0].settings["engine_used"]["stacked"] == 2
+        assert np.abs(a.image - b.image).max() < 2e-5
 
 
 def test_the_prior_smooths_what_the_fit_returns():
@@ -195,3 +220,15 @@ def test_the_command_line_says_which_prior_a_noisy_restore_used(capsys, tmp_path
     assert settings["prior"] == "tv:auto" and settings["prior_used"].startswith("tv:0.1")
     assert main([*base, "-o", str(tmp_path / "b.png"), "--prior", "none"]) == 0
     assert "image prior" not in capsys.readouterr().out
+
+
+def test_a_local_prior_costs_one_pass_above_a_chunk():
+    """Total variation keeps the pixel path: an image larger than a chunk costs what the fit
+    without the prior costs when it renders every pixel, not the image step's second pass."""
+    obs = [linr.noisy(np.zeros((400, 400, 3), np.float32))]
+    config = FitConfig(steps=10)
+    assert 400 * 400 > config.chunk_pixels
+    without = plan(obs, config, whole_output_every_step=True).flops_per_step
+    assert plan(obs, dataclasses.replace(config, prior="tv:0.1"), whole_output_every_step=True).flops_per_step == without
+    lowres = [linr.lowres(np.zeros((100, 100, 3), np.float32), 4)]  # the image step: two passes
+    assert plan(lowres, config).flops_per_step > without

@@ -13,6 +13,7 @@ import torch
 
 from .config import FitConfig
 from .engine import Estimate, estimate
+from .priors import is_local
 from .problem import Observation, clean_shape
 
 __all__ = ["render_all_pixels", "pixel_weight_maps", "plan"]
@@ -56,11 +57,15 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
     height, width = clean_shape(observations)
     channels = observations[0].channels
     # a prior of the whole image takes the image step (every pixel, autograd), as operators
-    # that mix pixels do (linr.fastfit.pixel_terms)
-    maps = None if config.prior is not None else pixel_weight_maps(observations, (height, width))
+    # that mix pixels do; a local prior keeps the pixel path but renders every pixel
+    # (linr.fastfit.pixel_terms, run_fast_many)
+    local = config.prior is None or (is_local(config.prior) and config.batch_pixels is None)
+    maps = pixel_weight_maps(observations, (height, width)) if local else None
     total = height * width
     trained, extra_pass = total, False
-    if maps is not None:
+    if maps is None:  # the image step: two passes when the image is more than one chunk
+        extra_pass = total > config.chunk_pixels
+    elif config.prior is None:
         seen = torch.zeros(height, width, dtype=torch.bool)
         for m in maps:
             seen |= m.amax(0) > 0
@@ -70,8 +75,7 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
         elif render_all_pixels(trained, total, whole_output_every_step=whole_output_every_step):
             trained = total
         extra_pass = trained < total and whole_output_every_step
-    else:
-        extra_pass = total > config.chunk_pixels
+    # else a local prior on the pixel path: every pixel rendered and trained, one pass
     m = config.model
     return estimate(
         height, width, steps=config.steps, net_width=m.width, depth=m.depth, channels=channels,

@@ -12,7 +12,11 @@ How a step renders, by the kind of data term:
   step anyway (the default noisy fit: one render per step serves the training, the held-out
   loss and the rule); :func:`linr.cost.render_all_pixels` decides. With ``batch_pixels`` a
   random subset of the seen pixels is used each step, scaled so the gradient is an unbiased
-  estimate of the full one.
+  estimate of the full one. A local image prior (:mod:`linr.priors` with ``halo_rows``, such
+  as total variation) stays on this path with every pixel rendered: each chunk's prior gradient
+  comes from autograd of the prior's terms over the band of rows around the chunk (the few rows
+  outside it rendered without saved activations), so images larger than a chunk need no second
+  pass.
 - **Operators that mix pixels** (downsampling, blur): the whole image is rendered, the data term
   and its gradient with respect to the image come from autograd through the operators only, and
   the engine backpropagates that image gradient through the network. When the image is larger
@@ -43,6 +47,7 @@ from .config import FitConfig, lr_factor
 from .cost import pixel_weight_maps, render_all_pixels
 from .engine import FastSiren, adam_for, select_members
 from .fidelity import DataTerm, SquaredError
+from .priors import ImagePrior
 from .monitor import Monitor
 from .problem import OperatorSteps, Problem, clock
 from .models import coordinate_grid
@@ -59,9 +64,13 @@ class PixelTerms:
     """
 
     def __init__(self, targets: list[torch.Tensor], masks: list[torch.Tensor | None],
-                 scales: list[float], fidelities: list[DataTerm] | None = None) -> None:
+                 scales: list[float], fidelities: list[DataTerm] | None = None,
+                 prior: ImagePrior | None = None) -> None:
         self.targets, self.masks, self.scales = targets, masks, scales
         self.fidelities = fidelities or [SquaredError()] * len(targets)
+        self.prior = prior
+        """A local image prior (``halo_rows`` set), whose gradient :func:`_pixel_step` adds chunk by
+        chunk from bands of rows (every pixel is then rendered each step)."""
         if any(m is None for m in masks):
             self.seen = None
         else:
@@ -100,7 +109,7 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
     map (:meth:`~linr.operators.Operator.pixel_weights`: identity, masks, the hold-out rule's
     compositions of them), else None."""
     h, w, c = problem.height, problem.width, problem.channels
-    if problem.prior is not None:  # a prior of the whole image: the image step's autograd
+    if problem.prior is not None and problem.prior.halo_rows is None:  # needs the whole image at once
         return None
     maps = pixel_weight_maps(problem.observations, (h, w))
     if maps is None:
@@ -114,7 +123,7 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
             masks.append(m.reshape(m.shape[0], h * w).t().contiguous())
         targets.append(y[0].reshape(c, h * w).t().contiguous())
         scales.append(weight / (c * h * w))
-    return PixelTerms(targets, masks, scales, [obs.fidelity for obs in problem.observations])
+    return PixelTerms(targets, masks, scales, [obs.fidelity for obs in problem.observations], problem.prior)
 
 
 def run_fast(model: torch.nn.Module, problem: Problem, config: FitConfig, monitor: Monitor
@@ -149,6 +158,9 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
     terms = [pixel_terms(p) for p in problems]
     operator_steps = [OperatorSteps(p) for p in problems]
     pixel_wise = all(t is not None for t in terms)
+    with_prior = pixel_wise and any(t.prior is not None for t in terms)
+    if with_prior and config.batch_pixels is not None:  # a prior's gradient needs every pixel
+        pixel_wise = False
     generators, batches, trained = [], [], []
     for t in terms:
         generator = torch.Generator(device=device)
@@ -161,8 +173,8 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
     # Render every pixel (unseen ones with a zero gradient) or only the seen ones: one rule
     # (linr.cost.render_all_pixels) for the loop and the cost estimate.
     watched = any(m.needs_output for m in monitors)
-    render_all = pixel_wise and all(b is None for b in batches) and all(
-        render_all_pixels(n, h * w, whole_output_every_step=watched) for n in trained)
+    render_all = pixel_wise and all(b is None for b in batches) and (with_prior or all(
+        render_all_pixels(n, h * w, whole_output_every_step=watched) for n in trained))
     infos = [{"name": "fast", "pixel_wise": pixel_wise, "trained_pixels": n, "batch_pixels": b,
               "rendered_pixels": h * w if render_all or not pixel_wise else (b or n),
               "chunk_pixels": config.chunk_pixels, "precision": config.precision,
@@ -247,14 +259,20 @@ def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
     if all(p is None for p in picks):  # every model sees every pixel: shared coordinates
         n = coords.shape[0]
         whole = n <= chunk
+        halo = max((t.prior.halo_rows for t in terms if t.prior is not None), default=None)
         outputs = []
         for i in range(0, n, chunk):
+            m = min(chunk, n - i)
+            if halo is not None:  # the rows around the chunk a local prior's terms reach (no saving,
+                band = _band_rows(net, coords, shape, i, m, halo)  # before the chunk's saved forward)
             out = net.forward(coords if whole else coords[i : i + chunk], save=True)
-            sel = None if whole else torch.arange(i, min(i + chunk, n), device=coords.device)
+            sel = None if whole else torch.arange(i, i + m, device=coords.device)
             grad = torch.empty_like(out)
             for k, t in enumerate(terms):
                 part, grad[k] = t.loss_and_grad(out[k], sel, factors[k])
                 losses[k] = losses[k] + part
+            if halo is not None:
+                _add_prior_grad(grad, out, band, terms, shape, i, m)
             net.backward(grad, accumulate=i > 0)
             outputs.append(out)
         flat = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
@@ -276,6 +294,41 @@ def _pixel_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int
                 losses[k] = losses[k] + part
         net.backward(grad, accumulate=i > 0)
     return losses, None
+
+
+def _band_rows(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int], start: int, count: int,
+               halo: int) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
+    """The whole rows around pixels ``start .. start+count-1`` (row-major) widened by ``halo`` rows
+    each side: their first pixel, and the values before and after the chunk (rendered without
+    saved activations; None where there are none)."""
+    h, w, _ = shape
+    n = coords.shape[0]
+    lo = max(0, (start // w - halo) * w)
+    hi = min(n, ((start + count - 1) // w + halo + 1) * w)
+    before = net.forward(coords[lo:start], save=False) if lo < start else None
+    after = net.forward(coords[start + count : hi], save=False) if hi > start + count else None
+    return lo, before, after
+
+
+def _add_prior_grad(grad: torch.Tensor, out: torch.Tensor, band: tuple[int, torch.Tensor | None,
+                    torch.Tensor | None], terms: list[PixelTerms], shape: tuple[int, int, int],
+                    start: int, count: int) -> None:
+    """Add each model's local prior gradient at the chunk's pixels to ``grad`` (K, count, C):
+    autograd of the prior's terms over the band of rows around the chunk (exact: every term that
+    touches a chunk pixel lies within the band)."""
+    h, w, c = shape
+    lo, before, after = band
+    values = torch.cat([p for p in (before, out.detach(), after) if p is not None], dim=-2)
+    values = values.view(out.shape[0], -1, out.shape[-1]) if values.ndim == 3 else values[None]
+    rows = values.shape[1] // w
+    for k, t in enumerate(terms):
+        if t.prior is None:
+            continue
+        image = values[k].view(rows, w, c).permute(2, 0, 1)[None].detach().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(t.prior.band_value(image, shape), [image])
+        flat = g[0].permute(1, 2, 0).reshape(rows * w, c)
+        grad[k] += flat[start - lo : start - lo + count].to(grad.dtype)
 
 
 def _image_step(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int],

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from .errors import InputError
 
 __all__ = ["ImagePrior", "TotalVariation", "PRIORS", "NO_PRIOR", "AUTO_WEIGHT", "parse_prior",
-           "weight_is_auto", "check_prior_spec"]
+           "weight_is_auto", "check_prior_spec", "is_local"]
 
 NO_PRIOR = "none"
 """The spec of no prior (the paper's fit), which turns off a default one."""
@@ -38,8 +38,19 @@ class ImagePrior:
     """The interface; see the module docstring."""
 
     name = "prior"
+    halo_rows: int | None = None
+    """How many rows above and below a pixel its gradient depends on, for a prior that is a sum
+    of local terms (it then also gives :meth:`band_value`, and the fast engine adds its gradient
+    chunk by chunk on the pixel path); None: it needs the whole image (the image step)."""
 
     def value(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def band_value(self, band: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+        """For a local prior (``halo_rows`` set): the sum of the terms that lie within ``band``,
+        whole rows (1, C, rows, W) of an image of ``shape`` (H, W, C), on the scale of the whole
+        image's :meth:`value` (so the gradient at a pixel more than ``halo_rows`` rows inside the
+        band is the whole image's)."""
         raise NotImplementedError
 
     @property
@@ -72,10 +83,20 @@ class TotalVariation(ImagePrior):
         if not self.eps > 0:
             raise ValueError(f"total variation eps must be positive, got {self.eps}")
 
+    halo_rows = 1  # a term joins a pixel, its right and its lower neighbour
+
     def value(self, image: torch.Tensor) -> torch.Tensor:
-        dx = image[..., :-1, 1:] - image[..., :-1, :-1]
-        dy = image[..., 1:, :-1] - image[..., :-1, :-1]
-        return self.weight * (dx * dx + dy * dy + self.eps**2).sqrt().mean()
+        c, h, w = image.shape[-3:]
+        return self.band_value(image, (h, w, c))
+
+    def band_value(self, band: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+        h, w, c = shape
+        count = c * (h - 1) * (w - 1)
+        if count == 0:  # a single row or column: no pixel has both neighbours
+            return band.new_zeros(())
+        dx = band[..., :-1, 1:] - band[..., :-1, :-1]
+        dy = band[..., 1:, :-1] - band[..., :-1, :-1]
+        return (self.weight / count) * (dx * dx + dy * dy + self.eps**2).sqrt().sum()
 
     NOISE_TO_WEIGHT = 1.0
     """``tv:auto``'s weight per unit of measured noise std (data range 1): the weight follows the
@@ -107,6 +128,11 @@ def _split(spec: str) -> tuple[str, list[str]]:
         raise InputError(f"bad prior {spec!r}: expected {name}:WEIGHT[:EPS] (WEIGHT a number or "
                          f"{AUTO_WEIGHT}), such as {name}:0.05")
     return name, parts
+
+
+def is_local(spec: str) -> bool:
+    """Whether a spec's prior is a sum of local terms (``halo_rows`` set: the pixel path)."""
+    return PRIORS[_split(spec)[0]].halo_rows is not None
 
 
 def weight_is_auto(spec: str | None) -> bool:
