@@ -127,6 +127,32 @@ def test_changed_settings_are_refused(folder, local_run, capsys):
     # Leaving the reference folder out is no change (it only adds metrics): tests/test_batch_inputs.py
 
 
+def test_a_batch_made_without_the_default_prior_does_not_resume_under_it(folder, tmp_path, capsys):
+    """Denoising batches record the prior the defaults add (tv:auto): one made without a prior
+    (as before the default had one, or with --prior none) is not silently mixed with it."""
+    out = tmp_path / "out"
+    base = ["batch", str(folder / "noisy" / "img0.png"), "--task", "noisy", "-o", str(out), "--steps", "2", *FAST]
+    assert main([*base, "--prior", "none"]) == 0
+    assert "prior" not in _manifest(out)["img0"]["batch"]  # as manifests made before the default prior
+    assert main(base) == 2
+    assert "other settings (prior)" in capsys.readouterr().err
+    assert main([*base, "--prior", "none"]) == 0  # the same settings: resumes
+    assert "1 already done" in capsys.readouterr().out
+    assert main([*base, "--force"]) == 0
+    record = _manifest(out)["img0"]
+    assert record["batch"]["prior"] == "tv:auto"
+    assert record["settings"]["prior_used"].startswith("tv:0.")
+
+
+def test_an_auto_prior_without_gaussian_noisy_images_is_refused_up_front(folder, tmp_path, capsys):
+    for extra in (["--task", "masked", "--mask", str(folder / "noisy" / "img0.png")],
+                  ["--task", "noisy", "--noise", "poisson"]):
+        code = main(["batch", str(folder / "noisy"), *extra, "-o", str(tmp_path / "o"), "--prior", "tv:auto", *FAST])
+        err = capsys.readouterr().err
+        assert code == 2 and "sets its weight from the Gaussian noise" in err and err.count("\n") == 1
+        assert not (tmp_path / "o").exists()
+
+
 def test_existing_foreign_output_is_not_overwritten(folder, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

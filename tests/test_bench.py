@@ -332,7 +332,7 @@ def test_denoise_bench_records_variants_resumes_and_tables(tmp_path: Path, capsy
     table = capsys.readouterr().out.splitlines()
     assert table[0] == "| split | image | prior=none | prior=tv:auto |"
     assert sum(line.startswith("| tune | house rgb 24 px") for line in table) == 1
-    assert table[-2].startswith("| tune, 24 px, sigma 25: mean (1)")
-    assert table[-1].startswith("| held-out, 24 px, sigma 25: mean (1)")
+    assert table[-2].startswith("| tune, rgb 24 px, sigma 25, steps 3, width 16: mean (1)")
+    assert table[-1].startswith("| held-out, rgb 24 px, sigma 25, steps 3, width 16: mean (1)")
     assert main(["bench", "denoise", "--images", "house", "--variants", "prior=tv:x", "--data", str(DATA)]) == 2
     assert "bad prior" in capsys.readouterr().err

@@ -35,9 +35,10 @@ def test_total_variation_is_the_mean_of_the_smoothed_gradient_norms():
     assert float(TotalVariation(1.0).value(flat)) == pytest.approx(1e-3)  # eps where it is flat
 
 
-@pytest.mark.parametrize("spec, message", [("tv", "expected tv:WEIGHT"), ("tv:x", "expected tv:WEIGHT"),
-                                           ("tv:-1", "positive number"), ("tv:0.1:0", "eps must be positive"),
-                                           ("tv:1:2:3", "expected tv:WEIGHT"), ("blur:1", "unknown prior")])
+@pytest.mark.parametrize("spec, message", [
+    ("tv", "expected tv:WEIGHT"), ("tv:x", "expected tv:WEIGHT"), ("tv:-1", "positive number"),
+    ("tv:0.1:0", "eps must be a positive number"), ("tv:0.1:inf", "eps must be a positive number"),
+    ("none:0.1", "none takes no weight"), ("tv:1:2:3", "expected tv:WEIGHT"), ("blur:1", "unknown prior")])
 def test_bad_prior_specs_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_prior(spec)
@@ -147,10 +148,14 @@ def test_an_auto_weight_follows_the_measured_noise_and_is_recorded_as_a_number()
         weights[sigma] = prior.weight
     assert weights[10] < weights[25] < weights[50]
     assert build_prior("tv:auto:0.01", [linr.noisy(clean + rng.normal(0, 0.1, clean.shape))]).eps == 0.01
-    # two frames: the mean of their levels, weighed by their data-term weights
+    # frames: sqrt(sum (w_i sigma_i)^2), the noise of their weighted mean times their total weight
     a, b = clean + rng.normal(0, 0.05, clean.shape), clean + rng.normal(0, 0.15, clean.shape)
     prior = build_prior("tv:auto", [linr.noisy(a, weight=3.0), linr.noisy(b, weight=1.0)])
-    assert prior.weight == pytest.approx((3 * 0.05 + 0.15) / 4, rel=0.1)
+    assert prior.weight == pytest.approx(np.hypot(3 * 0.05, 0.15), rel=0.1)
+    # a burst as the defaults weigh it (0.1 per frame): 0.1 sqrt(N) sigma, not sigma
+    frames = [linr.noisy(clean + rng.normal(0, 0.1, clean.shape)) for _ in range(4)]
+    obs, config = linr.tasks.resolve(frames, prior="tv:auto")
+    assert build_prior(config.prior, obs).weight == pytest.approx(0.1 * 2 * 0.1, rel=0.1)
     # the fit records the number it used, which repeats the fit exactly
     small = dict(steps=3, device="cpu", progress=False, model=ModelConfig(width=16, depth=2))
     noisy = clean + rng.normal(0, 0.1, clean.shape)
@@ -186,7 +191,7 @@ def test_none_and_numbers_resolve_as_given():
 
 def test_an_auto_weight_without_a_noisy_observation_is_one_line(capsys, tmp_path):
     low = np.full((8, 8, 3), 0.5)
-    with pytest.raises(InputError, match="sets its weight from the noise measured on a noisy observation"):
+    with pytest.raises(InputError, match="sets its weight from the Gaussian noise measured on a noisy input"):
         linr.restore([linr.lowres(low, 4)], prior="tv:auto", steps=2)
     with pytest.raises(InputError, match="unknown prior"):
         linr.restore([linr.noisy(low)], prior="auto", steps=2)
@@ -195,10 +200,10 @@ def test_an_auto_weight_without_a_noisy_observation_is_one_line(capsys, tmp_path
     Image.fromarray((low * 255).astype(np.uint8)).save(path)
     err = run_err(capsys, ["restore", "--lowres", str(path), "--factor", "4", "--prior", "tv:auto",
                            "-o", str(tmp_path / "out.png")])
-    assert "sets its weight from the noise" in err
+    assert "sets its weight from the Gaussian noise" in err
     assert not (tmp_path / "out.png").exists()
     err = run_err(capsys, ["restore", "--noisy", str(path), "--prior", "tv:auto:0", "-o", str(tmp_path / "o.png")])
-    assert "eps must be positive" in err
+    assert "eps must be a positive number" in err
 
 
 def test_the_command_line_says_which_prior_a_noisy_restore_used(capsys, tmp_path):
@@ -232,3 +237,38 @@ def test_a_local_prior_costs_one_pass_above_a_chunk():
     assert plan(obs, dataclasses.replace(config, prior="tv:0.1"), whole_output_every_step=True).flops_per_step == without
     lowres = [linr.lowres(np.zeros((100, 100, 3), np.float32), 4)]  # the image step: two passes
     assert plan(lowres, config).flops_per_step > without
+
+
+def test_images_too_small_to_measure_get_no_default_prior_and_one_line_for_auto(capsys, tmp_path):
+    small = dict(steps=2, device="cpu", progress=False, model=ModelConfig(width=16, depth=2))
+    rng = np.random.default_rng(7)
+    for shape in ((3, 3, 3), (1, 30, 3)):
+        image = rng.random(shape).astype(np.float32)
+        result = linr.restore(linr.noisy(image), **small)  # the default: no prior it cannot weigh
+        assert result.settings["prior"] is None and result.image.shape == shape
+        with pytest.raises(InputError, match="too small to measure its noise"):
+            linr.restore(linr.noisy(image), prior="tv:auto", **small)
+        # a given weight works on one row or one column (no term: the prior adds nothing)
+        assert linr.restore(linr.noisy(image), prior="tv:0.1", **small).image.shape == shape
+    from PIL import Image
+
+    Image.fromarray((rng.random((3, 3, 3)) * 255).astype(np.uint8)).save(tmp_path / "tiny.png")
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "tiny.png"), "--prior", "tv:auto",
+                           "-o", str(tmp_path / "o.png")])
+    assert "too small to measure its noise" in err
+
+
+def test_a_tiled_restore_weighs_every_tile_by_the_noise_of_the_whole_image():
+    from linr.problem import prior_noise_level
+
+    rng = np.random.default_rng(8)
+    y, x = np.mgrid[0:40, 0:56] / 56
+    clean = np.stack([0.5 + 0.3 * np.sin(9 * x * y), 0.4 + 0.2 * y, 0.5 + 0.1 * x], -1)
+    clean[:, :20] += 0.2 * (rng.random((40, 20, 3)) > 0.5)  # texture on one side only
+    noisy = np.clip(clean + rng.normal(0, 0.08, clean.shape), 0, 1).astype(np.float32)
+    result = linr.restore(linr.noisy(noisy), tile="24:8", steps=2, device="cpu", progress=False,
+                          model=ModelConfig(width=16, depth=2))
+    expected = TotalVariation.NOISE_TO_WEIGHT * prior_noise_level([linr.noisy(noisy)])
+    assert result.settings["prior"] == "tv:auto"
+    assert parse_prior(result.settings["prior_used"]).weight == pytest.approx(expected, rel=1e-12)
+    assert {t["prior_used"] for t in result.settings["tiles"]} == {result.settings["prior_used"]}

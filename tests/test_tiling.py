@@ -392,6 +392,35 @@ def test_a_failed_tile_cancels_the_tiles_still_in_flight():
     assert executor.submitted == [0, 1, 2] and executor.cancelled == [1, 2]
 
 
+def test_tiles_finished_beside_a_failed_one_are_kept_for_the_rerun(tmp_path):
+    """One wait() returns a failed tile and a finished one: the finished one is stored before
+    the image fails, so a rerun does not fit it again."""
+    from linr.errors import DivergenceError
+    from linr.tiling import TileStore, _fingerprint, fit_tile_group
+
+    class FailFirst:  # two tiles in flight; the first reports a failure, the second finishes
+        slots = 2
+
+        def __init__(self):
+            self.batches = {}
+
+        def submit(self, batch):
+            self.batches[len(self.batches)] = batch
+            return len(self.batches) - 1
+
+        def wait(self, handles):
+            return [(handles[0], {"error": "boom", "kind": "DivergenceError"}),
+                    (handles[1], fit_tile_group(self.batches[handles[1]]))]
+
+    obs, config, grid = _workers_case()
+    store = tmp_path / "tiles"
+    with pytest.raises(DivergenceError, match="boom"):
+        fit_tiled(obs, config, grid, make_stop=lambda o: None, executor=FailFirst(), store=str(store),
+                  stop_name="fixed")
+    saved = TileStore(str(store), _fingerprint(obs, config, grid, "fixed"))
+    assert saved.load(0) is None and saved.load(1) is not None
+
+
 def test_a_worker_pool_cancels_running_groups_and_starts_afresh():
     import time
 

@@ -247,11 +247,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         result = results[0]
         returned = "" if "ensemble" in result.settings else f"; returned the iterate of step {result.stop_step}"
         print(f"stopped at step {result.steps_run}: {result.stop_reason}{returned}")
-        prior_line = _prior_line(result.settings, asked=args.prior is not None)
-        if prior_line:
-            print(prior_line)
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
+    prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
+    if prior_line:
+        print(prior_line)
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
         tiff = args.uncertainty.lower().endswith((".tif", ".tiff"))
@@ -285,18 +285,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prior_line(settings: dict[str, Any], *, asked: bool) -> str | None:
-    """One line on the image prior a fit used (the default's is not in the paper), or None."""
-    spec = settings.get("prior")
+def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
+    """One line on the image prior the fits (one per frame with --frames separate) used (the
+    default's is not in the paper), or None."""
+    spec = settings[0].get("prior")
     if not spec:
         return None
     line = f"image prior: {spec}"
-    if "auto" in spec:  # the weight each fit (or tile) measured
-        used = [settings.get("prior_used")] + [t.get("prior_used") for t in settings.get("tiles") or [] if t]
-        weights = sorted(float(u.split(":")[1]) for u in used if u)
-        if weights:
-            shown = f"{weights[0]:.3g}" if weights[0] == weights[-1] else f"{weights[0]:.3g}-{weights[-1]:.3g}"
-            line += f", weight {shown} (set from the noise measured on the input{' per tile' if len(weights) > 1 else ''})"
+    weights = sorted(float(s["prior_used"].split(":")[1]) for s in settings if s.get("prior_used"))
+    if "auto" in spec and weights:  # the weight each fit measured
+        shown = f"{weights[0]:.3g}" if f"{weights[0]:.3g}" == f"{weights[-1]:.3g}" else \
+            f"{weights[0]:.3g}-{weights[-1]:.3g}"
+        each = " of each frame" if len(weights) > 1 else ""
+        line += f", weight {shown} (set from the noise measured on the input{each})"
     return line + ("" if asked else "; the default for a noisy photo, --prior none fits without it")
 
 

@@ -73,8 +73,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", default=None, type=preset_name, metavar="{" + ",".join(PRESET_NAMES) + "}",
                    help="named settings: paper (the LINR paper's: SIREN 7x256, Adam 1e-4, a fixed "
                    "500 steps, 4000 for deblurring, circular blur boundary) or fast (time to the "
-                   "paper's quality on a CPU); default: the paper's with automatic stopping on "
-                   "noisy input and a reflecting blur boundary")
+                   "paper's quality on a CPU); default: the paper's network with automatic stopping "
+                   "on noisy input, a reflecting blur boundary and, for one noisy photo, a "
+                   "total-variation prior weighted by its noise (--prior)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -99,8 +100,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prior", default=None, type=prior_option, metavar="tv:WEIGHT|tv:auto|none",
                    help="an explicit image prior added to the data term: tv:WEIGHT, total "
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
-                   "the noise measured on the noisy input; not in the paper; BENCHMARKS.md, "
-                   "'Total variation'); none: no prior")
+                   "the noise measured on the noisy input; not in the paper); none: no prior. "
+                   "Default: tv:auto for one noisy photo with no --preset, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["estimate_noise_sigma"]
+__all__ = ["estimate_noise_sigma", "MIN_MEASURED_SIGMA", "MIN_SIDE"]
+
+MIN_MEASURED_SIGMA = 0.5
+"""Floor of a measured noise level (0-255 scale) where a weight is set from it (8-bit rounding
+alone is 0.29): a frame measured as noise-free must not take all the weight, nor get no prior."""
 
 # Daubechies-2 decomposition high-pass filter (the wavelet scikit-image's estimate_sigma uses).
 _DB2_HIGH = np.array([-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.12940952255092145])
+MIN_SIDE = len(_DB2_HIGH)
+"""The smallest side (pixels) on which :func:`estimate_noise_sigma` measures."""
 
 
 def estimate_noise_sigma(image: np.ndarray) -> float:
@@ -22,7 +28,7 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 2:
         image = image[..., None]
-    if min(image.shape[:2]) < len(_DB2_HIGH):
+    if min(image.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {image.shape[0]}x{image.shape[1]} is too small to estimate noise")
     g = _DB2_HIGH[::-1]  # convolution = correlation with the reversed filter
     sigmas = []

@@ -3,13 +3,18 @@
 The paper's fit has none: the network is the only prior. A prior here is an object with
 
 - ``value(image)``: a 0-d tensor for an image (1, C, H, W) on the fit's [-1, 1] scale, added to
-  the loss (differentiable: the fit takes its gradient by autograd, so a fit with a prior
-  renders the whole image every step, like an operator that mixes pixels);
-- ``spec``: the short form :func:`parse_prior` reads back (such as ``tv:0.05``).
+  the loss (the fit takes its gradient by autograd);
+- ``halo_rows`` and ``band_value(band, shape)`` for a prior that is a sum of local terms (total
+  variation): the fast engine then keeps its pixel path, adding each chunk's prior gradient from
+  the band of rows around it; a prior without them (``halo_rows = None``) makes the fit take the
+  image step, like an operator that mixes pixels;
+- ``spec``: the short form :func:`parse_prior` reads back (such as ``tv:0.05``);
+- ``weight_for_noise(sigma)``: the weight ``NAME:auto`` gets (see below).
 
-A weight may be ``auto`` (such as ``tv:auto``): it is then set from the noise level measured on
-the noisy observations when the fit's settings are resolved (:func:`linr.tasks.resolve`), by the
-prior's ``weight_for_noise``; the fit records the number it used. ``none`` names no prior.
+A weight may be ``auto`` (such as ``tv:auto``, the defaults' prior for one noisy photo): it is set
+from the noise level measured on the noisy observations when each fit is built
+(:func:`linr.problem.build_prior`), by the prior's ``weight_for_noise``; the fit records the
+number it used (``settings['prior_used']``). ``none`` names no prior.
 
 Adding one is a class here plus one line in :data:`PRIORS`. (torch is imported where a value
 is computed, so that the command line checks a spec without loading it.)
@@ -80,8 +85,8 @@ class TotalVariation(ImagePrior):
     def __post_init__(self) -> None:
         if not (self.weight > 0 and self.weight < float("inf")):
             raise ValueError(f"total variation weight must be a positive number, got {self.weight}")
-        if not self.eps > 0:
-            raise ValueError(f"total variation eps must be positive, got {self.eps}")
+        if not (self.eps > 0 and self.eps < float("inf")):
+            raise ValueError(f"total variation eps must be a positive number, got {self.eps}")
 
     halo_rows = 1  # a term joins a pixel, its right and its lower neighbour
 
@@ -92,8 +97,8 @@ class TotalVariation(ImagePrior):
     def band_value(self, band: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         h, w, c = shape
         count = c * (h - 1) * (w - 1)
-        if count == 0:  # a single row or column: no pixel has both neighbours
-            return band.new_zeros(())
+        if count == 0:  # a single row or column: no pixel has both neighbours (a zero of the graph)
+            return band.sum() * 0
         dx = band[..., :-1, 1:] - band[..., :-1, :-1]
         dy = band[..., 1:, :-1] - band[..., :-1, :-1]
         return (self.weight / count) * (dx * dx + dy * dy + self.eps**2).sqrt().sum()
@@ -120,6 +125,8 @@ PRIORS = {"tv": TotalVariation}
 
 def _split(spec: str) -> tuple[str, list[str]]:
     name, _, rest = spec.partition(":")
+    if name == NO_PRIOR:
+        raise InputError(f"bad prior {spec!r}: {NO_PRIOR} takes no weight")
     if name not in PRIORS:
         raise InputError(f"unknown prior {name!r} in {spec!r}; choose from {', '.join(PRIORS)} or "
                          f"{NO_PRIOR} (such as tv:0.05 or tv:auto)")
@@ -161,9 +168,9 @@ def parse_prior(spec: str, *, noise_sigma: float | None = None) -> ImagePrior:
     cls = PRIORS[name]
     if parts[0] == AUTO_WEIGHT:
         if noise_sigma is None:
-            raise InputError(f"prior {spec!r} sets its weight from the noise measured on a noisy "
-                             f"observation, and this restore has none compared by squared error; "
-                             f"give a weight ({name}:0.05)")
+            raise InputError(f"prior {spec!r} sets its weight from the Gaussian noise measured on a noisy "
+                             f"input, and this restore has none (photon noise and noise-free inputs "
+                             f"are not measured); give a weight ({name}:0.05)")
         parts = [repr(cls.weight_for_noise(noise_sigma)), *parts[1:]]
     try:
         numbers = [float(x) for x in parts]

@@ -14,17 +14,13 @@ import torch
 from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
-from .noise import estimate_noise_sigma
+from .noise import MIN_MEASURED_SIGMA, estimate_noise_sigma
 from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
-__all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_sigma",
+__all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_level",
+           "measures_gaussian_noise",
            "clean_shape", "resolve_device", "clock"]
-
-PRIOR_NOISE_FLOOR = 0.5 / 255
-"""Floor of the noise level that sets an ``auto`` prior weight (8-bit rounding alone is 0.29/255):
-a clean-looking image gets a small weight, not none."""
-
 
 @dataclass
 class Observation:
@@ -178,28 +174,43 @@ class OperatorSteps:
                 raise DivergenceError(f"{obs.kind} observation: {exc}") from None
 
 
-def prior_noise_sigma(observations: Sequence[Observation]) -> float | None:
-    """The noise std (data range 1) that sets an ``auto`` prior weight: measured on each
-    observation that carries noise and is compared by squared error
-    (:func:`linr.noise.estimate_noise_sigma`, floored at :data:`PRIOR_NOISE_FLOOR`), several
-    averaged with their data-term weights; None when there is none."""
-    noisy = [o for o in observations if o.carries_noise and isinstance(o.fidelity, SquaredError)]
+def measures_gaussian_noise(obs: Observation) -> bool:
+    """Whether an observation carries noise that the defaults measure as Gaussian (compared by
+    squared error): the noise level sets ``auto`` prior weights and the weights of frames."""
+    return bool(obs.carries_noise) and isinstance(obs.fidelity, SquaredError)
+
+
+def prior_noise_level(observations: Sequence[Observation]) -> float | None:
+    """The noise level (data range 1) that sets an ``auto`` prior weight, ``sqrt(sum_i (w_i
+    sigma_i)^2)`` over the observations with Gaussian noise (:func:`measures_gaussian_noise`):
+    ``sigma_i`` measured on each (:func:`linr.noise.estimate_noise_sigma`, floored at
+    :data:`~linr.noise.MIN_MEASURED_SIGMA`), ``w_i`` its data-term weight. Their data terms
+    together equal one term of weight ``W = sum_i w_i`` on their weighted mean, whose noise is
+    ``sqrt(sum_i w_i^2 sigma_i^2) / W``; a prior tuned against one frame of weight 1 keeps the
+    same balance at ``W`` times that noise. One frame of weight 1: its sigma. None: no such
+    observation."""
+    noisy = [o for o in observations if measures_gaussian_noise(o)]
     if not noisy:
         return None
-    sigmas = [max(estimate_noise_sigma(o.image), PRIOR_NOISE_FLOOR) for o in noisy]
-    weights = [1.0 if o.weight is None else float(o.weight) for o in noisy]
-    if sum(weights) <= 0:
-        weights = [1.0] * len(noisy)
-    return sum(w * s for w, s in zip(weights, sigmas)) / sum(weights)
+    total = 0.0
+    for o in noisy:
+        try:
+            sigma = max(estimate_noise_sigma(o.image), MIN_MEASURED_SIGMA / 255.0)
+        except ValueError as exc:  # too small to measure
+            raise InputError(f"cannot set the prior's weight from the noise: {exc}; give a weight "
+                             "(such as tv:0.05)") from None
+        weight = 1.0 if o.weight is None else float(o.weight)
+        total += (weight * sigma) ** 2
+    return math.sqrt(total)
 
 
 def build_prior(prior: str | None, observations: Sequence[Observation]) -> ImagePrior | None:
     """The prior of a spec (None: none); an ``auto`` weight is set from
-    :func:`prior_noise_sigma` of these observations (InputError naming the problem when they
-    carry none), so each image of a batch, or each tile, gets its own."""
+    :func:`prior_noise_level` of these observations (InputError naming the problem when they
+    carry none), so each image of a batch gets its own."""
     if prior is None or prior == NO_PRIOR:
         return None
-    sigma = prior_noise_sigma(observations) if weight_is_auto(prior) else None
+    sigma = prior_noise_level(observations) if weight_is_auto(prior) else None
     return parse_prior(prior, noise_sigma=sigma)
 
 

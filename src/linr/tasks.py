@@ -21,9 +21,9 @@ from .fit import FitConfig, FitResult, Observation, fit, fit_many
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
-from .noise import estimate_noise_sigma
+from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity
-from .problem import clean_shape, prior_noise_sigma
+from .problem import build_prior, clean_shape, measures_gaussian_noise
 from .priors import NO_PRIOR, check_prior_spec, parse_prior, weight_is_auto
 from .registration import register as register_observations
 from .registration import registration_report
@@ -145,11 +145,6 @@ LEVELS_EQUAL_WITHIN = 1.25
 between 8 frames of one noise level (sigma 10, 25 or 50) the wavelet estimate itself varied by up
 to 1.05x on 128 px crops of five set9 images, 1.09x at 64 px, 1.19x at 32 px (1.5x at 16 px), so
 smaller differences are the estimate's, not the frames'."""
-MIN_MEASURED_SIGMA = 0.5
-"""Floor of a measured noise level (0-255 scale) when weighing by it (8-bit rounding alone
-is 0.29): a frame measured as noise-free must not take all the weight."""
-
-
 def measured_noise(observations: Sequence[Observation], *, preset: str | None = None) -> list[float | None]:
     """Per observation: the Gaussian noise level (std, 0-255 scale) measured on it when its
     weight follows that level, else None. Only the defaults (no ``preset`` named) weigh by
@@ -163,8 +158,7 @@ def measured_noise(observations: Sequence[Observation], *, preset: str | None = 
     equal, and still summing to the paper's total. Photon-noise frames are not measured: their
     Poisson likelihood already weighs each frame by its own photon level.
     """
-    candidates = [k for k, o in enumerate(observations)
-                  if o.carries_noise and o.weight is None and isinstance(o.fidelity, SquaredError)]
+    candidates = [k for k, o in enumerate(observations) if measures_gaussian_noise(o) and o.weight is None]
     if preset is not None or len(candidates) < 2:
         return [None] * len(observations)
     sigmas = {k: max(estimate_noise_sigma(observations[k].image) * 255.0, MIN_MEASURED_SIGMA)
@@ -190,10 +184,11 @@ def resolve(
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
     and return the observations and the fit settings.
 
-    With no preset named, a blur whose boundary was left open gets 'reflect' (real photos), and
+    With no preset named, a blur whose boundary was left open gets 'reflect' (real photos),
     noisy frames of measured different noise levels share the joint noisy weight by inverse
-    variance (:func:`measured_noise`): with automatic stopping, the ways the defaults differ from
-    ``preset="paper"``.
+    variance (:func:`measured_noise`), and one noisy photo gets the ``tv:auto`` prior unless
+    ``prior`` says otherwise (:func:`default_prior`): with automatic stopping, the ways the
+    defaults differ from ``preset="paper"``.
     """
     boundary = None if preset is None else PRESETS[preset].blur_boundary if preset in PRESETS else None
     sigmas = measured_noise(observations, preset=preset)
@@ -246,12 +241,12 @@ whole images. Joint fits, bursts, photon noise and the other kinds keep no prior
 
 def default_prior(observations: Sequence[Observation], *, preset: str | None) -> str | None:
     """The prior a restore gets when none is asked for: :data:`DEFAULT_DENOISE_PRIOR` for one
-    noisy observation with the squared-error data term under the defaults, else None (the
-    presets keep the paper's fit)."""
+    noisy observation with the squared-error data term under the defaults (large enough to
+    measure its noise), else None (the presets keep the paper's fit)."""
     if preset is not None or len(observations) != 1:
         return None
     (obs,) = observations
-    plain = obs.carries_noise and isinstance(obs.fidelity, SquaredError) and isinstance(obs.operator, Identity)
+    plain = measures_gaussian_noise(obs) and isinstance(obs.operator, Identity) and min(obs.shape) >= MIN_SIDE
     return DEFAULT_DENOISE_PRIOR if plain else None
 
 
@@ -259,12 +254,19 @@ def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str
     """The prior spec a fit gets (None: none), checked. A weight ``auto`` (such as ``tv:auto``)
     stays in the spec and is set when each fit is built, from the noise measured on that fit's
     observations (:func:`linr.problem.build_prior`; the result's ``settings['prior_used']`` has
-    the number); here it is checked that some observation carries noise to measure."""
+    the number; a tiled restore measures once, on the whole image); here it is checked that
+    some observation has Gaussian noise to measure."""
     if prior is None or prior == NO_PRIOR:
         return None
     spec = check_prior_spec(prior)
-    if weight_is_auto(spec) and prior_noise_sigma(observations) is None:
-        parse_prior(spec)  # the one-line error: nothing to measure the noise on
+    if weight_is_auto(spec):
+        noisy = [o for o in observations if measures_gaussian_noise(o)]
+        if not noisy:
+            parse_prior(spec)  # the one-line error: nothing to measure the noise on
+        for o in noisy:
+            if min(o.shape) < MIN_SIDE:
+                raise InputError(f"prior {spec!r}: the {o.kind} image ({o.shape[0]}x{o.shape[1]}) is too small "
+                                 f"to measure its noise; give a weight, such as {spec.split(':')[0]}:0.05")
     return spec
 
 
@@ -397,6 +399,11 @@ def restore(
         if isinstance(stop, StopRule):
             raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
                              "not one rule object: each tile gets its own")
+        asked_prior = config.prior
+        if asked_prior is not None and weight_is_auto(asked_prior):
+            # one weight for the whole image: the noise measured on the whole image, not on each
+            # tile (whose texture the wavelet estimate partly takes for noise)
+            config = dataclasses.replace(config, prior=build_prior(asked_prior, obs).spec)
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
             store_owned=tile_store_owned,
@@ -404,6 +411,8 @@ def restore(
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,
         )
+        if config.prior is not None:
+            result.settings.update(prior=asked_prior, prior_used=config.prior)
     result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
     if register is not None:
         result.settings["registration"] = registration_report([o.operator for o in obs])

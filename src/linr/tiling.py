@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .errors import DivergenceError, InputError, LinrError
 from .fit import (FitConfig, FitResult, Observation, clean_shape, describe_fit, fit, fit_many,
                   resolve_device)
 from .operators import Compose, Mask, Window
@@ -422,8 +422,6 @@ def fit_tiled(
     def take(results: Any) -> None:
         nonlocal cursor, done
         if isinstance(results, dict):  # a failed fit, or a lost worker (linr.batch backends)
-            from .errors import DivergenceError, LinrError
-
             cls = {"DivergenceError": DivergenceError, "InputError": InputError}.get(
                 results.get("kind", ""), LinrError)
             raise cls(f"a tile's fit failed: {results['error']}")
@@ -459,14 +457,21 @@ def fit_tiled(
                     pending.append(executor.submit(make_batch(indices)))
                 if not pending:
                     break
+                failure = None
                 for handle, results in executor.wait(pending):
                     pending.remove(handle)
-                    take(results)
+                    try:
+                        take(results)
+                    except LinrError as exc:  # keep the other finished tiles (stored) first
+                        failure = failure or exc
+                if failure is not None:
+                    raise failure
         except BaseException:
             # a failed tile fails the image: stop its other tiles rather than let them run on
             # beside whatever comes next (finished ones are kept in the store for a rerun)
-            if pending:
-                executor.cancel(pending)
+            cancel = getattr(executor, "cancel", None)
+            if pending and cancel is not None:
+                cancel(pending)
             raise
     if not (weight_sum > 0).all():  # the grid's weights cover every pixel by construction
         raise RuntimeError("tile weights leave pixels uncovered")

@@ -195,10 +195,30 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"tile": args.tile, "tile_stack": args.tile_stack} if args.tile or args.tile_stack else {}),
         # registration only when chosen (older manifests have none)
         **({"register": args.register} if args.register else {}),
-        **({"prior": args.prior} if args.prior else {}),
+        # the prior when given, or when the default adds one (Gaussian denoising since the
+        # default tv:auto; older manifests of other tasks have none and still resume)
+        **({"prior": prior} if (prior := _prior_of(args)) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
+
+
+def _gaussian_noisy_only(args: argparse.Namespace) -> bool:
+    """Whether the batch restores noisy images alone, with Gaussian noise (the squared error)."""
+    kinds = {k for k in KINDS if getattr(args, k) is not None}
+    return kinds == {"noisy"} and getattr(args, "noise", "gaussian") in (None, "gaussian")
+
+
+def _prior_of(args: argparse.Namespace) -> str | None:
+    """The prior every image gets: ``--prior``, else the defaults' for this kind of batch
+    (:func:`linr.tasks.default_prior`: Gaussian denoising with no preset)."""
+    if args.prior is not None:
+        return None if args.prior == "none" else args.prior
+    if args.preset is None and _gaussian_noisy_only(args):
+        from ..tasks import DEFAULT_DENOISE_PRIOR
+
+        return DEFAULT_DENOISE_PRIOR
+    return None
 
 
 def _generic_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -250,6 +270,12 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     from ..tasks import check_register_tiles
 
     check_register_tiles(args.tile or "auto", args.register)
+    from ..priors import weight_is_auto
+
+    if weight_is_auto(args.prior) and not (getattr(args, "noisy", None) is not None
+                                           and getattr(args, "noise", "gaussian") in (None, "gaussian")):
+        raise InputError(f"--prior {args.prior} sets its weight from the Gaussian noise of the noisy images, "
+                         "and this batch has none (photon noise is not measured); give a weight (tv:0.05)")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
 

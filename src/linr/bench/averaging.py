@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "AVERAGES", "record", "replay_own", "replay_raw_timed", "replay_pick"]
+__all__ = ["register", "AVERAGES", "record", "replay_own", "replay_raw_timed", "replay_pick", "clean_crop"]
 
 AVERAGES = ("ema0.9", "ema0.95", "window5", "window10", "window20", "window40")
 """Averages recorded in every fit (specs of :func:`linr.averaging.parse_average`). The first row
@@ -216,7 +216,8 @@ def _load_rows(path: Path) -> dict[str, dict[str, Any]]:
     return {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
-def _clean(data: Path, folder: str, name: str, colour: str, size: int) -> np.ndarray:
+def clean_crop(data: Path, folder: str, name: str, colour: str, size: int) -> np.ndarray:
+    """Centre crop of a test image, RGB or grey (BT.601 luma), as the denoising benches use it."""
     from .speed import load_crop
 
     image = load_crop(data / folder / f"{name}.png", size)
@@ -282,7 +283,7 @@ def _fill(args: argparse.Namespace, path: Path) -> None:
                                   colour, size, sigma)
                     if key in _load_rows(path):
                         continue
-                    clean = _clean(data, folder, name, colour, size)
+                    clean = clean_crop(data, folder, name, colour, size)
                     row = record(clean, observations_for(args.case, clean, sigma=sigma),
                                  steps=args.steps, tail=args.tail)
                     split = ("check" if args.case != "denoise" else "held-out" if folder != CASES[args.case]

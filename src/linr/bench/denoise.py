@@ -47,7 +47,9 @@ def register(sub: Any) -> None:
                    help="default, prior=SPEC (none, tv:WEIGHT, tv:auto) or omega_0=W (default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
-    p.add_argument("--rows", default="benchmarks/denoise_variants.jsonl", help="rows, appended and resumed")
+    p.add_argument("--rows", default="bench_out/denoise.jsonl",
+                   help="rows, appended and resumed (default bench_out/denoise.jsonl; this project's: "
+                   "benchmarks/denoise_variants.jsonl)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--table", action="store_true",
                    help="print a Markdown table of the recorded rows of --variants (all images) instead")
@@ -76,9 +78,10 @@ def variant_options(variant: str) -> dict[str, Any]:
 def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
     """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
     and its difference to the first variant, over the images that have every variant."""
-    by_image: dict[tuple[str, str, str, int, float], dict[str, dict[str, Any]]] = {}
+    by_image: dict[tuple[str, str, str, int, float, str], dict[str, dict[str, Any]]] = {}
     for row in rows.values():
-        key = (row["split"], row["image"], row["colour"], row["size"], row["sigma"])
+        smoke = "".join(f", {k} {row[k]}" for k in ("steps", "width") if row.get(k))  # apart from full runs
+        key = (row["split"], row["image"], row["colour"], row["size"], row["sigma"], smoke)
         by_image.setdefault(key, {})[row["variant"]] = row
     for cells in by_image.values():
         if "default" not in cells and "omega_0=30" in cells:  # the default model's omega_0 is 30
@@ -88,14 +91,16 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
             cells["prior=none"] = old
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
-    for (split, image, colour, size, sigma), cells in sorted(
-            by_image.items(), key=lambda kv: (kv[0][4], kv[0][3], SPLITS.index(kv[0][0]), kv[0][1])):
+    for (split, image, colour, size, sigma, smoke), cells in sorted(
+            by_image.items(), key=lambda kv: (kv[0][5], kv[0][4], kv[0][3], kv[0][2], SPLITS.index(kv[0][0]),
+                                              kv[0][1])):
         if not all(v in cells for v in variants):
             continue
         shown = [f"{cells[v]['psnr']:.2f} ({cells[v]['returned_step']} / {cells[v]['steps_run']}, "
                  f"{cells[v]['seconds']:.0f} s)" for v in variants]
-        lines.append(f"| {split} | {image} {colour} {size} px, sigma {sigma:g} | " + " | ".join(shown) + " |")
-        means.setdefault(f"{split}, {size} px, sigma {sigma:g}", []).append([cells[v]["psnr"] for v in variants])
+        lines.append(f"| {split} | {image} {colour} {size} px, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
+        means.setdefault(f"{split}, {colour} {size} px, sigma {sigma:g}{smoke}", []).append(
+            [cells[v]["psnr"] for v in variants])
     for split, values in means.items():
         m = [sum(col) / len(col) for col in zip(*values)]
         lines.append(f"| {split}: mean ({len(values)}) | | " + " | ".join(
@@ -110,7 +115,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from ..models import ModelConfig
     from ..tasks import restore
     from . import data_dir
-    from .averaging import TUNE, _clean, observations_for
+    from .averaging import TUNE, clean_crop, observations_for
     from .common import commit_id, cpu_name, psnr, read_rows
 
     rows_path = Path(args.rows)
@@ -128,7 +133,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     for name in args.images:  # every image checked before the first fit
         folder, _, stem = name.rpartition("/")
         for colour in args.colours:
-            cleans[name, colour] = _clean(data, folder or "set9", stem, colour, args.size)
+            cleans[name, colour] = clean_crop(data, folder or "set9", stem, colour, args.size)
     torch.set_num_threads(args.threads)
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     done = read_rows(rows_path)
