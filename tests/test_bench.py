@@ -324,6 +324,8 @@ def test_denoise_bench_records_variants_resumes_and_tables(tmp_path: Path, capsy
     assert none["prior_used"] is None and auto["prior"] == "tv:auto"
     assert 0.05 < float(auto["prior_used"].split(":")[1]) < 0.15  # sigma 25: about 0.1
     assert all(r["steps"] == 3 and r["width"] == 16 and r["steps_run"] <= 3 for r in first)
+    for r in first:  # the oracle: the best raw iterate, unclipped, beside the returned image unclipped
+        assert 1 <= r["peak_step"] <= r["steps_run"] and r["psnr_unclipped"] <= r["psnr"] + 1e-9
     assert main(argv) == 0  # a rerun resumes: no new rows
     assert len(rows.read_text().splitlines()) == 4
     capsys.readouterr()
