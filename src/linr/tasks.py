@@ -234,9 +234,11 @@ def resolve(
 DEFAULT_DENOISE_PRIOR = "tv:auto"
 """The image prior of the defaults (no preset named) when one noisy image compared by squared
 error is restored (Gaussian denoising): total variation weighted by the measured noise level.
-Measured in BENCHMARKS.md ('#15 quality'): on set9 128-px crops, weights chosen on four tune images
-at sigma 25 and 50, then run on four report images at sigma 15, 25 and 50 (RGB and grey) and on
-whole images. Joint fits, bursts, photon noise and the other kinds keep no prior (not measured)."""
+Measured in BENCHMARKS.md ('#15 quality: total variation weighted by the measured noise'): the
+weight per unit of noise chosen on four set9 tune crops (sigma 25 and 50), then ahead of no prior
+on 128-px crops it was not chosen on (set9 report images at sigma 15, 25, 50, RGB and grey; four
+held-out set5 images) and on whole held-out set5 images. Joint fits, bursts, photon noise and
+the other kinds keep no prior by default (not measured)."""
 
 
 def default_prior(observations: Sequence[Observation], *, preset: str | None) -> str | None:
