@@ -291,9 +291,11 @@ def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     spec = settings[0].get("prior")
     if not spec:
         return None
+    from .priors import parse_prior, weight_is_auto
+
     line = f"image prior: {spec}"
-    weights = sorted(float(s["prior_used"].split(":")[1]) for s in settings if s.get("prior_used"))
-    if "auto" in spec and weights:  # the weight each fit measured
+    weights = sorted(parse_prior(s["prior_used"]).weight for s in settings if s.get("prior_used"))
+    if weight_is_auto(spec) and weights:  # the weight each fit measured
         shown = f"{weights[0]:.3g}" if f"{weights[0]:.3g}" == f"{weights[-1]:.3g}" else \
             f"{weights[0]:.3g}-{weights[-1]:.3g}"
         each = " of each frame" if len(weights) > 1 else ""

@@ -301,7 +301,7 @@ def _band_rows(net: FastSiren, coords: torch.Tensor, shape: tuple[int, int, int]
     """The whole rows around pixels ``start .. start+count-1`` (row-major) widened by ``halo`` rows
     each side: their first pixel, and the values before and after the chunk (rendered without
     saved activations; None where there are none)."""
-    h, w, _ = shape
+    w = shape[1]
     n = coords.shape[0]
     lo = max(0, (start // w - halo) * w)
     hi = min(n, ((start + count - 1) // w + halo + 1) * w)
@@ -316,10 +316,9 @@ def _add_prior_grad(grad: torch.Tensor, out: torch.Tensor, band: tuple[int, torc
     """Add each model's local prior gradient at the chunk's pixels to ``grad`` (K, count, C):
     autograd of the prior's terms over the band of rows around the chunk (exact: every term that
     touches a chunk pixel lies within the band)."""
-    h, w, c = shape
+    _, w, c = shape
     lo, before, after = band
-    values = torch.cat([p for p in (before, out.detach(), after) if p is not None], dim=-2)
-    values = values.view(out.shape[0], -1, out.shape[-1]) if values.ndim == 3 else values[None]
+    values = torch.cat([p for p in (before, out.detach(), after) if p is not None], dim=-2)  # (K, band, C)
     rows = values.shape[1] // w
     for k, t in enumerate(terms):
         if t.prior is None:

@@ -14,13 +14,13 @@ import torch
 from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
-from .noise import MIN_MEASURED_SIGMA, estimate_noise_sigma
+from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_level",
-           "measures_gaussian_noise",
-           "clean_shape", "resolve_device", "clock"]
+           "prior_noise_inputs", "measures_gaussian_noise", "clean_shape", "resolve_device", "clock"]
+
 
 @dataclass
 class Observation:
@@ -180,25 +180,31 @@ def measures_gaussian_noise(obs: Observation) -> bool:
     return bool(obs.carries_noise) and isinstance(obs.fidelity, SquaredError)
 
 
-def prior_noise_level(observations: Sequence[Observation]) -> float | None:
+def prior_noise_inputs(observations: Sequence[Observation], spec: str) -> list[Observation]:
+    """The observations an ``auto`` weight of prior ``spec`` is measured on (those with Gaussian
+    noise, :func:`measures_gaussian_noise`); a one-line InputError when there are none or one is
+    too small to measure (cheap: nothing is measured here)."""
+    noisy = [o for o in observations if measures_gaussian_noise(o)]
+    if not noisy:
+        parse_prior(spec)  # the prior's own one-line error: nothing to measure the noise on
+    for o in noisy:
+        if min(o.shape) < MIN_SIDE:
+            raise InputError(f"prior {spec!r}: the {o.kind} image ({o.shape[0]}x{o.shape[1]}) is too small "
+                             f"to measure its noise; give a weight, such as {spec.split(':')[0]}:0.05")
+    return noisy
+
+
+def prior_noise_level(noisy: Sequence[Observation]) -> float:
     """The noise level (data range 1) that sets an ``auto`` prior weight, ``sqrt(sum_i (w_i
-    sigma_i)^2)`` over the observations with Gaussian noise (:func:`measures_gaussian_noise`):
+    sigma_i)^2)`` over the observations with Gaussian noise (:func:`prior_noise_inputs`):
     ``sigma_i`` measured on each (:func:`linr.noise.estimate_noise_sigma`, floored at
     :data:`~linr.noise.MIN_MEASURED_SIGMA`), ``w_i`` its data-term weight. Their data terms
     together equal one term of weight ``W = sum_i w_i`` on their weighted mean, whose noise is
     ``sqrt(sum_i w_i^2 sigma_i^2) / W``; a prior tuned against one frame of weight 1 keeps the
-    same balance at ``W`` times that noise. One frame of weight 1: its sigma. None: no such
-    observation."""
-    noisy = [o for o in observations if measures_gaussian_noise(o)]
-    if not noisy:
-        return None
+    same balance at ``W`` times that noise. One frame of weight 1: its sigma."""
     total = 0.0
     for o in noisy:
-        try:
-            sigma = max(estimate_noise_sigma(o.image), MIN_MEASURED_SIGMA / 255.0)
-        except ValueError as exc:  # too small to measure
-            raise InputError(f"cannot set the prior's weight from the noise: {exc}; give a weight "
-                             "(such as tv:0.05)") from None
+        sigma = max(estimate_noise_sigma(o.image), MIN_MEASURED_SIGMA / 255.0)
         weight = 1.0 if o.weight is None else float(o.weight)
         total += (weight * sigma) ** 2
     return math.sqrt(total)
@@ -210,7 +216,7 @@ def build_prior(prior: str | None, observations: Sequence[Observation]) -> Image
     carry none), so each image of a batch gets its own."""
     if prior is None or prior == NO_PRIOR:
         return None
-    sigma = prior_noise_level(observations) if weight_is_auto(prior) else None
+    sigma = prior_noise_level(prior_noise_inputs(observations, prior)) if weight_is_auto(prior) else None
     return parse_prior(prior, noise_sigma=sigma)
 
 

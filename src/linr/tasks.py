@@ -16,15 +16,14 @@ import numpy as np
 
 from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
-from .fidelity import SquaredError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity
-from .problem import build_prior, clean_shape, measures_gaussian_noise
-from .priors import NO_PRIOR, check_prior_spec, parse_prior, weight_is_auto
+from .problem import build_prior, clean_shape, measures_gaussian_noise, prior_noise_inputs
+from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, parse_stop
@@ -262,13 +261,7 @@ def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str
         return None
     spec = check_prior_spec(prior)
     if weight_is_auto(spec):
-        noisy = [o for o in observations if measures_gaussian_noise(o)]
-        if not noisy:
-            parse_prior(spec)  # the one-line error: nothing to measure the noise on
-        for o in noisy:
-            if min(o.shape) < MIN_SIDE:
-                raise InputError(f"prior {spec!r}: the {o.kind} image ({o.shape[0]}x{o.shape[1]}) is too small "
-                                 f"to measure its noise; give a weight, such as {spec.split(':')[0]}:0.05")
+        prior_noise_inputs(observations, spec)  # one-line errors now, before any fit
     return spec
 
 

@@ -203,10 +203,14 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     }
 
 
+def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
+    """Whether the batch has noisy images with Gaussian noise (compared by squared error)."""
+    return getattr(args, "noisy", None) is not None and getattr(args, "noise", "gaussian") in (None, "gaussian")
+
+
 def _gaussian_noisy_only(args: argparse.Namespace) -> bool:
-    """Whether the batch restores noisy images alone, with Gaussian noise (the squared error)."""
-    kinds = {k for k in KINDS if getattr(args, k) is not None}
-    return kinds == {"noisy"} and getattr(args, "noise", "gaussian") in (None, "gaussian")
+    """Whether the batch restores noisy images alone, with Gaussian noise."""
+    return {k for k in KINDS if getattr(args, k) is not None} == {"noisy"} and _has_gaussian_noisy(args)
 
 
 def _prior_of(args: argparse.Namespace) -> str | None:
@@ -272,8 +276,7 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     check_register_tiles(args.tile or "auto", args.register)
     from ..priors import weight_is_auto
 
-    if weight_is_auto(args.prior) and not (getattr(args, "noisy", None) is not None
-                                           and getattr(args, "noise", "gaussian") in (None, "gaussian")):
+    if weight_is_auto(args.prior) and not _has_gaussian_noisy(args):
         raise InputError(f"--prior {args.prior} sets its weight from the Gaussian noise of the noisy images, "
                          "and this batch has none (photon noise is not measured); give a weight (tv:0.05)")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
