@@ -338,3 +338,21 @@ def test_denoise_bench_records_variants_resumes_and_tables(tmp_path: Path, capsy
     assert table[-1].startswith("| held-out, rgb 24 px, sigma 25, steps 3, width 16: mean (1)")
     assert main(["bench", "denoise", "--images", "house", "--variants", "prior=tv:x", "--data", str(DATA)]) == 2
     assert "bad prior" in capsys.readouterr().err
+
+
+def test_denoise_bench_reads_the_fit_before_its_refinement_off_the_same_row(tmp_path: Path, capsys) -> None:
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "variants.jsonl"
+    assert main(["bench", "denoise", "--data", str(DATA), "--images", "house", "--size", "24", "--steps", "3",
+                 "--width", "16", "--variants", "refine=wiener", "--rows", str(rows)]) == 0
+    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert row["refine"]["name"] == "wiener" and row["psnr_fit"] != row["psnr"]
+    capsys.readouterr()
+    assert main(["bench", "denoise", "--table", "--rows", str(rows), "--variants", "refine=none", "refine=wiener"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("| tune | house"))
+    assert f"{row['psnr_fit']:.2f} (" in line.split("|")[3] and f"{row['psnr']:.2f} (" in line.split("|")[4]
+    assert main(["bench", "denoise", "--images", "house", "--variants", "refine=bm3d", "--data", str(DATA)]) == 2
+    assert "unknown refinement" in capsys.readouterr().err

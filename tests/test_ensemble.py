@@ -24,7 +24,7 @@ def noisy() -> np.ndarray:
 
 
 def test_the_mean_and_spread_of_members_that_are_the_single_fits_of_their_seeds(noisy):
-    kw = dict(model=SMALL, steps=15, stop="fixed", device="cpu", progress=False)
+    kw = dict(model=SMALL, steps=15, stop="fixed", device="cpu", progress=False, refine="none")
     result = linr.restore(linr.noisy(noisy), ensemble=3, seed=4, **kw)
     members = np.stack([linr.restore(linr.noisy(noisy), seed=s, **kw).image for s in (4, 5, 6)])
     assert result.settings["ensemble"]["seeds"] == [4, 5, 6]

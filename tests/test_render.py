@@ -42,7 +42,7 @@ def image() -> np.ndarray:
 
 @pytest.mark.parametrize("case", ["fixed", "best iterate", "super-resolution", "plain loop"])
 def test_a_scale_1_render_is_the_fit_output_exactly(image, case):
-    kw = dict(device="cpu", progress=False, model=SMALL)
+    kw = dict(device="cpu", progress=False, model=SMALL, keep_model=True)
     if case == "fixed":
         result = linr.restore([linr.noisy(add_gaussian_noise(image, 25, seed=0))], steps=8, stop="fixed", **kw)
     elif case == "best iterate":  # the hold-out rule returns an earlier iterate than the last
@@ -53,7 +53,7 @@ def test_a_scale_1_render_is_the_fit_output_exactly(image, case):
         result = linr.restore([linr.lowres(image[::2, ::2], 2)], steps=6, **kw)
     else:
         result = linr.restore([linr.noisy(image)], steps=6, stop="fixed", device="cpu", progress=False,
-                              model=linr.ModelConfig(name="relu", width=16, depth=2))
+                              model=linr.ModelConfig(name="relu", width=16, depth=2), keep_model=True)
     assert np.array_equal(result.render(), result.image)
     assert np.array_equal(result.render(scale=1.0), result.image)
     assert result.render(scale=2.5).shape == (60, 60, 3)
@@ -77,7 +77,7 @@ def test_a_render_at_scale_2_beats_nearest_neighbour_on_a_smooth_image(image):
     # omega_0 10 on 24 px: about the paper's 30 on its 256-512 px images in periods per pixel
     # (at 30, a 24 px fit matches its samples and overshoots between them: BENCHMARKS.md)
     result = linr.restore([linr.noisy(image)], steps=300, lr=1e-3, stop="fixed", device="cpu",
-                          progress=False, model=linr.ModelConfig(width=32, depth=3, omega_0=10))
+                          progress=False, model=linr.ModelConfig(width=32, depth=3, omega_0=10), keep_model=True)
     truth = _analytic(48, 48)
     rendered = result.render(scale=2)
     nearest = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
@@ -88,7 +88,7 @@ def test_a_render_at_scale_2_beats_nearest_neighbour_on_a_smooth_image(image):
 
 def test_a_render_runs_in_bounded_chunks(image, monkeypatch):
     result = linr.restore([linr.noisy(image)], steps=5, stop="fixed", device="cpu", progress=False,
-                          model=SMALL)
+                          model=SMALL, keep_model=True)
     whole = result.render(scale=3)
     from linr.engine import FastSiren
 

@@ -137,7 +137,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
-    from .tasks import check_ensemble, describe_weights, measured_noise, resolve, resolve_stop, restore, tile_grid
+    from .tasks import (check_ensemble, describe_weights, measured_noise, resolve, resolve_refine, resolve_stop, restore,
+                        tile_grid)
 
     check_pairs(args)
     if args.render_scale is not None and args.render_size is not None:
@@ -174,6 +175,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      device=args.device, model=model, precision=args.precision, prior=args.prior)
     keep_model = bool(args.save_model) or args.render_scale is not None or args.render_size is not None
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
+    resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model)  # a bad one: now
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError("a stop rule with an average of iterates returns an image no single model "
                          "renders: --save-model, --render-scale and --render-size need one without")
@@ -222,7 +224,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model, ensemble=args.ensemble,
-                prior=args.prior,
+                prior=args.prior, refine=args.refine,
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -252,6 +254,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
     if prior_line:
         print(prior_line)
+    refine_line = _refine_line([r.settings for r in results], asked=args.refine is not None)
+    if refine_line:
+        print(refine_line)
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
         tiff = args.uncertainty.lower().endswith((".tif", ".tiff"))
@@ -301,6 +306,18 @@ def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         each = " of each frame" if len(weights) > 1 else ""
         line += f", weight {shown} (set from the noise measured on the input{each})"
     return line + ("" if asked else "; the default for a noisy photo, --prior none fits without it")
+
+
+def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
+    """One line on the refinement after the fits (not in the paper), or None."""
+    done = [s["refine"] for s in settings if s.get("refine")]
+    if not done:
+        return None
+    sigmas = sorted(d["sigma"] for d in done)
+    shown = f"{sigmas[0]:.1f}" if f"{sigmas[0]:.1f}" == f"{sigmas[-1]:.1f}" else f"{sigmas[0]:.1f}-{sigmas[-1]:.1f}"
+    line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image as the pilot, "
+            f"noise sigma {shown} of 255 measured)")
+    return line + ("" if asked else "; the default for a noisy photo, --refine none returns the fit's image")
 
 
 def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:

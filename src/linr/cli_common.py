@@ -75,7 +75,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "500 steps, 4000 for deblurring, circular blur boundary) or fast (time to the "
                    "paper's quality on a CPU); default: the paper's network with automatic stopping "
                    "on noisy input, a reflecting blur boundary and, for one noisy photo, a "
-                   "total-variation prior weighted by its noise (--prior)")
+                   "total-variation prior weighted by its noise (--prior) and a Wiener filter "
+                   "of the photo with the fit as pilot (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -102,6 +103,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
+    g.add_argument("--refine", default=None, choices=["wiener", "none"],
+                   help="after the fit, filter the noisy photo once more with the fit's image as "
+                   "the pilot: wiener (an empirical Wiener filter of 8x8 DCT patches, the noise "
+                   "level measured on the photo; not in the paper); none: the fit's image. "
+                   "Default: wiener for one noisy photo with no --preset and no model to keep, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

@@ -69,6 +69,9 @@ class FitResult:
     model: FittedModel | None = None
     uncertainty: np.ndarray | None = None
     """An ensemble's per-pixel spread (:mod:`linr.ensemble`), (H, W, C) on [0, 1]; else None."""
+    fitted_image: np.ndarray | None = None
+    """The fit's own image when ``image`` was refined after the fit (:mod:`linr.refine`,
+    ``settings['refine']``); else None (``image`` is the fit's)."""
 
     def fitted_model(self) -> FittedModel:
         """:attr:`model`, or a one-line error saying why there is none."""
@@ -79,6 +82,9 @@ class FitResult:
             if "tiling" in self.settings:
                 raise InputError("a tiled restoration has one network per tile and no single model "
                                  "to render or save; restore with tile='off' (--tile off)")
+            if "refine" in self.settings:
+                raise InputError("this image was refined after the fit (settings['refine']) and no model "
+                                 "renders it; restore with keep_model=True (--save-model) or refine='none'")
             if self.settings.get("stop", {}).get("returned") == "average":
                 raise InputError("this fit returned an average of iterates, which no single model "
                                  "renders; no model to render or save (restore with keep_model=True, "

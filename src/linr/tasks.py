@@ -24,6 +24,7 @@ from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity
 from .problem import build_prior, clean_shape, measures_gaussian_noise, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
+from .refine import NO_REFINE, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, parse_stop
@@ -240,15 +241,46 @@ held-out set5 images) and on whole held-out set5 images. Joint fits, bursts, pho
 the other kinds keep no prior by default (not measured)."""
 
 
-def default_prior(observations: Sequence[Observation], *, preset: str | None) -> str | None:
-    """The prior a restore gets when none is asked for: :data:`DEFAULT_DENOISE_PRIOR` for one
-    noisy observation with the squared-error data term under the defaults (large enough to
-    measure its noise), else None (the presets keep the paper's fit)."""
+def plain_denoising(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a restore is the defaults' Gaussian denoising of one photo: no preset named, one
+    noisy observation with the squared-error data term and no operator, large enough to measure
+    its noise. It gets :data:`DEFAULT_DENOISE_PRIOR` and :data:`DEFAULT_DENOISE_REFINE`."""
     if preset is not None or len(observations) != 1:
-        return None
+        return False
     (obs,) = observations
-    plain = measures_gaussian_noise(obs) and isinstance(obs.operator, Identity) and min(obs.shape) >= MIN_SIDE
-    return DEFAULT_DENOISE_PRIOR if plain else None
+    return measures_gaussian_noise(obs) and isinstance(obs.operator, Identity) and min(obs.shape) >= MIN_SIDE
+
+
+def default_prior(observations: Sequence[Observation], *, preset: str | None) -> str | None:
+    """The prior a restore gets when none is asked for: :data:`DEFAULT_DENOISE_PRIOR` for
+    :func:`plain_denoising`, else None (the presets keep the paper's fit)."""
+    return DEFAULT_DENOISE_PRIOR if plain_denoising(observations, preset=preset) else None
+
+
+DEFAULT_DENOISE_REFINE = "wiener"
+"""The refinement of the defaults' Gaussian denoising of one photo (:func:`plain_denoising`):
+the noisy photo filtered once more with the fit's image as the pilot (:mod:`linr.refine`).
+Measured in BENCHMARKS.md ('#15 quality: the fit as the pilot of a Wiener filter'): its
+settings chosen on four set9 tune crops, then ahead of the fit alone on crops and whole images it
+was not chosen on. Not with a model to keep (the model renders the fit, not the refined image)."""
+
+
+def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,
+                   keep_model: bool = False) -> str | None:
+    """The refinement a restore gets (None: none), checked before any fit: ``refine`` if given
+    (``'none'``: none), else :data:`DEFAULT_DENOISE_REFINE` for :func:`plain_denoising` unless
+    the model is kept. One-line errors for an unknown name, for observations without one noisy
+    photo to filter, and for a kept model (it would not render the refined image)."""
+    if refine is None:
+        wanted = plain_denoising(observations, preset=preset) and not keep_model
+        return DEFAULT_DENOISE_REFINE if wanted else None
+    if check_refine_spec(refine) == NO_REFINE:
+        return None
+    if keep_model:
+        raise InputError(f"refinement {refine!r} changes the image after the fit, so no model renders "
+                         "it: leave out the refinement (refine='none', --refine none) to keep the model")
+    refine_input(observations, clean_shape(observations))
+    return refine
 
 
 def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str | None:
@@ -338,6 +370,7 @@ def restore(
     keep_model: bool = False,
     ensemble: int = 1,
     prior: str | None = None,
+    refine: str | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -365,6 +398,11 @@ def restore(
     ``'tv:0.05'``, or ``'tv:auto'``: its weight set from the measured noise level, see
     :func:`resolve_prior`); ``'none'``: no prior (the paper's fit); None: the default's
     (:func:`default_prior`: ``tv:auto`` when one noisy image is denoised with no preset named).
+    ``refine``: filter the noisy photo once more with the fit's image as the pilot
+    (:mod:`linr.refine`: ``'wiener'``; ``'none'``: the fit's image); None: the default's
+    (:func:`resolve_refine`: ``'wiener'`` when one noisy image is denoised with no preset named
+    and no model is kept). ``result.fitted_image`` then keeps the fit's image and
+    ``settings['refine']`` says what was done.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -377,6 +415,7 @@ def restore(
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model)
+    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model)
     grid = tile_grid(obs, preset=preset, tile=tile, register=register)
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "
@@ -412,7 +451,19 @@ def restore(
     if register is not None:
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
+    if refine is not None:
+        apply_refine(result, refine, obs)
     return result
+
+
+def apply_refine(result: FitResult, refine: str, observations: Sequence[Observation]) -> None:
+    """Refine ``result.image`` in place (:func:`linr.refine.refine_image`), keeping the fit's own
+    image as ``result.fitted_image`` and recording the refinement in ``settings['refine']``; the result then has no model (none
+    renders the refined image)."""
+    refined, done = refine_image(refine, result.image, observations)
+    result.fitted_image, result.image = result.image, refined
+    result.settings["refine"] = done
+    result.model = None  # it renders the fit's image, not this one
 
 
 def check_ensemble(ensemble: int, *, tiled: bool, register: str | None = None, keep_model: bool = False,
@@ -527,8 +578,10 @@ def restore_many(
     progress: bool | None = None,
     precision: str | None = None,
     prior: str | None = None,
+    refine: str | None = None,
 ) -> list[FitResult]:
-    """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`):
+    """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`)
+    (each refined as :func:`restore` would refine it):
     the same results up to rounding, in one loop of batched products, which fills a GPU that
     one small image leaves mostly idle. The scenes must resolve to the same settings (same
     observation kinds, so the same preset steps and model) and the same restored size; ``stop``
@@ -549,10 +602,13 @@ def restore_many(
             raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
                              f"({', '.join(differ)}); restore them separately")
     rules = [resolve_stop(obs, preset=preset, steps=steps, stop=stop) for obs, _ in resolved]
+    refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
-    for result, obs in zip(results, scenes):
+    for result, obs, (fitted, _), spec in zip(results, scenes, resolved, refines):
         result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
         _record_measured_noise(result.settings, obs, preset)
+        if spec is not None:
+            apply_refine(result, spec, fitted)
     return results
 
 

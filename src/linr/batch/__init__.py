@@ -198,6 +198,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the prior when given, or when the default adds one (Gaussian denoising since the
         # default tv:auto; older manifests of other tasks have none and still resume)
         **({"prior": prior} if (prior := _prior_of(args)) else {}),
+        # the refinement likewise (Gaussian denoising since the default wiener refinement)
+        **({"refine": refine} if (refine := _refine_of(args)) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
@@ -213,15 +215,34 @@ def _gaussian_noisy_only(args: argparse.Namespace) -> bool:
     return {k for k in KINDS if getattr(args, k) is not None} == {"noisy"} and _has_gaussian_noisy(args)
 
 
+def _plain_denoising(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' Gaussian denoising (:func:`linr.tasks.plain_denoising`,
+    read off the options: the images are not read yet), which gets the default prior and
+    refinement."""
+    return args.preset is None and _gaussian_noisy_only(args)
+
+
 def _prior_of(args: argparse.Namespace) -> str | None:
     """The prior every image gets: ``--prior``, else the defaults' for this kind of batch
-    (:func:`linr.tasks.default_prior`: Gaussian denoising with no preset)."""
+    (:func:`linr.tasks.default_prior`)."""
     if args.prior is not None:
         return None if args.prior == "none" else args.prior
-    if args.preset is None and _gaussian_noisy_only(args):
+    if _plain_denoising(args):
         from ..tasks import DEFAULT_DENOISE_PRIOR
 
         return DEFAULT_DENOISE_PRIOR
+    return None
+
+
+def _refine_of(args: argparse.Namespace) -> str | None:
+    """The refinement every image gets: ``--refine``, else the defaults' for this kind of batch
+    (:func:`linr.tasks.resolve_refine`)."""
+    if args.refine is not None:
+        return None if args.refine == "none" else args.refine
+    if _plain_denoising(args):
+        from ..tasks import DEFAULT_DENOISE_REFINE
+
+        return DEFAULT_DENOISE_REFINE
     return None
 
 
@@ -279,6 +300,9 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     if weight_is_auto(args.prior) and not _has_gaussian_noisy(args):
         raise InputError(f"--prior {args.prior} sets its weight from the Gaussian noise of the noisy images, "
                          "and this batch has none (photon noise is not measured); give a weight (tv:0.05)")
+    if args.refine not in (None, "none") and not _has_gaussian_noisy(args):
+        raise InputError(f"--refine {args.refine} filters a noisy photo with Gaussian noise, and this "
+                         "batch has none (photon noise is not filtered); leave out --refine")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
 
@@ -418,7 +442,7 @@ def _batch(args: argparse.Namespace) -> int:
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
-                   "prior": args.prior}
+                   "prior": args.prior, "refine": args.refine}
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():

@@ -11,6 +11,9 @@ seed 0). A variant is:
   ``prior=tv:auto`` (its weight set from the measured noise level; rows record the weight used);
 - ``omega_0=W``: the SIREN's omega_0 (``--omega0``; with coordinates on [-1, 1] across the
   image, omega_0 = 30 gives a 128-px crop twice the frequency per pixel a 256-px image gets).
+- ``refine=NAME``: the refinement after the fit (``--refine``: ``wiener`` or ``none``). A refined
+  fit's row also records the PSNR of the fit's own image (``psnr_fit``), which is the
+  ``refine=none`` fit with the same settings: ``--table`` shows it there when that row is missing.
 
 Images are set9 names or ``FOLDER/NAME`` of another folder of the data (such as set5/bird). Splits:
 ``tune`` (the four set9 images settings were chosen on: baboon, house, kodim01, kodim03),
@@ -48,7 +51,8 @@ def register(sub: Any) -> None:
     p.add_argument("--size", type=int, default=128, help="centre crop side (default 128)")
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
     p.add_argument("--variants", nargs="+", default=["default"],
-                   help="default, prior=SPEC (none, tv:WEIGHT, tv:auto) or omega_0=W (default: default)")
+                   help="default, prior=SPEC (none, tv:WEIGHT, tv:auto), omega_0=W or refine=NAME "
+                   "(wiener, none) (default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
     p.add_argument("--rows", default="bench_out/denoise.jsonl",
@@ -76,7 +80,11 @@ def variant_options(variant: str) -> dict[str, Any]:
             raise InputError(f"bad variant {variant!r}: omega_0=W needs a number") from None
     if name == "prior":
         return {"prior": check_prior_spec(value)}
-    raise InputError(f"unknown variant {variant!r}: default, prior=SPEC or omega_0=W")
+    if name == "refine":
+        from ..refine import check_refine_spec
+
+        return {"refine": check_refine_spec(value)}
+    raise InputError(f"unknown variant {variant!r}: default, prior=SPEC, omega_0=W or refine=NAME")
 
 
 def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
@@ -93,6 +101,9 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
         old = cells.get("default")  # made before the default had a prior: a fit without one
         if "prior=none" not in cells and old is not None and not old.get("prior"):
             cells["prior=none"] = old
+        refined = cells.get("refine=wiener") or cells.get("default")
+        if "refine=none" not in cells and refined is not None and refined.get("psnr_fit") is not None:
+            cells["refine=none"] = {**refined, "psnr": refined["psnr_fit"]}  # the same fit, unrefined
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
     for (split, image, colour, size, sigma, smoke), cells in sorted(
@@ -159,6 +170,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                    "split": "tune" if name in TUNE else "report" if "/" not in name else "held-out",
                    "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
                    "psnr_unclipped": psnr(clean, result.image, clip=False),
+                   **({"psnr_fit": psnr(clean, result.fitted_image), "refine": result.settings["refine"]}
+                      if result.fitted_image is not None else {}),
                    "peak_psnr_unclipped": None if peak is None else curve[peak],
                    "peak_step": None if peak is None else peak + 1,
                    "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),

@@ -1,0 +1,165 @@
+"""Refining a fitted image with the noisy photo it was fitted to.
+
+A fit returns a smooth estimate of the scene; its texture is partly lost with the noise. A
+refiner takes that estimate as a *pilot* and filters the noisy photo once more with it, the way
+BM3D's second step uses its first step's result. It runs after the fit, on the whole image (also
+after a tiled or an ensemble fit), and the result records it (``settings['refine']``, with the
+noise level used); ``result.fitted_image`` keeps the fit's own image.
+
+- ``wiener`` (:class:`PilotWiener`): an empirical Wiener filter in the 2-D DCT of the 8 x 8
+  patches of the noisy photo (one at every pixel); each coefficient is kept in the proportion
+  ``p^2 / (p^2 + tau sigma^2)`` (``tau`` = 0.7), ``p`` the pilot's coefficient and ``sigma`` the noise level
+  measured on the photo (:func:`linr.noise.estimate_noise_sigma`); the filtered patches are
+  averaged, each weighted by the inverse of its filter's noise gain. A colour image is filtered
+  in an orthonormal opponent colour space (a luminance and two colour differences), where the
+  noise of the three channels stays white and of the same level.
+- ``none``: the fit's image as it is.
+
+It needs one observation with Gaussian noise (squared-error data term) of the restored size with
+no operator (a photo, not a low-res, masked or blurred one): :func:`refine_input` says which, or
+why not. Adding a refiner is a class here plus one line in :data:`REFINERS`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .problem import Observation
+
+__all__ = ["PilotWiener", "REFINERS", "NO_REFINE", "check_refine_spec", "refine_input", "refine_image"]
+
+NO_REFINE = "none"
+"""The spec of no refinement (the fit's image), which turns off a default one."""
+
+# Orthonormal opponent colour transform: luminance, red - blue, red - 2 green + blue.
+_OPPONENT = np.array([[1 / np.sqrt(3)] * 3,
+                      [1 / np.sqrt(2), 0.0, -1 / np.sqrt(2)],
+                      [1 / np.sqrt(6), -2 / np.sqrt(6), 1 / np.sqrt(6)]])
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix (rows: frequencies), float64."""
+    k = np.arange(n)[:, None]
+    m = np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+def _starts(n: int, patch: int, stride: int) -> np.ndarray:
+    """Patch starts along a side of ``n`` pixels: every ``stride``, and the last flush with the end."""
+    starts = list(range(0, n - patch + 1, stride))
+    if starts[-1] != n - patch:
+        starts.append(n - patch)
+    return np.asarray(starts)
+
+
+class PilotWiener:
+    """The ``wiener`` refiner (module docstring). ``patch`` px square patches every ``stride`` px;
+    ``tau`` scales the noise power in the gain (0.7 and every pixel chosen on the tune crops:
+    BENCHMARKS.md); ``rows_per_pass`` patch rows are filtered at a time (None: as many as keep
+    each array of patches near :data:`PASS_VALUES` values), which bounds memory on any image."""
+
+    PASS_VALUES = 1 << 22
+
+    name = "wiener"
+
+    def __init__(self, patch: int = 8, stride: int = 1, tau: float = 0.7, rows_per_pass: int | None = None) -> None:
+        self.patch, self.stride, self.tau, self.rows_per_pass = patch, stride, tau, rows_per_pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "patch": self.patch, "stride": self.stride, "tau": self.tau}
+
+    def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
+        """Filter ``noisy`` (H, W, C) with ``pilot`` (same shape) for noise std ``sigma`` (both on
+        one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot."""
+        noisy = np.asarray(noisy, dtype=np.float64)
+        pilot = np.asarray(pilot, dtype=np.float64)
+        if noisy.shape != pilot.shape or noisy.ndim != 3:
+            raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be (H, W, C)")
+        h, w, c = noisy.shape
+        p = self.patch
+        if h < p or w < p:
+            return pilot.astype(np.float32)
+        opponent = c == 3
+        if opponent:
+            noisy, pilot = noisy @ _OPPONENT.T, pilot @ _OPPONENT.T
+        out = np.empty_like(noisy)
+        for ch in range(c):
+            out[..., ch] = self._channel(noisy[..., ch], pilot[..., ch], float(sigma))
+        if opponent:
+            out = out @ _OPPONENT  # orthonormal: the inverse is the transpose
+        return out.astype(np.float32)
+
+    def _channel(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        p = self.patch
+        d = _dct_matrix(p)
+        noise_power = self.tau * sigma * sigma
+        ys, xs = _starts(noisy.shape[0], p, self.stride), _starts(noisy.shape[1], p, self.stride)
+        noisy_patches = sliding_window_view(noisy, (p, p))
+        pilot_patches = sliding_window_view(pilot, (p, p))
+        num = np.zeros_like(noisy)
+        den = np.zeros_like(noisy)
+        per_pass = self.rows_per_pass or max(1, self.PASS_VALUES // (len(xs) * p * p))
+        for first in range(0, len(ys), per_pass):
+            rows = ys[first:first + per_pass]
+            coef = d @ noisy_patches[rows][:, xs] @ d.T        # (rows, cols, p, p) DCT coefficients
+            power = (d @ pilot_patches[rows][:, xs] @ d.T) ** 2
+            gain = power / (power + noise_power) if noise_power > 0 else np.ones_like(power)
+            filtered = d.T @ (gain * coef) @ d
+            weight = 1.0 / np.maximum((gain * gain).sum(axis=(-2, -1)), 1e-12)   # (rows, cols)
+            for dy in range(p):
+                for dx in range(p):
+                    at = np.ix_(rows + dy, xs + dx)
+                    num[at] += weight * filtered[:, :, dy, dx]
+                    den[at] += weight
+        return num / den
+
+
+REFINERS: dict[str, type[PilotWiener]] = {
+    "wiener": PilotWiener,
+}
+"""Refiners by name (module docstring); ``none`` names no refinement."""
+
+
+def check_refine_spec(spec: str) -> str:
+    """``spec`` if it names a refiner or ``none``, else a one-line InputError listing them."""
+    if spec == NO_REFINE or spec in REFINERS:
+        return spec
+    raise InputError(f"unknown refinement {spec!r}: choose {', '.join([*REFINERS, NO_REFINE])}")
+
+
+def refine_input(observations: Sequence[Observation], shape: tuple[int, int]) -> Observation:
+    """The observation a refiner filters: the one with Gaussian noise (squared-error data term)
+    at the restored size ``shape`` with no operator; a one-line InputError when there is none or
+    more than one (cheap: nothing is measured)."""
+    from .operators import Identity
+    from .problem import measures_gaussian_noise
+
+    photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
+              and tuple(o.shape) == tuple(shape)]
+    if len(photos) != 1:
+        what = "no" if not photos else f"{len(photos)}"
+        raise InputError(f"refinement needs one noisy photo of the restored size ({shape[0]}x{shape[1]}) "
+                         f"with Gaussian noise and no operator; these observations have {what} "
+                         f"(refine='none', --refine none)")
+    return photos[0]
+
+
+def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The refined image (float32 (H, W, C), unclipped) of a fit's ``image`` and what was done
+    (the refiner's settings and the noise level measured, 0-255 scale)."""
+    from .noise import MIN_MEASURED_SIGMA, estimate_noise_sigma
+
+    refiner = REFINERS[check_refine_spec(spec)]()
+    photo = refine_input(observations, image.shape[:2])
+    noisy = photo.image if photo.image.ndim == 3 else photo.image[..., None]
+    sigma = max(estimate_noise_sigma(noisy), MIN_MEASURED_SIGMA / 255)
+    refined = refiner(noisy, image, sigma)
+    return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}

@@ -1,0 +1,140 @@
+"""Refinement after the fit (linr.refine): the Wiener filter against a direct per-patch float64
+reference, its limits, the default and its one-line errors through restore, the CLI and batch."""
+import json
+
+import numpy as np
+import pytest
+from scipy.fft import dctn, idctn
+
+import linr
+from linr.errors import InputError
+from linr.models import ModelConfig
+from linr.refine import PilotWiener, refine_image, refine_input
+
+from .conftest import run_err
+
+SMALL = dict(steps=3, device="cpu", progress=False, model=ModelConfig(width=16, depth=2))
+
+OPPONENT = np.array([[1, 1, 1], [np.sqrt(1.5), 0, -np.sqrt(1.5)], [np.sqrt(0.5), -np.sqrt(2), np.sqrt(0.5)]]) / np.sqrt(3)
+
+
+def direct_wiener(noisy, pilot, sigma, patch, stride, tau):
+    """One patch at a time with scipy's DCT: the filter as the module docstring states it."""
+    h, w, c = noisy.shape
+    if c == 3:
+        noisy, pilot = noisy @ OPPONENT.T, pilot @ OPPONENT.T
+    ys = sorted(set(range(0, h - patch + 1, stride)) | {h - patch})
+    xs = sorted(set(range(0, w - patch + 1, stride)) | {w - patch})
+    num, den = np.zeros_like(noisy), np.zeros_like(noisy)
+    for ch in range(c):
+        for y in ys:
+            for x in xs:
+                coef = dctn(noisy[y:y + patch, x:x + patch, ch], norm="ortho")
+                power = dctn(pilot[y:y + patch, x:x + patch, ch], norm="ortho") ** 2
+                gain = power / (power + tau * sigma ** 2)
+                weight = 1 / np.sum(gain ** 2)
+                num[y:y + patch, x:x + patch, ch] += weight * idctn(gain * coef, norm="ortho")
+                den[y:y + patch, x:x + patch, ch] += weight
+    out = num / den
+    return out @ OPPONENT if c == 3 else out
+
+
+def psnr(a, b):
+    return 10 * np.log10(1 / np.mean((a - b) ** 2))
+
+
+@pytest.mark.parametrize("shape, patch, stride, tau, rows", [
+    ((21, 26, 3), 8, 2, 1.0, 32), ((21, 26, 3), 8, 3, 0.7, 2), ((17, 12, 1), 4, 3, 1.0, 1), ((9, 30, 2), 8, 1, 1.5, 3)])
+def test_the_filter_is_the_per_patch_wiener_of_the_docstring(shape, patch, stride, tau, rows):
+    rng = np.random.default_rng(0)
+    clean = rng.random(shape)
+    noisy = clean + rng.normal(0, 0.1, shape)
+    pilot = clean + rng.normal(0, 0.03, shape)
+    got = PilotWiener(patch=patch, stride=stride, tau=tau, rows_per_pass=rows)(noisy, pilot, 0.1)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, direct_wiener(noisy, pilot, 0.1, patch, stride, tau), atol=2e-6)
+
+
+def test_without_noise_the_photo_comes_back_and_a_good_pilot_removes_noise():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:40, 0:40] / 40
+    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + 3 * yy), 0.4 + 0.2 * xx, 0.6 - 0.3 * yy * xx], -1)
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    np.testing.assert_allclose(PilotWiener()(noisy, clean, 0.0), noisy, atol=1e-6)
+    refined = PilotWiener()(noisy, clean, 0.1)
+    assert psnr(refined, clean) > psnr(noisy, clean) + 8
+    tiny = rng.random((5, 7, 3))  # smaller than a patch: the pilot as it is
+    np.testing.assert_allclose(PilotWiener()(tiny + 0.1, tiny, 0.1), tiny, atol=1e-6)
+    with pytest.raises(ValueError, match="must both be"):
+        PilotWiener()(noisy, clean[:, :, :2], 0.1)
+
+
+def test_the_photo_to_filter_is_the_one_noisy_photo_of_the_restored_size():
+    img = np.random.default_rng(2).random((24, 24, 3))
+    photo = linr.noisy(img)
+    assert refine_input([photo, linr.lowres(img[::4, ::4], 4)], (24, 24)) is photo
+    for obs in ([linr.lowres(img[::4, ::4], 4)], [linr.noisy(img), linr.noisy(img)],
+                [linr.masked(img, np.ones((24, 24), bool))], [linr.noisy(img, noise="poisson", peak=30)]):
+        with pytest.raises(InputError, match="refinement needs one noisy photo"):
+            refine_input(obs, (24, 24))
+    refined, done = refine_image("wiener", img.astype(np.float32), [linr.noisy(img)])
+    assert done["name"] == "wiener" and done["sigma"] > 0 and refined.shape == img.shape
+
+
+def test_a_noisy_photo_is_refined_by_default_and_the_fit_is_kept():
+    rng = np.random.default_rng(3)
+    noisy = np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1)
+    result = linr.restore(linr.noisy(noisy), **SMALL)
+    assert result.settings["refine"]["name"] == "wiener" and result.fitted_image is not None
+    assert result.settings["refine"]["sigma"] == pytest.approx(25.5, rel=0.15)
+    assert not np.array_equal(result.image, result.fitted_image)
+    with pytest.raises(InputError, match="refined after the fit"):
+        result.render(scale=2)  # no model renders the refined image
+    fixed = linr.restore(linr.noisy(noisy), stop="fixed", **SMALL)  # a fixed stop keeps no model either
+    assert "refine" in fixed.settings and fixed.model is None
+    plain = linr.restore(linr.noisy(noisy), refine="none", **SMALL)
+    assert "refine" not in plain.settings and plain.fitted_image is None
+    np.testing.assert_array_equal(plain.image, result.fitted_image)  # the same fit, not refined
+    for kw in ({"preset": "paper"}, {"keep_model": True}):  # the paper's fit; a model that renders the image
+        assert "refine" not in linr.restore(linr.noisy(noisy), **{**SMALL, **kw}).settings
+    joint = linr.restore([linr.noisy(noisy), linr.lowres(noisy[::4, ::4], 4)], refine="wiener", **SMALL)
+    assert joint.settings["refine"]["name"] == "wiener"  # asked for: the noisy photo of a joint fit
+
+
+def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path):
+    img = np.full((24, 24, 3), 0.5)
+    with pytest.raises(InputError, match="unknown refinement 'bm3d'"):
+        linr.restore(linr.noisy(img), refine="bm3d", steps=10 ** 6)
+    with pytest.raises(InputError, match="no model renders it"):
+        linr.restore(linr.noisy(img), refine="wiener", keep_model=True, steps=10 ** 6)
+    with pytest.raises(InputError, match="refinement needs one noisy photo"):
+        linr.restore(linr.lowres(img[::4, ::4], 4), refine="wiener", steps=10 ** 6)
+    from PIL import Image
+
+    Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "n.png")
+    out = tmp_path / "o.png"
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "n.png"), "--refine", "wiener",
+                           "--save-model", str(tmp_path / "m.pt"), "-o", str(out)])
+    assert "no model renders it" in err and not out.exists()
+    err = run_err(capsys, ["restore", "--lowres", str(tmp_path / "n.png"), "--refine", "wiener", "-o", str(out)])
+    assert "refinement needs one noisy photo" in err and not out.exists()
+
+
+def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_path):
+    from PIL import Image
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(5)
+    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)).save(
+        tmp_path / "n.png")
+    base = ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "2", "--width", "16", "--depth", "2",
+            "--device", "cpu", "--quiet"]
+    assert main([*base, "-o", str(tmp_path / "a.png"), "--report", str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "refined: wiener" in out and "--refine none returns the fit's image" in out
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["refine"]["name"] == "wiener"
+    assert main([*base, "-o", str(tmp_path / "b.png"), "--refine", "none"]) == 0
+    assert "refined" not in capsys.readouterr().out
+    a, b = (np.asarray(Image.open(tmp_path / f)) for f in ("a.png", "b.png"))
+    assert not np.array_equal(a, b)
