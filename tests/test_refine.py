@@ -138,3 +138,6 @@ def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_
     assert "refined" not in capsys.readouterr().out
     a, b = (np.asarray(Image.open(tmp_path / f)) for f in ("a.png", "b.png"))
     assert not np.array_equal(a, b)
+    assert main([*base, "-o", str(tmp_path / "c.png"), "--save-model", str(tmp_path / "m.pt")]) == 0
+    captured = capsys.readouterr()
+    assert "is not refined after the fit" in captured.err and "refined:" not in captured.out

@@ -176,6 +176,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     keep_model = bool(args.save_model) or args.render_scale is not None or args.render_size is not None
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model)  # a bad one: now
+    if keep_model and args.refine is None and resolve_refine(None, obs, preset=args.preset):
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
+                     "renders the fit's own image; without them the noisy photo is filtered again "
+                     "with the fit as the pilot, --refine)")
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError("a stop rule with an average of iterates returns an image no single model "
                          "renders: --save-model, --render-scale and --render-size need one without")

@@ -76,24 +76,25 @@ class PilotWiener:
 
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
         """Filter ``noisy`` (H, W, C) with ``pilot`` (same shape) for noise std ``sigma`` (both on
-        one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot."""
-        noisy = np.asarray(noisy, dtype=np.float64)
-        pilot = np.asarray(pilot, dtype=np.float64)
+        one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot. Memory
+        besides the inputs: the output and about five float64 planes of one channel."""
+        noisy = np.asarray(noisy)
+        pilot = np.asarray(pilot)
         if noisy.shape != pilot.shape or noisy.ndim != 3:
             raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be (H, W, C)")
         h, w, c = noisy.shape
-        p = self.patch
-        if h < p or w < p:
+        if h < self.patch or w < self.patch:
             return pilot.astype(np.float32)
-        opponent = c == 3
-        if opponent:
-            noisy, pilot = noisy @ _OPPONENT.T, pilot @ _OPPONENT.T
-        out = np.empty_like(noisy)
-        for ch in range(c):
-            out[..., ch] = self._channel(noisy[..., ch], pilot[..., ch], float(sigma))
-        if opponent:
-            out = out @ _OPPONENT  # orthonormal: the inverse is the transpose
-        return out.astype(np.float32)
+        if c != 3:
+            return np.stack([self._channel(noisy[..., k].astype(np.float64), pilot[..., k].astype(np.float64),
+                                           float(sigma)) for k in range(c)], axis=-1).astype(np.float32)
+        out = np.zeros(noisy.shape, dtype=np.float32)
+        for k, row in enumerate(_OPPONENT):  # one opponent channel at a time
+            plane = self._channel(np.tensordot(noisy, row, axes=([2], [0])),
+                                  np.tensordot(pilot, row, axes=([2], [0])), float(sigma))
+            for j in range(3):  # back to RGB: the transform is orthonormal, its inverse its transpose
+                out[..., j] += row[j] * plane
+        return out
 
     def _channel(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
         from numpy.lib.stride_tricks import sliding_window_view
