@@ -32,6 +32,7 @@ def direct_wiener(noisy, pilot, sigma, patch, stride, tau):
                 coef = dctn(noisy[y:y + patch, x:x + patch, ch], norm="ortho")
                 power = dctn(pilot[y:y + patch, x:x + patch, ch], norm="ortho") ** 2
                 gain = power / (power + tau * sigma ** 2)
+                gain[0, 0] = 1.0  # the patch mean is kept
                 weight = 1 / np.sum(gain ** 2)
                 num[y:y + patch, x:x + patch, ch] += weight * idctn(gain * coef, norm="ortho")
                 den[y:y + patch, x:x + patch, ch] += weight
@@ -63,6 +64,11 @@ def test_without_noise_the_photo_comes_back_and_a_good_pilot_removes_noise():
     np.testing.assert_allclose(PilotWiener()(noisy, clean, 0.0), noisy, atol=1e-6)
     refined = PilotWiener()(noisy, clean, 0.1)
     assert psnr(refined, clean) > psnr(noisy, clean) + 8
+    dim = np.full((64, 64, 3), 2.6 / 255)  # a dim flat area at sigma 25 keeps its level
+    refined = PilotWiener()(dim + rng.normal(0, 25 / 255, dim.shape), dim, 25 / 255)
+    assert abs(refined.mean() * 255 - 2.6) < 0.3, refined.mean() * 255
+    with pytest.raises(ValueError, match="stride must be 1 to the patch size"):
+        PilotWiener(stride=9)
     tiny = rng.random((5, 7, 3))  # smaller than a patch: the pilot as it is
     np.testing.assert_allclose(PilotWiener()(tiny + 0.1, tiny, 0.1), tiny, atol=1e-6)
     with pytest.raises(ValueError, match="must both be"):
@@ -75,8 +81,10 @@ def test_the_photo_to_filter_is_the_one_noisy_photo_of_the_restored_size():
     assert refine_input([photo, linr.lowres(img[::4, ::4], 4)], (24, 24)) is photo
     for obs in ([linr.lowres(img[::4, ::4], 4)], [linr.noisy(img), linr.noisy(img)],
                 [linr.masked(img, np.ones((24, 24), bool))], [linr.noisy(img, noise="poisson", peak=30)]):
-        with pytest.raises(InputError, match="refinement needs one noisy photo"):
+        with pytest.raises(InputError, match="refinement needs exactly one noisy photo"):
             refine_input(obs, (24, 24))
+    with pytest.raises(InputError, match="filters 8 x 8 patches, and this image is 7x24"):
+        refine_input([linr.noisy(img[:7])], (7, 24))
     refined, done = refine_image("wiener", img.astype(np.float32), [linr.noisy(img)])
     assert done["name"] == "wiener" and done["sigma"] > 0 and refined.shape == img.shape
 
@@ -86,6 +94,7 @@ def test_a_noisy_photo_is_refined_by_default_and_the_fit_is_kept():
     noisy = np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1)
     result = linr.restore(linr.noisy(noisy), **SMALL)
     assert result.settings["refine"]["name"] == "wiener" and result.fitted_image is not None
+    assert 0 <= result.timings["refine_s"] <= result.timings["total_s"]
     assert result.settings["refine"]["sigma"] == pytest.approx(25.5, rel=0.15)
     assert not np.array_equal(result.image, result.fitted_image)
     with pytest.raises(InputError, match="refined after the fit"):
@@ -107,8 +116,12 @@ def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path
         linr.restore(linr.noisy(img), refine="bm3d", steps=10 ** 6)
     with pytest.raises(InputError, match="no model renders it"):
         linr.restore(linr.noisy(img), refine="wiener", keep_model=True, steps=10 ** 6)
-    with pytest.raises(InputError, match="refinement needs one noisy photo"):
+    with pytest.raises(InputError, match="refinement needs exactly one noisy photo"):
         linr.restore(linr.lowres(img[::4, ::4], 4), refine="wiener", steps=10 ** 6)
+    with pytest.raises(InputError, match="filters 8 x 8 patches"):
+        linr.restore(linr.noisy(img[:1]), refine="wiener", steps=10 ** 6)
+    small = linr.restore(linr.noisy(img[:6, :6]), **SMALL)  # too small to refine: the default does not
+    assert "refine" not in small.settings
     from PIL import Image
 
     Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "n.png")
@@ -117,7 +130,7 @@ def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path
                            "--save-model", str(tmp_path / "m.pt"), "-o", str(out)])
     assert "no model renders it" in err and not out.exists()
     err = run_err(capsys, ["restore", "--lowres", str(tmp_path / "n.png"), "--refine", "wiener", "-o", str(out)])
-    assert "refinement needs one noisy photo" in err and not out.exists()
+    assert "refinement needs exactly one noisy photo" in err and not out.exists()
 
 
 def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_path):
@@ -141,3 +154,26 @@ def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_
     assert main([*base, "-o", str(tmp_path / "c.png"), "--save-model", str(tmp_path / "m.pt")]) == 0
     captured = capsys.readouterr()
     assert "is not refined after the fit" in captured.err and "refined:" not in captured.out
+
+
+def test_a_batch_made_before_the_refinement_says_how_to_resume_it(tmp_path, capsys):
+    from PIL import Image
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(6)
+    (tmp_path / "in").mkdir()
+    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(16, 16, 3)), 0, 1) * 255).astype(np.uint8)).save(
+        tmp_path / "in" / "a.png")
+    fit = ["--task", "noisy", "--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu", "--threads", "1",
+           "--quiet"]
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--refine", "none", *fit]) == 0
+    capsys.readouterr()
+    err = run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(out), *fit])  # now with the default
+    assert "made with other settings (refine)" in err and "--refine none to resume as made" in err
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--refine", "none", *fit]) == 0
+    assert "1 already done" in capsys.readouterr().out
+    err = run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--task", "lowres",
+                           "--refine", "wiener", "--steps", "2"])
+    assert "filters noisy photos with Gaussian noise" in err

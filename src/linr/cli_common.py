@@ -103,7 +103,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, choices=["wiener", "none"],
+    g.add_argument("--refine", default=None, type=refine_option, metavar="wiener|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: wiener (an empirical Wiener filter of 8x8 DCT patches, the noise "
                    "level measured on the photo; not in the paper); none: the fit's image. "
@@ -124,6 +124,16 @@ def prior_option(text: str) -> str:
 
     try:
         return check_prior_spec(text.strip().lower())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def refine_option(text: str) -> str:
+    """A refinement name (:func:`linr.refine.check_refine_spec`)."""
+    from .refine import check_refine_spec
+
+    try:
+        return check_refine_spec(text.strip().lower())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

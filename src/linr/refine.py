@@ -8,8 +8,10 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
 
 - ``wiener`` (:class:`PilotWiener`): an empirical Wiener filter in the 2-D DCT of the 8 x 8
   patches of the noisy photo (one at every pixel); each coefficient is kept in the proportion
-  ``p^2 / (p^2 + tau sigma^2)`` (``tau`` = 0.7), ``p`` the pilot's coefficient and ``sigma`` the noise level
-  measured on the photo (:func:`linr.noise.estimate_noise_sigma`); the filtered patches are
+  ``p^2 / (p^2 + tau sigma^2)`` (``tau`` = 0.7), ``p`` the pilot's coefficient and ``sigma`` the
+  noise level measured on the photo (:func:`linr.noise.estimate_noise_sigma`), except the patch
+  mean (the DC coefficient), which is kept whole: its Wiener gain would pull dim patches toward
+  black (a flat 2.6/255 at sigma 25 came back at 2.0/255), for no gain measured; the filtered patches are
   averaged, each weighted by the inverse of its filter's noise gain. A colour image is filtered
   in an orthonormal opponent colour space (a luminance and two colour differences), where the
   noise of the three channels stays white and of the same level.
@@ -31,7 +33,12 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "REFINERS", "NO_REFINE", "check_refine_spec", "refine_input", "refine_image"]
+__all__ = ["PilotWiener", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+           "refine_image"]
+
+MIN_REFINE_SIDE = 8
+"""The smallest side (pixels) a refinement filters: one patch (and more than the noise
+measurement's :data:`linr.noise.MIN_SIDE`)."""
 
 NO_REFINE = "none"
 """The spec of no refinement (the fit's image), which turns off a default one."""
@@ -69,6 +76,8 @@ class PilotWiener:
     name = "wiener"
 
     def __init__(self, patch: int = 8, stride: int = 1, tau: float = 0.7, rows_per_pass: int | None = None) -> None:
+        if not 1 <= stride <= patch:  # wider steps would leave pixels no patch covers
+            raise ValueError(f"stride must be 1 to the patch size {patch}, got {stride}")
         self.patch, self.stride, self.tau, self.rows_per_pass = patch, stride, tau, rows_per_pass
 
     def describe(self) -> dict[str, Any]:
@@ -113,6 +122,7 @@ class PilotWiener:
             coef = d @ noisy_patches[rows][:, xs] @ d.T        # (rows, cols, p, p) DCT coefficients
             power = (d @ pilot_patches[rows][:, xs] @ d.T) ** 2
             gain = power / (power + noise_power) if noise_power > 0 else np.ones_like(power)
+            gain[..., 0, 0] = 1.0  # the patch mean is kept: shrinking it would darken dim areas
             filtered = d.T @ (gain * coef) @ d
             weight = 1.0 / np.maximum((gain * gain).sum(axis=(-2, -1)), 1e-12)   # (rows, cols)
             for dy in range(p):
@@ -123,10 +133,11 @@ class PilotWiener:
         return num / den
 
 
-REFINERS: dict[str, type[PilotWiener]] = {
+REFINERS: dict[str, Any] = {
     "wiener": PilotWiener,
 }
-"""Refiners by name (module docstring); ``none`` names no refinement."""
+"""Refiners by name (module docstring): classes whose instances (default settings) are called as
+``refiner(noisy, pilot, sigma)`` and give ``describe()``; ``none`` names no refinement."""
 
 
 def check_refine_spec(spec: str) -> str:
@@ -146,10 +157,12 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int]) ->
     photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
               and tuple(o.shape) == tuple(shape)]
     if len(photos) != 1:
-        what = "no" if not photos else f"{len(photos)}"
-        raise InputError(f"refinement needs one noisy photo of the restored size ({shape[0]}x{shape[1]}) "
-                         f"with Gaussian noise and no operator; these observations have {what} "
+        raise InputError(f"refinement needs exactly one noisy photo of the restored size ({shape[0]}x{shape[1]}) "
+                         f"with Gaussian noise and no operator, and {len(photos)} of the observations are one "
                          f"(refine='none', --refine none)")
+    if min(shape) < MIN_REFINE_SIDE:
+        raise InputError(f"refinement filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and this image is "
+                         f"{shape[0]}x{shape[1]} (refine='none', --refine none)")
     return photos[0]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -24,7 +25,7 @@ from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity
 from .problem import build_prior, clean_shape, measures_gaussian_noise, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
-from .refine import NO_REFINE, check_refine_spec, refine_image, refine_input
+from .refine import MIN_REFINE_SIDE, NO_REFINE, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, parse_stop
@@ -272,7 +273,8 @@ def resolve_refine(refine: str | None, observations: Sequence[Observation], *, p
     the model is kept. One-line errors for an unknown name, for observations without one noisy
     photo to filter, and for a kept model (it would not render the refined image)."""
     if refine is None:
-        wanted = plain_denoising(observations, preset=preset) and not keep_model
+        wanted = plain_denoising(observations, preset=preset) and not keep_model and \
+            min(clean_shape(observations)) >= MIN_REFINE_SIDE
         return DEFAULT_DENOISE_REFINE if wanted else None
     if check_refine_spec(refine) == NO_REFINE:
         return None
@@ -460,9 +462,12 @@ def apply_refine(result: FitResult, refine: str, observations: Sequence[Observat
     """Refine ``result.image`` in place (:func:`linr.refine.refine_image`), keeping the fit's own
     image as ``result.fitted_image`` and recording the refinement in ``settings['refine']``; the result then has no model (none
     renders the refined image)."""
+    started = time.perf_counter()
     refined, done = refine_image(refine, result.image, observations)
     result.fitted_image, result.image = result.image, refined
     result.settings["refine"] = done
+    result.timings["refine_s"] = time.perf_counter() - started
+    result.timings["total_s"] = result.timings.get("total_s", 0.0) + result.timings["refine_s"]
     result.model = None  # it renders the fit's image, not this one
 
 

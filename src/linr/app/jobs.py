@@ -134,6 +134,8 @@ class _Prepared:
     download_name: str
     request: dict[str, Any] = field(default_factory=dict)
     """What the user asked for, for the report: upload names (never paths) and options."""
+    refine: str | None = None
+    """The refinement after the fit (:func:`linr.tasks.resolve_refine`: the defaults' for a noisy photo)."""
 
 
 @dataclass
@@ -335,7 +337,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     from ..images import read_image
     from ..problem import clean_shape
     from ..scene import load_scene
-    from ..tasks import resolve, resolve_stop
+    from ..tasks import resolve, resolve_refine, resolve_stop
 
     observations, infos, _ = load_scene(files, options)
     if observations[0].channels not in (1, 3):
@@ -349,6 +351,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     obs, config = resolve(observations, preset=preset, steps=request.steps, seed=request.seed,
                           device=device, model=request.model, progress=False)
     stop = resolve_stop(obs, preset=preset, steps=request.steps)
+    refine = resolve_refine(None, obs, preset=preset)
     reference = None
     if reference_path is not None:
         reference, _ = read_image(reference_path)
@@ -373,7 +376,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["kernel"] = options["kernel"]
     if request.reference is not None:
         asked["reference"] = request.reference.display_name
-    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked)
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked, refine)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -521,6 +524,10 @@ class JobRunner:
         try:
             result = fit(prepared.observations, prepared.config, reference=prepared.reference,
                          stop=prepared.stop, callback=each_step)
+            if prepared.refine is not None:
+                from ..tasks import apply_refine
+
+                apply_refine(result, prepared.refine, prepared.observations)
             job.result = self._finish(job, prepared, result)
             job.state = "done"
         except JobCancelled:

@@ -301,8 +301,8 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
         raise InputError(f"--prior {args.prior} sets its weight from the Gaussian noise of the noisy images, "
                          "and this batch has none (photon noise is not measured); give a weight (tv:0.05)")
     if args.refine not in (None, "none") and not _has_gaussian_noisy(args):
-        raise InputError(f"--refine {args.refine} filters a noisy photo with Gaussian noise, and this "
-                         "batch has none (photon noise is not filtered); leave out --refine")
+        raise InputError(f"--refine {args.refine} filters noisy photos with Gaussian noise (--task noisy, "
+                         "--noise gaussian), and this batch has none; leave out --refine")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
 

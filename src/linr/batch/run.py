@@ -70,8 +70,11 @@ def select(
         recorded = {k: v for k, v in (first.get("inputs") or {}).items() if k != "reference"}
         differ = settings_diff(first.get("batch") or {}, settings) + settings_diff(recorded, inputs)
         what = ", ".join(differ) or "input files"
+        # a default added since (the prior, the refinement) is turned off by naming it 'none'
+        hint = "".join(f", --{name} none to resume as made" for name in ("prior", "refine")
+                       if name in differ and (first.get("batch") or {}).get(name) is None)
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
-                         f"({what}); use another -o folder, or --force to redo them")
+                         f"({what}); use another -o folder{hint}, or --force to redo them")
     if not existed and not force:
         present = [job.output for job in todo if Path(job.output).exists()]
         if present:

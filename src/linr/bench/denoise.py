@@ -6,7 +6,9 @@ crop of ``linr bench averaging`` (centre crop, Gaussian noise of ``--sigma`` on 
 seed 0). A variant is:
 
 - ``default``: whatever the default restore does at the commit a row records (rows made before
-  the default had a prior, which record none, also stand for ``prior=none``);
+  the default had a prior, which record none, also stand for ``prior=none``; keys name the
+  default's prior and refinement, so a rerun after the default changed fits it again, and the
+  table shows the latest row);
 - ``prior=SPEC``: an image prior (``--prior``), such as ``prior=none``, ``prior=tv:0.05`` or
   ``prior=tv:auto`` (its weight set from the measured noise level; rows record the weight used);
 - ``omega_0=W``: the SIREN's omega_0 (``--omega0``; with coordinates on [-1, 1] across the
@@ -87,6 +89,17 @@ def variant_options(variant: str) -> dict[str, Any]:
     raise InputError(f"unknown variant {variant!r}: default, prior=SPEC, omega_0=W or refine=NAME")
 
 
+def _key_variant(variant: str) -> str:
+    """A variant as row keys name it: ``default`` with what the default does now (its prior and
+    refinement), so that a row of an earlier default is not taken for today's on a rerun (rows
+    made before the default had either keep the key ``default``)."""
+    if variant != "default":
+        return variant
+    from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE
+
+    return f"default-{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}"
+
+
 def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
     """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
     and its difference to the first variant, over the images that have every variant."""
@@ -155,7 +168,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     smoke = {k: v for k, v in (("steps", args.steps), ("width", args.width)) if v}
     for (name, colour), clean in cleans.items():
         for variant, kw in options.items():
-            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{variant}" + "".join(
+            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant)}" + "".join(
                 f"_{k}{v}" for k, v in smoke.items())
             if key in done:
                 continue

@@ -286,7 +286,8 @@ class BenchRun:
         stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
                                   stop=options.get("stop"))
         grid = tasks.tile_grid(obs, preset=options["preset"])
-        return config, stop, grid
+        refine = tasks.resolve_refine(None, obs, preset=options["preset"])
+        return config, stop, grid, refine
 
     def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
                 arrays: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -301,8 +302,8 @@ class BenchRun:
             # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
             # the defaults and `fast` share one fit wherever they resolve to the same one
             # (inpainting, and SR's defaults), and the paper column keeps its earlier keys.
-            config, stop, grid = self._linr_settings(method, arrays, corruption)
-            if grid is None and (method.kind == "linr" or (
+            config, stop, grid, refine = self._linr_settings(method, arrays, corruption)
+            if grid is None and refine is None and (method.kind == "linr" or (
                     stop is None and config.model == ModelConfig() and config.lr == 1e-4
                     and config.precision == "float32" and config.schedule == "constant"
                     and config.batch_pixels is None)):
@@ -314,6 +315,8 @@ class BenchRun:
                            stop=None if stop is None else stop.describe())
                 if grid is not None:  # the defaults restore large images in tiles
                     key.update(tiles=grid.describe())
+                if refine is not None:  # the defaults refine a noisy photo after the fit
+                    key.update(refine=refine)
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
