@@ -57,36 +57,32 @@ def _dct_matrix(n: int) -> np.ndarray:
     return m
 
 
-def _starts(n: int, patch: int, stride: int) -> np.ndarray:
-    """Patch starts along a side of ``n`` pixels: every ``stride``, and the last flush with the end."""
-    starts = list(range(0, n - patch + 1, stride))
-    if starts[-1] != n - patch:
-        starts.append(n - patch)
-    return np.asarray(starts)
-
-
 class PilotWiener:
-    """The ``wiener`` refiner (module docstring). ``patch`` px square patches every ``stride`` px;
-    ``tau`` scales the noise power in the gain (0.7 and every pixel chosen on the tune crops:
-    BENCHMARKS.md); ``rows_per_pass`` patch rows are filtered at a time (None: as many as keep
-    each array of patches near :data:`PASS_VALUES` values), which bounds memory on any image."""
+    """The ``wiener`` refiner (module docstring): ``patch`` px square patches at every pixel;
+    ``tau`` scales the noise power in the gain (0.7 chosen on the tune crops: BENCHMARKS.md).
+
+    Every number is made by elementwise float64 products and sums in a fixed order over whole
+    planes (the DCT of all patches at once, one coefficient plane at a time, no BLAS), so the
+    result does not depend on threads, memory alignment or the process it runs in.
+    ``rows_per_pass`` rows of patches are filtered at a time (None: as many as keep the
+    coefficient planes of one pass near :data:`PASS_VALUES` values), which bounds memory on
+    any image."""
 
     PASS_VALUES = 1 << 22
 
     name = "wiener"
 
-    def __init__(self, patch: int = 8, stride: int = 1, tau: float = 0.7, rows_per_pass: int | None = None) -> None:
-        if not 1 <= stride <= patch:  # wider steps would leave pixels no patch covers
-            raise ValueError(f"stride must be 1 to the patch size {patch}, got {stride}")
-        self.patch, self.stride, self.tau, self.rows_per_pass = patch, stride, tau, rows_per_pass
+    def __init__(self, patch: int = 8, tau: float = 0.7, rows_per_pass: int | None = None) -> None:
+        self.patch, self.tau, self.rows_per_pass = patch, tau, rows_per_pass
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "patch": self.patch, "stride": self.stride, "tau": self.tau}
+        return {"name": self.name, "patch": self.patch, "tau": self.tau}
 
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
         """Filter ``noisy`` (H, W, C) with ``pilot`` (same shape) for noise std ``sigma`` (both on
         one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot. Memory
-        besides the inputs: the output and about five float64 planes of one channel."""
+        besides the inputs: the output, a few float64 planes of one channel and one pass's
+        coefficient planes."""
         noisy = np.asarray(noisy)
         pilot = np.asarray(pilot)
         if noisy.shape != pilot.shape or noisy.ndim != 3:
@@ -94,43 +90,77 @@ class PilotWiener:
         h, w, c = noisy.shape
         if h < self.patch or w < self.patch:
             return pilot.astype(np.float32)
-        if c != 3:
-            return np.stack([self._channel(noisy[..., k].astype(np.float64), pilot[..., k].astype(np.float64),
-                                           float(sigma)) for k in range(c)], axis=-1).astype(np.float32)
+        transform = _OPPONENT if c == 3 else np.eye(c)
         out = np.zeros(noisy.shape, dtype=np.float32)
-        for k, row in enumerate(_OPPONENT):  # one opponent channel at a time
-            plane = self._channel(np.tensordot(noisy, row, axes=([2], [0])),
-                                  np.tensordot(pilot, row, axes=([2], [0])), float(sigma))
-            for j in range(3):  # back to RGB: the transform is orthonormal, its inverse its transpose
-                out[..., j] += row[j] * plane
+        for row in transform:  # one (opponent) channel at a time
+            plane = self._channel(_mix(noisy, row), _mix(pilot, row), float(sigma))
+            for j in range(c):  # back: the transform is orthonormal, its inverse its transpose
+                if row[j] != 0.0:
+                    out[..., j] += (row[j] * plane).astype(np.float32)
         return out
 
     def _channel(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
-        from numpy.lib.stride_tricks import sliding_window_view
-
         p = self.patch
         d = _dct_matrix(p)
+        h, w = noisy.shape
+        starts_y, starts_x = h - p + 1, w - p + 1  # patches at every pixel
         noise_power = self.tau * sigma * sigma
-        ys, xs = _starts(noisy.shape[0], p, self.stride), _starts(noisy.shape[1], p, self.stride)
-        noisy_patches = sliding_window_view(noisy, (p, p))
-        pilot_patches = sliding_window_view(pilot, (p, p))
-        num = np.zeros_like(noisy)
-        den = np.zeros_like(noisy)
-        per_pass = self.rows_per_pass or max(1, self.PASS_VALUES // (len(xs) * p * p))
-        for first in range(0, len(ys), per_pass):
-            rows = ys[first:first + per_pass]
-            coef = d @ noisy_patches[rows][:, xs] @ d.T        # (rows, cols, p, p) DCT coefficients
-            power = (d @ pilot_patches[rows][:, xs] @ d.T) ** 2
+        num = np.zeros((h, w))
+        den = np.zeros((h, w))
+        per_pass = self.rows_per_pass or max(1, self.PASS_VALUES // (starts_x * p * p))
+        for y0 in range(0, starts_y, per_pass):
+            rows = min(per_pass, starts_y - y0)
+            window = slice(y0, y0 + rows + p - 1)
+            coef = _patch_dct(noisy[window], d, rows, starts_x)      # (p, p, rows, starts_x)
+            power = _patch_dct(pilot[window], d, rows, starts_x)
+            power *= power
             gain = power / (power + noise_power) if noise_power > 0 else np.ones_like(power)
-            gain[..., 0, 0] = 1.0  # the patch mean is kept: shrinking it would darken dim areas
-            filtered = d.T @ (gain * coef) @ d
-            weight = 1.0 / np.maximum((gain * gain).sum(axis=(-2, -1)), 1e-12)   # (rows, cols)
-            for dy in range(p):
-                for dx in range(p):
-                    at = np.ix_(rows + dy, xs + dx)
-                    num[at] += weight * filtered[:, :, dy, dx]
-                    den[at] += weight
+            gain[0, 0] = 1.0  # the patch mean is kept: shrinking it would darken dim areas
+            coef *= gain
+            weight = np.zeros((rows, starts_x))  # 1 / the filter's noise gain, per patch
+            for k in range(p):
+                for m in range(p):
+                    weight += gain[k, m] * gain[k, m]
+            weight = 1.0 / weight
+            # the filtered patches back in pixels (inverse DCT), each added at its place
+            half = np.zeros((p, p, rows, starts_x))  # half[k, b]: inverse along x of row k
+            for k in range(p):
+                for b in range(p):
+                    for m in range(p):
+                        half[k, b] += d[m, b] * coef[k, m]
+            for a in range(p):
+                for b in range(p):
+                    pixel = np.zeros((rows, starts_x))
+                    for k in range(p):
+                        pixel += d[k, a] * half[k, b]
+                    num[y0 + a:y0 + a + rows, b:b + starts_x] += weight * pixel
+                    den[y0 + a:y0 + a + rows, b:b + starts_x] += weight
         return num / den
+
+
+def _mix(image: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """``sum_j row[j] * image[..., j]`` as a float64 plane, summed in channel order."""
+    plane = np.zeros(image.shape[:2])
+    for j, coefficient in enumerate(row):
+        if coefficient != 0.0:
+            plane += coefficient * image[..., j].astype(np.float64)
+    return plane
+
+
+def _patch_dct(block: np.ndarray, d: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The 2-D DCT (matrix ``d``) of every ``p x p`` patch of ``block`` ((rows + p - 1) x (cols +
+    p - 1)): out[k, m, y, x] = sum_i sum_j d[k, i] d[m, j] block[y + i, x + j]."""
+    p = d.shape[0]
+    along_x = np.zeros((p, rows + p - 1, cols))
+    for m in range(p):
+        for j in range(p):
+            along_x[m] += d[m, j] * block[:, j:j + cols]
+    out = np.zeros((p, p, rows, cols))
+    for k in range(p):
+        for m in range(p):
+            for i in range(p):
+                out[k, m] += d[k, i] * along_x[m, i:i + rows]
+    return out
 
 
 REFINERS: dict[str, Any] = {
