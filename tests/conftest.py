@@ -39,3 +39,15 @@ def run_err(capsys, argv):
     assert code == 2, err
     assert err.count("\n") == 0 and err.startswith("linr: error:"), err
     return err
+
+
+def tiny_noisy_restore(tmp_path: Path) -> list[str]:
+    """``linr restore`` arguments (all but the output) of a 24 x 24 noisy photo written to
+    ``tmp_path / 'n.png'``, fitted for 2 steps by a tiny network."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)).save(
+        tmp_path / "n.png")
+    return ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "2", "--width", "16", "--depth", "2",
+            "--device", "cpu", "--quiet"]

@@ -356,3 +356,24 @@ def test_denoise_bench_reads_the_fit_before_its_refinement_off_the_same_row(tmp_
     assert f"{row['psnr_fit']:.2f} (" in line.split("|")[3] and f"{row['psnr']:.2f} (" in line.split("|")[4]
     assert main(["bench", "denoise", "--images", "house", "--variants", "refine=bm3d", "--data", str(DATA)]) == 2
     assert "unknown refinement" in capsys.readouterr().err
+
+
+def test_denoise_bench_puts_bm3d_beside_the_fits_or_says_why_not(tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "variants.jsonl"
+    argv = ["bench", "denoise", "--data", str(DATA), "--images", "house", "--size", "24", "--variants", "bm3d",
+            "--rows", str(rows)]
+    if importlib.util.find_spec("bm3d") is None:  # the optional extra: one line naming it
+        assert main(argv) == 2 and "pip install 'linr[bm3d]'" in capsys.readouterr().err
+        return
+    assert main(argv) == 0
+    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert row["variant"] == "bm3d" and row["steps_run"] is None and 20 < row["psnr"] < 40
+    capsys.readouterr()
+    assert main(["bench", "denoise", "--table", "--rows", str(rows), "--variants", "bm3d"]) == 0
+    assert f"| {row['psnr']:.2f} ({row['seconds']:.0f} s) |" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from linr.models import ModelConfig
 from linr.priors import TotalVariation, parse_prior
 from linr.stopping import parse_stop
 
-from .conftest import run_err
+from .conftest import run_err, tiny_noisy_restore
 
 
 def test_total_variation_is_the_mean_of_the_smoothed_gradient_norms():
@@ -207,15 +207,9 @@ def test_an_auto_weight_without_a_noisy_observation_is_one_line(capsys, tmp_path
 
 
 def test_the_command_line_says_which_prior_a_noisy_restore_used(capsys, tmp_path):
-    from PIL import Image
-
     from linr.cli import main
 
-    rng = np.random.default_rng(5)
-    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)).save(
-        tmp_path / "n.png")
-    base = ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "2", "--width", "16", "--depth", "2",
-            "--device", "cpu", "--quiet"]
+    base = tiny_noisy_restore(tmp_path)
     assert main([*base, "-o", str(tmp_path / "a.png"), "--report", str(tmp_path / "a.json")]) == 0
     out = capsys.readouterr().out
     assert "image prior: tv:auto, weight 0.1" in out and "--prior none fits without it" in out

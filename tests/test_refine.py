@@ -11,7 +11,7 @@ from linr.errors import InputError
 from linr.models import ModelConfig
 from linr.refine import PilotWiener, refine_image, refine_input
 
-from .conftest import run_err
+from .conftest import run_err, tiny_noisy_restore
 
 SMALL = dict(steps=3, device="cpu", progress=False, model=ModelConfig(width=16, depth=2))
 
@@ -145,21 +145,17 @@ def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path
 
 
 def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_path):
-    from PIL import Image
-
     from linr.cli import main
 
-    rng = np.random.default_rng(5)
-    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)).save(
-        tmp_path / "n.png")
-    base = ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "2", "--width", "16", "--depth", "2",
-            "--device", "cpu", "--quiet"]
+    base = tiny_noisy_restore(tmp_path)
     assert main([*base, "-o", str(tmp_path / "a.png"), "--report", str(tmp_path / "a.json")]) == 0
     out = capsys.readouterr().out
     assert "refined: wiener" in out and "--refine none returns the fit's image" in out
     assert json.loads((tmp_path / "a.json").read_text())["settings"]["refine"]["name"] == "wiener"
     assert main([*base, "-o", str(tmp_path / "b.png"), "--refine", "none"]) == 0
     assert "refined" not in capsys.readouterr().out
+    from PIL import Image
+
     a, b = (np.asarray(Image.open(tmp_path / f)) for f in ("a.png", "b.png"))
     assert not np.array_equal(a, b)
     assert main([*base, "-o", str(tmp_path / "c.png"), "--save-model", str(tmp_path / "m.pt")]) == 0

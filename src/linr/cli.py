@@ -82,7 +82,8 @@ def _build_restore(sub: Any) -> None:
     o.add_argument("--uncertainty", metavar="FILE",
                    help="with --ensemble K >= 2: write the members' per-pixel spread (sample standard "
                    "deviation, on the image's 0-1 scale; float32 in a .tif, 16-bit in a .png), "
-                   "large where the restoration depends on the network's random start")
+                   "large where the restoration depends on the network's random start (the spread of "
+                   "the fits, before any --refine of their mean)")
     o.add_argument("--render-scale", type=positive_float, metavar="S",
                    help="write the restored image at S times its size (any S > 0, e.g. 2.5): the "
                    "fitted network evaluated on a denser grid over the same extent")

@@ -222,28 +222,26 @@ def _plain_denoising(args: argparse.Namespace) -> bool:
     return args.preset is None and _gaussian_noisy_only(args)
 
 
-def _prior_of(args: argparse.Namespace) -> str | None:
-    """The prior every image gets: ``--prior``, else the defaults' for this kind of batch
-    (:func:`linr.tasks.default_prior`)."""
-    if args.prior is not None:
-        return None if args.prior == "none" else args.prior
-    if _plain_denoising(args):
-        from ..tasks import DEFAULT_DENOISE_PRIOR
+def _asked_or_default(asked: str | None, default: str, args: argparse.Namespace) -> str | None:
+    """What every image gets of an option with a denoising default: ``asked`` (``none``: None),
+    else ``default`` for the defaults' Gaussian denoising (:func:`_plain_denoising`)."""
+    if asked is not None:
+        return None if asked == "none" else asked
+    return default if _plain_denoising(args) else None
 
-        return DEFAULT_DENOISE_PRIOR
-    return None
+
+def _prior_of(args: argparse.Namespace) -> str | None:
+    """The prior every image gets (:func:`linr.tasks.default_prior`)."""
+    from ..tasks import DEFAULT_DENOISE_PRIOR
+
+    return _asked_or_default(args.prior, DEFAULT_DENOISE_PRIOR, args)
 
 
 def _refine_of(args: argparse.Namespace) -> str | None:
-    """The refinement every image gets: ``--refine``, else the defaults' for this kind of batch
-    (:func:`linr.tasks.resolve_refine`)."""
-    if args.refine is not None:
-        return None if args.refine == "none" else args.refine
-    if _plain_denoising(args):
-        from ..tasks import DEFAULT_DENOISE_REFINE
+    """The refinement every image gets (:func:`linr.tasks.resolve_refine`)."""
+    from ..tasks import DEFAULT_DENOISE_REFINE
 
-        return DEFAULT_DENOISE_REFINE
-    return None
+    return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
 
 
 def _generic_options(args: argparse.Namespace) -> dict[str, Any]:

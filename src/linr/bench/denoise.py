@@ -13,6 +13,8 @@ seed 0). A variant is:
   ``prior=tv:auto`` (its weight set from the measured noise level; rows record the weight used);
 - ``omega_0=W``: the SIREN's omega_0 (``--omega0``; with coordinates on [-1, 1] across the
   image, omega_0 = 30 gives a 128-px crop twice the frequency per pixel a 256-px image gets).
+- ``bm3d``: the classical reference, CBM3D (BM3D on grey) with the true sigma (the optional
+  ``bm3d`` package), no fit;
 - ``refine=NAME``: the refinement after the fit (``--refine``: ``wiener`` or ``none``). A refined
   fit's row also records the PSNR of the fit's own image (``psnr_fit``), which is the
   ``refine=none`` fit with the same settings: ``--table`` shows it there when that row is missing.
@@ -72,7 +74,7 @@ def variant_options(variant: str) -> dict[str, Any]:
     from ..models import ModelConfig
     from ..priors import check_prior_spec
 
-    if variant == "default":
+    if variant in ("default", "bm3d"):
         return {}
     name, _, value = variant.partition("=")
     if name == "omega_0":
@@ -86,7 +88,33 @@ def variant_options(variant: str) -> dict[str, Any]:
         from ..refine import check_refine_spec
 
         return {"refine": check_refine_spec(value)}
-    raise InputError(f"unknown variant {variant!r}: default, prior=SPEC, omega_0=W or refine=NAME")
+    raise InputError(f"unknown variant {variant!r}: default, prior=SPEC, omega_0=W, refine=NAME or bm3d")
+
+
+def _split(name: str) -> str:
+    from .averaging import TUNE
+
+    return "tune" if name in TUNE else "report" if "/" not in name else "held-out"
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
+    """The ``bm3d`` variant's measurements (true sigma); a one-line error without the package."""
+    from ..baselines.classical import BaselineUnavailable, bm3d_denoise
+    from ..errors import InputError
+    from .common import psnr
+
+    t0 = time.perf_counter()
+    try:
+        result = bm3d_denoise(noisy, sigma=sigma)
+    except BaselineUnavailable as exc:
+        raise InputError(f"variant bm3d: {exc}") from None
+    return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
+            "seconds": time.perf_counter() - t0, "returned_step": None, "steps_run": None}
 
 
 def _key_variant(variant: str) -> str:
@@ -124,7 +152,8 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
                                               kv[0][1])):
         if not all(v in cells for v in variants):
             continue
-        shown = [f"{cells[v]['psnr']:.2f} ({cells[v]['returned_step']} / {cells[v]['steps_run']}, "
+        shown = [f"{cells[v]['psnr']:.2f} (" + (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, "
+                                                 if cells[v].get("steps_run") else "") +
                  f"{cells[v]['seconds']:.0f} s)" for v in variants]
         lines.append(f"| {split} | {image} {colour} {size} px, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
         means.setdefault(f"{split}, {colour} {size} px, sigma {sigma:g}{smoke}", []).append(
@@ -143,7 +172,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from ..models import ModelConfig
     from ..tasks import restore
     from . import data_dir
-    from .averaging import TUNE, clean_crop, observations_for
+    from .averaging import clean_crop, observations_for
     from .common import commit_id, cpu_name, psnr, read_rows
 
     rows_path = Path(args.rows)
@@ -153,6 +182,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if not args.images:
         raise InputError("--images: give one or more set9 image names (or FOLDER/NAME)")
     options = {v: variant_options(v) for v in args.variants}  # a bad variant: now, not after hours of fits
+    if "bm3d" in options:
+        import importlib.util
+
+        if importlib.util.find_spec("bm3d") is None:
+            raise InputError("variant bm3d: the optional 'bm3d' package is not installed "
+                             "(pip install 'linr[bm3d]'; non-commercial licence)")
     if args.width:
         for kw in options.values():
             kw["model"] = replace(kw.get("model", ModelConfig()), width=args.width)
@@ -173,6 +208,15 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             if key in done:
                 continue
             obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
+            if variant == "bm3d":
+                row = _bm3d_row(clean, obs[0].image, args.sigma)
+                row.update(key=key, image=name, colour=colour, size=args.size, sigma=args.sigma, variant=variant,
+                           split=_split(name), commit=commit_id(), processor=cpu_name(),
+                           finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                _append(rows_path, row)
+                done[key] = row
+                print(f"{key}: {row['psnr']:.2f} dB, {row['seconds']:.0f} s", flush=True)
+                continue
             t0 = time.perf_counter()
             result = restore(obs, device="cpu", progress=False, seed=0, steps=args.steps, reference=clean, **kw)
             seconds = time.perf_counter() - t0
@@ -180,7 +224,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
             row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
                    "variant": variant, **smoke,
-                   "split": "tune" if name in TUNE else "report" if "/" not in name else "held-out",
+                   "split": _split(name),
                    "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
                    "psnr_unclipped": psnr(clean, result.image, clip=False),
                    **({"psnr_fit": psnr(clean, result.fitted_image), "refine": result.settings["refine"]}
@@ -191,8 +235,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                    "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
                    "commit": commit_id(), "processor": cpu_name(), "threads": args.threads,
                    "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            with rows_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            _append(rows_path, row)
             done[key] = row
             print(f"{key}: {row['psnr']:.2f} dB, returned step {row['returned_step']} of "
                   f"{row['steps_run']}, {seconds:.0f} s", flush=True)
