@@ -346,7 +346,10 @@ def test_ray_backend_matches_local(folder, local_run, capsys):
     assert code == 4
     ray_records, local_records = _manifest(out), _manifest(local_run)
     assert {r["run"]["backend"] for r in ray_records.values() if r["status"] == "done"} == {"ray"}
-    assert _comparable(ray_records) == _comparable(local_records)
+    ray_view, local_view = _comparable(ray_records), _comparable(local_records)
+    differ = [(name, key) for name in ray_view for key in ray_view[name]
+              if ray_view[name][key] != local_view.get(name, {}).get(key)]
+    assert ray_view == local_view, f"fields that differ (image, field): {differ}"
     local_pixels = _pixels(local_run)
     for name, pixels in _pixels(out).items():
         np.testing.assert_array_equal(pixels, local_pixels[name])
