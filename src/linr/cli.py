@@ -306,11 +306,16 @@ def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     line = f"image prior: {spec}"
     weights = sorted(parse_prior(s["prior_used"]).weight for s in settings if s.get("prior_used"))
     if weight_is_auto(spec) and weights:  # the weight each fit measured
-        shown = f"{weights[0]:.3g}" if f"{weights[0]:.3g}" == f"{weights[-1]:.3g}" else \
-            f"{weights[0]:.3g}-{weights[-1]:.3g}"
+        shown = _span(weights, ".3g")
         each = " of each frame" if len(weights) > 1 else ""
         line += f", weight {shown} (set from the noise measured on the input{each})"
     return line + ("" if asked else "; the default for a noisy photo, --prior none fits without it")
+
+
+def _span(values: list[float], spec: str) -> str:
+    """Sorted ``values`` as one number, or LOW-HIGH where they differ when formatted with ``spec``."""
+    low, high = format(values[0], spec), format(values[-1], spec)
+    return low if low == high else f"{low}-{high}"
 
 
 def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
@@ -319,7 +324,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if not done:
         return None
     sigmas = sorted(d["sigma"] for d in done)
-    shown = f"{sigmas[0]:.1f}" if f"{sigmas[0]:.1f}" == f"{sigmas[-1]:.1f}" else f"{sigmas[0]:.1f}-{sigmas[-1]:.1f}"
+    shown = _span(sigmas, ".1f")
     line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image as the pilot, "
             f"noise sigma {shown} of 255 measured)")
     return line + ("" if asked else "; the default for a noisy photo, --refine none returns the fit's image")

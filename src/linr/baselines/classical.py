@@ -23,6 +23,7 @@ __all__ = [
     "tv_denoise",
     "nlm_denoise",
     "bm3d_denoise",
+    "check_bm3d",
     "biharmonic_inpaint",
     "wiener_deblur",
     "richardson_lucy_deblur",
@@ -81,17 +82,22 @@ def nlm_denoise(noisy: np.ndarray, *, sigma: float) -> BaselineResult:
     )
 
 
-def bm3d_denoise(noisy: np.ndarray, *, sigma: float) -> BaselineResult:
-    """CBM3D (``bm3d.bm3d_rgb``) or BM3D per grey image, from the optional ``bm3d`` package.
+def check_bm3d() -> None:
+    """:class:`BaselineUnavailable` when the optional ``bm3d`` package is not installed (an
+    optional extra because of its non-commercial licence); cheap: it is not imported."""
+    import importlib.util
 
-    Raises :class:`BaselineUnavailable` when the package is not installed (it is an optional
-    extra because of its non-commercial licence).
-    """
-    try:
-        import bm3d  # noqa: PLC0415 - optional, heavy, non-commercial licence
-    except ImportError:
+    if importlib.util.find_spec("bm3d") is None:
         raise BaselineUnavailable("the optional 'bm3d' package is not installed "
-                                  "(pip install 'linr[bm3d]'; non-commercial licence)") from None
+                                  "(pip install 'linr[bm3d]'; non-commercial licence)")
+
+
+def bm3d_denoise(noisy: np.ndarray, *, sigma: float) -> BaselineResult:
+    """CBM3D (``bm3d.bm3d_rgb``) or BM3D per grey image, from the optional ``bm3d`` package
+    (:func:`check_bm3d`'s error without it)."""
+    check_bm3d()
+    import bm3d  # noqa: PLC0415 - optional, heavy, non-commercial licence
+
     image = _hwc(noisy)
     s = sigma / 255.0
     if image.shape[2] == 3:

@@ -103,18 +103,35 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 
 
 def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
-    """The ``bm3d`` variant's measurements (true sigma); a one-line error without the package."""
-    from ..baselines.classical import BaselineUnavailable, bm3d_denoise
-    from ..errors import InputError
+    """The ``bm3d`` variant's measurements (true sigma; the package checked up front)."""
+    from ..baselines.classical import bm3d_denoise
     from .common import psnr
 
     t0 = time.perf_counter()
-    try:
-        result = bm3d_denoise(noisy, sigma=sigma)
-    except BaselineUnavailable as exc:
-        raise InputError(f"variant bm3d: {exc}") from None
+    result = bm3d_denoise(noisy, sigma=sigma)
     return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
             "seconds": time.perf_counter() - t0, "returned_step": None, "steps_run": None}
+
+
+def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str, Any]) -> dict[str, Any]:
+    """A fit variant's measurements: the returned image's PSNR (clipped and not), the fit's own
+    before a refinement, the best raw iterate (the oracle) and the stop."""
+    from ..tasks import restore
+    from .common import psnr
+
+    t0 = time.perf_counter()
+    result = restore(obs, device="cpu", progress=False, seed=0, steps=steps, reference=clean, **options)
+    seconds = time.perf_counter() - t0
+    curve = result.history.get("psnr") or []  # raw iterates, unclipped: the oracle's
+    peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
+    return {"psnr": psnr(clean, result.image), "returned_step": result.stop_step,
+            "psnr_unclipped": psnr(clean, result.image, clip=False),
+            **({"psnr_fit": psnr(clean, result.fitted_image), "refine": result.settings["refine"]}
+               if result.fitted_image is not None else {}),
+            "peak_psnr_unclipped": None if peak is None else curve[peak],
+            "peak_step": None if peak is None else peak + 1,
+            "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
+            "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used")}
 
 
 def _key_variant(variant: str) -> str:
@@ -170,10 +187,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..models import ModelConfig
-    from ..tasks import restore
     from . import data_dir
     from .averaging import clean_crop, observations_for
-    from .common import commit_id, cpu_name, psnr, read_rows
+    from .common import commit_id, cpu_name, read_rows
 
     rows_path = Path(args.rows)
     if args.table:
@@ -183,11 +199,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         raise InputError("--images: give one or more set9 image names (or FOLDER/NAME)")
     options = {v: variant_options(v) for v in args.variants}  # a bad variant: now, not after hours of fits
     if "bm3d" in options:
-        import importlib.util
+        from ..baselines.classical import BaselineUnavailable, check_bm3d
 
-        if importlib.util.find_spec("bm3d") is None:
-            raise InputError("variant bm3d: the optional 'bm3d' package is not installed "
-                             "(pip install 'linr[bm3d]'; non-commercial licence)")
+        try:
+            check_bm3d()
+        except BaselineUnavailable as exc:
+            raise InputError(f"variant bm3d: {exc}") from None
     if args.width:
         for kw in options.values():
             kw["model"] = replace(kw.get("model", ModelConfig()), width=args.width)
@@ -208,35 +225,14 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             if key in done:
                 continue
             obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
-            if variant == "bm3d":
-                row = _bm3d_row(clean, obs[0].image, args.sigma)
-                row.update(key=key, image=name, colour=colour, size=args.size, sigma=args.sigma, variant=variant,
-                           split=_split(name), commit=commit_id(), processor=cpu_name(),
-                           finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-                _append(rows_path, row)
-                done[key] = row
-                print(f"{key}: {row['psnr']:.2f} dB, {row['seconds']:.0f} s", flush=True)
-                continue
-            t0 = time.perf_counter()
-            result = restore(obs, device="cpu", progress=False, seed=0, steps=args.steps, reference=clean, **kw)
-            seconds = time.perf_counter() - t0
-            curve = result.history.get("psnr") or []  # raw iterates, unclipped: the oracle's
-            peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
+            measured = _bm3d_row(clean, obs[0].image, args.sigma) if variant == "bm3d" else \
+                _fit_row(clean, obs, steps=args.steps, options=kw)
             row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
-                   "variant": variant, **smoke,
-                   "split": _split(name),
-                   "psnr": psnr(clean, result.image), "returned_step": result.stop_step,
-                   "psnr_unclipped": psnr(clean, result.image, clip=False),
-                   **({"psnr_fit": psnr(clean, result.fitted_image), "refine": result.settings["refine"]}
-                      if result.fitted_image is not None else {}),
-                   "peak_psnr_unclipped": None if peak is None else curve[peak],
-                   "peak_step": None if peak is None else peak + 1,
-                   "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
-                   "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
+                   "variant": variant, **smoke, "split": _split(name), **measured,
                    "commit": commit_id(), "processor": cpu_name(), "threads": args.threads,
                    "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             _append(rows_path, row)
             done[key] = row
-            print(f"{key}: {row['psnr']:.2f} dB, returned step {row['returned_step']} of "
-                  f"{row['steps_run']}, {seconds:.0f} s", flush=True)
+            steps = f", returned step {row['returned_step']} of {row['steps_run']}" if row["steps_run"] else ""
+            print(f"{key}: {row['psnr']:.2f} dB{steps}, {row['seconds']:.0f} s", flush=True)
     return 0

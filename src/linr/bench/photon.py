@@ -176,7 +176,6 @@ def _key(spec: str, peak: float, method: str, args: argparse.Namespace) -> str:
 
 
 def cmd_photon(args: argparse.Namespace) -> int:
-    import importlib.util
     from dataclasses import replace
 
     import torch
@@ -194,9 +193,14 @@ def cmd_photon(args: argparse.Namespace) -> int:
     for m in methods:
         if m not in METHODS:
             raise InputError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    if "anscombe-bm3d" in methods and importlib.util.find_spec("bm3d") is None:
-        print("anscombe-bm3d: skipped (the optional bm3d package is not installed)", flush=True)
-        methods.remove("anscombe-bm3d")
+    if "anscombe-bm3d" in methods:
+        from ..baselines.classical import BaselineUnavailable, check_bm3d
+
+        try:
+            check_bm3d()
+        except BaselineUnavailable:
+            print("anscombe-bm3d: skipped (the optional bm3d package is not installed)", flush=True)
+            methods.remove("anscombe-bm3d")
     try:
         peaks = [float(p) for p in args.peaks.split(",") if p.strip()]
     except ValueError:
