@@ -340,6 +340,26 @@ def test_denoise_bench_records_variants_resumes_and_tables(tmp_path: Path, capsy
     assert "bad prior" in capsys.readouterr().err
 
 
+def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
+    from linr.bench.denoise import variant_options
+    from linr.errors import InputError
+    from linr.models import ModelConfig
+
+    assert variant_options("width=64,depth=5,steps=900,refine=none") == {
+        "model": ModelConfig(width=64, depth=5), "steps": 900, "refine": "none"}
+    assert variant_options("omega_0=20,width=32")["model"] == ModelConfig(width=32, omega_0=20.0)
+    for bad, said in (("width=x", "needs a number"), ("depth=0", "must be a positive number"),
+                      ("steps=1.5", "whole number"), ("width=64,foo=1", "unknown variant"),
+                      ("width=64,width=32", "width given twice"), ("omega_0=nan", "positive number")):
+        with pytest.raises(InputError, match=said):
+            variant_options(bad)
+    from linr.bench.denoise import _key_variant
+
+    keys = {v: _key_variant(v, variant_options(v)) for v in ("default", "refine=wiener", "width=64", "refine=none", "bm3d")}
+    assert keys == {"default": "default-tv:auto-wiener@pilot7x64", "refine=wiener": "refine=wiener@pilot7x64",
+                    "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
+
+
 def test_denoise_bench_reads_the_fit_before_its_refinement_off_the_same_row(tmp_path: Path, capsys) -> None:
     from linr.cli import main
 

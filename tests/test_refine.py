@@ -151,6 +151,7 @@ def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_
     assert main([*base, "-o", str(tmp_path / "a.png"), "--report", str(tmp_path / "a.json")]) == 0
     out = capsys.readouterr().out
     assert "refined: wiener" in out and "--refine none returns the fit's image" in out
+    assert "fit's image (siren 2x16) as the pilot" in out  # the network asked for
     assert json.loads((tmp_path / "a.json").read_text())["settings"]["refine"]["name"] == "wiener"
     assert main([*base, "-o", str(tmp_path / "b.png"), "--refine", "none"]) == 0
     assert "refined" not in capsys.readouterr().out
@@ -184,3 +185,44 @@ def test_a_batch_made_before_the_refinement_says_how_to_resume_it(tmp_path, caps
     err = run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--task", "lowres",
                            "--refine", "wiener", "--steps", "2"])
     assert "filters noisy photos with Gaussian noise" in err
+
+
+def test_a_refined_default_denoising_fit_is_a_narrow_pilot():
+    from linr.tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, resolve
+
+    rng = np.random.default_rng(4)
+    noisy = np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1)
+    _, cfg = resolve([linr.noisy(noisy)])
+    assert (cfg.model, cfg.steps) == (DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS) and cfg.model.width < 256
+    assert resolve([linr.noisy(noisy)], steps=40)[1].steps == 40  # a budget asked for stays
+    paper_fit = [dict(keep_model=True), dict(refine="none"), dict(preset="paper"),
+                 dict(model=ModelConfig(depth=5)), dict(stop="fixed"), dict(stop="variance:5:10")]
+    for kw in paper_fit:  # not refined, or the network or preset named: the paper's network
+        _, cfg = resolve([linr.noisy(noisy)], **kw)
+        assert cfg.model.width == 256 and cfg.steps == 500, kw
+    for obs in ([linr.noisy(noisy[:6, :6])], [linr.noisy(noisy), linr.lowres(noisy[::4, ::4], 4)]):
+        _, cfg = resolve(obs, refine="wiener" if len(obs) == 2 else None)  # too small; joint
+        assert cfg.model.width == 256
+    result = linr.restore(linr.noisy(noisy), steps=3, device="cpu", progress=False)
+    assert result.settings["model"]["width"] == DEFAULT_PILOT_MODEL.width and result.settings["refine"]
+
+
+def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys):
+    import dataclasses
+
+    from PIL import Image
+
+    from linr.cli import main
+    from linr.tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS
+
+    rng = np.random.default_rng(7)
+    (tmp_path / "in").mkdir()
+    Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(16, 16, 3)), 0, 1) * 255).astype(np.uint8)).save(
+        tmp_path / "in" / "a.png")
+    fit = ["--task", "noisy", "--steps", "2", "--device", "cpu", "--threads", "1", "--quiet"]
+    batches = {}
+    for name, extra in (("pilot", []), ("named", ["--width", "16", "--depth", "2"]), ("plain", ["--refine", "none"])):
+        assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / name), *fit, *extra]) == 0
+        batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
+    assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}
+    assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]

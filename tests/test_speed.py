@@ -87,12 +87,15 @@ def test_cli_announces_long_fits(capsys):
     auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None)  # the default: noisy inputs stop automatically
     _announce_cost(obs, auto, None)
-    assert "up to 500 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err
+    assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err  # the pilot's budget
     from linr.tasks import resolve, tile_grid
 
     _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))
     err = capsys.readouterr().err  # the estimate covers tiles
-    assert "up to 500 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
+    assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
+    unrefined = argparse.Namespace(**{**vars(auto), "refine": "none"})  # the paper's network
+    _announce_cost(obs, unrefined, None)
+    assert "up to 500 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err
 
 
 def test_fast_preset_picks_the_model_by_kind():

@@ -172,9 +172,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          protect=tuple(protect + [args.output] + ([args.report] if args.report else [])))
     references = _read_references(args.reference, out, len(scenes))
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
+    keep_model = keeps_model(args)
     obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-                     device=args.device, model=model, precision=args.precision, prior=args.prior)
-    keep_model = bool(args.save_model) or args.render_scale is not None or args.render_size is not None
+                     device=args.device, model=model, precision=args.precision, prior=args.prior,
+                     refine=args.refine, keep_model=keep_model, stop=args.stop)
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model)  # a bad one: now
     if keep_model and args.refine is None and resolve_refine(None, obs, preset=args.preset):
@@ -325,8 +326,10 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         return None
     sigmas = sorted(d["sigma"] for d in done)
     shown = _span(sigmas, ".1f")
-    line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image as the pilot, "
-            f"noise sigma {shown} of 255 measured)")
+    model = settings[0].get("model") or {}
+    network = f" ({model['name']} {model['depth']}x{model['width']})" if {"name", "depth", "width"} <= model.keys() else ""
+    line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image{network} as the "
+            f"pilot, noise sigma {shown} of 255 measured)")
     return line + ("" if asked else "; the default for a noisy photo, --refine none returns the fit's image")
 
 
@@ -403,6 +406,12 @@ def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) 
     return ", ".join(parts)
 
 
+def keeps_model(args: argparse.Namespace) -> bool:
+    """Whether a restore must keep a model to save or render (which turns the refinement off)."""
+    return bool(getattr(args, "save_model", None)) or getattr(args, "render_scale", None) is not None \
+        or getattr(args, "render_size", None) is not None
+
+
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
                    grid: Any = None, frames: int = 1) -> None:
     """Print the estimated time and memory of a fit that will take more than ~30 s (stderr);
@@ -414,9 +423,11 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     from .tasks import resolve, resolve_stop
     from .tiling import plan_tiles
 
+    keep_model = keeps_model(args)
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
                           seed=args.seed, device=args.device, model=model, precision=args.precision,
-                          prior=args.prior)
+                          prior=args.prior, refine=getattr(args, "refine", None), keep_model=keep_model,
+                          stop=args.stop)
     from .models import MODEL_FAMILIES
 
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":

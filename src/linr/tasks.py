@@ -181,9 +181,19 @@ def resolve(
     progress: bool | None = None,
     precision: str | None = None,
     prior: str | None = None,
+    refine: str | None = None,
+    keep_model: bool = False,
+    stop: Any = None,
 ) -> tuple[list[Observation], FitConfig]:
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
     and return the observations and the fit settings.
+
+    ``refine``, ``keep_model`` and ``stop`` as given to :func:`restore`: the fit of a plain
+    denoising (:func:`plain_denoising`: no preset) with no model named, the automatic stop
+    (``stop`` None or 'auto') and an image that will be refined (:func:`resolve_refine`) is a
+    pilot and gets :data:`DEFAULT_PILOT_MODEL` with a budget of :data:`DEFAULT_PILOT_STEPS` steps
+    unless ``steps`` says otherwise. Another stop rule keeps the paper's network and steps (the
+    pilot was measured with the automatic stop only).
 
     With no preset named, a blur whose boundary was left open gets 'reflect' (real photos),
     noisy frames of measured different noise levels share the joint noisy weight by inverse
@@ -195,7 +205,7 @@ def resolve(
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
         prior = default_prior(observations, preset=preset)
-    preset = DEFAULT_PRESET if preset is None else preset
+    asked_preset, preset = preset, DEFAULT_PRESET if preset is None else preset
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if not observations:
@@ -215,14 +225,16 @@ def resolve(
         if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
             operator = operator.with_boundary(wanted)
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
+    pilot = model is None and stop in (None, "auto") and plain_denoising(observations, preset=asked_preset) and \
+        resolve_refine(refine, observations, preset=None, keep_model=keep_model) is not None
     if steps is None:
-        steps = max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
+        steps = DEFAULT_PILOT_STEPS if pilot else max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
     config = FitConfig(
         steps=steps,
         lr=p.lr if lr is None else lr,
         seed=seed,
         device=device,
-        model=model or _preset_model(p, observations),
+        model=model or (DEFAULT_PILOT_MODEL if pilot else _preset_model(p, observations)),
         progress=progress,
         schedule=p.schedule,
         batch_pixels=p.batch_pixels,
@@ -264,6 +276,19 @@ the noisy photo filtered once more with the fit's image as the pilot (:mod:`linr
 Measured in BENCHMARKS.md ('#15 quality: the fit as the pilot of a Wiener filter'): its
 settings chosen on four set9 tune crops, then ahead of the fit alone on crops and whole images it
 was not chosen on. Not with a model to keep (the model renders the fit, not the refined image)."""
+
+
+DEFAULT_PILOT_MODEL = ModelConfig(width=64)
+"""The network of a defaults' fit that is refined (:func:`resolve` with a refinement, no preset
+and no model named): a SIREN 7x64 (the paper's is 7x256). A refinement needs a pilot, not the
+best fit: on 128-px crops the 7x64 fit's refined image equalled or beat the 7x256 fit's on
+average, in about half the time (median 1.7x less) (BENCHMARKS.md, '#15 and #14: a narrow network as the pilot'); alone, the
+narrow fit is not better, so without a refinement the paper's network stays."""
+
+DEFAULT_PILOT_STEPS = 2000
+"""The step budget of a pilot fit (:data:`DEFAULT_PILOT_MODEL`): a narrow network learns more
+slowly: its stop came after 190-800 steps on 128-px crops, 900 on a 256 px photo and 1345 on a
+288 px one (a budget of 500 cut bird's 128-px crop short)."""
 
 
 def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,
@@ -412,7 +437,8 @@ def restore(
         observations = [observations]
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-        model=model, progress=progress, precision=precision, prior=prior,
+        model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+        stop=stop,
     )
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
@@ -596,7 +622,9 @@ def restore_many(
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
     resolved = [resolve(list(obs), preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-                        model=model, progress=progress, precision=precision, prior=prior) for obs in scenes]
+                        model=model, progress=progress, precision=precision, prior=prior, refine=refine,
+                        stop=stop)
+                for obs in scenes]
     if not resolved:
         raise InputError("restore_many: nothing to restore")
     config = resolved[0][1]

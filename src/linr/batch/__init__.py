@@ -200,6 +200,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"prior": prior} if (prior := _prior_of(args)) else {}),
         # the refinement likewise (Gaussian denoising since the default wiener refinement)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
+        # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
+        # made before it has none, so a resume says that its settings differ)
+        **({"pilot": pilot} if (pilot := _pilot_of(args, model)) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
@@ -242,6 +245,18 @@ def _refine_of(args: argparse.Namespace) -> str | None:
     from ..tasks import DEFAULT_DENOISE_REFINE
 
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
+
+
+def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
+    """The pilot network and its default step budget every image's fit gets (:func:`linr.tasks.resolve`:
+    refined Gaussian denoising with no network named and the automatic stop), else None."""
+    import dataclasses
+
+    from ..tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS
+
+    if model is not None or args.stop not in (None, "auto") or not _plain_denoising(args) or _refine_of(args) is None:
+        return None
+    return {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}  # --steps: under 'steps'
 
 
 def _generic_options(args: argparse.Namespace) -> dict[str, Any]:

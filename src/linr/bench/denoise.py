@@ -13,6 +13,15 @@ seed 0). A variant is:
   ``prior=tv:auto`` (its weight set from the measured noise level; rows record the weight used);
 - ``omega_0=W``: the SIREN's omega_0 (``--omega0``; with coordinates on [-1, 1] across the
   image, omega_0 = 30 gives a 128-px crop twice the frequency per pixel a 256-px image gets).
+- ``width=N``, ``depth=N``: the SIREN's width (256 by default) and number of layers (7), as the
+  network of the fit (the pilot of the refinement);
+- ``steps=N``: the step budget of the automatic stop (500 by default; the most steps run);
+- settings joined by commas, such as ``width=64,depth=5``;
+
+a fit variant that names no network and is refined uses the defaults' pilot network
+(:data:`linr.tasks.DEFAULT_PILOT_MODEL`, since the twelfth session): its rows record the variant
+as ``NAME@pilot7x64`` (``--table --variants refine=wiener@pilot7x64``), apart from the earlier
+rows of the paper's 7x256 under the plain name (``width=256,refine=wiener`` fits those again);
 - ``bm3d``: the classical reference, CBM3D (BM3D on grey) with the true sigma (the optional
   ``bm3d`` package), no fit;
 - ``refine=NAME``: the refinement after the fit (``--refine``: ``wiener`` or ``none``). A refined
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,8 +65,8 @@ def register(sub: Any) -> None:
     p.add_argument("--size", type=int, default=128, help="centre crop side (default 128)")
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
     p.add_argument("--variants", nargs="+", default=["default"],
-                   help="default, prior=SPEC (none, tv:WEIGHT, tv:auto), omega_0=W or refine=NAME "
-                   "(wiener, none) (default: default)")
+                   help="default, bm3d, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
+                   "refine=NAME (wiener, none), omega_0=W, width=N, depth=N, steps=N (default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
     p.add_argument("--rows", default="bench_out/denoise.jsonl",
@@ -69,26 +79,50 @@ def register(sub: Any) -> None:
 
 
 def variant_options(variant: str) -> dict[str, Any]:
-    """restore() keyword arguments of a variant; InputError naming a bad one."""
+    """restore() keyword arguments of a variant (settings joined by commas, such as
+    ``width=64,depth=5``); InputError naming a bad one."""
     from ..errors import InputError
     from ..models import ModelConfig
     from ..priors import check_prior_spec
 
     if variant in ("default", "bm3d"):
         return {}
-    name, _, value = variant.partition("=")
-    if name == "omega_0":
-        try:
-            return {"model": replace(ModelConfig(), omega_0=float(value))}
-        except ValueError:
-            raise InputError(f"bad variant {variant!r}: omega_0=W needs a number") from None
-    if name == "prior":
-        return {"prior": check_prior_spec(value)}
-    if name == "refine":
-        from ..refine import check_refine_spec
+    options: dict[str, Any] = {}
+    seen: set[str] = set()
+    for part in variant.split(","):
+        name, _, value = part.partition("=")
+        if name in seen:
+            raise InputError(f"bad variant {variant!r}: {name} given twice")
+        seen.add(name)
+        if name in MODEL_SETTINGS:
+            try:
+                number = MODEL_SETTINGS[name](value)
+            except ValueError:
+                raise InputError(f"bad variant {variant!r}: {name}=... needs a number") from None
+            if not math.isfinite(number) or number <= 0:
+                raise InputError(f"bad variant {variant!r}: {name} must be a positive number")
+            options["model"] = replace(options.get("model", ModelConfig()), **{name: number})
+        elif name == "steps":
+            try:
+                options["steps"] = int(value)
+            except ValueError:
+                raise InputError(f"bad variant {variant!r}: steps=N needs a whole number") from None
+            if options["steps"] < 1:
+                raise InputError(f"bad variant {variant!r}: steps must be positive")
+        elif name == "prior":
+            options["prior"] = check_prior_spec(value)
+        elif name == "refine":
+            from ..refine import check_refine_spec
 
-        return {"refine": check_refine_spec(value)}
-    raise InputError(f"unknown variant {variant!r}: default, prior=SPEC, omega_0=W, refine=NAME or bm3d")
+            options["refine"] = check_refine_spec(value)
+        else:
+            raise InputError(f"unknown variant {variant!r}: default, bm3d, or settings joined by commas: "
+                             "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N")
+    return options
+
+
+MODEL_SETTINGS = {"omega_0": float, "width": int, "depth": int}
+"""The SIREN settings a variant may set (``--omega0``, the network's width and depth)."""
 
 
 def _split(name: str) -> str:
@@ -120,7 +154,8 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
     from .common import psnr
 
     t0 = time.perf_counter()
-    result = restore(obs, device="cpu", progress=False, seed=0, steps=steps, reference=clean, **options)
+    options = {**options, **({"steps": steps} if steps is not None else {})}  # a smoke run's budget wins
+    result = restore(obs, device="cpu", progress=False, seed=0, reference=clean, **options)
     seconds = time.perf_counter() - t0
     curve = result.history.get("psnr") or []  # raw iterates, unclipped: the oracle's
     peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
@@ -134,15 +169,33 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
             "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used")}
 
 
-def _key_variant(variant: str) -> str:
-    """A variant as row keys name it: ``default`` with what the default does now (its prior and
-    refinement), so that a row of an earlier default is not taken for today's on a rerun (rows
-    made before the default had either keep the key ``default``)."""
-    if variant != "default":
+def _key_variant(variant: str, options: dict[str, Any]) -> str:
+    """A variant as row keys name it: ``default`` with what the default does now (its prior,
+    refinement and, for a refined fit with no network named, the pilot network), so that a row
+    of an earlier default is not taken for today's on a rerun (rows made before the default had
+    any of them keep the shorter key)."""
+    if variant == "bm3d":
         return variant
     from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE
 
-    return f"default-{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}"
+    named = f"default-{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}" if variant == "default" else variant
+    return named + _pilot_suffix(options)
+
+
+def _pilot_suffix(options: dict[str, Any]) -> str:
+    """``@pilotDxW`` when a variant's fit is the defaults' pilot (:data:`linr.tasks.DEFAULT_PILOT_MODEL`:
+    refined, no network named, the automatic stop), else ''."""
+    from ..tasks import DEFAULT_PILOT_MODEL
+
+    if "model" in options or options.get("refine") == "none":
+        return ""
+    return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}"
+
+
+def _label(variant: str, options: dict[str, Any]) -> str:
+    """The variant a row records: as asked, with the pilot named for variants other than
+    ``default`` (``refine=wiener`` rows of the paper's network were made before the pilot)."""
+    return variant if variant in ("default", "bm3d") else variant + _pilot_suffix(options)
 
 
 def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
@@ -220,7 +273,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     smoke = {k: v for k, v in (("steps", args.steps), ("width", args.width)) if v}
     for (name, colour), clean in cleans.items():
         for variant, kw in options.items():
-            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant)}" + "".join(
+            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + "".join(
                 f"_{k}{v}" for k, v in smoke.items())
             if key in done:
                 continue
@@ -228,7 +281,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             measured = _bm3d_row(clean, obs[0].image, args.sigma) if variant == "bm3d" else \
                 _fit_row(clean, obs, steps=args.steps, options=kw)
             row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
-                   "variant": variant, **smoke, "split": _split(name), **measured,
+                   "variant": _label(variant, kw), **smoke, "split": _split(name), **measured,
                    "commit": commit_id(), "processor": cpu_name(), "threads": args.threads,
                    "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             _append(rows_path, row)

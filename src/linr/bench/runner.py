@@ -282,7 +282,8 @@ class BenchRun:
         options = self._linr_options(method, corruption)
         obs, config = tasks.resolve(self.observations(arrays, corruption), seed=self.profile.seed,
                                     device=self.device, model=options.get("model"),
-                                    preset=options["preset"], steps=options.get("steps"))
+                                    preset=options["preset"], steps=options.get("steps"),
+                                    stop=options.get("stop"))
         stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
                                   stop=options.get("stop"))
         grid = tasks.tile_grid(obs, preset=options["preset"])
