@@ -77,15 +77,16 @@ def test_plan_counts_trained_pixels_and_two_passes():
 
 def test_cli_announces_long_fits(capsys):
     obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
+    unasked = dict(refine=None, save_model=None, render_scale=None, render_size=None)  # linr restore's defaults
     args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
-                              stop=None)
+                              stop=None, **unasked)
     _announce_cost(obs, args, None)
     err = capsys.readouterr().err
     assert "500 steps restoring 1024x1024" in err and "GiB" in err
     _announce_cost([linr.noisy(np.zeros((8, 8, 3)))], args, None)
     assert capsys.readouterr().err == ""
     auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
-                              stop=None)  # the default: noisy inputs stop automatically
+                              stop=None, **unasked)  # the default: noisy inputs stop automatically
     _announce_cost(obs, auto, None)
     assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err  # the pilot's budget
     from linr.tasks import resolve, tile_grid

@@ -408,8 +408,7 @@ def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) 
 
 def keeps_model(args: argparse.Namespace) -> bool:
     """Whether a restore must keep a model to save or render (which turns the refinement off)."""
-    return bool(getattr(args, "save_model", None)) or getattr(args, "render_scale", None) is not None \
-        or getattr(args, "render_size", None) is not None
+    return bool(args.save_model) or args.render_scale is not None or args.render_size is not None
 
 
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
@@ -426,7 +425,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     keep_model = keeps_model(args)
     obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
                           seed=args.seed, device=args.device, model=model, precision=args.precision,
-                          prior=args.prior, refine=getattr(args, "refine", None), keep_model=keep_model,
+                          prior=args.prior, refine=args.refine, keep_model=keep_model,
                           stop=args.stop)
     from .models import MODEL_FAMILIES
 

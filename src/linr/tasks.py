@@ -282,8 +282,9 @@ DEFAULT_PILOT_MODEL = ModelConfig(width=64)
 """The network of a defaults' fit that is refined (:func:`resolve` with a refinement, no preset
 and no model named): a SIREN 7x64 (the paper's is 7x256). A refinement needs a pilot, not the
 best fit: on 128-px crops the 7x64 fit's refined image equalled or beat the 7x256 fit's on
-average, in about half the time (median 1.7x less) (BENCHMARKS.md, '#15 and #14: a narrow network as the pilot'); alone, the
-narrow fit is not better, so without a refinement the paper's network stays."""
+average, in about half the time (median 1.7x less; BENCHMARKS.md, '#15 and #14: a narrow
+network as the pilot'); alone, the narrow fit is not better, so without a refinement the
+paper's network stays."""
 
 DEFAULT_PILOT_STEPS = 2000
 """The step budget of a pilot fit (:data:`DEFAULT_PILOT_MODEL`): a narrow network learns more
