@@ -350,14 +350,35 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     assert variant_options("omega_0=20,width=32")["model"] == ModelConfig(width=32, omega_0=20.0)
     for bad, said in (("width=x", "needs a number"), ("depth=0", "must be a positive number"),
                       ("steps=1.5", "whole number"), ("width=64,foo=1", "unknown variant"),
-                      ("width=64,width=32", "width given twice"), ("omega_0=nan", "positive number")):
+                      ("width=64,width=32", "width given twice"), ("omega_0=nan", "positive number"),
+                      ("tile=abc", "bad variant 'tile=abc': tile must be"), ("tile=8", "at least 16")):
         with pytest.raises(InputError, match=said):
             variant_options(bad)
+    assert variant_options("tile=256:32,width=64") == {"tile": "256:32", "model": ModelConfig(width=64)}
+    assert variant_options("tile=off") == {"tile": "off"}
     from linr.bench.denoise import _key_variant
 
     keys = {v: _key_variant(v, variant_options(v)) for v in ("default", "refine=wiener", "width=64", "refine=none", "bm3d")}
     assert keys == {"default": "default-tv:auto-wiener@pilot7x64", "refine=wiener": "refine=wiener@pilot7x64",
                     "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
+
+
+def test_denoise_bench_takes_whole_images_and_tiles(tmp_path: Path, capsys) -> None:
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "variants.jsonl"
+    assert main(["bench", "denoise", "--data", str(DATA), "--images", "house", "--size", "full", "--steps", "2",
+                 "--width", "16", "--variants", "tile=160:32", "--rows", str(rows)]) == 0
+    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert row["size"] == "full" and row["key"].startswith("house_rgb_sfull_n25_tile=160:32")
+    assert row["variant"] == "tile=160:32" and 10 < row["psnr"] < 40  # --width names the network: no pilot
+    capsys.readouterr()
+    assert main(["bench", "denoise", "--table", "--rows", str(rows), "--variants", "tile=160:32"]) == 0
+    assert "| tune | house rgb whole, sigma 25, steps 2, width 16 |" in capsys.readouterr().out
+    assert main(["bench", "denoise", "--images", "house", "--size", "ful", "--rows", str(rows)]) == 2
+    assert "'full'" in capsys.readouterr().err
 
 
 def test_denoise_bench_reads_the_fit_before_its_refinement_off_the_same_row(tmp_path: Path, capsys) -> None:

@@ -216,8 +216,9 @@ def _load_rows(path: Path) -> dict[str, dict[str, Any]]:
     return {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
-def clean_crop(data: Path, folder: str, name: str, colour: str, size: int) -> np.ndarray:
-    """Centre crop of a test image, RGB or grey (BT.601 luma), as the denoising benches use it."""
+def clean_crop(data: Path, folder: str, name: str, colour: str, size: int | None) -> np.ndarray:
+    """Centre crop of a test image, RGB or grey (BT.601 luma), as the denoising benches use it
+    (``size`` None: the whole image)."""
     from .speed import load_crop
 
     image = load_crop(data / folder / f"{name}.png", size)

@@ -2,8 +2,8 @@
 
 One fit per (image, colour, size, sigma, variant) of ``linr.restore(linr.noisy(y), **variant)``
 (linr's defaults otherwise: the automatic stop, which returns the 40-iterate average) on the noisy
-crop of ``linr bench averaging`` (centre crop, Gaussian noise of ``--sigma`` on the 0-255 scale,
-seed 0). A variant is:
+crop of ``linr bench averaging`` (centre crop, or the whole image with ``--size full``; Gaussian
+noise of ``--sigma`` on the 0-255 scale, seed 0). A variant is:
 
 - ``default``: whatever the default restore does at the commit a row records (rows made before
   the default had a prior, which record none, also stand for ``prior=none``; keys name the
@@ -16,6 +16,8 @@ seed 0). A variant is:
 - ``width=N``, ``depth=N``: the SIREN's width (256 by default) and number of layers (7), as the
   network of the fit (the pilot of the refinement);
 - ``steps=N``: the step budget of the automatic stop (500 by default; the most steps run);
+- ``tile=SPEC``: tiled restoration (``--tile``: ``auto``, ``off`` or ``SIZE[:OVERLAP]``; the
+  default, ``auto``, fits images up to 1024 px whole);
 - settings joined by commas, such as ``width=64,depth=5``;
 
 a fit variant that names no network and is refined uses the defaults' pilot network
@@ -62,11 +64,13 @@ def register(sub: Any) -> None:
     p.add_argument("--images", nargs="+", default=None,
                    help="set9 image names, or FOLDER/NAME of another folder, such as set5/bird (needed unless --table)")
     p.add_argument("--colours", nargs="+", default=["rgb"], choices=["rgb", "grey"])
-    p.add_argument("--size", type=int, default=128, help="centre crop side (default 128)")
+    p.add_argument("--size", type=_size, default=128,
+                   help="centre crop side, or 'full' for the whole image (default 128)")
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
     p.add_argument("--variants", nargs="+", default=["default"],
                    help="default, bm3d, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
-                   "refine=NAME (wiener, none), omega_0=W, width=N, depth=N, steps=N (default: default)")
+                   "refine=NAME (wiener, none), omega_0=W, width=N, depth=N, steps=N, tile=SPEC (auto, off, SIZE[:OVERLAP]) "
+                   "(default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
     p.add_argument("--rows", default="bench_out/denoise.jsonl",
@@ -76,6 +80,24 @@ def register(sub: Any) -> None:
     p.add_argument("--table", action="store_true",
                    help="print a Markdown table of the recorded rows of --variants (all images) instead")
     p.set_defaults(func=cmd_denoise)
+
+
+def _size(text: str) -> int | str:
+    """``--size``: a crop side in pixels, or ``full`` (the whole image)."""
+    if text.strip().lower() == "full":
+        return "full"
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'full', got {text!r}") from None
+    if size < 16:
+        raise argparse.ArgumentTypeError(f"a crop of at least 16 pixels, got {size}")
+    return size
+
+
+def _px(size: int | str) -> str:
+    """A row's size as tables print it."""
+    return "whole" if size == "full" else f"{size} px"
 
 
 def variant_options(variant: str) -> dict[str, Any]:
@@ -115,9 +137,16 @@ def variant_options(variant: str) -> dict[str, Any]:
             from ..refine import check_refine_spec
 
             options["refine"] = check_refine_spec(value)
+        elif name == "tile":
+            from ..tiling import parse_tile
+
+            try:
+                options["tile"] = parse_tile(value).describe()
+            except InputError as exc:
+                raise InputError(f"bad variant {variant!r}: {exc}") from None
         else:
             raise InputError(f"unknown variant {variant!r}: default, bm3d, or settings joined by commas: "
-                             "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N")
+                             "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, tile=SPEC")
     return options
 
 
@@ -218,15 +247,15 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
     for (split, image, colour, size, sigma, smoke), cells in sorted(
-            by_image.items(), key=lambda kv: (kv[0][5], kv[0][4], kv[0][3], kv[0][2], SPLITS.index(kv[0][0]),
+            by_image.items(), key=lambda kv: (kv[0][5], kv[0][4], str(kv[0][3]).zfill(5), kv[0][2], SPLITS.index(kv[0][0]),
                                               kv[0][1])):
         if not all(v in cells for v in variants):
             continue
         shown = [f"{cells[v]['psnr']:.2f} (" + (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, "
                                                  if cells[v].get("steps_run") else "") +
                  f"{cells[v]['seconds']:.0f} s)" for v in variants]
-        lines.append(f"| {split} | {image} {colour} {size} px, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
-        means.setdefault(f"{split}, {colour} {size} px, sigma {sigma:g}{smoke}", []).append(
+        lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
+        means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(
             [cells[v]["psnr"] for v in variants])
     for split, values in means.items():
         m = [sum(col) / len(col) for col in zip(*values)]
@@ -266,7 +295,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     for name in args.images:  # every image checked before the first fit
         folder, _, stem = name.rpartition("/")
         for colour in args.colours:
-            cleans[name, colour] = clean_crop(data, folder or "set9", stem, colour, args.size)
+            cleans[name, colour] = clean_crop(data, folder or "set9", stem, colour,
+                                              None if args.size == "full" else args.size)
     torch.set_num_threads(args.threads)
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     done = read_rows(rows_path)

@@ -121,14 +121,16 @@ def make_case(task: str, clean: np.ndarray, *, seed: int = 0) -> list[Any]:
     raise InputError(f"unknown benchmark task {task!r}; choose from {', '.join(TASKS)}")
 
 
-def load_crop(path: Path, size: int) -> np.ndarray:
-    """Centre crop ``size`` x ``size`` (RGB, [0, 1]) of an image file."""
+def load_crop(path: Path, size: int | None) -> np.ndarray:
+    """Centre crop ``size`` x ``size`` (RGB, [0, 1]) of an image file; None: the whole image."""
     from ..errors import InputError
     from ..images import read_image
 
     if not path.exists():
         raise InputError(f"test image {path} not found (use --data)")
     image = read_image(path)[0]
+    if size is None:
+        return np.ascontiguousarray(image[..., :3])
     h, w = image.shape[:2]
     if min(h, w) < size:
         raise InputError(f"{path} is {h}x{w}, smaller than --size {size}")
@@ -433,6 +435,8 @@ def _square(path: Path, size: int) -> np.ndarray:
     from ..simulate import pil_resize
 
     image = read_image(path)[0]
+    if size is None:
+        return np.ascontiguousarray(image[..., :3])
     h, w = image.shape[:2]
     if min(h, w) < size:
         scale = size / min(h, w)
