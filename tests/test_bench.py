@@ -418,3 +418,24 @@ def test_denoise_bench_puts_bm3d_beside_the_fits_or_says_why_not(tmp_path: Path,
     capsys.readouterr()
     assert main(["bench", "denoise", "--table", "--rows", str(rows), "--variants", "bm3d"]) == 0
     assert f"| {row['psnr']:.2f} ({row['seconds']:.0f} s) |" in capsys.readouterr().out
+
+
+def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp_path: Path, capsys) -> None:
+    from linr.bench.tiles import _key, parse_variant
+    from linr.cli import main
+
+    path = Path("set9/house.png")
+    default = json.loads(_key("denoise", path, parse_variant("256:32"), None, None))
+    named = json.loads(_key("denoise", path, parse_variant("256:32@128"), None, None))
+    sr = json.loads(_key("sr", path, parse_variant("off"), None, None))
+    assert default["defaults"] == "tv:auto-wiener@pilot7x64" and named["defaults"] == "tv:auto-wiener"
+    assert "defaults" not in sr  # the default changed only for one noisy photo
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    jobs = tmp_path / "tiles.jsonl"
+    argv = ["bench", "tiles", "--data", str(DATA), "--images", "house", "--crop", "64", "--steps", "2",
+            "--variants", "off,32:8@16", "--jobs", str(jobs), "--threads", "1"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in jobs.read_text().splitlines()]
+    assert [r["variant"]["tile"] for r in rows] == ["off", "32:8"] and rows[1]["tile_steps"]
+    assert main(argv) == 0 and len(jobs.read_text().splitlines()) == 2  # resumed, nothing refitted

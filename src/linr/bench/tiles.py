@@ -145,8 +145,19 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
 
 
 def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps: int | None) -> str:
-    return json.dumps({"case": case, "image": f"{path.parent.name}/{path.name}", "variant": variant,
-                       "crop": crop, "steps": steps}, sort_keys=True)
+    """A row's key; a denoising row's also names what the default does to one noisy photo now (its
+    prior, refinement and, with no network named, the pilot network), so that a rerun after the
+    default changed fits again rather than taking an earlier default's row for today's (rows
+    made before the twelfth session's pilot have no such entry)."""
+    key: dict[str, Any] = {"case": case, "image": f"{path.parent.name}/{path.name}", "variant": variant,
+                           "crop": crop, "steps": steps}
+    if case == "denoise":
+        from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, DEFAULT_PILOT_MODEL
+
+        pilot = "" if variant["width"] or variant["depth"] else \
+            f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}"
+        key["defaults"] = f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{pilot}"
+    return json.dumps(key, sort_keys=True)
 
 
 def cmd_tiles(args: argparse.Namespace) -> int:
