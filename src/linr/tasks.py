@@ -225,8 +225,8 @@ def resolve(
         if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
             operator = operator.with_boundary(wanted)
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
-    pilot = model is None and stop in (None, "auto") and plain_denoising(observations, preset=asked_preset) and \
-        resolve_refine(refine, observations, preset=None, keep_model=keep_model) is not None
+    pilot = fits_a_pilot(model=model, stop=stop, plain=plain_denoising(observations, preset=asked_preset),
+                         refined=resolve_refine(refine, observations, preset=None, keep_model=keep_model) is not None)
     if steps is None:
         steps = DEFAULT_PILOT_STEPS if pilot else max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
     config = FitConfig(
@@ -290,6 +290,14 @@ DEFAULT_PILOT_STEPS = 2000
 """The step budget of a pilot fit (:data:`DEFAULT_PILOT_MODEL`): a narrow network learns more
 slowly: its stop came after 190-800 steps on 128-px crops, 900 on a 256 px photo and 1345 on a
 288 px one (a budget of 500 cut bird's 128-px crop short)."""
+
+
+def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
+    """Whether a fit is the defaults' pilot (:data:`DEFAULT_PILOT_MODEL`, :data:`DEFAULT_PILOT_STEPS`):
+    no network named, the automatic stop (``stop`` None or 'auto'), a :func:`plain_denoising`
+    and a refinement to follow. The one rule :func:`resolve` and a batch's manifest (which decides
+    from the command-line options before any image is read) both apply."""
+    return model is None and stop in (None, "auto") and plain and refined
 
 
 def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,

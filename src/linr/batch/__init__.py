@@ -252,9 +252,9 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
     refined Gaussian denoising with no network named and the automatic stop), else None."""
     import dataclasses
 
-    from ..tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS
+    from ..tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, fits_a_pilot
 
-    if model is not None or args.stop not in (None, "auto") or not _plain_denoising(args) or _refine_of(args) is None:
+    if not fits_a_pilot(model=model, stop=args.stop, plain=_plain_denoising(args), refined=_refine_of(args) is not None):
         return None
     return {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}  # --steps: under 'steps'
 
