@@ -252,3 +252,49 @@ def test_default_policy():
     assert isinstance(resolve_stop([linr.noisy(y)], stop="holdout"), HoldOut)
     with pytest.raises(InputError, match="unknown stop rule"):
         resolve_stop([linr.noisy(y)], stop="nope")
+
+
+def test_pick_looks_every_few_steps_and_returns_the_held_out_best_with_its_model():
+    from linr.stopping import HeldOutPick
+
+    rule = parse_stop("pick:0.1:5")
+    assert isinstance(rule, HeldOutPick) and rule.output_every == 5 and rule.fraction == 0.1
+    assert parse_stop("pick").output_every == 25
+    assert parse_stop("pick:0.1:10,pick:0.1:4").output_every == 2  # several rules: every step either needs
+    assert parse_stop("pick:0.1:5,holdout:0.05").output_every == 1
+    with pytest.raises(ValueError, match="every"):
+        parse_stop("pick:0.1:0")
+    clean = _smooth(32).astype(np.float32)
+    mask = np.random.default_rng(0).random((32, 32)) < 0.3
+    seen: list[tuple[int, bool]] = []
+
+    class Watching(HeldOutPick):
+        def observe(self, step, output, loss, state=None):
+            seen.append((step, output is not None))
+            return super().observe(step, output, loss, state)
+
+    watching = Watching(fraction=0.1, every=5)
+    result = linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=watching,
+                          model=linr.ModelConfig(width=16, depth=3), seed=0, progress=False)
+    assert [s for s, has in seen if has] == [4, 9, 14, 19]  # the whole image only every 5 steps
+    engine = result.settings["engine_used"]
+    assert engine["rendered_pixels"] == engine["trained_pixels"] < 32 * 32  # no whole render per step
+    assert result.steps_run == 20 and result.stop_step in (5, 10, 15, 20)
+    assert result.stop_step == watching.tracker.best_step + 1
+    np.testing.assert_allclose(result.render(), result.image, atol=1e-5)  # its model renders the pick
+    # the pick is the held-out minimum among the looked-at iterates: replay them
+    losses = []
+    replay = HeldOutPick(fraction=0.1, every=5)
+
+    class Recording(HeldOutPick):
+        def observe(self, step, output, loss, state=None):
+            if output is not None and (step + 1) % 5 == 0:
+                losses.append(float(replay.holdout_loss(output)))
+            return super().observe(step, output, loss, state)
+
+    recording = Recording(fraction=0.1, every=5)
+    replay.reset()
+    replay.prepare([linr.masked(clean * mask[..., None], mask)])
+    linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=recording,
+                 model=linr.ModelConfig(width=16, depth=3), seed=0, progress=False)
+    assert (int(np.argmin(losses)) + 1) * 5 == result.stop_step

@@ -432,7 +432,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         return  # the throughput is measured on the CPU
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
-    watched = stop is not None
+    watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
 
     def estimate(flops_per_second: float) -> Any:
         if grid is None:

@@ -208,8 +208,8 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
             spent = clock(device) - t0
             for k, want in zip(active, wanted):
                 monitors[k].eval_s += spent if want else 0.0
-        states = [[p[pos].detach().clone() for p in net.params] if monitors[k].wants_state else None
-                  for pos, k in enumerate(active)]
+        states = [[p[pos].detach().clone() for p in net.params] if monitors[k].wants_state and want else None
+                  for pos, (k, want) in enumerate(zip(active, wanted))]
         optimizer.step()
         for k in active:
             operator_steps[k].step(step)

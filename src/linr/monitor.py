@@ -39,12 +39,15 @@ class Monitor:
 
     @property
     def needs_output(self) -> bool:
-        """Whether every step's whole output must be seen (stop rule or callback)."""
-        return self.stop is not None or self.callback is not None
+        """Whether every step's whole output must be seen (a callback, or a stop rule that looks
+        at every step: :attr:`linr.stopping.StopRule.output_every` 1)."""
+        return self.callback is not None or (self.stop is not None and self.stop.output_every == 1)
 
     def wants_output(self, step: int) -> bool:
         """Whether ``step`` needs the whole output rendered (if the loop does not have it)."""
         if self.needs_output:
+            return True
+        if self.stop is not None and (step + 1) % self.stop.output_every == 0:
             return True
         return self.problem.reference is not None and step % self.config.eval_every == 0
 

@@ -15,6 +15,8 @@ Rules that need no clean image (usable on real data):
   (``prepare``); their loss against the observation tracks the error against the clean image up
   to a constant, because their noise never entered the fit (J-invariance, as in scikit-image's
   ``calibrate_denoiser``). Stop when it has made no new minimum for ``patience`` steps.
+- :class:`HeldOutPick`: the same held-out pixels, looked at every few steps; never stops, returns
+  the iterate of lowest held-out loss (noise-free fits that may pass their best, inpainting).
 - :class:`Discrepancy`: Morozov's discrepancy principle: stop when the data term of the noisy
   observations falls to ``tau`` times the noise variance estimated from the image itself
   (wavelet median absolute deviation, ``skimage.restoration.estimate_sigma``).
@@ -32,6 +34,7 @@ the same.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from typing import Any, Sequence
 
@@ -46,6 +49,7 @@ __all__ = [
     "FixedSteps",
     "OutputVariance",
     "HoldOut",
+    "HeldOutPick",
     "Discrepancy",
     "Plateau",
     "FirstToFire",
@@ -64,6 +68,10 @@ class StopRule:
 
     name = "rule"
     keeps_state = False
+    output_every = 1
+    """Every how many steps the rule looks at the output: 1, every step; N > 1, only steps N, 2N,
+    ... (1-based) get the output (and the model state), the others ``None``. A fit that renders
+    only some pixels per step (inpainting) then renders the whole image only every N steps."""
     """Whether :meth:`observe` takes ``state`` (the parameters that made the output) and
     :meth:`best_state` returns those of the best iterate, so that the returned image comes with
     the model that renders it (:attr:`linr.fit.FitResult.model`)."""
@@ -451,6 +459,36 @@ class Plateau(_TrackedRule):
         return {"name": self.name, "rel_tol": self.rel_tol, "patience": self.tracker.patience}
 
 
+class HeldOutPick(HoldOut):
+    """Never stops: holds a random ``fraction`` of the observed pixels out of the data term (as
+    :class:`HoldOut` does), looks at the output every ``every`` steps only, and returns the
+    iterate of lowest loss on the held-out pixels among those (with its model).
+
+    For noise-free fits whose best step the budget does not know, such as inpainting, where a
+    SIREN can pass its best and then overfit the observed pixels (the paper preset's head in
+    Table 3: 27.7 dB at step 150, 26.1 at 500). Looking only every ``every`` steps keeps an
+    inpainting fit rendering only the pixels it trains on, plus one whole image every ``every``
+    steps."""
+
+    name = "pick"
+
+    def __init__(self, *, fraction: float = 0.05, every: int = 25, seed: int = 0):
+        if every < 1:
+            raise ValueError(f"pick: every must be at least 1 step, got {every}")
+        super().__init__(fraction=fraction, patience=1 << 30, seed=seed, check_every=1)
+        self.output_every = int(every)
+
+    def observe(self, step: int, output: torch.Tensor | None, loss: torch.Tensor,
+                state: list[torch.Tensor] | None = None) -> str | None:
+        if output is None or (step + 1) % self.output_every or not self._held:
+            return None
+        self.tracker.update(step, self.holdout_loss(output), output, state)
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "fraction": self.fraction, "every": self.output_every, "seed": self.seed}
+
+
 class FirstToFire(StopRule):
     """Run several rules together; the first to fire ends the fit and chooses the iterate.
 
@@ -466,6 +504,7 @@ class FirstToFire(StopRule):
             raise ValueError("FirstToFire needs at least one rule")
         self.rules = list(rules)
         self.fired: StopRule | None = None
+        self.output_every = math.gcd(*(rule.output_every for rule in self.rules))
 
     def reset(self) -> None:
         self.fired = None
@@ -534,6 +573,7 @@ RULE_PARAMS: dict[str, tuple[type[StopRule], tuple[tuple[str, type], ...]]] = {
     "fixed": (FixedSteps, (("steps", int),)),
     "variance": (OutputVariance, (("window", int), ("patience", int))),
     "holdout": (HoldOut, (("fraction", float), ("patience", int), ("average", str))),
+    "pick": (HeldOutPick, (("fraction", float), ("every", int))),
     "discrepancy": (Discrepancy, (("tau", float),)),
     "plateau": (Plateau, (("rel_tol", float), ("patience", int))),
 }
