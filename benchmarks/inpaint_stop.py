@@ -48,9 +48,12 @@ for name in names:
            "psnr_standard": evaluate(clean, result.image, convention="standard")["psnr"],
            "returned_step": result.stop_step, "steps_run": result.steps_run, "seconds": seconds,
            "biharmonic_paper": blends[0.0], "best_blend_w": best_w, "best_blend_paper": blends[best_w],
+           "blends_paper": {str(w): v for w, v in blends.items()},
            "settings_stop": result.settings.get("stop"), "commit": commit_id(), "processor": cpu_name(),
            "threads": 1, "torch": torch.__version__, "load": os.getloadavg()[0],
            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if os.environ.get("KEEP_IMAGES"):  # a folder for the fit's and biharmonic's images (npz)
+        np.savez_compressed(Path(os.environ["KEEP_IMAGES"]) / f"{key.replace(':', '_')}.npz", fit=result.image, biharmonic=bh)
     with rows.open("a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{key}: {row['psnr_paper']:.2f} dB (step {row['returned_step']} of {row['steps_run']}, "

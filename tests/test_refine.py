@@ -226,3 +226,44 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
         batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
     assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}
     assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]
+
+
+def test_an_inpainting_fit_blended_with_biharmonic_inpainting_of_the_same_pixels(capsys, tmp_path):
+    from skimage.restoration import inpaint_biharmonic
+
+    from linr.refine import BiharmonicBlend
+
+    rng = np.random.default_rng(3)
+    clean = rng.random((20, 24, 3))
+    observed = rng.random((20, 24)) < 0.4
+    fit = rng.random((20, 24, 3)).astype(np.float32)
+    photo = linr.masked(clean * observed[..., None], observed)
+    refined, done = refine_image("biharmonic", fit, [photo])
+    reference = 0.5 * fit + 0.5 * inpaint_biharmonic(clean * observed[..., None], ~observed, channel_axis=-1)
+    np.testing.assert_allclose(refined, reference, atol=1e-6)  # scikit-image's, float64, directly
+    assert done == {"name": "biharmonic", "weight": 0.5} and refined.dtype == np.float32
+    assert np.allclose(BiharmonicBlend(weight=1.0)(clean, observed, fit), fit)
+    per_channel = np.repeat(observed[None], 3, 0)  # a (C, H, W) mask, the same in every channel
+    np.testing.assert_allclose(refine_image("biharmonic", fit, [linr.masked(clean * observed[..., None], observed)])[0],
+                               refine_image("biharmonic", fit, [
+                                   linr.Observation(clean * observed[..., None], linr.operators.Mask(per_channel),
+                                                    None, "masked")])[0], atol=1e-6)
+    for wrong in ([linr.noisy(clean)], [photo, linr.noisy(clean)]):
+        with pytest.raises(InputError, match="needs one observation alone: a photo with missing pixels"):
+            refine_input(wrong, (20, 24), "biharmonic")
+    with pytest.raises(InputError, match="refinement needs exactly one noisy photo"):
+        linr.restore(photo, refine="wiener", steps=10 ** 6)
+    # through restore and the command line: the fit's image kept, one line said
+    result = linr.restore(photo, refine="biharmonic", steps=3, model=ModelConfig(width=16, depth=2), progress=False)
+    assert result.settings["refine"]["name"] == "biharmonic" and result.fitted_image is not None
+    np.testing.assert_allclose(result.image, refine_image("biharmonic", result.fitted_image, [photo])[0], atol=1e-6)
+    from PIL import Image
+
+    from linr.cli import main
+
+    Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
+    Image.fromarray((observed * 255).astype(np.uint8)).save(tmp_path / "mask.png")
+    assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--refine", "biharmonic", "--steps", "3", "--width", "16", "--depth", "2",
+                 "-o", str(tmp_path / "o.png")]) == 0
+    assert "refined: biharmonic (the fit's image averaged with biharmonic inpainting" in capsys.readouterr().out

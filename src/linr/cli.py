@@ -324,6 +324,9 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     done = [s["refine"] for s in settings if s.get("refine")]
     if not done:
         return None
+    if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
+        return (f"refined: {done[0]['name']} (the fit's image averaged with biharmonic inpainting of the "
+                f"observed pixels, weight {done[0]['weight']:g} for the fit; not in the paper)")
     sigmas = sorted(d["sigma"] for d in done)
     shown = _span(sigmas, ".1f")
     model = settings[0].get("model") or {}

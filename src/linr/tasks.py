@@ -315,7 +315,7 @@ def resolve_refine(refine: str | None, observations: Sequence[Observation], *, p
     if keep_model:
         raise InputError(f"refinement {refine!r} changes the image after the fit, so no model renders "
                          "it: leave out the refinement (refine='none', --refine none) to keep the model")
-    refine_input(observations, clean_shape(observations))
+    refine_input(observations, clean_shape(observations), refine)
     return refine
 
 
