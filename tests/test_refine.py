@@ -267,3 +267,36 @@ def test_an_inpainting_fit_blended_with_biharmonic_inpainting_of_the_same_pixels
                  "--refine", "biharmonic", "--steps", "3", "--width", "16", "--depth", "2",
                  "-o", str(tmp_path / "o.png")]) == 0
     assert "refined: biharmonic (the fit's image averaged with biharmonic inpainting" in capsys.readouterr().out
+
+
+def test_the_blend_weight_is_chosen_on_the_pixels_the_fit_held_out(capsys, tmp_path):
+    from skimage.restoration import inpaint_biharmonic
+
+    from linr.refine import BiharmonicBlend
+    from linr.stopping import HeldOutPick
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:28, 0:30] / 30.0
+    clean = np.stack([np.sin(5 * xx) * 0.4 + 0.5, np.cos(4 * yy) * 0.4 + 0.5, xx * yy], -1)
+    observed = rng.random((28, 30)) < 0.5
+    held = observed & (rng.random((28, 30)) < 0.2)
+    fit = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    photo = clean * observed[..., None]
+    blender = BiharmonicBlend()
+    out = blender(photo, observed, fit, held)
+    blind = inpaint_biharmonic(photo, ~(observed & ~held), channel_axis=-1)[held].ravel()
+    a = fit[held].ravel().astype(np.float64) - blind  # least squares for w in w f + (1 - w) b = y, numpy's
+    w = np.clip(np.linalg.lstsq(a[:, None], photo[held].ravel() - blind, rcond=None)[0][0], 0, 1)
+    assert blender.weight == pytest.approx(w, abs=1e-9) and 0 < w < 1
+    assert blender.describe() == {"name": "biharmonic", "weight": round(w, 4), "chosen_on_held_out_pixels": int(held.sum())}
+    full = inpaint_biharmonic(photo, ~observed, channel_axis=-1)
+    np.testing.assert_allclose(out, w * fit + (1 - w) * full, atol=1e-6)
+    # through restore: the pick rule's held-out pixels choose it
+    rule = HeldOutPick(fraction=0.2, every=5)
+    result = linr.restore(linr.masked(photo, observed), stop=rule, refine="biharmonic", steps=10,
+                          model=ModelConfig(width=16, depth=2), progress=False)
+    done = result.settings["refine"]
+    assert done["chosen_on_held_out_pixels"] == int(rule.held_out_mask().sum()) > 0
+    assert rule.held_out_mask().shape == (28, 30) and not (rule.held_out_mask() & ~observed).any()
+    np.testing.assert_allclose(result.image, done["weight"] * result.fitted_image + (1 - done["weight"]) * full,
+                               atol=1e-3)  # the weight as recorded (rounded)

@@ -174,26 +174,48 @@ def _patch_dct(block: np.ndarray, d: np.ndarray, rows: int, cols: int) -> np.nda
 class BiharmonicBlend:
     """The ``biharmonic`` refiner (module docstring): ``weight * fit + (1 - weight) * biharmonic``,
     the biharmonic inpainting (scikit-image, per channel) of the observed pixels; the observed
-    pixels' values are blended like the others (the fit reproduces them closely)."""
+    pixels' values are blended like the others (the fit reproduces them closely).
+
+    When the fit held some observed pixels out of its data term (``held_out``: the ``pick`` or
+    ``holdout`` stop rule's), the weight is chosen on them: the least-squares weight, clipped to
+    [0, 1], of the fit against a biharmonic inpainting of the other observed pixels (neither saw
+    the held-out ones); else :attr:`weight`. ``describe()`` after a call says which."""
 
     name = "biharmonic"
     takes = "masked"
 
     def __init__(self, weight: float = 0.5) -> None:
         self.weight = weight
+        self.chosen_on: int | None = None  # held-out pixels the last call chose its weight on
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weight": self.weight}
+        return {"name": self.name, "weight": round(self.weight, 4),
+                **({"chosen_on_held_out_pixels": self.chosen_on} if self.chosen_on else {})}
 
-    def __call__(self, photo: np.ndarray, observed: np.ndarray, fit: np.ndarray) -> np.ndarray:
-        """Blend ``fit`` (H, W, C) with the biharmonic inpainting of ``photo`` (H, W, C) where
-        ``observed`` (H, W) is False; float32 (H, W, C)."""
+    @staticmethod
+    def _fill(photo: np.ndarray, observed: np.ndarray) -> np.ndarray:
         from skimage.restoration import inpaint_biharmonic
 
+        missing = ~observed
+        return inpaint_biharmonic(photo, missing, channel_axis=-1) if missing.any() else photo
+
+    def __call__(self, photo: np.ndarray, observed: np.ndarray, fit: np.ndarray,
+                 held_out: np.ndarray | None = None) -> np.ndarray:
+        """Blend ``fit`` (H, W, C) with the biharmonic inpainting of ``photo`` (H, W, C) where
+        ``observed`` (H, W) is False, the weight chosen on ``held_out`` (H, W; observed pixels the
+        fit did not train on) when given; float32 (H, W, C)."""
         photo = np.asarray(photo, np.float64)
-        missing = ~np.asarray(observed, bool)
-        filled = inpaint_biharmonic(photo, missing, channel_axis=-1) if missing.any() else photo
-        return (self.weight * np.asarray(fit, np.float64) + (1.0 - self.weight) * filled).astype(np.float32)
+        observed = np.asarray(observed, bool)
+        fit = np.asarray(fit, np.float64)
+        self.chosen_on = None
+        if held_out is not None and (held := np.asarray(held_out, bool) & observed).any() and (observed & ~held).any():
+            blind = self._fill(photo, observed & ~held)[held].ravel()
+            apart = fit[held].ravel() - blind
+            energy = float(np.dot(apart, apart))
+            if energy > 0:
+                self.weight = float(np.clip(np.dot(photo[held].ravel() - blind, apart) / energy, 0.0, 1.0))
+                self.chosen_on = int(held.sum())
+        return (self.weight * fit + (1.0 - self.weight) * self._fill(photo, observed)).astype(np.float32)
 
 
 REFINERS: dict[str, Any] = {
@@ -238,9 +260,11 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     return photos[0]
 
 
-def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation]) -> tuple[np.ndarray, dict[str, Any]]:
+def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation],
+                 held_out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The refined image (float32 (H, W, C), unclipped) of a fit's ``image`` and what was done
-    (the refiner's settings and the noise level measured, 0-255 scale)."""
+    (the refiner's settings and the noise level measured, 0-255 scale). ``held_out`` (H, W):
+    observed pixels the fit did not train on, which a ``masked`` refiner may choose by."""
     from .noise import MIN_MEASURED_SIGMA, estimate_noise_sigma
 
     refiner = REFINERS[check_refine_spec(spec)]()
@@ -249,7 +273,8 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
         mask = photo.operator.mask  # (H, W), or (C, H, W): a pixel counts where every channel was seen
         observed = (mask if mask.ndim == 2 else mask.amin(0)).cpu().numpy() > 0.5
-        return refiner(pixels, observed, image), refiner.describe()
+        refined = refiner(pixels, observed, image, held_out)
+        return refined, refiner.describe()
     noisy = photo.image if photo.image.ndim == 3 else photo.image[..., None]
     sigma = max(estimate_noise_sigma(noisy), MIN_MEASURED_SIGMA / 255)
     refined = refiner(noisy, image, sigma)

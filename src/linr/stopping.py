@@ -276,6 +276,7 @@ class HoldOut(_TrackedRule):
             self.average.reset()
         self.returned = None
         self._held = []
+        self._held_masks: list[np.ndarray | None] = []
         self._on_device = {}
 
     def prepare(self, observations: list[Any]) -> list[Any]:
@@ -288,7 +289,9 @@ class HoldOut(_TrackedRule):
             held = observed & (torch.rand(observed.shape, generator=gen) < self.fraction)
             if not held.any() or held.sum() == observed.sum():
                 prepared.append(obs)  # too few pixels to hold any out
+                self._held_masks.append(None)
                 continue
+            self._held_masks.append(held.numpy())
             y = torch.from_numpy(obs.image).permute(2, 0, 1)[None] * 2 - 1  # (1, C, h, w), [-1, 1]
             weight = 1.0 if obs.weight is None else float(obs.weight)
             # Flat pixel indices rather than a boolean mask: index_select needs no host sync.
@@ -298,6 +301,12 @@ class HoldOut(_TrackedRule):
             op = Compose([obs.operator, Mask((observed & ~held).float())])
             prepared.append(dataclasses.replace(obs, operator=op))
         return prepared
+
+    def held_out_mask(self, observation: int = 0) -> np.ndarray | None:
+        """(h, w) bool: the pixels of an observation (by its place in the list :meth:`prepare`
+        got) held out of the data term; None before :meth:`prepare` or when none could be."""
+        masks = getattr(self, "_held_masks", [])
+        return masks[observation] if observation < len(masks) else None
 
     def holdout_loss(self, output: torch.Tensor) -> torch.Tensor:
         """Weighted mean squared error on the held-out pixels (0-d tensor, [-1, 1] scale)."""

@@ -28,7 +28,7 @@ from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from .refine import MIN_REFINE_SIDE, NO_REFINE, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, parse_stop
+from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, FirstToFire, HoldOut, StopRule, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
@@ -489,16 +489,28 @@ def restore(
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
     if refine is not None:
-        apply_refine(result, refine, obs)
+        one_fit = grid is None and ensemble == 1  # its stop rule's held-out pixels are the image's
+        apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if one_fit else None)
     return result
 
 
-def apply_refine(result: FitResult, refine: str, observations: Sequence[Observation]) -> None:
-    """Refine ``result.image`` in place (:func:`linr.refine.refine_image`), keeping the fit's own
+def held_out_pixels(rule: StopRule | None) -> np.ndarray | None:
+    """(H, W) bool: the first observation's pixels a fit's stop rule held out of the data term
+    (``holdout``, ``pick``; the first such rule of several), else None."""
+    for candidate in (rule.rules if isinstance(rule, FirstToFire) else [rule]):
+        if isinstance(candidate, HoldOut):
+            return candidate.held_out_mask(0)
+    return None
+
+
+def apply_refine(result: FitResult, refine: str, observations: Sequence[Observation],
+                 held_out: np.ndarray | None = None) -> None:
+    """Refine ``result.image`` in place (:func:`linr.refine.refine_image`; ``held_out``: pixels the
+    fit did not train on, :func:`held_out_pixels`), keeping the fit's own
     image as ``result.fitted_image`` and recording the refinement in ``settings['refine']``; the result then has no model (none
     renders the refined image)."""
     started = time.perf_counter()
-    refined, done = refine_image(refine, result.image, observations)
+    refined, done = refine_image(refine, result.image, observations, held_out)
     result.fitted_image, result.image = result.image, refined
     result.settings["refine"] = done
     result.timings["refine_s"] = time.perf_counter() - started
