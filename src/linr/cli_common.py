@@ -109,7 +109,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: wiener (an empirical Wiener filter of 8x8 DCT patches, the noise "
                    "level measured on the photo; not in the paper); biharmonic (inpainting: the "
-                   "mean of the fit's image and a biharmonic inpainting; not in the paper); none: the fit's image. "
+                   "fit's image blended with a biharmonic inpainting, weighted on the pixels --stop pick held out, "
+                   "else half and half; not in the paper); none: the fit's image. "
                    "Default: wiener for one noisy photo with no --preset and no model to keep, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")

@@ -16,10 +16,11 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   in an orthonormal opponent colour space (a luminance and two colour differences), where the
   noise of the three channels stays white and of the same level.
 - ``biharmonic`` (:class:`BiharmonicBlend`): for a photo with missing pixels (inpainting), the
-  mean of the fit's image and scikit-image's biharmonic inpainting of the same observed pixels
-  (``weight`` 0.5 each). The two interpolate the missing pixels differently and their errors
-  partly cancel: on four set5 images with 10% of the pixels kept, the best weight (read off the
-  clean image) was 0.4-0.6 on each (BENCHMARKS.md, "#15 inpainting").
+  fit's image blended with scikit-image's biharmonic inpainting of the same observed pixels,
+  weighted by least squares on the pixels the fit's stop rule held out (``pick``), else half and
+  half. The two interpolate the missing pixels differently and their errors partly cancel: on
+  the six Table 3 images (10% of the pixels kept) the best weight (read off the clean image) was
+  0.4-0.8 (BENCHMARKS.md, "#15 inpainting").
 - ``none``: the fit's image as it is.
 
 ``wiener`` needs one observation with Gaussian noise (squared-error data term) of the restored
