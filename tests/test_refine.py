@@ -267,6 +267,10 @@ def test_an_inpainting_fit_blended_with_biharmonic_inpainting_of_the_same_pixels
                  "--refine", "biharmonic", "--steps", "3", "--width", "16", "--depth", "2",
                  "-o", str(tmp_path / "o.png")]) == 0
     assert "refined: biharmonic (the fit's image averaged with biharmonic inpainting" in capsys.readouterr().out
+    assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--refine", "biharmonic", "--stop", "pick:0.2:2", "--steps", "4", "--width", "16", "--depth", "2",
+                 "-o", str(tmp_path / "p.png")]) == 0
+    assert "held-out pixels; not in the paper)" in capsys.readouterr().out
 
 
 def test_the_blend_weight_is_chosen_on_the_pixels_the_fit_held_out(capsys, tmp_path):
@@ -287,7 +291,7 @@ def test_the_blend_weight_is_chosen_on_the_pixels_the_fit_held_out(capsys, tmp_p
     blind = inpaint_biharmonic(photo, ~(observed & ~held), channel_axis=-1)[held].ravel()
     a = fit[held].ravel().astype(np.float64) - blind  # least squares for w in w f + (1 - w) b = y, numpy's
     w = np.clip(np.linalg.lstsq(a[:, None], photo[held].ravel() - blind, rcond=None)[0][0], 0, 1)
-    assert blender.weight == pytest.approx(w, abs=1e-9) and 0 < w < 1
+    assert blender.used == pytest.approx(w, abs=1e-9) and 0 < w < 1 and blender.weight == 0.5
     assert blender.describe() == {"name": "biharmonic", "weight": round(w, 4), "chosen_on_held_out_pixels": int(held.sum())}
     full = inpaint_biharmonic(photo, ~observed, channel_axis=-1)
     np.testing.assert_allclose(out, w * fit + (1 - w) * full, atol=1e-6)

@@ -260,8 +260,7 @@ def test_pick_looks_every_few_steps_and_returns_the_held_out_best_with_its_model
     rule = parse_stop("pick:0.1:5")
     assert isinstance(rule, HeldOutPick) and rule.output_every == 5 and rule.fraction == 0.1
     assert parse_stop("pick").output_every == 25
-    assert parse_stop("pick:0.1:10,pick:0.1:4").output_every == 2  # several rules: every step either needs
-    assert parse_stop("pick:0.1:5,holdout:0.05").output_every == 1
+    assert parse_stop("pick:0.1:10,fixed:30").output_every == 1  # several rules: the steps any of them needs
     with pytest.raises(ValueError, match="every"):
         parse_stop("pick:0.1:0")
     clean = _smooth(32).astype(np.float32)
@@ -298,3 +297,46 @@ def test_pick_looks_every_few_steps_and_returns_the_held_out_best_with_its_model
     linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=recording,
                  model=linr.ModelConfig(width=16, depth=3), seed=0, progress=False)
     assert (int(np.argmin(losses)) + 1) * 5 == result.stop_step
+
+
+def test_pick_chooses_the_held_out_minimum_among_the_steps_it_looks_at_and_the_last():
+    from linr.stopping import HeldOutPick
+
+    clean = torch.rand(1, 3, 16, 16) * 2 - 1
+    obs = linr.noisy(((clean[0].permute(1, 2, 0) + 1) / 2).numpy())
+    rule = HeldOutPick(fraction=0.3, every=4)
+    rule.reset()
+    rule.prepare([obs])
+    rule.budget = 14  # not a multiple of 4: the last step counts too
+    errors = {3: 0.5, 7: 0.1, 11: 0.3, 13: 0.2, 5: 0.0}  # step 5 is not looked at (not a 4th step)
+    for step in range(14):
+        scale = errors.get(step, 1.0)
+        output = clean + scale if step in (3, 5, 7, 11, 13) else None
+        assert rule.observe(step, output, torch.zeros(())) is None  # never stops
+    iterate, step = rule.best()
+    assert step == 8 and torch.equal(iterate, clean + 0.1)
+    assert rule.held_out_mask().shape == (16, 16) and rule.held_out_mask().any()
+    late = HeldOutPick(fraction=0.3, every=4)
+    late.reset()
+    late.prepare([obs])
+    late.budget = 14
+    for step in range(14):
+        late.observe(step, clean + (0.0 if step == 13 else 1.0), torch.zeros(()))
+    assert late.best()[1] == 14  # the last step, looked at because it ends the budget
+    assert HeldOutPick().held_out_mask() is None  # before prepare (no reset needed)
+    HeldOutPick().prepare([obs])  # prepare without reset works (the stopping bench does this)
+
+
+def test_pick_with_fixed_returns_the_pick_and_two_hold_out_rules_are_refused():
+    both = parse_stop("pick:0.2:2,fixed:6")
+    clean = torch.zeros(1, 3, 8, 8)
+    both.reset()
+    both.prepare([linr.noisy(np.full((8, 8, 3), 0.5))])
+    both.budget = 10
+    for step in range(10):
+        if both.observe(step, clean + (0.0 if step == 1 else 0.5), torch.zeros(())) is not None:
+            break
+    assert step == 5 and both.fired.name == "fixed" and both.best()[1] == 2  # fixed fired; pick's iterate returned
+    for spec in ("pick,holdout", "holdout:0.05:40,pick"):
+        with pytest.raises(ValueError, match="at most one rule that holds pixels out"):
+            parse_stop(spec)

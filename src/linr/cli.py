@@ -326,7 +326,8 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         return None
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = done[0].get("chosen_on_held_out_pixels")
-        how = f"chosen on {chosen} held-out pixels" if chosen else "fixed: the fit held no pixels out (--stop pick)"
+        how = (f"chosen on {chosen} held-out pixels" if chosen else
+               "half and half: no held-out pixels of one whole-image fit to choose it on (--stop pick)")
         return (f"refined: {done[0]['name']} (the fit's image averaged with biharmonic inpainting of the "
                 f"observed pixels, weight {done[0]['weight']:.2f} for the fit, {how}; not in the paper)")
     sigmas = sorted(d["sigma"] for d in done)

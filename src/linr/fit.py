@@ -355,7 +355,8 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig, moni
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         # the parameters that made this output, before the update (a stop rule may pick them)
-        state = [p.detach().clone() for p in model.parameters()] if monitor.wants_state else None
+        state = [p.detach().clone() for p in model.parameters()] \
+            if monitor.wants_state and monitor.wants_output(step) else None
         optimizer.step()
         operator_steps.step(step)
         if monitor.record(step, output.detach(), loss.detach(), state):

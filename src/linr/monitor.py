@@ -28,7 +28,10 @@ class Monitor:
         self.steps_run = 0
         self.stop_reason, self.stop_step = "fixed steps", config.steps
         if stop is not None:  # the budget ran out before the rule fired
-            self.stop_reason = f"step budget ({config.steps}) reached before the {stop.name} rule fired"
+            stop.budget = config.steps
+            self.stop_reason = (f"step budget ({config.steps}) reached before the {stop.name} rule fired"
+                                if stop.stops else f"step budget ({config.steps}) run; the {stop.name} rule "
+                                f"chose the iterate (it looks every {stop.output_every} steps and never stops)")
         self.eval_s = 0.0
         show = sys.stderr.isatty() if config.progress is None else config.progress
         self.bar = None
@@ -47,7 +50,7 @@ class Monitor:
         """Whether ``step`` needs the whole output rendered (if the loop does not have it)."""
         if self.needs_output:
             return True
-        if self.stop is not None and (step + 1) % self.stop.output_every == 0:
+        if self.stop is not None and ((step + 1) % self.stop.output_every == 0 or step + 1 == self.config.steps):
             return True
         return self.problem.reference is not None and step % self.config.eval_every == 0
 

@@ -187,10 +187,11 @@ class BiharmonicBlend:
 
     def __init__(self, weight: float = 0.5) -> None:
         self.weight = weight
+        self.used = weight  # the weight of the last call
         self.chosen_on: int | None = None  # held-out pixels the last call chose its weight on
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weight": round(self.weight, 4),
+        return {"name": self.name, "weight": round(self.used, 4),
                 **({"chosen_on_held_out_pixels": self.chosen_on} if self.chosen_on else {})}
 
     @staticmethod
@@ -208,15 +209,16 @@ class BiharmonicBlend:
         photo = np.asarray(photo, np.float64)
         observed = np.asarray(observed, bool)
         fit = np.asarray(fit, np.float64)
-        self.chosen_on = None
+        self.chosen_on, weight = None, self.weight
         if held_out is not None and (held := np.asarray(held_out, bool) & observed).any() and (observed & ~held).any():
             blind = self._fill(photo, observed & ~held)[held].ravel()
             apart = fit[held].ravel() - blind
             energy = float(np.dot(apart, apart))
             if energy > 0:
-                self.weight = float(np.clip(np.dot(photo[held].ravel() - blind, apart) / energy, 0.0, 1.0))
+                weight = float(np.clip(np.dot(photo[held].ravel() - blind, apart) / energy, 0.0, 1.0))
                 self.chosen_on = int(held.sum())
-        return (self.weight * fit + (1.0 - self.weight) * self._fill(photo, observed)).astype(np.float32)
+        self.used = weight
+        return (weight * fit + (1.0 - weight) * self._fill(photo, observed)).astype(np.float32)
 
 
 REFINERS: dict[str, Any] = {

@@ -68,13 +68,18 @@ class StopRule:
 
     name = "rule"
     keeps_state = False
-    output_every = 1
-    """Every how many steps the rule looks at the output: 1, every step; N > 1, only steps N, 2N,
-    ... (1-based) get the output (and the model state), the others ``None``. A fit that renders
-    only some pixels per step (inpainting) then renders the whole image only every N steps."""
     """Whether :meth:`observe` takes ``state`` (the parameters that made the output) and
     :meth:`best_state` returns those of the best iterate, so that the returned image comes with
     the model that renders it (:attr:`linr.fit.FitResult.model`)."""
+    output_every = 1
+    """Every how many steps the rule looks at the output: 1, every step; N > 1, only steps N, 2N,
+    ... (1-based) and the budget's last step get the output (and the model state), the others
+    ``None``. A fit that renders only some pixels per step (inpainting) then renders the whole
+    image only on those steps."""
+    stops = True
+    """Whether the rule may end a fit early (``pick`` never does: it only chooses the iterate)."""
+    budget: int | None = None
+    """The fit's step budget, set by the fit before the first step (:class:`linr.monitor.Monitor`)."""
 
     def reset(self) -> None:
         """Forget everything seen; called at the start of each fit."""
@@ -267,6 +272,7 @@ class HoldOut(_TrackedRule):
         self.average_tracker = MinTracker(patience=1 << 30, check_every=check_every)
         self.returned: str | None = None  # 'raw' or 'average', once best() has chosen
         self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]] = []
+        self._held_masks: list[np.ndarray | None] = []
         self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]]] = {}
 
     def reset(self) -> None:
@@ -305,7 +311,7 @@ class HoldOut(_TrackedRule):
     def held_out_mask(self, observation: int = 0) -> np.ndarray | None:
         """(h, w) bool: the pixels of an observation (by its place in the list :meth:`prepare`
         got) held out of the data term; None before :meth:`prepare` or when none could be."""
-        masks = getattr(self, "_held_masks", [])
+        masks = self._held_masks
         return masks[observation] if observation < len(masks) else None
 
     def holdout_loss(self, output: torch.Tensor) -> torch.Tensor:
@@ -480,6 +486,7 @@ class HeldOutPick(HoldOut):
     steps."""
 
     name = "pick"
+    stops = False
 
     def __init__(self, *, fraction: float = 0.05, every: int = 25, seed: int = 0):
         if every < 1:
@@ -489,7 +496,8 @@ class HeldOutPick(HoldOut):
 
     def observe(self, step: int, output: torch.Tensor | None, loss: torch.Tensor,
                 state: list[torch.Tensor] | None = None) -> str | None:
-        if output is None or (step + 1) % self.output_every or not self._held:
+        last = self.budget is not None and step + 1 == self.budget
+        if output is None or ((step + 1) % self.output_every and not last) or not self._held:
             return None
         self.tracker.update(step, self.holdout_loss(output), output, state)
         return None
@@ -512,8 +520,21 @@ class FirstToFire(StopRule):
         if not rules:
             raise ValueError("FirstToFire needs at least one rule")
         self.rules = list(rules)
+        if sum(isinstance(rule, HoldOut) for rule in self.rules) > 1:
+            raise ValueError("give at most one rule that holds pixels out (holdout or pick): "
+                             "they would draw the same pixels")
         self.fired: StopRule | None = None
         self.output_every = math.gcd(*(rule.output_every for rule in self.rules))
+        self.stops = any(rule.stops for rule in self.rules)
+
+    @property
+    def budget(self) -> int | None:  # type: ignore[override]
+        return self.rules[0].budget
+
+    @budget.setter
+    def budget(self, steps: int | None) -> None:
+        for rule in self.rules:
+            rule.budget = steps
 
     def reset(self) -> None:
         self.fired = None
@@ -537,7 +558,11 @@ class FirstToFire(StopRule):
 
     def _choice(self) -> StopRule | None:
         """The rule whose best iterate is returned (None: the final iterate)."""
-        for rule in [self.fired] if self.fired is not None else self.rules:
+        # the rule that fired (when it keeps no iterate, as 'fixed' does, a rule that never stops and
+        # only chooses, 'pick'), else the first that has one
+        candidates = self.rules if self.fired is None else \
+            [self.fired] + [rule for rule in self.rules if not rule.stops]
+        for rule in candidates:
             if rule.best()[0] is not None:
                 return rule
         return None

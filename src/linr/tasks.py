@@ -658,11 +658,11 @@ def restore_many(
     rules = [resolve_stop(obs, preset=preset, steps=steps, stop=stop) for obs, _ in resolved]
     refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
-    for result, obs, (fitted, _), spec in zip(results, scenes, resolved, refines):
+    for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
         result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
         _record_measured_noise(result.settings, obs, preset)
         if spec is not None:
-            apply_refine(result, spec, fitted)
+            apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
     return results
 
 

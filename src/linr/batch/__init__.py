@@ -313,9 +313,16 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     if weight_is_auto(args.prior) and not _has_gaussian_noisy(args):
         raise InputError(f"--prior {args.prior} sets its weight from the Gaussian noise of the noisy images, "
                          "and this batch has none (photon noise is not measured); give a weight (tv:0.05)")
-    if args.refine not in (None, "none") and not _has_gaussian_noisy(args):
-        raise InputError(f"--refine {args.refine} filters noisy photos with Gaussian noise (--task noisy, "
-                         "--noise gaussian), and this batch has none; leave out --refine")
+    if args.refine not in (None, "none"):
+        from ..refine import REFINERS
+
+        if REFINERS[args.refine].takes == "masked":
+            if {k for k in KINDS if getattr(args, k) is not None} != {"masked"}:
+                raise InputError(f"--refine {args.refine} blends an inpainting fit and needs images with missing "
+                                 "pixels alone (--task masked); leave out --refine")
+        elif not _has_gaussian_noisy(args):
+            raise InputError(f"--refine {args.refine} filters noisy photos with Gaussian noise (--task noisy, "
+                             "--noise gaussian), and this batch has none; leave out --refine")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
         from ..stopping import parse_stop
 
