@@ -198,8 +198,8 @@ needs_bf16 = pytest.mark.skipif(not torch.backends.mkldnn.is_available()
 # oneDNN rounds to bf16 only where the processor multiplies bf16 (AMX or AVX512-BF16); elsewhere
 # the mode is accepted and the products stay float32, so a test of the rounding cannot run.
 needs_bf16_units = pytest.mark.skipif(not engine_module._cpu_has_bf16_units(),
-                                      reason="this CPU has no bf16 units (amx_bf16/avx512_bf16 "
-                                      "in /proc/cpuinfo): oneDNN's bf16 mode leaves products float32")
+                                      reason="this CPU has no bf16 units that oneDNN uses (amx_bf16/avx512_bf16 "
+                                      "in /proc/cpuinfo, and a probe product rounded): its bf16 mode leaves products float32")
 
 
 @needs_bf16

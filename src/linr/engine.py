@@ -44,6 +44,8 @@ backward needs only ``g'`` where the SIREN keeps ``cos``. The activation object 
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -94,15 +96,37 @@ def fast_precision(device: torch.device | str) -> str:
 
 
 def _cpu_has_bf16_units() -> bool:
+    """Whether this CPU lists bf16 units (amx_bf16 / avx512_bf16) and oneDNN's bf16 mode really
+    rounds a float32 product on it (:func:`_bf16_mode_rounds`: some virtual machines list the
+    flags while oneDNN runs the product in float32)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+                    return bool(flags & {"amx_bf16", "avx512_bf16"}) and _bf16_mode_rounds()
     except OSError:
         pass
     return False
+
+
+@functools.lru_cache(maxsize=1)
+def _bf16_mode_rounds() -> bool:
+    """Whether a float32 product under oneDNN's bf16 mode differs from the float32 one (probed
+    once on a 256 x 64 by 64 x 64 product; the global flag is restored)."""
+    if not _mkldnn_bf16_available():
+        return False
+    matmul = torch.backends.mkldnn.matmul
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(256, 64, generator=gen), torch.rand(64, 64, generator=gen)
+    exact = a @ b
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = "bf16"
+        reduced = a @ b
+    finally:
+        matmul.fp32_precision = before
+    return not torch.equal(exact, reduced)
 
 
 def _mkldnn_bf16_available() -> bool:
