@@ -85,7 +85,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="auto, fixed, or rules that end the fit early, first to fire: "
                    "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE[:AVERAGE]] (AVERAGE: "
                    "windowN or emaDECAY, an average of the iterates the rule may return, or none), "
-                   "discrepancy[:TAU], plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas")
+                   "discrepancy[:TAU], plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas; "
+                   "pick[:FRACTION:EVERY] never stops and returns the held-out best of every EVERY-th "
+                   "step (inpainting; at most one of holdout and pick)")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
