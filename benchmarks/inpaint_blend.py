@@ -22,20 +22,19 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 from linr.baselines.classical import biharmonic_inpaint
-from linr.bench.common import commit_id, cpu_name
+from linr.bench.common import commit_id, corruption_seed, cpu_name
 from linr.fit import FitConfig, fit
 from linr.images import read_image
 from linr.simulate import bernoulli_mask
 from linr.tasks import masked
 
-SEEDS = {"kate": 68089, "baby": 57579, "bird": 81371, "butterfly": 39970, "head": 4777, "woman": 82513}
-"""The bench's mask seeds of Table 3 (``corruption_seed(0, 'masked', NAME)``)."""
 
 name, rows = sys.argv[1], Path(sys.argv[2])
 torch.set_num_threads(1)
 data = Path(os.environ.get("LINR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 clean = read_image(data / ("inpaint" if name == "kate" else "set5") / f"{name}.png")[0][..., :3].astype(np.float32)
-mask = bernoulli_mask(clean.shape[:2], 0.1, seed=SEEDS[name])
+seed = corruption_seed(0, "masked", name)  # the bench's Table 3 mask
+mask = bernoulli_mask(clean.shape[:2], 0.1, seed=seed)
 y = clean * mask[..., None]
 kept = {}
 
@@ -58,7 +57,7 @@ bh_s = time.perf_counter() - t0
 weights = [round(0.1 * i, 1) for i in range(11)]
 iterates = {s: psnr(v) for s, v in kept.items()}
 best = max(iterates, key=iterates.get)
-row = {"image": name, "size": list(clean.shape[:2]), "mask_seed": SEEDS[name], "final": psnr(result.image),
+row = {"image": name, "size": list(clean.shape[:2]), "mask_seed": seed, "final": psnr(result.image),
        "biharmonic": psnr(bh), "iterates": iterates, "mean_last5": psnr(np.mean([kept[s] for s in sorted(kept)[-5:]], 0)),
        "blend": {str(w): psnr(w * result.image + (1 - w) * bh) for w in weights},
        "best_iterate": best, "blend_best_iterate": {str(w): psnr(w * kept[best] + (1 - w) * bh) for w in weights},

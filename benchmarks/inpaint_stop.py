@@ -19,13 +19,11 @@ import torch
 
 import linr
 from linr.baselines.classical import biharmonic_inpaint
-from linr.bench.common import commit_id, cpu_name
+from linr.bench.common import commit_id, corruption_seed, cpu_name
 from linr.images import read_image
 from linr.metrics import evaluate
 from linr.simulate import bernoulli_mask
 
-SEEDS = {"kate": 68089, "baby": 57579, "bird": 81371, "butterfly": 39970, "head": 4777, "woman": 82513}
-"""The bench's mask seeds of Table 3 (``corruption_seed(0, 'masked', NAME)``)."""
 
 rows, spec, names = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 stop, _, refine = spec.partition("+")
@@ -37,7 +35,8 @@ for name in names:
     if key in done:
         continue
     clean = read_image(data / ("inpaint" if name == "kate" else "set5") / f"{name}.png")[0][..., :3].astype(np.float32)
-    mask = bernoulli_mask(clean.shape[:2], 0.1, seed=SEEDS[name])
+    seed = corruption_seed(0, "masked", name)  # the bench's Table 3 mask
+    mask = bernoulli_mask(clean.shape[:2], 0.1, seed=seed)
     y = clean * mask[..., None]
     t0 = time.perf_counter()
     result = linr.restore(linr.masked(y, mask), stop=stop, refine=refine or None, device="cpu", seed=0, progress=False)
@@ -47,7 +46,7 @@ for name in names:
     blends = {round(0.1 * i, 1): evaluate(clean, 0.1 * i * fit + (1 - 0.1 * i) * bh, convention="paper")["psnr"]
               for i in range(11)}
     best_w = max(blends, key=blends.get)
-    row = {"key": key, "image": name, "stop": stop, "size": list(clean.shape[:2]), "mask_seed": SEEDS[name],
+    row = {"key": key, "image": name, "stop": stop, "size": list(clean.shape[:2]), "mask_seed": seed,
            "psnr_paper": evaluate(clean, result.image, convention="paper")["psnr"],
            "psnr_standard": evaluate(clean, result.image, convention="standard")["psnr"],
            "psnr_fit_paper": evaluate(clean, fit, convention="paper")["psnr"], "refine": result.settings.get("refine"),

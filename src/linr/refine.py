@@ -272,13 +272,12 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
 
     refiner = REFINERS[check_refine_spec(spec)]()
     photo = refine_input(observations, image.shape[:2], spec)
+    pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
     if refiner.takes == "masked":
-        pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
         mask = photo.operator.mask  # (H, W), or (C, H, W): a pixel counts where every channel was seen
         observed = (mask if mask.ndim == 2 else mask.amin(0)).cpu().numpy() > 0.5
         refined = refiner(pixels, observed, image, held_out)
         return refined, refiner.describe()
-    noisy = photo.image if photo.image.ndim == 3 else photo.image[..., None]
-    sigma = max(estimate_noise_sigma(noisy), MIN_MEASURED_SIGMA / 255)
-    refined = refiner(noisy, image, sigma)
+    sigma = max(estimate_noise_sigma(pixels), MIN_MEASURED_SIGMA / 255)
+    refined = refiner(pixels, image, sigma)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}
