@@ -77,7 +77,8 @@ def test_default_fits_take_the_path_their_operators_allow(clean, case):
                           model=ModelConfig(width=32, depth=3), prior="none" if "no prior" in case else None)
     engine = result.settings["engine_used"]
     automatic = any(o.kind == "noisy" for o in obs)
-    assert (result.settings["stop"]["name"] != "fixed") == automatic  # hold-out on noisy input
+    # hold-out on noisy input; the pick (held-out pixels too) before the blend of a lone masked photo
+    assert result.settings["stop"]["name"] == ("pick" if case == "masked" else "holdout" if automatic else "fixed")
     pixel_wise, rendered = EXPECTED[case]
     assert engine["name"] == "fast" and engine["pixel_wise"] is pixel_wise
     n = clean.shape[0] * clean.shape[1]

@@ -254,8 +254,9 @@ def test_an_inpainting_fit_blended_with_biharmonic_inpainting_of_the_same_pixels
     with pytest.raises(InputError, match="refinement needs exactly one noisy photo"):
         linr.restore(photo, refine="wiener", steps=10 ** 6)
     # through restore and the command line: the fit's image kept, one line said
-    result = linr.restore(photo, refine="biharmonic", steps=3, model=ModelConfig(width=16, depth=2), progress=False)
-    assert result.settings["refine"]["name"] == "biharmonic" and result.fitted_image is not None
+    result = linr.restore(photo, refine="biharmonic", stop="fixed", steps=3, model=ModelConfig(width=16, depth=2),
+                          progress=False)
+    assert result.settings["refine"] == {"name": "biharmonic", "weight": 0.5} and result.fitted_image is not None
     np.testing.assert_allclose(result.image, refine_image("biharmonic", result.fitted_image, [photo])[0], atol=1e-6)
     from PIL import Image
 
@@ -304,3 +305,48 @@ def test_the_blend_weight_is_chosen_on_the_pixels_the_fit_held_out(capsys, tmp_p
     assert rule.held_out_mask().shape == (28, 30) and not (rule.held_out_mask() & ~observed).any()
     np.testing.assert_allclose(result.image, done["weight"] * result.fitted_image + (1 - done["weight"]) * full,
                                atol=1e-3)  # the weight as recorded (rounded)
+
+
+def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_held_out_pixels(tmp_path, capsys):
+    from PIL import Image
+
+    from linr.cli import main
+    from linr.stopping import AUTO_BLENDED
+    from linr.tasks import DEFAULT_INPAINT_REFINE, resolve_refine, resolve_stop
+
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:24, 0:26] / 26.0
+    clean = np.stack([np.sin(4 * xx) * 0.4 + 0.5, np.cos(3 * yy) * 0.4 + 0.5, xx * yy], -1)
+    observed = rng.random((24, 26)) < 0.5
+    photo = linr.masked(clean * observed[..., None], observed)
+    tiny = dict(steps=4, model=ModelConfig(width=16, depth=2), progress=False)
+    result = linr.restore(photo, **tiny)
+    done = result.settings["refine"]
+    assert done["name"] == DEFAULT_INPAINT_REFINE and done["chosen_on_held_out_pixels"] > 0
+    assert result.settings["stop"]["name"] == "pick" and result.fitted_image is not None
+    assert resolve_stop([photo], refine=DEFAULT_INPAINT_REFINE).describe() == resolve_stop(
+        [photo], stop=AUTO_BLENDED).describe()
+    # the paper preset, a kept model, 'none', tiles and noise keep the paper's fixed fit unblended
+    assert linr.restore(photo, preset="paper", **tiny).settings.get("refine") is None
+    kept = linr.restore(photo, keep_model=True, **tiny)
+    assert kept.settings.get("refine") is None and kept.settings["stop"]["name"] == "fixed" and kept.steps_run == 4
+    assert linr.restore(photo, refine="none", **tiny).settings["stop"]["name"] == "fixed"
+    assert resolve_refine(None, [photo], preset=None, tiled=True) is None
+    tiled = linr.restore(photo, tile="16:4", **tiny)
+    assert tiled.settings.get("refine") is None and all(t["steps_run"] == 4 for t in tiled.settings["tiles"])
+    assert resolve_refine(None, [photo, linr.noisy(clean)], preset=None) is None
+    # the command line says it, and a batch records the blend in its manifest
+    Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
+    Image.fromarray((observed * 255).astype(np.uint8)).save(tmp_path / "m_mask.png")
+    args = ["--steps", "4", "--width", "16", "--depth", "2", "--device", "cpu"]
+    assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "o.png"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "the pick rule chose the iterate" in out and "held-out pixels; not in the paper)" in out
+    (tmp_path / "in").mkdir()
+    (tmp_path / "m.png").rename(tmp_path / "in" / "m.png")
+    assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
+    record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE
+    assert record["status"] == "done"

@@ -273,7 +273,7 @@ def test_pick_looks_every_few_steps_and_returns_the_held_out_best_with_its_model
             return super().observe(step, output, loss, state)
 
     watching = Watching(fraction=0.1, every=5)
-    result = linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=watching,
+    result = linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=watching, refine="none",
                           model=linr.ModelConfig(width=16, depth=3), seed=0, progress=False)
     assert [s for s, has in seen if has] == [4, 9, 14, 19]  # the whole image only every 5 steps
     engine = result.settings["engine_used"]
@@ -294,7 +294,7 @@ def test_pick_looks_every_few_steps_and_returns_the_held_out_best_with_its_model
     recording = Recording(fraction=0.1, every=5)
     replay.reset()
     replay.prepare([linr.masked(clean * mask[..., None], mask)])
-    linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=recording,
+    linr.restore(linr.masked(clean * mask[..., None], mask), steps=20, stop=recording, refine="none",
                  model=linr.ModelConfig(width=16, depth=3), seed=0, progress=False)
     assert (int(np.argmin(losses)) + 1) * 5 == result.stop_step
 

@@ -244,9 +244,20 @@ def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
 
 
 def test_automatic_tiling_follows_the_image_size_and_the_preset():
-    small = [noisy(np.zeros((768, 1024, 3), np.float32))]
+    from linr.tasks import DENOISE_WHOLE_UP_TO, TILE_WHOLE_UP_TO, masked
+
+    def holes(h, w):
+        return [masked(np.zeros((h, w, 3), np.float32), np.ones((h, w), bool))]
+
+    small = holes(768, TILE_WHOLE_UP_TO)
     large = [noisy(np.zeros((600, 1100, 3), np.float32))]
-    assert tile_grid(small) is None
+    assert tile_grid(small) is None and tile_grid(holes(600, 1100)) is not None
+    # one noisy photo (the defaults' denoising: a narrow pilot fit) is tiled from a smaller size
+    assert tile_grid([noisy(np.zeros((DENOISE_WHOLE_UP_TO, 300, 3), np.float32))]) is None
+    assert tile_grid([noisy(np.zeros((DENOISE_WHOLE_UP_TO + 1, 300, 3), np.float32))]) is not None
+    assert tile_grid([noisy(np.zeros((512, 512, 3), np.float32))], preset="paper") is None
+    joint = [noisy(np.zeros((512, 512, 3), np.float32)), lowres(np.zeros((128, 128, 3), np.float32), 4)]
+    assert tile_grid(joint) is None  # not a plain denoising: the other tasks' size
     assert tile_grid(large) is not None
     assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
     assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for

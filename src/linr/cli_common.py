@@ -77,7 +77,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "on noisy input, a reflecting blur boundary and, for one noisy photo, a "
                    "total-variation prior weighted by its noise (--prior), and a Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
-                   "budget of 2000 steps")
+                   "budget of 2000 steps; for one photo with missing pixels restored whole, the pick "
+                   "stop and a blend with a biharmonic inpainting (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -87,7 +88,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "windowN or emaDECAY, an average of the iterates the rule may return, or none), "
                    "discrepancy[:TAU], plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas; "
                    "pick[:FRACTION:EVERY] never stops and returns the held-out best of every EVERY-th "
-                   "step (inpainting; at most one of holdout and pick)")
+                   "step (inpainting; at most one of holdout and pick). auto: holdout with an "
+                   "average on noisy input, pick:0.05:25 before a biharmonic blend, else fixed")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -113,13 +115,14 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "level measured on the photo; not in the paper); biharmonic (inpainting: the "
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels --stop pick held out, "
                    "else half and half; not in the paper); none: the fit's image. "
-                   "Default: wiener for one noisy photo with no --preset and no model to keep, else none")
+                   "Default with no --preset and no model to keep: wiener for one noisy photo, "
+                   "biharmonic for one photo with missing pixels restored whole (not tiled), else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
                    help="restore in overlapping tiles of SIZE pixels, each with its own network "
-                   "and stop (auto, the default: images larger than 1024 px in tiles of 256, except with "
-                   "--preset paper; off: one fit of the whole image)")
+                   "and stop (auto, the default: images larger than 1024 px in tiles of 256, one noisy "
+                   "photo larger than 384 px, except with --preset paper; off: one fit of the whole image)")
     g.add_argument("--tile-stack", type=positive_int, default=None, metavar="N",
                    help="tiles fitted at once as one stack of networks (default 8 on a GPU, 1 on the CPU)")
 

@@ -59,6 +59,7 @@ __all__ = [
     "estimate_noise_sigma",
     "parse_stop",
     "AUTO_NOISY",
+    "AUTO_BLENDED",
     "AUTO_NOISY_MODEL",
 ]
 
@@ -625,6 +626,13 @@ of the last 40 rendered iterates at its held-out minimum (``linr bench averaging
 BENCHMARKS.md "#15 quality: iterate averaging": +0.25 dB on the report crops, +0.36 on the
 tune crops, no row of 19 worse by more than 0.02 dB, no extra steps). An average is no single
 model's output, so fits that must keep a model use :data:`AUTO_NOISY_MODEL`."""
+
+
+AUTO_BLENDED = "pick:0.05:25"
+"""The automatic rule for a fit without noise whose image a refiner blends with another
+inpainting (:data:`linr.tasks.DEFAULT_INPAINT_REFINE`): holds 5% of the observed pixels out,
+looks every 25 steps, never stops early and returns the iterate of lowest held-out loss; the
+blend's weight is then chosen on the same held-out pixels (BENCHMARKS.md, '#15 inpainting')."""
 
 
 def parse_stop(spec: str) -> StopRule:

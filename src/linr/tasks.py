@@ -22,13 +22,13 @@ from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
-from .operators import Blur, Identity
+from .operators import Blur, Identity, Mask
 from .problem import build_prior, clean_shape, measures_gaussian_noise, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
-from .refine import MIN_REFINE_SIDE, NO_REFINE, check_refine_spec, refine_image, refine_input
+from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_NOISY, AUTO_NOISY_MODEL, FirstToFire, HoldOut, StopRule, parse_stop
+from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, FirstToFire, HoldOut, StopRule, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
@@ -43,7 +43,10 @@ __all__ = [
     "restore_many",
     "resolve",
     "resolve_stop",
+    "plain_inpainting",
+    "default_refine",
     "tile_grid",
+    "DENOISE_WHOLE_UP_TO",
     "measured_noise",
     "describe_weights",
 ]
@@ -61,6 +64,16 @@ TILE_WHOLE_UP_TO = 1024
 # (up to 768 px) stay whole; above 1024 px a whole fit takes hours on a CPU and one network has
 # too few parameters per pixel, and tiles of 256 px are the size at which whole fits are known
 # to be good (the paper's own images are 256-512 px).
+
+DENOISE_WHOLE_UP_TO = 384
+"""``tile='auto'`` under the defaults restores a :func:`plain_denoising` whole only up to this many
+px a side (the other tasks: :data:`TILE_WHOLE_UP_TO`). Its fit is a narrow pilot
+(:data:`DEFAULT_PILOT_MODEL`) whose stop comes later the larger the image: about step 900 at 256
+px, 1345 at 288 and at the 2000-step budget at 512 (peppers, sigma 25), where the whole fit was
+still improving; in 2x2 tiles of 272 px the same 512 px photo came out 0.22 dB better in a third
+of the time (BENCHMARKS.md, "#14 and #15: whole 512-px photos"). Between 288 and 512 px nothing
+was measured: 384 is where the stop step, growing as measured, would reach the budget."""
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -300,16 +313,49 @@ def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
     return model is None and stop in (None, "auto") and plain and refined
 
 
+DEFAULT_INPAINT_REFINE = "biharmonic"
+"""The refinement of the defaults' inpainting of one photo restored whole (:func:`plain_inpainting`):
+the fit's image blended with scikit-image's biharmonic inpainting, the weight chosen on pixels
+the fit held out (its stop rule then is :data:`linr.stopping.AUTO_BLENDED`). Measured in
+BENCHMARKS.md ('#15 inpainting'): on the six Table 3 images (whole, 10% of pixels kept) 27.17
+dB where the paper preset gave 26.66 on this CPU, ahead on five of six (bird -0.08). Not in
+tiles (no one fit's held-out pixels, and the biharmonic solve of a whole large image is slow: 75
+s and 6 GB per channel at 1024 px) and not with a model to keep."""
+
+
+def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a restore is the defaults' inpainting of one photo: no preset named and one
+    observation alone, with missing pixels (a mask) and no noise. Restored whole, it gets
+    :data:`DEFAULT_INPAINT_REFINE` and the stop rule that goes with it."""
+    if preset is not None or len(observations) != 1:
+        return False
+    (obs,) = observations
+    return isinstance(obs.operator, Mask) and not obs.carries_noise
+
+
+def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
+                   tiled: bool = False) -> str | None:
+    """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
+    :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
+    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` restored whole (not ``tiled``);
+    none when the model is kept (it renders the fit's image, not a refined one)."""
+    if keep_model:
+        return None
+    if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
+        return DEFAULT_DENOISE_REFINE
+    if plain_inpainting(observations, preset=preset) and not tiled:
+        return DEFAULT_INPAINT_REFINE
+    return None
+
+
 def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,
-                   keep_model: bool = False) -> str | None:
+                   keep_model: bool = False, tiled: bool = False) -> str | None:
     """The refinement a restore gets (None: none), checked before any fit: ``refine`` if given
-    (``'none'``: none), else :data:`DEFAULT_DENOISE_REFINE` for :func:`plain_denoising` unless
-    the model is kept. One-line errors for an unknown name, for observations without one noisy
-    photo to filter, and for a kept model (it would not render the refined image)."""
+    (``'none'``: none), else :func:`default_refine` (``tiled``: the restore is tiled). One-line
+    errors for an unknown name, for observations the refiner cannot take, and for a kept model
+    (it would not render the refined image)."""
     if refine is None:
-        wanted = plain_denoising(observations, preset=preset) and not keep_model and \
-            min(clean_shape(observations)) >= MIN_REFINE_SIDE
-        return DEFAULT_DENOISE_REFINE if wanted else None
+        return default_refine(observations, preset=preset, keep_model=keep_model, tiled=tiled)
     if check_refine_spec(refine) == NO_REFINE:
         return None
     if keep_model:
@@ -354,15 +400,20 @@ def resolve_stop(
     steps: int | None = None,
     stop: StopRule | str | None = None,
     keep_model: bool = False,
+    refine: str | None = None,
 ) -> StopRule | None:
     """The stop rule of a fit; None means exactly ``steps`` steps.
 
     ``stop`` is a rule, 'auto', 'fixed' or a spec such as ``variance:10:40,discrepancy:1``.
     Unset, it is the preset's policy; with no preset named it is 'auto'. 'auto' applies
     :data:`AUTO_NOISY` when any observation is noisy (held-out pixels are drawn from every
-    observation; it returns an average of iterates) and is 'fixed' otherwise; with
+    observation; it returns an average of iterates); with
     ``keep_model`` (the result must keep a model to render or save) it applies
-    :data:`AUTO_NOISY_MODEL`, which returns the best single iterate. ``steps`` never changes
+    :data:`AUTO_NOISY_MODEL`, which returns the best single iterate. Without noise, 'auto' is
+    :data:`AUTO_BLENDED` when the fit's image is to be blended by a refiner that takes a masked
+    photo (``refine``, the resolved refinement of this one fit, such as
+    :data:`DEFAULT_INPAINT_REFINE`: the blend's weight is chosen on the pixels it holds out),
+    else 'fixed'. ``steps`` never changes
     the rule: under an automatic rule it is the budget (the most steps run), and exactly that
     many run only with ``stop='fixed'`` (or a preset whose policy is fixed, such as 'paper').
     """
@@ -374,8 +425,10 @@ def resolve_stop(
     if stop == "fixed":
         return None
     if stop == "auto":
-        any_noisy = any(o.carries_noise for o in observations)
-        return parse_stop(AUTO_NOISY_MODEL if keep_model else AUTO_NOISY) if any_noisy else None
+        if any(o.carries_noise for o in observations):
+            return parse_stop(AUTO_NOISY_MODEL if keep_model else AUTO_NOISY)
+        blended = refine is not None and refine != NO_REFINE and REFINERS[refine].takes == "masked"
+        return parse_stop(AUTO_BLENDED) if blended else None
     try:
         return parse_stop(stop)
     except ValueError as exc:
@@ -414,7 +467,8 @@ def restore(
     inputs (see :func:`resolve_stop`); ``preset="paper"`` keeps the paper's fixed step count.
     ``eval_every``: with a reference, PSNR every this many steps (see :class:`~linr.fit.FitConfig`).
     ``tile``: 'auto' (the preset's choice by image size: the defaults restore images larger
-    than :data:`TILE_WHOLE_UP_TO` px in tiles, the paper preset never tiles), 'off', ``SIZE`` or
+    than :data:`TILE_WHOLE_UP_TO` px in tiles, a plain denoising above :data:`DENOISE_WHOLE_UP_TO`
+    px, the paper preset never tiles), 'off', ``SIZE`` or
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
     that a killed run resumes (removed once the image is assembled, unless ``tile_store_owned``:
@@ -451,9 +505,11 @@ def restore(
     )
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
-    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model)
-    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model)
     grid = tile_grid(obs, preset=preset, tile=tile, register=register)
+    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, tiled=grid is not None)
+    one_fit = grid is None and ensemble == 1  # its stop rule's held-out pixels are the image's
+    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
+                        refine=refine if one_fit else None)
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "
                          "(ask for tiles: tile='SIZE')")
@@ -489,7 +545,6 @@ def restore(
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
     if refine is not None:
-        one_fit = grid is None and ensemble == 1  # its stop rule's held-out pixels are the image's
         apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if one_fit else None)
     return result
 
@@ -573,7 +628,8 @@ def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
     network of the whole image)."""
     setting = check_register_tiles(tile, register)
     p = PRESETS[DEFAULT_PRESET if preset is None else preset]
-    whole_up_to = TILE_WHOLE_UP_TO if preset is None else p.tile_whole_up_to
+    whole_up_to = p.tile_whole_up_to if preset is not None else \
+        DENOISE_WHOLE_UP_TO if plain_denoising(observations, preset=None) else TILE_WHOLE_UP_TO
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
@@ -655,8 +711,9 @@ def restore_many(
                       if getattr(config, f.name) != getattr(other, f.name)]
             raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
                              f"({', '.join(differ)}); restore them separately")
-    rules = [resolve_stop(obs, preset=preset, steps=steps, stop=stop) for obs, _ in resolved]
     refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
+    rules = [resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec)
+             for (obs, _), spec in zip(resolved, refines)]
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
     for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
         result.settings["preset"] = DEFAULT_PRESET if preset is None else preset

@@ -135,7 +135,8 @@ class _Prepared:
     request: dict[str, Any] = field(default_factory=dict)
     """What the user asked for, for the report: upload names (never paths) and options."""
     refine: str | None = None
-    """The refinement after the fit (:func:`linr.tasks.resolve_refine`: the defaults' for a noisy photo)."""
+    """The refinement after the fit (:func:`linr.tasks.resolve_refine`: the defaults' for a noisy
+    photo or one with missing pixels)."""
 
 
 @dataclass
@@ -350,8 +351,8 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     preset = PRESET_CHOICES[request.preset]
     obs, config = resolve(observations, preset=preset, steps=request.steps, seed=request.seed,
                           device=device, model=request.model, progress=False)
-    stop = resolve_stop(obs, preset=preset, steps=request.steps)
     refine = resolve_refine(None, obs, preset=preset)
+    stop = resolve_stop(obs, preset=preset, steps=request.steps, refine=refine)
     reference = None
     if reference_path is not None:
         reference, _ = read_image(reference_path)
@@ -525,9 +526,10 @@ class JobRunner:
             result = fit(prepared.observations, prepared.config, reference=prepared.reference,
                          stop=prepared.stop, callback=each_step)
             if prepared.refine is not None:
-                from ..tasks import apply_refine
+                from ..tasks import apply_refine, held_out_pixels
 
-                apply_refine(result, prepared.refine, prepared.observations)
+                apply_refine(result, prepared.refine, prepared.observations,
+                             held_out=held_out_pixels(prepared.stop))
             job.result = self._finish(job, prepared, result)
             job.state = "done"
         except JobCancelled:

@@ -198,7 +198,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the prior when given, or when the default adds one (Gaussian denoising since the
         # default tv:auto; older manifests of other tasks have none and still resume)
         **({"prior": prior} if (prior := _prior_of(args)) else {}),
-        # the refinement likewise (Gaussian denoising since the default wiener refinement)
+        # the refinement likewise (Gaussian denoising since the default wiener refinement,
+        # inpainting since the default biharmonic blend)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
         # made before it has none, so a resume says that its settings differ)
@@ -240,10 +241,19 @@ def _prior_of(args: argparse.Namespace) -> str | None:
     return _asked_or_default(args.prior, DEFAULT_DENOISE_PRIOR, args)
 
 
-def _refine_of(args: argparse.Namespace) -> str | None:
-    """The refinement every image gets (:func:`linr.tasks.resolve_refine`)."""
-    from ..tasks import DEFAULT_DENOISE_REFINE
+def _plain_inpainting(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' inpainting (:func:`linr.tasks.plain_inpainting`, read
+    off the options): images with missing pixels alone, no preset named."""
+    return args.preset is None and {k for k in KINDS if getattr(args, k) is not None} == {"masked"}
 
+
+def _refine_of(args: argparse.Namespace) -> str | None:
+    """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
+    inpainting, every image restored whole (a tiled one is not blended)."""
+    from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE
+
+    if args.refine is None and _plain_inpainting(args):
+        return DEFAULT_INPAINT_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
 
 

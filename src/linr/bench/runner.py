@@ -284,10 +284,10 @@ class BenchRun:
                                     device=self.device, model=options.get("model"),
                                     preset=options["preset"], steps=options.get("steps"),
                                     stop=options.get("stop"))
-        stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
-                                  stop=options.get("stop"))
         grid = tasks.tile_grid(obs, preset=options["preset"])
-        refine = tasks.resolve_refine(None, obs, preset=options["preset"])
+        refine = tasks.resolve_refine(None, obs, preset=options["preset"], tiled=grid is not None)
+        stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
+                                  stop=options.get("stop"), refine=None if grid is not None else refine)
         return config, stop, grid, refine
 
     def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
@@ -316,7 +316,7 @@ class BenchRun:
                            stop=None if stop is None else stop.describe())
                 if grid is not None:  # the defaults restore large images in tiles
                     key.update(tiles=grid.describe())
-                if refine is not None:  # the defaults refine a noisy photo after the fit
+                if refine is not None:  # the defaults refine a noisy or masked photo after the fit
                     key.update(refine=refine)
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
