@@ -326,6 +326,20 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     assert result.settings["stop"]["name"] == "pick" and result.fitted_image is not None
     assert resolve_stop([photo], refine=DEFAULT_INPAINT_REFINE).describe() == resolve_stop(
         [photo], stop=AUTO_BLENDED).describe()
+    # an ensemble's members hold out the same pixels, and its mean's blend is weighed on them
+    pair = linr.restore(photo, ensemble=2, **tiny)
+    assert pair.settings["refine"]["chosen_on_held_out_pixels"] == done["chosen_on_held_out_pixels"]
+    assert pair.uncertainty is not None and pair.settings["stop"]["name"] == "pick"
+    from linr.ensemble import member_rule
+
+    for shared in (True, False):
+        masks = []
+        for k in range(2):
+            rule = member_rule(resolve_stop([photo], refine=DEFAULT_INPAINT_REFINE), k, shared_held_out=shared)
+            rule.reset()
+            rule.prepare([photo])
+            masks.append(rule.held_out_mask(0))
+        assert np.array_equal(*masks) == shared and masks[0].any()
     # the paper preset, a kept model, 'none', tiles and noise keep the paper's fixed fit unblended
     assert linr.restore(photo, preset="paper", **tiny).settings.get("refine") is None
     kept = linr.restore(photo, keep_model=True, **tiny)

@@ -3,7 +3,8 @@ images returned and their spread per pixel kept as an uncertainty map.
 
 Each member is the same fit with its own model seed (``seed + k``) and its own stop rule; a
 hold-out rule also draws its own held-out pixels per member (seed ``k``), so every pixel is
-trained on by most members. On the fast engine the members run as one stack of models
+trained on by most members, except before a blend chosen on held-out pixels (``biharmonic``),
+where all members hold out the same pixels. On the fast engine the members run as one stack of models
 (:func:`linr.fit.fit_many`: batched products, nearly free on a GPU that one image leaves idle,
 ``members`` times the work on a CPU); other models run one after the other.
 
@@ -31,11 +32,13 @@ MAX_MEMBERS = 64
 """Most members of one ensemble."""
 
 
-def member_rule(rule: StopRule | None, member: int) -> StopRule | None:
-    """``rule`` for member ``member``: its hold-out rules draw their own held-out pixels."""
+def member_rule(rule: StopRule | None, member: int, *, shared_held_out: bool = False) -> StopRule | None:
+    """``rule`` for member ``member``: its hold-out rules draw their own held-out pixels, or, with
+    ``shared_held_out``, the same ones as every member's (no member trains on them, so the
+    members' mean can be judged on them, as a blend's weight is: :mod:`linr.refine`)."""
     parts = rule.rules if isinstance(rule, FirstToFire) else [rule]
     for part in parts:
-        if isinstance(part, HoldOut):
+        if isinstance(part, HoldOut) and not shared_held_out:
             part.seed = member
     return rule
 

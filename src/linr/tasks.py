@@ -507,9 +507,10 @@ def restore(
         config = dataclasses.replace(config, eval_every=eval_every)
     grid = tile_grid(obs, preset=preset, tile=tile, register=register)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, tiled=grid is not None)
-    one_fit = grid is None and ensemble == 1  # its stop rule's held-out pixels are the image's
+    whole = grid is None  # the stop rules' held-out pixels (one fit's, or an ensemble's shared) are the image's
+    blended = refine is not None and REFINERS[refine].takes == "masked"
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
-                        refine=refine if one_fit else None)
+                        refine=refine if whole else None)
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "
                          "(ask for tiles: tile='SIZE')")
@@ -518,8 +519,10 @@ def restore(
     if register is not None:
         obs = register_observations(obs, register, shape=clean_shape(obs))
     if ensemble > 1:
-        stops = [member_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop), k) for k in range(ensemble)]
+        stops = [member_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), k,
+                             shared_held_out=blended) for k in range(ensemble)]
         result = fit_ensemble(obs, config, stops, reference=reference)
+        rule = stops[0]  # its held-out pixels are every member's when blended
     elif grid is None:
         result = fit(obs, config, reference=reference, stop=rule)
     else:
@@ -545,7 +548,8 @@ def restore(
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
     if refine is not None:
-        apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if one_fit else None)
+        shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
+        apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if whole and shared else None)
     return result
 
 
