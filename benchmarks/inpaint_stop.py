@@ -42,7 +42,7 @@ for name in names:
     y = clean * mask[..., None]
     t0 = time.perf_counter()
     t_cpu = time.process_time()
-    result = linr.restore(linr.masked(y, mask), stop=stop, refine=refine or None, device="cpu", seed=0, progress=False,
+    result = linr.restore(linr.masked(y, mask), stop=stop, refine=refine or "none", device="cpu", seed=0, progress=False,
                           ensemble=int(members or 1))
     cpu_seconds = time.process_time() - t_cpu
     fit = result.image if result.fitted_image is None else result.fitted_image

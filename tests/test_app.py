@@ -104,6 +104,18 @@ def test_a_kernel_is_never_a_file_from_the_browser(runner, crops):
     assert message == "blur kernel '/etc/passwd': give it as gaussian:WIDTH:SIGMA, e.g. gaussian:25:1.6"
 
 
+def test_the_status_of_a_rule_that_never_stops_says_so():
+    from linr.app.jobs import _stop_state
+    from linr.stopping import parse_stop
+
+    pick = parse_stop("pick:0.05:25")
+    pick.reset()
+    assert _stop_state(pick) == "pick rule: watching; runs the whole budget"
+    holdout = parse_stop("holdout:0.05:40")
+    holdout.reset()
+    assert "whole budget" not in _stop_state(holdout)
+
+
 def test_size_and_pixel_limits(crops):
     _, noisy = crops
     small = JobRunner(device="cpu", limits=UploadLimits(max_bytes=1000, max_pixels=500))

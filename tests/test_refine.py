@@ -213,7 +213,7 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
     from PIL import Image
 
     from linr.cli import main
-    from linr.tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS
+    from linr.tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DENOISE_WHOLE_UP_TO
 
     rng = np.random.default_rng(7)
     (tmp_path / "in").mkdir()
@@ -224,7 +224,8 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
     for name, extra in (("pilot", []), ("named", ["--width", "16", "--depth", "2"]), ("plain", ["--refine", "none"])):
         assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / name), *fit, *extra]) == 0
         batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
-    assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}
+    assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS,
+                                         "whole_up_to": DENOISE_WHOLE_UP_TO}
     assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]
 
 
@@ -315,9 +316,9 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     from linr.tasks import DEFAULT_INPAINT_REFINE, resolve_refine, resolve_stop
 
     rng = np.random.default_rng(11)
-    yy, xx = np.mgrid[0:24, 0:26] / 26.0
+    yy, xx = np.mgrid[0:40, 0:42] / 42.0
     clean = np.stack([np.sin(4 * xx) * 0.4 + 0.5, np.cos(3 * yy) * 0.4 + 0.5, xx * yy], -1)
-    observed = rng.random((24, 26)) < 0.5
+    observed = rng.random((40, 42)) < 0.5
     photo = linr.masked(clean * observed[..., None], observed)
     tiny = dict(steps=4, model=ModelConfig(width=16, depth=2), progress=False)
     result = linr.restore(photo, **tiny)
@@ -364,3 +365,52 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
     assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE
     assert record["status"] == "done"
+
+
+def test_the_default_blend_has_limits_and_never_loses_the_fit(monkeypatch):
+    import linr.tasks as tasks
+    from linr.refine import MIN_HELD_OUT, BiharmonicBlend
+    from linr.tasks import INPAINT_BLEND_UP_TO, resolve_refine
+
+    def holes(h, w):
+        return linr.masked(np.zeros((h, w, 3), np.float32), np.ones((h, w), bool))
+
+    assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO, 8)], preset=None) == "biharmonic"
+    assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO + 1, 8)], preset=None) is None  # the solve's cost
+    # too few held-out pixels: the fixed weight, not a least-squares jump to 0 or 1
+    rng = np.random.default_rng(2)
+    photo, fit = rng.random((12, 12, 3)), rng.random((12, 12, 3))
+    observed = np.ones((12, 12), bool)
+    observed[::2, ::2] = False
+    few = np.zeros((12, 12), bool)
+    few.flat[1:2 * MIN_HELD_OUT - 2:2] = True  # observed pixels (odd columns), fewer than MIN_HELD_OUT
+    few &= observed
+    blender = BiharmonicBlend()
+    blender(photo, observed, fit, few)
+    assert few.sum() < MIN_HELD_OUT and blender.used == 0.5 and blender.chosen_on is None
+    enough = observed & (rng.random((12, 12)) < 0.5)
+    blender(photo, observed, fit, enough)
+    assert enough.sum() >= MIN_HELD_OUT and blender.chosen_on == int(enough.sum())
+    # the members of a blended ensemble are given the same held-out pixels by restore
+    seen = []
+    real = tasks.fit_ensemble
+
+    def spy(obs, config, stops, **kw):
+        result = real(obs, config, stops, **kw)
+        seen.extend(rule.held_out_mask(0) for rule in stops)
+        return result
+
+    monkeypatch.setattr(tasks, "fit_ensemble", spy)
+    yy, xx = np.mgrid[0:40, 0:40] / 40.0
+    clean = np.stack([np.sin(4 * xx) * 0.4 + 0.5, np.cos(3 * yy) * 0.4 + 0.5, xx * yy], -1)
+    mask = rng.random((40, 40)) < 0.5
+    tiny = dict(steps=3, model=ModelConfig(width=16, depth=2), progress=False)
+    linr.restore(linr.masked(clean * mask[..., None], mask), ensemble=2, **tiny)
+    assert len(seen) == 2 and np.array_equal(*seen) and seen[0].sum() >= MIN_HELD_OUT
+    # a blend that runs out of memory keeps the finished fit's image
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(tasks, "refine_image", no_memory)
+    result = linr.restore(linr.masked(clean * mask[..., None], mask), **tiny)
+    assert result.settings["refine"]["skipped"].startswith("out of memory") and result.image.shape == (40, 40, 3)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+import linr
 import pytest
 import torch
 from PIL import Image
@@ -252,12 +254,19 @@ def test_automatic_tiling_follows_the_image_size_and_the_preset():
     small = holes(768, TILE_WHOLE_UP_TO)
     large = [noisy(np.zeros((600, 1100, 3), np.float32))]
     assert tile_grid(small) is None and tile_grid(holes(600, 1100)) is not None
-    # one noisy photo (the defaults' denoising: a narrow pilot fit) is tiled from a smaller size
-    assert tile_grid([noisy(np.zeros((DENOISE_WHOLE_UP_TO, 300, 3), np.float32))]) is None
-    assert tile_grid([noisy(np.zeros((DENOISE_WHOLE_UP_TO + 1, 300, 3), np.float32))]) is not None
-    assert tile_grid([noisy(np.zeros((512, 512, 3), np.float32))], preset="paper") is None
-    joint = [noisy(np.zeros((512, 512, 3), np.float32)), lowres(np.zeros((128, 128, 3), np.float32), 4)]
-    assert tile_grid(joint) is None  # not a plain denoising: the other tasks' size
+    # the defaults' pilot fit of one noisy photo is tiled from a smaller size; the same photo
+    # with a network, a stop rule, no refinement or a model to keep named is not that pilot
+    from linr.tasks import pilot_fit
+
+    rng = np.random.default_rng(0)
+    for side, tiled in ((DENOISE_WHOLE_UP_TO, False), (DENOISE_WHOLE_UP_TO + 1, True)):
+        photo = [noisy(rng.random((side, 300, 3)).astype(np.float32))]
+        assert pilot_fit(photo, preset=None)
+        assert (tile_grid(photo, pilot=pilot_fit(photo, preset=None)) is not None) == tiled
+    for other in (dict(model=linr.ModelConfig(width=256)), dict(stop="fixed"), dict(refine="none"),
+                  dict(keep_model=True), dict(preset="paper")):
+        assert not pilot_fit(photo, **{"preset": None, **other}), other
+    assert tile_grid(photo) is None  # not the pilot: the other tasks' size
     assert tile_grid(large) is not None
     assert tile_grid(large, preset="paper") is None  # the paper's mathematics: one fit per image
     assert tile_grid(large, preset="paper", tile="128") is not None  # unless asked for
@@ -564,3 +573,22 @@ def _same_bytes(a, b):
         detail = f"pixels differ by up to {np.abs(x - y).max()} at {int((x != y).sum())} values" \
             if x.shape == y.shape else f"shapes {x.shape} and {y.shape}"
         raise AssertionError(f"{a.name}: the files differ ({detail})")
+
+
+def test_a_noisy_photo_above_the_pilot_size_keeps_whole_fits_for_models_and_ensembles(tmp_path):
+    """Only the defaults' pilot is tiled from DENOISE_WHOLE_UP_TO px: a model to save or an
+    ensemble (which need one network of the whole image) still get one fit."""
+    from PIL import Image
+
+    from linr.cli import main
+    from linr.tasks import DENOISE_WHOLE_UP_TO
+
+    side = DENOISE_WHOLE_UP_TO + 8
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((side, side)) * 255).astype(np.uint8)).save(tmp_path / "n.png")
+    fit = ["--noisy", str(tmp_path / "n.png"), "--steps", "1", "--device", "cpu", "--quiet"]
+    assert main(["restore", *fit, "--save-model", str(tmp_path / "m.pt"), "-o", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "m.pt").is_file()
+    assert main(["restore", *fit, "--ensemble", "2", "--uncertainty", str(tmp_path / "u.tif"),
+                 "-o", str(tmp_path / "b.png")]) == 0
+    assert not (tmp_path / "b.png.tiles").exists()

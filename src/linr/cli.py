@@ -138,7 +138,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
-    from .tasks import (check_ensemble, describe_weights, measured_noise, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (check_ensemble, describe_weights, measured_noise, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         tile_grid)
 
     check_pairs(args)
@@ -178,7 +178,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      refine=args.refine, keep_model=keep_model, stop=args.stop)
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model)  # a bad one: now
-    if keep_model and args.refine is None and resolve_refine(None, obs, preset=args.preset):
+    dropped = resolve_refine(None, obs, preset=args.preset) if keep_model and args.refine is None else None
+    if dropped == "biharmonic":
+        notes.append("--save-model / --render-*: the image is not blended after the fit (the model renders "
+                     "the fit's own image, fitted for a fixed number of steps; without them the held-out best "
+                     "iterate is blended with a biharmonic inpainting, --refine)")
+    elif dropped:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again "
                      "with the fit as the pilot, --refine)")
@@ -195,7 +200,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append(weights)
     shape = clean_shape(obs)
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
-    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register)
+    pilot = pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop, refine=args.refine,
+                      keep_model=keep_model) and args.ensemble == 1
+    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register, pilot=pilot)
     if grid is not None and (args.save_model or out_shape != shape):
         what = "--save-model" if args.save_model else "--render-scale / --render-size"
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
@@ -324,12 +331,17 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     done = [s["refine"] for s in settings if s.get("refine")]
     if not done:
         return None
+    if any("skipped" in d for d in done):
+        return f"not refined: {done[0]['name']} ran out of memory; the fit's image was written"
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
-        chosen = done[0].get("chosen_on_held_out_pixels")
-        how = (f"chosen on {chosen} held-out pixels" if chosen else
-               "half and half: no held-out pixels of one whole-image fit to choose it on (--stop pick)")
-        return (f"refined: {done[0]['name']} (the fit's image averaged with biharmonic inpainting of the "
-                f"observed pixels, weight {done[0]['weight']:.2f} for the fit, {how}; not in the paper)")
+        chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
+        how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else
+               "half and half: too few or no pixels held out of one whole-image fit to choose it on")
+        weights = _span(sorted(d["weight"] for d in done), ".2f")
+        line = (f"refined: {done[0]['name']} (the fit's image averaged with biharmonic inpainting of the "
+                f"observed pixels, weight {weights} for the fit, {how}; not in the paper)")
+        return line + ("" if asked else "; the default for a photo with missing pixels, --refine none "
+                       "returns the fit's image")
     sigmas = sorted(d["sigma"] for d in done)
     shown = _span(sigmas, ".1f")
     model = settings[0].get("model") or {}

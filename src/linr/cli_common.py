@@ -113,10 +113,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: wiener (an empirical Wiener filter of 8x8 DCT patches, the noise "
                    "level measured on the photo; not in the paper); biharmonic (inpainting: the "
-                   "fit's image blended with a biharmonic inpainting, weighted on the pixels --stop pick held out, "
-                   "else half and half; not in the paper); none: the fit's image. "
+                   "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
+                   "held out (pick, the default's, or holdout), else half and half; not in the paper); none: "
+                   "the fit's image. "
                    "Default with no --preset and no model to keep: wiener for one noisy photo, "
-                   "biharmonic for one photo with missing pixels restored whole (not tiled), else none")
+                   "biharmonic for one photo with missing pixels restored whole, up to 768 px, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

@@ -172,6 +172,12 @@ def _patch_dct(block: np.ndarray, d: np.ndarray, rows: int, cols: int) -> np.nda
     return out
 
 
+MIN_HELD_OUT = 20
+"""Fewest held-out pixels a blend's weight is chosen on; with fewer it stays at its fixed weight.
+A guard against single-digit counts (a tiny photo), where the least-squares weight jumped to 0 or
+1; with 19-23 pixels on a 64-px crop it was still near the best weight (not measured beyond)."""
+
+
 class BiharmonicBlend:
     """The ``biharmonic`` refiner (module docstring): ``weight * fit + (1 - weight) * biharmonic``,
     the biharmonic inpainting (scikit-image, per channel) of the observed pixels; the observed
@@ -180,7 +186,7 @@ class BiharmonicBlend:
     When the fit held some observed pixels out of its data term (``held_out``: the ``pick`` or
     ``holdout`` stop rule's), the weight is chosen on them: the least-squares weight, clipped to
     [0, 1], of the fit against a biharmonic inpainting of the other observed pixels (neither saw
-    the held-out ones); else :attr:`weight`. ``describe()`` after a call says which."""
+    the held-out ones; at least :data:`MIN_HELD_OUT` of them); else :attr:`weight`. ``describe()`` after a call says which."""
 
     name = "biharmonic"
     takes = "masked"
@@ -210,7 +216,8 @@ class BiharmonicBlend:
         observed = np.asarray(observed, bool)
         fit = np.asarray(fit, np.float64)
         self.chosen_on, weight = None, self.weight
-        if held_out is not None and (held := np.asarray(held_out, bool) & observed).any() and (observed & ~held).any():
+        if held_out is not None and (held := np.asarray(held_out, bool) & observed).sum() >= MIN_HELD_OUT and \
+                (observed & ~held).any():
             blind = self._fill(photo, observed & ~held)[held].ravel()
             apart = fit[held].ravel() - blind
             energy = float(np.dot(apart, apart))

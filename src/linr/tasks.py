@@ -47,6 +47,8 @@ __all__ = [
     "default_refine",
     "tile_grid",
     "DENOISE_WHOLE_UP_TO",
+    "INPAINT_BLEND_UP_TO",
+    "pilot_fit",
     "measured_noise",
     "describe_weights",
 ]
@@ -66,9 +68,11 @@ TILE_WHOLE_UP_TO = 1024
 # to be good (the paper's own images are 256-512 px).
 
 DENOISE_WHOLE_UP_TO = 384
-"""``tile='auto'`` under the defaults restores a :func:`plain_denoising` whole only up to this many
-px a side (the other tasks: :data:`TILE_WHOLE_UP_TO`). Its fit is a narrow pilot
-(:data:`DEFAULT_PILOT_MODEL`) whose stop comes later the larger the image: about step 900 at 256
+"""``tile='auto'`` under the defaults restores an image whose fit is the defaults' pilot
+(:func:`pilot_fit`: one noisy photo refined after the fit, no network, stop rule or model to
+keep named, no ensemble) whole only up to this many px a side (everything else:
+:data:`TILE_WHOLE_UP_TO`). The pilot is a narrow network (:data:`DEFAULT_PILOT_MODEL`) whose stop
+comes later the larger the image: about step 900 at 256
 px, 1345 at 288 and at the 2000-step budget at 512 (peppers, sigma 25), where the whole fit was
 still improving; in 2x2 tiles of 272 px the same 512 px photo came out 0.22 dB better in a third
 of the time (BENCHMARKS.md, "#14 and #15: whole 512-px photos"). Between 288 and 512 px nothing
@@ -103,8 +107,9 @@ class Preset:
     """Matmul precision of the hidden layers (see :class:`~linr.fit.FitConfig`), or 'auto': the
     reduced precision the device runs fast (:func:`linr.engine.fast_precision`), else float32."""
     stop: str = "auto"
-    """'auto' (automatic stop rule when any observation is noisy), 'fixed', or a rule spec
-    (see :func:`linr.stopping.parse_stop`)."""
+    """'auto' (an automatic stop rule when any observation is noisy, or before a blend chosen on
+    held-out pixels: :func:`resolve_stop`), 'fixed', or a rule spec (see
+    :func:`linr.stopping.parse_stop`)."""
     blur_boundary: str = "reflect"
     """Boundary of a blur whose boundary the user left open (see :func:`blurred`)."""
     tile_size: int = TILE_SIZE
@@ -238,8 +243,7 @@ def resolve(
         if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
             operator = operator.with_boundary(wanted)
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
-    pilot = fits_a_pilot(model=model, stop=stop, plain=plain_denoising(observations, preset=asked_preset),
-                         refined=resolve_refine(refine, observations, preset=None, keep_model=keep_model) is not None)
+    pilot = pilot_fit(observations, preset=asked_preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     if steps is None:
         steps = DEFAULT_PILOT_STEPS if pilot else max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
     config = FitConfig(
@@ -313,6 +317,12 @@ def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
     return model is None and stop in (None, "auto") and plain and refined
 
 
+INPAINT_BLEND_UP_TO = 768
+"""The defaults blend an inpainting (:data:`DEFAULT_INPAINT_REFINE`) of images up to this many px a
+side: the biharmonic solve grows faster than the pixels (per channel and call, about 3 s at 512
+px, 75 s and 6 GB at 1024 px on this project's CPU; the blend calls it twice), and was measured
+on images of 228-512 px."""
+
 DEFAULT_INPAINT_REFINE = "biharmonic"
 """The refinement of the defaults' inpainting of one photo restored whole (:func:`plain_inpainting`):
 the fit's image blended with scikit-image's biharmonic inpainting, the weight chosen on pixels
@@ -337,15 +347,25 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
                    tiled: bool = False) -> str | None:
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
-    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` restored whole (not ``tiled``);
-    none when the model is kept (it renders the fit's image, not a refined one)."""
+    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` restored whole (not ``tiled``) up to
+    :data:`INPAINT_BLEND_UP_TO` px; none when the model is kept (it renders the fit's image, not a
+    refined one)."""
     if keep_model:
         return None
     if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
         return DEFAULT_DENOISE_REFINE
-    if plain_inpainting(observations, preset=preset) and not tiled:
+    if plain_inpainting(observations, preset=preset) and not tiled and \
+            max(clean_shape(observations)) <= INPAINT_BLEND_UP_TO:
         return DEFAULT_INPAINT_REFINE
     return None
+
+
+def pilot_fit(observations: Sequence[Observation], *, preset: str | None, model: Any = None, stop: Any = None,
+              refine: str | None = None, keep_model: bool = False) -> bool:
+    """Whether a restore with these options fits the defaults' pilot (:func:`fits_a_pilot` with
+    the photo's :func:`plain_denoising` and its refinement, :func:`resolve_refine`)."""
+    return fits_a_pilot(model=model, stop=stop, plain=plain_denoising(observations, preset=preset),
+                        refined=resolve_refine(refine, observations, preset=None, keep_model=keep_model) is not None)
 
 
 def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,
@@ -491,7 +511,8 @@ def restore(
     ``refine``: filter the noisy photo once more with the fit's image as the pilot
     (:mod:`linr.refine`: ``'wiener'``; ``'none'``: the fit's image); None: the default's
     (:func:`resolve_refine`: ``'wiener'`` when one noisy image is denoised with no preset named
-    and no model is kept). ``result.fitted_image`` then keeps the fit's image and
+    and no model is kept, ``'biharmonic'`` for one photo with missing pixels restored whole up to
+    :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
@@ -505,7 +526,9 @@ def restore(
     )
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
-    grid = tile_grid(obs, preset=preset, tile=tile, register=register)
+    pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine,
+                      keep_model=keep_model) and ensemble == 1
+    grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, tiled=grid is not None)
     whole = grid is None  # the stop rules' held-out pixels (one fit's, or an ensemble's shared) are the image's
     blended = refine is not None and REFINERS[refine].takes == "masked"
@@ -569,7 +592,11 @@ def apply_refine(result: FitResult, refine: str, observations: Sequence[Observat
     image as ``result.fitted_image`` and recording the refinement in ``settings['refine']``; the result then has no model (none
     renders the refined image)."""
     started = time.perf_counter()
-    refined, done = refine_image(refine, result.image, observations, held_out)
+    try:
+        refined, done = refine_image(refine, result.image, observations, held_out)
+    except MemoryError:  # the fit is done: keep its image rather than lose it
+        result.settings["refine"] = {"name": refine, "skipped": "out of memory: the fit's image is returned"}
+        return
     result.fitted_image, result.image = result.image, refined
     result.settings["refine"] = done
     result.timings["refine_s"] = time.perf_counter() - started
@@ -626,14 +653,16 @@ def check_register_tiles(tile: "str | int | TileSetting | None", register: str |
 
 
 def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
-              tile: "str | int | TileSetting | None" = "auto", register: str | None = None) -> TileGrid | None:
+              tile: "str | int | TileSetting | None" = "auto", register: str | None = None,
+              pilot: bool = False) -> TileGrid | None:
     """The tiles :func:`restore` will fit for resolved observations, or None for one fit of the
     whole image (always with ``register`` unless tiles are asked for: registration needs one
-    network of the whole image)."""
+    network of the whole image). ``pilot``: the fit is the defaults' pilot of one image
+    (:func:`pilot_fit`, no ensemble), whose 'auto' tiles above :data:`DENOISE_WHOLE_UP_TO` px."""
     setting = check_register_tiles(tile, register)
     p = PRESETS[DEFAULT_PRESET if preset is None else preset]
     whole_up_to = p.tile_whole_up_to if preset is not None else \
-        DENOISE_WHOLE_UP_TO if plain_denoising(observations, preset=None) else TILE_WHOLE_UP_TO
+        DENOISE_WHOLE_UP_TO if pilot else TILE_WHOLE_UP_TO
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,

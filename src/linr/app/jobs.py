@@ -391,7 +391,10 @@ def _stop_state(rule: Any) -> str:
     parts = []
     for r in rules:
         tracker = getattr(r, "tracker", None)
-        if tracker is not None and tracker.best_step >= 0:
+        if tracker is not None and not getattr(r, "stops", True):  # looks, never stops (the pick)
+            parts.append(f"{r.name} rule: best held-out so far at step {tracker.best_step + 1}; runs the whole budget"
+                         if tracker.best_step >= 0 else f"{r.name} rule: watching; runs the whole budget")
+        elif tracker is not None and tracker.best_step >= 0:
             parts.append(f"{r.name} rule: best so far at step {tracker.best_step + 1}, stops "
                          f"{tracker.patience} steps after its last new best")
         elif tracker is not None:
@@ -439,7 +442,7 @@ class JobRunner:
             raise
         job.before = np.clip(job._prepared.observations[0].image, 0.0, 1.0)
         job.budget = job._prepared.config.steps
-        job.automatic_stop = job._prepared.stop is not None
+        job.automatic_stop = job._prepared.stop is not None and job._prepared.stop.stops
         with self._lock:
             self._jobs[job_id] = job
             self._pending.append(job)

@@ -25,7 +25,8 @@ UPLOAD_HEIGHT = 110
 IMAGE_HEIGHT = 280
 PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
                "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
-               "and, after the fit, a Wiener filter with the fit as its pilot; paper: the paper's fixed step "
+               "and, after the fit, a Wiener filter with the fit as its pilot; a photo with missing pixels "
+               "gets the held-out best iterate blended with a biharmonic inpainting; paper: the paper's fixed step "
                "counts, no prior, no filter; fast: a smaller network for denoising, quicker on a CPU")
 
 

@@ -262,11 +262,14 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
     refined Gaussian denoising with no network named and the automatic stop), else None."""
     import dataclasses
 
-    from ..tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, fits_a_pilot
+    from ..tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DENOISE_WHOLE_UP_TO, fits_a_pilot
 
     if not fits_a_pilot(model=model, stop=args.stop, plain=_plain_denoising(args), refined=_refine_of(args) is not None):
         return None
-    return {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}  # --steps: under 'steps'
+    pilot = {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}  # --steps: under 'steps'
+    if (args.tile or "auto") == "auto":  # 'auto' tiles a pilot's images above this size (fourteenth session; earlier batches: 1024)
+        pilot["whole_up_to"] = DENOISE_WHOLE_UP_TO
+    return pilot
 
 
 def _generic_options(args: argparse.Namespace) -> dict[str, Any]:

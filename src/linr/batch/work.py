@@ -185,12 +185,14 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
 
 def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
     """Whether :func:`linr.tasks.restore` restores these observations in tiles."""
-    from ..tasks import resolve, tile_grid
+    from ..tasks import pilot_fit, resolve, tile_grid
 
     try:
         obs, _ = resolve(observations, preset=fit.get("preset"))
+        pilot = pilot_fit(observations, preset=fit.get("preset"), model=fit.get("model"), stop=fit.get("stop"),
+                          refine=fit.get("refine"))
         return tile_grid(obs, preset=fit.get("preset"), tile=fit.get("tile", "auto"),
-                         register=fit.get("register")) is not None
+                         register=fit.get("register"), pilot=pilot) is not None
     except Exception:  # noqa: BLE001 - the fit itself reports a bad setting
         return False
 

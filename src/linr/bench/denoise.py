@@ -221,6 +221,18 @@ def _pilot_suffix(options: dict[str, Any]) -> str:
     return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}"
 
 
+def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:
+    """``@tiles-aboveN`` when a variant's pilot fit is tiled by ``tile='auto'`` at this image's
+    size (:data:`linr.tasks.DENOISE_WHOLE_UP_TO`, since the fourteenth session), else '': rows
+    made before, of the same key, are whole-image fits."""
+    from ..tasks import DENOISE_WHOLE_UP_TO
+
+    if variant == "bm3d" or "tile" in options or not _pilot_suffix(options) or \
+            max(clean.shape[:2]) <= DENOISE_WHOLE_UP_TO:
+        return ""
+    return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
+
+
 def _label(variant: str, options: dict[str, Any]) -> str:
     """The variant a row records: as asked, with the pilot named for variants other than
     ``default`` (``refine=wiener`` rows of the paper's network were made before the pilot)."""
@@ -303,8 +315,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     smoke = {k: v for k, v in (("steps", args.steps), ("width", args.width)) if v}
     for (name, colour), clean in cleans.items():
         for variant, kw in options.items():
-            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + "".join(
-                f"_{k}{v}" for k, v in smoke.items())
+            key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + \
+                _auto_tiles_suffix(variant, kw, clean) + "".join(f"_{k}{v}" for k, v in smoke.items())
             if key in done:
                 continue
             obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)

@@ -117,7 +117,7 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
 
     from ..metrics import evaluate
     from ..models import ModelConfig
-    from ..tasks import resolve, restore, tile_grid
+    from ..tasks import pilot_fit, resolve, restore, tile_grid
 
     clean, observations, seeds = _scene(case, path, crop)
     model = None
@@ -136,7 +136,8 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
         "tiling": result.settings.get("tiling"),
         "tile_steps": [t["steps_run"] for t in result.settings.get("tiles", [])],
     }
-    grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "256:32")
+    grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "256:32",
+                     pilot=pilot_fit(observations, preset=None, model=model))
     if grid is not None:
         seam = seam_regions(grid)
         row.update(seam_grid=grid.describe(), psnr_overlap=_psnr(clean, result.image, seam),
@@ -157,6 +158,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
         pilot = "" if variant["width"] or variant["depth"] else \
             f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}"
         key["defaults"] = f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{pilot}"
+        if pilot and variant["tile"] == "auto":  # since the fourteenth session 'auto' tiles the pilot's larger images
+            from ..tasks import DENOISE_WHOLE_UP_TO
+
+            key["auto_whole_up_to"] = DENOISE_WHOLE_UP_TO
     return json.dumps(key, sort_keys=True)
 
 
