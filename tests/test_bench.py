@@ -361,17 +361,31 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     keys = {v: _key_variant(v, variant_options(v)) for v in ("default", "refine=wiener", "width=64", "refine=none", "bm3d")}
     assert keys == {"default": "default-tv:auto-wiener@pilot7x64", "refine=wiener": "refine=wiener@pilot7x64",
                     "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
+    from linr.bench.denoise import _auto_tiles_suffix
+    from linr.tasks import DENOISE_WHOLE_UP_TO
+
+    big, small = np.zeros((DENOISE_WHOLE_UP_TO + 1, 8, 3)), np.zeros((DENOISE_WHOLE_UP_TO, 8, 3))
+    tiled = {v: _auto_tiles_suffix(v, variant_options(v), big) for v in ("default", "tile=256:32", "width=64", "bm3d")}
+    assert tiled == {"default": f"@tiles-above{DENOISE_WHOLE_UP_TO}", "tile=256:32": "", "width=64": "", "bm3d": ""}
+    assert _auto_tiles_suffix("default", {}, small) == ""  # whole, as rows made before said
 
 
-def test_denoise_bench_takes_whole_images_and_tiles(tmp_path: Path, capsys) -> None:
+def _denoise_house(tmp_path: Path, *options: str) -> tuple[Path, list[dict]]:
+    """``linr bench denoise`` of set9's house with ``options``: its rows file and rows (a skip
+    without the test data)."""
     from linr.cli import main
 
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")
     rows = tmp_path / "variants.jsonl"
-    assert main(["bench", "denoise", "--data", str(DATA), "--images", "house", "--size", "full", "--steps", "2",
-                 "--width", "16", "--variants", "tile=160:32", "--rows", str(rows)]) == 0
-    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert main(["bench", "denoise", "--data", str(DATA), "--images", "house", *options, "--rows", str(rows)]) == 0
+    return rows, [json.loads(line) for line in rows.read_text().splitlines()]
+
+
+def test_denoise_bench_takes_whole_images_and_tiles(tmp_path: Path, capsys) -> None:
+    from linr.cli import main
+
+    rows, (row,) = _denoise_house(tmp_path, "--size", "full", "--steps", "2", "--width", "16", "--variants", "tile=160:32")
     assert row["size"] == "full" and row["key"].startswith("house_rgb_sfull_n25_tile=160:32")
     assert row["variant"] == "tile=160:32" and 10 < row["psnr"] < 40  # --width names the network: no pilot
     capsys.readouterr()
@@ -384,12 +398,7 @@ def test_denoise_bench_takes_whole_images_and_tiles(tmp_path: Path, capsys) -> N
 def test_denoise_bench_reads_the_fit_before_its_refinement_off_the_same_row(tmp_path: Path, capsys) -> None:
     from linr.cli import main
 
-    if not (DATA / "set9" / "house.png").exists():
-        pytest.skip("test data not found")
-    rows = tmp_path / "variants.jsonl"
-    assert main(["bench", "denoise", "--data", str(DATA), "--images", "house", "--size", "24", "--steps", "3",
-                 "--width", "16", "--variants", "refine=wiener", "--rows", str(rows)]) == 0
-    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    rows, (row,) = _denoise_house(tmp_path, "--size", "24", "--steps", "3", "--width", "16", "--variants", "refine=wiener")
     assert row["refine"]["name"] == "wiener" and row["psnr_fit"] != row["psnr"]
     capsys.readouterr()
     assert main(["bench", "denoise", "--table", "--rows", str(rows), "--variants", "refine=none", "refine=wiener"]) == 0
