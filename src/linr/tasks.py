@@ -72,9 +72,8 @@ DENOISE_WHOLE_UP_TO = 384
 (:func:`pilot_fit`: one noisy photo refined after the fit, no network, stop rule or model to
 keep named, no ensemble) whole only up to this many px a side (everything else:
 :data:`TILE_WHOLE_UP_TO`). The pilot is a narrow network (:data:`DEFAULT_PILOT_MODEL`) whose stop
-comes later the larger the image: about step 900 at 256
-px, 1345 at 288 and at the 2000-step budget at 512 (peppers, sigma 25), where the whole fit was
-still improving; in 2x2 tiles of 272 px the same 512 px photo came out 0.22 dB better in a third
+comes later the larger the image: about step 900 at 256 px, 1345 at 288 and at the 2000-step
+budget at 512 (peppers, sigma 25), where the whole fit was still improving; in 2x2 tiles of 272 px the same 512 px photo came out 0.22 dB better in a third
 of the time (BENCHMARKS.md, "#14 and #15: whole 512-px photos"). Between 288 and 512 px nothing
 was measured: 384 is where the stop step, growing as measured, would reach the budget."""
 
@@ -487,8 +486,8 @@ def restore(
     inputs (see :func:`resolve_stop`); ``preset="paper"`` keeps the paper's fixed step count.
     ``eval_every``: with a reference, PSNR every this many steps (see :class:`~linr.fit.FitConfig`).
     ``tile``: 'auto' (the preset's choice by image size: the defaults restore images larger
-    than :data:`TILE_WHOLE_UP_TO` px in tiles, a plain denoising above :data:`DENOISE_WHOLE_UP_TO`
-    px, the paper preset never tiles), 'off', ``SIZE`` or
+    than :data:`TILE_WHOLE_UP_TO` px in tiles, the defaults' pilot fit of a noisy photo
+    (:func:`pilot_fit`) above :data:`DENOISE_WHOLE_UP_TO` px, the paper preset never tiles), 'off', ``SIZE`` or
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
     that a killed run resumes (removed once the image is assembled, unless ``tile_store_owned``:
