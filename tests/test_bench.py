@@ -365,8 +365,10 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     from linr.tasks import DENOISE_WHOLE_UP_TO
 
     big, small = np.zeros((DENOISE_WHOLE_UP_TO + 1, 8, 3)), np.zeros((DENOISE_WHOLE_UP_TO, 8, 3))
-    tiled = {v: _auto_tiles_suffix(v, variant_options(v), big) for v in ("default", "tile=256:32", "width=64", "bm3d")}
-    assert tiled == {"default": f"@tiles-above{DENOISE_WHOLE_UP_TO}", "tile=256:32": "", "width=64": "", "bm3d": ""}
+    tiled = {v: _auto_tiles_suffix(v, variant_options(v), big)
+             for v in ("default", "tile=auto", "tile=256:32", "width=64", "bm3d")}
+    above = f"@tiles-above{DENOISE_WHOLE_UP_TO}"
+    assert tiled == {"default": above, "tile=auto": above, "tile=256:32": "", "width=64": "", "bm3d": ""}
     assert _auto_tiles_suffix("default", {}, small) == ""  # whole, as rows made before said
 
 

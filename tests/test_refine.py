@@ -313,7 +313,7 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
 
     from linr.cli import main
     from linr.stopping import AUTO_BLENDED
-    from linr.tasks import DEFAULT_INPAINT_REFINE, resolve_refine, resolve_stop
+    from linr.tasks import DEFAULT_INPAINT_REFINE, INPAINT_BLEND_UP_TO, resolve_refine, resolve_stop
 
     rng = np.random.default_rng(11)
     yy, xx = np.mgrid[0:40, 0:42] / 42.0
@@ -363,7 +363,7 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
                  "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
     record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
-    assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE
+    assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE and record["batch"]["blend_up_to"] == INPAINT_BLEND_UP_TO
     assert record["status"] == "done"
 
 

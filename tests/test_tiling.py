@@ -590,5 +590,8 @@ def test_a_noisy_photo_above_the_pilot_size_keeps_whole_fits_for_models_and_ense
     assert main(["restore", *fit, "--save-model", str(tmp_path / "m.pt"), "-o", str(tmp_path / "a.png")]) == 0
     assert (tmp_path / "m.pt").is_file()
     assert main(["restore", *fit, "--ensemble", "2", "--uncertainty", str(tmp_path / "u.tif"),
-                 "-o", str(tmp_path / "b.png")]) == 0
-    assert not (tmp_path / "b.png.tiles").exists()
+                 "--report", str(tmp_path / "b.json"), "-o", str(tmp_path / "b.png")]) == 0
+    settings = json.loads((tmp_path / "b.json").read_text())["settings"]
+    assert "tiling" not in settings and settings["ensemble"]["members"] == 2
+    assert main(["restore", *fit, "--report", str(tmp_path / "c.json"), "-o", str(tmp_path / "c.png")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["settings"]["tiling"]["tiles"] == 4  # the pilot: tiled

@@ -331,8 +331,10 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     done = [s["refine"] for s in settings if s.get("refine")]
     if not done:
         return None
-    if any("skipped" in d for d in done):
-        return f"not refined: {done[0]['name']} ran out of memory; the fit's image was written"
+    skipped = sum("skipped" in d for d in done)
+    if skipped:
+        frames = f" for {skipped} of {len(done)} frames" if len(done) > 1 else ""
+        return f"not refined{frames}: {done[0]['name']} ran out of memory; the fit's image was written"
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
         how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else

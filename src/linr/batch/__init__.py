@@ -199,8 +199,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # default tv:auto; older manifests of other tasks have none and still resume)
         **({"prior": prior} if (prior := _prior_of(args)) else {}),
         # the refinement likewise (Gaussian denoising since the default wiener refinement,
-        # inpainting since the default biharmonic blend)
+        # inpainting since the default biharmonic blend, with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
+        **({"blend_up_to": _blend_up_to()} if args.refine is None and _plain_inpainting(args) else {}),
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
         # made before it has none, so a resume says that its settings differ)
         **({"pilot": pilot} if (pilot := _pilot_of(args, model)) else {}),
@@ -247,9 +248,17 @@ def _plain_inpainting(args: argparse.Namespace) -> bool:
     return args.preset is None and {k for k in KINDS if getattr(args, k) is not None} == {"masked"}
 
 
+def _blend_up_to() -> int:
+    """The largest side the defaults' inpainting blends (:data:`linr.tasks.INPAINT_BLEND_UP_TO`)."""
+    from ..tasks import INPAINT_BLEND_UP_TO
+
+    return INPAINT_BLEND_UP_TO
+
+
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
-    inpainting, every image restored whole (a tiled one is not blended)."""
+    inpainting, every image restored whole up to :func:`_blend_up_to` px (a larger or tiled one is
+    not blended)."""
     from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE
 
     if args.refine is None and _plain_inpainting(args):

@@ -227,7 +227,7 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
     made before, of the same key, are whole-image fits."""
     from ..tasks import DENOISE_WHOLE_UP_TO
 
-    if variant == "bm3d" or "tile" in options or not _pilot_suffix(options) or \
+    if variant == "bm3d" or options.get("tile", "auto") != "auto" or not _pilot_suffix(options) or \
             max(clean.shape[:2]) <= DENOISE_WHOLE_UP_TO:
         return ""
     return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
