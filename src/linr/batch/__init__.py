@@ -181,6 +181,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
+    from ..tasks import INPAINT_BLEND_UP_TO
+
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
         "stop": args.stop, "precision": args.precision,
@@ -201,7 +203,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the refinement likewise (Gaussian denoising since the default wiener refinement,
         # inpainting since the default biharmonic blend, with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
-        **({"blend_up_to": _blend_up_to()} if args.refine is None and _plain_inpainting(args) else {}),
+        **({"blend_up_to": INPAINT_BLEND_UP_TO} if args.refine is None and _plain_inpainting(args) else {}),
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
         # made before it has none, so a resume says that its settings differ)
         **({"pilot": pilot} if (pilot := _pilot_of(args, model)) else {}),
@@ -217,7 +219,7 @@ def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
 
 def _gaussian_noisy_only(args: argparse.Namespace) -> bool:
     """Whether the batch restores noisy images alone, with Gaussian noise."""
-    return {k for k in KINDS if getattr(args, k) is not None} == {"noisy"} and _has_gaussian_noisy(args)
+    return _kinds_given(args) == {"noisy"} and _has_gaussian_noisy(args)
 
 
 def _plain_denoising(args: argparse.Namespace) -> bool:
@@ -242,22 +244,20 @@ def _prior_of(args: argparse.Namespace) -> str | None:
     return _asked_or_default(args.prior, DEFAULT_DENOISE_PRIOR, args)
 
 
+def _kinds_given(args: argparse.Namespace) -> set[str]:
+    """The observation kinds the batch's options name (``--KIND``)."""
+    return {k for k in KINDS if getattr(args, k) is not None}
+
+
 def _plain_inpainting(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' inpainting (:func:`linr.tasks.plain_inpainting`, read
     off the options): images with missing pixels alone, no preset named."""
-    return args.preset is None and {k for k in KINDS if getattr(args, k) is not None} == {"masked"}
-
-
-def _blend_up_to() -> int:
-    """The largest side the defaults' inpainting blends (:data:`linr.tasks.INPAINT_BLEND_UP_TO`)."""
-    from ..tasks import INPAINT_BLEND_UP_TO
-
-    return INPAINT_BLEND_UP_TO
+    return args.preset is None and _kinds_given(args) == {"masked"}
 
 
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
-    inpainting, every image restored whole up to :func:`_blend_up_to` px (a larger or tiled one is
+    inpainting, every image restored whole up to :data:`linr.tasks.INPAINT_BLEND_UP_TO` px (a larger or tiled one is
     not blended)."""
     from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE
 
@@ -339,7 +339,7 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
         from ..refine import REFINERS
 
         if REFINERS[args.refine].takes == "masked":
-            if {k for k in KINDS if getattr(args, k) is not None} != {"masked"}:
+            if _kinds_given(args) != {"masked"}:
                 raise InputError(f"--refine {args.refine} blends an inpainting fit and needs images with missing "
                                  "pixels alone (--task masked); leave out --refine")
         elif not _has_gaussian_noisy(args):
