@@ -76,12 +76,24 @@ def pilots(args: argparse.Namespace) -> None:
         print(f"{key}: fit {row['psnr_fit']:.2f}, default {row['psnr_default']:.2f} dB, {seconds:.0f} s", flush=True)
 
 
+def _value(text: str):
+    """A setting's value: true/false, an int, a float, else the text."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _refiner(spec: str):
     name, _, settings = spec.partition(":")
     kwargs = {}
     for item in filter(None, settings.split(",")):
         k, _, v = item.partition("=")
-        kwargs[k] = float(v) if "." in v or "e" in v else int(v)
+        kwargs[k] = _value(v)
     return REFINERS[name](**kwargs)
 
 

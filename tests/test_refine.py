@@ -9,7 +9,7 @@ from scipy.fft import dctn, idctn
 import linr
 from linr.errors import InputError
 from linr.models import ModelConfig
-from linr.refine import PilotWiener, refine_image, refine_input
+from linr.refine import GroupedWiener, PilotWiener, refine_image, refine_input
 
 from .conftest import run_err, tiny_noisy_restore
 
@@ -85,6 +85,109 @@ def test_without_noise_the_photo_comes_back_and_a_good_pilot_removes_noise():
     with pytest.raises(ValueError, match="must both be"):
         PilotWiener()(noisy, clean[:, :, :2], 0.1)
 
+
+def haar(n):
+    """The orthonormal Haar matrix of size n, by its recursive definition."""
+    if n == 1:
+        return np.ones((1, 1))
+    coarse = haar(n // 2)
+    return np.vstack([np.kron(coarse, [1.0, 1.0]), np.kron(np.eye(n // 2), [1.0, -1.0])]) / np.sqrt(2)
+
+
+def direct_grouped(noisy, pilot, sigma, patch=8, group=16, step=3, window=39, tau=1.0, match="noisy"):
+    """One reference at a time with scipy's DCT and a sorted list of candidates: the ``grouped``
+    filter as its docstring states it."""
+    h, w, c = noisy.shape
+    if c == 3:
+        noisy, pilot = noisy @ OPPONENT.T, pilot @ OPPONENT.T
+    guide = (noisy if match == "noisy" else pilot)[..., 0]
+    ys = sorted(set(range(0, h - patch + 1, step)) | {h - patch})
+    xs = sorted(set(range(0, w - patch + 1, step)) | {w - patch})
+    reach = window // 2
+    size = 1
+    while size * 2 <= min(group, (min(reach, h - patch) + 1) * (min(reach, w - patch) + 1)):
+        size *= 2
+    num, den = np.zeros_like(noisy), np.zeros((h, w))
+    for y in ys:
+        for x in xs:
+            candidates = sorted(
+                (-1.0 if dy == dx == 0 else np.sum((guide[y:y + patch, x:x + patch] -
+                                                    guide[y + dy:y + dy + patch, x + dx:x + dx + patch]) ** 2),
+                 (dy + reach) * window + dx + reach, y + dy, x + dx)
+                for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)
+                if 0 <= y + dy <= h - patch and 0 <= x + dx <= w - patch)
+            members = [(a, b) for _, _, a, b in candidates[:size]]
+            transform = haar(size)
+            energy, back = 0.0, []
+            for ch in range(c):
+                q = np.tensordot(transform, np.stack([dctn(pilot[a:a + patch, b:b + patch, ch], norm="ortho")
+                                                      for a, b in members]), 1)
+                z = np.tensordot(transform, np.stack([dctn(noisy[a:a + patch, b:b + patch, ch], norm="ortho")
+                                                      for a, b in members]), 1)
+                gain = q * q / (q * q + tau * sigma ** 2)
+                gain[0, 0, 0] = 1.0  # the group's mean is kept
+                energy += np.sum(gain ** 2)
+                back.append([idctn(v, norm="ortho") for v in np.tensordot(transform.T, gain * z, 1)])
+            for m, (a, b) in enumerate(members):
+                den[a:a + patch, b:b + patch] += 1 / energy
+                for ch in range(c):
+                    num[a:a + patch, b:b + patch, ch] += back[ch][m] / energy
+    out = num / den[..., None]
+    return out @ OPPONENT if c == 3 else out
+
+
+@pytest.mark.parametrize("shape, settings", [
+    ((30, 27, 3), dict(window=11)), ((26, 21, 1), dict(window=9, group=8, step=2, tau=0.7)),
+    ((20, 19, 2), dict(window=7, group=4, patch=4, match="pilot")), ((9, 12, 3), dict(window=39)),
+    ((8, 8, 1), dict())])
+def test_the_grouped_filter_is_the_block_matching_wiener_of_the_docstring(shape, settings):
+    rng = np.random.default_rng(4)
+    clean = rng.random(shape)
+    noisy = clean + rng.normal(0, 0.1, shape)
+    pilot = clean + rng.normal(0, 0.03, shape)
+    got = GroupedWiener(**settings)(noisy, pilot, 0.1)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, direct_grouped(noisy, pilot, 0.1, **settings), atol=2e-6)
+
+
+def test_the_grouped_filter_gives_the_same_bits_in_any_memory_layout_and_blocks_of_references(monkeypatch):
+    rng = np.random.default_rng(8)
+    clean = rng.random((40, 33, 3))
+    noisy, pilot = clean + rng.normal(0, 0.1, clean.shape), clean + rng.normal(0, 0.03, clean.shape)
+    first = GroupedWiener(window=9)(noisy, pilot, 0.1)
+    shifted = np.empty(noisy.size + 1)[1:].reshape(noisy.shape)  # another alignment
+    shifted[...] = noisy
+    assert np.array_equal(GroupedWiener(window=9)(shifted, pilot, 0.1), first)
+    assert np.array_equal(GroupedWiener(window=9)(noisy.astype(np.float32).astype(np.float64), pilot, 0.1),
+                          GroupedWiener(window=9)(noisy.astype(np.float32), pilot, 0.1))
+    monkeypatch.setattr(GroupedWiener, "BLOCK", (2, 3))  # smaller blocks: the same filter, summed in another order
+    np.testing.assert_allclose(GroupedWiener(window=9)(noisy, pilot, 0.1), first, atol=1e-6)
+
+
+def test_the_grouped_filter_keeps_a_clean_photo_and_dim_levels_and_removes_noise():
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:48, 0:48] / 48
+    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + 3 * yy), 0.4 + 0.2 * xx, 0.6 - 0.3 * yy * xx], -1)
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    np.testing.assert_allclose(GroupedWiener()(noisy, clean, 0.0), noisy, atol=1e-6)
+    assert psnr(GroupedWiener()(noisy, clean, 0.1), clean) > psnr(noisy, clean) + 8
+    wiener = PilotWiener()(noisy, noisy * 0.5 + clean * 0.5, 0.1)  # a poor pilot: grouping helps
+    assert psnr(GroupedWiener()(noisy, noisy * 0.5 + clean * 0.5, 0.1), clean) > psnr(wiener, clean)
+    np.testing.assert_allclose(GroupedWiener(prefilter=True)(noisy, clean, 0.1),
+                               GroupedWiener()(noisy, PilotWiener()(noisy, clean, 0.1), 0.1), atol=1e-6)
+    dim = np.full((96, 96, 3), 2.6 / 255)  # a dim flat area at sigma 25 keeps its level (the photo's)
+    photo = dim + rng.normal(0, 25 / 255, dim.shape)
+    refined = GroupedWiener()(photo, dim, 25 / 255)
+    assert abs(refined.mean() - photo.mean()) * 255 < 0.3, (refined.mean() * 255, photo.mean() * 255)
+    tiny = rng.random((5, 7, 3))
+    np.testing.assert_allclose(GroupedWiener()(tiny + 0.1, tiny, 0.1), tiny, atol=1e-6)
+    with pytest.raises(ValueError, match="must both be"):
+        GroupedWiener()(noisy, clean[:, :, :2], 0.1)
+    for bad in (dict(group=12), dict(match="clean")):
+        with pytest.raises(ValueError):
+            GroupedWiener(**bad)
+    refined, done = refine_image("grouped", noisy.astype(np.float32), [linr.noisy(noisy)])
+    assert done["name"] == "grouped" and done["match"] == "noisy" and done["sigma"] > 0
 
 def test_the_photo_to_filter_is_the_one_noisy_photo_of_the_restored_size():
     img = np.random.default_rng(2).random((24, 24, 3))

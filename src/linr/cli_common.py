@@ -109,10 +109,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="wiener|biharmonic|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="wiener|grouped|biharmonic|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: wiener (an empirical Wiener filter of 8x8 DCT patches, the noise "
-                   "level measured on the photo; not in the paper); biharmonic (inpainting: the "
+                   "level measured on the photo; not in the paper); grouped (the same filter on "
+                   "groups of 16 similar patches, BM3D's second step with the fit as its pilot; not in "
+                   "the paper); biharmonic (inpainting: the "
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
                    "held out (pick, the default's, or holdout), else half and half; not in the paper); none: "
                    "the fit's image. "

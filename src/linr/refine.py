@@ -15,6 +15,13 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   averaged, each weighted by the inverse of its filter's noise gain. A colour image is filtered
   in an orthonormal opponent colour space (a luminance and two colour differences), where the
   noise of the three channels stays white and of the same level.
+- ``grouped`` (:class:`GroupedWiener`): BM3D's second step (Dabov et al. 2007) with the fit as
+  its pilot: for every third patch, the 16 patches of the noisy photo most like it (in the noisy
+  photo's luminance, within 19 px each way; matching in the pilot was worse on the tune images)
+  are stacked and filtered together by a 3-D transform (8 x 8 DCT, Haar across the group) with
+  the Wiener gains of the pilot's same group, and put back with weights, in the same opponent
+  colour space. Similar patches elsewhere in the photo average their noise away, which one patch
+  alone (``wiener``) cannot; the pilot still sets what is kept.
 - ``biharmonic`` (:class:`BiharmonicBlend`): for a photo with missing pixels (inpainting), the
   fit's image blended with scikit-image's biharmonic inpainting of the same observed pixels,
   weighted by least squares on the pixels the fit's stop rule held out (``pick``), else half and
@@ -23,7 +30,7 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   0.4-0.8 (BENCHMARKS.md, "#15 inpainting").
 - ``none``: the fit's image as it is.
 
-``wiener`` needs one observation with Gaussian noise (squared-error data term) of the restored
+``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
 size with no operator (a photo, not a low-res, masked or blurred one); ``biharmonic`` one
 observation alone, masked, of the restored size: :func:`refine_input` says which, or why not.
 Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
@@ -41,7 +48,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image"]
 
 MIN_REFINE_SIDE = 8
@@ -172,6 +179,182 @@ def _patch_dct(block: np.ndarray, d: np.ndarray, rows: int, cols: int) -> np.nda
     return out
 
 
+
+def _starts(n: int, patch: int, step: int) -> np.ndarray:
+    """Patch starts every ``step`` pixels along a side of ``n``, the last one flush with the end."""
+    starts = list(range(0, n - patch + 1, step))
+    if starts[-1] != n - patch:
+        starts.append(n - patch)
+    return np.array(starts)
+
+
+def _along(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
+    """``m`` (n x n) applied along ``axis`` of ``x``: out[.., a, ..] = sum_i m[a, i] x[.., i, ..],
+    summed in order i = 0, 1, ... (elementwise products, no BLAS)."""
+    x = np.moveaxis(x, axis, 0)
+    out = np.zeros(x.shape)
+    for a in range(m.shape[0]):
+        for i in range(m.shape[1]):
+            if m[a, i] != 0.0:
+                out[a] += m[a, i] * x[i]
+    return np.moveaxis(out, 0, axis)
+
+
+def _haar_matrix(n: int) -> np.ndarray:
+    """The orthonormal Haar transform of size ``n`` (a power of 2): rows are the overall mean,
+    then the differences from the coarsest to the finest."""
+    if n == 1:
+        return np.ones((1, 1))
+    coarse = _haar_matrix(n // 2)
+    return np.vstack([np.kron(coarse, [1.0, 1.0]), np.kron(np.eye(n // 2), [1.0, -1.0])]) / np.sqrt(2.0)
+
+
+class GroupedWiener:
+    """The ``grouped`` refiner (module docstring): BM3D's second step with the fit as its pilot.
+
+    Reference patches (``patch`` px square) every ``step`` pixels (the last row and column of
+    patches included); for each, the ``group`` patches nearest to it in the pilot's first plane
+    (the luminance of a colour image: squared distance over the patch) among those within
+    ``window`` px (centre to centre, ``window // 2`` each way), the reference itself first, then by
+    distance (ties: the earlier offset, rows then columns, first); fewer when the image is too
+    small (the largest power of 2 every reference can find). The group of the noisy photo and of
+    the pilot go through the same 3-D transform (the 2-D DCT of each patch, then the Haar
+    transform across the group); each noisy coefficient is kept in the proportion ``q^2 / (q^2 +
+    tau sigma^2)``, ``q`` the pilot's, except the group's mean (kept whole, as the ``wiener``
+    refiner keeps a patch's); back in pixels, every patch of the group is added at its place
+    with the group's weight, the inverse of its filter's noise gain (summed over the planes).
+    A colour image is filtered in the opponent colour space of ``wiener``, every plane with the
+    groups found in the luminance.
+
+    Every number is made by elementwise float64 products and sums in a fixed order (no BLAS);
+    the references are taken in blocks of :attr:`BLOCK` (rows, columns of references) whatever
+    the image, so the result does not depend on threads, memory or the process it runs in, and
+    memory besides the images stays near a block's groups and distances."""
+
+    BLOCK = (8, 256)
+
+    name = "grouped"
+    takes = "noisy"
+
+    def __init__(self, patch: int = 8, group: int = 16, step: int = 3, window: int = 39, tau: float = 1.0,
+                 match: str = "noisy", prefilter: bool = False) -> None:
+        if group < 1 or group & (group - 1):
+            raise ValueError(f"group {group}: a power of 2")
+        if match not in ("noisy", "pilot"):
+            raise ValueError(f"match {match!r}: 'noisy' or 'pilot'")
+        self.patch, self.group, self.step, self.window, self.tau = patch, group, step, window, tau
+        self.match, self.prefilter = match, prefilter
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "patch": self.patch, "group": self.group, "step": self.step,
+                "window": self.window, "tau": self.tau, "match": self.match, "prefilter": self.prefilter}
+
+    def group_size(self, h: int, w: int) -> int:
+        """Patches per group on an h x w image: :attr:`group`, or the largest power of 2 that a
+        reference in a corner finds within the window."""
+        reach = self.window // 2
+        found = (min(reach, h - self.patch) + 1) * (min(reach, w - self.patch) + 1)
+        size = 1
+        while size * 2 <= min(self.group, found):
+            size *= 2
+        return size
+
+    def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
+        """Filter ``noisy`` (H, W, C) with ``pilot`` (same shape) for noise std ``sigma`` (both on
+        one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot."""
+        noisy = np.asarray(noisy)
+        pilot = np.asarray(pilot)
+        if noisy.shape != pilot.shape or noisy.ndim != 3:
+            raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be (H, W, C)")
+        h, w, c = noisy.shape
+        p = self.patch
+        if h < p or w < p:
+            return pilot.astype(np.float32)
+        if self.prefilter:
+            pilot = PilotWiener()(noisy, pilot, sigma)
+        transform = _OPPONENT if c == 3 else np.eye(c)
+        noisy_planes = [_mix(noisy, row) for row in transform]
+        pilot_planes = [_mix(pilot, row) for row in transform]
+        guide = (noisy_planes if self.match == "noisy" else pilot_planes)[0]
+        ys, xs = _starts(h, p, self.step), _starts(w, p, self.step)
+        num = np.zeros((c, h * w))
+        den = np.zeros(h * w)
+        rows, cols = self.BLOCK
+        for y0 in range(0, len(ys), rows):
+            for x0 in range(0, len(xs), cols):
+                gy, gx = self._match(guide, ys[y0:y0 + rows], xs[x0:x0 + cols], self.group_size(h, w))
+                self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma), num, den)
+        planes = num / den
+        out = np.zeros(noisy.shape, dtype=np.float32)
+        for plane, row in zip(planes, transform):  # back: the transform's inverse is its transpose
+            for j in range(c):
+                if row[j] != 0.0:
+                    out[..., j] += (row[j] * plane.reshape(h, w)).astype(np.float32)
+        return out
+
+    def _match(self, guide: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The patch starts (rows, columns; each (R, size), R = len(ys) * len(xs), references in
+        row order) of the groups of the references at ``ys`` x ``xs`` in ``guide``."""
+        p, reach = self.patch, self.window // 2
+        h, w = guide.shape
+        span = np.arange(-reach, reach + 1)
+        top, left = ys[0], xs[0]
+        ref = guide[top:ys[-1] + p, left:xs[-1] + p]  # the pixels of the references' patches
+        padded = np.pad(guide, reach)  # candidates outside the image are read as 0 and ruled out below
+        ry, rx = ys - top, xs - left
+        valid_x = ((xs[None, :] + span[:, None] >= 0) & (xs[None, :] + span[:, None] <= w - p))  # (dx, x)
+        dist = np.empty((len(ys), len(xs), len(span), len(span)))
+        for a, dy in enumerate(span):
+            band = padded[top + reach + dy:ys[-1] + p + reach + dy, left:xs[-1] + p + 2 * reach]
+            cand = np.lib.stride_tricks.sliding_window_view(band, ref.shape[1], axis=1)  # (rows, dx, cols)
+            apart = ref[:, None, :] - cand
+            apart *= apart
+            across = np.zeros((apart.shape[0], len(span), len(xs)))
+            for j in range(p):
+                across += apart[:, :, rx + j]
+            total = np.zeros((len(ys), len(span), len(xs)))
+            for i in range(p):
+                total += across[ry + i]
+            inside = ((ys + dy >= 0) & (ys + dy <= h - p))[:, None, None] & valid_x[None]
+            dist[:, :, a, :] = np.where(inside, total, np.inf).transpose(0, 2, 1)
+        dist = dist.reshape(len(ys) * len(xs), -1)
+        dist[:, dist.shape[1] // 2] = -1.0  # the reference itself comes first
+        order = np.argsort(dist, axis=1, kind="stable")[:, :size]
+        dy, dx = np.divmod(order, len(span))
+        return np.repeat(ys, len(xs))[:, None] + dy - reach, np.tile(xs, len(ys))[:, None] + dx - reach
+
+    def _filter(self, noisy_planes: list[np.ndarray], pilot_planes: list[np.ndarray], gy: np.ndarray,
+                gx: np.ndarray, sigma: float, num: np.ndarray, den: np.ndarray) -> None:
+        """Filter the groups at ``gy``, ``gx`` and add them into ``num`` (per plane) and ``den``."""
+        p = self.patch
+        d = _dct_matrix(p)
+        haar = _haar_matrix(gy.shape[1])
+        noise_power = self.tau * sigma * sigma
+        w = noisy_planes[0].shape[1]
+        energy = np.zeros(gy.shape[0])
+        filtered = []
+        for noisy, pilot in zip(noisy_planes, pilot_planes):
+            q = _along(_along(_along(_groups(pilot, gy, gx, p), d, 2), d, 3), haar, 1)
+            coef = _along(_along(_along(_groups(noisy, gy, gx, p), d, 2), d, 3), haar, 1)
+            q *= q
+            gain = q / (q + noise_power) if noise_power > 0 else np.ones_like(q)
+            gain[:, 0, 0, 0] = 1.0  # the group's mean is kept
+            for g in gain.reshape(gain.shape[0], -1).T:
+                energy += g * g
+            filtered.append(_along(_along(_along(coef * gain, haar.T, 1), d.T, 2), d.T, 3))
+        weight = np.broadcast_to((1.0 / energy)[:, None, None, None], filtered[0].shape)
+        offsets = np.arange(p)[:, None] * w + np.arange(p)[None, :]
+        where = ((gy * w + gx)[:, :, None, None] + offsets).ravel()
+        den += np.bincount(where, weights=weight.ravel(), minlength=den.size)
+        for k, plane in enumerate(filtered):
+            num[k] += np.bincount(where, weights=(weight * plane).ravel(), minlength=den.size)
+
+
+def _groups(plane: np.ndarray, gy: np.ndarray, gx: np.ndarray, p: int) -> np.ndarray:
+    """The ``p x p`` patches of ``plane`` starting at ``gy``, ``gx`` ((R, K) each): (R, K, p, p)."""
+    return np.lib.stride_tricks.sliding_window_view(plane, (p, p))[gy, gx]
+
+
 MIN_HELD_OUT = 20
 """Fewest held-out pixels a blend's weight is chosen on; with fewer it stays at its fixed weight.
 A guard against single-digit counts (a tiny photo), where the least-squares weight jumped to 0 or
@@ -230,6 +413,7 @@ class BiharmonicBlend:
 
 REFINERS: dict[str, Any] = {
     "wiener": PilotWiener,
+    "grouped": GroupedWiener,
     "biharmonic": BiharmonicBlend,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
