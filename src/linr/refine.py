@@ -325,7 +325,9 @@ class GroupedWiener:
 
     def _filter(self, noisy_planes: list[np.ndarray], pilot_planes: list[np.ndarray], gy: np.ndarray,
                 gx: np.ndarray, sigma: float, num: np.ndarray, den: np.ndarray) -> None:
-        """Filter the groups at ``gy``, ``gx`` and add them into ``num`` (per plane) and ``den``."""
+        """Filter the groups at ``gy``, ``gx`` and add them into ``num`` (per plane) and ``den``.
+        Groups are held as (p, p, K, R) arrays: every step of a transform is a product-sum of
+        contiguous slabs."""
         p = self.patch
         d = _dct_matrix(p)
         haar = _haar_matrix(gy.shape[1])
@@ -334,25 +336,25 @@ class GroupedWiener:
         energy = np.zeros(gy.shape[0])
         filtered = []
         for noisy, pilot in zip(noisy_planes, pilot_planes):
-            q = _along(_along(_along(_groups(pilot, gy, gx, p), d, 2), d, 3), haar, 1)
-            coef = _along(_along(_along(_groups(noisy, gy, gx, p), d, 2), d, 3), haar, 1)
+            q = _along(_along(_along(_groups(pilot, gy, gx, p), d, 0), d, 1), haar, 2)
+            coef = _along(_along(_along(_groups(noisy, gy, gx, p), d, 0), d, 1), haar, 2)
             q *= q
             gain = q / (q + noise_power) if noise_power > 0 else np.ones_like(q)
-            gain[:, 0, 0, 0] = 1.0  # the group's mean is kept
-            for g in gain.reshape(gain.shape[0], -1).T:
+            gain[0, 0, 0] = 1.0  # the group's mean is kept
+            for g in gain.reshape(-1, gain.shape[-1]):
                 energy += g * g
-            filtered.append(_along(_along(_along(coef * gain, haar.T, 1), d.T, 2), d.T, 3))
-        weight = np.broadcast_to((1.0 / energy)[:, None, None, None], filtered[0].shape)
+            filtered.append(_along(_along(_along(coef * gain, haar.T, 2), d.T, 0), d.T, 1))
+        weight = np.broadcast_to(1.0 / energy, filtered[0].shape)
         offsets = np.arange(p)[:, None] * w + np.arange(p)[None, :]
-        where = ((gy * w + gx)[:, :, None, None] + offsets).ravel()
+        where = ((gy * w + gx).T[None, None] + offsets[:, :, None, None]).ravel()
         den += np.bincount(where, weights=weight.ravel(), minlength=den.size)
         for k, plane in enumerate(filtered):
             num[k] += np.bincount(where, weights=(weight * plane).ravel(), minlength=den.size)
 
 
 def _groups(plane: np.ndarray, gy: np.ndarray, gx: np.ndarray, p: int) -> np.ndarray:
-    """The ``p x p`` patches of ``plane`` starting at ``gy``, ``gx`` ((R, K) each): (R, K, p, p)."""
-    return np.lib.stride_tricks.sliding_window_view(plane, (p, p))[gy, gx]
+    """The ``p x p`` patches of ``plane`` starting at ``gy``, ``gx`` ((R, K) each): (p, p, K, R)."""
+    return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(plane, (p, p))[gy.T, gx.T].transpose(2, 3, 0, 1))
 
 
 MIN_HELD_OUT = 20
