@@ -213,8 +213,8 @@ class GroupedWiener:
     """The ``grouped`` refiner (module docstring): BM3D's second step with the fit as its pilot.
 
     With ``prefilter`` (the default) the pilot is first sharpened by the ``wiener`` refiner (the
-    fit's image as its pilot); this made the grouped result better on the whole tune images
-    (BENCHMARKS.md, "#15 denoising: a grouped Wiener refinement"). Reference patches (``patch``
+    fit's image as its pilot); this made the grouped result better on three of the four whole
+    tune images (+0.27 to +0.57 dB, house -0.03; BENCHMARKS.md, "#15 denoising: a grouped Wiener refinement"). Reference patches (``patch``
     px square) every ``step`` pixels (``step`` at most ``patch``; the last row and column of
     patches included); for each, the ``group`` patches nearest to it in the first plane (the
     luminance of a colour image) of the noisy photo (``match='noisy'``, the default) or of the
