@@ -69,11 +69,16 @@ def test_the_filter_gives_the_same_bits_whatever_the_passes_and_memory_layout():
                           PilotWiener()(noisy.astype(np.float32), pilot, 0.1))
 
 
-def test_without_noise_the_photo_comes_back_and_a_good_pilot_removes_noise():
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:40, 0:40] / 40
+def smooth_scene(side, seed):
+    """A smooth colour scene of ``side`` px and it with noise of std 0.1, and the generator."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side] / side
     clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + 3 * yy), 0.4 + 0.2 * xx, 0.6 - 0.3 * yy * xx], -1)
-    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    return clean, clean + rng.normal(0, 0.1, clean.shape), rng
+
+
+def test_without_noise_the_photo_comes_back_and_a_good_pilot_removes_noise():
+    clean, noisy, rng = smooth_scene(40, 1)
     np.testing.assert_allclose(PilotWiener()(noisy, clean, 0.0), noisy, atol=1e-6)
     refined = PilotWiener()(noisy, clean, 0.1)
     assert psnr(refined, clean) > psnr(noisy, clean) + 8
@@ -168,10 +173,7 @@ def test_the_grouped_filter_gives_the_same_bits_in_any_memory_layout_and_blocks_
 
 
 def test_the_grouped_filter_keeps_a_clean_photo_and_dim_levels_and_removes_noise():
-    rng = np.random.default_rng(5)
-    yy, xx = np.mgrid[0:48, 0:48] / 48
-    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + 3 * yy), 0.4 + 0.2 * xx, 0.6 - 0.3 * yy * xx], -1)
-    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    clean, noisy, rng = smooth_scene(48, 5)
     np.testing.assert_allclose(GroupedWiener()(noisy, clean, 0.0), noisy, atol=1e-6)
     assert psnr(GroupedWiener()(noisy, clean, 0.1), clean) > psnr(noisy, clean) + 8
     wiener = PilotWiener()(noisy, noisy * 0.5 + clean * 0.5, 0.1)  # a poor pilot: grouping helps
