@@ -99,20 +99,13 @@ class PilotWiener:
         one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot. Memory
         besides the inputs: the output, a few float64 planes of one channel and one pass's
         coefficient planes."""
-        noisy = np.asarray(noisy)
-        pilot = np.asarray(pilot)
-        if noisy.shape != pilot.shape or noisy.ndim != 3:
-            raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be (H, W, C)")
+        noisy, pilot = _pilot_pair(noisy, pilot)
         h, w, c = noisy.shape
         if h < self.patch or w < self.patch:
             return pilot.astype(np.float32)
-        transform = _OPPONENT if c == 3 else np.eye(c)
         out = np.zeros(noisy.shape, dtype=np.float32)
-        for row in transform:  # one (opponent) channel at a time
-            plane = self._channel(_mix(noisy, row), _mix(pilot, row), float(sigma))
-            for j in range(c):  # back: the transform is orthonormal, its inverse its transpose
-                if row[j] != 0.0:
-                    out[..., j] += (row[j] * plane).astype(np.float32)
+        for row in _colour_transform(c):  # one (opponent) channel at a time
+            _add_plane(out, row, self._channel(_mix(noisy, row), _mix(pilot, row), float(sigma)))
         return out
 
     def _channel(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
@@ -154,6 +147,27 @@ class PilotWiener:
         return num / den
 
 
+def _pilot_pair(noisy: Any, pilot: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A refiner's photo and pilot as arrays; ValueError unless both are (H, W, C) of one shape."""
+    noisy, pilot = np.asarray(noisy), np.asarray(pilot)
+    if noisy.shape != pilot.shape or noisy.ndim != 3:
+        raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be (H, W, C)")
+    return noisy, pilot
+
+
+def _colour_transform(channels: int) -> np.ndarray:
+    """The orthonormal transform a refiner filters in: opponent colours for RGB, else none."""
+    return _OPPONENT if channels == 3 else np.eye(channels)
+
+
+def _add_plane(out: np.ndarray, row: np.ndarray, plane: np.ndarray) -> None:
+    """Add the filtered ``plane`` of the transformed channel ``row`` back into ``out`` (H, W, C):
+    the transform is orthonormal, its inverse its transpose."""
+    for j, coefficient in enumerate(row):
+        if coefficient != 0.0:
+            out[..., j] += (coefficient * plane).astype(np.float32)
+
+
 def _mix(image: np.ndarray, row: np.ndarray) -> np.ndarray:
     """``sum_j row[j] * image[..., j]`` as a float64 plane, summed in channel order."""
     plane = np.zeros(image.shape[:2])
@@ -177,7 +191,6 @@ def _patch_dct(block: np.ndarray, d: np.ndarray, rows: int, cols: int) -> np.nda
             for i in range(p):
                 out[k, m] += d[k, i] * along_x[m, i:i + rows]
     return out
-
 
 
 def _starts(n: int, patch: int, step: int) -> np.ndarray:
@@ -269,17 +282,14 @@ class GroupedWiener:
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
         """Filter ``noisy`` (H, W, C) with ``pilot`` (same shape) for noise std ``sigma`` (both on
         one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot."""
-        noisy = np.asarray(noisy)
-        pilot = np.asarray(pilot)
-        if noisy.shape != pilot.shape or noisy.ndim != 3:
-            raise ValueError(f"noisy {noisy.shape} and pilot {pilot.shape} must both be (H, W, C)")
+        noisy, pilot = _pilot_pair(noisy, pilot)
         h, w, c = noisy.shape
         p = self.patch
         if h < p or w < p:
             return pilot.astype(np.float32)
         if self.prefilter:
             pilot = PilotWiener()(noisy, pilot, sigma)
-        transform = _OPPONENT if c == 3 else np.eye(c)
+        transform = _colour_transform(c)
         noisy_planes = [_mix(noisy, row) for row in transform]
         pilot_planes = [_mix(pilot, row) for row in transform]
         guide = (noisy_planes if self.match == "noisy" else pilot_planes)[0]
@@ -288,16 +298,15 @@ class GroupedWiener:
         den = np.zeros((h, w))
         padded = np.pad(guide, self.window // 2)  # candidates outside the image read 0, ruled out in _match
         rows, cols = self.BLOCK
+        size = self.group_size(h, w)
         for y0 in range(0, len(ys), rows):
             for x0 in range(0, len(xs), cols):
-                gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], self.group_size(h, w))
+                gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
                 self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma), num, den)
         planes = num / den
         out = np.zeros(noisy.shape, dtype=np.float32)
-        for plane, row in zip(planes, transform):  # back: the transform's inverse is its transpose
-            for j in range(c):
-                if row[j] != 0.0:
-                    out[..., j] += (row[j] * plane).astype(np.float32)
+        for plane, row in zip(planes, transform):
+            _add_plane(out, row, plane)
         return out
 
     def _match(self, guide: np.ndarray, padded: np.ndarray, ys: np.ndarray, xs: np.ndarray,
