@@ -2,7 +2,7 @@
 refiners are compared on it in seconds.
 
 ``pilots``: for each image, the default restore of the bench's noisy photo (``linr bench denoise``:
-set9 name or FOLDER/NAME, RGB, ``--size`` whole or a centre crop, Gaussian noise sigma on the 0-255
+set9 name or FOLDER/NAME, ``--colour`` rgb (default) or grey (BT.601 luma), ``--size`` whole or a centre crop, Gaussian noise sigma on the 0-255
 scale, seed 0; ``linr.restore(linr.noisy(y), seed=0)`` with every default, so the pilot fit is
 the default's: a SIREN 7x64, tiles above 384 px) and its fitted image (the pilot, before the
 refinement) are saved under CACHE (``NAME_SIZE_nSIGMA.npz``: clean, noisy, pilot, default), and
@@ -11,13 +11,14 @@ a row records the PSNRs and the seconds. A rerun skips images already cached.
 ``refine``: for each cached image and each refiner SPEC, the refined image of the cached noisy
 photo and pilot (noise level measured on the photo, as the default does) and its PSNR; SPEC is
 a refiner name of :data:`linr.refine.REFINERS` with optional settings (``NAME:key=value,...``,
-passed to its constructor) and ``A>B`` chains two (B takes A's result as its pilot).
+passed to its constructor) and ``A>B`` chains two (B takes A's result as its pilot). A row's key
+holds the settings the spec resolves to, so a changed default makes new rows, not skips.
 
 PSNR: standard convention (clipped to [0, 1], data range 1, scikit-image). Rows (JSONL) carry
 the commit, the processor and the seconds on one thread.
 
-    python benchmarks/refine_study.py pilots CACHE ROWS [--size N|full] [--sigma S] NAME ...
-    python benchmarks/refine_study.py refine CACHE ROWS [--size N|full] [--sigma S] --spec SPEC ... -- NAME ...
+    python benchmarks/refine_study.py pilots CACHE ROWS [--size N|full] [--sigma S] [--colour grey] NAME ...
+    python benchmarks/refine_study.py refine CACHE ROWS [--size N|full] [--sigma S] [--colour grey] --spec SPEC ... -- NAME ...
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ import linr
 from linr.bench import data_dir
 from linr.bench.averaging import clean_crop, observations_for
 from linr.bench.common import commit_id, cpu_name, psnr, read_rows
-from linr.noise import MIN_MEASURED_SIGMA, estimate_noise_sigma
+from linr.noise import floored_noise_sigma
 from linr.refine import REFINERS
 
 
-def _cache_file(cache: Path, name: str, size: str, sigma: float) -> Path:
-    return cache / f"{name.replace('/', '_')}_{size}_n{sigma:g}.npz"
+def _cache_file(cache: Path, name: str, colour: str, size: str, sigma: float) -> Path:
+    grey = "_grey" if colour == "grey" else ""
+    return cache / f"{name.replace('/', '_')}{grey}_{size}_n{sigma:g}.npz"
 
 
 def _append(path: Path, row: dict) -> None:
@@ -55,12 +57,12 @@ def pilots(args: argparse.Namespace) -> None:
     data = data_dir(None)
     done = read_rows(args.rows)
     for name in args.names:
-        key = f"{name}_rgb_s{args.size}_n{args.sigma:g}_pilot"
-        file = _cache_file(args.cache, name, args.size, args.sigma)
+        key = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_pilot"
+        file = _cache_file(args.cache, name, args.colour, args.size, args.sigma)
         if key in done and file.exists():
             continue
         folder, _, stem = name.rpartition("/")
-        clean = clean_crop(data, folder or "set9", stem, "rgb", None if args.size == "full" else int(args.size))
+        clean = clean_crop(data, folder or "set9", stem, args.colour, None if args.size == "full" else int(args.size))
         obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
         t0 = time.perf_counter()
         result = linr.restore(obs, device="cpu", progress=False, seed=0)
@@ -68,7 +70,7 @@ def pilots(args: argparse.Namespace) -> None:
         noisy = np.asarray(obs[0].image)
         noisy = noisy if noisy.ndim == 3 else noisy[..., None]
         np.savez(file, clean=clean, noisy=noisy, pilot=result.fitted_image, default=result.image)
-        row = {"key": key, "image": name, "size": args.size, "sigma": args.sigma,
+        row = {"key": key, "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma,
                "psnr_fit": psnr(clean, result.fitted_image), "psnr_default": psnr(clean, result.image),
                "refine": result.settings.get("refine"), "tile": result.settings.get("tile"),
                "returned_step": result.stop_step, "steps_run": result.steps_run, "seconds": seconds, **_provenance()}
@@ -100,31 +102,30 @@ def _refiner(spec: str):
 def refine(args: argparse.Namespace) -> None:
     done = read_rows(args.rows)
     for name in args.names:
-        file = _cache_file(args.cache, name, args.size, args.sigma)
+        file = _cache_file(args.cache, name, args.colour, args.size, args.sigma)
         if not file.exists():
             print(f"{name}: no cached pilot ({file})", flush=True)
             continue
         cached = np.load(file)
         clean, noisy, pilot = cached["clean"], cached["noisy"], cached["pilot"]
-        sigma = max(estimate_noise_sigma(noisy), MIN_MEASURED_SIGMA / 255)
+        sigma = floored_noise_sigma(noisy)
         for spec in args.spec:
-            key = f"{name}_rgb_s{args.size}_n{args.sigma:g}_{spec}"
+            refiners = [_refiner(stage) for stage in spec.split(">")]
+            stages = [refiner.describe() for refiner in refiners]
+            key = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_{json.dumps(stages, sort_keys=True)}"
             if key in done:
                 continue
             t0 = time.perf_counter()
             image = pilot
-            stages = []
-            for stage in spec.split(">"):
-                refiner = _refiner(stage)
+            for refiner in refiners:
                 image = refiner(noisy, image, sigma)
-                stages.append(refiner.describe())
             seconds = time.perf_counter() - t0
-            row = {"key": key, "image": name, "size": args.size, "sigma": args.sigma, "spec": spec,
+            row = {"key": key, "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma, "spec": spec,
                    "psnr": psnr(clean, image), "psnr_fit": psnr(clean, pilot), "stages": stages,
                    "sigma_measured": sigma * 255, "seconds": seconds, **_provenance()}
             _append(args.rows, row)
             done[key] = row
-            print(f"{key}: {row['psnr']:.3f} dB (pilot {row['psnr_fit']:.2f}), {seconds:.1f} s", flush=True)
+            print(f"{name} {args.colour} n{args.sigma:g} {spec}: {row['psnr']:.3f} dB (pilot {row['psnr_fit']:.2f}), {seconds:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("rows", type=Path)
     parser.add_argument("--size", default="full")
     parser.add_argument("--sigma", type=float, default=25.0)
+    parser.add_argument("--colour", choices=["rgb", "grey"], default="rgb")
     parser.add_argument("--spec", nargs="+", default=["wiener"])
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()

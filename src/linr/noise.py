@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["estimate_noise_sigma", "MIN_MEASURED_SIGMA", "MIN_SIDE"]
+__all__ = ["estimate_noise_sigma", "floored_noise_sigma", "MIN_MEASURED_SIGMA", "MIN_SIDE"]
 
 MIN_MEASURED_SIGMA = 0.5
 """Floor of a measured noise level (0-255 scale) where a weight is set from it (8-bit rounding
@@ -37,3 +37,10 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
         dd = sum(g[k] * rows[:, k : rows.shape[1] - len(g) + 1 + k] for k in range(len(g)))[:, ::2]
         sigmas.append(np.median(np.abs(dd)) / 0.6745)
     return float(np.mean(sigmas))
+
+
+def floored_noise_sigma(image: np.ndarray) -> float:
+    """:func:`estimate_noise_sigma` of an image on [0, 1], floored at :data:`MIN_MEASURED_SIGMA`
+    (0-255 scale): the level weights and refiners are set from, so a photo measured as
+    noise-free still gets a finite weight and a little smoothing."""
+    return max(estimate_noise_sigma(image), MIN_MEASURED_SIGMA / 255.0)

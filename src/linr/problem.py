@@ -14,7 +14,7 @@ import torch
 from .errors import DivergenceError, InputError
 from .fidelity import DataTerm, SquaredError
 from .images import as_float_image
-from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
+from .noise import MIN_SIDE, floored_noise_sigma
 from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
@@ -204,7 +204,7 @@ def prior_noise_level(noisy: Sequence[Observation]) -> float:
     same balance at ``W`` times that noise. One frame of weight 1: its sigma."""
     total = 0.0
     for o in noisy:
-        sigma = max(estimate_noise_sigma(o.image), MIN_MEASURED_SIGMA / 255.0)
+        sigma = floored_noise_sigma(o.image)
         weight = 1.0 if o.weight is None else float(o.weight)
         total += (weight * sigma) ** 2
     return math.sqrt(total)

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import InputError
+from .noise import floored_noise_sigma
 
 if TYPE_CHECKING:
     from .problem import Observation
@@ -483,8 +484,6 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
     """The refined image (float32 (H, W, C), unclipped) of a fit's ``image`` and what was done
     (the refiner's settings and the noise level measured, 0-255 scale). ``held_out`` (H, W):
     observed pixels the fit did not train on, which a ``masked`` refiner may choose by."""
-    from .noise import MIN_MEASURED_SIGMA, estimate_noise_sigma
-
     refiner = REFINERS[check_refine_spec(spec)]()
     photo = refine_input(observations, image.shape[:2], spec)
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
@@ -493,6 +492,6 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         observed = (mask if mask.ndim == 2 else mask.amin(0)).cpu().numpy() > 0.5
         refined = refiner(pixels, observed, image, held_out)
         return refined, refiner.describe()
-    sigma = max(estimate_noise_sigma(pixels), MIN_MEASURED_SIGMA / 255)
+    sigma = floored_noise_sigma(pixels)
     refined = refiner(pixels, image, sigma)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}
