@@ -212,6 +212,48 @@ def test_cancel_stops_a_running_fit_and_the_queue_runs_one_fit_at_a_time(runner,
     assert not second.folder.exists()
 
 
+def test_a_photo_above_the_pilot_tile_size_is_restored_in_tiles_as_linr_restore_does(runner, tmp_path):
+    """The defaults fit a noisy photo larger than DENOISE_WHOLE_UP_TO in tiles: the app does what
+    linr.restore does (same tiles, same image), the progress counts every tile's steps, the
+    preview is the whole image, and a cancel stops a tile's fit."""
+    import linr
+    from linr.images import read_image
+    from linr.tasks import DENOISE_WHOLE_UP_TO
+
+    side = DENOISE_WHOLE_UP_TO + 16
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    clean = (0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy))[..., None]
+    noisy = np.round(np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1) * 255) / 255
+    data = png_bytes(noisy)
+    job = runner.submit(JobRequest({"noisy": Upload("big.png", data)}, steps=3))
+    tiles = job.tiles
+    assert tiles >= 4 and job.budget == 3 * tiles
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    assert job.step == job.budget  # every tile ran its 3 steps (a budget this small ends each fit)
+    assert job.preview.shape == (side, side, 1)
+    report = job.result.report
+    assert len(report["settings"]["tiles"]) == tiles and report["settings"]["refine"]["name"]
+
+    upload = tmp_path / "big.png"
+    upload.write_bytes(data)
+    photo, _ = read_image(upload)
+    expected = linr.restore(linr.noisy(photo), steps=3, seed=0, device="cpu", progress=False)
+    assert len(expected.settings["tiles"]) == tiles
+    assert np.allclose(job.result.image, np.clip(expected.image, 0, 1), atol=1e-6)
+    written, _ = read_image(job.result.path)
+    assert written.shape == (side, side, 1)
+
+    slow = runner.submit(JobRequest({"noisy": Upload("big.png", data)}, steps=10_000))
+    deadline = time.monotonic() + 120
+    while slow.step < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slow.state == "running" and "tile 1 of" in slow.describe(), slow.describe()
+    slow.cancel()
+    assert slow.wait(timeout=60) and slow.state == "cancelled", slow.describe()
+    assert slow.step < 10_000
+
+
 # --- the command --------------------------------------------------------------------------------
 
 

@@ -68,3 +68,13 @@ def test_bad_ensemble_sizes_are_one_line(noisy):
     for bad in (0, 65, 2.5):
         with pytest.raises(InputError, match="ensemble must be a whole number"):
             linr.restore(linr.noisy(noisy), ensemble=bad, model=SMALL, steps=2, device="cpu", progress=False)
+
+
+def test_a_per_step_callback_follows_one_fit_not_an_ensembles_members(noisy):
+    seen = []
+    linr.restore(linr.noisy(noisy), model=SMALL, steps=3, stop="fixed", device="cpu", progress=False,
+                 on_step=lambda step, output, loss, tile: seen.append((step, tuple(output.shape), tile)))
+    assert seen == [(s, (1, 3, 16, 16), None) for s in range(3)]
+    with pytest.raises(InputError, match="per-step callback"):
+        linr.restore(linr.noisy(noisy), ensemble=2, model=SMALL, steps=2, device="cpu", progress=False,
+                     on_step=lambda *a: None)

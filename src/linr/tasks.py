@@ -11,7 +11,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -479,6 +479,7 @@ def restore(
     ensemble: int = 1,
     prior: str | None = None,
     refine: str | None = None,
+    on_step: Callable[[int, Any, float, int | None], None] | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -513,6 +514,10 @@ def restore(
     and no model is kept, ``'biharmonic'`` for one photo with missing pixels restored whole up to
     :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
+    ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
+    tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
+    fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
+    raises stops the restoration. Not with an ensemble or a ``tile_executor``.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -538,6 +543,9 @@ def restore(
                          "(ask for tiles: tile='SIZE')")
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
+    if on_step is not None and (ensemble > 1 or tile_executor is not None):
+        raise InputError("a per-step callback follows one fit in this process: not an ensemble's "
+                         "members nor tiles fitted by workers")
     if register is not None:
         obs = register_observations(obs, register, shape=clean_shape(obs))
     if ensemble > 1:
@@ -546,7 +554,8 @@ def restore(
         result = fit_ensemble(obs, config, stops, reference=reference)
         rule = stops[0]  # its held-out pixels are every member's when blended
     elif grid is None:
-        result = fit(obs, config, reference=reference, stop=rule)
+        whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
+        result = fit(obs, config, reference=reference, stop=rule, callback=whole_step)
     else:
         if isinstance(stop, StopRule):
             raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
@@ -562,6 +571,7 @@ def restore(
             make_stop=lambda part: resolve_stop(part, preset=preset, steps=steps, stop=stop),
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,
+            on_step=None if on_step is None else (lambda index, step, output, loss: on_step(step, output, loss, index)),
         )
         if config.prior is not None:
             result.settings.update(prior=asked_prior, prior_used=config.prior)

@@ -329,11 +329,25 @@ class TileBatch:
     changes float summation order and so the result's last bits."""
 
 
-def fit_tile_group(batch: TileBatch) -> list[tuple[int, np.ndarray, dict[str, Any]]] | dict[str, str]:
+def fit_tile_group(batch: TileBatch, on_step: Callable[[int, int, Any, float], None] | None = None,
+                   ) -> list[tuple[int, np.ndarray, dict[str, Any]]] | dict[str, str]:
     """Fit one :class:`TileBatch` (in this process, a worker process or a Ray task): per tile its
     index, image and record; or ``{"error": ..., "kind": ...}`` when a fit failed (the driver
-    raises it: an exception's own class may not survive the trip back from a Ray task)."""
+    raises it: an exception's own class may not survive the trip back from a Ray task).
+    ``on_step(index, step, output, loss)``: after each step of a one-tile batch's fit (the fit's
+    ``callback`` with the tile's index first); what it raises is raised, not reported."""
     import torch
+
+    if on_step is not None and len(batch.parts) > 1:
+        raise ValueError("a per-step callback follows one tile's fit, not a stack of them")
+    raised: list[BaseException] = []
+
+    def follow(step: int, output: Any, loss: float) -> None:
+        try:
+            on_step(batch.indices[0], step, output, loss)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
 
     previous = torch.get_num_threads()
     if batch.threads:
@@ -342,8 +356,11 @@ def fit_tile_group(batch: TileBatch) -> list[tuple[int, np.ndarray, dict[str, An
         if len(batch.parts) > 1:
             results = fit_many(batch.parts, batch.config, stops=batch.stops)
         else:
-            results = [fit(batch.parts[0], batch.config, stop=batch.stops[0])]
+            results = [fit(batch.parts[0], batch.config, stop=batch.stops[0],
+                           callback=None if on_step is None else follow)]
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which raises it
+        if raised:  # the caller's own callback stopped the fit (a cancelled job): its exception
+            raise raised[0] from None
         return {"error": " ".join(str(exc).split()), "kind": type(exc).__name__}
     finally:
         torch.set_num_threads(previous)
@@ -367,6 +384,7 @@ def fit_tiled(
     stop_name: str = "",
     executor: Any = None,
     threads: int | None = None,
+    on_step: Callable[[int, int, Any, float], None] | None = None,
 ) -> FitResult:
     """Restore the whole image tile by tile (``stack`` tiles at a time as one stack of models on
     the fast engine) and blend. ``make_stop`` gives each tile its own stop rule from its
@@ -381,6 +399,9 @@ def fit_tiled(
     :mod:`linr.batch`), kept ``slots`` batches busy; the caller closes it. Tiles are blended in
     the same order whatever finishes first, so with the same ``threads`` per fit the image is
     the same, to the bit, as without an executor. Only the driver (this process) writes files.
+    ``on_step(index, step, output, loss)``: after each step of each tile's fit, with the tile's
+    index in ``grid.windows`` and the fit's ``callback`` arguments (tiles then are fitted one at
+    a time, in this process: no ``executor``); what it raises stops the restoration.
 
     Returns a :class:`FitResult` whose history is empty and whose ``settings['tiles']`` lists each
     tile's window, steps and stop."""
@@ -406,7 +427,9 @@ def fit_tiled(
         image, info = found
         _add(total, weight_sum, image, grid.weights(window), window)
         infos[index] = {**info, "resumed": True}
-    stackable = _uses_engine(config) and stack > 1
+    if on_step is not None and executor is not None:
+        raise ValueError("a per-step callback follows fits in this process, not an executor's")
+    stackable = _uses_engine(config) and stack > 1 and on_step is None
     done = len(windows) - len(todo)
     if progress:
         progress(done, len(windows), 0.0)
@@ -444,7 +467,7 @@ def fit_tiled(
     batches = list(_batches(todo, stack if stackable else 1))
     if executor is None:
         for indices in batches:
-            take(fit_tile_group(make_batch(indices)))
+            take(fit_tile_group(make_batch(indices), on_step))
     else:
         pending: list[Any] = []
         queue = iter(batches)

@@ -137,6 +137,14 @@ class _Prepared:
     refine: str | None = None
     """The refinement after the fit (:func:`linr.tasks.resolve_refine`: the defaults' for a noisy
     photo or one with missing pixels)."""
+    grid: Any = None
+    """The tiles the restoration fits (:func:`linr.tasks.tile_grid` with ``tile='auto'``, as
+    ``linr restore`` does), or None for one fit of the whole image."""
+    loaded: list[Any] = field(default_factory=list)
+    """The observations as read, before :func:`linr.tasks.resolve` (a tiled job hands them to
+    :func:`linr.tasks.restore`, which resolves them itself)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The :func:`linr.tasks.restore` options of a tiled job (preset, steps, seed, device, model)."""
 
 
 @dataclass
@@ -148,7 +156,11 @@ class Job:
     folder: Path
     state: str = "queued"
     step: int = 0
+    """Steps done so far (over all tiles of a tiled job)."""
     budget: int = 0
+    """The most steps the job may run (the step budget times the number of tiles)."""
+    tiles: int = 0
+    """How many tiles a tiled job fits one after the other (0: one fit of the whole image)."""
     automatic_stop: bool = False
     started: float | None = None
     elapsed_s: float = 0.0
@@ -338,7 +350,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     from ..images import read_image
     from ..problem import clean_shape
     from ..scene import load_scene
-    from ..tasks import resolve, resolve_refine, resolve_stop
+    from ..tasks import pilot_fit, resolve, resolve_refine, resolve_stop, tile_grid
 
     observations, infos, _ = load_scene(files, options)
     if observations[0].channels not in (1, 3):
@@ -351,8 +363,9 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     preset = PRESET_CHOICES[request.preset]
     obs, config = resolve(observations, preset=preset, steps=request.steps, seed=request.seed,
                           device=device, model=request.model, progress=False)
-    refine = resolve_refine(None, obs, preset=preset)
-    stop = resolve_stop(obs, preset=preset, steps=request.steps, refine=refine)
+    grid = tile_grid(obs, preset=preset, pilot=pilot_fit(observations, preset=preset, model=request.model))
+    refine = resolve_refine(None, obs, preset=preset, tiled=grid is not None)
+    stop = resolve_stop(obs, preset=preset, steps=request.steps, refine=refine if grid is None else None)
     reference = None
     if reference_path is not None:
         reference, _ = read_image(reference_path)
@@ -377,7 +390,10 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["kernel"] = options["kernel"]
     if request.reference is not None:
         asked["reference"] = request.reference.display_name
-    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked, refine)
+    options = {"preset": preset, "steps": request.steps, "seed": request.seed, "device": device,
+               "model": request.model}
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked, refine,
+                     grid, list(observations), options)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -441,7 +457,8 @@ class JobRunner:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         job.before = np.clip(job._prepared.observations[0].image, 0.0, 1.0)
-        job.budget = job._prepared.config.steps
+        job.tiles = 0 if job._prepared.grid is None else len(job._prepared.grid.windows)
+        job.budget = job._prepared.config.steps * max(job.tiles, 1)
         job.automatic_stop = job._prepared.stop is not None and job._prepared.stop.stops
         with self._lock:
             self._jobs[job_id] = job
@@ -526,13 +543,16 @@ class JobRunner:
                 job.stop_state = _stop_state(prepared.stop)
 
         try:
-            result = fit(prepared.observations, prepared.config, reference=prepared.reference,
-                         stop=prepared.stop, callback=each_step)
-            if prepared.refine is not None:
-                from ..tasks import apply_refine, held_out_pixels
+            if prepared.grid is None:
+                result = fit(prepared.observations, prepared.config, reference=prepared.reference,
+                             stop=prepared.stop, callback=each_step)
+                if prepared.refine is not None:
+                    from ..tasks import apply_refine, held_out_pixels
 
-                apply_refine(result, prepared.refine, prepared.observations,
-                             held_out=held_out_pixels(prepared.stop))
+                    apply_refine(result, prepared.refine, prepared.observations,
+                                 held_out=held_out_pixels(prepared.stop))
+            else:
+                result = self._run_tiles(job, prepared)
             job.result = self._finish(job, prepared, result)
             job.state = "done"
         except JobCancelled:
@@ -546,6 +566,36 @@ class JobRunner:
         except Exception as exc:  # a bug: one line on the page, the traceback in the server's log
             log.exception("job %s failed", job.id)
             job.error, job.state = f"internal error ({exc.__class__.__name__}); see the server's log", "failed"
+
+    def _run_tiles(self, job: Job, prepared: _Prepared) -> Any:
+        """Restore a tiled job with :func:`linr.tasks.restore` (tiles one at a time, each with its own
+        stop, then blended and refined, as ``linr restore`` does), the preview showing the tiles
+        fitted so far and the current one as it fits."""
+        from ..tasks import restore
+
+        budget = prepared.config.steps
+        windows = prepared.grid.windows
+        before = job.before
+        canvas = before.copy() if before is not None and before.shape[:2] == prepared.grid.shape \
+            else np.full((*prepared.grid.shape, prepared.observations[0].channels), 0.5, np.float32)
+        last_preview = [0.0]
+
+        def each_step(step: int, output: Any, loss: float, tile: int | None) -> None:
+            index = tile or 0
+            job.step = index * budget + step + 1
+            job.elapsed_s = time.perf_counter() - job.started
+            if job.cancel_requested:
+                raise JobCancelled()
+            now = time.perf_counter()
+            if output is not None and (now - last_preview[0] >= self.preview_every_s or step == 0):
+                last_preview[0] = now
+                rows, cols = windows[index].slices
+                canvas[rows, cols] = ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
+                job.preview, job.preview_step = canvas.copy(), job.step
+                job.stop_state = f"tile {index + 1} of {len(windows)}, step {step + 1}; each tile stops by itself"
+
+        return restore(prepared.loaded, reference=prepared.reference, tile="auto", tile_stack=1,
+                       progress=False, on_step=each_step, **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
         from ..images import write_image
