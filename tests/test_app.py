@@ -230,10 +230,13 @@ def test_a_photo_above_the_pilot_tile_size_is_restored_in_tiles_as_linr_restore_
     tiles = job.tiles
     assert tiles >= 4 and job.budget == 3 * tiles
     assert job.wait(timeout=300) and job.state == "done", job.describe()
-    assert job.step == job.budget  # every tile ran its 3 steps (a budget this small ends each fit)
-    assert job.preview.shape == (side, side, 1)
+    assert job.step == job.budget == job.result.steps_run  # every tile ran its 3 steps
+    assert job.steps_left == 0 and job.describe().startswith(f"done: {3 * tiles} steps in all")
+    # the preview: each tile's fit pasted where it belongs, so nothing of the noisy photo is left
+    assert job.preview.shape == (side, side, 1) and (job.preview != job.before).mean() > 0.99
     report = job.result.report
     assert len(report["settings"]["tiles"]) == tiles and report["settings"]["refine"]["name"]
+    assert job.result.tiles == tiles
 
     upload = tmp_path / "big.png"
     upload.write_bytes(data)
@@ -249,6 +252,8 @@ def test_a_photo_above_the_pilot_tile_size_is_restored_in_tiles_as_linr_restore_
     while slow.step < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slow.state == "running" and "tile 1 of" in slow.describe(), slow.describe()
+    assert "each tile stops by itself" in slow.describe()
+    assert abs(slow.steps_left - (slow.budget - slow.step)) <= 1  # in tile 1 (read while it runs)
     slow.cancel()
     assert slow.wait(timeout=60) and slow.state == "cancelled", slow.describe()
     assert slow.step < 10_000

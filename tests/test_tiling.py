@@ -158,6 +158,14 @@ def test_tile_settings_are_parsed_and_bad_ones_refused():
             parse_tile(bad)
     with pytest.raises(InputError, match="too small"):
         plan_grid((200, 200), 40, 8, halo=10)
+    # a size asked for that a wide operator cannot use is refused; 'auto' tiles large enough
+    from linr.tiling import MIN_RAMP, grid_for
+
+    wide = [linr.blurred(np.zeros((96, 1100, 1), np.float32), "gaussian:101:10")]
+    with pytest.raises(InputError, match="too small"):
+        grid_for(wide, parse_tile("256"), size=256, overlap=32, whole_up_to=1024)
+    grid = grid_for(wide, parse_tile("auto"), size=256, overlap=32, whole_up_to=1024)
+    assert grid is not None and grid.overlap == 2 * grid.halo + MIN_RAMP and grid.size[1] >= 2 * grid.overlap
 
 
 def _smooth_image(h: int, w: int) -> np.ndarray:

@@ -571,7 +571,7 @@ def restore(
             make_stop=lambda part: resolve_stop(part, preset=preset, steps=steps, stop=stop),
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,
-            on_step=None if on_step is None else (lambda index, step, output, loss: on_step(step, output, loss, index)),
+            on_step=on_step,
         )
         if config.prior is not None:
             result.settings.update(prior=asked_prior, prior_used=config.prior)

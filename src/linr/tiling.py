@@ -194,7 +194,8 @@ def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0,
 def grid_for(observations: Sequence[Observation], setting: TileSetting, *, size: int, overlap: int,
              whole_up_to: int) -> TileGrid | None:
     """The grid for these observations, or None for one fit of the whole image: ``off``; ``auto``
-    when neither side exceeds ``whole_up_to`` (``size``/``overlap``: the preset's tiles)."""
+    when neither side exceeds ``whole_up_to`` (``size``/``overlap``: the preset's tiles, under
+    ``auto`` enlarged to twice the overlap a wide operator needs, see :func:`plan_grid`)."""
     if setting.mode == "off":
         return None
     shape = clean_shape(observations)
@@ -205,6 +206,8 @@ def grid_for(observations: Sequence[Observation], setting: TileSetting, *, size:
         overlap = overlap if setting.overlap is None else setting.overlap
     halo = max(o.operator.halo for o in observations)
     align = math.lcm(*(o.operator.alignment for o in observations))
+    if setting.mode == "auto":  # no size asked for: tiles large enough for the operators' reach
+        size = max(size, 2 * max(overlap, 2 * halo + MIN_RAMP))
     grid = plan_grid(shape, size, overlap, halo=halo, align=align)
     return None if len(grid) == 1 else grid
 
@@ -329,13 +332,13 @@ class TileBatch:
     changes float summation order and so the result's last bits."""
 
 
-def fit_tile_group(batch: TileBatch, on_step: Callable[[int, int, Any, float], None] | None = None,
+def fit_tile_group(batch: TileBatch, on_step: Callable[[int, Any, float, int], None] | None = None,
                    ) -> list[tuple[int, np.ndarray, dict[str, Any]]] | dict[str, str]:
     """Fit one :class:`TileBatch` (in this process, a worker process or a Ray task): per tile its
     index, image and record; or ``{"error": ..., "kind": ...}`` when a fit failed (the driver
     raises it: an exception's own class may not survive the trip back from a Ray task).
-    ``on_step(index, step, output, loss)``: after each step of a one-tile batch's fit (the fit's
-    ``callback`` with the tile's index first); what it raises is raised, not reported."""
+    ``on_step(step, output, loss, index)``: after each step of a one-tile batch's fit (the fit's
+    ``callback`` arguments and the tile's index); what it raises is raised, not reported."""
     import torch
 
     if on_step is not None and len(batch.parts) > 1:
@@ -344,7 +347,7 @@ def fit_tile_group(batch: TileBatch, on_step: Callable[[int, int, Any, float], N
 
     def follow(step: int, output: Any, loss: float) -> None:
         try:
-            on_step(batch.indices[0], step, output, loss)
+            on_step(step, output, loss, batch.indices[0])
         except BaseException as exc:
             raised.append(exc)
             raise
@@ -384,7 +387,7 @@ def fit_tiled(
     stop_name: str = "",
     executor: Any = None,
     threads: int | None = None,
-    on_step: Callable[[int, int, Any, float], None] | None = None,
+    on_step: Callable[[int, Any, float, int], None] | None = None,
 ) -> FitResult:
     """Restore the whole image tile by tile (``stack`` tiles at a time as one stack of models on
     the fast engine) and blend. ``make_stop`` gives each tile its own stop rule from its
@@ -399,14 +402,17 @@ def fit_tiled(
     :mod:`linr.batch`), kept ``slots`` batches busy; the caller closes it. Tiles are blended in
     the same order whatever finishes first, so with the same ``threads`` per fit the image is
     the same, to the bit, as without an executor. Only the driver (this process) writes files.
-    ``on_step(index, step, output, loss)``: after each step of each tile's fit, with the tile's
-    index in ``grid.windows`` and the fit's ``callback`` arguments (tiles then are fitted one at
-    a time, in this process: no ``executor``); what it raises stops the restoration.
+    ``on_step(step, output, loss, index)``: after each step of each tile's fit, with the fit's
+    ``callback`` arguments and the tile's index in ``grid.windows`` (tiles then are fitted one at
+    a time, in this process: no ``executor``; tiles resumed from ``store`` are not fitted, so not
+    followed); what it raises stops the restoration.
 
     Returns a :class:`FitResult` whose history is empty and whose ``settings['tiles']`` lists each
     tile's window, steps and stop."""
     from .fit import _uses_engine  # the one rule for whether fits can be stacked
 
+    if on_step is not None and executor is not None:
+        raise ValueError("a per-step callback follows fits in this process, not an executor's")
     t_start = time.perf_counter()
     observations = list(observations)
     shape = grid.shape
@@ -427,8 +433,6 @@ def fit_tiled(
         image, info = found
         _add(total, weight_sum, image, grid.weights(window), window)
         infos[index] = {**info, "resumed": True}
-    if on_step is not None and executor is not None:
-        raise ValueError("a per-step callback follows fits in this process, not an executor's")
     stackable = _uses_engine(config) and stack > 1 and on_step is None
     done = len(windows) - len(todo)
     if progress:

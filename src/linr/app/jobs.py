@@ -122,6 +122,9 @@ class JobResult:
     (as ``linr restore --report`` writes it, with upload names instead of paths)."""
     report_path: Path | None = None
     """The report as a JSON file next to the result, for download."""
+    tiles: int = 0
+    """How many tiles were fitted (0: one fit of the whole image; ``steps_run`` then counts the
+    steps of all tiles and ``stop_step`` is their median stop)."""
 
 
 @dataclass
@@ -156,9 +159,12 @@ class Job:
     folder: Path
     state: str = "queued"
     step: int = 0
-    """Steps done so far (over all tiles of a tiled job)."""
+    """Steps run so far (over all tiles of a tiled job)."""
     budget: int = 0
     """The most steps the job may run (the step budget times the number of tiles)."""
+    left: int | None = None
+    """The most steps still to run (None: ``budget - step``; a tiled job's tiles that stopped
+    early leave less than that)."""
     tiles: int = 0
     """How many tiles a tiled job fits one after the other (0: one fit of the whole image)."""
     automatic_stop: bool = False
@@ -201,7 +207,12 @@ class Job:
         """Seconds left if the whole step budget runs (an upper bound under an automatic stop)."""
         if self.state != "running" or self.step < 1:
             return None
-        return self.elapsed_s / self.step * max(self.budget - self.step, 0)
+        return self.elapsed_s / self.step * max(self.steps_left, 0)
+
+    @property
+    def steps_left(self) -> int:
+        """The most steps still to run."""
+        return self.budget - self.step if self.left is None else self.left
 
     def describe(self) -> str:
         """One line for the page: where the job stands."""
@@ -220,6 +231,8 @@ class Job:
             return f"{text}; {self.stop_state}" if self.stop_state else text
         if self.state == "done" and self.result is not None:
             r = self.result
+            if r.tiles:
+                return f"done: {r.steps_run} steps in all in {r.fit_s:.1f} s; {r.stop_reason}"
             return (f"done: {r.steps_run} steps in {r.fit_s:.1f} s; {r.stop_reason}; returned the "
                     f"iterate of step {r.stop_step}")
         if self.state == "cancelled":
@@ -580,9 +593,16 @@ class JobRunner:
             else np.full((*prepared.grid.shape, prepared.observations[0].channels), 0.5, np.float32)
         last_preview = [0.0]
 
+        finished = {"tile": 0, "steps": 0, "last": 0}  # steps of the tiles already done
+
         def each_step(step: int, output: Any, loss: float, tile: int | None) -> None:
             index = tile or 0
-            job.step = index * budget + step + 1
+            if index != finished["tile"]:
+                finished["steps"] += finished["last"]
+                finished["tile"] = index
+            finished["last"] = step + 1
+            job.step = finished["steps"] + step + 1
+            job.left = (len(windows) - index - 1) * budget + budget - step - 1
             job.elapsed_s = time.perf_counter() - job.started
             if job.cancel_requested:
                 raise JobCancelled()
@@ -592,7 +612,8 @@ class JobRunner:
                 rows, cols = windows[index].slices
                 canvas[rows, cols] = ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
                 job.preview, job.preview_step = canvas.copy(), job.step
-                job.stop_state = f"tile {index + 1} of {len(windows)}, step {step + 1}; each tile stops by itself"
+                each = "; each tile stops by itself" if job.automatic_stop else ""
+                job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}"
 
         return restore(prepared.loaded, reference=prepared.reference, tile="auto", tile_stack=1,
                        progress=False, on_step=each_step, **prepared.options)
@@ -617,5 +638,7 @@ class JobRunner:
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")
         report_path.write_text(json.dumps(run_report, indent=2) + "\n", encoding="utf-8")
-        return JobResult(image, path, bit_depth, result.steps_run, result.stop_step,
-                         result.stop_reason, result.timings["fit_s"], metrics, run_report, report_path)
+        tiles = result.settings.get("tiles", [])
+        steps = sum(t["steps_run"] for t in tiles) if tiles else result.steps_run
+        return JobResult(image, path, bit_depth, steps, result.stop_step, result.stop_reason,
+                         result.timings["fit_s"], metrics, run_report, report_path, len(tiles))

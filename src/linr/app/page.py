@@ -26,8 +26,10 @@ IMAGE_HEIGHT = 280
 PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
                "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
                "and, after the fit, a Wiener filter with the fit as its pilot; a photo with missing pixels "
-               "gets the held-out best iterate blended with a biharmonic inpainting; paper: the paper's fixed step "
-               "counts, no prior, no filter; fast: a smaller network for denoising, quicker on a CPU")
+               "up to 768 px gets the held-out best iterate blended with a biharmonic inpainting; large "
+               "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
+               "1024 px; fast: above 1024 px); paper: the paper's fixed step "
+               "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")
 
 
 DISPLAY_SIDE = 256
@@ -59,7 +61,7 @@ def render_status(job: Job | None, error: str | None = None) -> str:
         return f'<p class="linr-error" id="linr-error" data-state="{state}">Error: {html.escape(job.error or "")}</p>'
     bar = ""
     if job.state == "running" and job.budget:
-        bar = f'<progress max="{job.budget}" value="{job.step}" style="width:100%"></progress>'
+        bar = f'<progress max="{job.budget}" value="{job.budget - job.steps_left}" style="width:100%"></progress>'
     return f'<div data-state="{state}" class="linr-state">{bar}<p>{text}</p></div>'
 
 
@@ -135,7 +137,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                 preset = gr.Radio(list(PRESET_CHOICES), value="default", label="preset",
                                   info=PRESET_HELP)
                 steps = gr.Number(value=0, precision=0, minimum=0, label="most steps (0: the "
-                                  "preset's)", elem_id="linr-steps")
+                                  "preset's; per tile when tiled)", elem_id="linr-steps")
         with gr.Row():
             start = gr.Button("Restore", variant="primary", elem_id="linr-start")
             cancel = gr.Button("Cancel", variant="stop", elem_id="linr-cancel")
