@@ -431,6 +431,31 @@ def _stop_state(rule: Any) -> str:
     return "; ".join(parts)
 
 
+def _as_image(output: Any) -> np.ndarray:
+    """A fit's output (1, C, H, W) on [-1, 1] as an (H, W, C) image on [0, 1]."""
+    return ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
+
+
+class _StepWatch:
+    """What every step of a job's fit does besides its own progress: the elapsed time, a cancel
+    (raised as :class:`JobCancelled`), and whether a preview is due (the first step, then every
+    ``every_s`` seconds)."""
+
+    def __init__(self, job: Job, every_s: float):
+        self.job, self.every_s, self.last = job, every_s, 0.0
+
+    def preview_due(self, step: int, output: Any) -> bool:
+        job = self.job
+        job.elapsed_s = time.perf_counter() - job.started
+        if job.cancel_requested:
+            raise JobCancelled()
+        now = time.perf_counter()
+        if output is None or (now - self.last < self.every_s and step != 0):
+            return False
+        self.last = now
+        return True
+
+
 class JobRunner:
     """Runs jobs one at a time on one device, in a worker thread, in submission order.
 
@@ -541,18 +566,12 @@ class JobRunner:
             return
         job.state = "running"
         job.started = time.perf_counter()
-        last_preview = [0.0]
+        watch = _StepWatch(job, self.preview_every_s)
 
         def each_step(step: int, output: Any, loss: float) -> None:
             job.step = step + 1
-            job.elapsed_s = time.perf_counter() - job.started
-            if job.cancel_requested:
-                raise JobCancelled()
-            now = time.perf_counter()
-            if output is not None and (now - last_preview[0] >= self.preview_every_s or step == 0):
-                last_preview[0] = now
-                image = ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
-                job.preview, job.preview_step = image, step + 1
+            if watch.preview_due(step, output):
+                job.preview, job.preview_step = _as_image(output), step + 1
                 job.stop_state = _stop_state(prepared.stop)
 
         try:
@@ -591,8 +610,7 @@ class JobRunner:
         before = job.before
         canvas = before.copy() if before is not None and before.shape[:2] == prepared.grid.shape \
             else np.full((*prepared.grid.shape, prepared.observations[0].channels), 0.5, np.float32)
-        last_preview = [0.0]
-
+        watch = _StepWatch(job, self.preview_every_s)
         finished = {"tile": 0, "steps": 0, "last": 0}  # steps of the tiles already done
 
         def each_step(step: int, output: Any, loss: float, tile: int | None) -> None:
@@ -603,14 +621,9 @@ class JobRunner:
             finished["last"] = step + 1
             job.step = finished["steps"] + step + 1
             job.left = (len(windows) - index - 1) * budget + budget - step - 1
-            job.elapsed_s = time.perf_counter() - job.started
-            if job.cancel_requested:
-                raise JobCancelled()
-            now = time.perf_counter()
-            if output is not None and (now - last_preview[0] >= self.preview_every_s or step == 0):
-                last_preview[0] = now
+            if watch.preview_due(step, output):
                 rows, cols = windows[index].slices
-                canvas[rows, cols] = ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
+                canvas[rows, cols] = _as_image(output)
                 job.preview, job.preview_step = canvas.copy(), job.step
                 each = "; each tile stops by itself" if job.automatic_stop else ""
                 job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}"
