@@ -6,7 +6,8 @@ set9 name or FOLDER/NAME, ``--colour`` rgb (default) or grey (BT.601 luma), ``--
 scale, seed 0; ``linr.restore(linr.noisy(y), seed=0)`` with every default, so the pilot fit is
 the default's: a SIREN 7x64, tiles above 384 px) and its fitted image (the pilot, before the
 refinement) are saved under CACHE (``NAME_SIZE_nSIGMA.npz``: clean, noisy, pilot, default), and
-a row records the PSNRs and the seconds. A rerun skips images already cached.
+a row records the PSNRs and the seconds. ``--steps N`` gives the pilot fit a step budget of its own (cached and keyed apart, ``_bN``), to
+weigh a shorter fit against the refinement. A rerun skips images already cached.
 
 ``refine``: for each cached image and each refiner SPEC, the refined image of the cached noisy
 photo and pilot (noise level measured on the photo, as the default does) and its PSNR; SPEC is
@@ -14,11 +15,17 @@ a refiner name of :data:`linr.refine.REFINERS` with optional settings (``NAME:ke
 passed to its constructor) and ``A>B`` chains two (B takes A's result as its pilot). A row's key
 holds the settings the spec resolves to, so a changed default makes new rows, not skips.
 
+``table``: a Markdown table of the recorded rows of NAMEs at one colour, size and sigma: the fit
+alone, each SPEC, and CBM3D (BM3D on grey) with the true sigma from the ``linr bench denoise``
+rows given with ``--bm3d-rows``; then the means and the differences to the first SPEC and to
+CBM3D (images with every column).
+
 PSNR: standard convention (clipped to [0, 1], data range 1, scikit-image). Rows (JSONL) carry
 the commit, the processor and the seconds on one thread.
 
     python benchmarks/refine_study.py pilots CACHE ROWS [--size N|full] [--sigma S] [--colour grey] NAME ...
     python benchmarks/refine_study.py refine CACHE ROWS [--size N|full] [--sigma S] [--colour grey] --spec SPEC ... -- NAME ...
+    python benchmarks/refine_study.py table CACHE ROWS [--size ...] [--sigma ...] [--colour ...] --bm3d-rows ROWS2 --spec SPEC ... -- NAME ...
 """
 from __future__ import annotations
 
@@ -38,9 +45,14 @@ from linr.noise import floored_noise_sigma
 from linr.refine import REFINERS
 
 
-def _cache_file(cache: Path, name: str, colour: str, size: str, sigma: float) -> Path:
-    grey = "_grey" if colour == "grey" else ""
-    return cache / f"{name.replace('/', '_')}{grey}_{size}_n{sigma:g}.npz"
+def _budget(args: argparse.Namespace) -> str:
+    """The suffix of a pilot fit given a step budget of its own (``--steps``), else nothing."""
+    return "" if args.steps is None else f"_b{args.steps}"
+
+
+def _cache_file(cache: Path, name: str, args: argparse.Namespace) -> Path:
+    grey = "_grey" if args.colour == "grey" else ""
+    return cache / f"{name.replace('/', '_')}{grey}_{args.size}_n{args.sigma:g}{_budget(args)}.npz"
 
 
 def _append(path: Path, row: dict) -> None:
@@ -57,21 +69,21 @@ def pilots(args: argparse.Namespace) -> None:
     data = data_dir(None)
     done = read_rows(args.rows)
     for name in args.names:
-        key = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_pilot"
-        file = _cache_file(args.cache, name, args.colour, args.size, args.sigma)
+        key = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}{_budget(args)}_pilot"
+        file = _cache_file(args.cache, name, args)
         if key in done and file.exists():
             continue
         folder, _, stem = name.rpartition("/")
         clean = clean_crop(data, folder or "set9", stem, args.colour, None if args.size == "full" else int(args.size))
         obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
         t0 = time.perf_counter()
-        result = linr.restore(obs, device="cpu", progress=False, seed=0)
+        result = linr.restore(obs, device="cpu", progress=False, seed=0, steps=args.steps)
         seconds = time.perf_counter() - t0
         noisy = np.asarray(obs[0].image)
         noisy = noisy if noisy.ndim == 3 else noisy[..., None]
         np.savez(file, clean=clean, noisy=noisy, pilot=result.fitted_image, default=result.image)
         row = {"key": key, "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma,
-               "psnr_fit": psnr(clean, result.fitted_image), "psnr_default": psnr(clean, result.image),
+               "pilot_steps": args.steps, "psnr_fit": psnr(clean, result.fitted_image), "psnr_default": psnr(clean, result.image),
                "refine": result.settings.get("refine"), "tile": result.settings.get("tile"),
                "returned_step": result.stop_step, "steps_run": result.steps_run, "seconds": seconds, **_provenance()}
         _append(args.rows, row)
@@ -102,17 +114,18 @@ def _refiner(spec: str):
 def refine(args: argparse.Namespace) -> None:
     done = read_rows(args.rows)
     for name in args.names:
-        file = _cache_file(args.cache, name, args.colour, args.size, args.sigma)
+        file = _cache_file(args.cache, name, args)
         if not file.exists():
             print(f"{name}: no cached pilot ({file})", flush=True)
             continue
         cached = np.load(file)
         clean, noisy, pilot = cached["clean"], cached["noisy"], cached["pilot"]
+        pilot_seconds = done.get(f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}{_budget(args)}_pilot", {}).get("seconds")
         sigma = floored_noise_sigma(noisy)
         for spec in args.spec:
             refiners = [_refiner(stage) for stage in spec.split(">")]
             stages = [refiner.describe() for refiner in refiners]
-            key = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_{json.dumps(stages, sort_keys=True)}"
+            key = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}{_budget(args)}_{json.dumps(stages, sort_keys=True)}"
             if key in done:
                 continue
             t0 = time.perf_counter()
@@ -120,7 +133,8 @@ def refine(args: argparse.Namespace) -> None:
             for refiner in refiners:
                 image = refiner(noisy, image, sigma)
             seconds = time.perf_counter() - t0
-            row = {"key": key, "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma, "spec": spec,
+            row = {"key": key, "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma,
+                   "pilot_steps": args.steps, "pilot_seconds": pilot_seconds, "spec": spec,
                    "psnr": psnr(clean, image), "psnr_fit": psnr(clean, pilot), "stages": stages,
                    "sigma_measured": sigma * 255, "seconds": seconds, **_provenance()}
             _append(args.rows, row)
@@ -128,20 +142,52 @@ def refine(args: argparse.Namespace) -> None:
             print(f"{name} {args.colour} n{args.sigma:g} {spec}: {row['psnr']:.3f} dB (pilot {row['psnr_fit']:.2f}), {seconds:.1f} s", flush=True)
 
 
+def table(args: argparse.Namespace) -> None:
+    rows = list(read_rows(args.rows).values())
+    bm3d = read_rows(args.bm3d_rows) if args.bm3d_rows else {}
+    head = ["fit alone", *args.spec, "CBM3D" if args.colour == "rgb" else "BM3D"]
+    print("| image | " + " | ".join(head) + f" | {args.spec[-1]} - {args.spec[0]} | {args.spec[-1]} - BM3D |")
+    print("|---|" + "---:|" * (len(head) + 2))
+    full = []
+    for name in args.names:
+        def found(spec: str) -> dict | None:  # the newest row of the spec (a default may have changed since)
+            matches = [row for row in rows if (row.get("image"), row.get("colour", "rgb"), row.get("size"),
+                                               row.get("sigma"), row.get("pilot_steps"), row.get("spec")) ==
+                       (name, args.colour, args.size, args.sigma, args.steps, spec)]
+            return matches[-1] if matches else None
+        cells = [found(spec) for spec in args.spec]
+        ref = bm3d.get(f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_bm3d")
+        values = [None if cells[0] is None else cells[0]["psnr_fit"],
+                  *(None if c is None else c["psnr"] for c in cells), None if ref is None else ref["psnr"]]
+        text = ["-" if v is None else f"{v:.2f}" for v in values]
+        if None not in values:
+            full.append(values)
+            text += [f"{values[-2] - values[1]:+.2f}", f"{values[-2] - values[-1]:+.2f}"]
+        else:
+            text += ["-", "-"]
+        print(f"| {name} | " + " | ".join(text) + " |")
+    if full:
+        mean = np.mean(full, axis=0)
+        print(f"| **mean ({len(full)})** | " + " | ".join(f"{v:.2f}" for v in mean) +
+              f" | **{mean[-2] - mean[1]:+.2f}** | **{mean[-2] - mean[-1]:+.2f}** |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["pilots", "refine"])
+    parser.add_argument("action", choices=["pilots", "refine", "table"])
     parser.add_argument("cache", type=Path)
     parser.add_argument("rows", type=Path)
     parser.add_argument("--size", default="full")
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--colour", choices=["rgb", "grey"], default="rgb")
+    parser.add_argument("--steps", type=int, help="the pilot fit's step budget (default: the defaults')")
+    parser.add_argument("--bm3d-rows", type=Path, help="table: the linr bench denoise rows with bm3d")
     parser.add_argument("--spec", nargs="+", default=["wiener"])
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
-    (pilots if args.action == "pilots" else refine)(args)
+    {"pilots": pilots, "refine": refine, "table": table}[args.action](args)
 
 
 if __name__ == "__main__":
