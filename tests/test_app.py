@@ -170,7 +170,7 @@ def test_a_short_restoration_through_the_job_api(runner, crops):
     assert report["steps_run"] == result.steps_run and report["stop_step"] == result.stop_step
     assert report["stop_reason"] == result.stop_reason
     # a noisy photo under the default preset: refined after the fit, as linr restore does
-    assert report["settings"]["refine"]["name"] == "wiener" and "refine_s" in report["timings"]
+    assert report["settings"]["refine"]["name"] == "grouped" and "refine_s" in report["timings"]
     assert report["settings"]["model"]["width"] == 64
     assert report["timings"]["fit_s"] == pytest.approx(result.fit_s)
     assert len(report["history"]["loss"]) == result.steps_run

@@ -359,7 +359,7 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     from linr.bench.denoise import _key_variant
 
     keys = {v: _key_variant(v, variant_options(v)) for v in ("default", "refine=wiener", "width=64", "refine=none", "bm3d")}
-    assert keys == {"default": "default-tv:auto-wiener@pilot7x64", "refine=wiener": "refine=wiener@pilot7x64",
+    assert keys == {"default": "default-tv:auto-grouped@pilot7x64", "refine=wiener": "refine=wiener@pilot7x64",
                     "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
     from linr.bench.denoise import _auto_tiles_suffix
     from linr.tasks import DENOISE_WHOLE_UP_TO
@@ -439,7 +439,7 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     default = json.loads(_key("denoise", path, parse_variant("256:32"), None, None))
     named = json.loads(_key("denoise", path, parse_variant("256:32@128"), None, None))
     sr = json.loads(_key("sr", path, parse_variant("off"), None, None))
-    assert default["defaults"] == "tv:auto-wiener@pilot7x64" and named["defaults"] == "tv:auto-wiener"
+    assert default["defaults"] == "tv:auto-grouped@pilot7x64" and named["defaults"] == "tv:auto-grouped"
     assert "defaults" not in sr  # the default changed only for one noisy photo
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")

@@ -10,6 +10,7 @@ import linr
 from linr.errors import InputError
 from linr.models import ModelConfig
 from linr.refine import GroupedWiener, PilotWiener, refine_image, refine_input
+from linr.tasks import DEFAULT_DENOISE_REFINE
 
 from .conftest import run_err, tiny_noisy_restore
 
@@ -214,7 +215,7 @@ def test_a_noisy_photo_is_refined_by_default_and_the_fit_is_kept():
     rng = np.random.default_rng(3)
     noisy = np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1)
     result = linr.restore(linr.noisy(noisy), **SMALL)
-    assert result.settings["refine"]["name"] == "wiener" and result.fitted_image is not None
+    assert result.settings["refine"]["name"] == DEFAULT_DENOISE_REFINE == "grouped" and result.fitted_image is not None
     assert 0 <= result.timings["refine_s"] <= result.timings["total_s"]
     assert result.settings["refine"]["sigma"] == pytest.approx(25.5, rel=0.15)
     assert not np.array_equal(result.image, result.fitted_image)
@@ -260,9 +261,9 @@ def test_the_command_line_says_it_refined_and_the_report_records_it(capsys, tmp_
     base = tiny_noisy_restore(tmp_path)
     assert main([*base, "-o", str(tmp_path / "a.png"), "--report", str(tmp_path / "a.json")]) == 0
     out = capsys.readouterr().out
-    assert "refined: wiener" in out and "--refine none returns the fit's image" in out
+    assert f"refined: {DEFAULT_DENOISE_REFINE}" in out and "--refine none returns the fit's image" in out
     assert "fit's image (siren 2x16) as the pilot" in out  # the network asked for
-    assert json.loads((tmp_path / "a.json").read_text())["settings"]["refine"]["name"] == "wiener"
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["refine"]["name"] == DEFAULT_DENOISE_REFINE
     assert main([*base, "-o", str(tmp_path / "b.png"), "--refine", "none"]) == 0
     assert "refined" not in capsys.readouterr().out
     from PIL import Image

@@ -286,12 +286,15 @@ def default_prior(observations: Sequence[Observation], *, preset: str | None) ->
     return DEFAULT_DENOISE_PRIOR if plain_denoising(observations, preset=preset) else None
 
 
-DEFAULT_DENOISE_REFINE = "wiener"
+DEFAULT_DENOISE_REFINE = "grouped"
 """The refinement of the defaults' Gaussian denoising of one photo (:func:`plain_denoising`):
-the noisy photo filtered once more with the fit's image as the pilot (:mod:`linr.refine`).
-Measured in BENCHMARKS.md ('#15 quality: the fit as the pilot of a Wiener filter'): its
-settings chosen on four set9 tune crops, then ahead of the fit alone on crops and whole images it
-was not chosen on. Not with a model to keep (the model renders the fit, not the refined image)."""
+the noisy photo filtered once more with the fit's image as the pilot (:mod:`linr.refine`):
+groups of similar patches filtered together (BM3D's second step; ``wiener``, the per-patch
+filter, until the sixteenth session). Measured in BENCHMARKS.md ('#15 denoising: the grouped
+refinement is the default'): its settings chosen on four set9 tune images, then ahead of
+``wiener`` on every whole image it was not chosen on (set9 report images, held-out set5 images
+at sigma 15, 25 and 50, RGB and grey). Not with a model to keep (the model renders the fit, not
+the refined image)."""
 
 
 DEFAULT_PILOT_MODEL = ModelConfig(width=64)
@@ -509,8 +512,8 @@ def restore(
     :func:`resolve_prior`); ``'none'``: no prior (the paper's fit); None: the default's
     (:func:`default_prior`: ``tv:auto`` when one noisy image is denoised with no preset named).
     ``refine``: filter the noisy photo once more with the fit's image as the pilot
-    (:mod:`linr.refine`: ``'wiener'``; ``'none'``: the fit's image); None: the default's
-    (:func:`resolve_refine`: ``'wiener'`` when one noisy image is denoised with no preset named
+    (:mod:`linr.refine`: ``'grouped'``, ``'wiener'``; ``'none'``: the fit's image); None: the default's
+    (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
     and no model is kept, ``'biharmonic'`` for one photo with missing pixels restored whole up to
     :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.

@@ -25,7 +25,7 @@ UPLOAD_HEIGHT = 110
 IMAGE_HEIGHT = 280
 PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
                "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
-               "and, after the fit, a Wiener filter with the fit as its pilot; a photo with missing pixels "
+               "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
                "up to 768 px gets the held-out best iterate blended with a biharmonic inpainting; large "
                "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
                "1024 px; fast: above 1024 px); paper: the paper's fixed step "

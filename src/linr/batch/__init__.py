@@ -200,7 +200,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the prior when given, or when the default adds one (Gaussian denoising since the
         # default tv:auto; older manifests of other tasks have none and still resume)
         **({"prior": prior} if (prior := _prior_of(args)) else {}),
-        # the refinement likewise (Gaussian denoising since the default wiener refinement,
+        # the refinement likewise (Gaussian denoising since the default refinement (wiener, then grouped),
         # inpainting since the default biharmonic blend, with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
         **({"blend_up_to": INPAINT_BLEND_UP_TO} if args.refine is None and _plain_inpainting(args) else {}),

@@ -26,7 +26,7 @@ as ``NAME@pilot7x64`` (``--table --variants refine=wiener@pilot7x64``), apart fr
 rows of the paper's 7x256 under the plain name (``width=256,refine=wiener`` fits those again);
 - ``bm3d``: the classical reference, CBM3D (BM3D on grey) with the true sigma (the optional
   ``bm3d`` package), no fit;
-- ``refine=NAME``: the refinement after the fit (``--refine``: ``wiener`` or ``none``). A refined
+- ``refine=NAME``: the refinement after the fit (``--refine``: ``grouped``, ``wiener`` or ``none``). A refined
   fit's row also records the PSNR of the fit's own image (``psnr_fit``), which is the
   ``refine=none`` fit with the same settings: ``--table`` shows it there when that row is missing.
 
@@ -69,7 +69,7 @@ def register(sub: Any) -> None:
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
     p.add_argument("--variants", nargs="+", default=["default"],
                    help="default, bm3d, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
-                   "refine=NAME (wiener, none), omega_0=W, width=N, depth=N, steps=N, tile=SPEC (auto, off, SIZE[:OVERLAP]) "
+                   "refine=NAME (grouped, wiener, none), omega_0=W, width=N, depth=N, steps=N, tile=SPEC (auto, off, SIZE[:OVERLAP]) "
                    "(default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
