@@ -145,15 +145,17 @@ def refine(args: argparse.Namespace) -> None:
 def table(args: argparse.Namespace) -> None:
     rows = list(read_rows(args.rows).values())
     bm3d = read_rows(args.bm3d_rows) if args.bm3d_rows else {}
-    head = ["fit alone", *args.spec, "CBM3D" if args.colour == "rgb" else "BM3D"]
-    print("| image | " + " | ".join(head) + f" | {args.spec[-1]} - {args.spec[0]} | {args.spec[-1]} - BM3D |")
+    bm3d_name = "CBM3D" if args.colour == "rgb" else "BM3D"
+    head = ["fit alone", *args.spec, bm3d_name]
+    print("| image | " + " | ".join(head) + f" | {args.spec[-1]} - {args.spec[0]} | {args.spec[-1]} - {bm3d_name} |")
     print("|---|" + "---:|" * (len(head) + 2))
     full = []
     for name in args.names:
-        def found(spec: str) -> dict | None:  # the newest row of the spec (a default may have changed since)
+        def found(spec: str) -> dict | None:  # a row of the settings the spec resolves to today
+            stages = [_refiner(stage).describe() for stage in spec.split(">")]
             matches = [row for row in rows if (row.get("image"), row.get("colour", "rgb"), row.get("size"),
-                                               row.get("sigma"), row.get("pilot_steps"), row.get("spec")) ==
-                       (name, args.colour, args.size, args.sigma, args.steps, spec)]
+                                               row.get("sigma"), row.get("pilot_steps"), row.get("stages")) ==
+                       (name, args.colour, args.size, args.sigma, args.steps, stages)]
             return matches[-1] if matches else None
         cells = [found(spec) for spec in args.spec]
         ref = bm3d.get(f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_bm3d")
@@ -182,11 +184,12 @@ def main() -> None:
     parser.add_argument("--colour", choices=["rgb", "grey"], default="rgb")
     parser.add_argument("--steps", type=int, help="the pilot fit's step budget (default: the defaults')")
     parser.add_argument("--bm3d-rows", type=Path, help="table: the linr bench denoise rows with bm3d")
-    parser.add_argument("--spec", nargs="+", default=["wiener"])
+    parser.add_argument("--spec", nargs="+", default=["wiener", "grouped"])
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    args.cache.mkdir(parents=True, exist_ok=True)
+    if args.action == "pilots":
+        args.cache.mkdir(parents=True, exist_ok=True)
     {"pilots": pilots, "refine": refine, "table": table}[args.action](args)
 
 

@@ -236,7 +236,7 @@ def test_a_photo_above_the_pilot_tile_size_is_restored_in_tiles_as_linr_restore_
     assert job.preview.shape == (side, side, 1) and (job.preview != job.before).mean() > 0.99
     report = job.result.report
     assert len(report["settings"]["tiles"]) == tiles and report["settings"]["refine"]["name"]
-    assert job.result.tiles == tiles
+    assert job.result.tiles == tiles and job.refining == report["settings"]["refine"]["name"]
 
     upload = tmp_path / "big.png"
     upload.write_bytes(data)
@@ -257,6 +257,29 @@ def test_a_photo_above_the_pilot_tile_size_is_restored_in_tiles_as_linr_restore_
     slow.cancel()
     assert slow.wait(timeout=60) and slow.state == "cancelled", slow.describe()
     assert slow.step < 10_000
+
+
+def test_the_page_says_when_the_fit_is_refined_and_a_cancel_then_is_honoured(runner, crops, monkeypatch):
+    import threading
+
+    import linr.tasks
+
+    _, noisy = crops
+    seen, gate = {}, threading.Event()
+
+    def slow_refine(result, name, observations, held_out=None):  # the refinement, while it runs
+        gate.wait(60)
+        seen["text"] = seen["job"].describe()
+        seen["job"].cancel()
+
+    monkeypatch.setattr(linr.tasks, "apply_refine", slow_refine)
+    job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, steps=3))
+    seen["job"] = job
+    gate.set()
+    assert job.wait(timeout=120) and job.state == "cancelled", job.describe()
+    assert seen["text"].startswith("running: the fit is done (3 steps); refining its image with the "
+                                   "grouped filter"), seen["text"]
+    assert job.result is None
 
 
 # --- the command --------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def test_joint_beats_each_alone(clean):
     p_joint = metrics.psnr(clean, np.clip(joint.image, 0, 1))
     assert p_joint > metrics.psnr(clean, np.clip(alone.image, 0, 1))
     assert p_joint > metrics.psnr(clean, pil_resize(lr, clean.shape[:2], 3))
+    # and refined as the noisy photo alone is by default, the joint fit still beats that default
+    joint_refined = linr.restore([linr.noisy(noisy), linr.lowres(lr, 4)], refine="grouped", **kw)
+    default_alone = linr.restore([linr.noisy(noisy)], **kw)
+    assert metrics.psnr(clean, np.clip(joint_refined.image, 0, 1)) > metrics.psnr(clean, np.clip(default_alone.image, 0, 1))
 
 
 def test_same_seed_same_result_and_grey_images(clean):

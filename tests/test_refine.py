@@ -109,7 +109,8 @@ def direct_grouped(noisy, pilot, sigma, patch=8, group=16, step=3, window=39, ta
     h, w, c = noisy.shape
     if c == 3:
         noisy, pilot = noisy @ OPPONENT.T, pilot @ OPPONENT.T
-    guide = (noisy if match == "noisy" else pilot)[..., 0]
+    guide = (noisy if match == "noisy" else pilot)
+    guide = guide[..., 0] if c in (1, 3) else guide.mean(axis=2)  # luminance, or the channels' mean
     ys = sorted(set(range(0, h - patch + 1, step)) | {h - patch})
     xs = sorted(set(range(0, w - patch + 1, step)) | {w - patch})
     reach = window // 2
@@ -293,6 +294,11 @@ def test_a_batch_made_before_the_refinement_says_how_to_resume_it(tmp_path, caps
     assert "made with other settings (refine)" in err and "--refine none to resume as made" in err
     assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--refine", "none", *fit]) == 0
     assert "1 already done" in capsys.readouterr().out
+    made = tmp_path / "made_with_wiener"  # the default before the sixteenth session
+    assert main(["batch", str(tmp_path / "in"), "-o", str(made), "--refine", "wiener", *fit]) == 0
+    capsys.readouterr()
+    err = run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(made), *fit])
+    assert "made with other settings (refine)" in err and "--refine wiener to resume as made" in err
     err = run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--task", "lowres",
                            "--refine", "wiener", "--steps", "2"])
     assert "filters noisy photos with Gaussian noise" in err

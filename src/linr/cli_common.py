@@ -75,7 +75,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "500 steps, 4000 for deblurring, circular blur boundary) or fast (time to the "
                    "paper's quality on a CPU); default: the paper's network with automatic stopping "
                    "on noisy input, a reflecting blur boundary and, for one noisy photo, a "
-                   "total-variation prior weighted by its noise (--prior), and a Wiener filter of the photo "
+                   "total-variation prior weighted by its noise (--prior), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
                    "budget of 2000 steps; for one photo with missing pixels restored whole, the pick "
                    "stop and a blend with a biharmonic inpainting (--refine)")

@@ -230,8 +230,8 @@ class GroupedWiener:
     fit's image as its pilot); this made the grouped result better on three of the four whole
     tune images (+0.27 to +0.57 dB, house -0.03; BENCHMARKS.md, "#15 denoising: a grouped Wiener refinement"). Reference patches (``patch``
     px square) every ``step`` pixels (``step`` at most ``patch``; the last row and column of
-    patches included); for each, the ``group`` patches nearest to it in the first plane (the
-    luminance of a colour image) of the noisy photo (``match='noisy'``, the default) or of the
+    patches included); for each, the ``group`` patches nearest to it in the luminance (RGB: the
+    first opponent plane; grey: the image; other channel counts: the channels' mean) of the noisy photo (``match='noisy'``, the default) or of the
     pilot (``'pilot'``), by squared distance over the patch, among those within ``window // 2`` px
     each way, the reference itself first, then by distance (ties: the earlier offset, rows then
     columns, first); fewer when the image is too small (the largest power of 2 every reference
@@ -293,7 +293,9 @@ class GroupedWiener:
         transform = _colour_transform(c)
         noisy_planes = [_mix(noisy, row) for row in transform]
         pilot_planes = [_mix(pilot, row) for row in transform]
-        guide = (noisy_planes if self.match == "noisy" else pilot_planes)[0]
+        planes = noisy_planes if self.match == "noisy" else pilot_planes
+        # matched on the luminance (RGB: the first opponent plane), else on the channels' mean
+        guide = planes[0] if c in (1, 3) else _mix(noisy if self.match == "noisy" else pilot, np.full(c, 1.0 / c))
         ys, xs = _starts(h, p, self.step), _starts(w, p, self.step)
         num = np.zeros((c, h, w))
         den = np.zeros((h, w))
@@ -453,8 +455,8 @@ def check_refine_spec(spec: str) -> str:
     raise InputError(f"unknown refinement {spec!r}: choose {', '.join([*REFINERS, NO_REFINE])}")
 
 
-def refine_input(observations: Sequence[Observation], shape: tuple[int, int], spec: str = "wiener") -> Observation:
-    """The observation refiner ``spec`` filters: for ``wiener`` the one with Gaussian noise
+def refine_input(observations: Sequence[Observation], shape: tuple[int, int], spec: str = "grouped") -> Observation:
+    """The observation refiner ``spec`` filters: for ``grouped`` and ``wiener`` the one with Gaussian noise
     (squared-error data term) at the restored size ``shape`` with no operator, for
     ``biharmonic`` the only observation, masked, at that size; a one-line InputError when there
     is none or more than one (cheap: nothing is measured)."""

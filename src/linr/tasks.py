@@ -483,6 +483,7 @@ def restore(
     prior: str | None = None,
     refine: str | None = None,
     on_step: Callable[[int, Any, float, int | None], None] | None = None,
+    on_refine: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -520,7 +521,8 @@ def restore(
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
-    raises stops the restoration. Not with an ensemble or a ``tile_executor``.
+    raises stops the restoration. Not with an ensemble or a ``tile_executor``. ``on_refine(name)``:
+    called once the fit is done, before a refinement (which may take a minute or more) starts.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     """
@@ -583,6 +585,8 @@ def restore(
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
     if refine is not None:
+        if on_refine is not None:
+            on_refine(refine)
         shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
         apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if whole and shared else None)
     return result

@@ -167,6 +167,8 @@ class Job:
     early leave less than that)."""
     tiles: int = 0
     """How many tiles a tiled job fits one after the other (0: one fit of the whole image)."""
+    refining: str | None = None
+    """The refinement running after the fit (its name), else None."""
     automatic_stop: bool = False
     started: float | None = None
     elapsed_s: float = 0.0
@@ -223,6 +225,10 @@ class Job:
         if self.state == "running":
             if self.step == 0:
                 return "running: setting up the fit"
+            if self.refining is not None:
+                seconds = time.perf_counter() - self.started if self.started is not None else self.elapsed_s
+                return (f"running: the fit is done ({self.step} steps); refining its image with the "
+                        f"{self.refining} filter ({seconds:.0f} s so far)")
             budget = f"at most {self.budget}" if self.automatic_stop else f"{self.budget}"
             eta = self.eta_s
             left = "" if eta is None else (f", at most {eta:.0f} s left" if self.automatic_stop
@@ -431,6 +437,13 @@ def _stop_state(rule: Any) -> str:
     return "; ".join(parts)
 
 
+def _refining(job: Job, name: str) -> None:
+    """Say on the page that the fit is done and its image is being refined (a cancel is honoured
+    once the refinement returns: it cannot be stopped midway)."""
+    job.refining = name
+    job.stop_state = ""
+
+
 def _as_image(output: Any) -> np.ndarray:
     """A fit's output (1, C, H, W) on [-1, 1] as an (H, W, C) image on [0, 1]."""
     return ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
@@ -581,10 +594,13 @@ class JobRunner:
                 if prepared.refine is not None:
                     from ..tasks import apply_refine, held_out_pixels
 
+                    _refining(job, prepared.refine)
                     apply_refine(result, prepared.refine, prepared.observations,
                                  held_out=held_out_pixels(prepared.stop))
             else:
                 result = self._run_tiles(job, prepared)
+            if job.cancel_requested:  # asked for during the refinement, which cannot stop midway
+                raise JobCancelled()
             job.result = self._finish(job, prepared, result)
             job.state = "done"
         except JobCancelled:
@@ -629,7 +645,8 @@ class JobRunner:
                 job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}"
 
         return restore(prepared.loaded, reference=prepared.reference, tile="auto", tile_stack=1,
-                       progress=False, on_step=each_step, **prepared.options)
+                       progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
+                       **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
         from ..images import write_image

@@ -70,9 +70,10 @@ def select(
         recorded = {k: v for k, v in (first.get("inputs") or {}).items() if k != "reference"}
         differ = settings_diff(first.get("batch") or {}, settings) + settings_diff(recorded, inputs)
         what = ", ".join(differ) or "input files"
-        # a default added since (the prior, the refinement) is turned off by naming it 'none'
-        hint = "".join(f", --{name} none to resume as made" for name in ("prior", "refine")
-                       if name in differ and (first.get("batch") or {}).get(name) is None)
+        # a default added or changed since (the prior, the refinement): name what the images got
+        # ('none' where they got none)
+        hint = "".join(f", --{name} {(first.get('batch') or {}).get(name) or 'none'} to resume as made"
+                       for name in ("prior", "refine") if name in differ)
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
                          f"({what}); use another -o folder{hint}, or --force to redo them")
     if not existed and not force:
