@@ -253,7 +253,7 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
         old = cells.get("default")  # made before the default had a prior: a fit without one
         if "prior=none" not in cells and old is not None and not old.get("prior"):
             cells["prior=none"] = old
-        refined = cells.get("refine=wiener") or cells.get("default")
+        refined = cells.get("refine=grouped") or cells.get("refine=wiener") or cells.get("default")
         if "refine=none" not in cells and refined is not None and refined.get("psnr_fit") is not None:
             cells["refine=none"] = {**refined, "psnr": refined["psnr_fit"]}  # the same fit, unrefined
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
