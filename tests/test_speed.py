@@ -76,6 +76,8 @@ def test_plan_counts_trained_pixels_and_two_passes():
 
 
 def test_cli_announces_long_fits(capsys):
+    from linr.tasks import DEFAULT_DENOISE_REFINE
+
     obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
     unasked = dict(refine=None, save_model=None, render_scale=None, render_size=None)  # linr restore's defaults
     args = argparse.Namespace(preset="paper", steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
@@ -88,7 +90,9 @@ def test_cli_announces_long_fits(capsys):
     auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None, **unasked)  # the default: noisy inputs stop automatically
     _announce_cost(obs, auto, None)
-    assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err  # the pilot's budget
+    err = capsys.readouterr().err
+    assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in err  # the pilot's budget
+    assert f"to refine the fit's image ({DEFAULT_DENOISE_REFINE})" in err  # and the refinement after it
     from linr.tasks import resolve, tile_grid
 
     _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))
@@ -96,7 +100,8 @@ def test_cli_announces_long_fits(capsys):
     assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
     unrefined = argparse.Namespace(**{**vars(auto), "refine": "none"})  # the paper's network
     _announce_cost(obs, unrefined, None)
-    assert "up to 500 steps (automatic stop) restoring 1024x1024:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "up to 500 steps (automatic stop) restoring 1024x1024:" in err and "to refine" not in err
 
 
 def test_fast_preset_picks_the_model_by_kind():

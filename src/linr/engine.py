@@ -517,11 +517,11 @@ class Estimate:
 
     def describe(self) -> str:
         gib = self.memory_bytes / 2**30
-        return (f"estimated peak memory {gib:.2f} GiB, time {_duration(self.seconds)} "
+        return (f"estimated peak memory {gib:.2f} GiB, time {format_duration(self.seconds)} "
                 f"({self.flops_per_step / 1e9:.1f} GFLOP per step, chunks of {self.chunk_pixels} pixels)")
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
