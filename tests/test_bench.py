@@ -359,7 +359,10 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     from linr.bench.denoise import _key_variant
 
     keys = {v: _key_variant(v, variant_options(v)) for v in ("default", "refine=wiener", "width=64", "refine=none", "bm3d")}
-    assert keys == {"default": "default-tv:auto-grouped@pilot7x64", "refine=wiener": "refine=wiener@pilot7x64",
+    from linr.tasks import pilot_tag
+
+    assert pilot_tag().startswith("@pilot7x64")  # the network, then the learning rate where not the paper's
+    assert keys == {"default": f"default-tv:auto-grouped{pilot_tag()}", "refine=wiener": f"refine=wiener{pilot_tag()}",
                     "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
     from linr.bench.denoise import _auto_tiles_suffix
     from linr.tasks import DENOISE_WHOLE_UP_TO
@@ -434,12 +437,13 @@ def test_denoise_bench_puts_bm3d_beside_the_fits_or_says_why_not(tmp_path: Path,
 def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp_path: Path, capsys) -> None:
     from linr.bench.tiles import _key, parse_variant
     from linr.cli import main
+    from linr.tasks import DEFAULT_PILOT_LR
 
     path = Path("set9/house.png")
     default = json.loads(_key("denoise", path, parse_variant("256:32"), None, None))
     named = json.loads(_key("denoise", path, parse_variant("256:32@128"), None, None))
     sr = json.loads(_key("sr", path, parse_variant("off"), None, None))
-    assert default["defaults"] == "tv:auto-grouped@pilot7x64" and named["defaults"] == "tv:auto-grouped"
+    assert default["defaults"] == f"tv:auto-grouped@pilot7x64-lr{DEFAULT_PILOT_LR:g}" and named["defaults"] == "tv:auto-grouped"
     assert "defaults" not in sr  # the default changed only for one noisy photo
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")
@@ -450,3 +454,19 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     rows = [json.loads(line) for line in jobs.read_text().splitlines()]
     assert [r["variant"]["tile"] for r in rows] == ["off", "32:8"] and rows[1]["tile_steps"]
     assert main(argv) == 0 and len(jobs.read_text().splitlines()) == 2  # resumed, nothing refitted
+
+
+def test_ensemble_bench_keys_name_the_defaults_its_fits_follow(tmp_path: Path, capsys) -> None:
+    from linr.cli import main
+    from linr.tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, pilot_tag
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "ensemble.jsonl"
+    base = ["bench", "ensemble", "--data", str(DATA), "--images", "set9/house", "--crop", "16", "--steps", "2",
+            "--threads", "1", "--rows", str(rows)]
+    assert main(base) == 0 and main([*base, "--width", "8", "--depth", "2"]) == 0
+    keys = [json.loads(json.loads(line)["key"]) for line in rows.read_text().splitlines()]
+    defaults = f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}"
+    assert [k["defaults"] for k in keys] == [defaults + pilot_tag(), defaults]  # a named network: no pilot
+    assert main(base) == 0 and len(rows.read_text().splitlines()) == 2  # resumed, not refitted

@@ -59,7 +59,10 @@ def test_restore_each_task(files, tmp_path, capsys, task):
     assert read_image(out)[0].shape == (32, 32, 3)
     rep = json.loads(report.read_text())
     assert rep["steps_run"] == 12 and len(rep["history"]["loss"]) == 12 and len(rep["history"]["psnr"]) == 12
-    assert rep["settings"]["preset"] == "paper" and rep["settings"]["lr"] == 1e-4
+    from linr.tasks import DEFAULT_PILOT_LR
+
+    pilot = task == "noisy"  # one noisy photo, refined: the defaults' pilot fit (its own rate)
+    assert rep["settings"]["preset"] == "paper" and rep["settings"]["lr"] == (DEFAULT_PILOT_LR if pilot else 1e-4)
     assert set(rep["metrics"]) == {"standard", "paper"}
     assert rep["timings"]["fit_s"] > 0
     if task == "joint":

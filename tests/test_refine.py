@@ -305,23 +305,29 @@ def test_a_batch_made_before_the_refinement_says_how_to_resume_it(tmp_path, caps
 
 
 def test_a_refined_default_denoising_fit_is_a_narrow_pilot():
-    from linr.tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, resolve
+    from linr.tasks import DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, PRESETS, resolve
 
     rng = np.random.default_rng(4)
     noisy = np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1)
     _, cfg = resolve([linr.noisy(noisy)])
-    assert (cfg.model, cfg.steps) == (DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS) and cfg.model.width < 256
+    assert (cfg.model, cfg.steps, cfg.lr) == (DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DEFAULT_PILOT_LR)
+    assert cfg.model.width < 256 and DEFAULT_PILOT_LR != PRESETS["paper"].lr
+    from linr.tasks import pilot_tag
+
+    assert pilot_tag() == f"@pilot7x64-lr{DEFAULT_PILOT_LR:g}"  # benchmark rows name the pilot's rate
     assert resolve([linr.noisy(noisy)], steps=40)[1].steps == 40  # a budget asked for stays
+    assert resolve([linr.noisy(noisy)], lr=2e-4)[1].lr == 2e-4  # so does a learning rate
     paper_fit = [dict(keep_model=True), dict(refine="none"), dict(preset="paper"),
                  dict(model=ModelConfig(depth=5)), dict(stop="fixed"), dict(stop="variance:5:10")]
     for kw in paper_fit:  # not refined, or the network or preset named: the paper's network
         _, cfg = resolve([linr.noisy(noisy)], **kw)
-        assert cfg.model.width == 256 and cfg.steps == 500, kw
+        assert (cfg.model.width, cfg.steps, cfg.lr) == (256, 500, PRESETS["paper"].lr), kw
     for obs in ([linr.noisy(noisy[:6, :6])], [linr.noisy(noisy), linr.lowres(noisy[::4, ::4], 4)]):
         _, cfg = resolve(obs, refine="wiener" if len(obs) == 2 else None)  # too small; joint
-        assert cfg.model.width == 256
+        assert (cfg.model.width, cfg.lr) == (256, PRESETS["paper"].lr)
     result = linr.restore(linr.noisy(noisy), steps=3, device="cpu", progress=False)
     assert result.settings["model"]["width"] == DEFAULT_PILOT_MODEL.width and result.settings["refine"]
+    assert result.settings["lr"] == DEFAULT_PILOT_LR
 
 
 def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys):
@@ -330,7 +336,7 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
     from PIL import Image
 
     from linr.cli import main
-    from linr.tasks import DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DENOISE_WHOLE_UP_TO
+    from linr.tasks import DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DENOISE_WHOLE_UP_TO
 
     rng = np.random.default_rng(7)
     (tmp_path / "in").mkdir()
@@ -342,7 +348,7 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
         assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / name), *fit, *extra]) == 0
         batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
     assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS,
-                                         "whole_up_to": DENOISE_WHOLE_UP_TO}
+                                         "lr": DEFAULT_PILOT_LR, "whole_up_to": DENOISE_WHOLE_UP_TO}
     assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]
 
 

@@ -214,11 +214,11 @@ def _key_variant(variant: str, options: dict[str, Any]) -> str:
 def _pilot_suffix(options: dict[str, Any]) -> str:
     """``@pilotDxW`` when a variant's fit is the defaults' pilot (:data:`linr.tasks.DEFAULT_PILOT_MODEL`:
     refined, no network named, the automatic stop), else ''."""
-    from ..tasks import DEFAULT_PILOT_MODEL
+    from ..tasks import pilot_tag
 
     if "model" in options or options.get("refine") == "none":
         return ""
-    return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}"
+    return pilot_tag()
 
 
 def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:

@@ -65,6 +65,15 @@ def run_row(clean: np.ndarray, noisy: np.ndarray, *, members: int, steps: int | 
     }
 
 
+def _defaults(*, named: bool) -> dict[str, str]:
+    """The defaults a row's fits follow (prior, refinement and, with no network named, the pilot),
+    in its key: rows made under other defaults are fitted again, not taken for today's (rows
+    before the seventeenth session have no such entry)."""
+    from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, pilot_tag
+
+    return {"defaults": f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{'' if named else pilot_tag()}"}
+
+
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -94,7 +103,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     rows = []
     for spec in specs:
         key = json.dumps({"image": spec, "crop": args.crop, "sigma": args.sigma, "members": args.members,
-                          "steps": args.steps, "width": args.width, "depth": args.depth}, sort_keys=True)
+                          "steps": args.steps, "width": args.width, "depth": args.depth,
+                          **_defaults(named=model is not None)}, sort_keys=True)
         if key not in done:
             clean = cleans[spec]
             seed = noise_seed(0, spec, args.sigma)

@@ -406,7 +406,8 @@ def _fmt(values: list[float]) -> str:
 def stop_cost(clean: np.ndarray, *, steps: int, repeats: int, device: str = "cpu") -> dict[str, Any]:
     """Seconds per step of a denoising fit (paper network, fast engine, sigma 25) with the
     default automatic stop and with a fixed step count, interleaved ``repeats`` times; the
-    medians and their ratio, both without the default's prior (the stop's cost alone). Everything
+    medians and their ratio, both without the default's prior and refinement (so both fit the
+    paper's network, not the refined default's pilot: the stop's cost alone). Everything
     the loop does counts (no reference, no PSNR renders);
     ``steps`` is below the rule's patience, so both run every step."""
     from ..simulate import add_gaussian_noise
@@ -418,7 +419,7 @@ def stop_cost(clean: np.ndarray, *, steps: int, repeats: int, device: str = "cpu
     for _ in range(repeats):
         for name in times:
             r = restore(obs, steps=steps, stop="auto" if name == "automatic" else "fixed",
-                        device=device, progress=False, prior="none")
+                        device=device, progress=False, prior="none", refine="none")  # unrefined: both the paper network, not the pilot
             assert r.steps_run == steps, (name, r.stop_reason)
             times[name].append(r.timings["fit_s"] / r.steps_run)
             engines[name] = {**r.settings["engine_used"], "stop": r.settings["stop"]["name"]}
