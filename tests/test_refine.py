@@ -344,12 +344,14 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
         tmp_path / "in" / "a.png")
     fit = ["--task", "noisy", "--steps", "2", "--device", "cpu", "--threads", "1", "--quiet"]
     batches = {}
-    for name, extra in (("pilot", []), ("named", ["--width", "16", "--depth", "2"]), ("plain", ["--refine", "none"])):
+    for name, extra in (("pilot", []), ("named", ["--width", "16", "--depth", "2"]), ("plain", ["--refine", "none"]),
+                        ("rate", ["--lr", "2e-4"])):
         assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / name), *fit, *extra]) == 0
         batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
     assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS,
                                          "lr": DEFAULT_PILOT_LR, "whole_up_to": DENOISE_WHOLE_UP_TO}
     assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]
+    assert "lr" not in batches["rate"]["pilot"] and batches["rate"]["lr"] == 2e-4  # the rate asked for, recorded once
 
 
 def test_an_inpainting_fit_blended_with_biharmonic_inpainting_of_the_same_pixels(capsys, tmp_path):

@@ -93,6 +93,7 @@ def test_cli_announces_long_fits(capsys):
     err = capsys.readouterr().err
     assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in err  # the pilot's budget
     assert f"to refine the fit's image ({DEFAULT_DENOISE_REFINE})" in err  # and the refinement after it
+    assert "usually stops far sooner" in err  # the pilot's budget is an upper bound far from its stop
     from linr.tasks import resolve, tile_grid
 
     _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))
@@ -102,6 +103,7 @@ def test_cli_announces_long_fits(capsys):
     _announce_cost(obs, unrefined, None)
     err = capsys.readouterr().err
     assert "up to 500 steps (automatic stop) restoring 1024x1024:" in err and "to refine" not in err
+    assert "usually stops" not in err
 
 
 def test_fast_preset_picks_the_model_by_kind():

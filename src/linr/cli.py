@@ -439,7 +439,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     from .cost import plan
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
-    from .tasks import resolve, resolve_refine, resolve_stop
+    from .tasks import pilot_fit, resolve, resolve_refine, resolve_stop
     from .tiling import plan_tiles
 
     keep_model = keeps_model(args)
@@ -471,11 +471,15 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     if est.seconds >= 30:
         h, w = clean_shape(obs)
         count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
+        usual = ""  # the pilot's budget is far from binding (tasks.DEFAULT_PILOT_STEPS)
+        if stop is not None and args.steps is None and pilot_fit(observations, preset=args.preset, model=model,
+                                                                 stop=args.stop, refine=args.refine, keep_model=keep_model):
+            usual = "; the fit usually stops far sooner (after 105-415 steps per image or tile on the benchmark photos)"
         where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
         each = "" if frames == 1 else f" (each of {frames} frames)"
         refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None)
         then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels)
-        print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then} (throughput measured on "
+        print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
 
 

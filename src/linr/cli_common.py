@@ -90,7 +90,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "pick[:FRACTION:EVERY] never stops and returns the held-out best of every EVERY-th "
                    "step (inpainting; at most one of holdout and pick). auto: holdout with an "
                    "average on noisy input, pick:0.05:25 before a biharmonic blend, else fixed")
-    g.add_argument("--lr", type=positive_float, help="Adam learning rate")
+    g.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the paper's 1e-4; 1e-3 for the "
+                   "pilot fit of one noisy photo under the defaults)")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--model", default=None,
