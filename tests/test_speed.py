@@ -165,5 +165,6 @@ def test_bench_speed_stop_cost_times_both_stops(tmp_path, capsys):
     assert res["size"] == [24, 24] and len(res["per_step_s"]["automatic"]) == 1
     auto, fixed = res["engine_used"]["automatic"], res["engine_used"]["fixed"]
     assert auto["stop"] == "holdout" and fixed["stop"] == "fixed"
+    assert (auto["width"], auto["lr"]) == (fixed["width"], fixed["lr"]) == (256, 1e-4)  # the same fit, not the pilot
     assert auto["pixel_wise"] and auto["rendered_pixels"] == 24 * 24 > auto["trained_pixels"]
     assert "| 24x24 |" in capsys.readouterr().out

@@ -422,7 +422,8 @@ def stop_cost(clean: np.ndarray, *, steps: int, repeats: int, device: str = "cpu
                         device=device, progress=False, prior="none", refine="none")  # unrefined: both the paper network, not the pilot
             assert r.steps_run == steps, (name, r.stop_reason)
             times[name].append(r.timings["fit_s"] / r.steps_run)
-            engines[name] = {**r.settings["engine_used"], "stop": r.settings["stop"]["name"]}
+            engines[name] = {**r.settings["engine_used"], "stop": r.settings["stop"]["name"],
+                             "width": r.settings["model"]["width"], "lr": r.settings["lr"]}
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {"size": list(clean.shape[:2]), "steps": steps, "per_step_s": times, "median_s": med,
             "ratio": med["automatic"] / med["fixed"], "engine_used": engines}
