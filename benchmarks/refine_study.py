@@ -201,6 +201,7 @@ def lr_table(args: argparse.Namespace) -> None:
     """Two pilot learning rates side by side (``--against-lr`` then ``--lr``): per image the pilot
     fit's PSNR, its seconds and steps (the most steps of any tile), the first SPEC refined on it."""
     rows = read_rows(args.rows)
+    listed = list(rows.values())
     spec = args.spec[0]
     rates = [args.against_lr, _pilot_lr(args)]
     print("| image | " + " | ".join(f"{what} lr {lr:g}" for lr in rates
@@ -213,7 +214,7 @@ def lr_table(args: argparse.Namespace) -> None:
             pilot_args = argparse.Namespace(**{**vars(args), "lr": lr})
             prefix = f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}{_budget(pilot_args)}"
             pilot = rows.get(f"{prefix}_pilot")
-            refined = _found(list(rows.values()), name, args, spec, lr)
+            refined = _found(listed, name, args, spec, lr)
             cells.append(None if pilot is None or refined is None else
                          (pilot["psnr_fit"], refined["psnr"], pilot["seconds"], pilot["steps_run"]))
         if None in cells:

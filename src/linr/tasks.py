@@ -333,6 +333,12 @@ def pilot_tag() -> str:
     return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}{lr}"
 
 
+def denoise_defaults_tag(*, pilot: bool) -> str:
+    """What the defaults do to one noisy photo, for benchmark row keys: the prior, the refinement
+    and, for a fit that is the defaults' pilot (no network named), :func:`pilot_tag`."""
+    return f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{pilot_tag() if pilot else ''}"
+
+
 def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
     """Whether a fit is the defaults' pilot (:data:`DEFAULT_PILOT_MODEL`, :data:`DEFAULT_PILOT_STEPS`):
     no network named, the automatic stop (``stop`` None or 'auto'), a :func:`plain_denoising`

@@ -208,9 +208,9 @@ def _key_variant(variant: str, options: dict[str, Any]) -> str:
     any of them keep the shorter key)."""
     if variant == "bm3d":
         return variant
-    from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE
+    from ..tasks import denoise_defaults_tag
 
-    named = f"default-{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}" if variant == "default" else variant
+    named = f"default-{denoise_defaults_tag(pilot=False)}" if variant == "default" else variant
     return named + _pilot_suffix(options)
 
 

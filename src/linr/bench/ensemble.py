@@ -65,15 +65,6 @@ def run_row(clean: np.ndarray, noisy: np.ndarray, *, members: int, steps: int | 
     }
 
 
-def _defaults(*, named: bool) -> dict[str, str]:
-    """The defaults a row's fits follow (prior, refinement and, with no network named, the pilot),
-    in its key: rows made under other defaults are fitted again, not taken for today's (rows
-    before the seventeenth session have no such entry)."""
-    from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, pilot_tag
-
-    return {"defaults": f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{'' if named else pilot_tag()}"}
-
-
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -82,6 +73,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..models import ModelConfig
     from ..simulate import add_gaussian_noise
+    from ..tasks import denoise_defaults_tag
     from . import data_dir
     from .common import commit_id, cpu_name, load_clean, noise_seed, read_rows
 
@@ -104,7 +96,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     for spec in specs:
         key = json.dumps({"image": spec, "crop": args.crop, "sigma": args.sigma, "members": args.members,
                           "steps": args.steps, "width": args.width, "depth": args.depth,
-                          **_defaults(named=model is not None)}, sort_keys=True)
+                          # the defaults its fits follow: rows made under others are fitted again
+                          # (rows before the seventeenth session have no such entry)
+                          "defaults": denoise_defaults_tag(pilot=model is None)}, sort_keys=True)
         if key not in done:
             clean = cleans[spec]
             seed = noise_seed(0, spec, args.sigma)

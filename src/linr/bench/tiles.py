@@ -153,10 +153,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
     key: dict[str, Any] = {"case": case, "image": f"{path.parent.name}/{path.name}", "variant": variant,
                            "crop": crop, "steps": steps}
     if case == "denoise":
-        from ..tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, pilot_tag
+        from ..tasks import denoise_defaults_tag
 
-        pilot = "" if variant["width"] or variant["depth"] else pilot_tag()
-        key["defaults"] = f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{pilot}"
+        pilot = not (variant["width"] or variant["depth"])
+        key["defaults"] = denoise_defaults_tag(pilot=pilot)
         if pilot and variant["tile"] == "auto":  # since the fourteenth session 'auto' tiles the pilot's larger images
             from ..tasks import DENOISE_WHOLE_UP_TO
 
