@@ -43,7 +43,9 @@ for table in sorted(TABLES, key=lambda t: [3, 2, 5, 8, 7, 10, 13, 12, 1, 6, 9, 4
             if key in seen:
                 continue  # shared with an earlier column or table
             seen.add(key)
-            config, stop = run._linr_settings(method, arrays, corruption)
+            config, stop, grid, _refine = run._linr_settings(method, arrays, corruption)
+            # tiles (the defaults above 384 px): counted as one whole-image fit of the tile's
+            # network and budget, an upper bound (each tile stops on its own, and early)
             obs, _ = tasks.resolve(run.observations(arrays, corruption), device="cpu",
                                    model=config.model, steps=config.steps)
             est = plan(obs, config, whole_output_every_step=stop is not None, flops_per_second=rate)
