@@ -267,6 +267,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
     if prior_line:
         print(prior_line)
+    retry_line = _retry_line([r.settings for r in results])
+    if retry_line:
+        print(retry_line)
     refine_line = _refine_line([r.settings for r in results], asked=args.refine is not None)
     if refine_line:
         print(refine_line)
@@ -324,6 +327,20 @@ def _span(values: list[float], spec: str) -> str:
     """Sorted ``values`` as one number, or LOW-HIGH where they differ when formatted with ``spec``."""
     low, high = format(values[0], spec), format(values[-1], spec)
     return low if low == high else f"{low}-{high}"
+
+
+def _retry_line(settings: list[dict[str, Any]]) -> str | None:
+    """One line on fits that failed the neighbour check and were fitted again
+    (:attr:`linr.config.FitConfig.retry_lr`; each tile's fit of a tiled restoration), or None."""
+    fits = [t or {} for s in settings for t in (s["tiles"] if s.get("tiles") else [s])]
+    retried = [f["retry"] for f in fits if f.get("retry")]
+    if not retried:
+        return None
+    kept = sum(r["returned"] == "retry" for r in retried)
+    where = f"{len(retried)} of {len(fits)} fits" if len(fits) > 1 else "the fit"
+    return (f"retried: {where} at learning rate {retried[0]['lr']:g} predicted the pixels held out of "
+            f"it worse than their neighbours' mean, and fitted again at {retried[0]['retry_lr']:g}; "
+            f"the retry was better for {kept} of {len(retried)}")
 
 
 def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:

@@ -24,6 +24,12 @@ class FitConfig:
     """Maximum number of Adam steps (a stop rule may end the fit earlier)."""
     lr: float = 1e-4
     """Adam learning rate."""
+    retry_lr: float | None = None
+    """When set: a fit whose stop rule holds pixels out and whose returned image predicts them
+    worse than the mean of their four neighbours in the photo (a failed fit, such as one whose
+    learning rate was too high for the image: :meth:`linr.stopping.HoldOut.neighbour_loss`) is
+    fitted once more at this learning rate, and the image of lower held-out loss is returned
+    (``settings['retry']`` says what happened). None: no check (the paper's fit)."""
     seed: int = 0
     """Seeds the model initialisation; the same seed gives the same result on the same device."""
     device: str = "auto"
@@ -65,6 +71,8 @@ class FitConfig:
                              f"got {self.steps:,}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be a positive number, got {self.lr}")
+        if self.retry_lr is not None and not (self.retry_lr > 0 and math.isfinite(self.retry_lr)):
+            raise InputError(f"retry learning rate must be a positive number, got {self.retry_lr}")
         if self.engine not in ("auto", "plain"):
             raise InputError(f"engine must be 'auto' or 'plain', got {self.engine!r}")
         if self.precision not in PRECISIONS:

@@ -61,6 +61,7 @@ __all__ = [
     "AUTO_NOISY",
     "AUTO_BLENDED",
     "AUTO_NOISY_MODEL",
+    "holdout_rule",
 ]
 
 
@@ -275,6 +276,7 @@ class HoldOut(_TrackedRule):
         self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]] = []
         self._held_masks: list[np.ndarray | None] = []
         self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]]] = {}
+        self._neighbours: list[torch.Tensor | None] = []
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -285,9 +287,10 @@ class HoldOut(_TrackedRule):
         self._held = []
         self._held_masks: list[np.ndarray | None] = []
         self._on_device = {}
+        self._neighbours = []
 
     def prepare(self, observations: list[Any]) -> list[Any]:
-        from .operators import Compose, Mask
+        from .operators import Compose, Identity, Mask
 
         gen = torch.Generator().manual_seed(self.seed)
         prepared = []
@@ -305,6 +308,8 @@ class HoldOut(_TrackedRule):
             index = held.flatten().nonzero().squeeze(1)
             self._held.append((obs.operator, index, y.flatten(2)[:, :, index], weight,
                                obs.fidelity.holdout_term()))
+            self._neighbours.append(_neighbour_mean(y, observed & ~held).flatten(2)[:, :, index]
+                                    if isinstance(obs.operator, Identity) else None)
             op = Compose([obs.operator, Mask((observed & ~held).float())])
             prepared.append(dataclasses.replace(obs, operator=op))
         return prepared
@@ -338,6 +343,25 @@ class HoldOut(_TrackedRule):
             return (f"holdout: no new minimum of the loss on {self.fraction:.0%} held-out pixels "
                     f"for {self.tracker.patience} steps")
         return None
+
+    def neighbour_loss(self) -> float | None:
+        """The held-out loss (as :meth:`holdout_loss`) of a predictor with no model at all: each
+        held-out pixel the mean of its kept 4-neighbours in the observation. A fit that predicts
+        its held-out pixels worse than this has failed (e.g. a learning rate too high for the
+        image: a SIREN that settles on a blur of a few dB). None when an observation's operator
+        mixes or moves pixels (the observation's grid is not the image's) or none were held out."""
+        if not self._held or any(n is None for n in self._neighbours):
+            return None
+        return float(sum(weight * term.value(pred, y) for (_, _, y, weight, term), pred
+                         in zip(self._held, self._neighbours)))
+
+    def returned_loss(self) -> float | None:
+        """The held-out loss of the iterate :meth:`best` returned (the average's or the raw
+        iterate's); None before :meth:`best` or when nothing was tracked."""
+        if self.returned is None:
+            return None
+        chosen = self.average_tracker if self.returned == "average" else self.tracker
+        return None if chosen.value is None else float(chosen.value)
 
     AVERAGE_GUARD = 0.05
     """The average is returned unless the best raw iterate's held-out loss is lower than the
@@ -473,6 +497,27 @@ class Plateau(_TrackedRule):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "rel_tol": self.rel_tol, "patience": self.tracker.patience}
+
+
+def _neighbour_mean(y: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """(1, C, h, w): each pixel's mean over its kept 4-neighbours in ``y`` (the image's edges
+    count only the neighbours inside it); 0 where none is kept."""
+    cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=y.dtype)
+    weights = kept.to(y.dtype)[None, None]
+    channels = y.shape[1]
+    total = torch.nn.functional.conv2d(y * weights, cross.expand(channels, 1, 3, 3), padding=1,
+                                       groups=channels)
+    count = torch.nn.functional.conv2d(weights, cross[None, None], padding=1)
+    return total / count.clamp_min(1.0)
+
+
+def holdout_rule(rule: StopRule | None) -> HoldOut | None:
+    """The rule that holds pixels out of a fit (``rule`` itself, or the first such rule of a
+    :class:`FirstToFire`), else None."""
+    for candidate in (rule.rules if isinstance(rule, FirstToFire) else [rule]):
+        if isinstance(candidate, HoldOut):
+            return candidate
+    return None
 
 
 class HeldOutPick(HoldOut):

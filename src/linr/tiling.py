@@ -369,7 +369,7 @@ def fit_tile_group(batch: TileBatch, on_step: Callable[[int, Any, float, int], N
         torch.set_num_threads(previous)
     return [(index, result.image, {"steps_run": result.steps_run, "stop_step": result.stop_step,
                                    "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"],
-                                   **{k: v for k, v in result.settings.items() if k == "prior_used"}})
+                                   **{k: v for k, v in result.settings.items() if k in ("prior_used", "retry")}})
             for index, result in zip(batch.indices, results)]
 
 

@@ -279,6 +279,7 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
     pilot = {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS}  # --steps: under 'steps'
     if args.lr is None and DEFAULT_PILOT_LR != PRESETS[DEFAULT_PRESET].lr:  # since the seventeenth session (earlier: the paper's; --lr: under 'lr')
         pilot["lr"] = DEFAULT_PILOT_LR
+        pilot["retry_lr"] = PRESETS[DEFAULT_PRESET].lr  # a failed pilot is fitted again (eighteenth session)
     if (args.tile or "auto") == "auto":  # 'auto' tiles a pilot's images above this size (fourteenth session; earlier batches: 1024)
         pilot["whole_up_to"] = DENOISE_WHOLE_UP_TO
     return pilot

@@ -23,7 +23,8 @@ noise of ``--sigma`` on the 0-255 scale, seed 0). A variant is:
 a fit variant that names no network and is refined uses the defaults' pilot network
 (:data:`linr.tasks.DEFAULT_PILOT_MODEL`, since the twelfth session) and its learning rate
 (:data:`linr.tasks.DEFAULT_PILOT_LR`, since the seventeenth): its rows record the variant as
-``NAME`` + :func:`linr.tasks.pilot_tag` (``NAME@pilot7x64-lr0.001``; ``@pilot7x64`` for the
+``NAME`` + :func:`linr.tasks.pilot_tag` (``NAME@pilot7x64-lr0.001-retry``; ``NAME@pilot7x64-lr0.001``
+(seventeenth session) before a failed pilot was fitted again; ``@pilot7x64`` for the
 1e-4 pilot of the twelfth to sixteenth sessions, e.g. ``--table --variants
 refine=wiener@pilot7x64``), apart from the earlier rows of the paper's 7x256 under the plain
 name (``width=256,refine=wiener`` fits those again);

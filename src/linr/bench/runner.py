@@ -313,7 +313,8 @@ class BenchRun:
                            steps=config.steps)
             else:
                 key.update(fit={f: v for f, v in dataclasses.asdict(config).items()
-                                if f not in ("progress", "device", "eval_every")},
+                                if f not in ("progress", "device", "eval_every")
+                                and not (f == "retry_lr" and v is None)},  # keys from before it
                            stop=None if stop is None else stop.describe())
                 if grid is not None:  # the defaults restore large images in tiles
                     key.update(tiles=grid.describe())

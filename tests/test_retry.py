@@ -1,0 +1,117 @@
+"""A failed fit is fitted again at a lower learning rate (FitConfig.retry_lr): the check against
+the 4-neighbour mean of the held-out pixels, and the defaults' pilot that uses it."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from linr import tasks
+from linr.config import FitConfig
+from linr.errors import InputError
+from linr.fit import fit, fit_many
+from linr.kinds import lowres, noisy
+from linr.models import ModelConfig
+from linr.stopping import FirstToFire, FixedSteps, HoldOut, holdout_rule
+
+
+def _scene(size: int = 32, sigma: float = 25 / 255, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + 3 * yy), 0.4 + 0.3 * xx, 0.6 - 0.3 * yy], -1)
+    return clean, clean + rng.normal(0, sigma, clean.shape)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_neighbour_loss_is_the_mean_of_the_kept_four_neighbours():
+    _, y = _scene(12)
+    rule = HoldOut(fraction=0.2, seed=3)
+    rule.prepare([noisy(y)])
+    held = rule.held_out_mask(0)
+    assert held.sum() > 5
+    target = y * 2 - 1  # the fit's [-1, 1] scale, in float64
+    errors = []
+    for i, j in zip(*np.nonzero(held)):
+        near = [(i + di, j + dj) for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                if 0 <= i + di < 12 and 0 <= j + dj < 12 and not held[i + di, j + dj]]
+        guess = np.mean([target[p] for p in near], axis=0) if near else np.zeros(3)
+        errors.append((guess - target[i, j]) ** 2)
+    assert rule.neighbour_loss() == pytest.approx(float(np.mean(errors)), rel=1e-5)
+
+
+def test_neighbour_loss_needs_the_image_grid():
+    _, y = _scene(16)
+    rule = HoldOut(fraction=0.2)
+    rule.prepare([lowres(y[::2, ::2], factor=2)])
+    assert rule.neighbour_loss() is None  # a low-res pixel's neighbours are not the image's
+    assert HoldOut().neighbour_loss() is None  # nothing prepared
+    both = FirstToFire([FixedSteps(10), HoldOut()])
+    assert holdout_rule(both) is both.rules[1] and holdout_rule(FixedSteps(10)) is None
+
+
+def _pilot(lr: float, retry: float | None) -> FitConfig:
+    """The defaults' pilot fit of one noisy photo (its network and prior), at ``lr``."""
+    _, y = _scene()
+    config = tasks.resolve([noisy(y)], device="cpu")[1]
+    assert config.model == ModelConfig(width=64) and config.prior is not None
+    return dataclasses.replace(config, steps=400, lr=lr, retry_lr=retry)
+
+
+def test_a_fit_worse_than_the_neighbours_is_fitted_again():
+    clean, y = _scene()
+    rule = HoldOut(average="window40")
+    failed = fit([noisy(y)], _pilot(0.03, None), stop=rule)  # a rate far too high: a blur
+    assert "retry" not in failed.settings
+    first = rule.returned_loss()
+    assert first > rule.neighbour_loss()  # the failure the retry is for (fails if 0.03 fitted well)
+
+    result = fit([noisy(y)], _pilot(0.03, 1e-4), stop=rule)
+    retry = result.settings["retry"]
+    assert retry["held_out_loss"] == pytest.approx(first)  # the same first fit (same seed, same pixels)
+    assert retry["returned"] == "retry" and retry["retry_lr"] == 1e-4
+    assert retry["retry_held_out_loss"] < retry["held_out_loss"] and retry["neighbour_loss"] < retry["held_out_loss"]
+    assert _psnr(result.image, clean) > _psnr(failed.image, clean) + 3
+    assert result.timings["total_s"] == pytest.approx(
+        result.timings["first_fit_s"] + result.timings["retry_s"])
+    # a sound fit is not fitted again
+    sound = fit([noisy(y)], _pilot(1e-3, 1e-4), stop=HoldOut(average="window40"))
+    assert "retry" not in sound.settings
+
+
+def test_a_stack_retries_each_failed_member():
+    clean, y = _scene(seed=2)
+    stops = [HoldOut(average="window40"), HoldOut(average="window40")]
+    results = fit_many([[noisy(y)], [noisy(y)]], _pilot(0.03, 1e-4), stops=stops)
+    for result in results:
+        assert result.settings["retry"]["returned"] == "retry"
+        assert _psnr(result.image, clean) > 20
+
+
+def test_the_defaults_pilot_is_the_fit_that_retries():
+    _, y = _scene(16)
+    _, config = tasks.resolve([noisy(y)])
+    assert config.lr == tasks.DEFAULT_PILOT_LR and config.retry_lr == tasks.PRESETS[tasks.DEFAULT_PRESET].lr
+    assert tasks.resolve([noisy(y)], lr=1e-3)[1].retry_lr is None  # a rate named is kept
+    assert tasks.resolve([noisy(y)], preset="paper")[1].retry_lr is None
+    assert tasks.resolve([noisy(y)], refine="none")[1].retry_lr is None  # no pilot: the paper's fit
+    assert tasks.resolve([lowres(y[::2, ::2], factor=2)])[1].retry_lr is None
+    with pytest.raises(InputError, match="retry learning rate"):
+        dataclasses.replace(config, retry_lr=-1.0)
+
+
+def test_a_tile_records_its_retry_and_the_cli_says_so():
+    from linr.cli import _retry_line
+    from linr.tiling import TileBatch, fit_tile_group
+
+    _, y = _scene(seed=3)
+    [(index, image, record)] = fit_tile_group(TileBatch([5], [[noisy(y)]], _pilot(0.03, 1e-4),
+                                                        [HoldOut(average="window40")]))
+    assert index == 5 and record["retry"]["returned"] == "retry"
+    line = _retry_line([{"tiles": [record, {"steps_run": 10}, None]}])
+    assert line.startswith("retried: 1 of 3 fits at learning rate 0.03 ") and "again at 0.0001" in line
+    assert "better for 1 of 1" in line
+    assert _retry_line([{"steps_run": 10}]) is None and _retry_line([{"tiles": [{"steps_run": 3}]}]) is None
+    assert _retry_line([{"retry": record["retry"]}]).startswith("retried: the fit at")
