@@ -339,7 +339,7 @@ def _retry_line(settings: list[dict[str, Any]]) -> str | None:
     kept = sum(r["returned"] == "retry" for r in retried)
     where = f"{len(retried)} of {len(fits)} fits" if len(fits) > 1 else "the fit"
     return (f"retried: {where} at learning rate {retried[0]['lr']:g} predicted the pixels held out of "
-            f"it worse than their neighbours' mean, and fitted again at {retried[0]['retry_lr']:g}; "
+            f"it clearly worse than their neighbours' mean, and fitted again at {retried[0]['retry_lr']:g}; "
             f"the retry was better for {kept} of {len(retried)}")
 
 

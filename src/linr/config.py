@@ -26,8 +26,9 @@ class FitConfig:
     """Adam learning rate."""
     retry_lr: float | None = None
     """When set: a fit whose stop rule holds pixels out and whose returned image predicts them
-    worse than the mean of their four neighbours in the photo (a failed fit, such as one whose
-    learning rate was too high for the image: :meth:`linr.stopping.HoldOut.neighbour_loss`) is
+    clearly worse than the mean of their four neighbours in the photo (a failed fit, such as one
+    whose learning rate was too high for the image: :meth:`linr.stopping.HoldOut.neighbour_loss`,
+    :data:`linr.fit.RETRY_ABOVE_NEIGHBOURS`) is
     fitted once more at this learning rate, and the image of lower held-out loss is returned
     (``settings['retry']`` says what happened). None: no check (the paper's fit)."""
     seed: int = 0

@@ -156,24 +156,34 @@ def fit(
     return _retry_if_failed(run.finish(render, info, state), observations, config, reference, stop, callback)
 
 
+RETRY_ABOVE_NEIGHBOURS = 1.25
+"""``config.retry_lr`` fits again when the fit's held-out loss is above this many times that of
+the 4-neighbour mean (:meth:`linr.stopping.HoldOut.neighbour_loss`). Between the ratios seen
+(eighteenth session, the defaults' pilot on set9 crops of 128 and 256 px): fits that failed at
+3e-3 and 1e-2 were at 1.57 (baboon) to 27.5 (house, sigma 5); sound ones at 1e-3 up to 1.03
+(baboon, sigma 15, whose fit alone is below the noisy photo and still a good pilot); 1.25 sits
+between them."""
+
+
 def _retry_if_failed(result: FitResult, observations: Sequence[Observation], config: FitConfig,
                      reference: np.ndarray | None, stop: StopRule | None,
                      callback: Callable[[int, torch.Tensor, float], None] | None) -> FitResult:
     """``config.retry_lr``: when the fit's returned image predicts its held-out pixels worse than
-    the mean of their four neighbours does, fit again at that rate (same seed, same held-out
-    pixels) and return the result of lower held-out loss, with ``settings['retry']``."""
+    the mean of their four neighbours does (by :data:`RETRY_ABOVE_NEIGHBOURS`), fit again at that
+    rate (same seed, same held-out pixels) and return the result of lower held-out loss, with
+    ``settings['retry']``."""
     rule = holdout_rule(stop)
     if config.retry_lr is None or rule is None:
         return result
     first, neighbours = rule.returned_loss(), rule.neighbour_loss()
-    if first is None or neighbours is None or first <= neighbours:
+    if first is None or neighbours is None or first <= RETRY_ABOVE_NEIGHBOURS * neighbours:
         return result
     second = fit(observations, dataclasses.replace(config, lr=config.retry_lr, retry_lr=None),
                  reference=reference, stop=stop, callback=callback)
     retried = rule.returned_loss()
     keep = second if retried is not None and retried < first else result
     keep.settings["retry"] = {
-        "why": "the fit predicted its held-out pixels worse than their 4-neighbour mean",
+        "why": f"the fit's held-out loss was above {RETRY_ABOVE_NEIGHBOURS:g}x the 4-neighbour mean's",
         "lr": config.lr, "held_out_loss": first, "neighbour_loss": neighbours,
         "retry_lr": config.retry_lr, "retry_held_out_loss": retried,
         "returned": "retry" if keep is second else "first",

@@ -347,7 +347,7 @@ class HoldOut(_TrackedRule):
     def neighbour_loss(self) -> float | None:
         """The held-out loss (as :meth:`holdout_loss`) of a predictor with no model at all: each
         held-out pixel the mean of its kept 4-neighbours in the observation. A fit that predicts
-        its held-out pixels worse than this has failed (e.g. a learning rate too high for the
+        its held-out pixels clearly worse than this has failed (e.g. a learning rate too high for the
         image: a SIREN that settles on a blur of a few dB). None when an observation's operator
         mixes or moves pixels (the observation's grid is not the image's) or none were held out."""
         if not self._held or any(n is None for n in self._neighbours):

@@ -213,7 +213,7 @@ def resolve(
     (``stop`` None or 'auto') and an image that will be refined (:func:`resolve_refine`) is a
     pilot and gets :data:`DEFAULT_PILOT_MODEL` with a budget of :data:`DEFAULT_PILOT_STEPS` steps
     and the learning rate :data:`DEFAULT_PILOT_LR`, unless ``steps`` or ``lr`` say otherwise; with
-    no ``lr`` named, a pilot that predicts its held-out pixels worse than their neighbours' mean
+    no ``lr`` named, a pilot that predicts its held-out pixels clearly worse than their neighbours' mean
     is fitted again at the paper's rate (:attr:`FitConfig.retry_lr`, :data:`DEFAULT_PILOT_LR`).
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
     with the automatic stop only).
@@ -328,10 +328,9 @@ pilot at a learning rate of 1e-3'). Chosen on the set9 tune images (1e-3 against
 256-px crops: 0.05 dB under on average at half the time), reported on images it was not chosen on.
 Three times this rate (3e-3) failed on the tune images: the fit settled on a blur of 12-16 dB,
 finite, so no :class:`~linr.errors.DivergenceError`. As insurance, since the eighteenth session a
-pilot at this rate whose returned image predicts its held-out pixels worse than the mean of their
-four neighbours is fitted again at the paper's rate and the better of the two kept
-(:attr:`linr.config.FitConfig.retry_lr`; in 128-px tests a failed fit was 1.6-27x the neighbours'
-held-out loss, a sound one 0.5-0.98x)."""
+pilot at this rate whose returned image predicts its held-out pixels more than 1.25x worse than
+the mean of their four neighbours is fitted again at the paper's rate and the better of the two
+kept (:attr:`linr.config.FitConfig.retry_lr`, :data:`linr.fit.RETRY_ABOVE_NEIGHBOURS`)."""
 
 
 def pilot_tag() -> str:
