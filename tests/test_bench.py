@@ -470,3 +470,22 @@ def test_ensemble_bench_keys_name_the_defaults_its_fits_follow(tmp_path: Path, c
     defaults = f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}"
     assert [k["defaults"] for k in keys] == [defaults + pilot_tag(), defaults]  # a named network: no pilot
     assert main(base) == 0 and len(rows.read_text().splitlines()) == 2  # resumed, not refitted
+
+
+def test_denoise_table_shows_todays_default_and_marks_earlier_ones() -> None:
+    from linr.bench.denoise import _key_variant, table
+
+    today = _key_variant("default", {})
+
+    def row(key: str, image: str, psnr: float) -> dict:
+        return {"key": key, "image": image, "colour": "rgb", "size": "full", "sigma": 25.0, "variant": "default",
+                "split": "report", "psnr": psnr, "seconds": 1.0}
+
+    rows = [row(f"f16_rgb_sfull_n25_{today}@tiles-above384", "f16", 31.0),  # today's, listed first
+            row("f16_rgb_sfull_n25_default-tv:auto-grouped@pilot7x64-lr0.001@tiles-above384", "f16", 30.0),
+            row("peppers_rgb_sfull_n25_default-tv:auto-grouped@pilot7x64", "peppers", 29.0),
+            row(f"peppers_rgb_sfull_n25_{today}-more", "peppers", 28.0)]  # a longer, other name
+    shown = table({r["key"]: r for r in rows}, ["default"])
+    assert "| f16 rgb whole, sigma 25 | 31.00 (1 s) |" in shown  # not the earlier row read after it
+    assert "| peppers rgb whole, sigma 25 | 28.00* (1 s) |" in shown and f"`{today}`" in shown
+    assert "*" not in table({rows[0]["key"]: rows[0]}, ["default"])

@@ -247,10 +247,17 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
     """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
     and its difference to the first variant, over the images that have every variant."""
     by_image: dict[tuple[str, str, str, int, float, str], dict[str, dict[str, Any]]] = {}
+    today = "_" + _key_variant("default", {})  # rows of the default as it is now (their key says so)
     for row in rows.values():
         smoke = "".join(f", {k} {row[k]}" for k in ("steps", "width") if row.get(k))  # apart from full runs
         key = (row["split"], row["image"], row["colour"], row["size"], row["sigma"], smoke)
-        by_image.setdefault(key, {})[row["variant"]] = row
+        cells = by_image.setdefault(key, {})
+        if row["variant"] == "default":
+            row = {**row, "earlier": not _key_is(row["key"], today)}
+            kept = cells.get("default")
+            if kept is not None and row["earlier"] and not kept["earlier"]:
+                continue  # today's default row stands, whatever order the file has
+        cells[row["variant"]] = row
     for cells in by_image.values():
         if "default" not in cells and "omega_0=30" in cells:  # the default model's omega_0 is 30
             cells["default"] = cells["omega_0=30"]
@@ -262,14 +269,16 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
             cells["refine=none"] = {**refined, "psnr": refined["psnr_fit"]}  # the same fit, unrefined
     lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
     means: dict[str, list[list[float]]] = {}
+    earlier = False
     for (split, image, colour, size, sigma, smoke), cells in sorted(
             by_image.items(), key=lambda kv: (kv[0][5], kv[0][4], str(kv[0][3]).zfill(5), kv[0][2], SPLITS.index(kv[0][0]),
                                               kv[0][1])):
         if not all(v in cells for v in variants):
             continue
-        shown = [f"{cells[v]['psnr']:.2f} (" + (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, "
-                                                 if cells[v].get("steps_run") else "") +
+        shown = [f"{cells[v]['psnr']:.2f}" + ("*" if cells[v].get("earlier") else "") + " (" +
+                 (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, " if cells[v].get("steps_run") else "") +
                  f"{cells[v]['seconds']:.0f} s)" for v in variants]
+        earlier |= any(cells[v].get("earlier") for v in variants)
         lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
         means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(
             [cells[v]["psnr"] for v in variants])
@@ -277,7 +286,16 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
         m = [sum(col) / len(col) for col in zip(*values)]
         lines.append(f"| {split}: mean ({len(values)}) | | " + " | ".join(
             f"{x:.2f}" + ("" if i == 0 else f" ({x - m[0]:+.2f})") for i, x in enumerate(m)) + " |")
+    if earlier:
+        lines.append(f"\n\\* made by an earlier default (no row of today's, `{today[1:]}`, for that image)")
     return "\n".join(lines)
+
+
+def _key_is(key: str, variant: str) -> bool:
+    """Whether a row key names ``variant`` (``_NAME``) exactly: followed by nothing, an automatic
+    tiling suffix or a smoke run's settings, not by more of an older or newer name."""
+    at = key.find(variant)
+    return at >= 0 and key[at + len(variant):][:1] in ("", "@", "_")
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
