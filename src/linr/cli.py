@@ -332,15 +332,20 @@ def _span(values: list[float], spec: str) -> str:
 def _retry_line(settings: list[dict[str, Any]]) -> str | None:
     """One line on fits that failed the neighbour check and were fitted again
     (:attr:`linr.config.FitConfig.retry_lr`; each tile's fit of a tiled restoration), or None."""
-    fits = [t or {} for s in settings for t in (s["tiles"] if s.get("tiles") else [s])]
-    retried = [f["retry"] for f in fits if f.get("retry")]
+    from .tasks import retry_records
+
+    fits = [record for s in settings for record in retry_records(s)]
+    retried = [r for r in fits if r]
     if not retried:
         return None
     kept = sum(r["returned"] == "retry" for r in retried)
     where = f"{len(retried)} of {len(fits)} fits" if len(fits) > 1 else "the fit"
-    return (f"retried: {where} at learning rate {retried[0]['lr']:g} predicted the pixels held out of "
-            f"it clearly worse than their neighbours' mean, and fitted again at {retried[0]['retry_lr']:g}; "
-            f"the retry was better for {kept} of {len(retried)}")
+    diverged = sum(r.get("held_out_loss") is None for r in retried)
+    how = ("diverged" if diverged == len(retried) else
+           "predicted the pixels held out of it clearly worse than their neighbours' mean" +
+           (f" ({diverged} diverged)" if diverged else ""))
+    return (f"retried: {where} at learning rate {retried[0]['lr']:g} {how}, and fitted again at "
+            f"{retried[0]['retry_lr']:g}; the retry was kept for {kept} of {len(retried)}")
 
 
 def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:

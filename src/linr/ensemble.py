@@ -71,7 +71,10 @@ def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: 
         from .metrics import psnr
 
         described["member_psnr"] = [round(psnr(reference, np.clip(r.image, 0, 1)), 3) for r in results]
-    settings = {**first.settings, "ensemble": described}
+    retries = [r.settings.get("retry") for r in results]
+    if any(retries):  # members fitted again (FitConfig.retry_lr): each member's record, in order
+        described["retries"] = retries
+    settings = {**{k: v for k, v in first.settings.items() if k != "retry"}, "ensemble": described}
     timings = dict(first.timings)
     timings["fit_s"] = max(r.timings["fit_s"] for r in results)
     steps = described["stop_steps"]

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from .averaging import parse_average
+from .fidelity import SquaredError
 from .noise import estimate_noise_sigma
 
 __all__ = [
@@ -348,9 +349,13 @@ class HoldOut(_TrackedRule):
         """The held-out loss (as :meth:`holdout_loss`) of a predictor with no model at all: each
         held-out pixel the mean of its kept 4-neighbours in the observation. A fit that predicts
         its held-out pixels clearly worse than this has failed (e.g. a learning rate too high for the
-        image: a SIREN that settles on a blur of a few dB). None when an observation's operator
-        mixes or moves pixels (the observation's grid is not the image's) or none were held out."""
-        if not self._held or any(n is None for n in self._neighbours):
+        image: a SIREN that settles on a blur of a few dB). None unless every observation with
+        held-out pixels is a plain photo of the image (the identity operator: not a low-res or
+        blurred one, nor one with a mask) compared by squared error (a likelihood of photon
+        counts is known only up to a constant, so a ratio of two of them means nothing), or
+        when none were held out."""
+        if not self._held or any(n is None for n in self._neighbours) or \
+                any(type(term) is not SquaredError for _, _, _, _, term in self._held):
             return None
         return float(sum(weight * term.value(pred, y) for (_, _, y, weight, term), pred
                          in zip(self._held, self._neighbours)))

@@ -35,6 +35,7 @@ __all__ = [
     "Preset",
     "PRESETS",
     "noisy",
+    "retry_records",
     "lowres",
     "masked",
     "blurred",
@@ -214,7 +215,7 @@ def resolve(
     pilot and gets :data:`DEFAULT_PILOT_MODEL` with a budget of :data:`DEFAULT_PILOT_STEPS` steps
     and the learning rate :data:`DEFAULT_PILOT_LR`, unless ``steps`` or ``lr`` say otherwise; with
     no ``lr`` named, a pilot that predicts its held-out pixels clearly worse than their neighbours' mean
-    is fitted again at the paper's rate (:attr:`FitConfig.retry_lr`, :data:`DEFAULT_PILOT_LR`).
+    is fitted again at the paper's rate, 1e-4 (:attr:`FitConfig.retry_lr`; see :data:`DEFAULT_PILOT_LR`).
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
     with the automatic stop only).
 
@@ -627,6 +628,17 @@ def restore(
         shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
         apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if whole and shared else None)
     return result
+
+
+def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """Per fit of a result's ``settings`` (one fit, each tile's, each ensemble member's): its
+    ``retry`` record (:attr:`FitConfig.retry_lr`), or None where the fit was not fitted again."""
+    ensemble = settings.get("ensemble") or {}
+    if ensemble.get("members"):
+        return list(ensemble.get("retries") or [None] * ensemble["members"])
+    if settings.get("tiles"):
+        return [(tile or {}).get("retry") for tile in settings["tiles"]]
+    return [settings.get("retry")]
 
 
 def held_out_pixels(rule: StopRule | None) -> np.ndarray | None:

@@ -418,6 +418,9 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
 # --- running ------------------------------------------------------------------------------------
 
 
+RETRY_NOTE = "fitting again at the paper's learning rate (the first fit failed: FitConfig.retry_lr)"
+
+
 def _stop_state(rule: Any) -> str:
     """What an automatic stop rule has seen so far, in words (empty for a fixed step count)."""
     if rule is None:
@@ -580,12 +583,14 @@ class JobRunner:
         job.state = "running"
         job.started = time.perf_counter()
         watch = _StepWatch(job, self.preview_every_s)
+        again = {"retry": False}
 
         def each_step(step: int, output: Any, loss: float) -> None:
+            again["retry"] |= step + 1 < job.step  # the fit starts over: a failed pilot fitted again
             job.step = step + 1
             if watch.preview_due(step, output):
                 job.preview, job.preview_step = _as_image(output), step + 1
-                job.stop_state = _stop_state(prepared.stop)
+                job.stop_state = (RETRY_NOTE + "; " if again["retry"] else "") + _stop_state(prepared.stop)
 
         try:
             if prepared.grid is None:
@@ -627,12 +632,13 @@ class JobRunner:
         canvas = before.copy() if before is not None and before.shape[:2] == prepared.grid.shape \
             else np.full((*prepared.grid.shape, prepared.observations[0].channels), 0.5, np.float32)
         watch = _StepWatch(job, self.preview_every_s)
-        finished = {"tile": 0, "steps": 0, "last": 0}  # steps of the tiles already done
+        finished = {"tile": 0, "steps": 0, "last": 0, "retry": -1}  # steps of the tiles already done
 
         def each_step(step: int, output: Any, loss: float, tile: int | None) -> None:
             index = tile or 0
-            if index != finished["tile"]:
+            if index != finished["tile"] or step + 1 < finished["last"]:  # a new tile, or one fitted again
                 finished["steps"] += finished["last"]
+                finished["retry"] = index if index == finished["tile"] else finished["retry"]
                 finished["tile"] = index
             finished["last"] = step + 1
             job.step = finished["steps"] + step + 1
@@ -642,7 +648,8 @@ class JobRunner:
                 canvas[rows, cols] = _as_image(output)
                 job.preview, job.preview_step = canvas.copy(), job.step
                 each = "; each tile stops by itself" if job.automatic_stop else ""
-                job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}"
+                again = f"; {RETRY_NOTE}" if finished["retry"] == index else ""
+                job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}{again}"
 
         return restore(prepared.loaded, reference=prepared.reference, tile="auto", tile_stack=1,
                        progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),

@@ -7,8 +7,8 @@ noise of ``--sigma`` on the 0-255 scale, seed 0). A variant is:
 
 - ``default``: whatever the default restore does at the commit a row records (rows made before
   the default had a prior, which record none, also stand for ``prior=none``; keys name the
-  default's prior and refinement, so a rerun after the default changed fits it again, and the
-  table shows the latest row);
+  default's prior, refinement and pilot, so a rerun after the default changed fits it again;
+  the table shows today's default row where there is one, else the latest, marked ``*``);
 - ``prior=SPEC``: an image prior (``--prior``), such as ``prior=none``, ``prior=tv:0.05`` or
   ``prior=tv:auto`` (its weight set from the measured noise level; rows record the weight used);
 - ``omega_0=W``: the SIREN's omega_0 (``--omega0``; with coordinates on [-1, 1] across the
@@ -183,7 +183,7 @@ def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
 def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str, Any]) -> dict[str, Any]:
     """A fit variant's measurements: the returned image's PSNR (clipped and not), the fit's own
     before a refinement, the best raw iterate (the oracle) and the stop."""
-    from ..tasks import restore
+    from ..tasks import restore, retry_records
     from .common import psnr
 
     t0 = time.perf_counter()
@@ -199,7 +199,8 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
             "peak_psnr_unclipped": None if peak is None else curve[peak],
             "peak_step": None if peak is None else peak + 1,
             "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
-            "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used")}
+            "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
+            "retried": sum(r is not None for r in retry_records(result.settings))}
 
 
 def _key_variant(variant: str, options: dict[str, Any]) -> str:
@@ -252,10 +253,10 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
         smoke = "".join(f", {k} {row[k]}" for k in ("steps", "width") if row.get(k))  # apart from full runs
         key = (row["split"], row["image"], row["colour"], row["size"], row["sigma"], smoke)
         cells = by_image.setdefault(key, {})
-        if row["variant"] == "default":
+        if row["variant"] == "default" and not smoke:  # smoke rows (--steps, --width) name no pilot
             row = {**row, "earlier": not _key_is(row["key"], today)}
             kept = cells.get("default")
-            if kept is not None and row["earlier"] and not kept["earlier"]:
+            if kept is not None and row["earlier"] and not kept.get("earlier"):
                 continue  # today's default row stands, whatever order the file has
         cells[row["variant"]] = row
     for cells in by_image.values():

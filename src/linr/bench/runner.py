@@ -368,6 +368,7 @@ class BenchRun:
                                     "stop_reason": result.stop_reason,
                                     "engine": result.settings.get("engine_used"),
                                     "tiling": result.settings.get("tiling"),
+                                    "retried": sum(r is not None for r in tasks.retry_records(result.settings)),
                                     "weights": [o["weight"] for o in result.settings["observations"]]})
         elif k in ("dip", "dip_recipe"):
             from ..baselines.dip import dip_restore
