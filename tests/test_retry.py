@@ -171,3 +171,11 @@ def test_retry_records_of_one_fit_tiles_and_an_ensemble():
     assert tasks.retry_records({"tiles": [{"retry": record}, {}, None]}) == [record, None, None]
     assert tasks.retry_records({"ensemble": {"members": 2}}) == [None, None]
     assert tasks.retry_records({"ensemble": {"members": 2, "retries": [None, record]}}) == [None, record]
+
+
+def test_a_fit_cut_short_by_its_budget_is_not_retried():
+    _, y = _scene()
+    rule = HoldOut(average="window40")
+    short = fit([noisy(y)], dataclasses.replace(_pilot(0.03, 1e-4), steps=5), stop=rule)
+    assert short.steps_run == 5 and rule.returned_loss() > RETRY_ABOVE_NEIGHBOURS * rule.neighbour_loss()
+    assert "retry" not in short.settings  # five steps are too few for any rate: no second fit

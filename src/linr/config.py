@@ -25,7 +25,8 @@ class FitConfig:
     lr: float = 1e-4
     """Adam learning rate."""
     retry_lr: float | None = None
-    """When set: a fit whose stop rule holds pixels out and whose returned image predicts them
+    """When set: a fit whose stop rule holds pixels out and ends it before ``steps`` (a fit cut
+    short by its budget may be poor for want of steps), and whose returned image predicts them
     clearly worse than the mean of their four neighbours in the photo (a failed fit, such as one
     whose learning rate was too high for the image: :meth:`linr.stopping.HoldOut.neighbour_loss`,
     :data:`linr.fit.RETRY_ABOVE_NEIGHBOURS`) is

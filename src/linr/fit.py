@@ -184,13 +184,13 @@ _SUMMED_TIMINGS = ("setup_s", "fit_s", "train_s", "eval_s", "total_s")
 def _retry_if_failed(result: FitResult, observations: Sequence[Observation], config: FitConfig,
                      reference: np.ndarray | None, stop: StopRule | None,
                      callback: Callable[[int, torch.Tensor, float], None] | None) -> FitResult:
-    """``config.retry_lr``: when the fit's returned image predicts its held-out pixels worse than
-    the mean of their four neighbours does (by :data:`RETRY_ABOVE_NEIGHBOURS`), fit again at that
-    rate (same seed, same held-out pixels) and return the result of lower held-out loss, with
-    ``settings['retry']``."""
+    """``config.retry_lr``: when the fit's stop rule ended it before its step budget and its
+    returned image predicts its held-out pixels worse than the mean of their four neighbours does
+    (by :data:`RETRY_ABOVE_NEIGHBOURS`), fit again at that rate (same seed, same held-out pixels)
+    and return the result of lower held-out loss, with ``settings['retry']``."""
     rule = holdout_rule(stop)
-    if config.retry_lr is None or rule is None:
-        return result
+    if config.retry_lr is None or rule is None or result.steps_run >= config.steps:
+        return result  # a fit cut short by its budget may be poor for want of steps, not of a lower rate
     first, neighbours = rule.returned_loss(), rule.neighbour_loss()
     if first is None or neighbours is None or first <= RETRY_ABOVE_NEIGHBOURS * neighbours:
         return result
