@@ -94,6 +94,9 @@ def test_cli_announces_long_fits(capsys):
     assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in err  # the pilot's budget
     assert f"to refine the fit's image ({DEFAULT_DENOISE_REFINE})" in err  # and the refinement after it
     assert "usually stops far sooner" in err  # the pilot's budget is an upper bound far from its stop
+    assert "fitted once more at the paper's learning rate" in err  # a failed pilot's retry (FitConfig.retry_lr)
+    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "lr": 1e-3}), None)
+    assert "fitted once more" not in capsys.readouterr().err  # a rate named: no retry
     from linr.tasks import resolve, tile_grid
 
     _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))

@@ -496,7 +496,9 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         usual = ""  # the pilot's budget is far from binding (tasks.DEFAULT_PILOT_STEPS)
         if stop is not None and args.steps is None and pilot_fit(observations, preset=args.preset, model=model,
                                                                  stop=args.stop, refine=args.refine, keep_model=keep_model):
-            usual = "; the fit usually stops far sooner (after 105-415 steps per image or tile on the benchmark photos)"
+            usual = ("; the fit usually stops far sooner (after 105-415 steps per image or tile on the benchmark "
+                     "photos); one that fails is fitted once more at the paper's learning rate" if args.lr is None else
+                     "; the fit usually stops far sooner")
         where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
         each = "" if frames == 1 else f" (each of {frames} frames)"
         refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None)
