@@ -179,3 +179,15 @@ def test_a_fit_cut_short_by_its_budget_is_not_retried():
     short = fit([noisy(y)], dataclasses.replace(_pilot(0.03, 1e-4), steps=5), stop=rule)
     assert short.steps_run == 5 and rule.returned_loss() > RETRY_ABOVE_NEIGHBOURS * rule.neighbour_loss()
     assert "retry" not in short.settings  # five steps are too few for any rate: no second fit
+
+
+def test_the_batch_summary_counts_images_with_a_retried_fit():
+    from linr.batch.run import Outcome
+    from linr.batch.summary import summary_table
+
+    record = {"lr": 1e-3, "retry_lr": 1e-4, "returned": "retry", "held_out_loss": 0.2}
+    done = [{"image": "a", "status": "done", "settings": {"tiles": [{}, {"retry": record}]}},
+            {"image": "b", "status": "done", "settings": {"retry": None}}]
+    table = summary_table(done, Outcome(restored=["a", "b"]), where="out/", engine="cpu")
+    assert "retried: 1 of 2 done images" in table and "e.g. a" in table
+    assert "retried" not in summary_table(done[1:], Outcome(restored=["b"]), where="out/", engine="cpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from ..tasks import retry_records
 from .run import Outcome
 
 __all__ = ["summary_table"]
@@ -52,6 +53,11 @@ def summary_table(records: Sequence[dict[str, Any]], outcome: Outcome, *, where:
     if with_metrics and measured < len(done):
         lines.append(f"metrics: means over the {measured} of {len(done)} done images measured against "
                      "a reference")
+    retried = [r for r in done if any(retry_records(r.get("settings") or {}))]
+    if retried:  # a failed pilot fitted again at the paper's rate (FitConfig.retry_lr)
+        lines.append(f"retried: {len(retried)} of {len(done)} done images had a fit (or tile) that failed at the "
+                     "pilot's learning rate and was fitted again at the paper's ('retry' in the manifest's settings), "
+                     f"e.g. {retried[0]['image']}")
     unmeasured = [r for r in done if r.get("metrics_error")]
     if unmeasured:
         first = unmeasured[0]
