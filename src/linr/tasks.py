@@ -152,8 +152,9 @@ PRESETS: dict[str, Preset] = {
         name="fast",
         description="time to the paper's PSNR on CPU: SIREN 7x128 for noisy (automatic stop, "
         "budget 500 steps); the paper's 7x256 for lowres (300 steps) and masked (500 steps, on "
-        "observed pixels); Adam 1e-4; joint and deblurring fits use 7x128 (deblurring at full size: "
-        "5.3 dB under the paper's LINR and 3.2 under Wiener on leaves; use the default for deblurring)",
+        "observed pixels); Adam 1e-4; joint and deblurring fits use 7x128, joint ones not benchmarked "
+        "(deblurring at full size: 5.3 dB under the paper's LINR and 3.2 under Wiener on leaves; use "
+        "the default for deblurring)",
         # noisy: a budget, not a count: the hold-out rule stops near the PSNR peak, whose step
         # grows with the image size (about 40 at 64 px, 150 at 256 px)
         steps={"noisy": 500, "lowres": 300, "masked": 500, "blurred": 4000, "observation": 300},
