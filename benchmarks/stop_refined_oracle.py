@@ -34,7 +34,7 @@ from linr.bench.averaging import clean_crop, observations_for
 from linr.bench.common import commit_id, cpu_name, psnr, read_rows
 from linr.fit import fit
 from linr.refine import refine_image
-from linr.stopping import FixedSteps
+from linr.stopping import FixedSteps, holdout_rule
 
 WINDOW = 40
 
@@ -52,12 +52,9 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     # the same pilot fit, for a fixed budget, its iterates refined as the default refines them
     resolved, config = tasks.resolve(obs, seed=0, device="cpu")
     rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
-    held = None
-    for candidate in getattr(rule, "rules", [rule]):
-        if hasattr(candidate, "prepare") and hasattr(candidate, "held_out_mask"):
-            resolved = candidate.prepare(resolved)  # the same held-out pixels as the default's fit
-            held = candidate
-            break
+    held = holdout_rule(rule)
+    if held is not None:
+        resolved = held.prepare(resolved)  # the same held-out pixels as the default's fit
     window: deque = deque(maxlen=WINDOW)
     checkpoints: list[tuple[int, np.ndarray, np.ndarray]] = []
 

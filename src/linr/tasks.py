@@ -28,7 +28,7 @@ from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, FirstToFire, HoldOut, StopRule, parse_stop
+from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, holdout_rule, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
@@ -646,10 +646,8 @@ def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
 def held_out_pixels(rule: StopRule | None) -> np.ndarray | None:
     """(H, W) bool: the first observation's pixels a fit's stop rule held out of the data term
     (``holdout``, ``pick``; the first such rule of several), else None."""
-    for candidate in (rule.rules if isinstance(rule, FirstToFire) else [rule]):
-        if isinstance(candidate, HoldOut):
-            return candidate.held_out_mask(0)
-    return None
+    held = holdout_rule(rule)
+    return None if held is None else held.held_out_mask(0)
 
 
 def apply_refine(result: FitResult, refine: str, observations: Sequence[Observation],
