@@ -14,7 +14,6 @@ it, the default restore of the noisy photo alone. PSNR: standard convention (cli
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 import linr
 from linr.bench import data_dir
 from linr.bench.averaging import clean_crop, observations_for
-from linr.bench.common import commit_id, cpu_name, psnr, read_rows
+from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
 from linr.refine import refine_image
 
 
@@ -59,8 +58,7 @@ def main() -> None:
                    alone_refine=(alone.settings.get("refine") or {}).get("name"))
         row.update(commit=commit_id(), processor=cpu_name(), threads=1, torch=torch.__version__,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        with args.rows.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.rows, row)
         print(f"{key}: joint {row['joint']:.2f}, +wiener {row['joint+wiener']:.2f}, +grouped "
               f"{row['joint+grouped']:.2f}; noisy alone (default) {row['alone_default']:.2f} dB", flush=True)
 

@@ -17,7 +17,6 @@ finished keys.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from linr.averaging import parse_average
-from linr.bench.common import commit_id, cpu_name, load_clean, noise_seed, read_rows
+from linr.bench.common import append_row, commit_id, cpu_name, load_clean, noise_seed, read_rows
 from linr.fit import FitConfig, fit
 from linr.kinds import noise_term, noisy as noisy_observation
 from linr.simulate import add_photon_noise
@@ -126,8 +125,7 @@ def main() -> None:
             continue
         row = {"key": key, **record(spec, peak, crop, data), "commit": commit_id(), "processor": cpu_name(),
                "threads": 1, "torch": torch.__version__}
-        with rows.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(rows, row)
         print(key, row["steps_run"], f"{row['fit_s']:.0f} s", flush=True)
 
 

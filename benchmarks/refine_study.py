@@ -45,7 +45,7 @@ import torch
 import linr
 from linr.bench import data_dir
 from linr.bench.averaging import clean_crop, observations_for
-from linr.bench.common import commit_id, cpu_name, psnr, read_rows
+from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
 from linr.noise import floored_noise_sigma
 from linr.refine import REFINERS
 from linr.tasks import DEFAULT_PILOT_LR
@@ -71,11 +71,6 @@ def _budget(args: argparse.Namespace) -> str:
 def _cache_file(cache: Path, name: str, args: argparse.Namespace) -> Path:
     grey = "_grey" if args.colour == "grey" else ""
     return cache / f"{name.replace('/', '_')}{grey}_{args.size}_n{args.sigma:g}{_budget(args)}.npz"
-
-
-def _append(path: Path, row: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def _provenance() -> dict:
@@ -104,7 +99,7 @@ def pilots(args: argparse.Namespace) -> None:
                "pilot_steps": args.steps, "pilot_lr": _pilot_lr(args), "psnr_fit": psnr(clean, result.fitted_image), "psnr_default": psnr(clean, result.image),
                "refine": result.settings.get("refine"), "tile": result.settings.get("tile"),
                "returned_step": result.stop_step, "steps_run": result.steps_run, "seconds": seconds, **_provenance()}
-        _append(args.rows, row)
+        append_row(args.rows, row)
         print(f"{key}: fit {row['psnr_fit']:.2f}, default {row['psnr_default']:.2f} dB, {seconds:.0f} s", flush=True)
 
 
@@ -155,7 +150,7 @@ def refine(args: argparse.Namespace) -> None:
                    "pilot_steps": args.steps, "pilot_lr": _pilot_lr(args), "pilot_seconds": pilot_seconds, "spec": spec,
                    "psnr": psnr(clean, image), "psnr_fit": psnr(clean, pilot), "stages": stages,
                    "sigma_measured": sigma * 255, "seconds": seconds, **_provenance()}
-            _append(args.rows, row)
+            append_row(args.rows, row)
             done[key] = row
             print(f"{name} {args.colour} n{args.sigma:g} {spec}: {row['psnr']:.3f} dB (pilot {row['psnr_fit']:.2f}), {seconds:.1f} s", flush=True)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from collections import deque
 from pathlib import Path
@@ -31,7 +30,7 @@ import linr
 from linr import tasks
 from linr.bench import data_dir
 from linr.bench.averaging import clean_crop, observations_for
-from linr.bench.common import commit_id, cpu_name, psnr, read_rows
+from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
 from linr.fit import fit
 from linr.refine import refine_image
 from linr.stopping import FixedSteps, holdout_rule
@@ -117,8 +116,7 @@ def main() -> None:
         if key in done:
             continue
         row = _row(name, args)
-        with args.rows.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.rows, row)
         print(f"{name}: default {row['default_psnr']:.2f} (stop {row['default_stop_step']}), oracle "
               f"{row['oracle_psnr']:.2f} at {row['oracle_step']} ({row['oracle_iterate']})", flush=True)
 

@@ -6,6 +6,13 @@ work and the time per pixel measures the tiling's own overhead; quality is `linr
 business). Each size runs in its own process so that its peak memory (ru_maxrss) is its own.
 
     .venv/bin/python benchmarks/tiles_scale.py 512 2048 [8192] [--steps 10] [--tile 256:32] [--width 32]
+
+With ``--defaults`` each size is restored as a user's ``linr restore noisy.png`` would be (every
+setting linr's default: tiles, the pilot, its stop rule and retry, the refinement), so the time
+per pixel is the real one and the row also holds the PSNR against the clean mirror-tiled photo
+(standard convention: scikit-image, clipped, data range 1). ``--rows FILE`` appends each row.
+
+    .venv/bin/python benchmarks/tiles_scale.py 512 2048 --defaults --rows benchmarks/tiles_scale_defaults.jsonl
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import time
 from pathlib import Path
 
 
-def one(size: int, steps: int, tile: str, data: Path, width: int | None, device: str, stack: int | None) -> dict:
+def one(size: int, steps: int, tile: str, data: Path, width: int | None, device: str, stack: int | None,
+        defaults: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -34,6 +42,8 @@ def one(size: int, steps: int, tile: str, data: Path, width: int | None, device:
     big = np.tile(mirrored, (reps[0] // 2 + 1, reps[1] // 2 + 1, 1))[:size, :size]
     rng = np.random.default_rng(0)
     y = (big + rng.normal(0, 25 / 255, big.shape)).astype(np.float32)
+    if defaults:
+        return _defaults_row(size, big, y, device)
     del big
     t0 = time.perf_counter()
     model = ModelConfig(width=width) if width else None
@@ -53,7 +63,40 @@ def one(size: int, steps: int, tile: str, data: Path, width: int | None, device:
             "threads": torch.get_num_threads()}
 
 
+def _defaults_row(size: int, clean, y, device: str) -> dict:
+    """One restore with every setting linr's default, timed (wall and this process's CPU)."""
+    import numpy as np
+    import torch
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from linr.bench.common import commit_id, cpu_name
+    from linr.tasks import noisy, restore
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = restore([noisy(y)], device=device, progress=False)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    s = result.settings
+    tiles = [t for t in s.get("tiles") or [] if t]
+    stops = [t["stop_step"] for t in tiles] or [result.stop_step]
+    retried = sum(1 for t in tiles if t.get("retry")) if tiles else int(bool(s.get("retry")))
+    psnr = peak_signal_noise_ratio(clean.astype(np.float64), np.clip(result.image, 0, 1).astype(np.float64),
+                                   data_range=1.0)
+    refine = s.get("refine") or {}
+    return {"size": size, "mode": "defaults", "device": device, "threads": torch.get_num_threads(),
+            "processor": cpu_name(), "commit": commit_id(), "torch": torch.__version__,
+            "tiles": (s.get("tiling") or {}).get("tiles", 1), "tile_size": (s.get("tiling") or {}).get("size"),
+            "stop_steps": [int(min(stops)), int(np.median(stops)), int(max(stops))], "retried": retried,
+            "refine": refine.get("name"), "refine_s": round(result.timings.get("refine_s", 0.0), 1),
+            "seconds": round(seconds, 1), "cpu_s": round(cpu, 1),
+            "us_per_pixel": round(seconds / (size * size) * 1e6, 2),
+            "cpu_us_per_pixel": round(cpu / (size * size) * 1e6, 2),
+            "psnr": round(float(psnr), 2),
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
 def main() -> None:
+    from linr.bench.common import append_row
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("sizes", nargs="+", type=int)
     p.add_argument("--steps", type=int, default=10)
@@ -62,20 +105,27 @@ def main() -> None:
     p.add_argument("--width", type=int, default=None, help="SIREN width (default 256)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--stack", type=int, default=None, help="tiles per stack (default: linr's)")
+    p.add_argument("--defaults", action="store_true",
+                   help="restore with linr's default settings (auto tiles, stop, refinement), not fixed steps")
+    p.add_argument("--rows", default=None, help="append each row to this JSONL file")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         print(json.dumps(one(args.sizes[0], args.steps, args.tile, Path(args.data), args.width, args.device,
-                             args.stack)))
+                             args.stack, args.defaults)))
         return
     for size in args.sizes:
         out = subprocess.run([sys.executable, __file__, str(size), "--one", "--steps", str(args.steps),
                               "--tile", args.tile, "--data", args.data,
                               "--device", args.device,
                               *(["--width", str(args.width)] if args.width else []),
-                              *(["--stack", str(args.stack)] if args.stack else [])],
+                              *(["--stack", str(args.stack)] if args.stack else []),
+                              *(["--defaults"] if args.defaults else [])],
                              capture_output=True, text=True, check=True)
-        print(out.stdout.strip(), flush=True)
+        row = out.stdout.strip().splitlines()[-1]
+        print(row, flush=True)
+        if args.rows:
+            append_row(args.rows, json.loads(row))
 
 
 if __name__ == "__main__":

@@ -266,6 +266,7 @@ def _fill(args: argparse.Namespace, path: Path) -> None:
     import torch
 
     from . import data_dir
+    from .common import append_row
 
     torch.set_num_threads(args.threads)
     data = data_dir(args.data)
@@ -293,8 +294,7 @@ def _fill(args: argparse.Namespace, path: Path) -> None:
                                sigma=sigma, split=split, torch=torch.__version__, threads=args.threads,
                                cpu=platform.processor() or platform.machine(),
                                when=time.strftime("%Y-%m-%d %H:%M:%S"))
-                    with path.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
+                    append_row(path, row)
                     print(f"recorded {key}: {row['steps_run']} steps in {row['fit_s']:.0f} s", flush=True)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["centre_crop", "corruption_seed", "noise_seed", "load_clean", "psnr", "read_rows",
+__all__ = ["centre_crop", "corruption_seed", "noise_seed", "load_clean", "psnr", "read_rows", "append_row",
            "commit_id", "cpu_name"]
 
 
@@ -84,6 +84,12 @@ def read_rows(path: Path) -> dict[str, dict[str, Any]]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
     return rows
+
+
+def append_row(path: "Path | str", row: dict[str, Any]) -> None:
+    """Append ``row`` as one JSON line to ``path`` (a resumable rows file: :func:`read_rows`)."""
+    with Path(path).open("a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def cpu_name() -> str:

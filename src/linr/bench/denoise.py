@@ -48,7 +48,6 @@ prints them.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import replace
@@ -162,11 +161,6 @@ def _split(name: str) -> str:
     from .averaging import TUNE
 
     return "tune" if name in TUNE else "report" if "/" not in name else "held-out"
-
-
-def _append(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
@@ -306,7 +300,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from ..models import ModelConfig
     from . import data_dir
     from .averaging import clean_crop, observations_for
-    from .common import commit_id, cpu_name, read_rows
+    from .common import append_row, commit_id, cpu_name, read_rows
 
     rows_path = Path(args.rows)
     if args.table:
@@ -349,7 +343,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                    "variant": _label(variant, kw), **smoke, "split": _split(name), **measured,
                    "commit": commit_id(), "processor": cpu_name(), "threads": args.threads,
                    "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            _append(rows_path, row)
+            append_row(rows_path, row)
             done[key] = row
             steps = f", returned step {row['returned_step']} of {row['steps_run']}" if row["steps_run"] else ""
             print(f"{key}: {row['psnr']:.2f} dB{steps}, {row['seconds']:.0f} s", flush=True)
