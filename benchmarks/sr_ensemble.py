@@ -103,6 +103,8 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=None, help="centre crop (smoke runs only)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rows", default=None)
+    p.add_argument("--cache", default=None,
+                   help="folder for each member's images (npz), so that a killed run resumes member by member")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     done = set()
@@ -125,7 +127,18 @@ def main() -> None:
         obs = [lowres(lanczos_downscale(clean, args.factor), args.factor)]
         finals, averages, snaps, cpus = [], [], [], []
         for seed in range(args.members):
-            final, snap, average, cpu, threads = member(obs, seed, args.steps, keep, args.window, args.every)
+            cached = Path(args.cache) / f"{name}_x{args.factor}_s{args.steps}_c{args.crop}_w{args.window}" \
+                f"_e{args.every}_seed{seed}.npz" if args.cache else None
+            if cached is not None and cached.exists():
+                z = np.load(cached)
+                final, average, cpu, threads = z["final"], z["average"], float(z["cpu"]), int(z["threads"])
+                snap = {int(k[5:]): z[k] for k in z.files if k.startswith("snap_")}
+            else:
+                final, snap, average, cpu, threads = member(obs, seed, args.steps, keep, args.window, args.every)
+                if cached is not None:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    np.savez(cached, final=final, average=average, cpu=cpu, threads=threads,
+                             **{f"snap_{k}": v for k, v in snap.items()})
             finals.append(final)
             averages.append(average)
             snaps.append(snap)
