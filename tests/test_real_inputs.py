@@ -67,6 +67,29 @@ def test_rgba_holes_are_the_mask_and_the_output_is_opaque(tmp_path, capsys, clea
     assert np.abs(restored - clean)[~keep].mean() < np.abs(clean)[~keep].mean()  # holes filled
 
 
+def test_alpha_and_mask_together_and_a_mask_with_nothing_missing_are_said(tmp_path, capsys, clean):
+    from linr.images import ImageInfo
+    from linr.kinds import _build_masked
+
+    alpha = np.ones(clean.shape[:2], np.float32)
+    alpha[:, :10] = 0  # a third of the columns transparent
+    half = np.ones(clean.shape[:2], bool)
+    half[:15] = False  # the mask drops the top half
+    Image.fromarray((half * 255).astype(np.uint8)).save(tmp_path / "mask.png")
+    notes: list[str] = []
+    info = ImageInfo(path="holes.png", bit_depth=8, channels=3, alpha=alpha)
+    obs, _ = _build_masked(clean, info, {"mask": str(tmp_path / "mask.png")}, notes)
+    keep = obs.operator.mask.numpy()
+    keep = keep if keep.ndim == 2 else keep.min(0)
+    assert keep.mean() == pytest.approx((half & (alpha >= 0.5)).mean())
+    assert any("and so are the mask's black pixels: 33.3% of the pixels observed" in n for n in notes), notes
+    notes.clear()
+    Image.fromarray(np.full(clean.shape[:2], 255, np.uint8)).save(tmp_path / "white.png")
+    _build_masked(clean, ImageInfo(path="full.png", bit_depth=8, channels=3), {"mask": str(tmp_path / "white.png")},
+                  notes)
+    assert any("every pixel is observed" in n for n in notes), notes
+
+
 def test_an_rgba_mask_file_is_read_from_its_alpha(tmp_path):
     keep = np.zeros((8, 8), bool)
     keep[2:6] = True

@@ -107,6 +107,11 @@ def test_cli_announces_long_fits(capsys):
     err = capsys.readouterr().err
     assert "up to 500 steps (automatic stop) restoring 1024x1024:" in err and "to refine" not in err
     assert "usually stops" not in err
+    _announce_cost(obs, args, None, members=2)  # an ensemble's networks are members, not frames
+    err = capsys.readouterr().err
+    assert "(each of 2 ensemble members)" in err and "frames" not in err
+    _announce_cost(obs, args, None, frames=3, members=2)
+    assert "(each of 3 frames x 2 ensemble members)" in capsys.readouterr().err
 
 
 def test_fast_preset_picks_the_model_by_kind():

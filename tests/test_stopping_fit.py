@@ -87,6 +87,32 @@ def test_cli_reports_the_rule(tmp_path, capsys, clean):
     assert "unknown stop rule" in capsys.readouterr().err
 
 
+def test_cli_says_whether_it_returned_an_iterate_or_an_average(tmp_path, capsys, clean):
+    from types import SimpleNamespace
+
+    from linr.cli import _returned
+
+    write_image(tmp_path / "noisy.png", add_gaussian_noise(clean, SIGMA, seed=0))
+    out, rep = tmp_path / "o.png", tmp_path / "r.json"
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(out), "--device", "cpu",
+                 "--quiet", "--steps", "80", "--report", str(rep)]) == 0  # the default stop: hold-out + average
+    text = capsys.readouterr().out
+    stop = json.loads(rep.read_text())["settings"]["stop"]
+    line = next(t for t in text.splitlines() if t.startswith("stopped at step"))
+    if stop["returned"] == "average":
+        assert f"returned the mean of up to {stop['average'][6:]} iterates ending at step" in line
+    else:
+        assert "returned the iterate of step" in line
+    result = SimpleNamespace(stop_step=77, settings={"stop": {"average": "window40", "returned": "average"}})
+    assert _returned(result) == "; returned the mean of up to 40 iterates ending at step 77"
+    result.settings["stop"] = {"average": "ema0.9", "returned": "average"}
+    assert _returned(result) == "; returned an exponential average (decay 0.9) of the iterates up to step 77"
+    result.settings["stop"] = {"average": "window40", "returned": "raw"}
+    assert _returned(result) == "; returned the iterate of step 77"
+    result.settings = {"stop": {"name": "fixed"}, "ensemble": {"members": 2}}
+    assert _returned(result) == ""
+
+
 def test_holdout_with_an_average_online_matches_the_averaging_bench_replay():
     """``holdout:F:P:window10`` in a real fit stops where the averaging bench's replay of its
     recorded series says, and returns the same image: the window average at its held-out minimum."""

@@ -186,7 +186,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     elif dropped:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again "
-                     "with the fit as the pilot, --refine)")
+                     "with the fit as the pilot, --refine), and the fit is the paper's SIREN 7x256 "
+                     "rather than the refinement's narrow 7x64 pilot: slower, and lower in PSNR (the "
+                     "refinement added 0.56-0.97 dB on the benchmark crops, BENCHMARKS.md)")
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError("a stop rule with an average of iterates returns an image no single model "
                          "renders: --save-model, --render-scale and --render-size need one without")
@@ -225,7 +227,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    _announce_cost(scenes[0][0], args, model, grid, frames=len(scenes) * args.ensemble)
+    _announce_cost(scenes[0][0], args, model, grid, frames=len(scenes), members=args.ensemble)
     results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
@@ -243,8 +245,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
             if len(scenes) > 1:
                 print(f"frame {i + 1}/{len(scenes)}: {result.steps_run} steps, "
-                      f"{result.timings['fit_s']:.1f} s; {result.stop_reason}; returned the iterate of "
-                      f"step {result.stop_step}")
+                      f"{result.timings['fit_s']:.1f} s; {result.stop_reason}{_returned(result)}")
     except BaseException:
         if executor is not None:
             executor.close(abort=True)
@@ -260,8 +261,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
           f"{steps} steps, {fit_s:.1f} s fitting)")
     if len(scenes) == 1:
         result = results[0]
-        returned = "" if "ensemble" in result.settings else f"; returned the iterate of step {result.stop_step}"
-        print(f"stopped at step {result.steps_run}: {result.stop_reason}{returned}")
+        print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
@@ -453,11 +453,29 @@ def keeps_model(args: argparse.Namespace) -> bool:
     return bool(args.save_model) or args.render_scale is not None or args.render_size is not None
 
 
+def _returned(result: Any) -> str:
+    """'; returned ...': what image of its fit a restore returned (nothing for an ensemble or
+    tiles, whose stop reason says it): one iterate, or an average of iterates ending at a step."""
+    settings = result.settings
+    if "ensemble" in settings or "tiling" in settings:
+        return ""
+    stop = settings.get("stop") if isinstance(settings.get("stop"), dict) else {}
+    average = stop.get("average")
+    if stop.get("returned") == "average" and isinstance(average, str):
+        if average.startswith("window"):
+            return f"; returned the mean of up to {average[6:]} iterates ending at step {result.stop_step}"
+        if average.startswith("ema"):
+            return (f"; returned an exponential average (decay {average[3:]}) of the iterates up to step "
+                    f"{result.stop_step}")
+    return f"; returned the iterate of step {result.stop_step}"
+
+
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
-                   grid: Any = None, frames: int = 1) -> None:
+                   grid: Any = None, frames: int = 1, members: int = 1) -> None:
     """Print the estimated time and memory of a fit that will take more than ~30 s (stderr);
     ``grid``: the tiles the restoration will fit (:func:`linr.tasks.tile_grid`; None: whole);
-    ``frames``: fits of this size to run one after the other."""
+    ``frames``: fits of this size to run one after the other, each of ``members`` networks
+    (an ensemble)."""
     from .cost import plan
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
@@ -500,7 +518,9 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                      "photos); one that fails is fitted once more at the paper's learning rate" if args.lr is None else
                      "; the fit usually stops far sooner")
         where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
-        each = "" if frames == 1 else f" (each of {frames} frames)"
+        each = {(False, False): "", (True, False): f" (each of {frames} frames)",
+                (False, True): f" (each of {members} ensemble members)",
+                (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
         refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None)
         then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels)
         print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "

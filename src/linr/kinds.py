@@ -323,9 +323,13 @@ def _build_masked(image, info, options, notes):
         mask = by_alpha if mask is None else mask & by_alpha
         if not mask.any():
             raise InputError(f"{info.path}: mask and alpha together keep no pixels")
-        notes.append(f"{info.path}: transparent pixels ({1 - by_alpha.mean():.1%}) taken as missing; "
+        both = f", and so are the mask's black pixels: {mask.mean():.1%} of the pixels observed" if mask_path else ""
+        notes.append(f"{info.path}: transparent pixels ({1 - by_alpha.mean():.1%}) taken as missing{both}; "
                      "the output is opaque")
         info.alpha = None
+    if np.asarray(mask).all():
+        notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
+                     "the image as the network reproduces it)")
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 
 
