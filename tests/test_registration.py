@@ -17,7 +17,7 @@ from linr.fit import FitConfig, Observation, fit
 from linr.images import write_image
 from linr.models import ModelConfig
 from linr.operators import Downsample, Identity, Mask
-from linr.registration import Registered, Translation, Affine, estimate_shift, register
+from linr.registration import Registered, Translation, estimate_shift, register
 
 from .conftest import run_err
 

@@ -17,9 +17,8 @@ from PIL import Image
 from scipy.ndimage import convolve
 
 from linr.errors import InputError
-from linr.fit import FitConfig
 from linr.models import ModelConfig
-from linr.operators import Blur, Compose, Downsample, Identity, Mask, Window, gaussian_kernel
+from linr.operators import Blur, Compose, Downsample, Identity, Mask, Window
 from linr.tasks import lowres, noisy, restore, tile_grid
 from linr.tiling import TileStore, fit_tiled, parse_tile, plan_grid, tile_observations
 
