@@ -5,8 +5,10 @@ For each set5 image (whole, x4 lanczos2 low-res as in Table 2), K fits with the 
 member's rendered image is kept at a few steps, and the late iterates are averaged (the mean of
 the renders every ``--every`` steps over the last ``--window`` steps, the final image
 included). The rows compare, per image: one member at 500 steps (the paper preset), the late-iterate average of one member, the
-mean of k = 2..K members (raw and late-averaged), with their CPU time. The members' own fits do
-not depend on the snapshots (the renders are the fit's own forward passes).
+mean of k = 2..K members (raw and late-averaged), with their CPU time, and each of these made to
+reproduce the low-res input exactly (``*_projected``: :func:`linr.projection.project_onto_views`,
+the nearest image whose downsampling is the input). The members' own fits do not depend on the
+snapshots (the renders are the fit's own forward passes).
 
 PSNR: the paper's convention (RGB, unclipped, data range 1) and the standard one (scikit-image,
 clipped). Rows are appended to ``--rows`` per image (one image is one line; a rerun skips images
@@ -89,6 +91,7 @@ def main() -> None:
 
     from linr.bench.common import append_row, commit_id, cpu_name
     from linr.images import read_image
+    from linr.projection import project_onto_views
     from linr.simulate import lanczos_downscale
     from linr.tasks import lowres
 
@@ -156,6 +159,13 @@ def main() -> None:
                                           for k in range(2, args.members + 1)},
                "mean_of_k_at": {str(s): {str(k): psnr_pair(clean, np.mean([sn[s] for sn in snaps[:k]], axis=0))
                                          for k in range(2, args.members + 1)} for s in sorted(keep)},
+               "member_projected": [psnr_pair(clean, project_onto_views(f, obs)[0]) for f in finals],
+               "member_late_average_projected": [psnr_pair(clean, project_onto_views(a, obs)[0]) for a in averages],
+               "mean_of_k_projected": {str(k): psnr_pair(clean, project_onto_views(np.mean(finals[:k], axis=0), obs)[0])
+                                       for k in range(2, args.members + 1)},
+               "mean_of_k_late_average_projected": {
+                   str(k): psnr_pair(clean, project_onto_views(np.mean(averages[:k], axis=0), obs)[0])
+                   for k in range(2, args.members + 1)},
                "cpu_s": cpus, "threads": threads, "processor": cpu_name(), "commit": commit_id(), "torch": torch.__version__,
                "convention": "[paper (RGB, unclipped), standard (skimage, clipped)]"}
         print(json.dumps(row), flush=True)

@@ -63,10 +63,10 @@ def test_joint_beats_each_alone(clean):
     noisy = add_gaussian_noise(clean, 25, seed=0)
     lr = lanczos_downscale(clean, 4)
     kw = dict(steps=60, stop="fixed", device="cpu", progress=False)  # the same 60 steps each
-    joint = linr.restore([linr.noisy(noisy), linr.lowres(lr, 4)], **kw)
+    joint = linr.restore([linr.noisy(noisy), linr.lowres(lr, 4)], refine="none", **kw)
     assert [o["weight"] for o in joint.settings["observations"]] == [0.1, 1.0]  # paper preset
     # the same fit of the noisy photo alone (the defaults would add a prior and refine it after
-    # the fit, which a joint fit does not get)
+    # the fit)
     alone = linr.restore([linr.noisy(noisy)], prior="none", refine="none", **kw)
     p_joint = metrics.psnr(clean, np.clip(joint.image, 0, 1))
     assert p_joint > metrics.psnr(clean, np.clip(alone.image, 0, 1))
@@ -75,6 +75,11 @@ def test_joint_beats_each_alone(clean):
     joint_refined = linr.restore([linr.noisy(noisy), linr.lowres(lr, 4)], refine="grouped", **kw)
     default_alone = linr.restore([linr.noisy(noisy)], **kw)
     assert metrics.psnr(clean, np.clip(joint_refined.image, 0, 1)) > metrics.psnr(clean, np.clip(default_alone.image, 0, 1))
+    # the joint default: that refinement, then the low-res view reproduced exactly: above both
+    joint_default = linr.restore([linr.noisy(noisy), linr.lowres(lr, 4)], **kw)
+    assert joint_default.settings["refine"]["name"] == "grouped-project"
+    p_default = metrics.psnr(clean, np.clip(joint_default.image, 0, 1))
+    assert p_default > p_joint and p_default > metrics.psnr(clean, np.clip(joint_refined.image, 0, 1))
 
 
 def test_same_seed_same_result_and_grey_images(clean):

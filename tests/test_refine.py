@@ -233,6 +233,75 @@ def test_a_noisy_photo_is_refined_by_default_and_the_fit_is_kept():
     assert joint.settings["refine"]["name"] == "wiener"  # asked for: the noisy photo of a joint fit
 
 
+def dense(op, shape):
+    """The matrix of a linear operator on one (H, W) channel, column by column (float64)."""
+    import torch
+
+    h, w = shape
+    cols = []
+    for i in range(h * w):
+        e = np.zeros(h * w)
+        e[i] = 1
+        cols.append(op.forward(torch.from_numpy(e.reshape(1, 1, h, w))).reshape(-1).numpy())
+    return np.stack(cols, axis=1)
+
+
+def test_the_projection_is_the_nearest_image_the_views_reproduce():
+    from linr.operators import Downsample
+    from linr.projection import project_onto_views
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((16, 24, 3))
+    views = [linr.lowres(np.stack([(dense(Downsample(f), (16, 24)) @ clean[..., c].ravel()).reshape(16 // f, 24 // f)
+                                   for c in range(3)], -1).astype(np.float32), f) for f in (2, 4)]
+    image = rng.random((16, 24, 3))
+    projected, info = project_onto_views(image, views)
+    # a direct solve: x = image + A^T (A A^T)^+ (y - A image), A the two views stacked, per channel
+    a = np.concatenate([dense(Downsample(2), (16, 24)), dense(Downsample(4), (16, 24))])
+    for c in range(3):
+        y = np.concatenate([np.asarray(v.image, np.float64)[..., c].ravel() for v in views])
+        x = image[..., c].ravel()
+        expected = x + a.T @ np.linalg.lstsq(a @ a.T, y - a @ x, rcond=None)[0]
+        np.testing.assert_allclose(projected[..., c].ravel(), expected, atol=2e-6)
+    assert info["views"] == 2 and info["residual"] < 1e-6 and info["iterations"] >= 1
+    again, _ = project_onto_views(projected, views)  # a projection: once is enough
+    np.testing.assert_allclose(again, projected, atol=2e-6)
+
+
+def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view(capsys, tmp_path):
+    import torch
+
+    from linr.images import write_image
+    from linr.simulate import add_gaussian_noise, lanczos_downscale
+
+    from .conftest import crop, load
+
+    clean = crop(load("set5/head.png"), 32, top=100, left=100)
+    noisy, lr = add_gaussian_noise(clean, 25, seed=0), lanczos_downscale(clean, 2)
+    joint = [linr.noisy(noisy), linr.lowres(lr, 2)]
+    r = linr.restore(joint, **SMALL)
+    assert r.settings["refine"]["name"] == "grouped-project" and r.fitted_image is not None
+    down = joint[1].operator.forward(torch.from_numpy(r.image.astype(np.float64)).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), lr, atol=1e-5)
+    assert "refine" not in linr.restore(joint, refine="none", **SMALL).settings
+    assert "refine" not in linr.restore(joint, **{**SMALL, "preset": "paper"}).settings
+    with pytest.raises(InputError, match="no observation is one"):
+        linr.restore([linr.noisy(noisy)], refine="grouped-project", **SMALL)
+    # a low-res view that carries noise is not made exact: no default refinement then
+    noisy_lr = linr.lowres(lr, 2)
+    noisy_lr.carries_noise = True
+    assert "refine" not in linr.restore([linr.noisy(noisy), noisy_lr], **SMALL).settings
+    write_image(tmp_path / "n.png", noisy)
+    write_image(tmp_path / "lr.png", lr)
+    from linr.cli import main
+
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "--lowres", str(tmp_path / "lr.png"), "--factor",
+                 "2", "-o", str(tmp_path / "o.png"), "--steps", "3", "--quiet", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "refined: grouped-project" in out and "reproduce the low-res view exactly" in out
+    assert "the default for a noisy photo with low-res views" in out
+
+
 def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path):
     img = np.full((24, 24, 3), 0.5)
     with pytest.raises(InputError, match="unknown refinement 'bm3d'"):

@@ -370,9 +370,17 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     shown = _span(sigmas, ".1f")
     model = settings[0].get("model") or {}
     network = f" ({model['name']} {model['depth']}x{model['width']})" if {"name", "depth", "width"} <= model.keys() else ""
+    projected = [d["projected"] for d in done if d.get("projected")]
+    then = ""
+    if projected:
+        views = projected[0]["views"]
+        worst = max(p["residual"] for p in projected)
+        then = (f", then made to reproduce the {'low-res view' if views == 1 else f'{views} low-res views'} "
+                f"exactly (relative residual {worst:.1g})")
     line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image{network} as the "
-            f"pilot, noise sigma {shown} of 255 measured)")
-    return line + ("" if asked else "; the default for a noisy photo, --refine none returns the fit's image")
+            f"pilot, noise sigma {shown} of 255 measured{then})")
+    whose = "a noisy photo with low-res views" if projected else "a noisy photo"
+    return line + ("" if asked else f"; the default for {whose}, --refine none returns the fit's image")
 
 
 def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:

@@ -28,11 +28,18 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   half. The two interpolate the missing pixels differently and their errors partly cancel: on
   the six Table 3 images (10% of the pixels kept) the best weight (read off the clean image) was
   0.4-0.8 (BENCHMARKS.md, "#15 inpainting").
+- ``grouped-project`` (:class:`GroupedProjected`): for a joint fit of a noisy photo and low-res
+  views without noise (Table 5's case), ``grouped`` and then the nearest image that reproduces
+  the low-res views exactly (:func:`linr.projection.project_onto_views`): ``grouped`` alone
+  filters the noisy photo and loses what the low-res view knew (-3.7 dB on baby's 128-px
+  crop), the projection puts it back (BENCHMARKS.md, "#15 joint fits").
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
-size with no operator (a photo, not a low-res, masked or blurred one); ``biharmonic`` one
-observation alone, masked, of the restored size: :func:`refine_input` says which, or why not.
+size with no operator (a photo, not a low-res, masked or blurred one); ``grouped-project`` that
+photo and at least one low-res view without noise (:func:`linr.projection.projectable`);
+``biharmonic`` one observation alone, masked, of the restored size: :func:`refine_input` says
+which, or why not.
 Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
 :data:`REFINERS`.
 """
@@ -49,7 +56,7 @@ from .noise import floored_noise_sigma
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "GroupedWiener", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image"]
 
 MIN_REFINE_SIDE = 8
@@ -438,14 +445,40 @@ class BiharmonicBlend:
         return (weight * fit + (1.0 - weight) * self._fill(photo, observed)).astype(np.float32)
 
 
+class GroupedProjected:
+    """The ``grouped-project`` refiner (module docstring): :class:`GroupedWiener` with the fit as
+    its pilot, then the nearest image that the noise-free low-res ``views`` reproduce exactly
+    (:func:`linr.projection.project_onto_views`)."""
+
+    name = "grouped-project"
+    takes = "noisy+views"
+
+    def __init__(self) -> None:
+        self.grouped = GroupedWiener()
+        self.projected: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.grouped.describe(), "name": self.name, "projected": self.projected}
+
+    def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
+                 views: Sequence["Observation"]) -> np.ndarray:
+        from .projection import project_onto_views
+
+        refined = self.grouped(noisy, pilot, sigma)
+        image, self.projected = project_onto_views(refined, views)
+        return image
+
+
 REFINERS: dict[str, Any] = {
     "wiener": PilotWiener,
     "grouped": GroupedWiener,
+    "grouped-project": GroupedProjected,
     "biharmonic": BiharmonicBlend,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
-``masked`` as ``refiner(photo, observed, fit)``; ``none`` names no refinement."""
+``noisy+views`` as ``refiner(noisy, pilot, sigma, views)``, ``masked`` as
+``refiner(photo, observed, fit)``; ``none`` names no refinement."""
 
 
 def check_refine_spec(spec: str) -> str:
@@ -469,6 +502,14 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
                              f"photo with missing pixels (a mask), of the restored size (refine='none', --refine none)")
         return observations[0]
+    if REFINERS[spec].takes == "noisy+views":
+        from .projection import projectable_views
+
+        channels = {o.channels for o in observations if isinstance(o.operator, Identity)}
+        if not projectable_views(observations, channels.pop() if len(channels) == 1 else None):
+            raise InputError(f"refinement {spec!r} makes the image reproduce a low-res view without noise, and "
+                             "no observation is one (--lowres, of the photo's channels; refine='grouped' "
+                             "filters the noisy photo alone)")
     photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
               and tuple(o.shape) == tuple(shape)]
     if len(photos) != 1:
@@ -495,5 +536,10 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         refined = refiner(pixels, observed, image, held_out)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
-    refined = refiner(pixels, image, sigma)
+    if refiner.takes == "noisy+views":
+        from .projection import projectable_views
+
+        refined = refiner(pixels, image, sigma, projectable_views(observations, image.shape[2]))
+    else:
+        refined = refiner(pixels, image, sigma)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}

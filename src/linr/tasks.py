@@ -385,10 +385,35 @@ def plain_inpainting(observations: Sequence[Observation], *, preset: str | None)
     return isinstance(obs.operator, Mask) and not obs.carries_noise
 
 
+DEFAULT_JOINT_REFINE = "grouped-project"
+"""The refinement of the defaults' joint fit of one noisy photo and low-res views without noise
+(:func:`noisy_with_lowres`): the noisy photo filtered by ``grouped`` with the joint fit as the
+pilot, then made to reproduce the low-res views exactly (:mod:`linr.projection`). Measured in
+BENCHMARKS.md ('#15 joint fits'): Table 5's case (sigma 25 + x4) on set5 128-px crops +0.39 to
++1.66 dB over the joint fit, and on the whole baby (512 px) 34.23 dB against the joint fit's
+31.55 (the paper's LINR 31.80)."""
+
+
+def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a restore is the defaults' joint fit of one noisy photo and low-res views without
+    noise (Table 5's case): no preset named, one observation with Gaussian noise, a squared-error
+    data term and no operator, every other one a view :func:`linr.projection.projectable` accepts
+    (of the photo's channels), and at least one of those. It gets :data:`DEFAULT_JOINT_REFINE`."""
+    from .projection import projectable
+
+    if preset is not None or len(observations) < 2:
+        return False
+    photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
+    if len(photos) != 1 or min(photos[0].shape) < MIN_SIDE:
+        return False
+    return all(projectable(o, photos[0].channels) for o in observations if o is not photos[0])
+
+
 def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
                    tiled: bool = False) -> str | None:
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
+    :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` restored whole (not ``tiled``) up to
     :data:`INPAINT_BLEND_UP_TO` px; none when the model is kept (it renders the fit's image, not a
     refined one)."""
@@ -396,6 +421,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
         return None
     if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
         return DEFAULT_DENOISE_REFINE
+    if noisy_with_lowres(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
+        return DEFAULT_JOINT_REFINE
     if plain_inpainting(observations, preset=preset) and not tiled and \
             max(clean_shape(observations)) <= INPAINT_BLEND_UP_TO:
         return DEFAULT_INPAINT_REFINE
