@@ -302,6 +302,33 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     assert "the default for a noisy photo with low-res views" in out
 
 
+def test_super_resolution_can_be_made_to_reproduce_its_input(capsys, tmp_path):
+    import torch
+
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.simulate import lanczos_downscale
+
+    from .conftest import crop, load
+
+    clean = crop(load("set5/bird.png"), 32, top=100, left=100)
+    view = linr.lowres(lanczos_downscale(clean, 2), 2)
+    fit = linr.restore([view], **SMALL)
+    assert "refine" not in fit.settings  # not a default (not measured to pay yet)
+    r = linr.restore([view], refine="project", **SMALL)
+    assert r.settings["refine"]["name"] == "project" and r.settings["refine"]["projected"]["residual"] < 1e-6
+    down = view.operator.forward(torch.from_numpy(r.image.astype(np.float64)).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), view.image, atol=1e-5)
+    np.testing.assert_array_equal(r.fitted_image, fit.image)  # the same fit, then the projection
+    write_image(tmp_path / "lr.png", view.image)
+    assert main(["restore", "--lowres", str(tmp_path / "lr.png"), "--factor", "2", "-o", str(tmp_path / "o.png"),
+                 "--steps", "3", "--quiet", "--device", "cpu", "--refine", "project"]) == 0
+    out = capsys.readouterr().out
+    assert "refined: project (the fit's image made to reproduce the low-res view exactly" in out
+    assert "no observation is one" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "lr.png"), "-o",
+                                                       str(tmp_path / "p.png"), "--refine", "project"])
+
+
 def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path):
     img = np.full((24, 24, 3), 0.5)
     with pytest.raises(InputError, match="unknown refinement 'bm3d'"):

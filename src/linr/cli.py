@@ -357,6 +357,13 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if skipped:
         frames = f" for {skipped} of {len(done)} frames" if len(done) > 1 else ""
         return f"not refined{frames}: {done[0]['name']} ran out of memory; the fit's image was written"
+    if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
+        views = done[0]["projected"]["views"]
+        worst = max(d["projected"]["residual"] for d in done)
+        line = (f"refined: project (the fit's image made to reproduce the "
+                f"{'low-res view' if views == 1 else f'{views} low-res views'} exactly, relative residual "
+                f"{worst:.1g}; not in the paper)")
+        return line + ("" if asked else "; the default for low-res views, --refine none returns the fit's image")
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
         how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else

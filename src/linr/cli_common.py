@@ -110,14 +110,16 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|wiener|biharmonic|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|wiener|biharmonic|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "
                    "Wiener gains, BM3D's second step with the fit as its pilot, the noise level measured "
                    "on the photo; not in the paper); wiener (an empirical Wiener filter of each 8x8 DCT "
                    "patch alone: faster, 0.2-0.8 dB less on the images measured; not in the paper); grouped-project "
                    "(a joint fit of a noisy photo and low-res views without noise: grouped, then the nearest "
-                   "image that reproduces the low-res views exactly; not in the paper); biharmonic (inpainting: the "
+                   "image that reproduces the low-res views exactly; not in the paper); project (super-resolution: "
+                   "the fit's image made to reproduce its noise-free low-res views exactly; not in the paper); "
+                   "biharmonic (inpainting: the "
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
                    "held out (pick, the default's, or holdout), else half and half; not in the paper); none: "
                    "the fit's image. "

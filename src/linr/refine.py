@@ -33,11 +33,14 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   the low-res views exactly (:func:`linr.projection.project_onto_views`): ``grouped`` alone
   filters the noisy photo and loses what the low-res view knew (-3.7 dB on baby's 128-px
   crop), the projection puts it back (BENCHMARKS.md, "#15 joint fits").
+- ``project`` (:class:`Projected`): the fit's image made to reproduce its low-res views without
+  noise exactly (the projection alone, no filter): for super-resolution.
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
 size with no operator (a photo, not a low-res, masked or blurred one); ``grouped-project`` that
-photo and at least one low-res view without noise (:func:`linr.projection.projectable`);
+photo and at least one low-res view without noise (:func:`linr.projection.projectable`),
+``project`` such a view;
 ``biharmonic`` one observation alone, masked, of the restored size: :func:`refine_input` says
 which, or why not.
 Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
@@ -56,7 +59,7 @@ from .noise import floored_noise_sigma
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image"]
 
 MIN_REFINE_SIDE = 8
@@ -469,15 +472,37 @@ class GroupedProjected:
         return image
 
 
+class Projected:
+    """The ``project`` refiner (module docstring): the fit's image made to reproduce the
+    noise-free low-res ``views`` exactly (:func:`linr.projection.project_onto_views`)."""
+
+    name = "project"
+    takes = "views"
+
+    def __init__(self) -> None:
+        self.projected: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "projected": self.projected}
+
+    def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
+        from .projection import project_onto_views
+
+        projected, self.projected = project_onto_views(image, views)
+        return projected
+
+
 REFINERS: dict[str, Any] = {
     "wiener": PilotWiener,
     "grouped": GroupedWiener,
     "grouped-project": GroupedProjected,
+    "project": Projected,
     "biharmonic": BiharmonicBlend,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
-``noisy+views`` as ``refiner(noisy, pilot, sigma, views)``, ``masked`` as
+``noisy+views`` as ``refiner(noisy, pilot, sigma, views)``, ``views`` as ``refiner(image, views)``,
+``masked`` as
 ``refiner(photo, observed, fit)``; ``none`` names no refinement."""
 
 
@@ -489,10 +514,12 @@ def check_refine_spec(spec: str) -> str:
 
 
 def refine_input(observations: Sequence[Observation], shape: tuple[int, int], spec: str = "grouped") -> Observation:
-    """The observation refiner ``spec`` filters: for ``grouped`` and ``wiener`` the one with Gaussian noise
-    (squared-error data term) at the restored size ``shape`` with no operator, for
-    ``biharmonic`` the only observation, masked, at that size; a one-line InputError when there
-    is none or more than one (cheap: nothing is measured)."""
+    """The observation refiner ``spec`` filters: for ``grouped``, ``wiener`` and
+    ``grouped-project`` the one with Gaussian noise (squared-error data term) at the restored size
+    ``shape`` with no operator (``grouped-project`` also needs a low-res view without noise), for
+    ``project`` the first low-res view without noise, for ``biharmonic`` the only observation,
+    masked, at that size; a one-line InputError when there is none or more than one (cheap:
+    nothing is measured)."""
     from .operators import Identity, Mask
     from .problem import measures_gaussian_noise
 
@@ -502,14 +529,17 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
                              f"photo with missing pixels (a mask), of the restored size (refine='none', --refine none)")
         return observations[0]
-    if REFINERS[spec].takes == "noisy+views":
+    if REFINERS[spec].takes in ("noisy+views", "views"):
         from .projection import projectable_views
 
         channels = {o.channels for o in observations if isinstance(o.operator, Identity)}
-        if not projectable_views(observations, channels.pop() if len(channels) == 1 else None):
+        views = projectable_views(observations, channels.pop() if len(channels) == 1 else None)
+        if not views:
             raise InputError(f"refinement {spec!r} makes the image reproduce a low-res view without noise, and "
                              "no observation is one (--lowres, of the photo's channels; refine='grouped' "
-                             "filters the noisy photo alone)")
+                             "filters a noisy photo alone)")
+        if REFINERS[spec].takes == "views":
+            return views[0]
     photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
               and tuple(o.shape) == tuple(shape)]
     if len(photos) != 1:
@@ -529,6 +559,10 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
     observed pixels the fit did not train on, which a ``masked`` refiner may choose by."""
     refiner = REFINERS[check_refine_spec(spec)]()
     photo = refine_input(observations, image.shape[:2], spec)
+    if refiner.takes == "views":
+        from .projection import projectable_views
+
+        return refiner(image, projectable_views(observations, image.shape[2])), refiner.describe()
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
     if refiner.takes == "masked":
         mask = photo.operator.mask  # (H, W), or (C, H, W): a pixel counts where every channel was seen
