@@ -302,6 +302,63 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     assert "the default for a noisy photo with low-res views" in out
 
 
+def test_views_that_cannot_all_be_met_leave_the_image_as_it_was():
+    from linr.projection import project_onto_views
+    from linr.refine import GroupedProjected
+
+    rng = np.random.default_rng(1)
+    image = rng.random((16, 16, 3))
+    a, b = rng.random((8, 8, 3)), rng.random((8, 8, 3))  # two x2 views of one size that disagree
+    views = [linr.lowres(a.astype(np.float32), 2), linr.lowres(b.astype(np.float32), 2)]
+    out, info = project_onto_views(image, views)
+    assert info["converged"] is False and np.isfinite(out).all()
+    np.testing.assert_allclose(out, image, atol=1e-6)  # unchanged, not blown up
+    noisy = (image + 0.1 * rng.normal(size=image.shape)).astype(np.float32)
+    pilot = image.astype(np.float32)
+    refiner = GroupedProjected()
+    np.testing.assert_array_equal(refiner(noisy, pilot, 0.1, views), pilot)  # the fit's image is kept
+    assert refiner.describe()["projected"]["converged"] is False
+    out, info = project_onto_views(image, views[:1])  # one of them alone can be met
+    assert info["converged"] and info["residual"] < 1e-6
+
+
+def test_the_joint_default_is_for_one_view_not_registered_and_batches_record_it(tmp_path, capsys):
+    import argparse
+
+    from PIL import Image
+
+    from linr.batch import _refine_of
+    from linr.cli import _announce_cost, main
+    from linr.tasks import DEFAULT_JOINT_REFINE, resolve_refine
+
+    rng = np.random.default_rng(2)
+    photo, small = rng.random((32, 32, 3)).astype(np.float32), rng.random((16, 16, 3)).astype(np.float32)
+    one = [linr.noisy(photo), linr.lowres(small, 2)]
+    assert resolve_refine(None, one, preset=None) == DEFAULT_JOINT_REFINE
+    assert resolve_refine(None, [*one, linr.lowres(small, 2)], preset=None) is None  # two views: not measured
+    assert resolve_refine(None, one, preset=None, register="translation") is None  # the fit shifts the view
+    with pytest.raises(InputError, match="registration"):
+        resolve_refine("grouped-project", one, preset=None, register="translation")
+    # the estimate printed before a long joint fit times the refinement instead of failing on it
+    big = [linr.noisy(np.zeros((1024, 1024, 3), np.float32)), linr.lowres(np.zeros((256, 256, 3), np.float32), 4)]
+    unasked = dict(refine=None, save_model=None, render_scale=None, render_size=None, register=None)
+    args = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
+                              stop=None, **unasked)
+    _announce_cost(big, args, None)
+    assert "to refine the fit's image (grouped-project)" in capsys.readouterr().err
+    # batches: the manifest names the default, and the views refiners are checked before any image
+    batch = dict(preset=None, register=None, refine=None, noisy="n", lowres="l", masked=None, blurred=None,
+                 noise="gaussian")
+    assert _refine_of(argparse.Namespace(**batch)) == DEFAULT_JOINT_REFINE
+    (tmp_path / "in").mkdir()
+    Image.fromarray((small * 255).astype(np.uint8)).save(tmp_path / "in" / "a.png")
+    common = ["batch", str(tmp_path / "in"), "--steps", "2", "--device", "cpu", "--threads", "1", "--quiet"]
+    assert main([*common, "--task", "lowres", "--factor", "2", "-o", str(tmp_path / "o1"), "--refine", "project"]) == 0
+    assert "no low-res" not in capsys.readouterr().err
+    assert "has none (--lowres)" in run_err(capsys, [*common, "--task", "noisy", "-o", str(tmp_path / "o2"),
+                                                     "--refine", "grouped-project"])
+
+
 def test_super_resolution_can_be_made_to_reproduce_its_input(capsys, tmp_path):
     import torch
 

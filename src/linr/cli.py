@@ -177,12 +177,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
                      refine=args.refine, keep_model=keep_model, stop=args.stop)
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
-    resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model)  # a bad one: now
-    dropped = resolve_refine(None, obs, preset=args.preset) if keep_model and args.refine is None else None
+    resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=args.register)  # a bad one: now
+    dropped = resolve_refine(None, obs, preset=args.preset, register=args.register) \
+        if keep_model and args.refine is None else None
     if dropped == "biharmonic":
         notes.append("--save-model / --render-*: the image is not blended after the fit (the model renders "
                      "the fit's own image, fitted for a fixed number of steps; without them the held-out best "
                      "iterate is blended with a biharmonic inpainting, --refine)")
+    elif dropped == "grouped-project":
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
+                     "renders the fit's own image; without them the noisy photo is filtered again with the "
+                     "fit as the pilot and made to reproduce the low-res view exactly, --refine)")
     elif dropped:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again "
@@ -363,7 +368,10 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         line = (f"refined: project (the fit's image made to reproduce the "
                 f"{'low-res view' if views == 1 else f'{views} low-res views'} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
-        return line + ("" if asked else "; the default for low-res views, --refine none returns the fit's image")
+        if not done[0]["projected"].get("converged", True):
+            line = ("not refined: project did not converge (the low-res views cannot all be reproduced "
+                    "exactly); the fit's image was written")
+        return line
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
         how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else
@@ -379,6 +387,9 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     network = f" ({model['name']} {model['depth']}x{model['width']})" if {"name", "depth", "width"} <= model.keys() else ""
     projected = [d["projected"] for d in done if d.get("projected")]
     then = ""
+    if any(not p.get("converged", True) for p in projected):
+        return (f"not refined: {done[0]['name']}'s projection did not converge (the low-res views cannot "
+                "all be reproduced exactly); the fit's image was written")
     if projected:
         views = projected[0]["views"]
         worst = max(p["residual"] for p in projected)
@@ -536,7 +547,8 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         each = {(False, False): "", (True, False): f" (each of {frames} frames)",
                 (False, True): f" (each of {members} ensemble members)",
                 (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
-        refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None)
+        refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
+                                register=getattr(args, "register", None))
         then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels)
         print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
@@ -553,8 +565,10 @@ def _refine_cost(name: str, height: int, width: int, channels: int) -> str:
     from .refine import REFINERS
 
     refiner = REFINERS[name]()
-    if refiner.takes == "masked":  # the biharmonic solve: not linear in the pixels
-        return ""
+    if refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
+        return ""  # a projection alone takes about a second
+    if refiner.takes == "noisy+views":  # the projection after it: about a second
+        refiner = refiner.grouped
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)

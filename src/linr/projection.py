@@ -13,9 +13,11 @@ differentiation of the operators (they are linear). It changes nothing the views
 (the null space of ``A``: the detail above their resolution) and keeps the low frequencies the
 views fix. Which observations count (:func:`projectable`): a squared-error data term, no noise
 (``carries_noise`` False), a positive weight, a :class:`~linr.operators.Downsample` operator and
-the restored image's channel count. The views of one scene need not agree with each other
-exactly (two low-res shots with different noise); conjugate gradients then stop at
-:data:`MAX_ITERATIONS` with the least-squares compromise, and the relative residual says so.
+the restored image's channel count. Views that cannot all be met at once (two low-res shots of
+one size with different noise: ``A A^T`` is then singular and the system has no solution) make
+conjugate gradients diverge; the solve then stops, returns the image unchanged and says it did not
+converge (relative residual above :data:`CONVERGED`), so a refiner can keep what it had. The
+defaults project onto one view only (:func:`linr.tasks.noisy_with_lowres`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,19 @@ import torch
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["projectable", "projectable_views", "project_onto_views", "MAX_ITERATIONS"]
+__all__ = ["projectable", "projectable_views", "project_onto_views", "MAX_ITERATIONS", "CONVERGED"]
 
 MAX_ITERATIONS = 200
 """Conjugate-gradient iterations at most (a x4 view of a 512 px image converges in about 30)."""
 
 TOLERANCE = 1e-24
 """Stop when the squared residual of ``A A^T z = b`` falls below this fraction of ``|b|^2``."""
+
+CONVERGED = 1e-6
+"""The largest relative residual ``|A x - y| / |y|`` of a projection that counts as done."""
+
+DIVERGED = 1e6
+"""Give up when the squared residual of ``A A^T z = b`` grows past this multiple of ``|b|^2``."""
 
 
 def projectable(observation: "Observation", channels: int | None = None) -> bool:
@@ -56,7 +64,8 @@ def projectable_views(observations: Sequence["Observation"], channels: int | Non
 def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tuple[np.ndarray, dict[str, Any]]:
     """The image nearest to ``image`` (H, W, C) that every one of ``views`` reproduces exactly
     (module docstring), float32 (H, W, C) unclipped, and what was done: the views' count, the
-    iterations and the relative residual ``|A x - y| / |y|`` reached (float64)."""
+    iterations, the relative residual ``|A x - y| / |y|`` reached (float64) and ``converged``
+    (False: the views cannot all be met, and ``image`` comes back unchanged)."""
     if not views:
         raise ValueError("no views to project onto")
     x0 = torch.from_numpy(np.asarray(image, np.float64)).permute(2, 0, 1)[None].contiguous()
@@ -82,7 +91,7 @@ def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tup
     p = [t.clone() for t in r]
     rs, start = dot(r, r), dot(b, b)
     iterations = 0
-    while iterations < MAX_ITERATIONS and rs > TOLERANCE * start and start > 0:
+    while iterations < MAX_ITERATIONS and TOLERANCE * start < rs < DIVERGED * start:
         ap = forward(adjoint(p))
         alpha = rs / dot(p, ap)
         z = [zi + alpha * pi for zi, pi in zip(z, p)]
@@ -92,8 +101,16 @@ def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tup
         rs = new
         iterations += 1
     x = x0 + adjoint(z) if iterations else x0
-    misfit = sum(float(((f - t) ** 2).sum()) for f, t in zip(forward(x), targets))
     scale = sum(float((t ** 2).sum()) for t in targets)
-    residual = (misfit / scale) ** 0.5 if scale > 0 else 0.0
+
+    def residual_of(image: torch.Tensor) -> float:
+        misfit = sum(float(((f - t) ** 2).sum()) for f, t in zip(forward(image), targets))
+        return (misfit / scale) ** 0.5 if scale > 0 else misfit ** 0.5
+
+    residual = residual_of(x)
+    converged = bool(np.isfinite(residual) and residual <= CONVERGED)
+    if not converged:
+        x, residual = x0, residual_of(x0)
     return x[0].permute(1, 2, 0).numpy().astype(np.float32), {
-        "views": len(views), "iterations": iterations, "residual": float(f"{residual:.3g}")}
+        "views": len(views), "iterations": iterations, "residual": float(f"{residual:.3g}"),
+        "converged": converged}

@@ -394,14 +394,17 @@ BENCHMARKS.md ('#15 joint fits'): Table 5's case (sigma 25 + x4) on set5 128-px 
 31.55 (the paper's LINR 31.80)."""
 
 
-def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None) -> bool:
-    """Whether a restore is the defaults' joint fit of one noisy photo and low-res views without
-    noise (Table 5's case): no preset named, one observation with Gaussian noise, a squared-error
-    data term and no operator, every other one a view :func:`linr.projection.projectable` accepts
-    (of the photo's channels), and at least one of those. It gets :data:`DEFAULT_JOINT_REFINE`."""
+def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None,
+                      register: str | None = None) -> bool:
+    """Whether a restore is the defaults' joint fit of one noisy photo and one low-res view
+    without noise (Table 5's case): no preset named, no registration (a registered view is shifted
+    by the fit), two observations: one with Gaussian noise, a squared-error data term and no
+    operator, the other a view :func:`linr.projection.projectable` accepts (of the photo's
+    channels). It gets :data:`DEFAULT_JOINT_REFINE`. (Two or more views: not measured, and views
+    that disagree cannot all be reproduced exactly.)"""
     from .projection import projectable
 
-    if preset is not None or len(observations) < 2:
+    if preset is not None or register is not None or len(observations) != 2:
         return False
     photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
     if len(photos) != 1 or min(photos[0].shape) < MIN_SIDE:
@@ -410,7 +413,7 @@ def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None
 
 
 def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
-                   tiled: bool = False) -> str | None:
+                   tiled: bool = False, register: str | None = None) -> str | None:
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
@@ -421,7 +424,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
         return None
     if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
         return DEFAULT_DENOISE_REFINE
-    if noisy_with_lowres(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
+    if noisy_with_lowres(observations, preset=preset, register=register) and \
+            min(clean_shape(observations)) >= MIN_REFINE_SIDE:
         return DEFAULT_JOINT_REFINE
     if plain_inpainting(observations, preset=preset) and not tiled and \
             max(clean_shape(observations)) <= INPAINT_BLEND_UP_TO:
@@ -438,18 +442,22 @@ def pilot_fit(observations: Sequence[Observation], *, preset: str | None, model:
 
 
 def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,
-                   keep_model: bool = False, tiled: bool = False) -> str | None:
+                   keep_model: bool = False, tiled: bool = False, register: str | None = None) -> str | None:
     """The refinement a restore gets (None: none), checked before any fit: ``refine`` if given
-    (``'none'``: none), else :func:`default_refine` (``tiled``: the restore is tiled). One-line
-    errors for an unknown name, for observations the refiner cannot take, and for a kept model
-    (it would not render the refined image)."""
+    (``'none'``: none), else :func:`default_refine` (``tiled``: the restore is tiled; ``register``:
+    its views are registered). One-line errors for an unknown name, for observations the refiner
+    cannot take, for a kept model (it would not render the refined image) and for a projection
+    onto views the fit will shift (``register``)."""
     if refine is None:
-        return default_refine(observations, preset=preset, keep_model=keep_model, tiled=tiled)
+        return default_refine(observations, preset=preset, keep_model=keep_model, tiled=tiled, register=register)
     if check_refine_spec(refine) == NO_REFINE:
         return None
     if keep_model:
         raise InputError(f"refinement {refine!r} changes the image after the fit, so no model renders "
                          "it: leave out the refinement (refine='none', --refine none) to keep the model")
+    if register is not None and REFINERS[refine].takes in ("views", "noisy+views"):
+        raise InputError(f"refinement {refine!r} makes the image reproduce its low-res views exactly, and "
+                         f"registration ({register}) shifts them by what the fit finds: leave out one of them")
     refine_input(observations, clean_shape(observations), refine)
     return refine
 
@@ -605,7 +613,8 @@ def restore(
     pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine,
                       keep_model=keep_model) and ensemble == 1
     grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot)
-    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, tiled=grid is not None)
+    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, tiled=grid is not None,
+                            register=register)
     whole = grid is None  # the stop rules' held-out pixels (one fit's, or an ensemble's shared) are the image's
     blended = refine is not None and REFINERS[refine].takes == "masked"
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,

@@ -26,7 +26,8 @@ IMAGE_HEIGHT = 280
 PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
                "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
                "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
-               "up to 768 px gets the held-out best iterate blended with a biharmonic inpainting; large "
+               "up to 768 px gets the held-out best iterate blended with a biharmonic inpainting; a noisy "
+               "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly; large "
                "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
                "1024 px; fast: above 1024 px); paper: the paper's fixed step "
                "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")

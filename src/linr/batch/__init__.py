@@ -255,14 +255,24 @@ def _plain_inpainting(args: argparse.Namespace) -> bool:
     return args.preset is None and _kinds_given(args) == {"masked"}
 
 
+def _noisy_with_lowres(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' joint restore of a noisy photo and a low-res view
+    (:func:`linr.tasks.noisy_with_lowres`, read off the options): no preset, no registration,
+    Gaussian noise."""
+    return args.preset is None and not getattr(args, "register", None) and \
+        _kinds_given(args) == {"noisy", "lowres"} and _has_gaussian_noisy(args)
+
+
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
     inpainting, every image restored whole up to :data:`linr.tasks.INPAINT_BLEND_UP_TO` px (a larger or tiled one is
     not blended)."""
-    from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE
+    from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE
 
     if args.refine is None and _plain_inpainting(args):
         return DEFAULT_INPAINT_REFINE
+    if args.refine is None and _noisy_with_lowres(args):
+        return DEFAULT_JOINT_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
 
 
@@ -342,11 +352,18 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     if args.refine not in (None, "none"):
         from ..refine import REFINERS
 
-        if REFINERS[args.refine].takes == "masked":
+        takes = REFINERS[args.refine].takes
+        if takes == "masked":
             if _kinds_given(args) != {"masked"}:
                 raise InputError(f"--refine {args.refine} blends an inpainting fit and needs images with missing "
                                  "pixels alone (--task masked); leave out --refine")
-        elif not _has_gaussian_noisy(args):
+        elif takes in ("views", "noisy+views") and "lowres" not in _kinds_given(args):
+            raise InputError(f"--refine {args.refine} makes the image reproduce its low-res views exactly, and "
+                             "this batch has none (--lowres); leave out --refine")
+        elif takes in ("views", "noisy+views") and getattr(args, "register", None):
+            raise InputError(f"--refine {args.refine} makes the image reproduce its low-res views exactly, and "
+                             "--register shifts them by what the fit finds: leave out one of them")
+        if takes in ("noisy", "noisy+views") and not _has_gaussian_noisy(args):
             raise InputError(f"--refine {args.refine} filters noisy photos with Gaussian noise (--task noisy, "
                              "--noise gaussian), and this batch has none; leave out --refine")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
