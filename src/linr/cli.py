@@ -362,16 +362,16 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if skipped:
         frames = f" for {skipped} of {len(done)} frames" if len(done) > 1 else ""
         return f"not refined{frames}: {done[0]['name']} ran out of memory; the fit's image was written"
+    projected = [d["projected"] for d in done if d.get("projected")]  # refiners ending in a projection
+    if any(not p.get("converged", True) for p in projected):
+        return (f"not refined: {done[0]['name']}'s projection onto the low-res views did not converge (they "
+                "cannot all be reproduced exactly); the fit's image was written")
+    if projected:
+        count, worst = projected[0]["views"], max(p["residual"] for p in projected)
+        views = "low-res view" if count == 1 else f"{count} low-res views"
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
-        views = done[0]["projected"]["views"]
-        worst = max(d["projected"]["residual"] for d in done)
-        line = (f"refined: project (the fit's image made to reproduce the "
-                f"{'low-res view' if views == 1 else f'{views} low-res views'} exactly, relative residual "
+        return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
-        if not done[0]["projected"].get("converged", True):
-            line = ("not refined: project did not converge (the low-res views cannot all be reproduced "
-                    "exactly); the fit's image was written")
-        return line
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
         how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else
@@ -385,16 +385,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     shown = _span(sigmas, ".1f")
     model = settings[0].get("model") or {}
     network = f" ({model['name']} {model['depth']}x{model['width']})" if {"name", "depth", "width"} <= model.keys() else ""
-    projected = [d["projected"] for d in done if d.get("projected")]
-    then = ""
-    if any(not p.get("converged", True) for p in projected):
-        return (f"not refined: {done[0]['name']}'s projection did not converge (the low-res views cannot "
-                "all be reproduced exactly); the fit's image was written")
-    if projected:
-        views = projected[0]["views"]
-        worst = max(p["residual"] for p in projected)
-        then = (f", then made to reproduce the {'low-res view' if views == 1 else f'{views} low-res views'} "
-                f"exactly (relative residual {worst:.1g})")
+    then = f", then made to reproduce the {views} exactly (relative residual {worst:.1g})" if projected else ""
     line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image{network} as the "
             f"pilot, noise sigma {shown} of 255 measured{then})")
     whose = "a noisy photo with low-res views" if projected else "a noisy photo"

@@ -448,33 +448,6 @@ class BiharmonicBlend:
         return (weight * fit + (1.0 - weight) * self._fill(photo, observed)).astype(np.float32)
 
 
-class GroupedProjected:
-    """The ``grouped-project`` refiner (module docstring): :class:`GroupedWiener` with the fit as
-    its pilot, then the nearest image that the noise-free low-res ``views`` reproduce exactly
-    (:func:`linr.projection.project_onto_views`). When the views cannot all be met (the
-    projection does not converge) the fit's image comes back unchanged."""
-
-    name = "grouped-project"
-    takes = "noisy+views"
-
-    def __init__(self) -> None:
-        self.grouped = GroupedWiener()
-        self.projected: dict[str, Any] = {}
-
-    def describe(self) -> dict[str, Any]:
-        return {**self.grouped.describe(), "name": self.name, "projected": self.projected}
-
-    def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
-                 views: Sequence["Observation"]) -> np.ndarray:
-        from .projection import project_onto_views
-
-        refined = self.grouped(noisy, pilot, sigma)
-        image, self.projected = project_onto_views(refined, views)
-        if not self.projected["converged"]:  # the views cannot all be met: grouped alone would lose
-            return np.asarray(pilot, np.float32)  # what they knew (BENCHMARKS.md), so keep the fit's image
-        return image
-
-
 class Projected:
     """The ``project`` refiner (module docstring): the fit's image made to reproduce the
     noise-free low-res ``views`` exactly (:func:`linr.projection.project_onto_views`; unchanged
@@ -494,6 +467,30 @@ class Projected:
 
         projected, self.projected = project_onto_views(image, views)
         return projected
+
+
+class GroupedProjected:
+    """The ``grouped-project`` refiner (module docstring): :class:`GroupedWiener` with the fit as
+    its pilot, then the nearest image that the noise-free low-res ``views`` reproduce exactly
+    (:func:`linr.projection.project_onto_views`). When the views cannot all be met (the
+    projection does not converge) the fit's image comes back unchanged."""
+
+    name = "grouped-project"
+    takes = "noisy+views"
+
+    def __init__(self) -> None:
+        self.grouped = GroupedWiener()
+        self.project = Projected()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.grouped.describe(), "name": self.name, "projected": self.project.projected}
+
+    def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
+                 views: Sequence["Observation"]) -> np.ndarray:
+        image = self.project(self.grouped(noisy, pilot, sigma), views)
+        if not self.project.projected["converged"]:  # the views cannot all be met: grouped alone would
+            return np.asarray(pilot, np.float32)  # lose what they knew (BENCHMARKS.md): keep the fit's image
+        return image
 
 
 REFINERS: dict[str, Any] = {
@@ -563,10 +560,13 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
     observed pixels the fit did not train on, which a ``masked`` refiner may choose by."""
     refiner = REFINERS[check_refine_spec(spec)]()
     photo = refine_input(observations, image.shape[:2], spec)
-    if refiner.takes == "views":
+    views = None
+    if refiner.takes in ("views", "noisy+views"):
         from .projection import projectable_views
 
-        return refiner(image, projectable_views(observations, image.shape[2])), refiner.describe()
+        views = projectable_views(observations, image.shape[2])
+    if refiner.takes == "views":
+        return refiner(image, views), refiner.describe()
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
     if refiner.takes == "masked":
         mask = photo.operator.mask  # (H, W), or (C, H, W): a pixel counts where every channel was seen
@@ -574,10 +574,5 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         refined = refiner(pixels, observed, image, held_out)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
-    if refiner.takes == "noisy+views":
-        from .projection import projectable_views
-
-        refined = refiner(pixels, image, sigma, projectable_views(observations, image.shape[2]))
-    else:
-        refined = refiner(pixels, image, sigma)
+    refined = refiner(pixels, image, sigma) if views is None else refiner(pixels, image, sigma, views)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}
