@@ -68,7 +68,7 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     best = {"psnr": -1.0}
     for step, raw, mean in checkpoints:
         for kind, image in (("raw", raw), ("average", mean)):
-            refined, _ = refine_image(refine, image, obs, None if held is None else held.held_out_mask(0))
+            refined, _ = refine_image(refine, image, obs, None if held is None else held.held_out_masks())
             value = psnr(clean, refined)
             if value > best["psnr"]:
                 best = {"psnr": value, "step": step, "iterate": kind}

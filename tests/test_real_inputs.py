@@ -338,6 +338,29 @@ def test_demo_does_not_overwrite_without_force(tmp_path, capsys):
     assert (tmp_path / "demo" / "restored.png").read_bytes() == b"mine"
 
 
+def test_demo_writes_and_scores_the_refined_image(tmp_path, capsys):
+    from linr.cli import main
+
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--steps", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "refined (grouped-project)" in out and (tmp_path / "demo" / "refined.png").exists()
+
+
+def test_saving_a_joint_fits_model_says_what_the_default_would_have_done(tmp_path, capsys, clean):
+    from linr.cli import main
+    from linr.simulate import lanczos_downscale
+
+    write_image(tmp_path / "n.png", clean)
+    write_image(tmp_path / "lr.png", lanczos_downscale(clean, 2))
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "--lowres", str(tmp_path / "lr.png"), "--factor",
+                 "2", "-o", str(tmp_path / "o.png"), "--steps", "2", "--device", "cpu", "--save-model",
+                 str(tmp_path / "m.pt")]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "--save-model / --render-*: the image is not refined after the fit" in said
+    assert "made to reproduce the low-res view exactly and blended with the fit's image" in said
+    assert (tmp_path / "m.pt").exists()
+
+
 def test_budget_reached_under_a_rule_is_not_called_fixed(clean):
     r = linr.restore([linr.noisy(clean)], steps=2, device="cpu", progress=False)
     assert r.stop_reason == "step budget (2) reached before the holdout rule fired"

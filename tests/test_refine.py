@@ -279,8 +279,9 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     clean = crop(load("set5/head.png"), 32, top=100, left=100)
     noisy, lr = add_gaussian_noise(clean, 25, seed=0), lanczos_downscale(clean, 2)
     joint = [linr.noisy(noisy), linr.lowres(lr, 2)]
-    r = linr.restore(joint, **SMALL)
+    r = linr.restore(joint, **{**SMALL, "stop": "fixed"})  # no pixels held out: the projection's image
     assert r.settings["refine"]["name"] == "grouped-project" and r.fitted_image is not None
+    assert "weights" not in r.settings["refine"]
     down = joint[1].operator.forward(torch.from_numpy(r.image.astype(np.float64)).permute(2, 0, 1)[None])
     np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), lr, atol=1e-5)
     assert "refine" not in linr.restore(joint, refine="none", **SMALL).settings
@@ -300,6 +301,91 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     out = capsys.readouterr().out
     assert "refined: grouped-project" in out and "reproduce the low-res view exactly" in out
     assert "the default for a noisy photo with low-res views" in out
+    assert "blended by weights chosen on" in out and "held-out pixels: the fit's image" in out
+
+
+def test_simplex_weights_are_the_constrained_least_squares_blend():
+    from scipy.optimize import minimize
+
+    from linr.refine import simplex_weights
+
+    rng = np.random.default_rng(4)
+    for trial in range(6):
+        target = rng.normal(size=200)
+        candidates = [target + rng.normal(scale=s, size=200) + b for s, b in
+                      zip(rng.uniform(0.1, 2, 3), rng.normal(scale=0.5 * (trial % 3), size=3))]
+        w = simplex_weights(target, candidates)
+        assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
+
+        def loss(v):
+            return float(np.sum((target - np.stack(candidates, 1) @ v) ** 2))
+
+        ref = minimize(loss, np.full(3, 1 / 3), method="SLSQP", bounds=[(0, 1)] * 3,
+                       constraints=[{"type": "eq", "fun": lambda v: v.sum() - 1}], options={"ftol": 1e-14})
+        assert loss(w) <= ref.fun + 1e-8 and np.allclose(w, ref.x, atol=1e-4)
+    # one candidate is the target: all its weight; two equal ones: the earlier
+    assert np.array_equal(simplex_weights(target, [target + 1, target, target - 1]), [0, 1, 0])
+    assert np.array_equal(simplex_weights(target, [target, target]), [1, 0])
+
+
+def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
+    from scipy.ndimage import gaussian_filter
+
+    from linr.metrics import psnr
+    from linr.noise import floored_noise_sigma
+    from linr.projection import project_onto_views
+    from linr.refine import GroupedProjected, simplex_weights
+    from linr.simulate import add_gaussian_noise, lanczos_downscale
+
+    from .conftest import crop, load
+
+    clean = crop(load("set5/butterfly.png"), 48, top=100, left=100)
+    noisy = add_gaussian_noise(clean, 25, seed=0)
+    pilot = gaussian_filter(clean, (0.7, 0.7, 0)).astype(np.float32)  # a fit: smoother than the scene
+    held = np.random.default_rng(1).random(clean.shape[:2]) < 0.1
+    sigma = floored_noise_sigma(noisy)
+    # a view brighter than the photo (not what the fit's downsampling makes of it): the projection
+    # copies the offset, and the blend is weighed toward the filtered image
+    for offset, most in ((0.0, None), (0.08, "grouped")):
+        view = linr.lowres((lanczos_downscale(clean, 2) + offset).astype(np.float32), 2)
+        refiner = GroupedProjected()
+        out = refiner(noisy, pilot, sigma, [view], held)
+        done = refiner.describe()
+        # the same choice made here: the filter and projection of a photo whose held-out pixels hold
+        # the pilot's values, the weights by least squares on the photo's held-out values, those
+        # whose pilot is 2 sigmas or more inside [0, 1] (a clipped photo is biased near black and white)
+        values = held[..., None] & (pilot >= 2 * sigma + 1e-6) & (pilot <= 1 - 2 * sigma - 1e-6)
+        assert done["chosen_on_held_out_pixels"] == int(values.any(-1).sum()) > 0.8 * held.sum()
+        blind = noisy.copy()
+        blind[held] = pilot[held]
+        g_blind = GroupedWiener()(blind, pilot, sigma)
+        p_blind, _ = project_onto_views(g_blind, [view])
+        w = simplex_weights(noisy[values], [pilot[values], g_blind[values], p_blind[values]])
+        assert list(done["weights"].values()) == pytest.approx(list(w), abs=1e-4)
+        # what the photo holds at the held-out values near the clip does not weigh
+        near_clip = held[..., None] & ~values
+        moved = noisy.copy()
+        moved[near_clip] = 0.5
+        assert near_clip.sum() > 10
+        again = GroupedProjected()
+        again(moved, pilot, sigma, [view], held)
+        assert again.describe()["weights"] == done["weights"]
+        grouped = GroupedWiener()(noisy, pilot, sigma)
+        projected, _ = project_onto_views(grouped, [view])
+        np.testing.assert_allclose(out, w[0] * pilot + w[1] * grouped + w[2] * projected, atol=1e-5)
+        if most is not None:
+            assert max(done["weights"], key=done["weights"].get) == most
+            quality = {k: psnr(clean, np.clip(v, 0, 1)) for k, v in
+                       (("blend", out), ("grouped", grouped), ("projected", projected))}
+            assert quality["blend"] > quality["projected"] + 1 and quality["blend"] > quality["grouped"] - 0.2
+    # fewer held-out pixels than a choice needs: the projection's image, no weights
+    few = np.zeros(clean.shape[:2], bool)
+    few[0, :5] = True
+    refiner = GroupedProjected()
+    grouped = GroupedWiener()(noisy, pilot, sigma)
+    np.testing.assert_allclose(refiner(noisy, pilot, sigma, [view], few), project_onto_views(grouped, [view])[0],
+                               atol=1e-6)
+    assert "weights" not in refiner.describe()
 
 
 def test_views_that_cannot_all_be_met_leave_the_image_as_it_was():

@@ -187,7 +187,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     elif dropped == "grouped-project":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again with the "
-                     "fit as the pilot and made to reproduce the low-res view exactly, --refine)")
+                     "fit as the pilot, made to reproduce the low-res view exactly and blended with the fit's image "
+                     "by the pixels the fit held out, --refine)")
     elif dropped:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again "
@@ -385,11 +386,25 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     shown = _span(sigmas, ".1f")
     model = settings[0].get("model") or {}
     network = f" ({model['name']} {model['depth']}x{model['width']})" if {"name", "depth", "width"} <= model.keys() else ""
-    then = f", then made to reproduce the {views} exactly (relative residual {worst:.1g})" if projected else ""
+    blend = _blend_phrase(done, views, worst) if projected else ""
+    then = f", then made to reproduce the {views} exactly (relative residual {worst:.1g})" if projected and not blend else ""
     line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image{network} as the "
-            f"pilot, noise sigma {shown} of 255 measured{then})")
+            f"pilot, noise sigma {shown} of 255 measured{then}{blend})")
     whose = "a noisy photo with low-res views" if projected else "a noisy photo"
     return line + ("" if asked else f"; the default for {whose}, --refine none returns the fit's image")
+
+
+def _blend_phrase(done: list[dict[str, Any]], views: str, worst: float) -> str:
+    """How a refinement blended the fit's, the filtered and the projected images
+    (:class:`linr.refine.GroupedProjected`), or '' when it did not."""
+    chosen = [d for d in done if d.get("weights")]
+    if len(chosen) != len(done):
+        return ""
+    names = {"fit": "the fit's image", "grouped": "the filtered one",
+             "grouped-project": f"the filtered one made to reproduce the {views} exactly (relative residual {worst:.1g})"}
+    parts = [f"{names.get(k, k)} {_span(sorted(d['weights'][k] for d in chosen), '.2f')}" for k in chosen[0]["weights"]]
+    held = _span(sorted(d["chosen_on_held_out_pixels"] for d in chosen), "d")
+    return f"; blended by weights chosen on {held} held-out pixels: {', '.join(parts)}"
 
 
 def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:

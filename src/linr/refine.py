@@ -32,7 +32,13 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   views without noise (Table 5's case), ``grouped`` and then the nearest image that reproduces
   the low-res views exactly (:func:`linr.projection.project_onto_views`): ``grouped`` alone
   filters the noisy photo and loses what the low-res view knew (-3.7 dB on baby's 128-px
-  crop), the projection puts it back (BENCHMARKS.md, "#15 joint fits").
+  crop), the projection puts it back (BENCHMARKS.md, "#15 joint fits"). When the fit held some
+  of the photo's pixels out of its data term, the result is the blend of the fit's image,
+  ``grouped``'s and the projection's (weights >= 0 summing to 1) that predicts those pixels best
+  (least squares, away from black and white where a clipped photo is biased; the three rerun on
+  a copy of the photo whose held-out pixels hold the fit's values, so none of them saw those
+  pixels' noise): a low-res view whose downsampling differs
+  from the fit's operator (aliasing) can make the projection, or the fit, worse than ``grouped``.
 - ``project`` (:class:`Projected`): the fit's image made to reproduce its low-res views without
   noise exactly (the projection alone, no filter): for super-resolution.
 - ``none``: the fit's image as it is.
@@ -49,6 +55,7 @@ Adding a refiner is a class here (with ``takes``, the observation it filters) pl
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -60,7 +67,7 @@ if TYPE_CHECKING:
     from .problem import Observation
 
 __all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
-           "refine_image"]
+           "refine_image", "simplex_weights"]
 
 MIN_REFINE_SIDE = 8
 """The smallest side (pixels) a refinement filters: one patch (and more than the noise
@@ -398,6 +405,30 @@ A guard against single-digit counts (a tiny photo), where the least-squares weig
 1; with 19-23 pixels on a 64-px crop it was still near the best weight (not measured beyond)."""
 
 
+def simplex_weights(target: np.ndarray, candidates: Sequence[np.ndarray]) -> np.ndarray:
+    """The weights ``w`` (K,), each >= 0 and summing to 1, of the blend ``sum_k w_k candidates[k]``
+    closest to ``target`` in least squares (float64; the arrays of one shape). Exact: the best
+    blend is the affine least-squares blend of some subset of the candidates with every weight
+    >= 0, and every subset is tried (K is small). Ties go to the earlier subset (one candidate
+    before pairs, in the candidates' order)."""
+    t = np.asarray(target, np.float64).ravel()
+    c = np.stack([np.asarray(k, np.float64).ravel() for k in candidates], 1)  # (n, K)
+    best, best_loss = None, np.inf
+    for size in range(1, c.shape[1] + 1):
+        for subset in combinations(range(c.shape[1]), size):
+            first, rest = subset[0], list(subset[1:])
+            w = np.zeros(c.shape[1])
+            if rest:  # t - c_first ~ sum_j w_j (c_j - c_first), w_first = 1 - sum_j w_j
+                w[rest] = np.linalg.lstsq(c[:, rest] - c[:, [first]], t - c[:, first], rcond=None)[0]
+            w[first] = 1.0 - w[rest].sum()
+            if (w < 0).any():
+                continue
+            loss = float(np.sum((t - c @ w) ** 2))
+            if best is None or loss < best_loss * (1 - 1e-12):
+                best, best_loss = w, loss
+    return best
+
+
 class BiharmonicBlend:
     """The ``biharmonic`` refiner (module docstring): ``weight * fit + (1 - weight) * biharmonic``,
     the biharmonic inpainting (scikit-image, per channel) of the observed pixels; the observed
@@ -438,11 +469,9 @@ class BiharmonicBlend:
         self.chosen_on, weight = None, self.weight
         if held_out is not None and (held := np.asarray(held_out, bool) & observed).sum() >= MIN_HELD_OUT and \
                 (observed & ~held).any():
-            blind = self._fill(photo, observed & ~held)[held].ravel()
-            apart = fit[held].ravel() - blind
-            energy = float(np.dot(apart, apart))
-            if energy > 0:
-                weight = float(np.clip(np.dot(photo[held].ravel() - blind, apart) / energy, 0.0, 1.0))
+            blind = self._fill(photo, observed & ~held)[held]
+            if np.any(fit[held] != blind):
+                weight = float(simplex_weights(photo[held], [fit[held], blind])[0])
                 self.chosen_on = int(held.sum())
         self.used = weight
         return (weight * fit + (1.0 - weight) * self._fill(photo, observed)).astype(np.float32)
@@ -473,24 +502,59 @@ class GroupedProjected:
     """The ``grouped-project`` refiner (module docstring): :class:`GroupedWiener` with the fit as
     its pilot, then the nearest image that the noise-free low-res ``views`` reproduce exactly
     (:func:`linr.projection.project_onto_views`). When the views cannot all be met (the
-    projection does not converge) the fit's image comes back unchanged."""
+    projection does not converge) the fit's image comes back unchanged.
+
+    With ``held_out`` (H, W; the photo's pixels the fit did not train on), the result is the blend
+    of the fit's image, the filtered one and the projected one whose weights (:data:`BLENDED`;
+    :func:`simplex_weights`) predict the photo's held-out values best (those away from the clip,
+    :attr:`CLIP_MARGIN`; at least :data:`MIN_HELD_OUT` of them, else the projected image), the
+    filter and the projection rerun for the choice on a copy of the photo whose held-out pixels
+    hold the fit's values. ``describe()`` then gives the weights and the held-out pixels used."""
 
     name = "grouped-project"
     takes = "noisy+views"
+    BLENDED = ("fit", "grouped", "grouped-project")
+    """The images blended, in the order of ``describe()['weights']``."""
+    CLIP_MARGIN = 2.0
+    """The blend is chosen on the held-out values whose fit lies at least this many noise sigmas
+    inside [0, 1]: a photo clipped to [0, 1] is biased there (its noise cannot go below black), the
+    filtered image follows that bias and the projection (onto a view without it) does not, which
+    weighed the blend toward ``grouped`` (bird, Table 5: 0.69 against 0.14 read off the clean image;
+    0.33 with this margin). At 2 sigmas a clipped pixel's bias is under 0.01 sigma."""
 
     def __init__(self) -> None:
         self.grouped = GroupedWiener()
         self.project = Projected()
+        self.weights: dict[str, float] | None = None  # of the last call, when chosen
+        self.chosen_on: int | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {**self.grouped.describe(), "name": self.name, "projected": self.project.projected}
+        chosen = {"weights": self.weights, "chosen_on_held_out_pixels": self.chosen_on} if self.weights else {}
+        return {**self.grouped.describe(), "name": self.name, "projected": self.project.projected, **chosen}
 
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
-                 views: Sequence["Observation"]) -> np.ndarray:
-        image = self.project(self.grouped(noisy, pilot, sigma), views)
+                 views: Sequence["Observation"], held_out: np.ndarray | None = None) -> np.ndarray:
+        self.weights, self.chosen_on = None, None
+        grouped = self.grouped(noisy, pilot, sigma)
+        image = self.project(grouped, views)
         if not self.project.projected["converged"]:  # the views cannot all be met: grouped alone would
             return np.asarray(pilot, np.float32)  # lose what they knew (BENCHMARKS.md): keep the fit's image
-        return image
+        if held_out is None:
+            return image
+        noisy, pilot = _pilot_pair(noisy, pilot)
+        held = np.asarray(held_out, bool)
+        margin = self.CLIP_MARGIN * sigma
+        values = held[..., None] & (pilot > margin) & (pilot < 1.0 - margin)  # (H, W, C)
+        if values.sum() < MIN_HELD_OUT:
+            return image
+        blind = noisy.copy()
+        blind[held] = pilot[held]  # none of the three below sees the held-out pixels' noise
+        blind_grouped = self.grouped(blind, pilot, sigma)
+        blind_projected = Projected()(blind_grouped, views)
+        w = simplex_weights(noisy[values], [pilot[values], blind_grouped[values], blind_projected[values]])
+        self.weights = {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)}
+        self.chosen_on = int(values.any(-1).sum())
+        return (w[0] * pilot + w[1] * grouped + w[2] * image).astype(np.float32)
 
 
 REFINERS: dict[str, Any] = {
@@ -554,12 +618,16 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
 
 
 def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation],
-                 held_out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                 held_out: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The refined image (float32 (H, W, C), unclipped) of a fit's ``image`` and what was done
-    (the refiner's settings and the noise level measured, 0-255 scale). ``held_out`` (H, W):
-    observed pixels the fit did not train on, which a ``masked`` refiner may choose by."""
+    (the refiner's settings and the noise level measured, 0-255 scale). ``held_out``: per
+    observation, its pixels (an (h, w) bool array, or None) the fit did not train on, by which a
+    ``masked`` or ``noisy+views`` refiner may choose (those of the photo it refines)."""
     refiner = REFINERS[check_refine_spec(spec)]()
     photo = refine_input(observations, image.shape[:2], spec)
+    held = None
+    if held_out is not None:
+        held = next((h for o, h in zip(observations, held_out) if o is photo), None)
     views = None
     if refiner.takes in ("views", "noisy+views"):
         from .projection import projectable_views
@@ -571,8 +639,8 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
     if refiner.takes == "masked":
         mask = photo.operator.mask  # (H, W), or (C, H, W): a pixel counts where every channel was seen
         observed = (mask if mask.ndim == 2 else mask.amin(0)).cpu().numpy() > 0.5
-        refined = refiner(pixels, observed, image, held_out)
+        refined = refiner(pixels, observed, image, held)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
-    refined = refiner(pixels, image, sigma) if views is None else refiner(pixels, image, sigma, views)
+    refined = refiner(pixels, image, sigma) if views is None else refiner(pixels, image, sigma, views, held)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}

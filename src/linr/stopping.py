@@ -315,6 +315,10 @@ class HoldOut(_TrackedRule):
             prepared.append(dataclasses.replace(obs, operator=op))
         return prepared
 
+    def held_out_masks(self) -> list[np.ndarray | None]:
+        """Per observation :meth:`prepare` got (in its order), :meth:`held_out_mask`; empty before."""
+        return list(self._held_masks)
+
     def held_out_mask(self, observation: int = 0) -> np.ndarray | None:
         """(h, w) bool: the pixels of an observation (by its place in the list :meth:`prepare`
         got) held out of the data term; None before :meth:`prepare` or when none could be."""

@@ -680,11 +680,15 @@ def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
     return [settings.get("retry")]
 
 
-def held_out_pixels(rule: StopRule | None) -> np.ndarray | None:
-    """(H, W) bool: the first observation's pixels a fit's stop rule held out of the data term
-    (``holdout``, ``pick``; the first such rule of several), else None."""
+def held_out_pixels(rule: StopRule | None) -> list[np.ndarray | None] | None:
+    """Per observation of the fit (in its order), the (h, w) bool pixels its stop rule held out of
+    the data term (``holdout``, ``pick``; the first such rule of several), or None where none were;
+    None without such a rule."""
     held = holdout_rule(rule)
-    return None if held is None else held.held_out_mask(0)
+    if held is None:
+        return None
+    masks = held.held_out_masks()
+    return masks if any(m is not None for m in masks) else None
 
 
 def apply_refine(result: FitResult, refine: str, observations: Sequence[Observation],
