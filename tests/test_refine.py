@@ -304,6 +304,35 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     assert "blended by weights chosen on" in out and "held-out pixels: the fit's image" in out
 
 
+def test_the_joint_blend_is_chosen_on_the_photos_held_out_pixels_whatever_the_order(monkeypatch):
+    from linr.refine import GroupedProjected
+    from linr.stopping import HoldOut
+    from linr.tasks import held_out_pixels
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:40, 0:40] / 40.0
+    clean = np.stack([np.sin(4 * xx) * 0.3 + 0.5, np.cos(3 * yy) * 0.3 + 0.5, 0.2 + 0.5 * xx * yy], -1)
+    noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    small = clean.reshape(20, 2, 20, 2, 3).mean((1, 3)).astype(np.float32)
+    seen = []
+    real = GroupedProjected.__call__
+
+    def spy(self, noisy_pixels, pilot, sigma, views, held_out=None):
+        seen.append(None if held_out is None else held_out.shape)
+        return real(self, noisy_pixels, pilot, sigma, views, held_out)
+
+    monkeypatch.setattr(GroupedProjected, "__call__", spy)
+    for order in ((linr.noisy(noisy), linr.lowres(small, 2)), (linr.lowres(small, 2), linr.noisy(noisy))):
+        rule = HoldOut(fraction=0.1)
+        result = linr.restore(list(order), stop=rule, **{**SMALL, "steps": 4})
+        masks = held_out_pixels(rule)
+        assert [m.shape for m in masks] == [o.image.shape[:2] for o in order]
+        assert seen.pop() == (40, 40) and result.settings["refine"]["chosen_on_held_out_pixels"] > 0
+    assert held_out_pixels(None) is None
+    fixed = linr.restore([linr.noisy(noisy), linr.lowres(small, 2)], **{**SMALL, "stop": "fixed"})
+    assert seen.pop() is None and "weights" not in fixed.settings["refine"]
+
+
 def test_simplex_weights_are_the_constrained_least_squares_blend():
     from scipy.optimize import minimize
 
@@ -333,7 +362,7 @@ def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
 
     from linr.metrics import psnr
     from linr.noise import floored_noise_sigma
-    from linr.projection import project_onto_views
+    from linr.projection import project_onto_views, view_residual
     from linr.refine import GroupedProjected, simplex_weights
     from linr.simulate import add_gaussian_noise, lanczos_downscale
 
@@ -362,6 +391,7 @@ def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
         p_blind, _ = project_onto_views(g_blind, [view])
         w = simplex_weights(noisy[values], [pilot[values], g_blind[values], p_blind[values]])
         assert list(done["weights"].values()) == pytest.approx(list(w), abs=1e-4)
+        assert done["blend_residual"] == pytest.approx(view_residual(out, [view]), rel=1e-2, abs=1e-9)
         # what the photo holds at the held-out values near the clip does not weigh
         near_clip = held[..., None] & ~values
         moved = noisy.copy()
@@ -378,9 +408,10 @@ def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
             quality = {k: psnr(clean, np.clip(v, 0, 1)) for k, v in
                        (("blend", out), ("grouped", grouped), ("projected", projected))}
             assert quality["blend"] > quality["projected"] + 1 and quality["blend"] > quality["grouped"] - 0.2
-    # fewer held-out pixels than a choice needs: the projection's image, no weights
+    # fewer held-out pixels than a choice needs (pixels, not values: 7 RGB pixels are 21 values):
+    # the projection's image, no weights
     few = np.zeros(clean.shape[:2], bool)
-    few[0, :5] = True
+    few[20, 20:27] = True
     refiner = GroupedProjected()
     grouped = GroupedWiener()(noisy, pilot, sigma)
     np.testing.assert_allclose(refiner(noisy, pilot, sigma, [view], few), project_onto_views(grouped, [view])[0],

@@ -187,8 +187,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     elif dropped == "grouped-project":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again with the "
-                     "fit as the pilot, made to reproduce the low-res view exactly and blended with the fit's image "
-                     "by the pixels the fit held out, --refine)")
+                     "fit as the pilot and made to reproduce the low-res view exactly, and the fit's image, the "
+                     "filtered one and the projected one blended by the pixels the fit held out, --refine)")
     elif dropped:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again "
@@ -386,25 +386,29 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     shown = _span(sigmas, ".1f")
     model = settings[0].get("model") or {}
     network = f" ({model['name']} {model['depth']}x{model['width']})" if {"name", "depth", "width"} <= model.keys() else ""
-    blend = _blend_phrase(done, views, worst) if projected else ""
-    then = f", then made to reproduce the {views} exactly (relative residual {worst:.1g})" if projected and not blend else ""
+    then = f", then made to reproduce the {views} exactly (relative residual {worst:.1g})" if projected else ""
+    blend = _blend_phrase(done, views) if projected else ""
     line = (f"refined: {done[0]['name']} (the noisy photo filtered with the fit's image{network} as the "
             f"pilot, noise sigma {shown} of 255 measured{then}{blend})")
     whose = "a noisy photo with low-res views" if projected else "a noisy photo"
     return line + ("" if asked else f"; the default for {whose}, --refine none returns the fit's image")
 
 
-def _blend_phrase(done: list[dict[str, Any]], views: str, worst: float) -> str:
+def _blend_phrase(done: list[dict[str, Any]], views: str) -> str:
     """How a refinement blended the fit's, the filtered and the projected images
-    (:class:`linr.refine.GroupedProjected`), or '' when it did not."""
+    (:class:`linr.refine.GroupedProjected`; '' when none did)."""
     chosen = [d for d in done if d.get("weights")]
-    if len(chosen) != len(done):
+    if not chosen:
         return ""
     names = {"fit": "the fit's image", "grouped": "the filtered one",
-             "grouped-project": f"the filtered one made to reproduce the {views} exactly (relative residual {worst:.1g})"}
+             "grouped-project": f"the filtered one made to reproduce the {views} exactly"}
     parts = [f"{names.get(k, k)} {_span(sorted(d['weights'][k] for d in chosen), '.2f')}" for k in chosen[0]["weights"]]
     held = _span(sorted(d["chosen_on_held_out_pixels"] for d in chosen), "d")
-    return f"; blended by weights chosen on {held} held-out pixels: {', '.join(parts)}"
+    off = max(d["blend_residual"] for d in chosen)
+    frames = f" (on {len(chosen)} of {len(done)} frames; the others are the projected image)" \
+        if len(chosen) < len(done) else ""
+    return (f"; then blended by weights chosen on {held} held-out pixels: {', '.join(parts)}{frames}; the "
+            f"result misses the {views} by a relative residual of {off:.2g}")
 
 
 def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:
@@ -511,6 +515,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     from .cost import plan
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
+    from .stopping import holdout_rule
     from .tasks import pilot_fit, resolve, resolve_refine, resolve_stop
     from .tiling import plan_tiles
 
@@ -555,14 +560,16 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                 (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
         refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
                                 register=getattr(args, "register", None))
-        then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels)
+        chooses = grid is None and members == 1 and holdout_rule(stop) is not None
+        then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels, chooses)
         print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
 
 
-def _refine_cost(name: str, height: int, width: int, channels: int) -> str:
+def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True) -> str:
     """', then about T to refine (NAME)' for a patch refiner, its time per pixel measured just now
-    on a 64 x 64 image (its cost is linear in the pixels), else nothing."""
+    on a 64 x 64 image (its cost is linear in the pixels), else nothing. ``chooses``: the fit holds
+    pixels out for the refiner to choose by (a blend filters twice)."""
     import time
 
     import numpy as np
@@ -573,12 +580,13 @@ def _refine_cost(name: str, height: int, width: int, channels: int) -> str:
     refiner = REFINERS[name]()
     if refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return ""  # a projection alone takes about a second
-    if refiner.takes == "noisy+views":  # the projection after it: about a second
-        refiner = refiner.grouped
+    passes = 1
+    if refiner.takes == "noisy+views":  # the projections after it: about a second each
+        refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
-    seconds = (time.perf_counter() - started) / (64 * 64) * height * width
+    seconds = passes * (time.perf_counter() - started) / (64 * 64) * height * width
     return f", then about {format_duration(seconds)} to refine the fit's image ({name})"
 
 

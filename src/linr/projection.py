@@ -30,7 +30,7 @@ import torch
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["projectable", "projectable_views", "project_onto_views", "MAX_ITERATIONS", "CONVERGED"]
+__all__ = ["projectable", "projectable_views", "project_onto_views", "view_residual", "MAX_ITERATIONS", "CONVERGED"]
 
 MAX_ITERATIONS = 200
 """Conjugate-gradient iterations at most (a x4 view of a 512 px image converges in about 30)."""
@@ -59,6 +59,21 @@ def projectable(observation: "Observation", channels: int | None = None) -> bool
 def projectable_views(observations: Sequence["Observation"], channels: int | None = None) -> list["Observation"]:
     """The observations :func:`projectable` accepts, in order."""
     return [o for o in observations if projectable(o, channels)]
+
+
+def _relative_residual(made: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> float:
+    """``|A x - y| / |y|`` over all the views (``made``: their ``A x``; ``|A x - y|`` when y is 0)."""
+    misfit = sum(float(((f - t) ** 2).sum()) for f, t in zip(made, targets))
+    scale = sum(float((t ** 2).sum()) for t in targets)
+    return (misfit / scale) ** 0.5 if scale > 0 else misfit ** 0.5
+
+
+def view_residual(image: np.ndarray, views: Sequence["Observation"]) -> float:
+    """How far ``image`` (H, W, C) is from reproducing the ``views``: the relative residual
+    ``|A x - y| / |y|`` of :func:`project_onto_views` (float64; 0 when it reproduces them exactly)."""
+    x = torch.from_numpy(np.asarray(image, np.float64)).permute(2, 0, 1)[None]
+    return _relative_residual([v.operator.forward(x) for v in views],
+                              [torch.from_numpy(np.asarray(v.image, np.float64)).permute(2, 0, 1)[None] for v in views])
 
 
 def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -101,16 +116,10 @@ def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tup
         rs = new
         iterations += 1
     x = x0 + adjoint(z) if iterations else x0
-    scale = sum(float((t ** 2).sum()) for t in targets)
-
-    def residual_of(image: torch.Tensor) -> float:
-        misfit = sum(float(((f - t) ** 2).sum()) for f, t in zip(forward(image), targets))
-        return (misfit / scale) ** 0.5 if scale > 0 else misfit ** 0.5
-
-    residual = residual_of(x)
+    residual = _relative_residual(forward(x), targets)
     converged = bool(np.isfinite(residual) and residual <= CONVERGED)
     if not converged:
-        x, residual = x0, residual_of(x0)
+        x, residual = x0, _relative_residual(forward(x0), targets)
     return x[0].permute(1, 2, 0).numpy().astype(np.float32), {
         "views": len(views), "iterations": iterations, "residual": float(f"{residual:.3g}"),
         "converged": converged}

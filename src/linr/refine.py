@@ -35,9 +35,9 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   crop), the projection puts it back (BENCHMARKS.md, "#15 joint fits"). When the fit held some
   of the photo's pixels out of its data term, the result is the blend of the fit's image,
   ``grouped``'s and the projection's (weights >= 0 summing to 1) that predicts those pixels best
-  (least squares, away from black and white where a clipped photo is biased; the three rerun on
-  a copy of the photo whose held-out pixels hold the fit's values, so none of them saw those
-  pixels' noise): a low-res view whose downsampling differs
+  (least squares, away from black and white where a clipped photo is biased; the filter and the
+  projection rerun on a copy of the photo whose held-out pixels hold the fit's values, so none of
+  the three saw those pixels' noise): a low-res view whose downsampling differs
   from the fit's operator (aliasing) can make the projection, or the fit, worse than ``grouped``.
 - ``project`` (:class:`Projected`): the fit's image made to reproduce its low-res views without
   noise exactly (the projection alone, no filter): for super-resolution.
@@ -509,12 +509,18 @@ class GroupedProjected:
     :func:`simplex_weights`) predict the photo's held-out values best (those away from the clip,
     :attr:`CLIP_MARGIN`; at least :data:`MIN_HELD_OUT` of them, else the projected image), the
     filter and the projection rerun for the choice on a copy of the photo whose held-out pixels
-    hold the fit's values. ``describe()`` then gives the weights and the held-out pixels used."""
+    hold the fit's values. ``describe()`` then gives the weights, the held-out pixels used and
+    how far the blend is from reproducing the views (``blend_residual``, relative; 0 when the
+    projected image has all the weight). The fit's stop rule chose its iterate on the same pixels,
+    which flatters the fit a little (not measured)."""
 
     name = "grouped-project"
     takes = "noisy+views"
     BLENDED = ("fit", "grouped", "grouped-project")
     """The images blended, in the order of ``describe()['weights']``."""
+    FILTER_PASSES = 2
+    """Runs of :class:`GroupedWiener` when the blend is chosen (the photo, and the copy blind to
+    the held-out pixels): what a cost estimate counts."""
     CLIP_MARGIN = 2.0
     """The blend is chosen on the held-out values whose fit lies at least this many noise sigmas
     inside [0, 1]: a photo clipped to [0, 1] is biased there (its noise cannot go below black), the
@@ -527,14 +533,16 @@ class GroupedProjected:
         self.project = Projected()
         self.weights: dict[str, float] | None = None  # of the last call, when chosen
         self.chosen_on: int | None = None
+        self.blend_residual: float | None = None  # the blend's relative residual against the views
 
     def describe(self) -> dict[str, Any]:
-        chosen = {"weights": self.weights, "chosen_on_held_out_pixels": self.chosen_on} if self.weights else {}
+        chosen = {"weights": self.weights, "chosen_on_held_out_pixels": self.chosen_on,
+                  "blend_residual": self.blend_residual} if self.weights else {}
         return {**self.grouped.describe(), "name": self.name, "projected": self.project.projected, **chosen}
 
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
                  views: Sequence["Observation"], held_out: np.ndarray | None = None) -> np.ndarray:
-        self.weights, self.chosen_on = None, None
+        self.weights, self.chosen_on, self.blend_residual = None, None, None
         grouped = self.grouped(noisy, pilot, sigma)
         image = self.project(grouped, views)
         if not self.project.projected["converged"]:  # the views cannot all be met: grouped alone would
@@ -545,16 +553,20 @@ class GroupedProjected:
         held = np.asarray(held_out, bool)
         margin = self.CLIP_MARGIN * sigma
         values = held[..., None] & (pilot > margin) & (pilot < 1.0 - margin)  # (H, W, C)
-        if values.sum() < MIN_HELD_OUT:
+        if values.any(-1).sum() < MIN_HELD_OUT:
             return image
         blind = noisy.copy()
         blind[held] = pilot[held]  # none of the three below sees the held-out pixels' noise
         blind_grouped = self.grouped(blind, pilot, sigma)
         blind_projected = Projected()(blind_grouped, views)
         w = simplex_weights(noisy[values], [pilot[values], blind_grouped[values], blind_projected[values]])
+        from .projection import view_residual
+
         self.weights = {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)}
         self.chosen_on = int(values.any(-1).sum())
-        return (w[0] * pilot + w[1] * grouped + w[2] * image).astype(np.float32)
+        blend = (w[0] * pilot + w[1] * grouped + w[2] * image).astype(np.float32)
+        self.blend_residual = float(f"{view_residual(blend, views):.3g}")
+        return blend
 
 
 REFINERS: dict[str, Any] = {
