@@ -357,7 +357,7 @@ def test_saving_a_joint_fits_model_says_what_the_default_would_have_done(tmp_pat
                  str(tmp_path / "m.pt")]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "--save-model / --render-*: the image is not refined after the fit" in said
-    assert "made to reproduce the low-res view exactly and blended with the fit's image" in said
+    assert "made to reproduce the low-res view exactly, and the fit's image, the filtered one and the projected one blended" in said
     assert (tmp_path / "m.pt").exists()
 
 
