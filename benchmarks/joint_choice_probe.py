@@ -17,6 +17,9 @@ data range 1). One thread.
     .venv/bin/python benchmarks/joint_choice_probe.py set5/bird set5/butterfly --size 128 --sigma 15 \
         --rows benchmarks/joint_choice_probe.jsonl
 
+``--view-noise S``: the low-res view carries Gaussian noise of level S (0-255, seed 1), as a real
+low-res shot would, and is still given as a view without noise (what a user's ``--lowres`` is).
+
 ``--saved FIT.png`` (one whole image, ``--size full``): no fit here; the fit is the one a paper-table
 run saved (8-bit; ``benchmarks/joint_project_probe.py`` says which), its held-out pixels drawn again
 by the same stop rule and seed (the row's ``residual_trained_vs_held`` checks that the fit trained
@@ -36,15 +39,29 @@ import numpy as np
 import torch
 
 
+def joint_case(clean: np.ndarray, sigma: float, view_noise: float) -> list:
+    """The probe's observations: ``observations_for('joint', ...)``, or with ``view_noise`` > 0 the
+    same with Gaussian noise of that level (0-255 scale, seed 1) on the low-res view, which the
+    default still takes for a view without noise (a real low-res shot, given as ``--lowres``)."""
+    from linr.bench.averaging import observations_for
+    from linr.simulate import add_gaussian_noise, lanczos_downscale
+    from linr.tasks import lowres, noisy, resolve
+
+    if not view_noise:
+        return observations_for("joint", clean, sigma=sigma, seed=0)
+    view = add_gaussian_noise(lanczos_downscale(clean, 4), view_noise, seed=1)
+    return resolve([noisy(add_gaussian_noise(clean, sigma, seed=0)), lowres(view, 4)], device="cpu")[0]
+
+
 def main() -> None:
     import linr
     from linr.bench import data_dir
-    from linr.bench.averaging import clean_crop, observations_for
+    from linr.bench.averaging import clean_crop
     from linr.bench.common import append_row, commit_id, cpu_name, psnr
     from linr.refine import GroupedWiener, Projected, simplex_weights
     from linr.noise import floored_noise_sigma
     from linr.refine import refine_image
-    from linr.tasks import resolve, resolve_stop
+    from linr.tasks import resolve_stop
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from joint_project_probe import saved_case
@@ -54,6 +71,7 @@ def main() -> None:
     p.add_argument("--size", default="128")
     p.add_argument("--sigma", type=float, nargs="+", default=[25.0])
     p.add_argument("--rows", default=None)
+    p.add_argument("--view-noise", type=float, default=0.0, help="Gaussian noise on the low-res view (0-255)")
     p.add_argument("--saved", default=None, help="a paper-table run's saved joint fit (as in joint_project_probe.py)")
     p.add_argument("--no-alone", action="store_true", help="skip the noisy photo alone")
     p.add_argument("--cache", default=None, help="a folder for each fit's image and held-out pixels (npz); a fit "
@@ -62,15 +80,17 @@ def main() -> None:
     torch.set_num_threads(1)
     done = set()
     if args.rows and Path(args.rows).exists():
-        done = {(r["image"], r["size"], r["sigma"]) for r in map(json.loads, Path(args.rows).read_text().splitlines())}
+        done = {(r["image"], r["size"], r["sigma"], r.get("view_noise", 0.0))
+                for r in map(json.loads, Path(args.rows).read_text().splitlines())}
     for sigma in args.sigma:
         for name in args.names:
-            if (name, args.size, sigma) in done:
+            if (name, args.size, sigma, args.view_noise) in done:
                 continue
             folder, _, stem = name.rpartition("/")
             clean = clean_crop(data_dir(None), folder or "set9", stem, "rgb",
                                None if args.size == "full" else int(args.size))
-            cached = Path(args.cache) / f"{stem}_{args.size}_s{sigma:g}.npz" if args.cache else None
+            tag = f"_v{args.view_noise:g}" if args.view_noise else ""
+            cached = Path(args.cache) / f"{stem}_{args.size}_s{sigma:g}{tag}.npz" if args.cache else None
             default_s, source = None, "fit"
             if args.saved:  # a paper-table run's fit, refined here with today's refinement
                 joint, fitted, _ = saved_case(clean, stem, sigma, args.saved)
@@ -78,12 +98,12 @@ def main() -> None:
                 rule.prepare(list(joint))  # the same pixels the run's fit held out (the rule's seed, 0)
                 fit, masks, source = fitted.image, rule.held_out_masks(), "saved"
             elif cached is not None and cached.exists():  # this script's own fit of an earlier run
-                joint = resolve(observations_for("joint", clean, sigma=sigma, seed=0), device="cpu")[0]
+                joint = joint_case(clean, sigma, args.view_noise)
                 stored = np.load(cached)
                 fit, masks, source = stored["fit"], [stored["held"], None], "cache"
             else:
-                joint = observations_for("joint", clean, sigma=sigma, seed=0)
-                rule = resolve_stop(resolve(joint, device="cpu")[0])
+                joint = joint_case(clean, sigma, args.view_noise)
+                rule = resolve_stop(joint)
                 c0 = time.process_time()
                 result = linr.restore(joint, device="cpu", progress=False, seed=0, stop=rule)  # today's default
                 default_s = time.process_time() - c0
@@ -107,7 +127,7 @@ def main() -> None:
             c0 = time.process_time()
             alone = None if args.saved or args.no_alone else linr.restore(joint[:1], device="cpu", progress=False, seed=0)
             alone_s = time.process_time() - c0
-            row = {"image": name, "size": args.size, "sigma": sigma,
+            row = {"image": name, "size": args.size, "sigma": sigma, "view_noise": args.view_noise,
                    **{k: psnr(clean, v) for k, v in three.items()},
                    "chosen": psnr(clean, result.image), "weights": result.settings["refine"].get("weights"),
                    "held_out": result.settings["refine"].get("chosen_on_held_out_pixels"),

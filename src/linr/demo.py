@@ -2,8 +2,10 @@
 
 A 96x96 crop of scikit-image's astronaut is corrupted twice (Gaussian noise sigma 25, and x4
 Lanczos downscaling), then restored jointly from both with the paper preset; the fit is then
-refined as linr's defaults refine such a joint fit (``grouped-project``: the noisy photo filtered
-with the fit as the pilot, then made to reproduce the low-res view exactly; not in the paper).
+refined with the defaults' refinement of such a joint fit (``grouped-project``: the noisy photo
+filtered with the fit as the pilot, then made to reproduce the low-res view exactly; not in the
+paper). The paper preset's fit holds no pixels out, so the demo's refinement is not blended with
+the fit's image as the defaults' own fit would be (:class:`linr.refine.GroupedProjected`).
 """
 
 from __future__ import annotations

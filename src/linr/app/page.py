@@ -27,7 +27,8 @@ PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, a
                "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
                "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
                "up to 768 px gets the held-out best iterate blended with a biharmonic inpainting; a noisy "
-               "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly; large "
+               "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly, the "
+               "fit's, the filtered and the projected images blended by the pixels the fit held out; large "
                "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
                "1024 px; fast: above 1024 px); paper: the paper's fixed step "
                "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")
