@@ -57,7 +57,7 @@ def main() -> None:
     import linr
     from linr.bench import data_dir
     from linr.bench.averaging import clean_crop
-    from linr.bench.common import append_row, commit_id, cpu_name, psnr
+    from linr.bench.common import emit_row, psnr
     from linr.refine import GroupedWiener, Projected, simplex_weights
     from linr.noise import floored_noise_sigma
     from linr.refine import refine_image
@@ -139,12 +139,8 @@ def main() -> None:
                    "fit_from": source, "saved_fit": args.saved, "residual_trained_vs_held": trained_vs_held,
                    "cpu_s": {"default": None if default_s is None else round(default_s, 1),
                              "alone": None if alone is None else round(alone_s, 1)},
-                   "refine_s": round(result.timings.get("refine_s", 0.0), 1),
-                   "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
-            print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
-                   if k not in ("commit", "processor", "torch")}, flush=True)
-            if args.rows:
-                append_row(args.rows, row)
+                   "refine_s": round(result.timings.get("refine_s", 0.0), 1)}
+            emit_row(row, args.rows)
 
 
 if __name__ == "__main__":

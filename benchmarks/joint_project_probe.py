@@ -64,7 +64,7 @@ def main() -> None:
     import linr
     from linr.bench import data_dir
     from linr.bench.averaging import clean_crop, observations_for
-    from linr.bench.common import append_row, commit_id, cpu_name, psnr
+    from linr.bench.common import emit_row, psnr
     from linr.projection import project_onto_views
     from linr.refine import refine_image
 
@@ -106,12 +106,8 @@ def main() -> None:
                "alone_default": None if alone is None else psnr(clean, alone.image),
                "residual": done["residual"], "residual_fit": fit_done["residual"],
                "cpu_s": {"joint": None if joint_s is None else round(joint_s, 1), "grouped": round(refine_s, 1),
-                         "project": round(project_s, 1), "alone": round(alone_s, 1)},
-               "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
-        print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
-               if k not in ("commit", "processor", "torch")}, flush=True)
-        if args.rows:
-            append_row(args.rows, row)
+                         "project": round(project_s, 1), "alone": round(alone_s, 1)}}
+        emit_row(row, args.rows)
 
 
 if __name__ == "__main__":

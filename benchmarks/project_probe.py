@@ -25,7 +25,7 @@ def main() -> None:
     import linr
     from linr.bench import data_dir
     from linr.bench.averaging import clean_crop
-    from linr.bench.common import append_row, commit_id, cpu_name, psnr
+    from linr.bench.common import emit_row, psnr
     from linr.projection import project_onto_views
     from linr.simulate import bernoulli_mask, lanczos_downscale
 
@@ -57,12 +57,8 @@ def main() -> None:
                "fit_steps": fitted.steps_run, "fit_refine": (fitted.settings.get("refine") or {}).get("name"),
                "project": psnr(clean, projected), "paste": psnr(clean, paste(fitted.image)),
                "project+paste": psnr(clean, paste(projected)), "residual": done["residual"],
-               "converged": done["converged"], "fit_cpu_s": round(fit_s, 1),
-               "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
-        print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
-               if k not in ("commit", "processor", "torch")}, flush=True)
-        if args.rows:
-            append_row(args.rows, row)
+               "converged": done["converged"], "fit_cpu_s": round(fit_s, 1)}
+        emit_row(row, args.rows)
 
 
 if __name__ == "__main__":

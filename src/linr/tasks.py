@@ -386,13 +386,16 @@ def plain_inpainting(observations: Sequence[Observation], *, preset: str | None)
 
 
 DEFAULT_JOINT_REFINE = "grouped-project"
-"""The refinement of the defaults' joint fit of one noisy photo and low-res views without noise
+"""The refinement of the defaults' joint fit of one noisy photo and a low-res view without noise
 (:func:`noisy_with_lowres`): the noisy photo filtered by ``grouped`` with the joint fit as the
-pilot, then made to reproduce the low-res views exactly (:mod:`linr.projection`). Measured in
-BENCHMARKS.md ('#15 joint fits'): Table 5's case (sigma 25 + x4) on set5 128-px crops +0.39 to
-+1.66 dB over the joint fit (sigma 15: +1.55 on average, sigma 50: +0.90), and on the five whole
-images 32.40 dB against the paper's LINR 30.98. Where the view aliases sharp edges it can lose to
-the photo alone (butterfly's crop at sigma 15: -1.49 dB); a choice on held-out pixels is not built."""
+pilot, then made to reproduce the low-res view exactly (:mod:`linr.projection`), and (since the
+twentieth session, when the fit held pixels out: one whole fit with the automatic stop) the
+blend of the fit's, the filtered and the projected images that predicts the held-out pixels best
+(:class:`linr.refine.GroupedProjected`). Measured in BENCHMARKS.md ('#15 joint fits'): the
+projection alone (nineteenth session) gave +0.39 to +1.66 dB over the joint fit on set5's 128-px
+crops (sigma 25 + x4) and 32.40 dB on the five whole images against the paper's LINR 30.98, but
+lost to the photo alone where the view aliases sharp edges (butterfly's crop at sigma 15: -1.49
+dB), which the blend repairs (see BENCHMARKS.md for its rows)."""
 
 
 def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None,

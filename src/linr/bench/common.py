@@ -92,6 +92,19 @@ def append_row(path: "Path | str", row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def emit_row(row: dict[str, Any], path: "Path | str | None" = None) -> dict[str, Any]:
+    """``row`` with where it was measured (commit, processor, torch), printed (floats to 2 places,
+    without those) and appended to ``path`` when given (:func:`append_row`); the row as stored."""
+    import torch
+
+    row = {**row, "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
+    print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
+           if k not in ("commit", "processor", "torch")}, flush=True)
+    if path:
+        append_row(path, row)
+    return row
+
+
 def cpu_name() -> str:
     """The processor's model name (``/proc/cpuinfo``), else what the platform says."""
     try:
