@@ -17,6 +17,8 @@ data range 1). One thread.
     .venv/bin/python benchmarks/joint_choice_probe.py set5/bird set5/butterfly --size 128 --sigma 15 \
         --rows benchmarks/joint_choice_probe.jsonl
 
+``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's).
+
 ``--view-noise S``: the low-res view carries Gaussian noise of level S (0-255, seed 1), as a real
 low-res shot would, and is still given as a view without noise (what a user's ``--lowres`` is).
 
@@ -33,6 +35,7 @@ import json
 import sys
 import time
 from types import SimpleNamespace
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,38 @@ def joint_case(clean: np.ndarray, sigma: float, view_noise: float) -> list:
     return resolve([noisy(add_gaussian_noise(clean, sigma, seed=0)), lowres(view, 4)], device="cpu")[0]
 
 
+def table(path: str) -> str:
+    """A markdown table of a rows file: per row the fit, ``grouped``, ``grouped`` + projection (the
+    default of before), the blend (today's default) and its weights, the oracles and the photo
+    alone; per noise level (and view noise) the means."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    cols = ["fit", "grouped", "grouped+project", "chosen", "best_of_three", "oracle_blend", "alone_default"]
+    lines = ["| image | size | sigma | view noise | fit | + grouped | + grouped + projection (before) | "
+             "**blend (today)** | weights (fit, grouped, projected) | blend - before | best of three | "
+             "best blend (oracle) | photo alone |", "|---" * 2 + "|---:" * 11 + "|"]
+
+    def show(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["size"], r["sigma"], r.get("view_noise", 0.0)), []).append(r)
+    for (size, sigma, vn), members in groups.items():
+        for r in members:
+            w = r.get("weights")
+            weights = "-" if not w else ", ".join(f"{v:.2f}" for v in w.values())
+            lines.append(f"| {r['image']} | {size} | {sigma:g} | {vn:g} | " + " | ".join(
+                [show(r[c]) for c in cols[:3]] + [f"**{show(r['chosen'])}**", weights,
+                 f"{r['chosen'] - r['grouped+project']:+.2f}"] + [show(r[c]) for c in cols[4:]]) + " |")
+        if len(members) > 1:
+            mean = {c: (np.mean([r[c] for r in members]) if all(r[c] is not None for r in members) else None)
+                    for c in cols}
+            lines.append(f"| **mean of {len(members)}** | {size} | {sigma:g} | {vn:g} | " + " | ".join(
+                [show(mean[c]) for c in cols[:3]] + [f"**{show(mean['chosen'])}**", "",
+                 f"{mean['chosen'] - mean['grouped+project']:+.2f}"] + [show(mean[c]) for c in cols[4:]]) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     import linr
     from linr.bench import data_dir
@@ -67,7 +102,8 @@ def main() -> None:
     from joint_project_probe import saved_case
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--table", default=None, metavar="ROWS", help="print a rows file as a markdown table, fit nothing")
     p.add_argument("--size", default="128")
     p.add_argument("--sigma", type=float, nargs="+", default=[25.0])
     p.add_argument("--rows", default=None)
@@ -77,6 +113,9 @@ def main() -> None:
     p.add_argument("--cache", default=None, help="a folder for each fit's image and held-out pixels (npz); a fit "
                    "found there is refined again with today's code instead of fitted again")
     args = p.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     torch.set_num_threads(1)
     done = set()
     if args.rows and Path(args.rows).exists():
