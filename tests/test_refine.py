@@ -1,6 +1,7 @@
 """Refinement after the fit (linr.refine): the Wiener filter against a direct per-patch float64
 reference, its limits, the default and its one-line errors through restore, the CLI and batch."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -301,7 +302,21 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     out = capsys.readouterr().out
     assert "refined: grouped-project" in out and "reproduce the low-res view exactly" in out
     assert "the default for a noisy photo with low-res views" in out
-    assert "blended by weights chosen on" in out and "held-out pixels: the fit's image" in out
+    assert re.search(r"not blended with the fit's image: \d+ held-out pixels, fewer than the 100 a choice needs", out)
+    # a photo with enough held-out pixels: a blend is weighed; used when it is clearly better (here:
+    # a low-res view darker than the photo, which the projection would copy), and the command says so
+    big = crop(load("set5/head.png"), 96, top=90, left=90)
+    write_image(tmp_path / "n.png", add_gaussian_noise(big, 25, seed=0), force=True)
+    said = []
+    for scale in (1.0, 0.8):
+        write_image(tmp_path / "lr.png", lanczos_downscale(big, 2) * scale, force=True)
+        assert main(["restore", "--noisy", str(tmp_path / "n.png"), "--lowres", str(tmp_path / "lr.png"), "--factor",
+                     "2", "-o", str(tmp_path / "o.png"), "--steps", "3", "--quiet", "--device", "cpu", "--force"]) == 0
+        said.append(capsys.readouterr().out)
+    assert re.search(r"not blended with the fit's image: on \d+ held-out pixels the best blend beat the projected "
+                     r"image by -?[\d.]+ standard errors \(more than 2 needed\)", said[0])
+    assert "then blended by weights chosen on" in said[1] and "held-out pixels: the fit's image" in said[1]
+    assert "the result misses the low-res view by a relative residual of" in said[1]
 
 
 def test_the_joint_blend_is_chosen_on_the_photos_held_out_pixels_whatever_the_order(monkeypatch):
@@ -310,10 +325,10 @@ def test_the_joint_blend_is_chosen_on_the_photos_held_out_pixels_whatever_the_or
     from linr.tasks import held_out_pixels
 
     rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[0:40, 0:40] / 40.0
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
     clean = np.stack([np.sin(4 * xx) * 0.3 + 0.5, np.cos(3 * yy) * 0.3 + 0.5, 0.2 + 0.5 * xx * yy], -1)
     noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
-    small = clean.reshape(20, 2, 20, 2, 3).mean((1, 3)).astype(np.float32)
+    small = clean.reshape(24, 2, 24, 2, 3).mean((1, 3)).astype(np.float32)
     seen = []
     real = GroupedProjected.__call__
 
@@ -323,11 +338,13 @@ def test_the_joint_blend_is_chosen_on_the_photos_held_out_pixels_whatever_the_or
 
     monkeypatch.setattr(GroupedProjected, "__call__", spy)
     for order in ((linr.noisy(noisy), linr.lowres(small, 2)), (linr.lowres(small, 2), linr.noisy(noisy))):
-        rule = HoldOut(fraction=0.1)
+        rule = HoldOut(fraction=0.3)
         result = linr.restore(list(order), stop=rule, **{**SMALL, "steps": 4})
         masks = held_out_pixels(rule)
         assert [m.shape for m in masks] == [o.image.shape[:2] for o in order]
-        assert seen.pop() == (40, 40) and result.settings["refine"]["chosen_on_held_out_pixels"] > 0
+        done = result.settings["refine"]
+        weighed = done.get("chosen_on_held_out_pixels") or done.get("not_blended_held_out_pixels")
+        assert seen.pop() == (48, 48) and weighed > GroupedProjected.MIN_PIXELS
     assert held_out_pixels(None) is None
     fixed = linr.restore([linr.noisy(noisy), linr.lowres(small, 2)], **{**SMALL, "stop": "fixed"})
     assert seen.pop() is None and "weights" not in fixed.settings["refine"]
@@ -368,14 +385,14 @@ def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
 
     from .conftest import crop, load
 
-    clean = crop(load("set5/butterfly.png"), 48, top=100, left=100)
+    clean = crop(load("set5/butterfly.png"), 64, top=100, left=100)
     noisy = add_gaussian_noise(clean, 25, seed=0)
     pilot = gaussian_filter(clean, (0.7, 0.7, 0)).astype(np.float32)  # a fit: smoother than the scene
-    held = np.random.default_rng(1).random(clean.shape[:2]) < 0.1
+    held = np.random.default_rng(1).random(clean.shape[:2]) < 0.2
     sigma = floored_noise_sigma(noisy)
     # a view brighter than the photo (not what the fit's downsampling makes of it): the projection
     # copies the offset, and the blend is weighed toward the filtered image
-    for offset, most in ((0.0, None), (0.08, "grouped")):
+    for offset in (0.0, 0.08):
         view = linr.lowres((lanczos_downscale(clean, 2) + offset).astype(np.float32), 2)
         refiner = GroupedProjected()
         out = refiner(noisy, pilot, sigma, [view], held)
@@ -384,14 +401,21 @@ def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
         # the pilot's values, the weights by least squares on the photo's held-out values, those
         # whose pilot is 2 sigmas or more inside [0, 1] (a clipped photo is biased near black and white)
         values = held[..., None] & (pilot >= 2 * sigma + 1e-6) & (pilot <= 1 - 2 * sigma - 1e-6)
-        assert done["chosen_on_held_out_pixels"] == int(values.any(-1).sum()) > 0.8 * held.sum()
+        used = "weights" in done  # else the blend did not beat the projected image clearly enough
+        weights = done["weights" if used else "blend_weights_not_used"]
+        pixels = done["chosen_on_held_out_pixels" if used else "not_blended_held_out_pixels"]
+        assert pixels == int(values.any(-1).sum()) > GroupedProjected.MIN_PIXELS
         blind = noisy.copy()
         blind[held] = pilot[held]
         g_blind = GroupedWiener()(blind, pilot, sigma)
         p_blind, _ = project_onto_views(g_blind, [view])
-        w = simplex_weights(noisy[values], [pilot[values], g_blind[values], p_blind[values]])
-        assert list(done["weights"].values()) == pytest.approx(list(w), abs=1e-4)
-        assert done["blend_residual"] == pytest.approx(view_residual(out, [view]), rel=1e-2, abs=1e-9)
+        target = noisy[values].astype(np.float64)
+        w = simplex_weights(target, [pilot[values], g_blind[values], p_blind[values]])
+        assert list(weights.values()) == pytest.approx(list(w), abs=1e-4)
+        blind_blend = w[0] * pilot[values] + w[1] * g_blind[values] + w[2] * p_blind[values]
+        gain = (target - p_blind[values]) ** 2 - (target - blind_blend) ** 2
+        assert done["gain_z"] == pytest.approx(gain.mean() / (gain.std() / np.sqrt(gain.size)), abs=0.02)
+        assert used == (done["gain_z"] > GroupedProjected.SIGNIFICANCE)
         # what the photo holds at the held-out values near the clip does not weigh
         near_clip = held[..., None] & ~values
         moved = noisy.copy()
@@ -399,24 +423,29 @@ def test_the_joint_refinement_blends_by_the_held_out_pixels_it_never_saw():
         assert near_clip.sum() > 10
         again = GroupedProjected()
         again(moved, pilot, sigma, [view], held)
-        assert again.describe()["weights"] == done["weights"]
+        choice = ("weights", "blend_weights_not_used", "gain_z", "chosen_on_held_out_pixels",
+                  "not_blended_held_out_pixels")  # (the images blended are the moved photo's own)
+        assert {k: again.describe().get(k) for k in choice} == {k: done.get(k) for k in choice}
         grouped = GroupedWiener()(noisy, pilot, sigma)
         projected, _ = project_onto_views(grouped, [view])
-        np.testing.assert_allclose(out, w[0] * pilot + w[1] * grouped + w[2] * projected, atol=1e-5)
-        if most is not None:
-            assert max(done["weights"], key=done["weights"].get) == most
-            quality = {k: psnr(clean, np.clip(v, 0, 1)) for k, v in
-                       (("blend", out), ("grouped", grouped), ("projected", projected))}
-            assert quality["blend"] > quality["projected"] + 1 and quality["blend"] > quality["grouped"] - 0.2
-    # fewer held-out pixels than a choice needs (pixels, not values: 7 RGB pixels are 21 values):
-    # the projection's image, no weights
+        expected = w[0] * pilot + w[1] * grouped + w[2] * projected if used else projected
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+        if used:
+            assert done["blend_residual"] == pytest.approx(view_residual(out, [view]), rel=1e-2, abs=1e-9)
+        if offset:  # the projection copies the offset: the blend, clearly, with most weight elsewhere
+            assert used and done["weights"]["grouped-project"] < 0.5
+            assert psnr(clean, np.clip(out, 0, 1)) > psnr(clean, np.clip(projected, 0, 1)) + 3
+    # fewer held-out pixels than a choice needs (pixels, not values: 399 RGB pixels are 1197
+    # values): the projection's image, no weights
     few = np.zeros(clean.shape[:2], bool)
-    few[20, 20:27] = True
+    inside = ((pilot >= 2 * sigma + 1e-6) & (pilot <= 1 - 2 * sigma - 1e-6)).all(-1)
+    few.flat[np.flatnonzero(inside)[:GroupedProjected.MIN_PIXELS - 1]] = True
     refiner = GroupedProjected()
     grouped = GroupedWiener()(noisy, pilot, sigma)
     np.testing.assert_allclose(refiner(noisy, pilot, sigma, [view], few), project_onto_views(grouped, [view])[0],
                                atol=1e-6)
     assert "weights" not in refiner.describe()
+    assert refiner.describe()["not_blended_held_out_pixels"] == GroupedProjected.MIN_PIXELS - 1
 
 
 def test_views_that_cannot_all_be_met_leave_the_image_as_it_was():

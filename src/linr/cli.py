@@ -397,7 +397,18 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
 def _blend_phrase(done: list[dict[str, Any]], views: str) -> str:
     """How a refinement blended the fit's, the filtered and the projected images
     (:class:`linr.refine.GroupedProjected`; '' when none did)."""
+    from .refine import GroupedProjected
+
     chosen = [d for d in done if d.get("weights")]
+    few = [d["not_blended_held_out_pixels"] for d in done if "not_blended_held_out_pixels" in d]
+    if not chosen and few:
+        pixels = _span(sorted(few), "d")
+        if any("gain_z" in d for d in done):  # a blend was weighed and found no clear gain
+            z = _span(sorted(d["gain_z"] for d in done if "gain_z" in d), ".1f")
+            return (f"; not blended with the fit's image: on {pixels} held-out pixels the best blend beat the "
+                    f"projected image by {z} standard errors (more than {GroupedProjected.SIGNIFICANCE:g} needed)")
+        return (f"; not blended with the fit's image: {pixels} held-out pixels, fewer than "
+                f"the {GroupedProjected.MIN_PIXELS} a choice needs")
     if not chosen:
         return ""
     names = {"fit": "the fit's image", "grouped": "the filtered one",
