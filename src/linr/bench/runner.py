@@ -369,7 +369,8 @@ class BenchRun:
                                     "engine": result.settings.get("engine_used"),
                                     "tiling": result.settings.get("tiling"),
                                     "retried": sum(r is not None for r in tasks.retry_records(result.settings)),
-                                    "weights": [o["weight"] for o in result.settings["observations"]]})
+                                    "weights": [o["weight"] for o in result.settings["observations"]],
+                                    "refine": result.settings.get("refine")})
         elif k in ("dip", "dip_recipe"):
             from ..baselines.dip import dip_restore
 
