@@ -76,6 +76,8 @@ def table(path: str) -> str:
         for r in members:
             w = r.get("weights")
             weights = "-" if not w else ", ".join(f"{v:.2f}" for v in w.values())
+            if r.get("gain_z") is not None:  # the blend's gain on the held-out pixels, standard errors
+                weights += f" (z {r['gain_z']:.1f})" if w else f" (not used: z {r['gain_z']:.1f})"
             lines.append(f"| {r['image']} | {size} | {sigma:g} | {vn:g} | " + " | ".join(
                 [show(r[c]) for c in cols[:3]] + [f"**{show(r['chosen'])}**", weights,
                  f"{r['chosen'] - r['grouped+project']:+.2f}"] + [show(r[c]) for c in cols[4:]]) + " |")
@@ -170,6 +172,8 @@ def main() -> None:
                    **{k: psnr(clean, v) for k, v in three.items()},
                    "chosen": psnr(clean, result.image), "weights": result.settings["refine"].get("weights"),
                    "held_out": result.settings["refine"].get("chosen_on_held_out_pixels"),
+                   "gain_z": result.settings["refine"].get("gain_z"),
+                   "weights_not_used": result.settings["refine"].get("blend_weights_not_used"),
                    "held_out_reconstructed": int(held.sum()),
                    "best_of_three": max(psnr(clean, v) for v in three.values()),
                    "oracle_blend": psnr(clean, sum(w * v for w, v in zip(best, three.values()))),
