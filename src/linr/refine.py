@@ -588,7 +588,7 @@ class GroupedProjected:
         # the blend's gain over the projected image on each held-out value, and its standard error
         gain = (target - candidates[:, 2]) ** 2 - (target - candidates @ w) ** 2
         spread = float(gain.std()) / np.sqrt(gain.size)
-        self.gain_z = round(float(gain.mean()) / spread, 2) if spread > 0 else 0.0
+        self.gain_z = round(float(gain.mean() / spread), 2) if spread > 0 else 0.0
         if self.gain_z <= self.SIGNIFICANCE:
             return image
         from .projection import view_residual
