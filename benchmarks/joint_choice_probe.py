@@ -71,8 +71,9 @@ def table(path: str) -> str:
 
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["size"], r["sigma"], r.get("view_noise", 0.0)), []).append(r)
-    for (size, sigma, vn), members in groups.items():
+        groups.setdefault((r["image"].rpartition("/")[0], r["size"], r["sigma"], r.get("view_noise", 0.0)),
+                          []).append(r)
+    for (_, size, sigma, vn), members in groups.items():
         for r in members:
             w = r.get("weights")
             weights = "-" if not w else ", ".join(f"{v:.2f}" for v in w.values())
