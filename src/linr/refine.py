@@ -543,27 +543,14 @@ class GroupedProjected:
     def __init__(self) -> None:
         self.grouped = GroupedWiener()
         self.project = Projected()
-        self.weights: dict[str, float] | None = None  # of the last call, when chosen
-        self.chosen_on: int | None = None
-        self.blend_residual: float | None = None  # the blend's relative residual against the views
-        self.too_few: int | None = None  # held-out pixels when they were too few to choose on
-        self.gain_z: float | None = None  # the blend's held-out gain over the projection, in standard errors
+        self.choice: dict[str, Any] = {}  # what the last call's held-out pixels decided, for describe()
 
     def describe(self) -> dict[str, Any]:
-        chosen: dict[str, Any] = {}
-        if self.too_few is not None:
-            chosen = {"not_blended_held_out_pixels": self.too_few}
-        elif self.weights is not None and self.blend_residual is None:  # not clearly better: not used
-            chosen = {"not_blended_held_out_pixels": self.chosen_on, "blend_weights_not_used": self.weights,
-                      "gain_z": self.gain_z}
-        elif self.weights is not None:
-            chosen = {"weights": self.weights, "chosen_on_held_out_pixels": self.chosen_on,
-                      "blend_residual": self.blend_residual, "gain_z": self.gain_z}
-        return {**self.grouped.describe(), "name": self.name, "projected": self.project.projected, **chosen}
+        return {**self.grouped.describe(), "name": self.name, "projected": self.project.projected, **self.choice}
 
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
                  views: Sequence["Observation"], held_out: np.ndarray | None = None) -> np.ndarray:
-        self.weights, self.chosen_on, self.blend_residual, self.too_few, self.gain_z = None, None, None, None, None
+        self.choice = {}
         grouped = self.grouped(noisy, pilot, sigma)
         image = self.project(grouped, views)
         if not self.project.projected["converged"]:  # the views cannot all be met: grouped alone would
@@ -575,7 +562,7 @@ class GroupedProjected:
         margin = self.CLIP_MARGIN * sigma
         values = held[..., None] & (pilot > margin) & (pilot < 1.0 - margin)  # (H, W, C)
         if (count := int(values.any(-1).sum())) < self.MIN_PIXELS:
-            self.too_few = count
+            self.choice = {"not_blended_held_out_pixels": count}
             return image
         blind = noisy.copy()
         blind[held] = pilot[held]  # none of the three below sees the held-out pixels' noise
@@ -584,18 +571,19 @@ class GroupedProjected:
         target = noisy[values].astype(np.float64)
         candidates = np.stack([pilot[values], blind_grouped[values], blind_projected[values]], 1).astype(np.float64)
         w = simplex_weights(target, list(candidates.T))
-        self.weights = {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)}
-        self.chosen_on = count
+        weights = {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)}
         # the blend's gain over the projected image on each held-out value, and its standard error
         gain = (target - candidates[:, 2]) ** 2 - (target - candidates @ w) ** 2
         spread = float(gain.std()) / np.sqrt(gain.size)
-        self.gain_z = round(float(gain.mean() / spread), 2) if spread > 0 else 0.0
-        if self.gain_z <= self.SIGNIFICANCE:
+        gain_z = round(float(gain.mean() / spread), 2) if spread > 0 else 0.0
+        if gain_z <= self.SIGNIFICANCE:  # not clearly better than the projected image: not used
+            self.choice = {"not_blended_held_out_pixels": count, "blend_weights_not_used": weights, "gain_z": gain_z}
             return image
         from .projection import view_residual
 
         blend = (w[0] * pilot + w[1] * grouped + w[2] * image).astype(np.float32)
-        self.blend_residual = float(f"{view_residual(blend, views):.3g}")
+        self.choice = {"weights": weights, "chosen_on_held_out_pixels": count,
+                       "blend_residual": float(f"{view_residual(blend, views):.3g}"), "gain_z": gain_z}
         return blend
 
 
