@@ -838,3 +838,97 @@ def test_the_default_blend_has_limits_and_never_loses_the_fit(monkeypatch):
     monkeypatch.setattr(tasks, "refine_image", no_memory)
     result = linr.restore(linr.masked(clean * mask[..., None], mask), **tiny)
     assert result.settings["refine"]["skipped"].startswith("out of memory") and result.image.shape == (40, 40, 3)
+
+
+def _texture(h: int, w: int) -> np.ndarray:
+    """A repeating RGB texture (stripes of period 6 and 8 over a gradient): what a grouped filter
+    finds again elsewhere in the image and a biharmonic inpainting smooths away."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    stripes = 0.5 + 0.3 * np.sign(np.sin(2 * np.pi * xx / 6)) * 0.5 + 0.15 * np.cos(2 * np.pi * yy / 8)
+    return np.stack([stripes, 0.6 * stripes + 0.2 * xx / w, 0.3 + 0.4 * yy / h], -1)
+
+
+def test_grouped_fill_keeps_the_observed_pixels_and_fills_a_texture_better_than_biharmonic():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from linr.refine import BiharmonicBlend, GroupedFill
+
+    rng = np.random.default_rng(4)
+    clean = _texture(48, 48)
+    observed = rng.random((48, 48)) < 0.25
+    photo = clean * observed[..., None]
+    fit = (clean + rng.normal(0, 0.08, clean.shape)).astype(np.float32)  # a fit that is near, not exact
+    filler = GroupedFill()
+    filled = filler(photo, observed, fit)
+    assert filled.dtype == np.float32 and filled.shape == clean.shape
+    np.testing.assert_array_equal(filled[observed], photo[observed].astype(np.float32))  # taken as noise-free
+    assert filler.describe() == {"name": "grouped-fill", "passes": 20, "sigmas": [30.0, 2.0], "finish": 5, "step": 4,
+                                 "start_weight": 0.5}  # no held-out pixels: the fill of a half-half start
+    blended = BiharmonicBlend()(photo, observed, fit)
+    psnr = lambda image: peak_signal_noise_ratio(clean, np.clip(image, 0, 1), data_range=1)
+    assert psnr(filled) > psnr(blended) + 1.0, (psnr(filled), psnr(blended))
+    # the start is the biharmonic blend: one pass at a tiny level changes little of it
+    one = GroupedFill(passes=1, start=0.01, end=0.01)(photo, observed, fit)
+    assert np.abs(one - blended)[~observed].max() < 0.02
+    with pytest.raises(ValueError, match="need passes >= 1"):
+        GroupedFill(passes=0)
+
+
+def test_grouped_fill_weighs_its_blend_on_held_out_pixels_it_never_saw():
+    from skimage.restoration import inpaint_biharmonic
+
+    from linr.refine import GroupedFill, simplex_weights
+
+    rng = np.random.default_rng(9)
+    clean = _texture(40, 44)
+    observed = rng.random((40, 44)) < 0.3
+    held = observed & (rng.random((40, 44)) < 0.25)
+    photo = clean * observed[..., None]
+    fit = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    filler = GroupedFill(passes=6, finish=2)
+    out = filler(photo, observed, fit, held)
+    # recomputed independently, from a photo whose held-out values are garbage: the candidates never read them
+    garbled = photo.copy()
+    garbled[held] = rng.random((int(held.sum()), 3))
+    seen = observed & ~held
+    biharmonic = inpaint_biharmonic(garbled, ~seen, channel_axis=-1)
+    a = fit[held].ravel().astype(np.float64) - biharmonic[held].ravel()
+    w0 = float(np.clip(np.linalg.lstsq(a[:, None], photo[held].ravel() - biharmonic[held].ravel(), rcond=None)[0][0], 0, 1))
+    blind = GroupedFill(passes=6, finish=2).fill(garbled, seen, w0 * fit + (1 - w0) * biharmonic, 6, 30.0)
+    w = simplex_weights(photo[held], [fit[held], biharmonic[held], blind[held]])
+    report = filler.describe()
+    assert report["chosen_on_held_out_pixels"] == int(held.sum()) and report["start_weight"] == round(w0, 4)
+    assert report["weights"] == {"fit": round(w[0], 4), "biharmonic": round(w[1], 4), "filled": round(w[2], 4)}
+    assert w[2] > 0.5  # on a texture the fill carries the blend
+    finished = GroupedFill().fill(photo, observed, blind, 2, 5.0)  # then every observed pixel taken in
+    full = inpaint_biharmonic(photo, ~observed, channel_axis=-1)
+    np.testing.assert_allclose(out, w[0] * fit + w[1] * full + w[2] * finished, atol=1e-5)
+
+
+def test_grouped_fill_through_restore_and_the_command_line(tmp_path, capsys):
+    from PIL import Image
+
+    from linr.cli import main
+    from linr.stopping import HeldOutPick
+
+    rng = np.random.default_rng(12)
+    clean = _texture(32, 36)
+    observed = rng.random((32, 36)) < 0.4
+    photo = linr.masked(clean * observed[..., None], observed)
+    rule = HeldOutPick(fraction=0.2, every=2)
+    result = linr.restore(photo, refine="grouped-fill", stop=rule, steps=4, model=ModelConfig(width=16, depth=2),
+                          progress=False)
+    done = result.settings["refine"]
+    assert done["name"] == "grouped-fill" and done["chosen_on_held_out_pixels"] == int(rule.held_out_mask().sum()) > 0
+    assert result.fitted_image is not None and result.model is None
+    Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
+    Image.fromarray((observed * 255).astype(np.uint8)).save(tmp_path / "mask.png")
+    tiny = ["--steps", "4", "--width", "16", "--depth", "2", "--device", "cpu"]
+    assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--refine", "grouped-fill", "--stop", "pick:0.2:2", "-o", str(tmp_path / "o.png"), *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "refined: grouped-fill (the missing pixels filled by 20 passes of grouped filtering" in out
+    assert "; the result weighs fit / biharmonic / filled " in out and " held-out pixels; not in the paper)" in out
+    assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--refine", "grouped-fill", "--stop", "fixed", "-o", str(tmp_path / "p.png"), *tiny]) == 0
+    assert "; the fill alone: too few or no pixels held out" in capsys.readouterr().out

@@ -184,6 +184,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the image is not blended after the fit (the model renders "
                      "the fit's own image, fitted for a fixed number of steps; without them the held-out best "
                      "iterate is blended with a biharmonic inpainting, --refine)")
+    elif dropped == "grouped-fill":
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
+                     "the fit's own image, fitted for a fixed number of steps; without them the missing pixels "
+                     "are filled again by grouped filtering from the held-out best iterate, --refine)")
     elif dropped == "grouped-project":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again with the "
@@ -373,6 +377,9 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
+    if done[0]["name"] == "grouped-fill":  # linr.refine.GroupedFill
+        return _fill_line(done) + ("" if asked else "; the default for a photo with missing pixels, --refine none "
+                                   "returns the fit's image")
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
         how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else
@@ -392,6 +399,22 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             f"pilot, noise sigma {shown} of 255 measured{then}{blend})")
     whose = "a noisy photo with low-res views" if projected else "a noisy photo"
     return line + ("" if asked else f"; the default for {whose}, --refine none returns the fit's image")
+
+
+def _fill_line(done: list[dict[str, Any]]) -> str:
+    """The ``refined:`` line of :class:`linr.refine.GroupedFill` (one report per frame)."""
+    first = done[0]
+    line = (f"refined: grouped-fill (the missing pixels filled by {first['passes']} passes of grouped "
+            f"filtering, the observed pixels kept, from the fit's image blended with biharmonic inpainting")
+    chosen = [d for d in done if d.get("weights")]
+    if len(chosen) == len(done):
+        names = list(first["weights"])
+        spans = " / ".join(_span(sorted(d["weights"][n] for d in done), ".2f") for n in names)
+        counts = _span(sorted(d["chosen_on_held_out_pixels"] for d in done), "d")
+        line += f"; the result weighs {' / '.join(names)} {spans}, chosen on {counts} held-out pixels"
+    else:
+        line += "; the fill alone: too few or no pixels held out of one whole-image fit to weigh it on"
+    return line + "; not in the paper)"
 
 
 def _blend_phrase(done: list[dict[str, Any]], views: str) -> str:
@@ -589,9 +612,11 @@ def _refine_cost(name: str, height: int, width: int, channels: int, chooses: boo
     from .refine import REFINERS
 
     refiner = REFINERS[name]()
-    if refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
-        return ""  # a projection alone takes about a second
     passes = 1
+    if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
+        refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
+    elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
+        return ""  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
     sample = np.random.default_rng(0).random((64, 64, channels))

@@ -110,7 +110,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|wiener|biharmonic|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "
                    "Wiener gains, BM3D's second step with the fit as its pilot, the noise level measured "
@@ -123,7 +123,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "the fit's image made to reproduce its noise-free low-res views exactly; not in the paper); "
                    "biharmonic (inpainting: the "
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
-                   "held out (pick, the default's, or holdout), else half and half; not in the paper); none: "
+                   "held out (pick, the default's, or holdout), else half and half; not in the paper); "
+                   "grouped-fill (inpainting of a photo without noise: the missing pixels filled by 20 passes of the "
+                   "grouped filter at a falling noise level from the biharmonic blend, the observed pixels kept, "
+                   "then blended with the fit's image and the biharmonic inpainting by least squares on the held-out "
+                   "pixels; not in the paper); none: "
                    "the fit's image. "
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
