@@ -77,8 +77,8 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| image | size | fit (stop) | biharmonic (today's default) | grouped-fill | difference | "
-           "weights fit / biharmonic / filled | CPU s: fit, biharmonic, grouped-fill |",
+    out = ["| image | size | fit (step picked) | biharmonic (the default before) | grouped-fill | difference | "
+           "weights fit / biharmonic / filled | seconds (wall, one thread): fit, biharmonic, grouped-fill |",
            "|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         w = r["grouped-fill"]["report"].get("weights", {})

@@ -799,7 +799,7 @@ def test_the_default_blend_has_limits_and_never_loses_the_fit(monkeypatch):
     def holes(h, w):
         return linr.masked(np.zeros((h, w, 3), np.float32), np.ones((h, w), bool))
 
-    assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO, 8)], preset=None) == "biharmonic"
+    assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO, 8)], preset=None) == "grouped-fill"
     assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO + 1, 8)], preset=None) is None  # the solve's cost
     # too few held-out pixels: the fixed weight, not a least-squares jump to 0 or 1
     rng = np.random.default_rng(2)
@@ -932,3 +932,36 @@ def test_grouped_fill_through_restore_and_the_command_line(tmp_path, capsys):
     assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
                  "--refine", "grouped-fill", "--stop", "fixed", "-o", str(tmp_path / "p.png"), *tiny]) == 0
     assert "; the fill alone: too few or no pixels held out" in capsys.readouterr().out
+
+
+def test_grouped_views_reproduces_the_views_and_beats_the_projection_alone_on_a_texture(tmp_path, capsys):
+    import torch
+    from PIL import Image
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from linr.cli import main
+    from linr.projection import project_onto_views
+    from linr.refine import GroupedViews
+    from linr.simulate import lanczos_downscale
+
+    clean = _texture(48, 48)
+    small = lanczos_downscale(clean.astype(np.float32), 2)
+    views = [linr.lowres(small, 2)]
+    # a fit that is smooth where the scene is sharp: the low-res view upsampled by PIL's bicubic
+    fit = np.stack([np.asarray(Image.fromarray(small[..., c]).resize((48, 48), Image.BICUBIC)) for c in range(3)], -1)
+    refiner = GroupedViews()
+    out = refiner(fit, views)
+    down = views[0].operator.forward(torch.from_numpy(out.astype(np.float64)).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), small, atol=1e-4)
+    psnr = lambda image: peak_signal_noise_ratio(clean, np.clip(image, 0, 1), data_range=1)
+    projected = project_onto_views(fit, views)[0]
+    assert psnr(out) > psnr(projected) + 0.5, (psnr(out), psnr(projected))
+    assert refiner.describe()["name"] == "grouped-views" and refiner.describe()["projected"]["converged"]
+    # views that cannot all be met: the fit's image back
+    clash = [linr.lowres(small, 2), linr.lowres(small * 0.5, 2)]
+    np.testing.assert_array_equal(GroupedViews(passes=2)(fit, clash), fit.astype(np.float32))
+    Image.fromarray((small * 255).astype(np.uint8)).save(tmp_path / "lr.png")
+    assert main(["restore", "--lowres", str(tmp_path / "lr.png"), "--factor", "2", "--refine", "grouped-views",
+                 "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "-o", str(tmp_path / "o.png")]) == 0
+    assert "refined: grouped-views (the fit's image made to reproduce the low-res view exactly, then 20 passes" in \
+        capsys.readouterr().out

@@ -374,6 +374,10 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if projected:
         count, worst = projected[0]["views"], max(p["residual"] for p in projected)
         views = "low-res view" if count == 1 else f"{count} low-res views"
+    if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews
+        return (f"refined: grouped-views (the fit's image made to reproduce the {views} exactly, then "
+                f"{done[0]['passes']} passes of grouped filtering, each made to reproduce them again, relative "
+                f"residual {worst:.1g}; not in the paper)")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
@@ -615,6 +619,8 @@ def _refine_cost(name: str, height: int, width: int, channels: int, chooses: boo
     passes = 1
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
+    elif name == "grouped-views":  # its filter passes (the projections after them: about a second each)
+        refiner, passes = refiner.filter, refiner.passes
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return ""  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each

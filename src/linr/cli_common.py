@@ -78,7 +78,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "total-variation prior weighted by its noise (--prior), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
                    "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels restored whole, the pick "
-                   "stop and a blend with a biharmonic inpainting (--refine)")
+                   "stop and grouped-fill: the missing pixels filled again by grouped filtering (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -89,7 +89,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "discrepancy[:TAU], plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas; "
                    "pick[:FRACTION:EVERY] never stops and returns the held-out best of every EVERY-th "
                    "step (inpainting; at most one of holdout and pick). auto: holdout with an "
-                   "average on noisy input, pick:0.05:25 before a biharmonic blend, else fixed")
+                   "average on noisy input, pick:0.05:25 before an inpainting refinement (biharmonic, grouped-fill), else fixed")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the paper's 1e-4; 1e-3 for the "
                    "pilot fit of one noisy photo under the defaults)")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
@@ -110,7 +110,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|wiener|biharmonic|grouped-fill|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "
                    "Wiener gains, BM3D's second step with the fit as its pilot, the noise level measured "
@@ -121,6 +121,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "projected images blended by least squares on the pixels the fit held out; not in the "
                    "paper); project (super-resolution: "
                    "the fit's image made to reproduce its noise-free low-res views exactly; not in the paper); "
+                   "grouped-views (super-resolution: project, then 20 passes of the grouped filter at a falling "
+                   "noise level, each made to reproduce the views again; not in the paper); "
                    "biharmonic (inpainting: the "
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
                    "held out (pick, the default's, or holdout), else half and half; not in the paper); "
@@ -131,7 +133,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "the fit's image. "
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
-                   "biharmonic for one photo with missing pixels restored whole, up to 768 px, else none")
+                   "grouped-fill for one photo with missing pixels restored whole, up to 768 px, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

@@ -47,12 +47,15 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   from the fit's operator (aliasing) can make the projection, or the fit, worse than ``grouped``.
 - ``project`` (:class:`Projected`): the fit's image made to reproduce its low-res views without
   noise exactly (the projection alone, no filter): for super-resolution.
+- ``grouped-views`` (:class:`GroupedViews`): ``project``, then filtered again and again by
+  ``grouped`` (the image its own pilot) at a falling noise level, projected after every pass
+  (plug-and-play super-resolution): for super-resolution from views without noise.
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
 size with no operator (a photo, not a low-res, masked or blurred one); ``grouped-project`` that
 photo and at least one low-res view without noise (:func:`linr.projection.projectable`),
-``project`` such a view;
+``project`` and ``grouped-views`` such a view;
 ``biharmonic`` and ``grouped-fill`` one observation alone, masked, of the restored size: :func:`refine_input` says
 which, or why not.
 Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
@@ -72,7 +75,7 @@ from .noise import floored_noise_sigma
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image", "simplex_weights"]
 
 MIN_REFINE_SIDE = 8
@@ -580,6 +583,44 @@ class Projected:
         return projected
 
 
+class GroupedViews:
+    """The ``grouped-views`` refiner (module docstring): the fit's image made to reproduce its
+    noise-free low-res ``views`` exactly (:func:`linr.projection.project_onto_views`), then
+    :attr:`passes` times filtered by :class:`GroupedWiener` (the image its own pilot and its own
+    noisy photo, no prefilter, references every :attr:`STEP` px) at a noise level falling from
+    :attr:`start` to :attr:`end` (0-255, geometric) and projected again: plug-and-play
+    super-resolution, whose filter lends each patch the detail of similar patches elsewhere and
+    whose projection keeps what the views say. Unchanged (the fit's image) when the views cannot
+    all be met (a projection that does not converge)."""
+
+    name = "grouped-views"
+    takes = "views"
+    STEP = GroupedFill.STEP
+
+    def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
+        if passes < 1 or not start >= end > 0:
+            raise ValueError(f"passes {passes}, start {start}, end {end}: need passes >= 1, start >= end > 0")
+        self.passes, self.start, self.end = passes, start, end
+        self.filter = GroupedWiener(step=self.STEP, prefilter=False)
+        self.projected: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "passes": self.passes, "sigmas": [self.start, self.end], "step": self.STEP,
+                "projected": self.projected}
+
+    def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
+        from .projection import project_onto_views
+
+        x, self.projected = project_onto_views(image, views)
+        if not self.projected.get("converged", True):
+            return x
+        for sigma in np.geomspace(self.start, self.end, self.passes) / 255.0:
+            x, self.projected = project_onto_views(self.filter(x, x, float(sigma)), views)
+            if not self.projected.get("converged", True):  # the views cannot be met: the fit's image
+                return np.asarray(image, np.float32)
+        return x
+
+
 class GroupedProjected:
     """The ``grouped-project`` refiner (module docstring): :class:`GroupedWiener` with the fit as
     its pilot, then the nearest image that the noise-free low-res ``views`` reproduce exactly
@@ -676,6 +717,7 @@ REFINERS: dict[str, Any] = {
     "project": Projected,
     "biharmonic": BiharmonicBlend,
     "grouped-fill": GroupedFill,
+    "grouped-views": GroupedViews,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,

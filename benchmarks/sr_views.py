@@ -1,0 +1,113 @@
+"""#15 SR x4: the ``grouped-views`` refinement (plug-and-play: grouped filtering and the projection
+onto the low-res view, 20 passes) against the fit alone and the projection alone, on the same fits.
+
+For each image: Table 2's observation (the image cropped to a multiple of 4, its x4 view made by
+``linr.simulate.lanczos_downscale``, as ``linr bench`` makes it; ``--crop N``: a centre crop of N
+px first), the default fit of one low-res view (the paper's network and 500 steps, no
+refinement by default), then ``project`` and ``grouped-views`` applied to that one fit
+(:func:`linr.refine.refine_image`): PSNR in the paper's convention (RGB, unclipped, data range 1)
+and the standard one, and wall seconds (one thread). ``--cache DIR`` keeps each fit (.npz) so
+that a rerun refines again without refitting. One row per image appended to ROWS (resumable).
+
+    .venv/bin/python benchmarks/sr_views.py set5/woman set5/head --rows benchmarks/sr_views.jsonl \\
+        --cache /tmp/sr_cache
+
+``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REFINES = ("project", "grouped-views")
+
+
+def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
+    from linr.bench.common import centre_crop
+    from linr.images import read_image
+    from linr.kinds import KINDS
+    from linr.metrics import evaluate
+    from linr.refine import refine_image
+    from linr.simulate import crop_to_multiple
+    from linr.tasks import restore
+
+    folder, name = spec.split("/")
+    clean = read_image(data / folder / f"{name}.png")[0][..., :3].astype(np.float32)
+    clean = np.ascontiguousarray(crop_to_multiple(centre_crop(clean, crop)[0], 4))
+    params = {"factor": 4}
+    low = KINDS["lowres"].simulation.make(clean, params, None)["image"]
+    obs = [KINDS["lowres"].simulation.observe({}, low, params)]
+    saved = cache / f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz" if cache else None
+    if saved is not None and saved.exists():
+        z = np.load(saved)
+        fit, fit_s = z["fit"], float(z["seconds"])
+    else:
+        t0 = time.perf_counter()
+        result = restore(obs, device="cpu", progress=False)
+        fit_s, fit = time.perf_counter() - t0, result.image
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(saved, fit=fit, seconds=fit_s)
+
+    def scores(image: np.ndarray) -> dict:
+        return {c: round(evaluate(clean, image, convention=c)["psnr"], 4) for c in ("paper", "standard")}
+
+    row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": 4,
+           "fit_seconds": round(fit_s, 1), "fit": scores(fit)}
+    for refine in REFINES:
+        t0 = time.perf_counter()
+        image, done = refine_image(refine, fit, obs)
+        row[refine] = {**scores(image), "seconds": round(time.perf_counter() - t0, 1), "report": done}
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| image | size | fit (the default) | project | grouped-views | difference to the fit | "
+           "seconds (wall, one thread): fit, grouped-views |", "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        out.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {r['fit']['paper']:.2f} | "
+                   f"{r['project']['paper']:.2f} | {r['grouped-views']['paper']:.2f} | "
+                   f"{r['grouped-views']['paper'] - r['fit']['paper']:+.2f} | "
+                   f"{r['fit_seconds']:.0f}, {r['grouped-views']['seconds']:.0f} |")
+    if rows:
+        mean = lambda k: np.mean([r[k]["paper"] for r in rows])
+        out.append(f"| mean ({len(rows)}) | | {mean('fit'):.2f} | {mean('project'):.2f} | {mean('grouped-views'):.2f} | "
+                   f"{mean('grouped-views') - mean('fit'):+.2f} | |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="*", help="FOLDER/NAME of the shared data (set5/woman, set9/house)")
+    p.add_argument("--crop", type=int, default=None)
+    p.add_argument("--rows", default=None)
+    p.add_argument("--cache", default=None)
+    p.add_argument("--table", default=None, metavar="ROWS")
+    args = p.parse_args(argv)
+    if args.table:
+        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
+        return 0
+    import torch
+
+    from linr.bench.common import emit_row
+
+    torch.set_num_threads(1)
+    data = Path(os.environ.get("LINR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    done = set()
+    if args.rows and Path(args.rows).exists():
+        done = {(r["image"], r["crop"]) for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
+    for spec in args.images:
+        if (spec, args.crop) not in done:
+            emit_row(run(spec, args.crop, data, Path(args.cache) if args.cache else None), args.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
