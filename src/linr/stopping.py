@@ -684,7 +684,7 @@ model's output, so fits that must keep a model use :data:`AUTO_NOISY_MODEL`."""
 
 AUTO_BLENDED = "pick:0.05:25"
 """The automatic rule for a fit without noise whose image a refiner blends with another
-inpainting (:data:`linr.tasks.DEFAULT_INPAINT_REFINE`): holds 5% of the observed pixels out,
+inpainting (a refiner that takes a masked photo, such as :data:`linr.tasks.DEFAULT_INPAINT_REFINE`): holds 5% of the observed pixels out,
 looks every 25 steps, never stops early and returns the iterate of lowest held-out loss; the
 blend's weight is then chosen on the same held-out pixels (BENCHMARKS.md, '#15 inpainting')."""
 

@@ -365,14 +365,16 @@ side: the biharmonic solve grows faster than the pixels (per channel and call, a
 px, 75 s and 6 GB at 1024 px on this project's CPU; the blend calls it twice), and was measured
 on images of 228-512 px."""
 
-DEFAULT_INPAINT_REFINE = "biharmonic"
+DEFAULT_INPAINT_REFINE = "grouped-fill"
 """The refinement of the defaults' inpainting of one photo restored whole (:func:`plain_inpainting`):
-the fit's image blended with scikit-image's biharmonic inpainting, the weight chosen on pixels
-the fit held out (its stop rule then is :data:`linr.stopping.AUTO_BLENDED`). Measured in
-BENCHMARKS.md ('#15 inpainting'): on the six Table 3 images (whole, 10% of pixels kept) 27.17
-dB where the paper preset gave 26.66 on this CPU, ahead on five of six (bird -0.08). Not in
-tiles (no one fit's held-out pixels, and the biharmonic solve of a whole large image is slow: 75
-s and 6 GB per channel at 1024 px) and not with a model to keep."""
+since the twenty-first session ``grouped-fill`` (:class:`linr.refine.GroupedFill`: the missing
+pixels filled by repeated grouped filtering from the fit's image blended with scikit-image's
+biharmonic inpainting, the observed pixels kept, then weighed against the fit and the biharmonic
+inpainting on pixels the fit held out; its stop rule then is :data:`linr.stopping.AUTO_BLENDED`);
+from the fourteenth to the twentieth session ``biharmonic``, the blend alone. Measured in
+BENCHMARKS.md ('#15 inpainting: the missing pixels filled by grouped filtering'). Not in tiles
+(no one fit's held-out pixels, and the biharmonic solve of a whole large image is slow: 75 s and
+6 GB per channel at 1024 px) and not with a model to keep."""
 
 
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:

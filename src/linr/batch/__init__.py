@@ -201,7 +201,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # default tv:auto; older manifests of other tasks have none and still resume)
         **({"prior": prior} if (prior := _prior_of(args)) else {}),
         # the refinement likewise (Gaussian denoising since the default refinement (wiener, then grouped),
-        # inpainting since the default biharmonic blend, with the size up to which it blends)
+        # inpainting since the default biharmonic blend (grouped-fill since the twenty-first session), with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
         **({"blend_up_to": INPAINT_BLEND_UP_TO} if args.refine is None and _plain_inpainting(args) else {}),
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
