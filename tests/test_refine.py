@@ -872,6 +872,9 @@ def test_grouped_fill_keeps_the_observed_pixels_and_fills_a_texture_better_than_
     assert np.abs(one - blended)[~observed].max() < 0.02
     with pytest.raises(ValueError, match="need passes >= 1"):
         GroupedFill(passes=0)
+    whole = GroupedFill()
+    np.testing.assert_array_equal(whole(clean, np.ones((48, 48), bool), fit, observed), clean.astype(np.float32))
+    assert whole.describe()["nothing_missing"] is True  # nothing to fill: the photo itself
 
 
 def test_grouped_fill_weighs_its_blend_on_held_out_pixels_it_never_saw():

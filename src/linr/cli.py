@@ -411,6 +411,8 @@ def _fill_line(done: list[dict[str, Any]]) -> str:
     line = (f"refined: grouped-fill (the missing pixels filled by {first['passes']} passes of grouped "
             f"filtering, the observed pixels kept, from the fit's image blended with biharmonic inpainting")
     chosen = [d for d in done if d.get("weights")]
+    if all(d.get("nothing_missing") for d in done):
+        return "refined: grouped-fill (no pixel is missing: the photo itself; not in the paper)"
     if len(chosen) == len(done):
         names = list(first["weights"])
         spans = " / ".join(_span(sorted(d["weights"][n] for d in done), ".2f") for n in names)

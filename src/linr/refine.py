@@ -540,6 +540,9 @@ class GroupedFill:
         photo = np.asarray(photo, np.float64)
         observed = np.asarray(observed, bool)
         fit = np.asarray(fit, np.float64)
+        if observed.all():  # nothing to fill: the photo, which is taken as noise-free
+            self.choice = {"nothing_missing": True}
+            return photo.astype(np.float32)
         held = None if held_out is None else np.asarray(held_out, bool) & observed
         if held is None or held.sum() < MIN_HELD_OUT or not (observed & ~held).any():
             blend = BiharmonicBlend()
