@@ -905,7 +905,9 @@ def test_grouped_fill_weighs_its_blend_on_held_out_pixels_it_never_saw():
     assert w[2] > 0.5  # on a texture the fill carries the blend
     finished = GroupedFill().fill(photo, observed, blind, 2, 5.0)  # then every observed pixel taken in
     full = inpaint_biharmonic(photo, ~observed, channel_axis=-1)
-    np.testing.assert_allclose(out, w[0] * fit + w[1] * full + w[2] * finished, atol=1e-5)
+    np.testing.assert_allclose(out, np.where(observed[..., None], photo, w[0] * fit + w[1] * full + w[2] * finished),
+                               atol=1e-5)
+    np.testing.assert_array_equal(out[observed], photo[observed].astype(np.float32))  # kept as observed
 
 
 def test_grouped_fill_through_restore_and_the_command_line(tmp_path, capsys):

@@ -413,6 +413,7 @@ def _fill_line(done: list[dict[str, Any]]) -> str:
     chosen = [d for d in done if d.get("weights")]
     if all(d.get("nothing_missing") for d in done):
         return "refined: grouped-fill (no pixel is missing: the photo itself; not in the paper)"
+    done = [d for d in done if not d.get("nothing_missing")] or done  # frames with holes say how they were filled
     if len(chosen) == len(done):
         names = list(first["weights"])
         spans = " / ".join(_span(sorted(d["weights"][n] for d in done), ".2f") for n in names)
@@ -556,6 +557,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     from .engine import measure_throughput
     from .problem import clean_shape, resolve_device
     from .stopping import holdout_rule
+    from .refine import REFINERS
     from .tasks import pilot_fit, resolve, resolve_refine, resolve_stop
     from .tiling import plan_tiles
 
@@ -568,7 +570,10 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
 
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         return  # the throughput is measured on the CPU
-    stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop)
+    refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
+                            register=getattr(args, "register", None))
+    stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model,
+                        refine=refine)  # the rule the restore applies (pick before an inpainting refinement)
     watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
 
     def estimate(flops_per_second: float) -> Any:
@@ -598,9 +603,8 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         each = {(False, False): "", (True, False): f" (each of {frames} frames)",
                 (False, True): f" (each of {members} ensemble members)",
                 (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
-        refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
-                                register=getattr(args, "register", None))
-        chooses = grid is None and members == 1 and holdout_rule(stop) is not None
+        masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
+        chooses = grid is None and (members == 1 or masked) and holdout_rule(stop) is not None
         then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels, chooses)
         print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
               "this CPU just now)", file=sys.stderr)

@@ -329,7 +329,7 @@ def _build_masked(image, info, options, notes):
         info.alpha = None
     if np.asarray(mask).all():
         notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
-                     "the image as the network reproduces it)")
+                     "the image as the network reproduces it, or with the default refinement the image itself)")
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 
 

@@ -501,8 +501,10 @@ class GroupedFill:
     and the blend ``w1 fit + w2 biharmonic + w3 filled`` (weights >= 0, sum 1,
     :func:`simplex_weights`) that predicts them best is kept; the fill then takes them in with
     :attr:`finish` more passes from :attr:`finish_start` down to :attr:`end` (close to a fill of
-    every observed pixel from the start, at a quarter of its cost). Without them the result is the
-    fill of every observed pixel (weights 0, 0, 1)."""
+    every observed pixel from the start, at a quarter of its cost); the observed pixels of the blend
+    are the photo's. Without them the result is the fill of every observed pixel (weights 0, 0, 1).
+    A pixel counts as observed where every channel was (a per-channel mask's partly observed
+    pixels are filled as missing)."""
 
     name = "grouped-fill"
     takes = "masked"
@@ -562,7 +564,7 @@ class GroupedFill:
             out = out + w[1] * BiharmonicBlend._fill(photo, observed)
         if w[2] > 0:
             out = out + w[2] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
-        return out.astype(np.float32)
+        return np.where(observed[..., None], photo, out).astype(np.float32)  # the observed pixels as they are
 
 
 class Projected:

@@ -372,7 +372,7 @@ pixels filled by repeated grouped filtering from the fit's image blended with sc
 biharmonic inpainting, the observed pixels kept, then weighed against the fit and the biharmonic
 inpainting on pixels the fit held out; its stop rule then is :data:`linr.stopping.AUTO_BLENDED`);
 from the fourteenth to the twentieth session ``biharmonic``, the blend alone. Measured in
-BENCHMARKS.md ('#15 inpainting: the missing pixels filled by grouped filtering'). Not in tiles
+BENCHMARKS.md ('#15 inpainting and SR'). Not in tiles
 (no one fit's held-out pixels, and the biharmonic solve of a whole large image is slow: 75 s and
 6 GB per channel at 1024 px) and not with a model to keep."""
 
@@ -596,7 +596,7 @@ def restore(
     ``refine``: filter the noisy photo once more with the fit's image as the pilot
     (:mod:`linr.refine`: ``'grouped'``, ``'wiener'``; ``'none'``: the fit's image); None: the default's
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
-    and no model is kept, ``'biharmonic'`` for one photo with missing pixels restored whole up to
+    and no model is kept, ``'grouped-fill'`` for one photo with missing pixels restored whole up to
     :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
