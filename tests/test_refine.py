@@ -789,6 +789,19 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
     assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE and record["batch"]["blend_up_to"] == INPAINT_BLEND_UP_TO
     assert record["status"] == "done"
+    # a batch made under an earlier default (the biharmonic blend up to 768 px) says why it does not resume
+    # (made here with --refine biharmonic, its manifest then given the size limit such a batch recorded)
+    assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "c"), "--refine", "biharmonic", *args, "--quiet"]) == 0
+    manifest = tmp_path / "c" / "manifest.jsonl"
+    manifest.write_text(manifest.read_text().replace('"refine": "biharmonic"',
+                                                     f'"refine": "biharmonic", "blend_up_to": {INPAINT_BLEND_UP_TO}'))
+    capsys.readouterr()
+    assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "c"), *args, "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "the default refinement of then, biharmonic up to 768 px, which no option gives now" in said
+    assert "to resume as made" not in said
 
 
 def test_the_default_blend_has_limits_and_never_loses_the_fit(monkeypatch):

@@ -72,8 +72,13 @@ def select(
         what = ", ".join(differ) or "input files"
         # a default added or changed since (the prior, the refinement): name what the images got
         # ('none' where they got none)
-        hint = "".join(f", --{name} {(first.get('batch') or {}).get(name) or 'none'} to resume as made"
-                       for name in ("prior", "refine") if name in differ)
+        made = first.get("batch") or {}
+        hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made"
+                       for name in ("prior", "refine") if name in differ
+                       and not (name == "refine" and made.get("blend_up_to") is not None))
+        if "refine" in differ and made.get("blend_up_to") is not None:  # a default no option asks for
+            what += (f" (the images got the default refinement of then, {made.get('refine')} up to "
+                     f"{made['blend_up_to']} px, which no option gives now)")
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
                          f"({what}); use another -o folder{hint}, or --force to redo them")
     if not existed and not force:
