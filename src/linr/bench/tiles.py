@@ -161,6 +161,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
             from ..tasks import DENOISE_WHOLE_UP_TO
 
             key["auto_whole_up_to"] = DENOISE_WHOLE_UP_TO
+    if case == "inpaint":  # what the default refines a whole inpainting with (since the fourteenth session)
+        from ..tasks import DEFAULT_INPAINT_REFINE
+
+        key["inpaint_refine"] = DEFAULT_INPAINT_REFINE
     return json.dumps(key, sort_keys=True)
 
 
