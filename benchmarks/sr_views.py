@@ -17,9 +17,6 @@ that a rerun refines again without refitting. One row per image appended to ROWS
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -84,29 +81,9 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="*", help="FOLDER/NAME of the shared data (set5/woman, set9/house)")
-    p.add_argument("--crop", type=int, default=None)
-    p.add_argument("--rows", default=None)
-    p.add_argument("--cache", default=None)
-    p.add_argument("--table", default=None, metavar="ROWS")
-    args = p.parse_args(argv)
-    if args.table:
-        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
-        return 0
-    import torch
+    from linr.bench.common import refine_probe_main
 
-    from linr.bench.common import emit_row
-
-    torch.set_num_threads(1)
-    data = Path(os.environ.get("LINR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    done = set()
-    if args.rows and Path(args.rows).exists():
-        done = {(r["image"], r["crop"]) for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
-    for spec in args.images:
-        if (spec, args.crop) not in done:
-            emit_row(run(spec, args.crop, data, Path(args.cache) if args.cache else None), args.rows)
-    return 0
+    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set5/woman, set9/house)", run, table)
 
 
 if __name__ == "__main__":

@@ -131,3 +131,37 @@ def commit_id() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
+                      run: Any, table: Any) -> int:
+    """The command line of a probe script that fits each image once and refines the fit several
+    ways (``benchmarks/inpaint_fill.py``, ``benchmarks/sr_views.py``): ``IMAGES [--crop N] [--rows
+    ROWS] [--cache DIR]`` runs ``run(spec, crop, data, cache)`` for each image not yet in ROWS (one
+    thread; the data folder of :func:`linr.bench.data_dir`) and appends its row; ``--table ROWS``
+    prints ``table(rows)``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="*", help=images_help)
+    p.add_argument("--crop", type=int, default=None, help="a centre crop of this side first")
+    p.add_argument("--rows", default=None, help="rows file (JSONL), appended and resumed")
+    p.add_argument("--cache", default=None, help="folder keeping each fit, so that a rerun refines again")
+    p.add_argument("--table", default=None, metavar="ROWS", help="print a rows file as a markdown table")
+    args = p.parse_args(argv)
+    if args.table:
+        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
+        return 0
+    import torch
+
+    from . import data_dir
+
+    torch.set_num_threads(1)
+    data = data_dir(None)
+    done = set()
+    if args.rows and Path(args.rows).exists():
+        done = {(r["image"], r["crop"]) for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
+    for spec in args.images:
+        if (spec, args.crop) not in done:
+            emit_row(run(spec, args.crop, data, Path(args.cache) if args.cache else None), args.rows)
+    return 0
