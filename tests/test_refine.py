@@ -950,6 +950,14 @@ def test_grouped_fill_through_restore_and_the_command_line(tmp_path, capsys):
     assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
                  "--refine", "grouped-fill", "--stop", "fixed", "-o", str(tmp_path / "p.png"), *tiny]) == 0
     assert "; the fill alone: too few or no pixels held out" in capsys.readouterr().out
+    # frames of which some had no missing pixel: the others say how they were filled
+    from linr.cli import _fill_line
+
+    whole = {"name": "grouped-fill", "passes": 20, "nothing_missing": True}
+    filled = {"name": "grouped-fill", "passes": 20, "chosen_on_held_out_pixels": 40,
+              "weights": {"fit": 0.1, "biharmonic": 0.0, "filled": 0.9}}
+    assert "weighs fit / biharmonic / filled 0.10 / 0.00 / 0.90, chosen on 40 held-out" in _fill_line([whole, filled])
+    assert _fill_line([whole]) == "refined: grouped-fill (no pixel is missing: the photo itself; not in the paper)"
 
 
 def test_grouped_views_reproduces_the_views_and_beats_the_projection_alone_on_a_texture(tmp_path, capsys):

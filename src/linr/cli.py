@@ -407,14 +407,13 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
 
 def _fill_line(done: list[dict[str, Any]]) -> str:
     """The ``refined:`` line of :class:`linr.refine.GroupedFill` (one report per frame)."""
+    done = [d for d in done if not d.get("nothing_missing")]  # frames with holes say how they were filled
+    if not done:
+        return "refined: grouped-fill (no pixel is missing: the photo itself; not in the paper)"
     first = done[0]
     line = (f"refined: grouped-fill (the missing pixels filled by {first['passes']} passes of grouped "
             f"filtering, the observed pixels kept, from the fit's image blended with biharmonic inpainting")
-    chosen = [d for d in done if d.get("weights")]
-    if all(d.get("nothing_missing") for d in done):
-        return "refined: grouped-fill (no pixel is missing: the photo itself; not in the paper)"
-    done = [d for d in done if not d.get("nothing_missing")] or done  # frames with holes say how they were filled
-    if len(chosen) == len(done):
+    if all(d.get("weights") for d in done):
         names = list(first["weights"])
         spans = " / ".join(_span(sorted(d["weights"][n] for d in done), ".2f") for n in names)
         counts = _span(sorted(d["chosen_on_held_out_pixels"] for d in done), "d")
