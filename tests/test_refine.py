@@ -516,8 +516,9 @@ def test_super_resolution_can_be_made_to_reproduce_its_input(capsys, tmp_path):
 
     clean = crop(load("set5/bird.png"), 32, top=100, left=100)
     view = linr.lowres(lanczos_downscale(clean, 2), 2)
-    fit = linr.restore([view], **SMALL)
-    assert "refine" not in fit.settings  # not a default (not measured to pay yet)
+    fit = linr.restore([view], refine="none", **SMALL)
+    assert "refine" not in fit.settings
+    assert linr.restore([view], **SMALL).settings["refine"]["name"] == "grouped-views"  # the default since then
     r = linr.restore([view], refine="project", **SMALL)
     assert r.settings["refine"]["name"] == "project" and r.settings["refine"]["projected"]["residual"] < 1e-6
     down = view.operator.forward(torch.from_numpy(r.image.astype(np.float64)).permute(2, 0, 1)[None])
@@ -991,3 +992,55 @@ def test_grouped_views_reproduces_the_views_and_beats_the_projection_alone_on_a_
                  "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "-o", str(tmp_path / "o.png")]) == 0
     assert "refined: grouped-views (the fit's image made to reproduce the low-res view exactly, then 20 passes" in \
         capsys.readouterr().out
+
+
+def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, capsys):
+    import torch
+    from PIL import Image
+
+    from linr.cli import main
+    from linr.simulate import lanczos_downscale
+    from linr.tasks import DEFAULT_SR_REFINE, SR_REFINE_UP_TO, default_refine, resolve_stop
+
+    clean = _texture(32, 32)
+    small = lanczos_downscale(clean.astype(np.float32), 2)
+    view = linr.lowres(small, 2)
+    assert DEFAULT_SR_REFINE == "grouped-views"
+    tiny = dict(steps=3, model=ModelConfig(width=16, depth=2), progress=False)
+    result = linr.restore(view, **tiny)
+    done = result.settings["refine"]
+    assert done["name"] == DEFAULT_SR_REFINE and done["projected"]["converged"] and result.fitted_image is not None
+    assert result.settings["stop"]["name"] == "fixed" and resolve_stop([view], refine=DEFAULT_SR_REFINE) is None
+    down = view.operator.forward(torch.from_numpy(result.image.astype(np.float64)).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), small, atol=1e-4)  # reproduces the photo
+    # what keeps the fit as it is: the paper preset, 'none', a kept model, tiles, another downsampler,
+    # a noisy photo beside it, a zero weight, a restored size above the limit
+    assert linr.restore(view, preset="paper", **tiny).settings.get("refine") is None
+    assert linr.restore(view, refine="none", **tiny).settings.get("refine") is None
+    assert linr.restore(view, keep_model=True, **tiny).settings.get("refine") is None
+    assert default_refine([view], preset=None, tiled=True) is None
+    assert default_refine([linr.lowres(small, 2, kernel="bicubic")], preset=None) is None
+    assert default_refine([view, linr.noisy(clean)], preset=None) != DEFAULT_SR_REFINE
+    assert default_refine([linr.lowres(small, 2, weight=0.0)], preset=None) is None
+    side = SR_REFINE_UP_TO // 4 + 1
+    assert default_refine([linr.lowres(np.zeros((side, side, 3), np.float32), 4)], preset=None) is None
+    assert default_refine([linr.lowres(np.zeros((side - 1, side - 1, 3), np.float32), 4)], preset=None) == DEFAULT_SR_REFINE
+    # the command line says it is the default, and a batch records it with its size limit
+    (tmp_path / "in").mkdir()
+    Image.fromarray((np.clip(small, 0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "in" / "lr.png")
+    args = ["--factor", "2", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu"]
+    assert main(["restore", "--lowres", str(tmp_path / "in" / "lr.png"), *args, "-o", str(tmp_path / "o.png")]) == 0
+    out = capsys.readouterr().out
+    assert "refined: grouped-views" in out and "the default for one low-res photo, --refine none" in out
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
+    record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert record["batch"]["refine"] == DEFAULT_SR_REFINE and record["batch"]["refine_up_to"] == SR_REFINE_UP_TO
+    assert record["status"] == "done"
+    # a batch made before this default (no refinement recorded) resumes with --refine none, as the error says
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "c"), *args,
+                 "--refine", "none", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "c"), *args, "--quiet"]) != 0
+    assert "--refine none to resume as made" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "c"), *args,
+                 "--refine", "none", "--quiet"]) == 0

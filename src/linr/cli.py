@@ -188,6 +188,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
                      "the fit's own image, fitted for a fixed number of steps; without them the missing pixels "
                      "are filled again by grouped filtering from the held-out best iterate, --refine)")
+    elif dropped == "grouped-views":
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
+                     "the fit's own image; without them it is made to reproduce the low-res photo exactly and "
+                     "filtered again by grouped filtering, --refine)")
     elif dropped == "grouped-project":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again with the "
@@ -377,7 +381,8 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews
         return (f"refined: grouped-views (the fit's image made to reproduce the {views} exactly, then "
                 f"{done[0]['passes']} passes of grouped filtering, each made to reproduce them again, relative "
-                f"residual {worst:.1g}; not in the paper)")
+                f"residual {worst:.1g}; not in the paper)") + ("" if asked else "; the default for one low-res "
+                                                                 "photo, --refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")

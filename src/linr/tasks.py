@@ -45,6 +45,9 @@ __all__ = [
     "resolve",
     "resolve_stop",
     "plain_inpainting",
+    "plain_super_resolution",
+    "DEFAULT_SR_REFINE",
+    "SR_REFINE_UP_TO",
     "default_refine",
     "tile_grid",
     "DENOISE_WHOLE_UP_TO",
@@ -377,6 +380,35 @@ BENCHMARKS.md ('#15 inpainting and SR'). Not in tiles
 6 GB per channel at 1024 px) and not with a model to keep."""
 
 
+SR_REFINE_UP_TO = 768
+"""The defaults refine a super-resolution (:data:`DEFAULT_SR_REFINE`) of images up to this many px a
+side (the restored size): its 20 filter passes cost about as much per pixel at any size, and were
+measured on images of 228-512 px (a 512 px image: the passes took about 0.1-0.2x the fit's time
+here); not in tiles."""
+
+DEFAULT_SR_REFINE = "grouped-views"
+"""The refinement of the defaults' super-resolution of one low-res photo (:func:`plain_super_resolution`)
+restored whole: since the twenty-second session ``grouped-views`` (:class:`linr.refine.GroupedViews`:
+the fit's image made to reproduce the low-res photo exactly, then 20 passes of grouped filtering
+at a falling noise level, each projected again; the fit's image when the projection cannot meet
+the photo). Measured in BENCHMARKS.md ('#15 inpainting and SR'): ahead of the fit on every image
+it was tried on, the set9 tune crops and Table 2's five whole images (x4, the ``lanczos2``
+downsampler: the one measured)."""
+
+
+def plain_super_resolution(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a restore is the defaults' super-resolution of one photo: no preset named and one
+    observation alone, a low-res view without noise by the ``lanczos2`` downsampler (the one
+    :data:`DEFAULT_SR_REFINE` was measured with) that the image can be made to reproduce
+    (:func:`linr.projection.projectable`)."""
+    from .projection import projectable
+
+    if preset is not None or len(observations) != 1:
+        return False
+    (obs,) = observations
+    return projectable(obs) and getattr(obs.operator, "kernel", None) == "lanczos2"
+
+
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' inpainting of one photo: no preset named and one
     observation alone, with missing pixels (a mask) and no noise. Restored whole, it gets
@@ -424,8 +456,9 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` restored whole (not ``tiled``) up to
-    :data:`INPAINT_BLEND_UP_TO` px; none when the model is kept (it renders the fit's image, not a
-    refined one)."""
+    :data:`INPAINT_BLEND_UP_TO` px, :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution`
+    restored whole up to :data:`SR_REFINE_UP_TO` px; none when the model is kept (it renders the
+    fit's image, not a refined one)."""
     if keep_model:
         return None
     if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
@@ -436,6 +469,9 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     if plain_inpainting(observations, preset=preset) and not tiled and \
             max(clean_shape(observations)) <= INPAINT_BLEND_UP_TO:
         return DEFAULT_INPAINT_REFINE
+    if plain_super_resolution(observations, preset=preset) and not tiled and \
+            MIN_REFINE_SIDE <= min(clean_shape(observations)) and max(clean_shape(observations)) <= SR_REFINE_UP_TO:
+        return DEFAULT_SR_REFINE
     return None
 
 
@@ -597,7 +633,8 @@ def restore(
     (:mod:`linr.refine`: ``'grouped'``, ``'wiener'``; ``'none'``: the fit's image); None: the default's
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
     and no model is kept, ``'grouped-fill'`` for one photo with missing pixels restored whole up to
-    :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule). ``result.fitted_image`` then keeps the fit's image and
+    :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule, ``'grouped-views'`` for one
+    low-res photo without noise restored whole up to :data:`SR_REFINE_UP_TO` px). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one

@@ -28,7 +28,8 @@ PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, a
                "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
                "up to 768 px gets its missing pixels filled again by grouped filtering from the held-out best iterate; a noisy "
                "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly, the "
-               "fit's, the filtered and the projected images blended by the pixels the fit held out; large "
+               "fit's, the filtered and the projected images blended by the pixels the fit held out; a low-res photo "
+               "up to 768 px (restored) is made to reproduce itself exactly and filtered again by grouped filtering; large "
                "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
                "1024 px; fast: above 1024 px); paper: the paper's fixed step "
                "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")

@@ -181,7 +181,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
-    from ..tasks import INPAINT_BLEND_UP_TO
+    from ..tasks import INPAINT_BLEND_UP_TO, SR_REFINE_UP_TO
 
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
@@ -204,6 +204,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # inpainting since the default biharmonic blend (grouped-fill since the twenty-first session), with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
         **({"blend_up_to": INPAINT_BLEND_UP_TO} if args.refine is None and _plain_inpainting(args) else {}),
+        # super-resolution since its default grouped-views (twenty-second session), with the size up to which it refines
+        **({"refine_up_to": SR_REFINE_UP_TO} if args.refine is None and _plain_super_resolution(args) else {}),
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
         # made before it has none, so a resume says that its settings differ)
         **({"pilot": pilot} if (pilot := _pilot_of(args, model)) else {}),
@@ -263,14 +265,25 @@ def _noisy_with_lowres(args: argparse.Namespace) -> bool:
         _kinds_given(args) == {"noisy", "lowres"} and _has_gaussian_noisy(args)
 
 
+def _plain_super_resolution(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' super-resolution (:func:`linr.tasks.plain_super_resolution`,
+    read off the options): low-res images alone by the ``lanczos2`` downsampler, no preset named,
+    their weight not zero."""
+    return args.preset is None and _kinds_given(args) == {"lowres"} and \
+        (args.downsampler or "lanczos2") == "lanczos2" and dict(args.weight).get("lowres", 1.0) > 0
+
+
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
     inpainting, every image restored whole up to :data:`linr.tasks.INPAINT_BLEND_UP_TO` px (a larger or tiled one is
-    not blended)."""
-    from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE
+    not blended), and for the defaults' super-resolution every image restored whole up to
+    :data:`linr.tasks.SR_REFINE_UP_TO` px."""
+    from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE, DEFAULT_SR_REFINE
 
     if args.refine is None and _plain_inpainting(args):
         return DEFAULT_INPAINT_REFINE
+    if args.refine is None and _plain_super_resolution(args):
+        return DEFAULT_SR_REFINE
     if args.refine is None and _noisy_with_lowres(args):
         return DEFAULT_JOINT_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
