@@ -738,7 +738,8 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
 
     from linr.cli import main
     from linr.stopping import AUTO_BLENDED
-    from linr.tasks import DEFAULT_INPAINT_REFINE, INPAINT_BLEND_UP_TO, resolve_refine, resolve_stop
+    from linr.refine import GroupedFill
+    from linr.tasks import DEFAULT_INPAINT_REFINE, resolve_refine, resolve_stop
 
     rng = np.random.default_rng(11)
     yy, xx = np.mgrid[0:40, 0:42] / 42.0
@@ -766,14 +767,17 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
             rule.prepare([photo])
             masks.append(rule.held_out_mask(0))
         assert np.array_equal(*masks) == shared and masks[0].any()
-    # the paper preset, a kept model, 'none', tiles and noise keep the paper's fixed fit unblended
+    # the paper preset, a kept model, 'none' and noise keep the paper's fixed fit unblended; tiles keep their
+    # fixed steps, and the fill then starts from their image with no choice to make (no one fit's held-out pixels)
     assert linr.restore(photo, preset="paper", **tiny).settings.get("refine") is None
     kept = linr.restore(photo, keep_model=True, **tiny)
     assert kept.settings.get("refine") is None and kept.settings["stop"]["name"] == "fixed" and kept.steps_run == 4
     assert linr.restore(photo, refine="none", **tiny).settings["stop"]["name"] == "fixed"
-    assert resolve_refine(None, [photo], preset=None, tiled=True) is None
-    tiled = linr.restore(photo, tile="16:4", **tiny)
-    assert tiled.settings.get("refine") is None and all(t["steps_run"] == 4 for t in tiled.settings["tiles"])
+    assert resolve_refine(None, [photo], preset=None, tiled=True) == DEFAULT_INPAINT_REFINE
+    tiled = linr.restore(photo, tile="32:8", **tiny)
+    assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" not in tiled.settings["refine"]
+    assert all(t["steps_run"] == 4 for t in tiled.settings["tiles"]) and len(tiled.settings["tiles"]) > 1
+    np.testing.assert_array_equal(tiled.image[observed], clean[observed].astype(np.float32))  # observed kept
     assert resolve_refine(None, [photo, linr.noisy(clean)], preset=None) is None
     # the command line says it, and a batch records the blend in its manifest
     Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
@@ -788,15 +792,26 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
                  "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
     record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
-    assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE and record["batch"]["blend_up_to"] == INPAINT_BLEND_UP_TO
-    assert record["status"] == "done"
+    assert record["batch"]["refine"] == DEFAULT_INPAINT_REFINE and "blend_up_to" not in record["batch"]
+    assert record["batch"]["biharmonic_up_to"] == GroupedFill.BIHARMONIC_UP_TO and record["status"] == "done"
+    # a batch of the twenty-first session's default (grouped-fill up to 768 px) says why it does not resume
+    manifest = tmp_path / "b" / "manifest.jsonl"
+    made = json.loads(manifest.read_text().splitlines()[-1])
+    made["batch"]["blend_up_to"] = made["batch"].pop("biharmonic_up_to")  # as such a batch recorded it,
+    made["key"] = "0" * len(made["key"])  # and its fingerprint of those settings
+    manifest.write_text(json.dumps(made) + "\n")
+    capsys.readouterr()
+    assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "b"), *args, "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "the default refinement of then, grouped-fill up to 768 px, which no option gives now" in said
     # a batch made under an earlier default (the biharmonic blend up to 768 px) says why it does not resume
     # (made here with --refine biharmonic, its manifest then given the size limit such a batch recorded)
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
                  "-o", str(tmp_path / "c"), "--refine", "biharmonic", *args, "--quiet"]) == 0
     manifest = tmp_path / "c" / "manifest.jsonl"
     manifest.write_text(manifest.read_text().replace('"refine": "biharmonic"',
-                                                     f'"refine": "biharmonic", "blend_up_to": {INPAINT_BLEND_UP_TO}'))
+                                                     '"refine": "biharmonic", "blend_up_to": 768'))
     capsys.readouterr()
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
                  "-o", str(tmp_path / "c"), *args, "--quiet"]) == 2
@@ -808,13 +823,12 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
 def test_the_default_blend_has_limits_and_never_loses_the_fit(monkeypatch):
     import linr.tasks as tasks
     from linr.refine import MIN_HELD_OUT, BiharmonicBlend
-    from linr.tasks import INPAINT_BLEND_UP_TO, resolve_refine
+    from linr.tasks import resolve_refine
 
     def holes(h, w):
         return linr.masked(np.zeros((h, w, 3), np.float32), np.ones((h, w), bool))
 
-    assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO, 8)], preset=None) == "grouped-fill"
-    assert resolve_refine(None, [holes(INPAINT_BLEND_UP_TO + 1, 8)], preset=None) is None  # the solve's cost
+    assert resolve_refine(None, [holes(769, 8)], preset=None) == "grouped-fill"  # from the fit alone (below)
     # too few held-out pixels: the fixed weight, not a least-squares jump to 0 or 1
     rng = np.random.default_rng(2)
     photo, fit = rng.random((12, 12, 3)), rng.random((12, 12, 3))
@@ -922,6 +936,45 @@ def test_grouped_fill_weighs_its_blend_on_held_out_pixels_it_never_saw():
     np.testing.assert_allclose(out, np.where(observed[..., None], photo, w[0] * fit + w[1] * full + w[2] * finished),
                                atol=1e-5)
     np.testing.assert_array_equal(out[observed], photo[observed].astype(np.float32))  # kept as observed
+
+
+def test_grouped_fill_above_its_biharmonic_size_starts_from_the_fit_and_weighs_fit_and_fill(monkeypatch):
+    import skimage.restoration
+
+    from linr.cli import _fill_line
+    from linr.refine import GroupedFill, simplex_weights
+
+    rng = np.random.default_rng(5)
+    clean = _texture(40, 44)
+    observed = rng.random((40, 44)) < 0.3
+    held = observed & (rng.random((40, 44)) < 0.25)
+    photo = clean * observed[..., None]
+    fit = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    monkeypatch.setattr(GroupedFill, "BIHARMONIC_UP_TO", 43)  # this image (44 px wide) counts as large
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("no biharmonic inpainting above the limit")
+
+    monkeypatch.setattr(skimage.restoration, "inpaint_biharmonic", no_solve)
+    filler = GroupedFill(passes=6, finish=2)
+    assert not filler.uses_biharmonic(photo.shape) and filler.uses_biharmonic((43, 43, 3))
+    # no held-out pixels: the fill of the fit's image, every observed pixel put back after each pass
+    alone = filler(photo, observed, fit)
+    np.testing.assert_allclose(alone, filler.fill(photo, observed, fit, 6, 30.0), atol=1e-6)
+    assert filler.describe()["biharmonic"] is False and "weights" not in filler.describe()
+    # held-out pixels: blind to them (garbage there changes nothing), then fit and fill weighed on them
+    out = filler(photo, observed, fit, held)
+    garbled = photo.copy()
+    garbled[held] = rng.random((int(held.sum()), 3))
+    seen = observed & ~held
+    blind = GroupedFill().fill(garbled, seen, fit, 6, 30.0)
+    w = simplex_weights(photo[held], [fit[held], blind[held]])
+    report = filler.describe()
+    assert report["weights"] == {"fit": round(w[0], 4), "filled": round(w[1], 4)} and report["biharmonic"] is False
+    finished = GroupedFill().fill(photo, observed, blind, 2, 5.0)
+    np.testing.assert_allclose(out, np.where(observed[..., None], photo, w[0] * fit + w[1] * finished), atol=1e-5)
+    assert "from the fit's image; the result weighs fit / filled " in _fill_line([report])
+    assert "from the fit's image; the fill alone" in _fill_line([{**report, "weights": None}])
 
 
 def test_grouped_fill_through_restore_and_the_command_line(tmp_path, capsys):

@@ -416,8 +416,10 @@ def _fill_line(done: list[dict[str, Any]]) -> str:
     if not done:
         return "refined: grouped-fill (no pixel is missing: the photo itself; not in the paper)"
     first = done[0]
+    start = "the fit's image" if first.get("biharmonic") is False else \
+        "the fit's image blended with biharmonic inpainting"
     line = (f"refined: grouped-fill (the missing pixels filled by {first['passes']} passes of grouped "
-            f"filtering, the observed pixels kept, from the fit's image blended with biharmonic inpainting")
+            f"filtering, the observed pixels kept, from {start}")
     if all(d.get("weights") for d in done):
         names = list(first["weights"])
         spans = " / ".join(_span(sorted(d["weights"][n] for d in done), ".2f") for n in names)
@@ -577,7 +579,8 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
                             register=getattr(args, "register", None))
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model,
-                        refine=refine)  # the rule the restore applies (pick before an inpainting refinement)
+                        refine=refine if grid is None else None)  # the rule the restore applies (pick before a
+    # whole inpainting's refinement; tiles keep their fixed steps)
     watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
 
     def estimate(flops_per_second: float) -> Any:

@@ -133,7 +133,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "the fit's image. "
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
-                   "grouped-fill for one photo with missing pixels restored whole, up to 768 px, "
+                   "grouped-fill for one photo with missing pixels (above 768 px from the fit alone), "
                    "grouped-views for one low-res photo (the lanczos2 downsampler) restored whole, up to 768 px, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")

@@ -504,7 +504,11 @@ class GroupedFill:
     every observed pixel from the start, at a quarter of its cost); the observed pixels of the blend
     are the photo's. Without them the result is the fill of every observed pixel (weights 0, 0, 1).
     A pixel counts as observed where every channel was (a per-channel mask's partly observed
-    pixels are filled as missing)."""
+    pixels are filled as missing).
+
+    Above :attr:`BIHARMONIC_UP_TO` px a side there is no biharmonic inpainting: the fill starts
+    from the fit's image alone, and a blend weighs the fit and the fill only (``biharmonic``
+    False in :meth:`describe`): every step is then linear in the pixels."""
 
     name = "grouped-fill"
     takes = "masked"
@@ -512,6 +516,12 @@ class GroupedFill:
     STEP = 4
     """Reference patches every 4 px in the fill's filter (``grouped``'s 3): 0.65x the time of 3 for
     0.00-0.04 dB less on the four tune crops (set9 128 px, 10% kept; BENCHMARKS.md)."""
+    BIHARMONIC_UP_TO = 768
+    """The largest side (px) at which the fill starts from the blend with biharmonic inpainting: its
+    sparse solve grows faster than the pixels (per channel about 3 s at 512 px, 75 s and 6 GB at
+    1024 px on this project's CPU), and it was measured on images of 228-512 px. Without it the fill
+    of the fit's image alone came within -0.06 to +0.12 dB of the default's on the tune crops and
+    (BENCHMARKS.md, '#14 and #15: inpainting at any size')."""
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0, finish: int = 5,
                  finish_start: float = 5.0) -> None:
@@ -525,6 +535,11 @@ class GroupedFill:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "passes": self.passes, "sigmas": [self.start, self.end],
                 "finish": self.finish, "step": self.STEP, **self.choice}
+
+    def uses_biharmonic(self, shape: Sequence[int]) -> bool:
+        """Whether an image of ``shape`` (H, W, ...) is filled from the blend with biharmonic
+        inpainting (:attr:`BIHARMONIC_UP_TO`)."""
+        return max(shape[:2]) <= self.BIHARMONIC_UP_TO
 
     def fill(self, photo: np.ndarray, observed: np.ndarray, image: np.ndarray, passes: int,
              start: float) -> np.ndarray:
@@ -546,24 +561,34 @@ class GroupedFill:
             self.choice = {"nothing_missing": True}
             return photo.astype(np.float32)
         held = None if held_out is None else np.asarray(held_out, bool) & observed
+        biharmonic = self.uses_biharmonic(photo.shape)
         if held is None or held.sum() < MIN_HELD_OUT or not (observed & ~held).any():
+            if not biharmonic:
+                self.choice = {"biharmonic": False}
+                return self.fill(photo, observed, fit, self.passes, self.start).astype(np.float32)
             blend = BiharmonicBlend()
             start = blend(photo, observed, fit)
             self.choice = {"start_weight": round(blend.used, 4)}
             return self.fill(photo, observed, start, self.passes, self.start).astype(np.float32)
         seen = observed & ~held  # everything below is blind to the held-out pixels
-        blind_biharmonic = BiharmonicBlend._fill(photo, seen)
-        weight = float(simplex_weights(photo[held], [fit[held], blind_biharmonic[held]])[0])
-        blind_fill = self.fill(photo, seen, weight * fit + (1.0 - weight) * blind_biharmonic, self.passes,
-                               self.start)
-        w = simplex_weights(photo[held], [fit[held], blind_biharmonic[held], blind_fill[held]])
-        self.choice = {"start_weight": round(weight, 4), "chosen_on_held_out_pixels": int(held.sum()),
-                       "weights": {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)}}
-        out = w[0] * fit
-        if w[1] > 0:
-            out = out + w[1] * BiharmonicBlend._fill(photo, observed)
-        if w[2] > 0:
-            out = out + w[2] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
+        if biharmonic:
+            blind_biharmonic = BiharmonicBlend._fill(photo, seen)
+            weight = float(simplex_weights(photo[held], [fit[held], blind_biharmonic[held]])[0])
+            start = weight * fit + (1.0 - weight) * blind_biharmonic
+            self.choice = {"start_weight": round(weight, 4)}
+        else:
+            start, self.choice = fit, {"biharmonic": False}
+        blind_fill = self.fill(photo, seen, start, self.passes, self.start)
+        names = self.BLENDED if biharmonic else ("fit", "filled")
+        candidates = [fit, blind_biharmonic, blind_fill] if biharmonic else [fit, blind_fill]
+        w = dict(zip(names, simplex_weights(photo[held], [c[held] for c in candidates])))
+        self.choice.update({"chosen_on_held_out_pixels": int(held.sum()),
+                            "weights": {name: round(float(v), 4) for name, v in w.items()}})
+        out = w["fit"] * fit
+        if w.get("biharmonic", 0) > 0:
+            out = out + w["biharmonic"] * BiharmonicBlend._fill(photo, observed)
+        if w["filled"] > 0:
+            out = out + w["filled"] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
         return np.where(observed[..., None], photo, out).astype(np.float32)  # the observed pixels as they are
 
 

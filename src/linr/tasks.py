@@ -51,7 +51,6 @@ __all__ = [
     "default_refine",
     "tile_grid",
     "DENOISE_WHOLE_UP_TO",
-    "INPAINT_BLEND_UP_TO",
     "pilot_fit",
     "measured_noise",
     "describe_weights",
@@ -362,22 +361,18 @@ def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
     return model is None and stop in (None, "auto") and plain and refined
 
 
-INPAINT_BLEND_UP_TO = 768
-"""The defaults blend an inpainting (:data:`DEFAULT_INPAINT_REFINE`) of images up to this many px a
-side: the biharmonic solve grows faster than the pixels (per channel and call, about 3 s at 512
-px, 75 s and 6 GB at 1024 px on this project's CPU; the blend calls it twice), and was measured
-on images of 228-512 px."""
-
 DEFAULT_INPAINT_REFINE = "grouped-fill"
 """The refinement of the defaults' inpainting of one photo restored whole (:func:`plain_inpainting`):
 since the twenty-first session ``grouped-fill`` (:class:`linr.refine.GroupedFill`: the missing
 pixels filled by repeated grouped filtering from the fit's image blended with scikit-image's
 biharmonic inpainting, the observed pixels kept, then weighed against the fit and the biharmonic
 inpainting on pixels the fit held out; its stop rule then is :data:`linr.stopping.AUTO_BLENDED`);
-from the fourteenth to the twentieth session ``biharmonic``, the blend alone. Measured in
-BENCHMARKS.md ('#15 inpainting and SR'). Not in tiles
-(no one fit's held-out pixels, and the biharmonic solve of a whole large image is slow: 75 s and
-6 GB per channel at 1024 px) and not with a model to keep."""
+from the fourteenth to the twentieth session ``biharmonic``, the blend alone (up to 768 px).
+Measured in BENCHMARKS.md ('#15 inpainting and SR'). Since the twenty-second session at any size
+and in tiles too: above :attr:`linr.refine.GroupedFill.BIHARMONIC_UP_TO` px the fill starts from
+the fit's image alone, and a tiled fit (no one fit's held-out pixels; each tile's fixed steps)
+is filled without a blend (BENCHMARKS.md, '#14 and #15: inpainting at any size'). Not with a
+model to keep."""
 
 
 SR_REFINE_UP_TO = 768
@@ -455,8 +450,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
-    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` restored whole (not ``tiled``) up to
-    :data:`INPAINT_BLEND_UP_TO` px, :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution`
+    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or ``tiled``, any size),
+    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution`
     restored whole up to :data:`SR_REFINE_UP_TO` px; none when the model is kept (it renders the
     fit's image, not a refined one)."""
     if keep_model:
@@ -466,8 +461,7 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     if noisy_with_lowres(observations, preset=preset, register=register) and \
             min(clean_shape(observations)) >= MIN_REFINE_SIDE:
         return DEFAULT_JOINT_REFINE
-    if plain_inpainting(observations, preset=preset) and not tiled and \
-            max(clean_shape(observations)) <= INPAINT_BLEND_UP_TO:
+    if plain_inpainting(observations, preset=preset):
         return DEFAULT_INPAINT_REFINE
     if plain_super_resolution(observations, preset=preset) and not tiled and \
             MIN_REFINE_SIDE <= min(clean_shape(observations)) and max(clean_shape(observations)) <= SR_REFINE_UP_TO:
@@ -632,8 +626,8 @@ def restore(
     ``refine``: filter the noisy photo once more with the fit's image as the pilot
     (:mod:`linr.refine`: ``'grouped'``, ``'wiener'``; ``'none'``: the fit's image); None: the default's
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
-    and no model is kept, ``'grouped-fill'`` for one photo with missing pixels restored whole up to
-    :data:`INPAINT_BLEND_UP_TO` px, its stop then the ``pick`` rule, ``'grouped-views'`` for one
+    and no model is kept, ``'grouped-fill'`` for one photo with missing pixels, its stop then
+    the ``pick`` rule when restored whole, ``'grouped-views'`` for one
     low-res photo without noise restored whole up to :data:`SR_REFINE_UP_TO` px). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one

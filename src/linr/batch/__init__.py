@@ -181,7 +181,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
-    from ..tasks import INPAINT_BLEND_UP_TO, SR_REFINE_UP_TO
+    from ..refine import GroupedFill
+    from ..tasks import SR_REFINE_UP_TO
 
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
@@ -203,7 +204,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the refinement likewise (Gaussian denoising since the default refinement (wiener, then grouped),
         # inpainting since the default biharmonic blend (grouped-fill since the twenty-first session), with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
-        **({"blend_up_to": INPAINT_BLEND_UP_TO} if args.refine is None and _plain_inpainting(args) else {}),
+        # grouped-fill with the size above which it starts from the fit alone (since the twenty-second
+        # session; the default's batches before it recorded blend_up_to: the size up to which they refined)
+        **({"biharmonic_up_to": GroupedFill.BIHARMONIC_UP_TO} if refine == "grouped-fill" else {}),
         # super-resolution since its default grouped-views (twenty-second session), with the size up to which it refines
         **({"refine_up_to": SR_REFINE_UP_TO} if args.refine is None and _plain_super_resolution(args) else {}),
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
@@ -275,8 +278,7 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
 
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
-    inpainting, every image restored whole up to :data:`linr.tasks.INPAINT_BLEND_UP_TO` px (a larger or tiled one is
-    not blended), and for the defaults' super-resolution every image restored whole up to
+    inpainting, every image (whole or tiled, any size), and for the defaults' super-resolution every image restored whole up to
     :data:`linr.tasks.SR_REFINE_UP_TO` px."""
     from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE, DEFAULT_SR_REFINE
 

@@ -73,10 +73,10 @@ def select(
         # a default added or changed since (the prior, the refinement): name what the images got
         # ('none' where they got none)
         made = first.get("batch") or {}
+        sized = made.get("blend_up_to") is not None and ("refine" in differ or "blend_up_to" in differ)
         hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made"
-                       for name in ("prior", "refine") if name in differ
-                       and not (name == "refine" and made.get("blend_up_to") is not None))
-        if "refine" in differ and made.get("blend_up_to") is not None:  # a default no option asks for
+                       for name in ("prior", "refine") if name in differ and not (name == "refine" and sized))
+        if sized:  # a default no option asks for (an inpainting refined up to a size)
             what += (f" (the images got the default refinement of then, {made.get('refine')} up to "
                      f"{made['blend_up_to']} px, which no option gives now)")
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "

@@ -161,10 +161,16 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
             from ..tasks import DENOISE_WHOLE_UP_TO
 
             key["auto_whole_up_to"] = DENOISE_WHOLE_UP_TO
-    if case == "inpaint":  # what the default refines a whole inpainting with (since the fourteenth session)
+    if case == "inpaint":  # what the default refines an inpainting with (since the fourteenth session)
+        from ..refine import GroupedFill
         from ..tasks import DEFAULT_INPAINT_REFINE
 
         key["inpaint_refine"] = DEFAULT_INPAINT_REFINE
+        key["fill_any_size"] = GroupedFill.BIHARMONIC_UP_TO  # tiles refined too (twenty-second session)
+    if case == "sr":  # the default refines a whole super-resolution (twenty-second session)
+        from ..tasks import DEFAULT_SR_REFINE, SR_REFINE_UP_TO
+
+        key["sr_refine"] = [DEFAULT_SR_REFINE, SR_REFINE_UP_TO]
     return json.dumps(key, sort_keys=True)
 
 
