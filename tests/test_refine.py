@@ -805,6 +805,13 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
                  "-o", str(tmp_path / "b"), *args, "--quiet"]) == 2
     said = capsys.readouterr().err
     assert "the default refinement of then, grouped-fill up to 768 px, which no option gives now" in said
+    # one asked for with --refine grouped-fill before this session: said too
+    made["batch"].pop("blend_up_to")
+    manifest.write_text(json.dumps(made) + "\n")
+    assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "b"), "--refine", "grouped-fill", *args, "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "(biharmonic_up_to (made before grouped-fill filled images above 768 px from the fit's image alone" in said
     # a batch made under an earlier default (the biharmonic blend up to 768 px) says why it does not resume
     # (made here with --refine biharmonic, its manifest then given the size limit such a batch recorded)
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),

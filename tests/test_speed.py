@@ -112,6 +112,22 @@ def test_cli_announces_long_fits(capsys):
     assert "(each of 2 ensemble members)" in err and "frames" not in err
     _announce_cost(obs, args, None, frames=3, members=2)
     assert "(each of 3 frames x 2 ensemble members)" in capsys.readouterr().err
+    # on another device the fit's time is not estimated, and the refinement (on the CPU) still is
+    import torch
+
+    from linr import problem
+
+    real = problem.resolve_device
+    try:
+        problem.resolve_device = lambda name: torch.device("meta")
+        _announce_cost(obs, auto, None)
+        err = capsys.readouterr().err
+        assert err.startswith("after the fit: about ") and f"to refine the fit's image ({DEFAULT_DENOISE_REFINE}) " \
+            "on one CPU core (the fit's own time is not estimated on this device)" in err and "steps" not in err
+        _announce_cost(obs, unrefined, None)
+        assert capsys.readouterr().err == ""
+    finally:
+        problem.resolve_device = real
 
 
 def test_fast_preset_picks_the_model_by_kind():

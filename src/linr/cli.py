@@ -253,7 +253,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model, ensemble=args.ensemble,
-                prior=args.prior, refine=args.refine,
+                prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -426,7 +426,8 @@ def _fill_line(done: list[dict[str, Any]]) -> str:
         counts = _span(sorted(d["chosen_on_held_out_pixels"] for d in done), "d")
         line += f"; the result weighs {' / '.join(names)} {spans}, chosen on {counts} held-out pixels"
     else:
-        line += "; the fill alone: too few or no pixels held out of one whole-image fit to weigh it on"
+        line += ("; the fill alone: too few or no pixels held out to weigh it on (tiles and fits of fixed steps "
+                 "hold none)")
     return line + "; not in the paper)"
 
 
@@ -574,13 +575,24 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                           stop=args.stop)
     from .models import MODEL_FAMILIES
 
-    if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
-        return  # the throughput is measured on the CPU
     refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
                             register=getattr(args, "register", None))
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model,
                         refine=refine if grid is None else None)  # the rule the restore applies (pick before a
     # whole inpainting's refinement; tiles keep their fixed steps)
+    masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
+    chooses = grid is None and (members == 1 or masked) and holdout_rule(stop) is not None
+    h, w = clean_shape(obs)
+    if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
+        # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
+        seconds = None if refine is None else _refine_seconds(refine, h, w, obs[0].channels, chooses)
+        if seconds is not None and seconds >= 30:
+            from .engine import format_duration
+
+            print(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: about "
+                  f"{format_duration(seconds)} to refine the fit's image ({refine}) on one CPU core (the fit's "
+                  "own time is not estimated on this device)", file=sys.stderr)
+        return
     watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
 
     def estimate(flops_per_second: float) -> Any:
@@ -598,7 +610,6 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         return  # an unavailable precision: the fit itself says so in one line
     est = estimate(throughput)
     if est.seconds >= 30:
-        h, w = clean_shape(obs)
         count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
         usual = ""  # the pilot's budget is far from binding (tasks.DEFAULT_PILOT_STEPS)
         if stop is not None and args.steps is None and pilot_fit(observations, preset=args.preset, model=model,
@@ -610,22 +621,25 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         each = {(False, False): "", (True, False): f" (each of {frames} frames)",
                 (False, True): f" (each of {members} ensemble members)",
                 (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
-        masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
-        chooses = grid is None and (members == 1 or masked) and holdout_rule(stop) is not None
         then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels, chooses)
         print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
 
 
-def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True) -> str:
-    """', then about T to refine (NAME)' for a patch refiner, its time per pixel measured just now
-    on a 64 x 64 image (its cost is linear in the pixels), else nothing. ``chooses``: the fit holds
-    pixels out for the refiner to choose by (a blend filters twice)."""
+def _say_refining(name: str) -> None:
+    """Say on stderr that the fit is done and its refinement (which may take minutes) begins."""
+    print(f"refining the fit's image ({name}; not in the paper)...", file=sys.stderr, flush=True)
+
+
+def _refine_seconds(name: str, height: int, width: int, channels: int, chooses: bool = True) -> float | None:
+    """The estimated seconds of a patch refiner on one CPU core, its time per pixel measured just
+    now on a 64 x 64 image (its cost is linear in the pixels), else None (a biharmonic solve or a
+    projection alone). ``chooses``: the fit holds pixels out for the refiner to choose by (a blend
+    filters twice)."""
     import time
 
     import numpy as np
 
-    from .engine import format_duration
     from .refine import REFINERS
 
     refiner = REFINERS[name]()
@@ -635,14 +649,21 @@ def _refine_cost(name: str, height: int, width: int, channels: int, chooses: boo
     elif name == "grouped-views":  # its filter passes (the projections after them: about a second each)
         refiner, passes = refiner.filter, refiner.passes
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
-        return ""  # a projection alone takes about a second
+        return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
-    seconds = passes * (time.perf_counter() - started) / (64 * 64) * height * width
-    return f", then about {format_duration(seconds)} to refine the fit's image ({name})"
+    return passes * (time.perf_counter() - started) / (64 * 64) * height * width
+
+
+def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True) -> str:
+    """', then about T to refine (NAME)' (:func:`_refine_seconds`), or nothing."""
+    from .engine import format_duration
+
+    seconds = _refine_seconds(name, height, width, channels, chooses)
+    return "" if seconds is None else f", then about {format_duration(seconds)} to refine the fit's image ({name})"
 
 
 # --- render ------------------------------------------------------------------------------------

@@ -77,8 +77,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "on noisy input, a reflecting blur boundary and, for one noisy photo, a "
                    "total-variation prior weighted by its noise (--prior), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
-                   "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels restored whole, the pick "
-                   "stop and grouped-fill: the missing pixels filled again by grouped filtering (--refine)")
+                   "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels grouped-fill: "
+                   "the missing pixels filled again by grouped filtering (--refine), after the pick stop when restored whole; "
+                   "for one low-res photo (lanczos2, up to 768 px restored) grouped-views (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -127,9 +128,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
                    "held out (pick, the default's, or holdout), else half and half; not in the paper); "
                    "grouped-fill (inpainting of a photo without noise: the missing pixels filled by 20 passes of the "
-                   "grouped filter at a falling noise level from the biharmonic blend, the observed pixels kept, "
-                   "then blended with the fit's image and the biharmonic inpainting by least squares on the held-out "
-                   "pixels; not in the paper); none: "
+                   "grouped filter at a falling noise level from the biharmonic blend (above 768 px: from the fit's image), "
+                   "the observed pixels kept, then blended with the fit's image and the biharmonic inpainting by least "
+                   "squares on the held-out pixels; not in the paper); none: "
                    "the fit's image. "
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "

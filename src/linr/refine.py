@@ -33,7 +33,8 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   falling noise level, the observed pixels put back after every pass (plug-and-play inpainting),
   so that the missing pixels take the texture of similar patches elsewhere in the image; then
   blended with the fit's image and the biharmonic inpainting by least squares on the held-out
-  pixels (all of it made blind to them first).
+  pixels (all of it made blind to them first). Above :attr:`GroupedFill.BIHARMONIC_UP_TO` px it
+  starts from the fit's image alone and weighs only the fit and the fill.
 - ``grouped-project`` (:class:`GroupedProjected`): for a joint fit of a noisy photo and low-res
   views without noise (Table 5's case), ``grouped`` and then the nearest image that reproduces
   the low-res views exactly (:func:`linr.projection.project_onto_views`): ``grouped`` alone
@@ -49,7 +50,8 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   noise exactly (the projection alone, no filter): for super-resolution.
 - ``grouped-views`` (:class:`GroupedViews`): ``project``, then filtered again and again by
   ``grouped`` (the image its own pilot) at a falling noise level, projected after every pass
-  (plug-and-play super-resolution): for super-resolution from views without noise.
+  (plug-and-play super-resolution): for super-resolution from views without noise; the default
+  for one low-res photo (:data:`linr.tasks.DEFAULT_SR_REFINE`).
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored

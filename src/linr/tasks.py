@@ -25,7 +25,7 @@ from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity, Mask
 from .problem import build_prior, clean_shape, measures_gaussian_noise, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
-from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, check_refine_spec, refine_image, refine_input
+from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, holdout_rule, parse_stop
@@ -45,6 +45,7 @@ __all__ = [
     "resolve",
     "resolve_stop",
     "plain_inpainting",
+    "INPAINT_BLEND_UP_TO",
     "plain_super_resolution",
     "DEFAULT_SR_REFINE",
     "SR_REFINE_UP_TO",
@@ -361,8 +362,13 @@ def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
     return model is None and stop in (None, "auto") and plain and refined
 
 
+INPAINT_BLEND_UP_TO = GroupedFill.BIHARMONIC_UP_TO
+"""Kept for code that imported it: from the fourteenth to the twenty-first session the size (px a
+side) up to which the defaults refined an inpainting; since the twenty-second they refine one at
+any size, and this is the size up to which the fill starts from the biharmonic blend."""
+
 DEFAULT_INPAINT_REFINE = "grouped-fill"
-"""The refinement of the defaults' inpainting of one photo restored whole (:func:`plain_inpainting`):
+"""The refinement of the defaults' inpainting of one photo (:func:`plain_inpainting`):
 since the twenty-first session ``grouped-fill`` (:class:`linr.refine.GroupedFill`: the missing
 pixels filled by repeated grouped filtering from the fit's image blended with scikit-image's
 biharmonic inpainting, the observed pixels kept, then weighed against the fit and the biharmonic
@@ -370,9 +376,11 @@ inpainting on pixels the fit held out; its stop rule then is :data:`linr.stoppin
 from the fourteenth to the twentieth session ``biharmonic``, the blend alone (up to 768 px).
 Measured in BENCHMARKS.md ('#15 inpainting and SR'). Since the twenty-second session at any size
 and in tiles too: above :attr:`linr.refine.GroupedFill.BIHARMONIC_UP_TO` px the fill starts from
-the fit's image alone, and a tiled fit (no one fit's held-out pixels; each tile's fixed steps)
-is filled without a blend (BENCHMARKS.md, '#14 and #15: inpainting at any size'). Not with a
-model to keep."""
+the fit's image alone (and a blend weighs the fit and the fill only), and a tiled fit (each tile
+fitted for fixed steps: no held-out pixels) is filled with no blend after it, from the tiles'
+image (above that size) or its half-and-half blend with biharmonic inpainting (a smaller image
+tiled on request). BENCHMARKS.md, '#14 and #15: inpainting at any size'. Not with a model to
+keep."""
 
 
 SR_REFINE_UP_TO = 768

@@ -79,6 +79,9 @@ def select(
         if sized:  # a default no option asks for (an inpainting refined up to a size)
             what += (f" (the images got the default refinement of then, {made.get('refine')} up to "
                      f"{made['blend_up_to']} px, which no option gives now)")
+        elif "biharmonic_up_to" in differ and made.get("refine") == "grouped-fill" and "biharmonic_up_to" not in made:
+            what += (f" (made before grouped-fill filled images above {settings.get('biharmonic_up_to')} px from the "
+                     "fit's image alone, twenty-second session; images up to that size come out the same)")
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
                          f"({what}); use another -o folder{hint}, or --force to redo them")
     if not existed and not force:

@@ -303,7 +303,7 @@ class BenchRun:
         if method.kind in LINR_KINDS:
             # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
             # the defaults and `fast` share one fit wherever they resolve to the same one
-            # (inpainting, and SR's defaults), and the paper column keeps its earlier keys.
+            # (the defaults' fits that nothing refines), and the paper column keeps its earlier keys.
             config, stop, grid, refine = self._linr_settings(method, arrays, corruption)
             if grid is None and refine is None and (method.kind == "linr" or (
                     stop is None and config.model == ModelConfig() and config.lr == 1e-4
