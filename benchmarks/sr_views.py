@@ -66,7 +66,7 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| image | size | fit (the default) | project | grouped-views | difference to the fit | "
+    out = ["| image | size | fit (the default until the twenty-first session) | project | grouped-views (the default since the twenty-second) | difference to the fit | "
            "seconds (wall, one thread): fit, grouped-views |", "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         out.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {r['fit']['paper']:.2f} | "

@@ -521,9 +521,10 @@ class GroupedFill:
     BIHARMONIC_UP_TO = 768
     """The largest side (px) at which the fill starts from the blend with biharmonic inpainting: its
     sparse solve grows faster than the pixels (per channel about 3 s at 512 px, 75 s and 6 GB at
-    1024 px on this project's CPU), and it was measured on images of 228-512 px. Without it the fill
-    of the fit's image alone came within -0.06 to +0.12 dB of the default's on the tune crops and
-    (BENCHMARKS.md, '#14 and #15: inpainting at any size')."""
+    1024 px on this project's CPU), and it was measured on images of 228-512 px. Without it (and
+    without held-out pixels) the fill of the fit's image alone came within -0.06 to +0.12 dB of
+    the default's on the four tune crops and 0.02-0.27 dB under it on the six Table 3 images, 0.26
+    dB or more above the fit alone on every one (BENCHMARKS.md, '#14 and #15: inpainting at any size')."""
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0, finish: int = 5,
                  finish_start: float = 5.0) -> None:
