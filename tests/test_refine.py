@@ -912,6 +912,34 @@ def test_grouped_fill_keeps_the_observed_pixels_and_fills_a_texture_better_than_
     assert whole.describe()["nothing_missing"] is True  # nothing to fill: the photo itself
 
 
+def test_a_per_channel_mask_keeps_each_channels_values_and_is_filled_per_channel():
+    from skimage.restoration import inpaint_biharmonic
+
+    from linr.operators import Mask
+    from linr.problem import Observation
+    from linr.refine import BiharmonicBlend, GroupedFill
+
+    clean = _texture(40, 40)
+    cfa = np.zeros((3, 40, 40), bool)  # a Bayer colour filter array: no pixel is seen in every channel
+    cfa[0, 0::2, 0::2] = cfa[1, 0::2, 1::2] = cfa[1, 1::2, 0::2] = cfa[2, 1::2, 1::2] = True
+    observed = cfa.transpose(1, 2, 0)
+    photo = clean * observed
+    fit = np.full_like(clean, 0.5)
+    per_channel = np.stack([inpaint_biharmonic(photo[..., c], ~observed[..., c]) for c in range(3)], -1)
+    np.testing.assert_allclose(BiharmonicBlend._fill(photo, observed, fit), per_channel, atol=1e-12)
+    none_seen = observed.copy()
+    none_seen[..., 2] = False  # a channel with nothing observed takes the fallback
+    np.testing.assert_array_equal(BiharmonicBlend._fill(photo, none_seen, fit)[..., 2], fit[..., 2])
+    filled = GroupedFill()(photo, observed, fit, held_out=np.ones((40, 40), bool))
+    np.testing.assert_array_equal(filled[observed], photo[observed].astype(np.float32))  # each channel's values
+    assert np.isfinite(filled).all()  # (its quality on a colour filter array is not measured)
+    # through restore with the default refinement (a traceback after the fit before)
+    obs = Observation(photo.astype(np.float32), Mask(cfa.astype(np.float32)), None, "masked")
+    result = linr.restore(obs, steps=3, model=ModelConfig(width=16, depth=2), progress=False)
+    assert result.settings["refine"]["name"] == "grouped-fill"
+    np.testing.assert_array_equal(result.image[observed], photo[observed].astype(np.float32))
+
+
 def test_grouped_fill_weighs_its_blend_on_held_out_pixels_it_never_saw():
     from skimage.restoration import inpaint_biharmonic
 

@@ -440,6 +440,18 @@ def simplex_weights(target: np.ndarray, candidates: Sequence[np.ndarray]) -> np.
     return best
 
 
+def observed_channels(observed: np.ndarray, channels: int) -> np.ndarray:
+    """An observed-pixel mask as (H, W, C) bool: an (H, W) mask shared by the ``channels``
+    channels (a read-only broadcast), or an (H, W, C) one as it is (a per-channel mask, such as a
+    colour filter array's)."""
+    observed = np.asarray(observed, bool)
+    if observed.ndim == 2:
+        return np.broadcast_to(observed[..., None], (*observed.shape, channels))
+    if observed.shape[-1] != channels:
+        raise ValueError(f"observed mask of shape {observed.shape} for {channels} channels")
+    return observed
+
+
 class BiharmonicBlend:
     """The ``biharmonic`` refiner (module docstring): ``weight * fit + (1 - weight) * biharmonic``,
     the biharmonic inpainting (scikit-image, per channel) of the observed pixels; the observed
@@ -463,29 +475,44 @@ class BiharmonicBlend:
                 **({"chosen_on_held_out_pixels": self.chosen_on} if self.chosen_on else {})}
 
     @staticmethod
-    def _fill(photo: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    def _fill(photo: np.ndarray, observed: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """The biharmonic inpainting of ``photo`` (H, W, C) where ``observed`` ((H, W) or (H, W, C),
+        :func:`observed_channels`) is False: one solve for every channel when they share the mask,
+        else one per channel; a channel with nothing observed takes ``fallback``'s values."""
         from skimage.restoration import inpaint_biharmonic
 
-        missing = ~observed
-        return inpaint_biharmonic(photo, missing, channel_axis=-1) if missing.any() else photo
+        observed = observed_channels(observed, photo.shape[-1])
+        if observed.all():
+            return photo
+        if (observed == observed[..., :1]).all() and observed.any():  # one mask for every channel
+            return inpaint_biharmonic(photo, ~observed[..., 0], channel_axis=-1)
+        out = np.array(photo, np.float64)
+        for c in range(photo.shape[-1]):
+            seen = observed[..., c]
+            if not seen.any():
+                out[..., c] = fallback[..., c]
+            elif not seen.all():
+                out[..., c] = inpaint_biharmonic(photo[..., c], ~seen)
+        return out
 
     def __call__(self, photo: np.ndarray, observed: np.ndarray, fit: np.ndarray,
                  held_out: np.ndarray | None = None) -> np.ndarray:
         """Blend ``fit`` (H, W, C) with the biharmonic inpainting of ``photo`` (H, W, C) where
-        ``observed`` (H, W) is False, the weight chosen on ``held_out`` (H, W; observed pixels the
-        fit did not train on) when given; float32 (H, W, C)."""
+        ``observed`` ((H, W), or (H, W, C) per channel) is False, the weight chosen on ``held_out``
+        (H, W; pixels the fit did not train on, of those observed in every channel) when given;
+        float32 (H, W, C)."""
         photo = np.asarray(photo, np.float64)
-        observed = np.asarray(observed, bool)
+        observed = observed_channels(observed, photo.shape[-1])
         fit = np.asarray(fit, np.float64)
         self.chosen_on, weight = None, self.weight
-        if held_out is not None and (held := np.asarray(held_out, bool) & observed).sum() >= MIN_HELD_OUT and \
-                (observed & ~held).any():
-            blind = self._fill(photo, observed & ~held)[held]
+        if held_out is not None and (held := np.asarray(held_out, bool) & observed.all(-1)).sum() >= MIN_HELD_OUT \
+                and (seen := observed & ~held[..., None]).any():
+            blind = self._fill(photo, seen, fit)[held]
             if np.any(fit[held] != blind):
                 weight = float(simplex_weights(photo[held], [fit[held], blind])[0])
                 self.chosen_on = int(held.sum())
         self.used = weight
-        return (weight * fit + (1.0 - weight) * self._fill(photo, observed)).astype(np.float32)
+        return (weight * fit + (1.0 - weight) * self._fill(photo, observed, fit)).astype(np.float32)
 
 
 class GroupedFill:
@@ -505,8 +532,9 @@ class GroupedFill:
     :attr:`finish` more passes from :attr:`finish_start` down to :attr:`end` (close to a fill of
     every observed pixel from the start, at a quarter of its cost); the observed pixels of the blend
     are the photo's. Without them the result is the fill of every observed pixel (weights 0, 0, 1).
-    A pixel counts as observed where every channel was (a per-channel mask's partly observed
-    pixels are filled as missing).
+    A per-channel mask (a colour filter array's, say) keeps each channel's observed values and
+    fills the others (a biharmonic inpainting per channel); held-out pixels count where every
+    channel was observed.
 
     Above :attr:`BIHARMONIC_UP_TO` px a side there is no biharmonic inpainting: the fill starts
     from the fit's image alone, and a blend weighs the fit and the fill only (``biharmonic``
@@ -547,25 +575,28 @@ class GroupedFill:
     def fill(self, photo: np.ndarray, observed: np.ndarray, image: np.ndarray, passes: int,
              start: float) -> np.ndarray:
         """``image`` filtered ``passes`` times at levels from ``start`` down to :attr:`end` (0-255),
-        ``photo``'s ``observed`` pixels put back after each pass; float64."""
-        x = np.where(observed[..., None], photo, image)
+        ``photo``'s ``observed`` values ((H, W), or (H, W, C) per channel) put back after each
+        pass; float64."""
+        observed = observed_channels(observed, photo.shape[-1])
+        x = np.where(observed, photo, image)
         for sigma in np.geomspace(start, self.end, passes) / 255.0:
-            x = np.where(observed[..., None], photo, self.filter(x, x, float(sigma)))
+            x = np.where(observed, photo, self.filter(x, x, float(sigma)))
         return x
 
     def __call__(self, photo: np.ndarray, observed: np.ndarray, fit: np.ndarray,
                  held_out: np.ndarray | None = None) -> np.ndarray:
-        """The filled image (float32 (H, W, C)) of ``photo`` (H, W, C) where ``observed`` (H, W) is
-        False, from ``fit`` (H, W, C), chosen on ``held_out`` (H, W) when given (see the class)."""
+        """The filled image (float32 (H, W, C)) of ``photo`` (H, W, C) where ``observed`` ((H, W), or
+        (H, W, C) per channel) is False, from ``fit`` (H, W, C), chosen on ``held_out`` (H, W; of
+        the pixels observed in every channel) when given (see the class)."""
         photo = np.asarray(photo, np.float64)
-        observed = np.asarray(observed, bool)
+        observed = observed_channels(observed, photo.shape[-1])
         fit = np.asarray(fit, np.float64)
         if observed.all():  # nothing to fill: the photo, which is taken as noise-free
             self.choice = {"nothing_missing": True}
             return photo.astype(np.float32)
-        held = None if held_out is None else np.asarray(held_out, bool) & observed
+        held = None if held_out is None else np.asarray(held_out, bool) & observed.all(-1)
         biharmonic = self.uses_biharmonic(photo.shape)
-        if held is None or held.sum() < MIN_HELD_OUT or not (observed & ~held).any():
+        if held is None or held.sum() < MIN_HELD_OUT or not (observed & ~held[..., None]).any():
             if not biharmonic:
                 self.choice = {"biharmonic": False}
                 return self.fill(photo, observed, fit, self.passes, self.start).astype(np.float32)
@@ -573,9 +604,9 @@ class GroupedFill:
             start = blend(photo, observed, fit)
             self.choice = {"start_weight": round(blend.used, 4)}
             return self.fill(photo, observed, start, self.passes, self.start).astype(np.float32)
-        seen = observed & ~held  # everything below is blind to the held-out pixels
+        seen = observed & ~held[..., None]  # everything below is blind to the held-out pixels
         if biharmonic:
-            blind_biharmonic = BiharmonicBlend._fill(photo, seen)
+            blind_biharmonic = BiharmonicBlend._fill(photo, seen, fit)
             weight = float(simplex_weights(photo[held], [fit[held], blind_biharmonic[held]])[0])
             start = weight * fit + (1.0 - weight) * blind_biharmonic
             self.choice = {"start_weight": round(weight, 4)}
@@ -589,10 +620,10 @@ class GroupedFill:
                             "weights": {name: round(float(v), 4) for name, v in w.items()}})
         out = w["fit"] * fit
         if w.get("biharmonic", 0) > 0:
-            out = out + w["biharmonic"] * BiharmonicBlend._fill(photo, observed)
+            out = out + w["biharmonic"] * BiharmonicBlend._fill(photo, observed, fit)
         if w["filled"] > 0:
             out = out + w["filled"] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
-        return np.where(observed[..., None], photo, out).astype(np.float32)  # the observed pixels as they are
+        return np.where(observed, photo, out).astype(np.float32)  # the observed values as they are
 
 
 class Projected:
@@ -825,8 +856,8 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         return refiner(image, views), refiner.describe()
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
     if refiner.takes == "masked":
-        mask = photo.operator.mask  # (H, W), or (C, H, W): a pixel counts where every channel was seen
-        observed = (mask if mask.ndim == 2 else mask.amin(0)).cpu().numpy() > 0.5
+        mask = photo.operator.mask.cpu().numpy() > 0.5  # (H, W), or (C, H, W) per channel
+        observed = mask if mask.ndim == 2 else mask.transpose(1, 2, 0)
         refined = refiner(pixels, observed, image, held)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
