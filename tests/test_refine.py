@@ -912,6 +912,21 @@ def test_grouped_fill_keeps_the_observed_pixels_and_fills_a_texture_better_than_
     assert whole.describe()["nothing_missing"] is True  # nothing to fill: the photo itself
 
 
+def test_the_grouped_filter_gives_the_same_image_with_any_number_of_threads():
+    from linr.refine import GroupedWiener, _starts
+
+    rng = np.random.default_rng(3)
+    clean = _texture(72, 90)
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    one = GroupedWiener(step=2, threads=1)
+    assert len(_starts(72, 8, 2)) > 2 * one.BLOCK[0]  # three or more blocks of references
+    out = one(noisy, clean, 0.1)
+    for threads in (2, 3, None):
+        np.testing.assert_array_equal(GroupedWiener(step=2, threads=threads)(noisy, clean, 0.1), out)
+    with pytest.raises(ValueError, match="threads 0"):
+        GroupedWiener(threads=0)
+
+
 def test_a_per_channel_mask_keeps_each_channels_values_and_is_filled_per_channel():
     from skimage.restoration import inpaint_biharmonic
 

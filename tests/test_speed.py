@@ -123,7 +123,7 @@ def test_cli_announces_long_fits(capsys):
         _announce_cost(obs, auto, None)
         err = capsys.readouterr().err
         assert err.startswith("after the fit: about ") and f"to refine the fit's image ({DEFAULT_DENOISE_REFINE}) " \
-            "on one CPU core (the fit's own time is not estimated on this device)" in err and "steps" not in err
+            "on the CPU (the fit's own time is not estimated on this device)" in err and "steps" not in err
         _announce_cost(obs, unrefined, None)
         assert capsys.readouterr().err == ""
     finally:

@@ -590,7 +590,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
             from .engine import format_duration
 
             print(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: about "
-                  f"{format_duration(seconds)} to refine the fit's image ({refine}) on one CPU core (the fit's "
+                  f"{format_duration(seconds)} to refine the fit's image ({refine}) on the CPU (the fit's "
                   "own time is not estimated on this device)", file=sys.stderr)
         return
     watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
@@ -632,7 +632,7 @@ def _say_refining(name: str) -> None:
 
 
 def _refine_seconds(name: str, height: int, width: int, channels: int, chooses: bool = True) -> float | None:
-    """The estimated seconds of a patch refiner on one CPU core, its time per pixel measured just
+    """The estimated seconds of a patch refiner on the CPU (with the threads torch is given), its time per pixel measured just
     now on a 64 x 64 image (its cost is linear in the pixels), else None (a biharmonic solve or a
     projection alone). ``chooses``: the fit holds pixels out for the refiner to choose by (a blend
     filters twice)."""

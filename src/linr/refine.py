@@ -273,10 +273,13 @@ class GroupedWiener:
 
     Every number is made by elementwise float64 products and sums in a fixed order (no BLAS);
     the references are taken in blocks of :attr:`BLOCK` (rows, columns of references) whatever
-    the image, so the result does not depend on threads, memory layout or the process it runs
-    in. Memory besides the images: a few float64 planes of the image (the photo and pilot per
-    plane, the sums) and one block's groups and distances (about 0.2 GB). Time: about a minute
-    for a 768 x 512 RGB photo on one core here (the ``wiener`` refiner takes seconds)."""
+    the image, and the blocks' sums added in block order, so the result does not depend on
+    threads, memory layout or the process it runs in. ``threads`` blocks are matched and filtered
+    at a time (None: as many as torch is given, ``torch.get_num_threads()``: one under ``linr
+    bench``, a batch worker's share under ``linr batch``). Memory besides the images: a few float64
+    planes of the image (the photo and pilot per plane, the sums) and, per thread, one block's
+    groups and distances (about 0.2 GB). Time: about a minute for a 768 x 512 RGB photo on one core
+    here (the ``wiener`` refiner takes seconds)."""
 
     BLOCK = (8, 256)
 
@@ -284,7 +287,10 @@ class GroupedWiener:
     takes = "noisy"
 
     def __init__(self, patch: int = 8, group: int = 16, step: int = 3, window: int = 39, tau: float = 1.0,
-                 match: str = "noisy", prefilter: bool = True) -> None:
+                 match: str = "noisy", prefilter: bool = True, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads {threads}: at least 1 (None: torch's)")
+        self.threads = threads
         if patch < 1 or not 1 <= step <= patch or window < 0:
             raise ValueError(f"patch {patch}, step {step}, window {window}: need 1 <= step <= patch, window >= 0")
         if group < 1 or group & (group - 1):
@@ -330,10 +336,33 @@ class GroupedWiener:
         padded = np.pad(guide, self.window // 2)  # candidates outside the image read 0, ruled out in _match
         rows, cols = self.BLOCK
         size = self.group_size(h, w)
-        for y0 in range(0, len(ys), rows):
-            for x0 in range(0, len(xs), cols):
-                gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
-                self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma), num, den)
+        blocks = [(y0, x0) for y0 in range(0, len(ys), rows) for x0 in range(0, len(xs), cols)]
+
+        def block_sums(block: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+            y0, x0 = block
+            gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
+            return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma))
+
+        threads = self.threads
+        if threads is None:
+            import torch
+
+            threads = torch.get_num_threads()
+        threads = max(1, min(threads, len(blocks)))
+        if threads == 1:
+            sums = map(block_sums, blocks)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(threads)  # NumPy's loops release the GIL
+            sums = pool.map(block_sums, blocks)  # in block order
+        try:
+            for window, block_den, block_num in sums:  # added in block order: the same sums for any threads
+                den[window] += block_den
+                num[(slice(None), *window)] += block_num
+        finally:
+            if threads > 1:
+                pool.shutdown(cancel_futures=True)
         planes = num / den
         out = np.zeros(noisy.shape, dtype=np.float32)
         for plane, row in zip(planes, transform):
@@ -373,10 +402,11 @@ class GroupedWiener:
         return np.repeat(ys, len(xs))[:, None] + dy - reach, np.tile(xs, len(ys))[:, None] + dx - reach
 
     def _filter(self, noisy_planes: list[np.ndarray], pilot_planes: list[np.ndarray], gy: np.ndarray,
-                gx: np.ndarray, sigma: float, num: np.ndarray, den: np.ndarray) -> None:
-        """Filter the groups at ``gy``, ``gx`` and add them into ``num`` (per plane) and ``den``.
-        Groups are held as (p, p, K, R) arrays: every step of a transform is a product-sum of
-        contiguous slabs."""
+                gx: np.ndarray, sigma: float) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+        """Filter the groups at ``gy``, ``gx``: the window of the image they cover (rows, columns)
+        and their sums there, the weights' (h, w) and the weighted planes' (C, h, w). Groups are
+        held as (p, p, K, R) arrays: every step of a transform is a product-sum of contiguous
+        slabs."""
         p = self.patch
         d = _dct_matrix(p)
         haar = _haar_matrix(gy.shape[1])
@@ -399,10 +429,10 @@ class GroupedWiener:
         offsets = np.arange(p)[:, None] * span + np.arange(p)[None, :]
         where = (((gy - top) * span + gx - left).T[None, None] + offsets[:, :, None, None]).ravel()
         size = (bottom - top) * span
-        den[top:bottom, left:right] += np.bincount(where, weights=weight.ravel(), minlength=size).reshape(-1, span)
-        for k, plane in enumerate(filtered):
-            num[k, top:bottom, left:right] += np.bincount(where, weights=(weight * plane).ravel(),
-                                                          minlength=size).reshape(-1, span)
+        block_den = np.bincount(where, weights=weight.ravel(), minlength=size).reshape(-1, span)
+        block_num = np.stack([np.bincount(where, weights=(weight * plane).ravel(), minlength=size).reshape(-1, span)
+                              for plane in filtered])
+        return (slice(top, bottom), slice(left, right)), block_den, block_num
 
 
 def _groups(plane: np.ndarray, gy: np.ndarray, gx: np.ndarray, p: int) -> np.ndarray:
