@@ -386,8 +386,8 @@ keep."""
 SR_REFINE_UP_TO = 768
 """The defaults refine a super-resolution (:data:`DEFAULT_SR_REFINE`) of images up to this many px a
 side (the restored size): its 20 filter passes cost about as much per pixel at any size, and were
-measured on images of 228-512 px (a 512 px image: the passes took about 0.1-0.2x the fit's time
-here); not in tiles."""
+measured on images of 128-344 px (there they took 5-12% of the 500-step fit's time on this CPU);
+not in tiles."""
 
 DEFAULT_SR_REFINE = "grouped-views"
 """The refinement of the defaults' super-resolution of one low-res photo (:func:`plain_super_resolution`)
