@@ -380,7 +380,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         views = "low-res view" if count == 1 else f"{count} low-res views"
     if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews
         return (f"refined: grouped-views (the fit's image made to reproduce the {views} exactly, then "
-                f"{done[0]['passes']} passes of grouped filtering, each made to reproduce them again, relative "
+                f"{done[0]['passes']} passes of grouped filtering, each made to reproduce {'it' if count == 1 else 'them'} again, relative "
                 f"residual {worst:.1g}; not in the paper)") + ("" if asked else "; the default for one low-res "
                                                                  "photo, --refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
