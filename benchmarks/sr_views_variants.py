@@ -1,0 +1,125 @@
+"""#15 SR x4: variants of the ``grouped-views`` refinement on cached fits.
+
+Reads the fits ``benchmarks/sr_views.py --cache DIR`` kept (the same observation: the image, or its
+``--crop N`` centre crop, cropped to a multiple of 4 and downscaled x4 by
+``linr.simulate.lanczos_downscale``) and refines each by :class:`linr.refine.GroupedViews` with
+the settings of each variant: ``default`` (today's), or ``key=value`` pairs joined by ``+``:
+``passes``, ``start``, ``end`` (the noise levels, 0-255), ``step``, ``tau``, ``group`` (of the
+grouped filter). PSNR in the paper's convention (RGB, unclipped, data range 1) and the standard
+one, wall seconds on one thread. One row per image and variant appended to ROWS (resumable).
+
+    .venv/bin/python benchmarks/sr_views_variants.py set9/baboon set9/house --crop 128 \\
+        --variants default,passes=40,start=50 --cache /tmp/sr_cache --rows benchmarks/sr_views_variants.jsonl
+
+``--table ROWS`` prints a rows file as a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+KEYS = {"passes": int, "start": float, "end": float, "step": int, "tau": float, "group": int}
+
+
+def parse(variant: str) -> dict:
+    if variant == "default":
+        return {}
+    pairs = [p.split("=") for p in variant.split("+")]
+    if any(len(p) != 2 or p[0] not in KEYS for p in pairs):
+        raise SystemExit(f"variant {variant!r}: default, or key=value pairs joined by + (keys {', '.join(KEYS)})")
+    return {k: KEYS[k](v) for k, v in pairs}
+
+
+def refiner(settings: dict):
+    from linr.refine import GroupedViews, GroupedWiener
+
+    views = GroupedViews(**{k: settings[k] for k in ("passes", "start", "end") if k in settings})
+    views.filter = GroupedWiener(step=settings.get("step", GroupedViews.STEP), prefilter=False,
+                                 tau=settings.get("tau", 1.0), group=settings.get("group", 16))
+    return views
+
+
+def run(spec: str, crop: int | None, variant: str, data: Path, cache: Path) -> dict:
+    from linr.bench.common import centre_crop
+    from linr.images import read_image
+    from linr.kinds import KINDS
+    from linr.metrics import evaluate
+    from linr.simulate import crop_to_multiple
+
+    folder, name = spec.split("/")
+    clean = read_image(data / folder / f"{name}.png")[0][..., :3].astype(np.float32)
+    clean = np.ascontiguousarray(crop_to_multiple(centre_crop(clean, crop)[0], 4))
+    params = {"factor": 4}
+    low = KINDS["lowres"].simulation.make(clean, params, None)["image"]
+    obs = [KINDS["lowres"].simulation.observe({}, low, params)]
+    saved = cache / f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz"
+    if not saved.exists():
+        raise SystemExit(f"{saved}: no cached fit (run benchmarks/sr_views.py with --cache first)")
+    fit = np.load(saved)["fit"]
+    t0 = time.perf_counter()
+    image = refiner(parse(variant))(fit, obs)
+    seconds = time.perf_counter() - t0
+    scores = lambda x: {c: round(evaluate(clean, x, convention=c)["psnr"], 4) for c in ("paper", "standard")}
+    return {"image": spec, "crop": crop, "variant": variant, "fit": scores(fit), "refined": scores(image),
+            "seconds": round(seconds, 1)}
+
+
+def table(rows: list[dict]) -> str:
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    images = list(dict.fromkeys((r["image"], r["crop"]) for r in rows))
+    got = {(r["image"], r["crop"], r["variant"]): r for r in rows}
+    out = ["| image | fit | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+    for image, crop in images:
+        fit = next(r["fit"]["paper"] for r in rows if (r["image"], r["crop"]) == (image, crop))
+        cells = [f"{got[(image, crop, v)]['refined']['paper']:.2f}" if (image, crop, v) in got else "-" for v in variants]
+        out.append(f"| {image}{'' if crop is None else f' {crop} px'} | {fit:.2f} | " + " | ".join(cells) + " |")
+    means = []
+    for v in variants:
+        values = [got[(i, c, v)]["refined"]["paper"] for i, c in images if (i, c, v) in got]
+        means.append(f"{np.mean(values):.2f} ({len(values)})" if values else "-")
+    out.append("| mean | | " + " | ".join(means) + " |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="*")
+    parser.add_argument("--crop", type=int, default=None)
+    parser.add_argument("--variants", default="default")
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--rows")
+    parser.add_argument("--table")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
+        return 0
+    import torch
+
+    from linr.bench import data_dir
+
+    torch.set_num_threads(1)
+    variants = args.variants.split(",")
+    for v in variants:
+        parse(v)
+    rows = Path(args.rows)
+    done = {(r["image"], r["crop"], r["variant"]) for r in map(json.loads, rows.read_text().splitlines())} \
+        if rows.exists() else set()
+    for spec in args.images:
+        for v in variants:
+            if (spec, args.crop, v) in done:
+                continue
+            row = run(spec, args.crop, v, data_dir(), args.cache)
+            with rows.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"{spec} {v}: {row['fit']['paper']:.2f} -> {row['refined']['paper']:.2f} ({row['seconds']} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
