@@ -491,7 +491,7 @@ def test_the_joint_default_is_for_one_view_not_registered_and_batches_record_it(
     args = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None, **unasked)
     _announce_cost(big, args, None)
-    assert "to refine the fit's image (grouped-project)" in capsys.readouterr().err
+    assert "to refine the fit's image (grouped-project on one CPU thread" in capsys.readouterr().err
     # batches: the manifest names the default, and the views refiners are checked before any image
     batch = dict(preset=None, register=None, refine=None, noisy="n", lowres="l", masked=None, blurred=None,
                  noise="gaussian")
@@ -811,7 +811,12 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
                  "-o", str(tmp_path / "b"), "--refine", "grouped-fill", *args, "--quiet"]) == 2
     said = capsys.readouterr().err
-    assert "(biharmonic_up_to (made before grouped-fill filled images above 768 px from the fit's image alone" in said
+    assert "(biharmonic_up_to; the images got grouped-fill as it was before it filled images above 768 px" in said
+    assert "to resume as made" not in said
+    assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
+                 "-o", str(tmp_path / "b"), "--refine", "none", *args, "--quiet"]) == 2  # nor does any other option
+    said = capsys.readouterr().err
+    assert "which no option gives now" in said and "to resume as made" not in said
     # a batch made under an earlier default (the biharmonic blend up to 768 px) says why it does not resume
     # (made here with --refine biharmonic, its manifest then given the size limit such a batch recorded)
     assert main(["batch", str(tmp_path / "in"), "--task", "masked", "--mask", str(tmp_path / "m_mask.png"),
@@ -945,14 +950,31 @@ def test_a_per_channel_mask_keeps_each_channels_values_and_is_filled_per_channel
     none_seen = observed.copy()
     none_seen[..., 2] = False  # a channel with nothing observed takes the fallback
     np.testing.assert_array_equal(BiharmonicBlend._fill(photo, none_seen, fit)[..., 2], fit[..., 2])
+    shared = cfa[:1]  # a (1, H, W) mask: one mask for the three channels
+    np.testing.assert_allclose(BiharmonicBlend._fill(photo, shared.transpose(1, 2, 0), fit),
+                               inpaint_biharmonic(photo, ~shared[0], channel_axis=-1), atol=1e-12)
     filled = GroupedFill()(photo, observed, fit, held_out=np.ones((40, 40), bool))
     np.testing.assert_array_equal(filled[observed], photo[observed].astype(np.float32))  # each channel's values
     assert np.isfinite(filled).all()  # (its quality on a colour filter array is not measured)
     # through restore with the default refinement (a traceback after the fit before)
     obs = Observation(photo.astype(np.float32), Mask(cfa.astype(np.float32)), None, "masked")
+    import torch
+
+    from linr.stopping import AUTO_BLENDED, parse_stop
+
+    rule = parse_stop(AUTO_BLENDED)
+    rule.reset()
+    (trained,) = rule.prepare([obs])
+    held = rule.held_out_mask(0)  # drawn from the pixels seen in some channel, not in the first channel only
+    assert held.any() and (held & ~cfa[0]).any() and not (held & ~cfa.any(0)).any()
+    kept = trained.operator.forward(torch.ones(1, 3, 40, 40))[0].numpy() > 0  # every channel keeps its own pixels
+    np.testing.assert_array_equal(kept, cfa & ~held[None])
     result = linr.restore(obs, steps=3, model=ModelConfig(width=16, depth=2), progress=False)
     assert result.settings["refine"]["name"] == "grouped-fill"
     np.testing.assert_array_equal(result.image[observed], photo[observed].astype(np.float32))
+    one = Observation((photo * cfa[0][..., None]).astype(np.float32), Mask(cfa[:1].astype(np.float32)), None, "masked")
+    assert linr.restore(one, steps=3, model=ModelConfig(width=16, depth=2), progress=False).settings["refine"][
+        "chosen_on_held_out_pixels"] > 0  # a (1, H, W) mask on an RGB photo (a ValueError after the fit before)
 
 
 def test_grouped_fill_weighs_its_blend_on_held_out_pixels_it_never_saw():

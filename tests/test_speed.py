@@ -92,7 +92,7 @@ def test_cli_announces_long_fits(capsys):
     _announce_cost(obs, auto, None)
     err = capsys.readouterr().err
     assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in err  # the pilot's budget
-    assert f"to refine the fit's image ({DEFAULT_DENOISE_REFINE})" in err  # and the refinement after it
+    assert f"to refine the fit's image ({DEFAULT_DENOISE_REFINE} on one CPU thread" in err  # and the refinement after it
     assert "usually stops far sooner" in err  # the pilot's budget is an upper bound far from its stop
     assert "fitted once more at the paper's learning rate" in err  # a failed pilot's retry (FitConfig.retry_lr)
     _announce_cost(obs, argparse.Namespace(**{**vars(auto), "lr": 1e-3}), None)
@@ -122,8 +122,8 @@ def test_cli_announces_long_fits(capsys):
         problem.resolve_device = lambda name: torch.device("meta")
         _announce_cost(obs, auto, None)
         err = capsys.readouterr().err
-        assert err.startswith("after the fit: about ") and f"to refine the fit's image ({DEFAULT_DENOISE_REFINE}) " \
-            "on the CPU (the fit's own time is not estimated on this device)" in err and "steps" not in err
+        assert err.startswith("after the fit: about ") and f"to refine the fit's image ({DEFAULT_DENOISE_REFINE} on " \
+            "one CPU thread" in err and "the fit's own time is not estimated on this device" in err and "steps" not in err
         _announce_cost(obs, unrefined, None)
         assert capsys.readouterr().err == ""
     finally:
@@ -192,3 +192,25 @@ def test_bench_speed_stop_cost_times_both_stops(tmp_path, capsys):
     assert (auto["width"], auto["lr"]) == (fixed["width"], fixed["lr"]) == (256, 1e-4)  # the same fit, not the pilot
     assert auto["pixel_wise"] and auto["rendered_pixels"] == 24 * 24 > auto["trained_pixels"]
     assert "| 24x24 |" in capsys.readouterr().out
+
+
+def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_threads_it_uses():
+    import torch
+
+    from linr.cli import _refine_cost, _refine_seconds
+    from linr.refine import GroupedWiener
+
+    assert GroupedWiener().blocks(7, 100) == 0 and GroupedWiener().blocks(64, 64) == 3  # 21 rows of references
+    assert GroupedWiener(step=4).blocks(768, 512) == 24 * 1
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seconds, threads = _refine_seconds("grouped", 768, 512, 3)
+        assert seconds > 0 and threads == 2
+        assert _refine_seconds("grouped", 8, 8, 3)[1] == 1  # one block: one thread
+        assert "(grouped on one CPU thread; up to 2x less on the 2 threads it uses)" in _refine_cost("grouped", 768, 512, 3)
+        torch.set_num_threads(1)
+        assert _refine_cost("grouped", 768, 512, 3).endswith("(grouped on one CPU thread)")
+        assert _refine_seconds("biharmonic", 64, 64, 3) is None
+    finally:
+        torch.set_num_threads(previous)

@@ -585,13 +585,11 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     h, w = clean_shape(obs)
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
-        seconds = None if refine is None else _refine_seconds(refine, h, w, obs[0].channels, chooses)
-        if seconds is not None and seconds >= 30:
-            from .engine import format_duration
-
-            print(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: about "
-                  f"{format_duration(seconds)} to refine the fit's image ({refine}) on the CPU (the fit's "
-                  "own time is not estimated on this device)", file=sys.stderr)
+        estimate = None if refine is None else _refine_seconds(refine, h, w, obs[0].channels, chooses)
+        if estimate is not None and estimate[0] / estimate[1] >= 30:
+            print(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: "
+                  f"{_refine_phrase(refine, *estimate)}; the fit's own time is not estimated on this device",
+                  file=sys.stderr)
         return
     watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
 
@@ -631,16 +629,19 @@ def _say_refining(name: str) -> None:
     print(f"refining the fit's image ({name}; not in the paper)...", file=sys.stderr, flush=True)
 
 
-def _refine_seconds(name: str, height: int, width: int, channels: int, chooses: bool = True) -> float | None:
-    """The estimated seconds of a patch refiner on the CPU (with the threads torch is given), its time per pixel measured just
-    now on a 64 x 64 image (its cost is linear in the pixels), else None (a biharmonic solve or a
-    projection alone). ``chooses``: the fit holds pixels out for the refiner to choose by (a blend
-    filters twice)."""
+def _refine_seconds(name: str, height: int, width: int, channels: int,
+                    chooses: bool = True) -> tuple[float, int] | None:
+    """The estimated seconds of a patch refiner on one CPU thread, its time per pixel measured just
+    now on one thread on a 64 x 64 image (its cost is linear in the pixels), and the threads its
+    grouped filter will use (torch's, at most one per block of references); None for a biharmonic
+    solve or a projection alone. ``chooses``: the fit holds pixels out for the refiner to choose
+    by (a blend filters twice)."""
     import time
 
     import numpy as np
+    import torch
 
-    from .refine import REFINERS
+    from .refine import REFINERS, GroupedWiener
 
     refiner = REFINERS[name]()
     passes = 1
@@ -652,18 +653,28 @@ def _refine_seconds(name: str, height: int, width: int, channels: int, chooses: 
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
+    threads = 1
+    if isinstance(refiner, GroupedWiener):
+        threads = max(1, min(torch.get_num_threads(), refiner.blocks(height, width)))
+        refiner.threads = 1
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
-    return passes * (time.perf_counter() - started) / (64 * 64) * height * width
+    return passes * (time.perf_counter() - started) / (64 * 64) * height * width, threads
 
 
 def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True) -> str:
-    """', then about T to refine (NAME)' (:func:`_refine_seconds`), or nothing."""
+    """', then about T to refine (NAME ...)' (:func:`_refine_seconds`), or nothing."""
+    estimate = _refine_seconds(name, height, width, channels, chooses)
+    return "" if estimate is None else f", then {_refine_phrase(name, *estimate)}"
+
+
+def _refine_phrase(name: str, seconds: float, threads: int) -> str:
+    """'about T to refine the fit's image (NAME on one CPU thread[, less on N])'."""
     from .engine import format_duration
 
-    seconds = _refine_seconds(name, height, width, channels, chooses)
-    return "" if seconds is None else f", then about {format_duration(seconds)} to refine the fit's image ({name})"
+    more = "" if threads == 1 else f"; up to {threads}x less on the {threads} threads it uses"
+    return f"about {format_duration(seconds)} to refine the fit's image ({name} on one CPU thread{more})"
 
 
 # --- render ------------------------------------------------------------------------------------

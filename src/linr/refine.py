@@ -304,6 +304,12 @@ class GroupedWiener:
         return {"name": self.name, "patch": self.patch, "group": self.group, "step": self.step,
                 "window": self.window, "tau": self.tau, "match": self.match, "prefilter": self.prefilter}
 
+    def blocks(self, h: int, w: int) -> int:
+        """Blocks of references on an h x w image (:attr:`BLOCK`): at most this many threads work."""
+        rows, cols = self.BLOCK
+        count = lambda n, per: -(-len(_starts(n, self.patch, self.step)) // per) if n >= self.patch else 0
+        return count(h, rows) * count(w, cols)
+
     def group_size(self, h: int, w: int) -> int:
         """Patches per group on an h x w image: :attr:`group`, or the largest power of 2 that a
         reference in a corner finds within the window."""
@@ -475,6 +481,8 @@ def observed_channels(observed: np.ndarray, channels: int) -> np.ndarray:
     channels (a read-only broadcast), or an (H, W, C) one as it is (a per-channel mask, such as a
     colour filter array's)."""
     observed = np.asarray(observed, bool)
+    if observed.ndim == 3 and observed.shape[-1] == 1:  # a (1, H, W) mask: shared by the channels
+        observed = observed[..., 0]
     if observed.ndim == 2:
         return np.broadcast_to(observed[..., None], (*observed.shape, channels))
     if observed.shape[-1] != channels:

@@ -239,9 +239,10 @@ class OutputVariance(_TrackedRule):
 
 
 def _observed(obs: Any) -> torch.Tensor:
-    """(h, w) bool: pixels of an observation that its operator can produce (mask = True)."""
+    """(h, w) bool: pixels of an observation that its operator can produce (mask = True) in some
+    channel (a per-channel mask, such as a colour filter array's, keeps each channel's own)."""
     h, w = obs.shape
-    return obs.operator.project(torch.ones(1, 1, h, w))[0, 0] > 0
+    return obs.operator.project(torch.ones(1, 1, h, w))[0].amax(0) > 0
 
 
 class HoldOut(_TrackedRule):

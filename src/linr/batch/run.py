@@ -74,14 +74,20 @@ def select(
         # ('none' where they got none)
         made = first.get("batch") or {}
         sized = made.get("blend_up_to") is not None and ("refine" in differ or "blend_up_to" in differ)
-        hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made"
-                       for name in ("prior", "refine") if name in differ and not (name == "refine" and sized))
+        # grouped-fill asked for before it filled images above a size from the fit alone (twenty-second session)
+        old_fill = made.get("refine") == "grouped-fill" and "biharmonic_up_to" not in made and not sized \
+            and ("refine" in differ or "biharmonic_up_to" in differ)
+        hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made" for name in ("prior", "refine")
+                       if name in differ and not (name == "refine" and (sized or old_fill)))
         if sized:  # a default no option asks for (an inpainting refined up to a size)
-            what += (f" (the images got the default refinement of then, {made.get('refine')} up to "
-                     f"{made['blend_up_to']} px, which no option gives now)")
-        elif "biharmonic_up_to" in differ and made.get("refine") == "grouped-fill" and "biharmonic_up_to" not in made:
-            what += (f" (made before grouped-fill filled images above {settings.get('biharmonic_up_to')} px from the "
-                     "fit's image alone, twenty-second session; images up to that size come out the same)")
+            what += (f"; the images got the default refinement of then, {made.get('refine')} up to "
+                     f"{made['blend_up_to']} px, which no option gives now")
+        elif old_fill:
+            from ..refine import GroupedFill
+
+            what += (f"; the images got grouped-fill as it was before it filled images above "
+                     f"{GroupedFill.BIHARMONIC_UP_TO} px from the fit's image alone (twenty-second session), which "
+                     "no option gives now (images up to that size come out the same)")
         raise InputError(f"{manifest.path}: {len(changed)} finished image(s) were made with other settings "
                          f"({what}); use another -o folder{hint}, or --force to redo them")
     if not existed and not force:
