@@ -26,22 +26,29 @@ import numpy as np
 REFINES = ("project", "grouped-views")
 
 
-def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
+def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, list, str]:
+    """The clean image (cropped to a multiple of 4), its x4 low-res observation and the name of
+    its fit in a cache folder."""
     from linr.bench.common import centre_crop
     from linr.images import read_image
     from linr.kinds import KINDS
-    from linr.metrics import evaluate
-    from linr.refine import refine_image
     from linr.simulate import crop_to_multiple
-    from linr.tasks import restore
 
     folder, name = spec.split("/")
     clean = read_image(data / folder / f"{name}.png")[0][..., :3].astype(np.float32)
     clean = np.ascontiguousarray(crop_to_multiple(centre_crop(clean, crop)[0], 4))
     params = {"factor": 4}
     low = KINDS["lowres"].simulation.make(clean, params, None)["image"]
-    obs = [KINDS["lowres"].simulation.observe({}, low, params)]
-    saved = cache / f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz" if cache else None
+    return clean, [KINDS["lowres"].simulation.observe({}, low, params)], f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz"
+
+
+def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
+    from linr.metrics import evaluate
+    from linr.refine import refine_image
+    from linr.tasks import restore
+
+    clean, obs, cached = scene(spec, crop, data)
+    saved = cache / cached if cache else None
     if saved is not None and saved.exists():
         z = np.load(saved)
         fit, fit_s = z["fit"], float(z["seconds"])

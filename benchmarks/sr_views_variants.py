@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 KEYS = {"passes": int, "start": float, "end": float, "step": int, "tau": float, "group": int}
 
 
@@ -46,19 +48,12 @@ def refiner(settings: dict):
 
 
 def run(spec: str, crop: int | None, variant: str, data: Path, cache: Path) -> dict:
-    from linr.bench.common import centre_crop
-    from linr.images import read_image
-    from linr.kinds import KINDS
-    from linr.metrics import evaluate
-    from linr.simulate import crop_to_multiple
+    from sr_views import scene
 
-    folder, name = spec.split("/")
-    clean = read_image(data / folder / f"{name}.png")[0][..., :3].astype(np.float32)
-    clean = np.ascontiguousarray(crop_to_multiple(centre_crop(clean, crop)[0], 4))
-    params = {"factor": 4}
-    low = KINDS["lowres"].simulation.make(clean, params, None)["image"]
-    obs = [KINDS["lowres"].simulation.observe({}, low, params)]
-    saved = cache / f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz"
+    from linr.metrics import evaluate
+
+    clean, obs, cached = scene(spec, crop, data)
+    saved = cache / cached
     if not saved.exists():
         raise SystemExit(f"{saved}: no cached fit (run benchmarks/sr_views.py with --cache first)")
     fit = np.load(saved)["fit"]
