@@ -4,7 +4,7 @@ of T px gets (N / T) times the frequency per pixel of the whole N-px image, whic
 sparse samples (10% kept) worse. A centre crop (``--crop``, Table 3's mask drawn by
 ``benchmarks/inpaint_fill.py``'s rule: seed 7 on crops) restored by the default whole, in tiles
 of ``--tile``, and in those tiles with the SIREN's omega_0 scaled by tile / image (about the
-whole image's frequency per pixel). PSNR in the paper's convention of the default's result (all
+whole image's frequency per pixel), and the whole image with that omega_0 too. PSNR in the paper's convention of the default's result (all
 refined by ``grouped-fill``) and of the fit's own image; wall seconds on one thread. One row per
 variant appended to ROWS (resumable).
 
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     tile_px = int(args.tile.split(":")[0])
     omega = 30.0 * tile_px / args.crop
     variants = {"whole": {}, f"tiles {args.tile}": {"tile": args.tile},
-                f"tiles {args.tile}, omega_0 {omega:g}": {"tile": args.tile, "model": ModelConfig(omega_0=omega)}}
+                f"tiles {args.tile}, omega_0 {omega:g}": {"tile": args.tile, "model": ModelConfig(omega_0=omega)},
+                f"whole, omega_0 {omega:g}": {"model": ModelConfig(omega_0=omega)}}
     rows = Path(args.rows)
     done = {json.loads(line)["variant"] for line in rows.read_text().splitlines()} if rows.exists() else set()
     for name, options in variants.items():
