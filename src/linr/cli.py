@@ -639,7 +639,6 @@ def _refine_seconds(name: str, height: int, width: int, channels: int,
     import time
 
     import numpy as np
-    import torch
 
     from .refine import REFINERS, GroupedWiener
 
@@ -655,7 +654,7 @@ def _refine_seconds(name: str, height: int, width: int, channels: int,
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
     threads = 1
     if isinstance(refiner, GroupedWiener):
-        threads = max(1, min(torch.get_num_threads(), refiner.blocks(height, width)))
+        threads = refiner.workers(height, width)
         refiner.threads = 1
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()

@@ -310,6 +310,16 @@ class GroupedWiener:
         count = lambda n, per: -(-len(_starts(n, self.patch, self.step)) // per) if n >= self.patch else 0
         return count(h, rows) * count(w, cols)
 
+    def workers(self, h: int, w: int) -> int:
+        """Threads a call on an h x w image uses: :attr:`threads` (None: torch's,
+        ``torch.get_num_threads()``), at most one per block (:meth:`blocks`), at least one."""
+        threads = self.threads
+        if threads is None:
+            import torch
+
+            threads = torch.get_num_threads()
+        return max(1, min(threads, self.blocks(h, w)))
+
     def group_size(self, h: int, w: int) -> int:
         """Patches per group on an h x w image: :attr:`group`, or the largest power of 2 that a
         reference in a corner finds within the window."""
@@ -349,12 +359,7 @@ class GroupedWiener:
             gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
             return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma))
 
-        threads = self.threads
-        if threads is None:
-            import torch
-
-            threads = torch.get_num_threads()
-        threads = max(1, min(threads, len(blocks)))
+        threads = self.workers(h, w)
         if threads == 1:
             sums = map(block_sums, blocks)
         else:
