@@ -1,11 +1,17 @@
-"""#15 inpainting probe: the SIREN's omega_0 (the paper's 30) for inpainting, the default restore
-otherwise (the ``pick`` stop, ``grouped-fill``). For each image (``--crop N``: its centre crop,
-mask seed 7, 10% kept, as ``benchmarks/inpaint_fill.py`` draws it; full size: Table 3's mask) and
-each omega_0: PSNR in the paper's convention of the fit's image and of the default's result, wall
-seconds on one thread. One row per image and omega_0 appended to ROWS (resumable).
+"""#15 probe: the SIREN's omega_0 (the paper's 30), the default restore otherwise.
 
-    .venv/bin/python benchmarks/inpaint_omega.py set9/baboon set9/house --crop 128 --omegas 30,15 \\
+``--task inpaint`` (the default): 10% of the pixels kept (``--crop N``: the image's centre crop,
+mask seed 7, as ``benchmarks/inpaint_fill.py`` draws it; full size: Table 3's mask), restored by
+the default (the ``pick`` stop, ``grouped-fill``). ``--task sr``: Table 2's x4 lanczos2 low-res
+view (``benchmarks/sr_views.py``'s scene), restored by the default (500 steps, ``grouped-views``).
+For each image and each omega_0: PSNR in the paper's convention of the fit's image and of the
+default's result, wall seconds on one thread. One row per image and omega_0 appended to ROWS
+(resumable; SR rows carry ``"task": "sr"``).
+
+    .venv/bin/python benchmarks/omega_probe.py set9/baboon set9/house --crop 128 --omegas 30,15 \\
         --rows benchmarks/inpaint_omega_tune.jsonl
+    .venv/bin/python benchmarks/omega_probe.py set9/house --task sr --crop 128 --omegas 30,15 \\
+        --rows benchmarks/sr_omega_tune.jsonl
 """
 
 from __future__ import annotations
@@ -19,15 +25,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def observation(task: str, spec: str, crop: int | None, data: Path) -> tuple:
+    """The clean image, the observations the default restores, and what the row records of them."""
+    if task == "sr":
+        from sr_views import scene as sr_scene
+
+        clean, obs, _ = sr_scene(spec, crop, data)
+        return clean, obs, {"task": "sr", "factor": 4}
+    import linr
+    from inpaint_fill import scene
+
+    clean, mask, seed = scene(spec, crop, data)
+    return clean, linr.masked(clean * mask[..., None], mask), {"mask_seed": seed}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+")
     parser.add_argument("--crop", type=int, default=None)
     parser.add_argument("--omegas", default="30,15")
     parser.add_argument("--rows", required=True)
+    parser.add_argument("--task", choices=("inpaint", "sr"), default="inpaint")
     args = parser.parse_args(argv)
     import torch
-    from inpaint_fill import scene
 
     import linr
     from linr.bench import data_dir
@@ -39,15 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     done = {(r["image"], r["crop"], r["omega_0"]) for r in map(json.loads, rows.read_text().splitlines())} \
         if rows.exists() else set()
     for spec in args.images:
-        clean, mask, seed = scene(spec, args.crop, data_dir())
-        obs = linr.masked(clean * mask[..., None], mask)
+        clean, obs, extra = observation(args.task, spec, args.crop, data_dir())
         for omega in map(float, args.omegas.split(",")):
             if (spec, args.crop, omega) in done:
                 continue
             t0 = time.perf_counter()
             result = linr.restore(obs, device="cpu", progress=False, tile="off", model=ModelConfig(omega_0=omega))
             psnr = lambda image: round(evaluate(clean, image, convention="paper")["psnr"], 4)
-            row = {"image": spec, "crop": args.crop, "mask_seed": seed, "omega_0": omega, "fit": psnr(result.fitted_image),
+            row = {"image": spec, "crop": args.crop, **extra, "omega_0": omega, "fit": psnr(result.fitted_image),
                    "restored": psnr(result.image), "stop_step": result.stop_step, "seconds": round(time.perf_counter() - t0, 1),
                    "refine": {k: v for k, v in result.settings["refine"].items() if k != "name"}}
             with rows.open("a") as fh:
