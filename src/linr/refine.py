@@ -67,7 +67,7 @@ Adding a refiner is a class here (with ``takes``, the observation it filters) pl
 from __future__ import annotations
 
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -457,6 +457,21 @@ A guard against single-digit counts (a tiny photo), where the least-squares weig
 1; with 19-23 pixels on a 64-px crop it was still near the best weight (not measured beyond)."""
 
 
+def plug_and_play(denoiser: Callable[[np.ndarray, np.ndarray, float], np.ndarray], image: np.ndarray,
+                  levels: Sequence[float], constrain: Callable[[np.ndarray], np.ndarray | None]) -> np.ndarray | None:
+    """``image`` denoised once per noise level of ``levels`` (0-255 scale) by ``denoiser(x, x,
+    sigma)`` (the image its own pilot and its own noisy photo) and put back into the set the data
+    allow by ``constrain`` after each pass: the plug-and-play loop of ``grouped-fill`` (the
+    observed pixels restored) and ``grouped-views`` (the projection onto the low-res views).
+    None as soon as ``constrain`` returns None (the data cannot be met)."""
+    x: np.ndarray | None = image
+    for sigma in np.asarray(levels, np.float64) / 255.0:
+        x = constrain(denoiser(x, x, float(sigma)))
+        if x is None:
+            return None
+    return x
+
+
 def simplex_weights(target: np.ndarray, candidates: Sequence[np.ndarray]) -> np.ndarray:
     """The weights ``w`` (K,), each >= 0 and summing to 1, of the blend ``sum_k w_k candidates[k]``
     closest to ``target`` in least squares (float64; the arrays of one shape). Exact: the best
@@ -621,10 +636,8 @@ class GroupedFill:
         ``photo``'s ``observed`` values ((H, W), or (H, W, C) per channel) put back after each
         pass; float64."""
         observed = observed_channels(observed, photo.shape[-1])
-        x = np.where(observed, photo, image)
-        for sigma in np.geomspace(start, self.end, passes) / 255.0:
-            x = np.where(observed, photo, self.filter(x, x, float(sigma)))
-        return x
+        return plug_and_play(self.filter, np.where(observed, photo, image), np.geomspace(start, self.end, passes),
+                             lambda x: np.where(observed, photo, x))
 
     def __call__(self, photo: np.ndarray, observed: np.ndarray, fit: np.ndarray,
                  held_out: np.ndarray | None = None) -> np.ndarray:
@@ -718,14 +731,15 @@ class GroupedViews:
     def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
         from .projection import project_onto_views
 
-        x, self.projected = project_onto_views(image, views)
-        if not self.projected.get("converged", True):
-            return x
-        for sigma in np.geomspace(self.start, self.end, self.passes) / 255.0:
-            x, self.projected = project_onto_views(self.filter(x, x, float(sigma)), views)
-            if not self.projected.get("converged", True):  # the views cannot be met: the fit's image
-                return np.asarray(image, np.float32)
-        return x
+        def project(x: np.ndarray) -> np.ndarray | None:
+            x, self.projected = project_onto_views(x, views)
+            return x if self.projected.get("converged", True) else None
+
+        x = project(image)
+        if x is None:  # the views cannot be met: the fit's image
+            return np.asarray(image, np.float32)
+        x = plug_and_play(self.filter, x, np.geomspace(self.start, self.end, self.passes), project)
+        return np.asarray(image, np.float32) if x is None else x
 
 
 class GroupedProjected:
