@@ -12,6 +12,10 @@ that a rerun refines again without refitting. One row per image appended to ROWS
     .venv/bin/python benchmarks/sr_views.py set5/woman set5/head --rows benchmarks/sr_views.jsonl \\
         --cache /tmp/sr_cache
 
+``--tile SIZE[:OVERLAP]`` fits in tiles (the rows and the cached fit record it): the refinements
+are then applied to a tiled fit's image (which the defaults return unrefined: tiled SR, and SR
+above ``linr.tasks.SR_REFINE_UP_TO`` px, is not refined).
+
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's).
 """
 
@@ -42,19 +46,22 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, list, st
     return clean, [KINDS["lowres"].simulation.observe({}, low, params)], f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz"
 
 
-def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
+def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None) -> dict:
     from linr.metrics import evaluate
     from linr.refine import refine_image
     from linr.tasks import restore
 
     clean, obs, cached = scene(spec, crop, data)
+    if tile:
+        cached = cached.replace(".npz", f"_tile{tile.replace(':', '-')}.npz")
     saved = cache / cached if cache else None
     if saved is not None and saved.exists():
         z = np.load(saved)
         fit, fit_s = z["fit"], float(z["seconds"])
     else:
         t0 = time.perf_counter()
-        result = restore(obs, refine="none", device="cpu", progress=False)  # the fit alone (the default refines since the twenty-second session)
+        result = restore(obs, refine="none", device="cpu", progress=False,  # the fit alone (the default refines since the twenty-second session)
+                         **({"tile": tile} if tile else {}))
         fit_s, fit = time.perf_counter() - t0, result.image
         if saved is not None:
             saved.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +70,7 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     def scores(image: np.ndarray) -> dict:
         return {c: round(evaluate(clean, image, convention=c)["psnr"], 4) for c in ("paper", "standard")}
 
-    row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": 4,
+    row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": 4, **({"tile": tile} if tile else {}),
            "fit_seconds": round(fit_s, 1), "fit": scores(fit)}
     for refine in REFINES:
         t0 = time.perf_counter()
@@ -76,7 +83,8 @@ def table(rows: list[dict]) -> str:
     out = ["| image | size | fit (the default until the twenty-first session) | project | grouped-views (the default since the twenty-second) | difference to the fit | "
            "seconds (wall, one thread): fit, grouped-views |", "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
-        out.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {r['fit']['paper']:.2f} | "
+        name = f"{r['image']} (tiles {r['tile']})" if r.get("tile") else r["image"]
+        out.append(f"| {name} | {r['size'][0]}x{r['size'][1]} | {r['fit']['paper']:.2f} | "
                    f"{r['project']['paper']:.2f} | {r['grouped-views']['paper']:.2f} | "
                    f"{r['grouped-views']['paper'] - r['fit']['paper']:+.2f} | "
                    f"{r['fit_seconds']:.0f}, {r['grouped-views']['seconds']:.0f} |")
@@ -90,7 +98,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from linr.bench.common import refine_probe_main
 
-    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set5/woman, set9/house)", run, table)
+    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set5/woman, set9/house)", run, table, tiles=True)
 
 
 if __name__ == "__main__":

@@ -134,12 +134,13 @@ def commit_id() -> str | None:
 
 
 def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
-                      run: Any, table: Any) -> int:
+                      run: Any, table: Any, tiles: bool = False) -> int:
     """The command line of a probe script that fits each image once and refines the fit several
     ways (``benchmarks/inpaint_fill.py``, ``benchmarks/sr_views.py``): ``IMAGES [--crop N] [--rows
     ROWS] [--cache DIR]`` runs ``run(spec, crop, data, cache)`` for each image not yet in ROWS (one
     thread; the data folder of :func:`linr.bench.data_dir`) and appends its row; ``--table ROWS``
-    prints ``table(rows)``."""
+    prints ``table(rows)``. With ``tiles``, ``--tile SIZE[:OVERLAP]`` too: ``run(..., tile=SPEC)``
+    (None when not given), and a row counts as done for its image, crop and ``tile``."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,7 +149,10 @@ def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
     p.add_argument("--rows", default=None, help="rows file (JSONL), appended and resumed")
     p.add_argument("--cache", default=None, help="folder keeping each fit, so that a rerun refines again")
     p.add_argument("--table", default=None, metavar="ROWS", help="print a rows file as a markdown table")
+    if tiles:
+        p.add_argument("--tile", default=None, metavar="SIZE[:OVERLAP]", help="fit in tiles of this size")
     args = p.parse_args(argv)
+    tile = {"tile": args.tile} if tiles else {}
     if args.table:
         print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
         return 0
@@ -160,8 +164,8 @@ def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
     data = data_dir(None)
     done = set()
     if args.rows and Path(args.rows).exists():
-        done = {(r["image"], r["crop"]) for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
+        done = {(r["image"], r["crop"], r.get("tile")) for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
     for spec in args.images:
-        if (spec, args.crop) not in done:
-            emit_row(run(spec, args.crop, data, Path(args.cache) if args.cache else None), args.rows)
+        if (spec, args.crop, tile.get("tile")) not in done:
+            emit_row(run(spec, args.crop, data, Path(args.cache) if args.cache else None, **tile), args.rows)
     return 0
