@@ -6,7 +6,9 @@ the default (the ``pick`` stop, ``grouped-fill``). ``--task sr``: Table 2's x4 l
 view (``benchmarks/sr_views.py``'s scene), restored by the default (500 steps, ``grouped-views``).
 For each image and each omega_0: PSNR in the paper's convention of the fit's image and of the
 default's result, wall seconds on one thread. One row per image and omega_0 appended to ROWS
-(resumable; SR rows carry ``"task": "sr"``).
+(resumable; SR rows carry ``"task": "sr"``). ``--task holes``: the photo's own mask
+(``inpaint/NAME_mask.png`` beside ``inpaint/NAME.png``: text or scratches over the photo, white =
+observed; no crop), restored by the default as above.
 
     .venv/bin/python benchmarks/omega_probe.py set9/baboon set9/house --crop 128 --omegas 30,15 \\
         --rows benchmarks/inpaint_omega_tune.jsonl
@@ -27,12 +29,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def observation(task: str, spec: str, crop: int | None, data: Path) -> tuple:
     """The clean image, the observations the default restores, and what the row records of them."""
+    import linr
+
+    if task == "holes":
+        import numpy as np
+
+        from linr.images import read_image
+
+        folder, name = spec.split("/")
+        clean = np.ascontiguousarray(read_image(data / folder / f"{name}.png")[0][..., :3].astype(np.float32))
+        mask = read_image(data / folder / f"{name}_mask.png")[0]
+        mask = (mask if mask.ndim == 2 else mask[..., 0]) > 0.5
+        return clean, linr.masked(clean * mask[..., None], mask), {"task": "holes", "observed": round(float(mask.mean()), 4)}
     if task == "sr":
         from sr_views import scene as sr_scene
 
         clean, obs, _ = sr_scene(spec, crop, data)
         return clean, obs, {"task": "sr", "factor": 4}
-    import linr
     from inpaint_fill import scene
 
     clean, mask, seed = scene(spec, crop, data)
@@ -45,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=None)
     parser.add_argument("--omegas", default="30,15")
     parser.add_argument("--rows", required=True)
-    parser.add_argument("--task", choices=("inpaint", "sr"), default="inpaint")
+    parser.add_argument("--task", choices=("inpaint", "holes", "sr"), default="inpaint")
     args = parser.parse_args(argv)
     import torch
 
