@@ -14,6 +14,7 @@ observed; no crop), restored by the default as above.
         --rows benchmarks/inpaint_omega_tune.jsonl
     .venv/bin/python benchmarks/omega_probe.py set9/house --task sr --crop 128 --omegas 30,15 \\
         --rows benchmarks/sr_omega_tune.jsonl
+    .venv/bin/python benchmarks/omega_probe.py --table benchmarks/inpaint_omega_tune.jsonl
 """
 
 from __future__ import annotations
@@ -52,14 +53,41 @@ def observation(task: str, spec: str, crop: int | None, data: Path) -> tuple:
     return clean, linr.masked(clean * mask[..., None], mask), {"mask_seed": seed}
 
 
+def table(rows: list[dict]) -> str:
+    """A markdown table of rows: per image, each omega_0's fit / result (paper convention) and
+    seconds, and the result's difference to omega_0 30's."""
+    omegas = sorted({r["omega_0"] for r in rows}, reverse=True)
+    images = list(dict.fromkeys((r["image"], r["crop"]) for r in rows))
+    got = {(r["image"], r["crop"], r["omega_0"]): r for r in rows}
+    head = " | ".join(f"omega_0 {o:g}: fit / result (stop step, s)" for o in omegas)
+    diff = " | ".join(f"{o:g} - 30" for o in omegas if o != 30)
+    out = [f"| image | {head} | {diff} |", "|---|" + "---:|" * (2 * len(omegas) - 1)]
+    for image, crop in images:
+        cells = []
+        for o in omegas:
+            r = got.get((image, crop, o))
+            cells.append(f"{r['fit']:.2f} / {r['restored']:.2f} ({r['stop_step']}, {r['seconds']:.0f})" if r else "")
+        base = got.get((image, crop, 30.0))
+        diffs = [f"{got[(image, crop, o)]['restored'] - base['restored']:+.2f}" if base and (image, crop, o) in got else ""
+                 for o in omegas if o != 30]
+        out.append(f"| {image}{f' ({crop} px)' if crop else ''} | " + " | ".join(cells + diffs) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+")
+    parser.add_argument("images", nargs="*")
+    parser.add_argument("--table", default=None, metavar="ROWS", help="print a rows file as a markdown table")
     parser.add_argument("--crop", type=int, default=None)
     parser.add_argument("--omegas", default="30,15")
-    parser.add_argument("--rows", required=True)
+    parser.add_argument("--rows", default=None, help="rows file (JSONL), appended and resumed")
     parser.add_argument("--task", choices=("inpaint", "holes", "sr"), default="inpaint")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
+        return 0
+    if not args.rows or not args.images:
+        parser.error("give IMAGES and --rows (or --table ROWS)")
     import torch
 
     import linr
