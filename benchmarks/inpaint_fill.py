@@ -42,6 +42,7 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, np.ndarr
 def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     from linr.kinds import masked
     from linr.metrics import evaluate
+    from linr.models import ModelConfig
     from linr.refine import refine_image
     from linr.tasks import held_out_pixels, resolve_stop, restore
 
@@ -54,7 +55,8 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     else:
         rule = resolve_stop(obs, refine="biharmonic")  # the default's rule for this photo
         t0 = time.perf_counter()
-        result = restore(obs, stop=rule, refine="none", device="cpu", progress=False)
+        # the paper's network (omega_0 30): the default's until the twenty-third session, that of these rows
+        result = restore(obs, stop=rule, refine="none", device="cpu", progress=False, model=ModelConfig())
         fit_s, fit, stop = time.perf_counter() - t0, result.image, int(result.stop_step)
         held = held_out_pixels(rule)[0]
         if saved is not None:

@@ -23,6 +23,7 @@ from linr.baselines.classical import biharmonic_inpaint
 from linr.bench.common import commit_id, corruption_seed, cpu_name
 from linr.images import read_image
 from linr.metrics import evaluate
+from linr.models import ModelConfig
 from linr.simulate import bernoulli_mask
 
 
@@ -43,7 +44,8 @@ for name in names:
     t0 = time.perf_counter()
     t_cpu = time.process_time()
     result = linr.restore(linr.masked(y, mask), stop=stop, refine=refine or "none", device="cpu", seed=0, progress=False,
-                          ensemble=int(members or 1))
+                          ensemble=int(members or 1),
+                          model=ModelConfig())  # the paper's omega_0 30 (the default's until the twenty-third session)
     cpu_seconds = time.process_time() - t_cpu
     fit = result.image if result.fitted_image is None else result.fitted_image
     seconds = time.perf_counter() - t0

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         result = linr.restore(obs, device="cpu", progress=False, tile=options.get("tile", "off"),
-                              model=options.get("model"))
+                              model=options.get("model", ModelConfig()))  # omega_0 30 unless said (these rows')
         seconds = time.perf_counter() - t0
         psnr = lambda image: round(evaluate(clean, image, convention="paper")["psnr"], 4)
         row = {"image": args.image, "crop": args.crop, "mask_seed": seed, "variant": name,

@@ -1125,7 +1125,7 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, c
 
     from linr.cli import main
     from linr.simulate import lanczos_downscale
-    from linr.tasks import DEFAULT_SR_REFINE, SR_REFINE_UP_TO, default_refine, resolve_stop
+    from linr.tasks import DEFAULT_SR_REFINE, default_refine, resolve_stop
 
     clean = _texture(32, 32)
     small = lanczos_downscale(clean.astype(np.float32), 2)
@@ -1138,18 +1138,26 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, c
     assert result.settings["stop"]["name"] == "fixed" and resolve_stop([view], refine=DEFAULT_SR_REFINE) is None
     down = view.operator.forward(torch.from_numpy(result.image.astype(np.float64)).permute(2, 0, 1)[None])
     np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), small, atol=1e-4)  # reproduces the photo
-    # what keeps the fit as it is: the paper preset, 'none', a kept model, tiles, another downsampler,
-    # a noisy photo beside it, a zero weight, a restored size above the limit
+    # what keeps the fit as it is: the paper preset, 'none', a kept model, another downsampler,
+    # a noisy photo beside it, a zero weight, an image under 8 px
     assert linr.restore(view, preset="paper", **tiny).settings.get("refine") is None
     assert linr.restore(view, refine="none", **tiny).settings.get("refine") is None
     assert linr.restore(view, keep_model=True, **tiny).settings.get("refine") is None
-    assert default_refine([view], preset=None, tiled=True) is None
     assert default_refine([linr.lowres(small, 2, kernel="bicubic")], preset=None) is None
     assert default_refine([view, linr.noisy(clean)], preset=None) != DEFAULT_SR_REFINE
     assert default_refine([linr.lowres(small, 2, weight=0.0)], preset=None) is None
-    side = SR_REFINE_UP_TO // 4 + 1
-    assert default_refine([linr.lowres(np.zeros((side, side, 3), np.float32), 4)], preset=None) is None
-    assert default_refine([linr.lowres(np.zeros((side - 1, side - 1, 3), np.float32), 4)], preset=None) == DEFAULT_SR_REFINE
+    assert default_refine([linr.lowres(np.zeros((1, 1, 3), np.float32), 4)], preset=None) is None
+    # any size, in tiles too (since the twenty-third session; up to 768 px whole before): the tiles'
+    # image made to reproduce the whole photo
+    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 4)], preset=None) == DEFAULT_SR_REFINE
+    assert default_refine([view], preset=None, tiled=True) == DEFAULT_SR_REFINE
+    wide = lanczos_downscale(_texture(48, 48).astype(np.float32), 2)
+    wide_view = linr.lowres(wide, 2)
+    tiled = linr.restore(wide_view, tile="40:18", **tiny)
+    assert len(tiled.settings["tiles"]) > 1 and tiled.settings["refine"]["name"] == DEFAULT_SR_REFINE
+    assert tiled.settings["refine"]["projected"]["converged"]
+    down = wide_view.operator.forward(torch.from_numpy(tiled.image.astype(np.float64)).permute(2, 0, 1)[None])
+    np.testing.assert_allclose(down[0].permute(1, 2, 0).numpy(), wide, atol=1e-4)
     # the command line says it is the default, and a batch records it with its size limit
     (tmp_path / "in").mkdir()
     Image.fromarray((np.clip(small, 0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "in" / "lr.png")
@@ -1159,8 +1167,19 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, c
     assert "refined: grouped-views" in out and "the default for one low-res photo, --refine none" in out
     assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
     record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
-    assert record["batch"]["refine"] == DEFAULT_SR_REFINE and record["batch"]["refine_up_to"] == SR_REFINE_UP_TO
+    assert record["batch"]["refine"] == DEFAULT_SR_REFINE and "refine_up_to" not in record["batch"]
     assert record["status"] == "done"
+    # a batch of the twenty-second session's default (grouped-views up to 768 px) says why it does not resume
+    manifest = tmp_path / "b" / "manifest.jsonl"
+    made = json.loads(manifest.read_text().splitlines()[-1])
+    made["batch"]["refine_up_to"] = 768  # as such a batch recorded it,
+    made["key"] = "0" * len(made["key"])  # with its fingerprint of those settings
+    manifest.write_text(json.dumps(made) + "\n")
+    capsys.readouterr()
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "b"), *args, "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "grouped-views of images restored whole up to 768 px, which no option gives now" in said
+    assert "to resume as made" not in said
     # a batch made before this default (no refinement recorded) resumes with --refine none, as the error says
     assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "c"), *args,
                  "--refine", "none", "--quiet"]) == 0

@@ -278,6 +278,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
+    network_line = _network_line(results[0].settings, named=model is not None)
+    if network_line:
+        print(network_line)
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
     if prior_line:
         print(prior_line)
@@ -318,6 +321,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     {**output, "frames": reports})
         print(f"wrote {args.report}")
     return 0
+
+
+def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
+    """One line when the defaults chose a network other than the paper's for this task
+    (:func:`linr.tasks.default_model`; the denoising pilot says so in its refinement line), or None."""
+    import dataclasses
+
+    from .tasks import DEFAULT_INPAINT_MODEL
+
+    if named or settings.get("model") != dataclasses.asdict(DEFAULT_INPAINT_MODEL):
+        return None
+    m = DEFAULT_INPAINT_MODEL
+    return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a photo with missing "
+            "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
 
 
 def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:

@@ -77,9 +77,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "on noisy input, a reflecting blur boundary and, for one noisy photo, a "
                    "total-variation prior weighted by its noise (--prior), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
-                   "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels grouped-fill: "
-                   "the missing pixels filled again by grouped filtering (--refine), after the pick stop when restored whole; "
-                   "for one low-res photo (lanczos2, up to 768 px restored) grouped-views (--refine)")
+                   "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels the paper's "
+                   "network at omega_0 15 (--omega0; the paper's: 30) and grouped-fill: the missing pixels filled again "
+                   "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) grouped-views (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -101,7 +101,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=positive_int, help="hidden features per layer (default 256; 64 for the pilot of a refined noisy "
                    "photo; any network option gives the paper's network with that change)")
     g.add_argument("--depth", type=positive_int, help="hidden layers (default 7)")
-    g.add_argument("--omega0", type=positive_float, help="SIREN frequency omega_0 (default 30)")
+    g.add_argument("--omega0", type=positive_float, help="SIREN frequency omega_0 (default 30, the paper's; 15 for one photo with "
+                   "missing pixels under the defaults)")
     g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32", "auto"],
                    help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
                    "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
@@ -135,7 +136,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
                    "grouped-fill for one photo with missing pixels (above 768 px from the fit alone), "
-                   "grouped-views for one low-res photo (the lanczos2 downsampler) restored whole, up to 768 px, else none")
+                   "grouped-views for one low-res photo (the lanczos2 downsampler), else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

@@ -48,6 +48,8 @@ __all__ = [
     "INPAINT_BLEND_UP_TO",
     "plain_super_resolution",
     "DEFAULT_SR_REFINE",
+    "DEFAULT_INPAINT_MODEL",
+    "default_model",
     "SR_REFINE_UP_TO",
     "default_refine",
     "tile_grid",
@@ -263,7 +265,7 @@ def resolve(
         retry_lr=p.lr if pilot and lr is None and DEFAULT_PILOT_LR != p.lr else None,
         seed=seed,
         device=device,
-        model=model or (DEFAULT_PILOT_MODEL if pilot else _preset_model(p, observations)),
+        model=model or default_model(observations, preset=asked_preset, model=model, pilot=pilot) or _preset_model(p, observations),
         progress=progress,
         schedule=p.schedule,
         batch_pixels=p.batch_pixels,
@@ -383,11 +385,38 @@ tiled on request). BENCHMARKS.md, '#14 and #15: inpainting at any size'. Not wit
 keep."""
 
 
-SR_REFINE_UP_TO = 768
-"""The defaults refine a super-resolution (:data:`DEFAULT_SR_REFINE`) of images up to this many px a
-side (the restored size): its 20 filter passes cost about as much per pixel at any size, and were
-measured on images of 128-344 px (there they took 5-12% of the 500-step fit's time on this CPU);
-not in tiles."""
+DEFAULT_INPAINT_MODEL = ModelConfig(omega_0=15.0)
+"""The network of the defaults' inpainting of one photo (:func:`plain_inpainting`, no network
+named): since the twenty-third session the paper's SIREN 7x256 at half the paper's omega_0, 15
+(first and hidden layers: a lower bandwidth, and, since each hidden layer's weights are scaled
+by it, smaller steps, so the automatic stop comes later). It interpolates 10% of the pixels
+better: on the set9 tune images (four 128-px crops, the whole house and peppers) ahead of the
+paper's 30 on every one, and of 20 on average. Reported on Table 3's images, which it was not
+chosen on: 27.68 dB against 27.47 at 30 (+0.22), ahead on the four of 256-344 px, behind on the
+two of 512 px (-0.32, -0.10), whose fits were still improving at the 500-step budget
+(BENCHMARKS.md, '#15 inpainting: omega_0 15'). omega_0 10 was ahead of 15 on the crops and the
+whole house, but on the whole peppers (512 px) its fit was still improving at the 500-step
+budget and came out below 30 (27.78 dB against 27.97; 15: 28.23): the slower the steps, the
+sooner the budget binds on a large image. ``preset='paper'`` and a network named (``model=``, ``--omega0``, ``--width``...)
+keep the paper's 30."""
+
+
+def default_model(observations: Sequence[Observation], *, preset: str | None, model: ModelConfig | None,
+                  pilot: bool) -> ModelConfig | None:
+    """The network the defaults choose when none is named (None: the preset's own):
+    :data:`DEFAULT_PILOT_MODEL` for a pilot fit, :data:`DEFAULT_INPAINT_MODEL` for
+    :func:`plain_inpainting`."""
+    if model is not None:
+        return None
+    if pilot:
+        return DEFAULT_PILOT_MODEL
+    return DEFAULT_INPAINT_MODEL if plain_inpainting(observations, preset=preset) else None
+
+
+SR_REFINE_UP_TO = None
+"""Kept for code that imported it: in the twenty-second session the size (px a side, 768) up to
+which the defaults refined a super-resolution restored whole; since the twenty-third they refine
+one at any size and in tiles (None: no limit)."""
 
 DEFAULT_SR_REFINE = "grouped-views"
 """The refinement of the defaults' super-resolution of one low-res photo (:func:`plain_super_resolution`)
@@ -396,7 +425,9 @@ the fit's image made to reproduce the low-res photo exactly, then 20 passes of g
 at a falling noise level, each projected again; the fit's image when the projection cannot meet
 the photo). Measured in BENCHMARKS.md ('#15 inpainting and SR'): ahead of the fit on every image
 it was tried on, the set9 tune crops and Table 2's five whole images (x4, the ``lanczos2``
-downsampler: the one measured)."""
+downsampler: the one measured). The twenty-second session refined images restored whole up to
+768 px only; since the twenty-third, at any size and in tiles (its cost is linear in the pixels,
+and on a tiled fit of a tune crop it added +0.67 dB: BENCHMARKS.md, '#14 SR in tiles')."""
 
 
 def plain_super_resolution(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -459,9 +490,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or ``tiled``, any size),
-    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution`
-    restored whole up to :data:`SR_REFINE_UP_TO` px; none when the model is kept (it renders the
-    fit's image, not a refined one)."""
+    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or ``tiled``, any size);
+    none when the model is kept (it renders the fit's image, not a refined one)."""
     if keep_model:
         return None
     if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
@@ -471,8 +501,7 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
         return DEFAULT_JOINT_REFINE
     if plain_inpainting(observations, preset=preset):
         return DEFAULT_INPAINT_REFINE
-    if plain_super_resolution(observations, preset=preset) and not tiled and \
-            MIN_REFINE_SIDE <= min(clean_shape(observations)) and max(clean_shape(observations)) <= SR_REFINE_UP_TO:
+    if plain_super_resolution(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
         return DEFAULT_SR_REFINE
     return None
 
@@ -607,7 +636,9 @@ def restore(
     """Restore one scene from one or more observations with a preset's settings.
 
     With no preset named, the paper's settings are used with automatic stopping for noisy
-    inputs (see :func:`resolve_stop`); ``preset="paper"`` keeps the paper's fixed step count.
+    inputs (see :func:`resolve_stop`), and, with no ``model`` named, the network of
+    :func:`default_model` (the denoising pilot, the inpainting network; see :func:`resolve`);
+    ``preset="paper"`` keeps the paper's fixed step count and network.
     ``eval_every``: with a reference, PSNR every this many steps (see :class:`~linr.fit.FitConfig`).
     ``tile``: 'auto' (the preset's choice by image size: the defaults restore images larger
     than :data:`TILE_WHOLE_UP_TO` px in tiles, the defaults' pilot fit of a noisy photo
@@ -636,7 +667,7 @@ def restore(
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
     and no model is kept, ``'grouped-fill'`` for one photo with missing pixels, its stop then
     the ``pick`` rule when restored whole, ``'grouped-views'`` for one
-    low-res photo without noise restored whole up to :data:`SR_REFINE_UP_TO` px). ``result.fitted_image`` then keeps the fit's image and
+    low-res photo without noise). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one

@@ -26,10 +26,11 @@ IMAGE_HEIGHT = 280
 PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
                "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
                "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
-               "gets its missing pixels filled again by grouped filtering from the fit's image; a noisy "
+               "is fitted by the paper's network at half its omega_0 (15) and gets its missing pixels filled again by grouped "
+               "filtering from the fit's image; a noisy "
                "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly, the "
                "fit's, the filtered and the projected images blended by the pixels the fit held out; a low-res photo "
-               "up to 768 px (restored) is made to reproduce itself exactly and filtered again by grouped filtering; large "
+               "is made to reproduce itself exactly and filtered again by grouped filtering; large "
                "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
                "1024 px; fast: above 1024 px); paper: the paper's fixed step "
                "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")

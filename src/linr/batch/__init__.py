@@ -182,13 +182,16 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     import dataclasses
 
     from ..refine import GroupedFill
-    from ..tasks import SR_REFINE_UP_TO
+    from ..tasks import DEFAULT_INPAINT_MODEL, DEFAULT_PRESET, PRESETS
 
+    paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
         "stop": args.stop, "precision": args.precision,
-        # None: the preset's own (possibly per-kind) model, recorded by the preset's name
-        "model": None if model is None else dataclasses.asdict(model), "weights": dict(args.weight),
+        # None: the preset's own (possibly per-kind) model, recorded by the preset's name; for the
+        # defaults' inpainting also the paper's network named (--omega0 30), as batches made before its
+        # own network (twenty-third session) recorded it, so that they resume with --omega0 30
+        "model": None if model is None or paper_inpainting else dataclasses.asdict(model), "weights": dict(args.weight),
         # unset options as older manifests recorded them, so that those batches still resume;
         # a blur's boundary left unset (None) is the preset's
         "factor": args.factor or 4, "downsampler": args.downsampler or "lanczos2",
@@ -207,11 +210,14 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # grouped-fill with the size above which it starts from the fit alone (since the twenty-second
         # session; the default's batches before it recorded blend_up_to: the size up to which they refined)
         **({"biharmonic_up_to": GroupedFill.BIHARMONIC_UP_TO} if refine == "grouped-fill" else {}),
-        # super-resolution since its default grouped-views (twenty-second session), with the size up to which it refines
-        **({"refine_up_to": SR_REFINE_UP_TO} if args.refine is None and _plain_super_resolution(args) else {}),
+        # (super-resolution's default grouped-views: in the twenty-second session's batches with
+        # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
         # made before it has none, so a resume says that its settings differ)
         **({"pilot": pilot} if (pilot := _pilot_of(args, model)) else {}),
+        # the network of the defaults' inpainting when no network is named (omega_0 15 since the
+        # twenty-third session; a batch made before it has none: the paper's network)
+        **({"inpaint_model": dataclasses.asdict(DEFAULT_INPAINT_MODEL)} if model is None and _plain_inpainting(args) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
@@ -278,8 +284,7 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
 
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
-    inpainting, every image (whole or tiled, any size), and for the defaults' super-resolution every image restored whole up to
-    :data:`linr.tasks.SR_REFINE_UP_TO` px."""
+    inpainting and super-resolution, every image (whole or tiled, any size)."""
     from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE, DEFAULT_SR_REFINE
 
     if args.refine is None and _plain_inpainting(args):

@@ -77,8 +77,21 @@ def select(
         # grouped-fill asked for before it filled images above a size from the fit alone (twenty-second session)
         old_fill = made.get("refine") == "grouped-fill" and "biharmonic_up_to" not in made and not sized \
             and ("refine" in differ or "biharmonic_up_to" in differ)
+        # the defaults' super-resolution refined up to a size (twenty-second session)
+        old_views = made.get("refine_up_to") is not None and "refine_up_to" in differ
         hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made" for name in ("prior", "refine")
-                       if name in differ and not (name == "refine" and (sized or old_fill)))
+                       if name in differ and not (name == "refine" and (sized or old_fill or old_views)))
+        if "inpaint_model" in differ and "inpaint_model" not in made and made.get("model") is None:
+            # made before the defaults' inpainting network, or with the paper's named
+            from ..tasks import DEFAULT_INPAINT_MODEL
+
+            what += (f"; the images were fitted by the paper's network (omega_0 30), the defaults' for inpainting "
+                     f"until the twenty-third session (now omega_0 {DEFAULT_INPAINT_MODEL.omega_0:g})")
+            if not (sized or old_fill):  # else the refinement of then is an obstacle too
+                hint += ", --omega0 30 to resume as made"
+        if old_views:
+            what += (f"; the images got the default refinement of then, {made.get('refine')} of images restored whole "
+                     f"up to {made['refine_up_to']} px, which no option gives now (such images come out the same)")
         if sized:  # a default no option asks for (an inpainting refined up to a size)
             what += (f"; the images got the default refinement of then, {made.get('refine')} up to "
                      f"{made['blend_up_to']} px, which no option gives now")

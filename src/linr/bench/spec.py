@@ -235,7 +235,8 @@ SR4 = Corruption(("lowres",), factor=4)
 MASK = Corruption(("masked",))
 LINR = Method("LINR", "linr")
 LINR_DEFAULT = Method("LINR (default)", "linr_default")
-"""linr's default settings (no preset named: the paper's network, automatic stop for noisy input)."""
+"""linr's default settings (no preset named: :func:`linr.tasks.resolve`'s choices, such as automatic
+stopping for noisy input, the denoising pilot and the inpainting network, and the refinements)."""
 LINR_FAST = Method("LINR (fast)", "linr_fast")
 """linr's ``fast`` preset."""
 DIP = Method("DIP", "dip")

@@ -167,10 +167,14 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
 
         key["inpaint_refine"] = DEFAULT_INPAINT_REFINE
         key["fill_any_size"] = GroupedFill.BIHARMONIC_UP_TO  # tiles refined too (twenty-second session)
-    if case == "sr":  # the default refines a whole super-resolution (twenty-second session)
-        from ..tasks import DEFAULT_SR_REFINE, SR_REFINE_UP_TO
+        if not (variant["width"] or variant["depth"]):  # the defaults' network (omega_0 15 since the twenty-third session)
+            from ..tasks import DEFAULT_INPAINT_MODEL
 
-        key["sr_refine"] = [DEFAULT_SR_REFINE, SR_REFINE_UP_TO]
+            key["inpaint_omega_0"] = DEFAULT_INPAINT_MODEL.omega_0
+    if case == "sr":  # the default refines a whole super-resolution (twenty-second session)
+        from ..tasks import DEFAULT_SR_REFINE
+
+        key["sr_refine"] = [DEFAULT_SR_REFINE, "any size"]  # up to 768 px whole in the twenty-second session
     return json.dumps(key, sort_keys=True)
 
 
