@@ -265,7 +265,7 @@ def resolve(
         retry_lr=p.lr if pilot and lr is None and DEFAULT_PILOT_LR != p.lr else None,
         seed=seed,
         device=device,
-        model=model or default_model(observations, preset=asked_preset, model=model, pilot=pilot) or _preset_model(p, observations),
+        model=model or default_model(observations, preset=asked_preset, pilot=pilot) or _preset_model(p, observations),
         progress=progress,
         schedule=p.schedule,
         batch_pixels=p.batch_pixels,
@@ -401,13 +401,10 @@ sooner the budget binds on a large image. ``preset='paper'`` and a network named
 keep the paper's 30."""
 
 
-def default_model(observations: Sequence[Observation], *, preset: str | None, model: ModelConfig | None,
-                  pilot: bool) -> ModelConfig | None:
+def default_model(observations: Sequence[Observation], *, preset: str | None, pilot: bool) -> ModelConfig | None:
     """The network the defaults choose when none is named (None: the preset's own):
-    :data:`DEFAULT_PILOT_MODEL` for a pilot fit, :data:`DEFAULT_INPAINT_MODEL` for
-    :func:`plain_inpainting`."""
-    if model is not None:
-        return None
+    :data:`DEFAULT_PILOT_MODEL` for a pilot fit (:func:`pilot_fit`, which a named network rules
+    out), :data:`DEFAULT_INPAINT_MODEL` for :func:`plain_inpainting`."""
     if pilot:
         return DEFAULT_PILOT_MODEL
     return DEFAULT_INPAINT_MODEL if plain_inpainting(observations, preset=preset) else None
