@@ -773,7 +773,7 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     kept = linr.restore(photo, keep_model=True, **tiny)
     assert kept.settings.get("refine") is None and kept.settings["stop"]["name"] == "fixed" and kept.steps_run == 4
     assert linr.restore(photo, refine="none", **tiny).settings["stop"]["name"] == "fixed"
-    assert resolve_refine(None, [photo], preset=None, tiled=True) == DEFAULT_INPAINT_REFINE
+    assert resolve_refine(None, [photo], preset=None) == DEFAULT_INPAINT_REFINE
     tiled = linr.restore(photo, tile="32:8", **tiny)
     assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" not in tiled.settings["refine"]
     assert all(t["steps_run"] == 4 for t in tiled.settings["tiles"]) and len(tiled.settings["tiles"]) > 1
@@ -1150,7 +1150,7 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, c
     # any size, in tiles too (since the twenty-third session; up to 768 px whole before): the tiles'
     # image made to reproduce the whole photo
     assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 4)], preset=None) == DEFAULT_SR_REFINE
-    assert default_refine([view], preset=None, tiled=True) == DEFAULT_SR_REFINE
+    assert default_refine([view], preset=None) == DEFAULT_SR_REFINE
     wide = lanczos_downscale(_texture(48, 48).astype(np.float32), 2)
     wide_view = linr.lowres(wide, 2)
     tiled = linr.restore(wide_view, tile="40:18", **tiny)

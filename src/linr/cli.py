@@ -592,7 +592,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                           stop=args.stop)
     from .models import MODEL_FAMILIES
 
-    refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, tiled=grid is not None,
+    refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model,
                             register=getattr(args, "register", None))
     stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model,
                         refine=refine if grid is None else None)  # the rule the restore applies (pick before a

@@ -482,12 +482,12 @@ def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None
 
 
 def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
-                   tiled: bool = False, register: str | None = None) -> str | None:
+                   register: str | None = None) -> str | None:
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
-    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or ``tiled``, any size),
-    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or ``tiled``, any size);
+    :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or in tiles, any size),
+    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or in tiles, any size);
     none when the model is kept (it renders the fit's image, not a refined one)."""
     if keep_model:
         return None
@@ -512,14 +512,13 @@ def pilot_fit(observations: Sequence[Observation], *, preset: str | None, model:
 
 
 def resolve_refine(refine: str | None, observations: Sequence[Observation], *, preset: str | None,
-                   keep_model: bool = False, tiled: bool = False, register: str | None = None) -> str | None:
+                   keep_model: bool = False, register: str | None = None) -> str | None:
     """The refinement a restore gets (None: none), checked before any fit: ``refine`` if given
-    (``'none'``: none), else :func:`default_refine` (``tiled``: the restore is tiled; ``register``:
-    its views are registered). One-line errors for an unknown name, for observations the refiner
+    (``'none'``: none), else :func:`default_refine` (``register``: its views are registered). One-line errors for an unknown name, for observations the refiner
     cannot take, for a kept model (it would not render the refined image) and for a projection
     onto views the fit will shift (``register``)."""
     if refine is None:
-        return default_refine(observations, preset=preset, keep_model=keep_model, tiled=tiled, register=register)
+        return default_refine(observations, preset=preset, keep_model=keep_model, register=register)
     if check_refine_spec(refine) == NO_REFINE:
         return None
     if keep_model:
@@ -686,8 +685,7 @@ def restore(
     pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine,
                       keep_model=keep_model) and ensemble == 1
     grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot)
-    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, tiled=grid is not None,
-                            register=register)
+    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     whole = grid is None  # the stop rules' held-out pixels (one fit's, or an ensemble's shared) are the image's
     blended = refine is not None and REFINERS[refine].takes == "masked"
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,

@@ -383,7 +383,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     obs, config = resolve(observations, preset=preset, steps=request.steps, seed=request.seed,
                           device=device, model=request.model, progress=False)
     grid = tile_grid(obs, preset=preset, pilot=pilot_fit(observations, preset=preset, model=request.model))
-    refine = resolve_refine(None, obs, preset=preset, tiled=grid is not None)
+    refine = resolve_refine(None, obs, preset=preset)
     stop = resolve_stop(obs, preset=preset, steps=request.steps, refine=refine if grid is None else None)
     reference = None
     if reference_path is not None:

@@ -286,7 +286,7 @@ class BenchRun:
                                     stop=options.get("stop"))
         pilot = tasks.pilot_fit(obs, preset=options["preset"], model=options.get("model"), stop=options.get("stop"))
         grid = tasks.tile_grid(obs, preset=options["preset"], pilot=pilot)
-        refine = tasks.resolve_refine(None, obs, preset=options["preset"], tiled=grid is not None)
+        refine = tasks.resolve_refine(None, obs, preset=options["preset"])
         stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
                                   stop=options.get("stop"), refine=None if grid is not None else refine)
         return config, stop, grid, refine
