@@ -47,6 +47,7 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, list, st
 
 
 def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None) -> dict:
+    from linr.bench.common import cached_fit
     from linr.metrics import evaluate
     from linr.refine import refine_image
     from linr.tasks import restore
@@ -55,17 +56,9 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str |
     if tile:
         cached = cached.replace(".npz", f"_tile{tile.replace(':', '-')}.npz")
     saved = cache / cached if cache else None
-    if saved is not None and saved.exists():
-        z = np.load(saved)
-        fit, fit_s = z["fit"], float(z["seconds"])
-    else:
-        t0 = time.perf_counter()
-        result = restore(obs, refine="none", device="cpu", progress=False,  # the fit alone (the default refines since the twenty-second session)
-                         **({"tile": tile} if tile else {}))
-        fit_s, fit = time.perf_counter() - t0, result.image
-        if saved is not None:
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(saved, fit=fit, seconds=fit_s)
+    # the fit alone (the default refines since the twenty-second session)
+    fit, fit_s = cached_fit(saved, lambda: restore(obs, refine="none", device="cpu", progress=False,
+                                                   **({"tile": tile} if tile else {})).image)
 
     def scores(image: np.ndarray) -> dict:
         return {c: round(evaluate(clean, image, convention=c)["psnr"], 4) for c in ("paper", "standard")}

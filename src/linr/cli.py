@@ -192,6 +192,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
                      "the fit's own image; without them it is made to reproduce the low-res photo exactly and "
                      "filtered again by grouped filtering, --refine)")
+    elif dropped == "grouped-deblur":
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
+                     "the fit's own image; without them it is filtered again by grouped filtering, each pass "
+                     "brought back to the blurred photo, --refine)")
     elif dropped == "grouped-project":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again with the "
@@ -400,6 +404,12 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                 f"{done[0]['passes']} passes of grouped filtering, each made to reproduce {'it' if count == 1 else 'them'} again, relative "
                 f"residual {worst:.1g}; not in the paper)") + ("" if asked else "; the default for one low-res "
                                                                  "photo, --refine none returns the fit's image")
+    if done[0]["name"] == "grouped-deblur":  # linr.refine.GroupedDeblur
+        sigmas = _span(sorted(d["sigma"] for d in done), ".1f")
+        return (f"refined: grouped-deblur ({done[0]['passes']} passes of grouped filtering from the fit's image, "
+                f"each followed by the image that explains the blurred photo best near it, noise sigma {sigmas} "
+                "of 255 measured; not in the paper)") + ("" if asked else "; the default for one blurred photo, "
+                                                           "--refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
@@ -663,8 +673,8 @@ def _refine_seconds(name: str, height: int, width: int, channels: int,
     passes = 1
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
-    elif name == "grouped-views":  # its filter passes (the projections after them: about a second each)
-        refiner, passes = refiner.filter, refiner.passes
+    elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (the projections or data steps after
+        refiner, passes = refiner.filter, refiner.passes  # them: about a second each at 512 px)
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each

@@ -77,7 +77,7 @@ from .noise import floored_noise_sigma
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "GroupedDeblur", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image", "simplex_weights"]
 
 MIN_REFINE_SIDE = 8
@@ -458,15 +458,17 @@ A guard against single-digit counts (a tiny photo), where the least-squares weig
 
 
 def plug_and_play(denoiser: Callable[[np.ndarray, np.ndarray, float], np.ndarray], image: np.ndarray,
-                  levels: Sequence[float], constrain: Callable[[np.ndarray], np.ndarray | None]) -> np.ndarray | None:
+                  levels: Sequence[float],
+                  constrain: Callable[[np.ndarray, float], np.ndarray | None]) -> np.ndarray | None:
     """``image`` denoised once per noise level of ``levels`` (0-255 scale) by ``denoiser(x, x,
-    sigma)`` (the image its own pilot and its own noisy photo) and put back into the set the data
-    allow by ``constrain`` after each pass: the plug-and-play loop of ``grouped-fill`` (the
-    observed pixels restored) and ``grouped-views`` (the projection onto the low-res views).
+    sigma)`` (the image its own pilot and its own noisy photo) and brought back to the data by
+    ``constrain(x, sigma)`` after each pass (``sigma`` that pass's level, 0-1 scale): the
+    plug-and-play loop of ``grouped-fill`` (the observed pixels restored), ``grouped-views`` (the
+    projection onto the low-res views) and ``grouped-deblur`` (the data step of a blurred photo).
     None as soon as ``constrain`` returns None (the data cannot be met)."""
     x: np.ndarray | None = image
     for sigma in np.asarray(levels, np.float64) / 255.0:
-        x = constrain(denoiser(x, x, float(sigma)))
+        x = constrain(denoiser(x, x, float(sigma)), float(sigma))
         if x is None:
             return None
     return x
@@ -637,7 +639,7 @@ class GroupedFill:
         pass; float64."""
         observed = observed_channels(observed, photo.shape[-1])
         return plug_and_play(self.filter, np.where(observed, photo, image), np.geomspace(start, self.end, passes),
-                             lambda x: np.where(observed, photo, x))
+                             lambda x, _: np.where(observed, photo, x))
 
     def __call__(self, photo: np.ndarray, observed: np.ndarray, fit: np.ndarray,
                  held_out: np.ndarray | None = None) -> np.ndarray:
@@ -703,7 +705,31 @@ class Projected:
         return projected
 
 
-class GroupedViews:
+class _FallingLevels:
+    """What ``grouped-views`` and ``grouped-deblur`` share: :attr:`passes` passes of
+    :class:`GroupedWiener` (the image its own pilot and its own noisy photo, no prefilter,
+    references every :attr:`STEP` px) at a noise level falling from :attr:`start` to :attr:`end`
+    (0-255 scale, geometric), each brought back to the data (:func:`plug_and_play`)."""
+
+    name: str
+    STEP = GroupedFill.STEP
+
+    def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
+        if passes < 1 or not start >= end > 0:
+            raise ValueError(f"passes {passes}, start {start}, end {end}: need passes >= 1, start >= end > 0")
+        self.passes, self.start, self.end = passes, start, end
+        self.filter = GroupedWiener(step=self.STEP, prefilter=False)
+
+    def levels(self) -> np.ndarray:
+        """The passes' noise levels (0-255 scale)."""
+        return np.geomspace(self.start, self.end, self.passes)
+
+    def schedule(self) -> dict[str, Any]:
+        """The refiner's name and passes, for :meth:`describe`."""
+        return {"name": self.name, "passes": self.passes, "sigmas": [self.start, self.end], "step": self.STEP}
+
+
+class GroupedViews(_FallingLevels):
     """The ``grouped-views`` refiner (module docstring): the fit's image made to reproduce its
     noise-free low-res ``views`` exactly (:func:`linr.projection.project_onto_views`), then
     :attr:`passes` times filtered by :class:`GroupedWiener` (the image its own pilot and its own
@@ -715,31 +741,68 @@ class GroupedViews:
 
     name = "grouped-views"
     takes = "views"
-    STEP = GroupedFill.STEP
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
-        if passes < 1 or not start >= end > 0:
-            raise ValueError(f"passes {passes}, start {start}, end {end}: need passes >= 1, start >= end > 0")
-        self.passes, self.start, self.end = passes, start, end
-        self.filter = GroupedWiener(step=self.STEP, prefilter=False)
+        super().__init__(passes, start, end)
         self.projected: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "passes": self.passes, "sigmas": [self.start, self.end], "step": self.STEP,
-                "projected": self.projected}
+        return {**self.schedule(), "projected": self.projected}
 
     def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
         from .projection import project_onto_views
 
-        def project(x: np.ndarray) -> np.ndarray | None:
+        def project(x: np.ndarray, _: float = 0.0) -> np.ndarray | None:
             x, self.projected = project_onto_views(x, views)
             return x if self.projected.get("converged", True) else None
 
         x = project(image)
         if x is None:  # the views cannot be met: the fit's image
             return np.asarray(image, np.float32)
-        x = plug_and_play(self.filter, x, np.geomspace(self.start, self.end, self.passes), project)
+        x = plug_and_play(self.filter, x, self.levels(), project)
         return np.asarray(image, np.float32) if x is None else x
+
+
+class GroupedDeblur(_FallingLevels):
+    """The ``grouped-deblur`` refiner (module docstring): plug-and-play deblurring (half-quadratic
+    splitting; Zhang et al. 2017) from the fit's image: :attr:`passes` times filtered by
+    :class:`GroupedWiener` (the image its own pilot and its own noisy photo, no prefilter,
+    references every :attr:`STEP` px) at a noise level falling from :attr:`start` to :attr:`end`
+    (0-255, geometric), each pass followed by the data step
+    (:func:`linr.deconvolution.explain_blurred`): the image that explains the blurred photo, whose
+    noise level ``sigma`` is measured on it, best near the filtered one, believed to within that
+    pass's level. The filter lends each patch the detail of similar patches elsewhere; the data
+    step puts back what the photo says, through the observation's own blur (its boundary rule
+    included)."""
+
+    name = "grouped-deblur"
+    takes = "blurred"
+
+    def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
+        super().__init__(passes, start, end)
+        self.solved: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.schedule(), "solved": self.solved}
+
+    def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float) -> np.ndarray:
+        """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
+        (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale)."""
+        from .deconvolution import explain_blurred
+
+        photo = np.asarray(photo, np.float64)
+        most = 0
+
+        def explain(x: np.ndarray, level: float) -> np.ndarray:
+            nonlocal most
+            x, done = explain_blurred(x, photo, operator, sigma, level)
+            most = max(most, done.get("iterations", 0))
+            self.solved = {**done, **({"iterations": most} if "iterations" in done else {})}
+            return x
+
+        x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels(), explain)
+        assert x is not None  # the data step always has a solution
+        return np.asarray(x, np.float32)
 
 
 class GroupedProjected:
@@ -839,6 +902,7 @@ REFINERS: dict[str, Any] = {
     "biharmonic": BiharmonicBlend,
     "grouped-fill": GroupedFill,
     "grouped-views": GroupedViews,
+    "grouped-deblur": GroupedDeblur,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
@@ -861,7 +925,8 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     ``project`` the first low-res view without noise, for ``biharmonic`` the only observation,
     masked, at that size; a one-line InputError when there is none or more than one (cheap:
     nothing is measured)."""
-    from .operators import Identity, Mask
+    from .fidelity import SquaredError
+    from .operators import Blur, Identity, Mask
     from .problem import measures_gaussian_noise
 
     if REFINERS[check_refine_spec(spec)].takes == "masked":
@@ -869,6 +934,16 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                 tuple(observations[0].shape) != tuple(shape):
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
                              f"photo with missing pixels (a mask), of the restored size (refine='none', --refine none)")
+        return observations[0]
+    if REFINERS[spec].takes == "blurred":
+        if len(observations) != 1 or not isinstance(observations[0].operator, Blur) or \
+                tuple(observations[0].shape) != tuple(shape) or not isinstance(observations[0].fidelity, SquaredError):
+            raise InputError(f"refinement {spec!r} deblurs and needs one observation alone: a blurred photo "
+                             f"(a blur kernel) of the restored size, compared by squared error (refine='none', "
+                             f"--refine none)")
+        if min(shape) < MIN_REFINE_SIDE:
+            raise InputError(f"refinement filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and this image is "
+                             f"{shape[0]}x{shape[1]} (refine='none', --refine none)")
         return observations[0]
     if REFINERS[spec].takes in ("noisy+views", "views"):
         from .projection import projectable_views
@@ -918,5 +993,8 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         refined = refiner(pixels, observed, image, held)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
+    if refiner.takes == "blurred":
+        refined = refiner(image, pixels, photo.operator, sigma)
+        return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}
     refined = refiner(pixels, image, sigma) if views is None else refiner(pixels, image, sigma, views, held)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}

@@ -377,6 +377,9 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
             if _kinds_given(args) != {"masked"}:
                 raise InputError(f"--refine {args.refine} blends an inpainting fit and needs images with missing "
                                  "pixels alone (--task masked); leave out --refine")
+        elif takes == "blurred" and _kinds_given(args) != {"blurred"}:
+            raise InputError(f"--refine {args.refine} deblurs and needs blurred images alone (--task blurred); "
+                             "leave out --refine")
         elif takes in ("views", "noisy+views") and "lowres" not in _kinds_given(args):
             raise InputError(f"--refine {args.refine} makes the image reproduce its low-res views exactly, and "
                              "this batch has none (--lowres); leave out --refine")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,21 @@ def commit_id() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def cached_fit(saved: "Path | None", make: Any) -> tuple[np.ndarray, float]:
+    """A probe script's fit: its image and wall seconds, read from ``saved`` (.npz with ``fit`` and
+    ``seconds``) when it exists, else ``make()`` (the image), timed and kept there (when given)."""
+    if saved is not None and saved.exists():
+        z = np.load(saved)
+        return z["fit"], float(z["seconds"])
+    started = time.perf_counter()
+    fit = make()
+    seconds = time.perf_counter() - started
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(saved, fit=fit, seconds=seconds)
+    return fit, seconds
 
 
 def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,

@@ -1,0 +1,110 @@
+"""The data step of plug-and-play deblurring (linr.deconvolution) against a dense float64 solve
+built from scipy's direct convolution, and the ``grouped-deblur`` refiner."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from linr.deconvolution import explain_blurred
+from linr.errors import InputError
+from linr.kinds import blurred, masked, noisy
+from linr.metrics import psnr
+from linr.operators import Blur, gaussian_kernel
+from linr.refine import GroupedDeblur, refine_image, refine_input
+from linr.simulate import blur_image
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SCIPY_MODE = {"circular": "wrap", "reflect": "mirror"}  # torch's 'reflect' is scipy's 'mirror' (d c b | a b c d)
+
+
+def dense(kernel: np.ndarray, shape: tuple[int, int], boundary: str) -> np.ndarray:
+    """The blur as an (HW x HW) matrix, column j the direct convolution of the j-th unit image."""
+    h, w = shape
+    columns = []
+    for j in range(h * w):
+        unit = np.zeros(h * w)
+        unit[j] = 1.0
+        columns.append(ndimage.convolve(unit.reshape(h, w), kernel, mode=SCIPY_MODE[boundary]).ravel())
+    return np.stack(columns, 1)
+
+
+@pytest.mark.parametrize("boundary", ["circular", "reflect"])
+def test_explain_blurred_is_the_regularised_least_squares_solution(boundary):
+    rng = np.random.default_rng(3)
+    kernel = rng.random((5, 3))  # odd sides, not symmetric: the orientation counts
+    kernel /= kernel.sum()
+    h, w = 9, 11
+    estimate, photo = rng.random((h, w, 2)), rng.random((h, w, 2))
+    sigma, level = 0.02, 0.1
+    x, done = explain_blurred(estimate, photo, Blur(kernel, boundary=boundary), sigma, level)
+    assert done["solver"] == ("fft" if boundary == "circular" else "cg")
+    a = dense(kernel, (h, w), boundary)
+    weight = (sigma / level) ** 2
+    for c in range(2):
+        want = np.linalg.solve(a.T @ a + weight * np.eye(h * w), a.T @ photo[..., c].ravel() + weight * estimate[..., c].ravel())
+        np.testing.assert_allclose(x[..., c].ravel(), want, atol=2e-5)
+
+
+def test_explain_blurred_refuses_a_level_of_zero():
+    with pytest.raises(ValueError, match="positive"):
+        explain_blurred(np.zeros((8, 8, 1)), np.zeros((8, 8, 1)), Blur(np.ones((3, 3))), 0.01, 0.0)
+
+
+@pytest.mark.skipif(not (DATA / "set9" / "house.png").exists(), reason="shared data not found")
+@pytest.mark.parametrize("boundary", ["circular", "reflect"])
+def test_grouped_deblur_sharpens_a_blurred_crop(boundary):
+    """From the blurred photo itself (a stand-in for a fit), the refinement ends well above the
+    photo and above Wiener deconvolution (48-px crop of house, the paper's kernel and noise)."""
+    from linr.baselines.classical import wiener_deblur
+    from linr.images import read_image
+
+    clean = read_image(DATA / "set9" / "house.png")[0][100:148, 100:148, :3].astype(np.float32)
+    kernel = gaussian_kernel(25, 1.6)
+    photo = blur_image(clean, kernel, seed=0, boundary=boundary)
+    refined, done = refine_image("grouped-deblur", photo, [blurred(photo, kernel, boundary=boundary)])
+    assert done["name"] == "grouped-deblur" and 1.0 < done["sigma"] < 2.0  # sqrt(2) measured
+    assert refined.shape == photo.shape and refined.dtype == np.float32
+    interior = np.s_[12:-12, 12:-12]  # Wiener deconvolves circularly: compare away from the borders
+    ours, photo_db = psnr(clean[interior], refined[interior]), psnr(clean[interior], photo[interior])
+    wiener = psnr(clean[interior], wiener_deblur(photo, kernel).image[interior])
+    assert ours > photo_db + 3.0 and ours > wiener + 0.5, (ours, photo_db, wiener)
+
+
+def test_grouped_deblur_takes_one_blurred_photo_of_the_restored_size():
+    rng = np.random.default_rng(0)
+    photo = rng.random((16, 16, 3)).astype(np.float32)
+    kernel = gaussian_kernel(5, 1.0)
+    assert refine_input([blurred(photo, kernel)], (16, 16), "grouped-deblur").kind == "blurred"
+    for obs in ([noisy(photo)], [masked(photo, np.ones((16, 16), bool))], [blurred(photo, kernel), noisy(photo)]):
+        with pytest.raises(InputError, match="a blurred photo"):
+            refine_input(obs, (16, 16), "grouped-deblur")
+    with pytest.raises(InputError, match="patches"):
+        refine_input([blurred(photo[:6, :6], gaussian_kernel(3, 1.0))], (6, 6), "grouped-deblur")
+
+
+def test_grouped_deblur_checks_its_schedule():
+    with pytest.raises(ValueError, match="start >= end"):
+        GroupedDeblur(passes=4, start=1.0, end=2.0)
+
+
+def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
+    from linr.cli import main
+    from linr.images import write_image
+
+    from .conftest import run_err
+
+    rng = np.random.default_rng(1)
+    sharp = ndimage.zoom(rng.random((8, 8, 3)), (4, 4, 1), order=1)  # 32 x 32, smooth
+    write_image(tmp_path / "b.png", blur_image(sharp, gaussian_kernel(7, 1.0), seed=0))
+    tiny = ["--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
+                 str(tmp_path / "o.png"), "--refine", "grouped-deblur", *tiny]) == 0
+    assert "refined: grouped-deblur (20 passes of grouped filtering from the fit's image" in capsys.readouterr().out
+    assert "a blurred photo" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "b.png"), "-o",
+                                                 str(tmp_path / "n.png"), "--refine", "grouped-deblur", *tiny])
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", sharp)
+    assert "needs blurred images alone" in run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                                            "--task", "noisy", "--refine", "grouped-deblur", *tiny])
