@@ -47,6 +47,39 @@ def test_explain_blurred_is_the_regularised_least_squares_solution(boundary):
         np.testing.assert_allclose(x[..., c].ravel(), want, atol=2e-5)
 
 
+@pytest.mark.parametrize("shape, kernel_shape", [((8, 10), (4, 6)), ((9, 9), (13, 15))])
+def test_explain_blurred_reflecting_even_and_oversized_kernels(shape, kernel_shape):
+    """Even sides and a kernel larger than the image (a reflecting blur allows up to 2 h - 1): the
+    solve against a dense matrix made column by column from the operator's own forward pass."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    kernel = rng.random(kernel_shape)
+    op = Blur(kernel, boundary="reflect")
+    h, w = shape
+    units = torch.eye(h * w, dtype=torch.float64).reshape(h * w, 1, h, w)
+    a = op.forward(units).reshape(h * w, h * w).T.numpy()  # column j: the blur of unit image j
+    estimate, photo = rng.random((h, w, 1)), rng.random((h, w, 1))
+    x, done = explain_blurred(estimate, photo, op, 0.03, 0.1)
+    assert done["converged"] and done["residual"] < 1e-6
+    weight = (0.03 / 0.1) ** 2
+    want = np.linalg.solve(a.T @ a + weight * np.eye(h * w), a.T @ photo.ravel() + weight * estimate.ravel())
+    np.testing.assert_allclose(x.ravel(), want, atol=2e-5)
+
+
+def test_explain_blurred_says_when_it_stops_short(monkeypatch):
+    import linr.deconvolution as deconvolution
+
+    monkeypatch.setattr(deconvolution, "MAX_ITERATIONS", 2)
+    rng = np.random.default_rng(0)
+    _, done = explain_blurred(rng.random((32, 32, 1)), rng.random((32, 32, 1)), Blur(gaussian_kernel(9, 2.0)),
+                              0.5 / 255, 30 / 255)
+    assert done["iterations"] == 2 and not done["converged"] and done["residual"] > 1e-7
+    refiner = GroupedDeblur(passes=2, start=30.0, end=10.0)
+    refiner(rng.random((32, 32, 1)), rng.random((32, 32, 1)), Blur(gaussian_kernel(9, 2.0)), 0.5 / 255)
+    assert refiner.describe()["solved"]["converged"] is False
+
+
 def test_explain_blurred_refuses_a_level_of_zero():
     with pytest.raises(ValueError, match="positive"):
         explain_blurred(np.zeros((8, 8, 1)), np.zeros((8, 8, 1)), Blur(np.ones((3, 3))), 0.01, 0.0)
@@ -65,6 +98,9 @@ def test_grouped_deblur_sharpens_a_blurred_crop(boundary):
     photo = blur_image(clean, kernel, seed=0, boundary=boundary)
     refined, done = refine_image("grouped-deblur", photo, [blurred(photo, kernel, boundary=boundary)])
     assert done["name"] == "grouped-deblur" and 1.0 < done["sigma"] < 2.0  # sqrt(2) measured
+    # the observation's own blur: solved exactly for a circular one, by conjugate gradients for a reflecting one
+    assert done["solved"]["solver"] == ("fft" if boundary == "circular" else "cg")
+    assert boundary == "circular" or done["solved"]["converged"]
     assert refined.shape == photo.shape and refined.dtype == np.float32
     interior = np.s_[12:-12, 12:-12]  # Wiener deconvolves circularly: compare away from the borders
     ours, photo_db = psnr(clean[interior], refined[interior]), psnr(clean[interior], photo[interior])
@@ -82,6 +118,16 @@ def test_grouped_deblur_takes_one_blurred_photo_of_the_restored_size():
             refine_input(obs, (16, 16), "grouped-deblur")
     with pytest.raises(InputError, match="patches"):
         refine_input([blurred(photo[:6, :6], gaussian_kernel(3, 1.0))], (6, 6), "grouped-deblur")
+    with pytest.raises(InputError, match="a blurred photo"):  # another size than the restored one
+        refine_input([blurred(photo, kernel)], (32, 32), "grouped-deblur")
+
+
+def test_grouped_deblur_of_a_greyscale_photo():
+    rng = np.random.default_rng(2)
+    sharp = ndimage.zoom(rng.random((6, 6)), 4, order=1)  # 24 x 24, smooth
+    photo = blur_image(sharp, gaussian_kernel(7, 1.0), seed=0)[..., 0]
+    refined, done = refine_image("grouped-deblur", photo[..., None], [blurred(photo, gaussian_kernel(7, 1.0))])
+    assert refined.shape == (24, 24, 1) and np.isfinite(refined).all() and done["solved"]["solver"] == "cg"
 
 
 def test_grouped_deblur_checks_its_schedule():
@@ -108,3 +154,13 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     write_image(tmp_path / "in" / "a.png", sharp)
     assert "needs blurred images alone" in run_err(capsys, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
                                                             "--task", "noisy", "--refine", "grouped-deblur", *tiny])
+
+
+def test_the_cost_estimate_counts_the_data_steps_of_a_reflecting_blur():
+    from linr.cli import _deblur_data_seconds
+
+    kernel = gaussian_kernel(25, 1.6)
+    assert _deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="circular"), 512, 512, 3) == 0.0
+    assert _deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="reflect"), 512, 512, 3) > 0.0
+    big = gaussian_kernel(81, 12.0)  # larger than the 64-px sample: timed on one of the kernel's size
+    assert _deblur_data_seconds(GroupedDeblur(passes=1), Blur(big, boundary="reflect"), 100, 100, 1) > 0.0

@@ -406,9 +406,13 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                                                                  "photo, --refine none returns the fit's image")
     if done[0]["name"] == "grouped-deblur":  # linr.refine.GroupedDeblur
         sigmas = _span(sorted(d["sigma"] for d in done), ".1f")
+        short = [d["solved"] for d in done if d["solved"].get("converged") is False]
+        unsolved = "" if not short else (
+            f"; its data steps stopped after {short[0]['iterations']} iterations short of their tolerance, "
+            f"relative residual up to {max(d['residual'] for d in short):.1g}")
         return (f"refined: grouped-deblur ({done[0]['passes']} passes of grouped filtering from the fit's image, "
                 f"each followed by the image that explains the blurred photo best near it, noise sigma {sigmas} "
-                "of 255 measured; not in the paper)") + ("" if asked else "; the default for one blurred photo, "
+                f"of 255 measured{unsolved}; not in the paper)") + ("" if asked else "; the default for one blurred photo, "
                                                            "--refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
@@ -612,7 +616,8 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
     h, w = clean_shape(obs)
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
-        estimate = None if refine is None else _refine_seconds(refine, h, w, obs[0].channels, chooses)
+        estimate = None if refine is None else _refine_seconds(refine, h, w, obs[0].channels, chooses,
+                                                               obs[0].operator)
         if estimate is not None and estimate[0] / estimate[1] >= 30:
             print(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: "
                   f"{_refine_phrase(refine, *estimate)}; the fit's own time is not estimated on this device",
@@ -646,7 +651,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
         each = {(False, False): "", (True, False): f" (each of {frames} frames)",
                 (False, True): f" (each of {members} ensemble members)",
                 (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
-        then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels, chooses)
+        then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels, chooses, obs[0].operator)
         print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
               "this CPU just now)", file=sys.stderr)
 
@@ -657,12 +662,13 @@ def _say_refining(name: str) -> None:
 
 
 def _refine_seconds(name: str, height: int, width: int, channels: int,
-                    chooses: bool = True) -> tuple[float, int] | None:
+                    chooses: bool = True, operator: Any = None) -> tuple[float, int] | None:
     """The estimated seconds of a patch refiner on one CPU thread, its time per pixel measured just
     now on one thread on a 64 x 64 image (its cost is linear in the pixels), and the threads its
     grouped filter will use (torch's, at most one per block of references); None for a biharmonic
     solve or a projection alone. ``chooses``: the fit holds pixels out for the refiner to choose
-    by (a blend filters twice)."""
+    by (a blend filters twice). ``operator``: the blurred photo's blur, for ``grouped-deblur``'s
+    data steps (:func:`_deblur_data_seconds`)."""
     import time
 
     import numpy as np
@@ -670,11 +676,13 @@ def _refine_seconds(name: str, height: int, width: int, channels: int,
     from .refine import REFINERS, GroupedWiener
 
     refiner = REFINERS[name]()
-    passes = 1
+    passes, data = 1, 0.0
+    if name == "grouped-deblur" and operator is not None:
+        data = _deblur_data_seconds(refiner, operator, height, width, channels)
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
-    elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (the projections or data steps after
-        refiner, passes = refiner.filter, refiner.passes  # them: about a second each at 512 px)
+    elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (and the data steps after them; the
+        refiner, passes = refiner.filter, refiner.passes  # projections: about a second each at 512 px)
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
@@ -686,12 +694,41 @@ def _refine_seconds(name: str, height: int, width: int, channels: int,
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
-    return passes * (time.perf_counter() - started) / (64 * 64) * height * width, threads
+    return passes * (time.perf_counter() - started) / (64 * 64) * height * width + data, threads
 
 
-def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True) -> str:
+DATA_STEP_MEAN = 0.6
+"""``grouped-deblur``'s data steps of a reflecting blur take on average about this fraction of
+the first one's time (its conjugate gradients need the most iterations at the highest level): 0.55
+to 0.62 on a 128-px crop with noise of std sqrt(2)/255 and at the noise floor."""
+
+
+def _deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
+    """The estimated seconds of ``grouped-deblur``'s data steps for ``operator``: none for a circular
+    blur (an FFT each); for a reflecting one, its first solve (at the noise floor, the most
+    iterations) timed on a random image of at least 64 px and the kernel's size, scaled to the
+    pixels, times the passes and :data:`DATA_STEP_MEAN`."""
+    import time
+
+    import numpy as np
+
+    from .deconvolution import explain_blurred
+    from .noise import MIN_MEASURED_SIGMA
+
+    if getattr(operator, "boundary", None) != "reflect":
+        return 0.0
+    side = max(64, *operator.kernel.shape)
+    sample = np.random.default_rng(0).random((side, side, channels))
+    started = time.perf_counter()
+    explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0)
+    first = (time.perf_counter() - started) / (side * side) * height * width
+    return deblur.passes * DATA_STEP_MEAN * first
+
+
+def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True,
+                 operator: Any = None) -> str:
     """', then about T to refine (NAME ...)' (:func:`_refine_seconds`), or nothing."""
-    estimate = _refine_seconds(name, height, width, channels, chooses)
+    estimate = _refine_seconds(name, height, width, channels, chooses, operator)
     return "" if estimate is None else f", then {_refine_phrase(name, *estimate)}"
 
 

@@ -52,14 +52,20 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   ``grouped`` (the image its own pilot) at a falling noise level, projected after every pass
   (plug-and-play super-resolution): for super-resolution from views without noise; the default
   for one low-res photo (:data:`linr.tasks.DEFAULT_SR_REFINE`).
+- ``grouped-deblur`` (:class:`GroupedDeblur`): for one blurred photo, the fit's image filtered
+  again and again by ``grouped`` (the image its own pilot) at a falling noise level, each pass
+  followed by the image that explains the blurred photo best near the filtered one
+  (:func:`linr.deconvolution.explain_blurred`, the photo's noise level measured on it):
+  plug-and-play deblurring.
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
 size with no operator (a photo, not a low-res, masked or blurred one); ``grouped-project`` that
 photo and at least one low-res view without noise (:func:`linr.projection.projectable`),
 ``project`` and ``grouped-views`` such a view;
-``biharmonic`` and ``grouped-fill`` one observation alone, masked, of the restored size: :func:`refine_input` says
-which, or why not.
+``biharmonic`` and ``grouped-fill`` one observation alone, masked, of the restored size;
+``grouped-deblur`` one observation alone, blurred (:class:`~linr.operators.Blur`, squared error),
+of the restored size: :func:`refine_input` says which, or why not.
 Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
 :data:`REFINERS`.
 """
@@ -791,13 +797,16 @@ class GroupedDeblur(_FallingLevels):
         from .deconvolution import explain_blurred
 
         photo = np.asarray(photo, np.float64)
-        most = 0
+        self.solved = {}
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
-            nonlocal most
             x, done = explain_blurred(x, photo, operator, sigma, level)
-            most = max(most, done.get("iterations", 0))
-            self.solved = {**done, **({"iterations": most} if "iterations" in done else {})}
+            if done["solver"] == "cg":  # over the passes: the most iterations, the worst residual
+                was = self.solved or {"iterations": 0, "residual": 0.0, "converged": True}
+                done = {"solver": "cg", "iterations": max(was["iterations"], done["iterations"]),
+                        "residual": max(was["residual"], done["residual"]),
+                        "converged": was["converged"] and done["converged"]}
+            self.solved = done
             return x
 
         x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels(), explain)
@@ -906,9 +915,9 @@ REFINERS: dict[str, Any] = {
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
-``noisy+views`` as ``refiner(noisy, pilot, sigma, views)``, ``views`` as ``refiner(image, views)``,
-``masked`` as
-``refiner(photo, observed, fit)``; ``none`` names no refinement."""
+``noisy+views`` as ``refiner(noisy, pilot, sigma, views, held_out)``, ``views`` as ``refiner(image, views)``,
+``masked`` as ``refiner(photo, observed, fit, held_out)``, ``blurred`` as ``refiner(image, photo,
+operator, sigma)``; ``none`` names no refinement."""
 
 
 def check_refine_spec(spec: str) -> str:
@@ -923,8 +932,8 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     ``grouped-project`` the one with Gaussian noise (squared-error data term) at the restored size
     ``shape`` with no operator (``grouped-project`` also needs a low-res view without noise), for
     ``project`` the first low-res view without noise, for ``biharmonic`` the only observation,
-    masked, at that size; a one-line InputError when there is none or more than one (cheap:
-    nothing is measured)."""
+    masked, at that size, for ``grouped-deblur`` the only observation, blurred, at that size; a
+    one-line InputError when there is none or more than one (cheap: nothing is measured)."""
     from .fidelity import SquaredError
     from .operators import Blur, Identity, Mask
     from .problem import measures_gaussian_noise
