@@ -9,8 +9,10 @@ paper's network and 4000 steps; the blur's boundary circular, as the photo was m
 ``grouped-deblur`` at each ``--schedule PASSES:START:END`` (the refiner's default first) from the
 fit's image and from scikit-image's Wiener deconvolution (:func:`linr.baselines.classical.wiener_deblur`):
 PSNR in the paper's convention (Y channel of 8-bit-rounded RGB) and the standard one (RGB,
-clipped), and wall seconds (one thread). ``--cache DIR`` keeps each fit (.npz) so that a rerun
-refines again without refitting. One row per image appended to ROWS (resumable).
+clipped), and wall seconds (one thread); and the default refinement of the same fit's image at
+steps 250, 500, 1000 and 2000 (``earlier``). ``--cache DIR`` keeps each fit (.npz, with those
+images) so that a rerun refines again without refitting. One row per image appended to ROWS
+(resumable).
 
     .venv/bin/python benchmarks/deblur_refine.py set9/house set9/kodim01 --crop 128 \\
         --rows benchmarks/deblur_refine_tune.jsonl --cache /tmp/deblur_cache
@@ -45,18 +47,46 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, np.ndarr
     return clean, blur_image(clean, kernel, seed=0), kernel, f"{spec.replace('/', '_')}_{crop or 'full'}_deblur.npz"
 
 
+SNAPSHOTS = (250, 500, 1000, 2000)
+"""Steps at which the fit's image is kept too (the forward pass of that step: with the fixed step
+count and constant rate of the default deblurring fit, the image a fit of that many steps ends
+near), to see what the refinement makes of a shorter fit."""
+
+
+def fitted(obs: list, saved: Path | None) -> tuple[np.ndarray, float, dict[int, np.ndarray]]:
+    """The default fit of ``obs`` (the fit alone, one thread): its image, wall seconds and images
+    at :data:`SNAPSHOTS`, read from ``saved`` (.npz) when it exists, else fitted and kept there."""
+    from linr.tasks import restore
+
+    if saved is not None and saved.exists():
+        z = np.load(saved)
+        return z["fit"], float(z["seconds"]), {int(k[4:]): z[k] for k in z.files if k[:4] == "step" and k[4:].isdigit()}
+    snapshots: dict[int, np.ndarray] = {}
+
+    def keep(step: int, output, loss: float, tile: int | None) -> None:
+        if step in SNAPSHOTS:
+            snapshots[step] = (output[0].permute(1, 2, 0).numpy() * 0.5 + 0.5).astype(np.float32)
+
+    t0 = time.perf_counter()
+    result = restore(obs, refine="none", device="cpu", progress=False, on_step=keep)
+    seconds = time.perf_counter() - t0
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(saved, fit=result.image, seconds=seconds, steps=result.steps_run,
+                 **{f"step{k}": v for k, v in snapshots.items()})
+    return result.image, seconds, snapshots
+
+
 def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     from linr.baselines.classical import wiener_deblur
     from linr.kinds import blurred
-    from linr.bench.common import cached_fit
     from linr.metrics import evaluate
     from linr.refine import GroupedDeblur, refine_image
-    from linr.tasks import restore
 
     clean, photo, kernel, cached = scene(spec, crop, data)
     obs = [blurred(photo, kernel, boundary="circular")]
     saved = cache / cached if cache else None
-    fit, fit_s = cached_fit(saved, lambda: restore(obs, refine="none", device="cpu", progress=False).image)  # the fit alone
+    fit, fit_s, snapshots = fitted(obs, saved)
 
     def scores(image: np.ndarray) -> dict:
         return {"paper": round(evaluate(clean, image, convention="paper", task="deblur")["psnr"], 4),
@@ -82,28 +112,44 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
             refined = refiner(begin, photo, obs[0].operator, sigma)
             out[name] = {**scores(refined), "seconds": round(time.perf_counter() - t0, 1)}
         row.setdefault("schedules", {})[key] = out
+    for step, image in snapshots.items():  # the same fit stopped earlier, refined by the default
+        refined, _ = refine_image("grouped-deblur", image, obs)
+        row.setdefault("earlier", {})[step] = {"fit": scores(image), "grouped-deblur": scores(refined)}
     return row
 
 
 def table(rows: list[dict]) -> str:
-    keys = sorted({k for r in rows for k in r.get("schedules", {})},
-                  key=lambda k: tuple(float(v) for v in k.split(":")))
-    out = ["| image | size | Wiener | fit (the default) | grouped-deblur from the fit | difference to the fit | "
-           + " | ".join(f"{k} from the fit / from Wiener" for k in keys) + " | seconds (wall, one thread): fit, refinement |",
-           "|---|---|---:|---:|---:|---:|" + "---:|" * len(keys) + "---|"]
+    """The rows as BENCHMARKS.md's table (paper convention): Wiener, the fit, the default
+    refinement from the fit and from Wiener, the other schedules from the fit, the default
+    refinement of the fit's image at 1000 and 2000 steps."""
+    extra = sorted({k for r in rows for k in r.get("schedules", {}) if k != _default_key(r)},
+                   key=lambda k: tuple(float(v) for v in k.split(":")))
+    steps = sorted({int(k) for r in rows for k in r.get("earlier", {}) if int(k) >= 1000})
+    out = ["| image | size | Wiener | fit (the default, 4000 steps) | grouped-deblur from the fit (the default) | "
+           "difference to the fit | the same from Wiener | "
+           + "".join(f"{k} from the fit | " for k in extra)
+           + "".join(f"fit at {n} steps, refined | " for n in steps) + "seconds (wall, one thread): fit, refinement |",
+           "|---|---|" + "---:|" * (5 + len(extra) + len(steps)) + "---|"]
+
+    def cells(r: dict) -> list[float | None]:
+        schedules = r.get("schedules", {})
+        values = [r["wiener"]["paper"], r["fit"]["paper"], r["grouped-deblur"]["paper"],
+                  r["grouped-deblur"]["paper"] - r["fit"]["paper"], schedules[_default_key(r)]["wiener"]["paper"]]
+        values += [schedules[k]["fit"]["paper"] if k in schedules else None for k in extra]
+        values += [r["earlier"][str(n)]["grouped-deblur"]["paper"] if str(n) in r.get("earlier", {}) else None
+                   for n in steps]
+        return values
+
+    def show(values: list[float | None]) -> str:
+        return " | ".join("-" if v is None else (f"{v:+.2f}" if i == 3 else f"{v:.2f}") for i, v in enumerate(values))
+
     for r in rows:
-        cells = []
-        for k in keys:
-            s = r.get("schedules", {}).get(k, {})
-            cells.append(f"{s['fit']['paper']:.2f} / {s['wiener']['paper']:.2f}" if s else "-")
-        out.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {r['wiener']['paper']:.2f} | {r['fit']['paper']:.2f} | "
-                   f"{r['grouped-deblur']['paper']:.2f} | {r['grouped-deblur']['paper'] - r['fit']['paper']:+.2f} | "
-                   + " | ".join(cells) + f" | {r['fit_seconds']:.0f}, {r['grouped-deblur']['seconds']:.0f} |")
+        out.append(f"| {r['image']} | {r['size'][0]}x{r['size'][1]} | {show(cells(r))} | "
+                   f"{r['fit_seconds']:.0f}, {r['grouped-deblur']['seconds']:.0f} |")
     if rows:
-        mean = lambda get: np.mean([get(r) for r in rows])
-        out.append(f"| mean ({len(rows)}) | | {mean(lambda r: r['wiener']['paper']):.2f} | {mean(lambda r: r['fit']['paper']):.2f} | "
-                   f"{mean(lambda r: r['grouped-deblur']['paper']):.2f} | "
-                   f"{mean(lambda r: r['grouped-deblur']['paper'] - r['fit']['paper']):+.2f} |" + " |" * (len(keys) + 1))
+        columns = list(zip(*(cells(r) for r in rows)))
+        means = [None if any(v is None for v in c) else float(np.mean(c)) for c in columns]
+        out.append(f"| mean ({len(rows)}) | | {show(means)} | |")
     return "\n".join(out)
 
 

@@ -147,7 +147,7 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     tiny = ["--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "o.png"), "--refine", "grouped-deblur", *tiny]) == 0
-    assert "refined: grouped-deblur (20 passes of grouped filtering from the fit's image" in capsys.readouterr().out
+    assert "refined: grouped-deblur (10 passes of grouped filtering from the fit's image" in capsys.readouterr().out
     assert "a blurred photo" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "b.png"), "-o",
                                                  str(tmp_path / "n.png"), "--refine", "grouped-deblur", *tiny])
     (tmp_path / "in").mkdir()
@@ -164,3 +164,38 @@ def test_the_cost_estimate_counts_the_data_steps_of_a_reflecting_blur():
     assert _deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="reflect"), 512, 512, 3) > 0.0
     big = gaussian_kernel(81, 12.0)  # larger than the 64-px sample: timed on one of the kernel's size
     assert _deblur_data_seconds(GroupedDeblur(passes=1), Blur(big, boundary="reflect"), 100, 100, 1) > 0.0
+
+
+def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
+    import argparse
+
+    import linr
+    from linr.batch import _refine_of
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.models import ModelConfig
+    from linr.tasks import DEFAULT_DEBLUR_REFINE, default_refine
+
+    rng = np.random.default_rng(4)
+    sharp = ndimage.zoom(rng.random((8, 8, 3)), (4, 4, 1), order=1)
+    kernel = gaussian_kernel(7, 1.0)
+    photo = blur_image(sharp, kernel, seed=0)
+    obs = blurred(photo, kernel)
+    assert default_refine([obs], preset=None) == DEFAULT_DEBLUR_REFINE == "grouped-deblur"
+    assert default_refine([obs], preset="paper") is None  # the paper's mathematics
+    assert default_refine([obs], preset=None, keep_model=True) is None  # the model renders the fit's image
+    assert default_refine([obs, noisy(sharp)], preset=None) is None  # a joint fit: not measured
+    assert default_refine([blurred(photo[:6, :6], gaussian_kernel(3, 1.0))], preset=None) is None  # under a patch
+    tiny = dict(steps=3, model=ModelConfig(width=16, depth=2), progress=False, device="cpu")
+    r = linr.restore(obs, **tiny)
+    assert r.settings["refine"]["name"] == "grouped-deblur" and r.settings["refine"]["passes"] == 10
+    assert not np.array_equal(r.image, r.fitted_image)
+    assert "refine" not in linr.restore(obs, refine="none", **tiny).settings
+    batch = dict(preset=None, refine=None, noisy=None, lowres=None, masked=None, blurred="b")
+    assert _refine_of(argparse.Namespace(**batch)) == DEFAULT_DEBLUR_REFINE
+    assert _refine_of(argparse.Namespace(**{**batch, "preset": "paper"})) is None
+    write_image(tmp_path / "b.png", photo)
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
+                 str(tmp_path / "o.png"), "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert "the default for one blurred photo, --refine none returns the fit's image" in capsys.readouterr().out

@@ -125,7 +125,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "the fit's image made to reproduce its noise-free low-res views exactly; not in the paper); "
                    "grouped-views (super-resolution: project, then 20 passes of the grouped filter at a falling "
                    "noise level, each made to reproduce the views again; not in the paper); "
-                   "grouped-deblur (deblurring: 20 passes of the grouped filter at a falling noise level, each "
+                   "grouped-deblur (deblurring: 10 passes of the grouped filter at a falling noise level, each "
                    "followed by the image that explains the blurred photo best near the filtered one, its noise "
                    "measured on it; not in the paper); "
                    "biharmonic (inpainting: the "

@@ -48,6 +48,8 @@ __all__ = [
     "INPAINT_BLEND_UP_TO",
     "plain_super_resolution",
     "DEFAULT_SR_REFINE",
+    "plain_deblurring",
+    "DEFAULT_DEBLUR_REFINE",
     "DEFAULT_INPAINT_MODEL",
     "default_model",
     "SR_REFINE_UP_TO",
@@ -440,6 +442,26 @@ def plain_super_resolution(observations: Sequence[Observation], *, preset: str |
     return projectable(obs) and getattr(obs.operator, "kernel", None) == "lanczos2"
 
 
+DEFAULT_DEBLUR_REFINE = "grouped-deblur"
+"""The refinement of the defaults' deblurring of one blurred photo (:func:`plain_deblurring`),
+since the twenty-fourth session: ``grouped-deblur`` (:class:`linr.refine.GroupedDeblur`: 10 passes
+of grouped filtering from the fit's image at a falling noise level, each followed by the image
+that explains the blurred photo best near the filtered one). Measured in BENCHMARKS.md ('#15
+deblurring'): chosen on two set9 tune crops, reported on Table 4's four images (crops)."""
+
+
+def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a restore is the defaults' deblurring of one photo: no preset named and one
+    observation alone, blurred (a :class:`~linr.operators.Blur`), compared by squared error."""
+    from .fidelity import SquaredError
+    from .operators import Blur
+
+    if preset is not None or len(observations) != 1:
+        return False
+    (obs,) = observations
+    return isinstance(obs.operator, Blur) and isinstance(obs.fidelity, SquaredError)
+
+
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' inpainting of one photo: no preset named and one
     observation alone, with missing pixels (a mask) and no noise. Restored whole, it gets
@@ -487,7 +509,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or in tiles, any size),
-    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or in tiles, any size);
+    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or in tiles, any size),
+    :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same);
     none when the model is kept (it renders the fit's image, not a refined one)."""
     if keep_model:
         return None
@@ -500,6 +523,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
         return DEFAULT_INPAINT_REFINE
     if plain_super_resolution(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
         return DEFAULT_SR_REFINE
+    if plain_deblurring(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
+        return DEFAULT_DEBLUR_REFINE
     return None
 
 

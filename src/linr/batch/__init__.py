@@ -282,10 +282,17 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
         (args.downsampler or "lanczos2") == "lanczos2" and dict(args.weight).get("lowres", 1.0) > 0
 
 
+def _plain_deblurring(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' deblurring (:func:`linr.tasks.plain_deblurring`, read off
+    the options): blurred images alone, no preset named."""
+    return args.preset is None and _kinds_given(args) == {"blurred"}
+
+
 def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
-    inpainting and super-resolution, every image (whole or tiled, any size)."""
-    from ..tasks import DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE, DEFAULT_SR_REFINE
+    inpainting, super-resolution and deblurring, every image (whole or tiled, any size)."""
+    from ..tasks import (DEFAULT_DEBLUR_REFINE, DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE,
+                         DEFAULT_SR_REFINE)
 
     if args.refine is None and _plain_inpainting(args):
         return DEFAULT_INPAINT_REFINE
@@ -293,6 +300,8 @@ def _refine_of(args: argparse.Namespace) -> str | None:
         return DEFAULT_SR_REFINE
     if args.refine is None and _noisy_with_lowres(args):
         return DEFAULT_JOINT_REFINE
+    if args.refine is None and _plain_deblurring(args):
+        return DEFAULT_DEBLUR_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
 
 
