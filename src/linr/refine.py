@@ -56,7 +56,8 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   again and again by ``grouped`` (the image its own pilot) at a falling noise level, each pass
   followed by the image that explains the blurred photo best near the filtered one
   (:func:`linr.deconvolution.explain_blurred`, the photo's noise level measured on it):
-  plug-and-play deblurring.
+  plug-and-play deblurring; the default for one circularly blurred photo
+  (:data:`linr.tasks.DEFAULT_DEBLUR_REFINE`; a reflecting blur only on request).
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored

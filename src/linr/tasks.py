@@ -443,23 +443,32 @@ def plain_super_resolution(observations: Sequence[Observation], *, preset: str |
 
 
 DEFAULT_DEBLUR_REFINE = "grouped-deblur"
-"""The refinement of the defaults' deblurring of one blurred photo (:func:`plain_deblurring`),
-since the twenty-fourth session: ``grouped-deblur`` (:class:`linr.refine.GroupedDeblur`: 10 passes
-of grouped filtering from the fit's image at a falling noise level, each followed by the image
-that explains the blurred photo best near the filtered one). Measured in BENCHMARKS.md ('#15
-deblurring'): chosen on two set9 tune crops, reported on Table 4's four images (crops)."""
+"""The refinement of the defaults' deblurring of one circularly blurred photo
+(:func:`plain_deblurring`), since the twenty-fourth session: ``grouped-deblur``
+(:class:`linr.refine.GroupedDeblur`: 10 passes of grouped filtering from the fit's image at a
+falling noise level, each followed by the image that explains the blurred photo best near the
+filtered one). Measured in BENCHMARKS.md ('#15 deblurring'): chosen on two set9 tune crops,
+reported on Table 4's images (96-px crops), all blurred circularly."""
 
 
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
-    """Whether a restore is the defaults' deblurring of one photo: no preset named and one
-    observation alone, blurred (a :class:`~linr.operators.Blur`), compared by squared error."""
+    """Whether a restore is the defaults' deblurring of one photo that gets
+    :data:`DEFAULT_DEBLUR_REFINE`: no preset named and one observation alone, blurred circularly
+    (a :class:`~linr.operators.Blur` whose boundary is 'circular', as the measured photos were
+    blurred; ``--boundary circular``), compared by squared error. A reflecting blur (the
+    defaults' for real photos) is not refined by default: on photos blurred otherwise near their
+    borders (circularly, or by a scene that continues past the frame) the refinement's exact data
+    step made a band about a kernel's radius wide worse, and whole 96-px crops came out 0.5-6.3 dB
+    worse in five of six probes (BENCHMARKS.md '#15 deblurring'); ``--refine grouped-deblur`` still
+    applies it."""
     from .fidelity import SquaredError
     from .operators import Blur
 
     if preset is not None or len(observations) != 1:
         return False
     (obs,) = observations
-    return isinstance(obs.operator, Blur) and isinstance(obs.fidelity, SquaredError)
+    return isinstance(obs.operator, Blur) and obs.operator.boundary == "circular" and \
+        isinstance(obs.fidelity, SquaredError)
 
 
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -688,7 +697,8 @@ def restore(
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
     and no model is kept, ``'grouped-fill'`` for one photo with missing pixels, its stop then
     the ``pick`` rule when restored whole, ``'grouped-views'`` for one
-    low-res photo without noise). ``result.fitted_image`` then keeps the fit's image and
+    low-res photo without noise, ``'grouped-project'`` for one noisy photo with a low-res view,
+    ``'grouped-deblur'`` for one circularly blurred photo). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one

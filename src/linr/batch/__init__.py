@@ -181,7 +181,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
-    from ..refine import GroupedFill
+    from ..refine import GroupedDeblur, GroupedFill
     from ..tasks import DEFAULT_INPAINT_MODEL, DEFAULT_PRESET, PRESETS
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
@@ -210,6 +210,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # grouped-fill with the size above which it starts from the fit alone (since the twenty-second
         # session; the default's batches before it recorded blend_up_to: the size up to which they refined)
         **({"biharmonic_up_to": GroupedFill.BIHARMONIC_UP_TO} if refine == "grouped-fill" else {}),
+        # grouped-deblur with its passes and levels (since the twenty-fourth session), so that a
+        # change of its schedule is not resumed silently
+        **({"deblur_schedule": [d.passes, d.start, d.end]} if refine == "grouped-deblur" and (d := GroupedDeblur()) else {}),
         # (super-resolution's default grouped-views: in the twenty-second session's batches with
         # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
@@ -283,9 +286,10 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
 
 
 def _plain_deblurring(args: argparse.Namespace) -> bool:
-    """Whether the batch is the defaults' deblurring (:func:`linr.tasks.plain_deblurring`, read off
-    the options): blurred images alone, no preset named."""
-    return args.preset is None and _kinds_given(args) == {"blurred"}
+    """Whether the batch is the defaults' refined deblurring (:func:`linr.tasks.plain_deblurring`,
+    read off the options): blurred images alone, blurred circularly (``--boundary circular``), no
+    preset named."""
+    return args.preset is None and _kinds_given(args) == {"blurred"} and getattr(args, "boundary", None) == "circular"
 
 
 def _refine_of(args: argparse.Namespace) -> str | None:

@@ -89,6 +89,9 @@ def select(
                      f"until the twenty-third session (now omega_0 {DEFAULT_INPAINT_MODEL.omega_0:g})")
             if not (sized or old_fill):  # else the refinement of then is an obstacle too
                 hint += ", --omega0 30 to resume as made"
+        if "refine" in differ and made.get("refine") is None and settings.get("refine") == "grouped-deblur":
+            what += ("; the images were not refined: since the twenty-fourth session the defaults refine one "
+                     "circularly blurred photo by grouped-deblur")
         if old_views:
             what += (f"; the images got the default refinement of then, {made.get('refine')} of images restored whole "
                      f"up to {made['refine_up_to']} px, which no option gives now (such images come out the same)")
