@@ -955,9 +955,7 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
             raise InputError(f"refinement {spec!r} deblurs and needs one observation alone: a blurred photo "
                              f"(a blur kernel) of the restored size, compared by squared error (refine='none', "
                              f"--refine none)")
-        if min(shape) < MIN_REFINE_SIDE:
-            raise InputError(f"refinement filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and this image is "
-                             f"{shape[0]}x{shape[1]} (refine='none', --refine none)")
+        _check_patch_side(shape)
         return observations[0]
     if REFINERS[spec].takes in ("noisy+views", "views"):
         from .projection import projectable_views
@@ -976,10 +974,15 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
         raise InputError(f"refinement needs exactly one noisy photo of the restored size ({shape[0]}x{shape[1]}) "
                          f"with Gaussian noise and no operator, and {len(photos)} of the observations are one "
                          f"(refine='none', --refine none)")
+    _check_patch_side(shape)
+    return photos[0]
+
+
+def _check_patch_side(shape: tuple[int, int]) -> None:
+    """A one-line InputError when an image of ``shape`` is smaller than the filter's patches."""
     if min(shape) < MIN_REFINE_SIDE:
         raise InputError(f"refinement filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and this image is "
                          f"{shape[0]}x{shape[1]} (refine='none', --refine none)")
-    return photos[0]
 
 
 def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation],
