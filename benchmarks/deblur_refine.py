@@ -17,6 +17,7 @@ images) so that a rerun refines again without refitting. One row per image appen
     .venv/bin/python benchmarks/deblur_refine.py set9/house set9/kodim01 --crop 128 \\
         --rows benchmarks/deblur_refine_tune.jsonl --cache /tmp/deblur_cache
 
+``--device DEV`` fits there (cuda: the GPU script); ``--steps N`` fits N steps (a dry run).
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's). ``--from-wiener``: no
 fit, only the default refinement started from Wiener deconvolution (its own rows and table; the
 whole Table 4 images, whose 4000-step fits take hours here).
@@ -32,6 +33,10 @@ import numpy as np
 
 SCHEDULES: list[tuple[int, float, float]] = []
 """Extra (passes, start, end) schedules of ``grouped-deblur``, from ``--schedule``."""
+
+FIT = {"device": "cpu", "steps": None}
+"""The fit's device (``--device``, e.g. cuda for the GPU script) and step count (``--steps``: a dry
+run's few; None: the default's 4000)."""
 
 
 def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -70,7 +75,7 @@ def fitted(obs: list, saved: Path | None) -> tuple[np.ndarray, float, dict[int, 
             snapshots[step] = (output[0].permute(1, 2, 0).numpy() * 0.5 + 0.5).astype(np.float32)
 
     t0 = time.perf_counter()
-    result = restore(obs, refine="none", device="cpu", progress=False, on_step=keep)
+    result = restore(obs, refine="none", device=FIT["device"], steps=FIT["steps"], progress=False, on_step=keep)
     seconds = time.perf_counter() - t0
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +101,8 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
 
     wiener = wiener_deblur(photo, kernel).image
     row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "noise_seed": 0,
+           **({"fit_device": FIT["device"]} if FIT["device"] != "cpu" else {}),
+           **({"fit_steps": FIT["steps"]} if FIT["steps"] else {}),
            "fit_seconds": round(fit_s, 1), "fit": scores(fit), "wiener": scores(wiener)}
     t0 = time.perf_counter()
     image, done = refine_image("grouped-deblur", fit, obs)
@@ -196,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--from-wiener" in argv:  # no fit: the refinement from Wiener deconvolution alone
         argv.remove("--from-wiener")
         return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data", from_wiener, wiener_table)
+    for option, cast in (("--device", str), ("--steps", int)):
+        if option in argv:
+            at = argv.index(option)
+            FIT[option[2:]] = cast(argv[at + 1])
+            del argv[at:at + 2]
     while "--schedule" in argv:
         at = argv.index("--schedule")
         passes, start, end = argv[at + 1].split(":")

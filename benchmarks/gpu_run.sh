@@ -8,6 +8,8 @@
 #                   tiles, time per pixel and peak memory
 #   3b. speed.log, speed.json   linr bench speed --device cuda at 256x256: float32, tf32, bf16,
 #                              the fast preset and 8 images stacked
+#   3c. paper.log  #15: the four whole Table 4 images fitted (4000 steps) and refined by
+#                  grouped-deblur (benchmarks/deblur_refine.py prints one row per image)
 #   4. jobs.jsonl, report.md   the paper profile (full images, LINR and the defaults/fast
 #                              columns and the classical methods; no DIP) table by table in the
 #                              order: the tables the first lease left (1 6 9 4 11), then the
@@ -60,11 +62,13 @@ if [ $DRY -eq 1 ]; then
   TABLES="3 2"; PAPER=(--crop 16 --steps 2 --images butterfly)
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
+  DEBLUR=(deblur/butterfly --crop 32 --steps 2)
 else
   DEVICE=cuda; SIZE=256; SPEED=(--repeats 2 --stack 8 --precisions tf32,bf16)
   TABLES="1 6 9 4 11 3 2 5 8 7 10 13 12"; PAPER=()
   TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py tests/test_tiling.py)
   TILE_SIZES=(512 2048); TILE_ARGS=(--steps 100 --stack 16)
+  DEBLUR=(deblur/parrots deblur/butterfly deblur/leaves deblur/starfish)
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -86,6 +90,11 @@ part tiles 120 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]
   --data "$DATA" "${TILE_ARGS[@]}"
 part speed 150 "$OUT/speed.log" "$PY" -m linr bench speed --device "$DEVICE" --size "$SIZE" \
   --data "$DATA" --json "$OUT/speed.json" "${SPEED[@]}"
+# #15 deblurring on the four whole Table 4 images: the default fit (4000 steps) refined by
+# grouped-deblur (benchmarks/deblur_refine.py; hours per image on the project's CPU)
+# (its rows are printed into paper.log: a lent machine returns at most 8 files)
+part deblur 240 "$OUT/paper.log" env LINR_DATA="$DATA" "$PY" benchmarks/deblur_refine.py "${DEBLUR[@]}" \
+  --device "$DEVICE" --schedule 20:30:2
 # the paper profile, fits recorded in (and resumed from) jobs.jsonl, which starts from the fits of
 # earlier GPU runs (RESUME_FROM; tables they finished cost a few seconds of reporting)
 RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}

@@ -23,7 +23,7 @@ def test_gpu_script_dry_run_runs_every_part(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
     log = (out / "log.txt").read_text()
-    for part in ("tests", "speed", "table 3", "table 2"):
+    for part in ("tests", "speed", "deblur", "table 3", "table 2"):
         assert f"{part}: exit 0" in log, log
     assert "finished" in log
     files = sorted(p.name for p in out.iterdir())
