@@ -30,7 +30,7 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from .operators import Blur
 
-__all__ = ["explain_blurred", "MAX_ITERATIONS", "TOLERANCE"]
+__all__ = ["explain_blurred", "combined_solves", "deblurrable", "MAX_ITERATIONS", "TOLERANCE"]
 
 MAX_ITERATIONS = 1000
 """Conjugate-gradient iterations at most (a reflecting blur): on a 128-px crop, about 100 at a
@@ -76,10 +76,27 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
             raise MemoryError(str(exc)) from exc
         raise
     x = torch.cat([part for part, _ in solved], 1)
-    done = [d for _, d in solved]
-    return x[0].permute(1, 2, 0).numpy().astype(np.float32), {
-        "solver": "cg", "iterations": max(d["iterations"] for d in done),
-        "residual": max(d["residual"] for d in done), "converged": all(d["converged"] for d in done)}
+    return x[0].permute(1, 2, 0).numpy().astype(np.float32), combined_solves([d for _, d in solved])
+
+
+def deblurrable(observation: Any) -> bool:
+    """Whether an observation is one :func:`explain_blurred` can explain: a blurred photo (a
+    :class:`~linr.operators.Blur`) compared by squared error."""
+    from .fidelity import SquaredError
+    from .operators import Blur
+
+    return isinstance(observation.operator, Blur) and isinstance(observation.fidelity, SquaredError)
+
+
+def combined_solves(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several solves' reports as one (of channels, or of a refinement's passes): ``{"solver":
+    "fft"}`` when none used conjugate gradients, else their most iterations, worst residual and
+    whether all converged."""
+    done = [r for r in reports if r.get("solver", "cg") == "cg"]
+    if not done:
+        return {"solver": "fft"}
+    return {"solver": "cg", "iterations": max(d["iterations"] for d in done),
+            "residual": max(d["residual"] for d in done), "converged": all(d["converged"] for d in done)}
 
 
 def _conjugate_gradients(blur: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, y: torch.Tensor,

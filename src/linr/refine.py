@@ -799,19 +799,15 @@ class GroupedDeblur(_FallingLevels):
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
         (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale)."""
-        from .deconvolution import explain_blurred
+        from .deconvolution import combined_solves, explain_blurred
 
         photo = np.asarray(photo, np.float64)
-        self.solved = {}
+        reports: list[dict[str, Any]] = []
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
             x, done = explain_blurred(x, photo, operator, sigma, level)
-            if done["solver"] == "cg":  # over the passes: the most iterations, the worst residual
-                was = self.solved or {"iterations": 0, "residual": 0.0, "converged": True}
-                done = {"solver": "cg", "iterations": max(was["iterations"], done["iterations"]),
-                        "residual": max(was["residual"], done["residual"]),
-                        "converged": was["converged"] and done["converged"]}
-            self.solved = done
+            reports.append(done)
+            self.solved = combined_solves(reports)  # over the passes so far
             return x
 
         x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels(), explain)
@@ -939,8 +935,8 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     ``project`` the first low-res view without noise, for ``biharmonic`` the only observation,
     masked, at that size, for ``grouped-deblur`` the only observation, blurred, at that size; a
     one-line InputError when there is none or more than one (cheap: nothing is measured)."""
-    from .fidelity import SquaredError
-    from .operators import Blur, Identity, Mask
+    from .deconvolution import deblurrable
+    from .operators import Identity, Mask
     from .problem import measures_gaussian_noise
 
     if REFINERS[check_refine_spec(spec)].takes == "masked":
@@ -950,8 +946,7 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                              f"photo with missing pixels (a mask), of the restored size (refine='none', --refine none)")
         return observations[0]
     if REFINERS[spec].takes == "blurred":
-        if len(observations) != 1 or not isinstance(observations[0].operator, Blur) or \
-                tuple(observations[0].shape) != tuple(shape) or not isinstance(observations[0].fidelity, SquaredError):
+        if len(observations) != 1 or not deblurrable(observations[0]) or tuple(observations[0].shape) != tuple(shape):
             raise InputError(f"refinement {spec!r} deblurs and needs one observation alone: a blurred photo "
                              f"(a blur kernel) of the restored size, compared by squared error (refine='none', "
                              f"--refine none)")

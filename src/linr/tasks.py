@@ -461,14 +461,12 @@ def plain_deblurring(observations: Sequence[Observation], *, preset: str | None)
     step made a band about a kernel's radius wide worse, and whole 96-px crops came out 0.5-6.3 dB
     worse in five of six probes (BENCHMARKS.md '#15 deblurring'); ``--refine grouped-deblur`` still
     applies it."""
-    from .fidelity import SquaredError
-    from .operators import Blur
+    from .deconvolution import deblurrable
 
     if preset is not None or len(observations) != 1:
         return False
     (obs,) = observations
-    return isinstance(obs.operator, Blur) and obs.operator.boundary == "circular" and \
-        isinstance(obs.fidelity, SquaredError)
+    return deblurrable(obs) and obs.operator.boundary == "circular"
 
 
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
