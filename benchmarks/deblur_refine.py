@@ -10,7 +10,7 @@ paper's network and 4000 steps; the blur's boundary circular, as the photo was m
 fit's image and from scikit-image's Wiener deconvolution (:func:`linr.baselines.classical.wiener_deblur`):
 PSNR in the paper's convention (Y channel of 8-bit-rounded RGB) and the standard one (RGB,
 clipped), and wall seconds (one thread); and the default refinement of the same fit's image at
-steps 250, 500, 1000 and 2000 (``earlier``). ``--cache DIR`` keeps each fit (.npz, with those
+steps 250, 500, 1000, 2000 and 3000 (``earlier``). ``--cache DIR`` keeps each fit (.npz, with those
 images) so that a rerun refines again without refitting. One row per image appended to ROWS
 (resumable).
 
@@ -54,7 +54,7 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, np.ndarr
     return clean, blur_image(clean, kernel, seed=0), kernel, f"{spec.replace('/', '_')}_{crop or 'full'}_deblur.npz"
 
 
-SNAPSHOTS = (250, 500, 1000, 2000)
+SNAPSHOTS = (250, 500, 1000, 2000, 3000)
 """Steps at which the fit's image is kept too (the forward pass of that step: with the fixed step
 count and constant rate of the default deblurring fit, the image a fit of that many steps ends
 near), to see what the refinement makes of a shorter fit."""
@@ -73,6 +73,7 @@ def fitted(obs: list, saved: Path | None) -> tuple[np.ndarray, float, dict[int, 
     def keep(step: int, output, loss: float, tile: int | None) -> None:
         if step in SNAPSHOTS:
             snapshots[step] = (output[0].permute(1, 2, 0).numpy() * 0.5 + 0.5).astype(np.float32)
+            print(f"  step {step}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     result = restore(obs, refine="none", device=FIT["device"], steps=FIT["steps"], progress=False, on_step=keep)
