@@ -17,6 +17,14 @@ images) so that a rerun refines again without refitting. One row per image appen
     .venv/bin/python benchmarks/deblur_refine.py set9/house set9/kodim01 --crop 128 \\
         --rows benchmarks/deblur_refine_tune.jsonl --cache /tmp/deblur_cache
 
+``--scene``: the photo of a real camera instead, whose borders were blurred with what lay outside
+the frame: the whole image blurred (Table 4's kernel and noise), then its centre ``--crop``; the
+default fit of a real photo (its blur reflecting, as no rule is known), then ``grouped-deblur``
+with each data step of :data:`linr.deconvolution.EDGES` (the operator's mirrored borders, or free
+edges) from the fit's image and from its images at 1000 and 2000 steps: PSNR (paper convention) of
+the whole crop and of its interior (the kernel's reach, 12 px, left out of each side); its own rows
+and table.
+
 ``--device DEV`` fits there (cuda: the GPU script); ``--steps N`` fits N steps (a dry run).
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's). ``--from-wiener``: no
 fit, only the default refinement started from Wiener deconvolution (its own rows and table; the
@@ -128,6 +136,68 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     return row
 
 
+def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
+    """``--scene``'s row (module docstring)."""
+    from linr.bench.common import centre_crop
+    from linr.deconvolution import EDGES
+    from linr.kinds import blurred
+    from linr.metrics import evaluate
+    from linr.noise import floored_noise_sigma
+    from linr.refine import GroupedDeblur, refine_input
+
+    if not crop:
+        raise SystemExit("--scene needs --crop N (a crop of the blurred whole image)")
+    whole, blurred_whole, kernel, _ = scene(spec, None, data)
+    clean = np.ascontiguousarray(centre_crop(whole, crop)[0])
+    photo = np.ascontiguousarray(centre_crop(blurred_whole, crop)[0])
+    obs = [blurred(photo, kernel)]  # the defaults' blur of a real photo: reflecting
+    saved = cache / f"{spec.replace('/', '_')}_{crop}_scene.npz" if cache else None
+    fit, fit_s, snapshots = fitted(obs, saved)
+    reach = kernel.shape[0] // 2
+    inside = np.s_[reach:-reach, reach:-reach]
+
+    def scores(image: np.ndarray) -> dict:
+        return {"whole": round(evaluate(clean, image, convention="paper", task="deblur")["psnr"], 4),
+                "interior": round(evaluate(clean[inside], image[inside], convention="paper", task="deblur")["psnr"], 4)}
+
+    refine_input(obs, photo.shape[:2], "grouped-deblur")  # the same checks as a restore
+    sigma = floored_noise_sigma(photo)  # as refine_image measures it
+    row = {"image": spec, "size": list(whole.shape[:2]), "crop": crop, "noise_seed": 0, "scene": True,
+           **({"fit_device": FIT["device"]} if FIT["device"] != "cpu" else {}),
+           **({"fit_steps": FIT["steps"]} if FIT["steps"] else {}),
+           "fit_seconds": round(fit_s, 1), "sigma": round(sigma * 255, 3), "fit": scores(fit), "refined": {}}
+    starts = {"fit": fit, **{str(k): v for k, v in snapshots.items() if k >= 1000}}
+    for name, begin in starts.items():
+        row["refined"][name] = {"fit": scores(begin)}
+        for edges in EDGES:
+            refiner = GroupedDeblur(edges=edges)
+            t0 = time.perf_counter()
+            image = refiner(begin, photo, obs[0].operator, sigma)
+            row["refined"][name][edges] = {**scores(image), "seconds": round(time.perf_counter() - t0, 1),
+                                           "solved": refiner.describe()["solved"]}
+    return row
+
+
+def scene_table(rows: list[dict]) -> str:
+    """``--scene``'s rows as a markdown table: for each start (the fit, its images at 1000 and
+    2000 steps), the start and ``grouped-deblur`` with each data step, whole crop / interior."""
+    from linr.deconvolution import EDGES
+
+    starts = [k for k in ("fit", "1000", "2000") if all(k in r["refined"] for r in rows)]
+    head = ["image", "crop"] + [f"{'fit' if k == 'fit' else 'fit at ' + k + ' steps'}{'' if e == 'fit' else ', ' + e + ' edges'}"
+                                for k in starts for e in ("fit", *EDGES)]
+    out = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    cells = {r["image"]: [r["refined"][k][e] for k in starts for e in ("fit", *EDGES)] for r in rows}
+    for r in rows:
+        out.append(f"| {r['image']} | {r['crop']} | "
+                   + " | ".join(f"{c['whole']:.2f} / {c['interior']:.2f}" for c in cells[r["image"]]) + " |")
+    if rows:
+        columns = list(zip(*cells.values()))
+        out.append(f"| mean ({len(rows)}) | | " + " | ".join(
+            f"{np.mean([c['whole'] for c in col]):.2f} / {np.mean([c['interior'] for c in col]):.2f}" for col in columns) + " |")
+    return "\n".join(out)
+
+
 def table(rows: list[dict]) -> str:
     """The rows as BENCHMARKS.md's table (paper convention): Wiener, the fit, the default
     refinement from the fit and from Wiener, the other schedules from the fit, the default
@@ -201,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     from linr.bench.common import refine_probe_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--scene" in argv:  # a crop of a blurred scene: the data step's edges
+        argv.remove("--scene")
+        run_fn, table_fn = run_scene, scene_table
+    else:
+        run_fn, table_fn = run, table
     if "--from-wiener" in argv:  # no fit: the refinement from Wiener deconvolution alone
         argv.remove("--from-wiener")
         return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data", from_wiener, wiener_table)
@@ -214,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         passes, start, end = argv[at + 1].split(":")
         SCHEDULES.append((int(passes), float(start), float(end)))
         del argv[at:at + 2]
-    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set9/house, deblur/parrots)", run, table)
+    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set9/house, deblur/parrots)", run_fn, table_fn)
 
 
 if __name__ == "__main__":

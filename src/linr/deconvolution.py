@@ -17,6 +17,14 @@ made by FFTs of the mirrored image and its adjoint by automatic differentiation.
 by the circular blur's exact solve, or by the DCT's of the half-sample mirrored blur, it took 1.1
 to 2.9x more iterations on a 128-px crop: their errors near the borders are amplified by up to
 ``1 / w``.)
+
+A photo of a larger scene was blurred with what lay outside its frame, which no boundary rule
+knows: with ``edges="free"`` the data step models no boundary. Its unknown is the image extended
+by the kernel's reach on every side (``(H + kh - 1, W + kw - 1)``), whose blur without any padding
+(a "valid" convolution) is the photo; the estimate, extended by mirroring, is what the extension
+is believed near; the solve is the same conjugate gradients, and the photo's own pixels are
+returned. A border pixel then only weighs what the photo says of it, rather than a mirrored
+neighbourhood that was never there.
 """
 
 from __future__ import annotations
@@ -30,7 +38,11 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from .operators import Blur
 
-__all__ = ["explain_blurred", "combined_solves", "deblurrable", "MAX_ITERATIONS", "TOLERANCE"]
+__all__ = ["explain_blurred", "combined_solves", "deblurrable", "EDGES", "MAX_ITERATIONS", "TOLERANCE"]
+
+EDGES = ("operator", "free")
+"""What a data step assumes beyond the photo's frame: the blur's own boundary rule, or nothing
+(module docstring)."""
 
 MAX_ITERATIONS = 1000
 """Conjugate-gradient iterations at most (a reflecting blur): on a 128-px crop, about 100 at a
@@ -49,20 +61,26 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur", sigma: float,
-                    level: float) -> tuple[np.ndarray, dict[str, Any]]:
+                    level: float, edges: str = "operator") -> tuple[np.ndarray, dict[str, Any]]:
     """The image (float32 (H, W, C), unclipped) nearest ``estimate`` (H, W, C) that explains the
     ``blurred`` photo (H, W, C) through ``operator`` with noise std ``sigma`` when the estimate is
     believed to within ``level`` (module docstring; both on one scale, positive), and what the
     solve did: ``{"solver": "fft"}`` or ``{"solver": "cg", "iterations": n, "residual": r,
     "converged": c}`` (``r`` the relative residual of the normal equations, the worst channel's;
     ``n`` the most iterations a channel took; ``c`` False when :data:`MAX_ITERATIONS` ended one
-    above :data:`TOLERANCE`). The channels are solved one at a time (the equations do not mix
-    them). MemoryError when torch cannot allocate what a solve needs."""
+    above :data:`TOLERANCE`). ``edges`` (:data:`EDGES`): ``"operator"`` blurs by the operator's
+    boundary rule; ``"free"`` assumes nothing beyond the frame (module docstring; conjugate
+    gradients, whatever the operator's rule). The channels are solved one at a time (the equations
+    do not mix them). MemoryError when torch cannot allocate what a solve needs."""
     if not (sigma > 0 and level > 0):
         raise ValueError(f"sigma {sigma}, level {level}: both must be positive")
+    if edges not in EDGES:
+        raise ValueError(f"edges {edges!r}: expected one of {', '.join(EDGES)}")
     weight = (sigma / level) ** 2
     try:
         z, y = _tensor(estimate), _tensor(blurred)
+        if edges == "free":
+            return _explain_free(z, y, operator, weight)
         if getattr(operator, "boundary", None) == "circular":
             h, w = z.shape[-2:]
             otf = operator._otf((h, w), z.device, torch.float64)
@@ -133,11 +151,30 @@ def _conjugate_gradients(blur: Callable[[torch.Tensor], torch.Tensor], z: torch.
     return x, {"iterations": iterations, "residual": float(f"{relative:.3g}"), "converged": bool(rs <= TOLERANCE * start)}
 
 
-def _fft_blur(operator: "Blur") -> Callable[[torch.Tensor], torch.Tensor]:
+def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur",
+                  weight: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`explain_blurred` with ``edges="free"`` ((1, C, H, W) float64 tensors): per channel,
+    conjugate gradients on the image extended by the kernel's reach, started at (and drawn to) the
+    estimate extended by mirroring (numpy's symmetric padding, which also covers a kernel larger
+    than the image); the photo's frame of the result."""
+    kh, kw = operator.kernel.shape
+    top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
+    h, w = z.shape[-2:]
+    extended = np.pad(z.numpy(), ((0, 0), (0, 0), (top, kh - 1 - top), (left, kw - 1 - left)), mode="symmetric")
+    z = torch.from_numpy(extended)
+    blur = _fft_blur(operator, mirrored=False)
+    solved = [_conjugate_gradients(blur, z[:, c:c + 1], y[:, c:c + 1], weight) for c in range(z.shape[1])]
+    x = torch.cat([part for part, _ in solved], 1)[..., top:top + h, left:left + w]
+    return x[0].permute(1, 2, 0).numpy().astype(np.float32), combined_solves([d for _, d in solved])
+
+
+def _fft_blur(operator: "Blur", mirrored: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
     """``operator``'s reflecting blur (:meth:`linr.operators.Blur.forward`: the image mirrored at
     its borders, then convolved) made by FFTs in float64: the mirrored image's circular
     convolution, of which the pixels whose kernel reads no wrapped value are kept; linear, so
-    autograd gives its adjoint."""
+    autograd gives its adjoint. Not ``mirrored``: the same without the mirroring, an image of
+    ``(H, W)`` blurred to the ``(H - kh + 1, W - kw + 1)`` pixels its kernel covers fully (the
+    free-edged data step's blur)."""
     kernel = operator.kernel.to(torch.float64)
     kh, kw = kernel.shape
     top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
@@ -146,11 +183,13 @@ def _fft_blur(operator: "Blur") -> Callable[[torch.Tensor], torch.Tensor]:
     def blur(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         b, c = x.shape[:2]
-        padded = F.pad(x.reshape(b * c, 1, h, w), (left, kw - 1 - left, top, kh - 1 - top), mode="reflect")
+        padded = x.reshape(b * c, 1, h, w)
+        if mirrored:
+            padded = F.pad(padded, (left, kw - 1 - left, top, kh - 1 - top), mode="reflect")
         size = tuple(padded.shape[-2:])
         if size not in transforms:
             transforms[size] = torch.fft.rfft2(kernel, s=size)
         full = torch.fft.irfft2(torch.fft.rfft2(padded) * transforms[size], s=size)
-        return full[..., kh - 1:, kw - 1:].reshape(b, c, h, w)
+        return full[..., kh - 1:, kw - 1:].reshape(b, c, size[0] - kh + 1, size[1] - kw + 1)
 
     return blur

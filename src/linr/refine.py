@@ -785,16 +785,22 @@ class GroupedDeblur(_FallingLevels):
     name = "grouped-deblur"
     takes = "blurred"
 
-    def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0) -> None:
+    def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str = "operator") -> None:
         """10 passes from 15 to 2 (``grouped-views``' 20 from 30): chosen on two set9 tune crops
         (house, kodim03, 128 px, Table 4's blur), where starting from the fit at 10-15 was 0.2-0.3
         dB ahead of 30 on average, as good with 10 passes as with 15-20, and ending at 1-3 made no
-        difference (BENCHMARKS.md, '#15 deblurring')."""
+        difference (BENCHMARKS.md, '#15 deblurring'). ``edges``: what the data step assumes beyond
+        the photo's frame (:data:`linr.deconvolution.EDGES`)."""
+        from .deconvolution import EDGES
+
         super().__init__(passes, start, end)
+        if edges not in EDGES:
+            raise ValueError(f"edges {edges!r}: expected one of {', '.join(EDGES)}")
+        self.edges = edges
         self.solved: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**self.schedule(), "solved": self.solved}
+        return {**self.schedule(), "edges": self.edges, "solved": self.solved}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
@@ -805,7 +811,7 @@ class GroupedDeblur(_FallingLevels):
         reports: list[dict[str, Any]] = []
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
-            x, done = explain_blurred(x, photo, operator, sigma, level)
+            x, done = explain_blurred(x, photo, operator, sigma, level, self.edges)
             reports.append(done)
             self.solved = combined_solves(reports)  # over the passes so far
             return x
