@@ -148,6 +148,23 @@ def test_joint_vs_single_table_reuses_the_fits(tmp_path: Path) -> None:
     assert result["fresh"] == 3  # SR, joint, and the new denoising fit
 
 
+def test_deblurring_columns_fit_the_blur_the_photo_was_made_with(tmp_path: Path) -> None:
+    """Table 4's photos are blurred circularly and say so: the defaults' column fits that blur and
+    refines it (``grouped-deblur``), and its fit is keyed apart from the paper column's."""
+    if not (DATA / "deblur" / "parrots.png").exists():
+        pytest.skip("test data not found")
+    out = tmp_path / "bench"
+    run_bench(profile="quick", tables=["4"], data=DATA, out=out, images=["parrots"], crop=32, steps=2,
+              methods=["LINR", "LINR (default)"], device="cpu", plots=False, log=lambda s: None)
+    rows = {r["method"]: r for r in _rows(out)}
+    assert rows["LINR"]["job"] != rows["LINR (default)"]["job"]
+    jobs = {j["key"]: j for j in map(json.loads, (out / "jobs.jsonl").read_text().splitlines())}
+    default = jobs[rows["LINR (default)"]["job"]]
+    assert default["spec"]["blur_boundary"] == ["circular"]
+    assert default["settings"]["refine"]["name"] == "grouped-deblur"
+    assert default["settings"]["refine"]["solved"] == {"solver": "fft"}  # circular: exact
+
+
 def test_real_noise_table_runs_on_pairs(tmp_path: Path) -> None:
     from linr.images import write_image
 

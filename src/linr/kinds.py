@@ -386,7 +386,8 @@ _SIMULATIONS = {
     "masked": Simulation(_simulate_masked, lambda extras, image, params: masked(image, extras["mask"]),
                          lambda p: f"random mask {p['keep']:.0%} kept"),
     "blurred": Simulation(_simulate_blurred,
-                          lambda extras, image, params: blurred(image, extras["kernel"]),
+                          # blurred circularly (blur_image's default, as the paper): the observation says so
+                          lambda extras, image, params: blurred(image, extras["kernel"], boundary="circular"),
                           lambda p: f"Gaussian blur {p['blur'][0]}x{p['blur'][0]} sigma {p['blur'][1]} "
                                     "+ noise sqrt(2)"),
 }
