@@ -23,7 +23,9 @@ default fit of a real photo (its blur reflecting, as no rule is known), then ``g
 with each data step of :data:`linr.deconvolution.EDGES` (the operator's mirrored borders, or free
 edges) from the fit's image and from its images at 1000 and 2000 steps: PSNR (paper convention) of
 the whole crop and of its interior (the kernel's reach, 12 px, left out of each side); its own rows
-and table.
+and table. ``--scene --interior``: the fit's data term only on the photo's pixels whose blur reads
+no pixel beyond the frame (its interior: a mask after the reflecting blur, as a tile's), so that
+no boundary rule is fitted.
 
 ``--device DEV`` fits there (cuda: the GPU script); ``--steps N`` fits N steps (a dry run).
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's). ``--from-wiener``: no
@@ -42,7 +44,7 @@ import numpy as np
 SCHEDULES: list[tuple[int, float, float]] = []
 """Extra (passes, start, end) schedules of ``grouped-deblur``, from ``--schedule``."""
 
-FIT = {"device": "cpu", "steps": None}
+FIT = {"device": "cpu", "steps": None, "interior": False}
 """The fit's device (``--device``, e.g. cuda for the GPU script) and step count (``--steps``: a dry
 run's few; None: the default's 4000)."""
 
@@ -151,9 +153,18 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
     clean = np.ascontiguousarray(centre_crop(whole, crop)[0])
     photo = np.ascontiguousarray(centre_crop(blurred_whole, crop)[0])
     obs = [blurred(photo, kernel)]  # the defaults' blur of a real photo: reflecting
-    saved = cache / f"{spec.replace('/', '_')}_{crop}_scene.npz" if cache else None
-    fit, fit_s, snapshots = fitted(obs, saved)
     reach = kernel.shape[0] // 2
+    fitting = obs
+    if FIT["interior"]:  # the fit's data term on the photo's pixels its frame explains fully
+        import dataclasses
+
+        from linr.operators import Blur, Compose, Mask
+
+        inside_mask = np.zeros(photo.shape[:2], np.float32)
+        inside_mask[reach:-reach, reach:-reach] = 1.0
+        fitting = [dataclasses.replace(obs[0], operator=Compose([Blur(kernel, boundary="reflect"), Mask(inside_mask)]))]
+    saved = cache / f"{spec.replace('/', '_')}_{crop}_scene{'_interior' if FIT['interior'] else ''}.npz" if cache else None
+    fit, fit_s, snapshots = fitted(fitting, saved)
     inside = np.s_[reach:-reach, reach:-reach]
 
     def scores(image: np.ndarray) -> dict:
@@ -163,6 +174,7 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
     refine_input(obs, photo.shape[:2], "grouped-deblur")  # the same checks as a restore
     sigma = floored_noise_sigma(photo)  # as refine_image measures it
     row = {"image": spec, "size": list(whole.shape[:2]), "crop": crop, "noise_seed": 0, "scene": True,
+           **({"fit_data": "interior"} if FIT["interior"] else {}),
            **({"fit_device": FIT["device"]} if FIT["device"] != "cpu" else {}),
            **({"fit_steps": FIT["steps"]} if FIT["steps"] else {}),
            "fit_seconds": round(fit_s, 1), "sigma": round(sigma * 255, 3), "fit": scores(fit), "refined": {}}
@@ -273,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--scene" in argv:  # a crop of a blurred scene: the data step's edges
         argv.remove("--scene")
+        if "--interior" in argv:
+            argv.remove("--interior")
+            FIT["interior"] = True
         run_fn, table_fn = run_scene, scene_table
     else:
         run_fn, table_fn = run, table
