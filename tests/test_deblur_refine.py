@@ -125,6 +125,22 @@ def test_free_edges_keep_the_border_of_a_crop_of_a_larger_scene():
     assert error(solved["free"], ~band) < 0.7 * error(estimate, ~band)
 
 
+def test_grouped_deblur_chooses_its_edges_by_the_blur():
+    """A circular blur is solved by its own rule (exactly); a reflecting one, what the fit assumes
+    of a real photo, with free edges; either when asked."""
+    rng = np.random.default_rng(4)
+    photo = rng.random((24, 24, 1))
+    for boundary, edges, solver in (("circular", "operator", "fft"), ("reflect", "free", "cg")):
+        refiner = GroupedDeblur(passes=1)
+        refiner(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary=boundary), 0.01)
+        assert refiner.describe()["edges"] == edges and refiner.describe()["solved"]["solver"] == solver
+    asked = GroupedDeblur(passes=1, edges="free")
+    asked(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary="circular"), 0.01)
+    assert asked.describe()["edges"] == "free" and asked.describe()["solved"]["solver"] == "cg"
+    with pytest.raises(ValueError, match="edges"):
+        GroupedDeblur(edges="mirrored")
+
+
 def test_explain_blurred_says_when_it_stops_short(monkeypatch):
     import linr.deconvolution as deconvolution
 
@@ -205,7 +221,9 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     tiny = ["--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "o.png"), "--refine", "grouped-deblur", *tiny]) == 0
-    assert "refined: grouped-deblur (10 passes of grouped filtering from the fit's image" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "refined: grouped-deblur (10 passes of grouped filtering from the fit's image" in out
+    assert "explains the blurred photo (nothing assumed beyond its frame) best" in out  # reflecting: free edges
     assert "a blurred photo" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "b.png"), "-o",
                                                  str(tmp_path / "n.png"), "--refine", "grouped-deblur", *tiny])
     (tmp_path / "in").mkdir()
@@ -240,9 +258,9 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     photo = blur_image(sharp, kernel, seed=0)
     obs = blurred(photo, kernel, boundary="circular")
     assert default_refine([obs], preset=None) == DEFAULT_DEBLUR_REFINE == "grouped-deblur"
-    # a reflecting blur (the defaults' for real photos) was not measured to gain: opt-in only
-    assert default_refine([blurred(photo, kernel)], preset=None) is None
-    assert default_refine([blurred(photo, kernel, boundary="reflect")], preset=None) is None
+    # a reflecting blur (the defaults' for real photos) too, with free edges (twenty-fifth session)
+    assert default_refine([blurred(photo, kernel)], preset=None) == DEFAULT_DEBLUR_REFINE
+    assert default_refine([blurred(photo, kernel, boundary="reflect")], preset=None) == DEFAULT_DEBLUR_REFINE
     assert default_refine([obs], preset="paper") is None  # the paper's mathematics
     assert default_refine([obs], preset=None, keep_model=True) is None  # the model renders the fit's image
     assert default_refine([obs, noisy(sharp)], preset=None) is None  # a joint fit: not measured
@@ -256,14 +274,18 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     batch = dict(preset=None, refine=None, noisy=None, lowres=None, masked=None, blurred="b", boundary="circular")
     assert _refine_of(argparse.Namespace(**batch)) == DEFAULT_DEBLUR_REFINE
     assert _refine_of(argparse.Namespace(**{**batch, "preset": "paper"})) is None
-    assert _refine_of(argparse.Namespace(**{**batch, "boundary": None})) is None  # reflect: not by default
+    assert _refine_of(argparse.Namespace(**{**batch, "boundary": None})) == DEFAULT_DEBLUR_REFINE  # reflect too
     write_image(tmp_path / "b.png", photo)
     args = ["--kernel", "gaussian:7:1.0", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "o.png"), "--boundary",
                  "circular", *args]) == 0
-    assert "the default for one circularly blurred photo, --refine none returns the fit's image" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the default for one blurred photo, --refine none returns the fit's image" in out
+    assert "nothing assumed beyond its frame" not in out  # circular: the blur's own rule, exactly
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "r.png"), *args]) == 0
+    assert "nothing assumed beyond its frame) best near it" in capsys.readouterr().out  # a real photo's blur
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "n.png"), "--refine", "none",
+                 *args]) == 0
     assert "refined" not in capsys.readouterr().out
 
 
@@ -286,7 +308,7 @@ def test_an_allocation_failure_keeps_the_fit(monkeypatch):
             explain_blurred(photo, photo, Blur(gaussian_kernel(5, 1.0)), 0.01, 0.05)
     import linr.deconvolution as deconvolution
 
-    monkeypatch.setattr(deconvolution, "_fft_blur", lambda op: fail)
+    monkeypatch.setattr(deconvolution, "_fft_blur", lambda op, mirrored=True: fail)
     r = linr.restore(blurred(photo, gaussian_kernel(5, 1.0)), refine="grouped-deblur", steps=2,
                      model=ModelConfig(width=16, depth=2), progress=False, device="cpu")
     assert r.settings["refine"]["skipped"].startswith("out of memory") and r.image.shape == (24, 24, 3)
@@ -311,6 +333,7 @@ def test_a_batch_records_the_deblurring_schedule(tmp_path, capsys):
     records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines() if line]
     batch = next(r["batch"] for r in records if r.get("batch"))
     assert batch["refine"] == "grouped-deblur" and batch["deblur_schedule"] == [10, 15.0, 2.0]
+    assert "deblur_edges" not in batch  # circular: the blur's own rule
 
 
 def test_an_unrefined_deblurring_batch_says_why_it_does_not_resume(tmp_path, capsys):
@@ -325,7 +348,42 @@ def test_an_unrefined_deblurring_batch_says_why_it_does_not_resume(tmp_path, cap
     common = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--task", "blurred", "--kernel",
               "gaussian:5:1.0", "--boundary", "circular", "--steps", "2", "--width", "16", "--depth", "2",
               "--device", "cpu", "--threads", "1", "--quiet"]
-    assert main([*common, "--refine", "none"]) == 0  # as a batch made before the default refined it
+    for boundary in ("circular", "reflect"):
+        args = [*common[:3], str(tmp_path / f"out-{boundary}"), *common[4:]]
+        args[args.index("circular")] = boundary
+        assert main([*args, "--refine", "none"]) == 0  # as a batch made before the default refined it
+        err = run_err(capsys, args)
+        assert "the images were not refined: the defaults refine one blurred photo by grouped-deblur" in err
+        assert "--refine none to resume as made" in err
+
+
+def test_a_deblurring_batch_refined_with_mirrored_borders_says_why_it_does_not_resume(tmp_path, capsys):
+    import json
+
+    from linr.cli import main
+    from linr.images import write_image
+
+    from .conftest import run_err
+
+    rng = np.random.default_rng(8)
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", rng.random((24, 24, 3)))
+    common = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--task", "blurred", "--kernel",
+              "gaussian:5:1.0", "--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu", "--threads",
+              "1", "--quiet"]
+    import linr.batch as batch
+
+    settings = batch._settings
+
+    def as_before(args, model):  # the twenty-fourth session's --refine grouped-deblur of a reflecting blur
+        made = settings(args, model)
+        assert made.pop("deblur_edges") == "free"
+        return made
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batch, "_settings", as_before)
+        assert main([*common, "--refine", "grouped-deblur"]) == 0
+    assert "deblur_edges" not in json.dumps([json.loads(line) for line in
+                                             (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()])
     err = run_err(capsys, common)
-    assert "since the twenty-fourth session the defaults refine one circularly blurred photo" in err
-    assert "--refine none to resume as made" in err
+    assert "refined by grouped-deblur with mirrored borders, which no option gives now" in err

@@ -410,10 +410,11 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         unsolved = "" if not short else (
             f"; its data steps stopped after {short[0]['iterations']} iterations short of their tolerance, "
             f"relative residual up to {max(d['residual'] for d in short):.1g}")
+        free = " (nothing assumed beyond its frame)" if done[0].get("edges") == "free" else ""
         return (f"refined: grouped-deblur ({done[0]['passes']} passes of grouped filtering from the fit's image, "
-                f"each followed by the image that explains the blurred photo best near it, noise sigma {sigmas} "
-                f"of 255 measured{unsolved}; not in the paper)") + ("" if asked else "; the default for one circularly "
-                                                           "blurred photo, --refine none returns the fit's image")
+                f"each followed by the image that explains the blurred photo{free} best near it, noise sigma {sigmas} "
+                f"of 255 measured{unsolved}; not in the paper)") + ("" if asked else "; the default for one blurred "
+                                                           "photo, --refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
@@ -706,7 +707,7 @@ sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 pass
 
 def _deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
     """The estimated seconds of ``grouped-deblur``'s data steps for ``operator``: none for a circular
-    blur (an FFT each); for a reflecting one, its first solve (at the noise floor, the most
+    blur (an FFT each); for conjugate gradients (a reflecting blur, free edges), its first solve (at the noise floor, the most
     iterations) timed on a random image of at least 64 px and the kernel's size, scaled to the
     pixels, times the passes and :data:`DATA_STEP_MEAN`."""
     import time
@@ -716,12 +717,13 @@ def _deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, ch
     from .deconvolution import explain_blurred
     from .noise import MIN_MEASURED_SIGMA
 
-    if getattr(operator, "boundary", None) != "reflect":
+    edges = deblur.edges_for(operator)
+    if edges == "operator" and getattr(operator, "boundary", None) == "circular":
         return 0.0
     side = max(64, *operator.kernel.shape)
     sample = np.random.default_rng(0).random((side, side, channels))
     started = time.perf_counter()
-    explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0)
+    explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0, edges)
     first = (time.perf_counter() - started) / (side * side) * height * width
     return deblur.passes * DATA_STEP_MEAN * first
 

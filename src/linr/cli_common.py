@@ -80,7 +80,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels the paper's "
                    "network at omega_0 15 (--omega0; the paper's: 30) and grouped-fill: the missing pixels filled again "
                    "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) grouped-views, for one "
-                   "circularly blurred photo (--boundary circular) grouped-deblur (--refine)")
+                   "blurred photo grouped-deblur (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -140,8 +140,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
                    "grouped-fill for one photo with missing pixels (above 768 px from the fit alone), "
-                   "grouped-views for one low-res photo (the lanczos2 downsampler), grouped-deblur for one circularly "
-                   "blurred photo (--boundary circular; measured only there), else none")
+                   "grouped-views for one low-res photo (the lanczos2 downsampler), grouped-deblur for one "
+                   "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
+                   "assumed beyond the frame), else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

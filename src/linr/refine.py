@@ -56,8 +56,9 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   again and again by ``grouped`` (the image its own pilot) at a falling noise level, each pass
   followed by the image that explains the blurred photo best near the filtered one
   (:func:`linr.deconvolution.explain_blurred`, the photo's noise level measured on it):
-  plug-and-play deblurring; the default for one circularly blurred photo
-  (:data:`linr.tasks.DEFAULT_DEBLUR_REFINE`; a reflecting blur only on request).
+  plug-and-play deblurring; the default for one blurred photo
+  (:data:`linr.tasks.DEFAULT_DEBLUR_REFINE`). A circular blur's data step is exact; any other's
+  has free edges, nothing assumed beyond the photo's frame (a real photo's scene went on past it).
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
@@ -779,28 +780,39 @@ class GroupedDeblur(_FallingLevels):
     (:func:`linr.deconvolution.explain_blurred`): the image that explains the blurred photo, whose
     noise level ``sigma`` is measured on it, best near the filtered one, believed to within that
     pass's level. The filter lends each patch the detail of similar patches elsewhere; the data
-    step puts back what the photo says, through the observation's own blur (its boundary rule
-    included)."""
+    step puts back what the photo says, through the observation's own blur: by its boundary rule
+    when that is circular, else with free edges (:meth:`edges_for`)."""
 
     name = "grouped-deblur"
     takes = "blurred"
 
-    def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str = "operator") -> None:
+    def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
         """10 passes from 15 to 2 (``grouped-views``' 20 from 30): chosen on two set9 tune crops
         (house, kodim03, 128 px, Table 4's blur), where starting from the fit at 10-15 was 0.2-0.3
         dB ahead of 30 on average, as good with 10 passes as with 15-20, and ending at 1-3 made no
         difference (BENCHMARKS.md, '#15 deblurring'). ``edges``: what the data step assumes beyond
-        the photo's frame (:data:`linr.deconvolution.EDGES`)."""
+        the photo's frame (:data:`linr.deconvolution.EDGES`); None: by the blur, :meth:`edges_for`."""
         from .deconvolution import EDGES
 
         super().__init__(passes, start, end)
-        if edges not in EDGES:
+        if edges is not None and edges not in EDGES:
             raise ValueError(f"edges {edges!r}: expected one of {', '.join(EDGES)}")
         self.edges = edges
+        self.used_edges: str | None = None
         self.solved: dict[str, Any] = {}
 
+    def edges_for(self, operator: Any) -> str:
+        """The data step's edges for a photo blurred by ``operator``: those asked for, else the
+        blur's own rule when it is circular (a photo known to wrap around: the exact FFT solve),
+        else free (a reflecting blur is what the fit assumes of a real photo, whose scene went on
+        past the frame: on crops of blurred scenes the mirrored data step made the border band
+        worse and the free one did not; BENCHMARKS.md, '#15 deblurring a real photo')."""
+        if self.edges is not None:
+            return self.edges
+        return "operator" if getattr(operator, "boundary", None) == "circular" else "free"
+
     def describe(self) -> dict[str, Any]:
-        return {**self.schedule(), "edges": self.edges, "solved": self.solved}
+        return {**self.schedule(), "edges": self.used_edges, "solved": self.solved}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
@@ -809,9 +821,10 @@ class GroupedDeblur(_FallingLevels):
 
         photo = np.asarray(photo, np.float64)
         reports: list[dict[str, Any]] = []
+        self.used_edges = edges = self.edges_for(operator)
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
-            x, done = explain_blurred(x, photo, operator, sigma, level, self.edges)
+            x, done = explain_blurred(x, photo, operator, sigma, level, edges)
             reports.append(done)
             self.solved = combined_solves(reports)  # over the passes so far
             return x

@@ -443,30 +443,29 @@ def plain_super_resolution(observations: Sequence[Observation], *, preset: str |
 
 
 DEFAULT_DEBLUR_REFINE = "grouped-deblur"
-"""The refinement of the defaults' deblurring of one circularly blurred photo
-(:func:`plain_deblurring`), since the twenty-fourth session: ``grouped-deblur``
+"""The refinement of the defaults' deblurring of one blurred photo (:func:`plain_deblurring`),
+since the twenty-fourth session (a circular blur) and the twenty-fifth (any blur): ``grouped-deblur``
 (:class:`linr.refine.GroupedDeblur`: 10 passes of grouped filtering from the fit's image at a
 falling noise level, each followed by the image that explains the blurred photo best near the
-filtered one). Measured in BENCHMARKS.md ('#15 deblurring'): chosen on two set9 tune crops,
-reported on Table 4's images (96-px crops), all blurred circularly."""
+filtered one; for a photo blurred circularly exactly, otherwise with free edges, nothing assumed
+beyond the frame). Measured in BENCHMARKS.md ('#15 deblurring', '#15 deblurring a real photo'):
+chosen on set9 tune crops, reported on Table 4's images (96-px crops), blurred circularly and as
+crops of a blurred scene."""
 
 
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' deblurring of one photo that gets
-    :data:`DEFAULT_DEBLUR_REFINE`: no preset named and one observation alone, blurred circularly
-    (a :class:`~linr.operators.Blur` whose boundary is 'circular', as the measured photos were
-    blurred; ``--boundary circular``), compared by squared error. A reflecting blur (the
-    defaults' for real photos) is not refined by default: on photos blurred otherwise near their
-    borders (circularly, or by a scene that continues past the frame) the refinement's exact data
-    step made a band about a kernel's radius wide worse, and whole 96-px crops came out 0.5-6.3 dB
-    worse in five of six probes (BENCHMARKS.md '#15 deblurring'); ``--refine grouped-deblur`` still
-    applies it."""
+    :data:`DEFAULT_DEBLUR_REFINE`: no preset named and one observation alone, blurred (a
+    :class:`~linr.operators.Blur`, either boundary: a circular blur's data step is exact, a
+    reflecting one's, the defaults' for real photos, has free edges) and compared by squared
+    error. Until the twenty-fifth session a reflecting blur was not refined by default: its data
+    step then mirrored the borders, and on photos blurred otherwise near their borders it made a
+    band about a kernel's radius wide worse (BENCHMARKS.md '#15 deblurring')."""
     from .deconvolution import deblurrable
 
     if preset is not None or len(observations) != 1:
         return False
-    (obs,) = observations
-    return deblurrable(obs) and obs.operator.boundary == "circular"
+    return deblurrable(observations[0])
 
 
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -696,7 +695,7 @@ def restore(
     and no model is kept, ``'grouped-fill'`` for one photo with missing pixels, its stop then
     the ``pick`` rule when restored whole, ``'grouped-views'`` for one
     low-res photo without noise, ``'grouped-project'`` for one noisy photo with a low-res view,
-    ``'grouped-deblur'`` for one circularly blurred photo). ``result.fitted_image`` then keeps the fit's image and
+    ``'grouped-deblur'`` for one blurred photo). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one

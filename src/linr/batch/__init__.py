@@ -213,6 +213,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # grouped-deblur with its passes and levels (since the twenty-fourth session), so that a
         # change of its schedule is not resumed silently
         **({"deblur_schedule": [d.passes, d.start, d.end]} if refine == "grouped-deblur" and (d := GroupedDeblur()) else {}),
+        # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
+        # session; before, mirrored borders)
+        **({"deblur_edges": "free"} if refine == "grouped-deblur" and getattr(args, "boundary", None) != "circular" else {}),
         # (super-resolution's default grouped-views: in the twenty-second session's batches with
         # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
@@ -287,9 +290,8 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
 
 def _plain_deblurring(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' refined deblurring (:func:`linr.tasks.plain_deblurring`,
-    read off the options): blurred images alone, blurred circularly (``--boundary circular``), no
-    preset named."""
-    return args.preset is None and _kinds_given(args) == {"blurred"} and getattr(args, "boundary", None) == "circular"
+    read off the options): blurred images alone, no preset named."""
+    return args.preset is None and _kinds_given(args) == {"blurred"}
 
 
 def _refine_of(args: argparse.Namespace) -> str | None:

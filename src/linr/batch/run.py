@@ -90,8 +90,11 @@ def select(
             if not (sized or old_fill):  # else the refinement of then is an obstacle too
                 hint += ", --omega0 30 to resume as made"
         if "refine" in differ and made.get("refine") is None and settings.get("refine") == "grouped-deblur":
-            what += ("; the images were not refined: since the twenty-fourth session the defaults refine one "
-                     "circularly blurred photo by grouped-deblur")
+            what += ("; the images were not refined: the defaults refine one blurred photo by grouped-deblur "
+                     "(a circularly blurred one since the twenty-fourth session, any since the twenty-fifth)")
+        if "deblur_edges" in differ and made.get("refine") == "grouped-deblur" and "deblur_edges" not in made:
+            what += ("; the images were refined by grouped-deblur with mirrored borders, which no option gives now "
+                     "(since the twenty-fifth session a blur that is not circular is refined with free edges)")
         if old_views:
             what += (f"; the images got the default refinement of then, {made.get('refine')} of images restored whole "
                      f"up to {made['refine_up_to']} px, which no option gives now (such images come out the same)")
