@@ -150,6 +150,8 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
     if not crop:
         raise SystemExit("--scene needs --crop N (a crop of the blurred whole image)")
     whole, blurred_whole, kernel, _ = scene(spec, None, data)
+    if crop > min(whole.shape[:2]) - (kernel.shape[0] - 1):  # the circular blur's wrap stays outside
+        raise SystemExit(f"--crop {crop}: at most {min(whole.shape[:2]) - kernel.shape[0] + 1} px of {spec}")
     clean = np.ascontiguousarray(centre_crop(whole, crop)[0])
     photo = np.ascontiguousarray(centre_crop(blurred_whole, crop)[0])
     obs = [blurred(photo, kernel)]  # the defaults' blur of a real photo: reflecting
@@ -163,7 +165,8 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
         inside_mask = np.zeros(photo.shape[:2], np.float32)
         inside_mask[reach:-reach, reach:-reach] = 1.0
         fitting = [dataclasses.replace(obs[0], operator=Compose([Blur(kernel, boundary="reflect"), Mask(inside_mask)]))]
-    saved = cache / f"{spec.replace('/', '_')}_{crop}_scene{'_interior' if FIT['interior'] else ''}.npz" if cache else None
+    name = f"{spec.replace('/', '_')}_{crop}_scene{'_interior' if FIT['interior'] else ''}"
+    saved = cache / f"{name}{'_steps' + str(FIT['steps']) if FIT['steps'] else ''}.npz" if cache else None
     fit, fit_s, snapshots = fitted(fitting, saved)
     inside = np.s_[reach:-reach, reach:-reach]
 
@@ -291,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         run_fn, table_fn = run_scene, scene_table
     else:
         run_fn, table_fn = run, table
+    if "--from-wiener" in argv and run_fn is run_scene:
+        raise SystemExit("--from-wiener and --scene do not go together")
     if "--from-wiener" in argv:  # no fit: the refinement from Wiener deconvolution alone
         argv.remove("--from-wiener")
         return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data", from_wiener, wiener_table)

@@ -155,12 +155,14 @@ def test_deblurring_columns_fit_the_blur_the_photo_was_made_with(tmp_path: Path)
         pytest.skip("test data not found")
     out = tmp_path / "bench"
     run_bench(profile="quick", tables=["4"], data=DATA, out=out, images=["parrots"], crop=32, steps=2,
-              methods=["LINR", "LINR (default)"], device="cpu", plots=False, log=lambda s: None)
+              methods=["LINR", "LINR (default)", "DIP"], device="cpu", plots=False, log=lambda s: None)
     rows = {r["method"]: r for r in _rows(out)}
     assert rows["LINR"]["job"] != rows["LINR (default)"]["job"]
     jobs = {j["key"]: j for j in map(json.loads, (out / "jobs.jsonl").read_text().splitlines())}
     default = jobs[rows["LINR (default)"]["job"]]
     assert default["spec"]["blur_boundary"] == ["circular"]
+    assert jobs[rows["DIP"]["job"]]["spec"]["blur_boundary"] == ["circular"]  # DIP fits the blur too
+    assert "blur_boundary" not in jobs[rows["LINR"]["job"]]["spec"]  # the paper column's keys as before
     assert default["settings"]["refine"]["name"] == "grouped-deblur"
     assert default["settings"]["refine"]["solved"] == {"solver": "fft"}  # circular: exact
 

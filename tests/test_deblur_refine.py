@@ -99,6 +99,29 @@ def test_explain_blurred_with_free_edges_is_the_valid_convolution_solution(shape
         explain_blurred(estimate, photo, Blur(kernel), sigma, level, edges="mirror")
 
 
+@pytest.mark.parametrize("kernel_shape", [(5, 3), (4, 6)])
+def test_the_free_edged_blur_is_the_operators_own_inside_a_larger_image(kernel_shape):
+    """Independent of scipy's conventions: the blur without padding of a window (the data step
+    with free edges) equals the operator's own circular blur of the whole image at the pixels
+    whose kernel stays inside that window."""
+    import torch
+
+    from linr.deconvolution import _fft_blur
+
+    rng = np.random.default_rng(9)
+    kernel = rng.random(kernel_shape)
+    kh, kw = kernel_shape
+    op = Blur(kernel, boundary="circular")
+    image = torch.from_numpy(rng.random((1, 1, 40, 37)))
+    whole = op.forward(image)
+    r0, c0, h, w = 7, 5, 17, 23  # a window of the blurred image, and the pixels its blur reads
+    top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
+    window = image[..., r0 - top:r0 + h + kh - 1 - top, c0 - left:c0 + w + kw - 1 - left]
+    free = _fft_blur(op, mirrored=False)(window)
+    assert free.shape[-2:] == (h, w)
+    np.testing.assert_allclose(free.numpy(), whole[..., r0:r0 + h, c0:c0 + w].numpy(), atol=1e-12)
+
+
 def test_free_edges_keep_the_border_of_a_crop_of_a_larger_scene():
     """A photo cropped from a larger blurred scene was blurred with what lay outside its frame:
     the reflecting data step makes the border band (the kernel's reach) worse than the estimate it
@@ -134,6 +157,13 @@ def test_grouped_deblur_chooses_its_edges_by_the_blur():
         refiner = GroupedDeblur(passes=1)
         refiner(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary=boundary), 0.01)
         assert refiner.describe()["edges"] == edges and refiner.describe()["solved"]["solver"] == solver
+    import argparse
+
+    from linr.batch import _blur_boundary
+
+    for preset, boundary, resolved in ((None, None, "reflect"), ("paper", None, "circular"),
+                                       ("paper", "reflect", "reflect"), (None, "circular", "circular")):
+        assert _blur_boundary(argparse.Namespace(preset=preset, boundary=boundary)) == resolved
     asked = GroupedDeblur(passes=1, edges="free")
     asked(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary="circular"), 0.01)
     assert asked.describe()["edges"] == "free" and asked.describe()["solved"]["solver"] == "cg"

@@ -699,7 +699,8 @@ def _refine_seconds(name: str, height: int, width: int, channels: int,
 
 
 DATA_STEP_MEAN = 0.4
-"""``grouped-deblur``'s data steps of a reflecting blur take on average about this fraction of
+"""``grouped-deblur``'s data steps by conjugate gradients (a reflecting blur; free edges took
+about as many iterations on 96-px crops) take on average about this fraction of
 the first one's time (its conjugate gradients need the most iterations at the highest level): 0.41
 at the noise floor (0.5/255, the estimate's case: 129 iterations down to 17) and 0.20 at
 sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 passes from 15 to 2."""
@@ -724,7 +725,10 @@ def _deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, ch
     sample = np.random.default_rng(0).random((side, side, channels))
     started = time.perf_counter()
     explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0, edges)
-    first = (time.perf_counter() - started) / (side * side) * height * width
+    kh, kw = operator.kernel.shape
+    grow = (kh - 1, kw - 1) if edges == "free" else (0, 0)  # free edges solve for the extended image
+    first = (time.perf_counter() - started) / ((side + grow[0]) * (side + grow[1])) * \
+        (height + grow[0]) * (width + grow[1])
     return deblur.passes * DATA_STEP_MEAN * first
 
 

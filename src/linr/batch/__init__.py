@@ -215,7 +215,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"deblur_schedule": [d.passes, d.start, d.end]} if refine == "grouped-deblur" and (d := GroupedDeblur()) else {}),
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
-        **({"deblur_edges": "free"} if refine == "grouped-deblur" and getattr(args, "boundary", None) != "circular" else {}),
+        **({"deblur_edges": "free"} if refine == "grouped-deblur" and _blur_boundary(args) != "circular" else {}),
         # (super-resolution's default grouped-views: in the twenty-second session's batches with
         # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
@@ -286,6 +286,16 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
     their weight not zero."""
     return args.preset is None and _kinds_given(args) == {"lowres"} and \
         (args.downsampler or "lanczos2") == "lanczos2" and dict(args.weight).get("lowres", 1.0) > 0
+
+
+def _blur_boundary(args: argparse.Namespace) -> str:
+    """The boundary of the batch's blur as the fits resolve it: the one asked for, else the
+    preset's (:func:`linr.tasks.resolve`: the paper preset's circular, else reflect)."""
+    from ..tasks import PRESETS
+
+    if getattr(args, "boundary", None):
+        return args.boundary
+    return PRESETS[args.preset].blur_boundary if args.preset in PRESETS else "reflect"
 
 
 def _plain_deblurring(args: argparse.Namespace) -> bool:

@@ -320,16 +320,17 @@ class BenchRun:
                     key.update(tiles=grid.describe())
                 if refine is not None:  # the defaults refine a noisy or masked photo after the fit
                     key.update(refine=refine)
-            if method.kind != "linr" and any(getattr(o.operator, "boundary", None) for o in
-                                             self.observations(arrays, corruption)):
-                # the defaults and `fast` fitted a blur by its own boundary rule since the simulation
-                # said it (circular); before, by the reflecting one: those fits are not these
-                key.update(blur_boundary=[getattr(o.operator, "boundary", None)
-                                          for o in self.observations(arrays, corruption)])
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
             key.update(dip=dataclasses.asdict(self._dip_config(method.kind, corruption)))
+        if method.kind in LINR_KINDS + ("dip", "dip_recipe") and method.kind != "linr" and any(
+                getattr(o.operator, "boundary", None) for o in self.observations(arrays, corruption)):
+            # the defaults, `fast` and DIP fit a blur by its own boundary rule since the simulation says
+            # it (circular); before, by the reflecting one: those fits are not these (the paper
+            # column's always was circular)
+            key.update(blur_boundary=[getattr(o.operator, "boundary", None)
+                                      for o in self.observations(arrays, corruption)])
         return key
 
     def _dip_config(self, kind: str, corruption: Corruption) -> Any:
