@@ -51,6 +51,10 @@ level of 30/255 for a photo with noise of std sqrt(2)/255 and 240-260 at the noi
 0.5/255 (a Gaussian and a motion blur); at ``grouped-deblur``'s first level (15/255) 55 and 129
 (the Gaussian); fewer at lower levels."""
 
+EXTENSION_WEIGHT = 1.0
+"""With free edges, how much the extension beyond the frame is drawn to the mirrored estimate,
+relative to the photo's own pixels (the data step's ``w``)."""
+
 TOLERANCE = 1e-14
 """Stop when the squared residual of the normal equations falls below this fraction of that of
 their right-hand side (a relative residual of 1e-7)."""
@@ -119,7 +123,7 @@ def combined_solves(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _conjugate_gradients(blur: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, y: torch.Tensor,
-                         weight: float) -> tuple[torch.Tensor, dict[str, Any]]:
+                         weight: "float | torch.Tensor") -> tuple[torch.Tensor, dict[str, Any]]:
     """``(A^T A + w I)^-1 (A^T y + w z)`` for one channel ((1, 1, H, W) float64), ``A`` = ``blur``
     (linear; its adjoint by automatic differentiation), by conjugate gradients from ``z``."""
 
@@ -164,7 +168,9 @@ def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur",
     extended = np.pad(z.numpy(), ((0, 0), (0, 0), (top, kh - 1 - top), (left, kw - 1 - left)), mode="symmetric")
     z = torch.from_numpy(extended)
     blur = _fft_blur(operator, mirrored=False)
-    solved = [_conjugate_gradients(blur, z[:, c:c + 1], y[:, c:c + 1], weight) for c in range(z.shape[1])]
+    weights = torch.full(z.shape[-2:], weight * EXTENSION_WEIGHT, dtype=torch.float64)
+    weights[top:top + h, left:left + w] = weight  # the extension is believed less than the photo's own pixels
+    solved = [_conjugate_gradients(blur, z[:, c:c + 1], y[:, c:c + 1], weights) for c in range(z.shape[1])]
     x = torch.cat([part for part, _ in solved], 1)[..., top:top + h, left:left + w]
     return x[0].permute(1, 2, 0).numpy().astype(np.float32), combined_solves([d for _, d in solved])
 
