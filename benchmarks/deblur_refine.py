@@ -103,6 +103,8 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
 
     clean, photo, kernel, cached = scene(spec, crop, data)
     obs = [blurred(photo, kernel, boundary="circular")]
+    if FIT["steps"]:  # a dry run's short fit is not the default's
+        cached = cached.replace(".npz", f"_steps{FIT['steps']}.npz")
     saved = cache / cached if cache else None
     fit, fit_s, snapshots = fitted(obs, saved)
 
