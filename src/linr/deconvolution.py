@@ -38,11 +38,18 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from .operators import Blur
 
-__all__ = ["explain_blurred", "combined_solves", "deblurrable", "EDGES", "MAX_ITERATIONS", "TOLERANCE"]
+__all__ = ["explain_blurred", "combined_solves", "deblurrable", "check_edges", "EDGES", "MAX_ITERATIONS", "TOLERANCE"]
 
 EDGES = ("operator", "free")
 """What a data step assumes beyond the photo's frame: the blur's own boundary rule, or nothing
 (module docstring)."""
+
+
+def check_edges(edges: str) -> str:
+    """``edges`` when it is one of :data:`EDGES`, else ValueError naming them."""
+    if edges not in EDGES:
+        raise ValueError(f"edges {edges!r}: expected one of {', '.join(EDGES)}")
+    return edges
 
 MAX_ITERATIONS = 1000
 """Conjugate-gradient iterations at most (a reflecting blur or free edges; measured with the
@@ -79,8 +86,7 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     do not mix them). MemoryError when torch cannot allocate what a solve needs."""
     if not (sigma > 0 and level > 0):
         raise ValueError(f"sigma {sigma}, level {level}: both must be positive")
-    if edges not in EDGES:
-        raise ValueError(f"edges {edges!r}: expected one of {', '.join(EDGES)}")
+    check_edges(edges)
     weight = (sigma / level) ** 2
     try:
         z, y = _tensor(estimate), _tensor(blurred)
@@ -169,7 +175,7 @@ def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur",
     z = torch.from_numpy(extended)
     blur = _fft_blur(operator, mirrored=False)
     weights = torch.full(z.shape[-2:], weight * EXTENSION_WEIGHT, dtype=torch.float64)
-    weights[top:top + h, left:left + w] = weight  # the extension is believed less than the photo's own pixels
+    weights[top:top + h, left:left + w] = weight  # the photo's own pixels; the extension by EXTENSION_WEIGHT
     solved = [_conjugate_gradients(blur, z[:, c:c + 1], y[:, c:c + 1], weights) for c in range(z.shape[1])]
     x = torch.cat([part for part, _ in solved], 1)[..., top:top + h, left:left + w]
     return x[0].permute(1, 2, 0).numpy().astype(np.float32), combined_solves([d for _, d in solved])

@@ -792,12 +792,10 @@ class GroupedDeblur(_FallingLevels):
         dB ahead of 30 on average, as good with 10 passes as with 15-20, and ending at 1-3 made no
         difference (BENCHMARKS.md, '#15 deblurring'). ``edges``: what the data step assumes beyond
         the photo's frame (:data:`linr.deconvolution.EDGES`); None: by the blur, :meth:`edges_for`."""
-        from .deconvolution import EDGES
+        from .deconvolution import check_edges
 
         super().__init__(passes, start, end)
-        if edges is not None and edges not in EDGES:
-            raise ValueError(f"edges {edges!r}: expected one of {', '.join(EDGES)}")
-        self.edges = edges
+        self.edges = None if edges is None else check_edges(edges)
         self.used_edges: str | None = None
         self.solved: dict[str, Any] = {}
 

@@ -49,6 +49,7 @@ __all__ = [
     "plain_super_resolution",
     "DEFAULT_SR_REFINE",
     "plain_deblurring",
+    "open_blur_boundary",
     "DEFAULT_DEBLUR_REFINE",
     "DEFAULT_INPAINT_MODEL",
     "default_model",
@@ -234,7 +235,7 @@ def resolve(
     ``prior`` says otherwise (:func:`default_prior`): with automatic stopping, the ways the
     defaults differ from ``preset="paper"``.
     """
-    boundary = None if preset is None else PRESETS[preset].blur_boundary if preset in PRESETS else None
+    wanted = open_blur_boundary(preset)
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
         prior = default_prior(observations, preset=preset)
@@ -254,7 +255,6 @@ def resolve(
             if sigma is not None:
                 weight *= (1.0 / sigma**2) / (sum(inverse) / len(inverse))
         operator = obs.operator
-        wanted = boundary or Blur.DEFAULT_BOUNDARY
         if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
             operator = operator.with_boundary(wanted)
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
@@ -451,6 +451,12 @@ filtered one; for a photo blurred circularly exactly, otherwise with free edges,
 beyond the frame). Measured in BENCHMARKS.md ('#15 deblurring', '#15 deblurring a real photo'):
 chosen on set9 tune crops, reported on Table 4's images (96-px crops), blurred circularly and as
 crops of a blurred scene."""
+
+
+def open_blur_boundary(preset: str | None) -> str:
+    """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
+    the named preset's (the paper's circular), else reflect (real photos)."""
+    return PRESETS[preset].blur_boundary if preset in PRESETS else Blur.DEFAULT_BOUNDARY
 
 
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:

@@ -289,13 +289,11 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
 
 
 def _blur_boundary(args: argparse.Namespace) -> str:
-    """The boundary of the batch's blur as the fits resolve it: the one asked for, else the
-    preset's (:func:`linr.tasks.resolve`: the paper preset's circular, else reflect)."""
-    from ..tasks import PRESETS
+    """The boundary of the batch's blur as the fits resolve it: the one asked for, else
+    :func:`linr.tasks.open_blur_boundary`'s."""
+    from ..tasks import open_blur_boundary
 
-    if getattr(args, "boundary", None):
-        return args.boundary
-    return PRESETS[args.preset].blur_boundary if args.preset in PRESETS else "reflect"
+    return getattr(args, "boundary", None) or open_blur_boundary(args.preset)
 
 
 def _plain_deblurring(args: argparse.Namespace) -> bool:

@@ -324,13 +324,13 @@ class BenchRun:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
             key.update(dip=dataclasses.asdict(self._dip_config(method.kind, corruption)))
-        if method.kind in LINR_KINDS + ("dip", "dip_recipe") and method.kind != "linr" and any(
-                getattr(o.operator, "boundary", None) for o in self.observations(arrays, corruption)):
+        if method.kind in LINR_KINDS + ("dip", "dip_recipe") and method.kind != "linr":
             # the defaults, `fast` and DIP fit a blur by its own boundary rule since the simulation says
             # it (circular); before, by the reflecting one: those fits are not these (the paper
             # column's always was circular)
-            key.update(blur_boundary=[getattr(o.operator, "boundary", None)
-                                      for o in self.observations(arrays, corruption)])
+            boundaries = [getattr(o.operator, "boundary", None) for o in self.observations(arrays, corruption)]
+            if any(boundaries):
+                key.update(blur_boundary=boundaries)
         return key
 
     def _dip_config(self, kind: str, corruption: Corruption) -> Any:
