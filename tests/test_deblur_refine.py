@@ -263,13 +263,13 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
 
 
 def test_the_cost_estimate_counts_the_data_steps_of_a_reflecting_blur():
-    from linr.cli import _deblur_data_seconds
+    from linr.forecast import deblur_data_seconds
 
     kernel = gaussian_kernel(25, 1.6)
-    assert _deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="circular"), 512, 512, 3) == 0.0
-    assert _deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="reflect"), 512, 512, 3) > 0.0
+    assert deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="circular"), 512, 512, 3) == 0.0
+    assert deblur_data_seconds(GroupedDeblur(), Blur(kernel, boundary="reflect"), 512, 512, 3) > 0.0
     big = gaussian_kernel(81, 12.0)  # larger than the 64-px sample: timed on one of the kernel's size
-    assert _deblur_data_seconds(GroupedDeblur(passes=1), Blur(big, boundary="reflect"), 100, 100, 1) > 0.0
+    assert deblur_data_seconds(GroupedDeblur(passes=1), Blur(big, boundary="reflect"), 100, 100, 1) > 0.0
 
 
 def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):

@@ -89,7 +89,7 @@ def test_cli_announces_long_fits(capsys):
     assert capsys.readouterr().err == ""
     auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None, **unasked)  # the default: noisy inputs stop automatically
-    _announce_cost(obs, auto, None)
+    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "off"}), None)
     err = capsys.readouterr().err
     assert "up to 2000 steps (automatic stop) restoring 1024x1024:" in err  # the pilot's budget
     assert f"to refine the fit's image ({DEFAULT_DENOISE_REFINE} on one CPU thread" in err  # and the refinement after it
@@ -97,9 +97,7 @@ def test_cli_announces_long_fits(capsys):
     assert "fitted once more at the paper's learning rate" in err  # a failed pilot's retry (FitConfig.retry_lr)
     _announce_cost(obs, argparse.Namespace(**{**vars(auto), "lr": 1e-3}), None)
     assert "fitted once more" not in capsys.readouterr().err  # a rate named: no retry
-    from linr.tasks import resolve, tile_grid
-
-    _announce_cost(obs, auto, None, tile_grid(resolve(obs)[0], tile="256"))
+    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "256"}), None)
     err = capsys.readouterr().err  # the estimate covers tiles
     assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
     unrefined = argparse.Namespace(**{**vars(auto), "refine": "none"})  # the paper's network
@@ -120,15 +118,62 @@ def test_cli_announces_long_fits(capsys):
     real = problem.resolve_device
     try:
         problem.resolve_device = lambda name: torch.device("meta")
-        _announce_cost(obs, auto, None)
+        big = [linr.noisy(np.zeros((2048, 2048, 3), dtype=np.float32))]  # minutes of refinement on any core
+        _announce_cost(big, auto, None)
         err = capsys.readouterr().err
         assert err.startswith("after the fit: about ") and f"to refine the fit's image ({DEFAULT_DENOISE_REFINE} on " \
             "one CPU thread" in err and "the fit's own time is not estimated on this device" in err and "steps" not in err
-        _announce_cost(obs, unrefined, None)
+        _announce_cost(big, unrefined, None)
         assert capsys.readouterr().err == ""
     finally:
         problem.resolve_device = real
 
+
+
+def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fit(monkeypatch, capsys):
+    from linr import forecast
+    from linr.operators import Blur, gaussian_kernel
+
+    cost = forecast.refine_cost("grouped", 1024, 1024, 3)
+    assert cost.memory_bytes == cost.threads * forecast.REFINE_BLOCK_BYTES + 40 * 1024 * 1024 * 3
+    assert " GiB to refine the fit's image (grouped on one CPU thread" in cost.describe("grouped")
+    circular, reflecting = (Blur(gaussian_kernel(5, 1.0), boundary=b) for b in ("circular", "reflect"))
+    per = {b: forecast.refine_cost("grouped-deblur", 256, 256, 1, operator=op).memory_bytes
+           for b, op in (("circular", circular), ("reflect", reflecting))}
+    assert per["reflect"] > per["circular"]  # free edges solve for the extended image
+    assert forecast.refine_cost("grouped-fill", 64, 64, 3).memory_bytes is None  # its biharmonic solves: not estimated
+    obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
+    unasked = dict(refine=None, save_model=None, render_scale=None, render_size=None)
+    auto = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
+                              stop=None, **unasked)
+    monkeypatch.setattr(forecast, "available_memory", lambda: 2**20)  # a machine with 1 MiB free
+    _announce_cost(obs, auto, None)
+    err = capsys.readouterr().err
+    assert "warning: the refinement after the fit needs about 0." in err and "--refine none" in err
+    _announce_cost(obs, argparse.Namespace(**{**vars(auto), "refine": "none"}), None)
+    assert "warning" not in capsys.readouterr().err  # no refinement: nothing to warn of
+    monkeypatch.setattr(forecast, "available_memory", lambda: 2**40)
+    _announce_cost(obs, auto, None)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_python_api_says_what_a_long_restore_will_cost_before_it_starts(capsys):
+    from linr.errors import LinrError
+
+    obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
+
+    def halt(*_):
+        raise LinrError("halted at the first step")
+
+    for announce, said in ((True, True), (False, False), (None, False)):  # None: progress shown? not here
+        with pytest.raises(LinrError, match="halted"):
+            linr.restore(obs, device="cpu", progress=False, announce=announce, on_step=halt)
+        err = capsys.readouterr().err
+        assert ("up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err) is said
+        assert ("to refine the fit's image (grouped on one CPU thread" in err) is said
+    line = linr.restore_cost(obs, device="cpu")  # the same line, without restoring
+    assert line.startswith("up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles")
+    assert linr.restore_cost([linr.noisy(np.zeros((16, 16, 3)))], device="cpu") is None  # seconds: nothing said
 
 def test_fast_preset_picks_the_model_by_kind():
     from linr.stopping import StopRule
@@ -197,7 +242,7 @@ def test_bench_speed_stop_cost_times_both_stops(tmp_path, capsys):
 def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_threads_it_uses():
     import torch
 
-    from linr.cli import _refine_cost, _refine_seconds
+    from linr.forecast import refine_cost
     from linr.refine import GroupedWiener
 
     assert GroupedWiener().blocks(7, 100) == 0 and GroupedWiener().blocks(64, 64) == 3  # 21 rows of references
@@ -205,12 +250,12 @@ def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_threads_it
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        seconds, threads = _refine_seconds("grouped", 768, 512, 3)
-        assert seconds > 0 and threads == 2
-        assert _refine_seconds("grouped", 8, 8, 3)[1] == 1  # one block: one thread
-        assert "(grouped on one CPU thread; up to 2x less on the 2 threads it uses)" in _refine_cost("grouped", 768, 512, 3)
+        cost = refine_cost("grouped", 768, 512, 3)
+        assert cost.seconds > 0 and cost.threads == 2
+        assert refine_cost("grouped", 8, 8, 3).threads == 1  # one block: one thread
+        assert "(grouped on one CPU thread; up to 2x less on the 2 threads it uses)" in cost.describe("grouped")
         torch.set_num_threads(1)
-        assert _refine_cost("grouped", 768, 512, 3).endswith("(grouped on one CPU thread)")
-        assert _refine_seconds("biharmonic", 64, 64, 3) is None
+        assert refine_cost("grouped", 768, 512, 3).describe("grouped").endswith("(grouped on one CPU thread)")
+        assert refine_cost("biharmonic", 64, 64, 3) is None
     finally:
         torch.set_num_threads(previous)

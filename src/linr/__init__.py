@@ -34,6 +34,7 @@ _EXPORTS = {
     "blurred": "tasks",
     "restore": "tasks",
     "restore_many": "tasks",
+    "restore_cost": "tasks",
     "parse_kernel": "tasks",
     "PRESETS": "tasks",
     "psnr": "metrics",

@@ -245,7 +245,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    _announce_cost(scenes[0][0], args, model, grid, frames=len(scenes), members=args.ensemble)
+    _announce_cost(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble)
     results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
@@ -258,6 +258,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
+                announce=False,  # said once above, for every frame
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -587,164 +588,24 @@ def _returned(result: Any) -> str:
 
 
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
-                   grid: Any = None, frames: int = 1, members: int = 1) -> None:
-    """Print the estimated time and memory of a fit that will take more than ~30 s (stderr);
-    ``grid``: the tiles the restoration will fit (:func:`linr.tasks.tile_grid`; None: whole);
-    ``frames``: fits of this size to run one after the other, each of ``members`` networks
-    (an ensemble)."""
-    from .cost import plan
-    from .engine import measure_throughput
-    from .problem import clean_shape, resolve_device
-    from .stopping import holdout_rule
-    from .refine import REFINERS
-    from .tasks import pilot_fit, resolve, resolve_refine, resolve_stop
-    from .tiling import plan_tiles
+                   frames: int = 1, members: int = 1) -> None:
+    """Print what the restoration will cost when it is long (:func:`linr.tasks.restore_cost`; stderr):
+    ``frames`` restorations of this size one after the other, each of ``members`` networks (an
+    ensemble)."""
+    from .tasks import restore_cost
 
-    keep_model = keeps_model(args)
-    obs, config = resolve(observations, preset=args.preset, steps=args.steps, lr=args.lr,
-                          seed=args.seed, device=args.device, model=model, precision=args.precision,
-                          prior=args.prior, refine=args.refine, keep_model=keep_model,
-                          stop=args.stop)
-    from .models import MODEL_FAMILIES
-
-    refine = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model,
-                            register=getattr(args, "register", None))
-    stop = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model,
-                        refine=refine if grid is None else None)  # the rule the restore applies (pick before a
-    # whole inpainting's refinement; tiles keep their fixed steps)
-    masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
-    chooses = grid is None and (members == 1 or masked) and holdout_rule(stop) is not None
-    h, w = clean_shape(obs)
-    if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
-        # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
-        estimate = None if refine is None else _refine_seconds(refine, h, w, obs[0].channels, chooses,
-                                                               obs[0].operator)
-        if estimate is not None and estimate[0] / estimate[1] >= 30:
-            print(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: "
-                  f"{_refine_phrase(refine, *estimate)}; the fit's own time is not estimated on this device",
-                  file=sys.stderr)
-        return
-    watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
-
-    def estimate(flops_per_second: float) -> Any:
-        if grid is None:
-            return plan(obs, config, whole_output_every_step=watched, flops_per_second=flops_per_second)
-        return plan_tiles(obs, config, grid, stack=getattr(args, "tile_stack", None) or 1, whole_output_every_step=watched,
-                          flops_per_second=flops_per_second)
-
-    if estimate(5e10).seconds < 10:
-        return
-    try:
-        throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
-                                        precision=config.precision)
-    except ValueError:
-        return  # an unavailable precision: the fit itself says so in one line
-    est = estimate(throughput)
-    if est.seconds >= 30:
-        count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
-        usual = ""  # the pilot's budget is far from binding (tasks.DEFAULT_PILOT_STEPS)
-        if stop is not None and args.steps is None and pilot_fit(observations, preset=args.preset, model=model,
-                                                                 stop=args.stop, refine=args.refine, keep_model=keep_model):
-            usual = ("; the fit usually stops far sooner (after 105-415 steps per image or tile on the benchmark "
-                     "photos); one that fails is fitted once more at the paper's learning rate" if args.lr is None else
-                     "; the fit usually stops far sooner")
-        where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
-        each = {(False, False): "", (True, False): f" (each of {frames} frames)",
-                (False, True): f" (each of {members} ensemble members)",
-                (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
-        then = "" if refine is None else _refine_cost(refine, h, w, obs[0].channels, chooses, obs[0].operator)
-        print(f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{usual} (throughput measured on "
-              "this CPU just now)", file=sys.stderr)
+    line = restore_cost(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+                    device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
+                    refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
+                    tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
+                    ensemble=members, frames=frames)
+    if line is not None:
+        print(line, file=sys.stderr)
 
 
 def _say_refining(name: str) -> None:
     """Say on stderr that the fit is done and its refinement (which may take minutes) begins."""
     print(f"refining the fit's image ({name}; not in the paper)...", file=sys.stderr, flush=True)
-
-
-def _refine_seconds(name: str, height: int, width: int, channels: int,
-                    chooses: bool = True, operator: Any = None) -> tuple[float, int] | None:
-    """The estimated seconds of a patch refiner on one CPU thread, its time per pixel measured just
-    now on one thread on a 64 x 64 image (its cost is linear in the pixels), and the threads its
-    grouped filter will use (torch's, at most one per block of references); None for a biharmonic
-    solve or a projection alone. ``chooses``: the fit holds pixels out for the refiner to choose
-    by (a blend filters twice). ``operator``: the blurred photo's blur, for ``grouped-deblur``'s
-    data steps (:func:`_deblur_data_seconds`)."""
-    import time
-
-    import numpy as np
-
-    from .refine import REFINERS, GroupedWiener
-
-    refiner = REFINERS[name]()
-    passes, data = 1, 0.0
-    if name == "grouped-deblur" and operator is not None:
-        data = _deblur_data_seconds(refiner, operator, height, width, channels)
-    if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
-        refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
-    elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (and the data steps after them; the
-        refiner, passes = refiner.filter, refiner.passes  # projections: about a second each at 512 px)
-    elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
-        return None  # a projection alone takes about a second
-    if refiner.takes == "noisy+views":  # the projections after it: about a second each
-        refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
-    threads = 1
-    if isinstance(refiner, GroupedWiener):
-        threads = refiner.workers(height, width)
-        refiner.threads = 1
-    sample = np.random.default_rng(0).random((64, 64, channels))
-    started = time.perf_counter()
-    refiner(sample, sample * 0.9, 0.1)
-    return passes * (time.perf_counter() - started) / (64 * 64) * height * width + data, threads
-
-
-DATA_STEP_MEAN = 0.4
-"""``grouped-deblur``'s data steps by conjugate gradients (a reflecting blur; free edges took
-about as many iterations on 96-px crops) take on average about this fraction of
-the first one's time (its conjugate gradients need the most iterations at the highest level): 0.41
-at the noise floor (0.5/255, the estimate's case: 129 iterations down to 17) and 0.20 at
-sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 passes from 15 to 2."""
-
-
-def _deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
-    """The estimated seconds of ``grouped-deblur``'s data steps for ``operator``: none for a circular
-    blur (an FFT each); for conjugate gradients (a reflecting blur, free edges), its first solve (at the noise floor, the most
-    iterations) timed on a random image of at least 64 px and the kernel's size, scaled to the
-    pixels, times the passes and :data:`DATA_STEP_MEAN`."""
-    import time
-
-    import numpy as np
-
-    from .deconvolution import explain_blurred
-    from .noise import MIN_MEASURED_SIGMA
-
-    edges = deblur.edges_for(operator)
-    if edges == "operator" and getattr(operator, "boundary", None) == "circular":
-        return 0.0
-    side = max(64, *operator.kernel.shape)
-    sample = np.random.default_rng(0).random((side, side, channels))
-    started = time.perf_counter()
-    explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0, edges)
-    kh, kw = operator.kernel.shape
-    grow = (kh - 1, kw - 1) if edges == "free" else (0, 0)  # free edges solve for the extended image
-    first = (time.perf_counter() - started) / ((side + grow[0]) * (side + grow[1])) * \
-        (height + grow[0]) * (width + grow[1])
-    return deblur.passes * DATA_STEP_MEAN * first
-
-
-def _refine_cost(name: str, height: int, width: int, channels: int, chooses: bool = True,
-                 operator: Any = None) -> str:
-    """', then about T to refine (NAME ...)' (:func:`_refine_seconds`), or nothing."""
-    estimate = _refine_seconds(name, height, width, channels, chooses, operator)
-    return "" if estimate is None else f", then {_refine_phrase(name, *estimate)}"
-
-
-def _refine_phrase(name: str, seconds: float, threads: int) -> str:
-    """'about T to refine the fit's image (NAME on one CPU thread[, less on N])'."""
-    from .engine import format_duration
-
-    more = "" if threads == 1 else f"; up to {threads}x less on the {threads} threads it uses"
-    return f"about {format_duration(seconds)} to refine the fit's image ({name} on one CPU thread{more})"
 
 
 # --- render ------------------------------------------------------------------------------------

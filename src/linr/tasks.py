@@ -665,6 +665,7 @@ def restore(
     refine: str | None = None,
     on_step: Callable[[int, Any, float, int | None], None] | None = None,
     on_refine: Callable[[str], None] | None = None,
+    announce: bool | None = None,
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -710,9 +711,19 @@ def restore(
     called once the fit is done, before a refinement (which may take a minute or more) starts.
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
+    ``announce``: say on stderr what a long restoration will cost before it starts
+    (:func:`restore_cost`); None: when progress is shown (``progress``; None: on a terminal).
     """
     if isinstance(observations, Observation):
         observations = [observations]
+    if _shows(progress if announce is None else announce):
+        line = restore_cost(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+                        stop=stop, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+                        register=register, tile=tile, tile_stack=tile_stack, ensemble=ensemble)
+        if line is not None:
+            import sys
+
+            print(line, file=sys.stderr, flush=True)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -893,16 +904,53 @@ def _tile_stack(stack: int | None, config: FitConfig) -> int:
     return 8 if resolve_device(config.device).type == "cuda" else 1
 
 
+def restore_cost(observations: Sequence[Observation] | Observation, *, preset: str | None = None,
+             steps: int | None = None, lr: float | None = None, seed: int = 0, device: str = "auto",
+             model: ModelConfig | None = None, stop: StopRule | str | None = None, precision: str | None = None,
+             prior: str | None = None, refine: str | None = None, keep_model: bool = False,
+             register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
+             tile_stack: int | None = None, ensemble: int = 1, frames: int = 1) -> str | None:
+    """What :func:`restore` with these options will cost, as the line it says before a long
+    restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
+    refinement after it, a warning where that will not fit in memory), or None for a short one.
+    ``frames``: restorations of this size one after the other (``linr restore``'s frames)."""
+    from .forecast import forecast_line
+
+    if isinstance(observations, Observation):
+        observations = [observations]
+    obs, config = resolve(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+                          precision=precision, prior=prior, refine=refine, keep_model=keep_model, stop=stop)
+    pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine,
+                      keep_model=keep_model) and ensemble == 1
+    grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot)
+    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
+    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
+                        refine=refine if grid is None else None)  # as restore's (tiles keep their own)
+    masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
+    chooses = grid is None and (ensemble == 1 or masked) and holdout_rule(rule) is not None
+    note = ""
+    if rule is not None and pilot and steps is None:  # the pilot's budget is far from binding (DEFAULT_PILOT_STEPS)
+        note = ("; the fit usually stops far sooner (after 105-415 steps per image or tile on the benchmark "
+                "photos); one that fails is fitted once more at the paper's learning rate" if lr is None else
+                "; the fit usually stops far sooner")
+    return forecast_line(obs, config, refine=refine, stop=rule, grid=grid, stack=_tile_stack(tile_stack, config),
+                            frames=frames, members=ensemble, chooses=chooses, pilot_note=note)
+
+
 def _stop_name(rule: StopRule | None) -> str:
     return "fixed" if rule is None else json.dumps(rule.describe(), sort_keys=True)
 
 
-def _tile_progress(progress: bool | None):
-    """A tile counter with an ETA on stderr (like the fit's bar: by default only on a terminal)."""
+def _shows(progress: bool | None) -> bool:
+    """Whether to show progress on stderr: as asked, by default only on a terminal."""
     import sys
 
-    show = sys.stderr.isatty() if progress is None else progress
-    if not show:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def _tile_progress(progress: bool | None):
+    """A tile counter with an ETA on stderr (like the fit's bar: by default only on a terminal)."""
+    if not _shows(progress):
         return None
     from tqdm import tqdm
 

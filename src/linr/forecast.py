@@ -1,0 +1,210 @@
+"""What a restoration will cost before it runs, said in one line: the fit's time and peak memory
+(:func:`linr.cost.plan`; tiles through :func:`linr.tiling.plan_tiles`), then the refinement's
+(:func:`refine_cost`), which runs on the whole image on the CPU wherever the fit ran.
+
+``linr restore`` prints :func:`forecast_line`'s line before a long fit, and so does
+:func:`linr.restore` when it shows progress, so that an hour's fit or a refinement too large for
+the machine's memory is known before it starts, not after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import FitConfig
+from .engine import format_duration
+from .problem import Observation, clean_shape
+
+__all__ = ["RefineCost", "refine_cost", "forecast_line", "available_memory"]
+
+REFINE_BLOCK_BYTES = 256 * 2**20
+"""Memory of one thread's block of reference patches in the grouped filter (their groups and
+distances), whatever the image: the peak resident memory of one :class:`linr.refine.GroupedWiener`
+call grew from 254 to 350 MB (RGB) and from 224 to 255 MB (grey) between 1024 x 1024 and
+2048 x 1024 px on one thread, so about 160-190 MB is not per pixel; rounded up."""
+
+REFINE_BYTES_PER_VALUE = {"noisy": 40, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
+"""Peak memory of a refinement per pixel and channel, besides :data:`REFINE_BLOCK_BYTES`, by what
+the refiner takes (``blurred-free``: ``grouped-deblur`` with free edges, whose data step solves for
+the image extended by the kernel). Measured as the growth of the peak resident memory of one pass
+on random RGB images on one thread (after a first call on a 64-px image, so that what a first
+call loads is not counted): the grouped filter 30 bytes per value (91 per RGB pixel, from
+1024 x 1024 to 2048 x 1024; grey 30 per pixel); at 1024 x 1024 RGB one pass of ``grouped-views``
+372 MB, of ``grouped-deblur`` 308 MB (a circular blur, FFT) and 429 MB (free edges), against about
+250 MB for the filter alone; rounded up. Refiners not listed (the biharmonic solves of
+``biharmonic`` and ``grouped-fill``, a projection alone) are not estimated."""
+
+DATA_STEP_MEAN = 0.4
+"""``grouped-deblur``'s data steps by conjugate gradients (a reflecting blur; free edges took
+about as many iterations on 96-px crops) take on average about this fraction of
+the first one's time (its conjugate gradients need the most iterations at the highest level): 0.41
+at the noise floor (0.5/255, the estimate's case: 129 iterations down to 17) and 0.20 at
+sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 passes from 15 to 2."""
+
+LONG_FIT_SECONDS = 30.0
+"""A fit (or, on another device, a refinement) estimated at least this long is announced."""
+
+
+@dataclass(frozen=True)
+class RefineCost:
+    """The estimated cost of a refinement: seconds on one CPU thread, the threads its grouped
+    filter will use, and its peak memory in bytes (None: not estimated)."""
+
+    seconds: float
+    threads: int
+    memory_bytes: int | None
+
+    def describe(self, name: str) -> str:
+        """'about T [and M GiB] to refine the fit's image (NAME on one CPU thread[; up to Nx less
+        on the N threads it uses])'."""
+        more = "" if self.threads == 1 else f"; up to {self.threads}x less on the {self.threads} threads it uses"
+        memory = "" if self.memory_bytes is None else f" and {self.memory_bytes / 2**30:.2f} GiB"
+        return (f"about {format_duration(self.seconds)}{memory} to refine the fit's image ({name} on one CPU "
+                f"thread{more})")
+
+
+def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: bool = True,
+                operator: Any = None) -> RefineCost | None:
+    """The estimated cost of refiner ``name`` on a ``height`` x ``width`` image of ``channels``:
+    its time per pixel measured just now on one thread on a 64 x 64 image (its cost is linear in
+    the pixels), the threads its grouped filter will use (torch's, at most one per block of
+    references) and its memory (:data:`REFINE_BYTES_PER_VALUE`); None for a biharmonic solve or
+    a projection alone. ``chooses``: the fit holds pixels out for the refiner to choose by (a
+    blend filters twice). ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data
+    steps (:func:`deblur_data_seconds`)."""
+    from .refine import REFINERS, GroupedDeblur, GroupedWiener
+
+    refiner = REFINERS[name]()
+    takes = refiner.takes
+    passes, data = 1, 0.0
+    if isinstance(refiner, GroupedDeblur) and operator is not None:
+        data = deblur_data_seconds(refiner, operator, height, width, channels)
+        if refiner.edges_for(operator) == "free":
+            takes = "blurred-free"
+    if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
+        refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
+    elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (and the data steps after them; the
+        refiner, passes = refiner.filter, refiner.passes  # projections: about a second each at 512 px)
+    elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
+        return None  # a projection alone takes about a second
+    if refiner.takes == "noisy+views":  # the projections after it: about a second each
+        refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
+    threads = 1
+    if isinstance(refiner, GroupedWiener):
+        threads = refiner.workers(height, width)
+        refiner.threads = 1
+    sample = np.random.default_rng(0).random((64, 64, channels))
+    started = time.perf_counter()
+    refiner(sample, sample * 0.9, 0.1)
+    seconds = passes * (time.perf_counter() - started) / (64 * 64) * height * width + data
+    per_value = REFINE_BYTES_PER_VALUE.get(takes)
+    memory = None if per_value is None else threads * REFINE_BLOCK_BYTES + per_value * height * width * channels
+    return RefineCost(seconds, threads, memory)
+
+
+def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
+    """The estimated seconds of ``grouped-deblur``'s data steps for ``operator``: none for a circular
+    blur (an FFT each); for conjugate gradients (a reflecting blur, free edges), its first solve (at the noise floor, the most
+    iterations) timed on a random image of at least 64 px and the kernel's size, scaled to the
+    pixels, times the passes and :data:`DATA_STEP_MEAN`."""
+    from .deconvolution import explain_blurred
+    from .noise import MIN_MEASURED_SIGMA
+
+    edges = deblur.edges_for(operator)
+    if edges == "operator" and getattr(operator, "boundary", None) == "circular":
+        return 0.0
+    side = max(64, *operator.kernel.shape)
+    sample = np.random.default_rng(0).random((side, side, channels))
+    started = time.perf_counter()
+    explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0, edges)
+    kh, kw = operator.kernel.shape
+    grow = (kh - 1, kw - 1) if edges == "free" else (0, 0)  # free edges solve for the extended image
+    first = (time.perf_counter() - started) / ((side + grow[0]) * (side + grow[1])) * \
+        (height + grow[0]) * (width + grow[1])
+    return deblur.passes * DATA_STEP_MEAN * first
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux: MemAvailable of /proc/meminfo),
+    or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def forecast_line(observations: Sequence[Observation], config: FitConfig, *, refine: str | None,
+                     stop: Any, grid: Any = None, stack: int = 1, frames: int = 1, members: int = 1,
+                     chooses: bool = True, pilot_note: str = "") -> str | None:
+    """The line said before a restoration that will take at least :data:`LONG_FIT_SECONDS`, or
+    None: the fit's step count, size and tiles (``grid``: :func:`linr.tiling.TileGrid`, None:
+    whole; ``stack`` tiles fitted at once), its estimated peak memory and time (throughput
+    measured on this CPU just now; on another device only the refinement is estimated), for each
+    of ``frames`` fits of ``members`` networks, then the refinement's (:func:`refine_cost`;
+    ``chooses``: the fit holds pixels out for it), ``pilot_note`` after it; and a warning when the
+    refinement's memory is more than :func:`available_memory`. ``observations`` and ``config``
+    are resolved (:func:`linr.tasks.resolve`), ``stop`` the rule the restore applies."""
+    from .cost import plan
+    from .engine import measure_throughput
+    from .models import MODEL_FAMILIES
+    from .problem import resolve_device
+    from .tiling import plan_tiles
+
+    h, w = clean_shape(observations)
+    after = None if refine is None else refine_cost(refine, h, w, observations[0].channels, chooses=chooses,
+                                                     operator=observations[0].operator)
+    warning = _memory_warning(after)
+    if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
+        # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
+        if after is None or after.seconds / after.threads < LONG_FIT_SECONDS:
+            return warning
+        return (f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: {after.describe(refine)}; "
+                f"the fit's own time is not estimated on this device" + ("" if warning is None else f"\n{warning}"))
+    watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
+
+    def estimate(flops_per_second: float) -> Any:
+        if grid is None:
+            return plan(observations, config, whole_output_every_step=watched, flops_per_second=flops_per_second)
+        return plan_tiles(observations, config, grid, stack=stack, whole_output_every_step=watched,
+                          flops_per_second=flops_per_second)
+
+    if estimate(5e10).seconds < LONG_FIT_SECONDS / 3:
+        return warning
+    try:
+        throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
+                                        precision=config.precision)
+    except ValueError:
+        return warning  # an unavailable precision: the fit itself says so in one line
+    est = estimate(throughput)
+    if est.seconds < LONG_FIT_SECONDS:
+        return warning
+    count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
+    where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
+    each = {(False, False): "", (True, False): f" (each of {frames} frames)",
+            (False, True): f" (each of {members} ensemble members)",
+            (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
+    then = "" if after is None else f", then {after.describe(refine)}"
+    line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{pilot_note} (throughput measured on "
+            "this CPU just now)")
+    return line if warning is None else f"{line}\n{warning}"
+
+
+def _memory_warning(after: RefineCost | None) -> str | None:
+    """A warning line when the refinement's estimated memory is more than is available now."""
+    if after is None or after.memory_bytes is None:
+        return None
+    free = available_memory()
+    if free is None or after.memory_bytes <= free:
+        return None
+    return (f"warning: the refinement after the fit needs about {after.memory_bytes / 2**30:.1f} GiB and "
+            f"{free / 2**30:.1f} GiB of memory is available now: it may fail after the fit (--refine none "
+            "returns the fit's image)")
+
