@@ -446,3 +446,22 @@ def test_stack_needs_the_siren(folder, tmp_path, capsys):
                  "--stack", "2", "--model", "relu", *FAST])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--stack needs the SIREN" in err and err.count("\n") == 0
+
+
+def test_a_batch_says_what_its_first_image_will_cost_before_it_starts(tmp_path, monkeypatch, capsys):
+    from linr.batch import run as batch_run
+
+    (tmp_path / "noisy").mkdir()
+    big = np.random.default_rng(0).random((1024, 1024, 3)).astype(np.float32)
+    write_image(tmp_path / "noisy" / "a.png", big)
+    write_image(tmp_path / "noisy" / "b.png", big[:16, :16])
+    monkeypatch.setattr(batch_run, "run_jobs", lambda *a, **k: batch_run.Outcome())  # no fit: only what is said
+    code = main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"),
+                 "--device", "cpu", "--threads", "1"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "linr: the first image, a (1 more after it): up to 2000 steps (automatic stop) restoring 1024x1024 in 16 " \
+        "tiles" in err and "to refine the fit's image (grouped on one CPU thread" in err
+    main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--device", "cpu",
+          "--threads", "1", "--quiet"])
+    assert "the first image" not in capsys.readouterr().err  # --quiet: nothing said

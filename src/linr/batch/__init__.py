@@ -508,6 +508,24 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], threads: int, *, count: int) -> None:
+    """Say on stderr what the first image to restore will cost when that is long
+    (:func:`linr.tasks.restore_cost`): read by the driver once more, as its worker will read it; an
+    image that cannot be read says nothing here (its own record says why)."""
+    from ..errors import LinrError
+    from ..tasks import restore_cost
+    from .work import prepare
+
+    try:
+        payload = prepare(job, settings, fit=fit, threads=threads).payload
+        line = restore_cost(payload.observations, **fit)
+    except (LinrError, OSError, ValueError):
+        return
+    if line is not None:
+        others = "" if count == 1 else f" ({count - 1} more after it)"
+        print(f"linr: the first image, {job.name}{others}: {line}", file=sys.stderr, flush=True)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from .pipes import quiet_broken_pipe
 
@@ -552,6 +570,8 @@ def _batch(args: argparse.Namespace) -> int:
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
                    "prior": args.prior, "refine": args.refine}
+            if not args.quiet:
+                _say_first_cost(todo[0], settings, fit, threads, count=len(todo))
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():
