@@ -259,3 +259,16 @@ def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_threads_it
         assert refine_cost("biharmonic", 64, 64, 3) is None
     finally:
         torch.set_num_threads(previous)
+
+
+def test_a_tiled_plan_counts_the_whole_images_arrays():
+    from linr.tasks import resolve, tile_grid
+    from linr.tiling import plan_tiles, tile_observations
+
+    obs = [linr.noisy(np.zeros((600, 600, 3), np.float32))]
+    grid = tile_grid(resolve(obs)[0], tile="256")
+    cfg = FitConfig(steps=10)
+    one = plan(tile_observations(obs, grid.windows[0], grid.shape), cfg)
+    whole = 600 * 600 * 3 * 4 + 600 * 600 * (2 * 3 * 4 + 4)  # the photo; the blend's sums and the image
+    assert plan_tiles(obs, cfg, grid).memory_bytes == one.memory_bytes + whole
+    assert plan_tiles(obs, cfg, grid, stack=3).memory_bytes == 3 * one.memory_bytes + whole

@@ -19,7 +19,7 @@ from .config import FitConfig
 from .engine import format_duration
 from .problem import Observation, clean_shape
 
-__all__ = ["RefineCost", "refine_cost", "forecast_line", "available_memory"]
+__all__ = ["RefineCost", "Usual", "refine_cost", "forecast_line", "available_memory"]
 
 REFINE_BLOCK_BYTES = 256 * 2**20
 """Memory of one thread's block of reference patches in the grouped filter (their groups and
@@ -45,8 +45,32 @@ the first one's time (its conjugate gradients need the most iterations at the hi
 at the noise floor (0.5/255, the estimate's case: 129 iterations down to 17) and 0.20 at
 sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 passes from 15 to 2."""
 
+SAMPLE_SCALE = 1.7
+"""The grouped filter's time per pixel on a real image over its time on the 64 x 64 sample the
+estimate times: on one thread here (RGB, random pixels, the default ``grouped``) 49 us per pixel
+on 64 x 64, 55 on 128, 72-75 on 256, 90-92 on 512, 74-75 on 1024 x 1024 and 2048 x 1024 (larger
+blocks of references leave the caches); 1.7 is their middle."""
+
 LONG_FIT_SECONDS = 30.0
 """A fit (or, on another device, a refinement) estimated at least this long is announced."""
+
+
+@dataclass(frozen=True)
+class Usual:
+    """Where an automatic stop usually comes, far from its step budget: ``steps`` (fewest, most)
+    ``where`` measured (e.g. 'per tile on the benchmark photos'), and what else to say of it."""
+
+    steps: tuple[int, int]
+    where: str
+    also: str = ""
+
+    def describe(self, seconds: float, budget: int) -> str:
+        """'; the fit usually stops far sooner (after A-B steps WHERE: about T1-T2 of fitting[; ALSO])'
+        for a fit estimated at ``seconds`` over ``budget`` steps."""
+        low, high = (format_duration(seconds * s / budget) for s in self.steps)
+        also = f"; {self.also}" if self.also else ""
+        return (f"; the fit usually stops far sooner (after {self.steps[0]}-{self.steps[1]} steps {self.where}: "
+                f"about {low} to {high} of fitting){also}")
 
 
 @dataclass(frozen=True)
@@ -70,12 +94,13 @@ class RefineCost:
 def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: bool = True,
                 operator: Any = None) -> RefineCost | None:
     """The estimated cost of refiner ``name`` on a ``height`` x ``width`` image of ``channels``:
-    its time per pixel measured just now on one thread on a 64 x 64 image (its cost is linear in
-    the pixels), the threads its grouped filter will use (torch's, at most one per block of
-    references) and its memory (:data:`REFINE_BYTES_PER_VALUE`); None for a biharmonic solve or
-    a projection alone. ``chooses``: the fit holds pixels out for the refiner to choose by (a
-    blend filters twice). ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data
-    steps (:func:`deblur_data_seconds`)."""
+    its time per pixel measured just now on one thread on a 64 x 64 image, times
+    :data:`SAMPLE_SCALE` (its cost is about linear in the pixels), the threads its grouped filter
+    will use (torch's, at most one per block of references) and its memory
+    (:data:`REFINE_BYTES_PER_VALUE`); None for a biharmonic solve or a projection alone.
+    ``chooses``: the fit holds pixels out for the refiner to choose by (a blend filters twice).
+    ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data steps
+    (:func:`deblur_data_seconds`)."""
     from .refine import REFINERS, GroupedDeblur, GroupedWiener
 
     refiner = REFINERS[name]()
@@ -100,7 +125,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     sample = np.random.default_rng(0).random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
-    seconds = passes * (time.perf_counter() - started) / (64 * 64) * height * width + data
+    seconds = passes * SAMPLE_SCALE * (time.perf_counter() - started) / (64 * 64) * height * width + data
     per_value = REFINE_BYTES_PER_VALUE.get(takes)
     memory = None if per_value is None else threads * REFINE_BLOCK_BYTES + per_value * height * width * channels
     return RefineCost(seconds, threads, memory)
@@ -143,14 +168,14 @@ def available_memory() -> int | None:
 
 def forecast_line(observations: Sequence[Observation], config: FitConfig, *, refine: str | None,
                      stop: Any, grid: Any = None, stack: int = 1, frames: int = 1, members: int = 1,
-                     chooses: bool = True, pilot_note: str = "") -> str | None:
+                     chooses: bool = True, usual: Usual | None = None) -> str | None:
     """The line said before a restoration that will take at least :data:`LONG_FIT_SECONDS`, or
     None: the fit's step count, size and tiles (``grid``: :func:`linr.tiling.TileGrid`, None:
     whole; ``stack`` tiles fitted at once), its estimated peak memory and time (throughput
     measured on this CPU just now; on another device only the refinement is estimated), for each
     of ``frames`` fits of ``members`` networks, then the refinement's (:func:`refine_cost`;
-    ``chooses``: the fit holds pixels out for it), ``pilot_note`` after it; and a warning when the
-    refinement's memory is more than :func:`available_memory`. ``observations`` and ``config``
+    ``chooses``: the fit holds pixels out for it), where its stop usually comes (``usual``); and
+    a warning when the refinement's memory is more than :func:`available_memory`. ``observations`` and ``config``
     are resolved (:func:`linr.tasks.resolve`), ``stop`` the rule the restore applies."""
     from .cost import plan
     from .engine import measure_throughput
@@ -192,7 +217,8 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
             (False, True): f" (each of {members} ensemble members)",
             (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
     then = "" if after is None else f", then {after.describe(refine)}"
-    line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{pilot_note} (throughput measured on "
+    note = "" if usual is None else usual.describe(est.seconds, config.steps)
+    line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{note} (throughput measured on "
             "this CPU just now)")
     return line if warning is None else f"{line}\n{warning}"
 

@@ -329,6 +329,10 @@ slowly: at the paper's learning rate its stop came after 190-800 steps on 128-px
 :data:`DEFAULT_PILOT_LR` (since the seventeenth session) it came after 105-415 steps per image or
 tile (320 on a whole 512 px photo): the budget is far from binding, kept as measured."""
 
+PILOT_USUAL_STOPS = (105, 415)
+"""The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
+benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales its estimate by."""
+
 DEFAULT_PILOT_LR = 1e-3
 """The learning rate of a pilot fit (:data:`DEFAULT_PILOT_MODEL`; the paper's, kept by every other
 fit, is 1e-4), since the seventeenth session: the pilot reaches its stop in about a quarter of
@@ -914,7 +918,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory), or None for a short one.
     ``frames``: restorations of this size one after the other (``linr restore``'s frames)."""
-    from .forecast import forecast_line
+    from .forecast import Usual, forecast_line
 
     if isinstance(observations, Observation):
         observations = [observations]
@@ -928,13 +932,12 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
                         refine=refine if grid is None else None)  # as restore's (tiles keep their own)
     masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
     chooses = grid is None and (ensemble == 1 or masked) and holdout_rule(rule) is not None
-    note = ""
+    usual = None
     if rule is not None and pilot and steps is None:  # the pilot's budget is far from binding (DEFAULT_PILOT_STEPS)
-        note = ("; the fit usually stops far sooner (after 105-415 steps per image or tile on the benchmark "
-                "photos); one that fails is fitted once more at the paper's learning rate" if lr is None else
-                "; the fit usually stops far sooner")
+        usual = Usual(PILOT_USUAL_STOPS, "per image or tile on the benchmark photos",
+                      "one that fails is fitted once more at the paper's learning rate" if lr is None else "")
     return forecast_line(obs, config, refine=refine, stop=rule, grid=grid, stack=_tile_stack(tile_stack, config),
-                            frames=frames, members=ensemble, chooses=chooses, pilot_note=note)
+                            frames=frames, members=ensemble, chooses=chooses, usual=usual)
 
 
 def _stop_name(rule: StopRule | None) -> str:

@@ -305,12 +305,25 @@ def remove_tile_store(folder: str | Path) -> None:
 def plan_tiles(observations: Sequence[Observation], config: FitConfig, grid: TileGrid, *, stack: int = 1,
                whole_output_every_step: bool = False, flops_per_second: float = 5e10) -> Any:
     """:func:`linr.cost.plan` of a tiled restoration: one tile's estimate, its time times the
-    number of tiles and its memory times the stack (automatic stops counted at their budget)."""
+    number of tiles (automatic stops counted at their budget) and its memory times the stack,
+    plus the whole image's arrays (:func:`image_bytes`)."""
     from .cost import plan
 
     one = plan(tile_observations(observations, grid.windows[0], grid.shape), config,
                whole_output_every_step=whole_output_every_step, flops_per_second=flops_per_second)
-    return replace(one, seconds=one.seconds * len(grid), memory_bytes=one.memory_bytes * max(stack, 1))
+    return replace(one, seconds=one.seconds * len(grid),
+                   memory_bytes=one.memory_bytes * max(stack, 1) + image_bytes(observations, grid.shape))
+
+
+def image_bytes(observations: Sequence[Observation], shape: tuple[int, int]) -> int:
+    """Bytes of the whole image's arrays while its tiles are fitted: the observations' images
+    (float32) and :func:`fit_tiled`'s blending sums and assembled image (float32: the weighted
+    sum and the image, C values per pixel each, and the weights' sum, one). An 8192 x 8192 RGB
+    photo restored in tiles by a tiny network peaked at 3.7 GiB (BENCHMARKS.md, "Tiles"): 2.5 GiB
+    of these, 0.75 GiB of the benchmark's clean image, and one tile's fit."""
+    channels = observations[0].channels
+    held = sum(int(np.asarray(o.image).size) * 4 for o in observations)
+    return held + shape[0] * shape[1] * (8 * channels + 4)
 
 
 def _batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
