@@ -5,7 +5,9 @@ Reads the fits ``benchmarks/sr_views.py --cache DIR`` kept (the same observation
 ``linr.simulate.lanczos_downscale``) and refines each by :class:`linr.refine.GroupedViews` with
 the settings of each variant: ``default`` (today's), or ``key=value`` pairs joined by ``+``:
 ``passes``, ``start``, ``end`` (the noise levels, 0-255), ``step``, ``tau``, ``group`` (of the
-grouped filter). PSNR in the paper's convention (RGB, unclipped, data range 1) and the standard
+grouped filter), ``dihedral`` (N: the refinement run on the first N of the eight rotations and
+mirrors of the fit's image and its low-res view, each turned back, and the N averaged: a
+self-ensemble). PSNR in the paper's convention (RGB, unclipped, data range 1) and the standard
 one, wall seconds on one thread. One row per image and variant appended to ROWS (resumable).
 
     .venv/bin/python benchmarks/sr_views_variants.py set9/baboon set9/house --crop 128 \\
@@ -26,7 +28,37 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-KEYS = {"passes": int, "start": float, "end": float, "step": int, "tau": float, "group": int}
+KEYS = {"passes": int, "start": float, "end": float, "step": int, "tau": float, "group": int, "dihedral": int}
+
+TURNS = [(k, False) for k in range(4)] + [(k, True) for k in range(4)]
+"""The eight rotations (quarter turns) and mirrors, in the order ``dihedral=N`` takes them."""
+
+
+def turn(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(x[:, ::-1] if mirror else x, k))
+
+
+def unturn(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    x = np.rot90(x, -k)
+    return np.ascontiguousarray(x[:, ::-1] if mirror else x)
+
+
+def self_ensemble(refine, fit: np.ndarray, obs: list, n: int) -> np.ndarray:
+    """The mean of ``refine`` over the first ``n`` of :data:`TURNS` of the fit and its views (each
+    result turned back); the views' operator is checked to commute with each turn."""
+    import dataclasses
+
+    import torch
+
+    out = []
+    for k, mirror in TURNS[:n]:
+        views = [dataclasses.replace(o, image=turn(o.image, k, mirror)) for o in obs]
+        x = torch.from_numpy(turn(fit, k, mirror)).permute(2, 0, 1)[None]
+        back = obs[0].operator.forward(x)[0].permute(1, 2, 0).numpy()
+        direct = turn(obs[0].operator.forward(torch.from_numpy(fit).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy(), k, mirror)
+        assert np.abs(back - direct).max() < 1e-5, "the views' operator does not commute with the turn"
+        out.append(unturn(refine(turn(fit, k, mirror), views), k, mirror))
+    return np.mean(out, axis=0)
 
 
 def parse(variant: str) -> dict:
@@ -58,7 +90,8 @@ def run(spec: str, crop: int | None, variant: str, data: Path, cache: Path) -> d
         raise SystemExit(f"{saved}: no cached fit (run benchmarks/sr_views.py with --cache first)")
     fit = np.load(saved)["fit"]
     t0 = time.perf_counter()
-    image = refiner(parse(variant))(fit, obs)
+    settings = parse(variant)
+    image = self_ensemble(refiner(settings), fit, obs, settings.get("dihedral", 1))
     seconds = time.perf_counter() - t0
     scores = lambda x: {c: round(evaluate(clean, x, convention=c)["psnr"], 4) for c in ("paper", "standard")}
     return {"image": spec, "crop": crop, "variant": variant, "fit": scores(fit), "refined": scores(image),
