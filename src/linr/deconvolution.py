@@ -72,6 +72,12 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image, np.float64)).permute(2, 0, 1)[None].contiguous()
 
 
+def solver_for(operator: Any, edges: str) -> str:
+    """How :func:`explain_blurred` solves for ``operator`` with ``edges``: ``"fft"`` (one FFT
+    division: a circular blur by its own rule) or ``"cg"`` (conjugate gradients: anything else)."""
+    return "fft" if edges == "operator" and getattr(operator, "boundary", None) == "circular" else "cg"
+
+
 def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur", sigma: float,
                     level: float, edges: str = "operator") -> tuple[np.ndarray, dict[str, Any]]:
     """The image (float32 (H, W, C), unclipped) nearest ``estimate`` (H, W, C) that explains the
@@ -92,7 +98,7 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
         z, y = _tensor(estimate), _tensor(blurred)
         if edges == "free":
             return _explain_free(z, y, operator, weight)
-        if getattr(operator, "boundary", None) == "circular":
+        if solver_for(operator, edges) == "fft":
             h, w = z.shape[-2:]
             otf = operator._otf((h, w), z.device, torch.float64)
             numerator = torch.fft.rfft2(y) * otf.conj() + weight * torch.fft.rfft2(z)

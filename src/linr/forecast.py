@@ -136,11 +136,11 @@ def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, cha
     blur (an FFT each); for conjugate gradients (a reflecting blur, free edges), its first solve (at the noise floor, the most
     iterations) timed on a random image of at least 64 px and the kernel's size, scaled to the
     pixels, times the passes and :data:`DATA_STEP_MEAN`."""
-    from .deconvolution import explain_blurred
+    from .deconvolution import explain_blurred, solver_for
     from .noise import MIN_MEASURED_SIGMA
 
     edges = deblur.edges_for(operator)
-    if edges == "operator" and getattr(operator, "boundary", None) == "circular":
+    if solver_for(operator, edges) == "fft":
         return 0.0
     side = max(64, *operator.kernel.shape)
     sample = np.random.default_rng(0).random((side, side, channels))
