@@ -25,7 +25,10 @@ edges) from the fit's image and from its images at 1000 and 2000 steps: PSNR (pa
 the whole crop and of its interior (the kernel's reach, 12 px, left out of each side); its own rows
 and table. ``--scene --interior``: the fit's data term only on the photo's pixels whose blur reads
 no pixel beyond the frame (its interior: a mask after the reflecting blur, as a tile's), so that
-no boundary rule is fitted.
+no boundary rule is fitted. ``--scene --extended``: the fit renders the photo's frame extended by
+the kernel's reach on every side and blurs it without padding (a valid convolution,
+:class:`ValidBlur`), so that every photo pixel is in the data term and nothing is assumed beyond
+the frame; its image (and each snapshot) cropped to the frame.
 
 ``--device DEV`` fits there (cuda: the GPU script); ``--steps N`` fits N steps (a dry run).
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's). ``--from-wiener``: no
@@ -44,7 +47,7 @@ import numpy as np
 SCHEDULES: list[tuple[int, float, float]] = []
 """Extra (passes, start, end) schedules of ``grouped-deblur``, from ``--schedule``."""
 
-FIT = {"device": "cpu", "steps": None, "interior": False}
+FIT = {"device": "cpu", "steps": None, "interior": False, "extended": False}
 """The fit's device (``--device``, e.g. cuda for the GPU script) and step count (``--steps``: a dry
 run's few; None: the default's 4000)."""
 
@@ -140,6 +143,39 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     return row
 
 
+def valid_blur(kernel: np.ndarray):
+    """A blur whose input is the image extended by the kernel's reach (``kh - 1`` rows and
+    ``kw - 1`` columns in all, ``kh - 1 - kh // 2`` before, as the reflecting blur reads them) and
+    whose output is the photo: the reflecting blur's sum without padding (a valid convolution)."""
+    import torch
+    import torch.nn.functional as F
+
+    from linr.operators import Blur
+
+    class ValidBlur(Blur):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, c, h, w = x.shape
+            kh, kw = self.kernel.shape
+            weight = torch.flip(self.kernel, dims=(0, 1)).to(device=x.device, dtype=x.dtype)
+            return F.conv2d(x.reshape(b * c, 1, h, w), weight[None, None]).reshape(b, c, h - kh + 1, w - kw + 1)
+
+        def adjoint(self, y: torch.Tensor, input_shape=None) -> torch.Tensor:
+            return super(Blur, self).adjoint(y, input_shape)
+
+        def output_shape(self, shape):
+            kh, kw = self.kernel.shape
+            return (shape[0] - kh + 1, shape[1] - kw + 1)
+
+        def input_shape(self, shape):
+            kh, kw = self.kernel.shape
+            return (shape[0] + kh - 1, shape[1] + kw - 1)
+
+        def describe(self) -> dict:
+            return {**super().describe(), "boundary": "valid"}
+
+    return ValidBlur(kernel, boundary="reflect")
+
+
 def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     """``--scene``'s row (module docstring)."""
     from linr.bench.common import centre_crop
@@ -167,9 +203,18 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
         inside_mask = np.zeros(photo.shape[:2], np.float32)
         inside_mask[reach:-reach, reach:-reach] = 1.0
         fitting = [dataclasses.replace(obs[0], operator=Compose([Blur(kernel, boundary="reflect"), Mask(inside_mask)]))]
-    name = f"{spec.replace('/', '_')}_{crop}_scene{'_interior' if FIT['interior'] else ''}"
+    if FIT["extended"]:  # every photo pixel explained by the extended image, nothing assumed beyond
+        import dataclasses
+
+        fitting = [dataclasses.replace(obs[0], operator=valid_blur(kernel))]
+    mode = "_interior" if FIT["interior"] else "_extended" if FIT["extended"] else ""
+    name = f"{spec.replace('/', '_')}_{crop}_scene{mode}"
     saved = cache / f"{name}{'_steps' + str(FIT['steps']) if FIT['steps'] else ''}.npz" if cache else None
     fit, fit_s, snapshots = fitted(fitting, saved)
+    if FIT["extended"]:  # the photo's frame of the extended image
+        kh, kw = kernel.shape
+        frame = np.s_[kh - 1 - kh // 2:kh - 1 - kh // 2 + crop, kw - 1 - kw // 2:kw - 1 - kw // 2 + crop]
+        fit, snapshots = fit[frame], {k: v[frame] for k, v in snapshots.items()}
     inside = np.s_[reach:-reach, reach:-reach]
 
     def scores(image: np.ndarray) -> dict:
@@ -179,7 +224,7 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
     refine_input(obs, photo.shape[:2], "grouped-deblur")  # the same checks as a restore
     sigma = floored_noise_sigma(photo)  # as refine_image measures it
     row = {"image": spec, "size": list(whole.shape[:2]), "crop": crop, "noise_seed": 0, "scene": True,
-           **({"fit_data": "interior"} if FIT["interior"] else {}),
+           **({"fit_data": "interior"} if FIT["interior"] else {"fit_data": "extended"} if FIT["extended"] else {}),
            **({"fit_device": FIT["device"]} if FIT["device"] != "cpu" else {}),
            **({"fit_steps": FIT["steps"]} if FIT["steps"] else {}),
            "fit_seconds": round(fit_s, 1), "sigma": round(sigma * 255, 3), "fit": scores(fit), "refined": {}}
@@ -290,9 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--scene" in argv:  # a crop of a blurred scene: the data step's edges
         argv.remove("--scene")
-        if "--interior" in argv:
-            argv.remove("--interior")
-            FIT["interior"] = True
+        for mode in ("interior", "extended"):
+            if f"--{mode}" in argv:
+                argv.remove(f"--{mode}")
+                FIT[mode] = True
+        if FIT["interior"] and FIT["extended"]:
+            raise SystemExit("--interior and --extended do not go together")
         run_fn, table_fn = run_scene, scene_table
     else:
         run_fn, table_fn = run, table
