@@ -75,7 +75,18 @@ def test_plan_counts_trained_pixels_and_two_passes():
     assert batch.flops_per_step == pytest.approx(full.flops_per_step / 8)
 
 
-def test_cli_announces_long_fits(capsys):
+@pytest.fixture
+def one_thread():
+    """torch on one thread (the estimates' thread counts and memory depend on it), restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_cli_announces_long_fits(capsys, one_thread):
     from linr.tasks import DEFAULT_DENOISE_REFINE
 
     obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
@@ -130,12 +141,14 @@ def test_cli_announces_long_fits(capsys):
 
 
 
-def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fit(monkeypatch, capsys):
+def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fit(monkeypatch, capsys, one_thread):
     from linr import forecast
     from linr.operators import Blur, gaussian_kernel
 
     cost = forecast.refine_cost("grouped", 1024, 1024, 3)
-    assert cost.memory_bytes == cost.threads * forecast.REFINE_BLOCK_BYTES + 40 * 1024 * 1024 * 3
+    assert cost.memory_bytes == forecast.REFINE_BLOCK_BYTES + 40 * 1024 * 1024 * 3  # one thread's block
+    assert cost.memory_bytes == forecast.refine_memory("grouped", 1024, 1024, 3)  # the same, without timing
+    assert forecast.refine_memory("wiener", 1024, 1024, 3) is None  # no grouped filter: not estimated
     assert " GiB to refine the fit's image (grouped on one CPU thread" in cost.describe("grouped")
     circular, reflecting = (Blur(gaussian_kernel(5, 1.0), boundary=b) for b in ("circular", "reflect"))
     per = {b: forecast.refine_cost("grouped-deblur", 256, 256, 1, operator=op).memory_bytes
@@ -155,6 +168,28 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     monkeypatch.setattr(forecast, "available_memory", lambda: 2**40)
     _announce_cost(obs, auto, None)
     assert "warning" not in capsys.readouterr().err
+    # a short restore times nothing (the fit is not announced), even a blurred one (its data
+    # step's sample solve took seconds); a refinement too large for the memory is still warned of
+    monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: pytest.fail("timed a short restore's refinement"))
+    small = [linr.blurred(np.zeros((16, 16, 3), np.float32), gaussian_kernel(25, 1.6))]
+    assert linr.restore_cost(small, device="cpu", steps=10) is None
+    monkeypatch.setattr(forecast, "available_memory", lambda: 2**20)
+    assert linr.restore_cost(small, device="cpu", steps=10).startswith("warning: the refinement after the fit needs")
+
+
+def test_the_forecast_says_where_the_pilot_usually_stops_only_where_measured(one_thread):
+    from linr.errors import InputError
+
+    obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
+    default = linr.restore_cost(obs, device="cpu")
+    assert "usually stops far sooner (after 105-415 steps per image or tile on the benchmark photos: about " in default
+    assert "fitted once more at the paper's learning rate" in default
+    other_rate = linr.restore_cost(obs, device="cpu", lr=1e-4)  # the stops were measured at the pilot's rate
+    assert "; the fit usually stops far sooner (throughput" in other_rate and "105-415" not in other_rate
+    members = linr.restore_cost(obs, device="cpu", ensemble=2, tile="off")  # an ensemble of pilots
+    assert "(each of 2 ensemble members)" in members and "105-415 steps" in members
+    with pytest.raises(InputError, match="ensemble"):  # restore's own checks, before anything is measured
+        linr.restore_cost(obs, device="cpu", ensemble=2, tile="256")
 
 
 def test_the_python_api_says_what_a_long_restore_will_cost_before_it_starts(capsys):
@@ -165,9 +200,10 @@ def test_the_python_api_says_what_a_long_restore_will_cost_before_it_starts(caps
     def halt(*_):
         raise LinrError("halted at the first step")
 
-    for announce, said in ((True, True), (False, False), (None, False)):  # None: progress shown? not here
+    cases = ((True, False, True), (False, False, False), (None, False, False), (None, True, True))
+    for announce, progress, said in cases:  # (announce, progress, said): None follows progress
         with pytest.raises(LinrError, match="halted"):
-            linr.restore(obs, device="cpu", progress=False, announce=announce, on_step=halt)
+            linr.restore(obs, device="cpu", progress=progress, announce=announce, on_step=halt)
         err = capsys.readouterr().err
         assert ("up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err) is said
         assert ("to refine the fit's image (grouped on one CPU thread" in err) is said

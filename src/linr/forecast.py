@@ -19,13 +19,14 @@ from .config import FitConfig
 from .engine import format_duration
 from .problem import Observation, clean_shape
 
-__all__ = ["RefineCost", "Usual", "refine_cost", "forecast_line", "available_memory"]
+__all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
 
-REFINE_BLOCK_BYTES = 256 * 2**20
+REFINE_BLOCK_BYTES = 192 * 2**20
 """Memory of one thread's block of reference patches in the grouped filter (their groups and
 distances), whatever the image: the peak resident memory of one :class:`linr.refine.GroupedWiener`
 call grew from 254 to 350 MB (RGB) and from 224 to 255 MB (grey) between 1024 x 1024 and
-2048 x 1024 px on one thread, so about 160-190 MB is not per pixel; rounded up."""
+2048 x 1024 px on one thread, so about 160-190 MB is not per pixel; at 1024 x 1024 RGB on two
+threads it was 380 MB (126 MB more); rounded up."""
 
 REFINE_BYTES_PER_VALUE = {"noisy": 40, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
 """Peak memory of a refinement per pixel and channel, besides :data:`REFINE_BLOCK_BYTES`, by what
@@ -35,8 +36,9 @@ on random RGB images on one thread (after a first call on a 64-px image, so that
 call loads is not counted): the grouped filter 30 bytes per value (91 per RGB pixel, from
 1024 x 1024 to 2048 x 1024; grey 30 per pixel); at 1024 x 1024 RGB one pass of ``grouped-views``
 372 MB, of ``grouped-deblur`` 308 MB (a circular blur, FFT) and 429 MB (free edges), against about
-250 MB for the filter alone; rounded up. Refiners not listed (the biharmonic solves of
-``biharmonic`` and ``grouped-fill``, a projection alone) are not estimated."""
+250 MB for the filter alone; rounded up. Refiners without the grouped filter (``wiener``, a
+projection alone) and those with biharmonic solves (``biharmonic``, ``grouped-fill``) are not
+estimated."""
 
 DATA_STEP_MEAN = 0.4
 """``grouped-deblur``'s data steps by conjugate gradients (a reflecting blur; free edges took
@@ -47,7 +49,7 @@ sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 pass
 
 SAMPLE_SCALE = 1.7
 """The grouped filter's time per pixel on a real image over its time on the 64 x 64 sample the
-estimate times: on one thread here (RGB, random pixels, the default ``grouped``) 49 us per pixel
+estimate times (after a first call on a 16-px image, whose set-up is not counted): on one thread here (RGB, random pixels, the default ``grouped``) 49 us per pixel
 on 64 x 64, 55 on 128, 72-75 on 256, 90-92 on 512, 74-75 on 1024 x 1024 and 2048 x 1024 (larger
 blocks of references leave the caches); 1.7 is their middle."""
 
@@ -60,15 +62,18 @@ class Usual:
     """Where an automatic stop usually comes, far from its step budget: ``steps`` (fewest, most)
     ``where`` measured (e.g. 'per tile on the benchmark photos'), and what else to say of it."""
 
-    steps: tuple[int, int]
-    where: str
+    steps: tuple[int, int] | None
+    """None: not measured for these settings (only that the stop comes far sooner)."""
+    where: str = ""
     also: str = ""
 
     def describe(self, seconds: float, budget: int) -> str:
-        """'; the fit usually stops far sooner (after A-B steps WHERE: about T1-T2 of fitting[; ALSO])'
-        for a fit estimated at ``seconds`` over ``budget`` steps."""
-        low, high = (format_duration(seconds * s / budget) for s in self.steps)
+        """'; the fit usually stops far sooner[ (after A-B steps WHERE: about T1 to T2 of
+        fitting)][; ALSO]' for a fit estimated at ``seconds`` over ``budget`` steps."""
         also = f"; {self.also}" if self.also else ""
+        if self.steps is None:
+            return f"; the fit usually stops far sooner{also}"
+        low, high = (format_duration(seconds * s / budget) for s in self.steps)
         return (f"; the fit usually stops far sooner (after {self.steps[0]}-{self.steps[1]} steps {self.where}: "
                 f"about {low} to {high} of fitting){also}")
 
@@ -91,25 +96,50 @@ class RefineCost:
                 f"thread{more})")
 
 
+def _grouped_filter(refiner: Any) -> Any:
+    """The grouped filter (:class:`linr.refine.GroupedWiener`) a refiner runs, or None."""
+    from .refine import GroupedWiener
+
+    inner = getattr(refiner, "grouped", None) or getattr(refiner, "filter", None) or refiner
+    return inner if isinstance(inner, GroupedWiener) else None
+
+
+def refine_memory(name: str, height: int, width: int, channels: int, *, operator: Any = None) -> int | None:
+    """The estimated peak memory (bytes) of refiner ``name`` on a ``height`` x ``width`` image of
+    ``channels`` (:data:`REFINE_BYTES_PER_VALUE`, :data:`REFINE_BLOCK_BYTES` per thread of its
+    grouped filter), without running anything; None where not estimated. ``operator``: the
+    blurred photo's blur (free edges solve for a larger image)."""
+    from .refine import REFINERS, GroupedDeblur
+
+    refiner = REFINERS[name]()
+    grouped = _grouped_filter(refiner)
+    if grouped is None or name == "grouped-fill":
+        return None
+    takes = refiner.takes
+    if isinstance(refiner, GroupedDeblur) and operator is not None and refiner.edges_for(operator) == "free":
+        takes = "blurred-free"
+    per_value = REFINE_BYTES_PER_VALUE.get(takes)
+    if per_value is None:
+        return None
+    return grouped.workers(height, width) * REFINE_BLOCK_BYTES + per_value * height * width * channels
+
+
 def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: bool = True,
                 operator: Any = None) -> RefineCost | None:
     """The estimated cost of refiner ``name`` on a ``height`` x ``width`` image of ``channels``:
     its time per pixel measured just now on one thread on a 64 x 64 image, times
-    :data:`SAMPLE_SCALE` (its cost is about linear in the pixels), the threads its grouped filter
-    will use (torch's, at most one per block of references) and its memory
-    (:data:`REFINE_BYTES_PER_VALUE`); None for a biharmonic solve or a projection alone.
+    :data:`SAMPLE_SCALE` for the grouped filter (its cost is about linear in the pixels), the
+    threads its grouped filter will use (torch's, at most one per block of references) and its
+    memory (:func:`refine_memory`); None for a biharmonic solve or a projection alone.
     ``chooses``: the fit holds pixels out for the refiner to choose by (a blend filters twice).
     ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data steps
     (:func:`deblur_data_seconds`)."""
     from .refine import REFINERS, GroupedDeblur, GroupedWiener
 
     refiner = REFINERS[name]()
-    takes = refiner.takes
     passes, data = 1, 0.0
     if isinstance(refiner, GroupedDeblur) and operator is not None:
         data = deblur_data_seconds(refiner, operator, height, width, channels)
-        if refiner.edges_for(operator) == "free":
-            takes = "blurred-free"
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
     elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (and the data steps after them; the
@@ -118,17 +148,18 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
-    threads = 1
+    threads, scale = 1, 1.0
     if isinstance(refiner, GroupedWiener):
-        threads = refiner.workers(height, width)
+        threads, scale = refiner.workers(height, width), SAMPLE_SCALE
         refiner.threads = 1
-    sample = np.random.default_rng(0).random((64, 64, channels))
+    rng = np.random.default_rng(0)
+    first = rng.random((16, 16, channels))
+    refiner(first, first * 0.9, 0.1)  # a first call's set-up is not the filter's time
+    sample = rng.random((64, 64, channels))
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
-    seconds = passes * SAMPLE_SCALE * (time.perf_counter() - started) / (64 * 64) * height * width + data
-    per_value = REFINE_BYTES_PER_VALUE.get(takes)
-    memory = None if per_value is None else threads * REFINE_BLOCK_BYTES + per_value * height * width * channels
-    return RefineCost(seconds, threads, memory)
+    seconds = passes * scale * (time.perf_counter() - started) / (64 * 64) * height * width + data
+    return RefineCost(seconds, threads, refine_memory(name, height, width, channels, operator=operator))
 
 
 def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
@@ -169,8 +200,8 @@ def available_memory() -> int | None:
 def forecast_line(observations: Sequence[Observation], config: FitConfig, *, refine: str | None,
                      stop: Any, grid: Any = None, stack: int = 1, frames: int = 1, members: int = 1,
                      chooses: bool = True, usual: Usual | None = None) -> str | None:
-    """The line said before a restoration that will take at least :data:`LONG_FIT_SECONDS`, or
-    None: the fit's step count, size and tiles (``grid``: :func:`linr.tiling.TileGrid`, None:
+    """The line said before a restoration that will take at least :data:`LONG_FIT_SECONDS` (a
+    shorter one: only the memory warning, or None): the fit's step count, size and tiles (``grid``: :func:`linr.tiling.TileGrid`, None:
     whole; ``stack`` tiles fitted at once), its estimated peak memory and time (throughput
     measured on this CPU just now; on another device only the refinement is estimated), for each
     of ``frames`` fits of ``members`` networks, then the refinement's (:func:`refine_cost`;
@@ -184,11 +215,15 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     from .tiling import plan_tiles
 
     h, w = clean_shape(observations)
-    after = None if refine is None else refine_cost(refine, h, w, observations[0].channels, chooses=chooses,
-                                                     operator=observations[0].operator)
-    warning = _memory_warning(after)
+    channels, operator = observations[0].channels, observations[0].operator
+    warning = None if refine is None else _memory_warning(refine_memory(refine, h, w, channels, operator=operator))
+
+    def refining() -> RefineCost | None:  # timed only where a line will be said
+        return None if refine is None else refine_cost(refine, h, w, channels, chooses=chooses, operator=operator)
+
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
+        after = refining()
         if after is None or after.seconds / after.threads < LONG_FIT_SECONDS:
             return warning
         return (f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: {after.describe(refine)}; "
@@ -216,6 +251,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     each = {(False, False): "", (True, False): f" (each of {frames} frames)",
             (False, True): f" (each of {members} ensemble members)",
             (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
+    after = refining()
     then = "" if after is None else f", then {after.describe(refine)}"
     note = "" if usual is None else usual.describe(est.seconds, config.steps)
     line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{note} (throughput measured on "
@@ -223,14 +259,13 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     return line if warning is None else f"{line}\n{warning}"
 
 
-def _memory_warning(after: RefineCost | None) -> str | None:
-    """A warning line when the refinement's estimated memory is more than is available now."""
-    if after is None or after.memory_bytes is None:
+def _memory_warning(memory: int | None) -> str | None:
+    """A warning line when the refinement's estimated ``memory`` is more than is available now."""
+    if memory is None:
         return None
     free = available_memory()
-    if free is None or after.memory_bytes <= free:
+    if free is None or memory <= free:
         return None
-    return (f"warning: the refinement after the fit needs about {after.memory_bytes / 2**30:.1f} GiB and "
+    return (f"warning: the refinement after the fit needs about {memory / 2**30:.1f} GiB and "
             f"{free / 2**30:.1f} GiB of memory is available now: it may fail after the fit (--refine none "
             "returns the fit's image)")
-

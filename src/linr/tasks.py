@@ -42,6 +42,7 @@ __all__ = [
     "parse_kernel",
     "restore",
     "restore_many",
+    "restore_cost",
     "resolve",
     "resolve_stop",
     "plain_inpainting",
@@ -720,37 +721,28 @@ def restore(
     """
     if isinstance(observations, Observation):
         observations = [observations]
+    plan = _plan(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+                 progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+                 stop=stop, register=register, tile=tile, ensemble=ensemble)
+    obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+    if eval_every != 1:
+        config = dataclasses.replace(config, eval_every=eval_every)
+    blended = refine is not None and REFINERS[refine].takes == "masked"
+    if tile_executor is not None and grid is None:
+        raise InputError("workers fit the tiles of an image, and this one is restored whole "
+                         "(ask for tiles: tile='SIZE')")
+    if on_step is not None and (ensemble > 1 or tile_executor is not None):
+        raise InputError("a per-step callback follows one fit in this process: not an ensemble's "
+                         "members nor tiles fitted by workers")
+    if grid is not None and isinstance(stop, StopRule):
+        raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
+                         "not one rule object: each tile gets its own")
     if _shows(progress if announce is None else announce):
-        line = restore_cost(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
-                        stop=stop, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                        register=register, tile=tile, tile_stack=tile_stack, ensemble=ensemble)
+        line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble)
         if line is not None:
             import sys
 
             print(line, file=sys.stderr, flush=True)
-    obs, config = resolve(
-        observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-        model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-        stop=stop,
-    )
-    if eval_every != 1:
-        config = dataclasses.replace(config, eval_every=eval_every)
-    pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine,
-                      keep_model=keep_model) and ensemble == 1
-    grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot)
-    refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
-    whole = grid is None  # the stop rules' held-out pixels (one fit's, or an ensemble's shared) are the image's
-    blended = refine is not None and REFINERS[refine].takes == "masked"
-    rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
-                        refine=refine if whole else None)
-    if tile_executor is not None and grid is None:
-        raise InputError("workers fit the tiles of an image, and this one is restored whole "
-                         "(ask for tiles: tile='SIZE')")
-    check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
-                   stop_object=isinstance(stop, StopRule))
-    if on_step is not None and (ensemble > 1 or tile_executor is not None):
-        raise InputError("a per-step callback follows one fit in this process: not an ensemble's "
-                         "members nor tiles fitted by workers")
     if register is not None:
         obs = register_observations(obs, register, shape=clean_shape(obs))
     if ensemble > 1:
@@ -762,9 +754,6 @@ def restore(
         whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
         result = fit(obs, config, reference=reference, stop=rule, callback=whole_step)
     else:
-        if isinstance(stop, StopRule):
-            raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
-                             "not one rule object: each tile gets its own")
         asked_prior = config.prior
         if asked_prior is not None and weight_is_auto(asked_prior):
             # one weight for the whole image: the noise measured on the whole image, not on each
@@ -788,7 +777,7 @@ def restore(
         if on_refine is not None:
             on_refine(refine)
         shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
-        apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if whole and shared else None)
+        apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if grid is None and shared else None)
     return result
 
 
@@ -916,28 +905,66 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1) -> str | None:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
-    refinement after it, a warning where that will not fit in memory), or None for a short one.
+    refinement after it, a warning where that will not fit in memory); for a short one only the
+    warning, or None. The same checks as :func:`restore`'s before its fit (one-line errors).
     ``frames``: restorations of this size one after the other (``linr restore``'s frames)."""
-    from .forecast import Usual, forecast_line
-
     if isinstance(observations, Observation):
         observations = [observations]
-    obs, config = resolve(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
-                          precision=precision, prior=prior, refine=refine, keep_model=keep_model, stop=stop)
-    pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine,
-                      keep_model=keep_model) and ensemble == 1
-    grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot)
+    plan = _plan(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+                 progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+                 stop=stop, register=register, tile=tile, ensemble=ensemble)
+    return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames)
+
+
+@dataclass
+class _Plan:
+    """What :func:`restore` resolves and checks before any fit (:func:`_plan`)."""
+
+    obs: list[Observation]
+    config: FitConfig
+    grid: TileGrid | None
+    refine: str | None
+    rule: StopRule | None
+    pilot: bool
+    """Whether the fit is the defaults' pilot (:func:`pilot_fit`; an ensemble's members too)."""
+
+
+def _plan(observations: Sequence[Observation], *, preset: str | None, steps: int | None, lr: float | None,
+          seed: int, device: str, model: ModelConfig | None, progress: bool | None, precision: str | None,
+          prior: str | None, refine: str | None, keep_model: bool, stop: StopRule | str | None,
+          register: str | None, tile: Any, ensemble: int) -> _Plan:
+    """The observations and settings :func:`restore` fits, its tiles, refinement and stop rule,
+    with the checks that need no fit (one-line errors)."""
+    obs, config = resolve(
+        observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
+        model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+        stop=stop,
+    )
+    pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
+    grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
-                        refine=refine if grid is None else None)  # as restore's (tiles keep their own)
-    masked = refine is not None and REFINERS[refine].takes == "masked"  # an ensemble's members share them
-    chooses = grid is None and (ensemble == 1 or masked) and holdout_rule(rule) is not None
+                        refine=refine if grid is None else None)  # tiles: each its own
+    check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
+                   stop_object=isinstance(stop, StopRule))
+    return _Plan(obs, config, grid, refine, rule, pilot)
+
+
+def _forecast(plan: _Plan, *, steps: int | None, lr: float | None, tile_stack: int | None, ensemble: int,
+              frames: int = 1) -> str | None:
+    """:func:`linr.forecast.forecast_line` of a planned restoration (:func:`restore_cost`)."""
+    from .forecast import Usual, forecast_line
+
+    masked = plan.refine is not None and REFINERS[plan.refine].takes == "masked"  # an ensemble's members share them
+    chooses = plan.grid is None and (ensemble == 1 or masked) and holdout_rule(plan.rule) is not None
     usual = None
-    if rule is not None and pilot and steps is None:  # the pilot's budget is far from binding (DEFAULT_PILOT_STEPS)
+    if plan.rule is not None and plan.pilot and steps is None:  # its budget is far from binding (DEFAULT_PILOT_STEPS)
         usual = Usual(PILOT_USUAL_STOPS, "per image or tile on the benchmark photos",
-                      "one that fails is fitted once more at the paper's learning rate" if lr is None else "")
-    return forecast_line(obs, config, refine=refine, stop=rule, grid=grid, stack=_tile_stack(tile_stack, config),
-                            frames=frames, members=ensemble, chooses=chooses, usual=usual)
+                      "one that fails is fitted once more at the paper's learning rate") if lr is None else \
+            Usual(None)  # measured at the pilot's own rate only
+    stack = 1 if plan.grid is None else _tile_stack(tile_stack, plan.config)
+    return forecast_line(plan.obs, plan.config, refine=plan.refine, stop=plan.rule, grid=plan.grid, stack=stack,
+                         frames=frames, members=ensemble, chooses=chooses, usual=usual)
 
 
 def _stop_name(rule: StopRule | None) -> str:

@@ -548,5 +548,5 @@ def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGri
     fit_s = sum(i["fit_s"] for i in fitted)
     timings = {"setup_s": 0.0, "fit_s": seconds, "tiles_fit_s": fit_s, "per_step_s": 0.0,
                "eval_s": 0.0, "train_s": seconds, "total_s": seconds}
-    return FitResult(image.astype(np.float32), {}, max(steps), int(np.median(stop_steps)), reason,
+    return FitResult(image.astype(np.float32, copy=False), {}, max(steps), int(np.median(stop_steps)), reason,
                      timings, settings)

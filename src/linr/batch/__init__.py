@@ -510,17 +510,23 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], threads: int, *, count: int) -> None:
     """Say on stderr what the first image to restore will cost when that is long
-    (:func:`linr.tasks.restore_cost`): read by the driver once more, as its worker will read it; an
-    image that cannot be read says nothing here (its own record says why)."""
-    from ..errors import LinrError
+    (:func:`linr.tasks.restore_cost`, with ``threads`` torch threads as its worker will fit): read
+    by the driver once more, as its worker will read it; an image that cannot be read says nothing
+    here (its own record says why)."""
+    import torch
+
     from ..tasks import restore_cost
     from .work import prepare
 
+    previous = torch.get_num_threads()
     try:
         payload = prepare(job, settings, fit=fit, threads=threads).payload
+        torch.set_num_threads(threads)  # as its worker will fit: the throughput, the filter's threads
         line = restore_cost(payload.observations, **fit)
-    except (LinrError, OSError, ValueError):
+    except Exception:  # noqa: BLE001 - only a message: the image's own run says what is wrong
         return
+    finally:
+        torch.set_num_threads(previous)
     if line is not None:
         others = "" if count == 1 else f" ({count - 1} more after it)"
         print(f"linr: the first image, {job.name}{others}: {line}", file=sys.stderr, flush=True)
