@@ -86,6 +86,27 @@ def test_metrics_command(files, capsys):
     assert json.loads(capsys.readouterr().out)["convention"] == "paper"
 
 
+def test_images_smaller_than_ssims_window_get_psnr_and_say_why_not_ssim(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    clean = rng.random((9, 5, 3)).astype(np.float32)  # under both windows (11 px; the paper's 7)
+    write_image(tmp_path / "clean.png", clean)
+    write_image(tmp_path / "noisy.png", np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1))
+    assert main(["metrics", str(tmp_path / "clean.png"), str(tmp_path / "noisy.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["psnr"] > 10 and out["ssim"] is None and "11-px window does not fit in 5x9 px" in out["ssim_note"]
+    code = main(["restore", "--noisy", str(tmp_path / "noisy.png"), "--reference", str(tmp_path / "clean.png"),
+                 "-o", str(tmp_path / "out.png"), "--steps", "3", "--device", "cpu", "--report",
+                 str(tmp_path / "report.json")])
+    assert code == 0  # before: an internal error after the fit
+    assert "SSIM not measured: its 11-px window does not fit in 5x9 px" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "report.json").read_text())["metrics"]
+    assert metrics["standard"]["ssim"] is None and metrics["paper"]["ssim"] is None  # the paper's 7 px too
+    from linr.metrics import evaluate
+
+    square = rng.random((7, 7, 3))
+    assert evaluate(square, square * 0.9, convention="paper")["ssim"] is not None  # the paper's 7-px window fits
+
+
 def test_bad_inputs(files, tmp_path, capsys):
     out = tmp_path / "o.png"
     noisy = str(files / "noisy.png")

@@ -108,3 +108,18 @@ def test_a_new_kind_is_simulated_by_the_bench(toy_kind, tmp_path, clean):
     obs = run.observations(arrays, corruption)
     assert [o.kind for o in obs] == ["binned", "noisy"] and obs[0].operator.kernel == "box"
     assert corruption.describe() == "x2 binning + noise sigma 25"
+
+
+@pytest.mark.parametrize("array, says", [
+    (np.array([["a", "b"], ["c", "d"]]), "kernel must hold real numbers, got <U1 values"),
+    (np.ones((3, 3), complex), "kernel must hold real numbers"),
+    (np.ones(3), "kernel must be a non-empty 2-D array"),
+    (np.zeros((3, 3)), "kernel must have a positive sum"),
+])
+def test_a_kernel_file_of_the_wrong_values_is_one_line(tmp_path, array, says):
+    from linr.errors import InputError
+
+    path = tmp_path / "k.npy"
+    np.save(path, array)
+    with pytest.raises(InputError, match=says):
+        kinds.parse_kernel(str(path))

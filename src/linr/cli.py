@@ -315,7 +315,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             std = report["metrics"]["standard"]
             c = result.image.shape[2]
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
-            print(f"PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f} (standard convention: clipped, "
+            similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
+            print(f"PSNR {std['psnr']:.2f} dB, {similarity} (standard convention: clipped, "
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
         reports.append(report)
     if args.report:

@@ -204,6 +204,8 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
 
         pixels, _ = read_image(path)
         k = pixels.mean(axis=2)
+    if not (np.issubdtype(k.dtype, np.number) or k.dtype == np.bool_) or np.iscomplexobj(k):
+        raise InputError(f"{path}: kernel must hold real numbers, got {k.dtype} values")
     k = np.asarray(k, dtype=np.float64)
     if k.ndim != 2 or k.size == 0:
         raise InputError(f"{path}: kernel must be a non-empty 2-D array, got shape {k.shape}")

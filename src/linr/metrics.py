@@ -160,7 +160,7 @@ def evaluate(
         return {
             "convention": "standard",
             "psnr": psnr(ref, img, y_channel=y_channel, crop=crop),
-            "ssim": ssim(ref, img, y_channel=y_channel, crop=crop),
+            **_ssim_if_it_fits(ref, img, side=11, border=crop, y_channel=y_channel, crop=crop),
             "y_channel": y_channel,
             "crop": crop,
         }
@@ -172,8 +172,19 @@ def evaluate(
         channels = ref.shape[2] if ref.ndim == 3 else 1
         psnr_note = "RGB, unclipped" if channels == 3 else \
             "grey, unclipped" if channels == 1 else f"all {channels} channels, unclipped"
-    s = ssim(ref, img, data_range=2.0, window="uniform", win_size=7, sample_covariance=True)
-    return {"convention": "paper", "psnr": p, "ssim": s, "psnr_on": psnr_note}
+    s = _ssim_if_it_fits(ref, img, side=7, border=0, data_range=2.0, window="uniform", win_size=7,
+                         sample_covariance=True)
+    return {"convention": "paper", "psnr": p, **s, "psnr_on": psnr_note}
+
+
+def _ssim_if_it_fits(ref: np.ndarray, img: np.ndarray, *, side: int, border: int, **options: Any) -> dict[str, Any]:
+    """``{"ssim": value}`` (:func:`ssim` with ``options``), or, for an image (after ``border`` px
+    cropped from each side) smaller than SSIM's window (``side`` px) on a side, ``{"ssim": None, "ssim_note": why}``: SSIM is not defined there (its
+    windows lie wholly inside the image), and PSNR still is."""
+    h, w = ref.shape[0] - 2 * border, ref.shape[1] - 2 * border
+    if min(h, w) < side:
+        return {"ssim": None, "ssim_note": f"not measured: its {side}-px window does not fit in {w}x{h} px"}
+    return {"ssim": ssim(ref, img, **options)}
 
 
 def report(reference: np.ndarray, image: np.ndarray, task: str | None = None) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def _metrics_text(job: Job, reference_name: str | None) -> str:
     if result is None or result.metrics is None:
         return ""
     std = result.metrics["standard"]
-    return (f"**PSNR {std['psnr']:.2f} dB, SSIM {std['ssim']:.4f}** against "
+    similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
+    return (f"**PSNR {std['psnr']:.2f} dB, {similarity}** against "
             f"{html.escape(reference_name or 'the reference')} (clipped, data range 1)")
 
 
