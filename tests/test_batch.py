@@ -466,3 +466,19 @@ def test_a_batch_says_what_its_first_image_will_cost_before_it_starts(tmp_path, 
     main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--device", "cpu",
           "--threads", "1", "--quiet"])
     assert "the first image" not in capsys.readouterr().err  # --quiet: nothing said
+
+
+def test_a_batch_says_when_its_output_format_drops_the_inputs_alpha(tmp_path, capsys):
+    (tmp_path / "noisy").mkdir()
+    rng = np.random.default_rng(0)
+    alpha = np.ones((16, 16), np.float32)
+    alpha[:5] = 0.0
+    write_image(tmp_path / "noisy" / "clear.png", rng.random((16, 16, 3)).astype(np.float32), alpha=alpha)
+    write_image(tmp_path / "noisy" / "opaque.png", rng.random((16, 16, 3)).astype(np.float32))
+    code = main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"), "--format", "jpg",
+                 "--steps", "3", "--device", "cpu", "--threads", "1"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "clear: done in" in err and "JPEG has no alpha channel, so the input's transparency is not written" in err
+    records = _manifest(tmp_path / "out")
+    assert "JPEG has no alpha" in records["clear"]["output_note"] and "output_note" not in records["opaque"]

@@ -250,3 +250,40 @@ def test_the_default_noisy_fit_returns_an_average_and_keeps_a_model_when_asked(t
     assert "the automatic stop returns the model's best single iterate" in capsys.readouterr().err
     assert main(["render", str(tmp_path / "m.pt"), "-o", str(tmp_path / "again.png")]) == 0
     assert np.array_equal(read_image(tmp_path / "again.png")[0], read_image(tmp_path / "out.png")[0])
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_a_saved_model_keeps_the_inputs_alpha_and_renders_it_resized(tmp_path, capsys, image, bit_depth):
+    noisy = add_gaussian_noise(image, 25, seed=1)
+    alpha = np.zeros(image.shape[:2], np.float32)
+    alpha[:, 12:] = 1.0  # half transparent, with an edge: where the resize shows
+    write_image(tmp_path / "noisy.png", noisy, bit_depth=bit_depth, alpha=alpha)
+    model = tmp_path / "m.pt"
+    argv = ["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"),
+            "--save-model", str(model), *TINY]
+    assert main(argv) == 0
+    assert main(["render", str(model), "-o", str(tmp_path / "again.png")]) == 0
+    restored, info = read_image(tmp_path / "out.png")
+    again, again_info = read_image(tmp_path / "again.png")
+    assert np.array_equal(again, restored) and np.array_equal(again_info.alpha, info.alpha)  # as restore wrote it
+    assert main(["render", str(model), "--scale", "2.5", "-o", str(tmp_path / "big.png")]) == 0
+    assert main([*argv[:4], str(tmp_path / "direct.png"), *TINY, "--render-scale", "2.5"]) == 0
+    big, direct = read_image(tmp_path / "big.png")[1], read_image(tmp_path / "direct.png")[1]
+    assert big.alpha.shape == (60, 60) and np.array_equal(big.alpha, direct.alpha)  # restore's own render
+    assert main(["render", str(model), "-o", str(tmp_path / "flat.jpg")]) == 0
+    assert "JPEG has no alpha channel, so the input's transparency is not written" in capsys.readouterr().err
+
+
+def test_a_format_without_alpha_says_the_transparency_is_not_written(tmp_path, capsys, image):
+    alpha = np.ones(image.shape[:2], np.float32)
+    alpha[:4] = 0.0
+    write_image(tmp_path / "noisy.png", add_gaussian_noise(image, 25, seed=1), alpha=alpha)
+    for suffix in (".jpg", ".bmp"):
+        assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / f"out{suffix}"),
+                     *TINY]) == 0
+        assert f"{suffix[1:].upper().replace('JPG', 'JPEG')} has no alpha channel" in capsys.readouterr().err
+        assert read_image(tmp_path / f"out{suffix}")[1].alpha is None
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"), *TINY]) == 0
+    assert "alpha" not in capsys.readouterr().err  # a PNG keeps it
+    assert main(["degrade", str(tmp_path / "noisy.png"), "--noise", "10", "-o", str(tmp_path / "d.bmp")]) == 0
+    assert "BMP has no alpha channel" in capsys.readouterr().err

@@ -174,8 +174,9 @@ def render_size(shape: tuple[int, int], *, scale: float | None = None,
 def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | None = None, *,
                force: bool = False, settings: dict[str, Any] | None = None) -> Path:
     """Write ``fitted`` and how its images are stored (``info``: the input's bit depth, value
-    range and TIFF layout; None: 8-bit, values on [0, 1]) to ``path`` atomically.
-    ``settings``: the fit's settings, kept for the record."""
+    range, TIFF layout and alpha channel, which a render resizes to its own size; None: 8-bit,
+    values on [0, 1], opaque) to ``path`` atomically. ``settings``: the fit's settings, kept for
+    the record."""
     from . import __version__
     from .images import write_atomically
 
@@ -192,10 +193,31 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
             "bit_depth": info.bit_depth,
         },
         "tiff": None if info.tiff is None else json.dumps(info.tiff.describe()),
+        "alpha": _stored_alpha(info),
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
     return write_atomically(path, lambda tmp: torch.save(data, tmp))
+
+
+def _stored_alpha(info: ImageInfo) -> torch.Tensor | None:
+    """The input's alpha as the model file keeps it: 8-bit where the input was, else float32."""
+    if info.alpha is None:
+        return None
+    alpha = np.asarray(info.alpha, np.float32)
+    if info.bit_depth == 8:
+        return torch.from_numpy(np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8))
+    return torch.from_numpy(np.ascontiguousarray(alpha))
+
+
+def _read_alpha(stored: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    """The alpha a model file keeps (:func:`_stored_alpha`) on [0, 1]; files without one: None."""
+    if stored is None:
+        return None
+    alpha = stored.numpy()
+    if alpha.shape != tuple(shape):
+        raise ValueError(f"alpha of {alpha.shape} for an image of {tuple(shape)}")
+    return alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float32)
 
 
 def check_model_path(path: str | os.PathLike, *, force: bool = False,
@@ -211,7 +233,7 @@ def check_model_path(path: str | os.PathLike, *, force: bool = False,
 
 def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
     """Read a file of :func:`save_model`: the model and how its images are stored (an
-    :class:`ImageInfo` without alpha). One-line errors for a file that is not one, or is of a
+    :class:`ImageInfo`, with the input's alpha at the fit's size where it had one). One-line errors for a file that is not one, or is of a
     later version."""
     import pickle
     import zipfile
@@ -239,7 +261,7 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])
         tiff = None if data["tiff"] is None else TiffLayout.from_description(json.loads(data["tiff"]))
         info = ImageInfo(str(data.get("source", "")), int(values["bit_depth"]), fitted.channels,
-                         None, value_range, tiff)
+                         _read_alpha(data.get("alpha"), fitted.shape), value_range, tiff)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: a damaged linr model file ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None

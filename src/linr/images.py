@@ -452,6 +452,16 @@ def check_writable_folder(path: str | os.PathLike) -> None:
         raise InputError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
+def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | None:
+    """A note when an image with an ``alpha`` channel is written to ``path`` in a format without
+    one (JPEG, BMP: :func:`write_image` writes the colours alone), else None."""
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if alpha is None or fmt not in ("jpeg", "bmp"):
+        return None
+    return (f"{path}: {fmt.upper()} has no alpha channel, so the input's transparency is not written "
+            "(write a .png or .tif to keep it)")
+
+
 def written_bit_depth(path: str | os.PathLike, bit_depth: int) -> int:
     """What :func:`write_image` stores for ``bit_depth`` in ``path``'s format: JPEG and BMP are
     8-bit; 32 (float) stays float32 in TIFF and becomes 16-bit in PNG."""
@@ -536,7 +546,7 @@ def write_frames(
     if not np.isfinite(data).all():
         raise InputError(f"{path}: refusing to write an image with non-finite values")
     fmt = WRITE_FORMATS[path.suffix.lower()]
-    if alpha is not None and fmt != "jpeg":  # JPEG has no alpha channel
+    if alpha is not None and dropped_alpha(path, alpha) is None:  # JPEG and BMP have none
         if alpha.shape != data.shape[1:3]:
             alpha = _resize_alpha(alpha, data.shape[1:3])
         data = np.concatenate([data, np.broadcast_to(alpha[None, ..., None], (*data.shape[:3], 1))], axis=3)

@@ -238,7 +238,7 @@ def finish(
     job: Job, prep: Prepared, result: dict[str, Any], *, key: str, settings: dict[str, Any], backend: str
 ) -> dict[str, Any]:
     """Write a worker's result (atomically) and return the image's manifest record."""
-    from ..images import write_image
+    from ..images import dropped_alpha, write_image
 
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
            "device": result.get("device"), "fit_s": result.get("fit_s"),
@@ -260,4 +260,5 @@ def finish(
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
         "error": None, "run": {"finished": _utc_now(), **run},
+        **({"output_note": note} if (note := dropped_alpha(job.output, prep.alpha)) else {}),
     }
