@@ -165,8 +165,9 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
 def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
     """The estimated seconds of ``grouped-deblur``'s data steps for ``operator``: none for a circular
     blur (an FFT each); for conjugate gradients (a reflecting blur, free edges), its first solve (at the noise floor, the most
-    iterations) timed on a random image of at least 64 px and the kernel's size, scaled to the
-    pixels, times the passes and :data:`DATA_STEP_MEAN`."""
+    iterations) timed on a random image of at least 64 px and the kernel's size (after an untimed
+    first solve on a smaller one: a cold first call took 3x as long), scaled to the pixels, times
+    the passes and :data:`DATA_STEP_MEAN`."""
     from .deconvolution import explain_blurred, solver_for
     from .noise import MIN_MEASURED_SIGMA
 
@@ -174,7 +175,10 @@ def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, cha
     if solver_for(operator, edges) == "fft":
         return 0.0
     side = max(64, *operator.kernel.shape)
-    sample = np.random.default_rng(0).random((side, side, channels))
+    rng = np.random.default_rng(0)
+    first = rng.random((max(16, *operator.kernel.shape), max(16, *operator.kernel.shape), channels))
+    explain_blurred(first, first, operator, deblur.start / 255.0, deblur.start / 255.0, edges)  # set-up, untimed
+    sample = rng.random((side, side, channels))
     started = time.perf_counter()
     explain_blurred(sample, sample, operator, MIN_MEASURED_SIGMA / 255.0, deblur.start / 255.0, edges)
     kh, kw = operator.kernel.shape
