@@ -53,6 +53,11 @@ estimate times (after a first call on a 16-px image, whose set-up is not counted
 on 64 x 64, 55 on 128, 72-75 on 256, 90-92 on 512, 74-75 on 1024 x 1024 and 2048 x 1024 (larger
 blocks of references leave the caches); 1.7 is their middle."""
 
+THROUGHPUT_PIXELS = 16384
+"""Pixels of the training step the fit's throughput is measured on: a 7x64 SIREN ran at 80-82
+GFLOP/s on 4096 pixels, 65 on 16384 and 60 on 65536 here (one thread); a 284-px tile of the
+default pilot took 0.25 s per step where 4096 pixels predicted 0.15-0.16."""
+
 LONG_FIT_SECONDS = 30.0
 """A fit (or, on another device, a refinement) estimated at least this long is announced."""
 
@@ -244,7 +249,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         return warning
     try:
         throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
-                                        precision=config.precision)
+                                        precision=config.precision, pixels=THROUGHPUT_PIXELS)
     except ValueError:
         return warning  # an unavailable precision: the fit itself says so in one line
     est = estimate(throughput)
