@@ -395,3 +395,45 @@ def test_even_and_colour_kernels_are_noted(tmp_path, capsys, clean):
     out = run_ok(capsys, ["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", str(tmp_path / "k.png"),
                           "-o", str(tmp_path / "o.png"), "--steps", "1", "--quiet", "--device", "cpu"])
     assert "even side" in out.err and "channels are averaged" in out.err
+
+
+def test_python_api_mistakes_are_one_line_errors_before_any_fit():
+    from linr.errors import InputError
+
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    mistakes = {
+        "observation 0 is ndarray, not an observation \\(wrap the image": lambda: linr.restore([image], steps=2),
+        "restore takes a list of observations such as \\[linr.noisy\\(image\\)\\], got an array":
+            lambda: linr.restore(image, steps=2),
+        "got NoneType": lambda: linr.restore(None, steps=2),
+        "every observation has weight 0": lambda: linr.restore([linr.noisy(image, weight=0)], steps=2),
+        "mask keeps no pixels \\(values above 0.5": lambda: linr.masked(image, np.full((16, 16), 0.4)),
+        "mask contains non-finite values": lambda: linr.masked(image, np.full((16, 16), np.nan)),
+        "mask must hold numbers": lambda: linr.masked(image, np.full((16, 16), "a")),
+        "cannot write pixels of type int32": lambda: linr.write_image("/nonexistent/x.png", np.zeros((4, 4), np.int32)),
+        "reference: pixel type int64": lambda: linr.psnr(np.zeros((4, 4), np.int64), image[:4, :4, 0]),
+        "image: contains non-finite values": lambda: linr.psnr(image, np.full_like(image, np.nan)),
+    }
+    for says, call in mistakes.items():
+        with pytest.raises(InputError, match=says):
+            call()
+    soft = np.where(np.arange(16)[:, None] < 8, 0.9, 0.1) * np.ones((1, 16))
+    assert linr.masked(image, soft).operator.mask.sum() == 8 * 16  # above 0.5 observed, as the operator reads it
+    assert linr.masked(image, (soft > 0.5)[..., None]).operator.mask.sum() == 8 * 16  # (H, W, 1) taken as (H, W)
+    scenes = linr.restore_many([linr.noisy(image), linr.noisy(image)], steps=2, progress=False)
+    assert len(scenes) == 2  # one bare observation per scene
+
+
+def test_integer_arrays_mean_the_same_to_the_metrics_and_the_writer_as_to_restore(tmp_path):
+    rng = np.random.default_rng(1)
+    clean = rng.random((16, 16, 3)).astype(np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.05, clean.shape), 0, 1).astype(np.float32)
+    as8 = np.round(clean * 255).astype(np.uint8)
+    assert linr.psnr(as8, noisy) == pytest.approx(linr.psnr(as8 / 255.0, noisy))  # was -41 dB: 0-255 against 0-1
+    assert linr.evaluate(as8, noisy)["psnr"] == pytest.approx(linr.evaluate(as8 / 255.0, noisy)["psnr"])
+    assert linr.psnr(clean[..., :1][..., 0], clean[..., :1]) == float("inf")  # (H, W) against (H, W, 1)
+    linr.write_image(tmp_path / "eight.png", as8)  # was solid white: uint8 read as floats and clipped
+    assert np.array_equal(np.round(linr.read_image(tmp_path / "eight.png")[0] * 255).astype(np.uint8), as8)
+    as16 = np.round(clean * 65535).astype(np.uint16)
+    linr.write_image(tmp_path / "sixteen.png", as16, bit_depth=16)
+    assert np.array_equal(np.round(linr.read_image(tmp_path / "sixteen.png")[0] * 65535).astype(np.uint16), as16)

@@ -33,7 +33,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -521,6 +521,19 @@ def write_image(
                         tiff=tiff, force=force, protect=protect)
 
 
+def _unit_frame(frame: Any) -> np.ndarray:
+    """One image to write as float32 on [0, 1]: uint8 and uint16 scaled by their range (as they
+    are read), bool as 0 / 1, floats as they are; a one-line error for other types and shapes."""
+    a = np.asarray(frame)
+    if a.dtype in (np.uint8, np.uint16):
+        a = a.astype(np.float32) / np.iinfo(a.dtype).max
+    elif a.dtype != np.bool_ and not np.issubdtype(a.dtype, np.floating):
+        raise InputError(f"cannot write pixels of type {a.dtype} (use float on [0, 1], uint8 or uint16)")
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise InputError(f"cannot write an array of shape {a.shape} as an image ((H, W) or (H, W, C))")
+    return a.astype(np.float32)
+
+
 def write_frames(
     path: str | os.PathLike,
     frames: Sequence[np.ndarray],
@@ -535,8 +548,8 @@ def write_frames(
     """:func:`write_image` for a stack: several images of one size, one per page of a TIFF (or
     along the ImageJ / OME stack axis of ``tiff``), in one atomic write."""
     if bit_depth not in (8, 16, 32):
-        raise ValueError(f"bit_depth must be 8, 16 or 32, got {bit_depth}")
-    images = [np.asarray(f, dtype=np.float32) for f in frames]
+        raise InputError(f"bit_depth must be 8, 16 or 32, got {bit_depth}")
+    images = [_unit_frame(f) for f in frames]
     images = [im[..., None] if im.ndim == 2 else im for im in images]
     if not images or len({im.shape for im in images}) > 1:
         raise ValueError("write_frames needs one or more images of one shape")

@@ -136,16 +136,24 @@ def lowres(
 
 
 def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
-    """A photo with missing pixels; ``mask`` (H, W) is True / 1 where the pixel was observed."""
+    """A photo with missing pixels; ``mask`` (H, W) (or (H, W, 1)) is True / 1 where the pixel was
+    observed: values above 0.5 are observed, the rest missing (as :class:`~linr.operators.Mask`
+    reads it; an 8-bit mask's 255 is observed)."""
     from .operators import Mask
     from .problem import Observation
 
     mask = np.asarray(mask)
     image = np.asarray(image)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
     if mask.shape != image.shape[:2]:
         raise InputError(f"mask size {mask.shape} does not match image size {image.shape[:2]}")
-    if not mask.astype(bool).any():
-        raise InputError("mask keeps no pixels (1 / white = observed)")
+    if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_) or np.iscomplexobj(mask):
+        raise InputError(f"mask must hold numbers or booleans, got {mask.dtype} values")
+    if not np.isfinite(mask.astype(np.float64)).all():
+        raise InputError("mask contains non-finite values (NaN or inf)")
+    if not (mask.astype(np.float64) > 0.5).any():
+        raise InputError("mask keeps no pixels (values above 0.5 are observed: 1 / True / white)")
     return Observation(image, Mask(mask.astype(np.float32)), weight, "masked")
 
 

@@ -26,15 +26,34 @@ __all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "report", "json_ready", "CONV
 CONVENTIONS = ("standard", "paper")
 
 
+def _unit(array: Any, name: str) -> np.ndarray:
+    """An image as float64 on the [0, 1] scale, (H, W, C): uint8 and uint16 scaled by their range
+    (as :func:`linr.images.as_float_image` reads them), bool as 0 / 1, floats as they are; a
+    one-line error for other types, shapes and non-finite values."""
+    from .errors import InputError
+
+    a = np.asarray(array)
+    if a.dtype in (np.uint8, np.uint16):
+        a = a.astype(np.float64) / np.iinfo(a.dtype).max
+    elif a.dtype == np.bool_ or np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)
+    else:
+        raise InputError(f"{name}: pixel type {a.dtype} (use float on [0, 1], uint8 or uint16)")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.size == 0:
+        raise InputError(f"{name}: expected a non-empty (H, W[, C]) image, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError(f"{name}: contains non-finite values (NaN or inf)")
+    return a
+
+
 def _prepare(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ref = np.asarray(reference, dtype=np.float64)
-    img = np.asarray(image, dtype=np.float64)
+    from .errors import InputError
+
+    ref, img = _unit(reference, "reference"), _unit(image, "image")
     if ref.shape != img.shape:
-        raise ValueError(f"images differ in shape: {ref.shape} vs {img.shape}")
-    if ref.ndim == 2:
-        ref, img = ref[..., None], img[..., None]
-    if ref.ndim != 3 or ref.size == 0:
-        raise ValueError(f"expected a non-empty (H, W[, C]) image, got shape {ref.shape}")
+        raise InputError(f"images differ in shape: {ref.shape} vs {img.shape}")
     return ref, img
 
 
@@ -69,6 +88,8 @@ def psnr(
     crop: int = 0,
 ) -> float:
     """Peak signal-to-noise ratio in dB (``inf`` for identical images). No clipping is applied."""
+    if not data_range > 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
     ref, img = _prepare(reference, image)
     if y_channel:
         ref, img = rgb_to_y(ref), rgb_to_y(img)
@@ -110,6 +131,8 @@ def ssim(
     Statistics are taken over windows lying wholly inside the image, which equals scikit-image's
     filtered-then-cropped map.
     """
+    if win_size < 1 or not data_range > 0:
+        raise ValueError(f"win_size {win_size}, data_range {data_range}: need win_size >= 1, data_range > 0")
     ref, img = _prepare(reference, image)
     if y_channel:
         ref, img = rgb_to_y(ref), rgb_to_y(img)
@@ -153,8 +176,7 @@ def evaluate(
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
-    ref = np.asarray(reference, dtype=np.float64)
-    img = np.asarray(image, dtype=np.float64)
+    ref, img = _prepare(reference, image)
     if convention == "standard":
         img = np.clip(img, 0.0, 1.0)
         return {

@@ -201,6 +201,25 @@ def measured_noise(observations: Sequence[Observation], *, preset: str | None = 
     return [sigmas.get(k) for k in range(len(observations))]
 
 
+def check_observations(observations: Any) -> list[Observation]:
+    """The observations of one scene as a list, or a one-line error for what is not: an image
+    passed bare (an array: wrap it in :func:`noisy`, :func:`lowres`, :func:`masked` or
+    :func:`blurred`), anything else, none at all, or every one weighted 0 (nothing to fit)."""
+    if isinstance(observations, Observation):
+        return [observations]
+    if isinstance(observations, np.ndarray) or not isinstance(observations, (list, tuple)):
+        what = "an array" if isinstance(observations, np.ndarray) else type(observations).__name__
+        raise InputError(f"restore takes a list of observations such as [linr.noisy(image)], got {what}")
+    for k, o in enumerate(observations):
+        if not isinstance(o, Observation):
+            hint = " (wrap the image: linr.noisy(image), linr.lowres(image, factor), ...)" \
+                if isinstance(o, np.ndarray) else ""
+            raise InputError(f"observation {k} is {type(o).__name__}, not an observation{hint}")
+    if observations and all(o.weight == 0 for o in observations):
+        raise InputError("every observation has weight 0: nothing to fit")
+    return list(observations)
+
+
 def resolve(
     observations: Sequence[Observation],
     *,
@@ -236,6 +255,7 @@ def resolve(
     ``prior`` says otherwise (:func:`default_prior`): with automatic stopping, the ways the
     defaults differ from ``preset="paper"``.
     """
+    observations = check_observations(observations)
     wanted = open_blur_boundary(preset)
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
@@ -719,8 +739,7 @@ def restore(
     ``announce``: say on stderr what a long restoration will cost before it starts
     (:func:`restore_cost`); None: when progress is shown (``progress``; None: on a terminal).
     """
-    if isinstance(observations, Observation):
-        observations = [observations]
+    observations = check_observations(observations)
     plan = _plan(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
@@ -908,8 +927,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     refinement after it, a warning where that will not fit in memory); for a short one only the
     warning, or None. The same checks as :func:`restore`'s before its fit (one-line errors).
     ``frames``: restorations of this size one after the other (``linr restore``'s frames)."""
-    if isinstance(observations, Observation):
-        observations = [observations]
+    observations = check_observations(observations)
     plan = _plan(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
@@ -1023,7 +1041,8 @@ def restore_many(
     if isinstance(stop, StopRule):
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
-    resolved = [resolve(list(obs), preset=preset, steps=steps, lr=lr, seed=seed, device=device,
+    scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
+    resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
                         model=model, progress=progress, precision=precision, prior=prior, refine=refine,
                         stop=stop)
                 for obs in scenes]
