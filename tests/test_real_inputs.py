@@ -437,3 +437,22 @@ def test_integer_arrays_mean_the_same_to_the_metrics_and_the_writer_as_to_restor
     as16 = np.round(clean * 65535).astype(np.uint16)
     linr.write_image(tmp_path / "sixteen.png", as16, bit_depth=16)
     assert np.array_equal(np.round(linr.read_image(tmp_path / "sixteen.png")[0] * 65535).astype(np.uint16), as16)
+
+
+def test_python_api_options_of_the_wrong_type_are_one_line_errors():
+    from linr.errors import InputError
+
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    for steps in (True, "5", 2.5):
+        with pytest.raises(InputError, match="steps must be a positive integer"):
+            linr.restore([linr.noisy(image)], steps=steps)
+    with pytest.raises(InputError, match="a stop rule is a spec such as 'auto'"):
+        linr.restore([linr.noisy(image)], steps=2, stop=5)
+    result = linr.restore([linr.noisy(image)], steps=3, stop="fixed", refine="none", keep_model=True, progress=False)
+    for size in (5, (3, 3, 3), (2.7, 3.2), ("4", "4")):
+        with pytest.raises(InputError, match="render size must be \\(height, width\\) in whole pixels"):
+            result.render(size=size)
+    for scale in ("2", True):
+        with pytest.raises(InputError, match="render scale must be a positive number"):
+            result.render(scale=scale)
+    assert result.render(size=(np.int64(5), 6)).shape == (5, 6, 3)

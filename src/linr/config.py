@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 from .engine import PRECISIONS
@@ -66,8 +67,9 @@ class FitConfig:
     paper's fit, the network its only prior."""
 
     def __post_init__(self) -> None:
-        if int(self.steps) != self.steps or self.steps < 1:
-            raise InputError(f"steps must be a positive integer, got {self.steps}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Real) \
+                or int(self.steps) != self.steps or self.steps < 1:
+            raise InputError(f"steps must be a positive integer, got {self.steps!r}")
         if self.steps > MAX_STEPS:
             raise InputError(f"steps must be at most {MAX_STEPS:,} (a paper fit takes 500 to 4000), "
                              f"got {self.steps:,}")

@@ -156,12 +156,17 @@ def render_size(shape: tuple[int, int], *, scale: float | None = None,
     if scale is not None and size is not None:
         raise InputError("give a render scale or a render size, not both")
     if size is not None:
-        out_h, out_w = (int(v) for v in size)
+        values = list(size) if isinstance(size, (tuple, list)) else None
+        if values is None or len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                         for v in values):
+            raise InputError(f"render size must be (height, width) in whole pixels, got {size!r}")
+        out_h, out_w = (int(v) for v in values)
         if out_h < 1 or out_w < 1:
             raise InputError(f"render size must be at least 1x1, got {out_w}x{out_h} (width x height)")
     elif scale is not None:
-        if not (scale > 0 and np.isfinite(scale)):
-            raise InputError(f"render scale must be a positive number, got {scale}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or \
+                not (scale > 0 and np.isfinite(scale)):
+            raise InputError(f"render scale must be a positive number, got {scale!r}")
         out_h, out_w = max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
     else:
         out_h, out_w = shape

@@ -694,6 +694,8 @@ def parse_stop(spec: str) -> StopRule:
     """Build a rule from ``NAME[:P1[:P2]][,NAME...]`` (several: first to fire), e.g.
     ``variance:10:40``, ``discrepancy:1.05``, ``holdout:0.05:40,fixed:300``, ``holdout:0.05:40:window10``
     (with an iterate average, see :class:`HoldOut`). ValueError if bad."""
+    if not isinstance(spec, str):
+        raise ValueError(f"a stop rule is a spec such as 'auto' or 'fixed:300' (or a StopRule), got {spec!r}")
     rules = []
     for part in spec.split(","):
         name, *values = part.strip().split(":")
