@@ -413,7 +413,7 @@ def check_new_file(path: str | os.PathLike, *, force: bool = False,
     if path.is_dir():
         raise InputError(f"{path}: is a folder")
     if path.exists() and not force:
-        raise InputError(f"{path}: exists (use --force to overwrite)")
+        raise InputError(f"{path}: exists (use --force, or force=True in Python, to overwrite)")
     check_writable_folder(path)
     return path
 
