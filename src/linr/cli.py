@@ -152,8 +152,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     protect = list(inputs) + ([args.reference] if args.reference else [])
     check_output_path(args.output, force=args.force, protect=protect, channels=out.channels,
                       frames=len(scenes))
-    if dropped_alpha(args.output, out.alpha):
-        notes.append(dropped_alpha(args.output, out.alpha))
+    if note := dropped_alpha(args.output, out.alpha):
+        notes.append(note)
     if args.report and Path(args.report).resolve() == Path(args.output).resolve():
         raise InputError("--report and --output name the same file")
     _check_report_path(args.report, args.force, protect + [args.output])
@@ -636,8 +636,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     fitted, info = load_model(args.model)
     check_output_path(args.output, force=args.force, protect=[args.model], channels=fitted.channels)
-    if dropped_alpha(args.output, info.alpha):
-        _note([dropped_alpha(args.output, info.alpha)])
+    if note := dropped_alpha(args.output, info.alpha):
+        _note([note])
     shape = render_size(fitted.shape, scale=args.scale, size=args.size)
     resolve_device(args.device)
     image = fitted.render(size=shape, device=args.device)
@@ -704,8 +704,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         check_output_path(mask_path, force=args.force, protect=protect + [args.output])
     kernel = parse_kernel(args.blur) if args.blur is not None else None
     image, info = read_image(args.clean)
-    if dropped_alpha(args.output, info.alpha):
-        _note([dropped_alpha(args.output, info.alpha)])
+    if note := dropped_alpha(args.output, info.alpha):
+        _note([note])
     if args.noise is not None:
         out_img = simulate.add_gaussian_noise(image, args.noise, seed=args.seed)
         what = f"Gaussian noise sigma {args.noise:g}/255"

@@ -118,7 +118,7 @@ def refine_memory(name: str, height: int, width: int, channels: int, *, operator
 
     refiner = REFINERS[name]()
     grouped = _grouped_filter(refiner)
-    if grouped is None or name == "grouped-fill":
+    if grouped is None:
         return None
     takes = refiner.takes
     if isinstance(refiner, GroupedDeblur) and operator is not None and refiner.edges_for(operator) == "free":
@@ -179,9 +179,9 @@ def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, cha
     edges = deblur.edges_for(operator)
     if solver_for(operator, edges) == "fft":
         return 0.0
-    side = max(64, *operator.kernel.shape)
+    side, small = max(64, *operator.kernel.shape), max(16, *operator.kernel.shape)
     rng = np.random.default_rng(0)
-    first = rng.random((max(16, *operator.kernel.shape), max(16, *operator.kernel.shape), channels))
+    first = rng.random((small, small, channels))
     explain_blurred(first, first, operator, deblur.start / 255.0, deblur.start / 255.0, edges)  # set-up, untimed
     sample = rng.random((side, side, channels))
     started = time.perf_counter()

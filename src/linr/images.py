@@ -335,6 +335,17 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     return mask
 
 
+def scaled_by_range(array: np.ndarray, dtype: Any) -> np.ndarray | None:
+    """Pixels on the [0, 1] scale as ``dtype`` (float32 or float64): uint8 and uint16 divided by
+    their range (255, 65535), bool as 0 / 1, floats as they are (no copy when already ``dtype``);
+    None for any other type (the caller's one-line error says what is accepted)."""
+    if array.dtype in (np.uint8, np.uint16):
+        return array.astype(dtype) / np.iinfo(array.dtype).max
+    if array.dtype == np.bool_ or array.dtype.kind == "f":
+        return array.astype(dtype, copy=False)
+    return None
+
+
 def as_float_image(array: object, name: str = "image") -> np.ndarray:
     """An array from the Python API as (H, W, C) float32 on [0, 1].
 
@@ -344,18 +355,13 @@ def as_float_image(array: object, name: str = "image") -> np.ndarray:
     channels-first (C, H, W) or batched (N, C, H, W) layouts, and non-finite values.
     """
     arr = np.asarray(array)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
-    elif arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        arr = arr.astype(np.float32) / 65535.0
-    elif arr.dtype.kind in "iu":
+    scaled = scaled_by_range(arr, np.float32)
+    if scaled is None and arr.dtype.kind in "iu":
         raise InputError(f"{name}: integer type {arr.dtype} is ambiguous; pass uint8 (0-255), "
                          "uint16 (0-65535) or floats on [0, 1]")
-    elif arr.dtype.kind != "f":
+    if scaled is None:
         raise InputError(f"{name}: unsupported array type {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
+    arr = scaled
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim == 4:
@@ -524,14 +530,13 @@ def write_image(
 def _unit_frame(frame: Any) -> np.ndarray:
     """One image to write as float32 on [0, 1]: uint8 and uint16 scaled by their range (as they
     are read), bool as 0 / 1, floats as they are; a one-line error for other types and shapes."""
-    a = np.asarray(frame)
-    if a.dtype in (np.uint8, np.uint16):
-        a = a.astype(np.float32) / np.iinfo(a.dtype).max
-    elif a.dtype != np.bool_ and not np.issubdtype(a.dtype, np.floating):
-        raise InputError(f"cannot write pixels of type {a.dtype} (use float on [0, 1], uint8 or uint16)")
+    raw = np.asarray(frame)
+    a = scaled_by_range(raw, np.float32)
+    if a is None:
+        raise InputError(f"cannot write pixels of type {raw.dtype} (use float on [0, 1], uint8 or uint16)")
     if a.ndim not in (2, 3) or a.size == 0:
         raise InputError(f"cannot write an array of shape {a.shape} as an image ((H, W) or (H, W, C))")
-    return a.astype(np.float32)
+    return a
 
 
 def write_frames(

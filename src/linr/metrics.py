@@ -27,18 +27,16 @@ CONVENTIONS = ("standard", "paper")
 
 
 def _unit(array: Any, name: str) -> np.ndarray:
-    """An image as float64 on the [0, 1] scale, (H, W, C): uint8 and uint16 scaled by their range
-    (as :func:`linr.images.as_float_image` reads them), bool as 0 / 1, floats as they are; a
-    one-line error for other types, shapes and non-finite values."""
+    """An image as float64 on the [0, 1] scale, (H, W, C) (:func:`linr.images.scaled_by_range`, as
+    :func:`linr.images.as_float_image` reads it); a one-line error for other types, shapes and
+    non-finite values."""
     from .errors import InputError
+    from .images import scaled_by_range
 
-    a = np.asarray(array)
-    if a.dtype in (np.uint8, np.uint16):
-        a = a.astype(np.float64) / np.iinfo(a.dtype).max
-    elif a.dtype == np.bool_ or np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float64)
-    else:
-        raise InputError(f"{name}: pixel type {a.dtype} (use float on [0, 1], uint8 or uint16)")
+    raw = np.asarray(array)
+    a = scaled_by_range(raw, np.float64)
+    if a is None:
+        raise InputError(f"{name}: pixel type {raw.dtype} (use float on [0, 1], uint8 or uint16)")
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.size == 0:
