@@ -8,6 +8,7 @@ to list.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 import zlib
@@ -94,13 +95,14 @@ def append_row(path: "Path | str", row: dict[str, Any]) -> None:
 
 
 def emit_row(row: dict[str, Any], path: "Path | str | None" = None) -> dict[str, Any]:
-    """``row`` with where it was measured (commit, processor, torch), printed (floats to 2 places,
-    without those) and appended to ``path`` when given (:func:`append_row`); the row as stored."""
+    """``row`` with where it was measured (commit, processor, torch and, when not one, its threads),
+    printed (floats to 2 places, without those) and appended to ``path`` when given (:func:`append_row`); the row as stored."""
     import torch
 
-    row = {**row, "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
+    row = {**row, "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__,
+           **({"threads": torch.get_num_threads()} if torch.get_num_threads() != 1 else {})}
     print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
-           if k not in ("commit", "processor", "torch")}, flush=True)
+           if k not in ("commit", "processor", "torch", "threads")}, flush=True)
     if path:
         append_row(path, row)
     return row
@@ -149,6 +151,13 @@ def cached_fit(saved: "Path | None", make: Any) -> tuple[np.ndarray, float]:
     return fit, seconds
 
 
+def threads_from_environment() -> int:
+    """The probes' torch threads: ``OMP_NUM_THREADS`` when it is a positive whole number, else one
+    (the rows' seconds are one thread's unless the environment says otherwise)."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(text) if text.isdigit() and int(text) > 0 else 1
+
+
 def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
                       run: Any, table: Any, tiles: bool = False) -> int:
     """The command line of a probe script that fits each image once and refines the fit several
@@ -176,7 +185,7 @@ def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
 
     from . import data_dir
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads_from_environment())
     data = data_dir(None)
     done = set()
     if args.rows and Path(args.rows).exists():
