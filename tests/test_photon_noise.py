@@ -66,8 +66,8 @@ def test_the_photon_level_is_estimated_from_one_image():
     (["--noise", "poisson", "--peak", "nan"], "argument --peak: expected a positive number, got 'nan'"),
     (["--noise", "poisson-gaussian", "--peak", "9", "--read-noise", "-1"],
      "argument --read-noise: expected a number >= 0, got '-1'"),
-    (["--peak", "9"], "--peak needs --noise poisson or poisson-gaussian"),
-    (["--noise", "poisson", "--peak", "9", "--read-noise", "2"], "--read-noise needs --noise poisson-gaussian"),
+    (["--peak", "9"], "peak (--peak) needs noise 'poisson' or 'poisson-gaussian' (--noise)"),
+    (["--noise", "poisson", "--peak", "9", "--read-noise", "2"], "read noise (--read-noise) needs noise 'poisson-gaussian' (--noise)"),
     (["--noise", "poisson"], "cannot estimate the photon noise: too few"),  # 12 px: give --peak
 ])
 def test_bad_noise_options_are_one_line_before_the_fit(tmp_path, capsys, clean, argv, message):

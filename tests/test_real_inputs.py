@@ -456,3 +456,35 @@ def test_python_api_options_of_the_wrong_type_are_one_line_errors():
         with pytest.raises(InputError, match="render scale must be a positive number"):
             result.render(scale=scale)
     assert result.render(size=(np.int64(5), 6)).shape == (5, 6, 3)
+
+
+def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
+    from linr.errors import InputError
+    from linr.kinds import KINDS
+
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    for weight in ("1", True, [1.0]):
+        with pytest.raises(InputError, match="noisy weight must be a finite number >= 0"):
+            linr.noisy(image, weight=weight)
+    for seed in ("a", 1.5, True):
+        with pytest.raises(InputError, match="seed must be a whole number"):
+            linr.restore([linr.noisy(image)], steps=2, seed=seed, refine="none")
+    with pytest.raises(InputError, match="ensemble must be a whole number of members"):
+        linr.restore([linr.noisy(image)], steps=2, ensemble=True)
+    for factor in (True, "4", 2.5):
+        with pytest.raises(InputError, match="downsampling factor must be a positive integer"):
+            linr.lowres(image, factor)
+    assert linr.lowres(image, np.int64(2)).operator.factor == 2
+    with pytest.raises(InputError, match="unknown task 'deblurr'"):
+        linr.evaluate(image, image, convention="paper", task="deblurr")
+    assert set(linr.metrics.TASKS) == {kind.task for kind in KINDS.values()} | {"joint", "real"}
+    for flipped in (-image, image * 0.6 * 2 - 1):  # negated, or a darkish photo on [-1, 1]
+        with pytest.raises(InputError, match="below black; floats are read on \\[0, 1\\]"):
+            linr.noisy(flipped)
+    dark = np.random.default_rng(1).normal(0.0, 0.2, (16, 16, 3)).astype(np.float32)
+    assert linr.noisy(dark).image.mean() == pytest.approx(dark.mean())  # black with noise: read as it is
+    with pytest.raises(InputError, match="peak \\(--peak\\) needs noise 'poisson'"):
+        linr.noisy(image, peak=10)
+    big = np.random.default_rng(2).random((96, 96, 3)).astype(np.float32)
+    with pytest.raises(InputError, match="keep_model needs one network of the whole image.*tile='off'"):
+        linr.restore([linr.noisy(big)], steps=2, tile="64", keep_model=True)

@@ -70,6 +70,8 @@ class FitConfig:
         if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Real) \
                 or int(self.steps) != self.steps or self.steps < 1:
             raise InputError(f"steps must be a positive integer, got {self.steps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise InputError(f"seed must be a whole number, got {self.seed!r}")
         if self.steps > MAX_STEPS:
             raise InputError(f"steps must be at most {MAX_STEPS:,} (a paper fit takes 500 to 4000), "
                              f"got {self.steps:,}")

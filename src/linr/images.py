@@ -346,13 +346,19 @@ def scaled_by_range(array: np.ndarray, dtype: Any) -> np.ndarray | None:
     return None
 
 
+MIN_FLOAT_MEAN = -0.1
+"""The lowest mean a float image from the Python API may have: a scene on [0, 1] with zero-mean
+noise averages at least about 0, while an image on [-1, 1] or negated averages well below it."""
+
+
 def as_float_image(array: object, name: str = "image") -> np.ndarray:
     """An array from the Python API as (H, W, C) float32 on [0, 1].
 
     Accepts (H, W) and (H, W, C). uint8 and uint16 are scaled by their range (255, 65535), bool
     to 0/1, floats are taken as they are (values must lie roughly in [0, 1]: a few noisy pixels
-    beyond it are fine, 0-255 data is not). Refused with a one-line error: other integer types,
-    channels-first (C, H, W) or batched (N, C, H, W) layouts, and non-finite values.
+    beyond it are fine, 0-255 data is not, nor a mean below :data:`MIN_FLOAT_MEAN`: data on
+    [-1, 1]). Refused with a one-line error: other integer types, channels-first (C, H, W) or
+    batched (N, C, H, W) layouts, and non-finite values.
     """
     arr = np.asarray(array)
     scaled = scaled_by_range(arr, np.float32)
@@ -378,6 +384,10 @@ def as_float_image(array: object, name: str = "image") -> np.ndarray:
     if high > 2.0 or low < -1.0:
         raise InputError(f"{name}: float values must lie in [0, 1], got {low:g} to {high:g}"
                          + (" (0-255 data? divide by 255 or pass uint8)" if high > 2.0 else ""))
+    mean = float(arr.mean(dtype=np.float64))
+    if mean < MIN_FLOAT_MEAN:  # noise is zero-mean and a scene is never below black
+        raise InputError(f"{name}: float values average {mean:.3g}, below black; floats are read on "
+                         "[0, 1] (data on [-1, 1]? pass (x + 1) / 2)")
     return np.ascontiguousarray(arr)
 
 

@@ -79,12 +79,12 @@ def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
         raise InputError(f"read noise must be a finite number >= 0 (0-255 scale), got {read_noise}")
     if noise == "gaussian":
         if peak is not None:
-            raise InputError("--peak needs --noise poisson or poisson-gaussian")
+            raise InputError("peak (--peak) needs noise 'poisson' or 'poisson-gaussian' (--noise)")
         if read_noise is not None:
-            raise InputError("--read-noise needs --noise poisson-gaussian")
+            raise InputError("read noise (--read-noise) needs noise 'poisson-gaussian' (--noise)")
         return SquaredError(), None
     if noise == "poisson" and read_noise is not None:
-        raise InputError("--read-noise needs --noise poisson-gaussian")
+        raise InputError("read noise (--read-noise) needs noise 'poisson-gaussian' (--noise)")
     with_read = noise == "poisson-gaussian"
     estimated = None
     if peak is None or (with_read and read_noise is None):

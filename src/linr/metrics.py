@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "report", "json_ready", "CONVENTIONS"]
+from .errors import InputError
+
+__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "report", "json_ready", "CONVENTIONS", "TASKS"]
 
 CONVENTIONS = ("standard", "paper")
 
@@ -154,6 +156,11 @@ def ssim(
     return float(np.mean(values))
 
 
+TASKS = ("denoise", "sr", "inpaint", "deblur", "joint", "real")
+"""The tasks :func:`evaluate` knows (the kinds' tasks, a joint fit and a real noisy photo): only
+deblurring is measured otherwise in the paper's convention (on Y)."""
+
+
 def _to_8bit(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0
 
@@ -169,11 +176,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """PSNR and SSIM of ``image`` against ``reference`` in one convention (see module docstring).
 
-    ``task='deblur'`` selects the paper's Y-channel PSNR in the paper convention. ``y_channel``
+    ``task`` (one of :data:`TASKS`, or None): 'deblur' selects the paper's Y-channel PSNR in the
+    paper convention; the others read every channel. ``y_channel``
     and ``crop`` apply to the standard convention only (the paper used neither, except as noted).
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r}; choose from {', '.join(TASKS)} (or None)")
     ref, img = _prepare(reference, image)
     if convention == "standard":
         img = np.clip(img, 0.0, 1.0)

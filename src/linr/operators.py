@@ -24,6 +24,7 @@ device to go stale.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -228,8 +229,8 @@ def downsample_taps(factor: int, kernel: str = "lanczos2") -> np.ndarray:
     """
     if kernel not in DOWNSAMPLE_KERNELS:
         raise ValueError(f"unknown downsampling kernel {kernel!r}; choose from {sorted(DOWNSAMPLE_KERNELS)}")
-    if int(factor) != factor or factor < 1:
-        raise ValueError(f"downsampling factor must be a positive integer, got {factor}")
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or int(factor) != factor or factor < 1:
+        raise ValueError(f"downsampling factor must be a positive integer, got {factor!r}")
     fn, support = DOWNSAMPLE_KERNELS[kernel]
     if fn is None:
         return np.full(factor, 1.0 / factor)
@@ -250,8 +251,8 @@ class Downsample(Operator):
     name = "downsample"
 
     def __init__(self, factor: int, kernel: str = "lanczos2"):
-        if int(factor) != factor or factor < 1:
-            raise ValueError(f"downsampling factor must be a positive integer, got {factor}")
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or int(factor) != factor or factor < 1:
+            raise ValueError(f"downsampling factor must be a positive integer, got {factor!r}")
         self.factor = int(factor)
         self.kernel = kernel
         self.taps = torch.from_numpy(downsample_taps(self.factor, kernel))

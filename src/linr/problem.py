@@ -4,6 +4,7 @@ that every loop trains on (targets, weights, restored size, optional reference).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -48,7 +49,8 @@ class Observation:
         image = as_float_image(self.image, f"{self.kind} image")
         if self.carries_noise is None:
             self.carries_noise = self.kind == "noisy"  # built by hand with the kind's name
-        if self.weight is not None and not (self.weight >= 0 and math.isfinite(self.weight)):
+        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real)
+                                        or not (self.weight >= 0 and math.isfinite(self.weight))):
             raise InputError(f"{self.kind} weight must be a finite number >= 0, got {self.weight}")
         self.image = image
 

@@ -844,7 +844,7 @@ def apply_refine(result: FitResult, refine: str, observations: Sequence[Observat
 def check_ensemble(ensemble: int, *, tiled: bool, register: str | None = None, keep_model: bool = False,
                    stop_object: bool = False) -> None:
     """One-line errors for an ensemble that cannot be fitted, before any work."""
-    if not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_MEMBERS:
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_MEMBERS:
         raise InputError(f"ensemble must be a whole number of members from 1 to {MAX_MEMBERS}, got {ensemble!r}")
     if ensemble == 1:
         return
@@ -965,6 +965,9 @@ def _plan(observations: Sequence[Observation], *, preset: str | None, steps: int
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
+    if keep_model and grid is not None:
+        raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
+                         f"({len(grid)} tiles, one network each); pass tile='off'")
     return _Plan(obs, config, grid, refine, rule, pilot)
 
 
