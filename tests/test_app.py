@@ -507,3 +507,35 @@ def test_two_browser_tabs_at_once_each_get_their_own_result(browser, crops, tmp_
         assert restored.shape == own_clean.shape
         assert psnr(own_clean, restored) > psnr(other_clean, restored) + 5
         assert psnr(own_clean, restored) > psnr(own_clean, own_noisy) + 1.0
+
+
+def test_the_page_says_what_a_long_job_will_cost_before_its_fit(runner, crops, monkeypatch):
+    import linr.tasks
+    from linr.app.page import render_status
+
+    _, noisy = crops
+    asked: list[dict] = []
+
+    def forecast(observations, **options):  # as linr restore's line for a long restoration
+        asked.append(options)
+        return "about 40 min for the fit\nwarning: <the refinement> may not fit in memory"
+
+    monkeypatch.setattr(linr.tasks, "restore_cost", forecast)
+    job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, model=SMALL, steps=3))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    assert job.forecast == "about 40 min for the fit\nwarning: <the refinement> may not fit in memory"
+    assert asked == [{"tile": "auto", "tile_stack": 1, "preset": None, "steps": 3, "seed": 0, "device": "cpu",
+                      "model": SMALL}]  # what the job restores with
+    job.state = "running"  # as the page shows it while the fit runs
+    shown = render_status(job)
+    assert ('<p class="linr-forecast" id="linr-forecast">Before the fit: about 40 min for the fit<br>'
+            "warning: &lt;the refinement&gt; may not fit in memory</p>") in shown
+    job.state = "done"
+    assert "linr-forecast" not in render_status(job)  # the done line says what it took
+
+    def broken(observations, **options):
+        raise RuntimeError("no throughput")
+
+    monkeypatch.setattr(linr.tasks, "restore_cost", broken)  # a forecast that fails never stops the job
+    job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, model=SMALL, steps=3))
+    assert job.wait(timeout=300) and job.state == "done" and job.forecast is None, job.describe()

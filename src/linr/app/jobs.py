@@ -169,6 +169,9 @@ class Job:
     """How many tiles a tiled job fits one after the other (0: one fit of the whole image)."""
     refining: str | None = None
     """The refinement running after the fit (its name), else None."""
+    forecast: str | None = None
+    """What the restoration was expected to cost when its fit began (``linr restore``'s line,
+    :func:`linr.tasks.restore_cost`), or None for a short one."""
     automatic_stop: bool = False
     started: float | None = None
     elapsed_s: float = 0.0
@@ -440,6 +443,19 @@ def _stop_state(rule: Any) -> str:
     return "; ".join(parts)
 
 
+def _forecast(prepared: _Prepared) -> str | None:
+    """``linr restore``'s line of what this job will cost (:func:`linr.tasks.restore_cost`, as the
+    job restores: tiles chosen automatically, one at a time), or None when short or when it cannot
+    be said (only a message: the job runs regardless)."""
+    from ..tasks import restore_cost
+
+    try:
+        return restore_cost(prepared.loaded, tile="auto", tile_stack=1, **prepared.options)
+    except Exception:  # noqa: BLE001 - never stops the job; its own fit says what is wrong
+        log.warning("the cost forecast failed", exc_info=True)
+        return None
+
+
 def _refining(job: Job, name: str) -> None:
     """Say on the page that the fit is done and its image is being refined (a cancel is honoured
     once the refinement returns: it cannot be stopped midway)."""
@@ -582,6 +598,7 @@ class JobRunner:
             return
         job.state = "running"
         job.started = time.perf_counter()
+        job.forecast = _forecast(prepared)
         watch = _StepWatch(job, self.preview_every_s)
         again = {"retry": False}
 

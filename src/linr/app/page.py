@@ -64,10 +64,13 @@ def render_status(job: Job | None, error: str | None = None) -> str:
     state = html.escape(job.state)
     if job.state == "failed":
         return f'<p class="linr-error" id="linr-error" data-state="{state}">Error: {html.escape(job.error or "")}</p>'
-    bar = ""
+    bar = forecast = ""
     if job.state == "running" and job.budget:
         bar = f'<progress max="{job.budget}" value="{job.budget - job.steps_left}" style="width:100%"></progress>'
-    return f'<div data-state="{state}" class="linr-state">{bar}<p>{text}</p></div>'
+    if job.state == "running" and job.forecast:
+        lines = "<br>".join(html.escape(line) for line in job.forecast.splitlines())
+        forecast = f'<p class="linr-forecast" id="linr-forecast">Before the fit: {lines}</p>'
+    return f'<div data-state="{state}" class="linr-state">{bar}<p>{text}</p>{forecast}</div>'
 
 
 def _metrics_text(job: Job, reference_name: str | None) -> str:
