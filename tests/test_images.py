@@ -108,3 +108,45 @@ def test_mask_reading(tmp_path):
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "empty.png")
     with pytest.raises(InputError, match="keeps no pixels"):
         read_mask(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiff_is_read_as_its_orientation_tag_shows_it(tmp_path, orientation):
+    """As Pillow shows it (``ImageOps.exif_transpose``, the independent reference); the resolution
+    follows the turn, and an output written from it is upright without the tag."""
+    from PIL import Image, ImageOps
+
+    from linr.images import read_frames
+
+    stored = (np.random.default_rng(orientation).random((6, 10, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"turned{orientation}.tif"
+    Image.fromarray(stored).save(path, exif=exif, dpi=(100, 300))
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    image, info = read_image(path)
+    assert np.array_equal(np.round(image * 255).astype(np.uint8), shown)
+    resolution = info.tiff.resolution
+    assert resolution == pytest.approx((300, 100) if orientation >= 5 else (100, 300))
+    out = tmp_path / "out.tif"
+    write_image(out, image, tiff=info.tiff)
+    assert np.array_equal(np.round(read_frames(out)[0][0] * 255).astype(np.uint8), shown)
+
+
+def test_a_palette_tiff_is_read_in_its_colours_and_a_min_is_white_one_the_right_way_round(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, 16, (8, 12)).astype(np.uint8)
+    colours = rng.integers(0, 256, (3, 256)).astype(np.uint16) * 257  # TIFF stores 8-bit colours scaled to 16 bits
+    tifffile.imwrite(tmp_path / "palette.tif", index, photometric="palette", colormap=colours)
+    image, info = read_image(tmp_path / "palette.tif")
+    assert info.bit_depth == 8 and image.shape == (8, 12, 3)
+    assert np.array_equal(np.round(image * 255).astype(np.uint16), (colours // 257).T[index])
+    deep = rng.integers(0, 65536, (3, 256)).astype(np.uint16)  # 16-bit colours kept as such
+    tifffile.imwrite(tmp_path / "deep.tif", index, photometric="palette", colormap=deep)
+    image, info = read_image(tmp_path / "deep.tif")
+    assert info.bit_depth == 16 and np.array_equal(np.round(image * 65535).astype(np.uint16), deep.T[index])
+    grey = rng.integers(0, 256, (8, 12)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "white.tif", grey, photometric="miniswhite")
+    assert np.array_equal(np.round(read_image(tmp_path / "white.tif")[0][..., 0] * 255).astype(np.uint8), 255 - grey)

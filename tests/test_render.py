@@ -133,6 +133,8 @@ def test_save_restore_and_render_again_from_the_command_line(tmp_path, capsys, i
 
 def test_bad_model_files_are_one_line(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a model at all")
+    (tmp_path / "text.pt").write_text("junk\n")  # torch's unpickler read it as a KeyError
+    (tmp_path / "dict.pt").write_bytes(pickle.dumps({"a": 1}, protocol=4))  # torch warned of the protocol
     torch.save({"format": "linr-model", "version": 99, "linr": "9.9"}, tmp_path / "future.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with open(tmp_path / "pickled.pt", "wb") as fh:
@@ -141,9 +143,11 @@ def test_bad_model_files_are_one_line(tmp_path, capsys):
                           ("future.pt", "a linr model file of version 99 .*reads version 1"),
                           ("other.pt", "not a linr model file \\(no 'linr-model' header\\)"),
                           ("pickled.pt", "not a linr model file"),
+                          ("text.pt", "^linr: error: .*text.pt: not a linr model file \\(KeyError\\)$"),
+                          ("dict.pt", "^linr: error: .*dict.pt: not a linr model file \\(UnpicklingError\\)$"),
                           ("missing.pt", "no such file")]:
         err = run_err(capsys, ["render", str(tmp_path / name), "-o", str(tmp_path / "x.png")])
-        assert re.search(message, err), err
+        assert re.search(message, err.strip()), err
     assert not (tmp_path / "x.png").exists()
 
 

@@ -126,6 +126,12 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
             if int(getattr(page, "photometric", 0)) == 5:
                 raise InputError(f"{path}: a CMYK TIFF; convert it to RGB first")
             data, axes = series.asarray(), series.axes
+            if int(getattr(page, "photometric", 0)) == 3:  # palette: indices into its colour map
+                data, axes = _palette_colours(path, page, data, axes)
+            elif int(getattr(page, "photometric", 1)) == 0:  # min-is-white: 0 is white (scans, faxes)
+                if data.dtype.kind != "u":
+                    raise InputError(f"{path}: a min-is-white TIFF of {data.dtype} values; save it min-is-black")
+                data = np.iinfo(data.dtype).max - data
             data, axes, channel_axis = _channels_last(path, data, axes)
             extras = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
             alpha = channel_axis == "S" and bool(extras) and extras[-1] in _ALPHA
@@ -134,14 +140,62 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
                 raise InputError(f"{path}: a TIFF with axes {series.axes} (shape {series.shape}); only "
                                  "stacks of images along one axis (pages, time or depth), with "
                                  "channels, are read")
-            images = [data] if not lead else list(data)
+            turn = _orientation(page)
+            images = [as_shown(img, turn) for img in ([data] if not lead else list(data))]
             arrays += [img if img.ndim == 3 else img[..., None] for img in images]
             alphas += [alpha] * len(images)
             if layout is None:
-                layout = _layout(tif, page, channel_axis, lead or None, images[0].shape[:2])
+                layout = _layout(tif, page, channel_axis, lead or None, images[0].shape[:2],
+                                 swapped=turn in _SWAPS_AXES)
     if not arrays or layout is None:
         raise InputError(f"{path}: a TIFF with no image")
     return arrays, alphas, dataclasses.replace(layout, frames=len(arrays))
+
+
+ORIENTATIONS = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+"""The TIFF / EXIF Orientation tag's values: how the stored (H, W, ...) array turns into the image
+as it is shown (as Pillow's ``ImageOps.exif_transpose``)."""
+
+_SWAPS_AXES = (5, 6, 7, 8)
+
+
+def _orientation(page: Any) -> int:
+    """A page's Orientation tag (1, as stored, when absent or not one of the eight)."""
+    tag = page.tags.get("Orientation") if hasattr(page, "tags") else None
+    try:
+        value = int(tag.value) if tag is not None else 1
+    except (TypeError, ValueError):
+        return 1
+    return value if value in ORIENTATIONS else 1
+
+
+def as_shown(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (H, W, ...) turned as its Orientation tag says it is shown (:data:`ORIENTATIONS`)."""
+    return np.ascontiguousarray(ORIENTATIONS[orientation](image))
+
+
+def _palette_colours(path: Path, page: Any, data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """A palette TIFF's indices replaced by their colours (RGB samples last: 8-bit when the
+    colour map holds 8-bit colours scaled to 16 bits, as TIFF writers store them, else 16-bit)."""
+    colormap = getattr(page, "colormap", None)
+    if colormap is None or np.asarray(colormap).ndim != 2 or np.asarray(colormap).shape[0] != 3:
+        raise InputError(f"{path}: a palette TIFF without a readable colour map; save it as RGB")
+    colormap = np.asarray(colormap)
+    if data.dtype.kind not in "ui" or int(data.max(initial=0)) >= colormap.shape[1] or int(data.min(initial=0)) < 0:
+        raise InputError(f"{path}: a palette TIFF whose pixels are not indices into its colour map")
+    colours = colormap.T.astype(np.uint16)
+    if (colours % 257 == 0).all():
+        colours = (colours // 257).astype(np.uint8)
+    return colours[data], axes + "S"
 
 
 def _channels_last(path: Path, data: np.ndarray, axes: str) -> tuple[np.ndarray, str, str]:
@@ -160,13 +214,17 @@ def _channels_last(path: Path, data: np.ndarray, axes: str) -> tuple[np.ndarray,
 
 
 def _layout(tif: Any, page: Any, channel_axis: str, stack_axis: str | None,
-            size: tuple[int, int]) -> TiffLayout:
+            size: tuple[int, int], swapped: bool = False) -> TiffLayout:
+    """The layout of a file whose images are ``size`` as shown (``swapped``: their stored rows
+    were its columns, by the Orientation tag, so the x and y resolutions trade places)."""
     size = (int(size[0]), int(size[1]))
     frames = 1  # set by the caller once every series is read
     resolution, unit = None, None
     if "XResolution" in page.tags and "YResolution" in page.tags:
         try:
             x_res, y_res = (float(v) for v in page.resolution)
+            if swapped:
+                x_res, y_res = y_res, x_res
             if x_res > 0 and y_res > 0:
                 resolution, unit = (x_res, y_res), int(page.resolutionunit)
         except (TypeError, ValueError, ZeroDivisionError):
