@@ -150,3 +150,27 @@ def test_a_palette_tiff_is_read_in_its_colours_and_a_min_is_white_one_the_right_
     grey = rng.integers(0, 256, (8, 12)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "white.tif", grey, photometric="miniswhite")
     assert np.array_equal(np.round(read_image(tmp_path / "white.tif")[0][..., 0] * 255).astype(np.uint8), 255 - grey)
+
+
+@pytest.mark.parametrize("suffix", ["gif", "png", "webp"])
+def test_an_animation_is_read_frame_by_frame_as_a_stack(tmp_path, suffix):
+    """Its frames as Pillow shows them one by one (was: the first frame alone, silently); the CLI
+    then restores them as one scene or frame by frame, as a TIFF's pages."""
+    from linr.cli import main
+    from linr.images import read_stored
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    path = tmp_path / f"anim.{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, **({"lossless": True} if suffix == "webp" else {}))
+    stored = read_stored(path)
+    assert [s.name for s in stored] == [f"{path}[{i}]" for i in (1, 2, 3)]
+    with Image.open(path) as shown:
+        for index, image in enumerate(stored):
+            shown.seek(index)
+            assert np.array_equal(image.values, np.asarray(shown.convert("RGB")))
+    frames[0].save(tmp_path / "still.gif")  # one frame: one image
+    assert len(read_stored(tmp_path / "still.gif")) == 1
+    tiny = ["--width", "8", "--depth", "1", "--steps", "2", "--stop", "fixed", "--device", "cpu", "--quiet"]
+    assert main(["restore", "--noisy", str(path), "--frames", "separate", "-o", str(tmp_path / "out.tif"), *tiny]) == 0
+    assert len(read_stored(tmp_path / "out.tif")) == 3

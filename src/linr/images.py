@@ -161,6 +161,25 @@ def _from_pil(img: Image.Image) -> np.ndarray:
     return np.asarray(img)
 
 
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+"""Formats whose frames (an animated GIF, PNG or WebP) are read as a stack of images, as a TIFF's
+pages are; other formats give their first image."""
+
+
+def _animation_frames(img: Image.Image) -> list[np.ndarray]:
+    """Every frame of an animation, as shown (Pillow composes each over the ones before), all in
+    the mode of the fullest one (RGBA when any frame has transparency)."""
+    from PIL import ImageSequence
+
+    frames = [frame.copy() for frame in ImageSequence.Iterator(img)]
+    arrays = [_from_pil(frame) for frame in frames]
+    channels = {a.shape[2] if a.ndim == 3 else 1 for a in arrays}
+    if len(channels) > 1:  # a palette first frame read as RGB, later ones as RGBA
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[max(channels)]
+        arrays = [np.asarray(frame.convert(mode)) for frame in frames]
+    return arrays
+
+
 def read_image(path: str | os.PathLike, *, value_range: "str | tuple[float, float] | None" = None
                ) -> tuple[np.ndarray, ImageInfo]:
     """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32, on [0, 1] for
@@ -211,7 +230,11 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
 
             with Image.open(path) as img:
                 img.load()
-                arrays, alphas = [_from_pil(ImageOps.exif_transpose(img))], [None]
+                if img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1:
+                    arrays = _animation_frames(img)
+                else:  # one image (an MPO's second picture, a camera's preview, is not read)
+                    arrays = [_from_pil(ImageOps.exif_transpose(img))]
+                alphas = [None] * len(arrays)
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
