@@ -174,3 +174,39 @@ def test_an_animation_is_read_frame_by_frame_as_a_stack(tmp_path, suffix):
     tiny = ["--width", "8", "--depth", "1", "--steps", "2", "--stop", "fixed", "--device", "cpu", "--quiet"]
     assert main(["restore", "--noisy", str(path), "--frames", "separate", "-o", str(tmp_path / "out.tif"), *tiny]) == 0
     assert len(read_stored(tmp_path / "out.tif")) == 3
+
+
+def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path, capsys):
+    """PNG (8- and 16-bit), JPEG and TIFF outputs of restore, degrade and render carry the input's
+    ICC profile (as Pillow and tifffile read it back); a BMP, which holds none, says so."""
+    import tifffile
+    from PIL import ImageCms
+
+    from linr.cli import main
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile but sRGB's
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((12, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.jpg", icc_profile=profile, quality=95)
+    assert read_image(tmp_path / "in.jpg")[1].icc_profile == profile
+    tiny = ["--width", "8", "--depth", "1", "--steps", "2", "--stop", "fixed", "--device", "cpu", "--quiet"]
+    for name in ("out.png", "out.jpg", "out.tif"):
+        assert main(["restore", "--noisy", str(tmp_path / "in.jpg"), "-o", str(tmp_path / name), *tiny]) == 0
+    assert Image.open(tmp_path / "out.png").info["icc_profile"] == profile
+    assert Image.open(tmp_path / "out.jpg").info["icc_profile"] == profile
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert bytes(tif.pages[0].tags[34675].value) == profile
+    assert read_image(tmp_path / "out.tif")[1].icc_profile == profile  # and a TIFF input gives it on
+    deep = tmp_path / "deep.png"
+    write_image(deep, pixels, bit_depth=16, icc_profile=profile)
+    assert Image.open(deep).info["icc_profile"] == profile and Image.open(deep).mode in ("RGB", "I;16", "RGB;16")
+    assert np.array_equal(np.round(read_image(deep)[0] * 255).astype(np.uint8), pixels)
+    assert main(["degrade", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "noisy.png"), "--noise", "10"]) == 0
+    assert Image.open(tmp_path / "noisy.png").info["icc_profile"] == profile
+    assert main(["restore", "--noisy", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "r.png"),
+                 "--save-model", str(tmp_path / "m.pt"), *tiny]) == 0
+    assert main(["render", str(tmp_path / "m.pt"), "--scale", "2", "-o", str(tmp_path / "big.png")]) == 0
+    assert Image.open(tmp_path / "big.png").info["icc_profile"] == profile
+    capsys.readouterr()
+    assert main(["restore", "--noisy", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "out.bmp"), *tiny]) == 0
+    assert "BMP holds no colour profile" in capsys.readouterr().err

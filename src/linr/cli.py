@@ -134,7 +134,7 @@ def _note(lines: Sequence[str]) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .fitted import check_model_path, render_size
-    from .images import check_output_path, dropped_alpha, output_info, write_frames
+    from .images import check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
@@ -152,8 +152,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     protect = list(inputs) + ([args.reference] if args.reference else [])
     check_output_path(args.output, force=args.force, protect=protect, channels=out.channels,
                       frames=len(scenes))
-    if note := dropped_alpha(args.output, out.alpha):
-        notes.append(note)
+    notes += output_notes(args.output, out)
     if args.report and Path(args.report).resolve() == Path(args.output).resolve():
         raise InputError("--report and --output name the same file")
     _check_report_path(args.report, args.force, protect + [args.output])
@@ -274,7 +273,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if executor is not None:
         executor.close(abort=False)
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
-                 value_range=out.value_range, tiff=out.tiff, force=args.force, protect=protect)
+                 value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, force=args.force,
+                 protect=protect)
     steps = sum(r.steps_run for r in results)
     fit_s = sum(r.timings["fit_s"] for r in results)
     render = "" if out_shape == shape else f"rendered from the fit's {shape[1]}x{shape[0]}, "
@@ -631,18 +631,18 @@ def _build_render(sub: Any) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .fitted import load_model, render_size
-    from .images import check_output_path, dropped_alpha, write_image
+    from .images import check_output_path, output_notes, write_image
     from .problem import resolve_device
 
     fitted, info = load_model(args.model)
     check_output_path(args.output, force=args.force, protect=[args.model], channels=fitted.channels)
-    if note := dropped_alpha(args.output, info.alpha):
-        _note([note])
+    if lost := output_notes(args.output, info):
+        _note(lost)
     shape = render_size(fitted.shape, scale=args.scale, size=args.size)
     resolve_device(args.device)
     image = fitted.render(size=shape, device=args.device)
     write_image(args.output, image, bit_depth=info.bit_depth, alpha=info.alpha, value_range=info.value_range,
-                tiff=info.tiff, force=args.force, protect=[args.model])
+                tiff=info.tiff, icc_profile=info.icc_profile, force=args.force, protect=[args.model])
     h, w = fitted.shape
     print(f"wrote {args.output} ({_describe_output(args.output, info, shape, 1)}, rendered from a model "
           f"fitted at {w}x{h})")
@@ -682,7 +682,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import simulate
-    from .images import check_output_path, dropped_alpha, read_image, write_image
+    from .images import check_output_path, output_notes, read_image, write_image
     from .tasks import parse_kernel
 
     protect = [args.clean]
@@ -704,8 +704,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         check_output_path(mask_path, force=args.force, protect=protect + [args.output])
     kernel = parse_kernel(args.blur) if args.blur is not None else None
     image, info = read_image(args.clean)
-    if note := dropped_alpha(args.output, info.alpha):
-        _note([note])
+    if lost := output_notes(args.output, info):
+        _note(lost)
     if args.noise is not None:
         out_img = simulate.add_gaussian_noise(image, args.noise, seed=args.seed)
         what = f"Gaussian noise sigma {args.noise:g}/255"
@@ -741,7 +741,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             raise InputError(str(exc)) from None
         what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
     write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
-                value_range=info.value_range, tiff=info.tiff, force=args.force, protect=protect)
+                value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, force=args.force,
+                protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if mask_path is not None:
         write_image(mask_path, mask.astype(np.float32), force=args.force, protect=protect)

@@ -179,8 +179,8 @@ def render_size(shape: tuple[int, int], *, scale: float | None = None,
 def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | None = None, *,
                force: bool = False, settings: dict[str, Any] | None = None) -> Path:
     """Write ``fitted`` and how its images are stored (``info``: the input's bit depth, value
-    range, TIFF layout and alpha channel, which a render resizes to its own size; None: 8-bit,
-    values on [0, 1], opaque) to ``path`` atomically. ``settings``: the fit's settings, kept for
+    range, TIFF layout, colour profile and alpha channel, which a render resizes to its own size;
+    None: 8-bit, values on [0, 1], opaque) to ``path`` atomically. ``settings``: the fit's settings, kept for
     the record."""
     from . import __version__
     from .images import write_atomically
@@ -199,6 +199,7 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
         },
         "tiff": None if info.tiff is None else json.dumps(info.tiff.describe()),
         "alpha": _stored_alpha(info),
+        "icc_profile": None if not info.icc_profile else torch.frombuffer(bytearray(info.icc_profile), dtype=torch.uint8),
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
@@ -267,8 +268,10 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         values = data["values"]
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])
         tiff = None if data["tiff"] is None else TiffLayout.from_description(json.loads(data["tiff"]))
+        profile = data.get("icc_profile")
         info = ImageInfo(str(data.get("source", "")), int(values["bit_depth"]), fitted.channels,
-                         _read_alpha(data.get("alpha"), fitted.shape), value_range, tiff)
+                         _read_alpha(data.get("alpha"), fitted.shape), value_range, tiff,
+                         None if profile is None else bytes(profile.numpy().astype(np.uint8)))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: a damaged linr model file ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None

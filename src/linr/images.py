@@ -29,8 +29,10 @@ at all.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -44,7 +46,7 @@ from .tiff import TiffLayout, read_tiff, write_tiff
 __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
            "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
            "write_frames", "write_atomically", "check_output_path", "check_new_file", "check_writable_folder", "written_bit_depth",
-           "keeps_units", "as_float_image", "WRITE_FORMATS"]
+           "keeps_units", "as_float_image", "output_notes", "WRITE_FORMATS"]
 
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
@@ -110,6 +112,9 @@ class ImageInfo:
     """How the stored values map to the pixels' [0, 1] (None: the sample type's default)."""
     tiff: TiffLayout | None = None
     """A TIFF's layout and metadata (None for other formats)."""
+    icc_profile: bytes | None = None
+    """The file's ICC colour profile (what its colour numbers mean: sRGB, Display P3, Adobe RGB...),
+    written into an output that holds one (PNG, JPEG, TIFF), or None."""
 
 
 @dataclass
@@ -123,6 +128,7 @@ class StoredImage:
     name: str
     """The file, or ``FILE[i]`` (from 1) for the i-th image of a stack."""
     tiff: TiffLayout | None = None
+    icc_profile: bytes | None = None
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -242,7 +248,27 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
     names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
-    return [_stored(arr, alpha, name, layout) for arr, alpha, name in zip(arrays, alphas, names)]
+    profile = _icc_profile(path)
+    return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile)
+            for arr, alpha, name in zip(arrays, alphas, names)]
+
+
+def _icc_profile(path: Path) -> bytes | None:
+    """A file's embedded ICC colour profile (a TIFF's InterColorProfile tag, the others' as Pillow
+    reads it), or None; never an error (the pixels were read)."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tif:
+                tag = tif.pages[0].tags.get(34675)
+                value = None if tag is None else tag.value
+        else:
+            with Image.open(path) as img:
+                value = img.info.get("icc_profile")
+    except Exception:  # noqa: BLE001 - only metadata
+        return None
+    return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
 
 
 def _stored(arr: np.ndarray, has_alpha: bool | None, name: str, layout: TiffLayout | None) -> StoredImage:
@@ -309,19 +335,22 @@ def choose_value_ranges(images: Sequence[StoredImage],
 
 def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
     """How the output of a scene is stored: like its input of the highest bit depth (the first
-    such: its value range and TIFF layout), with the first alpha found."""
+    such: its value range, TIFF layout and colour profile, else the first profile found), with
+    the first alpha found."""
     if not infos:
         raise ValueError("output_info needs at least one input")
     best = max(infos, key=lambda i: i.bit_depth)  # max keeps the first of equals
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
-    return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff)
+    profile = best.icc_profile or next((i.icc_profile for i in infos if i.icc_profile), None)
+    return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile)
 
 
 def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, ImageInfo]:
     """A stored image as ``(pixels, info)``: pixels (H, W, C) float32 on the fit's scale."""
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
     pixels = value_range.to_unit(image.values)
-    info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff)
+    info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff,
+                     image.icc_profile)
     return np.ascontiguousarray(pixels), info
 
 
@@ -501,6 +530,20 @@ def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | No
             "(write a .png or .tif to keep it)")
 
 
+def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
+    """Notes on what of an input (``info``) an output at ``path`` cannot hold: its alpha
+    (:func:`dropped_alpha`), its colour profile (:func:`dropped_profile`)."""
+    return [note for note in (dropped_alpha(path, info.alpha), dropped_profile(path, info.icc_profile)) if note]
+
+
+def dropped_profile(path: str | os.PathLike, icc_profile: bytes | None) -> str | None:
+    """A note when an input's colour profile cannot go into this output (a BMP), else None."""
+    if icc_profile and Path(path).suffix.lower() == ".bmp":
+        return (f"{Path(path).name}: BMP holds no colour profile; the input's ICC profile is not written "
+                "(the colours may look different where it was not sRGB; write PNG, JPEG or TIFF to keep it)")
+    return None
+
+
 def written_bit_depth(path: str | os.PathLike, bit_depth: int) -> int:
     """What :func:`write_image` stores for ``bit_depth`` in ``path``'s format: JPEG and BMP are
     8-bit; 32 (float) stays float32 in TIFF and becomes 16-bit in PNG."""
@@ -545,6 +588,7 @@ def write_image(
     alpha: np.ndarray | None = None,
     value_range: ValueRange | None = None,
     tiff: TiffLayout | None = None,
+    icc_profile: bytes | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
@@ -553,11 +597,13 @@ def write_image(
     ``bit_depth`` 8, 16 or 32 (float32, TIFF only; 16-bit in PNG); JPEG and BMP are always
     8-bit (see :func:`written_bit_depth`). ``value_range``: the input's, to write the values back
     in its units where the output keeps its sample type (:func:`keeps_units`). ``tiff``: a TIFF
-    input's layout and metadata, for a TIFF output (scaled to the output's size). PNG, JPEG and
-    BMP hold 1 or 3 channels (plus alpha). Parent folders are created.
+    input's layout and metadata, for a TIFF output (scaled to the output's size). ``icc_profile``:
+    the input's colour profile (:attr:`ImageInfo.icc_profile`), embedded in a PNG, JPEG or TIFF
+    (a BMP holds none: :func:`dropped_profile`). PNG, JPEG and BMP hold 1 or 3 channels (plus
+    alpha). Parent folders are created.
     """
     return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
-                        tiff=tiff, force=force, protect=protect)
+                        tiff=tiff, icc_profile=icc_profile, force=force, protect=protect)
 
 
 def _unit_frame(frame: Any) -> np.ndarray:
@@ -580,6 +626,7 @@ def write_frames(
     alpha: np.ndarray | None = None,
     value_range: ValueRange | None = None,
     tiff: TiffLayout | None = None,
+    icc_profile: bytes | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
@@ -612,18 +659,35 @@ def write_frames(
     def write(tmp: str) -> None:
         if fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
-            write_tiff(tmp, data, alpha=alpha is not None, layout=layout)
+            write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile)
         elif fmt == "png" and bit_depth == 16:
             import png
 
             _, h, w, c = data.shape
-            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c] + ";16"
-            png.from_array(data[0].reshape(h, w * c), mode).save(tmp)
+            writer = png.Writer(w, h, greyscale=c < 3, alpha=c in (2, 4), bitdepth=16)
+            with open(tmp, "wb") as fh:
+                chunks = list(png.Reader(bytes=_png16_bytes(writer, data[0].reshape(h, w * c))).chunks())
+                if icc_profile:  # iCCP goes before the image data
+                    at = next(i for i, (kind, _) in enumerate(chunks) if kind in (b"PLTE", b"IDAT"))
+                    chunks.insert(at, (b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
+                png.write_chunks(fh, chunks)
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
-            Image.fromarray(arr).save(tmp, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
+            extra: dict[str, Any] = {"quality": 95} if fmt == "jpeg" else {}
+            if icc_profile and fmt in ("png", "jpeg"):
+                extra["icc_profile"] = icc_profile
+            Image.fromarray(arr).save(tmp, format=fmt.upper(), **extra)
 
     return write_atomically(path, write)
+
+
+def _png16_bytes(writer: Any, rows: np.ndarray) -> bytes:
+    """A 16-bit PNG of ``rows`` (H, W * C) by pypng's ``writer``, as bytes."""
+    import io
+
+    out = io.BytesIO()
+    writer.write(out, rows)
+    return out.getvalue()
 
 
 def plain_mode(path: str | os.PathLike) -> None:

@@ -272,7 +272,8 @@ def _ome_metadata(tif: Any) -> dict[str, Any]:
     return out
 
 
-def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffLayout | None) -> None:
+def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffLayout | None,
+               icc_profile: bytes | None = None) -> None:
     """Write ``data`` (N, H, W, S) of N images (N = 1: one image; S = channels, plus alpha last
     when ``alpha``) in the layout of an input (None: a plain TIFF). Plain TIFF stores channels
     as samples of each pixel (RGB when there are three, ``ExtraSamples`` marking alpha), one page
@@ -285,6 +286,8 @@ def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffL
     if style == "imagej" and (alpha or data.dtype not in (np.uint8, np.uint16, np.float32)):
         style = "plain"  # ImageJ holds no alpha channel
     options: dict[str, Any] = {}
+    if icc_profile:  # InterColorProfile, UNDEFINED bytes, on every page
+        options["extratags"] = [(34675, 7, len(icc_profile), icc_profile, True)]
     if layout is not None and layout.resolution is not None:
         options["resolution"] = layout.resolution
         if layout.resolution_unit is not None:

@@ -680,7 +680,9 @@ class JobRunner:
         depth = max(info.bit_depth for info in prepared.infos)
         bit_depth = 8 if depth == 8 else 16  # a float input is written as a 16-bit PNG
         alpha = next((info.alpha for info in prepared.infos if info.alpha is not None), None)
-        path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=alpha)
+        profile = next((info.icc_profile for info in prepared.infos if info.icc_profile), None)
+        path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=alpha,
+                           icc_profile=profile)
         metrics = None
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None

@@ -56,6 +56,8 @@ class Prepared:
     """The input's :class:`~linr.images.ValueRange` (the output is written in its units)."""
     tiff: Any = None
     """A TIFF input's layout and metadata (:class:`~linr.tiff.TiffLayout`)."""
+    icc_profile: bytes | None = None
+    """The input's colour profile, written into the output."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -98,7 +100,8 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         threads=threads,
     )
     out = output_info(infos)
-    return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff)
+    return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
+                    out.icc_profile)
 
 
 _WORKER_DEVICE: str | None = None
@@ -238,7 +241,7 @@ def finish(
     job: Job, prep: Prepared, result: dict[str, Any], *, key: str, settings: dict[str, Any], backend: str
 ) -> dict[str, Any]:
     """Write a worker's result (atomically) and return the image's manifest record."""
-    from ..images import dropped_alpha, write_image
+    from ..images import dropped_alpha, dropped_profile, write_image
 
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
            "device": result.get("device"), "fit_s": result.get("fit_s"),
@@ -252,7 +255,8 @@ def finish(
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
     # that was killed between writing it and recording it.
     write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha,
-                value_range=prep.value_range, tiff=prep.tiff, force=True, protect=job.inputs)
+                value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile, force=True,
+                protect=job.inputs)
     run["time_s"] = round(time.perf_counter() - prep.started, 3)
     return {
         "image": job.name, "status": "done", "inputs": _inputs(job), "output": job.output, "key": key,
@@ -260,5 +264,7 @@ def finish(
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
         "error": None, "run": {"finished": _utc_now(), **run},
-        **({"output_note": note} if (note := dropped_alpha(job.output, prep.alpha)) else {}),
+        **({"output_note": "; ".join(notes)} if (notes := [n for n in (dropped_alpha(job.output, prep.alpha),
+                                                                         dropped_profile(job.output, prep.icc_profile)) if n])
+           else {}),
     }
