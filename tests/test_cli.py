@@ -62,7 +62,7 @@ def test_restore_each_task(files, tmp_path, capsys, task):
     from linr.tasks import DEFAULT_PILOT_LR
 
     pilot = task == "noisy"  # one noisy photo, refined: the defaults' pilot fit (its own rate)
-    assert rep["settings"]["preset"] == "paper" and rep["settings"]["lr"] == (DEFAULT_PILOT_LR if pilot else 1e-4)
+    assert rep["settings"]["preset"] == "default" and rep["settings"]["lr"] == (DEFAULT_PILOT_LR if pilot else 1e-4)
     assert set(rep["metrics"]) == {"standard", "paper"}
     assert rep["timings"]["fit_s"] > 0
     if task == "joint":

@@ -488,3 +488,35 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
     big = np.random.default_rng(2).random((96, 96, 3)).astype(np.float32)
     with pytest.raises(InputError, match="keep_model needs one network of the whole image.*tile='off'"):
         linr.restore([linr.noisy(big)], steps=2, tile="64", keep_model=True)
+
+
+def test_a_wrong_sized_reference_and_an_indivisible_downscale_name_the_file_and_the_side(tmp_path, capsys):
+    from linr.cli import main
+    from linr.images import write_image
+    from tests.conftest import run_err
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "in.png", rng.random((32, 48, 3)).astype(np.float32))
+    write_image(tmp_path / "ref.png", rng.random((8, 48, 3)).astype(np.float32))
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                           "--reference", str(tmp_path / "ref.png"), "--steps", "2"])
+    assert err.endswith("ref.png: the reference is 48x8 with 3 channel(s); the restored image will be 48x32 with 3")
+    err = run_err(capsys, ["degrade", str(tmp_path / "in.png"), "-o", str(tmp_path / "d.png"), "--downscale", "3"])
+    assert err.endswith("in.png: size 48x32: its height 32 is not divisible by 3; crop it first")
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "d.png").exists()
+    with pytest.raises(linr.InputError, match="the reference is 48x8 with 3 channel\\(s\\); the restored image is 48x32"):
+        linr.fit([linr.noisy(rng.random((32, 48, 3)).astype(np.float32))], linr.FitConfig(steps=1),
+                 reference=rng.random((8, 48, 3)))
+
+
+def test_linr_fit_stays_the_function_after_its_submodule_is_imported():
+    import importlib
+    import subprocess
+    import sys
+
+    code = ("import linr; linr.noisy; import linr.fit; from linr.fit import FitResult; "
+            "assert callable(linr.fit) and linr.fit.__name__ == 'fit', linr.fit; "
+            "import sys; assert sys.modules['linr.fit'].FitResult is FitResult")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)  # a fresh import
+    assert done.returncode == 0, done.stderr
+    assert linr.fit is importlib.import_module("linr.fit").fit

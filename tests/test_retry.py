@@ -129,7 +129,9 @@ def test_the_first_fit_is_kept_when_the_retry_is_worse():
 
 
 def test_a_diverged_fit_is_fitted_again(monkeypatch):
-    import linr.fit as fit_module
+    import importlib
+
+    fit_module = importlib.import_module("linr.fit")  # the submodule (linr.fit is the function)
     from linr.errors import DivergenceError
 
     _, y = _scene(16)

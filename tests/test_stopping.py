@@ -94,7 +94,7 @@ def test_output_variance_returns_iterate_at_the_dip():
 
 
 def _obs(image, op=None):
-    return linr.fit.Observation(image, op or Identity(), None, "noisy")
+    return linr.Observation(image, op or Identity(), None, "noisy")
 
 
 def test_holdout_leaves_pixels_out_of_the_data_term():

@@ -6,6 +6,8 @@ Import is cheap: the submodules (and torch) load on first use of a name below.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -63,3 +65,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)
+
+
+class _Package(types.ModuleType):
+    """This package's module object: ``linr.fit`` is the function :func:`linr.fit.fit` it exports,
+    also once the submodule of that name is imported (the import system would otherwise set the
+    attribute to the submodule, and ``linr.fit(...)`` would fail with "'module' object is not
+    callable"). The submodule stays in ``sys.modules['linr.fit']`` (``from linr.fit import ...``)."""
+
+    @property
+    def fit(self) -> Any:
+        return importlib.import_module(".fit", __name__).fit
+
+    @fit.setter
+    def fit(self, value: Any) -> None:  # the submodule, set by its import: kept in sys.modules
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

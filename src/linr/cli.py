@@ -220,6 +220,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if weights:
         notes.append(weights)
     shape = clean_shape(obs)
+    for reference in references:  # named now, not by the fit's own check after its set-up
+        if reference is not None and reference.shape != (*shape, obs[0].channels):
+            raise InputError(f"{args.reference}: the reference is {reference.shape[1]}x{reference.shape[0]} with "
+                             f"{reference.shape[2]} channel(s); the restored image will be {shape[1]}x{shape[0]} "
+                             f"with {obs[0].channels}")
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
     pilot = pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop, refine=args.refine,
                       keep_model=keep_model) and args.ensemble == 1
@@ -712,8 +717,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     elif args.downscale is not None:
         h, w = image.shape[:2]
         if h % args.downscale or w % args.downscale:
-            raise InputError(f"{args.clean}: size {w}x{h} is not divisible by {args.downscale}; "
-                             "crop it first")
+            sides = [f"{name} {n}" for name, n in (("width", w), ("height", h)) if n % args.downscale]
+            raise InputError(f"{args.clean}: size {w}x{h}: its {' and '.join(sides)} "
+                             f"{'is' if len(sides) == 1 else 'are'} not divisible by {args.downscale}; crop it first")
         if h // args.downscale < 1 or w // args.downscale < 1:
             raise InputError(f"{args.clean}: {w}x{h} is too small to downscale by {args.downscale}")
         out_img = simulate.lanczos_downscale(image, args.downscale)

@@ -788,7 +788,7 @@ def restore(
         )
         if config.prior is not None:
             result.settings.update(prior=asked_prior, prior_used=config.prior)
-    result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
+    result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
     if register is not None:
         result.settings["registration"] = registration_report([o.operator for o in obs])
     _record_measured_noise(result.settings, observations, preset)
@@ -1063,7 +1063,7 @@ def restore_many(
              for (obs, _), spec in zip(resolved, refines)]
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
     for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
-        result.settings["preset"] = DEFAULT_PRESET if preset is None else preset
+        result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
         _record_measured_noise(result.settings, obs, preset)
         if spec is not None:
             apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
