@@ -491,7 +491,6 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
 
 
 def test_a_wrong_sized_reference_and_an_indivisible_downscale_name_the_file_and_the_side(tmp_path, capsys):
-    from linr.cli import main
     from linr.images import write_image
     from tests.conftest import run_err
 
