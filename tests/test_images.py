@@ -210,3 +210,26 @@ def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path
     capsys.readouterr()
     assert main(["restore", "--noisy", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "out.bmp"), *tiny]) == 0
     assert "BMP holds no colour profile" in capsys.readouterr().err
+
+
+def test_a_file_is_read_by_its_content_and_an_output_that_holds_fewer_bits_says_so(tmp_path):
+    import shutil
+
+    import tifffile
+
+    from linr.images import ImageInfo, output_notes
+
+    rng = np.random.default_rng(0)
+    deep = (rng.random((6, 8, 3)) * 65535).astype(np.uint16)
+    write_image(tmp_path / "deep.png", deep, bit_depth=16)
+    shutil.copy(tmp_path / "deep.png", tmp_path / "named.tif")  # a PNG named as a TIFF
+    image, info = read_image(tmp_path / "named.tif")
+    assert info.bit_depth == 16 and np.array_equal(np.round(image * 65535).astype(np.uint16), deep)
+    tifffile.imwrite(tmp_path / "tiff.png", deep, photometric="rgb")  # a TIFF named as a PNG
+    image, info = read_image(tmp_path / "tiff.png")
+    assert info.tiff is not None and np.array_equal(np.round(image * 65535).astype(np.uint16), deep)
+    notes = output_notes(tmp_path / "o.jpg", ImageInfo("in.png", 16, 3))
+    assert notes == ["o.jpg: JPEG holds 8 bits per channel; the 16-bit input is written with 8 "
+                     "(write PNG or TIFF to keep them)"]
+    assert output_notes(tmp_path / "o.png", ImageInfo("in.png", 16, 3)) == []
+    assert output_notes(tmp_path / "o.png", ImageInfo("in.tif", 32, 3))[0].startswith("o.png: PNG holds 16 bits")

@@ -225,11 +225,10 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
     path = existing_file(path, "an image file")
     try:
-        suffix = path.suffix.lower()
         layout = None
-        if suffix in (".tif", ".tiff"):
+        if _is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
-        elif suffix == ".png" and _png_bit_depth(path) == 16:
+        elif _png_bit_depth(path) == 16:
             arrays, alphas = [_read_png16(path)], [None]
         else:
             from PIL import ImageOps
@@ -253,11 +252,17 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
             for arr, alpha, name in zip(arrays, alphas, names)]
 
 
+def _is_tiff(path: Path) -> bool:
+    """Whether a file is a TIFF (or BigTIFF) by its first bytes, whatever its name."""
+    with open(path, "rb") as fh:
+        return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
 def _icc_profile(path: Path) -> bytes | None:
     """A file's embedded ICC colour profile (a TIFF's InterColorProfile tag, the others' as Pillow
     reads it), or None; never an error (the pixels were read)."""
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        if _is_tiff(path):
             import tifffile
 
             with tifffile.TiffFile(str(path)) as tif:
@@ -533,7 +538,20 @@ def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | No
 def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
     """Notes on what of an input (``info``) an output at ``path`` cannot hold: its alpha
     (:func:`dropped_alpha`), its colour profile (:func:`dropped_profile`)."""
-    return [note for note in (dropped_alpha(path, info.alpha), dropped_profile(path, info.icc_profile)) if note]
+    return [note for note in (dropped_alpha(path, info.alpha), dropped_profile(path, info.icc_profile),
+                              dropped_depth(path, info.bit_depth)) if note]
+
+
+def dropped_depth(path: str | os.PathLike, bit_depth: int) -> str | None:
+    """A note when an output holds fewer bits than its input had (:func:`written_bit_depth`), else None."""
+    written = written_bit_depth(path, bit_depth)
+    if written >= bit_depth:
+        return None
+    had = "float" if bit_depth == 32 else f"{bit_depth}-bit"
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower(), "this format").upper()
+    keep = "TIFF" if bit_depth == 32 else "PNG or TIFF"
+    return (f"{Path(path).name}: {fmt} holds {written} bits per channel; the {had} input is written with "
+            f"{written} (write {keep} to keep them)")
 
 
 def dropped_profile(path: str | os.PathLike, icc_profile: bytes | None) -> str | None:

@@ -325,7 +325,8 @@ def _build_masked(image, info, options, notes):
     mask_path = options.get("mask")
     holes = info.alpha is not None and bool((info.alpha < 0.5).any())
     if not mask_path and not holes:
-        raise InputError("--masked needs --mask MASK (white = observed), or an image whose "
+        opaque = f"{info.path} has an alpha channel, but no pixel is transparent; " if info.alpha is not None else ""
+        raise InputError(f"{opaque}--masked needs --mask MASK (white = observed), or an image whose "
                          "alpha channel marks the holes (transparent = missing)")
     mask = read_mask(mask_path, image.shape[:2], notes=notes) if mask_path else None
     if holes:

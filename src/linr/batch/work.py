@@ -241,7 +241,7 @@ def finish(
     job: Job, prep: Prepared, result: dict[str, Any], *, key: str, settings: dict[str, Any], backend: str
 ) -> dict[str, Any]:
     """Write a worker's result (atomically) and return the image's manifest record."""
-    from ..images import dropped_alpha, dropped_profile, write_image
+    from ..images import ImageInfo, output_notes, write_image
 
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
            "device": result.get("device"), "fit_s": result.get("fit_s"),
@@ -264,7 +264,6 @@ def finish(
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
         "error": None, "run": {"finished": _utc_now(), **run},
-        **({"output_note": "; ".join(notes)} if (notes := [n for n in (dropped_alpha(job.output, prep.alpha),
-                                                                         dropped_profile(job.output, prep.icc_profile)) if n])
-           else {}),
+        **({"output_note": "; ".join(notes)} if (notes := output_notes(
+            job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
     }
