@@ -54,11 +54,14 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+def _exported(name: str) -> Any:
+    """The object exported as ``name``, from its submodule (:data:`_EXPORTS`), imported now."""
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        value = getattr(module, name)
-        globals()[name] = value
+        value = globals()[name] = _exported(name)
         return value
     raise AttributeError(f"module 'linr' has no attribute {name!r}")
 
@@ -75,7 +78,7 @@ class _Package(types.ModuleType):
 
     @property
     def fit(self) -> Any:
-        return importlib.import_module(".fit", __name__).fit
+        return _exported("fit")
 
     @fit.setter
     def fit(self, value: Any) -> None:  # the submodule, set by its import: kept in sys.modules
