@@ -150,6 +150,15 @@ def test_a_palette_tiff_is_read_in_its_colours_and_a_min_is_white_one_the_right_
     grey = rng.integers(0, 256, (8, 12)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "white.tif", grey, photometric="miniswhite")
     assert np.array_equal(np.round(read_image(tmp_path / "white.tif")[0][..., 0] * 255).astype(np.uint8), 255 - grey)
+    opaque = np.stack([grey, np.full_like(grey, 255)], axis=-1)  # with alpha: only the grey is inverted
+    tifffile.imwrite(tmp_path / "white_alpha.tif", opaque, photometric="miniswhite", extrasamples=["unassalpha"])
+    image, info = read_image(tmp_path / "white_alpha.tif")
+    assert np.array_equal(np.round(image[..., 0] * 255).astype(np.uint8), 255 - grey) and info.alpha.min() == 1.0
+    pil = Image.fromarray(index, "P")  # Pillow writes its colour map as v * 256
+    pil.putpalette(list(np.arange(48) * 5))
+    pil.save(tmp_path / "pil.tif")
+    image, info = read_image(tmp_path / "pil.tif")
+    assert info.bit_depth == 8 and np.array_equal(np.round(image * 255).astype(np.uint8), np.asarray(pil.convert("RGB")))
 
 
 @pytest.mark.parametrize("suffix", ["gif", "png", "webp"])
@@ -184,7 +193,7 @@ def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path
 
     from linr.cli import main
 
-    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile but sRGB's
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     rng = np.random.default_rng(0)
     pixels = (rng.random((12, 16, 3)) * 255).astype(np.uint8)
     Image.fromarray(pixels).save(tmp_path / "in.jpg", icc_profile=profile, quality=95)
@@ -210,6 +219,12 @@ def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path
     capsys.readouterr()
     assert main(["restore", "--noisy", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "out.bmp"), *tiny]) == 0
     assert "BMP holds no colour profile" in capsys.readouterr().err
+    from linr.images import profile_for
+
+    cmyk = profile[:16] + b"CMYK" + profile[20:]  # a CMYK photo's profile: its pixels are written as RGB
+    assert profile_for(cmyk, 3) is None and profile_for(profile, 1) is None and profile_for(profile, 3) == profile
+    write_image(tmp_path / "cmyk.png", pixels, icc_profile=cmyk)
+    assert "icc_profile" not in Image.open(tmp_path / "cmyk.png").info
 
 
 def test_a_file_is_read_by_its_content_and_an_output_that_holds_fewer_bits_says_so(tmp_path):

@@ -519,3 +519,28 @@ def test_linr_fit_stays_the_function_after_its_submodule_is_imported():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)  # a fresh import
     assert done.returncode == 0, done.stderr
     assert linr.fit is importlib.import_module("linr.fit").fit
+
+
+def test_linr_fit_can_be_patched(monkeypatch):
+    from unittest import mock
+
+    fake = object()
+    with mock.patch.object(linr, "fit", fake):
+        assert linr.fit is fake
+    assert callable(linr.fit)
+    monkeypatch.setattr(linr, "fit", fake)
+    assert linr.fit is fake
+    monkeypatch.undo()
+    assert callable(linr.fit)
+
+
+def test_a_photo_averaging_below_black_is_refused_once_not_per_tile():
+    image = np.full((64, 64, 3), 0.8, np.float32)
+    image[:, :32] = -0.3  # averages 0.25: accepted, though its left tiles average below black
+    result = linr.restore([linr.noisy(image)], steps=2, stop="fixed", tile="36:8", refine="none", progress=False,
+                          model=linr.ModelConfig(width=8, depth=1))
+    assert result.image.shape == (64, 64, 3)
+    holes = np.zeros((16, 16), bool)
+    holes[:4] = True
+    photo = np.where(holes[..., None], -1.0, 0.5).astype(np.float32)  # holes filled with -1: not counted
+    assert linr.masked(photo, ~holes).kind == "masked"

@@ -159,6 +159,7 @@ def test_tiles_have_no_single_model_to_save_or_render(tmp_path, capsys, image):
     assert "--save-model needs one network of the whole image, but this restoration is tiled" in err
     err = run_err(capsys, [*base, "--render-scale", "2"])
     assert "--render-scale / --render-size needs one network" in err
+    assert main([*base[:6], str(tmp_path / "same.png"), *TINY, "--render-scale", "1"]) == 0  # its own size: the tiles' image
     result = linr.restore([linr.noisy(big)], tile="32:8", steps=2, stop="fixed", device="cpu",
                           progress=False, model=linr.ModelConfig(width=8, depth=1))
     with pytest.raises(InputError, match="a tiled restoration has one network per tile"):

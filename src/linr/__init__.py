@@ -78,11 +78,16 @@ class _Package(types.ModuleType):
 
     @property
     def fit(self) -> Any:
-        return _exported("fit")
+        return self.__dict__.get("_fit_assigned") or _exported("fit")
 
     @fit.setter
-    def fit(self, value: Any) -> None:  # the submodule, set by its import: kept in sys.modules
-        pass
+    def fit(self, value: Any) -> None:
+        if not isinstance(value, types.ModuleType):  # the submodule, set by its import, stays in sys.modules
+            self.__dict__["_fit_assigned"] = value  # a user's own (a test's patch)
+
+    @fit.deleter
+    def fit(self) -> None:
+        self.__dict__.pop("_fit_assigned", None)
 
 
 sys.modules[__name__].__class__ = _Package

@@ -262,7 +262,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 progress=False if args.quiet else None, precision=args.precision,
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
-                tile_executor=executor, tile_threads=threads, keep_model=keep_model, ensemble=args.ensemble,
+                tile_executor=executor, tile_threads=threads, keep_model=keep_model and grid is None, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
                 announce=False,  # said once above, for every frame
             )

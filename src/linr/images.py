@@ -252,6 +252,14 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
             for arr, alpha, name in zip(arrays, alphas, names)]
 
 
+def profile_for(icc_profile: bytes | None, channels: int) -> bytes | None:
+    """``icc_profile`` when its colour space (header bytes 16-20) is that of an output of
+    ``channels`` colour channels (RGB for 3, grey for 1), else None: a CMYK photo's profile does
+    not describe the RGB it was converted to, nor any profile a 2- or 5-channel TIFF."""
+    space = icc_profile[16:20] if icc_profile and len(icc_profile) >= 20 else None
+    return icc_profile if (channels, space) in ((3, b"RGB "), (1, b"GRAY")) else None
+
+
 def _is_tiff(path: Path) -> bool:
     """Whether a file is a TIFF (or BigTIFF) by its first bytes, whatever its name."""
     with open(path, "rb") as fh:
@@ -413,8 +421,8 @@ def as_float_image(array: object, name: str = "image") -> np.ndarray:
 
     Accepts (H, W) and (H, W, C). uint8 and uint16 are scaled by their range (255, 65535), bool
     to 0/1, floats are taken as they are (values must lie roughly in [0, 1]: a few noisy pixels
-    beyond it are fine, 0-255 data is not, nor a mean below :data:`MIN_FLOAT_MEAN`: data on
-    [-1, 1]). Refused with a one-line error: other integer types, channels-first (C, H, W) or
+    beyond it are fine, 0-255 data is not; :func:`check_above_black` refuses data on [-1, 1]).
+    Refused with a one-line error: other integer types, channels-first (C, H, W) or
     batched (N, C, H, W) layouts, and non-finite values.
     """
     arr = np.asarray(array)
@@ -441,11 +449,18 @@ def as_float_image(array: object, name: str = "image") -> np.ndarray:
     if high > 2.0 or low < -1.0:
         raise InputError(f"{name}: float values must lie in [0, 1], got {low:g} to {high:g}"
                          + (" (0-255 data? divide by 255 or pass uint8)" if high > 2.0 else ""))
-    mean = float(arr.mean(dtype=np.float64))
+    return np.ascontiguousarray(arr)
+
+
+def check_above_black(image: np.ndarray, name: str, observed: np.ndarray | None = None) -> None:
+    """A one-line error for a photo (:func:`as_float_image`'s) whose values average below
+    :data:`MIN_FLOAT_MEAN` (over its ``observed`` (H, W) pixels when given): data on [-1, 1] or
+    negated. Checked once, by the kinds' constructors (:mod:`linr.kinds`), not on each tile."""
+    values = image if observed is None else image[np.asarray(observed, bool)]
+    mean = float(values.mean(dtype=np.float64)) if values.size else 0.0
     if mean < MIN_FLOAT_MEAN:  # noise is zero-mean and a scene is never below black
         raise InputError(f"{name}: float values average {mean:.3g}, below black; floats are read on "
                          "[0, 1] (data on [-1, 1]? pass (x + 1) / 2)")
-    return np.ascontiguousarray(arr)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -556,7 +571,7 @@ def dropped_depth(path: str | os.PathLike, bit_depth: int) -> str | None:
 
 def dropped_profile(path: str | os.PathLike, icc_profile: bytes | None) -> str | None:
     """A note when an input's colour profile cannot go into this output (a BMP), else None."""
-    if icc_profile and Path(path).suffix.lower() == ".bmp":
+    if icc_profile and Path(path).suffix.lower() == ".bmp" and icc_profile[16:20] in (b"RGB ", b"GRAY"):
         return (f"{Path(path).name}: BMP holds no colour profile; the input's ICC profile is not written "
                 "(the colours may look different where it was not sRGB; write PNG, JPEG or TIFF to keep it)")
     return None
@@ -669,6 +684,7 @@ def write_frames(
     else:
         alpha = None
     units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
+    icc_profile = profile_for(icc_profile, data.shape[3] - int(alpha is not None))
     bit_depth = written_bit_depth(path, bit_depth)
     data = _quantise(data, bit_depth, units)
     if alpha is not None:  # alpha fills its type's range, whatever the colour values' units

@@ -744,6 +744,9 @@ def restore(
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+    if keep_model and grid is not None:
+        raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
+                         f"({len(grid)} tiles, one network each); pass tile='off'")
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
     blended = refine is not None and REFINERS[refine].takes == "masked"
@@ -965,9 +968,6 @@ def _plan(observations: Sequence[Observation], *, preset: str | None, steps: int
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
-    if keep_model and grid is not None:
-        raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
-                         f"({len(grid)} tiles, one network each); pass tile='off'")
     return _Plan(obs, config, grid, refine, rule, pilot)
 
 

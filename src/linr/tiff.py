@@ -128,12 +128,14 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
             data, axes = series.asarray(), series.axes
             if int(getattr(page, "photometric", 0)) == 3:  # palette: indices into its colour map
                 data, axes = _palette_colours(path, page, data, axes)
-            elif int(getattr(page, "photometric", 1)) == 0:  # min-is-white: 0 is white (scans, faxes)
-                if data.dtype.kind != "u":
-                    raise InputError(f"{path}: a min-is-white TIFF of {data.dtype} values; save it min-is-black")
-                data = np.iinfo(data.dtype).max - data
             data, axes, channel_axis = _channels_last(path, data, axes)
             extras = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
+            if int(getattr(page, "photometric", 1)) == 0:  # min-is-white: 0 is white (scans)
+                if data.dtype.kind != "u":
+                    raise InputError(f"{path}: a min-is-white TIFF of {data.dtype} values; save it min-is-black")
+                data = data.copy()
+                colour = data[..., :data.shape[-1] - len(extras)] if channel_axis == "S" and extras else data
+                colour[...] = np.iinfo(data.dtype).max - colour  # its extra samples (alpha) as they are
             alpha = channel_axis == "S" and bool(extras) and extras[-1] in _ALPHA
             lead = axes[: axes.index("Y")] if "Y" in axes else ""
             if len(lead) > 1:
@@ -185,7 +187,8 @@ def as_shown(image: np.ndarray, orientation: int) -> np.ndarray:
 
 def _palette_colours(path: Path, page: Any, data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     """A palette TIFF's indices replaced by their colours (RGB samples last: 8-bit when the
-    colour map holds 8-bit colours scaled to 16 bits, as TIFF writers store them, else 16-bit)."""
+    colour map holds 8-bit colours, scaled to 16 bits by 257 or 256 as writers store them, or
+    unscaled; else 16-bit)."""
     colormap = getattr(page, "colormap", None)
     if colormap is None or np.asarray(colormap).ndim != 2 or np.asarray(colormap).shape[0] != 3:
         raise InputError(f"{path}: a palette TIFF without a readable colour map; save it as RGB")
@@ -193,8 +196,12 @@ def _palette_colours(path: Path, page: Any, data: np.ndarray, axes: str) -> tupl
     if data.dtype.kind not in "ui" or int(data.max(initial=0)) >= colormap.shape[1] or int(data.min(initial=0)) < 0:
         raise InputError(f"{path}: a palette TIFF whose pixels are not indices into its colour map")
     colours = colormap.T.astype(np.uint16)
-    if (colours % 257 == 0).all():
+    if int(colours.max()) <= 255:  # 8-bit colours stored unscaled (as libtiff tolerates)
+        colours = colours.astype(np.uint8)
+    elif (colours % 257 == 0).all():  # 8-bit colours scaled to 16 bits (v * 257)
         colours = (colours // 257).astype(np.uint8)
+    elif (colours % 256 == 0).all():  # ... or shifted (v * 256, as Pillow writes them)
+        colours = (colours // 256).astype(np.uint8)
     return colours[data], axes + "S"
 
 
