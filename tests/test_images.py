@@ -248,3 +248,19 @@ def test_a_file_is_read_by_its_content_and_an_output_that_holds_fewer_bits_says_
                      "(write PNG or TIFF to keep them)"]
     assert output_notes(tmp_path / "o.png", ImageInfo("in.png", 16, 3)) == []
     assert output_notes(tmp_path / "o.png", ImageInfo("in.tif", 32, 3))[0].startswith("o.png: PNG holds 16 bits")
+
+
+def test_an_apng_still_is_not_a_frame_and_an_ome_file_turned_keeps_its_pixel_sizes_right(tmp_path):
+    import tifffile
+
+    from linr.images import read_stored
+
+    red, green, blue = (Image.new("RGB", (8, 6), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+    red.save(tmp_path / "still.png", save_all=True, append_images=[green, blue], default_image=True)
+    assert [s.values[0, 0].tolist() for s in read_stored(tmp_path / "still.png")] == [[0, 255, 0], [0, 0, 255]]
+    data = (np.random.default_rng(0).random((6, 4)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "turned.ome.tif", data, ome=True, metadata={"PhysicalSizeX": 1.0, "PhysicalSizeY": 2.0},
+                     extratags=[(274, 3, 1, 6, True)])  # Orientation 6: shown turned a quarter
+    image, info = read_image(tmp_path / "turned.ome.tif")
+    assert image.shape == (4, 6, 1)
+    assert info.tiff.metadata["PhysicalSizeX"] == 2.0 and info.tiff.metadata["PhysicalSizeY"] == 1.0

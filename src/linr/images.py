@@ -173,15 +173,19 @@ pages are; other formats give their first image."""
 
 
 def _animation_frames(img: Image.Image) -> list[np.ndarray]:
-    """Every frame of an animation, as shown (Pillow composes each over the ones before), all in
-    the mode of the fullest one (RGBA when any frame has transparency)."""
+    """Every frame of an animation, as shown (Pillow composes each over the ones before; an APNG's
+    default image, when it is not a frame, left out), all in one mode: colour if any frame is,
+    with alpha if any frame has it."""
     from PIL import ImageSequence
 
     frames = [frame.copy() for frame in ImageSequence.Iterator(img)]
+    if img.format == "PNG" and img.info.get("default_image"):  # an APNG's still, not one of its frames
+        frames = frames[1:]
     arrays = [_from_pil(frame) for frame in frames]
     channels = {a.shape[2] if a.ndim == 3 else 1 for a in arrays}
-    if len(channels) > 1:  # a palette first frame read as RGB, later ones as RGBA
-        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[max(channels)]
+    if len(channels) > 1:  # a palette first frame read as RGB, later ones as RGBA; grey + alpha beside RGB
+        colour, alpha = any(c >= 3 for c in channels), any(c in (2, 4) for c in channels)
+        mode = ("RGB" if colour else "L") + ("A" if alpha else "")
         arrays = [np.asarray(frame.convert(mode)) for frame in frames]
     return arrays
 

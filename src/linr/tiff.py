@@ -237,8 +237,13 @@ def _layout(tif: Any, page: Any, channel_axis: str, stack_axis: str | None,
         except (TypeError, ValueError, ZeroDivisionError):
             pass
     if tif.is_ome:
-        return TiffLayout("ome", channel_axis, stack_axis, frames, size, resolution, unit,
-                          metadata=_ome_metadata(tif))
+        metadata = _ome_metadata(tif)
+        if swapped:  # the pixel sizes follow the turn, as the resolution does
+            for a, b in (("PhysicalSizeX", "PhysicalSizeY"), ("PhysicalSizeXUnit", "PhysicalSizeYUnit")):
+                if a in metadata or b in metadata:
+                    metadata[a], metadata[b] = metadata.pop(b, None), metadata.pop(a, None)
+                    metadata = {k: v for k, v in metadata.items() if v is not None}
+        return TiffLayout("ome", channel_axis, stack_axis, frames, size, resolution, unit, metadata=metadata)
     if tif.is_imagej:
         found = tif.imagej_metadata or {}
         metadata = {k: found[k] for k in IMAGEJ_KEYS if k in found}
