@@ -232,7 +232,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
         layout = None
         if _is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
-        elif _png_bit_depth(path) == 16:
+        elif _png_bit_depth(path) == 16 and not _animated(path):
             arrays, alphas = [_read_png16(path)], [None]
         else:
             from PIL import ImageOps
@@ -262,6 +262,13 @@ def profile_for(icc_profile: bytes | None, channels: int) -> bytes | None:
     not describe the RGB it was converted to, nor any profile a 2- or 5-channel TIFF."""
     space = icc_profile[16:20] if icc_profile and len(icc_profile) >= 20 else None
     return icc_profile if (channels, space) in ((3, b"RGB "), (1, b"GRAY")) else None
+
+
+def _animated(path: Path) -> bool:
+    """Whether Pillow reads several frames from the file (an APNG, whose 16-bit frames pypng does
+    not read)."""
+    with Image.open(path) as img:
+        return img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1
 
 
 def _is_tiff(path: Path) -> bool:
