@@ -276,5 +276,5 @@ def _memory_warning(memory: int | None) -> str | None:
     if free is None or memory <= free:
         return None
     return (f"warning: the refinement after the fit needs about {memory / 2**30:.1f} GiB and "
-            f"{free / 2**30:.1f} GiB of memory is available now: it may fail after the fit (--refine none "
-            "returns the fit's image)")
+            f"{free / 2**30:.1f} GiB of memory is available now: if it runs out, the fit's image is "
+            "returned unrefined (--refine none, refine='none' in Python, skips it)")
