@@ -31,6 +31,10 @@ the kernel's reach on every side and blurs it without padding (a valid convoluti
 the frame; its image (and each snapshot) cropped to the frame.
 
 ``--device DEV`` fits there (cuda: the GPU script); ``--steps N`` fits N steps (a dry run).
+``--scene --stop SPEC``: the fit stops by the stop rule SPEC (``discrepancy:1``: when the photo is
+explained to its estimated noise level), the photo marked as carrying noise so that the rule reads
+it; the row records the step returned. ``--scene --lr-schedule cosine``: the fit's learning rate
+falls to zero over its steps (:func:`linr.config.lr_factor`) instead of the paper's constant one.
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's). ``--from-wiener``: no
 fit, only the default refinement started from Wiener deconvolution (its own rows and table; the
 whole Table 4 images, whose 4000-step fits take hours here).
@@ -47,7 +51,8 @@ import numpy as np
 SCHEDULES: list[tuple[int, float, float]] = []
 """Extra (passes, start, end) schedules of ``grouped-deblur``, from ``--schedule``."""
 
-FIT = {"device": "cpu", "steps": None, "interior": False, "extended": False}
+FIT = {"device": "cpu", "steps": None, "interior": False, "extended": False, "stop": None,
+       "lr_schedule": None}
 """The fit's device (``--device``, e.g. cuda for the GPU script) and step count (``--steps``: a dry
 run's few; None: the default's 4000)."""
 
@@ -89,11 +94,19 @@ def fitted(obs: list, saved: Path | None) -> tuple[np.ndarray, float, dict[int, 
             print(f"  step {step}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    result = restore(obs, refine="none", device=FIT["device"], steps=FIT["steps"], progress=False, on_step=keep)
+    stop = {} if FIT["stop"] is None else {"stop": FIT["stop"]}
+    if FIT["lr_schedule"]:  # the defaults with another learning-rate schedule (this process only)
+        import dataclasses
+
+        from linr import tasks
+
+        tasks.PRESETS[tasks.DEFAULT_PRESET] = dataclasses.replace(tasks.PRESETS[tasks.DEFAULT_PRESET],
+                                                                  schedule=FIT["lr_schedule"])
+    result = restore(obs, refine="none", device=FIT["device"], steps=FIT["steps"], progress=False, on_step=keep, **stop)
     seconds = time.perf_counter() - t0
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(saved, fit=result.image, seconds=seconds, steps=result.steps_run,
+        np.savez(saved, fit=result.image, seconds=seconds, steps=result.steps_run, stop_step=result.stop_step or 0,
                  **{f"step{k}": v for k, v in snapshots.items()})
     return result.image, seconds, snapshots
 
@@ -207,7 +220,13 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
         import dataclasses
 
         fitting = [dataclasses.replace(obs[0], operator=valid_blur(kernel))]
+    if FIT["stop"]:  # a stop rule that reads the photo's noise: the photo marked as carrying it
+        import dataclasses
+
+        fitting = [dataclasses.replace(o, carries_noise=True) for o in fitting]
     mode = "_interior" if FIT["interior"] else "_extended" if FIT["extended"] else ""
+    mode += f"_stop-{FIT['stop'].replace(':', '-').replace(',', '+')}" if FIT["stop"] else ""
+    mode += f"_lr-{FIT['lr_schedule']}" if FIT["lr_schedule"] else ""
     name = f"{spec.replace('/', '_')}_{crop}_scene{mode}"
     saved = cache / f"{name}{'_steps' + str(FIT['steps']) if FIT['steps'] else ''}.npz" if cache else None
     fit, fit_s, snapshots = fitted(fitting, saved)
@@ -227,6 +246,8 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
            **({"fit_data": "interior"} if FIT["interior"] else {"fit_data": "extended"} if FIT["extended"] else {}),
            **({"fit_device": FIT["device"]} if FIT["device"] != "cpu" else {}),
            **({"fit_steps": FIT["steps"]} if FIT["steps"] else {}),
+           **({"fit_stop": FIT["stop"], "fit_stop_step": _stop_step(saved)} if FIT["stop"] else {}),
+           **({"fit_lr_schedule": FIT["lr_schedule"]} if FIT["lr_schedule"] else {}),
            "fit_seconds": round(fit_s, 1), "sigma": round(sigma * 255, 3), "fit": scores(fit), "refined": {}}
     starts = {"fit": fit, **{str(k): v for k, v in snapshots.items() if k >= 1000}}
     for name, begin in starts.items():
@@ -238,6 +259,14 @@ def run_scene(spec: str, crop: int | None, data: Path, cache: Path | None) -> di
             row["refined"][name][edges] = {**scores(image), "seconds": round(time.perf_counter() - t0, 1),
                                            "solved": refiner.describe()["solved"]}
     return row
+
+
+def _stop_step(saved: Path | None) -> int | None:
+    """The step whose iterate a ``--stop`` fit returned (read back from its cache file)."""
+    if saved is None or not saved.exists():
+        return None
+    z = np.load(saved)
+    return int(z["stop_step"]) if "stop_step" in z.files else None
 
 
 def scene_table(rows: list[dict]) -> str:
@@ -342,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         if FIT["interior"] and FIT["extended"]:
             raise SystemExit("--interior and --extended do not go together")
         run_fn, table_fn = run_scene, scene_table
+    elif "--stop" in argv or "--lr-schedule" in argv:
+        raise SystemExit("--stop and --lr-schedule go with --scene")
     else:
         run_fn, table_fn = run, table
     if "--from-wiener" in argv and run_fn is run_scene:
@@ -349,10 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     if "--from-wiener" in argv:  # no fit: the refinement from Wiener deconvolution alone
         argv.remove("--from-wiener")
         return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data", from_wiener, wiener_table)
-    for option, cast in (("--device", str), ("--steps", int)):
+    for option, cast in (("--device", str), ("--steps", int), ("--stop", str), ("--lr-schedule", str)):
         if option in argv:
             at = argv.index(option)
-            FIT[option[2:]] = cast(argv[at + 1])
+            FIT[option[2:].replace("-", "_")] = cast(argv[at + 1])
             del argv[at:at + 2]
     while "--schedule" in argv:
         at = argv.index("--schedule")
