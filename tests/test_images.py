@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from linr.errors import InputError
-from linr.images import read_image, read_mask, write_image
+from linr.images import read_image, read_mask, write_frames, write_image
 
 
 @pytest.mark.parametrize("ext", [".png", ".tif"])
@@ -206,6 +206,9 @@ def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path
     with tifffile.TiffFile(tmp_path / "out.tif") as tif:
         assert bytes(tif.pages[0].tags[34675].value) == profile
     assert read_image(tmp_path / "out.tif")[1].icc_profile == profile  # and a TIFF input gives it on
+    write_frames(tmp_path / "pages.tif", [pixels, pixels[::-1]], icc_profile=profile)  # a stack: every page
+    with tifffile.TiffFile(tmp_path / "pages.tif") as tif:
+        assert len(tif.pages) == 2 and all(bytes(page.tags[34675].value) == profile for page in tif.pages)
     deep = tmp_path / "deep.png"
     write_image(deep, pixels, bit_depth=16, icc_profile=profile)
     assert Image.open(deep).info["icc_profile"] == profile and Image.open(deep).mode in ("RGB", "I;16", "RGB;16")

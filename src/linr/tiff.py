@@ -299,7 +299,7 @@ def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffL
         style = "plain"  # ImageJ holds no alpha channel
     options: dict[str, Any] = {}
     if icc_profile:  # InterColorProfile, UNDEFINED bytes, on every page
-        options["extratags"] = [(34675, 7, len(icc_profile), icc_profile, True)]
+        options["extratags"] = [(34675, 7, len(icc_profile), icc_profile, False)]  # False: not only the first
     if layout is not None and layout.resolution is not None:
         options["resolution"] = layout.resolution
         if layout.resolution_unit is not None:
