@@ -230,6 +230,42 @@ def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path
     assert "icc_profile" not in Image.open(tmp_path / "cmyk.png").info
 
 
+def test_compressed_and_bilevel_tiffs_are_read_as_pillow_reads_them(tmp_path):
+    """LZW, JPEG and CCITT fax TIFFs (the commonest compressions of scanners and editors; tifffile
+    decodes them through imagecodecs) and bilevel (1-bit) scans, min-is-white ones and a
+    two-page one, read as Pillow reads the same files."""
+    import tifffile
+    from PIL import ImageSequence, TiffImagePlugin
+
+    from linr.images import read_stored
+
+    rng = np.random.default_rng(3)
+    colour = (rng.random((20, 24, 3)) * 255).astype(np.uint8)
+    page = np.zeros((20, 24), bool)
+    page[4:11, 3:17] = True
+    white = TiffImagePlugin.ImageFileDirectory_v2()
+    white[262] = 0  # PhotometricInterpretation: min-is-white
+    Image.fromarray(colour).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    Image.fromarray(colour).save(tmp_path / "jpeg.tif", compression="jpeg", quality=90)
+    Image.fromarray(page).save(tmp_path / "g4.tif", compression="group4")
+    Image.fromarray(page).save(tmp_path / "g4_white.tif", compression="group4", tiffinfo=white)
+    Image.fromarray(page).save(tmp_path / "g3_pages.tif", compression="group3", save_all=True,
+                               append_images=[Image.fromarray(~page)])
+    tifffile.imwrite(tmp_path / "raw_bits.tif", page, photometric="minisblack")
+    for name, tolerance in (("lzw", 0), ("jpeg", 3), ("g4", 0), ("g4_white", 0), ("g3_pages", 0), ("raw_bits", 0)):
+        with Image.open(tmp_path / f"{name}.tif") as im:
+            expected = [np.asarray(f.convert("RGB" if im.mode == "RGB" else "L"), np.float32) / 255
+                        for f in ImageSequence.Iterator(im)]
+        stored = read_stored(tmp_path / f"{name}.tif")
+        assert len(stored) == len(expected), name
+        for got, want in zip(stored, expected):
+            assert got.values.dtype == np.uint8, name
+            values = got.values.astype(np.float32) / 255
+            assert np.abs(values.reshape(want.shape) - want).max() <= tolerance / 255, name
+    assert np.array_equal(read_image(tmp_path / "g4.tif")[0][..., 0], page.astype(np.float32))
+    assert read_image(tmp_path / "g4.tif")[1].bit_depth == 8
+
+
 def test_a_file_is_read_by_its_content_and_an_output_that_holds_fewer_bits_says_so(tmp_path):
     import shutil
 

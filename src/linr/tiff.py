@@ -128,6 +128,8 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
             data, axes = series.asarray(), series.axes
             if int(getattr(page, "photometric", 0)) == 3:  # palette: indices into its colour map
                 data, axes = _palette_colours(path, page, data, axes)
+            if data.dtype == np.bool_:  # bilevel, 1 bit a pixel (document and fax scans): 0 and 255
+                data = data.astype(np.uint8) * np.uint8(255)
             data, axes, channel_axis = _channels_last(path, data, axes)
             extras = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
             if int(getattr(page, "photometric", 1)) == 0:  # min-is-white: 0 is white (scans)
