@@ -230,6 +230,47 @@ def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path
     assert "icc_profile" not in Image.open(tmp_path / "cmyk.png").info
 
 
+def test_the_input_density_goes_into_every_output_scaled_to_its_size(tmp_path):
+    """A 300-dpi scan's pixels per inch reach PNG (8- and 16-bit), JPEG, BMP and TIFF outputs as
+    Pillow and tifffile read them back; super-resolution x2 and a render at twice the size give
+    600 (the print size stays); a TIFF's resolution in centimetres and a JPEG turned by its EXIF
+    orientation are read as pixels per inch across and down."""
+    import tifffile
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(1)
+    pixels = (rng.random((12, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "scan.png", dpi=(300, 300))
+    assert read_image(tmp_path / "scan.png")[1].density.x == pytest.approx(300, abs=0.01)
+    tiny = ["--width", "8", "--depth", "1", "--steps", "2", "--stop", "fixed", "--device", "cpu", "--quiet"]
+    for name in ("out.png", "out.jpg", "out.bmp", "out.tif"):
+        assert main(["restore", "--noisy", str(tmp_path / "scan.png"), "-o", str(tmp_path / name), *tiny]) == 0
+        with Image.open(tmp_path / name) as im:
+            assert im.info["dpi"] == pytest.approx((300, 300), abs=0.01), name
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.pages[0].resolution == pytest.approx((300, 300), abs=0.01) and tif.pages[0].resolutionunit == 2
+    deep = write_image(tmp_path / "deep.png", pixels, bit_depth=16, density=read_image(tmp_path / "scan.png")[1].density)
+    with Image.open(deep) as im:
+        assert deep.read_bytes()[24] == 16 and im.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert main(["restore", "--lowres", str(tmp_path / "scan.png"), "--factor", "2", "-o", str(tmp_path / "sr.png"),
+                 "--save-model", str(tmp_path / "m.pt"), *tiny]) == 0
+    assert main(["render", str(tmp_path / "m.pt"), "--scale", "0.5", "-o", str(tmp_path / "small.jpg")]) == 0
+    with Image.open(tmp_path / "sr.png") as sr, Image.open(tmp_path / "small.jpg") as small:
+        assert sr.size == (32, 24) and sr.info["dpi"] == pytest.approx((600, 600), abs=0.01)
+        assert small.size == (16, 12) and small.info["dpi"] == (300, 300)
+    tifffile.imwrite(tmp_path / "cm.tif", pixels, resolution=(100.0, 50.0), resolutionunit=3)
+    density = read_image(tmp_path / "cm.tif")[1].density
+    assert (density.x, density.y, density.size) == (pytest.approx(254.0), pytest.approx(127.0), (12, 16))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise
+    Image.fromarray(pixels).save(tmp_path / "turned.jpg", dpi=(300, 150), exif=exif)
+    density = read_image(tmp_path / "turned.jpg")[1].density
+    assert (density.x, density.y, density.size) == (150, 300, (16, 12))
+    Image.fromarray(pixels).save(tmp_path / "plain.png")
+    assert read_image(tmp_path / "plain.png")[1].density is None
+
+
 def test_compressed_and_bilevel_tiffs_are_read_as_pillow_reads_them(tmp_path):
     """LZW, JPEG and CCITT fax TIFFs (the commonest compressions of scanners and editors; tifffile
     decodes them through imagecodecs) and bilevel (1-bit) scans, min-is-white ones and a

@@ -278,7 +278,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if executor is not None:
         executor.close(abort=False)
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
-                 value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, force=args.force,
+                 value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density, force=args.force,
                  protect=protect)
     steps = sum(r.steps_run for r in results)
     fit_s = sum(r.timings["fit_s"] for r in results)
@@ -647,7 +647,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     image = fitted.render(size=shape, device=args.device)
     write_image(args.output, image, bit_depth=info.bit_depth, alpha=info.alpha, value_range=info.value_range,
-                tiff=info.tiff, icc_profile=info.icc_profile, force=args.force, protect=[args.model])
+                tiff=info.tiff, icc_profile=info.icc_profile, density=info.density, force=args.force,
+                protect=[args.model])
     h, w = fitted.shape
     print(f"wrote {args.output} ({_describe_output(args.output, info, shape, 1)}, rendered from a model "
           f"fitted at {w}x{h})")
@@ -747,8 +748,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             raise InputError(str(exc)) from None
         what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
     write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
-                value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, force=args.force,
-                protect=protect)
+                value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
+                force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if mask_path is not None:
         write_image(mask_path, mask.astype(np.float32), force=args.force, protect=protect)

@@ -36,7 +36,7 @@ import torch
 
 from .engine import FastSiren, check_precision
 from .errors import InputError
-from .images import ImageInfo, ValueRange, existing_file
+from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
 from .problem import resolve_device
@@ -200,6 +200,7 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
         "tiff": None if info.tiff is None else json.dumps(info.tiff.describe()),
         "alpha": _stored_alpha(info),
         "icc_profile": None if not info.icc_profile else torch.frombuffer(bytearray(info.icc_profile), dtype=torch.uint8),
+        "density": None if info.density is None else info.density.describe(),
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
@@ -271,7 +272,8 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         profile = data.get("icc_profile")
         info = ImageInfo(str(data.get("source", "")), int(values["bit_depth"]), fitted.channels,
                          _read_alpha(data.get("alpha"), fitted.shape), value_range, tiff,
-                         None if profile is None else bytes(profile.numpy().astype(np.uint8)))
+                         None if profile is None else bytes(profile.numpy().astype(np.uint8)),
+                         Density.from_record(data.get("density")))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: a damaged linr model file ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None

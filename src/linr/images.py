@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -97,6 +98,32 @@ def parse_value_range(text: str) -> "str | tuple[float, float]":
     return (low, high)
 
 
+@dataclass(frozen=True)
+class Density:
+    """An image's pixels per inch, ``x`` across and ``y`` down, and the (height, width) they refer
+    to: an output of another size over the same field of view (super-resolution, rendering at
+    another scale) keeps the print size, so its density scales with it (:meth:`for_size`)."""
+
+    x: float
+    y: float
+    size: tuple[int, int]
+
+    def for_size(self, height: int, width: int) -> "Density":
+        return Density(self.x * width / self.size[1], self.y * height / self.size[0], (height, width))
+
+    def describe(self) -> list[float]:
+        """``[x, y, height, width]`` (a model file's record; :meth:`from_record` reads it back)."""
+        return [self.x, self.y, float(self.size[0]), float(self.size[1])]
+
+    @classmethod
+    def from_record(cls, record: Any) -> "Density | None":
+        try:
+            x, y, h, w = (float(v) for v in record)
+        except (TypeError, ValueError):
+            return None
+        return cls(x, y, (int(h), int(w))) if min(x, y, h, w) > 0 else None
+
+
 @dataclass
 class ImageInfo:
     """How an image was stored, so that the output can be stored the same way."""
@@ -115,6 +142,9 @@ class ImageInfo:
     icc_profile: bytes | None = None
     """The file's ICC colour profile (what its colour numbers mean: sRGB, Display P3, Adobe RGB...),
     written into an output that holds one (PNG, JPEG, TIFF), or None."""
+    density: Density | None = None
+    """The file's pixels per inch (a PNG's pHYs, a JPEG's JFIF density, a BMP's, a TIFF's
+    resolution in inches or centimetres), written into every output, scaled to its size; or None."""
 
 
 @dataclass
@@ -129,6 +159,7 @@ class StoredImage:
     """The file, or ``FILE[i]`` (from 1) for the i-th image of a stack."""
     tiff: TiffLayout | None = None
     icc_profile: bytes | None = None
+    density: Density | None = None
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -251,8 +282,8 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
     names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
-    profile = _icc_profile(path)
-    return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile)
+    profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2])
+    return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density)
             for arr, alpha, name in zip(arrays, alphas, names)]
 
 
@@ -293,6 +324,31 @@ def _icc_profile(path: Path) -> bytes | None:
     except Exception:  # noqa: BLE001 - only metadata
         return None
     return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
+
+
+def _density(path: Path, layout: TiffLayout | None, size: tuple[int, int]) -> Density | None:
+    """A file's pixels per inch for its images of ``size`` (H, W) as shown: a TIFF's resolution
+    tags in inches or centimetres, the others' as Pillow reads them (a JPEG's turned by its EXIF
+    orientation, as its pixels are); None when absent, unitless or not positive. Never an error."""
+    try:
+        if layout is not None:
+            per_unit = {2: 1.0, 3: 2.54}.get(layout.resolution_unit or 2)  # the tag's default: inch
+            if layout.resolution is None or per_unit is None:
+                return None
+            x, y = (float(v) * per_unit for v in layout.resolution)
+        else:
+            with Image.open(path) as img:
+                dpi = img.info.get("dpi")
+                if dpi is None:
+                    return None
+                x, y = (float(v) for v in dpi)
+                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # a quarter turn: across becomes down
+                    x, y = y, x
+    except Exception:  # noqa: BLE001 - only metadata
+        return None
+    if not (np.isfinite([x, y]).all() and x > 0 and y > 0):
+        return None
+    return Density(x, y, (int(size[0]), int(size[1])))
 
 
 def _stored(arr: np.ndarray, has_alpha: bool | None, name: str, layout: TiffLayout | None) -> StoredImage:
@@ -359,14 +415,16 @@ def choose_value_ranges(images: Sequence[StoredImage],
 
 def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
     """How the output of a scene is stored: like its input of the highest bit depth (the first
-    such: its value range, TIFF layout and colour profile, else the first profile found), with
-    the first alpha found."""
+    such: its value range, TIFF layout, colour profile and density, else the first profile and
+    density found), with the first alpha found."""
     if not infos:
         raise ValueError("output_info needs at least one input")
     best = max(infos, key=lambda i: i.bit_depth)  # max keeps the first of equals
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
     profile = best.icc_profile or next((i.icc_profile for i in infos if i.icc_profile), None)
-    return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile)
+    density = best.density or next((i.density for i in infos if i.density), None)
+    return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile,
+                     density)
 
 
 def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, ImageInfo]:
@@ -374,7 +432,7 @@ def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, Im
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
     pixels = value_range.to_unit(image.values)
     info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff,
-                     image.icc_profile)
+                     image.icc_profile, image.density)
     return np.ascontiguousarray(pixels), info
 
 
@@ -633,6 +691,7 @@ def write_image(
     value_range: ValueRange | None = None,
     tiff: TiffLayout | None = None,
     icc_profile: bytes | None = None,
+    density: Density | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
@@ -643,11 +702,13 @@ def write_image(
     in its units where the output keeps its sample type (:func:`keeps_units`). ``tiff``: a TIFF
     input's layout and metadata, for a TIFF output (scaled to the output's size). ``icc_profile``:
     the input's colour profile (:attr:`ImageInfo.icc_profile`), embedded in a PNG, JPEG or TIFF
-    (a BMP holds none: :func:`dropped_profile`). PNG, JPEG and BMP hold 1 or 3 channels (plus
+    (a BMP holds none: :func:`dropped_profile`). ``density``: the input's pixels per inch
+    (:attr:`ImageInfo.density`), scaled to the output's size, in every format (a TIFF with
+    resolution tags of its own keeps those). PNG, JPEG and BMP hold 1 or 3 channels (plus
     alpha). Parent folders are created.
     """
     return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
-                        tiff=tiff, icc_profile=icc_profile, force=force, protect=protect)
+                        tiff=tiff, icc_profile=icc_profile, density=density, force=force, protect=protect)
 
 
 def _unit_frame(frame: Any) -> np.ndarray:
@@ -671,6 +732,7 @@ def write_frames(
     value_range: ValueRange | None = None,
     tiff: TiffLayout | None = None,
     icc_profile: bytes | None = None,
+    density: Density | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
@@ -700,11 +762,13 @@ def write_frames(
     data = _quantise(data, bit_depth, units)
     if alpha is not None:  # alpha fills its type's range, whatever the colour values' units
         data[..., -1] = _quantise(alpha, bit_depth)
+    dpi = None if density is None else density.for_size(*data.shape[1:3])
 
     def write(tmp: str) -> None:
         if fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
-            write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile)
+            write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile,
+                       dpi=None if dpi is None else (dpi.x, dpi.y))
         elif fmt == "png" and bit_depth == 16:
             import png
 
@@ -712,15 +776,19 @@ def write_frames(
             writer = png.Writer(w, h, greyscale=c < 3, alpha=c in (2, 4), bitdepth=16)
             with open(tmp, "wb") as fh:
                 chunks = list(png.Reader(bytes=_png16_bytes(writer, data[0].reshape(h, w * c))).chunks())
-                if icc_profile:  # iCCP goes before the image data
-                    at = next(i for i, (kind, _) in enumerate(chunks) if kind in (b"PLTE", b"IDAT"))
+                at = next(i for i, (kind, _) in enumerate(chunks) if kind in (b"PLTE", b"IDAT"))
+                if icc_profile:  # iCCP and pHYs go before the image data
                     chunks.insert(at, (b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
+                if dpi is not None:  # pixels per metre, unit 1 (the metre)
+                    chunks.insert(at, (b"pHYs", struct.pack(">IIB", round(dpi.x / 0.0254), round(dpi.y / 0.0254), 1)))
                 png.write_chunks(fh, chunks)
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
             extra: dict[str, Any] = {"quality": 95} if fmt == "jpeg" else {}
             if icc_profile and fmt in ("png", "jpeg"):
                 extra["icc_profile"] = icc_profile
+            if dpi is not None:  # JPEG's JFIF density is whole dots per inch
+                extra["dpi"] = (round(dpi.x), round(dpi.y)) if fmt == "jpeg" else (dpi.x, dpi.y)
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **extra)
 
     return write_atomically(path, write)

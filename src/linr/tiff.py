@@ -287,11 +287,12 @@ def _ome_metadata(tif: Any) -> dict[str, Any]:
 
 
 def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffLayout | None,
-               icc_profile: bytes | None = None) -> None:
+               icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None) -> None:
     """Write ``data`` (N, H, W, S) of N images (N = 1: one image; S = channels, plus alpha last
     when ``alpha``) in the layout of an input (None: a plain TIFF). Plain TIFF stores channels
     as samples of each pixel (RGB when there are three, ``ExtraSamples`` marking alpha), one page
-    per image; ImageJ and OME keep their metadata, and store channels as planes."""
+    per image; ImageJ and OME keep their metadata, and store channels as planes. ``dpi``: (x, y)
+    pixels per inch, written when the layout has no resolution of its own (a PNG's or JPEG's)."""
     import tifffile
 
     frames, height, width, samples = data.shape
@@ -306,6 +307,8 @@ def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffL
         options["resolution"] = layout.resolution
         if layout.resolution_unit is not None:
             options["resolutionunit"] = layout.resolution_unit
+    elif dpi is not None:
+        options["resolution"], options["resolutionunit"] = tuple(dpi), 2  # inch
     if style == "plain":
         rgb = channels == 3
         if alpha:

@@ -681,8 +681,9 @@ class JobRunner:
         bit_depth = 8 if depth == 8 else 16  # a float input is written as a 16-bit PNG
         alpha = next((info.alpha for info in prepared.infos if info.alpha is not None), None)
         profile = next((info.icc_profile for info in prepared.infos if info.icc_profile), None)
+        density = next((info.density for info in prepared.infos if info.density), None)
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=alpha,
-                           icc_profile=profile)
+                           icc_profile=profile, density=density)
         metrics = None
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None

@@ -58,6 +58,8 @@ class Prepared:
     """A TIFF input's layout and metadata (:class:`~linr.tiff.TiffLayout`)."""
     icc_profile: bytes | None = None
     """The input's colour profile, written into the output."""
+    density: Any = None
+    """The input's pixels per inch (:class:`~linr.images.Density`), written into the output."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -101,7 +103,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     )
     out = output_info(infos)
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
-                    out.icc_profile)
+                    out.icc_profile, out.density)
 
 
 _WORKER_DEVICE: str | None = None
@@ -255,7 +257,8 @@ def finish(
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
     # that was killed between writing it and recording it.
     write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha,
-                value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile, force=True,
+                value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
+                density=prep.density, force=True,
                 protect=job.inputs)
     run["time_s"] = round(time.perf_counter() - prep.started, 3)
     return {
