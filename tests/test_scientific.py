@@ -144,6 +144,11 @@ def test_a_given_range_maps_12_bit_data_and_the_output_stays_in_it(tmp_path, cap
     unit, _, _ = _read(tmp_path / "b.tif")
     assert raw.dtype == np.uint16 and raw.max() <= 4095
     assert np.abs(raw.astype(np.int64) - np.round(unit * 4095).astype(np.int64)).max() <= 1
+    # a range well inside the data (the values past it are what the user leaves out): clipped to it
+    argv = ["restore", "--noisy", str(tmp_path / "raw.tif"), "--range", "0:1000", "-o", str(tmp_path / "c.tif")]
+    assert main([*argv, *TINY]) == 0
+    assert "values lie outside the range and are clipped to it" in capsys.readouterr().err
+    assert _read(tmp_path / "c.tif")[0].max() <= 1000
 
 
 def test_a_stack_restored_frame_by_frame(tmp_path, capsys):

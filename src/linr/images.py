@@ -61,13 +61,15 @@ class ValueRange:
     high: float
     rule: str
     """'dtype' (an integer type's full range), 'unit' (floats taken as they are), 'data' (from 0,
-    or the minimum when negative, to the maximum of the data), 'given' (by the user)."""
+    or the minimum when negative, to the maximum of the data), 'given' (by the user: values
+    outside it are clipped to it, as the user said what matters)."""
 
     def to_unit(self, values: np.ndarray) -> np.ndarray:
-        """Stored values -> float32 on the fit's scale."""
-        if (self.low, self.high) == (0.0, 1.0):
+        """Stored values -> float32 on the fit's scale (a given range's outside clipped to [0, 1])."""
+        if (self.low, self.high) == (0.0, 1.0) and self.rule != "given":
             return np.asarray(values, dtype=np.float32)
-        return ((np.asarray(values, dtype=np.float64) - self.low) / (self.high - self.low)).astype(np.float32)
+        unit = (np.asarray(values, dtype=np.float64) - self.low) / (self.high - self.low)
+        return (np.clip(unit, 0.0, 1.0) if self.rule == "given" else unit).astype(np.float32)
 
     def from_unit(self, pixels: np.ndarray) -> np.ndarray:
         """The fit's scale -> stored values (float64)."""
