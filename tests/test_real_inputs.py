@@ -471,6 +471,13 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
             linr.restore([linr.noisy(image)], steps=2, seed=seed, refine="none")
     with pytest.raises(InputError, match="ensemble must be a whole number of members"):
         linr.restore([linr.noisy(image)], steps=2, ensemble=True)
+    for model in ("siren", {"width": 32}):
+        with pytest.raises(InputError, match="model must be a linr.ModelConfig"):
+            linr.restore([linr.noisy(image)], steps=2, model=model)
+    for fields, message in (({"name": "sirne"}, "unknown model 'sirne'"), ({"width": 0}, "model width must be"),
+                            ({"depth": 2.5}, "model depth must be"), ({"omega_0": -1.0}, "model omega_0 must be")):
+        with pytest.raises(InputError, match=message):
+            linr.ModelConfig(**fields)
     for factor in (True, "4", 2.5):
         with pytest.raises(InputError, match="downsampling factor must be a positive integer"):
             linr.lowres(image, factor)

@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .errors import InputError
+
 __all__ = [
     "ModelConfig",
     "Siren",
@@ -106,6 +108,19 @@ class ModelConfig:
     """Octaves of the NeRF positional encoding (relu_pe only)."""
     gauss_scale: float = 10.0
     """``s`` of the Gaussian activation ``exp(-(s x)^2)`` (gauss only)."""
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_FAMILIES:
+            raise InputError(f"unknown model {self.name!r}; choose from {', '.join(MODEL_FAMILIES)}")
+        for field_name in ("width", "depth", "pe_frequencies"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < int(field_name != "pe_frequencies"):
+                raise InputError(f"model {field_name} must be a {'positive' if field_name != 'pe_frequencies' else 'non-negative'} "
+                                 f"whole number, got {value!r}")
+        for field_name in ("omega_0", "gauss_scale"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+                raise InputError(f"model {field_name} must be a positive number, got {value!r}")
 
 
 class Activation:

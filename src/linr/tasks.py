@@ -256,6 +256,9 @@ def resolve(
     defaults differ from ``preset="paper"``.
     """
     observations = check_observations(observations)
+    if model is not None and not isinstance(model, ModelConfig):
+        raise InputError(f"model must be a linr.ModelConfig (such as ModelConfig(name='siren', width=64)), "
+                         f"got {model!r}")
     wanted = open_blur_boundary(preset)
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
