@@ -58,6 +58,12 @@ class InlineBackend:
         return InlineBackend(task=task)
 
 
+WORKER_DIED = ("worker process died (killed or out of memory; from a Python script, also when the "
+               "script lacks an 'if __name__ == \"__main__\":' guard around its work, which the "
+               "spawned workers re-run on start)")
+"""What a fit lost with its worker says."""
+
+
 class PoolBackend:
     """``workers`` processes (spawned: safe with torch and CUDA); GPU ``devices`` are handed out
     one per worker, round robin when there are more workers than GPUs."""
@@ -99,7 +105,7 @@ class PoolBackend:
             except BrokenProcessPool:
                 # A worker died (killed, out of memory, crashed in native code): every fit in
                 # flight is lost with it. Record them as failed and start a fresh pool.
-                results.append((future, {"error": "worker process died (killed or out of memory)"}))
+                results.append((future, {"error": WORKER_DIED}))
                 if future in self._current:
                     self._discard(abort=True)
             self._current.discard(future)
