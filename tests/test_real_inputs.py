@@ -294,6 +294,23 @@ def test_degrade_refuses_a_mask_that_keeps_nothing(tmp_path, capsys, clean):
     assert not (tmp_path / "h.png").exists() and not (tmp_path / "h_mask.png").exists()
 
 
+def test_degrade_keep_of_a_transparent_image_makes_its_holes_transparent(tmp_path, capsys, clean):
+    """An RGBA image degraded with --keep: the holes are transparent in the output's alpha (its
+    own transparent pixels stay so), so that ``restore --masked`` finds every hole."""
+    from linr.images import read_mask
+
+    alpha = np.ones(clean.shape[:2], np.float32)
+    alpha[:4, :4] = 0.0
+    rgba = (np.concatenate([clean, alpha[..., None]], axis=2) * 255).round().astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = run_ok(capsys, ["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "d.png"), "--keep", "0.5"])
+    assert "holes are transparent" in out.out
+    kept = read_mask(tmp_path / "d_mask.png")
+    written = np.asarray(Image.open(tmp_path / "d.png"))[..., 3]
+    assert np.array_equal(written > 0, kept & (alpha > 0))
+    assert np.array_equal(read_mask(tmp_path / "d.png"), kept & (alpha > 0))  # what --masked reads
+
+
 def test_size_messages_are_width_by_height(clean):
     with pytest.raises(InputError, match=r"noisy -> 30x20, noisy -> 30x30; width x height"):
         linr.restore([linr.noisy(clean[:20]), linr.noisy(clean)], steps=1)

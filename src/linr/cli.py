@@ -7,6 +7,7 @@ file written. Set ``LINR_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -740,6 +741,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
                              f"{args.seed}); use a larger fraction")
         out_img = image * mask[..., None]
         what = f"Bernoulli mask keeping {mask.mean():.1%}"
+        if info.alpha is not None:  # the holes transparent too, as --masked reads an image's holes
+            info = dataclasses.replace(info, alpha=info.alpha * mask.astype(np.float32))
+            what += "; its holes are transparent in the output's alpha"
     else:
         sigma = simulate.DEBLUR_NOISE_SIGMA if args.blur_noise is None else args.blur_noise
         try:
