@@ -71,6 +71,33 @@ def test_the_layout_linr_degrade_keep_writes_restores(tmp_path, capsys):
     assert "2 images: 0 to restore, 2 already done" in capsys.readouterr().out
 
 
+def test_masked_without_mask_or_alpha_stops_before_anything_is_created(tmp_path, capsys):
+    """--task masked with no --mask, on images none of which has alpha to mark holes: one line
+    naming the masks beside them, before the output folder exists; an image with alpha is enough
+    to go on (its holes are its transparent pixels)."""
+    from PIL import Image
+
+    holes = tmp_path / "holes"
+    assert main(["degrade", str(_write(tmp_path / "a.png", _image(0))), "-o", str(holes / "a.png"), "--keep", "0.5"]) == 0
+    out = tmp_path / "restored"
+    capsys.readouterr()
+    assert main(["batch", str(holes), "--task", "masked", "-o", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "none of its 2 images has an alpha channel" in err and f"--mask {holes}" in err and not out.exists()
+    rgba = (np.concatenate([_image(1), np.ones((16, 16, 1))], axis=2) * 255).astype(np.uint8)
+    rgba[:4, :4, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(holes / "b.png")
+    (holes / "a_mask.png").unlink()
+    assert main(["batch", str(holes), "--task", "masked", "-o", str(out), *FAST]) == 4  # a.png alone fails
+    records = _manifest(out)
+    assert records["b"]["status"] == "done" and records["a"]["status"] == "failed"
+
+
+def _write(path: Path, image: np.ndarray) -> Path:
+    write_image(path, image)
+    return path
+
+
 def test_an_image_without_its_mask_in_the_shared_folder_is_named(tmp_path, capsys):
     holes = tmp_path / "holes"
     holes.mkdir()

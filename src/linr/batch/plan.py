@@ -209,6 +209,21 @@ def _auxiliary(
     return {s: str(index[s]) if s in index else None for s in stems}
 
 
+def _may_hold_alpha(path: Path) -> bool:
+    """Whether an image file has (or may have) an alpha channel, from its header: Pillow's mode or
+    transparency, a TIFF's extra samples; True when the header cannot say (the image's own read
+    will)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            if img.format == "TIFF":
+                return bool(img.tag_v2.get(338))  # ExtraSamples
+            return "A" in img.mode or "a" in img.mode or "transparency" in img.info
+    except Exception:  # noqa: BLE001 - a header Pillow cannot read
+        return True
+
+
 def _has_suffix(path: Path, suffix: str) -> bool:
     return path.stem.endswith(suffix) and len(path.stem) > len(suffix)
 
@@ -275,6 +290,13 @@ def plan_jobs(
             raise InputError(f"--{kind} {observations[kind]}: every file it matches is a mask, kernel "
                              "or reference")
         groups[f"--{kind}"] = _by_stem(kept, what=f"--{kind}")
+        if kind == "masked" and mask is None and not any(_may_hold_alpha(f) for f in kept):
+            marked = [f.name for f in kept if f.stem.endswith("_mask")]
+            raise InputError(
+                f"{labels.get(kind, '--masked')} {observations[kind]}: none of its {len(kept)} images has an "
+                "alpha channel to mark its holes; give --mask (one file, or a folder or glob of x_mask.png "
+                "named like the images)" + (f"; it holds masks such as {marked[0]}: --mask {observations[kind]}"
+                                             if marked else ""))
     stems = pair_by_stem(groups)
     masks = _auxiliary(mask, aux_files.get("--mask"), stems, what="--mask", strip=("_mask",))
     refs = _auxiliary(reference_dir, aux_files.get("--reference-dir"), stems, what="--reference-dir",
