@@ -199,6 +199,9 @@ def test_cli_bench_errors_are_one_line(tmp_path: Path) -> None:
 def test_unknown_method_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown method"):
         run_bench(tables=["2"], data=DATA, out=tmp_path, methods=["LINR", "waifu2x"], device="cpu")
+    with pytest.raises(InputError, match="--images: baby not in the chosen tables' images"):  # set9's table
+        run_bench(tables=["1"], data=DATA, out=tmp_path, images=["baby"], device="cpu")
+    assert not (tmp_path / "report.md").exists()
 
 
 def test_full_size_bicubic_reproduces_the_papers_number(tmp_path: Path) -> None:

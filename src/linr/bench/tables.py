@@ -101,6 +101,12 @@ def run_bench(
 
     _check_methods(methods, chosen, "unknown method(s) {} for the chosen tables")
     _check_methods(exclude, TABLES, "--exclude: unknown method(s) {}")
+    if images:
+        names = sorted({Path(p).stem for table in chosen for p in table.images})
+        unknown = [n for n in images if n not in names]
+        if unknown:
+            raise InputError(f"--images: {', '.join(unknown)} not in the chosen tables' images "
+                             f"({', '.join(names)})")
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
