@@ -204,10 +204,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      "fit as the pilot and made to reproduce the low-res view exactly, and the fit's image, the "
                      "filtered one and the projected one blended by the pixels the fit held out, --refine)")
     elif dropped:
+        network = "" if model is not None else (
+            ", and the fit is the paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot "
+            "(slower)")
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again "
-                     "with the fit as the pilot, --refine), and the fit is the paper's SIREN 7x256 "
-                     "rather than the refinement's narrow 7x64 pilot: slower, and lower in PSNR (the "
+                     f"with the fit as the pilot, --refine){network}; the image is lower in PSNR (the "
                      "refinement added 0.56-0.97 dB on the benchmark crops, BENCHMARKS.md)")
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError("a stop rule with an average of iterates returns an image no single model "
