@@ -311,6 +311,20 @@ def test_degrade_keep_of_a_transparent_image_makes_its_holes_transparent(tmp_pat
     assert np.array_equal(read_mask(tmp_path / "d.png"), kept & (alpha > 0))  # what --masked reads
 
 
+def test_options_that_contradict_each_other_are_said(tmp_path, capsys, clean):
+    """--stop fixed:N beside another --steps is a note saying which ends the fit; an uncertainty
+    map as JPEG, and metrics --task without the paper's convention, are one-line errors."""
+    write_image(tmp_path / "a.png", clean)
+    base = ["restore", "--noisy", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--width", "8",
+            "--depth", "1", "--device", "cpu", "--force"]
+    assert "--stop fixed:3 ends the fit before --steps 6 would: 3 steps" in run_ok(capsys, base + ["--stop", "fixed:3", "--steps", "6"]).err
+    assert "--steps 2 ends the fit before --stop fixed:5 would" in run_ok(capsys, base + ["--steps", "2", "--stop", "fixed:5"]).err
+    err = run_err(capsys, base + ["--steps", "2", "--ensemble", "2", "--uncertainty", str(tmp_path / "u.jpg")])
+    assert "write it as .tif (float32) or .png (16-bit)" in err and not (tmp_path / "u.jpg").exists()
+    err = run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "o.png"), "--task", "deblur"])
+    assert "--task deblur applies to --convention paper only" in err
+
+
 def test_size_messages_are_width_by_height(clean):
     with pytest.raises(InputError, match=r"noisy -> 30x20, noisy -> 30x30; width x height"):
         linr.restore([linr.noisy(clean[:20]), linr.noisy(clean)], steps=1)

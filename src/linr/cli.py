@@ -139,6 +139,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
+    from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, measured_noise, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         tile_grid)
 
@@ -164,6 +165,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         others = [args.output] + [p for p in (args.report, args.save_model) if p]
         if any(Path(args.uncertainty).resolve() == Path(t).resolve() for t in others):
             raise InputError(f"--uncertainty {args.uncertainty}: names another output of this run")
+        if not args.uncertainty.lower().endswith((".tif", ".tiff", ".png")):
+            raise InputError(f"--uncertainty {args.uncertainty}: write it as .tif (float32) or .png "
+                             "(16-bit); JPEG and BMP round a spread of a few hundredths to 8 bits")
         check_output_path(args.uncertainty, force=args.force, protect=protect, channels=out.channels,
                           frames=len(scenes))
     if args.save_model:
@@ -179,6 +183,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
                      refine=args.refine, keep_model=keep_model, stop=args.stop)
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
+    if isinstance(rule, FixedSteps) and args.steps is not None and rule.steps != args.steps:
+        first, then = (f"--stop fixed:{rule.steps}", f"--steps {args.steps}") if rule.steps < args.steps \
+            else (f"--steps {args.steps}", f"--stop fixed:{rule.steps}")
+        notes.append(f"{first} ends the fit before {then} would: {min(rule.steps, args.steps)} steps")
     resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=args.register)  # a bad one: now
     dropped = resolve_refine(None, obs, preset=args.preset, register=args.register) \
         if keep_model and args.refine is None else None
@@ -797,6 +805,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                          f"with {img.shape[2]}")
     if args.convention == "paper" and (args.y or args.crop):
         raise InputError("--y and --crop apply to the standard convention only")
+    if args.task is not None and args.convention != "paper":
+        raise InputError(f"--task {args.task} applies to --convention paper only (the standard convention "
+                         "measures every task alike; --y for PSNR on Y)")
     if args.y and ref.shape[2] != 3:
         raise InputError("--y needs RGB images")
     try:
