@@ -175,6 +175,13 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     assert linr.restore_cost(small, device="cpu", steps=10) is None
     monkeypatch.setattr(forecast, "available_memory", lambda: 2**20)
     assert linr.restore_cost(small, device="cpu", steps=10).startswith("warning: the refinement after the fit needs")
+    # a short fit before a long refinement (SR x3 of a 100-px photo: seconds of fit, a minute of
+    # grouped-views) is announced, the refinement's time in the line
+    monkeypatch.setattr(forecast, "available_memory", lambda: 2**40)
+    monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: forecast.RefineCost(75.0, 1, None))
+    line = linr.restore_cost([linr.lowres(np.zeros((100, 100, 3), np.float32), 3)], device="cpu", steps=5,
+                             model=linr.ModelConfig(width=32, depth=2))
+    assert line is not None and "5 steps restoring 300x300" in line and "then about 75 s to refine" in line
 
 
 def test_the_forecast_says_where_the_pilot_usually_stops_only_where_measured(one_thread):

@@ -59,7 +59,12 @@ GFLOP/s on 4096 pixels, 65 on 16384 and 60 on 65536 here (one thread); a 284-px 
 default pilot took 0.25 s per step where 4096 pixels predicted 0.15-0.16."""
 
 LONG_FIT_SECONDS = 30.0
-"""A fit (or, on another device, a refinement) estimated at least this long is announced."""
+"""A restoration (its fits and refinements; on another device its refinement) estimated at least
+this long is announced."""
+
+REFINE_TIMED_FROM_PIXELS = 64 * 64
+"""A refinement is timed (:func:`refine_cost`, a fraction of a second) for the announcement only on
+images of at least this many pixels; below, it takes seconds."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +232,19 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     channels, operator = observations[0].channels, observations[0].operator
     warning = None if refine is None else _memory_warning(refine_memory(refine, h, w, channels, operator=operator))
 
-    def refining() -> RefineCost | None:  # timed only where a line will be said
-        return None if refine is None else refine_cost(refine, h, w, channels, chooses=chooses, operator=operator)
+    timed: list[RefineCost | None] = []
+
+    def refining() -> RefineCost | None:  # timed only where a line may be said, once
+        if not timed:
+            timed.append(None if refine is None else refine_cost(refine, h, w, channels, chooses=chooses,
+                                                                 operator=operator))
+        return timed[0]
+
+    def refine_wall() -> float:  # the refinement's estimated wall seconds (0 when not worth timing)
+        if refine is None or h * w < REFINE_TIMED_FROM_PIXELS:
+            return 0.0
+        after = refining()
+        return 0.0 if after is None else after.seconds / after.threads
 
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
@@ -245,15 +261,15 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         return plan_tiles(observations, config, grid, stack=stack, whole_output_every_step=watched,
                           flops_per_second=flops_per_second)
 
-    if estimate(5e10).seconds < LONG_FIT_SECONDS / 3:
-        return warning
+    if estimate(5e10).seconds < LONG_FIT_SECONDS / 3 and refine_wall() < LONG_FIT_SECONDS:
+        return warning  # a short fit and a short refinement
     try:
         throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
                                         precision=config.precision, pixels=THROUGHPUT_PIXELS)
     except ValueError:
         return warning  # an unavailable precision: the fit itself says so in one line
     est = estimate(throughput)
-    if est.seconds < LONG_FIT_SECONDS:
+    if est.seconds * frames * members + refine_wall() * frames < LONG_FIT_SECONDS:
         return warning
     count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
     where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
