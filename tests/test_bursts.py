@@ -160,8 +160,8 @@ def test_the_cli_reports_the_weights_and_one_line_of_noise_estimates(tmp_path, c
     lines = [line for line in err.splitlines() if "weighed by their measured noise" in line]
     assert len(lines) == 1, err
     entries = json.loads(report.read_text())["settings"]["observations"]
-    for entry in entries:
-        assert f"sigma {entry['weight_from_sigma']:.1f} -> {entry['weight']:.3g}" in lines[0]
+    for k, entry in enumerate(entries):  # each frame named beside its level
+        assert f"shot{k}.png sigma {entry['weight_from_sigma']:.1f} -> {entry['weight']:.3g}" in lines[0]
     assert entries[2]["weight"] < entries[0]["weight"] / 10
     # photon noise estimated on each of several frames: one line for the burst, not one per frame
     for k in range(3):

@@ -227,7 +227,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the automatic stop returns the model's best single "
                      "iterate (without them it returns the mean of the last 40 iterates, about "
                      "0.25 dB better on the crops measured)")
-    weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset))
+    weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset),
+                               names=[info.path for info in scenes[0][1]])
     if weights:
         notes.append(weights)
     shape = clean_shape(obs)

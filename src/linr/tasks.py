@@ -875,12 +875,16 @@ def _record_measured_noise(settings: dict[str, Any], observations: Sequence[Obse
             entry["weight_from_sigma"] = round(sigma, 3)
 
 
-def describe_weights(resolved: Sequence[Observation], sigmas: Sequence[float | None]) -> str | None:
-    """One line on weights set by measured noise (``sigmas`` from :func:`measured_noise`), or None."""
-    pairs = [(s, o.weight) for o, s in zip(resolved, sigmas) if s is not None]
+def describe_weights(resolved: Sequence[Observation], sigmas: Sequence[float | None],
+                     names: Sequence[str] | None = None) -> str | None:
+    """One line on weights set by measured noise (``sigmas`` from :func:`measured_noise`), or None;
+    ``names``: the observations' files, named beside their levels (a glob that also caught an
+    earlier output, nearly noise-free, shows which file takes the weight)."""
+    named = names if names is not None and len(names) == len(resolved) else [None] * len(resolved)
+    pairs = [(n, s, o.weight) for o, s, n in zip(resolved, sigmas, named) if s is not None]
     if not pairs:
         return None
-    shown = ", ".join(f"sigma {s:.1f} -> {w:.3g}" for s, w in pairs)
+    shown = ", ".join(f"{'' if n is None else f'{n} '}sigma {s:.1f} -> {w:.3g}" for n, s, w in pairs)
     return (f"noisy frames weighed by their measured noise (inverse variance; equal levels would "
             f"keep the kind's weight): {shown}")
 
