@@ -59,7 +59,8 @@ def _build_restore(sub: Any) -> None:
                    help="input values LO..HI (the inputs' units) map to the fit's [0, 1]; auto: "
                    "from 0 (or the minimum, when negative) to the maximum of the data; default: "
                    "uint8/uint16 by their full range, floats as they are when on [0, 1], else "
-                   "auto. A TIFF output is written back in the inputs' units")
+                   "auto. A TIFF output is written back in the inputs' units. A negative LO needs "
+                   "the = form: --range=-100:3000")
     add_fit_options(p)
     from .registration import TRANSFORMS
 

@@ -162,6 +162,9 @@ class Profile:
         if images is not None:
             p = replace(p, images={"*": tuple(images)}, ablation_images=tuple(images))
             notes.append(f"--images: only {', '.join(images)}")
+        if notes != list(self.deviations):  # the profile's own description no longer holds as it says
+            p = replace(p, description=f"{p.description} (this run's options change it: see the "
+                                       "deviations, and the crop and steps below)")
         return replace(p, deviations=tuple(notes))
 
 
