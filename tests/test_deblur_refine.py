@@ -97,6 +97,19 @@ def test_explain_blurred_with_free_edges_is_the_valid_convolution_solution(shape
             np.testing.assert_allclose(x[..., c], want.reshape(eh, ew)[top:top + h, left:left + w], atol=2e-5)
     with pytest.raises(ValueError, match="edges"):
         explain_blurred(estimate, photo, Blur(kernel), sigma, level, edges="mirror")
+    # an extension given: the extended estimate is it beyond the frame, the estimate within
+    extension = rng.random((eh, ew, 2))
+    x, _ = explain_blurred(estimate, photo, Blur(kernel, boundary="circular"), sigma, level, edges="free",
+                           extension=extension)
+    for c in range(2):
+        z = extension[..., c].copy()
+        z[top:top + h, left:left + w] = estimate[..., c]
+        want = np.linalg.solve(a.T @ a + weight * np.eye(eh * ew), a.T @ photo[..., c].ravel() + weight * z.ravel())
+        np.testing.assert_allclose(x[..., c], want.reshape(eh, ew)[top:top + h, left:left + w], atol=2e-5)
+    with pytest.raises(ValueError, match="extended by the kernel's reach"):
+        explain_blurred(estimate, photo, Blur(kernel), sigma, level, edges="free", extension=extension[1:])
+    with pytest.raises(ValueError, match="free edges"):
+        explain_blurred(estimate, photo, Blur(kernel), sigma, level, edges="operator", extension=extension)
 
 
 @pytest.mark.parametrize("kernel_shape", [(5, 3), (4, 6)])
@@ -146,6 +159,13 @@ def test_free_edges_keep_the_border_of_a_crop_of_a_larger_scene():
     assert error(solved["free"], band) < min(error(estimate, band), 0.75 * error(solved["operator"], band))
     assert abs(error(solved["free"], ~band) - error(solved["operator"], ~band)) < 0.002
     assert error(solved["free"], ~band) < 0.7 * error(estimate, ~band)
+    # drawn to the scene beyond the frame (what an extended fit estimates) rather than the
+    # estimate mirrored: the border band closer still, the inside as good
+    truth = scene[24 - 7:72 + 7, 24 - 7:72 + 7]
+    known, _ = explain_blurred(estimate, photo, Blur(kernel, boundary="reflect"), 0.01, 0.1, edges="free",
+                               extension=ndimage.gaussian_filter(truth, (1.5, 1.5, 0)))
+    assert error(known, band) < 0.9 * error(solved["free"], band)
+    assert error(known, ~band) < error(solved["free"], ~band) + 0.002
 
 
 def test_grouped_deblur_chooses_its_edges_by_the_blur():
@@ -169,6 +189,12 @@ def test_grouped_deblur_chooses_its_edges_by_the_blur():
     assert asked.describe()["edges"] == "free" and asked.describe()["solved"]["solver"] == "cg"
     with pytest.raises(ValueError, match="edges"):
         GroupedDeblur(edges="mirrored")
+    extension = rng.random((28, 28, 1))  # the frame extended by the 5 x 5 kernel's reach
+    with pytest.raises(ValueError, match="an extension goes with free edges"):
+        GroupedDeblur(passes=1)(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary="circular"), 0.01, extension=extension)
+    drawn = GroupedDeblur(passes=1)(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary="reflect"), 0.01,
+                                    extension=extension)
+    assert drawn.shape == photo.shape and not np.allclose(drawn, refiner(photo, photo, Blur(gaussian_kernel(5, 1.0)), 0.01))
 
 
 def test_explain_blurred_says_when_it_stops_short(monkeypatch):

@@ -79,7 +79,8 @@ def solver_for(operator: Any, edges: str) -> str:
 
 
 def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur", sigma: float,
-                    level: float, edges: str = "operator") -> tuple[np.ndarray, dict[str, Any]]:
+                    level: float, edges: str = "operator",
+                    extension: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The image (float32 (H, W, C), unclipped) nearest ``estimate`` (H, W, C) that explains the
     ``blurred`` photo (H, W, C) through ``operator`` with noise std ``sigma`` when the estimate is
     believed to within ``level`` (module docstring; both on one scale, positive), and what the
@@ -88,16 +89,21 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     ``n`` the most iterations a channel took; ``c`` False when :data:`MAX_ITERATIONS` ended one
     above :data:`TOLERANCE`). ``edges`` (:data:`EDGES`): ``"operator"`` blurs by the operator's
     boundary rule; ``"free"`` assumes nothing beyond the frame (module docstring; conjugate
-    gradients, whatever the operator's rule). The channels are solved one at a time (the equations
-    do not mix them). MemoryError when torch cannot allocate what a solve needs."""
+    gradients, whatever the operator's rule). ``extension`` (free edges only): an image of the frame
+    extended by the kernel's reach (``(H + kh - 1, W + kw - 1, C)``, such as the extended fit's),
+    whose pixels beyond the frame the solve starts at and is drawn to instead of the estimate
+    mirrored. The channels are solved one at a time (the equations do not mix them). MemoryError
+    when torch cannot allocate what a solve needs."""
     if not (sigma > 0 and level > 0):
         raise ValueError(f"sigma {sigma}, level {level}: both must be positive")
     check_edges(edges)
+    if extension is not None and edges != "free":
+        raise ValueError("an extension is what free edges are drawn to; edges is " + repr(edges))
     weight = (sigma / level) ** 2
     try:
         z, y = _tensor(estimate), _tensor(blurred)
         if edges == "free":
-            return _explain_free(z, y, operator, weight)
+            return _explain_free(z, y, operator, weight, None if extension is None else _tensor(extension))
         if solver_for(operator, edges) == "fft":
             h, w = z.shape[-2:]
             otf = operator._otf((h, w), z.device, torch.float64)
@@ -168,16 +174,24 @@ def _conjugate_gradients(blur: Callable[[torch.Tensor], torch.Tensor], z: torch.
     return x, {"iterations": iterations, "residual": float(f"{relative:.3g}"), "converged": bool(rs <= TOLERANCE * start)}
 
 
-def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur",
-                  weight: float) -> tuple[np.ndarray, dict[str, Any]]:
+def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur", weight: float,
+                  extension: torch.Tensor | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`explain_blurred` with ``edges="free"`` ((1, C, H, W) float64 tensors): per channel,
     conjugate gradients on the image extended by the kernel's reach, started at (and drawn to) the
-    estimate extended by mirroring (numpy's symmetric padding, which also covers a kernel larger
-    than the image); the photo's frame of the result."""
+    estimate extended by ``extension``'s pixels beyond the frame, or by mirroring (numpy's
+    symmetric padding, which also covers a kernel larger than the image); the photo's frame of
+    the result."""
     kh, kw = operator.kernel.shape
     top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
     h, w = z.shape[-2:]
-    extended = np.pad(z.numpy(), ((0, 0), (0, 0), (top, kh - 1 - top), (left, kw - 1 - left)), mode="symmetric")
+    if extension is None:
+        extended = np.pad(z.numpy(), ((0, 0), (0, 0), (top, kh - 1 - top), (left, kw - 1 - left)), mode="symmetric")
+    else:
+        if tuple(extension.shape) != (*z.shape[:2], h + kh - 1, w + kw - 1):
+            raise ValueError(f"extension of shape {tuple(extension.shape[-2:])}: the frame {h}x{w} extended by "
+                             f"the kernel's reach is {h + kh - 1}x{w + kw - 1}")
+        extended = extension.numpy().copy()
+        extended[..., top:top + h, left:left + w] = z.numpy()  # the frame: the estimate's own
     z = torch.from_numpy(extended)
     blur = _fft_blur(operator, mirrored=False)
     weights = torch.full(z.shape[-2:], weight * EXTENSION_WEIGHT, dtype=torch.float64)

@@ -812,17 +812,22 @@ class GroupedDeblur(_FallingLevels):
     def describe(self) -> dict[str, Any]:
         return {**self.schedule(), "edges": self.used_edges, "solved": self.solved}
 
-    def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float) -> np.ndarray:
+    def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,
+                 extension: np.ndarray | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
-        (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale)."""
+        (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale). ``extension``: with
+        free edges, the fit's image of the frame extended by the kernel's reach, what every data
+        step draws the pixels beyond the frame to (:func:`linr.deconvolution.explain_blurred`)."""
         from .deconvolution import combined_solves, explain_blurred
 
         photo = np.asarray(photo, np.float64)
         reports: list[dict[str, Any]] = []
         self.used_edges = edges = self.edges_for(operator)
+        if extension is not None and edges != "free":
+            raise ValueError(f"an extension goes with free edges; this photo's data step uses {edges!r}")
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
-            x, done = explain_blurred(x, photo, operator, sigma, level, edges)
+            x, done = explain_blurred(x, photo, operator, sigma, level, edges, extension)
             reports.append(done)
             self.solved = combined_solves(reports)  # over the passes so far
             return x
