@@ -387,3 +387,17 @@ def test_an_empty_input_folder_is_named_as_given(tmp_path, capsys):
     code = main(["batch", str(tmp_path / "empty"), "--task", "noisy", "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and f"INPUT {tmp_path / 'empty'}: matches no files" in err and "--noisy" not in err
+
+
+def test_each_output_format_follows_its_input_content_not_its_name(tmp_path):
+    """With no --format, an output is a TIFF where its input is one by content: a TIFF named .png
+    (16 bits, 5 channels a PNG cannot hold) gets a .tif, a PNG named .tif a .png."""
+    import tifffile
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "scan.png", (np.random.default_rng(0).random((16, 16, 5)) * 65535).astype(np.uint16))
+    write_image(tmp_path / "photo.png", _image(0))
+    (tmp_path / "photo.png").rename(folder / "photo.tif")
+    jobs = plan_jobs({"noisy": str(folder)}, output_dir=tmp_path / "out", suffix=None)
+    assert {Path(j.output).name for j in jobs} == {"scan.tif", "photo.png"}

@@ -47,7 +47,7 @@ from .tiff import TiffLayout, read_tiff, write_tiff
 __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
            "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
            "write_frames", "write_atomically", "check_output_path", "check_new_file", "check_writable_folder", "written_bit_depth",
-           "keeps_units", "as_float_image", "output_notes", "WRITE_FORMATS"]
+           "keeps_units", "as_float_image", "output_notes", "WRITE_FORMATS", "Density", "is_tiff"]
 
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
@@ -263,7 +263,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     path = existing_file(path, "an image file")
     try:
         layout = None
-        if _is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
+        if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
         elif _png_bit_depth(path) == 16 and not _animated(path):
             arrays, alphas = [_read_png16(path)], [None]
@@ -304,7 +304,7 @@ def _animated(path: Path) -> bool:
         return img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1
 
 
-def _is_tiff(path: Path) -> bool:
+def is_tiff(path: Path) -> bool:
     """Whether a file is a TIFF (or BigTIFF) by its first bytes, whatever its name."""
     with open(path, "rb") as fh:
         return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -314,7 +314,7 @@ def _icc_profile(path: Path) -> bytes | None:
     """A file's embedded ICC colour profile (a TIFF's InterColorProfile tag, the others' as Pillow
     reads it), or None; never an error (the pixels were read)."""
     try:
-        if _is_tiff(path):
+        if is_tiff(path):
             import tifffile
 
             with tifffile.TiffFile(str(path)) as tif:

@@ -325,10 +325,16 @@ def plan_jobs(
 
 
 def _suffix_like(groups: dict[str, dict[str, Path | list[Path]]], stem: str) -> str:
-    """``.tif`` when the scene's first observation file is a TIFF, else ``.png``."""
+    """``.tif`` when the scene's first observation file is a TIFF (by its content, as it is read:
+    a TIFF named .png too), else ``.png``."""
+    from ..images import is_tiff
+
     first = next(groups[f"--{k}"][stem] for k in KINDS if f"--{k}" in groups)
     path = first if isinstance(first, Path) else first[0]
-    return ".tif" if path.suffix.lower() in (".tif", ".tiff") else ".png"
+    try:
+        return ".tif" if is_tiff(path) else ".png"
+    except OSError:  # unreadable: its own read fails in one line later
+        return ".tif" if path.suffix.lower() in (".tif", ".tiff") else ".png"
 
 
 def _as_input(found: Path | list[Path]) -> str | list[str]:
