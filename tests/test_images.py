@@ -253,6 +253,9 @@ def test_the_input_density_goes_into_every_output_scaled_to_its_size(tmp_path):
     deep = write_image(tmp_path / "deep.png", pixels, bit_depth=16, density=read_image(tmp_path / "scan.png")[1].density)
     with Image.open(deep) as im:
         assert deep.read_bytes()[24] == 16 and im.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert main(["degrade", str(tmp_path / "scan.png"), "-o", str(tmp_path / "holes.png"), "--keep", "0.5"]) == 0
+    with Image.open(tmp_path / "holes_mask.png") as im:  # the mask beside it too
+        assert im.info["dpi"] == pytest.approx((300, 300), abs=0.01)
     assert main(["restore", "--lowres", str(tmp_path / "scan.png"), "--factor", "2", "-o", str(tmp_path / "sr.png"),
                  "--save-model", str(tmp_path / "m.pt"), *tiny]) == 0
     assert main(["render", str(tmp_path / "m.pt"), "--scale", "0.5", "-o", str(tmp_path / "small.jpg")]) == 0
@@ -269,6 +272,19 @@ def test_the_input_density_goes_into_every_output_scaled_to_its_size(tmp_path):
     assert (density.x, density.y, density.size) == (150, 300, (16, 12))
     Image.fromarray(pixels).save(tmp_path / "plain.png")
     assert read_image(tmp_path / "plain.png")[1].density is None
+    camera = Image.Exif()
+    camera[0x010F] = "a camera"  # EXIF without a resolution: Pillow says 72 dpi, which nobody stored
+    Image.fromarray(pixels).save(tmp_path / "exif.jpg", exif=camera)
+    assert read_image(tmp_path / "exif.jpg")[1].density is None
+    from linr.images import Density
+
+    write_image(tmp_path / "dense.jpg", pixels, density=Density(70000.0, 70000.0, (12, 16)))  # past JFIF's 16 bits
+    assert "dpi" not in Image.open(tmp_path / "dense.jpg").info
+    turned16 = np.zeros((12, 16), np.uint16)  # a 16-bit PNG is read as stored (no EXIF turn): its density too
+    Image.fromarray(turned16).save(tmp_path / "turned16.png", dpi=(300, 150), exif=exif)
+    if Image.open(tmp_path / "turned16.png").getexif().get(0x0112) == 6:
+        image16, info16 = read_image(tmp_path / "turned16.png")
+        assert image16.shape[:2] == (12, 16) and (info16.density.x, info16.density.y) == (pytest.approx(300, abs=0.05), pytest.approx(150, abs=0.05))
 
 
 def test_compressed_and_bilevel_tiffs_are_read_as_pillow_reads_them(tmp_path):

@@ -309,6 +309,9 @@ def test_degrade_keep_of_a_transparent_image_makes_its_holes_transparent(tmp_pat
     written = np.asarray(Image.open(tmp_path / "d.png"))[..., 3]
     assert np.array_equal(written > 0, kept & (alpha > 0))
     assert np.array_equal(read_mask(tmp_path / "d.png"), kept & (alpha > 0))  # what --masked reads
+    out = run_ok(capsys, ["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "d.jpg"), "--keep", "0.5",
+                          "--mask-output", str(tmp_path / "j_mask.png")])
+    assert "transparent" not in out.out  # a JPEG holds no alpha: not claimed
 
 
 def test_options_that_contradict_each_other_are_said(tmp_path, capsys, clean):
@@ -509,6 +512,8 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
                             ({"depth": 2.5}, "model depth must be"), ({"omega_0": -1.0}, "model omega_0 must be")):
         with pytest.raises(InputError, match=message):
             linr.ModelConfig(**fields)
+    numpy = linr.ModelConfig(width=np.int64(16), depth=np.int32(2), omega_0=np.float32(30))  # as plain numbers
+    assert (numpy.width, numpy.depth, numpy.omega_0) == (16, 2, 30.0) and type(numpy.width) is int
     for factor in (True, "4", 2.5):
         with pytest.raises(InputError, match="downsampling factor must be a positive integer"):
             linr.lowres(image, factor)

@@ -144,11 +144,17 @@ def test_a_given_range_maps_12_bit_data_and_the_output_stays_in_it(tmp_path, cap
     unit, _, _ = _read(tmp_path / "b.tif")
     assert raw.dtype == np.uint16 and raw.max() <= 4095
     assert np.abs(raw.astype(np.int64) - np.round(unit * 4095).astype(np.int64)).max() <= 1
-    # a range well inside the data (the values past it are what the user leaves out): clipped to it
+    # a range well inside the data (the values past it are what the user leaves out): clipped
+    # half a range beyond it for the fit, and to it in the output
     argv = ["restore", "--noisy", str(tmp_path / "raw.tif"), "--range", "0:1000", "-o", str(tmp_path / "c.tif")]
     assert main([*argv, *TINY]) == 0
-    assert "values lie outside the range and are clipped to it" in capsys.readouterr().err
+    assert "values lie outside the range (kept up to half the range beyond it" in capsys.readouterr().err
     assert _read(tmp_path / "c.tif")[0].max() <= 1000
+    # noise spilling just past a given range is kept (clipping it would bias the means near black)
+    from linr.images import ValueRange
+
+    spill = ValueRange(0.0, 1.0, "given").to_unit(np.array([-0.2, 0.5, 1.3, 9.0]))
+    assert np.allclose(spill, [-0.2, 0.5, 1.3, 1.5])
 
 
 def test_a_stack_restored_frame_by_frame(tmp_path, capsys):

@@ -182,6 +182,12 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     line = linr.restore_cost([linr.lowres(np.zeros((100, 100, 3), np.float32), 3)], device="cpu", steps=5,
                              model=linr.ModelConfig(width=32, depth=2))
     assert line is not None and "5 steps restoring 300x300" in line and "then about 75 s to refine" in line
+    # below REFINE_TIMED_FROM_PIXELS a short fit's refinement is not timed (a sample deblurring
+    # solve took longer than the restore itself)
+    monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: pytest.fail("timed a small image's refinement"))
+    for small in (linr.lowres(np.zeros((64, 64, 3), np.float32), 3),
+                  linr.blurred(np.zeros((128, 128, 3), np.float32), gaussian_kernel(9, 1.6))):
+        assert linr.restore_cost([small], device="cpu", steps=2, model=linr.ModelConfig(width=8, depth=1)) is None
 
 
 def test_the_forecast_says_where_the_pilot_usually_stops_only_where_measured(one_thread):

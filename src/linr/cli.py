@@ -318,8 +318,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
         tiff = args.uncertainty.lower().endswith((".tif", ".tiff"))
-        write_frames(args.uncertainty, spreads, bit_depth=32 if tiff else 16, force=args.force,
-                     protect=protect + [args.output])
+        write_frames(args.uncertainty, spreads, bit_depth=32 if tiff else 16, density=out.density,
+                     force=args.force, protect=protect + [args.output])
         mean = sum(float(u.mean()) for u in spreads) / len(spreads)
         print(f"wrote {args.uncertainty} (the {args.ensemble} members' spread per pixel, 0-1 scale: "
               f"mean {mean:.4f}, largest {max(float(u.max()) for u in spreads):.4f})")
@@ -701,7 +701,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import simulate
-    from .images import check_output_path, output_notes, read_image, write_image
+    from .images import check_output_path, dropped_alpha, output_notes, read_image, write_image
     from .tasks import parse_kernel
 
     protect = [args.clean]
@@ -753,7 +753,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
                              f"{args.seed}); use a larger fraction")
         out_img = image * mask[..., None]
         what = f"Bernoulli mask keeping {mask.mean():.1%}"
-        if info.alpha is not None:  # the holes transparent too, as --masked reads an image's holes
+        if info.alpha is not None and dropped_alpha(args.output, info.alpha) is None:
+            # the holes transparent too, as --masked reads an image's holes (JPEG and BMP hold no alpha)
             info = dataclasses.replace(info, alpha=info.alpha * mask.astype(np.float32))
             what += "; its holes are transparent in the output's alpha"
     else:
@@ -768,7 +769,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
                 force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if mask_path is not None:
-        write_image(mask_path, mask.astype(np.float32), force=args.force, protect=protect)
+        write_image(mask_path, mask.astype(np.float32), density=info.density, force=args.force, protect=protect)
         print(f"wrote {mask_path} (white = observed)")
     return 0
 

@@ -62,9 +62,11 @@ LONG_FIT_SECONDS = 30.0
 """A restoration (its fits and refinements; on another device its refinement) estimated at least
 this long is announced."""
 
-REFINE_TIMED_FROM_PIXELS = 64 * 64
-"""A refinement is timed (:func:`refine_cost`, a fraction of a second) for the announcement only on
-images of at least this many pixels; below, it takes seconds."""
+REFINE_TIMED_FROM_PIXELS = 256 * 256
+"""After a short fit, the refinement is timed (:func:`refine_cost`: a sample run, up to seconds for
+``grouped-deblur``'s solve at the noise floor) for the announcement only on images of at least
+this many pixels; there a grouped refinement takes about half a minute or more on one thread
+(SR x3 to 300 x 300: 73 s estimated). Smaller ones are not announced for their refinement."""
 
 
 @dataclass(frozen=True)
@@ -261,8 +263,9 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         return plan_tiles(observations, config, grid, stack=stack, whole_output_every_step=watched,
                           flops_per_second=flops_per_second)
 
-    if estimate(5e10).seconds < LONG_FIT_SECONDS / 3 and refine_wall() < LONG_FIT_SECONDS:
-        return warning  # a short fit and a short refinement
+    if estimate(5e10).seconds * frames * members < LONG_FIT_SECONDS / 3 and \
+            refine_wall() * frames < LONG_FIT_SECONDS:
+        return warning  # short fits and a short refinement
     try:
         throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
                                         precision=config.precision, pixels=THROUGHPUT_PIXELS)

@@ -52,6 +52,12 @@ __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames"
 WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
 
+GIVEN_RANGE_SLACK = 0.5
+"""How far past a given range (``--range LO:HI``), as a fraction of it, values are kept: noise
+spilling past black or white is data (clipping it would bias the means there); values further out
+(a range well inside the data) are clipped to that, within what the fit reads as an image."""
+
+
 @dataclass(frozen=True)
 class ValueRange:
     """How stored values map to the [0, 1] scale the fit works on: ``low`` -> 0, ``high`` -> 1,
@@ -62,14 +68,18 @@ class ValueRange:
     rule: str
     """'dtype' (an integer type's full range), 'unit' (floats taken as they are), 'data' (from 0,
     or the minimum when negative, to the maximum of the data), 'given' (by the user: values
-    outside it are clipped to it, as the user said what matters)."""
+    more than :data:`GIVEN_RANGE_SLACK` of it beyond it are clipped to that, the noise that spills
+    just past it kept)."""
 
     def to_unit(self, values: np.ndarray) -> np.ndarray:
-        """Stored values -> float32 on the fit's scale (a given range's outside clipped to [0, 1])."""
+        """Stored values -> float32 on the fit's scale (a given range's far outside clipped to
+        [-GIVEN_RANGE_SLACK, 1 + GIVEN_RANGE_SLACK])."""
         if (self.low, self.high) == (0.0, 1.0) and self.rule != "given":
             return np.asarray(values, dtype=np.float32)
         unit = (np.asarray(values, dtype=np.float64) - self.low) / (self.high - self.low)
-        return (np.clip(unit, 0.0, 1.0) if self.rule == "given" else unit).astype(np.float32)
+        if self.rule == "given":
+            unit = np.clip(unit, -GIVEN_RANGE_SLACK, 1.0 + GIVEN_RANGE_SLACK)
+        return unit.astype(np.float32)
 
     def from_unit(self, pixels: np.ndarray) -> np.ndarray:
         """The fit's scale -> stored values (float64)."""
@@ -262,7 +272,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
     path = existing_file(path, "an image file")
     try:
-        layout = None
+        layout, turned = None, False  # turned: read through EXIF orientation (its density turns too)
         if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
         elif _png_bit_depth(path) == 16 and not _animated(path):
@@ -275,7 +285,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
                 if img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1:
                     arrays = _animation_frames(img)
                 else:  # one image (an MPO's second picture, a camera's preview, is not read)
-                    arrays = [_from_pil(ImageOps.exif_transpose(img))]
+                    arrays, turned = [_from_pil(ImageOps.exif_transpose(img))], True
                 alphas = [None] * len(arrays)
     except InputError:
         raise
@@ -284,7 +294,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
     names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
-    profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2])
+    profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2], turned)
     return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density)
             for arr, alpha, name in zip(arrays, alphas, names)]
 
@@ -328,10 +338,12 @@ def _icc_profile(path: Path) -> bytes | None:
     return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
 
 
-def _density(path: Path, layout: TiffLayout | None, size: tuple[int, int]) -> Density | None:
+def _density(path: Path, layout: TiffLayout | None, size: tuple[int, int], turned: bool = False) -> Density | None:
     """A file's pixels per inch for its images of ``size`` (H, W) as shown: a TIFF's resolution
-    tags in inches or centimetres, the others' as Pillow reads them (a JPEG's turned by its EXIF
-    orientation, as its pixels are); None when absent, unitless or not positive. Never an error."""
+    tags in inches or centimetres, the others' as Pillow reads them (``turned``: the pixels were
+    turned by the EXIF orientation, and so is the density); a JPEG's only from its JFIF density
+    in inches or cm or its EXIF resolution (Pillow says 72 for an EXIF block without one); None
+    when absent, unitless or not positive. Never an error."""
     try:
         if layout is not None:
             per_unit = {2: 1.0, 3: 2.54}.get(layout.resolution_unit or 2)  # the tag's default: inch
@@ -344,7 +356,10 @@ def _density(path: Path, layout: TiffLayout | None, size: tuple[int, int]) -> De
                 if dpi is None:
                     return None
                 x, y = (float(v) for v in dpi)
-                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # a quarter turn: across becomes down
+                exif = img.getexif()
+                if img.format == "JPEG" and img.info.get("jfif_unit") not in (1, 2) and 0x011A not in exif:
+                    return None  # no resolution stored: Pillow's default
+                if turned and exif.get(0x0112) in (5, 6, 7, 8):  # a quarter turn: across becomes down
                     x, y = y, x
     except Exception:  # noqa: BLE001 - only metadata
         return None
@@ -781,16 +796,19 @@ def write_frames(
                 at = next(i for i, (kind, _) in enumerate(chunks) if kind in (b"PLTE", b"IDAT"))
                 if icc_profile:  # iCCP and pHYs go before the image data
                     chunks.insert(at, (b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
-                if dpi is not None:  # pixels per metre, unit 1 (the metre)
-                    chunks.insert(at, (b"pHYs", struct.pack(">IIB", round(dpi.x / 0.0254), round(dpi.y / 0.0254), 1)))
+                per_metre = None if dpi is None else (round(dpi.x / 0.0254), round(dpi.y / 0.0254))
+                if per_metre is not None and 1 <= min(per_metre) and max(per_metre) < 2**31:  # pixels per metre, unit 1
+                    chunks.insert(at, (b"pHYs", struct.pack(">IIB", *per_metre, 1)))
                 png.write_chunks(fh, chunks)
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
             extra: dict[str, Any] = {"quality": 95} if fmt == "jpeg" else {}
             if icc_profile and fmt in ("png", "jpeg"):
                 extra["icc_profile"] = icc_profile
-            if dpi is not None:  # JPEG's JFIF density is whole dots per inch
-                extra["dpi"] = (round(dpi.x), round(dpi.y)) if fmt == "jpeg" else (dpi.x, dpi.y)
+            if dpi is not None and fmt != "jpeg":
+                extra["dpi"] = (dpi.x, dpi.y)
+            elif dpi is not None and 1 <= round(dpi.x) <= 65535 and 1 <= round(dpi.y) <= 65535:
+                extra["dpi"] = (round(dpi.x), round(dpi.y))  # JPEG's JFIF density: whole dots per inch, 16 bits
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **extra)
 
     return write_atomically(path, write)

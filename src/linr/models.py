@@ -9,6 +9,7 @@ and one registry line.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -112,15 +113,18 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.name not in MODEL_FAMILIES:
             raise InputError(f"unknown model {self.name!r}; choose from {', '.join(MODEL_FAMILIES)}")
-        for field_name in ("width", "depth", "pe_frequencies"):
+        for field_name in ("width", "depth", "pe_frequencies"):  # numpy integers too, kept as int
             value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < int(field_name != "pe_frequencies"):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < int(field_name != "pe_frequencies"):
                 raise InputError(f"model {field_name} must be a {'positive' if field_name != 'pe_frequencies' else 'non-negative'} "
                                  f"whole number, got {value!r}")
+            object.__setattr__(self, field_name, int(value))
         for field_name in ("omega_0", "gauss_scale"):
             value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
                 raise InputError(f"model {field_name} must be a positive number, got {value!r}")
+            if not isinstance(value, (int, float)):  # a numpy number: a plain float (Python's kept as given)
+                object.__setattr__(self, field_name, float(value))
 
 
 class Activation:

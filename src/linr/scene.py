@@ -130,7 +130,8 @@ def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes
         outside = sum(int(np.count_nonzero((im.values < vr.low) | (im.values > vr.high))) for im in ims)
         line = f"values of {', '.join(files)} ({ims[0].values.dtype}) mapped {vr.describe()}"
         if outside:
-            line += f"; {outside} values lie outside the range and are clipped to it"
+            line += (f"; {outside} values lie outside the range (kept up to half the range beyond it, "
+                     "clipped further out, and the output clipped to the range)")
         notes.append(line)
 
 
