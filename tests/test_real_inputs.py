@@ -326,6 +326,8 @@ def test_options_that_contradict_each_other_are_said(tmp_path, capsys, clean):
     assert "write it as .tif (float32) or .png (16-bit)" in err and not (tmp_path / "u.jpg").exists()
     err = run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "o.png"), "--task", "deblur"])
     assert "--task deblur applies to --convention paper only" in err
+    assert "give at least one of --noisy" in run_err(capsys, ["restore"])  # what it needs first
+    assert "give -o/--output FILE" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "a.png")])
 
 
 def test_size_messages_are_width_by_height(clean):

@@ -47,7 +47,8 @@ def _build_restore(sub: Any) -> None:
         description="Restore one scene. One observation flag is a single task; several are "
         "joint restoration of the same scene.",
     )
-    p.add_argument("-o", "--output", required=True, help="restored image (.png .tif .jpg .bmp)")
+    p.add_argument("-o", "--output", help="restored image (.png .tif .jpg .bmp); required (checked after "
+                   "the observations, so that a bare 'linr restore' says what it needs first)")
     g = p.add_argument_group("observations (at least one; a flag given again, a quoted glob or a "
                              "multi-image TIFF adds frames of its kind, each its own observation)")
     add_observation_options(g)
@@ -145,6 +146,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                         tile_grid)
 
     check_pairs(args)
+    if args.output is None:
+        raise InputError("give -o/--output FILE: where to write the restored image (.png .tif .jpg .bmp)")
     if args.render_scale is not None and args.render_size is not None:
         raise InputError("give --render-scale or --render-size, not both")
     model = model_config(args, args.preset)
