@@ -9,6 +9,7 @@ the machine's memory is known before it starts, not after.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -234,13 +235,9 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     channels, operator = observations[0].channels, observations[0].operator
     warning = None if refine is None else _memory_warning(refine_memory(refine, h, w, channels, operator=operator))
 
-    timed: list[RefineCost | None] = []
-
+    @functools.cache
     def refining() -> RefineCost | None:  # timed only where a line may be said, once
-        if not timed:
-            timed.append(None if refine is None else refine_cost(refine, h, w, channels, chooses=chooses,
-                                                                 operator=operator))
-        return timed[0]
+        return None if refine is None else refine_cost(refine, h, w, channels, chooses=chooses, operator=operator)
 
     def refine_wall() -> float:  # the refinement's estimated wall seconds (0 when not worth timing)
         if refine is None or h * w < REFINE_TIMED_FROM_PIXELS:

@@ -353,7 +353,6 @@ MODELS = tuple(MODEL_FAMILIES)
 
 
 def build_model(config: ModelConfig, *, out_channels: int) -> nn.Module:
-    """Instantiate the model named by ``config`` (uses the global torch RNG: seed it first)."""
-    if config.name not in MODEL_FAMILIES:
-        raise ValueError(f"unknown model {config.name!r}; choose from {', '.join(MODELS)}")
+    """Instantiate the model named by ``config`` (uses the global torch RNG: seed it first; the
+    name was checked when the config was made)."""
     return MODEL_FAMILIES[config.name].build(config, out_channels)
