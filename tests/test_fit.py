@@ -97,8 +97,10 @@ def test_paper_preset_steps():
 
     obs, cfg = resolve([linr.noisy(np.zeros((8, 8, 3)))], refine="none")  # not a pilot
     assert cfg.steps == 500 and cfg.lr == 1e-4 and obs[0].weight == 1.0
-    _, cfg = resolve([linr.blurred(np.zeros((32, 32, 3)), "gaussian:25:1.6")])
+    _, cfg = resolve([linr.blurred(np.zeros((32, 32, 3)), "gaussian:25:1.6")], preset="paper")
     assert cfg.steps == 4000
+    _, cfg = resolve([linr.blurred(np.zeros((32, 32, 3)), "gaussian:25:1.6")])  # the defaults: free edges
+    assert cfg.steps == 2000 and cfg.schedule == "cosine"
 
 
 def test_divergence_is_reported(clean):

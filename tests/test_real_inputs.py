@@ -234,13 +234,13 @@ def test_repeated_kind_options_are_refused(tmp_path, capsys, clean, flag):
 # --- 9. blur boundary --------------------------------------------------------------------------
 
 
-def test_blur_boundary_is_reflect_by_default_and_circular_for_the_paper(clean):
+def test_blur_boundary_is_free_by_default_and_circular_for_the_paper(clean):
     from linr.operators import gaussian_kernel
 
     k = gaussian_kernel(5, 1.0)
     kw = dict(steps=1, device="cpu", progress=False)
     boundary = lambda r: r.settings["observations"][0]["operator"]["boundary"]  # noqa: E731
-    assert boundary(linr.restore([linr.blurred(clean, k)], **kw)) == "reflect"
+    assert boundary(linr.restore([linr.blurred(clean, k)], **kw)) == "free"
     assert boundary(linr.restore([linr.blurred(clean, k)], preset="paper", **kw)) == "circular"
     assert boundary(linr.restore([linr.blurred(clean, k)], preset="fast", **kw)) == "reflect"
     chosen = linr.blurred(clean, k, boundary="circular")

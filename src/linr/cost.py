@@ -14,7 +14,7 @@ import torch
 from .config import FitConfig
 from .engine import Estimate, estimate
 from .priors import is_local
-from .problem import Observation, clean_shape
+from .problem import Observation, clean_shape, margins_of
 
 __all__ = ["render_all_pixels", "pixel_weight_maps", "plan"]
 
@@ -55,6 +55,8 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
     output (it does for every automatic stop). The hold-out rule's held-out pixels (5%) are
     counted as trained: where only the seen pixels are rendered, the estimate errs that much high."""
     height, width = clean_shape(observations)
+    top, bottom, left, right = margins_of(observations)  # rendered beyond the frame (a blur with free edges)
+    height, width = height + top + bottom, width + left + right
     channels = observations[0].channels
     # a prior of the whole image takes the image step (every pixel, autograd), as operators
     # that mix pixels do; a local prior keeps the pixel path but renders every pixel

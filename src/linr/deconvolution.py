@@ -97,6 +97,8 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     if not (sigma > 0 and level > 0):
         raise ValueError(f"sigma {sigma}, level {level}: both must be positive")
     check_edges(edges)
+    if getattr(operator, "boundary", None) == "free":  # a blur with free edges: its own rule is free edges
+        edges = "free"
     if extension is not None and edges != "free":
         raise ValueError("an extension is what free edges are drawn to; edges is " + repr(edges))
     weight = (sigma / level) ** 2

@@ -82,4 +82,6 @@ def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: 
               f"each stopped by its own rule (returned steps {min(steps)}-{max(steps)})")
     return FitResult(image=images.mean(axis=0), history=first.history, steps_run=max(r.steps_run for r in results),
                      stop_step=first.stop_step, stop_reason=reason, timings=timings, settings=settings,
-                     model=None, uncertainty=images.std(axis=0, ddof=1))
+                     model=None, uncertainty=images.std(axis=0, ddof=1),
+                     extended_image=None if first.extended_image is None else
+                     np.mean([r.extended_image for r in results], axis=0))

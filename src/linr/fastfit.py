@@ -111,6 +111,8 @@ def pixel_terms(problem: Problem) -> PixelTerms | None:
     h, w, c = problem.height, problem.width, problem.channels
     if problem.prior is not None and problem.prior.halo_rows is None:  # needs the whole image at once
         return None
+    if any(problem.margins):  # an operator that reads beyond the frame mixes pixels
+        return None
     maps = pixel_weight_maps(problem.observations, (h, w))
     if maps is None:
         return None
@@ -147,14 +149,14 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
     parameters from before the update (those that made the step's output).
     """
     device = problems[0].device
-    h, w, c = problems[0].height, problems[0].width, problems[0].channels
+    (h, w), c = problems[0].rendered_shape, problems[0].channels
     count = len(models)
     # One code path for one model and many: a single fit is a stack of one (batched products on
     # one model cost the same as plain ones on this project's CPU: BENCHMARKS.md).
     net = FastSiren(list(models), precision=config.precision).to(device)
     optimizer = adam_for(net, lr=config.lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    coords = coordinate_grid(h, w, device=device)
+    coords = coordinate_grid(problems[0].height, problems[0].width, device=device, margins=problems[0].margins)
     terms = [pixel_terms(p) for p in problems]
     operator_steps = [OperatorSteps(p) for p in problems]
     pixel_wise = all(t is not None for t in terms)

@@ -72,6 +72,11 @@ class FitResult:
     fitted_image: np.ndarray | None = None
     """The fit's own image when ``image`` was refined after the fit (:mod:`linr.refine`,
     ``settings['refine']``); else None (``image`` is the fit's)."""
+    extended_image: np.ndarray | None = None
+    """When the fit rendered beyond the frame (a blur with free edges: ``settings['rendered_margins']``,
+    top, bottom, left, right), the fit's image of the frame grown by those margins, (H + top +
+    bottom, W + left + right, C) on [0, 1], of which ``image`` (or the fit's image it was refined
+    from) is the frame; else None."""
 
     def fitted_model(self) -> FittedModel:
         """:attr:`model`, or a one-line error saying why there is none."""
@@ -270,9 +275,9 @@ def fit_many(
         raise InputError("fit_many needs a SIREN model on the fast engine (engine 'auto')")
     runs = [_start(obs, config if seed == config.seed else dataclasses.replace(config, seed=seed), ref, stop, None)
             for obs, ref, stop, seed in zip(problems, references, stops, seeds)]
-    shapes = {(r.problem.height, r.problem.width, r.problem.channels) for r in runs}
+    shapes = {(r.problem.height, r.problem.width, r.problem.channels, r.problem.margins) for r in runs}
     if len(shapes) > 1:
-        listed = ", ".join(f"{h}x{w}x{c}" for h, w, c in sorted(shapes))
+        listed = ", ".join(f"{h}x{w}x{c}" + (f" (margins {m})" if any(m) else "") for h, w, c, m in sorted(shapes))
         raise InputError(f"fit_many: scenes must share the restored size and channels, got {listed}")
     from .fastfit import run_fast_many
 
@@ -319,9 +324,11 @@ class _Run:
                     state = stop.best_state() if stop.keeps_state else None
             if final is None:
                 final, state = render(), final_state
-            image = ((final[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
-        if not np.isfinite(image).all():
+            rendered = ((final[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
+        if not np.isfinite(rendered).all():
             raise DivergenceError("fit produced a non-finite image; try a lower learning rate")
+        top, _, left, _ = problem.margins
+        image = rendered[top:top + problem.height, left:left + problem.width]  # the restored frame
         t_end = t_loop + (time.perf_counter() - t_final)
         steps_run = monitor.steps_run
         settings = {
@@ -340,8 +347,11 @@ class _Run:
             "train_s": t_loop - self.t_fit - monitor.eval_s,
             "total_s": t_end - self.t_start,
         }
+        if any(problem.margins):
+            settings["rendered_margins"] = list(problem.margins)
         return FitResult(image, monitor.history(), steps_run, stop_step, monitor.stop_reason,
-                         timings, settings, None if state is None else self.fitted_model(state))
+                         timings, settings, None if state is None else self.fitted_model(state),
+                         extended_image=rendered if any(problem.margins) else None)
 
     def fitted_model(self, state: list[torch.Tensor]) -> FittedModel:
         """The fitted model with parameters ``state`` (in the loop's order)."""
@@ -416,8 +426,8 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig, moni
     """The plain loop: autograd through the whole model, the whole image every step. Returns a
     renderer of the final model, a description and its final parameters."""
     model.to(problem.device)
-    h, w, c = problem.height, problem.width, problem.channels
-    coords = coordinate_grid(h, w, device=problem.device)
+    (h, w), c = problem.rendered_shape, problem.channels
+    coords = coordinate_grid(problem.height, problem.width, device=problem.device, margins=problem.margins)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     operator_steps = OperatorSteps(problem)
 

@@ -169,9 +169,11 @@ def blurred(
 ) -> Observation:
     """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`).
 
-    ``boundary``: 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves it to
-    the preset: reflect (real photos) by default, circular with the paper preset (the paper
-    blurred its images circularly).
+    ``boundary``: 'free', 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves
+    it to the preset: by default free edges for a photo restored alone and whole (real photos, whose
+    scene went on past the frame; the fit renders the frame grown by the kernel's reach), reflect in
+    joint fits and tiles; circular with the paper preset (the paper blurred its images circularly).
+    See :func:`linr.tasks.open_blur_boundary`.
     """
     from .operators import Blur
     from .problem import Observation
@@ -436,9 +438,11 @@ KINDS: dict[str, Kind] = {
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
                    metavar="SPEC", path=True),
-        KindOption("--boundary", "boundary", "blur boundary: reflect (default; real photos) or "
-                   "circular (images blurred periodically, as the paper's were; the default with "
-                   "--preset paper)", choices=("circular", "reflect")),
+        KindOption("--boundary", "boundary", "blur boundary: free (the default for one photo restored "
+                   "whole: nothing assumed beyond the frame, the fit renders the frame grown by the kernel's "
+                   "reach), reflect (mirrored borders; the default in joint fits and tiles) or circular "
+                   "(images blurred periodically, as the paper's were; the default with --preset paper)",
+                   choices=("free", "circular", "reflect")),
     ), _SIMULATIONS["blurred"]),
 }
 """Every observation kind by name: a new kind is one entry (and its builder)."""

@@ -38,19 +38,40 @@ __all__ = [
 
 
 def coordinate_grid(
-    height: int, width: int, *, device: torch.device | str | None = None
+    height: int, width: int, *, device: torch.device | str | None = None,
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0),
 ) -> torch.Tensor:
     """The paper's sampling grid for an image of ``height`` x ``width`` pixels.
 
     A square ``linspace(-1, 1, max(H, W))`` grid, centre-cropped on the shorter axis, so pixel
     spacing is equal on both axes (a 768x512 image spans rows within about +-0.667).
 
+    ``margins`` (top, bottom, left, right): that many more pixels beyond the image on each side,
+    at the same spacing (beyond [-1, 1]): the grid of a fit that renders past the frame (a blur
+    with free edges, :attr:`linr.operators.Operator.margins`), whose frame is the paper's grid value
+    for value, so that its model renders the frame unchanged.
+
     Returns:
-        Tensor of shape (H * W, 2), float32, (row, col) order, row-major flattening.
+        Tensor of shape ((H + top + bottom) * (W + left + right), 2), float32, (row, col) order,
+        row-major flattening.
     """
     rows, cols = coordinate_axes(height, width, device=device)
+    top, bottom, left, right = (int(m) for m in margins)
+    if top or bottom or left or right:
+        step = 2.0 / (max(height, width) - 1) if max(height, width) > 1 else 2.0
+        rows, cols = _grown(rows, top, bottom, step), _grown(cols, left, right, step)
     grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
     return grid.reshape(-1, 2)
+
+
+def _grown(axis: torch.Tensor, before: int, after: int, step: float) -> torch.Tensor:
+    """``axis`` with ``before`` and ``after`` more coordinates at ``step`` beyond its ends (its
+    own values kept as they are)."""
+    if before < 0 or after < 0:
+        raise ValueError(f"margins must be >= 0, got {before}, {after}")
+    ahead = axis[0].double() - step * torch.arange(before, 0, -1, dtype=torch.float64, device=axis.device)
+    behind = axis[-1].double() + step * torch.arange(1, after + 1, dtype=torch.float64, device=axis.device)
+    return torch.cat([ahead.to(axis.dtype), axis, behind.to(axis.dtype)])
 
 
 def coordinate_axes(

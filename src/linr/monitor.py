@@ -70,7 +70,7 @@ class Monitor:
         self.losses[step] = loss
         ref = self.problem.reference
         if output is not None and ref is not None:
-            mse = torch.mean(((output + 1) / 2 - ref) ** 2)
+            mse = torch.mean(((self.problem.framed(output) + 1) / 2 - ref) ** 2)
             self.psnrs.append(-10 * torch.log10(mse))
             self.psnr_steps.append(step)
         if self.steps_run % self.config.check_every == 0 or self.steps_run == self.config.steps:
@@ -80,8 +80,8 @@ class Monitor:
                 raise DivergenceError(
                     f"fit diverged at step {bad + 1} (loss is not finite); try a lower learning rate"
                 )
-        if self.callback is not None:
-            self.callback(step, output, float(loss))
+        if self.callback is not None:  # the restored frame (not what a fit renders beyond it)
+            self.callback(step, None if output is None else self.problem.framed(output), float(loss))
         if self.bar is not None:
             self.bar.update(1)
             if self.steps_run % 25 == 0:

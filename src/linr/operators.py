@@ -164,6 +164,11 @@ class Operator(ABC):
     scale: int = 1
     """Clean pixels per observation pixel along each axis."""
 
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """Pixels beyond the restored image's frame that :meth:`forward` reads (top, bottom, left,
+    right): its input is the frame (of :meth:`input_shape`) grown by these, and the fit renders
+    them too (a blur with free edges, which assumes nothing beyond the frame; none for the rest)."""
+
     def tile(self, window: Window, shape: Shape) -> OperatorTile:
         """This operator on ``window`` of a clean image of ``shape`` (see :class:`OperatorTile`).
         Raises ValueError for operators that cannot be tiled (the default)."""
@@ -386,13 +391,18 @@ class Blur(Operator):
 
     ``boundary='circular'`` convolves periodically through the FFT (the paper's deblurring, right
     for images that were blurred circularly, as the paper's were); ``'reflect'`` mirrors the image
-    at its borders (right for real photos, whose borders do not wrap around). ``None``: reflect,
-    marked as not chosen (``boundary_chosen`` False) so that a preset may pick another (the paper
-    preset picks circular). The kernel is normalised to sum 1 unless ``normalize=False``.
+    at its borders; ``'free'`` assumes nothing beyond the frame: the photo of a larger scene was
+    blurred with what lay outside it, so the blur's input is the frame grown by the kernel's reach
+    (:attr:`margins`: ``kh - 1`` rows and ``kw - 1`` columns in all) and every photo pixel is the
+    kernel's sum over it without padding (a "valid" convolution); the fit renders that larger grid
+    and returns the frame. ``None``: reflect, marked as not chosen (``boundary_chosen`` False) so
+    that a preset or the defaults may pick another (the paper preset picks circular, the defaults
+    free for a photo restored whole, :func:`linr.tasks.open_blur_boundary`). The kernel is
+    normalised to sum 1 unless ``normalize=False``.
     """
 
     name = "blur"
-    BOUNDARIES = ("circular", "reflect")
+    BOUNDARIES = ("circular", "reflect", "free")
     DEFAULT_BOUNDARY = "reflect"
 
     def __init__(
@@ -416,9 +426,21 @@ class Blur(Operator):
         self.boundary = boundary
         self._otf_cache: dict[tuple, torch.Tensor] = {}
 
-    def with_boundary(self, boundary: str) -> "Blur":
-        """The same (normalised) kernel with another boundary rule, marked as chosen."""
-        return Blur(self.kernel, boundary=boundary, normalize=False)
+    def with_boundary(self, boundary: str, *, chosen: bool = True) -> "Blur":
+        """The same (normalised) kernel with another boundary rule, marked as chosen (``chosen``
+        False: still open, so that a later choice may replace it)."""
+        blur = Blur(self.kernel, boundary=boundary, normalize=False)
+        blur.boundary_chosen = chosen
+        return blur
+
+    @property
+    def margins(self) -> tuple[int, int, int, int]:  # type: ignore[override]
+        """With free edges, the kernel's reach beyond the frame (``kh - 1 - kh // 2`` rows before,
+        ``kh // 2`` after, as the reflecting blur reads them); else none."""
+        if self.boundary != "free":
+            return (0, 0, 0, 0)
+        kh, kw = self.kernel.shape
+        return (kh - 1 - kh // 2, kh // 2, kw - 1 - kw // 2, kw // 2)
 
     def _check(self, shape: Shape) -> None:
         kh, kw = self.kernel.shape
@@ -440,7 +462,11 @@ class Blur(Operator):
         return self._otf_cache[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The blurred image: (B, C, H, W) -> (B, C, H, W); with free edges the input is the frame
+        grown by :attr:`margins`, (B, C, H + kh - 1, W + kw - 1) -> (B, C, H, W)."""
         h, w = x.shape[-2:]
+        if self.boundary == "free":
+            return self._valid(x)
         self._check((h, w))
         if self.boundary == "circular":
             otf = self._otf((h, w), x.device, x.dtype)
@@ -455,11 +481,24 @@ class Blur(Operator):
         y = F.pad(x.reshape(b * c, 1, h, w), (left, kw - 1 - left, top, kh - 1 - top), mode="reflect")
         return F.conv2d(y, weight[None, None]).reshape(b, c, h, w)
 
+    def _valid(self, x: torch.Tensor) -> torch.Tensor:
+        """The free-edged blur: every output pixel the kernel's sum over input pixels only."""
+        kh, kw = self.kernel.shape
+        b, c, h, w = x.shape
+        if h < kh or w < kw:
+            raise ValueError(f"a free-edged blur's input is the frame grown by the kernel's reach; "
+                             f"{w}x{h} is smaller than the kernel {kw}x{kh}")
+        weight = torch.flip(self.kernel, dims=(0, 1)).to(device=x.device, dtype=x.dtype)
+        return F.conv2d(x.reshape(b * c, 1, h, w), weight[None, None]).reshape(b, c, h - kh + 1, w - kw + 1)
+
     def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
         if self.boundary == "circular":
             h, w = y.shape[-2:]
             otf = self._otf((h, w), y.device, y.dtype)
             return torch.fft.irfft2(torch.fft.rfft2(y) * otf.conj(), s=(h, w))
+        if self.boundary == "free" and input_shape is None:  # onto the frame grown by the margins
+            kh, kw = self.kernel.shape
+            input_shape = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
         return super().adjoint(y, input_shape)
 
     def output_shape(self, shape: Shape) -> Shape:
@@ -481,6 +520,9 @@ class Blur(Operator):
         circular one wraps to the opposite border, outside the window, so those pixels are not
         valid either (unless the window is the whole image)."""
         self.output_shape(shape)
+        if self.boundary == "free":
+            raise ValueError("a blur with free edges (boundary 'free') cannot be restored in tiles yet: restore "
+                             "it whole (--tile off), or choose boundary 'reflect' for tiles")
         if window.covers(shape):
             return OperatorTile(self, window, None)
         kh, kw = self.kernel.shape
@@ -504,7 +546,15 @@ class Compose(Operator):
     def __init__(self, operators: Sequence[Operator]):
         if not operators:
             raise ValueError("Compose needs at least one operator")
+        if any(any(op.margins) for op in operators[1:]):
+            raise ValueError("only the first operator of a composition may read beyond the frame "
+                             "(a blur with free edges)")
         self.operators = list(operators)
+
+    @property
+    def margins(self) -> tuple[int, int, int, int]:  # type: ignore[override]
+        """The first operator's: the one that reads the image."""
+        return self.operators[0].margins
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for op in self.operators:

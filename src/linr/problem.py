@@ -20,7 +20,7 @@ from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_level",
-           "prior_noise_inputs", "measures_gaussian_noise", "clean_shape", "resolve_device", "clock"]
+           "prior_noise_inputs", "measures_gaussian_noise", "clean_shape", "margins_of", "resolve_device", "clock"]
 
 
 @dataclass
@@ -98,6 +98,21 @@ def clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
     return shapes[0][1]
 
 
+def margins_of(observations: Sequence[Observation]) -> tuple[int, int, int, int]:
+    """The pixels a fit of these observations renders beyond the restored frame (top, bottom,
+    left, right): those of an operator that reads beyond it (a blur with free edges,
+    :attr:`linr.operators.Operator.margins`), none for the rest; a one-line InputError when such an
+    operator is not alone (a joint fit would have to crop the rendering for the others: not built)."""
+    reaching = [o for o in observations if any(o.operator.margins)]
+    if not reaching:
+        return (0, 0, 0, 0)
+    if len(observations) > 1:
+        raise InputError(f"a {reaching[0].kind} observation whose operator reads beyond the frame (a blur with "
+                         "free edges, boundary 'free') is restored from that photo alone for now; give the blur "
+                         "boundary 'reflect' (--boundary reflect) to fit it with other observations")
+    return tuple(int(m) for m in reaching[0].operator.margins)  # type: ignore[return-value]
+
+
 def _to_chw(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
 
@@ -121,10 +136,26 @@ class Problem:
     outside a mask), for data terms that are not 0 at (0, 0); None where not needed."""
     prior: ImagePrior | None = None
     """An explicit prior of the rendered image (:mod:`linr.priors`) added by :meth:`objective`."""
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """Pixels the fit renders beyond the restored frame (top, bottom, left, right;
+    :func:`margins_of`): the operators read them, the result is the frame (:meth:`framed`)."""
 
     def __post_init__(self) -> None:
         if not self.keeps:
             self.keeps = [None] * len(self.observations)
+
+    @property
+    def rendered_shape(self) -> tuple[int, int]:
+        """(rows, columns) the fit renders: the restored ``height`` x ``width`` and the margins."""
+        top, bottom, left, right = self.margins
+        return self.height + top + bottom, self.width + left + right
+
+    def framed(self, output: torch.Tensor) -> torch.Tensor:
+        """The restored frame (..., H, W) of a rendered output (..., rendered rows, columns)."""
+        top, _, left, _ = self.margins
+        if not any(self.margins):
+            return output
+        return output[..., top:top + self.height, left:left + self.width]
 
     def data_term(self, output: torch.Tensor) -> torch.Tensor:
         """sum_i w_i mean(d_i(A_i f, y_i)) of an output (1, C, H, W) on [-1, 1], with each
@@ -239,6 +270,7 @@ def build_problem(observations: Sequence[Observation], device: str,
         raise InputError(f"observations have different channel counts: {sorted(channels)}")
     (c,) = channels
     height, width = clean_shape(observations)
+    margins = margins_of(observations)
     dev = resolve_device(device)
     ref_t = None
     if reference is not None:
@@ -253,7 +285,7 @@ def build_problem(observations: Sequence[Observation], device: str,
     keeps = [None if isinstance(obs.fidelity, SquaredError) else obs.operator.project(torch.ones_like(y))
              for obs, y in zip(observations, targets)]
     image_prior = build_prior(prior, observations)
-    return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps, image_prior)
+    return Problem(observations, weights, targets, height, width, c, dev, ref_t, keeps, image_prior, margins)
 
 
 def clock(device: torch.device) -> float:

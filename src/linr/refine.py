@@ -805,6 +805,8 @@ class GroupedDeblur(_FallingLevels):
         else free (a reflecting blur is what the fit assumes of a real photo, whose scene went on
         past the frame: on crops of blurred scenes the mirrored data step made the border band
         worse and the free one did not; BENCHMARKS.md, '#15 deblurring a real photo')."""
+        if getattr(operator, "boundary", None) == "free":  # its own rule is free edges
+            return "free"
         if self.edges is not None:
             return self.edges
         return "operator" if getattr(operator, "boundary", None) == "circular" else "free"
@@ -1003,11 +1005,15 @@ def _check_patch_side(shape: tuple[int, int]) -> None:
 
 
 def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation],
-                 held_out: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                 held_out: Sequence[np.ndarray | None] | None = None,
+                 extension: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The refined image (float32 (H, W, C), unclipped) of a fit's ``image`` and what was done
     (the refiner's settings and the noise level measured, 0-255 scale). ``held_out``: per
     observation, its pixels (an (h, w) bool array, or None) the fit did not train on, by which a
-    ``masked`` or ``noisy+views`` refiner may choose (those of the photo it refines)."""
+    ``masked`` or ``noisy+views`` refiner may choose (those of the photo it refines).
+    ``extension``: the fit's image of the frame grown beyond it (:attr:`linr.fit.FitResult.extended_image`,
+    a blur with free edges), to which a ``blurred`` refiner's free-edged data steps draw the pixels
+    beyond the frame (:class:`GroupedDeblur`); ignored by the others."""
     refiner = REFINERS[check_refine_spec(spec)]()
     photo = refine_input(observations, image.shape[:2], spec)
     held = None
@@ -1028,7 +1034,9 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
     if refiner.takes == "blurred":
-        refined = refiner(image, pixels, photo.operator, sigma)
-        return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}
+        extended = extension if extension is not None and refiner.edges_for(photo.operator) == "free" else None
+        refined = refiner(image, pixels, photo.operator, sigma, extension=extended)
+        return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3),
+                         **({"extension": "the fit's"} if extended is not None else {})}
     refined = refiner(pixels, image, sigma) if views is None else refiner(pixels, image, sigma, views, held)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}

@@ -51,6 +51,9 @@ __all__ = [
     "DEFAULT_SR_REFINE",
     "plain_deblurring",
     "open_blur_boundary",
+    "DEFAULT_OPEN_BOUNDARY",
+    "DEFAULT_FREE_BLUR_STEPS",
+    "DEFAULT_FREE_BLUR_SCHEDULE",
     "DEFAULT_DEBLUR_REFINE",
     "DEFAULT_INPAINT_MODEL",
     "default_model",
@@ -235,6 +238,7 @@ def resolve(
     refine: str | None = None,
     keep_model: bool = False,
     stop: Any = None,
+    whole: bool = True,
 ) -> tuple[list[Observation], FitConfig]:
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
     and return the observations and the fit settings.
@@ -249,7 +253,11 @@ def resolve(
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
     with the automatic stop only).
 
-    With no preset named, a blur whose boundary was left open gets 'reflect' (real photos),
+    ``whole``: the image is restored by one fit, not in tiles (:func:`open_blur_boundary`).
+
+    With no preset named, a blur whose boundary was left open gets free edges when it is restored
+    alone and whole (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
+    :data:`DEFAULT_FREE_BLUR_SCHEDULE` rate, unless ``steps`` says otherwise), else 'reflect',
     noisy frames of measured different noise levels share the joint noisy weight by inverse
     variance (:func:`measured_noise`), and one noisy photo gets the ``tv:auto`` prior unless
     ``prior`` says otherwise (:func:`default_prior`): with automatic stopping, the ways the
@@ -259,7 +267,7 @@ def resolve(
     if model is not None and not isinstance(model, ModelConfig):
         raise InputError(f"model must be a linr.ModelConfig (such as ModelConfig(name='siren', width=64)), "
                          f"got {model!r}")
-    wanted = open_blur_boundary(preset)
+    wanted = open_blur_boundary(preset, alone=len(observations) == 1, whole=whole)
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
         prior = default_prior(observations, preset=preset)
@@ -280,11 +288,13 @@ def resolve(
                 weight *= (1.0 / sigma**2) / (sum(inverse) / len(inverse))
         operator = obs.operator
         if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
-            operator = operator.with_boundary(wanted)
+            operator = operator.with_boundary(wanted, chosen=False)
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
     pilot = pilot_fit(observations, preset=asked_preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
+    free = free_blur_fit(resolved, preset=asked_preset)
     if steps is None:
-        steps = DEFAULT_PILOT_STEPS if pilot else max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
+        steps = DEFAULT_PILOT_STEPS if pilot else DEFAULT_FREE_BLUR_STEPS if free else \
+            max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
     config = FitConfig(
         steps=steps,
         lr=(DEFAULT_PILOT_LR if pilot else p.lr) if lr is None else lr,
@@ -293,7 +303,7 @@ def resolve(
         device=device,
         model=model or default_model(observations, preset=asked_preset, pilot=pilot) or _preset_model(p, observations),
         progress=progress,
-        schedule=p.schedule,
+        schedule=DEFAULT_FREE_BLUR_SCHEDULE if free else p.schedule,
         batch_pixels=p.batch_pixels,
         precision=_precision(p.precision if precision is None else precision, device),
         prior=resolve_prior(prior, resolved),
@@ -481,10 +491,50 @@ chosen on set9 tune crops, reported on Table 4's images (96-px crops), blurred c
 crops of a blurred scene."""
 
 
-def open_blur_boundary(preset: str | None) -> str:
+DEFAULT_OPEN_BOUNDARY = "free"
+"""The boundary of a blur left open, with no preset named, for a blurred photo restored alone and
+whole (:func:`open_blur_boundary`), since the twenty-ninth session: free edges
+(:class:`~linr.operators.Blur`): the fit renders the frame grown by the kernel's reach and nothing
+is assumed beyond it, where the reflecting blur mirrored the border band of a photo whose scene went
+on past the frame. Its fit gets :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
+:data:`DEFAULT_FREE_BLUR_SCHEDULE` learning rate, and ``grouped-deblur`` draws the pixels beyond the
+frame to the fit's own (:attr:`linr.fit.FitResult.extended_image`). Measured on crops of blurred
+scenes (BENCHMARKS.md, '#15 deblurring a real photo'); joint fits and tiles keep 'reflect'."""
+
+DEFAULT_FREE_BLUR_STEPS = 2000
+"""Steps of the defaults' fit of a blur with free edges (the paper's deblurring: 4000)."""
+
+DEFAULT_FREE_BLUR_SCHEDULE = "cosine"
+"""The learning-rate schedule of that fit: at the paper's constant rate, free-edged fits of 96-px
+scene crops collapsed between 1000 and 4000 steps (a loss spike, then an image of 3-10x the
+high-frequency content the blur does not see: leaves and butterfly fell to 19-20 dB); falling to
+zero over 2000 steps none did, and it ended 0.20 dB above cosine over 4000 on the tune crops
+(BENCHMARKS.md, twenty-eighth session)."""
+
+
+def open_blur_boundary(preset: str | None, *, alone: bool = False, whole: bool = True) -> str:
     """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
-    the named preset's (the paper's circular), else reflect (real photos)."""
-    return PRESETS[preset].blur_boundary if preset in PRESETS else Blur.DEFAULT_BOUNDARY
+    the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` for a
+    photo restored ``alone`` (no other observation) and ``whole`` (not in tiles), else 'reflect'
+    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`: free edges are not built for joint fits or tiles)."""
+    if preset in PRESETS:
+        return PRESETS[preset].blur_boundary
+    return DEFAULT_OPEN_BOUNDARY if preset is None and alone and whole else Blur.DEFAULT_BOUNDARY
+
+
+def open_free_blur(observations: Sequence[Observation]) -> bool:
+    """Whether a resolved observation is a blur whose free edges the defaults chose (not the
+    user): tiles then turn it back to 'reflect' (:func:`_plan`)."""
+    return any(isinstance(o.operator, Blur) and o.operator.boundary == "free" and not o.operator.boundary_chosen
+               for o in observations)
+
+
+def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a fit is the defaults' fit of a blur with free edges (no preset named, one blurred
+    photo whose blur has free edges, open or chosen): it gets :data:`DEFAULT_FREE_BLUR_STEPS` and
+    :data:`DEFAULT_FREE_BLUR_SCHEDULE`."""
+    return preset is None and len(observations) == 1 and isinstance(observations[0].operator, Blur) and \
+        observations[0].operator.boundary == "free"
 
 
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -836,7 +886,7 @@ def apply_refine(result: FitResult, refine: str, observations: Sequence[Observat
     renders the refined image)."""
     started = time.perf_counter()
     try:
-        refined, done = refine_image(refine, result.image, observations, held_out)
+        refined, done = refine_image(refine, result.image, observations, held_out, extension=result.extended_image)
     except MemoryError:  # the fit is done: keep its image rather than lose it
         result.settings["refine"] = {"name": refine, "skipped": "out of memory: the fit's image is returned"}
         return
@@ -912,6 +962,14 @@ def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
         DENOISE_WHOLE_UP_TO if pilot else TILE_WHOLE_UP_TO
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
+    if any(any(o.operator.margins) for o in observations) and not open_free_blur(observations):
+        if setting.mode == "auto":  # chosen free edges: one fit of the whole image
+            return None
+        if setting.mode == "size":
+            raise InputError("a blur with free edges (boundary 'free') cannot be restored in tiles yet: leave out "
+                             "--tile (or --tile off), or choose --boundary reflect for tiles")
+    observations = [dataclasses.replace(o, operator=o.operator.with_boundary("reflect", chosen=False))
+                    if open_free_blur([o]) else o for o in observations]  # the tiles' own blur (:func:`_plan`)
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
                     whole_up_to=whole_up_to or 0)
 
@@ -970,6 +1028,13 @@ def _plan(observations: Sequence[Observation], *, preset: str | None, steps: int
     )
     pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)
+    if grid is not None and open_free_blur(obs):  # tiles: the blur the defaults chose free gets 'reflect'
+        obs, config = resolve(
+            observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
+            model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+            stop=stop, whole=False,
+        )
+        grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
                         refine=refine if grid is None else None)  # tiles: each its own

@@ -216,6 +216,10 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
         **({"deblur_edges": "free"} if refine == "grouped-deblur" and _blur_boundary(args) != "circular" else {}),
+        # the defaults' fit of a lone blurred photo restored whole: free edges, its own steps and
+        # schedule (since the twenty-ninth session; before, mirrored borders, 4000 steps at a constant rate)
+        **({"blur_fit": _free_blur_fit()} if _plain_deblurring(args) and getattr(args, "boundary", None) in (None, "free")
+           else {}),
         # (super-resolution's default grouped-views: in the twenty-second session's batches with
         # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
@@ -294,6 +298,15 @@ def _blur_boundary(args: argparse.Namespace) -> str:
     from ..tasks import open_blur_boundary
 
     return getattr(args, "boundary", None) or open_blur_boundary(args.preset)
+
+
+def _free_blur_fit() -> dict[str, Any]:
+    """The defaults' fit of a blur with free edges (:func:`linr.tasks.free_blur_fit`), as a
+    manifest records it."""
+    from ..tasks import DEFAULT_FREE_BLUR_SCHEDULE, DEFAULT_FREE_BLUR_STEPS, DEFAULT_OPEN_BOUNDARY
+
+    return {"boundary": DEFAULT_OPEN_BOUNDARY, "steps": DEFAULT_FREE_BLUR_STEPS, "schedule": DEFAULT_FREE_BLUR_SCHEDULE,
+            "tiled": "reflect"}
 
 
 def _plain_deblurring(args: argparse.Namespace) -> bool:

@@ -1,0 +1,178 @@
+"""A blur with free edges (boundary 'free'): the operator against a direct float64 convolution and
+against the simulation of a real photo, the fit's extended grid, and the defaults that use it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr.errors import InputError
+from linr.kinds import blurred
+from linr.models import coordinate_grid
+from linr.operators import Blur, Compose, Mask, gaussian_kernel
+
+
+def _valid_reference(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """y[i, j] = sum_{a, b} k[a, b] x[i + kh - 1 - a, j + kw - 1 - b]: true convolution, no padding,
+    by loops in float64."""
+    kh, kw = kernel.shape
+    h, w = x.shape[0] - kh + 1, x.shape[1] - kw + 1
+    out = np.zeros((h, w), np.float64)
+    for i in range(h):
+        for j in range(w):
+            for a in range(kh):
+                for b in range(kw):
+                    out[i, j] += kernel[a, b] * x[i + kh - 1 - a, j + kw - 1 - b]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (4, 6), (3, 2)])
+def test_free_blur_is_the_valid_convolution(shape):
+    rng = np.random.default_rng(1)
+    kernel = rng.random(shape)
+    kernel /= kernel.sum()
+    op = Blur(kernel, boundary="free")
+    kh, kw = shape
+    top, bottom, left, right = op.margins
+    assert (top + bottom, left + right) == (kh - 1, kw - 1) and (bottom, right) == (kh // 2, kw // 2)
+    x = rng.random((9 + kh - 1, 7 + kw - 1))
+    got = op(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(got, _valid_reference(x, kernel), rtol=0, atol=1e-12)
+    assert op.output_shape((9, 7)) == (9, 7) and op.input_shape((9, 7)) == (9, 7)  # the frame is restored
+
+
+def test_free_blur_matches_the_reflecting_blur_inside_and_its_adjoint():
+    rng = np.random.default_rng(2)
+    kernel = gaussian_kernel(5, 1.2)
+    free, reflect = Blur(kernel, boundary="free"), Blur(kernel, boundary="reflect")
+    x = torch.from_numpy(rng.random((1, 2, 20, 18)))
+    top, _, left, _ = free.margins
+    inner = free(x)  # the frame 16 x 14 inside x
+    np.testing.assert_allclose(inner.numpy(), reflect(x)[..., top:top + 16, left:left + 14].numpy(), atol=1e-12)
+    y = torch.from_numpy(rng.random((1, 2, 16, 14)))
+    # <A x, y> = <x, A^T y>: the adjoint onto the frame grown by the margins
+    assert float((free(x) * y).sum()) == pytest.approx(float((x * free.adjoint(y)).sum()), rel=1e-12)
+
+
+def test_a_crop_of_a_blurred_scene_is_the_free_blur_of_the_scene_around_it():
+    """What a real photo is: the scene blurred, then cut out; the free blur of the frame grown by
+    the kernel's reach gives exactly the photo, with nothing assumed beyond that."""
+    from linr.simulate import blur_image
+
+    rng = np.random.default_rng(3)
+    scene = rng.random((48, 48, 1)).astype(np.float64)
+    kernel = gaussian_kernel(7, 1.6)
+    photo_whole = blur_image(scene, kernel, noise_sigma=0.0)  # circular over the whole scene
+    r0, c0, h, w = 15, 12, 16, 20
+    op = Blur(kernel, boundary="free")
+    top, bottom, left, right = op.margins
+    grown = scene[r0 - top:r0 + h + bottom, c0 - left:c0 + w + right, 0]
+    got = op(torch.from_numpy(grown)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(got, photo_whole[r0:r0 + h, c0:c0 + w, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(12, 12), (10, 16)])
+def test_the_grown_grid_keeps_the_frame_value_for_value(size):
+    h, w = size
+    margins = (2, 3, 1, 4)
+    frame = coordinate_grid(h, w).reshape(h, w, 2)
+    grown = coordinate_grid(h, w, margins=margins).reshape(h + 5, w + 5, 2)
+    assert torch.equal(grown[2:2 + h, 1:1 + w], frame)
+    rows, cols = grown[:, 0, 0].double(), grown[0, :, 1].double()
+    step = 2.0 / (max(h, w) - 1)
+    np.testing.assert_allclose(np.diff(rows.numpy()), step, atol=1e-6)
+    np.testing.assert_allclose(np.diff(cols.numpy()), step, atol=1e-6)
+    assert float(rows[0]) < -1 if h == max(h, w) else float(cols[0]) < -1  # beyond [-1, 1]
+
+
+def test_compose_keeps_the_first_operators_margins():
+    op = Blur(gaussian_kernel(5, 1.0), boundary="free")
+    assert Compose([op, Mask(np.ones((8, 8), np.float32))]).margins == op.margins
+    with pytest.raises(ValueError, match="first operator"):
+        Compose([Mask(np.ones((8, 8), np.float32)), op])
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from linr.simulate import blur_image
+
+    rng = np.random.default_rng(4)
+    base = rng.random((8, 8, 3))
+    scene = np.kron(base, np.ones((6, 6, 1)))  # blocks: edges for the blur to smooth
+    whole = blur_image(scene, gaussian_kernel(5, 1.0), noise_sigma=2.55, seed=0)
+    return np.ascontiguousarray(whole[6:38, 6:38]).astype(np.float32), gaussian_kernel(5, 1.0)
+
+
+def test_defaults_fit_free_edges_with_cosine_steps(photo):
+    image, kernel = photo
+    from linr.tasks import DEFAULT_FREE_BLUR_STEPS, resolve
+
+    obs, config = resolve([blurred(image, kernel)])
+    assert obs[0].operator.boundary == "free" and config.steps == DEFAULT_FREE_BLUR_STEPS == 2000
+    assert config.schedule == "cosine"
+    obs, config = resolve([blurred(image, kernel)], preset="paper")  # the paper's mathematics
+    assert obs[0].operator.boundary == "circular" and (config.steps, config.schedule) == (4000, "constant")
+    obs, config = resolve([blurred(image, kernel, boundary="reflect")])  # a choice is kept
+    assert obs[0].operator.boundary == "reflect" and (config.steps, config.schedule) == (4000, "constant")
+    obs, _ = resolve([blurred(image, kernel), linr.noisy(image)])  # joint fits: mirrored borders
+    assert obs[0].operator.boundary == "reflect"
+
+
+def test_the_fit_renders_past_the_frame_and_returns_the_frame(photo):
+    image, kernel = photo
+    seen = []
+    result = linr.restore([blurred(image, kernel)], steps=4, device="cpu", progress=False, reference=image,
+                          on_step=lambda step, output, loss, tile: seen.append(tuple(output.shape)))
+    assert result.image.shape == image.shape
+    assert result.extended_image.shape == (32 + 4, 32 + 4, 3)
+    assert result.settings["rendered_margins"] == [2, 2, 2, 2]
+    assert result.settings["schedule"] == "cosine"
+    np.testing.assert_array_equal(result.fitted_image, result.extended_image[2:34, 2:34])
+    assert seen == [(1, 3, 32, 32)] * 4  # callbacks see the frame
+    assert len(result.history["psnr"]) == 4 and all(np.isfinite(result.history["psnr"]))
+    # the refinement's data steps were drawn to the fit's own pixels beyond the frame
+    done = result.settings["refine"]
+    assert done["name"] == "grouped-deblur" and done["edges"] == "free" and done["extension"] == "the fit's"
+    from linr.noise import floored_noise_sigma
+    from linr.refine import GroupedDeblur
+
+    again = GroupedDeblur()(result.fitted_image, image, Blur(kernel, boundary="free"), floored_noise_sigma(image),
+                            extension=result.extended_image)
+    np.testing.assert_allclose(result.image, again, atol=1e-6)
+    mirrored = GroupedDeblur()(result.fitted_image, image, Blur(kernel, boundary="free"), floored_noise_sigma(image))
+    assert np.abs(mirrored - result.image).max() > 1e-4  # without the extension: another image
+
+
+def test_a_kept_model_renders_the_frame(photo, tmp_path):
+    image, kernel = photo
+    result = linr.restore([blurred(image, kernel)], steps=3, device="cpu", progress=False, keep_model=True)
+    np.testing.assert_allclose(result.render(), result.image, atol=1e-6)
+    result.save_model(str(tmp_path / "m.pt"))
+    model, _ = linr.load_model(tmp_path / "m.pt")
+    np.testing.assert_allclose(model.render(), result.image, atol=1e-6)
+
+
+def test_free_edges_with_other_observations_or_tiles_are_refused_in_one_line(photo):
+    image, kernel = photo
+    chosen = blurred(image, kernel, boundary="free")
+    with pytest.raises(InputError, match="alone for now"):
+        linr.restore([chosen, linr.noisy(image)], steps=1, device="cpu", progress=False)
+    with pytest.raises(InputError, match="cannot be restored in tiles"):
+        linr.restore([chosen], steps=1, device="cpu", progress=False, tile=32)
+    # an open boundary in tiles: mirrored borders, as before
+    larger = np.tile(image, (2, 2, 1))
+    tiled = linr.restore([blurred(larger, kernel)], steps=1, device="cpu", progress=False, tile="32:16",
+                         refine="none")
+    assert len(tiled.settings["tiles"]) > 1
+    assert tiled.settings["observations"][0]["operator"]["boundary"] == "reflect"
+    assert tiled.image.shape == larger.shape and tiled.extended_image is None
+
+
+def test_an_ensemble_averages_the_extended_images(photo):
+    image, kernel = photo
+    result = linr.restore([blurred(image, kernel)], steps=2, device="cpu", progress=False, ensemble=2,
+                          refine="none")
+    assert result.extended_image.shape == (36, 36, 3)
+    np.testing.assert_allclose(result.extended_image[2:34, 2:34], result.image, atol=1e-6)
