@@ -279,7 +279,14 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
                  str(tmp_path / "o.png"), "--refine", "grouped-deblur", *tiny]) == 0
     out = capsys.readouterr().out
     assert "refined: grouped-deblur (10 passes of grouped filtering from the fit's image" in out
-    assert "explains the blurred photo (nothing assumed beyond its frame) best" in out  # reflecting: free edges
+    # the default free edges: the data steps draw the pixels beyond the frame to the fit's own
+    assert "explains the blurred photo (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's " \
+        "own) best" in out
+    assert "blur with free edges: the fit rendered the frame grown by the kernel's reach (3 px on every side)" in out
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
+                 str(tmp_path / "o.png"), "--boundary", "reflect", "--force", *tiny]) == 0
+    out = capsys.readouterr().out  # a reflecting blur: free edges in the data steps, mirrored ones drawn to
+    assert "explains the blurred photo (nothing assumed beyond its frame) best" in out and "free edges:" not in out
     assert "a blurred photo" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "b.png"), "-o",
                                                  str(tmp_path / "n.png"), "--refine", "grouped-deblur", *tiny])
     (tmp_path / "in").mkdir()
@@ -339,7 +346,8 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     assert "the default for one blurred photo, --refine none returns the fit's image" in out
     assert "nothing assumed beyond its frame" not in out  # circular: the blur's own rule, exactly
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "r.png"), *args]) == 0
-    assert "nothing assumed beyond its frame) best near it" in capsys.readouterr().out  # a real photo's blur
+    assert "nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own) best near it" in \
+        capsys.readouterr().out  # a real photo's blur: free edges, fitted and refined
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "n.png"), "--refine", "none",
                  *args]) == 0
     assert "refined" not in capsys.readouterr().out

@@ -176,3 +176,13 @@ def test_an_ensemble_averages_the_extended_images(photo):
                           refine="none")
     assert result.extended_image.shape == (36, 36, 3)
     np.testing.assert_allclose(result.extended_image[2:34, 2:34], result.image, atol=1e-6)
+
+
+def test_the_oracle_rule_scores_the_frame(photo):
+    from linr.stopping import Oracle
+
+    image, kernel = photo
+    result = linr.restore([blurred(image, kernel)], steps=8, lr=1e-3, device="cpu", progress=False, reference=image,
+                          stop=Oracle(image), refine="none")
+    assert result.image.shape == image.shape
+    assert result.stop_step - 1 == int(np.argmax(result.history["psnr"]))  # the same frame's PSNR

@@ -306,6 +306,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
+    margins = results[0].settings.get("rendered_margins")
+    if margins:  # a blur with free edges (linr.operators.Blur)
+        chosen = getattr(args, "boundary", None) == "free"
+        grown = f"{margins[0]} px on every side" if len(set(margins)) == 1 else \
+            f"{margins[0]} px above, {margins[1]} below, {margins[2]} left, {margins[3]} right"
+        print(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and nothing "
+              f"was assumed beyond it"
+              + ("" if chosen else "; the default for one blurred photo restored whole "
+                 "(--boundary reflect mirrors the borders instead)"))
     network_line = _network_line(results[0].settings, named=model is not None)
     if network_line:
         print(network_line)
@@ -435,7 +444,9 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         unsolved = "" if not short else (
             f"; its data steps stopped after {short[0]['iterations']} iterations short of their tolerance, "
             f"relative residual up to {max(d['residual'] for d in short):.1g}")
-        free = " (nothing assumed beyond its frame)" if done[0].get("edges") == "free" else ""
+        free = "" if done[0].get("edges") != "free" else \
+            " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
+            if done[0].get("extension") else " (nothing assumed beyond its frame)"
         return (f"refined: grouped-deblur ({done[0]['passes']} passes of grouped filtering from the fit's image, "
                 f"each followed by the image that explains the blurred photo{free} best near it, noise sigma {sigmas} "
                 f"of 255 measured{unsolved}; not in the paper)") + ("" if asked else "; the default for one blurred "

@@ -646,13 +646,25 @@ class Oracle(_TrackedRule):
         ref = ref[..., None] if ref.ndim == 2 else ref
         self.reference = torch.from_numpy(ref).permute(2, 0, 1)[None] * 2 - 1  # [-1, 1]
         self.tracker = MinTracker(patience=1 << 30)
+        self.corner = (0, 0)
 
     def reset(self) -> None:
         self.tracker.reset()
 
+    def prepare(self, observations: list[Any]) -> list[Any]:
+        """Where the restored frame starts in the rendered output (a fit that renders beyond it,
+        :func:`linr.problem.margins_of`)."""
+        from .problem import margins_of
+
+        top, _, left, _ = margins_of(observations)
+        self.corner = (top, left)
+        return observations
+
     def observe(self, step: int, output: torch.Tensor, loss: torch.Tensor,
                 state: list[torch.Tensor] | None = None) -> str | None:
-        mse = torch.mean((output - self.reference.to(output.device)) ** 2)
+        (top, left), (h, w) = self.corner, self.reference.shape[-2:]
+        frame = output[..., top:top + h, left:left + w]
+        mse = torch.mean((frame - self.reference.to(output.device)) ** 2)
         self.tracker.update(step, mse, output, state)
         return None
 
