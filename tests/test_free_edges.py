@@ -90,6 +90,10 @@ def test_the_grown_grid_keeps_the_frame_value_for_value(size):
 def test_compose_keeps_the_first_operators_margins():
     op = Blur(gaussian_kernel(5, 1.0), boundary="free")
     assert Compose([op, Mask(np.ones((8, 8), np.float32))]).margins == op.margins
+    y = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    composed = Compose([op, Mask(np.ones((8, 8), np.float32))])
+    np.testing.assert_allclose(composed.adjoint(y).numpy(), op.adjoint(y).numpy())  # onto the grown frame
+    assert tuple(op.adjoint(y).shape[-2:]) == (12, 12)
     with pytest.raises(ValueError, match="first operator"):
         Compose([Mask(np.ones((8, 8), np.float32)), op])
 
@@ -186,3 +190,12 @@ def test_the_oracle_rule_scores_the_frame(photo):
                           stop=Oracle(image), refine="none")
     assert result.image.shape == image.shape
     assert result.stop_step - 1 == int(np.argmax(result.history["psnr"]))  # the same frame's PSNR
+
+
+def test_restore_many_stacks_free_blurs_of_one_kernel_size(photo):
+    image, kernel = photo
+    kw = dict(steps=2, device="cpu", progress=False, refine="none")
+    results = linr.restore_many([[blurred(image, kernel)], [blurred(image[::-1].copy(), kernel)]], **kw)
+    assert all(r.image.shape == image.shape and r.extended_image.shape == (36, 36, 3) for r in results)
+    with pytest.raises(InputError, match="boundary 'reflect'"):
+        linr.restore_many([[blurred(image, kernel)], [blurred(image, gaussian_kernel(3, 1.0))]], **kw)

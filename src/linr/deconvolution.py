@@ -88,7 +88,7 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     "converged": c}`` (``r`` the relative residual of the normal equations, the worst channel's;
     ``n`` the most iterations a channel took; ``c`` False when :data:`MAX_ITERATIONS` ended one
     above :data:`TOLERANCE`). ``edges`` (:data:`EDGES`): ``"operator"`` blurs by the operator's
-    boundary rule; ``"free"`` assumes nothing beyond the frame (module docstring; conjugate
+    boundary rule (for a blur with free edges, ``boundary='free'``, that is free edges); ``"free"`` assumes nothing beyond the frame (module docstring; conjugate
     gradients, whatever the operator's rule). ``extension`` (free edges only): an image of the frame
     extended by the kernel's reach (``(H + kh - 1, W + kw - 1, C)``, such as the extended fit's),
     whose pixels beyond the frame the solve starts at and is drawn to instead of the estimate

@@ -440,8 +440,9 @@ KINDS: dict[str, Kind] = {
                    metavar="SPEC", path=True),
         KindOption("--boundary", "boundary", "blur boundary: free (the default for one photo restored "
                    "whole: nothing assumed beyond the frame, the fit renders the frame grown by the kernel's "
-                   "reach), reflect (mirrored borders; the default in joint fits and tiles) or circular "
-                   "(images blurred periodically, as the paper's were; the default with --preset paper)",
+                   "reach; chosen, the image is never tiled), reflect (mirrored borders; the default in joint "
+                   "fits, tiles and --preset fast) or circular (images blurred periodically, as the paper's "
+                   "were; the default with --preset paper)",
                    choices=("free", "circular", "reflect")),
     ), _SIMULATIONS["blurred"]),
 }

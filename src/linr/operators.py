@@ -127,8 +127,13 @@ class Operator(ABC):
         """Clean size (H, W) that produces an observation of size (h, w); ValueError if none."""
 
     def adjoint(self, y: torch.Tensor, input_shape: Shape | None = None) -> torch.Tensor:
-        """``A^T y`` through autograd (exact for linear operators). Shape: (B, C, h, w) -> (B, C, H, W)."""
-        shape = input_shape or self.input_shape(tuple(y.shape[-2:]))
+        """``A^T y`` through autograd (exact for linear operators). Shape: (B, C, h, w) -> (B, C, H, W),
+        the frame grown by :attr:`margins` unless ``input_shape`` says otherwise."""
+        if input_shape is None:
+            top, bottom, left, right = self.margins
+            frame = self.input_shape(tuple(y.shape[-2:]))
+            input_shape = (frame[0] + top + bottom, frame[1] + left + right)
+        shape = input_shape
         x = torch.zeros(*y.shape[:-2], *shape, dtype=y.dtype, device=y.device, requires_grad=True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(self.forward(x), x, grad_outputs=y)
@@ -496,10 +501,7 @@ class Blur(Operator):
             h, w = y.shape[-2:]
             otf = self._otf((h, w), y.device, y.dtype)
             return torch.fft.irfft2(torch.fft.rfft2(y) * otf.conj(), s=(h, w))
-        if self.boundary == "free" and input_shape is None:  # onto the frame grown by the margins
-            kh, kw = self.kernel.shape
-            input_shape = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
-        return super().adjoint(y, input_shape)
+        return super().adjoint(y, input_shape)  # with free edges: onto the frame grown by the margins
 
     def output_shape(self, shape: Shape) -> Shape:
         self._check(shape)

@@ -800,8 +800,9 @@ class GroupedDeblur(_FallingLevels):
         self.solved: dict[str, Any] = {}
 
     def edges_for(self, operator: Any) -> str:
-        """The data step's edges for a photo blurred by ``operator``: those asked for, else the
-        blur's own rule when it is circular (a photo known to wrap around: the exact FFT solve),
+        """The data step's edges for a photo blurred by ``operator``: free for a blur with free
+        edges (its own rule, whatever was asked), else those asked for, else the blur's own rule
+        when it is circular (a photo known to wrap around: the exact FFT solve),
         else free (a reflecting blur is what the fit assumes of a real photo, whose scene went on
         past the frame: on crops of blurred scenes the mirrored data step made the border band
         worse and the free one did not; BENCHMARKS.md, '#15 deblurring a real photo')."""

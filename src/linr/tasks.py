@@ -32,6 +32,8 @@ from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, hold
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
 
 __all__ = [
+    "plan_restore",
+    "RestorePlan",
     "Preset",
     "PRESETS",
     "noisy",
@@ -138,8 +140,9 @@ class Preset:
 
 DEFAULT_PRESET = "paper"
 """Settings used when no preset is named; unlike ``preset="paper"`` they stop automatically and
-a blur's boundary, unless chosen, is 'reflect' (the paper's circular blur fits only images that
-were blurred circularly: on a real photo it wraps each border around to the opposite one)."""
+a blur's boundary, unless chosen, is not circular (the paper's circular blur fits only images that
+were blurred circularly: on a real photo it wraps each border around to the opposite one): free
+edges for one photo restored whole, else 'reflect' (:func:`open_blur_boundary`)."""
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -540,8 +543,8 @@ def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) ->
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' deblurring of one photo that gets
     :data:`DEFAULT_DEBLUR_REFINE`: no preset named and one observation alone, blurred (a
-    :class:`~linr.operators.Blur`, either boundary: a circular blur's data step is exact, a
-    reflecting one's, the defaults' for real photos, has free edges) and compared by squared
+    :class:`~linr.operators.Blur`, any boundary: a circular blur's data step is exact, a
+    reflecting or free one's has free edges, drawn to the fit's extension for a free one) and compared by squared
     error. Until the twenty-fifth session a reflecting blur was not refined by default: its data
     step then mirrored the borders, and on photos blurred otherwise near their borders it made a
     band about a kernel's radius wide worse (BENCHMARKS.md '#15 deblurring')."""
@@ -793,7 +796,7 @@ def restore(
     (:func:`restore_cost`); None: when progress is shown (``progress``; None: on a terminal).
     """
     observations = check_observations(observations)
-    plan = _plan(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+    plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
@@ -996,14 +999,14 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     warning, or None. The same checks as :func:`restore`'s before its fit (one-line errors).
     ``frames``: restorations of this size one after the other (``linr restore``'s frames)."""
     observations = check_observations(observations)
-    plan = _plan(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+    plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
     return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames)
 
 
 @dataclass
-class _Plan:
+class RestorePlan:
     """What :func:`restore` resolves and checks before any fit (:func:`_plan`)."""
 
     obs: list[Observation]
@@ -1015,12 +1018,14 @@ class _Plan:
     """Whether the fit is the defaults' pilot (:func:`pilot_fit`; an ensemble's members too)."""
 
 
-def _plan(observations: Sequence[Observation], *, preset: str | None, steps: int | None, lr: float | None,
-          seed: int, device: str, model: ModelConfig | None, progress: bool | None, precision: str | None,
-          prior: str | None, refine: str | None, keep_model: bool, stop: StopRule | str | None,
-          register: str | None, tile: Any, ensemble: int) -> _Plan:
-    """The observations and settings :func:`restore` fits, its tiles, refinement and stop rule,
-    with the checks that need no fit (one-line errors)."""
+def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
+                 lr: float | None = None, seed: int = 0, device: str = "auto", model: ModelConfig | None = None,
+                 progress: bool | None = None, precision: str | None = None, prior: str | None = None,
+                 refine: str | None = None, keep_model: bool = False, stop: StopRule | str | None = None,
+                 register: str | None = None, tile: Any = "auto", ensemble: int = 1) -> RestorePlan:
+    """The observations and settings :func:`restore` with these options fits, its tiles,
+    refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
+    that runs the restore itself (the web app) shows beforehand."""
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1040,10 +1045,10 @@ def _plan(observations: Sequence[Observation], *, preset: str | None, steps: int
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
-    return _Plan(obs, config, grid, refine, rule, pilot)
+    return RestorePlan(obs, config, grid, refine, rule, pilot)
 
 
-def _forecast(plan: _Plan, *, steps: int | None, lr: float | None, tile_stack: int | None, ensemble: int,
+def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_stack: int | None, ensemble: int,
               frames: int = 1) -> str | None:
     """:func:`linr.forecast.forecast_line` of a planned restoration (:func:`restore_cost`)."""
     from .forecast import Usual, forecast_line

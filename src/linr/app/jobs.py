@@ -372,7 +372,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     from ..images import read_image
     from ..problem import clean_shape
     from ..scene import load_scene
-    from ..tasks import pilot_fit, resolve, resolve_refine, resolve_stop, tile_grid
+    from ..tasks import plan_restore
 
     observations, infos, _ = load_scene(files, options)
     if observations[0].channels not in (1, 3):
@@ -383,11 +383,9 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         raise InputError(f"the restored image would be {width}x{height} = {height * width:,} "
                          f"pixels, more than this app restores ({limits.max_pixels:,})")
     preset = PRESET_CHOICES[request.preset]
-    obs, config = resolve(observations, preset=preset, steps=request.steps, seed=request.seed,
-                          device=device, model=request.model, progress=False)
-    grid = tile_grid(obs, preset=preset, pilot=pilot_fit(observations, preset=preset, model=request.model))
-    refine = resolve_refine(None, obs, preset=preset)
-    stop = resolve_stop(obs, preset=preset, steps=request.steps, refine=refine if grid is None else None)
+    plan = plan_restore(observations, preset=preset, steps=request.steps, seed=request.seed, device=device,
+                        model=request.model, progress=False)  # as the restore will resolve it (tiles included)
+    obs, config, grid, refine, stop = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
     reference = None
     if reference_path is not None:
         reference, _ = read_image(reference_path)

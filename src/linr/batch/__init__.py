@@ -83,9 +83,11 @@ def register(sub: Any) -> None:
     g.add_argument("--kernel", metavar="SPEC", action=_Once,
                    help="blur kernel: gaussian:WIDTH:SIGMA or a file for all, or a folder/glob of "
                    "kernels named like the images (x.* or x_kernel.*; x_kernel.* may lie beside x.png)")
-    g.add_argument("--boundary", default=None, choices=["circular", "reflect"],
-                   help="blur boundary: reflect (default; real photos) or circular (images blurred "
-                   "periodically, as the paper's were; the default with --preset paper)")
+    g.add_argument("--boundary", default=None, choices=["free", "circular", "reflect"],
+                   help="blur boundary: free (the default for an image restored whole: nothing assumed beyond "
+                   "the frame, the fit renders the frame grown by the kernel's reach; chosen, images are never "
+                   "tiled), reflect (mirrored borders; the default for tiled images and with --preset fast) or "
+                   "circular (images blurred periodically, as the paper's were; the default with --preset paper)")
     from ..registration import TRANSFORMS
 
     g.add_argument("--register", default=None, choices=list(TRANSFORMS),
