@@ -158,13 +158,11 @@ def test_a_kept_model_renders_the_frame(photo, tmp_path):
     np.testing.assert_allclose(model.render(), result.image, atol=1e-6)
 
 
-def test_free_edges_with_other_observations_or_tiles_are_refused_in_one_line(photo):
+def test_free_edges_beside_other_observations_are_refused_and_open_ones_tile_as_reflect(photo):
     image, kernel = photo
     chosen = blurred(image, kernel, boundary="free")
     with pytest.raises(InputError, match="alone for now"):
         linr.restore([chosen, linr.noisy(image)], steps=1, device="cpu", progress=False)
-    with pytest.raises(InputError, match="cannot be restored in tiles"):
-        linr.restore([chosen], steps=1, device="cpu", progress=False, tile=32)
     # an open boundary in tiles: mirrored borders, as before
     larger = np.tile(image, (2, 2, 1))
     tiled = linr.restore([blurred(larger, kernel)], steps=1, device="cpu", progress=False, tile="32:16",
@@ -199,3 +197,19 @@ def test_restore_many_stacks_free_blurs_of_one_kernel_size(photo):
     assert all(r.image.shape == image.shape and r.extended_image.shape == (36, 36, 3) for r in results)
     with pytest.raises(InputError, match="boundary 'reflect'"):
         linr.restore_many([[blurred(image, kernel)], [blurred(image, gaussian_kernel(3, 1.0))]], **kw)
+
+
+def test_chosen_free_edges_tile_each_window_grown_by_the_kernels_reach(photo):
+    from linr.operators import Window
+    from linr.tiling import tile_observations
+
+    image, kernel = photo
+    larger = np.tile(image, (2, 2, 1))
+    obs = blurred(larger, kernel, boundary="free")
+    window = Window(16, 8, 32, 32)
+    (part,) = tile_observations([obs], window, (64, 64))
+    assert part.operator.boundary == "free" and part.operator.margins == (2, 2, 2, 2)  # every pixel explained
+    np.testing.assert_array_equal(part.image, larger[16:48, 8:40])
+    result = linr.restore([obs], steps=2, device="cpu", progress=False, tile="32:16", refine="none")
+    assert len(result.settings["tiles"]) > 1 and result.image.shape == larger.shape
+    assert result.settings["steps"] == 2 and result.settings["schedule"] == "cosine"

@@ -517,14 +517,15 @@ class Blur(Operator):
         return max(self.kernel.shape) - 1
 
     def tile(self, window: Window, shape: Shape) -> OperatorTile:
-        """A window's blur mirrors at the window's borders; the blurred pixels that read across
+        """With free edges, the window's own free blur: its fit renders the window grown by the
+        kernel's reach, so every photo pixel of the window is explained exactly. Otherwise a
+        window's blur mirrors at the window's borders; the blurred pixels that read across
         an inner border are not valid. At the image's own borders a reflecting blur is exact; a
         circular one wraps to the opposite border, outside the window, so those pixels are not
         valid either (unless the window is the whole image)."""
         self.output_shape(shape)
-        if self.boundary == "free":
-            raise ValueError("a blur with free edges (boundary 'free') cannot be restored in tiles yet: restore "
-                             "it whole (--tile off), or choose boundary 'reflect' for tiles")
+        if self.boundary == "free":  # the window's photo pixels, each explained by the window grown by the margins
+            return OperatorTile(Blur(self.kernel, boundary="free", normalize=False), window, None)
         if window.covers(shape):
             return OperatorTile(self, window, None)
         kh, kw = self.kernel.shape

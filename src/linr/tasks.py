@@ -502,7 +502,8 @@ is assumed beyond it, where the reflecting blur mirrored the border band of a ph
 on past the frame. Its fit gets :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
 :data:`DEFAULT_FREE_BLUR_SCHEDULE` learning rate, and ``grouped-deblur`` draws the pixels beyond the
 frame to the fit's own (:attr:`linr.fit.FitResult.extended_image`). Measured on crops of blurred
-scenes (BENCHMARKS.md, '#15 deblurring a real photo'); joint fits and tiles keep 'reflect'."""
+scenes (BENCHMARKS.md, '#15 deblurring a real photo'); joint fits and tiles keep 'reflect' (tiles
+with free edges, chosen, are built but not measured)."""
 
 DEFAULT_FREE_BLUR_STEPS = 2000
 """Steps of the defaults' fit of a blur with free edges (the paper's deblurring: 4000)."""
@@ -519,7 +520,9 @@ def open_blur_boundary(preset: str | None, *, alone: bool = False, whole: bool =
     """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
     the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` for a
     photo restored ``alone`` (no other observation) and ``whole`` (not in tiles), else 'reflect'
-    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`: free edges are not built for joint fits or tiles)."""
+    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`: free edges are not built for joint fits, and in
+    tiles, where each tile's fit renders its window grown by the kernel's reach, not measured yet:
+    a chosen 'free' is tiled so)."""
     if preset in PRESETS:
         return PRESETS[preset].blur_boundary
     return DEFAULT_OPEN_BOUNDARY if preset is None and alone and whole else Blur.DEFAULT_BOUNDARY
@@ -527,7 +530,7 @@ def open_blur_boundary(preset: str | None, *, alone: bool = False, whole: bool =
 
 def open_free_blur(observations: Sequence[Observation]) -> bool:
     """Whether a resolved observation is a blur whose free edges the defaults chose (not the
-    user): tiles then turn it back to 'reflect' (:func:`_plan`)."""
+    user): tiles then turn it back to 'reflect' (:func:`plan_restore`)."""
     return any(isinstance(o.operator, Blur) and o.operator.boundary == "free" and not o.operator.boundary_chosen
                for o in observations)
 
@@ -965,14 +968,8 @@ def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
         DENOISE_WHOLE_UP_TO if pilot else TILE_WHOLE_UP_TO
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
-    if any(any(o.operator.margins) for o in observations) and not open_free_blur(observations):
-        if setting.mode == "auto":  # chosen free edges: one fit of the whole image
-            return None
-        if setting.mode == "size":
-            raise InputError("a blur with free edges (boundary 'free') cannot be restored in tiles yet: leave out "
-                             "--tile (or --tile off), or choose --boundary reflect for tiles")
     observations = [dataclasses.replace(o, operator=o.operator.with_boundary("reflect", chosen=False))
-                    if open_free_blur([o]) else o for o in observations]  # the tiles' own blur (:func:`_plan`)
+                    if open_free_blur([o]) else o for o in observations]  # the tiles' own blur (:func:`plan_restore`)
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
                     whole_up_to=whole_up_to or 0)
 
@@ -1007,7 +1004,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
 
 @dataclass
 class RestorePlan:
-    """What :func:`restore` resolves and checks before any fit (:func:`_plan`)."""
+    """What :func:`restore` resolves and checks before any fit (:func:`plan_restore`)."""
 
     obs: list[Observation]
     config: FitConfig
