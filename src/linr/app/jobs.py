@@ -671,17 +671,14 @@ class JobRunner:
                        **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
-        from ..images import write_image
+        from ..images import output_info, write_image
         from ..metrics import json_ready, report
 
         image = np.clip(result.image, 0.0, 1.0)
-        depth = max(info.bit_depth for info in prepared.infos)
-        bit_depth = 8 if depth == 8 else 16  # a float input is written as a 16-bit PNG
-        alpha = next((info.alpha for info in prepared.infos if info.alpha is not None), None)
-        profile = next((info.icc_profile for info in prepared.infos if info.icc_profile), None)
-        density = next((info.density for info in prepared.infos if info.density), None)
-        path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=alpha,
-                           icc_profile=profile, density=density)
+        out = output_info(prepared.infos)  # stored like linr restore's output: its deepest input's profile
+        bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
+        path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
+                           icc_profile=out.icc_profile, density=out.density)
         metrics = None
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
