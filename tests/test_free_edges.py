@@ -158,11 +158,11 @@ def test_a_kept_model_renders_the_frame(photo, tmp_path):
     np.testing.assert_allclose(model.render(), result.image, atol=1e-6)
 
 
-def test_free_edges_beside_other_observations_are_refused_and_open_ones_tile_as_reflect(photo):
+def test_open_edges_tile_as_reflect_and_chosen_free_edges_are_not_registered(photo):
     image, kernel = photo
     chosen = blurred(image, kernel, boundary="free")
-    with pytest.raises(InputError, match="alone for now"):
-        linr.restore([chosen, linr.noisy(image)], steps=1, device="cpu", progress=False)
+    with pytest.raises(InputError, match="registration"):
+        linr.restore([linr.noisy(image), chosen], steps=1, device="cpu", progress=False, register="translation")
     # an open boundary in tiles: mirrored borders, as before
     larger = np.tile(image, (2, 2, 1))
     tiled = linr.restore([blurred(larger, kernel)], steps=1, device="cpu", progress=False, tile="32:16",
@@ -213,3 +213,32 @@ def test_chosen_free_edges_tile_each_window_grown_by_the_kernels_reach(photo):
     result = linr.restore([obs], steps=2, device="cpu", progress=False, tile="32:16", refine="none")
     assert len(result.settings["tiles"]) > 1 and result.image.shape == larger.shape
     assert result.settings["steps"] == 2 and result.settings["schedule"] == "cosine"
+
+
+def test_a_photo_beside_a_blur_with_free_edges_reads_the_frame_of_one_rendering(photo):
+    """A noisy and a blurred photo of one scene (a short and a long exposure): one rendering of the
+    frame grown by the kernel's reach; the noisy photo's operator reads its frame."""
+    from linr.operators import Cropped, Identity
+    from linr.problem import Observation, build_problem, frame_operators, margins_of
+
+    image, kernel = photo
+    pair = [linr.noisy(image), blurred(image, kernel, boundary="free")]
+    assert margins_of(pair) == (2, 2, 2, 2)
+    framed = frame_operators(pair)
+    assert isinstance(framed[0].operator, Cropped) and framed[1].operator is pair[1].operator
+    rendering = torch.rand(1, 3, 36, 36)
+    assert torch.equal(framed[0].operator(rendering), rendering[..., 2:34, 2:34])
+    uneven = [Observation(image, Identity()), blurred(image, np.ones((4, 3)), boundary="free"),
+              blurred(image, np.ones((2, 6)), boundary="free")]
+    assert margins_of(uneven) == (1, 2, 2, 3)  # the most on each side: (1, 2, 1, 1) and (0, 1, 2, 3)
+    assert all(o.operator.margins == (1, 2, 2, 3) for o in frame_operators(uneven))
+    problem = build_problem(uneven, "cpu", None)
+    assert problem.rendered_shape == (35, 37)
+    float(problem.data_term(torch.zeros(1, 3, 35, 37)))  # every operator reads the one rendering
+    result = linr.restore(pair, steps=3, device="cpu", progress=False)  # the hold-out stop on the noisy photo
+    assert result.image.shape == image.shape and result.extended_image.shape == (36, 36, 3)
+    assert result.settings["schedule"] == "cosine"
+    assert linr.tasks.resolve(pair)[1].steps == 2000  # a budget: the noisy photo's hold-out stop ends it
+    assert result.settings["rendered_margins"] == [2, 2, 2, 2]
+    open_pair = linr.tasks.resolve([linr.noisy(image), blurred(image, kernel)])[0]
+    assert open_pair[1].operator.boundary == "reflect"  # left open in a joint fit: not measured, mirrored

@@ -36,7 +36,8 @@ from .errors import DivergenceError, InputError
 from .fitted import FittedModel
 from .models import MODEL_FAMILIES, build_model, coordinate_grid
 from .monitor import Monitor
-from .problem import Observation, OperatorSteps, Problem, build_problem, clean_shape, clock, resolve_device
+from .problem import (Observation, OperatorSteps, Problem, build_problem, clean_shape, clock, frame_operators,
+                      resolve_device)
 from .stopping import StopRule, holdout_rule
 
 # What a fit is made of lives in the modules below it (config, problem, monitor); the names are
@@ -394,7 +395,7 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
            stop: StopRule | None, callback: Callable[[int, torch.Tensor, float], None] | None) -> _Run:
     """Check and set up one fit: problem on the device, model from the seed, monitor."""
     t_start = time.perf_counter()
-    observations = list(observations)
+    observations = frame_operators(observations)  # one rendering for all (a blur with free edges beside others)
     if stop is not None:
         stop.reset()
         observations = stop.prepare(observations)

@@ -541,6 +541,64 @@ class Blur(Operator):
 # --- composition -------------------------------------------------------------------------------
 
 
+class Cropped(Operator):
+    """``operator`` in a fit that renders further beyond the frame than it reads: the rendering
+    (the frame grown by ``margins``, top, bottom, left, right) cropped to the frame grown by the
+    operator's own margins, then the operator. A joint fit of a blur with free edges and other
+    observations gives each of them one (:func:`linr.problem.frame_operators`), so that all read
+    the one rendering. Describes itself as ``operator`` does (what the observation is)."""
+
+    def __init__(self, operator: Operator, margins: tuple[int, int, int, int]):
+        own = operator.margins
+        if len(margins) != 4 or any(m < o for m, o in zip(margins, own)):
+            raise ValueError(f"margins {tuple(margins)} must reach at least the operator's own {own}")
+        self.operator = operator
+        self._margins = tuple(int(m) for m in margins)
+        self.name = operator.name
+
+    @property
+    def margins(self) -> tuple[int, int, int, int]:  # type: ignore[override]
+        return self._margins  # type: ignore[return-value]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (t, b, l, r), (ot, ob, ol, orr) = self._margins, self.operator.margins
+        h, w = x.shape[-2:]
+        return self.operator(x[..., t - ot:h - (b - ob), l - ol:w - (r - orr)])
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return self.operator.output_shape(shape)
+
+    def input_shape(self, shape: Shape) -> Shape:
+        return self.operator.input_shape(shape)
+
+    def project(self, y: torch.Tensor) -> torch.Tensor:
+        return self.operator.project(y)
+
+    def describe(self) -> dict[str, Any]:
+        return self.operator.describe()
+
+    def parameter_groups(self, shape: Shape) -> list[dict[str, Any]]:
+        return self.operator.parameter_groups(shape)
+
+    def check(self, shape: Shape) -> None:
+        self.operator.check(shape)
+
+    @property
+    def halo(self) -> int:  # type: ignore[override]
+        return self.operator.halo
+
+    @property
+    def alignment(self) -> int:  # type: ignore[override]
+        return self.operator.alignment
+
+    @property
+    def scale(self) -> int:  # type: ignore[override]
+        return self.operator.scale
+
+    def tile(self, window: Window, shape: Shape) -> OperatorTile:
+        return self.operator.tile(window, shape)  # the tile's fit frames its own operators again
+
+
 class Compose(Operator):
     """Apply ``operators`` in order, e.g. ``Compose([Blur(k), Downsample(4)])``: blur then downsample."""
 

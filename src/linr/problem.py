@@ -3,6 +3,7 @@ that every loop trains on (targets, weights, restored size, optional reference).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import time
@@ -20,7 +21,8 @@ from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_level",
-           "prior_noise_inputs", "measures_gaussian_noise", "clean_shape", "margins_of", "resolve_device", "clock"]
+           "prior_noise_inputs", "measures_gaussian_noise", "clean_shape", "margins_of", "frame_operators", "resolve_device",
+           "clock"]
 
 
 @dataclass
@@ -100,17 +102,22 @@ def clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
 
 def margins_of(observations: Sequence[Observation]) -> tuple[int, int, int, int]:
     """The pixels a fit of these observations renders beyond the restored frame (top, bottom,
-    left, right): those of an operator that reads beyond it (a blur with free edges,
-    :attr:`linr.operators.Operator.margins`), none for the rest; a one-line InputError when such an
-    operator is not alone (a joint fit would have to crop the rendering for the others: not built)."""
-    reaching = [o for o in observations if any(o.operator.margins)]
-    if not reaching:
-        return (0, 0, 0, 0)
-    if len(observations) > 1:
-        raise InputError(f"a {reaching[0].kind} observation whose operator reads beyond the frame (a blur with "
-                         "free edges, boundary 'free') is restored from that photo alone for now; give the blur "
-                         "boundary 'reflect' (--boundary reflect) to fit it with other observations")
-    return tuple(int(m) for m in reaching[0].operator.margins)  # type: ignore[return-value]
+    left, right): the most any operator reads beyond it on each side (a blur with free edges,
+    :attr:`linr.operators.Operator.margins`); none when none does."""
+    margins = [tuple(o.operator.margins) for o in observations]
+    return tuple(max((m[k] for m in margins), default=0) for k in range(4))  # type: ignore[return-value]
+
+
+def frame_operators(observations: Sequence[Observation]) -> list[Observation]:
+    """The observations with every operator reading the one rendering of a fit of them all (the
+    frame grown by :func:`margins_of`): an operator that reads less beyond the frame than that
+    is wrapped in :class:`~linr.operators.Cropped` (a photo beside a blur with free edges); the
+    observations unchanged when they all read the same."""
+    from .operators import Cropped
+
+    union = margins_of(observations)
+    return [o if tuple(o.operator.margins) == union else
+            dataclasses.replace(o, operator=Cropped(o.operator, union)) for o in observations]
 
 
 def _to_chw(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -270,6 +277,7 @@ def build_problem(observations: Sequence[Observation], device: str,
         raise InputError(f"observations have different channel counts: {sorted(channels)}")
     (c,) = channels
     height, width = clean_shape(observations)
+    observations = frame_operators(observations)  # (done already by a fit, before its stop rule's set-up)
     margins = margins_of(observations)
     dev = resolve_device(device)
     ref_t = None

@@ -502,8 +502,8 @@ is assumed beyond it, where the reflecting blur mirrored the border band of a ph
 on past the frame. Its fit gets :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
 :data:`DEFAULT_FREE_BLUR_SCHEDULE` learning rate, and ``grouped-deblur`` draws the pixels beyond the
 frame to the fit's own (:attr:`linr.fit.FitResult.extended_image`). Measured on crops of blurred
-scenes (BENCHMARKS.md, '#15 deblurring a real photo'); joint fits and tiles keep 'reflect' (tiles
-with free edges, chosen, are built but not measured)."""
+scenes (BENCHMARKS.md, '#15 deblurring a real photo'); joint fits and tiles keep 'reflect' (with
+free edges chosen, both are built but not measured)."""
 
 DEFAULT_FREE_BLUR_STEPS = 2000
 """Steps of the defaults' fit of a blur with free edges (the paper's deblurring: 4000)."""
@@ -520,9 +520,9 @@ def open_blur_boundary(preset: str | None, *, alone: bool = False, whole: bool =
     """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
     the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` for a
     photo restored ``alone`` (no other observation) and ``whole`` (not in tiles), else 'reflect'
-    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`: free edges are not built for joint fits, and in
-    tiles, where each tile's fit renders its window grown by the kernel's reach, not measured yet:
-    a chosen 'free' is tiled so)."""
+    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`): a chosen 'free' works in joint fits (one
+    rendering, :func:`linr.problem.frame_operators`) and in tiles (each tile's fit renders its
+    window grown by the kernel's reach), neither measured yet."""
     if preset in PRESETS:
         return PRESETS[preset].blur_boundary
     return DEFAULT_OPEN_BOUNDARY if preset is None and alone and whole else Blur.DEFAULT_BOUNDARY
@@ -536,11 +536,12 @@ def open_free_blur(observations: Sequence[Observation]) -> bool:
 
 
 def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) -> bool:
-    """Whether a fit is the defaults' fit of a blur with free edges (no preset named, one blurred
-    photo whose blur has free edges, open or chosen): it gets :data:`DEFAULT_FREE_BLUR_STEPS` and
-    :data:`DEFAULT_FREE_BLUR_SCHEDULE`."""
-    return preset is None and len(observations) == 1 and isinstance(observations[0].operator, Blur) and \
-        observations[0].operator.boundary == "free"
+    """Whether a fit is the defaults' fit of a blur with free edges (no preset named, a blurred
+    photo whose blur has free edges, open or chosen, alone or, chosen, beside other observations):
+    it gets :data:`DEFAULT_FREE_BLUR_STEPS` (a budget when another observation carries noise) and
+    :data:`DEFAULT_FREE_BLUR_SCHEDULE`. Beside other observations this is not measured."""
+    return preset is None and any(isinstance(o.operator, Blur) and o.operator.boundary == "free"
+                                  for o in observations)
 
 
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -1037,6 +1038,9 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
             stop=stop, whole=False,
         )
         grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)
+    if register is not None and any(any(o.operator.margins) for o in obs):
+        raise InputError("registration (--register) warps the rendered image, and a blur with free edges reads "
+                         "beyond the frame: not built together yet; give the blur --boundary reflect")
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
                         refine=refine if grid is None else None)  # tiles: each its own
