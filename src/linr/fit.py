@@ -281,7 +281,7 @@ def fit_many(
         listed = ", ".join(f"{h}x{w}x{c}" + (f" (rendered {m[0]}, {m[1]}, {m[2]}, {m[3]} px beyond it)" if any(m) else "")
                            for h, w, c, m in sorted(shapes))
         grown = any(any(m) for *_, m in shapes)
-        raise InputError(f"fit_many: scenes must share the restored size and channels"
+        raise InputError("fit_many: scenes must share the restored size and channels"
                          + (" and what is rendered beyond the frame (blurs with free edges and kernels of different "
                             "sizes: restore them separately, or give boundary 'reflect')" if grown else "")
                          + f", got {listed}")
