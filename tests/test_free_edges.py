@@ -242,3 +242,18 @@ def test_a_photo_beside_a_blur_with_free_edges_reads_the_frame_of_one_rendering(
     assert result.settings["rendered_margins"] == [2, 2, 2, 2]
     open_pair = linr.tasks.resolve([linr.noisy(image), blurred(image, kernel)])[0]
     assert open_pair[1].operator.boundary == "reflect"  # left open in a joint fit: not measured, mirrored
+
+
+def test_the_cost_of_a_fit_past_the_frame_counts_the_rendering(photo):
+    """A masked photo beside a blur with free edges: the estimate takes the image step over the
+    grown rendering (its mask is not applied to that larger grid)."""
+    from linr.cost import plan
+    from linr.tasks import resolve
+
+    image, kernel = photo
+    keep = np.random.default_rng(5).random(image.shape[:2]) < 0.5
+    obs, config = resolve([linr.masked(image * keep[..., None], keep), blurred(image, kernel, boundary="free")])
+    estimate = plan(obs, config)
+    assert estimate.chunk_pixels == 36 * 36  # the whole rendering in one chunk
+    alone = plan(*resolve([blurred(image, kernel, boundary="free")]))
+    assert estimate.flops_per_step == pytest.approx(alone.flops_per_step)  # the same rendering, trained whole

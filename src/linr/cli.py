@@ -307,6 +307,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
     margins = results[0].settings.get("rendered_margins")
+    tiled_free = results[0].settings.get("tiles") and any(
+        o.get("operator", {}).get("boundary") == "free" for o in results[0].settings.get("observations", []))
+    if tiled_free:
+        print("blur with free edges: each tile's fit rendered its window grown by the kernel's reach, nothing "
+              "assumed beyond it (in tiles: not measured yet)")
     if margins:  # a blur with free edges (linr.operators.Blur)
         chosen = getattr(args, "boundary", None) == "free"
         grown = f"{margins[0]} px on every side" if len(set(margins)) == 1 else \

@@ -62,7 +62,8 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
     # that mix pixels do; a local prior keeps the pixel path but renders every pixel
     # (linr.fastfit.pixel_terms, run_fast_many)
     local = config.prior is None or (is_local(config.prior) and config.batch_pixels is None)
-    maps = pixel_weight_maps(observations, (height, width)) if local else None
+    # a rendering beyond the frame takes the image step too (linr.fastfit.pixel_terms)
+    maps = pixel_weight_maps(observations, (height, width)) if local and not (top or bottom or left or right) else None
     total = height * width
     trained, extra_pass = total, False
     if maps is None:  # the image step: two passes when the image is more than one chunk
