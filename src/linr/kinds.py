@@ -440,7 +440,7 @@ KINDS: dict[str, Kind] = {
                    metavar="SPEC", path=True),
         KindOption("--boundary", "boundary", "blur boundary: free (the default for one photo restored "
                    "whole: nothing assumed beyond the frame, the fit renders the frame grown by the kernel's "
-                   "reach; chosen, tiles too, not measured), reflect (mirrored borders; the default in joint "
+                   "reach; chosen, also in tiles and beside other photos, not measured there), reflect (mirrored borders; the default in joint "
                    "fits, tiles and --preset fast) or circular (images blurred periodically, as the paper's "
                    "were; the default with --preset paper)",
                    choices=("free", "circular", "reflect")),

@@ -85,8 +85,8 @@ def register(sub: Any) -> None:
                    "kernels named like the images (x.* or x_kernel.*; x_kernel.* may lie beside x.png)")
     g.add_argument("--boundary", default=None, choices=["free", "circular", "reflect"],
                    help="blur boundary: free (the default for an image restored whole: nothing assumed beyond "
-                   "the frame, the fit renders the frame grown by the kernel's reach; chosen, tiles too, not "
-                   "measured), reflect (mirrored borders; the default for tiled images and with --preset fast) or "
+                   "the frame, the fit renders the frame grown by the kernel's reach; chosen, also in tiles and "
+                   "beside other photos, not measured there), reflect (mirrored borders; the default for tiled images and with --preset fast) or "
                    "circular (images blurred periodically, as the paper's were; the default with --preset paper)")
     from ..registration import TRANSFORMS
 
