@@ -133,8 +133,7 @@ class Operator(ABC):
             top, bottom, left, right = self.margins
             frame = self.input_shape(tuple(y.shape[-2:]))
             input_shape = (frame[0] + top + bottom, frame[1] + left + right)
-        shape = input_shape
-        x = torch.zeros(*y.shape[:-2], *shape, dtype=y.dtype, device=y.device, requires_grad=True)
+        x = torch.zeros(*y.shape[:-2], *input_shape, dtype=y.dtype, device=y.device, requires_grad=True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(self.forward(x), x, grad_outputs=y)
         return grad

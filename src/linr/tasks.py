@@ -969,8 +969,6 @@ def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
         DENOISE_WHOLE_UP_TO if pilot else TILE_WHOLE_UP_TO
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
-    observations = [dataclasses.replace(o, operator=o.operator.with_boundary("reflect", chosen=False))
-                    if open_free_blur([o]) else o for o in observations]  # the tiles' own blur (:func:`plan_restore`)
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
                     whole_up_to=whole_up_to or 0)
 
@@ -1036,8 +1034,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
             observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
             model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
             stop=stop, whole=False,
-        )
-        grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)
+        )  # the same grid: tiles depend on the size and the kernel's reach, not on the boundary rule
     if register is not None and any(any(o.operator.margins) for o in obs):
         raise InputError("registration (--register) warps the rendered image, and a blur with free edges reads "
                          "beyond the frame: not built together yet; give the blur --boundary reflect")
