@@ -7,7 +7,8 @@ The photo is that of ``deblur_refine.py --scene``: a whole shared image blurred 
 px: the borders were blurred with what lay outside the frame. PSNR in the paper's convention (Y
 of 8-bit-rounded RGB) of the whole crop and of its interior (the kernel's reach, 12 px, left out
 of each side), for the fit's image and the refined one; wall seconds; the settings the default
-resolved (boundary, steps, schedule). One row per image appended to ROWS (resumable: an image and
+resolved (boundary, steps, schedule); ``--tile`` and ``--boundary`` pass restore's tile setting
+and a chosen boundary rule (rows record both, and the tile grid). One row per image appended to ROWS (resumable: an image and
 crop already there is skipped); ``--table ROWS`` prints the rows as a markdown table, beside
 ``--against ROWS`` (the default before, ``deblur_scene.jsonl``, refined with free edges).
 
@@ -28,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def run(spec: str, crop: int, data: Path, threads: int | None) -> dict:
+def run(spec: str, crop: int, data: Path, threads: int | None, tile: str = "auto",
+        boundary: str | None = None) -> dict:
     import torch
 
     import linr
@@ -51,12 +53,14 @@ def run(spec: str, crop: int, data: Path, threads: int | None) -> dict:
                 "interior": round(evaluate(clean[inside], image[inside], convention="paper", task="deblur")["psnr"], 4)}
 
     t0 = time.perf_counter()
-    result = linr.restore([linr.blurred(photo, kernel)], device="cpu", progress=False)
+    result = linr.restore([linr.blurred(photo, kernel, boundary=boundary)], device="cpu", progress=False, tile=tile)
     seconds = time.perf_counter() - t0
     s = result.settings
     return {"image": spec, "size": list(whole.shape[:2]), "crop": crop, "noise_seed": 0, "scene": True,
             "boundary": s["observations"][0]["operator"]["boundary"], "steps": s["steps"],
             "schedule": s["schedule"], "refine": {k: s["refine"].get(k) for k in ("name", "edges", "extension")},
+            "tile": tile, "asked_boundary": boundary,
+            "tiling": {k: s["tiling"][k] for k in ("tiles", "size", "overlap", "halo")} if "tiling" in s else None,
             "threads": torch.get_num_threads(), "seconds": round(seconds, 1),
             "fit_seconds": round(result.timings["fit_s"], 1), "refine_seconds": round(result.timings.get("refine_s", 0), 1),
             "fit": scores(result.fitted_image), "refined": scores(result.image)}
@@ -95,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=96, help="the centre crop's side")
     parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--tile", default="auto", help="restore's tile setting (auto, off, SIZE[:OVERLAP])")
+    parser.add_argument("--boundary", choices=("free", "reflect", "circular"),
+                        help="the blur's boundary rule (default: left open, the library's choice)")
     parser.add_argument("--table", help="print a rows file as a markdown table")
     parser.add_argument("--against", help="rows of the default before (deblur_scene.jsonl)")
     args = parser.parse_args(argv)
@@ -110,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     data = data_dir(None)
     done = set()
     if Path(args.rows).exists():
-        done = {(r["image"], r["crop"]) for r in map(json.loads, open(args.rows))}
+        done = {(r["image"], r["crop"], r.get("tile", "auto"), r.get("asked_boundary"))
+                for r in map(json.loads, open(args.rows))}
     for spec in args.images:
-        if (spec, args.crop) in done:
+        if (spec, args.crop, args.tile, args.boundary) in done:
             continue
-        row = run(spec, args.crop, data, args.threads)
+        row = run(spec, args.crop, data, args.threads, args.tile, args.boundary)
         with open(args.rows, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)

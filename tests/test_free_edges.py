@@ -199,7 +199,7 @@ def test_restore_many_stacks_free_blurs_of_one_kernel_size(photo):
         linr.restore_many([[blurred(image, kernel)], [blurred(image, gaussian_kernel(3, 1.0))]], **kw)
 
 
-def test_chosen_free_edges_tile_each_window_grown_by_the_kernels_reach(photo):
+def test_chosen_free_edges_tile_each_window_grown_by_the_kernels_reach(photo, tmp_path):
     from linr.operators import Window
     from linr.tiling import tile_observations
 
@@ -213,6 +213,50 @@ def test_chosen_free_edges_tile_each_window_grown_by_the_kernels_reach(photo):
     result = linr.restore([obs], steps=2, device="cpu", progress=False, tile="32:16", refine="none")
     assert len(result.settings["tiles"]) > 1 and result.image.shape == larger.shape
     assert result.settings["steps"] == 2 and result.settings["schedule"] == "cosine"
+    # the tiles' renderings beyond the image's edges make the grown image, the frame is the image
+    assert result.extended_image.shape == (68, 68, 3)
+    np.testing.assert_array_equal(result.extended_image[2:66, 2:66], result.image)
+    refined = linr.restore([obs], steps=2, device="cpu", progress=False, tile="32:16")
+    assert refined.settings["refine"]["extension"] == "the fit's"
+    # tiles kept in a store are their renderings: a resumed restoration gives the same grown image
+    store = tmp_path / "tiles"
+    kw = dict(steps=2, device="cpu", progress=False, tile="32:16", refine="none", tile_store=str(store),
+              tile_store_owned=True)
+    first = linr.restore([obs], **kw)
+    again = linr.restore([obs], **kw)
+    assert all(t.get("resumed") for t in again.settings["tiles"])
+    np.testing.assert_array_equal(again.extended_image, first.extended_image)
+    np.testing.assert_array_equal(first.extended_image, result.extended_image)
+
+
+def test_tiles_grown_image_blends_the_outer_tiles_beyond_the_edges():
+    """Tiles' renderings of constant value (their index) on a 2 x 2 grid: beyond a corner only that
+    corner's tile, beyond an edge the two tiles along it blended by their weights along the edge,
+    and what a tile renders beyond an inner edge is not used anywhere."""
+    from linr.tiling import _Grown, plan_grid
+
+    grid = plan_grid((40, 50), 32, 16, halo=3)
+    assert (len(grid.rows), len(grid.cols)) == (2, 2)
+    margins = (2, 1, 3, 2)
+    grown = _Grown(grid.shape, 1, margins)
+    total, weight_sum = np.zeros((40, 50)), np.zeros((40, 50))
+    for index, window in enumerate(grid.windows):
+        rendering = np.full((window.height + 3, window.width + 5, 1), float(index + 1), np.float32)
+        weights = grid.weights(window)
+        part = grown.add(rendering, weights, window)
+        assert part.shape == (window.height, window.width, 1)
+        total[window.slices] += weights * part[..., 0]
+        weight_sum[window.slices] += weights
+    frame = (total / weight_sum)[..., None].astype(np.float32)
+    image = grown.image(frame)
+    assert image.shape == (43, 55, 1)
+    np.testing.assert_array_equal(image[2:42, 3:53], frame)
+    assert (image[:2, :3] == 1).all() and (image[42:, 53:] == 4).all()  # corners: one tile each
+    # along the top edge the margin repeats the blend of the image's first row
+    np.testing.assert_allclose(image[0, 3:53, 0], frame[0, :, 0], rtol=1e-6)
+    np.testing.assert_allclose(image[:2, 53:, 0], np.broadcast_to(frame[0, -1, 0], (2, 2)), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="not its"):
+        grown.add(np.zeros((10, 10, 1), np.float32), grid.weights(grid.windows[0]), grid.windows[0])
 
 
 def test_a_photo_beside_a_blur_with_free_edges_reads_the_frame_of_one_rendering(photo):

@@ -34,6 +34,7 @@ from .errors import DivergenceError, InputError, LinrError
 from .fit import (FitConfig, FitResult, Observation, clean_shape, describe_fit, fit, fit_many,
                   resolve_device)
 from .operators import Compose, Mask, Window
+from .problem import margins_of
 from .stopping import StopRule
 
 __all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
@@ -240,6 +241,8 @@ def _fingerprint(observations: Sequence[Observation], config: FitConfig, grid: T
                             default=str).encode())
     settings = {k: v for k, v in config.__dict__.items() if k != "progress"}
     h.update(json.dumps([settings, grid.describe(), stop], sort_keys=True, default=str).encode())
+    if any(margins_of(observations)):  # tiles are kept as their renderings, margins included
+        h.update(b"rendering")
     return h.hexdigest()[:20]
 
 
@@ -318,12 +321,15 @@ def plan_tiles(observations: Sequence[Observation], config: FitConfig, grid: Til
 def image_bytes(observations: Sequence[Observation], shape: tuple[int, int]) -> int:
     """Bytes of the whole image's arrays while its tiles are fitted: the observations' images
     (float32) and :func:`fit_tiled`'s blending sums and assembled image (float32: the weighted
-    sum and the image, C values per pixel each, and the weights' sum, one). An 8192 x 8192 RGB
+    sum and the image, C values per pixel each, and the weights' sum, one), twice when the tiles
+    render beyond their windows (the grown image is assembled beside the image). An 8192 x 8192 RGB
     photo restored in tiles by a tiny network peaked at 3.7 GiB (BENCHMARKS.md, "Tiles"): 2.5 GiB
     of these, 0.75 GiB of the benchmark's clean image, and one tile's fit."""
     channels = observations[0].channels
     held = sum(int(np.asarray(o.image).size) * 4 for o in observations)
-    return held + shape[0] * shape[1] * (8 * channels + 4)
+    top, bottom, left, right = margins_of(observations)
+    grown = (shape[0] + top + bottom) * (shape[1] + left + right) * (8 * channels + 4) if top + bottom + left + right else 0
+    return held + shape[0] * shape[1] * (8 * channels + 4) + grown
 
 
 def _batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
@@ -380,7 +386,8 @@ def fit_tile_group(batch: TileBatch, on_step: Callable[[int, Any, float, int], N
         return {"error": " ".join(str(exc).split()), "kind": type(exc).__name__}
     finally:
         torch.set_num_threads(previous)
-    return [(index, result.image, {"steps_run": result.steps_run, "stop_step": result.stop_step,
+    # a tile rendered beyond its window (free edges) is kept whole: the image's margins come from it
+    return [(index, result.image if result.extended_image is None else result.extended_image, {"steps_run": result.steps_run, "stop_step": result.stop_step,
                                    "stop_reason": result.stop_reason, "fit_s": result.timings["fit_s"],
                                    **{k: v for k, v in result.settings.items() if k in ("prior_used", "retry")}})
             for index, result in zip(batch.indices, results)]
@@ -421,7 +428,10 @@ def fit_tiled(
     followed); what it raises stops the restoration.
 
     Returns a :class:`FitResult` whose history is empty and whose ``settings['tiles']`` lists each
-    tile's window, steps and stop."""
+    tile's window, steps and stop. When the fits render beyond their windows (a blur with free
+    edges, :func:`linr.problem.margins_of`), its ``extended_image`` is the image grown by those
+    margins: beyond the image's edges the outer tiles' renderings, blended along the edges with the
+    tiles' own weights (each weight carried outward from the window's edge)."""
     from .fit import _uses_engine  # the one rule for whether fits can be stacked
 
     if on_step is not None and executor is not None:
@@ -436,7 +446,16 @@ def fit_tiled(
         if store else None
     total = np.zeros((*shape, channels), np.float32)
     weight_sum = np.zeros(shape, np.float32)
+    margins = margins_of(observations)
+    grown = _Grown(shape, channels, margins) if any(margins) else None
     infos: list[dict[str, Any] | None] = [None] * len(windows)
+
+    def blend(image: np.ndarray, window: Window) -> None:
+        weights = grid.weights(window)
+        if grown is not None:
+            image = grown.add(image, weights, window)
+        _add(total, weight_sum, image, weights, window)
+
     todo = []
     for index, window in enumerate(windows):
         found = saved.load(index) if saved else None
@@ -444,7 +463,7 @@ def fit_tiled(
             todo.append(index)
             continue
         image, info = found
-        _add(total, weight_sum, image, grid.weights(window), window)
+        blend(image, window)
         infos[index] = {**info, "resumed": True}
     stackable = _uses_engine(config) and stack > 1 and on_step is None
     done = len(windows) - len(todo)
@@ -474,7 +493,7 @@ def fit_tiled(
         while cursor < len(todo) and todo[cursor] in finished:
             index = todo[cursor]
             image, info = finished.pop(index)
-            _add(total, weight_sum, image, grid.weights(windows[index]), windows[index])
+            blend(image, windows[index])
             infos[index] = info
             cursor += 1
         done += len(results)
@@ -518,8 +537,11 @@ def fit_tiled(
     image = total / weight_sum[..., None]
     if saved and not store_owned:
         saved.remove()
-    return _result(image, infos, grid, config, observations, time.perf_counter() - t_start, stack,
-                   stackable, stop_name)
+    result = _result(image, infos, grid, config, observations, time.perf_counter() - t_start, stack,
+                     stackable, stop_name)
+    if grown is not None:
+        result.extended_image = grown.image(result.image)
+    return result
 
 
 def _add(total: np.ndarray, weight_sum: np.ndarray, image: np.ndarray, weights: np.ndarray,
@@ -527,6 +549,44 @@ def _add(total: np.ndarray, weight_sum: np.ndarray, image: np.ndarray, weights: 
     rows, cols = window.slices
     total[rows, cols] += image * weights[..., None]
     weight_sum[rows, cols] += weights
+
+
+class _Grown:
+    """The image grown by ``margins`` (top, bottom, left, right) assembled from tiles' renderings:
+    each tile's weights carried outward by edge replication, so that beyond the image's edges the
+    outer tiles blend as they do along the edge (an inner edge's weight is 0: a tile's rendering
+    beyond an inner edge is not used)."""
+
+    def __init__(self, shape: tuple[int, int], channels: int, margins: tuple[int, int, int, int]):
+        self.margins = margins
+        top, bottom, left, right = margins
+        self.total = np.zeros((shape[0] + top + bottom, shape[1] + left + right, channels), np.float32)
+        self.weight_sum = np.zeros(self.total.shape[:2], np.float32)
+
+    def add(self, rendering: np.ndarray, weights: np.ndarray, window: Window) -> np.ndarray:
+        """Add one tile's rendering (its window grown by the margins); return its window's part."""
+        top, bottom, left, right = self.margins
+        if rendering.shape[:2] != (window.height + top + bottom, window.width + left + right):
+            raise RuntimeError(f"a tile rendered {rendering.shape[:2]} px, not its {window.height}x{window.width} "
+                               f"window grown by {self.margins}")
+        grown = np.pad(weights, ((top, bottom), (left, right)), mode="edge")
+        rows = slice(window.top, window.top + rendering.shape[0])
+        cols = slice(window.left, window.left + rendering.shape[1])
+        self.total[rows, cols] += rendering * grown[..., None]
+        self.weight_sum[rows, cols] += grown
+        return rendering[top:top + window.height, left:left + window.width]
+
+    def image(self, frame: np.ndarray) -> np.ndarray:
+        """The grown image: the blended renderings beyond the frame, ``frame`` inside it."""
+        top, _, left, _ = self.margins
+        beyond = np.ones(self.weight_sum.shape, bool)
+        beyond[top:top + frame.shape[0], left:left + frame.shape[1]] = False
+        if not (self.weight_sum[beyond] > 0).all():  # the outer tiles' weights reach every edge
+            raise RuntimeError("tile weights leave pixels beyond the image uncovered")
+        grown = np.zeros_like(self.total)
+        grown[beyond] = self.total[beyond] / self.weight_sum[beyond][:, None]
+        grown[top:top + frame.shape[0], left:left + frame.shape[1]] = frame
+        return grown
 
 
 def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGrid, config: FitConfig,
