@@ -104,6 +104,47 @@ def test_a_kernel_is_never_a_file_from_the_browser(runner, crops):
     assert message == "blur kernel '/etc/passwd': give it as gaussian:WIDTH:SIGMA, e.g. gaussian:25:1.6"
 
 
+def test_a_measured_psf_uploaded_as_an_image_or_npy_is_the_blur(runner, crops):
+    """A blur given as a file (a microscopist's measured PSF): an image of it or a .npy array,
+    used as linr restore uses ``--kernel FILE``; its problems are one line naming the upload."""
+    import json
+
+    import linr
+    from linr.operators import gaussian_kernel
+
+    clean, _ = crops
+    psf = gaussian_kernel(5, 1.0)
+    photo = linr.simulate.blur_image(clean, psf, noise_sigma=0.0, seed=0)
+    buffer = io.BytesIO()
+    np.save(buffer, psf)
+    as_npy = Upload("psf.npy", buffer.getvalue())
+    as_image = Upload("psf.png", png_bytes((psf / psf.max())[..., None]))
+    for kernel_file, expected in ((as_npy, psf), (as_image, None)):
+        job = runner.submit(JobRequest({"blurred": Upload("b.png", png_bytes(photo))}, kernel="",
+                                       kernel_file=kernel_file, model=ModelConfig(width=16), steps=2))
+        assert job.wait(timeout=300) and job.state == "done", job.describe()
+        report = json.loads(job.result.report_path.read_text(encoding="utf-8"))
+        assert report["app"]["kernel"] == kernel_file.display_name
+        operator = report["settings"]["observations"][0]["operator"]
+        assert operator["kernel_shape"] == [5, 5]
+        runner.discard(job.id)
+    blurred = {"blurred": Upload("b.png", png_bytes(photo))}
+    assert refused(runner, JobRequest({"noisy": Upload("n.png", png_bytes(photo))}, kernel_file=as_npy)) == \
+        "a blur kernel file was given without a blurred image"
+    message = refused(runner, JobRequest(blurred, kernel_file=Upload("psf.txt", b"0 1 0\n1 1 1\n")))
+    assert message == "psf.txt: not a blur kernel (an image of the PSF, PNG, TIFF, JPEG or BMP, or a .npy array)"
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((3, 3, 3)))
+    assert refused(runner, JobRequest(blurred, kernel_file=Upload("cube.npy", buffer.getvalue()))) == \
+        "cube.npy: a blur kernel must be a 2-D array, got shape (3, 3, 3)"
+    large = Upload("wide.png", png_bytes(np.ones((8, 200, 1), np.float32)))
+    assert refused(runner, JobRequest(blurred, kernel_file=large)).startswith("wide.png: a blur kernel of 200x8 px")
+    buffer = io.BytesIO()
+    np.save(buffer, -psf)
+    message = refused(runner, JobRequest(blurred, kernel_file=Upload("neg.npy", buffer.getvalue())))
+    assert message == "neg.npy: kernel must have a positive sum" and str(runner.root) not in message
+
+
 def test_the_status_of_a_rule_that_never_stops_says_so():
     from linr.app.jobs import _stop_state
     from linr.stopping import parse_stop

@@ -9,7 +9,8 @@ bit depth. :mod:`linr.app.page` builds the page on this; tests drive it directly
 Safety: an upload is bytes and a name; the name is used only in messages (its folders dropped),
 never as a path. Files live in one private temporary folder (mode 0700), one subfolder per job,
 removed when the job is discarded and the whole folder when the runner closes. A blur kernel is
-only ever a ``gaussian:WIDTH:SIGMA`` spec here, never a file name. Every problem with an upload
+a ``gaussian:WIDTH:SIGMA`` spec or an uploaded file (a measured PSF as an image or a .npy array,
+stored in the job's folder like any upload), never a file name. Every problem with an upload
 is an :class:`~linr.errors.InputError` with one line that names the upload as the user knows it.
 """
 
@@ -83,6 +84,9 @@ class UploadLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 1024 * 1024
     max_steps: int = 20_000
+    max_kernel_side: int = 129
+    """Largest side of an uploaded blur kernel: every fit step convolves the image with it (the
+    paper's kernel is 25 px; a measured PSF is cropped to where it is not zero)."""
 
 
 @dataclass
@@ -94,6 +98,8 @@ class JobRequest:
     factor: int = 4
     mask: Upload | None = None
     kernel: str = "gaussian:25:1.6"
+    kernel_file: Upload | None = None
+    """The blur as a file (a PSF image, PNG/TIFF, or a .npy array): used instead of ``kernel``."""
     reference: Upload | None = None
     preset: str = "default"
     steps: int | None = None
@@ -307,6 +313,40 @@ def check_upload(upload: Upload, folder: Path, stem: str, limits: UploadLimits) 
     return path
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def check_kernel_upload(upload: Upload, folder: Path, limits: UploadLimits) -> Path:
+    """Store an uploaded blur kernel (an image of the PSF, or a .npy array by its signature) in
+    ``folder`` after checking that it reads as one of at most ``limits.max_kernel_side`` px a
+    side (:func:`linr.kinds.parse_kernel`'s checks follow when the job is resolved)."""
+    name = upload.display_name
+    if upload.data.startswith(NPY_MAGIC):
+        if len(upload.data) > limits.max_bytes:
+            raise InputError(f"{name}: {len(upload.data) / 2**20:.1f} MB is more than this app accepts "
+                             f"({limits.max_bytes / 2**20:.0f} MB)")
+        path = folder / "kernel.npy"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(upload.data)
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except Exception as exc:
+            raise InputError(f"{name}: not a readable .npy kernel ({exc.__class__.__name__})") from None
+        if len(shape) != 2:
+            raise InputError(f"{name}: a blur kernel must be a 2-D array, got shape {tuple(shape)}")
+        height, width = shape
+    elif _format_suffix(upload.data) is None:
+        raise InputError(f"{name}: not a blur kernel (an image of the PSF, PNG, TIFF, JPEG or BMP, or a .npy array)")
+    else:
+        path = check_upload(upload, folder, "kernel", limits)
+        width, height = _pixel_count(path, path.suffix)
+    if max(height, width) > limits.max_kernel_side:
+        raise InputError(f"{name}: a blur kernel of {width}x{height} px; this app takes kernels of at most "
+                         f"{limits.max_kernel_side} px a side (crop it to where the PSF is not zero)")
+    return path
+
+
 def _public(message: str, names: dict[str, str], folder: Path) -> str:
     """``message`` with every private file path replaced by the name the user uploaded."""
     for path, name in sorted(names.items(), key=lambda item: -len(item[0])):
@@ -342,7 +382,9 @@ def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str
     if "lowres" in images and not 1 <= int(request.factor) <= 16:
         raise InputError(f"the low-res factor must be between 1 and 16, got {request.factor}")
     kernel = (request.kernel or "").strip()
-    if "blurred" in images and not kernel.startswith("gaussian:"):
+    if request.kernel_file is not None and "blurred" not in images:
+        raise InputError("a blur kernel file was given without a blurred image")
+    if "blurred" in images and request.kernel_file is None and not kernel.startswith("gaussian:"):
         raise InputError(f"blur kernel {kernel!r}: give it as gaussian:WIDTH:SIGMA, e.g. gaussian:25:1.6")
 
     names: dict[str, str] = {}
@@ -354,7 +396,10 @@ def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str
     if request.mask is not None:
         path = check_upload(request.mask, folder, "mask", limits)
         options["mask"], names[str(path)] = str(path), request.mask.display_name
-    if "blurred" in images:
+    if request.kernel_file is not None:
+        path = check_kernel_upload(request.kernel_file, folder, limits)
+        options["kernel"], names[str(path)] = str(path), request.kernel_file.display_name
+    elif "blurred" in images:
         options["kernel"] = kernel
     reference_path = None
     if request.reference is not None:
@@ -406,7 +451,9 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["factor"] = int(request.factor)
     if request.mask is not None:
         asked["mask"] = request.mask.display_name
-    if "blurred" in images:
+    if request.kernel_file is not None:
+        asked["kernel"] = request.kernel_file.display_name
+    elif "blurred" in images:
         asked["kernel"] = options["kernel"]
     if request.reference is not None:
         asked["reference"] = request.reference.display_name

@@ -139,6 +139,8 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
             with gr.Column(min_width=180):
                 blurred = gr.File(label="blurred image", elem_id="linr-blurred", height=UPLOAD_HEIGHT)
                 kernel = gr.Textbox(value="gaussian:25:1.6", label="its blur (gaussian:WIDTH:SIGMA)")
+                kernel_file = gr.File(label="or its blur as a file (PSF image or .npy)", elem_id="linr-kernel",
+                                      height=UPLOAD_HEIGHT)
         with gr.Row():
             reference = gr.File(label="clean reference, optional: PSNR/SSIM of the result",
                                 elem_id="linr-reference", height=UPLOAD_HEIGHT)
@@ -166,7 +168,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
         cleared = (None, None, "", None, None)
 
         def run(noisy_path, lowres_path, factor_value, masked_path, mask_path, blurred_path,
-                kernel_spec, reference_path, preset_name, step_budget,
+                kernel_spec, kernel_path, reference_path, preset_name, step_budget,
                 request: gr.Request) -> Iterator[tuple[Any, ...]]:
             session = request.session_hash
             sessions.replace(session, None)
@@ -177,7 +179,8 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                 job_request = JobRequest(
                     {kind: up for kind, up in images.items() if up is not None},
                     factor=int(factor_value or 4), mask=_read_upload(mask_path, upload_folder),
-                    kernel=kernel_spec or "", reference=_read_upload(reference_path, upload_folder),
+                    kernel=kernel_spec or "", kernel_file=_read_upload(kernel_path, upload_folder),
+                    reference=_read_upload(reference_path, upload_folder),
                     preset=preset_name or "default",
                     steps=int(step_budget) if step_budget else None)
                 job = runner.submit(job_request)
@@ -215,7 +218,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
         def leave(request: gr.Request) -> None:
             sessions.replace(request.session_hash, None)
 
-        start.click(run, [noisy, lowres, factor, masked, mask, blurred, kernel, reference, preset,
+        start.click(run, [noisy, lowres, factor, masked, mask, blurred, kernel, kernel_file, reference, preset,
                           steps], outputs, show_progress="hidden", concurrency_limit=8,
                     concurrency_id="restore", api_visibility="private")
         cancel.click(stop, None, None, show_progress="hidden", concurrency_limit=None,
