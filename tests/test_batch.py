@@ -311,7 +311,8 @@ def test_blurred_with_kernels_paired_by_name(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["IN", "-o", "OUT"], "INPUT needs --task"),
     (["--task", "noisy", "-o", "OUT"], "--task needs INPUT"),
-    (["IN", "--task", "noisy", "--factor", "2", "-o", "OUT"], "--factor needs --lowres"),
+    (["IN", "--task", "noisy", "--factor", "2", "-o", "OUT"], "--factor needs --lowres (or --task lowres)"),
+    (["IN", "--task", "blurred", "-o", "OUT"], "--task blurred needs --kernel SPEC"),
     (["IN", "--task", "noisy", "-o", "IN"], "would overwrite an input"),
     (["IN", "--task", "noisy", "-o", "OUT", "--ray-address", "auto"], "--ray-address needs --backend ray"),
     (["IN", "--task", "noisy", "-o", "OUT", "--backend", "ray", "--device", "cuda:1"], "Ray assigns the GPUs"),

@@ -301,3 +301,19 @@ def test_the_cost_of_a_fit_past_the_frame_counts_the_rendering(photo):
     assert estimate.chunk_pixels == 36 * 36  # the whole rendering in one chunk
     alone = plan(*resolve([blurred(image, kernel, boundary="free")]))
     assert estimate.flops_per_step == pytest.approx(alone.flops_per_step)  # the same rendering, trained whole
+
+
+def test_a_kernel_that_is_no_blur_or_too_large_is_refused_in_one_line(photo):
+    """A sharpening kernel (negative lobes) is not a blur; a measured PSF's small negative
+    background is taken. With free edges a kernel too large for the image is refused as it is
+    with reflected borders."""
+    image, _ = photo
+    sharpen = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float)
+    with pytest.raises(InputError, match=r"blur kernel has negative values \(80% of its positive sum\)"):
+        blurred(image, sharpen)
+    measured = gaussian_kernel(5, 1.0) - 0.002  # a background slightly below zero
+    assert blurred(image, measured).operator.kernel.sum() == pytest.approx(1.0)
+    wide = np.ones((65, 65))
+    for boundary in ("free", "reflect"):
+        with pytest.raises(InputError, match=r"blur kernel 65x65 is larger than the image 32x32 allows"):
+            linr.restore([blurred(image, wide, boundary=boundary)], steps=1, device="cpu", progress=False)

@@ -162,7 +162,7 @@ def test_a_palette_tiff_is_read_in_its_colours_and_a_min_is_white_one_the_right_
 
 
 @pytest.mark.parametrize("suffix", ["gif", "png", "webp"])
-def test_an_animation_is_read_frame_by_frame_as_a_stack(tmp_path, suffix):
+def test_an_animation_is_read_frame_by_frame_as_a_stack(tmp_path, suffix, capsys):
     """Its frames as Pillow shows them one by one (was: the first frame alone, silently); the CLI
     then restores them as one scene or frame by frame, as a TIFF's pages."""
     from linr.cli import main
@@ -183,6 +183,11 @@ def test_an_animation_is_read_frame_by_frame_as_a_stack(tmp_path, suffix):
     tiny = ["--width", "8", "--depth", "1", "--steps", "2", "--stop", "fixed", "--device", "cpu", "--quiet"]
     assert main(["restore", "--noisy", str(path), "--frames", "separate", "-o", str(tmp_path / "out.tif"), *tiny]) == 0
     assert len(read_stored(tmp_path / "out.tif")) == 3
+    tiny.remove("--quiet")
+    capsys.readouterr()
+    assert main(["restore", "--noisy", str(path), "--frames", "separate", "-o", str(tmp_path / "out2.tif"), *tiny]) == 0
+    wrote = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote "))
+    assert "2 steps per frame" in wrote and "s fitting in all)" in wrote  # not the frames' steps added up
 
 
 def test_the_input_colour_profile_goes_into_every_output_that_holds_one(tmp_path, capsys):

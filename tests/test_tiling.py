@@ -157,6 +157,10 @@ def test_tile_settings_are_parsed_and_bad_ones_refused():
             parse_tile(bad)
     with pytest.raises(InputError, match="too small"):
         plan_grid((200, 200), 40, 8, halo=10)
+    # the preset's overlap on a tile the operators would fit: the overlap is what to change
+    with pytest.raises(InputError, match=r"overlapping by 32 px: .* smaller overlap \(SIZE:OVERLAP, e.g. 48:12\)"):
+        plan_grid((200, 200), 48, 32, halo=0)
+    assert plan_grid((200, 200), 48, 12, halo=0).overlap == 12
     # a size asked for that a wide operator cannot use is refused; 'auto' tiles large enough
     from linr.tiling import MIN_RAMP, grid_for
 

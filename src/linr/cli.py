@@ -156,6 +156,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     scenes = [(observations, infos)] if args.frames == "joint" else split_frames(observations, infos)
     out = output_info(infos)
     protect = list(inputs) + ([args.reference] if args.reference else [])
+    new_folder = _missing_folder(args.output)
     check_output_path(args.output, force=args.force, protect=protect, channels=out.channels,
                       frames=len(scenes))
     notes += output_notes(args.output, out)
@@ -296,19 +297,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
                  value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density, force=args.force,
                  protect=protect)
-    steps = sum(r.steps_run for r in results)
+    counts = sorted({r.steps_run for r in results})
+    steps = f"{counts[0]} steps" if len(results) == 1 else \
+        f"{counts[0]} steps per frame" if len(counts) == 1 else f"{counts[0]}-{counts[-1]} steps per frame"
     fit_s = sum(r.timings["fit_s"] for r in results)
     render = "" if out_shape == shape else f"rendered from the fit's {shape[1]}x{shape[0]}, "
     print(f"wrote {args.output} ({_describe_output(args.output, out, out_shape, len(scenes))}, {render}"
-          f"{steps} steps, {fit_s:.1f} s fitting)")
+          f"{steps}, {fit_s:.1f} s fitting{'' if len(results) == 1 else ' in all'})")
+    _made_folder(new_folder)
     if len(scenes) == 1:
         result = results[0]
         print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
     margins = results[0].settings.get("rendered_margins")
-    tiled_free = results[0].settings.get("tiles") and any(
-        o.get("operator", {}).get("boundary") == "free" for o in results[0].settings.get("observations", []))
+    tiled_free = results[0].settings.get("tiles") and "free" in _blur_boundaries(results[0].settings.get("observations", []))
     if tiled_free:
         print("blur with free edges: each tile's fit rendered its window grown by the kernel's reach, nothing "
               "assumed beyond it (in tiles: not measured yet)")
@@ -320,6 +323,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
               f"was assumed beyond it"
               + ("" if chosen else "; the default for one blurred photo restored whole "
                  "(--boundary reflect mirrors the borders instead)"))
+    mirrored = getattr(args, "boundary", None) is None and args.preset is None and \
+        "reflect" in _blur_boundaries(results[0].settings.get("observations", []))
+    if mirrored:  # the open boundary of a blur in tiles or beside other photos (linr.tasks.open_blur_boundary)
+        where = "in tiles" if results[0].settings.get("tiles") else "beside other photos"
+        print(f"blur with mirrored edges (reflect), the default {where}: free edges, the default for one blurred "
+              f"photo restored whole, are not measured {where} (--boundary free chooses them)")
     network_line = _network_line(results[0].settings, named=model is not None)
     if network_line:
         print(network_line)
@@ -584,6 +593,32 @@ def _read_references(path: str | None, out: Any, count: int) -> list[Any]:
     return [image for image, _ in frames]
 
 
+def _blur_boundaries(described: Any) -> set[str]:
+    """The boundary rules of the blurs in a fit's described observations (``settings['observations']``),
+    wrapped operators (a hold-out mask, a registration) included."""
+    if isinstance(described, list):
+        return set().union(*(_blur_boundaries(d) for d in described))
+    if not isinstance(described, dict):
+        return set()
+    found = {described["boundary"]} if described.get("name") == "blur" and "boundary" in described else set()
+    return found.union(*(_blur_boundaries(v) for v in described.values() if isinstance(v, (dict, list))))
+
+
+def _missing_folder(path: str) -> Path | None:
+    """The outermost folder above ``path`` that does not exist yet (writing makes it), or None."""
+    missing = None
+    for parent in Path(os.path.abspath(path)).parents:
+        if parent.exists():
+            break
+        missing = parent
+    return missing
+
+
+def _made_folder(folder: Path | None) -> None:
+    if folder is not None:
+        print(f"made the folder {folder} for it (it did not exist)")
+
+
 def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) -> str:
     """'WxH[, N frames][, C channels], DEPTH[, how values were written]' for an output line."""
     from .images import keeps_units, written_bit_depth
@@ -663,6 +698,8 @@ def _build_render(sub: Any) -> None:
     size.add_argument("--size", type=size_option, metavar="WxH", help="WxH pixels")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output (never the model)")
+    p.add_argument("--quiet", action="store_true",
+                   help="as restore's: no progress bar (rendering shows none; taken so that scripts may pass it)")
     p.set_defaults(func=cmd_render)
 
 
@@ -672,6 +709,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .problem import resolve_device
 
     fitted, info = load_model(args.model)
+    new_folder = _missing_folder(args.output)
     check_output_path(args.output, force=args.force, protect=[args.model], channels=fitted.channels)
     if lost := output_notes(args.output, info):
         _note(lost)
@@ -684,6 +722,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     h, w = fitted.shape
     print(f"wrote {args.output} ({_describe_output(args.output, info, shape, 1)}, rendered from a model "
           f"fitted at {w}x{h})")
+    _made_folder(new_folder)
     return 0
 
 
@@ -724,6 +763,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     from .tasks import parse_kernel
 
     protect = [args.clean]
+    new_folder = _missing_folder(args.output)
     check_output_path(args.output, force=args.force, protect=protect)
     if args.blur_noise is not None and args.blur is None:
         raise InputError("--blur-noise needs --blur")
@@ -787,6 +827,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
                 value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
                 force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
+    _made_folder(new_folder)
     if mask_path is not None:
         write_image(mask_path, mask.astype(np.float32), density=info.density, force=args.force, protect=protect)
         print(f"wrote {mask_path} (white = observed)")

@@ -623,7 +623,8 @@ def check_writable_folder(path: str | os.PathLike) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise InputError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
+        raise InputError(f"{path}: cannot write in {folder}: the system refused a new file there "
+                         f"({exc.strerror or exc})") from None
 
 
 def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | None:

@@ -29,9 +29,15 @@ class Monitor:
         self.stop_reason, self.stop_step = "fixed steps", config.steps
         if stop is not None:  # the budget ran out before the rule fired
             stop.budget = config.steps
-            self.stop_reason = (f"step budget ({config.steps}) reached before the {stop.name} rule fired"
-                                if stop.stops else f"step budget ({config.steps}) run; the {stop.name} rule "
-                                f"chose the iterate (it looks every {stop.output_every} steps and never stops)")
+            if stop.stops:
+                self.stop_reason = f"step budget ({config.steps}) reached before the {stop.name} rule fired"
+            elif config.steps <= stop.output_every:  # its only look is at the last step
+                self.stop_reason = (f"step budget ({config.steps}) run; the {stop.name} rule looks every "
+                                    f"{stop.output_every} steps and at the last, so it had only the last iterate "
+                                    "to return")
+            else:
+                self.stop_reason = (f"step budget ({config.steps}) run; the {stop.name} rule chose the iterate "
+                                    f"(it looks every {stop.output_every} steps and at the last, and never stops)")
         self.eval_s = 0.0
         show = sys.stderr.isatty() if config.progress is None else config.progress
         self.bar = None

@@ -408,6 +408,9 @@ class Blur(Operator):
     name = "blur"
     BOUNDARIES = ("circular", "reflect", "free")
     DEFAULT_BOUNDARY = "reflect"
+    NEGATIVE_TOLERANCE = 0.1
+    """Negative kernel values up to this fraction of the positive ones are taken (the noise of a
+    measured PSF's background); more is refused: not a blur."""
 
     def __init__(
         self, kernel: np.ndarray | torch.Tensor, *, boundary: str | None = None, normalize: bool = True
@@ -421,6 +424,11 @@ class Blur(Operator):
             raise ValueError("blur kernel contains non-finite values")
         if boundary not in self.BOUNDARIES:
             raise ValueError(f"unknown blur boundary {boundary!r}; choose from {self.BOUNDARIES}")
+        negative, positive = -k[k < 0].sum(), k[k > 0].sum()
+        if negative > self.NEGATIVE_TOLERANCE * positive:
+            raise ValueError(f"blur kernel has negative values ({negative / max(positive, 1e-300):.0%} of its positive "
+                             "sum): a blur's PSF is never negative (a sharpening kernel is not a blur; set a "
+                             "measured PSF's background below zero to 0)")
         if normalize:
             total = k.sum()
             if not total > 1e-12:
@@ -451,9 +459,10 @@ class Blur(Operator):
         h, w = shape
         if self.boundary == "circular" and (kh > h or kw > w):
             raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h}")
-        if self.boundary == "reflect" and (kh // 2 >= h or kw // 2 >= w):
-            raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h} allows with reflected "
-                             f"borders (at most {2 * w - 1}x{2 * h - 1})")
+        if self.boundary in ("reflect", "free") and (kh // 2 >= h or kw // 2 >= w):
+            edges = "reflected borders" if self.boundary == "reflect" else "free edges"
+            raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h} allows with {edges} "
+                             f"(at most {2 * w - 1}x{2 * h - 1})")
 
     def _otf(self, shape: Shape, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (tuple(shape), str(device), dtype)

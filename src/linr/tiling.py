@@ -181,11 +181,17 @@ def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0,
     least ``overlap``, widened to ``2 halo + MIN_RAMP`` when smaller."""
     height, width = shape
     size = math.ceil(size / align) * align
-    overlap = max(overlap, 2 * halo + MIN_RAMP)
+    needed = 2 * halo + MIN_RAMP
+    if needed > size // 2:
+        raise InputError(f"tiles of {size} px are too small for these observations: a tile's edge band that "
+                         f"its fit cannot explain is {halo} px wide here (how far the operators mix pixels), "
+                         f"so tiles must overlap by at least {needed} px, more than half a tile; use larger "
+                         f"tiles (at least {2 * needed})")
     if overlap > size // 2:
-        raise InputError(f"tiles of {size} px are too small for these observations: their operators "
-                         f"reach {halo} px, so tiles must overlap by {overlap} px, more than half a tile; "
-                         f"use larger tiles (at least {2 * overlap})")
+        raise InputError(f"tiles of {size} px overlapping by {overlap} px: the overlap may be at most half a "
+                         f"tile; give a smaller overlap (SIZE:OVERLAP, e.g. {size}:{max(needed, size // 4)}) "
+                         f"or larger tiles")
+    overlap = max(overlap, needed)
     th, tw = (_balanced_size(length, size, overlap, align) for length in (height, width))
     rows = _axis_starts(height, th, overlap, align)
     cols = _axis_starts(width, tw, overlap, align)
