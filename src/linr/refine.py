@@ -968,13 +968,13 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
         if len(observations) != 1 or not isinstance(observations[0].operator, Mask) or \
                 tuple(observations[0].shape) != tuple(shape):
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
-                             f"photo with missing pixels (a mask), of the restored size (refine='none', --refine none)")
+                             f"photo with missing pixels (a mask), of the restored size (--refine none; refine='none' in Python)")
         return observations[0]
     if REFINERS[spec].takes == "blurred":
         if len(observations) != 1 or not deblurrable(observations[0]) or tuple(observations[0].shape) != tuple(shape):
             raise InputError(f"refinement {spec!r} deblurs and needs one observation alone: a blurred photo "
-                             f"(a blur kernel) of the restored size, compared by squared error (refine='none', "
-                             f"--refine none)")
+                             f"(a blur kernel) of the restored size, compared by squared error (--refine none; "
+                             f"refine='none' in Python)")
         _check_patch_side(shape)
         return observations[0]
     if REFINERS[spec].takes in ("noisy+views", "views"):
@@ -993,7 +993,7 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     if len(photos) != 1:
         raise InputError(f"refinement needs exactly one noisy photo of the restored size ({shape[0]}x{shape[1]}) "
                          f"with Gaussian noise and no operator, and {len(photos)} of the observations are one "
-                         f"(refine='none', --refine none)")
+                         f"(--refine none; refine='none' in Python)")
     _check_patch_side(shape)
     return photos[0]
 
@@ -1002,7 +1002,7 @@ def _check_patch_side(shape: tuple[int, int]) -> None:
     """A one-line InputError when an image of ``shape`` is smaller than the filter's patches."""
     if min(shape) < MIN_REFINE_SIDE:
         raise InputError(f"refinement filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and this image is "
-                         f"{shape[0]}x{shape[1]} (refine='none', --refine none)")
+                         f"{shape[0]}x{shape[1]} (--refine none; refine='none' in Python)")
 
 
 def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation],

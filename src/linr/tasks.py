@@ -645,7 +645,8 @@ def resolve_refine(refine: str | None, observations: Sequence[Observation], *, p
         return None
     if keep_model:
         raise InputError(f"refinement {refine!r} changes the image after the fit, so no model renders "
-                         "it: leave out the refinement (refine='none', --refine none) to keep the model")
+                         "it, and --save-model, --render-scale (keep_model=True in Python) need one: leave out "
+                         "the refinement (--refine none; refine='none' in Python) or those")
     if register is not None and REFINERS[refine].takes in ("views", "noisy+views"):
         raise InputError(f"refinement {refine!r} makes the image reproduce its low-res views exactly, and "
                          f"registration ({register}) shifts them by what the fit finds: leave out one of them")
