@@ -245,6 +245,12 @@ def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
     with pytest.raises(Killed):
         fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store, progress=kill_after_two)
     assert len(list(store.glob("tile_*.npy"))) == 2
+    # the cost said before a rerun counts only the tiles still to fit
+    from linr.tiling import finished_tiles, plan_tiles
+
+    assert finished_tiles(store) == 2 and finished_tiles(tmp_path / "none") == 0
+    every, left = plan_tiles(obs, config, grid), plan_tiles(obs, config, grid, done=2)
+    assert left.seconds == pytest.approx(every.seconds * (len(grid) - 2) / len(grid))
     resumed = fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
     fresh = fit_tiled(obs, config, grid, make_stop=lambda o: None)
     assert sum(bool(t.get("resumed")) for t in resumed.settings["tiles"]) == 2

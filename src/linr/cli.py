@@ -268,7 +268,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    _announce_cost(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble)
+    from .tiling import finished_tiles
+
+    _announce_cost(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
+                   tiles_done=finished_tiles(stores[0]) if len(scenes) == 1 and stores[0] is not None else 0)
     results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
@@ -663,7 +666,7 @@ def _returned(result: Any) -> str:
 
 
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
-                   frames: int = 1, members: int = 1) -> None:
+                   frames: int = 1, members: int = 1, tiles_done: int = 0) -> None:
     """Print what the restoration will cost when it is long (:func:`linr.tasks.restore_cost`; stderr):
     ``frames`` restorations of this size one after the other, each of ``members`` networks (an
     ensemble)."""
@@ -673,7 +676,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                     device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
                     refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
                     tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
-                    ensemble=members, frames=frames)
+                    ensemble=members, frames=frames, tiles_done=tiles_done)
     if line is not None:
         print(line, file=sys.stderr)
 

@@ -216,14 +216,15 @@ def available_memory() -> int | None:
 
 def forecast_line(observations: Sequence[Observation], config: FitConfig, *, refine: str | None,
                      stop: Any, grid: Any = None, stack: int = 1, frames: int = 1, members: int = 1,
-                     chooses: bool = True, usual: Usual | None = None) -> str | None:
+                     chooses: bool = True, usual: Usual | None = None, tiles_done: int = 0) -> str | None:
     """The line said before a restoration that will take at least :data:`LONG_FIT_SECONDS` (a
     shorter one: only the memory warning, or None): the fit's step count, size and tiles (``grid``: :func:`linr.tiling.TileGrid`, None:
     whole; ``stack`` tiles fitted at once), its estimated peak memory and time (throughput
     measured on this CPU just now; on another device only the refinement is estimated), for each
     of ``frames`` fits of ``members`` networks, then the refinement's (:func:`refine_cost`;
     ``chooses``: the fit holds pixels out for it), where its stop usually comes (``usual``); and
-    a warning when the refinement's memory is more than :func:`available_memory`. ``observations`` and ``config``
+    a warning when the refinement's memory is more than :func:`available_memory`; ``tiles_done``
+    of the grid's tiles are finished already (resumed from a store: not counted). ``observations`` and ``config``
     are resolved (:func:`linr.tasks.resolve`), ``stop`` the rule the restore applies."""
     from .cost import plan
     from .engine import measure_throughput
@@ -258,7 +259,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         if grid is None:
             return plan(observations, config, whole_output_every_step=watched, flops_per_second=flops_per_second)
         return plan_tiles(observations, config, grid, stack=stack, whole_output_every_step=watched,
-                          flops_per_second=flops_per_second)
+                          flops_per_second=flops_per_second, done=tiles_done)
 
     if estimate(5e10).seconds * frames * members < LONG_FIT_SECONDS / 3 and \
             refine_wall() * frames < LONG_FIT_SECONDS:
@@ -272,7 +273,8 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     if est.seconds * frames * members + refine_wall() * frames < LONG_FIT_SECONDS:
         return warning
     count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
-    where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile)"
+    where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile" + (
+        f"; {tiles_done} finished before, resumed, not counted)" if tiles_done else ")")
     each = {(False, False): "", (True, False): f" (each of {frames} frames)",
             (False, True): f" (each of {members} ensemble members)",
             (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]

@@ -821,7 +821,10 @@ def restore(
         raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
                          "not one rule object: each tile gets its own")
     if _shows(progress if announce is None else announce):
-        line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble)
+        from .tiling import finished_tiles
+
+        line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
+                         tiles_done=finished_tiles(tile_store) if tile_store else 0)
         if line is not None:
             import sys
 
@@ -989,17 +992,19 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              model: ModelConfig | None = None, stop: StopRule | str | None = None, precision: str | None = None,
              prior: str | None = None, refine: str | None = None, keep_model: bool = False,
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
-             tile_stack: int | None = None, ensemble: int = 1, frames: int = 1) -> str | None:
+             tile_stack: int | None = None, ensemble: int = 1, frames: int = 1, tiles_done: int = 0) -> str | None:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
     warning, or None. The same checks as :func:`restore`'s before its fit (one-line errors).
-    ``frames``: restorations of this size one after the other (``linr restore``'s frames)."""
+    ``frames``: restorations of this size one after the other (``linr restore``'s frames);
+    ``tiles_done``: tiles a store holds finished (resumed, not fitted again)."""
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
-    return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames)
+    return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
+                     tiles_done=tiles_done)
 
 
 @dataclass
@@ -1048,7 +1053,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
 
 
 def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_stack: int | None, ensemble: int,
-              frames: int = 1) -> str | None:
+              frames: int = 1, tiles_done: int = 0) -> str | None:
     """:func:`linr.forecast.forecast_line` of a planned restoration (:func:`restore_cost`)."""
     from .forecast import Usual, forecast_line
 
@@ -1061,7 +1066,8 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
             Usual(None)  # measured at the pilot's own rate only
     stack = 1 if plan.grid is None else _tile_stack(tile_stack, plan.config)
     return forecast_line(plan.obs, plan.config, refine=plan.refine, stop=plan.rule, grid=plan.grid, stack=stack,
-                         frames=frames, members=ensemble, chooses=chooses, usual=usual)
+                         frames=frames, members=ensemble, chooses=chooses, usual=usual,
+                         tiles_done=0 if plan.grid is None else min(tiles_done, len(plan.grid)))
 
 
 def _stop_name(rule: StopRule | None) -> str:

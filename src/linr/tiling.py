@@ -299,6 +299,13 @@ class TileStore:
         remove_tile_store(self.folder)
 
 
+def finished_tiles(folder: str | Path) -> int:
+    """How many finished tiles a tile store folder holds (0 when there is none); whether they
+    belong to this image and these settings is checked when the restoration opens the store."""
+    folder = Path(folder)
+    return len(list(folder.glob("tile_*.json"))) if (folder / "fingerprint.txt").exists() else 0
+
+
 def remove_tile_store(folder: str | Path) -> None:
     """Delete a tile folder's tiles and fingerprint, and the folder when nothing else is in it."""
     folder = Path(folder)
@@ -312,15 +319,16 @@ def remove_tile_store(folder: str | Path) -> None:
 
 
 def plan_tiles(observations: Sequence[Observation], config: FitConfig, grid: TileGrid, *, stack: int = 1,
-               whole_output_every_step: bool = False, flops_per_second: float = 5e10) -> Any:
+               whole_output_every_step: bool = False, flops_per_second: float = 5e10, done: int = 0) -> Any:
     """:func:`linr.cost.plan` of a tiled restoration: one tile's estimate, its time times the
-    number of tiles (automatic stops counted at their budget) and its memory times the stack,
-    plus the whole image's arrays (:func:`image_bytes`)."""
+    number of tiles still to fit (``done`` are finished: resumed from a store; automatic stops
+    counted at their budget) and its memory times the stack, plus the whole image's arrays
+    (:func:`image_bytes`)."""
     from .cost import plan
 
     one = plan(tile_observations(observations, grid.windows[0], grid.shape), config,
                whole_output_every_step=whole_output_every_step, flops_per_second=flops_per_second)
-    return replace(one, seconds=one.seconds * len(grid),
+    return replace(one, seconds=one.seconds * max(len(grid) - done, 0),
                    memory_bytes=one.memory_bytes * max(stack, 1) + image_bytes(observations, grid.shape))
 
 
