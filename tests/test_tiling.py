@@ -246,9 +246,17 @@ def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
         fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store, progress=kill_after_two)
     assert len(list(store.glob("tile_*.npy"))) == 2
     # the cost said before a rerun counts only the tiles still to fit
-    from linr.tiling import finished_tiles, plan_tiles
+    from linr.tiling import finished_tiles, plan_tiles, store_fingerprint
 
-    assert finished_tiles(store) == 2 and finished_tiles(tmp_path / "none") == 0
+    fingerprint = store_fingerprint(obs, config, grid, "")
+    assert finished_tiles(store, fingerprint) == 2 and finished_tiles(tmp_path / "none", fingerprint) == 0
+    assert finished_tiles(store, "another") == 0  # another image's or settings' tiles are not resumed
+    # the fingerprint knows the operators' arrays, not only their description (a kernel's shape)
+    from linr.kinds import blurred
+    from linr.operators import gaussian_kernel
+
+    narrow, wide = ([blurred(y, gaussian_kernel(7, s))] for s in (1.0, 3.0))
+    assert store_fingerprint(narrow, config, grid, "") != store_fingerprint(wide, config, grid, "")
     every, left = plan_tiles(obs, config, grid), plan_tiles(obs, config, grid, done=2)
     assert left.seconds == pytest.approx(every.seconds * (len(grid) - 2) / len(grid))
     resumed = fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
@@ -258,7 +266,7 @@ def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
     assert not store.exists()  # removed once the image is assembled
     # a folder of another image's tiles is refused, not mixed in
     TileStore(store, "another")
-    with pytest.raises(InputError, match="another image or other settings"):
+    with pytest.raises(InputError, match="another image, other settings or another version"):
         fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
 
 
@@ -433,7 +441,7 @@ def test_tiles_finished_beside_a_failed_one_are_kept_for_the_rerun(tmp_path):
     """One wait() returns a failed tile and a finished one: the finished one is stored before
     the image fails, so a rerun does not fit it again."""
     from linr.errors import DivergenceError
-    from linr.tiling import TileStore, _fingerprint, fit_tile_group
+    from linr.tiling import TileStore, fit_tile_group, store_fingerprint
 
     class FailFirst:  # two tiles in flight; the first reports a failure, the second finishes
         slots = 2
@@ -454,7 +462,7 @@ def test_tiles_finished_beside_a_failed_one_are_kept_for_the_rerun(tmp_path):
     with pytest.raises(DivergenceError, match="boom"):
         fit_tiled(obs, config, grid, make_stop=lambda o: None, executor=FailFirst(), store=str(store),
                   stop_name="fixed")
-    saved = TileStore(str(store), _fingerprint(obs, config, grid, "fixed"))
+    saved = TileStore(str(store), store_fingerprint(obs, config, grid, "fixed"))
     assert saved.load(0) is None and saved.load(1) is not None
 
 

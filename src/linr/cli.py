@@ -268,10 +268,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     _note(notes)
-    from .tiling import finished_tiles
-
     _announce_cost(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
-                   tiles_done=finished_tiles(stores[0]) if len(scenes) == 1 and stores[0] is not None else 0)
+                   tile_store=str(stores[0]) if len(scenes) == 1 and stores[0] is not None else None)
     results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
@@ -666,7 +664,7 @@ def _returned(result: Any) -> str:
 
 
 def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
-                   frames: int = 1, members: int = 1, tiles_done: int = 0) -> None:
+                   frames: int = 1, members: int = 1, tile_store: str | None = None) -> None:
     """Print what the restoration will cost when it is long (:func:`linr.tasks.restore_cost`; stderr):
     ``frames`` restorations of this size one after the other, each of ``members`` networks (an
     ensemble)."""
@@ -676,7 +674,7 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
                     device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
                     refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
                     tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
-                    ensemble=members, frames=frames, tiles_done=tiles_done)
+                    ensemble=members, frames=frames, tile_store=tile_store)
     if line is not None:
         print(line, file=sys.stderr)
 

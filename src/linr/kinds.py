@@ -230,6 +230,24 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
     return k
 
 
+NEGATIVE_LOBE = 0.1
+"""A kernel's most negative value beyond this fraction of its peak is a negative lobe (a
+sharpening kernel), not the noise of a measured PSF's background (a percent or two of the peak)."""
+
+
+def negative_kernel_note(kernel: np.ndarray) -> str | None:
+    """A note when a blur kernel has negative lobes (:data:`NEGATIVE_LOBE`): a blur's PSF is never
+    negative, so such a kernel is likely not the blur (a sharpening kernel, or a measured PSF whose
+    background was subtracted too far); it is taken as given."""
+    k = np.asarray(kernel, dtype=np.float64)
+    peak, low = float(k.max()), float(k.min())
+    if peak <= 0 or -low <= NEGATIVE_LOBE * peak:
+        return None
+    return (f"the kernel has negative values down to {low / peak:.0%} of its peak: a blur's PSF is never negative "
+            "(a sharpening kernel is not a blur; a measured PSF's background below zero is usually set to 0); "
+            "taken as given")
+
+
 @dataclass(frozen=True)
 class KindOption:
     """A command-line option that belongs to one kind (``--factor`` to ``--lowres``)."""
@@ -356,6 +374,8 @@ def _build_blurred(image, info, options, notes):
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     kernel = parse_kernel(spec)
     extra = [spec] if Path(spec).exists() else []
+    if note := negative_kernel_note(kernel):
+        notes.append(f"{spec}: {note}")
     kh, kw = kernel.shape
     if kh % 2 == 0 or kw % 2 == 0:
         notes.append(f"kernel {kw}x{kh} has an even side: its centre is taken at row {kh // 2}, "

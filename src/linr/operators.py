@@ -408,9 +408,6 @@ class Blur(Operator):
     name = "blur"
     BOUNDARIES = ("circular", "reflect", "free")
     DEFAULT_BOUNDARY = "reflect"
-    NEGATIVE_TOLERANCE = 0.1
-    """Negative kernel values up to this fraction of the positive ones are taken (the noise of a
-    measured PSF's background); more is refused: not a blur."""
 
     def __init__(
         self, kernel: np.ndarray | torch.Tensor, *, boundary: str | None = None, normalize: bool = True
@@ -424,11 +421,6 @@ class Blur(Operator):
             raise ValueError("blur kernel contains non-finite values")
         if boundary not in self.BOUNDARIES:
             raise ValueError(f"unknown blur boundary {boundary!r}; choose from {self.BOUNDARIES}")
-        negative, positive = -k[k < 0].sum(), k[k > 0].sum()
-        if negative > self.NEGATIVE_TOLERANCE * positive:
-            raise ValueError(f"blur kernel has negative values ({negative / max(positive, 1e-300):.0%} of its positive "
-                             "sum): a blur's PSF is never negative (a sharpening kernel is not a blur; set a "
-                             "measured PSF's background below zero to 0)")
         if normalize:
             total = k.sum()
             if not total > 1e-12:

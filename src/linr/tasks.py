@@ -645,8 +645,8 @@ def resolve_refine(refine: str | None, observations: Sequence[Observation], *, p
         return None
     if keep_model:
         raise InputError(f"refinement {refine!r} changes the image after the fit, so no model renders "
-                         "it, and --save-model, --render-scale (keep_model=True in Python) need one: leave out "
-                         "the refinement (--refine none; refine='none' in Python) or those")
+                         "it, and --save-model, --render-scale and --render-size (keep_model=True in Python) need one: "
+                         "leave out the refinement (--refine none; refine='none' in Python) or those")
     if register is not None and REFINERS[refine].takes in ("views", "noisy+views"):
         raise InputError(f"refinement {refine!r} makes the image reproduce its low-res views exactly, and "
                          f"registration ({register}) shifts them by what the fit finds: leave out one of them")
@@ -821,10 +821,8 @@ def restore(
         raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
                          "not one rule object: each tile gets its own")
     if _shows(progress if announce is None else announce):
-        from .tiling import finished_tiles
-
         line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
-                         tiles_done=finished_tiles(tile_store) if tile_store else 0)
+                         tiles_done=_resumable_tiles(plan, config, tile_store))
         if line is not None:
             import sys
 
@@ -841,10 +839,7 @@ def restore(
         result = fit(obs, config, reference=reference, stop=rule, callback=whole_step)
     else:
         asked_prior = config.prior
-        if asked_prior is not None and weight_is_auto(asked_prior):
-            # one weight for the whole image: the noise measured on the whole image, not on each
-            # tile (whose texture the wavelet estimate partly takes for noise)
-            config = dataclasses.replace(config, prior=build_prior(asked_prior, obs).spec)
+        config = _tiled_config(config, obs)
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
             store_owned=tile_store_owned,
@@ -865,6 +860,26 @@ def restore(
         shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
         apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if grid is None and shared else None)
     return result
+
+
+def _tiled_config(config: FitConfig, obs: Sequence[Observation]) -> FitConfig:
+    """The settings every tile of a tiled restoration is fitted with: a prior weighted by the
+    measured noise gets one weight for the whole image (the noise measured on the whole image,
+    not on each tile, whose texture the wavelet estimate partly takes for noise)."""
+    if config.prior is not None and weight_is_auto(config.prior):
+        return dataclasses.replace(config, prior=build_prior(config.prior, obs).spec)
+    return config
+
+
+def _resumable_tiles(plan: "RestorePlan", config: FitConfig, store: str | None) -> int:
+    """How many of a planned tiled restoration's tiles ``store`` holds finished for these very
+    inputs and settings (resumed, not fitted again); 0 when it is whole or there is no store."""
+    from .tiling import finished_tiles, store_fingerprint
+
+    if plan.grid is None or not store:
+        return 0
+    fingerprint = store_fingerprint(plan.obs, _tiled_config(config, plan.obs), plan.grid, _stop_name(plan.rule))
+    return finished_tiles(store, fingerprint)
 
 
 def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
@@ -992,19 +1007,21 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              model: ModelConfig | None = None, stop: StopRule | str | None = None, precision: str | None = None,
              prior: str | None = None, refine: str | None = None, keep_model: bool = False,
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
-             tile_stack: int | None = None, ensemble: int = 1, frames: int = 1, tiles_done: int = 0) -> str | None:
+             tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
+             tile_store: str | None = None) -> str | None:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
     warning, or None. The same checks as :func:`restore`'s before its fit (one-line errors).
     ``frames``: restorations of this size one after the other (``linr restore``'s frames);
-    ``tiles_done``: tiles a store holds finished (resumed, not fitted again)."""
+    ``tile_store``: the folder of :func:`restore`'s; tiles it holds finished for these inputs
+    and settings are resumed, not counted."""
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
     return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
-                     tiles_done=tiles_done)
+                     tiles_done=_resumable_tiles(plan, plan.config, tile_store))
 
 
 @dataclass

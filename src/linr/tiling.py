@@ -237,19 +237,39 @@ def tile_observations(observations: Sequence[Observation], window: Window,
     return tiled
 
 
-def _fingerprint(observations: Sequence[Observation], config: FitConfig, grid: TileGrid,
-                 stop: str) -> str:
-    """What makes a tile's result: the inputs' pixels, the settings, the grid and the stop rule."""
+def store_fingerprint(observations: Sequence[Observation], config: FitConfig, grid: TileGrid,
+                      stop: str) -> str:
+    """What makes a tile's result: the inputs' pixels, their operators (described, and their
+    arrays: a blur's kernel, a mask), the settings, the grid and the stop rule."""
     h = hashlib.sha256()
     for obs in observations:
         h.update(np.ascontiguousarray(obs.image).tobytes())
         h.update(json.dumps([obs.kind, obs.weight, obs.operator.describe()], sort_keys=True,
                             default=str).encode())
+        _hash_arrays(h, obs.operator)
     settings = {k: v for k, v in config.__dict__.items() if k != "progress"}
     h.update(json.dumps([settings, grid.describe(), stop], sort_keys=True, default=str).encode())
     if any(margins_of(observations)):  # tiles are kept as their renderings, margins included
         h.update(b"rendering")
     return h.hexdigest()[:20]
+
+
+def _hash_arrays(h: Any, operator: Any) -> None:
+    """Feed ``h`` the arrays an operator holds (and those of the operators it wraps), which its
+    description only summarises (a kernel by its shape, a mask by its kept fraction)."""
+    import torch
+
+    for name, value in sorted(vars(operator).items()):
+        if name.startswith("_"):  # caches
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if torch.is_tensor(item):
+                h.update(item.detach().cpu().contiguous().numpy().tobytes())
+            elif isinstance(item, np.ndarray):
+                h.update(np.ascontiguousarray(item).tobytes())
+            elif hasattr(item, "describe") and hasattr(item, "forward"):  # a wrapped operator
+                _hash_arrays(h, item)
 
 
 def tile_store_path(output: str | Path, frame: int | None = None) -> Path:
@@ -271,8 +291,8 @@ class TileStore:
         marker = self.folder / "fingerprint.txt"
         if marker.exists() and marker.read_text().strip() != fingerprint:
             if not replace:
-                raise InputError(f"{self.folder} holds tiles of another image or other settings; "
-                                 "remove it or choose another folder")
+                raise InputError(f"{self.folder} holds tiles of another image, other settings or another "
+                                 "version of linr; remove it (its tiles are fitted again) or choose another folder")
             for path in self.folder.glob("tile_*"):
                 path.unlink()
         marker.write_text(fingerprint + "\n")
@@ -299,11 +319,13 @@ class TileStore:
         remove_tile_store(self.folder)
 
 
-def finished_tiles(folder: str | Path) -> int:
-    """How many finished tiles a tile store folder holds (0 when there is none); whether they
-    belong to this image and these settings is checked when the restoration opens the store."""
-    folder = Path(folder)
-    return len(list(folder.glob("tile_*.json"))) if (folder / "fingerprint.txt").exists() else 0
+def finished_tiles(folder: str | Path, fingerprint: str) -> int:
+    """How many finished tiles a tile store folder holds for the restoration of this
+    ``fingerprint`` (:func:`store_fingerprint`): 0 when there is no store or it holds another's."""
+    marker = Path(folder) / "fingerprint.txt"
+    if not marker.exists() or marker.read_text().strip() != fingerprint:
+        return 0
+    return len(list(Path(folder).glob("tile_*.json")))
 
 
 def remove_tile_store(folder: str | Path) -> None:
@@ -456,7 +478,7 @@ def fit_tiled(
     channels = observations[0].channels
     windows = grid.windows
     quiet = replace(config, progress=False)
-    saved = TileStore(store, _fingerprint(observations, config, grid, stop_name), replace=store_owned) \
+    saved = TileStore(store, store_fingerprint(observations, config, grid, stop_name), replace=store_owned) \
         if store else None
     total = np.zeros((*shape, channels), np.float32)
     weight_sum = np.zeros(shape, np.float32)
