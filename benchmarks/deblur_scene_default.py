@@ -19,7 +19,6 @@ crop already there is skipped); ``--table ROWS`` prints the rows as a markdown t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -105,27 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", help="print a rows file as a markdown table")
     parser.add_argument("--against", help="rows of the default before (deblur_scene.jsonl)")
     args = parser.parse_args(argv)
-    if args.table:
-        rows = [json.loads(line) for line in open(args.table)]
-        against = [json.loads(line) for line in open(args.against)] if args.against else []
-        print(table(rows, against))
+    from linr.bench.common import resume_rows, table_or_rows
+
+    if table_or_rows(args, table, parser):
         return 0
-    if not args.rows or not args.images:
-        parser.error("give IMAGES and --rows (or --table ROWS)")
     from linr.bench import data_dir
 
     data = data_dir(None)
-    done = set()
-    if Path(args.rows).exists():
-        done = {(r["image"], r["crop"], r.get("tile", "auto"), r.get("asked_boundary"))
-                for r in map(json.loads, open(args.rows))}
-    for spec in args.images:
-        if (spec, args.crop, args.tile, args.boundary) in done:
-            continue
-        row = run(spec, args.crop, data, args.threads, args.tile, args.boundary)
-        with open(args.rows, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(json.dumps(row), flush=True)
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r.get("tile", "auto"), r.get("asked_boundary")),
+                [((spec, args.crop, args.tile, args.boundary),
+                  lambda spec=spec: run(spec, args.crop, data, args.threads, args.tile, args.boundary))
+                 for spec in args.images])
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -85,28 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", help="print a rows file as a markdown table")
     parser.add_argument("--against", help="sr_views.py rows of the default")
     args = parser.parse_args(argv)
-    if args.table:
-        rows = [json.loads(line) for line in open(args.table)]
-        against = [json.loads(line) for line in open(args.against)] if args.against else []
-        print(table(rows, against))
+    from linr.bench.common import resume_rows, table_or_rows
+
+    if table_or_rows(args, table, parser):
         return 0
-    if not args.rows or not args.images:
-        parser.error("give IMAGES and --rows (or --table ROWS)")
     import torch
 
     from linr.bench import data_dir
 
     torch.set_num_threads(1)
-    done = set()
-    if Path(args.rows).exists():
-        done = {(r["image"], r["crop"], r["variant"]) for r in map(json.loads, open(args.rows))}
-    for spec in args.images:
-        if (spec, args.crop, args.variant) in done:
-            continue
-        row = run(spec, args.crop, args.variant, data_dir(None))
-        with open(args.rows, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(json.dumps(row), flush=True)
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["variant"]),
+                [((spec, args.crop, args.variant), lambda spec=spec: run(spec, args.crop, args.variant, data_dir(None)))
+                 for spec in args.images])
     return 0
 
 

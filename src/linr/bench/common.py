@@ -108,6 +108,32 @@ def emit_row(row: dict[str, Any], path: "Path | str | None" = None) -> dict[str,
     return row
 
 
+def table_or_rows(args: Any, table: Any, parser: Any) -> bool:
+    """For a probe script with ``--table ROWS [--against ROWS]`` and ``IMAGES --rows ROWS``: print
+    ``table(rows, against)`` and return True when ``--table`` is given; else check that images
+    and a rows file are (``parser.error`` otherwise) and return False."""
+    if args.table:
+        rows = [json.loads(line) for line in open(args.table)]
+        against = [json.loads(line) for line in open(args.against)] if getattr(args, "against", None) else []
+        print(table(rows, against))
+        return True
+    if not args.rows or not args.images:
+        parser.error("give IMAGES and --rows (or --table ROWS)")
+    return False
+
+
+def resume_rows(path: "Path | str", key: Any, jobs: "list[tuple[Any, Any]]") -> None:
+    """Run ``make()`` of each ``(job_key, make)`` in ``jobs`` whose key no row of the JSONL file
+    ``path`` has (``key(row)``), appending and printing each new row as it comes."""
+    done = {key(r) for r in map(json.loads, open(path))} if Path(path).exists() else set()
+    for job_key, make in jobs:
+        if job_key in done:
+            continue
+        row = make()
+        append_row(path, row)
+        print(json.dumps(row), flush=True)
+
+
 def cpu_name() -> str:
     """The processor's model name (``/proc/cpuinfo``), else what the platform says."""
     try:
