@@ -288,14 +288,16 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     out = capsys.readouterr().out  # a reflecting blur: free edges in the data steps, mirrored ones drawn to
     assert "explains the blurred photo (nothing assumed beyond its frame) best" in out and "free edges:" not in out
     assert "mirrored edges" not in out  # chosen: nothing to say
-    # an open boundary in tiles, and beside another photo: mirrored edges, said
+    # an open boundary in tiles: free edges; beside another photo: mirrored edges; both said
     write_image(tmp_path / "b64.png", blur_image(np.tile(sharp, (2, 2, 1)), gaussian_kernel(7, 1.0), seed=0))
     assert main(["restore", "--blurred", str(tmp_path / "b64.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "o64.png"), "--tile", "40:20", *tiny]) == 0
-    assert "blur with mirrored edges (reflect), the default in tiles: free edges" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "blur with free edges: each tile's fit rendered its window grown by the kernel's reach and nothing was " \
+        "assumed beyond the image; the default for one blurred photo" in out and "mirrored" not in out
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--noisy",
                  str(tmp_path / "b.png"), "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
-    assert "the default beside other photos: free edges" in capsys.readouterr().out
+    assert "blur with mirrored edges (reflect), the default beside other photos: free edges" in capsys.readouterr().out
     # a folder that does not exist yet is made, and said
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "new" / "sub" / "o.png"), *tiny]) == 0

@@ -158,18 +158,25 @@ def test_a_kept_model_renders_the_frame(photo, tmp_path):
     np.testing.assert_allclose(model.render(), result.image, atol=1e-6)
 
 
-def test_open_edges_tile_as_reflect_and_chosen_free_edges_are_not_registered(photo):
+def test_open_edges_tile_free_beside_others_reflect_and_chosen_free_edges_are_not_registered(photo):
     image, kernel = photo
     chosen = blurred(image, kernel, boundary="free")
     with pytest.raises(InputError, match="registration"):
         linr.restore([linr.noisy(image), chosen], steps=1, device="cpu", progress=False, register="translation")
-    # an open boundary in tiles: mirrored borders, as before
+    # an open boundary in tiles: free edges (since the thirtieth session), the defaults' steps and schedule
     larger = np.tile(image, (2, 2, 1))
-    tiled = linr.restore([blurred(larger, kernel)], steps=1, device="cpu", progress=False, tile="32:16",
-                         refine="none")
+    tiled = linr.restore([blurred(larger, kernel)], device="cpu", progress=False, tile="32:16", refine="none",
+                         model=linr.ModelConfig(width=8, depth=1), stop="fixed:1")
     assert len(tiled.settings["tiles"]) > 1
-    assert tiled.settings["observations"][0]["operator"]["boundary"] == "reflect"
-    assert tiled.image.shape == larger.shape and tiled.extended_image is None
+    assert tiled.settings["observations"][0]["operator"]["boundary"] == "free"
+    assert tiled.image.shape == larger.shape and tiled.extended_image.shape == (68, 68, 3)
+    from linr.tasks import DEFAULT_FREE_BLUR_SCHEDULE, plan_restore
+
+    plan = plan_restore([blurred(larger, kernel)], tile="32:16")
+    assert (plan.config.steps, plan.config.schedule) == (2000, DEFAULT_FREE_BLUR_SCHEDULE)
+    # beside another photo: mirrored edges
+    joint = plan_restore([linr.noisy(image), blurred(image, kernel)])
+    assert joint.obs[1].operator.boundary == "reflect"
 
 
 def test_an_ensemble_averages_the_extended_images(photo):

@@ -314,22 +314,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
     margins = results[0].settings.get("rendered_margins")
     tiled_free = results[0].settings.get("tiles") and "free" in _blur_boundaries(results[0].settings.get("observations", []))
     if tiled_free:
-        print("blur with free edges: each tile's fit rendered its window grown by the kernel's reach, nothing "
-              "assumed beyond it (in tiles: not measured yet)")
+        print("blur with free edges: each tile's fit rendered its window grown by the kernel's reach and nothing "
+              "was assumed beyond the image" + ("" if getattr(args, "boundary", None) == "free" else
+                                                "; the default for one blurred photo (--boundary reflect mirrors "
+                                                "the borders instead)"))
     if margins:  # a blur with free edges (linr.operators.Blur)
         chosen = getattr(args, "boundary", None) == "free"
         grown = f"{margins[0]} px on every side" if len(set(margins)) == 1 else \
             f"{margins[0]} px above, {margins[1]} below, {margins[2]} left, {margins[3]} right"
         print(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and nothing "
               f"was assumed beyond it"
-              + ("" if chosen else "; the default for one blurred photo restored whole "
+              + ("" if chosen else "; the default for one blurred photo "
                  "(--boundary reflect mirrors the borders instead)"))
     mirrored = getattr(args, "boundary", None) is None and args.preset is None and \
         "reflect" in _blur_boundaries(results[0].settings.get("observations", []))
-    if mirrored:  # the open boundary of a blur in tiles or beside other photos (linr.tasks.open_blur_boundary)
-        where = "in tiles" if results[0].settings.get("tiles") else "beside other photos"
-        print(f"blur with mirrored edges (reflect), the default {where}: free edges, the default for one blurred "
-              f"photo restored whole, are not measured {where} (--boundary free chooses them)")
+    if mirrored:  # the open boundary of a blur beside other photos (linr.tasks.open_blur_boundary)
+        print("blur with mirrored edges (reflect), the default beside other photos: free edges, the default for "
+              "one blurred photo, are not measured beside others (--boundary free chooses them)")
     network_line = _network_line(results[0].settings, named=model is not None)
     if network_line:
         print(network_line)

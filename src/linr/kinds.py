@@ -170,9 +170,9 @@ def blurred(
     """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`).
 
     ``boundary``: 'free', 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves
-    it to the preset: by default free edges for a photo restored alone and whole (real photos, whose
-    scene went on past the frame; the fit renders the frame grown by the kernel's reach), reflect in
-    joint fits and tiles; circular with the paper preset (the paper blurred its images circularly).
+    it to the preset: by default free edges for a photo restored alone, whole or in tiles (real
+    photos, whose scene went on past the frame; the fit renders the frame, or each tile's window,
+    grown by the kernel's reach), reflect in joint fits; circular with the paper preset (the paper blurred its images circularly).
     See :func:`linr.tasks.open_blur_boundary`.
     """
     from .operators import Blur
@@ -458,10 +458,10 @@ KINDS: dict[str, Kind] = {
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
                    metavar="SPEC", path=True),
-        KindOption("--boundary", "boundary", "blur boundary: free (the default for one photo restored "
-                   "whole: nothing assumed beyond the frame, the fit renders the frame grown by the kernel's "
-                   "reach; chosen, also in tiles and beside other photos, not measured there), reflect (mirrored borders; the default in joint "
-                   "fits, tiles and --preset fast) or circular (images blurred periodically, as the paper's "
+        KindOption("--boundary", "boundary", "blur boundary: free (the default for one blurred photo, "
+                   "whole or in tiles: nothing assumed beyond the frame, the fit renders the frame, or each tile's "
+                   "window, grown by the kernel's reach; chosen, also beside other photos, not measured there), "
+                   "reflect (mirrored borders; the default in joint fits and with --preset fast) or circular (images blurred periodically, as the paper's "
                    "were; the default with --preset paper)",
                    choices=("free", "circular", "reflect")),
     ), _SIMULATIONS["blurred"]),

@@ -401,7 +401,7 @@ class Blur(Operator):
     kernel's sum over it without padding (a "valid" convolution); the fit renders that larger grid
     and returns the frame. ``None``: reflect, marked as not chosen (``boundary_chosen`` False) so
     that a preset or the defaults may pick another (the paper preset picks circular, the defaults
-    free for a photo restored whole, :func:`linr.tasks.open_blur_boundary`). The kernel is
+    free for a photo restored alone, :func:`linr.tasks.open_blur_boundary`). The kernel is
     normalised to sum 1 unless ``normalize=False``.
     """
 

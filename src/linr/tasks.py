@@ -142,7 +142,7 @@ DEFAULT_PRESET = "paper"
 """Settings used when no preset is named; unlike ``preset="paper"`` they stop automatically and
 a blur's boundary, unless chosen, is not circular (the paper's circular blur fits only images that
 were blurred circularly: on a real photo it wraps each border around to the opposite one): free
-edges for one photo restored whole, else 'reflect' (:func:`open_blur_boundary`)."""
+edges for one photo restored alone (whole or in tiles), else 'reflect' (:func:`open_blur_boundary`)."""
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -241,7 +241,6 @@ def resolve(
     refine: str | None = None,
     keep_model: bool = False,
     stop: Any = None,
-    whole: bool = True,
 ) -> tuple[list[Observation], FitConfig]:
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
     and return the observations and the fit settings.
@@ -256,10 +255,8 @@ def resolve(
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
     with the automatic stop only).
 
-    ``whole``: the image is restored by one fit, not in tiles (:func:`open_blur_boundary`).
-
     With no preset named, a blur whose boundary was left open gets free edges when it is restored
-    alone and whole (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
+    alone, whole or in tiles (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
     :data:`DEFAULT_FREE_BLUR_SCHEDULE` rate, unless ``steps`` says otherwise), else 'reflect',
     noisy frames of measured different noise levels share the joint noisy weight by inverse
     variance (:func:`measured_noise`), and one noisy photo gets the ``tv:auto`` prior unless
@@ -270,7 +267,7 @@ def resolve(
     if model is not None and not isinstance(model, ModelConfig):
         raise InputError(f"model must be a linr.ModelConfig (such as ModelConfig(name='siren', width=64)), "
                          f"got {model!r}")
-    wanted = open_blur_boundary(preset, alone=len(observations) == 1, whole=whole)
+    wanted = open_blur_boundary(preset, alone=len(observations) == 1)
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
         prior = default_prior(observations, preset=preset)
@@ -495,15 +492,18 @@ crops of a blurred scene."""
 
 
 DEFAULT_OPEN_BOUNDARY = "free"
-"""The boundary of a blur left open, with no preset named, for a blurred photo restored alone and
-whole (:func:`open_blur_boundary`), since the twenty-ninth session: free edges
+"""The boundary of a blur left open, with no preset named, for a blurred photo restored alone
+(:func:`open_blur_boundary`), since the twenty-ninth session whole and since the thirtieth in tiles
+too: free edges
 (:class:`~linr.operators.Blur`): the fit renders the frame grown by the kernel's reach and nothing
 is assumed beyond it, where the reflecting blur mirrored the border band of a photo whose scene went
 on past the frame. Its fit gets :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
 :data:`DEFAULT_FREE_BLUR_SCHEDULE` learning rate, and ``grouped-deblur`` draws the pixels beyond the
 frame to the fit's own (:attr:`linr.fit.FitResult.extended_image`). Measured on crops of blurred
-scenes (BENCHMARKS.md, '#15 deblurring a real photo'); joint fits and tiles keep 'reflect' (with
-free edges chosen, both are built but not measured)."""
+scenes (BENCHMARKS.md, '#15 deblurring a real photo': eight crops restored whole, and one 160-px crop
+in 2 x 2 tiles of 112 px, where free edges were +0.40 dB on the whole crop, level inside, in 0.79x
+the time of mirrored ones); joint fits keep 'reflect' (free edges chosen there are built but not
+measured)."""
 
 DEFAULT_FREE_BLUR_STEPS = 2000
 """Steps of the defaults' fit of a blur with free edges (the paper's deblurring: 4000)."""
@@ -516,23 +516,16 @@ zero over 2000 steps none did, and it ended 0.20 dB above cosine over 4000 on th
 (BENCHMARKS.md, twenty-eighth session)."""
 
 
-def open_blur_boundary(preset: str | None, *, alone: bool = False, whole: bool = True) -> str:
+def open_blur_boundary(preset: str | None, *, alone: bool = False) -> str:
     """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
     the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` for a
-    photo restored ``alone`` (no other observation) and ``whole`` (not in tiles), else 'reflect'
-    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`): a chosen 'free' works in joint fits (one
-    rendering, :func:`linr.problem.frame_operators`) and in tiles (each tile's fit renders its
-    window grown by the kernel's reach), neither measured yet."""
+    photo restored ``alone`` (no other observation; whole or in tiles, where each tile's fit
+    renders its window grown by the kernel's reach), else 'reflect'
+    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`): a chosen 'free' works in joint fits too (one
+    rendering, :func:`linr.problem.frame_operators`), not measured there."""
     if preset in PRESETS:
         return PRESETS[preset].blur_boundary
-    return DEFAULT_OPEN_BOUNDARY if preset is None and alone and whole else Blur.DEFAULT_BOUNDARY
-
-
-def open_free_blur(observations: Sequence[Observation]) -> bool:
-    """Whether a resolved observation is a blur whose free edges the defaults chose (not the
-    user): tiles then turn it back to 'reflect' (:func:`plan_restore`)."""
-    return any(isinstance(o.operator, Blur) and o.operator.boundary == "free" and not o.operator.boundary_chosen
-               for o in observations)
+    return DEFAULT_OPEN_BOUNDARY if preset is None and alone else Blur.DEFAULT_BOUNDARY
 
 
 def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -1052,12 +1045,6 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     )
     pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)
-    if grid is not None and open_free_blur(obs):  # tiles: the blur the defaults chose free gets 'reflect'
-        obs, config = resolve(
-            observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-            model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-            stop=stop, whole=False,
-        )  # the same grid: tiles depend on the size and the kernel's reach, not on the boundary rule
     if register is not None and any(any(o.operator.margins) for o in obs):
         raise InputError("registration (--register) warps the rendered image, and a blur with free edges reads "
                          "beyond the frame: not built together yet; give the blur --boundary reflect")

@@ -84,9 +84,10 @@ def register(sub: Any) -> None:
                    help="blur kernel: gaussian:WIDTH:SIGMA or a file for all, or a folder/glob of "
                    "kernels named like the images (x.* or x_kernel.*; x_kernel.* may lie beside x.png)")
     g.add_argument("--boundary", default=None, choices=["free", "circular", "reflect"],
-                   help="blur boundary: free (the default for an image restored whole: nothing assumed beyond "
-                   "the frame, the fit renders the frame grown by the kernel's reach; chosen, also in tiles and "
-                   "beside other photos, not measured there), reflect (mirrored borders; the default for tiled images and with --preset fast) or "
+                   help="blur boundary: free (the default, whole or in tiles: nothing assumed beyond "
+                   "the image, the fit renders the frame, or each tile's window, grown by the kernel's reach; "
+                   "chosen, also beside other photos, not measured there), reflect (mirrored borders; the default "
+                   "beside other photos and with --preset fast) or "
                    "circular (images blurred periodically, as the paper's were; the default with --preset paper)")
     from ..registration import TRANSFORMS
 
@@ -218,8 +219,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
         **({"deblur_edges": "free"} if refine == "grouped-deblur" and _blur_boundary(args) != "circular" else {}),
-        # the defaults' fit of a lone blurred photo restored whole: free edges, its own steps and
-        # schedule (since the twenty-ninth session; before, mirrored borders, 4000 steps at a constant rate)
+        # the defaults' fit of a lone blurred photo: free edges, its own steps and schedule (since
+        # the twenty-ninth session whole, the thirtieth in tiles; before, mirrored borders, 4000
+        # steps at a constant rate)
         **({"blur_fit": _free_blur_fit()} if _plain_deblurring(args) and getattr(args, "boundary", None) in (None, "free")
            else {}),
         # (super-resolution's default grouped-views: in the twenty-second session's batches with
@@ -308,7 +310,7 @@ def _free_blur_fit() -> dict[str, Any]:
     from ..tasks import DEFAULT_FREE_BLUR_SCHEDULE, DEFAULT_FREE_BLUR_STEPS, DEFAULT_OPEN_BOUNDARY
 
     return {"boundary": DEFAULT_OPEN_BOUNDARY, "steps": DEFAULT_FREE_BLUR_STEPS, "schedule": DEFAULT_FREE_BLUR_SCHEDULE,
-            "tiled": "reflect"}
+            "tiled": DEFAULT_OPEN_BOUNDARY}  # since the thirtieth session (before: 'reflect' in tiles)
 
 
 def _plain_deblurring(args: argparse.Namespace) -> bool:
