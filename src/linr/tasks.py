@@ -867,10 +867,10 @@ def _tiled_config(config: FitConfig, obs: Sequence[Observation]) -> FitConfig:
 def _resumable_tiles(plan: "RestorePlan", config: FitConfig, store: str | None) -> int:
     """How many of a planned tiled restoration's tiles ``store`` holds finished for these very
     inputs and settings (resumed, not fitted again); 0 when it is whole or there is no store."""
-    from .tiling import finished_tiles, store_fingerprint
+    from .tiling import finished_tiles, store_fingerprint, stored_fingerprint
 
-    if plan.grid is None or not store:
-        return 0
+    if plan.grid is None or not store or stored_fingerprint(store) is None:
+        return 0  # no store yet: nothing to hash the inputs (and measure their noise) for
     fingerprint = store_fingerprint(plan.obs, _tiled_config(config, plan.obs), plan.grid, _stop_name(plan.rule))
     return finished_tiles(store, fingerprint)
 

@@ -288,14 +288,14 @@ class TileStore:
     def __init__(self, folder: str | Path, fingerprint: str, *, replace: bool = False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        marker = self.folder / "fingerprint.txt"
-        if marker.exists() and marker.read_text().strip() != fingerprint:
+        held = stored_fingerprint(self.folder)
+        if held is not None and held != fingerprint:
             if not replace:
                 raise InputError(f"{self.folder} holds tiles of another image, other settings or another "
                                  "version of linr; remove it (its tiles are fitted again) or choose another folder")
             for path in self.folder.glob("tile_*"):
                 path.unlink()
-        marker.write_text(fingerprint + "\n")
+        (self.folder / "fingerprint.txt").write_text(fingerprint + "\n")
 
     def _paths(self, index: int) -> tuple[Path, Path]:
         return self.folder / f"tile_{index:05d}.npy", self.folder / f"tile_{index:05d}.json"
@@ -319,11 +319,17 @@ class TileStore:
         remove_tile_store(self.folder)
 
 
+def stored_fingerprint(folder: str | Path) -> str | None:
+    """The fingerprint a tile store folder was made for (:func:`store_fingerprint`), or None when
+    there is no store there."""
+    marker = Path(folder) / "fingerprint.txt"
+    return marker.read_text().strip() if marker.exists() else None
+
+
 def finished_tiles(folder: str | Path, fingerprint: str) -> int:
     """How many finished tiles a tile store folder holds for the restoration of this
     ``fingerprint`` (:func:`store_fingerprint`): 0 when there is no store or it holds another's."""
-    marker = Path(folder) / "fingerprint.txt"
-    if not marker.exists() or marker.read_text().strip() != fingerprint:
+    if stored_fingerprint(folder) != fingerprint:
         return 0
     return len(list(Path(folder).glob("tile_*.json")))
 
@@ -606,10 +612,7 @@ class _Grown:
             raise RuntimeError(f"a tile rendered {rendering.shape[:2]} px, not its {window.height}x{window.width} "
                                f"window grown by {self.margins}")
         grown = np.pad(weights, ((top, bottom), (left, right)), mode="edge")
-        rows = slice(window.top, window.top + rendering.shape[0])
-        cols = slice(window.left, window.left + rendering.shape[1])
-        self.total[rows, cols] += rendering * grown[..., None]
-        self.weight_sum[rows, cols] += grown
+        _add(self.total, self.weight_sum, rendering, grown, Window(window.top, window.left, *rendering.shape[:2]))
         return rendering[top:top + window.height, left:left + window.width]
 
     def image(self, frame: np.ndarray) -> np.ndarray:
