@@ -311,26 +311,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
-    margins = results[0].settings.get("rendered_margins")
-    tiled_free = results[0].settings.get("tiles") and "free" in _blur_boundaries(results[0].settings.get("observations", []))
-    if tiled_free:
-        print("blur with free edges: each tile's fit rendered its window grown by the kernel's reach and nothing "
-              "was assumed beyond the image" + ("" if getattr(args, "boundary", None) == "free" else
-                                                "; the default for one blurred photo (--boundary reflect mirrors "
-                                                "the borders instead)"))
-    if margins:  # a blur with free edges (linr.operators.Blur)
-        chosen = getattr(args, "boundary", None) == "free"
-        grown = f"{margins[0]} px on every side" if len(set(margins)) == 1 else \
-            f"{margins[0]} px above, {margins[1]} below, {margins[2]} left, {margins[3]} right"
-        print(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and nothing "
-              f"was assumed beyond it"
-              + ("" if chosen else "; the default for one blurred photo "
-                 "(--boundary reflect mirrors the borders instead)"))
-    mirrored = getattr(args, "boundary", None) is None and args.preset is None and \
-        "reflect" in _blur_boundaries(results[0].settings.get("observations", []))
-    if mirrored:  # the open boundary of a blur beside other photos (linr.tasks.open_blur_boundary)
-        print("blur with mirrored edges (reflect), the default beside other photos: free edges, the default for "
-              "one blurred photo, are not measured beside others (--boundary free chooses them)")
+    for line in _blur_lines(results[0].settings, chosen=getattr(args, "boundary", None), preset=args.preset):
+        print(line)
     network_line = _network_line(results[0].settings, named=model is not None)
     if network_line:
         print(network_line)
@@ -593,6 +575,26 @@ def _read_references(path: str | None, out: Any, count: int) -> list[Any]:
     if len(frames) != count:
         raise InputError(f"{path}: {len(frames)} reference image(s) for {count} restored frame(s)")
     return [image for image, _ in frames]
+
+
+def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | None) -> list[str]:
+    """What a restoration's blur assumed at the image's edges, when free edges were used or an open
+    boundary got mirrored edges (``chosen``: the ``--boundary`` given, None when left open)."""
+    boundaries = _blur_boundaries(settings.get("observations", []))
+    default = "" if chosen == "free" else "; the default for one blurred photo (--boundary reflect mirrors the borders instead)"
+    lines = []
+    if settings.get("tiles") and "free" in boundaries:
+        lines.append("blur with free edges: each tile's fit rendered its window grown by the kernel's reach and "
+                     "nothing was assumed beyond the image" + default)
+    if margins := settings.get("rendered_margins"):  # a whole fit with free edges (linr.operators.Blur)
+        grown = f"{margins[0]} px on every side" if len(set(margins)) == 1 else \
+            f"{margins[0]} px above, {margins[1]} below, {margins[2]} left, {margins[3]} right"
+        lines.append(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and "
+                     "nothing was assumed beyond it" + default)
+    if chosen is None and preset is None and "reflect" in boundaries:  # the open boundary beside other photos
+        lines.append("blur with mirrored edges (reflect), the default beside other photos: free edges, the default "
+                     "for one blurred photo, are not measured beside others (--boundary free chooses them)")
+    return lines
 
 
 def _blur_boundaries(described: Any) -> set[str]:

@@ -189,17 +189,17 @@ def check_pairs(args: argparse.Namespace) -> None:
     """Options that belong to an observation kind need its flag; at least one observation."""
     from .kinds import KINDS
 
-    def given(kind: str) -> str:  # as the user named the kind (linr batch: INPUT --task KIND too)
+    def given(kind: str, *, alternative: bool = True) -> str:  # as the user named it (linr batch: --task KIND too)
         if getattr(args, "task", None) == kind:
             return f"--task {kind}"
-        return f"--{kind}" + (f" (or --task {kind})" if hasattr(args, "task") else "")
+        return f"--{kind}" + (f" (or --task {kind})" if alternative and hasattr(args, "task") else "")
 
     for kind in KINDS.values():
         for opt in kind.options:
             if getattr(args, opt.dest, None) is not None and getattr(args, kind.name, None) is None:
                 raise InputError(f"{opt.flag} needs {given(kind.name)}")
     if args.blurred and not args.kernel:
-        raise InputError(f"{given('blurred').split(' (')[0]} needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
+        raise InputError(f"{given('blurred', alternative=False)} needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     if not any(getattr(args, name, None) for name in KINDS):
         raise InputError("give at least one of " + ", ".join(f"--{name}" for name in KINDS))
 

@@ -1070,8 +1070,7 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
             Usual(None)  # measured at the pilot's own rate only
     stack = 1 if plan.grid is None else _tile_stack(tile_stack, plan.config)
     return forecast_line(plan.obs, plan.config, refine=plan.refine, stop=plan.rule, grid=plan.grid, stack=stack,
-                         frames=frames, members=ensemble, chooses=chooses, usual=usual,
-                         tiles_done=0 if plan.grid is None else min(tiles_done, len(plan.grid)))
+                         frames=frames, members=ensemble, chooses=chooses, usual=usual, tiles_done=tiles_done)
 
 
 def _stop_name(rule: StopRule | None) -> str:
