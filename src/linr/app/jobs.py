@@ -287,18 +287,11 @@ def check_upload(upload: Upload, folder: Path, stem: str, limits: UploadLimits) 
     """Store ``upload`` in ``folder`` as ``stem`` plus the suffix its bytes say, after checking its
     size, its format (by signature) and its pixel count from the header. Returns the path."""
     name = upload.display_name
-    if len(upload.data) == 0:
-        raise InputError(f"{name}: the file is empty")
-    if len(upload.data) > limits.max_bytes:
-        raise InputError(f"{name}: {len(upload.data) / 2**20:.1f} MB is more than this app accepts "
-                         f"({limits.max_bytes / 2**20:.0f} MB)")
+    _check_bytes(upload, limits)
     suffix = _format_suffix(upload.data)
     if suffix is None:
         raise InputError(f"{name}: not an image (PNG, JPEG, TIFF or BMP)")
-    path = folder / f"{stem}{suffix}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(upload.data)
+    path = _store(upload, folder / f"{stem}{suffix}")
     from PIL import Image
 
     try:
@@ -322,13 +315,8 @@ def check_kernel_upload(upload: Upload, folder: Path, limits: UploadLimits) -> P
     side (:func:`linr.kinds.parse_kernel`'s checks follow when the job is resolved)."""
     name = upload.display_name
     if upload.data.startswith(NPY_MAGIC):
-        if len(upload.data) > limits.max_bytes:
-            raise InputError(f"{name}: {len(upload.data) / 2**20:.1f} MB is more than this app accepts "
-                             f"({limits.max_bytes / 2**20:.0f} MB)")
-        path = folder / "kernel.npy"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(upload.data)
+        _check_bytes(upload, limits)
+        path = _store(upload, folder / "kernel.npy")
         try:
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         except Exception as exc:
@@ -344,6 +332,23 @@ def check_kernel_upload(upload: Upload, folder: Path, limits: UploadLimits) -> P
     if max(height, width) > limits.max_kernel_side:
         raise InputError(f"{name}: a blur kernel of {width}x{height} px; this app takes kernels of at most "
                          f"{limits.max_kernel_side} px a side (crop it to where the PSF is not zero)")
+    return path
+
+
+def _check_bytes(upload: Upload, limits: UploadLimits) -> None:
+    """An upload's size: not empty, at most ``limits.max_bytes``."""
+    if len(upload.data) == 0:
+        raise InputError(f"{upload.display_name}: the file is empty")
+    if len(upload.data) > limits.max_bytes:
+        raise InputError(f"{upload.display_name}: {len(upload.data) / 2**20:.1f} MB is more than this app accepts "
+                         f"({limits.max_bytes / 2**20:.0f} MB)")
+
+
+def _store(upload: Upload, path: Path) -> Path:
+    """Write an upload's bytes to a new private file ``path`` (never over an existing one)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(upload.data)
     return path
 
 
