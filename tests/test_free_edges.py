@@ -239,31 +239,47 @@ def test_chosen_free_edges_tile_each_window_grown_by_the_kernels_reach(photo, tm
 def test_tiles_grown_image_blends_the_outer_tiles_beyond_the_edges():
     """Tiles' renderings of constant value (their index) on a 2 x 2 grid: beyond a corner only that
     corner's tile, beyond an edge the two tiles along it blended by their weights along the edge,
-    and what a tile renders beyond an inner edge is not used anywhere."""
-    from linr.tiling import _Grown, plan_grid
+    and what a tile renders beyond an inner edge is not used anywhere: inside, the grown blend is
+    the blend of the windows alone, to the bit (random renderings)."""
+    from linr.tiling import _Canvas, plan_grid
 
     grid = plan_grid((40, 50), 32, 16, halo=3)
     assert (len(grid.rows), len(grid.cols)) == (2, 2)
     margins = (2, 1, 3, 2)
-    grown = _Grown(grid.shape, 1, margins)
-    total, weight_sum = np.zeros((40, 50)), np.zeros((40, 50))
-    for index, window in enumerate(grid.windows):
-        rendering = np.full((window.height + 3, window.width + 5, 1), float(index + 1), np.float32)
-        weights = grid.weights(window)
-        part = grown.add(rendering, weights, window)
-        assert part.shape == (window.height, window.width, 1)
-        total[window.slices] += weights * part[..., 0]
-        weight_sum[window.slices] += weights
-    frame = (total / weight_sum)[..., None].astype(np.float32)
-    image = grown.image(frame)
-    assert image.shape == (43, 55, 1)
-    np.testing.assert_array_equal(image[2:42, 3:53], frame)
+
+    def blend(rendering, margins):
+        canvas = _Canvas(grid.shape, 1, margins, grid.halo)
+        top, bottom, left, right = margins
+        for index, window in enumerate(grid.windows):
+            canvas.add(rendering(index, window.height + top + bottom, window.width + left + right),
+                       grid.weights(window), window)
+        grown = canvas.image()
+        return grown, canvas.frame(grown)
+
+    def constant(index, h, w):
+        return np.full((h, w, 1), float(index + 1), np.float32)
+
+    image, frame = blend(constant, margins)
+    _, alone = blend(constant, (0, 0, 0, 0))
+    assert image.shape == (43, 55, 1) and frame.shape == (40, 50, 1) and frame.flags.c_contiguous
+    np.testing.assert_array_equal(image[2:42, 3:53], alone)
     assert (image[:2, :3] == 1).all() and (image[42:, 53:] == 4).all()  # corners: one tile each
     # along the top edge the margin repeats the blend of the image's first row
-    np.testing.assert_allclose(image[0, 3:53, 0], frame[0, :, 0], rtol=1e-6)
-    np.testing.assert_allclose(image[:2, 53:, 0], np.broadcast_to(frame[0, -1, 0], (2, 2)), rtol=1e-6)
+    np.testing.assert_allclose(image[0, 3:53, 0], alone[0, :, 0], rtol=1e-6)
+    np.testing.assert_allclose(image[:2, 53:, 0], np.broadcast_to(alone[0, -1, 0], (2, 2)), rtol=1e-6)
+
+    rng = np.random.default_rng(0)
+    size = grid.size
+    renderings = [rng.random((size[0] + 3, size[1] + 5, 1), dtype=np.float32) for _ in grid.windows]
+    _, frame = blend(lambda i, h, w: renderings[i], margins)
+    _, alone = blend(lambda i, h, w: renderings[i][2:2 + size[0], 3:3 + size[1]], (0, 0, 0, 0))
+    np.testing.assert_array_equal(frame, alone)
+
+    canvas = _Canvas(grid.shape, 1, margins, grid.halo)
     with pytest.raises(RuntimeError, match="not its"):
-        grown.add(np.zeros((10, 10, 1), np.float32), grid.weights(grid.windows[0]), grid.windows[0])
+        canvas.add(np.zeros((10, 10, 1), np.float32), grid.weights(grid.windows[0]), grid.windows[0])
+    with pytest.raises(RuntimeError, match="halo"):
+        _Canvas(grid.shape, 1, margins, 0)
 
 
 def test_a_photo_beside_a_blur_with_free_edges_reads_the_frame_of_one_rendering(photo):

@@ -486,17 +486,12 @@ def fit_tiled(
     quiet = replace(config, progress=False)
     saved = TileStore(store, store_fingerprint(observations, config, grid, stop_name), replace=store_owned) \
         if store else None
-    total = np.zeros((*shape, channels), np.float32)
-    weight_sum = np.zeros(shape, np.float32)
     margins = margins_of(observations)
-    grown = _Grown(shape, channels, margins) if any(margins) else None
+    canvas = _Canvas(shape, channels, margins, grid.halo)
     infos: list[dict[str, Any] | None] = [None] * len(windows)
 
     def blend(image: np.ndarray, window: Window) -> None:
-        weights = grid.weights(window)
-        if grown is not None:
-            image = grown.add(image, weights, window)
-        _add(total, weight_sum, image, weights, window)
+        canvas.add(image, grid.weights(window), window)
 
     todo = []
     for index, window in enumerate(windows):
@@ -574,58 +569,58 @@ def fit_tiled(
             if pending and cancel is not None:
                 cancel(pending)
             raise
-    if not (weight_sum > 0).all():  # the grid's weights cover every pixel by construction
-        raise RuntimeError("tile weights leave pixels uncovered")
-    image = total / weight_sum[..., None]
+    grown = canvas.image()
+    image = canvas.frame(grown)
     if saved and not store_owned:
         saved.remove()
     result = _result(image, infos, grid, config, observations, time.perf_counter() - t_start, stack,
                      stackable, stop_name)
-    if grown is not None:
-        result.extended_image = grown.image(result.image)
+    if any(margins):
+        result.extended_image = grown
     return result
 
 
-def _add(total: np.ndarray, weight_sum: np.ndarray, image: np.ndarray, weights: np.ndarray,
-         window: Window) -> None:
-    rows, cols = window.slices
-    total[rows, cols] += image * weights[..., None]
-    weight_sum[rows, cols] += weights
+class _Canvas:
+    """The blend of the tiles' renderings: the image grown by ``margins`` (top, bottom, left,
+    right; all 0 when the fits render their windows only). Each tile's weights are carried outward
+    by edge replication, so that beyond the image's edges the outer tiles blend as they do along
+    the edge. Inside the image this is the blend of the windows alone, to the bit: a tile's weight
+    is 0 along each inner edge (its ``halo`` band, at least a pixel whenever there are margins), so
+    what it renders beyond an inner edge adds nothing."""
 
-
-class _Grown:
-    """The image grown by ``margins`` (top, bottom, left, right) assembled from tiles' renderings:
-    each tile's weights carried outward by edge replication, so that beyond the image's edges the
-    outer tiles blend as they do along the edge (an inner edge's weight is 0: a tile's rendering
-    beyond an inner edge is not used)."""
-
-    def __init__(self, shape: tuple[int, int], channels: int, margins: tuple[int, int, int, int]):
-        self.margins = margins
+    def __init__(self, shape: tuple[int, int], channels: int, margins: tuple[int, int, int, int], halo: int):
+        if any(margins) and halo < 1:
+            raise RuntimeError(f"tiles rendered beyond their windows ({margins}) need a halo of at least 1 px")
+        self.shape, self.margins = shape, margins
         top, bottom, left, right = margins
         self.total = np.zeros((shape[0] + top + bottom, shape[1] + left + right, channels), np.float32)
         self.weight_sum = np.zeros(self.total.shape[:2], np.float32)
 
-    def add(self, rendering: np.ndarray, weights: np.ndarray, window: Window) -> np.ndarray:
-        """Add one tile's rendering (its window grown by the margins); return its window's part."""
+    def add(self, rendering: np.ndarray, weights: np.ndarray, window: Window) -> None:
+        """Add one tile's rendering: its window grown by the margins."""
         top, bottom, left, right = self.margins
         if rendering.shape[:2] != (window.height + top + bottom, window.width + left + right):
             raise RuntimeError(f"a tile rendered {rendering.shape[:2]} px, not its {window.height}x{window.width} "
                                f"window grown by {self.margins}")
-        grown = np.pad(weights, ((top, bottom), (left, right)), mode="edge")
-        _add(self.total, self.weight_sum, rendering, grown, Window(window.top, window.left, *rendering.shape[:2]))
-        return rendering[top:top + window.height, left:left + window.width]
+        if any(self.margins):
+            weights = np.pad(weights, ((top, bottom), (left, right)), mode="edge")
+        rows, cols = Window(window.top, window.left, *rendering.shape[:2]).slices
+        self.total[rows, cols] += rendering * weights[..., None]
+        self.weight_sum[rows, cols] += weights
 
-    def image(self, frame: np.ndarray) -> np.ndarray:
-        """The grown image: the blended renderings beyond the frame, ``frame`` inside it."""
+    def image(self) -> np.ndarray:
+        """The blended image grown by the margins (the accumulator itself, divided in place: call once)."""
+        if not (self.weight_sum > 0).all():  # the grid's weights, carried outward, cover every pixel
+            raise RuntimeError("tile weights leave pixels uncovered")
+        self.total /= self.weight_sum[..., None]
+        return self.total
+
+    def frame(self, grown: np.ndarray) -> np.ndarray:
+        """The image's own pixels of ``grown`` (itself when there are no margins)."""
+        if not any(self.margins):
+            return grown
         top, _, left, _ = self.margins
-        beyond = np.ones(self.weight_sum.shape, bool)
-        beyond[top:top + frame.shape[0], left:left + frame.shape[1]] = False
-        if not (self.weight_sum[beyond] > 0).all():  # the outer tiles' weights reach every edge
-            raise RuntimeError("tile weights leave pixels beyond the image uncovered")
-        grown = np.zeros_like(self.total)
-        grown[beyond] = self.total[beyond] / self.weight_sum[beyond][:, None]
-        grown[top:top + frame.shape[0], left:left + frame.shape[1]] = frame
-        return grown
+        return np.ascontiguousarray(grown[top:top + self.shape[0], left:left + self.shape[1]])
 
 
 def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGrid, config: FitConfig,
