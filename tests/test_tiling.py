@@ -620,3 +620,15 @@ def test_a_noisy_photo_above_the_pilot_size_keeps_whole_fits_for_models_and_ense
     assert "tiling" not in settings and settings["ensemble"]["members"] == 2
     assert main(["restore", *fit, "--report", str(tmp_path / "c.json"), "-o", str(tmp_path / "c.png")]) == 0
     assert json.loads((tmp_path / "c.json").read_text())["settings"]["tiling"]["tiles"] == 4  # the pilot: tiled
+
+
+def test_the_whole_images_bytes_count_the_blend_over_the_grown_image():
+    """A noisy photo: its own array and the blend (sum and weights); a blur with free edges: the
+    blend over the image grown by the kernel's reach, and the frame copied out of it."""
+    from linr.kinds import blurred
+    from linr.tiling import image_bytes
+
+    y = np.zeros((100, 80, 3), np.float32)
+    assert image_bytes([noisy(y)], (100, 80)) == 100 * 80 * 3 * 4 + 100 * 80 * (3 + 1) * 4
+    free = [blurred(y, np.ones((5, 5)) / 25, boundary="free")]
+    assert image_bytes(free, (100, 80)) == 100 * 80 * 3 * 4 + 104 * 84 * (3 + 1) * 4 + 100 * 80 * 3 * 4

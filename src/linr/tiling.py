@@ -362,16 +362,17 @@ def plan_tiles(observations: Sequence[Observation], config: FitConfig, grid: Til
 
 def image_bytes(observations: Sequence[Observation], shape: tuple[int, int]) -> int:
     """Bytes of the whole image's arrays while its tiles are fitted: the observations' images
-    (float32) and :func:`fit_tiled`'s blending sums and assembled image (float32: the weighted
-    sum and the image, C values per pixel each, and the weights' sum, one), twice when the tiles
-    render beyond their windows (the grown image is assembled beside the image). An 8192 x 8192 RGB
-    photo restored in tiles by a tiny network peaked at 3.7 GiB (BENCHMARKS.md, "Tiles"): 2.5 GiB
-    of these, 0.75 GiB of the benchmark's clean image, and one tile's fit."""
+    (float32) and :func:`fit_tiled`'s blend (float32: the weighted sum, C values per pixel, divided
+    in place into the image, and the weights' sum, one), over the image grown by the margins when
+    the tiles render beyond their windows, whose frame is then copied out (C more per pixel). An
+    8192 x 8192 RGB photo restored in tiles by a tiny network peaked at 3.7 GiB (BENCHMARKS.md,
+    "Tiles"; before the sums were divided in place): 2.5 GiB of these, 0.75 GiB of the
+    benchmark's clean image, and one tile's fit."""
     channels = observations[0].channels
     held = sum(int(np.asarray(o.image).size) * 4 for o in observations)
-    top, bottom, left, right = margins_of(observations)
-    grown = (shape[0] + top + bottom) * (shape[1] + left + right) * (8 * channels + 4) if top + bottom + left + right else 0
-    return held + shape[0] * shape[1] * (8 * channels + 4) + grown
+    top, bottom, left, right = margins = margins_of(observations)
+    blend = (shape[0] + top + bottom) * (shape[1] + left + right) * (4 * channels + 4)
+    return held + blend + (shape[0] * shape[1] * 4 * channels if any(margins) else 0)
 
 
 def _batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
