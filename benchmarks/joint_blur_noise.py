@@ -1,0 +1,148 @@
+"""#15 a noisy short exposure and a blurred long exposure of one scene, restored together: does the
+joint fit beat each photo restored alone, and which edges should its blur get?
+
+The blurred photo is that of ``deblur_scene_default.py`` (a whole shared image blurred by Table 4's
+kernel, 25 x 25 Gaussian sigma 1.6, noise sqrt(2)/255, seed 0; its centre ``--crop`` px cut out, so
+its borders were blurred with what lay outside the frame); the noisy photo is the clean centre crop
+with Gaussian noise of std ``--sigma`` (0-255 scale, seed 1, clipped), as a short exposure of the
+same framing. Variants (``--variants``):
+
+- ``noisy``: the noisy photo alone, ``linr.restore``'s default;
+- ``blurred``: the blurred photo alone, the default (free edges, refined by ``grouped-deblur``);
+- ``joint``: both, the default (the blur's boundary left open: mirrored edges beside another photo);
+- ``joint-free``: both, the blur's edges chosen free (one rendering of the frame grown by the reach).
+
+PSNR in the paper's convention for deblurring (Y of 8-bit-rounded RGB) on the whole crop and its
+interior (the kernel's reach, 12 px, left out of each side), and the standard convention (RGB,
+clipped) on the whole crop; the fit's image beside the result when a refinement ran; wall seconds.
+One row per image, crop and variant appended to ROWS (resumable). ``--table ROWS`` prints them.
+
+    nice .venv/bin/python benchmarks/joint_blur_noise.py deblur/parrots deblur/butterfly \\
+        deblur/leaves deblur/starfish --crop 96 --threads 1 --rows benchmarks/joint_blur_noise.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+VARIANTS = ("noisy", "blurred", "joint", "joint-free")
+
+
+def photos(spec: str, crop: int, sigma: float, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The clean crop, its blurred photo (the scene's), its noisy photo and the kernel."""
+    from deblur_refine import scene
+    from linr.bench.common import centre_crop
+    from linr.simulate import add_gaussian_noise
+
+    whole, blurred_whole, kernel, _ = scene(spec, None, data)
+    if crop > min(whole.shape[:2]) - (kernel.shape[0] - 1):
+        raise SystemExit(f"--crop {crop}: at most {min(whole.shape[:2]) - kernel.shape[0] + 1} px of {spec}")
+    clean = np.ascontiguousarray(centre_crop(whole, crop)[0])
+    blurred = np.ascontiguousarray(centre_crop(blurred_whole, crop)[0])
+    noisy = add_gaussian_noise(clean, sigma, seed=1).astype(np.float32)
+    return clean, blurred, noisy, kernel
+
+
+def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: int | None,
+        steps: int | None = None) -> dict:
+    import torch
+
+    import linr
+    from linr.metrics import evaluate
+
+    if threads:
+        torch.set_num_threads(threads)
+    clean, blurred, noisy, kernel = photos(spec, crop, sigma, data)
+    reach = kernel.shape[0] // 2
+    inside = np.s_[reach:-reach, reach:-reach]
+
+    def scores(image: np.ndarray) -> dict:
+        return {"whole": round(evaluate(clean, image, convention="paper", task="deblur")["psnr"], 4),
+                "interior": round(evaluate(clean[inside], image[inside], convention="paper", task="deblur")["psnr"], 4),
+                "rgb": round(evaluate(clean, image, convention="standard")["psnr"], 4)}
+
+    observations = {"noisy": [linr.noisy(noisy)], "blurred": [linr.blurred(blurred, kernel)],
+                    "joint": [linr.noisy(noisy), linr.blurred(blurred, kernel)],
+                    "joint-free": [linr.noisy(noisy), linr.blurred(blurred, kernel, boundary="free")]}[variant]
+    t0 = time.perf_counter()
+    result = linr.restore(observations, device="cpu", progress=False, **({"steps": steps} if steps else {}))
+    seconds = time.perf_counter() - t0
+    s = result.settings
+    def blurs(op: dict) -> list[dict]:
+        return [op] if op.get("name") == "blur" else [b for o in op.get("operators", []) for b in blurs(o)]
+
+    blur = [b for o in s["observations"] for b in blurs(o["operator"])]
+    refined = result.fitted_image is not None and result.fitted_image is not result.image
+    return {"image": spec, "crop": crop, "sigma": sigma, "variant": variant, "noise_seed": 1, "blur_noise_seed": 0,
+            "boundary": blur[0].get("boundary") if blur else None, "steps": s["steps"], "schedule": s.get("schedule"),
+            "steps_run": result.steps_run, "stop_step": result.stop_step, "stop": s.get("stop"),
+            "weights": [o.get("weight") for o in s["observations"]],
+            "refine": (s.get("refine") or {}).get("name"), "threads": torch.get_num_threads(),
+            "seconds": round(seconds, 1), "fit": scores(result.fitted_image) if refined else None,
+            "result": scores(result.image)}
+
+
+def table(rows: list[dict], against: list[dict] | None = None) -> str:
+    """One line per image: each variant's result (whole / interior, Y) and, for the mean, RGB."""
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
+    images = list(dict.fromkeys((r["image"], r["crop"], r["sigma"]) for r in rows))
+    cell = {(r["image"], r["crop"], r["sigma"], r["variant"]): r for r in rows}
+    out = ["| image | crop | sigma | " + " | ".join(f"{v}: whole / interior (RGB) [s]" for v in variants) + " |",
+           "|---|---|---|" + "---|" * len(variants)]
+    for key in images:
+        cells = []
+        for v in variants:
+            r = cell.get((*key, v))
+            cells.append("-" if r is None else f"{r['result']['whole']:.2f} / {r['result']['interior']:.2f} "
+                         f"({r['result']['rgb']:.2f}) [{r['seconds']:.0f}]")
+        out.append(f"| {key[0]} | {key[1]} | {key[2]:g} | " + " | ".join(cells) + " |")
+    complete = [k for k in images if all((*k, v) in cell for v in variants)]
+    if complete:
+        means = []
+        for v in variants:
+            rs = [cell[(*k, v)]["result"] for k in complete]
+            means.append(f"**{np.mean([r['whole'] for r in rs]):.2f}** / {np.mean([r['interior'] for r in rs]):.2f} "
+                         f"({np.mean([r['rgb'] for r in rs]):.2f}) "
+                         f"[{np.mean([cell[(*k, v)]['seconds'] for k in complete]):.0f}]")
+        out.append(f"| mean ({len(complete)}) | | | " + " | ".join(means) + " |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", nargs="*", help="FOLDER/NAME of the shared data (deblur/leaves)")
+    parser.add_argument("--crop", type=int, default=96, help="the centre crop's side")
+    parser.add_argument("--sigma", type=float, default=25.0, help="the noisy photo's noise std (0-255 scale)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--steps", type=int, help="a step budget instead of the default's (a smoke test only)")
+    parser.add_argument("--table", help="print a rows file as a markdown table")
+    args = parser.parse_args(argv)
+    from linr.bench.common import resume_rows, table_or_rows
+
+    if table_or_rows(args, table, parser):
+        return 0
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    from linr.bench import data_dir
+
+    data = data_dir(None)
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r["variant"]),
+                [((spec, args.crop, args.sigma, v),
+                  lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps))
+                 for spec in args.images for v in variants])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
