@@ -51,7 +51,7 @@ def photos(spec: str, crop: int, sigma: float, data: Path) -> tuple[np.ndarray, 
 
 
 def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: int | None,
-        steps: int | None = None) -> dict:
+        steps: int | None = None, cache: Path | None = None) -> dict:
     import torch
 
     import linr
@@ -74,6 +74,12 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
     t0 = time.perf_counter()
     result = linr.restore(observations, device="cpu", progress=False, **({"steps": steps} if steps else {}))
     seconds = time.perf_counter() - t0
+    if cache is not None:  # the fit's images, for refinements tried after it
+        cache.mkdir(parents=True, exist_ok=True)
+        extended = {} if result.extended_image is None else {"extended": result.extended_image}
+        np.savez_compressed(cache_file(cache, spec, crop, sigma, variant),
+                            fit=result.image if result.fitted_image is None else result.fitted_image,
+                            image=result.image, **extended)
     s = result.settings
     def blurs(op: dict) -> list[dict]:
         return [op] if op.get("name") == "blur" else [b for o in op.get("operators", []) for b in blurs(o)]
@@ -87,6 +93,10 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
             "refine": (s.get("refine") or {}).get("name"), "threads": torch.get_num_threads(),
             "seconds": round(seconds, 1), "fit": scores(result.fitted_image) if refined else None,
             "result": scores(result.image)}
+
+
+def cache_file(cache: Path, spec: str, crop: int, sigma: float, variant: str) -> Path:
+    return cache / f"{spec.replace('/', '_')}_{crop}_{sigma:g}_{variant}.npz"
 
 
 def table(rows: list[dict], against: list[dict] | None = None) -> str:
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--steps", type=int, help="a step budget instead of the default's (a smoke test only)")
+    parser.add_argument("--cache", type=Path, help="a folder to keep each fit's images in (.npz)")
     parser.add_argument("--table", help="print a rows file as a markdown table")
     args = parser.parse_args(argv)
     from linr.bench.common import resume_rows, table_or_rows
@@ -139,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     data = data_dir(None)
     resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r["variant"]),
                 [((spec, args.crop, args.sigma, v),
-                  lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps))
+                  lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps, args.cache))
                  for spec in args.images for v in variants])
     return 0
 
