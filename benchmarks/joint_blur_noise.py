@@ -9,8 +9,16 @@ same framing. Variants (``--variants``):
 
 - ``noisy``: the noisy photo alone, ``linr.restore``'s default;
 - ``blurred``: the blurred photo alone, the default (free edges, refined by ``grouped-deblur``);
-- ``joint``: both, the default (the blur's boundary left open: mirrored edges beside another photo);
-- ``joint-free``: both, the blur's edges chosen free (one rendering of the frame grown by the reach).
+- ``joint``: both, the default (the blur's boundary left open; since the thirty-first session free
+  edges and ``grouped-pair``, before mirrored edges and no refinement: rows record which);
+- ``joint-reflect``: both, the blur's edges chosen mirrored, not refined (the default until the
+  thirty-first session: 4000 steps at the paper's constant rate, the noisy photo's hold-out stop);
+- ``joint-free``: both, the blur's edges chosen free (one rendering of the frame grown by the
+  reach; 2000 steps on a cosine rate), not refined;
+- ``JOINT+REFINER`` (e.g. ``joint-free+grouped-pair``): that joint fit's image (read from
+  ``--cache``, where the joint variant's run kept it) refined by ``REFINER`` (a refiner of one
+  photo, ``grouped`` or ``grouped-deblur``, with that photo alone); its seconds are the fit's plus
+  the refinement's.
 
 PSNR in the paper's convention for deblurring (Y of 8-bit-rounded RGB) on the whole crop and its
 interior (the kernel's reach, 12 px, left out of each side), and the standard convention (RGB,
@@ -32,7 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-VARIANTS = ("noisy", "blurred", "joint", "joint-free")
+VARIANTS = ("noisy", "blurred", "joint", "joint-reflect", "joint-free")
+ROWS = ""  # the rows file (a refined variant reads its fit's seconds there)
 
 
 def photos(spec: str, crop: int, sigma: float, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -68,11 +77,17 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
                 "interior": round(evaluate(clean[inside], image[inside], convention="paper", task="deblur")["psnr"], 4),
                 "rgb": round(evaluate(clean, image, convention="standard")["psnr"], 4)}
 
-    observations = {"noisy": [linr.noisy(noisy)], "blurred": [linr.blurred(blurred, kernel)],
-                    "joint": [linr.noisy(noisy), linr.blurred(blurred, kernel)],
-                    "joint-free": [linr.noisy(noisy), linr.blurred(blurred, kernel, boundary="free")]}[variant]
+    fitted, _, refiner = variant.partition("+")
+    boundary = {"joint-reflect": "reflect", "joint-free": "free"}.get(fitted)
+    observations = [linr.noisy(noisy), linr.blurred(blurred, kernel, boundary=boundary)]
+    observations = {"noisy": observations[:1], "blurred": observations[1:]}.get(fitted, observations)
+    if refiner:
+        return refined_row(spec, crop, sigma, variant, observations, scores, cache)
+    options = {"steps": steps} if steps else {}
+    if boundary is not None:
+        options["refine"] = "none"  # the fit alone
     t0 = time.perf_counter()
-    result = linr.restore(observations, device="cpu", progress=False, **({"steps": steps} if steps else {}))
+    result = linr.restore(observations, device="cpu", progress=False, **options)
     seconds = time.perf_counter() - t0
     if cache is not None:  # the fit's images, for refinements tried after it
         cache.mkdir(parents=True, exist_ok=True)
@@ -95,13 +110,38 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
             "result": scores(result.image)}
 
 
+def refined_row(spec: str, crop: int, sigma: float, variant: str, observations: list, scores, cache: Path | None) -> dict:
+    """The row of ``JOINT+REFINER``: the joint fit kept in ``cache`` refined by REFINER."""
+    import json
+
+    from linr.refine import REFINERS, refine_image
+
+    fitted, _, refiner = variant.partition("+")
+    saved = None if cache is None else cache_file(cache, spec, crop, sigma, fitted)
+    if saved is None or not saved.exists():
+        raise SystemExit(f"{variant}: run {fitted} with --cache first ({saved} is missing)")
+    z = np.load(saved)
+    base = [r for r in map(json.loads, open(ROWS)) if (r["image"], r["crop"], r["sigma"], r["variant"])
+            == (spec, crop, sigma, fitted)]
+    takes = REFINERS[refiner].takes  # a refiner of one photo gets that photo (the joint fit its pilot)
+    observations = {"blurred": observations[1:], "noisy": observations[:1]}.get(takes, observations)
+    t0 = time.perf_counter()
+    image, done = refine_image(refiner, z["fit"], observations, extension=z["extended"] if "extended" in z.files else None)
+    seconds = time.perf_counter() - t0
+    return {"image": spec, "crop": crop, "sigma": sigma, "variant": variant, "noise_seed": 1, "blur_noise_seed": 0,
+            "refine": refiner, "refine_settings": {k: v for k, v in done.items() if k != "solved"},
+            "refine_seconds": round(seconds, 1),
+            "seconds": round(seconds + (base[0]["seconds"] if base else float("nan")), 1),
+            "fit": scores(z["fit"]), "result": scores(image)}
+
+
 def cache_file(cache: Path, spec: str, crop: int, sigma: float, variant: str) -> Path:
     return cache / f"{spec.replace('/', '_')}_{crop}_{sigma:g}_{variant}.npz"
 
 
 def table(rows: list[dict], against: list[dict] | None = None) -> str:
     """One line per image: each variant's result (whole / interior, Y) and, for the mean, RGB."""
-    variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
     images = list(dict.fromkeys((r["image"], r["crop"], r["sigma"]) for r in rows))
     cell = {(r["image"], r["crop"], r["sigma"], r["variant"]): r for r in rows}
     out = ["| image | crop | sigma | " + " | ".join(f"{v}: whole / interior (RGB) [s]" for v in variants) + " |",
@@ -142,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     if table_or_rows(args, table, parser):
         return 0
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(v for v in variants if v.partition("+")[0] not in VARIANTS[2:] and "+" in v or v not in VARIANTS and "+" not in v)
     if unknown:
-        parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+        parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)}, JOINT+REFINER)")
+    global ROWS
+    ROWS = args.rows
     from linr.bench import data_dir
 
     data = data_dir(None)

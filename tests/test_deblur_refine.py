@@ -180,10 +180,17 @@ def test_grouped_deblur_chooses_its_edges_by_the_blur():
     import argparse
 
     from linr.batch import _blur_boundary
+    from linr.kinds import KINDS
 
-    for preset, boundary, resolved in ((None, None, "reflect"), ("paper", None, "circular"),
-                                       ("paper", "reflect", "reflect"), (None, "circular", "circular")):
-        assert _blur_boundary(argparse.Namespace(preset=preset, boundary=boundary)) == resolved
+    def batch(preset, boundary, *kinds):
+        given = {k: ("x" if k in kinds else None) for k in KINDS}
+        return argparse.Namespace(preset=preset, boundary=boundary, noise="gaussian", **given)
+
+    # a batch's blur as its fits resolve it: free alone or beside a noisy photo, mirrored beside others
+    for args, resolved in ((batch(None, None, "blurred"), "free"), (batch(None, None, "blurred", "noisy"), "free"),
+                           (batch(None, None, "blurred", "lowres"), "reflect"), (batch("paper", None, "blurred"), "circular"),
+                           (batch("paper", "reflect", "blurred"), "reflect"), (batch(None, "circular", "blurred"), "circular")):
+        assert _blur_boundary(args) == resolved
     asked = GroupedDeblur(passes=1, edges="free")
     asked(photo, photo, Blur(gaussian_kernel(5, 1.0), boundary="circular"), 0.01)
     assert asked.describe()["edges"] == "free" and asked.describe()["solved"]["solver"] == "cg"
@@ -294,10 +301,23 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
                  str(tmp_path / "o64.png"), "--tile", "40:20", *tiny]) == 0
     out = capsys.readouterr().out
     assert "blur with free edges: each tile's fit rendered its window grown by the kernel's reach and nothing was " \
-        "assumed beyond the image; the default for one blurred photo" in out and "mirrored" not in out
+        "assumed beyond the image; the default for a blurred photo alone or beside one noisy photo of it" in out \
+        and "mirrored" not in out
+    # beside a noisy photo of it (a short exposure): free edges, and refined by grouped-pair
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--noisy",
                  str(tmp_path / "b.png"), "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
-    assert "blur with mirrored edges (reflect), the default beside other photos: free edges" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "blur with free edges: the fit rendered the frame grown by the kernel's reach" in out and "mirrored" not in out
+    assert "refined: grouped-pair (10 passes of grouped filtering from the fit's image, each followed by the image " \
+        "that explains the blurred photo (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's " \
+        "own) best near it and near the noisy photo (its noise sigma" in out
+    assert "not in the paper); the default for a noisy and a blurred photo of one scene, --refine none" in out
+    # beside a low-res view: mirrored edges, said
+    write_image(tmp_path / "small.png", sharp[::2, ::2])
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--lowres",
+                 str(tmp_path / "small.png"), "--factor", "2", "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
+    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it: free " \
+        "edges" in capsys.readouterr().out
     # a folder that does not exist yet is made, and said
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "new" / "sub" / "o.png"), *tiny]) == 0
@@ -328,7 +348,7 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     from linr.cli import main
     from linr.images import write_image
     from linr.models import ModelConfig
-    from linr.tasks import DEFAULT_DEBLUR_REFINE, default_refine
+    from linr.tasks import DEFAULT_DEBLUR_REFINE, DEFAULT_PAIR_REFINE, default_refine
 
     rng = np.random.default_rng(4)
     sharp = ndimage.zoom(rng.random((8, 8, 3)), (4, 4, 1), order=1)
@@ -341,7 +361,12 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     assert default_refine([blurred(photo, kernel, boundary="reflect")], preset=None) == DEFAULT_DEBLUR_REFINE
     assert default_refine([obs], preset="paper") is None  # the paper's mathematics
     assert default_refine([obs], preset=None, keep_model=True) is None  # the model renders the fit's image
-    assert default_refine([obs, noisy(sharp)], preset=None) is None  # a joint fit: not measured
+    # beside a noisy photo of it (a short exposure): grouped-pair; beside another, or more: not measured
+    assert default_refine([obs, noisy(sharp)], preset=None) == DEFAULT_PAIR_REFINE == "grouped-pair"
+    assert default_refine([obs, noisy(sharp[:16])], preset=None) is None  # not of one size
+    assert default_refine([obs, noisy(sharp), noisy(sharp)], preset=None) is None
+    assert default_refine([obs, noisy(sharp, noise="poisson", peak=30)], preset=None) is None
+    assert default_refine([obs, noisy(sharp)], preset="paper") is None
     assert default_refine([blurred(photo[:6, :6], gaussian_kernel(3, 1.0), boundary="circular")],
                           preset=None) is None  # under a patch
     tiny = dict(steps=3, model=ModelConfig(width=16, depth=2), progress=False, device="cpu")
@@ -353,6 +378,8 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     assert _refine_of(argparse.Namespace(**batch)) == DEFAULT_DEBLUR_REFINE
     assert _refine_of(argparse.Namespace(**{**batch, "preset": "paper"})) is None
     assert _refine_of(argparse.Namespace(**{**batch, "boundary": None})) == DEFAULT_DEBLUR_REFINE  # reflect too
+    assert _refine_of(argparse.Namespace(**{**batch, "noisy": "n", "noise": "gaussian"})) == DEFAULT_PAIR_REFINE
+    assert _refine_of(argparse.Namespace(**{**batch, "noisy": "n", "noise": "poisson"})) is None
     write_image(tmp_path / "b.png", photo)
     args = ["--kernel", "gaussian:7:1.0", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "o.png"), "--boundary",
@@ -466,3 +493,57 @@ def test_a_deblurring_batch_refined_with_mirrored_borders_says_why_it_does_not_r
                                              (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()])
     err = run_err(capsys, common)
     assert "refined by grouped-deblur with mirrored borders, which no option gives now" in err
+
+
+def _pair_photos(boundary: str = "circular"):
+    from linr.images import read_image
+    from linr.simulate import add_gaussian_noise
+
+    clean = read_image(DATA / "set9" / "house.png")[0][100:148, 100:148, :3].astype(np.float32)
+    kernel = gaussian_kernel(25, 1.6)
+    return clean, kernel, blur_image(clean, kernel, seed=0, boundary=boundary), add_gaussian_noise(clean, 25, seed=1)
+
+
+def test_grouped_pair_weighs_the_noisy_photo_by_its_noise():
+    """With a noisy photo believed to within a huge std it is grouped-deblur; with the clean image
+    believed to within a tiny one (and a blurred photo it explains exactly), the clean image."""
+    from linr.refine import GroupedPair
+
+    clean, kernel, photo, _ = _pair_photos()
+    operator = Blur(kernel, boundary="circular")
+    start = ndimage.gaussian_filter(photo, (1, 1, 0))
+    alone = GroupedDeblur()(start, photo, operator, 1.4 / 255)
+    ignored = GroupedPair()(start, photo, operator, 1.4 / 255, noisy=np.zeros_like(photo), noise_sigma=1e6)
+    np.testing.assert_allclose(ignored, alone, atol=1e-5)
+    exact = blur_image(clean, kernel, noise_sigma=0.0)  # circular, no noise (clipped: no value leaves [0, 1])
+    trusted = GroupedPair()(start, exact, operator, 1.4 / 255, noisy=clean, noise_sigma=1e-4)
+    assert np.abs(trusted - clean).max() < 2e-3
+    with pytest.raises(ValueError, match="one size"):
+        GroupedPair()(start, photo, operator, 1.4 / 255, noisy=clean[:40], noise_sigma=0.1)
+
+
+def test_grouped_pair_restores_a_short_and_a_long_exposure_better_than_either_alone():
+    """From the blurred photo as the start (a stand-in for a joint fit): above grouped-deblur of the
+    blurred photo alone and above grouped of the noisy photo alone, on the interior and the whole."""
+    clean, kernel, photo, short = _pair_photos("reflect")
+    pair = [noisy(short), blurred(photo, kernel)]
+    both, done = refine_image("grouped-pair", photo, pair)
+    assert done["name"] == "grouped-pair" and 20 < done["noisy_sigma"] < 30 and 1.0 < done["sigma"] < 2.0
+    assert done["edges"] == "free" and both.shape == clean.shape and both.dtype == np.float32
+    deblurred, _ = refine_image("grouped-deblur", photo, pair[1:])
+    denoised, _ = refine_image("grouped", photo, pair[:1])
+    for part in (np.s_[:, :], np.s_[12:-12, 12:-12]):
+        ours = psnr(clean[part], both[part])
+        assert ours > psnr(clean[part], deblurred[part]) + 0.3 and ours > psnr(clean[part], denoised[part]) + 0.5, part
+
+
+def test_grouped_pair_takes_a_noisy_and_a_blurred_photo_of_the_restored_size():
+    rng = np.random.default_rng(0)
+    photo = rng.random((16, 16, 3)).astype(np.float32)
+    kernel = gaussian_kernel(5, 1.0)
+    assert refine_input([noisy(photo), blurred(photo, kernel)], (16, 16), "grouped-pair").kind == "blurred"
+    for obs in ([noisy(photo)], [blurred(photo, kernel)], [noisy(photo), blurred(photo, kernel), noisy(photo)],
+                [noisy(photo), blurred(photo[:8, :8], kernel)], [masked(photo, np.ones((16, 16), bool)),
+                                                                 blurred(photo, kernel)]):
+        with pytest.raises(InputError, match="a noisy one .* and a blurred one"):
+            refine_input(obs, (16, 16), "grouped-pair")

@@ -120,7 +120,12 @@ def test_defaults_fit_free_edges_with_cosine_steps(photo):
     assert obs[0].operator.boundary == "circular" and (config.steps, config.schedule) == (4000, "constant")
     obs, config = resolve([blurred(image, kernel, boundary="reflect")])  # a choice is kept
     assert obs[0].operator.boundary == "reflect" and (config.steps, config.schedule) == (4000, "constant")
-    obs, _ = resolve([blurred(image, kernel), linr.noisy(image)])  # joint fits: mirrored borders
+    # beside a noisy photo of it (a short exposure): free edges too; beside others: mirrored borders
+    obs, config = resolve([blurred(image, kernel), linr.noisy(image)])
+    assert obs[0].operator.boundary == "free" and config.schedule == "cosine"
+    obs, _ = resolve([blurred(image, kernel), linr.lowres(image[::2, ::2], 2)])
+    assert obs[0].operator.boundary == "reflect"
+    obs, _ = resolve([blurred(image, kernel), linr.noisy(image), linr.noisy(image)])
     assert obs[0].operator.boundary == "reflect"
 
 
@@ -174,8 +179,10 @@ def test_open_edges_tile_free_beside_others_reflect_and_chosen_free_edges_are_no
 
     plan = plan_restore([blurred(larger, kernel)], tile="32:16")
     assert (plan.config.steps, plan.config.schedule) == (2000, DEFAULT_FREE_BLUR_SCHEDULE)
-    # beside another photo: mirrored edges
+    # beside a noisy photo of it: free edges and grouped-pair; beside another photo: mirrored edges
     joint = plan_restore([linr.noisy(image), blurred(image, kernel)])
+    assert joint.obs[1].operator.boundary == "free" and joint.refine == "grouped-pair"
+    joint = plan_restore([linr.lowres(image[::2, ::2], 2), blurred(image, kernel)])
     assert joint.obs[1].operator.boundary == "reflect"
 
 
@@ -308,7 +315,7 @@ def test_a_photo_beside_a_blur_with_free_edges_reads_the_frame_of_one_rendering(
     assert linr.tasks.resolve(pair)[1].steps == 2000  # a budget: the noisy photo's hold-out stop ends it
     assert result.settings["rendered_margins"] == [2, 2, 2, 2]
     open_pair = linr.tasks.resolve([linr.noisy(image), blurred(image, kernel)])[0]
-    assert open_pair[1].operator.boundary == "reflect"  # left open in a joint fit: not measured, mirrored
+    assert open_pair[1].operator.boundary == "free"  # left open beside a noisy photo: free too
 
 
 def test_the_cost_of_a_fit_past_the_frame_counts_the_rendering(photo):

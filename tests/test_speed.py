@@ -318,6 +318,6 @@ def test_a_tiled_plan_counts_the_whole_images_arrays():
     grid = tile_grid(resolve(obs)[0], tile="256")
     cfg = FitConfig(steps=10)
     one = plan(tile_observations(obs, grid.windows[0], grid.shape), cfg)
-    whole = 600 * 600 * 3 * 4 + 600 * 600 * (2 * 3 * 4 + 4)  # the photo; the blend's sums and the image
+    whole = 600 * 600 * 3 * 4 + 600 * 600 * (3 * 4 + 4)  # the photo; the blend (divided in place) and its weights
     assert plan_tiles(obs, cfg, grid).memory_bytes == one.memory_bytes + whole
     assert plan_tiles(obs, cfg, grid, stack=3).memory_bytes == 3 * one.memory_bytes + whole

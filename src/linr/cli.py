@@ -436,7 +436,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                 f"{done[0]['passes']} passes of grouped filtering, each made to reproduce {'it' if count == 1 else 'them'} again, relative "
                 f"residual {worst:.1g}; not in the paper)") + ("" if asked else "; the default for one low-res "
                                                                  "photo, --refine none returns the fit's image")
-    if done[0]["name"] == "grouped-deblur":  # linr.refine.GroupedDeblur
+    if done[0]["name"] in ("grouped-deblur", "grouped-pair"):  # linr.refine.GroupedDeblur, GroupedPair
         sigmas = _span(sorted(d["sigma"] for d in done), ".1f")
         short = [d["solved"] for d in done if d["solved"].get("converged") is False]
         unsolved = "" if not short else (
@@ -445,10 +445,13 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         free = "" if done[0].get("edges") != "free" else \
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
-        return (f"refined: grouped-deblur ({done[0]['passes']} passes of grouped filtering from the fit's image, "
-                f"each followed by the image that explains the blurred photo{free} best near it, noise sigma {sigmas} "
-                f"of 255 measured{unsolved}; not in the paper)") + ("" if asked else "; the default for one blurred "
-                                                           "photo, --refine none returns the fit's image")
+        pair = "" if done[0]["name"] == "grouped-deblur" else \
+            f" and near the noisy photo (its noise sigma {_span(sorted(d['noisy_sigma'] for d in done), '.1f')} of 255), the blurred photo's"
+        return (f"refined: {done[0]['name']} ({done[0]['passes']} passes of grouped filtering from the fit's image, "
+                f"each followed by the image that explains the blurred photo{free} best near it{pair}, noise sigma "
+                f"{sigmas} of 255 measured{unsolved}; not in the paper)") + ("" if asked else (
+                    "; the default for one blurred photo" if not pair else "; the default for a noisy and a blurred "
+                    "photo of one scene") + ", --refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
@@ -581,7 +584,8 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
     """What a restoration's blur assumed at the image's edges, when free edges were used or an open
     boundary got mirrored edges (``chosen``: the ``--boundary`` given, None when left open)."""
     boundaries = _blur_boundaries(settings.get("observations", []))
-    default = "" if chosen == "free" else "; the default for one blurred photo (--boundary reflect mirrors the borders instead)"
+    default = "" if chosen == "free" else ("; the default for a blurred photo alone or beside one noisy photo of it "
+                                           "(--boundary reflect mirrors the borders instead)")
     lines = []
     if settings.get("tiles") and "free" in boundaries:
         lines.append("blur with free edges: each tile's fit rendered its window grown by the kernel's reach and "
@@ -592,8 +596,9 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
         lines.append(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and "
                      "nothing was assumed beyond it" + default)
     if chosen is None and preset is None and "reflect" in boundaries:  # the open boundary beside other photos
-        lines.append("blur with mirrored edges (reflect), the default beside other photos: free edges, the default "
-                     "for one blurred photo, are not measured beside others (--boundary free chooses them)")
+        lines.append("blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it: "
+                     "free edges, the default for a blurred photo alone or beside a noisy one, are not measured "
+                     "there (--boundary free chooses them)")
     return lines
 
 

@@ -74,14 +74,14 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="named settings: paper (the LINR paper's: SIREN 7x256, Adam 1e-4, a fixed "
                    "500 steps, 4000 for deblurring, circular blur boundary) or fast (time to the "
                    "paper's quality on a CPU); default: the paper's network with automatic stopping "
-                   "on noisy input, free blur edges for one blurred photo (2000 steps on a "
-                   "cosine learning rate; a reflecting boundary in joint fits) and, for one noisy photo, a "
+                   "on noisy input, free blur edges for a blurred photo alone or beside one noisy photo of it (2000 steps "
+                   "on a cosine learning rate; a reflecting boundary in other joint fits) and, for one noisy photo, a "
                    "total-variation prior weighted by its noise (--prior), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
                    "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels the paper's "
                    "network at omega_0 15 (--omega0; the paper's: 30) and grouped-fill: the missing pixels filled again "
                    "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) grouped-views, for one "
-                   "blurred photo grouped-deblur (--refine)")
+                   "blurred photo grouped-deblur, for a noisy and a blurred photo of one scene grouped-pair (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
                    "default), exactly this many with --stop fixed or --preset paper")
@@ -114,7 +114,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-deblur|wiener|biharmonic|grouped-fill|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-deblur|grouped-pair|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "
                    "Wiener gains, BM3D's second step with the fit as its pilot, the noise level measured "
@@ -130,6 +130,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-deblur (deblurring: 10 passes of the grouped filter at a falling noise level, each "
                    "followed by the image that explains the blurred photo best near the filtered one, its noise "
                    "measured on it; not in the paper); "
+                   "grouped-pair (a noisy and a blurred photo of one scene, a short and a long exposure: "
+                   "grouped-deblur whose data steps also weigh in the noisy photo, by its measured noise; not in "
+                   "the paper); "
                    "biharmonic (inpainting: the "
                    "fit's image blended with a biharmonic inpainting, weighted on the pixels its stop rule "
                    "held out (pick, the default's, or holdout), else half and half; not in the paper); "
@@ -143,7 +146,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-fill for one photo with missing pixels (above 768 px from the fit alone), "
                    "grouped-views for one low-res photo (the lanczos2 downsampler), grouped-deblur for one "
                    "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
-                   "assumed beyond the frame), else none")
+                   "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

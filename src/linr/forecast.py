@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import FitConfig
 from .engine import format_duration
+from .operators import Blur
 from .problem import Observation, clean_shape
 
 __all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
@@ -129,8 +130,8 @@ def refine_memory(name: str, height: int, width: int, channels: int, *, operator
     if grouped is None:
         return None
     takes = refiner.takes
-    if isinstance(refiner, GroupedDeblur) and operator is not None and refiner.edges_for(operator) == "free":
-        takes = "blurred-free"
+    if isinstance(refiner, GroupedDeblur):  # grouped-pair's noisy photo: one more array, within the rounding
+        takes = "blurred-free" if operator is not None and refiner.edges_for(operator) == "free" else "blurred"
     per_value = REFINE_BYTES_PER_VALUE.get(takes)
     if per_value is None:
         return None
@@ -155,7 +156,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         data = deblur_data_seconds(refiner, operator, height, width, channels)
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
-    elif name in ("grouped-views", "grouped-deblur"):  # its filter passes (and the data steps after them; the
+    elif isinstance(refiner, GroupedDeblur) or name == "grouped-views":  # its filter passes (and the data steps after them; the
         refiner, passes = refiner.filter, refiner.passes  # projections: about a second each at 512 px)
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second
@@ -233,7 +234,8 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     from .tiling import plan_tiles
 
     h, w = clean_shape(observations)
-    channels, operator = observations[0].channels, observations[0].operator
+    channels = observations[0].channels
+    operator = next((o.operator for o in observations if isinstance(o.operator, Blur)), observations[0].operator)
     warning = None if refine is None else _memory_warning(refine_memory(refine, h, w, channels, operator=operator))
 
     @functools.cache

@@ -172,7 +172,8 @@ def blurred(
     ``boundary``: 'free', 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves
     it to the preset: by default free edges for a photo restored alone, whole or in tiles (real
     photos, whose scene went on past the frame; the fit renders the frame, or each tile's window,
-    grown by the kernel's reach), reflect in joint fits; circular with the paper preset (the paper blurred its images circularly).
+    grown by the kernel's reach) or beside one noisy photo of it (a short exposure), reflect in other
+    joint fits; circular with the paper preset (the paper blurred its images circularly).
     See :func:`linr.tasks.open_blur_boundary`.
     """
     from .operators import Blur
@@ -458,10 +459,11 @@ KINDS: dict[str, Kind] = {
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
                    metavar="SPEC", path=True),
-        KindOption("--boundary", "boundary", "blur boundary: free (the default for one blurred photo, "
-                   "whole or in tiles: nothing assumed beyond the frame, the fit renders the frame, or each tile's "
-                   "window, grown by the kernel's reach; chosen, also beside other photos, not measured there), "
-                   "reflect (mirrored borders; the default in joint fits and with --preset fast) or circular (images blurred periodically, as the paper's "
+        KindOption("--boundary", "boundary", "blur boundary: free (the default for a blurred photo alone, "
+                   "whole or in tiles, or beside one noisy photo of it: nothing assumed beyond the frame, the fit "
+                   "renders the frame, or each tile's window, grown by the kernel's reach; chosen, also beside other "
+                   "photos, not measured there), reflect (mirrored borders; the default in other joint fits and with "
+                   "--preset fast) or circular (images blurred periodically, as the paper's "
                    "were; the default with --preset paper)",
                    choices=("free", "circular", "reflect")),
     ), _SIMULATIONS["blurred"]),

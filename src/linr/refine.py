@@ -59,6 +59,9 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   plug-and-play deblurring; the default for one blurred photo
   (:data:`linr.tasks.DEFAULT_DEBLUR_REFINE`). A circular blur's data step is exact; any other's
   has free edges, nothing assumed beyond the photo's frame (a real photo's scene went on past it).
+- ``grouped-pair`` (:class:`GroupedPair`): for a noisy photo and a blurred photo of one scene (a
+  short and a long exposure), ``grouped-deblur``'s passes with the noisy photo weighed into every
+  data step beside the filtered image (each believed to within its own noise level).
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
@@ -67,7 +70,8 @@ photo and at least one low-res view without noise (:func:`linr.projection.projec
 ``project`` and ``grouped-views`` such a view;
 ``biharmonic`` and ``grouped-fill`` one observation alone, masked, of the restored size;
 ``grouped-deblur`` one observation alone, blurred (:class:`~linr.operators.Blur`, squared error),
-of the restored size: :func:`refine_input` says which, or why not.
+of the restored size; ``grouped-pair`` a noisy photo (as ``grouped``'s) and a blurred photo (as
+``grouped-deblur``'s), nothing else: :func:`refine_input` says which, or why not.
 Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
 :data:`REFINERS`.
 """
@@ -85,7 +89,7 @@ from .noise import floored_noise_sigma
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "GroupedDeblur", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "GroupedDeblur", "GroupedPair", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image", "simplex_weights"]
 
 MIN_REFINE_SIDE = 8
@@ -816,11 +820,14 @@ class GroupedDeblur(_FallingLevels):
         return {**self.schedule(), "edges": self.used_edges, "solved": self.solved}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,
-                 extension: np.ndarray | None = None) -> np.ndarray:
+                 extension: np.ndarray | None = None, *,
+                 noisy: tuple[np.ndarray, float] | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
         (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale). ``extension``: with
         free edges, the fit's image of the frame extended by the kernel's reach, what every data
-        step draws the pixels beyond the frame to (:func:`linr.deconvolution.explain_blurred`)."""
+        step draws the pixels beyond the frame to (:func:`linr.deconvolution.explain_blurred`).
+        ``noisy``: a noisy photo of the scene and its noise std, a second estimate each data step
+        weighs in (:class:`GroupedPair`)."""
         from .deconvolution import combined_solves, explain_blurred
 
         photo = np.asarray(photo, np.float64)
@@ -830,6 +837,10 @@ class GroupedDeblur(_FallingLevels):
             raise ValueError(f"an extension goes with free edges; this photo's data step uses {edges!r}")
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
+            if noisy is not None:  # two estimates of the image: their precision-weighted mean
+                pixels, spread = noisy
+                x = (x * spread ** 2 + pixels * level ** 2) / (spread ** 2 + level ** 2)
+                level = level * spread / float(np.hypot(level, spread))
             x, done = explain_blurred(x, photo, operator, sigma, level, edges, extension)
             reports.append(done)
             self.solved = combined_solves(reports)  # over the passes so far
@@ -838,6 +849,31 @@ class GroupedDeblur(_FallingLevels):
         x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels(), explain)
         assert x is not None  # the data step always has a solution
         return np.asarray(x, np.float32)
+
+
+class GroupedPair(GroupedDeblur):
+    """The ``grouped-pair`` refiner (module docstring): for a noisy photo and a blurred photo of one
+    scene (a short and a long exposure), :class:`GroupedDeblur`'s passes from the fit's image, each
+    data step explaining both photos: the filtered image, believed to within the pass's level, and
+    the noisy photo, believed to within its noise, are two estimates of the image itself, whose
+    precision-weighted mean, believed to within their combined level, is the estimate the blurred
+    photo's data step (:func:`linr.deconvolution.explain_blurred`) draws the image to. The early
+    passes (a high level) take the noisy photo's detail, the late ones the filter's."""
+
+    name = "grouped-pair"
+    takes = "noisy+blurred"
+
+    def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,  # type: ignore[override]
+                 extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float) -> np.ndarray:
+        """The refined image (float32 (H, W, C)) of the fit's ``image`` for the blurred ``photo``
+        (``operator``, noise std ``sigma``) and the ``noisy`` photo (H, W, C; noise std
+        ``noise_sigma``), all 0-1 scale; ``extension`` as :class:`GroupedDeblur`'s."""
+        noisy = np.asarray(noisy, np.float64)
+        if noisy.shape != np.shape(photo):
+            raise ValueError(f"the noisy photo is {noisy.shape}, the blurred one {np.shape(photo)}: one size is needed")
+        if not noise_sigma > 0:
+            raise ValueError(f"noise_sigma {noise_sigma}: must be positive")
+        return super().__call__(image, photo, operator, sigma, extension, noisy=(noisy, float(noise_sigma)))
 
 
 class GroupedProjected:
@@ -938,12 +974,14 @@ REFINERS: dict[str, Any] = {
     "grouped-fill": GroupedFill,
     "grouped-views": GroupedViews,
     "grouped-deblur": GroupedDeblur,
+    "grouped-pair": GroupedPair,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
 ``noisy+views`` as ``refiner(noisy, pilot, sigma, views, held_out)``, ``views`` as ``refiner(image, views)``,
 ``masked`` as ``refiner(photo, observed, fit, held_out)``, ``blurred`` as ``refiner(image, photo,
-operator, sigma)``; ``none`` names no refinement."""
+operator, sigma)``, ``noisy+blurred`` as ``refiner(image, photo, operator, sigma, noisy=...,
+noise_sigma=...)``; ``none`` names no refinement."""
 
 
 def check_refine_spec(spec: str) -> str:
@@ -970,6 +1008,8 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
                              f"photo with missing pixels (a mask), of the restored size (--refine none; refine='none' in Python)")
         return observations[0]
+    if REFINERS[spec].takes == "noisy+blurred":
+        return _pair(observations, shape, spec)[0]
     if REFINERS[spec].takes == "blurred":
         if len(observations) != 1 or not deblurrable(observations[0]) or tuple(observations[0].shape) != tuple(shape):
             raise InputError(f"refinement {spec!r} deblurs and needs one observation alone: a blurred photo "
@@ -996,6 +1036,24 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                          f"(--refine none; refine='none' in Python)")
     _check_patch_side(shape)
     return photos[0]
+
+
+def _pair(observations: Sequence[Observation], shape: tuple[int, int], spec: str) -> tuple[Observation, Observation]:
+    """The blurred photo and the noisy photo (both of the restored ``shape``) that refiner ``spec``
+    (``takes == 'noisy+blurred'``) refines by, or a one-line InputError."""
+    from .deconvolution import deblurrable
+    from .operators import Identity
+    from .problem import measures_gaussian_noise
+
+    sized = [o for o in observations if tuple(o.shape) == tuple(shape)]
+    blurred = [o for o in sized if deblurrable(o)]
+    noisy = [o for o in sized if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
+    if len(observations) != 2 or len(blurred) != 1 or len(noisy) != 1:
+        raise InputError(f"refinement {spec!r} needs two photos of one scene, both of the restored size: a noisy "
+                         f"one (Gaussian noise, no operator) and a blurred one (a blur kernel), and nothing else "
+                         f"(--refine none; refine='none' in Python)")
+    _check_patch_side(shape)
+    return blurred[0], noisy[0]
 
 
 def _check_patch_side(shape: tuple[int, int]) -> None:
@@ -1034,10 +1092,16 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         refined = refiner(pixels, observed, image, held)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
-    if refiner.takes == "blurred":
+    if refiner.takes in ("blurred", "noisy+blurred"):
         extended = extension if extension is not None and refiner.edges_for(photo.operator) == "free" else None
-        refined = refiner(image, pixels, photo.operator, sigma, extension=extended)
-        return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3),
+        pair, said = {}, {}
+        if refiner.takes == "noisy+blurred":
+            noisy = _pair(observations, image.shape[:2], spec)[1].image
+            noisy = noisy if noisy.ndim == 3 else noisy[..., None]
+            pair = {"noisy": noisy, "noise_sigma": floored_noise_sigma(noisy)}
+            said = {"noisy_sigma": round(pair["noise_sigma"] * 255, 3)}
+        refined = refiner(image, pixels, photo.operator, sigma, extension=extended, **pair)
+        return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3), **said,
                          **({"extension": "the fit's"} if extended is not None else {})}
     refined = refiner(pixels, image, sigma) if views is None else refiner(pixels, image, sigma, views, held)
     return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3)}

@@ -53,6 +53,9 @@ __all__ = [
     "DEFAULT_SR_REFINE",
     "plain_deblurring",
     "open_blur_boundary",
+    "free_edges_measured",
+    "noisy_with_blurred",
+    "DEFAULT_PAIR_REFINE",
     "DEFAULT_OPEN_BOUNDARY",
     "DEFAULT_FREE_BLUR_STEPS",
     "DEFAULT_FREE_BLUR_SCHEDULE",
@@ -142,7 +145,8 @@ DEFAULT_PRESET = "paper"
 """Settings used when no preset is named; unlike ``preset="paper"`` they stop automatically and
 a blur's boundary, unless chosen, is not circular (the paper's circular blur fits only images that
 were blurred circularly: on a real photo it wraps each border around to the opposite one): free
-edges for one photo restored alone (whole or in tiles), else 'reflect' (:func:`open_blur_boundary`)."""
+edges for a blurred photo restored alone (whole or in tiles) or beside one noisy photo of it, else
+'reflect' (:func:`open_blur_boundary`)."""
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -256,7 +260,7 @@ def resolve(
     with the automatic stop only).
 
     With no preset named, a blur whose boundary was left open gets free edges when it is restored
-    alone, whole or in tiles (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
+    alone, whole or in tiles, or beside one noisy photo of it (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
     :data:`DEFAULT_FREE_BLUR_SCHEDULE` rate, unless ``steps`` says otherwise), else 'reflect',
     noisy frames of measured different noise levels share the joint noisy weight by inverse
     variance (:func:`measured_noise`), and one noisy photo gets the ``tv:auto`` prior unless
@@ -267,7 +271,7 @@ def resolve(
     if model is not None and not isinstance(model, ModelConfig):
         raise InputError(f"model must be a linr.ModelConfig (such as ModelConfig(name='siren', width=64)), "
                          f"got {model!r}")
-    wanted = open_blur_boundary(preset, alone=len(observations) == 1)
+    wanted = open_blur_boundary(preset, free=free_edges_measured(observations))
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
         prior = default_prior(observations, preset=preset)
@@ -502,8 +506,9 @@ on past the frame. Its fit gets :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
 frame to the fit's own (:attr:`linr.fit.FitResult.extended_image`). Measured on crops of blurred
 scenes (BENCHMARKS.md, '#15 deblurring a real photo': eight crops restored whole, and one 160-px crop
 in 2 x 2 tiles of 112 px, where free edges were +0.40 dB on the whole crop, level inside, in 0.79x
-the time of mirrored ones); joint fits keep 'reflect' (free edges chosen there are built but not
-measured)."""
+the time of mirrored ones). Since the thirty-first session also a blurred photo beside one noisy
+photo of it (:func:`noisy_with_blurred`; BENCHMARKS.md, '#15 a short and a long exposure'); other
+joint fits keep 'reflect' (free edges chosen there are built but not measured)."""
 
 DEFAULT_FREE_BLUR_STEPS = 2000
 """Steps of the defaults' fit of a blur with free edges (the paper's deblurring: 4000)."""
@@ -516,23 +521,32 @@ zero over 2000 steps none did, and it ended 0.20 dB above cosine over 4000 on th
 (BENCHMARKS.md, twenty-eighth session)."""
 
 
-def open_blur_boundary(preset: str | None, *, alone: bool = False) -> str:
+def open_blur_boundary(preset: str | None, *, free: bool = False) -> str:
     """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
-    the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` for a
-    photo restored ``alone`` (no other observation; whole or in tiles, where each tile's fit
-    renders its window grown by the kernel's reach), else 'reflect'
-    (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`): a chosen 'free' works in joint fits too (one
-    rendering, :func:`linr.problem.frame_operators`), not measured there."""
+    the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` where
+    ``free`` (a blurred photo restored alone, whole or in tiles, where each tile's fit renders its
+    window grown by the kernel's reach, or beside a noisy photo of it, :func:`noisy_with_blurred`:
+    :func:`free_edges_measured`), else 'reflect' (:attr:`linr.operators.Blur.DEFAULT_BOUNDARY`): a
+    chosen 'free' works in other joint fits too (one rendering, :func:`linr.problem.frame_operators`),
+    not measured there."""
     if preset in PRESETS:
         return PRESETS[preset].blur_boundary
-    return DEFAULT_OPEN_BOUNDARY if preset is None and alone else Blur.DEFAULT_BOUNDARY
+    return DEFAULT_OPEN_BOUNDARY if preset is None and free else Blur.DEFAULT_BOUNDARY
+
+
+def free_edges_measured(observations: Sequence[Observation]) -> bool:
+    """Whether an open blur among ``observations`` gets free edges with no preset named
+    (:func:`open_blur_boundary`): a blurred photo alone, or beside one noisy photo of it
+    (:func:`noisy_with_blurred`); other joint fits with a blur are not measured with them."""
+    return len(observations) == 1 or noisy_with_blurred(observations, preset=None)
 
 
 def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a fit is the defaults' fit of a blur with free edges (no preset named, a blurred
     photo whose blur has free edges, open or chosen, alone or, chosen, beside other observations):
     it gets :data:`DEFAULT_FREE_BLUR_STEPS` (a budget when another observation carries noise) and
-    :data:`DEFAULT_FREE_BLUR_SCHEDULE`. Beside other observations this is not measured."""
+    :data:`DEFAULT_FREE_BLUR_SCHEDULE`. Beside other observations than one noisy photo of it
+    (:func:`noisy_with_blurred`) this is not measured."""
     return preset is None and any(isinstance(o.operator, Blur) and o.operator.boundary == "free"
                                   for o in observations)
 
@@ -593,6 +607,30 @@ def noisy_with_lowres(observations: Sequence[Observation], *, preset: str | None
     return all(projectable(o, photos[0].channels) for o in observations if o is not photos[0])
 
 
+DEFAULT_PAIR_REFINE = "grouped-pair"
+"""The refinement of the defaults' joint fit of a noisy and a blurred photo of one scene
+(:func:`noisy_with_blurred`, a short and a long exposure; since the thirty-first session):
+``grouped-deblur``'s passes from the joint fit's image, each data step weighing in the noisy photo
+by its measured noise (:class:`linr.refine.GroupedPair`), the pixels beyond the frame drawn to the
+fit's own (the blur's edges are free). Measured in BENCHMARKS.md ('#15 a short and a long
+exposure'): crops of blurred scenes with a noisy photo of the same framing."""
+
+
+def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | None) -> bool:
+    """Whether a restore is the defaults' joint fit of a noisy and a blurred photo of one scene:
+    no preset named, two observations of one size, one with Gaussian noise, a squared-error data
+    term and no operator, the other a blurred photo compared by squared error
+    (:func:`linr.deconvolution.deblurrable`). Its blur gets free edges when its boundary is left
+    open (:func:`open_blur_boundary`) and the fit :data:`DEFAULT_PAIR_REFINE`."""
+    from .deconvolution import deblurrable
+
+    if preset is not None or len(observations) != 2 or len({tuple(o.shape) for o in observations}) != 1:
+        return False
+    photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
+    return len(photos) == 1 and min(photos[0].shape) >= MIN_SIDE and \
+        all(deblurrable(o) for o in observations if o is not photos[0])
+
+
 def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
                    register: str | None = None) -> str | None:
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for
@@ -600,8 +638,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or in tiles, any size),
     :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or in tiles, any size),
-    :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same);
-    none when the model is kept (it renders the fit's image, not a refined one)."""
+    :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same),
+    :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same); none when the model is kept (it renders the fit's image, not a refined one)."""
     if keep_model:
         return None
     if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
@@ -615,6 +653,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
         return DEFAULT_SR_REFINE
     if plain_deblurring(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
         return DEFAULT_DEBLUR_REFINE
+    if noisy_with_blurred(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
+        return DEFAULT_PAIR_REFINE
     return None
 
 

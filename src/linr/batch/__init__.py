@@ -215,15 +215,16 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"biharmonic_up_to": GroupedFill.BIHARMONIC_UP_TO} if refine == "grouped-fill" else {}),
         # grouped-deblur with its passes and levels (since the twenty-fourth session), so that a
         # change of its schedule is not resumed silently
-        **({"deblur_schedule": [d.passes, d.start, d.end]} if refine == "grouped-deblur" and (d := GroupedDeblur()) else {}),
+        # (and grouped-pair's, the same passes)
+        **({"deblur_schedule": [d.passes, d.start, d.end]} if refine in ("grouped-deblur", "grouped-pair") and (d := GroupedDeblur()) else {}),
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
-        **({"deblur_edges": "free"} if refine == "grouped-deblur" and _blur_boundary(args) != "circular" else {}),
+        **({"deblur_edges": "free"} if refine in ("grouped-deblur", "grouped-pair") and _blur_boundary(args) != "circular" else {}),
         # the defaults' fit of a lone blurred photo: free edges, its own steps and schedule (since
         # the twenty-ninth session whole, the thirtieth in tiles; before, mirrored borders, 4000
-        # steps at a constant rate)
-        **({"blur_fit": _free_blur_fit()} if _plain_deblurring(args) and getattr(args, "boundary", None) in (None, "free")
-           else {}),
+        # steps at a constant rate); of a blurred photo beside a noisy one since the thirty-first
+        **({"blur_fit": _free_blur_fit()} if (_plain_deblurring(args) or _noisy_with_blurred(args))
+           and getattr(args, "boundary", None) in (None, "free") else {}),
         # (super-resolution's default grouped-views: in the twenty-second session's batches with
         # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
@@ -288,6 +289,12 @@ def _noisy_with_lowres(args: argparse.Namespace) -> bool:
         _kinds_given(args) == {"noisy", "lowres"} and _has_gaussian_noisy(args)
 
 
+def _noisy_with_blurred(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' joint restore of a noisy and a blurred photo of each scene
+    (:func:`linr.tasks.noisy_with_blurred`, read off the options): no preset, Gaussian noise."""
+    return args.preset is None and _kinds_given(args) == {"noisy", "blurred"} and _has_gaussian_noisy(args)
+
+
 def _plain_super_resolution(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' super-resolution (:func:`linr.tasks.plain_super_resolution`,
     read off the options): low-res images alone by the ``lanczos2`` downsampler, no preset named,
@@ -301,7 +308,8 @@ def _blur_boundary(args: argparse.Namespace) -> str:
     :func:`linr.tasks.open_blur_boundary`'s."""
     from ..tasks import open_blur_boundary
 
-    return getattr(args, "boundary", None) or open_blur_boundary(args.preset)
+    return getattr(args, "boundary", None) or open_blur_boundary(
+        args.preset, free=_plain_deblurring(args) or _noisy_with_blurred(args))
 
 
 def _free_blur_fit() -> dict[str, Any]:
@@ -323,7 +331,7 @@ def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
     inpainting, super-resolution and deblurring, every image (whole or tiled, any size)."""
     from ..tasks import (DEFAULT_DEBLUR_REFINE, DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE,
-                         DEFAULT_SR_REFINE)
+                         DEFAULT_PAIR_REFINE, DEFAULT_SR_REFINE)
 
     if args.refine is None and _plain_inpainting(args):
         return DEFAULT_INPAINT_REFINE
@@ -333,6 +341,8 @@ def _refine_of(args: argparse.Namespace) -> str | None:
         return DEFAULT_JOINT_REFINE
     if args.refine is None and _plain_deblurring(args):
         return DEFAULT_DEBLUR_REFINE
+    if args.refine is None and _noisy_with_blurred(args):
+        return DEFAULT_PAIR_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
 
 
@@ -417,6 +427,9 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
             if _kinds_given(args) != {"masked"}:
                 raise InputError(f"--refine {args.refine} blends an inpainting fit and needs images with missing "
                                  "pixels alone (--task masked); leave out --refine")
+        elif takes == "noisy+blurred" and _kinds_given(args) != {"noisy", "blurred"}:
+            raise InputError(f"--refine {args.refine} needs a noisy and a blurred photo of each scene (--noisy and "
+                             "--blurred) and nothing else; leave out --refine")
         elif takes == "blurred" and _kinds_given(args) != {"blurred"}:
             raise InputError(f"--refine {args.refine} deblurs and needs blurred images alone (--task blurred); "
                              "leave out --refine")
@@ -426,7 +439,7 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
         elif takes in ("views", "noisy+views") and getattr(args, "register", None):
             raise InputError(f"--refine {args.refine} makes the image reproduce its low-res views exactly, and "
                              "--register shifts them by what the fit finds: leave out one of them")
-        if takes in ("noisy", "noisy+views") and not _has_gaussian_noisy(args):
+        if takes in ("noisy", "noisy+views", "noisy+blurred") and not _has_gaussian_noisy(args):
             raise InputError(f"--refine {args.refine} filters noisy photos with Gaussian noise (--task noisy, "
                              "--noise gaussian), and this batch has none; leave out --refine")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
