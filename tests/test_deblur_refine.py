@@ -547,3 +547,21 @@ def test_grouped_pair_takes_a_noisy_and_a_blurred_photo_of_the_restored_size():
                                                                  blurred(photo, kernel)]):
         with pytest.raises(InputError, match="a noisy one .* and a blurred one"):
             refine_input(obs, (16, 16), "grouped-pair")
+
+
+def test_the_forecast_counts_grouped_pair_as_grouped_deblur():
+    """The pair's cost: grouped-deblur's passes and data steps, read off the blur wherever it is
+    among the observations; its memory grouped-deblur's."""
+    from linr import forecast
+    from linr.config import FitConfig
+
+    free = Blur(gaussian_kernel(7, 1.0), boundary="free")
+    assert forecast.refine_memory("grouped-pair", 300, 200, 3, operator=free) == \
+        forecast.refine_memory("grouped-deblur", 300, 200, 3, operator=free)
+    pair = forecast.refine_cost("grouped-pair", 64, 64, 3, operator=free)
+    alone = forecast.refine_cost("grouped-deblur", 64, 64, 3, operator=free)
+    assert pair.seconds > 0 and 0.5 < pair.seconds / alone.seconds < 2.0
+    photo = np.zeros((600, 600, 3), np.float32)
+    line = forecast.forecast_line([noisy(photo), blurred(photo, gaussian_kernel(7, 1.0), boundary="free")],
+                                  FitConfig(steps=2000), refine="grouped-pair", stop=None)
+    assert line is not None and "grouped-pair" in line
