@@ -549,19 +549,53 @@ def test_grouped_pair_takes_a_noisy_and_a_blurred_photo_of_the_restored_size():
             refine_input(obs, (16, 16), "grouped-pair")
 
 
-def test_the_forecast_counts_grouped_pair_as_grouped_deblur():
-    """The pair's cost: grouped-deblur's passes and data steps, read off the blur wherever it is
-    among the observations; its memory grouped-deblur's."""
+def test_the_forecast_counts_grouped_pair_as_grouped_deblur(monkeypatch):
+    """The pair's cost: grouped-deblur's passes and data steps (twice when it blends by held-out
+    pixels), read off the blur wherever it is among the observations; its memory grouped-deblur's."""
     from linr import forecast
     from linr.config import FitConfig
 
     free = Blur(gaussian_kernel(7, 1.0), boundary="free")
     assert forecast.refine_memory("grouped-pair", 300, 200, 3, operator=free) == \
         forecast.refine_memory("grouped-deblur", 300, 200, 3, operator=free)
-    pair = forecast.refine_cost("grouped-pair", 64, 64, 3, operator=free)
+    data = []  # the data steps' estimate: the same for both, twice for the pair's blend
+    monkeypatch.setattr(forecast, "deblur_data_seconds", lambda refiner, op, *shape: data.append((op, shape)) or 1e4)
     alone = forecast.refine_cost("grouped-deblur", 64, 64, 3, operator=free)
-    assert pair.seconds > 0 and 0.5 < pair.seconds / alone.seconds < 2.0
+    pair = forecast.refine_cost("grouped-pair", 64, 64, 3, operator=free, chooses=False)
+    blended = forecast.refine_cost("grouped-pair", 64, 64, 3, operator=free)
+    assert data == [(free, (64, 64, 3))] * 3
+    assert 1e4 < alone.seconds < 1.1e4 and 1e4 < pair.seconds < 1.1e4 and 2e4 < blended.seconds < 2.2e4
     photo = np.zeros((600, 600, 3), np.float32)
     line = forecast.forecast_line([noisy(photo), blurred(photo, gaussian_kernel(7, 1.0), boundary="free")],
                                   FitConfig(steps=2000), refine="grouped-pair", stop=None)
     assert line is not None and "grouped-pair" in line
+
+
+def test_grouped_pair_blends_toward_the_blurred_photo_alone_where_the_noisy_one_does_not_help():
+    """With held-out pixels of the noisy photo the result blends grouped-deblur and the pair by
+    those pixels: a smooth scene, whose blurred photo says nearly all, leans to grouped-deblur (and is
+    at least as good as the pair); the textured crop of house leans to the pair."""
+    from linr.refine import GroupedPair
+    from linr.simulate import add_gaussian_noise
+
+    rng = np.random.default_rng(3)
+    held = rng.random((48, 48)) < 0.1
+    kernel = gaussian_kernel(25, 1.6)
+    operator = Blur(kernel, boundary="circular")
+    smooth = ndimage.zoom(rng.random((4, 4, 3)), (12, 12, 1), order=3).clip(0.1, 0.9).astype(np.float32)
+    clean, _, _, _ = _pair_photos()
+    for scene, sigma, leans in ((smooth, 25, "grouped-deblur"), (clean, 25, "grouped-pair")):
+        photo = blur_image(scene, kernel, seed=0)
+        short = add_gaussian_noise(scene, sigma, seed=1)
+        start = ndimage.gaussian_filter(photo, (1, 1, 0))
+        refiner = GroupedPair()
+        blend = refiner(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=sigma / 255, held_out=held)
+        weights = refiner.describe()["weights"]
+        assert weights[leans] > 0.5 and refiner.describe()["chosen_on_held_out_values"] > 100, (leans, weights)
+        pair = GroupedPair()(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=sigma / 255)
+        alone = GroupedDeblur()(start, photo, operator, 1.4 / 255)
+        best = max(psnr(scene, pair), psnr(scene, alone))
+        assert psnr(scene, blend) > best - 0.3, (leans, psnr(scene, blend), psnr(scene, pair), psnr(scene, alone))
+    few = GroupedPair()
+    few(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=0.1, held_out=np.zeros((48, 48), bool))
+    assert few.describe()["not_blended_held_out_values"] == 0 and "weights" not in few.describe()

@@ -184,6 +184,13 @@ def test_open_edges_tile_free_beside_others_reflect_and_chosen_free_edges_are_no
     assert joint.obs[1].operator.boundary == "free" and joint.refine == "grouped-pair"
     joint = plan_restore([linr.lowres(image[::2, ::2], 2), blurred(image, kernel)])
     assert joint.obs[1].operator.boundary == "reflect"
+    # registered: mirrored edges and no grouped-pair (it explains the photos as taken), as before
+    registered = plan_restore([linr.noisy(image), blurred(image, kernel)], register="translation")
+    assert registered.obs[1].operator.boundary == "reflect" and registered.refine is None
+    with pytest.raises(InputError, match="registration"):
+        plan_restore([linr.noisy(image), blurred(image, kernel)], register="translation", refine="grouped-pair")
+    # a photo given no weight: not the pair
+    assert plan_restore([linr.noisy(image, weight=0), blurred(image, kernel)]).refine is None
 
 
 def test_an_ensemble_averages_the_extended_images(photo):

@@ -186,7 +186,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     keep_model = keeps_model(args)
     obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
-                     refine=args.refine, keep_model=keep_model, stop=args.stop)
+                     refine=args.refine, keep_model=keep_model, stop=args.stop,
+                     register=getattr(args, "register", None))
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     if isinstance(rule, FixedSteps) and args.steps is not None and rule.steps != args.steps:
         first, then = (f"--stop fixed:{rule.steps}", f"--steps {args.steps}") if rule.steps < args.steps \

@@ -145,19 +145,21 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     :data:`SAMPLE_SCALE` for the grouped filter (its cost is about linear in the pixels), the
     threads its grouped filter will use (torch's, at most one per block of references) and its
     memory (:func:`refine_memory`); None for a biharmonic solve or a projection alone.
-    ``chooses``: the fit holds pixels out for the refiner to choose by (a blend filters twice).
+    ``chooses``: the fit holds pixels out for the refiner to choose by (a blend filters twice;
+    ``grouped-pair`` then runs ``grouped-deblur`` beside itself).
     ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data steps
     (:func:`deblur_data_seconds`)."""
     from .refine import REFINERS, GroupedDeblur, GroupedWiener
 
     refiner = REFINERS[name]()
     passes, data = 1, 0.0
+    runs = 2 if refiner.takes == "noisy+blurred" and chooses else 1  # grouped-pair's blend: grouped-deblur beside it
     if isinstance(refiner, GroupedDeblur) and operator is not None:
-        data = deblur_data_seconds(refiner, operator, height, width, channels)
+        data = runs * deblur_data_seconds(refiner, operator, height, width, channels)
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
     elif isinstance(refiner, GroupedDeblur) or name == "grouped-views":  # its filter passes (and the data steps after them; the
-        refiner, passes = refiner.filter, refiner.passes  # projections: about a second each at 512 px)
+        refiner, passes = refiner.filter, runs * refiner.passes  # projections: about a second each at 512 px)
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each

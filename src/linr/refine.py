@@ -821,13 +821,13 @@ class GroupedDeblur(_FallingLevels):
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,
                  extension: np.ndarray | None = None, *,
-                 noisy: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+                 noisy: tuple[np.ndarray, float, np.ndarray | None] | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
         (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale). ``extension``: with
         free edges, the fit's image of the frame extended by the kernel's reach, what every data
         step draws the pixels beyond the frame to (:func:`linr.deconvolution.explain_blurred`).
-        ``noisy``: a noisy photo of the scene and its noise std, a second estimate each data step
-        weighs in (:class:`GroupedPair`)."""
+        ``noisy``: a noisy photo of the scene, its noise std and the (H, W) pixels of it to leave
+        out (or None), a second estimate each data step weighs in (:class:`GroupedPair`)."""
         from .deconvolution import combined_solves, explain_blurred
 
         photo = np.asarray(photo, np.float64)
@@ -838,8 +838,11 @@ class GroupedDeblur(_FallingLevels):
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
             if noisy is not None:  # two estimates of the image: their precision-weighted mean
-                pixels, spread = noisy
-                x = (x * spread ** 2 + pixels * level ** 2) / (spread ** 2 + level ** 2)
+                pixels, spread, unseen = noisy
+                share = np.full(x.shape[:2], level ** 2 / (level ** 2 + spread ** 2))
+                if unseen is not None:  # pixels left out: the filtered image alone there
+                    share[unseen] = 0.0
+                x = x + share[..., None] * (pixels - x)
                 level = level * spread / float(np.hypot(level, spread))
             x, done = explain_blurred(x, photo, operator, sigma, level, edges, extension)
             reports.append(done)
@@ -858,22 +861,62 @@ class GroupedPair(GroupedDeblur):
     the noisy photo, believed to within its noise, are two estimates of the image itself, whose
     precision-weighted mean, believed to within their combined level, is the estimate the blurred
     photo's data step (:func:`linr.deconvolution.explain_blurred`) draws the image to. The early
-    passes (a high level) take the noisy photo's detail, the late ones the filter's."""
+    passes (a high level) take the noisy photo's detail, the late ones the filter's.
+
+    The pass's level is a schedule, not the filtered image's error: where the fit is already much
+    better than the level says (a smooth scene, whose blurred photo alone restores it well), the
+    noisy photo is let in too much and the result is worse than ``grouped-deblur`` of the blurred
+    photo alone (BENCHMARKS.md, '#15 a short and a long exposure'). So with ``held_out`` (H, W;
+    the noisy photo's pixels the fit did not train on) the result is the blend of the two,
+    ``grouped-deblur`` and this refiner with the held-out pixels left out of its data steps (the
+    filtered image alone there), whose weights (>= 0, summing to 1; :func:`simplex_weights`) predict the
+    held-out values best (those away from the clip, :attr:`GroupedProjected.CLIP_MARGIN`; at least
+    :attr:`MIN_PIXELS`, else this refiner alone). ``describe()`` then gives the weights."""
 
     name = "grouped-pair"
     takes = "noisy+blurred"
+    BLENDED = ("grouped-deblur", "grouped-pair")
+    """The images blended, in the order of ``describe()['weights']``."""
+    MIN_PIXELS = 100
+    """Fewest held-out values (away from the clip) a blend is chosen on; with fewer, the pair alone."""
+
+    def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
+        super().__init__(passes, start, end, edges)
+        self.choice: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "name": self.name, **self.choice}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,  # type: ignore[override]
-                 extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float) -> np.ndarray:
+                 extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float,
+                 held_out: np.ndarray | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` for the blurred ``photo``
         (``operator``, noise std ``sigma``) and the ``noisy`` photo (H, W, C; noise std
-        ``noise_sigma``), all 0-1 scale; ``extension`` as :class:`GroupedDeblur`'s."""
+        ``noise_sigma``), all 0-1 scale; ``extension`` as :class:`GroupedDeblur`'s; ``held_out``:
+        the noisy photo's pixels the fit did not train on (class docstring)."""
         noisy = np.asarray(noisy, np.float64)
         if noisy.shape != np.shape(photo):
             raise ValueError(f"the noisy photo is {noisy.shape}, the blurred one {np.shape(photo)}: one size is needed")
         if not noise_sigma > 0:
             raise ValueError(f"noise_sigma {noise_sigma}: must be positive")
-        return super().__call__(image, photo, operator, sigma, extension, noisy=(noisy, float(noise_sigma)))
+        self.choice = {}
+        deblur = super().__call__
+        if held_out is None:
+            return deblur(image, photo, operator, sigma, extension, noisy=(noisy, float(noise_sigma), None))
+        fit = np.asarray(image, np.float64)
+        held = np.asarray(held_out, bool)
+        margin = GroupedProjected.CLIP_MARGIN * noise_sigma
+        values = held[..., None] & (fit > margin) & (fit < 1.0 - margin)  # (H, W, C)
+        # neither image below sees the held-out pixels' noise (the pair leaves them out of its data steps)
+        paired = deblur(image, photo, operator, sigma, extension, noisy=(noisy, float(noise_sigma), held))
+        if (count := int(values.sum())) < self.MIN_PIXELS:
+            self.choice = {"not_blended_held_out_values": count}
+            return paired
+        alone = deblur(image, photo, operator, sigma, extension)
+        w = simplex_weights(noisy[values], [alone[values].astype(np.float64), paired[values].astype(np.float64)])
+        self.choice = {"weights": {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)},
+                       "chosen_on_held_out_values": count}
+        return (w[0] * alone + w[1] * paired).astype(np.float32)
 
 
 class GroupedProjected:
@@ -1096,9 +1139,11 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
         extended = extension if extension is not None and refiner.edges_for(photo.operator) == "free" else None
         pair, said = {}, {}
         if refiner.takes == "noisy+blurred":
-            noisy = _pair(observations, image.shape[:2], spec)[1].image
-            noisy = noisy if noisy.ndim == 3 else noisy[..., None]
-            pair = {"noisy": noisy, "noise_sigma": floored_noise_sigma(noisy)}
+            noisy_photo = _pair(observations, image.shape[:2], spec)[1]
+            noisy = noisy_photo.image if noisy_photo.image.ndim == 3 else noisy_photo.image[..., None]
+            held_noisy = None if held_out is None else \
+                next((h for o, h in zip(observations, held_out) if o is noisy_photo), None)
+            pair = {"noisy": noisy, "noise_sigma": floored_noise_sigma(noisy), "held_out": held_noisy}
             said = {"noisy_sigma": round(pair["noise_sigma"] * 255, 3)}
         refined = refiner(image, pixels, photo.operator, sigma, extension=extended, **pair)
         return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3), **said,

@@ -245,6 +245,7 @@ def resolve(
     refine: str | None = None,
     keep_model: bool = False,
     stop: Any = None,
+    register: str | None = None,
 ) -> tuple[list[Observation], FitConfig]:
     """Apply a preset (None: :data:`DEFAULT_PRESET`): fill unset weights and blur boundaries
     and return the observations and the fit settings.
@@ -271,7 +272,7 @@ def resolve(
     if model is not None and not isinstance(model, ModelConfig):
         raise InputError(f"model must be a linr.ModelConfig (such as ModelConfig(name='siren', width=64)), "
                          f"got {model!r}")
-    wanted = open_blur_boundary(preset, free=free_edges_measured(observations))
+    wanted = open_blur_boundary(preset, free=free_edges_measured(observations, register=register))
     sigmas = measured_noise(observations, preset=preset)
     if prior is None:
         prior = default_prior(observations, preset=preset)
@@ -534,11 +535,12 @@ def open_blur_boundary(preset: str | None, *, free: bool = False) -> str:
     return DEFAULT_OPEN_BOUNDARY if preset is None and free else Blur.DEFAULT_BOUNDARY
 
 
-def free_edges_measured(observations: Sequence[Observation]) -> bool:
+def free_edges_measured(observations: Sequence[Observation], *, register: str | None = None) -> bool:
     """Whether an open blur among ``observations`` gets free edges with no preset named
     (:func:`open_blur_boundary`): a blurred photo alone, or beside one noisy photo of it
-    (:func:`noisy_with_blurred`); other joint fits with a blur are not measured with them."""
-    return len(observations) == 1 or noisy_with_blurred(observations, preset=None)
+    (:func:`noisy_with_blurred`; not with ``register``: registration warps the rendering, which free
+    edges grow); other joint fits with a blur are not measured with them."""
+    return len(observations) == 1 or noisy_with_blurred(observations, preset=None, register=register)
 
 
 def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -616,15 +618,17 @@ fit's own (the blur's edges are free). Measured in BENCHMARKS.md ('#15 a short a
 exposure'): crops of blurred scenes with a noisy photo of the same framing."""
 
 
-def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | None) -> bool:
+def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | None,
+                       register: str | None = None) -> bool:
     """Whether a restore is the defaults' joint fit of a noisy and a blurred photo of one scene:
-    no preset named, two observations of one size, one with Gaussian noise, a squared-error data
+    no preset named, no registration (a registered photo's operator is the fit's), two observations of one size, one with Gaussian noise, a squared-error data
     term and no operator, the other a blurred photo compared by squared error
     (:func:`linr.deconvolution.deblurrable`). Its blur gets free edges when its boundary is left
     open (:func:`open_blur_boundary`) and the fit :data:`DEFAULT_PAIR_REFINE`."""
     from .deconvolution import deblurrable
 
-    if preset is not None or len(observations) != 2 or len({tuple(o.shape) for o in observations}) != 1:
+    if preset is not None or register is not None or len(observations) != 2 or \
+            len({tuple(o.shape) for o in observations}) != 1 or any(o.weight == 0 for o in observations):
         return False
     photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
     return len(photos) == 1 and min(photos[0].shape) >= MIN_SIDE and \
@@ -653,7 +657,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
         return DEFAULT_SR_REFINE
     if plain_deblurring(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
         return DEFAULT_DEBLUR_REFINE
-    if noisy_with_blurred(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
+    if noisy_with_blurred(observations, preset=preset, register=register) and \
+            MIN_REFINE_SIDE <= min(clean_shape(observations)):
         return DEFAULT_PAIR_REFINE
     return None
 
@@ -683,6 +688,9 @@ def resolve_refine(refine: str | None, observations: Sequence[Observation], *, p
     if register is not None and REFINERS[refine].takes in ("views", "noisy+views"):
         raise InputError(f"refinement {refine!r} makes the image reproduce its low-res views exactly, and "
                          f"registration ({register}) shifts them by what the fit finds: leave out one of them")
+    if register is not None and REFINERS[refine].takes == "noisy+blurred":
+        raise InputError(f"refinement {refine!r} explains the blurred photo as taken, and registration "
+                         f"({register}) shifts the photos by what the fit finds: leave out one of them")
     refine_input(observations, clean_shape(observations), refine)
     return refine
 
@@ -1081,7 +1089,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-        stop=stop,
+        stop=stop, register=register,
     )
     pilot = pilot_fit(observations, preset=preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     grid = tile_grid(obs, preset=preset, tile=tile, register=register, pilot=pilot and ensemble == 1)

@@ -184,7 +184,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
-    from ..refine import GroupedDeblur, GroupedFill
+    from ..refine import REFINERS, GroupedFill
     from ..tasks import DEFAULT_INPAINT_MODEL, DEFAULT_PRESET, PRESETS
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
@@ -216,7 +216,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # grouped-deblur with its passes and levels (since the twenty-fourth session), so that a
         # change of its schedule is not resumed silently
         # (and grouped-pair's, the same passes)
-        **({"deblur_schedule": [d.passes, d.start, d.end]} if refine in ("grouped-deblur", "grouped-pair") and (d := GroupedDeblur()) else {}),
+        **({"deblur_schedule": [d.passes, d.start, d.end]} if refine in ("grouped-deblur", "grouped-pair")
+           and (d := REFINERS[refine]()) else {}),
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
         **({"deblur_edges": "free"} if refine in ("grouped-deblur", "grouped-pair") and _blur_boundary(args) != "circular" else {}),
@@ -292,7 +293,8 @@ def _noisy_with_lowres(args: argparse.Namespace) -> bool:
 def _noisy_with_blurred(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' joint restore of a noisy and a blurred photo of each scene
     (:func:`linr.tasks.noisy_with_blurred`, read off the options): no preset, Gaussian noise."""
-    return args.preset is None and _kinds_given(args) == {"noisy", "blurred"} and _has_gaussian_noisy(args)
+    return args.preset is None and not getattr(args, "register", None) and _kinds_given(args) == {"noisy", "blurred"} \
+        and _has_gaussian_noisy(args) and all(w != 0 for _, w in getattr(args, "weight", []))
 
 
 def _plain_super_resolution(args: argparse.Namespace) -> bool:
@@ -427,6 +429,9 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
             if _kinds_given(args) != {"masked"}:
                 raise InputError(f"--refine {args.refine} blends an inpainting fit and needs images with missing "
                                  "pixels alone (--task masked); leave out --refine")
+        elif takes == "noisy+blurred" and getattr(args, "register", None):
+            raise InputError(f"--refine {args.refine} explains the blurred photos as taken, and --register shifts "
+                             "them by what the fit finds: leave out one of them")
         elif takes == "noisy+blurred" and _kinds_given(args) != {"noisy", "blurred"}:
             raise InputError(f"--refine {args.refine} needs a noisy and a blurred photo of each scene (--noisy and "
                              "--blurred) and nothing else; leave out --refine")
