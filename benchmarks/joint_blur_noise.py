@@ -15,10 +15,11 @@ same framing. Variants (``--variants``):
   thirty-first session: 4000 steps at the paper's constant rate, the noisy photo's hold-out stop);
 - ``joint-free``: both, the blur's edges chosen free (one rendering of the frame grown by the
   reach; 2000 steps on a cosine rate), not refined;
-- ``JOINT+REFINER`` (e.g. ``joint-free+grouped-pair``): that joint fit's image (read from
-  ``--cache``, where the joint variant's run kept it) refined by ``REFINER`` (a refiner of one
-  photo, ``grouped`` or ``grouped-deblur``, with that photo alone); its seconds are the fit's plus
-  the refinement's.
+- ``joint-reflect+REFINER``, ``joint-free+REFINER`` (e.g. ``joint-free+grouped-pair``): that
+  joint fit's image (read from ``--cache``, where its run kept it) refined by ``REFINER`` (a
+  refiner of one photo, ``grouped`` or ``grouped-deblur``, with that photo alone; ``grouped-pair``
+  with the pixels the fit held out, as the default restore gives it); its seconds are the fit's
+  plus the refinement's.
 
 PSNR in the paper's convention for deblurring (Y of 8-bit-rounded RGB) on the whole crop and its
 interior (the kernel's reach, 12 px, left out of each side), and the standard convention (RGB,
@@ -115,6 +116,8 @@ def refined_row(spec: str, crop: int, sigma: float, variant: str, observations: 
     import json
 
     from linr.refine import REFINERS, refine_image
+    from linr.stopping import holdout_rule
+    from linr.tasks import plan_restore
 
     fitted, _, refiner = variant.partition("+")
     saved = None if cache is None else cache_file(cache, spec, crop, sigma, fitted)
@@ -122,11 +125,18 @@ def refined_row(spec: str, crop: int, sigma: float, variant: str, observations: 
         raise SystemExit(f"{variant}: run {fitted} with --cache first ({saved} is missing)")
     z = np.load(saved)
     base = [r for r in map(json.loads, open(ROWS)) if (r["image"], r["crop"], r["sigma"], r["variant"])
-            == (spec, crop, sigma, fitted)]
+            == (spec, crop, sigma, fitted)] if ROWS and Path(ROWS).exists() else []
     takes = REFINERS[refiner].takes  # a refiner of one photo gets that photo (the joint fit its pilot)
+    held = None
+    if takes == "noisy+blurred":  # the pixels the joint fit held out (its automatic stop's), to blend by
+        plan = plan_restore(observations, refine="none")
+        rule = holdout_rule(plan.rule)
+        rule.prepare(list(plan.obs))
+        held = rule.held_out_masks()
     observations = {"blurred": observations[1:], "noisy": observations[:1]}.get(takes, observations)
     t0 = time.perf_counter()
-    image, done = refine_image(refiner, z["fit"], observations, extension=z["extended"] if "extended" in z.files else None)
+    image, done = refine_image(refiner, z["fit"], observations, held,
+                               extension=z["extended"] if "extended" in z.files else None)
     seconds = time.perf_counter() - t0
     return {"image": spec, "crop": crop, "sigma": sigma, "variant": variant, "noise_seed": 1, "blur_noise_seed": 0,
             "refine": refiner, "refine_settings": {k: v for k, v in done.items() if k != "solved"},
@@ -182,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     if table_or_rows(args, table, parser):
         return 0
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(v for v in variants if v.partition("+")[0] not in VARIANTS[2:] and "+" in v or v not in VARIANTS and "+" not in v)
+    from linr.refine import REFINERS
+
+    unknown = sorted(v for v in variants if "+" in v and (v.partition("+")[0] not in ("joint-reflect", "joint-free")
+                                                        or v.partition("+")[2] not in REFINERS)
+                     or "+" not in v and v not in VARIANTS)
     if unknown:
-        parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)}, JOINT+REFINER)")
+        parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)}, joint-reflect|joint-free+REFINER)")
     global ROWS
     ROWS = args.rows
     from linr.bench import data_dir

@@ -212,6 +212,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
                      "the fit's own image; without them it is filtered again by grouped filtering, each pass "
                      "brought back to the blurred photo, --refine)")
+    elif dropped == "grouped-pair":
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
+                     "the fit's own image; without them it is filtered again by grouped filtering, each pass "
+                     "brought back to the blurred photo and the noisy one, --refine)")
     elif dropped == "grouped-project":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
                      "renders the fit's own image; without them the noisy photo is filtered again with the "
@@ -447,7 +451,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         pair = "" if done[0]["name"] == "grouped-deblur" else \
-            f" and near the noisy photo (its noise sigma {_span(sorted(d['noisy_sigma'] for d in done), '.1f')} of 255), the blurred photo's"
+            f" and near the noisy photo (its noise sigma {_span(sorted(d['noisy_sigma'] for d in done), '.1f')} of 255; the blurred photo's"
         return (f"refined: {done[0]['name']} ({done[0]['passes']} passes of grouped filtering from the fit's image, "
                 f"each followed by the image that explains the blurred photo{free} best near it{pair}, noise sigma "
                 f"{sigmas} of 255 measured{unsolved}; not in the paper)") + ("" if asked else (
@@ -597,9 +601,9 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
         lines.append(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and "
                      "nothing was assumed beyond it" + default)
     if chosen is None and preset is None and "reflect" in boundaries:  # the open boundary beside other photos
-        lines.append("blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it: "
-                     "free edges, the default for a blurred photo alone or beside a noisy one, are not measured "
-                     "there (--boundary free chooses them)")
+        lines.append("blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it "
+                     "with Gaussian noise (and with --register): free edges, the default for a blurred photo alone or "
+                     "beside such a noisy one, are not measured there (--boundary free chooses them)")
     return lines
 
 

@@ -130,7 +130,7 @@ def refine_memory(name: str, height: int, width: int, channels: int, *, operator
     if grouped is None:
         return None
     takes = refiner.takes
-    if isinstance(refiner, GroupedDeblur):  # grouped-pair's noisy photo: one more array, within the rounding
+    if isinstance(refiner, GroupedDeblur):  # grouped-pair's noisy photo and blend: a few more arrays (not measured)
         takes = "blurred-free" if operator is not None and refiner.edges_for(operator) == "free" else "blurred"
     per_value = REFINE_BYTES_PER_VALUE.get(takes)
     if per_value is None:

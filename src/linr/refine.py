@@ -1039,7 +1039,8 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     ``grouped-project`` the one with Gaussian noise (squared-error data term) at the restored size
     ``shape`` with no operator (``grouped-project`` also needs a low-res view without noise), for
     ``project`` the first low-res view without noise, for ``biharmonic`` the only observation,
-    masked, at that size, for ``grouped-deblur`` the only observation, blurred, at that size; a
+    masked, at that size, for ``grouped-deblur`` the only observation, blurred, at that size, for
+    ``grouped-pair`` the blurred one of a noisy and a blurred photo at that size (:func:`_pair`); a
     one-line InputError when there is none or more than one (cheap: nothing is measured)."""
     from .deconvolution import deblurrable
     from .operators import Identity, Mask

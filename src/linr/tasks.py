@@ -829,7 +829,8 @@ def restore(
     and no model is kept, ``'grouped-fill'`` for one photo with missing pixels, its stop then
     the ``pick`` rule when restored whole, ``'grouped-views'`` for one
     low-res photo without noise, ``'grouped-project'`` for one noisy photo with a low-res view,
-    ``'grouped-deblur'`` for one blurred photo). ``result.fitted_image`` then keeps the fit's image and
+    ``'grouped-deblur'`` for one blurred photo, ``'grouped-pair'`` for a noisy and a blurred photo
+    of one scene). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one

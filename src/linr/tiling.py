@@ -366,8 +366,8 @@ def image_bytes(observations: Sequence[Observation], shape: tuple[int, int]) -> 
     in place into the image, and the weights' sum, one), over the image grown by the margins when
     the tiles render beyond their windows, whose frame is then copied out (C more per pixel). An
     8192 x 8192 RGB photo restored in tiles by a tiny network peaked at 3.7 GiB (BENCHMARKS.md,
-    "Tiles"; before the sums were divided in place): 2.5 GiB of these, 0.75 GiB of the
-    benchmark's clean image, and one tile's fit."""
+    "Tiles"; before the sums were divided in place, when these were 2.5 GiB: now 1.75), 0.75 GiB of
+    the benchmark's clean image, and one tile's fit."""
     channels = observations[0].channels
     held = sum(int(np.asarray(o.image).size) * 4 for o in observations)
     top, bottom, left, right = margins = margins_of(observations)

@@ -31,7 +31,8 @@ PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, a
                "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly, the "
                "fit's, the filtered and the projected images blended by the pixels the fit held out; a low-res photo "
                "is made to reproduce itself exactly and filtered again by grouped filtering; a blurred photo "
-               "is filtered again by grouped filtering, each pass brought back to the photo; large "
+               "is filtered again by grouped filtering, each pass brought back to the photo (beside a noisy photo of it, "
+               "to both photos); large "
                "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
                "1024 px; fast: above 1024 px); paper: the paper's fixed step "
                "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")

@@ -84,10 +84,10 @@ def register(sub: Any) -> None:
                    help="blur kernel: gaussian:WIDTH:SIGMA or a file for all, or a folder/glob of "
                    "kernels named like the images (x.* or x_kernel.*; x_kernel.* may lie beside x.png)")
     g.add_argument("--boundary", default=None, choices=["free", "circular", "reflect"],
-                   help="blur boundary: free (the default, whole or in tiles: nothing assumed beyond "
-                   "the image, the fit renders the frame, or each tile's window, grown by the kernel's reach; "
-                   "chosen, also beside other photos, not measured there), reflect (mirrored borders; the default "
-                   "beside other photos and with --preset fast) or "
+                   help="blur boundary: free (the default for blurred images alone or beside noisy images of "
+                   "them, whole or in tiles: nothing assumed beyond the image, the fit renders the frame, or each "
+                   "tile's window, grown by the kernel's reach; chosen, also beside other photos, not measured "
+                   "there), reflect (mirrored borders; the default beside other photos and with --preset fast) or "
                    "circular (images blurred periodically, as the paper's were; the default with --preset paper)")
     from ..registration import TRANSFORMS
 
