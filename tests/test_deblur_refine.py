@@ -316,8 +316,8 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     write_image(tmp_path / "small.png", sharp[::2, ::2])
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--lowres",
                  str(tmp_path / "small.png"), "--factor", "2", "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
-    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it: free " \
-        "edges" in capsys.readouterr().out
+    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it with " \
+        "Gaussian noise (and with --register): free edges" in capsys.readouterr().out
     # a folder that does not exist yet is made, and said
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "new" / "sub" / "o.png"), *tiny]) == 0
