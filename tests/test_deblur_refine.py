@@ -599,3 +599,36 @@ def test_grouped_pair_blends_toward_the_blurred_photo_alone_where_the_noisy_one_
     few = GroupedPair()
     few(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=0.1, held_out=np.zeros((48, 48), bool))
     assert few.describe()["not_blended_held_out_values"] == 0 and "weights" not in few.describe()
+
+
+def test_a_batch_of_short_and_long_exposures_made_before_says_why_it_does_not_resume(tmp_path, capsys):
+    """A noisy + blurred batch made by the defaults before the thirty-first session (mirrored edges,
+    4000 steps, no refinement): no option resumes it, and the message says so instead of a hint."""
+    from linr.cli import main
+    from linr.images import write_image
+
+    from .conftest import run_err
+
+    rng = np.random.default_rng(9)
+    for kind in ("short", "long"):
+        (tmp_path / kind).mkdir()
+        write_image(tmp_path / kind / "a.png", rng.random((24, 24, 3)))
+    common = ["batch", "--noisy", str(tmp_path / "short"), "--blurred", str(tmp_path / "long"), "-o",
+              str(tmp_path / "out"), "--kernel", "gaussian:5:1.0", "--steps", "2", "--width", "16", "--depth", "2",
+              "--device", "cpu", "--threads", "1", "--quiet"]
+    import linr.batch as batch
+
+    settings = batch._settings
+
+    def as_before(args, model):
+        made = settings(args, model)
+        assert made.pop("blur_fit")["boundary"] == "free" and made.pop("refine") == "grouped-pair"
+        made.pop("deblur_schedule"), made.pop("deblur_edges")
+        return made
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batch, "_settings", as_before)
+        assert main(common) == 0
+    err = run_err(capsys, common)
+    assert "the blur was fitted with mirrored edges" in err and "beside a noisy one since the thirty-first" in err
+    assert "--refine none to resume as made" not in err

@@ -79,8 +79,10 @@ def select(
             and ("refine" in differ or "biharmonic_up_to" in differ)
         # the defaults' super-resolution refined up to a size (twenty-second session)
         old_views = made.get("refine_up_to") is not None and "refine_up_to" in differ
+        # a blur fitted with mirrored edges before free ones became its default: no option gives that fit now
+        mirrored_fit = "blur_fit" in differ and "blur_fit" not in made
         hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made" for name in ("prior", "refine")
-                       if name in differ and not (name == "refine" and (sized or old_fill or old_views)))
+                       if name in differ and not (name == "refine" and (sized or old_fill or old_views or mirrored_fit)))
         if "inpaint_model" in differ and "inpaint_model" not in made and made.get("model") is None:
             # made before the defaults' inpainting network, or with the paper's named
             from ..tasks import DEFAULT_INPAINT_MODEL
@@ -98,6 +100,10 @@ def select(
         if old_views:
             what += (f"; the images got the default refinement of then, {made.get('refine')} of images restored whole "
                      f"up to {made['refine_up_to']} px, which no option gives now (such images come out the same)")
+        if mirrored_fit:
+            what += ("; the blur was fitted with mirrored edges and the paper's 4000 constant steps, the default of "
+                     "then, which no option gives now beside the defaults of now (free edges are the default for a "
+                     "blurred photo alone since the twenty-ninth session, beside a noisy one since the thirty-first)")
         if sized:  # a default no option asks for (an inpainting refined up to a size)
             what += (f"; the images got the default refinement of then, {made.get('refine')} up to "
                      f"{made['blend_up_to']} px, which no option gives now")
