@@ -310,7 +310,9 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     assert "blur with free edges: the fit rendered the frame grown by the kernel's reach" in out and "mirrored" not in out
     assert "refined: grouped-pair (10 passes of grouped filtering from the fit's image, each followed by the image " \
         "that explains the blurred photo (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's " \
-        "own) best near it and near the noisy photo (its noise sigma" in out
+        "own) best near it and near the noisy photo, noise sigma" in out and "measured on the noisy photo and" in out
+    assert "then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out pixels, " \
+        "weight" in out
     assert "not in the paper); the default for a noisy and a blurred photo of one scene, --refine none" in out
     # beside a low-res view: mirrored edges, said
     write_image(tmp_path / "small.png", sharp[::2, ::2])

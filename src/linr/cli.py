@@ -450,11 +450,19 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         free = "" if done[0].get("edges") != "free" else \
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
-        pair = "" if done[0]["name"] == "grouped-deblur" else \
-            f" and near the noisy photo (its noise sigma {_span(sorted(d['noisy_sigma'] for d in done), '.1f')} of 255; the blurred photo's"
+        noise = f"noise sigma {sigmas} of 255 measured"
+        pair = blend = ""
+        if done[0]["name"] == "grouped-pair":
+            pair = " and near the noisy photo"
+            noise = (f"noise sigma {_span(sorted(d['noisy_sigma'] for d in done), '.1f')} of 255 measured on the noisy "
+                     f"photo and {sigmas} on the blurred one")
+            weights = [d["weights"] for d in done if d.get("weights")]
+            if weights:
+                blend = ("; then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out "
+                         f"pixels, weight {_span(sorted(w['grouped-pair'] for w in weights), '.2f')} on the pair")
         return (f"refined: {done[0]['name']} ({done[0]['passes']} passes of grouped filtering from the fit's image, "
-                f"each followed by the image that explains the blurred photo{free} best near it{pair}, noise sigma "
-                f"{sigmas} of 255 measured{unsolved}; not in the paper)") + ("" if asked else (
+                f"each followed by the image that explains the blurred photo{free} best near it{pair}, {noise}"
+                f"{unsolved}{blend}; not in the paper)") + ("" if asked else (
                     "; the default for one blurred photo" if not pair else "; the default for a noisy and a blurred "
                     "photo of one scene") + ", --refine none returns the fit's image")
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
