@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run(spec: str, crop: int, data: Path, threads: int | None, tile: str = "auto",
-        boundary: str | None = None) -> dict:
+        boundary: str | None = None, tile_store: str | None = None) -> dict:
     import torch
 
     import linr
@@ -52,7 +52,9 @@ def run(spec: str, crop: int, data: Path, threads: int | None, tile: str = "auto
                 "interior": round(evaluate(clean[inside], image[inside], convention="paper", task="deblur")["psnr"], 4)}
 
     t0 = time.perf_counter()
-    result = linr.restore([linr.blurred(photo, kernel, boundary=boundary)], device="cpu", progress=False, tile=tile)
+    store = {} if tile_store is None else {"tile_store": tile_store}  # finished tiles kept: a killed run resumes
+    result = linr.restore([linr.blurred(photo, kernel, boundary=boundary)], device="cpu", progress=False, tile=tile,
+                          **store)
     seconds = time.perf_counter() - t0
     s = result.settings
     return {"image": spec, "size": list(whole.shape[:2]), "crop": crop, "noise_seed": 0, "scene": True,
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", default="auto", help="restore's tile setting (auto, off, SIZE[:OVERLAP])")
     parser.add_argument("--boundary", choices=("free", "reflect", "circular"),
                         help="the blur's boundary rule (default: left open, the library's choice)")
+    parser.add_argument("--tile-store", help="a folder that keeps a tiled restore's finished tiles (a rerun resumes)")
     parser.add_argument("--table", help="print a rows file as a markdown table")
     parser.add_argument("--against", help="rows of the default before (deblur_scene.jsonl)")
     args = parser.parse_args(argv)
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     data = data_dir(None)
     resume_rows(args.rows, lambda r: (r["image"], r["crop"], r.get("tile", "auto"), r.get("asked_boundary")),
                 [((spec, args.crop, args.tile, args.boundary),
-                  lambda spec=spec: run(spec, args.crop, data, args.threads, args.tile, args.boundary))
+                  lambda spec=spec: run(spec, args.crop, data, args.threads, args.tile, args.boundary, args.tile_store))
                  for spec in args.images])
     return 0
 
