@@ -821,13 +821,13 @@ class GroupedDeblur(_FallingLevels):
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,
                  extension: np.ndarray | None = None, *,
-                 noisy: tuple[np.ndarray, float, np.ndarray | None] | None = None) -> np.ndarray:
+                 second_estimate: tuple[np.ndarray, float, np.ndarray | None] | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
         (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale). ``extension``: with
         free edges, the fit's image of the frame extended by the kernel's reach, what every data
         step draws the pixels beyond the frame to (:func:`linr.deconvolution.explain_blurred`).
-        ``noisy``: a noisy photo of the scene, its noise std and the (H, W) pixels of it to leave
-        out (or None), a second estimate each data step weighs in (:class:`GroupedPair`)."""
+        ``second_estimate``: a noisy photo of the scene, its noise std and the (H, W) pixels of it to
+        leave out (or None), a second estimate each data step weighs in (:class:`GroupedPair`)."""
         from .deconvolution import combined_solves, explain_blurred
 
         photo = np.asarray(photo, np.float64)
@@ -837,8 +837,8 @@ class GroupedDeblur(_FallingLevels):
             raise ValueError(f"an extension goes with free edges; this photo's data step uses {edges!r}")
 
         def explain(x: np.ndarray, level: float) -> np.ndarray:
-            if noisy is not None:  # two estimates of the image: their precision-weighted mean
-                pixels, spread, unseen = noisy
+            if second_estimate is not None:  # two estimates of the image: their precision-weighted mean
+                pixels, spread, unseen = second_estimate
                 share = np.full(x.shape[:2], level ** 2 / (level ** 2 + spread ** 2))
                 if unseen is not None:  # pixels left out: the filtered image alone there
                     share[unseen] = 0.0
@@ -902,13 +902,13 @@ class GroupedPair(GroupedDeblur):
         self.choice = {}
         deblur = super().__call__
         if held_out is None:
-            return deblur(image, photo, operator, sigma, extension, noisy=(noisy, float(noise_sigma), None))
+            return deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, float(noise_sigma), None))
         fit = np.asarray(image, np.float64)
         held = np.asarray(held_out, bool)
         margin = GroupedProjected.CLIP_MARGIN * noise_sigma
         values = held[..., None] & (fit > margin) & (fit < 1.0 - margin)  # (H, W, C)
         # neither image below sees the held-out pixels' noise (the pair leaves them out of its data steps)
-        paired = deblur(image, photo, operator, sigma, extension, noisy=(noisy, float(noise_sigma), held))
+        paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, float(noise_sigma), held))
         if (count := int(values.sum())) < self.MIN_PIXELS:
             self.choice = {"not_blended_held_out_values": count}
             return paired
