@@ -45,8 +45,11 @@ VARIANTS = ("noisy", "blurred", "joint", "joint-reflect", "joint-free")
 ROWS = ""  # the rows file (a refined variant reads its fit's seconds there)
 
 
-def photos(spec: str, crop: int, sigma: float, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The clean crop, its blurred photo (the scene's), its noisy photo and the kernel."""
+def photos(spec: str, crop: int, sigma: float, data: Path,
+           photons: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The clean crop, its blurred photo (the scene's), its noisy photo and the kernel. With
+    ``photons``, the noisy photo is photon noise instead: counts ``Poisson(photons * clean)`` (seed
+    1) over ``photons``, clipped at white as an image file is."""
     from deblur_refine import scene
     from linr.bench.common import centre_crop
     from linr.simulate import add_gaussian_noise
@@ -56,12 +59,16 @@ def photos(spec: str, crop: int, sigma: float, data: Path) -> tuple[np.ndarray, 
         raise SystemExit(f"--crop {crop}: at most {min(whole.shape[:2]) - kernel.shape[0] + 1} px of {spec}")
     clean = np.ascontiguousarray(centre_crop(whole, crop)[0])
     blurred = np.ascontiguousarray(centre_crop(blurred_whole, crop)[0])
-    noisy = add_gaussian_noise(clean, sigma, seed=1).astype(np.float32)
+    if photons:
+        counts = np.random.default_rng(1).poisson(photons * np.clip(clean, 0.0, 1.0))
+        noisy = np.clip(counts / photons, 0.0, 1.0).astype(np.float32)
+    else:
+        noisy = add_gaussian_noise(clean, sigma, seed=1).astype(np.float32)
     return clean, blurred, noisy, kernel
 
 
 def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: int | None,
-        steps: int | None = None, cache: Path | None = None) -> dict:
+        steps: int | None = None, cache: Path | None = None, photons: float | None = None) -> dict:
     import torch
 
     import linr
@@ -69,7 +76,8 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
 
     if threads:
         torch.set_num_threads(threads)
-    clean, blurred, noisy, kernel = photos(spec, crop, sigma, data)
+    clean, blurred, noisy, kernel = photos(spec, crop, sigma, data, photons)
+    sigma = None if photons else sigma  # the rows of a photon-noise photo have photons, no sigma
     reach = kernel.shape[0] // 2
     inside = np.s_[reach:-reach, reach:-reach]
 
@@ -80,10 +88,11 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
 
     fitted, _, refiner = variant.partition("+")
     boundary = {"joint-reflect": "reflect", "joint-free": "free"}.get(fitted)
-    observations = [linr.noisy(noisy), linr.blurred(blurred, kernel, boundary=boundary)]
+    short = linr.noisy(noisy, noise="poisson") if photons else linr.noisy(noisy)  # its peak estimated, as a user's
+    observations = [short, linr.blurred(blurred, kernel, boundary=boundary)]
     observations = {"noisy": observations[:1], "blurred": observations[1:]}.get(fitted, observations)
     if refiner:
-        return refined_row(spec, crop, sigma, variant, observations, scores, cache)
+        return {**refined_row(spec, crop, sigma, variant, observations, scores, cache, photons), "photons": photons}
     options = {"steps": steps} if steps else {}
     if boundary is not None:
         options["refine"] = "none"  # the fit alone
@@ -93,7 +102,7 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
     if cache is not None:  # the fit's images, for refinements tried after it
         cache.mkdir(parents=True, exist_ok=True)
         extended = {} if result.extended_image is None else {"extended": result.extended_image}
-        np.savez_compressed(cache_file(cache, spec, crop, sigma, variant),
+        np.savez_compressed(cache_file(cache, spec, crop, sigma, variant, photons),
                             fit=result.image if result.fitted_image is None else result.fitted_image,
                             image=result.image, **extended)
     s = result.settings
@@ -102,8 +111,8 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
 
     blur = [b for o in s["observations"] for b in blurs(o["operator"])]
     refined = result.fitted_image is not None and result.fitted_image is not result.image
-    return {"image": spec, "crop": crop, "sigma": sigma, "variant": variant, "noise_seed": 1, "blur_noise_seed": 0,
-            "boundary": blur[0].get("boundary") if blur else None, "steps": s["steps"], "schedule": s.get("schedule"),
+    return {"image": spec, "crop": crop, "sigma": sigma, "photons": photons, "variant": variant, "noise_seed": 1,
+            "blur_noise_seed": 0, "boundary": blur[0].get("boundary") if blur else None, "steps": s["steps"], "schedule": s.get("schedule"),
             "steps_run": result.steps_run, "stop_step": result.stop_step, "stop": s.get("stop"),
             "weights": [o.get("weight") for o in s["observations"]],
             "refine": (s.get("refine") or {}).get("name"), "threads": torch.get_num_threads(),
@@ -111,7 +120,8 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
             "result": scores(result.image)}
 
 
-def refined_row(spec: str, crop: int, sigma: float, variant: str, observations: list, scores, cache: Path | None) -> dict:
+def refined_row(spec: str, crop: int, sigma: float | None, variant: str, observations: list, scores, cache: Path | None,
+                photons: float | None = None) -> dict:
     """The row of ``JOINT+REFINER``: the joint fit kept in ``cache`` refined by REFINER."""
     import json
 
@@ -120,12 +130,12 @@ def refined_row(spec: str, crop: int, sigma: float, variant: str, observations: 
     from linr.tasks import plan_restore
 
     fitted, _, refiner = variant.partition("+")
-    saved = None if cache is None else cache_file(cache, spec, crop, sigma, fitted)
+    saved = None if cache is None else cache_file(cache, spec, crop, sigma, fitted, photons)
     if saved is None or not saved.exists():
         raise SystemExit(f"{variant}: run {fitted} with --cache first ({saved} is missing)")
     z = np.load(saved)
-    base = [r for r in map(json.loads, open(ROWS)) if (r["image"], r["crop"], r["sigma"], r["variant"])
-            == (spec, crop, sigma, fitted)] if ROWS and Path(ROWS).exists() else []
+    base = [r for r in map(json.loads, open(ROWS)) if (r["image"], r["crop"], r["sigma"], r.get("photons"), r["variant"])
+            == (spec, crop, sigma, photons, fitted)] if ROWS and Path(ROWS).exists() else []
     takes = REFINERS[refiner].takes  # a refiner of one photo gets that photo (the joint fit its pilot)
     held = None
     if takes == "noisy+blurred":  # the pixels the joint fit held out (its automatic stop's), to blend by
@@ -145,16 +155,22 @@ def refined_row(spec: str, crop: int, sigma: float, variant: str, observations: 
             "fit": scores(z["fit"]), "result": scores(image)}
 
 
-def cache_file(cache: Path, spec: str, crop: int, sigma: float, variant: str) -> Path:
-    return cache / f"{spec.replace('/', '_')}_{crop}_{sigma:g}_{variant}.npz"
+def cache_file(cache: Path, spec: str, crop: int, sigma: float | None, variant: str, photons: float | None = None) -> Path:
+    noise = f"{sigma:g}" if not photons else f"p{photons:g}"
+    return cache / f"{spec.replace('/', '_')}_{crop}_{noise}_{variant}.npz"
+
+
+def _noise(row: dict) -> str:
+    """A row's short exposure: 'sigma S' or 'P photons'."""
+    return f"{row['photons']:g} photons" if row.get("photons") else f"sigma {row['sigma']:g}"
 
 
 def table(rows: list[dict], against: list[dict] | None = None) -> str:
     """One line per image: each variant's result (whole / interior, Y) and, for the mean, RGB."""
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    images = list(dict.fromkeys((r["image"], r["crop"], r["sigma"]) for r in rows))
-    cell = {(r["image"], r["crop"], r["sigma"], r["variant"]): r for r in rows}
-    out = ["| image | crop | sigma | " + " | ".join(f"{v}: whole / interior (RGB) [s]" for v in variants) + " |",
+    images = list(dict.fromkeys((r["image"], r["crop"], _noise(r)) for r in rows))
+    cell = {(r["image"], r["crop"], _noise(r), r["variant"]): r for r in rows}
+    out = ["| image | crop | noise | " + " | ".join(f"{v}: whole / interior (RGB) [s]" for v in variants) + " |",
            "|---|---|---|" + "---|" * len(variants)]
     for key in images:
         cells = []
@@ -162,7 +178,7 @@ def table(rows: list[dict], against: list[dict] | None = None) -> str:
             r = cell.get((*key, v))
             cells.append("-" if r is None else f"{r['result']['whole']:.2f} / {r['result']['interior']:.2f} "
                          f"({r['result']['rgb']:.2f}) [{r['seconds']:.0f}]")
-        out.append(f"| {key[0]} | {key[1]} | {key[2]:g} | " + " | ".join(cells) + " |")
+        out.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
     complete = [k for k in images if all((*k, v) in cell for v in variants)]
     if complete:
         means = []
@@ -180,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images", nargs="*", help="FOLDER/NAME of the shared data (deblur/leaves)")
     parser.add_argument("--crop", type=int, default=96, help="the centre crop's side")
     parser.add_argument("--sigma", type=float, default=25.0, help="the noisy photo's noise std (0-255 scale)")
+    parser.add_argument("--photons", type=float, help="the noisy photo's photon noise instead: photons of a white "
+                        "pixel (its peak estimated by linr, as a user's would be)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -204,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     from linr.bench import data_dir
 
     data = data_dir(None)
-    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r["variant"]),
-                [((spec, args.crop, args.sigma, v),
-                  lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps, args.cache))
+    sigma = None if args.photons else args.sigma
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r.get("photons"), r["variant"]),
+                [((spec, args.crop, sigma, args.photons, v),
+                  lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps, args.cache,
+                                             args.photons))
                  for spec in args.images for v in variants])
     return 0
 

@@ -454,8 +454,12 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         pair = blend = ""
         if done[0]["name"] == "grouped-pair":
             pair = " and near the noisy photo"
-            noise = (f"noise sigma {_span(sorted(d['noisy_sigma'] for d in done), '.1f')} of 255 measured on the noisy "
-                     f"photo and {sigmas} on the blurred one")
+            noisy = _span(sorted(d['noisy_sigma'] for d in done), '.1f')
+            noise = (f"noise sigma {noisy} of 255 measured on the noisy photo and {sigmas} on the blurred one"
+                     if "noisy_noise" not in done[0] else
+                     f"the noisy photo's photon noise read off the fit's brightness (rms sigma {noisy} of 255, "
+                     f"{_span(sorted(d['noisy_noise']['peak'] for d in done), '.3g')} photons at white), noise sigma "
+                     f"{sigmas} of 255 measured on the blurred photo")
             weights = [d["weights"] for d in done if d.get("weights")]
             if weights:
                 blend = ("; then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["DataTerm", "SquaredError", "ClippedMeanSquaredError", "Poisson", "PoissonGaussian", "DATA_TERMS",
@@ -47,6 +48,16 @@ class DataTerm:
         return torch.mean(values if keep is None else values * keep)
 
     def expected(self, sigma: float) -> float | None:
+        return None
+
+    variance_known = False
+    """Whether :meth:`variance` gives the noise's variance from the image (photon counts); else it
+    is measured on the photo (Gaussian noise of one level, :func:`linr.noise.estimate_noise_sigma`)."""
+
+    def variance(self, image: np.ndarray) -> np.ndarray | None:
+        """The variance of each entry of an observation (0-1 scale, float64, the shape of
+        ``image``) of the clean ``image`` (0-1 scale) under this noise model, or None where the
+        model does not say (:attr:`variance_known`)."""
         return None
 
     def holdout_term(self) -> DataTerm:
@@ -116,6 +127,15 @@ class _PhotonCounts(DataTerm):
     @property
     def shift(self) -> float:
         return 0.0
+
+    variance_known = True
+
+    def variance(self, image: np.ndarray) -> np.ndarray:
+        """``(lam + s) / peak^2`` for ``lam = peak * x`` counts, ``lam`` taken as at least one count
+        (where the image is near black a count's own variance is not a level that the image's
+        error, of that order, can be believed to)."""
+        counts = np.maximum(self.peak * np.asarray(image, np.float64), 1.0)
+        return (counts + self.shift) / self.peak ** 2
 
     def _counts(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lam = torch.clamp(self.peak * (pred + 1) / 2 + self.shift, min=self.floor)

@@ -21,7 +21,7 @@ from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_level",
-           "prior_noise_inputs", "measures_gaussian_noise", "clean_shape", "margins_of", "frame_operators", "resolve_device",
+           "prior_noise_inputs", "measures_gaussian_noise", "noise_level_known", "clean_shape", "margins_of", "frame_operators", "resolve_device",
            "clock"]
 
 
@@ -218,6 +218,13 @@ def measures_gaussian_noise(obs: Observation) -> bool:
     """Whether an observation carries noise that the defaults measure as Gaussian (compared by
     squared error): the noise level sets ``auto`` prior weights and the weights of frames."""
     return bool(obs.carries_noise) and isinstance(obs.fidelity, SquaredError)
+
+
+def noise_level_known(obs: Observation) -> bool:
+    """Whether an observation carries noise whose level a refinement can weigh it by: Gaussian
+    (:func:`measures_gaussian_noise`, measured on it) or photon counts (its data term gives the
+    variance from the image, :attr:`linr.fidelity.DataTerm.variance_known`)."""
+    return measures_gaussian_noise(obs) or bool(obs.carries_noise) and bool(getattr(obs.fidelity, "variance_known", False))
 
 
 def prior_noise_inputs(observations: Sequence[Observation], spec: str) -> list[Observation]:

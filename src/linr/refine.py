@@ -821,13 +821,14 @@ class GroupedDeblur(_FallingLevels):
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,
                  extension: np.ndarray | None = None, *,
-                 second_estimate: tuple[np.ndarray, float, np.ndarray | None] | None = None) -> np.ndarray:
+                 second_estimate: tuple[np.ndarray, float | np.ndarray, np.ndarray | None] | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` (H, W, C) for the ``photo``
         (H, W, C) blurred by ``operator`` with noise std ``sigma`` (0-1 scale). ``extension``: with
         free edges, the fit's image of the frame extended by the kernel's reach, what every data
         step draws the pixels beyond the frame to (:func:`linr.deconvolution.explain_blurred`).
-        ``second_estimate``: a noisy photo of the scene, its noise std and the (H, W) pixels of it to
-        leave out (or None), a second estimate each data step weighs in (:class:`GroupedPair`)."""
+        ``second_estimate``: a noisy photo of the scene, its noise std (a number, or one per entry,
+        (H, W, C) or (H, W, 1)) and the (H, W) pixels of it to leave out (or None), a second estimate
+        each data step weighs in (:class:`GroupedPair`)."""
         from .deconvolution import combined_solves, explain_blurred
 
         photo = np.asarray(photo, np.float64)
@@ -839,11 +840,16 @@ class GroupedDeblur(_FallingLevels):
         def explain(x: np.ndarray, level: float) -> np.ndarray:
             if second_estimate is not None:  # two estimates of the image: their precision-weighted mean
                 pixels, spread, unseen = second_estimate
-                share = np.full(x.shape[:2], level ** 2 / (level ** 2 + spread ** 2))
+                share = np.broadcast_to(level ** 2 / (level ** 2 + np.square(spread)), x.shape).copy()
                 if unseen is not None:  # pixels left out: the filtered image alone there
                     share[unseen] = 0.0
-                x = x + share[..., None] * (pixels - x)
-                level = level * spread / float(np.hypot(level, spread))
+                x = x + share * (pixels - x)
+                if np.ndim(spread) == 0:
+                    level = level * spread / float(np.hypot(level, spread))
+                else:  # a spread per entry (photon noise): the mean precision of the entries weighed in
+                    seen = share > 0
+                    level = float(1.0 / np.sqrt(np.mean(1.0 / level ** 2 + 1.0 / np.square(
+                        np.broadcast_to(spread, x.shape)[seen])))) if seen.any() else level
             x, done = explain_blurred(x, photo, operator, sigma, level, edges, extension)
             reports.append(done)
             self.solved = combined_solves(reports)  # over the passes so far
@@ -888,27 +894,34 @@ class GroupedPair(GroupedDeblur):
         return {**super().describe(), "name": self.name, **self.choice}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,  # type: ignore[override]
-                 extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float,
+                 extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float | np.ndarray,
                  held_out: np.ndarray | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` for the blurred ``photo``
         (``operator``, noise std ``sigma``) and the ``noisy`` photo (H, W, C; noise std
-        ``noise_sigma``), all 0-1 scale; ``extension`` as :class:`GroupedDeblur`'s; ``held_out``:
-        the noisy photo's pixels the fit did not train on (class docstring)."""
+        ``noise_sigma``: a number, or one per entry, (H, W, C) or (H, W, 1), for noise whose level
+        follows the brightness, as photon noise's), all 0-1 scale; ``extension`` as
+        :class:`GroupedDeblur`'s; ``held_out``: the noisy photo's pixels the fit did not train on
+        (class docstring)."""
         noisy = np.asarray(noisy, np.float64)
         if noisy.shape != np.shape(photo):
             raise ValueError(f"the noisy photo is {noisy.shape}, the blurred one {np.shape(photo)}: one size is needed")
-        if not noise_sigma > 0:
-            raise ValueError(f"noise_sigma {noise_sigma}: must be positive")
+        if np.ndim(noise_sigma) == 0:
+            noise_sigma = float(noise_sigma)
+        else:
+            noise_sigma = np.asarray(noise_sigma, np.float64)
+            np.broadcast_to(noise_sigma, noisy.shape)  # a ValueError if it does not fit the photo
+        if not np.all(np.asarray(noise_sigma) > 0):
+            raise ValueError("noise_sigma: must be positive")
         self.choice = {}
         deblur = super().__call__
         if held_out is None:
-            return deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, float(noise_sigma), None))
+            return deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, noise_sigma, None))
         fit = np.asarray(image, np.float64)
         held = np.asarray(held_out, bool)
         margin = GroupedProjected.CLIP_MARGIN * noise_sigma
         values = held[..., None] & (fit > margin) & (fit < 1.0 - margin)  # (H, W, C)
         # neither image below sees the held-out pixels' noise (the pair leaves them out of its data steps)
-        paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, float(noise_sigma), held))
+        paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, noise_sigma, held))
         if (count := int(values.sum())) < self.MIN_PIXELS:
             self.choice = {"not_blended_held_out_values": count}
             return paired
@@ -1087,14 +1100,14 @@ def _pair(observations: Sequence[Observation], shape: tuple[int, int], spec: str
     (``takes == 'noisy+blurred'``) refines by, or a one-line InputError."""
     from .deconvolution import deblurrable
     from .operators import Identity
-    from .problem import measures_gaussian_noise
+    from .problem import noise_level_known
 
     sized = [o for o in observations if tuple(o.shape) == tuple(shape)]
     blurred = [o for o in sized if deblurrable(o)]
-    noisy = [o for o in sized if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
+    noisy = [o for o in sized if noise_level_known(o) and isinstance(o.operator, Identity)]
     if len(observations) != 2 or len(blurred) != 1 or len(noisy) != 1:
         raise InputError(f"refinement {spec!r} needs two photos of one scene, both of the restored size: a noisy "
-                         f"one (Gaussian noise, no operator) and a blurred one (a blur kernel), and nothing else "
+                         f"one (Gaussian or photon noise, no operator) and a blurred one (a blur kernel), and nothing else "
                          f"(--refine none; refine='none' in Python)")
     _check_patch_side(shape)
     return blurred[0], noisy[0]
@@ -1144,8 +1157,14 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
             noisy = noisy_photo.image if noisy_photo.image.ndim == 3 else noisy_photo.image[..., None]
             held_noisy = None if held_out is None else \
                 next((h for o, h in zip(observations, held_out) if o is noisy_photo), None)
-            pair = {"noisy": noisy, "noise_sigma": floored_noise_sigma(noisy), "held_out": held_noisy}
-            said = {"noisy_sigma": round(pair["noise_sigma"] * 255, 3)}
+            if noisy_photo.fidelity.variance_known:  # photon noise: its level follows the fit's brightness
+                spread = np.sqrt(noisy_photo.fidelity.variance(np.clip(image, 0.0, 1.0)))
+                said = {"noisy_noise": noisy_photo.fidelity.describe(),
+                        "noisy_sigma": round(float(np.sqrt(np.mean(spread ** 2))) * 255, 3)}
+            else:
+                spread = floored_noise_sigma(noisy)
+                said = {"noisy_sigma": round(spread * 255, 3)}
+            pair = {"noisy": noisy, "noise_sigma": spread, "held_out": held_noisy}
         refined = refiner(image, pixels, photo.operator, sigma, extension=extended, **pair)
         return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3), **said,
                          **({"extension": "the fit's"} if extended is not None else {})}
