@@ -634,3 +634,83 @@ def test_a_batch_of_short_and_long_exposures_made_before_says_why_it_does_not_re
     err = run_err(capsys, common)
     assert "the blur was fitted with mirrored edges" in err and "beside a noisy one since the thirty-first" in err
     assert "--refine none to resume as made" not in err
+
+
+def test_photon_noise_gives_its_variance_from_the_image():
+    """The data terms of photon counts give each entry's variance (0-1 scale) from the clean image:
+    x / peak, at least one count's, plus the read noise's; the squared error leaves it to be measured."""
+    from linr.fidelity import Poisson, PoissonGaussian, SquaredError
+
+    image = np.array([[0.0, 0.01, 0.5, 1.0]])
+    np.testing.assert_allclose(Poisson(peak=20.0).variance(image), [[1 / 400, 1 / 400, 0.5 / 20, 1 / 20]])
+    np.testing.assert_allclose(PoissonGaussian(peak=20.0, read_sigma=0.02).variance(image),
+                               [[1 / 400 + 4e-4, 1 / 400 + 4e-4, 0.5 / 20 + 4e-4, 1 / 20 + 4e-4]])
+    assert Poisson().variance_known and not SquaredError().variance_known and SquaredError().variance(image) is None
+    # the variance of simulated counts over the peak, as the model says
+    counts = np.random.default_rng(0).poisson(20.0 * np.full(200_000, 0.3)) / 20.0
+    assert abs(counts.var() - float(Poisson(peak=20.0).variance(np.array([0.3]))[0])) < 3e-4
+
+
+def test_grouped_pair_with_a_spread_per_entry():
+    """A spread given per entry that is the same everywhere is the number itself; photon noise on
+    the short exposure (its level per entry from the data term) restores the pair better than the
+    blurred photo alone, by the command's path (refine_image), which says the noise it read."""
+    from linr.refine import GroupedPair
+
+    clean, kernel, photo, short = _pair_photos("reflect")
+    operator = Blur(kernel, boundary="reflect")
+    start = ndimage.gaussian_filter(photo, (1, 1, 0))
+    scalar = GroupedPair()(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=0.1)
+    for shape in (photo.shape, photo.shape[:2] + (1,)):
+        each = GroupedPair()(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=np.full(shape, 0.1))
+        np.testing.assert_allclose(each, scalar, atol=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        GroupedPair()(start, photo, operator, 1.4 / 255, noisy=short, noise_sigma=np.zeros(photo.shape))
+    counts = np.random.default_rng(1).poisson(30.0 * clean) / 30.0
+    pair = [noisy(np.clip(counts, 0, 1).astype(np.float32), noise="poisson", peak=30.0), blurred(photo, kernel)]
+    both, done = refine_image("grouped-pair", photo, pair)
+    assert done["noisy_noise"]["name"] == "poisson" and done["noisy_noise"]["peak"] == 30.0
+    assert 20 < done["noisy_sigma"] < 60  # the rms level of 30 photons over this crop's brightness
+    deblurred, _ = refine_image("grouped-deblur", photo, pair[1:])
+    assert psnr(clean, both) > psnr(clean, deblurred) + 0.3, (psnr(clean, both), psnr(clean, deblurred))
+
+
+def test_a_pair_from_the_command_line_says_each_inputs_psnr_and_what_registration_leaves_out(capsys, tmp_path):
+    """--reference: the result's PSNR and each input photo's (the gain over each); --register on a
+    noisy and a blurred photo: a note that the pair's free edges and refinement are off."""
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.metrics import evaluate
+
+    clean, _, photo, short = _pair_photos("reflect")
+    paths = {}
+    for name, image in (("clean", clean), ("short", short), ("long", blur_image(clean, gaussian_kernel(5, 1.0), seed=0))):
+        paths[name] = tmp_path / f"{name}.png"
+        write_image(paths[name], image)
+    common = ["restore", "--noisy", str(paths["short"]), "--blurred", str(paths["long"]), "--kernel", "gaussian:5:1.0",
+              "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--refine", "none", "--force"]
+    assert main([*common, "-o", str(tmp_path / "out.png"), "--reference", str(paths["clean"])]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("the inputs against it: "))
+    from linr.images import read_image
+
+    reference = read_image(paths["clean"])[0]
+    for name, kind in (("short", "noisy"), ("long", "blurred")):
+        value = evaluate(reference, read_image(paths[name])[0])["psnr"]
+        assert f"{paths[name]} ({kind}) PSNR {value:.2f} dB" in line, line
+    registered = [x for x in common if x not in ("--refine", "none")]
+    assert main([*registered, "-o", str(tmp_path / "reg.png"), "--register", "translation"]) == 0
+    out = "".join(capsys.readouterr())
+    assert "--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not refined" in out
+
+
+def test_the_forecast_of_a_pair_says_where_its_stop_usually_comes():
+    """The pair's joint fit has a 2000-step budget that its hold-out stop ends far sooner: the
+    forecast says where (PAIR_USUAL_STOPS), not the budget alone."""
+    from linr.tasks import PAIR_USUAL_STOPS, _forecast, plan_restore
+
+    photo = np.full((600, 600, 3), 0.5, np.float32)
+    plan = plan_restore([noisy(photo), blurred(photo, gaussian_kernel(7, 1.0))], device="cpu")
+    line = _forecast(plan, steps=None, lr=None, tile_stack=None, ensemble=1)
+    assert line is not None and f"usually stops far sooner (after {PAIR_USUAL_STOPS[0]}-{PAIR_USUAL_STOPS[1]} steps" in line
+    assert "usually" not in (_forecast(plan, steps=2000, lr=None, tile_stack=None, ensemble=1) or "")

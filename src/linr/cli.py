@@ -142,7 +142,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .registration import register
     from .scene import split_frames
     from .stopping import FixedSteps
-    from .tasks import (check_ensemble, describe_weights, measured_noise, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (check_ensemble, describe_weights, measured_noise, noisy_with_blurred, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         tile_grid)
 
     check_pairs(args)
@@ -258,6 +258,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
     if args.register is not None:
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
+        if args.refine is None and noisy_with_blurred(scenes[0][0], preset=args.preset):
+            notes.append("--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not "
+                         "refined; free edges and grouped-pair, the default for a noisy and a blurred photo of one "
+                         "framing, are not built with a registration (without --register when they are aligned)")
     spread = args.workers is not None or args.backend == "ray"
     check_backend_options(args)
     if spread and grid is None:
@@ -343,7 +347,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
     task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
     reports = []
-    for result, reference in zip(results, references):
+    for (scene, scene_infos), result, reference in zip(scenes, results, references):
         report: dict[str, Any] = result.to_dict()
         if reference is not None:
             report["metrics"] = metrics_report(reference, result.image, task)
@@ -353,6 +357,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
             print(f"PSNR {std['psnr']:.2f} dB, {similarity} (standard convention: clipped, "
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
+            if inputs_psnr := _input_psnrs(scene, scene_infos, reference):
+                report["input_psnr"] = inputs_psnr
+                print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
+                                                          for d in inputs_psnr) + " (the same convention)")
         reports.append(report)
     if args.report:
         output = {"output": str(args.output), "inputs": inputs}
@@ -362,6 +370,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     {**output, "frames": reports})
         print(f"wrote {args.report}")
     return 0
+
+
+def _input_psnrs(observations: Sequence[Any], infos: Sequence[Any], reference: Any) -> list[dict[str, Any]]:
+    """The standard-convention PSNR against ``reference`` of each input that is a photo of the
+    restored image's size and channels with no operator that moves or drops pixels (a noisy photo, a
+    blurred one): what the restoration gained over each; masked and low-res inputs are left out."""
+    from .images import as_float_image
+    from .metrics import evaluate
+    from .operators import Blur, Identity
+
+    found = []
+    for obs, info in zip(observations, infos):
+        image = as_float_image(obs.image, obs.kind)
+        image = image if image.ndim == 3 else image[..., None]
+        if isinstance(obs.operator, (Identity, Blur)) and image.shape == reference.shape:
+            found.append({"path": str(info.path), "kind": obs.kind,
+                          "psnr": round(float(evaluate(reference, image, convention="standard")["psnr"]), 4)})
+    return found
 
 
 def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:

@@ -375,9 +375,16 @@ def _build_blurred(image, info, options, notes):
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     kernel = parse_kernel(spec)
     extra = [spec] if Path(spec).exists() else []
+    kh, kw = kernel.shape
+    h, w = image.shape[:2]
+    if kh >= h and kw >= w:
+        raise InputError(f"{spec}: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger: a "
+                         "photo given as the kernel? --kernel takes the blur's PSF, a small image of one blurred point")
+    if 2 * kh > h or 2 * kw > w:
+        notes.append(f"{spec}: the kernel ({kw}x{kh}) is more than half the blurred photo's side ({w}x{h}): a blur "
+                     "that wide leaves little to restore, and the fit reads far beyond the frame")
     if note := negative_kernel_note(kernel):
         notes.append(f"{spec}: {note}")
-    kh, kw = kernel.shape
     if kh % 2 == 0 or kw % 2 == 0:
         notes.append(f"kernel {kw}x{kh} has an even side: its centre is taken at row {kh // 2}, "
                      f"column {kw // 2} (0-based), half a pixel off the middle")

@@ -372,6 +372,12 @@ PILOT_USUAL_STOPS = (105, 415)
 """The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
 benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales its estimate by."""
 
+PAIR_USUAL_STOPS = (140, 320)
+"""The steps the defaults' joint fit of a noisy and a blurred photo (:func:`noisy_with_blurred`; its
+budget :data:`DEFAULT_FREE_BLUR_STEPS`) ran before the noisy photo's hold-out stop ended it, on the
+96-px crops of BENCHMARKS.md ('#15 a short and a long exposure', sigma 25): what
+:func:`restore_cost` scales its estimate by."""
+
 DEFAULT_PILOT_LR = 1e-3
 """The learning rate of a pilot fit (:data:`DEFAULT_PILOT_MODEL`; the paper's, kept by every other
 fit, is 1e-4), since the seventeenth session: the pilot reaches its stop in about a quarter of
@@ -1117,6 +1123,10 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
         usual = Usual(PILOT_USUAL_STOPS, "per image or tile on the benchmark photos",
                       "one that fails is fitted once more at the paper's learning rate") if lr is None else \
             Usual(None)  # measured at the pilot's own rate only
+    elif plan.rule is not None and plan.grid is None and steps is None and lr is None and plan.refine is not None and \
+            REFINERS[plan.refine].takes == "noisy+blurred" and holdout_rule(plan.rule) is not None and \
+            (plan.config.steps, plan.config.schedule) == (DEFAULT_FREE_BLUR_STEPS, DEFAULT_FREE_BLUR_SCHEDULE):
+        usual = Usual(PAIR_USUAL_STOPS, "on 96-px benchmark crops", "larger images stop later")
     stack = 1 if plan.grid is None else _tile_stack(tile_stack, plan.config)
     return forecast_line(plan.obs, plan.config, refine=plan.refine, stop=plan.rule, grid=plan.grid, stack=stack,
                          frames=frames, members=ensemble, chooses=chooses, usual=usual, tiles_done=tiles_done)
