@@ -43,6 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = ("noisy", "blurred", "joint", "joint-reflect", "joint-free")
 ROWS = ""  # the rows file (a refined variant reads its fit's seconds there)
+UNBLENDED = "grouped-pair-unblended"
+"""A refiner name of the variants only: ``grouped-pair`` without held-out pixels (no blend), as
+tiles got it before the thirty-second session."""
 
 
 def photos(spec: str, crop: int, sigma: float, data: Path,
@@ -68,7 +71,8 @@ def photos(spec: str, crop: int, sigma: float, data: Path,
 
 
 def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: int | None,
-        steps: int | None = None, cache: Path | None = None, photons: float | None = None) -> dict:
+        steps: int | None = None, cache: Path | None = None, photons: float | None = None,
+        tile: str | None = None) -> dict:
     import torch
 
     import linr
@@ -92,8 +96,11 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
     observations = [short, linr.blurred(blurred, kernel, boundary=boundary)]
     observations = {"noisy": observations[:1], "blurred": observations[1:]}.get(fitted, observations)
     if refiner:
-        return {**refined_row(spec, crop, sigma, variant, observations, scores, cache, photons), "photons": photons}
+        return {**refined_row(spec, crop, sigma, variant, observations, scores, cache, photons, tile),
+                "photons": photons, "tile": tile}
     options = {"steps": steps} if steps else {}
+    if tile:
+        options["tile"] = tile
     if boundary is not None:
         options["refine"] = "none"  # the fit alone
     t0 = time.perf_counter()
@@ -102,7 +109,7 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
     if cache is not None:  # the fit's images, for refinements tried after it
         cache.mkdir(parents=True, exist_ok=True)
         extended = {} if result.extended_image is None else {"extended": result.extended_image}
-        np.savez_compressed(cache_file(cache, spec, crop, sigma, variant, photons),
+        np.savez_compressed(cache_file(cache, spec, crop, sigma, variant, photons, tile),
                             fit=result.image if result.fitted_image is None else result.fitted_image,
                             image=result.image, **extended)
     s = result.settings
@@ -115,13 +122,15 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
             "blur_noise_seed": 0, "boundary": blur[0].get("boundary") if blur else None, "steps": s["steps"], "schedule": s.get("schedule"),
             "steps_run": result.steps_run, "stop_step": result.stop_step, "stop": s.get("stop"),
             "weights": [o.get("weight") for o in s["observations"]],
-            "refine": (s.get("refine") or {}).get("name"), "threads": torch.get_num_threads(),
+            "refine": (s.get("refine") or {}).get("name"), "threads": torch.get_num_threads(), "tile": tile,
+            "tiles": len(s.get("tiles") or []) or None, "refine_settings": {k: v for k, v in (s.get("refine") or {}).items()
+                                                                            if k != "solved"} or None,
             "seconds": round(seconds, 1), "fit": scores(result.fitted_image) if refined else None,
             "result": scores(result.image)}
 
 
 def refined_row(spec: str, crop: int, sigma: float | None, variant: str, observations: list, scores, cache: Path | None,
-                photons: float | None = None) -> dict:
+                photons: float | None = None, tile: str | None = None) -> dict:
     """The row of ``JOINT+REFINER``: the joint fit kept in ``cache`` refined by REFINER."""
     import json
 
@@ -130,19 +139,27 @@ def refined_row(spec: str, crop: int, sigma: float | None, variant: str, observa
     from linr.tasks import plan_restore
 
     fitted, _, refiner = variant.partition("+")
-    saved = None if cache is None else cache_file(cache, spec, crop, sigma, fitted, photons)
+    saved = None if cache is None else cache_file(cache, spec, crop, sigma, fitted, photons, tile)
     if saved is None or not saved.exists():
         raise SystemExit(f"{variant}: run {fitted} with --cache first ({saved} is missing)")
     z = np.load(saved)
-    base = [r for r in map(json.loads, open(ROWS)) if (r["image"], r["crop"], r["sigma"], r.get("photons"), r["variant"])
-            == (spec, crop, sigma, photons, fitted)] if ROWS and Path(ROWS).exists() else []
+    base = [r for r in map(json.loads, open(ROWS)) if (r["image"], r["crop"], r["sigma"], r.get("photons"), r.get("tile"),
+                                                       r["variant"]) == (spec, crop, sigma, photons, tile, fitted)] if ROWS and Path(ROWS).exists() else []
+    blend = refiner != UNBLENDED
+    refiner = "grouped-pair" if refiner == UNBLENDED else refiner
     takes = REFINERS[refiner].takes  # a refiner of one photo gets that photo (the joint fit its pilot)
     held = None
-    if takes == "noisy+blurred":  # the pixels the joint fit held out (its automatic stop's), to blend by
-        plan = plan_restore(observations, refine="none")
-        rule = holdout_rule(plan.rule)
-        rule.prepare(list(plan.obs))
-        held = rule.held_out_masks()
+    if takes == "noisy+blurred" and blend:  # the pixels the joint fit held out (its automatic stop's), to blend by
+        plan = plan_restore(observations, refine="none", tile=tile or "auto")
+        if plan.grid is not None:  # those no tile trained on, as a tiled restore finds them
+            from linr.tasks import resolve_stop
+            from linr.tiling import tiled_held_out
+
+            held = tiled_held_out(plan.obs, plan.grid, lambda part: resolve_stop(part))
+        else:
+            rule = holdout_rule(plan.rule)
+            rule.prepare(list(plan.obs))
+            held = rule.held_out_masks()
     observations = {"blurred": observations[1:], "noisy": observations[:1]}.get(takes, observations)
     t0 = time.perf_counter()
     image, done = refine_image(refiner, z["fit"], observations, held,
@@ -155,9 +172,11 @@ def refined_row(spec: str, crop: int, sigma: float | None, variant: str, observa
             "fit": scores(z["fit"]), "result": scores(image)}
 
 
-def cache_file(cache: Path, spec: str, crop: int, sigma: float | None, variant: str, photons: float | None = None) -> Path:
+def cache_file(cache: Path, spec: str, crop: int, sigma: float | None, variant: str, photons: float | None = None,
+               tile: str | None = None) -> Path:
     noise = f"{sigma:g}" if not photons else f"p{photons:g}"
-    return cache / f"{spec.replace('/', '_')}_{crop}_{noise}_{variant}.npz"
+    tiles = f"_tile{tile}" if tile else ""
+    return cache / f"{spec.replace('/', '_')}_{crop}_{noise}{tiles}_{variant}.npz"
 
 
 def _noise(row: dict) -> str:
@@ -198,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigma", type=float, default=25.0, help="the noisy photo's noise std (0-255 scale)")
     parser.add_argument("--photons", type=float, help="the noisy photo's photon noise instead: photons of a white "
                         "pixel (its peak estimated by linr, as a user's would be)")
+    parser.add_argument("--tile", help="restore in tiles (linr.restore's tile=, e.g. 112): the fits and the "
+                        "refinements' held-out pixels (those no tile trained on)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -213,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     from linr.refine import REFINERS
 
     unknown = sorted(v for v in variants if "+" in v and (v.partition("+")[0] not in ("joint-reflect", "joint-free")
-                                                        or v.partition("+")[2] not in REFINERS)
+                                                        or v.partition("+")[2] not in (*REFINERS, UNBLENDED))
                      or "+" not in v and v not in VARIANTS)
     if unknown:
         parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)}, joint-reflect|joint-free+REFINER)")
@@ -223,10 +244,10 @@ def main(argv: list[str] | None = None) -> int:
 
     data = data_dir(None)
     sigma = None if args.photons else args.sigma
-    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r.get("photons"), r["variant"]),
-                [((spec, args.crop, sigma, args.photons, v),
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r.get("photons"), r.get("tile"), r["variant"]),
+                [((spec, args.crop, sigma, args.photons, args.tile, v),
                   lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps, args.cache,
-                                             args.photons))
+                                             args.photons, args.tile))
                  for spec in args.images for v in variants])
     return 0
 

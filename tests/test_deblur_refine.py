@@ -182,12 +182,13 @@ def test_grouped_deblur_chooses_its_edges_by_the_blur():
     from linr.batch import _blur_boundary
     from linr.kinds import KINDS
 
-    def batch(preset, boundary, *kinds):
+    def batch(preset, boundary, *kinds, noise="gaussian"):
         given = {k: ("x" if k in kinds else None) for k in KINDS}
-        return argparse.Namespace(preset=preset, boundary=boundary, noise="gaussian", **given)
+        return argparse.Namespace(preset=preset, boundary=boundary, noise=noise, **given)
 
     # a batch's blur as its fits resolve it: free alone or beside a noisy photo, mirrored beside others
     for args, resolved in ((batch(None, None, "blurred"), "free"), (batch(None, None, "blurred", "noisy"), "free"),
+                           (batch(None, None, "blurred", "noisy", noise="poisson"), "free"),
                            (batch(None, None, "blurred", "lowres"), "reflect"), (batch("paper", None, "blurred"), "circular"),
                            (batch("paper", "reflect", "blurred"), "reflect"), (batch(None, "circular", "blurred"), "circular")):
         assert _blur_boundary(args) == resolved
@@ -318,8 +319,8 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     write_image(tmp_path / "small.png", sharp[::2, ::2])
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--lowres",
                  str(tmp_path / "small.png"), "--factor", "2", "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
-    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it with " \
-        "Gaussian noise (and with --register): free edges" in capsys.readouterr().out
+    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it " \
+        "(and with --register): free edges" in capsys.readouterr().out
     # a folder that does not exist yet is made, and said
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "new" / "sub" / "o.png"), *tiny]) == 0
@@ -367,7 +368,7 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     assert default_refine([obs, noisy(sharp)], preset=None) == DEFAULT_PAIR_REFINE == "grouped-pair"
     assert default_refine([obs, noisy(sharp[:16])], preset=None) is None  # not of one size
     assert default_refine([obs, noisy(sharp), noisy(sharp)], preset=None) is None
-    assert default_refine([obs, noisy(sharp, noise="poisson", peak=30)], preset=None) is None
+    assert default_refine([obs, noisy(sharp, noise="poisson", peak=30)], preset=None) == "grouped-pair"  # since the 32nd
     assert default_refine([obs, noisy(sharp)], preset="paper") is None
     assert default_refine([blurred(photo[:6, :6], gaussian_kernel(3, 1.0), boundary="circular")],
                           preset=None) is None  # under a patch
@@ -381,7 +382,7 @@ def test_the_defaults_refine_one_blurred_photo(capsys, tmp_path):
     assert _refine_of(argparse.Namespace(**{**batch, "preset": "paper"})) is None
     assert _refine_of(argparse.Namespace(**{**batch, "boundary": None})) == DEFAULT_DEBLUR_REFINE  # reflect too
     assert _refine_of(argparse.Namespace(**{**batch, "noisy": "n", "noise": "gaussian"})) == DEFAULT_PAIR_REFINE
-    assert _refine_of(argparse.Namespace(**{**batch, "noisy": "n", "noise": "poisson"})) is None
+    assert _refine_of(argparse.Namespace(**{**batch, "noisy": "n", "noise": "poisson"})) == "grouped-pair"
     write_image(tmp_path / "b.png", photo)
     args = ["--kernel", "gaussian:7:1.0", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "-o", str(tmp_path / "o.png"), "--boundary",

@@ -182,6 +182,9 @@ def test_open_edges_tile_free_beside_others_reflect_and_chosen_free_edges_are_no
     # beside a noisy photo of it: free edges and grouped-pair; beside another photo: mirrored edges
     joint = plan_restore([linr.noisy(image), blurred(image, kernel)])
     assert joint.obs[1].operator.boundary == "free" and joint.refine == "grouped-pair"
+    for noise in ("poisson", "poisson-gaussian"):  # a short exposure with photon noise too (thirty-second session)
+        joint = plan_restore([linr.noisy(image, noise=noise, peak=20.0), blurred(image, kernel)])
+        assert joint.obs[1].operator.boundary == "free" and joint.refine == "grouped-pair", noise
     joint = plan_restore([linr.lowres(image[::2, ::2], 2), blurred(image, kernel)])
     assert joint.obs[1].operator.boundary == "reflect"
     # registered: mirrored edges and no grouped-pair (it explains the photos as taken), as before

@@ -632,3 +632,65 @@ def test_the_whole_images_bytes_count_the_blend_over_the_grown_image():
     assert image_bytes([noisy(y)], (100, 80)) == 100 * 80 * 3 * 4 + 100 * 80 * (3 + 1) * 4
     free = [blurred(y, np.ones((5, 5)) / 25, boundary="free")]
     assert image_bytes(free, (100, 80)) == 100 * 80 * 3 * 4 + 104 * 84 * (3 + 1) * 4 + 100 * 80 * 3 * 4
+
+
+def test_the_pixels_no_tile_trained_on_are_found_again_without_fitting():
+    """tiled_held_out draws each tile's held-out pixels again from the stop rule's seed: the very
+    pixels the tiles' fits left out (recorded from the rules the fits used), a pixel counted only
+    where every tile holding it left it out, about the rule's fraction where one tile holds it."""
+    from linr.operators import gaussian_kernel
+    from linr.stopping import holdout_rule
+    from linr.tasks import blurred, plan_restore, resolve_stop
+    from linr.tiling import tiled_held_out
+
+    rng = np.random.default_rng(0)
+    image = rng.random((72, 72, 3)).astype(np.float32)
+    plan = plan_restore([noisy(image), blurred(image, gaussian_kernel(5, 1.0))], tile="40:16")
+    assert plan.grid is not None and len(plan.grid) > 1
+    used = []
+
+    def make_stop(part):
+        rule = resolve_stop(part)
+        used.append((len(used), rule))
+        return rule
+
+    config = dataclasses.replace(plan.config, steps=2, model=ModelConfig(width=8, depth=1), progress=False)
+    fit_tiled(plan.obs, config, plan.grid, make_stop=make_stop)
+    found = tiled_held_out(plan.obs, plan.grid, lambda part: resolve_stop(part))
+    assert found is not None and len(found) == 2 and all(m.shape == (72, 72) for m in found)
+    covers = np.zeros((72, 72), int)
+    for (k, rule), window in zip(used, plan.grid.windows):
+        masks = holdout_rule(rule).held_out_masks()
+        for obs, mask, whole in zip(plan.obs, masks, found):
+            rows, cols = obs.operator.tile(window, plan.grid.shape).window.slices
+            assert not (whole[rows, cols] & ~mask).any()  # never a pixel this tile trained on
+        covers[window.slices] += 1
+    alone = covers == 1
+    assert 0.02 < found[0][alone].mean() < 0.09 and found[0][covers > 1].mean() < 0.02
+
+
+def test_a_tiled_pair_blends_by_the_pixels_no_tile_trained_on(capsys):
+    """A noisy and a blurred photo restored in tiles: grouped-pair's blend with grouped-deblur is
+    chosen by the noisy photo's pixels that no tile trained on (before the thirty-second session it
+    had none in tiles and ran the pair alone), and the forecast counts its two runs (it chooses)."""
+    from linr.operators import gaussian_kernel
+    from linr.tasks import blurred, plan_restore
+
+    rng = np.random.default_rng(1)
+    image = np.kron(rng.random((9, 9, 3)), np.ones((8, 8, 1))).astype(np.float32)
+    kernel = gaussian_kernel(5, 1.0)
+    photos = [noisy(np.clip(image + rng.normal(0, 0.1, image.shape), 0, 1).astype(np.float32)),
+              blurred(np.clip(convolve(image, kernel[..., None], mode="reflect") + rng.normal(0, 0.005, image.shape),
+                              0, 1).astype(np.float32), kernel)]
+    result = restore(photos, tile="40:16", steps=40, model=ModelConfig(width=8, depth=1), device="cpu", progress=False)
+    done = result.settings["refine"]
+    assert len(result.settings["tiles"]) > 1 and done["name"] == "grouped-pair"
+    assert done["chosen_on_held_out_values"] > 100 and sum(done["weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    import linr.forecast
+    from linr.tasks import _forecast
+
+    told = {}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(linr.forecast, "forecast_line", lambda *a, **k: told.update(k))
+        _forecast(plan_restore(photos, tile="40:16"), steps=None, lr=None, tile_stack=None, ensemble=1)
+    assert told["refine"] == "grouped-pair" and told["chooses"] is True and told["grid"] is not None

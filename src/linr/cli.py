@@ -640,7 +640,7 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
                      "nothing was assumed beyond it" + default)
     if chosen is None and preset is None and "reflect" in boundaries:  # the open boundary beside other photos
         lines.append("blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it "
-                     "with Gaussian noise (and with --register): free edges, the default for a blurred photo alone or "
+                     "(and with --register): free edges, the default for a blurred photo alone or "
                      "beside such a noisy one, are not measured there (--boundary free chooses them)")
     return lines
 

@@ -23,13 +23,13 @@ from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity, Mask
-from .problem import build_prior, clean_shape, measures_gaussian_noise, prior_noise_inputs
+from .problem import build_prior, clean_shape, measures_gaussian_noise, noise_level_known, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, holdout_rule, parse_stop
-from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile
+from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
 
 __all__ = [
     "plan_restore",
@@ -627,8 +627,9 @@ exposure'): crops of blurred scenes with a noisy photo of the same framing."""
 def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | None,
                        register: str | None = None) -> bool:
     """Whether a restore is the defaults' joint fit of a noisy and a blurred photo of one scene:
-    no preset named, no registration (a registered photo's operator is the fit's), two observations of one size, one with Gaussian noise, a squared-error data
-    term and no operator, the other a blurred photo compared by squared error
+    no preset named, no registration (a registered photo's operator is the fit's), two observations of one size, one with Gaussian or photon noise
+    (:func:`linr.problem.noise_level_known`; photon noise since the thirty-second session) and no
+    operator, the other a blurred photo compared by squared error
     (:func:`linr.deconvolution.deblurrable`). Its blur gets free edges when its boundary is left
     open (:func:`open_blur_boundary`) and the fit :data:`DEFAULT_PAIR_REFINE`."""
     from .deconvolution import deblurrable
@@ -636,7 +637,7 @@ def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | Non
     if preset is not None or register is not None or len(observations) != 2 or \
             len({tuple(o.shape) for o in observations}) != 1 or any(o.weight == 0 for o in observations):
         return False
-    photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)]
+    photos = [o for o in observations if noise_level_known(o) and isinstance(o.operator, Identity)]
     return len(photos) == 1 and min(photos[0].shape) >= MIN_SIDE and \
         all(deblurrable(o) for o in observations if o is not photos[0])
 
@@ -888,10 +889,13 @@ def restore(
     else:
         asked_prior = config.prior
         config = _tiled_config(config, obs)
+        def tile_stop(part: list[Observation]) -> StopRule | None:
+            return resolve_stop(part, preset=preset, steps=steps, stop=stop)
+
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
             store_owned=tile_store_owned,
-            make_stop=lambda part: resolve_stop(part, preset=preset, steps=steps, stop=stop),
+            make_stop=tile_stop,
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,
             on_step=on_step,
@@ -906,7 +910,10 @@ def restore(
         if on_refine is not None:
             on_refine(refine)
         shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
-        apply_refine(result, refine, obs, held_out=held_out_pixels(rule) if grid is None and shared else None)
+        held = held_out_pixels(rule) if grid is None and shared else None
+        if grid is not None and blends_in_tiles(refine):  # the pixels no tile trained on
+            held = tiled_held_out(obs, grid, tile_stop)
+        apply_refine(result, refine, obs, held_out=held)
     return result
 
 
@@ -939,6 +946,13 @@ def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
     if settings.get("tiles"):
         return [(tile or {}).get("retry") for tile in settings["tiles"]]
     return [settings.get("retry")]
+
+
+def blends_in_tiles(refine: str | None) -> bool:
+    """Whether refiner ``refine`` chooses its blend by held-out pixels in a tiled restoration too
+    (those no tile trained on, :func:`linr.tiling.tiled_held_out`): ``grouped-pair`` since the
+    thirty-second session; the others blend by them on whole images only."""
+    return refine is not None and REFINERS[refine].takes == "noisy+blurred"
 
 
 def held_out_pixels(rule: StopRule | None) -> list[np.ndarray | None] | None:
@@ -1117,7 +1131,8 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
     from .forecast import Usual, forecast_line
 
     masked = plan.refine is not None and REFINERS[plan.refine].takes == "masked"  # an ensemble's members share them
-    chooses = plan.grid is None and (ensemble == 1 or masked) and holdout_rule(plan.rule) is not None
+    chooses = (plan.grid is None and (ensemble == 1 or masked) or plan.grid is not None and blends_in_tiles(plan.refine)) \
+        and holdout_rule(plan.rule) is not None
     usual = None
     if plan.rule is not None and plan.pilot and steps is None:  # its budget is far from binding (DEFAULT_PILOT_STEPS)
         usual = Usual(PILOT_USUAL_STOPS, "per image or tile on the benchmark photos",

@@ -39,7 +39,7 @@ from .stopping import StopRule
 
 __all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
            "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group", "tile_store_path",
-           "remove_tile_store"]
+           "remove_tile_store", "tiled_held_out"]
 
 MIN_RAMP = 8
 """Pixels of the raised-cosine ramp at least (the overlap is widened to 2 halo + this)."""
@@ -235,6 +235,34 @@ def tile_observations(observations: Sequence[Observation], window: Window,
             operator = Compose([operator, Mask(part.valid.astype(np.float32))])
         tiled.append(replace(obs, image=obs.image[rows, cols], operator=operator))
     return tiled
+
+
+def tiled_held_out(observations: Sequence[Observation], grid: TileGrid,
+                   make_stop: Callable[[list[Observation]], StopRule | None]) -> list[np.ndarray | None] | None:
+    """Per observation (in its order), the (h, w) bool pixels that no tile's fit trained on: those
+    that the hold-out stop rule of every tile whose window holds them left out of its data term
+    (``make_stop`` gives each tile's rule from its observations, as :func:`fit_tiled`'s; its held-out
+    pixels are drawn from a fixed seed, so they are found again here without fitting, for tiles
+    fitted by workers or resumed from a store too). A pixel inside two tiles' windows is held out
+    only where both drew it; None where a tile's rule holds nothing out, or no pixel is."""
+    from .stopping import holdout_rule
+
+    counts = [np.zeros(o.image.shape[:2], np.int16) for o in observations]  # tiles holding each pixel
+    held = [np.zeros(o.image.shape[:2], np.int16) for o in observations]  # of them, those that held it out
+    for window in grid.windows:
+        parts = tile_observations(observations, window, grid.shape)
+        rule = holdout_rule(make_stop(parts))
+        if rule is None:
+            return None
+        rule.prepare(parts)
+        for k, (obs, mask) in enumerate(zip(observations, rule.held_out_masks())):
+            rows, cols = obs.operator.tile(window, grid.shape).window.slices
+            counts[k][rows, cols] += 1
+            if mask is not None:
+                held[k][rows, cols] += mask
+    found = [(h == c) & (c > 0) for h, c in zip(held, counts)]
+    found = [m if m.any() else None for m in found]
+    return found if any(m is not None for m in found) else None
 
 
 def store_fingerprint(observations: Sequence[Observation], config: FitConfig, grid: TileGrid,

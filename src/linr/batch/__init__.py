@@ -292,9 +292,10 @@ def _noisy_with_lowres(args: argparse.Namespace) -> bool:
 
 def _noisy_with_blurred(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' joint restore of a noisy and a blurred photo of each scene
-    (:func:`linr.tasks.noisy_with_blurred`, read off the options): no preset, Gaussian noise."""
+    (:func:`linr.tasks.noisy_with_blurred`, read off the options): no preset, no registration, no zero
+    weight; Gaussian or (since the thirty-second session) photon noise, every ``--noise``."""
     return args.preset is None and not getattr(args, "register", None) and _kinds_given(args) == {"noisy", "blurred"} \
-        and _has_gaussian_noisy(args) and all(w != 0 for _, w in getattr(args, "weight", []))
+        and all(w != 0 for _, w in getattr(args, "weight", []))
 
 
 def _plain_super_resolution(args: argparse.Namespace) -> bool:
@@ -444,7 +445,7 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
         elif takes in ("views", "noisy+views") and getattr(args, "register", None):
             raise InputError(f"--refine {args.refine} makes the image reproduce its low-res views exactly, and "
                              "--register shifts them by what the fit finds: leave out one of them")
-        if takes in ("noisy", "noisy+views", "noisy+blurred") and not _has_gaussian_noisy(args):
+        if takes in ("noisy", "noisy+views") and not _has_gaussian_noisy(args):
             raise InputError(f"--refine {args.refine} filters noisy photos with Gaussian noise (--task noisy, "
                              "--noise gaussian), and this batch has none; leave out --refine")
     if args.stop is not None and args.stop not in ("auto", "fixed"):
