@@ -626,7 +626,7 @@ def test_a_batch_of_short_and_long_exposures_made_before_says_why_it_does_not_re
     def as_before(args, model):
         made = settings(args, model)
         assert made.pop("blur_fit")["boundary"] == "free" and made.pop("refine") == "grouped-pair"
-        made.pop("deblur_schedule"), made.pop("deblur_edges")
+        made.pop("deblur_schedule"), made.pop("deblur_edges"), made.pop("pair_blend")
         return made
 
     with pytest.MonkeyPatch.context() as m:
@@ -715,3 +715,81 @@ def test_the_forecast_of_a_pair_says_where_its_stop_usually_comes():
     line = _forecast(plan, steps=None, lr=None, tile_stack=None, ensemble=1)
     assert line is not None and f"usually stops far sooner (after {PAIR_USUAL_STOPS[0]}-{PAIR_USUAL_STOPS[1]} steps" in line
     assert "usually" not in (_forecast(plan, steps=2000, lr=None, tile_stack=None, ensemble=1) or "")
+
+
+def test_a_pair_batch_of_the_thirty_first_session_says_its_tiles_were_not_blended(tmp_path, capsys):
+    """A noisy + blurred batch made with grouped-pair before its blend in tiles (no pair_blend in
+    the manifest): resuming it names what changed instead of mixing the two silently."""
+    from linr.cli import main
+    from linr.images import write_image
+
+    from .conftest import run_err
+
+    rng = np.random.default_rng(9)
+    for kind in ("short", "long"):
+        (tmp_path / kind).mkdir()
+        write_image(tmp_path / kind / "a.png", rng.random((24, 24, 3)))
+    common = ["batch", "--noisy", str(tmp_path / "short"), "--blurred", str(tmp_path / "long"), "-o",
+              str(tmp_path / "out"), "--kernel", "gaussian:5:1.0", "--steps", "2", "--width", "16", "--depth", "2",
+              "--device", "cpu", "--threads", "1", "--quiet"]
+    import linr.batch as batch
+
+    settings = batch._settings
+
+    def as_before(args, model):
+        made = settings(args, model)
+        assert made.pop("pair_blend") == "tiles" and made["refine"] == "grouped-pair"
+        return made
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batch, "_settings", as_before)
+        assert main(common) == 0
+    err = run_err(capsys, common)
+    assert "pair_blend" in err and "without its blend with grouped-deblur where they were restored in tiles" in err
+
+
+def test_a_photon_pair_blends_on_every_held_out_value_its_noise_leaves_unbiased():
+    """Photon counts are not clipped at black (no read noise) nor, unless saturated, at white: the
+    blend is chosen on held-out values anywhere (a bright scene at 20 photons blends; with the
+    Gaussian rule's margins at both ends it had none to choose on), and a saturated photo's counts
+    at white are weighed in nowhere (censored) and left out of the choice."""
+    from linr.refine import GroupedPair
+
+    rng = np.random.default_rng(5)
+    scene = ndimage.zoom(rng.random((4, 4, 3)), (12, 12, 1), order=3).clip(0.0, 1.0) * 0.45 + 0.55
+    scene = scene.astype(np.float32)
+    kernel = gaussian_kernel(25, 1.6)
+    operator = Blur(kernel, boundary="circular")
+    photo = blur_image(scene, kernel, seed=0)
+    counts = rng.poisson(20.0 * scene) / 20.0
+    start = ndimage.gaussian_filter(photo, (1, 1, 0))
+    spread = np.sqrt(20.0 * np.maximum(scene, 0.05)) / 20.0
+    held = rng.random((48, 48)) < 0.2
+    gaussian_rule = GroupedPair()
+    gaussian_rule(start, photo, operator, 1.4 / 255, noisy=counts, noise_sigma=spread, held_out=held)
+    photon_rule = GroupedPair()
+    photon_rule(start, photo, operator, 1.4 / 255, noisy=counts, noise_sigma=spread, held_out=held,
+                clipped=(False, False))
+    assert gaussian_rule.describe().get("not_blended_held_out_values", 0) < 100
+    assert photon_rule.describe()["chosen_on_held_out_values"] == int(held.sum()) * 3
+    # saturated: white counts get no weight (the command's path marks them) and are not chosen on
+    saturated = np.clip(counts, 0, 1).astype(np.float32)
+    assert (saturated >= 1).sum() > 50
+    pair = [noisy(saturated, noise="poisson", peak=20.0), blurred(photo, kernel, boundary="circular")]
+    both, done = refine_image("grouped-pair", start, pair, held_out=[held, None])
+    assert done["noisy_noise"]["saturated"] and done["chosen_on_held_out_values"] <= int((held[..., None] & (saturated < 1)).sum())
+    assert np.isfinite(both).all()
+
+
+def test_a_tile_store_is_kept_for_one_noise_model():
+    """A tile store's fingerprint names the data term (photon noise and its peak), so a rerun with
+    another --noise or --peak does not resume tiles fitted under the first."""
+    from linr.config import FitConfig
+    from linr.tiling import plan_grid, store_fingerprint
+
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 40, 3)).astype(np.float32)
+    grid = plan_grid((40, 40), 24, 8)
+    prints = {str(n): store_fingerprint([noisy(image, **n)], FitConfig(steps=2), grid, "auto")
+              for n in ({}, {"noise": "poisson", "peak": 10.0}, {"noise": "poisson", "peak": 50.0})}
+    assert len(set(prints.values())) == 3

@@ -258,7 +258,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
     if args.register is not None:
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
-        if args.refine is None and noisy_with_blurred(scenes[0][0], preset=args.preset):
+        if args.refine is None and getattr(args, "boundary", None) is None and \
+                noisy_with_blurred(scenes[0][0], preset=args.preset):
             notes.append("--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not "
                          "refined; free edges and grouped-pair, the default for a noisy and a blurred photo of one "
                          "framing, are not built with a registration (without --register when they are aligned)")
@@ -375,17 +376,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _input_psnrs(observations: Sequence[Any], infos: Sequence[Any], reference: Any) -> list[dict[str, Any]]:
     """The standard-convention PSNR against ``reference`` of each input that is a photo of the
     restored image's size and channels with no operator that moves or drops pixels (a noisy photo, a
-    blurred one): what the restoration gained over each; masked and low-res inputs are left out."""
+    blurred one): what the restoration gained over each, as given (before any registration; a
+    stack's frames each by number); masked and low-res inputs are left out."""
     from .images import as_float_image
     from .metrics import evaluate
     from .operators import Blur, Identity
 
     found = []
-    for obs, info in zip(observations, infos):
+    paths = [str(info.path) for info in infos]
+    for k, (obs, path) in enumerate(zip(observations, paths)):
         image = as_float_image(obs.image, obs.kind)
         image = image if image.ndim == 3 else image[..., None]
         if isinstance(obs.operator, (Identity, Blur)) and image.shape == reference.shape:
-            found.append({"path": str(info.path), "kind": obs.kind,
+            if paths.count(path) > 1:  # a stack's frames, each its own input
+                path = f"{path} frame {paths[:k].count(path)}"
+            found.append({"path": path, "kind": obs.kind,
                           "psnr": round(float(evaluate(reference, image, convention="standard")["psnr"]), 4)})
     return found
 
@@ -448,6 +453,8 @@ def _retry_line(settings: list[dict[str, Any]]) -> str | None:
 
 def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     """One line on the refinement after the fits (not in the paper), or None."""
+    from .refine import GroupedPair
+
     done = [s["refine"] for s in settings if s.get("refine")]
     if not done:
         return None
@@ -487,9 +494,14 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                      f"{_span(sorted(d['noisy_noise']['peak'] for d in done), '.3g')} photons at white), noise sigma "
                      f"{sigmas} of 255 measured on the blurred photo")
             weights = [d["weights"] for d in done if d.get("weights")]
+            few = [d["not_blended_held_out_values"] for d in done if "not_blended_held_out_values" in d]
             if weights:
                 blend = ("; then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out "
                          f"pixels, weight {_span(sorted(w['grouped-pair'] for w in weights), '.2f')} on the pair")
+            if few:
+                blend += (f"; {'some frames' if weights else 'the pair'} not blended with grouped-deblur of the blurred "
+                          f"photo alone: {_span(sorted(few), 'd')} of the noisy photo's held-out values away from the "
+                          f"clip, fewer than the {GroupedPair.MIN_PIXELS} it needs")
         return (f"refined: {done[0]['name']} ({done[0]['passes']} passes of grouped filtering from the fit's image, "
                 f"each followed by the image that explains the blurred photo{free} best near it{pair}, {noise}"
                 f"{unsolved}{blend}; not in the paper)") + ("" if asked else (

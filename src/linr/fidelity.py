@@ -133,7 +133,8 @@ class _PhotonCounts(DataTerm):
     def variance(self, image: np.ndarray) -> np.ndarray:
         """``(lam + s) / peak^2`` for ``lam = peak * x`` counts, ``lam`` taken as at least one count
         (where the image is near black a count's own variance is not a level that the image's
-        error, of that order, can be believed to)."""
+        error, of that order, can be believed to): the variance of the unclipped observation (in a
+        ``saturated`` image an entry at white is censored, and its caller leaves it out)."""
         counts = np.maximum(self.peak * np.asarray(image, np.float64), 1.0)
         return (counts + self.shift) / self.peak ** 2
 

@@ -895,13 +895,16 @@ class GroupedPair(GroupedDeblur):
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,  # type: ignore[override]
                  extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float | np.ndarray,
-                 held_out: np.ndarray | None = None) -> np.ndarray:
+                 held_out: np.ndarray | None = None, clipped: tuple[bool, bool] = (True, True)) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` for the blurred ``photo``
         (``operator``, noise std ``sigma``) and the ``noisy`` photo (H, W, C; noise std
         ``noise_sigma``: a number, or one per entry, (H, W, C) or (H, W, 1), for noise whose level
-        follows the brightness, as photon noise's), all 0-1 scale; ``extension`` as
-        :class:`GroupedDeblur`'s; ``held_out``: the noisy photo's pixels the fit did not train on
-        (class docstring)."""
+        follows the brightness, as photon noise's; ``inf`` where an entry says nothing, as a count
+        censored at white), all 0-1 scale; ``extension`` as :class:`GroupedDeblur`'s; ``held_out``:
+        the noisy photo's pixels the fit did not train on (class docstring); ``clipped``: whether
+        the noisy photo's noise was clipped at black and at white (a file of Gaussian noise is at
+        both; photon counts only at black with read noise, only at white when saturated): the
+        blend is chosen on the held-out values away from a clipped end only."""
         noisy = np.asarray(noisy, np.float64)
         if noisy.shape != np.shape(photo):
             raise ValueError(f"the noisy photo is {noisy.shape}, the blurred one {np.shape(photo)}: one size is needed")
@@ -918,8 +921,9 @@ class GroupedPair(GroupedDeblur):
             return deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, noise_sigma, None))
         fit = np.asarray(image, np.float64)
         held = np.asarray(held_out, bool)
-        margin = GroupedProjected.CLIP_MARGIN * noise_sigma
-        values = held[..., None] & (fit > margin) & (fit < 1.0 - margin)  # (H, W, C)
+        margin = GroupedProjected.CLIP_MARGIN * np.asarray(noise_sigma)
+        values = held[..., None] & np.isfinite(margin) & (fit > margin if clipped[0] else True) & \
+            (fit < 1.0 - margin if clipped[1] else True)  # (H, W, C)
         # neither image below sees the held-out pixels' noise (the pair leaves them out of its data steps)
         paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, noise_sigma, held))
         if (count := int(values.sum())) < self.MIN_PIXELS:
@@ -1157,14 +1161,19 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
             noisy = noisy_photo.image if noisy_photo.image.ndim == 3 else noisy_photo.image[..., None]
             held_noisy = None if held_out is None else \
                 next((h for o, h in zip(observations, held_out) if o is noisy_photo), None)
-            if noisy_photo.fidelity.variance_known:  # photon noise: its level follows the fit's brightness
-                spread = np.sqrt(noisy_photo.fidelity.variance(np.clip(image, 0.0, 1.0)))
-                said = {"noisy_noise": noisy_photo.fidelity.describe(),
+            term = noisy_photo.fidelity
+            clipped = (True, True)  # a file's Gaussian noise is clipped at both ends
+            if term.variance_known:  # photon noise: its level follows the fit's brightness
+                spread = np.sqrt(term.variance(np.clip(image, 0.0, 1.0)))
+                said = {"noisy_noise": term.describe(),
                         "noisy_sigma": round(float(np.sqrt(np.mean(spread ** 2))) * 255, 3)}
+                clipped = (getattr(term, "shift", 0.0) > 0, bool(getattr(term, "saturated", False)))
+                if clipped[1]:  # a count at white says only that at least that many came: nothing to weigh in
+                    spread = np.where(np.asarray(noisy) >= 1.0, np.inf, spread)
             else:
                 spread = floored_noise_sigma(noisy)
                 said = {"noisy_sigma": round(spread * 255, 3)}
-            pair = {"noisy": noisy, "noise_sigma": spread, "held_out": held_noisy}
+            pair = {"noisy": noisy, "noise_sigma": spread, "held_out": held_noisy, "clipped": clipped}
         refined = refiner(image, pixels, photo.operator, sigma, extension=extended, **pair)
         return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3), **said,
                          **({"extension": "the fit's"} if extended is not None else {})}

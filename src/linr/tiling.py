@@ -254,6 +254,7 @@ def tiled_held_out(observations: Sequence[Observation], grid: TileGrid,
         rule = holdout_rule(make_stop(parts))
         if rule is None:
             return None
+        rule.reset()  # as a fit does before it prepares (a rule made once would keep its masks)
         rule.prepare(parts)
         for k, (obs, mask) in enumerate(zip(observations, rule.held_out_masks())):
             rows, cols = obs.operator.tile(window, grid.shape).window.slices
@@ -268,12 +269,18 @@ def tiled_held_out(observations: Sequence[Observation], grid: TileGrid,
 def store_fingerprint(observations: Sequence[Observation], config: FitConfig, grid: TileGrid,
                       stop: str) -> str:
     """What makes a tile's result: the inputs' pixels, their operators (described, and their
-    arrays: a blur's kernel, a mask), the settings, the grid and the stop rule."""
+    arrays: a blur's kernel, a mask), their data terms (other than the paper's squared error:
+    photon noise and its peak; until the thirty-second session none, so a store made then of
+    squared-error inputs still resumes), the settings, the grid and the stop rule."""
+    from .fidelity import SquaredError
+
     h = hashlib.sha256()
     for obs in observations:
         h.update(np.ascontiguousarray(obs.image).tobytes())
         h.update(json.dumps([obs.kind, obs.weight, obs.operator.describe()], sort_keys=True,
                             default=str).encode())
+        if not isinstance(obs.fidelity, SquaredError):
+            h.update(json.dumps(obs.fidelity.describe(), sort_keys=True, default=str).encode())
         _hash_arrays(h, obs.operator)
     settings = {k: v for k, v in config.__dict__.items() if k != "progress"}
     h.update(json.dumps([settings, grid.describe(), stop], sort_keys=True, default=str).encode())

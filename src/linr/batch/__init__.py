@@ -221,6 +221,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
         **({"deblur_edges": "free"} if refine in ("grouped-deblur", "grouped-pair") and _blur_boundary(args) != "circular" else {}),
+        # grouped-pair's blend chosen by held-out pixels in tiles too (since the thirty-second
+        # session; before, tiled images got the pair without it: linr.tasks.blends_in_tiles)
+        **({"pair_blend": "tiles"} if refine == "grouped-pair" else {}),
         # the defaults' fit of a lone blurred photo: free edges, its own steps and schedule (since
         # the twenty-ninth session whole, the thirtieth in tiles; before, mirrored borders, 4000
         # steps at a constant rate); of a blurred photo beside a noisy one since the thirty-first

@@ -97,6 +97,10 @@ def select(
         if "deblur_edges" in differ and made.get("refine") == "grouped-deblur" and "deblur_edges" not in made:
             what += ("; the images were refined by grouped-deblur with mirrored borders, which no option gives now "
                      "(since the twenty-fifth session a blur that is not circular is refined with free edges)")
+        if "pair_blend" in differ and made.get("refine") == "grouped-pair" and "pair_blend" not in made:
+            what += ("; the images were refined by grouped-pair without its blend with grouped-deblur where they "
+                     "were restored in tiles, which no option gives now (since the thirty-second session tiles "
+                     "blend by the pixels no tile trained on; images restored whole come out the same)")
         if old_views:
             what += (f"; the images got the default refinement of then, {made.get('refine')} of images restored whole "
                      f"up to {made['refine_up_to']} px, which no option gives now (such images come out the same)")
