@@ -319,8 +319,8 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     write_image(tmp_path / "small.png", sharp[::2, ::2])
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--lowres",
                  str(tmp_path / "small.png"), "--factor", "2", "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
-    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it " \
-        "(and with --register): free edges" in capsys.readouterr().out
+    assert "blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it: " \
+        "free edges" in capsys.readouterr().out
     # a folder that does not exist yet is made, and said
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "new" / "sub" / "o.png"), *tiny]) == 0
@@ -703,6 +703,7 @@ def test_a_pair_from_the_command_line_says_each_inputs_psnr_and_what_registratio
     assert main([*registered, "-o", str(tmp_path / "reg.png"), "--register", "translation"]) == 0
     out = "".join(capsys.readouterr())
     assert "--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not refined" in out
+    assert "blur with mirrored edges (reflect), the default with --register" in out and "--boundary free" not in out
 
 
 def test_the_forecast_of_a_pair_says_where_its_stop_usually_comes():
@@ -752,7 +753,7 @@ def test_a_photon_pair_blends_on_every_held_out_value_its_noise_leaves_unbiased(
     """Photon counts are not clipped at black (no read noise) nor, unless saturated, at white: the
     blend is chosen on held-out values anywhere (a bright scene at 20 photons blends; with the
     Gaussian rule's margins at both ends it had none to choose on), and a saturated photo's counts
-    at white are weighed in nowhere (censored) and left out of the choice."""
+    at white are weighed in nowhere (censored); its choice is by the fit's margin at white."""
     from linr.refine import GroupedPair
 
     rng = np.random.default_rng(5)
@@ -772,12 +773,18 @@ def test_a_photon_pair_blends_on_every_held_out_value_its_noise_leaves_unbiased(
                 clipped=(False, False))
     assert gaussian_rule.describe().get("not_blended_held_out_values", 0) < 100
     assert photon_rule.describe()["chosen_on_held_out_values"] == int(held.sum()) * 3
-    # saturated: white counts get no weight (the command's path marks them) and are not chosen on
+    # censored entries (counts at white in a saturated photo) are weighed in by no data step: all of
+    # them censored, the pair is grouped-deblur of the blurred photo alone
+    every = GroupedPair()(start, photo, operator, 1.4 / 255, noisy=counts, noise_sigma=spread,
+                          censored=np.ones(photo.shape, bool))
+    np.testing.assert_allclose(every, GroupedDeblur()(start, photo, operator, 1.4 / 255), atol=1e-6)
+    # the command's path marks a saturated photo's white counts, and chooses by the fit's margin at white
     saturated = np.clip(counts, 0, 1).astype(np.float32)
     assert (saturated >= 1).sum() > 50
     pair = [noisy(saturated, noise="poisson", peak=20.0), blurred(photo, kernel, boundary="circular")]
     both, done = refine_image("grouped-pair", start, pair, held_out=[held, None])
-    assert done["noisy_noise"]["saturated"] and done["chosen_on_held_out_values"] <= int((held[..., None] & (saturated < 1)).sum())
+    fit_margin = held[..., None] & (start < 1 - 2 * np.sqrt(np.maximum(20.0 * start, 1.0)) / 20.0)
+    assert done["noisy_noise"]["saturated"] and done["chosen_on_held_out_values"] == int(fit_margin.sum())
     assert np.isfinite(both).all()
 
 
@@ -793,3 +800,42 @@ def test_a_tile_store_is_kept_for_one_noise_model():
     prints = {str(n): store_fingerprint([noisy(image, **n)], FitConfig(steps=2), grid, "auto")
               for n in ({}, {"noise": "poisson", "peak": 10.0}, {"noise": "poisson", "peak": 50.0})}
     assert len(set(prints.values())) == 3
+
+
+def test_a_short_exposure_darker_than_the_long_one_is_named():
+    """The pair is one brightness scale: a short exposure at 0.3x the long one's level gets a note
+    naming the ratio; one of the same level (its noise clipped) none."""
+    from linr.tasks import pair_level_note
+
+    clean, kernel, photo, short = _pair_photos("reflect")
+    assert pair_level_note([noisy(short), blurred(photo, kernel)]) is None
+    note = pair_level_note([noisy(short * 0.3), blurred(photo, kernel)], names=["s.png", "l.png"])
+    assert note is not None and note.startswith("s.png (noisy) is 0.3") and "as bright as l.png (blurred)" in note
+    assert pair_level_note([noisy(short * 0.3)]) is None  # no pair
+
+
+def test_a_psf_saved_on_a_larger_canvas_is_trimmed_to_its_reach(tmp_path, capsys):
+    """A kernel file whose border is all zeros is the same blur read over a smaller reach: trimmed
+    as much on each side (its centre kept), with a note; the fit then grows the frame by the blur's
+    own reach only."""
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.kinds import trim_zero_border
+
+    k = np.zeros((11, 9))
+    k[3:8, 2:7] = gaussian_kernel(5, 1.0)
+    k[4, 2] = 0  # a zero inside the reach stays
+    trimmed = trim_zero_border(k)
+    assert trimmed.shape == (5, 5) and trimmed[2, 2] == k[5, 4]  # the centre is the same pixel
+    lopsided = np.zeros((9, 9))
+    lopsided[0:5, 4] = 1.0  # reaches the top edge: nothing to take from the top, so nothing from the bottom
+    assert trim_zero_border(lopsided).shape == (9, 1)
+    np.save(tmp_path / "psf.npy", np.pad(gaussian_kernel(7, 1.0), 20))
+    clean, _, _, _ = _pair_photos()
+    write_image(tmp_path / "b.png", blur_image(clean, gaussian_kernel(7, 1.0), seed=0))
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", str(tmp_path / "psf.npy"), "-o",
+                 str(tmp_path / "o.png"), "--steps", "2", "--width", "8", "--depth", "1", "--device", "cpu",
+                 "--refine", "none"]) == 0
+    out = "".join(capsys.readouterr())
+    assert "the kernel's all-zero border trimmed (47x47 to 7x7" in out and "more than half" not in out
+    assert "(3 px on every side)" in out

@@ -142,7 +142,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .registration import register
     from .scene import split_frames
     from .stopping import FixedSteps
-    from .tasks import (check_ensemble, describe_weights, measured_noise, noisy_with_blurred, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (check_ensemble, describe_weights, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         tile_grid)
 
     check_pairs(args)
@@ -241,6 +241,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                                names=[info.path for info in scenes[0][1]])
     if weights:
         notes.append(weights)
+    if level := pair_level_note(scenes[0][0], names=[str(info.path) for info in scenes[0][1]]):
+        notes.append(level)
     shape = clean_shape(obs)
     for reference in references:  # named now, not by the fit's own check after its set-up
         if reference is not None and reference.shape != (*shape, obs[0].channels):
@@ -491,8 +493,10 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             noise = (f"noise sigma {noisy} of 255 measured on the noisy photo and {sigmas} on the blurred one"
                      if "noisy_noise" not in done[0] else
                      f"the noisy photo's photon noise read off the fit's brightness (rms sigma {noisy} of 255, "
-                     f"{_span(sorted(d['noisy_noise']['peak'] for d in done), '.3g')} photons at white), noise sigma "
-                     f"{sigmas} of 255 measured on the blurred photo")
+                     f"{_span(sorted(d['noisy_noise']['peak'] for d in done), '.3g')} photons at white"
+                     + ("" if not done[0]["noisy_noise"].get("read_sigma") else
+                        f", read noise {_span(sorted(d['noisy_noise']['read_sigma'] * 255 for d in done), '.2f')} of 255")
+                     + f"), noise sigma {sigmas} of 255 measured on the blurred photo")
             weights = [d["weights"] for d in done if d.get("weights")]
             few = [d["not_blended_held_out_values"] for d in done if "not_blended_held_out_values" in d]
             if weights:
@@ -650,10 +654,13 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
             f"{margins[0]} px above, {margins[1]} below, {margins[2]} left, {margins[3]} right"
         lines.append(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and "
                      "nothing was assumed beyond it" + default)
-    if chosen is None and preset is None and "reflect" in boundaries:  # the open boundary beside other photos
-        lines.append("blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it "
-                     "(and with --register): free edges, the default for a blurred photo alone or "
-                     "beside such a noisy one, are not measured there (--boundary free chooses them)")
+    if chosen is None and preset is None and "reflect" in boundaries and settings.get("registration"):
+        lines.append("blur with mirrored edges (reflect), the default with --register: free edges are not built "
+                     "with a registration")
+    elif chosen is None and preset is None and "reflect" in boundaries:  # the open boundary beside other photos
+        lines.append("blur with mirrored edges (reflect), the default beside photos other than one noisy photo of it: "
+                     "free edges, the default for a blurred photo alone or beside such a noisy one, are not measured "
+                     "there (--boundary free chooses them)")
     return lines
 
 

@@ -231,6 +231,21 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
     return k
 
 
+def trim_zero_border(kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` without the rows and columns of zeros it has on both sides of an axis, as many
+    taken from each side (so that its centre, row ``h // 2`` and column ``w // 2``, stays the same
+    pixel): the same blur (a PSF saved on a larger canvas), read over a smaller reach."""
+    k = np.asarray(kernel)
+    for axis in (0, 1):
+        nonzero = np.flatnonzero(np.any(k != 0, axis=1 - axis))
+        if nonzero.size == 0:
+            return k
+        cut = min(int(nonzero[0]), k.shape[axis] - 1 - int(nonzero[-1]))
+        if cut:
+            k = np.take(k, np.arange(cut, k.shape[axis] - cut), axis=axis)
+    return k
+
+
 NEGATIVE_LOBE = 0.1
 """A kernel's most negative value beyond this fraction of its peak is a negative lobe (a
 sharpening kernel), not the noise of a measured PSF's background (a percent or two of the peak)."""
@@ -375,6 +390,12 @@ def _build_blurred(image, info, options, notes):
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     kernel = parse_kernel(spec)
     extra = [spec] if Path(spec).exists() else []
+    trimmed = trim_zero_border(kernel)
+    if trimmed.shape != kernel.shape:
+        notes.append(f"{spec}: the kernel's all-zero border trimmed ({kernel.shape[1]}x{kernel.shape[0]} to "
+                     f"{trimmed.shape[1]}x{trimmed.shape[0]}, as much on each side): the same blur, and the fit reads "
+                     "no further beyond the frame than the blur reaches")
+        kernel = trimmed
     kh, kw = kernel.shape
     h, w = image.shape[:2]
     if kh >= h and kw >= w:

@@ -895,16 +895,21 @@ class GroupedPair(GroupedDeblur):
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,  # type: ignore[override]
                  extension: np.ndarray | None = None, *, noisy: np.ndarray, noise_sigma: float | np.ndarray,
-                 held_out: np.ndarray | None = None, clipped: tuple[bool, bool] = (True, True)) -> np.ndarray:
+                 held_out: np.ndarray | None = None, clipped: tuple[bool, bool] = (True, True),
+                 censored: np.ndarray | None = None) -> np.ndarray:
         """The refined image (float32 (H, W, C)) of the fit's ``image`` for the blurred ``photo``
         (``operator``, noise std ``sigma``) and the ``noisy`` photo (H, W, C; noise std
         ``noise_sigma``: a number, or one per entry, (H, W, C) or (H, W, 1), for noise whose level
-        follows the brightness, as photon noise's; ``inf`` where an entry says nothing, as a count
-        censored at white), all 0-1 scale; ``extension`` as :class:`GroupedDeblur`'s; ``held_out``:
-        the noisy photo's pixels the fit did not train on (class docstring); ``clipped``: whether
-        the noisy photo's noise was clipped at black and at white (a file of Gaussian noise is at
-        both; photon counts only at black with read noise, only at white when saturated): the
-        blend is chosen on the held-out values away from a clipped end only."""
+        follows the brightness, as photon noise's), all 0-1 scale; ``extension`` as
+        :class:`GroupedDeblur`'s; ``held_out``: the noisy photo's pixels the fit did not train on
+        (class docstring); ``clipped``: whether the noisy photo's noise was clipped at black and at
+        white (a file of Gaussian noise is at both; photon counts only at black with read noise,
+        only at white when saturated): the blend is chosen on the held-out values whose *fit* lies
+        away from a clipped end (chosen by the fit, not by the values, which would select the
+        low draws near white); ``censored`` (the noisy photo's shape, bool): entries that say
+        nothing of their value (a count at white in a saturated photo), weighed in by no data step
+        (still chosen on where the fit is away from white, as a Gaussian photo's clipped values
+        are)."""
         noisy = np.asarray(noisy, np.float64)
         if noisy.shape != np.shape(photo):
             raise ValueError(f"the noisy photo is {noisy.shape}, the blurred one {np.shape(photo)}: one size is needed")
@@ -917,15 +922,17 @@ class GroupedPair(GroupedDeblur):
             raise ValueError("noise_sigma: must be positive")
         self.choice = {}
         deblur = super().__call__
+        weighed = noise_sigma if censored is None else \
+            np.where(np.asarray(censored, bool), np.inf, np.broadcast_to(noise_sigma, noisy.shape))
         if held_out is None:
-            return deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, noise_sigma, None))
+            return deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, weighed, None))
         fit = np.asarray(image, np.float64)
         held = np.asarray(held_out, bool)
         margin = GroupedProjected.CLIP_MARGIN * np.asarray(noise_sigma)
-        values = held[..., None] & np.isfinite(margin) & (fit > margin if clipped[0] else True) & \
+        values = np.broadcast_to(held[..., None], fit.shape) & (fit > margin if clipped[0] else True) & \
             (fit < 1.0 - margin if clipped[1] else True)  # (H, W, C)
         # neither image below sees the held-out pixels' noise (the pair leaves them out of its data steps)
-        paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, noise_sigma, held))
+        paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, weighed, held))
         if (count := int(values.sum())) < self.MIN_PIXELS:
             self.choice = {"not_blended_held_out_values": count}
             return paired
@@ -1169,11 +1176,11 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
                         "noisy_sigma": round(float(np.sqrt(np.mean(spread ** 2))) * 255, 3)}
                 clipped = (getattr(term, "shift", 0.0) > 0, bool(getattr(term, "saturated", False)))
                 if clipped[1]:  # a count at white says only that at least that many came: nothing to weigh in
-                    spread = np.where(np.asarray(noisy) >= 1.0, np.inf, spread)
+                    pair["censored"] = np.asarray(noisy) >= 1.0
             else:
                 spread = floored_noise_sigma(noisy)
                 said = {"noisy_sigma": round(spread * 255, 3)}
-            pair = {"noisy": noisy, "noise_sigma": spread, "held_out": held_noisy, "clipped": clipped}
+            pair.update(noisy=noisy, noise_sigma=spread, held_out=held_noisy, clipped=clipped)
         refined = refiner(image, pixels, photo.operator, sigma, extension=extended, **pair)
         return refined, {**refiner.describe(), "sigma": round(sigma * 255, 3), **said,
                          **({"extension": "the fit's"} if extended is not None else {})}

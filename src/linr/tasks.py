@@ -372,11 +372,12 @@ PILOT_USUAL_STOPS = (105, 415)
 """The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
 benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales its estimate by."""
 
-PAIR_USUAL_STOPS = (140, 320)
+PAIR_USUAL_STOPS = (100, 320)
 """The steps the defaults' joint fit of a noisy and a blurred photo (:func:`noisy_with_blurred`; its
 budget :data:`DEFAULT_FREE_BLUR_STEPS`) ran before the noisy photo's hold-out stop ended it, on the
-96-px crops of BENCHMARKS.md ('#15 a short and a long exposure', sigma 25): what
-:func:`restore_cost` scales its estimate by."""
+96-px crops of BENCHMARKS.md ('#15 a short and a long exposure': 140-320 with a sigma-25 short
+exposure on eleven crops, 100-115 with one of 20 photons on three): what :func:`restore_cost`
+scales its estimate by."""
 
 DEFAULT_PILOT_LR = 1e-3
 """The learning rate of a pilot fit (:data:`DEFAULT_PILOT_MODEL`; the paper's, kept by every other
@@ -640,6 +641,32 @@ def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | Non
     photos = [o for o in observations if noise_level_known(o) and isinstance(o.operator, Identity)]
     return len(photos) == 1 and min(photos[0].shape) >= MIN_SIDE and \
         all(deblurrable(o) for o in observations if o is not photos[0])
+
+
+PAIR_LEVEL_RATIO = 1.25
+"""A noisy and a blurred photo of one scene whose mean levels differ by more than this factor either
+way are named (:func:`pair_level_note`): the pair is fitted and refined as one brightness scale."""
+
+
+def pair_level_note(observations: Sequence[Observation], names: Sequence[str] | None = None) -> str | None:
+    """A note when one noisy photo (no operator) and one blurred photo of one size among
+    ``observations`` differ in mean level by more than :data:`PAIR_LEVEL_RATIO` either way (a
+    short exposure not scaled to the long one's brightness: the pair's fit and refinement take both
+    as one scale, and a darker short exposure mostly adds error); None otherwise. The blur keeps the
+    mean, so the two means differ by the noise's clipping only (a few percent on dark scenes)."""
+    from .deconvolution import deblurrable
+
+    noisy = [k for k, o in enumerate(observations) if o.carries_noise and isinstance(o.operator, Identity)]
+    blurred = [k for k, o in enumerate(observations) if deblurrable(o)]
+    if len(noisy) != 1 or len(blurred) != 1 or observations[noisy[0]].shape != observations[blurred[0]].shape:
+        return None
+    short, long = (float(np.mean(observations[k].image, dtype=np.float64)) for k in (noisy[0], blurred[0]))
+    if long <= 0 or 1 / PAIR_LEVEL_RATIO <= short / long <= PAIR_LEVEL_RATIO:
+        return None
+    name = (lambda k: f"{names[k]} ({observations[k].kind})") if names else (lambda k: f"the {observations[k].kind} photo")
+    return (f"{name(noisy[0])} is {short / long:.2f}x as bright as {name(blurred[0])} on average: the two are fitted "
+            "as one brightness scale, so scale the short exposure to the long one's (e.g. by the ratio of their "
+            "exposure times) for it to help")
 
 
 def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
