@@ -604,9 +604,9 @@ def test_grouped_pair_blends_toward_the_blurred_photo_alone_where_the_noisy_one_
     assert few.describe()["not_blended_held_out_values"] == 0 and "weights" not in few.describe()
 
 
-def test_a_batch_of_short_and_long_exposures_made_before_says_why_it_does_not_resume(tmp_path, capsys):
-    """A noisy + blurred batch made by the defaults before the thirty-first session (mirrored edges,
-    4000 steps, no refinement): no option resumes it, and the message says so instead of a hint."""
+def _pair_batch_made_before(tmp_path, capsys, drop) -> str:
+    """Make a noisy + blurred batch whose manifest settings went through ``drop`` (as a linr of an
+    earlier session would have recorded them), then resume it: the one-line error."""
     from linr.cli import main
     from linr.images import write_image
 
@@ -622,17 +622,21 @@ def test_a_batch_of_short_and_long_exposures_made_before_says_why_it_does_not_re
     import linr.batch as batch
 
     settings = batch._settings
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batch, "_settings", lambda args, model: drop(settings(args, model)))
+        assert main(common) == 0
+    return run_err(capsys, common)
 
-    def as_before(args, model):
-        made = settings(args, model)
+
+def test_a_batch_of_short_and_long_exposures_made_before_says_why_it_does_not_resume(tmp_path, capsys):
+    """A noisy + blurred batch made by the defaults before the thirty-first session (mirrored edges,
+    4000 steps, no refinement): no option resumes it, and the message says so instead of a hint."""
+    def as_before(made):
         assert made.pop("blur_fit")["boundary"] == "free" and made.pop("refine") == "grouped-pair"
         made.pop("deblur_schedule"), made.pop("deblur_edges"), made.pop("pair_blend")
         return made
 
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(batch, "_settings", as_before)
-        assert main(common) == 0
-    err = run_err(capsys, common)
+    err = _pair_batch_made_before(tmp_path, capsys, as_before)
     assert "the blur was fitted with mirrored edges" in err and "beside a noisy one since the thirty-first" in err
     assert "--refine none to resume as made" not in err
 
@@ -721,31 +725,11 @@ def test_the_forecast_of_a_pair_says_where_its_stop_usually_comes():
 def test_a_pair_batch_of_the_thirty_first_session_says_its_tiles_were_not_blended(tmp_path, capsys):
     """A noisy + blurred batch made with grouped-pair before its blend in tiles (no pair_blend in
     the manifest): resuming it names what changed instead of mixing the two silently."""
-    from linr.cli import main
-    from linr.images import write_image
-
-    from .conftest import run_err
-
-    rng = np.random.default_rng(9)
-    for kind in ("short", "long"):
-        (tmp_path / kind).mkdir()
-        write_image(tmp_path / kind / "a.png", rng.random((24, 24, 3)))
-    common = ["batch", "--noisy", str(tmp_path / "short"), "--blurred", str(tmp_path / "long"), "-o",
-              str(tmp_path / "out"), "--kernel", "gaussian:5:1.0", "--steps", "2", "--width", "16", "--depth", "2",
-              "--device", "cpu", "--threads", "1", "--quiet"]
-    import linr.batch as batch
-
-    settings = batch._settings
-
-    def as_before(args, model):
-        made = settings(args, model)
+    def as_before(made):
         assert made.pop("pair_blend") == "tiles" and made["refine"] == "grouped-pair"
         return made
 
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(batch, "_settings", as_before)
-        assert main(common) == 0
-    err = run_err(capsys, common)
+    err = _pair_batch_made_before(tmp_path, capsys, as_before)
     assert "pair_blend" in err and "without its blend with grouped-deblur where they were restored in tiles" in err
 
 
