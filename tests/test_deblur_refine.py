@@ -823,3 +823,27 @@ def test_a_psf_saved_on_a_larger_canvas_is_trimmed_to_its_reach(tmp_path, capsys
     out = "".join(capsys.readouterr())
     assert "the kernel's all-zero border trimmed (47x47 to 7x7" in out and "more than half" not in out
     assert "(3 px on every side)" in out
+
+
+def test_a_batch_with_references_records_each_input_photos_psnr(tmp_path):
+    """linr batch --reference-dir: the manifest records each input photo's PSNR (by kind) beside the
+    result's metrics, as linr restore --reference prints them."""
+    import json
+
+    from linr.cli import main
+    from linr.images import read_image, write_image
+    from linr.metrics import evaluate
+
+    clean, _, photo, short = _pair_photos("reflect")
+    for kind, image in (("short", short), ("long", photo), ("clean", clean)):
+        (tmp_path / kind).mkdir()
+        write_image(tmp_path / kind / "a.png", image)
+    assert main(["batch", "--noisy", str(tmp_path / "short"), "--blurred", str(tmp_path / "long"), "-o",
+                 str(tmp_path / "out"), "--kernel", "gaussian:25:1.6", "--reference-dir", str(tmp_path / "clean"),
+                 "--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu", "--threads", "1", "--quiet",
+                 "--refine", "none"]) == 0
+    record = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[-1])
+    reference = read_image(tmp_path / "clean" / "a.png")[0]
+    expected = {kind: round(evaluate(reference, read_image(tmp_path / folder / "a.png")[0])["psnr"], 4)
+                for kind, folder in (("noisy", "short"), ("blurred", "long"))}
+    assert {d["kind"]: d["psnr"] for d in record["input_psnr"]} == expected and record["metrics"]

@@ -142,7 +142,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .registration import register
     from .scene import split_frames
     from .stopping import FixedSteps
-    from .tasks import (check_ensemble, describe_weights, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         tile_grid)
 
     check_pairs(args)
@@ -360,7 +360,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
             print(f"PSNR {std['psnr']:.2f} dB, {similarity} (standard convention: clipped, "
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
-            if inputs_psnr := _input_psnrs(scene, scene_infos, reference):
+            if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos]):
                 report["input_psnr"] = inputs_psnr
                 print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
                                                           for d in inputs_psnr) + " (the same convention)")
@@ -373,28 +373,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     {**output, "frames": reports})
         print(f"wrote {args.report}")
     return 0
-
-
-def _input_psnrs(observations: Sequence[Any], infos: Sequence[Any], reference: Any) -> list[dict[str, Any]]:
-    """The standard-convention PSNR against ``reference`` of each input that is a photo of the
-    restored image's size and channels with no operator that moves or drops pixels (a noisy photo, a
-    blurred one): what the restoration gained over each, as given (before any registration; a
-    stack's frames each by number); masked and low-res inputs are left out."""
-    from .images import as_float_image
-    from .metrics import evaluate
-    from .operators import Blur, Identity
-
-    found = []
-    paths = [str(info.path) for info in infos]
-    for k, (obs, path) in enumerate(zip(observations, paths)):
-        image = as_float_image(obs.image, obs.kind)
-        image = image if image.ndim == 3 else image[..., None]
-        if isinstance(obs.operator, (Identity, Blur)) and image.shape == reference.shape:
-            if paths.count(path) > 1:  # a stack's frames, each its own input
-                path = f"{path} frame {paths[:k].count(path)}"
-            found.append({"path": path, "kind": obs.kind,
-                          "psnr": round(float(evaluate(reference, image, convention="standard")["psnr"]), 4)})
-    return found
 
 
 def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:

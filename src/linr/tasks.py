@@ -669,6 +669,31 @@ def pair_level_note(observations: Sequence[Observation], names: Sequence[str] | 
             "exposure times) for it to help")
 
 
+def input_psnrs(observations: Sequence[Observation], reference: np.ndarray,
+                names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The standard-convention PSNR against ``reference`` (H, W, C) of each input that is a photo of
+    the restored image's size and channels with no operator that moves or drops pixels (a noisy
+    photo, a blurred one): what the restoration gained over each, as given (before any
+    registration); masked and low-res inputs are left out. Each entry: ``kind``, ``psnr`` and, with
+    ``names`` (one per observation: its file), ``path`` (a stack's frames, one file, by number)."""
+    from .images import as_float_image
+    from .metrics import evaluate
+
+    found: list[dict[str, Any]] = []
+    for k, obs in enumerate(observations):
+        image = as_float_image(obs.image, obs.kind)
+        image = image if image.ndim == 3 else image[..., None]
+        if not (isinstance(obs.operator, (Identity, Blur)) and image.shape == np.shape(reference)):
+            continue
+        entry: dict[str, Any] = {"kind": obs.kind}
+        if names is not None:
+            path = str(names[k])
+            entry["path"] = path if list(names).count(path) == 1 else f"{path} frame {list(names)[:k].count(path)}"
+        entry["psnr"] = round(float(evaluate(reference, image, convention="standard")["psnr"]), 4)
+        found.append(entry)
+    return found
+
+
 def default_refine(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
                    register: str | None = None) -> str | None:
     """The refinement a restore gets when none is asked for: :data:`DEFAULT_DENOISE_REFINE` for

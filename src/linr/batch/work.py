@@ -205,10 +205,13 @@ def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
     from ..metrics import report as metrics_report
 
-    metrics, metrics_error = None, None
+    from ..tasks import input_psnrs
+
+    metrics, metrics_error, inputs = None, None, None
     if payload.reference is not None:
         try:
             metrics = metrics_report(payload.reference, result.image, payload.metric_task)
+            inputs = input_psnrs(payload.observations, payload.reference) or None
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"
     return {
@@ -222,6 +225,7 @@ def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 
         "fit_s": result.timings["fit_s"] / share,
         "settings": result.settings,
         "metrics": metrics,
+        "input_psnr": inputs,
         "device": result.settings["device"],
     }
 
@@ -266,6 +270,7 @@ def finish(
         "batch": settings, "settings": result["settings"], "steps_run": result["steps_run"],
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
+        **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
