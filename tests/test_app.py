@@ -216,6 +216,10 @@ def test_a_short_restoration_through_the_job_api(runner, crops):
     assert report["timings"]["fit_s"] == pytest.approx(result.fit_s)
     assert len(report["history"]["loss"]) == result.steps_run
     assert report["metrics"]["standard"]["psnr"] == pytest.approx(result.metrics["standard"]["psnr"])
+    assert report["input_psnr"] == [{"kind": "noisy", "psnr": pytest.approx(psnr(clean, noisy), abs=1e-3)}]
+    from linr.app.page import _metrics_text
+
+    assert f"; the noisy photo {psnr(clean, noisy):.2f} dB" in _metrics_text(job, "clean.png")
     runner.discard(job.id)
     assert not job.folder.exists() and runner.get(job.id) is None
 

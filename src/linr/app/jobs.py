@@ -725,6 +725,7 @@ class JobRunner:
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
         from ..images import output_info, write_image
         from ..metrics import json_ready, report
+        from ..tasks import input_psnrs
 
         image = np.clip(result.image, 0.0, 1.0)
         out = output_info(prepared.infos)  # stored like linr restore's output: its deepest input's profile
@@ -739,6 +740,8 @@ class JobRunner:
                                       "app": prepared.request, **result.to_dict()}
         if metrics is not None:
             run_report["metrics"] = metrics
+            if inputs := input_psnrs(prepared.loaded, prepared.reference):  # each input photo's, by kind
+                run_report["input_psnr"] = inputs
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")
         report_path.write_text(json.dumps(run_report, indent=2) + "\n", encoding="utf-8")

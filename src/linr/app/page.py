@@ -80,8 +80,9 @@ def _metrics_text(job: Job, reference_name: str | None) -> str:
         return ""
     std = result.metrics["standard"]
     similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
+    inputs = "".join(f"; the {d['kind']} photo {d['psnr']:.2f} dB" for d in result.report.get("input_psnr", []))
     return (f"**PSNR {std['psnr']:.2f} dB, {similarity}** against "
-            f"{html.escape(reference_name or 'the reference')} (clipped, data range 1)")
+            f"{html.escape(reference_name or 'the reference')} (clipped, data range 1){inputs}")
 
 
 class _Sessions:
