@@ -372,12 +372,13 @@ PILOT_USUAL_STOPS = (105, 415)
 """The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
 benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales its estimate by."""
 
-PAIR_USUAL_STOPS = (100, 320)
+PAIR_USUAL_STOPS = (100, 570)
 """The steps the defaults' joint fit of a noisy and a blurred photo (:func:`noisy_with_blurred`; its
 budget :data:`DEFAULT_FREE_BLUR_STEPS`) ran before the noisy photo's hold-out stop ended it, on the
 96-px crops of BENCHMARKS.md ('#15 a short and a long exposure': 140-320 with a sigma-25 short
-exposure on eleven crops, 100-115 with one of 20 photons on three): what :func:`restore_cost`
-scales its estimate by."""
+exposure on eleven crops, 100-135 with one of 20 or 100 photons on ten, 320-565 with one of sigma
+10 on three: the cleaner the short exposure, the later): what :func:`restore_cost` scales its
+estimate by."""
 
 DEFAULT_PILOT_LR = 1e-3
 """The learning rate of a pilot fit (:data:`DEFAULT_PILOT_MODEL`; the paper's, kept by every other
