@@ -237,11 +237,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the automatic stop returns the model's best single "
                      "iterate (without them it returns the mean of the last 40 iterates, about "
                      "0.25 dB better on the crops measured)")
-    weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset),
-                               names=[info.path for info in scenes[0][1]])
+    names = [str(info.path) for info in scenes[0][1]]
+    weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset), names=names)
     if weights:
         notes.append(weights)
-    if level := pair_level_note(scenes[0][0], names=[str(info.path) for info in scenes[0][1]]):
+    if level := pair_level_note(scenes[0][0], names=names):
         notes.append(level)
     shape = clean_shape(obs)
     for reference in references:  # named now, not by the fit's own check after its set-up
@@ -433,8 +433,6 @@ def _retry_line(settings: list[dict[str, Any]]) -> str | None:
 
 def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     """One line on the refinement after the fits (not in the paper), or None."""
-    from .refine import GroupedPair
-
     done = [s["refine"] for s in settings if s.get("refine")]
     if not done:
         return None
@@ -481,6 +479,8 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                 blend = ("; then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out "
                          f"pixels, weight {_span(sorted(w['grouped-pair'] for w in weights), '.2f')} on the pair")
             if few:
+                from .refine import GroupedPair
+
                 blend += (f"; {'some frames' if weights else 'the pair'} not blended with grouped-deblur of the blurred "
                           f"photo alone: {_span(sorted(few), 'd')} of the noisy photo's held-out values away from the "
                           f"clip, fewer than the {GroupedPair.MIN_PIXELS} it needs")

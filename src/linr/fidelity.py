@@ -60,6 +60,11 @@ class DataTerm:
         model does not say (:attr:`variance_known`)."""
         return None
 
+    def clipped_ends(self) -> tuple[bool, bool]:
+        """Whether an observation under this model is clipped at black and at white (its noise cut
+        off there, so values near an end are biased): a file's Gaussian noise is at both."""
+        return True, True
+
     def holdout_term(self) -> DataTerm:
         """The data term the hold-out stop rule measures the held-out pixels with (this one,
         unless a subclass says otherwise)."""
@@ -137,6 +142,11 @@ class _PhotonCounts(DataTerm):
         ``saturated`` image an entry at white is censored, and its caller leaves it out)."""
         counts = np.maximum(self.peak * np.asarray(image, np.float64), 1.0)
         return (counts + self.shift) / self.peak ** 2
+
+    def clipped_ends(self) -> tuple[bool, bool]:
+        """Counts never go below zero, so they are clipped at black only with read noise (the
+        shift), and at white only in a ``saturated`` image."""
+        return self.shift > 0, self.saturated
 
     def _counts(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lam = torch.clamp(self.peak * (pred + 1) / 2 + self.shift, min=self.floor)

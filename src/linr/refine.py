@@ -837,10 +837,13 @@ class GroupedDeblur(_FallingLevels):
         if extension is not None and edges != "free":
             raise ValueError(f"an extension goes with free edges; this photo's data step uses {edges!r}")
 
+        if second_estimate is not None:
+            pixels, spread, unseen = second_estimate
+            spread2 = np.square(spread)  # a number, or one per entry
+
         def explain(x: np.ndarray, level: float) -> np.ndarray:
             if second_estimate is not None:  # two estimates of the image: their precision-weighted mean
-                pixels, spread, unseen = second_estimate
-                share = np.broadcast_to(level ** 2 / (level ** 2 + np.square(spread)), x.shape).copy()
+                share = np.broadcast_to(level ** 2 / (level ** 2 + spread2), x.shape).copy()
                 if unseen is not None:  # pixels left out: the filtered image alone there
                     share[unseen] = 0.0
                 x = x + share * (pixels - x)
@@ -848,8 +851,8 @@ class GroupedDeblur(_FallingLevels):
                     level = level * spread / float(np.hypot(level, spread))
                 else:  # a spread per entry (photon noise): the mean precision of the entries weighed in
                     seen = share > 0
-                    level = float(1.0 / np.sqrt(np.mean(1.0 / level ** 2 + 1.0 / np.square(
-                        np.broadcast_to(spread, x.shape)[seen])))) if seen.any() else level
+                    level = float(1.0 / np.sqrt(np.mean(1.0 / level ** 2 + 1.0 / np.broadcast_to(
+                        spread2, x.shape)[seen]))) if seen.any() else level
             x, done = explain_blurred(x, photo, operator, sigma, level, edges, extension)
             reports.append(done)
             self.solved = combined_solves(reports)  # over the passes so far
@@ -1169,12 +1172,11 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
             held_noisy = None if held_out is None else \
                 next((h for o, h in zip(observations, held_out) if o is noisy_photo), None)
             term = noisy_photo.fidelity
-            clipped = (True, True)  # a file's Gaussian noise is clipped at both ends
+            clipped = term.clipped_ends()
             if term.variance_known:  # photon noise: its level follows the fit's brightness
                 spread = np.sqrt(term.variance(np.clip(image, 0.0, 1.0)))
                 said = {"noisy_noise": term.describe(),
                         "noisy_sigma": round(float(np.sqrt(np.mean(spread ** 2))) * 255, 3)}
-                clipped = (getattr(term, "shift", 0.0) > 0, bool(getattr(term, "saturated", False)))
                 if clipped[1]:  # a count at white says only that at least that many came: nothing to weigh in
                     pair["censored"] = np.asarray(noisy) >= 1.0
             else:

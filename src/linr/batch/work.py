@@ -204,7 +204,6 @@ def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
 
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
     from ..metrics import report as metrics_report
-
     from ..tasks import input_psnrs
 
     metrics, metrics_error, inputs = None, None, None
