@@ -24,7 +24,8 @@ same framing. Variants (``--variants``):
 PSNR in the paper's convention for deblurring (Y of 8-bit-rounded RGB) on the whole crop and its
 interior (the kernel's reach, 12 px, left out of each side), and the standard convention (RGB,
 clipped) on the whole crop; the fit's image beside the result when a refinement ran; wall seconds.
-One row per image, crop and variant appended to ROWS (resumable). ``--table ROWS`` prints them.
+One row per image, crop and variant appended to ROWS (resumable); ``--ensemble K`` fits K members
+(``linr.restore``'s ``ensemble``) and says so in its rows (keep them in a rows file of their own). ``--table ROWS`` prints them.
 
     nice .venv/bin/python benchmarks/joint_blur_noise.py deblur/parrots deblur/butterfly \\
         deblur/leaves deblur/starfish --crop 96 --threads 1 --rows benchmarks/joint_blur_noise.jsonl
@@ -72,7 +73,7 @@ def photos(spec: str, crop: int, sigma: float, data: Path,
 
 def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: int | None,
         steps: int | None = None, cache: Path | None = None, photons: float | None = None,
-        tile: str | None = None) -> dict:
+        tile: str | None = None, ensemble: int = 1) -> dict:
     import torch
 
     import linr
@@ -99,6 +100,8 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
         return {**refined_row(spec, crop, sigma, variant, observations, scores, cache, photons, tile),
                 "photons": photons, "tile": tile}
     options = {"steps": steps} if steps else {}
+    if ensemble > 1:
+        options["ensemble"] = ensemble
     if tile:
         options["tile"] = tile
     if boundary is not None:
@@ -109,7 +112,8 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
     if cache is not None:  # the fit's images, for refinements tried after it
         cache.mkdir(parents=True, exist_ok=True)
         extended = {} if result.extended_image is None else {"extended": result.extended_image}
-        np.savez_compressed(cache_file(cache, spec, crop, sigma, variant, photons, tile),
+        kept = variant if ensemble == 1 else f"{variant}-ensemble{ensemble}"
+        np.savez_compressed(cache_file(cache, spec, crop, sigma, kept, photons, tile),
                             fit=result.image if result.fitted_image is None else result.fitted_image,
                             image=result.image, **extended)
     s = result.settings
@@ -126,7 +130,7 @@ def run(spec: str, crop: int, sigma: float, variant: str, data: Path, threads: i
             "tiles": len(s.get("tiles") or []) or None, "refine_settings": {k: v for k, v in (s.get("refine") or {}).items()
                                                                             if k != "solved"} or None,
             "seconds": round(seconds, 1), "fit": scores(result.fitted_image) if refined else None,
-            "result": scores(result.image)}
+            "result": scores(result.image), **({"ensemble": ensemble} if ensemble > 1 else {})}
 
 
 def refined_row(spec: str, crop: int, sigma: float | None, variant: str, observations: list, scores, cache: Path | None,
@@ -223,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--steps", type=int, help="a step budget instead of the default's (a smoke test only)")
+    parser.add_argument("--ensemble", type=int, default=1, help="fit that many members (linr.restore's ensemble=); "
+                        "not with a refined variant (JOINT+REFINER)")
     parser.add_argument("--cache", type=Path, help="a folder to keep each fit's images in (.npz)")
     parser.add_argument("--table", help="print a rows file as a markdown table")
     args = parser.parse_args(argv)
@@ -238,16 +244,19 @@ def main(argv: list[str] | None = None) -> int:
                      or "+" not in v and v not in VARIANTS)
     if unknown:
         parser.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)}, joint-reflect|joint-free+REFINER)")
+    if args.ensemble > 1 and any("+" in v for v in variants):
+        parser.error("--ensemble: the refined variants (JOINT+REFINER) refine one cached fit, not an ensemble")
     global ROWS
     ROWS = args.rows
     from linr.bench import data_dir
 
     data = data_dir(None)
     sigma = None if args.photons else args.sigma
-    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r.get("photons"), r.get("tile"), r["variant"]),
-                [((spec, args.crop, sigma, args.photons, args.tile, v),
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["sigma"], r.get("photons"), r.get("tile"), r["variant"],
+                                      r.get("ensemble", 1)),
+                [((spec, args.crop, sigma, args.photons, args.tile, v, args.ensemble),
                   lambda spec=spec, v=v: run(spec, args.crop, args.sigma, v, data, args.threads, args.steps, args.cache,
-                                             args.photons, args.tile))
+                                             args.photons, args.tile, args.ensemble))
                  for spec in args.images for v in variants])
     return 0
 
