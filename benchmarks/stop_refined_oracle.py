@@ -8,7 +8,10 @@ sigma on the 0-255 scale, seed 0); the default restore (``linr.restore`` with ev
 pixels) run for a fixed ``--budget`` of steps, and every ``--every`` steps both its raw iterate and
 the mean of its last 40 iterates (the default's average) refined as the default refines; the
 oracle is the best of those refined images. Rows (JSONL, resumable by key): the default's PSNR,
-the oracle's and where it was, the pilot's stop step. PSNR: standard convention (clipped, data
+the oracle's and where it was, the pilot's stop step, and (since the thirty-third session) the
+curve: each checkpoint's step, the PSNR of its refined raw iterate and refined average, and the
+mean squared difference of the raw iterate and the average from the noisy photo on the held-out
+pixels (what the stop rule sees). PSNR: standard convention (clipped, data
 range 1, scikit-image). One torch thread.
 
     python benchmarks/stop_refined_oracle.py ROWS [--size 128] [--sigma 25] [--colour grey] [--budget 400] [--every 5] NAME ...
@@ -66,18 +69,29 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     fit(resolved, dataclasses.replace(config, steps=args.budget, retry_lr=None), stop=FixedSteps(args.budget),
         callback=keep)
     best = {"psnr": -1.0}
+    curve = []  # per checkpoint: step, the refined raw iterate's PSNR, the refined average's (and their held-out MSE)
+    masks = None if held is None else held.held_out_masks()
+    mask = None if masks is None else masks[0]
+    noisy = np.asarray(obs[0].image, np.float64)
     for step, raw, mean in checkpoints:
+        point = [step]
         for kind, image in (("raw", raw), ("average", mean)):
             refined, _ = refine_image(refine, image, obs, None if held is None else held.held_out_masks())
             value = psnr(clean, refined)
+            point.append(round(value, 4))
             if value > best["psnr"]:
                 best = {"psnr": value, "step": step, "iterate": kind}
+        if mask is not None:  # what the stop rule sees: the iterates against the held-out noisy pixels
+            point += [round(float(np.mean((np.asarray(image, np.float64)[mask] - noisy[mask]) ** 2)), 8)
+                      for image in (raw, mean)]
+        curve.append(point)
     return {"key": f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_b{args.budget}_e{args.every}{tasks.pilot_tag()}",
             "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma, "budget": args.budget, "every": args.every,
             "default_psnr": psnr(clean, default.image), "default_stop_step": default.stop_step,
             "default_steps_run": default.steps_run, "default_cpu_s": default_s,
             "stop": stop, "refine": refine,
             "oracle_psnr": best["psnr"], "oracle_step": best.get("step"), "oracle_iterate": best.get("iterate"),
+            "curve": curve,
             "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
 
 

@@ -78,3 +78,40 @@ def test_a_per_step_callback_follows_one_fit_not_an_ensembles_members(noisy):
     with pytest.raises(InputError, match="per-step callback"):
         linr.restore(linr.noisy(noisy), ensemble=2, model=SMALL, steps=2, device="cpu", progress=False,
                      on_step=lambda *a: None)
+
+
+@pytest.mark.parametrize("kind", ["pair", "views"])
+def test_an_ensembles_refinement_blends_by_the_pixels_every_member_held_out(kind, monkeypatch):
+    """grouped-pair and grouped-project choose their blend on held-out pixels: an ensemble's members
+    hold out the same ones (before the thirty-third session they drew their own, and the blend was
+    skipped), and the refinement is given them."""
+    from linr import tasks
+    from linr.operators import gaussian_kernel
+    from linr.simulate import blur_image
+
+    clean = crop(load("set9/house.png"), 48)
+    noisy = add_gaussian_noise(clean, 25, seed=1)
+    if kind == "pair":
+        kernel = gaussian_kernel(9, 1.6)
+        obs = [linr.noisy(noisy), linr.blurred(blur_image(clean, kernel, seed=0), kernel)]
+    else:
+        obs = [linr.noisy(noisy), linr.lowres(clean[::2, ::2], 2)]
+    seen = []
+    real = tasks.fit_ensemble
+
+    def spy(observations, config, stops, **kw):
+        result = real(observations, config, stops, **kw)
+        seen.extend(rule.held_out_mask(0) for rule in stops)
+        return result
+
+    monkeypatch.setattr(tasks, "fit_ensemble", spy)
+    result = linr.restore(obs, ensemble=2, model=SMALL, steps=3, device="cpu", progress=False)
+    done = result.settings["refine"]
+    assert done["name"] == ("grouped-pair" if kind == "pair" else "grouped-project")
+    assert len(seen) == 2 and np.array_equal(*seen) and seen[0].sum() > 0
+    held = int(seen[0].sum())
+    if kind == "pair":  # every held-out value of the three channels away from a clipped end
+        assert 0 < done.get("chosen_on_held_out_values", done.get("not_blended_held_out_values", 0)) <= 3 * held
+    else:
+        assert 0 < done.get("chosen_on_held_out_pixels", done.get("not_blended_held_out_pixels", 0)) <= held
+    assert result.uncertainty is not None
