@@ -367,3 +367,13 @@ def test_a_kernel_with_negative_lobes_is_noted_and_one_too_large_for_free_edges_
     for boundary in ("free", "reflect"):
         with pytest.raises(InputError, match=r"blur kernel 65x65 is larger than the image 32x32 allows"):
             linr.restore([blurred(image, wide, boundary=boundary)], steps=1, device="cpu", progress=False)
+
+
+def test_a_kernel_too_large_names_the_edges_only_when_they_were_chosen():
+    """A blur whose boundary is left open gets free edges by default (not the mirrored borders it is
+    built with): its size error names neither; a chosen boundary is named."""
+    for boundary, named in ((None, None), ("reflect", "with reflected borders"), ("free", "with free edges")):
+        with pytest.raises(ValueError) as raised:
+            Blur(gaussian_kernel(5, 1.0), boundary=boundary)._check((1, 64))
+        message = str(raised.value)
+        assert "allows" in message and ("with" not in message if named is None else named in message), message

@@ -3,9 +3,8 @@ images returned and their spread per pixel kept as an uncertainty map.
 
 Each member is the same fit with its own model seed (``seed + k``) and its own stop rule; a
 hold-out rule also draws its own held-out pixels per member (seed ``k``), so every pixel is
-trained on by most members, except before a refinement that blends by held-out pixels
-(``chooses_on_held_out`` in :mod:`linr.refine`: ``grouped-fill``, ``grouped-pair``,
-``grouped-project``), where all members hold out the same pixels. On the fast engine the members run as one stack of models
+trained on by most members, except before a blend chosen on held-out pixels (``biharmonic``),
+where all members hold out the same pixels. On the fast engine the members run as one stack of models
 (:func:`linr.fit.fit_many`: batched products, nearly free on a GPU that one image leaves idle,
 ``members`` times the work on a CPU); other models run one after the other.
 

@@ -452,8 +452,9 @@ class Blur(Operator):
         if self.boundary == "circular" and (kh > h or kw > w):
             raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h}")
         if self.boundary in ("reflect", "free") and (kh // 2 >= h or kw // 2 >= w):
-            edges = "reflected borders" if self.boundary == "reflect" else "free edges"
-            raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h} allows with {edges} "
+            edges = "" if not getattr(self, "boundary_chosen", True) else \
+                " with reflected borders" if self.boundary == "reflect" else " with free edges"  # left open: either
+            raise ValueError(f"blur kernel {kw}x{kh} is larger than the image {w}x{h} allows{edges} "
                              f"(at most {2 * w - 1}x{2 * h - 1})")
 
     def _otf(self, shape: Shape, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

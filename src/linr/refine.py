@@ -72,9 +72,8 @@ photo and at least one low-res view without noise (:func:`linr.projection.projec
 ``grouped-deblur`` one observation alone, blurred (:class:`~linr.operators.Blur`, squared error),
 of the restored size; ``grouped-pair`` a noisy photo (as ``grouped``'s) and a blurred photo (as
 ``grouped-deblur``'s), nothing else: :func:`refine_input` says which, or why not.
-Adding a refiner is a class here (with ``takes``, the observation it filters, and
-``chooses_on_held_out``, whether it blends by the pixels the fit held out of its data term) plus
-one line in :data:`REFINERS`.
+Adding a refiner is a class here (with ``takes``, the observation it filters) plus one line in
+:data:`REFINERS`.
 """
 
 from __future__ import annotations
@@ -129,7 +128,6 @@ class PilotWiener:
 
     name = "wiener"
     takes = "noisy"
-    chooses_on_held_out = False
 
     def __init__(self, patch: int = 8, tau: float = 0.7, rows_per_pass: int | None = None) -> None:
         self.patch, self.tau, self.rows_per_pass = patch, tau, rows_per_pass
@@ -299,7 +297,6 @@ class GroupedWiener:
 
     name = "grouped"
     takes = "noisy"
-    chooses_on_held_out = False
 
     def __init__(self, patch: int = 8, group: int = 16, step: int = 3, window: int = 39, tau: float = 1.0,
                  match: str = "noisy", prefilter: bool = True, threads: int | None = None) -> None:
@@ -539,7 +536,6 @@ class BiharmonicBlend:
 
     name = "biharmonic"
     takes = "masked"
-    chooses_on_held_out = True
 
     def __init__(self, weight: float = 0.5) -> None:
         self.weight = weight
@@ -618,7 +614,6 @@ class GroupedFill:
 
     name = "grouped-fill"
     takes = "masked"
-    chooses_on_held_out = True
     BLENDED = ("fit", "biharmonic", "filled")
     STEP = 4
     """Reference patches every 4 px in the fill's filter (``grouped``'s 3): 0.65x the time of 3 for
@@ -708,7 +703,6 @@ class Projected:
 
     name = "project"
     takes = "views"
-    chooses_on_held_out = False
 
     def __init__(self) -> None:
         self.projected: dict[str, Any] = {}
@@ -759,7 +753,6 @@ class GroupedViews(_FallingLevels):
 
     name = "grouped-views"
     takes = "views"
-    chooses_on_held_out = False
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
         super().__init__(passes, start, end)
@@ -796,7 +789,6 @@ class GroupedDeblur(_FallingLevels):
 
     name = "grouped-deblur"
     takes = "blurred"
-    chooses_on_held_out = False
 
     def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
         """10 passes from 15 to 2 (``grouped-views``' 20 from 30): chosen on two set9 tune crops
@@ -892,7 +884,6 @@ class GroupedPair(GroupedDeblur):
 
     name = "grouped-pair"
     takes = "noisy+blurred"
-    chooses_on_held_out = True
     BLENDED = ("grouped-deblur", "grouped-pair")
     """The images blended, in the order of ``describe()['weights']``."""
     MIN_PIXELS = 100
@@ -974,7 +965,6 @@ class GroupedProjected:
 
     name = "grouped-project"
     takes = "noisy+views"
-    chooses_on_held_out = True
     BLENDED = ("fit", "grouped", "grouped-project")
     """The images blended, in the order of ``describe()['weights']``."""
     FILTER_PASSES = 2

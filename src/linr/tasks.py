@@ -912,7 +912,7 @@ def restore(
                          f"({len(grid)} tiles, one network each); pass tile='off'")
     if eval_every != 1:
         config = dataclasses.replace(config, eval_every=eval_every)
-    blended = refine is not None and REFINERS[refine].chooses_on_held_out  # an ensemble's members hold out the same pixels
+    blended = refine is not None and REFINERS[refine].takes == "masked"
     if tile_executor is not None and grid is None:
         raise InputError("workers fit the tiles of an image, and this one is restored whole "
                          "(ask for tiles: tile='SIZE')")
@@ -1183,7 +1183,9 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
     """:func:`linr.forecast.forecast_line` of a planned restoration (:func:`restore_cost`)."""
     from .forecast import Usual, forecast_line
 
-    chooses = (plan.grid is None or blends_in_tiles(plan.refine)) and holdout_rule(plan.rule) is not None
+    masked = plan.refine is not None and REFINERS[plan.refine].takes == "masked"  # an ensemble's members share them
+    chooses = (plan.grid is None and (ensemble == 1 or masked) or plan.grid is not None and blends_in_tiles(plan.refine)) \
+        and holdout_rule(plan.rule) is not None
     usual = None
     if plan.rule is not None and plan.pilot and steps is None:  # its budget is far from binding (DEFAULT_PILOT_STEPS)
         usual = Usual(PILOT_USUAL_STOPS, "per image or tile on the benchmark photos",
