@@ -78,3 +78,15 @@ def test_a_per_step_callback_follows_one_fit_not_an_ensembles_members(noisy):
     with pytest.raises(InputError, match="per-step callback"):
         linr.restore(linr.noisy(noisy), ensemble=2, model=SMALL, steps=2, device="cpu", progress=False,
                      on_step=lambda *a: None)
+
+
+def test_an_ensemble_says_it_fits_the_whole_image_where_one_fit_would_be_tiled(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "big.png", rng.random((400, 400, 1)).astype(np.float32))
+    # the defaults' pilot (tiled above 384 px when fitted once), one step
+    base = ["restore", "--noisy", str(tmp_path / "big.png"), "-o", str(tmp_path / "o.png"), "--steps", "1",
+            "--device", "cpu", "--quiet"]
+    assert main([*base, "--ensemble", "2"]) == 0
+    assert "each member fits the whole image (ensembles are not tiled; one fit would use 4 tiles" in capsys.readouterr().err
+    assert main([*base, "--force"]) == 0
+    assert "ensembles are not tiled" not in capsys.readouterr().err

@@ -258,6 +258,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
                          f"tiled ({len(grid)} tiles, one network each); add --tile off")
     check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
+    if args.ensemble > 1 and grid is None and (args.tile or "auto") == "auto":  # what one fit would have been
+        single = tile_grid(obs, preset=args.preset, tile="auto", register=args.register,
+                           pilot=pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop,
+                                           refine=args.refine, keep_model=keep_model))
+        if single is not None:
+            notes.append(f"--ensemble: each member fits the whole image (ensembles are not tiled; one fit would use "
+                         f"{len(single)} tiles here), which takes more time and memory per step")
     if args.register is not None:
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
         if args.refine is None and getattr(args, "boundary", None) is None and \
