@@ -796,7 +796,9 @@ def _build_degrade(sub: Any) -> None:
                       help="PIL Lanczos downscaling by S (sides must be divisible by S)")
     what.add_argument("--keep", type=positive_float, metavar="FRACTION",
                       help="Bernoulli keep-mask: keep this fraction of pixels (writes the mask too)")
-    what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise")
+    what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise (the whole image wraps around, as "
+                      "no real photo does); restore it with --kernel SPEC --boundary circular: the default's "
+                      "free edges do not know its border wrapped around and lose there")
     what.add_argument("--poisson", type=positive_float, metavar="PEAK",
                       help="photon noise: PEAK photons at white (counts ~ Poisson(PEAK x), written "
                       "as counts / PEAK), clip; restore it with --noise poisson --peak PEAK")

@@ -565,6 +565,8 @@ def check_output_path(
     JPEG and BMP hold grey or RGB) and ``frames`` images (more than one: TIFF only)."""
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None and path.is_dir():  # before the extension: a folder has none to name
+        raise InputError(f"{path}: is a folder; name the output file in it (such as {path / 'restored.png'})")
     if fmt is None:
         raise InputError(f"{path}: unknown output format (use {', '.join(sorted(WRITE_FORMATS))})")
     if channels is not None and fmt != "tiff" and channels not in (1, 3):
