@@ -250,18 +250,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              f"{reference.shape[2]} channel(s); the restored image will be {shape[1]}x{shape[0]} "
                              f"with {obs[0].channels}")
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
-    pilot = pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop, refine=args.refine,
-                      keep_model=keep_model) and args.ensemble == 1
-    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register, pilot=pilot)
+    fits_pilot = pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop, refine=args.refine,
+                           keep_model=keep_model)  # one fit's; an ensemble's members are not tiled
+    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register,
+                     pilot=fits_pilot and args.ensemble == 1)
     if grid is not None and (args.save_model or out_shape != shape):
         what = "--save-model" if args.save_model else "--render-scale / --render-size"
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
                          f"tiled ({len(grid)} tiles, one network each); add --tile off")
     check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
     if args.ensemble > 1 and grid is None and (args.tile or "auto") == "auto":  # what one fit would have been
-        single = tile_grid(obs, preset=args.preset, tile="auto", register=args.register,
-                           pilot=pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop,
-                                           refine=args.refine, keep_model=keep_model))
+        single = tile_grid(obs, preset=args.preset, tile="auto", register=args.register, pilot=fits_pilot)
         if single is not None:
             notes.append(f"--ensemble: each member fits the whole image (ensembles are not tiled; one fit would use "
                          f"{len(single)} tiles here), which takes more time and memory per step")

@@ -565,8 +565,7 @@ def check_output_path(
     JPEG and BMP hold grey or RGB) and ``frames`` images (more than one: TIFF only)."""
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None and path.is_dir():  # before the extension: a folder has none to name
-        raise InputError(f"{path}: is a folder; name the output file in it (such as {path / 'restored.png'})")
+    _refuse_folder(path, example="restored.png")  # before the extension: a folder has none to name
     if fmt is None:
         raise InputError(f"{path}: unknown output format (use {', '.join(sorted(WRITE_FORMATS))})")
     if channels is not None and fmt != "tiff" and channels not in (1, 3):
@@ -586,12 +585,19 @@ def check_new_file(path: str | os.PathLike, *, force: bool = False,
         other = Path(other)
         if _same_file(path, other) or path.resolve() == other.resolve():
             raise InputError(f"{path}: refusing to overwrite an input file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder")
+    _refuse_folder(path)
     if path.exists() and not force:
         raise InputError(f"{path}: exists (use --force, or force=True in Python, to overwrite)")
     check_writable_folder(path)
     return path
+
+
+def _refuse_folder(path: Path, *, example: str | None = None) -> None:
+    """A one-line InputError when the file to write, ``path``, is a folder (``example``: a file name
+    to suggest in it)."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; name the output file in it"
+                         + (f" (such as {path / example})" if example else ""))
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
