@@ -86,6 +86,28 @@ def test_metrics_command(files, capsys):
     assert json.loads(capsys.readouterr().out)["convention"] == "paper"
 
 
+def test_metrics_of_grey_images_on_y_and_of_images_with_alpha_say_what_they_measured(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    clean = rng.random((24, 20))
+    write_image(tmp_path / "g.png", clean)
+    write_image(tmp_path / "gn.png", np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1))
+    assert main(["metrics", str(tmp_path / "g.png"), str(tmp_path / "gn.png"), "--y"]) == 0
+    on_y = json.loads(capsys.readouterr().out)
+    assert main(["metrics", str(tmp_path / "g.png"), str(tmp_path / "gn.png")]) == 0
+    assert on_y["psnr"] == json.loads(capsys.readouterr().out)["psnr"]  # a grey image's Y: its values
+    rgba = np.dstack([np.stack([clean] * 3, axis=2), np.ones_like(clean)])
+    holes = rgba.copy()
+    holes[5:9, 5:9, 3] = 0  # transparent holes; the colour channels equal the reference's
+    from PIL import Image
+
+    for name, image in (("ref.png", rgba), ("holes.png", holes)):
+        Image.fromarray(np.round(image * 255).astype(np.uint8), "RGBA").save(tmp_path / name)
+    assert main(["metrics", str(tmp_path / "ref.png"), str(tmp_path / "holes.png")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["psnr"] is None  # identical colour: infinite, written as null
+    assert captured.err.count("alpha channel; it is not measured") == 2, captured.err
+
+
 def test_images_smaller_than_ssims_window_get_psnr_and_say_why_not_ssim(tmp_path, capsys):
     rng = np.random.default_rng(0)
     clean = rng.random((9, 5, 3)).astype(np.float32)  # under both windows (11 px; the paper's 7)

@@ -3,6 +3,8 @@ per-pixel spread kept; each member is the single fit of its seed; bad combinatio
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -49,10 +51,15 @@ def test_the_command_line_writes_the_spread_and_refuses_what_an_ensemble_cannot_
     write_image(tmp_path / "n.png", noisy)
     fit = ["--width", "16", "--depth", "2", "--steps", "10", "--device", "cpu", "--quiet"]
     base = ["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png")]
-    assert main([*base, *fit, "--ensemble", "2", "--uncertainty", str(tmp_path / "u.tif")]) == 0
+    assert main([*base, *fit, "--ensemble", "2", "--uncertainty", str(tmp_path / "u.tif"),
+                 "--report", str(tmp_path / "r.json")]) == 0
     spread = tifffile.imread(tmp_path / "u.tif")
     assert spread.dtype == np.float32 and spread.shape == noisy.shape and spread.max() > 0
     assert "members' spread per pixel" in capsys.readouterr().out
+    recorded = json.loads((tmp_path / "r.json").read_text())["uncertainty"]  # the report names the map
+    assert recorded["file"] == str(tmp_path / "u.tif") and recorded["members"] == 2 and recorded["scale"] == "0-1"
+    assert recorded["mean"] == pytest.approx(float(spread.mean()), rel=1e-5)
+    assert recorded["largest"] == pytest.approx(float(spread.max()), rel=1e-6)
     for extra, message in [
         (["--uncertainty", str(tmp_path / "u2.tif")], "add --ensemble K"),
         (["--ensemble", "2", "--save-model", str(tmp_path / "m.pt")], "no single model"),

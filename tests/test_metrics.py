@@ -69,3 +69,19 @@ def test_conventions_differ_as_documented(pair):
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="differ"):
         psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_a_grey_image_is_measured_on_its_channel_for_y_and_rounded_for_the_papers_deblur(rng):
+    """Super-resolution tables measure a grey image's own values where an RGB one's luma is
+    read; the paper's deblurring convention rounds to 8 bits whatever the channel count."""
+    ref = rng.random((20, 24, 1))
+    img = np.clip(ref + rng.normal(0, 0.05, ref.shape), -0.05, 1.05)
+    assert psnr(ref, img, y_channel=True, crop=2) == psnr(ref, img, crop=2)
+    assert ssim(ref, np.clip(img, 0, 1), y_channel=True) == ssim(ref, np.clip(img, 0, 1))
+    deblur = evaluate(ref, img, convention="paper", task="deblur")
+    r8, i8 = (np.round(np.clip(x[..., 0], 0, 1) * 255).astype(np.uint8) for x in (ref, img))
+    assert math.isclose(deblur["psnr"], peak_signal_noise_ratio(r8, i8, data_range=255), rel_tol=1e-12)
+    assert deblur["psnr_on"] == "grey, 8-bit rounded"
+    assert evaluate(ref, img, convention="paper")["psnr_on"] == "grey, unclipped"
+    with pytest.raises(ValueError, match="RGB"):
+        psnr(rng.random((8, 8, 4)), rng.random((8, 8, 4)), y_channel=True)

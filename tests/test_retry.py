@@ -193,3 +193,8 @@ def test_the_batch_summary_counts_images_with_a_retried_fit():
     table = summary_table(done, Outcome(restored=["a", "b"]), where="out/", engine="cpu")
     assert "retried: 1 of 2 done images" in table and "e.g. a" in table
     assert "retried" not in summary_table(done[1:], Outcome(restored=["b"]), where="out/", engine="cpu")
+    # a failed image counts in the run's time per image, and the line says so
+    tried = summary_table(done, Outcome(restored=["b"], failed=["a"], wall_s=10.0), where="out/", engine="cpu")
+    assert "5.00 s per image tried (failed ones included" in tried
+    assert "5.00 s per image\n" in summary_table(done, Outcome(restored=["a", "b"], wall_s=10.0), where="out/",
+                                                 engine="cpu") + "\n"

@@ -349,8 +349,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         write_frames(args.uncertainty, spreads, bit_depth=32 if tiff else 16, density=out.density,
                      force=args.force, protect=protect + [args.output])
         mean = sum(float(u.mean()) for u in spreads) / len(spreads)
+        largest = max(float(u.max()) for u in spreads)
+        uncertainty = {"file": str(args.uncertainty), "members": args.ensemble, "scale": "0-1",
+                       "statistic": "sample standard deviation of the members' images, per pixel",
+                       "mean": mean, "largest": largest}
         print(f"wrote {args.uncertainty} (the {args.ensemble} members' spread per pixel, 0-1 scale: "
-              f"mean {mean:.4f}, largest {max(float(u.max()) for u in spreads):.4f})")
+              f"mean {mean:.4f}, largest {largest:.4f})")
     if args.save_model:
         results[0].save_model(args.save_model, out, force=args.force)
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
@@ -375,6 +379,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         output = {"output": str(args.output), "inputs": inputs}
         if out_shape != shape:
             output["render_size"] = list(out_shape)
+        if args.uncertainty is not None:
+            output["uncertainty"] = uncertainty
         _write_json(args.report, {**output, **reports[0]} if len(scenes) == 1 else
                     {**output, "frames": reports})
         print(f"wrote {args.report}")
@@ -898,7 +904,8 @@ def _build_metrics(sub: Any) -> None:
     p = sub.add_parser("metrics", help="PSNR and SSIM of an image against a reference (JSON)")
     p.add_argument("reference", metavar="REFERENCE")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--y", action="store_true", help="on the BT.601 Y channel (standard convention)")
+    p.add_argument("--y", action="store_true", help="on the BT.601 Y channel (standard convention; a grey "
+                   "image is measured on its one channel, as super-resolution tables do)")
     p.add_argument("--crop", type=int, default=0, help="border pixels to ignore (standard convention)")
     p.add_argument("--convention", choices=["standard", "paper"], default="standard")
     p.add_argument("--task", choices=["denoise", "sr", "inpaint", "deblur", "joint"], default=None,
@@ -928,8 +935,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.task is not None and args.convention != "paper":
         raise InputError(f"--task {args.task} applies to --convention paper only (the standard convention "
                          "measures every task alike; --y for PSNR on Y)")
-    if args.y and ref.shape[2] != 3:
-        raise InputError("--y needs RGB images")
+    if args.y and ref.shape[2] not in (1, 3):
+        raise InputError(f"--y needs RGB or grey images, these have {ref.shape[2]} channels")
+    for path, image in zip((args.reference, args.image), stored):
+        if image.alpha is not None:
+            print(f"note: {path} has an alpha channel; it is not measured (the colour channels are)",
+                  file=sys.stderr)
     try:
         result = evaluate(ref, img, convention=args.convention, y_channel=args.y, crop=args.crop,
                           task=args.task)

@@ -7,7 +7,7 @@ channels).
 
 ``paper``: how the LINR paper's released code measured, reproduced for comparison with its
 tables: PSNR on the UNclipped RGB output, data range 1, no crop; for deblurring, PSNR on the Y
-channel of 8-bit-rounded images; SSIM as scikit-image's old defaults computed it on float images
+channel of 8-bit-rounded images (a grey image: its values, rounded alike); SSIM as scikit-image's old defaults computed it on float images
 (7x7 uniform window, sample covariance, data range 2), which inflates SSIM.
 
 All computations run in float64 with NumPy; images are (H, W) or (H, W, C) on the [0, 1] scale.
@@ -57,6 +57,12 @@ def _prepare(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.n
     return ref, img
 
 
+def _luma(image: np.ndarray) -> np.ndarray:
+    """What ``y_channel`` measures: an RGB image's :func:`rgb_to_y`, a grey image as it is (as
+    super-resolution tables measure their grey images)."""
+    return image if image.shape[2] == 1 else rgb_to_y(image)
+
+
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """BT.601 luma of an RGB image on the [0, 1] scale: ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``.
 
@@ -87,12 +93,13 @@ def psnr(
     y_channel: bool = False,
     crop: int = 0,
 ) -> float:
-    """Peak signal-to-noise ratio in dB (``inf`` for identical images). No clipping is applied."""
+    """Peak signal-to-noise ratio in dB (``inf`` for identical images). No clipping is applied.
+    ``y_channel``: on the BT.601 luma of an RGB image (a grey image: its one channel)."""
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
     ref, img = _prepare(reference, image)
     if y_channel:
-        ref, img = rgb_to_y(ref), rgb_to_y(img)
+        ref, img = _luma(ref), _luma(img)
     ref, img = _crop(ref, crop), _crop(img, crop)
     mse = float(np.mean((ref - img) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
@@ -135,7 +142,7 @@ def ssim(
         raise ValueError(f"win_size {win_size}, data_range {data_range}: need win_size >= 1, data_range > 0")
     ref, img = _prepare(reference, image)
     if y_channel:
-        ref, img = rgb_to_y(ref), rgb_to_y(img)
+        ref, img = _luma(ref), _luma(img)
     ref, img = _crop(ref, crop), _crop(img, crop)
     if min(ref.shape[:2]) < win_size:
         raise ValueError(f"SSIM window {win_size} is larger than the image {ref.shape[:2]}")
@@ -176,8 +183,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """PSNR and SSIM of ``image`` against ``reference`` in one convention (see module docstring).
 
-    ``task`` (one of :data:`TASKS`, or None): 'deblur' selects the paper's Y-channel PSNR in the
-    paper convention; the others read every channel. ``y_channel``
+    ``task`` (one of :data:`TASKS`, or None): 'deblur' selects the paper's PSNR of 8-bit-rounded
+    images on the Y channel (a grey image: its one channel) in the paper convention; the others
+    read every channel. ``y_channel``
     and ``crop`` apply to the standard convention only (the paper used neither, except as noted).
     """
     if convention not in CONVENTIONS:
@@ -194,9 +202,9 @@ def evaluate(
             "y_channel": y_channel,
             "crop": crop,
         }
-    if task == "deblur" and (ref.ndim == 3 and ref.shape[2] == 3):
+    if task == "deblur" and ref.shape[2] in (1, 3):
         p = psnr(_to_8bit(ref), _to_8bit(img), y_channel=True)
-        psnr_note = "Y channel, 8-bit rounded"
+        psnr_note = "Y channel, 8-bit rounded" if ref.shape[2] == 3 else "grey, 8-bit rounded"
     else:
         p = psnr(ref, img)
         channels = ref.shape[2] if ref.ndim == 3 else 1
