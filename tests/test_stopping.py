@@ -180,11 +180,11 @@ def test_oracle_keeps_the_closest_iterate():
     assert step == 3 and float(iterate.mean()) == pytest.approx(0.05)
 
 
-def _feed_holdout_with_average(iterates: np.ndarray, y: np.ndarray, window: int):
+def _feed_holdout_with_average(iterates: np.ndarray, y: np.ndarray, window: int, at: float = 1.0):
     """Feed (T, 1, C, H, W) iterates on the [-1, 1] scale to a hold-out rule with a window average
     of ``window``; returns the rule and the NumPy reference: (loss, 0-based step) of the first
     strict minimum of the raw and of the averaged held-out loss, and every average."""
-    rule = HoldOut(fraction=0.2, patience=10_000, seed=3, average=f"window{window}")
+    rule = HoldOut(fraction=0.2, patience=10_000, seed=3, average=f"window{window}", at=at)
     rule.reset()
     (prepared,) = rule.prepare([_obs(y)])
     held = ~(prepared.operator.project(torch.ones(1, 1, *y.shape[:2]))[0, 0].numpy() > 0)
@@ -220,6 +220,37 @@ def test_holdout_returns_the_average_at_its_held_out_minimum(scatter):
     assert rule.describe()["average"] == "window4" and rule.describe()["returned"] == "average"
 
 
+@pytest.mark.parametrize("at", [0.9, 0.6, 0.3])
+@pytest.mark.parametrize("scatter", [True, False], ids=["iterates-scatter", "iterates-walk"])
+def test_holdout_at_a_fraction_returns_the_average_of_the_checkpoint_nearest_that_step(scatter, at):
+    """``at`` below 1: the average of the 5-step checkpoint (1-based steps 5, 10, ...) nearest
+    ``at`` times the 1-based step of the average's held-out minimum (the earlier on a tie, never
+    after the minimum), its held-out loss as the returned loss; the minimum itself is found as
+    without ``at``."""
+    rng = np.random.default_rng(4)
+    clean = rng.random((12, 12, 3))
+    y = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    target = (clean * 2 - 1).transpose(2, 0, 1)[None]
+    if scatter:
+        iterates = target[None] + rng.normal(0, 0.3, (60, 1, 3, 12, 12))
+    else:  # the average's minimum is at the last step
+        start = rng.normal(0, 0.5, (1, 3, 12, 12))
+        iterates = np.array([target + (1 - t / 59) * start for t in range(60)])
+    rule, _, (_, avg_step), averages = _feed_holdout_with_average(iterates, y, 4, at=at)
+    minimum = avg_step + 1
+    checkpoints = [c for c in range(5, minimum + 1, 5)]
+    image, step = rule.best()
+    assert rule.returned == "average" and rule.describe()["at"] == at
+    if not checkpoints:  # no checkpoint up to the minimum: the minimum's own average
+        assert step == minimum
+    else:
+        assert step == min(checkpoints, key=lambda c: (abs(c - at * minimum), c))
+    np.testing.assert_allclose(image.double().numpy(), averages[step - 1], atol=1e-5)
+    assert rule.returned_loss() == pytest.approx(float(rule.holdout_loss(image)), rel=1e-6)
+    if not scatter:
+        assert minimum == 60 and step == {0.9: 55, 0.6: 35, 0.3: 20}[at]
+
+
 def test_parse_stop():
     r = parse_stop("variance:12:30,discrepancy:1.2,holdout:0.1")
     assert isinstance(r, FirstToFire)
@@ -229,10 +260,12 @@ def test_parse_stop():
     with_average = parse_stop("holdout:0.05:40:ema0.9")
     assert with_average.average.decay == 0.9 and with_average.tracker.patience == 40
     assert parse_stop("holdout:0.05:40:none").average is None and parse_stop("holdout").average is None
+    assert parse_stop("holdout:0.05:40:window40:0.9").at == 0.9 and parse_stop("holdout").at == 1.0
     for bad, msg in [("varience", "unknown stop rule"), ("variance:1:2:3", "too many"),
                      ("discrepancy:x", "bad parameter"), ("holdout:0.9", "fraction"), ("variance:1", "window"),
                      ("holdout:0.05:40:median3", "iterate average"), ("holdout:0.05:40:window1", "window"),
-                     ("holdout:0.05:40:window5:1", "too many")]:
+                     ("holdout:0.05:40:window5:1:2", "too many"), ("holdout:0.05:40:none:0.9", "needs an average"),
+                     ("holdout:0.05:40:window5:0", r"\(0, 1\]"), ("holdout:0.05:40:window5:1.5", r"\(0, 1\]")]:
         with pytest.raises(ValueError, match=msg):
             parse_stop(bad)
 

@@ -261,20 +261,35 @@ class HoldOut(_TrackedRule):
     minimum up to the stop (unless the raw iterate's held-out loss is clearly lower:
     :attr:`AVERAGE_GUARD`). (Returning it only when its minimum was below the raw one gained
     less on every split measured: BENCHMARKS.md, "#15 quality: iterate averaging".)
+
+    ``at`` (with an average, below 1): return the average not at its held-out minimum's step
+    ``s`` but at the ``check_every``-step checkpoint nearest ``at * s`` (the rule keeps the
+    average at every checkpoint from about ``at * s`` on, so no extra steps are run). The
+    held-out minimum comes a little late for what the default's refinement makes of the
+    average: on 128-px crops refined by ``grouped`` the refined image peaked before it
+    (BENCHMARKS.md, "#15 the denoising stop against the refined oracle").
     """
 
     name = "holdout"
 
     def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5,
-                 average: str | None = None):
+                 average: str | None = None, at: float = 1.0):
         if not 0.0 < fraction < 0.5:
             raise ValueError(f"hold-out fraction must be in (0, 0.5), got {fraction}")
-        self.fraction, self.seed = float(fraction), int(seed)
+        if not 0.0 < at <= 1.0:
+            raise ValueError(f"holdout: the fraction of the minimum's step to return the average at must be in (0, 1], got {at}")
+        if at < 1.0 and average in (None, "none"):
+            raise ValueError("holdout: returning the average before its minimum ('at' below 1) needs an average, "
+                             "such as holdout:0.05:40:window40:0.9")
+        self.fraction, self.seed, self.at = float(fraction), int(seed), float(at)
         self.tracker = MinTracker(patience=patience, check_every=check_every)
         self.average = None if average in (None, "none") else parse_average(average)
         # keeps the average's iterate of lowest hold-out loss; never ends the fit by itself
         self.average_tracker = MinTracker(patience=1 << 30, check_every=check_every)
         self.returned: str | None = None  # 'raw' or 'average', once best() has chosen
+        self._returned_value: float | None = None
+        # (1-based step, average) at each checkpoint from about at * (the average's minimum's step) on
+        self._checkpoints: list[tuple[int, torch.Tensor]] = []
         self._held: list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]] = []
         self._held_masks: list[np.ndarray | None] = []
         self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]]] = {}
@@ -286,6 +301,8 @@ class HoldOut(_TrackedRule):
         if self.average is not None:
             self.average.reset()
         self.returned = None
+        self._returned_value = None
+        self._checkpoints = []
         self._held = []
         self._held_masks: list[np.ndarray | None] = []
         self._on_device = {}
@@ -345,10 +362,20 @@ class HoldOut(_TrackedRule):
         if self.average is not None:
             mean = self.average.update(output)
             self.average_tracker.update(step, self.holdout_loss(mean), mean)
+            if self.at < 1.0 and (step + 1) % self.average_tracker.check_every == 0:
+                self._keep_checkpoint(step + 1, mean)
         if self.tracker.update(step, self.holdout_loss(output), output, state):
             return (f"holdout: no new minimum of the loss on {self.fraction:.0%} held-out pixels "
                     f"for {self.tracker.patience} steps")
         return None
+
+    def _keep_checkpoint(self, step: int, mean: torch.Tensor) -> None:
+        """Keep the average of this checkpoint (1-based ``step``) and drop those that can no longer
+        be the nearest to ``at`` times the minimum's step (the minimum only moves later)."""
+        self._checkpoints.append((step, mean.clone()))
+        target = self.at * (self.average_tracker.best_step + 1)  # a host read, at checkpoints only
+        while len(self._checkpoints) > 1 and self._checkpoints[1][0] <= target:
+            self._checkpoints.pop(0)
 
     def neighbour_loss(self) -> float | None:
         """The held-out loss (as :meth:`holdout_loss`) of a predictor with no model at all: each
@@ -368,10 +395,7 @@ class HoldOut(_TrackedRule):
     def returned_loss(self) -> float | None:
         """The held-out loss of the iterate :meth:`best` returned (the average's or the raw
         iterate's); None before :meth:`best` or when nothing was tracked."""
-        if self.returned is None:
-            return None
-        chosen = self.average_tracker if self.returned == "average" else self.tracker
-        return None if chosen.value is None else float(chosen.value)
+        return self._returned_value
 
     AVERAGE_GUARD = 0.05
     """The average is returned unless the best raw iterate's held-out loss is lower than the
@@ -387,6 +411,15 @@ class HoldOut(_TrackedRule):
                 float(raw) < (1.0 - self.AVERAGE_GUARD) * float(chosen.value):
             chosen = self.tracker
         self.returned = None if chosen.value is None else "average" if chosen is self.average_tracker else "raw"
+        self._returned_value = None if chosen.value is None else float(chosen.value)
+        if self.returned == "average" and self.at < 1.0:
+            target = self.at * (chosen.best_step + 1)
+            earlier = [(abs(step - target), step, mean) for step, mean in self._checkpoints
+                       if step <= chosen.best_step + 1]
+            if earlier:
+                _, step, mean = min(earlier, key=lambda c: c[:2])  # the nearest; the earlier on a tie
+                self._returned_value = float(self.holdout_loss(mean))
+                return mean, step
         return chosen.iterate, chosen.best_step + 1
 
     def best_state(self) -> list[torch.Tensor] | None:
@@ -398,6 +431,8 @@ class HoldOut(_TrackedRule):
                "seed": self.seed}
         if self.average is not None:
             out.update(average=self.average.spec, returned=self.returned)
+        if self.at < 1.0:
+            out.update(at=self.at)
         return out
 
 
@@ -674,7 +709,7 @@ class Oracle(_TrackedRule):
 RULE_PARAMS: dict[str, tuple[type[StopRule], tuple[tuple[str, type], ...]]] = {
     "fixed": (FixedSteps, (("steps", int),)),
     "variance": (OutputVariance, (("window", int), ("patience", int))),
-    "holdout": (HoldOut, (("fraction", float), ("patience", int), ("average", str))),
+    "holdout": (HoldOut, (("fraction", float), ("patience", int), ("average", str), ("at", float))),
     "pick": (HeldOutPick, (("fraction", float), ("every", int))),
     "discrepancy": (Discrepancy, (("tau", float),)),
     "plateau": (Plateau, (("rel_tol", float), ("patience", int))),
