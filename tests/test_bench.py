@@ -511,3 +511,34 @@ def test_denoise_table_shows_todays_default_and_marks_earlier_ones() -> None:
     assert "| f16 rgb whole, sigma 25 | 31.00 (1 s) |" in shown  # not the earlier row read after it
     assert "| peppers rgb whole, sigma 25 | 28.00* (1 s) |" in shown and f"`{today}`" in shown
     assert "*" not in table({rows[0]["key"]: rows[0]}, ["default"])
+
+
+def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_path: Path, capsys) -> None:
+    """The rows of ``linr bench default-stop`` on a small crop: the default's PSNR and step, an
+    oracle no worse than any refined checkpoint, one curve point per checkpoint; a rerun adds no
+    row; the table replays a fraction of the held-out minimum's step from the curve."""
+    from linr.bench.default_stop import replay
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    rows = tmp_path / "stop.jsonl"
+    argv = ["bench", "default-stop", "house", "--data", str(DATA), "--size", "40", "--colour", "grey",
+            "--budget", "20", "--every", "5", "--rows", str(rows)]
+    assert main(argv) == 0
+    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [p[0] for p in row["curve"]] == [5, 10, 15, 20] and all(len(p) == 5 for p in row["curve"])
+    assert row["oracle_psnr"] == pytest.approx(max(max(p[1], p[2]) for p in row["curve"]), abs=1e-4)
+    assert row["default_stop_step"] >= 1 and row["default_minimum_step"] >= row["default_stop_step"]
+    assert main(argv) == 0 and len(rows.read_text().splitlines()) == 1  # resumed: nothing fitted again
+    capsys.readouterr()
+    assert main(["bench", "default-stop", "--table", str(rows), "--at", "1", "0.5"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("| at 1 | at 0.5 |") and table[-1].startswith("| **stop: mean / worst (1)**")
+    # the replay: the checkpoint nearest at x the minimum's step, none after it, the earlier on a tie
+    synthetic = {"default_stop_step": 17, "curve": [[5, 1, 10.0], [10, 1, 20.0], [15, 1, 30.0], [20, 1, 40.0]]}
+    assert replay(synthetic, 1.0) == (30.0, 15) and replay(synthetic, 0.9) == (30.0, 15)
+    assert replay(synthetic, 0.4) == (10.0, 5) and replay(synthetic, 0.45) == (20.0, 10)  # 6.8, 7.65
+    assert replay({**synthetic, "default_minimum_step": 20}, 0.375) == (10.0, 5)  # 7.5: a tie, the earlier
+    assert main(["bench", "default-stop", "--table", str(tmp_path / "none.jsonl")]) == 2
+    assert "no rows file" in capsys.readouterr().err

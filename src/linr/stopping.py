@@ -433,6 +433,8 @@ class HoldOut(_TrackedRule):
             out.update(average=self.average.spec, returned=self.returned)
         if self.at < 1.0:
             out.update(at=self.at)
+            if self.returned == "average":  # the step the fraction was taken of
+                out.update(minimum_step=self.average_tracker.best_step + 1)
         return out
 
 

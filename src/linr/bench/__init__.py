@@ -1,6 +1,7 @@
 """Benchmarks: ``linr bench`` (the paper's tables, the default), ``linr bench speed``,
 ``linr bench stopping``, ``linr bench presets``, ``linr bench tiles``, ``linr bench register``,
-``linr bench photon``, ``linr bench averaging``, ``linr bench ensemble``, ``linr bench denoise``.
+``linr bench photon``, ``linr bench averaging``, ``linr bench ensemble``, ``linr bench denoise``,
+``linr bench default-stop``.
 
 Each part is a module of this package with ``register(parser_or_subparsers)``; the tables module
 adds its options to ``linr bench`` itself, the others add a sub-command. Modules import nothing
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 PARTS = ("tables", "speed", "stopping", "presets", "tiles", "registration", "photon", "averaging", "ensemble",
-         "denoise")
+         "denoise", "default_stop")
 """Modules of this package, each adding a part (the registration module adds `register`: a
 sub-module named `register` would shadow this package's own register function)."""
 
@@ -111,13 +112,22 @@ DESCRIPTIONS = {
         "tuned on and images they were not; --table prints the recorded rows side by side. Rows go "
         "to --rows as they finish; a rerun resumes."
     ),
+    "default-stop": (
+        "Judge the denoising default's automatic stop against the best image the same fit could "
+        "have returned: restore noisy crops of test images with the defaults, then run the same fit "
+        "for a fixed number of steps and refine its iterates every few steps as the default does; "
+        "the best of those (an oracle that looks at the clean image) against what the default "
+        "returned. --table prints the gaps, and those of rules that return the average earlier "
+        "(--at: a fraction of the held-out minimum's step), replayed from the recorded curves. Rows "
+        "go to --rows as they finish; a rerun resumes."
+    ),
 }
 """The ``--help`` description of ``linr bench`` and of each part."""
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("bench", help="benchmarks: paper tables (default), speed, stopping, presets, tiles, register, photon, "
-                            "averaging, ensemble, denoise",
+                            "averaging, ensemble, denoise, default-stop",
                             description=DESCRIPTIONS["bench"])
     subs = parser.add_subparsers(dest="bench_command", metavar="PART", parser_class=type(parser))
     subs.required = False
