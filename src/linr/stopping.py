@@ -264,10 +264,11 @@ class HoldOut(_TrackedRule):
 
     ``at`` (with an average, below 1): return the average not at its held-out minimum's step
     ``s`` but at the ``check_every``-step checkpoint nearest ``at * s`` (the rule keeps the
-    average at every checkpoint from about ``at * s`` on, so no extra steps are run). The
-    held-out minimum comes a little late for what the default's refinement makes of the
-    average: on 128-px crops refined by ``grouped`` the refined image peaked before it
-    (BENCHMARKS.md, "#15 the denoising stop against the refined oracle").
+    average at every checkpoint from about ``at * s`` on, so no extra steps are run). Opt-in:
+    what the default's refinement makes of the average peaked before the held-out minimum on the
+    smooth held-out crops measured, but not on the textured tune crops, where 0.9 lost 0.03 dB
+    on average (BENCHMARKS.md, "#15 the denoising stop: returning the average earlier", thirty-fourth
+    session; ``linr bench default-stop``).
     """
 
     name = "holdout"
