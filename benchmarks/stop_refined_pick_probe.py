@@ -11,13 +11,14 @@ the noisy photo). Rows: per fraction (PSNR, blind held-out loss), the pick and i
 the oracle use the oracle of ``--oracle ROWS`` (a ``linr bench default-stop`` rows file of the
 same crops) when given. One torch thread.
 
-    python benchmarks/stop_refined_pick_probe.py ROWS [--size 128] [--sigma 25] [--colour grey] [--oracle ROWS] NAME ...
+    [FILL=neighbours] python benchmarks/stop_refined_pick_probe.py ROWS [--size 128] [--sigma 25] [--colour grey] [--oracle ROWS] NAME ...
     python benchmarks/stop_refined_pick_probe.py ROWS --table [--oracle ROWS]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections import deque
 from pathlib import Path
 
@@ -31,11 +32,13 @@ from linr.bench.averaging import clean_crop, observations_for
 from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
 from linr.fit import fit
 from linr.refine import refine_image
-from linr.stopping import FixedSteps, holdout_rule
+from linr.stopping import FixedSteps, _neighbour_mean, holdout_rule
 
 FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
-import os
 FILL = os.environ.get("FILL", "candidate")
+"""What replaces the held-out pixels of the noisy photo before the blind refinement: ``candidate``
+(the candidate average's values) or ``neighbours`` (the mean of their kept 4-neighbours in the
+noisy photo); environment variable FILL."""
 
 
 def _key(name: str, args: argparse.Namespace) -> str:
@@ -77,7 +80,6 @@ def _row(name: str, args: argparse.Namespace) -> dict:
         refined, _ = refine_image(refine, mean, obs, masks)
         blind_photo = noisy3.copy()
         if FILL == "neighbours":  # the held-out pixels' kept 4-neighbours' mean in the noisy photo
-            from linr.stopping import _neighbour_mean
             y = torch.from_numpy(noisy3).permute(2, 0, 1)[None].double()
             filled = _neighbour_mean(y, torch.from_numpy(~mask))[0].permute(1, 2, 0).numpy()
             blind_photo[mask] = filled[mask]
