@@ -542,3 +542,23 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     assert replay({**synthetic, "default_minimum_step": 20}, 0.375) == (10.0, 5)  # 7.5: a tie, the earlier
     assert main(["bench", "default-stop", "--table", str(tmp_path / "none.jsonl")]) == 2
     assert "no rows file" in capsys.readouterr().err
+
+
+def test_denoise_bench_runs_dip_at_its_recipe_with_its_oracle(tmp_path: Path, capsys) -> None:
+    """The ``dip`` variant: Deep Image Prior with its recipe's settings recorded (a smoke budget
+    here), the returned average's PSNR and its best step along the fit."""
+    from linr.baselines.dip import DIPConfig
+    from linr.bench.denoise import variant_options
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    assert variant_options("dip") == {}
+    rows = tmp_path / "dip.jsonl"
+    assert main(["bench", "denoise", "--data", str(DATA), "--images", "house", "--size", "24", "--steps", "4",
+                 "--variants", "dip", "--rows", str(rows)]) == 0
+    (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert row["variant"] == "dip" and row["key"].endswith("_dip_steps4") and row["steps_run"] == 4
+    assert row["dip"]["channels"] == DIPConfig().channels == 128 and row["dip"]["steps"] == 4
+    assert row["dip"]["average"] == 0.99 and DIPConfig().steps == 3000
+    assert 1 <= row["peak_step"] <= 4 and row["peak_psnr_unclipped"] >= row["psnr_unclipped"] - 1e-6

@@ -30,6 +30,10 @@ refine=wiener@pilot7x64``), apart from the earlier rows of the paper's 7x256 und
 name (``width=256,refine=wiener`` fits those again);
 - ``bm3d``: the classical reference, CBM3D (BM3D on grey) with the true sigma (the optional
   ``bm3d`` package), no fit;
+- ``dip``: Deep Image Prior at its own denoising recipe (:class:`linr.baselines.dip.DIPConfig`'s
+  defaults: the skip network of 5 levels of 128 channels, 3000 Adam steps at 0.01, the input
+  perturbed by 1/30, the outputs' exponential average (0.99) returned; ``--steps`` shortens it
+  for smoke runs); its row also records the best step of the returned average (an oracle);
 - ``refine=NAME``: the refinement after the fit (``--refine``: ``grouped``, ``wiener`` or ``none``). A refined
   fit's row also records the PSNR of the fit's own image (``psnr_fit``), which is the
   ``refine=none`` fit with the same settings: ``--table`` shows it there when that row is missing.
@@ -48,6 +52,7 @@ prints them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from dataclasses import replace
@@ -71,7 +76,7 @@ def register(sub: Any) -> None:
                    help="centre crop side, or 'full' for the whole image (default 128)")
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
     p.add_argument("--variants", nargs="+", default=["default"],
-                   help="default, bm3d, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
+                   help="default, bm3d, dip, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
                    "refine=NAME (grouped, wiener, none), omega_0=W, width=N, depth=N, steps=N, tile=SPEC (auto, off, SIZE[:OVERLAP]) "
                    "(default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
@@ -110,7 +115,7 @@ def variant_options(variant: str) -> dict[str, Any]:
     from ..models import ModelConfig
     from ..priors import check_prior_spec
 
-    if variant in ("default", "bm3d"):
+    if variant in BASELINES:
         return {}
     options: dict[str, Any] = {}
     seen: set[str] = set()
@@ -148,10 +153,13 @@ def variant_options(variant: str) -> dict[str, Any]:
             except InputError as exc:
                 raise InputError(f"bad variant {variant!r}: {exc}") from None
         else:
-            raise InputError(f"unknown variant {variant!r}: default, bm3d, or settings joined by commas: "
+            raise InputError(f"unknown variant {variant!r}: default, bm3d, dip, or settings joined by commas: "
                              "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, tile=SPEC")
     return options
 
+
+BASELINES = ("default", "bm3d", "dip")
+"""Variants that are no settings of a fit: the default restore and the two references."""
 
 MODEL_SETTINGS = {"omega_0": float, "width": int, "depth": int}
 """The SIREN settings a variant may set (``--omega0``, the network's width and depth)."""
@@ -172,6 +180,25 @@ def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
     result = bm3d_denoise(noisy, sigma=sigma)
     return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
             "seconds": time.perf_counter() - t0, "returned_step": None, "steps_run": None}
+
+
+def _dip_row(clean: Any, obs: list[Any], *, steps: int | None) -> dict[str, Any]:
+    """The ``dip`` variant's measurements: DIP at its recipe (``steps``: a smoke run's budget),
+    the returned average's PSNR and its best step along the fit (an oracle)."""
+    from ..baselines.dip import DIPConfig, dip_restore
+    from .common import psnr
+
+    config = DIPConfig(device="cpu") if steps is None else DIPConfig(device="cpu", steps=steps)
+    t0 = time.perf_counter()
+    result = dip_restore(obs, config, reference=clean)
+    seconds = time.perf_counter() - t0
+    curve = result.history.get("psnr") or []  # the returned average's, unclipped
+    peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
+    return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
+            "returned_step": config.steps, "steps_run": result.steps_run, "seconds": seconds,
+            "peak_psnr_unclipped": None if peak is None else curve[peak],
+            "peak_step": None if peak is None else peak + 1,
+            "dip": {k: v for k, v in dataclasses.asdict(config).items() if k != "device"}}
 
 
 def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +229,7 @@ def _key_variant(variant: str, options: dict[str, Any]) -> str:
     refinement and, for a refined fit with no network named, the pilot network), so that a row
     of an earlier default is not taken for today's on a rerun (rows made before the default had
     any of them keep the shorter key)."""
-    if variant == "bm3d":
+    if variant in ("bm3d", "dip"):
         return variant
     from ..tasks import denoise_defaults_tag
 
@@ -226,7 +253,7 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
     made before, of the same key, are whole-image fits."""
     from ..tasks import DENOISE_WHOLE_UP_TO
 
-    if variant == "bm3d" or options.get("tile", "auto") != "auto" or not _pilot_suffix(options) or \
+    if variant in ("bm3d", "dip") or options.get("tile", "auto") != "auto" or not _pilot_suffix(options) or \
             max(clean.shape[:2]) <= DENOISE_WHOLE_UP_TO:
         return ""
     return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
@@ -235,7 +262,7 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
 def _label(variant: str, options: dict[str, Any]) -> str:
     """The variant a row records: as asked, with the pilot named for variants other than
     ``default`` (``refine=wiener`` rows of the paper's network were made before the pilot)."""
-    return variant if variant in ("default", "bm3d") else variant + _pilot_suffix(options)
+    return variant if variant in BASELINES else variant + _pilot_suffix(options)
 
 
 def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
@@ -338,6 +365,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 continue
             obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
             measured = _bm3d_row(clean, obs[0].image, args.sigma) if variant == "bm3d" else \
+                _dip_row(clean, obs, steps=args.steps) if variant == "dip" else \
                 _fit_row(clean, obs, steps=args.steps, options=kw)
             row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
                    "variant": _label(variant, kw), **smoke, "split": _split(name), **measured,
