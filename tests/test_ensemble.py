@@ -45,6 +45,22 @@ def test_members_hold_out_different_pixels_under_the_automatic_stop(noisy):
     assert described["members"] == 2 and len(described["member_psnr"]) == 2
     assert result.settings["stop"]["name"] == "holdout"  # the first member's rule, as a single fit's
     assert float(result.uncertainty.max()) > 0
+    # 30 steps: the rule (patience 40) could not fire; the reason says the budget ended both fits
+    assert "each ran its step budget (30)" in result.stop_reason, result.stop_reason
+
+
+def test_the_ensembles_stop_reason_counts_the_members_that_ran_out_of_steps():
+    from types import SimpleNamespace
+
+    from linr.ensemble import _how_members_stopped
+
+    fired = SimpleNamespace(stop_reason="holdout: no new minimum of the loss on 5% held-out pixels for 40 steps")
+    out = SimpleNamespace(stop_reason="step budget (90) reached before the holdout rule fired")
+    fixed = SimpleNamespace(stop_reason="fixed steps")
+    assert _how_members_stopped([fired, fired], 90) == "each stopped by its own rule"
+    assert _how_members_stopped([out, fixed], 90) == "each ran its step budget (90)"
+    assert _how_members_stopped([fired, out, fired], 90) == \
+        "1 of 3 ran the step budget (90), the others stopped by their own rule"
 
 
 def test_the_command_line_writes_the_spread_and_refuses_what_an_ensemble_cannot_do(tmp_path, capsys, noisy):

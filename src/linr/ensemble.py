@@ -43,6 +43,17 @@ def member_rule(rule: StopRule | None, member: int, *, shared_held_out: bool = F
     return rule
 
 
+def _how_members_stopped(results: Sequence[FitResult], budget: int) -> str:
+    """How the members' fits ended, as the ensemble's stop reason says it: by their own rule, or
+    some or all at the step budget (a rule that never fired, a rule that never stops, fixed steps)."""
+    ran_out = sum(r.stop_reason == "fixed steps" or r.stop_reason.startswith("step budget") for r in results)
+    if ran_out == 0:
+        return "each stopped by its own rule"
+    if ran_out == len(results):
+        return f"each ran its step budget ({budget})"
+    return f"{ran_out} of {len(results)} ran the step budget ({budget}), the others stopped by their own rule"
+
+
 def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: Sequence[StopRule | None],
                  *, reference: np.ndarray | None = None) -> FitResult:
     """Fit ``len(stops)`` members (stop rule objects, one per member, see :func:`member_rule`)
@@ -79,7 +90,7 @@ def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: 
     timings["fit_s"] = max(r.timings["fit_s"] for r in results)
     steps = described["stop_steps"]
     reason = (f"ensemble of {members}: the mean of {members} fits from seeds {seeds[0]}-{seeds[-1]}, "
-              f"each stopped by its own rule (returned steps {min(steps)}-{max(steps)})")
+              f"{_how_members_stopped(results, config.steps)} (returned steps {min(steps)}-{max(steps)})")
     return FitResult(image=images.mean(axis=0), history=first.history, steps_run=max(r.steps_run for r in results),
                      stop_step=first.stop_step, stop_reason=reason, timings=timings, settings=settings,
                      model=None, uncertainty=images.std(axis=0, ddof=1),
