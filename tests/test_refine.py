@@ -618,10 +618,15 @@ def test_a_refined_default_denoising_fit_is_a_narrow_pilot():
     assert resolve([linr.noisy(noisy)], steps=40)[1].steps == 40  # a budget asked for stays
     assert resolve([linr.noisy(noisy)], lr=2e-4)[1].lr == 2e-4  # so does a learning rate
     paper_fit = [dict(keep_model=True), dict(refine="none"), dict(preset="paper"),
-                 dict(model=ModelConfig(depth=5)), dict(stop="fixed"), dict(stop="variance:5:10")]
+                 dict(model=ModelConfig(depth=5)), dict(stop="fixed"), dict(stop="variance:5:10"),
+                 dict(stop="holdout:0.05:40"), dict(stop="pick:0.05:25")]
     for kw in paper_fit:  # not refined, or the network or preset named: the paper's network
         _, cfg = resolve([linr.noisy(noisy)], **kw)
         assert (cfg.model.width, cfg.steps, cfg.lr) == (256, 500, PRESETS["paper"].lr), kw
+    # the automatic rule written out, or with 'at', is the rule the pilot was measured with
+    for spec in ("holdout:0.05:40:window40", "holdout:0.05:40:window40:0.9", "holdout:0.1:30:ema0.9"):
+        _, cfg = resolve([linr.noisy(noisy)], stop=spec)
+        assert (cfg.model, cfg.steps, cfg.lr) == (DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DEFAULT_PILOT_LR), spec
     for obs in ([linr.noisy(noisy[:6, :6])], [linr.noisy(noisy), linr.lowres(noisy[::4, ::4], 4)]):
         _, cfg = resolve(obs, refine="wiener" if len(obs) == 2 else None)  # too small; joint
         assert (cfg.model.width, cfg.lr) == (256, PRESETS["paper"].lr)

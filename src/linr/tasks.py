@@ -28,7 +28,7 @@ from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, StopRule, holdout_rule, parse_stop
+from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, holdout_rule, parse_stop
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
 
 __all__ = [
@@ -258,7 +258,8 @@ def resolve(
     no ``lr`` named, a pilot that predicts its held-out pixels clearly worse than their neighbours' mean
     is fitted again at the paper's rate, 1e-4 (:attr:`FitConfig.retry_lr`; see :data:`DEFAULT_PILOT_LR`).
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
-    with the automatic stop only).
+    with the automatic stop only; a hold-out spec with an average, such as the automatic rule
+    written out, counts as it: :func:`pilot_stop`).
 
     With no preset named, a blur whose boundary was left open gets free edges when it is restored
     alone, whole or in tiles, or beside one noisy photo of it (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
@@ -411,10 +412,26 @@ def denoise_defaults_tag(*, pilot: bool) -> str:
 
 def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
     """Whether a fit is the defaults' pilot (:data:`DEFAULT_PILOT_MODEL`, :data:`DEFAULT_PILOT_STEPS`):
-    no network named, the automatic stop (``stop`` None or 'auto'), a :func:`plain_denoising`
-    and a refinement to follow. The one rule :func:`resolve` and a batch's manifest (which decides
-    from the command-line options before any image is read) both apply."""
-    return model is None and stop in (None, "auto") and plain and refined
+    no network named, the automatic stop or a spec of its kind (:func:`pilot_stop`), a
+    :func:`plain_denoising` and a refinement to follow. The one rule :func:`resolve` and a batch's
+    manifest (which decides from the command-line options before any image is read) both apply."""
+    return model is None and pilot_stop(stop) and plain and refined
+
+
+def pilot_stop(stop: Any) -> bool:
+    """Whether a fit under ``stop`` may be the pilot: the automatic stop (None or 'auto'), or a spec
+    of the hold-out rule that returns an average of iterates, as the automatic one does (such as
+    :data:`AUTO_NOISY` written out, or with ``at``: ``holdout:0.05:40:window40:0.9``), which the
+    pilot was measured with. Other rules (and rule objects) keep the paper's network."""
+    if stop in (None, "auto"):
+        return True
+    if not isinstance(stop, str):
+        return False
+    try:
+        rule = parse_stop(stop)
+    except ValueError:
+        return False  # refused with its own message when the rule is resolved
+    return type(rule) is HoldOut and rule.average is not None
 
 
 INPAINT_BLEND_UP_TO = GroupedFill.BIHARMONIC_UP_TO
