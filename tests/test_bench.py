@@ -527,7 +527,10 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
             "--budget", "20", "--every", "5", "--rows", str(rows)]
     assert main(argv) == 0
     (row,) = [json.loads(line) for line in rows.read_text().splitlines()]
-    assert [p[0] for p in row["curve"]] == [5, 10, 15, 20] and all(len(p) == 5 for p in row["curve"])
+    # the fixed fit runs the budget, or as many steps as the default ran if more
+    assert row["steps_fitted"] == max(20, row["default_steps_run"]) and not row["retried"]
+    assert [p[0] for p in row["curve"]] == list(range(5, row["steps_fitted"] + 1, 5))
+    assert all(len(p) == 5 for p in row["curve"])
     assert row["oracle_psnr"] == pytest.approx(max(max(p[1], p[2]) for p in row["curve"]), abs=1e-4)
     assert row["default_stop_step"] >= 1 and row["default_minimum_step"] >= row["default_stop_step"]
     assert main(argv) == 0 and len(rows.read_text().splitlines()) == 1  # resumed: nothing fitted again
@@ -542,6 +545,11 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     assert replay({**synthetic, "default_minimum_step": 20}, 0.375) == (10.0, 5)  # 7.5: a tie, the earlier
     assert main(["bench", "default-stop", "--table", str(tmp_path / "none.jsonl")]) == 2
     assert "no rows file" in capsys.readouterr().err
+    assert main(["bench", "default-stop", "--table", str(rows), "--at", "1.5"]) == 2
+    assert "must be in (0, 1]" in capsys.readouterr().err
+    assert main(["bench", "default-stop", "house", "--table", str(rows)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert replay({**synthetic, "default_minimum_step": 40}, 1.0) is None  # past the curve's end: not clamped
 
 
 def test_denoise_bench_runs_dip_at_its_recipe_with_its_oracle(tmp_path: Path, capsys) -> None:

@@ -5,7 +5,8 @@ would have returned.
 Per image: the noisy crop of ``linr bench averaging`` (centre crop of ``--size``, grey or RGB,
 Gaussian noise of ``--sigma`` on the 0-255 scale, seed 0); the default restore (``linr.restore``
 with every default; ``reference`` given only to read PSNR); then the same pilot fit (same network,
-seed, learning rate and held-out pixels) run for a fixed ``--budget`` of steps, and every
+seed, learning rate and held-out pixels) run for a fixed ``--budget`` of steps (at least as many as
+the default ran), and every
 ``--every`` steps both its raw iterate and the mean of its last 40 iterates (the default's
 average) refined as the default refines them. The **oracle** is the best of those refined images:
 it needs the clean image, so only a benchmark knows it.
@@ -114,7 +115,12 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
         if (step + 1) % every == 0:
             checkpoints.append((step + 1, image, np.mean(window, axis=0)))
 
-    fit(resolved, dataclasses.replace(config, steps=budget, retry_lr=None), stop=FixedSteps(budget), callback=keep)
+    # at least as many steps as the default ran, so that the oracle and every replay see its whole fit,
+    # and at the rate of the fit the default returned (its pilot fitted again at the paper's rate)
+    steps = max(budget, default.steps_run)
+    retried = (default.settings.get("retry") or {}).get("returned") == "retry"
+    lr = config.retry_lr if retried and config.retry_lr is not None else config.lr
+    fit(resolved, dataclasses.replace(config, steps=steps, lr=lr, retry_lr=None), stop=FixedSteps(steps), callback=keep)
     masks = None if held is None else held.held_out_masks()
     mask = None if masks is None else masks[0]
     noisy = np.asarray(obs[0].image, np.float64)
@@ -134,6 +140,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
         curve.append(point)
     return {"key": row_key(name, colour=colour, size=size, sigma=sigma, budget=budget, every=every),
             "image": name, "colour": colour, "size": size, "sigma": sigma, "budget": budget, "every": every,
+            "steps_fitted": steps, "lr": lr, "retried": retried,
             "default_psnr": psnr(clean, default.image), "default_stop_step": default.stop_step,
             "default_minimum_step": stop.get("minimum_step", default.stop_step),
             "default_steps_run": default.steps_run, "default_cpu_s": default_s, "stop": stop, "refine": refine,
@@ -148,11 +155,14 @@ def minimum_step(row: dict[str, Any]) -> int:
                or row["default_stop_step"])
 
 
-def replay(row: dict[str, Any], at: float) -> tuple[float, int]:
+def replay(row: dict[str, Any], at: float) -> tuple[float, int] | None:
     """(refined PSNR, step) of the average at the checkpoint nearest ``at`` times the held-out
     minimum's step (the earlier on a tie, none after the minimum), as
-    :class:`linr.stopping.HoldOut` with ``at`` returns it."""
+    :class:`linr.stopping.HoldOut` with ``at`` returns it; None when the recorded curve ends
+    before that step (a row whose fixed fit was shorter than the default's)."""
     minimum = minimum_step(row)
+    if not row["curve"] or row["curve"][-1][0] + row.get("every", 5) / 2 < at * minimum:
+        return None
     points = [p for p in row["curve"] if p[0] <= minimum] or row["curve"][:1]
     point = min(points, key=lambda p: (abs(p[0] - at * minimum), p[0]))
     return float(point[2]), int(point[0])
@@ -176,14 +186,19 @@ def table(files: list[Path], ats: list[float]) -> str:
             gaps[0].append(gap)
             cells = []
             for i, at in enumerate(ats, start=1):
-                value, step = replay(row, at)
+                replayed = replay(row, at)
+                if replayed is None:
+                    cells.append("n/a (curve too short)")
+                    continue
+                value, step = replayed
                 gaps[i].append(value - row["oracle_psnr"])
                 cells.append(f"{value - row['oracle_psnr']:+.2f} ({step})")
             lines.append(f"| {path.stem}: {row['image']} {row['colour']} {row['size']} px, sigma {row['sigma']:g} | "
                          f"{row['default_psnr']:.2f} ({row['default_stop_step']}) | {row['oracle_psnr']:.2f} "
                          f"({row['oracle_step']}, {row['oracle_iterate']}) | {gap:+.2f} | " + " | ".join(cells) + " |")
         lines.append(f"| **{path.stem}: mean / worst ({len(rows)})** | | | " +
-                     " | ".join(f"**{np.mean(g):+.2f} / {min(g):+.2f}**" for g in gaps) + " |")
+                     " | ".join(f"**{np.mean(g):+.2f} / {min(g):+.2f}**" + ("" if len(g) == len(rows) else f" ({len(g)})")
+                                if g else "n/a" for g in gaps) + " |")
     return "\n".join(lines)
 
 
@@ -192,7 +207,11 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
     from . import data_dir
     from .common import append_row, read_rows
 
+    if any(not 0.0 < at <= 1.0 for at in args.at):
+        raise InputError(f"--at {' '.join(f'{a:g}' for a in args.at)}: each fraction must be in (0, 1], as the stop rule's")
     if args.table:
+        if args.images:
+            raise InputError("give IMAGE names to record rows, or --table ROWS to print them, not both")
         missing = [str(p) for p in args.table if not p.is_file()]
         if missing:
             raise InputError(f"--table: no rows file {', '.join(missing)}")
