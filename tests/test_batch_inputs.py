@@ -283,11 +283,15 @@ def test_resuming_without_or_with_the_reference_folder(tmp_path, capsys):
     assert main(["batch", "--noisy", str(root / "noisy" / "a.png"), *FAST, "-o", str(second)]) == 0
     capsys.readouterr()
     assert main([*batch, "-o", str(second), *ref]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "2 images: 1 to restore, 1 already done" in out
     records = _manifest(second)
     assert records["a"]["metrics"] is None and records["b"]["metrics"] is not None
     assert "means over the 1 of 2 done images" in out
+    # the image done before is said to be unmeasured, and how to measure it
+    assert "note: 1 image(s) done before have a reference now but no metrics" in captured.err
+    assert "linr metrics REFERENCE OUTPUT" in captured.err and "e.g. a" in captured.err
 
 
 def test_a_reference_that_does_not_fit_costs_only_the_metrics(tmp_path, capsys):
