@@ -108,6 +108,36 @@ def test_metrics_of_grey_images_on_y_and_of_images_with_alpha_say_what_they_meas
     assert captured.err.count("alpha channel; it is not measured") == 2, captured.err
 
 
+def test_metrics_of_float_files_in_units_say_how_they_were_mapped_and_take_a_range(tmp_path, capsys):
+    """Float TIFFs in their own units (photon counts) are mapped by the data, and the note says so;
+    --range maps both files by given units; a float file beside an integer one gets a note; a
+    crop too large names the size width first."""
+    import tifffile
+
+    rng = np.random.default_rng(2)
+    counts = (500 + rng.random((20, 24)) * 3000).astype(np.float32)  # noise stays above 0
+    noisy = (counts + rng.normal(0, 100, counts.shape)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "ref.tif", counts)
+    tifffile.imwrite(tmp_path / "img.tif", noisy)
+    assert main(["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "img.tif")]) == 0
+    captured = capsys.readouterr()
+    high = float(max(counts.max(), noisy.max()))
+    by_data = json.loads(captured.out)["psnr"]
+    assert by_data == pytest.approx(10 * np.log10(high ** 2 / np.mean((counts.astype(np.float64) - noisy) ** 2)), abs=1e-4)
+    assert captured.err.count("mapped 0..") == 2 and "(0 to the data's maximum)" in captured.err
+    assert main(["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "img.tif"), "--range", "0:4000"]) == 0
+    captured = capsys.readouterr()
+    given = json.loads(captured.out)["psnr"]
+    assert given == pytest.approx(by_data + 20 * np.log10(4000 / high), abs=1e-4)
+    assert "0..4000 -> [0, 1] (given)" in captured.err
+    write_image(tmp_path / "img.png", np.clip(noisy / 4000, 0, 1), bit_depth=16)
+    assert main(["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "img.png")]) == 0
+    assert "one file holds floats in their own units and the other integers" in capsys.readouterr().err
+    write_image(tmp_path / "a.png", np.zeros((20, 24)))
+    assert run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--crop", "10"]) \
+        .endswith("crop 10 leaves nothing of a 24x20 image")
+
+
 def test_images_smaller_than_ssims_window_get_psnr_and_say_why_not_ssim(tmp_path, capsys):
     rng = np.random.default_rng(0)
     clean = rng.random((9, 5, 3)).astype(np.float32)  # under both windows (11 px; the paper's 7)

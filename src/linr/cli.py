@@ -910,6 +910,11 @@ def _build_metrics(sub: Any) -> None:
     p.add_argument("--convention", choices=["standard", "paper"], default="standard")
     p.add_argument("--task", choices=["denoise", "sr", "inpaint", "deblur", "joint"], default=None,
                    help="with --convention paper: deblur measures PSNR on Y as the paper did")
+    p.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
+                   help="values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts); "
+                   "default as linr restore reads its inputs: uint8/uint16 by their full range, floats as "
+                   "they are when on [0, 1], else from 0 to the larger maximum of the two. A negative LO "
+                   "needs the = form: --range=-100:3000")
     p.set_defaults(func=cmd_metrics)
 
 
@@ -924,7 +929,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             raise InputError(f"{path}: a TIFF stack of {len(images)} images where one image is expected")
         stored += images
     # one value range for both (floats outside [0, 1]: the same units, mapped alike)
-    (ref, _), (img, _) = (to_unit(im, vr) for im, vr in zip(stored, choose_value_ranges(stored)))
+    ranges = choose_value_ranges(stored, args.range)
+    (ref, _), (img, _) = (to_unit(im, vr) for im, vr in zip(stored, ranges))
+    for path, image, value_range in zip((args.reference, args.image), stored, ranges):
+        if value_range.rule in ("data", "given"):  # a mapping the file's type does not say by itself
+            print(f"note: values of {path} ({image.values.dtype}) mapped {value_range.describe()}", file=sys.stderr)
+    if {r.rule for r in ranges} == {"data", "dtype"}:
+        print("note: one file holds floats in their own units and the other integers, mapped by their type's "
+              "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, e.g. "
+              "both as TIFF)", file=sys.stderr)
     if ref.shape != img.shape:
         what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "

@@ -81,7 +81,7 @@ def _crop(image: np.ndarray, crop: int) -> np.ndarray:
     if crop == 0:
         return image
     if 2 * crop >= min(image.shape[:2]):
-        raise ValueError(f"crop {crop} leaves nothing of a {image.shape[0]}x{image.shape[1]} image")
+        raise ValueError(f"crop {crop} leaves nothing of a {image.shape[1]}x{image.shape[0]} image")
     return image[crop:-crop, crop:-crop]
 
 
