@@ -407,6 +407,11 @@ def test_stacked_batch_matches_one_by_one(folder, local_run):
                      if r["status"] == "done")
     assert stacked == [1, 3, 3, 3]  # img0-img2 together (broken.png sorts first), img3 alone
     assert sorted(r["run"].get("stacked", 1) for r in records.values() if r["status"] == "done") == [1, 3, 3, 3]
+    for r in records.values():  # a stacked image's time: its own share, the stack's kept beside it
+        run = r["run"]
+        if run.get("stacked") == 3:
+            assert run["time_s"] == pytest.approx(max(run["stack_time_s"] - 2 * run["fit_s"], 0), abs=2e-3)
+            assert run["time_s"] < run["stack_time_s"]
     assert _without_stacking(records) == _without_stacking(_manifest(local_run))
     local_pixels = _pixels(local_run)
     for name, pixels in _pixels(out).items():

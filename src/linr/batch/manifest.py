@@ -19,7 +19,8 @@ mask/kernel/reference), ``output``, ``key`` (fingerprint of inputs and settings)
 ``stop_reason``, ``metrics`` (standard and paper conventions, or null), ``metrics_error`` (why
 a given reference gave no metrics, e.g. another size: the image is restored all the same; or
 null), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
-time, ``backend``, ``host``, ``threads``, ``device``).
+time, ``backend``, ``host``, ``threads``, ``device``; for an image fitted in a stack of K,
+``stacked`` K, ``fit_s`` and ``time_s`` its share and ``stack_time_s`` the stack's whole time).
 """
 
 from __future__ import annotations
