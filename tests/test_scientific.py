@@ -240,3 +240,26 @@ def test_batch_writes_tiff_inputs_as_tiffs_and_refuses_a_format_too_small_before
     assert failed["status"] == "failed" and "fit_s" not in failed["run"]  # refused while reading, before any fit
     assert failed["error"].endswith("PNG holds grey or RGB images (1 or 3 channels), this one has 5; write a .tif")
     assert not (out_png / "five.png").exists()
+
+
+def test_an_array_of_channels_stored_as_narrow_pages_is_refused_with_how_to_write_it(tmp_path):
+    """tifffile.imwrite stores an (H, W, 5) array as H pages of W x 5 pixels: refused in one line
+    naming the way to write it as one image of 5 channels (which then reads as such); a real
+    stack of pages still reads as frames."""
+    import tifffile
+
+    from linr.errors import InputError
+    from linr.images import read_stored
+
+    rng = np.random.default_rng(0)
+    channels = rng.random((32, 24, 5)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "c5.tif", channels)
+    tifffile.imwrite(tmp_path / "u5.tif", (channels * 1000).astype(np.uint16), photometric="minisblack")
+    for name in ("c5.tif", "u5.tif"):
+        with pytest.raises(InputError, match=r"32 pages of 5x24 px.*one 24x32 image with 5 channels.*planarconfig='contig'"):
+            read_stored(tmp_path / name)
+    tifffile.imwrite(tmp_path / "ok.tif", channels, photometric="minisblack", planarconfig="contig")
+    (image,) = read_stored(tmp_path / "ok.tif")
+    assert image.values.shape == (32, 24, 5) and np.array_equal(image.values, channels)
+    tifffile.imwrite(tmp_path / "stack.tif", rng.random((10, 40, 36)).astype(np.float32))
+    assert [s.values.shape for s in read_stored(tmp_path / "stack.tif")] == [(40, 36, 1)] * 10

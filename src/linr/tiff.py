@@ -125,6 +125,7 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
             page = series.pages[0] if series.pages else tif.pages[0]
             if int(getattr(page, "photometric", 0)) == 5:
                 raise InputError(f"{path}: a CMYK TIFF; convert it to RGB first")
+            _refuse_channels_as_pages(path, tif, series)
             data, axes = series.asarray(), series.axes
             if int(getattr(page, "photometric", 0)) == 3:  # palette: indices into its colour map
                 data, axes = _palette_colours(path, page, data, axes)
@@ -154,6 +155,27 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
     if not arrays or layout is None:
         raise InputError(f"{path}: a TIFF with no image")
     return arrays, alphas, dataclasses.replace(layout, frames=len(arrays))
+
+
+def _refuse_channels_as_pages(path: Path, tif: Any, series: Any) -> None:
+    """A one-line error for an (H, W, C) array that ``tifffile.imwrite`` stored as H pages of
+    W x C pixels (its default for C other than 3 or 4): a 'shaped' file of pages a few pixels
+    wide, far fewer than its rows and pages, is taken for that rather than restored as a stack of
+    strips."""
+    shape = tuple(int(n) for n in series.shape)
+    if not getattr(tif, "is_shaped", False) or series.axes[-2:] != "YX" or len(shape) != 3:
+        return
+    pages, rows, width = shape
+    if width <= MAX_CHANNELS_AS_WIDTH and min(pages, rows) >= 4 * width:
+        raise InputError(
+            f"{path}: {pages} pages of {width}x{rows} px, which is how tifffile.imwrite stores an array of "
+            f"shape ({pages}, {rows}, {width}); if it is one {rows}x{pages} image with {width} channels, write "
+            "it with tifffile.imwrite(path, array, photometric='minisblack', planarconfig='contig')")
+
+
+MAX_CHANNELS_AS_WIDTH = 8
+"""Pages at most this wide in a 'shaped' TIFF (and at least 4 times fewer than its rows and
+pages) are taken for the channels of an (H, W, C) array (:func:`_refuse_channels_as_pages`)."""
 
 
 ORIENTATIONS = {
