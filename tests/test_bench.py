@@ -550,6 +550,8 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     assert main(["bench", "default-stop", "house", "--table", str(rows)]) == 2
     assert "not both" in capsys.readouterr().err
     assert replay({**synthetic, "default_minimum_step": 40}, 1.0) is None  # past the curve's end: not clamped
+    assert main(["bench", "default-stop", str(tmp_path / "photo.png"), "--data", str(DATA), "--rows", str(rows)]) == 2
+    assert "without .png" in capsys.readouterr().err  # a path is not a test image's name
 
 
 def test_denoise_bench_runs_dip_at_its_recipe_with_its_oracle(tmp_path: Path, capsys) -> None:

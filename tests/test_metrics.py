@@ -77,6 +77,8 @@ def test_a_grey_image_is_measured_on_its_channel_for_y_and_rounded_for_the_paper
     ref = rng.random((20, 24, 1))
     img = np.clip(ref + rng.normal(0, 0.05, ref.shape), -0.05, 1.05)
     assert psnr(ref, img, y_channel=True, crop=2) == psnr(ref, img, crop=2)
+    assert evaluate(ref, img, y_channel=True)["y_channel_note"] == "a grey image: measured on its values"
+    assert "y_channel_note" not in evaluate(np.dstack([ref] * 3), np.dstack([img] * 3), y_channel=True)
     assert ssim(ref, np.clip(img, 0, 1), y_channel=True) == ssim(ref, np.clip(img, 0, 1))
     deblur = evaluate(ref, img, convention="paper", task="deblur")
     r8, i8 = (np.round(np.clip(x[..., 0], 0, 1) * 255).astype(np.uint8) for x in (ref, img))

@@ -931,13 +931,21 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     # one value range for both (floats outside [0, 1]: the same units, mapped alike)
     ranges = choose_value_ranges(stored, args.range)
     (ref, _), (img, _) = (to_unit(im, vr) for im, vr in zip(stored, ranges))
-    for path, image, value_range in zip((args.reference, args.image), stored, ranges):
+    notes: list[str] = []  # said once the files are known to be comparable
+    files = list(zip((args.reference, args.image), stored, ranges))
+    if args.reference == args.image:
+        files = files[:1]
+    for path, image, value_range in files:
         if value_range.rule in ("data", "given"):  # a mapping the file's type does not say by itself
-            print(f"note: values of {path} ({image.values.dtype}) mapped {value_range.describe()}", file=sys.stderr)
+            notes.append(f"values of {path} ({image.values.dtype}) mapped {value_range.describe()}")
     if {r.rule for r in ranges} == {"data", "dtype"}:
-        print("note: one file holds floats in their own units and the other integers, mapped by their type's "
-              "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, e.g. "
-              "both as TIFF)", file=sys.stderr)
+        notes.append("one file holds floats in their own units and the other integers, mapped by their type's "
+                     "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, "
+                     "e.g. both as TIFF)")
+    for path, image, _ in files:
+        if image.alpha is not None:
+            notes.append(f"{path} has an alpha channel; it is not measured (the "
+                         f"{'grey' if image.values.shape[2] == 1 else 'colour'} values are)")
     if ref.shape != img.shape:
         what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
@@ -950,10 +958,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                          "measures every task alike; --y for PSNR on Y)")
     if args.y and ref.shape[2] not in (1, 3):
         raise InputError(f"--y needs RGB or grey images, these have {ref.shape[2]} channels")
-    for path, image in zip((args.reference, args.image), stored):
-        if image.alpha is not None:
-            print(f"note: {path} has an alpha channel; it is not measured (the colour channels are)",
-                  file=sys.stderr)
+    _note(notes)
     try:
         result = evaluate(ref, img, convention=args.convention, y_channel=args.y, crop=args.crop,
                           task=args.task)

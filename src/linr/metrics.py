@@ -200,6 +200,7 @@ def evaluate(
             "psnr": psnr(ref, img, y_channel=y_channel, crop=crop),
             **_ssim_if_it_fits(ref, img, side=11, border=crop, y_channel=y_channel, crop=crop),
             "y_channel": y_channel,
+            **({"y_channel_note": "a grey image: measured on its values"} if y_channel and ref.shape[2] == 1 else {}),
             "crop": crop,
         }
     if task == "deblur" and ref.shape[2] in (1, 3):

@@ -631,7 +631,7 @@ def _batch(args: argparse.Namespace) -> int:
     unmeasured = [j.name for j in jobs if j.reference is not None and j.name in outcome.skipped
                   and not (manifest.records.get(j.name) or {}).get("metrics")]
     if unmeasured:  # a reference folder added on resume measures only the images restored now
-        print(f"note: {len(unmeasured)} image(s) done before have a reference now but no metrics (references "
+        print(f"linr: note: {len(unmeasured)} image(s) done before have a reference now but no metrics (references "
               f"measure the images restored in a run; `linr metrics REFERENCE OUTPUT` measures a done one, "
               f"--force restores them again), e.g. {unmeasured[0]}", file=sys.stderr)
     if outcome.interrupted:

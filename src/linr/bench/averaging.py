@@ -219,9 +219,15 @@ def _load_rows(path: Path) -> dict[str, dict[str, Any]]:
 def clean_crop(data: Path, folder: str, name: str, colour: str, size: int | None) -> np.ndarray:
     """Centre crop of a test image, RGB or grey (BT.601 luma), as the denoising benches use it
     (``size`` None: the whole image)."""
+    from ..errors import InputError
     from .speed import load_crop
 
-    image = load_crop(data / folder / f"{name}.png", size)
+    path = data / folder / f"{name}.png"
+    if not path.exists():
+        raise InputError(f"test image {folder}/{name} not found in {data}: name a test image of the data folder "
+                         "(a set9 name such as baboon, or FOLDER/NAME such as set5/baby, without .png; --data for "
+                         "another folder of that layout)")
+    image = load_crop(path, size)
     if colour == "grey":
         image = np.ascontiguousarray((image @ LUMA)[..., None])
     return image

@@ -133,7 +133,7 @@ def load_crop(path: Path, size: int | None) -> np.ndarray:
         return np.ascontiguousarray(image[..., :3])
     h, w = image.shape[:2]
     if min(h, w) < size:
-        raise InputError(f"{path} is {h}x{w}, smaller than --size {size}")
+        raise InputError(f"{path} is {w}x{h}, smaller than --size {size}")
     top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(image[top : top + size, left : left + size, :3])
 
