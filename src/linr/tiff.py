@@ -170,7 +170,8 @@ def _refuse_channels_as_pages(path: Path, tif: Any, series: Any) -> None:
         raise InputError(
             f"{path}: {pages} pages of {width}x{rows} px, which is how tifffile.imwrite stores an array of "
             f"shape ({pages}, {rows}, {width}); if it is one {rows}x{pages} image with {width} channels, write "
-            "it with tifffile.imwrite(path, array, photometric='minisblack', planarconfig='contig')")
+            "it with tifffile.imwrite(path, array, photometric='minisblack', planarconfig='contig'); if it is "
+            "a stack of narrow frames, write it with imagej=True, metadata={'axes': 'TYX'}")
 
 
 MAX_CHANNELS_AS_WIDTH = 8
