@@ -405,3 +405,23 @@ def test_each_output_format_follows_its_input_content_not_its_name(tmp_path):
     (tmp_path / "photo.png").rename(folder / "photo.tif")
     jobs = plan_jobs({"noisy": str(folder)}, output_dir=tmp_path / "out", suffix=None)
     assert {Path(j.output).name for j in jobs} == {"scan.tif", "photo.png"}
+
+
+def test_a_resumed_batch_restores_again_an_image_whose_input_was_replaced(tmp_path, capsys):
+    """Each done image records its inputs' sizes and times; an input replaced since (another
+    picture under the same name) is restored again, with a note, the others skipped."""
+    root = _noisy_folder(tmp_path, ["a", "b"])
+    batch = ["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"), *FAST]
+    assert main(batch) == 0
+    first = _manifest(tmp_path / "out")
+    assert set(first["a"]["input_stamps"]) == {str(root / "noisy" / "a.png")}
+    before = (tmp_path / "out" / "a.png").read_bytes()
+    capsys.readouterr()
+    write_image(root / "noisy" / "a.png", _image(7), force=True)  # another picture, same name
+    assert main(batch) == 0
+    captured = capsys.readouterr()
+    assert "2 images: 1 to restore, 1 already done" in captured.out
+    assert "1 done image(s) restored again: an input file changed since" in captured.err and "e.g. a" in captured.err
+    assert (tmp_path / "out" / "a.png").read_bytes() != before
+    assert _manifest(tmp_path / "out")["b"] == first["b"]
+    assert main(batch) == 0 and "0 to restore, 2 already done" in capsys.readouterr().out  # then resumed as usual

@@ -603,9 +603,14 @@ def _batch(args: argparse.Namespace) -> int:
         print(f"linr: note: {note}", file=sys.stderr)
     with Manifest(args.output_dir) as manifest:
         _remove_stale_temporaries(jobs)  # safe: the manifest's lock keeps other batches out
-        todo, skipped, keys = select(jobs, manifest, settings, force=args.force, existed=manifest.existed)
+        replaced: list[str] = []
+        todo, skipped, keys = select(jobs, manifest, settings, force=args.force, existed=manifest.existed,
+                                     replaced=replaced)
         print(f"{len(jobs)} images: {len(todo)} to restore, {len(skipped)} already done "
               f"(manifest {manifest.path})", flush=True)
+        if replaced:
+            print(f"linr: note: {len(replaced)} done image(s) restored again: an input file changed since "
+                  f"(its size or time), e.g. {replaced[0]}", file=sys.stderr)
         outcome, engine = Outcome(), "nothing to run"
         if todo:
             backend, device, threads, engine = _backend(args, device)

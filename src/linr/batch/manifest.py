@@ -16,7 +16,9 @@ host, backend).
 A record: ``image`` (name), ``status`` ("done" or "failed"), ``inputs`` (kind -> path, plus
 mask/kernel/reference), ``output``, ``key`` (fingerprint of inputs and settings), ``batch``
 (the batch settings), ``settings`` (the fit's resolved settings), ``steps_run``, ``stop_step``,
-``stop_reason``, ``metrics`` (standard and paper conventions, or null), ``metrics_error`` (why
+``stop_reason``, ``input_stamps`` (each input file's size and time as read, so that a resume
+restores again an image whose input was replaced; records made before the thirty-fourth session
+have none), ``metrics`` (standard and paper conventions, or null), ``metrics_error`` (why
 a given reference gave no metrics, e.g. another size: the image is restored all the same; or
 null), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
 time, ``backend``, ``host``, ``threads``, ``device``; for an image fitted in a stack of K,

@@ -61,6 +61,21 @@ class Job:
             files.append(self.kernel)
         return files
 
+    def input_stamps(self) -> dict[str, list[int]]:
+        """``{path: [size in bytes, modification time in ns]}`` of every file the restoration reads
+        (not the reference: it only adds metrics), so that a resumed batch notices an input
+        replaced since its image was done; a file that cannot be read is left out."""
+        stamps = {}
+        for path in self.inputs:
+            if path == self.reference:
+                continue
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            stamps[path] = [stat.st_size, stat.st_mtime_ns]
+        return stamps
+
 
 def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
     """Files named by ``spec``: a folder or a glob (their files with ``suffixes``; a folder is not

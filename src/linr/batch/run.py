@@ -42,9 +42,14 @@ class Outcome:
 
 
 def select(
-    jobs: Sequence[Job], manifest: Manifest, settings: dict[str, Any], *, force: bool, existed: bool
+    jobs: Sequence[Job], manifest: Manifest, settings: dict[str, Any], *, force: bool, existed: bool,
+    replaced: list[str] | None = None,
 ) -> tuple[list[Job], list[str], dict[str, str]]:
     """Split jobs into (to run, names to skip) and return each job's fingerprint.
+
+    A done image whose input files differ in size or time from those recorded when it was made
+    (``input_stamps``; records made before have none) is restored again, its name appended to
+    ``replaced`` when given.
 
     Raises when finished images were made with other settings (unless ``force``), or when a
     folder without a manifest already holds files this batch would replace. A reference folder
@@ -61,6 +66,10 @@ def select(
             changed.append(job.name)
         elif not Path(job.output).is_file():
             todo.append(job)  # recorded as done but the output was removed: redo it
+        elif _inputs_replaced(job, record):
+            todo.append(job)  # an input file replaced since: its output is of the old one
+            if replaced is not None:
+                replaced.append(job.name)
         else:
             skip.append(job.name)
     if changed:
@@ -125,6 +134,15 @@ def select(
             raise InputError(f"{present[0]}: exists and is not from a linr batch in this folder "
                              f"({len(present)} such file(s)); use --force to overwrite")
     return todo, skip, keys
+
+
+def _inputs_replaced(job: Job, record: dict[str, Any]) -> bool:
+    """Whether an input file the record's stamps name differs now (another size or time, or gone)."""
+    recorded = record.get("input_stamps")
+    if not recorded:
+        return False
+    now = job.input_stamps()
+    return any(now.get(path) != list(stamp) for path, stamp in recorded.items())
 
 
 def _older_key(job: Job, record: dict[str, Any], settings: dict[str, Any]) -> bool:

@@ -60,6 +60,9 @@ class Prepared:
     """The input's colour profile, written into the output."""
     density: Any = None
     """The input's pixels per inch (:class:`~linr.images.Density`), written into the output."""
+    input_stamps: dict[str, list[int]] | None = None
+    """The input files' sizes and times as read (:meth:`linr.batch.plan.Job.input_stamps`), recorded
+    with the image so that a resume notices an input replaced since."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -84,6 +87,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
                "downsampler": settings["downsampler"], "boundary": settings["boundary"],
                **settings.get("options", {})}  # other kinds' options (linr.batch.SPECIAL_OPTIONS)
     started = time.perf_counter()
+    stamps = job.input_stamps()  # before reading: an input replaced during the fit is noticed on resume
     observations, infos, _ = load_scene(obs, options, weights=settings["weights"])
     # a format that cannot hold the result fails now, not after the fit
     check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2])
@@ -103,7 +107,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     )
     out = output_info(infos)
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
-                    out.icc_profile, out.density)
+                    out.icc_profile, out.density, stamps)
 
 
 _WORKER_DEVICE: str | None = None
@@ -277,7 +281,8 @@ def finish(
                 protect=job.inputs)
     run["time_s"] = _own_time(time.perf_counter() - prep.started, run)
     return {
-        "image": job.name, "status": "done", "inputs": _inputs(job), "output": job.output, "key": key,
+        "image": job.name, "status": "done", "inputs": _inputs(job), "input_stamps": prep.input_stamps,
+        "output": job.output, "key": key,
         "batch": settings, "settings": result["settings"], "steps_run": result["steps_run"],
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
