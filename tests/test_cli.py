@@ -133,6 +133,13 @@ def test_metrics_of_float_files_in_units_say_how_they_were_mapped_and_take_a_ran
     write_image(tmp_path / "img.png", np.clip(noisy / 4000, 0, 1), bit_depth=16)
     assert main(["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "img.png")]) == 0
     assert "one file holds floats in their own units and the other integers" in capsys.readouterr().err
+    twelve = (counts / 3500 * 4095).astype(np.uint16)  # 12-bit data in uint16
+    tifffile.imwrite(tmp_path / "r12.tif", twelve)
+    tifffile.imwrite(tmp_path / "i12.tif", np.clip(twelve.astype(np.int32) + 50, 0, 4095).astype(np.uint16))
+    assert main(["metrics", str(tmp_path / "r12.tif"), str(tmp_path / "i12.tif")]) == 0
+    assert "reach only" in capsys.readouterr().err
+    assert main(["metrics", str(tmp_path / "r12.tif"), str(tmp_path / "i12.tif"), "--range", "0:4095"]) == 0
+    assert json.loads(capsys.readouterr().out)["psnr"] == pytest.approx(20 * np.log10(4095 / 50), abs=0.05)
     write_image(tmp_path / "a.png", np.zeros((20, 24)))
     assert run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--crop", "10"]) \
         .endswith("crop 10 leaves nothing of a 24x20 image")

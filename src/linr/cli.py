@@ -938,6 +938,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for path, image, value_range in files:
         if value_range.rule in ("data", "given"):  # a mapping the file's type does not say by itself
             notes.append(f"values of {path} ({image.values.dtype}) mapped {value_range.describe()}")
+        elif image.values.dtype.name == "uint16" and 0 < int(image.values.max()) < 4096:
+            notes.append(f"values of {path} (uint16) reach only {int(image.values.max())} of 65535 and are mapped "
+                         "by the full 16-bit range; for 12-bit (or other) data give --range 0:4095 (its units)")
     if {r.rule for r in ranges} == {"data", "dtype"}:
         notes.append("one file holds floats in their own units and the other integers, mapped by their type's "
                      "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, "

@@ -233,6 +233,8 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         row = record(name, data=data, colour=args.colour, size=args.size, sigma=args.sigma,
                      budget=args.budget, every=args.every)
         append_row(args.rows, row)
+        raised = f"; fitted {row['steps_fitted']} steps, as many as the default ran" \
+            if row["steps_fitted"] > args.budget else ""
         print(f"{name}: default {row['default_psnr']:.2f} (step {row['default_stop_step']}), oracle "
-              f"{row['oracle_psnr']:.2f} at {row['oracle_step']} ({row['oracle_iterate']})", flush=True)
+              f"{row['oracle_psnr']:.2f} at {row['oracle_step']} ({row['oracle_iterate']}){raised}", flush=True)
     return 0
