@@ -307,6 +307,10 @@ def test_a_reference_that_does_not_fit_costs_only_the_metrics(tmp_path, capsys):
         assert read_image(out / f"{name}.png")[0].shape == (16, 16, 3)
     assert "b.png" in records["b"]["metrics_error"]
     assert "no metrics for 2 image(s) whose reference could not be used" in capsys.readouterr().out
+    # resumed with the same references: no note that they are new
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), *FAST,
+                 "--reference-dir", str(root / "clean")]) == 0
+    assert "have a reference now" not in capsys.readouterr().err
 
 
 # --- item 5: a closed output pipe -------------------------------------------------------------
@@ -425,3 +429,14 @@ def test_a_resumed_batch_restores_again_an_image_whose_input_was_replaced(tmp_pa
     assert (tmp_path / "out" / "a.png").read_bytes() != before
     assert _manifest(tmp_path / "out")["b"] == first["b"]
     assert main(batch) == 0 and "0 to restore, 2 already done" in capsys.readouterr().out  # then resumed as usual
+    # the same batch named from another folder, by relative paths: nothing counts as replaced
+    import os
+
+    here = os.getcwd()
+    try:
+        os.chdir(root)
+        assert main(["batch", "noisy", "--task", "noisy", "-o", str(tmp_path / "out"), *FAST]) == 0
+    finally:
+        os.chdir(here)
+    captured = capsys.readouterr()
+    assert "0 to restore, 2 already done" in captured.out and "restored again" not in captured.err

@@ -550,6 +550,9 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     assert main(["bench", "default-stop", "house", "--table", str(rows)]) == 2
     assert "not both" in capsys.readouterr().err
     assert replay({**synthetic, "default_minimum_step": 40}, 1.0) is None  # past the curve's end: not clamped
+    own = {**synthetic, "default_psnr": 9.0}  # the default's own image: a raw iterate, or no checkpoint before
+    assert replay({**own, "stop": {"returned": "raw"}}, 0.5) == (9.0, 17)
+    assert replay({**own, "default_stop_step": 3}, 0.5) == (9.0, 3)
     assert main(["bench", "default-stop", str(tmp_path / "photo.png"), "--data", str(DATA), "--rows", str(rows)]) == 2
     assert "without .png" in capsys.readouterr().err  # a path is not a test image's name
 

@@ -263,6 +263,8 @@ def test_an_array_of_channels_stored_as_narrow_pages_is_refused_with_how_to_writ
     assert image.values.shape == (32, 24, 5) and np.array_equal(image.values, channels)
     tifffile.imwrite(tmp_path / "stack.tif", rng.random((10, 40, 36)).astype(np.float32))
     assert [s.values.shape for s in read_stored(tmp_path / "stack.tif")] == [(40, 36, 1)] * 10
-    strips = rng.random((32, 24, 5)).astype(np.float32)  # a real stack of narrow frames: as ImageJ says
+    strips = rng.random((32, 24, 5)).astype(np.float32)  # a real stack of narrow frames, its axes named
+    tifffile.imwrite(tmp_path / "named.tif", strips, metadata={"axes": "TYX"})
+    assert [s.values.shape for s in read_stored(tmp_path / "named.tif")] == [(24, 5, 1)] * 32
     tifffile.imwrite(tmp_path / "strips.tif", strips, imagej=True, metadata={"axes": "TYX"})
     assert [s.values.shape for s in read_stored(tmp_path / "strips.tif")] == [(24, 5, 1)] * 32

@@ -913,8 +913,9 @@ def _build_metrics(sub: Any) -> None:
     p.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
                    help="values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts); "
                    "default as linr restore reads its inputs: uint8/uint16 by their full range, floats as "
-                   "they are when on [0, 1], else from 0 to the larger maximum of the two. A negative LO "
-                   "needs the = form: --range=-100:3000")
+                   "they are when on [0, 1], else from 0 (or their minimum when negative) to the larger "
+                   "maximum of the two; auto: every file that way, integers too. A negative LO needs the "
+                   "= form: --range=-100:3000")
     p.set_defaults(func=cmd_metrics)
 
 

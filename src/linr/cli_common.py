@@ -87,8 +87,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "default), exactly this many with --stop fixed or --preset paper")
     g.add_argument("--stop", default=None, metavar="RULE",
                    help="auto, fixed, or rules that end the fit early, first to fire: "
-                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE[:AVERAGE]] (AVERAGE: "
-                   "windowN or emaDECAY, an average of the iterates the rule may return, or none), "
+                   "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE[:AVERAGE[:AT]]] (AVERAGE: "
+                   "windowN or emaDECAY, an average of the iterates the rule may return, or none; AT in "
+                   "(0, 1]: return that average at AT times its held-out minimum's step), "
                    "discrepancy[:TAU], plateau[:REL_TOL:PATIENCE], fixed:STEPS, joined by commas; "
                    "pick[:FRACTION:EVERY] never stops and returns the held-out best of every EVERY-th "
                    "step (inpainting; at most one of holdout and pick). auto: holdout with an "

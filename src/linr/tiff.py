@@ -159,19 +159,19 @@ def read_tiff(path: Path) -> tuple[list[np.ndarray], list[bool], TiffLayout]:
 
 def _refuse_channels_as_pages(path: Path, tif: Any, series: Any) -> None:
     """A one-line error for an (H, W, C) array that ``tifffile.imwrite`` stored as H pages of
-    W x C pixels (its default for C other than 3 or 4): a 'shaped' file of pages a few pixels
-    wide, far fewer than its rows and pages, is taken for that rather than restored as a stack of
-    strips."""
+    W x C pixels (its default for C other than 3 or 4): a 'shaped' file with no axes named (the
+    generic ``QYX``) whose pages are a few pixels wide, far fewer than its rows and pages, is
+    taken for that rather than restored as a stack of strips."""
     shape = tuple(int(n) for n in series.shape)
-    if not getattr(tif, "is_shaped", False) or series.axes[-2:] != "YX" or len(shape) != 3:
-        return
+    if not getattr(tif, "is_shaped", False) or series.axes != "QYX" or len(shape) != 3:
+        return  # axes the writer named (a time or depth stack, ImageJ, OME) are taken as they say
     pages, rows, width = shape
     if width <= MAX_CHANNELS_AS_WIDTH and min(pages, rows) >= 4 * width:
         raise InputError(
             f"{path}: {pages} pages of {width}x{rows} px, which is how tifffile.imwrite stores an array of "
             f"shape ({pages}, {rows}, {width}); if it is one {rows}x{pages} image with {width} channels, write "
             "it with tifffile.imwrite(path, array, photometric='minisblack', planarconfig='contig'); if it is "
-            "a stack of narrow frames, write it with imagej=True, metadata={'axes': 'TYX'}")
+            "a stack of narrow frames, name its axes: metadata={'axes': 'TYX'}")
 
 
 MAX_CHANNELS_AS_WIDTH = 8

@@ -634,7 +634,8 @@ def _batch(args: argparse.Namespace) -> int:
         records = [manifest.records[j.name] for j in jobs if j.name in manifest.records]
     print(summary_table(records, outcome, where=str(manifest.path), engine=engine))
     unmeasured = [j.name for j in jobs if j.reference is not None and j.name in outcome.skipped
-                  and not (manifest.records.get(j.name) or {}).get("metrics")]
+                  and not (manifest.records.get(j.name) or {}).get("metrics")
+                  and ((manifest.records.get(j.name) or {}).get("inputs") or {}).get("reference") is None]
     if unmeasured:  # a reference folder added on resume measures only the images restored now
         print(f"linr: note: {len(unmeasured)} image(s) done before have a reference now but no metrics (references "
               f"measure the images restored in a run; `linr metrics REFERENCE OUTPUT` measures a done one, "

@@ -62,7 +62,7 @@ class Job:
         return files
 
     def input_stamps(self) -> dict[str, list[int]]:
-        """``{path: [size in bytes, modification time in ns]}`` of every file the restoration reads
+        """``{absolute path: [size in bytes, modification time in ns]}`` of every file the restoration reads
         (not the reference: it only adds metrics), so that a resumed batch notices an input
         replaced since its image was done; a file that cannot be read is left out."""
         stamps = {}
@@ -73,7 +73,7 @@ class Job:
                 stat = os.stat(path)
             except OSError:
                 continue
-            stamps[path] = [stat.st_size, stat.st_mtime_ns]
+            stamps[os.path.abspath(path)] = [stat.st_size, stat.st_mtime_ns]  # as the fingerprint names it
         return stamps
 
 

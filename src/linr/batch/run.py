@@ -14,6 +14,8 @@ written, so an interrupted batch loses at most the tiles in flight.
 
 from __future__ import annotations
 
+import os
+
 import sys
 import time
 from collections import deque
@@ -142,7 +144,7 @@ def _inputs_replaced(job: Job, record: dict[str, Any]) -> bool:
     if not recorded:
         return False
     now = job.input_stamps()
-    return any(now.get(path) != list(stamp) for path, stamp in recorded.items())
+    return any(now.get(os.path.abspath(path)) != list(stamp) for path, stamp in recorded.items())
 
 
 def _older_key(job: Job, record: dict[str, Any], settings: dict[str, Any]) -> bool:

@@ -249,8 +249,9 @@ def failed_record(job: Job, error: str, *, key: str, settings: dict[str, Any], r
 def _own_time(elapsed: float, run: dict[str, Any]) -> float:
     """An image's seconds as its record keeps them: the time since its inputs were read, less,
     for an image fitted in a stack of K (``run['stacked']``), the other images' shares of the
-    stack's fit (``run['fit_s']`` is this image's share), so that the batch's times per image add
-    up to its wall time; the stack's whole time is kept in ``run['stack_time_s']``."""
+    stack's fit (``run['fit_s']`` is this image's share), so that no image is charged the whole
+    stack (K images then counted K times its fit); the stack's whole time is kept in
+    ``run['stack_time_s']``."""
     stacked = run.get("stacked")
     if not stacked or run.get("fit_s") is None:
         return round(elapsed, 3)

@@ -158,12 +158,19 @@ def minimum_step(row: dict[str, Any]) -> int:
 def replay(row: dict[str, Any], at: float) -> tuple[float, int] | None:
     """(refined PSNR, step) of the average at the checkpoint nearest ``at`` times the held-out
     minimum's step (the earlier on a tie, none after the minimum), as
-    :class:`linr.stopping.HoldOut` with ``at`` returns it; None when the recorded curve ends
+    :class:`linr.stopping.HoldOut` with ``at`` returns it (its checkpoints are every 5 steps: rows
+    recorded with another ``--every`` replay on theirs); the default's own image when it returned
+    the raw iterate or no checkpoint precedes the minimum; None when the recorded curve ends
     before that step (a row whose fixed fit was shorter than the default's)."""
+    if (row.get("stop") or {}).get("returned") == "raw":
+        # the guard returned the raw iterate, and 'at' moves only an average: the default's own
+        return float(row["default_psnr"]), int(row["default_stop_step"])
     minimum = minimum_step(row)
     if not row["curve"] or row["curve"][-1][0] + row.get("every", 5) / 2 < at * minimum:
         return None
-    points = [p for p in row["curve"] if p[0] <= minimum] or row["curve"][:1]
+    points = [p for p in row["curve"] if p[0] <= minimum]
+    if not points:  # no checkpoint up to the minimum: the rule returns the minimum's own average
+        return float(row["default_psnr"]), int(row["default_stop_step"])
     point = min(points, key=lambda p: (abs(p[0] - at * minimum), p[0]))
     return float(point[2]), int(point[0])
 

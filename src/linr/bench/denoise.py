@@ -359,8 +359,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     smoke = {k: v for k, v in (("steps", args.steps), ("width", args.width)) if v}
     for (name, colour), clean in cleans.items():
         for variant, kw in options.items():
+            # a baseline fits no SIREN: a smoke --width is none of its settings
+            own_smoke = {k: v for k, v in smoke.items() if not (k == "width" and variant in ("bm3d", "dip"))}
             key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + \
-                _auto_tiles_suffix(variant, kw, clean) + "".join(f"_{k}{v}" for k, v in smoke.items())
+                _auto_tiles_suffix(variant, kw, clean) + "".join(f"_{k}{v}" for k, v in own_smoke.items())
             if key in done:
                 continue
             obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
@@ -368,7 +370,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 _dip_row(clean, obs, steps=args.steps) if variant == "dip" else \
                 _fit_row(clean, obs, steps=args.steps, options=kw)
             row = {"key": key, "image": name, "colour": colour, "size": args.size, "sigma": args.sigma,
-                   "variant": _label(variant, kw), **smoke, "split": _split(name), **measured,
+                   "variant": _label(variant, kw), **own_smoke, "split": _split(name), **measured,
                    "commit": commit_id(), "processor": cpu_name(), "threads": args.threads,
                    "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             append_row(rows_path, row)
