@@ -56,12 +56,10 @@ def _build_restore(sub: Any) -> None:
                    help="joint (default): every frame is an observation of one scene, one output "
                    "image; separate: each frame (a TIFF stack's page, a file) restored on its own, "
                    "written as a TIFF stack of as many frames")
-    g.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
-                   help="input values LO..HI (the inputs' units) map to the fit's [0, 1]; auto: "
-                   "from 0 (or the minimum, when negative) to the maximum of the data; default: "
-                   "uint8/uint16 by their full range, floats as they are when on [0, 1], else "
-                   "auto. A TIFF output is written back in the inputs' units. A negative LO needs "
-                   "the = form: --range=-100:3000")
+    _add_range_option(g, "input values LO..HI (the inputs' units) map to the fit's [0, 1]; auto: "
+                      "from 0 (or the minimum, when negative) to the maximum of the data; default: "
+                      "uint8/uint16 by their full range, floats as they are when on [0, 1], else "
+                      "auto. A TIFF output is written back in the inputs' units.")
     add_fit_options(p)
     from .registration import TRANSFORMS
 
@@ -128,6 +126,12 @@ def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> 
         check_writable_folder(p)
     except InputError as exc:
         raise InputError(f"--report {exc}") from None
+
+
+def _add_range_option(group: Any, what: str) -> None:
+    """``--range auto|LO:HI`` (:func:`linr.argtypes.value_range_option`), ``what`` saying what it maps."""
+    group.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
+                       help=what + " A negative LO needs the = form: --range=-100:3000")
 
 
 def _note(lines: Sequence[str]) -> None:
@@ -910,12 +914,10 @@ def _build_metrics(sub: Any) -> None:
     p.add_argument("--convention", choices=["standard", "paper"], default="standard")
     p.add_argument("--task", choices=["denoise", "sr", "inpaint", "deblur", "joint"], default=None,
                    help="with --convention paper: deblur measures PSNR on Y as the paper did")
-    p.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
-                   help="values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts); "
-                   "default as linr restore reads its inputs: uint8/uint16 by their full range, floats as "
-                   "they are when on [0, 1], else from 0 (or their minimum when negative) to the larger "
-                   "maximum of the two; auto: every file that way, integers too. A negative LO needs the "
-                   "= form: --range=-100:3000")
+    _add_range_option(p, "values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts); "
+                      "default as linr restore reads its inputs: uint8/uint16 by their full range, floats as "
+                      "they are when on [0, 1], else from 0 (or their minimum when negative) to the larger "
+                      "maximum of the two; auto: every file that way, integers too.")
     p.set_defaults(func=cmd_metrics)
 
 
