@@ -158,8 +158,11 @@ def variant_options(variant: str) -> dict[str, Any]:
     return options
 
 
-BASELINES = ("default", "bm3d", "dip")
-"""Variants that are no settings of a fit: the default restore and the two references."""
+REFERENCES = ("bm3d", "dip")
+"""Variants that fit no SIREN: the classical reference and Deep Image Prior."""
+
+BASELINES = ("default", *REFERENCES)
+"""Variants that are no settings of a fit: the default restore and the references."""
 
 MODEL_SETTINGS = {"omega_0": float, "width": int, "depth": int}
 """The SIREN settings a variant may set (``--omega0``, the network's width and depth)."""
@@ -182,6 +185,14 @@ def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0, "returned_step": None, "steps_run": None}
 
 
+def _peak(curve: list[float]) -> dict[str, Any]:
+    """The best value of a per-step PSNR curve and its 1-based step (both None for no curve): a
+    row's oracle."""
+    peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
+    return {"peak_psnr_unclipped": None if peak is None else curve[peak],
+            "peak_step": None if peak is None else peak + 1}
+
+
 def _dip_row(clean: Any, obs: list[Any], *, steps: int | None) -> dict[str, Any]:
     """The ``dip`` variant's measurements: DIP at its recipe (``steps``: a smoke run's budget),
     the returned average's PSNR and its best step along the fit (an oracle)."""
@@ -192,12 +203,9 @@ def _dip_row(clean: Any, obs: list[Any], *, steps: int | None) -> dict[str, Any]
     t0 = time.perf_counter()
     result = dip_restore(obs, config, reference=clean)
     seconds = time.perf_counter() - t0
-    curve = result.history.get("psnr") or []  # the returned average's, unclipped
-    peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
     return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
             "returned_step": config.steps, "steps_run": result.steps_run, "seconds": seconds,
-            "peak_psnr_unclipped": None if peak is None else curve[peak],
-            "peak_step": None if peak is None else peak + 1,
+            **_peak(result.history.get("psnr") or []),  # the returned average's, unclipped
             "dip": {k: v for k, v in dataclasses.asdict(config).items() if k != "device"}}
 
 
@@ -211,14 +219,11 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
     options = {**options, **({"steps": steps} if steps is not None else {})}  # a smoke run's budget wins
     result = restore(obs, device="cpu", progress=False, seed=0, reference=clean, **options)
     seconds = time.perf_counter() - t0
-    curve = result.history.get("psnr") or []  # raw iterates, unclipped: the oracle's
-    peak = max(range(len(curve)), key=curve.__getitem__) if curve else None
     return {"psnr": psnr(clean, result.image), "returned_step": result.stop_step,
             "psnr_unclipped": psnr(clean, result.image, clip=False),
             **({"psnr_fit": psnr(clean, result.fitted_image), "refine": result.settings["refine"]}
                if result.fitted_image is not None else {}),
-            "peak_psnr_unclipped": None if peak is None else curve[peak],
-            "peak_step": None if peak is None else peak + 1,
+            **_peak(result.history.get("psnr") or []),  # raw iterates, unclipped: the oracle's
             "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
             "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
             "retried": sum(r is not None for r in retry_records(result.settings))}
@@ -229,7 +234,7 @@ def _key_variant(variant: str, options: dict[str, Any]) -> str:
     refinement and, for a refined fit with no network named, the pilot network), so that a row
     of an earlier default is not taken for today's on a rerun (rows made before the default had
     any of them keep the shorter key)."""
-    if variant in ("bm3d", "dip"):
+    if variant in REFERENCES:
         return variant
     from ..tasks import denoise_defaults_tag
 
@@ -253,7 +258,7 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
     made before, of the same key, are whole-image fits."""
     from ..tasks import DENOISE_WHOLE_UP_TO
 
-    if variant in ("bm3d", "dip") or options.get("tile", "auto") != "auto" or not _pilot_suffix(options) or \
+    if variant in REFERENCES or options.get("tile", "auto") != "auto" or not _pilot_suffix(options) or \
             max(clean.shape[:2]) <= DENOISE_WHOLE_UP_TO:
         return ""
     return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
@@ -360,7 +365,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     for (name, colour), clean in cleans.items():
         for variant, kw in options.items():
             # a baseline fits no SIREN: a smoke --width is none of its settings
-            own_smoke = {k: v for k, v in smoke.items() if not (k == "width" and variant in ("bm3d", "dip"))}
+            own_smoke = {k: v for k, v in smoke.items() if not (k == "width" and variant in REFERENCES)}
             key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + \
                 _auto_tiles_suffix(variant, kw, clean) + "".join(f"_{k}{v}" for k, v in own_smoke.items())
             if key in done:
