@@ -1,0 +1,168 @@
+"""Probe (#15 stop target): choose the denoising pilot's checkpoint by Stein's unbiased risk estimate
+(SURE) of the *refined* image, the pilot held fixed.
+
+The grouped refinement with a fixed pilot is (nearly) linear in the noisy photo ``y``, so the
+refined image's mean squared error against the clean one is estimated, without it, by
+``mean((y - R(y))^2) - sigma^2 + 2 sigma^2 div R / N``, the divergence by one Monte-Carlo probe
+(Ramani, Blu and Unser 2008): ``b . (R(y + e b) - R(y)) / e`` for a standard normal ``b``, the
+same ``b`` for every checkpoint, with the groups matched once on ``y`` (a perturbation does not
+re-match). ``sigma`` is the level the refinement measures. What it leaves out: the pilot's own
+dependence on ``y`` (the fit saw the photo).
+
+Per crop (as ``linr bench default-stop``: centre crop, Gaussian noise of sigma, seed 0): the default
+restore gives its own PSNR and the pilot's halting step; the same pilot fit (same held-out pixels)
+runs to ``--steps`` with the 40-iterate average kept every 5 steps; each checkpoint's average is
+refined (true PSNR) and scored by SURE. Rows: per checkpoint (PSNR, SURE), the SURE pick within the
+steps the default ran and within all, and their PSNRs. One torch thread.
+
+    python benchmarks/stop_sure_probe.py ROWS [--size 64] [--sigma 25] [--colour grey] [--steps 200] NAME ...
+    python benchmarks/stop_sure_probe.py ROWS --table
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import linr
+from linr import tasks
+from linr.bench import data_dir
+from linr.bench.averaging import clean_crop, observations_for
+from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
+from linr.fit import fit
+from linr.noise import floored_noise_sigma
+from linr.refine import GroupedWiener as Grouped
+from linr.stopping import FixedSteps, holdout_rule
+
+
+class _FixedGroups(Grouped):
+    """:class:`Grouped` whose groups, once matched, are reused (keyed by the block's references)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: dict = {}
+
+    def _match(self, guide, padded, ys, xs, size):  # type: ignore[override]
+        key = (int(ys[0]), int(xs[0]), len(ys), len(xs))
+        if key not in self.groups:
+            self.groups[key] = super()._match(guide, padded, ys, xs, size)
+        return self.groups[key]
+
+
+def _key(name: str, args: argparse.Namespace) -> str:
+    return f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_t{args.steps}{tasks.pilot_tag()}"
+
+
+def _row(name: str, args: argparse.Namespace) -> dict:
+    folder, _, image = name.rpartition("/")
+    clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
+    obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
+    default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
+    stop = default.settings["stop"]
+    minimum = int(stop.get("minimum_step", default.stop_step))
+    ran = int(default.steps_run)
+    refine = default.settings["refine"]["name"]
+    assert refine == "grouped", refine
+    resolved, config = tasks.resolve(obs, seed=0, device="cpu")
+    rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
+    held = holdout_rule(rule)
+    resolved = held.prepare(resolved)
+    window: deque = deque(maxlen=40)
+    averages: dict[int, np.ndarray] = {}
+
+    def keep(step: int, output: torch.Tensor, loss: float) -> None:
+        image = ((output[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
+        window.append(image)
+        if (step + 1) % 5 == 0:
+            averages[step + 1] = np.mean(window, axis=0)
+
+    steps = max(args.steps, ran)
+    retried = (default.settings.get("retry") or {}).get("returned") == "retry"
+    lr = config.retry_lr if retried and config.retry_lr is not None else config.lr  # the rate of the returned fit
+    fit(resolved, dataclasses.replace(config, steps=steps, lr=lr, retry_lr=None), stop=FixedSteps(steps), callback=keep)
+    noisy = np.asarray(obs[0].image, np.float64)
+    y = noisy if noisy.ndim == 3 else noisy[..., None]
+    sigma = floored_noise_sigma(y.astype(np.float32))
+    rng = np.random.default_rng(1)
+    probe = rng.standard_normal(y.shape)
+    mask = np.broadcast_to(held.held_out_masks()[0][..., None], y.shape)  # the pixels the pilot never saw
+    signs = np.where(mask, rng.choice([-1.0, 1.0], size=y.shape), 0.0)
+    eps = 0.01 * sigma
+    points = {}
+    for step, mean in sorted(averages.items()):
+        refiner = _FixedGroups()
+        refined = np.asarray(refiner(y, mean, sigma), np.float64)
+        moved = np.asarray(refiner(y + eps * probe, mean, sigma), np.float64)
+        div = float(np.sum(probe * (moved - refined)) / eps)
+        residual = float(np.mean((y - refined) ** 2))
+        sure = residual - sigma ** 2 + 2 * sigma ** 2 * div / y.size
+        # on the held-out pixels the pilot does not depend on the photo's value there: the fixed-pilot
+        # derivative is the whole one, and SURE there is unbiased (its variance that of a few pixels)
+        held_moved = np.asarray(refiner(y + eps * signs, mean, sigma), np.float64)
+        held_div = float(np.sum(signs * (held_moved - refined)) / eps / mask.sum())
+        held_residual = float(np.mean((y - refined)[mask] ** 2))
+        points[step] = {"psnr": psnr(clean, refined[..., 0] if noisy.ndim == 2 else refined), "sure": sure,
+                        "div": div / y.size, "residual": residual, "held_residual": held_residual,
+                        "held_div": held_div, "held_sure": held_residual - sigma ** 2 + 2 * sigma ** 2 * held_div}
+    within = [s for s in points if s <= ran] or list(points)
+    pick_ran = min(within, key=lambda s: points[s]["sure"])
+    pick_all = min(points, key=lambda s: points[s]["sure"])
+    held_ran = min(within, key=lambda s: points[s]["held_sure"])
+    held_all = min(points, key=lambda s: points[s]["held_sure"])
+    best = max(points, key=lambda s: points[s]["psnr"])
+    return {"key": _key(name, args), "image": name, "colour": args.colour, "size": args.size, "sigma": args.sigma,
+            "minimum_step": minimum, "steps_run": ran, "retried": retried, "sigma_measured": sigma * 255,
+            "default_psnr": psnr(clean, default.image), "points": {str(s): p for s, p in points.items()},
+            "pick_ran": pick_ran, "pick_ran_psnr": points[pick_ran]["psnr"], "pick_all": pick_all,
+            "pick_all_psnr": points[pick_all]["psnr"], "held_ran": held_ran, "held_ran_psnr": points[held_ran]["psnr"],
+            "held_all": held_all, "held_all_psnr": points[held_all]["psnr"], "best_step": best, "best_psnr": points[best]["psnr"],
+            "commit": commit_id(), "processor": cpu_name()}
+
+
+def _table(rows: dict) -> str:
+    lines = ["| image | default (min, ran) | SURE pick within ran (step) | SURE pick any (step) | best checkpoint (step) |",
+             "|---|---:|---:|---:|---:|"]
+    gaps: dict[str, list[float]] = {"default": [], "ran": [], "all": []}
+    for row in rows.values():
+        best = row["best_psnr"]
+        gaps["default"].append(row["default_psnr"] - best)
+        gaps["ran"].append(row["pick_ran_psnr"] - best)
+        gaps["all"].append(row["pick_all_psnr"] - best)
+        lines.append(f"| {row['image']} {row['colour']} {row['size']} sigma {row['sigma']:g} | "
+                     f"{row['default_psnr'] - best:+.2f} ({row['minimum_step']}, {row['steps_run']}) | "
+                     f"{row['pick_ran_psnr'] - best:+.2f} ({row['pick_ran']}) | "
+                     f"{row['pick_all_psnr'] - best:+.2f} ({row['pick_all']}) | {best:.2f} ({row['best_step']}) |")
+    lines.append("| mean / worst | " + " | ".join(f"{np.mean(g):+.2f} / {min(g):+.2f}" for g in gaps.values()) + " | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("rows", type=Path)
+    p.add_argument("names", nargs="*")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--sigma", type=float, default=25.0)
+    p.add_argument("--colour", choices=("rgb", "grey"), default="grey")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--table", action="store_true")
+    args = p.parse_intermixed_args()
+    done = read_rows(args.rows)
+    if args.table:
+        print(_table(done))
+        return
+    torch.set_num_threads(1)
+    for name in args.names:
+        if _key(name, args) in done:
+            continue
+        row = _row(name, args)
+        append_row(args.rows, row)
+        print(name, "default", round(row["default_psnr"], 2), "pick", row["pick_ran"], round(row["pick_ran_psnr"], 2),
+              "best", row["best_step"], round(row["best_psnr"], 2), flush=True)
+
+
+if __name__ == "__main__":
+    main()
