@@ -54,19 +54,13 @@ class _FixedGroups(Grouped):
 
 
 def _key(name: str, args: argparse.Namespace) -> str:
-    return f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_t{args.steps}{tasks.pilot_tag()}"
+    pipeline = "".join(f"_p{e:g}" for e in args.pipeline)
+    return f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_t{args.steps}{pipeline}{tasks.pilot_tag()}"
 
 
-def _row(name: str, args: argparse.Namespace) -> dict:
-    folder, _, image = name.rpartition("/")
-    clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
-    obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
-    default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
-    stop = default.settings["stop"]
-    minimum = int(stop.get("minimum_step", default.stop_step))
-    ran = int(default.steps_run)
-    refine = default.settings["refine"]["name"]
-    assert refine == "grouped", refine
+def _averages(obs: list, refine: str, steps: int, retried: bool) -> tuple[dict[int, np.ndarray], object]:
+    """The pilot fit of the default (same held-out pixels, the rate of the fit it returned) for
+    ``steps`` steps: its 40-iterate average every 5 steps, and its hold-out rule."""
     resolved, config = tasks.resolve(obs, seed=0, device="cpu")
     rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
     held = holdout_rule(rule)
@@ -80,10 +74,24 @@ def _row(name: str, args: argparse.Namespace) -> dict:
         if (step + 1) % 5 == 0:
             averages[step + 1] = np.mean(window, axis=0)
 
+    lr = config.retry_lr if retried and config.retry_lr is not None else config.lr
+    fit(resolved, dataclasses.replace(config, steps=steps, lr=lr, retry_lr=None), stop=FixedSteps(steps), callback=keep)
+    return averages, held
+
+
+def _row(name: str, args: argparse.Namespace) -> dict:
+    folder, _, image = name.rpartition("/")
+    clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
+    obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
+    default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
+    stop = default.settings["stop"]
+    minimum = int(stop.get("minimum_step", default.stop_step))
+    ran = int(default.steps_run)
+    refine = default.settings["refine"]["name"]
+    assert refine == "grouped", refine
     steps = max(args.steps, ran)
     retried = (default.settings.get("retry") or {}).get("returned") == "retry"
-    lr = config.retry_lr if retried and config.retry_lr is not None else config.lr  # the rate of the returned fit
-    fit(resolved, dataclasses.replace(config, steps=steps, lr=lr, retry_lr=None), stop=FixedSteps(steps), callback=keep)
+    averages, held = _averages(obs, refine, steps, retried)
     noisy = np.asarray(obs[0].image, np.float64)
     y = noisy if noisy.ndim == 3 else noisy[..., None]
     sigma = floored_noise_sigma(y.astype(np.float32))
@@ -92,6 +100,12 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     mask = np.broadcast_to(held.held_out_masks()[0][..., None], y.shape)  # the pixels the pilot never saw
     signs = np.where(mask, rng.choice([-1.0, 1.0], size=y.shape), 0.0)
     eps = 0.01 * sigma
+    moved_fits = {}
+    for scale in args.pipeline:  # the whole pipeline's divergence: the pilot fitted again to y + e b
+        e = scale * sigma
+        photo = (y + e * probe).astype(np.float32)
+        moved_obs = [dataclasses.replace(obs[0], image=photo if noisy.ndim == 3 else photo[..., 0])]
+        moved_fits[scale] = (e, _averages(moved_obs, refine, steps, retried)[0])
     points = {}
     for step, mean in sorted(averages.items()):
         refiner = _FixedGroups()
@@ -105,7 +119,14 @@ def _row(name: str, args: argparse.Namespace) -> dict:
         held_moved = np.asarray(refiner(y + eps * signs, mean, sigma), np.float64)
         held_div = float(np.sum(signs * (held_moved - refined)) / eps / mask.sum())
         held_residual = float(np.mean((y - refined)[mask] ** 2))
+        pipeline = {}
+        for scale, (e, moved_averages) in moved_fits.items():
+            whole = np.asarray(refiner(y + e * probe, moved_averages[step], sigma), np.float64)
+            d = float(np.sum(probe * (whole - refined)) / e) / y.size
+            pipeline[f"{scale:g}"] = {"div": d, "sure": residual - sigma ** 2 + 2 * sigma ** 2 * d,
+                                      "pilot_moved": float(np.sum(probe * (moved_averages[step] - mean)) / e) / y.size}
         points[step] = {"psnr": psnr(clean, refined[..., 0] if noisy.ndim == 2 else refined), "sure": sure,
+                        "pipeline": pipeline,
                         "div": div / y.size, "residual": residual, "held_residual": held_residual,
                         "held_div": held_div, "held_sure": held_residual - sigma ** 2 + 2 * sigma ** 2 * held_div}
     within = [s for s in points if s <= ran] or list(points)
@@ -148,6 +169,8 @@ def main() -> None:
     p.add_argument("--sigma", type=float, default=25.0)
     p.add_argument("--colour", choices=("rgb", "grey"), default="grey")
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--pipeline", type=float, nargs="*", default=[],
+                   help="also the whole pipeline's SURE: the pilot fitted again to the photo plus E sigma times the probe, per E")
     p.add_argument("--table", action="store_true")
     args = p.parse_intermixed_args()
     done = read_rows(args.rows)
