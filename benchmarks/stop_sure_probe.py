@@ -54,7 +54,8 @@ class _FixedGroups(Grouped):
 
 
 def _key(name: str, args: argparse.Namespace) -> str:
-    pipeline = "".join(f"_p{e:g}" for e in args.pipeline)
+    pipeline = "".join(f"_p{e:g}" for e in args.pipeline) + (f"x{args.probes}" if args.probes > 1 else "") \
+        + (f"_f{args.fixed_probes}" if args.fixed_probes else "")
     return f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_t{args.steps}{pipeline}{tasks.pilot_tag()}"
 
 
@@ -101,11 +102,14 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     signs = np.where(mask, rng.choice([-1.0, 1.0], size=y.shape), 0.0)
     eps = 0.01 * sigma
     moved_fits = {}
-    for scale in args.pipeline:  # the whole pipeline's divergence: the pilot fitted again to y + e b
-        e = scale * sigma
-        photo = (y + e * probe).astype(np.float32)
-        moved_obs = [dataclasses.replace(obs[0], image=photo if noisy.ndim == 3 else photo[..., 0])]
-        moved_fits[scale] = (e, _averages(moved_obs, refine, steps, retried)[0])
+    for k in range(args.probes):  # the whole pipeline's divergence: the pilot fitted again to y + e b
+        b = probe if k == 0 else np.random.default_rng(1 + k).standard_normal(y.shape)
+        for scale in args.pipeline:
+            e = scale * sigma
+            photo = (y + e * b).astype(np.float32)
+            moved_obs = [dataclasses.replace(obs[0], image=photo if noisy.ndim == 3 else photo[..., 0])]
+            moved_fits[f"{scale:g}" if k == 0 else f"{scale:g}/{k}"] = (e, b, _averages(moved_obs, refine, steps, retried)[0])
+    fresh = [np.random.default_rng(100 + k).standard_normal(y.shape) for k in range(args.fixed_probes)]
     points = {}
     for step, mean in sorted(averages.items()):
         refiner = _FixedGroups()
@@ -120,13 +124,20 @@ def _row(name: str, args: argparse.Namespace) -> dict:
         held_div = float(np.sum(signs * (held_moved - refined)) / eps / mask.sum())
         held_residual = float(np.mean((y - refined)[mask] ** 2))
         pipeline = {}
-        for scale, (e, moved_averages) in moved_fits.items():
-            whole = np.asarray(refiner(y + e * probe, moved_averages[step], sigma), np.float64)
-            d = float(np.sum(probe * (whole - refined)) / e) / y.size
-            pipeline[f"{scale:g}"] = {"div": d, "sure": residual - sigma ** 2 + 2 * sigma ** 2 * d,
-                                      "pilot_moved": float(np.sum(probe * (moved_averages[step] - mean)) / e) / y.size}
+        fixed_many = []
+        for b in fresh[:args.fixed_probes]:  # the fixed pilot's divergence, from probes that cost no fit
+            fixed_many.append(float(np.sum(b * (np.asarray(refiner(y + eps * b, mean, sigma), np.float64) - refined))
+                                    / eps) / y.size)
+        for name, (e, b, moved_averages) in moved_fits.items():
+            whole = np.asarray(refiner(y + e * b, moved_averages[step], sigma), np.float64)
+            d = float(np.sum(b * (whole - refined)) / e) / y.size
+            same = float(np.sum(b * (np.asarray(refiner(y + e * b, mean, sigma), np.float64) - refined)) / e) / y.size \
+                if args.fixed_probes else None
+            pipeline[name] = {"div": d, "sure": residual - sigma ** 2 + 2 * sigma ** 2 * d,
+                              "pilot_moved": float(np.sum(b * (moved_averages[step] - mean)) / e) / y.size,
+                              "fixed_same_probe": same}
         points[step] = {"psnr": psnr(clean, refined[..., 0] if noisy.ndim == 2 else refined), "sure": sure,
-                        "pipeline": pipeline,
+                        "pipeline": pipeline, "fixed_many": fixed_many,
                         "div": div / y.size, "residual": residual, "held_residual": held_residual,
                         "held_div": held_div, "held_sure": held_residual - sigma ** 2 + 2 * sigma ** 2 * held_div}
     within = [s for s in points if s <= ran] or list(points)
@@ -171,6 +182,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--pipeline", type=float, nargs="*", default=[],
                    help="also the whole pipeline's SURE: the pilot fitted again to the photo plus E sigma times the probe, per E")
+    p.add_argument("--fixed-probes", type=int, default=0,
+                   help="also the fixed pilot's divergence from this many fresh probes (a control variate)")
+    p.add_argument("--probes", type=int, default=1, help="probe vectors per scale (default 1)")
     p.add_argument("--table", action="store_true")
     args = p.parse_intermixed_args()
     done = read_rows(args.rows)

@@ -288,7 +288,9 @@ class GroupedWiener:
     the image, and the blocks' sums added in block order, so the result does not depend on
     threads, memory layout or the process it runs in. ``threads`` blocks are matched and filtered
     at a time (None: as many as torch is given, ``torch.get_num_threads()``: one under ``linr
-    bench``, a batch worker's share under ``linr batch``). Memory besides the images: a few float64
+    bench``, a batch worker's share under ``linr batch``). ``keep_groups``: the groups matched by
+    the first call on an image of a shape serve every later call on that shape, whatever its photo
+    (:mod:`linr.sure` differentiates the filter with its groups held). Memory besides the images: a few float64
     planes of the image (the photo and pilot per plane, the sums) and, per thread, one block's
     groups and distances (about 0.2 GB). Time: about a minute for a 768 x 512 RGB photo on one core
     here (the ``wiener`` refiner takes seconds)."""
@@ -299,7 +301,8 @@ class GroupedWiener:
     takes = "noisy"
 
     def __init__(self, patch: int = 8, group: int = 16, step: int = 3, window: int = 39, tau: float = 1.0,
-                 match: str = "noisy", prefilter: bool = True, threads: int | None = None) -> None:
+                 match: str = "noisy", prefilter: bool = True, threads: int | None = None,
+                 keep_groups: bool = False) -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads {threads}: at least 1 (None: torch's)")
         self.threads = threads
@@ -311,6 +314,10 @@ class GroupedWiener:
             raise ValueError(f"match {match!r}: 'noisy' or 'pilot'")
         self.patch, self.group, self.step, self.window, self.tau = patch, group, step, window, tau
         self.match, self.prefilter = match, prefilter
+        # keep_groups: the groups matched by the first call on an image of a shape are used by every
+        # later call on that shape, whatever its photo (Stein's estimate differentiates the filter
+        # with its groups held: :mod:`linr.sure`); off, each call matches its own
+        self._kept_groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] | None = {} if keep_groups else None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "patch": self.patch, "group": self.group, "step": self.step,
@@ -368,7 +375,13 @@ class GroupedWiener:
 
         def block_sums(block: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
             y0, x0 = block
-            gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
+            kept, key = self._kept_groups, (h, w, y0, x0)
+            if kept is not None and key in kept:
+                gy, gx = kept[key]
+            else:
+                gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
+                if kept is not None:
+                    kept[key] = gy, gx
             return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma))
 
         threads = self.workers(h, w)

@@ -51,6 +51,7 @@ __all__ = [
     "OutputVariance",
     "HoldOut",
     "HeldOutPick",
+    "SurePick",
     "Discrepancy",
     "Plateau",
     "FirstToFire",
@@ -262,6 +263,10 @@ class HoldOut(_TrackedRule):
     :attr:`AVERAGE_GUARD`). (Returning it only when its minimum was below the raw one gained
     less on every split measured: BENCHMARKS.md, "#15 quality: iterate averaging".)
 
+    ``keep_checkpoints`` (with an average): keep the average at every ``check_every``-th step
+    (:meth:`checkpoints`; a copy of the image each, on the fit's device), for a choice made after
+    the fit (:mod:`linr.sure`); what the rule returns is unchanged.
+
     ``at`` (with an average, below 1): return the average not at its held-out minimum's step
     ``s`` but at the ``check_every``-step checkpoint nearest ``at * s`` (the rule keeps the
     average at every checkpoint from about ``at * s`` on, so no extra steps are run; that is
@@ -276,7 +281,7 @@ class HoldOut(_TrackedRule):
     name = "holdout"
 
     def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5,
-                 average: str | None = None, at: float = 1.0):
+                 average: str | None = None, at: float = 1.0, keep_checkpoints: bool = False):
         if not 0.0 < fraction < 0.5:
             raise ValueError(f"hold-out fraction must be in (0, 0.5), got {fraction}")
         if not 0.0 < at <= 1.0:
@@ -284,7 +289,10 @@ class HoldOut(_TrackedRule):
         if at < 1.0 and average in (None, "none"):
             raise ValueError("holdout: returning the average before its minimum ('at' below 1) needs an average, "
                              "such as holdout:0.05:40:window40:0.9")
+        if keep_checkpoints and average in (None, "none"):
+            raise ValueError("holdout: keeping the checkpoints' averages needs an average, such as holdout:0.05:40:window40")
         self.fraction, self.seed, self.at = float(fraction), int(seed), float(at)
+        self.keep_checkpoints = bool(keep_checkpoints)
         self.tracker = MinTracker(patience=patience, check_every=check_every)
         self.average = None if average in (None, "none") else parse_average(average)
         # keeps the average's iterate of lowest hold-out loss; never ends the fit by itself
@@ -365,7 +373,7 @@ class HoldOut(_TrackedRule):
         if self.average is not None:
             mean = self.average.update(output)
             self.average_tracker.update(step, self.holdout_loss(mean), mean)
-            if self.at < 1.0 and (step + 1) % self.average_tracker.check_every == 0:
+            if (self.at < 1.0 or self.keep_checkpoints) and (step + 1) % self.average_tracker.check_every == 0:
                 self._keep_checkpoint(step + 1, mean)
         if self.tracker.update(step, self.holdout_loss(output), output, state):
             return (f"holdout: no new minimum of the loss on {self.fraction:.0%} held-out pixels "
@@ -376,9 +384,17 @@ class HoldOut(_TrackedRule):
         """Keep the average of this checkpoint (1-based ``step``) and drop those that can no longer
         be the nearest to ``at`` times the minimum's step (the minimum only moves later)."""
         self._checkpoints.append((step, mean.clone()))
+        if self.keep_checkpoints:
+            return
         target = self.at * (self.average_tracker.best_step + 1)  # a host read, at checkpoints only
         while len(self._checkpoints) > 1 and self._checkpoints[1][0] <= target:
             self._checkpoints.pop(0)
+
+    def checkpoints(self) -> list[tuple[int, torch.Tensor]]:
+        """With ``keep_checkpoints``: (1-based step, the average then) at every ``check_every``-th
+        step of the fit, in order (the average on the fit's device, (1, C, h, w) on [-1, 1]); with
+        ``at`` below 1, those it still keeps; else empty."""
+        return list(self._checkpoints)
 
     def neighbour_loss(self) -> float | None:
         """The held-out loss (as :meth:`holdout_loss`) of a predictor with no model at all: each
@@ -570,6 +586,22 @@ def holdout_rule(rule: StopRule | None) -> HoldOut | None:
     return None
 
 
+class SurePick(HoldOut):
+    """The automatic hold-out rule (:data:`AUTO_NOISY`'s stop and average) keeping the average at
+    every checkpoint, so that :func:`linr.restore` can return, instead of the average at its
+    held-out minimum, the checkpoint whose refined image has the least Stein's unbiased risk
+    estimate (:mod:`linr.sure`; one noisy photo refined by ``grouped``, fitted whole). Spec
+    ``sure[:FRACTION[:PATIENCE[:AVERAGE]]]``; the automatic stop is this rule for such photos of at
+    most :data:`linr.sure.UP_TO_PIXELS`."""
+
+    name = "sure"
+
+    def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5,
+                 average: str = "window40"):
+        super().__init__(fraction=fraction, patience=patience, seed=seed, check_every=check_every,
+                         average=average, keep_checkpoints=True)
+
+
 class HeldOutPick(HoldOut):
     """Never stops: holds a random ``fraction`` of the observed pixels out of the data term (as
     :class:`HoldOut` does), looks at the output every ``every`` steps only, and returns the
@@ -716,6 +748,7 @@ RULE_PARAMS: dict[str, tuple[type[StopRule], tuple[tuple[str, type], ...]]] = {
     "variance": (OutputVariance, (("window", int), ("patience", int))),
     "holdout": (HoldOut, (("fraction", float), ("patience", int), ("average", str), ("at", float))),
     "pick": (HeldOutPick, (("fraction", float), ("every", int))),
+    "sure": (SurePick, (("fraction", float), ("patience", int), ("average", str))),
     "discrepancy": (Discrepancy, (("tau", float),)),
     "plateau": (Plateau, (("rel_tol", float), ("patience", int))),
 }

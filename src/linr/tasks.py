@@ -28,7 +28,8 @@ from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, holdout_rule, parse_stop
+from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
+from .sure import pick_by_sure
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
 
 __all__ = [
@@ -421,7 +422,7 @@ def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
 def pilot_stop(stop: Any) -> bool:
     """Whether a fit under ``stop`` may be the pilot: the automatic stop (None or 'auto'), or a spec
     of the hold-out rule that returns an average of iterates, as the automatic one does (such as
-    :data:`AUTO_NOISY` written out, or with ``at``: ``holdout:0.05:40:window40:0.9``), which the
+    :data:`AUTO_NOISY` written out, or with ``at``: ``holdout:0.05:40:window40:0.9``; ``sure``), which the
     pilot was measured with. Other rules (and rule objects) keep the paper's network."""
     if stop in (None, "auto"):
         return True
@@ -431,7 +432,7 @@ def pilot_stop(stop: Any) -> bool:
         rule = parse_stop(stop)
     except ValueError:
         return False  # refused with its own message when the rule is resolved
-    return type(rule) is HoldOut and rule.average is not None
+    return type(rule) in (HoldOut, SurePick) and rule.average is not None
 
 
 INPAINT_BLEND_UP_TO = GroupedFill.BIHARMONIC_UP_TO
@@ -956,6 +957,8 @@ def restore(
     elif grid is None:
         whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
         result = fit(obs, config, reference=reference, stop=rule, callback=whole_step)
+        if isinstance(rule, SurePick):
+            pick_by_sure(result, obs, config, rule)
     else:
         asked_prior = config.prior
         config = _tiled_config(config, obs)
@@ -1192,7 +1195,30 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
+    rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, ensemble=ensemble,
+                      keep_model=keep_model)
     return RestorePlan(obs, config, grid, refine, rule, pilot)
+
+
+def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, preset: str | None,
+               refine: str | None, whole: bool, ensemble: int, keep_model: bool) -> StopRule | None:
+    """The stop rule with the SURE pick (:mod:`linr.sure`): the automatic stop of the defaults
+    becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
+    :data:`linr.sure.UP_TO_PIXELS` that the pick can serve; a ``sure`` rule asked for where it
+    cannot is refused in one line."""
+    from .sure import UP_TO_PIXELS, why_not
+
+    reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
+    if isinstance(rule, SurePick):
+        if reason is not None:
+            raise InputError(f"stop rule 'sure': {reason}")
+        return rule
+    h, w = clean_shape(obs)
+    if stop in (None, "auto") and preset is None and reason is None and h * w <= UP_TO_PIXELS and \
+            type(rule) is HoldOut and rule.average is not None:
+        return SurePick(fraction=rule.fraction, patience=rule.tracker.patience, seed=rule.seed,
+                        check_every=rule.tracker.check_every, average=rule.average.spec)
+    return rule
 
 
 def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_stack: int | None, ensemble: int,

@@ -56,6 +56,9 @@ def register(sub: Any) -> None:
     p.add_argument("--budget", type=int, default=400, help="steps of the fixed-length fit (default 400)")
     p.add_argument("--every", type=int, default=5, help="steps between checkpoints (default 5)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--oracle-from", type=Path, nargs="+", default=None, metavar="ROWS",
+                   help="take each image's oracle and curve from a row of these files (same crop, noise, budget "
+                        "and checkpoints, any stop: the fixed fit does not depend on it) and run only the default")
     p.add_argument("--table", type=Path, nargs="+", default=None, metavar="ROWS",
                    help="instead: print the recorded rows of these files, one split per file")
     p.add_argument("--at", type=float, nargs="*", default=[1.0, 0.9, 0.8, 0.7],
@@ -63,23 +66,41 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_default_stop)
 
 
-def _stop_tag() -> str:
+def _stop_tag(size: int) -> str:
     """``-atF`` when the default returns its average before the held-out minimum (F: the fraction
-    of :data:`linr.stopping.AUTO_NOISY`), so that rows of another default are not taken for this one's."""
+    of :data:`linr.stopping.AUTO_NOISY`), ``-sureE`` when it chooses it by SURE on a crop of this
+    size (:mod:`linr.sure`, E its probe's scale), so that rows of another default are not taken
+    for this one's."""
     from ..stopping import AUTO_NOISY, parse_stop
+    from ..sure import PROBE_SCALE, UP_TO_PIXELS
 
     at = parse_stop(AUTO_NOISY).at
-    return "" if at == 1.0 else f"-at{at:g}"
+    return ("" if at == 1.0 else f"-at{at:g}") + (f"-sure{PROBE_SCALE:g}" if size * size <= UP_TO_PIXELS else "")
 
 
 def row_key(name: str, *, colour: str, size: int, sigma: float, budget: int, every: int) -> str:
     from ..tasks import pilot_tag
 
-    return f"{name}_{colour}_s{size}_n{sigma:g}_b{budget}_e{every}{pilot_tag()}{_stop_tag()}"
+    return f"{name}_{colour}_s{size}_n{sigma:g}_b{budget}_e{every}{pilot_tag()}{_stop_tag(size)}"
 
 
-def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budget: int, every: int) -> dict[str, Any]:
-    """One row (module docstring)."""
+ORACLE_FIELDS = ("steps_fitted", "lr", "retried", "oracle_psnr", "oracle_step", "oracle_iterate", "curve")
+"""What a row's fixed fit gave (the oracle and the curve): the same whatever the default's stop."""
+
+
+def oracle_row(rows: list[dict[str, Any]], name: str, *, colour: str, size: int, sigma: float, budget: int,
+               every: int) -> dict[str, Any] | None:
+    """The recorded row of this crop, noise, budget and checkpoints whose fixed fit another row can
+    reuse (the last such), or None."""
+    same = [r for r in rows if (r["image"], r["colour"], r["size"], r["sigma"], r["budget"], r["every"])
+            == (name, colour, size, sigma, budget, every)]
+    return same[-1] if same else None
+
+
+def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budget: int, every: int,
+           oracle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row (module docstring); with ``oracle`` (a row of :func:`oracle_row`) only the default
+    is run and the fixed fit's fields are that row's (``oracle_from`` names its commit)."""
     import torch
 
     import linr
@@ -99,6 +120,16 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
     default_s = time.process_time() - started
     refine = default.settings["refine"]["name"]
     stop = default.settings.get("stop") or {}
+    own = {"key": row_key(name, colour=colour, size=size, sigma=sigma, budget=budget, every=every),
+           "image": name, "colour": colour, "size": size, "sigma": sigma, "budget": budget, "every": every,
+           "default_psnr": psnr(clean, default.image), "default_stop_step": default.stop_step,
+           # the held-out minimum's step, which fractions are replayed from (a SURE pick's: the step it left)
+           "default_minimum_step": stop.get("minimum_step", (stop.get("sure") or {}).get("held_out_step",
+                                                                                          default.stop_step)),
+           "default_steps_run": default.steps_run, "default_cpu_s": default_s, "stop": stop, "refine": refine,
+           "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
+    if oracle is not None:
+        return {**own, **{field: oracle[field] for field in ORACLE_FIELDS}, "oracle_from": oracle.get("commit")}
 
     # the same pilot fit, for a fixed budget, its iterates refined as the default refines them
     resolved, config = tasks.resolve(obs, seed=0, device="cpu")
@@ -138,14 +169,9 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
             point += [round(float(np.mean((np.asarray(image, np.float64)[mask] - noisy[mask]) ** 2)), 8)
                       for image in (raw, mean)]
         curve.append(point)
-    return {"key": row_key(name, colour=colour, size=size, sigma=sigma, budget=budget, every=every),
-            "image": name, "colour": colour, "size": size, "sigma": sigma, "budget": budget, "every": every,
-            "steps_fitted": steps, "lr": lr, "retried": retried,
-            "default_psnr": psnr(clean, default.image), "default_stop_step": default.stop_step,
-            "default_minimum_step": stop.get("minimum_step", default.stop_step),
-            "default_steps_run": default.steps_run, "default_cpu_s": default_s, "stop": stop, "refine": refine,
+    return {**own, "steps_fitted": steps, "lr": lr, "retried": retried,
             "oracle_psnr": best["psnr"], "oracle_step": best.get("step"), "oracle_iterate": best.get("iterate"),
-            "curve": curve, "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
+            "curve": curve}
 
 
 def minimum_step(row: dict[str, Any]) -> int:
@@ -230,6 +256,10 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         raise InputError("--budget and --every must be at least 1 step, --size at least 8 px")
     import torch
 
+    missing = [str(p) for p in args.oracle_from or [] if not p.is_file()]
+    if missing:
+        raise InputError(f"--oracle-from: no rows file {', '.join(missing)}")
+    recorded = [row for path in args.oracle_from or [] for row in read_rows(path).values()]
     data = data_dir(args.data)
     torch.set_num_threads(args.threads)
     done = read_rows(args.rows)
@@ -237,8 +267,11 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         key = row_key(name, colour=args.colour, size=args.size, sigma=args.sigma, budget=args.budget, every=args.every)
         if key in done:
             continue
-        row = record(name, data=data, colour=args.colour, size=args.size, sigma=args.sigma,
-                     budget=args.budget, every=args.every)
+        crop = dict(colour=args.colour, size=args.size, sigma=args.sigma, budget=args.budget, every=args.every)
+        oracle = oracle_row(recorded, name, **crop) if recorded else None
+        if args.oracle_from and oracle is None:
+            print(f"{name}: no row of this crop in --oracle-from; fitting its oracle", flush=True)
+        row = record(name, data=data, oracle=oracle, **crop)
         append_row(args.rows, row)
         raised = f"; fitted {row['steps_fitted']} steps, as many as the default ran" \
             if row["steps_fitted"] > args.budget else ""

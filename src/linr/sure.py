@@ -1,0 +1,147 @@
+"""Choosing the denoising pilot's returned average by Stein's unbiased risk estimate (SURE) of the
+refined image.
+
+The defaults denoise one photo by fitting a pilot network (held-out stop, a 40-iterate average)
+and refining the photo with it (``grouped``, :class:`linr.refine.GroupedWiener`). The held-out
+loss measures the *pilot*; on small photos the refined image peaked well before the pilot's
+held-out minimum (64-px crops: 1.6 dB below its best checkpoint on average; BENCHMARKS.md, "#15
+the denoising stop"). This step measures the refined image itself: for each kept checkpoint
+``a`` of the pilot's average, the refined image ``x = R(y, a)`` of the photo ``y`` has, for
+Gaussian noise of std ``sigma``, the mean squared error estimate
+
+    SURE = mean((y - x)^2) - sigma^2 + 2 sigma^2 div / N,
+
+``div`` the divergence of the whole chain photo -> pilot -> refined image (Stein 1981). It is
+estimated by Monte Carlo (Ramani, Blu and Unser 2008): the pilot is fitted once more to
+``y + e b`` (``b`` standard normal, ``e`` = :data:`PROBE_SCALE` sigma; same seed, same held-out
+pixels, as many steps), and ``div ~ b . (R(y + e b, a') - R(y, a)) / e`` with ``a'`` that fit's
+average at the same step, the groups of the refinement matched once on ``y``. (Averaging four
+probes, or measuring the part that does not go through the pilot on four more, chose no better on
+the 64-128 px crops measured: the estimate's spread is the photo's own noise, not the probe's.)
+``sigma`` is the level the refinement measures on the photo (:func:`linr.noise.floored_noise_sigma`).
+The checkpoint of least SURE is returned, then refined as usual.
+
+Cost: one more pilot fit (the steps the first ran) and two refinements per candidate (:data:`MAX_CANDIDATES` at most), so it is applied by default only to photos of at most
+:data:`UP_TO_PIXELS` (where the stop fell short and all this takes seconds); ``--stop sure`` asks
+for it at any size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from .fidelity import SquaredError
+from .fit import fit
+from .noise import floored_noise_sigma
+from .refine import GroupedWiener
+from .stopping import HoldOut
+
+__all__ = ["PROBE_SCALE", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+
+PROBE_SCALE = 0.3
+"""The probe's size ``e`` in units of the measured noise std."""
+
+MAX_CANDIDATES = 40
+"""At most this many checkpoints (every 5 steps, thinned evenly beyond) are refined and scored."""
+
+UP_TO_PIXELS = 160 * 160
+"""The default applies the SURE pick to one noisy photo of at most this many pixels."""
+
+REFINE = "grouped"
+"""The refinement the estimate is made for (its groups held across the probes)."""
+
+
+def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ensemble: int,
+            keep_model: bool) -> str | None:
+    """Why the SURE pick cannot serve this restoration (a phrase), or None when it can: one photo
+    with Gaussian noise (the squared-error data term), refined by ``grouped``, fitted whole by one
+    network whose model is not kept."""
+    if len(observations) != 1 or not observations[0].carries_noise:
+        return "it chooses among the fits of one noisy photo"
+    obs = observations[0]
+    if type(obs.fidelity) is not SquaredError:
+        return "it estimates the error under Gaussian noise (the squared-error data term)"
+    if refine != REFINE:
+        return f"it scores the '{REFINE}' refinement (this restoration's: {refine or 'none'})"
+    if not whole:
+        return "it needs the photo fitted whole (this one is tiled)"
+    if ensemble > 1:
+        return "it chooses within one fit, not an ensemble's"
+    if keep_model:
+        return "it returns an average of iterates, which no kept model renders"
+    return None
+
+
+def _image(average: Any) -> np.ndarray:
+    """(H, W, C) float32 on [0, 1] of a fit's (1, C, H, W) output on [-1, 1]."""
+    return ((average[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) / 2.0).astype(np.float32)
+
+
+def _thinned(steps: list[int], most: int) -> list[int]:
+    if len(steps) <= most:
+        return steps
+    keep = np.unique(np.round(np.linspace(0, len(steps) - 1, most)).astype(int))
+    return [steps[i] for i in keep]
+
+
+def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: Any) -> None:
+    """Replace ``result.image`` (the pilot's returned average) by the kept checkpoint of least SURE
+    of its refined image, in place (``result.stop_step`` that checkpoint's step), and record the
+    choice in ``result.settings['stop']['sure']`` and ``result.timings['sure_s']``. ``rule``: the
+    fit's :class:`linr.stopping.HoldOut`, made with ``keep_checkpoints``; ``observations`` and
+    ``config`` those of the fit. A fit that was fitted again at another rate (``settings['retry']``)
+    or kept no checkpoint keeps its image (the record says why)."""
+    started = time.perf_counter()
+    record: dict[str, Any] = {"probe_scale": PROBE_SCALE,
+                              "held_out_step": int(result.stop_step)}
+    stop = result.settings.setdefault("stop", {})
+    kept = {step: average for step, average in rule.checkpoints() if step <= result.steps_run}
+    if result.settings.get("retry"):
+        record["skipped"] = "the pilot was fitted again at another rate"
+    elif not kept:
+        record["skipped"] = "no checkpoint was kept"
+    if "skipped" in record:
+        stop["sure"] = record
+        return
+    photo = observations[0]
+    pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
+    y = np.asarray(pixels, np.float64)
+    sigma = floored_noise_sigma(np.asarray(pixels, np.float32))  # the level the refinement uses
+    scale = PROBE_SCALE * sigma
+    rng = np.random.default_rng(config.seed)
+    probe = rng.standard_normal(y.shape)
+
+    moved_photo = (y + scale * probe).astype(np.float32)
+    moved = [dataclasses.replace(photo, image=moved_photo if photo.image.ndim == 3 else moved_photo[..., 0])]
+    moved_rule = HoldOut(fraction=rule.fraction, patience=1 << 30, seed=rule.seed,
+                         check_every=rule.tracker.check_every, average=rule.average.spec, keep_checkpoints=True)
+    fit_started = time.perf_counter()
+    fit(moved, dataclasses.replace(config, steps=result.steps_run, retry_lr=None, progress=False), stop=moved_rule)
+    record["fit_s"] = round(time.perf_counter() - fit_started, 3)
+    moved_kept = dict(moved_rule.checkpoints())
+
+    refiner = GroupedWiener(keep_groups=True)  # the groups matched on the photo, held for every probe
+    n = y.size
+    scores: dict[int, float] = {}
+    for step in _thinned(sorted(s for s in kept if s in moved_kept), MAX_CANDIDATES):
+        average = _image(kept[step])
+        refined = np.asarray(refiner(pixels, average, sigma), np.float64)
+        div = float(np.sum(probe * (np.asarray(refiner(y + scale * probe, _image(moved_kept[step]), sigma), np.float64)
+                                    - refined))) / scale / n
+        scores[step] = float(np.mean((y - refined) ** 2)) - sigma ** 2 + 2.0 * sigma ** 2 * div
+    chosen = min(scores, key=lambda s: (scores[s], s))
+    result.image = _image(kept[chosen])
+    result.stop_step = chosen
+    result.model = None  # an average of iterates: no model renders it
+    record.update(step=chosen, candidates=len(scores), sigma=round(sigma * 255, 3))
+    stop["sure"] = record
+    result.stop_reason = (f"{result.stop_reason}; returned the average of step {chosen} (of {len(scores)} "
+                          f"checkpoints), chosen by SURE of the refined image")
+    seconds = time.perf_counter() - started
+    result.timings["sure_s"] = seconds
+    result.timings["total_s"] = result.timings.get("total_s", 0.0) + seconds
+
