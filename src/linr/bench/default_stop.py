@@ -274,7 +274,7 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         row = record(name, data=data, oracle=oracle, **crop)
         append_row(args.rows, row)
         raised = f"; fitted {row['steps_fitted']} steps, as many as the default ran" \
-            if row["steps_fitted"] > args.budget else ""
+            if row.get("steps_fitted", 0) > args.budget else ""
         print(f"{name}: default {row['default_psnr']:.2f} (step {row['default_stop_step']}), oracle "
               f"{row['oracle_psnr']:.2f} at {row['oracle_step']} ({row['oracle_iterate']}){raised}", flush=True)
     return 0
