@@ -129,7 +129,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
            "default_steps_run": default.steps_run, "default_cpu_s": default_s, "stop": stop, "refine": refine,
            "commit": commit_id(), "processor": cpu_name(), "torch": torch.__version__}
     if oracle is not None:
-        return {**own, **{field: oracle[field] for field in ORACLE_FIELDS}, "oracle_from": oracle.get("commit")}
+        return {**own, **{field: oracle[field] for field in ORACLE_FIELDS if field in oracle}, "oracle_from": oracle.get("commit")}
 
     # the same pilot fit, for a fixed budget, its iterates refined as the default refines them
     resolved, config = tasks.resolve(obs, seed=0, device="cpu")
