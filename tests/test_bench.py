@@ -517,6 +517,7 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     """The rows of ``linr bench default-stop`` on a small crop: the default's PSNR and step, an
     oracle no worse than any refined checkpoint, one curve point per checkpoint; a rerun adds no
     row; the table replays a fraction of the held-out minimum's step from the curve."""
+    from linr import sure
     from linr.bench.default_stop import replay
     from linr.cli import main
 
@@ -532,8 +533,19 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     assert [p[0] for p in row["curve"]] == list(range(5, row["steps_fitted"] + 1, 5))
     assert all(len(p) == 5 for p in row["curve"])
     assert row["oracle_psnr"] == pytest.approx(max(max(p[1], p[2]) for p in row["curve"]), abs=1e-4)
-    assert row["default_stop_step"] >= 1 and row["default_minimum_step"] >= row["default_stop_step"]
+    # a 40-px photo: the default chooses by SURE among the checkpoints up to the steps it ran; the
+    # held-out minimum it started from is the step fractions are replayed from
+    assert row["stop"]["name"] == "sure" and f"-sure{sure.PROBE_SCALE:g}" in row["key"]
+    assert 1 <= row["default_stop_step"] <= row["default_steps_run"]
+    assert row["default_minimum_step"] == row["stop"]["sure"]["held_out_step"]
     assert main(argv) == 0 and len(rows.read_text().splitlines()) == 1  # resumed: nothing fitted again
+    # --oracle-from: the default run again, the fixed fit's oracle and curve borrowed from the row
+    again = tmp_path / "again.jsonl"
+    assert main([*argv[:-1], str(again), "--oracle-from", str(rows)]) == 0
+    (borrowed,) = [json.loads(line) for line in again.read_text().splitlines()]
+    assert borrowed["curve"] == row["curve"] and borrowed["oracle_psnr"] == row["oracle_psnr"]
+    assert borrowed["default_psnr"] == pytest.approx(row["default_psnr"], abs=1e-6)  # the same default, fitted again
+    assert borrowed["oracle_from"] == row["commit"]
     capsys.readouterr()
     assert main(["bench", "default-stop", "--table", str(rows), "--at", "1", "0.5"]) == 0
     table = capsys.readouterr().out.splitlines()

@@ -40,13 +40,17 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "risk", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
 
 MAX_CANDIDATES = 40
 """At most this many checkpoints (every 5 steps, thinned evenly beyond) are refined and scored."""
+
+CLIPPED_NOISE = True
+"""The estimate's noise is clipped at black and white (:func:`clipped_noise_sigma`), not one level
+everywhere."""
 
 PROBE_STREAM = 0x53555245
 """The probe's random stream is ``default_rng([PROBE_STREAM, seed])``: not that of ``default_rng(seed)``,
@@ -93,6 +97,50 @@ def _thinned(steps: list[int], most: int) -> list[int]:
     return [steps[i] for i in keep]
 
 
+def risk(photo: np.ndarray, estimate: np.ndarray, moved: np.ndarray, probe: np.ndarray, scale: float,
+         sigma: float | np.ndarray) -> float:
+    """Stein's unbiased estimate of ``mean((estimate - clean)^2)`` for a ``photo`` with Gaussian
+    noise of std ``sigma`` (a number, or one per pixel: the same shape): ``mean((photo -
+    estimate)^2 - sigma^2 + 2 sigma^2 d)``, ``d`` each pixel's derivative of the estimate by its
+    photo value, by one Monte-Carlo probe (``probe * (moved - estimate) / scale``, ``moved`` the
+    estimate made from ``photo + scale * probe``; ``probe`` standard normal, independent of the
+    noise). Arrays of one shape; float64 sums."""
+    photo, estimate, moved, probe = (np.asarray(a, np.float64) for a in (photo, estimate, moved, probe))
+    variance = np.broadcast_to(np.asarray(sigma, np.float64) ** 2, photo.shape)
+    derivative = probe * (moved - estimate) / scale
+    return float(np.mean((photo - estimate) ** 2 - variance + 2.0 * variance * derivative))
+
+
+def clipped_variance(value: np.ndarray, sigma: float) -> np.ndarray:
+    """The variance of ``clip(value + n, 0, 1)``, ``n`` normal with std ``sigma`` (> 0): a photo's
+    noise where its values were clipped at black and white (as 8-bit photos and the paper's noisy
+    inputs are), per pixel of ``value`` (its clean value, on [0, 1])."""
+    from scipy.special import ndtr
+
+    x = np.clip(np.asarray(value, np.float64), 0.0, 1.0)
+    a, b = -x / sigma, (1.0 - x) / sigma
+    pa, pb = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi), np.exp(-0.5 * b * b) / np.sqrt(2 * np.pi)
+    inside, above = ndtr(b) - ndtr(a), 1.0 - ndtr(b)
+    mean = x * inside + sigma * (pa - pb) + above
+    square = x * x * inside + 2 * x * sigma * (pa - pb) + sigma * sigma * (inside + a * pa - b * pb) + above
+    return np.maximum(square - mean * mean, 0.0)
+
+
+def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
+    """Per pixel, the std of clipped noise (:func:`clipped_variance`) whose root mean variance over
+    ``value`` (the clean image's estimate) is ``measured`` (the level measured on the photo, which
+    clipping lowers): the unclipped level found by bisection. Without values near black or white it
+    is ``measured`` everywhere."""
+    target = measured * measured
+    low, high = measured, 4.0 * measured
+    if float(np.mean(clipped_variance(value, high))) < target:
+        return np.sqrt(clipped_variance(value, high))
+    for _ in range(40):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if float(np.mean(clipped_variance(value, middle))) < target else (low, middle)
+    return np.sqrt(clipped_variance(value, high))
+
+
 def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: Any) -> None:
     """Replace ``result.image`` (the pilot's returned average) by the kept checkpoint of least SURE
     of its refined image, in place (``result.stop_step`` that checkpoint's step), and record the
@@ -130,15 +178,16 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     record["fit_s"] = round(time.perf_counter() - fit_started, 3)
     moved_kept = dict(moved_rule.checkpoints())
 
+    # the noise per pixel: clipped at black and white, its level such that its mean is the measured one
+    spread = clipped_noise_sigma(result.image if result.image.ndim == 3 else result.image[..., None], sigma) \
+        if CLIPPED_NOISE else sigma
     refiner = GroupedWiener(keep_groups=True)  # the groups matched on the photo, held for every probe
-    n = y.size
     scores: dict[int, float] = {}
     for step in _thinned(sorted(s for s in kept if s in moved_kept), MAX_CANDIDATES):
         average = _image(kept[step])
         refined = np.asarray(refiner(pixels, average, sigma), np.float64)
-        div = float(np.sum(probe * (np.asarray(refiner(y + scale * probe, _image(moved_kept[step]), sigma), np.float64)
-                                    - refined))) / scale / n
-        scores[step] = float(np.mean((y - refined) ** 2)) - sigma ** 2 + 2.0 * sigma ** 2 * div
+        moved_refined = np.asarray(refiner(y + scale * probe, _image(moved_kept[step]), sigma), np.float64)
+        scores[step] = risk(y, refined, moved_refined, probe, scale, spread)
     chosen = min(scores, key=lambda s: (scores[s], s))
     result.image = _image(kept[chosen])
     result.stop_step = chosen

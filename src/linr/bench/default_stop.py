@@ -72,10 +72,11 @@ def _stop_tag(size: int) -> str:
     size (:mod:`linr.sure`, E its probe's scale), so that rows of another default are not taken
     for this one's."""
     from ..stopping import AUTO_NOISY, parse_stop
-    from ..sure import PROBE_SCALE, UP_TO_PIXELS
+    from ..sure import CLIPPED_NOISE, PROBE_SCALE, UP_TO_PIXELS
 
     at = parse_stop(AUTO_NOISY).at
-    return ("" if at == 1.0 else f"-at{at:g}") + (f"-sure{PROBE_SCALE:g}" if size * size <= UP_TO_PIXELS else "")
+    sure = f"-sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}" if size * size <= UP_TO_PIXELS else ""
+    return ("" if at == 1.0 else f"-at{at:g}") + sure
 
 
 def row_key(name: str, *, colour: str, size: int, sigma: float, budget: int, every: int) -> str:

@@ -1,0 +1,145 @@
+"""The SURE pick of the denoising default (:mod:`linr.sure`): the estimate against the true error,
+the refinement with its groups held, the checkpoints the hold-out rule keeps, and the restore that
+uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import linr
+from linr import sure, tasks
+from linr.errors import InputError
+from linr.refine import GroupedWiener
+from linr.simulate import add_gaussian_noise
+from linr.stopping import HoldOut, SurePick, parse_stop
+
+
+def _scene(size: int, seed: int = 3) -> np.ndarray:
+    """A smooth grey scene with an edge, (size, size, 1) on [0.1, 0.9]."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    image = 0.5 + 0.25 * np.sin(6 * xx) * np.cos(4 * yy) + 0.15 * (xx > 0.6)
+    return np.clip(image, 0.1, 0.9)[..., None].astype(np.float32)
+
+
+def test_risk_estimates_the_true_error_of_a_linear_filter() -> None:
+    """Independent reference: for a Gaussian blur of a noisy photo (a linear filter), the
+    Monte-Carlo SURE averaged over 20 noise draws is the true mean squared error against the clean
+    image to within 0.004 sigma^2 (about three standard errors), for a light and a heavy blur, and
+    one draw's estimate ranks the two as the true error does."""
+    clean = _scene(256)[..., 0].astype(np.float64)
+    sigma = 0.1
+    scale = 0.3 * sigma
+    for width in (0.7, 3.0):
+        def smooth(photo: np.ndarray) -> np.ndarray:
+            return ndimage.gaussian_filter(photo, width, mode="reflect")
+        values, errors = [], []
+        for draw in range(20):
+            noisy = clean + np.random.default_rng(100 + draw).normal(0, sigma, clean.shape)
+            probe = np.random.default_rng(200 + draw).standard_normal(clean.shape)
+            estimate = smooth(noisy)
+            values.append(sure.risk(noisy, estimate, smooth(noisy + scale * probe), probe, scale, sigma))
+            errors.append(float(np.mean((estimate - clean) ** 2)))
+        assert np.mean(values) == pytest.approx(np.mean(errors), abs=0.004 * sigma ** 2)
+    noisy = clean + np.random.default_rng(7).normal(0, sigma, clean.shape)
+    probe = np.random.default_rng(8).standard_normal(clean.shape)
+    ranked = {}
+    for width in (0.3, 3.0):
+        estimate = ndimage.gaussian_filter(noisy, width, mode="reflect")
+        moved = ndimage.gaussian_filter(noisy + scale * probe, width, mode="reflect")
+        ranked[width] = (sure.risk(noisy, estimate, moved, probe, scale, sigma), float(np.mean((estimate - clean) ** 2)))
+    assert (ranked[0.3][0] < ranked[3.0][0]) == (ranked[0.3][1] < ranked[3.0][1])
+
+
+def test_grouped_refinement_with_held_groups_is_linear_in_the_photo() -> None:
+    """With its groups held (and no prefilter, so the pilot alone sets the gains) the grouped
+    filter is a linear map of the photo: the response to t times a probe is t times the response
+    to the probe. Matching each photo afresh it is not (the groups follow the probe)."""
+    clean = _scene(48)
+    noisy = add_gaussian_noise(clean, 25, seed=1).astype(np.float64)
+    pilot = np.asarray(ndimage.gaussian_filter(noisy, (1.0, 1.0, 0)), np.float32)
+    probe = np.random.default_rng(5).standard_normal(noisy.shape)
+    sigma = 25 / 255
+    held = GroupedWiener(prefilter=False, keep_groups=True)
+    base = np.asarray(held(noisy, pilot, sigma), np.float64)
+    small = np.asarray(held(noisy + 0.01 * probe, pilot, sigma), np.float64) - base
+    large = np.asarray(held(noisy + 0.5 * probe, pilot, sigma), np.float64) - base
+    np.testing.assert_allclose(large, 50 * small, atol=2e-4)
+    fresh = GroupedWiener(prefilter=False)
+    moved = np.asarray(fresh(noisy + 0.5 * probe, pilot, sigma), np.float64) - np.asarray(fresh(noisy, pilot, sigma))
+    assert np.abs(moved - 50 * small).max() > 1e-2  # the groups matched on the moved photo differ
+
+
+def test_holdout_keeps_every_checkpoint_without_changing_what_it_returns() -> None:
+    clean = _scene(32)
+    obs = [tasks.noisy(add_gaussian_noise(clean, 25, seed=2))]
+    resolved, config = tasks.resolve(obs, seed=0, device="cpu", steps=30, progress=False)
+    from linr.fit import fit
+
+    plain = HoldOut(average="window40")
+    kept = HoldOut(average="window40", keep_checkpoints=True)
+    first = fit(resolved, config, stop=plain)
+    second = fit(resolved, config, stop=kept)
+    np.testing.assert_array_equal(first.image, second.image)
+    assert plain.checkpoints() == []
+    steps = [step for step, _ in kept.checkpoints()]
+    assert steps == list(range(5, second.steps_run + 1, 5))
+    last = kept.checkpoints()[-1][1]
+    assert tuple(last.shape) == (1, 1, 32, 32)
+    with pytest.raises(ValueError, match="needs an average"):
+        HoldOut(keep_checkpoints=True)
+
+
+def test_sure_rule_spec_and_the_pilot() -> None:
+    rule = parse_stop("sure")
+    assert isinstance(rule, SurePick) and rule.keep_checkpoints and rule.average.spec == "window40"
+    assert rule.describe()["name"] == "sure"
+    assert tasks.pilot_stop("sure")  # the defaults' pilot network, as under the automatic stop
+    assert parse_stop("sure:0.1:20").fraction == 0.1
+
+
+def test_probe_stream_is_not_the_simulated_noise_stream() -> None:
+    """A photo's noise drawn as the benchmarks draw it (NumPy's generator of seed 0) must not be
+    the probe: a probe along the noise measured a divergence three times too large."""
+    shape = (16, 16, 1)
+    probe = np.random.default_rng([sure.PROBE_STREAM, 0]).standard_normal(shape)
+    assert abs(np.corrcoef(probe.ravel(), np.random.default_rng(0).standard_normal(shape).ravel())[0, 1]) < 0.3
+
+
+def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
+    """The automatic stop of one small noisy photo: the rule is ``sure``, the returned step one of
+    its kept checkpoints, the choice recorded; the refined image is the refinement of the chosen
+    average. A larger photo, an explicit hold-out spec or a kept model keep the hold-out rule."""
+    clean = _scene(40)
+    noisy = add_gaussian_noise(clean, 25, seed=4)
+    result = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=60)
+    stop = result.settings["stop"]
+    assert stop["name"] == "sure"
+    record = stop["sure"]
+    assert record["step"] == result.stop_step and result.stop_step % 5 == 0
+    assert 1 <= record["candidates"] <= sure.MAX_CANDIDATES and record["fit_s"] >= 0
+    assert "chosen by SURE" in result.stop_reason and result.timings["sure_s"] > 0
+    assert result.settings["refine"]["name"] == "grouped" and result.fitted_image is not None
+    refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
+    np.testing.assert_allclose(result.image, refined, atol=1e-6)
+
+    explicit = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=60,
+                            stop="holdout:0.05:40:window40")
+    assert explicit.settings["stop"]["name"] == "holdout" and "sure" not in explicit.settings["stop"]
+    plan = tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(168), 25))], device="cpu")
+    assert type(plan.rule) is HoldOut  # above sure.UP_TO_PIXELS
+    kept = tasks.plan_restore([tasks.noisy(noisy)], device="cpu", keep_model=True)
+    assert not isinstance(kept.rule, SurePick)
+
+
+def test_sure_stop_refused_where_it_cannot_serve() -> None:
+    noisy = tasks.noisy(add_gaussian_noise(_scene(40), 25, seed=4))
+    with pytest.raises(InputError, match="'grouped' refinement"):
+        tasks.plan_restore([noisy], device="cpu", stop="sure", refine="none")
+    with pytest.raises(InputError, match="ensemble"):
+        tasks.plan_restore([noisy], device="cpu", stop="sure", ensemble=2)
+    with pytest.raises(InputError, match="tiled"):
+        tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(96), 25))], device="cpu", stop="sure", tile="64")
+    with pytest.raises(InputError, match="one noisy photo"):
+        tasks.plan_restore([tasks.lowres(_scene(20), 2)], device="cpu", stop="sure")
