@@ -127,7 +127,8 @@ def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
     explicit = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=60,
                             stop="holdout:0.05:40:window40")
     assert explicit.settings["stop"]["name"] == "holdout" and "sure" not in explicit.settings["stop"]
-    plan = tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(168), 25))], device="cpu")
+    above = int(np.sqrt(sure.UP_TO_PIXELS)) + 8
+    plan = tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(above), 25))], device="cpu")
     assert type(plan.rule) is HoldOut  # above sure.UP_TO_PIXELS
     kept = tasks.plan_restore([tasks.noisy(noisy)], device="cpu", keep_model=True)
     assert not isinstance(kept.rule, SurePick)

@@ -9,21 +9,28 @@ the denoising stop"). This step measures the refined image itself: for each kept
 ``a`` of the pilot's average, the refined image ``x = R(y, a)`` of the photo ``y`` has, for
 Gaussian noise of std ``sigma``, the mean squared error estimate
 
-    SURE = mean((y - x)^2) - sigma^2 + 2 sigma^2 div / N,
+    SURE = mean((y - x)^2 - s^2 + 2 s^2 d),
 
-``div`` the divergence of the whole chain photo -> pilot -> refined image (Stein 1981). It is
-estimated by Monte Carlo (Ramani, Blu and Unser 2008): the pilot is fitted once more to
-``y + e b`` (``b`` standard normal, ``e`` = :data:`PROBE_SCALE` sigma; same seed, same held-out
-pixels, as many steps), and ``div ~ b . (R(y + e b, a') - R(y, a)) / e`` with ``a'`` that fit's
-average at the same step, the groups of the refinement matched once on ``y``. (Averaging four
-probes, or measuring the part that does not go through the pilot on four more, chose no better on
-the 64-128 px crops measured: the estimate's spread is the photo's own noise, not the probe's.)
-``sigma`` is the level the refinement measures on the photo (:func:`linr.noise.floored_noise_sigma`).
-The checkpoint of least SURE is returned, then refined as usual.
+``d`` each pixel's derivative of the whole chain photo -> pilot -> refined image by its photo
+value (Stein 1981). The derivatives' sum is estimated by Monte Carlo (Ramani, Blu and Unser 2008):
+the pilot is fitted once more to ``y + e b`` (``b`` standard normal from a stream of its own,
+``e`` = :data:`PROBE_SCALE` times the measured level; same seed, same held-out pixels, as many
+steps), and ``d ~ b (R(y + e b, a') - R(y, a)) / e`` with ``a'`` that fit's average at the same
+step, the groups of the refinement matched once on ``y``. (Averaging four probes on six 64-px
+crops, or a control variate for the part that does not go through the pilot on one 128-px crop,
+chose no better: the estimate's spread is the photo's own noise, not the probe's. ``e`` 0.2 chose
+better than 0.5 on the 64-px tune crops, 0.5 better on 128-px report crops; 0.3 as 0.2 on the
+three 64-px tune crops measured with both.) ``s`` is the photo's noise per pixel: Gaussian
+clipped at black and white (:func:`clipped_noise_sigma`), its level such that the root mean
+variance is the level the refinement measures (:func:`linr.noise.floored_noise_sigma`; clipping
+lowers it). With the pilot held instead of fitted again, the estimate missed the pilot's own share
+of the derivatives and chose the latest checkpoint; on the held-out pixels alone (which the pilot
+never saw, so that it is exact there) it was unbiased but too noisy on 64-px crops. The checkpoint
+of least SURE is returned, then refined as usual.
 
-Cost: one more pilot fit (the steps the first ran) and two refinements per candidate (:data:`MAX_CANDIDATES` at most), so it is applied by default only to photos of at most
-:data:`UP_TO_PIXELS` (where the stop fell short and all this takes seconds); ``--stop sure`` asks
-for it at any size.
+Cost: one more pilot fit (the steps the first ran) and two refinements per candidate: every
+other checkpoint, then the two beside the best (:data:`MAX_CANDIDATES`). So the default applies it only to photos of at most :data:`UP_TO_PIXELS`, where the
+held-out stop fell short and all this takes seconds; ``--stop sure`` asks for it at any size.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
 
 MAX_CANDIDATES = 40
-"""At most this many checkpoints (every 5 steps, thinned evenly beyond) are refined and scored."""
+"""At most this many checkpoints, 10 steps apart (thinned evenly beyond), are refined and scored
+first; then the two beside the best of them (checkpoints are every 5 steps)."""
 
 CLIPPED_NOISE = True
 """The estimate's noise is clipped at black and white (:func:`clipped_noise_sigma`), not one level
@@ -57,8 +65,11 @@ PROBE_STREAM = 0x53555245
 which a photo's simulated noise may be drawn from (a probe along the noise itself measured a
 divergence three times too large on a crop whose noise came from seed 0)."""
 
-UP_TO_PIXELS = 160 * 160
-"""The default applies the SURE pick to one noisy photo of at most this many pixels."""
+UP_TO_PIXELS = 112 * 112
+"""The default applies the SURE pick to one noisy photo of at most this many pixels: on 64- and
+96-px crops it returned 0.2 to 1.4 dB more than the held-out stop on average, on 128-px crops as
+much as it (-0.02 to +0.05 dB) for 3 to 5 times the time (BENCHMARKS.md, "#15 the denoising stop
+by SURE"); the size is midway."""
 
 REFINE = "grouped"
 """The refinement the estimate is made for (its groups held across the probes)."""
@@ -183,19 +194,29 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
         if CLIPPED_NOISE else sigma
     refiner = GroupedWiener(keep_groups=True)  # the groups matched on the photo, held for every probe
     scores: dict[int, float] = {}
-    for step in _thinned(sorted(s for s in kept if s in moved_kept), MAX_CANDIDATES):
+
+    def score(step: int) -> None:
         average = _image(kept[step])
         refined = np.asarray(refiner(pixels, average, sigma), np.float64)
         moved_refined = np.asarray(refiner(y + scale * probe, _image(moved_kept[step]), sigma), np.float64)
         scores[step] = risk(y, refined, moved_refined, probe, scale, spread)
+
+    # every other checkpoint first (10 steps apart), then the two beside the best of those
+    steps = sorted(s for s in kept if s in moved_kept)
+    for step in _thinned(steps[1::2] or steps, MAX_CANDIDATES):
+        score(step)
+    best = steps.index(min(scores, key=lambda s: (scores[s], s)))
+    for step in steps[max(best - 1, 0):best + 2]:
+        if step not in scores:
+            score(step)
     chosen = min(scores, key=lambda s: (scores[s], s))
     result.image = _image(kept[chosen])
     result.stop_step = chosen
     result.model = None  # an average of iterates: no model renders it
     record.update(step=chosen, candidates=len(scores), sigma=round(sigma * 255, 3))
     stop["sure"] = record
-    result.stop_reason = (f"{result.stop_reason}; returned the average of step {chosen} (of {len(scores)} "
-                          f"checkpoints), chosen by SURE of the refined image")
+    result.stop_reason = (f"{result.stop_reason}; returned the average of step {chosen} ({len(scores)} "
+                          f"checkpoints scored), chosen by SURE of the refined image")
     seconds = time.perf_counter() - started
     result.timings["sure_s"] = seconds
     result.timings["total_s"] = result.timings.get("total_s", 0.0) + seconds
