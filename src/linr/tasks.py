@@ -1314,10 +1314,13 @@ def restore_many(
             raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
                              f"({', '.join(differ)}); restore them separately")
     refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
-    rules = [resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec)
+    rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
+                        preset=preset, refine=spec, whole=True, ensemble=1, keep_model=False)
              for (obs, _), spec in zip(resolved, refines)]
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
     for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
+        if isinstance(rule, SurePick):  # as restore() chooses (its second fit one scene at a time)
+            pick_by_sure(result, fitted, config, rule)
         result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
         _record_measured_noise(result.settings, obs, preset)
         if spec is not None:
