@@ -212,6 +212,9 @@ def test_a_short_restoration_through_the_job_api(runner, crops):
     assert report["stop_reason"] == result.stop_reason
     # a noisy photo under the default preset: refined after the fit, as linr restore does
     assert report["settings"]["refine"]["name"] == "grouped" and "refine_s" in report["timings"]
+    # a small noisy photo: its average chosen by SURE after the fit, as linr restore chooses it
+    stop = report["settings"]["stop"]
+    assert stop["name"] == "sure" and stop["sure"]["step"] == result.stop_step and "sure_s" in report["timings"]
     assert report["settings"]["model"]["width"] == 64
     assert report["timings"]["fit_s"] == pytest.approx(result.fit_s)
     assert len(report["history"]["loss"]) == result.steps_run

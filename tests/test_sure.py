@@ -99,12 +99,39 @@ def test_sure_rule_spec_and_the_pilot() -> None:
     assert parse_stop("sure:0.1:20").fraction == 0.1
 
 
-def test_probe_stream_is_not_the_simulated_noise_stream() -> None:
+def test_probe_stream_is_not_the_simulated_noise_stream(monkeypatch) -> None:
     """A photo's noise drawn as the benchmarks draw it (NumPy's generator of seed 0) must not be
-    the probe: a probe along the noise measured a divergence three times too large."""
+    the probe: a probe along the noise measured a divergence three times too large. The pick
+    draws its probe from :func:`linr.sure.probe_for`."""
     shape = (16, 16, 1)
-    probe = np.random.default_rng([sure.PROBE_STREAM, 0]).standard_normal(shape)
+    probe = sure.probe_for(shape, 0)
     assert abs(np.corrcoef(probe.ravel(), np.random.default_rng(0).standard_normal(shape).ravel())[0, 1]) < 0.3
+    drawn = []
+    real = sure.probe_for
+
+    def spy(shape, seed):
+        drawn.append((shape, seed))
+        return real(shape, seed)
+
+    monkeypatch.setattr(sure, "probe_for", spy)
+
+    noisy = add_gaussian_noise(_scene(32), 25, seed=0)
+    linr.restore([tasks.noisy(noisy)], seed=3, device="cpu", progress=False, steps=80)
+    assert drawn == [((32, 32, 1), 3)]
+
+
+def test_clipped_noise_against_monte_carlo() -> None:
+    """Independent reference: the variance of clipped Gaussian noise against a million draws, and
+    the level that makes it average to a measured one (unchanged where nothing is near black or white)."""
+    rng = np.random.default_rng(0)
+    for value in (0.0, 0.03, 0.5, 0.9, 1.0):
+        draws = np.clip(value + rng.normal(0, 0.1, 1_000_000), 0, 1)
+        assert float(sure.clipped_variance(np.array(value), 0.1)) == pytest.approx(draws.var(), rel=0.01)
+    mixed = np.r_[np.zeros(300), np.full(700, 0.5)]
+    spread = sure.clipped_noise_sigma(mixed, 0.08)
+    assert np.sqrt(np.mean(spread ** 2)) == pytest.approx(0.08, rel=1e-6)
+    assert spread[0] < 0.08 < spread[-1]  # less noise where black clips it, more elsewhere
+    np.testing.assert_allclose(sure.clipped_noise_sigma(np.full(50, 0.5), 0.05), 0.05, rtol=1e-6)
 
 
 def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
@@ -120,6 +147,8 @@ def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
     assert record["step"] == result.stop_step and result.stop_step % 5 == 0
     assert 1 <= record["candidates"] <= sure.MAX_CANDIDATES and result.timings["sure_fit_s"] > 0
     assert "chosen by SURE" in result.stop_reason and result.timings["sure_s"] > 0
+    scores = {int(k): v for k, v in record["scores"].items()}  # the least estimate chosen
+    assert len(scores) == record["candidates"] and min(scores, key=scores.get) == result.stop_step
     assert result.settings["refine"]["name"] == "grouped" and result.fitted_image is not None
     refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
     np.testing.assert_allclose(result.image, refined, atol=1e-6)
@@ -144,3 +173,7 @@ def test_sure_stop_refused_where_it_cannot_serve() -> None:
         tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(96), 25))], device="cpu", stop="sure", tile="64")
     with pytest.raises(InputError, match="one noisy photo"):
         tasks.plan_restore([tasks.lowres(_scene(20), 2)], device="cpu", stop="sure")
+    with pytest.raises(InputError, match="stands alone"):
+        tasks.plan_restore([noisy], device="cpu", stop="sure,fixed:60")
+    with pytest.raises(InputError, match="averages of iterates"):
+        tasks.plan_restore([noisy], device="cpu", stop="sure:0.05:40:none")

@@ -274,7 +274,9 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     except ValueError:
         return warning  # an unavailable precision: the fit itself says so in one line
     est = estimate(throughput)
-    if est.seconds * frames * members + refine_wall() * frames < LONG_FIT_SECONDS:
+    sure = getattr(stop, "name", None) == "sure"  # the SURE pick (linr.sure): the pilot fitted twice
+    fits = members * (2 if sure else 1)
+    if est.seconds * frames * fits + refine_wall() * frames < LONG_FIT_SECONDS:
         return warning
     count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
     where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile" + (
@@ -282,8 +284,15 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     each = {(False, False): "", (True, False): f" (each of {frames} frames)",
             (False, True): f" (each of {members} ensemble members)",
             (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
+    if sure:
+        from .sure import MAX_CANDIDATES
+
+        each += " (twice: the SURE pick fits the pilot again to the photo plus a probe)"
     after = refining()
     then = "" if after is None else f", then {after.describe(refine)}"
+    if sure and after is not None:
+        then += (f", and that twice for each checkpoint the SURE pick scores (every 10th step up to the stop, "
+                 f"at most {MAX_CANDIDATES + 2})")
     note = "" if usual is None else usual.describe(est.seconds, config.steps)
     line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{note} (throughput measured on "
             "this CPU just now)")

@@ -598,6 +598,8 @@ class SurePick(HoldOut):
 
     def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5,
                  average: str = "window40"):
+        if average in (None, "none"):
+            raise ValueError("sure: it chooses among averages of iterates; give one, such as sure:0.05:40:window40")
         super().__init__(fraction=fraction, patience=patience, seed=seed, check_every=check_every,
                          average=average, keep_checkpoints=True)
 

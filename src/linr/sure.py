@@ -47,7 +47,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "risk", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -88,7 +88,7 @@ def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ens
     if refine != REFINE:
         return f"it scores the '{REFINE}' refinement (this restoration's: {refine or 'none'})"
     if not whole:
-        return "it needs the photo fitted whole (this one is tiled)"
+        return "it needs the photo fitted whole, and this one is tiled (ask for --tile off; Python: tile='off')"
     if ensemble > 1:
         return "it chooses within one fit, not an ensemble's"
     if keep_model:
@@ -111,7 +111,8 @@ def _thinned(steps: list[int], most: int) -> list[int]:
 def risk(photo: np.ndarray, estimate: np.ndarray, moved: np.ndarray, probe: np.ndarray, scale: float,
          sigma: float | np.ndarray) -> float:
     """Stein's unbiased estimate of ``mean((estimate - clean)^2)`` for a ``photo`` with Gaussian
-    noise of std ``sigma`` (a number, or one per pixel: the same shape): ``mean((photo -
+    noise of std ``sigma`` (a number, or one per pixel: the same shape; for noise clipped at black
+    and white, whose variance :func:`clipped_variance` gives, an approximation, not unbiased): ``mean((photo -
     estimate)^2 - sigma^2 + 2 sigma^2 d)``, ``d`` each pixel's derivative of the estimate by its
     photo value, by one Monte-Carlo probe (``probe * (moved - estimate) / scale``, ``moved`` the
     estimate made from ``photo + scale * probe``; ``probe`` standard normal, independent of the
@@ -152,6 +153,20 @@ def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
     return np.sqrt(clipped_variance(value, high))
 
 
+def row_tag(pixels: int) -> str:
+    """What benchmark row keys call the default's stop of one noisy photo of ``pixels`` pixels:
+    ``sureE`` (``E`` :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`) where the automatic
+    stop is the SURE pick, else '' (so that rows of another default are not taken for this one's)."""
+    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}" if pixels <= UP_TO_PIXELS else ""
+
+
+def probe_for(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """The Monte-Carlo probe of a fit of ``seed``: standard normal, from a stream of its own
+    (:data:`PROBE_STREAM`), since it must be independent of the photo's noise, and noise
+    simulated with NumPy's generator of a small seed (as the benchmarks draw it) is that seed's stream."""
+    return np.random.default_rng([PROBE_STREAM, seed]).standard_normal(shape)
+
+
 def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: Any) -> None:
     """Replace ``result.image`` (the pilot's returned average) by the kept checkpoint of least SURE
     of its refined image, in place (``result.stop_step`` that checkpoint's step), and record the
@@ -167,19 +182,20 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     kept = {step: average for step, average in rule.checkpoints() if step <= result.steps_run}
     if result.settings.get("retry"):
         record["skipped"] = "the pilot was fitted again at another rate"
+    elif stop.get("returned") == "raw":
+        record["skipped"] = "the rule returned a single iterate (its average was clearly worse on the held-out pixels)"
     elif not kept:
         record["skipped"] = "no checkpoint was kept"
     if "skipped" in record:
         stop["sure"] = record
+        result.stop_reason = f"{result.stop_reason}; no SURE pick: {record['skipped']}"
         return
     photo = observations[0]
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
     y = np.asarray(pixels, np.float64)
     sigma = floored_noise_sigma(np.asarray(pixels, np.float32))  # the level the refinement uses
     scale = PROBE_SCALE * sigma
-    # a stream of its own: the probe must be independent of the photo's noise, and noise simulated
-    # with NumPy's generator from a small seed (as the benchmarks do) is the stream of that seed
-    probe = np.random.default_rng([PROBE_STREAM, config.seed]).standard_normal(y.shape)
+    probe = probe_for(y.shape, config.seed)
 
     moved_photo = (y + scale * probe).astype(np.float32)
     moved = [dataclasses.replace(photo, image=moved_photo if photo.image.ndim == 3 else moved_photo[..., 0])]
@@ -214,7 +230,8 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     result.image = _image(kept[chosen])
     result.stop_step = chosen
     result.model = None  # an average of iterates: no model renders it
-    record.update(step=chosen, candidates=len(scores), sigma=round(sigma * 255, 3))
+    record.update(step=chosen, candidates=len(scores), sigma=round(sigma * 255, 3),
+                  scores={str(step): round(value * 1e4, 4) for step, value in sorted(scores.items())})
     stop["sure"] = record
     result.stop_reason = (f"{result.stop_reason}; returned the average of step {chosen} ({len(scores)} "
                           f"checkpoints scored), chosen by SURE of the refined image")

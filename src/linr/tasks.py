@@ -956,9 +956,7 @@ def restore(
         rule = stops[0]  # its held-out pixels are every member's when blended
     elif grid is None:
         whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
-        result = fit(obs, config, reference=reference, stop=rule, callback=whole_step)
-        if isinstance(rule, SurePick):
-            pick_by_sure(result, obs, config, rule)
+        result = fit_whole(obs, config, rule, reference=reference, callback=whole_step)
     else:
         asked_prior = config.prior
         config = _tiled_config(config, obs)
@@ -987,6 +985,17 @@ def restore(
         if grid is not None and blends_in_tiles(refine):  # the pixels no tile trained on
             held = tiled_held_out(obs, grid, tile_stop)
         apply_refine(result, refine, obs, held_out=held)
+    return result
+
+
+def fit_whole(obs: Sequence[Observation], config: FitConfig, rule: StopRule | None, *,
+              reference: np.ndarray | None = None, callback: Callable[..., None] | None = None) -> FitResult:
+    """One fit of the whole image under ``rule`` (:func:`linr.fit.fit`), then, under a
+    :class:`~linr.stopping.SurePick`, its returned average chosen by SURE (:func:`linr.sure.pick_by_sure`):
+    what :func:`restore` and the web app run for an image restored whole by one network."""
+    result = fit(obs, config, reference=reference, stop=rule, callback=callback)
+    if isinstance(rule, SurePick):
+        pick_by_sure(result, obs, config, rule)
     return result
 
 
@@ -1213,6 +1222,9 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
         if reason is not None:
             raise InputError(f"stop rule 'sure': {reason}")
         return rule
+    if isinstance(holdout_rule(rule), SurePick):
+        raise InputError("stop rule 'sure' stands alone: it chooses among its own checkpoints after the fit, "
+                         "and another rule ending the fit first would leave it none to choose from")
     h, w = clean_shape(obs)
     if stop in (None, "auto") and preset is None and reason is None and h * w <= UP_TO_PIXELS and \
             type(rule) is HoldOut and rule.average is not None:

@@ -639,7 +639,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         from ..errors import DivergenceError
-        from ..fit import fit
+        from ..tasks import fit_whole
 
         prepared = job._prepared
         assert prepared is not None
@@ -660,9 +660,9 @@ class JobRunner:
                 job.stop_state = (RETRY_NOTE + "; " if again["retry"] else "") + _stop_state(prepared.stop)
 
         try:
-            if prepared.grid is None:
-                result = fit(prepared.observations, prepared.config, reference=prepared.reference,
-                             stop=prepared.stop, callback=each_step)
+            if prepared.grid is None:  # the fit, then (a small noisy photo) its average chosen by SURE
+                result = fit_whole(prepared.observations, prepared.config, prepared.stop,
+                                   reference=prepared.reference, callback=each_step)
                 if prepared.refine is not None:
                     from ..tasks import apply_refine, held_out_pixels
 

@@ -72,11 +72,11 @@ def _stop_tag(size: int) -> str:
     size (:mod:`linr.sure`, E its probe's scale), so that rows of another default are not taken
     for this one's."""
     from ..stopping import AUTO_NOISY, parse_stop
-    from ..sure import CLIPPED_NOISE, PROBE_SCALE, UP_TO_PIXELS
+    from ..sure import row_tag
 
     at = parse_stop(AUTO_NOISY).at
-    sure = f"-sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}" if size * size <= UP_TO_PIXELS else ""
-    return ("" if at == 1.0 else f"-at{at:g}") + sure
+    sure = row_tag(size * size)
+    return ("" if at == 1.0 else f"-at{at:g}") + (f"-{sure}" if sure else "")
 
 
 def row_key(name: str, *, colour: str, size: int, sigma: float, budget: int, every: int) -> str:
@@ -91,10 +91,16 @@ ORACLE_FIELDS = ("steps_fitted", "lr", "retried", "oracle_psnr", "oracle_step", 
 
 def oracle_row(rows: list[dict[str, Any]], name: str, *, colour: str, size: int, sigma: float, budget: int,
                every: int) -> dict[str, Any] | None:
-    """The recorded row of this crop, noise, budget and checkpoints whose fixed fit another row can
-    reuse (the last such), or None."""
-    same = [r for r in rows if (r["image"], r["colour"], r["size"], r["sigma"], r["budget"], r["every"])
-            == (name, colour, size, sigma, budget, every)]
+    """The recorded row of this crop, noise, budget and checkpoints, fitted by today's pilot, whose
+    fixed fit another row can reuse (the last such), or None; rows of other benches are passed over."""
+    from ..tasks import pilot_tag
+
+    pilot = pilot_tag()  # the same pilot network and rate: its tag ends the key's crop part or comes before a stop tag
+    crop = (name, colour, size, sigma, budget, every)
+    same = [r for r in rows if all(k in r for k in ("key", "image", "colour", "size", "sigma", "budget", "every",
+                                                     *ORACLE_FIELDS[3:]))
+            and (r["image"], r["colour"], r["size"], r["sigma"], r["budget"], r["every"]) == crop
+            and (r["key"].endswith(pilot) or f"{pilot}-" in r["key"])]
     return same[-1] if same else None
 
 
