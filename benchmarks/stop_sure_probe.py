@@ -128,12 +128,12 @@ def _row(name: str, args: argparse.Namespace) -> dict:
         for b in fresh[:args.fixed_probes]:  # the fixed pilot's divergence, from probes that cost no fit
             fixed_many.append(float(np.sum(b * (np.asarray(refiner(y + eps * b, mean, sigma), np.float64) - refined))
                                     / eps) / y.size)
-        for name, (e, b, moved_averages) in moved_fits.items():
+        for label, (e, b, moved_averages) in moved_fits.items():
             whole = np.asarray(refiner(y + e * b, moved_averages[step], sigma), np.float64)
             d = float(np.sum(b * (whole - refined)) / e) / y.size
             same = float(np.sum(b * (np.asarray(refiner(y + e * b, mean, sigma), np.float64) - refined)) / e) / y.size \
                 if args.fixed_probes else None
-            pipeline[name] = {"div": d, "sure": residual - sigma ** 2 + 2 * sigma ** 2 * d,
+            pipeline[label] = {"div": d, "sure": residual - sigma ** 2 + 2 * sigma ** 2 * d,
                               "pilot_moved": float(np.sum(b * (moved_averages[step] - mean)) / e) / y.size,
                               "fixed_same_probe": same}
         points[step] = {"psnr": psnr(clean, refined[..., 0] if noisy.ndim == 2 else refined), "sure": sure,
