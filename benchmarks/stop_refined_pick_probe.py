@@ -19,20 +19,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import torch
+from probe_common import crop_parser, held_out_minimum, pilot_averages, run
 
 import linr
 from linr import tasks
 from linr.bench import data_dir
 from linr.bench.averaging import clean_crop, observations_for
-from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
-from linr.fit import fit
+from linr.bench.common import commit_id, cpu_name, psnr, read_rows
 from linr.refine import refine_image
-from linr.stopping import FixedSteps, _neighbour_mean, holdout_rule
+from linr.stopping import _neighbour_mean
 
 FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 FILL = os.environ.get("FILL", "candidate")
@@ -50,25 +49,11 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
     obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
     default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
-    stop = default.settings["stop"]
-    minimum = int(stop.get("minimum_step", default.stop_step))
+    minimum = held_out_minimum(default)
     refine = default.settings["refine"]["name"]
-    resolved, config = tasks.resolve(obs, seed=0, device="cpu")
-    rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
-    held = holdout_rule(rule)
-    resolved = held.prepare(resolved)
+    averages, held = pilot_averages(obs, refine, minimum)
     masks = held.held_out_masks()
     mask = masks[0]
-    window: deque = deque(maxlen=40)
-    averages: dict[int, np.ndarray] = {}
-
-    def keep(step: int, output: torch.Tensor, loss: float) -> None:
-        image = ((output[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
-        window.append(image)
-        if (step + 1) % 5 == 0:
-            averages[step + 1] = np.mean(window, axis=0)
-
-    fit(resolved, dataclasses.replace(config, steps=minimum, retry_lr=None), stop=FixedSteps(minimum), callback=keep)
     noisy = np.asarray(obs[0].image, np.float32)
     noisy3 = noisy if noisy.ndim == 3 else noisy[..., None]
     points = {}
@@ -120,26 +105,12 @@ def _table(rows: dict, oracle: dict) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("rows", type=Path)
-    p.add_argument("names", nargs="*")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--sigma", type=float, default=25.0)
-    p.add_argument("--colour", choices=("rgb", "grey"), default="grey")
+    p = crop_parser(__doc__.splitlines()[0], 128)
     p.add_argument("--oracle", type=Path, default=None)
-    p.add_argument("--table", action="store_true")
     args = p.parse_intermixed_args()
-    done = read_rows(args.rows)
-    if args.table:
-        print(_table(done, read_rows(args.oracle) if args.oracle else {}))
-        return
-    torch.set_num_threads(1)
-    for name in args.names:
-        if _key(name, args) in done:
-            continue
-        row = _row(name, args)
-        append_row(args.rows, row)
-        print(name, row["pick"], {f: round(p["psnr"], 2) for f, p in row["points"].items()}, flush=True)
+    run(args, lambda name: _key(name, args), lambda name: _row(name, args),
+        lambda name, row: f"{name} {row['pick']} " + str({f: round(q['psnr'], 2) for f, q in row['points'].items()}),
+        lambda done: _table(done, read_rows(args.oracle) if args.oracle else {}))
 
 
 if __name__ == "__main__":

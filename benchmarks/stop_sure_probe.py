@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections import deque
-from pathlib import Path
 
 import numpy as np
-import torch
+from probe_common import crop_parser, held_out_minimum, pilot_averages, run
 
 import linr
 from linr import tasks
 from linr.bench import data_dir
 from linr.bench.averaging import clean_crop, observations_for
-from linr.bench.common import append_row, commit_id, cpu_name, psnr, read_rows
-from linr.fit import fit
+from linr.bench.common import commit_id, cpu_name, psnr
 from linr.noise import floored_noise_sigma
 from linr.refine import GroupedWiener as Grouped
-from linr.stopping import FixedSteps, holdout_rule
 
 
 class _FixedGroups(Grouped):
@@ -59,25 +55,13 @@ def _key(name: str, args: argparse.Namespace) -> str:
     return f"{name}_{args.colour}_s{args.size}_n{args.sigma:g}_t{args.steps}{pipeline}{tasks.pilot_tag()}"
 
 
-def _averages(obs: list, refine: str, steps: int, retried: bool) -> tuple[dict[int, np.ndarray], object]:
-    """The pilot fit of the default (same held-out pixels, the rate of the fit it returned) for
-    ``steps`` steps: its 40-iterate average every 5 steps, and its hold-out rule."""
-    resolved, config = tasks.resolve(obs, seed=0, device="cpu")
-    rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
-    held = holdout_rule(rule)
-    resolved = held.prepare(resolved)
-    window: deque = deque(maxlen=40)
-    averages: dict[int, np.ndarray] = {}
-
-    def keep(step: int, output: torch.Tensor, loss: float) -> None:
-        image = ((output[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
-        window.append(image)
-        if (step + 1) % 5 == 0:
-            averages[step + 1] = np.mean(window, axis=0)
-
-    lr = config.retry_lr if retried and config.retry_lr is not None else config.lr
-    fit(resolved, dataclasses.replace(config, steps=steps, lr=lr, retry_lr=None), stop=FixedSteps(steps), callback=keep)
-    return averages, held
+def _rate(retried: bool) -> float | None:
+    """The learning rate of the fit the default returned: the paper's when its pilot was fitted
+    again (:attr:`linr.config.FitConfig.retry_lr`), else None (the pilot's own)."""
+    if not retried:
+        return None
+    config = tasks.resolve([tasks.noisy(np.zeros((8, 8), np.float32))], seed=0, device="cpu")[1]
+    return config.retry_lr
 
 
 def _row(name: str, args: argparse.Namespace) -> dict:
@@ -85,14 +69,14 @@ def _row(name: str, args: argparse.Namespace) -> dict:
     clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
     obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
     default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
-    stop = default.settings["stop"]
-    minimum = int(stop.get("minimum_step", default.stop_step))
+    minimum = held_out_minimum(default)
     ran = int(default.steps_run)
     refine = default.settings["refine"]["name"]
     assert refine == "grouped", refine
     steps = max(args.steps, ran)
     retried = (default.settings.get("retry") or {}).get("returned") == "retry"
-    averages, held = _averages(obs, refine, steps, retried)
+    rate = _rate(retried)
+    averages, held = pilot_averages(obs, refine, steps, lr=rate)
     noisy = np.asarray(obs[0].image, np.float64)
     y = noisy if noisy.ndim == 3 else noisy[..., None]
     sigma = floored_noise_sigma(y.astype(np.float32))
@@ -108,7 +92,8 @@ def _row(name: str, args: argparse.Namespace) -> dict:
             e = scale * sigma
             photo = (y + e * b).astype(np.float32)
             moved_obs = [dataclasses.replace(obs[0], image=photo if noisy.ndim == 3 else photo[..., 0])]
-            moved_fits[f"{scale:g}" if k == 0 else f"{scale:g}/{k}"] = (e, b, _averages(moved_obs, refine, steps, retried)[0])
+            moved_fits[f"{scale:g}" if k == 0 else f"{scale:g}/{k}"] = (e, b, pilot_averages(moved_obs, refine, steps,
+                                                                                              lr=rate)[0])
     fresh = [np.random.default_rng(100 + k).standard_normal(y.shape) for k in range(args.fixed_probes)]
     points = {}
     for step, mean in sorted(averages.items()):
@@ -173,32 +158,17 @@ def _table(rows: dict) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("rows", type=Path)
-    p.add_argument("names", nargs="*")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--sigma", type=float, default=25.0)
-    p.add_argument("--colour", choices=("rgb", "grey"), default="grey")
+    p = crop_parser(__doc__.splitlines()[0], 64)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--pipeline", type=float, nargs="*", default=[],
                    help="also the whole pipeline's SURE: the pilot fitted again to the photo plus E sigma times the probe, per E")
     p.add_argument("--fixed-probes", type=int, default=0,
                    help="also the fixed pilot's divergence from this many fresh probes (a control variate)")
     p.add_argument("--probes", type=int, default=1, help="probe vectors per scale (default 1)")
-    p.add_argument("--table", action="store_true")
     args = p.parse_intermixed_args()
-    done = read_rows(args.rows)
-    if args.table:
-        print(_table(done))
-        return
-    torch.set_num_threads(1)
-    for name in args.names:
-        if _key(name, args) in done:
-            continue
-        row = _row(name, args)
-        append_row(args.rows, row)
-        print(name, "default", round(row["default_psnr"], 2), "pick", row["pick_ran"], round(row["pick_ran_psnr"], 2),
-              "best", row["best_step"], round(row["best_psnr"], 2), flush=True)
+    run(args, lambda name: _key(name, args), lambda name: _row(name, args),
+        lambda name, row: f"{name} default {row['default_psnr']:.2f} pick {row['pick_ran']} {row['pick_ran_psnr']:.2f} "
+                          f"best {row['best_step']} {row['best_psnr']:.2f}", _table)
 
 
 if __name__ == "__main__":
