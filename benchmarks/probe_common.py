@@ -47,6 +47,19 @@ def run(args: argparse.Namespace, key: Callable[[str], str], row: Callable[[str]
         print(say(name, made), flush=True)
 
 
+def default_restore(name: str, args: argparse.Namespace) -> tuple[np.ndarray, list, Any]:
+    """The clean crop of ``name`` (set9 name or FOLDER/NAME), its noisy photo's observations
+    (Gaussian noise of ``args.sigma``, seed 0) and the default restore of it."""
+    import linr
+    from linr.bench import data_dir
+    from linr.bench.averaging import clean_crop, observations_for
+
+    folder, _, image = name.rpartition("/")
+    clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
+    obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
+    return clean, obs, linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
+
+
 def held_out_minimum(default: Any) -> int:
     """The step of the held-out minimum the default restore's stop started from (its returned step
     unless a later choice moved it: ``at``'s ``minimum_step``, the SURE pick's ``held_out_step``)."""

@@ -24,12 +24,9 @@ import argparse
 import dataclasses
 
 import numpy as np
-from probe_common import crop_parser, held_out_minimum, pilot_averages, run
+from probe_common import crop_parser, default_restore, held_out_minimum, pilot_averages, run
 
-import linr
 from linr import tasks
-from linr.bench import data_dir
-from linr.bench.averaging import clean_crop, observations_for
 from linr.bench.common import commit_id, cpu_name, psnr
 from linr.noise import floored_noise_sigma
 from linr.refine import GroupedWiener as Grouped
@@ -65,10 +62,7 @@ def _rate(retried: bool) -> float | None:
 
 
 def _row(name: str, args: argparse.Namespace) -> dict:
-    folder, _, image = name.rpartition("/")
-    clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
-    obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
-    default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
+    clean, obs, default = default_restore(name, args)
     minimum = held_out_minimum(default)
     ran = int(default.steps_run)
     refine = default.settings["refine"]["name"]
