@@ -29,8 +29,10 @@ never saw, so that it is exact there) it was unbiased but too noisy on 64-px cro
 of least SURE is returned, then refined as usual.
 
 Cost: one more pilot fit (the steps the first ran) and two refinements per candidate: every
-other checkpoint, then the two beside the best (:data:`MAX_CANDIDATES`). So the default applies it only to photos of at most :data:`UP_TO_PIXELS`, where the
-held-out stop fell short and all this takes seconds; ``--stop sure`` asks for it at any size.
+other checkpoint, then the two beside the best (:data:`MAX_CANDIDATES`): 2-3 times the held-out
+stop's time in grey, about 4 in colour. So the default applies it only to photos of at most
+:data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes seconds;
+``--stop sure`` asks for it at any size restored whole.
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ PROBE_STREAM = 0x53555245
 which a photo's simulated noise may be drawn from (a probe along the noise itself measured a
 divergence three times too large on a crop whose noise came from seed 0)."""
 
-UP_TO_PIXELS = 112 * 112
-"""The default applies the SURE pick to one noisy photo of at most this many pixels: on 64- and
-96-px crops it returned 0.2 to 1.4 dB more than the held-out stop on average, on 128-px crops as
-much as it (-0.02 to +0.05 dB) for 3 to 5 times the time (BENCHMARKS.md, "#15 the denoising stop
-by SURE"); the size is midway."""
+UP_TO_PIXELS = 128 * 128
+"""The default applies the SURE pick to one noisy photo of at most this many pixels, the largest
+crops measured: on 64- to 128-px crops it came within 0.23 dB of the best refined checkpoint on
+average (grey and colour, tune and report splits) where the held-out stop was up to 1.6 dB below,
+for 2-3 times the held-out stop's time in grey and 4 in colour (at 128 px: 14 s and 26-31 s here;
+BENCHMARKS.md, "#15 the denoising stop by SURE"). Larger photos, whose held-out stop was measured
+0.11 dB below on one 256-px crop, keep it."""
 
 REFINE = "grouped"
 """The refinement the estimate is made for (its groups held across the probes)."""
