@@ -147,7 +147,7 @@ def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
     assert record["step"] == result.stop_step and result.stop_step % 5 == 0
     assert 1 <= record["candidates"] <= sure.MAX_CANDIDATES and result.timings["sure_fit_s"] > 0
     assert "chosen by SURE" in result.stop_reason and result.timings["sure_s"] > 0
-    scores = {int(k): v for k, v in record["scores"].items()}  # the least estimate chosen
+    scores = {int(k): v for k, v in record["ranking_estimates"].items()}  # the least estimate chosen
     assert len(scores) == record["candidates"] and min(scores, key=scores.get) == result.stop_step
     assert result.settings["refine"]["name"] == "grouped" and result.fitted_image is not None
     refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
@@ -177,3 +177,20 @@ def test_sure_stop_refused_where_it_cannot_serve() -> None:
         tasks.plan_restore([noisy], device="cpu", stop="sure,fixed:60")
     with pytest.raises(InputError, match="averages of iterates"):
         tasks.plan_restore([noisy], device="cpu", stop="sure:0.05:40:none")
+
+
+def test_cli_says_the_pick_and_refuses_it_with_a_model(tmp_path, capsys) -> None:
+    """``linr restore`` of a small noisy photo: its line counts the SURE pick's time; ``--stop sure``
+    with ``--save-model`` is refused in one line naming a rule that keeps a model."""
+    from linr.cli import main
+    from linr.images import write_image
+
+    write_image(tmp_path / "n.png", add_gaussian_noise(_scene(32), 25, seed=0))
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png"), "--steps", "80",
+                 "--device", "cpu", "--seed", "3"]) == 0
+    out = capsys.readouterr()
+    assert "s choosing the stop by SURE" in out.out and "chosen by SURE" in out.out + out.err
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "p.png"), "--stop", "sure",
+                 "--save-model", str(tmp_path / "m.pt"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "'sure' returns an average" in err and "holdout:0.05:40" in err and len(err.strip().splitlines()) == 1

@@ -90,7 +90,8 @@ def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ens
     if type(obs.fidelity) is not SquaredError:
         return "it estimates the error under Gaussian noise (the squared-error data term)"
     if refine != REFINE:
-        return f"it scores the '{REFINE}' refinement (this restoration's: {refine or 'none'})"
+        return (f"it scores the '{REFINE}' refinement, which this restoration does not run (its refinement: "
+                f"{refine or 'none: --refine none, or a photo thinner than the refinement needs'})")
     if not whole:
         return "it needs the photo fitted whole, and this one is tiled (ask for --tile off; Python: tile='off')"
     if ensemble > 1:
@@ -234,11 +235,13 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     result.image = _image(kept[chosen])
     result.stop_step = chosen
     result.model = None  # an average of iterates: no model renders it
+    # the estimates rank the checkpoints; as error estimates they are biased where the noise is
+    # clipped or its level misread (they may be negative), so they are kept under a name that says so
     record.update(step=chosen, candidates=len(scores), sigma=round(sigma * 255, 3),
-                  scores={str(step): round(value * 1e4, 4) for step, value in sorted(scores.items())})
+                  ranking_estimates={str(step): float(f"{value:.6g}") for step, value in sorted(scores.items())})
     stop["sure"] = record
-    result.stop_reason = (f"{result.stop_reason}; returned the average of step {chosen} ({len(scores)} "
-                          f"checkpoints scored), chosen by SURE of the refined image")
+    result.stop_reason = (f"{result.stop_reason}; the average's step chosen by SURE of the refined image "
+                          f"({len(scores)} checkpoints scored)")
     seconds = time.perf_counter() - started
     result.timings["sure_s"] = seconds
     result.timings["total_s"] = result.timings.get("total_s", 0.0) + seconds

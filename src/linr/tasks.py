@@ -954,6 +954,12 @@ def restore(
                              shared_held_out=blended) for k in range(ensemble)]
         result = fit_ensemble(obs, config, stops, reference=reference)
         rule = stops[0]  # its held-out pixels are every member's when blended
+        from .sure import why_not
+
+        if stop in (None, "auto") and preset is None and _small(obs) and \
+                why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None:
+            result.stop_reason += ("; one fit (no ensemble) would have chosen its stop by SURE of the refined "
+                                   "image, which did better than two members on the small photos tried")
     elif grid is None:
         whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
         result = fit_whole(obs, config, rule, reference=reference, callback=whole_step)
@@ -1209,13 +1215,21 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     return RestorePlan(obs, config, grid, refine, rule, pilot)
 
 
+def _small(obs: Sequence[Observation]) -> bool:
+    """Whether the restored image has at most :data:`linr.sure.UP_TO_PIXELS` pixels."""
+    from .sure import UP_TO_PIXELS
+
+    h, w = clean_shape(obs)
+    return h * w <= UP_TO_PIXELS
+
+
 def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, preset: str | None,
                refine: str | None, whole: bool, ensemble: int, keep_model: bool) -> StopRule | None:
     """The stop rule with the SURE pick (:mod:`linr.sure`): the automatic stop of the defaults
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
     :data:`linr.sure.UP_TO_PIXELS` that the pick can serve; a ``sure`` rule asked for where it
     cannot is refused in one line."""
-    from .sure import UP_TO_PIXELS, why_not
+    from .sure import why_not
 
     reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
     if isinstance(rule, SurePick):
@@ -1225,8 +1239,7 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
     if isinstance(holdout_rule(rule), SurePick):
         raise InputError("stop rule 'sure' stands alone: it chooses among its own checkpoints after the fit, "
                          "and another rule ending the fit first would leave it none to choose from")
-    h, w = clean_shape(obs)
-    if stop in (None, "auto") and preset is None and reason is None and h * w <= UP_TO_PIXELS and \
+    if stop in (None, "auto") and preset is None and reason is None and _small(obs) and \
             type(rule) is HoldOut and rule.average is not None:
         return SurePick(fraction=rule.fraction, patience=rule.tracker.patience, seed=rule.seed,
                         check_every=rule.tracker.check_every, average=rule.average.spec)
