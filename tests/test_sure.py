@@ -161,6 +161,11 @@ def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
     assert type(plan.rule) is HoldOut  # above sure.UP_TO_PIXELS
     kept = tasks.plan_restore([tasks.noisy(noisy)], device="cpu", keep_model=True)
     assert not isinstance(kept.rule, SurePick)
+    # light noise: the level the estimate weighs by is not to be trusted there (sure.MIN_SIGMA)
+    light = tasks.noisy(add_gaussian_noise(_scene(40), 5, seed=4))
+    assert sure.noisy_enough([tasks.noisy(noisy)]) and not sure.noisy_enough([light])
+    assert type(tasks.plan_restore([light], device="cpu").rule) is HoldOut
+    assert isinstance(tasks.plan_restore([light], device="cpu", stop="sure").rule, SurePick)  # asked for
 
 
 def test_sure_stop_refused_where_it_cannot_serve() -> None:

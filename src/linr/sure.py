@@ -49,7 +49,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -75,6 +75,15 @@ for 2-3 times the held-out stop's time in grey and 4 in colour (at 128 px: 14 s 
 BENCHMARKS.md, "#15 the denoising stop by SURE"). Larger photos, whose held-out stop was measured
 0.11 dB below on one 256-px crop, keep it."""
 
+MIN_SIGMA = 12.5
+"""The automatic stop uses the pick only on a photo whose measured noise (0-255 scale) is at
+least this: the estimate weighs the refinement's derivatives by the noise level, and the level
+measured on a textured photo reads its texture as noise too (set9 RGB 64-px tune crops: 5.7-9.2
+measured at sigma 5, 10.2-11.6 at sigma 10), which made the pick come early (sigma 5: 1.22 dB below
+the refined oracle on average against 0.10 for the held-out stop; sigma 10: 0.38 against 0.05).
+At sigma 15 (measured 13.1-16.6) and 25 it did better than the held-out stop. The held-out stop
+needs no noise level."""
+
 REFINE = "grouped"
 """The refinement the estimate is made for (its groups held across the probes)."""
 
@@ -99,6 +108,12 @@ def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ens
     if keep_model:
         return "it returns an average of iterates, which no kept model renders"
     return None
+
+
+def noisy_enough(observations: Sequence[Any]) -> bool:
+    """Whether the photo's measured noise is at least :data:`MIN_SIGMA` (its first observation's)."""
+    image = np.asarray(observations[0].image, np.float32)
+    return floored_noise_sigma(image) * 255.0 >= MIN_SIGMA
 
 
 def _image(average: Any) -> np.ndarray:
@@ -158,11 +173,14 @@ def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
     return np.sqrt(clipped_variance(value, high))
 
 
-def row_tag(pixels: int) -> str:
-    """What benchmark row keys call the default's stop of one noisy photo of ``pixels`` pixels:
-    ``sureE`` (``E`` :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`) where the automatic
-    stop is the SURE pick, else '' (so that rows of another default are not taken for this one's)."""
-    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}" if pixels <= UP_TO_PIXELS else ""
+def row_tag(pixels: int, sigma: float) -> str:
+    """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels with noise
+    of std ``sigma`` (0-255; the benchmark's, standing for the measured one): ``sureE`` (``E``
+    :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`) where the automatic stop is the SURE
+    pick, else '' (so that rows of another default are not taken for this one's)."""
+    if pixels > UP_TO_PIXELS or sigma < MIN_SIGMA:
+        return ""
+    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}"
 
 
 def probe_for(shape: tuple[int, ...], seed: int) -> np.ndarray:

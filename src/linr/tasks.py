@@ -954,9 +954,9 @@ def restore(
                              shared_held_out=blended) for k in range(ensemble)]
         result = fit_ensemble(obs, config, stops, reference=reference)
         rule = stops[0]  # its held-out pixels are every member's when blended
-        from .sure import why_not
+        from .sure import noisy_enough, why_not
 
-        if stop in (None, "auto") and preset is None and _small(obs) and \
+        if stop in (None, "auto") and preset is None and _small(obs) and noisy_enough(obs) and \
                 why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None:
             result.stop_reason += ("; one fit (no ensemble) would have chosen its stop by SURE of the refined "
                                    "image, which did better than two members on the small photos tried")
@@ -1227,9 +1227,9 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
                refine: str | None, whole: bool, ensemble: int, keep_model: bool) -> StopRule | None:
     """The stop rule with the SURE pick (:mod:`linr.sure`): the automatic stop of the defaults
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
-    :data:`linr.sure.UP_TO_PIXELS` that the pick can serve; a ``sure`` rule asked for where it
-    cannot is refused in one line."""
-    from .sure import why_not
+    :data:`linr.sure.UP_TO_PIXELS` that the pick can serve, its measured noise at least
+    :data:`linr.sure.MIN_SIGMA`; a ``sure`` rule asked for where it cannot is refused in one line."""
+    from .sure import noisy_enough, why_not
 
     reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
     if isinstance(rule, SurePick):
@@ -1240,7 +1240,7 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
         raise InputError("stop rule 'sure' stands alone: it chooses among its own checkpoints after the fit, "
                          "and another rule ending the fit first would leave it none to choose from")
     if stop in (None, "auto") and preset is None and reason is None and _small(obs) and \
-            type(rule) is HoldOut and rule.average is not None:
+            type(rule) is HoldOut and rule.average is not None and noisy_enough(obs):
         return SurePick(fraction=rule.fraction, patience=rule.tracker.patience, seed=rule.seed,
                         check_every=rule.tracker.check_every, average=rule.average.spec)
     return rule

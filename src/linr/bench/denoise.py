@@ -264,7 +264,7 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
     return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
 
 
-def _sure_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:
+def _sure_suffix(variant: str, options: dict[str, Any], clean: Any, sigma: float) -> str:
     """``@sureE...`` (:func:`linr.sure.row_tag`) when a variant's automatic stop is the SURE pick at
     this image's size (a refined pilot, whole), else '': rows made before, of the same key, are the
     held-out stop's."""
@@ -273,7 +273,7 @@ def _sure_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:
     if variant in REFERENCES or options.get("refine", "grouped") != "grouped" or "tile" in options or \
             not _pilot_suffix(options):
         return ""
-    tag = row_tag(clean.shape[0] * clean.shape[1])
+    tag = row_tag(clean.shape[0] * clean.shape[1], sigma)
     return f"@{tag}" if tag else ""
 
 
@@ -380,7 +380,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             # a baseline fits no SIREN: a smoke --width is none of its settings
             own_smoke = {k: v for k, v in smoke.items() if not (k == "width" and variant in REFERENCES)}
             key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + \
-                _auto_tiles_suffix(variant, kw, clean) + _sure_suffix(variant, kw, clean) + \
+                _auto_tiles_suffix(variant, kw, clean) + _sure_suffix(variant, kw, clean, args.sigma) + \
                 "".join(f"_{k}{v}" for k, v in own_smoke.items())
             if key in done:
                 continue
