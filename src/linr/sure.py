@@ -75,14 +75,16 @@ for 2-3 times the held-out stop's time in grey and 4 in colour (at 128 px: 14 s 
 BENCHMARKS.md, "#15 the denoising stop by SURE"). Larger photos, whose held-out stop was measured
 0.11 dB below on one 256-px crop, keep it."""
 
-MIN_SIGMA = 12.5
+MIN_SIGMA = 14.0
 """The automatic stop uses the pick only on a photo whose measured noise (0-255 scale) is at
 least this: the estimate weighs the refinement's derivatives by the noise level, and the level
-measured on a textured photo reads its texture as noise too (set9 RGB 64-px tune crops: 5.7-9.2
-measured at sigma 5, 10.2-11.6 at sigma 10), which made the pick come early (sigma 5: 1.22 dB below
-the refined oracle on average against 0.10 for the held-out stop; sigma 10: 0.38 against 0.05).
-At sigma 15 (measured 13.1-16.6) and 25 it did better than the held-out stop. The held-out stop
-needs no noise level."""
+measured on a textured photo reads its texture as noise too (set9 RGB 64-px tune crops: 5.7-9.8
+measured at sigma 5, 10.2-13.6 at sigma 10), which made the pick come early (sigma 5: 1.22 dB below
+the refined oracle on average against 0.10 for the held-out stop; sigma 10: 0.66 against 0.14).
+At sigma 25 (tune crops measured 24.0-26.3) it did better; the threshold lies between the tune
+crops' sigma-10 and sigma-15 levels (14.9-17.5 at sigma 15, where the pick was measured on report
+crops only: better than the held-out stop, 0.23 against 0.39 dB below the oracle; there set5 bird,
+measured 13.1, now keeps the held-out stop, 0.94 below). The held-out stop needs no noise level."""
 
 REFINE = "grouped"
 """The refinement the estimate is made for (its groups held across the probes)."""
