@@ -198,8 +198,9 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     choice in ``result.settings['stop']['sure']`` and its time in ``result.timings`` (``sure_s``,
     of which ``sure_fit_s`` the second fit). ``rule``: the
     fit's :class:`linr.stopping.HoldOut`, made with ``keep_checkpoints``; ``observations`` and
-    ``config`` those of the fit. A fit that was fitted again at another rate (``settings['retry']``)
-    or kept no checkpoint keeps its image (the record says why)."""
+    ``config`` those of the fit. A fit that was fitted again at another rate (``settings['retry']``),
+    whose rule returned a single iterate (the average guard) or that kept no checkpoint keeps its
+    image (the record and the stop line say why)."""
     started = time.perf_counter()
     record: dict[str, Any] = {"probe_scale": PROBE_SCALE,
                               "held_out_step": int(result.stop_step)}
