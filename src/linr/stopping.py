@@ -592,7 +592,7 @@ class SurePick(HoldOut):
     held-out minimum, the checkpoint whose refined image has the least Stein's unbiased risk
     estimate (:mod:`linr.sure`; one noisy photo refined by ``grouped``, fitted whole). Spec
     ``sure[:FRACTION[:PATIENCE[:AVERAGE]]]``; the automatic stop is this rule for such photos of at
-    most :data:`linr.sure.UP_TO_PIXELS`."""
+    most :data:`linr.sure.UP_TO_PIXELS` whose measured noise is at least :data:`linr.sure.MIN_SIGMA`."""
 
     name = "sure"
 

@@ -29,7 +29,7 @@ from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_ref
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
-from .sure import pick_by_sure
+from .sure import UP_TO_PIXELS, noisy_enough, pick_by_sure, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
 
 __all__ = [
@@ -954,8 +954,6 @@ def restore(
                              shared_held_out=blended) for k in range(ensemble)]
         result = fit_ensemble(obs, config, stops, reference=reference)
         rule = stops[0]  # its held-out pixels are every member's when blended
-        from .sure import noisy_enough, why_not
-
         if stop in (None, "auto") and preset is None and _small(obs) and noisy_enough(obs) and \
                 why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None:
             result.stop_reason += ("; one fit (no ensemble) would have chosen its stop by SURE of the refined "
@@ -1217,8 +1215,6 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
 
 def _small(obs: Sequence[Observation]) -> bool:
     """Whether the restored image has at most :data:`linr.sure.UP_TO_PIXELS` pixels."""
-    from .sure import UP_TO_PIXELS
-
     h, w = clean_shape(obs)
     return h * w <= UP_TO_PIXELS
 
@@ -1229,8 +1225,6 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
     :data:`linr.sure.UP_TO_PIXELS` that the pick can serve, its measured noise at least
     :data:`linr.sure.MIN_SIGMA`; a ``sure`` rule asked for where it cannot is refused in one line."""
-    from .sure import noisy_enough, why_not
-
     reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
     if isinstance(rule, SurePick):
         if reason is not None:
