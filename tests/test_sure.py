@@ -195,6 +195,7 @@ def test_cli_says_the_pick_and_refuses_it_with_a_model(tmp_path, capsys) -> None
                  "--device", "cpu", "--seed", "3"]) == 0
     out = capsys.readouterr()
     assert "s choosing the stop by SURE" in out.out and "chosen by SURE" in out.out + out.err
+    assert "choosing the stop by SURE of the refined image (the pilot fitted once more" in out.err  # said before it
     assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "p.png"), "--stop", "sure",
                  "--save-model", str(tmp_path / "m.pt"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err

@@ -751,7 +751,12 @@ def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any
 
 
 def _say_refining(name: str) -> None:
-    """Say on stderr that the fit is done and its refinement (which may take minutes) begins."""
+    """Say on stderr that the fit is done and its refinement (which may take minutes) begins, or
+    (``name`` 'sure') that the SURE pick of its stop does."""
+    if name == "sure":
+        print("choosing the stop by SURE of the refined image (the pilot fitted once more, then its "
+              "checkpoints refined and scored; not in the paper)...", file=sys.stderr, flush=True)
+        return
     print(f"refining the fit's image ({name}; not in the paper)...", file=sys.stderr, flush=True)
 
 

@@ -914,7 +914,8 @@ def restore(
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
     raises stops the restoration. Not with an ensemble or a ``tile_executor``. ``on_refine(name)``:
-    called once the fit is done, before a refinement (which may take a minute or more) starts.
+    called once the fit is done, before a refinement (which may take a minute or more) starts, and
+    with ``'sure'`` before the SURE pick of a small noisy photo (a second fit, then refinements).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     ``announce``: say on stderr what a long restoration will cost before it starts
@@ -960,7 +961,7 @@ def restore(
                                    "image, which did better than two members on the small photos tried")
     elif grid is None:
         whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
-        result = fit_whole(obs, config, rule, reference=reference, callback=whole_step)
+        result = fit_whole(obs, config, rule, reference=reference, callback=whole_step, on_pick=on_refine)
     else:
         asked_prior = config.prior
         config = _tiled_config(config, obs)
@@ -993,12 +994,16 @@ def restore(
 
 
 def fit_whole(obs: Sequence[Observation], config: FitConfig, rule: StopRule | None, *,
-              reference: np.ndarray | None = None, callback: Callable[..., None] | None = None) -> FitResult:
+              reference: np.ndarray | None = None, callback: Callable[..., None] | None = None,
+              on_pick: Callable[[str], None] | None = None) -> FitResult:
     """One fit of the whole image under ``rule`` (:func:`linr.fit.fit`), then, under a
-    :class:`~linr.stopping.SurePick`, its returned average chosen by SURE (:func:`linr.sure.pick_by_sure`):
-    what :func:`restore` and the web app run for an image restored whole by one network."""
+    :class:`~linr.stopping.SurePick`, its returned average chosen by SURE (:func:`linr.sure.pick_by_sure`;
+    ``on_pick('sure')`` called before it starts): what :func:`restore` and the web app run for an
+    image restored whole by one network."""
     result = fit(obs, config, reference=reference, stop=rule, callback=callback)
     if isinstance(rule, SurePick):
+        if on_pick is not None:
+            on_pick("sure")
         pick_by_sure(result, obs, config, rule)
     return result
 

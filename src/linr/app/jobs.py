@@ -236,6 +236,9 @@ class Job:
                 return "running: setting up the fit"
             if self.refining is not None:
                 seconds = time.perf_counter() - self.started if self.started is not None else self.elapsed_s
+                if self.refining == "sure":  # the SURE pick of a small noisy photo's stop (linr.sure)
+                    return (f"running: the fit is done ({self.step} steps); choosing its stop by SURE of the "
+                            f"refined image: the pilot fitted once more ({seconds:.0f} s so far)")
                 return (f"running: the fit is done ({self.step} steps); refining its image with the "
                         f"{self.refining} filter ({seconds:.0f} s so far)")
             budget = f"at most {self.budget}" if self.automatic_stop else f"{self.budget}"
@@ -662,7 +665,8 @@ class JobRunner:
         try:
             if prepared.grid is None:  # the fit, then (a small noisy photo) its average chosen by SURE
                 result = fit_whole(prepared.observations, prepared.config, prepared.stop,
-                                   reference=prepared.reference, callback=each_step)
+                                   reference=prepared.reference, callback=each_step,
+                                   on_pick=lambda name: _refining(job, name))
                 if prepared.refine is not None:
                     from ..tasks import apply_refine, held_out_pixels
 
