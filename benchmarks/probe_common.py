@@ -14,7 +14,7 @@ import torch
 
 from linr import tasks
 from linr.bench.common import append_row, read_rows
-from linr.fit import fit
+from linr.fit import fit, output_image
 from linr.stopping import FixedSteps, holdout_rule
 
 
@@ -78,7 +78,7 @@ def pilot_averages(obs: list, refine: str, steps: int, *, lr: float | None = Non
     averages: dict[int, np.ndarray] = {}
 
     def keep(step: int, output: torch.Tensor, loss: float) -> None:
-        window.append(((output[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy())
+        window.append(output_image(output))
         if (step + 1) % 5 == 0:
             averages[step + 1] = np.mean(window, axis=0)
 

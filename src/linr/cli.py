@@ -233,13 +233,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      "renders the fit's own image; without them the noisy photo is filtered again "
                      f"with the fit as the pilot, --refine){network}; the image is lower in PSNR (the "
                      "refinement added 0.56-0.97 dB on the benchmark crops, BENCHMARKS.md)")
-    if getattr(rule, "name", None) == "sure" and keep_model:
-        raise InputError("stop rule 'sure' returns an average of iterates chosen after the fit, which no single "
-                         "model renders: --save-model, --render-scale and --render-size need a rule such as "
-                         "holdout:0.05:40 (or the automatic stop, which then returns one iterate)")
     if getattr(rule, "average", None) is not None and keep_model:
-        raise InputError("a stop rule with an average of iterates returns an image no single model "
-                         "renders: --save-model, --render-scale and --render-size need one without")
+        raise InputError(f"stop rule '{rule.name}' returns an average of iterates, which no single model renders: "
+                         "--save-model, --render-scale and --render-size need a rule without one, such as "
+                         "holdout:0.05:40 (or the automatic stop, which then returns one iterate)")
     if keep_model and rule is not None and rule.describe() != resolve_stop(
             obs, preset=args.preset, steps=args.steps, stop=args.stop).describe():
         notes.append("--save-model / --render-*: the automatic stop returns the model's best single "

@@ -44,7 +44,12 @@ from .stopping import StopRule, holdout_rule
 # also importable from here, where the fit's users have always found them.
 __all__ = ["Observation", "FitConfig", "FitResult", "fit", "fit_many", "resolve_device", "clock",
            "Problem", "Monitor", "build_problem", "clean_shape", "lr_factor", "MAX_STEPS",
-           "SCHEDULES", "describe_fit"]
+           "SCHEDULES", "describe_fit", "output_image"]
+
+
+def output_image(output: torch.Tensor) -> np.ndarray:
+    """A fit's output (1, C, h, w) on [-1, 1] as a float32 (h, w, C) image on [0, 1], unclipped."""
+    return ((output[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
 
 
 @dataclass
@@ -330,7 +335,7 @@ class _Run:
                     state = stop.best_state() if stop.keeps_state else None
             if final is None:
                 final, state = render(), final_state
-            rendered = ((final[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
+            rendered = output_image(final)
         if not np.isfinite(rendered).all():
             raise DivergenceError("fit produced a non-finite image; try a lower learning rate")
         top, _, left, _ = problem.margins

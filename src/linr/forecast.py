@@ -274,7 +274,9 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     except ValueError:
         return warning  # an unavailable precision: the fit itself says so in one line
     est = estimate(throughput)
-    sure = getattr(stop, "name", None) == "sure"  # the SURE pick (linr.sure): the pilot fitted twice
+    from .stopping import SurePick
+
+    sure = isinstance(stop, SurePick)  # the SURE pick (linr.sure): the pilot fitted twice
     fits = members * (2 if sure else 1)
     if est.seconds * frames * fits + refine_wall() * frames < LONG_FIT_SECONDS:
         return warning

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .fidelity import SquaredError
-from .fit import fit
+from .fit import fit, output_image
 from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
@@ -116,11 +116,6 @@ def noisy_enough(observations: Sequence[Any]) -> bool:
     """Whether the photo's measured noise is at least :data:`MIN_SIGMA` (its first observation's)."""
     image = np.asarray(observations[0].image, np.float32)
     return floored_noise_sigma(image) * 255.0 >= MIN_SIGMA
-
-
-def _image(average: Any) -> np.ndarray:
-    """(H, W, C) float32 on [0, 1] of a fit's (1, C, H, W) output on [-1, 1]."""
-    return ((average[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) / 2.0).astype(np.float32)
 
 
 def _thinned(steps: list[int], most: int) -> list[int]:
@@ -239,9 +234,9 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     scores: dict[int, float] = {}
 
     def score(step: int) -> None:
-        average = _image(kept[step])
+        average = output_image(kept[step])
         refined = np.asarray(refiner(pixels, average, sigma), np.float64)
-        moved_refined = np.asarray(refiner(y + scale * probe, _image(moved_kept[step]), sigma), np.float64)
+        moved_refined = np.asarray(refiner(y + scale * probe, output_image(moved_kept[step]), sigma), np.float64)
         scores[step] = risk(y, refined, moved_refined, probe, scale, spread)
 
     # every other checkpoint first (10 steps apart), then the two beside the best of those
@@ -253,7 +248,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
         if step not in scores:
             score(step)
     chosen = min(scores, key=lambda s: (scores[s], s))
-    result.image = _image(kept[chosen])
+    result.image = output_image(kept[chosen])
     result.stop_step = chosen
     result.model = None  # an average of iterates: no model renders it
     # the estimates rank the checkpoints; as error estimates they are biased where the noise is

@@ -955,8 +955,7 @@ def restore(
                              shared_held_out=blended) for k in range(ensemble)]
         result = fit_ensemble(obs, config, stops, reference=reference)
         rule = stops[0]  # its held-out pixels are every member's when blended
-        if stop in (None, "auto") and preset is None and _small(obs) and noisy_enough(obs) and \
-                why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None:
+        if _sure_by_default(obs, stop=stop, preset=preset, refine=refine, keep_model=keep_model):
             result.stop_reason += ("; one fit (no ensemble) would have chosen its stop by SURE of the refined "
                                    "image, which did better than two members on the small photos tried")
     elif grid is None:
@@ -1218,10 +1217,14 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     return RestorePlan(obs, config, grid, refine, rule, pilot)
 
 
-def _small(obs: Sequence[Observation]) -> bool:
-    """Whether the restored image has at most :data:`linr.sure.UP_TO_PIXELS` pixels."""
+def _sure_by_default(obs: Sequence[Observation], *, stop: Any, preset: str | None, refine: str | None,
+                     keep_model: bool) -> bool:
+    """Whether the automatic stop of one fit of the whole image is the SURE pick: ``stop`` automatic,
+    no preset, a photo it can serve (:func:`linr.sure.why_not`) of at most
+    :data:`linr.sure.UP_TO_PIXELS` pixels and noise of at least :data:`linr.sure.MIN_SIGMA`."""
     h, w = clean_shape(obs)
-    return h * w <= UP_TO_PIXELS
+    return stop in (None, "auto") and preset is None and h * w <= UP_TO_PIXELS and \
+        why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None and noisy_enough(obs)
 
 
 def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, preset: str | None,
@@ -1230,16 +1233,17 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
     :data:`linr.sure.UP_TO_PIXELS` that the pick can serve, its measured noise at least
     :data:`linr.sure.MIN_SIGMA`; a ``sure`` rule asked for where it cannot is refused in one line."""
-    reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
     if isinstance(rule, SurePick):
+        reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
         if reason is not None:
             raise InputError(f"stop rule 'sure': {reason}")
         return rule
     if isinstance(holdout_rule(rule), SurePick):
         raise InputError("stop rule 'sure' stands alone: it chooses among its own checkpoints after the fit, "
                          "and another rule ending the fit first would leave it none to choose from")
-    if stop in (None, "auto") and preset is None and reason is None and _small(obs) and \
-            type(rule) is HoldOut and rule.average is not None and noisy_enough(obs):
+    if whole and ensemble == 1 and _sure_by_default(obs, stop=stop, preset=preset, refine=refine,
+                                                    keep_model=keep_model) and \
+            type(rule) is HoldOut and rule.average is not None:
         return SurePick(fraction=rule.fraction, patience=rule.tracker.patience, seed=rule.seed,
                         check_every=rule.tracker.check_every, average=rule.average.spec)
     return rule

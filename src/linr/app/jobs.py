@@ -517,8 +517,10 @@ def _refining(job: Job, name: str) -> None:
 
 
 def _as_image(output: Any) -> np.ndarray:
-    """A fit's output (1, C, H, W) on [-1, 1] as an (H, W, C) image on [0, 1]."""
-    return ((output[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).float().cpu().numpy()
+    """A fit's output (1, C, H, W) on [-1, 1] as an (H, W, C) image on [0, 1] (clipped, to show)."""
+    from ..fit import output_image
+
+    return np.clip(output_image(output), 0.0, 1.0)
 
 
 class _StepWatch:

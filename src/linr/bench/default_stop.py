@@ -113,7 +113,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
     import linr
 
     from .. import tasks
-    from ..fit import fit
+    from ..fit import fit, output_image
     from ..refine import refine_image
     from ..stopping import FixedSteps, holdout_rule
     from .averaging import clean_crop, observations_for
@@ -148,7 +148,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
     checkpoints: list[tuple[int, np.ndarray, np.ndarray]] = []
 
     def keep(step: int, output: torch.Tensor, loss: float) -> None:
-        image = ((output[0].permute(1, 2, 0) + 1) / 2).float().cpu().numpy()
+        image = output_image(output)
         window.append(image)
         if (step + 1) % every == 0:
             checkpoints.append((step + 1, image, np.mean(window, axis=0)))
