@@ -55,6 +55,29 @@ def test_every_model_maps_coordinates_to_values(name):
     out.sum().backward()
 
 
+def test_wire_counts_real_features_and_returns_real_values():
+    from linr.models import Wire
+
+    model = Wire(width=32, depth=3, out_channels=2)
+    assert model.layers[0].weight.dtype == torch.float32 and model.layers[1].weight.dtype == torch.cfloat
+    assert model.layers[0].out_features == int(32 / 2 ** 0.5)  # complex features: width / sqrt(2)
+    out = model(coordinate_grid(3, 3))
+    assert out.dtype == torch.float32 and out.shape == (9, 2)
+
+
+def test_finer_activation_is_the_variable_periodic_sine():
+    from linr.models import VariableSine
+
+    z = torch.linspace(-2, 2, 41, dtype=torch.float64)
+    omega = 30.0
+    g = VariableSine(omega)
+    assert torch.allclose(g(omega * z), torch.sin(omega * (z.abs() + 1) * z))
+    slope = torch.empty_like(z)
+    value = g.value_and_slope_(omega * z, slope)
+    assert torch.allclose(value, torch.sin(omega * (z.abs() + 1) * z))
+    assert torch.allclose(slope, (z.abs() + 1) * torch.cos(omega * (z.abs() + 1) * z))
+
+
 def test_unknown_model():
     with pytest.raises(ValueError, match="unknown model"):
         build_model(ModelConfig(name="nope"), out_channels=3)

@@ -102,8 +102,10 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--model", default=None,
-                   help="siren (default), gauss (Gaussian activation; fast engine too), or the "
-                   "paper's ablation MLPs relu, relu_pe, tanh, sigmoid, selu (plain loop)")
+                   help="siren (default), gauss (Gaussian activation; fast engine too), finer (FINER's "
+                   "variable-periodic sine; fast engine too), wire (WIRE's complex Gabor wavelet; plain loop, "
+                   "its Gabor omega and scale through Python's ModelConfig), or the paper's ablation MLPs relu, "
+                   "relu_pe, tanh, sigmoid, selu (plain loop)")
     g.add_argument("--width", type=positive_int, help="hidden features per layer (default 256; 64 for the pilot of a refined noisy "
                    "photo; any network option gives the paper's network with that change)")
     g.add_argument("--depth", type=positive_int, help="hidden layers (default 7)")
@@ -232,8 +234,8 @@ def model_config(args: argparse.Namespace, preset: str) -> Any:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     base = PRESETS[preset].model
     name = args.model if args.model is not None else base.name
-    if args.omega0 is not None and name != "siren":
-        raise InputError(f"--omega0 applies to the siren model only, not {name!r}")
+    if args.omega0 is not None and name not in ("siren", "finer"):
+        raise InputError(f"--omega0 applies to the siren and finer models only, not {name!r}")
     changes = {}
     if args.model is not None:  # an unknown name: ModelConfig's one-line error
         changes["name"] = args.model

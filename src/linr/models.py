@@ -26,6 +26,9 @@ __all__ = [
     "Activation",
     "Sine",
     "Gaussian",
+    "VariableSine",
+    "Finer",
+    "Wire",
     "ScaledLayer",
     "ModelFamily",
     "MODEL_FAMILIES",
@@ -119,17 +122,24 @@ class ModelConfig:
     """Architecture of the image model (defaults: the paper's SIREN)."""
 
     name: str = "siren"
-    """Registry name (:data:`MODEL_FAMILIES`): siren, gauss, relu, relu_pe, tanh, sigmoid, selu."""
+    """Registry name (:data:`MODEL_FAMILIES`): siren, gauss, finer, wire, relu, relu_pe, tanh,
+    sigmoid, selu."""
     width: int = 256
     """Hidden features per layer."""
     depth: int = 7
     """Number of hidden (activated) layers; the paper's released code builds 1 + 6 = 7."""
     omega_0: float = 30.0
-    """SIREN frequency for the first and hidden sine layers (ignored by other activations)."""
+    """SIREN (and FINER) frequency for the first and hidden sine layers (ignored by other activations)."""
     pe_frequencies: int = 10
     """Octaves of the NeRF positional encoding (relu_pe only)."""
     gauss_scale: float = 10.0
     """``s`` of the Gaussian activation ``exp(-(s x)^2)`` (gauss only)."""
+    gabor_omega: float = 20.0
+    """``omega`` of WIRE's complex Gabor activation ``exp(i omega z - (s z)^2)`` (wire only; its
+    paper's default 20, its super-resolution script 8, its denoising advice 4)."""
+    gabor_scale: float = 10.0
+    """``s`` of WIRE's complex Gabor activation (wire only; default 10, super-resolution 6,
+    denoising 4, as for ``gabor_omega``)."""
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_FAMILIES:
@@ -140,7 +150,7 @@ class ModelConfig:
                 raise InputError(f"model {field_name} must be a {'positive' if field_name != 'pe_frequencies' else 'non-negative'} "
                                  f"whole number, got {value!r}")
             object.__setattr__(self, field_name, int(value))
-        for field_name in ("omega_0", "gauss_scale"):
+        for field_name in ("omega_0", "gauss_scale", "gabor_omega", "gabor_scale"):
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
                 raise InputError(f"model {field_name} must be a positive number, got {value!r}")
@@ -198,6 +208,31 @@ class Gaussian(Activation):
         value = torch.exp(-(u * u))
         torch.mul(u, value, out=slope).mul_(-2.0)
         return u.copy_(value)
+
+
+class VariableSine(Activation):
+    """FINER's variable-periodic sine ``sin((|z| + 1) omega z)`` (Liu et al., CVPR 2024), ``z = W x
+    + b``, written in ``u = omega z``: ``sin(u (1 + |u| / omega))``. Its factor ``|z| + 1`` is held
+    out of the derivative, as FINER's published models hold it by default: slope ``(1 + |u| /
+    omega) cos(u (1 + |u| / omega))``. The same on the fast engine and under autograd."""
+
+    name = "variable-sine"
+
+    def __init__(self, omega: float):
+        self.omega = float(omega)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        factor = (1.0 + u.abs() / self.omega).detach()
+        return torch.sin(u * factor)
+
+    def value_(self, u: torch.Tensor) -> torch.Tensor:
+        return u.mul_(1.0 + u.abs() / self.omega).sin_()
+
+    def value_and_slope_(self, u: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        factor = 1.0 + u.abs() / self.omega
+        u.mul_(factor)
+        torch.cos(u, out=slope).mul_(factor)
+        return u.sin_()
 
 
 class ScaledLayer(nn.Module):
@@ -285,6 +320,70 @@ class GaussNet(nn.Module):
         return self.head(self.body(coords))
 
 
+class Finer(nn.Module):
+    """FINER (Liu et al., "FINER: Flexible spectral-bias tuning in implicit neural representation
+    by variable-periodic activation functions", CVPR 2024): the SIREN of :class:`Siren` (same
+    initialisation, same ``omega_0``) with :class:`VariableSine` activations, whose frequency grows
+    with the magnitude of the layer's input, so that the first layer's spread of biases sets the
+    range of frequencies. Runs on the fast engine.
+
+    Shape: (N, 2) coordinates in [-1, 1] -> (N, out_channels).
+    """
+
+    def __init__(self, *, out_channels: int = 3, width: int = 256, depth: int = 7, omega_0: float = 30.0,
+                 in_features: int = 2):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError("FINER needs depth >= 1 and width >= 1")
+        layers = []
+        for i in range(depth):
+            fan_in = in_features if i == 0 else width
+            layer = ScaledLayer(fan_in, width, scale=omega_0, activation=VariableSine(omega_0))
+            bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / omega_0
+            with torch.no_grad():
+                layer.linear.weight.uniform_(-bound, bound)
+            layers.append(layer)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, out_channels)
+        bound = math.sqrt(6.0 / width) / omega_0
+        with torch.no_grad():
+            self.head.weight.uniform_(-bound, bound)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(coords))
+
+
+class Wire(nn.Module):
+    """WIRE (Saragadam et al., "WIRE: Wavelet implicit neural representations", CVPR 2023):
+    ``depth`` layers of the complex Gabor wavelet ``exp(i omega z - |s z|^2)``, ``z`` the layer's
+    affine map (real on the first layer, complex after it), then a complex linear head whose real
+    part is the output. ``width`` counts real features: the complex layers have ``int(width /
+    sqrt(2))`` (as WIRE's, so that the parameters match a real network of ``width``). PyTorch's
+    default initialisation. Not on the fast engine (complex arithmetic): the plain loop fits it.
+
+    Shape: (N, 2) coordinates in [-1, 1] -> (N, out_channels).
+    """
+
+    def __init__(self, *, out_channels: int = 3, width: int = 256, depth: int = 3, omega: float = 20.0,
+                 scale: float = 10.0, in_features: int = 2):
+        super().__init__()
+        if depth < 1 or width < 2:
+            raise ValueError("WIRE needs depth >= 1 and width >= 2")
+        features = int(width / math.sqrt(2.0))
+        self.omega, self.scale = float(omega), float(scale)
+        self.layers = nn.ModuleList(
+            [nn.Linear(in_features if i == 0 else features, features, dtype=torch.float32 if i == 0 else torch.cfloat)
+             for i in range(depth)])
+        self.head = nn.Linear(features, out_channels, dtype=torch.cfloat)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        h = coords
+        for layer in self.layers:
+            z = layer(h)
+            h = torch.exp(1j * self.omega * z - (self.scale * z).abs().square())
+        return self.head(h).real
+
+
 class PositionalEncoding(nn.Module):
     """NeRF encoding ``[x, sin(2^k pi x), cos(2^k pi x)]`` for k < ``frequencies``."""
 
@@ -363,6 +462,10 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
                                               omega_0=c.omega_0), engine=True),
     "gauss": ModelFamily(lambda c, out: GaussNet(out_channels=out, width=c.width, depth=c.depth,
                                                  scale=c.gauss_scale), engine=True),
+    "finer": ModelFamily(lambda c, out: Finer(out_channels=out, width=c.width, depth=c.depth,
+                                              omega_0=c.omega_0), engine=True),
+    "wire": ModelFamily(lambda c, out: Wire(out_channels=out, width=c.width, depth=c.depth, omega=c.gabor_omega,
+                                            scale=c.gabor_scale), engine=False),
     **{name: ModelFamily(lambda c, out, name=name: MLP(name, out_channels=out, width=c.width,
                                                        depth=c.depth, pe_frequencies=c.pe_frequencies),
                          engine=False)
