@@ -200,3 +200,31 @@ def test_cli_says_the_pick_and_refuses_it_with_a_model(tmp_path, capsys) -> None
                  "--save-model", str(tmp_path / "m.pt"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "'sure' returns an average" in err and "holdout:0.05:40" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_forecast_adds_up_the_picks_two_fits_and_its_refinements() -> None:
+    """The line said before a long ``--stop sure`` restore counts both fits and the checkpoints'
+    refinements in one total; the count of checkpoints is the pick's own (every other kept one,
+    thinned to MAX_CANDIDATES, then two more)."""
+    assert sure.candidates_for(100) == 12  # checkpoints at 5, 10, ... 100: 10, 20, ... 100, then two
+    assert sure.candidates_for(2000) == sure.MAX_CANDIDATES + 2
+    assert sure.first_candidates(list(range(5, 101, 5))) == list(range(10, 101, 10))
+    photo = add_gaussian_noise(_scene(320), 25, seed=0)
+    line = linr.restore_cost([tasks.noisy(photo)], device="cpu", stop="sure", tile="off")
+    assert line is not None and "the SURE pick fits the pilot twice" in line
+    assert "with the SURE pick about" in line and "in all (its two fits, and two refinements" in line
+    plain = linr.restore_cost([tasks.noisy(photo)], device="cpu", tile="off")
+    assert plain is None or "SURE" not in plain
+
+
+def test_cli_refuses_the_pick_of_a_tiled_photo_in_one_line_before_any_note(tmp_path, capsys) -> None:
+    from linr.cli import main
+    from linr.images import write_image
+
+    big = int(np.sqrt(sure.UP_TO_PIXELS)) * 4  # tiled by default
+    write_image(tmp_path / "n.png", add_gaussian_noise(_scene(big), 25, seed=0))
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png"), "--stop", "sure",
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--tile off" in err and "tiles are kept" not in err
+    assert not (tmp_path / "o.png.tiles").exists()

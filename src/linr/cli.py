@@ -291,9 +291,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
                      f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
+    # planned (and a refused plan said in one line) before the notes, so that no note precedes a refusal
+    cost = _cost_line(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
+                      tile_store=str(stores[0]) if len(scenes) == 1 and stores[0] is not None else None)
     _note(notes)
-    _announce_cost(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
-                   tile_store=str(stores[0]) if len(scenes) == 1 and stores[0] is not None else None)
+    if cost is not None:
+        print(cost, file=sys.stderr)
     results, images = [], []
     executor, threads = _tile_executor(args) if spread else (None, None)
     try:
@@ -731,20 +734,18 @@ def _returned(result: Any) -> str:
     return f"; returned the iterate of step {result.stop_step}"
 
 
-def _announce_cost(observations: list[Any], args: argparse.Namespace, model: Any,
-                   frames: int = 1, members: int = 1, tile_store: str | None = None) -> None:
-    """Print what the restoration will cost when it is long (:func:`linr.tasks.restore_cost`; stderr):
-    ``frames`` restorations of this size one after the other, each of ``members`` networks (an
-    ensemble)."""
+def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
+               frames: int = 1, members: int = 1, tile_store: str | None = None) -> str | None:
+    """What the restoration will cost when it is long (:func:`linr.tasks.restore_cost`, which plans
+    it and so refuses what cannot be done in one line): ``frames`` restorations of this size one
+    after the other, each of ``members`` networks (an ensemble); None when short."""
     from .tasks import restore_cost
 
-    line = restore_cost(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-                    device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
-                    refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
-                    tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
-                    ensemble=members, frames=frames, tile_store=tile_store)
-    if line is not None:
-        print(line, file=sys.stderr)
+    return restore_cost(observations, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+                        device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
+                        refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
+                        tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
+                        ensemble=members, frames=frames, tile_store=tile_store)
 
 
 def _say_refining(name: str) -> None:

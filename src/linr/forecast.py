@@ -287,18 +287,35 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
             (False, True): f" (each of {members} ensemble members)",
             (True, True): f" (each of {frames} frames x {members} ensemble members)"}[frames > 1, members > 1]
     if sure:
-        from .sure import MAX_CANDIDATES
-
-        each += " (twice: the SURE pick fits the pilot again to the photo plus a probe)"
+        each += " (for one fit; the SURE pick fits the pilot twice)"
     after = refining()
     then = "" if after is None else f", then {after.describe(refine)}"
-    if sure and after is not None:
-        then += (f", and that twice for each checkpoint the SURE pick scores (every 10th step up to the stop, "
-                 f"at most {MAX_CANDIDATES + 2})")
     note = "" if usual is None else usual.describe(est.seconds, config.steps)
+    if sure:
+        note += _sure_total(est.seconds, config.steps, None if usual is None else usual.steps,
+                            None if after is None else after.seconds / after.threads)
     line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{note} (throughput measured on "
             "this CPU just now)")
     return line if warning is None else f"{line}\n{warning}"
+
+
+def _sure_total(fit_seconds: float, budget: int, steps: tuple[int, int] | None, refine_seconds: float | None) -> str:
+    """'; with the SURE pick, about T1 to T2 in all (...)': its two fits and its refinements (two
+    per scored checkpoint, :func:`linr.sure.candidates_for`, and the final one), for a stop after
+    ``steps`` (fewest, most; None: the ``budget``) of a fit estimated at ``fit_seconds`` over
+    ``budget`` steps, each refinement ``refine_seconds`` (None: not estimated, not counted)."""
+    from .sure import candidates_for
+
+    low, high = steps if steps is not None else (budget, budget)
+
+    def total(stop: int) -> float:
+        refinements = 2 * candidates_for(stop) + 1
+        return 2 * fit_seconds * stop / budget + (refine_seconds or 0.0) * refinements
+
+    counted = "its two fits" + (", and two refinements for each checkpoint it scores" if refine_seconds else "")
+    span = format_duration(total(high)) if low == high else f"{format_duration(total(low))} to {format_duration(total(high))}"
+    return f"; with the SURE pick about {span} in all ({counted}; {candidates_for(low)}-{candidates_for(high)} checkpoints)" \
+        if low != high else f"; with the SURE pick at most about {span} in all ({counted}; up to {candidates_for(high)} checkpoints)"
 
 
 def _memory_warning(memory: int | None) -> str | None:

@@ -49,7 +49,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "first_candidates", "candidates_for", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -123,6 +123,19 @@ def _thinned(steps: list[int], most: int) -> list[int]:
         return steps
     keep = np.unique(np.round(np.linspace(0, len(steps) - 1, most)).astype(int))
     return [steps[i] for i in keep]
+
+
+def first_candidates(steps: list[int]) -> list[int]:
+    """The checkpoints (sorted steps) scored first: every other one (10 steps apart), thinned
+    evenly to :data:`MAX_CANDIDATES`; then the two beside the best of them are scored."""
+    return _thinned(steps[1::2] or steps, MAX_CANDIDATES)
+
+
+def candidates_for(steps_run: int, every: int = 5) -> int:
+    """At most how many checkpoints the pick scores after a fit of ``steps_run`` steps that kept
+    one every ``every`` steps (:func:`first_candidates`, then the two beside the best)."""
+    steps = list(range(every, steps_run + 1, every))
+    return min(len(steps), len(first_candidates(steps)) + 2)
 
 
 def risk(photo: np.ndarray, estimate: np.ndarray, moved: np.ndarray, probe: np.ndarray, scale: float,
@@ -223,7 +236,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     moved_rule = HoldOut(fraction=rule.fraction, patience=1 << 30, seed=rule.seed,
                          check_every=rule.tracker.check_every, average=rule.average.spec, keep_checkpoints=True)
     fit_started = time.perf_counter()
-    fit(moved, dataclasses.replace(config, steps=result.steps_run, retry_lr=None, progress=False), stop=moved_rule)
+    fit(moved, dataclasses.replace(config, steps=result.steps_run, retry_lr=None), stop=moved_rule)  # its progress shown as the first's
     result.timings["sure_fit_s"] = time.perf_counter() - fit_started
     moved_kept = dict(moved_rule.checkpoints())
 
@@ -241,7 +254,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
 
     # every other checkpoint first (10 steps apart), then the two beside the best of those
     steps = sorted(s for s in kept if s in moved_kept)
-    for step in _thinned(steps[1::2] or steps, MAX_CANDIDATES):
+    for step in first_candidates(steps):
         score(step)
     best = steps.index(min(scores, key=lambda s: (scores[s], s)))
     for step in steps[max(best - 1, 0):best + 2]:

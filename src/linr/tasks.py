@@ -913,7 +913,8 @@ def restore(
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
-    raises stops the restoration. Not with an ensemble or a ``tile_executor``. ``on_refine(name)``:
+    raises stops the restoration. Not with an ensemble or a ``tile_executor``; not during the SURE
+    pick's second fit (announced by ``on_refine('sure')``; its progress bar shows as the first's). ``on_refine(name)``:
     called once the fit is done, before a refinement (which may take a minute or more) starts, and
     with ``'sure'`` before the SURE pick of a small noisy photo (a second fit, then refinements).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
