@@ -474,7 +474,7 @@ def test_the_joint_default_is_for_one_view_not_registered_and_batches_record_it(
     from PIL import Image
 
     from linr.batch import _refine_of
-    from linr.cli import _announce_cost, main
+    from linr.cli import _cost_line, main
     from linr.tasks import DEFAULT_JOINT_REFINE, resolve_refine
 
     rng = np.random.default_rng(2)
@@ -490,8 +490,7 @@ def test_the_joint_default_is_for_one_view_not_registered_and_batches_record_it(
     unasked = dict(refine=None, save_model=None, render_scale=None, render_size=None, register=None)
     args = argparse.Namespace(preset=None, steps=None, lr=None, seed=0, device="cpu", precision=None, prior=None,
                               stop=None, **unasked)
-    _announce_cost(big, args, None)
-    assert "to refine the fit's image (grouped-project on one CPU thread" in capsys.readouterr().err
+    assert "to refine the fit's image (grouped-project on one CPU thread" in _cost_line(big, args, None)
     # batches: the manifest names the default, and the views refiners are checked before any image
     batch = dict(preset=None, register=None, refine=None, noisy="n", lowres="l", masked=None, blurred=None,
                  noise="gaussian")

@@ -20,7 +20,7 @@ from linr.errors import InputError
 from linr.models import ModelConfig
 from linr.operators import Blur, Compose, Downsample, Identity, Mask, Window
 from linr.tasks import lowres, noisy, restore, tile_grid
-from linr.tiling import TileStore, fit_tiled, parse_tile, plan_grid, tile_observations
+from linr.tiling import TileStore, fit_tiled, parse_tile, plan_grid, tile_observations, tile_store_path
 
 RNG = np.random.default_rng(3)
 SHAPE = (48, 60)
@@ -264,10 +264,17 @@ def test_a_killed_tiled_run_resumes_without_refitting(tmp_path):
     assert sum(bool(t.get("resumed")) for t in resumed.settings["tiles"]) == 2
     assert np.array_equal(resumed.image, fresh.image)
     assert not store.exists()  # removed once the image is assembled
-    # a folder of another image's tiles is refused, not mixed in
-    TileStore(store, "another")
-    with pytest.raises(InputError, match="another image, other settings or another version"):
+    # a folder of another image's finished tiles is refused, not mixed in; one with no finished
+    # tile (a run interrupted before its first) is reused; store_replace discards finished ones
+    other = TileStore(store, "another")
+    other.save(0, np.zeros((4, 4, 3), np.float32), {})
+    with pytest.raises(InputError, match="another image, other settings or another version.*--force"):
         fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
+    replaced = fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store, store_replace=True)
+    assert np.array_equal(replaced.image, fresh.image) and not store.exists()
+    TileStore(store, "another")  # its fingerprint only
+    empty = fit_tiled(obs, config, grid, make_stop=lambda o: None, store=store)
+    assert np.array_equal(empty.image, fresh.image) and not any(t.get("resumed") for t in empty.settings["tiles"])
 
 
 def test_automatic_tiling_follows_the_image_size_and_the_preset():
@@ -694,3 +701,20 @@ def test_a_tiled_pair_blends_by_the_pixels_no_tile_trained_on(capsys):
         m.setattr(linr.forecast, "forecast_line", lambda *a, **k: told.update(k))
         _forecast(plan_restore(photos, tile="40:16"), steps=None, lr=None, tile_stack=None, ensemble=1)
     assert told["refine"] == "grouped-pair" and told["chooses"] is True and told["grid"] is not None
+
+
+def test_cli_refuses_another_runs_tiles_before_any_note_and_force_discards_them(tmp_path, capsys):
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.simulate import add_gaussian_noise
+
+    photo, out = tmp_path / "n.png", tmp_path / "o.png"
+    write_image(photo, add_gaussian_noise(np.full((48, 48, 3), 0.5, np.float32), 25, seed=0))
+    stale = TileStore(tile_store_path(out), "another run's")
+    stale.save(0, np.zeros((4, 4, 3), np.float32), {})
+    command = ["restore", "--noisy", str(photo), "-o", str(out), "--tile", "32:8", "--steps", "3", "--stop", "fixed",
+               "--refine", "none", "--device", "cpu"]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--force" in err and "tiles are kept" not in err
+    assert main([*command, "--force"]) == 0 and out.exists() and not tile_store_path(out).exists()

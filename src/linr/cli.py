@@ -96,7 +96,7 @@ def _build_restore(sub: Any) -> None:
     o.add_argument("--reference", metavar="CLEAN", help="clean image: report PSNR/SSIM against it "
                    "(with --frames separate: a stack of as many frames)")
     o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
-    o.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    o.add_argument("--force", action="store_true", help="overwrite existing output files (never an input), and discard finished tiles of another restoration kept beside the output")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_restore)
 
@@ -306,7 +306,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 device=args.device, model=model, reference=references[i], stop=args.stop,
                 progress=False if args.quiet else None, precision=args.precision,
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
-                tile_store=None if stores[i] is None else str(stores[i]), register=args.register,
+                tile_store=None if stores[i] is None else str(stores[i]), tile_store_replace=args.force,
+                register=args.register,
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model and grid is None, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
                 announce=False,  # said once above, for every frame
@@ -745,7 +746,8 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
                         refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
                         tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
-                        ensemble=members, frames=frames, tile_store=tile_store)
+                        ensemble=members, frames=frames, tile_store=tile_store,
+                        tile_store_replace=bool(getattr(args, "force", False)))
 
 
 def _say_refining(name: str) -> None:

@@ -861,6 +861,7 @@ def restore(
     tile_stack: int | None = None,
     tile_store: str | None = None,
     tile_store_owned: bool = False,
+    tile_store_replace: bool = False,
     register: str | None = None,
     tile_executor: Any = None,
     tile_threads: int | None = None,
@@ -885,7 +886,8 @@ def restore(
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
     that a killed run resumes (removed once the image is assembled, unless ``tile_store_owned``:
-    see :func:`linr.tiling.fit_tiled`); ``tile_executor``: local
+    see :func:`linr.tiling.fit_tiled`; ``tile_store_replace``: a folder holding finished tiles of
+    another restoration is emptied and reused, not refused); ``tile_executor``: local
     worker processes or Ray tasks that fit the tiles (:func:`linr.tiling.fit_tiled`; None: this
     process), each fit with ``tile_threads`` torch threads.
     ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
@@ -944,7 +946,7 @@ def restore(
                          "not one rule object: each tile gets its own")
     if _shows(progress if announce is None else announce):
         line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
-                         tiles_done=_resumable_tiles(plan, config, tile_store))
+                         tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace))
         if line is not None:
             import sys
 
@@ -970,7 +972,7 @@ def restore(
 
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
-            store_owned=tile_store_owned,
+            store_owned=tile_store_owned, store_replace=tile_store_replace,
             make_stop=tile_stop,
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,
@@ -1017,14 +1019,20 @@ def _tiled_config(config: FitConfig, obs: Sequence[Observation]) -> FitConfig:
     return config
 
 
-def _resumable_tiles(plan: "RestorePlan", config: FitConfig, store: str | None) -> int:
+def _resumable_tiles(plan: "RestorePlan", config: FitConfig, store: str | None, replace: bool = False) -> int:
     """How many of a planned tiled restoration's tiles ``store`` holds finished for these very
-    inputs and settings (resumed, not fitted again); 0 when it is whole or there is no store."""
-    from .tiling import finished_tiles, store_fingerprint, stored_fingerprint
+    inputs and settings (resumed, not fitted again); 0 when it is whole or there is no store. A
+    store holding finished tiles of another restoration is refused in one line unless ``replace``
+    (as :class:`linr.tiling.TileStore` refuses it, but before anything starts)."""
+    from pathlib import Path
+
+    from .tiling import finished_tiles, stale_store_message, store_fingerprint, stored_fingerprint
 
     if plan.grid is None or not store or stored_fingerprint(store) is None:
         return 0  # no store yet: nothing to hash the inputs (and measure their noise) for
     fingerprint = store_fingerprint(plan.obs, _tiled_config(config, plan.obs), plan.grid, _stop_name(plan.rule))
+    if stored_fingerprint(store) != fingerprint and not replace and any(Path(store).glob("tile_*.json")):
+        raise InputError(stale_store_message(store))
     return finished_tiles(store, fingerprint)
 
 
@@ -1161,20 +1169,21 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              prior: str | None = None, refine: str | None = None, keep_model: bool = False,
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
-             tile_store: str | None = None) -> str | None:
+             tile_store: str | None = None, tile_store_replace: bool = False) -> str | None:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
     warning, or None. The same checks as :func:`restore`'s before its fit (one-line errors).
     ``frames``: restorations of this size one after the other (``linr restore``'s frames);
     ``tile_store``: the folder of :func:`restore`'s; tiles it holds finished for these inputs
-    and settings are resumed, not counted."""
+    and settings are resumed, not counted (finished tiles of another restoration: refused in one
+    line, unless ``tile_store_replace``, as :func:`restore` refuses them)."""
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
     return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
-                     tiles_done=_resumable_tiles(plan, plan.config, tile_store))
+                     tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
 
 
 @dataclass

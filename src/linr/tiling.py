@@ -325,10 +325,9 @@ class TileStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         held = stored_fingerprint(self.folder)
         if held is not None and held != fingerprint:
-            if not replace:
-                raise InputError(f"{self.folder} holds tiles of another image, other settings or another "
-                                 "version of linr; remove it (its tiles are fitted again) or choose another folder")
-            for path in self.folder.glob("tile_*"):
+            if not replace and any(self.folder.glob("tile_*.json")):
+                raise InputError(stale_store_message(self.folder))
+            for path in self.folder.glob("tile_*"):  # none finished, or replaced: nothing is mixed in
                 path.unlink()
         (self.folder / "fingerprint.txt").write_text(fingerprint + "\n")
 
@@ -352,6 +351,13 @@ class TileStore:
 
     def remove(self) -> None:
         remove_tile_store(self.folder)
+
+
+def stale_store_message(folder: str | Path) -> str:
+    """The one-line refusal of a tile store holding finished tiles of another restoration."""
+    return (f"{folder} holds finished tiles of another image, other settings or another version of linr; "
+            "remove it (its tiles are fitted again), choose another output, or discard them with --force "
+            "(Python: tile_store_replace=True)")
 
 
 def stored_fingerprint(folder: str | Path) -> str | None:
@@ -481,6 +487,7 @@ def fit_tiled(
     stack: int = 1,
     store: str | Path | None = None,
     store_owned: bool = False,
+    store_replace: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     stop_name: str = "",
     executor: Any = None,
@@ -491,7 +498,9 @@ def fit_tiled(
     the fast engine) and blend. ``make_stop`` gives each tile its own stop rule from its
     observations. ``store``: a folder that keeps finished tiles (resume), removed once the image
     is assembled; ``store_owned``: the caller owns it (a folder left by other inputs or settings
-    is emptied and reused, and it is kept: the caller removes it once the output is written). ``progress(done, total,
+    is emptied and reused, and it is kept: the caller removes it once the output is written);
+    ``store_replace``: a folder left by other inputs or settings is emptied and reused (one with
+    no finished tile always is; otherwise refused). ``progress(done, total,
     seconds)`` is called after each batch. ``reference`` is only measured on the result.
 
     ``executor``: where batches are fitted (None: here, one after the other): an object with
@@ -520,7 +529,7 @@ def fit_tiled(
     channels = observations[0].channels
     windows = grid.windows
     quiet = replace(config, progress=False)
-    saved = TileStore(store, store_fingerprint(observations, config, grid, stop_name), replace=store_owned) \
+    saved = TileStore(store, store_fingerprint(observations, config, grid, stop_name), replace=store_owned or store_replace) \
         if store else None
     margins = margins_of(observations)
     canvas = _Canvas(shape, channels, margins, grid.halo)
