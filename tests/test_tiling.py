@@ -718,3 +718,22 @@ def test_cli_refuses_another_runs_tiles_before_any_note_and_force_discards_them(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--force" in err and "tiles are kept" not in err
     assert main([*command, "--force"]) == 0 and out.exists() and not tile_store_path(out).exists()
+
+
+def test_tiles_said_one_line_per_batch_in_a_log_and_kept_tiles_after_an_interrupt(tmp_path, capsys):
+    from linr.cli import _say_kept_tiles
+    from linr.tasks import _tile_progress
+
+    say = _tile_progress(None)  # stderr is captured here, not a terminal: plain lines
+    say(1, 4, 0.0)
+    say(2, 4, 30.0)
+    say(4, 4, 90.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["tiles: 3 of 4 to fit (1 resumed from the tile store)",
+                     "tiles: 2/4 done after 30 s, about 60 s left",  # 30 s for the one tile fitted here
+                     "tiles: 4/4 done after 90 s"]
+    assert _tile_progress(False) is None
+    store = TileStore(tmp_path / "o.png.tiles", "run")
+    store.save(3, np.zeros((2, 2, 3), np.float32), {})
+    _say_kept_tiles([None, store.folder])
+    assert capsys.readouterr().err.strip() == f"linr: 1 finished tile(s) kept in {store.folder}: rerun the same command to resume"

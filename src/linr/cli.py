@@ -317,9 +317,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
             if len(scenes) > 1:
                 print(f"frame {i + 1}/{len(scenes)}: {result.steps_run} steps, "
                       f"{result.timings['fit_s']:.1f} s; {result.stop_reason}{_returned(result)}")
-    except BaseException:
+    except BaseException as exc:
         if executor is not None:
             executor.close(abort=True)
+        if isinstance(exc, KeyboardInterrupt):
+            _say_kept_tiles(stores)
         raise
     if executor is not None:
         executor.close(abort=False)
@@ -748,6 +750,15 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
                         ensemble=members, frames=frames, tile_store=tile_store,
                         tile_store_replace=bool(getattr(args, "force", False)))
+
+
+def _say_kept_tiles(stores: list[Path | None]) -> None:
+    """After an interrupt: say on stderr where finished tiles were kept for a rerun to resume."""
+    for store in stores:
+        count = len(list(store.glob("tile_*.json"))) if store is not None and store.is_dir() else 0
+        if count:
+            print(f"linr: {count} finished tile(s) kept in {store}: rerun the same command to resume",
+                  file=sys.stderr, flush=True)
 
 
 def _say_refining(name: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .engine import format_duration
 from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
@@ -1293,7 +1294,24 @@ def _shows(progress: bool | None) -> bool:
 
 
 def _tile_progress(progress: bool | None):
-    """A tile counter with an ETA on stderr (like the fit's bar: by default only on a terminal)."""
+    """A tile counter with an ETA on stderr: a bar like the fit's on a terminal (or when asked), by
+    default elsewhere (a log file) one line per batch of tiles; nothing with ``progress`` False."""
+    import sys
+
+    if progress is None and not sys.stderr.isatty():
+        first: list[int] = []  # the tiles finished before this run (resumed from a store): not timed
+
+        def say(done: int, total: int, seconds: float) -> None:
+            if not first:
+                first.append(done)
+                resumed = f" ({done} resumed from the tile store)" if done else ""
+                print(f"tiles: {total - done} of {total} to fit{resumed}", file=sys.stderr, flush=True)
+                return
+            left = "" if done >= total else \
+                f", about {format_duration(seconds / (done - first[0]) * (total - done))} left"
+            print(f"tiles: {done}/{total} done after {format_duration(seconds)}{left}", file=sys.stderr, flush=True)
+
+        return say
     if not _shows(progress):
         return None
     from tqdm import tqdm
