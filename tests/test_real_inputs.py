@@ -596,3 +596,23 @@ def test_a_photo_averaging_below_black_is_refused_once_not_per_tile():
     holes[:4] = True
     photo = np.where(holes[..., None], -1.0, 0.5).astype(np.float32)  # holes filled with -1: not counted
     assert linr.masked(photo, ~holes).kind == "masked"
+
+
+def test_one_pixel_refused_and_a_constant_photo_and_a_missing_factor_said(tmp_path):
+    from linr.errors import InputError
+    from linr.images import write_image
+    from linr.scene import load_scene
+
+    write_image(tmp_path / "one.png", np.zeros((1, 1, 3), np.float32))
+    with pytest.raises(InputError, match="one pixel"):
+        load_scene({"noisy": str(tmp_path / "one.png")}, {})
+    write_image(tmp_path / "flat.png", np.full((12, 12), 0.5, np.float32))
+    notes: list[str] = []
+    load_scene({"noisy": str(tmp_path / "flat.png")}, {}, notes=notes)
+    assert any("is constant" in n for n in notes)
+    notes = []
+    observations, _, _ = load_scene({"lowres": str(tmp_path / "flat.png")}, {}, notes=notes)
+    assert observations[0].operator.factor == 4 and any("--factor not given" in n and "48x48" in n for n in notes)
+    notes = []
+    observations, _, _ = load_scene({"lowres": str(tmp_path / "flat.png")}, {"factor": 3}, notes=notes)
+    assert observations[0].operator.factor == 3 and not any("--factor" in n for n in notes)

@@ -515,9 +515,12 @@ class Estimate:
     flops_per_step: float
     chunk_pixels: int
 
-    def describe(self) -> str:
+    def describe(self, *, bound: bool = False) -> str:
+        """'estimated peak memory M GiB, time T (...)'; ``bound``: T is an upper bound (every step
+        of an automatic stop's budget), said as 'at most T if every step runs'."""
         gib = self.memory_bytes / 2**30
-        return (f"estimated peak memory {gib:.2f} GiB, time {format_duration(self.seconds)} "
+        time = f"at most {format_duration(self.seconds)} if every step runs" if bound else format_duration(self.seconds)
+        return (f"estimated peak memory {gib:.2f} GiB, time {time} "
                 f"({self.flops_per_step / 1e9:.1f} GFLOP per step, chunks of {self.chunk_pixels} pixels)")
 
 

@@ -294,7 +294,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     if sure:
         note += _sure_total(est.seconds, config.steps, None if usual is None else usual.steps,
                             None if after is None else after.seconds / after.threads)
-    line = (f"{count} restoring {w}x{h}{where}: {est.describe()}{each}{then}{note} (throughput measured on "
+    line = (f"{count} restoring {w}x{h}{where}: {est.describe(bound=stop is not None)}{each}{then}{note} (throughput measured on "
             "this CPU just now)")
     return line if warning is None else f"{line}\n{warning}"
 

@@ -352,7 +352,15 @@ MAX_FACTOR = 64
 """Largest super-resolution factor from the command line (the paper's largest is 8)."""
 
 
+DEFAULT_FACTOR = 4
+"""The super-resolution factor when none is given (the paper's main SR task, Table 2)."""
+
+
 def _build_lowres(image, info, options, notes):
+    if options.get("factor") is None:  # not given: said, since the output's size depends on it
+        options = {**options, "factor": DEFAULT_FACTOR}
+        notes.append(f"--factor not given: {info.path} ({image.shape[1]}x{image.shape[0]}) is taken as x{DEFAULT_FACTOR} "
+                     f"low-res, restored at {image.shape[1] * DEFAULT_FACTOR}x{image.shape[0] * DEFAULT_FACTOR}")
     if options["factor"] > MAX_FACTOR:
         raise InputError(f"--factor {options['factor']}: at most {MAX_FACTOR} (the restored image "
                          f"would be {image.shape[1] * options['factor']}x"
@@ -473,8 +481,8 @@ KINDS: dict[str, Kind] = {
                    metavar="SIGMA"),
     ), _SIMULATIONS["noisy"], _noisy_frame_notes),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
-        KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4)",
-                   type=positive_int, default=4),
+        KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4, said in a note)",
+                   type=positive_int),
         KindOption("--downsampler", "downsampler",
                    "downsampling kernel of the low-res observation (default lanczos2)",
                    choices=("lanczos2", "bicubic", "box"), default="lanczos2"),

@@ -90,6 +90,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
         paths = [path for path, _ in stored[kind.name]]
         frames = [to_unit(im, next(ranges)) for _, images in stored[kind.name] for im in images]
         _check_frames(kind.name, frames)
+        _note_degenerate(kind.name, frames, notes)
         values = {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
                   for opt in kind.options}
         extras: list[str] = []
@@ -149,6 +150,18 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
     count = next(iter(counts.values()))
     return [([frames[i][0] for frames in by_kind.values()], [frames[i][1] for frames in by_kind.values()])
             for i in range(count)]
+
+
+def _note_degenerate(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
+    """A frame of one pixel is refused (nothing to restore, no neighbour to restore it from); a
+    constant one is said in a note (its restoration is the same constant, fitted all the same)."""
+    for image, info in frames:
+        if image.shape[0] * image.shape[1] == 1:
+            raise InputError(f"{info.path} is one pixel (1x1): there is nothing to restore in it")
+        if float(np.ptp(image)) == 0.0:
+            value = float(image.flat[0])
+            notes.append(f"{info.path} (--{kind}) is constant (every value {value:.4g} on the 0-1 scale): "
+                         "there is no detail or noise in it to restore (the result comes back about the same constant)")
 
 
 def _check_frames(kind: str, frames: list[tuple[Any, ImageInfo]]) -> None:
