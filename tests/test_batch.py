@@ -480,6 +480,10 @@ def test_a_batch_says_what_its_first_image_will_cost_before_it_starts(tmp_path, 
     main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--device", "cpu",
           "--threads", "1", "--quiet"])
     assert "the first image" not in capsys.readouterr().err  # --quiet: nothing said
+    # two workers: the first image is not the first to finish, nor do the others come after it
+    main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out3"), "--device", "cpu",
+          "--threads", "1", "--workers", "2"])
+    assert "the first image, a (1 more; 2 restored at a time, so others may finish first)" in capsys.readouterr().err
 
 
 def test_a_batch_says_when_its_output_format_drops_the_inputs_alpha(tmp_path, capsys):

@@ -198,3 +198,6 @@ def test_the_batch_summary_counts_images_with_a_retried_fit():
     assert "5.00 s per image tried (failed ones included" in tried
     assert "5.00 s per image\n" in summary_table(done, Outcome(restored=["a", "b"], wall_s=10.0), where="out/",
                                                  engine="cpu") + "\n"
+    # interrupted: the wall time holds an unfinished image, so no time per image is made of it
+    stopped = summary_table(done, Outcome(restored=["a"], wall_s=10.0, interrupted=True), where="out/", engine="cpu")
+    assert "this run (interrupted)" in stopped and "per image" not in stopped.splitlines()[-1]

@@ -547,8 +547,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], threads: int, *, count: int) -> None:
-    """Say on stderr what the first image to restore will cost when that is long
+def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], threads: int, *, count: int,
+                    at_once: int = 1) -> None:
+    """Say on stderr what the first image to restore will cost when that is long (``at_once``:
+    images restored at the same time, the backend's slots, so that another may finish first)
     (:func:`linr.tasks.restore_cost`, with ``threads`` torch threads as its worker will fit): read
     by the driver once more, as its worker will read it; an image that cannot be read says nothing
     here (its own record says why)."""
@@ -567,7 +569,8 @@ def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], thr
     finally:
         torch.set_num_threads(previous)
     if line is not None:
-        others = "" if count == 1 else f" ({count - 1} more after it)"
+        others = "" if count == 1 else f" ({count - 1} more after it)" if at_once == 1 else \
+            f" ({count - 1} more; {min(at_once, count)} restored at a time, so others may finish first)"
         print(f"linr: the first image, {job.name}{others}: {line}", file=sys.stderr, flush=True)
 
 
@@ -621,7 +624,7 @@ def _batch(args: argparse.Namespace) -> int:
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
                    "prior": args.prior, "refine": args.refine}
             if not args.quiet:
-                _say_first_cost(todo[0], settings, fit, threads, count=len(todo))
+                _say_first_cost(todo[0], settings, fit, threads, count=len(todo), at_once=backend.slots)
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():

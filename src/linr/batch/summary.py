@@ -64,7 +64,8 @@ def summary_table(records: Sequence[dict[str, Any]], outcome: Outcome, *, where:
         lines.append(f"no metrics for {len(unmeasured)} image(s) whose reference could not be used "
                      f"(restored all the same), e.g. {first['image']}: {first['metrics_error']}")
     n = len(outcome.restored) + len(outcome.failed)
-    per = "" if not n else f", {outcome.wall_s / n:.2f} s per image" if not outcome.failed else \
+    # interrupted: the wall time holds unfinished images too, so no time per image (the table has it)
+    per = "" if not n or outcome.interrupted else f", {outcome.wall_s / n:.2f} s per image" if not outcome.failed else \
         f", {outcome.wall_s / n:.2f} s per image tried (failed ones included; the table's times are per image)"
     state = "interrupted" if outcome.interrupted else "finished"
     lines.append(f"this run ({state}): {len(outcome.restored)} restored, {len(outcome.failed)} failed, "
