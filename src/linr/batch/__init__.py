@@ -563,7 +563,11 @@ def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], thr
     try:
         payload = prepare(job, settings, fit=fit, threads=threads).payload
         torch.set_num_threads(threads)  # as its worker will fit: the throughput, the filter's threads
-        line = restore_cost(payload.observations, **fit)
+        from ..tiling import tile_store_path
+
+        # the tiles a previous run of this batch finished are resumed, not counted (its own store)
+        line = restore_cost(payload.observations, **fit, tile_store=str(tile_store_path(job.output)),
+                            tile_store_replace=True)
     except Exception:  # noqa: BLE001 - only a message: the image's own run says what is wrong
         return
     finally:
