@@ -16,17 +16,13 @@ crop and variant); ``--table ROWS --against ROWS`` prints them beside ``sr_views
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sr_schedule_probe import table  # noqa: E402  (the same table: fit / refined beside the default)
+from sr_schedule_probe import cli, fit_and_refine  # noqa: E402  (the same command line and table: fit / refined beside the default)
 
 
 def configs(variant: str, config, model):
@@ -51,53 +47,13 @@ def configs(variant: str, config, model):
 
 
 def run(spec: str, crop: int | None, variant: str, data: Path) -> dict:
-    from sr_views import scene
-
-    from linr.fit import fit
-    from linr.metrics import evaluate
-    from linr.refine import refine_image
-    from linr.tasks import plan_restore
-
-    clean, obs, _ = scene(spec, crop, data)
-    plan = plan_restore(obs, refine="none", device="cpu", progress=False)
-    config = configs(variant, plan.config, plan.config.model)
-    t0 = time.perf_counter()
-    result = fit(plan.obs, config, stop=plan.rule)
-    fit_s = time.perf_counter() - t0
-
-    def score(image: np.ndarray) -> float:
-        return round(evaluate(clean, image, convention="paper")["psnr"], 4)
-
-    t0 = time.perf_counter()
-    refined, _ = refine_image("grouped-views", result.image, obs)
+    config, row = fit_and_refine(spec, crop, data, lambda c: configs(variant, c, c.model))
     return {"image": spec, "crop": crop, "variant": variant, "model": dataclasses.asdict(config.model),
-            "steps": config.steps, "schedule": config.schedule, "lr": config.lr,
-            "fit": score(result.image), "grouped-views": score(refined),
-            "fit_seconds": round(fit_s, 1), "refine_seconds": round(time.perf_counter() - t0, 1)}
+            "steps": config.steps, "schedule": config.schedule, "lr": config.lr, **row}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("images", nargs="*", help="FOLDER/NAME of the shared data (set9/house)")
-    parser.add_argument("--crop", type=int, help="a centre crop of this side first")
-    parser.add_argument("--variant", default="finer", help="NAME[:KEY=VALUE...] (default: finer)")
-    parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
-    parser.add_argument("--table", help="print a rows file as a markdown table")
-    parser.add_argument("--against", help="sr_views.py rows of the default")
-    args = parser.parse_args(argv)
-    from linr.bench.common import resume_rows, table_or_rows
-
-    if table_or_rows(args, table, parser):
-        return 0
-    import torch
-
-    from linr.bench import data_dir
-
-    torch.set_num_threads(1)
-    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["variant"]),
-                [((spec, args.crop, args.variant), lambda spec=spec: run(spec, args.crop, args.variant, data_dir(None)))
-                 for spec in args.images])
-    return 0
+    return cli(argv, __doc__.split("\n\n")[0], run, "finer", "NAME[:KEY=VALUE...]")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run(spec: str, crop: int | None, variant: str, data: Path) -> dict:
+    schedule, _, steps = variant.partition(":")
+    config, row = fit_and_refine(spec, crop, data, lambda c: dataclasses.replace(c, schedule=schedule),
+                                 steps=int(steps) if steps else None)
+    return {"image": spec, "crop": crop, "variant": variant, "steps": config.steps, "schedule": schedule,
+            "lr": config.lr, **row}
+
+
+def fit_and_refine(spec: str, crop: int | None, data: Path, configure, steps: int | None = None):
+    """The default's SR fit of ``sr_views.scene``'s observation with its settings changed by
+    ``configure(config)`` (``steps``: its step count), refined by ``grouped-views``: the settings
+    and the row's measurements (PSNR paper convention of the fit and of the refined image,
+    seconds)."""
     from sr_views import scene
 
     from linr.fit import fit
@@ -33,10 +45,9 @@ def run(spec: str, crop: int | None, variant: str, data: Path) -> dict:
     from linr.refine import refine_image
     from linr.tasks import plan_restore
 
-    schedule, _, steps = variant.partition(":")
     clean, obs, _ = scene(spec, crop, data)
-    plan = plan_restore(obs, refine="none", device="cpu", progress=False, steps=int(steps) if steps else None)
-    config = dataclasses.replace(plan.config, schedule=schedule)
+    plan = plan_restore(obs, refine="none", device="cpu", progress=False, steps=steps)
+    config = configure(plan.config)
     t0 = time.perf_counter()
     result = fit(plan.obs, config, stop=plan.rule)
     fit_s = time.perf_counter() - t0
@@ -46,9 +57,8 @@ def run(spec: str, crop: int | None, variant: str, data: Path) -> dict:
 
     t0 = time.perf_counter()
     refined, _ = refine_image("grouped-views", result.image, obs)
-    return {"image": spec, "crop": crop, "variant": variant, "steps": config.steps, "schedule": schedule,
-            "lr": config.lr, "fit": score(result.image), "grouped-views": score(refined),
-            "fit_seconds": round(fit_s, 1), "refine_seconds": round(time.perf_counter() - t0, 1)}
+    return config, {"fit": score(result.image), "grouped-views": score(refined), "fit_seconds": round(fit_s, 1),
+                    "refine_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def table(rows: list[dict], against: list[dict]) -> str:
@@ -76,10 +86,17 @@ def table(rows: list[dict], against: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return cli(argv, __doc__.split("\n\n")[0], run, "cosine", "SCHEDULE[:STEPS]")
+
+
+def cli(argv: list[str] | None, description: str, run, default: str, spec: str) -> int:
+    """The command line of an SR probe beside ``sr_views.py``'s rows: images, ``--crop``,
+    ``--variant`` (``spec``, ``default``), ``--rows`` (resumed), ``--table ROWS --against ROWS``;
+    ``run(image, crop, variant, data)`` makes one row."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("images", nargs="*", help="FOLDER/NAME of the shared data (set9/house)")
     parser.add_argument("--crop", type=int, help="a centre crop of this side first")
-    parser.add_argument("--variant", default="cosine", help="SCHEDULE[:STEPS] (default: cosine)")
+    parser.add_argument("--variant", default=default, help=f"{spec} (default: {default})")
     parser.add_argument("--rows", help="rows file (JSONL), appended and resumed")
     parser.add_argument("--table", help="print a rows file as a markdown table")
     parser.add_argument("--against", help="sr_views.py rows of the default")

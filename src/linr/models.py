@@ -255,9 +255,7 @@ class SineLayer(ScaledLayer):
     def __init__(self, in_features: int, out_features: int, *, omega_0: float, first: bool):
         super().__init__(in_features, out_features, scale=omega_0, activation=Sine())
         self.omega_0 = omega_0
-        bound = 1.0 / in_features if first else math.sqrt(6.0 / in_features) / omega_0
-        with torch.no_grad():
-            self.linear.weight.uniform_(-bound, bound)
+        _siren_init(self.linear, omega_0=omega_0, first=first)
         # Biases keep PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in the paper's code.
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -289,13 +287,20 @@ class Siren(nn.Module):
             SineLayer(width, width, omega_0=omega_0, first=False) for _ in range(depth - 1)
         ]
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, out_channels)
-        bound = math.sqrt(6.0 / width) / omega_0
-        with torch.no_grad():
-            self.head.weight.uniform_(-bound, bound)
+        self.head = _siren_init(nn.Linear(width, out_channels), omega_0=omega_0, first=False)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(coords))
+
+
+def _siren_init(linear: nn.Linear, *, omega_0: float, first: bool) -> nn.Linear:
+    """SIREN's initialisation of a layer's weights (Sitzmann et al.): uniform within ``1 / fan_in``
+    for the first layer, ``sqrt(6 / fan_in) / omega_0`` after it (the head too); returns it."""
+    fan_in = linear.in_features
+    bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / omega_0
+    with torch.no_grad():
+        linear.weight.uniform_(-bound, bound)
+    return linear
 
 
 class GaussNet(nn.Module):
@@ -337,17 +342,11 @@ class Finer(nn.Module):
             raise ValueError("FINER needs depth >= 1 and width >= 1")
         layers = []
         for i in range(depth):
-            fan_in = in_features if i == 0 else width
-            layer = ScaledLayer(fan_in, width, scale=omega_0, activation=VariableSine(omega_0))
-            bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / omega_0
-            with torch.no_grad():
-                layer.linear.weight.uniform_(-bound, bound)
+            layer = ScaledLayer(in_features if i == 0 else width, width, scale=omega_0, activation=VariableSine(omega_0))
+            _siren_init(layer.linear, omega_0=omega_0, first=i == 0)
             layers.append(layer)
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, out_channels)
-        bound = math.sqrt(6.0 / width) / omega_0
-        with torch.no_grad():
-            self.head.weight.uniform_(-bound, bound)
+        self.head = _siren_init(nn.Linear(width, out_channels), omega_0=omega_0, first=False)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(coords))
