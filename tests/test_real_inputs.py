@@ -612,7 +612,12 @@ def test_one_pixel_refused_and_a_constant_photo_and_a_missing_factor_said(tmp_pa
     assert any("is constant" in n for n in notes)
     notes = []
     observations, _, _ = load_scene({"lowres": str(tmp_path / "flat.png")}, {}, notes=notes)
-    assert observations[0].operator.factor == 4 and any("--factor not given" in n and "48x48" in n for n in notes)
+    assert observations[0].operator.factor == 4 and sum("--factor not given" in n and "48x48" in n for n in notes) == 1
+    notes = []  # a burst: one note each, not one per frame
+    write_image(tmp_path / "flat2.png", np.full((12, 12), 0.5, np.float32))
+    burst = [str(tmp_path / "flat.png"), str(tmp_path / "flat2.png")]
+    load_scene({"lowres": burst}, {}, notes=notes)
+    assert sum("--factor not given" in n for n in notes) == 1 and sum("is constant" in n for n in notes) == 1
     notes = []
     observations, _, _ = load_scene({"lowres": str(tmp_path / "flat.png")}, {"factor": 3}, notes=notes)
     assert observations[0].operator.factor == 3 and not any("--factor" in n for n in notes)

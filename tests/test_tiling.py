@@ -718,6 +718,12 @@ def test_cli_refuses_another_runs_tiles_before_any_note_and_force_discards_them(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--force" in err and "tiles are kept" not in err
     assert main([*command, "--force"]) == 0 and out.exists() and not tile_store_path(out).exists()
+    # a store its caller owns (a batch's) is replaced, also when the cost is said first (progress shown)
+    stale = TileStore(tmp_path / "owned", "another run's")
+    stale.save(0, np.zeros((4, 4, 3), np.float32), {})
+    result = linr.restore([linr.noisy(np.full((48, 48, 3), 0.5, np.float32))], tile="32:8", steps=2, stop="fixed",
+                          refine="none", device="cpu", progress=True, tile_store=str(stale.folder), tile_store_owned=True)
+    assert result.image.shape == (48, 48, 3)
 
 
 def test_tiles_said_one_line_per_batch_in_a_log_and_kept_tiles_after_an_interrupt(tmp_path, capsys):

@@ -312,9 +312,10 @@ def _sure_total(fit_seconds: float, budget: int, steps: tuple[int, int] | None, 
         refinements = 2 * candidates_for(stop) + 1
         return 2 * fit_seconds * stop / budget + (refine_seconds or 0.0) * refinements
 
-    counted = "its two fits" + (", and two refinements for each checkpoint it scores" if refine_seconds else "")
+    counted = "its two fits" + (", and two refinements for each checkpoint it scores, each timed as a first one "
+                                "(later ones reuse its groups and take less)" if refine_seconds else "")
     span = format_duration(total(high)) if low == high else f"{format_duration(total(low))} to {format_duration(total(high))}"
-    return f"; with the SURE pick about {span} in all ({counted}; {candidates_for(low)}-{candidates_for(high)} checkpoints)" \
+    return f"; with the SURE pick at most about {span} in all ({counted}; {candidates_for(low)}-{candidates_for(high)} checkpoints)" \
         if low != high else f"; with the SURE pick at most about {span} in all ({counted}; up to {candidates_for(high)} checkpoints)"
 
 

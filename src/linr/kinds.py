@@ -359,8 +359,10 @@ DEFAULT_FACTOR = 4
 def _build_lowres(image, info, options, notes):
     if options.get("factor") is None:  # not given: said, since the output's size depends on it
         options = {**options, "factor": DEFAULT_FACTOR}
-        notes.append(f"--factor not given: {info.path} ({image.shape[1]}x{image.shape[0]}) is taken as x{DEFAULT_FACTOR} "
-                     f"low-res, restored at {image.shape[1] * DEFAULT_FACTOR}x{image.shape[0] * DEFAULT_FACTOR}")
+        note = (f"--factor not given: the low-res image ({image.shape[1]}x{image.shape[0]}) is taken as x{DEFAULT_FACTOR}, "
+                f"restored at {image.shape[1] * DEFAULT_FACTOR}x{image.shape[0] * DEFAULT_FACTOR}")
+        if note not in notes:  # once for a burst's frames
+            notes.append(note)
     if options["factor"] > MAX_FACTOR:
         raise InputError(f"--factor {options['factor']}: at most {MAX_FACTOR} (the restored image "
                          f"would be {image.shape[1] * options['factor']}x"

@@ -153,15 +153,18 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
 
 
 def _note_degenerate(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
-    """A frame of one pixel is refused (nothing to restore, no neighbour to restore it from); a
-    constant one is said in a note (its restoration is the same constant, fitted all the same)."""
+    """A frame of one pixel is refused (nothing to restore, no neighbour to restore it from);
+    constant ones are said in one note per kind (fitted all the same)."""
     for image, info in frames:
         if image.shape[0] * image.shape[1] == 1:
             raise InputError(f"{info.path} is one pixel (1x1): there is nothing to restore in it")
-        if float(np.ptp(image)) == 0.0:
-            value = float(image.flat[0])
-            notes.append(f"{info.path} (--{kind}) is constant (every value {value:.4g} on the 0-1 scale): "
-                         "there is no detail or noise in it to restore (the result comes back about the same constant)")
+    flat = [(image, info) for image, info in frames if float(np.ptp(image)) == 0.0]
+    if flat:
+        image, info = flat[0]
+        value = float(image.flat[0])
+        what = info.path if len(frames) == 1 else f"{len(flat)} of the {len(frames)} frames (e.g. {info.path})"
+        notes.append(f"{what} (--{kind}) is constant (every value {value:.4g} on the 0-1 scale): "
+                     "there is no detail or noise in it to restore (the result comes back about the same constant)")
 
 
 def _check_frames(kind: str, frames: list[tuple[Any, ImageInfo]]) -> None:

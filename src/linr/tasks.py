@@ -947,7 +947,7 @@ def restore(
                          "not one rule object: each tile gets its own")
     if _shows(progress if announce is None else announce):
         line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
-                         tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace))
+                         tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace or tile_store_owned))
         if line is not None:
             import sys
 

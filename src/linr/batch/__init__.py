@@ -628,7 +628,8 @@ def _batch(args: argparse.Namespace) -> int:
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
                    "prior": args.prior, "refine": args.refine}
             if not args.quiet:
-                _say_first_cost(todo[0], settings, fit, threads, count=len(todo), at_once=backend.slots)
+                _say_first_cost(todo[0], settings, fit, threads, count=len(todo),
+                                at_once=backend.slots * max(1, args.stack))
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
                 with _sigterm_as_interrupt():
