@@ -268,3 +268,21 @@ def test_an_array_of_channels_stored_as_narrow_pages_is_refused_with_how_to_writ
     assert [s.values.shape for s in read_stored(tmp_path / "named.tif")] == [(24, 5, 1)] * 32
     tifffile.imwrite(tmp_path / "strips.tif", strips, imagej=True, metadata={"axes": "TYX"})
     assert [s.values.shape for s in read_stored(tmp_path / "strips.tif")] == [(24, 5, 1)] * 32
+
+
+def test_a_stacks_frames_refuse_another_runs_tiles_before_any_frame_is_fitted(tmp_path, capsys):
+    from linr.tiling import TileStore, tile_store_path
+
+    frames = np.stack([_smooth(3, size=40, low=0.1 * k) for k in range(2)])
+    data = (np.clip(frames, 0, 1) * 65535).round().astype(np.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", np.moveaxis(data, -1, 1), imagej=True, metadata={"axes": "ZCYX"})
+    out = tmp_path / "out.tif"
+    stale = TileStore(tile_store_path(out, 2), "another run's")  # the second frame's store
+    stale.save(0, np.zeros((4, 4, 3), np.float32), {})
+    argv = ["restore", "--noisy", str(tmp_path / "stack.tif"), "--frames", "separate", "-o", str(out),
+            "--tile", "24:4", *TINY]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "frame 1/2" not in captured.out and len(captured.err.strip().splitlines()) == 1
+    assert "another image" in captured.err and "--force" in captured.err
+    assert main([*argv, "--force"]) == 0 and out.exists()  # discarded, both frames restored

@@ -294,6 +294,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # planned (and a refused plan said in one line) before the notes, so that no note precedes a refusal
     cost = _cost_line(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
                       tile_store=str(stores[0]) if len(scenes) == 1 and stores[0] is not None else None)
+    if len(scenes) > 1:  # each frame's store: another restoration's finished tiles refused before any frame is fitted
+        from .tiling import stored_fingerprint
+
+        for (scene, _), store in zip(scenes, stores):
+            if store is not None and stored_fingerprint(store) is not None:
+                _cost_line(scene, args, model, tile_store=str(store))
     _note(notes)
     if cost is not None:
         print(cost, file=sys.stderr)
