@@ -26,27 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probe_common import crop_parser, run  # noqa: E402
-
-
-def configured(variant: str, config):
-    """The default pilot's settings with the variant's model (module docstring)."""
-    name, *pairs = variant.split(":")
-    values = dict(pair.split("=", 1) for pair in pairs)
-    model = {"name": name}
-    changes = {}
-    for key, value in values.items():
-        if key == "omega":
-            model["gabor_omega" if name == "wire" else "omega_0"] = float(value)
-        elif key == "scale":
-            model["gabor_scale"] = float(value)
-        elif key in ("width", "depth"):
-            model[key] = int(value)
-        elif key == "lr":
-            changes["lr"] = float(value)
-        else:
-            raise SystemExit(f"unknown variant key {key!r} in {variant!r}")
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, **model), **changes)
+from probe_common import crop_parser, run, with_model_variant  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +47,7 @@ def main() -> None:
         clean = clean_crop(data_dir(None), folder or "set9", image, args.colour, args.size)
         obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
         plan = tasks.plan_restore(obs, seed=0, device="cpu", progress=False)
-        config = configured(args.variant, plan.config)
+        config = with_model_variant(args.variant, plan.config)
         started = time.process_time()
         result = tasks.fit_whole(plan.obs, config, plan.rule)
         fitted = np.asarray(result.image).copy()

@@ -18,6 +18,32 @@ from linr.fit import fit, output_image
 from linr.stopping import FixedSteps, holdout_rule
 
 
+FIT_KEYS = {"lr": float, "steps": int, "schedule": str}
+"""Fit settings a model variant may change (``with_model_variant``'s ``fit_keys``)."""
+
+
+def with_model_variant(variant: str, config: Any, fit_keys: tuple[str, ...] = ("lr",)) -> Any:
+    """``config`` (a :class:`linr.fit.FitConfig`) with the variant ``NAME[:KEY=VALUE...]``: NAME a
+    registered model; keys ``omega`` (omega_0 of siren / finer, the Gabor omega of wire), ``scale``
+    (the Gabor scale of wire), ``width``, ``depth``, and those of ``fit_keys`` (:data:`FIT_KEYS`);
+    unnamed ones keep ``config``'s."""
+    name, *pairs = variant.split(":")
+    model: dict[str, Any] = {"name": name}
+    changes: dict[str, Any] = {}
+    for key, value in (pair.split("=", 1) for pair in pairs):
+        if key == "omega":
+            model["gabor_omega" if name == "wire" else "omega_0"] = float(value)
+        elif key == "scale":
+            model["gabor_scale"] = float(value)
+        elif key in ("width", "depth"):
+            model[key] = int(value)
+        elif key in fit_keys:
+            changes[key] = FIT_KEYS[key](value)
+        else:
+            raise SystemExit(f"unknown variant key {key!r} in {variant!r}")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **model), **changes)
+
+
 def crop_parser(description: str, size: int) -> argparse.ArgumentParser:
     """ROWS NAME ... with --size, --sigma, --colour and --table."""
     p = argparse.ArgumentParser(description=description)

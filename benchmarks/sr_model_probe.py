@@ -22,32 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from probe_common import FIT_KEYS, with_model_variant  # noqa: E402
 from sr_schedule_probe import cli, fit_and_refine  # noqa: E402  (the same command line and table: fit / refined beside the default)
 
 
-def configs(variant: str, config, model):
-    """The fit's settings and model for ``variant`` (module docstring), from the default's."""
-    name, *pairs = variant.split(":")
-    values = dict(pair.split("=", 1) for pair in pairs)
-    model_changes: dict = {"name": name}
-    fit_changes: dict = {}
-    for key, value in values.items():
-        if key == "omega":
-            model_changes["gabor_omega" if name == "wire" else "omega_0"] = float(value)
-        elif key == "scale":
-            model_changes["gabor_scale"] = float(value)
-        elif key in ("width", "depth"):
-            model_changes[key] = int(value)
-        elif key in ("lr", "steps", "schedule"):
-            fit_changes[key] = {"lr": float, "steps": int, "schedule": str}[key](value)
-        else:
-            raise SystemExit(f"unknown variant key {key!r} in {variant!r}")
-    model = dataclasses.replace(model, **model_changes)
-    return dataclasses.replace(config, model=model, **fit_changes)
-
-
 def run(spec: str, crop: int | None, variant: str, data: Path) -> dict:
-    config, row = fit_and_refine(spec, crop, data, lambda c: configs(variant, c, c.model))
+    config, row = fit_and_refine(spec, crop, data, lambda c: with_model_variant(variant, c, tuple(FIT_KEYS)))
     return {"image": spec, "crop": crop, "variant": variant, "model": dataclasses.asdict(config.model),
             "steps": config.steps, "schedule": config.schedule, "lr": config.lr, **row}
 
