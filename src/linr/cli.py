@@ -760,8 +760,10 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
 
 def _say_kept_tiles(stores: list[Path | None]) -> None:
     """After an interrupt: say on stderr where finished tiles were kept for a rerun to resume."""
+    from .tiling import count_finished
+
     for store in stores:
-        count = len(list(store.glob("tile_*.json"))) if store is not None and store.is_dir() else 0
+        count = 0 if store is None else count_finished(store)
         if count:
             print(f"linr: {count} finished tile(s) kept in {store}: rerun the same command to resume",
                   file=sys.stderr, flush=True)

@@ -300,7 +300,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
 
 
 def _sure_total(fit_seconds: float, budget: int, steps: tuple[int, int] | None, refine_seconds: float | None) -> str:
-    """'; with the SURE pick, about T1 to T2 in all (...)': its two fits and its refinements (two
+    """'; with the SURE pick at most about T1 to T2 in all (...)': its two fits and its refinements (two
     per scored checkpoint, :func:`linr.sure.candidates_for`, and the final one), for a stop after
     ``steps`` (fewest, most; None: the ``budget``) of a fit estimated at ``fit_seconds`` over
     ``budget`` steps, each refinement ``refine_seconds`` (None: not estimated, not counted)."""
@@ -314,9 +314,12 @@ def _sure_total(fit_seconds: float, budget: int, steps: tuple[int, int] | None, 
 
     counted = "its two fits" + (", and two refinements for each checkpoint it scores, each timed as a first one "
                                 "(later ones reuse its groups and take less)" if refine_seconds else "")
-    span = format_duration(total(high)) if low == high else f"{format_duration(total(low))} to {format_duration(total(high))}"
-    return f"; with the SURE pick at most about {span} in all ({counted}; {candidates_for(low)}-{candidates_for(high)} checkpoints)" \
-        if low != high else f"; with the SURE pick at most about {span} in all ({counted}; up to {candidates_for(high)} checkpoints)"
+    if low == high:
+        span, checkpoints = format_duration(total(high)), f"up to {candidates_for(high)}"
+    else:
+        span = f"{format_duration(total(low))} to {format_duration(total(high))}"
+        checkpoints = f"{candidates_for(low)}-{candidates_for(high)}"
+    return f"; with the SURE pick at most about {span} in all ({counted}; {checkpoints} checkpoints)"
 
 
 def _memory_warning(memory: int | None) -> str | None:

@@ -1025,15 +1025,12 @@ def _resumable_tiles(plan: "RestorePlan", config: FitConfig, store: str | None, 
     inputs and settings (resumed, not fitted again); 0 when it is whole or there is no store. A
     store holding finished tiles of another restoration is refused in one line unless ``replace``
     (as :class:`linr.tiling.TileStore` refuses it, but before anything starts)."""
-    from pathlib import Path
-
-    from .tiling import finished_tiles, stale_store_message, store_fingerprint, stored_fingerprint
+    from .tiling import check_store, finished_tiles, store_fingerprint, stored_fingerprint
 
     if plan.grid is None or not store or stored_fingerprint(store) is None:
         return 0  # no store yet: nothing to hash the inputs (and measure their noise) for
     fingerprint = store_fingerprint(plan.obs, _tiled_config(config, plan.obs), plan.grid, _stop_name(plan.rule))
-    if stored_fingerprint(store) != fingerprint and not replace and any(Path(store).glob("tile_*.json")):
-        raise InputError(stale_store_message(store))
+    check_store(store, fingerprint, replace=replace)
     return finished_tiles(store, fingerprint)
 
 

@@ -323,10 +323,7 @@ class TileStore:
     def __init__(self, folder: str | Path, fingerprint: str, *, replace: bool = False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        held = stored_fingerprint(self.folder)
-        if held is not None and held != fingerprint:
-            if not replace and any(self.folder.glob("tile_*.json")):
-                raise InputError(stale_store_message(self.folder))
+        if check_store(self.folder, fingerprint, replace=replace):
             for path in self.folder.glob("tile_*"):  # none finished, or replaced: nothing is mixed in
                 path.unlink()
         (self.folder / "fingerprint.txt").write_text(fingerprint + "\n")
@@ -353,11 +350,24 @@ class TileStore:
         remove_tile_store(self.folder)
 
 
-def stale_store_message(folder: str | Path) -> str:
-    """The one-line refusal of a tile store holding finished tiles of another restoration."""
-    return (f"{folder} holds finished tiles of another image, other settings or another version of linr; "
-            "remove it (its tiles are fitted again), choose another output, or discard them with --force "
-            "(Python: tile_store_replace=True)")
+def check_store(folder: str | Path, fingerprint: str, *, replace: bool = False) -> bool:
+    """Whether a tile store folder was made for another restoration than this ``fingerprint``
+    (:func:`store_fingerprint`; its tiles are then not to be resumed). One holding finished tiles
+    of it is refused in one line unless ``replace``."""
+    held = stored_fingerprint(folder)
+    if held is None or held == fingerprint:
+        return False
+    if not replace and count_finished(folder):
+        raise InputError(f"{folder} holds finished tiles of another image, other settings or another version of "
+                         "linr; remove it (its tiles are fitted again), choose another output, or discard them "
+                         "with --force (Python: tile_store_replace=True)")
+    return True
+
+
+def count_finished(folder: str | Path) -> int:
+    """How many finished tiles a tile store folder holds, for whatever restoration (0: none, or no
+    folder); a tile counts once its info file exists (:meth:`TileStore.save`)."""
+    return len(list(Path(folder).glob("tile_*.json")))
 
 
 def stored_fingerprint(folder: str | Path) -> str | None:
@@ -372,7 +382,7 @@ def finished_tiles(folder: str | Path, fingerprint: str) -> int:
     ``fingerprint`` (:func:`store_fingerprint`): 0 when there is no store or it holds another's."""
     if stored_fingerprint(folder) != fingerprint:
         return 0
-    return len(list(Path(folder).glob("tile_*.json")))
+    return count_finished(folder)
 
 
 def remove_tile_store(folder: str | Path) -> None:

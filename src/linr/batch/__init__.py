@@ -549,11 +549,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], threads: int, *, count: int,
                     at_once: int = 1) -> None:
-    """Say on stderr what the first image to restore will cost when that is long (``at_once``:
-    images restored at the same time, the backend's slots, so that another may finish first)
-    (:func:`linr.tasks.restore_cost`, with ``threads`` torch threads as its worker will fit): read
-    by the driver once more, as its worker will read it; an image that cannot be read says nothing
-    here (its own record says why)."""
+    """Say on stderr what the first image to restore will cost when that is long
+    (:func:`linr.tasks.restore_cost`, with ``threads`` torch threads as its worker will fit, the
+    tiles a previous run finished not counted): read by the driver once more, as its worker will
+    read it; an image that cannot be read says nothing here (its own record says why).
+    ``at_once``: images restored at the same time (the backend's slots times the stack), so that
+    another may finish first."""
     import torch
 
     from ..tasks import restore_cost
