@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
-# One prepared GPU run (issue: full-size truth), meant for a lent H200 and sized for its budget:
-# within BUDGET seconds of wall time (default 540 = 9 min) it runs, in this order, each under a
-# time guard, writing everything to $OUT (at most 8 files):
-#   1. machine.txt  GPU, driver, torch, CUDA
-#   2. tests.log    the CUDA tests (tests/test_cuda.py) and the engine tests on this machine
-#   3. speed.log    (first) benchmarks/tiles_scale.py: 512x512 and 2048x2048 noisy photos in stacked
-#                   tiles, time per pixel and peak memory
-#   3b. speed.log, speed.json   linr bench speed --device cuda at 256x256: float32, tf32, bf16,
-#                              the fast preset and 8 images stacked
-#   3c. paper.log  #15: the four whole Table 4 images fitted (4000 steps) and refined by
-#                  grouped-deblur (benchmarks/deblur_refine.py prints one row per image)
-#   4. jobs.jsonl, report.md   the paper profile (full images, LINR and the defaults/fast
-#                              columns and the classical methods; no DIP) table by table in the
-#                              order: the tables the first lease left (1 6 9 4 11), then the
-#                              others (3 2 5 8 7 10 13 12: finished, so reported from the
-#                              committed fits in seconds) until time runs out;
-#                              every finished fit is in jobs.jsonl (resumable with --jobs;
-#                              it starts as a copy of RESUME_FROM, the committed fits of the
-#                              earlier GPU run, so only unfinished tables are fitted)
+# One prepared GPU run, meant for a lent H200 and sized for its budget: within BUDGET seconds of
+# wall time (default 450) it runs, each part under a time guard, writing everything to $OUT (at
+# most 8 files come back):
+#   1. machine.txt  GPU, driver, torch, CUDA, commit
+#   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/tiles_scale.py:
+#                   512x512 and 2048x2048 noisy photos in stacked tiles (#14's GPU target), 100 fixed
+#                   steps per tile, time per pixel and peak memory, one JSON line per size
+#   3. then three streams at once on the one GPU (each fit is small for it):
+#      a. paper.log  the paper column (kind linr) of the tables still missing at full size:
+#                    1 (denoising), 6 and 9 (joint noisy + masked and its singles)
+#      b. paper.log  the paper column of 4 (deblurring, 4000 steps) and 11 (activations), then
+#                    DIP at its own recipe on Table 1 (#15: "above DIP at its own recipe"; whatever
+#                    images the time allows: each finished fit is kept)
+#      c. tests.log  the CUDA tests (tests/test_cuda.py) and the engine and tiling tests
+#   4. jobs.jsonl   every finished fit (starts as a copy of RESUME_FROM, the committed fits of the
+#                   earlier GPU runs, so only what is missing is fitted; rerun to resume)
+#      report.md    the paper column of every finished table, from jobs.jsonl (nothing refitted)
 #   5. log.txt      each part's exit status and seconds
 #
 #   OUT=gpu_out DATA=../shared/data benchmarks/gpu_run.sh
 #   benchmarks/gpu_run.sh --dry-run     # the same parts on the CPU, tiny crops, a few steps
 #
-# The data folder must travel with the working tree on a lent machine: copy ../shared/data into
-# an ignored folder (e.g. .gpudata, listed in .git/info/exclude) and pass DATA=.gpudata.
+# The default columns, `fast` and the classical methods are left out: this CPU measured them at
+# full size (BENCHMARKS.md), and the budget is for what only a GPU can do here. The data folder
+# must travel with the working tree on a lent machine: copy ../shared/data into an ignored folder
+# (e.g. .gpudata, listed in .git/info/exclude) and pass DATA=.gpudata.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DRY=0
@@ -32,7 +32,7 @@ DRY=0
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 OUT=${OUT:-gpu_out}
 DATA=${DATA:-../shared/data}
-BUDGET=${BUDGET:-540}
+BUDGET=${BUDGET:-450}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -58,17 +58,15 @@ part() {  # part NAME CAP_SECONDS LOGFILE COMMAND...: run under min(CAP, time le
 }
 
 if [ $DRY -eq 1 ]; then
-  DEVICE=cpu; SIZE=16; SPEED=(--steps 3 --repeats 1 --stack 2 --precisions "" --tasks denoise)
-  TABLES="3 2"; PAPER=(--crop 16 --steps 2 --images butterfly)
+  DEVICE=cpu
+  TABLES_A="1"; TABLES_B="4"; PAPER=(--crop 32 --steps 2)
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
-  DEBLUR=(deblur/butterfly --crop 32 --steps 2)
 else
-  DEVICE=cuda; SIZE=256; SPEED=(--repeats 2 --stack 8 --precisions tf32,bf16)
-  TABLES="1 6 9 4 11 3 2 5 8 7 10 13 12"; PAPER=()
+  DEVICE=cuda
+  TABLES_A="1 6 9"; TABLES_B="4 11"; PAPER=()
   TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py tests/test_tiling.py)
   TILE_SIZES=(512 2048); TILE_ARGS=(--steps 100 --stack 16)
-  DEBLUR=(deblur/parrots deblur/butterfly deblur/leaves deblur/starfish)
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -83,35 +81,57 @@ fi
   git rev-parse --short HEAD 2>/dev/null
 } > "$OUT/machine.txt" 2>&1
 
-part tests 120 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
-# tiles: a 2048x2048 noisy photo in stacked tiles (100 fixed steps per tile) and a 512x512 one for
-# the time per pixel (benchmarks/tiles_scale.py prints one JSON line per size)
-part tiles 120 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
+# 2. tiles, alone on the GPU: a 2048x2048 noisy photo in stacked tiles (100 fixed steps per tile)
+# and a 512x512 one for the time per pixel
+part tiles 150 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
   --data "$DATA" "${TILE_ARGS[@]}"
-part speed 150 "$OUT/speed.log" "$PY" -m linr bench speed --device "$DEVICE" --size "$SIZE" \
-  --data "$DATA" --json "$OUT/speed.json" "${SPEED[@]}"
-# #15 deblurring on the four whole Table 4 images: the default fit (4000 steps) refined by
-# grouped-deblur (benchmarks/deblur_refine.py; hours per image on the project's CPU)
-# (its rows are printed into paper.log: a lent machine returns at most 8 files)
-part deblur 240 "$OUT/paper.log" env LINR_DATA="$DATA" "$PY" benchmarks/deblur_refine.py "${DEBLUR[@]}" \
-  --device "$DEVICE" --schedule 20:30:2
-# the paper profile, fits recorded in (and resumed from) jobs.jsonl, which starts from the fits of
-# earlier GPU runs (RESUME_FROM; tables they finished cost a few seconds of reporting)
+
+# 3. the paper column, two streams with their own jobs files (merged below), and the tests beside them
 RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}
-if [ $DRY -eq 0 ] && [ -f "$RESUME_FROM" ] && [ ! -f "$OUT/jobs.jsonl" ]; then
-  cp "$RESUME_FROM" "$OUT/jobs.jsonl"
-fi
-bench=("$PY" -m linr bench --profile paper --device "$DEVICE" --data "$DATA" --exclude dip dip_recipe
-       --jobs "$OUT/jobs.jsonl" --out "$WORK/paper" --no-plots "${PAPER[@]}")
-done_tables=()
-for t in $TABLES; do
-  part "table $t" 600 "$OUT/paper.log" "${bench[@]}" --tables "$t"
-  tail -n 1 "$OUT/log.txt" | grep -q ": exit 0 " && done_tables+=("$t")
+for s in a b; do
+  if [ $DRY -eq 0 ] && [ -f "$RESUME_FROM" ]; then cp "$RESUME_FROM" "$WORK/jobs_$s.jsonl"; else : > "$WORK/jobs_$s.jsonl"; fi
 done
-# one report over every finished table (all fits come from jobs.jsonl: nothing is refitted)
-if [ ${#done_tables[@]} -gt 0 ]; then
-  BUDGET=$(( BUDGET + 60 )) part report 60 "$OUT/paper.log" "${bench[@]}" --tables "${done_tables[@]}"
-  [ -f "$WORK/paper/report.md" ] && cp "$WORK/paper/report.md" "$OUT/report.md"
+bench() {  # bench STREAM [DRY-RUN IMAGES]: the paper-profile command recording its fits in that stream's jobs file
+  BENCH=("$PY" -m linr bench --profile paper --device "$DEVICE" --data "$DATA" --jobs "$WORK/jobs_$1.jsonl"
+         --out "$WORK/paper_$1" --no-plots "${PAPER[@]}")
+  [ $DRY -eq 1 ] && BENCH+=(--images "${@:2}")  # a dry run: the images named after STREAM
+}
+dry_image() { [ "$1" = 4 ] && echo butterfly || echo kodim03; }  # a dry run's one image of table $1
+stream() {  # stream NAME TABLES [EXTRA PART ARGS]: each table's paper column in turn
+  local s=$1 t
+  for t in $2; do
+    bench "$s" "$(dry_image "$t")"
+    part "table $t ($s)" 600 "$WORK/paper_$s.log" "${BENCH[@]}" --methods linr --tables "$t"
+    tail -n 1 "$OUT/log.txt" | grep -q "^table $t ($s): exit 0 " && echo "$t" >> "$WORK/done_tables"
+  done
+}
+: > "$WORK/done_tables"
+( stream a "$TABLES_A" ) &
+( stream b "$TABLES_B"
+  bench b kodim03
+  part "DIP recipe, table 1 (b)" 600 "$WORK/paper_b.log" "${BENCH[@]}" --methods dip_recipe --tables 1 ) &
+( part tests 200 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
+wait
+cat "$WORK/paper_a.log" "$WORK/paper_b.log" > "$OUT/paper.log" 2>/dev/null
+
+# 4. one jobs file (each stream's file holds RESUME_FROM's rows and its own; keys are unique per fit)
+"$PY" - "$WORK/jobs_a.jsonl" "$WORK/jobs_b.jsonl" > "$OUT/jobs.jsonl" <<'PYEOF'
+import json, sys
+seen = set()
+for path in sys.argv[1:]:
+    for line in open(path):
+        if line.strip() and json.loads(line)["key"] not in seen:
+            seen.add(json.loads(line)["key"])
+            sys.stdout.write(line if line.endswith("\n") else line + "\n")
+PYEOF
+done_tables=$(sort -n "$WORK/done_tables" | tr '\n' ' ')
+if [ -n "$done_tables" ]; then
+  cp "$OUT/jobs.jsonl" "$WORK/jobs_r.jsonl"
+  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046
+  bench r $(for t in $done_tables; do dry_image "$t"; done | sort -u)
+  BUDGET=$(( BUDGET + 60 )) part report 60 "$OUT/paper.log" "${BENCH[@]}" --methods linr --tables $done_tables
+  [ -f "$WORK/paper_r/report.md" ] && cp "$WORK/paper_r/report.md" "$OUT/report.md"
 fi
 rm -rf "$WORK"
 echo "finished $(date -u +%FT%TZ) after $(( $(date +%s) - start )) s" >> "$OUT/log.txt"
