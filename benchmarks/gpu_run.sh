@@ -4,14 +4,17 @@
 # most 8 files come back):
 #   1. machine.txt  GPU, driver, torch, CUDA, commit
 #   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/tiles_scale.py:
-#                   512x512 and 2048x2048 noisy photos in stacked tiles (#14's GPU target), 100 fixed
-#                   steps per tile, time per pixel and peak memory, one JSON line per size
-#   3. then three streams at once on the one GPU (each fit is small for it):
-#      a. paper.log  the paper column (kind linr) of the tables still missing at full size:
-#                    1 (denoising), 6 and 9 (joint noisy + masked and its singles)
-#      b. paper.log  the paper column of 4 (deblurring, 4000 steps) and 11 (activations), then
-#                    DIP at its own recipe on Table 1 (#15: "above DIP at its own recipe"; whatever
-#                    images the time allows: each finished fit is kept)
+#                   512x512 and 2048x2048 noisy photos in stacked tiles (#14's GPU target), 25 fixed
+#                   steps per tile, time per pixel (fit and refinement apart) and peak memory, one
+#                   JSON line per size; then benchmarks/profile_tiles.py: torch's profiler over 5
+#                   steps of the 2048-px photo's stacks (where a stacked step's time goes on CUDA)
+#   3. then three streams at once on the one GPU (each fit is small for it), each a list of
+#      TABLE:METHOD items (the paper column of every table is in RESUME_FROM since the
+#      thirty-seventh session, so its items cost seconds):
+#      a. paper.log  Tables 1, 6, 9 (paper column), then DIP at its own recipe on Table 1 (#15:
+#                    "above DIP at its own recipe"; whatever images the time allows: each
+#                    finished fit is kept)
+#      b. paper.log  Tables 4, 11 (paper column), then DIP at its own recipe on Table 2
 #      c. tests.log  the CUDA tests (tests/test_cuda.py) and the engine and tiling tests
 #   4. jobs.jsonl   every finished fit (starts as a copy of RESUME_FROM, the committed fits of the
 #                   earlier GPU runs, so only what is missing is fitted; rerun to resume)
@@ -59,14 +62,16 @@ part() {  # part NAME CAP_SECONDS LOGFILE COMMAND...: run under min(CAP, time le
 
 if [ $DRY -eq 1 ]; then
   DEVICE=cpu
-  TABLES_A="1"; TABLES_B="4"; PAPER=(--crop 32 --steps 2)
+  ITEMS_A="1:linr 1:dip_recipe"; ITEMS_B="4:linr"; PAPER=(--crop 32 --steps 2)
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
+  PROFILE_ARGS=(--size 64 --steps 1 --tile 32:8 --width 16 --stack 4)
 else
   DEVICE=cuda
-  TABLES_A="1 6 9"; TABLES_B="4 11"; PAPER=()
+  ITEMS_A="1:linr 6:linr 9:linr 1:dip_recipe"; ITEMS_B="4:linr 11:linr 2:dip_recipe"; PAPER=()
   TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py tests/test_tiling.py)
-  TILE_SIZES=(512 2048); TILE_ARGS=(--steps 100 --stack 16)
+  TILE_SIZES=(512 2048); TILE_ARGS=(--steps 25 --stack 16)
+  PROFILE_ARGS=(--size 2048 --steps 5 --stack 16)
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -81,10 +86,12 @@ fi
   git rev-parse --short HEAD 2>/dev/null
 } > "$OUT/machine.txt" 2>&1
 
-# 2. tiles, alone on the GPU: a 2048x2048 noisy photo in stacked tiles (100 fixed steps per tile)
-# and a 512x512 one for the time per pixel
+# 2. tiles, alone on the GPU: a 2048x2048 noisy photo in stacked tiles (25 fixed steps per tile)
+# and a 512x512 one for the time per pixel; then a profile of the 2048-px stacks' steps
 part tiles 150 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
   --data "$DATA" "${TILE_ARGS[@]}"
+part "tiles profile" 90 "$OUT/speed.log" "$PY" benchmarks/profile_tiles.py --device "$DEVICE" --data "$DATA" \
+  "${PROFILE_ARGS[@]}"
 
 # 3. the paper column, two streams with their own jobs files (merged below), and the tests beside them
 RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}
@@ -97,19 +104,19 @@ bench() {  # bench STREAM [DRY-RUN IMAGES]: the paper-profile command recording 
   [ $DRY -eq 1 ] && BENCH+=(--images "${@:2}")  # a dry run: the images named after STREAM
 }
 dry_image() { [ "$1" = 4 ] && echo butterfly || echo kodim03; }  # a dry run's one image of table $1
-stream() {  # stream NAME TABLES [EXTRA PART ARGS]: each table's paper column in turn
-  local s=$1 t
-  for t in $2; do
+stream() {  # stream NAME ITEMS: each TABLE:METHOD item in turn (a finished paper column: its table
+  local s=$1 item t m  # goes into the report)
+  for item in $2; do
+    t=${item%%:*} m=${item#*:}
     bench "$s" "$(dry_image "$t")"
-    part "table $t ($s)" 600 "$WORK/paper_$s.log" "${BENCH[@]}" --methods linr --tables "$t"
-    tail -n 1 "$OUT/log.txt" | grep -q "^table $t ($s): exit 0 " && echo "$t" >> "$WORK/done_tables"
+    part "table $t $m ($s)" 600 "$WORK/paper_$s.log" "${BENCH[@]}" --methods "$m" --tables "$t"
+    [ "$m" = linr ] && tail -n 1 "$OUT/log.txt" | grep -q "^table $t $m ($s): exit 0 " \
+      && echo "$t" >> "$WORK/done_tables"
   done
 }
 : > "$WORK/done_tables"
-( stream a "$TABLES_A" ) &
-( stream b "$TABLES_B"
-  bench b kodim03
-  part "DIP recipe, table 1 (b)" 600 "$WORK/paper_b.log" "${BENCH[@]}" --methods dip_recipe --tables 1 ) &
+( stream a "$ITEMS_A" ) &
+( stream b "$ITEMS_B" ) &
 ( part tests 200 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
 wait
 cat "$WORK/paper_a.log" "$WORK/paper_b.log" > "$OUT/paper.log" 2>/dev/null

@@ -3,7 +3,8 @@
 Each size is a mirror-tiled copy of a shared photo (set9/kodim01) with Gaussian noise (sigma 25),
 restored with the default tiles and a FIXED step count per tile (so that every tile does the same
 work and the time per pixel measures the tiling's own overhead; quality is `linr bench tiles`'
-business). Each size runs in its own process so that its peak memory (ru_maxrss) is its own.
+business). The row's ``seconds`` is the whole restore, the default refinement after the fit
+included (numpy on the host's CPU whatever the device); ``fit_s`` and ``refine_s`` split it. Each size runs in its own process so that its peak memory (ru_maxrss) is its own.
 
     .venv/bin/python benchmarks/tiles_scale.py 512 2048 [8192] [--steps 10] [--tile 256:32] [--width 32]
 
@@ -58,7 +59,12 @@ def one(size: int, steps: int, tile: str, data: Path, width: int | None, device:
     return {"size": size, "device": device, "stack": tiling["stack"], "gpu_peak_gib": gpu_peak,
             "steps_per_tile": steps, "tile": tile, "width": width or 256, "tiles": tiling["tiles"],
             "tile_size": tiling["size"], "seconds": round(seconds, 1),
+            # the fit and the refinement after it (numpy on the host's CPU whatever the device)
+            "fit_s": round(result.timings.get("fit_s", 0.0), 1),
+            "refine": (result.settings.get("refine") or {}).get("name"),
+            "refine_s": round(result.timings.get("refine_s", 0.0), 1),
             "us_per_pixel_step": round(seconds / (size * size) / steps * 1e6, 3),
+            "fit_us_per_pixel_step": round(result.timings.get("fit_s", 0.0) / (size * size) / steps * 1e6, 3),
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "threads": torch.get_num_threads()}
 
