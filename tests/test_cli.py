@@ -228,3 +228,21 @@ def test_python_module_entry_point():
 
     r = subprocess.run([sys.executable, "-m", "linr", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("linr ")
+
+
+def test_quiet_restore_keeps_the_forecasts_warnings_and_drops_the_rest(tmp_path, capsys, monkeypatch):
+    """``--quiet`` leaves the forecast of a long restore unsaid (as ``linr batch --quiet`` does) but
+    still says its warnings (a refinement that may not fit in memory); without it both are said."""
+    import linr.tasks
+
+    def forecast(*args, **kwargs):
+        return "about 2 h for 500 steps restoring 16x16\nwarning: the refinement after the fit needs about 9 GiB"
+
+    monkeypatch.setattr(linr.tasks, "restore_cost", forecast)
+    write_image(tmp_path / "n.png", np.random.default_rng(0).random((16, 16, 3)))
+    for quiet in (True, False):
+        assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / f"o{quiet}.png"),
+                     "--steps", "2", "--device", "cpu", *(["--quiet"] if quiet else [])]) == 0
+        err = capsys.readouterr().err
+        assert "warning: the refinement after the fit needs about 9 GiB" in err
+        assert ("about 2 h for 500 steps" in err) is not quiet

@@ -97,7 +97,9 @@ def _build_restore(sub: Any) -> None:
                    "(with --frames separate: a stack of as many frames)")
     o.add_argument("--report", metavar="FILE.json", help="write settings, stop, timings, metrics, history")
     o.add_argument("--force", action="store_true", help="overwrite existing output files (never an input), and discard finished tiles of another restoration kept beside the output")
-    o.add_argument("--quiet", action="store_true", help="no progress bar")
+    o.add_argument("--quiet", action="store_true",
+                   help="no progress bar, no forecast of a long restore's time, no refining message "
+                        "(notes and warnings are still said)")
     p.set_defaults(func=cmd_restore)
 
 
@@ -301,6 +303,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             if store is not None and stored_fingerprint(store) is not None:
                 _cost_line(scene, args, model, tile_store=str(store))
     _note(notes)
+    if cost is not None and args.quiet:  # --quiet: the forecast unsaid, its warnings still said
+        cost = "\n".join(line for line in cost.splitlines() if line.startswith("warning:")) or None
     if cost is not None:
         print(cost, file=sys.stderr)
     results, images = [], []

@@ -127,7 +127,8 @@ def register(sub: Any) -> None:
                    "metrics they have)")
     o.add_argument("--force", action="store_true",
                    help="redo every image and overwrite outputs (never an input)")
-    o.add_argument("--quiet", action="store_true", help="no progress display")
+    o.add_argument("--quiet", action="store_true",
+                   help="no progress display, no forecast of the first image's time")
     p.set_defaults(func=cmd_batch)
 
 
