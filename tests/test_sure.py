@@ -71,6 +71,39 @@ def test_grouped_refinement_with_held_groups_is_linear_in_the_photo() -> None:
     assert np.abs(moved - 50 * small).max() > 1e-2  # the groups matched on the moved photo differ
 
 
+def test_held_groups_keep_a_photos_transforms_without_changing_the_result() -> None:
+    """With its groups held the filter keeps each photo's transformed groups for later calls on
+    that photo: the same bytes as a filter that transforms them again at every call, whatever the
+    order of photos and pilots; with no room to keep them (KEPT_BYTES 0), the same again."""
+    clean = _scene(48)
+    photos = [add_gaussian_noise(clean, 25, seed=s).astype(np.float32) for s in (1, 2)]
+    pilots = [np.asarray(ndimage.gaussian_filter(photos[0], (w, w, 0)), np.float32) for w in (0.8, 1.5)]
+    keeping, again, none = (GroupedWiener(keep_groups=True) for _ in range(3))
+    again._kept_coefs = None  # transforms every call (the groups still held)
+    none.KEPT_BYTES = 0
+    for pilot in pilots:
+        for photo in photos:
+            out = keeping(photo, pilot, 25 / 255)
+            assert out.tobytes() == again(photo, pilot, 25 / 255).tobytes() == none(photo, pilot, 25 / 255).tobytes()
+    planes = photos[0].shape[-1] if photos[0].ndim == 3 else 1
+    assert len(keeping._kept_coefs) == 2 * keeping.blocks(48, 48) * planes  # each photo's blocks and planes
+    assert keeping._kept_bytes > 0
+    assert none._kept_bytes == 0 and not none._kept_coefs
+
+
+def test_sure_pick_scores_nothing_far_past_the_held_out_minimum() -> None:
+    """The pick scores checkpoints at most PAST_HELD_OUT steps after the held-out minimum, and its
+    second fit runs no further than that (at the constant rate of the denoising pilot)."""
+    clean = _scene(40)
+    noisy = add_gaussian_noise(clean, 25, seed=4)
+    result = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=120)
+    record = result.settings["stop"]["sure"]
+    held = record["held_out_step"]
+    assert result.steps_run > held + sure.PAST_HELD_OUT  # the rule's patience ran past the bound
+    assert max(int(k) for k in record["ranking_estimates"]) <= held + sure.PAST_HELD_OUT
+    assert record["second_fit_steps"] == held + sure.PAST_HELD_OUT
+
+
 def test_holdout_keeps_every_checkpoint_without_changing_what_it_returns() -> None:
     clean = _scene(32)
     obs = [tasks.noisy(add_gaussian_noise(clean, 25, seed=2))]

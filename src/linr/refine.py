@@ -78,6 +78,8 @@ Adding a refiner is a class here (with ``takes``, the observation it filters) pl
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from itertools import combinations
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -297,6 +299,10 @@ class GroupedWiener:
 
     BLOCK = (8, 256)
 
+    KEPT_BYTES = 256 * 2**20
+    """With ``keep_groups``, at most this many bytes of a photo's transformed groups are kept for
+    later calls on the same photo (a 128 x 128 RGB photo and its SURE probe: about 90 MB)."""
+
     name = "grouped"
     takes = "noisy"
 
@@ -318,6 +324,11 @@ class GroupedWiener:
         # later call on that shape, whatever its photo (Stein's estimate differentiates the filter
         # with its groups held: :mod:`linr.sure`); off, each call matches its own
         self._kept_groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] | None = {} if keep_groups else None
+        # with the groups held, a photo's transformed groups are the same at every call on that photo
+        # (the SURE pick filters one photo and its probe with many pilots): kept, up to KEPT_BYTES
+        self._kept_coefs: dict[tuple[Any, ...], np.ndarray] | None = {} if keep_groups else None
+        self._kept_bytes = 0
+        self._kept_lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "patch": self.patch, "group": self.group, "step": self.step,
@@ -372,6 +383,8 @@ class GroupedWiener:
         rows, cols = self.BLOCK
         size = self.group_size(h, w)
         blocks = [(y0, x0) for y0 in range(0, len(ys), rows) for x0 in range(0, len(xs), cols)]
+        photo = None if self._kept_coefs is None else hashlib.blake2b(
+            np.ascontiguousarray(noisy).tobytes(), digest_size=16).digest()  # which photo, for the kept transforms
 
         def block_sums(block: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
             y0, x0 = block
@@ -382,7 +395,8 @@ class GroupedWiener:
                 gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
                 if kept is not None:
                     kept[key] = gy, gx
-            return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma))
+            return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma),
+                                None if photo is None else (photo, h, w, y0, x0))
 
         threads = self.workers(h, w)
         if threads == 1:
@@ -438,20 +452,23 @@ class GroupedWiener:
         return np.repeat(ys, len(xs))[:, None] + dy - reach, np.tile(xs, len(ys))[:, None] + dx - reach
 
     def _filter(self, noisy_planes: list[np.ndarray], pilot_planes: list[np.ndarray], gy: np.ndarray,
-                gx: np.ndarray, sigma: float) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
+                gx: np.ndarray, sigma: float, kept_key: tuple[Any, ...] | None = None
+                ) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
         """Filter the groups at ``gy``, ``gx``: the window of the image they cover (rows, columns)
         and their sums there, the weights' (h, w) and the weighted planes' (C, h, w). Groups are
         held as (p, p, K, R) arrays: every step of a transform is a product-sum of contiguous
-        slabs."""
+        slabs. ``kept_key`` (the photo and the block, with ``keep_groups``): the noisy photo's
+        transformed groups are taken from, or kept for, later calls with that key."""
         p = self.patch
         d = _dct_matrix(p)
         haar = _haar_matrix(gy.shape[1])
         noise_power = self.tau * sigma * sigma
         energy = np.zeros(gy.shape[0])
         filtered = []
-        for noisy, pilot in zip(noisy_planes, pilot_planes):
+        for index, (noisy, pilot) in enumerate(zip(noisy_planes, pilot_planes)):
             q = _along(_along(_along(_groups(pilot, gy, gx, p), d, 0), d, 1), haar, 2)
-            coef = _along(_along(_along(_groups(noisy, gy, gx, p), d, 0), d, 1), haar, 2)
+            coef = self._noisy_coefficients(noisy, gy, gx, d, haar,
+                                            None if kept_key is None else (*kept_key, index))
             q *= q
             gain = q / (q + noise_power) if noise_power > 0 else np.ones_like(q)
             gain[0, 0, 0] = 1.0  # the group's mean is kept
@@ -469,6 +486,22 @@ class GroupedWiener:
         block_num = np.stack([np.bincount(where, weights=(weight * plane).ravel(), minlength=size).reshape(-1, span)
                               for plane in filtered])
         return (slice(top, bottom), slice(left, right)), block_den, block_num
+
+    def _noisy_coefficients(self, noisy: np.ndarray, gy: np.ndarray, gx: np.ndarray, d: np.ndarray,
+                            haar: np.ndarray, key: tuple[Any, ...] | None) -> np.ndarray:
+        """The 3-D transform of the noisy plane's groups at ``gy``, ``gx``: kept under ``key``
+        (None: not kept) while the kept ones stay within :attr:`KEPT_BYTES`. Read-only when kept."""
+        kept = self._kept_coefs
+        if kept is not None and key is not None and key in kept:
+            return kept[key]
+        coef = _along(_along(_along(_groups(noisy, gy, gx, self.patch), d, 0), d, 1), haar, 2)
+        if kept is not None and key is not None:
+            with self._kept_lock:  # blocks are filtered on several threads
+                if self._kept_bytes + coef.nbytes <= self.KEPT_BYTES:
+                    coef.setflags(write=False)
+                    kept[key] = coef
+                    self._kept_bytes += coef.nbytes
+        return coef
 
 
 def _groups(plane: np.ndarray, gy: np.ndarray, gx: np.ndarray, p: int) -> np.ndarray:

@@ -28,9 +28,12 @@ of the derivatives and chose the latest checkpoint; on the held-out pixels alone
 never saw, so that it is exact there) it was unbiased but too noisy on 64-px crops. The checkpoint
 of least SURE is returned, then refined as usual.
 
-Cost: one more pilot fit (the steps the first ran) and two refinements per candidate: every
-other checkpoint, then the two beside the best (:data:`MAX_CANDIDATES`): 2-3 times the held-out
-stop's time in grey, about 4 in colour. So the default applies it only to photos of at most
+Cost: one more pilot fit (the steps the first ran, up to :data:`PAST_HELD_OUT` past the held-out
+minimum) and two refinements per candidate (every other checkpoint up to there, then the two
+beside the best; :data:`MAX_CANDIDATES`), the photo's and the probe's transformed groups kept
+from one candidate to the next: 2-3 times the held-out stop's time in grey, 3-4 in colour (a
+second fit alone is about one more; BENCHMARKS.md, "#15 the SURE pick's cost"). So the default
+applies it only to photos of at most
 :data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes seconds;
 ``--stop sure`` asks for it at any size restored whole.
 """
@@ -49,7 +52,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "first_candidates", "candidates_for", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -57,6 +60,13 @@ PROBE_SCALE = 0.3
 MAX_CANDIDATES = 40
 """At most this many checkpoints, 10 steps apart (thinned evenly beyond), are refined and scored
 first; then the two beside the best of them (checkpoints are every 5 steps)."""
+
+PAST_HELD_OUT = 10
+"""Checkpoints at most this many steps after the held-out minimum are scored, and the second fit
+runs no further (at a constant learning rate, its steps up to there are those of a longer fit).
+On the 39 tune rows of the SURE pick (64-128 px, grey and colour) the pick went past the held-out
+minimum by more than this once (0.05 dB lost there, 0.001 on average), on the 43 report and 10
+unseen rows never; the second fit is 14-24% shorter (BENCHMARKS.md, "#15 the SURE pick's cost")."""
 
 CLIPPED_NOISE = True
 """The estimate's noise is clipped at black and white (:func:`clipped_noise_sigma`), not one level
@@ -235,8 +245,12 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     moved = [dataclasses.replace(photo, image=moved_photo if photo.image.ndim == 3 else moved_photo[..., 0])]
     moved_rule = HoldOut(fraction=rule.fraction, patience=1 << 30, seed=rule.seed,
                          check_every=rule.tracker.check_every, average=rule.average.spec, keep_checkpoints=True)
+    # checkpoints past the held-out minimum by more than PAST_HELD_OUT are not scored, so the
+    # second fit stops there (at a constant rate its steps are those of a longer fit)
+    last = result.stop_step + PAST_HELD_OUT
+    second_steps = min(result.steps_run, last) if config.schedule == "constant" else result.steps_run
     fit_started = time.perf_counter()
-    fit(moved, dataclasses.replace(config, steps=result.steps_run, retry_lr=None), stop=moved_rule)  # its progress shown as the first's
+    fit(moved, dataclasses.replace(config, steps=second_steps, retry_lr=None), stop=moved_rule)  # its progress shown as the first's
     result.timings["sure_fit_s"] = time.perf_counter() - fit_started
     moved_kept = dict(moved_rule.checkpoints())
 
@@ -253,7 +267,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
         scores[step] = risk(y, refined, moved_refined, probe, scale, spread)
 
     # every other checkpoint first (10 steps apart), then the two beside the best of those
-    steps = sorted(s for s in kept if s in moved_kept)
+    steps = sorted(s for s in kept if s in moved_kept and s <= last) or sorted(s for s in kept if s in moved_kept)
     for step in first_candidates(steps):
         score(step)
     best = steps.index(min(scores, key=lambda s: (scores[s], s)))
@@ -266,7 +280,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     result.model = None  # an average of iterates: no model renders it
     # the estimates rank the checkpoints; as error estimates they are biased where the noise is
     # clipped or its level misread (they may be negative), so they are kept under a name that says so
-    record.update(step=chosen, candidates=len(scores), sigma=round(sigma * 255, 3),
+    record.update(step=chosen, candidates=len(scores), second_fit_steps=int(second_steps), sigma=round(sigma * 255, 3),
                   ranking_estimates={str(step): float(f"{value:.6g}") for step, value in sorted(scores.items())})
     stop["sure"] = record
     result.stop_reason = (f"{result.stop_reason}; the average's step chosen by SURE of the refined image "
