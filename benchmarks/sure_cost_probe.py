@@ -1,0 +1,27 @@
+"""The time of the default restore of one small noisy photo (the SURE pick's path): a 128-px centre
+crop of a shared image, sigma-25 noise (seed 1), colour or grey, one torch thread; one JSON line.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/sure_cost_probe.py set5/bird [grey]
+"""
+import json
+import os
+import sys
+import time
+import numpy as np
+from linr.images import read_image
+from linr.tasks import noisy, restore
+import torch
+
+torch.set_num_threads(1)
+DATA = os.environ.get("LINR_DATA", "../shared/data")
+name, grey = sys.argv[1], len(sys.argv) > 2
+clean, _ = read_image(f"{DATA}/{name}.png")
+h, w = clean.shape[:2]
+c = clean[(h-128)//2:(h-128)//2+128, (w-128)//2:(w-128)//2+128]
+if grey: c = c.mean(axis=2, keepdims=True)
+y = np.clip(c + np.random.default_rng(1).normal(0, 25/255, c.shape), 0, 1).astype(np.float32)
+t=time.time()
+r = restore([noisy(y)], device="cpu", progress=False)
+from skimage.metrics import peak_signal_noise_ratio as psnr
+su = r.settings["stop"].get("sure", {})
+print(json.dumps({"image": name, "grey": grey, "s": round(time.time()-t, 1), "fit_s": round(r.timings["fit_s"], 1), "sure_fit_s": round(r.timings.get("sure_fit_s", 0), 1), "sure_s": round(r.timings.get("sure_s", 0), 1), "step": su.get("step"), "held": su.get("held_out_step"), "candidates": su.get("candidates"), "psnr": round(float(psnr(c.astype(np.float64), np.clip(r.image,0,1).astype(np.float64), data_range=1)), 3)}))
