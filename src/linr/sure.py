@@ -31,8 +31,9 @@ of least SURE is returned, then refined as usual.
 Cost: one more pilot fit (the steps the first ran, up to :data:`PAST_HELD_OUT` past the held-out
 minimum) and two refinements per candidate (every other checkpoint up to there, then the two
 beside the best; :data:`MAX_CANDIDATES`), the photo's and the probe's transformed groups kept
-from one candidate to the next: 2-3 times the held-out stop's time in grey, 3-4 in colour (a
-second fit alone is about one more; BENCHMARKS.md, "#15 the SURE pick's cost"). So the default
+from one candidate to the next: 2.1-2.4 times the held-out stop's time in grey, 3.0-3.5 in colour
+on 128-px crops (the second fit alone is 0.6-0.9 more; BENCHMARKS.md, "#15 the SURE pick's
+cost"). So the default
 applies it only to photos of at most
 :data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes seconds;
 ``--stop sure`` asks for it at any size restored whole.
