@@ -49,10 +49,35 @@ def test_grid_convention():
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_maps_coordinates_to_values(name):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=name, width=32, depth=3), out_channels=1)
+    model = build_model(ModelConfig(name=name, width=32, depth=3).for_image(5, 7), out_channels=1)
     out = model(coordinate_grid(5, 7))
     assert out.shape == (35, 1) and torch.isfinite(out).all()
     out.sum().backward()
+
+
+def test_relu_pe_octaves_come_from_the_image_side_as_in_the_siren_code_base():
+    """Independent reference: the SIREN code base's Nyquist rule, floor(log(side / 4, 2)) (its
+    ``get_num_frequencies_nyquist``); the shorter side counts; an explicit count is kept; an
+    unresolved config is refused by build_model; a fit records the count it used."""
+    import math
+
+    import numpy as np
+
+    import linr
+    from linr.models import nyquist_octaves
+
+    for side in (16, 63, 64, 128, 228, 255, 256, 280, 288, 344, 512, 768):
+        assert nyquist_octaves(side) == int(math.floor(math.log(1 / (2 * (2 * 1 / side)), 2)))
+    assert ModelConfig(name="relu_pe").for_image(228, 344).pe_frequencies == 5  # set5 woman: the shorter side
+    assert ModelConfig(name="relu_pe", pe_frequencies=10).for_image(228, 344).pe_frequencies == 10
+    assert ModelConfig(name="siren").for_image(512, 512) == ModelConfig(name="siren")
+    with pytest.raises(ValueError, match="for_image"):
+        build_model(ModelConfig(name="relu_pe"), out_channels=3)
+    encoded = build_model(ModelConfig(name="relu_pe", width=8, depth=1).for_image(64, 64), out_channels=1)
+    assert encoded.body[0].out_features == 2 * (1 + 2 * 4)  # x, y and sin / cos of 4 octaves each
+    result = linr.restore([linr.noisy(np.full((32, 48, 1), 0.5, np.float32))], model=ModelConfig(
+        name="relu_pe", width=8, depth=1), steps=2, stop="fixed", device="cpu", progress=False, refine="none")
+    assert result.settings["model"]["pe_frequencies"] == 3  # floor(log2(32 / 4))
 
 
 def test_wire_counts_real_features_and_returns_real_values():

@@ -405,6 +405,8 @@ def _start(observations: Sequence[Observation], config: FitConfig, reference: np
         stop.reset()
         observations = stop.prepare(observations)
     problem = build_problem(observations, config.device, reference, prior=config.prior)
+    # what the model sets from the image (relu_pe's octaves) is resolved here, and recorded so
+    config = dataclasses.replace(config, model=config.model.for_image(problem.height, problem.width))
 
     # Model initialisation draws from a private RNG state so results depend only on the seed.
     with torch.random.fork_rng(devices=[]):

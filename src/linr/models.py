@@ -8,6 +8,7 @@ and one registry line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -130,8 +131,11 @@ class ModelConfig:
     """Number of hidden (activated) layers; the paper's released code builds 1 + 6 = 7."""
     omega_0: float = 30.0
     """SIREN (and FINER) frequency for the first and hidden sine layers (ignored by other activations)."""
-    pe_frequencies: int = 10
-    """Octaves of the NeRF positional encoding (relu_pe only)."""
+    pe_frequencies: int | None = None
+    """Octaves of the NeRF positional encoding (relu_pe only). None: from the side of the image the
+    model renders, as the SIREN code base the paper's released code builds on sets them
+    (:func:`nyquist_octaves`: 6 for 256 px, 7 for 512); resolved when a fit starts
+    (:meth:`for_image`)."""
     gauss_scale: float = 10.0
     """``s`` of the Gaussian activation ``exp(-(s x)^2)`` (gauss only)."""
     gabor_omega: float = 20.0
@@ -146,6 +150,8 @@ class ModelConfig:
             raise InputError(f"unknown model {self.name!r}; choose from {', '.join(MODEL_FAMILIES)}")
         for field_name in ("width", "depth", "pe_frequencies"):  # numpy integers too, kept as int
             value = getattr(self, field_name)
+            if field_name == "pe_frequencies" and value is None:  # set from the image when a fit starts
+                continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < int(field_name != "pe_frequencies"):
                 raise InputError(f"model {field_name} must be a {'positive' if field_name != 'pe_frequencies' else 'non-negative'} "
                                  f"whole number, got {value!r}")
@@ -156,6 +162,14 @@ class ModelConfig:
                 raise InputError(f"model {field_name} must be a positive number, got {value!r}")
             if not isinstance(value, (int, float)):  # a numpy number: a plain float (Python's kept as given)
                 object.__setattr__(self, field_name, float(value))
+
+    def for_image(self, height: int, width: int) -> "ModelConfig":
+        """This config for a model that renders ``height`` x ``width`` pixels: what is set from the
+        image (``pe_frequencies`` of ``relu_pe`` when None, :func:`nyquist_octaves` of the shorter
+        side) resolved; itself when nothing is."""
+        if self.name == "relu_pe" and self.pe_frequencies is None:
+            return dataclasses.replace(self, pe_frequencies=nyquist_octaves(min(height, width)))
+        return self
 
 
 class Activation:
@@ -383,6 +397,16 @@ class Wire(nn.Module):
         return self.head(h).real
 
 
+def nyquist_octaves(side: int) -> int:
+    """Octaves of the NeRF encoding for an image ``side`` pixels across, as the SIREN code base sets
+    them (``PosEncodingNeRF`` with ``use_nyquist``; coordinates on [-1, 1]): the highest octave's
+    frequency, ``2^(k-1)`` cycles per unit, kept below the Nyquist rate of ``side / 4``, i.e.
+    ``floor(log2(side / 4))``; at least 1."""
+    if side < 8:
+        return 1
+    return max(1, int(math.floor(math.log2(side / 4))))
+
+
 class PositionalEncoding(nn.Module):
     """NeRF encoding ``[x, sin(2^k pi x), cos(2^k pi x)]`` for k < ``frequencies``."""
 
@@ -477,5 +501,9 @@ MODELS = tuple(MODEL_FAMILIES)
 
 def build_model(config: ModelConfig, *, out_channels: int) -> nn.Module:
     """Instantiate the model named by ``config`` (uses the global torch RNG: seed it first; the
-    name was checked when the config was made)."""
+    name was checked when the config was made). What is set from the image must be resolved
+    first (:meth:`ModelConfig.for_image`)."""
+    if config.for_image(8, 8) is not config:
+        raise ValueError(f"model {config.name}: its settings depend on the image size; build "
+                         "config.for_image(height, width)")
     return MODEL_FAMILIES[config.name].build(config, out_channels)

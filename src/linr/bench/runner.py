@@ -311,6 +311,12 @@ class BenchRun:
                     and config.batch_pixels is None)):
                 key.update(kind="linr", model=method.model if method.kind == "linr" else "siren",
                            steps=config.steps)
+                if config.model.name == "relu_pe":  # its octaves (set from the image since the
+                    # thirty-seventh session; 10 before, whose rows carry no such field)
+                    from ..problem import clean_shape
+
+                    shape = clean_shape(self.observations(arrays, corruption))
+                    key.update(pe_frequencies=config.model.for_image(*shape).pe_frequencies)
             else:
                 key.update(fit={f: v for f, v in dataclasses.asdict(config).items()
                                 if f not in ("progress", "device", "eval_every")
