@@ -133,9 +133,11 @@ class ModelConfig:
     """SIREN (and FINER) frequency for the first and hidden sine layers (ignored by other activations)."""
     pe_frequencies: int | None = None
     """Octaves of the NeRF positional encoding (relu_pe only). None: from the side of the image the
-    model renders, as the SIREN code base the paper's released code builds on sets them
-    (:func:`nyquist_octaves`: 6 for 256 px, 7 for 512); resolved when a fit starts
-    (:meth:`for_image`)."""
+    model renders, as the SIREN code base (whose network the paper's released code builds) sets
+    them (:func:`nyquist_octaves`: 6 for 256 px, 7 for 512); resolved when a fit starts
+    (:meth:`for_image`). The paper does not say its count: this is our reading, chosen over
+    NeRF's fixed 10 because it is the one that puts ReLU-PE above plain ReLU, as the paper's
+    Table 11 does (BENCHMARKS.md, "Table 11's ReLU-PE")."""
     gauss_scale: float = 10.0
     """``s`` of the Gaussian activation ``exp(-(s x)^2)`` (gauss only)."""
     gabor_omega: float = 20.0
