@@ -246,3 +246,37 @@ def test_quiet_restore_keeps_the_forecasts_warnings_and_drops_the_rest(tmp_path,
         err = capsys.readouterr().err
         assert "warning: the refinement after the fit needs about 9 GiB" in err
         assert ("about 2 h for 500 steps" in err) is not quiet
+
+
+def test_a_new_users_trial_tile_hint_overlap_note_tiled_report_kernel_message_and_interrupt_line(
+        tmp_path, capsys, monkeypatch):
+    """Four faults a new user's trial found: the too-small-tiles error's suggestion is a
+    SIZE:OVERLAP that then works; an overlap raised above the asked one is said; a tiled restore's
+    report has no per-step time (null, not 0); a Gaussian kernel spec larger than the photo is
+    not taken for a photo; after an interrupt on a terminal the first line starts on a new line."""
+    import re
+
+    import linr.cli
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "low.png", rng.random((24, 24, 3)))
+    low, out = str(tmp_path / "low.png"), str(tmp_path / "o.png")
+    assert main(["restore", "--lowres", low, "--factor", "4", "--tile", "48:8", "-o", out]) == 2
+    hint = re.search(r"--tile (\d+:\d+)", capsys.readouterr().err).group(1)
+    assert main(["restore", "--lowres", low, "--factor", "4", "--tile", hint, "-o", out, "--steps", "1",
+                 "--refine", "none", "--device", "cpu", "--quiet"]) == 0
+    capsys.readouterr()
+    report = tmp_path / "r.json"
+    assert main(["restore", "--lowres", low, "--factor", "4", "--tile", "64:20", "-o", out, "--force", "--steps", "1",
+                 "--refine", "none", "--device", "cpu", "--quiet", "--report", str(report)]) == 0
+    assert "raised from the 20 px asked" in capsys.readouterr().err
+    timings = json.loads(report.read_text())["timings"]
+    assert timings["per_step_s"] is None and timings["fit_s"] > 0
+    write_image(tmp_path / "blurred.png", rng.random((32, 32, 3)))
+    write_image(tmp_path / "photo.png", rng.random((40, 40)))
+    for kernel, photo_hint in (("gaussian:51:3", False), (str(tmp_path / "photo.png"), True)):
+        assert main(["restore", "--blurred", str(tmp_path / "blurred.png"), "--kernel", kernel, "-o", out]) == 2
+        err = capsys.readouterr().err
+        assert "as large as the blurred photo" in err and ("a photo given as the kernel" in err) is photo_hint
+    monkeypatch.setattr(linr.cli.sys.stderr, "isatty", lambda: True, raising=False)
+    assert linr.cli._after_bar() == "\n" and linr.cli._after_bar() == ""  # the first line only

@@ -290,8 +290,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
         stores = [tile_store_path(args.output, i + 1 if len(scenes) > 1 else None) for i in range(len(scenes))]
         h, w = grid.shape
+        from .tiling import parse_tile
+
+        asked = parse_tile(args.tile).overlap
+        raised = (f", raised from the {asked} px asked: the least these observations need"
+                  if asked is not None and grid.overlap > asked else "")
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
-                     f"(overlap {grid.overlap} px); finished tiles are kept in {stores[0]} until the "
+                     f"(overlap {grid.overlap} px{raised}); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
     # planned (and a refused plan said in one line) before the notes, so that no note precedes a refusal
     cost = _cost_line(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
@@ -769,8 +774,25 @@ def _say_kept_tiles(stores: list[Path | None]) -> None:
     for store in stores:
         count = 0 if store is None else count_finished(store)
         if count:
-            print(f"linr: {count} finished tile(s) kept in {store}: rerun the same command to resume",
+            print(f"{_after_bar()}linr: {count} finished tile(s) kept in {store}: rerun the same command to resume",
                   file=sys.stderr, flush=True)
+
+
+_BAR_ENDED: list[bool] = []
+"""Set once :func:`_after_bar` has ended the line of an interrupted progress bar."""
+
+
+def _after_bar() -> str:
+    """What starts the first line said on stderr after an interrupt: a line break on a terminal,
+    where a progress bar may have been left without one; nothing in a log or after the first."""
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        terminal = False
+    if not terminal or _BAR_ENDED:
+        return ""
+    _BAR_ENDED.append(True)
+    return "\n"
 
 
 def _say_refining(name: str) -> None:
@@ -1068,6 +1090,7 @@ module level, and sets ``func`` on its parser like the commands above."""
 
 def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("LINR_DEBUG"))
+    _BAR_ENDED.clear()
     try:
         args = build_parser().parse_args(argv)
         code = int(args.func(args) or 0)
@@ -1084,7 +1107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("linr: interrupted", file=sys.stderr)
+        print(f"{_after_bar()}linr: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (``linr metrics ... | head``): stop quietly, as Python's docs

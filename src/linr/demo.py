@@ -61,7 +61,8 @@ def run_demo(out_dir: Path, *, steps: int | None = None, device: str = "auto") -
     print("PSNR against the clean crop (RGB, data range 1, output clipped):")
     for name, value in scores.items():
         print(f"  {name:<28s} {value:6.2f} dB")
-    print(f"fitting took {result.timings['fit_s']:.1f} s on {result.settings['device']} "
-          f"({result.timings['per_step_s'] * 1000:.0f} ms/step)")
+    per_step = result.timings.get("per_step_s")  # None for a restore in tiles
+    print(f"fitting took {result.timings['fit_s']:.1f} s on {result.settings['device']}"
+          + ("" if per_step is None else f" ({per_step * 1000:.0f} ms/step)"))
     print(f"images written to {out_dir}/ ({', '.join(f + '.png' for f in files)})")
     return scores

@@ -183,10 +183,11 @@ def plan_grid(shape: tuple[int, int], size: int, overlap: int, *, halo: int = 0,
     size = math.ceil(size / align) * align
     needed = 2 * halo + MIN_RAMP
     if needed > size // 2:
+        least = max(needed, overlap)  # the overlap a working tile needs: this one's, or the asked one
         raise InputError(f"tiles of {size} px are too small for these observations: a tile's edge band that "
                          f"its fit cannot explain is {halo} px wide here (how far the operators mix pixels), "
                          f"so tiles must overlap by at least {needed} px, more than half a tile; use larger "
-                         f"tiles (at least {2 * needed})")
+                         f"tiles, e.g. --tile {math.ceil(2 * least / align) * align}:{least}")
     if overlap > size // 2:
         raise InputError(f"tiles of {size} px overlapping by {overlap} px: the overlap may be at most half a "
                          f"tile; give a smaller overlap (SIZE:OVERLAP, e.g. {size}:{max(needed, size // 4)}) "
@@ -695,7 +696,8 @@ def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGri
         "tiles": infos,
     }
     fit_s = sum(i["fit_s"] for i in fitted)
-    timings = {"setup_s": 0.0, "fit_s": seconds, "tiles_fit_s": fit_s, "per_step_s": 0.0,
+    # no one step of the whole image: each tile's steps and seconds are in settings['tiles']
+    timings = {"setup_s": 0.0, "fit_s": seconds, "tiles_fit_s": fit_s, "per_step_s": None,
                "eval_s": 0.0, "train_s": seconds, "total_s": seconds}
     return FitResult(image.astype(np.float32, copy=False), {}, max(steps), int(np.median(stop_steps)), reason,
                      timings, settings)
