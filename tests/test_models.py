@@ -78,6 +78,21 @@ def test_relu_pe_octaves_come_from_the_image_side_as_in_the_siren_code_base():
     result = linr.restore([linr.noisy(np.full((32, 48, 1), 0.5, np.float32))], model=ModelConfig(
         name="relu_pe", width=8, depth=1), steps=2, stop="fixed", device="cpu", progress=False, refine="none")
     assert result.settings["model"]["pe_frequencies"] == 3  # floor(log2(32 / 4))
+    tiled = linr.restore([linr.noisy(np.full((48, 48, 1), 0.5, np.float32))], model=ModelConfig(
+        name="relu_pe", width=8, depth=1), steps=1, stop="fixed", device="cpu", progress=False, refine="none",
+        tile="24:8")
+    side = min(tiled.settings["tiling"]["size"])
+    assert tiled.settings["model"]["pe_frequencies"] == nyquist_octaves(side)  # as each tile's fit resolved it
+    # every other model holds the count it always did, so settings recorded before read the same
+    # (batch manifests, tile stores, bench keys); the command line's --model relu_pe sets its own
+    import argparse
+    import dataclasses
+
+    from linr.cli_common import model_config
+
+    assert dataclasses.asdict(ModelConfig())["pe_frequencies"] == 10
+    args = argparse.Namespace(model="relu_pe", width=None, depth=None, omega0=None)
+    assert model_config(args, None).pe_frequencies is None
 
 
 def test_wire_counts_real_features_and_returns_real_values():

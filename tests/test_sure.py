@@ -76,9 +76,10 @@ def test_held_groups_keep_a_photos_transforms_without_changing_the_result() -> N
     that photo: the same bytes as a filter that transforms them again at every call, whatever the
     order of photos and pilots; with no room to keep them (KEPT_BYTES 0), the same again."""
     clean = _scene(48)
+    clean = np.concatenate([clean, clean[::-1], clean[:, ::-1]], axis=-1) if clean.shape[-1] == 1 else clean  # colour
     photos = [add_gaussian_noise(clean, 25, seed=s).astype(np.float32) for s in (1, 2)]
     pilots = [np.asarray(ndimage.gaussian_filter(photos[0], (w, w, 0)), np.float32) for w in (0.8, 1.5)]
-    keeping, again, none = (GroupedWiener(keep_groups=True) for _ in range(3))
+    keeping, again, none = (GroupedWiener(keep_groups=True, threads=2) for _ in range(3))
     again._kept_coefs = None  # transforms every call (the groups still held)
     none.KEPT_BYTES = 0
     for pilot in pilots:

@@ -239,6 +239,8 @@ def model_config(args: argparse.Namespace, preset: str) -> Any:
     changes = {}
     if args.model is not None:  # an unknown name: ModelConfig's one-line error
         changes["name"] = args.model
+        if args.model == "relu_pe":  # its octaves from the image, not the count the preset's model holds
+            changes["pe_frequencies"] = None
     for field_name, value in (("width", args.width), ("depth", args.depth), ("omega_0", args.omega0)):
         if value is not None:
             changes[field_name] = value

@@ -132,7 +132,8 @@ class ModelConfig:
     omega_0: float = 30.0
     """SIREN (and FINER) frequency for the first and hidden sine layers (ignored by other activations)."""
     pe_frequencies: int | None = None
-    """Octaves of the NeRF positional encoding (relu_pe only). None: from the side of the image the
+    """Octaves of the NeRF positional encoding (relu_pe only; other models hold 10, unused, so that
+    their settings read as they always did). None (relu_pe's default): from the side of the image the
     model renders, as the SIREN code base (whose network the paper's released code builds) sets
     them (:func:`nyquist_octaves`: 6 for 256 px, 7 for 512); resolved when a fit starts
     (:meth:`for_image`). The paper does not say its count: this is our reading, chosen over
@@ -150,9 +151,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.name not in MODEL_FAMILIES:
             raise InputError(f"unknown model {self.name!r}; choose from {', '.join(MODEL_FAMILIES)}")
+        if self.pe_frequencies is None and self.name != "relu_pe":  # unused by them: the count they
+            object.__setattr__(self, "pe_frequencies", 10)  # always had, so their settings read as before
         for field_name in ("width", "depth", "pe_frequencies"):  # numpy integers too, kept as int
             value = getattr(self, field_name)
-            if field_name == "pe_frequencies" and value is None:  # set from the image when a fit starts
+            if field_name == "pe_frequencies" and value is None:  # relu_pe's: set from the image when a fit starts
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < int(field_name != "pe_frequencies"):
                 raise InputError(f"model {field_name} must be a {'positive' if field_name != 'pe_frequencies' else 'non-negative'} "

@@ -689,8 +689,9 @@ def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGri
               f"{min(steps)}-{max(steps)} (median {int(np.median(steps))})")
     weights = [1.0 if o.weight is None else float(o.weight) for o in observations]
     settings = {
-        **describe_fit(config, resolve_device(config.device), grid.shape, image.shape[2], observations,
-                       weights),
+        # the model as each tile's fit resolved it (the tiles are of one size)
+        **describe_fit(replace(config, model=config.model.for_image(*grid.size)),
+                       resolve_device(config.device), grid.shape, image.shape[2], observations, weights),
         "stop": stop_name or "fixed",
         "tiling": {**grid.describe(), "stack": stack if stacked else 1},
         "tiles": infos,
