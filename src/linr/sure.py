@@ -33,9 +33,8 @@ minimum) and two refinements per candidate (every other checkpoint up to there, 
 beside the best; :data:`MAX_CANDIDATES`), the photo's and the probe's transformed groups kept
 from one candidate to the next: 2.1-2.4 times the held-out stop's time in grey, 3.0-3.5 in colour
 on 128-px crops (the second fit alone is 0.6-0.9 more; BENCHMARKS.md, "#15 the SURE pick's
-cost"). So the default
-applies it only to photos of at most
-:data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes seconds;
+cost"). So the default applies it only to photos of at most :data:`UP_TO_PIXELS`, where the
+held-out stop fell short and all this takes seconds;
 ``--stop sure`` asks for it at any size restored whole.
 """
 
