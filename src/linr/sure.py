@@ -267,7 +267,8 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
         scores[step] = risk(y, refined, moved_refined, probe, scale, spread)
 
     # every other checkpoint first (10 steps apart), then the two beside the best of those
-    steps = sorted(s for s in kept if s in moved_kept and s <= last) or sorted(s for s in kept if s in moved_kept)
+    common = sorted(s for s in kept if s in moved_kept)
+    steps = [s for s in common if s <= last] or common
     for step in first_candidates(steps):
         score(step)
     best = steps.index(min(scores, key=lambda s: (scores[s], s)))
