@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiles_scale import noisy_mirrored_photo  # noqa: E402
 
 
 def main() -> None:
-    import numpy as np
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from linr.images import read_image
     from linr.models import ModelConfig
     from linr.tasks import noisy, restore
 
@@ -36,12 +38,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=25, help="operators to print")
     args = p.parse_args()
 
-    photo, _ = read_image(Path(args.data) / "set9" / "kodim01.png")
-    mirrored = np.concatenate([photo, photo[::-1]], 0)
-    mirrored = np.concatenate([mirrored, mirrored[:, ::-1]], 1)
-    reps = (args.size // mirrored.shape[0] + 1, args.size // mirrored.shape[1] + 1, 1)
-    clean = np.tile(mirrored, reps)[:args.size, :args.size]
-    y = (clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape)).astype(np.float32)
+    _, y = noisy_mirrored_photo(Path(args.data), args.size)  # the photo of benchmarks/tiles_scale.py
     model = ModelConfig(width=args.width) if args.width else None
     run = dict(tile=args.tile, steps=args.steps, stop="fixed", device=args.device, progress=False,
                model=model, tile_stack=args.stack, refine="none")
