@@ -3,11 +3,14 @@
 # wall time (default 450) it runs, each part under a time guard, writing everything to $OUT (at
 # most 8 files come back):
 #   1. machine.txt  GPU, driver, torch, CUDA, commit
-#   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/tiles_scale.py:
-#                   512x512 and 2048x2048 noisy photos in stacked tiles (#14's GPU target), 25 fixed
-#                   steps per tile, time per pixel (fit and refinement apart) and peak memory, one
-#                   JSON line per size; then benchmarks/profile_tiles.py: torch's profiler over 5
-#                   steps of the 2048-px photo's stacks (where a stacked step's time goes on CUDA)
+#   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/profile_tiles.py:
+#                   torch's profiler over 8 steps of a 1024-px noisy photo's 16 tiles in one stack
+#                   (where a stacked step's time goes on CUDA; since the thirty-eighth session the
+#                   default chunk takes a stack's step at once there: linr.engine.chunk_pixels_for);
+#                   then benchmarks/tiles_scale.py: a 512x512 noisy photo in stacked tiles, 25
+#                   fixed steps per tile, time per pixel (fit and refinement apart) and peak memory
+#                   (the 2048-px photo was timed in the thirty-seventh session, 102 s; in the
+#                   thirty-eighth its refinement on the host kept it past a 150-s guard)
 #   3. then three streams at once on the one GPU (each fit is small for it), each a list of
 #      TABLE:METHOD items (the paper column of every table is in RESUME_FROM since the
 #      thirty-seventh session, so its items cost seconds):
@@ -70,8 +73,8 @@ else
   DEVICE=cuda
   ITEMS_A="1:linr 6:linr 9:linr 1:dip_recipe"; ITEMS_B="4:linr 11:linr 2:dip_recipe"; PAPER=()
   TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py tests/test_tiling.py)
-  TILE_SIZES=(512 2048); TILE_ARGS=(--steps 25 --stack 16)
-  PROFILE_ARGS=(--size 2048 --steps 5 --stack 16)
+  TILE_SIZES=(512); TILE_ARGS=(--steps 25 --stack 16)
+  PROFILE_ARGS=(--size 1024 --steps 8 --stack 16)
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -86,12 +89,12 @@ fi
   git rev-parse --short HEAD 2>/dev/null
 } > "$OUT/machine.txt" 2>&1
 
-# 2. tiles, alone on the GPU: a 2048x2048 noisy photo in stacked tiles (25 fixed steps per tile)
-# and a 512x512 one for the time per pixel; then a profile of the 2048-px stacks' steps
-part tiles 150 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
-  --data "$DATA" "${TILE_ARGS[@]}"
-part "tiles profile" 90 "$OUT/speed.log" "$PY" benchmarks/profile_tiles.py --device "$DEVICE" --data "$DATA" \
+# 2. alone on the GPU: a profile of a 1024-px photo's stacked tile steps, then a 512x512 noisy
+# photo in stacked tiles (25 fixed steps per tile) for the time per pixel
+part "tiles profile" 60 "$OUT/speed.log" "$PY" benchmarks/profile_tiles.py --device "$DEVICE" --data "$DATA" \
   "${PROFILE_ARGS[@]}"
+part tiles 60 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
+  --data "$DATA" "${TILE_ARGS[@]}"
 
 # 3. the paper column, two streams with their own jobs files (merged below), and the tests beside them
 RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}

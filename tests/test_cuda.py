@@ -4,6 +4,8 @@ benchmarks/gpu_run.sh on a lent GPU."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -61,3 +63,15 @@ def test_stacked_fits_equal_separate_ones_on_cuda(clean):
     for obs, together in zip(scenes, stacked):
         alone = fit(obs, config)
         assert np.abs(alone.image - together.image).max() < 1e-3
+
+
+def test_the_default_chunk_takes_a_stacks_step_at_once_on_cuda():
+    big = crop(load("set5/butterfly.png"), 192, top=32, left=32)
+    scenes = [[linr.noisy(add_gaussian_noise(big, 25, seed=s))] for s in range(4)]  # 4 x 36864 px > 2**17
+    config = FitConfig(steps=5, device="cuda", progress=False, model=ModelConfig(width=64, depth=4))
+    grown = fit_many(scenes, config)
+    assert grown[0].settings["engine_used"]["chunk_pixels"] >= 4 * 192 * 192  # one chunk per step
+    chunked = fit_many(scenes, dataclasses.replace(config, chunk_pixels=2**14))  # several chunks a step
+    assert chunked[0].settings["engine_used"]["chunk_pixels"] == 2**14
+    for a, b in zip(grown, chunked):
+        assert np.abs(a.image - b.image).max() < 1e-3

@@ -189,6 +189,32 @@ def test_estimate_is_bounded_by_the_chunk_and_linear_in_steps():
     assert "GiB" in small.describe()
 
 
+def test_the_default_chunk_grows_to_a_cuda_devices_free_memory_only():
+    from linr.engine import DEFAULT_CHUNK_PIXELS, chunk_pixels_for
+
+    per_pixel = 256 * 15 * 4  # saved activations of the paper's network, float32
+    free = 128 * 2**30
+    grown = chunk_pixels_for(DEFAULT_CHUNK_PIXELS, "cuda", net_width=256, depth=7, pixels=16 * 272 * 272,
+                             free_bytes=free)
+    assert grown == 16 * 272 * 272  # a 16-tile stack's step in one chunk: a quarter of 128 GiB holds it
+    capped = chunk_pixels_for(DEFAULT_CHUNK_PIXELS, "cuda", net_width=256, depth=7, pixels=10**9, free_bytes=free)
+    assert capped == free // 4 // per_pixel  # a quarter of the free memory, no more
+    small_card = chunk_pixels_for(DEFAULT_CHUNK_PIXELS, "cuda", net_width=256, depth=7, pixels=10**9,
+                                  free_bytes=2**30)
+    assert small_card == DEFAULT_CHUNK_PIXELS  # never below the default
+    # the CPU and a value the user chose are kept as given (no CUDA call on either path)
+    assert chunk_pixels_for(DEFAULT_CHUNK_PIXELS, "cpu", net_width=256, depth=7, pixels=10**9) == DEFAULT_CHUNK_PIXELS
+    assert chunk_pixels_for(5000, "cuda", net_width=256, depth=7, pixels=10**9, free_bytes=free) == 5000
+
+
+def test_a_cpu_fit_records_the_chunk_it_used(clean):
+    obs = [Observation(add_gaussian_noise(clean, 0.1, seed=1), Identity())]
+    result = fit(obs, FitConfig(steps=2, device="cpu", progress=False, model=ModelConfig(width=16)))
+    assert result.settings["engine_used"]["chunk_pixels"] == FitConfig().chunk_pixels == 2**17
+    result = fit(obs, FitConfig(steps=2, device="cpu", progress=False, model=ModelConfig(width=16), chunk_pixels=100))
+    assert result.settings["engine_used"]["chunk_pixels"] == 100
+
+
 # --- reduced precision (opt-in; not the paper's mathematics) -----------------------------------
 
 needs_bf16 = pytest.mark.skipif(not torch.backends.mkldnn.is_available()

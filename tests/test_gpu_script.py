@@ -30,7 +30,7 @@ def test_gpu_script_dry_run_runs_every_part(tmp_path):
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= 8 and all(p.is_file() for p in out.iterdir())  # what a lent machine returns
     rows = [json.loads(line) for line in (out / "speed.log").read_text().splitlines() if line.startswith("{")]
-    scale, profiled = rows[0], rows[-1]  # tiles_scale's row, then profile_tiles' line after its table
+    profiled, scale = rows[0], rows[-1]  # profile_tiles' line after its table, then tiles_scale's row
     assert scale["device"] == "cpu" and scale["fit_s"] > 0 and scale["refine"] == "grouped"
     assert profiled["device"] == "cpu" and profiled["tiles"] == 4 and "Self CPU time total" in (out / "speed.log").read_text()
     jobs = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]

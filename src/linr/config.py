@@ -6,7 +6,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-from .engine import PRECISIONS
+from .engine import DEFAULT_CHUNK_PIXELS, PRECISIONS
 from .errors import InputError
 from .models import ModelConfig
 
@@ -48,9 +48,11 @@ class FitConfig:
     the plain autograd loop otherwise; 'plain': always the plain loop."""
     schedule: str = "constant"
     """Learning-rate schedule: 'constant' (the paper's) or 'cosine' (lr * (1 + cos(pi t/T)) / 2)."""
-    chunk_pixels: int = 2**17
+    chunk_pixels: int = DEFAULT_CHUNK_PIXELS
     """Fast engine: most pixels rendered with gradients at once (bounds memory, see
-    :func:`linr.engine.estimate`); larger images are fitted in chunks with identical gradients."""
+    :func:`linr.engine.estimate`); larger images are fitted in chunks with identical gradients.
+    The default, on a CUDA device, grows to what a quarter of the free memory holds
+    (:func:`linr.engine.chunk_pixels_for`); any other value is kept as given."""
     batch_pixels: int | None = None
     """Fast engine: a random batch of this many pixels per step instead of all of them; only
     when every operator acts pixel by pixel (noisy, masked), otherwise ignored."""

@@ -570,6 +570,38 @@ def estimate(
     return Estimate(int(memory), steps * flops / flops_per_second, float(flops), chunk)
 
 
+DEFAULT_CHUNK_PIXELS = 2**17
+""":attr:`linr.config.FitConfig.chunk_pixels`' default: on the CPU the chunk; on a CUDA device the
+floor of :func:`chunk_pixels_for`'s (which grows it to the device's free memory)."""
+
+CUDA_MEMORY_SHARE = 0.25
+"""Share of a CUDA device's free memory (when a fit starts) that the saved activations of one
+chunk may take when ``chunk_pixels`` is left at its default."""
+
+
+def chunk_pixels_for(requested: int, device: torch.device | str, *, net_width: int, depth: int,
+                     pixels: int, free_bytes: int | None = None) -> int:
+    """Pixels rendered with saved activations at once (all stacked models together).
+
+    ``requested`` (:attr:`linr.config.FitConfig.chunk_pixels`) is kept as given, except its
+    default on a CUDA device: there the chunk grows to what :data:`CUDA_MEMORY_SHARE` of the free
+    memory holds (``free_bytes``, default ``torch.cuda.mem_get_info``; :func:`estimate`'s
+    activations per pixel), capped at ``pixels`` (the whole step), never below the default.
+    A stack of tiles then takes one chunk per step instead of several, each of which repeats every
+    model's data term and prior on the host: on an H200 a 16-tile stack's step spent about three
+    times as long launching work as the card spent on it (BENCHMARKS.md, thirty-eighth session).
+    Gradients are the same whatever the chunk (up to the order of float sums).
+    """
+    device = torch.device(device)
+    if requested != DEFAULT_CHUNK_PIXELS or device.type != "cuda":
+        return requested
+    if free_bytes is None:
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+    per_pixel = net_width * (2 * depth + 1) * 4  # estimate()'s saved activations, float32
+    fits = int(free_bytes * CUDA_MEMORY_SHARE) // per_pixel
+    return max(requested, min(fits, max(pixels, 1)))
+
+
 def measure_throughput(*, net_width: int = 256, depth: int = 7, pixels: int = 4096,
                        repeats: int = 3, precision: str = "float32") -> float:
     """Measured FLOP/s of one training step of the fast SIREN on this CPU (a few tenths of a second)."""

@@ -45,7 +45,7 @@ import torch
 
 from .config import FitConfig, lr_factor
 from .cost import pixel_weight_maps, render_all_pixels
-from .engine import FastSiren, adam_for, select_members
+from .engine import FastSiren, adam_for, chunk_pixels_for, select_members
 from .fidelity import DataTerm, SquaredError
 from .priors import ImagePrior
 from .monitor import Monitor
@@ -177,16 +177,18 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
     watched = any(m.needs_output for m in monitors)
     render_all = pixel_wise and all(b is None for b in batches) and (with_prior or all(
         render_all_pixels(n, h * w, whole_output_every_step=watched) for n in trained))
+    rendered = [h * w if render_all or not pixel_wise else (b or n) for n, b in zip(trained, batches)]
+    chunk_pixels = chunk_pixels_for(config.chunk_pixels, device, net_width=net.width, depth=len(net.weights),
+                                    pixels=sum(rendered))
     infos = [{"name": "fast", "pixel_wise": pixel_wise, "trained_pixels": n, "batch_pixels": b,
-              "rendered_pixels": h * w if render_all or not pixel_wise else (b or n),
-              "chunk_pixels": config.chunk_pixels, "precision": config.precision,
-              **({"stacked": count} if count > 1 else {})} for n, b in zip(trained, batches)]
+              "rendered_pixels": r, "chunk_pixels": chunk_pixels, "precision": config.precision,
+              **({"stacked": count} if count > 1 else {})} for n, b, r in zip(trained, batches, rendered)]
     finished: dict[int, tuple[Callable[[], torch.Tensor], dict[str, Any], float, list[torch.Tensor]]] = {}
     active = list(range(count))  # problem index of each model in the stack, in stack order
 
     def finish(net_k: FastSiren, k: int) -> None:
         def render() -> torch.Tensor:
-            return _as_image(_render_flat(net_k, coords, config.chunk_pixels), (h, w, c))
+            return _as_image(_render_flat(net_k, coords, chunk_pixels), (h, w, c))
 
         finished[k] = (render, infos[k], clock(device), [p.detach() for p in net_k.params])
 
@@ -194,7 +196,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         factor = lr_factor(config.schedule, step, config.steps)
         for group, lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = lr * factor
-        chunk = max(1, config.chunk_pixels // len(active))  # pixels of all models together
+        chunk = max(1, chunk_pixels // len(active))  # pixels of all models together
         if pixel_wise:
             losses, outputs = _pixel_step(net, coords, (h, w, c), [terms[k] for k in active], chunk,
                                           [batches[k] for k in active],

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .engine import FastSiren, check_precision
+from .engine import DEFAULT_CHUNK_PIXELS, FastSiren, check_precision
 from .errors import InputError
 from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
@@ -52,7 +52,7 @@ FORMAT_VERSION = 1
 MAX_RENDER_PIXELS = 2**28
 """Largest render (268 Mpx, e.g. 16384 x 16384): the output image is held in memory whole."""
 
-CHUNK_PIXELS = 2**17
+CHUNK_PIXELS = DEFAULT_CHUNK_PIXELS
 """Pixels per chunk of a render: :attr:`linr.config.FitConfig.chunk_pixels`' default, so that a
 scale-1 render repeats the fit's own chunks."""
 
