@@ -11,7 +11,6 @@ is the time of a step without the set-up. The chunk is forced through the fit lo
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
