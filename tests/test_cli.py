@@ -280,3 +280,10 @@ def test_a_new_users_trial_tile_hint_overlap_note_tiled_report_kernel_message_an
         assert "as large as the blurred photo" in err and ("a photo given as the kernel" in err) is photo_hint
     monkeypatch.setattr(linr.cli.sys.stderr, "isatty", lambda: True, raising=False)
     assert linr.cli._after_bar() == "\n" and linr.cli._after_bar() == ""  # the first line only
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(linr.cli, "cmd_restore", interrupted)
+    for quiet, first in ((True, "linr: interrupted"), (False, "")):  # --quiet draws no bar: no blank line
+        assert main(["restore", "--noisy", low, "-o", out] + (["--quiet"] if quiet else [])) == 130
+        assert capsys.readouterr().err.splitlines()[0] == first

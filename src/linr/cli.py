@@ -779,7 +779,8 @@ def _say_kept_tiles(stores: list[Path | None]) -> None:
 
 
 _BAR_ENDED: list[bool] = []
-"""Set once :func:`_after_bar` has ended the line of an interrupted progress bar."""
+"""Set once :func:`_after_bar` has ended the line of an interrupted progress bar (or from the start
+under ``--quiet``, which draws none)."""
 
 
 def _after_bar() -> str:
@@ -1093,6 +1094,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _BAR_ENDED.clear()
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "quiet", False):  # no progress bar will be drawn: no line of one to end
+            _BAR_ENDED.append(True)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
