@@ -120,7 +120,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset, else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-deblur|grouped-pair|wiener|biharmonic|grouped-fill|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-views-examples|grouped-deblur|grouped-pair|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "
                    "Wiener gains, BM3D's second step with the fit as its pilot, the noise level measured "
@@ -133,6 +133,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "the fit's image made to reproduce its noise-free low-res views exactly; not in the paper); "
                    "grouped-views (super-resolution: project, then 20 passes of the grouped filter at a falling "
                    "noise level, each made to reproduce the views again; not in the paper); "
+                   "grouped-views-examples (one low-res photo: the mean of the fit's image, grouped-views' and "
+                   "the photo upscaled by a small network trained on the photo's own smaller copies, made to "
+                   "reproduce the photo; about a minute more; not in the paper); "
                    "grouped-deblur (deblurring: 10 passes of the grouped filter at a falling noise level, each "
                    "followed by the image that explains the blurred photo best near the filtered one, its noise "
                    "measured on it; not in the paper); "

@@ -158,7 +158,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         data = runs * deblur_data_seconds(refiner, operator, height, width, channels)
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
-    elif isinstance(refiner, GroupedDeblur) or name == "grouped-views":  # its filter passes (and the data steps after them; the
+    elif isinstance(refiner, GroupedDeblur) or name in ("grouped-views", "grouped-views-examples"):  # its filter passes (and the data steps after them; the
         refiner, passes = refiner.filter, runs * refiner.passes  # projections: about a second each at 512 px)
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second
@@ -175,6 +175,10 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
     seconds = passes * scale * (time.perf_counter() - started) / (64 * 64) * height * width + data
+    if name == "grouped-views-examples" and getattr(operator, "factor", None):  # the network learnt from the view's copies
+        from .internal import estimate_seconds
+
+        seconds += estimate_seconds(height, width, channels, operator.factor)
     return RefineCost(seconds, threads, refine_memory(name, height, width, channels, operator=operator))
 
 

@@ -52,6 +52,9 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   ``grouped`` (the image its own pilot) at a falling noise level, projected after every pass
   (plug-and-play super-resolution): for super-resolution from views without noise; the default
   for one low-res photo (:data:`linr.tasks.DEFAULT_SR_REFINE`).
+- ``grouped-views-examples`` (:class:`GroupedViewsExamples`): for one low-res view, the mean of
+  the fit's image, ``grouped-views``' and the view upscaled by a small network learnt from the
+  view's own smaller copies (:mod:`linr.internal`), projected onto the view.
 - ``grouped-deblur`` (:class:`GroupedDeblur`): for one blurred photo, the fit's image filtered
   again and again by ``grouped`` (the image its own pilot) at a falling noise level, each pass
   followed by the image that explains the blurred photo best near the filtered one
@@ -67,7 +70,7 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
 size with no operator (a photo, not a low-res, masked or blurred one); ``grouped-project`` that
 photo and at least one low-res view without noise (:func:`linr.projection.projectable`),
-``project`` and ``grouped-views`` such a view;
+``project`` and ``grouped-views`` such a view (``grouped-views-examples`` exactly one, downsampled);
 ``biharmonic`` and ``grouped-fill`` one observation alone, masked, of the restored size;
 ``grouped-deblur`` one observation alone, blurred (:class:`~linr.operators.Blur`, squared error),
 of the restored size; ``grouped-pair`` a noisy photo (as ``grouped``'s) and a blurred photo (as
@@ -91,7 +94,7 @@ from .noise import floored_noise_sigma
 if TYPE_CHECKING:
     from .problem import Observation
 
-__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "GroupedDeblur", "GroupedPair", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
+__all__ = ["PilotWiener", "GroupedWiener", "GroupedProjected", "Projected", "BiharmonicBlend", "GroupedFill", "GroupedViews", "GroupedViewsExamples", "GroupedDeblur", "GroupedPair", "REFINERS", "NO_REFINE", "MIN_REFINE_SIDE", "check_refine_spec", "refine_input",
            "refine_image", "simplex_weights"]
 
 MIN_REFINE_SIDE = 8
@@ -821,6 +824,42 @@ class GroupedViews(_FallingLevels):
         return np.asarray(image, np.float32) if x is None else x
 
 
+class GroupedViewsExamples(GroupedViews):
+    """The ``grouped-views-examples`` refiner (module docstring): the mean of three estimates of
+    one low-res view's scene, made to reproduce the view exactly: the fit's image, its
+    ``grouped-views`` refinement (:class:`GroupedViews`) and the view upscaled by a network
+    learnt from the view's own smaller copies (:func:`linr.internal.learn_from_own_copies`).
+    The three priors differ (a smooth network of coordinates, similar patches at one scale, the
+    photo's structure across scales), so their errors partly cancel. ``grouped-views``' image
+    alone when there is not exactly one view, or its operator is not a downsampling, or the
+    views cannot be met."""
+
+    name = "grouped-views-examples"
+    takes = "views"
+
+    def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
+        super().__init__(passes, start, end)
+        self.learnt: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "name": self.name, "learnt": self.learnt}
+
+    def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
+        from .internal import learn_from_own_copies
+        from .operators import Downsample
+        from .projection import project_onto_views
+
+        refined = super().__call__(image, views)
+        if len(views) != 1 or not isinstance(views[0].operator, Downsample) or not self.projected.get("converged", True):
+            self.learnt = {"skipped": "needs one low-res view that can be met"}
+            return refined
+        learnt, self.learnt = learn_from_own_copies(views[0].image, views[0].operator)
+        mean = (np.asarray(image, np.float32) + refined + learnt) / 3
+        x, projected = project_onto_views(mean, views)
+        self.learnt["projected"] = projected
+        return x if projected.get("converged", True) else refined
+
+
 class GroupedDeblur(_FallingLevels):
     """The ``grouped-deblur`` refiner (module docstring): plug-and-play deblurring (half-quadratic
     splitting; Zhang et al. 2017) from the fit's image: :attr:`passes` times filtered by
@@ -1089,6 +1128,7 @@ REFINERS: dict[str, Any] = {
     "biharmonic": BiharmonicBlend,
     "grouped-fill": GroupedFill,
     "grouped-views": GroupedViews,
+    "grouped-views-examples": GroupedViewsExamples,
     "grouped-deblur": GroupedDeblur,
     "grouped-pair": GroupedPair,
 }

@@ -1,0 +1,182 @@
+"""Super-resolution learnt from the photo's own smaller copies (internal examples).
+
+A photo's small structures recur at other scales within it; a network trained to undo the
+photo's own downsampling on smaller copies of the photo can then be applied to the photo
+itself (the idea of "zero-shot" super-resolution, Shocher, Cohen and Irani, CVPR 2018). No data
+beyond the one low-res view is used, and nothing is pretrained.
+
+Here, for one low-res view whose operator is a :class:`~linr.operators.Downsample` (factor ``s``,
+its kernel): the "fathers" are the view and its copies shrunk by 0.95 down to 0.5 (PIL's
+Lanczos); each step takes a random crop of a father (drawn by area), makes its "son" with the
+view's own operator (the same factor and kernel), upscales the son bicubically to the crop's size
+and trains a small residual CNN (:class:`ExampleNet`: 8 convolutions of 3x3, 64 channels, ReLU,
+added to its input) to give the crop back (L1, Adam from 1e-3 on a cosine schedule, one of the
+eight rotations and mirrors at random). The view itself, upscaled the same way, then goes through
+the network under all eight rotations and mirrors (median). The result is what
+:func:`learn_from_own_copies` returns; it is not yet made to reproduce the view (the refiner that
+uses it projects, :mod:`linr.refine`).
+
+Its cost does not depend on the size of the restored image but on the crops (at most
+:data:`CROP` px a side): about a minute on one core of this project's CPU for 1000 steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+from .operators import Downsample
+from .simulate import pil_resize
+
+STEPS = 1000
+"""Training steps (each one crop)."""
+
+CROP = 96
+"""Largest side of a training crop (of a father: the view or a shrunk copy), in low-res pixels."""
+
+SHRINKS = tuple(np.linspace(1.0, 0.5, 11))
+"""The fathers: the view (1.0) and its copies shrunk by these factors."""
+
+LEARNING_RATE = 1e-3
+
+
+class ExampleNet(nn.Module):
+    """A residual CNN: ``x + body(x)``, ``body`` 8 convolutions of 3x3 (64 channels, ReLU between)."""
+
+    def __init__(self, channels: int, width: int = 64, depth: int = 8) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        layers.append(nn.Conv2d(width, channels, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _turn(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the eight rotations and mirrors of (..., H, W): ``k`` 0-3 rotations, 4-7 transposed first."""
+    if k >= 4:
+        x = x.transpose(-1, -2)
+    return torch.rot90(x, k % 4, (-2, -1))
+
+
+def _unturn(x: torch.Tensor, k: int) -> torch.Tensor:
+    x = torch.rot90(x, -(k % 4), (-2, -1))
+    return x.transpose(-1, -2) if k >= 4 else x
+
+
+def _upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, h, w) to (N, C, *size), bicubic."""
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+
+
+def _fathers(view: np.ndarray, factor: int) -> list[np.ndarray]:
+    """The view and its shrunk copies, each cropped to a multiple of ``factor`` (at least 2 factors a side)."""
+    h, w = view.shape[:2]
+    out = []
+    for shrink in SHRINKS:
+        fh, fw = int(round(h * shrink)), int(round(w * shrink))
+        fh, fw = fh - fh % factor, fw - fw % factor
+        if min(fh, fw) < 2 * factor:
+            continue
+        copy = view if shrink == 1.0 else pil_resize(view, (fw, fh), Image.LANCZOS)
+        out.append(np.ascontiguousarray(copy[:fh, :fw], dtype=np.float32))
+    return out
+
+
+def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int | None = None, seed: int = 0,
+                          threads: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The view (h, w, C) upscaled by ``operator``'s factor by a network trained on its own smaller
+    copies (module docstring): float32 (h s, w s, C), unclipped, and what was done (steps, fathers,
+    the last 50 steps' mean L1 loss). ``steps``: None for :data:`STEPS`. CPU, ``threads`` torch
+    threads for its duration (None: as set)."""
+    steps = STEPS if steps is None else int(steps)
+    if not isinstance(operator, Downsample):
+        raise ValueError(f"learning from the photo's own copies needs a downsampled view, got {operator.name}")
+    factor = operator.factor
+    view = np.asarray(view, np.float32)
+    if view.ndim == 2:
+        view = view[..., None]
+    h, w, c = view.shape
+    fathers = _fathers(view, factor)
+    if not fathers:
+        raise ValueError(f"a {h}x{w} view is too small to learn from its own copies at x{factor}")
+    areas = np.array([f.shape[0] * f.shape[1] for f in fathers], float)
+    rng = np.random.default_rng(seed)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = ExampleNet(c)
+        optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+        losses = []
+        with torch.enable_grad():
+            for step in range(steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * step / steps))
+                father = fathers[int(rng.choice(len(fathers), p=areas / areas.sum()))]
+                ch, cw = min(CROP, father.shape[0]), min(CROP, father.shape[1])
+                ch, cw = ch - ch % factor, cw - cw % factor
+                top = int(rng.integers(0, father.shape[0] - ch + 1))
+                left = int(rng.integers(0, father.shape[1] - cw + 1))
+                k = int(rng.integers(8))
+                target = _turn(torch.from_numpy(father[top : top + ch, left : left + cw]).permute(2, 0, 1)[None], k)
+                with torch.no_grad():
+                    son = operator.forward(target.double()).float()
+                    son = _upscale(son, (target.shape[-2], target.shape[-1]))
+                loss = (net(son) - target).abs().mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+        with torch.no_grad():
+            up = _upscale(torch.from_numpy(view).permute(2, 0, 1)[None], (h * factor, w * factor))
+            outs = torch.stack([_unturn(net(_turn(up, k)), k) for k in range(8)])
+            image = outs.median(dim=0).values[0].permute(1, 2, 0).numpy().astype(np.float32)
+    finally:
+        torch.set_num_threads(before)
+    return image, {"steps": steps, "fathers": len(fathers), "crop": CROP,
+                   "loss": round(float(np.mean(losses[-50:])), 5) if losses else None}
+
+
+def estimate_seconds(height: int, width: int, channels: int, factor: int) -> float:
+    """The estimated seconds of :func:`learn_from_own_copies` for a view whose restored image is
+    ``height`` x ``width`` (``channels``) at x``factor``, with torch's threads as set: a few
+    training steps on a crop of the size the training will use and one pass over a 64 x 64 image,
+    timed here (after an untimed first step), scaled to :data:`STEPS` and to eight passes over
+    the restored image."""
+    import time
+
+    side = max(2 * factor, min(CROP, height // factor, width // factor))
+    side -= side % factor
+    net = ExampleNet(channels)
+    optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+    crop = torch.rand(1, channels, side, side)
+    with torch.enable_grad():
+        def step() -> None:
+            loss = (net(crop) - crop).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()
+        started = time.perf_counter()
+        for _ in range(3):
+            step()
+        per_step = (time.perf_counter() - started) / 3
+    with torch.no_grad():
+        sample = torch.rand(1, channels, 64, 64)
+        started = time.perf_counter()
+        net(sample)
+        per_pass = (time.perf_counter() - started) * height * width / (64 * 64)
+    return STEPS * per_step + 8 * per_pass

@@ -1,0 +1,87 @@
+"""Super-resolution learnt from the photo's own smaller copies (linr.internal) and the refiner
+that averages it with the fit and grouped-views (linr.refine.GroupedViewsExamples)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import linr
+from linr import internal
+from linr.operators import Blur, Downsample, gaussian_kernel
+from linr.projection import project_onto_views
+from linr.refine import REFINERS, refine_image
+from linr.simulate import lanczos_downscale
+
+from .conftest import crop, load
+
+
+@pytest.fixture(scope="module")
+def scene():
+    clean = crop(load("set5/butterfly.png"), 64, top=96, left=96)
+    return clean, lanczos_downscale(clean, 4)
+
+
+def test_learnt_upscaling_has_the_restored_size_is_repeatable_and_keeps_the_threads(scene):
+    clean, low = scene
+    threads = torch.get_num_threads()
+    a, info = internal.learn_from_own_copies(low, Downsample(4), steps=20, threads=1)
+    b, _ = internal.learn_from_own_copies(low, Downsample(4), steps=20, threads=1)
+    assert a.shape == clean.shape and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.array_equal(a, b)  # seeded: the same crops, turns and start
+    assert info["steps"] == 20 and info["fathers"] >= 2 and info["loss"] > 0
+    assert torch.get_num_threads() == threads
+    other, _ = internal.learn_from_own_copies(low, Downsample(4), steps=20, seed=1)
+    assert not np.array_equal(a, other)
+    grey, _ = internal.learn_from_own_copies(low[..., 0], Downsample(4), steps=2)
+    assert grey.shape == clean.shape[:2] + (1,)
+
+
+def test_learning_learns_the_photos_own_downsampling(scene):
+    _, low = scene
+    _, short = internal.learn_from_own_copies(low, Downsample(4), steps=60)
+    _, longer = internal.learn_from_own_copies(low, Downsample(4), steps=400)
+    assert longer["loss"] < 0.8 * short["loss"]  # the L1 of the last 50 training steps falls
+
+
+def test_learning_refuses_what_it_cannot_learn_from(scene):
+    _, low = scene
+    with pytest.raises(ValueError, match="downsampled view"):
+        internal.learn_from_own_copies(low, Blur(gaussian_kernel(3, 1.0)))
+    with pytest.raises(ValueError, match="too small"):
+        internal.learn_from_own_copies(low[:6, :6], Downsample(4))
+
+
+def test_the_refiner_is_the_projected_mean_of_fit_grouped_views_and_the_learnt_image(scene, monkeypatch):
+    clean, low = scene
+    monkeypatch.setattr(internal, "STEPS", 30)
+    views = [linr.lowres(low, 4)]
+    fit = np.clip(clean + 0.03 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1).astype(np.float32)
+    out, done = refine_image("grouped-views-examples", fit, views)
+    assert done["name"] == "grouped-views-examples" and done["learnt"]["steps"] == 30
+    gv, _ = refine_image("grouped-views", fit, views)
+    learnt, _ = internal.learn_from_own_copies(low, Downsample(4))
+    expected, _ = project_onto_views((fit + gv + learnt) / 3, views)
+    assert np.abs(out - expected).max() < 1e-5
+    seen = Downsample(4).forward(torch.from_numpy(out).permute(2, 0, 1)[None].double())[0].permute(1, 2, 0).numpy()
+    assert np.abs(seen - low).max() < 1e-4  # it reproduces the view through the fit's operator
+    assert "grouped-views-examples" in REFINERS
+
+
+def test_the_refiner_falls_back_to_grouped_views_without_one_downsampled_view(scene, monkeypatch):
+    clean, low = scene
+    refiner = REFINERS["grouped-views-examples"]()
+    fit = clean.astype(np.float32)
+    views = [linr.lowres(low, 4), linr.lowres(lanczos_downscale(clean, 2), 2)]
+    out = refiner(fit, views)
+    assert refiner.describe()["learnt"] == {"skipped": "needs one low-res view that can be met"}
+    assert np.array_equal(out, REFINERS["grouped-views"]()(fit, views))
+
+
+def test_the_forecast_counts_the_learning(scene):
+    from linr.forecast import refine_cost
+
+    with_learning = refine_cost("grouped-views-examples", 256, 256, 3, operator=Downsample(4))
+    without = refine_cost("grouped-views", 256, 256, 3, operator=Downsample(4))
+    assert with_learning.seconds > without.seconds + 1.0  # a thousand training steps take more than a second
