@@ -85,3 +85,12 @@ def test_the_forecast_counts_the_learning(scene):
     with_learning = refine_cost("grouped-views-examples", 256, 256, 3, operator=Downsample(4))
     without = refine_cost("grouped-views", 256, 256, 3, operator=Downsample(4))
     assert with_learning.seconds > without.seconds + 1.0  # a thousand training steps take more than a second
+
+
+def test_the_network_applied_in_strips_is_the_network_applied_whole(monkeypatch):
+    net = internal.ExampleNet(3)
+    up = torch.rand(1, 3, 70, 41)
+    whole = torch.stack([internal._unturn(net(internal._turn(up, k)), k) for k in range(8)]).median(dim=0).values[0]
+    monkeypatch.setattr(internal, "STRIP_ROWS", 16)
+    with torch.no_grad():
+        assert torch.allclose(internal._apply_turned(net, up), whole.detach(), atol=1e-6)

@@ -92,6 +92,28 @@ def _fathers(view: np.ndarray, factor: int) -> list[np.ndarray]:
     return out
 
 
+STRIP_ROWS = 256
+"""Rows of the upscaled view the trained network is applied to at once (with :data:`HALO` more
+each side), so that its activations stay a few hundred MB at any width."""
+
+HALO = 8
+"""Rows beyond a strip that reach its pixels: one per 3x3 convolution of :class:`ExampleNet`."""
+
+
+def _apply_turned(net: ExampleNet, up: torch.Tensor) -> torch.Tensor:
+    """The median over the eight rotations and mirrors of ``net`` applied to ``up`` (1, C, H, W):
+    (C, H, W), computed in strips of :data:`STRIP_ROWS` rows (each with :data:`HALO` rows of its
+    neighbours, so that every strip is what the whole image gives)."""
+    height = up.shape[-2]
+    strips = []
+    for top in range(0, height, STRIP_ROWS):
+        lo, hi = max(0, top - HALO), min(height, top + STRIP_ROWS + HALO)
+        part = up[..., lo:hi, :]
+        outs = torch.stack([_unturn(net(_turn(part, k)), k) for k in range(8)])
+        strips.append(outs.median(dim=0).values[0, :, top - lo : top - lo + min(STRIP_ROWS, height - top)])
+    return torch.cat(strips, dim=-2)
+
+
 def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int | None = None, seed: int = 0,
                           threads: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The view (h, w, C) upscaled by ``operator``'s factor by a network trained on its own smaller
@@ -141,8 +163,7 @@ def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int 
                 losses.append(float(loss.detach()))
         with torch.no_grad():
             up = _upscale(torch.from_numpy(view).permute(2, 0, 1)[None], (h * factor, w * factor))
-            outs = torch.stack([_unturn(net(_turn(up, k)), k) for k in range(8)])
-            image = outs.median(dim=0).values[0].permute(1, 2, 0).numpy().astype(np.float32)
+            image = _apply_turned(net, up).permute(1, 2, 0).numpy().astype(np.float32)
     finally:
         torch.set_num_threads(before)
     return image, {"steps": steps, "fathers": len(fathers), "crop": CROP,
