@@ -94,3 +94,18 @@ def test_the_network_applied_in_strips_is_the_network_applied_whole(monkeypatch)
     monkeypatch.setattr(internal, "STRIP_ROWS", 16)
     with torch.no_grad():
         assert torch.allclose(internal._apply_turned(net, up), whole.detach(), atol=1e-6)
+
+
+def test_the_command_says_what_the_refiner_did(scene, tmp_path, monkeypatch, capsys):
+    from linr.cli import main
+    from linr.images import write_image
+
+    _, low = scene
+    monkeypatch.setattr(internal, "STEPS", 5)
+    write_image(tmp_path / "low.png", low)
+    out = tmp_path / "out.png"
+    assert main(["restore", "--lowres", str(tmp_path / "low.png"), "--factor", "4", "--steps", "2", "--device", "cpu",
+                 "--refine", "grouped-views-examples", "-o", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert out.exists() and "refined: grouped-views-examples (the mean of the fit's image" in err
+    assert "trained 5 steps on its own smaller copies" in err and "error" not in err

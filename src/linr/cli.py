@@ -488,6 +488,17 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if projected:
         count, worst = projected[0]["views"], max(p["residual"] for p in projected)
         views = "low-res view" if count == 1 else f"{count} low-res views"
+    if done[0]["name"] == "grouped-views-examples":  # linr.refine.GroupedViewsExamples
+        learnt = done[0]["learnt"]
+        if "skipped" in learnt or not learnt.get("projected", {}).get("converged", True):
+            why = learnt.get("skipped") or "their mean could not be made to reproduce the photo"
+            return (f"refined: grouped-views only (the fit's image made to reproduce the {views} exactly, then "
+                    f"{done[0]['passes']} passes of grouped filtering); the network of the photo's own copies "
+                    f"was left out: {why}; not in the paper")
+        return (f"refined: grouped-views-examples (the mean of the fit's image, grouped-views' "
+                f"({done[0]['passes']} passes) and the photo upscaled by a network trained {learnt['steps']} steps "
+                f"on its own smaller copies, made to reproduce the {views} exactly, relative residual "
+                f"{learnt['projected']['residual']:.1g}; not in the paper)")
     if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews
         return (f"refined: grouped-views (the fit's image made to reproduce the {views} exactly, then "
                 f"{done[0]['passes']} passes of grouped filtering, each made to reproduce {'it' if count == 1 else 'them'} again, relative "
