@@ -106,6 +106,7 @@ def test_the_command_says_what_the_refiner_did(scene, tmp_path, monkeypatch, cap
     out = tmp_path / "out.png"
     assert main(["restore", "--lowres", str(tmp_path / "low.png"), "--factor", "4", "--steps", "2", "--device", "cpu",
                  "--refine", "grouped-views-examples", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.out + said.err
     assert out.exists() and "refined: grouped-views-examples (the mean of the fit's image" in err
     assert "trained 5 steps on its own smaller copies" in err and "error" not in err
