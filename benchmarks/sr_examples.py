@@ -24,26 +24,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sr_views import scene  # noqa: E402
+from sr_views import fitted_row  # noqa: E402
 
 
 def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
-    from linr.bench.common import cached_fit
     from linr.internal import learn_from_own_copies
-    from linr.metrics import evaluate
     from linr.projection import project_onto_views
     from linr.refine import refine_image
-    from linr.tasks import restore
 
-    clean, obs, cached = scene(spec, crop, data)
-    fit, fit_s = cached_fit(cache / cached if cache else None,
-                            lambda: restore(obs, refine="none", device="cpu", progress=False).image)
-
-    def scores(image: np.ndarray) -> dict:
-        return {c: round(evaluate(clean, image, convention=c)["psnr"], 4) for c in ("paper", "standard")}
-
-    row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": 4, "fit_seconds": round(fit_s, 1),
-           "fit": scores(fit)}
+    obs, fit, scores, row = fitted_row(spec, crop, data, cache)
     t0 = time.perf_counter()
     learnt, info = learn_from_own_copies(obs[0].image, obs[0].operator)
     row["learnt alone"] = {**scores(project_onto_views(learnt, obs)[0]), "seconds": round(time.perf_counter() - t0, 1),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,10 +47,13 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, list, st
     return clean, [KINDS["lowres"].simulation.observe({}, low, params)], f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz"
 
 
-def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None) -> dict:
+def fitted_row(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None
+               ) -> tuple[list, np.ndarray, Callable[[np.ndarray], dict], dict]:
+    """The observation, the default fit of it (from the cache folder when kept there), a function
+    giving an image's PSNR in both conventions, and the row's first fields (shared with
+    ``benchmarks/sr_examples.py``)."""
     from linr.bench.common import cached_fit
     from linr.metrics import evaluate
-    from linr.refine import refine_image
     from linr.tasks import restore
 
     clean, obs, cached = scene(spec, crop, data)
@@ -65,6 +69,13 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str |
 
     row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": 4, **({"tile": tile} if tile else {}),
            "fit_seconds": round(fit_s, 1), "fit": scores(fit)}
+    return obs, fit, scores, row
+
+
+def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None) -> dict:
+    from linr.refine import refine_image
+
+    obs, fit, scores, row = fitted_row(spec, crop, data, cache, tile)
     for refine in REFINES:
         t0 = time.perf_counter()
         image, done = refine_image(refine, fit, obs)
