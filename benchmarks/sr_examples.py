@@ -24,24 +24,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sr_views import fitted_row  # noqa: E402
+from sr_views import fitted_row, refined_row  # noqa: E402
 
 
 def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
     from linr.internal import learn_from_own_copies
     from linr.projection import project_onto_views
-    from linr.refine import refine_image
-
     obs, fit, scores, row = fitted_row(spec, crop, data, cache)
     t0 = time.perf_counter()
     learnt, info = learn_from_own_copies(obs[0].image, obs[0].operator)
     row["learnt alone"] = {**scores(project_onto_views(learnt, obs)[0]), "seconds": round(time.perf_counter() - t0, 1),
                            "report": info}
-    for refine in ("grouped-views", "grouped-views-examples"):
-        t0 = time.perf_counter()
-        image, done = refine_image(refine, fit, obs)
-        row[refine] = {**scores(image), "seconds": round(time.perf_counter() - t0, 1), "report": done}
-    return row
+    return refined_row(row, ("grouped-views", "grouped-views-examples"), fit, obs, scores)
 
 
 def table(rows: list[dict]) -> str:

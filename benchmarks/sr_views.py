@@ -73,10 +73,16 @@ def fitted_row(spec: str, crop: int | None, data: Path, cache: Path | None, tile
 
 
 def run(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None) -> dict:
+    obs, fit, scores, row = fitted_row(spec, crop, data, cache, tile)
+    return refined_row(row, REFINES, fit, obs, scores)
+
+
+def refined_row(row: dict, refines: tuple[str, ...], fit: np.ndarray, obs: list,
+                scores: Callable[[np.ndarray], dict]) -> dict:
+    """``row`` with each refiner's scores, seconds and report (:func:`linr.refine.refine_image` of ``fit``)."""
     from linr.refine import refine_image
 
-    obs, fit, scores, row = fitted_row(spec, crop, data, cache, tile)
-    for refine in REFINES:
+    for refine in refines:
         t0 = time.perf_counter()
         image, done = refine_image(refine, fit, obs)
         row[refine] = {**scores(image), "seconds": round(time.perf_counter() - t0, 1), "report": done}
