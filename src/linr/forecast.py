@@ -149,7 +149,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     ``grouped-pair`` then runs ``grouped-deblur`` beside itself).
     ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data steps
     (:func:`deblur_data_seconds`)."""
-    from .refine import REFINERS, GroupedDeblur, GroupedWiener
+    from .refine import REFINERS, GroupedDeblur, GroupedViews, GroupedWiener
 
     refiner = REFINERS[name]()
     passes, data = 1, 0.0
@@ -158,7 +158,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         data = runs * deblur_data_seconds(refiner, operator, height, width, channels)
     if name == "grouped-fill":  # its filter passes (the biharmonic solves beside them: seconds at 512 px)
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
-    elif isinstance(refiner, GroupedDeblur) or name in ("grouped-views", "grouped-views-examples"):  # its filter passes (and the data steps after them; the
+    elif isinstance(refiner, (GroupedDeblur, GroupedViews)):  # its filter passes (and the data steps after them; the
         refiner, passes = refiner.filter, runs * refiner.passes  # projections: about a second each at 512 px)
     elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second

@@ -114,6 +114,15 @@ def _apply_turned(net: ExampleNet, up: torch.Tensor) -> torch.Tensor:
     return torch.cat(strips, dim=-2)
 
 
+def _train_step(net: ExampleNet, optimizer: torch.optim.Optimizer, son: torch.Tensor, target: torch.Tensor) -> float:
+    """One Adam step of ``net`` toward giving ``target`` back from ``son`` (L1); the loss (grad enabled by the caller)."""
+    loss = (net(son) - target).abs().mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int | None = None, seed: int = 0,
                           threads: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The view (h, w, C) upscaled by ``operator``'s factor by a network trained on its own smaller
@@ -156,11 +165,7 @@ def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int 
                 with torch.no_grad():
                     son = operator.forward(target.double()).float()
                     son = _upscale(son, (target.shape[-2], target.shape[-1]))
-                loss = (net(son) - target).abs().mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
+                losses.append(_train_step(net, optimizer, son, target))
         with torch.no_grad():
             up = _upscale(torch.from_numpy(view).permute(2, 0, 1)[None], (h * factor, w * factor))
             image = _apply_turned(net, up).permute(1, 2, 0).numpy().astype(np.float32)
@@ -184,16 +189,10 @@ def estimate_seconds(height: int, width: int, channels: int, factor: int) -> flo
     optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
     crop = torch.rand(1, channels, side, side)
     with torch.enable_grad():
-        def step() -> None:
-            loss = (net(crop) - crop).abs().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        step()
+        _train_step(net, optimizer, crop, crop)
         started = time.perf_counter()
         for _ in range(3):
-            step()
+            _train_step(net, optimizer, crop, crop)
         per_step = (time.perf_counter() - started) / 3
     with torch.no_grad():
         sample = torch.rand(1, channels, 64, 64)

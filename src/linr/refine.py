@@ -842,7 +842,7 @@ class GroupedViewsExamples(GroupedViews):
         self.learnt: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "name": self.name, "learnt": self.learnt}
+        return {**super().describe(), "learnt": self.learnt}  # its name from schedule()
 
     def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
         from .internal import learn_from_own_copies
