@@ -30,7 +30,8 @@ def test_learnt_upscaling_has_the_restored_size_is_repeatable_and_keeps_the_thre
     b, _ = internal.learn_from_own_copies(low, Downsample(4), steps=20, threads=1)
     assert a.shape == clean.shape and a.dtype == np.float32 and np.isfinite(a).all()
     assert np.array_equal(a, b)  # seeded: the same crops, turns and start
-    assert info["steps"] == 20 and info["fathers"] >= 2 and info["loss"] > 0
+    assert info["steps"] == 20 and info["stages"] == [2, 2] and len(info["fathers"]) == 2 and info["loss"] > 0
+    assert info["fathers"][1] > info["fathers"][0]  # the second stage learns from the view and the first's image
     assert torch.get_num_threads() == threads
     other, _ = internal.learn_from_own_copies(low, Downsample(4), steps=20, seed=1)
     assert not np.array_equal(a, other)
@@ -45,12 +46,35 @@ def test_learning_learns_the_photos_own_downsampling(scene):
     assert longer["loss"] < 0.8 * short["loss"]  # the L1 of the last 50 training steps falls
 
 
+def test_a_factor_is_learnt_in_x2_stages_each_but_the_last_made_to_reproduce_the_view(scene, monkeypatch):
+    import linr.projection
+
+    assert [internal.stage_factors(f) for f in (2, 3, 4, 6, 8, 12)] == [[2], [3], [2, 2], [2, 3], [2, 2, 2], [2, 2, 3]]
+    _, low = scene
+    seen, project = [], linr.projection.project_onto_views
+
+    def recording(image, views):
+        out, info = project(image, views)
+        seen.append((image.shape, views[0].operator.factor, info["residual"]))
+        return out, info
+
+    monkeypatch.setattr(linr.projection, "project_onto_views", recording)
+    image, info = internal.learn_from_own_copies(low, Downsample(4), steps=3)
+    assert image.shape == (64, 64, 3) and info["stages"] == [2, 2]
+    assert [(s, f) for s, f, _ in seen] == [((32, 32, 3), 2)] and seen[0][2] < 1e-6  # the x2 image, onto the view
+    x3, info = internal.learn_from_own_copies(lanczos_downscale(crop(load("set5/butterfly.png"), 63), 3), Downsample(3),
+                                              steps=2)
+    assert x3.shape == (63, 63, 3) and info["stages"] == [3] and len(seen) == 1  # one stage: nothing projected
+
+
 def test_learning_refuses_what_it_cannot_learn_from(scene):
     _, low = scene
     with pytest.raises(ValueError, match="downsampled view"):
         internal.learn_from_own_copies(low, Blur(gaussian_kernel(3, 1.0)))
     with pytest.raises(ValueError, match="too small"):
         internal.learn_from_own_copies(low[:6, :6], Downsample(4))
+    with pytest.raises(ValueError, match="nothing to learn"):
+        internal.learn_from_own_copies(low, Downsample(1))
 
 
 def test_the_refiner_is_the_projected_mean_of_fit_grouped_views_and_the_learnt_image(scene, monkeypatch):
@@ -109,4 +133,4 @@ def test_the_command_says_what_the_refiner_did(scene, tmp_path, monkeypatch, cap
     said = capsys.readouterr()
     err = said.out + said.err
     assert out.exists() and "refined: grouped-views-examples (the mean of the fit's image" in err
-    assert "trained 5 steps on its own smaller copies" in err and "error" not in err
+    assert "2 networks in turn (x2, then x2) trained 5 steps each on its own smaller copies" in err and "error" not in err

@@ -495,8 +495,12 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             return (f"refined: grouped-views only (the fit's image made to reproduce the {views} exactly, then "
                     f"{done[0]['passes']} passes of grouped filtering); the network of the photo's own copies "
                     f"was left out: {why}; not in the paper")
+        stages = learnt.get("stages", [])
+        networks = (f"a network trained {learnt['steps']} steps" if len(stages) <= 1 else
+                    f"{len(stages)} networks in turn ({', then '.join(f'x{s}' for s in stages)}) trained "
+                    f"{learnt['steps']} steps each")
         return (f"refined: grouped-views-examples (the mean of the fit's image, grouped-views' "
-                f"({done[0]['passes']} passes) and the photo upscaled by a network trained {learnt['steps']} steps "
+                f"({done[0]['passes']} passes) and the photo upscaled by {networks} "
                 f"on its own smaller copies, made to reproduce the {views} exactly, relative residual "
                 f"{learnt['projected']['residual']:.1g}; not in the paper)")
     if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews

@@ -6,18 +6,22 @@ itself (the idea of "zero-shot" super-resolution, Shocher, Cohen and Irani, CVPR
 beyond the one low-res view is used, and nothing is pretrained.
 
 Here, for one low-res view whose operator is a :class:`~linr.operators.Downsample` (factor ``s``,
-its kernel): the "fathers" are the view and its copies shrunk by 0.95 down to 0.5 (PIL's
+its kernel), in stages (:func:`stage_factors`: x2 at a time where ``s`` is a power of two, as the
+paper's "gradual" setting does; one stage otherwise): the "fathers" of a stage are the images so
+far (the view, then each stage's result) and their copies shrunk by 0.95 down to 0.5 (PIL's
 Lanczos); each step takes a random crop of a father (drawn by area), makes its "son" with the
-view's own operator (the same factor and kernel), upscales the son bicubically to the crop's size
-and trains a small residual CNN (:class:`ExampleNet`: 8 convolutions of 3x3, 64 channels, ReLU,
-added to its input) to give the crop back (L1, Adam from 1e-3 on a cosine schedule, one of the
-eight rotations and mirrors at random). The view itself, upscaled the same way, then goes through
-the network under all eight rotations and mirrors (median). The result is what
-:func:`learn_from_own_copies` returns; it is not yet made to reproduce the view (the refiner that
-uses it projects, :mod:`linr.refine`).
+view's kernel at the stage's factor, upscales the son bicubically to the crop's size and trains a
+small residual CNN (:class:`ExampleNet`: 8 convolutions of 3x3, 64 channels, ReLU, added to its
+input) to give the crop back (L1, Adam from 1e-3 on a cosine schedule, one of the eight
+rotations and mirrors at random). The stage's input, upscaled the same way, then goes through the
+network under all eight rotations and mirrors (median); a stage before the last is made to
+reproduce the view (:func:`linr.projection.project_onto_views`, the view's kernel at the factor
+reached) before the next learns from it. The last stage's image is what
+:func:`learn_from_own_copies` returns; it is not yet made to reproduce the view (the refiner
+that uses it projects, :mod:`linr.refine`).
 
 Its cost does not depend on the size of the restored image but on the crops (at most
-:data:`CROP` px a side): about a minute on one core of this project's CPU for 1000 steps.
+:data:`CROP` px a side): about a minute on one core of this project's CPU for each stage's 1000 steps.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from .operators import Downsample
 from .simulate import pil_resize
 
 STEPS = 1000
-"""Training steps (each one crop)."""
+"""Training steps of each stage (each one crop)."""
 
 CROP = 96
 """Largest side of a training crop (of a father: the view or a shrunk copy), in low-res pixels."""
@@ -78,18 +82,29 @@ def _upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
 
 
-def _fathers(view: np.ndarray, factor: int) -> list[np.ndarray]:
-    """The view and its shrunk copies, each cropped to a multiple of ``factor`` (at least 2 factors a side)."""
-    h, w = view.shape[:2]
+def _fathers(images: list[np.ndarray], factor: int) -> list[np.ndarray]:
+    """``images`` and their shrunk copies, each cropped to a multiple of ``factor`` (at least 2 factors a side)."""
     out = []
-    for shrink in SHRINKS:
-        fh, fw = int(round(h * shrink)), int(round(w * shrink))
-        fh, fw = fh - fh % factor, fw - fw % factor
-        if min(fh, fw) < 2 * factor:
-            continue
-        copy = view if shrink == 1.0 else pil_resize(view, (fw, fh), Image.LANCZOS)
-        out.append(np.ascontiguousarray(copy[:fh, :fw], dtype=np.float32))
+    for image in images:
+        h, w = image.shape[:2]
+        for shrink in SHRINKS:
+            fh, fw = int(round(h * shrink)), int(round(w * shrink))
+            fh, fw = fh - fh % factor, fw - fw % factor
+            if min(fh, fw) < 2 * factor:
+                continue
+            copy = image if shrink == 1.0 else pil_resize(image, (fw, fh), Image.LANCZOS)
+            out.append(np.ascontiguousarray(copy[:fh, :fw], dtype=np.float32))
     return out
+
+
+def stage_factors(factor: int) -> list[int]:
+    """The factors of the stages a x``factor`` upscaling is learnt in: x2 at a time while what is
+    left is even and above 2, then the rest in one stage (4: [2, 2]; 8: [2, 2, 2]; 6: [2, 3]; 3: [3])."""
+    stages = []
+    while factor % 2 == 0 and factor > 2:
+        stages.append(2)
+        factor //= 2
+    return stages + ([factor] if factor > 1 else [])
 
 
 STRIP_ROWS = 256
@@ -123,80 +138,118 @@ def _train_step(net: ExampleNet, optimizer: torch.optim.Optimizer, son: torch.Te
     return float(loss.detach())
 
 
+def _learn_stage(fathers: list[np.ndarray], operator: Downsample, steps: int, seed: int) -> tuple[ExampleNet, list[float]]:
+    """A network trained ``steps`` steps to undo ``operator`` on crops of ``fathers`` (module
+    docstring), seeded by ``seed``; and its training losses."""
+    factor = operator.factor
+    areas = np.array([f.shape[0] * f.shape[1] for f in fathers], float)
+    rng = np.random.default_rng(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = ExampleNet(fathers[0].shape[2])
+    optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+    losses = []
+    with torch.enable_grad():
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * step / steps))
+            father = fathers[int(rng.choice(len(fathers), p=areas / areas.sum()))]
+            ch, cw = min(CROP, father.shape[0]), min(CROP, father.shape[1])
+            ch, cw = ch - ch % factor, cw - cw % factor
+            top = int(rng.integers(0, father.shape[0] - ch + 1))
+            left = int(rng.integers(0, father.shape[1] - cw + 1))
+            k = int(rng.integers(8))
+            target = _turn(torch.from_numpy(father[top : top + ch, left : left + cw]).permute(2, 0, 1)[None], k)
+            with torch.no_grad():
+                son = operator.forward(target.double()).float()
+                son = _upscale(son, (target.shape[-2], target.shape[-1]))
+            losses.append(_train_step(net, optimizer, son, target))
+    return net, losses
+
+
 def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int | None = None, seed: int = 0,
                           threads: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """The view (h, w, C) upscaled by ``operator``'s factor by a network trained on its own smaller
-    copies (module docstring): float32 (h s, w s, C), unclipped, and what was done (steps, fathers,
-    the last 50 steps' mean L1 loss). ``steps``: None for :data:`STEPS`. CPU, ``threads`` torch
+    """The view (h, w, C) upscaled by ``operator``'s factor by networks trained on its own smaller
+    copies, in stages (module docstring): float32 (h s, w s, C), unclipped, and what was done
+    (the stages' factors, steps per stage, fathers per stage, the last stage's mean L1 loss over
+    its last 50 steps). ``steps``: per stage, None for :data:`STEPS`. CPU, ``threads`` torch
     threads for its duration (None: as set)."""
+    from .problem import Observation
+    from .projection import project_onto_views
+
     steps = STEPS if steps is None else int(steps)
     if not isinstance(operator, Downsample):
         raise ValueError(f"learning from the photo's own copies needs a downsampled view, got {operator.name}")
-    factor = operator.factor
     view = np.asarray(view, np.float32)
     if view.ndim == 2:
         view = view[..., None]
     h, w, c = view.shape
-    fathers = _fathers(view, factor)
-    if not fathers:
-        raise ValueError(f"a {h}x{w} view is too small to learn from its own copies at x{factor}")
-    areas = np.array([f.shape[0] * f.shape[1] for f in fathers], float)
-    rng = np.random.default_rng(seed)
+    stages = stage_factors(operator.factor)
+    if not stages:
+        raise ValueError("a view downsampled by 1 has nothing to learn from its own copies")
+    if not _fathers([view], stages[0]) or min(h, w) < 2 * operator.factor:
+        raise ValueError(f"a {h}x{w} view is too small to learn from its own copies at x{operator.factor}")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    images, fathers_used, losses, reached = [view], [], [], 1
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = ExampleNet(c)
-        optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
-        losses = []
-        with torch.enable_grad():
-            for step in range(steps):
-                for group in optimizer.param_groups:
-                    group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * step / steps))
-                father = fathers[int(rng.choice(len(fathers), p=areas / areas.sum()))]
-                ch, cw = min(CROP, father.shape[0]), min(CROP, father.shape[1])
-                ch, cw = ch - ch % factor, cw - cw % factor
-                top = int(rng.integers(0, father.shape[0] - ch + 1))
-                left = int(rng.integers(0, father.shape[1] - cw + 1))
-                k = int(rng.integers(8))
-                target = _turn(torch.from_numpy(father[top : top + ch, left : left + cw]).permute(2, 0, 1)[None], k)
-                with torch.no_grad():
-                    son = operator.forward(target.double()).float()
-                    son = _upscale(son, (target.shape[-2], target.shape[-1]))
-                losses.append(_train_step(net, optimizer, son, target))
-        with torch.no_grad():
-            up = _upscale(torch.from_numpy(view).permute(2, 0, 1)[None], (h * factor, w * factor))
-            image = _apply_turned(net, up).permute(1, 2, 0).numpy().astype(np.float32)
+        for index, factor in enumerate(stages):
+            stage_operator = Downsample(factor, operator.kernel)
+            fathers = _fathers(images, factor)
+            fathers_used.append(len(fathers))
+            net, losses = _learn_stage(fathers, stage_operator, steps, seed + index)
+            current = images[-1]
+            with torch.no_grad():
+                up = _upscale(torch.from_numpy(current).permute(2, 0, 1)[None],
+                              (current.shape[0] * factor, current.shape[1] * factor))
+                image = _apply_turned(net, up).permute(1, 2, 0).numpy().astype(np.float32)
+            reached *= factor
+            if index < len(stages) - 1:  # made to reproduce the view before the next stage learns from it
+                image, _ = project_onto_views(image, [Observation(view, Downsample(reached, operator.kernel), kind="lowres")])
+            images.append(image)
     finally:
         torch.set_num_threads(before)
-    return image, {"steps": steps, "fathers": len(fathers), "crop": CROP,
-                   "loss": round(float(np.mean(losses[-50:])), 5) if losses else None}
+    return images[-1], {"stages": stages, "steps": steps, "fathers": fathers_used, "crop": CROP,
+                        "loss": round(float(np.mean(losses[-50:])), 5) if losses else None}
 
 
 def estimate_seconds(height: int, width: int, channels: int, factor: int) -> float:
     """The estimated seconds of :func:`learn_from_own_copies` for a view whose restored image is
-    ``height`` x ``width`` (``channels``) at x``factor``, with torch's threads as set: a few
-    training steps on a crop of the size the training will use and one pass over a 64 x 64 image,
-    timed here (after an untimed first step), scaled to :data:`STEPS` and to eight passes over
-    the restored image."""
+    ``height`` x ``width`` (``channels``) at x``factor``, with torch's threads as set: for each
+    stage (:func:`stage_factors`), a few training steps on a crop of the size that stage will use
+    (after an untimed first step) scaled to :data:`STEPS`; and one pass over a 64 x 64 image,
+    scaled to eight passes over each stage's result."""
     import time
 
-    side = max(2 * factor, min(CROP, height // factor, width // factor))
-    side -= side % factor
     net = ExampleNet(channels)
     optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
-    crop = torch.rand(1, channels, side, side)
-    with torch.enable_grad():
-        _train_step(net, optimizer, crop, crop)
-        started = time.perf_counter()
-        for _ in range(3):
+    seconds, reached = 0.0, 1
+    for stage in stage_factors(factor):
+        largest = min(height, width) * reached // factor  # the largest father's side at this stage
+        side = max(2 * stage, min(CROP, largest))
+        side -= side % stage
+        crop = torch.rand(1, channels, side, side)
+        with torch.enable_grad():
             _train_step(net, optimizer, crop, crop)
-        per_step = (time.perf_counter() - started) / 3
+            started = time.perf_counter()
+            for _ in range(3):
+                _train_step(net, optimizer, crop, crop)
+            seconds += STEPS * (time.perf_counter() - started) / 3
+        reached *= stage
     with torch.no_grad():
         sample = torch.rand(1, channels, 64, 64)
         started = time.perf_counter()
         net(sample)
-        per_pass = (time.perf_counter() - started) * height * width / (64 * 64)
-    return STEPS * per_step + 8 * per_pass
+        per_pixel = (time.perf_counter() - started) / (64 * 64)
+    passed = sum(height * width / (factor // r) ** 2 for r in _reached(factor))  # each stage's result
+    return seconds + 8 * per_pixel * passed
+
+
+def _reached(factor: int) -> list[int]:
+    """The factor reached after each stage of a x``factor`` upscaling."""
+    out, reached = [], 1
+    for stage in stage_factors(factor):
+        reached *= stage
+        out.append(reached)
+    return out
