@@ -111,6 +111,16 @@ def test_the_forecast_counts_the_learning(scene):
     assert with_learning.seconds > without.seconds + 1.0  # a thousand training steps take more than a second
 
 
+def test_the_forecast_counts_the_networks_memory_where_it_is_the_larger():
+    from linr.forecast import refine_memory
+
+    square = refine_memory("grouped-views-examples", 2048, 2048, 3)
+    assert square == refine_memory("grouped-views", 2048, 2048, 3)  # grouped-views' arrays are the larger
+    wide = refine_memory("grouped-views-examples", 64, 8192, 3)
+    assert wide > refine_memory("grouped-views", 64, 8192, 3)  # one strip of 64 rows of 64 channels, 4 alive
+    assert wide >= internal.LIVE_ACTIVATIONS * 64 * 64 * 8192 * 4 + internal.TRAINING_BYTES
+
+
 def test_the_network_applied_in_strips_is_the_network_applied_whole(monkeypatch):
     net = internal.ExampleNet(3)
     up = torch.rand(1, 3, 70, 41)

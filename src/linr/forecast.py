@@ -135,7 +135,12 @@ def refine_memory(name: str, height: int, width: int, channels: int, *, operator
     per_value = REFINE_BYTES_PER_VALUE.get(takes)
     if per_value is None:
         return None
-    return grouped.workers(height, width) * REFINE_BLOCK_BYTES + per_value * height * width * channels
+    memory = grouped.workers(height, width) * REFINE_BLOCK_BYTES + per_value * height * width * channels
+    if name == "grouped-views-examples":  # its network runs after grouped-views has let go of its arrays
+        from .internal import estimate_bytes
+
+        memory = max(memory, estimate_bytes(height, width, channels) + 2 * height * width * channels * 4)
+    return memory
 
 
 def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: bool = True,

@@ -53,7 +53,10 @@ LEARNING_RATE = 1e-3
 class ExampleNet(nn.Module):
     """A residual CNN: ``x + body(x)``, ``body`` 8 convolutions of 3x3 (64 channels, ReLU between)."""
 
-    def __init__(self, channels: int, width: int = 64, depth: int = 8) -> None:
+    WIDTH = 64
+    """Channels of its hidden convolutions."""
+
+    def __init__(self, channels: int, width: int = WIDTH, depth: int = 8) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
         for _ in range(depth - 2):
@@ -113,6 +116,27 @@ each side), so that its activations stay a few hundred MB at any width."""
 
 HALO = 8
 """Rows beyond a strip that reach its pixels: one per 3x3 convolution of :class:`ExampleNet`."""
+
+
+LIVE_ACTIVATIONS = 4
+"""Activations of 64 channels alive at once while the trained network goes over one strip: the
+peak resident memory of :func:`_apply_turned` grew by 292 and 520 MB over its input on
+512 x 1024 and 512 x 2048 px (RGB, one thread), 3.7-4.1 such arrays of (:data:`STRIP_ROWS` + 2
+:data:`HALO`) rows x the width; on 64 x 1024 px by 108 MB, 6.4 arrays of its 64 rows (a fixed
+part of about 40 MB, within :data:`TRAINING_BYTES`)."""
+
+TRAINING_BYTES = 64 * 2**20
+"""The training's own memory (a crop of at most :data:`CROP` px, its activations and gradients,
+the fathers) and the fixed part of the strips': tens of MB; rounded up."""
+
+
+def estimate_bytes(height: int, width: int, channels: int) -> int:
+    """The estimated peak memory of :func:`learn_from_own_copies` for a restored image of
+    ``height`` x ``width`` (``channels``): the strips' activations (:data:`LIVE_ACTIVATIONS`), four
+    float32 arrays of the image (the upscaled input, the strips' results, the result and its
+    copy) and :data:`TRAINING_BYTES`."""
+    rows = min(height, STRIP_ROWS + 2 * HALO)
+    return LIVE_ACTIVATIONS * ExampleNet.WIDTH * rows * width * 4 + 4 * height * width * channels * 4 + TRAINING_BYTES
 
 
 def _apply_turned(net: ExampleNet, up: torch.Tensor) -> torch.Tensor:
