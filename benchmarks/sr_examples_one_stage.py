@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from sr_views import fitted_row, refined_row  # noqa: E402
 
