@@ -12,7 +12,8 @@ one, wall seconds (one thread). One row per image appended to ROWS (resumable).
     .venv/bin/python benchmarks/sr_examples_one_stage.py set5/woman --rows benchmarks/sr_examples_one_stage.jsonl \\
         --cache /tmp/sr_cache
 
-``--table ROWS`` prints a rows file beside ``sr_examples.py``'s (``--beside ROWS``) as a markdown table.
+``--table ROWS --beside ROWS[,ROWS]`` prints a rows file beside ``sr_examples.py``'s as a markdown table
+(the images whose fit is the same in both).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
 
 
 def table(rows: list[dict], beside: list[dict]) -> str:
-    staged = {(r["image"], r["crop"]): r for r in beside}
+    staged, gains = {(r["image"], r["crop"]): r for r in beside}, []
     out = ["| image | fit | learnt alone: one stage, two x2 stages | grouped-views | grouped-views-examples: one stage, "
            "two x2 stages | the stages' gain |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -62,6 +63,9 @@ def table(rows: list[dict], beside: list[dict]) -> str:
         out.append(f"| {name} | {r['fit']['paper']:.2f} | {r['learnt alone, one stage']['paper']:.2f}, "
                    f"{s['learnt alone']['paper']:.2f} | {s['grouped-views']['paper']:.2f} | {one:.2f}, {two:.2f} | "
                    f"{two - one:+.2f} |")
+        gains.append(two - one)
+    if gains:
+        out.append(f"| mean gain ({len(gains)}) | | | | | {sum(gains) / len(gains):+.2f} |")
     return "\n".join(out)
 
 
@@ -69,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--table" in argv:
         rows = Path(argv[argv.index("--table") + 1])
-        beside = Path(argv[argv.index("--beside") + 1])
+        beside = [Path(name) for name in argv[argv.index("--beside") + 1].split(",")]
         load = lambda p: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]  # noqa: E731
-        print(table(load(rows), load(beside)))
+        print(table(load(rows), [row for path in beside for row in load(path)]))
         return 0
     from linr.bench.common import refine_probe_main
 
