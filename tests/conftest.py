@@ -51,3 +51,17 @@ def tiny_noisy_restore(tmp_path: Path) -> list[str]:
         tmp_path / "n.png")
     return ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "2", "--width", "16", "--depth", "2",
             "--device", "cpu", "--quiet"]
+
+
+def lowres_restore_and_batch(tmp_path: Path, name: str, args: list[str], capsys) -> tuple[str, dict]:
+    """``linr restore --lowres`` of ``tmp_path/in/NAME`` with ``args``, then ``linr batch`` of
+    ``tmp_path/in`` (task lowres, into ``tmp_path/b``): what the restore printed and the batch's
+    last manifest record (both commands asserted to succeed)."""
+    import json
+
+    from linr.cli import main
+
+    assert main(["restore", "--lowres", str(tmp_path / "in" / name), *args, "-o", str(tmp_path / "o.png")]) == 0
+    out = capsys.readouterr().out
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
+    return out, json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])

@@ -14,7 +14,7 @@ from linr.projection import project_onto_views
 from linr.refine import REFINERS, refine_image
 from linr.simulate import lanczos_downscale
 
-from .conftest import crop, load
+from .conftest import crop, load, lowres_restore_and_batch
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,10 @@ def test_the_refiner_falls_back_to_grouped_views_without_one_downsampled_view(sc
     out = refiner(fit, views)
     assert refiner.describe()["learnt"] == {"skipped": "needs one low-res view that can be met"}
     assert np.array_equal(out, REFINERS["grouped-views"]()(fit, views))
+    tiny = [linr.lowres(low[:6, :6], 4)]  # too small to learn from (a 24-px result): grouped-views' image
+    out = refiner(fit[:24, :24], tiny)
+    assert refiner.describe()["learnt"] == {"skipped": "a 6x6 photo is too small to learn from its own copies at x4"}
+    assert np.array_equal(out, REFINERS["grouped-views"]()(fit[:24, :24], tiny))
 
 
 def test_the_forecast_counts_the_learning(scene):
@@ -144,3 +148,23 @@ def test_the_command_says_what_the_refiner_did(scene, tmp_path, monkeypatch, cap
     err = said.out + said.err
     assert out.exists() and "refined: grouped-views-examples (the mean of the fit's image" in err
     assert "2 networks in turn (x2, then x2) trained 5 steps each on its own smaller copies" in err and "error" not in err
+
+
+def test_the_default_for_one_photo_at_x4_is_grouped_views_examples_and_grouped_views_elsewhere(scene, tmp_path,
+                                                                                                monkeypatch, capsys):
+    from linr.images import write_image
+    from linr.tasks import DEFAULT_SR_REFINE, DEFAULT_SR_X4_REFINE, default_refine, sr_refine_for
+
+    clean, low = scene
+    assert DEFAULT_SR_X4_REFINE == "grouped-views-examples" and sr_refine_for(4) == DEFAULT_SR_X4_REFINE
+    assert [sr_refine_for(f) for f in (2, 3, 8)] == [DEFAULT_SR_REFINE] * 3 == ["grouped-views"] * 3  # not measured
+    assert default_refine([linr.lowres(low, 4)], preset=None) == DEFAULT_SR_X4_REFINE
+    assert default_refine([linr.lowres(lanczos_downscale(clean, 2), 2)], preset=None) == DEFAULT_SR_REFINE
+    assert default_refine([linr.lowres(low, 4)], preset="paper") is None
+    monkeypatch.setattr(internal, "STEPS", 5)
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "low.png", low)
+    tiny = ["--factor", "4", "--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu"]
+    out, record = lowres_restore_and_batch(tmp_path, "low.png", tiny, capsys)
+    assert "refined: grouped-views-examples" in out and "the default for one low-res photo at x4, --refine none" in out
+    assert record["batch"]["refine"] == DEFAULT_SR_X4_REFINE and record["status"] == "done"

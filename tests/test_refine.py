@@ -13,7 +13,7 @@ from linr.models import ModelConfig
 from linr.refine import GroupedWiener, PilotWiener, refine_image, refine_input
 from linr.tasks import DEFAULT_DENOISE_REFINE
 
-from .conftest import run_err, tiny_noisy_restore
+from .conftest import lowres_restore_and_batch, run_err, tiny_noisy_restore
 
 SMALL = dict(steps=3, device="cpu", progress=False, model=ModelConfig(width=16, depth=2))
 
@@ -1125,7 +1125,7 @@ def test_grouped_views_reproduces_the_views_and_beats_the_projection_alone_on_a_
         capsys.readouterr().out
 
 
-def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, capsys):
+def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x4(tmp_path, capsys):
     import torch
     from PIL import Image
 
@@ -1155,7 +1155,8 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, c
     assert default_refine([linr.lowres(np.zeros((1, 1, 3), np.float32), 4)], preset=None) is None
     # any size, in tiles too (since the twenty-third session; up to 768 px whole before): the tiles'
     # image made to reproduce the whole photo
-    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 4)], preset=None) == DEFAULT_SR_REFINE
+    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 4)], preset=None) == "grouped-views-examples"
+    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 2)], preset=None) == DEFAULT_SR_REFINE
     assert default_refine([view], preset=None) == DEFAULT_SR_REFINE
     wide = lanczos_downscale(_texture(48, 48).astype(np.float32), 2)
     wide_view = linr.lowres(wide, 2)
@@ -1168,11 +1169,8 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default(tmp_path, c
     (tmp_path / "in").mkdir()
     Image.fromarray((np.clip(small, 0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "in" / "lr.png")
     args = ["--factor", "2", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu"]
-    assert main(["restore", "--lowres", str(tmp_path / "in" / "lr.png"), *args, "-o", str(tmp_path / "o.png")]) == 0
-    out = capsys.readouterr().out
+    out, record = lowres_restore_and_batch(tmp_path, "lr.png", args, capsys)
     assert "refined: grouped-views" in out and "the default for one low-res photo, --refine none" in out
-    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
-    record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
     assert record["batch"]["refine"] == DEFAULT_SR_REFINE and "refine_up_to" not in record["batch"]
     assert record["status"] == "done"
     # a batch of the twenty-second session's default (grouped-views up to 768 px) says why it does not resume

@@ -502,7 +502,8 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         return (f"refined: grouped-views-examples (the mean of the fit's image, grouped-views' "
                 f"({done[0]['passes']} passes) and the photo upscaled by {networks} "
                 f"on its own smaller copies, made to reproduce the {views} exactly, relative residual "
-                f"{learnt['projected']['residual']:.1g}; not in the paper)")
+                f"{learnt['projected']['residual']:.1g}; not in the paper)") + ("" if asked else "; the default for one "
+                                                                 "low-res photo at x4, --refine none returns the fit's image")
     if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews
         return (f"refined: grouped-views (the fit's image made to reproduce the {views} exactly, then "
                 f"{done[0]['passes']} passes of grouped filtering, each made to reproduce {'it' if count == 1 else 'them'} again, relative "

@@ -100,6 +100,12 @@ def _fathers(images: list[np.ndarray], factor: int) -> list[np.ndarray]:
     return out
 
 
+def learnable(height: int, width: int, factor: int) -> bool:
+    """Whether a ``height`` x ``width`` view is large enough to learn its x``factor`` from its own
+    copies: at least two factors a side (its smallest son a 2 x 2 image)."""
+    return min(height, width) >= 2 * factor
+
+
 def stage_factors(factor: int) -> list[int]:
     """The factors of the stages a x``factor`` upscaling is learnt in: x2 at a time while what is
     left is even and above 2, then the rest in one stage (4: [2, 2]; 8: [2, 2, 2]; 6: [2, 3]; 3: [3])."""
@@ -211,7 +217,7 @@ def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int 
     stages = stage_factors(operator.factor)
     if not stages:
         raise ValueError("a view downsampled by 1 has nothing to learn from its own copies")
-    if not _fathers([view], stages[0]) or min(h, w) < 2 * operator.factor:
+    if not learnable(h, w, operator.factor):
         raise ValueError(f"a {h}x{w} view is too small to learn from its own copies at x{operator.factor}")
     before = torch.get_num_threads()
     if threads is not None:

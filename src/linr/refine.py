@@ -845,13 +845,17 @@ class GroupedViewsExamples(GroupedViews):
         return {**super().describe(), "learnt": self.learnt}  # its name from schedule()
 
     def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
-        from .internal import learn_from_own_copies
+        from .internal import learn_from_own_copies, learnable
         from .operators import Downsample
         from .projection import project_onto_views
 
         refined = super().__call__(image, views)
         if len(views) != 1 or not isinstance(views[0].operator, Downsample) or not self.projected.get("converged", True):
             self.learnt = {"skipped": "needs one low-res view that can be met"}
+            return refined
+        (h, w), factor = views[0].shape, views[0].operator.factor
+        if not learnable(h, w, factor):
+            self.learnt = {"skipped": f"a {w}x{h} photo is too small to learn from its own copies at x{factor}"}
             return refined
         learnt, self.learnt = learn_from_own_copies(views[0].image, views[0].operator)
         mean = (np.asarray(image, np.float32) + refined + learnt) / 3

@@ -52,7 +52,9 @@ __all__ = [
     "plain_inpainting",
     "INPAINT_BLEND_UP_TO",
     "plain_super_resolution",
+    "sr_refine_for",
     "DEFAULT_SR_REFINE",
+    "DEFAULT_SR_X4_REFINE",
     "plain_deblurring",
     "open_blur_boundary",
     "free_edges_measured",
@@ -489,7 +491,8 @@ one at any size and in tiles (None: no limit)."""
 
 DEFAULT_SR_REFINE = "grouped-views"
 """The refinement of the defaults' super-resolution of one low-res photo (:func:`plain_super_resolution`)
-restored whole: since the twenty-second session ``grouped-views`` (:class:`linr.refine.GroupedViews`:
+at factors other than 4 (x4: :data:`DEFAULT_SR_X4_REFINE` since the thirty-ninth session), restored
+whole: since the twenty-second session ``grouped-views`` (:class:`linr.refine.GroupedViews`:
 the fit's image made to reproduce the low-res photo exactly, then 20 passes of grouped filtering
 at a falling noise level, each projected again; the fit's image when the projection cannot meet
 the photo). Measured in BENCHMARKS.md ('#15 inpainting and SR'): ahead of the fit on every image
@@ -497,6 +500,22 @@ it was tried on, the set9 tune crops and Table 2's five whole images (x4, the ``
 downsampler: the one measured). The twenty-second session refined images restored whole up to
 768 px only; since the twenty-third, at any size and in tiles (its cost is linear in the pixels,
 and on a tiled fit of a tune crop it added +0.67 dB: BENCHMARKS.md, '#14 SR in tiles')."""
+
+
+DEFAULT_SR_X4_REFINE = "grouped-views-examples"
+"""The refinement of the defaults' super-resolution of one low-res photo at x4 (the factor it was
+measured at), since the thirty-ninth session: ``grouped-views-examples``
+(:class:`linr.refine.GroupedViewsExamples`: the mean of the fit's image, its ``grouped-views``
+refinement and the photo upscaled by networks learnt from its own smaller copies in x2 stages,
+:mod:`linr.internal`, made to reproduce the photo exactly). Measured in BENCHMARKS.md ('#15 SR x4:
+the examples learnt in x2 stages'): ahead of ``grouped-views`` on the same fits on every set9 tune
+crop and Set5 image it was run on. Other factors keep :data:`DEFAULT_SR_REFINE` (not measured)."""
+
+
+def sr_refine_for(factor: int) -> str:
+    """The defaults' refinement of one low-res photo downsampled by ``factor``:
+    :data:`DEFAULT_SR_X4_REFINE` at x4, else :data:`DEFAULT_SR_REFINE`."""
+    return DEFAULT_SR_X4_REFINE if factor == 4 else DEFAULT_SR_REFINE
 
 
 def plain_super_resolution(observations: Sequence[Observation], *, preset: str | None) -> bool:
@@ -720,7 +739,7 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :func:`plain_denoising` (images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px),
     :data:`DEFAULT_JOINT_REFINE` for :func:`noisy_with_lowres` (the same sizes),
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or in tiles, any size),
-    :data:`DEFAULT_SR_REFINE` for :func:`plain_super_resolution` (whole or in tiles, any size),
+    :func:`sr_refine_for` its factor for :func:`plain_super_resolution` (whole or in tiles, any size),
     :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same),
     :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same); none when the model is kept (it renders the fit's image, not a refined one)."""
     if keep_model:
@@ -733,7 +752,7 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     if plain_inpainting(observations, preset=preset):
         return DEFAULT_INPAINT_REFINE
     if plain_super_resolution(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
-        return DEFAULT_SR_REFINE
+        return sr_refine_for(observations[0].operator.factor)
     if plain_deblurring(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
         return DEFAULT_DEBLUR_REFINE
     if noisy_with_blurred(observations, preset=preset, register=register) and \

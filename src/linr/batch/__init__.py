@@ -338,12 +338,12 @@ def _refine_of(args: argparse.Namespace) -> str | None:
     """The refinement every image gets (:func:`linr.tasks.resolve_refine`); for the defaults'
     inpainting, super-resolution and deblurring, every image (whole or tiled, any size)."""
     from ..tasks import (DEFAULT_DEBLUR_REFINE, DEFAULT_DENOISE_REFINE, DEFAULT_INPAINT_REFINE, DEFAULT_JOINT_REFINE,
-                         DEFAULT_PAIR_REFINE, DEFAULT_SR_REFINE)
+                         DEFAULT_PAIR_REFINE, sr_refine_for)
 
     if args.refine is None and _plain_inpainting(args):
         return DEFAULT_INPAINT_REFINE
     if args.refine is None and _plain_super_resolution(args):
-        return DEFAULT_SR_REFINE
+        return sr_refine_for(args.factor or 4)
     if args.refine is None and _noisy_with_lowres(args):
         return DEFAULT_JOINT_REFINE
     if args.refine is None and _plain_deblurring(args):

@@ -172,9 +172,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
 
             key["inpaint_omega_0"] = DEFAULT_INPAINT_MODEL.omega_0
     if case == "sr":  # the default refines a whole super-resolution (twenty-second session)
-        from ..tasks import DEFAULT_SR_REFINE
+        from ..tasks import DEFAULT_SR_REFINE, sr_refine_for
 
-        key["sr_refine"] = [DEFAULT_SR_REFINE, "any size"]  # up to 768 px whole in the twenty-second session
+        refine = sr_refine_for(PARAMS["factor"])  # grouped-views before the thirty-ninth session
+        key["sr_refine"] = [refine, "any size"] if refine == DEFAULT_SR_REFINE else [refine]  # up to 768 px whole in the twenty-second
     return json.dumps(key, sort_keys=True)
 
 
