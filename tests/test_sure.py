@@ -150,8 +150,16 @@ def test_probe_stream_is_not_the_simulated_noise_stream(monkeypatch) -> None:
     monkeypatch.setattr(sure, "probe_for", spy)
 
     noisy = add_gaussian_noise(_scene(32), 25, seed=0)
-    linr.restore([tasks.noisy(noisy)], seed=3, device="cpu", progress=False, steps=80)
-    assert drawn == [((32, 32, 1), 3)]
+    # the pick runs only where the rule returns an average (a fit's path differs by processor: on
+    # one, seed 3 returned a single iterate and skipped it); the first seed whose pick ran
+    for seed in (3, 4, 5, 6, 7):
+        drawn.clear()
+        result = linr.restore([tasks.noisy(noisy)], seed=seed, device="cpu", progress=False, steps=80)
+        if "skipped" not in result.settings["stop"]["sure"]:
+            break
+    else:
+        pytest.fail("no seed's fit ran the SURE pick")
+    assert drawn == [((32, 32, 1), seed)]
 
 
 def test_clipped_noise_against_monte_carlo() -> None:
