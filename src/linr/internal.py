@@ -254,7 +254,7 @@ def estimate_seconds(height: int, width: int, channels: int, factor: int) -> flo
 
     net = ExampleNet(channels)
     optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
-    seconds, reached = 0.0, 1
+    seconds, reached, passed = 0.0, 1, 0.0
     for stage in stage_factors(factor):
         largest = min(height, width) * reached // factor  # the largest father's side at this stage
         side = max(2 * stage, min(CROP, largest))
@@ -267,19 +267,10 @@ def estimate_seconds(height: int, width: int, channels: int, factor: int) -> flo
                 _train_step(net, optimizer, crop, crop)
             seconds += STEPS * (time.perf_counter() - started) / 3
         reached *= stage
+        passed += height * width / (factor // reached) ** 2  # this stage's result, in pixels
     with torch.no_grad():
         sample = torch.rand(1, channels, 64, 64)
         started = time.perf_counter()
         net(sample)
         per_pixel = (time.perf_counter() - started) / (64 * 64)
-    passed = sum(height * width / (factor // r) ** 2 for r in _reached(factor))  # each stage's result
     return seconds + 8 * per_pixel * passed
-
-
-def _reached(factor: int) -> list[int]:
-    """The factor reached after each stage of a x``factor`` upscaling."""
-    out, reached = [], 1
-    for stage in stage_factors(factor):
-        reached *= stage
-        out.append(reached)
-    return out

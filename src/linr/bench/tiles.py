@@ -172,10 +172,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
 
             key["inpaint_omega_0"] = DEFAULT_INPAINT_MODEL.omega_0
     if case == "sr":  # the default refines a whole super-resolution (twenty-second session)
-        from ..tasks import DEFAULT_SR_REFINE, sr_refine_for
+        from ..tasks import sr_refine_for
 
-        refine = sr_refine_for(PARAMS["factor"])  # grouped-views before the thirty-ninth session
-        key["sr_refine"] = [refine, "any size"] if refine == DEFAULT_SR_REFINE else [refine]  # up to 768 px whole in the twenty-second
+        # [grouped-views, "any size"] from the twenty-third session to the thirty-eighth (up to 768 px whole before)
+        key["sr_refine"] = [sr_refine_for(PARAMS["factor"])]
     return json.dumps(key, sort_keys=True)
 
 
