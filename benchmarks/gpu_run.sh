@@ -11,14 +11,14 @@
 #                   fixed steps per tile, time per pixel (fit and refinement apart) and peak memory
 #                   (the 2048-px photo was timed in the thirty-seventh session, 102 s; in the
 #                   thirty-eighth its refinement on the host kept it past a 150-s guard)
-#   3. then three streams at once on the one GPU (each fit is small for it), each a list of
-#      TABLE:METHOD items (the paper column of every table is in RESUME_FROM since the
-#      thirty-seventh session, so its items cost seconds):
-#      a. paper.log  Tables 1, 6, 9 (paper column), then DIP at its own recipe on Table 1 (#15:
-#                    "above DIP at its own recipe"; whatever images the time allows: each
-#                    finished fit is kept)
-#      b. paper.log  Tables 4, 11 (paper column), then DIP at its own recipe on Table 2
-#      c. tests.log  the CUDA tests (tests/test_cuda.py) and the engine and tiling tests
+#   3. then streams at once on the one GPU, each a list of TABLE:METHOD[:IMAGE] items (an image
+#      named: only that image), and the CUDA tests beside them:
+#      a, b. paper.log  DIP at its own recipe on Table 1 (#15: "above DIP at its own recipe"; 3000
+#                    steps at 512x512 and more took over 4 minutes an image in the thirty-eighth
+#                    session's lease, when each step drew its input's perturbation on the host:
+#                    since the fortieth it is drawn on the card), the 512-px images first, two
+#                    at a time; each finished fit is kept
+#      c. tests.log  the CUDA tests (tests/test_cuda.py)
 #   4. jobs.jsonl   every finished fit (starts as a copy of RESUME_FROM, the committed fits of the
 #                   earlier GPU runs, so only what is missing is fitted; rerun to resume)
 #      report.md    the paper column of every finished table, from jobs.jsonl (nothing refitted)
@@ -65,14 +65,16 @@ part() {  # part NAME CAP_SECONDS LOGFILE COMMAND...: run under min(CAP, time le
 
 if [ $DRY -eq 1 ]; then
   DEVICE=cpu
-  ITEMS_A="1:linr 1:dip_recipe"; ITEMS_B="4:linr"; PAPER=(--crop 32 --steps 2)
+  STREAM_A="1:dip_recipe:kodim03"; STREAM_B="4:linr"; PAPER=(--crop 32 --steps 2)
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
   PROFILE_ARGS=(--size 64 --steps 1 --tile 32:8 --width 16 --stack 4)
 else
   DEVICE=cuda
-  ITEMS_A="1:linr 6:linr 9:linr 1:dip_recipe"; ITEMS_B="4:linr 11:linr 2:dip_recipe"; PAPER=()
-  TESTS=(tests/test_cuda.py tests/test_engine.py tests/test_paths.py tests/test_fidelity.py tests/test_tiling.py)
+  STREAM_A="1:dip_recipe:house 1:dip_recipe:baboon 1:dip_recipe:kodim01 1:dip_recipe:kodim03"
+  STREAM_B="1:dip_recipe:peppers 1:dip_recipe:f16 1:dip_recipe:kodim02 1:dip_recipe:kodim12"
+  PAPER=()
+  TESTS=(tests/test_cuda.py)
   TILE_SIZES=(512); TILE_ARGS=(--steps 25 --stack 16)
   PROFILE_ARGS=(--size 1024 --steps 8 --stack 16)
 fi
@@ -101,26 +103,26 @@ RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}
 for s in a b; do
   if [ $DRY -eq 0 ] && [ -f "$RESUME_FROM" ]; then cp "$RESUME_FROM" "$WORK/jobs_$s.jsonl"; else : > "$WORK/jobs_$s.jsonl"; fi
 done
-bench() {  # bench STREAM [DRY-RUN IMAGES]: the paper-profile command recording its fits in that stream's jobs file
+bench() {  # bench STREAM [IMAGES]: the paper-profile command recording its fits in that stream's jobs file
   BENCH=("$PY" -m linr bench --profile paper --device "$DEVICE" --data "$DATA" --jobs "$WORK/jobs_$1.jsonl"
          --out "$WORK/paper_$1" --no-plots "${PAPER[@]}")
-  [ $DRY -eq 1 ] && BENCH+=(--images "${@:2}")  # a dry run: the images named after STREAM
+  [ $# -gt 1 ] && BENCH+=(--images "${@:2}")
 }
 dry_image() { [ "$1" = 4 ] && echo butterfly || echo kodim03; }  # a dry run's one image of table $1
-stream() {  # stream NAME ITEMS: each TABLE:METHOD item in turn (a finished paper column: its table
-  local s=$1 item t m  # goes into the report)
+stream() {  # stream NAME ITEMS: each TABLE:METHOD[:IMAGE] item in turn (a finished paper column
+  local s=$1 item t m i  # of a whole table goes into the report)
   for item in $2; do
-    t=${item%%:*} m=${item#*:}
-    bench "$s" "$(dry_image "$t")"
-    part "table $t $m ($s)" 600 "$WORK/paper_$s.log" "${BENCH[@]}" --methods "$m" --tables "$t"
+    IFS=: read -r t m i <<< "$item"
+    if [ -n "$i" ]; then bench "$s" "$i"; elif [ $DRY -eq 1 ]; then bench "$s" "$(dry_image "$t")"; else bench "$s"; fi
+    part "table $t $m${i:+ $i} ($s)" 600 "$WORK/paper_$s.log" "${BENCH[@]}" --methods "$m" --tables "$t"
     # the whole log (the other stream and the tests append to it too; each part's name is unique)
-    [ "$m" = linr ] && grep -q "^table $t $m ($s): exit 0 " "$OUT/log.txt" && echo "$t" >> "$WORK/done_tables"
+    [ "$m" = linr ] && [ -z "$i" ] && grep -q "^table $t $m ($s): exit 0 " "$OUT/log.txt" && echo "$t" >> "$WORK/done_tables"
   done
 }
 : > "$WORK/done_tables"
-( stream a "$ITEMS_A" ) &
-( stream b "$ITEMS_B" ) &
-( part tests 200 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
+( stream a "$STREAM_A" ) &
+( stream b "$STREAM_B" ) &
+( part tests 150 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
 wait
 cat "$WORK/paper_a.log" "$WORK/paper_b.log" > "$OUT/paper.log" 2>/dev/null
 

@@ -164,6 +164,10 @@ def dip_restore(
     net.to(device)
     z = (torch.rand(1, config.input_depth, height, width, generator=gen) * config.input_scale).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    # The input's perturbation is drawn where the network runs: on a GPU, one draw a step of the
+    # whole input on the host (and its copy to the card) took a large part of each step's time.
+    # The CPU keeps one generator for the input and the perturbations (its results unchanged).
+    noise_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(config.seed + 1)
     losses = torch.empty(config.steps, device=device)
     psnrs = torch.empty(config.steps, device=device) if ref is not None else None
     average = None
@@ -171,7 +175,7 @@ def dip_restore(
     for step in range(config.steps):
         code = z
         if config.reg_noise_std > 0:
-            noise = torch.randn(z.shape, generator=gen).to(device)
+            noise = torch.randn(z.shape, generator=noise_gen, device=device)
             code = z + config.reg_noise_std * noise
         out = net(code)
         loss = problem.data_term(out)
