@@ -78,14 +78,16 @@ def test_the_default_chunk_takes_a_stacks_step_at_once_on_cuda():
 
 
 def test_dip_on_cuda_is_seeded_and_tracks_the_cpu(clean):
-    """DIP draws its input's perturbations on the card (a generator there, seeded): two runs give
-    the same image, and the fit reaches what the CPU's (its own stream) reaches, within noise."""
+    """DIP draws its input's perturbations on the card (a generator there, seeded): two runs with
+    one seed agree far more closely than runs with two seeds (not bit for bit: the upsampling's
+    backward adds with atomics on CUDA), and the fit reaches what the CPU's (its own stream) reaches."""
     from linr.baselines.dip import DIPConfig, dip_restore
     obs = _cases(clean)["noisy"]
     cfg = dict(steps=60, channels=16, skip_channels=4, levels=3, reg_noise_std=1.0 / 30.0)
-    with torch.backends.cudnn.flags(enabled=True, deterministic=True, benchmark=False):  # same order of sums
-        first = dip_restore(obs, DIPConfig(device="cuda", **cfg), reference=clean)
-        second = dip_restore(obs, DIPConfig(device="cuda", **cfg), reference=clean)
+    first = dip_restore(obs, DIPConfig(device="cuda", **cfg), reference=clean)
+    second = dip_restore(obs, DIPConfig(device="cuda", **cfg), reference=clean)
+    other = dip_restore(obs, DIPConfig(device="cuda", seed=1, **cfg), reference=clean)
     cpu = dip_restore(obs, DIPConfig(device="cpu", **cfg), reference=clean)
-    assert np.array_equal(first.image, second.image)
+    same = np.abs(first.image - second.image).mean()
+    assert same < 0.25 * np.abs(first.image - other.image).mean()
     assert abs(first.history["psnr"][-1] - cpu.history["psnr"][-1]) < 1.5
