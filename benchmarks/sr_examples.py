@@ -12,6 +12,13 @@ the standard one, wall seconds (one thread). One row per image appended to ROWS 
     .venv/bin/python benchmarks/sr_examples.py set9/house set9/peppers --crop 256 \\
         --rows benchmarks/sr_examples_tune.jsonl --cache /tmp/sr_cache
 
+``--factor F`` another factor than 4 (the cached fits and the rows say which); ``--device cuda``
+fits there (the refinements stay on the CPU); ``--fit-only`` fits into the cache and stops, so that
+a GPU can make the fits and this CPU refine them (the fortieth session's x2 and x8 rows):
+
+    benchmarks/gpu_sr_fits.sh                      # on a lent GPU: the fits, as tar files
+    .venv/bin/python benchmarks/sr_examples.py set5/bird --factor 8 --cache FITS --rows ROWS
+
 ``--table ROWS`` prints a rows file as a markdown table (BENCHMARKS.md's).
 """
 
@@ -27,10 +34,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sr_views import fitted_row, refined_row  # noqa: E402
 
 
-def run(spec: str, crop: int | None, data: Path, cache: Path | None) -> dict:
+def run(spec: str, crop: int | None, data: Path, cache: Path | None, factor: int = 4, device: str = "cpu",
+        fit_only: bool = False) -> dict | None:
     from linr.internal import learn_from_own_copies
     from linr.projection import project_onto_views
-    obs, fit, scores, row = fitted_row(spec, crop, data, cache)
+    obs, fit, scores, row = fitted_row(spec, crop, data, cache, factor=factor, device=device)
+    if fit_only:
+        return None
     t0 = time.perf_counter()
     learnt, info = learn_from_own_copies(obs[0].image, obs[0].operator)
     row["learnt alone"] = {**scores(project_onto_views(learnt, obs)[0]), "seconds": round(time.perf_counter() - t0, 1),
@@ -57,7 +67,8 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from linr.bench.common import refine_probe_main
 
-    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set5/woman, set9/house)", run, table)
+    return refine_probe_main(argv, __doc__, "FOLDER/NAME of the shared data (set5/woman, set9/house)", run, table,
+                             sr=True)
 
 
 if __name__ == "__main__":

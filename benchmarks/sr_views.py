@@ -31,9 +31,9 @@ import numpy as np
 REFINES = ("project", "grouped-views")
 
 
-def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, list, str]:
-    """The clean image (cropped to a multiple of 4), its x4 low-res observation and the name of
-    its fit in a cache folder."""
+def scene(spec: str, crop: int | None, data: Path, factor: int = 4) -> tuple[np.ndarray, list, str]:
+    """The clean image (cropped to a multiple of ``factor``), its low-res observation at that
+    factor and the name of its fit in a cache folder."""
     from linr.bench.common import centre_crop
     from linr.images import read_image
     from linr.kinds import KINDS
@@ -41,34 +41,36 @@ def scene(spec: str, crop: int | None, data: Path) -> tuple[np.ndarray, list, st
 
     folder, name = spec.split("/")
     clean = read_image(data / folder / f"{name}.png")[0][..., :3].astype(np.float32)
-    clean = np.ascontiguousarray(crop_to_multiple(centre_crop(clean, crop)[0], 4))
-    params = {"factor": 4}
+    clean = np.ascontiguousarray(crop_to_multiple(centre_crop(clean, crop)[0], factor))
+    params = {"factor": factor}
     low = KINDS["lowres"].simulation.make(clean, params, None)["image"]
-    return clean, [KINDS["lowres"].simulation.observe({}, low, params)], f"{spec.replace('/', '_')}_{crop or 'full'}_x4.npz"
+    return clean, [KINDS["lowres"].simulation.observe({}, low, params)], f"{spec.replace('/', '_')}_{crop or 'full'}_x{factor}.npz"
 
 
-def fitted_row(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None
-               ) -> tuple[list, np.ndarray, Callable[[np.ndarray], dict], dict]:
-    """The observation, the default fit of it (from the cache folder when kept there), a function
-    giving an image's PSNR in both conventions, and the row's first fields (shared with
-    ``benchmarks/sr_examples.py``)."""
-    from linr.bench.common import cached_fit
+def fitted_row(spec: str, crop: int | None, data: Path, cache: Path | None, tile: str | None = None,
+               factor: int = 4, device: str = "cpu") -> tuple[list, np.ndarray, Callable[[np.ndarray], dict], dict]:
+    """The observation, the default fit of it on ``device`` (from the cache folder when kept
+    there: then wherever it was made), a function giving an image's PSNR in both conventions, and
+    the row's first fields (shared with ``benchmarks/sr_examples.py``)."""
+    from linr.bench.common import cached_fit, fit_made_on, processor_of
     from linr.metrics import evaluate
     from linr.tasks import restore
 
-    clean, obs, cached = scene(spec, crop, data)
+    clean, obs, cached = scene(spec, crop, data, factor)
     if tile:
         cached = cached.replace(".npz", f"_tile{tile.replace(':', '-')}.npz")
     saved = cache / cached if cache else None
     # the fit alone (the default refines since the twenty-second session)
-    fit, fit_s = cached_fit(saved, lambda: restore(obs, refine="none", device="cpu", progress=False,
-                                                   **({"tile": tile} if tile else {})).image)
+    fit, fit_s = cached_fit(saved, lambda: restore(obs, refine="none", device=device, progress=False,
+                                                   **({"tile": tile} if tile else {})).image,
+                            made_on=processor_of(device))
 
     def scores(image: np.ndarray) -> dict:
         return {c: round(evaluate(clean, image, convention=c)["psnr"], 4) for c in ("paper", "standard")}
 
-    row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": 4, **({"tile": tile} if tile else {}),
-           "fit_seconds": round(fit_s, 1), "fit": scores(fit)}
+    row = {"image": spec, "size": list(clean.shape[:2]), "crop": crop, "factor": factor, **({"tile": tile} if tile else {}),
+           "fit_seconds": round(fit_s, 1), "fit": scores(fit),
+           **({"fit_made_on": made} if (made := fit_made_on(saved)) else {})}
     return obs, fit, scores, row
 
 

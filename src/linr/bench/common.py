@@ -145,6 +145,15 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def processor_of(device: str) -> str:
+    """What ran on ``device``: the GPU's name for a CUDA device, else this machine's processor."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))} (torch {torch.__version__})"
+    return f"{cpu_name()} (torch {torch.__version__})"
+
+
 def commit_id() -> str | None:
     """The source checkout's commit (``+dirty`` with uncommitted changes), or None."""
     import subprocess
@@ -162,9 +171,10 @@ def commit_id() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def cached_fit(saved: "Path | None", make: Any) -> tuple[np.ndarray, float]:
+def cached_fit(saved: "Path | None", make: Any, made_on: str | None = None) -> tuple[np.ndarray, float]:
     """A probe script's fit: its image and wall seconds, read from ``saved`` (.npz with ``fit`` and
-    ``seconds``) when it exists, else ``make()`` (the image), timed and kept there (when given)."""
+    ``seconds``) when it exists, else ``make()`` (the image), timed and kept there (when given),
+    with ``made_on`` (where it was made, :func:`fit_made_on` reads it back) when given."""
     if saved is not None and saved.exists():
         z = np.load(saved)
         return z["fit"], float(z["seconds"])
@@ -173,8 +183,16 @@ def cached_fit(saved: "Path | None", make: Any) -> tuple[np.ndarray, float]:
     seconds = time.perf_counter() - started
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(saved, fit=fit, seconds=seconds)
+        np.savez(saved, fit=fit, seconds=seconds, **({"made_on": made_on} if made_on else {}))
     return fit, seconds
+
+
+def fit_made_on(saved: "Path | None") -> str | None:
+    """Where a fit kept by :func:`cached_fit` was made, when it was recorded."""
+    if saved is None or not saved.exists():
+        return None
+    with np.load(saved) as z:
+        return str(z["made_on"]) if "made_on" in z.files else None
 
 
 def threads_from_environment() -> int:
@@ -185,13 +203,16 @@ def threads_from_environment() -> int:
 
 
 def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
-                      run: Any, table: Any, tiles: bool = False) -> int:
+                      run: Any, table: Any, tiles: bool = False, sr: bool = False) -> int:
     """The command line of a probe script that fits each image once and refines the fit several
     ways (``benchmarks/inpaint_fill.py``, ``benchmarks/sr_views.py``): ``IMAGES [--crop N] [--rows
     ROWS] [--cache DIR]`` runs ``run(spec, crop, data, cache)`` for each image not yet in ROWS (one
     thread; the data folder of :func:`linr.bench.data_dir`) and appends its row; ``--table ROWS``
     prints ``table(rows)``. With ``tiles``, ``--tile SIZE[:OVERLAP]`` too: ``run(..., tile=SPEC)``
-    (None when not given), and a row counts as done for its image, crop and ``tile``."""
+    (None when not given), and a row counts as done for its image, crop and ``tile``. With ``sr``
+    (the super-resolution probes), ``--factor F`` (default 4), ``--device D`` (where the fit runs)
+    and ``--fit-only`` too: ``run(..., factor=F, device=D, fit_only=...)``, a row counting as done
+    for its factor as well, and no row written for a fit alone."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,8 +223,15 @@ def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
     p.add_argument("--table", default=None, metavar="ROWS", help="print a rows file as a markdown table")
     if tiles:
         p.add_argument("--tile", default=None, metavar="SIZE[:OVERLAP]", help="fit in tiles of this size")
+    if sr:
+        p.add_argument("--factor", type=int, default=4, help="the low-res view's factor")
+        p.add_argument("--device", default="cpu", help="where the fit runs (cpu, cuda)")
+        p.add_argument("--fit-only", action="store_true", help="fit into --cache and stop (no refinement, no row)")
     args = p.parse_args(argv)
     tile = {"tile": args.tile} if tiles else {}
+    extra = {"factor": args.factor, "device": args.device, "fit_only": args.fit_only} if sr else {}
+    if sr and args.fit_only and not args.cache:
+        p.error("--fit-only keeps the fits in --cache: name the folder")
     if args.table:
         print(table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]))
         return 0
@@ -215,8 +243,11 @@ def refine_probe_main(argv: "list[str] | None", doc: str, images_help: str,
     data = data_dir(None)
     done = set()
     if args.rows and Path(args.rows).exists():
-        done = {(r["image"], r["crop"], r.get("tile")) for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
+        done = {(r["image"], r["crop"], r.get("tile"), r.get("factor") if sr else None)
+                for r in map(json.loads, Path(args.rows).read_text().splitlines()) if r}
     for spec in args.images:
-        if (spec, args.crop, tile.get("tile")) not in done:
-            emit_row(run(spec, args.crop, data, Path(args.cache) if args.cache else None, **tile), args.rows)
+        if (spec, args.crop, tile.get("tile"), extra.get("factor")) not in done:
+            row = run(spec, args.crop, data, Path(args.cache) if args.cache else None, **tile, **extra)
+            if row is not None:
+                emit_row(row, args.rows)
     return 0
