@@ -65,7 +65,7 @@ part() {  # part NAME CAP_SECONDS LOGFILE COMMAND...: run under min(CAP, time le
 
 if [ $DRY -eq 1 ]; then
   DEVICE=cpu
-  STREAM_A="1:dip_recipe:kodim03"; STREAM_B="4:linr"; PAPER=(--crop 32 --steps 2)
+  STREAM_A="1:linr 1:dip_recipe:kodim03"; STREAM_B="4:linr"; PAPER=(--crop 32 --steps 2)
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
   PROFILE_ARGS=(--size 64 --steps 1 --tile 32:8 --width 16 --stack 4)

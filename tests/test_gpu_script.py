@@ -24,7 +24,7 @@ def test_gpu_script_dry_run_runs_every_part(tmp_path):
     out = tmp_path / "out"
     log = (out / "log.txt").read_text()
     for part in ("tiles", "tiles profile", "tests", "table 1 linr (a)", "table 4 linr (b)",
-                 "table 1 dip_recipe (a)", "report"):
+                 "table 1 dip_recipe kodim03 (a)", "report"):
         assert f"{part}: exit 0" in log, log
     assert "finished" in log
     files = sorted(p.name for p in out.iterdir())
