@@ -3,32 +3,33 @@
 # wall time (default 450) it runs, each part under a time guard, writing everything to $OUT (at
 # most 8 files come back):
 #   1. machine.txt  GPU, driver, torch, CUDA, commit
-#   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/profile_tiles.py:
-#                   torch's profiler over 8 steps of a 1024-px noisy photo's 16 tiles in one stack
-#                   (where a stacked step's time goes on CUDA; since the thirty-eighth session the
-#                   default chunk takes a stack's step at once there: linr.engine.chunk_pixels_for);
-#                   then benchmarks/tiles_scale.py: a 512x512 noisy photo in stacked tiles, 25
-#                   fixed steps per tile, time per pixel (fit and refinement apart) and peak memory
-#                   (the 2048-px photo was timed in the thirty-seventh session, 102 s; in the
-#                   thirty-eighth its refinement on the host kept it past a 150-s guard)
-#   3. then streams at once on the one GPU, each a list of TABLE:METHOD[:IMAGE] items (an image
-#      named: only that image), and the CUDA tests beside them:
-#      a, b. paper.log  DIP at its own recipe on Table 1 (#15: "above DIP at its own recipe"; 3000
-#                    steps at 512x512 and more took over 4 minutes an image in the thirty-eighth
-#                    session's lease, when each step drew its input's perturbation on the host:
-#                    since the fortieth it is drawn on the card), the 512-px images first, two
-#                    at a time; each finished fit is kept
-#      c. tests.log  the CUDA tests (tests/test_cuda.py)
+#   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/tiles_scale.py:
+#                   a 2048x2048 noisy photo in stacked tiles, 25 fixed steps per tile, time per
+#                   pixel (the fit and the refinement on the host apart) and peak memory (#14's
+#                   GPU target; timed at 102 s in the thirty-seventh session before the default
+#                   chunk on CUDA grew to a stack's step, linr.engine.chunk_pixels_for; past a
+#                   150-s guard in the thirty-eighth, its host refinement unsplit)
+#   3. then streams at once, each a list of TABLE:METHOD[:IMAGE] items (an image named: only that
+#      image; each finished fit is kept), beside the CUDA tests and the SR fits:
+#      a-e. paper.log  Table 2 with today's default, one image a stream (#15: SR x4's default,
+#                   `grouped-views-examples`, on all five of Table 2 on one machine; this CPU
+#                   measured four, the fits differing by machine): the fit on the card, the
+#                   refinement on the host
+#      f. fits.tar      benchmarks/gpu_sr_fits.sh: the default fits at x2 and x8 of the set9 tune
+#                   crops and Set5, for this CPU to refine (is the examples network worth it at
+#                   other factors than 4?)
+#      g. tests.log  the CUDA tests (tests/test_cuda.py)
 #   4. jobs.jsonl   every finished fit (starts as a copy of RESUME_FROM, the committed fits of the
 #                   earlier GPU runs, so only what is missing is fitted; rerun to resume)
 #      report.md    the paper column of every finished table, from jobs.jsonl (nothing refitted)
 #   5. log.txt      each part's exit status and seconds
 #
 #   OUT=gpu_out DATA=../shared/data benchmarks/gpu_run.sh
-#   benchmarks/gpu_run.sh --dry-run     # the same parts on the CPU, tiny crops, a few steps
+#   benchmarks/gpu_run.sh --dry-run     # the same parts on the CPU, tiny crops, a few steps (not the
+#                                       # SR fits: benchmarks/gpu_sr_fits.sh --dry-run)
 #
-# The default columns, `fast` and the classical methods are left out: this CPU measured them at
-# full size (BENCHMARKS.md), and the budget is for what only a GPU can do here. The data folder
+# `fast`, the classical methods and the other default columns are left out: this CPU measured them
+# at full size (BENCHMARKS.md), and the budget is for what only a GPU can do here. The data folder
 # must travel with the working tree on a lent machine: copy ../shared/data into an ignored folder
 # (e.g. .gpudata, listed in .git/info/exclude) and pass DATA=.gpudata.
 set -uo pipefail
@@ -65,18 +66,17 @@ part() {  # part NAME CAP_SECONDS LOGFILE COMMAND...: run under min(CAP, time le
 
 if [ $DRY -eq 1 ]; then
   DEVICE=cpu
-  STREAM_A="1:linr 1:dip_recipe:kodim03"; STREAM_B="4:linr"; PAPER=(--crop 32 --steps 2)
+  STREAMS=("1:linr 1:dip_recipe:kodim03" "4:linr" "2:linr_default:bird"); PAPER=(--crop 32 --steps 2)
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
-  PROFILE_ARGS=(--size 64 --steps 1 --tile 32:8 --width 16 --stack 4)
 else
   DEVICE=cuda
-  STREAM_A="1:dip_recipe:house 1:dip_recipe:baboon 1:dip_recipe:kodim01 1:dip_recipe:kodim03"
-  STREAM_B="1:dip_recipe:peppers 1:dip_recipe:f16 1:dip_recipe:kodim02 1:dip_recipe:kodim12"
+  STREAMS=("2:linr_default:baby" "2:linr_default:bird" "2:linr_default:butterfly" "2:linr_default:head"
+           "2:linr_default:woman")
   PAPER=()
   TESTS=(tests/test_cuda.py)
-  TILE_SIZES=(512); TILE_ARGS=(--steps 25 --stack 16)
-  PROFILE_ARGS=(--size 1024 --steps 8 --stack 16)
+  TILE_SIZES=(2048); TILE_ARGS=(--steps 25 --stack 16)
+  export OMP_NUM_THREADS=2  # several streams share the host's cores
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -91,16 +91,15 @@ fi
   git rev-parse --short HEAD 2>/dev/null
 } > "$OUT/machine.txt" 2>&1
 
-# 2. alone on the GPU: a profile of a 1024-px photo's stacked tile steps, then a 512x512 noisy
-# photo in stacked tiles (25 fixed steps per tile) for the time per pixel
-part "tiles profile" 60 "$OUT/speed.log" "$PY" benchmarks/profile_tiles.py --device "$DEVICE" --data "$DATA" \
-  "${PROFILE_ARGS[@]}"
-part tiles 60 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
+# 2. alone on the GPU: a noisy photo in stacked tiles (25 fixed steps per tile) for the time per pixel
+part tiles 200 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
   --data "$DATA" "${TILE_ARGS[@]}"
 
 # 3. the paper column, two streams with their own jobs files (merged below), and the tests beside them
 RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}
-for s in a b; do
+NAMES=(a b c d e f g h)
+for k in "${!STREAMS[@]}"; do
+  s=${NAMES[$k]}
   if [ $DRY -eq 0 ] && [ -f "$RESUME_FROM" ]; then cp "$RESUME_FROM" "$WORK/jobs_$s.jsonl"; else : > "$WORK/jobs_$s.jsonl"; fi
 done
 bench() {  # bench STREAM [IMAGES]: the paper-profile command recording its fits in that stream's jobs file
@@ -120,14 +119,20 @@ stream() {  # stream NAME ITEMS: each TABLE:METHOD[:IMAGE] item in turn (a finis
   done
 }
 : > "$WORK/done_tables"
-( stream a "$STREAM_A" ) &
-( stream b "$STREAM_B" ) &
+for k in "${!STREAMS[@]}"; do
+  ( stream "${NAMES[$k]}" "${STREAMS[$k]}" ) &
+done
 ( part tests 150 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
+if [ $DRY -eq 0 ]; then  # the fits at x2 and x8 (benchmarks/gpu_sr_fits.sh; its own guard: the time left)
+  ( mkdir -p "$WORK/sr" && OUT="$WORK/sr" DATA="$DATA" JOBS=3 BUDGET=$(( $(left) - 15 )) benchmarks/gpu_sr_fits.sh \
+    && tar -C "$WORK/sr" -cf "$OUT/fits.tar" fits_x2.tar fits_x8.tar fits.log
+    echo "sr fits: $(tail -1 "$WORK/sr/fits.log" 2>/dev/null)" >> "$OUT/log.txt" ) &
+fi
 wait
-cat "$WORK/paper_a.log" "$WORK/paper_b.log" > "$OUT/paper.log" 2>/dev/null
+for k in "${!STREAMS[@]}"; do cat "$WORK/paper_${NAMES[$k]}.log"; done > "$OUT/paper.log" 2>/dev/null
 
 # 4. one jobs file (each stream's file holds RESUME_FROM's rows and its own; keys are unique per fit)
-"$PY" - "$WORK/jobs_a.jsonl" "$WORK/jobs_b.jsonl" > "$OUT/jobs.jsonl" <<'PYEOF'
+"$PY" - "$WORK"/jobs_?.jsonl > "$OUT/jobs.jsonl" <<'PYEOF'
 import json, sys
 seen = set()
 for path in sys.argv[1:]:
