@@ -14,7 +14,8 @@
 #      a-e. paper.log  Table 2 with today's default, one image a stream (#15: SR x4's default,
 #                   `grouped-views-examples`, on all five of Table 2 on one machine; this CPU
 #                   measured four, the fits differing by machine): the fit on the card, the
-#                   refinement on the host
+#                   refinement on the host; then DIP at its own recipe on the same image (2000
+#                   steps; baby alone was fitted, in the thirty-eighth session's lease)
 #      f. fits.tar      benchmarks/gpu_sr_fits.sh: the default fits at x2 and x8 of the set9 tune
 #                   crops and Set5, for this CPU to refine (is the examples network worth it at
 #                   other factors than 4?)
@@ -71,8 +72,8 @@ if [ $DRY -eq 1 ]; then
   TILE_SIZES=(64); TILE_ARGS=(--steps 1 --tile 32:8 --width 16)
 else
   DEVICE=cuda
-  STREAMS=("2:linr_default:baby" "2:linr_default:bird" "2:linr_default:butterfly" "2:linr_default:head"
-           "2:linr_default:woman")
+  STREAMS=()
+  for i in baby bird butterfly head woman; do STREAMS+=("2:linr_default:$i 2:dip_recipe:$i"); done
   PAPER=()
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(2048); TILE_ARGS=(--steps 25 --stack 16)

@@ -53,6 +53,7 @@ def table(rows: list[dict]) -> str:
            "seconds (one thread): grouped-views, grouped-views-examples |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         name = f"{r['image']} ({r['crop']}-px crop)" if r.get("crop") else r["image"]
+        name += f", x{r['factor']}" if r.get("factor", 4) != 4 else ""
         gv, gve = r["grouped-views"], r["grouped-views-examples"]
         out.append(f"| {name} | {r['size'][0]}x{r['size'][1]} | {r['fit']['paper']:.2f} | {r['learnt alone']['paper']:.2f} | "
                    f"{gv['paper']:.2f} | {gve['paper']:.2f} | {gve['paper'] - gv['paper']:+.2f} | "
