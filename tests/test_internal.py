@@ -150,21 +150,29 @@ def test_the_command_says_what_the_refiner_did(scene, tmp_path, monkeypatch, cap
     assert "2 networks in turn (x2, then x2) trained 5 steps each on its own smaller copies" in err and "error" not in err
 
 
-def test_the_default_for_one_photo_at_x4_is_grouped_views_examples_and_grouped_views_elsewhere(scene, tmp_path,
-                                                                                                monkeypatch, capsys):
+def test_the_default_for_one_photo_at_x2_and_x4_is_grouped_views_examples_and_grouped_views_elsewhere(
+        scene, tmp_path, monkeypatch, capsys):
     from linr.images import write_image
-    from linr.tasks import DEFAULT_SR_REFINE, DEFAULT_SR_X4_REFINE, default_refine, sr_refine_for
+    from linr.tasks import (DEFAULT_SR_EXAMPLES_REFINE, DEFAULT_SR_REFINE, DEFAULT_SR_X4_REFINE, default_refine,
+                            sr_refine_for)
 
     clean, low = scene
-    assert DEFAULT_SR_X4_REFINE == "grouped-views-examples" and sr_refine_for(4) == DEFAULT_SR_X4_REFINE
-    assert [sr_refine_for(f) for f in (2, 3, 8)] == [DEFAULT_SR_REFINE] * 3 == ["grouped-views"] * 3  # not measured
-    assert default_refine([linr.lowres(low, 4)], preset=None) == DEFAULT_SR_X4_REFINE
-    assert default_refine([linr.lowres(lanczos_downscale(clean, 2), 2)], preset=None) == DEFAULT_SR_REFINE
+    assert DEFAULT_SR_EXAMPLES_REFINE == DEFAULT_SR_X4_REFINE == "grouped-views-examples"
+    assert [sr_refine_for(f) for f in (2, 4)] == [DEFAULT_SR_EXAMPLES_REFINE] * 2
+    assert [sr_refine_for(f) for f in (3, 8)] == [DEFAULT_SR_REFINE] * 2 == ["grouped-views"] * 2  # not measured
+    assert default_refine([linr.lowres(low, 4)], preset=None) == DEFAULT_SR_EXAMPLES_REFINE
+    assert default_refine([linr.lowres(lanczos_downscale(clean, 2), 2)], preset=None) == DEFAULT_SR_EXAMPLES_REFINE
+    assert default_refine([linr.lowres(lanczos_downscale(clean, 8), 8)], preset=None) == DEFAULT_SR_REFINE
     assert default_refine([linr.lowres(low, 4)], preset="paper") is None
     monkeypatch.setattr(internal, "STEPS", 5)
     (tmp_path / "in").mkdir()
     write_image(tmp_path / "in" / "low.png", low)
-    tiny = ["--factor", "4", "--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu"]
-    out, record = lowres_restore_and_batch(tmp_path, "low.png", tiny, capsys)
+    tiny = ["--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu"]
+    out, record = lowres_restore_and_batch(tmp_path, "low.png", ["--factor", "4", *tiny], capsys)
     assert "refined: grouped-views-examples" in out and "the default for one low-res photo at x4, --refine none" in out
-    assert record["batch"]["refine"] == DEFAULT_SR_X4_REFINE and record["status"] == "done"
+    assert record["batch"]["refine"] == DEFAULT_SR_EXAMPLES_REFINE and record["status"] == "done"
+    from linr.cli import main
+    assert main(["restore", "--lowres", str(tmp_path / "in" / "low.png"), "--factor", "2", *tiny,
+                 "-o", str(tmp_path / "x2.png")]) == 0
+    out = capsys.readouterr().out
+    assert "a network trained 5 steps" in out and "the default for one low-res photo at x2, --refine none" in out

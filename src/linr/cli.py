@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -503,7 +504,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                 f"({done[0]['passes']} passes) and the photo upscaled by {networks} "
                 f"on its own smaller copies, made to reproduce the {views} exactly, relative residual "
                 f"{learnt['projected']['residual']:.1g}; not in the paper)") + ("" if asked else "; the default for one "
-                                                                 "low-res photo at x4, --refine none returns the fit's image")
+                                                                 f"low-res photo at x{math.prod(stages)}, --refine none returns the fit's image")
     if done[0]["name"] == "grouped-views":  # linr.refine.GroupedViews
         return (f"refined: grouped-views (the fit's image made to reproduce the {views} exactly, then "
                 f"{done[0]['passes']} passes of grouped filtering, each made to reproduce {'it' if count == 1 else 'them'} again, relative "

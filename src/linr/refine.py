@@ -51,11 +51,12 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
 - ``grouped-views`` (:class:`GroupedViews`): ``project``, then filtered again and again by
   ``grouped`` (the image its own pilot) at a falling noise level, projected after every pass
   (plug-and-play super-resolution): for super-resolution from views without noise; the default
-  for one low-res photo at factors other than 4 (:data:`linr.tasks.DEFAULT_SR_REFINE`).
+  for one low-res photo at the factors not in :data:`linr.tasks.SR_EXAMPLES_FACTORS`
+  (:data:`linr.tasks.DEFAULT_SR_REFINE`).
 - ``grouped-views-examples`` (:class:`GroupedViewsExamples`): for one low-res view, the mean of
   the fit's image, ``grouped-views``' and the view upscaled by a small network learnt from the
   view's own smaller copies in x2 stages (:mod:`linr.internal`), projected onto the view: the
-  default for one low-res photo at x4 (:data:`linr.tasks.DEFAULT_SR_X4_REFINE`).
+  default for one low-res photo at x2 and x4 (:data:`linr.tasks.SR_EXAMPLES_FACTORS`).
 - ``grouped-deblur`` (:class:`GroupedDeblur`): for one blurred photo, the fit's image filtered
   again and again by ``grouped`` (the image its own pilot) at a falling noise level, each pass
   followed by the image that explains the blurred photo best near the filtered one

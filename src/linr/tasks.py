@@ -55,6 +55,8 @@ __all__ = [
     "sr_refine_for",
     "DEFAULT_SR_REFINE",
     "DEFAULT_SR_X4_REFINE",
+    "DEFAULT_SR_EXAMPLES_REFINE",
+    "SR_EXAMPLES_FACTORS",
     "plain_deblurring",
     "open_blur_boundary",
     "free_edges_measured",
@@ -491,7 +493,7 @@ one at any size and in tiles (None: no limit)."""
 
 DEFAULT_SR_REFINE = "grouped-views"
 """The refinement of the defaults' super-resolution of one low-res photo (:func:`plain_super_resolution`)
-at factors other than 4 (x4: :data:`DEFAULT_SR_X4_REFINE` since the thirty-ninth session), restored
+at the factors not in :data:`SR_EXAMPLES_FACTORS` (there :data:`DEFAULT_SR_EXAMPLES_REFINE`), restored
 whole: since the twenty-second session ``grouped-views`` (:class:`linr.refine.GroupedViews`:
 the fit's image made to reproduce the low-res photo exactly, then 20 passes of grouped filtering
 at a falling noise level, each projected again; the fit's image when the projection cannot meet
@@ -502,20 +504,29 @@ downsampler: the one measured). The twenty-second session refined images restore
 and on a tiled fit of a tune crop it added +0.67 dB: BENCHMARKS.md, '#14 SR in tiles')."""
 
 
-DEFAULT_SR_X4_REFINE = "grouped-views-examples"
-"""The refinement of the defaults' super-resolution of one low-res photo at x4 (the factor it was
-measured at), since the thirty-ninth session: ``grouped-views-examples``
-(:class:`linr.refine.GroupedViewsExamples`: the mean of the fit's image, its ``grouped-views``
-refinement and the photo upscaled by networks learnt from its own smaller copies in x2 stages,
-:mod:`linr.internal`, made to reproduce the photo exactly). Measured in BENCHMARKS.md ('#15 SR x4:
-the examples learnt in x2 stages'): ahead of ``grouped-views`` on the same fits on every set9 tune
-crop and Set5 image it was run on. Other factors keep :data:`DEFAULT_SR_REFINE` (not measured)."""
+DEFAULT_SR_EXAMPLES_REFINE = "grouped-views-examples"
+"""The refinement of the defaults' super-resolution of one low-res photo at the factors of
+:data:`SR_EXAMPLES_FACTORS`: ``grouped-views-examples`` (:class:`linr.refine.GroupedViewsExamples`:
+the mean of the fit's image, its ``grouped-views`` refinement and the photo upscaled by networks
+learnt from its own smaller copies in x2 stages, :mod:`linr.internal`, made to reproduce the photo
+exactly)."""
+
+DEFAULT_SR_X4_REFINE = DEFAULT_SR_EXAMPLES_REFINE
+"""The thirty-ninth session's name of :data:`DEFAULT_SR_EXAMPLES_REFINE` (then the default at x4 alone)."""
+
+SR_EXAMPLES_FACTORS = frozenset({2, 4})
+"""The factors at which :data:`DEFAULT_SR_EXAMPLES_REFINE` is the default, each where it was measured
+ahead of ``grouped-views`` on the same fits on every tune and report image (BENCHMARKS.md): x4 since
+the thirty-ninth session ('#15 SR x4: the examples learnt in x2 stages'; set9 256-px crops, Table 2
+whole), x2 since the fortieth ('#15 SR x2 and x8'; set9 and Set5 128-px crops). Other factors keep
+:data:`DEFAULT_SR_REFINE`."""
 
 
 def sr_refine_for(factor: int) -> str:
     """The defaults' refinement of one low-res photo downsampled by ``factor``:
-    :data:`DEFAULT_SR_X4_REFINE` at x4, else :data:`DEFAULT_SR_REFINE`."""
-    return DEFAULT_SR_X4_REFINE if factor == 4 else DEFAULT_SR_REFINE
+    :data:`DEFAULT_SR_EXAMPLES_REFINE` at the factors of :data:`SR_EXAMPLES_FACTORS`, else
+    :data:`DEFAULT_SR_REFINE`."""
+    return DEFAULT_SR_EXAMPLES_REFINE if factor in SR_EXAMPLES_FACTORS else DEFAULT_SR_REFINE
 
 
 def plain_super_resolution(observations: Sequence[Observation], *, preset: str | None) -> bool:
