@@ -2,7 +2,7 @@
 # One prepared GPU run, meant for a lent H200 and sized for its budget: within BUDGET seconds of
 # wall time (default 450) it runs, each part under a time guard, writing everything to $OUT (at
 # most 8 files come back):
-#   1. machine.txt  GPU, driver, torch, CUDA, commit
+#   1. log.txt      first the machine: GPU, driver, torch, CUDA, commit (then part 5)
 #   2. speed.log    (first, alone on the GPU, so that its times are clean) benchmarks/tiles_scale.py:
 #                   a 2048x2048 noisy photo in stacked tiles, 25 fixed steps per tile, time per
 #                   pixel (the fit and the refinement on the host apart) and peak memory (#14's
@@ -16,13 +16,14 @@
 #                   measured four, the fits differing by machine): the fit on the card, the
 #                   refinement on the host; then DIP at its own recipe on the same image (2000
 #                   steps; baby alone was fitted, in the thirty-eighth session's lease)
-#      f. fits.tar      benchmarks/gpu_sr_fits.sh: the default fits at x2 and x8 of the set9 tune
-#                   crops and Set5, for this CPU to refine (is the examples network worth it at
-#                   other factors than 4?)
+#      f. fits_x2.tar, fits_x8.tar  benchmarks/gpu_sr_fits.sh: the default fits at x2 and x8 of
+#                   the set9 tune crops (256 px) and Set5 whole, for this CPU to refine (the
+#                   examples network at x2 was measured on 128-px crops only, x8 not whole)
 #      g. tests.log  the CUDA tests (tests/test_cuda.py)
 #   4. jobs.jsonl   every finished fit (starts as a copy of RESUME_FROM, the committed fits of the
 #                   earlier GPU runs, so only what is missing is fitted; rerun to resume)
-#      report.md    the paper column of every finished table, from jobs.jsonl (nothing refitted)
+#      report.md    the paper column of every finished table, from jobs.jsonl (nothing refitted; none
+#                   in this run's items: with one it would be a ninth file, and one would be lost)
 #   5. log.txt      each part's exit status and seconds
 #
 #   OUT=gpu_out DATA=../shared/data benchmarks/gpu_run.sh
@@ -77,7 +78,6 @@ else
   PAPER=()
   TESTS=(tests/test_cuda.py)
   TILE_SIZES=(2048); TILE_ARGS=(--steps 25 --stack 16)
-  export OMP_NUM_THREADS=2  # several streams share the host's cores
 fi
 
 # the tests read ../shared/data beside the checkout: give them the carried copy when it is missing
@@ -89,14 +89,17 @@ fi
   echo "started $(date -u +%FT%TZ), budget ${BUDGET} s, dry run ${DRY}, device ${DEVICE}"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
-  git rev-parse --short HEAD 2>/dev/null
-} > "$OUT/machine.txt" 2>&1
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null) (changed since: $(git status --short 2>/dev/null | wc -l) files;"\
+    "a lent machine's copy may keep an earlier commit's metadata: its working tree is what ran)"
+} >> "$OUT/log.txt" 2>&1
 
 # 2. alone on the GPU: a noisy photo in stacked tiles (25 fixed steps per tile) for the time per pixel
 part tiles 200 "$OUT/speed.log" "$PY" benchmarks/tiles_scale.py "${TILE_SIZES[@]}" --device "$DEVICE" \
   --data "$DATA" "${TILE_ARGS[@]}"
 
-# 3. the paper column, two streams with their own jobs files (merged below), and the tests beside them
+[ $DRY -eq 0 ] && export OMP_NUM_THREADS=2  # from here several streams share the host's cores
+
+# 3. the streams, each with its own jobs file (merged below), the tests and the SR fits beside them
 RESUME_FROM=${RESUME_FROM:-benchmarks/gpu_h200_jobs.jsonl}
 NAMES=(a b c d e f g h)
 for k in "${!STREAMS[@]}"; do
@@ -115,7 +118,7 @@ stream() {  # stream NAME ITEMS: each TABLE:METHOD[:IMAGE] item in turn (a finis
     IFS=: read -r t m i <<< "$item"
     if [ -n "$i" ]; then bench "$s" "$i"; elif [ $DRY -eq 1 ]; then bench "$s" "$(dry_image "$t")"; else bench "$s"; fi
     part "table $t $m${i:+ $i} ($s)" 600 "$WORK/paper_$s.log" "${BENCH[@]}" --methods "$m" --tables "$t"
-    # the whole log (the other stream and the tests append to it too; each part's name is unique)
+    # the whole log (the other streams and the tests append to it too; each part's name is unique)
     [ "$m" = linr ] && [ -z "$i" ] && grep -q "^table $t $m ($s): exit 0 " "$OUT/log.txt" && echo "$t" >> "$WORK/done_tables"
   done
 }
@@ -125,9 +128,14 @@ for k in "${!STREAMS[@]}"; do
 done
 ( part tests 150 "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
 if [ $DRY -eq 0 ]; then  # the fits at x2 and x8 (benchmarks/gpu_sr_fits.sh; its own guard: the time left)
-  ( mkdir -p "$WORK/sr" && OUT="$WORK/sr" DATA="$DATA" JOBS=3 BUDGET=$(( $(left) - 15 )) benchmarks/gpu_sr_fits.sh \
-    && tar -C "$WORK/sr" -cf "$OUT/fits.tar" fits_x2.tar fits_x8.tar fits.log
-    echo "sr fits: $(tail -1 "$WORK/sr/fits.log" 2>/dev/null)" >> "$OUT/log.txt" ) &
+  ( l=$(( $(left) - 15 ))
+    if [ "$l" -ge 30 ]; then
+      mkdir -p "$WORK/sr" && OUT="$WORK/sr" DATA="$DATA" JOBS=3 BUDGET=$l benchmarks/gpu_sr_fits.sh
+      cp "$WORK/sr/fits_x2.tar" "$WORK/sr/fits_x8.tar" "$OUT/" 2>/dev/null  # one file each: 16 MiB at most a file
+      echo "sr fits: $(tail -1 "$WORK/sr/fits.log" 2>/dev/null)" >> "$OUT/log.txt"
+    else
+      echo "sr fits: skipped (no time left)" >> "$OUT/log.txt"
+    fi ) &
 fi
 wait
 for k in "${!STREAMS[@]}"; do cat "$WORK/paper_${NAMES[$k]}.log"; done > "$OUT/paper.log" 2>/dev/null
@@ -147,7 +155,7 @@ if [ -n "$done_tables" ]; then
   cp "$OUT/jobs.jsonl" "$WORK/jobs_r.jsonl"
   # shellcheck disable=SC2086
   # shellcheck disable=SC2046
-  bench r $(for t in $done_tables; do dry_image "$t"; done | sort -u)
+  if [ $DRY -eq 1 ]; then bench r $(for t in $done_tables; do dry_image "$t"; done | sort -u); else bench r; fi
   BUDGET=$(( BUDGET + 60 )) part report 60 "$OUT/paper.log" "${BENCH[@]}" --methods linr --tables $done_tables
   [ -f "$WORK/paper_r/report.md" ] && cp "$WORK/paper_r/report.md" "$OUT/report.md"
 fi

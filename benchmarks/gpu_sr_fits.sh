@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# On a lent GPU: the default fits of one low-res view at x2 and x8 (#15: is the examples network
-# of `grouped-views-examples`, the default refiner at x4, worth it at other factors?) for the
+# On a lent GPU: the default fits of one low-res view at x2 and x8 (#15: to measure the examples
+# network of `grouped-views-examples`, the default refiner at x2 and x4, on whole images at x2, and
+# at x8 at all) for the
 # four set9 tune images (256-px centre crops, as x4 was chosen on) and Set5 whole (the report),
 # BUDGET seconds at most (default 300), several fits at once on the card; each factor's fits come
 # back as one tar file ($OUT/fits_x2.tar, $OUT/fits_x8.tar; unpack into a cache folder), and this

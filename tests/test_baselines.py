@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 
 import numpy as np
@@ -63,6 +65,19 @@ def test_dip_steps_reduce_the_loss_and_are_seeded() -> None:
     assert result.image.shape == (32, 32, 3)
     again = dip_restore([linr.noisy(target)], config)
     np.testing.assert_array_equal(again.image, result.image)
+
+
+def test_dip_perturbs_its_input_from_its_seed_on_the_cpu() -> None:
+    """On the CPU one generator draws the code and every perturbation (the results of the sessions
+    before the fortieth unchanged): a seed repeats its image, another seed does not."""
+    rng = np.random.default_rng(0)
+    target = np.clip(rng.random((1, 1, 3)) + 0.1 * rng.standard_normal((32, 32, 3)), 0, 1)
+    config = DIPConfig(steps=10, channels=16, levels=3, reg_noise_std=1.0 / 30.0, device="cpu", seed=3)
+    first = dip_restore([linr.noisy(target)], config)
+    assert first.settings["perturbations_drawn_on"] == "cpu"
+    np.testing.assert_array_equal(dip_restore([linr.noisy(target)], config).image, first.image)
+    other = dip_restore([linr.noisy(target)], dataclasses.replace(config, seed=4))
+    assert np.abs(other.image - first.image).mean() > 1e-3
 
 
 def test_dip_joint_observations_render_on_the_clean_grid() -> None:

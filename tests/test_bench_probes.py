@@ -64,3 +64,29 @@ def test_a_kept_fit_says_where_it_was_made(tmp_path):
     assert fit_made_on(saved) == processor_of("cpu") and "torch" in fit_made_on(saved)
     cached_fit(tmp_path / "old.npz", lambda: np.ones((2, 2, 3), np.float32))  # as the earlier sessions kept them
     assert fit_made_on(tmp_path / "old.npz") is None and fit_made_on(tmp_path / "missing.npz") is None
+
+
+def test_the_sr_probe_keeps_a_fit_alone_named_by_its_factor(tmp_path, data_env, monkeypatch):
+    """``benchmarks/sr_examples.py --fit-only --factor F --device D``, what benchmarks/gpu_sr_fits.sh
+    runs on a lent GPU: the view at that factor fitted on that device, kept under a name with the
+    factor, where it was made recorded, nothing refined (the fit itself stubbed: seconds, not minutes)."""
+    from types import SimpleNamespace
+
+    import linr.tasks
+
+    from .conftest import ROOT
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import sr_examples
+
+    seen = []
+
+    def fit(obs, **kw):
+        seen.append((obs[0].operator.factor, kw["device"], kw["refine"], obs[0].image.shape))
+        h, w, c = obs[0].image.shape
+        return SimpleNamespace(image=np.zeros((h * 8, w * 8, c), np.float32))
+    monkeypatch.setattr(linr.tasks, "restore", fit)
+    assert sr_examples.run("set5/bird", 40, DATA, tmp_path, factor=8, device="cpu", fit_only=True) is None
+    assert seen == [(8, "cpu", "none", (5, 5, 3))]  # a 40-px crop's view at x8, the fit unrefined
+    kept = tmp_path / "set5_bird_40_x8.npz"
+    assert kept.exists() and fit_made_on(kept) == processor_of("cpu")
+    assert sr_examples.run("set5/bird", 40, DATA, tmp_path, factor=8, fit_only=True) is None and len(seen) == 1  # kept

@@ -77,14 +77,22 @@ def test_the_default_chunk_takes_a_stacks_step_at_once_on_cuda():
         assert np.abs(a.image - b.image).max() < 1e-3
 
 
-def test_dip_on_cuda_is_seeded_and_tracks_the_cpu(clean):
+def test_dip_on_cuda_is_seeded_and_tracks_the_cpu(clean, monkeypatch):
     """DIP draws its input's perturbations on the card (a generator there, seeded): two runs with
     one seed agree far more closely than runs with two seeds (not bit for bit: the upsampling's
     backward adds with atomics on CUDA), and the fit reaches what the CPU's (its own stream) reaches."""
     from linr.baselines.dip import DIPConfig, dip_restore
     obs = _cases(clean)["noisy"]
     cfg = dict(steps=60, channels=16, skip_channels=4, levels=3, reg_noise_std=1.0 / 30.0)
+    drawn, randn = [], torch.randn
+
+    def spy(*args, **kwargs):  # where each perturbation is drawn, and by which generator
+        drawn.append((str(kwargs.get("device")), kwargs["generator"].device.type, kwargs["generator"].initial_seed()))
+        return randn(*args, **kwargs)
+    monkeypatch.setattr(torch, "randn", spy)
     first = dip_restore(obs, DIPConfig(device="cuda", **cfg), reference=clean)
+    assert drawn == [("cuda", "cuda", 1)] * 60 and first.settings["perturbations_drawn_on"] == "cuda"
+    monkeypatch.setattr(torch, "randn", randn)
     second = dip_restore(obs, DIPConfig(device="cuda", **cfg), reference=clean)
     other = dip_restore(obs, DIPConfig(device="cuda", seed=1, **cfg), reference=clean)
     cpu = dip_restore(obs, DIPConfig(device="cpu", **cfg), reference=clean)

@@ -56,7 +56,9 @@ class DIPConfig:
     levels: int = 5
     """Number of stride-2 levels."""
     seed: int = 0
-    """Seeds the network initialisation and the input code."""
+    """Seeds the network initialisation, the input code and the input's perturbations (on the CPU
+    one generator for all three; on a GPU the perturbations are drawn there by a generator of
+    their own seeded with ``seed + 1``, since the fortieth session)."""
     device: str = "auto"
     """'cpu', 'cuda[:N]' or 'auto'."""
 
@@ -197,6 +199,7 @@ def dip_restore(
     if psnrs is not None:
         history["psnr"] = psnrs.tolist()
     settings = {"method": "dip", **asdict(config), "levels_used": levels, "device": str(device),
+                "perturbations_drawn_on": noise_gen.device.type,
                 "parameters": sum(p.numel() for p in net.parameters())}
     return BaselineResult(image=image, fit_s=fit_s, steps_run=config.steps, history=history,
                           settings=settings)
