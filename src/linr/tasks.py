@@ -516,8 +516,8 @@ DEFAULT_SR_X4_REFINE = DEFAULT_SR_EXAMPLES_REFINE
 
 SR_EXAMPLES_FACTORS = frozenset({2, 4})
 """The factors at which :data:`DEFAULT_SR_EXAMPLES_REFINE` is the default, each where it was measured
-ahead of ``grouped-views`` on the same fits on every tune and report image it was run on
-(BENCHMARKS.md): x4 since
+ahead of ``grouped-views`` on the same fits on average on the tune and the report images, and on
+every image it was run on but one (x4's baby, -0.07 dB) (BENCHMARKS.md): x4 since
 the thirty-ninth session ('#15 SR x4: the examples learnt in x2 stages'; set9 256-px crops, Table 2
 whole), x2 since the fortieth ('#15 SR x2 and x8'; set9 and Set5 128-px crops). Other factors keep
 :data:`DEFAULT_SR_REFINE`."""
