@@ -857,7 +857,7 @@ class GroupedViewsExamples(GroupedViews):
             return refined
         (h, w), factor = views[0].shape, views[0].operator.factor
         if not learnable(h, w, factor):
-            self.learnt = {"skipped": f"a {w}x{h} photo is too small to learn from its own copies at x{factor}"}
+            self.learnt = {"skipped": f"a {h}x{w} photo is too small to learn from its own copies at x{factor}"}
             return refined
         learnt, self.learnt = learn_from_own_copies(views[0].image, views[0].operator)
         mean = (np.asarray(image, np.float32) + refined + learnt) / 3
