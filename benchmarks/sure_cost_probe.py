@@ -1,7 +1,9 @@
 """The time of the default restore of one small noisy photo (the SURE pick's path): a 128-px centre
 crop of a shared image, sigma-25 noise (seed 1), colour or grey, one torch thread; one JSON line.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/sure_cost_probe.py set5/bird [grey]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/sure_cost_probe.py set5/bird [grey] [--score-step PX]
+
+``--score-step``: the SURE pick's scoring filter's reference step (``linr.sure.SCORE_STEP``).
 """
 import json
 import os
@@ -14,7 +16,14 @@ import torch
 
 torch.set_num_threads(1)
 DATA = os.environ.get("LINR_DATA", "../shared/data")
-name, grey = sys.argv[1], len(sys.argv) > 2
+import linr.sure
+
+args = sys.argv[1:]
+if "--score-step" in args:
+    at = args.index("--score-step")
+    linr.sure.SCORE_STEP = int(args[at + 1])
+    del args[at:at + 2]
+name, grey = args[0], len(args) > 1
 clean, _ = read_image(f"{DATA}/{name}.png")
 h, w = clean.shape[:2]
 c = clean[(h-128)//2:(h-128)//2+128, (w-128)//2:(w-128)//2+128]
@@ -24,4 +33,4 @@ t=time.time()
 r = restore([noisy(y)], device="cpu", progress=False)
 from skimage.metrics import peak_signal_noise_ratio as psnr
 su = r.settings["stop"].get("sure", {})
-print(json.dumps({"image": name, "grey": grey, "s": round(time.time()-t, 1), "fit_s": round(r.timings["fit_s"], 1), "sure_fit_s": round(r.timings.get("sure_fit_s", 0), 1), "sure_s": round(r.timings.get("sure_s", 0), 1), "step": su.get("step"), "held": su.get("held_out_step"), "candidates": su.get("candidates"), "psnr": round(float(psnr(c.astype(np.float64), np.clip(r.image,0,1).astype(np.float64), data_range=1)), 3)}))
+print(json.dumps({"image": name, "grey": grey, "s": round(time.time()-t, 1), "fit_s": round(r.timings["fit_s"], 1), "sure_fit_s": round(r.timings.get("sure_fit_s", 0), 1), "sure_s": round(r.timings.get("sure_s", 0), 1), "step": su.get("step"), "held": su.get("held_out_step"), "candidates": su.get("candidates"), "score_step": linr.sure.SCORE_STEP, "psnr": round(float(psnr(c.astype(np.float64), np.clip(r.image,0,1).astype(np.float64), data_range=1)), 3)}))

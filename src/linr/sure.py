@@ -52,7 +52,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "SCORE_STEP", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -98,6 +98,10 @@ measured 13.1, now keeps the held-out stop, 0.94 below). The held-out stop needs
 
 REFINE = "grouped"
 """The refinement the estimate is made for (its groups held across the probes)."""
+
+SCORE_STEP = 3
+"""The reference step (pixels between reference patches) of the ``grouped`` filter that scores the
+checkpoints; the returned checkpoint is then refined by the restoration's own filter (step 3)."""
 
 
 def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ensemble: int,
@@ -196,11 +200,13 @@ def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
 def row_tag(pixels: int, sigma: float) -> str:
     """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels with noise
     of std ``sigma`` (0-255; the benchmark's, standing for the measured one): ``sureE`` (``E``
-    :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`) where the automatic stop is the SURE
-    pick, else '' (so that rows of another default are not taken for this one's)."""
+    :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`, ``rS`` for a :data:`SCORE_STEP` ``S`` other
+    than the refinement's) where the automatic stop is the SURE pick, else '' (so that rows of
+    another default are not taken for this one's)."""
     if pixels > UP_TO_PIXELS or sigma < MIN_SIGMA:
         return ""
-    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}"
+    scored = "" if SCORE_STEP == GroupedWiener().step else f"r{SCORE_STEP}"
+    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}{scored}"
 
 
 def probe_for(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -257,7 +263,8 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     # the noise per pixel: clipped at black and white, its level such that its mean is the measured one
     spread = clipped_noise_sigma(result.image if result.image.ndim == 3 else result.image[..., None], sigma) \
         if CLIPPED_NOISE else sigma
-    refiner = GroupedWiener(keep_groups=True)  # the groups matched on the photo, held for every probe
+    # the groups matched on the photo, held for every probe; references every SCORE_STEP pixels
+    refiner = GroupedWiener(step=SCORE_STEP, keep_groups=True)
     scores: dict[int, float] = {}
 
     def score(step: int) -> None:
@@ -281,7 +288,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     result.model = None  # an average of iterates: no model renders it
     # the estimates rank the checkpoints; as error estimates they are biased where the noise is
     # clipped or its level misread (they may be negative), so they are kept under a name that says so
-    record.update(step=chosen, candidates=len(scores), second_fit_steps=int(second_steps), sigma=round(sigma * 255, 3),
+    record.update(step=chosen, candidates=len(scores), score_step=SCORE_STEP, second_fit_steps=int(second_steps), sigma=round(sigma * 255, 3),
                   ranking_estimates={str(step): float(f"{value:.6g}") for step, value in sorted(scores.items())})
     stop["sure"] = record
     result.stop_reason = (f"{result.stop_reason}; the average's step chosen by SURE of the refined image "

@@ -59,6 +59,9 @@ def register(sub: Any) -> None:
     p.add_argument("--oracle-from", type=Path, nargs="+", default=None, metavar="ROWS",
                    help="take each image's oracle and curve from a row of these files (same crop, noise, budget "
                         "and checkpoints, any stop: the fixed fit does not depend on it) and run only the default")
+    p.add_argument("--sure-score-step", type=int, default=None, metavar="PX",
+                   help="the SURE pick's scoring filter's reference step (default: linr.sure.SCORE_STEP); "
+                        "the row keys name one other than the refinement's")
     p.add_argument("--table", type=Path, nargs="+", default=None, metavar="ROWS",
                    help="instead: print the recorded rows of these files, one split per file")
     p.add_argument("--at", type=float, nargs="*", default=[1.0, 0.9, 0.8, 0.7],
@@ -261,6 +264,12 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         raise InputError("give IMAGE names and --rows FILE (or --table ROWS)")
     if args.budget < 1 or args.every < 1 or args.size < 8:
         raise InputError("--budget and --every must be at least 1 step, --size at least 8 px")
+    if args.sure_score_step is not None:
+        from .. import sure
+
+        if not 1 <= args.sure_score_step <= 8:
+            raise InputError(f"--sure-score-step {args.sure_score_step}: 1 to 8 px (the filter's patch)")
+        sure.SCORE_STEP = args.sure_score_step
     import torch
 
     missing = [str(p) for p in args.oracle_from or [] if not p.is_file()]
