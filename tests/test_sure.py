@@ -105,6 +105,30 @@ def test_sure_pick_scores_nothing_far_past_the_held_out_minimum() -> None:
     assert record["second_fit_steps"] == held + sure.PAST_HELD_OUT
 
 
+def test_sure_pick_scores_with_its_own_reference_step_and_refines_with_the_restorations(monkeypatch) -> None:
+    """The checkpoints are scored by a ``grouped`` filter whose references are SCORE_STEP px apart
+    (recorded); the returned image is still refined by the restoration's own filter (step 3), and
+    row keys name a scoring step other than the refinement's."""
+    built = []
+
+    class Spy(GroupedWiener):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self.step)
+
+    monkeypatch.setattr(sure, "GroupedWiener", Spy)
+    monkeypatch.setattr(sure, "SCORE_STEP", 5)
+    noisy = add_gaussian_noise(_scene(40), 25, seed=4)
+    result = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=60)
+    assert built == [5] and result.settings["stop"]["sure"]["score_step"] == 5
+    assert result.settings["refine"]["step"] == GroupedWiener().step == 3
+    refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
+    np.testing.assert_allclose(result.image, refined, atol=1e-6)
+    assert sure.row_tag(40 * 40, 25.0).endswith("cr5")
+    monkeypatch.setattr(sure, "SCORE_STEP", 3)
+    assert sure.row_tag(40 * 40, 25.0) == f"sure{sure.PROBE_SCALE:g}c"
+
+
 def test_holdout_keeps_every_checkpoint_without_changing_what_it_returns() -> None:
     clean = _scene(32)
     obs = [tasks.noisy(add_gaussian_noise(clean, 25, seed=2))]

@@ -321,8 +321,9 @@ def _sure_total(fit_seconds: float, budget: int, steps: tuple[int, int] | None, 
         refinements = 2 * candidates_for(stop) + 1
         return 2 * fit_seconds * stop / budget + (refine_seconds or 0.0) * refinements
 
-    counted = "its two fits" + (", and two refinements for each checkpoint it scores, each timed as a first one "
-                                "(later ones reuse its groups and take less)" if refine_seconds else "")
+    counted = "its two fits" + (", and two refinements for each checkpoint it scores, each timed as the "
+                                "restoration's (its filter's references are sparser and reuse the first's groups: "
+                                "they take less)" if refine_seconds else "")
     if low == high:
         span, checkpoints = format_duration(total(high)), f"up to {candidates_for(high)}"
     else:

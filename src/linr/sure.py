@@ -30,11 +30,12 @@ of least SURE is returned, then refined as usual.
 
 Cost: one more pilot fit (the steps the first ran, up to :data:`PAST_HELD_OUT` past the held-out
 minimum) and two refinements per candidate (every other checkpoint up to there, then the two
-beside the best; :data:`MAX_CANDIDATES`), the photo's and the probe's transformed groups kept
-from one candidate to the next: 2.1-2.4 times the held-out stop's time in grey, 3.0-3.5 in colour
-on 128-px crops (the second fit alone is 0.6-0.9 more; BENCHMARKS.md, "#15 the SURE pick's
-cost"). So the default applies it only to photos of at most :data:`UP_TO_PIXELS`, where the
-held-out stop fell short and all this takes seconds;
+beside the best; :data:`MAX_CANDIDATES`) by a filter whose references are :data:`SCORE_STEP` px
+apart, the photo's and the probe's transformed groups kept from one candidate to the next: 1.5-1.8
+times the held-out stop's time in grey, 1.6-2.1 in colour on 64- and 128-px crops (it was 1.7-2.0
+and 1.9-2.9 with the restoration's own filter scoring, on the same AMD EPYC; BENCHMARKS.md, "#15 the SURE pick's cost:
+a sparser scoring filter"). So the default applies it only to photos of at most
+:data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes seconds;
 ``--stop sure`` asks for it at any size restored whole.
 """
 
@@ -81,8 +82,9 @@ UP_TO_PIXELS = 128 * 128
 """The default applies the SURE pick to one noisy photo of at most this many pixels, the largest
 crops measured: on 64- to 128-px crops it came within 0.23 dB of the best refined checkpoint on
 average (grey and colour, tune and report splits) where the held-out stop was up to 1.6 dB below,
-for 2-3 times the held-out stop's time in grey and 4 in colour (at 128 px: 14 s and 26-31 s here;
-BENCHMARKS.md, "#15 the denoising stop by SURE"). Larger photos, whose held-out stop was measured
+for 2-3 times the held-out stop's time in grey and 4 in colour as first measured (at 128 px: 14 s
+and 26-31 s on an Intel Xeon; BENCHMARKS.md, "#15 the denoising stop by SURE"; 1.5-2.1 times since
+the pick's second fit was bounded and its scoring filter made sparser, :data:`SCORE_STEP`). Larger photos, whose held-out stop was measured
 0.11 dB below on one 256-px crop, keep it."""
 
 MIN_SIGMA = 14.0
@@ -99,9 +101,14 @@ measured 13.1, now keeps the held-out stop, 0.94 below). The held-out stop needs
 REFINE = "grouped"
 """The refinement the estimate is made for (its groups held across the probes)."""
 
-SCORE_STEP = 3
-"""The reference step (pixels between reference patches) of the ``grouped`` filter that scores the
-checkpoints; the returned checkpoint is then refined by the restoration's own filter (step 3)."""
+SCORE_STEP = 8
+"""The reference step (pixels between reference patches, one patch's side) of the ``grouped``
+filter that scores the checkpoints; the returned checkpoint is then refined by the restoration's
+own filter (references every 3 px). Against scoring with that filter, on the default-stop crops
+(64-128 px, grey and colour, sigma 25; the oracle the best refined checkpoint): the same gap to
+the oracle on the 20 tune crops (-0.004 dB on average; step 6: -0.016), -0.023 on the 25 report
+crops and +0.002 on 10 unseen ones, for 10-27% less CPU time on the restore (BENCHMARKS.md, "#15
+the SURE pick's cost: a sparser scoring filter")."""
 
 
 def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ensemble: int,
