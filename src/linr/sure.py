@@ -107,7 +107,7 @@ filter that scores the checkpoints; the returned checkpoint is then refined by t
 own filter (references every 3 px). Against scoring with that filter, on the default-stop crops
 (64-128 px, grey and colour, sigma 25; the oracle the best refined checkpoint): the same gap to
 the oracle on the 20 tune crops (-0.004 dB on average; step 6: -0.016), -0.023 on the 25 report
-crops and +0.002 on 10 unseen ones, for 10-27% less CPU time on the restore (BENCHMARKS.md, "#15
+crops and +0.002 on 10 unseen ones, for 2-25% less CPU time on the restore, the most in colour (BENCHMARKS.md, "#15
 the SURE pick's cost: a sparser scoring filter")."""
 
 
