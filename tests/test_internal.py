@@ -150,7 +150,7 @@ def test_the_command_says_what_the_refiner_did(scene, tmp_path, monkeypatch, cap
     assert "2 networks in turn (x2, then x2) trained 5 steps each on its own smaller copies" in err and "error" not in err
 
 
-def test_the_default_for_one_photo_at_x2_and_x4_is_grouped_views_examples_and_grouped_views_elsewhere(
+def test_the_default_for_one_photo_at_x2_to_x4_is_grouped_views_examples_and_grouped_views_elsewhere(
         scene, tmp_path, monkeypatch, capsys):
     from linr.images import write_image
     from linr.tasks import (DEFAULT_SR_EXAMPLES_REFINE, DEFAULT_SR_REFINE, DEFAULT_SR_X4_REFINE, default_refine,
@@ -158,8 +158,8 @@ def test_the_default_for_one_photo_at_x2_and_x4_is_grouped_views_examples_and_gr
 
     clean, low = scene
     assert DEFAULT_SR_EXAMPLES_REFINE == DEFAULT_SR_X4_REFINE == "grouped-views-examples"
-    assert [sr_refine_for(f) for f in (2, 4)] == [DEFAULT_SR_EXAMPLES_REFINE] * 2
-    assert [sr_refine_for(f) for f in (3, 8)] == [DEFAULT_SR_REFINE] * 2 == ["grouped-views"] * 2  # not measured
+    assert [sr_refine_for(f) for f in (2, 3, 4)] == [DEFAULT_SR_EXAMPLES_REFINE] * 3
+    assert [sr_refine_for(f) for f in (5, 8)] == [DEFAULT_SR_REFINE] * 2 == ["grouped-views"] * 2  # x8 level, x5 not measured
     assert default_refine([linr.lowres(low, 4)], preset=None) == DEFAULT_SR_EXAMPLES_REFINE
     assert default_refine([linr.lowres(lanczos_downscale(clean, 2), 2)], preset=None) == DEFAULT_SR_EXAMPLES_REFINE
     assert default_refine([linr.lowres(lanczos_downscale(clean, 8), 8)], preset=None) == DEFAULT_SR_REFINE

@@ -513,8 +513,8 @@ def test_super_resolution_can_be_made_to_reproduce_its_input(capsys, tmp_path):
 
     from .conftest import crop, load
 
-    clean = crop(load("set5/bird.png"), 33, top=100, left=100)
-    view = linr.lowres(lanczos_downscale(clean, 3), 3)  # x3: grouped-views the default (x2 and x4: with examples)
+    clean = crop(load("set5/bird.png"), 48, top=100, left=100)
+    view = linr.lowres(lanczos_downscale(clean, 8), 8)  # x8: grouped-views the default (x2 to x4: with examples)
     fit = linr.restore([view], refine="none", **SMALL)
     assert "refine" not in fit.settings
     assert linr.restore([view], **SMALL).settings["refine"]["name"] == "grouped-views"  # the default since then
@@ -1125,7 +1125,7 @@ def test_grouped_views_reproduces_the_views_and_beats_the_projection_alone_on_a_
         capsys.readouterr().out
 
 
-def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_and_x4(tmp_path, capsys):
+def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_to_x4(tmp_path, capsys):
     import torch
     from PIL import Image
 
@@ -1133,9 +1133,9 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_a
     from linr.simulate import lanczos_downscale
     from linr.tasks import DEFAULT_SR_REFINE, default_refine, resolve_stop
 
-    clean = _texture(33, 33)  # x3: where grouped-views is the default (x2 and x4: grouped-views-examples)
-    small = lanczos_downscale(clean.astype(np.float32), 3)
-    view = linr.lowres(small, 3)
+    clean = _texture(48, 48)  # x8: where grouped-views is the default (x2, x3, x4: grouped-views-examples)
+    small = lanczos_downscale(clean.astype(np.float32), 8)
+    view = linr.lowres(small, 8)
     assert DEFAULT_SR_REFINE == "grouped-views"
     tiny = dict(steps=3, model=ModelConfig(width=16, depth=2), progress=False)
     result = linr.restore(view, **tiny)
@@ -1156,11 +1156,12 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_a
     # any size, in tiles too (since the twenty-third session; up to 768 px whole before): the tiles'
     # image made to reproduce the whole photo
     assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 4)], preset=None) == "grouped-views-examples"
-    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 3)], preset=None) == DEFAULT_SR_REFINE
+    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 3)], preset=None) == "grouped-views-examples"
+    assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 8)], preset=None) == DEFAULT_SR_REFINE
     assert default_refine([view], preset=None) == DEFAULT_SR_REFINE
-    wide = lanczos_downscale(_texture(72, 72).astype(np.float32), 3)
-    wide_view = linr.lowres(wide, 3)
-    tiled = linr.restore(wide_view, tile="45:22", **tiny)
+    wide = lanczos_downscale(_texture(110, 110).astype(np.float32), 5)  # x5: not measured, grouped-views
+    wide_view = linr.lowres(wide, 5)
+    tiled = linr.restore(wide_view, tile="65:32", **tiny)
     assert len(tiled.settings["tiles"]) > 1 and tiled.settings["refine"]["name"] == DEFAULT_SR_REFINE
     assert tiled.settings["refine"]["projected"]["converged"]
     down = wide_view.operator.forward(torch.from_numpy(tiled.image.astype(np.float64)).permute(2, 0, 1)[None])
@@ -1168,7 +1169,7 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_a
     # the command line says it is the default, and a batch records it with its size limit
     (tmp_path / "in").mkdir()
     Image.fromarray((np.clip(small, 0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "in" / "lr.png")
-    args = ["--factor", "3", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu"]
+    args = ["--factor", "8", "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu"]
     out, record = lowres_restore_and_batch(tmp_path, "lr.png", args, capsys)
     assert "refined: grouped-views" in out and "the default for one low-res photo, --refine none" in out
     assert record["batch"]["refine"] == DEFAULT_SR_REFINE and "refine_up_to" not in record["batch"]

@@ -184,7 +184,7 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     monkeypatch.setattr(forecast, "available_memory", lambda: 2**20)
     assert linr.restore_cost(small, device="cpu", steps=10).startswith("warning: the refinement after the fit needs")
     # a short fit before a long refinement (SR x3 of a 100-px photo: seconds of fit, a minute of
-    # grouped-views) is announced, the refinement's time in the line
+    # refinement) is announced, the refinement's time in the line
     monkeypatch.setattr(forecast, "available_memory", lambda: 2**40)
     monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: forecast.RefineCost(75.0, 1, None))
     line = linr.restore_cost([linr.lowres(np.zeros((100, 100, 3), np.float32), 3)], device="cpu", steps=5,

@@ -56,7 +56,7 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
 - ``grouped-views-examples`` (:class:`GroupedViewsExamples`): for one low-res view, the mean of
   the fit's image, ``grouped-views``' and the view upscaled by a small network learnt from the
   view's own smaller copies in x2 stages (:mod:`linr.internal`), projected onto the view: the
-  default for one low-res photo at x2 and x4 (:data:`linr.tasks.SR_EXAMPLES_FACTORS`).
+  default for one low-res photo at x2, x3 and x4 (:data:`linr.tasks.SR_EXAMPLES_FACTORS`).
 - ``grouped-deblur`` (:class:`GroupedDeblur`): for one blurred photo, the fit's image filtered
   again and again by ``grouped`` (the image its own pilot) at a falling noise level, each pass
   followed by the image that explains the blurred photo best near the filtered one

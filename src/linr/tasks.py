@@ -514,13 +514,15 @@ exactly)."""
 DEFAULT_SR_X4_REFINE = DEFAULT_SR_EXAMPLES_REFINE
 """The thirty-ninth session's name of :data:`DEFAULT_SR_EXAMPLES_REFINE` (then the default at x4 alone)."""
 
-SR_EXAMPLES_FACTORS = frozenset({2, 4})
+SR_EXAMPLES_FACTORS = frozenset({2, 3, 4})
 """The factors at which :data:`DEFAULT_SR_EXAMPLES_REFINE` is the default, each where it was measured
-ahead of ``grouped-views`` on the same fits on average on the tune and the report images, and on
-every image it was run on but one (x4's baby, -0.07 dB) (BENCHMARKS.md): x4 since
-the thirty-ninth session ('#15 SR x4: the examples learnt in x2 stages'; set9 256-px crops, Table 2
-whole), x2 since the fortieth ('#15 SR x2 and x8'; set9 and Set5 128-px crops). Other factors keep
-:data:`DEFAULT_SR_REFINE`."""
+ahead of ``grouped-views`` on the same fits on average on the tune and the report images
+(BENCHMARKS.md): x4 since the thirty-ninth session ('#15 SR x4: the examples learnt in x2 stages';
+set9 256-px crops, Table 2 whole; behind on one image, baby, -0.07 dB), x2 since the fortieth ('#15
+SR x2 and x8'; set9 and Set5 128-px crops, every crop ahead), x3 since the forty-first ('#15 SR x3';
+set9 and Set5 129-px crops: +0.06 dB on the tune crops, +0.40 on the report crops, behind on
+kodim01 -0.09 and head -0.04). x8 was level on its tune crops (+0.00) and keeps
+:data:`DEFAULT_SR_REFINE`, as do the factors not measured."""
 
 
 def sr_refine_for(factor: int) -> str:
