@@ -102,7 +102,31 @@ def test_sure_pick_scores_nothing_far_past_the_held_out_minimum() -> None:
     held = record["held_out_step"]
     assert result.steps_run > held + sure.PAST_HELD_OUT  # the rule's patience ran past the bound
     assert max(int(k) for k in record["ranking_estimates"]) <= held + sure.PAST_HELD_OUT
-    assert record["second_fit_steps"] == held + sure.PAST_HELD_OUT
+    assert record["second_fit_budget"] == held + sure.PAST_HELD_OUT
+    assert record["second_fit_steps"] <= record["second_fit_budget"]
+
+
+def test_the_second_fit_ends_once_its_estimates_have_risen_and_chooses_as_a_full_one(monkeypatch) -> None:
+    """The second fit scores every other checkpoint as it reaches it and ends once SCORE_PATIENCE
+    of them in a row have not lowered the least; its estimates are those of a fit run to its
+    budget (the same steps), and the choice the same here."""
+    noisy = add_gaussian_noise(_scene(40), 25, seed=4)
+
+    def pick(patience: int) -> dict:
+        monkeypatch.setattr(sure, "SCORE_PATIENCE", patience)
+        result = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=120)
+        return result.settings["stop"]["sure"]
+
+    early, full = pick(2), pick(10**6)
+    assert full["second_fit_steps"] == full["second_fit_budget"] == early["second_fit_budget"]
+    assert early["second_fit_steps"] < early["second_fit_budget"]  # it ended early on this photo
+    scored = {int(k): v for k, v in early["ranking_estimates"].items()}
+    everything = {int(k): v for k, v in full["ranking_estimates"].items()}
+    assert set(scored) < set(everything) and all(everything[k] == v for k, v in scored.items())
+    assert early["step"] == full["step"]
+    # it ended at a checkpoint scored first, the last two of those (10 steps apart) not below the least
+    end = early["second_fit_steps"]
+    assert end in scored and end - 10 in scored and min(scored[end], scored[end - 10]) >= min(scored.values())
 
 
 def test_sure_pick_scores_with_its_own_reference_step_and_refines_with_the_restorations(monkeypatch) -> None:
@@ -124,8 +148,9 @@ def test_sure_pick_scores_with_its_own_reference_step_and_refines_with_the_resto
     assert result.settings["refine"]["step"] == GroupedWiener().step == 3
     refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
     np.testing.assert_allclose(result.image, refined, atol=1e-6)
-    assert sure.row_tag(40 * 40, 25.0).endswith("cr5")
+    assert sure.row_tag(40 * 40, 25.0).endswith(f"cr5p{sure.SCORE_PATIENCE}")
     monkeypatch.setattr(sure, "SCORE_STEP", 3)
+    monkeypatch.setattr(sure, "SCORE_PATIENCE", 10**6)  # never ends the second fit: as before
     assert sure.row_tag(40 * 40, 25.0) == f"sure{sure.PROBE_SCALE:g}c"
 
 

@@ -53,7 +53,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "SCORE_STEP", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -109,6 +109,48 @@ own filter (references every 3 px). Against scoring with that filter, on the def
 the oracle on the 20 tune crops (-0.004 dB on average; step 6: -0.016), -0.023 on the 25 report
 crops and +0.002 on 10 unseen ones, for 2-25% less CPU time on the restore, the most in colour (BENCHMARKS.md, "#15
 the SURE pick's cost: a sparser scoring filter")."""
+
+
+SCORE_PATIENCE = 2
+"""The second fit ends once this many checkpoints in a row among those scored first (10 steps apart)
+have not lowered the least estimate so far (scored as the fit reaches them); the two beside the
+least are scored after. Replayed on the 55 rows of the default-stop splits (the estimates every
+candidate had; tune, report and unseen, 64-128 px): no pick changed with 1 or 2, and the second fit
+ran 0.61 / 0.72 of its steps on average (BENCHMARKS.md, "#15 the SURE pick's cost: a sparser
+scoring filter")."""
+
+
+class _ScoredAsFitted(HoldOut):
+    """The second fit's rule: a :class:`~linr.stopping.HoldOut` that keeps every checkpoint, calls
+    ``score(step, average)`` at each of ``candidates`` (1-based steps) as the fit reaches it, and
+    ends the fit once ``wait`` of them in a row have not lowered the least score so far (its
+    own ``patience``, the held-out rule's, is set too long to end it)."""
+
+    def __init__(self, score: Any, candidates: Sequence[int], wait: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._score, self._candidates, self._wait = score, frozenset(candidates), wait
+        self.ended = False
+        self._least: float | None = None
+        self._since = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self.ended, self._least, self._since = False, None, 0
+
+    def observe(self, step: int, output: Any, loss: Any, state: Any = None) -> str | None:
+        reason = super().observe(step, output, loss, state)
+        done = step + 1
+        if done not in self._candidates or not self._checkpoints or self._checkpoints[-1][0] != done:
+            return reason
+        value = self._score(done, self._checkpoints[-1][1])
+        if self._least is None or value < self._least:
+            self._least, self._since = value, 0
+        else:
+            self._since += 1
+        if self._since >= self._wait:
+            self.ended = True
+            return f"sure: {self._wait} checkpoints in a row scored above the least"
+        return reason
 
 
 def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ensemble: int,
@@ -208,12 +250,13 @@ def row_tag(pixels: int, sigma: float) -> str:
     """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels with noise
     of std ``sigma`` (0-255; the benchmark's, standing for the measured one): ``sureE`` (``E``
     :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`, ``rS`` for a :data:`SCORE_STEP` ``S`` other
-    than the refinement's) where the automatic stop is the SURE pick, else '' (so that rows of
+    than the refinement's, ``pN`` for a :data:`SCORE_PATIENCE` ``N`` that can end the second fit) where the automatic stop is the SURE pick, else '' (so that rows of
     another default are not taken for this one's)."""
     if pixels > UP_TO_PIXELS or sigma < MIN_SIGMA:
         return ""
     scored = "" if SCORE_STEP == GroupedWiener().step else f"r{SCORE_STEP}"
-    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}{scored}"
+    ended = f"p{SCORE_PATIENCE}" if SCORE_PATIENCE < MAX_CANDIDATES else ""
+    return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}{scored}{ended}"
 
 
 def probe_for(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -256,16 +299,10 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
 
     moved_photo = (y + scale * probe).astype(np.float32)
     moved = [dataclasses.replace(photo, image=moved_photo if photo.image.ndim == 3 else moved_photo[..., 0])]
-    moved_rule = HoldOut(fraction=rule.fraction, patience=1 << 30, seed=rule.seed,
-                         check_every=rule.tracker.check_every, average=rule.average.spec, keep_checkpoints=True)
     # checkpoints past the held-out minimum by more than PAST_HELD_OUT are not scored, so the
-    # second fit stops there (at a constant rate its steps are those of a longer fit)
+    # second fit runs no further (at a constant rate its steps are those of a longer fit)
     last = result.stop_step + PAST_HELD_OUT
     second_steps = min(result.steps_run, last) if config.schedule == "constant" else result.steps_run
-    fit_started = time.perf_counter()
-    fit(moved, dataclasses.replace(config, steps=second_steps, retry_lr=None), stop=moved_rule)  # its progress shown as the first's
-    result.timings["sure_fit_s"] = time.perf_counter() - fit_started
-    moved_kept = dict(moved_rule.checkpoints())
 
     # the noise per pixel: clipped at black and white, its level such that its mean is the measured one
     spread = clipped_noise_sigma(result.image if result.image.ndim == 3 else result.image[..., None], sigma) \
@@ -274,28 +311,40 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     refiner = GroupedWiener(step=SCORE_STEP, keep_groups=True)
     scores: dict[int, float] = {}
 
-    def score(step: int) -> None:
+    def score(step: int, moved_average: Any) -> float:
         average = output_image(kept[step])
         refined = np.asarray(refiner(pixels, average, sigma), np.float64)
-        moved_refined = np.asarray(refiner(y + scale * probe, output_image(moved_kept[step]), sigma), np.float64)
+        moved_refined = np.asarray(refiner(y + scale * probe, output_image(moved_average), sigma), np.float64)
         scores[step] = risk(y, refined, moved_refined, probe, scale, spread)
+        return scores[step]
 
-    # every other checkpoint first (10 steps apart), then the two beside the best of those
-    common = sorted(s for s in kept if s in moved_kept)
-    steps = [s for s in common if s <= last] or common
-    for step in first_candidates(steps):
-        score(step)
+    # every other checkpoint first (10 steps apart), each scored as the second fit reaches it, the
+    # fit ended once SCORE_PATIENCE of them in a row have not lowered the least; then the two
+    # checkpoints beside the least
+    steps = [s for s in sorted(kept) if s <= min(last, second_steps)] or sorted(kept)
+    moved_rule = _ScoredAsFitted(score, first_candidates(steps), SCORE_PATIENCE, fraction=rule.fraction,
+                                 patience=1 << 30, seed=rule.seed, check_every=rule.tracker.check_every,
+                                 average=rule.average.spec, keep_checkpoints=True)
+    fit_started = time.perf_counter()
+    second = fit(moved, dataclasses.replace(config, steps=second_steps, retry_lr=None), stop=moved_rule)  # its progress shown as the first's
+    result.timings["sure_fit_s"] = time.perf_counter() - fit_started
+    moved_kept = dict(moved_rule.checkpoints())
+    steps = [s for s in steps if s in moved_kept]
+    for step in first_candidates(steps):  # any the fit did not score (none when it ran its steps)
+        if step not in scores and not moved_rule.ended:
+            score(step, moved_kept[step])
     best = steps.index(min(scores, key=lambda s: (scores[s], s)))
     for step in steps[max(best - 1, 0):best + 2]:
         if step not in scores:
-            score(step)
+            score(step, moved_kept[step])
     chosen = min(scores, key=lambda s: (scores[s], s))
     result.image = output_image(kept[chosen])
     result.stop_step = chosen
     result.model = None  # an average of iterates: no model renders it
     # the estimates rank the checkpoints; as error estimates they are biased where the noise is
     # clipped or its level misread (they may be negative), so they are kept under a name that says so
-    record.update(step=chosen, candidates=len(scores), score_step=SCORE_STEP, second_fit_steps=int(second_steps), sigma=round(sigma * 255, 3),
+    record.update(step=chosen, candidates=len(scores), score_step=SCORE_STEP, second_fit_budget=int(second_steps),
+                  second_fit_steps=int(second.steps_run), sigma=round(sigma * 255, 3),
                   ranking_estimates={str(step): float(f"{value:.6g}") for step, value in sorted(scores.items())})
     stop["sure"] = record
     result.stop_reason = (f"{result.stop_reason}; the average's step chosen by SURE of the refined image "
