@@ -1,10 +1,11 @@
 """The time of the default restore of one small noisy photo (the SURE pick's path): a 128-px centre
 crop of a shared image, sigma-25 noise (seed 1), colour or grey, one torch thread; one JSON line.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/sure_cost_probe.py set5/bird [grey] [--score-step PX] [--size PX]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/sure_cost_probe.py set5/bird [grey] [--score-step PX] [--score-patience N] [--size PX]
 
 ``--score-step``: the SURE pick's scoring filter's reference step (``linr.sure.SCORE_STEP``);
-``--size``: the crop's side (default 128). ``held_out_path_s`` is the restore's time less the
+``--score-patience N``: ``linr.sure.SCORE_PATIENCE`` (a large N: the second fit runs its budget,
+as before the forty-first session); ``--size``: the crop's side (default 128). ``held_out_path_s`` is the restore's time less the
 pick's (``sure_s``): what the held-out stop alone (the first fit and one refinement) took.
 """
 import json
@@ -25,6 +26,10 @@ if "--score-step" in args:
     at = args.index("--score-step")
     linr.sure.SCORE_STEP = int(args[at + 1])
     del args[at:at + 2]
+if "--score-patience" in args:
+    at = args.index("--score-patience")
+    linr.sure.SCORE_PATIENCE = int(args[at + 1])
+    del args[at:at + 2]
 size = 128
 if "--size" in args:
     at = args.index("--size")
@@ -41,4 +46,4 @@ r = restore([noisy(y)], device="cpu", progress=False)
 from skimage.metrics import peak_signal_noise_ratio as psnr
 su = r.settings["stop"].get("sure", {})
 s = time.time() - t
-print(json.dumps({"image": name, "grey": grey, "size": size, "s": round(s, 1), "held_out_path_s": round(s - r.timings.get("sure_s", 0), 1), "fit_s": round(r.timings["fit_s"], 1), "sure_fit_s": round(r.timings.get("sure_fit_s", 0), 1), "sure_s": round(r.timings.get("sure_s", 0), 1), "step": su.get("step"), "held": su.get("held_out_step"), "candidates": su.get("candidates"), "score_step": linr.sure.SCORE_STEP, "psnr": round(float(psnr(c.astype(np.float64), np.clip(r.image,0,1).astype(np.float64), data_range=1)), 3)}))
+print(json.dumps({"image": name, "grey": grey, "size": size, "s": round(s, 1), "held_out_path_s": round(s - r.timings.get("sure_s", 0), 1), "fit_s": round(r.timings["fit_s"], 1), "sure_fit_s": round(r.timings.get("sure_fit_s", 0), 1), "sure_s": round(r.timings.get("sure_s", 0), 1), "step": su.get("step"), "held": su.get("held_out_step"), "candidates": su.get("candidates"), "score_step": linr.sure.SCORE_STEP, "score_patience": linr.sure.SCORE_PATIENCE, "second_fit_steps": su.get("second_fit_steps"), "second_fit_budget": su.get("second_fit_budget"), "psnr": round(float(psnr(c.astype(np.float64), np.clip(r.image,0,1).astype(np.float64), data_range=1)), 3)}))
