@@ -29,14 +29,14 @@ never saw, so that it is exact there) it was unbiased but too noisy on 64-px cro
 of least SURE is returned, then refined as usual.
 
 Cost: one more pilot fit (the steps the first ran, up to :data:`PAST_HELD_OUT` past the held-out
-minimum) and two refinements per candidate (every other checkpoint up to there, then the two
-beside the best; :data:`MAX_CANDIDATES`) by a filter whose references are :data:`SCORE_STEP` px
-apart, the photo's and the probe's transformed groups kept from one candidate to the next: 1.5-1.8
-times the held-out stop's time in grey, 1.6-2.1 in colour on 64- and 128-px crops (it was 1.7-2.0
-and 1.9-2.9 with the restoration's own filter scoring, on the same AMD EPYC; BENCHMARKS.md, "#15 the SURE pick's cost:
-a sparser scoring filter"). So the default applies it only to photos of at most
-:data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes seconds;
-``--stop sure`` asks for it at any size restored whole.
+minimum, ended earlier once :data:`SCORE_PATIENCE` scored checkpoints in a row have not lowered
+the least estimate) and two refinements per candidate (every other checkpoint up to there, each
+scored as the second fit reaches it, then the two beside the best; :data:`MAX_CANDIDATES`) by a
+filter whose references are :data:`SCORE_STEP` px apart, the photo's and the probe's transformed
+groups kept from one candidate to the next (BENCHMARKS.md, "#15 the SURE pick's cost: a sparser
+scoring filter" for the times against the held-out stop alone). So the default applies it only
+to photos of at most :data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes
+seconds; ``--stop sure`` asks for it at any size restored whole.
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ SCORE_PATIENCE = 2
 have not lowered the least estimate so far (scored as the fit reaches them); the two beside the
 least are scored after. Replayed on the 55 rows of the default-stop splits (the estimates every
 candidate had; tune, report and unseen, 64-128 px): no pick changed with 1 or 2, and the second fit
-ran 0.61 / 0.72 of its steps on average (BENCHMARKS.md, "#15 the SURE pick's cost: a sparser
-scoring filter")."""
+ran 0.61 / 0.72 of its steps on average. Run with 2 on the same 55 crops: every pick as before,
+the second fit 0.73 of its steps (0.28-1.00), 0.82 of the checkpoints scored (BENCHMARKS.md, "#15
+the SURE pick's cost: a sparser scoring filter")."""
 
 
 class _ScoredAsFitted(HoldOut):
