@@ -84,7 +84,8 @@ crops measured: on 64- to 128-px crops it came within 0.23 dB of the best refine
 average (grey and colour, tune and report splits) where the held-out stop was up to 1.6 dB below,
 for 2-3 times the held-out stop's time in grey and 4 in colour as first measured (at 128 px: 14 s
 and 26-31 s on an Intel Xeon; BENCHMARKS.md, "#15 the denoising stop by SURE"; 1.5-2.1 times since
-the pick's second fit was bounded and its scoring filter made sparser, :data:`SCORE_STEP`). Larger photos, whose held-out stop was measured
+the pick's second fit was bounded and its scoring filter made sparser, :data:`SCORE_STEP`, and
+1.35-1.91 since the second fit ends once its estimates have risen, :data:`SCORE_PATIENCE`). Larger photos, whose held-out stop was measured
 0.11 dB below on one 256-px crop, keep it."""
 
 MIN_SIGMA = 14.0
@@ -271,7 +272,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     """Replace ``result.image`` (the pilot's returned average) by the kept checkpoint of least SURE
     of its refined image, in place (``result.stop_step`` that checkpoint's step), and record the
     choice in ``result.settings['stop']['sure']`` and its time in ``result.timings`` (``sure_s``,
-    of which ``sure_fit_s`` the second fit). ``rule``: the
+    of which ``sure_fit_s`` the second fit with the scoring done as it ran). ``rule``: the
     fit's :class:`linr.stopping.HoldOut`, made with ``keep_checkpoints``; ``observations`` and
     ``config`` those of the fit. A fit that was fitted again at another rate (``settings['retry']``),
     whose rule returned a single iterate (the average guard) or that kept no checkpoint keeps its
