@@ -521,7 +521,8 @@ ahead of ``grouped-views`` on the same fits on average on the tune and the repor
 set9 256-px crops, Table 2 whole; behind on one image, baby, -0.07 dB), x2 since the fortieth ('#15
 SR x2 and x8'; set9 and Set5 128-px crops, every crop ahead), x3 since the forty-first ('#15 SR x3';
 set9 and Set5 129-px crops: +0.06 dB on the tune crops, +0.40 on the report crops, behind on
-kodim01 -0.09 and head -0.04). x8 was level on its tune crops (+0.00) and keeps
+kodim01 -0.09 and head -0.04). x8 was level on its tune crops (+0.00) and its report crops
+(-0.03), and keeps
 :data:`DEFAULT_SR_REFINE`, as do the factors not measured."""
 
 
