@@ -2,8 +2,10 @@
 # The SURE pick's scoring filter's reference step (linr.sure.SCORE_STEP) on the default-stop splits:
 # every split's default rerun with the scoring step given, the fixed fit's oracle and curve taken from
 # the committed rows of the same crops (--oracle-from), one torch thread; rows
-# benchmarks/default_stop_score{STEP}{LABEL}_{CROP}_{SPLIT}.jsonl (resumable; LABEL from the
-# environment, empty unless set: the forty-first session's rows of the second fit's early end, p2).
+# benchmarks/default_stop_score{STEP}{LABEL}_{CROP}_{SPLIT}.jsonl (resumable). PATIENCE (default
+# 1000000: the second fit runs its budget, as the score{3,6,8} rows were made) and LABEL (default
+# empty) from the environment; the forty-first session's rows of the second fit's early end:
+#     LABEL=p2 PATIENCE=2 nice sh benchmarks/sure_score_step.sh 8 tune|report|unseen
 #     nice sh benchmarks/sure_score_step.sh STEP tune|report|unseen
 set -e
 step=$1 split=$2
@@ -22,5 +24,5 @@ for crop in $crops; do
   old=benchmarks/default_stop_sure_${crop}_$split.jsonl
   [ "$split" = unseen ] && old=benchmarks/default_stop_sure_unseen_$crop.jsonl
   OMP_NUM_THREADS=1 $py -m linr bench default-stop $images --colour $colour --size $size \
-    --sure-score-step "$step" --oracle-from "$old" --rows benchmarks/default_stop_score${step}${LABEL}_${crop}_$split.jsonl
+    --sure-score-step "$step" --sure-score-patience "${PATIENCE:-1000000}" --oracle-from "$old" --rows benchmarks/default_stop_score${step}${LABEL}_${crop}_$split.jsonl
 done

@@ -176,3 +176,9 @@ def test_the_default_for_one_photo_at_x2_to_x4_is_grouped_views_examples_and_gro
                  "-o", str(tmp_path / "x2.png")]) == 0
     out = capsys.readouterr().out
     assert "a network trained 5 steps" in out and "the default for one low-res photo at x2, --refine none" in out
+    # a kept model leaves the image unrefined, and the note says which refinement it leaves out
+    assert main(["restore", "--lowres", str(tmp_path / "in" / "low.png"), "--factor", "3", *tiny,
+                 "--save-model", str(tmp_path / "m.pt"), "-o", str(tmp_path / "x3.png")]) == 0
+    said = "".join(capsys.readouterr())
+    assert "the photo upscaled by networks learnt from its own smaller copies" in said
+    assert "noisy photo is filtered again" not in said

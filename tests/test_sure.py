@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 import linr
@@ -117,16 +118,35 @@ def test_the_second_fit_ends_once_its_estimates_have_risen_and_chooses_as_a_full
         result = linr.restore([tasks.noisy(noisy)], seed=0, device="cpu", progress=False, steps=120)
         return result.settings["stop"]["sure"]
 
-    early, full = pick(2), pick(10**6)
+    given = []  # (step, the moved average scored, the rule) as the second fit scores them
+
+    class Spy(sure._ScoredAsFitted):
+        def __init__(self, score, *args, **kwargs) -> None:
+            super().__init__(lambda step, average: given.append((step, average, self)) or score(step, average),
+                             *args, **kwargs)
+
+    monkeypatch.setattr(sure, "_ScoredAsFitted", Spy)
+    early = pick(2)
+    # each scored during the fit with the probe fit's own average of that step
+    kept = dict(given[0][2].checkpoints())
+    assert given and all(rule is given[0][2] and torch.equal(average, kept[step]) for step, average, rule in given)
+    given.clear()
+    full = pick(10**6)
     assert full["second_fit_steps"] == full["second_fit_budget"] == early["second_fit_budget"]
     assert early["second_fit_steps"] < early["second_fit_budget"]  # it ended early on this photo
     scored = {int(k): v for k, v in early["ranking_estimates"].items()}
     everything = {int(k): v for k, v in full["ranking_estimates"].items()}
     assert set(scored) < set(everything) and all(everything[k] == v for k, v in scored.items())
     assert early["step"] == full["step"]
-    # it ended at a checkpoint scored first, the last two of those (10 steps apart) not below the least
-    end = early["second_fit_steps"]
-    assert end in scored and end - 10 in scored and min(scored[end], scored[end - 10]) >= min(scored.values())
+    # where it ended: the first checkpoint scored first (every other one up to the budget) at which
+    # two in a row had not lowered the least, replayed on the full fit's estimates
+    first = sure.first_candidates(list(range(5, full["second_fit_budget"] + 1, 5)))
+    least, since = None, 0
+    for step in first:
+        least, since = (step, 0) if least is None or everything[step] < everything[least] else (least, since + 1)
+        if since == 2:
+            break
+    assert early["second_fit_steps"] == step
 
 
 def test_sure_pick_scores_with_its_own_reference_step_and_refines_with_the_restorations(monkeypatch) -> None:

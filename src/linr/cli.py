@@ -215,6 +215,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
                      "the fit's own image; without them it is made to reproduce the low-res photo exactly and "
                      "filtered again by grouped filtering, --refine)")
+    elif dropped == "grouped-views-examples":
+        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
+                     "the fit's own image; without them it is averaged with its grouped-views refinement and "
+                     "the photo upscaled by networks learnt from its own smaller copies, then made to reproduce "
+                     "the low-res photo exactly, --refine)")
     elif dropped == "grouped-deblur":
         notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
                      "the fit's own image; without them it is filtered again by grouped filtering, each pass "
@@ -817,8 +822,8 @@ def _say_refining(name: str) -> None:
     """Say on stderr that the fit is done and its refinement (which may take minutes) begins, or
     (``name`` 'sure') that the SURE pick of its stop does."""
     if name == "sure":
-        print("choosing the stop by SURE of the refined image (the pilot fitted once more, then its "
-              "checkpoints refined and scored; not in the paper)...", file=sys.stderr, flush=True)
+        print("choosing the stop by SURE of the refined image (the pilot fitted once more, its "
+              "checkpoints refined and scored as it goes; not in the paper)...", file=sys.stderr, flush=True)
         return
     print(f"refining the fit's image ({name}; not in the paper)...", file=sys.stderr, flush=True)
 

@@ -80,7 +80,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
                    "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels the paper's "
                    "network at omega_0 15 (--omega0; the paper's: 30) and grouped-fill: the missing pixels filled again "
-                   "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) grouped-views, for one "
+                   "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) "
+                   "grouped-views-examples at x2, x3 and x4, grouped-views at other factors, for one "
                    "blurred photo grouped-deblur, for a noisy and a blurred photo of one scene grouped-pair (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps: the budget of an automatic stop (noisy input by "
@@ -153,7 +154,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
                    "grouped-fill for one photo with missing pixels (above 768 px from the fit alone), "
-                   "grouped-views for one low-res photo (the lanczos2 downsampler), grouped-deblur for one "
+                   "grouped-views-examples for one low-res photo (the lanczos2 downsampler) at x2, x3 and x4, "
+                   "grouped-views at other factors, grouped-deblur for one "
                    "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
                    "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, else none")
     g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",

@@ -68,7 +68,8 @@ REFINE_TIMED_FROM_PIXELS = 256 * 256
 """After a short fit, the refinement is timed (:func:`refine_cost`: a sample run, up to seconds for
 ``grouped-deblur``'s solve at the noise floor) for the announcement only on images of at least
 this many pixels; there a grouped refinement takes about half a minute or more on one thread
-(SR x3 to 300 x 300: 73 s estimated). Smaller ones are not announced for their refinement."""
+(SR x3 to 300 x 300 by grouped-views, the default at x3 until the forty-first session:
+73 s estimated). Smaller ones are not announced for their refinement."""
 
 
 @dataclass(frozen=True)

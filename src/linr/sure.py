@@ -14,8 +14,8 @@ Gaussian noise of std ``sigma``, the mean squared error estimate
 ``d`` each pixel's derivative of the whole chain photo -> pilot -> refined image by its photo
 value (Stein 1981). The derivatives' sum is estimated by Monte Carlo (Ramani, Blu and Unser 2008):
 the pilot is fitted once more to ``y + e b`` (``b`` standard normal from a stream of its own,
-``e`` = :data:`PROBE_SCALE` times the measured level; same seed, same held-out pixels, as many
-steps), and ``d ~ b (R(y + e b, a') - R(y, a)) / e`` with ``a'`` that fit's average at the same
+``e`` = :data:`PROBE_SCALE` times the measured level; same seed, same held-out pixels, its steps
+bounded as under "Cost"), and ``d ~ b (R(y + e b, a') - R(y, a)) / e`` with ``a'`` that fit's average at the same
 step, the groups of the refinement matched once on ``y``. (Averaging four probes on six 64-px
 crops, or a control variate for the part that does not go through the pilot on one 128-px crop,
 chose no better: the estimate's spread is the photo's own noise, not the probe's. ``e`` 0.2 chose
@@ -81,7 +81,7 @@ divergence three times too large on a crop whose noise came from seed 0)."""
 UP_TO_PIXELS = 128 * 128
 """The default applies the SURE pick to one noisy photo of at most this many pixels, the largest
 crops measured: on 64- to 128-px crops it came within 0.23 dB of the best refined checkpoint on
-average (grey and colour, tune and report splits) where the held-out stop was up to 1.6 dB below,
+average (grey and colour, tune and report splits; 0.29 as scored since the forty-first session) where the held-out stop was up to 1.6 dB below,
 for 2-3 times the held-out stop's time in grey and 4 in colour as first measured (at 128 px: 14 s
 and 26-31 s on an Intel Xeon; BENCHMARKS.md, "#15 the denoising stop by SURE"; 1.5-2.1 times since
 the pick's second fit was bounded and its scoring filter made sparser, :data:`SCORE_STEP`, and
@@ -107,7 +107,7 @@ SCORE_STEP = 8
 filter that scores the checkpoints; the returned checkpoint is then refined by the restoration's
 own filter (references every 3 px). Against scoring with that filter, on the default-stop crops
 (64-128 px, grey and colour, sigma 25; the oracle the best refined checkpoint): the same gap to
-the oracle on the 20 tune crops (-0.004 dB on average; step 6: -0.016), -0.023 on the 25 report
+the oracle on the 20 tune crops (-0.004 dB on average; step 6: -0.016), -0.024 on the 25 report
 crops and +0.002 on 10 unseen ones, for 2-25% less CPU time on the restore, the most in colour (BENCHMARKS.md, "#15
 the SURE pick's cost: a sparser scoring filter")."""
 
@@ -117,7 +117,7 @@ SCORE_PATIENCE = 2
 have not lowered the least estimate so far (scored as the fit reaches them); the two beside the
 least are scored after. Replayed on the 55 rows of the default-stop splits (the estimates every
 candidate had; tune, report and unseen, 64-128 px): no pick changed with 1 or 2, and the second fit
-ran 0.61 / 0.72 of its steps on average. Run with 2 on the same 55 crops: every pick as before,
+ran 0.61 / 0.73 of its steps on average. Run with 2 on the same 55 crops: every pick as before,
 the second fit 0.73 of its steps (0.28-1.00), 0.82 of the checkpoints scored (BENCHMARKS.md, "#15
 the SURE pick's cost: a sparser scoring filter")."""
 

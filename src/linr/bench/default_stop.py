@@ -62,6 +62,10 @@ def register(sub: Any) -> None:
     p.add_argument("--sure-score-step", type=int, default=None, metavar="PX",
                    help="the SURE pick's scoring filter's reference step (default: linr.sure.SCORE_STEP); "
                         "the row keys name one other than the refinement's")
+    p.add_argument("--sure-score-patience", type=int, default=None, metavar="N",
+                   help="the scored checkpoints in a row without a new least that end the SURE pick's second fit "
+                        "(default: linr.sure.SCORE_PATIENCE; at least linr.sure.MAX_CANDIDATES: it runs its "
+                        "budget, as before the forty-first session); the row keys name one that can end it")
     p.add_argument("--table", type=Path, nargs="+", default=None, metavar="ROWS",
                    help="instead: print the recorded rows of these files, one split per file")
     p.add_argument("--at", type=float, nargs="*", default=[1.0, 0.9, 0.8, 0.7],
@@ -270,6 +274,12 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         if not 1 <= args.sure_score_step <= 8:
             raise InputError(f"--sure-score-step {args.sure_score_step}: 1 to 8 px (the filter's patch)")
         sure.SCORE_STEP = args.sure_score_step
+    if args.sure_score_patience is not None:
+        from .. import sure
+
+        if args.sure_score_patience < 1:
+            raise InputError(f"--sure-score-patience {args.sure_score_patience}: at least 1")
+        sure.SCORE_PATIENCE = args.sure_score_patience
     import torch
 
     missing = [str(p) for p in args.oracle_from or [] if not p.is_file()]
