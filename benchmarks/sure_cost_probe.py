@@ -8,9 +8,9 @@ crop of a shared image, sigma-25 noise (seed 1), colour or grey, one torch threa
 as before the forty-first session); ``--size``: the crop's side (default 128). ``held_out_path_s`` is the restore's time less the
 pick's (``sure_s``): what the held-out stop alone (the first fit and one refinement) took.
 """
+import argparse
 import json
 import os
-import sys
 import time
 import numpy as np
 from linr.images import read_image
@@ -21,21 +21,15 @@ torch.set_num_threads(1)
 DATA = os.environ.get("LINR_DATA", "../shared/data")
 import linr.sure
 
-args = sys.argv[1:]
-if "--score-step" in args:
-    at = args.index("--score-step")
-    linr.sure.SCORE_STEP = int(args[at + 1])
-    del args[at:at + 2]
-if "--score-patience" in args:
-    at = args.index("--score-patience")
-    linr.sure.SCORE_PATIENCE = int(args[at + 1])
-    del args[at:at + 2]
-size = 128
-if "--size" in args:
-    at = args.index("--size")
-    size = int(args[at + 1])
-    del args[at:at + 2]
-name, grey = args[0], len(args) > 1
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("name")
+parser.add_argument("grey", nargs="?", choices=["grey"])
+parser.add_argument("--score-step", type=int, default=linr.sure.SCORE_STEP)
+parser.add_argument("--score-patience", type=int, default=linr.sure.SCORE_PATIENCE)
+parser.add_argument("--size", type=int, default=128)
+args = parser.parse_args()
+linr.sure.SCORE_STEP, linr.sure.SCORE_PATIENCE = args.score_step, args.score_patience
+name, grey, size = args.name, args.grey is not None, args.size
 clean, _ = read_image(f"{DATA}/{name}.png")
 h, w = clean.shape[:2]
 c = clean[(h-size)//2:(h-size)//2+size, (w-size)//2:(w-size)//2+size]

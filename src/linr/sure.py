@@ -131,13 +131,12 @@ class _ScoredAsFitted(HoldOut):
     def __init__(self, score: Any, candidates: Sequence[int], wait: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._score, self._candidates, self._wait = score, frozenset(candidates), wait
-        self.ended = False
         self._least: float | None = None
         self._since = 0
 
     def reset(self) -> None:
         super().reset()
-        self.ended, self._least, self._since = False, None, 0
+        self._least, self._since = None, 0
 
     def observe(self, step: int, output: Any, loss: Any, state: Any = None) -> str | None:
         reason = super().observe(step, output, loss, state)
@@ -150,7 +149,6 @@ class _ScoredAsFitted(HoldOut):
         else:
             self._since += 1
         if self._since >= self._wait:
-            self.ended = True
             return f"sure: {self._wait} checkpoints in a row scored above the least"
         return reason
 
@@ -331,10 +329,7 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     second = fit(moved, dataclasses.replace(config, steps=second_steps, retry_lr=None), stop=moved_rule)  # its progress shown as the first's
     result.timings["sure_fit_s"] = time.perf_counter() - fit_started
     moved_kept = dict(moved_rule.checkpoints())
-    steps = [s for s in steps if s in moved_kept]
-    for step in first_candidates(steps):  # any the fit did not score (none when it ran its steps)
-        if step not in scores and not moved_rule.ended:
-            score(step, moved_kept[step])
+    steps = [s for s in steps if s in moved_kept]  # those the second fit reached (all it scored among them)
     best = steps.index(min(scores, key=lambda s: (scores[s], s)))
     for step in steps[max(best - 1, 0):best + 2]:
         if step not in scores:

@@ -268,15 +268,13 @@ def cmd_default_stop(args: argparse.Namespace) -> int:
         raise InputError("give IMAGE names and --rows FILE (or --table ROWS)")
     if args.budget < 1 or args.every < 1 or args.size < 8:
         raise InputError("--budget and --every must be at least 1 step, --size at least 8 px")
-    if args.sure_score_step is not None:
-        from .. import sure
+    from .. import sure
 
+    if args.sure_score_step is not None:
         if not 1 <= args.sure_score_step <= 8:
             raise InputError(f"--sure-score-step {args.sure_score_step}: 1 to 8 px (the filter's patch)")
         sure.SCORE_STEP = args.sure_score_step
     if args.sure_score_patience is not None:
-        from .. import sure
-
         if args.sure_score_patience < 1:
             raise InputError(f"--sure-score-patience {args.sure_score_patience}: at least 1")
         sure.SCORE_PATIENCE = args.sure_score_patience
