@@ -1193,3 +1193,14 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_t
     assert "--refine none to resume as made" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "c"), *args,
                  "--refine", "none", "--quiet"]) == 0
+
+
+def test_every_refiner_says_what_it_does_for_the_note_of_a_run_that_drops_it():
+    # `linr restore --save-model` names what the default refinement would have done from `does`; a
+    # refiner registered without one would fail there, after the fit.
+    from linr.refine import REFINERS
+
+    for name, refiner in REFINERS.items():
+        assert refiner.name == name
+        assert isinstance(refiner.does, str) and refiner.does and refiner.does[-1] not in ".,;", name
+        assert getattr(refiner, "verb", "refined") in ("refined", "blended"), name

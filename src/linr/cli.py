@@ -147,6 +147,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .images import check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
+    from .refine import REFINERS
     from .scene import split_frames
     from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
@@ -203,44 +204,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=args.register)  # a bad one: now
     dropped = resolve_refine(None, obs, preset=args.preset, register=args.register) \
         if keep_model and args.refine is None else None
-    if dropped == "biharmonic":
-        notes.append("--save-model / --render-*: the image is not blended after the fit (the model renders "
-                     "the fit's own image, fitted for a fixed number of steps; without them the held-out best "
-                     "iterate is blended with a biharmonic inpainting, --refine)")
-    elif dropped == "grouped-fill":
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
-                     "the fit's own image, fitted for a fixed number of steps; without them the missing pixels "
-                     "are filled again by grouped filtering from the held-out best iterate, --refine)")
-    elif dropped == "grouped-views":
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
-                     "the fit's own image; without them it is made to reproduce the low-res photo exactly and "
-                     "filtered again by grouped filtering, --refine)")
-    elif dropped == "grouped-views-examples":
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
-                     "the fit's own image; without them it is averaged with its grouped-views refinement and "
-                     "the photo upscaled by networks learnt from its own smaller copies, then made to reproduce "
-                     "the low-res photo exactly, --refine)")
-    elif dropped == "grouped-deblur":
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
-                     "the fit's own image; without them it is filtered again by grouped filtering, each pass "
-                     "brought back to the blurred photo, --refine)")
-    elif dropped == "grouped-pair":
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model renders "
-                     "the fit's own image; without them it is filtered again by grouped filtering, each pass "
-                     "brought back to the blurred photo and the noisy one, --refine)")
-    elif dropped == "grouped-project":
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
-                     "renders the fit's own image; without them the noisy photo is filtered again with the "
-                     "fit as the pilot and made to reproduce the low-res view exactly, and the fit's image, the "
-                     "filtered one and the projected one blended by the pixels the fit held out, --refine)")
-    elif dropped:
-        network = "" if model is not None else (
-            ", and the fit is the paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot "
-            "(slower)")
-        notes.append("--save-model / --render-*: the image is not refined after the fit (the model "
-                     "renders the fit's own image; without them the noisy photo is filtered again "
-                     f"with the fit as the pilot, --refine){network}; the image is lower in PSNR (the "
-                     "refinement added 0.56-0.97 dB on the benchmark crops, BENCHMARKS.md)")
+    if dropped:
+        refiner = REFINERS[dropped]
+        fixed = ", fitted for a fixed number of steps" if refiner.takes == "masked" else ""  # not the held-out pick
+        note = (f"--save-model / --render-*: the image is not {getattr(refiner, 'verb', 'refined')} after the fit "
+                f"(the model renders the fit's own image{fixed}; without them {refiner.does}, --refine)")
+        if refiner.takes == "noisy":
+            network = "" if model is not None else (
+                ", and the fit is the paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot "
+                "(slower)")
+            note += (f"{network}; the image is lower in PSNR (the refinement added 0.56-0.97 dB on the "
+                     "benchmark crops, BENCHMARKS.md)")
+        notes.append(note)
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError(f"stop rule '{rule.name}' returns an average of iterates, which no single model renders: "
                          "--save-model, --render-scale and --render-size need a rule without one, such as "

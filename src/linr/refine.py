@@ -135,6 +135,7 @@ class PilotWiener:
 
     name = "wiener"
     takes = "noisy"
+    does = "the noisy photo is filtered again with the fit as the pilot"
 
     def __init__(self, patch: int = 8, tau: float = 0.7, rows_per_pass: int | None = None) -> None:
         self.patch, self.tau, self.rows_per_pass = patch, tau, rows_per_pass
@@ -310,6 +311,7 @@ class GroupedWiener:
 
     name = "grouped"
     takes = "noisy"
+    does = "the noisy photo is filtered again with the fit as the pilot"
 
     def __init__(self, patch: int = 8, group: int = 16, step: int = 3, window: int = 39, tau: float = 1.0,
                  match: str = "noisy", prefilter: bool = True, threads: int | None = None,
@@ -587,6 +589,8 @@ class BiharmonicBlend:
 
     name = "biharmonic"
     takes = "masked"
+    verb = "blended"
+    does = "the held-out best iterate is blended with a biharmonic inpainting"
 
     def __init__(self, weight: float = 0.5) -> None:
         self.weight = weight
@@ -665,6 +669,8 @@ class GroupedFill:
 
     name = "grouped-fill"
     takes = "masked"
+    does = ("the missing pixels are filled again by grouped filtering from the "
+            "held-out best iterate")
     BLENDED = ("fit", "biharmonic", "filled")
     STEP = 4
     """Reference patches every 4 px in the fill's filter (``grouped``'s 3): 0.65x the time of 3 for
@@ -754,6 +760,7 @@ class Projected:
 
     name = "project"
     takes = "views"
+    does = "it is made to reproduce the low-res photo exactly"
 
     def __init__(self) -> None:
         self.projected: dict[str, Any] = {}
@@ -804,6 +811,8 @@ class GroupedViews(_FallingLevels):
 
     name = "grouped-views"
     takes = "views"
+    does = ("it is made to reproduce the low-res photo exactly and filtered again "
+            "by grouped filtering")
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
         super().__init__(passes, start, end)
@@ -838,6 +847,9 @@ class GroupedViewsExamples(GroupedViews):
 
     name = "grouped-views-examples"
     takes = "views"
+    does = ("it is averaged with its grouped-views refinement and the photo "
+            "upscaled by networks learnt from its own smaller copies, then made to reproduce the low-res "
+            "photo exactly")
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0) -> None:
         super().__init__(passes, start, end)
@@ -880,6 +892,7 @@ class GroupedDeblur(_FallingLevels):
 
     name = "grouped-deblur"
     takes = "blurred"
+    does = "it is filtered again by grouped filtering, each pass brought back to the blurred photo"
 
     def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
         """10 passes from 15 to 2 (``grouped-views``' 20 from 30): chosen on two set9 tune crops
@@ -975,6 +988,8 @@ class GroupedPair(GroupedDeblur):
 
     name = "grouped-pair"
     takes = "noisy+blurred"
+    does = ("it is filtered again by grouped filtering, each pass brought back to the "
+            "blurred photo and the noisy one")
     BLENDED = ("grouped-deblur", "grouped-pair")
     """The images blended, in the order of ``describe()['weights']``."""
     MIN_PIXELS = 100
@@ -1056,6 +1071,9 @@ class GroupedProjected:
 
     name = "grouped-project"
     takes = "noisy+views"
+    does = ("the noisy photo is filtered again with the fit as the pilot and made to "
+            "reproduce the low-res view exactly, and the fit's image, the filtered one and the projected one "
+            "blended by the pixels the fit held out")
     BLENDED = ("fit", "grouped", "grouped-project")
     """The images blended, in the order of ``describe()['weights']``."""
     FILTER_PASSES = 2
@@ -1143,7 +1161,9 @@ REFINERS: dict[str, Any] = {
 ``noisy+views`` as ``refiner(noisy, pilot, sigma, views, held_out)``, ``views`` as ``refiner(image, views)``,
 ``masked`` as ``refiner(photo, observed, fit, held_out)``, ``blurred`` as ``refiner(image, photo,
 operator, sigma)``, ``noisy+blurred`` as ``refiner(image, photo, operator, sigma, noisy=...,
-noise_sigma=...)``; ``none`` names no refinement."""
+noise_sigma=...)``; ``none`` names no refinement. Each class also says in ``does`` what it does to the
+fit's image (a clause; the note of a run that keeps the fit's own image, ``--save-model``), and in ``verb``
+(if not "refined") what it is."""
 
 
 def check_refine_spec(spec: str) -> str:
