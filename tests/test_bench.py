@@ -397,6 +397,47 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     assert _auto_tiles_suffix("default", {}, small) == ""  # whole, as rows made before said
 
 
+def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> None:
+    # the variants that take one of the defaults' choices away (#15: what each kept change adds)
+    from linr.bench.denoise import _key_variant, _sure_suffix, variant_options
+    from linr.errors import InputError
+    from linr.tasks import pilot_tag
+
+    assert variant_options("stop=holdout:0.05:40:window40") == {"stop": "holdout:0.05:40:window40"}
+    assert variant_options("lr=0.0001,preset=paper") == {"lr": 1e-4, "preset": "paper"}
+    for bad, said in (("stop=bogus", "unknown stop rule 'bogus'"), ("lr=0", "positive number"),
+                      ("lr=x", "needs a number"), ("preset=nope", "unknown preset 'nope'")):
+        with pytest.raises(InputError, match=said):
+            variant_options(bad)
+    keys = {v: _key_variant(v, variant_options(v)) for v in (
+        "stop=holdout:0.05:40:window40", "stop=holdout:0.05:40", "lr=0.0001", "preset=paper")}
+    assert keys == {"stop=holdout:0.05:40:window40": f"stop=holdout:0.05:40:window40{pilot_tag()}",  # still the pilot
+                    "stop=holdout:0.05:40": "stop=holdout:0.05:40",  # no average: the paper's network
+                    "lr=0.0001": "lr=0.0001@pilot7x64",  # the pilot at its own rate, not retried
+                    "preset=paper": "preset=paper"}
+    small = np.zeros((64, 64, 3))
+    assert _sure_suffix("default", {}, small, 25.0).startswith("@sure")  # the default picks by SURE there
+    assert _sure_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
+                        small, 25.0) == ""  # a stop named: the held-out one
+
+
+def test_denoise_table_gives_a_variant_the_first_ones_seconds() -> None:
+    from linr.bench.denoise import table
+
+    base = {"split": "report", "image": "f16", "colour": "rgb", "size": 64, "sigma": 25.0}
+    rows = {"a": {**base, "key": "a", "variant": "refine=wiener", "psnr": 30.0, "seconds": 10.0, "returned_step": 50,
+                  "steps_run": 90, "psnr_fit": 28.0, "psnr_curve": [20.0] * 90},
+            "b": {**base, "key": "b", "variant": "preset=paper", "psnr": 27.0, "seconds": 100.0, "returned_step": 500,
+                  "steps_run": 500, "psnr_curve": [float(k) / 100 for k in range(1, 501)]}}
+    text = table(rows, ["refine=wiener", "preset=paper"], equal_time=True)
+    second = text.split("\n\n")[-1].splitlines()
+    assert second[0] == ("| split | image | refine=wiener (seconds, PSNR) | preset=paper at those seconds (step, PSNR) "
+                         "| preset=paper returned (seconds) |")
+    assert second[2] == "| report | f16 rgb 64 px, sigma 25 | 10 s, 30.00 | 50, 0.50 | 27.00 (100 s) |"  # 10 s of 100: step 50
+    assert second[3].startswith("| report, rgb 64 px, sigma 25: mean (1) | | 30.00 | 0.50 (-29.50) | 27.00 (-3.00)")
+    assert "preset=paper at" not in table(rows, ["preset=paper", "refine=wiener"], equal_time=True)  # refined: no curve used
+
+
 def _denoise_house(tmp_path: Path, *options: str) -> tuple[Path, list[dict]]:
     """``linr bench denoise`` of set9's house with ``options``: its rows file and rows (a skip
     without the test data)."""

@@ -16,6 +16,14 @@ noise of ``--sigma`` on the 0-255 scale, seed 0). A variant is:
 - ``width=N``, ``depth=N``: the SIREN's width (256 by default) and number of layers (7), as the
   network of the fit (the pilot of the refinement);
 - ``steps=N``: the step budget of the automatic stop (500 by default; the most steps run);
+- ``lr=X``: the fit's learning rate (with no network named, the pilot's network at that rate, and a
+  failed pilot is not fitted again);
+- ``stop=RULE``: one stop rule (``--stop``), such as ``stop=holdout:0.05:40:window40`` (the automatic
+  stop written out: the held-out stop where the default would pick by SURE, the pilot kept) or
+  ``stop=holdout:0.05:40`` (no average: the paper's network, as any rule that is not of the pilot's
+  kind; name ``width=64,lr=0.001,steps=2000`` to keep the pilot's);
+- ``preset=NAME``: a preset (``--preset``), such as ``preset=paper`` (the paper's network and its
+  fixed 500 steps, no prior, no refinement: where linr began);
 - ``tile=SPEC``: tiled restoration (``--tile``: ``auto``, ``off`` or ``SIZE[:OVERLAP]``; the
   default, ``auto``, fits images up to 1024 px whole);
 - settings joined by commas, such as ``width=64,depth=5``;
@@ -77,7 +85,8 @@ def register(sub: Any) -> None:
     p.add_argument("--sigma", type=float, default=25.0, help="noise std, 0-255 scale (default 25)")
     p.add_argument("--variants", nargs="+", default=["default"],
                    help="default, bm3d, dip, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
-                   "refine=NAME (grouped, wiener, none), omega_0=W, width=N, depth=N, steps=N, tile=SPEC (auto, off, SIZE[:OVERLAP]) "
+                   "refine=NAME (grouped, wiener, none), omega_0=W, width=N, depth=N, steps=N, lr=X, stop=RULE, preset=NAME, "
+                   "tile=SPEC (auto, off, SIZE[:OVERLAP]) "
                    "(default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")
@@ -87,6 +96,9 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--table", action="store_true",
                    help="print a Markdown table of the recorded rows of --variants (all images) instead")
+    p.add_argument("--equal-time", action="store_true",
+                   help="with --table: also each later variant given the first one's seconds (the PSNR of "
+                   "its iterate at that time; variants that refine nothing)")
     p.set_defaults(func=cmd_denoise)
 
 
@@ -145,6 +157,27 @@ def variant_options(variant: str) -> dict[str, Any]:
             from ..refine import check_refine_spec
 
             options["refine"] = check_refine_spec(value)
+        elif name == "stop":
+            from ..stopping import parse_stop
+
+            try:
+                parse_stop(value)
+            except ValueError as exc:
+                raise InputError(f"bad variant {variant!r}: {exc}") from None
+            options["stop"] = value
+        elif name == "lr":
+            try:
+                options["lr"] = float(value)
+            except ValueError:
+                raise InputError(f"bad variant {variant!r}: lr=X needs a number") from None
+            if not math.isfinite(options["lr"]) or options["lr"] <= 0:
+                raise InputError(f"bad variant {variant!r}: lr must be a positive number")
+        elif name == "preset":
+            from ..tasks import PRESETS
+
+            if value not in PRESETS:
+                raise InputError(f"bad variant {variant!r}: unknown preset {value!r}; choose from {', '.join(PRESETS)}")
+            options["preset"] = value
         elif name == "tile":
             from ..tiling import parse_tile
 
@@ -154,7 +187,8 @@ def variant_options(variant: str) -> dict[str, Any]:
                 raise InputError(f"bad variant {variant!r}: {exc}") from None
         else:
             raise InputError(f"unknown variant {variant!r}: default, bm3d, dip, or settings joined by commas: "
-                             "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, tile=SPEC")
+                             "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, lr=X, stop=RULE, "
+                             "preset=NAME, tile=SPEC")
     return options
 
 
@@ -226,7 +260,8 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
             **_peak(result.history.get("psnr") or []),  # raw iterates, unclipped: the oracle's
             "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
             "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
-            "retried": sum(r is not None for r in retry_records(result.settings))}
+            "retried": sum(r is not None for r in retry_records(result.settings)),
+            "psnr_curve": [round(v, 2) for v in result.history.get("psnr") or []]}  # raw iterates, unclipped
 
 
 def _key_variant(variant: str, options: dict[str, Any]) -> str:
@@ -244,12 +279,15 @@ def _key_variant(variant: str, options: dict[str, Any]) -> str:
 
 def _pilot_suffix(options: dict[str, Any]) -> str:
     """``@pilotDxW`` when a variant's fit is the defaults' pilot (:data:`linr.tasks.DEFAULT_PILOT_MODEL`:
-    refined, no network named, the automatic stop), else ''."""
-    from ..tasks import pilot_tag
+    refined, no network or preset named, the automatic stop or a spec of its kind:
+    :func:`linr.tasks.pilot_stop`), else ''; with ``lr`` named, without the pilot's learning rate
+    (the variant names its own, and no failed fit is fitted again)."""
+    from ..tasks import DEFAULT_PILOT_MODEL, pilot_stop, pilot_tag
 
-    if "model" in options or options.get("refine") == "none":
+    if "model" in options or "preset" in options or options.get("refine") == "none" or \
+            not pilot_stop(options.get("stop")):
         return ""
-    return pilot_tag()
+    return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}" if "lr" in options else pilot_tag()
 
 
 def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:
@@ -271,7 +309,7 @@ def _sure_suffix(variant: str, options: dict[str, Any], clean: Any, sigma: float
     from ..sure import row_tag
 
     if variant in REFERENCES or options.get("refine", "grouped") != "grouped" or "tile" in options or \
-            not _pilot_suffix(options):
+            "stop" in options or not _pilot_suffix(options):
         return ""
     tag = row_tag(clean.shape[0] * clean.shape[1], sigma)
     return f"@{tag}" if tag else ""
@@ -283,9 +321,77 @@ def _label(variant: str, options: dict[str, Any]) -> str:
     return variant if variant in BASELINES else variant + _pilot_suffix(options)
 
 
-def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
+def table(rows: dict[str, dict[str, Any]], variants: list[str], *, equal_time: bool = False) -> str:
     """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
-    and its difference to the first variant, over the images that have every variant."""
+    and its difference to the first variant, over the images that have every variant; with
+    ``equal_time``, a second table (:func:`equal_time_table`)."""
+    by_image, today = _by_image(rows)
+    lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
+    means: dict[str, list[list[float]]] = {}
+    earlier = False
+    for (split, image, colour, size, sigma, smoke), cells in _complete(by_image, variants):
+        shown = [f"{cells[v]['psnr']:.2f}" + ("*" if cells[v].get("earlier") else "") + " (" +
+                 (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, " if cells[v].get("steps_run") else "") +
+                 f"{cells[v]['seconds']:.0f} s)" for v in variants]
+        earlier |= any(cells[v].get("earlier") for v in variants)
+        lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
+        means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(
+            [cells[v]["psnr"] for v in variants])
+    _mean_lines(lines, means)
+    if earlier:
+        lines.append(f"\n\\* made by an earlier default (no row of today's, `{today[1:]}`, for that image)")
+    if equal_time:
+        lines += ["", equal_time_table(by_image, variants)]
+    return "\n".join(lines)
+
+
+def equal_time_table(by_image: dict[tuple[Any, ...], dict[str, dict[str, Any]]], variants: list[str]) -> str:
+    """Each later variant given the first one's seconds: the PSNR (unclipped, as the curve) of its raw
+    iterate at the last step it had run by then (its seconds per step being its whole time over its
+    steps run), beside its own returned PSNR, for variants whose rows carry the curve and refine
+    nothing (a refinement's time is no fit's step); the first variant's seconds and PSNR first."""
+    timed = [v for v in variants[1:] if all(
+        cells.get(v, {}).get("psnr_curve") and cells[v].get("psnr_fit") is None
+        for _, cells in _complete(by_image, variants))]
+    lines = ["| split | image | " + f"{variants[0]} (seconds, PSNR) | " +
+             " | ".join(f"{v} at those seconds (step, PSNR) | {v} returned (seconds)" for v in timed) + " |",
+             "|---|---|---:|" + "---:|---:|" * len(timed)]
+    means: dict[str, list[list[float]]] = {}
+    for (split, image, colour, size, sigma, smoke), cells in _complete(by_image, variants):
+        first = cells[variants[0]]
+        values, shown = [first["psnr"]], [f"{first['seconds']:.0f} s, {first['psnr']:.2f}"]
+        for v in timed:
+            row = cells[v]
+            step = max(1, min(row["steps_run"], math.floor(first["seconds"] * row["steps_run"] / row["seconds"])))
+            values += [row["psnr_curve"][step - 1], row["psnr"]]
+            shown += [f"{step}, {row['psnr_curve'][step - 1]:.2f}", f"{row['psnr']:.2f} ({row['seconds']:.0f} s)"]
+        lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
+        means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(values)
+    _mean_lines(lines, means)
+    return "\n".join(lines)
+
+
+def _mean_lines(lines: list[str], means: dict[str, list[list[float]]]) -> None:
+    """Append each split's mean of every column and its difference to the first."""
+    for split, values in means.items():
+        m = [sum(col) / len(col) for col in zip(*values)]
+        lines.append(f"| {split}: mean ({len(values)}) | | " + " | ".join(
+            f"{x:.2f}" + ("" if i == 0 else f" ({x - m[0]:+.2f})") for i, x in enumerate(m)) + " |")
+
+
+def _complete(by_image: dict[tuple[Any, ...], dict[str, dict[str, Any]]], variants: list[str]) -> list[tuple[tuple[Any, ...], dict[str, dict[str, Any]]]]:
+    """The images that have every variant, in the tables' order (smoke runs last, then sigma,
+    size, colour, split and name)."""
+    return [(key, cells) for key, cells in sorted(
+        by_image.items(), key=lambda kv: (kv[0][5], kv[0][4], str(kv[0][3]).zfill(5), kv[0][2],
+                                          SPLITS.index(kv[0][0]), kv[0][1]))
+        if all(v in cells for v in variants)]
+
+
+def _by_image(rows: dict[str, dict[str, Any]]) -> tuple[dict[tuple[Any, ...], dict[str, dict[str, Any]]], str]:
+    """Rows by (split, image, colour, size, sigma, smoke settings) and variant, today's default row
+    kept over earlier ones and cells filled from older rows that stand for them; and the key
+    suffix of today's default."""
     by_image: dict[tuple[str, str, str, int, float, str], dict[str, dict[str, Any]]] = {}
     today = "_" + _key_variant("default", {})  # rows of the default as it is now (their key says so)
     for row in rows.values():
@@ -307,28 +413,7 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str]) -> str:
         refined = cells.get("refine=grouped") or cells.get("refine=wiener") or cells.get("default")
         if "refine=none" not in cells and refined is not None and refined.get("psnr_fit") is not None:
             cells["refine=none"] = {**refined, "psnr": refined["psnr_fit"]}  # the same fit, unrefined
-    lines = ["| split | image | " + " | ".join(variants) + " |", "|---|---|" + "---:|" * len(variants)]
-    means: dict[str, list[list[float]]] = {}
-    earlier = False
-    for (split, image, colour, size, sigma, smoke), cells in sorted(
-            by_image.items(), key=lambda kv: (kv[0][5], kv[0][4], str(kv[0][3]).zfill(5), kv[0][2], SPLITS.index(kv[0][0]),
-                                              kv[0][1])):
-        if not all(v in cells for v in variants):
-            continue
-        shown = [f"{cells[v]['psnr']:.2f}" + ("*" if cells[v].get("earlier") else "") + " (" +
-                 (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, " if cells[v].get("steps_run") else "") +
-                 f"{cells[v]['seconds']:.0f} s)" for v in variants]
-        earlier |= any(cells[v].get("earlier") for v in variants)
-        lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
-        means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(
-            [cells[v]["psnr"] for v in variants])
-    for split, values in means.items():
-        m = [sum(col) / len(col) for col in zip(*values)]
-        lines.append(f"| {split}: mean ({len(values)}) | | " + " | ".join(
-            f"{x:.2f}" + ("" if i == 0 else f" ({x - m[0]:+.2f})") for i, x in enumerate(m)) + " |")
-    if earlier:
-        lines.append(f"\n\\* made by an earlier default (no row of today's, `{today[1:]}`, for that image)")
-    return "\n".join(lines)
+    return by_image, today
 
 
 def _key_is(key: str, variant: str) -> bool:
@@ -349,7 +434,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     rows_path = Path(args.rows)
     if args.table:
-        print(table(read_rows(rows_path), args.variants))
+        print(table(read_rows(rows_path), args.variants, equal_time=args.equal_time))
         return 0
     if not args.images:
         raise InputError("--images: give one or more set9 image names (or FOLDER/NAME)")
