@@ -436,6 +436,8 @@ def test_denoise_table_gives_a_variant_the_first_ones_seconds() -> None:
     assert second[2] == "| report | f16 rgb 64 px, sigma 25 | 10 s, 30.00 | 50, 0.50 | 27.00 (100 s) |"  # 10 s of 100: step 50
     assert second[3].startswith("| report, rgb 64 px, sigma 25: mean (1) | | 30.00 | 0.50 (-29.50) | 27.00 (-3.00)")
     assert "preset=paper at" not in table(rows, ["preset=paper", "refine=wiener"], equal_time=True)  # refined: no curve used
+    rows["a"]["cpu_seconds"], rows["b"]["cpu_seconds"] = 20.0, 100.0  # CPU time where both rows have it
+    assert "| 20 s, 30.00 | 100, 1.00 | 27.00 (100 s) |" in table(rows, ["refine=wiener", "preset=paper"], equal_time=True)
 
 
 def _denoise_house(tmp_path: Path, *options: str) -> tuple[Path, list[dict]]:

@@ -213,10 +213,11 @@ def _bm3d_row(clean: Any, noisy: Any, sigma: float) -> dict[str, Any]:
     from ..baselines.classical import bm3d_denoise
     from .common import psnr
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = bm3d_denoise(noisy, sigma=sigma)
     return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
-            "seconds": time.perf_counter() - t0, "returned_step": None, "steps_run": None}
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "returned_step": None, "steps_run": None}
 
 
 def _peak(curve: list[float]) -> dict[str, Any]:
@@ -249,16 +250,17 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
     from ..tasks import restore, retry_records
     from .common import psnr
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     options = {**options, **({"steps": steps} if steps is not None else {})}  # a smoke run's budget wins
     result = restore(obs, device="cpu", progress=False, seed=0, reference=clean, **options)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return {"psnr": psnr(clean, result.image), "returned_step": result.stop_step,
             "psnr_unclipped": psnr(clean, result.image, clip=False),
             **({"psnr_fit": psnr(clean, result.fitted_image), "refine": result.settings["refine"]}
                if result.fitted_image is not None else {}),
             **_peak(result.history.get("psnr") or []),  # raw iterates, unclipped: the oracle's
-            "steps_run": result.steps_run, "seconds": seconds, "stop": result.settings.get("stop"),
+            "steps_run": result.steps_run, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "stop": result.settings.get("stop"),
             "prior": result.settings.get("prior"), "prior_used": result.settings.get("prior_used"),
             "retried": sum(r is not None for r in retry_records(result.settings)),
             "psnr_curve": [round(v, 2) for v in result.history.get("psnr") or []]}  # raw iterates, unclipped
@@ -349,7 +351,9 @@ def equal_time_table(by_image: dict[tuple[Any, ...], dict[str, dict[str, Any]]],
     """Each later variant given the first one's seconds: the PSNR (unclipped, as the curve) of its raw
     iterate at the last step it had run by then (its seconds per step being its whole time over its
     steps run), beside its own returned PSNR, for variants whose rows carry the curve and refine
-    nothing (a refinement's time is no fit's step); the first variant's seconds and PSNR first."""
+    nothing (a refinement's time is no fit's step); the first variant's seconds and PSNR first.
+    Seconds are the process's CPU time where both rows have it (one thread: not stretched by other
+    jobs on the machine), else wall time."""
     timed = [v for v in variants[1:] if all(
         cells.get(v, {}).get("psnr_curve") and cells[v].get("psnr_fit") is None
         for _, cells in _complete(by_image, variants))]
@@ -359,16 +363,21 @@ def equal_time_table(by_image: dict[tuple[Any, ...], dict[str, dict[str, Any]]],
     means: dict[str, list[list[float]]] = {}
     for (split, image, colour, size, sigma, smoke), cells in _complete(by_image, variants):
         first = cells[variants[0]]
-        values, shown = [first["psnr"]], [f"{first['seconds']:.0f} s, {first['psnr']:.2f}"]
+        values, shown = [first["psnr"]], [f"{_seconds(first, first):.0f} s, {first['psnr']:.2f}"]
         for v in timed:
             row = cells[v]
-            step = max(1, min(row["steps_run"], math.floor(first["seconds"] * row["steps_run"] / row["seconds"])))
+            step = max(1, min(row["steps_run"], math.floor(_seconds(first, row) * row["steps_run"] / _seconds(row, first))))
             values += [row["psnr_curve"][step - 1], row["psnr"]]
-            shown += [f"{step}, {row['psnr_curve'][step - 1]:.2f}", f"{row['psnr']:.2f} ({row['seconds']:.0f} s)"]
+            shown += [f"{step}, {row['psnr_curve'][step - 1]:.2f}", f"{row['psnr']:.2f} ({_seconds(row, first):.0f} s)"]
         lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
         means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(values)
     _mean_lines(lines, means)
     return "\n".join(lines)
+
+
+def _seconds(row: dict[str, Any], other: dict[str, Any]) -> float:
+    """A row's CPU seconds where it and ``other`` both have them, else its wall seconds."""
+    return row["cpu_seconds"] if "cpu_seconds" in row and "cpu_seconds" in other else row["seconds"]
 
 
 def _mean_lines(lines: list[str], means: dict[str, list[list[float]]]) -> None:
