@@ -105,15 +105,16 @@ def run(name: str, size: int | None, sigma: float, variant: str, data: Path) -> 
 def table(rows: list[dict], variants: list[str]) -> str:
     cells: dict[str, dict[str, dict]] = {}
     for r in rows:
-        cells.setdefault(r["image"], {})[r["variant"]] = r
+        cells.setdefault(f"{r['image']} ({r['size']} px)", {})[r["variant"]] = r
     lines = ["| image | " + " | ".join(variants) + " |", "|---|" + "---:|" * len(variants)]
     full = [(image, c) for image, c in cells.items() if all(v in c for v in variants)]
     for image, c in full:
         lines.append(f"| {image} | " + " | ".join(
             f"{c[v]['refined']:.2f} / {c[v]['pilot']:.2f} ({c[v]['cpu_seconds']:.0f} s)" for v in variants) + " |")
-    if full:
-        means = [sum(c[v]["refined"] for _, c in full) / len(full) for v in variants]
-        lines.append(f"| mean ({len(full)}) | " + " | ".join(
+    for size in sorted({c[variants[0]]["size"] for _, c in full}, key=str):
+        group = [c for _, c in full if c[variants[0]]["size"] == size]
+        means = [sum(c[v]["refined"] for c in group) / len(group) for v in variants]
+        lines.append(f"| mean of {len(group)} ({size} px) | " + " | ".join(
             f"{m:.2f}" + ("" if k == 0 else f" ({m - means[0]:+.2f})") for k, m in enumerate(means)) + " |")
     return "\n".join(lines)
 
