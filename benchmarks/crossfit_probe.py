@@ -87,19 +87,20 @@ def table(rows: list[dict]) -> str:
     lines = ["| image | default: pilot, refined (CPU s) | cross-fit K: pilot, refined (CPU s of the K fits) | "
              "mean of the K: pilot, refined | (cross-fit + default pilot) / 2: pilot, refined | cross-fit refined - default |",
              "|---|---:|---:|---:|---:|---:|"]
-    diffs = []
     for r in rows:
         d, c, m, b = r["default"], r["cross"], r["mean"], r["cross+default"]
-        diffs.append(c["refined"] - d["refined"])
         lines.append(f"| {r['image']} ({r['size']} px, K={r['parts']}) | {d['pilot']:.2f}, {d['refined']:.2f} "
                      f"({d['cpu_seconds']:.0f}) | {c['pilot']:.2f}, {c['refined']:.2f} ({sum(r['fits']['cpu_seconds']):.0f}) | "
-                     f"{m['pilot']:.2f}, {m['refined']:.2f} | {b['pilot']:.2f}, {b['refined']:.2f} | {diffs[-1]:+.2f} |")
-    if rows:
-        mean = lambda key, sub: sum(r[key][sub] for r in rows) / len(rows)  # noqa: E731
-        lines.append(f"| mean ({len(rows)}) | {mean('default', 'pilot'):.2f}, {mean('default', 'refined'):.2f} | "
-                     f"{mean('cross', 'pilot'):.2f}, {mean('cross', 'refined'):.2f} | {mean('mean', 'pilot'):.2f}, "
-                     f"{mean('mean', 'refined'):.2f} | {mean('cross+default', 'pilot'):.2f}, "
-                     f"{mean('cross+default', 'refined'):.2f} | {sum(diffs) / len(diffs):+.2f} |")
+                     f"{m['pilot']:.2f}, {m['refined']:.2f} | {b['pilot']:.2f}, {b['refined']:.2f} | "
+                     f"{c['refined'] - d['refined']:+.2f} |")
+    for group in sorted({(r["size"], r["parts"]) for r in rows}, key=str):  # a mean per crop size and K
+        some = [r for r in rows if (r["size"], r["parts"]) == group]
+        mean = lambda key, sub: sum(r[key][sub] for r in some) / len(some)  # noqa: E731
+        lines.append(f"| mean of {len(some)} ({group[0]} px, K={group[1]}) | {mean('default', 'pilot'):.2f}, "
+                     f"{mean('default', 'refined'):.2f} | {mean('cross', 'pilot'):.2f}, {mean('cross', 'refined'):.2f} | "
+                     f"{mean('mean', 'pilot'):.2f}, {mean('mean', 'refined'):.2f} | {mean('cross+default', 'pilot'):.2f}, "
+                     f"{mean('cross+default', 'refined'):.2f} | "
+                     f"{sum(r['cross']['refined'] - r['default']['refined'] for r in some) / len(some):+.2f} |")
     return "\n".join(lines)
 
 
