@@ -419,6 +419,9 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
     assert _sure_suffix("default", {}, small, 25.0).startswith("@sure")  # the default picks by SURE there
     assert _sure_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
                         small, 25.0) == ""  # a stop named: the held-out one
+    assert _sure_suffix("width=256", variant_options("width=256"), small, 25.0).startswith("@sure")  # any network
+    for other in ("preset=paper", "refine=wiener", "tile=32:8"):
+        assert _sure_suffix(other, variant_options(other), small, 25.0) == "", other
 
 
 def test_denoise_table_gives_a_variant_the_first_ones_seconds() -> None:

@@ -306,12 +306,12 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
 
 def _sure_suffix(variant: str, options: dict[str, Any], clean: Any, sigma: float) -> str:
     """``@sureE...`` (:func:`linr.sure.row_tag`) when a variant's automatic stop is the SURE pick at
-    this image's size (a refined pilot, whole), else '': rows made before, of the same key, are the
-    held-out stop's."""
+    this image's size (refined by ``grouped``, whole: :func:`linr.sure.why_not`; any network, as
+    ``width=256``), else '': rows made before, of the same key, are the held-out stop's."""
     from ..sure import row_tag
 
-    if variant in REFERENCES or options.get("refine", "grouped") != "grouped" or "tile" in options or \
-            "stop" in options or not _pilot_suffix(options):
+    if variant in REFERENCES or options.get("refine", "grouped") != "grouped" or \
+            options.get("tile", "off") not in ("off", "auto") or "stop" in options or "preset" in options:
         return ""
     tag = row_tag(clean.shape[0] * clean.shape[1], sigma)
     return f"@{tag}" if tag else ""
