@@ -324,7 +324,7 @@ def _label(variant: str, options: dict[str, Any]) -> str:
 
 
 def table(rows: dict[str, dict[str, Any]], variants: list[str], *, equal_time: bool = False) -> str:
-    """PSNR (returned step / steps run, seconds) per image and variant, then the mean of each split
+    """PSNR (returned step / steps run, seconds: of CPU where the row has them) per image and variant, then the mean of each split
     and its difference to the first variant, over the images that have every variant; with
     ``equal_time``, a second table (:func:`equal_time_table`)."""
     by_image, today = _by_image(rows)
@@ -334,7 +334,8 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str], *, equal_time: b
     for (split, image, colour, size, sigma, smoke), cells in _complete(by_image, variants):
         shown = [f"{cells[v]['psnr']:.2f}" + ("*" if cells[v].get("earlier") else "") + " (" +
                  (f"{cells[v]['returned_step']} / {cells[v]['steps_run']}, " if cells[v].get("steps_run") else "") +
-                 f"{cells[v]['seconds']:.0f} s)" for v in variants]
+                 (f"{cells[v]['cpu_seconds']:.0f} s CPU)" if "cpu_seconds" in cells[v] else
+                  f"{cells[v]['seconds']:.0f} s)") for v in variants]
         earlier |= any(cells[v].get("earlier") for v in variants)
         lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
         means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(
