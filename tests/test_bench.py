@@ -420,6 +420,7 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
     assert _sure_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
                         small, 25.0) == ""  # a stop named: the held-out one
     assert _sure_suffix("width=256", variant_options("width=256"), small, 25.0).startswith("@sure")  # any network
+    assert _sure_suffix("stop=sure", variant_options("stop=sure"), small, 25.0).startswith("@sure")  # asked for
     for other in ("preset=paper", "refine=wiener", "tile=32:8"):
         assert _sure_suffix(other, variant_options(other), small, 25.0) == "", other
 
@@ -428,19 +429,25 @@ def test_denoise_table_gives_a_variant_the_first_ones_seconds() -> None:
     from linr.bench.denoise import table
 
     base = {"split": "report", "image": "f16", "colour": "rgb", "size": 64, "sigma": 25.0}
-    rows = {"a": {**base, "key": "a", "variant": "refine=wiener", "psnr": 30.0, "seconds": 10.0, "returned_step": 50,
-                  "steps_run": 90, "psnr_fit": 28.0, "psnr_curve": [20.0] * 90},
-            "b": {**base, "key": "b", "variant": "preset=paper", "psnr": 27.0, "seconds": 100.0, "returned_step": 500,
-                  "steps_run": 500, "psnr_curve": [float(k) / 100 for k in range(1, 501)]}}
+    rows = {"a": {**base, "key": "a", "variant": "refine=wiener", "psnr": 30.0, "psnr_unclipped": 29.9, "seconds": 10.0,
+                  "returned_step": 50, "steps_run": 90, "psnr_fit": 28.0, "psnr_curve": [20.0] * 90},
+            "b": {**base, "key": "b", "variant": "preset=paper", "psnr": 27.0, "psnr_unclipped": 26.9, "seconds": 100.0,
+                  "returned_step": 500, "steps_run": 500, "psnr_curve": [float(k) / 100 for k in range(1, 501)]}}
     text = table(rows, ["refine=wiener", "preset=paper"], equal_time=True)
     second = text.split("\n\n")[-1].splitlines()
     assert second[0] == ("| split | image | refine=wiener (seconds, PSNR) | preset=paper at those seconds (step, PSNR) "
                          "| preset=paper returned (seconds) |")
-    assert second[2] == "| report | f16 rgb 64 px, sigma 25 | 10 s, 30.00 | 50, 0.50 | 27.00 (100 s) |"  # 10 s of 100: step 50
-    assert second[3].startswith("| report, rgb 64 px, sigma 25: mean (1) | | 30.00 | 0.50 (-29.50) | 27.00 (-3.00)")
-    assert "preset=paper at" not in table(rows, ["preset=paper", "refine=wiener"], equal_time=True)  # refined: no curve used
+    assert second[2] == "| report | f16 rgb 64 px, sigma 25 | 10 s, 29.90 | 50, 0.50 | 26.90 (100 s) |"  # 10 s of 100: step 50
+    assert second[3].startswith("| report, rgb 64 px, sigma 25: mean (1) | | 29.90 | 0.50 (-29.40) | 26.90 (-3.00)")
     rows["a"]["cpu_seconds"], rows["b"]["cpu_seconds"] = 20.0, 100.0  # CPU time where both rows have it
-    assert "| 20 s, 30.00 | 100, 1.00 | 27.00 (100 s) |" in table(rows, ["refine=wiener", "preset=paper"], equal_time=True)
+    assert "| 20 s, 29.90 | 100, 1.00 | 26.90 (100 s) |" in table(rows, ["refine=wiener", "preset=paper"], equal_time=True)
+    # the other way round: a refined variant is not timed by its curve (named under the table), and a
+    # variant that had ended by the first one's seconds shows what it returned
+    swapped = table(rows, ["preset=paper", "refine=wiener"], equal_time=True).split("\n\n")
+    assert "refine=wiener at" not in swapped[-2] and swapped[-1].startswith("Not given the first one's seconds") and \
+        "refine=wiener" in swapped[-1]
+    rows["c"] = {**rows["b"], "key": "c", "variant": "lr=0.01", "cpu_seconds": 5.0, "psnr_fit": None}
+    assert "| 100 s, 26.90 | done, 26.90 | 26.90 (5 s) |" in table(rows, ["preset=paper", "lr=0.01"], equal_time=True)
 
 
 def _denoise_house(tmp_path: Path, *options: str) -> tuple[Path, list[dict]]:

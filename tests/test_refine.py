@@ -1197,10 +1197,23 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_t
 
 def test_every_refiner_says_what_it_does_for_the_note_of_a_run_that_drops_it():
     # `linr restore --save-model` names what the default refinement would have done from `does`; a
-    # refiner registered without one would fail there, after the fit.
+    # refiner registered without one would fail there (before the fit).
+    from linr.cli import dropped_refinement_note
     from linr.refine import REFINERS
 
+    assert dropped_refinement_note("biharmonic", model_named=False) == (
+        "--save-model / --render-*: the image is not blended after the fit (the model renders the fit's own image, "
+        "fitted for a fixed number of steps; without them the held-out best iterate is blended with a biharmonic "
+        "inpainting, --refine)")
+    assert dropped_refinement_note("grouped", model_named=False) == (
+        "--save-model / --render-*: the image is not refined after the fit (the model renders the fit's own image; "
+        "without them the noisy photo is filtered again with the fit as the pilot, --refine), and the fit is the "
+        "paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot (slower); the image is lower in PSNR "
+        "(the refinement added 0.56-0.97 dB on the benchmark crops, BENCHMARKS.md)")
+    assert ", and the fit is" not in dropped_refinement_note("grouped", model_named=True)
+
     for name, refiner in REFINERS.items():
-        assert refiner.name == name
+        assert refiner.name == name and dropped_refinement_note(name, model_named=False).endswith(
+            ("--refine)", "BENCHMARKS.md)")), name
         assert isinstance(refiner.does, str) and refiner.does and refiner.does[-1] not in ".,;", name
         assert getattr(refiner, "verb", "refined") in ("refined", "blended"), name

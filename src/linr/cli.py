@@ -137,6 +137,25 @@ def _add_range_option(group: Any, what: str) -> None:
                        help=what + " A negative LO needs the = form: --range=-100:3000")
 
 
+def dropped_refinement_note(dropped: str, *, model_named: bool) -> str:
+    """The note of a restore that keeps the fit's own image (``--save-model``, ``--render-*``) where
+    the defaults would have refined it by ``dropped`` (what the refiner ``does``, from
+    :data:`linr.refine.REFINERS`); ``model_named``: a network was asked for (else a noisy photo's fit
+    is the paper's network rather than the refinement's pilot)."""
+    from .refine import REFINERS
+
+    refiner = REFINERS[dropped]
+    fixed = ", fitted for a fixed number of steps" if refiner.takes == "masked" else ""  # not the held-out pick
+    note = (f"--save-model / --render-*: the image is not {getattr(refiner, 'verb', 'refined')} after the fit "
+            f"(the model renders the fit's own image{fixed}; without them {refiner.does}, --refine)")
+    if refiner.takes == "noisy":
+        network = "" if model_named else (
+            ", and the fit is the paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot (slower)")
+        note += (f"{network}; the image is lower in PSNR (the refinement added 0.56-0.97 dB on the "
+                 "benchmark crops, BENCHMARKS.md)")
+    return note
+
+
 def _note(lines: Sequence[str]) -> None:
     for line in lines:
         print(f"linr: note: {line}", file=sys.stderr)
@@ -147,7 +166,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .images import check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
-    from .refine import REFINERS
     from .scene import split_frames
     from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
@@ -205,17 +223,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     dropped = resolve_refine(None, obs, preset=args.preset, register=args.register) \
         if keep_model and args.refine is None else None
     if dropped:
-        refiner = REFINERS[dropped]
-        fixed = ", fitted for a fixed number of steps" if refiner.takes == "masked" else ""  # not the held-out pick
-        note = (f"--save-model / --render-*: the image is not {getattr(refiner, 'verb', 'refined')} after the fit "
-                f"(the model renders the fit's own image{fixed}; without them {refiner.does}, --refine)")
-        if refiner.takes == "noisy":
-            network = "" if model is not None else (
-                ", and the fit is the paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot "
-                "(slower)")
-            note += (f"{network}; the image is lower in PSNR (the refinement added 0.56-0.97 dB on the "
-                     "benchmark crops, BENCHMARKS.md)")
-        notes.append(note)
+        notes.append(dropped_refinement_note(dropped, model_named=model is not None))
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError(f"stop rule '{rule.name}' returns an average of iterates, which no single model renders: "
                          "--save-model, --render-scale and --render-size need a rule without one, such as "

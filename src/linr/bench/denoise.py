@@ -16,9 +16,10 @@ noise of ``--sigma`` on the 0-255 scale, seed 0). A variant is:
 - ``width=N``, ``depth=N``: the SIREN's width (256 by default) and number of layers (7), as the
   network of the fit (the pilot of the refinement);
 - ``steps=N``: the step budget of the automatic stop (500 by default; the most steps run);
-- ``lr=X``: the fit's learning rate (with no network named, the pilot's network at that rate, and a
-  failed pilot is not fitted again);
-- ``stop=RULE``: one stop rule (``--stop``), such as ``stop=holdout:0.05:40:window40`` (the automatic
+- ``lr=X``: the fit's learning rate (for a refined fit with no network named, the pilot's network at
+  that rate, and a failed pilot is not fitted again);
+- ``stop=RULE``: one stop rule (``--stop``; not several joined by commas, which join a variant's
+  settings), such as ``stop=holdout:0.05:40:window40`` (the automatic
   stop written out: the held-out stop where the default would pick by SURE, the pilot kept) or
   ``stop=holdout:0.05:40`` (no average: the paper's network, as any rule that is not of the pilot's
   kind; name ``width=64,lr=0.001,steps=2000`` to keep the pilot's);
@@ -53,8 +54,10 @@ Images are set9 names or ``FOLDER/NAME`` of another folder of the data (such as 
 unclipped and the best unclipped PSNR of the raw iterates along the fit (an oracle that looks at
 the clean image; the restore is given it as ``reference``, which changes nothing in the fit), so
 the stop's distance to the peak is read in one convention. Rows (JSONL, resumable: a rerun skips
-finished keys) carry the returned step, the steps run, seconds and provenance; ``--table``
-prints them.
+finished keys) carry the returned step, the steps run, seconds (wall and the process's CPU), a
+fit's PSNR curve of its raw iterates (unclipped) and provenance; ``--table`` prints them, and
+``--table --equal-time`` also gives each later variant the first one's CPU seconds
+(:func:`equal_time_table`).
 """
 
 from __future__ import annotations
@@ -235,11 +238,12 @@ def _dip_row(clean: Any, obs: list[Any], *, steps: int | None) -> dict[str, Any]
     from .common import psnr
 
     config = DIPConfig(device="cpu") if steps is None else DIPConfig(device="cpu", steps=steps)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = dip_restore(obs, config, reference=clean)
     seconds = time.perf_counter() - t0
     return {"psnr": psnr(clean, result.image), "psnr_unclipped": psnr(clean, result.image, clip=False),
             "returned_step": config.steps, "steps_run": result.steps_run, "seconds": seconds,
+            "cpu_seconds": time.process_time() - c0,
             **_peak(result.history.get("psnr") or []),  # the returned average's, unclipped
             "dip": {k: v for k, v in dataclasses.asdict(config).items() if k != "device"}}
 
@@ -311,7 +315,8 @@ def _sure_suffix(variant: str, options: dict[str, Any], clean: Any, sigma: float
     from ..sure import row_tag
 
     if variant in REFERENCES or options.get("refine", "grouped") != "grouped" or \
-            options.get("tile", "off") not in ("off", "auto") or "stop" in options or "preset" in options:
+            options.get("tile", "off") not in ("off", "auto") or "preset" in options or \
+            "stop" in options and options["stop"].partition(":")[0] != "sure":  # stop=sure: the pick asked for
         return ""
     tag = row_tag(clean.shape[0] * clean.shape[1], sigma)
     return f"@{tag}" if tag else ""
@@ -349,30 +354,40 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str], *, equal_time: b
 
 
 def equal_time_table(by_image: dict[tuple[Any, ...], dict[str, dict[str, Any]]], variants: list[str]) -> str:
-    """Each later variant given the first one's seconds: the PSNR (unclipped, as the curve) of its raw
-    iterate at the last step it had run by then (its seconds per step being its whole time over its
-    steps run), beside its own returned PSNR, for variants whose rows carry the curve and refine
-    nothing (a refinement's time is no fit's step); the first variant's seconds and PSNR first.
-    Seconds are the process's CPU time where both rows have it (one thread: not stretched by other
-    jobs on the machine), else wall time."""
-    timed = [v for v in variants[1:] if all(
-        cells.get(v, {}).get("psnr_curve") and cells[v].get("psnr_fit") is None
-        for _, cells in _complete(by_image, variants))]
-    lines = ["| split | image | " + f"{variants[0]} (seconds, PSNR) | " +
-             " | ".join(f"{v} at those seconds (step, PSNR) | {v} returned (seconds)" for v in timed) + " |",
+    """Each later variant given the first one's seconds: the PSNR of its raw iterate at the last step
+    it had run by then (its seconds per step being its whole time over its steps run), beside its
+    own returned PSNR, for variants whose rows carry the curve and refine nothing (a refinement's
+    time is no fit's step); a variant that had ended by then shows what it returned ("done"). The
+    first variant's seconds and PSNR first. PSNR unclipped throughout (the curve's convention);
+    seconds are the process's CPU time where both rows have it (one thread: not stretched by other
+    jobs on the machine), else wall time. Variants left out are named under the table."""
+    complete = _complete(by_image, variants)
+    timed = [v for v in variants[1:] if complete and all(
+        cells[v].get("psnr_curve") and cells[v].get("psnr_fit") is None for _, cells in complete)]
+    left = [v for v in variants[1:] if v not in timed]
+    lines = ["| split | image | " + " | ".join([f"{variants[0]} (seconds, PSNR)"] + [
+        f"{v} at those seconds (step, PSNR) | {v} returned (seconds)" for v in timed]) + " |",
              "|---|---|---:|" + "---:|---:|" * len(timed)]
     means: dict[str, list[list[float]]] = {}
-    for (split, image, colour, size, sigma, smoke), cells in _complete(by_image, variants):
+    for (split, image, colour, size, sigma, smoke), cells in complete:
         first = cells[variants[0]]
-        values, shown = [first["psnr"]], [f"{_seconds(first, first):.0f} s, {first['psnr']:.2f}"]
+        values, shown = [first["psnr_unclipped"]], [f"{_seconds(first, first):.0f} s, {first['psnr_unclipped']:.2f}"]
         for v in timed:
             row = cells[v]
-            step = max(1, min(row["steps_run"], math.floor(_seconds(first, row) * row["steps_run"] / _seconds(row, first))))
-            values += [row["psnr_curve"][step - 1], row["psnr"]]
-            shown += [f"{step}, {row['psnr_curve'][step - 1]:.2f}", f"{row['psnr']:.2f} ({_seconds(row, first):.0f} s)"]
+            step = max(1, math.floor(_seconds(first, row) * row["steps_run"] / _seconds(row, first)))
+            if step >= row["steps_run"] or step > len(row["psnr_curve"]):  # it had ended: what it returned
+                at, said = row["psnr_unclipped"], f"done, {row['psnr_unclipped']:.2f}"
+            else:
+                at = row["psnr_curve"][step - 1]
+                said = f"{step}, {at:.2f}"
+            values += [at, row["psnr_unclipped"]]
+            shown += [said, f"{row['psnr_unclipped']:.2f} ({_seconds(row, first):.0f} s)"]
         lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
         means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(values)
     _mean_lines(lines, means)
+    if left:
+        lines.append(f"\nNot given the first one's seconds (a refinement after the fit, or rows without the "
+                     f"PSNR curve): {', '.join(left)}")
     return "\n".join(lines)
 
 
@@ -443,6 +458,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from .common import append_row, commit_id, cpu_name, read_rows
 
     rows_path = Path(args.rows)
+    if args.equal_time and not args.table:
+        raise InputError("--equal-time is a choice of --table: give both")
     if args.table:
         print(table(read_rows(rows_path), args.variants, equal_time=args.equal_time))
         return 0
