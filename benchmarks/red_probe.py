@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 EVERY = 5
+TUNE = ("house", "baboon", "kodim01", "kodim03")
+"""The set9 images the defaults' settings were chosen on (``linr bench denoise``'s tune split)."""
 """Evaluations of the prior between two refreshes of D(x)."""
 
 
@@ -111,10 +113,11 @@ def table(rows: list[dict], variants: list[str]) -> str:
     for image, c in full:
         lines.append(f"| {image} | " + " | ".join(
             f"{c[v]['refined']:.2f} / {c[v]['pilot']:.2f} ({c[v]['cpu_seconds']:.0f} s)" for v in variants) + " |")
-    for size in sorted({c[variants[0]]["size"] for _, c in full}, key=str):
-        group = [c for _, c in full if c[variants[0]]["size"] == size]
+    split = lambda c: "tune" if c[variants[0]]["image"] in TUNE else "report and held-out"  # noqa: E731
+    for size, part in sorted({(c[variants[0]]["size"], split(c)) for _, c in full}, key=str):
+        group = [c for _, c in full if c[variants[0]]["size"] == size and split(c) == part]
         means = [sum(c[v]["refined"] for c in group) / len(group) for v in variants]
-        lines.append(f"| mean of {len(group)} ({size} px) | " + " | ".join(
+        lines.append(f"| mean of {len(group)} ({size} px, {part}) | " + " | ".join(
             f"{m:.2f}" + ("" if k == 0 else f" ({m - means[0]:+.2f})") for k, m in enumerate(means)) + " |")
     return "\n".join(lines)
 
