@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
         return 0
     import torch
 
-    from linr.bench.common import append_row, commit_id, cpu_name, read_rows
+    from linr.bench.common import emit_row, read_rows
     from linr.priors import PRIORS
 
     PRIORS.update(_make_priors())
@@ -150,11 +150,8 @@ def main(argv: list[str]) -> int:
             key = f"{name}_s{args.size}_n{args.sigma:g}_{variant}"
             if key in done:
                 continue
-            row = run(name, args.size or None, args.sigma, variant, Path(args.data))
-            row.update(key=key, commit=commit_id(), processor=cpu_name(), torch=torch.__version__,
-                       finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            append_row(rows, row)
-            print(json.dumps(row), flush=True)
+            emit_row({**run(name, args.size or None, args.sigma, variant, Path(args.data)), "key": key,
+                      "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, rows)  # where: commit, processor
     return 0
 
 
