@@ -401,12 +401,13 @@ the mean of their four neighbours is fitted again at the paper's rate and the be
 kept (:attr:`linr.config.FitConfig.retry_lr`, :data:`linr.fit.RETRY_ABOVE_NEIGHBOURS`)."""
 
 
-def pilot_tag() -> str:
+def pilot_tag(*, own_lr: bool = False) -> str:
     """``@pilotDxW`` (with ``-lrLR-retry`` when the pilot's learning rate is not the paper's, and a
     failed fit is fitted again at the paper's: :attr:`FitConfig.retry_lr`): names the
     defaults' pilot fit in benchmark row keys, so that rows of an earlier pilot are not taken for
-    today's."""
-    lr = "" if DEFAULT_PILOT_LR == PRESETS[DEFAULT_PRESET].lr else f"-lr{DEFAULT_PILOT_LR:g}-retry"
+    today's. ``own_lr``: the fit names its own learning rate (no ``-lr...`` part: it is not the
+    pilot's, and no failed fit is fitted again)."""
+    lr = "" if own_lr or DEFAULT_PILOT_LR == PRESETS[DEFAULT_PRESET].lr else f"-lr{DEFAULT_PILOT_LR:g}-retry"
     return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}{lr}"
 
 

@@ -288,12 +288,12 @@ def _pilot_suffix(options: dict[str, Any]) -> str:
     refined, no network or preset named, the automatic stop or a spec of its kind:
     :func:`linr.tasks.pilot_stop`), else ''; with ``lr`` named, without the pilot's learning rate
     (the variant names its own, and no failed fit is fitted again)."""
-    from ..tasks import DEFAULT_PILOT_MODEL, pilot_stop, pilot_tag
+    from ..tasks import pilot_stop, pilot_tag
 
     if "model" in options or "preset" in options or options.get("refine") == "none" or \
             not pilot_stop(options.get("stop")):
         return ""
-    return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}" if "lr" in options else pilot_tag()
+    return pilot_tag(own_lr="lr" in options)
 
 
 def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:
@@ -342,9 +342,9 @@ def table(rows: dict[str, dict[str, Any]], variants: list[str], *, equal_time: b
                  (f"{cells[v]['cpu_seconds']:.0f} s CPU)" if "cpu_seconds" in cells[v] else
                   f"{cells[v]['seconds']:.0f} s)") for v in variants]
         earlier |= any(cells[v].get("earlier") for v in variants)
-        lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
-        means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(
-            [cells[v]["psnr"] for v in variants])
+        row_label, mean_label = _labels(split, image, colour, size, sigma, smoke)
+        lines.append(f"| {row_label} | " + " | ".join(shown) + " |")
+        means.setdefault(mean_label, []).append([cells[v]["psnr"] for v in variants])
     _mean_lines(lines, means)
     if earlier:
         lines.append(f"\n\\* made by an earlier default (no row of today's, `{today[1:]}`, for that image)")
@@ -382,13 +382,20 @@ def equal_time_table(by_image: dict[tuple[Any, ...], dict[str, dict[str, Any]]],
                 said = f"{step}, {at:.2f}"
             values += [at, row["psnr_unclipped"]]
             shown += [said, f"{row['psnr_unclipped']:.2f} ({_seconds(row, first):.0f} s)"]
-        lines.append(f"| {split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke} | " + " | ".join(shown) + " |")
-        means.setdefault(f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}", []).append(values)
+        row_label, mean_label = _labels(split, image, colour, size, sigma, smoke)
+        lines.append(f"| {row_label} | " + " | ".join(shown) + " |")
+        means.setdefault(mean_label, []).append(values)
     _mean_lines(lines, means)
     if left:
         lines.append(f"\nNot given the first one's seconds (a refinement after the fit, or rows without the "
                      f"PSNR curve): {', '.join(left)}")
     return "\n".join(lines)
+
+
+def _labels(split: str, image: str, colour: str, size: Any, sigma: float, smoke: str) -> tuple[str, str]:
+    """A table row's first two cells (split, then image and setting) and the label of its split's mean."""
+    return (f"{split} | {image} {colour} {_px(size)}, sigma {sigma:g}{smoke}",
+            f"{split}, {colour} {_px(size)}, sigma {sigma:g}{smoke}")
 
 
 def _seconds(row: dict[str, Any], other: dict[str, Any]) -> float:
