@@ -176,6 +176,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
 
         # [grouped-views, "any size"] from the twenty-third session to the thirty-eighth (up to 768 px whole before)
         key["sr_refine"] = [sr_refine_for(PARAMS["factor"])]
+    if case == "joint":  # what the default refines a noisy photo and its low-res view with (nineteenth session)
+        from ..tasks import DEFAULT_JOINT_REFINE
+
+        key["joint_refine"] = DEFAULT_JOINT_REFINE
     return json.dumps(key, sort_keys=True)
 
 
