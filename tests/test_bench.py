@@ -640,3 +640,51 @@ def test_denoise_bench_runs_dip_at_its_recipe_with_its_oracle(tmp_path: Path, ca
     assert row["dip"]["channels"] == DIPConfig().channels == 128 and row["dip"]["steps"] == 4
     assert row["dip"]["average"] == 0.99 and DIPConfig().steps == 3000
     assert 1 <= row["peak_step"] <= 4 and row["peak_psnr_unclipped"] >= row["psnr_unclipped"] - 1e-6
+
+
+def test_variants_of_the_defaults_are_columns_beside_them_and_skipped_where_they_cannot_run(tmp_path: Path) -> None:
+    """``linr bench --variants``: a column per variant after 'LINR (default)', fitted with its own
+    settings and keyed apart; the averages give each one's difference from the default; a variant
+    the table's observations cannot take is skipped with the reason; bad ones are refused first."""
+    from linr.bench.report import markdown_summary
+    from linr.bench.spec import LINR_DEFAULT, with_variants
+
+    table2 = find_tables(["2"])[0]
+    wide = with_variants(table2, ["refine=none", "omega_0=20"])
+    labels = [m.label for m in wide.methods]
+    at = labels.index("LINR (default)")
+    assert labels[at + 1:at + 3] == ["LINR (default, refine=none)", "LINR (default, omega_0=20)"]
+    assert len(labels) == len(table2.methods) + 2
+    assert with_variants(find_tables(["8"])[0], ["refine=none"]) == find_tables(["8"])[0]  # no default column
+    with pytest.raises(InputError, match="unknown variant 'foo=1'"):
+        run_bench(profile="quick", tables=["2"], data=DATA, out=tmp_path / "bad", variants=["foo=1"],
+                  device="cpu", plots=False, log=lambda s: None)
+    with pytest.raises(InputError, match="none of the chosen tables has a 'LINR \\(default\\)' column"):
+        run_bench(profile="quick", tables=["8"], data=DATA, out=tmp_path / "bad", variants=["refine=none"],
+                  device="cpu", plots=False, log=lambda s: None)
+    assert not (tmp_path / "bad" / "jobs.jsonl").exists()  # refused before any fit
+    if not (DATA / "set5" / "butterfly.png").exists():
+        pytest.skip("test data not found")
+    out = tmp_path / "bench"
+    run_bench(profile="quick", tables=["2"], data=DATA, out=out, images=["butterfly"], crop=32, steps=2,
+              methods=["LINR (default)"], variants=["refine=none", "refine=grouped-fill"], device="cpu",
+              plots=False, log=lambda s: None)
+    rows = {r["method"]: r for r in _rows(out)}
+    assert set(rows) == {"LINR (default)", "LINR (default, refine=none)", "LINR (default, refine=grouped-fill)"}
+    default, plain = rows["LINR (default)"], rows["LINR (default, refine=none)"]
+    assert default["job"] != plain["job"] and plain["status"] == "ok"
+    jobs = {j["key"]: j for j in map(json.loads, (out / "jobs.jsonl").read_text().splitlines())}
+    assert jobs[default["job"]]["settings"]["refine"]["name"] == "grouped-views-examples"
+    assert jobs[plain["job"]]["settings"]["refine"] is None
+    assert plain["total_s"] is not None and plain["total_s"] >= plain["fit_s"]
+    skipped = rows["LINR (default, refine=grouped-fill)"]
+    assert skipped["status"] == "skipped" and skipped["note"].startswith("not applicable: refinement 'grouped-fill'")
+    summary = {e["method"]: e for e in json.loads((out / "summary.json").read_text())["averages"]}
+    assert summary["LINR (default, refine=none)"]["vs_default_psnr"] == pytest.approx(
+        plain["psnr_paper"] - default["psnr_paper"])
+    assert summary["LINR (default, refine=none)"]["vs_default_time"] == pytest.approx(
+        plain["total_s"] / default["total_s"])
+    assert "vs_default_psnr" not in summary[LINR_DEFAULT.label]
+    lines = markdown_summary(list(summary.values()))
+    assert lines[0].endswith("| vs LINR (default) | time vs LINR (default) (fit and refinement) |")
+    assert f"| {plain['psnr_paper'] - default['psnr_paper']:+.2f} |" in lines[3]

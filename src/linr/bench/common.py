@@ -8,6 +8,7 @@ to list.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -18,7 +19,14 @@ from typing import Any
 import numpy as np
 
 __all__ = ["centre_crop", "corruption_seed", "noise_seed", "load_clean", "psnr", "read_rows", "append_row",
-           "commit_id", "cpu_name"]
+           "commit_id", "cpu_name", "restore_options", "MODEL_SETTINGS"]
+
+MODEL_SETTINGS = {"omega_0": float, "width": int, "depth": int}
+"""The SIREN settings a variant may set (``--omega0``, the network's width and depth)."""
+
+RESTORE_SETTINGS = ("prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, lr=X, stop=RULE, "
+                    "preset=NAME, tile=SPEC")
+"""The settings :func:`restore_options` reads, as its errors list them."""
 
 
 def centre_crop(image: np.ndarray, side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -106,6 +114,79 @@ def emit_row(row: dict[str, Any], path: "Path | str | None" = None) -> dict[str,
     if path:
         append_row(path, row)
     return row
+
+
+def restore_options(variant: str, *, others: str = "") -> dict[str, Any]:
+    """:func:`linr.restore` keyword arguments of a variant of the default restore: settings joined
+    by commas, such as ``width=64,depth=5`` or ``refine=none`` (:data:`RESTORE_SETTINGS`; ``linr
+    bench denoise``'s variants and ``linr bench --variants``' columns). An InputError naming a bad
+    one, before any fit; ``others``: what else the caller takes, for that error."""
+    from dataclasses import replace
+
+    from ..errors import InputError
+    from ..models import ModelConfig
+    from ..priors import check_prior_spec
+
+    options: dict[str, Any] = {}
+    seen: set[str] = set()
+    for part in variant.split(","):
+        name, _, value = part.partition("=")
+        if name in seen:
+            raise InputError(f"bad variant {variant!r}: {name} given twice")
+        seen.add(name)
+        if name in MODEL_SETTINGS:
+            try:
+                number = MODEL_SETTINGS[name](value)
+            except ValueError:
+                raise InputError(f"bad variant {variant!r}: {name}=... needs a number") from None
+            if not math.isfinite(number) or number <= 0:
+                raise InputError(f"bad variant {variant!r}: {name} must be a positive number")
+            options["model"] = replace(options.get("model", ModelConfig()), **{name: number})
+        elif name == "steps":
+            try:
+                options["steps"] = int(value)
+            except ValueError:
+                raise InputError(f"bad variant {variant!r}: steps=N needs a whole number") from None
+            if options["steps"] < 1:
+                raise InputError(f"bad variant {variant!r}: steps must be positive")
+        elif name == "prior":
+            options["prior"] = check_prior_spec(value)
+        elif name == "refine":
+            from ..refine import check_refine_spec
+
+            options["refine"] = check_refine_spec(value)
+        elif name == "stop":
+            from ..stopping import parse_stop
+
+            try:
+                parse_stop(value)
+            except ValueError as exc:
+                raise InputError(f"bad variant {variant!r}: {exc}") from None
+            options["stop"] = value
+        elif name == "lr":
+            try:
+                options["lr"] = float(value)
+            except ValueError:
+                raise InputError(f"bad variant {variant!r}: lr=X needs a number") from None
+            if not math.isfinite(options["lr"]) or options["lr"] <= 0:
+                raise InputError(f"bad variant {variant!r}: lr must be a positive number")
+        elif name == "preset":
+            from ..tasks import PRESETS
+
+            if value not in PRESETS:
+                raise InputError(f"bad variant {variant!r}: unknown preset {value!r}; choose from {', '.join(PRESETS)}")
+            options["preset"] = value
+        elif name == "tile":
+            from ..tiling import parse_tile
+
+            try:
+                options["tile"] = parse_tile(value).describe()
+            except InputError as exc:
+                raise InputError(f"bad variant {variant!r}: {exc}") from None
+        else:
+            raise InputError(f"unknown variant {variant!r}: {others + ', or ' if others else ''}settings joined "
+                             f"by commas: {RESTORE_SETTINGS}")
+    return options
 
 
 def table_or_rows(args: Any, table: Any, parser: Any) -> bool:

@@ -125,74 +125,12 @@ def _px(size: int | str) -> str:
 
 def variant_options(variant: str) -> dict[str, Any]:
     """restore() keyword arguments of a variant (settings joined by commas, such as
-    ``width=64,depth=5``); InputError naming a bad one."""
-    from ..errors import InputError
-    from ..models import ModelConfig
-    from ..priors import check_prior_spec
+    ``width=64,depth=5``; :func:`linr.bench.common.restore_options`); InputError naming a bad one."""
+    from .common import restore_options
 
     if variant in BASELINES:
         return {}
-    options: dict[str, Any] = {}
-    seen: set[str] = set()
-    for part in variant.split(","):
-        name, _, value = part.partition("=")
-        if name in seen:
-            raise InputError(f"bad variant {variant!r}: {name} given twice")
-        seen.add(name)
-        if name in MODEL_SETTINGS:
-            try:
-                number = MODEL_SETTINGS[name](value)
-            except ValueError:
-                raise InputError(f"bad variant {variant!r}: {name}=... needs a number") from None
-            if not math.isfinite(number) or number <= 0:
-                raise InputError(f"bad variant {variant!r}: {name} must be a positive number")
-            options["model"] = replace(options.get("model", ModelConfig()), **{name: number})
-        elif name == "steps":
-            try:
-                options["steps"] = int(value)
-            except ValueError:
-                raise InputError(f"bad variant {variant!r}: steps=N needs a whole number") from None
-            if options["steps"] < 1:
-                raise InputError(f"bad variant {variant!r}: steps must be positive")
-        elif name == "prior":
-            options["prior"] = check_prior_spec(value)
-        elif name == "refine":
-            from ..refine import check_refine_spec
-
-            options["refine"] = check_refine_spec(value)
-        elif name == "stop":
-            from ..stopping import parse_stop
-
-            try:
-                parse_stop(value)
-            except ValueError as exc:
-                raise InputError(f"bad variant {variant!r}: {exc}") from None
-            options["stop"] = value
-        elif name == "lr":
-            try:
-                options["lr"] = float(value)
-            except ValueError:
-                raise InputError(f"bad variant {variant!r}: lr=X needs a number") from None
-            if not math.isfinite(options["lr"]) or options["lr"] <= 0:
-                raise InputError(f"bad variant {variant!r}: lr must be a positive number")
-        elif name == "preset":
-            from ..tasks import PRESETS
-
-            if value not in PRESETS:
-                raise InputError(f"bad variant {variant!r}: unknown preset {value!r}; choose from {', '.join(PRESETS)}")
-            options["preset"] = value
-        elif name == "tile":
-            from ..tiling import parse_tile
-
-            try:
-                options["tile"] = parse_tile(value).describe()
-            except InputError as exc:
-                raise InputError(f"bad variant {variant!r}: {exc}") from None
-        else:
-            raise InputError(f"unknown variant {variant!r}: default, bm3d, dip, or settings joined by commas: "
-                             "prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, lr=X, stop=RULE, "
-                             "preset=NAME, tile=SPEC")
-    return options
+    return restore_options(variant, others="default, bm3d, dip")
 
 
 REFERENCES = ("bm3d", "dip")
@@ -201,8 +139,6 @@ REFERENCES = ("bm3d", "dip")
 BASELINES = ("default", *REFERENCES)
 """Variants that are no settings of a fit: the default restore and the references."""
 
-MODEL_SETTINGS = {"omega_0": float, "width": int, "depth": int}
-"""The SIREN settings a variant may set (``--omega0``, the network's width and depth)."""
 
 
 def _split(name: str) -> str:

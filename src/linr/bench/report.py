@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .spec import Profile, Table
+from .spec import LINR_DEFAULT, Profile, Table
 
 __all__ = ["summarise", "write_csv", "write_report", "plot_curves", "markdown_summary"]
 
@@ -57,8 +57,29 @@ def summarise(rows: Sequence[dict[str, Any]], paper: dict[str, Any]) -> list[dic
                               if entry["psnr_paper"] is not None and entry["paper_psnr"] is not None else None)
         entry["table_number"] = next(r["table_number"] for r in rows if r["table"] == table)
         entry["fit_s"] = _mean(r["fit_s"] for r in ok)
+        entry.update(_against_default(rows, table, method, ok))
         out.append(entry)
     return out
+
+
+def _against_default(rows: Sequence[dict[str, Any]], table: str, method: str,
+                     ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """For a variant of the defaults' column (``linr bench --variants``): the mean of its PSNR (paper
+    convention) less ``LINR (default)``'s and the ratio of their mean seconds (the fit and the
+    refinement after it: ``total_s``, which jobs made before it was recorded lack), over the images
+    both have; else nothing."""
+    if method == LINR_DEFAULT.label or not ok or ok[0].get("method_kind") != LINR_DEFAULT.kind:
+        return {}
+    default = {r["image"]: r for r in rows if r["table"] == table and r["method"] == LINR_DEFAULT.label
+               and r["status"] == "ok"}
+    pairs = [(r, default[r["image"]]) for r in ok if r["image"] in default]
+    if not pairs:
+        return {"vs_default_psnr": None, "vs_default_time": None, "vs_default_images": 0}
+    timed = [(v["total_s"], d["total_s"]) for v, d in pairs if v.get("total_s") and d.get("total_s")]
+    time = (_mean(v for v, _ in timed), _mean(d for _, d in timed)) if len(timed) == len(pairs) else (None, None)
+    return {"vs_default_psnr": _mean(v["psnr_paper"] - d["psnr_paper"] for v, d in pairs),
+            "vs_default_time": time[0] / time[1] if time[0] is not None and time[1] else None,
+            "vs_default_images": len(pairs)}
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
@@ -78,20 +99,28 @@ def _f(value: float | None, digits: int = 2, signed: bool = False) -> str:
 
 
 def markdown_summary(summary: Sequence[dict[str, Any]]) -> list[str]:
-    """The per-table averages as a Markdown table (PSNR in dB)."""
+    """The per-table averages as a Markdown table (PSNR in dB); with variants of the defaults among
+    them (``linr bench --variants``), two more columns: each one's PSNR (paper convention) less
+    ``LINR (default)``'s and its fit time over the default's, on the images both have."""
+    variants = any("vs_default_psnr" in e for e in summary)
     lines = [
         "| table | method | images | PSNR ours (paper conv.) | PSNR paper | diff | PSNR ours (standard) "
         "| SSIM ours (standard) | SSIM ours (paper conv.) | SSIM paper | peak PSNR (oracle) "
-        "| paper basis |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| paper basis |" + (" vs LINR (default) | time vs LINR (default) (fit and refinement) |" if variants else ""),
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+        + (" ---: | ---: |" if variants else ""),
     ]
     for e in summary:
-        lines.append(
+        line = (
             f"| {e['table_number']} | {e['method']} | {len(e['images'])} | {_f(e['psnr_paper'])} | "
             f"{_f(e['paper_psnr'])} | {_f(e['diff_psnr'], signed=True)} | {_f(e['psnr_standard'])} | "
             f"{_f(e['ssim_standard'], 3)} | {_f(e['ssim_paper'], 3)} | {_f(e['paper_ssim'], 3)} | "
             f"{_f(e['peak_psnr'])} | {e['paper_basis'] or ('not in the paper' if e['images'] else 'not run')} |"
         )
+        if variants:
+            vs, ratio = e.get("vs_default_psnr"), e.get("vs_default_time")
+            line += f" {_f(vs, signed=True)} | {'-' if ratio is None else f'{ratio:.2f}x'} |"
+        lines.append(line)
     return lines
 
 

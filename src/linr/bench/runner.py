@@ -24,14 +24,14 @@ import numpy as np
 
 from ..errors import InputError
 from .common import centre_crop, commit_id, corruption_seed, cpu_name
-from .spec import Corruption, Method, Profile, Table
+from .spec import LINR_DEFAULT, Corruption, Method, Profile, Table
 
 __all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs"]
 
 ROW_FIELDS = (
     "table", "table_number", "image", "method", "method_kind", "profile", "device", "threads",
     "seed", "corruption", "corruption_seeds", "image_size", "crop", "steps", "stop_step", "fit_s",
-    "psnr_standard", "ssim_standard", "psnr_paper", "ssim_paper", "psnr_y_standard",
+    "total_s", "psnr_standard", "ssim_standard", "psnr_paper", "ssim_paper", "psnr_y_standard",
     "peak_psnr", "peak_step",
     "paper_psnr", "paper_ssim", "diff_psnr", "job", "first_table", "resumed", "image_path",
     "status", "note",
@@ -274,22 +274,22 @@ class BenchRun:
         options: dict[str, Any] = dict(preset=None if method.kind == "linr_default" else "fast")
         if self.profile.budget is not None:  # a smoke run: a step budget, the stop rule kept
             options.update(steps=self.profile.budget, stop="auto")
+        if method.variant:  # a variant of the defaults (linr bench --variants): its own settings win
+            from .common import restore_options
+
+            options.update(restore_options(method.variant))
         return options
 
     def _linr_settings(self, method: Method, arrays: dict[str, Any], corruption: Corruption) -> Any:
+        """The fit settings, stop rule, tiles and refinement :func:`linr.tasks.restore` resolves for
+        a LINR column (:func:`linr.tasks.plan_restore`; the stop rule as the fit runs it, such as the
+        SURE pick of a small noisy photo)."""
         from .. import tasks
 
         options = self._linr_options(method, corruption)
-        obs, config = tasks.resolve(self.observations(arrays, corruption), seed=self.profile.seed,
-                                    device=self.device, model=options.get("model"),
-                                    preset=options["preset"], steps=options.get("steps"),
-                                    stop=options.get("stop"))
-        pilot = tasks.pilot_fit(obs, preset=options["preset"], model=options.get("model"), stop=options.get("stop"))
-        grid = tasks.tile_grid(obs, preset=options["preset"], pilot=pilot)
-        refine = tasks.resolve_refine(None, obs, preset=options["preset"])
-        stop = tasks.resolve_stop(obs, preset=options["preset"], steps=options.get("steps"),
-                                  stop=options.get("stop"), refine=None if grid is not None else refine)
-        return config, stop, grid, refine
+        plan = tasks.plan_restore(self.observations(arrays, corruption), seed=self.profile.seed,
+                                  device=self.device, progress=False, **options)
+        return plan.config, plan.rule, plan.grid, plan.refine
 
     def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
                 arrays: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -304,7 +304,15 @@ class BenchRun:
             # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
             # the defaults and `fast` share one fit wherever they resolve to the same one
             # (the defaults' fits that nothing refines), and the paper column keeps its earlier keys.
-            config, stop, grid, refine = self._linr_settings(method, arrays, corruption)
+            from ..errors import InputError
+
+            try:
+                config, stop, grid, refine = self._linr_settings(method, arrays, corruption)
+            except InputError as exc:  # a variant this table's observations cannot take: skipped, said why
+                if not method.variant:
+                    raise
+                key.update(variant=method.variant, not_applicable=str(exc))
+                return key
             if grid is None and refine is None and (method.kind == "linr" or (
                     stop is None and config.model == ModelConfig() and config.lr == 1e-4
                     and config.precision == "float32" and config.schedule == "constant"
@@ -373,6 +381,7 @@ class BenchRun:
                 reference=scene.clean, progress=False, eval_every=self.profile.eval_every, **options,
             )
             image, fit_s = result.image, result.timings["fit_s"]
+            record["total_s"] = result.timings.get("total_s")  # the refinement after the fit too
             record.update(steps=result.steps_run, stop_step=result.stop_step,
                           curve=result.history.get("psnr"),
                           curve_steps=result.history.get("psnr_step"),
@@ -453,6 +462,7 @@ class BenchRun:
         """The job for (scene, method) in ``table``: from this run's cache, an earlier run's
         ``jobs.jsonl``, or run now. Returns (job, fresh)."""
         from ..baselines import BaselineUnavailable
+        from ..errors import InputError
         from ..images import write_image
 
         corruption = method.corruption or table.corruption
@@ -465,6 +475,10 @@ class BenchRun:
             record = self.run_job(scene, arrays, corruption, method, table.metric_task)
         except BaselineUnavailable as exc:
             job.update(status="skipped", note=str(exc))
+        except InputError as exc:  # a variant of the defaults that this table's observations cannot take
+            if not method.variant:
+                raise
+            job.update(status="skipped", note=f"not applicable: {exc}")
         else:
             image = record.pop("image")
             slug = f"{scene.name}_{method.kind}{'' if method.model == 'siren' else '_' + method.model}_{key[:8]}"
@@ -489,9 +503,12 @@ class BenchRun:
                     write_image(path, np.clip(arrays[kind], 0.0, 1.0), force=True)
 
     def wants(self, method: Method) -> bool:
+        """Whether ``method``'s column runs: named by ``methods`` (label or kind; a variant of the
+        defaults also when its ``LINR (default)`` column is) and not by ``exclude``."""
         if method.label.lower() in self.exclude or method.kind in self.exclude:
             return False
-        return self.methods is None or method.label.lower() in self.methods or method.kind in self.methods
+        names = {method.label.lower(), method.kind} | ({LINR_DEFAULT.label.lower()} if method.variant else set())
+        return self.methods is None or bool(names & set(self.methods))
 
     def run_table(self, table: Table) -> list[dict[str, Any]]:
         """Run every (image, method) of ``table``; rows are appended to results.jsonl as made."""
@@ -558,7 +575,7 @@ class BenchRun:
             "seed": self.profile.seed, "corruption": corruption.describe(),
             "corruption_seeds": job.get("seeds", {}), "image_size": list(scene.clean.shape[:2]),
             "crop": scene.crop, "steps": job.get("steps"), "stop_step": job.get("stop_step"),
-            "fit_s": job.get("fit_s"),
+            "fit_s": job.get("fit_s"), "total_s": job.get("total_s"),
             **{m: job.get(m) for m in ("psnr_standard", "ssim_standard", "psnr_paper",
                                         "ssim_paper", "psnr_y_standard")},
             **_peak(job.get("curve"), job.get("curve_steps")),

@@ -9,6 +9,7 @@ fits are run once per bench run and shared between tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 __all__ = [
     "Corruption",
@@ -20,6 +21,8 @@ __all__ = [
     "TABLES",
     "TASK_OF",
     "find_tables",
+    "variant_label",
+    "with_variants",
 ]
 
 SIGMA = 25.0
@@ -87,6 +90,9 @@ class Method:
     """Overrides the table's corruption (joint-vs-single tables)."""
     model: str = "siren"
     """Image model of a linr fit (the activation ablation)."""
+    variant: str = ""
+    """Settings that change the defaults of a ``linr_default`` column, joined by commas (``linr bench
+    --variants``; :func:`linr.bench.common.restore_options`), such as ``refine=none``."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +306,21 @@ TABLES: tuple[Table, ...] = (
           (LINR, LINR_DEFAULT, LINR_FAST, DIP, Method("NLM", "nlm"), Method("BM3D", "bm3d"),
            Method("Noisy input", "input"))),
 )
+
+
+def variant_label(variant: str) -> str:
+    """The column of a variant of the defaults (:func:`with_variants`)."""
+    return f"{LINR_DEFAULT.label[:-1]}, {variant})"
+
+
+def with_variants(table: Table, variants: Sequence[str]) -> Table:
+    """``table`` with a column per variant of the defaults (settings such as ``refine=none``) after
+    its ``LINR (default)`` column; a table without one is returned as it is."""
+    if not variants or LINR_DEFAULT not in table.methods:
+        return table
+    at = table.methods.index(LINR_DEFAULT) + 1
+    added = tuple(Method(variant_label(v), LINR_DEFAULT.kind, variant=v) for v in variants)
+    return replace(table, methods=table.methods[:at] + added + table.methods[at:])
 
 
 def find_tables(selection: list[str] | None) -> list[Table]:

@@ -38,6 +38,11 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="only these methods, by column label or kind (e.g. LINR DIP bicubic)")
     g.add_argument("--exclude", nargs="+", metavar="M",
                    help="leave out these methods, by column label or kind (e.g. dip dip_recipe)")
+    g.add_argument("--variants", nargs="+", metavar="SETTINGS",
+                   help="a column per variant of linr's defaults after each 'LINR (default)' column, named "
+                        "'LINR (default, SETTINGS)': settings joined by commas, such as refine=none, "
+                        "refine=grouped-views, omega_0=30 or preset=paper (those of linr bench denoise's "
+                        "variants); the averages give each its difference from 'LINR (default)'")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
     g.add_argument("--jobs", type=Path, metavar="FILE.jsonl",
@@ -58,7 +63,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
         return 0  # a sub-command (speed, stopping) has its own func
     summary = run_bench(
         profile=args.profile, tables=args.tables, data=args.data, out=args.out,
-        methods=args.methods, exclude=args.exclude, device=args.device, threads=args.threads, resume=not args.fresh,
+        methods=args.methods, exclude=args.exclude, variants=args.variants, device=args.device, threads=args.threads, resume=not args.fresh,
         plots=not args.no_plots, crop=args.crop, steps=args.steps, images=args.images,
         jobs=args.jobs, command="linr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         log=lambda line: print(line, file=sys.stderr, flush=True),
@@ -76,6 +81,7 @@ def run_bench(
     out: str | Path | None = None,
     methods: list[str] | None = None,
     exclude: list[str] | None = None,
+    variants: list[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
     resume: bool = True,
@@ -87,9 +93,10 @@ def run_bench(
     command: str = "",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the chosen tables and write every output; returns a small summary dict."""
+    """Run the chosen tables and write every output; returns a small summary dict. ``variants``:
+    settings of a column each beside ``LINR (default)`` (:func:`linr.bench.spec.with_variants`)."""
     from ..errors import InputError
-    from .spec import PROFILES, find_tables
+    from .spec import LINR_DEFAULT, PROFILES, find_tables, with_variants
 
     if profile not in PROFILES:
         raise InputError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
@@ -97,6 +104,17 @@ def run_bench(
         if value is not None and value < 1:
             raise InputError(f"--{name} must be a positive integer, got {value}")
     chosen = find_tables(tables)
+    if variants:
+        from .common import restore_options
+
+        for variant in variants:  # a bad one now, not after hours of fits
+            restore_options(variant)
+        if len(set(variants)) < len(variants):
+            raise InputError("--variants: a variant is given twice")
+        if not any(LINR_DEFAULT in t.methods for t in chosen):
+            raise InputError(f"--variants: none of the chosen tables has a '{LINR_DEFAULT.label}' column "
+                             "(tables 8-11 compare the paper's settings only)")
+        chosen = [with_variants(t, variants) for t in chosen]
     from .spec import TABLES
 
     _check_methods(methods, chosen, "unknown method(s) {} for the chosen tables")
