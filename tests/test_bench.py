@@ -688,3 +688,11 @@ def test_variants_of_the_defaults_are_columns_beside_them_and_skipped_where_they
     lines = markdown_summary(list(summary.values()))
     assert lines[0].endswith("| vs LINR (default) | time vs LINR (default) (fit and refinement) |")
     assert f"| {plain['psnr_paper'] - default['psnr_paper']:+.2f} |" in lines[3]
+
+
+def test_a_jobs_file_that_holds_no_jobs_is_refused_in_one_line(tmp_path: Path) -> None:
+    rows = tmp_path / "results.jsonl"
+    rows.write_text(json.dumps({"table": "table1_denoise_set9", "method": "LINR"}) + "\n")
+    with pytest.raises(InputError, match="not a file of finished fits"):
+        run_bench(profile="quick", tables=["1"], data=DATA, out=tmp_path / "out", jobs=rows,
+                  device="cpu", plots=False, log=lambda s: None)

@@ -158,6 +158,11 @@ class BenchRun:
                     job = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a crash
+                if not isinstance(job, dict) or "key" not in job:
+                    from ..errors import InputError
+
+                    raise InputError(f"{self.jobs_path}: not a file of finished fits (a line without a "
+                                     "job 'key'; results.jsonl rows are not jobs): give another --jobs file")
                 self.jobs[job["key"]] = job
                 self.resumed.add(job["key"])
         elif self.jobs_path.exists() and jobs is None:
