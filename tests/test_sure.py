@@ -112,6 +112,7 @@ def test_the_second_fit_ends_once_its_estimates_have_risen_and_chooses_as_a_full
     of them in a row have not lowered the least; its estimates are those of a fit run to its
     budget (the same steps), and the choice the same here."""
     noisy = add_gaussian_noise(_scene(40), 25, seed=4)
+    default_patience = sure.SCORE_PATIENCE
 
     def pick(patience: int) -> dict:
         monkeypatch.setattr(sure, "SCORE_PATIENCE", patience)
@@ -138,6 +139,8 @@ def test_the_second_fit_ends_once_its_estimates_have_risen_and_chooses_as_a_full
     everything = {int(k): v for k, v in full["ranking_estimates"].items()}
     assert set(scored) < set(everything) and all(everything[k] == v for k, v in scored.items())
     assert early["step"] == full["step"]
+    # the default runs the second fit to its budget (an early end once returned a plateau's least)
+    assert pick(default_patience)["second_fit_steps"] == full["second_fit_budget"]
     # where it ended: the first checkpoint scored first (every other one up to the budget) at which
     # two in a row had not lowered the least, replayed on the full fit's estimates
     first = sure.first_candidates(list(range(5, full["second_fit_budget"] + 1, 5)))
@@ -168,10 +171,12 @@ def test_sure_pick_scores_with_its_own_reference_step_and_refines_with_the_resto
     assert result.settings["refine"]["step"] == GroupedWiener().step == 3
     refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
     np.testing.assert_allclose(result.image, refined, atol=1e-6)
-    assert sure.row_tag(40 * 40, 25.0).endswith(f"cr5p{sure.SCORE_PATIENCE}")
+    assert sure.row_tag(40 * 40, 25.0, 1) == f"sure{sure.PROBE_SCALE:g}cr5"  # the full second fit (the default)
+    monkeypatch.setattr(sure, "SCORE_PATIENCE", 2)
+    assert sure.row_tag(40 * 40, 25.0, 1).endswith("cr5p2")
     monkeypatch.setattr(sure, "SCORE_STEP", 3)
     monkeypatch.setattr(sure, "SCORE_PATIENCE", 10**6)  # never ends the second fit: as before
-    assert sure.row_tag(40 * 40, 25.0) == f"sure{sure.PROBE_SCALE:g}c"
+    assert sure.row_tag(40 * 40, 25.0, 1) == f"sure{sure.PROBE_SCALE:g}c"
 
 
 def test_holdout_keeps_every_checkpoint_without_changing_what_it_returns() -> None:
@@ -270,6 +275,13 @@ def test_default_restore_of_a_small_noisy_photo_chooses_by_sure() -> None:
     above = int(np.sqrt(sure.UP_TO_PIXELS)) + 8
     plan = tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(above), 25))], device="cpu")
     assert type(plan.rule) is HoldOut  # above sure.UP_TO_PIXELS
+    # colour: up to sure.UP_TO_PIXELS_COLOUR (above it the pick did not pay for its time)
+    side = int(np.sqrt(sure.UP_TO_PIXELS_COLOUR))
+    for size, channels, picks in ((side, 3, True), (side + 8, 3, False), (side + 8, 1, True)):
+        scene = np.repeat(_scene(size), channels, axis=2) * np.linspace(0.8, 1.0, channels)
+        plan = tasks.plan_restore([tasks.noisy(add_gaussian_noise(scene, 25))], device="cpu")
+        assert isinstance(plan.rule, SurePick) is picks, (size, channels)
+        assert (sure.row_tag(size * size, 25.0, channels) != "") is picks
     kept = tasks.plan_restore([tasks.noisy(noisy)], device="cpu", keep_model=True)
     assert not isinstance(kept.rule, SurePick)
     # light noise: the level the estimate weighs by is not to be trusted there (sure.MIN_SIGMA)

@@ -233,7 +233,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--save-model / --render-*: the automatic stop returns the model's best single "
                      "iterate (without them it returns the mean of the last 40 iterates, about "
                      "0.25 dB better on the crops measured, and on a noisy photo of at most 128x128 "
-                     "pixels chooses that mean's step by SURE of the refined image, often 0.5-2 dB better)")
+                     "pixels (64x64 in colour) chooses that mean's step by SURE of the refined image, often 0.5-2 dB better)")
     names = [str(info.path) for info in scenes[0][1]]
     weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset), names=names)
     if weights:

@@ -29,14 +29,14 @@ never saw, so that it is exact there) it was unbiased but too noisy on 64-px cro
 of least SURE is returned, then refined as usual.
 
 Cost: one more pilot fit (the steps the first ran, up to :data:`PAST_HELD_OUT` past the held-out
-minimum, ended earlier once :data:`SCORE_PATIENCE` scored checkpoints in a row have not lowered
-the least estimate) and two refinements per candidate (every other checkpoint up to there, each
+minimum; :data:`SCORE_PATIENCE` can end it earlier, which the default no longer does) and two refinements per candidate (every other checkpoint up to there, each
 scored as the second fit reaches it, then the two beside the best; :data:`MAX_CANDIDATES`) by a
 filter whose references are :data:`SCORE_STEP` px apart, the photo's and the probe's transformed
 groups kept from one candidate to the next (BENCHMARKS.md, "#15 the SURE pick's cost: a sparser
 scoring filter" for the times against the held-out stop alone). So the default applies it only
-to photos of at most :data:`UP_TO_PIXELS`, where the held-out stop fell short and all this takes
-seconds; ``--stop sure`` asks for it at any size restored whole.
+to photos of at most :data:`UP_TO_PIXELS` in grey and :data:`UP_TO_PIXELS_COLOUR` in colour, where
+the held-out stop fell short and all this takes seconds; ``--stop sure`` asks for it at any size
+restored whole.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -79,14 +79,29 @@ which a photo's simulated noise may be drawn from (a probe along the noise itsel
 divergence three times too large on a crop whose noise came from seed 0)."""
 
 UP_TO_PIXELS = 128 * 128
-"""The default applies the SURE pick to one noisy photo of at most this many pixels, the largest
-crops measured: on 64- to 128-px crops it came within 0.23 dB of the best refined checkpoint on
+"""The default applies the SURE pick to one noisy grey photo of at most this many pixels (a colour
+one: :data:`UP_TO_PIXELS_COLOUR`), the largest crops measured: on 64- to 128-px crops it came within 0.23 dB of the best refined checkpoint on
 average (grey and colour, tune and report splits; 0.29 as scored since the forty-first session) where the held-out stop was up to 1.6 dB below,
 for 2-3 times the held-out stop's time in grey and 4 in colour as first measured (at 128 px: 14 s
 and 26-31 s on an Intel Xeon; BENCHMARKS.md, "#15 the denoising stop by SURE"; 1.5-2.1 times since
 the pick's second fit was bounded and its scoring filter made sparser, :data:`SCORE_STEP`, and
-1.35-1.91 since the second fit ends once its estimates have risen, :data:`SCORE_PATIENCE`). Larger photos, whose held-out stop was measured
+1.35-1.91 while the second fit ended once its estimates had risen, :data:`SCORE_PATIENCE`, which
+no longer holds for colour above :data:`UP_TO_PIXELS_COLOUR`). Larger photos, whose held-out stop was measured
 0.11 dB below on one 256-px crop, keep it."""
+
+UP_TO_PIXELS_COLOUR = 64 * 64
+"""The default applies the SURE pick to one noisy colour photo of at most this many pixels. Against
+the held-out stop with its average (the gap to the refined oracle replayed from the same fits, rows
+``benchmarks/default_stop_score8p2_rgb*``, tune / report splits, sigma 25): at 64 px -0.07 / +0.79 dB
+(the held-out stop 2.08 below the oracle on one report crop, the pick 0.22 at worst), at 96 px
+-0.03 / +0.08, at 128 px +0.03 / +0.12, for 1.42-1.63x the held-out stop's time at 64 px, 1.65-1.92x
+at 96 and 1.76-2.58x at 128 (over #15's "at most 2x" on five of nine 128-px crops). Above 64 x 64
+colour pixels its gain did not pay for its time (BENCHMARKS.md, "#15 the SURE pick in colour")."""
+
+
+def up_to_pixels(channels: int) -> int:
+    """The most pixels of a photo of ``channels`` channels that the default's stop picks by SURE."""
+    return UP_TO_PIXELS if channels == 1 else UP_TO_PIXELS_COLOUR
 
 MIN_SIGMA = 14.0
 """The automatic stop uses the pick only on a photo whose measured noise (0-255 scale) is at
@@ -112,14 +127,20 @@ crops and +0.002 on 10 unseen ones, for 2-25% less CPU time on the restore, the 
 the SURE pick's cost: a sparser scoring filter")."""
 
 
-SCORE_PATIENCE = 2
+SCORE_PATIENCE = MAX_CANDIDATES
 """The second fit ends once this many checkpoints in a row among those scored first (10 steps apart)
 have not lowered the least estimate so far (scored as the fit reaches them); the two beside the
-least are scored after. Replayed on the 55 rows of the default-stop splits (the estimates every
-candidate had; tune, report and unseen, 64-128 px): no pick changed with 1 or 2, and the second fit
-ran 0.61 / 0.73 of its steps on average. Run with 2 on the same 55 crops: every pick as before,
-the second fit 0.73 of its steps (0.28-1.00), 0.82 of the checkpoints scored (BENCHMARKS.md, "#15
-the SURE pick's cost: a sparser scoring filter")."""
+least are scored after. At :data:`MAX_CANDIDATES` it never ends early: it runs its budget (up to
+:data:`PAST_HELD_OUT` past the held-out minimum). From the forty-first session to the forty-third
+it was 2: replayed on the 55 rows of the default-stop splits it changed no pick and ran the second
+fit 0.73 of its budget on average, but on a 64-px colour crop of kodim03 (``linr bench``'s quick
+profile) the estimates were flat for 30 steps before falling (the least at step 10, the pick with
+the full second fit at step 70): it ended at step 30 and returned step 10, 1.87 dB below the full
+second fit's pick (29.15 against 31.02). A wait of 4 would have passed that plateau (0.86 of the
+budget on the 55 rows), but a longer one would defeat it again; with colour photos above
+:data:`UP_TO_PIXELS_COLOUR` left to the held-out stop, the full second fit kept the pick within
+1.54-1.84x the held-out stop's time on the crops measured (BENCHMARKS.md, "#15 the SURE pick in
+colour")."""
 
 
 class _ScoredAsFitted(HoldOut):
@@ -246,13 +267,14 @@ def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
     return np.sqrt(clipped_variance(value, high))
 
 
-def row_tag(pixels: int, sigma: float) -> str:
-    """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels with noise
-    of std ``sigma`` (0-255; the benchmark's, standing for the measured one): ``sureE`` (``E``
+def row_tag(pixels: int, sigma: float, channels: int) -> str:
+    """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels of
+    ``channels`` channels with noise of std ``sigma`` (0-255; the benchmark's, standing for the
+    measured one): ``sureE`` (``E``
     :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`, ``rS`` for a :data:`SCORE_STEP` ``S`` other
     than the refinement's, ``pN`` for a :data:`SCORE_PATIENCE` ``N`` that can end the second fit) where the automatic stop is the SURE pick, else '' (so that rows of
     another default are not taken for this one's)."""
-    if pixels > UP_TO_PIXELS or sigma < MIN_SIGMA:
+    if pixels > up_to_pixels(channels) or sigma < MIN_SIGMA:
         return ""
     scored = "" if SCORE_STEP == GroupedWiener().step else f"r{SCORE_STEP}"
     ended = f"p{SCORE_PATIENCE}" if SCORE_PATIENCE < MAX_CANDIDATES else ""

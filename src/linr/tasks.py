@@ -30,7 +30,7 @@ from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_ref
 from .registration import register as register_observations
 from .registration import registration_report
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
-from .sure import UP_TO_PIXELS, noisy_enough, pick_by_sure, why_not
+from .sure import noisy_enough, pick_by_sure, up_to_pixels, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
 
 __all__ = [
@@ -1264,9 +1264,10 @@ def _sure_by_default(obs: Sequence[Observation], *, stop: Any, preset: str | Non
                      keep_model: bool) -> bool:
     """Whether the automatic stop of one fit of the whole image is the SURE pick: ``stop`` automatic,
     no preset, a photo it can serve (:func:`linr.sure.why_not`) of at most
-    :data:`linr.sure.UP_TO_PIXELS` pixels and noise of at least :data:`linr.sure.MIN_SIGMA`."""
+    :func:`linr.sure.up_to_pixels` pixels (:data:`~linr.sure.UP_TO_PIXELS` in grey,
+    :data:`~linr.sure.UP_TO_PIXELS_COLOUR` in colour) and noise of at least :data:`linr.sure.MIN_SIGMA`."""
     h, w = clean_shape(obs)
-    return stop in (None, "auto") and preset is None and h * w <= UP_TO_PIXELS and \
+    return stop in (None, "auto") and preset is None and h * w <= up_to_pixels(obs[0].channels) and \
         why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None and noisy_enough(obs)
 
 
@@ -1274,7 +1275,7 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
                refine: str | None, whole: bool, ensemble: int, keep_model: bool) -> StopRule | None:
     """The stop rule with the SURE pick (:mod:`linr.sure`): the automatic stop of the defaults
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
-    :data:`linr.sure.UP_TO_PIXELS` that the pick can serve, its measured noise at least
+    :func:`linr.sure.up_to_pixels` that the pick can serve, its measured noise at least
     :data:`linr.sure.MIN_SIGMA`; a ``sure`` rule asked for where it cannot is refused in one line."""
     if isinstance(rule, SurePick):
         reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)

@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_default_stop)
 
 
-def _stop_tag(size: int, sigma: float) -> str:
+def _stop_tag(size: int, sigma: float, colour: str) -> str:
     """``-atF`` when the default returns its average before the held-out minimum (F: the fraction
     of :data:`linr.stopping.AUTO_NOISY`), ``-sureE`` when it chooses it by SURE on a crop of this
     size (:mod:`linr.sure`, E its probe's scale), so that rows of another default are not taken
@@ -82,14 +82,14 @@ def _stop_tag(size: int, sigma: float) -> str:
     from ..sure import row_tag
 
     at = parse_stop(AUTO_NOISY).at
-    sure = row_tag(size * size, sigma)
+    sure = row_tag(size * size, sigma, 1 if colour == "grey" else 3)
     return ("" if at == 1.0 else f"-at{at:g}") + (f"-{sure}" if sure else "")
 
 
 def row_key(name: str, *, colour: str, size: int, sigma: float, budget: int, every: int) -> str:
     from ..tasks import pilot_tag
 
-    return f"{name}_{colour}_s{size}_n{sigma:g}_b{budget}_e{every}{pilot_tag()}{_stop_tag(size, sigma)}"
+    return f"{name}_{colour}_s{size}_n{sigma:g}_b{budget}_e{every}{pilot_tag()}{_stop_tag(size, sigma, colour)}"
 
 
 ORACLE_FIELDS = ("steps_fitted", "lr", "retried", "oracle_psnr", "oracle_step", "oracle_iterate", "curve")

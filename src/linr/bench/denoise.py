@@ -254,7 +254,7 @@ def _sure_suffix(variant: str, options: dict[str, Any], clean: Any, sigma: float
             options.get("tile", "off") not in ("off", "auto") or "preset" in options or \
             "stop" in options and options["stop"].partition(":")[0] != "sure":  # stop=sure: the pick asked for
         return ""
-    tag = row_tag(clean.shape[0] * clean.shape[1], sigma)
+    tag = row_tag(clean.shape[0] * clean.shape[1], sigma, clean.shape[2] if clean.ndim == 3 else 1)
     return f"@{tag}" if tag else ""
 
 
