@@ -696,3 +696,22 @@ def test_a_jobs_file_that_holds_no_jobs_is_refused_in_one_line(tmp_path: Path) -
     with pytest.raises(InputError, match="not a file of finished fits"):
         run_bench(profile="quick", tables=["1"], data=DATA, out=tmp_path / "out", jobs=rows,
                   device="cpu", plots=False, log=lambda s: None)
+
+
+def test_a_fit_whose_stop_is_the_sure_pick_is_keyed_by_the_picks_settings(tmp_path: Path, monkeypatch) -> None:
+    """The SURE pick's settings change what a fit returns without changing its stop rule's
+    description: the job key names them, so a fit made under other ones is fitted again."""
+    from linr import sure
+    from linr.bench.runner import BenchRun
+    from linr.bench.spec import LINR_DEFAULT
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    profile = PROFILES["quick"].with_overrides(crop=32, steps=None, images=("house",))
+    run = BenchRun(profile, data=DATA, out=tmp_path, device="cpu", plots=False)
+    table = find_tables(["1"])[0]
+    scene = next(iter(run.scenes(table)))
+    _, _, spec, key = run._keyed(table, scene, LINR_DEFAULT)
+    assert spec["stop"]["name"] == "sure" and spec["sure"] == sure.pick_settings()
+    monkeypatch.setattr(sure, "SCORE_PATIENCE", 2)
+    assert run._keyed(table, scene, LINR_DEFAULT)[3] != key

@@ -53,7 +53,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -279,6 +279,13 @@ def row_tag(pixels: int, sigma: float, channels: int) -> str:
     scored = "" if SCORE_STEP == GroupedWiener().step else f"r{SCORE_STEP}"
     ended = f"p{SCORE_PATIENCE}" if SCORE_PATIENCE < MAX_CANDIDATES else ""
     return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}{scored}{ended}"
+
+
+def pick_settings() -> dict[str, Any]:
+    """This module's settings that change what the pick returns (benchmark keys name them, so that
+    a fit made under other ones is not taken for today's)."""
+    return {"probe_scale": PROBE_SCALE, "clipped_noise": CLIPPED_NOISE, "score_step": SCORE_STEP,
+            "score_patience": SCORE_PATIENCE, "past_held_out": PAST_HELD_OUT, "max_candidates": MAX_CANDIDATES}
 
 
 def probe_for(shape: tuple[int, ...], seed: int) -> np.ndarray:

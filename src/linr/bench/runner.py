@@ -335,6 +335,12 @@ class BenchRun:
                                 if f not in ("progress", "device", "eval_every")
                                 and not (f == "retry_lr" and v is None)},  # keys from before it
                            stop=None if stop is None else stop.describe())
+                from ..stopping import SurePick
+
+                if isinstance(stop, SurePick):  # what the pick does after the fit (since the forty-third session)
+                    from ..sure import pick_settings
+
+                    key.update(sure=pick_settings())
                 if grid is not None:  # the defaults restore large images in tiles
                     key.update(tiles=grid.describe())
                 if refine is not None:  # the defaults refine a noisy or masked photo after the fit
