@@ -415,14 +415,23 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
                     "stop=holdout:0.05:40": "stop=holdout:0.05:40",  # no average: the paper's network
                     "lr=0.0001": "lr=0.0001@pilot7x64",  # the pilot at its own rate, not retried
                     "preset=paper": "preset=paper"}
-    small = np.zeros((64, 64, 3))
-    assert _sure_suffix("default", {}, small, 25.0).startswith("@sure")  # the default picks by SURE there
+    from linr.bench.averaging import observations_for
+    from linr.sure import UP_TO_PIXELS_COLOUR, pick_tag
+
+    def noisy(side: int) -> list:
+        return observations_for("denoise", np.full((side, side, 3), 0.5), sigma=25.0, seed=0)
+
+    small = noisy(64)
+    assert _sure_suffix("default", {}, small, None) == f"@{pick_tag()}"  # the default picks by SURE there
     assert _sure_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
-                        small, 25.0) == ""  # a stop named: the held-out one
-    assert _sure_suffix("width=256", variant_options("width=256"), small, 25.0).startswith("@sure")  # any network
-    assert _sure_suffix("stop=sure", variant_options("stop=sure"), small, 25.0).startswith("@sure")  # asked for
-    for other in ("preset=paper", "refine=wiener", "tile=32:8"):
-        assert _sure_suffix(other, variant_options(other), small, 25.0) == "", other
+                        small, None) == ""  # a stop named: the held-out one
+    assert _sure_suffix("width=256", variant_options("width=256"), small, None).startswith("@sure")  # any network
+    assert _sure_suffix("stop=sure", variant_options("stop=sure"), small, None).startswith("@sure")  # asked for
+    for other in ("preset=paper", "refine=wiener", "tile=32:8", "bm3d"):
+        assert _sure_suffix(other, variant_options(other), small, None) == "", other
+    above = noisy(int(np.sqrt(UP_TO_PIXELS_COLOUR)) + 8)  # colour above the default's limit: the held-out stop
+    assert _sure_suffix("default", {}, above, None) == ""
+    assert _sure_suffix("stop=sure", variant_options("stop=sure"), above, None).startswith("@sure")
 
 
 def test_denoise_table_gives_a_variant_the_first_ones_seconds() -> None:

@@ -53,7 +53,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "pick_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -267,18 +267,23 @@ def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
     return np.sqrt(clipped_variance(value, high))
 
 
-def row_tag(pixels: int, sigma: float, channels: int) -> str:
-    """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels of
-    ``channels`` channels with noise of std ``sigma`` (0-255; the benchmark's, standing for the
-    measured one): ``sureE`` (``E``
+def pick_tag() -> str:
+    """What benchmark row keys call the SURE pick with this module's settings: ``sureE`` (``E``
     :data:`PROBE_SCALE`, ``c`` for :data:`CLIPPED_NOISE`, ``rS`` for a :data:`SCORE_STEP` ``S`` other
-    than the refinement's, ``pN`` for a :data:`SCORE_PATIENCE` ``N`` that can end the second fit) where the automatic stop is the SURE pick, else '' (so that rows of
-    another default are not taken for this one's)."""
-    if pixels > up_to_pixels(channels) or sigma < MIN_SIGMA:
-        return ""
+    than the refinement's, ``pN`` for a :data:`SCORE_PATIENCE` ``N`` that can end the second fit)."""
     scored = "" if SCORE_STEP == GroupedWiener().step else f"r{SCORE_STEP}"
     ended = f"p{SCORE_PATIENCE}" if SCORE_PATIENCE < MAX_CANDIDATES else ""
     return f"sure{PROBE_SCALE:g}{'c' if CLIPPED_NOISE else ''}{scored}{ended}"
+
+
+def row_tag(pixels: int, sigma: float, channels: int) -> str:
+    """What benchmark row keys call the default's stop of one photo of ``pixels`` pixels of
+    ``channels`` channels with noise of std ``sigma`` (0-255; the benchmark's, standing for the
+    measured one): :func:`pick_tag` where the automatic stop is the SURE pick, else '' (so that
+    rows of another default are not taken for this one's)."""
+    if pixels > up_to_pixels(channels) or sigma < MIN_SIGMA:
+        return ""
+    return pick_tag()
 
 
 def pick_settings() -> dict[str, Any]:

@@ -244,18 +244,19 @@ def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str
     return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
 
 
-def _sure_suffix(variant: str, options: dict[str, Any], clean: Any, sigma: float) -> str:
-    """``@sureE...`` (:func:`linr.sure.row_tag`) when a variant's automatic stop is the SURE pick at
-    this image's size (refined by ``grouped``, whole: :func:`linr.sure.why_not`; any network, as
-    ``width=256``), else '': rows made before, of the same key, are the held-out stop's."""
-    from ..sure import row_tag
+def _sure_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: int | None) -> str:
+    """``@sureE...`` (:func:`linr.sure.pick_tag`) when a variant's restore of ``obs`` stops by the
+    SURE pick (as :func:`linr.tasks.plan_restore` resolves it: the default's rule, or ``stop=sure``
+    asked for), else '': rows made before, of the same key, are the held-out stop's."""
+    from ..stopping import SurePick
+    from ..sure import pick_tag
+    from ..tasks import plan_restore
 
-    if variant in REFERENCES or options.get("refine", "grouped") != "grouped" or \
-            options.get("tile", "off") not in ("off", "auto") or "preset" in options or \
-            "stop" in options and options["stop"].partition(":")[0] != "sure":  # stop=sure: the pick asked for
+    if variant in REFERENCES:
         return ""
-    tag = row_tag(clean.shape[0] * clean.shape[1], sigma, clean.shape[2] if clean.ndim == 3 else 1)
-    return f"@{tag}" if tag else ""
+    options = {**options, **({"steps": steps} if steps is not None else {})}  # as _fit_row restores
+    plan = plan_restore(obs, device="cpu", progress=False, seed=0, **options)
+    return f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else ""
 
 
 def _label(variant: str, options: dict[str, Any]) -> str:
@@ -434,12 +435,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         for variant, kw in options.items():
             # a baseline fits no SIREN: a smoke --width is none of its settings
             own_smoke = {k: v for k, v in smoke.items() if not (k == "width" and variant in REFERENCES)}
+            obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
             key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + \
-                _auto_tiles_suffix(variant, kw, clean) + _sure_suffix(variant, kw, clean, args.sigma) + \
+                _auto_tiles_suffix(variant, kw, clean) + _sure_suffix(variant, kw, obs, args.steps) + \
                 "".join(f"_{k}{v}" for k, v in own_smoke.items())
             if key in done:
                 continue
-            obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
             measured = _bm3d_row(clean, obs[0].image, args.sigma) if variant == "bm3d" else \
                 _dip_row(clean, obs, steps=args.steps) if variant == "dip" else \
                 _fit_row(clean, obs, steps=args.steps, options=kw)
