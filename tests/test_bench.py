@@ -694,8 +694,9 @@ def test_variants_of_the_defaults_are_columns_beside_them_and_skipped_where_they
     assert summary["LINR (default, refine=none)"]["vs_default_time"] == pytest.approx(
         plain["total_s"] / default["total_s"])
     assert "vs_default_psnr" not in summary[LINR_DEFAULT.label]
+    assert summary["LINR (default, refine=grouped-fill)"]["paper_basis"] == "not run: not applicable to these inputs"
     lines = markdown_summary(list(summary.values()))
-    assert lines[0].endswith("| vs LINR (default) | time vs LINR (default) (fit and refinement) |")
+    assert lines[0].endswith("| vs LINR (default) | time vs LINR (default) (whole restore, one machine) |")
     assert f"| {plain['psnr_paper'] - default['psnr_paper']:+.2f} |" in lines[3]
 
 
@@ -724,3 +725,37 @@ def test_a_fit_whose_stop_is_the_sure_pick_is_keyed_by_the_picks_settings(tmp_pa
     assert spec["stop"]["name"] == "sure" and spec["sure"] == sure.pick_settings()
     monkeypatch.setattr(sure, "SCORE_PATIENCE", 2)
     assert run._keyed(table, scene, LINR_DEFAULT)[3] != key
+
+
+def test_a_variants_own_settings_key_it_apart_and_a_smoke_budget_wins_over_its_steps(tmp_path: Path) -> None:
+    """A variant whose fit resolves to the paper column's but for a prior is keyed apart from it (the
+    two columns must not serve each other's fits); ``--steps`` (a smoke budget) wins over a
+    variant's ``steps=`` as in ``linr bench denoise``; a ``--jobs`` file that holds no jobs (a CSV)
+    is refused before anything is appended to it."""
+    from linr.bench.runner import BenchRun
+    from linr.bench.spec import LINR, Method
+
+    if not (DATA / "set5" / "butterfly.png").exists():
+        pytest.skip("test data not found")
+    table = find_tables(["2"])[0]
+    run = BenchRun(PROFILES["quick"].with_overrides(crop=32, images=("butterfly",)), data=DATA,
+                   out=tmp_path / "a", device="cpu", plots=False)
+    scene = next(iter(run.scenes(table)))
+    prior = Method("LINR (default, refine=none,stop=fixed,prior=tv:0.05)", "linr_default",
+                   variant="refine=none,stop=fixed,prior=tv:0.05")
+    plain = Method("LINR (default, refine=none,stop=fixed)", "linr_default", variant="refine=none,stop=fixed")
+    keys = {m.label: run._keyed(table, scene, m)[3] for m in (LINR, prior, plain)}
+    assert keys[prior.label] != keys[LINR.label]
+    smoke = BenchRun(PROFILES["quick"].with_overrides(crop=32, steps=2), data=DATA, out=tmp_path / "b",
+                     device="cpu", plots=False)
+    options = smoke._linr_options(Method("v", "linr_default", variant="steps=6,refine=none"), table.corruption)
+    assert options["steps"] == 2 and options["stop"] == "auto" and options["refine"] == "none"
+    stopped = smoke._linr_options(Method("v", "linr_default", variant="stop=fixed"), table.corruption)
+    assert stopped["stop"] == "fixed"  # the variant's own rule kept
+    csv_file = tmp_path / "results.csv"
+    csv_file.write_text("table,method\n1,LINR\n")
+    for fresh in (False, True):
+        with pytest.raises(InputError, match="not a file of finished fits"):
+            run_bench(profile="quick", tables=["2"], data=DATA, out=tmp_path / "c", jobs=csv_file,
+                      resume=not fresh, device="cpu", plots=False, log=lambda s: None)
+    assert csv_file.read_text() == "table,method\n1,LINR\n"

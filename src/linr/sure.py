@@ -85,8 +85,9 @@ average (grey and colour, tune and report splits; 0.29 as scored since the forty
 for 2-3 times the held-out stop's time in grey and 4 in colour as first measured (at 128 px: 14 s
 and 26-31 s on an Intel Xeon; BENCHMARKS.md, "#15 the denoising stop by SURE"; 1.5-2.1 times since
 the pick's second fit was bounded and its scoring filter made sparser, :data:`SCORE_STEP`, and
-1.35-1.91 while the second fit ended once its estimates had risen, :data:`SCORE_PATIENCE`, which
-no longer holds for colour above :data:`UP_TO_PIXELS_COLOUR`). Larger photos, whose held-out stop was measured
+1.35-1.91 while the second fit ended once its estimates had risen, :data:`SCORE_PATIENCE`, as it
+no longer does: 1.54-1.84 with it run to its budget, grey up to 128 px and colour up to 64).
+Larger photos, whose held-out stop was measured
 0.11 dB below on one 256-px crop, keep it."""
 
 UP_TO_PIXELS_COLOUR = 64 * 64
@@ -94,8 +95,8 @@ UP_TO_PIXELS_COLOUR = 64 * 64
 the held-out stop with its average (the gap to the refined oracle replayed from the same fits, rows
 ``benchmarks/default_stop_score8p2_rgb*``, tune / report splits, sigma 25): at 64 px -0.07 / +0.79 dB
 (the held-out stop 2.08 below the oracle on one report crop, the pick 0.22 at worst), at 96 px
--0.03 / +0.08, at 128 px +0.03 / +0.12, for 1.42-1.63x the held-out stop's time at 64 px, 1.65-1.92x
-at 96 and 1.76-2.58x at 128 (over #15's "at most 2x" on five of nine 128-px crops). Above 64 x 64
+-0.03 / +0.09, at 128 px +0.03 / +0.12, for 1.64-1.82x the held-out stop's time at 64 px (the second
+fit run to its budget), 1.65-1.92x at 96 and 1.76-2.58x at 128 (ended early, as then) (over #15's "at most 2x" on five of nine 128-px crops). Above 64 x 64
 colour pixels its gain did not pay for its time (BENCHMARKS.md, "#15 the SURE pick in colour")."""
 
 

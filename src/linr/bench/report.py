@@ -53,6 +53,9 @@ def summarise(rows: Sequence[dict[str, Any]], paper: dict[str, Any]) -> list[dic
         else:
             entry["paper_psnr"] = entry["paper_ssim"] = None
         entry["paper_basis"] = basis
+        mine = [r for r in rows if r["table"] == table and r["method"] == method]
+        if not ok and mine and all(str(r.get("note", "")).startswith("not applicable") for r in mine):
+            entry["paper_basis"] = "not run: not applicable to these inputs"  # a variant they cannot take
         entry["diff_psnr"] = (entry["psnr_paper"] - entry["paper_psnr"]
                               if entry["psnr_paper"] is not None and entry["paper_psnr"] is not None else None)
         entry["table_number"] = next(r["table_number"] for r in rows if r["table"] == table)
@@ -65,9 +68,10 @@ def summarise(rows: Sequence[dict[str, Any]], paper: dict[str, Any]) -> list[dic
 def _against_default(rows: Sequence[dict[str, Any]], table: str, method: str,
                      ok: list[dict[str, Any]]) -> dict[str, Any]:
     """For a variant of the defaults' column (``linr bench --variants``): the mean of its PSNR (paper
-    convention) less ``LINR (default)``'s and the ratio of their mean seconds (the fit and the
-    refinement after it: ``total_s``, which jobs made before it was recorded lack), over the images
-    both have; else nothing."""
+    convention) less ``LINR (default)``'s and the ratio of their mean seconds (the whole restore:
+    the fit, a stop's work after it and the refinement, ``total_s``, which jobs made before it was
+    recorded lack; only where every pair was made on one kind of machine, processor, device,
+    threads and torch alike: ``made_on``), over the images both have; else nothing."""
     if method == LINR_DEFAULT.label or not ok or ok[0].get("method_kind") != LINR_DEFAULT.kind:
         return {}
     default = {r["image"]: r for r in rows if r["table"] == table and r["method"] == LINR_DEFAULT.label
@@ -75,7 +79,8 @@ def _against_default(rows: Sequence[dict[str, Any]], table: str, method: str,
     pairs = [(r, default[r["image"]]) for r in ok if r["image"] in default]
     if not pairs:
         return {"vs_default_psnr": None, "vs_default_time": None, "vs_default_images": 0}
-    timed = [(v["total_s"], d["total_s"]) for v, d in pairs if v.get("total_s") and d.get("total_s")]
+    timed = [(v["total_s"], d["total_s"]) for v, d in pairs if v.get("total_s") and d.get("total_s")
+             and v.get("made_on") == d.get("made_on")]
     time = (_mean(v for v, _ in timed), _mean(d for _, d in timed)) if len(timed) == len(pairs) else (None, None)
     return {"vs_default_psnr": _mean(v["psnr_paper"] - d["psnr_paper"] for v, d in pairs),
             "vs_default_time": time[0] / time[1] if time[0] is not None and time[1] else None,
@@ -101,12 +106,13 @@ def _f(value: float | None, digits: int = 2, signed: bool = False) -> str:
 def markdown_summary(summary: Sequence[dict[str, Any]]) -> list[str]:
     """The per-table averages as a Markdown table (PSNR in dB); with variants of the defaults among
     them (``linr bench --variants``), two more columns: each one's PSNR (paper convention) less
-    ``LINR (default)``'s and its fit time over the default's, on the images both have."""
+    ``LINR (default)``'s and its time over the default's (:func:`_against_default`), on the images
+    both have."""
     variants = any("vs_default_psnr" in e for e in summary)
     lines = [
         "| table | method | images | PSNR ours (paper conv.) | PSNR paper | diff | PSNR ours (standard) "
         "| SSIM ours (standard) | SSIM ours (paper conv.) | SSIM paper | peak PSNR (oracle) "
-        "| paper basis |" + (" vs LINR (default) | time vs LINR (default) (fit and refinement) |" if variants else ""),
+        "| paper basis |" + (" vs LINR (default) | time vs LINR (default) (whole restore, one machine) |" if variants else ""),
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
         + (" ---: | ---: |" if variants else ""),
     ]

@@ -31,7 +31,7 @@ __all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs"]
 ROW_FIELDS = (
     "table", "table_number", "image", "method", "method_kind", "profile", "device", "threads",
     "seed", "corruption", "corruption_seeds", "image_size", "crop", "steps", "stop_step", "fit_s",
-    "total_s", "psnr_standard", "ssim_standard", "psnr_paper", "ssim_paper", "psnr_y_standard",
+    "total_s", "made_on", "psnr_standard", "ssim_standard", "psnr_paper", "ssim_paper", "psnr_y_standard",
     "peak_psnr", "peak_step",
     "paper_psnr", "paper_ssim", "diff_psnr", "job", "first_table", "resumed", "image_path",
     "status", "note",
@@ -99,6 +99,28 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def _read_jobs(path: Path) -> list[dict[str, Any]]:
+    """The finished fits recorded in ``path`` (one JSON object with a ``key`` per line; a line cut
+    short by a crash is skipped); an InputError for a file that is not one, such as a results.jsonl
+    or a CSV, before anything is appended to it."""
+    from ..errors import InputError
+
+    jobs, unreadable = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            job = json.loads(line)
+        except json.JSONDecodeError:
+            unreadable += 1  # a line cut short by a crash
+            continue
+        if not isinstance(job, dict) or "key" not in job:
+            raise InputError(f"{path}: not a file of finished fits (a line without a job 'key'; "
+                             "results.jsonl rows are not jobs): give another --jobs file")
+        jobs.append(job)
+    if unreadable and not jobs:
+        raise InputError(f"{path}: not a file of finished fits (no line is a JSON job record): give another --jobs file")
+    return jobs
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -152,17 +174,9 @@ class BenchRun:
         self.rows_path = self.out / "results.jsonl"
         self.jobs: dict[str, dict[str, Any]] = {}
         self.resumed: set[str] = set()
-        if resume and self.jobs_path.exists():
-            for line in self.jobs_path.read_text().splitlines():
-                try:
-                    job = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a crash
-                if not isinstance(job, dict) or "key" not in job:
-                    from ..errors import InputError
-
-                    raise InputError(f"{self.jobs_path}: not a file of finished fits (a line without a "
-                                     "job 'key'; results.jsonl rows are not jobs): give another --jobs file")
+        finished = _read_jobs(self.jobs_path) if self.jobs_path.exists() else []  # checked even if not resumed
+        if resume:
+            for job in finished:
                 self.jobs[job["key"]] = job
                 self.resumed.add(job["key"])
         elif self.jobs_path.exists() and jobs is None:
@@ -277,12 +291,13 @@ class BenchRun:
                         model=ModelConfig(name=method.model))
         # linr as a user runs it: no preset (the defaults) or `fast`, with their own stop rule
         options: dict[str, Any] = dict(preset=None if method.kind == "linr_default" else "fast")
-        if self.profile.budget is not None:  # a smoke run: a step budget, the stop rule kept
-            options.update(steps=self.profile.budget, stop="auto")
-        if method.variant:  # a variant of the defaults (linr bench --variants): its own settings win
+        if method.variant:  # a variant of the defaults (linr bench --variants): its own settings
             from .common import restore_options
 
             options.update(restore_options(method.variant))
+        if self.profile.budget is not None:  # a smoke run: its step budget wins (as in linr bench denoise),
+            options.update(steps=self.profile.budget)  # the stop rule kept: a variant's, else the automatic one
+            options.setdefault("stop", "auto")
         return options
 
     def _linr_settings(self, method: Method, arrays: dict[str, Any], corruption: Corruption) -> Any:
@@ -321,7 +336,7 @@ class BenchRun:
             if grid is None and refine is None and (method.kind == "linr" or (
                     stop is None and config.model == ModelConfig() and config.lr == 1e-4
                     and config.precision == "float32" and config.schedule == "constant"
-                    and config.batch_pixels is None)):
+                    and config.batch_pixels is None and config.prior is None)):
                 key.update(kind="linr", model=method.model if method.kind == "linr" else "siren",
                            steps=config.steps)
                 if config.model.name == "relu_pe":  # its octaves (set from the image since the
@@ -515,10 +530,12 @@ class BenchRun:
 
     def wants(self, method: Method) -> bool:
         """Whether ``method``'s column runs: named by ``methods`` (label or kind; a variant of the
-        defaults also when its ``LINR (default)`` column is) and not by ``exclude``."""
-        if method.label.lower() in self.exclude or method.kind in self.exclude:
-            return False
+        defaults also when its ``LINR (default)`` column is) and not by ``exclude`` (nor, for a
+        variant, its ``LINR (default)`` column)."""
         names = {method.label.lower(), method.kind} | ({LINR_DEFAULT.label.lower()} if method.variant else set())
+        if method.label.lower() in self.exclude or method.kind in self.exclude or (
+                method.variant and LINR_DEFAULT.label.lower() in self.exclude):  # nothing to compare with
+            return False
         return self.methods is None or bool(names & set(self.methods))
 
     def run_table(self, table: Table) -> list[dict[str, Any]]:
@@ -587,6 +604,7 @@ class BenchRun:
             "corruption_seeds": job.get("seeds", {}), "image_size": list(scene.clean.shape[:2]),
             "crop": scene.crop, "steps": job.get("steps"), "stop_step": job.get("stop_step"),
             "fit_s": job.get("fit_s"), "total_s": job.get("total_s"),
+            "made_on": ", ".join(str(job.get(k)) for k in ("processor", "device", "threads", "torch")),
             **{m: job.get(m) for m in ("psnr_standard", "ssim_standard", "psnr_paper",
                                         "ssim_paper", "psnr_y_standard")},
             **_peak(job.get("curve"), job.get("curve_steps")),

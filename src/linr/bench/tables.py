@@ -35,14 +35,18 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "runs when DIR (or DIR/polyu) holds NAME_real / NAME_mean pairs")
     g.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: bench_out/PROFILE)")
     g.add_argument("--methods", nargs="+", metavar="M",
-                   help="only these methods, by column label or kind (e.g. LINR DIP bicubic)")
+                   help="only these methods, by column label or kind (e.g. LINR DIP bicubic); 'LINR (default)' "
+                        "brings its --variants columns too")
     g.add_argument("--exclude", nargs="+", metavar="M",
                    help="leave out these methods, by column label or kind (e.g. dip dip_recipe)")
     g.add_argument("--variants", nargs="+", metavar="SETTINGS",
-                   help="a column per variant of linr's defaults after each 'LINR (default)' column, named "
-                        "'LINR (default, SETTINGS)': settings joined by commas, such as refine=none, "
-                        "refine=grouped-views, omega_0=30 or preset=paper (those of linr bench denoise's "
-                        "variants); the averages give each its difference from 'LINR (default)'")
+                   help="a column per variant of linr's defaults after each 'LINR (default)' column (tables "
+                        "1-7 and 12-14), named 'LINR (default, SETTINGS)': settings joined by commas, such as "
+                        "refine=none, refine=grouped-views, prior=none, stop=RULE, lr=X, steps=N, tile=SPEC or "
+                        "preset=paper (those of linr bench denoise's variants; omega_0=W, width=N, depth=N set "
+                        "the paper's SIREN with that change in place of the default's network, as there); a "
+                        "variant a table's inputs cannot take is skipped with the reason; the averages give "
+                        "each its difference from 'LINR (default)' and its time")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
     g.add_argument("--jobs", type=Path, metavar="FILE.jsonl",
