@@ -759,3 +759,10 @@ def test_a_variants_own_settings_key_it_apart_and_a_smoke_budget_wins_over_its_s
             run_bench(profile="quick", tables=["2"], data=DATA, out=tmp_path / "c", jobs=csv_file,
                       resume=not fresh, device="cpu", plots=False, log=lambda s: None)
     assert csv_file.read_text() == "table,method\n1,LINR\n"
+
+
+def test_a_crop_smaller_than_the_blur_kernel_is_refused_before_any_fit(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--crop 24: table 4's blur kernel is 25x25 px"):
+        run_bench(profile="quick", tables=["4"], data=DATA, out=tmp_path / "out", crop=24, steps=2,
+                  device="cpu", plots=False, log=lambda s: None)
+    assert not (tmp_path / "out" / "jobs.jsonl").exists()
