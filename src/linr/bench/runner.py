@@ -174,7 +174,9 @@ class BenchRun:
         self.rows_path = self.out / "results.jsonl"
         self.jobs: dict[str, dict[str, Any]] = {}
         self.resumed: set[str] = set()
-        finished = _read_jobs(self.jobs_path) if self.jobs_path.exists() else []  # checked even if not resumed
+        # read where they are resumed or appended to (an explicit --jobs file, kept with --fresh); the
+        # default OUT/jobs.jsonl that --fresh removes is not read
+        finished = _read_jobs(self.jobs_path) if self.jobs_path.exists() and (resume or jobs is not None) else []
         if resume:
             for job in finished:
                 self.jobs[job["key"]] = job

@@ -111,7 +111,7 @@ def run_bench(
     if crop is not None:  # a crop the corruption cannot be made on: said now, not as a traceback mid-run
         from .spec import BLUR
 
-        blurred = [t.number for t in chosen if "blurred" in (t.corruption.kinds or ())]
+        blurred = [t.number for t in chosen if "blurred" in t.corruption.kinds]
         if blurred and crop < BLUR[0]:
             raise InputError(f"--crop {crop}: table {blurred[0]}'s blur kernel is {BLUR[0]}x{BLUR[0]} px, so its "
                              f"crops need at least {BLUR[0]} px (or leave table {blurred[0]} out with --tables)")
