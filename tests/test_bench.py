@@ -540,6 +540,24 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     assert main(argv) == 0 and len(jobs.read_text().splitlines()) == 2  # resumed, nothing refitted
 
 
+def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(capsys) -> None:
+    from linr.bench.tiles import _case_images
+    from linr.cli import main
+    from linr.errors import InputError
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    assert [p.stem for p in _case_images(DATA / "set5", ["woman", "bird"], ["sr"])] == ["woman", "bird"]
+    assert [p.stem for p in _case_images(DATA / "inpaint", None, ["inpaint"])] == ["kate", "library", "vase"]
+    # an image of another chosen case's folder is no error, and is not this case's
+    assert _case_images(DATA / "set5", ["house"], ["sr", "denoise"]) == []
+    with pytest.raises(InputError, match="no test image 'kate_mask'"):
+        _case_images(DATA / "inpaint", ["kate_mask"], ["inpaint"])
+    assert main(["bench", "tiles", "--data", str(DATA), "--cases", "sr", "--images", "bird,nosuch",
+                 "--steps", "1"]) == 2
+    assert "no test image 'nosuch' in the chosen cases' folders (set5 under" in capsys.readouterr().err
+
+
 def test_ensemble_bench_keys_name_the_defaults_its_fits_follow(tmp_path: Path, capsys) -> None:
     from linr.cli import main
     from linr.tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, pilot_tag

@@ -289,6 +289,10 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
     assert "refine" not in linr.restore(joint, **{**SMALL, "preset": "paper"}).settings
     with pytest.raises(InputError, match="no observation is one"):
         linr.restore([linr.noisy(noisy)], refine="grouped-project", **SMALL)
+    for views_alone in ("grouped-views", "grouped-views-examples"):  # they would leave the noisy photo out
+        with pytest.raises(InputError, match=f"refinement '{views_alone}' filters toward the low-res views alone"):
+            linr.restore(joint, refine=views_alone, steps=10 ** 6)
+    assert linr.restore(joint, refine="project", **SMALL).settings["refine"]["name"] == "project"
     # a low-res view that carries noise is not made exact: no default refinement then
     noisy_lr = linr.lowres(lr, 2)
     noisy_lr.carries_noise = True

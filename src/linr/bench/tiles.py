@@ -43,7 +43,8 @@ def register(sub: Any) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="test-image folder (default: $LINR_DATA or ../shared/data)")
     p.add_argument("--cases", default="denoise", help=f"comma-separated, from {', '.join(CASES)}")
-    p.add_argument("--images", default=None, help="comma-separated image names (default: all of the case's set)")
+    p.add_argument("--images", default=None,
+                   help="comma-separated image names, run in this order (default: all of the case's set, in name order)")
     p.add_argument("--variants", default="off,256:32",
                    help="comma-separated: off, SIZE[:OVERLAP][@WIDTH][/DEPTH] (default off,256:32)")
     p.add_argument("--crop", type=int, default=None, help="centre crop of this side first (smoke runs)")
@@ -200,7 +201,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
         if case not in CASES:
             raise InputError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
     variants = [parse_variant(v.strip()) for v in args.variants.split(",") if v.strip()]
-    wanted = None if args.images is None else {n.strip() for n in args.images.split(",")}
+    wanted = None if args.images is None else [n.strip() for n in args.images.split(",") if n.strip()]
     jobs = Path(args.jobs)
     jobs.parent.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -216,9 +217,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
     print(f"linr bench tiles: {provenance}; PSNR paper convention (RGB, unclipped) / standard (clipped)")
     for case in cases:
         folder, _ = CASES[case]
-        paths = sorted(p for p in (data / folder).glob("*.png") if not p.stem.endswith("_mask"))
-        paths = [p for p in paths if wanted is None or p.stem in wanted]
-        for path in paths:
+        for path in _case_images(data / folder, wanted, cases):
             for variant in variants:
                 key = _key(case, path, variant, args.crop, args.steps)
                 if key in done:
@@ -237,6 +236,23 @@ def cmd_tiles(args: argparse.Namespace) -> int:
                     done[key] = row
                 print(_line(row), flush=True)
     return 0
+
+
+def _case_images(folder: Path, wanted: list[str] | None, cases: list[str]) -> list[Path]:
+    """A case's test images: all of ``folder``'s in name order, or those of ``wanted`` that it
+    holds, in the order given; a one-line InputError when a wanted name is in no chosen case's
+    folder (checked once, when the first case is listed)."""
+    from ..errors import InputError
+
+    paths = {p.stem: p for p in sorted(folder.glob("*.png")) if not p.stem.endswith("_mask")}
+    if wanted is None:
+        return list(paths.values())
+    known = {p.stem for c in cases for p in (folder.parent / CASES[c][0]).glob("*.png") if not p.stem.endswith("_mask")}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise InputError(f"no test image {', '.join(map(repr, unknown))} in the chosen cases' folders "
+                         f"({', '.join(sorted({CASES[c][0] for c in cases}))} under {folder.parent})")
+    return [paths[n] for n in wanted if n in paths]
 
 
 def _line(row: dict[str, Any]) -> str:
