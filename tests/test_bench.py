@@ -386,20 +386,27 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     assert pilot_tag().startswith("@pilot7x64")  # the network, then the learning rate where not the paper's
     assert keys == {"default": f"default-tv:auto-grouped{pilot_tag()}", "refine=wiener": f"refine=wiener{pilot_tag()}",
                     "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
-    from linr.bench.denoise import _auto_tiles_suffix
-    from linr.tasks import DENOISE_WHOLE_UP_TO
+    from linr.bench.averaging import observations_for
+    from linr.bench.denoise import _plan_suffix
+    from linr.tasks import DENOISE_WHOLE_UP_TO, TILE_WHOLE_UP_TO
 
-    big, small = np.zeros((DENOISE_WHOLE_UP_TO + 1, 8, 3)), np.zeros((DENOISE_WHOLE_UP_TO, 8, 3))
-    tiled = {v: _auto_tiles_suffix(v, variant_options(v), big)
+    def noisy(rows: int, cols: int) -> list:
+        return observations_for("denoise", np.full((rows, cols, 3), 0.5), sigma=25.0, seed=0)
+
+    big, small = noisy(DENOISE_WHOLE_UP_TO + 1, 16), noisy(DENOISE_WHOLE_UP_TO, 16)
+    tiled = {v: _plan_suffix(v, variant_options(v), big, None)
              for v in ("default", "tile=auto", "tile=256:32", "width=64", "bm3d")}
     above = f"@tiles-above{DENOISE_WHOLE_UP_TO}"
     assert tiled == {"default": above, "tile=auto": above, "tile=256:32": "", "width=64": "", "bm3d": ""}
-    assert _auto_tiles_suffix("default", {}, small) == ""  # whole, as rows made before said
+    assert _plan_suffix("default", {}, small, None) == ""  # whole, as rows made before said
+    # a network named is tiled by 'auto' only above the size any fit is
+    assert _plan_suffix("width=64", variant_options("width=64"), noisy(TILE_WHOLE_UP_TO + 1, 16), None) == \
+        f"@tiles-above{TILE_WHOLE_UP_TO}"
 
 
 def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> None:
     # the variants that take one of the defaults' choices away (#15: what each kept change adds)
-    from linr.bench.denoise import _key_variant, _sure_suffix, variant_options
+    from linr.bench.denoise import _key_variant, _plan_suffix, variant_options
     from linr.errors import InputError
     from linr.tasks import pilot_tag
 
@@ -422,16 +429,16 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
         return observations_for("denoise", np.full((side, side, 3), 0.5), sigma=25.0, seed=0)
 
     small = noisy(64)
-    assert _sure_suffix("default", {}, small, None) == f"@{pick_tag()}"  # the default picks by SURE there
-    assert _sure_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
+    assert _plan_suffix("default", {}, small, None) == f"@{pick_tag()}"  # the default picks by SURE there
+    assert _plan_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
                         small, None) == ""  # a stop named: the held-out one
-    assert _sure_suffix("width=256", variant_options("width=256"), small, None).startswith("@sure")  # any network
-    assert _sure_suffix("stop=sure", variant_options("stop=sure"), small, None).startswith("@sure")  # asked for
+    assert _plan_suffix("width=256", variant_options("width=256"), small, None).startswith("@sure")  # any network
+    assert _plan_suffix("stop=sure", variant_options("stop=sure"), small, None).startswith("@sure")  # asked for
     for other in ("preset=paper", "refine=wiener", "tile=32:8", "bm3d"):
-        assert _sure_suffix(other, variant_options(other), small, None) == "", other
+        assert _plan_suffix(other, variant_options(other), small, None) == "", other
     above = noisy(int(np.sqrt(UP_TO_PIXELS_COLOUR)) + 8)  # colour above the default's limit: the held-out stop
-    assert _sure_suffix("default", {}, above, None) == ""
-    assert _sure_suffix("stop=sure", variant_options("stop=sure"), above, None).startswith("@sure")
+    assert _plan_suffix("default", {}, above, None) == ""
+    assert _plan_suffix("stop=sure", variant_options("stop=sure"), above, None).startswith("@sure")
 
 
 def test_denoise_table_gives_a_variant_the_first_ones_seconds() -> None:

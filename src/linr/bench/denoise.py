@@ -232,31 +232,25 @@ def _pilot_suffix(options: dict[str, Any]) -> str:
     return pilot_tag(own_lr="lr" in options)
 
 
-def _auto_tiles_suffix(variant: str, options: dict[str, Any], clean: Any) -> str:
-    """``@tiles-aboveN`` when a variant's pilot fit is tiled by ``tile='auto'`` at this image's
-    size (:data:`linr.tasks.DENOISE_WHOLE_UP_TO`, since the fourteenth session), else '': rows
-    made before, of the same key, are whole-image fits."""
-    from ..tasks import DENOISE_WHOLE_UP_TO
-
-    if variant in REFERENCES or options.get("tile", "auto") != "auto" or not _pilot_suffix(options) or \
-            max(clean.shape[:2]) <= DENOISE_WHOLE_UP_TO:
-        return ""
-    return f"@tiles-above{DENOISE_WHOLE_UP_TO}"
-
-
-def _sure_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: int | None) -> str:
-    """``@sureE...`` (:func:`linr.sure.pick_tag`) when a variant's restore of ``obs`` stops by the
-    SURE pick (as :func:`linr.tasks.plan_restore` resolves it: the default's rule, or ``stop=sure``
-    asked for), else '': rows made before, of the same key, are the held-out stop's."""
+def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: int | None) -> str:
+    """What a variant's restore of ``obs`` does that its name does not say, as
+    :func:`linr.tasks.plan_restore` resolves it (so a row's key follows the default's rules by
+    construction): ``@tiles-aboveN`` when ``tile='auto'`` fits it in tiles (N: the size above which
+    it does, :data:`linr.tasks.DENOISE_WHOLE_UP_TO` for the defaults' pilot since the fourteenth
+    session), then ``@sureE...`` (:func:`linr.sure.pick_tag`) when it stops by the SURE pick (the
+    default's rule, or ``stop=sure`` asked for); '' for either that it does not: rows made before,
+    of the same key, are whole-image fits and the held-out stop's."""
     from ..stopping import SurePick
     from ..sure import pick_tag
-    from ..tasks import plan_restore
+    from ..tasks import DENOISE_WHOLE_UP_TO, TILE_WHOLE_UP_TO, plan_restore
 
     if variant in REFERENCES:
         return ""
     options = {**options, **({"steps": steps} if steps is not None else {})}  # as _fit_row restores
     plan = plan_restore(obs, device="cpu", progress=False, seed=0, **options)
-    return f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else ""
+    tiled = options.get("tile", "auto") == "auto" and plan.grid is not None
+    above = DENOISE_WHOLE_UP_TO if plan.pilot else TILE_WHOLE_UP_TO
+    return (f"@tiles-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "")
 
 
 def _label(variant: str, options: dict[str, Any]) -> str:
@@ -437,7 +431,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             own_smoke = {k: v for k, v in smoke.items() if not (k == "width" and variant in REFERENCES)}
             obs = observations_for("denoise", clean, sigma=args.sigma, seed=0)
             key = f"{name}_{colour}_s{args.size}_n{args.sigma:g}_{_key_variant(variant, kw)}" + \
-                _auto_tiles_suffix(variant, kw, clean) + _sure_suffix(variant, kw, obs, args.steps) + \
+                _plan_suffix(variant, kw, obs, args.steps) + \
                 "".join(f"_{k}{v}" for k, v in own_smoke.items())
             if key in done:
                 continue
