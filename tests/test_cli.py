@@ -287,3 +287,20 @@ def test_a_new_users_trial_tile_hint_overlap_note_tiled_report_kernel_message_an
     for quiet, first in ((True, "linr: interrupted"), (False, "")):  # --quiet draws no bar: no blank line
         assert main(["restore", "--noisy", low, "-o", out] + (["--quiet"] if quiet else [])) == 130
         assert capsys.readouterr().err.splitlines()[0] == first
+
+    import os
+    import signal
+    import time
+
+    def killed(args):  # a scheduler's or `kill`'s SIGTERM: said as an interrupt, not a silent death
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM was not turned into an interrupt")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(linr.cli, "cmd_restore", killed)
+    code = main(["restore", "--noisy", low, "-o", out, "--quiet"])
+    said = capsys.readouterr().err
+    assert code == 130, said
+    assert said.splitlines()[0] == "linr: interrupted"
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from . import __version__
 from .cli_common import (add_fit_options, add_observation_options, check_backend_options, check_pairs,
                          load_observations, model_config, nonneg_float, positive_float, positive_int, size_option,
-                         value_range_option)
+                         sigterm_as_interrupt, value_range_option)
 from .errors import DivergenceError, InputError, LinrError
 from .metrics import json_ready
 from .metrics import report as metrics_report
@@ -1101,7 +1101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if getattr(args, "quiet", False):  # no progress bar will be drawn: no line of one to end
             _BAR_ENDED.append(True)
-        code = int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # a kill says what it kept, as Ctrl-C does
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
     except DivergenceError as exc:

@@ -5,7 +5,9 @@ observations named on a command line, and the metrics report (``linr restore`` a
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import contextlib
+import signal
+from typing import Any, Iterator
 
 from .argtypes import nonneg_float, positive_float, positive_int
 from .errors import InputError
@@ -13,7 +15,27 @@ from .errors import InputError
 __all__ = [
     "Once", "add_observation_options", "positive_int", "positive_float", "nonneg_float", "weight_option", "add_fit_options",
     "check_pairs", "check_backend_options", "model_config", "load_observations", "value_range_option", "size_option",
+    "sigterm_as_interrupt",
 ]
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (schedulers, ``kill``) like Ctrl-C: stop cleanly, keep what is recorded and
+    say so (``linr restore``'s finished tiles, ``linr batch``'s finished images)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def weight_option(text: str) -> tuple[str, float]:

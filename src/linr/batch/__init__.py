@@ -25,14 +25,12 @@ Only argparse and linr's CLI helpers are imported here; the rest loads when the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..cli_common import (Once, add_fit_options, check_backend_options, check_pairs, model_config,
+from ..cli_common import (Once, sigterm_as_interrupt, add_fit_options, check_backend_options, check_pairs, model_config,
                           positive_float, positive_int)
 from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
@@ -530,24 +528,6 @@ def _backend(args: argparse.Namespace, device: Any) -> tuple[Any, str, int, str]
     return PoolBackend(workers, devices=gpus), "cuda" if gpus else "cpu", threads, label
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (schedulers, ``kill``) like Ctrl-C: stop cleanly, keep what is recorded."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], threads: int, *, count: int,
                     at_once: int = 1) -> None:
     """Say on stderr what the first image to restore will cost when that is long
@@ -634,7 +614,7 @@ def _batch(args: argparse.Namespace) -> int:
                                 at_once=backend.slots * max(1, args.stack))
             progress = Progress(len(todo), enabled=not args.quiet)
             try:
-                with _sigterm_as_interrupt():
+                with sigterm_as_interrupt():
                     outcome = run_jobs(todo, backend=backend, manifest=manifest, settings=settings,
                                        keys=keys, fit=fit, threads=threads, on_record=progress,
                                        stack=args.stack)
