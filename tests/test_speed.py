@@ -193,9 +193,16 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     # below REFINE_TIMED_FROM_PIXELS a short fit's refinement is not timed (a sample deblurring
     # solve took longer than the restore itself)
     monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: pytest.fail("timed a small image's refinement"))
-    for small in (linr.lowres(np.zeros((64, 64, 3), np.float32), 3),
+    for small in (linr.lowres(np.zeros((16, 16, 3), np.float32), 8),  # x8: grouped-views
                   linr.blurred(np.zeros((128, 128, 3), np.float32), gaussian_kernel(9, 1.6))):
         assert linr.restore_cost([small], device="cpu", steps=2, model=linr.ModelConfig(width=8, depth=1)) is None
+    # ... except one that learns networks (x3: grouped-views-examples), minutes at any size: a new
+    # user's 64-px x4 restore refined for 205 s unannounced
+    monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: forecast.RefineCost(150.0, 1, None))
+    for factor in (3, 4):
+        line = linr.restore_cost([linr.lowres(np.zeros((16, 16, 3), np.float32), factor)], device="cpu", steps=2,
+                                 model=linr.ModelConfig(width=8, depth=1))
+        assert line is not None and "then about 2 min to refine the fit's image (grouped-views-examples" in line, line
 
 
 def test_the_forecast_says_where_the_pilot_usually_stops_only_where_measured(one_thread):

@@ -69,7 +69,9 @@ REFINE_TIMED_FROM_PIXELS = 256 * 256
 ``grouped-deblur``'s solve at the noise floor) for the announcement only on images of at least
 this many pixels; there a grouped refinement takes about half a minute or more on one thread
 (SR x3 to 300 x 300 by grouped-views, the default at x3 until the forty-first session:
-73 s estimated). Smaller ones are not announced for their refinement."""
+73 s estimated). Smaller ones are not announced for their refinement, except by a refiner whose
+``slow_at_any_size`` is true (``grouped-views-examples``: it learns networks, minutes whatever
+the size; a new user's trial found a 64-px x4 restore refining for 205 s unannounced)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     from .engine import measure_throughput
     from .models import MODEL_FAMILIES
     from .problem import resolve_device
+    from .refine import REFINERS
     from .tiling import plan_tiles
 
     h, w = clean_shape(observations)
@@ -255,7 +258,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         return None if refine is None else refine_cost(refine, h, w, channels, chooses=chooses, operator=operator)
 
     def refine_wall() -> float:  # the refinement's estimated wall seconds (0 when not worth timing)
-        if refine is None or h * w < REFINE_TIMED_FROM_PIXELS:
+        if refine is None or h * w < REFINE_TIMED_FROM_PIXELS and not getattr(REFINERS[refine], "slow_at_any_size", False):
             return 0.0
         after = refining()
         return 0.0 if after is None else after.seconds / after.threads

@@ -247,9 +247,12 @@ def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int 
 def estimate_seconds(height: int, width: int, channels: int, factor: int) -> float:
     """The estimated seconds of :func:`learn_from_own_copies` for a view whose restored image is
     ``height`` x ``width`` (``channels``) at x``factor``, with torch's threads as set: for each
-    stage (:func:`stage_factors`), a few training steps on a crop of the size that stage will use
-    (after an untimed first step) scaled to :data:`STEPS`; and one pass over a 64 x 64 image,
-    scaled to eight passes over each stage's result."""
+    stage (:func:`stage_factors`), the median of five training steps, each timed alone, on a crop
+    of the size that stage will use (after an untimed first step) scaled to :data:`STEPS` (the
+    median: on a busy machine one step in a few can take many times the others, and three steps'
+    mean put a 64-px x4 result's learning at 33 minutes where it took under 4); and one pass over
+    a 64 x 64 image, scaled to eight passes over each stage's result."""
+    import statistics
     import time
 
     net = ExampleNet(channels)
@@ -262,10 +265,12 @@ def estimate_seconds(height: int, width: int, channels: int, factor: int) -> flo
         crop = torch.rand(1, channels, side, side)
         with torch.enable_grad():
             _train_step(net, optimizer, crop, crop)
-            started = time.perf_counter()
-            for _ in range(3):
+            steps = []
+            for _ in range(5):
+                started = time.perf_counter()
                 _train_step(net, optimizer, crop, crop)
-            seconds += STEPS * (time.perf_counter() - started) / 3
+                steps.append(time.perf_counter() - started)
+            seconds += STEPS * statistics.median(steps)
         reached *= stage
         passed += height * width / (factor // reached) ** 2  # this stage's result, in pixels
     with torch.no_grad():

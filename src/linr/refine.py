@@ -851,6 +851,9 @@ class GroupedViewsExamples(GroupedViews):
 
     name = "grouped-views-examples"
     takes = "views"
+    slow_at_any_size = True
+    """It learns networks from the view's copies: minutes whatever the image's size, so the cost
+    said before a restore times it on small images too (:mod:`linr.forecast`)."""
     does = ("it is averaged with its grouped-views refinement and the photo "
             "upscaled by networks learnt from its own smaller copies, then made to reproduce the low-res "
             "photo exactly")
@@ -1167,7 +1170,9 @@ REFINERS: dict[str, Any] = {
 operator, sigma)``, ``noisy+blurred`` as ``refiner(image, photo, operator, sigma, noisy=...,
 noise_sigma=...)``; ``none`` names no refinement. Each class also says in ``does`` what it does to the
 fit's image (a clause; the note of a run that keeps the fit's own image, ``--save-model``), and in ``verb``
-(if not "refined") what it is."""
+(if not "refined") what it is. Optional flags: ``slow_at_any_size`` (its cost is announced before a
+restore of any size, :mod:`linr.forecast`) and ``leaves_out_a_noisy_photo`` (a ``views`` refiner
+refused beside a noisy photo, :func:`refine_input`)."""
 
 
 def check_refine_spec(spec: str) -> str:
