@@ -324,7 +324,11 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     # a folder that does not exist yet is made, and said
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "new" / "sub" / "o.png"), *tiny]) == 0
-    assert f"made the folder {tmp_path / 'new'} for it (it did not exist)" in capsys.readouterr().out
+    assert f"made the folder {tmp_path / 'new' / 'sub'} for it, and {tmp_path / 'new'} above it (they did not exist)" \
+        in capsys.readouterr().out  # both named (a new user's trial was told of the outer one alone)
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
+                 str(tmp_path / "one" / "o.png"), *tiny]) == 0
+    assert f"made the folder {tmp_path / 'one'} for it (it did not exist)" in capsys.readouterr().out
     assert "a blurred photo" in run_err(capsys, ["restore", "--noisy", str(tmp_path / "b.png"), "-o",
                                                  str(tmp_path / "n.png"), "--refine", "grouped-deblur", *tiny])
     (tmp_path / "in").mkdir()

@@ -265,7 +265,11 @@ def test_parse_stop():
                      ("discrepancy:x", "bad parameter"), ("holdout:0.9", "fraction"), ("variance:1", "window"),
                      ("holdout:0.05:40:median3", "iterate average"), ("holdout:0.05:40:window1", "window"),
                      ("holdout:0.05:40:window5:1:2", "too many"), ("holdout:0.05:40:none:0.9", "needs an average"),
-                     ("holdout:0.05:40:window5:0", r"\(0, 1\]"), ("holdout:0.05:40:window5:1.5", r"\(0, 1\]")]:
+                     ("holdout:0.05:40:window5:0", r"\(0, 1\]"), ("holdout:0.05:40:window5:1.5", r"\(0, 1\]"),
+                     # the values as --help names them, and the spec they came from (a new user's trial)
+                     ("plateau:-1:3", r"^stop rule 'plateau:-1:3': REL_TOL must be at least 0 and PATIENCE at least 1 "
+                                      r"step, got -1 and 3$"),
+                     ("holdout:0.05:0", r"^stop rule 'holdout:0.05:0': patience must be at least 1, got 0$")]:
         with pytest.raises(ValueError, match=msg):
             parse_stop(bad)
 

@@ -161,6 +161,16 @@ def test_tile_settings_are_parsed_and_bad_ones_refused():
     with pytest.raises(InputError, match=r"overlapping by 32 px: .* smaller overlap \(SIZE:OVERLAP, e.g. 48:12\)"):
         plan_grid((200, 200), 48, 32, halo=0)
     assert plan_grid((200, 200), 48, 12, halo=0).overlap == 12
+    # ... and a size asked for with no overlap takes the preset's 32 only where it is at most half a
+    # tile, else a quarter of the tile (a new user's --tile 48 was refused for an overlap never given)
+    from linr.tiling import grid_for as tiles_for
+
+    photo = [linr.noisy(np.zeros((200, 200, 3), np.float32))]
+    assert tiles_for(photo, parse_tile("48"), size=256, overlap=32, whole_up_to=1024).overlap == 12
+    assert tiles_for(photo, parse_tile("64"), size=256, overlap=32, whole_up_to=1024).overlap == 32
+    assert tiles_for(photo, parse_tile("48:20"), size=256, overlap=32, whole_up_to=1024).overlap == 20
+    with pytest.raises(InputError, match="half the tile size"):  # an overlap asked for is kept, or refused
+        tiles_for(photo, parse_tile("48:32"), size=256, overlap=32, whole_up_to=1024)
     # a size asked for that a wide operator cannot use is refused; 'auto' tiles large enough
     from linr.tiling import MIN_RAMP, grid_for
 

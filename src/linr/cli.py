@@ -699,19 +699,25 @@ def _blur_boundaries(described: Any) -> set[str]:
     return found.union(*(_blur_boundaries(v) for v in described.values() if isinstance(v, (dict, list))))
 
 
-def _missing_folder(path: str) -> Path | None:
-    """The outermost folder above ``path`` that does not exist yet (writing makes it), or None."""
+def _missing_folder(path: str) -> tuple[Path, Path] | None:
+    """The outermost folder above ``path`` that does not exist yet and ``path``'s own folder
+    (writing makes both and those between), or None."""
     missing = None
     for parent in Path(os.path.abspath(path)).parents:
         if parent.exists():
             break
         missing = parent
-    return missing
+    return None if missing is None else (missing, Path(os.path.abspath(path)).parent)
 
 
-def _made_folder(folder: Path | None) -> None:
-    if folder is not None:
-        print(f"made the folder {folder} for it (it did not exist)")
+def _made_folder(folders: tuple[Path, Path] | None) -> None:
+    if folders is None:
+        return
+    outermost, own = folders
+    if outermost == own:
+        print(f"made the folder {own} for it (it did not exist)")
+    else:  # a new user's -o newdir/sub/x.png was told of newdir alone
+        print(f"made the folder {own} for it, and {outermost} above it (they did not exist)")
 
 
 def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) -> str:

@@ -185,7 +185,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
                    help="restore in overlapping tiles of SIZE pixels, each with its own network "
                    "and stop (auto, the default: images larger than 1024 px in tiles of 256, one noisy "
-                   "photo larger than 384 px, except with --preset paper; off: one fit of the whole image)")
+                   "photo larger than 384 px, except with --preset paper; off: one fit of the whole image; "
+                   "OVERLAP: 32 px, or a quarter of tiles under 64 px, widened to what the operators need)")
     g.add_argument("--tile-stack", type=positive_int, default=None, metavar="N",
                    help="tiles fitted at once as one stack of networks (default 8 on a GPU, 1 on the CPU)")
 

@@ -125,8 +125,10 @@ class MinTracker:
     """
 
     def __init__(self, *, patience: int, check_every: int = 5, min_delta: float = 0.0, start: int = 0):
-        if patience < 1 or check_every < 1 or start < 0 or min_delta < 0:
-            raise ValueError("patience and check_every must be >= 1, start and min_delta >= 0")
+        for what, value, least in (("patience", patience, 1), ("check_every", check_every, 1), ("start", start, 0),
+                                   ("the relative margin", min_delta, 0)):
+            if not value >= least:
+                raise ValueError(f"{what} must be at least {least}, got {value:g}")
         self.patience, self.check_every, self.min_delta, self.start = patience, check_every, min_delta, start
         self.reset()
 
@@ -548,6 +550,8 @@ class Plateau(_TrackedRule):
     name = "plateau"
 
     def __init__(self, *, rel_tol: float = 1e-3, patience: int = 100, check_every: int = 5):
+        if not rel_tol >= 0 or patience < 1:
+            raise ValueError(f"REL_TOL must be at least 0 and PATIENCE at least 1 step, got {rel_tol:g} and {patience}")
         self.rel_tol = float(rel_tol)
         self.tracker = MinTracker(patience=patience, check_every=check_every, min_delta=rel_tol)
 
@@ -797,5 +801,8 @@ def parse_stop(spec: str) -> StopRule:
             kwargs = {p: t(v) for (p, t), v in zip(params, values)}
         except ValueError:
             raise ValueError(f"bad parameter in stop rule {part!r}") from None
-        rules.append(cls(**kwargs))
+        try:
+            rules.append(cls(**kwargs))
+        except ValueError as exc:  # a value out of range: the rule's own words, with the spec it came from
+            raise ValueError(f"stop rule {part!r}: {exc}") from None
     return rules[0] if len(rules) == 1 else FirstToFire(rules)

@@ -211,7 +211,13 @@ def grid_for(observations: Sequence[Observation], setting: TileSetting, *, size:
         return None
     if setting.mode == "size":
         size = setting.size or size
-        overlap = overlap if setting.overlap is None else setting.overlap
+        # no overlap asked for: the preset's, or a quarter of a tile too small for it (a new user's
+        # --tile 48 was refused for the 32 px overlap they never gave); plan_grid still widens it
+        # to what the operators need
+        if setting.overlap is not None:
+            overlap = setting.overlap
+        elif overlap > size // 2:
+            overlap = math.ceil(size / 4)
     halo = max(o.operator.halo for o in observations)
     align = math.lcm(*(o.operator.alignment for o in observations))
     if setting.mode == "auto":  # no size asked for: tiles large enough for the operators' reach
