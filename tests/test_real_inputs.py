@@ -535,6 +535,14 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
             linr.noisy(flipped)
     dark = np.random.default_rng(1).normal(0.0, 0.2, (16, 16, 3)).astype(np.float32)
     assert linr.noisy(dark).image.mean() == pytest.approx(dark.mean())  # black with noise: read as it is
+    # a bright photo on [-1, 1] averages above the limit, but too much of it lies below black for its
+    # noise (a new user's trial: restored without a word); a sigma-50 black one stays accepted
+    bright = np.clip(np.linspace(0.05, 1.0, 64)[None, :, None] + np.zeros((64, 64, 3)), 0, 1) * 2 - 1
+    assert bright.mean() > -0.1
+    with pytest.raises(InputError, match=r"% of its float values lie below -0\.\d+, far below black for its measured noise"):
+        linr.noisy(bright.astype(np.float32))
+    black50 = np.random.default_rng(3).normal(0.0, 50 / 255, (64, 64, 3)).astype(np.float32)
+    assert linr.noisy(black50).kind == "noisy" and linr.masked(black50, np.ones((64, 64), bool)).kind == "masked"
     with pytest.raises(InputError, match="peak \\(--peak\\) needs noise 'poisson'"):
         linr.noisy(image, peak=10)
     big = np.random.default_rng(2).random((96, 96, 3)).astype(np.float32)
@@ -588,7 +596,8 @@ def test_linr_fit_can_be_patched(monkeypatch):
 
 def test_a_photo_averaging_below_black_is_refused_once_not_per_tile():
     image = np.full((64, 64, 3), 0.8, np.float32)
-    image[:, :32] = -0.3  # averages 0.25: accepted, though its left tiles average below black
+    # a dark, very noisy left half: averages 0.33, accepted, though its left tiles average below black
+    image[:, :32] = np.random.default_rng(0).normal(-0.15, 0.2, (64, 32, 3))
     result = linr.restore([linr.noisy(image)], steps=2, stop="fixed", tile="36:8", refine="none", progress=False,
                           model=linr.ModelConfig(width=8, depth=1))
     assert result.image.shape == (64, 64, 3)
