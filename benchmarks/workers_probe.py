@@ -1,0 +1,103 @@
+"""Wall time of a default restore of a tiled photo on this machine's cores: one process with
+torch's threads against tiles fitted in local worker processes (``linr restore --workers N``).
+
+#14 aims at a 512 x 512 RGB noisy photo in under 60 s on a 2-core CPU: a wall-clock aim. A tiled
+restore fits its tiles one after another in one process whose torch threads share the cores; a
+7x64 pilot's matrix products are small, so a second thread may add less than a second process
+fitting another tile. This measures both, end to end, as a user runs them (the CLI, every default),
+plus the pilot's time per step in the three arrangements (one thread; two threads; two one-thread
+processes side by side). Run it on an idle machine: other load changes the answer.
+
+    .venv/bin/python benchmarks/workers_probe.py [--size 512] [--workers 2] [--rows FILE]
+
+The photo is ``tiles_scale.py``'s (set9/kodim01 mirror-tiled, sigma 25, seed 0), given as an 8-bit
+PNG and restored to one; PSNR in the standard convention (scikit-image, clipped, data range 1)
+against the clean float photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STEP_PROBE = """
+import sys, time, numpy as np, torch, linr
+from linr.tasks import DEFAULT_PILOT_MODEL
+torch.set_num_threads(int(sys.argv[1]))
+rng = np.random.default_rng(0)
+img = (0.5 + 0.2 * rng.standard_normal((272, 272, 3))).astype(np.float32)
+linr.restore(linr.noisy(img), model=DEFAULT_PILOT_MODEL, steps=3, stop="fixed", refine="none", device="cpu",
+             progress=False)  # warm-up
+t = time.perf_counter()
+linr.restore(linr.noisy(img), model=DEFAULT_PILOT_MODEL, steps=int(sys.argv[2]), stop="fixed", refine="none",
+             device="cpu", progress=False)
+print((time.perf_counter() - t) / int(sys.argv[2]))
+"""
+
+
+def step_times(steps: int) -> dict[str, float]:
+    """Seconds per step of the pilot on a 272-px tile (the default's tile at 512 px): one thread,
+    two threads, and two one-thread processes at once (each's time, averaged)."""
+    def run(threads: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", STEP_PROBE, str(threads), str(steps)],
+                                stdout=subprocess.PIPE, text=True)
+
+    one = float(run(1).communicate()[0])
+    two = float(run(2).communicate()[0])
+    pair = [run(1), run(1)]
+    side = [float(p.communicate()[0]) for p in pair]
+    return {"one_thread_s": one, "two_threads_s": two, "two_processes_each_s": sum(side) / 2,
+            "threads_speedup": one / two, "processes_speedup": 2 * one / (sum(side) / 2)}
+
+
+def restore_wall(noisy_png: Path, out: Path, workers: int | None) -> float:
+    cmd = [str(HERE.parent / ".venv" / "bin" / "linr"), "restore", "--noisy", str(noisy_png), "-o", str(out),
+           "--quiet", "--force", "--device", "cpu"] + (["--workers", str(workers)] if workers else [])
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--steps", type=int, default=20, help="steps of the per-step probe")
+    p.add_argument("--rows", default=None)
+    args = p.parse_args()
+    sys.path.insert(0, str(HERE))
+    import numpy as np
+
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from linr.images import read_image, write_image
+    from tiles_scale import noisy_mirrored_photo
+
+    data = Path(os.environ.get("LINR_DATA", HERE.parent.parent / "shared" / "data"))
+    clean, noisy = noisy_mirrored_photo(data, args.size)
+    row: dict = {"size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    row.update(step_times(args.steps))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "noisy.png"
+        write_image(src, np.clip(noisy, 0, 1))  # 8-bit, as a user's photo
+        for label, workers in (("one_process", None), (f"workers{args.workers}", args.workers)):
+            out = Path(tmp) / f"{label}.png"
+            row[f"{label}_wall_s"] = restore_wall(src, out, workers)
+            row[f"{label}_psnr"] = peak_signal_noise_ratio(clean, np.clip(read_image(out)[0], 0, 1), data_range=1.0)
+    row["load_after"] = os.getloadavg()[0]
+    print(json.dumps(row))
+    if args.rows:
+        with open(args.rows, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
