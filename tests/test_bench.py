@@ -547,7 +547,7 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     assert main(argv) == 0 and len(jobs.read_text().splitlines()) == 2  # resumed, nothing refitted
 
 
-def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(capsys) -> None:
+def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(capsys, tmp_path) -> None:
     from linr.bench.tiles import _case_images
     from linr.cli import main
     from linr.errors import InputError
@@ -560,9 +560,13 @@ def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(c
     assert _case_images(DATA / "set5", ["house"], ["sr", "denoise"]) == []
     with pytest.raises(InputError, match="no test image 'kate_mask'"):
         _case_images(DATA / "inpaint", ["kate_mask"], ["inpaint"])
+    jobs = tmp_path / "rows" / "tiles.jsonl"
     assert main(["bench", "tiles", "--data", str(DATA), "--cases", "sr", "--images", "bird,nosuch",
-                 "--steps", "1"]) == 2
+                 "--steps", "1", "--jobs", str(jobs)]) == 2
     assert "no test image 'nosuch' in the chosen cases' folders (set5 under" in capsys.readouterr().err
+    assert not jobs.parent.exists()  # refused before anything was made
+    assert main(["bench", "tiles", "--data", str(DATA), "--images", " ", "--jobs", str(jobs)]) == 2
+    assert "--images: give one or more image names" in capsys.readouterr().err
 
 
 def test_ensemble_bench_keys_name_the_defaults_its_fits_follow(tmp_path: Path, capsys) -> None:

@@ -297,10 +297,17 @@ def test_a_new_users_trial_tile_hint_overlap_note_tiled_report_kernel_message_an
         time.sleep(5)
         raise AssertionError("SIGTERM was not turned into an interrupt")
 
-    before = signal.getsignal(signal.SIGTERM)
+    class Unhandled(Exception):
+        pass
+
+    def fallback(signum, frame):  # main() installs its own; if it did not, this fails the test, not pytest
+        raise Unhandled
+
+    before = signal.signal(signal.SIGTERM, fallback)
     monkeypatch.setattr(linr.cli, "cmd_restore", killed)
     code = main(["restore", "--noisy", low, "-o", out, "--quiet"])
     said = capsys.readouterr().err
     assert code == 130, said
     assert said.splitlines()[0] == "linr: interrupted"
-    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
+    assert signal.getsignal(signal.SIGTERM) is fallback  # the handler is the command's only
+    signal.signal(signal.SIGTERM, before)

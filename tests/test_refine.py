@@ -293,6 +293,9 @@ def test_a_joint_noisy_and_lowres_fit_is_refined_then_reproduces_the_lowres_view
         with pytest.raises(InputError, match=f"refinement '{views_alone}' filters toward the low-res views alone"):
             linr.restore(joint, refine=views_alone, steps=10 ** 6)
     assert linr.restore(joint, refine="project", **SMALL).settings["refine"]["name"] == "project"
+    # photon noise beside the view: grouped-project cannot take it, so grouped-views is not refused
+    photon = [linr.noisy(np.clip(clean, 0, 1), noise="poisson", peak=30.0), linr.lowres(lr, 2)]
+    assert linr.restore(photon, refine="grouped-views", **SMALL).settings["refine"]["name"] == "grouped-views"
     # a low-res view that carries noise is not made exact: no default refinement then
     noisy_lr = linr.lowres(lr, 2)
     noisy_lr.carries_noise = True

@@ -812,9 +812,10 @@ class GroupedViews(_FallingLevels):
     name = "grouped-views"
     takes = "views"
     leaves_out_a_noisy_photo = True
-    """It filters toward the views alone: refused beside a noisy photo of the restored size
-    (:func:`refine_input`), whose fit it lost 2.80 dB on (forty-third session, two 64-px crops);
-    ``grouped-project`` uses both."""
+    """It filters toward the views alone: refused beside one photo with Gaussian noise of the
+    restored size (:func:`refine_input`), whose fit it lost 2.80 dB on (forty-third session, two
+    64-px crops), where ``grouped-project`` uses both (other noise, or several noisy frames: not
+    measured, and no grouped refinement of both exists: allowed)."""
     does = ("it is made to reproduce the low-res photo exactly and filtered again "
             "by grouped filtering")
 
@@ -1219,8 +1220,9 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                              "no observation is one (--lowres, of the photo's channels; refine='grouped' "
                              "filters a noisy photo alone)")
         if REFINERS[spec].takes == "views":
-            if getattr(REFINERS[spec], "leaves_out_a_noisy_photo", False) and \
-                    any(o.carries_noise and isinstance(o.operator, Identity) for o in observations):
+            photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
+                      and tuple(o.shape) == tuple(shape)]
+            if getattr(REFINERS[spec], "leaves_out_a_noisy_photo", False) and len(photos) == 1:  # grouped-project's case
                 raise InputError(f"refinement {spec!r} filters toward the low-res views alone and would leave out "
                                  "the noisy photo: leave the refinement out (the default for a noisy photo with a "
                                  "low-res view, grouped-project, uses both) or choose project")

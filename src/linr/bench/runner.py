@@ -486,17 +486,15 @@ class BenchRun:
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return arrays, seeds, spec, key
 
-    def job(self, table: Table, scene: Scene, method: Method,
-            keyed: tuple[dict[str, Any], dict[str, int], dict[str, Any], str] | None = None) -> tuple[dict[str, Any], bool]:
+    def job(self, table: Table, scene: Scene, method: Method) -> tuple[dict[str, Any], bool]:
         """The job for (scene, method) in ``table``: from this run's cache, an earlier run's
-        ``jobs.jsonl``, or run now. ``keyed``: what :meth:`_keyed` gives for them, if the caller has
-        it. Returns (job, fresh)."""
+        ``jobs.jsonl``, or run now. Returns (job, fresh)."""
         from ..baselines import BaselineUnavailable
         from ..errors import InputError
         from ..images import write_image
 
         corruption = method.corruption or table.corruption
-        arrays, seeds, spec, key = keyed if keyed is not None else self._keyed(table, scene, method)
+        arrays, seeds, spec, key = self._keyed(table, scene, method)
         if key in self.jobs:
             return self.jobs[key], False
         job: dict[str, Any] = {"key": key, "spec": spec, "first_table": table.number,
@@ -550,8 +548,7 @@ class BenchRun:
                  if self.wants(method)]
         # Which pairs need a fit (not in jobs.jsonl, nor shared with an earlier pair), for the
         # progress lines: 'fitting (3/25 of this table, ...)'.
-        keyed = [self._keyed(table, scene, method) for scene, method in pairs]  # once per pair: job() takes it
-        keys = [k[3] for k in keyed]
+        keys = [self._keyed(table, scene, method)[3] for scene, method in pairs]
         to_fit = [i for i, key in enumerate(keys) if key not in self.jobs and key not in keys[:i]
                   and pairs[i][1].kind != "input"]  # the corrupted input itself: nothing to fit
         started = time.perf_counter()
@@ -559,7 +556,7 @@ class BenchRun:
             if i in to_fit:
                 self._announce(table, pairs, to_fit, i, started)
             t0 = time.perf_counter()
-            job, fresh = self.job(table, scene, method, keyed[i])
+            job, fresh = self.job(table, scene, method)
             if fresh:
                 self.fit_seconds.setdefault(method.label, []).append(time.perf_counter() - t0)
             row = self._row(table, scene, method, job, paper.get(scene.name, {}).get(method.label, {}))

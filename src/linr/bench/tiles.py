@@ -202,6 +202,10 @@ def cmd_tiles(args: argparse.Namespace) -> int:
             raise InputError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
     variants = [parse_variant(v.strip()) for v in args.variants.split(",") if v.strip()]
     wanted = None if args.images is None else [n.strip() for n in args.images.split(",") if n.strip()]
+    if wanted == []:
+        raise InputError("--images: give one or more image names (or leave it out for all of each case's set)")
+    for case in cases:  # an unknown name: now, before any folder or fit
+        _case_images(data / CASES[case][0], wanted, cases)
     jobs = Path(args.jobs)
     jobs.parent.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -241,7 +245,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
 def _case_images(folder: Path, wanted: list[str] | None, cases: list[str]) -> list[Path]:
     """A case's test images: all of ``folder``'s in name order, or those of ``wanted`` that it
     holds, in the order given; a one-line InputError when a wanted name is in no chosen case's
-    folder (checked once, when the first case is listed)."""
+    folder."""
     from ..errors import InputError
 
     paths = {p.stem: p for p in sorted(folder.glob("*.png")) if not p.stem.endswith("_mask")}
