@@ -1173,7 +1173,7 @@ noise_sigma=...)``; ``none`` names no refinement. Each class also says in ``does
 fit's image (a clause; the note of a run that keeps the fit's own image, ``--save-model``), and in ``verb``
 (if not "refined") what it is. Optional flags: ``slow_at_any_size`` (its cost is announced before a
 restore of any size, :mod:`linr.forecast`) and ``leaves_out_a_noisy_photo`` (a ``views`` refiner
-refused beside a noisy photo, :func:`refine_input`)."""
+refused beside one photo with Gaussian noise, :func:`refine_input`)."""
 
 
 def check_refine_spec(spec: str) -> str:
