@@ -548,18 +548,19 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
 
 
 def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(capsys, tmp_path) -> None:
-    from linr.bench.tiles import _case_images
+    from linr.bench.tiles import _case_images, _check_names
     from linr.cli import main
     from linr.errors import InputError
 
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")
-    assert [p.stem for p in _case_images(DATA / "set5", ["woman", "bird"], ["sr"])] == ["woman", "bird"]
-    assert [p.stem for p in _case_images(DATA / "inpaint", None, ["inpaint"])] == ["kate", "library", "vase"]
+    assert [p.stem for p in _case_images(DATA / "set5", ["woman", "bird"])] == ["woman", "bird"]
+    assert [p.stem for p in _case_images(DATA / "inpaint", None)] == ["kate", "library", "vase"]
     # an image of another chosen case's folder is no error, and is not this case's
-    assert _case_images(DATA / "set5", ["house"], ["sr", "denoise"]) == []
+    _check_names(DATA, ["house"], ["sr", "denoise"])
+    assert _case_images(DATA / "set5", ["house"]) == []
     with pytest.raises(InputError, match="no test image 'kate_mask'"):
-        _case_images(DATA / "inpaint", ["kate_mask"], ["inpaint"])
+        _check_names(DATA, ["kate_mask"], ["inpaint"])
     jobs = tmp_path / "rows" / "tiles.jsonl"
     assert main(["bench", "tiles", "--data", str(DATA), "--cases", "sr", "--images", "bird,nosuch",
                  "--steps", "1", "--jobs", str(jobs)]) == 2

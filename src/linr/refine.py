@@ -1210,6 +1210,8 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                              f"refine='none' in Python)")
         _check_patch_side(shape)
         return observations[0]
+    photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
+              and tuple(o.shape) == tuple(shape)]
     if REFINERS[spec].takes in ("noisy+views", "views"):
         from .projection import projectable_views
 
@@ -1220,15 +1222,11 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                              "no observation is one (--lowres, of the photo's channels; refine='grouped' "
                              "filters a noisy photo alone)")
         if REFINERS[spec].takes == "views":
-            photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
-                      and tuple(o.shape) == tuple(shape)]
             if getattr(REFINERS[spec], "leaves_out_a_noisy_photo", False) and len(photos) == 1:  # grouped-project's case
                 raise InputError(f"refinement {spec!r} filters toward the low-res views alone and would leave out "
                                  "the noisy photo: leave the refinement out (the default for a noisy photo with a "
                                  "low-res view, grouped-project, uses both) or choose project")
             return views[0]
-    photos = [o for o in observations if measures_gaussian_noise(o) and isinstance(o.operator, Identity)
-              and tuple(o.shape) == tuple(shape)]
     if len(photos) != 1:
         raise InputError(f"refinement needs exactly one noisy photo of the restored size ({shape[0]}x{shape[1]}) "
                          f"with Gaussian noise and no operator, and {len(photos)} of the observations are one "

@@ -71,6 +71,7 @@ __all__ = [
     "SR_REFINE_UP_TO",
     "default_refine",
     "tile_grid",
+    "auto_whole_up_to",
     "DENOISE_WHOLE_UP_TO",
     "pilot_fit",
     "measured_noise",
@@ -1169,6 +1170,15 @@ def check_register_tiles(tile: "str | int | TileSetting | None", register: str |
     return setting
 
 
+def auto_whole_up_to(preset: str | None, *, pilot: bool) -> int | None:
+    """The side (px) up to which ``tile='auto'`` restores an image whole (None: always whole): the
+    preset's when one is named, else :data:`DENOISE_WHOLE_UP_TO` for the defaults' pilot
+    (:func:`pilot_fit`) and :data:`TILE_WHOLE_UP_TO` for other fits."""
+    if preset is not None:
+        return PRESETS[preset].tile_whole_up_to
+    return DENOISE_WHOLE_UP_TO if pilot else TILE_WHOLE_UP_TO
+
+
 def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
               tile: "str | int | TileSetting | None" = "auto", register: str | None = None,
               pilot: bool = False) -> TileGrid | None:
@@ -1178,8 +1188,7 @@ def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
     (:func:`pilot_fit`, no ensemble), whose 'auto' tiles above :data:`DENOISE_WHOLE_UP_TO` px."""
     setting = check_register_tiles(tile, register)
     p = PRESETS[DEFAULT_PRESET if preset is None else preset]
-    whole_up_to = p.tile_whole_up_to if preset is not None else \
-        DENOISE_WHOLE_UP_TO if pilot else TILE_WHOLE_UP_TO
+    whole_up_to = auto_whole_up_to(preset, pilot=pilot)
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
     return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,

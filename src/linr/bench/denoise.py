@@ -242,15 +242,14 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     of the same key, are whole-image fits and the held-out stop's."""
     from ..stopping import SurePick
     from ..sure import pick_tag
-    from ..tasks import DENOISE_WHOLE_UP_TO, PRESETS, TILE_WHOLE_UP_TO, plan_restore
+    from ..tasks import auto_whole_up_to, plan_restore
 
     if variant in REFERENCES:
         return ""
     options = {**options, **({"steps": steps} if steps is not None else {})}  # as _fit_row restores
     plan = plan_restore(obs, device="cpu", progress=False, seed=0, **options)
     tiled = options.get("tile", "auto") == "auto" and plan.grid is not None
-    above = DENOISE_WHOLE_UP_TO if plan.pilot else \
-        PRESETS[options["preset"]].tile_whole_up_to if "preset" in options else TILE_WHOLE_UP_TO  # as tile_grid
+    above = auto_whole_up_to(options.get("preset"), pilot=plan.pilot)
     return (f"@tiles-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "")
 
 

@@ -204,8 +204,8 @@ def cmd_tiles(args: argparse.Namespace) -> int:
     wanted = None if args.images is None else [n.strip() for n in args.images.split(",") if n.strip()]
     if wanted == []:
         raise InputError("--images: give one or more image names (or leave it out for all of each case's set)")
-    for case in cases:  # an unknown name: now, before any folder or fit
-        _case_images(data / CASES[case][0], wanted, cases)
+    if wanted is not None:  # an unknown name: now, before any folder or fit
+        _check_names(data, wanted, cases)
     jobs = Path(args.jobs)
     jobs.parent.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -221,7 +221,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
     print(f"linr bench tiles: {provenance}; PSNR paper convention (RGB, unclipped) / standard (clipped)")
     for case in cases:
         folder, _ = CASES[case]
-        for path in _case_images(data / folder, wanted, cases):
+        for path in _case_images(data / folder, wanted):
             for variant in variants:
                 key = _key(case, path, variant, args.crop, args.steps)
                 if key in done:
@@ -242,21 +242,23 @@ def cmd_tiles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _case_images(folder: Path, wanted: list[str] | None, cases: list[str]) -> list[Path]:
+def _case_images(folder: Path, wanted: list[str] | None) -> list[Path]:
     """A case's test images: all of ``folder``'s in name order, or those of ``wanted`` that it
-    holds, in the order given; a one-line InputError when a wanted name is in no chosen case's
-    folder."""
+    holds, in the order given."""
+    paths = {p.stem: p for p in sorted(folder.glob("*.png")) if not p.stem.endswith("_mask")}
+    return list(paths.values()) if wanted is None else [paths[n] for n in wanted if n in paths]
+
+
+def _check_names(data: Path, wanted: list[str], cases: list[str]) -> None:
+    """A one-line InputError when a name of ``wanted`` is in no chosen case's folder."""
     from ..errors import InputError
 
-    paths = {p.stem: p for p in sorted(folder.glob("*.png")) if not p.stem.endswith("_mask")}
-    if wanted is None:
-        return list(paths.values())
-    known = {p.stem for c in cases for p in (folder.parent / CASES[c][0]).glob("*.png") if not p.stem.endswith("_mask")}
+    folders = sorted({CASES[c][0] for c in cases})
+    known = {p.stem for f in folders for p in _case_images(data / f, None)}
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise InputError(f"no test image {', '.join(map(repr, unknown))} in the chosen cases' folders "
-                         f"({', '.join(sorted({CASES[c][0] for c in cases}))} under {folder.parent})")
-    return [paths[n] for n in wanted if n in paths]
+                         f"({', '.join(folders)} under {data})")
 
 
 def _line(row: dict[str, Any]) -> str:
