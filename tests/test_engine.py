@@ -369,3 +369,36 @@ def test_the_engine_refuses_models_it_cannot_run():
 
     with pytest.raises(ValueError, match="scaled layers"):
         FastSiren(MLP("relu", width=8, depth=2))
+
+
+def test_sines_through_numpy_agree_with_torch_and_only_on_few_cpu_threads(monkeypatch):
+    from linr import models
+
+    u = torch.linspace(-40, 40, 20001, dtype=torch.float32).reshape(-1, 1).repeat(1, 3).contiguous()
+    exact = u.double()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert models.numpy_trig(u)
+        value, slope = u.clone(), torch.empty_like(u)
+        calls = []
+        real_sin = np.sin
+        monkeypatch.setattr(models.np, "sin", lambda *a, **k: calls.append(1) or real_sin(*a, **k))
+        assert models.Sine().value_and_slope_(value, slope) is value
+        assert calls  # NumPy computed it
+        assert (value.double() - exact.sin()).abs().max() < 2e-7
+        assert (slope.double() - exact.cos()).abs().max() < 2e-7
+        rendered = models.Sine().value_(u.clone())
+        assert torch.equal(rendered, value)
+        # not for autograd, other dtypes, views that are not contiguous or more threads than the limit
+        assert not models.numpy_trig(u.clone().requires_grad_())
+        assert not models.numpy_trig(u.double())
+        assert not models.numpy_trig(u.mT)
+        torch.set_num_threads(models.NUMPY_TRIG_UP_TO_THREADS + 1)
+        assert not models.numpy_trig(u)
+        calls.clear()
+        other, other_slope = u.clone(), torch.empty_like(u)
+        models.Sine().value_and_slope_(other, other_slope)
+        assert not calls and torch.allclose(other, value, atol=2e-7) and torch.allclose(other_slope, slope, atol=2e-7)
+    finally:
+        torch.set_num_threads(threads)

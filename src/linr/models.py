@@ -14,6 +14,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -177,6 +178,25 @@ class ModelConfig:
         return self
 
 
+NUMPY_TRIG_UP_TO_THREADS = 2
+"""The fast engine's sines and cosines (:class:`Sine`) on the CPU run through NumPy's vectorised
+float32 ``sin``/``cos`` in place when torch runs on at most this many threads: on this project's
+2-core AVX-512 CPU NumPy's (one thread) took about half of torch's time on one thread (4.1 + 5.8
+ms against 9.0 + 11.1 ms for 74k x 64 values) and less than torch's on two (7.8 + 7.8 ms), and a
+272-px pilot fit took 0.72-0.86x the CPU time (BENCHMARKS.md, '#14 the sines through NumPy'). Both
+are within 2 float32 ulp of the float64 sine here (3.6e-8 and 7.0e-8 the largest differences on
+values up to 15), so fits differ from torch's by rounding only. With more threads torch spreads
+its sines over them and keeps them."""
+
+
+def numpy_trig(*tensors: torch.Tensor) -> bool:
+    """Whether :class:`Sine` computes over ``tensors`` through NumPy in place
+    (:data:`NUMPY_TRIG_UP_TO_THREADS`): contiguous float32 CPU tensors outside autograd."""
+    return torch.get_num_threads() <= NUMPY_TRIG_UP_TO_THREADS and all(
+        t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad
+        for t in tensors)
+
+
 class Activation:
     """A pointwise activation ``g(u)`` of a scaled layer ``g(scale * (W x + b))``, written so that
     the fast engine (:mod:`linr.engine`) can run any model built of such layers: it folds the
@@ -205,9 +225,16 @@ class Sine(Activation):
         return torch.sin(u)
 
     def value_(self, u: torch.Tensor) -> torch.Tensor:
+        if numpy_trig(u):
+            np.sin(view := u.numpy(), out=view)
+            return u
         return u.sin_()
 
     def value_and_slope_(self, u: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        if numpy_trig(u, slope):
+            np.cos(view := u.numpy(), out=slope.numpy())
+            np.sin(view, out=view)
+            return u
         torch.cos(u, out=slope)
         return torch.sin(u, out=u)
 
