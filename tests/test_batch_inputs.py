@@ -111,6 +111,35 @@ def test_an_image_without_its_mask_in_the_shared_folder_is_named(tmp_path, capsy
     assert not (tmp_path / "o").exists()
 
 
+def test_a_mask_folder_may_leave_out_images_that_carry_their_own_holes(tmp_path, capsys):
+    """One folder mixing photos with x_mask.png files and photos whose transparent pixels are their
+    holes (the layout --mask DIR and no --mask each take alone): each image gets its own, a note
+    names those without a file; one without a file and without alpha is still named up front."""
+    from PIL import Image
+
+    holes = tmp_path / "holes"
+    holes.mkdir()
+    mask = np.random.default_rng(0).random((16, 16)) < 0.5
+    write_image(holes / "a.png", _image(0) * mask[..., None])
+    write_image(holes / "a_mask.png", mask.astype(np.float32))
+    rgba = (np.concatenate([_image(1), np.ones((16, 16, 1))], axis=2) * 255).astype(np.uint8)
+    rgba[:4, :4, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(holes / "b.png")
+    out = tmp_path / "restored"
+    assert main(["batch", str(holes), "--task", "masked", "--mask", str(holes), "-o", str(out), *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "no file for 1 image(s), which mark their holes by their own transparent pixels: b" in captured.out + captured.err
+    records = _manifest(out)
+    assert records["a"]["status"] == records["b"]["status"] == "done"
+    assert records["a"]["inputs"]["mask"].endswith("a_mask.png") and records["b"]["inputs"]["mask"] is None
+    restored_b = read_image(out / "b.png")[0]
+    assert restored_b.shape == (16, 16, 3)  # the holes filled, no alpha left
+    write_image(holes / "c.png", _image(2))  # no mask file, no alpha: named before anything runs
+    code = main(["batch", str(holes), "--task", "masked", "--mask", str(holes), "-o", str(tmp_path / "o2"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no file for 1 image(s): c" in err and not (tmp_path / "o2").exists()
+
+
 def test_kernel_images_beside_the_blurred_images(tmp_path):
     from linr import simulate
     from linr.operators import gaussian_kernel

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
@@ -204,18 +204,21 @@ def _auxiliary(
     what: str,
     strip: Sequence[str],
     notes: list[str] | None = None,
+    own: Callable[[str], bool] | None = None,
 ) -> dict[str, str | None]:
     """One shared file for every stem, or ``files`` (those of a folder / glob) paired by stem.
 
     A stem without a file is an error, unless ``notes`` is given (optional files such as
     references): then it gets None and a note, and only a folder matching no stem is an error.
+    A stem for which ``own`` says True needs no file either (a masked image that carries its own
+    holes): it gets None.
     """
     if spec is None:
         return {s: None for s in stems}
     if files is None:  # one file for every image
         return {s: spec for s in stems}
     index = _by_stem(files, what=what, strip=strip)
-    missing = [s for s in stems if s not in index]
+    missing = [s for s in stems if s not in index and not (own is not None and own(s))]
     if missing and (notes is None or len(missing) == len(stems)):
         raise InputError(f"{what} {spec}: no file for {len(missing)} image(s): {_listed(missing)}")
     if missing and notes is not None:
@@ -237,6 +240,12 @@ def _may_hold_alpha(path: Path) -> bool:
             return "A" in img.mode or "a" in img.mode or "transparency" in img.info
     except Exception:  # noqa: BLE001 - a header Pillow cannot read
         return True
+
+
+def _own_holes(masked: Any) -> bool:
+    """Whether a masked image file may mark its holes itself (an alpha channel: :func:`_may_hold_alpha`),
+    so that a folder of masks needs no file for it."""
+    return isinstance(masked, Path) and _may_hold_alpha(masked)
 
 
 def _has_suffix(path: Path, suffix: str) -> bool:
@@ -313,7 +322,12 @@ def plan_jobs(
                 "named like the images)" + (f"; it holds masks such as {marked[0]}: --mask {observations[kind]}"
                                              if marked else ""))
     stems = pair_by_stem(groups)
-    masks = _auxiliary(mask, aux_files.get("--mask"), stems, what="--mask", strip=("_mask",))
+    masks = _auxiliary(mask, aux_files.get("--mask"), stems, what="--mask", strip=("_mask",),
+                       own=lambda s: _own_holes(groups.get("--masked", {}).get(s)))
+    own_holes = [s for s in stems if masks[s] is None and mask is not None]
+    if own_holes and notes is not None:
+        notes.append(f"--mask {mask}: no file for {len(own_holes)} image(s), which mark their holes by their "
+                     f"own transparent pixels: {_listed(own_holes)}")
     refs = _auxiliary(reference_dir, aux_files.get("--reference-dir"), stems, what="--reference-dir",
                       strip=(), notes=[] if notes is None else notes)
     if is_kernel_spec:
