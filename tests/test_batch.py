@@ -129,7 +129,7 @@ def test_changed_settings_are_refused(folder, local_run, capsys):
     # Leaving the reference folder out is no change (it only adds metrics): tests/test_batch_inputs.py
 
 
-def test_a_batch_made_without_the_default_prior_does_not_resume_under_it(folder, tmp_path, capsys):
+def test_a_batch_made_without_the_default_prior_does_not_resume_under_it(folder, tmp_path, capsys, monkeypatch):
     """Denoising batches record the prior the defaults add (tv:auto): one made without a prior
     (as before the default had one, or with --prior none) is not silently mixed with it."""
     out = tmp_path / "out"
@@ -142,8 +142,25 @@ def test_a_batch_made_without_the_default_prior_does_not_resume_under_it(folder,
     assert "1 already done" in capsys.readouterr().out
     assert main([*base, "--force"]) == 0
     record = _manifest(out)["img0"]
-    assert record["batch"]["prior"] == "tv:auto"
+    assert record["batch"]["prior"] == "tv:auto-except-rgb-above128"  # the defaults' rule (the image is small: tv:auto)
     assert record["settings"]["prior_used"].startswith("tv:0.")
+    assert main([*base, "--prior", "tv:0.1"]) == 2  # the rule is no --prior value: resume without one
+    err = capsys.readouterr().err
+    assert "other settings (prior)" in err and "no --prior to resume as made" in err
+    # a batch made when the default gave tv:auto at every size (its manifest says tv:auto) does
+    # not resume under the rule
+    older = tmp_path / "older"
+    older_base = [*base[:4], "-o", str(older), *base[6:]]
+    monkeypatch.setattr("linr.tasks.default_prior_rule", lambda: "tv:auto")
+    assert main(older_base) == 0
+    monkeypatch.undo()
+    assert _manifest(older)["img0"]["batch"]["prior"] == "tv:auto"
+    capsys.readouterr()
+    assert main(older_base) == 2
+    err = capsys.readouterr().err
+    assert "other settings (prior)" in err and "--prior tv:auto to resume as made" in err
+    assert main([*older_base, "--prior", "tv:auto"]) == 0
+    assert "1 already done" in capsys.readouterr().out
 
 
 def test_an_auto_prior_without_gaussian_noisy_images_is_refused_up_front(folder, tmp_path, capsys):

@@ -384,7 +384,7 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     from linr.tasks import pilot_tag
 
     assert pilot_tag().startswith("@pilot7x64")  # the network, then the learning rate where not the paper's
-    assert keys == {"default": f"default-tv:auto-grouped{pilot_tag()}", "refine=wiener": f"refine=wiener{pilot_tag()}",
+    assert keys == {"default": f"default-tv:auto-except-rgb-above128-grouped{pilot_tag()}", "refine=wiener": f"refine=wiener{pilot_tag()}",
                     "width=64": "width=64", "refine=none": "refine=none", "bm3d": "bm3d"}  # rows say which network
     from linr.bench.averaging import observations_for
     from linr.bench.denoise import _plan_suffix
@@ -534,7 +534,7 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     default = json.loads(_key("denoise", path, parse_variant("256:32"), None, None))
     named = json.loads(_key("denoise", path, parse_variant("256:32@128"), None, None))
     sr = json.loads(_key("sr", path, parse_variant("off"), None, None))
-    assert default["defaults"] == f"tv:auto-grouped@pilot7x64-lr{DEFAULT_PILOT_LR:g}-retry" and named["defaults"] == "tv:auto-grouped"
+    assert default["defaults"] == f"tv:auto-except-rgb-above128-grouped@pilot7x64-lr{DEFAULT_PILOT_LR:g}-retry" and named["defaults"] == "tv:auto-except-rgb-above128-grouped"
     assert "defaults" not in sr  # the default changed only for one noisy photo
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")
@@ -572,7 +572,7 @@ def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(c
 
 def test_ensemble_bench_keys_name_the_defaults_its_fits_follow(tmp_path: Path, capsys) -> None:
     from linr.cli import main
-    from linr.tasks import DEFAULT_DENOISE_PRIOR, DEFAULT_DENOISE_REFINE, pilot_tag
+    from linr.tasks import DEFAULT_DENOISE_REFINE, default_prior_rule, pilot_tag
 
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")
@@ -581,7 +581,7 @@ def test_ensemble_bench_keys_name_the_defaults_its_fits_follow(tmp_path: Path, c
             "--threads", "1", "--rows", str(rows)]
     assert main(base) == 0 and main([*base, "--width", "8", "--depth", "2"]) == 0
     keys = [json.loads(json.loads(line)["key"]) for line in rows.read_text().splitlines()]
-    defaults = f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}"
+    defaults = f"{default_prior_rule()}-{DEFAULT_DENOISE_REFINE}"
     assert [k["defaults"] for k in keys] == [defaults + pilot_tag(), defaults]  # a named network: no pilot
     assert main(base) == 0 and len(rows.read_text().splitlines()) == 2  # resumed, not refitted
 

@@ -181,6 +181,35 @@ def test_the_default_prior_is_for_plain_gaussian_denoising_only():
         assert linr.tasks.resolve(obs, **kw)[1].prior is None, (obs, kw)
 
 
+def test_the_default_prior_leaves_out_colour_photos_above_its_size_only():
+    from linr.tasks import DENOISE_PRIOR_UP_TO, default_prior_rule
+
+    rng = np.random.default_rng(5)
+    up_to = DENOISE_PRIOR_UP_TO
+    for shape, prior in [((up_to, up_to, 3), "tv:auto"), ((up_to + 1, 16, 3), None), ((16, up_to + 1, 3), None),
+                         ((300, 300, 3), None), ((300, 300), "tv:auto"), ((300, 300, 1), "tv:auto"),
+                         ((300, 300, 2), "tv:auto"), ((up_to, 16), "tv:auto")]:
+        obs = [linr.noisy(rng.random(shape).astype(np.float32))]
+        assert linr.tasks.resolve(obs)[1].prior == prior, shape
+        assert linr.tasks.resolve(obs, prior="tv:auto")[1].prior == "tv:auto"  # asked for: at any size
+    assert default_prior_rule() == f"tv:auto-except-rgb-above{up_to}"
+    result = linr.restore(linr.noisy(rng.random((up_to + 1, 8, 3)).astype(np.float32)), steps=2, device="cpu",
+                          progress=False, model=ModelConfig(width=8, depth=2), refine="none")
+    assert result.settings.get("prior") is None and result.settings.get("prior_used") is None
+
+
+def test_the_command_line_help_names_the_default_priors_size():
+    import argparse
+
+    from linr.cli import build_parser
+    from linr.tasks import DENOISE_PRIOR_UP_TO
+
+    parser = build_parser()
+    restore = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["restore"]
+    help_text = next(a.help for a in restore._actions if "--prior" in a.option_strings)
+    assert f"a colour one above {DENOISE_PRIOR_UP_TO} px" in help_text
+
+
 def test_none_and_numbers_resolve_as_given():
     obs = [linr.noisy(np.full((16, 16), 0.5))]
     assert linr.tasks.resolve(obs, prior="none")[1].prior is None

@@ -142,7 +142,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="an explicit image prior added to the data term: tv:WEIGHT, total "
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
-                   "Default: tv:auto for one noisy photo with no --preset, else none")
+                   "Default: tv:auto for one noisy photo with no --preset (but a colour one above 128 px a side), else none")
     g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-views-examples|grouped-deblur|grouped-pair|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "

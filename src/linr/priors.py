@@ -11,10 +11,10 @@ The paper's fit has none: the network is the only prior. A prior here is an obje
 - ``spec``: the short form :func:`parse_prior` reads back (such as ``tv:0.05``);
 - ``weight_for_noise(sigma)``: the weight ``NAME:auto`` gets (see below).
 
-A weight may be ``auto`` (such as ``tv:auto``, the defaults' prior for one noisy photo): it is set
-from the noise level measured on the noisy observations when each fit is built
-(:func:`linr.problem.build_prior`), by the prior's ``weight_for_noise``; the fit records the
-number it used (``settings['prior_used']``). ``none`` names no prior.
+A weight may be ``auto`` (such as ``tv:auto``, the defaults' prior for one noisy photo, but a
+colour one above 128 px): it is set from the noise level measured on the noisy observations when
+each fit is built (:func:`linr.problem.build_prior`), by the prior's ``weight_for_noise``; the
+fit records the number it used (``settings['prior_used']``). ``none`` names no prior.
 
 Adding one is a class here plus one line in :data:`PRIORS`. (torch is imported where a value
 is computed, so that the command line checks a spec without loading it.)

@@ -272,8 +272,9 @@ def resolve(
     alone, whole or in tiles, or beside one noisy photo of it (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
     :data:`DEFAULT_FREE_BLUR_SCHEDULE` rate, unless ``steps`` says otherwise), else 'reflect',
     noisy frames of measured different noise levels share the joint noisy weight by inverse
-    variance (:func:`measured_noise`), and one noisy photo gets the ``tv:auto`` prior unless
-    ``prior`` says otherwise (:func:`default_prior`): with automatic stopping, the ways the
+    variance (:func:`measured_noise`), and one noisy photo gets the ``tv:auto`` prior (but a colour
+    photo above :data:`DENOISE_PRIOR_UP_TO` px) unless ``prior`` says otherwise
+    (:func:`default_prior`): with automatic stopping, the ways the
     defaults differ from ``preset="paper"``.
     """
     observations = check_observations(observations)
@@ -326,18 +327,39 @@ def resolve(
 
 DEFAULT_DENOISE_PRIOR = "tv:auto"
 """The image prior of the defaults (no preset named) when one noisy image compared by squared
-error is restored (Gaussian denoising): total variation weighted by the measured noise level.
-Measured in BENCHMARKS.md ('#15 quality: total variation weighted by the measured noise'): the
-weight per unit of noise chosen on four set9 tune crops (sigma 25 and 50), then ahead of no prior
-on 128-px crops it was not chosen on (set9 report images at sigma 15, 25, 50, RGB and grey; four
-held-out set5 images) and on whole held-out set5 images. Joint fits, bursts, photon noise and
-the other kinds keep no prior by default (not measured)."""
+error is restored (Gaussian denoising), except a colour photo larger than
+:data:`DENOISE_PRIOR_UP_TO` px (:func:`default_prior`): total variation weighted by the measured
+noise level. Measured in BENCHMARKS.md ('#15 quality: total variation weighted by the measured
+noise'): the weight per unit of noise chosen on four set9 tune crops (sigma 25 and 50), then ahead
+of no prior on 128-px crops it was not chosen on (set9 report images at sigma 15, 25, 50, RGB and
+grey; four held-out set5 images). Joint fits, bursts, photon noise and the other kinds keep no
+prior by default (not measured)."""
+
+DENOISE_PRIOR_UP_TO = 128
+"""The side (px, the longer one) up to which the defaults' denoising of one colour (RGB) photo adds
+:data:`DEFAULT_DENOISE_PRIOR` (:func:`default_prior`); a larger colour photo, whole or in tiles,
+is fitted without a prior since the forty-fifth session (grey photos and other channel counts keep
+it at any size). With the refinement after the pilot fit, the prior's gain on colour photos fell
+with the size: at 128 px `tv:auto` stayed ahead (+0.04 / +0.09 dB), at 256 px and whole it was
+about level (all twelve 256-px crops -0.04; whole set9 photos -0.10 on the tune images, -0.01 on
+the report images; whole held-out set5 photos +0.03 / +0.04 at sigma 25 / 50) while the fit with
+it took 1.2-2x the CPU time (its automatic stop fires later). On grey whole held-out set5 photos
+it kept +0.10 (sigma 25), so grey keeps it. BENCHMARKS.md, '#15 and #14: no prior for colour
+photos above 128 px'."""
+
+
+def default_prior_rule() -> str:
+    """The defaults' denoising prior as a rule, for benchmark row keys and batch manifests:
+    ``tv:auto-except-rgb-above128`` (:data:`DEFAULT_DENOISE_PRIOR` but for colour photos above
+    :data:`DENOISE_PRIOR_UP_TO` px)."""
+    return f"{DEFAULT_DENOISE_PRIOR}-except-rgb-above{DENOISE_PRIOR_UP_TO}"
 
 
 def plain_denoising(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' Gaussian denoising of one photo: no preset named, one
     noisy observation with the squared-error data term and no operator, large enough to measure
-    its noise. It gets :data:`DEFAULT_DENOISE_PRIOR` and :data:`DEFAULT_DENOISE_REFINE`."""
+    its noise. It gets :data:`DEFAULT_DENOISE_REFINE` and :data:`DEFAULT_DENOISE_PRIOR` (but a colour
+    photo above :data:`DENOISE_PRIOR_UP_TO` px: :func:`default_prior`)."""
     if preset is not None or len(observations) != 1:
         return False
     (obs,) = observations
@@ -346,8 +368,13 @@ def plain_denoising(observations: Sequence[Observation], *, preset: str | None) 
 
 def default_prior(observations: Sequence[Observation], *, preset: str | None) -> str | None:
     """The prior a restore gets when none is asked for: :data:`DEFAULT_DENOISE_PRIOR` for
-    :func:`plain_denoising`, else None (the presets keep the paper's fit)."""
-    return DEFAULT_DENOISE_PRIOR if plain_denoising(observations, preset=preset) else None
+    :func:`plain_denoising`, but None for a colour (3-channel) photo above
+    :data:`DENOISE_PRIOR_UP_TO` px a side, and None otherwise (the presets keep the paper's fit)."""
+    if not plain_denoising(observations, preset=preset):
+        return None
+    (obs,) = observations
+    colour_above = obs.channels == 3 and max(obs.shape) > DENOISE_PRIOR_UP_TO
+    return None if colour_above else DEFAULT_DENOISE_PRIOR
 
 
 DEFAULT_DENOISE_REFINE = "grouped"
@@ -415,7 +442,7 @@ def pilot_tag(*, own_lr: bool = False) -> str:
 def denoise_defaults_tag(*, pilot: bool) -> str:
     """What the defaults do to one noisy photo, for benchmark row keys: the prior, the refinement
     and, for a fit that is the defaults' pilot (no network named), :func:`pilot_tag`."""
-    return f"{DEFAULT_DENOISE_PRIOR}-{DEFAULT_DENOISE_REFINE}{pilot_tag() if pilot else ''}"
+    return f"{default_prior_rule()}-{DEFAULT_DENOISE_REFINE}{pilot_tag() if pilot else ''}"
 
 
 def fits_a_pilot(*, model: Any, stop: Any, plain: bool, refined: bool) -> bool:
@@ -939,7 +966,8 @@ def restore(
     ``prior``: an explicit image prior added to the data term (:mod:`linr.priors`, such as
     ``'tv:0.05'``, or ``'tv:auto'``: its weight set from the measured noise level, see
     :func:`resolve_prior`); ``'none'``: no prior (the paper's fit); None: the default's
-    (:func:`default_prior`: ``tv:auto`` when one noisy image is denoised with no preset named).
+    (:func:`default_prior`: ``tv:auto`` when one noisy image is denoised with no preset named, but
+    a colour photo above :data:`DENOISE_PRIOR_UP_TO` px a side).
     ``refine``: filter the noisy photo once more with the fit's image as the pilot
     (:mod:`linr.refine`: ``'grouped'``, ``'wiener'``; ``'none'``: the fit's image); None: the default's
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named

@@ -267,10 +267,12 @@ def _asked_or_default(asked: str | None, default: str, args: argparse.Namespace)
 
 
 def _prior_of(args: argparse.Namespace) -> str | None:
-    """The prior every image gets (:func:`linr.tasks.default_prior`)."""
-    from ..tasks import DEFAULT_DENOISE_PRIOR
+    """The prior the images get, as the manifest records it: the one asked for, or the defaults'
+    rule (:func:`linr.tasks.default_prior_rule`: ``tv:auto`` but for colour photos above a size;
+    a batch made before the rule recorded ``tv:auto``, which it gave to every photo)."""
+    from ..tasks import default_prior_rule
 
-    return _asked_or_default(args.prior, DEFAULT_DENOISE_PRIOR, args)
+    return _asked_or_default(args.prior, default_prior_rule(), args)
 
 
 def _kinds_given(args: argparse.Namespace) -> set[str]:

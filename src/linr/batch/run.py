@@ -92,7 +92,7 @@ def select(
         old_views = made.get("refine_up_to") is not None and "refine_up_to" in differ
         # a blur fitted with mirrored edges before free ones became its default: no option gives that fit now
         mirrored_fit = "blur_fit" in differ and "blur_fit" not in made
-        hint = "".join(f", --{name} {made.get(name) or 'none'} to resume as made" for name in ("prior", "refine")
+        hint = "".join(_resume_as_made(name, made.get(name)) for name in ("prior", "refine")
                        if name in differ and not (name == "refine" and (sized or old_fill or old_views or mirrored_fit)))
         if "inpaint_model" in differ and "inpaint_model" not in made and made.get("model") is None:
             # made before the defaults' inpainting network, or with the paper's named
@@ -136,6 +136,18 @@ def select(
             raise InputError(f"{present[0]}: exists and is not from a linr batch in this folder "
                              f"({len(present)} such file(s)); use --force to overwrite")
     return todo, skip, keys
+
+
+def _resume_as_made(name: str, made: str | None) -> str:
+    """The hint that resumes a batch whose ``--prior`` or ``--refine`` (``name``) differs: the value
+    it was made with (``none`` where it had none), or no option where it had the defaults' prior
+    rule (:func:`linr.tasks.default_prior_rule`), which no ``--prior`` value names."""
+    if name == "prior" and made is not None:
+        from ..tasks import default_prior_rule
+
+        if made == default_prior_rule():
+            return ", no --prior to resume as made"
+    return f", --{name} {made or 'none'} to resume as made"
 
 
 def _inputs_replaced(job: Job, record: dict[str, Any]) -> bool:
