@@ -92,6 +92,9 @@ def main() -> int:
             row[f"{label}_wall_s"] = restore_wall(src, out, workers)
             row[f"{label}_psnr"] = peak_signal_noise_ratio(clean, np.clip(read_image(out)[0], 0, 1), data_range=1.0)
     row["load_after"] = os.getloadavg()[0]
+    from linr.bench.common import commit_id
+
+    row["commit"] = commit_id()
     print(json.dumps(row))
     if args.rows:
         with open(args.rows, "a") as f:
