@@ -23,6 +23,7 @@ import torch
 
 import linr
 from linr import models
+from linr.bench.common import commit_id
 from linr.tasks import DEFAULT_PILOT_MODEL
 
 
@@ -59,7 +60,8 @@ def main() -> None:
                **{f"{n}_cpu_s_per_step": statistics.median(c for c, _ in t) for n, t in times.items()},
                **{f"{n}_wall_s_per_step": statistics.median(w for _, w in t) for n, t in times.items()},
                "max_image_difference": float(np.abs(images["torch"] - images["numpy"]).max()),
-               "torch": torch.__version__, "numpy": np.__version__, "load_after": os.getloadavg()[0]}
+               "torch": torch.__version__, "numpy": np.__version__, "load_after": os.getloadavg()[0],
+               "commit": commit_id()}
         row["cpu_ratio"] = row["numpy_cpu_s_per_step"] / row["torch_cpu_s_per_step"]
         row["wall_ratio"] = row["numpy_wall_s_per_step"] / row["torch_wall_s_per_step"]
         print(json.dumps(row))

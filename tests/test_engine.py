@@ -394,6 +394,16 @@ def test_sines_through_numpy_agree_with_torch_and_only_on_few_cpu_threads(monkey
         assert not models.numpy_trig(u.clone().requires_grad_())
         assert not models.numpy_trig(u.double())
         assert not models.numpy_trig(u.mT)
+        # over two threads, in parts: the same values as in one piece
+        torch.set_num_threads(2)
+        big = torch.linspace(-40, 40, 3 * models.SPLIT_TRIG_FROM + 7, dtype=torch.float32)
+        split, split_slope = big.clone(), torch.empty_like(big)
+        models.Sine().value_and_slope_(split, split_slope)
+        torch.set_num_threads(1)
+        whole, whole_slope = big.clone(), torch.empty_like(big)
+        models.Sine().value_and_slope_(whole, whole_slope)
+        assert torch.equal(split, whole) and torch.equal(split_slope, whole_slope)
+        assert (split.double() - big.double().sin()).abs().max() < 2e-7
         torch.set_num_threads(models.NUMPY_TRIG_UP_TO_THREADS + 1)
         assert not models.numpy_trig(u)
         calls.clear()

@@ -180,13 +180,19 @@ class ModelConfig:
 
 NUMPY_TRIG_UP_TO_THREADS = 2
 """The fast engine's sines and cosines (:class:`Sine`) on the CPU run through NumPy's vectorised
-float32 ``sin``/``cos`` in place when torch runs on at most this many threads: on this project's
-2-core AVX-512 CPU NumPy's (one thread) took about half of torch's time on one thread (4.1 + 5.8
-ms against 9.0 + 11.1 ms for 74k x 64 values) and less than torch's on two (7.8 + 7.8 ms), and a
-272-px pilot fit took 0.72-0.86x the CPU time (BENCHMARKS.md, '#14 the sines through NumPy'). Both
-are within 2 float32 ulp of the float64 sine here (3.6e-8 and 7.0e-8 the largest differences on
-values up to 15), so fits differ from torch's by rounding only. With more threads torch spreads
-its sines over them and keeps them."""
+float32 ``sin``/``cos`` in place (:func:`numpy_sin_cos_`) when torch runs on at most this many
+threads, split over as many Python threads as torch has (NumPy's loops release the GIL). On this
+project's 2-core AVX-512 CPU, idle, for 74k x 64 values: torch's sine and cosine 12.0 ms on one
+thread and 6.1 ms on two, NumPy's 5.0 ms on one and 2.7 ms split over two; a 272-px pilot step took
+0.83x the time on one thread (BENCHMARKS.md, '#14 the sines through NumPy'). NumPy's values are
+within 7e-8 of the float64 sine and cosine on values up to 15 (torch's within 4e-8), so fits
+differ from torch's by float32 rounding only. Not measured on more threads: there torch keeps
+them."""
+
+SPLIT_TRIG_FROM = 1 << 16
+"""Values from which :func:`numpy_sin_cos_` splits its work over several threads (fewer: one)."""
+
+_trig_pool: tuple[int, int, "object"] | None = None  # (process id, threads, executor)
 
 
 def numpy_trig(*tensors: torch.Tensor) -> bool:
@@ -195,6 +201,40 @@ def numpy_trig(*tensors: torch.Tensor) -> bool:
     return torch.get_num_threads() <= NUMPY_TRIG_UP_TO_THREADS and all(
         t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad
         for t in tensors)
+
+
+def numpy_sin_cos_(u: torch.Tensor, slope: torch.Tensor | None = None) -> torch.Tensor:
+    """``cos(u)`` into ``slope`` (when given) and ``sin(u)`` over ``u`` (returned), by NumPy, in
+    parts over torch's thread count (:data:`NUMPY_TRIG_UP_TO_THREADS`; :func:`numpy_trig` says when)."""
+    values = u.numpy().reshape(-1)
+    slopes = None if slope is None else slope.numpy().reshape(-1)
+
+    def part(at: slice) -> None:
+        if slopes is not None:
+            np.cos(values[at], out=slopes[at])
+        np.sin(values[at], out=values[at])
+
+    threads = torch.get_num_threads()
+    if threads == 1 or values.size < SPLIT_TRIG_FROM:
+        part(slice(None))
+        return u
+    bounds = np.linspace(0, values.size, threads + 1).astype(int)
+    list(_trig_executor(threads).map(part, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+    return u
+
+
+def _trig_executor(threads: int):
+    """This process's thread pool for :func:`numpy_sin_cos_` (made again in a forked child, whose
+    parent's threads it does not have)."""
+    global _trig_pool
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _trig_pool is None or _trig_pool[:2] != (os.getpid(), threads):
+        if _trig_pool is not None and _trig_pool[0] == os.getpid():
+            _trig_pool[2].shutdown(wait=False)  # another thread count: this process's old pool
+        _trig_pool = (os.getpid(), threads, ThreadPoolExecutor(threads, thread_name_prefix="linr-trig"))
+    return _trig_pool[2]
 
 
 class Activation:
@@ -226,15 +266,12 @@ class Sine(Activation):
 
     def value_(self, u: torch.Tensor) -> torch.Tensor:
         if numpy_trig(u):
-            np.sin(view := u.numpy(), out=view)
-            return u
+            return numpy_sin_cos_(u)
         return u.sin_()
 
     def value_and_slope_(self, u: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
         if numpy_trig(u, slope):
-            np.cos(view := u.numpy(), out=slope.numpy())
-            np.sin(view, out=view)
-            return u
+            return numpy_sin_cos_(u, slope)
         torch.cos(u, out=slope)
         return torch.sin(u, out=u)
 
