@@ -341,11 +341,12 @@ DENOISE_PRIOR_UP_TO = 128
 is fitted without a prior since the forty-fifth session (grey photos and other channel counts keep
 it at any size). With the refinement after the pilot fit, the prior's gain on colour photos fell
 with the size: at 128 px `tv:auto` stayed ahead (+0.04 / +0.09 dB), at 256 px and whole it was
-about level (all twelve 256-px crops -0.04; whole set9 photos -0.10 on the tune images, -0.01 on
-the report images; whole held-out set5 photos +0.03 / +0.04 at sigma 25 / 50) while the fit with
-it took 1.2-2x the CPU time (its automatic stop fires later). On grey whole held-out set5 photos
-it kept +0.10 (sigma 25), so grey keeps it. BENCHMARKS.md, '#15 and #14: no prior for colour
-photos above 128 px'."""
+about level (all twelve 256-px crops -0.04; whole set9 photos at sigma 25 -0.10 on the tune
+images, -0.01 on the report images; whole held-out set5 photos +0.00 / +0.03 / +0.04 at sigma 15
+/ 25 / 50) while the restore without it took 0.50-0.71x the CPU time on the set9 photos and
+0.51-1.08x (median 0.69) on the set5 ones (the automatic stop fires sooner). On grey whole
+held-out set5 photos it kept +0.09 (sigma 25), so grey keeps it. BENCHMARKS.md, '#15 and #14: no
+prior for colour photos above 128 px'."""
 
 
 def default_prior_rule() -> str:
