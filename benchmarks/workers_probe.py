@@ -4,8 +4,9 @@ torch's threads against tiles fitted in local worker processes (``linr restore -
 #14 aims at a 512 x 512 RGB noisy photo in under 60 s on a 2-core CPU: a wall-clock aim. A tiled
 restore fits its tiles one after another in one process whose torch threads share the cores; a
 7x64 pilot's matrix products are small, so a second thread may add less than a second process
-fitting another tile. This measures both, end to end, as a user runs them (the CLI, every default),
-plus the pilot's time per step in the three arrangements (one thread; two threads; two one-thread
+fitting another tile. This measures both, end to end, as a user runs them (the CLI, every default;
+one process is ``--workers 1``), then the command with ``--workers`` left out (since the forty-fifth
+session it picks workers by itself for a long tiled restore), plus the pilot's time per step in the three arrangements (one thread; two threads; two one-thread
 processes side by side). Run it on an idle machine: other load changes the answer.
 
     .venv/bin/python benchmarks/workers_probe.py [--size 512] [--workers 2] [--rows FILE]
@@ -59,7 +60,7 @@ def step_times(steps: int) -> dict[str, float]:
 
 def restore_wall(noisy_png: Path, out: Path, workers: int | None) -> float:
     cmd = [str(HERE.parent / ".venv" / "bin" / "linr"), "restore", "--noisy", str(noisy_png), "-o", str(out),
-           "--quiet", "--force", "--device", "cpu"] + (["--workers", str(workers)] if workers else [])
+           "--quiet", "--force", "--device", "cpu"] + (["--workers", str(workers)] if workers is not None else [])
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t
@@ -87,7 +88,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "noisy.png"
         write_image(src, np.clip(noisy, 0, 1))  # 8-bit, as a user's photo
-        for label, workers in (("one_process", None), (f"workers{args.workers}", args.workers)):
+        # one process (--workers 1: since the forty-fifth session the default spreads a long tiled
+        # restore over the cores by itself), N workers, and the default as a user runs it
+        for label, workers in (("one_process", 1), (f"workers{args.workers}", args.workers), ("default", None)):
             out = Path(tmp) / f"{label}.png"
             row[f"{label}_wall_s"] = restore_wall(src, out, workers)
             row[f"{label}_psnr"] = peak_signal_noise_ratio(clean, np.clip(read_image(out)[0], 0, 1), data_range=1.0)

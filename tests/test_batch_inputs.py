@@ -255,7 +255,7 @@ def test_an_output_folder_that_cannot_be_made_is_a_usage_error(tmp_path, capsys)
 
 
 def test_threads_per_fit_follow_omp_num_threads(monkeypatch, capsys):
-    monkeypatch.setattr(linr.batch, "_cores", lambda: 8)
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert linr.batch.local_threads(None, 2) == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
@@ -270,7 +270,7 @@ def test_threads_per_fit_follow_omp_num_threads(monkeypatch, capsys):
 
 def test_a_batch_fits_with_omp_num_threads(tmp_path, monkeypatch, capsys):
     root = _noisy_folder(tmp_path, ["a"])
-    monkeypatch.setattr(linr.batch, "_cores", lambda: 4)  # without the variable: 4 threads
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 4)  # without the variable: 4 threads
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
     assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--device", "cpu",

@@ -753,3 +753,49 @@ def test_tiles_said_one_line_per_batch_in_a_log_and_kept_tiles_after_an_interrup
     store.save(3, np.zeros((2, 2, 3), np.float32), {})
     _say_kept_tiles([None, store.folder])
     assert capsys.readouterr().err.strip() == f"linr: 1 finished tile(s) kept in {store.folder}: rerun the same command to resume"
+
+
+def test_a_long_tiled_restore_spreads_its_tiles_over_the_cores_by_itself(tmp_path, capsys, monkeypatch):
+    """--workers left out: a restoration in tiles whose forecast says it is long runs its tiles in
+    one process per core (at most one per tile), the same image as in this process; a short one,
+    --workers 1, OMP_NUM_THREADS, one core, a whole image or a GPU stay in this process."""
+    import argparse
+
+    import linr.batch
+    import linr.cli
+    from linr.cli import _automatic_workers, main
+    from linr.tiling import grid_for, parse_tile
+
+    clean = _smooth_image(40, 48)
+    Image.fromarray((clean * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
+    base = ["restore", "--noisy", str(tmp_path / "in.png"), "--steps", "4", "--width", "16", "--depth",
+            "2", "--device", "cpu", "--tile", "24:8"]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 2)
+    assert main([*base, "-o", str(tmp_path / "here.png")]) == 0  # short: no forecast, this process
+    assert "worker processes" not in capsys.readouterr().err
+    monkeypatch.setattr(linr.cli, "_cost_line", lambda *a, **k: "this restoration: about 5 min (a forecast)")
+    assert main([*base, "-o", str(tmp_path / "spread.png")]) == 0
+    assert "fitting tiles in 2 worker processes, 1 threads each (chosen for a long restoration" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "spread.png")), np.asarray(Image.open(tmp_path / "here.png")))
+    assert main([*base, "-o", str(tmp_path / "one.png"), "--workers", "1"]) == 0
+    assert "worker processes" not in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "quiet.png"), "--quiet"]) == 0  # the forecast unsaid, still long
+    assert "2 worker processes" in capsys.readouterr().err
+
+    grid = grid_for([linr.noisy(clean)], parse_tile("24:8"), size=256, overlap=32, whole_up_to=0)
+    args = argparse.Namespace(backend="local", device="cpu", workers=None)
+    long, warning = "about 5 min", "warning: the refinement may need 9 GiB"
+    assert len(grid) >= 4 and _automatic_workers(args, grid, long) == 2
+    assert _automatic_workers(args, grid, warning) == 1  # a warning alone: a short restoration
+    assert _automatic_workers(args, grid, None) == 1
+    assert _automatic_workers(args, None, long) == 1  # whole
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 16)
+    assert _automatic_workers(args, grid, long) == len(grid)  # at most one per tile
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 1)
+    assert _automatic_workers(args, grid, long) == 1
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _automatic_workers(args, grid, long) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _automatic_workers(argparse.Namespace(backend="ray", device="cpu", workers=None), grid, long) == 1

@@ -71,7 +71,10 @@ def _build_restore(sub: Any) -> None:
     w = p.add_argument_group("tiles on several processes or machines (with tiles: --tile, or "
                              "automatic above 1024 px)")
     w.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                   help="fit the tiles in N local worker processes (each with cores / N threads)")
+                   help="fit the tiles in N local worker processes (each with cores / N threads); 1: "
+                   "in this process. Default: a long restoration in tiles on the CPU fits them in as "
+                   "many processes as there are cores (at most one per tile; not with OMP_NUM_THREADS "
+                   "set), else in this process")
     w.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local processes (default) or Ray tasks (pip install 'linr[ray]'); this "
                    "process alone reads and writes files")
@@ -268,7 +271,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             notes.append("--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not "
                          "refined; free edges and grouped-pair, the default for a noisy and a blurred photo of one "
                          "framing, are not built with a registration (without --register when they are aligned)")
-    spread = args.workers is not None or args.backend == "ray"
+    spread = (args.workers or 1) > 1 or args.backend == "ray"
     check_backend_options(args)
     if spread and grid is None:
         raise InputError("--workers and --backend ray spread the tiles of one image, and this image "
@@ -297,12 +300,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
             if store is not None and stored_fingerprint(store) is not None:
                 _cost_line(scene, args, model, tile_store=str(store))
     _note(notes)
+    workers = args.workers or _automatic_workers(args, grid, cost)  # before --quiet leaves the forecast unsaid
     if cost is not None and args.quiet:  # --quiet: the forecast unsaid, its warnings still said
         cost = "\n".join(line for line in cost.splitlines() if line.startswith("warning:")) or None
     if cost is not None:
         print(cost, file=sys.stderr)
     results, images = [], []
-    executor, threads = _tile_executor(args) if spread else (None, None)
+    executor, threads = _tile_executor(args, workers) if spread or workers > 1 else (None, None)
     try:
         for i, (scene, _) in enumerate(scenes):
             result = restore(
@@ -611,9 +615,37 @@ def _blend_phrase(done: list[dict[str, Any]], views: str) -> str:
             f"result misses the {views} by a relative residual of {off:.2g}")
 
 
-def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:
-    """Local worker processes or a Ray backend running :func:`linr.tiling.fit_tile_group`, and
-    the torch threads of each tile's fit."""
+AUTO_WORKERS_FROM_CORES = 2
+"""``linr restore`` with no ``--workers``: a long restoration in tiles on the CPU fits its tiles in
+local worker processes, one per core (at most one per tile), when the machine has at least this
+many usable cores (:func:`_automatic_workers`). On this project's idle 2-core CPU two one-thread
+workers restored a 512-px RGB photo in 88.7-90.0 s against 107.9-115.4 s for one process with two
+torch threads (1.20-1.30x, the same image; forty-fifth session, BENCHMARKS.md '#15 and #14: no
+prior for colour photos above 128 px'): a tile's small products keep two threads less busy than
+two processes. Not measured on more cores."""
+
+
+def _automatic_workers(args: argparse.Namespace, grid: Any, cost: str | None) -> int:
+    """The worker processes a restoration gets when ``--workers`` is left out
+    (:data:`AUTO_WORKERS_FROM_CORES`): the usable cores, at most one per tile, for a restoration in
+    tiles on the CPU whose forecast says it is long (``cost``: :func:`_cost_line`, with more than
+    its warnings); 1 (this process) otherwise, and where the user set ``OMP_NUM_THREADS`` (the
+    threads they allow) or asked for Ray."""
+    from .batch import omp_threads, usable_cores
+    from .problem import resolve_device
+
+    long = cost is not None and any(not line.startswith("warning:") for line in cost.splitlines())
+    if args.backend != "local" or grid is None or len(grid) < 2 or not long or omp_threads() is not None:
+        return 1
+    cores = usable_cores()
+    if cores < AUTO_WORKERS_FROM_CORES or resolve_device(args.device).type != "cpu":
+        return 1
+    return min(cores, len(grid))
+
+
+def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:
+    """Local worker processes (``workers``) or a Ray backend running
+    :func:`linr.tiling.fit_tile_group`, and the torch threads of each tile's fit."""
     from .tiling import fit_tile_group
 
     if args.backend == "ray":
@@ -626,9 +658,10 @@ def _tile_executor(args: argparse.Namespace) -> tuple[Any, int]:
     from .batch import local_threads
     from .batch.local import PoolBackend
 
-    threads = local_threads(None, args.workers)
-    print(f"fitting tiles in {args.workers} worker processes, {threads} threads each", file=sys.stderr)
-    return PoolBackend(args.workers, task=fit_tile_group), threads
+    threads = local_threads(None, workers)
+    chosen = "" if args.workers else " (chosen for a long restoration on this CPU's cores; --workers 1: in this process)"
+    print(f"fitting tiles in {workers} worker processes, {threads} threads each{chosen}", file=sys.stderr)
+    return PoolBackend(workers, task=fit_tile_group), threads
 
 
 def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any],

@@ -378,14 +378,14 @@ def _generic_options(args: argparse.Namespace) -> dict[str, Any]:
             if opt.dest not in SPECIAL_OPTIONS and getattr(args, opt.dest, None) is not None}
 
 
-def _cores() -> int:
+def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
 
-def _omp_threads() -> int | None:
+def omp_threads() -> int | None:
     """The thread count the user set in ``OMP_NUM_THREADS`` (its first level), or None."""
     text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if not text:
@@ -404,7 +404,7 @@ def _omp_threads() -> int | None:
 def local_threads(threads: int | None, workers: int) -> int:
     """torch threads per fit of the local backend: ``--threads``, else ``OMP_NUM_THREADS``, else
     the usable cores shared among the workers."""
-    return threads or _omp_threads() or max(1, _cores() // workers)
+    return threads or omp_threads() or max(1, usable_cores() // workers)
 
 
 def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
