@@ -776,7 +776,7 @@ def test_a_long_tiled_restore_spreads_its_tiles_over_the_cores_by_itself(tmp_pat
     assert "worker processes" not in capsys.readouterr().err
     monkeypatch.setattr(linr.cli, "_cost_line", lambda *a, **k: "this restoration: about 5 min (a forecast)")
     assert main([*base, "-o", str(tmp_path / "spread.png")]) == 0
-    assert "fitting tiles in 2 worker processes, 1 threads each (chosen for a long restoration" in capsys.readouterr().err
+    assert "fitting tiles in 2 worker processes, 1 thread each (chosen for a long restoration" in capsys.readouterr().err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "spread.png")), np.asarray(Image.open(tmp_path / "here.png")))
     assert main([*base, "-o", str(tmp_path / "one.png"), "--workers", "1"]) == 0
     assert "worker processes" not in capsys.readouterr().err

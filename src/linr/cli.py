@@ -660,7 +660,7 @@ def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:
 
     threads = local_threads(None, workers)
     chosen = "" if args.workers else " (chosen for a long restoration on this CPU's cores; --workers 1: in this process)"
-    print(f"fitting tiles in {workers} worker processes, {threads} threads each{chosen}", file=sys.stderr)
+    print(f"fitting tiles in {workers} worker processes, {threads} thread{'' if threads == 1 else 's'} each{chosen}", file=sys.stderr)
     return PoolBackend(workers, task=fit_tile_group), threads
 
 
