@@ -161,6 +161,11 @@ def test_a_batch_made_without_the_default_prior_does_not_resume_under_it(folder,
     assert "other settings (prior)" in err and "--prior tv:auto to resume as made" in err
     assert main([*older_base, "--prior", "tv:auto"]) == 0
     assert "1 already done" in capsys.readouterr().out
+    from linr.batch.run import _resume_as_made
+
+    # a rule of an earlier default (another size) is no --prior value: no hint that would be refused
+    assert _resume_as_made("prior", "tv:auto-except-rgb-above96") == ""
+    assert _resume_as_made("prior", None) == ", --prior none to resume as made"
 
 
 def test_an_auto_prior_without_gaussian_noisy_images_is_refused_up_front(folder, tmp_path, capsys):

@@ -135,9 +135,18 @@ def test_a_mask_folder_may_leave_out_images_that_carry_their_own_holes(tmp_path,
     restored_b = read_image(out / "b.png")[0]
     assert restored_b.shape == (16, 16, 3)  # the holes filled, no alpha left
     write_image(holes / "c.png", _image(2))  # no mask file, no alpha: named before anything runs
+    opaque = (np.concatenate([_image(3), np.ones((16, 16, 1))], axis=2) * 255).astype(np.uint8)
+    Image.fromarray(opaque, "RGBA").save(holes / "d.png")  # alpha, but no pixel transparent: no holes of its own
     code = main(["batch", str(holes), "--task", "masked", "--mask", str(holes), "-o", str(tmp_path / "o2"), *FAST])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "no file for 1 image(s): c" in err and not (tmp_path / "o2").exists()
+    assert code == 2 and "no file for 2 image(s): c, d" in err and not (tmp_path / "o2").exists()
+    # a mask folder that names none of the images is refused, whatever alpha they carry
+    other = tmp_path / "other"
+    other.mkdir()
+    write_image(other / "mask-a.png", mask.astype(np.float32))
+    code = main(["batch", str(holes / "b.png"), "--task", "masked", "--mask", str(other), "-o", str(tmp_path / "o3"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no file for any of the 1 image(s) (b)" in err and not (tmp_path / "o3").exists()
 
 
 def test_kernel_images_beside_the_blurred_images(tmp_path):

@@ -207,7 +207,7 @@ def test_the_command_line_help_names_the_default_priors_size():
     parser = build_parser()
     restore = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["restore"]
     help_text = next(a.help for a in restore._actions if "--prior" in a.option_strings)
-    assert f"a colour one above {DENOISE_PRIOR_UP_TO} px" in help_text
+    assert f"none for a colour photo whose longer side exceeds {DENOISE_PRIOR_UP_TO} px" in help_text
 
 
 def test_none_and_numbers_resolve_as_given():

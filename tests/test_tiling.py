@@ -756,9 +756,10 @@ def test_tiles_said_one_line_per_batch_in_a_log_and_kept_tiles_after_an_interrup
 
 
 def test_a_long_tiled_restore_spreads_its_tiles_over_the_cores_by_itself(tmp_path, capsys, monkeypatch):
-    """--workers left out: a restoration in tiles whose forecast says it is long runs its tiles in
-    one process per core (at most one per tile), the same image as in this process; a short one,
-    --workers 1, OMP_NUM_THREADS, one core, a whole image or a GPU stay in this process."""
+    """--workers left out, as the linr command: a restoration in tiles whose forecast says it is
+    long runs its tiles in two worker processes, the same image as in this process; a short one,
+    --workers 1, OMP_NUM_THREADS, one core, a whole image, Ray or a script calling main() itself
+    stay in this process."""
     import argparse
 
     import linr.batch
@@ -772,6 +773,7 @@ def test_a_long_tiled_restore_spreads_its_tiles_over_the_cores_by_itself(tmp_pat
             "2", "--device", "cpu", "--tile", "24:8"]
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(linr.batch, "usable_cores", lambda: 2)
+    monkeypatch.setattr(linr.cli, "_started_as_command", lambda: True)  # as the linr command
     assert main([*base, "-o", str(tmp_path / "here.png")]) == 0  # short: no forecast, this process
     assert "worker processes" not in capsys.readouterr().err
     monkeypatch.setattr(linr.cli, "_cost_line", lambda *a, **k: "this restoration: about 5 min (a forecast)")
@@ -791,7 +793,7 @@ def test_a_long_tiled_restore_spreads_its_tiles_over_the_cores_by_itself(tmp_pat
     assert _automatic_workers(args, grid, None) == 1
     assert _automatic_workers(args, None, long) == 1  # whole
     monkeypatch.setattr(linr.batch, "usable_cores", lambda: 16)
-    assert _automatic_workers(args, grid, long) == len(grid)  # at most one per tile
+    assert _automatic_workers(args, grid, long) == linr.cli.AUTO_WORKERS == 2  # as measured, not one per core
     monkeypatch.setattr(linr.batch, "usable_cores", lambda: 1)
     assert _automatic_workers(args, grid, long) == 1
     monkeypatch.setattr(linr.batch, "usable_cores", lambda: 2)
@@ -799,3 +801,32 @@ def test_a_long_tiled_restore_spreads_its_tiles_over_the_cores_by_itself(tmp_pat
     assert _automatic_workers(args, grid, long) == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert _automatic_workers(argparse.Namespace(backend="ray", device="cpu", workers=None), grid, long) == 1
+    monkeypatch.undo()  # a script that calls main() itself (here: pytest) is not the linr command
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 2)
+    assert not linr.cli._started_as_command() and _automatic_workers(args, grid, long) == 1
+
+
+def test_the_linr_command_counts_as_started_from_its_entry_point(monkeypatch):
+    """The console script and ``python -m linr`` can be imported again by a spawned worker; a
+    script or another program that calls main() itself may not be."""
+    import importlib.machinery
+    import sys
+    import types
+
+    import linr.cli
+
+    def main_module(file=None, spec=None):
+        module = types.ModuleType("__main__")
+        if file is not None:
+            module.__file__ = file
+        module.__spec__ = spec
+        return module
+
+    for module, expected in [(main_module("/venv/bin/linr"), True),  # the console script
+                             (main_module("/venv/Scripts/linr.exe"), True),
+                             (main_module("/x/linr/__main__.py", importlib.machinery.ModuleSpec("linr.__main__", None)), True),
+                             (main_module("/home/me/restore_all.py"), False),
+                             (main_module("/x/pytest", importlib.machinery.ModuleSpec("pytest.__main__", None)), False),
+                             (main_module(), False)]:  # python -c
+        monkeypatch.setitem(sys.modules, "__main__", module)
+        assert linr.cli._started_as_command() is expected, module

@@ -72,9 +72,9 @@ def _build_restore(sub: Any) -> None:
                              "automatic above 1024 px)")
     w.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="fit the tiles in N local worker processes (each with cores / N threads); 1: "
-                   "in this process. Default: a long restoration in tiles on the CPU fits them in as "
-                   "many processes as there are cores (at most one per tile; not with OMP_NUM_THREADS "
-                   "set), else in this process")
+                   "in this process. Default: a long restoration in tiles on the CPU fits them in 2 "
+                   "processes where there are 2 cores or more (not with OMP_NUM_THREADS set), else in "
+                   "this process")
     w.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local processes (default) or Ray tasks (pip install 'linr[ray]'); this "
                    "process alone reads and writes files")
@@ -615,32 +615,45 @@ def _blend_phrase(done: list[dict[str, Any]], views: str) -> str:
             f"result misses the {views} by a relative residual of {off:.2g}")
 
 
-AUTO_WORKERS_FROM_CORES = 2
+AUTO_WORKERS = 2
 """``linr restore`` with no ``--workers``: a long restoration in tiles on the CPU fits its tiles in
-local worker processes, one per core (at most one per tile), when the machine has at least this
-many usable cores (:func:`_automatic_workers`). On this project's idle 2-core CPU two one-thread
-workers restored a 512-px RGB photo in 88.7-90.0 s against 107.9-115.4 s for one process with two
-torch threads (1.20-1.30x, the same image; forty-fifth session, BENCHMARKS.md '#15 and #14: no
-prior for colour photos above 128 px'): a tile's small products keep two threads less busy than
-two processes. Not measured on more cores."""
+this many local worker processes (fewer where there are fewer usable cores or tiles; none on one
+core) when run as the ``linr`` command (:func:`_automatic_workers`). On this project's idle 2-core
+CPU two one-thread workers restored a 512-px RGB photo in 88.7-90.0 s against 107.9-115.4 s for
+one process with two torch threads (1.20-1.30x, the same image; forty-fifth session, BENCHMARKS.md
+'#15 and #14: no prior for colour photos above 128 px'): a tile's small products keep two threads
+less busy than two processes. More workers were not measured (each process holds its own torch
+and tile), so more cores are shared among these two."""
 
 
 def _automatic_workers(args: argparse.Namespace, grid: Any, cost: str | None) -> int:
-    """The worker processes a restoration gets when ``--workers`` is left out
-    (:data:`AUTO_WORKERS_FROM_CORES`): the usable cores, at most one per tile, for a restoration in
-    tiles on the CPU whose forecast says it is long (``cost``: :func:`_cost_line`, with more than
-    its warnings); 1 (this process) otherwise, and where the user set ``OMP_NUM_THREADS`` (the
-    threads they allow) or asked for Ray."""
+    """The worker processes a restoration gets when ``--workers`` is left out: :data:`AUTO_WORKERS`
+    (at most the usable cores and the tiles) for a restoration in tiles on the CPU whose forecast
+    says it is long (``cost``: :func:`_cost_line`, with more than its warnings), run as the
+    ``linr`` command (:func:`_started_as_command`: spawned workers import the main module again);
+    1 (this process) otherwise, and where the user set ``OMP_NUM_THREADS`` (the threads they
+    allow) or asked for Ray."""
     from .batch import omp_threads, usable_cores
     from .problem import resolve_device
 
     long = cost is not None and any(not line.startswith("warning:") for line in cost.splitlines())
     if args.backend != "local" or grid is None or len(grid) < 2 or not long or omp_threads() is not None:
         return 1
-    cores = usable_cores()
-    if cores < AUTO_WORKERS_FROM_CORES or resolve_device(args.device).type != "cpu":
+    if not _started_as_command() or resolve_device(args.device).type != "cpu":
         return 1
-    return min(cores, len(grid))
+    return max(1, min(AUTO_WORKERS, usable_cores(), len(grid)))
+
+
+def _started_as_command() -> bool:
+    """Whether this process runs the ``linr`` command (its console script, or ``python -m linr``),
+    whose main module a spawned worker can import again without restoring anything; a script that
+    calls :func:`main` itself may not guard its work under ``if __name__ == "__main__":``."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None and spec.name == "linr.__main__":
+        return True
+    path = getattr(main_module, "__file__", None)
+    return spec is None and path is not None and Path(path).stem == "linr"
 
 
 def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:

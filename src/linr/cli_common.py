@@ -98,7 +98,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "paper's quality on a CPU); default: the paper's network with automatic stopping "
                    "on noisy input, free blur edges for a blurred photo alone or beside one noisy photo of it (2000 steps "
                    "on a cosine learning rate; a reflecting boundary in other joint fits) and, for one noisy photo, a "
-                   "total-variation prior weighted by its noise (--prior), and a grouped Wiener filter of the photo "
+                   "total-variation prior weighted by its noise (--prior; not for a colour photo whose longer side exceeds 128 px), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
                    "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels the paper's "
                    "network at omega_0 15 (--omega0; the paper's: 30) and grouped-fill: the missing pixels filled again "
@@ -142,7 +142,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="an explicit image prior added to the data term: tv:WEIGHT, total "
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
-                   "Default: tv:auto for one noisy photo with no --preset (but a colour one above 128 px a side), else none")
+                   "Default: tv:auto for one noisy photo with no --preset (none for a colour photo whose longer side exceeds 128 px), else none")
     g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-views-examples|grouped-deblur|grouped-pair|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "

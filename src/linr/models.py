@@ -178,63 +178,59 @@ class ModelConfig:
         return self
 
 
-NUMPY_TRIG_UP_TO_THREADS = 2
+NUMPY_TRIG_UP_TO_THREADS = 1
 """The fast engine's sines and cosines (:class:`Sine`) on the CPU run through NumPy's vectorised
-float32 ``sin``/``cos`` in place (:func:`numpy_sin_cos_`) when torch runs on at most this many
-threads, split over as many Python threads as torch has (NumPy's loops release the GIL). On this
-project's 2-core AVX-512 CPU, idle, for 74k x 64 values: torch's sine and cosine 12.0 ms on one
-thread and 6.1 ms on two, NumPy's 5.0 ms on one and 2.7 ms split over two; a 272-px pilot step took
-0.83x the time on one thread (BENCHMARKS.md, '#14 the sines through NumPy'). NumPy's values are
-within 7e-8 of the float64 sine and cosine on values up to 15 (torch's within 4e-8), so fits
-differ from torch's by float32 rounding only. Not measured on more threads: there torch keeps
-them."""
+float32 ``sin``/``cos`` in place (:func:`numpy_sin_cos_`) when torch runs on this many threads
+(a benchmark's one, a tile worker's, a batch worker's) and NumPy uses AVX-512 (:func:`numpy_avx512`),
+as measured: on this project's 2-core AVX-512 CPU, for 74k x 64 values, torch's sine and cosine
+took 12.0 ms on one thread, NumPy's 5.0 ms; a 272-px pilot step took 0.82-0.84x the time, idle
+and beside other runs (BENCHMARKS.md, '#14 the sines through NumPy'). On two threads torch's own
+(6.1 ms) matched NumPy's in one piece (a pilot step 1.02x idle, 0.93x beside other runs), so it
+keeps them there. NumPy's values are within 7e-8 of the float64 sine and cosine on values up to
+15 (torch's within 4e-8): fits differ from torch's by float32 rounding only."""
 
-SPLIT_TRIG_FROM = 1 << 16
-"""Values from which :func:`numpy_sin_cos_` splits its work over several threads (fewer: one)."""
 
-_trig_pool: tuple[int, int, "object"] | None = None  # (process id, threads, executor)
+def numpy_avx512() -> bool:
+    """Whether NumPy's vectorised loops use AVX-512 on this CPU (the case measured for
+    :data:`NUMPY_TRIG_UP_TO_THREADS`; elsewhere torch keeps its sines)."""
+    global _avx512
+    if _avx512 is None:
+        try:
+            from numpy._core._multiarray_umath import __cpu_features__ as features
+        except ImportError:  # NumPy 1.x
+            try:
+                from numpy.core._multiarray_umath import __cpu_features__ as features
+            except ImportError:
+                features = {}
+        _avx512 = bool(features.get("AVX512F")) and bool(features.get("AVX512_SKX"))
+    return _avx512
+
+
+_avx512: bool | None = None
 
 
 def numpy_trig(*tensors: torch.Tensor) -> bool:
     """Whether :class:`Sine` computes over ``tensors`` through NumPy in place
-    (:data:`NUMPY_TRIG_UP_TO_THREADS`): contiguous float32 CPU tensors outside autograd."""
+    (:data:`NUMPY_TRIG_UP_TO_THREADS`, :func:`numpy_avx512`): contiguous float32 CPU tensors that
+    do not require a gradient."""
     return torch.get_num_threads() <= NUMPY_TRIG_UP_TO_THREADS and all(
         t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad
-        for t in tensors)
+        for t in tensors) and numpy_avx512()
 
 
 def numpy_sin_cos_(u: torch.Tensor, slope: torch.Tensor | None = None) -> torch.Tensor:
-    """``cos(u)`` into ``slope`` (when given) and ``sin(u)`` over ``u`` (returned), by NumPy, in
-    parts over torch's thread count (:data:`NUMPY_TRIG_UP_TO_THREADS`; :func:`numpy_trig` says when)."""
-    values = u.numpy().reshape(-1)
-    slopes = None if slope is None else slope.numpy().reshape(-1)
+    """``cos(u)`` into ``slope`` (when given) and ``sin(u)`` over ``u`` (returned), by NumPy
+    (:func:`numpy_trig` says when). The tensors' versions are bumped as torch's in-place
+    functions do, so that autograd still refuses a tensor it saved and that was written over."""
+    from torch.autograd.graph import increment_version
 
-    def part(at: slice) -> None:
-        if slopes is not None:
-            np.cos(values[at], out=slopes[at])
-        np.sin(values[at], out=values[at])
-
-    threads = torch.get_num_threads()
-    if threads == 1 or values.size < SPLIT_TRIG_FROM:
-        part(slice(None))
-        return u
-    bounds = np.linspace(0, values.size, threads + 1).astype(int)
-    list(_trig_executor(threads).map(part, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+    values = u.numpy()
+    if slope is not None:
+        np.cos(values, out=slope.numpy())
+        increment_version(slope)
+    np.sin(values, out=values)
+    increment_version(u)
     return u
-
-
-def _trig_executor(threads: int):
-    """This process's thread pool for :func:`numpy_sin_cos_` (made again in a forked child, whose
-    parent's threads it does not have)."""
-    global _trig_pool
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    if _trig_pool is None or _trig_pool[:2] != (os.getpid(), threads):
-        if _trig_pool is not None and _trig_pool[0] == os.getpid():
-            _trig_pool[2].shutdown(wait=False)  # another thread count: this process's old pool
-        _trig_pool = (os.getpid(), threads, ThreadPoolExecutor(threads, thread_name_prefix="linr-trig"))
-    return _trig_pool[2]
 
 
 class Activation:

@@ -24,7 +24,8 @@ __all__ = ["build_page", "serve", "render_status"]
 UPLOAD_HEIGHT = 110
 IMAGE_HEIGHT = 280
 PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
-               "gets a total-variation prior weighted by its noise, a narrower network (SIREN 7x64) "
+               "gets a total-variation prior weighted by its noise (not a colour photo whose longer side exceeds 128 px), "
+               "a narrower network (SIREN 7x64) "
                "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
                "is fitted by the paper's network at half its omega_0 (15) and gets its missing pixels filled again by grouped "
                "filtering from the fit's image; a noisy "

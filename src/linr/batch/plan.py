@@ -218,6 +218,9 @@ def _auxiliary(
     if files is None:  # one file for every image
         return {s: spec for s in stems}
     index = _by_stem(files, what=what, strip=strip)
+    if own is not None and not any(s in index for s in stems):  # a folder for none of the images
+        raise InputError(f"{what} {spec}: no file for any of the {len(stems)} image(s) "
+                         f"({_listed(stems)}): name them like the images, such as {stems[0]}{strip[0] if strip else ''}.png")
     missing = [s for s in stems if s not in index and not (own is not None and own(s))]
     if missing and (notes is None or len(missing) == len(stems)):
         raise InputError(f"{what} {spec}: no file for {len(missing)} image(s): {_listed(missing)}")
@@ -243,9 +246,17 @@ def _may_hold_alpha(path: Path) -> bool:
 
 
 def _own_holes(masked: Any) -> bool:
-    """Whether a masked image file may mark its holes itself (an alpha channel: :func:`_may_hold_alpha`),
-    so that a folder of masks needs no file for it."""
-    return isinstance(masked, Path) and _may_hold_alpha(masked)
+    """Whether a masked image file marks holes itself (some pixel of its alpha under one half, as
+    :mod:`linr.kinds` reads holes), so that a folder of masks needs no file for it; False for a
+    file that cannot be read (its own read names the problem) or a scene folder."""
+    if not isinstance(masked, Path) or not _may_hold_alpha(masked):
+        return False
+    from ..images import read_stored
+
+    try:
+        return any(image.alpha is not None and bool((image.alpha < 0.5).any()) for image in read_stored(masked))
+    except Exception:  # noqa: BLE001 - refused when the job reads it, with its own message
+        return False
 
 
 def _has_suffix(path: Path, suffix: str) -> bool:

@@ -141,12 +141,15 @@ def select(
 def _resume_as_made(name: str, made: str | None) -> str:
     """The hint that resumes a batch whose ``--prior`` or ``--refine`` (``name``) differs: the value
     it was made with (``none`` where it had none), or no option where it had the defaults' prior
-    rule (:func:`linr.tasks.default_prior_rule`), which no ``--prior`` value names."""
+    rule (:func:`linr.tasks.default_prior_rule`), which no ``--prior`` value names; none for an
+    earlier default's rule (no option gives it now)."""
     if name == "prior" and made is not None:
-        from ..tasks import default_prior_rule
+        from ..tasks import DEFAULT_DENOISE_PRIOR, default_prior_rule
 
         if made == default_prior_rule():
             return ", no --prior to resume as made"
+        if made.startswith(f"{DEFAULT_DENOISE_PRIOR}-except-"):
+            return ""  # an earlier default's rule, which no --prior value gives
     return f", --{name} {made or 'none'} to resume as made"
 
 
