@@ -178,16 +178,18 @@ class ModelConfig:
         return self
 
 
-NUMPY_TRIG_UP_TO_THREADS = 1
+NUMPY_TRIG_UP_TO_THREADS = 2
 """The fast engine's sines and cosines (:class:`Sine`) on the CPU run through NumPy's vectorised
-float32 ``sin``/``cos`` in place (:func:`numpy_sin_cos_`) when torch runs on this many threads
-(a benchmark's one, a tile worker's, a batch worker's) and NumPy uses AVX-512 (:func:`numpy_avx512`),
-as measured: on this project's 2-core AVX-512 CPU, for 74k x 64 values, torch's sine and cosine
-took 12.0 ms on one thread, NumPy's 5.0 ms; a 272-px pilot step took 0.82-0.84x the time, idle
-and beside other runs (BENCHMARKS.md, '#14 the sines through NumPy'). On two threads torch's own
-(6.1 ms) matched NumPy's in one piece (a pilot step 1.02x idle, 0.93x beside other runs), so it
-keeps them there. NumPy's values are within 7e-8 of the float64 sine and cosine on values up to
-15 (torch's within 4e-8): fits differ from torch's by float32 rounding only."""
+float32 ``sin``/``cos`` in place (:func:`numpy_sin_cos_`, one piece, one thread) when torch runs on
+at most this many threads and NumPy uses AVX-512 (:func:`numpy_avx512`), as measured: on this
+project's 2-core AVX-512 CPU, for 74k x 64 values, torch's sine and cosine took 12.0 ms on one
+thread and 6.1 ms on two, NumPy's 5.0 ms; a 272-px pilot step took 0.82-0.84x the time on one
+thread (idle and beside other runs), 1.02x idle and 0.93x beside other runs on two
+(BENCHMARKS.md, '#14 the sines through NumPy'). Up to two threads, so that one process on two
+threads and its tiles in one-thread workers compute the same sines (the same image; a 512-px
+photo differed by 0.02 dB when only one thread took NumPy's). NumPy's values are within 7e-8 of
+the float64 sine and cosine on values up to 15 (torch's within 4e-8): fits differ from torch's by
+float32 rounding only."""
 
 
 def numpy_avx512() -> bool:
