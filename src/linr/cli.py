@@ -619,8 +619,8 @@ AUTO_WORKERS = 2
 """``linr restore`` with no ``--workers``: a long restoration in tiles on the CPU fits its tiles in
 this many local worker processes (fewer where there are fewer usable cores or tiles; none on one
 core) when run as the ``linr`` command (:func:`_automatic_workers`). On this project's idle 2-core
-CPU two one-thread workers restored a 512-px RGB photo in 88.7-90.0 s against 107.9-115.4 s for
-one process with two torch threads (1.20-1.30x, the same image; forty-fifth session, BENCHMARKS.md
+CPU two one-thread workers restored a 512-px RGB photo in 88.0-91.0 s against 107.9-119.1 s for
+one process with two torch threads (1.20-1.34x, the same image; forty-fifth session, BENCHMARKS.md
 '#15 and #14: no prior for colour photos above 128 px'): a tile's small products keep two threads
 less busy than two processes. More workers were not measured (each process holds its own torch
 and tile), so more cores are shared among these two."""
