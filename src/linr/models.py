@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.graph import increment_version
 
 from .errors import InputError
 
@@ -224,8 +225,6 @@ def numpy_sin_cos_(u: torch.Tensor, slope: torch.Tensor | None = None) -> torch.
     """``cos(u)`` into ``slope`` (when given) and ``sin(u)`` over ``u`` (returned), by NumPy
     (:func:`numpy_trig` says when). The tensors' versions are bumped as torch's in-place
     functions do, so that autograd still refuses a tensor it saved and that was written over."""
-    from torch.autograd.graph import increment_version
-
     values = u.numpy()
     if slope is not None:
         np.cos(values, out=slope.numpy())
