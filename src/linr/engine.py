@@ -19,9 +19,11 @@ everything), and why the mathematics stays the same:
   does not grow with the image beyond a few (pixels x channels) arrays (see :func:`estimate`).
 
 Reduced precision (``precision``, not the paper's mathematics; opt-in): ``"bf16"`` runs the
-hidden layers' matrix products on bfloat16-rounded inputs with float32 accumulation and float32
-results (CPU: oneDNN's bf16 math mode, fast where the CPU has AMX; CUDA: bf16 tensor-core products
-with a float32 output), ``"tf32"`` (CUDA only) runs them in TF32. The first sine layer, whose
+hidden layers' matrix products on bfloat16-rounded inputs with float32 accumulation (CPU:
+oneDNN's bf16 math mode with float32 results where it rounds, as on CPUs with AMX; elsewhere,
+e.g. CPUs with AVX512-BF16 only, where that mode leaves products float32, explicit bf16 operands
+whose bf16 result is widened to float32; CUDA: bf16 tensor-core products with a float32
+output), ``"tf32"`` (CUDA only) runs them in TF32. The first sine layer, whose
 omega_0 = 30 amplifies any rounding of the coordinates or its weights, the head, the sines,
 cosines, losses and Adam stay float32. How much this changes the result is measured, not
 assumed: ``linr bench speed --precision bf16`` and BENCHMARKS.md.
@@ -71,17 +73,14 @@ def check_precision(precision: str, device: torch.device | str) -> None:
     if precision == "tf32" and kind != "cuda":
         raise ValueError("precision 'tf32' needs a CUDA GPU (CPUs have no TF32 units); "
                          "use 'bf16' or 'float32'")
-    if precision == "bf16" and kind == "cpu" and not _mkldnn_bf16_available():
-        raise ValueError("precision 'bf16' on the CPU needs PyTorch's oneDNN bf16 math mode "
-                         "(torch.backends.mkldnn.matmul.fp32_precision); use 'float32'")
 
 
 def fast_precision(device: torch.device | str) -> str:
     """The reduced precision that pays on ``device``, else 'float32'.
 
     CPU: 'bf16' when the processor multiplies bf16 in hardware (AMX or AVX512-BF16, read from
-    /proc/cpuinfo) and PyTorch has oneDNN's bf16 math mode. CUDA: 'tf32' on compute capability 8.0
-    and newer. Anything else, or anything unknown: 'float32'.
+    /proc/cpuinfo). CUDA: 'tf32' on compute capability 8.0 and newer. Anything else, or anything
+    unknown: 'float32'.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -90,21 +89,23 @@ def fast_precision(device: torch.device | str) -> str:
         except (RuntimeError, AssertionError):
             return "float32"
         return "tf32" if major >= 8 else "float32"
-    if device.type == "cpu" and _mkldnn_bf16_available() and _cpu_has_bf16_units():
+    if device.type == "cpu" and _cpu_has_bf16_units():
         return "bf16"
     return "float32"
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_has_bf16_units() -> bool:
-    """Whether this CPU lists bf16 units (amx_bf16 / avx512_bf16) and oneDNN's bf16 mode really
-    rounds a float32 product on it (:func:`_bf16_mode_rounds`: some virtual machines list the
-    flags while oneDNN runs the product in float32)."""
+    """Whether this CPU lists bf16 units (amx_bf16 / avx512_bf16 in /proc/cpuinfo). Where
+    oneDNN's bf16 math mode does not round on it (:func:`_bf16_mode_rounds`; an AMD EPYC with
+    AVX512-BF16 and no AMX, for one) the products take explicit bf16 operands
+    (:class:`_HiddenMatmul`)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"}) and _bf16_mode_rounds()
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
     except OSError:
         pass
     return False
@@ -137,22 +138,23 @@ def _mkldnn_bf16_available() -> bool:
 class _HiddenMatmul:
     """Matrix products of the hidden sine layers at the chosen precision.
 
-    float32: plain :func:`_mm` / :func:`_addmm` (``torch.mm`` / ``bmm`` families). CPU bf16: the
-    same calls inside oneDNN's bf16 math mode (inputs rounded to bf16, float32 accumulation and
-    result; it covers ``bmm`` too). CUDA bf16: explicit bf16 operands with a float32 result.
-    CUDA tf32: the calls with TF32 allowed. The global flags are set only around these calls and
-    restored after each.
+    float32: plain :func:`_mm` / :func:`_addmm` (``torch.mm`` / ``bmm`` families). CPU bf16 where
+    oneDNN's bf16 math mode rounds (:func:`_bf16_mode_rounds`): the same calls inside that mode
+    (inputs rounded to bf16, float32 accumulation and result; it covers ``bmm`` too). CPU bf16
+    elsewhere, and CUDA bf16: explicit bf16 operands (:func:`_bf16_mm`; a float32 result on CUDA,
+    a bf16 one widened to float32 on the CPU). CUDA tf32: the calls with TF32 allowed. The global
+    flags are set only around these calls and restored after each.
     """
 
     def __init__(self, precision: str, device: torch.device) -> None:
         check_precision(precision, device)
         self.precision, self.kind = precision, device.type
-        self.cuda_bf16 = precision == "bf16" and self.kind == "cuda"
+        self.operands_bf16 = precision == "bf16" and (self.kind != "cpu" or not _bf16_mode_rounds())
 
     def _flags(self):
         import contextlib
 
-        if self.precision == "bf16" and self.kind == "cpu":
+        if self.precision == "bf16" and not self.operands_bf16:
             return _swap(torch.backends.mkldnn.matmul, "fp32_precision", "bf16")
         if self.precision == "tf32":
             matmul = torch.backends.cuda.matmul
@@ -162,24 +164,72 @@ class _HiddenMatmul:
         return contextlib.nullcontext()
 
     def mm(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        if self.cuda_bf16:
-            return out.copy_(_bf16_mm(a, b))
+        if self.operands_bf16:
+            return out.copy_(self._bf16_product(a, b))
         with self._flags():
             return _mm(a, b, out=out)
 
     def addmm(self, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
               out: torch.Tensor | None = None) -> torch.Tensor:
-        if self.cuda_bf16:
-            product = _bf16_mm(a, b).add_(bias.unsqueeze(-2))
-            return product if out is None else out.copy_(product)
+        if self.operands_bf16:
+            product = self._bf16_product(a, b)  # widened and the bias added in one pass (into out)
+            return torch.add(product, bias.unsqueeze(-2)) if out is None else \
+                torch.add(product, bias.unsqueeze(-2), out=out)
         with self._flags():
             return _addmm(bias, a, b, out=out)
 
     def addmm_(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.cuda_bf16:
-            return out.add_(_bf16_mm(a, b))
+        if self.operands_bf16:
+            return out.add_(self._bf16_product(a, b))
         with self._flags():
             return _addmm_(out, a, b)
+
+    def _bf16_product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``a @ b`` per model from bf16-rounded operands: float32 where the device gives a float32
+        result (CUDA: :func:`_bf16_mm`); on the CPU bf16, into a kept buffer (the caller widens
+        it). The CPU's operands and result live in buffers kept per shape: a fresh tensor of
+        this size per product costs more in first-touch page faults than the bf16 product
+        saves (measured: 4.4 ms to round a fresh 74k x 64 operand, 0.9 ms into a kept one)."""
+        if self.kind != "cpu":
+            return _bf16_mm(a, b)
+        return torch.bmm(self._rounded(a, "a"), self._rounded(b, "b"),
+                         out=self._buffer("out", (a.shape[0], a.shape[1], b.shape[2])))
+
+    def _rounded(self, t: torch.Tensor, slot: str) -> torch.Tensor:
+        """``t`` rounded to bf16 in the buffer of ``slot`` (a transposed view of a contiguous
+        tensor is rounded as that tensor, and the buffer's view returned). Inside
+        :meth:`reusing`, a slot that already holds the same tensor, unchanged since (its
+        address, shape, strides and version), is not rounded again."""
+        if t.shape[-1] * t.shape[-2] <= 64 * 64:  # weights: small, no buffer needed
+            return t.to(torch.bfloat16)
+        transposed = not t.is_contiguous() and t.mT.is_contiguous()
+        base = t.mT if transposed else t
+        buffer = self._buffer(slot, tuple(base.shape))
+        held = self.__dict__.get("_bf16_sources")
+        source = (base.data_ptr(), base._version, tuple(base.shape), base.stride())
+        if held is None or held.get(slot) != source:
+            buffer.copy_(base)
+            if held is not None:
+                held[slot] = source
+        return buffer.mT if transposed else buffer
+
+    def reusing(self) -> "_Reusing":
+        """A ``with`` block in which an operand rounded to bf16 once is reused by the next product
+        given the same tensor unchanged (a backward layer's gradient is an operand of two
+        products). Only inside the block: outside it a freed tensor's address and version may
+        come back on a new one."""
+        return _Reusing(self)
+
+    def _buffer(self, slot: str, shape: tuple[int, ...]) -> torch.Tensor:
+        buffers = self.__dict__.setdefault("_bf16_buffers", {})
+        key = (slot, shape)
+        if key not in buffers:
+            if len(buffers) > 8:  # chunk sizes: the full one, a last partial one; a few slots each
+                buffers.clear()
+                if self.__dict__.get("_bf16_sources") is not None:
+                    self.__dict__["_bf16_sources"] = {}
+            buffers[key] = torch.empty(shape, dtype=torch.bfloat16)
+        return buffers[key]
 
 
 # Every product is a batched one over the model axis (K, ...): a single model is a stack of one
@@ -202,11 +252,37 @@ def _addmm_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
 
 
 def _bf16_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` per model from bf16-rounded operands, as float32: the float32 result where the
+    device gives one (CUDA), else the bf16 result widened (older torch)."""
     a16, b16 = a.to(torch.bfloat16), b.to(torch.bfloat16)
-    try:
+    if _float32_out(a.device.type):
         return torch.bmm(a16, b16, out_dtype=torch.float32)
-    except (TypeError, RuntimeError, NotImplementedError):  # older torch: bf16 result, widened
-        return torch.bmm(a16, b16).float()
+    return torch.bmm(a16, b16).float()
+
+
+@functools.lru_cache(maxsize=None)
+def _float32_out(kind: str) -> bool:
+    """Whether ``torch.bmm`` of bf16 operands gives a float32 result (``out_dtype``) on this kind
+    of device (asked once: an unsupported call raises, at a cost no product should pay per step)."""
+    one = torch.ones(1, 1, 1, dtype=torch.bfloat16, device=kind)
+    try:
+        torch.bmm(one, one, out_dtype=torch.float32)
+    except (TypeError, RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+class _Reusing:
+    """:meth:`_HiddenMatmul.reusing`'s block: rounded operands remembered from its start to its end."""
+
+    def __init__(self, matmul: _HiddenMatmul) -> None:
+        self.matmul = matmul
+
+    def __enter__(self) -> None:
+        self.matmul.__dict__["_bf16_sources"] = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self.matmul.__dict__["_bf16_sources"] = None
 
 
 class _swap:
@@ -424,10 +500,11 @@ class FastSiren:
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
             h_in = sines[i - 1] if i > 0 else self._input
-            _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None)
-            _sum_into(v(self.biases[i].grad), gz, beta)
-            if i > 0:
-                g = mm.mm(gz, v(self.weights[i]), out=scratch)
+            with mm.reusing():  # gz is an operand of both products
+                _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None)
+                _sum_into(v(self.biases[i].grad), gz, beta)
+                if i > 0:
+                    g = mm.mm(gz, v(self.weights[i]), out=scratch)
 
     def _as_stack(self, t: torch.Tensor) -> torch.Tensor:
         """A parameter (or its gradient) with the model axis: itself in a stack, a view with a

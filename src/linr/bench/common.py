@@ -25,7 +25,7 @@ MODEL_SETTINGS = {"omega_0": float, "width": int, "depth": int}
 """The SIREN settings a variant may set (``--omega0``, the network's width and depth)."""
 
 RESTORE_SETTINGS = ("prior=SPEC, refine=NAME, omega_0=W, width=N, depth=N, steps=N, lr=X, stop=RULE, "
-                    "preset=NAME, tile=SPEC")
+                    "preset=NAME, tile=SPEC, precision=NAME")
 """The settings :func:`restore_options` reads, as its errors list them."""
 
 
@@ -176,6 +176,12 @@ def restore_options(variant: str, *, others: str = "") -> dict[str, Any]:
             if value not in PRESETS:
                 raise InputError(f"bad variant {variant!r}: unknown preset {value!r}; choose from {', '.join(PRESETS)}")
             options["preset"] = value
+        elif name == "precision":
+            from ..engine import PRECISIONS
+
+            if value not in PRECISIONS + ("auto",):
+                raise InputError(f"bad variant {variant!r}: precision is one of {', '.join(PRECISIONS)}, auto")
+            options["precision"] = value
         elif name == "tile":
             from ..tiling import parse_tile
 

@@ -27,6 +27,8 @@ noise of ``--sigma`` on the 0-255 scale, seed 0). A variant is:
   fixed 500 steps, no prior, no refinement: where linr began);
 - ``tile=SPEC``: tiled restoration (``--tile``: ``auto``, ``off`` or ``SIZE[:OVERLAP]``; the
   default, ``auto``, fits images up to 1024 px whole);
+- ``precision=NAME``: the hidden layers' matrix products (``--precision``: ``float32``, ``bf16``,
+  ``auto``);
 - settings joined by commas, such as ``width=64,depth=5``;
 
 a fit variant that names no network and is refined uses the defaults' pilot network
@@ -89,7 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument("--variants", nargs="+", default=["default"],
                    help="default, bm3d, dip, or settings joined by commas: prior=SPEC (none, tv:WEIGHT, tv:auto), "
                    "refine=NAME (grouped, wiener, none), omega_0=W, width=N, depth=N, steps=N, lr=X, stop=RULE, preset=NAME, "
-                   "tile=SPEC (auto, off, SIZE[:OVERLAP]) "
+                   "tile=SPEC (auto, off, SIZE[:OVERLAP]), precision=NAME (float32, bf16, auto) "
                    "(default: default)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the defaults'; smoke runs)")
     p.add_argument("--width", type=int, default=None, help="SIREN width (default: the defaults'; smoke runs)")

@@ -42,7 +42,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--variants", nargs="+", metavar="SETTINGS",
                    help="a column per variant of linr's defaults after each 'LINR (default)' column (tables "
                         "1-7 and 12-14), named 'LINR (default, SETTINGS)': settings joined by commas, such as "
-                        "refine=none, refine=grouped-views, prior=none, stop=RULE, lr=X, steps=N, tile=SPEC or "
+                        "refine=none, refine=grouped-views, prior=none, stop=RULE, lr=X, steps=N, tile=SPEC, precision=NAME or "
                         "preset=paper (those of linr bench denoise's variants; omega_0=W, width=N, depth=N set "
                         "the paper's SIREN with that change in place of the default's network, as there); a "
                         "variant a table's inputs cannot take is skipped with the reason; the averages give "
