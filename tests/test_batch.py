@@ -522,3 +522,22 @@ def test_a_batch_says_when_its_output_format_drops_the_inputs_alpha(tmp_path, ca
     assert "clear: done in" in err and "JPEG has no alpha channel, so the input's transparency is not written" in err
     records = _manifest(tmp_path / "out")
     assert "JPEG has no alpha" in records["clear"]["output_note"] and "output_note" not in records["opaque"]
+
+
+def test_a_batch_of_float32_pilots_does_not_resume_under_the_bf16_pilot(folder, tmp_path, capsys):
+    """A denoising batch records its pilot's products (bf16 where the CPU has bf16 units since
+    the forty-sixth session): one made before (float32 pilots; as ``--precision float32`` makes
+    now) is not mixed with the new default, and ``--precision float32`` resumes it."""
+    out = tmp_path / "out"
+    base = ["batch", str(folder / "noisy" / "img0.png"), "--task", "noisy", "-o", str(out), "--steps", "2", *FAST]
+    assert main([*base, "--precision", "float32"]) == 0
+    made = _manifest(out)["img0"]["batch"]
+    assert made["precision"] is None and "precision" not in made["pilot"]  # as manifests made before
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "other settings (pilot; " in err and "multiplied in float32" in err
+    assert "--precision float32 to resume as made" in err
+    assert main([*base, "--precision", "float32"]) == 0
+    assert "1 already done" in capsys.readouterr().out
+    assert main([*base, "--force"]) == 0
+    assert _manifest(out)["img0"]["batch"]["pilot"]["precision"] == "bf16-on-cpus-with-bf16-units"

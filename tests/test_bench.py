@@ -404,6 +404,14 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
         f"@tiles-above{TILE_WHOLE_UP_TO}"
 
 
+def _pilot_precision_tag() -> str:
+    """The precision part of :func:`linr.tasks.pilot_tag` on this machine ('-bf16' where its CPU
+    has bf16 units)."""
+    from linr.tasks import pilot_precision
+
+    return "" if pilot_precision("cpu") == "float32" else f"-{pilot_precision('cpu')}"
+
+
 def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> None:
     # the variants that take one of the defaults' choices away (#15: what each kept change adds)
     from linr.bench.denoise import _key_variant, _plan_suffix, variant_options
@@ -420,7 +428,8 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
         "stop=holdout:0.05:40:window40", "stop=holdout:0.05:40", "lr=0.0001", "preset=paper")}
     assert keys == {"stop=holdout:0.05:40:window40": f"stop=holdout:0.05:40:window40{pilot_tag()}",  # still the pilot
                     "stop=holdout:0.05:40": "stop=holdout:0.05:40",  # no average: the paper's network
-                    "lr=0.0001": "lr=0.0001@pilot7x64",  # the pilot at its own rate, not retried
+                    # the pilot at its own rate, not retried (bf16 where the CPU has bf16 units)
+                    "lr=0.0001": "lr=0.0001@pilot7x64" + _pilot_precision_tag(),
                     "preset=paper": "preset=paper"}
     from linr.bench.averaging import observations_for
     from linr.sure import UP_TO_PIXELS_COLOUR, pick_tag
@@ -534,7 +543,7 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     default = json.loads(_key("denoise", path, parse_variant("256:32"), None, None))
     named = json.loads(_key("denoise", path, parse_variant("256:32@128"), None, None))
     sr = json.loads(_key("sr", path, parse_variant("off"), None, None))
-    assert default["defaults"] == f"tv:auto-except-rgb-above128-grouped@pilot7x64-lr{DEFAULT_PILOT_LR:g}-retry" and named["defaults"] == "tv:auto-except-rgb-above128-grouped"
+    assert default["defaults"] == f"tv:auto-except-rgb-above128-grouped@pilot7x64-lr{DEFAULT_PILOT_LR:g}-retry{_pilot_precision_tag()}" and named["defaults"] == "tv:auto-except-rgb-above128-grouped"
     assert "defaults" not in sr  # the default changed only for one noisy photo
     if not (DATA / "set9" / "house.png").exists():
         pytest.skip("test data not found")

@@ -263,7 +263,7 @@ def test_precision_errors_are_one_line(clean):
         _fit(obs, clean, precision="bf16", engine="plain")
 
 
-def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, clean):
+def test_auto_precision_and_the_pilots_are_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, clean):
     import linr.engine as engine
     from linr.tasks import resolve
 
@@ -274,8 +274,16 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, c
     monkeypatch.setattr(engine, "_cpu_has_bf16_units", lambda: True)
     _, cfg = resolve([linr.noisy(clean)], precision="auto", device="cpu")
     assert cfg.precision == "bf16"
-    _, cfg = resolve([linr.noisy(clean)], device="cpu")  # the default preset: float32, the paper's
+    # the default preset: float32, the paper's, but for the pilot of a refined noisy photo
+    _, cfg = resolve([linr.noisy(clean)], device="cpu", refine="none")
     assert cfg.precision == "float32"
+    _, cfg = resolve([linr.noisy(clean)], device="cpu")
+    assert cfg.model.width == 64 and cfg.precision == "bf16"
+    _, cfg = resolve([linr.noisy(clean)], device="cpu", precision="float32")  # asked for: kept
+    assert cfg.precision == "float32"
+    monkeypatch.setattr(engine, "_cpu_has_bf16_units", lambda: False)
+    _, cfg = resolve([linr.noisy(clean)], device="cpu")  # no bf16 units: the pilot in float32
+    assert cfg.model.width == 64 and cfg.precision == "float32"
 
 
 def test_tf32_flag_is_set_only_inside_the_hidden_products():

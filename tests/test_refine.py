@@ -618,9 +618,10 @@ def test_a_refined_default_denoising_fit_is_a_narrow_pilot():
     _, cfg = resolve([linr.noisy(noisy)])
     assert (cfg.model, cfg.steps, cfg.lr) == (DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DEFAULT_PILOT_LR)
     assert cfg.model.width < 256 and DEFAULT_PILOT_LR != PRESETS["paper"].lr
-    from linr.tasks import pilot_tag
+    from linr.tasks import pilot_precision, pilot_tag
 
-    assert pilot_tag() == f"@pilot7x64-lr{DEFAULT_PILOT_LR:g}-retry"  # benchmark rows name the pilot's rate
+    precision = "" if pilot_precision("cpu") == "float32" else "-bf16"  # bf16 where the CPU has bf16 units
+    assert pilot_tag() == f"@pilot7x64-lr{DEFAULT_PILOT_LR:g}-retry{precision}"  # benchmark rows name the pilot's rate
     assert resolve([linr.noisy(noisy)], steps=40)[1].steps == 40  # a budget asked for stays
     assert resolve([linr.noisy(noisy)], lr=2e-4)[1].lr == 2e-4  # so does a learning rate
     paper_fit = [dict(keep_model=True), dict(refine="none"), dict(preset="paper"),
@@ -660,7 +661,8 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
         assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / name), *fit, *extra]) == 0
         batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
     assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS,
-                                         "lr": DEFAULT_PILOT_LR, "retry_lr": 1e-4, "whole_up_to": DENOISE_WHOLE_UP_TO}
+                                         "lr": DEFAULT_PILOT_LR, "retry_lr": 1e-4, "whole_up_to": DENOISE_WHOLE_UP_TO,
+                                         "precision": "bf16-on-cpus-with-bf16-units"}  # the rule, whichever CPU
     assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]
     assert "lr" not in batches["rate"]["pilot"] and "retry_lr" not in batches["rate"]["pilot"] and batches["rate"]["lr"] == 2e-4  # the rate asked for, recorded once
 

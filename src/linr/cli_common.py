@@ -136,8 +136,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "missing pixels under the defaults)")
     g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32", "auto"],
                    help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
-                   "(fast on CPUs with AMX and on GPUs; slightly different results), tf32 (CUDA) "
-                   "or auto (what this device runs fast)")
+                   "(fast on CPUs with AMX or AVX512-BF16 and on GPUs; slightly different results), tf32 (CUDA) "
+                   "or auto (what this device runs fast). Default: float32, but bf16 for the pilot fit of a "
+                   "refined noisy photo on a CPU with bf16 units")
     g.add_argument("--prior", default=None, type=prior_option, metavar="tv:WEIGHT|tv:auto|none",
                    help="an explicit image prior added to the data term: tv:WEIGHT, total "
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "

@@ -319,7 +319,8 @@ def resolve(
         progress=progress,
         schedule=DEFAULT_FREE_BLUR_SCHEDULE if free else p.schedule,
         batch_pixels=p.batch_pixels,
-        precision=_precision(p.precision if precision is None else precision, device),
+        precision=pilot_precision(device) if pilot and precision is None else
+        _precision(p.precision if precision is None else precision, device),
         prior=resolve_prior(prior, resolved),
     )
     return resolved, config
@@ -404,6 +405,15 @@ slowly: at the paper's learning rate its stop came after 190-800 steps on 128-px
 :data:`DEFAULT_PILOT_LR` (since the seventeenth session) it came after 105-415 steps per image or
 tile (320 on a whole 512 px photo): the budget is far from binding, kept as measured."""
 
+DEFAULT_PILOT_PRECISION = "bf16"
+"""The hidden layers' products of a pilot fit (:data:`DEFAULT_PILOT_MODEL`) where the processor
+multiplies bf16 in hardware (:func:`linr.engine.fast_precision` of the CPU; not the paper's
+mathematics; since the forty-sixth session): bf16-rounded operands, float32 accumulation. A pilot
+feeds a refinement that filters the noisy photo itself; on whole held-out Set5 photos (sigma 25,
+colour and grey) the refined image came out as with float32 products (BENCHMARKS.md, '#14 the
+pilot's products in bf16'), each step about 1.4x faster here. Elsewhere (other CPUs, GPUs:
+not measured) float32: :func:`pilot_precision`."""
+
 PILOT_USUAL_STOPS = (105, 415)
 """The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
 benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales its estimate by."""
@@ -430,14 +440,17 @@ the mean of their four neighbours is fitted again at the paper's rate and the be
 kept (:attr:`linr.config.FitConfig.retry_lr`, :data:`linr.fit.RETRY_ABOVE_NEIGHBOURS`)."""
 
 
-def pilot_tag(*, own_lr: bool = False) -> str:
+def pilot_tag(*, own_lr: bool = False, own_precision: bool = False) -> str:
     """``@pilotDxW`` (with ``-lrLR-retry`` when the pilot's learning rate is not the paper's, and a
-    failed fit is fitted again at the paper's: :attr:`FitConfig.retry_lr`): names the
-    defaults' pilot fit in benchmark row keys, so that rows of an earlier pilot are not taken for
-    today's. ``own_lr``: the fit names its own learning rate (no ``-lr...`` part: it is not the
-    pilot's, and no failed fit is fitted again)."""
+    failed fit is fitted again at the paper's: :attr:`FitConfig.retry_lr`; then ``-bf16`` where a
+    pilot on this machine's CPU multiplies in bf16: :func:`pilot_precision`): names the
+    defaults' pilot fit in benchmark row keys (fitted on the CPU), so that rows of an earlier pilot
+    are not taken for today's. ``own_lr``: the fit names its own learning rate (no ``-lr...``
+    part: it is not the pilot's, and no failed fit is fitted again); ``own_precision``: its own
+    precision (no precision part)."""
     lr = "" if own_lr or DEFAULT_PILOT_LR == PRESETS[DEFAULT_PRESET].lr else f"-lr{DEFAULT_PILOT_LR:g}-retry"
-    return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}{lr}"
+    precision = "" if own_precision or pilot_precision("cpu") == "float32" else f"-{pilot_precision('cpu')}"
+    return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}{lr}{precision}"
 
 
 def denoise_defaults_tag(*, pilot: bool) -> str:
@@ -850,6 +863,23 @@ def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str
     if weight_is_auto(spec):
         prior_noise_inputs(observations, spec)  # one-line errors now, before any fit
     return spec
+
+
+PILOT_PRECISION_RULE = f"{DEFAULT_PILOT_PRECISION}-on-cpus-with-bf16-units"
+""":func:`pilot_precision` as a batch's manifest records it (the products of a pilot fit with no
+``--precision``, whichever machine fits it)."""
+
+
+def pilot_precision(device: Any) -> str:
+    """The precision of a pilot fit on ``device`` with none asked for: :data:`DEFAULT_PILOT_PRECISION`
+    where the device is a CPU that multiplies it in hardware (:func:`linr.engine.fast_precision`),
+    else float32 (a GPU's pilot is not measured in bf16)."""
+    from .engine import fast_precision
+    from .fit import resolve_device
+
+    resolved = resolve_device(device)
+    return DEFAULT_PILOT_PRECISION if resolved.type == "cpu" and fast_precision(resolved) == DEFAULT_PILOT_PRECISION \
+        else "float32"
 
 
 def _precision(precision: str, device: str) -> str:

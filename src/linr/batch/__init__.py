@@ -187,9 +187,12 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     from ..tasks import DEFAULT_INPAINT_MODEL, DEFAULT_PRESET, PRESETS
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
+    pilot = _pilot_of(args, model)
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
-        "stop": args.stop, "precision": args.precision,
+        # a pilot's --precision float32 as unset: what a pilot got before its bf16 default
+        # (forty-sixth session), so that batches made before resume with it
+        "stop": args.stop, "precision": None if pilot and args.precision == "float32" else args.precision,
         # None: the preset's own (possibly per-kind) model, recorded by the preset's name; for the
         # defaults' inpainting also the paper's network named (--omega0 30), as batches made before its
         # own network (twenty-third session) recorded it, so that they resume with --omega0 30
@@ -232,7 +235,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # refine_up_to, the size up to which it refined; since the twenty-third at any size)
         # the network of a refined fit when the defaults choose it (since the 7x64 pilot; a batch
         # made before it has none, so a resume says that its settings differ)
-        **({"pilot": pilot} if (pilot := _pilot_of(args, model)) else {}),
+        **({"pilot": pilot} if pilot else {}),
         # the network of the defaults' inpainting when no network is named (omega_0 15 since the
         # twenty-third session; a batch made before it has none: the paper's network)
         **({"inpaint_model": dataclasses.asdict(DEFAULT_INPAINT_MODEL)} if model is None and _plain_inpainting(args) else {}),
@@ -359,7 +362,7 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
     import dataclasses
 
     from ..tasks import (DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DEFAULT_PRESET, DENOISE_WHOLE_UP_TO,
-                         PRESETS, fits_a_pilot)
+                         PILOT_PRECISION_RULE, PRESETS, fits_a_pilot)
 
     if not fits_a_pilot(model=model, stop=args.stop, plain=_plain_denoising(args), refined=_refine_of(args) is not None):
         return None
@@ -369,6 +372,8 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
         pilot["retry_lr"] = PRESETS[DEFAULT_PRESET].lr  # a failed pilot is fitted again (eighteenth session)
     if (args.tile or "auto") == "auto":  # 'auto' tiles a pilot's images above this size (fourteenth session; earlier batches: 1024)
         pilot["whole_up_to"] = DENOISE_WHOLE_UP_TO
+    if args.precision is None:  # bf16 products where the CPU has bf16 units (forty-sixth session; earlier: float32)
+        pilot["precision"] = PILOT_PRECISION_RULE
     return pilot
 
 

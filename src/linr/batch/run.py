@@ -94,6 +94,13 @@ def select(
         mirrored_fit = "blur_fit" in differ and "blur_fit" not in made
         hint = "".join(_resume_as_made(name, made.get(name)) for name in ("prior", "refine")
                        if name in differ and not (name == "refine" and (sized or old_fill or old_views or mirrored_fit)))
+        made_pilot, pilot_now = made.get("pilot") or {}, settings.get("pilot") or {}
+        if "pilot" in differ and made_pilot and "precision" not in made_pilot and "precision" in pilot_now and \
+                {k: v for k, v in pilot_now.items() if k != "precision"} == made_pilot:
+            # made before the pilot's bf16 default, with no --precision: float32 products
+            what += ("; the images' pilot fits multiplied in float32, the default until the forty-sixth session "
+                     "(bf16 since, on CPUs with bf16 units)")
+            hint += ", --precision float32 to resume as made"
         if "inpaint_model" in differ and "inpaint_model" not in made and made.get("model") is None:
             # made before the defaults' inpainting network, or with the paper's named
             from ..tasks import DEFAULT_INPAINT_MODEL

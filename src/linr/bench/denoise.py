@@ -231,7 +231,7 @@ def _pilot_suffix(options: dict[str, Any]) -> str:
     if "model" in options or "preset" in options or options.get("refine") == "none" or \
             not pilot_stop(options.get("stop")):
         return ""
-    return pilot_tag(own_lr="lr" in options)
+    return pilot_tag(own_lr="lr" in options, own_precision="precision" in options)
 
 
 def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: int | None) -> str:
