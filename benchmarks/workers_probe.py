@@ -30,15 +30,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 STEP_PROBE = """
 import sys, time, numpy as np, torch, linr
-from linr.tasks import DEFAULT_PILOT_MODEL
+from linr.tasks import DEFAULT_PILOT_MODEL, pilot_precision
 torch.set_num_threads(int(sys.argv[1]))
 rng = np.random.default_rng(0)
 img = (0.5 + 0.2 * rng.standard_normal((272, 272, 3))).astype(np.float32)
+precision = pilot_precision("cpu")  # the pilot's products on this CPU (bf16 where it has bf16 units)
 linr.restore(linr.noisy(img), model=DEFAULT_PILOT_MODEL, steps=3, stop="fixed", refine="none", device="cpu",
-             progress=False)  # warm-up
+             progress=False, precision=precision)  # warm-up
 t = time.perf_counter()
 linr.restore(linr.noisy(img), model=DEFAULT_PILOT_MODEL, steps=int(sys.argv[2]), stop="fixed", refine="none",
-             device="cpu", progress=False)
+             device="cpu", progress=False, precision=precision)
 print((time.perf_counter() - t) / int(sys.argv[2]))
 """
 
@@ -83,7 +84,10 @@ def main() -> int:
 
     data = Path(os.environ.get("LINR_DATA", HERE.parent.parent / "shared" / "data"))
     clean, noisy = noisy_mirrored_photo(data, args.size)
-    row: dict = {"size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    from linr.tasks import pilot_precision
+
+    row: dict = {"size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
+                 "pilot_precision": pilot_precision("cpu")}  # the step probe's since the forty-sixth session
     row.update(step_times(args.steps))
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "noisy.png"
