@@ -202,16 +202,34 @@ def test_the_default_chunk_grows_to_a_cuda_devices_free_memory_only():
                                   free_bytes=2**30)
     assert small_card == DEFAULT_CHUNK_PIXELS  # never below the default
     # the CPU and a value the user chose are kept as given (no CUDA call on either path)
-    assert chunk_pixels_for(DEFAULT_CHUNK_PIXELS, "cpu", net_width=256, depth=7, pixels=10**9) == DEFAULT_CHUNK_PIXELS
+    assert chunk_pixels_for(DEFAULT_CHUNK_PIXELS, "cpu", net_width=256, depth=7, pixels=10**9) == DEFAULT_CHUNK_PIXELS  # renders
     assert chunk_pixels_for(5000, "cuda", net_width=256, depth=7, pixels=10**9, free_bytes=free) == 5000
 
 
 def test_a_cpu_fit_records_the_chunk_it_used(clean):
+    from linr.engine import CPU_PIXEL_CHUNK, step_chunk_pixels
+
     obs = [Observation(add_gaussian_noise(clean, 0.1, seed=1), Identity())]
     result = fit(obs, FitConfig(steps=2, device="cpu", progress=False, model=ModelConfig(width=16)))
-    assert result.settings["engine_used"]["chunk_pixels"] == FitConfig().chunk_pixels == 2**17
+    # a pixel-wise step on the CPU: the smaller chunk, whose saved activations stay in the caches
+    assert result.settings["engine_used"]["chunk_pixels"] == CPU_PIXEL_CHUNK < FitConfig().chunk_pixels == 2**17
     result = fit(obs, FitConfig(steps=2, device="cpu", progress=False, model=ModelConfig(width=16), chunk_pixels=100))
-    assert result.settings["engine_used"]["chunk_pixels"] == 100
+    assert result.settings["engine_used"]["chunk_pixels"] == 100  # asked for: kept
+    low = [linr.lowres(lanczos_downscale(clean, 2), 2)]  # the image step keeps the default (no second pass)
+    result = fit(low, FitConfig(steps=2, device="cpu", progress=False, model=ModelConfig(width=16)))
+    assert result.settings["engine_used"]["chunk_pixels"] == 2**17
+    assert step_chunk_pixels(2**17, "cuda", 2**20, pixel_wise=True) == 2**20  # a GPU's grown chunk stays
+
+
+def test_the_cpu_pixel_chunk_changes_a_fit_by_rounding_only():
+    # the default chunk against one chunk for the whole image: the same fit up to float sums' order
+    clean = crop(load("set5/butterfly.png"), 136, top=60, left=60)  # 18496 pixels: two chunks
+    obs = [Observation(add_gaussian_noise(clean, 0.1, seed=1), Identity())]
+    kw = dict(steps=30, device="cpu", progress=False, model=ModelConfig(width=32, depth=3))
+    small, whole = (fit(obs, FitConfig(**kw, **extra), reference=clean) for extra in ({}, {"chunk_pixels": 2**18}))
+    assert small.settings["engine_used"]["chunk_pixels"] < clean.shape[0] * clean.shape[1] <= 2**18
+    assert abs(small.history["psnr"][-1] - whole.history["psnr"][-1]) < 1e-3
+    assert np.abs(small.image - whole.image).max() < 1e-3
 
 
 # --- reduced precision (opt-in; not the paper's mathematics) -----------------------------------

@@ -45,7 +45,7 @@ import torch
 
 from .config import FitConfig, lr_factor
 from .cost import pixel_weight_maps, render_all_pixels
-from .engine import FastSiren, adam_for, chunk_pixels_for, select_members
+from .engine import FastSiren, adam_for, chunk_pixels_for, select_members, step_chunk_pixels
 from .fidelity import DataTerm, SquaredError
 from .priors import ImagePrior
 from .monitor import Monitor
@@ -179,9 +179,10 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         render_all_pixels(n, h * w, whole_output_every_step=watched) for n in trained))
     rendered = [h * w if render_all or not pixel_wise else (b or n) for n, b in zip(trained, batches)]
     chunk_pixels = chunk_pixels_for(config.chunk_pixels, device, net_width=net.width, depth=len(net.weights),
-                                    pixels=sum(rendered))
+                                    pixels=sum(rendered))  # the final renders'
+    step_chunk = step_chunk_pixels(config.chunk_pixels, device, chunk_pixels, pixel_wise=pixel_wise)  # the steps'
     infos = [{"name": "fast", "pixel_wise": pixel_wise, "trained_pixels": n, "batch_pixels": b,
-              "rendered_pixels": r, "chunk_pixels": chunk_pixels, "precision": config.precision,
+              "rendered_pixels": r, "chunk_pixels": step_chunk, "precision": config.precision,
               **({"stacked": count} if count > 1 else {})} for n, b, r in zip(trained, batches, rendered)]
     finished: dict[int, tuple[Callable[[], torch.Tensor], dict[str, Any], float, list[torch.Tensor]]] = {}
     active = list(range(count))  # problem index of each model in the stack, in stack order
@@ -196,7 +197,7 @@ def run_fast_many(models: list[torch.nn.Module], problems: list[Problem], config
         factor = lr_factor(config.schedule, step, config.steps)
         for group, lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = lr * factor
-        chunk = max(1, chunk_pixels // len(active))  # pixels of all models together
+        chunk = max(1, step_chunk // len(active))  # pixels of all models together
         if pixel_wise:
             losses, outputs = _pixel_step(net, coords, (h, w, c), [terms[k] for k in active], chunk,
                                           [batches[k] for k in active],
