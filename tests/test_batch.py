@@ -540,4 +540,4 @@ def test_a_batch_of_float32_pilots_does_not_resume_under_the_bf16_pilot(folder, 
     assert main([*base, "--precision", "float32"]) == 0
     assert "1 already done" in capsys.readouterr().out
     assert main([*base, "--force"]) == 0
-    assert _manifest(out)["img0"]["batch"]["pilot"]["precision"] == "bf16-on-cpus-with-bf16-units"
+    assert _manifest(out)["img0"]["batch"]["pilot"]["precision"] == "bf16-on-cpus-with-bf16-units-but-sure-picks"

@@ -438,7 +438,9 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
         return observations_for("denoise", np.full((side, side, 3), 0.5), sigma=25.0, seed=0)
 
     small = noisy(64)
-    assert _plan_suffix("default", {}, small, None) == f"@{pick_tag()}"  # the default picks by SURE there
+    # the default picks by SURE there, its fits in float32 (said where the pilot's tag says bf16)
+    assert _plan_suffix("default", {}, small, None) == f"@{pick_tag()}" + ("-float32" if _pilot_precision_tag() else "")
+    assert _plan_suffix("precision=bf16", variant_options("precision=bf16"), small, None) == f"@{pick_tag()}"
     assert _plan_suffix("stop=holdout:0.05:40:window40", variant_options("stop=holdout:0.05:40:window40"),
                         small, None) == ""  # a stop named: the held-out one
     assert _plan_suffix("width=256", variant_options("width=256"), small, None).startswith("@sure")  # any network

@@ -314,9 +314,8 @@ def test_cli_says_the_pick_and_refuses_it_with_a_model(tmp_path, capsys) -> None
     from linr.images import write_image
 
     write_image(tmp_path / "n.png", add_gaussian_noise(_scene(32), 25, seed=0))
-    # float32 products: this tiny photo's bf16 pilot (CPUs with bf16 units) returns a raw iterate (no pick)
     assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png"), "--steps", "80",
-                 "--device", "cpu", "--seed", "3", "--precision", "float32"]) == 0
+                 "--device", "cpu", "--seed", "3"]) == 0
     out = capsys.readouterr()
     assert "s choosing the stop by SURE" in out.out and "chosen by SURE" in out.out + out.err
     assert "choosing the stop by SURE of the refined image (the pilot fitted once more" in out.err  # said before it
@@ -352,3 +351,19 @@ def test_cli_refuses_the_pick_of_a_tiled_photo_in_one_line_before_any_note(tmp_p
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--tile off" in err and "tiles are kept" not in err
     assert not (tmp_path / "o.png.tiles").exists()
+
+
+def test_the_sure_pick_fits_in_float32_where_the_pilot_would_multiply_in_bf16(monkeypatch) -> None:
+    """The pick's divergence is a difference of two pilot fits: bf16 rounding would enter it, so a
+    SURE-picked pilot keeps float32 products on a CPU with bf16 units; a larger photo's pilot (the
+    held-out stop) multiplies in bf16 there; a precision asked for is kept."""
+    import linr.engine as engine
+
+    monkeypatch.setattr(engine, "_cpu_has_bf16_units", lambda: True)
+    small = [tasks.noisy(add_gaussian_noise(_scene(32), 25, seed=0))]
+    plan = tasks.plan_restore(small, device="cpu")
+    assert isinstance(plan.rule, SurePick) and plan.config.precision == "float32"
+    assert tasks.plan_restore(small, device="cpu", precision="bf16").config.precision == "bf16"  # asked for
+    big = [tasks.noisy(add_gaussian_noise(_scene(160), 25, seed=0))]  # above the grey pick's size
+    plan = tasks.plan_restore(big, device="cpu")
+    assert not isinstance(plan.rule, SurePick) and plan.config.precision == "bf16"

@@ -412,7 +412,8 @@ mathematics; since the forty-sixth session): bf16-rounded operands, float32 accu
 feeds a refinement that filters the noisy photo itself; on whole held-out Set5 photos (sigma 25,
 colour and grey) the refined image came out as with float32 products (BENCHMARKS.md, '#14 the
 pilot's products in bf16'), each step about 1.4x faster here. Elsewhere (other CPUs, GPUs:
-not measured) float32: :func:`pilot_precision`."""
+not measured), and for a pilot whose stop the SURE pick chooses (:func:`sure_in_float32`),
+float32: :func:`pilot_precision`."""
 
 PILOT_USUAL_STOPS = (105, 415)
 """The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
@@ -865,7 +866,7 @@ def resolve_prior(prior: str | None, observations: Sequence[Observation]) -> str
     return spec
 
 
-PILOT_PRECISION_RULE = f"{DEFAULT_PILOT_PRECISION}-on-cpus-with-bf16-units"
+PILOT_PRECISION_RULE = f"{DEFAULT_PILOT_PRECISION}-on-cpus-with-bf16-units-but-sure-picks"
 """:func:`pilot_precision` as a batch's manifest records it (the products of a pilot fit with no
 ``--precision``, whichever machine fits it)."""
 
@@ -1325,7 +1326,18 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, ensemble=ensemble,
                       keep_model=keep_model)
-    return RestorePlan(obs, config, grid, refine, rule, pilot)
+    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot)
+
+
+def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
+    """``config`` with float32 products where a rule is the SURE pick and no precision was asked
+    for: the pick differentiates the pilot by a second fit to a slightly perturbed photo
+    (:mod:`linr.sure`), and bf16's rounding would enter that difference. (On 64-px crops, sigma 25,
+    the pick with the bf16 pilot returned -0.18 dB on average in colour, -1.12 on one crop, against
+    float32: BENCHMARKS.md, '#14 the pilot's products in bf16'.)"""
+    if precision is None and config.precision != "float32" and any(isinstance(r, SurePick) for r in rules):
+        return dataclasses.replace(config, precision="float32")
+    return config
 
 
 def _sure_by_default(obs: Sequence[Observation], *, stop: Any, preset: str | None, refine: str | None,
@@ -1474,6 +1486,7 @@ def restore_many(
     rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
                         preset=preset, refine=spec, whole=True, ensemble=1, keep_model=False)
              for (obs, _), spec in zip(resolved, refines)]
+    config = sure_in_float32(config, rules, precision)
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
     for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
         if isinstance(rule, SurePick):  # as restore() chooses (its second fit one scene at a time)

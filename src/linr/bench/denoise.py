@@ -241,10 +241,12 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     it does, :data:`linr.tasks.DENOISE_WHOLE_UP_TO` for the defaults' pilot since the fourteenth
     session), then ``@sureE...`` (:func:`linr.sure.pick_tag`) when it stops by the SURE pick (the
     default's rule, or ``stop=sure`` asked for); '' for either that it does not: rows made before,
-    of the same key, are whole-image fits and the held-out stop's."""
+    of the same key, are whole-image fits and the held-out stop's. Last, ``-float32`` where the
+    pilot keeps float32 products though its tag (:func:`linr.tasks.pilot_tag`) says bf16 (the
+    SURE pick's fits: :func:`linr.tasks.sure_in_float32`)."""
     from ..stopping import SurePick
     from ..sure import pick_tag
-    from ..tasks import auto_whole_up_to, plan_restore
+    from ..tasks import auto_whole_up_to, pilot_precision, plan_restore
 
     if variant in REFERENCES:
         return ""
@@ -252,7 +254,11 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     plan = plan_restore(obs, device="cpu", progress=False, seed=0, **options)
     tiled = options.get("tile", "auto") == "auto" and plan.grid is not None
     above = auto_whole_up_to(options.get("preset"), pilot=plan.pilot)
-    return (f"@tiles-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "")
+    # the pilot's precision where the plan keeps another than the key's pilot tag says (the SURE
+    # pick's fits multiply in float32: linr.tasks.sure_in_float32)
+    other = "precision" not in options and plan.pilot and plan.config.precision != pilot_precision("cpu")
+    return (f"@tiles-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "") + \
+        (f"-{plan.config.precision}" if other else "")
 
 
 def _label(variant: str, options: dict[str, Any]) -> str:
