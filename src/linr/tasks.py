@@ -1333,8 +1333,8 @@ def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precisi
     """``config`` with float32 products where a rule is the SURE pick and no precision was asked
     for: the pick differentiates the pilot by a second fit to a slightly perturbed photo
     (:mod:`linr.sure`), and bf16's rounding would enter that difference. (On 64-px crops, sigma 25,
-    the pick with the bf16 pilot returned -0.18 dB on average in colour, -1.12 on one crop, against
-    float32: BENCHMARKS.md, '#14 the pilot's products in bf16'.)"""
+    the pick with the bf16 pilot returned -0.13 dB on average against float32 on nine colour crops,
+    -1.12 on one; grey +0.06: BENCHMARKS.md, '#14 the pilot's products in bf16'.)"""
     if precision is None and config.precision != "float32" and any(isinstance(r, SurePick) for r in rules):
         return dataclasses.replace(config, precision="float32")
     return config
