@@ -396,7 +396,7 @@ def test_denoise_bench_variants_join_settings_and_name_bad_ones() -> None:
     big, small = noisy(DENOISE_WHOLE_UP_TO + 1, 16), noisy(DENOISE_WHOLE_UP_TO, 16)
     tiled = {v: _plan_suffix(v, variant_options(v), big, None)
              for v in ("default", "tile=auto", "tile=256:32", "width=64", "bm3d")}
-    above = f"@tiles-above{DENOISE_WHOLE_UP_TO}"
+    above = f"@tiles128-above{DENOISE_WHOLE_UP_TO}"  # the pilot's tiles of 128 px (forty-sixth session)
     assert tiled == {"default": above, "tile=auto": above, "tile=256:32": "", "width=64": "", "bm3d": ""}
     assert _plan_suffix("default", {}, small, None) == ""  # whole, as rows made before said
     # a network named is tiled by 'auto' only above the size any fit is

@@ -305,6 +305,12 @@ def test_automatic_tiling_follows_the_image_size_and_the_preset():
         photo = [noisy(rng.random((side, 300, 3)).astype(np.float32))]
         assert pilot_fit(photo, preset=None)
         assert (tile_grid(photo, pilot=pilot_fit(photo, preset=None)) is not None) == tiled
+    # in tiles of its own size (128 px since the forty-sixth session), not the other fits' 256
+    from linr.tasks import DENOISE_TILE_SIZE
+
+    assert tile_grid(photo, pilot=True).size == (DENOISE_TILE_SIZE, DENOISE_TILE_SIZE) == (128, 128)
+    assert tile_grid(photo, pilot=True, preset="paper") is None  # a preset: its own rule
+    assert tile_grid(photo, pilot=True, tile="256").size == (256, 256)  # a size asked for is kept
     for other in (dict(model=linr.ModelConfig(width=256)), dict(stop="fixed"), dict(refine="none"),
                   dict(keep_model=True), dict(preset="paper")):
         assert not pilot_fit(photo, **{"preset": None, **other}), other
@@ -636,7 +642,7 @@ def test_a_noisy_photo_above_the_pilot_size_keeps_whole_fits_for_models_and_ense
     settings = json.loads((tmp_path / "b.json").read_text())["settings"]
     assert "tiling" not in settings and settings["ensemble"]["members"] == 2
     assert main(["restore", *fit, "--report", str(tmp_path / "c.json"), "-o", str(tmp_path / "c.png")]) == 0
-    assert json.loads((tmp_path / "c.json").read_text())["settings"]["tiling"]["tiles"] == 4  # the pilot: tiled
+    assert json.loads((tmp_path / "c.json").read_text())["settings"]["tiling"]["tiles"] == 16  # the pilot: in tiles of 128
 
 
 def test_the_whole_images_bytes_count_the_blend_over_the_grown_image():

@@ -105,6 +105,16 @@ the pilot's learning rate of then, the paper's 1e-4. With :data:`DEFAULT_PILOT_L
 whole fit of that 512 px photo stopped after 320 steps and the tiles were still 0.11 dB better
 and 1.45x faster; between 288 and 512 px nothing was measured again: 384 is kept.)"""
 
+DENOISE_TILE_SIZE = 128
+"""The tile side of the defaults' pilot fit in tiles (``tile='auto'`` above
+:data:`DENOISE_WHOLE_UP_TO` px; overlap :data:`TILE_OVERLAP`), since the forty-sixth session
+(:data:`TILE_SIZE` before). Each tile's pilot stops sooner the smaller the tile (63-65 steps at
+128 px against 150-154 at 272 px on the set9 tune photos), so the overlap's extra pixels cost less
+than the steps saved, and the refined image came out better: on the whole set9 tune photos
+(sigma 25, colour) +0.56 dB (baboon) and +0.31 (kodim01) over tiles of 256 in 0.92x and 0.47x the
+CPU time; reported on images it was not chosen on in BENCHMARKS.md ('#14 the pilot's tiles of 128
+px')."""
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -1245,14 +1255,15 @@ def tile_grid(observations: Sequence[Observation], *, preset: str | None = None,
     """The tiles :func:`restore` will fit for resolved observations, or None for one fit of the
     whole image (always with ``register`` unless tiles are asked for: registration needs one
     network of the whole image). ``pilot``: the fit is the defaults' pilot of one image
-    (:func:`pilot_fit`, no ensemble), whose 'auto' tiles above :data:`DENOISE_WHOLE_UP_TO` px."""
+    (:func:`pilot_fit`, no ensemble), whose 'auto' tiles above :data:`DENOISE_WHOLE_UP_TO` px
+    are :data:`DENOISE_TILE_SIZE` px."""
     setting = check_register_tiles(tile, register)
     p = PRESETS[DEFAULT_PRESET if preset is None else preset]
     whole_up_to = auto_whole_up_to(preset, pilot=pilot)
     if setting.mode == "auto" and (whole_up_to is None or register is not None):
         return None
-    return grid_for(observations, setting, size=p.tile_size, overlap=p.tile_overlap,
-                    whole_up_to=whole_up_to or 0)
+    size = DENOISE_TILE_SIZE if pilot and preset is None else p.tile_size
+    return grid_for(observations, setting, size=size, overlap=p.tile_overlap, whole_up_to=whole_up_to or 0)
 
 
 def _tile_stack(stack: int | None, config: FitConfig) -> int:

@@ -361,8 +361,8 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
     refined Gaussian denoising with no network named and the automatic stop), else None."""
     import dataclasses
 
-    from ..tasks import (DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DEFAULT_PRESET, DENOISE_WHOLE_UP_TO,
-                         PILOT_PRECISION_RULE, PRESETS, fits_a_pilot)
+    from ..tasks import (DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DEFAULT_PRESET, DENOISE_TILE_SIZE,
+                         DENOISE_WHOLE_UP_TO, PILOT_PRECISION_RULE, PRESETS, fits_a_pilot)
 
     if not fits_a_pilot(model=model, stop=args.stop, plain=_plain_denoising(args), refined=_refine_of(args) is not None):
         return None
@@ -372,6 +372,7 @@ def _pilot_of(args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
         pilot["retry_lr"] = PRESETS[DEFAULT_PRESET].lr  # a failed pilot is fitted again (eighteenth session)
     if (args.tile or "auto") == "auto":  # 'auto' tiles a pilot's images above this size (fourteenth session; earlier batches: 1024)
         pilot["whole_up_to"] = DENOISE_WHOLE_UP_TO
+        pilot["tile_size"] = DENOISE_TILE_SIZE  # in tiles of this size (forty-sixth session; earlier batches: 256)
     if args.precision is None:  # bf16 products where the CPU has bf16 units (forty-sixth session; earlier: float32)
         pilot["precision"] = PILOT_PRECISION_RULE
     return pilot

@@ -239,14 +239,15 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     :func:`linr.tasks.plan_restore` resolves it (so a row's key follows the default's rules by
     construction): ``@tiles-aboveN`` when ``tile='auto'`` fits it in tiles (N: the size above which
     it does, :data:`linr.tasks.DENOISE_WHOLE_UP_TO` for the defaults' pilot since the fourteenth
-    session), then ``@sureE...`` (:func:`linr.sure.pick_tag`) when it stops by the SURE pick (the
+    session; ``@tiles128-aboveN`` for the pilot's tiles of :data:`linr.tasks.DENOISE_TILE_SIZE` px
+    since the forty-sixth), then ``@sureE...`` (:func:`linr.sure.pick_tag`) when it stops by the SURE pick (the
     default's rule, or ``stop=sure`` asked for); '' for either that it does not: rows made before,
     of the same key, are whole-image fits and the held-out stop's. Last, ``-float32`` where the
     pilot keeps float32 products though its tag (:func:`linr.tasks.pilot_tag`) says bf16 (the
     SURE pick's fits: :func:`linr.tasks.sure_in_float32`)."""
     from ..stopping import SurePick
     from ..sure import pick_tag
-    from ..tasks import auto_whole_up_to, pilot_precision, plan_restore
+    from ..tasks import DENOISE_TILE_SIZE, TILE_SIZE, auto_whole_up_to, pilot_precision, plan_restore
 
     if variant in REFERENCES:
         return ""
@@ -257,7 +258,9 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     # the pilot's precision where the plan keeps another than the key's pilot tag says (the SURE
     # pick's fits multiply in float32: linr.tasks.sure_in_float32)
     other = "precision" not in options and plan.pilot and plan.config.precision != pilot_precision("cpu")
-    return (f"@tiles-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "") + \
+    # the pilot's tiles of 128 px since the forty-sixth session (rows before: 256 px, unsaid)
+    size = str(DENOISE_TILE_SIZE) if plan.pilot and options.get("preset") is None and DENOISE_TILE_SIZE != TILE_SIZE else ""
+    return (f"@tiles{size}-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "") + \
         (f"-{plan.config.precision}" if other else "")
 
 
