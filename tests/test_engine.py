@@ -424,3 +424,25 @@ def test_sines_through_numpy_agree_with_torch_and_only_on_few_cpu_threads(monkey
         assert not calls and torch.allclose(other, value, atol=2e-7) and torch.allclose(other_slope, slope, atol=2e-7)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_bf16_products_are_the_same_on_one_thread_and_two():
+    # a process on two torch threads and its one-thread tile workers fit the same tiles: a weight's
+    # gradient (a long sum over pixels) is not split by the threads there
+    torch.manual_seed(0)
+    model = Siren(width=64, depth=3)
+    coords, grad = torch.rand(4096, 2) * 2 - 1, torch.randn(4096, 3)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            net = FastSiren(model, precision="bf16")
+            out = net.forward(coords, save=True).clone()
+            net.backward(grad)
+            results.append((out, [p.grad.clone() for p in net.params]))
+            assert torch.get_num_threads() == threads  # restored after the one-thread sums
+    finally:
+        torch.set_num_threads(before)
+    (out1, grads1), (out2, grads2) = results
+    assert torch.equal(out1, out2) and all(torch.equal(a, b) for a, b in zip(grads1, grads2))

@@ -193,8 +193,19 @@ class _HiddenMatmul:
         saves (measured: 4.4 ms to round a fresh 74k x 64 operand, 0.9 ms into a kept one)."""
         if self.kind != "cpu":
             return _bf16_mm(a, b)
-        return torch.bmm(self._rounded(a, "a"), self._rounded(b, "b"),
-                         out=self._buffer("out", (a.shape[0], a.shape[1], b.shape[2])))
+        out = self._buffer("out", (a.shape[0], a.shape[1], b.shape[2]))
+        a16, b16 = self._rounded(a, "a"), self._rounded(b, "b")
+        threads = torch.get_num_threads()
+        if threads == 1 or a.shape[-1] <= 4 * max(a.shape[-2], b.shape[-1]):
+            return torch.bmm(a16, b16, out=out)
+        # a long sum into a small product (a weight's gradient over the pixels): on one thread,
+        # where oneDNN's bf16 kernel would split the sum by the threads it has (another rounding
+        # on two threads than on one), so that a process and its one-thread tile workers agree
+        torch.set_num_threads(1)
+        try:
+            return torch.bmm(a16, b16, out=out)
+        finally:
+            torch.set_num_threads(threads)
 
     def _rounded(self, t: torch.Tensor, slot: str) -> torch.Tensor:
         """``t`` rounded to bf16 in the buffer of ``slot`` (a transposed view of a contiguous
