@@ -428,7 +428,7 @@ def test_sines_through_numpy_agree_with_torch_and_only_on_few_cpu_threads(monkey
 
 def test_bf16_products_are_the_same_on_one_thread_and_two():
     # a process on two torch threads and its one-thread tile workers fit the same tiles: a weight's
-    # gradient (a long sum over pixels) is not split by the threads there
+    # gradient (a long sum over pixels) is summed in fixed pieces, not split by the threads there
     torch.manual_seed(0)
     model = Siren(width=64, depth=3)
     coords, grad = torch.rand(4096, 2) * 2 - 1, torch.randn(4096, 3)
@@ -441,7 +441,7 @@ def test_bf16_products_are_the_same_on_one_thread_and_two():
             out = net.forward(coords, save=True).clone()
             net.backward(grad)
             results.append((out, [p.grad.clone() for p in net.params]))
-            assert torch.get_num_threads() == threads  # restored after the one-thread sums
+            assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
     (out1, grads1), (out2, grads2) = results

@@ -188,24 +188,32 @@ class _HiddenMatmul:
     def _bf16_product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a @ b`` per model from bf16-rounded operands: float32 where the device gives a float32
         result (CUDA: :func:`_bf16_mm`); on the CPU bf16, into a kept buffer (the caller widens
-        it). The CPU's operands and result live in buffers kept per shape: a fresh tensor of
-        this size per product costs more in first-touch page faults than the bf16 product
-        saves (measured: 4.4 ms to round a fresh 74k x 64 operand, 0.9 ms into a kept one)."""
+        it), or float32 for a long sum (:meth:`_long_sum`). The CPU's operands and result live in
+        buffers kept per shape: a fresh tensor of this size per product costs more in first-touch
+        page faults than the bf16 product saves (measured: 4.4 ms to round a fresh 74k x 64
+        operand, 0.9 ms into a kept one)."""
         if self.kind != "cpu":
             return _bf16_mm(a, b)
+        if a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1]) and a.mT.is_contiguous() and b.is_contiguous():
+            return self._long_sum(a, b)
         out = self._buffer("out", (a.shape[0], a.shape[1], b.shape[2]))
-        a16, b16 = self._rounded(a, "a"), self._rounded(b, "b")
-        threads = torch.get_num_threads()
-        if threads == 1 or a.shape[-1] <= 4 * max(a.shape[-2], b.shape[-1]):
-            return torch.bmm(a16, b16, out=out)
-        # a long sum into a small product (a weight's gradient over the pixels): on one thread,
-        # where oneDNN's bf16 kernel would split the sum by the threads it has (another rounding
-        # on two threads than on one), so that a process and its one-thread tile workers agree
-        torch.set_num_threads(1)
-        try:
-            return torch.bmm(a16, b16, out=out)
-        finally:
-            torch.set_num_threads(threads)
+        return torch.bmm(self._rounded(a, "a"), self._rounded(b, "b"), out=out)
+
+    SUM_PIECE = 2048
+    """Pixels per piece of a long sum (:meth:`_long_sum`), whatever the threads."""
+
+    def _long_sum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``a @ b`` (K, m, N) x (K, N, n) with N much larger than m and n (a weight's gradient, a
+        sum over the pixels; ``a`` the transposed view of a (K, N, m) tensor), float32: bf16
+        products over fixed pieces of :attr:`SUM_PIECE` pixels (zero rows pad the last), their
+        float32 sum in piece order. oneDNN's bf16 kernel would split one long sum by the threads it
+        has, rounding otherwise on two threads than on one: in pieces, a process on two threads
+        and its one-thread tile workers compute the same image."""
+        k, m, n = a.shape[0], a.shape[1], b.shape[2]
+        left, right = self._rounded_padded(a.mT, "a"), self._rounded_padded(b, "b")
+        pieces = left.shape[1] // self.SUM_PIECE
+        partial = torch.bmm(left.view(k * pieces, self.SUM_PIECE, m).mT, right.view(k * pieces, self.SUM_PIECE, n))
+        return partial.view(k, pieces, m, n).float().sum(1)
 
     def _rounded(self, t: torch.Tensor, slot: str) -> torch.Tensor:
         """``t`` rounded to bf16 in the buffer of ``slot`` (a transposed view of a contiguous
@@ -216,14 +224,23 @@ class _HiddenMatmul:
             return t.to(torch.bfloat16)
         transposed = not t.is_contiguous() and t.mT.is_contiguous()
         base = t.mT if transposed else t
-        buffer = self._buffer(slot, tuple(base.shape))
+        view = self._rounded_padded(base, slot)[:, :base.shape[1]]
+        return view.mT if transposed else view
+
+    def _rounded_padded(self, base: torch.Tensor, slot: str) -> torch.Tensor:
+        """A contiguous (K, N, c) ``base`` rounded to bf16 into the first N rows of the buffer of
+        ``slot``, (K, N', c) with N' the next multiple of :attr:`SUM_PIECE` (its last rows zero);
+        the whole buffer returned."""
+        k, rows, c = base.shape
+        padded = -(-rows // self.SUM_PIECE) * self.SUM_PIECE
+        buffer = self._buffer(slot, (k, rows, c), allocate=(k, padded, c))
         held = self.__dict__.get("_bf16_sources")
         source = (base.data_ptr(), base._version, tuple(base.shape), base.stride())
         if held is None or held.get(slot) != source:
-            buffer.copy_(base)
+            buffer[:, :rows].copy_(base)
             if held is not None:
                 held[slot] = source
-        return buffer.mT if transposed else buffer
+        return buffer
 
     def reusing(self) -> "_Reusing":
         """A ``with`` block in which an operand rounded to bf16 once is reused by the next product
@@ -232,7 +249,9 @@ class _HiddenMatmul:
         come back on a new one."""
         return _Reusing(self)
 
-    def _buffer(self, slot: str, shape: tuple[int, ...]) -> torch.Tensor:
+    def _buffer(self, slot: str, shape: tuple[int, ...], allocate: tuple[int, ...] | None = None) -> torch.Tensor:
+        """The kept bf16 buffer of ``slot`` for operands of ``shape``: ``allocate``'s shape (default
+        ``shape``), zero-filled when made (rows past ``shape``'s stay zero: nothing else writes them)."""
         buffers = self.__dict__.setdefault("_bf16_buffers", {})
         key = (slot, shape)
         if key not in buffers:
@@ -240,7 +259,7 @@ class _HiddenMatmul:
                 buffers.clear()
                 if self.__dict__.get("_bf16_sources") is not None:
                     self.__dict__["_bf16_sources"] = {}
-            buffers[key] = torch.empty(shape, dtype=torch.bfloat16)
+            buffers[key] = torch.zeros(allocate or shape, dtype=torch.bfloat16)
         return buffers[key]
 
 
