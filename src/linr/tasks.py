@@ -110,10 +110,11 @@ DENOISE_TILE_SIZE = 128
 :data:`DENOISE_WHOLE_UP_TO` px; overlap :data:`TILE_OVERLAP`), since the forty-sixth session
 (:data:`TILE_SIZE` before). Each tile's pilot stops sooner the smaller the tile (63-65 steps at
 128 px against 150-154 at 272 px on the set9 tune photos), so the overlap's extra pixels cost less
-than the steps saved, and the refined image came out better: on the whole set9 tune photos
-(sigma 25, colour) +0.56 dB (baboon) and +0.31 (kodim01) over tiles of 256 in 0.92x and 0.47x the
-CPU time; reported on images it was not chosen on in BENCHMARKS.md ('#14 the pilot's tiles of 128
-px')."""
+than the steps saved: on the whole set9 tune photos (sigma 25, colour) the refined image came out
++0.29 to +0.56 dB (mean +0.39) over tiles of 256 in 0.61-0.81x the CPU time; on the report photos
+and held-out baby -0.14 to +0.13 (mean -0.01) in 0.80-0.91x (BENCHMARKS.md, '#14 the pilot's
+tiles of 128 px'). Level where it was not chosen, and faster: a 512-px colour photo restores in
+about 55-58 s on the idle 2-core machine with two tile workers."""
 
 
 @dataclass(frozen=True)
