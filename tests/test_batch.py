@@ -496,7 +496,7 @@ def test_a_batch_says_what_its_first_image_will_cost_before_it_starts(tmp_path, 
                  "--device", "cpu", "--threads", "1"])
     assert code == 0
     err = capsys.readouterr().err
-    assert "linr: the first image, a (1 more after it): up to 2000 steps (automatic stop) restoring 1024x1024 in 16 " \
+    assert "linr: the first image, a (1 more after it): up to 2000 steps (automatic stop) restoring 1024x1024 in 81 " \
         "tiles" in err and "to refine the fit's image (grouped on one CPU thread)" in err
     assert "threads it uses" not in err  # estimated with the worker's one thread (--threads 1)
     main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--device", "cpu",
@@ -541,3 +541,25 @@ def test_a_batch_of_float32_pilots_does_not_resume_under_the_bf16_pilot(folder, 
     assert "1 already done" in capsys.readouterr().out
     assert main([*base, "--force"]) == 0
     assert _manifest(out)["img0"]["batch"]["pilot"]["precision"] == "bf16-on-cpus-with-bf16-units-but-sure-picks"
+
+
+def test_a_batch_made_before_the_pilots_tiles_of_128_says_why_it_does_not_resume(folder, tmp_path, capsys, monkeypatch):
+    """A batch of the forty-fifth session's pilot (no precision, no tile size recorded: float32
+    products, tiles of 256) is refused with both reasons named and no hint that would be refused."""
+    import linr.batch as batch
+
+    out = tmp_path / "out"
+    base = ["batch", str(folder / "noisy" / "img0.png"), "--task", "noisy", "-o", str(out), "--steps", "2", *FAST]
+    today = batch._pilot_of
+
+    def before(args, model):
+        pilot = today(args, model)
+        return None if pilot is None else {k: v for k, v in pilot.items() if k not in ("precision", "tile_size")}
+
+    monkeypatch.setattr(batch, "_pilot_of", before)
+    assert main(base) == 0
+    monkeypatch.undo()
+    assert "tile_size" not in _manifest(out)["img0"]["batch"]["pilot"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "multiplied in float32" in err and "tiles of 256 px" in err and "--precision float32" not in err

@@ -110,6 +110,6 @@ def test_an_ensemble_says_it_fits_the_whole_image_where_one_fit_would_be_tiled(t
     base = ["restore", "--noisy", str(tmp_path / "big.png"), "-o", str(tmp_path / "o.png"), "--steps", "1",
             "--device", "cpu", "--quiet"]
     assert main([*base, "--ensemble", "2"]) == 0
-    assert "each member fits the whole image (ensembles are not tiled; one fit would use 4 tiles" in capsys.readouterr().err
+    assert "each member fits the whole image (ensembles are not tiled; one fit would use 16 tiles" in capsys.readouterr().err
     assert main([*base, "--force"]) == 0
     assert "ensembles are not tiled" not in capsys.readouterr().err

@@ -648,7 +648,7 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
     from PIL import Image
 
     from linr.cli import main
-    from linr.tasks import DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DENOISE_WHOLE_UP_TO
+    from linr.tasks import DEFAULT_PILOT_LR, DEFAULT_PILOT_MODEL, DEFAULT_PILOT_STEPS, DENOISE_TILE_SIZE, DENOISE_WHOLE_UP_TO
 
     rng = np.random.default_rng(7)
     (tmp_path / "in").mkdir()
@@ -662,7 +662,8 @@ def test_a_batch_records_the_pilot_network_of_its_refined_fits(tmp_path, capsys)
         batches[name] = json.loads((tmp_path / name / "manifest.jsonl").read_text().splitlines()[0])["batch"]
     assert batches["pilot"]["pilot"] == {"model": dataclasses.asdict(DEFAULT_PILOT_MODEL), "budget": DEFAULT_PILOT_STEPS,
                                          "lr": DEFAULT_PILOT_LR, "retry_lr": 1e-4, "whole_up_to": DENOISE_WHOLE_UP_TO,
-                                         "precision": "bf16-on-cpus-with-bf16-units-but-sure-picks"}  # the rule, whichever CPU
+                                         "precision": "bf16-on-cpus-with-bf16-units-but-sure-picks",  # the rule, whichever CPU
+                                         "tile_size": DENOISE_TILE_SIZE}
     assert "pilot" not in batches["named"] and "pilot" not in batches["plain"]
     assert "lr" not in batches["rate"]["pilot"] and "retry_lr" not in batches["rate"]["pilot"] and batches["rate"]["lr"] == 2e-4  # the rate asked for, recorded once
 

@@ -118,7 +118,7 @@ def test_cli_announces_long_fits(capsys, one_thread):
     assert "fitted once more" not in capsys.readouterr().err  # a rate named: no retry
     _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "256"}), None)
     err = capsys.readouterr().err  # the estimate covers tiles
-    assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
+    assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 81 tiles of 143x143" in err
     unrefined = argparse.Namespace(**{**vars(auto), "refine": "none"})  # the paper's network
     _announce_cost(obs, unrefined, None)
     err = capsys.readouterr().err
@@ -233,10 +233,10 @@ def test_the_python_api_says_what_a_long_restore_will_cost_before_it_starts(caps
         with pytest.raises(LinrError, match="halted"):
             linr.restore(obs, device="cpu", progress=progress, announce=announce, on_step=halt)
         err = capsys.readouterr().err
-        assert ("up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err) is said
+        assert ("up to 2000 steps (automatic stop) restoring 1024x1024 in 81 tiles of 143x143" in err) is said
         assert ("to refine the fit's image (grouped on one CPU thread" in err) is said
     line = linr.restore_cost(obs, device="cpu")  # the same line, without restoring
-    assert line.startswith("up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles")
+    assert line.startswith("up to 2000 steps (automatic stop) restoring 1024x1024 in 81 tiles")
     assert linr.restore_cost([linr.noisy(np.zeros((16, 16, 3)))], device="cpu") is None  # seconds: nothing said
 
 def test_fast_preset_picks_the_model_by_kind():

@@ -137,8 +137,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", default=None, choices=["float32", "bf16", "tf32", "auto"],
                    help="matmul precision of the hidden layers: float32 (the paper's), bf16 "
                    "(fast on CPUs with AMX or AVX512-BF16 and on GPUs; slightly different results), tf32 (CUDA) "
-                   "or auto (what this device runs fast). Default: float32, but bf16 for the pilot fit of a "
-                   "refined noisy photo on a CPU with bf16 units")
+                   "or auto (what this device runs fast); on a CPU without bf16 units bf16 is emulated (slow). "
+                   "Default: float32, but bf16 for the pilot fit of a refined noisy photo on a CPU with bf16 units "
+                   "(not where its stop is chosen by SURE)")
     g.add_argument("--prior", default=None, type=prior_option, metavar="tv:WEIGHT|tv:auto|none",
                    help="an explicit image prior added to the data term: tv:WEIGHT, total "
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
@@ -186,7 +187,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
                    help="restore in overlapping tiles of SIZE pixels, each with its own network "
                    "and stop (auto, the default: images larger than 1024 px in tiles of 256, one noisy "
-                   "photo larger than 384 px, except with --preset paper; off: one fit of the whole image; "
+                   "photo larger than 384 px in tiles of 128, except with --preset paper; off: one fit of the whole image; "
                    "OVERLAP: 32 px, or a quarter of tiles under 64 px, widened to what the operators need)")
     g.add_argument("--tile-stack", type=positive_int, default=None, metavar="N",
                    help="tiles fitted at once as one stack of networks (default 8 on a GPU, 1 on the CPU)")

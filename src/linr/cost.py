@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from .config import FitConfig
-from .engine import Estimate, estimate
+from .engine import Estimate, estimate, step_chunk_pixels
 from .priors import is_local
 from .problem import Observation, clean_shape, margins_of
 
@@ -80,8 +80,13 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
         extra_pass = trained < total and whole_output_every_step
     # else a local prior on the pixel path: every pixel rendered and trained, one pass
     m = config.model
+    chunk = config.chunk_pixels
+    if maps is not None:  # the pixel path: the CPU's smaller chunk (linr.engine.step_chunk_pixels)
+        from .problem import resolve_device
+
+        chunk = step_chunk_pixels(config.chunk_pixels, resolve_device(config.device), chunk, pixel_wise=True)
     return estimate(
         height, width, steps=config.steps, net_width=m.width, depth=m.depth, channels=channels,
-        chunk_pixels=config.chunk_pixels, trained_pixels=trained, two_pass=extra_pass,
+        chunk_pixels=chunk, trained_pixels=trained, two_pass=extra_pass,
         flops_per_second=flops_per_second,
     )

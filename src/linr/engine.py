@@ -205,10 +205,11 @@ class _HiddenMatmul:
     def _long_sum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a @ b`` (K, m, N) x (K, N, n) with N much larger than m and n (a weight's gradient, a
         sum over the pixels; ``a`` the transposed view of a (K, N, m) tensor), float32: bf16
-        products over fixed pieces of :attr:`SUM_PIECE` pixels (zero rows pad the last), their
-        float32 sum in piece order. oneDNN's bf16 kernel would split one long sum by the threads it
-        has, rounding otherwise on two threads than on one: in pieces, a process on two threads
-        and its one-thread tile workers compute the same image."""
+        products over fixed pieces of :attr:`SUM_PIECE` pixels (zero rows pad the last; each
+        piece's result rounded to bf16), their float32 sum by torch (the same order whatever the
+        threads). oneDNN's bf16 kernel would split one long sum by the threads it has, rounding
+        otherwise on two threads than on one: in pieces, a process on two threads and its
+        one-thread tile workers compute the same image."""
         k, m, n = a.shape[0], a.shape[1], b.shape[2]
         left, right = self._rounded_padded(a.mT, "a"), self._rounded_padded(b, "b")
         pieces = left.shape[1] // self.SUM_PIECE
@@ -235,11 +236,13 @@ class _HiddenMatmul:
         padded = -(-rows // self.SUM_PIECE) * self.SUM_PIECE
         buffer = self._buffer(slot, (k, rows, c), allocate=(k, padded, c))
         held = self.__dict__.get("_bf16_sources")
-        source = (base.data_ptr(), base._version, tuple(base.shape), base.stride())
-        if held is None or held.get(slot) != source:
+        if held is None:  # outside reusing(): always rounded (inference tensors have no version)
             buffer[:, :rows].copy_(base)
-            if held is not None:
-                held[slot] = source
+            return buffer
+        source = (base.data_ptr(), base._version, tuple(base.shape), base.stride())
+        if held.get(slot) != source:
+            buffer[:, :rows].copy_(base)
+            held[slot] = source
         return buffer
 
     def reusing(self) -> "_Reusing":
@@ -679,8 +682,10 @@ def estimate(
 
 
 DEFAULT_CHUNK_PIXELS = 2**17
-""":attr:`linr.config.FitConfig.chunk_pixels`' default: on the CPU the chunk; on a CUDA device the
-floor of :func:`chunk_pixels_for`'s (which grows it to the device's free memory)."""
+""":attr:`linr.config.FitConfig.chunk_pixels`' default: on the CPU the chunk of renders and of
+steps that mix pixels (pixel-wise steps: :data:`CPU_PIXEL_CHUNK`); on a CUDA device the floor of
+:func:`chunk_pixels_for`'s (which grows it to the device's free memory). A value equal to it
+counts as left at the default."""
 
 CPU_PIXEL_CHUNK = 2**14
 """The chunk of a training step on the pixel path (pixel-wise operators: denoising, inpainting)

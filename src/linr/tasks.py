@@ -419,10 +419,13 @@ tile (320 on a whole 512 px photo): the budget is far from binding, kept as meas
 DEFAULT_PILOT_PRECISION = "bf16"
 """The hidden layers' products of a pilot fit (:data:`DEFAULT_PILOT_MODEL`) where the processor
 multiplies bf16 in hardware (:func:`linr.engine.fast_precision` of the CPU; not the paper's
-mathematics; since the forty-sixth session): bf16-rounded operands, float32 accumulation. A pilot
-feeds a refinement that filters the noisy photo itself; on whole held-out Set5 photos (sigma 25,
-colour and grey) the refined image came out as with float32 products (BENCHMARKS.md, '#14 the
-pilot's products in bf16'), each step about 1.4x faster here. Elsewhere (other CPUs, GPUs:
+mathematics; since the forty-sixth session): bf16-rounded operands, float32 accumulation (with
+AVX512-BF16 and no AMX each product's result rounded to bf16 too: :class:`linr.engine._HiddenMatmul`).
+A pilot feeds a refinement that filters the noisy photo itself; on whole held-out Set5 photos
+(sigma 25, colour and grey) the refined image came out as with float32 products (+0.006 dB on
+average; BENCHMARKS.md, '#14 the pilot's products in bf16'), each step 1.24x faster here (0.191
+against 0.237 s, chunks of 2**17; 0.155 against 0.205 in chunks of 16384). Measured on this
+project's AMD EPYC (AVX512-BF16) only; AMX CPUs, whose products keep float32 results, take it too. Elsewhere (other CPUs, GPUs:
 not measured), and for a pilot whose stop the SURE pick chooses (:func:`sure_in_float32`),
 float32: :func:`pilot_precision`."""
 

@@ -35,8 +35,8 @@ PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, a
                "averaged with the photo upscaled by networks learnt from its own smaller copies); a blurred photo "
                "is filtered again by grouped filtering, each pass brought back to the photo (beside a noisy photo of it, "
                "to both photos); large "
-               "images are fitted in tiles of about 256 px (a noisy photo above 384 px, anything above "
-               "1024 px; fast: above 1024 px); paper: the paper's fixed step "
+               "images are fitted in tiles of about 256 px (anything above 1024 px; fast: above 1024 px), a noisy photo "
+               "above 384 px in tiles of about 128; paper: the paper's fixed step "
                "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")
 
 

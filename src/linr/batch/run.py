@@ -95,12 +95,20 @@ def select(
         hint = "".join(_resume_as_made(name, made.get(name)) for name in ("prior", "refine")
                        if name in differ and not (name == "refine" and (sized or old_fill or old_views or mirrored_fit)))
         made_pilot, pilot_now = made.get("pilot") or {}, settings.get("pilot") or {}
-        if "pilot" in differ and made_pilot and "precision" not in made_pilot and "precision" in pilot_now and \
-                {k: v for k, v in pilot_now.items() if k != "precision"} == made_pilot:
-            # made before the pilot's bf16 default, with no --precision: float32 products
-            what += ("; the images' pilot fits multiplied in float32, the default until the forty-sixth session "
-                     "(bf16 since, on CPUs with bf16 units)")
-            hint += ", --precision float32 to resume as made"
+        # made before the pilot's defaults of the forty-sixth session: float32 products (with no
+        # --precision) and, in tiles, tiles of 256 px
+        added = [k for k in ("precision", "tile_size") if k in pilot_now and k not in made_pilot]
+        if "pilot" in differ and made_pilot and added and \
+                {k: v for k, v in pilot_now.items() if k not in added} == made_pilot:
+            if "precision" in added:
+                what += ("; the images' pilot fits multiplied in float32, the default until the forty-sixth session "
+                         "(bf16 since, on CPUs with bf16 units)")
+            if "tile_size" in added:
+                what += (f"; the images above {made_pilot.get('whole_up_to')} px were fitted in tiles of 256 px, the "
+                         f"default until the forty-sixth session ({pilot_now['tile_size']} since), which no option gives "
+                         "beside the pilot's other defaults")
+            else:
+                hint += ", --precision float32 to resume as made"
         if "inpaint_model" in differ and "inpaint_model" not in made and made.get("model") is None:
             # made before the defaults' inpainting network, or with the paper's named
             from ..tasks import DEFAULT_INPAINT_MODEL

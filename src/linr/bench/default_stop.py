@@ -148,6 +148,8 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
     # the same pilot fit, for a fixed budget, its iterates refined as the default refines them
     resolved, config = tasks.resolve(obs, seed=0, device="cpu")
     rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
+    # float32 products where the default's stop is the SURE pick, as plan_restore keeps them
+    config = tasks.sure_in_float32(config, [tasks.plan_restore(obs, seed=0, device="cpu").rule], None)
     held = holdout_rule(rule)
     if held is not None:
         resolved = held.prepare(resolved)  # the same held-out pixels as the default's fit

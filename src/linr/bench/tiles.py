@@ -162,6 +162,10 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
             from ..tasks import DENOISE_WHOLE_UP_TO
 
             key["auto_whole_up_to"] = DENOISE_WHOLE_UP_TO
+            from ..tasks import DENOISE_TILE_SIZE, TILE_SIZE
+
+            if DENOISE_TILE_SIZE != TILE_SIZE:  # the pilot's own tiles since the forty-sixth session
+                key["pilot_tile"] = DENOISE_TILE_SIZE
     if case == "inpaint":  # what the default refines an inpainting with (since the fourteenth session)
         from ..refine import GroupedFill
         from ..tasks import DEFAULT_INPAINT_REFINE
