@@ -118,7 +118,7 @@ def test_cli_announces_long_fits(capsys, one_thread):
     assert "fitted once more" not in capsys.readouterr().err  # a rate named: no retry
     _announce_cost(obs, argparse.Namespace(**{**vars(auto), "tile": "256"}), None)
     err = capsys.readouterr().err  # the estimate covers tiles
-    assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 81 tiles of 143x143" in err
+    assert "up to 2000 steps (automatic stop) restoring 1024x1024 in 16 tiles of 280x280" in err
     unrefined = argparse.Namespace(**{**vars(auto), "refine": "none"})  # the paper's network
     _announce_cost(obs, unrefined, None)
     err = capsys.readouterr().err
