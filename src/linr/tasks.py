@@ -113,8 +113,8 @@ DENOISE_TILE_SIZE = 128
 than the steps saved: on the whole set9 tune photos (sigma 25, colour) the refined image came out
 +0.29 to +0.56 dB (mean +0.39) over tiles of 256 in 0.61-0.81x the CPU time; on the report photos
 and held-out baby -0.14 to +0.13 (mean -0.01) in 0.80-0.91x (BENCHMARKS.md, '#14 the pilot's
-tiles of 128 px'). Level where it was not chosen, and faster: a 512-px colour photo restores in
-about 55-58 s on the idle 2-core machine with two tile workers."""
+tiles of 128 px'). Level where it was not chosen, and faster: a 512-px colour photo restored in
+56.0-61.2 s (three runs) on the idle 2-core machine with two tile workers."""
 
 
 @dataclass(frozen=True)
