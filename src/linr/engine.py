@@ -46,11 +46,12 @@ backward needs only ``g'`` where the SIREN keeps ``cos``. The activation object 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -150,10 +151,11 @@ class _HiddenMatmul:
         check_precision(precision, device)
         self.precision, self.kind = precision, device.type
         self.operands_bf16 = precision == "bf16" and (self.kind != "cpu" or not _bf16_mode_rounds())
+        self._bf16_buffers: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+        # inside reusing(): what each slot's buffer holds (address, version, shape, strides)
+        self._bf16_sources: dict[str, tuple] | None = None
 
     def _flags(self):
-        import contextlib
-
         if self.precision == "bf16" and not self.operands_bf16:
             return _swap(torch.backends.mkldnn.matmul, "fp32_precision", "bf16")
         if self.precision == "tf32":
@@ -235,7 +237,7 @@ class _HiddenMatmul:
         k, rows, c = base.shape
         padded = -(-rows // self.SUM_PIECE) * self.SUM_PIECE
         buffer = self._buffer(slot, (k, rows, c), allocate=(k, padded, c))
-        held = self.__dict__.get("_bf16_sources")
+        held = self._bf16_sources
         if held is None:  # outside reusing(): always rounded (inference tensors have no version)
             buffer[:, :rows].copy_(base)
             return buffer
@@ -245,23 +247,28 @@ class _HiddenMatmul:
             held[slot] = source
         return buffer
 
-    def reusing(self) -> "_Reusing":
+    @contextlib.contextmanager
+    def reusing(self) -> Iterator[None]:
         """A ``with`` block in which an operand rounded to bf16 once is reused by the next product
         given the same tensor unchanged (a backward layer's gradient is an operand of two
         products). Only inside the block: outside it a freed tensor's address and version may
         come back on a new one."""
-        return _Reusing(self)
+        self._bf16_sources = {}
+        try:
+            yield
+        finally:
+            self._bf16_sources = None
 
     def _buffer(self, slot: str, shape: tuple[int, ...], allocate: tuple[int, ...] | None = None) -> torch.Tensor:
         """The kept bf16 buffer of ``slot`` for operands of ``shape``: ``allocate``'s shape (default
         ``shape``), zero-filled when made (rows past ``shape``'s stay zero: nothing else writes them)."""
-        buffers = self.__dict__.setdefault("_bf16_buffers", {})
+        buffers = self._bf16_buffers
         key = (slot, shape)
         if key not in buffers:
             if len(buffers) > 8:  # chunk sizes: the full one, a last partial one; a few slots each
                 buffers.clear()
-                if self.__dict__.get("_bf16_sources") is not None:
-                    self.__dict__["_bf16_sources"] = {}
+                if self._bf16_sources is not None:
+                    self._bf16_sources = {}
             buffers[key] = torch.zeros(allocate or shape, dtype=torch.bfloat16)
         return buffers[key]
 
@@ -304,19 +311,6 @@ def _float32_out(kind: str) -> bool:
     except (TypeError, RuntimeError, NotImplementedError):
         return False
     return True
-
-
-class _Reusing:
-    """:meth:`_HiddenMatmul.reusing`'s block: rounded operands remembered from its start to its end."""
-
-    def __init__(self, matmul: _HiddenMatmul) -> None:
-        self.matmul = matmul
-
-    def __enter__(self) -> None:
-        self.matmul.__dict__["_bf16_sources"] = {}
-
-    def __exit__(self, *exc: object) -> None:
-        self.matmul.__dict__["_bf16_sources"] = None
 
 
 class _swap:
