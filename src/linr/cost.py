@@ -14,7 +14,7 @@ import torch
 from .config import FitConfig
 from .engine import Estimate, estimate, step_chunk_pixels
 from .priors import is_local
-from .problem import Observation, clean_shape, margins_of
+from .problem import Observation, clean_shape, margins_of, resolve_device
 
 __all__ = ["render_all_pixels", "pixel_weight_maps", "plan"]
 
@@ -82,8 +82,6 @@ def plan(observations: Sequence[Observation], config: FitConfig, *, whole_output
     m = config.model
     chunk = config.chunk_pixels
     if maps is not None:  # the pixel path: the CPU's smaller chunk (linr.engine.step_chunk_pixels)
-        from .problem import resolve_device
-
         chunk = step_chunk_pixels(config.chunk_pixels, resolve_device(config.device), chunk, pixel_wise=True)
     return estimate(
         height, width, steps=config.steps, net_width=m.width, depth=m.depth, channels=channels,

@@ -464,7 +464,8 @@ def pilot_tag(*, own_lr: bool = False, own_precision: bool = False) -> str:
     part: it is not the pilot's, and no failed fit is fitted again); ``own_precision``: its own
     precision (no precision part)."""
     lr = "" if own_lr or DEFAULT_PILOT_LR == PRESETS[DEFAULT_PRESET].lr else f"-lr{DEFAULT_PILOT_LR:g}-retry"
-    precision = "" if own_precision or pilot_precision("cpu") == "float32" else f"-{pilot_precision('cpu')}"
+    on_cpu = pilot_precision("cpu")
+    precision = "" if own_precision or on_cpu == "float32" else f"-{on_cpu}"
     return f"@pilot{DEFAULT_PILOT_MODEL.depth}x{DEFAULT_PILOT_MODEL.width}{lr}{precision}"
 
 

@@ -146,10 +146,10 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
         return {**own, **{field: oracle[field] for field in ORACLE_FIELDS if field in oracle}, "oracle_from": oracle.get("commit")}
 
     # the same pilot fit, for a fixed budget, its iterates refined as the default refines them
-    resolved, config = tasks.resolve(obs, seed=0, device="cpu")
+    # the default's resolved photo and settings (float32 products where its stop is the SURE pick)
+    plan = tasks.plan_restore(obs, seed=0, device="cpu")
+    resolved, config = plan.obs, plan.config
     rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
-    # float32 products where the default's stop is the SURE pick, as plan_restore keeps them
-    config = tasks.sure_in_float32(config, [tasks.plan_restore(obs, seed=0, device="cpu").rule], None)
     held = holdout_rule(rule)
     if held is not None:
         resolved = held.prepare(resolved)  # the same held-out pixels as the default's fit
