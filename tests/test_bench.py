@@ -421,7 +421,8 @@ def test_denoise_bench_ablation_variants_name_their_stop_rate_and_preset() -> No
     assert variant_options("stop=holdout:0.05:40:window40") == {"stop": "holdout:0.05:40:window40"}
     assert variant_options("lr=0.0001,preset=paper") == {"lr": 1e-4, "preset": "paper"}
     for bad, said in (("stop=bogus", "unknown stop rule 'bogus'"), ("lr=0", "positive number"),
-                      ("lr=x", "needs a number"), ("preset=nope", "unknown preset 'nope'")):
+                      ("lr=x", "needs a number"), ("preset=nope", "unknown preset 'nope'"),
+                      ("precision=fp8", "precision is one of float32, bf16, tf32, auto")):
         with pytest.raises(InputError, match=said):
             variant_options(bad)
     keys = {v: _key_variant(v, variant_options(v)) for v in (
