@@ -171,8 +171,24 @@ def test_the_grouped_filter_gives_the_same_bits_in_any_memory_layout_and_blocks_
     assert np.array_equal(GroupedWiener(window=9)(shifted, pilot, 0.1), first)
     assert np.array_equal(GroupedWiener(window=9)(noisy.astype(np.float32).astype(np.float64), pilot, 0.1),
                           GroupedWiener(window=9)(noisy.astype(np.float32), pilot, 0.1))
+    monkeypatch.setattr(GroupedWiener, "PIECE", 7)  # a block's references filtered 7 at a time: the same bits
+    assert np.array_equal(GroupedWiener(window=9)(noisy, pilot, 0.1), first)
     monkeypatch.setattr(GroupedWiener, "BLOCK", (2, 3))  # smaller blocks: the same filter, summed in another order
     np.testing.assert_allclose(GroupedWiener(window=9)(noisy, pilot, 0.1), first, atol=1e-6)
+
+
+def test_a_match_picks_the_nearest_candidates_as_a_stable_sort_would_ties_included():
+    from linr.refine import _smallest_in_order
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        rows, cols = rng.integers(1, 40), rng.integers(2, 120)
+        values = (rng.integers(0, 4, (rows, cols)).astype(float) if trial % 2  # many ties
+                  else rng.standard_normal((rows, cols)))
+        values[rng.random(values.shape) < 0.2] = np.inf  # candidates ruled out
+        for size in {1, int(rng.integers(1, cols + 1)), int(cols)}:
+            assert np.array_equal(_smallest_in_order(values, size),
+                                  np.argsort(values, axis=1, kind="stable")[:, :size])
 
 
 def test_the_grouped_filter_keeps_a_clean_photo_and_dim_levels_and_removes_noise():
@@ -946,6 +962,13 @@ def test_the_grouped_filter_gives_the_same_image_with_any_number_of_threads():
         np.testing.assert_array_equal(GroupedWiener(step=2, threads=threads)(noisy, clean, 0.1), out)
     with pytest.raises(ValueError, match="threads 0"):
         GroupedWiener(threads=0)
+    colour = np.repeat(clean[..., :1], 3, axis=2) * [1.0, 0.8, 0.6]
+    colour_noisy = colour + rng.normal(0, 0.1, colour.shape)
+    wiener = PilotWiener(threads=1)(colour_noisy, colour, 0.1)  # its channels filtered side by side
+    for threads in (2, 3):
+        np.testing.assert_array_equal(PilotWiener(threads=threads)(colour_noisy, colour, 0.1), wiener)
+    with pytest.raises(ValueError, match="threads 0"):
+        PilotWiener(threads=0)
 
 
 def test_a_per_channel_mask_keeps_each_channels_values_and_is_filled_per_channel():
