@@ -23,12 +23,13 @@ from .problem import Observation, clean_shape
 
 __all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
 
-REFINE_BLOCK_BYTES = 192 * 2**20
-"""Memory of one thread's block of reference patches in the grouped filter (their groups and
-distances), whatever the image: the peak resident memory of one :class:`linr.refine.GroupedWiener`
-call grew from 254 to 350 MB (RGB) and from 224 to 255 MB (grey) between 1024 x 1024 and
-2048 x 1024 px on one thread, so about 160-190 MB is not per pixel; at 1024 x 1024 RGB on two
-threads it was 380 MB (126 MB more); rounded up."""
+REFINE_BLOCK_BYTES = 224 * 2**20
+"""Memory of one thread's share of the grouped filter (a block of reference patches, their groups
+and distances; the pilot's Wiener filter's pass over one channel), whatever the image: the peak
+resident memory of one :class:`linr.refine.GroupedWiener` call grew by 289 MB at 1024 x 1024 RGB on
+one thread, 329 MB at 2048 x 1024 (so about 250 MB is not per pixel) and 500 MB at 1024 x 1024 on
+two threads (211 MB more; forty-seventh session, after the filter's speed-up: 265, 365 and 383 MB
+before it); rounded up."""
 
 REFINE_BYTES_PER_VALUE = {"noisy": 40, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
 """Peak memory of a refinement per pixel and channel, besides :data:`REFINE_BLOCK_BYTES`, by what
@@ -49,11 +50,12 @@ the first one's time (its conjugate gradients need the most iterations at the hi
 at the noise floor (0.5/255, the estimate's case: 129 iterations down to 17) and 0.20 at
 sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 passes from 15 to 2."""
 
-SAMPLE_SCALE = 1.7
+SAMPLE_SCALE = 1.2
 """The grouped filter's time per pixel on a real image over its time on the 64 x 64 sample the
-estimate times (after a first call on a 16-px image, whose set-up is not counted): on one thread here (RGB, random pixels, the default ``grouped``) 49 us per pixel
-on 64 x 64, 55 on 128, 72-75 on 256, 90-92 on 512, 74-75 on 1024 x 1024 and 2048 x 1024 (larger
-blocks of references leave the caches); 1.7 is their middle."""
+estimate times (after a first call on a 16-px image, whose set-up is not counted): on one thread
+here (RGB, random pixels, the default ``grouped``; forty-seventh session) 50-58 us per pixel on
+64 x 64, 58 on 128, 61 on 256, 58 on 512, 61 on 1024 x 1024; 1.2 is their ratio at 512 and above.
+(Before that session's speed-up: 49 on 64 x 64 and 74-92 above 256, a scale of 1.7.)"""
 
 THROUGHPUT_PIXELS = 16384
 """Pixels of the training step the fit's throughput is measured on: a 7x64 SIREN ran at 80-82
