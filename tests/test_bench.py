@@ -673,6 +673,21 @@ def test_default_stop_bench_records_the_curve_resumes_and_replays_fractions(tmp_
     assert "without .png" in capsys.readouterr().err  # a path is not a test image's name
 
 
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+def test_default_stop_reuses_only_oracles_of_todays_pilot_precision_included(monkeypatch, precision) -> None:
+    """A row's fixed fit is reused only where its key names today's pilot: on a CPU whose pilot is
+    float32 a ``-bf16`` pilot's row is not taken for one (its tag starts with float32's)."""
+    import linr.tasks
+    from linr.bench.default_stop import fitted_by_todays_pilot
+
+    monkeypatch.setattr(linr.tasks, "pilot_precision", lambda device: precision)
+    float32_key, bf16_key = "baby_rgb_s64_n25_b400_e5@pilot7x64-lr0.001-retry", "baby_rgb_s64_n25_b400_e5@pilot7x64-lr0.001-retry-bf16"
+    today, other = (float32_key, bf16_key) if precision == "float32" else (bf16_key, float32_key)
+    assert fitted_by_todays_pilot(today) and fitted_by_todays_pilot(today + "-sure0.3c")
+    assert not fitted_by_todays_pilot(other + "-sure0.3c")
+    assert not fitted_by_todays_pilot("baby_rgb_s64_n25_b400_e5@pilot7x256-sure0.3c")
+
+
 def test_denoise_bench_runs_dip_at_its_recipe_with_its_oracle(tmp_path: Path, capsys) -> None:
     """The ``dip`` variant: Deep Image Prior with its recipe's settings recorded (a smoke budget
     here), the returned average's PSNR and its best step along the fit."""

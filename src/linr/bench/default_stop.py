@@ -100,15 +100,24 @@ def oracle_row(rows: list[dict[str, Any]], name: str, *, colour: str, size: int,
                every: int) -> dict[str, Any] | None:
     """The recorded row of this crop, noise, budget and checkpoints, fitted by today's pilot, whose
     fixed fit another row can reuse (the last such), or None; rows of other benches are passed over."""
-    from ..tasks import pilot_tag
-
-    pilot = pilot_tag()  # the same pilot network and rate: its tag ends the key's crop part or comes before a stop tag
     crop = (name, colour, size, sigma, budget, every)
     same = [r for r in rows if all(k in r for k in ("key", "image", "colour", "size", "sigma", "budget", "every",
                                                      *ORACLE_FIELDS[3:]))
             and (r["image"], r["colour"], r["size"], r["sigma"], r["budget"], r["every"]) == crop
-            and (r["key"].endswith(pilot) or f"{pilot}-" in r["key"])]
+            and fitted_by_todays_pilot(r["key"])]
     return same[-1] if same else None
+
+
+def fitted_by_todays_pilot(key: str) -> bool:
+    """Whether a row key names today's pilot (:func:`linr.tasks.pilot_tag`: the same network, rate
+    and precision): its tag ends the key or comes before a stop tag, and is not the start of another
+    pilot's tag (a float32 pilot's tag followed by ``-bf16``, say, on a CPU without bf16 units)."""
+    from ..engine import PRECISIONS
+    from ..tasks import pilot_tag
+
+    pilot = pilot_tag()
+    _, found, rest = key.partition(pilot)
+    return bool(found) and (rest == "" or rest.startswith("-") and not rest[1:].startswith(PRECISIONS))
 
 
 def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budget: int, every: int,
