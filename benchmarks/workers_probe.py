@@ -9,7 +9,10 @@ one process is ``--workers 1``), then the command with ``--workers`` left out (s
 session it picks workers by itself for a long tiled restore), plus the pilot's time per step in the three arrangements (one thread; two threads; two one-thread
 processes side by side). Run it on an idle machine: other load changes the answer.
 
-    .venv/bin/python benchmarks/workers_probe.py [--size 512] [--workers 2] [--rows FILE]
+    .venv/bin/python benchmarks/workers_probe.py [--size 512] [--workers 2] [--rows FILE] [--only-default]
+
+Each restore's row also holds its CPU seconds (its workers' included), its fitting and refining
+seconds and the quartiles of its tiles' steps (run, and returned) from its report.
 
 The photo is ``tiles_scale.py``'s (set9/kodim01 mirror-tiled, sigma 25, seed 0), given as an 8-bit
 PNG and restored to one; PSNR in the standard convention (scikit-image, clipped, data range 1)
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -59,12 +63,25 @@ def step_times(steps: int) -> dict[str, float]:
             "threads_speedup": one / two, "processes_speedup": 2 * one / (sum(side) / 2)}
 
 
-def restore_wall(noisy_png: Path, out: Path, workers: int | None) -> float:
+def restore_wall(noisy_png: Path, out: Path, workers: int | None) -> tuple[float, dict]:
+    """Wall seconds of one ``linr restore`` and what it took: its CPU seconds (its workers'
+    included), fitting and refining seconds and the tiles' steps from its report."""
+    report = out.with_suffix(".json")
     cmd = [str(HERE.parent / ".venv" / "bin" / "linr"), "restore", "--noisy", str(noisy_png), "-o", str(out),
-           "--quiet", "--force", "--device", "cpu"] + (["--workers", str(workers)] if workers is not None else [])
+           "--quiet", "--force", "--device", "cpu", "--report", str(report)] + \
+        (["--workers", str(workers)] if workers is not None else [])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = json.loads(report.read_text())
+    steps = sorted(tile["steps_run"] for tile in done["settings"].get("tiles") or [] if tile)
+    returned = sorted(tile["stop_step"] for tile in done["settings"].get("tiles") or [] if tile)
+    quartiles = lambda v: [v[0], v[len(v) // 4], v[len(v) // 2], v[3 * len(v) // 4], v[-1]] if v else None
+    return wall, {"cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+                  "fit_s": round(done["timings"]["fit_s"], 1), "refine_s": round(done["timings"].get("refine_s", 0.0), 1),
+                  "tiles": len(steps), "tile_steps_run": quartiles(steps), "tile_stop_steps": quartiles(returned)}
 
 
 def main() -> int:
@@ -73,6 +90,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--steps", type=int, default=20, help="steps of the per-step probe")
     p.add_argument("--rows", default=None)
+    p.add_argument("--only-default", action="store_true",
+                   help="only the restore as a user runs it (no step probe, no other arrangement)")
     args = p.parse_args()
     sys.path.insert(0, str(HERE))
     import numpy as np
@@ -88,15 +107,18 @@ def main() -> int:
 
     row: dict = {"size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
                  "pilot_precision": pilot_precision("cpu")}  # the step probe's since the forty-sixth session
-    row.update(step_times(args.steps))
+    if not args.only_default:
+        row.update(step_times(args.steps))
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "noisy.png"
         write_image(src, np.clip(noisy, 0, 1))  # 8-bit, as a user's photo
         # one process (--workers 1: since the forty-fifth session the default spreads a long tiled
         # restore over the cores by itself), N workers, and the default as a user runs it
-        for label, workers in (("one_process", 1), (f"workers{args.workers}", args.workers), ("default", None)):
+        arrangements = [("one_process", 1), (f"workers{args.workers}", args.workers), ("default", None)]
+        for label, workers in arrangements[2:] if args.only_default else arrangements:
             out = Path(tmp) / f"{label}.png"
-            row[f"{label}_wall_s"] = restore_wall(src, out, workers)
+            row[f"{label}_wall_s"], took = restore_wall(src, out, workers)
+            row.update({f"{label}_{key}": value for key, value in took.items()})
             row[f"{label}_psnr"] = peak_signal_noise_ratio(clean, np.clip(read_image(out)[0], 0, 1), data_range=1.0)
     row["load_after"] = os.getloadavg()[0]
     from linr.bench.common import commit_id
