@@ -12,7 +12,9 @@ processes side by side). Run it on an idle machine: other load changes the answe
     .venv/bin/python benchmarks/workers_probe.py [--size 512] [--workers 2] [--rows FILE] [--only-default]
 
 Each restore's row also holds its CPU seconds (its workers' included), its fitting and refining
-seconds and the quartiles of its tiles' steps (run, and returned) from its report.
+seconds and the quartiles of its tiles' steps (run, and returned) from its report, and the peak
+resident memory of the largest process so far (with ``--only-default``: of that restore's command
+or one of its workers).
 
 The photo is ``tiles_scale.py``'s (set9/kodim01 mirror-tiled, sigma 25, seed 0), given as an 8-bit
 PNG and restored to one; PSNR in the standard convention (scikit-image, clipped, data range 1)
@@ -81,7 +83,9 @@ def restore_wall(noisy_png: Path, out: Path, workers: int | None) -> tuple[float
     quartiles = lambda v: [v[0], v[len(v) // 4], v[len(v) // 2], v[3 * len(v) // 4], v[-1]] if v else None
     return wall, {"cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
                   "fit_s": round(done["timings"]["fit_s"], 1), "refine_s": round(done["timings"].get("refine_s", 0.0), 1),
-                  "tiles": len(steps), "tile_steps_run": quartiles(steps), "tile_stop_steps": quartiles(returned)}
+                  "tiles": len(steps), "tile_steps_run": quartiles(steps), "tile_stop_steps": quartiles(returned),
+                  # the largest process's peak (the command's or a worker's) among the restores so far
+                  "peak_rss_gib": round(after.ru_maxrss / 2**20, 2)}
 
 
 def main() -> int:

@@ -686,6 +686,11 @@ def test_default_stop_reuses_only_oracles_of_todays_pilot_precision_included(mon
     assert fitted_by_todays_pilot(today) and fitted_by_todays_pilot(today + "-sure0.3c")
     assert not fitted_by_todays_pilot(other + "-sure0.3c")
     assert not fitted_by_todays_pilot("baby_rgb_s64_n25_b400_e5@pilot7x256-sure0.3c")
+    assert fitted_by_todays_pilot(today + "-at0.9-sure0.3c")
+    monkeypatch.setattr(linr.tasks, "DEFAULT_PILOT_LR", linr.tasks.PRESETS[linr.tasks.DEFAULT_PRESET].lr)
+    paper_rate = "baby_rgb_s64_n25_b400_e5@pilot7x64" + ("" if precision == "float32" else "-bf16")
+    assert fitted_by_todays_pilot(paper_rate + "-sure0.3c")  # the pilot at the paper's rate: no -lr part
+    assert not fitted_by_todays_pilot("baby_rgb_s64_n25_b400_e5@pilot7x64-lr0.001-retry-sure0.3c")
 
 
 def test_denoise_bench_runs_dip_at_its_recipe_with_its_oracle(tmp_path: Path, capsys) -> None:

@@ -186,9 +186,12 @@ def test_a_match_picks_the_nearest_candidates_as_a_stable_sort_would_ties_includ
         values = (rng.integers(0, 4, (rows, cols)).astype(float) if trial % 2  # many ties
                   else rng.standard_normal((rows, cols)))
         values[rng.random(values.shape) < 0.2] = np.inf  # candidates ruled out
+        values[rng.random(rows) < 0.2] = 0.0  # rows that tie throughout (a flat patch's candidates)
         for size in {1, int(rng.integers(1, cols + 1)), int(cols)}:
             assert np.array_equal(_smallest_in_order(values, size),
                                   np.argsort(values, axis=1, kind="stable")[:, :size])
+    values = np.array([[np.nan, 2.0, 1.0], [3.0, np.nan, np.nan]])  # NaN: as the full sort
+    assert np.array_equal(_smallest_in_order(values, 2), np.argsort(values, axis=1, kind="stable")[:, :2])
 
 
 def test_the_grouped_filter_keeps_a_clean_photo_and_dim_levels_and_removes_noise():

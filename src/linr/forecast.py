@@ -27,9 +27,10 @@ REFINE_BLOCK_BYTES = 224 * 2**20
 """Memory of one thread's share of the grouped filter (a block of reference patches, their groups
 and distances; the pilot's Wiener filter's pass over one channel), whatever the image: the peak
 resident memory of one :class:`linr.refine.GroupedWiener` call grew by 289 MB at 1024 x 1024 RGB on
-one thread, 329 MB at 2048 x 1024 (so about 250 MB is not per pixel) and 500 MB at 1024 x 1024 on
-two threads (211 MB more; forty-seventh session, after the filter's speed-up: 265, 365 and 383 MB
-before it); rounded up."""
+one thread, 329 MB at 2048 x 1024 (about 250 MB of it not per pixel) and 500 MB at 1024 x 1024 on
+two threads: 211 MB for the second thread, rounded up to this (forty-seventh session, after the
+filter's speed-up: 265, 365 and 383 MB before it). With :data:`REFINE_BYTES_PER_VALUE` the
+estimate is above each of those measurements (350, 476 and 574 MB)."""
 
 REFINE_BYTES_PER_VALUE = {"noisy": 40, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
 """Peak memory of a refinement per pixel and channel, besides :data:`REFINE_BLOCK_BYTES`, by what
@@ -54,8 +55,9 @@ SAMPLE_SCALE = 1.2
 """The grouped filter's time per pixel on a real image over its time on the 64 x 64 sample the
 estimate times (after a first call on a 16-px image, whose set-up is not counted): on one thread
 here (RGB, random pixels, the default ``grouped``; forty-seventh session) 50-58 us per pixel on
-64 x 64, 58 on 128, 61 on 256, 58 on 512, 61 on 1024 x 1024; 1.2 is their ratio at 512 and above.
-(Before that session's speed-up: 49 on 64 x 64 and 74-92 above 256, a scale of 1.7.)"""
+64 x 64, 58 on 128, 61 on 256, 58 on 512, 61 on 1024 x 1024: 1.0-1.22 times the sample's, 1.2
+their high end (a 512-px photo: 57 us per pixel, as random pixels). (Before that session's
+speed-up: 49 on 64 x 64 and 74-92 above 256, a scale of 1.7.)"""
 
 THROUGHPUT_PIXELS = 16384
 """Pixels of the training step the fit's throughput is measured on: a 7x64 SIREN ran at 80-82
@@ -159,7 +161,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     ``grouped-pair`` then runs ``grouped-deblur`` beside itself).
     ``operator``: the blurred photo's blur, for ``grouped-deblur``'s data steps
     (:func:`deblur_data_seconds`)."""
-    from .refine import REFINERS, GroupedDeblur, GroupedViews, GroupedWiener
+    from .refine import REFINERS, GroupedDeblur, GroupedViews, GroupedWiener, PilotWiener
 
     refiner = REFINERS[name]()
     passes, data = 1, 0.0
@@ -177,6 +179,9 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     threads, scale = 1, 1.0
     if isinstance(refiner, GroupedWiener):
         threads, scale = refiner.workers(height, width), SAMPLE_SCALE
+        refiner.threads = 1
+    elif isinstance(refiner, PilotWiener):  # its colour planes side by side
+        threads = refiner.workers(channels)
         refiner.threads = 1
     rng = np.random.default_rng(0)
     first = rng.random((16, 16, channels))

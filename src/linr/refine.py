@@ -162,7 +162,7 @@ class PilotWiener:
         def channel(row: np.ndarray) -> np.ndarray:  # one (opponent) channel
             return self._channel(_mix(noisy, row), _mix(pilot, row), float(sigma))
 
-        threads = min(_threads(self.threads), len(transform))
+        threads = self.workers(c)
         if threads == 1:
             planes = map(channel, transform)
         else:
@@ -177,6 +177,11 @@ class PilotWiener:
             if threads > 1:
                 pool.shutdown(cancel_futures=True)
         return out
+
+    def workers(self, channels: int) -> int:
+        """Threads a call on an image of ``channels`` uses: :attr:`threads` (None: torch's), at
+        most one per channel."""
+        return min(_threads(self.threads), channels)
 
     def _channel(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
         p = self.patch
@@ -518,7 +523,7 @@ class GroupedWiener:
             for index, (noisy, pilot) in enumerate(zip(noisy_planes, pilot_planes)):
                 q = _along(_along(_along(_groups(pilot, py, px, p), d, 0), d, 1), haar, 2)
                 coef = self._noisy_coefficients(noisy, py, px, d, haar,
-                                                None if kept_key is None else (*kept_key, start, index))
+                                                None if kept_key is None else (*kept_key, start, piece.stop, index))
                 q *= q
                 gain = q / (q + noise_power) if noise_power > 0 else np.ones_like(q)
                 gain[0, 0, 0] = 1.0  # the group's mean is kept
@@ -555,17 +560,23 @@ class GroupedWiener:
 
 
 def _smallest_in_order(values: np.ndarray, size: int) -> np.ndarray:
-    """The columns of the ``size`` smallest of each row of ``values`` (R, N), by value, ties by
-    column: ``np.argsort(values, axis=1, kind='stable')[:, :size]``, found by a partial selection
-    (each row's ``size``-th value) and a sort of the few at or below it (the full sort of a
-    match's 1521 candidates per reference was a tenth of a refinement's time)."""
+    """The columns of the ``size`` smallest of each row of ``values`` (R, N; no NaN), by value,
+    ties by column: ``np.argsort(values, axis=1, kind='stable')[:, :size]``, found by a partial
+    selection (each row's ``size``-th value; of the values equal to it only the first columns
+    needed) and a sort of those ``size`` (the full sort of a match's 1521 candidates per reference
+    was a tenth of a refinement's time). Rows with NaN: the full sort."""
     if size >= values.shape[1]:
         return np.argsort(values, axis=1, kind="stable")[:, :size]
     bound = np.partition(values, size - 1, axis=1)[:, size - 1:size]
-    rows, cols = np.nonzero(values <= bound)  # row by row, columns rising; at least size per row
+    if np.isnan(bound).any():
+        return np.argsort(values, axis=1, kind="stable")[:, :size]
+    below = values < bound
+    at = values == bound  # a flat patch's candidates can all tie: only as many as are needed
+    needed = size - below.sum(axis=1, keepdims=True)
+    take = below | at & (np.cumsum(at, axis=1, dtype=np.int32) <= needed)
+    rows, cols = np.nonzero(take)  # row by row, columns rising: size per row
     order = np.lexsort((cols, values[rows, cols], rows))
-    starts = np.searchsorted(rows, np.arange(values.shape[0]))
-    return cols[order][starts[:, None] + np.arange(size)]
+    return cols[order].reshape(values.shape[0], size)
 
 
 def _groups(plane: np.ndarray, gy: np.ndarray, gx: np.ndarray, p: int) -> np.ndarray:

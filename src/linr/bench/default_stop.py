@@ -110,14 +110,14 @@ def oracle_row(rows: list[dict[str, Any]], name: str, *, colour: str, size: int,
 
 def fitted_by_todays_pilot(key: str) -> bool:
     """Whether a row key names today's pilot (:func:`linr.tasks.pilot_tag`: the same network, rate
-    and precision): its tag ends the key or comes before a stop tag, and is not the start of another
-    pilot's tag (a float32 pilot's tag followed by ``-bf16``, say, on a CPU without bf16 units)."""
-    from ..engine import PRECISIONS
+    and precision): its tag ends the key or comes right before a stop tag (:func:`_stop_tag`:
+    ``-at...``, ``-sure...``), not as the start of another pilot's tag (a float32 pilot's tag
+    followed by ``-bf16``, say, on a CPU without bf16 units, or the paper's rate's tag followed by
+    ``-lr...``)."""
     from ..tasks import pilot_tag
 
-    pilot = pilot_tag()
-    _, found, rest = key.partition(pilot)
-    return bool(found) and (rest == "" or rest.startswith("-") and not rest[1:].startswith(PRECISIONS))
+    _, found, rest = key.partition(pilot_tag())
+    return bool(found) and (rest == "" or rest.startswith(("-at", "-sure")))
 
 
 def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budget: int, every: int,
