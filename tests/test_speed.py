@@ -209,11 +209,13 @@ def test_the_forecast_says_where_the_pilot_usually_stops_only_where_measured(one
     from linr.errors import InputError
 
     obs = [linr.noisy(np.zeros((1024, 1024, 3), dtype=np.float32))]
-    default = linr.restore_cost(obs, device="cpu")
-    assert "usually stops far sooner (after 105-415 steps per image or tile on the benchmark photos: about " in default
+    default = linr.restore_cost(obs, device="cpu")  # the pilot's own tiles of 128 px
+    assert "usually stops far sooner (after 70-130 steps per tile on the benchmark photos: about " in default
     assert "fitted once more at the paper's learning rate" in default
+    other_tiles = linr.restore_cost(obs, device="cpu", tile="256")  # tiles of 256: the range of images and such tiles
+    assert "usually stops far sooner (after 105-415 steps per image or tile on the benchmark photos: about " in other_tiles
     other_rate = linr.restore_cost(obs, device="cpu", lr=1e-4)  # the stops were measured at the pilot's rate
-    assert "; the fit usually stops far sooner (throughput" in other_rate and "105-415" not in other_rate
+    assert "; the fit usually stops far sooner (throughput" in other_rate and "70-130" not in other_rate
     members = linr.restore_cost(obs, device="cpu", ensemble=2, tile="off")  # an ensemble of pilots
     assert "(each of 2 ensemble members)" in members and "105-415 steps" in members
     with pytest.raises(InputError, match="ensemble"):  # restore's own checks, before anything is measured

@@ -433,6 +433,14 @@ PILOT_USUAL_STOPS = (105, 415)
 """The steps after which the pilot at :data:`DEFAULT_PILOT_LR` stopped, per image or tile, on the
 benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales its estimate by."""
 
+PILOT_TILE_USUAL_STOPS = (70, 130)
+"""The steps a tile of the pilot's own size (:data:`DENOISE_TILE_SIZE` px, up to the 1.125 times
+an image's equal tiles may grow) ran before its stop ended it: 70-125 on the 349 tiles of
+kodim01 mirror-tiled to 512 and 2048 px (sigma 25; BENCHMARKS.md, '#14 the grouped refinement
+2.1x faster'), at most 100-130 per photo on the whole set9 photos (their rows in
+``benchmarks/tile_size_*.jsonl``): what :func:`restore_cost` scales a tiled pilot's estimate by
+(:data:`PILOT_USUAL_STOPS` before the forty-seventh session, which runs long for these tiles)."""
+
 PAIR_USUAL_STOPS = (100, 570)
 """The steps the defaults' joint fit of a noisy and a blurred photo (:func:`noisy_with_blurred`; its
 budget :data:`DEFAULT_FREE_BLUR_STEPS`) ran before the noisy photo's hold-out stop ended it, on the
@@ -1399,7 +1407,9 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
         and holdout_rule(plan.rule) is not None
     usual = None
     if plan.rule is not None and plan.pilot and steps is None:  # its budget is far from binding (DEFAULT_PILOT_STEPS)
-        usual = Usual(PILOT_USUAL_STOPS, "per image or tile on the benchmark photos",
+        own_tiles = plan.grid is not None and max(plan.grid.size) <= DENOISE_TILE_SIZE * 9 // 8
+        usual = Usual(PILOT_TILE_USUAL_STOPS if own_tiles else PILOT_USUAL_STOPS,
+                      "per tile on the benchmark photos" if own_tiles else "per image or tile on the benchmark photos",
                       "one that fails is fitted once more at the paper's learning rate") if lr is None else \
             Usual(None)  # measured at the pilot's own rate only
     elif plan.rule is not None and plan.grid is None and steps is None and lr is None and plan.refine is not None and \
