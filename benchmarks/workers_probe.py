@@ -109,7 +109,10 @@ def main() -> int:
     clean, noisy = noisy_mirrored_photo(data, args.size)
     from linr.tasks import pilot_precision
 
-    row: dict = {"size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
+    from linr.bench.common import commit_id
+
+    row: dict = {"commit": commit_id(),  # the code the restores run: read before they start
+                 "size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
                  "pilot_precision": pilot_precision("cpu")}  # the step probe's since the forty-sixth session
     if not args.only_default:
         row.update(step_times(args.steps))
@@ -125,9 +128,6 @@ def main() -> int:
             row.update({f"{label}_{key}": value for key, value in took.items()})
             row[f"{label}_psnr"] = peak_signal_noise_ratio(clean, np.clip(read_image(out)[0], 0, 1), data_range=1.0)
     row["load_after"] = os.getloadavg()[0]
-    from linr.bench.common import commit_id
-
-    row["commit"] = commit_id()
     print(json.dumps(row))
     if args.rows:
         with open(args.rows, "a") as f:
