@@ -456,7 +456,7 @@ class GroupedWiener:
         finally:
             if threads > 1:
                 pool.shutdown(cancel_futures=True)
-        planes = num / den
+        planes = np.divide(num, den, out=num)  # in place: three planes fewer at the peak
         out = np.zeros(noisy.shape, dtype=np.float32)
         for plane, row in zip(planes, transform):
             _add_plane(out, row, plane)
