@@ -436,8 +436,9 @@ benchmark photos (:data:`DEFAULT_PILOT_STEPS`): what :func:`restore_cost` scales
 PILOT_TILE_USUAL_STOPS = (70, 130)
 """The steps a tile of the pilot's own size (:data:`DENOISE_TILE_SIZE` px, up to the 1.125 times
 an image's equal tiles may grow) ran before its stop ended it: 70-125 on the 349 tiles of
-kodim01 mirror-tiled to 512 and 2048 px (sigma 25; BENCHMARKS.md, '#14 the grouped refinement
-2.1x faster'), at most 100-130 per photo on the whole set9 photos (their rows in
+kodim01 mirror-tiled to 512 and 2048 px, and on the 1369 of it at 4096 px (sigma 25;
+BENCHMARKS.md, '#14 the grouped refinement 2.1x faster'), at most 100-130 per photo on the whole
+set9 photos (their rows in
 ``benchmarks/tile_size_*.jsonl``): what :func:`restore_cost` scales a tiled pilot's estimate by
 (:data:`PILOT_USUAL_STOPS` before the forty-seventh session, which runs long for these tiles)."""
 
