@@ -77,11 +77,11 @@ def test_cli_reports_the_rule(tmp_path, capsys, clean):
     write_image(tmp_path / "noisy.png", add_gaussian_noise(clean, SIGMA, seed=0))
     out, rep = tmp_path / "o.png", tmp_path / "r.json"
     assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(out), "--device", "cpu",
-                 "--quiet", "--stop", "variance:5:10", "--steps", "80", "--report", str(rep)]) == 0
+                 "--quiet", "--stop", "variance:5:10", "--steps", "200", "--report", str(rep)]) == 0
     text = capsys.readouterr().out
     assert "stopped at step" in text and "variance: no new minimum" in text
-    report = json.loads(rep.read_text())
-    assert report["settings"]["stop"]["name"] == "variance" and report["steps_run"] < 80
+    report = json.loads(rep.read_text())  # the rule ended it (at step 80 on an AMX Xeon: a budget of 80 was too tight)
+    assert report["settings"]["stop"]["name"] == "variance" and report["steps_run"] < 200
     assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(out), "--force",
                  "--stop", "sometimes"]) == 2
     assert "unknown stop rule" in capsys.readouterr().err

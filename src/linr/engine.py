@@ -165,8 +165,15 @@ class _HiddenMatmul:
             return _swap(matmul, "allow_tf32", True)
         return contextlib.nullcontext()
 
+    def _summed_in_pieces(self, a: torch.Tensor, b: torch.Tensor) -> bool:
+        """Whether ``a @ b`` is a long sum (a weight's gradient) that a CPU's bf16 product takes
+        in fixed pieces (:meth:`_long_sum`), with explicit bf16 operands or oneDNN's bf16 mode
+        alike: that mode (AMX CPUs) also splits one long sum by its threads."""
+        return self.precision == "bf16" and self.kind == "cpu" and \
+            a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1]) and a.mT.is_contiguous() and b.is_contiguous()
+
     def mm(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        if self.operands_bf16:
+        if self.operands_bf16 or self._summed_in_pieces(a, b):
             return out.copy_(self._bf16_product(a, b))
         with self._flags():
             return _mm(a, b, out=out)
@@ -182,7 +189,7 @@ class _HiddenMatmul:
             return _addmm(bias, a, b, out=out)
 
     def addmm_(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.operands_bf16:
+        if self.operands_bf16 or self._summed_in_pieces(a, b):
             return out.add_(self._bf16_product(a, b))
         with self._flags():
             return _addmm_(out, a, b)
@@ -196,7 +203,7 @@ class _HiddenMatmul:
         operand, 0.9 ms into a kept one)."""
         if self.kind != "cpu":
             return _bf16_mm(a, b)
-        if a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1]) and a.mT.is_contiguous() and b.is_contiguous():
+        if self._summed_in_pieces(a, b):
             return self._long_sum(a, b)
         out = self._buffer("out", (a.shape[0], a.shape[1], b.shape[2]))
         return torch.bmm(self._rounded(a, "a"), self._rounded(b, "b"), out=out)
@@ -520,7 +527,8 @@ class FastSiren:
         sines, cosines, scratch = self._activations(n)
         beta = 1.0 if accumulate else 0.0
         h_last = sines[-1]
-        _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta)
+        in_pieces = self.matmul.precision == "bf16" and self.matmul.kind == "cpu"  # as the hidden layers' sums
+        _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta, in_pieces=in_pieces)
         _sum_into(v(self.head_b.grad), grad_out, beta)
         g = _mm(grad_out, v(self.head_w), out=scratch)
         depth = len(self.weights)
@@ -529,7 +537,7 @@ class FastSiren:
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
             h_in = sines[i - 1] if i > 0 else self._input
             with mm.reusing():  # gz is an operand of both products
-                _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None)
+                _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None, in_pieces=in_pieces)
                 _sum_into(v(self.biases[i].grad), gz, beta)
                 if i > 0:
                     g = mm.mm(gz, v(self.weights[i]), out=scratch)
@@ -547,13 +555,34 @@ def folded_names(depth: int) -> list[str]:
 
 
 def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float,
-             mm: _HiddenMatmul | None = None) -> None:
+             mm: _HiddenMatmul | None = None, *, in_pieces: bool = False) -> None:
+    """``a @ b`` into ``out`` (``beta`` 1: added): through ``mm`` (a hidden layer's), else float32;
+    ``in_pieces``: a float32 long sum over the pixels taken in fixed pieces (:func:`_float32_long_sum`)."""
     if mm is not None:
         mm.addmm_(out, a, b) if beta else mm.mm(a, b, out=out)
+    elif in_pieces and a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1]):
+        out.add_(_float32_long_sum(a, b)) if beta else out.copy_(_float32_long_sum(a, b))
     elif beta:
         _addmm_(out, a, b)
     else:
         _mm(a, b, out=out)
+
+
+def _float32_long_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` (K, m, N) x (K, N, n), N the pixels, float32, over fixed pieces of
+    :attr:`_HiddenMatmul.SUM_PIECE` pixels (zero rows pad the last) summed in piece order: a
+    CPU's BLAS splits one long sum by its threads (on an AMX Xeon the first layer's and the head's
+    weight gradients came out otherwise on two threads than on one), the pieces do not."""
+    piece = _HiddenMatmul.SUM_PIECE
+    k, m, n, rows = a.shape[0], a.shape[1], b.shape[2], a.shape[2]
+    padded = -(-rows // piece) * piece
+    left = a.new_zeros((k, padded, m))
+    left[:, :rows] = a.mT
+    right = b.new_zeros((k, padded, n))
+    right[:, :rows] = b
+    pieces = padded // piece
+    partial = torch.bmm(left.view(k * pieces, piece, m).mT, right.view(k * pieces, piece, n))
+    return partial.view(k, pieces, m, n).sum(1)
 
 
 def _sum_into(out: torch.Tensor, a: torch.Tensor, beta: float) -> None:
