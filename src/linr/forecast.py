@@ -27,7 +27,7 @@ REFINE_BLOCK_BYTES = 224 * 2**20
 """Memory of one thread's share of the grouped filter (a block of reference patches, their groups
 and distances; the pilot's Wiener filter's pass over one channel), whatever the image: the peak
 resident memory of one :class:`linr.refine.GroupedWiener` call grew by 289 MB at 1024 x 1024 RGB on
-one thread, 329 MB at 2048 x 1024 (about 250 MB of it not per pixel) and 500 MB at 1024 x 1024 on
+one thread (the forty-seventh session's Intel Xeon), 329 MB at 2048 x 1024 (about 250 MB of it not per pixel) and 500 MB at 1024 x 1024 on
 two threads: 211 MB for the second thread, rounded up to this (forty-seventh session, after the
 filter's speed-up: 265, 365 and 383 MB before it). With :data:`REFINE_BYTES_PER_VALUE` the
 estimate is above each of those measurements (350, 476 and 574 MB)."""
@@ -54,7 +54,7 @@ sqrt(2)/255 (55 down to 7), on set9/house's 128-px crop with the default 10 pass
 SAMPLE_SCALE = 1.2
 """The grouped filter's time per pixel on a real image over its time on the 64 x 64 sample the
 estimate times (after a first call on a 16-px image, whose set-up is not counted): on one thread
-here (RGB, random pixels, the default ``grouped``; forty-seventh session) 50-58 us per pixel on
+of the forty-seventh session's 2-core Intel Xeon (AMX; RGB, random pixels, the default ``grouped``) 50-58 us per pixel on
 64 x 64, 58 on 128, 61 on 256, 58 on 512, 61 on 1024 x 1024: 1.0-1.22 times the sample's, 1.2
 their high end (a 512-px photo: 57 us per pixel, as random pixels). (Before that session's
 speed-up: 49 on 64 x 64 and 74-92 above 256, a scale of 1.7.)"""
