@@ -169,8 +169,8 @@ class _HiddenMatmul:
         """Whether ``a @ b`` is a long sum (a weight's gradient) that a CPU's bf16 product takes
         in fixed pieces (:meth:`_long_sum`), with explicit bf16 operands or oneDNN's bf16 mode
         alike: that mode (AMX CPUs) also splits one long sum by its threads."""
-        return self.precision == "bf16" and self.kind == "cpu" and \
-            a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1]) and a.mT.is_contiguous() and b.is_contiguous()
+        return self.precision == "bf16" and self.kind == "cpu" and _is_long_sum(a, b) and \
+            a.mT.is_contiguous() and b.is_contiguous()
 
     def mm(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         if self.operands_bf16 or self._summed_in_pieces(a, b):
@@ -219,9 +219,20 @@ class _HiddenMatmul:
         threads). oneDNN's bf16 kernel would split one long sum by the threads it has, rounding
         otherwise on two threads than on one: in pieces, a process on two threads and its
         one-thread tile workers compute the same image."""
-        k, m, n = a.shape[0], a.shape[1], b.shape[2]
-        left, right = self._rounded_padded(a.mT, "a"), self._rounded_padded(b, "b")
-        pieces = left.shape[1] // self.SUM_PIECE
+        return self._pieces_sum(self._padded(a.mT, "a"), self._padded(b, "b"))
+
+    def float32_long_sum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """:meth:`_long_sum` of float32 operands, kept float32 (the first layer's and the head's
+        weight gradients of a bf16 fit on the CPU): a CPU's BLAS splits one long float32 sum by
+        its threads too (on an AMX Xeon those two gradients came out otherwise on two threads
+        than on one); in pieces it does not. ``a`` the transposed view of a (K, N, m) tensor."""
+        return self._pieces_sum(self._padded(a.mT, "a32", torch.float32), self._padded(b, "b32", torch.float32))
+
+    def _pieces_sum(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """``left.mT @ right`` of (K, N', m) and (K, N', n) tensors (N' a multiple of
+        :attr:`SUM_PIECE`), a product per piece, the pieces' results summed in piece order in float32."""
+        k, rows, m = left.shape
+        n, pieces = right.shape[2], rows // self.SUM_PIECE
         partial = torch.bmm(left.view(k * pieces, self.SUM_PIECE, m).mT, right.view(k * pieces, self.SUM_PIECE, n))
         return partial.view(k, pieces, m, n).float().sum(1)
 
@@ -234,16 +245,16 @@ class _HiddenMatmul:
             return t.to(torch.bfloat16)
         transposed = not t.is_contiguous() and t.mT.is_contiguous()
         base = t.mT if transposed else t
-        view = self._rounded_padded(base, slot)[:, :base.shape[1]]
+        view = self._padded(base, slot)[:, :base.shape[1]]
         return view.mT if transposed else view
 
-    def _rounded_padded(self, base: torch.Tensor, slot: str) -> torch.Tensor:
-        """A contiguous (K, N, c) ``base`` rounded to bf16 into the first N rows of the buffer of
-        ``slot``, (K, N', c) with N' the next multiple of :attr:`SUM_PIECE` (its last rows zero);
-        the whole buffer returned."""
+    def _padded(self, base: torch.Tensor, slot: str, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        """A contiguous (K, N, c) ``base`` in ``dtype`` (bf16: rounded) in the first N rows of the
+        buffer of ``slot``, (K, N', c) with N' the next multiple of :attr:`SUM_PIECE` (its last rows
+        zero); the whole buffer returned."""
         k, rows, c = base.shape
         padded = -(-rows // self.SUM_PIECE) * self.SUM_PIECE
-        buffer = self._buffer(slot, (k, rows, c), allocate=(k, padded, c))
+        buffer = self._buffer(slot, (k, rows, c), allocate=(k, padded, c), dtype=dtype)
         held = self._bf16_sources
         if held is None:  # outside reusing(): always rounded (inference tensors have no version)
             buffer[:, :rows].copy_(base)
@@ -266,17 +277,19 @@ class _HiddenMatmul:
         finally:
             self._bf16_sources = None
 
-    def _buffer(self, slot: str, shape: tuple[int, ...], allocate: tuple[int, ...] | None = None) -> torch.Tensor:
-        """The kept bf16 buffer of ``slot`` for operands of ``shape``: ``allocate``'s shape (default
-        ``shape``), zero-filled when made (rows past ``shape``'s stay zero: nothing else writes them)."""
+    def _buffer(self, slot: str, shape: tuple[int, ...], allocate: tuple[int, ...] | None = None,
+                dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        """The kept ``dtype`` buffer of ``slot`` for operands of ``shape``: ``allocate``'s shape
+        (default ``shape``), zero-filled when made (rows past ``shape``'s stay zero: nothing else
+        writes them)."""
         buffers = self._bf16_buffers
         key = (slot, shape)
         if key not in buffers:
-            if len(buffers) > 8:  # chunk sizes: the full one, a last partial one; a few slots each
+            if len(buffers) > 16:  # chunk sizes: the full one, a last partial one; a few slots each
                 buffers.clear()
                 if self._bf16_sources is not None:
                     self._bf16_sources = {}
-            buffers[key] = torch.zeros(allocate or shape, dtype=torch.bfloat16)
+            buffers[key] = torch.zeros(allocate or shape, dtype=dtype)
         return buffers[key]
 
 
@@ -527,17 +540,17 @@ class FastSiren:
         sines, cosines, scratch = self._activations(n)
         beta = 1.0 if accumulate else 0.0
         h_last = sines[-1]
-        in_pieces = self.matmul.precision == "bf16" and self.matmul.kind == "cpu"  # as the hidden layers' sums
-        _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta, in_pieces=in_pieces)
+        mm = self.matmul
+        pieces = mm if mm.precision == "bf16" and mm.kind == "cpu" else None  # its float32 long sums as the hidden layers'
+        _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta, pieces=pieces)
         _sum_into(v(self.head_b.grad), grad_out, beta)
         g = _mm(grad_out, v(self.head_w), out=scratch)
         depth = len(self.weights)
-        mm = self.matmul
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
             h_in = sines[i - 1] if i > 0 else self._input
             with mm.reusing():  # gz is an operand of both products
-                _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None, in_pieces=in_pieces)
+                _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None, pieces=pieces)
                 _sum_into(v(self.biases[i].grad), gz, beta)
                 if i > 0:
                     g = mm.mm(gz, v(self.weights[i]), out=scratch)
@@ -555,34 +568,25 @@ def folded_names(depth: int) -> list[str]:
 
 
 def _mm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: float,
-             mm: _HiddenMatmul | None = None, *, in_pieces: bool = False) -> None:
+             mm: _HiddenMatmul | None = None, *, pieces: _HiddenMatmul | None = None) -> None:
     """``a @ b`` into ``out`` (``beta`` 1: added): through ``mm`` (a hidden layer's), else float32;
-    ``in_pieces``: a float32 long sum over the pixels taken in fixed pieces (:func:`_float32_long_sum`)."""
+    ``pieces``: a float32 long sum over the pixels taken in its fixed pieces
+    (:meth:`_HiddenMatmul.float32_long_sum`)."""
     if mm is not None:
         mm.addmm_(out, a, b) if beta else mm.mm(a, b, out=out)
-    elif in_pieces and a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1]):
-        out.add_(_float32_long_sum(a, b)) if beta else out.copy_(_float32_long_sum(a, b))
+    elif pieces is not None and _is_long_sum(a, b):
+        total = pieces.float32_long_sum(a, b)
+        out.add_(total) if beta else out.copy_(total)
     elif beta:
         _addmm_(out, a, b)
     else:
         _mm(a, b, out=out)
 
 
-def _float32_long_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` (K, m, N) x (K, N, n), N the pixels, float32, over fixed pieces of
-    :attr:`_HiddenMatmul.SUM_PIECE` pixels (zero rows pad the last) summed in piece order: a
-    CPU's BLAS splits one long sum by its threads (on an AMX Xeon the first layer's and the head's
-    weight gradients came out otherwise on two threads than on one), the pieces do not."""
-    piece = _HiddenMatmul.SUM_PIECE
-    k, m, n, rows = a.shape[0], a.shape[1], b.shape[2], a.shape[2]
-    padded = -(-rows // piece) * piece
-    left = a.new_zeros((k, padded, m))
-    left[:, :rows] = a.mT
-    right = b.new_zeros((k, padded, n))
-    right[:, :rows] = b
-    pieces = padded // piece
-    partial = torch.bmm(left.view(k * pieces, piece, m).mT, right.view(k * pieces, piece, n))
-    return partial.view(k, pieces, m, n).sum(1)
+def _is_long_sum(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a @ b`` sums over many more terms than either factor's other side (a weight's
+    gradient: a sum over the pixels)."""
+    return a.shape[-1] > 4 * max(a.shape[-2], b.shape[-1])
 
 
 def _sum_into(out: torch.Tensor, a: torch.Tensor, beta: float) -> None:
