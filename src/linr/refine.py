@@ -83,10 +83,11 @@ Adding a refiner is a class here (with ``takes``, the observation it filters) pl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -162,20 +163,9 @@ class PilotWiener:
         def channel(row: np.ndarray) -> np.ndarray:  # one (opponent) channel
             return self._channel(_mix(noisy, row), _mix(pilot, row), float(sigma))
 
-        threads = self.workers(c)
-        if threads == 1:
-            planes = map(channel, transform)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(threads)  # NumPy's loops release the GIL
-            planes = pool.map(channel, transform)
-        try:
+        with _in_order(channel, transform, self.workers(c)) as planes:
             for row, plane in zip(transform, planes):  # added in channel order, whatever the threads
                 _add_plane(out, row, plane)
-        finally:
-            if threads > 1:
-                pool.shutdown(cancel_futures=True)
         return out
 
     def workers(self, channels: int) -> int:
@@ -220,6 +210,23 @@ class PilotWiener:
                     num[y0 + a:y0 + a + rows, b:b + starts_x] += weight * pixel
                     den[y0 + a:y0 + a + rows, b:b + starts_x] += weight
         return num / den
+
+
+@contextlib.contextmanager
+def _in_order(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> Iterator[Iterator[Any]]:
+    """``function`` of each of ``items``, on ``threads`` threads (NumPy's loops release the GIL),
+    the results given in the items' order; threads not yet started on an item are cancelled when
+    the block ends early (an error)."""
+    if threads == 1:
+        yield map(function, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(threads)
+    try:
+        yield pool.map(function, items)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _threads(threads: int | None) -> int:
@@ -441,21 +448,10 @@ class GroupedWiener:
             return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma),
                                 None if photo is None else (photo, h, w, y0, x0))
 
-        threads = self.workers(h, w)
-        if threads == 1:
-            sums = map(block_sums, blocks)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(threads)  # NumPy's loops release the GIL
-            sums = pool.map(block_sums, blocks)  # in block order
-        try:
+        with _in_order(block_sums, blocks, self.workers(h, w)) as sums:
             for window, block_den, block_num in sums:  # added in block order: the same sums for any threads
                 den[window] += block_den
                 num[(slice(None), *window)] += block_num
-        finally:
-            if threads > 1:
-                pool.shutdown(cancel_futures=True)
         planes = np.divide(num, den, out=num)  # in place: three planes fewer at the peak
         out = np.zeros(noisy.shape, dtype=np.float32)
         for plane, row in zip(planes, transform):
