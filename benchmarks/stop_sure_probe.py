@@ -39,10 +39,10 @@ class _FixedGroups(Grouped):
         super().__init__()
         self.groups: dict = {}
 
-    def _match(self, guide, padded, ys, xs, size):  # type: ignore[override]
+    def _match(self, around, shape, ys, xs, size):  # type: ignore[override]
         key = (int(ys[0]), int(xs[0]), len(ys), len(xs))
         if key not in self.groups:
-            self.groups[key] = super()._match(guide, padded, ys, xs, size)
+            self.groups[key] = super()._match(around, shape, ys, xs, size)
         return self.groups[key]
 
 

@@ -161,6 +161,44 @@ def test_the_grouped_filter_is_the_block_matching_wiener_of_the_docstring(shape,
     np.testing.assert_allclose(got, direct_grouped(noisy, pilot, 0.1, **settings), atol=2e-6)
 
 
+@pytest.mark.parametrize("block", [None, (1, 2)])
+def test_a_tall_image_is_filtered_a_row_of_blocks_at_a_time_as_the_docstring(monkeypatch, block):
+    """Many rows of blocks (and, with blocks of one reference row, rows settled after each): the
+    rows written out as the blocks pass them are the block-matching filter's."""
+    if block is not None:
+        monkeypatch.setattr(GroupedWiener, "BLOCK", block)
+    rng = np.random.default_rng(11)
+    clean = rng.random((71, 16, 3))
+    noisy, pilot = clean + rng.normal(0, 0.1, clean.shape), clean + rng.normal(0, 0.03, clean.shape)
+    got = GroupedWiener(window=13, group=8)(noisy, pilot, 0.1)
+    np.testing.assert_allclose(got, direct_grouped(noisy, pilot, 0.1, window=13, group=8), atol=2e-6)
+
+
+def test_the_filters_memory_does_not_grow_with_the_image_beyond_two_float32_copies(monkeypatch):
+    """The grouped filter (and the pilot's Wiener filter before it) keep no float64 plane of the
+    whole image: twice the rows take at most 20 more bytes per value at the peak (the prefiltered
+    pilot and the output are float32, 8; with whole-image float64 planes it was 39). The Wiener
+    filter's passes are made a few rows (they are up to PASS_VALUES values, 32 MB a plane) and the
+    window small, so that both images are many passes and rows of blocks."""
+    import tracemalloc
+
+    monkeypatch.setattr(PilotWiener, "PASS_VALUES", 1 << 12)
+
+    def peak(rows):
+        rng = np.random.default_rng(rows)
+        noisy = rng.random((rows, 24, 3)).astype(np.float32)
+        pilot = (noisy * 0.9).astype(np.float32)
+        tracemalloc.start()
+        try:
+            GroupedWiener(threads=1, window=9, group=8)(noisy, pilot, 0.1)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(64), peak(128)
+    assert large - small < 20 * (128 - 64) * 24 * 3, (small, large)
+
+
 def test_the_grouped_filter_gives_the_same_bits_in_any_memory_layout_and_blocks_of_references(monkeypatch):
     rng = np.random.default_rng(8)
     clean = rng.random((40, 33, 3))

@@ -154,7 +154,7 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     from linr.operators import Blur, gaussian_kernel
 
     cost = forecast.refine_cost("grouped", 1024, 1024, 3)
-    assert cost.memory_bytes == forecast.REFINE_BLOCK_BYTES + 40 * 1024 * 1024 * 3  # one thread's block
+    assert cost.memory_bytes == forecast.REFINE_BLOCK_BYTES + 12 * 1024 * 1024 * 3  # one thread's block
     assert cost.memory_bytes == forecast.refine_memory("grouped", 1024, 1024, 3)  # the same, without timing
     assert forecast.refine_memory("wiener", 1024, 1024, 3) is None  # no grouped filter: not estimated
     assert " GiB to refine the fit's image (grouped on one CPU thread" in cost.describe("grouped")

@@ -23,26 +23,32 @@ from .problem import Observation, clean_shape
 
 __all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
 
-REFINE_BLOCK_BYTES = 224 * 2**20
-"""Memory of one thread's share of the grouped filter (a block of reference patches, their groups
-and distances; the pilot's Wiener filter's pass over one channel), whatever the image: the peak
-resident memory of one :class:`linr.refine.GroupedWiener` call grew by 289 MB at 1024 x 1024 RGB on
-one thread (the forty-seventh session's Intel Xeon), 329 MB at 2048 x 1024 (about 250 MB of it not per pixel) and 500 MB at 1024 x 1024 on
-two threads: 211 MB for the second thread, rounded up to this (forty-seventh session, after the
-filter's speed-up: 265, 365 and 383 MB before it). With :data:`REFINE_BYTES_PER_VALUE` the
-estimate is above each of those measurements (350, 476 and 574 MB)."""
+REFINE_BLOCK_BYTES = 176 * 2**20
+"""Memory of one thread's share of the grouped filter (one pass of the pilot's Wiener filter over
+one channel: up to its PASS_VALUES coefficients a plane; a block of reference patches, their
+planes, groups and distances), whatever the image: since the forty-eighth session (the filter a
+row of blocks at a time) the peak resident memory of one :class:`linr.refine.GroupedWiener` call
+grew by 161 MB at 512 x 512 RGB, 163 MB at 1024 x 1024 and 140 MB at 2048 x 1024 on one thread,
+277 MB at 1024 x 1024 on two (that session's Intel Xeon, random float32 images, after a first
+call on a 64-px image), each with its float32 output and prefiltered pilot: rounded up to this,
+with :data:`REFINE_BYTES_PER_VALUE` above each of those measurements (185, 214, 251 and 390 MB).
+(Before it, when the planes and sums were the whole image's in float64: 289, 329 and 500 MB at
+1024 x 1024, 2048 x 1024 and two threads.)"""
 
-REFINE_BYTES_PER_VALUE = {"noisy": 40, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
+REFINE_BYTES_PER_VALUE = {"noisy": 12, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
 """Peak memory of a refinement per pixel and channel, besides :data:`REFINE_BLOCK_BYTES`, by what
 the refiner takes (``blurred-free``: ``grouped-deblur`` with free edges, whose data step solves for
-the image extended by the kernel). Measured as the growth of the peak resident memory of one pass
-on random RGB images on one thread (after a first call on a 64-px image, so that what a first
-call loads is not counted): the grouped filter 30 bytes per value (91 per RGB pixel, from
-1024 x 1024 to 2048 x 1024; grey 30 per pixel); at 1024 x 1024 RGB one pass of ``grouped-views``
-372 MB, of ``grouped-deblur`` 308 MB (a circular blur, FFT) and 429 MB (free edges), against about
-250 MB for the filter alone; rounded up. Refiners without the grouped filter (``wiener``, a
-projection alone) and those with biharmonic solves (``biharmonic``, ``grouped-fill``) are not
-estimated."""
+the image extended by the kernel). The grouped filter alone (``noisy``): its float32 output and
+prefiltered pilot, 8 bytes per value, and the rows of sums later blocks still add to (the peak of
+its traced allocations grew by 8.6-13.7 bytes per value from 64 to 128-640 rows of a narrow image
+in the forty-eighth session), rounded up. The others were measured before that session, as the
+growth of the peak resident memory of one pass on random RGB images on one thread (after a first
+call on a 64-px image, so that what a first call loads is not counted), when the grouped filter
+took 30 bytes per value (91 per RGB pixel): at 1024 x 1024 RGB one pass of ``grouped-views``
+372 MB, of ``grouped-deblur`` 308 MB (a circular blur, FFT) and 429 MB (free edges), against
+about 250 MB for the filter alone then; rounded up. Not measured since: they now over-estimate by
+up to about 22 bytes per value. Refiners without the grouped filter (``wiener``, a projection
+alone) and those with biharmonic solves (``biharmonic``, ``grouped-fill``) are not estimated."""
 
 DATA_STEP_MEAN = 0.4
 """``grouped-deblur``'s data steps by conjugate gradients (a reflecting blur; free edges took

@@ -129,8 +129,8 @@ class PilotWiener:
     planes (the DCT of all patches at once, one coefficient plane at a time, no BLAS), so the
     result does not depend on threads, memory alignment or the process it runs in.
     ``rows_per_pass`` rows of patches are filtered at a time (None: as many as keep the
-    coefficient planes of one pass near :data:`PASS_VALUES` values), which bounds memory on
-    any image."""
+    coefficient planes of one pass near :data:`PASS_VALUES` values), and the rows no later pass
+    adds to are written to the output after each pass, which bounds memory on any image."""
 
     PASS_VALUES = 1 << 22
 
@@ -150,22 +150,35 @@ class PilotWiener:
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
         """Filter ``noisy`` (H, W, C) with ``pilot`` (same shape) for noise std ``sigma`` (both on
         one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot. The
-        channels are filtered on :attr:`threads` threads (None: torch's), added in channel order.
-        Memory besides the inputs: the output and, per thread, a few float64 planes of one channel
-        and one pass's coefficient planes."""
+        image is filtered a pass of :attr:`rows_per_pass` rows of patches at a time, top to
+        bottom; in each pass the channels on :attr:`threads` threads (None: torch's), added in
+        channel order. Memory besides the inputs: the output and, per thread, one pass's planes
+        (its rows of one channel, in float64) and coefficient planes."""
         noisy, pilot = _pilot_pair(noisy, pilot)
         h, w, c = noisy.shape
-        if h < self.patch or w < self.patch:
+        p = self.patch
+        if h < p or w < p:
             return pilot.astype(np.float32)
         out = np.zeros(noisy.shape, dtype=np.float32)
         transform = _colour_transform(c)
+        starts_y, starts_x = h - p + 1, w - p + 1  # patches at every pixel
+        per_pass = self.rows_per_pass or max(1, self.PASS_VALUES // (starts_x * p * p))
+        carried: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(transform)
+        with _mapped_in_order(self.workers(c)) as mapped:
+            for y0 in range(0, starts_y, per_pass):
+                rows = min(per_pass, starts_y - y0)
+                window = slice(y0, y0 + rows + p - 1)  # the pixels of this pass's patches
+                last = y0 + rows == starts_y
 
-        def channel(row: np.ndarray) -> np.ndarray:  # one (opponent) channel
-            return self._channel(_mix(noisy, row), _mix(pilot, row), float(sigma))
+                def channel(index: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+                    row = transform[index]
+                    return self._pass(_mix(noisy[window], row), _mix(pilot[window], row), float(sigma), rows,
+                                      carried[index], last)
 
-        with _in_order(channel, transform, self.workers(c)) as planes:
-            for row, plane in zip(transform, planes):  # added in channel order, whatever the threads
-                _add_plane(out, row, plane)
+                done = slice(y0, window.stop if last else y0 + rows)  # the rows no later pass adds to
+                for index, (plane, carry) in enumerate(mapped(channel, range(len(transform)))):
+                    carried[index] = carry  # added in channel order, whatever the threads
+                    _add_plane(out[done], transform[index], plane)
         return out
 
     def workers(self, channels: int) -> int:
@@ -173,58 +186,63 @@ class PilotWiener:
         most one per channel."""
         return min(_threads(self.threads), channels)
 
-    def _channel(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
+    def _pass(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float, rows: int,
+              carried: tuple[np.ndarray, np.ndarray] | None, last: bool
+              ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """One pass over one channel: ``noisy`` and ``pilot`` are the pass's ``rows + p - 1`` rows
+        of pixels (its ``rows`` rows of patches, one at every pixel), ``carried`` the weighted sums
+        and weights the passes before left on its first ``p - 1`` rows (None: the first pass).
+        Returns the filtered rows no later pass adds to (all of them when ``last``) and the sums
+        and weights of the rows after them, for the next pass."""
         p = self.patch
         d = _dct_matrix(p)
-        h, w = noisy.shape
-        starts_y, starts_x = h - p + 1, w - p + 1  # patches at every pixel
+        starts_x = noisy.shape[1] - p + 1
         noise_power = self.tau * sigma * sigma
-        num = np.zeros((h, w))
-        den = np.zeros((h, w))
-        per_pass = self.rows_per_pass or max(1, self.PASS_VALUES // (starts_x * p * p))
-        for y0 in range(0, starts_y, per_pass):
-            rows = min(per_pass, starts_y - y0)
-            window = slice(y0, y0 + rows + p - 1)
-            coef = _patch_dct(noisy[window], d, rows, starts_x)      # (p, p, rows, starts_x)
-            power = _patch_dct(pilot[window], d, rows, starts_x)
-            power *= power
-            gain = power / (power + noise_power) if noise_power > 0 else np.ones_like(power)
-            gain[0, 0] = 1.0  # the patch mean is kept: shrinking it would darken dim areas
-            coef *= gain
-            weight = np.zeros((rows, starts_x))  # 1 / the filter's noise gain, per patch
-            for k in range(p):
+        num = np.zeros(noisy.shape)
+        den = np.zeros(noisy.shape)
+        if carried is not None:
+            num[:p - 1], den[:p - 1] = carried
+        coef = _patch_dct(noisy, d, rows, starts_x)      # (p, p, rows, starts_x)
+        power = _patch_dct(pilot, d, rows, starts_x)
+        power *= power
+        gain = power / (power + noise_power) if noise_power > 0 else np.ones_like(power)
+        gain[0, 0] = 1.0  # the patch mean is kept: shrinking it would darken dim areas
+        coef *= gain
+        weight = np.zeros((rows, starts_x))  # 1 / the filter's noise gain, per patch
+        for k in range(p):
+            for m in range(p):
+                weight += gain[k, m] * gain[k, m]
+        weight = 1.0 / weight
+        # the filtered patches back in pixels (inverse DCT), each added at its place
+        half = np.zeros((p, p, rows, starts_x))  # half[k, b]: inverse along x of row k
+        for k in range(p):
+            for b in range(p):
                 for m in range(p):
-                    weight += gain[k, m] * gain[k, m]
-            weight = 1.0 / weight
-            # the filtered patches back in pixels (inverse DCT), each added at its place
-            half = np.zeros((p, p, rows, starts_x))  # half[k, b]: inverse along x of row k
-            for k in range(p):
-                for b in range(p):
-                    for m in range(p):
-                        half[k, b] += d[m, b] * coef[k, m]
-            for a in range(p):
-                for b in range(p):
-                    pixel = np.zeros((rows, starts_x))
-                    for k in range(p):
-                        pixel += d[k, a] * half[k, b]
-                    num[y0 + a:y0 + a + rows, b:b + starts_x] += weight * pixel
-                    den[y0 + a:y0 + a + rows, b:b + starts_x] += weight
-        return num / den
+                    half[k, b] += d[m, b] * coef[k, m]
+        for a in range(p):
+            for b in range(p):
+                pixel = np.zeros((rows, starts_x))
+                for k in range(p):
+                    pixel += d[k, a] * half[k, b]
+                num[a:a + rows, b:b + starts_x] += weight * pixel
+                den[a:a + rows, b:b + starts_x] += weight
+        done = num.shape[0] if last else rows
+        return num[:done] / den[:done], (num[done:], den[done:])
 
 
 @contextlib.contextmanager
-def _in_order(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> Iterator[Iterator[Any]]:
-    """``function`` of each of ``items``, on ``threads`` threads (NumPy's loops release the GIL),
-    the results given in the items' order; threads not yet started on an item are cancelled when
-    the block ends early (an error)."""
+def _mapped_in_order(threads: int) -> Iterator[Callable[[Callable[[Any], Any], Sequence[Any]], Iterator[Any]]]:
+    """A map on ``threads`` threads (NumPy's loops release the GIL): ``mapped(function, items)``
+    gives ``function`` of each of ``items`` in the items' order; threads not yet started on an
+    item are cancelled when the block ends early (an error)."""
     if threads == 1:
-        yield map(function, items)
+        yield map
         return
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(threads)
     try:
-        yield pool.map(function, items)
+        yield pool.map
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -342,9 +360,15 @@ class GroupedWiener:
     at a time (None: as many as torch is given, ``torch.get_num_threads()``: one under ``linr
     bench``, a batch worker's share under ``linr batch``). ``keep_groups``: the groups matched by
     the first call on an image of a shape serve every later call on that shape, whatever its photo
-    (:mod:`linr.sure` differentiates the filter with its groups held). Memory besides the images: a few float64
-    planes of the image (the photo and pilot per plane, the sums) and, per thread, one block's
-    groups and distances (about 0.2 GB). Time: about 15 s for a 512 x 512 RGB photo on one core
+    (:mod:`linr.sure` differentiates the filter with its groups held). The image is filtered a row
+    of blocks at a time, top to bottom: each block reads only the pixels its groups can reach (its
+    references and ``window // 2`` px around them), and the rows no later block reaches are
+    divided out and written to the output as soon as a row of blocks is done. Memory besides the
+    photo and the pilot, whatever the image's size: two float32 images (the prefiltered pilot, the
+    output), the sums of the rows later blocks still add to, and per thread one block's planes,
+    groups and distances (a peak of 140-165 MB over the inputs on one thread from 512 x 512 to
+    2048 x 1024 RGB, forty-eighth session; 289-329 MB at 1024 x 1024 to 2048 x 1024 before, when
+    the planes and sums were the whole image's in float64). Time: about 15 s for a 512 x 512 RGB photo on one core
     of a 2-core Intel Xeon (AMX; forty-seventh session), 11 s on two (the ``wiener`` refiner takes seconds)."""
 
     BLOCK = (8, 256)
@@ -415,21 +439,15 @@ class GroupedWiener:
         one scale); float32 (H, W, C). Images smaller than a patch come back as the pilot."""
         noisy, pilot = _pilot_pair(noisy, pilot)
         h, w, c = noisy.shape
-        p = self.patch
+        p, reach = self.patch, self.window // 2
         if h < p or w < p:
             return pilot.astype(np.float32)
         if self.prefilter:
             pilot = PilotWiener(threads=self.threads)(noisy, pilot, sigma)
         transform = _colour_transform(c)
-        noisy_planes = [_mix(noisy, row) for row in transform]
-        pilot_planes = [_mix(pilot, row) for row in transform]
-        planes = noisy_planes if self.match == "noisy" else pilot_planes
         # matched on the luminance (RGB: the first opponent plane), else on the channels' mean
-        guide = planes[0] if c in (1, 3) else _mix(noisy if self.match == "noisy" else pilot, np.full(c, 1.0 / c))
+        guide_row = transform[0] if c in (1, 3) else np.full(c, 1.0 / c)
         ys, xs = _starts(h, p, self.step), _starts(w, p, self.step)
-        num = np.zeros((c, h, w))
-        den = np.zeros((h, w))
-        padded = np.pad(guide, self.window // 2)  # candidates outside the image read 0, ruled out in _match
         rows, cols = self.BLOCK
         size = self.group_size(h, w)
         blocks = [(y0, x0) for y0 in range(0, len(ys), rows) for x0 in range(0, len(xs), cols)]
@@ -438,36 +456,62 @@ class GroupedWiener:
 
         def block_sums(block: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
             y0, x0 = block
+            by, bx = ys[y0:y0 + rows], xs[x0:x0 + cols]
+            # the pixels the block's groups can cover: its references' patches and reach around them
+            top, left = max(int(by[0]) - reach, 0), max(int(bx[0]) - reach, 0)
+            window = slice(top, min(int(by[-1]) + p + reach, h)), slice(left, min(int(bx[-1]) + p + reach, w))
+            noisy_planes = [_mix(noisy[window], row) for row in transform]
+            pilot_planes = [_mix(pilot[window], row) for row in transform]
             kept, key = self._kept_groups, (h, w, y0, x0)
             if kept is not None and key in kept:
                 gy, gx = kept[key]
             else:
-                gy, gx = self._match(guide, padded, ys[y0:y0 + rows], xs[x0:x0 + cols], size)
+                source = noisy_planes if self.match == "noisy" else pilot_planes
+                guide = source[0] if c in (1, 3) else _mix((noisy if self.match == "noisy" else pilot)[window], guide_row)
+                # the guide around the references, reading 0 outside the image (such candidates are ruled out in _match)
+                around = np.zeros((int(by[-1] - by[0]) + p + 2 * reach, int(bx[-1] - bx[0]) + p + 2 * reach))
+                oy, ox = top - (int(by[0]) - reach), left - (int(bx[0]) - reach)
+                around[oy:oy + guide.shape[0], ox:ox + guide.shape[1]] = guide
+                gy, gx = self._match(around, (h, w), by, bx, size)
                 if kept is not None:
                     kept[key] = gy, gx
-            return self._filter(noisy_planes, pilot_planes, gy, gx, float(sigma),
+            return self._filter(noisy_planes, pilot_planes, (top, left), gy, gx, float(sigma),
                                 None if photo is None else (photo, h, w, y0, x0))
 
-        with _in_order(block_sums, blocks, self.workers(h, w)) as sums:
-            for window, block_den, block_num in sums:  # added in block order: the same sums for any threads
-                den[window] += block_den
-                num[(slice(None), *window)] += block_num
-        planes = np.divide(num, den, out=num)  # in place: three planes fewer at the peak
         out = np.zeros(noisy.shape, dtype=np.float32)
-        for plane, row in zip(planes, transform):
-            _add_plane(out, row, plane)
+        # the weighted sums and weights of the rows from `settled` on, the only ones later blocks add to
+        settled, num, den = 0, np.zeros((c, 0, w)), np.zeros((0, w))
+        last_x0 = blocks[-1][1]
+        with _mapped_in_order(self.workers(h, w)) as mapped:
+            for (y0, x0), (window, block_den, block_num) in zip(blocks, mapped(block_sums, blocks)):
+                if window[0].stop > settled + den.shape[0]:  # more rows
+                    grown = window[0].stop - settled
+                    num = np.concatenate([num, np.zeros((c, grown - den.shape[0], w))], axis=1)
+                    den = np.concatenate([den, np.zeros((grown - den.shape[0], w))])
+                band = slice(window[0].start - settled, window[0].stop - settled), window[1]
+                den[band] += block_den  # added in block order: the same sums for any threads
+                num[(slice(None), *band)] += block_num
+                if x0 == last_x0:  # a row of blocks done: no later block reaches above its next references' reach
+                    below = min(int(ys[y0 + rows]) - reach, h) if y0 + rows < len(ys) else h
+                    if below > settled:
+                        done = below - settled
+                        planes = np.divide(num[:, :done], den[:done])
+                        for plane, row in zip(planes, transform):
+                            _add_plane(out[settled:below], row, plane)
+                        settled, num, den = below, num[:, done:], den[done:]
         return out
 
-    def _match(self, guide: np.ndarray, padded: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+    def _match(self, around: np.ndarray, shape: tuple[int, int], ys: np.ndarray, xs: np.ndarray,
                size: int) -> tuple[np.ndarray, np.ndarray]:
         """The patch starts (rows, columns; each (R, size), R = len(ys) * len(xs), references in
-        row order) of the groups of the references at ``ys`` x ``xs`` in ``guide`` (``padded``:
-        ``guide`` with ``window // 2`` zeros around it)."""
+        row order) of the groups of the references at ``ys`` x ``xs`` in an image of ``shape``,
+        matched in ``around``: the guide over the references' patches and ``window // 2`` px around
+        them (0 outside the image)."""
         p, reach = self.patch, self.window // 2
-        h, w = guide.shape
+        h, w = shape
         span = np.arange(-reach, reach + 1)
         top, left = ys[0], xs[0]
-        ref = guide[top:ys[-1] + p, left:xs[-1] + p]  # the pixels of the references' patches
+        ref = around[reach:reach + ys[-1] - top + p, reach:reach + xs[-1] - left + p]  # the references' pixels
         ry, rx = ys - top, xs - left
         valid_x = ((xs[None, :] + span[:, None] >= 0) & (xs[None, :] + span[:, None] <= w - p))  # (dx, x)
         dist = np.empty((len(ys), len(xs), len(span), len(span)))
@@ -475,7 +519,7 @@ class GroupedWiener:
         width = int(rx[-1]) + 1  # the sums along a row at every start up to the last reference's
         along = np.empty((ref.shape[0], len(span), width))
         for a, dy in enumerate(span):
-            band = padded[top + reach + dy:ys[-1] + p + reach + dy, left:xs[-1] + p + 2 * reach]
+            band = around[reach + dy:reach + dy + ys[-1] - top + p, :xs[-1] - left + p + 2 * reach]
             cand = np.lib.stride_tricks.sliding_window_view(band, ref.shape[1], axis=1)  # (rows, dx, cols)
             np.subtract(ref[:, None, :], cand, out=apart)
             np.multiply(apart, apart, out=apart)
@@ -497,11 +541,12 @@ class GroupedWiener:
         dy, dx = np.divmod(order, len(span))
         return np.repeat(ys, len(xs))[:, None] + dy - reach, np.tile(xs, len(ys))[:, None] + dx - reach
 
-    def _filter(self, noisy_planes: list[np.ndarray], pilot_planes: list[np.ndarray], gy: np.ndarray,
-                gx: np.ndarray, sigma: float, kept_key: tuple[Any, ...] | None = None
+    def _filter(self, noisy_planes: list[np.ndarray], pilot_planes: list[np.ndarray], origin: tuple[int, int],
+                gy: np.ndarray, gx: np.ndarray, sigma: float, kept_key: tuple[Any, ...] | None = None
                 ) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
-        """Filter the groups at ``gy``, ``gx``: the window of the image they cover (rows, columns)
-        and their sums there, the weights' (h, w) and the weighted planes' (C, h, w). Groups are
+        """Filter the groups at ``gy``, ``gx`` (in the image) of the planes, which hold the pixels
+        of the image from ``origin`` (row, column) on: the window of the image the groups cover
+        (rows, columns) and their sums there, the weights' (h, w) and the weighted planes' (C, h, w). Groups are
         held as (p, p, K, R) arrays: every step of a transform is a product-sum of contiguous
         slabs. ``kept_key`` (the photo and the block, with ``keep_groups``): the noisy photo's
         transformed groups are taken from, or kept for, later calls with that key."""
@@ -515,7 +560,7 @@ class GroupedWiener:
         # cache (a block's whole did not); every number is made as for the whole block
         for start in range(0, gy.shape[0], self.PIECE):
             piece = slice(start, start + self.PIECE)
-            py, px = gy[piece], gx[piece]
+            py, px = gy[piece] - origin[0], gx[piece] - origin[1]
             for index, (noisy, pilot) in enumerate(zip(noisy_planes, pilot_planes)):
                 q = _along(_along(_along(_groups(pilot, py, px, p), d, 0), d, 1), haar, 2)
                 coef = self._noisy_coefficients(noisy, py, px, d, haar,
