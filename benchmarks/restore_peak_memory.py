@@ -5,8 +5,9 @@ runs in it whatever the workers), as the peak resident memory of the child proce
     .venv/bin/python benchmarks/restore_peak_memory.py --size 2048 [--steps 3] [--rows FILE]
 
 The photo is ``tiles_scale.py``'s (set9/kodim01 mirror-tiled, sigma 25, seed 0) as an 8-bit PNG;
-every setting is the default but ``--stop fixed --steps N`` (each tile fits N steps: the fit's
-arrays, the tile store and the refinement are those of a default restore; its time is not).
+every setting is the default but ``--steps N``, the stop rule's budget (each tile fits at most N
+steps: the plan, the tiles, the fit's arrays, the tile store and the refinement are those of a
+default restore; its time is not).
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ def main() -> int:
         del noisy
         report = out.with_suffix(".json")
         cmd = [str(HERE.parent / ".venv" / "bin" / "linr"), "restore", "--noisy", str(src), "-o", str(out),
-               "--quiet", "--force", "--device", "cpu", "--workers", "1", "--stop", "fixed",
-               "--steps", str(args.steps), "--report", str(report)]
+               "--quiet", "--force", "--device", "cpu", "--workers", "1", "--steps", str(args.steps), "--report", str(report)]
         t = time.perf_counter()
         subprocess.run(cmd, check=True)
         row["wall_s"] = round(time.perf_counter() - t, 1)
