@@ -39,7 +39,7 @@ def main() -> int:
     from tiles_scale import noisy_mirrored_photo
 
     data = Path(os.environ.get("LINR_DATA", HERE.parent.parent / "shared" / "data"))
-    _, noisy = noisy_mirrored_photo(data, args.size)
+    noisy = noisy_mirrored_photo(data, args.size)[1]  # the clean photo is not kept
     row = {"commit": commit_id(), "processor": cpu_name(), "size": args.size, "steps": args.steps,
            "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,17 +23,18 @@ from .problem import Observation, clean_shape
 
 __all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
 
-REFINE_BLOCK_BYTES = 176 * 2**20
-"""Memory of one thread's share of the grouped filter (one pass of the pilot's Wiener filter over
-one channel: up to its PASS_VALUES coefficients a plane; a block of reference patches, their
-planes, groups and distances), whatever the image: since the forty-eighth session (the filter a
-row of blocks at a time) the peak resident memory of one :class:`linr.refine.GroupedWiener` call
-grew by 161 MB at 512 x 512 RGB, 163 MB at 1024 x 1024 and 140 MB at 2048 x 1024 on one thread,
-277 MB at 1024 x 1024 on two (that session's Intel Xeon, random float32 images, after a first
-call on a 64-px image), each with its float32 output and prefiltered pilot: rounded up to this,
-with :data:`REFINE_BYTES_PER_VALUE` above each of those measurements (185, 214, 251 and 390 MB).
-(Before it, when the planes and sums were the whole image's in float64: 289, 329 and 500 MB at
-1024 x 1024, 2048 x 1024 and two threads.)"""
+REFINE_BLOCK_BYTES = 128 * 2**20
+"""Memory of one thread's share of the grouped filter (a block of reference patches, their
+planes, groups and distances; one pass of the pilot's Wiener filter over one channel, up to its
+PASS_VALUES coefficients a plane), whatever the image: since the forty-eighth session (the
+filter a row of blocks at a time, the Wiener filter's passes of 2^20 values) the peak resident
+memory of one :class:`linr.refine.GroupedWiener` call grew by 80 MB at 512 x 512 RGB, 137 MB at
+1024 x 1024 and 145 MB at 2048 x 1024 on one thread, 245 MB at 1024 x 1024 on two (that session's
+Intel Xeon, random float32 images, after a first call on a 64-px image), each with its float32
+output and prefiltered pilot: rounded up to this, with :data:`REFINE_BYTES_PER_VALUE` above each
+of those measurements (137, 166, 203 and 294 MB). (Before it, with the planes and sums of the
+whole image in float64 and passes of 2^22 values: 289, 329 and 500 MB at 1024 x 1024, 2048 x
+1024 and two threads.)"""
 
 REFINE_BYTES_PER_VALUE = {"noisy": 12, "views": 80, "noisy+views": 80, "blurred": 60, "blurred-free": 100}
 """Peak memory of a refinement per pixel and channel, besides :data:`REFINE_BLOCK_BYTES`, by what

@@ -132,7 +132,10 @@ class PilotWiener:
     coefficient planes of one pass near :data:`PASS_VALUES` values), and the rows no later pass
     adds to are written to the output after each pass, which bounds memory on any image."""
 
-    PASS_VALUES = 1 << 22
+    PASS_VALUES = 1 << 20
+    """Coefficients per plane of one pass (8 MB in float64): 2^20 took 0.70-0.80x the time of 2^22
+    on RGB photos of 512 x 512 to 256 x 4096 on one thread (cache-sized planes; 2^19 and 2^21 in
+    between, 2^18 slower), and a fifth of the memory (forty-eighth session, Intel Xeon)."""
 
     name = "wiener"
     takes = "noisy"
@@ -366,9 +369,9 @@ class GroupedWiener:
     divided out and written to the output as soon as a row of blocks is done. Memory besides the
     photo and the pilot, whatever the image's size: two float32 images (the prefiltered pilot, the
     output), the sums of the rows later blocks still add to, and per thread one block's planes,
-    groups and distances (a peak of 140-165 MB over the inputs on one thread from 512 x 512 to
-    2048 x 1024 RGB, forty-eighth session; 289-329 MB at 1024 x 1024 to 2048 x 1024 before, when
-    the planes and sums were the whole image's in float64). Time: about 15 s for a 512 x 512 RGB photo on one core
+    groups and distances or one pass of the prefilter (a peak of 80-145 MB over the inputs on one
+    thread from 512 x 512 to 2048 x 1024 RGB, forty-eighth session; 289-329 MB at 1024 x 1024 to
+    2048 x 1024 before, when the planes and sums were the whole image's in float64). Time: about 15 s for a 512 x 512 RGB photo on one core
     of a 2-core Intel Xeon (AMX; forty-seventh session), 11 s on two (the ``wiener`` refiner takes seconds)."""
 
     BLOCK = (8, 256)
