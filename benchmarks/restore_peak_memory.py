@@ -34,7 +34,7 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     import numpy as np
 
-    from linr.bench.common import commit_id, cpu_name
+    from linr.bench.common import append_row, commit_id, cpu_name
     from linr.images import write_image
     from tiles_scale import noisy_mirrored_photo
 
@@ -59,8 +59,7 @@ def main() -> int:
     row["load_after"] = os.getloadavg()[0]
     print(json.dumps(row))
     if args.rows:
-        with open(args.rows, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        append_row(args.rows, row)
     return 0
 
 

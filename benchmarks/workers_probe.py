@@ -109,7 +109,7 @@ def main() -> int:
     clean, noisy = noisy_mirrored_photo(data, args.size)
     from linr.tasks import pilot_precision
 
-    from linr.bench.common import commit_id
+    from linr.bench.common import append_row, commit_id
 
     row: dict = {"commit": commit_id(),  # the code the restores run: read before they start
                  "size": args.size, "cores": os.cpu_count(), "load_before": os.getloadavg()[0],
@@ -130,8 +130,7 @@ def main() -> int:
     row["load_after"] = os.getloadavg()[0]
     print(json.dumps(row))
     if args.rows:
-        with open(args.rows, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.rows, row)
     return 0
 
 
