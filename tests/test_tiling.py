@@ -719,6 +719,35 @@ def test_a_tiled_pair_blends_by_the_pixels_no_tile_trained_on(capsys):
     assert told["refine"] == "grouped-pair" and told["chooses"] is True and told["grid"] is not None
 
 
+def test_tiles_are_kept_through_the_refinement_until_the_output_is_written(tmp_path, capsys, monkeypatch):
+    """A refinement can take as long as the tiles' fit (42 minutes at 8192 px): interrupted there,
+    every finished tile is kept beside the output, said on stderr, and a rerun fits none again;
+    the store goes once the output is written."""
+    from linr import tasks
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.simulate import add_gaussian_noise
+    from linr.tiling import count_finished
+
+    photo, out, report = tmp_path / "n.png", tmp_path / "o.png", tmp_path / "r.json"
+    write_image(photo, add_gaussian_noise(_smooth_image(48, 48), 25, seed=0))
+    command = ["restore", "--noisy", str(photo), "-o", str(out), "--tile", "32:8", "--steps", "3", "--stop", "fixed",
+               "--width", "16", "--depth", "2", "--device", "cpu", "--report", str(report), "--quiet"]
+    refine = tasks.apply_refine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tasks, "apply_refine", interrupted)
+    assert main(command) == 130
+    assert not out.exists() and count_finished(tile_store_path(out)) == 4
+    assert "4 finished tile(s) kept in" in capsys.readouterr().err
+    monkeypatch.setattr(tasks, "apply_refine", refine)
+    assert main(command) == 0 and out.exists() and not tile_store_path(out).exists()
+    done = json.loads(report.read_text())["settings"]
+    assert [bool(t.get("resumed")) for t in done["tiles"]] == [True] * 4 and done["refine"]["name"] == "grouped"
+
+
 def test_cli_refuses_another_runs_tiles_before_any_note_and_force_discards_them(tmp_path, capsys):
     from linr.cli import main
     from linr.images import write_image

@@ -315,6 +315,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 progress=False if args.quiet else None, precision=args.precision,
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), tile_store_replace=args.force,
+                tile_store_kept=True,  # through the refinement: removed once the output is written
                 register=args.register,
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model and grid is None, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
@@ -328,7 +329,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except BaseException as exc:
         if executor is not None:
             executor.close(abort=True)
-        if isinstance(exc, KeyboardInterrupt):
+        if not isinstance(exc, InputError):  # interrupted, or failed in a fit or the refinement after it
             _say_kept_tiles(stores)
         raise
     if executor is not None:
@@ -336,6 +337,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
                  value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density, force=args.force,
                  protect=protect)
+    _remove_tile_stores(stores)
     counts = sorted({r.steps_run for r in results})
     steps = f"{counts[0]} steps" if len(results) == 1 else \
         f"{counts[0]} steps per frame" if len(counts) == 1 else f"{counts[0]}-{counts[-1]} steps per frame"
@@ -824,8 +826,17 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         tile_store_replace=bool(getattr(args, "force", False)))
 
 
+def _remove_tile_stores(stores: list[Path | None]) -> None:
+    """Once the output is written: remove the tile stores kept beside it (:func:`linr.tiling.remove_tile_store`)."""
+    from .tiling import remove_tile_store
+
+    for store in stores:
+        if store is not None and store.exists():
+            remove_tile_store(store)
+
+
 def _say_kept_tiles(stores: list[Path | None]) -> None:
-    """After an interrupt: say on stderr where finished tiles were kept for a rerun to resume."""
+    """After an interrupt or a failure: say on stderr where finished tiles were kept for a rerun to resume."""
     from .tiling import count_finished
 
     for store in stores:

@@ -982,6 +982,7 @@ def restore(
     tile_store: str | None = None,
     tile_store_owned: bool = False,
     tile_store_replace: bool = False,
+    tile_store_kept: bool = False,
     register: str | None = None,
     tile_executor: Any = None,
     tile_threads: int | None = None,
@@ -1005,9 +1006,11 @@ def restore(
     (:func:`pilot_fit`) above :data:`DENOISE_WHOLE_UP_TO` px, the paper preset never tiles), 'off', ``SIZE`` or
     'SIZE:OVERLAP' (:mod:`linr.tiling`); ``tile_stack`` tiles are fitted at once as one stack
     (None: 8 on a GPU, 1 on the CPU); ``tile_store``: a folder that keeps finished tiles, so
-    that a killed run resumes (removed once the image is assembled, unless ``tile_store_owned``:
-    see :func:`linr.tiling.fit_tiled`; ``tile_store_replace``: a folder holding finished tiles of
-    another restoration is emptied and reused, not refused); ``tile_executor``: local
+    that a killed run resumes (removed once the image is assembled, unless ``tile_store_owned``
+    or ``tile_store_kept``: then kept through the refinement, for the caller to remove once its
+    output is written, as ``linr restore`` does: see :func:`linr.tiling.fit_tiled`;
+    ``tile_store_replace``: a folder holding finished tiles of another restoration is emptied and
+    reused, not refused); ``tile_executor``: local
     worker processes or Ray tasks that fit the tiles (:func:`linr.tiling.fit_tiled`; None: this
     process), each fit with ``tile_threads`` torch threads.
     ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
@@ -1093,7 +1096,7 @@ def restore(
 
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
-            store_owned=tile_store_owned, store_replace=tile_store_replace,
+            store_owned=tile_store_owned, store_replace=tile_store_replace, store_kept=tile_store_kept,
             make_stop=tile_stop,
             progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
             executor=tile_executor, threads=tile_threads,

@@ -505,6 +505,7 @@ def fit_tiled(
     store: str | Path | None = None,
     store_owned: bool = False,
     store_replace: bool = False,
+    store_kept: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     stop_name: str = "",
     executor: Any = None,
@@ -517,7 +518,9 @@ def fit_tiled(
     is assembled; ``store_owned``: the caller owns it (a folder left by other inputs or settings
     is emptied and reused, and it is kept: the caller removes it once the output is written);
     ``store_replace``: a folder left by other inputs or settings is emptied and reused (one with
-    no finished tile always is; otherwise refused). ``progress(done, total,
+    no finished tile always is; otherwise refused); ``store_kept``: it is kept once the image is
+    assembled, for the caller to remove once its output is written (a refinement after the fit
+    can take as long as the fit: an interrupted one then loses no tile). ``progress(done, total,
     seconds)`` is called after each batch. ``reference`` is only measured on the result.
 
     ``executor``: where batches are fitted (None: here, one after the other): an object with
@@ -633,7 +636,7 @@ def fit_tiled(
             raise
     grown = canvas.image()
     image = canvas.frame(grown)
-    if saved and not store_owned:
+    if saved and not (store_owned or store_kept):
         saved.remove()
     result = _result(image, infos, grid, config, observations, time.perf_counter() - t_start, stack,
                      stackable, stop_name)
