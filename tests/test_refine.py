@@ -91,6 +91,8 @@ def test_without_noise_the_photo_comes_back_and_a_good_pilot_removes_noise():
     np.testing.assert_allclose(PilotWiener()(tiny + 0.1, tiny, 0.1), tiny, atol=1e-6)
     with pytest.raises(ValueError, match="must both be"):
         PilotWiener()(noisy, clean[:, :, :2], 0.1)
+    with pytest.raises(ValueError, match="rows_per_pass 0: at least 1"):
+        PilotWiener(rows_per_pass=0)
 
 
 def haar(n):

@@ -145,6 +145,8 @@ class PilotWiener:
                  threads: int | None = None) -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads {threads}: at least 1 (None: torch's)")
+        if rows_per_pass is not None and rows_per_pass < 1:
+            raise ValueError(f"rows_per_pass {rows_per_pass}: at least 1 (None: by PASS_VALUES)")
         self.patch, self.tau, self.rows_per_pass, self.threads = patch, tau, rows_per_pass, threads
 
     def describe(self) -> dict[str, Any]:
