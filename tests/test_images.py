@@ -373,3 +373,17 @@ def test_an_apng_still_is_not_a_frame_and_an_ome_file_turned_keeps_its_pixel_siz
     image, info = read_image(tmp_path / "turned.ome.tif")
     assert image.shape == (4, 6, 1)
     assert info.tiff.metadata["PhysicalSizeX"] == 2.0 and info.tiff.metadata["PhysicalSizeY"] == 1.0
+
+
+def test_quantising_in_pieces_gives_the_same_samples(monkeypatch):
+    """The samples are converted a piece at a time (bounded memory): any piece gives the same."""
+    from linr import images
+
+    rng = np.random.default_rng(0)
+    frames = (rng.random((2, 19, 23, 3)) * 1.4 - 0.2).astype(np.float32)  # beyond [0, 1] too
+    units = images.ValueRange(0.0, 1000.0, "data")
+    whole = {(bits, r is None): images._quantise(frames, bits, r) for bits in (8, 16, 32) for r in (None, units)}
+    monkeypatch.setattr(images, "QUANTISE_VALUES", 7)
+    for (bits, plain), expected in whole.items():
+        got = images._quantise(frames, bits, None if plain else units)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
