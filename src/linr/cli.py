@@ -831,8 +831,8 @@ def _remove_tile_stores(stores: list[Path | None]) -> None:
     from .tiling import remove_tile_store
 
     for store in stores:
-        if store is not None and store.exists():
-            remove_tile_store(store)
+        if store is not None:
+            remove_tile_store(store)  # a folder already gone is fine
 
 
 def _say_kept_tiles(stores: list[Path | None]) -> None:

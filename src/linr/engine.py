@@ -165,12 +165,18 @@ class _HiddenMatmul:
             return _swap(matmul, "allow_tf32", True)
         return contextlib.nullcontext()
 
+    @property
+    def long_sums_in_pieces(self) -> bool:
+        """Whether this product (bf16 on a CPU) takes the long sums of a fit (the weights'
+        gradients) in fixed pieces: the hidden layers' (:meth:`_long_sum`) and the float32 ones
+        of the first layer and the head (:meth:`float32_long_sum`)."""
+        return self.precision == "bf16" and self.kind == "cpu"
+
     def _summed_in_pieces(self, a: torch.Tensor, b: torch.Tensor) -> bool:
         """Whether ``a @ b`` is a long sum (a weight's gradient) that a CPU's bf16 product takes
         in fixed pieces (:meth:`_long_sum`), with explicit bf16 operands or oneDNN's bf16 mode
         alike: that mode (AMX CPUs) also splits one long sum by its threads."""
-        return self.precision == "bf16" and self.kind == "cpu" and _is_long_sum(a, b) and \
-            a.mT.is_contiguous() and b.is_contiguous()
+        return self.long_sums_in_pieces and _is_long_sum(a, b) and a.mT.is_contiguous() and b.is_contiguous()
 
     def mm(self, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         if self.operands_bf16 or self._summed_in_pieces(a, b):
@@ -541,7 +547,7 @@ class FastSiren:
         beta = 1.0 if accumulate else 0.0
         h_last = sines[-1]
         mm = self.matmul
-        pieces = mm if mm.precision == "bf16" and mm.kind == "cpu" else None  # its float32 long sums as the hidden layers'
+        pieces = mm if mm.long_sums_in_pieces else None  # its float32 long sums as the hidden layers'
         _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta, pieces=pieces)
         _sum_into(v(self.head_b.grad), grad_out, beta)
         g = _mm(grad_out, v(self.head_w), out=scratch)

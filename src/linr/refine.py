@@ -450,8 +450,6 @@ class GroupedWiener:
         if self.prefilter:
             pilot = PilotWiener(threads=self.threads)(noisy, pilot, sigma)
         transform = _colour_transform(c)
-        # matched on the luminance (RGB: the first opponent plane), else on the channels' mean
-        guide_row = transform[0] if c in (1, 3) else np.full(c, 1.0 / c)
         ys, xs = _starts(h, p, self.step), _starts(w, p, self.step)
         rows, cols = self.BLOCK
         size = self.group_size(h, w)
@@ -471,8 +469,9 @@ class GroupedWiener:
             if kept is not None and key in kept:
                 gy, gx = kept[key]
             else:
-                source = noisy_planes if self.match == "noisy" else pilot_planes
-                guide = source[0] if c in (1, 3) else _mix((noisy if self.match == "noisy" else pilot)[window], guide_row)
+                # matched on the luminance (RGB: the first opponent plane), else on the channels' mean
+                guide = (noisy_planes if self.match == "noisy" else pilot_planes)[0] if c in (1, 3) else \
+                    _mix((noisy if self.match == "noisy" else pilot)[window], np.full(c, 1.0 / c))
                 # the guide around the references, reading 0 outside the image (such candidates are ruled out in _match)
                 around = np.zeros((int(by[-1] - by[0]) + p + 2 * reach, int(bx[-1] - bx[0]) + p + 2 * reach))
                 oy, ox = top - (int(by[0]) - reach), left - (int(bx[0]) - reach)
