@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -255,7 +257,7 @@ def test_bf16_precision_rounds_hidden_products_only_and_restores_the_global_flag
     # the first layer stays float32: its products (2 inputs, omega_0 folded in) are exact
     reduced.forward(coords, save=True)
     exact.forward(coords, save=True)
-    first, second = (torch.stack([net._activations(500)[0][i] for net in (exact, reduced)])
+    first, second = (torch.stack([net._activations(500).sines[i] for net in (exact, reduced)])
                      for i in (0, 1))
     assert torch.allclose(first[0], first[1], rtol=0, atol=1e-6)
     assert (second[0] - second[1]).abs().max() > 1e-4
@@ -426,12 +428,13 @@ def test_sines_through_numpy_agree_with_torch_and_only_on_few_cpu_threads(monkey
         torch.set_num_threads(threads)
 
 
-def test_bf16_products_are_the_same_on_one_thread_and_two():
+@pytest.mark.parametrize("pixels", [4096, 4352])  # whole pieces of 2048; a last piece padded with zero rows
+def test_bf16_products_are_the_same_on_one_thread_and_two(pixels):
     # a process on two torch threads and its one-thread tile workers fit the same tiles: a weight's
     # gradient (a long sum over pixels) is summed in fixed pieces, not split by the threads there
     torch.manual_seed(0)
     model = Siren(width=64, depth=3)
-    coords, grad = torch.rand(4096, 2) * 2 - 1, torch.randn(4096, 3)
+    coords, grad = torch.rand(pixels, 2) * 2 - 1, torch.randn(pixels, 3)
     before = torch.get_num_threads()
     results = []
     try:
@@ -446,3 +449,51 @@ def test_bf16_products_are_the_same_on_one_thread_and_two():
         torch.set_num_threads(before)
     (out1, grads1), (out2, grads2) = results
     assert torch.equal(out1, out2) and all(torch.equal(a, b) for a, b in zip(grads1, grads2))
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_long_sums_over_views_of_padded_activations_equal_those_over_padded_copies(members):
+    # where oneDNN's bf16 mode rounds the products (AMX CPUs), a lone model's activations live in
+    # buffers padded to whole pieces, and its weight gradients sum over views of them, not over
+    # padded copies: the same product calls on the same values, so the same bits
+    from linr.engine import _HiddenMatmul
+
+    mm = _HiddenMatmul("bf16", torch.device("cpu"))
+    piece = mm.SUM_PIECE
+    gen = torch.Generator().manual_seed(members)
+    for rows, m, n in [(piece, 64, 64), (3 * piece, 64, 64), (2 * piece, 3, 64), (2 * piece, 64, 2)]:
+        left, right = torch.randn(members, rows, m, generator=gen), torch.randn(members, rows, n, generator=gen)
+        left[:, rows - 100:], right[:, rows - 100:] = 0, 0  # a buffer's zero rows past the pixels
+        for rounded, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+            copies = mm._pieces_sum(mm._padded(left[:, :rows - 100], f"l{rounded}", dtype),
+                                   mm._padded(right[:, :rows - 100], f"r{rounded}", dtype))
+            with mm._flags() if rounded else contextlib.nullcontext():
+                views = mm._pieces_sum_of_views(left, right, rounded=rounded)
+            assert views is not None and torch.equal(views, copies), (rows, m, n, rounded)
+    assert mm._pieces_sum_of_views(left[:, :-1], right[:, :-1], rounded=False) is None  # no whole pieces
+    assert mm._pieces_sum_of_views(left.mT.contiguous().mT, right, rounded=False) is None  # not contiguous
+    # which fits pad: a lone model's where the mode rounds; stacks and explicit bf16 operands copy
+    assert mm.padded_rows(100, 2) == 100
+    mm.operands_bf16 = True
+    assert mm.padded_rows(100, 1) == 100
+    mm.operands_bf16 = False
+    assert mm.padded_rows(100, 1) == (piece if mm.long_sums_in_pieces else 100)
+
+
+def test_a_fits_padded_activation_rows_stay_zero_and_its_gradients_match_a_stack_of_one():
+    # the rows past the pixels of a padded buffer are never written, and a lone model (padded
+    # where the bf16 mode rounds) gets the gradients of the same model fitted as a stack of one
+    # (never padded: its long sums go through padded copies)
+    torch.manual_seed(0)
+    model = Siren(width=64, depth=3)
+    coords, grad = torch.rand(4352, 2) * 2 - 1, torch.randn(4352, 3)
+    lone, stack = FastSiren(model, precision="bf16"), FastSiren([model], precision="bf16")
+    for _ in range(2):
+        lone.forward(coords, save=True)
+        lone.backward(grad)
+    stack.forward(coords, save=True)
+    stack.backward(grad[None])
+    buffers = lone._activations(4352)
+    if lone.matmul.padded_rows(4352, 1) > 4352:
+        assert buffers.padded and all(t[:, 4352:].abs().sum() == 0 for t in buffers.padded_sines + buffers.padded_cosines)
+    assert all(torch.equal(a.grad, b.grad[0]) for a, b in zip(lone.params, stack.params))

@@ -224,7 +224,13 @@ class _HiddenMatmul:
         piece's result rounded to bf16), their float32 sum by torch (the same order whatever the
         threads). oneDNN's bf16 kernel would split one long sum by the threads it has, rounding
         otherwise on two threads than on one: in pieces, a process on two threads and its
-        one-thread tile workers compute the same image."""
+        one-thread tile workers compute the same image. Where oneDNN's bf16 mode rounds the
+        float32 operands itself (AMX CPUs), the pieces are views of them (:meth:`_pieces_sum_of_views`)."""
+        if not self.operands_bf16:
+            with self._flags():
+                summed = self._pieces_sum_of_views(a.mT, b, rounded=True)
+            if summed is not None:
+                return summed
         return self._pieces_sum(self._padded(a.mT, "a"), self._padded(b, "b"))
 
     def float32_long_sum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -232,6 +238,9 @@ class _HiddenMatmul:
         weight gradients of a bf16 fit on the CPU): a CPU's BLAS splits one long float32 sum by
         its threads too (on an AMX Xeon those two gradients came out otherwise on two threads
         than on one); in pieces it does not. ``a`` the transposed view of a (K, N, m) tensor."""
+        summed = self._pieces_sum_of_views(a.mT, b, rounded=False)
+        if summed is not None:
+            return summed
         return self._pieces_sum(self._padded(a.mT, "a32", torch.float32), self._padded(b, "b32", torch.float32))
 
     def _pieces_sum(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -241,6 +250,32 @@ class _HiddenMatmul:
         n, pieces = right.shape[2], rows // self.SUM_PIECE
         partial = torch.bmm(left.view(k * pieces, self.SUM_PIECE, m).mT, right.view(k * pieces, self.SUM_PIECE, n))
         return partial.view(k, pieces, m, n).float().sum(1)
+
+    def _pieces_sum_of_views(self, left: torch.Tensor, right: torch.Tensor, *, rounded: bool) -> torch.Tensor | None:
+        """:meth:`_pieces_sum` of (K, N, m) and (K, N, n) float32 operands whose N is already a
+        multiple of :attr:`SUM_PIECE` (a fit's activations in buffers padded with zero rows:
+        :meth:`padded_rows`), their pieces views of them, not copies into padded buffers; each
+        piece's result rounded to bf16 where ``rounded`` (as a bf16 product's is). The same
+        product calls on the same values as :meth:`_pieces_sum` after the copies, so the same
+        bits (tests); a pass over each operand less (about 15% of a 7x64 pilot's step on an AMX
+        Xeon). None where views cannot serve (N no multiple of the piece, an operand not
+        contiguous)."""
+        k, rows, m = left.shape
+        if rows % self.SUM_PIECE or not (left.is_contiguous() and right.is_contiguous()):
+            return None
+        pieces = rows // self.SUM_PIECE
+        partial = torch.bmm(left.view(k * pieces, self.SUM_PIECE, m).mT,
+                            right.view(k * pieces, self.SUM_PIECE, right.shape[2])).view(k, pieces, m, -1)
+        return (partial.to(torch.bfloat16) if rounded else partial).float().sum(1)
+
+    def padded_rows(self, rows: int, members: int) -> int:
+        """The rows of a fit's activation buffers for ``rows`` pixels: ``rows`` rounded up to a
+        multiple of :attr:`SUM_PIECE` where the long sums take their pieces as views of them
+        (:meth:`_pieces_sum_of_views`: a lone model whose bf16 products round in oneDNN's bf16
+        mode, AMX CPUs), else ``rows``. The rows past ``rows`` stay zero."""
+        if self.long_sums_in_pieces and not self.operands_bf16 and members == 1:
+            return -(-rows // self.SUM_PIECE) * self.SUM_PIECE
+        return rows
 
     def _rounded(self, t: torch.Tensor, slot: str) -> torch.Tensor:
         """``t`` rounded to bf16 in the buffer of ``slot`` (a transposed view of a contiguous
@@ -419,7 +454,7 @@ class FastSiren:
         for p in self.params:
             p.grad = torch.zeros_like(p)
         self.width = self.weights[0].shape[-2]
-        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]] = {}
+        self._buffers: dict[int, _Activations] = {}
         self._matmul: _HiddenMatmul | None = None
 
     @property
@@ -494,16 +529,16 @@ class FastSiren:
         self._set_params(params)
         return self
 
-    def _activations(self, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        # One set of (n, width) buffers per chunk size ((K, n, width) for a stack): sine
-        # outputs, cosines, gradient scratch.
+    def _activations(self, n: int) -> "_Activations":
+        """The buffers of a chunk of ``n`` pixels, kept per chunk size (at most the full chunk,
+        the last partial one, one more)."""
         if n not in self._buffers:
-            if len(self._buffers) > 2:  # keep at most the full chunk, the last partial one, one more
+            if len(self._buffers) > 2:
                 self._buffers.clear()
-            shape = (self.members, n, self.width)
-            new = lambda: torch.empty(shape, dtype=self.dtype, device=self.device)  # noqa: E731
-            depth = len(self.weights)
-            self._buffers[n] = ([new() for _ in range(depth)], [new() for _ in range(depth)], new())
+            self._buffers[n] = _Activations(n, self.matmul.padded_rows(n, self.members), members=self.members,
+                                            width=self.width, depth=len(self.weights),
+                                            inputs=self.weights[0].shape[-1], outputs=self.head_w.shape[-2],
+                                            dtype=self.dtype, device=self.device)
         return self._buffers[n]
 
     def forward(self, coords: torch.Tensor, *, save: bool) -> torch.Tensor:
@@ -518,7 +553,8 @@ class FastSiren:
             coords = coords.expand(self.members, *coords.shape)
         n = coords.shape[-2]
         if save:
-            sines, cosines, _ = self._activations(n)
+            buffers = self._activations(n)
+            sines, cosines = buffers.sines, buffers.cosines
         h = coords
         mm = self.matmul
         act = self.activation
@@ -543,20 +579,31 @@ class FastSiren:
         if grad_out.ndim == 2:  # a lone model's (n, C)
             grad_out = grad_out.unsqueeze(0)
         n = grad_out.shape[-2]
-        sines, cosines, scratch = self._activations(n)
+        buffers = self._activations(n)
+        sines, cosines, scratch = buffers.sines, buffers.cosines, buffers.scratch
+        # a weight's gradient, a long sum over the pixels, takes the padded buffers where they are
+        # (their zero rows add nothing): its pieces are then views, not copies
+        long = buffers.padded and _is_long_sum(grad_out.mT, sines[-1])
         beta = 1.0 if accumulate else 0.0
-        h_last = sines[-1]
         mm = self.matmul
         pieces = mm if mm.long_sums_in_pieces else None  # its float32 long sums as the hidden layers'
-        _mm_into(v(self.head_w.grad), grad_out.mT, h_last, beta, pieces=pieces)
+        if long:
+            _mm_into(v(self.head_w.grad), buffers.padded_grad(grad_out).mT, buffers.padded_sines[-1], beta,
+                     pieces=pieces)
+        else:
+            _mm_into(v(self.head_w.grad), grad_out.mT, sines[-1], beta, pieces=pieces)
         _sum_into(v(self.head_b.grad), grad_out, beta)
         g = _mm(grad_out, v(self.head_w), out=scratch)
         depth = len(self.weights)
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
-            h_in = sines[i - 1] if i > 0 else self._input
+            if long:
+                gz_rows = buffers.padded_cosines[i]
+                h_in = buffers.padded_sines[i - 1] if i > 0 else buffers.padded_input(self._input)
+            else:
+                gz_rows, h_in = gz, (sines[i - 1] if i > 0 else self._input)
             with mm.reusing():  # gz is an operand of both products
-                _mm_into(v(self.weights[i].grad), gz.mT, h_in, beta, mm if i > 0 else None, pieces=pieces)
+                _mm_into(v(self.weights[i].grad), gz_rows.mT, h_in, beta, mm if i > 0 else None, pieces=pieces)
                 _sum_into(v(self.biases[i].grad), gz, beta)
                 if i > 0:
                     g = mm.mm(gz, v(self.weights[i]), out=scratch)
@@ -565,6 +612,37 @@ class FastSiren:
         """A parameter (or its gradient) with the model axis: itself in a stack, a view with a
         leading axis of one for a lone model (writes through the view reach the parameter)."""
         return t if self.stacked else t.unsqueeze(0)
+
+
+class _Activations:
+    """A :class:`FastSiren`'s buffers for a chunk of ``n`` pixels: each layer's sine outputs and
+    cosines, (K, n, width), and a gradient scratch. With ``rows`` > n (:meth:`_HiddenMatmul.padded_rows`)
+    the sines and cosines are the first n rows of zero-filled (K, rows, width) buffers, and the
+    photo's coordinates and the output's gradient get such buffers too, so that each weight's
+    gradient sums over whole pieces of views (the rows past n are never written)."""
+
+    def __init__(self, n: int, rows: int, *, members: int, width: int, depth: int, inputs: int, outputs: int,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        self.padded = rows > n
+        make = torch.zeros if self.padded else torch.empty
+        new = lambda columns: make((members, rows, columns), dtype=dtype, device=device)  # noqa: E731
+        self.padded_sines = [new(width) for _ in range(depth)]
+        self.padded_cosines = [new(width) for _ in range(depth)]
+        self.sines = [t[:, :n] for t in self.padded_sines]
+        self.cosines = [t[:, :n] for t in self.padded_cosines]
+        self.scratch = torch.empty((members, n, width), dtype=dtype, device=device)
+        self._grad = new(outputs) if self.padded else None
+        self._input = new(inputs) if self.padded else None
+
+    def padded_grad(self, grad_out: torch.Tensor) -> torch.Tensor:
+        """The output's gradient (K, n, C) in its padded buffer."""
+        self._grad[:, :grad_out.shape[-2]].copy_(grad_out)
+        return self._grad
+
+    def padded_input(self, coords: torch.Tensor) -> torch.Tensor:
+        """The coordinates (K, n, 2) in their padded buffer."""
+        self._input[:, :coords.shape[-2]].copy_(coords)
+        return self._input
 
 
 def folded_names(depth: int) -> list[str]:
