@@ -452,7 +452,7 @@ def test_bf16_products_are_the_same_on_one_thread_and_two(pixels):
 
 
 @pytest.mark.parametrize("members", [1, 2])
-def test_long_sums_over_views_of_padded_activations_equal_those_over_padded_copies(members):
+def test_long_sums_over_padded_activations_as_they_are_equal_those_over_padded_copies(members):
     # where oneDNN's bf16 mode rounds the products (AMX CPUs), a lone model's activations live in
     # buffers padded to whole pieces, and its weight gradients sum over views of them, not over
     # padded copies: the same product calls on the same values, so the same bits
@@ -467,11 +467,12 @@ def test_long_sums_over_views_of_padded_activations_equal_those_over_padded_copi
         for rounded, dtype in ((True, torch.bfloat16), (False, torch.float32)):
             copies = mm._pieces_sum(mm._padded(left[:, :rows - 100], f"l{rounded}", dtype),
                                    mm._padded(right[:, :rows - 100], f"r{rounded}", dtype))
+            assert mm._in_whole_pieces(left, right)
             with mm._flags() if rounded else contextlib.nullcontext():
-                views = mm._pieces_sum_of_views(left, right, rounded=rounded)
-            assert views is not None and torch.equal(views, copies), (rows, m, n, rounded)
-    assert mm._pieces_sum_of_views(left[:, :-1], right[:, :-1], rounded=False) is None  # no whole pieces
-    assert mm._pieces_sum_of_views(left.mT.contiguous().mT, right, rounded=False) is None  # not contiguous
+                views = mm._pieces_sum(left, right, rounded=rounded)
+            assert torch.equal(views, copies), (rows, m, n, rounded)
+    assert not mm._in_whole_pieces(left[:, :-1], right[:, :-1])  # no whole pieces
+    assert not mm._in_whole_pieces(left.mT.contiguous().mT, right)  # not contiguous
     # which fits pad: a lone model's where the mode rounds; stacks and explicit bf16 operands copy
     assert mm.padded_rows(100, 2) == 100
     mm.operands_bf16 = True
@@ -480,19 +481,20 @@ def test_long_sums_over_views_of_padded_activations_equal_those_over_padded_copi
     assert mm.padded_rows(100, 1) == (piece if mm.long_sums_in_pieces else 100)
 
 
-def test_a_fits_padded_activation_rows_stay_zero_and_its_gradients_match_a_stack_of_one():
+def test_a_fits_padded_activation_rows_stay_zero_and_its_gradients_match_a_stack_member():
     # the rows past the pixels of a padded buffer are never written, and a lone model (padded
-    # where the bf16 mode rounds) gets the gradients of the same model fitted as a stack of one
-    # (never padded: its long sums go through padded copies)
+    # where the bf16 mode rounds) gets the gradients of the same model as the first of a stack of
+    # two (never padded: its long sums go through padded copies)
     torch.manual_seed(0)
-    model = Siren(width=64, depth=3)
+    model, other = Siren(width=64, depth=3), Siren(width=64, depth=3)
     coords, grad = torch.rand(4352, 2) * 2 - 1, torch.randn(4352, 3)
-    lone, stack = FastSiren(model, precision="bf16"), FastSiren([model], precision="bf16")
+    lone, stack = FastSiren(model, precision="bf16"), FastSiren([model, other], precision="bf16")
     for _ in range(2):
         lone.forward(coords, save=True)
         lone.backward(grad)
     stack.forward(coords, save=True)
-    stack.backward(grad[None])
+    stack.backward(torch.stack([grad, grad]))
+    assert not stack._activations(4352).padded
     buffers = lone._activations(4352)
     if lone.matmul.padded_rows(4352, 1) > 4352:
         assert buffers.padded and all(t[:, 4352:].abs().sum() == 0 for t in buffers.padded_sines + buffers.padded_cosines)

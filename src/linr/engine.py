@@ -225,12 +225,11 @@ class _HiddenMatmul:
         threads). oneDNN's bf16 kernel would split one long sum by the threads it has, rounding
         otherwise on two threads than on one: in pieces, a process on two threads and its
         one-thread tile workers compute the same image. Where oneDNN's bf16 mode rounds the
-        float32 operands itself (AMX CPUs), the pieces are views of them (:meth:`_pieces_sum_of_views`)."""
-        if not self.operands_bf16:
+        float32 operands itself (AMX CPUs), the pieces are those of the operands as they are where
+        they come whole (:meth:`_in_whole_pieces`)."""
+        if not self.operands_bf16 and self._in_whole_pieces(a.mT, b):
             with self._flags():
-                summed = self._pieces_sum_of_views(a.mT, b, rounded=True)
-            if summed is not None:
-                return summed
+                return self._pieces_sum(a.mT, b, rounded=True)
         return self._pieces_sum(self._padded(a.mT, "a"), self._padded(b, "b"))
 
     def float32_long_sum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -238,41 +237,33 @@ class _HiddenMatmul:
         weight gradients of a bf16 fit on the CPU): a CPU's BLAS splits one long float32 sum by
         its threads too (on an AMX Xeon those two gradients came out otherwise on two threads
         than on one); in pieces it does not. ``a`` the transposed view of a (K, N, m) tensor."""
-        summed = self._pieces_sum_of_views(a.mT, b, rounded=False)
-        if summed is not None:
-            return summed
+        if self._in_whole_pieces(a.mT, b):
+            return self._pieces_sum(a.mT, b)
         return self._pieces_sum(self._padded(a.mT, "a32", torch.float32), self._padded(b, "b32", torch.float32))
 
-    def _pieces_sum(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """``left.mT @ right`` of (K, N', m) and (K, N', n) tensors (N' a multiple of
-        :attr:`SUM_PIECE`), a product per piece, the pieces' results summed in piece order in float32."""
+    def _pieces_sum(self, left: torch.Tensor, right: torch.Tensor, *, rounded: bool = False) -> torch.Tensor:
+        """``left.mT @ right`` of contiguous (K, N', m) and (K, N', n) tensors (N' a multiple of
+        :attr:`SUM_PIECE`: :meth:`_in_whole_pieces`), a product per piece (each piece's result
+        rounded to bf16 where ``rounded``, as a bf16 product's is), the pieces' results summed in
+        piece order in float32."""
         k, rows, m = left.shape
         n, pieces = right.shape[2], rows // self.SUM_PIECE
         partial = torch.bmm(left.view(k * pieces, self.SUM_PIECE, m).mT, right.view(k * pieces, self.SUM_PIECE, n))
-        return partial.view(k, pieces, m, n).float().sum(1)
+        return (partial.to(torch.bfloat16) if rounded else partial).view(k, pieces, m, n).float().sum(1)
 
-    def _pieces_sum_of_views(self, left: torch.Tensor, right: torch.Tensor, *, rounded: bool) -> torch.Tensor | None:
-        """:meth:`_pieces_sum` of (K, N, m) and (K, N, n) float32 operands whose N is already a
-        multiple of :attr:`SUM_PIECE` (a fit's activations in buffers padded with zero rows:
-        :meth:`padded_rows`), their pieces views of them, not copies into padded buffers; each
-        piece's result rounded to bf16 where ``rounded`` (as a bf16 product's is). The same
-        product calls on the same values as :meth:`_pieces_sum` after the copies, so the same
-        bits (tests); a pass over each operand less (about 15% of a 7x64 pilot's step on an AMX
-        Xeon). None where views cannot serve (N no multiple of the piece, an operand not
-        contiguous)."""
-        k, rows, m = left.shape
-        if rows % self.SUM_PIECE or not (left.is_contiguous() and right.is_contiguous()):
-            return None
-        pieces = rows // self.SUM_PIECE
-        partial = torch.bmm(left.view(k * pieces, self.SUM_PIECE, m).mT,
-                            right.view(k * pieces, self.SUM_PIECE, right.shape[2])).view(k, pieces, m, -1)
-        return (partial.to(torch.bfloat16) if rounded else partial).float().sum(1)
+    def _in_whole_pieces(self, left: torch.Tensor, right: torch.Tensor) -> bool:
+        """Whether (K, N, m) and (K, N, n) operands can be summed in pieces as they are, without
+        a copy into padded buffers (:meth:`_padded`): contiguous, N a multiple of :attr:`SUM_PIECE`
+        (a fit's activations in buffers padded with zero rows, :meth:`padded_rows`). The same
+        products on the same values as after the copies, so the same bits; a pass over each
+        operand less (about 15% of a 7x64 pilot's step on an AMX Xeon, forty-ninth session)."""
+        return left.shape[1] % self.SUM_PIECE == 0 and left.is_contiguous() and right.is_contiguous()
 
     def padded_rows(self, rows: int, members: int) -> int:
         """The rows of a fit's activation buffers for ``rows`` pixels: ``rows`` rounded up to a
-        multiple of :attr:`SUM_PIECE` where the long sums take their pieces as views of them
-        (:meth:`_pieces_sum_of_views`: a lone model whose bf16 products round in oneDNN's bf16
-        mode, AMX CPUs), else ``rows``. The rows past ``rows`` stay zero."""
+        multiple of :attr:`SUM_PIECE` where the long sums take their pieces from them as they are
+        (:meth:`_in_whole_pieces`: a lone model whose bf16 products round in oneDNN's bf16 mode,
+        AMX CPUs), else ``rows``. The rows past ``rows`` stay zero."""
         if self.long_sums_in_pieces and not self.operands_bf16 and members == 1:
             return -(-rows // self.SUM_PIECE) * self.SUM_PIECE
         return rows
