@@ -58,6 +58,26 @@ spilling past black or white is data (clipping it would bias the means there); v
 (a range well inside the data) are clipped to that, within what the fit reads as an image."""
 
 
+PIECE_VALUES = 1 << 22
+"""Samples converted at a time between stored values and the fit's scale, reading
+(:meth:`ValueRange.to_unit`) and writing (:func:`_quantise`), and checked for non-finite values
+before a write: the float temporaries stay a few tens of MB whatever the image (at 8192 x 8192
+RGB, converting the whole image at once took about 5 GB more than the refinement before it when
+writing, forty-eighth session, and 1.6 GB of float64 when reading an 8-bit photo, forty-ninth).
+Every sample is converted alone, so the result is the same for any piece."""
+
+
+def _in_pieces(values: np.ndarray, dtype: type, convert: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``convert`` (sample by sample) of ``values`` into a new ``dtype`` array of their shape,
+    :data:`PIECE_VALUES` samples at a time."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    out = np.empty(flat.shape, dtype)
+    for start in range(0, flat.size, PIECE_VALUES):
+        piece = slice(start, start + PIECE_VALUES)
+        out[piece] = convert(flat[piece])
+    return out.reshape(np.shape(values))
+
+
 @dataclass(frozen=True)
 class ValueRange:
     """How stored values map to the [0, 1] scale the fit works on: ``low`` -> 0, ``high`` -> 1,
@@ -76,10 +96,13 @@ class ValueRange:
         [-GIVEN_RANGE_SLACK, 1 + GIVEN_RANGE_SLACK])."""
         if (self.low, self.high) == (0.0, 1.0) and self.rule != "given":
             return np.asarray(values, dtype=np.float32)
+        return _in_pieces(values, np.float32, self._to_unit)
+
+    def _to_unit(self, values: np.ndarray) -> np.ndarray:
         unit = (np.asarray(values, dtype=np.float64) - self.low) / (self.high - self.low)
         if self.rule == "given":
             unit = np.clip(unit, -GIVEN_RANGE_SLACK, 1.0 + GIVEN_RANGE_SLACK)
-        return unit.astype(np.float32)
+        return unit
 
     def from_unit(self, pixels: np.ndarray) -> np.ndarray:
         """The fit's scale -> stored values (float64)."""
@@ -706,32 +729,20 @@ def keeps_units(path: str | os.PathLike, bit_depth: int) -> bool:
     return written_bit_depth(path, bit_depth) == bit_depth
 
 
-QUANTISE_VALUES = 1 << 22
-"""Samples :func:`_quantise` converts at a time: its float temporaries stay a few tens of MB
-whatever the image (at 8192 x 8192 RGB, converting the whole image at once took about 5 GB more
-than the refinement before it; forty-eighth session). Every sample is converted alone, so the
-result is the same for any piece."""
-
-
 def _all_finite(x: np.ndarray) -> bool:
-    """Whether every sample of ``x`` is finite, :data:`QUANTISE_VALUES` samples at a time (a
+    """Whether every sample of ``x`` is finite, :data:`PIECE_VALUES` samples at a time (a
     flag per sample of a whole 8192 x 8192 RGB image would take 200 MB)."""
     if not x.flags.c_contiguous:
         return bool(np.isfinite(x).all())
     flat = x.reshape(-1)
-    return all(np.isfinite(flat[start:start + QUANTISE_VALUES]).all() for start in range(0, flat.size, QUANTISE_VALUES))
+    return all(np.isfinite(flat[start:start + PIECE_VALUES]).all() for start in range(0, flat.size, PIECE_VALUES))
 
 
 def _quantise(x: np.ndarray, bit_depth: int, value_range: ValueRange | None = None) -> np.ndarray:
     """[0, 1] pixels (clipped) -> stored samples: in ``value_range``'s units when given, else
-    filling the type's range (float32: [0, 1]); :data:`QUANTISE_VALUES` samples at a time."""
+    filling the type's range (float32: [0, 1]); :data:`PIECE_VALUES` samples at a time."""
     dtype = np.float32 if bit_depth == 32 else np.uint8 if bit_depth == 8 else np.uint16
-    flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty(flat.shape, dtype)
-    for start in range(0, flat.size, QUANTISE_VALUES):
-        piece = slice(start, start + QUANTISE_VALUES)
-        out[piece] = _quantised(flat[piece], bit_depth, value_range)
-    return out.reshape(np.shape(x))
+    return _in_pieces(x, dtype, lambda piece: _quantised(piece, bit_depth, value_range))
 
 
 def _quantised(x: np.ndarray, bit_depth: int, value_range: ValueRange | None) -> np.ndarray:
