@@ -608,15 +608,19 @@ class FastSiren:
 class _Activations:
     """A :class:`FastSiren`'s buffers for a chunk of ``n`` pixels: each layer's sine outputs and
     cosines, (K, n, width), and a gradient scratch. With ``rows`` > n (:meth:`_HiddenMatmul.padded_rows`)
-    the sines and cosines are the first n rows of zero-filled (K, rows, width) buffers, and the
+    the sines and cosines are the first n rows of (K, rows, width) buffers whose other rows are zero, and the
     photo's coordinates and the output's gradient get such buffers too, so that each weight's
     gradient sums over whole pieces of views (the rows past n are never written)."""
 
     def __init__(self, n: int, rows: int, *, members: int, width: int, depth: int, inputs: int, outputs: int,
                  dtype: torch.dtype, device: torch.device) -> None:
         self.padded = rows > n
-        make = torch.zeros if self.padded else torch.empty
-        new = lambda columns: make((members, rows, columns), dtype=dtype, device=device)  # noqa: E731
+
+        def new(columns: int) -> torch.Tensor:  # the rows past n zeroed, the others written by each use
+            buffer = torch.empty((members, rows, columns), dtype=dtype, device=device)
+            buffer[:, n:].zero_()
+            return buffer
+
         self.padded_sines = [new(width) for _ in range(depth)]
         self.padded_cosines = [new(width) for _ in range(depth)]
         self.sines = [t[:, :n] for t in self.padded_sines]
