@@ -497,5 +497,5 @@ def test_a_fits_padded_activation_rows_stay_zero_and_its_gradients_match_a_stack
     assert not stack._activations(4352).padded
     buffers = lone._activations(4352)
     if lone.matmul.padded_rows(4352, 1) > 4352:
-        assert buffers.padded and all(t[:, 4352:].abs().sum() == 0 for t in buffers.padded_sines + buffers.padded_cosines)
+        assert buffers.padded and all(t[:, 4352:].abs().sum() == 0 for t in buffers.whole_sines + buffers.whole_cosines)
     assert all(torch.equal(a.grad, b.grad[0]) for a, b in zip(lone.params, stack.params))

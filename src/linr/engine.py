@@ -526,9 +526,12 @@ class FastSiren:
         if n not in self._buffers:
             if len(self._buffers) > 2:
                 self._buffers.clear()
-            self._buffers[n] = _Activations(n, self.matmul.padded_rows(n, self.members), members=self.members,
+            outputs = self.head_w.shape[-2]
+            long = n > 4 * max(self.width, outputs)  # every weight gradient a long sum (_is_long_sum)
+            rows = self.matmul.padded_rows(n, self.members) if long else n
+            self._buffers[n] = _Activations(n, rows, members=self.members,
                                             width=self.width, depth=len(self.weights),
-                                            inputs=self.weights[0].shape[-1], outputs=self.head_w.shape[-2],
+                                            inputs=self.weights[0].shape[-1], outputs=outputs,
                                             dtype=self.dtype, device=self.device)
         return self._buffers[n]
 
@@ -571,30 +574,23 @@ class FastSiren:
             grad_out = grad_out.unsqueeze(0)
         n = grad_out.shape[-2]
         buffers = self._activations(n)
-        sines, cosines, scratch = buffers.sines, buffers.cosines, buffers.scratch
-        # a weight's gradient, a long sum over the pixels, takes the padded buffers where they are
-        # (their zero rows add nothing): its pieces are then views, not copies
-        long = buffers.padded and _is_long_sum(grad_out.mT, sines[-1])
+        cosines, scratch = buffers.cosines, buffers.scratch
+        # a weight's gradient, a long sum over the pixels, takes the whole buffers (padded where
+        # buffers.padded: their zero rows add nothing, and its pieces are then the buffers as they are)
         beta = 1.0 if accumulate else 0.0
         mm = self.matmul
         pieces = mm if mm.long_sums_in_pieces else None  # its float32 long sums as the hidden layers'
-        if long:
-            _mm_into(v(self.head_w.grad), buffers.padded_grad(grad_out).mT, buffers.padded_sines[-1], beta,
-                     pieces=pieces)
-        else:
-            _mm_into(v(self.head_w.grad), grad_out.mT, sines[-1], beta, pieces=pieces)
+        _mm_into(v(self.head_w.grad), buffers.in_rows(grad_out, "grad").mT, buffers.whole_sines[-1], beta,
+                 pieces=pieces)
         _sum_into(v(self.head_b.grad), grad_out, beta)
         g = _mm(grad_out, v(self.head_w), out=scratch)
         depth = len(self.weights)
         for i in range(depth - 1, -1, -1):
             gz = cosines[i].mul_(g)  # d loss / d z_i; the cosine buffer is not needed again
-            if long:
-                gz_rows = buffers.padded_cosines[i]
-                h_in = buffers.padded_sines[i - 1] if i > 0 else buffers.padded_input(self._input)
-            else:
-                gz_rows, h_in = gz, (sines[i - 1] if i > 0 else self._input)
+            h_in = buffers.whole_sines[i - 1] if i > 0 else buffers.in_rows(self._input, "input")
             with mm.reusing():  # gz is an operand of both products
-                _mm_into(v(self.weights[i].grad), gz_rows.mT, h_in, beta, mm if i > 0 else None, pieces=pieces)
+                _mm_into(v(self.weights[i].grad), buffers.whole_cosines[i].mT, h_in, beta, mm if i > 0 else None,
+                         pieces=pieces)
                 _sum_into(v(self.biases[i].grad), gz, beta)
                 if i > 0:
                     g = mm.mm(gz, v(self.weights[i]), out=scratch)
@@ -607,10 +603,12 @@ class FastSiren:
 
 class _Activations:
     """A :class:`FastSiren`'s buffers for a chunk of ``n`` pixels: each layer's sine outputs and
-    cosines, (K, n, width), and a gradient scratch. With ``rows`` > n (:meth:`_HiddenMatmul.padded_rows`)
-    the sines and cosines are the first n rows of (K, rows, width) buffers whose other rows are zero, and the
-    photo's coordinates and the output's gradient get such buffers too, so that each weight's
-    gradient sums over whole pieces of views (the rows past n are never written)."""
+    cosines, (K, n, width), and a gradient scratch. With ``rows`` > n (:meth:`_HiddenMatmul.padded_rows`;
+    ``padded``) the sines and cosines are the first n rows of ``whole_*`` (K, rows, width) buffers
+    whose other rows are zero, and the photo's coordinates and the output's gradient get such
+    buffers too (:meth:`in_rows`), so that each weight's gradient sums over whole pieces of the
+    buffers as they are (the rows past n are never written). Without, ``whole_*`` are the buffers of
+    n rows themselves."""
 
     def __init__(self, n: int, rows: int, *, members: int, width: int, depth: int, inputs: int, outputs: int,
                  dtype: torch.dtype, device: torch.device) -> None:
@@ -621,23 +619,21 @@ class _Activations:
             buffer[:, n:].zero_()
             return buffer
 
-        self.padded_sines = [new(width) for _ in range(depth)]
-        self.padded_cosines = [new(width) for _ in range(depth)]
-        self.sines = [t[:, :n] for t in self.padded_sines]
-        self.cosines = [t[:, :n] for t in self.padded_cosines]
+        self.whole_sines = [new(width) for _ in range(depth)]
+        self.whole_cosines = [new(width) for _ in range(depth)]
+        self.sines = [t[:, :n] for t in self.whole_sines]
+        self.cosines = [t[:, :n] for t in self.whole_cosines]
         self.scratch = torch.empty((members, n, width), dtype=dtype, device=device)
-        self._grad = new(outputs) if self.padded else None
-        self._input = new(inputs) if self.padded else None
+        self._rows = {"grad": new(outputs), "input": new(inputs)} if self.padded else {}
 
-    def padded_grad(self, grad_out: torch.Tensor) -> torch.Tensor:
-        """The output's gradient (K, n, C) in its padded buffer."""
-        self._grad[:, :grad_out.shape[-2]].copy_(grad_out)
-        return self._grad
-
-    def padded_input(self, coords: torch.Tensor) -> torch.Tensor:
-        """The coordinates (K, n, 2) in their padded buffer."""
-        self._input[:, :coords.shape[-2]].copy_(coords)
-        return self._input
+    def in_rows(self, t: torch.Tensor, slot: str) -> torch.Tensor:
+        """``t`` (K, n, c), the output's gradient (``slot`` 'grad') or the coordinates ('input'),
+        in its padded buffer where the buffers are padded, else itself."""
+        if not self.padded:
+            return t
+        buffer = self._rows[slot]
+        buffer[:, :t.shape[-2]].copy_(t)
+        return buffer
 
 
 def folded_names(depth: int) -> list[str]:
