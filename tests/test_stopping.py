@@ -41,6 +41,50 @@ def test_noise_sigma_estimate_recovers_known_noise(sigma):
     assert estimate_noise_sigma(_smooth()) * 255 < 0.5  # clean and smooth: next to no noise
 
 
+def _noise_sigma_whole(image):
+    """The estimator over whole float64 images: every detail coefficient, then every other one."""
+    image = np.asarray(image, dtype=np.float64)
+    image = image[..., None] if image.ndim == 2 else image
+    g = np.array([-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.12940952255092145])[::-1]
+    sigmas = []
+    for ch in np.moveaxis(image, -1, 0):
+        rows = sum(g[k] * ch[k : ch.shape[0] - 3 + k] for k in range(4))[::2]
+        dd = sum(g[k] * rows[:, k : rows.shape[1] - 3 + k] for k in range(4))[:, ::2]
+        sigmas.append(np.median(np.abs(dd)) / 0.6745)
+    return float(np.mean(sigmas))
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 7, 3), (9, 4, 2), (97, 130), (300, 257, 3)])
+def test_noise_sigma_in_bands_equals_the_whole_image_estimate(shape, monkeypatch):
+    import linr.noise
+
+    x = np.random.default_rng(1).random(shape).astype(np.float32)
+    expected = _noise_sigma_whole(x)
+    assert estimate_noise_sigma(x) == expected
+    assert estimate_noise_sigma(x.astype(np.float64)) == expected
+    monkeypatch.setattr(linr.noise, "ROWS_AT_ONCE_SAMPLES", 1)  # a band of one kept row
+    assert estimate_noise_sigma(x) == expected
+
+
+def test_noise_sigma_of_a_large_image_stays_in_bounded_memory(monkeypatch):
+    import tracemalloc
+
+    import linr.noise
+
+    monkeypatch.setattr(linr.noise, "ROWS_AT_ONCE_SAMPLES", 2**16)  # bands of 32 kept rows here
+    x = np.random.default_rng(2).random((1024, 1024, 3), dtype=np.float32)  # 12 MiB
+    tracemalloc.start()
+    try:
+        estimate_noise_sigma(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # a quarter of one channel's coefficients in float64 (2 MiB), the median's copy of them and a
+    # band's sums (5.8 MiB measured); the whole image's float64 copy and its full-size detail
+    # rows alone were 24 + 8 MiB
+    assert peak < 8 * 2**20
+
+
 def test_window_variance_matches_numpy():
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(7, 1, 3, 5, 4))
