@@ -220,15 +220,16 @@ class PilotWiener:
         weight = 1.0 / weight
         # the filtered patches back in pixels (inverse DCT), each added at its place
         half = np.zeros((p, p, rows, starts_x))  # half[k, b]: inverse along x of row k
+        term = np.empty((rows, starts_x))
         for k in range(p):
             for b in range(p):
                 for m in range(p):
-                    half[k, b] += d[m, b] * coef[k, m]
+                    _add_scaled(half[k, b], coef[k, m], d[m, b], term)
         for a in range(p):
             for b in range(p):
                 pixel = np.zeros((rows, starts_x))
                 for k in range(p):
-                    pixel += d[k, a] * half[k, b]
+                    _add_scaled(pixel, half[k, b], d[k, a], term)
                 num[a:a + rows, b:b + starts_x] += weight * pixel
                 den[a:a + rows, b:b + starts_x] += weight
         done = num.shape[0] if last else rows
@@ -298,15 +299,23 @@ def _patch_dct(block: np.ndarray, d: np.ndarray, rows: int, cols: int) -> np.nda
     p - 1)): out[k, m, y, x] = sum_i sum_j d[k, i] d[m, j] block[y + i, x + j]."""
     p = d.shape[0]
     along_x = np.zeros((p, rows + p - 1, cols))
+    term = np.empty((rows + p - 1, cols))
     for m in range(p):
         for j in range(p):
-            along_x[m] += d[m, j] * block[:, j:j + cols]
+            _add_scaled(along_x[m], block[:, j:j + cols], d[m, j], term)
     out = np.zeros((p, p, rows, cols))
+    term = term[:rows]
     for k in range(p):
         for m in range(p):
             for i in range(p):
-                out[k, m] += d[k, i] * along_x[m, i:i + rows]
+                _add_scaled(out[k, m], along_x[m, i:i + rows], d[k, i], term)
     return out
+
+
+def _add_scaled(out: np.ndarray, x: np.ndarray, c: float, term: np.ndarray) -> None:
+    """``out += c * x`` with the product written into ``term`` (of out's shape), not a fresh
+    array: the same numbers, about 0.8x the time on a refiner's slabs."""
+    np.add(out, np.multiply(x, c, out=term), out=out)
 
 
 def _starts(n: int, patch: int, step: int) -> np.ndarray:
@@ -321,11 +330,19 @@ def _along(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     """``m`` (n x n) applied along ``axis`` of ``x``: out[.., a, ..] = sum_i m[a, i] x[.., i, ..],
     summed in order i = 0, 1, ... (elementwise products, no BLAS)."""
     x = np.moveaxis(x, axis, 0)
-    out = np.zeros(x.shape)
+    out = np.empty((m.shape[0], *x.shape[1:]))
+    term = np.empty(x.shape[1:])  # each product written here, not into a fresh array (0.76x the time)
     for a in range(m.shape[0]):
+        started = False
         for i in range(m.shape[1]):
             if m[a, i] != 0.0:
-                out[a] += m[a, i] * x[i]
+                if started:
+                    np.add(out[a], np.multiply(x[i], m[a, i], out=term), out=out[a])
+                else:  # the first term itself: as 0 + it (but for the sign of a zero)
+                    np.multiply(x[i], m[a, i], out=out[a])
+                    started = True
+        if not started:
+            out[a] = 0.0
     return np.moveaxis(out, 0, axis)
 
 
