@@ -346,6 +346,36 @@ def _along(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
+def _even_runs(starts: np.ndarray) -> list[tuple[int, int, int]]:
+    """``starts`` (increasing) as runs of evenly spaced ones, in order: (first, spacing, count)."""
+    runs, i, n = [], 0, len(starts)
+    while i < n:
+        step, k = (int(starts[i + 1] - starts[i]), i + 1) if i + 1 < n else (1, i)
+        while k + 1 < n and starts[k + 1] - starts[k] == step:
+            k += 1
+        runs.append((int(starts[i]), step, k - i + 1))
+        i = k + 1
+    return runs
+
+
+def _window_sums(x: np.ndarray, runs: list[tuple[int, int, int]], p: int, axis: int, out: np.ndarray) -> None:
+    """``out[.., k, ..] = x[.., s_k, ..] + x[.., s_k + 1, ..] + ... + x[.., s_k + p - 1, ..]`` along
+    ``axis``, added in that order, for the starts ``s_k`` given as :func:`_even_runs`: each term
+    a strided slice of ``x`` over a run's starts (three times fewer sums than at every start at
+    the grouped filter's step of 3, and no gathers)."""
+    at = (slice(None),) * axis
+    done = 0
+    for first, step, count in runs:
+        into = out[at + (slice(done, done + count),)]
+        for j in range(p):
+            term = x[at + (slice(first + j, first + j + step * (count - 1) + 1, step),)]
+            if j:
+                np.add(into, term, out=into)
+            else:
+                np.copyto(into, term)
+        done += count
+
+
 def _haar_matrix(n: int) -> np.ndarray:
     """The orthonormal Haar transform of size ``n`` (a power of 2): rows are the overall mean,
     then the differences from the coarsest to the finest."""
@@ -536,24 +566,20 @@ class GroupedWiener:
         ry, rx = ys - top, xs - left
         valid_x = ((xs[None, :] + span[:, None] >= 0) & (xs[None, :] + span[:, None] <= w - p))  # (dx, x)
         dist = np.empty((len(ys), len(xs), len(span), len(span)))
+        x_runs, y_runs = _even_runs(rx), _even_runs(ry)
         apart = np.empty((ref.shape[0], len(span), ref.shape[1]))
-        width = int(rx[-1]) + 1  # the sums along a row at every start up to the last reference's
-        along = np.empty((ref.shape[0], len(span), width))
+        across = np.empty((ref.shape[0], len(span), len(xs)))  # a row's sums at the references' columns
+        total = np.empty((len(ys), len(span), len(xs)))
         for a, dy in enumerate(span):
             band = around[reach + dy:reach + dy + ys[-1] - top + p, :xs[-1] - left + p + 2 * reach]
             cand = np.lib.stride_tricks.sliding_window_view(band, ref.shape[1], axis=1)  # (rows, dx, cols)
             np.subtract(ref[:, None, :], cand, out=apart)
             np.multiply(apart, apart, out=apart)
-            # summed at every start through contiguous slices, then the references' starts taken:
-            # the same sums in the same order (j = 0, 1, ...) as gathering at each start, and the
-            # slices are several times faster than a gather per j
-            np.copyto(along, apart[:, :, :width])
-            for j in range(1, p):
-                np.add(along, apart[:, :, j:j + width], out=along)
-            across = along[:, :, rx]
-            total = np.zeros((len(ys), len(span), len(xs)))
-            for i in range(p):
-                total += across[ry + i]
+            # the sums over each patch's columns, then its rows, at the references' starts only, in
+            # the order j = 0, 1, ... (:func:`_window_sums`; the sums at every column, then
+            # gathered at the starts, took 1.4x the time at the step of 3)
+            _window_sums(apart, x_runs, p, 2, across)
+            _window_sums(across, y_runs, p, 0, total)
             inside = ((ys + dy >= 0) & (ys + dy <= h - p))[:, None, None] & valid_x[None]
             dist[:, :, a, :] = np.where(inside, total, np.inf).transpose(0, 2, 1)
         dist = dist.reshape(len(ys) * len(xs), -1)
