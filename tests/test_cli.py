@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import linr
 from linr.cli import main
 from linr.images import read_image, write_image
 
@@ -143,6 +144,45 @@ def test_metrics_of_float_files_in_units_say_how_they_were_mapped_and_take_a_ran
     write_image(tmp_path / "a.png", np.zeros((20, 24)))
     assert run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--crop", "10"]) \
         .endswith("crop 10 leaves nothing of a 24x20 image")
+
+
+def test_a_photo_smaller_than_the_refinements_patches_says_it_was_not_refined(tmp_path, capsys):
+    # a new user's 5 x 5 noisy photo came back without the default refinement, unsaid
+    rng = np.random.default_rng(1)
+    write_image(tmp_path / "noisy.png", rng.random((5, 7, 3)).astype(np.float32))
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out.png"), "--steps", "2",
+                 "--width", "16", "--depth", "2", "--device", "cpu"]) == 0
+    assert ("not refined: the default refinement (grouped): it filters 8 x 8 patches, and the image is 7x5 "
+            "(width x height): the fit's image was written") in capsys.readouterr().out
+    photo = [linr.noisy(rng.random((5, 7, 3)))]
+    small = linr.ModelConfig(width=16, depth=2)
+    assert linr.restore(photo, steps=2, model=small, device="cpu").settings["refine"]["name"] == "grouped"
+    assert "refine" not in linr.restore(photo, steps=2, model=small, device="cpu", refine="none").settings
+    # at 8 px the default refines
+    assert "skipped" not in linr.restore([linr.noisy(rng.random((8, 8, 3)))], steps=2, model=small,
+                                         device="cpu").settings["refine"]
+
+
+def test_a_sharpening_kernel_and_a_mask_with_nothing_missing_are_noted_before_the_fit(tmp_path, capsys):
+    # a new user's trial: both ran unsaid
+    rng = np.random.default_rng(2)
+    write_image(tmp_path / "photo.png", rng.random((16, 16, 3)).astype(np.float32))
+    np.save(tmp_path / "sharpen.npy", np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float))
+    np.save(tmp_path / "psf.npy", np.array([[-0.001, 0.2, 0], [0.2, 1, 0.2], [0, 0.2, -0.002]]))  # noise: passes
+    write_image(tmp_path / "white.png", np.ones((16, 16), np.float32))
+    small = ["-o", str(tmp_path / "out.png"), "--force", "--steps", "1", "--width", "8", "--depth", "1",
+             "--device", "cpu", "--refine", "none"]
+    assert main(["restore", "--blurred", str(tmp_path / "photo.png"), "--kernel", str(tmp_path / "sharpen.npy"),
+                 *small]) == 0
+    assert "sharpen.npy: the kernel has negative values (their sum is 80% of its positive values')" in \
+        capsys.readouterr().err
+    assert main(["restore", "--blurred", str(tmp_path / "photo.png"), "--kernel", str(tmp_path / "psf.npy"),
+                 *small]) == 0
+    assert "negative values" not in capsys.readouterr().err
+    assert main(["restore", "--masked", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "white.png"),
+                 *small]) == 0
+    assert "white.png: the mask marks no pixel missing (white = observed): there is nothing to inpaint" in \
+        capsys.readouterr().err
 
 
 def test_images_smaller_than_ssims_window_get_psnr_and_say_why_not_ssim(tmp_path, capsys):

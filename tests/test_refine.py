@@ -266,7 +266,7 @@ def test_the_photo_to_filter_is_the_one_noisy_photo_of_the_restored_size():
                 [linr.masked(img, np.ones((24, 24), bool))], [linr.noisy(img, noise="poisson", peak=30)]):
         with pytest.raises(InputError, match="refinement needs exactly one noisy photo"):
             refine_input(obs, (24, 24))
-    with pytest.raises(InputError, match="filters 8 x 8 patches, and this image is 7x24"):
+    with pytest.raises(InputError, match=r"filters 8 x 8 patches, and this image is 24x7 \(width x height"):  # 7 rows
         refine_input([linr.noisy(img[:7])], (7, 24))
     refined, done = refine_image("wiener", img.astype(np.float32), [linr.noisy(img)])
     assert done["name"] == "wiener" and done["sigma"] > 0 and refined.shape == img.shape

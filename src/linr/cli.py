@@ -472,10 +472,13 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     done = [s["refine"] for s in settings if s.get("refine")]
     if not done:
         return None
-    skipped = sum("skipped" in d for d in done)
+    skipped = [d for d in done if "skipped" in d]
     if skipped:
-        frames = f" for {skipped} of {len(done)} frames" if len(done) > 1 else ""
-        return f"not refined{frames}: {done[0]['name']} ran out of memory; the fit's image was written"
+        frames = f" for {len(skipped)} of {len(done)} frames" if len(done) > 1 else ""
+        if skipped[0]["skipped"].startswith("out of memory"):
+            return f"not refined{frames}: {skipped[0]['name']} ran out of memory; the fit's image was written"
+        reason = skipped[0]["skipped"].replace("the fit's image is returned", "the fit's image was written")
+        return f"not refined{frames}: the default refinement ({skipped[0]['name']}): {reason}"
     projected = [d["projected"] for d in done if d.get("projected")]  # refiners ending in a projection
     if any(not p.get("converged", True) for p in projected):
         return (f"not refined: {done[0]['name']}'s projection onto the low-res views did not converge (they "

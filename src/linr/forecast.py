@@ -108,20 +108,38 @@ class Usual:
 
 @dataclass(frozen=True)
 class RefineCost:
-    """The estimated cost of a refinement: seconds on one CPU thread, the threads its grouped
-    filter will use, and its peak memory in bytes (None: not estimated)."""
+    """The estimated cost of a refinement: seconds of its filtering on one CPU thread, the threads
+    its grouped filter will use, its peak memory in bytes (None: not estimated) and the seconds of
+    work timed on the threads it will run on (``learning_seconds``: ``grouped-views-examples``'
+    networks, trained on torch's threads), which the filter's threads do not divide."""
 
     seconds: float
     threads: int
     memory_bytes: int | None
+    learning_seconds: float = 0.0
+
+    @property
+    def wall_seconds(self) -> float:
+        """The estimated wall time: the filtering on its threads, then the learning."""
+        return self.seconds / self.threads + self.learning_seconds
 
     def describe(self, name: str) -> str:
         """'about T [and M GiB] to refine the fit's image (NAME on one CPU thread[; up to Nx less
-        on the N threads it uses])'."""
+        on the N threads it uses])', or with learning 'about T [and M GiB] to refine the fit's image
+        (NAME: about F of filtering on one CPU thread[; ...], and about L of learning from the
+        photo's own copies on T threads)'."""
         more = "" if self.threads == 1 else f"; up to {self.threads}x less on the {self.threads} threads it uses"
         memory = "" if self.memory_bytes is None else f" and {self.memory_bytes / 2**30:.2f} GiB"
-        return (f"about {format_duration(self.seconds)}{memory} to refine the fit's image ({name} on one CPU "
-                f"thread{more})")
+        if not self.learning_seconds:
+            return (f"about {format_duration(self.seconds)}{memory} to refine the fit's image ({name} on one CPU "
+                    f"thread{more})")
+        import torch
+
+        threads = torch.get_num_threads()
+        return (f"about {format_duration(self.seconds + self.learning_seconds)}{memory} to refine the fit's image "
+                f"({name}: about {format_duration(self.seconds)} of filtering on one CPU thread{more}, and about "
+                f"{format_duration(self.learning_seconds)} of learning from the photo's own copies on "
+                f"{threads} thread{'' if threads == 1 else 's'})")
 
 
 def _grouped_filter(refiner: Any) -> Any:
@@ -197,11 +215,12 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     started = time.perf_counter()
     refiner(sample, sample * 0.9, 0.1)
     seconds = passes * scale * (time.perf_counter() - started) / (64 * 64) * height * width + data
+    learning = 0.0
     if name == "grouped-views-examples" and getattr(operator, "factor", None):  # the network learnt from the view's copies
         from .internal import estimate_seconds
 
-        seconds += estimate_seconds(height, width, channels, operator.factor)
-    return RefineCost(seconds, threads, refine_memory(name, height, width, channels, operator=operator))
+        learning = estimate_seconds(height, width, channels, operator.factor)  # on torch's threads, as it will run
+    return RefineCost(seconds, threads, refine_memory(name, height, width, channels, operator=operator), learning)
 
 
 def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:
@@ -275,12 +294,12 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         if refine is None or h * w < REFINE_TIMED_FROM_PIXELS and not getattr(REFINERS[refine], "slow_at_any_size", False):
             return 0.0
         after = refining()
-        return 0.0 if after is None else after.seconds / after.threads
+        return 0.0 if after is None else after.wall_seconds
 
     if not MODEL_FAMILIES[config.model.name].engine or resolve_device(config.device).type != "cpu":
         # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
         after = refining()
-        if after is None or after.seconds / after.threads < LONG_FIT_SECONDS:
+        if after is None or after.wall_seconds < LONG_FIT_SECONDS:
             return warning
         return (f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: {after.describe(refine)}; "
                 f"the fit's own time is not estimated on this device" + ("" if warning is None else f"\n{warning}"))
@@ -320,7 +339,7 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
     note = "" if usual is None else usual.describe(est.seconds, config.steps)
     if sure:
         note += _sure_total(est.seconds, config.steps, None if usual is None else usual.steps,
-                            None if after is None else after.seconds / after.threads)
+                            None if after is None else after.wall_seconds)
     line = (f"{count} restoring {w}x{h}{where}: {est.describe(bound=stop is not None)}{each}{then}{note} (throughput measured on "
             "this CPU just now)")
     return line if warning is None else f"{line}\n{warning}"

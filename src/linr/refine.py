@@ -1421,7 +1421,7 @@ def _check_patch_side(shape: tuple[int, int]) -> None:
     """A one-line InputError when an image of ``shape`` is smaller than the filter's patches."""
     if min(shape) < MIN_REFINE_SIDE:
         raise InputError(f"refinement filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and this image is "
-                         f"{shape[0]}x{shape[1]} (--refine none; refine='none' in Python)")
+                         f"{shape[1]}x{shape[0]} (width x height; --refine none; refine='none' in Python)")
 
 
 def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observation],

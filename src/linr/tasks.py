@@ -827,21 +827,43 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same); none when the model is kept (it renders the fit's image, not a refined one)."""
     if keep_model:
         return None
-    if plain_denoising(observations, preset=preset) and min(clean_shape(observations)) >= MIN_REFINE_SIDE:
-        return DEFAULT_DENOISE_REFINE
-    if noisy_with_lowres(observations, preset=preset, register=register) and \
-            min(clean_shape(observations)) >= MIN_REFINE_SIDE:
-        return DEFAULT_JOINT_REFINE
+    name, patches = _task_refine(observations, preset=preset, register=register)
+    if name is None or patches and min(clean_shape(observations)) < MIN_REFINE_SIDE:
+        return None
+    return name
+
+
+def _task_refine(observations: Sequence[Observation], *, preset: str | None,
+                 register: str | None = None) -> tuple[str | None, bool]:
+    """The default refinement of these observations' task at any size (:func:`default_refine`),
+    and whether it needs images of at least :data:`~linr.refine.MIN_REFINE_SIDE` px."""
+    if plain_denoising(observations, preset=preset):
+        return DEFAULT_DENOISE_REFINE, True
+    if noisy_with_lowres(observations, preset=preset, register=register):
+        return DEFAULT_JOINT_REFINE, True
     if plain_inpainting(observations, preset=preset):
-        return DEFAULT_INPAINT_REFINE
-    if plain_super_resolution(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
-        return sr_refine_for(observations[0].operator.factor)
-    if plain_deblurring(observations, preset=preset) and MIN_REFINE_SIDE <= min(clean_shape(observations)):
-        return DEFAULT_DEBLUR_REFINE
-    if noisy_with_blurred(observations, preset=preset, register=register) and \
-            MIN_REFINE_SIDE <= min(clean_shape(observations)):
-        return DEFAULT_PAIR_REFINE
-    return None
+        return DEFAULT_INPAINT_REFINE, False
+    if plain_super_resolution(observations, preset=preset):
+        return sr_refine_for(observations[0].operator.factor), True
+    if plain_deblurring(observations, preset=preset):
+        return DEFAULT_DEBLUR_REFINE, True
+    if noisy_with_blurred(observations, preset=preset, register=register):
+        return DEFAULT_PAIR_REFINE, True
+    return None, False
+
+
+def default_refine_left_out(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
+                            register: str | None = None) -> dict[str, str] | None:
+    """What ``settings['refine']`` says where the task's default refinement is left out because the
+    image is smaller than its patches (a new user's 5 x 5 photo came back unrefined unsaid), else None."""
+    if keep_model:
+        return None
+    name, patches = _task_refine(observations, preset=preset, register=register)
+    h, w = clean_shape(observations)
+    if name is None or not patches or min(h, w) >= MIN_REFINE_SIDE:
+        return None
+    return {"name": name, "skipped": f"it filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and the image is "
+                                     f"{w}x{h} (width x height): the fit's image is returned"}
 
 
 def pilot_fit(observations: Sequence[Observation], *, preset: str | None, model: Any = None, stop: Any = None,
@@ -1116,6 +1138,8 @@ def restore(
         if grid is not None and blends_in_tiles(refine):  # the pixels no tile trained on
             held = tiled_held_out(obs, grid, tile_stop)
         apply_refine(result, refine, obs, held_out=held)
+    elif plan.refine_left_out is not None:
+        result.settings["refine"] = dict(plan.refine_left_out)
     return result
 
 
@@ -1327,6 +1351,9 @@ class RestorePlan:
     rule: StopRule | None
     pilot: bool
     """Whether the fit is the defaults' pilot (:func:`pilot_fit`; an ensemble's members too)."""
+    refine_left_out: dict[str, str] | None = None
+    """``settings['refine']`` where the default refinement is left out for the image's size
+    (:func:`default_refine_left_out`)."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1347,6 +1374,8 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     if register is not None and any(any(o.operator.margins) for o in obs):
         raise InputError("registration (--register) warps the rendered image, and a blur with free edges reads "
                          "beyond the frame: not built together yet; give the blur --boundary reflect")
+    left_out = None if refine is not None else \
+        default_refine_left_out(obs, preset=preset, keep_model=keep_model, register=register)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
                         refine=refine if grid is None else None)  # tiles: each its own
@@ -1354,7 +1383,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, ensemble=ensemble,
                       keep_model=keep_model)
-    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot)
+    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -1525,6 +1554,8 @@ def restore_many(
         _record_measured_noise(result.settings, obs, preset)
         if spec is not None:
             apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
+        elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
+            result.settings["refine"] = left_out
     return results
 
 
