@@ -608,8 +608,8 @@ def test_refinement_errors_are_one_line_and_come_before_the_fit(capsys, tmp_path
         linr.restore(linr.lowres(img[::4, ::4], 4), refine="wiener", steps=10 ** 6)
     with pytest.raises(InputError, match="filters 8 x 8 patches"):
         linr.restore(linr.noisy(img[:1]), refine="wiener", steps=10 ** 6)
-    small = linr.restore(linr.noisy(img[:6, :6]), **SMALL)  # too small to refine: the default does not
-    assert "refine" not in small.settings
+    small = linr.restore(linr.noisy(img[:6, :6]), **SMALL)  # too small to refine: the default does not, and says so
+    assert small.fitted_image is None and "8 x 8 patches" in small.settings["refine"]["skipped"]
     from PIL import Image
 
     Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "n.png")
@@ -1293,3 +1293,52 @@ def test_every_refiner_says_what_it_does_for_the_note_of_a_run_that_drops_it():
             ("--refine)", "BENCHMARKS.md)")), name
         assert isinstance(refiner.does, str) and refiner.does and refiner.does[-1] not in ".,;", name
         assert getattr(refiner, "verb", "refined") in ("refined", "blended"), name
+
+
+def test_progress_reports_nest_into_their_spans_and_phases_and_go_nowhere_unheard():
+    from linr import progress
+
+    heard = []
+    progress.report(0.5)  # nobody listens: nothing happens
+    with progress.listening(lambda phase, done: heard.append((phase, round(done, 6)))):
+        progress.report(0.25)
+        with progress.span(0.5, 1.0):
+            progress.report(0.5)
+            with progress.span(0.0, 0.5):
+                progress.report(1.0)
+            with progress.phase("learning"):
+                progress.report(0.5)
+                with progress.span(0.5, 1.0):
+                    progress.report(2.0)  # clipped to the piece
+            progress.report(1.0)
+    progress.report(1.0)
+    assert heard == [("", 0.25), ("", 0.75), ("", 0.75), ("learning", 0.5), ("learning", 1.0), ("", 1.0)]
+
+
+def test_the_grouped_filter_says_its_progress_and_filters_the_same(monkeypatch):
+    from linr import progress
+
+    rng = np.random.default_rng(3)
+    clean = rng.random((40, 30, 3))
+    noisy, pilot = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32), clean.astype(np.float32)
+    monkeypatch.setattr(GroupedWiener, "BLOCK", (2, 4))  # several blocks
+    heard = []
+    with progress.listening(lambda phase, done: heard.append(done)):
+        said = GroupedWiener(threads=2)(noisy, pilot, 0.1)
+    assert np.array_equal(said, GroupedWiener(threads=2)(noisy, pilot, 0.1))
+    assert heard == sorted(heard) and heard[-1] == 1.0 and len(heard) > 5
+    assert any(0 < done <= GroupedWiener.PREFILTER_SHARE for done in heard)  # the prefilter's passes within its share
+
+
+def test_a_restore_says_how_far_its_refinement_has_come_unless_quiet(monkeypatch, capsys):
+    import linr.tasks
+
+    monkeypatch.setattr(linr.tasks, "REFINE_PROGRESS_EVERY", 0.0)
+    rng = np.random.default_rng(4)
+    photo = [linr.noisy(np.clip(rng.random((40, 40, 3)), 0, 1))]
+    small = ModelConfig(width=8, depth=1)
+    linr.restore(photo, steps=2, stop="fixed", model=small, device="cpu")
+    lines = capsys.readouterr().err.splitlines()
+    assert any(re.fullmatch(r"refining: \d+% after \d+ s(, about \d+ s left)?", line) for line in lines), lines
+    linr.restore(photo, steps=2, stop="fixed", model=small, device="cpu", progress=False)
+    assert "refining:" not in capsys.readouterr().err

@@ -35,6 +35,7 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
+from . import progress
 from .operators import Downsample
 from .simulate import pil_resize
 
@@ -194,6 +195,8 @@ def _learn_stage(fathers: list[np.ndarray], operator: Downsample, steps: int, se
                 son = operator.forward(target.double()).float()
                 son = _upscale(son, (target.shape[-2], target.shape[-1]))
             losses.append(_train_step(net, optimizer, son, target))
+            if step % 10 == 9:
+                progress.report((step + 1) / steps)
     return net, losses
 
 
@@ -228,7 +231,8 @@ def learn_from_own_copies(view: np.ndarray, operator: Downsample, *, steps: int 
             stage_operator = Downsample(factor, operator.kernel)
             fathers = _fathers(images, factor)
             fathers_used.append(len(fathers))
-            net, losses = _learn_stage(fathers, stage_operator, steps, seed + index)
+            with progress.span(index / len(stages), (index + 1) / len(stages)):
+                net, losses = _learn_stage(fathers, stage_operator, steps, seed + index)
             current = images[-1]
             with torch.no_grad():
                 up = _upscale(torch.from_numpy(current).permute(2, 0, 1)[None],

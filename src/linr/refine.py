@@ -91,6 +91,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import progress
 from .errors import InputError
 from .noise import floored_noise_sigma
 
@@ -184,6 +185,7 @@ class PilotWiener:
                 for index, (plane, carry) in enumerate(mapped(channel, range(len(transform)))):
                     carried[index] = carry  # added in channel order, whatever the threads
                     _add_plane(out[done], transform[index], plane)
+                progress.report((y0 + rows) / starts_y)
         return out
 
     def workers(self, channels: int) -> int:
@@ -429,6 +431,10 @@ class GroupedWiener:
     """References whose groups are transformed and filtered at a time within a block (a cache's
     worth; the same numbers for any piece)."""
 
+    PREFILTER_SHARE = 0.12
+    """The share of a call's time its prefilter takes, for :mod:`linr.progress` (1.9 of 15.6 s
+    on a 512-px RGB photo, one thread)."""
+
     KEPT_BYTES = 256 * 2**20
     """With ``keep_groups``, at most this many bytes of a photo's transformed groups are kept for
     later calls on the same photo (a 128 x 128 RGB photo and its SURE probe: about 90 MB)."""
@@ -495,7 +501,8 @@ class GroupedWiener:
         if h < p or w < p:
             return pilot.astype(np.float32)
         if self.prefilter:
-            pilot = PilotWiener(threads=self.threads)(noisy, pilot, sigma)
+            with progress.span(0.0, self.PREFILTER_SHARE):
+                pilot = PilotWiener(threads=self.threads)(noisy, pilot, sigma)
         transform = _colour_transform(c)
         ys, xs = _starts(h, p, self.step), _starts(w, p, self.step)
         rows, cols = self.BLOCK
@@ -534,7 +541,9 @@ class GroupedWiener:
         settled, num, den = 0, np.zeros((c, 0, w)), np.zeros((0, w))
         last_x0 = blocks[-1][1]
         with _mapped_in_order(self.workers(h, w)) as mapped:
-            for (y0, x0), (window, block_den, block_num) in zip(blocks, mapped(block_sums, blocks)):
+            start = self.PREFILTER_SHARE if self.prefilter else 0.0
+            for count, ((y0, x0), (window, block_den, block_num)) in enumerate(zip(blocks, mapped(block_sums, blocks))):
+                progress.report(start + (1.0 - start) * (count + 1) / len(blocks))
                 if window[0].stop > settled + den.shape[0]:  # more rows
                     grown = window[0].stop - settled
                     num = np.concatenate([num, np.zeros((c, grown - den.shape[0], w))], axis=1)
@@ -696,8 +705,10 @@ def plug_and_play(denoiser: Callable[[np.ndarray, np.ndarray, float], np.ndarray
     projection onto the low-res views) and ``grouped-deblur`` (the data step of a blurred photo).
     None as soon as ``constrain`` returns None (the data cannot be met)."""
     x: np.ndarray | None = image
-    for sigma in np.asarray(levels, np.float64) / 255.0:
-        x = constrain(denoiser(x, x, float(sigma)), float(sigma))
+    sigmas = np.asarray(levels, np.float64) / 255.0
+    for index, sigma in enumerate(sigmas):
+        with progress.span(index / len(sigmas), (index + 1) / len(sigmas)):
+            x = constrain(denoiser(x, x, float(sigma)), float(sigma))
         if x is None:
             return None
     return x
@@ -1035,7 +1046,8 @@ class GroupedViewsExamples(GroupedViews):
         from .operators import Downsample
         from .projection import project_onto_views
 
-        refined = super().__call__(image, views)
+        with progress.phase("grouped filtering"):
+            refined = super().__call__(image, views)
         if len(views) != 1 or not isinstance(views[0].operator, Downsample) or not self.projected.get("converged", True):
             self.learnt = {"skipped": "needs one low-res view that can be met"}
             return refined
@@ -1043,7 +1055,8 @@ class GroupedViewsExamples(GroupedViews):
         if not learnable(h, w, factor):
             self.learnt = {"skipped": f"a {h}x{w} photo is too small to learn from its own copies at x{factor}"}
             return refined
-        learnt, self.learnt = learn_from_own_copies(views[0].image, views[0].operator)
+        with progress.phase("learning from the photo's own copies"):
+            learnt, self.learnt = learn_from_own_copies(views[0].image, views[0].operator)
         mean = (np.asarray(image, np.float32) + refined + learnt) / 3
         x, projected = project_onto_views(mean, views)
         self.learnt["projected"] = projected
