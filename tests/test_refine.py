@@ -1312,7 +1312,8 @@ def test_progress_reports_nest_into_their_spans_and_phases_and_go_nowhere_unhear
                     progress.report(2.0)  # clipped to the piece
             progress.report(1.0)
     progress.report(1.0)
-    assert heard == [("", 0.25), ("", 0.75), ("", 0.75), ("learning", 0.5), ("learning", 1.0), ("", 1.0)]
+    assert heard == [("", 0.25), ("", 0.75), ("", 0.75), ("learning", 0.0), ("learning", 0.5), ("learning", 1.0),
+                     ("", 1.0)]
 
 
 def test_the_grouped_filter_says_its_progress_and_filters_the_same(monkeypatch):
@@ -1334,6 +1335,8 @@ def test_a_restore_says_how_far_its_refinement_has_come_unless_quiet(monkeypatch
     import linr.tasks
 
     monkeypatch.setattr(linr.tasks, "REFINE_PROGRESS_EVERY", 0.0)
+    ticks = iter(range(0, 10**6, 2))  # a clock two seconds on at every look: a refinement of seconds
+    monkeypatch.setattr(linr.tasks.time, "perf_counter", lambda: float(next(ticks)))
     rng = np.random.default_rng(4)
     photo = [linr.noisy(np.clip(rng.random((40, 40, 3)), 0, 1))]
     small = ModelConfig(width=8, depth=1)
@@ -1342,3 +1345,33 @@ def test_a_restore_says_how_far_its_refinement_has_come_unless_quiet(monkeypatch
     assert any(re.fullmatch(r"refining: \d+% after \d+ s(, about \d+ s left)?", line) for line in lines), lines
     linr.restore(photo, steps=2, stop="fixed", model=small, device="cpu", progress=False)
     assert "refining:" not in capsys.readouterr().err
+
+
+def test_the_refinements_lines_count_each_phase_from_its_start_floor_the_share_and_survive_a_closed_stderr(
+        monkeypatch, capsys):
+    import linr.tasks
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(linr.tasks.time, "perf_counter", lambda: clock["now"])
+    say = linr.tasks._refine_progress(None)
+
+    def at(seconds, phase, done):
+        clock["now"] = 100.0 + seconds
+        say(phase, done)
+
+    at(10, "", 0.2)  # under REFINE_PROGRESS_EVERY since the start: nothing
+    at(40, "", 0.996)  # floored: never 100% before it is done
+    at(45, "", 0.5)  # begun again (a second run of the filter): its pace counts from here
+    at(80, "", 0.75)
+    at(81, "learning", 0.0)  # a phase's start is heard
+    at(120, "learning", 0.5)
+    assert capsys.readouterr().err.splitlines() == [
+        "refining: 99% after 40 s",
+        "refining: 75% after 35 s, about 12 s left",
+        "refining: learning, 50% after 39 s, about 39 s left"]
+    closed = open(__file__)  # a file not open for writing: print raises, the refinement goes on
+    closed.close()
+    monkeypatch.setattr("sys.stderr", closed)
+    at(200, "learning", 0.9)
+    at(300, "learning", 0.95)
+    assert linr.tasks._refine_progress(False) is None

@@ -93,7 +93,7 @@ class FitResult:
             if "tiling" in self.settings:
                 raise InputError("a tiled restoration has one network per tile and no single model "
                                  "to render or save; restore with tile='off' (--tile off)")
-            if "refine" in self.settings:
+            if "refine" in self.settings and "skipped" not in self.settings["refine"]:
                 raise InputError("this image was refined after the fit (settings['refine']) and no model "
                                  "renders it; restore with keep_model=True (--save-model) or refine='none'")
             if self.settings.get("stop", {}).get("returned") == "average":

@@ -504,7 +504,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
             notes.append(f"{path}: mask read from {source}")
         if mask.all():
             notes.append(f"{path}: the mask marks no pixel missing (white = observed): there is nothing to "
-                         "inpaint (the default refinement then returns the photo itself)")
+                         "inpaint")
         grey = np.count_nonzero((values > 1e-3) & (values < 1 - 1e-3))
         if grey:
             notes.append(f"{path}: {grey} grey mask pixels thresholded at 50%; {mask.mean():.1%} "

@@ -394,12 +394,6 @@ def _build_masked(image, info, options, notes):
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 
 
-NEGATIVE_KERNEL_SHARE = 0.01
-"""A kernel file whose negative values sum to more than this share of its positive ones gets a
-note (a new user's sharpening filter was taken as a blur unsaid); a measured PSF's noise leaves
-small negatives, which pass."""
-
-
 def _build_blurred(image, info, options, notes):
     spec = options.get("kernel")
     if not spec:
@@ -412,11 +406,6 @@ def _build_blurred(image, info, options, notes):
                      f"{trimmed.shape[1]}x{trimmed.shape[0]}, as much on each side): the same blur, and the fit reads "
                      "no further beyond the frame than the blur reaches")
         kernel = trimmed
-    negative, positive = -kernel[kernel < 0].sum(), kernel[kernel > 0].sum()
-    if negative > NEGATIVE_KERNEL_SHARE * positive:
-        notes.append(f"{spec}: the kernel has negative values (their sum is {negative / positive:.0%} of its positive "
-                     "values'): a blur's kernel is not negative anywhere, so this looks like a sharpening filter or a "
-                     "PSF with its background over-subtracted; it is used as given")
     kh, kw = kernel.shape
     h, w = image.shape[:2]
     if kh >= h and kw >= w:

@@ -41,6 +41,7 @@ def phase(name: str) -> Iterator[None]:
     state = _state.get()
     token = _state.set(None if state is None else (state[0], name, 0.0, 1.0))
     try:
+        report(0.0)  # the listener hears the phase begin (its pace counts from here)
         yield
     finally:
         _state.reset(token)

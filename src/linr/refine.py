@@ -914,7 +914,9 @@ class GroupedFill:
             self.choice = {"start_weight": round(weight, 4)}
         else:
             start, self.choice = fit, {"biharmonic": False}
-        blind_fill = self.fill(photo, seen, start, self.passes, self.start)
+        share = self.passes / (self.passes + self.finish)  # of the passes, for linr.progress
+        with progress.span(0.0, share):
+            blind_fill = self.fill(photo, seen, start, self.passes, self.start)
         names = self.BLENDED if biharmonic else ("fit", "filled")
         candidates = [fit, blind_biharmonic, blind_fill] if biharmonic else [fit, blind_fill]
         w = dict(zip(names, simplex_weights(photo[held], [c[held] for c in candidates])))
@@ -924,7 +926,8 @@ class GroupedFill:
         if w.get("biharmonic", 0) > 0:
             out = out + w["biharmonic"] * BiharmonicBlend._fill(photo, observed, fit)
         if w["filled"] > 0:
-            out = out + w["filled"] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
+            with progress.span(share, 1.0):
+                out = out + w["filled"] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
         return np.where(observed, photo, out).astype(np.float32)  # the observed values as they are
 
 
@@ -1226,11 +1229,13 @@ class GroupedPair(GroupedDeblur):
         values = np.broadcast_to(held[..., None], fit.shape) & (fit > margin if clipped[0] else True) & \
             (fit < 1.0 - margin if clipped[1] else True)  # (H, W, C)
         # neither image below sees the held-out pixels' noise (the pair leaves them out of its data steps)
-        paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, weighed, held))
+        with progress.span(0.0, 0.5):  # of the two runs, for linr.progress
+            paired = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy, weighed, held))
         if (count := int(values.sum())) < self.MIN_PIXELS:
             self.choice = {"not_blended_held_out_values": count}
             return paired
-        alone = deblur(image, photo, operator, sigma, extension)
+        with progress.span(0.5, 1.0):
+            alone = deblur(image, photo, operator, sigma, extension)
         w = simplex_weights(noisy[values], [alone[values].astype(np.float64), paired[values].astype(np.float64)])
         self.choice = {"weights": {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)},
                        "chosen_on_held_out_values": count}
@@ -1293,7 +1298,8 @@ class GroupedProjected:
     def __call__(self, noisy: np.ndarray, pilot: np.ndarray, sigma: float,
                  views: Sequence["Observation"], held_out: np.ndarray | None = None) -> np.ndarray:
         self.choice = {}
-        grouped = self.grouped(noisy, pilot, sigma)
+        with progress.span(0.0, 0.5 if held_out is not None else 1.0):  # of the filter's runs, for linr.progress
+            grouped = self.grouped(noisy, pilot, sigma)
         image = self.project(grouped, views)
         if not self.project.projected["converged"]:  # the views cannot all be met: grouped alone would
             return np.asarray(pilot, np.float32)  # lose what they knew (BENCHMARKS.md): keep the fit's image
@@ -1308,7 +1314,8 @@ class GroupedProjected:
             return image
         blind = noisy.copy()
         blind[held] = pilot[held]  # none of the three below sees the held-out pixels' noise
-        blind_grouped = self.grouped(blind, pilot, sigma)
+        with progress.span(0.5, 1.0):
+            blind_grouped = self.grouped(blind, pilot, sigma)
         blind_projected = Projected()(blind_grouped, views)
         target = noisy[values].astype(np.float64)
         candidates = np.stack([pilot[values], blind_grouped[values], blind_projected[values]], 1).astype(np.float64)

@@ -1070,6 +1070,9 @@ def restore(
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     ``announce``: say on stderr what a long restoration will cost before it starts
     (:func:`restore_cost`); None: when progress is shown (``progress``; None: on a terminal).
+    ``progress`` False also silences the lines a long refinement says on stderr every
+    :data:`REFINE_PROGRESS_EVERY` seconds (:func:`_refine_progress`: on a terminal or not, as the
+    tile counter's lines in a log).
     """
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
@@ -1481,19 +1484,27 @@ def _refine_progress(progress: bool | None) -> Callable[[str, float], None] | No
     if progress is False:
         return None
     started = time.perf_counter()
-    said = {"at": started, "phase": None, "since": started}
+    said: dict[str, Any] = {"at": started, "phase": "", "since": started, "done": 0.0, "broken": False}
 
     def say(phase: str, done: float) -> None:
         now = time.perf_counter()
-        if phase != said["phase"]:  # a new phase: its pace is its own
+        if phase != said["phase"] or done < said["done"]:  # a new phase (or a piece begun again): its own pace
             said["phase"], said["since"] = phase, now
-        if now - said["at"] < REFINE_PROGRESS_EVERY or done <= 0.0:
+        said["done"] = done
+        if said["broken"] or now - said["at"] < REFINE_PROGRESS_EVERY or done <= 0.0:
+            return
+        spent = now - said["since"]
+        if spent < 1.0:
             return
         said["at"] = now
-        spent = now - said["since"]
-        left = "" if done >= 1.0 else f", about {format_duration(spent / done * (1.0 - done))} left"
+        rest = spent / done * (1.0 - done)
+        left = f", about {format_duration(rest)} left" if rest >= 1.0 else ""
         of = f"{phase}, " if phase else ""
-        print(f"refining: {of}{done:.0%} after {format_duration(spent)}{left}", file=sys.stderr, flush=True)
+        try:
+            print(f"refining: {of}{int(done * 100)}% after {format_duration(spent)}{left}", file=sys.stderr,
+                  flush=True)
+        except (OSError, ValueError):  # stderr gone (a closed pipe): the refinement goes on unsaid
+            said["broken"] = True
 
     return say
 

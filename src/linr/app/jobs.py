@@ -154,6 +154,9 @@ class _Prepared:
     :func:`linr.tasks.restore`, which resolves them itself)."""
     options: dict[str, Any] = field(default_factory=dict)
     """The :func:`linr.tasks.restore` options of a tiled job (preset, steps, seed, device, model)."""
+    refine_left_out: dict[str, str] | None = None
+    """``settings['refine']`` where the default refinement is left out for the image's size
+    (:attr:`linr.tasks.RestorePlan.refine_left_out`)."""
 
 
 @dataclass
@@ -468,7 +471,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     options = {"preset": preset, "steps": request.steps, "seed": request.seed, "device": device,
                "model": request.model}
     return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked, refine,
-                     grid, list(observations), options)
+                     grid, list(observations), options, plan.refine_left_out)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -675,6 +678,8 @@ class JobRunner:
                     _refining(job, prepared.refine)
                     apply_refine(result, prepared.refine, prepared.observations,
                                  held_out=held_out_pixels(prepared.stop))
+                elif prepared.refine_left_out is not None:
+                    result.settings["refine"] = dict(prepared.refine_left_out)
             else:
                 result = self._run_tiles(job, prepared)
             if job.cancel_requested:  # asked for during the refinement, which cannot stop midway
