@@ -333,13 +333,13 @@ def _along(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     summed in order i = 0, 1, ... (elementwise products, no BLAS)."""
     x = np.moveaxis(x, axis, 0)
     out = np.empty((m.shape[0], *x.shape[1:]))
-    term = np.empty(x.shape[1:])  # each product written here, not into a fresh array (0.76x the time)
+    term = np.empty(x.shape[1:])  # each product written here (:func:`_add_scaled`; 0.76x the time)
     for a in range(m.shape[0]):
         started = False
         for i in range(m.shape[1]):
             if m[a, i] != 0.0:
                 if started:
-                    np.add(out[a], np.multiply(x[i], m[a, i], out=term), out=out[a])
+                    _add_scaled(out[a], x[i], m[a, i], term)
                 else:  # the first term itself: as 0 + it (but for the sign of a zero)
                     np.multiply(x[i], m[a, i], out=out[a])
                     started = True
