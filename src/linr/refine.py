@@ -83,17 +83,17 @@ Adding a refiner is a class here (with ``takes``, the observation it filters) pl
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from . import progress
 from .errors import InputError
 from .noise import floored_noise_sigma
+from .parallel import mapped_in_order
 
 if TYPE_CHECKING:
     from .problem import Observation
@@ -170,7 +170,7 @@ class PilotWiener:
         starts_y, starts_x = h - p + 1, w - p + 1  # patches at every pixel
         per_pass = self.rows_per_pass or max(1, self.PASS_VALUES // (starts_x * p * p))
         carried: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(transform)
-        with _mapped_in_order(self.workers(c)) as mapped:
+        with mapped_in_order(self.workers(c)) as mapped:
             for y0 in range(0, starts_y, per_pass):
                 rows = min(per_pass, starts_y - y0)
                 window = slice(y0, y0 + rows + p - 1)  # the pixels of this pass's patches
@@ -236,23 +236,6 @@ class PilotWiener:
                 den[a:a + rows, b:b + starts_x] += weight
         done = num.shape[0] if last else rows
         return num[:done] / den[:done], (num[done:], den[done:])
-
-
-@contextlib.contextmanager
-def _mapped_in_order(threads: int) -> Iterator[Callable[[Callable[[Any], Any], Sequence[Any]], Iterator[Any]]]:
-    """A map on ``threads`` threads (NumPy's loops release the GIL): ``mapped(function, items)``
-    gives ``function`` of each of ``items`` in the items' order; threads not yet started on an
-    item are cancelled when the block ends early (an error)."""
-    if threads == 1:
-        yield map
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(threads)
-    try:
-        yield pool.map
-    finally:
-        pool.shutdown(cancel_futures=True)
 
 
 def _threads(threads: int | None) -> int:
@@ -412,7 +395,10 @@ class GroupedWiener:
     the image, and the blocks' sums added in block order, so the result does not depend on
     threads, memory layout or the process it runs in. ``threads`` blocks are matched and filtered
     at a time (None: as many as torch is given, ``torch.get_num_threads()``: one under ``linr
-    bench``, a batch worker's share under ``linr batch``). ``keep_groups``: the groups matched by
+    bench``, a batch worker's share under ``linr batch``), each in a process forked from this one
+    (:func:`linr.parallel.mapped_in_order`; on threads where forking is not possible, and with
+    ``keep_groups``, whose groups are kept in this process): on threads the blocks' many small
+    NumPy calls wait on each other for the GIL. ``keep_groups``: the groups matched by
     the first call on an image of a shape serve every later call on that shape, whatever its photo
     (:mod:`linr.sure` differentiates the filter with its groups held). The image is filtered a row
     of blocks at a time, top to bottom: each block reads only the pixels its groups can reach (its
@@ -542,7 +528,7 @@ class GroupedWiener:
         # the weighted sums and weights of the rows from `settled` on, the only ones later blocks add to
         settled, num, den = 0, np.zeros((c, 0, w)), np.zeros((0, w))
         last_x0 = blocks[-1][1]
-        with _mapped_in_order(self.workers(h, w)) as mapped:
+        with mapped_in_order(self.workers(h, w), processes=self._kept_groups is None) as mapped:
             start = self.PREFILTER_SHARE if self.prefilter else 0.0
             for count, ((y0, x0), (window, block_den, block_num)) in enumerate(zip(blocks, mapped(block_sums, blocks))):
                 progress.report(start + (1.0 - start) * (count + 1) / len(blocks))
