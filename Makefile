@@ -37,8 +37,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/linr demo --force
 
+# the suite on a worker process per logical CPU (pytest-xdist), at most 4: about half the time on
+# two cores (BENCHMARKS.md, 'the test suite's time'); TEST_WORKERS=1 runs it in one process
+TEST_WORKERS ?= logical
+
 test: $(TESTSTAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses 4)
 
 clean:
 	rm -rf $(VENV) out

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``make test`` runs a worker per core, up to 4) each worker process gets
+    its share of the cores for torch, so that the workers do not oversubscribe them. The fits
+    here use torch's default threads otherwise; a test that compares bits with another process's
+    sets the threads it compares at."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def load(rel: str) -> np.ndarray:
