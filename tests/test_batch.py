@@ -498,7 +498,7 @@ def test_a_batch_says_what_its_first_image_will_cost_before_it_starts(tmp_path, 
     err = capsys.readouterr().err
     assert "linr: the first image, a (1 more after it): up to 2000 steps (automatic stop) restoring 1024x1024 in 81 " \
         "tiles" in err and "to refine the fit's image (grouped on one CPU thread)" in err
-    assert "threads it uses" not in err  # estimated with the worker's one thread (--threads 1)
+    assert "cores it uses" not in err  # estimated with the worker's one thread (--threads 1)
     main(["batch", str(tmp_path / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--device", "cpu",
           "--threads", "1", "--quiet"])
     assert "the first image" not in capsys.readouterr().err  # --quiet: nothing said

@@ -209,7 +209,7 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     line = linr.restore_cost([linr.lowres(np.zeros((32, 32, 3), np.float32), 3)], device="cpu", steps=2,
                              model=linr.ModelConfig(width=8, depth=1))
     assert line is not None and "then about 34 s to refine the fit's image (grouped-views-examples: about 6 s of " \
-        "filtering on one CPU thread; up to 2x less on the 2 threads it uses, and about 28 s of learning" in line, line
+        "filtering on one CPU thread; up to 2x less on the 2 cores it uses, and about 28 s of learning" in line, line
 
 
 def test_the_forecast_says_where_the_pilot_usually_stops_only_where_measured(one_thread):
@@ -312,7 +312,7 @@ def test_bench_speed_stop_cost_times_both_stops(tmp_path, capsys):
     assert "| 24x24 |" in capsys.readouterr().out
 
 
-def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_threads_it_uses():
+def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_cores_it_uses():
     import torch
 
     from linr.forecast import refine_cost
@@ -324,9 +324,9 @@ def test_the_refinement_estimate_is_timed_on_one_thread_and_names_the_threads_it
     try:
         torch.set_num_threads(2)
         cost = refine_cost("grouped", 768, 512, 3)
-        assert cost.seconds > 0 and cost.threads == 2
-        assert refine_cost("grouped", 8, 8, 3).threads == 1  # one block: one thread
-        assert "(grouped on one CPU thread; up to 2x less on the 2 threads it uses)" in cost.describe("grouped")
+        assert cost.seconds > 0 and cost.workers == 2
+        assert refine_cost("grouped", 8, 8, 3).workers == 1  # one block: one worker
+        assert "(grouped on one CPU thread; up to 2x less on the 2 cores it uses)" in cost.describe("grouped")
         torch.set_num_threads(1)
         assert refine_cost("grouped", 768, 512, 3).describe("grouped").endswith("(grouped on one CPU thread)")
         assert refine_cost("biharmonic", 64, 64, 3) is None

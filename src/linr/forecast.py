@@ -108,27 +108,28 @@ class Usual:
 
 @dataclass(frozen=True)
 class RefineCost:
-    """The estimated cost of a refinement: seconds of its filtering on one CPU thread, the threads
-    its grouped filter will use, its peak memory in bytes (None: not estimated) and the seconds of
+    """The estimated cost of a refinement: seconds of its filtering on one CPU thread, the workers
+    its filter will use (the grouped filter's forked processes, the Wiener prefilter's threads: one
+    per core torch is given), its peak memory in bytes (None: not estimated) and the seconds of
     work timed on the threads it will run on (``learning_seconds``: ``grouped-views-examples``'
-    networks, trained on torch's threads), which the filter's threads do not divide."""
+    networks, trained on torch's threads), which the filter's workers do not divide."""
 
     seconds: float
-    threads: int
+    workers: int
     memory_bytes: int | None
     learning_seconds: float = 0.0
 
     @property
     def wall_seconds(self) -> float:
-        """The estimated wall time: the filtering on its threads, then the learning."""
-        return self.seconds / self.threads + self.learning_seconds
+        """The estimated wall time: the filtering on its workers, then the learning."""
+        return self.seconds / self.workers + self.learning_seconds
 
     def describe(self, name: str) -> str:
         """'about T [and M GiB] to refine the fit's image (NAME on one CPU thread[; up to Nx less
-        on the N threads it uses])', or with learning 'about T [and M GiB] to refine the fit's image
+        on the N cores it uses])', or with learning 'about T [and M GiB] to refine the fit's image
         (NAME: about F of filtering on one CPU thread[; ...], and about L of learning from the
         photo's own copies on T threads)'."""
-        more = "" if self.threads == 1 else f"; up to {self.threads}x less on the {self.threads} threads it uses"
+        more = "" if self.workers == 1 else f"; up to {self.workers}x less on the {self.workers} cores it uses"
         memory = "" if self.memory_bytes is None else f" and {self.memory_bytes / 2**30:.2f} GiB"
         if not self.learning_seconds:
             return (f"about {format_duration(self.seconds)}{memory} to refine the fit's image ({name} on one CPU "
@@ -180,7 +181,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
     """The estimated cost of refiner ``name`` on a ``height`` x ``width`` image of ``channels``:
     its time per pixel measured just now on one thread on a 64 x 64 image, times
     :data:`SAMPLE_SCALE` for the grouped filter (its cost is about linear in the pixels), the
-    threads its grouped filter will use (torch's, at most one per block of references) and its
+    workers its filter will use (torch's threads, at most one per block of references) and its
     memory (:func:`refine_memory`); None for a biharmonic solve or a projection alone.
     ``chooses``: the fit holds pixels out for the refiner to choose by (a blend filters twice;
     ``grouped-pair`` then runs ``grouped-deblur`` beside itself).
@@ -201,12 +202,12 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
-    threads, scale = 1, 1.0
+    workers, scale = 1, 1.0
     if isinstance(refiner, GroupedWiener):
-        threads, scale = refiner.workers(height, width), SAMPLE_SCALE
+        workers, scale = refiner.workers(height, width), SAMPLE_SCALE
         refiner.threads = 1
     elif isinstance(refiner, PilotWiener):  # its colour planes side by side
-        threads = refiner.workers(channels)
+        workers = refiner.workers(channels)
         refiner.threads = 1
     rng = np.random.default_rng(0)
     first = rng.random((16, 16, channels))
@@ -220,7 +221,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         from .internal import estimate_seconds
 
         learning = estimate_seconds(height, width, channels, operator.factor)  # on torch's threads, as it will run
-    return RefineCost(seconds, threads, refine_memory(name, height, width, channels, operator=operator), learning)
+    return RefineCost(seconds, workers, refine_memory(name, height, width, channels, operator=operator), learning)
 
 
 def deblur_data_seconds(deblur: Any, operator: Any, height: int, width: int, channels: int) -> float:

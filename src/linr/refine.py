@@ -405,13 +405,15 @@ class GroupedWiener:
     references and ``window // 2`` px around them), and the rows no later block reaches are
     divided out and written to the output as soon as a row of blocks is done. Memory besides the
     photo and the pilot, whatever the image's size: two float32 images (the prefiltered pilot, the
-    output), the sums of the rows later blocks still add to, and per thread one block's planes,
+    output), the sums of the rows later blocks still add to, and per worker one block's planes,
     groups and distances or one pass of the prefilter (a peak of 80-145 MB over the inputs on one
     thread from 512 x 512 to 2048 x 1024 RGB, forty-eighth session; 289-329 MB at 1024 x 1024 to
     2048 x 1024 before, when the planes and sums were the whole image's in float64). Time: about 15 s for a 512 x 512 RGB photo on one core
     of a 2-core Intel Xeon (AMX; forty-seventh session), 11 s on two (the ``wiener`` refiner takes seconds);
     in the fiftieth session, on that machine then slower, 13.0-13.3 s on one core against 17.2-18.4 s for
-    the code before that session's matching, gathering and transforms, and 12.9-13.2 s on two."""
+    the code before that session's matching, gathering and transforms, and 12.9-13.2 s on two
+    threads; in the fifty-first session 13.6-13.7 s on one core, 11.2-12.5 s on two threads and
+    8.2-8.5 s on two forked processes."""
 
     BLOCK = (8, 256)
 
