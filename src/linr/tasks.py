@@ -826,12 +826,28 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :func:`sr_refine_for` its factor for :func:`plain_super_resolution` (whole or in tiles, any size),
     :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same),
     :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same); none when the model is kept (it renders the fit's image, not a refined one)."""
+    return _default_refine_or_why_not(observations, preset=preset, keep_model=keep_model, register=register)[0]
+
+
+def default_refine_left_out(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
+                            register: str | None = None) -> dict[str, str] | None:
+    """What ``settings['refine']`` says where the task's default refinement is left out because the
+    image is smaller than its patches (a new user's 5 x 5 photo came back unrefined unsaid), else None."""
+    return _default_refine_or_why_not(observations, preset=preset, keep_model=keep_model, register=register)[1]
+
+
+def _default_refine_or_why_not(observations: Sequence[Observation], *, preset: str | None, keep_model: bool,
+                               register: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """:func:`default_refine` and :func:`default_refine_left_out`, decided once: the task's default
+    refinement (:func:`_task_refine`), left out, and said so, on images under its patches' side."""
     if keep_model:
-        return None
+        return None, None
     name, patches = _task_refine(observations, preset=preset, register=register)
-    if name is None or patches and min(clean_shape(observations)) < MIN_REFINE_SIDE:
-        return None
-    return name
+    h, w = clean_shape(observations)
+    if name is None or not patches or min(h, w) >= MIN_REFINE_SIDE:
+        return name, None
+    return None, {"name": name, "skipped": f"it filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and the "
+                                           f"image is {w}x{h} (width x height): the fit's image is returned"}
 
 
 def _task_refine(observations: Sequence[Observation], *, preset: str | None,
@@ -851,20 +867,6 @@ def _task_refine(observations: Sequence[Observation], *, preset: str | None,
     if noisy_with_blurred(observations, preset=preset, register=register):
         return DEFAULT_PAIR_REFINE, True
     return None, False
-
-
-def default_refine_left_out(observations: Sequence[Observation], *, preset: str | None, keep_model: bool = False,
-                            register: str | None = None) -> dict[str, str] | None:
-    """What ``settings['refine']`` says where the task's default refinement is left out because the
-    image is smaller than its patches (a new user's 5 x 5 photo came back unrefined unsaid), else None."""
-    if keep_model:
-        return None
-    name, patches = _task_refine(observations, preset=preset, register=register)
-    h, w = clean_shape(observations)
-    if name is None or not patches or min(h, w) >= MIN_REFINE_SIDE:
-        return None
-    return {"name": name, "skipped": f"it filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and the image is "
-                                     f"{w}x{h} (width x height): the fit's image is returned"}
 
 
 def pilot_fit(observations: Sequence[Observation], *, preset: str | None, model: Any = None, stop: Any = None,
