@@ -1328,7 +1328,9 @@ def test_the_grouped_filter_says_its_progress_and_filters_the_same(monkeypatch):
         said = GroupedWiener(threads=2)(noisy, pilot, 0.1)
     assert np.array_equal(said, GroupedWiener(threads=2)(noisy, pilot, 0.1))
     assert heard == sorted(heard) and heard[-1] == 1.0 and len(heard) > 5
-    assert any(0 < done <= GroupedWiener.PREFILTER_SHARE for done in heard)  # the prefilter's passes within its share
+    share = GroupedWiener(threads=2).prefilter_share(40, 30)  # one thread, then the blocks on two workers
+    assert GroupedWiener(threads=1).prefilter_share(40, 30) == GroupedWiener.PREFILTER_SHARE < share
+    assert any(0 < done <= share for done in heard) and share in heard  # the prefilter's passes within its share
 
 
 def test_a_restore_says_how_far_its_refinement_has_come_unless_quiet(monkeypatch, capsys):

@@ -425,9 +425,9 @@ class GroupedWiener:
     """References whose groups are transformed and filtered at a time within a block (a cache's
     worth; the same numbers for any piece)."""
 
-    PREFILTER_SHARE = 0.12
-    """The share of a call's time its prefilter takes, for :mod:`linr.progress` (1.9 of 15.6 s
-    on a 512-px RGB photo, one thread)."""
+    PREFILTER_SHARE = 0.15
+    """The share of a call's time on one core its prefilter takes, for :mod:`linr.progress` (about
+    2.0 of 13.6 s on a 512-px RGB photo; fifty-first session): :meth:`prefilter_share` for more."""
 
     KEPT_BYTES = 256 * 2**20
     """With ``keep_groups``, at most this many bytes of a photo's transformed groups are kept for
@@ -476,6 +476,14 @@ class GroupedWiener:
         ``torch.get_num_threads()``), at most one per block (:meth:`blocks`), at least one."""
         return max(1, min(_threads(self.threads), self.blocks(h, w)))
 
+    def prefilter_share(self, h: int, w: int) -> float:
+        """The share of a call's time on an h x w image its prefilter takes (0 without one): on
+        one thread, while the blocks after it are spread over :meth:`workers`."""
+        if not self.prefilter:
+            return 0.0
+        share = self.PREFILTER_SHARE
+        return share / (share + (1.0 - share) / self.workers(h, w))
+
     def group_size(self, h: int, w: int) -> int:
         """Patches per group on an h x w image: :attr:`group`, or the largest power of 2 that a
         reference in a corner finds within the window."""
@@ -495,7 +503,7 @@ class GroupedWiener:
         if h < p or w < p:
             return pilot.astype(np.float32)
         if self.prefilter:
-            with progress.span(0.0, self.PREFILTER_SHARE):
+            with progress.span(0.0, self.prefilter_share(h, w)):
                 pilot = PilotWiener()(noisy, pilot, sigma)  # on one thread: PilotWiener's docstring
         transform = _colour_transform(c)
         ys, xs = _starts(h, p, self.step), _starts(w, p, self.step)
@@ -535,7 +543,7 @@ class GroupedWiener:
         settled, num, den = 0, np.zeros((c, 0, w)), np.zeros((0, w))
         last_x0 = blocks[-1][1]
         with mapped_in_order(self.workers(h, w), processes=self._kept_groups is None) as mapped:
-            start = self.PREFILTER_SHARE if self.prefilter else 0.0
+            start = self.prefilter_share(h, w)
             for count, ((y0, x0), (window, block_den, block_num)) in enumerate(zip(blocks, mapped(block_sums, blocks))):
                 progress.report(start + (1.0 - start) * (count + 1) / len(blocks))
                 if window[0].stop > settled + den.shape[0]:  # more rows
