@@ -164,6 +164,18 @@ def _note(lines: Sequence[str]) -> None:
         print(f"linr: note: {line}", file=sys.stderr)
 
 
+def _settle_threads(device: str) -> str | None:
+    """On the CPU, torch's threads fewer where other work holds cores (:func:`linr.cores.settle_threads`):
+    the note that says so, or None."""
+    from .cores import settle_threads
+    from .problem import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return None
+    chosen = settle_threads()
+    return None if chosen is None else chosen.note()
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from .fitted import check_model_path, render_size
     from .images import check_output_path, output_info, output_notes, write_frames
@@ -290,6 +302,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
                      f"(overlap {grid.overlap} px{raised}); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
+    if settled := _settle_threads(args.device):  # before the forecast, which times this CPU as the fit will run
+        notes.append(settled)
     # planned (and a refused plan said in one line) before the notes, so that no note precedes a refusal
     cost = _cost_line(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
                       tile_store=str(stores[0]) if len(scenes) == 1 and stores[0] is not None else None)
@@ -1131,6 +1145,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise InputError(f"{out}: already holds {', '.join(existing)} (use --force to overwrite, "
                          "or another -o)")
     resolve_device(args.device)
+    if settled := _settle_threads(args.device):
+        _note([settled])
     run_demo(out, steps=args.steps, device=args.device)
     return 0
 

@@ -530,6 +530,12 @@ def _backend(args: argparse.Namespace, device: Any) -> tuple[Any, str, int, str]
             f"cuda:{i}" for i in range(torch.cuda.device_count())]
     workers = args.workers or max(1, len(gpus))
     threads = local_threads(args.threads, workers)
+    if device.type == "cpu" and args.threads is None and omp_threads() is None:
+        from ..cores import fewer_threads
+
+        if (chosen := fewer_threads(threads)) is not None:  # other work holds some of the cores
+            threads = chosen.threads
+            print(f"linr: note: {chosen.note()}", file=sys.stderr)
     label = f"{workers} local worker(s), {device.type}, {threads} threads/fit"
     if workers == 1:
         return InlineBackend(), gpus[0] if gpus else "cpu", threads, label

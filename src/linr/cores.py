@@ -1,0 +1,109 @@
+"""Torch's threads where other work holds some of the cores.
+
+torch runs one thread per core by default, and every parallel operation waits for all of its
+threads. When another program keeps a core busy, the thread that must share it is scheduled late
+at every operation, and a fit slows down many times over rather than by that core's share: on
+the fifty-first session's 2-core Intel Xeon, with one core busy, a fit of a 48-px photo took 0.465
+s a step on two threads against 0.062 s on one, and of a 256-px photo 3.9 s against 2.2 s
+(BENCHMARKS.md, "other work on the cores"). :func:`settle_threads` measures it just before a
+restoration starts: the time of one small parallel operation on torch's threads against one
+thread (tens of microseconds apart on idle cores, milliseconds when a core is held), and where the
+threads answer that late it gives torch fewer (halving down to one) for the rest of the process
+(``linr restore``, ``linr demo``; ``linr batch`` its fits' threads by :func:`fewer_threads`).
+Nothing changes where the user chose the threads (``OMP_NUM_THREADS``, ``--threads``) or torch
+has one.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+__all__ = ["ThreadChoice", "fewer_threads", "operation_seconds", "settle_threads"]
+
+PROBE_VALUES = 1 << 16
+"""Values of the probe's operation (a square root): above torch's grain for splitting an
+elementwise operation over its threads (32768), small enough to take microseconds on one."""
+
+PROBE_REPEATS = 9
+"""Timed repeats of the probe's operation; their median is its time."""
+
+LATE_RATIO = 8.0
+"""Threads are late where the operation on them takes this many times its time on one thread..."""
+
+LATE_SECONDS = 1e-3
+"""...and at least this long (idle: 20-30 microseconds on two threads; a held core: about 14 ms)."""
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """What :func:`settle_threads` found: torch's threads before and after, and the probe's
+    operation's seconds on those threads and on one."""
+
+    before: int
+    threads: int
+    many_s: float
+    one_s: float
+
+    def note(self) -> str:
+        """The line said to the user."""
+        return (f"other work holds some of this CPU's cores: an operation took {self.many_s * 1e3:.1f} ms on "
+                f"torch's {self.before} threads against {self.one_s * 1e3:.2f} ms on one, so this run uses "
+                f"{self.threads} thread{'' if self.threads == 1 else 's'} (set OMP_NUM_THREADS={self.before} "
+                "to keep them all; the results can differ in the last bits of float32 between thread counts)")
+
+
+def operation_seconds(threads: int, *, repeats: int = PROBE_REPEATS) -> float:
+    """The median seconds of one parallel elementwise operation (the square root of
+    :data:`PROBE_VALUES` floats) on ``threads`` torch threads; torch's threads as they were after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = torch.full((PROBE_VALUES,), 2.0)
+        out = torch.empty_like(x)
+        torch.sqrt(x, out=out)  # the threads started
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            torch.sqrt(x, out=out)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _late(many_s: float, one_s: float) -> bool:
+    return many_s >= LATE_SECONDS and many_s >= LATE_RATIO * one_s
+
+
+def fewer_threads(threads: int) -> ThreadChoice | None:
+    """Fewer threads than ``threads`` where an operation on them is late against one thread
+    (module docstring): halving until it is not (one at the least); None where ``threads`` answer
+    promptly (or are one). torch's own threads are left as they were."""
+    if threads <= 1:
+        return None
+    one_s = operation_seconds(1)
+    many_s = operation_seconds(threads)
+    if not _late(many_s, one_s):
+        return None
+    fewer = threads // 2
+    while fewer > 1 and _late(operation_seconds(fewer), one_s):
+        fewer //= 2
+    return ThreadChoice(threads, max(1, fewer), many_s, one_s)
+
+
+def settle_threads() -> ThreadChoice | None:
+    """Give torch :func:`fewer_threads` than it has where they answer late, for the rest of the
+    process: what was found and chosen, or None where nothing changed (one thread,
+    ``OMP_NUM_THREADS`` set, or the threads answer promptly)."""
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return None
+    chosen = fewer_threads(torch.get_num_threads())
+    if chosen is not None:
+        torch.set_num_threads(chosen.threads)
+    return chosen

@@ -1,0 +1,109 @@
+"""linr.cores: torch's threads fewer where other work holds the cores, said in a note."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from linr import cores
+
+from .conftest import run_err, tiny_noisy_restore
+
+
+@pytest.fixture
+def four_threads(monkeypatch):
+    """torch on 4 threads for the test, as it was after; OMP_NUM_THREADS unset."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield
+    torch.set_num_threads(before)
+
+
+def probe(late_above: int):
+    """A probe whose operation is late on more than ``late_above`` threads (a held core)."""
+    asked = []
+
+    def seconds(threads: int, **_) -> float:
+        asked.append(threads)
+        return 14e-3 if threads > late_above else 3e-5
+
+    return seconds, asked
+
+
+def test_the_probe_times_one_operation_and_leaves_the_threads_as_they_were():
+    before = torch.get_num_threads()
+    seconds = cores.operation_seconds(1, repeats=3)
+    assert 0 < seconds < 1 and torch.get_num_threads() == before
+
+
+def test_late_threads_are_halved_until_they_answer_and_said(monkeypatch, four_threads):
+    seconds, asked = probe(late_above=2)
+    monkeypatch.setattr(cores, "operation_seconds", seconds)
+    chosen = cores.settle_threads()
+    assert chosen is not None and (chosen.before, chosen.threads) == (4, 2) and torch.get_num_threads() == 2
+    assert asked == [1, 4, 2]
+    note = chosen.note()
+    assert "14.0 ms on torch's 4 threads against 0.03 ms on one" in note and "uses 2 threads" in note
+    assert "OMP_NUM_THREADS=4" in note
+
+
+def test_down_to_one_thread_when_every_count_is_late(monkeypatch, four_threads):
+    monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+    chosen = cores.settle_threads()
+    assert chosen is not None and chosen.threads == 1 and torch.get_num_threads() == 1
+    assert "uses 1 thread (" in chosen.note()
+
+
+def test_prompt_threads_or_the_users_choice_are_left_alone(monkeypatch, four_threads):
+    seconds, asked = probe(late_above=4)  # idle cores
+    monkeypatch.setattr(cores, "operation_seconds", seconds)
+    assert cores.settle_threads() is None and torch.get_num_threads() == 4
+    monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+    monkeypatch.setattr(cores, "LATE_SECONDS", 1.0)  # late by the ratio, but not by a millisecond's wait
+    assert cores.settle_threads() is None and torch.get_num_threads() == 4
+    monkeypatch.setattr(cores, "LATE_SECONDS", 1e-3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    seconds, asked = probe(late_above=1)
+    monkeypatch.setattr(cores, "operation_seconds", seconds)
+    assert cores.settle_threads() is None and asked == [] and torch.get_num_threads() == 4
+
+
+def test_linr_restore_says_it_when_it_takes_fewer_threads(monkeypatch, four_threads, tmp_path, capsys):
+    from linr.cli import main
+
+    monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+    args = [a for a in tiny_noisy_restore(tmp_path) if a != "--quiet"]
+    assert main([*args, "-o", str(tmp_path / "o.png")]) == 0
+    err = capsys.readouterr().err
+    assert "linr: note: other work holds some of this CPU's cores" in err and torch.get_num_threads() == 1
+    torch.set_num_threads(4)  # a bad input: its error comes before the probe, which changes nothing
+    run_err(capsys, ["restore", "--noisy", str(tmp_path / "missing.png"), "-o", str(tmp_path / "p.png")])
+    assert torch.get_num_threads() == 4
+
+
+def test_linr_batch_gives_its_fits_fewer_threads_when_they_are_late(monkeypatch, four_threads, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from linr.batch import local_threads
+    from linr.cli import main
+
+    monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+    (tmp_path / "in").mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / "in" / "a.png")
+    args = ["batch", str(tmp_path / "in"), "--task", "noisy", "--steps", "2", "--width", "16", "--depth", "2",
+            "--device", "cpu"]
+    assert main([*args, "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "linr: note: other work holds some of this CPU's cores" in err, err
+    record = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert record["status"] == "done" and record["run"]["threads"] == 1, record
+    if local_threads(None, 1) > 1:  # --threads: the user's count, not probed
+        assert main([*args, "-o", str(tmp_path / "out2"), "--threads", "2"]) == 0
+        assert "other work holds" not in capsys.readouterr().err
+        record = json.loads((tmp_path / "out2" / "manifest.jsonl").read_text().splitlines()[-1])
+        assert record["run"]["threads"] == 2, record
