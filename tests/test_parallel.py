@@ -23,13 +23,49 @@ def test_every_way_gives_the_results_in_the_items_order():
 
 
 @forking
-def test_forked_workers_are_other_processes_that_see_the_callers_arrays():
+def test_forked_workers_are_other_processes_that_see_the_callers_arrays_and_are_gone_after():
+    import multiprocessing
+
     big = np.arange(10_000.0)  # a closure's array: inherited by the fork, not pickled
     parent = os.getpid()
     with mapped_in_order(2, processes=True) as mapped:
         out = list(mapped(lambda i: (os.getpid(), big[i * 100: (i + 1) * 100].sum()), range(12)))
-    assert all(pid != parent for pid, _ in out)
+        few = list(mapped(lambda i: os.getpid(), range(parallel.SMALLEST_FORKED_MAP - 1)))
+        left = mapped(lambda i: i, range(12))
+        assert next(left) == 0  # abandoned after its first result
+    assert all(pid != parent for pid, _ in out) and few == [parent] * len(few)  # a short map: threads
     assert [s for _, s in out] == [big[i * 100: (i + 1) * 100].sum() for i in range(12)]
+    assert multiprocessing.active_children() == []
+
+
+@forking
+def test_a_forked_worker_dies_with_its_parent(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from linr.parallel import mapped_in_order\n"
+        "def slow(i):\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    time.sleep(60)\n"
+        "with mapped_in_order(2, processes=True) as mapped:\n"
+        "    list(mapped(slow, range(8)))\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()  # no unwinding: the pool cannot stop its workers
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, 9)
+        raise AssertionError("the forked worker outlived its parent")
 
 
 @forking
@@ -47,6 +83,26 @@ def test_a_worker_that_dies_costs_time_not_results(monkeypatch):
     assert not parallel.can_fork()  # later maps run on threads
     with mapped_in_order(2, processes=True) as mapped:
         assert list(mapped(lambda i: os.getpid(), range(4))) == [parent] * 4
+
+
+class TwoArgumentError(Exception):
+    def __init__(self, a: int, b: int) -> None:  # pickles, but does not unpickle
+        super().__init__(f"{a} {b}")
+
+
+@forking
+def test_a_result_that_fails_to_unpickle_is_made_here_and_forking_goes_on(monkeypatch):
+    monkeypatch.setattr(parallel, "_forking_failed", type(parallel._forking_failed)())
+
+    def fails(i: int) -> int:
+        if i == 2:
+            raise TwoArgumentError(1, 2)
+        return i
+
+    with pytest.raises(TwoArgumentError):
+        with mapped_in_order(2, processes=True) as mapped:
+            list(mapped(fails, range(8)))
+    assert parallel.can_fork()
 
 
 @forking

@@ -109,8 +109,8 @@ class Usual:
 @dataclass(frozen=True)
 class RefineCost:
     """The estimated cost of a refinement: seconds of its filtering on one CPU thread, the workers
-    its filter will use (the grouped filter's forked processes, the Wiener prefilter's threads: one
-    per core torch is given), its peak memory in bytes (None: not estimated) and the seconds of
+    that divide it (the grouped filter's forked processes, one per thread torch is given, where it
+    can fork them; else one: its threads gained little), its peak memory in bytes (None: not estimated) and the seconds of
     work timed on the threads it will run on (``learning_seconds``: ``grouped-views-examples``'
     networks, trained on torch's threads), which the filter's workers do not divide."""
 
@@ -204,7 +204,10 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
     workers, scale = 1, 1.0
     if isinstance(refiner, GroupedWiener):
-        workers, scale = refiner.workers(height, width), SAMPLE_SCALE
+        from .parallel import SMALLEST_FORKED_MAP, can_fork
+
+        forked = can_fork() and refiner.blocks(height, width) >= SMALLEST_FORKED_MAP
+        workers, scale = refiner.workers(height, width) if forked else 1, SAMPLE_SCALE
         refiner.threads = 1
     elif isinstance(refiner, PilotWiener):  # its colour planes side by side
         workers = refiner.workers(channels)
