@@ -367,3 +367,21 @@ def test_the_sure_pick_fits_in_float32_where_the_pilot_would_multiply_in_bf16(mo
     big = [tasks.noisy(add_gaussian_noise(_scene(160), 25, seed=0))]  # above the grey pick's size
     plan = tasks.plan_restore(big, device="cpu")
     assert not isinstance(plan.rule, SurePick) and plan.config.precision == "bf16"
+
+
+def test_a_black_and_white_photo_restores_without_the_pick_its_noise_level_leaves_no_room_for() -> None:
+    """A dithered black-and-white photo measures noise near the whole range (a new user's trial):
+    SURE's probed photo would leave the values a photo may hold, and was refused as if the user's
+    input were bad, after the fit. The pick is skipped and said; the restoration finishes."""
+    from linr.images import FLOAT_VALUES
+    from linr.noise import floored_noise_sigma
+
+    bayer = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) / 16 + 1 / 32
+    bilevel = (_scene(64)[..., 0] > np.tile(bayer, (16, 16))).astype(np.uint8) * 255  # ordered dithering
+    probed = bilevel / 255 + sure.PROBE_SCALE * floored_noise_sigma(bilevel[..., None] / 255) * sure.probe_for(
+        (64, 64), 0)
+    assert probed.max() > FLOAT_VALUES[1] or probed.min() < FLOAT_VALUES[0]  # the case of the trial
+    result = linr.restore([tasks.noisy(bilevel)], seed=0, device="cpu", progress=False, steps=30)
+    record = result.settings["stop"]["sure"]
+    assert "too large for its probe" in record["skipped"] and "no SURE pick" in result.stop_reason
+    assert result.image.shape == (64, 64, 1) and result.settings["refine"]["name"] == "grouped"

@@ -528,6 +528,11 @@ MIN_FLOAT_MEAN = -0.1
 noise averages at least about 0, while an image on [-1, 1] or negated averages well below it."""
 
 
+FLOAT_VALUES = (-1.0, 2.0)
+"""The float values :func:`as_float_image` accepts (an image on [0, 1] and its noise, not 0-255
+data): internal images made from a photo (SURE's probed photo, :mod:`linr.sure`) stay within it."""
+
+
 def as_float_image(array: object, name: str = "image") -> np.ndarray:
     """An array from the Python API as (H, W, C) float32 on [0, 1].
 
@@ -558,9 +563,9 @@ def as_float_image(array: object, name: str = "image") -> np.ndarray:
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: contains non-finite values")
     low, high = float(arr.min()), float(arr.max())
-    if high > 2.0 or low < -1.0:
+    if high > FLOAT_VALUES[1] or low < FLOAT_VALUES[0]:
         raise InputError(f"{name}: float values must lie in [0, 1], got {low:g} to {high:g}"
-                         + (" (0-255 data? divide by 255 or pass uint8)" if high > 2.0 else ""))
+                         + (" (0-255 data? divide by 255 or pass uint8)" if high > FLOAT_VALUES[1] else ""))
     return np.ascontiguousarray(arr)
 
 

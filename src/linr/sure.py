@@ -49,6 +49,7 @@ import numpy as np
 
 from .fidelity import SquaredError
 from .fit import fit, output_image
+from .images import FLOAT_VALUES
 from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
@@ -308,31 +309,36 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
     of which ``sure_fit_s`` the second fit with the scoring done as it ran). ``rule``: the
     fit's :class:`linr.stopping.HoldOut`, made with ``keep_checkpoints``; ``observations`` and
     ``config`` those of the fit. A fit that was fitted again at another rate (``settings['retry']``),
-    whose rule returned a single iterate (the average guard) or that kept no checkpoint keeps its
-    image (the record and the stop line say why)."""
+    whose rule returned a single iterate (the average guard), that kept no checkpoint or whose
+    photo's measured noise is so large that the probed photo leaves the values a photo may hold
+    (:data:`linr.images.FLOAT_VALUES`: a dithered black-and-white photo) keeps its image (the
+    record and the stop line say why)."""
     started = time.perf_counter()
     record: dict[str, Any] = {"probe_scale": PROBE_SCALE,
                               "held_out_step": int(result.stop_step)}
     stop = result.settings.setdefault("stop", {})
     kept = {step: average for step, average in rule.checkpoints() if step <= result.steps_run}
-    if result.settings.get("retry"):
-        record["skipped"] = "the pilot was fitted again at another rate"
-    elif stop.get("returned") == "raw":
-        record["skipped"] = "the rule returned a single iterate (its average was clearly worse on the held-out pixels)"
-    elif not kept:
-        record["skipped"] = "no checkpoint was kept"
-    if "skipped" in record:
-        stop["sure"] = record
-        result.stop_reason = f"{result.stop_reason}; no SURE pick: {record['skipped']}"
-        return
     photo = observations[0]
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
     y = np.asarray(pixels, np.float64)
     sigma = floored_noise_sigma(np.asarray(pixels, np.float32))  # the level the refinement uses
     scale = PROBE_SCALE * sigma
     probe = probe_for(y.shape, config.seed)
-
     moved_photo = (y + scale * probe).astype(np.float32)
+    if result.settings.get("retry"):
+        record["skipped"] = "the pilot was fitted again at another rate"
+    elif stop.get("returned") == "raw":
+        record["skipped"] = "the rule returned a single iterate (its average was clearly worse on the held-out pixels)"
+    elif not kept:
+        record["skipped"] = "no checkpoint was kept"
+    elif moved_photo.min() < FLOAT_VALUES[0] or moved_photo.max() > FLOAT_VALUES[1]:
+        # noise measured near the whole range (a dithered black-and-white photo): the probed photo
+        # leaves the values a photo may hold, and a score at that level would say nothing
+        record["skipped"] = f"the noise measured on the photo (sigma {sigma * 255:.0f} of 255) is too large for its probe"
+    if "skipped" in record:
+        stop["sure"] = record
+        result.stop_reason = f"{result.stop_reason}; no SURE pick: {record['skipped']}"
+        return
     moved = [dataclasses.replace(photo, image=moved_photo if photo.image.ndim == 3 else moved_photo[..., 0])]
     # checkpoints past the held-out minimum by more than PAST_HELD_OUT are not scored, so the
     # second fit runs no further (at a constant rate its steps are those of a longer fit)
