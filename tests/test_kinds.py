@@ -123,3 +123,15 @@ def test_a_kernel_file_of_the_wrong_values_is_one_line(tmp_path, array, says):
     np.save(path, array)
     with pytest.raises(InputError, match=says):
         kinds.parse_kernel(str(path))
+
+
+def test_the_python_constructors_refuse_what_the_command_line_refuses():
+    import linr
+    from linr.errors import InputError
+
+    photo = np.full((20, 20), 0.5, np.float32)
+    with pytest.raises(InputError, match=r"the kernel \(25x25\) is as large as the blurred photo \(20x20\)"):
+        linr.blurred(photo, np.ones((25, 25)))
+    with pytest.raises(InputError, match="masked needs a mask"):
+        linr.masked(photo, None)
+    assert linr.blurred(photo, np.ones((25, 7))).operator is not None  # wider than the photo, not taller: kept

@@ -231,6 +231,18 @@ def test_repeated_kind_options_are_refused(tmp_path, capsys, clean, flag):
     assert f"{flag} given twice" in err
 
 
+def test_a_weight_given_twice_for_one_kind_is_refused_and_for_two_kinds_is_kept(tmp_path, capsys, clean):
+    from linr.cli import build_parser
+
+    write_image(tmp_path / "a.png", clean)
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "a.png"), "--weight", "noisy=1", "--weight",
+                           "noisy=2", "-o", str(tmp_path / "o.png")])
+    assert "--weight noisy= given twice (1 and 2)" in err
+    args = build_parser().parse_args(["restore", "--noisy", "n.png", "--lowres", "l.png", "--weight", "noisy=1",
+                                      "--weight", "lowres=0.5", "-o", "o.png"])
+    assert args.weight == [("noisy", 1.0), ("lowres", 0.5)]
+
+
 # --- 9. blur boundary --------------------------------------------------------------------------
 
 

@@ -179,7 +179,7 @@ def test_the_forecast_names_the_refinements_memory_and_warns_when_it_will_not_fi
     # a short restore times nothing (the fit is not announced), even a blurred one (its data
     # step's sample solve took seconds); a refinement too large for the memory is still warned of
     monkeypatch.setattr(forecast, "refine_cost", lambda *a, **k: pytest.fail("timed a short restore's refinement"))
-    small = [linr.blurred(np.zeros((16, 16, 3), np.float32), gaussian_kernel(25, 1.6))]
+    small = [linr.blurred(np.zeros((16, 16, 3), np.float32), gaussian_kernel(9, 1.6))]
     assert linr.restore_cost(small, device="cpu", steps=10) is None
     monkeypatch.setattr(forecast, "available_memory", lambda: 2**20)
     assert linr.restore_cost(small, device="cpu", steps=10).startswith("warning: the refinement after the fit needs")

@@ -79,6 +79,21 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+class OncePerKind(argparse.Action):
+    """Append a ``(kind, value)`` pair, refusing a second one of the same kind instead of silently
+    keeping the last (``--weight noisy=1 --weight noisy=2``)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        kind, value = values
+        pairs = list(getattr(namespace, self.dest, None) or [])
+        earlier = dict(pairs)
+        if kind in earlier:
+            raise InputError(f"{option_string} {kind}= given twice ({earlier[kind]:g} and {value:g}); give each "
+                             "kind's weight once")
+        setattr(namespace, self.dest, [*pairs, values])
+
+
 PRESET_NAMES = ("paper", "fast")
 """The names of :data:`linr.tasks.PRESETS`, here so that building the parser imports no torch
 (a test keeps the two equal)."""
@@ -182,8 +197,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-views at other factors, grouped-deblur for one "
                    "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
                    "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, else none")
-    g.add_argument("--weight", type=weight_option, action="append", default=[], metavar="KIND=W",
-                   help="data-term weight of one observation kind, e.g. noisy=0.1 (repeatable)")
+    g.add_argument("--weight", type=weight_option, action=OncePerKind, default=[], metavar="KIND=W",
+                   help="data-term weight of one observation kind, e.g. noisy=0.1 (repeat it for other kinds, once each)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
                    help="restore in overlapping tiles of SIZE pixels, each with its own network "
                    "and stop (auto, the default: images larger than 1024 px in tiles of 256, one noisy "

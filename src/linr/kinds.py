@@ -144,6 +144,9 @@ def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) 
     from .operators import Mask
     from .problem import Observation
 
+    if mask is None:
+        raise InputError("masked needs a mask: an (H, W) array of the photo's size, True / 1 where the pixel "
+                         "was observed")
     mask = np.asarray(mask)
     image = np.asarray(image)
     if mask.ndim == 3 and mask.shape[2] == 1:
@@ -185,7 +188,13 @@ def blurred(
         op = Blur(kernel, boundary=boundary)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    check_above_black(as_float_image(image, "blurred image"), "blurred image")
+    photo = as_float_image(image, "blurred image")
+    check_above_black(photo, "blurred image")
+    kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape  # as linr restore --kernel refuses it
+    h, w = photo.shape[:2]
+    if kh >= h and kw >= w:
+        raise InputError(f"blurred: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger; "
+                         "the kernel is the blur's PSF, a small image of one blurred point")
     return Observation(image, op, weight, "blurred")
 
 
