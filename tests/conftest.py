@@ -19,7 +19,20 @@ def pytest_configure(config) -> None:
     if workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        from linr.batch import usable_cores  # the cores this process may use (a container's, not the host's)
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), usable_cores() // workers)))
+
+
+@pytest.fixture(autouse=True)
+def _prompt_threads(request, monkeypatch):
+    """The check for late torch threads (:mod:`linr.cores`) finds them prompt in every test but its
+    own: beside the other test workers it would otherwise change a test's threads by the load."""
+    if request.module.__name__.endswith("test_cores"):
+        return
+    from linr import cores
+
+    monkeypatch.setattr(cores, "_late", lambda many_s, one_s: False)
 
 
 def load(rel: str) -> np.ndarray:

@@ -35,7 +35,7 @@ def test_gpu_script_dry_run_runs_every_part(tmp_path):
     jobs = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]
     assert {j["first_table"] for j in jobs} == {1, 2, 4} and all(j["status"] == "ok" for j in jobs)
     assert {j["spec"]["kind"] for j in jobs} == {"linr", "dip_recipe", "linr_default"}
-    sr = next(j for j in jobs if j["spec"]["kind"] == "linr_default")  # x4: the examples network refines it
+    sr = next(j for j in jobs if j["spec"]["kind"] == "linr_default")  # x4: the examples refiner (its learning skipped at 7 px)
     assert sr["spec"]["refine"] == "grouped-views-examples"
     report = (out / "report.md").read_text()
     assert "## Table 1:" in report and "## Table 4:" in report

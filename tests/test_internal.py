@@ -115,7 +115,7 @@ def test_the_forecast_counts_the_learning(scene):
     assert with_learning.learning_seconds > 1.0  # a thousand training steps take more than a second
     assert without.learning_seconds == 0.0
     # timed on the threads it runs on: not divided by the filter's threads again
-    assert with_learning.wall_seconds == pytest.approx(with_learning.seconds / with_learning.threads
+    assert with_learning.wall_seconds == pytest.approx(with_learning.seconds / with_learning.workers
                                                        + with_learning.learning_seconds)
     assert "of learning from the photo's own copies on" in with_learning.describe("grouped-views-examples")
 

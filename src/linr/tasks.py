@@ -843,8 +843,10 @@ def _default_refine_or_why_not(observations: Sequence[Observation], *, preset: s
     if keep_model:
         return None, None
     name, patches = _task_refine(observations, preset=preset, register=register)
+    if name is None or not patches:
+        return name, None
     h, w = clean_shape(observations)
-    if name is None or not patches or min(h, w) >= MIN_REFINE_SIDE:
+    if min(h, w) >= MIN_REFINE_SIDE:
         return name, None
     return None, {"name": name, "skipped": f"it filters {MIN_REFINE_SIDE} x {MIN_REFINE_SIDE} patches, and the "
                                            f"image is {w}x{h} (width x height): the fit's image is returned"}
