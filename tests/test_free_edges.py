@@ -363,10 +363,12 @@ def test_a_kernel_with_negative_lobes_is_noted_and_one_too_large_for_free_edges_
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", str(tmp_path / "sharpen.npy"),
                  "-o", str(tmp_path / "o.png"), *tiny]) == 0
     assert f"{tmp_path / 'sharpen.npy'}: the kernel has negative values down to -20% of its peak" in capsys.readouterr().err
-    wide = np.ones((65, 65))
+    tall = np.ones((65, 31))  # taller than 2 h - 1; narrower than the photo, which blurred() alone would refuse
     for boundary in ("free", "reflect"):
-        with pytest.raises(InputError, match=r"blur kernel 65x65 is larger than the image 32x32 allows"):
-            linr.restore([blurred(image, wide, boundary=boundary)], steps=1, device="cpu", progress=False)
+        with pytest.raises(InputError, match=r"blur kernel 31x65 is larger than the image 32x32 allows"):
+            linr.restore([blurred(image, tall, boundary=boundary)], steps=1, device="cpu", progress=False)
+        with pytest.raises(InputError, match=r"the kernel \(65x65\) is as large as the blurred photo \(32x32\)"):
+            blurred(image, np.ones((65, 65)), boundary=boundary)
 
 
 def test_a_kernel_too_large_names_the_edges_only_when_they_were_chosen():
