@@ -51,7 +51,7 @@ import functools
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -672,14 +672,16 @@ def _sum_into(out: torch.Tensor, a: torch.Tensor, beta: float) -> None:
         torch.sum(a, -2, out=out)
 
 
-def adam_for(net: FastSiren, *, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+def adam_for(net: FastSiren, *, lr: float, eps: float = 1e-8) -> Any:
     """Adam over ``net.params`` whose trajectory equals plain Adam(lr, eps) on the unfolded SIREN.
 
     Folded parameters are omega_0 times the plain ones, so their group uses omega_0 * lr and
     eps / omega_0 (see the module docstring for the derivation).
     """
+    from .adam import adam
+
     w = net.omega_0
-    return torch.optim.Adam(
+    return adam(
         [
             {"params": net.folded, "lr": lr * w, "eps": eps / w},
             {"params": net.head, "lr": lr, "eps": eps},
@@ -689,8 +691,8 @@ def adam_for(net: FastSiren, *, lr: float, eps: float = 1e-8) -> torch.optim.Ada
     )
 
 
-def select_members(net: FastSiren, optimizer: torch.optim.Adam,
-                   members: Sequence[int]) -> tuple[FastSiren, torch.optim.Adam]:
+def select_members(net: FastSiren, optimizer: Any,
+                   members: Sequence[int]) -> tuple[FastSiren, Any]:
     """Drop models from a stack mid-fit: the stack of ``members`` and an Adam over it that
     carries on exactly where ``optimizer`` was (same groups and hyperparameters, the members'
     moments and the step count). Adam is elementwise, so each remaining model's trajectory is
@@ -703,7 +705,9 @@ def select_members(net: FastSiren, optimizer: torch.optim.Adam,
         params = [new.params[position[id(p)]] for p in group["params"]]
         mapping.update({id(p): q for p, q in zip(group["params"], params)})
         groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
-    adam = torch.optim.Adam(groups)
+    from .adam import adam as make_adam
+
+    adam = make_adam(groups)
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state.get(p)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .adam import adam
 from .config import MAX_STEPS, SCHEDULES, FitConfig, lr_factor
 from .errors import DivergenceError, InputError
 from .fitted import FittedModel
@@ -441,7 +442,7 @@ def _run_plain(model: torch.nn.Module, problem: Problem, config: FitConfig, moni
     model.to(problem.device)
     (h, w), c = problem.rendered_shape, problem.channels
     coords = coordinate_grid(problem.height, problem.width, device=problem.device, margins=problem.margins)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = adam(model.parameters(), lr=config.lr)
     operator_steps = OperatorSteps(problem)
 
     def render() -> torch.Tensor:

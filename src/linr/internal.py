@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import progress
+from .adam import adam
 from .operators import Downsample
 from .simulate import pil_resize
 
@@ -160,7 +161,7 @@ def _apply_turned(net: ExampleNet, up: torch.Tensor) -> torch.Tensor:
     return torch.cat(strips, dim=-2)
 
 
-def _train_step(net: ExampleNet, optimizer: torch.optim.Optimizer, son: torch.Tensor, target: torch.Tensor) -> float:
+def _train_step(net: ExampleNet, optimizer: Any, son: torch.Tensor, target: torch.Tensor) -> float:
     """One Adam step of ``net`` toward giving ``target`` back from ``son`` (L1); the loss (grad enabled by the caller)."""
     loss = (net(son) - target).abs().mean()
     optimizer.zero_grad(set_to_none=True)
@@ -178,7 +179,7 @@ def _learn_stage(fathers: list[np.ndarray], operator: Downsample, steps: int, se
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = ExampleNet(fathers[0].shape[2])
-    optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+    optimizer = adam(net.parameters(), lr=LEARNING_RATE)
     losses = []
     with torch.enable_grad():
         for step in range(steps):
@@ -260,7 +261,7 @@ def estimate_seconds(height: int, width: int, channels: int, factor: int) -> flo
     import time
 
     net = ExampleNet(channels)
-    optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+    optimizer = adam(net.parameters(), lr=LEARNING_RATE)
     seconds, reached, passed = 0.0, 1, 0.0
     for stage in stage_factors(factor):
         largest = min(height, width) * reached // factor  # the largest father's side at this stage

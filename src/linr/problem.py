@@ -191,7 +191,9 @@ class OperatorSteps:
         self.problem = problem
         self.groups = [g for obs in problem.observations for g in obs.operator.parameter_groups(shape)]
         self.params = [t for g in self.groups for t in g["params"]]
-        self.optimizer = torch.optim.Adam(self.groups) if self.groups else None
+        from .adam import adam
+
+        self.optimizer = adam(self.groups) if self.groups else None
         self.check_every = check_every
 
     def __bool__(self) -> bool:

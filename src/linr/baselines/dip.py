@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..adam import adam
 from ..errors import InputError
 from ..fit import Observation, build_problem
 from . import BaselineResult
@@ -165,7 +166,7 @@ def dip_restore(
                       skip_channels=config.skip_channels, levels=levels)
     net.to(device)
     z = (torch.rand(1, config.input_depth, height, width, generator=gen) * config.input_scale).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    optimizer = adam(net.parameters(), lr=config.lr)
     # The input's perturbation is drawn where the network runs: on a GPU, one draw a step of the
     # whole input on the host (and its copy to the card) took a large part of each step's time.
     # The CPU keeps one generator for the input and the perturbations (its results unchanged).
