@@ -107,3 +107,18 @@ def test_linr_batch_gives_its_fits_fewer_threads_when_they_are_late(monkeypatch,
         assert "other work holds" not in capsys.readouterr().err
         record = json.loads((tmp_path / "out2" / "manifest.jsonl").read_text().splitlines()[-1])
         assert record["run"]["threads"] == 2, record
+
+
+def test_the_apps_jobs_take_fewer_threads_when_they_are_late_and_all_again_when_not(monkeypatch, four_threads):
+    from linr.app.jobs import JobRunner
+
+    runner = JobRunner(device="cpu", preview_every_s=0.0)
+    try:
+        monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+        note = runner._settle_threads()
+        assert note is not None and "other work holds some of this CPU's cores" in note
+        assert torch.get_num_threads() == 1 and runner._threads == 4
+        monkeypatch.setattr(cores, "operation_seconds", probe(late_above=4)[0])  # the cores free again
+        assert runner._settle_threads() is None and torch.get_num_threads() == 4
+    finally:
+        runner.close()

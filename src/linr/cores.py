@@ -9,7 +9,8 @@ s a step on two threads against 0.062 s on one, and of a 256-px photo 3.9 s agai
 restoration starts: the time of one small parallel operation on torch's threads against one
 thread (tens of microseconds apart on idle cores, milliseconds when a core is held), and where the
 threads answer that late it gives torch fewer (halving down to one) for the rest of the process
-(``linr restore``, ``linr demo``; ``linr batch`` its fits' threads by :func:`fewer_threads`).
+(``linr restore``, ``linr demo``; ``linr batch`` its fits' threads and ``linr app`` each job's by
+:func:`fewer_threads`).
 Nothing changes where the user chose the threads (``OMP_NUM_THREADS``, ``--threads``) or torch
 has one.
 """

@@ -568,6 +568,7 @@ class JobRunner:
         self._pending: list[Job] = []
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._threads: int | None = None  # torch's threads in the fitting thread at its first job
         self._worker = threading.Thread(target=self._work, name="linr-app-fit", daemon=True)
         self._worker.start()
         self._closed = False
@@ -645,6 +646,23 @@ class JobRunner:
                     shutil.rmtree(job.folder, ignore_errors=True)
                 job._finished.set()
 
+    def _settle_threads(self) -> str | None:
+        """Before each job on the CPU: torch's threads as the first job found them, fewer where other
+        work holds some of the cores now (:func:`linr.cores.fewer_threads`; not with
+        ``OMP_NUM_THREADS`` set): the note that says so (shown with the forecast), or None."""
+        import torch
+
+        from ..cores import fewer_threads
+        from ..problem import resolve_device
+
+        if resolve_device(self.device).type != "cpu" or os.environ.get("OMP_NUM_THREADS", "").strip():
+            return None
+        if self._threads is None:
+            self._threads = torch.get_num_threads()
+        chosen = fewer_threads(self._threads)
+        torch.set_num_threads(self._threads if chosen is None else chosen.threads)
+        return None if chosen is None else chosen.note()
+
     def _run(self, job: Job) -> None:
         from ..errors import DivergenceError
         from ..tasks import fit_whole
@@ -656,7 +674,8 @@ class JobRunner:
             return
         job.state = "running"
         job.started = time.perf_counter()
-        job.forecast = _forecast(prepared)
+        threads = self._settle_threads()
+        job.forecast = "\n".join(line for line in (threads, _forecast(prepared)) if line) or None
         watch = _StepWatch(job, self.preview_every_s)
         again = {"retry": False}
 
