@@ -54,6 +54,16 @@ def test_adam_gives_torchs_own_where_it_cannot_run_and_refuses_what_it_does_not_
         assert isinstance(adam([torch.zeros(2, device="cuda", requires_grad=True)]), torch.optim.Adam)
     with pytest.raises(ValueError, match="weight_decay"):
         CpuAdam([{"params": [torch.zeros(2)], "weight_decay": 0.1}])
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="more than one group"):
+        CpuAdam([{"params": [p]}, {"params": [p]}])
+    with pytest.raises(TypeError, match="not a tensor"):
+        adam(p)
+    with pytest.raises(ValueError, match="empty"):
+        adam([])
+    net = torch.nn.Linear(2, 1)
+    one = adam([{"params": net.parameters()}])  # a generator in a group: every parameter kept
+    assert len(one.param_groups[0]["params"]) == 2
 
 
 def test_a_fit_and_a_stack_that_drops_members_give_the_same_numbers_as_with_torchs_adam(monkeypatch):

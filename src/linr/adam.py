@@ -33,15 +33,17 @@ class CpuAdam:
 
     def __init__(self, params: Iterable[Any], *, lr: float = DEFAULTS["lr"],
                  betas: tuple[float, float] = DEFAULTS["betas"], eps: float = DEFAULTS["eps"]) -> None:
-        given = list(params)
-        groups = given if given and isinstance(given[0], dict) else [{"params": given}]
+        groups = _groups(params)
         self.param_groups: list[dict[str, Any]] = []
+        seen: set[int] = set()
         for group in groups:
             unknown = set(group) - {"params", *DEFAULTS}
             if unknown:
                 raise ValueError(f"CpuAdam takes lr, betas and eps per group, not {sorted(unknown)}")
-            self.param_groups.append({"lr": lr, "betas": betas, "eps": eps, **group,
-                                      "params": list(group["params"])})
+            if any(id(p) in seen for p in group["params"]):
+                raise ValueError("a parameter appears in more than one group")
+            seen.update(id(p) for p in group["params"])
+            self.param_groups.append({"lr": lr, "betas": betas, "eps": eps, **group})
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -63,8 +65,9 @@ class CpuAdam:
                     continue
                 state = self.state.get(p)
                 if not state:
-                    state = self.state[p] = {
-                        "step": torch.tensor(0.0, dtype=torch.get_default_dtype()),
+                    state = self.state[p] = {  # the step count's dtype as torch's _get_scalar_dtype()
+                        "step": torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64
+                                             else torch.float32),
                         "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                         "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
                 grad, exp_avg, exp_avg_sq, step_t = p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"]
@@ -79,11 +82,27 @@ class CpuAdam:
                 p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
+def _groups(params: Any) -> list[dict[str, Any]]:
+    """``params`` (tensors, or groups of them) as groups, each's ``params`` a list; a bare tensor
+    or nothing at all refused, as torch refuses them."""
+    if isinstance(params, torch.Tensor):
+        raise TypeError("params must be an iterable of tensors or of groups, not a tensor")
+    given = list(params)
+    if not given:
+        raise ValueError("Adam got an empty parameter list")
+    groups = given if isinstance(given[0], dict) else [{"params": given}]
+    out = []
+    for group in groups:
+        tensors = group["params"]
+        tensors = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+        out.append({**group, "params": tensors})
+    return out
+
+
 def adam(params: Iterable[Any], **settings: Any) -> Any:
     """Adam over ``params`` (tensors or groups, as torch's): :class:`CpuAdam` when every parameter
     is on the CPU, else ``torch.optim.Adam``."""
-    given = list(params)
-    tensors = [t for g in given for t in g["params"]] if given and isinstance(given[0], dict) else given
-    if all(t.device.type == "cpu" for t in tensors):
-        return CpuAdam(given, **settings)
-    return torch.optim.Adam(given, **settings)
+    groups = _groups(params)
+    if all(t.device.type == "cpu" for g in groups for t in g["params"]):
+        return CpuAdam(groups, **settings)
+    return torch.optim.Adam(groups, **settings)

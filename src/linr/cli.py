@@ -302,8 +302,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
                      f"(overlap {grid.overlap} px{raised}); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
-    if settled := _settle_threads(args.device):  # before the forecast, which times this CPU as the fit will run
-        notes.append(settled)
+    if args.backend != "ray" and (settled := _settle_threads(args.device)):  # before the forecast, which
+        notes.append(settled)  # times this CPU as the fit will run (Ray's fits run elsewhere)
     # planned (and a refused plan said in one line) before the notes, so that no note precedes a refusal
     cost = _cost_line(scenes[0][0], args, model, frames=len(scenes), members=args.ensemble,
                       tile_store=str(stores[0]) if len(scenes) == 1 and stores[0] is not None else None)
@@ -652,7 +652,8 @@ def _automatic_workers(args: argparse.Namespace, grid: Any, cost: str | None) ->
     ``linr`` command (:func:`_started_as_command`: spawned workers import the main module again);
     1 (this process) otherwise, and where the user set ``OMP_NUM_THREADS`` (the threads they
     allow) or asked for Ray."""
-    from .batch import omp_threads, usable_cores
+    from .batch import usable_cores
+    from .cores import omp_threads
     from .problem import resolve_device
 
     long = cost is not None and any(not line.startswith("warning:") for line in cost.splitlines())
@@ -690,7 +691,9 @@ def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:
     from .batch import local_threads
     from .batch.local import PoolBackend
 
-    threads = local_threads(None, workers)
+    import torch
+
+    threads = min(local_threads(None, workers), torch.get_num_threads())  # no more than the late-threads check left
     chosen = "" if args.workers else " (chosen for a long restoration on this CPU's cores; --workers 1: in this process)"
     print(f"fitting tiles in {workers} worker processes, {threads} thread{'' if threads == 1 else 's'} each{chosen}", file=sys.stderr)
     return PoolBackend(workers, task=fit_tile_group), threads

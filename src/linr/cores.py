@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 
-__all__ = ["ThreadChoice", "fewer_threads", "operation_seconds", "settle_threads"]
+__all__ = ["ThreadChoice", "fewer_threads", "omp_threads", "operation_seconds", "settle_threads"]
 
 PROBE_VALUES = 1 << 16
 """Values of the probe's operation (a square root): above torch's grain for splitting an
@@ -29,6 +30,10 @@ elementwise operation over its threads (32768), small enough to take microsecond
 
 PROBE_REPEATS = 9
 """Timed repeats of the probe's operation; their median is its time."""
+
+WARM_SECONDS = 0.01
+"""The probe's operation is run for this long before it is timed: the threads of a pool that slept
+are awake (a first look after an idle wait found them late beside mere nice-19 load: a reviewer)."""
 
 LATE_RATIO = 8.0
 """Threads are late where the operation on them takes this many times its time on one thread..."""
@@ -49,10 +54,10 @@ class ThreadChoice:
 
     def note(self) -> str:
         """The line said to the user."""
-        return (f"other work holds some of this CPU's cores: an operation took {self.many_s * 1e3:.1f} ms on "
-                f"torch's {self.before} threads against {self.one_s * 1e3:.2f} ms on one, so this run uses "
-                f"{self.threads} thread{'' if self.threads == 1 else 's'} (set OMP_NUM_THREADS={self.before} "
-                "to keep them all; the results can differ in the last bits of float32 between thread counts)")
+        return (f"torch's threads answered late (other work seems to hold some of this CPU's cores): an operation "
+                f"took {self.many_s * 1e3:.1f} ms on its {self.before} threads against {self.one_s * 1e3:.2f} ms on "
+                f"one, so this run uses {self.threads} thread{'' if self.threads == 1 else 's'} (OMP_NUM_THREADS "
+                "sets the count yourself; results can differ in float32's last bits between thread counts)")
 
 
 def operation_seconds(threads: int, *, repeats: int = PROBE_REPEATS) -> float:
@@ -65,7 +70,9 @@ def operation_seconds(threads: int, *, repeats: int = PROBE_REPEATS) -> float:
     try:
         x = torch.full((PROBE_VALUES,), 2.0)
         out = torch.empty_like(x)
-        torch.sqrt(x, out=out)  # the threads started
+        warm_until = time.perf_counter() + WARM_SECONDS
+        while time.perf_counter() < warm_until:  # the threads started and awake
+            torch.sqrt(x, out=out)
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -74,6 +81,23 @@ def operation_seconds(threads: int, *, repeats: int = PROBE_REPEATS) -> float:
         return statistics.median(times)
     finally:
         torch.set_num_threads(before)
+
+
+def omp_threads() -> int | None:
+    """The thread count the user set in ``OMP_NUM_THREADS`` (its first level), or None (unset, or
+    not a positive count: ignored, with a note on stderr)."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        print(f"linr: note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']!r} is not a positive "
+              "thread count; ignored", file=sys.stderr)
+        return None
+    return value
 
 
 def _late(many_s: float, one_s: float) -> bool:
@@ -102,7 +126,7 @@ def settle_threads() -> ThreadChoice | None:
     ``OMP_NUM_THREADS`` set, or the threads answer promptly)."""
     import torch
 
-    if os.environ.get("OMP_NUM_THREADS", "").strip():
+    if omp_threads() is not None:
         return None
     chosen = fewer_threads(torch.get_num_threads())
     if chosen is not None:

@@ -704,7 +704,7 @@ def select_members(net: FastSiren, optimizer: Any,
     for group in optimizer.param_groups:
         params = [new.params[position[id(p)]] for p in group["params"]]
         mapping.update({id(p): q for p, q in zip(group["params"], params)})
-        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
+        groups.append({**{k: group[k] for k in ("lr", "betas", "eps")}, "params": params})  # all linr sets
     from .adam import adam as make_adam
 
     adam = make_adam(groups)

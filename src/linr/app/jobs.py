@@ -652,10 +652,10 @@ class JobRunner:
         ``OMP_NUM_THREADS`` set): the note that says so (shown with the forecast), or None."""
         import torch
 
-        from ..cores import fewer_threads
+        from ..cores import fewer_threads, omp_threads
         from ..problem import resolve_device
 
-        if resolve_device(self.device).type != "cpu" or os.environ.get("OMP_NUM_THREADS", "").strip():
+        if resolve_device(self.device).type != "cpu" or omp_threads() is not None:
             return None
         if self._threads is None:
             self._threads = torch.get_num_threads()

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..cli_common import (Once, sigterm_as_interrupt, add_fit_options, check_backend_options, check_pairs, model_config,
                           positive_float, positive_int)
+from ..cores import omp_threads
 from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
 
@@ -389,22 +390,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def omp_threads() -> int | None:
-    """The thread count the user set in ``OMP_NUM_THREADS`` (its first level), or None."""
-    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        print(f"linr: note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']!r} is not a positive "
-              "thread count; ignored", file=sys.stderr)
-        return None
-    return value
 
 
 def local_threads(threads: int | None, workers: int) -> int:
