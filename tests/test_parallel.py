@@ -49,7 +49,7 @@ def test_a_forked_worker_dies_with_its_parent(tmp_path):
         "import os, sys, time\n"
         "from linr.parallel import mapped_in_order\n"
         "def slow(i):\n"
-        "    print(os.getpid(), flush=True)\n"
+        "    os.write(1, b'%d\\n' % os.getpid())  # one write: two workers' lines do not interleave\n"
         "    time.sleep(60)\n"
         "with mapped_in_order(2, processes=True) as mapped:\n"
         "    list(mapped(slow, range(8)))\n")
