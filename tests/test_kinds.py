@@ -135,3 +135,9 @@ def test_the_python_constructors_refuse_what_the_command_line_refuses():
     with pytest.raises(InputError, match="masked needs a mask"):
         linr.masked(photo, None)
     assert linr.blurred(photo, np.ones((25, 7))).operator is not None  # wider than the photo, not taller: kept
+    grey = np.zeros((20, 20), np.float32)
+    grey[::2] = 1.0
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    rgb[1::4, :, 0] = 1.0  # one channel of three on: its mean a third, below 0.5: missing
+    same = linr.masked(photo, grey).operator.mask
+    assert np.array_equal(linr.masked(photo, rgb).operator.mask, same)  # a colour mask: its channels' mean

@@ -138,9 +138,10 @@ def lowres(
 
 
 def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
-    """A photo with missing pixels; ``mask`` (H, W) (or (H, W, 1)) is True / 1 where the pixel was
-    observed: values above 0.5 are observed, the rest missing (as :class:`~linr.operators.Mask`
-    reads it; an 8-bit mask's 255 is observed)."""
+    """A photo with missing pixels; ``mask`` (H, W) is True / 1 where the pixel was observed:
+    values above 0.5 are observed, the rest missing (as :class:`~linr.operators.Mask` reads it; an
+    8-bit mask's 255 is observed). An (H, W, C) mask is taken as its mean over the channels, as
+    ``linr restore --mask`` reads a colour mask image."""
     from .operators import Mask
     from .problem import Observation
 
@@ -149,8 +150,9 @@ def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) 
                          "was observed")
     mask = np.asarray(mask)
     image = np.asarray(image)
-    if mask.ndim == 3 and mask.shape[2] == 1:
-        mask = mask[..., 0]
+    if mask.ndim == 3 and (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_) \
+            and not np.iscomplexobj(mask):
+        mask = mask[..., 0] if mask.shape[2] == 1 else mask.astype(np.float64).mean(axis=2)
     if mask.shape != image.shape[:2]:
         raise InputError(f"mask size {mask.shape} does not match image size {image.shape[:2]}")
     if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_) or np.iscomplexobj(mask):
