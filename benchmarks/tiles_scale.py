@@ -65,11 +65,12 @@ def one(size: int, steps: int, tile: str, data: Path, width: int | None, device:
         device = f"{device} ({torch.cuda.get_device_name()})"
     return {"size": size, "device": device, "stack": tiling["stack"], "gpu_peak_gib": gpu_peak,
             "steps_per_tile": steps, "tile": tile, "width": width or 256, "tiles": tiling["tiles"],
-            "tile_size": tiling["size"], "seconds": round(seconds, 1),
-            # the fit and the refinement after it (numpy on the host's CPU whatever the device)
-            "fit_s": round(result.timings.get("fit_s", 0.0), 1),
+            "tile_size": tiling["size"], "seconds": round(seconds, 3),
+            # the fit and the refinement after it (numpy on the host's CPU whatever the device; in
+            # milliseconds: a dry run's fit takes a few since the fits' Adam imports no compiler)
+            "fit_s": round(result.timings.get("fit_s", 0.0), 3),
             "refine": (result.settings.get("refine") or {}).get("name"),
-            "refine_s": round(result.timings.get("refine_s", 0.0), 1),
+            "refine_s": round(result.timings.get("refine_s", 0.0), 3),
             "us_per_pixel_step": round(seconds / (size * size) / steps * 1e6, 3),
             "fit_us_per_pixel_step": round(result.timings.get("fit_s", 0.0) / (size * size) / steps * 1e6, 3),
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
