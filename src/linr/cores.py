@@ -120,15 +120,16 @@ def fewer_threads(threads: int) -> ThreadChoice | None:
     return ThreadChoice(threads, max(1, fewer), many_s, one_s)
 
 
-def settle_threads() -> ThreadChoice | None:
-    """Give torch :func:`fewer_threads` than it has where they answer late, for the rest of the
-    process: what was found and chosen, or None where nothing changed (one thread,
-    ``OMP_NUM_THREADS`` set, or the threads answer promptly)."""
+def settle_threads(threads: int | None = None) -> ThreadChoice | None:
+    """Give torch :func:`fewer_threads` than ``threads`` (None: than it has) where they answer
+    late, else ``threads``, for the rest of the process: what was found and chosen, or None where
+    it has ``threads`` (one thread, or they answer promptly) or ``OMP_NUM_THREADS`` is set (then
+    nothing is changed)."""
     import torch
 
     if omp_threads() is not None:
         return None
-    chosen = fewer_threads(torch.get_num_threads())
-    if chosen is not None:
-        torch.set_num_threads(chosen.threads)
+    threads = torch.get_num_threads() if threads is None else threads
+    chosen = fewer_threads(threads)
+    torch.set_num_threads(threads if chosen is None else chosen.threads)
     return chosen

@@ -204,9 +204,9 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1
     workers, scale = 1, 1.0
     if isinstance(refiner, GroupedWiener):
-        from .parallel import SMALLEST_FORKED_MAP, can_fork
+        from .parallel import will_fork
 
-        forked = can_fork() and refiner.blocks(height, width) >= SMALLEST_FORKED_MAP
+        forked = will_fork(refiner.blocks(height, width))
         workers, scale = refiner.workers(height, width) if forked else 1, SAMPLE_SCALE
         refiner.threads = 1
     elif isinstance(refiner, PilotWiener):  # its colour planes side by side

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -192,9 +192,9 @@ def blurred(
         raise InputError(str(exc)) from exc
     photo = as_float_image(image, "blurred image")
     check_above_black(photo, "blurred image")
-    kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape  # as linr restore --kernel refuses it
-    h, w = photo.shape[:2]
-    if kh >= h and kw >= w:
+    if kernel_covers_photo(kernel, photo.shape):  # linr restore --kernel refuses it first, with its hints
+        kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape
+        h, w = photo.shape[:2]
         raise InputError(f"blurred: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger; "
                          "the kernel is the blur's PSF, a small image of one blurred point")
     return Observation(image, op, weight, "blurred")
@@ -240,6 +240,13 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
     if not k.sum() > 1e-12:
         raise InputError(f"{path}: kernel must have a positive sum")
     return k
+
+
+def kernel_covers_photo(kernel: np.ndarray, photo_shape: Sequence[int]) -> bool:
+    """Whether a blur ``kernel`` (its all-zero border trimmed) is as large as a photo of
+    ``photo_shape`` (H, W, ...) or larger on both sides: a photo given as the kernel, refused."""
+    kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape
+    return kh >= photo_shape[0] and kw >= photo_shape[1]
 
 
 def trim_zero_border(kernel: np.ndarray) -> np.ndarray:
@@ -419,7 +426,7 @@ def _build_blurred(image, info, options, notes):
         kernel = trimmed
     kh, kw = kernel.shape
     h, w = image.shape[:2]
-    if kh >= h and kw >= w:
+    if kernel_covers_photo(kernel, image.shape):
         raise InputError(f"{spec}: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger"
                          + (": a photo given as the kernel? --kernel takes the blur's PSF, a small image of one "
                             "blurred point" if extra else "; give a smaller WIDTH (gaussian:WIDTH:SIGMA, WIDTH "

@@ -30,7 +30,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["can_fork", "mapped_in_order"]
+__all__ = ["can_fork", "mapped_in_order", "will_fork"]
 
 AHEAD = 2
 """Items given to each worker process ahead of the one whose result is awaited: enough to keep
@@ -50,6 +50,12 @@ def can_fork() -> bool:
     earlier in this process."""
     return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
             and not multiprocessing.current_process().daemon and not _forking_failed.is_set())
+
+
+def will_fork(items: int) -> bool:
+    """Whether a map of ``items`` asked to run on processes forks them (:func:`mapped_in_order`):
+    at least :data:`SMALLEST_FORKED_MAP` items, where :func:`can_fork`."""
+    return items >= SMALLEST_FORKED_MAP and can_fork()
 
 
 def _start_worker(function: Callable[[Any], Any], parent: int) -> None:
@@ -102,7 +108,7 @@ def mapped_in_order(workers: int, *, processes: bool = False
 
     def mapped(function: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
         items = list(items)
-        if processes and len(items) >= SMALLEST_FORKED_MAP and can_fork():
+        if processes and will_fork(len(items)):
             maps.append(_forked_in_order(function, items, workers))
             return maps[-1]
         return threads.map(function, items)

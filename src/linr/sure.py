@@ -318,23 +318,25 @@ def pick_by_sure(result: Any, observations: Sequence[Any], config: Any, rule: An
                               "held_out_step": int(result.stop_step)}
     stop = result.settings.setdefault("stop", {})
     kept = {step: average for step, average in rule.checkpoints() if step <= result.steps_run}
-    photo = observations[0]
-    pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
-    y = np.asarray(pixels, np.float64)
-    sigma = floored_noise_sigma(np.asarray(pixels, np.float32))  # the level the refinement uses
-    scale = PROBE_SCALE * sigma
-    probe = probe_for(y.shape, config.seed)
-    moved_photo = (y + scale * probe).astype(np.float32)
     if result.settings.get("retry"):
         record["skipped"] = "the pilot was fitted again at another rate"
     elif stop.get("returned") == "raw":
         record["skipped"] = "the rule returned a single iterate (its average was clearly worse on the held-out pixels)"
     elif not kept:
         record["skipped"] = "no checkpoint was kept"
-    elif moved_photo.min() < FLOAT_VALUES[0] or moved_photo.max() > FLOAT_VALUES[1]:
-        # noise measured near the whole range (a dithered black-and-white photo): the probed photo
-        # leaves the values a photo may hold, and a score at that level would say nothing
-        record["skipped"] = f"the noise measured on the photo (sigma {sigma * 255:.0f} of 255) is too large for its probe"
+    else:
+        photo = observations[0]
+        pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]
+        y = np.asarray(pixels, np.float64)
+        sigma = floored_noise_sigma(np.asarray(pixels, np.float32))  # the level the refinement uses
+        scale = PROBE_SCALE * sigma
+        probe = probe_for(y.shape, config.seed)
+        moved_photo = (y + scale * probe).astype(np.float32)
+        if moved_photo.min() < FLOAT_VALUES[0] or moved_photo.max() > FLOAT_VALUES[1]:
+            # noise measured near the whole range (a dithered black-and-white photo): the probed
+            # photo leaves the values a photo may hold, and a score at that level would say nothing
+            record["skipped"] = (f"the noise measured on the photo (sigma {sigma * 255:.0f} of 255) is too large "
+                                 "for its probe")
     if "skipped" in record:
         stop["sure"] = record
         result.stop_reason = f"{result.stop_reason}; no SURE pick: {record['skipped']}"

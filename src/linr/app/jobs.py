@@ -652,15 +652,14 @@ class JobRunner:
         ``OMP_NUM_THREADS`` set): the note that says so (shown with the forecast), or None."""
         import torch
 
-        from ..cores import fewer_threads, omp_threads
+        from ..cores import settle_threads
         from ..problem import resolve_device
 
-        if resolve_device(self.device).type != "cpu" or omp_threads() is not None:
+        if resolve_device(self.device).type != "cpu":
             return None
         if self._threads is None:
             self._threads = torch.get_num_threads()
-        chosen = fewer_threads(self._threads)
-        torch.set_num_threads(self._threads if chosen is None else chosen.threads)
+        chosen = settle_threads(self._threads)
         return None if chosen is None else chosen.note()
 
     def _run(self, job: Job) -> None:
