@@ -559,6 +559,29 @@ def test_tiles_bench_keys_name_the_denoising_default_and_a_smoke_run_resumes(tmp
     assert main(argv) == 0 and len(jobs.read_text().splitlines()) == 2  # resumed, nothing refitted
 
 
+def test_tiles_bench_tile_store_resumes_a_killed_rows_tiles_and_counts_their_seconds(tmp_path: Path) -> None:
+    """A row's finished tiles kept under --tile-store are resumed by the next run (the same image)
+    and their fit seconds counted in the row's; the folder is removed once the row is written."""
+    from linr.bench.tiles import parse_variant, run_one
+    from linr.cli import main
+
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    variant, store = parse_variant("32:8@16"), tmp_path / "store"
+    first = run_one("denoise", DATA / "set9" / "house.png", variant, crop=48, steps=2, device="cpu",
+                    tile_store=store)
+    kept = sorted(store.glob("tile_*.npy"))
+    assert len(kept) == len(first["tile_steps"]) > 1 and "resumed_tiles" not in first  # kept for the caller
+    again = run_one("denoise", DATA / "set9" / "house.png", variant, crop=48, steps=2, device="cpu",
+                    tile_store=store)  # as after a kill before the row was written
+    assert again["resumed_tiles"] == len(kept) and again["psnr_paper"] == pytest.approx(first["psnr_paper"], abs=1e-4)
+    assert again["seconds"] == pytest.approx(again["last_run_s"] + again["resumed_fit_s"])
+    jobs, stores = tmp_path / "tiles.jsonl", tmp_path / "stores"
+    assert main(["bench", "tiles", "--data", str(DATA), "--images", "house", "--crop", "48", "--steps", "2",
+                 "--variants", "32:8@16", "--jobs", str(jobs), "--threads", "1", "--tile-store", str(stores)]) == 0
+    assert len(jobs.read_text().splitlines()) == 1 and list(stores.iterdir()) == []  # written, then removed
+
+
 def test_tiles_bench_takes_images_in_the_order_given_and_refuses_unknown_names(capsys, tmp_path) -> None:
     from linr.bench.tiles import _case_images, _check_names
     from linr.cli import main

@@ -11,7 +11,10 @@ A variant is ``off`` (one fit of the whole image), ``SIZE[:OVERLAP]`` (tiles), o
 ``@WIDTH`` (the SIREN's width per tile, e.g. ``128:32@128``) and ``/DEPTH``. Corruptions use the
 seeds of ``linr bench`` (profile seed 0), so a whole-image row here is the same fit as the
 'LINR (default)' column of the paper profile's tables. Rows are appended to ``--jobs`` as they
-finish and a rerun skips them (resumable).
+finish and a rerun skips them (resumable). With ``--tile-store DIR`` a tiled row's finished tiles
+are kept in a folder under DIR until its row is written, so that a killed run (a session's end)
+resumes that row without refitting them; the row's seconds then add the resumed tiles' fit
+seconds to the last run's wall time and say how many tiles were resumed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def register(sub: Any) -> None:
     p.add_argument("--crop", type=int, default=None, help="centre crop of this side first (smoke runs)")
     p.add_argument("--steps", type=int, default=None, help="step budget (default: the preset's)")
     p.add_argument("--jobs", default="bench_out/tiles.jsonl", help="rows, appended and resumed")
+    p.add_argument("--tile-store", default=None, metavar="DIR",
+                   help="keep each tiled row's finished tiles under DIR until its row is written, so that a "
+                        "killed run resumes them (default: none kept)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_tiles)
@@ -112,8 +118,10 @@ def _scene(case: str, path: Path, crop: int | None) -> tuple[np.ndarray, list[An
 
 
 def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None, steps: int | None,
-            device: str) -> dict[str, Any]:
-    """One restoration and its measurements (see the module's docstring)."""
+            device: str, tile_store: Path | None = None) -> dict[str, Any]:
+    """One restoration and its measurements (see the module's docstring). ``tile_store``: the
+    folder keeping a tiled restoration's finished tiles (resumed from it; the caller removes it
+    once the row is written)."""
     from dataclasses import replace
 
     from ..metrics import evaluate
@@ -125,18 +133,24 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
     if variant["width"] or variant["depth"]:
         model = replace(ModelConfig(), **{k: variant[k] for k in ("width", "depth") if variant[k]})
     t0 = time.perf_counter()
+    store = None if tile_store is None or variant["tile"] == "off" else str(tile_store)
     result = restore(observations, steps=steps, device=device, model=model, tile=variant["tile"],
-                     progress=False)
+                     progress=False, tile_store=store, tile_store_kept=store is not None)
     seconds = time.perf_counter() - t0
+    resumed = [t for t in result.settings.get("tiles", []) if t.get("resumed")]
     obs, _ = resolve(observations, device=device)
     row: dict[str, Any] = {
-        "size": list(clean.shape[:2]), "seeds": seeds, "seconds": seconds,
+        "size": list(clean.shape[:2]), "seeds": seeds,
+        "seconds": seconds + sum(t["fit_s"] for t in resumed),
         "psnr_paper": evaluate(clean, result.image, convention="paper")["psnr"],
         "psnr_standard": evaluate(clean, result.image, convention="standard")["psnr"],
         "steps_run": result.steps_run, "stop_step": result.stop_step, "stop_reason": result.stop_reason,
         "tiling": result.settings.get("tiling"),
         "tile_steps": [t["steps_run"] for t in result.settings.get("tiles", [])],
     }
+    if resumed:  # fitted by an earlier, killed run: their fit seconds are in `seconds`, their set-up is not
+        row.update(resumed_tiles=len(resumed), resumed_fit_s=sum(t["fit_s"] for t in resumed),
+                   last_run_s=seconds)
     grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "256:32",
                      pilot=pilot_fit(observations, preset=None, model=model))
     if grid is not None:
@@ -231,8 +245,10 @@ def cmd_tiles(args: argparse.Namespace) -> int:
                 if key in done:
                     row = done[key]
                 else:
+                    store = None if args.tile_store is None else Path(args.tile_store) / _store_name(key)
                     try:
-                        row = run_one(case, path, variant, crop=args.crop, steps=args.steps, device=device)
+                        row = run_one(case, path, variant, crop=args.crop, steps=args.steps, device=device,
+                                      tile_store=store)
                     except InputError as exc:  # e.g. tiles too small for an operator's reach
                         print(f"{case} {path.stem} {args.variants}: skipped: {exc}", flush=True)
                         continue
@@ -242,8 +258,20 @@ def cmd_tiles(args: argparse.Namespace) -> int:
                     with jobs.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     done[key] = row
+                    if store is not None:
+                        from ..tiling import remove_tile_store
+
+                        remove_tile_store(store)
                 print(_line(row), flush=True)
     return 0
+
+
+def _store_name(key: str) -> str:
+    """A row's tile folder under ``--tile-store``: its key's digest (the tile store's own
+    fingerprint also refuses tiles of other inputs or settings)."""
+    import hashlib
+
+    return "row_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _case_images(folder: Path, wanted: list[str] | None) -> list[Path]:
