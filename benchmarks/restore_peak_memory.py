@@ -1,8 +1,17 @@
 """Peak memory of one `linr restore` of a large noisy photo, its fit cut short so that the run is
 minutes: the command's own process (``--workers 1``: the tiles are fitted in it; the refinement
-runs in it whatever the workers), as the peak resident memory of the child process.
+runs in it whatever the workers), as the peak resident memory of the child process (with
+``--steps 0`` the default's tile workers: the largest of the processes).
 
     .venv/bin/python benchmarks/restore_peak_memory.py --size 2048 [--steps 3] [--rows FILE]
+    .venv/bin/python benchmarks/restore_peak_memory.py --size 8192 --steps 0 --folder bench_out/full8192 --rows FILE
+
+``--steps 0``: the default's own budget (the whole restoration, hours at 8192 px on two cores).
+``--folder DIR``: the photo, the output, its tile store and ``attempts.jsonl`` live in DIR, kept
+between runs, so that a run killed at a session's end resumes its finished tiles (``linr
+restore``'s own tile store); the row then names the attempts and adds each tile's fit seconds
+(``tile_fit_s``; the last attempt's wall time is ``wall_s``). With ``--folder`` the row also has
+the PSNR (standard convention) against the clean photo.
 
 The photo is ``tiles_scale.py``'s (set9/kodim01 mirror-tiled, sigma 25, seed 0) as an 8-bit PNG;
 every setting is the default but ``--steps N``, the stop rule's budget (each tile fits at most N
@@ -30,6 +39,7 @@ def main() -> int:
     p.add_argument("--size", type=int, default=2048)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--rows", default=None)
+    p.add_argument("--folder", default=None, help="keep the photo, output and tiles here (resumable)")
     args = p.parse_args()
     sys.path.insert(0, str(HERE))
     import numpy as np
@@ -39,22 +49,46 @@ def main() -> int:
     from tiles_scale import noisy_mirrored_photo
 
     data = Path(os.environ.get("LINR_DATA", HERE.parent.parent / "shared" / "data"))
-    noisy = noisy_mirrored_photo(data, args.size)[1]  # the clean photo is not kept
-    row = {"commit": commit_id(), "processor": cpu_name(), "size": args.size, "steps": args.steps,
+    row = {"commit": commit_id(), "processor": cpu_name(), "size": args.size, "steps": args.steps or "default",
            "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
-        src, out = Path(tmp) / "noisy.png", Path(tmp) / "out.png"
-        write_image(src, np.clip(noisy, 0, 1))
-        del noisy
-        report = out.with_suffix(".json")
+        folder = Path(args.folder) if args.folder else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        src, out = folder / "noisy.png", folder / "out.png"
+        if not src.exists():
+            noisy = noisy_mirrored_photo(data, args.size)[1]  # the clean photo is not kept
+            write_image(folder / "noisy.tmp.png", np.clip(noisy, 0, 1))
+            (folder / "noisy.tmp.png").replace(src)
+            del noisy
+        report = folder / "out.json"
+        tiles = Path(str(out) + ".tiles")
+        if args.folder:
+            if out.exists():
+                raise SystemExit(f"{out} is there already: this restoration finished (remove {folder} to rerun)")
+            attempt = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": row["commit"],
+                       "finished_tiles_before": len(list(tiles.glob("tile_*.json")))}
+            append_row(folder / "attempts.jsonl", attempt)
         cmd = [str(HERE.parent / ".venv" / "bin" / "linr"), "restore", "--noisy", str(src), "-o", str(out),
-               "--quiet", "--force", "--device", "cpu", "--workers", "1", "--steps", str(args.steps), "--report", str(report)]
+               "--quiet", "--device", "cpu", "--report", str(report)]
+        cmd += ["--workers", "1"] if args.steps else []  # the default's workers for a whole restoration
+        cmd += [] if args.folder else ["--force"]  # a kept folder's tiles are resumed, never discarded
+        cmd += ["--steps", str(args.steps)] if args.steps else []
         t = time.perf_counter()
         subprocess.run(cmd, check=True)
         row["wall_s"] = round(time.perf_counter() - t, 1)
         done = json.loads(report.read_text())
         row["fit_s"] = round(done["timings"]["fit_s"], 1)
         row["refine_s"] = round(done["timings"].get("refine_s", 0.0), 1)
+        if args.folder:
+            from linr.images import read_image
+            from linr.metrics import evaluate
+
+            made = done["settings"].get("tiles", [])
+            row["attempts"] = [json.loads(line) for line in (folder / "attempts.jsonl").read_text().splitlines()]
+            row["tiles"], row["tiles_resumed"] = len(made), sum(bool(t.get("resumed")) for t in made)
+            row["tile_fit_s"] = round(sum(t["fit_s"] for t in made), 1)
+            clean = noisy_mirrored_photo(data, args.size)[0]
+            row["psnr_standard"] = round(evaluate(clean, read_image(out)[0][..., :3], convention="standard")["psnr"], 4)
     row["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3)
     row["load_after"] = os.getloadavg()[0]
     print(json.dumps(row))
