@@ -203,3 +203,25 @@ def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, cap
                            "translation", "--tile", "64", *FIT])
     assert "registration (--register) needs one fit of the whole image" in err
     assert not out.exists()
+
+
+def test_webp_and_gif_files_are_found_and_an_animation_is_one_burst(tmp_path, capsys):
+    """A batch skipped WebP and GIF files without a word (and a folder of them 'matched no
+    files') though ``linr restore`` reads them: found now, an animated GIF one scene of its frames."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    frames = [Image.fromarray((add_gaussian_noise(_scene(16, 0), 40, seed=s) * 255).round().astype(np.uint8))
+              for s in range(3)]
+    frames[0].save(photos / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[1].save(photos / "still.webp", lossless=True)
+    out = tmp_path / "out"
+    assert main(["batch", str(photos), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 0
+    records = _manifest(out)
+    assert sorted(records) == ["anim", "still"] and all(r["status"] == "done" for r in records.values())
+    assert [o["kind"] for o in records["anim"]["settings"]["observations"]] == ["noisy"] * 3
+    assert np.array_equal(read_image(out / "anim.png")[0],
+                          _restore_alone(tmp_path, str(photos / "anim.gif"), "anim_alone.png"))
+    assert main(["batch", str(photos / "*.webp"), "--task", "noisy", "-o", str(tmp_path / "out2"),
+                 "--threads", "1", *FIT]) == 0

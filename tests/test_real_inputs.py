@@ -651,3 +651,114 @@ def test_one_pixel_refused_and_a_constant_photo_and_a_missing_factor_said(tmp_pa
     notes = []
     observations, _, _ = load_scene({"lowres": str(tmp_path / "flat.png")}, {"factor": 3}, notes=notes)
     assert observations[0].operator.factor == 3 and not any("--factor" in n for n in notes)
+
+
+# --- a new user's trial (fifty-second session): file names, formats, transparency ---------------
+
+
+def test_a_name_the_file_system_can_hold_is_written_and_a_longer_one_refused_before_the_fit(tmp_path, capsys):
+    """A 255-byte output name was accepted and then failed after the fit (its temporary file's
+    name was 14 bytes longer): the temporary name is cut now, and a name over the limit refused
+    at once, as are an over-long input, report and tile store name."""
+    from linr.images import stale_temporaries
+
+    image = np.random.default_rng(0).random((10, 12, 3)).astype(np.float32)
+    longest = tmp_path / ("w" * 251 + ".png")  # 255 bytes
+    write_image(longest, image)
+    assert read_image(longest)[0].shape == (10, 12, 3) and os.listdir(tmp_path) == [longest.name]
+    assert stale_temporaries(longest) == []
+    wide = tmp_path / ("日" * 80 + ".png")  # 244 bytes in UTF-8
+    write_image(wide, image)
+    with pytest.raises(InputError, match="is 256 bytes long; this file system allows 255"):
+        write_image(tmp_path / ("w" * 252 + ".png"), image)
+    src = str(longest)
+    over = str(tmp_path / ("x" * 300 + ".png"))
+    assert "is 304 bytes long" in run_err(capsys, ["restore", "--noisy", src, "-o", over, "--steps", "2"])
+    assert "is 304 bytes long" in run_err(capsys, ["restore", "--noisy", over, "-o", str(tmp_path / "o.png")])
+    err = run_err(capsys, ["restore", "--noisy", src, "-o", str(tmp_path / "o.png"), "--report",
+                           str(tmp_path / ("r" * 300 + ".json"))])
+    assert err.startswith("linr: error: --report ") and "is 305 bytes long" in err
+    assert sorted(os.listdir(tmp_path)) == sorted([longest.name, wide.name])  # nothing fitted or written
+    # the temporary file of a 255-byte name: cut to fit, and still found as the name's own
+    from linr.images import _temp_prefix
+
+    assert len(os.fsencode(_temp_prefix(longest) + "abcdefgh.png")) <= 255
+    (tmp_path / (_temp_prefix(longest) + "abcdefgh.png")).write_bytes(b"")
+    assert [p.name for p in stale_temporaries(longest)] == [_temp_prefix(longest) + "abcdefgh.png"]
+
+
+def test_a_png_whose_trns_colour_marks_transparent_pixels_keeps_them(tmp_path, capsys):
+    """Grey and RGB PNGs store transparency as one colour (tRNS): it was ignored (alpha lost,
+    --masked refused such a photo); palette PNGs' was read."""
+    grey = (np.arange(48).reshape(6, 8) * 5).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png", transparency=10)
+    rgb = np.dstack([grey, grey // 2, 255 - grey])
+    Image.fromarray(rgb, "RGB").save(tmp_path / "rgb.png", transparency=(10, 5, 245))
+    for name, values in (("grey.png", grey), ("rgb.png", rgb)):
+        pixels, info = read_image(tmp_path / name)
+        assert info.alpha is not None and np.array_equal(info.alpha < 0.5, grey == 10)
+        assert np.array_equal(np.round(pixels * 255).astype(np.uint8), values.reshape(6, 8, -1))
+    out = run_ok(capsys, ["restore", "--masked", str(tmp_path / "rgb.png"), "-o", str(tmp_path / "out.png"),
+                          "--steps", "2", "--quiet"])
+    assert "rgb.png: transparent pixels (2.1%) taken as missing" in out.err
+
+
+def test_transparent_pixels_of_a_noisy_photo_are_said_to_be_fitted_as_data(tmp_path):
+    from linr.scene import load_scene
+
+    image = np.random.default_rng(0).random((12, 12, 3)).astype(np.float32)
+    alpha = np.ones((12, 12), np.float32)
+    alpha[:3] = 0
+    write_image(tmp_path / "holes.png", image, alpha=alpha)
+    notes: list[str] = []
+    load_scene({"noisy": str(tmp_path / "holes.png")}, {}, notes=notes)
+    assert sum("25.0% of its pixels are transparent; --noisy fits their colours as data" in n for n in notes) == 1
+    notes = []
+    load_scene({"masked": str(tmp_path / "holes.png")}, {}, notes=notes)
+    assert not any("fits their colours" in n for n in notes)
+
+
+def test_an_animation_where_one_image_is_expected_is_not_called_a_tiff(tmp_path, capsys):
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 90, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(InputError, match="anim.gif: an animation of 3 images where one image is expected"):
+        read_image(tmp_path / "anim.gif")
+    err = run_err(capsys, ["metrics", str(tmp_path / "anim.gif"), str(tmp_path / "anim.gif")])
+    assert "an animation of 3 images" in err
+
+
+def test_the_python_api_refuses_a_one_pixel_photo_as_the_command_line_does():
+    for make in (linr.noisy, linr.lowres):
+        with pytest.raises(InputError, match="is one pixel \\(1x1\\): there is nothing to restore"):
+            make(np.full((1, 1, 3), 0.5, np.float32))
+    with pytest.raises(InputError, match="one pixel"):
+        linr.masked(np.full((1, 1), 0.5, np.float32), np.ones((1, 1), bool))
+    assert linr.noisy(np.full((1, 2), 0.5, np.float32)).image.shape == (1, 2, 1)
+
+
+def test_a_tile_store_that_is_a_file_is_refused_in_one_line_before_the_fit(tmp_path):
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"not a folder")
+    image = np.random.default_rng(0).random((40, 40, 3)).astype(np.float32)
+    with pytest.raises(InputError, match="tile store .*photo.png: is a file, not a folder"):
+        linr.restore([linr.noisy(image)], tile="16", tile_store=str(path), steps=1, progress=False,
+                     on_step=lambda *a: pytest.fail("fitted"))
+    assert path.read_bytes() == b"not a folder"
+
+
+def test_write_image_takes_an_alpha_plane_and_refuses_other_shapes_and_values(tmp_path):
+    image = np.random.default_rng(0).random((10, 12, 3)).astype(np.float32)
+    write_image(tmp_path / "a.png", image, alpha=np.ones((10, 12, 1)))  # a trailing channel of one
+    assert read_image(tmp_path / "a.png")[1].alpha.shape == (10, 12)
+    with pytest.raises(InputError, match="alpha must be an \\(H, W\\) array"):
+        write_image(tmp_path / "b.png", image, alpha=np.ones((10, 12, 2)))
+    with pytest.raises(InputError, match="alpha values must lie in \\[0, 1\\]"):
+        write_image(tmp_path / "c.png", image, alpha=np.full((10, 12), 2.0))
+    assert sorted(os.listdir(tmp_path)) == ["a.png"]
+
+
+def test_a_made_folder_is_named_as_the_output_was(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image("in.png", np.random.default_rng(0).random((10, 12, 3)).astype(np.float32))
+    out = run_ok(capsys, ["restore", "--noisy", "in.png", "-o", "new/sub/out.png", "--steps", "2", "--quiet"])
+    assert "made the folder new/sub for it, and new above it (they did not exist)" in out.out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import importlib
 import importlib.util
 import json
@@ -114,10 +115,17 @@ def _write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _check_report_path(path: str | None, force: bool, inputs: Sequence[str]) -> None:
+def _check_report_path(path: str | None, force: bool, inputs: Sequence[str], *, output: str) -> None:
     if path is None:
         return
-    p = Path(path)
+    from .images import check_name_length
+
+    try:
+        p = check_name_length(path)
+    except InputError as exc:
+        raise InputError(f"--report {exc}") from None
+    if p.resolve() == Path(output).resolve():
+        raise InputError("--report and --output name the same file")
     if any(p.resolve() == Path(i).resolve() for i in inputs):
         raise InputError(f"{p}: refusing to overwrite an input file")
     if p.is_dir():
@@ -201,9 +209,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     check_output_path(args.output, force=args.force, protect=protect, channels=out.channels,
                       frames=len(scenes))
     notes += output_notes(args.output, out)
-    if args.report and Path(args.report).resolve() == Path(args.output).resolve():
-        raise InputError("--report and --output name the same file")
-    _check_report_path(args.report, args.force, protect + [args.output])
+    _check_report_path(args.report, args.force, protect, output=args.output)
     if args.uncertainty is not None:
         if args.ensemble < 2:
             raise InputError("--uncertainty is the spread of an ensemble's members: add --ensemble K "
@@ -775,7 +781,12 @@ def _missing_folder(path: str) -> tuple[Path, Path] | None:
         if parent.exists():
             break
         missing = parent
-    return None if missing is None else (missing, Path(os.path.abspath(path)).parent)
+    if missing is None:
+        return None
+    own = Path(os.path.abspath(path)).parent
+    if not os.path.isabs(path):  # said as the user named the output (out/, not /home/.../out/)
+        missing, own = Path(os.path.relpath(missing)), Path(os.path.relpath(own))
+    return missing, own
 
 
 def _made_folder(folders: tuple[Path, Path] | None) -> None:
@@ -1068,14 +1079,13 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .images import choose_value_ranges, read_stored, to_unit
+    from .images import check_one_image, choose_value_ranges, read_stored, to_unit
     from .metrics import evaluate
 
     stored = []
     for path in (args.reference, args.image):
         images = read_stored(path)
-        if len(images) > 1:
-            raise InputError(f"{path}: a TIFF stack of {len(images)} images where one image is expected")
+        check_one_image(path, images)
         stored += images
     # one value range for both (floats outside [0, 1]: the same units, mapped alike)
     ranges = choose_value_ranges(stored, args.range)
@@ -1213,6 +1223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("linr: error: out of memory (try a smaller image or --device cuda)", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line, with the way to see more
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG and not debug:
+            print(f"linr: error: {exc.filename}: {exc.strerror}", file=sys.stderr)  # the user's name, no bug
+            return EXIT_USAGE
         if debug:
             raise
         print(f"linr: internal error: {exc.__class__.__name__}: {exc} (set LINR_DEBUG=1 for a traceback)",

@@ -217,6 +217,8 @@ def _read_png16(path: Path) -> np.ndarray:
 def _from_pil(img: Image.Image) -> np.ndarray:
     if img.mode in ("P", "PA"):
         img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+    elif img.mode in ("L", "RGB") and "transparency" in img.info:  # a PNG's tRNS colour: its pixels transparent
+        img = img.convert("LA" if img.mode == "L" else "RGBA")
     elif img.mode == "CMYK" or img.mode == "YCbCr":
         img = img.convert("RGB")
     elif img.mode == "1":
@@ -264,10 +266,17 @@ def read_image(path: str | os.PathLike, *, value_range: "str | tuple[float, floa
     reads one."""
     path = Path(path)
     stored = read_stored(path)
-    if len(stored) > 1:
-        raise InputError(f"{path}: a TIFF stack of {len(stored)} images where one image is expected")
+    check_one_image(path, stored)
     (vr,) = choose_value_ranges(stored, value_range)
     return to_unit(stored[0], vr)
+
+
+def check_one_image(path: str | os.PathLike, stored: Sequence[Any]) -> None:
+    """A one-line error when a file read where one image is expected holds several (a multi-image
+    TIFF's pages or an animation's frames)."""
+    if len(stored) > 1:
+        kind = "a TIFF stack" if is_tiff(Path(path)) else "an animation"
+        raise InputError(f"{path}: {kind} of {len(stored)} images where one image is expected")
 
 
 def read_frames(path: str | os.PathLike, *, value_range: "str | tuple[float, float] | None" = None
@@ -283,12 +292,38 @@ def read_frames(path: str | os.PathLike, *, value_range: "str | tuple[float, flo
 def existing_file(path: str | os.PathLike, what: str) -> Path:
     """``path`` as a Path, or a one-line error when it is missing or a folder (``what``: the kind
     of file expected, e.g. 'an image file')."""
-    path = Path(path)
+    path = check_name_length(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not {what}")
     return path
+
+
+NAME_MAX = 255
+"""The longest file or folder name, in bytes, where the file system does not say (Linux's and
+macOS's)."""
+
+
+def check_name_length(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a one-line error when a name in it is longer than the file system
+    allows (``NAME_MAX`` bytes), where the system would refuse it only when the file is opened."""
+    path = Path(path)
+    try:
+        limit = os.pathconf(".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
+        limit = NAME_MAX
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise InputError(f"{path}: the name {_shortened(part)} is {size} bytes long; this file system "
+                             f"allows {limit}")
+    return path
+
+
+def _shortened(name: str, keep: int = 24) -> str:
+    """``name`` quoted, its middle left out when it is long (for a message)."""
+    return repr(name) if len(name) <= 2 * keep else repr(name[:keep] + "..." + name[-keep:])
 
 
 def read_stored(path: str | os.PathLike) -> list[StoredImage]:
@@ -580,6 +615,16 @@ where :func:`as_float_image` refuses the values. The values alone decide (no noi
 correlated noise, constant areas and masked holes cannot mislead it."""
 
 
+def check_photo(image: np.ndarray, name: str, observed: np.ndarray | None = None) -> None:
+    """The checks of an observed photo (:func:`as_float_image`'s) that the kinds' constructors
+    (:mod:`linr.kinds`) make once, not on each tile: more than one pixel (a 1x1 photo holds
+    nothing to restore, as ``linr restore`` says of a one-pixel file) and values above black
+    (:func:`check_above_black`)."""
+    if image.shape[0] * image.shape[1] == 1:
+        raise InputError(f"{name} is one pixel (1x1): there is nothing to restore in it")
+    check_above_black(image, name, observed)
+
+
 def check_above_black(image: np.ndarray, name: str, observed: np.ndarray | None = None) -> None:
     """A one-line error for a photo (:func:`as_float_image`'s) whose values average below
     :data:`MIN_FLOAT_MEAN`, or lie too often far below black (:data:`FAR_BELOW_BLACK`), over its
@@ -610,7 +655,7 @@ def check_output_path(
     """Validate an output path before any work is done: known extension, not an input, not an
     existing file unless ``force``, and a format that holds ``channels`` (without alpha; PNG,
     JPEG and BMP hold grey or RGB) and ``frames`` images (more than one: TIFF only)."""
-    path = Path(path)
+    path = check_name_length(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     _refuse_folder(path, example="restored.png")  # before the extension: a folder has none to name
     if fmt is None:
@@ -626,8 +671,8 @@ def check_output_path(
 def check_new_file(path: str | os.PathLike, *, force: bool = False,
                    protect: Iterable[str | os.PathLike] = ()) -> Path:
     """Fail before any work when ``path`` is an input (``protect``), a folder, an existing file
-    (unless ``force``) or in a place that cannot be written."""
-    path = Path(path)
+    (unless ``force``), a name the file system cannot hold, or in a place that cannot be written."""
+    path = check_name_length(path)
     for other in protect:
         other = Path(other)
         if _same_file(path, other) or path.resolve() == other.resolve():
@@ -667,8 +712,9 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> P
 
 def check_writable_folder(path: str | os.PathLike) -> None:
     """Fail now, not after a long fit, when ``path`` could not be written: the nearest existing
-    folder above it must be a folder in which a file can be created (tried, then removed)."""
-    path = Path(path)
+    folder above it must be a folder in which a file can be created (tried, then removed), and
+    ``path``'s names ones the file system can hold (:func:`check_name_length`)."""
+    path = check_name_length(path)
     folder = path.parent if str(path.parent) else Path(".")
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -763,6 +809,20 @@ def _quantised(x: np.ndarray, bit_depth: int, value_range: ValueRange | None) ->
     return np.clip(np.round(values), 0, top).astype(dtype)
 
 
+def _alpha_plane(alpha: Any) -> np.ndarray:
+    """An alpha to write as (H, W) float32 on [0, 1] ((H, W, 1) taken as (H, W)); a one-line
+    error for another shape, type or range."""
+    a = np.asarray(alpha)
+    a = a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
+    scaled = scaled_by_range(a, np.float32)
+    if scaled is None or scaled.ndim != 2 or scaled.size == 0:
+        raise InputError(f"alpha must be an (H, W) array of floats on [0, 1], uint8 or uint16, got "
+                         f"shape {a.shape} of {a.dtype}")
+    if not np.isfinite(scaled).all() or scaled.min() < 0 or scaled.max() > 1:
+        raise InputError("alpha values must lie in [0, 1] (1 opaque)")
+    return scaled
+
+
 def _resize_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     img = Image.fromarray(alpha.astype(np.float32))
     out = img.resize((shape[1], shape[0]), Image.BICUBIC)
@@ -792,7 +852,9 @@ def write_image(
     (a BMP holds none: :func:`dropped_profile`). ``density``: the input's pixels per inch
     (:attr:`ImageInfo.density`), scaled to the output's size, in every format (a TIFF with
     resolution tags of its own keeps those). PNG, JPEG and BMP hold 1 or 3 channels (plus
-    alpha). Parent folders are created.
+    alpha). ``alpha``: an (H', W') array on [0, 1] (1 opaque), the input's transparency; at
+    another size than the image (a super-resolved or rendered output) it is resized over the
+    same extent (bicubic), as a render of another size is. Parent folders are created.
     """
     return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
                         tiff=tiff, icc_profile=icc_profile, density=density, force=force, protect=protect)
@@ -837,6 +899,8 @@ def write_frames(
     if not _all_finite(data):
         raise InputError(f"{path}: refusing to write an image with non-finite values")
     fmt = WRITE_FORMATS[path.suffix.lower()]
+    if alpha is not None:
+        alpha = _alpha_plane(alpha)
     if alpha is not None and dropped_alpha(path, alpha) is None:  # JPEG and BMP have none
         if alpha.shape != data.shape[1:3]:
             alpha = _resize_alpha(alpha, data.shape[1:3])
@@ -901,7 +965,13 @@ def plain_mode(path: str | os.PathLike) -> None:
 
 
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
+    """The start of a temporary file's name beside ``path`` (``.NAME.``), its name cut at the end
+    so that the whole temporary name (eight random characters and the suffix after it) is no
+    longer than ``path``'s own could be (NAME_MAX bytes)."""
+    room = NAME_MAX - 2 - 8 - len(os.fsencode(path.suffix))
+    name = os.fsencode(path.name)[:room].decode(errors="ignore") if len(os.fsencode(path.name)) > room \
+        else path.name
+    return f".{name}."
 
 
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:

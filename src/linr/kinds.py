@@ -25,7 +25,7 @@ import numpy as np
 
 from .argtypes import nonneg_float, positive_float, positive_int
 from .errors import InputError
-from .images import ImageInfo, as_float_image, check_above_black, read_mask
+from .images import ImageInfo, as_float_image, check_photo, read_mask
 
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
@@ -49,7 +49,7 @@ def noisy(image: np.ndarray, *, weight: float | None = None, noise: Any = "gauss
     from .operators import Identity
     from .problem import Observation
 
-    check_above_black(as_float_image(image, "noisy image"), "noisy image")
+    check_photo(as_float_image(image, "noisy image"), "noisy image")
     if isinstance(noise, str):
         term, _ = noise_term(as_float_image(image, "noisy image"), noise, peak=peak, read_noise=read_noise)
     else:
@@ -133,7 +133,7 @@ def lowres(
         op = Downsample(factor, kernel)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    check_above_black(as_float_image(image, "lowres image"), "lowres image")
+    check_photo(as_float_image(image, "lowres image"), "lowres image")
     return Observation(image, op, weight, "lowres")
 
 
@@ -161,7 +161,7 @@ def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) 
         raise InputError("mask contains non-finite values (NaN or inf)")
     if not (mask.astype(np.float64) > 0.5).any():
         raise InputError("mask keeps no pixels (values above 0.5 are observed: 1 / True / white)")
-    check_above_black(as_float_image(image, "masked image"), "masked image", mask.astype(np.float64) > 0.5)
+    check_photo(as_float_image(image, "masked image"), "masked image", mask.astype(np.float64) > 0.5)
     return Observation(image, Mask(mask.astype(np.float32)), weight, "masked")
 
 
@@ -191,7 +191,7 @@ def blurred(
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     photo = as_float_image(image, "blurred image")
-    check_above_black(photo, "blurred image")
+    check_photo(photo, "blurred image")
     if kernel_covers_photo(kernel, photo.shape):  # linr restore --kernel refuses it first, with its hints
         kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape
         h, w = photo.shape[:2]

@@ -101,6 +101,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
                 obs = dataclasses.replace(obs, weight=weights[kind.name])
             built.append(obs)
             extras += [e for e in extra if e not in extras]
+        _note_transparent(kind.name, frames, notes)
         if kind.frame_notes is not None:
             notes += kind.frame_notes(built, [info for _, info in frames], values)
         observations += built
@@ -150,6 +151,18 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
     count = next(iter(counts.values()))
     return [([frames[i][0] for frames in by_kind.values()], [frames[i][1] for frames in by_kind.values()])
             for i in range(count)]
+
+
+def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
+    """One note per kind whose frames have transparent pixels that are fitted as data (their
+    colours, whatever they are; the alpha written back as read): ``--masked`` takes them as holes
+    (its builder consumes the alpha, so it is never said of that kind)."""
+    for _, info in frames:
+        if info.alpha is not None and bool((info.alpha < 0.5).any()):
+            share = float((info.alpha < 0.5).mean())
+            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
+                         "as data and writes the alpha back (--masked takes them as missing pixels to fill)")
+            return
 
 
 def _note_degenerate(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:

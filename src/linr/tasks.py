@@ -1095,6 +1095,10 @@ def restore(
     if on_step is not None and (ensemble > 1 or tile_executor is not None):
         raise InputError("a per-step callback follows one fit in this process: not an ensemble's "
                          "members nor tiles fitted by workers")
+    if grid is not None and tile_store is not None:
+        from .tiling import check_store_folder
+
+        check_store_folder(tile_store)
     if grid is not None and isinstance(stop, StopRule):
         raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
                          "not one rule object: each tile gets its own")

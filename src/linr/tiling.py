@@ -39,7 +39,7 @@ from .stopping import StopRule
 
 __all__ = ["TileSetting", "TileGrid", "parse_tile", "plan_grid", "grid_for", "tile_observations",
            "fit_tiled", "plan_tiles", "TileStore", "TileBatch", "fit_tile_group", "tile_store_path",
-           "remove_tile_store", "tiled_held_out"]
+           "remove_tile_store", "tiled_held_out", "check_store_folder"]
 
 MIN_RAMP = 8
 """Pixels of the raised-cosine ramp at least (the overlap is widened to 2 halo + this)."""
@@ -328,7 +328,7 @@ class TileStore:
     caller owns, such as a batch output's), emptied and reused."""
 
     def __init__(self, folder: str | Path, fingerprint: str, *, replace: bool = False):
-        self.folder = Path(folder)
+        self.folder = check_store_folder(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         if check_store(self.folder, fingerprint, replace=replace):
             for path in self.folder.glob("tile_*"):  # none finished, or replaced: nothing is mixed in
@@ -355,6 +355,21 @@ class TileStore:
 
     def remove(self) -> None:
         remove_tile_store(self.folder)
+
+
+def check_store_folder(folder: str | Path) -> Path:
+    """``folder`` as a Path, or a one-line error when a tile store could not be kept there: a file
+    of that name, or a place where no file can be made."""
+    from .images import check_writable_folder
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"tile store {folder}: is a file, not a folder")
+    try:
+        check_writable_folder(folder / "fingerprint.txt")
+    except InputError as exc:
+        raise InputError(f"tile store {exc}") from None
+    return folder
 
 
 def check_store(folder: str | Path, fingerprint: str, *, replace: bool = False) -> bool:

@@ -32,7 +32,9 @@ __all__ = [
 
 KINDS = KIND_REGISTRY
 """The registered observation kinds (:data:`linr.kinds.KINDS`), in their order."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+"""What a batch finds in a folder or glob: the image files `linr restore` reads (an animated GIF,
+PNG or WebP, like a multi-image TIFF, is one scene: its images the frames)."""
 KERNEL_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
 _SHOWN = 8
 """How many unmatched names an error lists before '... and N more'."""
