@@ -576,6 +576,10 @@ def test_tiles_bench_tile_store_resumes_a_killed_rows_tiles_and_counts_their_sec
                     tile_store=store)  # as after a kill before the row was written
     assert again["resumed_tiles"] == len(kept) and again["psnr_paper"] == pytest.approx(first["psnr_paper"], abs=1e-4)
     assert again["seconds"] == pytest.approx(again["last_run_s"] + again["resumed_fit_s"])
+    spread = run_one("denoise", DATA / "set9" / "house.png", variant, crop=48, steps=2, device="cpu",
+                     workers=2)  # two worker processes: the same image
+    assert spread["workers"] == 2 and spread["psnr_paper"] == first["psnr_paper"]
+    assert spread["tile_steps"] == first["tile_steps"] and spread["tile_fit_s"] > 0
     jobs, stores = tmp_path / "tiles.jsonl", tmp_path / "stores"
     assert main(["bench", "tiles", "--data", str(DATA), "--images", "house", "--crop", "48", "--steps", "2",
                  "--variants", "32:8@16", "--jobs", str(jobs), "--threads", "1", "--tile-store", str(stores)]) == 0

@@ -56,6 +56,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tile-store", default=None, metavar="DIR",
                    help="keep each tiled row's finished tiles under DIR until its row is written, so that a "
                         "killed run resumes them (default: none kept)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="fit a tiled row's tiles in this many local worker processes, --threads each (default 1: "
+                        "in this process; the same image to the bit)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_tiles)
@@ -118,10 +121,11 @@ def _scene(case: str, path: Path, crop: int | None) -> tuple[np.ndarray, list[An
 
 
 def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None, steps: int | None,
-            device: str, tile_store: Path | None = None) -> dict[str, Any]:
+            device: str, tile_store: Path | None = None, workers: int = 1) -> dict[str, Any]:
     """One restoration and its measurements (see the module's docstring). ``tile_store``: the
     folder keeping a tiled restoration's finished tiles (resumed from it; the caller removes it
-    once the row is written)."""
+    once the row is written). ``workers``: local processes fitting a tiled row's tiles, each
+    with this process's torch threads (the same image, to the bit, as one)."""
     from dataclasses import replace
 
     from ..metrics import evaluate
@@ -134,8 +138,24 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
         model = replace(ModelConfig(), **{k: variant[k] for k in ("width", "depth") if variant[k]})
     t0 = time.perf_counter()
     store = None if tile_store is None or variant["tile"] == "off" else str(tile_store)
-    result = restore(observations, steps=steps, device=device, model=model, tile=variant["tile"],
-                     progress=False, tile_store=store, tile_store_kept=store is not None)
+    executor = None
+    if workers > 1 and variant["tile"] != "off":
+        import torch
+
+        from ..batch.local import PoolBackend
+        from ..tiling import fit_tile_group
+
+        executor, threads = PoolBackend(workers, task=fit_tile_group), torch.get_num_threads()
+    try:
+        result = restore(observations, steps=steps, device=device, model=model, tile=variant["tile"],
+                         progress=False, tile_store=store, tile_store_kept=store is not None,
+                         tile_executor=executor, tile_threads=threads if executor else None)
+    except BaseException:
+        if executor is not None:
+            executor.close(abort=True)
+        raise
+    if executor is not None:
+        executor.close(abort=False)
     seconds = time.perf_counter() - t0
     resumed = [t for t in result.settings.get("tiles", []) if t.get("resumed")]
     obs, _ = resolve(observations, device=device)
@@ -148,6 +168,10 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
         "tiling": result.settings.get("tiling"),
         "tile_steps": [t["steps_run"] for t in result.settings.get("tiles", [])],
     }
+    if result.settings.get("tiles"):  # each tile's fit, on its own thread(s), wherever it ran
+        row["tile_fit_s"] = sum(t["fit_s"] for t in result.settings["tiles"])
+    if executor is not None:
+        row["workers"] = workers
     if resumed:  # fitted by an earlier, killed run: their fit seconds are in `seconds`, their set-up is not
         row.update(resumed_tiles=len(resumed), resumed_fit_s=sum(t["fit_s"] for t in resumed),
                    last_run_s=seconds)
@@ -248,7 +272,7 @@ def cmd_tiles(args: argparse.Namespace) -> int:
                     store = None if args.tile_store is None else Path(args.tile_store) / _store_name(key)
                     try:
                         row = run_one(case, path, variant, crop=args.crop, steps=args.steps, device=device,
-                                      tile_store=store)
+                                      tile_store=store, workers=args.workers)
                     except InputError as exc:  # e.g. tiles too small for an operator's reach
                         print(f"{case} {path.stem} {args.variants}: skipped: {exc}", flush=True)
                         continue
