@@ -309,10 +309,13 @@ def check_name_length(path: str | os.PathLike) -> Path:
     """``path`` as a Path, or a one-line error when a name in it is longer than the file system
     allows (``NAME_MAX`` bytes), where the system would refuse it only when the file is opened."""
     path = Path(path)
-    try:
-        limit = os.pathconf(".", "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
-        limit = NAME_MAX
+    limit = NAME_MAX
+    for folder in (path.parent, Path(".")):  # its folder's file system where that exists, else here
+        try:
+            limit = os.pathconf(folder, "PC_NAME_MAX")
+            break
+        except (OSError, ValueError, AttributeError):  # missing, no pathconf (Windows) or no answer
+            continue
     for part in path.parts:
         size = len(os.fsencode(part))
         if size > limit:
