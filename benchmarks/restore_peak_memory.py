@@ -55,10 +55,13 @@ def main() -> int:
         folder = Path(args.folder) if args.folder else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         src, out = folder / "noisy.png", folder / "out.png"
+        size_file = folder / "size.txt"  # a kept folder is for one size
+        if size_file.exists() and size_file.read_text().strip() != str(args.size):
+            raise SystemExit(f"{folder} holds the {size_file.read_text().strip()}-px restoration, not {args.size}")
         if not src.exists():
             noisy = noisy_mirrored_photo(data, args.size)[1]  # the clean photo is not kept
-            write_image(folder / "noisy.tmp.png", np.clip(noisy, 0, 1))
-            (folder / "noisy.tmp.png").replace(src)
+            write_image(src, np.clip(noisy, 0, 1))  # atomic: a killed write leaves none
+            size_file.write_text(f"{args.size}\n")
             del noisy
         report = folder / "out.json"
         tiles = Path(str(out) + ".tiles")

@@ -575,11 +575,15 @@ def test_tiles_bench_tile_store_resumes_a_killed_rows_tiles_and_counts_their_sec
     again = run_one("denoise", DATA / "set9" / "house.png", variant, crop=48, steps=2, device="cpu",
                     tile_store=store)  # as after a kill before the row was written
     assert again["resumed_tiles"] == len(kept) and again["psnr_paper"] == pytest.approx(first["psnr_paper"], abs=1e-4)
-    assert again["seconds"] == pytest.approx(again["last_run_s"] + again["resumed_fit_s"])
+    assert again["resumed_fit_s"] == pytest.approx(first["tile_fit_s"])  # the kept tiles' own fit seconds, read back
+    assert again["tile_fit_s"] == pytest.approx(first["tile_fit_s"]) and again["last_run_s"] < again["seconds"]
     spread = run_one("denoise", DATA / "set9" / "house.png", variant, crop=48, steps=2, device="cpu",
                      workers=2)  # two worker processes: the same image
     assert spread["workers"] == 2 and spread["psnr_paper"] == first["psnr_paper"]
     assert spread["tile_steps"] == first["tile_steps"] and spread["tile_fit_s"] > 0
+    whole = run_one("denoise", DATA / "set9" / "house.png", parse_variant("64"), crop=48, steps=2, device="cpu",
+                    workers=2)  # one tile covers the image: fitted whole, here, not refused for its workers
+    assert whole["tiling"] is None and "workers" not in whole
     jobs, stores = tmp_path / "tiles.jsonl", tmp_path / "stores"
     assert main(["bench", "tiles", "--data", str(DATA), "--images", "house", "--crop", "48", "--steps", "2",
                  "--variants", "32:8@16", "--jobs", str(jobs), "--threads", "1", "--tile-store", str(stores)]) == 0

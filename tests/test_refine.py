@@ -1228,7 +1228,7 @@ def test_a_lone_low_res_photo_is_refined_by_grouped_views_by_default_but_at_x2_t
     assert default_refine([linr.lowres(small, 2, kernel="bicubic")], preset=None) is None
     assert default_refine([view, linr.noisy(clean)], preset=None) != DEFAULT_SR_REFINE
     assert default_refine([linr.lowres(small, 2, weight=0.0)], preset=None) is None
-    assert default_refine([linr.lowres(np.zeros((1, 1, 3), np.float32), 4)], preset=None) is None
+    assert default_refine([linr.lowres(np.zeros((1, 2, 3), np.float32), 4)], preset=None) is None
     # any size, in tiles too (since the twenty-third session; up to 768 px whole before): the tiles'
     # image made to reproduce the whole photo
     assert default_refine([linr.lowres(np.zeros((300, 300, 3), np.float32), 4)], preset=None) == "grouped-views-examples"

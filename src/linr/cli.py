@@ -1224,7 +1224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # a bug: still one line, with the way to see more
         if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG and not debug:
-            print(f"linr: error: {exc.filename}: {exc.strerror}", file=sys.stderr)  # the user's name, no bug
+            where = "" if exc.filename is None else f"{exc.filename}: "
+            print(f"linr: error: {where}{exc.strerror}", file=sys.stderr)  # the user's name, no bug
             return EXIT_USAGE
         if debug:
             raise

@@ -30,6 +30,7 @@ at all.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import struct
 import tempfile
@@ -214,11 +215,13 @@ def _read_png16(path: Path) -> np.ndarray:
     return data.reshape(height, width, planes)
 
 
-def _from_pil(img: Image.Image) -> np.ndarray:
+def _from_pil(img: Image.Image, bits: int = 8) -> np.ndarray:
+    """A Pillow image's pixels as an array of its stored type (``bits``: a PNG's bit depth, for
+    a 2- or 4-bit grey one's transparent value)."""
     if img.mode in ("P", "PA"):
         img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
-    elif img.mode in ("L", "RGB") and "transparency" in img.info:  # a PNG's tRNS colour: its pixels transparent
-        img = img.convert("LA" if img.mode == "L" else "RGBA")
+    elif img.mode in ("1", "L", "RGB") and isinstance(img.info.get("transparency"), (int, tuple)):
+        return _with_keyed_alpha(img, bits)
     elif img.mode == "CMYK" or img.mode == "YCbCr":
         img = img.convert("RGB")
     elif img.mode == "1":
@@ -233,6 +236,19 @@ def _from_pil(img: Image.Image) -> np.ndarray:
     if img.mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGB")
     return np.asarray(img)
+
+
+def _with_keyed_alpha(img: Image.Image, bits: int) -> np.ndarray:
+    """(H, W, C + 1) uint8: a grey or RGB PNG whose tRNS chunk names one colour as transparent,
+    with the alpha that marks its pixels (Pillow's own conversion misses a 1-bit image's, and
+    Pillow scales 2- and 4-bit grey to 0-255 but not that colour)."""
+    key = img.info["transparency"]
+    pixels = np.asarray(img.convert("L") if img.mode == "1" else img)  # 1-bit: 0 / 255, as its key
+    if img.mode == "L" and bits < 8:
+        key = key * (255 // (2 ** bits - 1))
+    pixels = pixels.reshape(*pixels.shape[:2], -1)
+    opaque = np.any(pixels != np.asarray(key).reshape(-1), axis=-1)
+    return np.dstack([pixels, np.where(opaque, 255, 0).astype(np.uint8)])
 
 
 ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
@@ -305,23 +321,41 @@ NAME_MAX = 255
 macOS's)."""
 
 
-def check_name_length(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, or a one-line error when a name in it is longer than the file system
-    allows (``NAME_MAX`` bytes), where the system would refuse it only when the file is opened."""
-    path = Path(path)
-    limit = NAME_MAX
-    for folder in (path.parent, Path(".")):  # its folder's file system where that exists, else here
+def name_limit(folder: str | os.PathLike) -> int:
+    """The longest file name, in bytes, that the file system of ``folder`` allows (where it
+    exists; else that of the current folder; :data:`NAME_MAX` where neither says)."""
+    for place in (Path(folder), Path(".")):
         try:
-            limit = os.pathconf(folder, "PC_NAME_MAX")
-            break
+            limit = os.pathconf(place, "PC_NAME_MAX")
         except (OSError, ValueError, AttributeError):  # missing, no pathconf (Windows) or no answer
             continue
+        if limit > 0:
+            return limit
+    return NAME_MAX
+
+
+def check_name_length(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a one-line error when a name in it is longer than the file system
+    allows (:func:`name_limit`), where the system would refuse it only when the file is opened."""
+    path = Path(path)
+    limit = name_limit(path.parent)
     for part in path.parts:
         size = len(os.fsencode(part))
         if size > limit:
             raise InputError(f"{path}: the name {_shortened(part)} is {size} bytes long; this file system "
                              f"allows {limit}")
     return path
+
+
+def name_with_room(name: str, room: int) -> str:
+    """``name``, or where it is longer than ``room`` bytes (a file named after another, such as a
+    temporary file or a tile folder beside an output, adding to its name): its start and a digest
+    of the whole name, so that two long names with one start stay apart, in ``room`` bytes."""
+    raw = os.fsencode(name)
+    if len(raw) <= room:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    return raw[:max(room - 9, 0)].decode("utf-8", "ignore") + "~" + digest  # a character cut in two: left out
 
 
 def _shortened(name: str, keep: int = 24) -> str:
@@ -346,7 +380,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
                 if img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1:
                     arrays = _animation_frames(img)
                 else:  # one image (an MPO's second picture, a camera's preview, is not read)
-                    arrays, turned = [_from_pil(ImageOps.exif_transpose(img))], True
+                    arrays, turned = [_from_pil(ImageOps.exif_transpose(img), _png_bit_depth(path))], True
                 alphas = [None] * len(arrays)
     except InputError:
         raise
@@ -968,13 +1002,11 @@ def plain_mode(path: str | os.PathLike) -> None:
 
 
 def _temp_prefix(path: Path) -> str:
-    """The start of a temporary file's name beside ``path`` (``.NAME.``), its name cut at the end
-    so that the whole temporary name (eight random characters and the suffix after it) is no
-    longer than ``path``'s own could be (NAME_MAX bytes)."""
-    room = NAME_MAX - 2 - 8 - len(os.fsencode(path.suffix))
-    name = os.fsencode(path.name)[:room].decode(errors="ignore") if len(os.fsencode(path.name)) > room \
-        else path.name
-    return f".{name}."
+    """The start of a temporary file's name beside ``path`` (``.NAME.``), its name cut where needed
+    (:func:`name_with_room`) so that the whole temporary name (eight random characters and the
+    suffix after it) is no longer than the folder's file system allows."""
+    room = name_limit(path.parent) - 2 - 8 - len(os.fsencode(path.suffix))
+    return f".{name_with_room(path.name, room)}."
 
 
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:

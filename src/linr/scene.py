@@ -155,13 +155,14 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
 
 def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
     """One note per kind whose frames have transparent pixels that are fitted as data (their
-    colours, whatever they are; the alpha written back as read): ``--masked`` takes them as holes
+    colours, whatever they are; the alpha written back where the output holds one): ``--masked`` takes them as holes
     (its builder consumes the alpha, so it is never said of that kind)."""
     for _, info in frames:
         if info.alpha is not None and bool((info.alpha < 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
-                         "as data and writes the alpha back (--masked takes them as missing pixels to fill)")
+                         "as data, and the output keeps the alpha where its format holds one (--masked takes "
+                         "them as missing pixels to fill)")
             return
 
 

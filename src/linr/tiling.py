@@ -316,9 +316,13 @@ def _hash_arrays(h: Any, operator: Any) -> None:
 
 def tile_store_path(output: str | Path, frame: int | None = None) -> Path:
     """The folder beside an output file that keeps its finished tiles until it is written
-    (``out.png.tiles``; ``out.tif.frame2.tiles`` for the second frame of a stack)."""
+    (``out.png.tiles``; ``out.tif.frame2.tiles`` for the second frame of a stack; a name too
+    long to take ``.tiles`` is cut, and a digest of it added: :func:`linr.images.name_with_room`)."""
+    from .images import name_limit, name_with_room
+
     output = Path(output)
-    return output.with_name(output.name + ("" if frame is None else f".frame{frame}") + ".tiles")
+    name = output.name + ("" if frame is None else f".frame{frame}")
+    return output.with_name(name_with_room(name, name_limit(output.parent) - len(".tiles")) + ".tiles")
 
 
 class TileStore:
@@ -364,7 +368,8 @@ def check_store_folder(folder: str | Path) -> Path:
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise InputError(f"tile store {folder}: is a file, not a folder")
+        raise InputError(f"tile store {folder}: is a file, not a folder (finished tiles are kept in a folder "
+                         "there, so that a killed run resumes them)")
     try:
         check_writable_folder(folder / "fingerprint.txt")
     except InputError as exc:

@@ -174,7 +174,8 @@ def _by_stem(files: Iterable[Path], *, what: str, strip: Sequence[str] = ()) -> 
                 stem = stem[: -len(suffix)]
                 break
         if stem in index:
-            raise InputError(f"{what}: two files share the name {stem!r}: {index[stem]} and {f}")
+            raise InputError(f"{what}: two files share the name {stem!r}: {index[stem]} and {f} (choose "
+                             f"one kind with a pattern, such as '{f.parent / ('*' + index[stem].suffix)}')")
         index[stem] = f
     return index
 

@@ -124,8 +124,9 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
             device: str, tile_store: Path | None = None, workers: int = 1) -> dict[str, Any]:
     """One restoration and its measurements (see the module's docstring). ``tile_store``: the
     folder keeping a tiled restoration's finished tiles (resumed from it; the caller removes it
-    once the row is written). ``workers``: local processes fitting a tiled row's tiles, each
-    with this process's torch threads (the same image, to the bit, as one)."""
+    once the row is written; the bench's own: one of other settings is emptied). ``workers``:
+    local processes fitting a tiled row's tiles, each with this process's torch threads (the
+    same image, to the bit, as one); a variant that fits the image whole runs here."""
     from dataclasses import replace
 
     from ..metrics import evaluate
@@ -136,20 +137,23 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
     model = None
     if variant["width"] or variant["depth"]:
         model = replace(ModelConfig(), **{k: variant[k] for k in ("width", "depth") if variant[k]})
-    t0 = time.perf_counter()
-    store = None if tile_store is None or variant["tile"] == "off" else str(tile_store)
-    executor = None
-    if workers > 1 and variant["tile"] != "off":
+    obs, _ = resolve(observations, device=device)
+    pilot = pilot_fit(observations, preset=None, model=model)
+    tiled = None if variant["tile"] == "off" else tile_grid(obs, tile=variant["tile"], pilot=pilot)
+    store = None if tile_store is None or tiled is None else str(tile_store)
+    executor = threads = None
+    if workers > 1 and tiled is not None:  # one fit of the whole image has no tiles to spread
         import torch
 
         from ..batch.local import PoolBackend
         from ..tiling import fit_tile_group
 
         executor, threads = PoolBackend(workers, task=fit_tile_group), torch.get_num_threads()
-    try:
+    t0 = time.perf_counter()
+    try:  # the bench owns the store: one of another fingerprint (settings since changed) is emptied
         result = restore(observations, steps=steps, device=device, model=model, tile=variant["tile"],
-                         progress=False, tile_store=store, tile_store_kept=store is not None,
-                         tile_executor=executor, tile_threads=threads if executor else None)
+                         progress=False, tile_store=store, tile_store_owned=store is not None,
+                         tile_executor=executor, tile_threads=threads)
     except BaseException:
         if executor is not None:
             executor.close(abort=True)
@@ -157,8 +161,8 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
     if executor is not None:
         executor.close(abort=False)
     seconds = time.perf_counter() - t0
-    resumed = [t for t in result.settings.get("tiles", []) if t.get("resumed")]
-    obs, _ = resolve(observations, device=device)
+    tiles = result.settings.get("tiles", [])
+    resumed = [t for t in tiles if t.get("resumed")]
     row: dict[str, Any] = {
         "size": list(clean.shape[:2]), "seeds": seeds,
         "seconds": seconds + sum(t["fit_s"] for t in resumed),
@@ -166,17 +170,17 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
         "psnr_standard": evaluate(clean, result.image, convention="standard")["psnr"],
         "steps_run": result.steps_run, "stop_step": result.stop_step, "stop_reason": result.stop_reason,
         "tiling": result.settings.get("tiling"),
-        "tile_steps": [t["steps_run"] for t in result.settings.get("tiles", [])],
+        "tile_steps": [t["steps_run"] for t in tiles],
     }
-    if result.settings.get("tiles"):  # each tile's fit, on its own thread(s), wherever it ran
-        row["tile_fit_s"] = sum(t["fit_s"] for t in result.settings["tiles"])
+    if tiles:  # each tile's fit on its own thread(s), wherever and whenever it ran
+        row["tile_fit_s"] = sum(t["fit_s"] for t in tiles)
     if executor is not None:
         row["workers"] = workers
-    if resumed:  # fitted by an earlier, killed run: their fit seconds are in `seconds`, their set-up is not
+    if resumed:  # fitted by an earlier, killed run: their fit seconds (one after the other) are in
+        # `seconds`, their set-up is not; with workers, the last run's tiles overlapped
         row.update(resumed_tiles=len(resumed), resumed_fit_s=sum(t["fit_s"] for t in resumed),
                    last_run_s=seconds)
-    grid = tile_grid(obs, tile=variant["tile"] if variant["tile"] != "off" else "256:32",
-                     pilot=pilot_fit(observations, preset=None, model=model))
+    grid = tiled if tiled is not None else tile_grid(obs, tile="256:32", pilot=pilot)
     if grid is not None:
         seam = seam_regions(grid)
         row.update(seam_grid=grid.describe(), psnr_overlap=_psnr(clean, result.image, seam),
