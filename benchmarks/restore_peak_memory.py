@@ -7,6 +7,9 @@ runs in it whatever the workers), as the peak resident memory of the child proce
     .venv/bin/python benchmarks/restore_peak_memory.py --size 8192 --steps 0 --folder bench_out/full8192 --rows FILE
 
 ``--steps 0``: the default's own budget (the whole restoration, hours at 8192 px on two cores).
+``--workers N --threads T``: ``linr restore``'s workers and torch threads (``OMP_NUM_THREADS``;
+tiles fitted with the same threads are the same
+bits whatever the workers, so a kept folder may be resumed with other workers).
 ``--folder DIR``: the photo, the output, its tile store and ``attempts.jsonl`` live in DIR, kept
 between runs, so that a run killed at a session's end resumes its finished tiles (``linr
 restore``'s own tile store); the row then names the attempts and adds each tile's fit seconds
@@ -40,6 +43,10 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--rows", default=None)
     p.add_argument("--folder", default=None, help="keep the photo, output and tiles here (resumable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="linr restore's --workers (default: 1 with a cut budget, else the default's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of linr restore (OMP_NUM_THREADS; default: its own choice)")
     args = p.parse_args()
     sys.path.insert(0, str(HERE))
     import numpy as np
@@ -69,15 +76,19 @@ def main() -> int:
             if out.exists():
                 raise SystemExit(f"{out} is there already: this restoration finished (remove {folder} to rerun)")
             attempt = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": row["commit"],
-                       "finished_tiles_before": len(list(tiles.glob("tile_*.json")))}
+                       "finished_tiles_before": len(list(tiles.glob("tile_*.json"))),
+                       "workers": args.workers, "threads": args.threads}
             append_row(folder / "attempts.jsonl", attempt)
         cmd = [str(HERE.parent / ".venv" / "bin" / "linr"), "restore", "--noisy", str(src), "-o", str(out),
                "--quiet", "--device", "cpu", "--report", str(report)]
-        cmd += ["--workers", "1"] if args.steps else []  # the default's workers for a whole restoration
+        workers = args.workers or (1 if args.steps else None)  # the default's workers for a whole restoration
+        cmd += ["--workers", str(workers)] if workers else []
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
+        row.update(workers=workers or "default", threads=args.threads or "default")
         cmd += [] if args.folder else ["--force"]  # a kept folder's tiles are resumed, never discarded
         cmd += ["--steps", str(args.steps)] if args.steps else []
         t = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, env=env)
         row["wall_s"] = round(time.perf_counter() - t, 1)
         done = json.loads(report.read_text())
         row["fit_s"] = round(done["timings"]["fit_s"], 1)
