@@ -657,9 +657,15 @@ def check_photo(image: np.ndarray, name: str, observed: np.ndarray | None = None
     (:mod:`linr.kinds`) make once, not on each tile: more than one pixel (a 1x1 photo holds
     nothing to restore, as ``linr restore`` says of a one-pixel file) and values above black
     (:func:`check_above_black`)."""
+    refuse_one_pixel(image, name)
+    check_above_black(image, name, observed)
+
+
+def refuse_one_pixel(image: np.ndarray, name: str) -> None:
+    """A one-line error for a photo of one pixel (nothing to restore, no neighbour to restore it
+    from): the Python API's arrays and ``linr restore``'s files alike."""
     if image.shape[0] * image.shape[1] == 1:
         raise InputError(f"{name} is one pixel (1x1): there is nothing to restore in it")
-    check_above_black(image, name, observed)
 
 
 def check_above_black(image: np.ndarray, name: str, observed: np.ndarray | None = None) -> None:

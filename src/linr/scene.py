@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError
-from .images import ImageInfo, choose_value_ranges, read_stored, to_unit
+from .images import ImageInfo, choose_value_ranges, read_stored, refuse_one_pixel, to_unit
 from .kinds import KINDS
 
 __all__ = ["load_scene", "expand_paths", "split_frames"]
@@ -170,8 +170,7 @@ def _note_degenerate(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list
     """A frame of one pixel is refused (nothing to restore, no neighbour to restore it from);
     constant ones are said in one note per kind (fitted all the same)."""
     for image, info in frames:
-        if image.shape[0] * image.shape[1] == 1:
-            raise InputError(f"{info.path} is one pixel (1x1): there is nothing to restore in it")
+        refuse_one_pixel(image, info.path)
     flat = [(image, info) for image, info in frames if float(np.ptp(image)) == 0.0]
     if flat:
         image, info = flat[0]
