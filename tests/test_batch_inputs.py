@@ -20,6 +20,8 @@ from linr.cli import main
 from linr.errors import InputError
 from linr.images import read_image, write_image
 
+from .conftest import run_err
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--threads", "1", "--quiet", "--steps", "2"]
 
@@ -478,3 +480,77 @@ def test_a_resumed_batch_restores_again_an_image_whose_input_was_replaced(tmp_pa
         os.chdir(here)
     captured = capsys.readouterr()
     assert "0 to restore, 2 already done" in captured.out and "restored again" not in captured.err
+
+
+def test_a_tiff_added_to_or_taken_from_a_folder_changes_no_other_images_key(tmp_path, capsys):
+    """Without --format the batch was keyed 'png' while every output was a PNG and 'by input'
+    once one input was a TIFF, so adding one TIFF (or taking the only one away) refused the
+    resume as made 'with other settings (format)'. Each image is keyed by its own output now;
+    a manifest keyed the old way (a folder with a TIFF) still resumes."""
+    from linr.batch.manifest import Manifest
+    from linr.batch.run import select
+
+    root = _noisy_folder(tmp_path, ["a", "b"])
+    out = tmp_path / "out"
+    argv = ["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--workers", "1", *FAST]
+    assert main(argv) == 0
+    write_image(root / "noisy" / "c.tif", _image(7))
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "3 images: 1 to restore, 2 already done" in capsys.readouterr().out
+    assert (out / "c.tif").exists()
+    (root / "noisy" / "c.tif").unlink()
+    assert main(argv) == 0
+    assert "2 images: 0 to restore, 2 already done" in capsys.readouterr().out
+    # a manifest of before: the PNG outputs of a folder with a TIFF keyed by the batch's format
+    write_image(root / "noisy" / "c.tif", _image(7))
+    records = _manifest(out)
+    jobs = plan_jobs({"noisy": str(root / "noisy")}, output_dir=str(out), suffix=None)
+    settings = records["a"]["batch"]
+    assert settings["format"] == "by input"
+    old = {j.name: fingerprint(j, settings, batch_format=True) for j in jobs}
+    assert old["a"] != records["a"]["key"] and old["c"] == records["c"]["key"]
+    lines = [json.dumps({**r, "key": old[r["image"]]}) for r in records.values()]
+    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    with Manifest(str(out)) as manifest:
+        todo, skipped, _ = select(jobs, manifest, settings, force=False, existed=True)
+    assert [j.name for j in todo] == ["c"] and sorted(skipped) == ["a", "b"]  # c: its file written again
+
+
+def test_an_output_folder_that_takes_no_new_file_is_one_line_and_register_of_single_photos_refused(
+        tmp_path, capsys, monkeypatch):
+    """A read-only (or immutable) existing -o folder ended in an internal error when the manifest
+    was rewritten; --register on a folder of single photos failed every image after the folder
+    was made. Both are one line now, before any fit."""
+    from linr.batch.manifest import Manifest
+
+    root = _noisy_folder(tmp_path, ["a", "b"])
+    out = tmp_path / "out"
+    argv = ["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--workers", "1", *FAST]
+    assert main(argv) == 0
+
+    def refused(self) -> None:
+        raise PermissionError(1, "Operation not permitted", str(out / ".manifest.jsonl.x"))
+
+    monkeypatch.setattr(Manifest, "compact", refused)  # as in a folder made immutable (chattr +i)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"linr: error: -o {out}: cannot write there (Operation not permitted)"
+    monkeypatch.undo()
+    fresh = tmp_path / "fresh"
+    err = run_err(capsys, ["batch", str(root / "noisy"), "--task", "noisy", "-o", str(fresh),
+                           "--register", "translation", "--workers", "1", *FAST])
+    assert "--register translation fits each frame's shift" in err and "every image of this batch is one photo" in err
+    assert not fresh.exists()
+
+
+def test_a_globs_double_star_matches_any_depth(tmp_path):
+    from linr.batch.plan import find_files
+
+    for rel in ("one.png", "sub/two.png", "sub/deeper/three.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_image(tmp_path / rel, _image(1))
+    found = find_files(str(tmp_path / "**" / "*.png"), what="--noisy")
+    assert sorted(p.name for p in found) == ["one.png", "three.png", "two.png"]
+    assert [p.name for p in find_files(str(tmp_path / "*" / "*.png"), what="--noisy")] == ["two.png"]

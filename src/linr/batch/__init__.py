@@ -398,6 +398,26 @@ def local_threads(threads: int | None, workers: int) -> int:
     return threads or omp_threads() or max(1, usable_cores() // workers)
 
 
+def _one_photo(job: Any) -> bool:
+    """Whether a job surely restores a single photo (one file of one image: no scene folder, no
+    second kind; a TIFF may hold a stack, so it never counts as surely one), read from the
+    file's header, not its pixels."""
+    files = [f for v in job.observations.values() for f in ([v] if isinstance(v, str) else v)]
+    if len(files) != 1:
+        return False
+    from PIL import Image
+
+    from ..images import is_tiff
+
+    try:
+        if is_tiff(Path(files[0])):
+            return False
+        with Image.open(files[0]) as img:
+            return getattr(img, "n_frames", 1) == 1
+    except Exception:  # noqa: BLE001 - unreadable: its own read fails in one line later
+        return False
+
+
 def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
     """Options that would fail every image alike: a usage error now, before anything is created."""
     from ..models import MODEL_FAMILIES
@@ -568,7 +588,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from .manifest import Manifest
-    from .plan import plan_jobs
+    from .plan import BY_INPUT, plan_jobs
     from .run import Outcome, Progress, run_jobs, select
     from .summary import summary_table
 
@@ -584,8 +604,12 @@ def _batch(args: argparse.Namespace) -> int:
     jobs = plan_jobs(inputs, output_dir=args.output_dir, suffix=args.format and f".{args.format}",
                      mask=args.mask, kernel=args.kernel, reference_dir=args.reference_dir, notes=notes,
                      labels=labels)
-    if args.format is None:  # by input; recorded as 'png' when every output is one (as before)
-        settings["format"] = "png" if all(j.output.endswith(".png") for j in jobs) else "by input"
+    if args.format is None:  # by input: each image keyed by its own output's format (plan.fingerprint)
+        settings["format"] = BY_INPUT
+    if args.register and jobs and all(_one_photo(job) for job in jobs):
+        raise InputError(f"--register {args.register} fits each frame's shift against a scene's first, and every "
+                         "image of this batch is one photo: give scene folders of frames, multi-image files or "
+                         "joint kinds, or leave out --register")
     device = _check_device(args)
     for note in notes:
         print(f"linr: note: {note}", file=sys.stderr)

@@ -85,8 +85,12 @@ class Manifest:
         if self.skipped_lines:
             print(f"linr: warning: {self.path}: skipped {self.skipped_lines} unreadable line(s) "
                   "(a write cut short); those images will be redone", file=sys.stderr)
-        self.compact()
-        self._fh = open(self.path, "a", encoding="utf-8")
+        try:  # a folder that exists but takes no new file (read-only, immutable): one line, before any work
+            self.compact()
+            self._fh = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            self._release()
+            raise InputError(f"-o {self.folder}: cannot write there ({exc.strerror or exc})") from None
         return self
 
     def __exit__(self, *exc: Any) -> None:

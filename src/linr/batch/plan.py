@@ -81,7 +81,7 @@ class Job:
 
 def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
     """Files named by ``spec``: a folder or a glob (their files with ``suffixes``; a folder is not
-    searched recursively), or one file.
+    searched recursively, a glob's ``**`` matches any depth of folders), or one file.
 
     Hidden files (names starting with '.', such as half-written temporary files) are skipped.
     """
@@ -93,8 +93,9 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
     else:
         if not glob.has_magic(spec):
             raise InputError(f"{what} {spec}: no such file or folder")
-        # like a folder, a glob such as 'noisy/*' yields its image files only (not notes.txt)
-        found = [Path(p) for p in glob.glob(spec)
+        # like a folder, a glob such as 'noisy/*' yields its image files only (not notes.txt);
+        # '**' any depth of folders, as a shell's globstar
+        found = [Path(p) for p in glob.glob(spec, recursive=True)
                  if Path(p).is_file() and Path(p).suffix.lower() in suffixes]
     found = sorted(p for p in found if not p.name.startswith("."))
     if not found:
@@ -411,13 +412,24 @@ def _check_not_read_back(jobs: Sequence[Job], specs: dict[str, str], output_dir:
                                  f"{what} files when the batch is rerun to resume; choose another -o folder")
 
 
-def fingerprint(job: Job, settings: dict[str, Any], *, reference: str | None = None) -> str:
+BY_INPUT = "by input"
+"""The batch's ``format`` setting where ``--format`` is not given: each output a TIFF for a TIFF
+input, else a PNG (:func:`plan_jobs`)."""
+
+
+def fingerprint(job: Job, settings: dict[str, Any], *, reference: str | None = None,
+                batch_format: bool = False) -> str:
     """A short hash of what determines a job's output: its input files and the batch settings.
 
     A manifest record made under another fingerprint is not reused. The reference is not part of
     it (it only adds metrics); ``reference`` recomputes the key of older manifests, which hashed
-    the reference path too.
+    the reference path too. Without ``--format`` (:data:`BY_INPUT`) a job's PNG output is keyed
+    as ``--format png`` keys it, so that a TIFF added to or taken from the folder changes no
+    other image's key; ``batch_format`` recomputes the key of older manifests, which keyed every
+    image by the batch's format (``by input`` where any output was a TIFF).
     """
+    if settings.get("format") == BY_INPUT and not batch_format and job.output.endswith(".png"):
+        settings = {**settings, "format": "png"}
     files = {k: os.path.abspath(v) if isinstance(v, str) else [os.path.abspath(f) for f in v]
              for k, v in job.observations.items()}
     extra = {k: os.path.abspath(v) if v and Path(v).exists() else v

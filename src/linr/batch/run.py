@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import InputError
 from .manifest import Manifest
-from .plan import Job, fingerprint, settings_diff
+from .plan import BY_INPUT, Job, fingerprint, settings_diff
 from .work import Prepared, failed_record, finish, in_tiles, one_line, prepare, restore_tiles, stack_key
 
 __all__ = ["Outcome", "select", "run_jobs"]
@@ -178,9 +178,13 @@ def _inputs_replaced(job: Job, record: dict[str, Any]) -> bool:
 
 
 def _older_key(job: Job, record: dict[str, Any], settings: dict[str, Any]) -> bool:
-    """Whether ``record`` was made for ``job`` by a linr whose fingerprint included the reference."""
+    """Whether ``record`` was made for ``job`` by a linr whose fingerprint included the reference,
+    or keyed a PNG output by the batch's format (``by input``: a folder holding a TIFF, until
+    the fifty-second session)."""
     reference = (record.get("inputs") or {}).get("reference")
-    return reference is not None and record.get("key") == fingerprint(job, settings, reference=reference)
+    if reference is not None and record.get("key") == fingerprint(job, settings, reference=reference):
+        return True
+    return settings.get("format") == BY_INPUT and record.get("key") == fingerprint(job, settings, batch_format=True)
 
 
 def run_jobs(
