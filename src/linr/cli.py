@@ -1189,6 +1189,28 @@ COMMAND_MODULES = ("linr.bench", "linr.batch", "linr.app")
 module level, and sets ``func`` on its parser like the commands above."""
 
 
+def _ignore_further_interrupts() -> None:
+    """After an interrupt has been said: a second Ctrl-C while the interpreter shuts down would
+    print a traceback of torch's exit handlers (a new user's trial); the run is ending anyway.
+    Registered to run at exit, before those handlers (the last registered runs first), so that a
+    caller of :func:`main` in a longer-lived process (the tests) keeps its Ctrl-C meanwhile."""
+    import atexit
+    import signal
+
+    def ignore() -> None:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
+
+    if not _INTERRUPT_IGNORED_AT_EXIT:
+        atexit.register(ignore)
+        _INTERRUPT_IGNORED_AT_EXIT.append(True)
+
+
+_INTERRUPT_IGNORED_AT_EXIT: list[bool] = []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("LINR_DEBUG"))
     _BAR_ENDED.clear()
@@ -1198,6 +1220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _BAR_ENDED.append(True)
         with sigterm_as_interrupt():  # a kill says what it kept, as Ctrl-C does
             code = int(args.func(args) or 0)
+        if code == 130:  # interrupted (linr batch says what it kept)
+            _ignore_further_interrupts()
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
     except DivergenceError as exc:
@@ -1212,6 +1236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{_after_bar()}linr: interrupted", file=sys.stderr)
+        _ignore_further_interrupts()
         return 130
     except BrokenPipeError:
         # The reader went away (``linr metrics ... | head``): stop quietly, as Python's docs
