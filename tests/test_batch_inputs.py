@@ -543,6 +543,16 @@ def test_an_output_folder_that_takes_no_new_file_is_one_line_and_register_of_sin
                            "--register", "translation", "--workers", "1", *FAST])
     assert "--register translation fits each frame's shift" in err and "every image of this batch is one photo" in err
     assert not fresh.exists()
+    from PIL import Image
+
+    from linr.batch import _one_photo
+
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    one = str(root / "noisy" / "a.png")
+    assert _one_photo(Job("a", {"noisy": one}, "o.png"))
+    assert not _one_photo(Job("g", {"noisy": str(tmp_path / "anim.gif")}, "o.png"))  # a burst of its frames
+    assert not _one_photo(Job("b", {"noisy": [one, str(root / "noisy" / "b.png")]}, "o.png"))
 
 
 def test_a_globs_double_star_matches_any_depth(tmp_path):

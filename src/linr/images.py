@@ -370,7 +370,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
         layout, turned = None, False  # turned: read through EXIF orientation (its density turns too)
         if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
-        elif _png_bit_depth(path) == 16 and not _animated(path):
+        elif _png_bit_depth(path) == 16 and not is_animation(path):
             arrays, alphas = [_read_png16(path)], [None]
         else:
             from PIL import ImageOps
@@ -402,9 +402,10 @@ def profile_for(icc_profile: bytes | None, channels: int) -> bytes | None:
     return icc_profile if (channels, space) in ((3, b"RGB "), (1, b"GRAY")) else None
 
 
-def _animated(path: Path) -> bool:
-    """Whether Pillow reads several frames from the file (an APNG, whose 16-bit frames pypng does
-    not read)."""
+def is_animation(path: Path) -> bool:
+    """Whether the file is read as several frames (:data:`ANIMATED_FORMATS`: an animated GIF, PNG
+    or WebP, such as an APNG, whose 16-bit frames pypng does not read); other formats give their
+    first image (:func:`read_stored`)."""
     with Image.open(path) as img:
         return img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1
 

@@ -400,20 +400,15 @@ def local_threads(threads: int | None, workers: int) -> int:
 
 def _one_photo(job: Any) -> bool:
     """Whether a job surely restores a single photo (one file of one image: no scene folder, no
-    second kind; a TIFF may hold a stack, so it never counts as surely one), read from the
-    file's header, not its pixels."""
+    second kind, no animation; a TIFF may hold a stack, so it never counts as surely one), read
+    from the file's header, not its pixels."""
     files = [f for v in job.observations.values() for f in ([v] if isinstance(v, str) else v)]
     if len(files) != 1:
         return False
-    from PIL import Image
+    from ..images import is_animation, is_tiff
 
-    from ..images import is_tiff
-
-    try:
-        if is_tiff(Path(files[0])):
-            return False
-        with Image.open(files[0]) as img:
-            return getattr(img, "n_frames", 1) == 1
+    try:  # read_stored's own rule for a file of several images
+        return not (is_tiff(Path(files[0])) or is_animation(Path(files[0])))
     except Exception:  # noqa: BLE001 - unreadable: its own read fails in one line later
         return False
 
