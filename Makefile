@@ -26,10 +26,12 @@ $(STAMP): pyproject.toml
 
 # Ray for `linr batch --backend ray` and its test; Gradio and Selenium for the `linr app` browser
 # test (which also needs Chromium and chromedriver from the system: Debian `apt-get install
-# chromium chromium-driver`); where one cannot be installed, its test skips and says why
+# chromium chromium-driver`); astropy as the reference for the FITS tests; where one cannot be
+# installed, its test skips and says why
 $(TESTSTAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[ray]' || echo "linr: Ray could not be installed; the Ray batch test will be skipped"
 	$(BIN)/python -m pip install -q -e '.[app]' selenium || echo "linr: Gradio or Selenium could not be installed; the app's browser test will be skipped"
+	$(BIN)/python -m pip install -q astropy || echo "linr: astropy could not be installed; the FITS tests against it will be skipped"
 	touch $(TESTSTAMP)
 
 setup: $(STAMP)

@@ -38,6 +38,19 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         raise InputError(f"{command}: {message}" if command else message)
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            message = f"{command + ': ' if command else ''}unrecognized arguments: {' '.join(extras)}"
+            files = [e for e in extras if not e.startswith("-")]
+            if command == "restore" and files:  # a photo given bare
+                message += (f" (name each photo by what "
+                           f"is wrong with it: --noisy {files[0]}, --lowres {files[0]} --factor F, --masked "
+                           f"{files[0]}, or --blurred {files[0]} --kernel K)")
+            self.error(message)
+        return parsed
+
 
 # --- restore -----------------------------------------------------------------------------------
 
@@ -49,7 +62,7 @@ def _build_restore(sub: Any) -> None:
         description="Restore one scene. One observation flag is a single task; several are "
         "joint restoration of the same scene.",
     )
-    p.add_argument("-o", "--output", help="restored image (.png .tif .jpg .bmp); required (checked after "
+    p.add_argument("-o", "--output", help="restored image (.png .tif .jpg .bmp .fits); required (checked after "
                    "the observations, so that a bare 'linr restore' says what it needs first)")
     g = p.add_argument_group("observations (at least one; a flag given again, a quoted glob or a "
                              "multi-image TIFF adds frames of its kind, each its own observation)")
@@ -196,7 +209,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     check_pairs(args)
     if args.output is None:
-        raise InputError("give -o/--output FILE: where to write the restored image (.png .tif .jpg .bmp)")
+        raise InputError("give -o/--output FILE: where to write the restored image (.png .tif .jpg .bmp .fits)")
     if args.render_scale is not None and args.render_size is not None:
         raise InputError("give --render-scale or --render-size, not both")
     model = model_config(args, args.preset)
@@ -355,8 +368,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if executor is not None:
         executor.close(abort=False)
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
-                 value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density, force=args.force,
-                 protect=protect)
+                 value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density,
+                 fits=out.fits, force=args.force, protect=protect)
     _remove_tile_stores(stores)
     counts = sorted({r.steps_run for r in results})
     steps = f"{counts[0]} steps" if len(results) == 1 else \
@@ -913,7 +926,7 @@ def _build_render(sub: Any) -> None:
                        description="Render a fitted model saved by linr restore --save-model: the "
                        "network evaluated on a grid over the restored image's extent, at any scale.")
     p.add_argument("model", metavar="MODEL.pt")
-    p.add_argument("-o", "--output", required=True, help="image to write (.png .tif .jpg .bmp)")
+    p.add_argument("-o", "--output", required=True, help="image to write (.png .tif .jpg .bmp .fits)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--scale", type=positive_float, metavar="S",
                       help="S times the restored size (default 1: the restored image itself)")
@@ -939,8 +952,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     image = fitted.render(size=shape, device=args.device)
     write_image(args.output, image, bit_depth=info.bit_depth, alpha=info.alpha, value_range=info.value_range,
-                tiff=info.tiff, icc_profile=info.icc_profile, density=info.density, force=args.force,
-                protect=[args.model])
+                tiff=info.tiff, icc_profile=info.icc_profile, density=info.density, fits=info.fits,
+                force=args.force, protect=[args.model])
     h, w = fitted.shape
     print(f"wrote {args.output} ({_describe_output(args.output, info, shape, 1)}, rendered from a model "
           f"fitted at {w}x{h})")
@@ -1049,7 +1062,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
     write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
                 value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
-                force=args.force, protect=protect)
+                fits=info.fits, force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     _made_folder(new_folder)
     if mask_path is not None:

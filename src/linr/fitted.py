@@ -40,6 +40,7 @@ from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
 from .problem import resolve_device
+from .fits import FitsHeader
 from .tiff import TiffLayout
 
 __all__ = ["FittedModel", "save_model", "load_model", "render_model", "render_size", "FORMAT", "FORMAT_VERSION",
@@ -201,6 +202,7 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
         "alpha": _stored_alpha(info),
         "icc_profile": None if not info.icc_profile else torch.frombuffer(bytearray(info.icc_profile), dtype=torch.uint8),
         "density": None if info.density is None else info.density.describe(),
+        "fits": None if info.fits is None else {"cards": list(info.fits.cards), "size": list(info.fits.size)},
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
@@ -215,6 +217,13 @@ def _stored_alpha(info: ImageInfo) -> torch.Tensor | None:
     if info.bit_depth == 8:
         return torch.from_numpy(np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8))
     return torch.from_numpy(np.ascontiguousarray(alpha))
+
+
+def _read_fits_header(stored: Any) -> FitsHeader | None:
+    """A FITS input's header as a model file keeps it (files without one, or older: None)."""
+    if stored is None:
+        return None
+    return FitsHeader(tuple(str(card) for card in stored["cards"]), (int(stored["size"][0]), int(stored["size"][1])))
 
 
 def _read_alpha(stored: Any, shape: tuple[int, int]) -> np.ndarray | None:
@@ -273,7 +282,7 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         info = ImageInfo(str(data.get("source", "")), int(values["bit_depth"]), fitted.channels,
                          _read_alpha(data.get("alpha"), fitted.shape), value_range, tiff,
                          None if profile is None else bytes(profile.numpy().astype(np.uint8)),
-                         Density.from_record(data.get("density")))
+                         Density.from_record(data.get("density")), _read_fits_header(data.get("fits")))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: a damaged linr model file ({exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None

@@ -1,7 +1,8 @@
 """Image files: read to float arrays on [0, 1], write back safely, in the input's units.
 
-Formats: PNG, JPEG, TIFF, BMP; 8- and 16-bit, and float TIFF; greyscale, RGB, and either with
-alpha; TIFF with any number of channels (fluorescence: 1 to 8 or more; see :mod:`linr.tiff`).
+Formats: PNG, JPEG, TIFF, BMP, FITS (:mod:`linr.fits`); 8- and 16-bit, and float TIFF and FITS;
+greyscale, RGB, and either with alpha; TIFF with any number of channels (fluorescence: 1 to 8 or
+more; see :mod:`linr.tiff`).
 Pixel data is returned as (H, W, C) float32. Alpha is not restored: it is set aside in
 :class:`ImageInfo` and written back unchanged (resized with PIL bicubic when the output size
 differs, as in super-resolution). Palette and CMYK images are converted to RGB. A JPEG's or
@@ -43,14 +44,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
+from .fits import FitsHeader, is_fits, read_fits, write_fits
 from .tiff import TiffLayout, read_tiff, write_tiff
 
 __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
            "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
            "write_frames", "write_atomically", "check_output_path", "check_new_file", "check_writable_folder", "written_bit_depth",
-           "keeps_units", "as_float_image", "output_notes", "WRITE_FORMATS", "Density", "is_tiff"]
+           "keeps_units", "as_float_image", "output_notes", "WRITE_FORMATS", "Density", "is_tiff", "is_fits"]
 
-WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
+WRITE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp",
+                 ".fits": "fits", ".fit": "fits", ".fts": "fits"}
 
 
 GIVEN_RANGE_SLACK = 0.5
@@ -181,6 +184,9 @@ class ImageInfo:
     density: Density | None = None
     """The file's pixels per inch (a PNG's pHYs, a JPEG's JFIF density, a BMP's, a TIFF's
     resolution in inches or centimetres), written into every output, scaled to its size; or None."""
+    fits: FitsHeader | None = None
+    """A FITS input's header cards (object, instrument, world coordinates), for a FITS output
+    (scaled to its size); None for other formats."""
 
 
 @dataclass
@@ -196,6 +202,7 @@ class StoredImage:
     tiff: TiffLayout | None = None
     icc_profile: bytes | None = None
     density: Density | None = None
+    fits: FitsHeader | None = None
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -367,9 +374,12 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
     path = existing_file(path, "an image file")
     try:
-        layout, turned = None, False  # turned: read through EXIF orientation (its density turns too)
+        layout, turned, header = None, False, None  # turned: read through EXIF orientation (its density turns too)
         if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
+        elif is_fits(path):  # before Pillow, which reads FITS samples byte-swapped
+            arrays, header = read_fits(path)
+            alphas = [False] * len(arrays)
         elif _png_bit_depth(path) == 16 and not is_animation(path):
             arrays, alphas = [_read_png16(path)], [None]
         else:
@@ -390,7 +400,8 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
     names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
     profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2], turned)
-    return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density)
+    return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density,
+                                fits=header)
             for arr, alpha, name in zip(arrays, alphas, names)]
 
 
@@ -478,8 +489,10 @@ def _stored(arr: np.ndarray, has_alpha: bool | None, name: str, layout: TiffLayo
         raise InputError(f"{name}: image has zero size")
     if arr.dtype.kind == "f":
         arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
-            raise InputError(f"{name}: image contains non-finite values")
+        if not np.isfinite(arr).all():  # NaN marks undefined pixels (a FITS file's BLANK ones too)
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise InputError(f"{name}: image contains non-finite values ({bad} of {arr.size} samples are "
+                             "NaN or infinite: undefined pixels; fill them first)")
     elif arr.dtype not in (np.uint8, np.uint16):
         raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float)")
     alpha = None
@@ -537,7 +550,7 @@ def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
     profile = best.icc_profile or next((i.icc_profile for i in infos if i.icc_profile), None)
     density = best.density or next((i.density for i in infos if i.density), None)
     return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile,
-                     density)
+                     density, best.fits)
 
 
 def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, ImageInfo]:
@@ -545,7 +558,7 @@ def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, Im
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
     pixels = value_range.to_unit(image.values)
     info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff,
-                     image.icc_profile, image.density)
+                     image.icc_profile, image.density, image.fits)
     return np.ascontiguousarray(pixels), info
 
 
@@ -776,7 +789,7 @@ def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | No
     """A note when an image with an ``alpha`` channel is written to ``path`` in a format without
     one (JPEG, BMP: :func:`write_image` writes the colours alone), else None."""
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
-    if alpha is None or fmt not in ("jpeg", "bmp"):
+    if alpha is None or fmt not in ("jpeg", "bmp", "fits"):
         return None
     return (f"{path}: {fmt.upper()} has no alpha channel, so the input's transparency is not written "
             "(write a .png or .tif to keep it)")
@@ -803,19 +816,20 @@ def dropped_depth(path: str | os.PathLike, bit_depth: int) -> str | None:
 
 def dropped_profile(path: str | os.PathLike, icc_profile: bytes | None) -> str | None:
     """A note when an input's colour profile cannot go into this output (a BMP), else None."""
-    if icc_profile and Path(path).suffix.lower() == ".bmp" and icc_profile[16:20] in (b"RGB ", b"GRAY"):
-        return (f"{Path(path).name}: BMP holds no colour profile; the input's ICC profile is not written "
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if icc_profile and fmt in ("bmp", "fits") and icc_profile[16:20] in (b"RGB ", b"GRAY"):
+        return (f"{Path(path).name}: {fmt.upper()} holds no colour profile; the input's ICC profile is not written "
                 "(the colours may look different where it was not sRGB; write PNG, JPEG or TIFF to keep it)")
     return None
 
 
 def written_bit_depth(path: str | os.PathLike, bit_depth: int) -> int:
     """What :func:`write_image` stores for ``bit_depth`` in ``path``'s format: JPEG and BMP are
-    8-bit; 32 (float) stays float32 in TIFF and becomes 16-bit in PNG."""
+    8-bit; 32 (float) stays float32 in TIFF and FITS and becomes 16-bit in PNG."""
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
     if fmt in ("jpeg", "bmp"):
         return 8
-    if bit_depth == 32 and fmt != "tiff":
+    if bit_depth == 32 and fmt not in ("tiff", "fits"):
         return 16
     return bit_depth
 
@@ -883,6 +897,7 @@ def write_image(
     tiff: TiffLayout | None = None,
     icc_profile: bytes | None = None,
     density: Density | None = None,
+    fits: FitsHeader | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
@@ -895,13 +910,15 @@ def write_image(
     the input's colour profile (:attr:`ImageInfo.icc_profile`), embedded in a PNG, JPEG or TIFF
     (a BMP holds none: :func:`dropped_profile`). ``density``: the input's pixels per inch
     (:attr:`ImageInfo.density`), scaled to the output's size, in every format (a TIFF with
-    resolution tags of its own keeps those). PNG, JPEG and BMP hold 1 or 3 channels (plus
-    alpha). ``alpha``: an (H', W') array on [0, 1] (1 opaque), the input's transparency; at
+    resolution tags of its own keeps those). ``fits``: a FITS input's header, for a FITS output
+    (its world coordinates scaled to the output's size). PNG, JPEG, BMP and FITS hold 1 or 3
+    channels (plus alpha, but for JPEG, BMP and FITS). ``alpha``: an (H', W') array on [0, 1] (1 opaque), the input's transparency; at
     another size than the image (a super-resolved or rendered output) it is resized over the
     same extent (bicubic), as a render of another size is. Parent folders are created.
     """
     return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
-                        tiff=tiff, icc_profile=icc_profile, density=density, force=force, protect=protect)
+                        tiff=tiff, icc_profile=icc_profile, density=density, fits=fits, force=force,
+                        protect=protect)
 
 
 def _unit_frame(frame: Any) -> np.ndarray:
@@ -926,6 +943,7 @@ def write_frames(
     tiff: TiffLayout | None = None,
     icc_profile: bytes | None = None,
     density: Density | None = None,
+    fits: FitsHeader | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
@@ -960,7 +978,12 @@ def write_frames(
     dpi = None if density is None else density.for_size(*data.shape[1:3])
 
     def write(tmp: str) -> None:
-        if fmt == "tiff":
+        if fmt == "fits":
+            from . import __version__
+
+            write_fits(tmp, data[0], None if fits is None else fits.for_size(*data.shape[1:3]),
+                       history=f"restored by linr {__version__}")
+        elif fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
             write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile,
                        dpi=None if dpi is None else (dpi.x, dpi.y))

@@ -45,7 +45,7 @@ KINDS = KIND_REGISTRY
 SPECIAL_OPTIONS = ("factor", "downsampler", "mask", "kernel", "boundary")
 """Kind options batch defines itself (masks and kernels pair by name; the others are recorded
 under their own keys, as older manifests have them); any other kind's options are generic."""
-FORMATS = ("png", "tif", "jpg", "bmp")
+FORMATS = ("png", "tif", "jpg", "bmp", "fits")
 
 
 def register(sub: Any) -> None:
@@ -119,7 +119,8 @@ def register(sub: Any) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=FORMATS, default=None,
                    help="output file type (default: tif for TIFF inputs, which keeps their values, "
-                   "channels and metadata; png for the others)")
+                   "channels and metadata; fits for FITS inputs, which keeps their values and header; "
+                   "png for the others)")
     o.add_argument("--reference-dir", metavar="DIR_OR_GLOB", action=_Once,
                    help="clean images named like the inputs: PSNR/SSIM per image and their means; "
                    "it may be added or left out when resuming (images already done keep the "

@@ -32,7 +32,7 @@ __all__ = [
 
 KINDS = KIND_REGISTRY
 """The registered observation kinds (:data:`linr.kinds.KINDS`), in their order."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".fits", ".fit", ".fts")
 """What a batch finds in a folder or glob: the image files `linr restore` reads (an animated GIF,
 PNG or WebP, like a multi-image TIFF, is one scene: its images the frames)."""
 KERNEL_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
@@ -370,15 +370,16 @@ def plan_jobs(
 
 def _suffix_like(groups: dict[str, dict[str, Path | list[Path]]], stem: str) -> str:
     """``.tif`` when the scene's first observation file is a TIFF (by its content, as it is read:
-    a TIFF named .png too), else ``.png``."""
-    from ..images import is_tiff
+    a TIFF named .png too), ``.fits`` when it is a FITS file, else ``.png``."""
+    from ..images import is_fits, is_tiff
 
     first = next(groups[f"--{k}"][stem] for k in KINDS if f"--{k}" in groups)
     path = first if isinstance(first, Path) else first[0]
     try:
-        return ".tif" if is_tiff(path) else ".png"
+        return ".tif" if is_tiff(path) else ".fits" if is_fits(path) else ".png"
     except OSError:  # unreadable: its own read fails in one line later
-        return ".tif" if path.suffix.lower() in (".tif", ".tiff") else ".png"
+        return {".tif": ".tif", ".tiff": ".tif", ".fits": ".fits", ".fit": ".fits", ".fts": ".fits"}.get(
+            path.suffix.lower(), ".png")
 
 
 def _as_input(found: Path | list[Path]) -> str | list[str]:
@@ -414,7 +415,7 @@ def _check_not_read_back(jobs: Sequence[Job], specs: dict[str, str], output_dir:
 
 BY_INPUT = "by input"
 """The batch's ``format`` setting where ``--format`` is not given: each output a TIFF for a TIFF
-input, else a PNG (:func:`plan_jobs`)."""
+input, a FITS file for a FITS input, else a PNG (:func:`plan_jobs`)."""
 
 
 def fingerprint(job: Job, settings: dict[str, Any], *, reference: str | None = None,

@@ -63,6 +63,8 @@ class Prepared:
     input_stamps: dict[str, list[int]] | None = None
     """The input files' sizes and times as read (:meth:`linr.batch.plan.Job.input_stamps`), recorded
     with the image so that a resume notices an input replaced since."""
+    fits: Any = None
+    """A FITS input's header (:class:`~linr.fits.FitsHeader`), written into a FITS output."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -107,7 +109,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     )
     out = output_info(infos)
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
-                    out.icc_profile, out.density, stamps)
+                    out.icc_profile, out.density, stamps, out.fits)
 
 
 _WORKER_DEVICE: str | None = None
@@ -278,7 +280,7 @@ def finish(
     # that was killed between writing it and recording it.
     write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha,
                 value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
-                density=prep.density, force=True,
+                density=prep.density, fits=prep.fits, force=True,
                 protect=job.inputs)
     run["time_s"] = _own_time(time.perf_counter() - prep.started, run)
     return {

@@ -1,0 +1,251 @@
+"""FITS as telescopes and astronomy software write it: the image of the primary unit (or, where
+that holds none, of the first IMAGE extension), in any of the standard's sample types, with its
+scaling (``BSCALE`` / ``BZERO``) and undefined pixels (``BLANK``); its header carried to a FITS
+output, with the linear world coordinates (and SIP distortion) scaled to the output's size.
+
+Pillow opens FITS files too, but reads their big-endian samples as little-endian and ignores the
+scaling (a 16-bit camera frame comes back byte-swapped, a float one as NaN), so :mod:`linr.images`
+reads every FITS file here, by its content.
+
+Rows: FITS stores the bottom row first (the way ds9, astropy's ``origin='lower'`` and Pillow show
+it); an image is read top row first, as every other format's, and written back bottom row first,
+so a FITS output lies over its input pixel for pixel. A third axis of 3 planes is read as the
+colours of one picture (red, green, blue: how Siril and PixInsight store a colour image); a third
+axis of another length as that many frames of one scene (an exposure series, as a TIFF stack).
+Axes of length 1 beyond those (a radio cube's single Stokes plane) are dropped; more axes are
+refused.
+
+This module sits at the bottom beside :mod:`linr.images`, which calls it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["FitsHeader", "is_fits", "read_fits", "write_fits"]
+
+BLOCK = 2880
+"""FITS files are made of blocks of this many bytes (headers of 36 cards of 80 characters)."""
+CARD = 80
+
+_SAMPLES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+"""BITPIX -> the stored sample type (big-endian, as the standard says)."""
+
+STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|"
+                        r"END|CHECKSUM|DATASUM|DATAMIN|DATAMAX|ZIMAGE|Z\w+|TFIELDS|TFORM\d+|TTYPE\d+)$")
+"""Header keywords that describe how the samples are stored (written anew for the output), or its
+values (stale after a restoration): not carried."""
+
+_SIP = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class FitsHeader:
+    """The header cards of a FITS input that describe what it shows (the object, the instrument,
+    the world coordinates...), for a FITS output of the same scene."""
+
+    cards: tuple[str, ...]
+    """80-character cards, in the file's order, without the structural ones (:data:`STRUCTURAL`)."""
+    size: tuple[int, int]
+    """(height, width) of the image the cards describe."""
+
+    def for_size(self, height: int, width: int) -> "FitsHeader":
+        """The cards for an output of (height, width) covering the same extent of the sky (pixel
+        centres at the same places as a super-resolved or rendered output's): ``CRPIX``,
+        ``CDELT``, ``CD`` and ``PC`` and the SIP coefficients scaled so that every world coordinate
+        stays where it was; other cards as they are."""
+        if (height, width) == self.size:
+            return self
+        scale = {1: width / self.size[1], 2: height / self.size[0]}  # FITS axis 1 runs along a row
+        return FitsHeader(tuple(_scaled_card(card, scale) for card in self.cards), (height, width))
+
+
+def _scaled_card(card: str, scale: dict[int, float]) -> str:
+    key = card[:8].strip()
+    value = _value(card)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return card
+    value = float(value)
+    if (m := re.fullmatch(r"CRPIX(\d)[A-Z]?", key)) and int(m[1]) in scale:
+        s = scale[int(m[1])]
+        return _card(key, s * (value - 0.5) + 0.5, card)  # the pixel grid's edges stay put
+    if (m := re.fullmatch(r"CDELT(\d)[A-Z]?", key)) and int(m[1]) in scale:
+        return _card(key, value / scale[int(m[1])], card)
+    if (m := re.fullmatch(r"CD(\d)_(\d)[A-Z]?", key)) and int(m[2]) in scale:
+        return _card(key, value / scale[int(m[2])], card)
+    if (m := re.fullmatch(r"PC(\d)_(\d)[A-Z]?", key)) and {int(m[1]), int(m[2])} <= scale.keys():
+        return _card(key, value * scale[int(m[1])] / scale[int(m[2])], card)  # CDELT_i took 1 / s_i
+    if m := _SIP.fullmatch(key):
+        p, q = int(m[2]), int(m[3])
+        axis = 1 if m[1] in ("A", "AP") else 2  # A and AP correct along axis 1, B and BP along axis 2
+        return _card(key, value * scale[axis] / (scale[1] ** p * scale[2] ** q), card)
+    return card
+
+
+def _value(card: str) -> "float | int | bool | str | None":
+    """A card's value: a number, a logical, a string (quotes removed), or None."""
+    if card[8:10] != "= ":
+        return None
+    text = card[10:].strip()
+    if text.startswith("'"):
+        m = re.match(r"'((?:[^']|'')*)'", text)
+        return None if m is None else m[1].replace("''", "'").rstrip()
+    text = text.split("/", 1)[0].strip()
+    if text in ("T", "F"):
+        return text == "T"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text.replace("D", "E"))
+    except ValueError:
+        return None
+
+
+def _card(key: str, value: "float | int | bool | str", old: str | None = None) -> str:
+    """One 80-character card (``old``: the card it replaces, whose comment it keeps)."""
+    if isinstance(value, bool):
+        text = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, int):
+        text = f"{value:>20d}"
+    elif isinstance(value, float):
+        text = f"{value:>20.13G}"
+    else:
+        text = "'" + value.replace("'", "''").ljust(8) + "'"
+    comment = ""
+    if old is not None and "/" in old[10:] and not old[10:].lstrip().startswith("'"):
+        comment = " /" + old[10:].split("/", 1)[1]
+    return f"{key:<8}= {text}{comment}"[:CARD].ljust(CARD)
+
+
+def is_fits(path: Path) -> bool:
+    """Whether a file is FITS by its first card (``SIMPLE  =                    T``), whatever its name."""
+    with open(path, "rb") as fh:
+        head = fh.read(CARD)
+    return head[:9] == b"SIMPLE  =" and head[10:30].strip() == b"T"
+
+
+def _header(fh, path: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """The cards of the header unit at the file's position, up to END (the position after it:
+    the start of its data)."""
+    cards: list[str] = []
+    while True:
+        block = fh.read(BLOCK)
+        if len(block) < BLOCK:
+            raise InputError(f"{path}: not a readable FITS file (a header ends before its END card)")
+        text = block.decode("ascii", "replace")
+        for at in range(0, BLOCK, CARD):
+            card = text[at:at + CARD]
+            if card[:8].strip() == "END":
+                return cards
+            cards.append(card)
+
+
+def read_fits(path: Path) -> tuple[list[np.ndarray], FitsHeader]:
+    """The image of a FITS file: one (H, W) or (H, W, 3) array per frame (a third axis of 3 planes
+    is colour, of another length frames), top row first, in the smallest type that holds the
+    physical values exactly (uint8, uint16 for 16-bit data with ``BZERO`` 32768, else float32),
+    with undefined pixels (``BLANK``) as NaN; and the header cards it carries."""
+    with open(path, "rb") as fh:
+        while True:
+            cards = _header(fh, path)
+            keys = {c[:8].strip(): _value(c) for c in cards}
+            naxes = [keys.get(f"NAXIS{i}") for i in range(1, int(keys.get("NAXIS") or 0) + 1)]
+            if not all(isinstance(n, int) and n >= 0 for n in naxes):
+                raise InputError(f"{path}: not a readable FITS file (its NAXISn cards are not counts)")
+            size = int(np.prod(naxes)) if naxes else 0
+            bitpix = keys.get("BITPIX")
+            if bitpix not in _SAMPLES:
+                raise InputError(f"{path}: not a readable FITS file (BITPIX {bitpix!r})")
+            kind = keys.get("XTENSION")
+            if keys.get("ZIMAGE") is True:
+                raise InputError(f"{path}: a tile-compressed FITS image is not read here; decompress it "
+                                 "first (funpack, or astropy)")
+            if (kind in (None, "IMAGE")) and sum(n > 1 for n in naxes) >= 2:
+                data = fh.read(size * abs(bitpix) // 8)
+                if len(data) < size * abs(bitpix) // 8:
+                    raise InputError(f"{path}: not a readable FITS file (its data are cut short)")
+                break
+            # no image here: skip the data (with a table's heap) to the next unit
+            extra = int(keys.get("PCOUNT") or 0) if kind is not None else 0
+            nbytes = (size * abs(bitpix) // 8 + extra) * int(keys.get("GCOUNT") or 1) if naxes else 0
+            fh.seek(-(-nbytes // BLOCK) * BLOCK, 1)
+            if not fh.read(1):
+                raise InputError(f"{path}: a FITS file without an image (no unit holds one of two or "
+                                 "more axes)")
+            fh.seek(-1, 1)
+    shape = [n for n in naxes[2:] if n != 1]
+    if len(shape) > 1:
+        raise InputError(f"{path}: a FITS image of {len(naxes)} axes {tuple(naxes)}; linr reads two, "
+                         "and a third of colours (3) or frames")
+    raw = np.frombuffer(data, dtype=_SAMPLES[bitpix]).reshape(*shape, naxes[1], naxes[0])
+    values = _physical(raw, keys, bitpix)
+    values = values[..., ::-1, :]  # bottom row first in the file, top row first here
+    if shape and shape[0] == 3:
+        frames = [np.ascontiguousarray(np.moveaxis(values, 0, -1))]
+    elif shape:
+        frames = [np.ascontiguousarray(plane) for plane in values]
+    else:
+        frames = [np.ascontiguousarray(values)]
+    kept = tuple(c for c in cards if not STRUCTURAL.match(c[:8].strip()))
+    return frames, FitsHeader(kept, (int(naxes[1]), int(naxes[0])))
+
+
+def _physical(raw: np.ndarray, keys: dict[str, object], bitpix: int) -> np.ndarray:
+    scale, zero = keys.get("BSCALE", 1.0), keys.get("BZERO", 0.0)
+    scale = 1.0 if not isinstance(scale, (int, float)) or isinstance(scale, bool) else float(scale)
+    zero = 0.0 if not isinstance(zero, (int, float)) or isinstance(zero, bool) else float(zero)
+    blank = keys.get("BLANK") if bitpix > 0 else None
+    undefined = None if not isinstance(blank, int) or isinstance(blank, bool) else raw == blank
+    if undefined is not None and not undefined.any():
+        undefined = None
+    if undefined is None and scale == 1.0:
+        if bitpix == 8 and zero == 0.0:
+            return raw.astype(np.uint8)
+        if bitpix == 16 and zero == 32768.0:  # unsigned 16-bit, as cameras write it
+            return (raw.astype(np.int32) + 32768).astype(np.uint16)
+    values = raw.astype(np.float64) * scale + zero
+    if undefined is not None:
+        values[undefined] = np.nan
+    return values.astype(np.float32)
+
+
+def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = None,
+               history: str | None = None) -> None:
+    """Write one image, ``data`` (H, W, C) with C 1 or 3, uint8, uint16 or float32 (top row first),
+    as a FITS primary unit: BITPIX 8, 16 (with ``BZERO`` 32768) or -32; 3 channels as a third axis
+    of 3 planes; ``header``'s cards after the structural ones (scaled to the size by the caller:
+    :meth:`FitsHeader.for_size`), then ``history`` as a HISTORY card."""
+    if data.ndim != 3 or data.shape[2] not in (1, 3):
+        raise ValueError(f"write_fits needs (H, W, 1) or (H, W, 3), got {data.shape}")
+    h, w, c = data.shape
+    if data.dtype == np.uint8:
+        bitpix, samples = 8, data
+    elif data.dtype == np.uint16:
+        bitpix, samples = 16, (data.astype(np.int32) - 32768).astype(np.int16)
+    elif data.dtype == np.float32:
+        bitpix, samples = -32, data
+    else:
+        raise ValueError(f"write_fits writes uint8, uint16 or float32, got {data.dtype}")
+    planes = np.moveaxis(samples, -1, 0)[:, ::-1, :]  # (C, H, W), bottom row first
+    cards = [_card("SIMPLE", True), _card("BITPIX", bitpix), _card("NAXIS", 2 if c == 1 else 3),
+             _card("NAXIS1", w), _card("NAXIS2", h)] + ([_card("NAXIS3", c)] if c > 1 else [])
+    if bitpix == 16:
+        cards += [_card("BZERO", 32768), _card("BSCALE", 1)]
+    cards += list(header.cards if header is not None else ())
+    if history:
+        cards.append(f"HISTORY {history}"[:CARD].ljust(CARD))
+    cards.append("END".ljust(CARD))
+    text = "".join(cards)
+    body = np.ascontiguousarray(planes).astype(_SAMPLES[bitpix], copy=False).tobytes()
+    with open(path, "wb") as fh:
+        fh.write(text.ljust(-(-len(text) // BLOCK) * BLOCK).encode("ascii", "replace"))
+        fh.write(body)
+        fh.write(b"\0" * (-len(body) % BLOCK))

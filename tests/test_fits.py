@@ -1,0 +1,235 @@
+"""FITS files as telescopes and astronomy software write them (:mod:`linr.fits`): read by their
+content (Pillow's own reader byte-swaps the samples and ignores the scaling), bottom row first in
+the file, written back with the header's world coordinates scaled to the output's size.
+
+The files here are built two ways: byte by byte from the FITS standard's rules (cards of 80
+characters in blocks of 2880 bytes, big-endian samples), and by astropy, the reference reader and
+writer (those tests skip where astropy is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linr.cli import main
+from linr.errors import InputError
+from linr.fits import FitsHeader
+from linr.images import read_frames, read_image, read_stored, write_image
+
+from .conftest import run_err
+
+
+def _card(key: str, value: str) -> str:
+    return f"{key:<8}= {value:>20}".ljust(80)
+
+
+def handmade_fits(path: Path, planes: np.ndarray, bitpix: int, extra: tuple[str, ...] = ()) -> Path:
+    """A FITS file written from the standard's rules alone: ``planes`` in file order (the first
+    row stored first), its axes reversed into NAXIS1 (along a row), NAXIS2, ..."""
+    cards = [_card("SIMPLE", "T"), _card("BITPIX", str(bitpix)), _card("NAXIS", str(planes.ndim))]
+    cards += [_card(f"NAXIS{i + 1}", str(n)) for i, n in enumerate(reversed(planes.shape))]
+    cards += [c.ljust(80) for c in extra] + ["END".ljust(80)]
+    head = "".join(cards)
+    head = head.ljust(-(-len(head) // 2880) * 2880)
+    dtype = {8: ">u1", 16: ">i2", 32: ">i4", -32: ">f4", -64: ">f8"}[bitpix]
+    body = planes.astype(dtype).tobytes()
+    path.write_bytes(head.encode("ascii") + body + b"\0" * (-len(body) % 2880))
+    return path
+
+
+def test_a_16_bit_camera_frame_is_read_as_stored_top_row_last(tmp_path):
+    file_order = np.arange(12 * 10, dtype=np.int64).reshape(12, 10) * 500  # 0 .. 59500: unsigned
+    path = handmade_fits(tmp_path / "frame.fits", file_order - 32768, 16,
+                         (_card("BZERO", "32768"), _card("BSCALE", "1")))
+    (stored,) = read_stored(path)
+    assert stored.values.dtype == np.uint16  # by its type's range, as a 16-bit TIFF or PNG
+    assert np.array_equal(stored.values[..., 0], file_order[::-1])  # the file's first row at the bottom
+    pixels, info = read_image(path)
+    assert info.bit_depth == 16 and np.allclose(pixels[-1, :, 0], file_order[0] / 65535)
+
+
+def test_float_and_scaled_samples_are_their_physical_values(tmp_path):
+    rng = np.random.default_rng(0)
+    counts = rng.normal(200, 40, (9, 14))
+    (f32,) = read_stored(handmade_fits(tmp_path / "f32.fits", counts, -32))
+    assert f32.values.dtype == np.float32 and np.array_equal(f32.values[..., 0], counts[::-1].astype(np.float32))
+    (f64,) = read_stored(handmade_fits(tmp_path / "f64.fits", counts, -64))
+    assert np.allclose(f64.values[..., 0], counts[::-1], rtol=1e-7)
+    raw = np.round(counts).astype(np.int16)
+    (scaled,) = read_stored(handmade_fits(tmp_path / "s.fits", raw, 16, (_card("BSCALE", "0.25"),
+                                                                          _card("BZERO", "-3.5"))))
+    assert np.array_equal(scaled.values[..., 0], (raw[::-1] * 0.25 - 3.5).astype(np.float32))
+    # a float photo beyond [0, 1] maps from 0 to its maximum, as a float TIFF's counts do
+    pixels, info = read_image(tmp_path / "f32.fits")
+    assert info.value_range.high == pytest.approx(float(counts.max()), rel=1e-6) and pixels.max() == 1.0
+
+
+def test_blank_pixels_are_refused_with_their_count(tmp_path, capsys):
+    raw = np.full((8, 8), 100, np.int16)
+    raw[2, 3] = raw[5, 5] = -32768
+    path = handmade_fits(tmp_path / "holes.fits", raw, 16, (_card("BLANK", "-32768"),))
+    with pytest.raises(InputError, match=r"2 of 64 samples are NaN"):
+        read_stored(path)
+    err = run_err(capsys, ["restore", "--noisy", str(path), "-o", str(tmp_path / "out.png")])
+    assert "non-finite" in err
+
+
+def test_a_third_axis_is_colour_when_it_holds_3_planes_else_frames(tmp_path):
+    rgb = np.stack([np.full((6, 7), v, np.float32) for v in (0.1, 0.5, 0.9)])
+    (colour,) = read_stored(handmade_fits(tmp_path / "rgb.fits", rgb, -32))
+    assert colour.values.shape == (6, 7, 3) and np.allclose(colour.values[0, 0], (0.1, 0.5, 0.9))
+    series = np.stack([np.full((6, 7), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4)])
+    frames = read_frames(handmade_fits(tmp_path / "series.fits", series, -32))
+    assert [f[1].path for f in frames] == [f"{tmp_path / 'series.fits'}[{i}]" for i in (1, 2, 3, 4)]
+    assert [round(float(f[0].mean()), 6) for f in frames] == [0.1, 0.2, 0.3, 0.4]
+    single_stokes = series[None, :1]  # NAXIS4 = 1, NAXIS3 = 1: a radio map's single planes
+    (plane,) = read_stored(handmade_fits(tmp_path / "stokes.fits", single_stokes, -32))
+    assert plane.values.shape == (6, 7, 1)
+    with pytest.raises(InputError, match="4 axes"):
+        read_stored(handmade_fits(tmp_path / "4d.fits", np.zeros((2, 3, 6, 7), np.float32), -32))
+
+
+def test_cut_files_and_headers_without_end_are_refused_in_one_line(tmp_path):
+    good = handmade_fits(tmp_path / "good.fits", np.ones((8, 8), np.float32), -32).read_bytes()
+    (tmp_path / "short.fits").write_bytes(good[:2880 + 100])
+    with pytest.raises(InputError, match="cut short"):
+        read_stored(tmp_path / "short.fits")
+    (tmp_path / "noend.fits").write_bytes(good[:2000])
+    with pytest.raises(InputError, match="before its END"):
+        read_stored(tmp_path / "noend.fits")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_a_fits_output_keeps_the_sample_type_rows_and_header(tmp_path, dtype):
+    rng = np.random.default_rng(1)
+    stored = (rng.random((10, 12)) * (255 if dtype == np.uint8 else 60000 if dtype == np.uint16 else 5000))
+    path = tmp_path / "in.fits"
+    extra = (_card("BZERO", "32768"),) if dtype == np.uint16 else ()
+    handmade_fits(path, (stored - (32768 if dtype == np.uint16 else 0)).astype(np.int64 if dtype != np.float32
+                                                                                  else np.float32),
+                  {np.uint8: 8, np.uint16: 16, np.float32: -32}[dtype],
+                  extra + ("OBJECT  = 'NGC 1300'           / the target",))
+    pixels, info = read_image(path)
+    out = write_image(tmp_path / "out.fits", pixels, bit_depth=info.bit_depth, value_range=info.value_range,
+                      fits=info.fits)
+    (again,) = read_stored(out)
+    first = read_stored(path)[0]
+    assert again.values.dtype == first.values.dtype
+    if dtype == np.float32:  # through the fit's [0, 1] and back: within a rounding
+        assert np.allclose(again.values, first.values, rtol=1e-6, atol=0)
+    else:  # written back in the input's units, rows as read
+        assert np.array_equal(again.values, first.values)
+    assert "NGC 1300" in again.fits.cards[0] and "the target" in again.fits.cards[0]
+    text = out.read_bytes()
+    assert len(text) % 2880 == 0 and b"HISTORY restored by linr" in text
+
+
+def test_pillow_no_longer_reads_fits_byte_swapped_from_the_command_line(tmp_path, capsys):
+    y, x = np.mgrid[:24, :24]
+    rng = np.random.default_rng(2)
+    counts = 300 + 2000 * np.exp(-((x - 9) ** 2 + (y - 14) ** 2) / 20.0)
+    noisy = rng.poisson(counts).astype(np.float64)
+    path = handmade_fits(tmp_path / "star.fits", noisy, -32, ("OBJECT  = 'a star'",
+                                                              _card("CRPIX1", "12.0"), _card("CDELT1", "-0.001")))
+    out = tmp_path / "star_out.fits"
+    assert main(["restore", "--noisy", str(path), "-o", str(out), "--steps", "3", "--quiet",
+                 "--report", str(tmp_path / "r.json")]) == 0
+    capsys.readouterr()
+    (restored,) = read_stored(out)
+    assert restored.values.dtype == np.float32
+    # in the input's units (counts), the bright star where it was: a byte-swapped read has neither
+    assert 150 < float(np.median(restored.values)) < 600
+    peak = np.unravel_index(np.argmax(restored.values[..., 0]), (24, 24))
+    assert abs(peak[0] - (23 - 14)) <= 2 and abs(peak[1] - 9) <= 2  # the file's row 14, read top first
+    assert any("a star" in c for c in restored.fits.cards)
+    assert json.loads((tmp_path / "r.json").read_text())
+
+
+def test_a_fits_folder_in_a_batch_gives_fits_outputs(tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        handmade_fits(folder / f"{name}.fits", 100 + rng.normal(0, 10, (16, 16)), -32)
+    assert main(["batch", "--noisy", str(folder), "-o", str(tmp_path / "out"), "--steps", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.fits")) == ["a.fits", "b.fits"]
+
+
+def test_a_bare_photo_on_the_command_line_is_told_how_to_name_it(capsys, tmp_path):
+    err = run_err(capsys, ["restore", "photo.png", "-o", str(tmp_path / "out.png")])
+    assert "--noisy photo.png" in err and "--lowres photo.png --factor" in err
+
+
+# --- against astropy, the reference reader and writer ---------------------------------------
+
+
+def test_every_sample_type_reads_as_astropy_reads_it(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    rng = np.random.default_rng(4)
+    base = rng.random((11, 13)) * 1000
+    cases = {"u8": (base / 4).astype(np.uint8), "i16": (base - 500).astype(np.int16),
+             "u16": (base * 60).astype(np.uint16), "i32": (base * 1e4).astype(np.int32),
+             "f32": base.astype(np.float32), "f64": base}
+    for name, data in cases.items():
+        fits.PrimaryHDU(data).writeto(tmp_path / f"{name}.fits")
+        (stored,) = read_stored(tmp_path / f"{name}.fits")
+        reference = fits.getdata(tmp_path / f"{name}.fits")[::-1]  # astropy: the file's first row first
+        assert np.allclose(stored.values[..., 0].astype(np.float64), reference, rtol=1e-7, atol=0), name
+    # an image in an extension after an empty primary and a table; a tile-compressed one refused
+    table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.arange(3.0))])
+    fits.HDUList([fits.PrimaryHDU(), table, fits.ImageHDU(cases["f32"])]).writeto(tmp_path / "ext.fits")
+    assert np.array_equal(read_stored(tmp_path / "ext.fits")[0].values[..., 0], cases["f32"][::-1])
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(cases["f32"])]).writeto(tmp_path / "comp.fits")
+    with pytest.raises(InputError, match="tile-compressed"):
+        read_stored(tmp_path / "comp.fits")
+
+
+def test_world_coordinates_stay_on_the_sky_at_another_size(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    wcs = pytest.importorskip("astropy.wcs")
+    header = fits.Header()
+    header["CTYPE1"], header["CTYPE2"] = "RA---TAN-SIP", "DEC--TAN-SIP"
+    header["CRPIX1"], header["CRPIX2"], header["CRVAL1"], header["CRVAL2"] = 12.3, 8.7, 150.1, 2.2
+    header["CD1_1"], header["CD1_2"], header["CD2_1"], header["CD2_2"] = -1e-4, 2e-5, 1.5e-5, 1.1e-4
+    header["A_ORDER"] = header["B_ORDER"] = 2
+    header["A_2_0"], header["A_1_1"], header["A_0_2"] = 1e-3, -2e-3, 5e-4
+    header["B_2_0"], header["B_1_1"], header["B_0_2"] = -7e-4, 1e-3, 3e-4
+    image = np.random.default_rng(5).random((20, 30)).astype(np.float32)
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "in.fits")
+    pixels, info = read_image(tmp_path / "in.fits")
+    for height, width in ((20, 30), (80, 120), (50, 45)):
+        out = write_image(tmp_path / f"out_{height}.fits", np.zeros((height, width), np.float32),
+                          bit_depth=32, value_range=info.value_range, fits=info.fits)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            before, after = wcs.WCS(fits.getheader(tmp_path / "in.fits")), wcs.WCS(fits.getheader(out))
+        sx, sy = width / 30, height / 20
+        at = np.array([[1, 1], [width, height], [width / 3, height / 2], [7.5, 3.25]], float)  # 1-based
+        same = np.stack([(at[:, 0] - 0.5) / sx + 0.5, (at[:, 1] - 0.5) / sy + 0.5], axis=1)
+        arcsec = np.abs(before.all_pix2world(same, 1) - after.all_pix2world(at, 1)).max() * 3600
+        assert arcsec < 1e-6, (height, width, arcsec)
+        if (height, width) != (20, 30):  # the check can fail: unscaled cards put the pixels elsewhere
+            assert np.abs(before.all_pix2world(at, 1) - after.all_pix2world(at, 1)).max() * 3600 > 0.1
+
+
+def test_the_header_rides_in_a_saved_model_to_a_render(tmp_path, capsys):
+    fits = pytest.importorskip("astropy.io.fits")
+    header = fits.Header({"OBJECT": "M 51", "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 8.0,
+                          "CRPIX2": 8.0, "CDELT1": -0.001, "CDELT2": 0.001, "CRVAL1": 202.5, "CRVAL2": 47.2})
+    data = (100 + np.random.default_rng(6).normal(0, 5, (16, 16))).astype(np.float32)
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "m51.fits")
+    model = tmp_path / "m.pt"
+    assert main(["restore", "--noisy", str(tmp_path / "m51.fits"), "-o", str(tmp_path / "r.fits"), "--steps", "2",
+                 "--quiet", "--save-model", str(model)]) == 0
+    assert main(["render", str(model), "-o", str(tmp_path / "x2.fits"), "--scale", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    rendered = fits.getheader(tmp_path / "x2.fits")
+    assert rendered["OBJECT"] == "M 51" and rendered["NAXIS1"] == 32
+    assert rendered["CRPIX1"] == pytest.approx(2 * (8.0 - 0.5) + 0.5) and rendered["CDELT2"] == pytest.approx(0.0005)
+    assert FitsHeader(("OBJECT  = 'x'".ljust(80),), (4, 4)).for_size(4, 4).cards == ("OBJECT  = 'x'".ljust(80),)
