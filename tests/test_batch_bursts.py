@@ -160,6 +160,26 @@ def test_a_folder_of_images_with_sub_folders_says_what_it_left_unread(tmp_path, 
     assert sorted(_manifest(out)) == ["x"]
 
 
+def test_folders_two_levels_down_are_named_when_left_unread(tmp_path, capsys):
+    noisy = tmp_path / "noisy"
+    for scene in ("night1/raw", "night2"):
+        (noisy / scene).mkdir(parents=True)
+        for i in (0, 1):
+            write_image(noisy / scene / f"f{i}.png", add_gaussian_noise(_scene(16, i), 40, seed=i))
+    out = tmp_path / "out"
+    assert main(["batch", str(noisy), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 0
+    err = capsys.readouterr().err
+    assert "1 folder(s) two levels down hold images (night1/raw) and are not read" in err, err
+    assert sorted(_manifest(out)) == ["night2"]
+    # with no scene one level down, nothing would be restored: refused, naming them
+    for frame in (noisy / "night2").iterdir():
+        frame.unlink()
+    (noisy / "night2").rmdir()
+    err = run_err(capsys, ["batch", str(noisy), "--task", "noisy", "-o", str(tmp_path / "out2"), *FIT])
+    assert "no images, nor sub-folders of images" in err and "night1/raw" in err
+    assert not (tmp_path / "out2").exists()
+
+
 def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
     """``--register translation``: each scene's frames after the first get a fitted shift,
     recorded in the manifest; the output is what ``linr restore --register`` makes of the

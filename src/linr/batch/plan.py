@@ -132,9 +132,12 @@ def find_scene_folders(spec: str, *, what: str, output_dir: str | os.PathLike,
                          f"sub-folder(s) with images ({_listed(unread)}) are not read (a folder of "
                          "scene sub-folders, with no images of its own, restores each as a burst)")
         return None
-    scenes = {}
+    scenes, deeper = {}, []
     for sub in subs:
         frames = _images_in(sub)
+        if not frames:  # a folder of folders: read two levels down only by a glob
+            deeper += [f"{sub.name}/{d.name}" for d in sorted(sub.iterdir())
+                       if d.is_dir() and not d.name.startswith(".") and _images_in(d)]
         ours = sub.resolve() == out or sub.resolve() in out.parents
         if ours and frames and not (out / MANIFEST_NAME).exists():
             raise InputError(f"-o {output_dir}: a scene folder of {what} {spec} (it holds frames); "
@@ -142,6 +145,14 @@ def find_scene_folders(spec: str, *, what: str, output_dir: str | os.PathLike,
         if frames and not ours:
             _check_frame_sizes(sub, frames, what=what)
             scenes[sub.name] = frames
+    if deeper:
+        where = (f"{len(deeper)} folder(s) two levels down hold images ({_listed(deeper)}) and are not read "
+                 f"(a folder is read one level deep: give such a folder itself, or each image on its own "
+                 f"with a glob such as '{Path(spec) / '**' / '*.png'}')")
+        if not scenes:
+            raise InputError(f"{what} {spec}: no images, nor sub-folders of images; {where}")
+        if notes is not None:
+            notes.append(f"{what} {spec}: {where}")
     return scenes or None
 
 
