@@ -121,8 +121,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-views-examples at x2, x3 and x4, grouped-views at other factors, for one "
                    "blurred photo grouped-deblur, for a noisy and a blurred photo of one scene grouped-pair (--refine)")
     g.add_argument("--steps", type=positive_int,
-                   help="most Adam steps: the budget of an automatic stop (noisy input by "
-                   "default), exactly this many with --stop fixed or --preset paper")
+                   help="most Adam steps of the image model's fit: the budget of an automatic stop "
+                   "(noisy input by default), exactly this many with --stop fixed or --preset paper; "
+                   "a --refine stage after the fit keeps its own work (--refine none: the fit alone)")
     g.add_argument("--stop", default=None, metavar="RULE",
                    help="auto, fixed, or rules that end the fit early, first to fire: "
                    "variance[:WINDOW:PATIENCE], holdout[:FRACTION:PATIENCE[:AVERAGE[:AT]]] (AVERAGE: "
