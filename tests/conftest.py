@@ -91,3 +91,22 @@ def lowres_restore_and_batch(tmp_path: Path, name: str, args: list[str], capsys)
     out = capsys.readouterr().out
     assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "b"), *args, "--quiet"]) == 0
     return out, json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
+
+
+def fits_card(key: str, value: str) -> str:
+    """One FITS header card: ``KEY     = value`` (the value right-aligned in 20 characters)."""
+    return f"{key:<8}= {value:>20}".ljust(80)
+
+
+def handmade_fits(path: Path, planes: np.ndarray, bitpix: int, extra: tuple[str, ...] = ()) -> Path:
+    """A FITS file written from the standard's rules alone: ``planes`` in file order (the first
+    row stored first), its axes reversed into NAXIS1 (along a row), NAXIS2, ..."""
+    cards = [fits_card("SIMPLE", "T"), fits_card("BITPIX", str(bitpix)), fits_card("NAXIS", str(planes.ndim))]
+    cards += [fits_card(f"NAXIS{i + 1}", str(n)) for i, n in enumerate(reversed(planes.shape))]
+    cards += [c.ljust(80) for c in extra] + ["END".ljust(80)]
+    head = "".join(cards)
+    head = head.ljust(-(-len(head) // 2880) * 2880)
+    dtype = {8: ">u1", 16: ">i2", 32: ">i4", -32: ">f4", -64: ">f8"}[bitpix]
+    body = planes.astype(dtype).tobytes()
+    path.write_bytes(head.encode("ascii") + body + b"\0" * (-len(body) % 2880))
+    return path

@@ -81,7 +81,7 @@ def refused(runner: JobRunner, request: JobRequest) -> str:
 def test_bad_uploads_are_one_line_messages_naming_the_file_as_uploaded(runner, crops):
     clean, noisy = crops
     message = refused(runner, JobRequest({"noisy": Upload("C:\\Users\\me\\notes.txt", b"hello\n")}))
-    assert message == "notes.txt: not an image (PNG, JPEG, TIFF or BMP)"
+    assert message == "notes.txt: not an image (PNG, JPEG, TIFF, BMP, WebP, GIF or FITS)"
     assert refused(runner, JobRequest({"noisy": Upload("empty.png", b"")})) == "empty.png: the file is empty"
     truncated = png_bytes(noisy)[:40]
     assert refused(runner, JobRequest({"noisy": Upload("cut.png", truncated)})).startswith("cut.png: not a readable image")
@@ -235,6 +235,29 @@ def test_a_16_bit_input_gives_a_16_bit_png(runner, crops):
     from linr.images import read_image
 
     assert job.result.bit_depth == 16 and read_image(job.result.path)[1].bit_depth == 16
+
+
+def test_fits_and_webp_uploads_are_restored_and_a_fits_one_comes_back_as_fits(runner, crops, tmp_path):
+    from PIL import Image
+
+    from linr.images import read_stored
+    from .conftest import handmade_fits
+
+    _, noisy = crops
+    counts = 1000.0 + 3000.0 * noisy[:16, :16, 0]
+    fits_bytes = handmade_fits(tmp_path / "m51.fits", counts, -32, ("OBJECT  = 'M 51'",)).read_bytes()
+    job = runner.submit(JobRequest({"noisy": Upload("m51.fits", fits_bytes)}, model=ModelConfig(width=16), steps=3))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    (written,) = read_stored(job.result.path)
+    assert job.result.path.name == "m51_restored.fits" and written.values.dtype == np.float32
+    assert 900 < float(written.values.mean()) < 4100  # in the upload's units (counts), not a picture's [0, 1]
+    assert any("M 51" in card for card in written.fits.cards)
+    webp = io.BytesIO()
+    Image.fromarray((noisy[:16, :16] * 255).round().astype(np.uint8)).save(webp, format="WEBP", lossless=True)
+    job = runner.submit(JobRequest({"noisy": Upload("phone.webp", webp.getvalue())}, model=ModelConfig(width=16),
+                                   steps=3))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    assert job.result.path.name == "phone_restored.png"
 
 
 def test_cancel_stops_a_running_fit_and_the_queue_runs_one_fit_at_a_time(runner, crops):
@@ -437,7 +460,7 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         wait_for(lambda: uploaded("linr-noisy", "notes.txt"), 30, "the upload")
         find("#linr-start").click()
         wait_for(lambda: status().startswith("Error"), 60, "the error message")
-        assert status() == "Error: notes.txt: not an image (PNG, JPEG, TIFF or BMP)"
+        assert status() == "Error: notes.txt: not an image (PNG, JPEG, TIFF, BMP, WebP, GIF or FITS)"
         assert "Traceback" not in d.page_source
 
         # a noisy crop with its reference, a short fit

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,25 +20,8 @@ from linr.errors import InputError
 from linr.fits import FitsHeader
 from linr.images import read_frames, read_image, read_stored, write_image
 
-from .conftest import run_err
-
-
-def _card(key: str, value: str) -> str:
-    return f"{key:<8}= {value:>20}".ljust(80)
-
-
-def handmade_fits(path: Path, planes: np.ndarray, bitpix: int, extra: tuple[str, ...] = ()) -> Path:
-    """A FITS file written from the standard's rules alone: ``planes`` in file order (the first
-    row stored first), its axes reversed into NAXIS1 (along a row), NAXIS2, ..."""
-    cards = [_card("SIMPLE", "T"), _card("BITPIX", str(bitpix)), _card("NAXIS", str(planes.ndim))]
-    cards += [_card(f"NAXIS{i + 1}", str(n)) for i, n in enumerate(reversed(planes.shape))]
-    cards += [c.ljust(80) for c in extra] + ["END".ljust(80)]
-    head = "".join(cards)
-    head = head.ljust(-(-len(head) // 2880) * 2880)
-    dtype = {8: ">u1", 16: ">i2", 32: ">i4", -32: ">f4", -64: ">f8"}[bitpix]
-    body = planes.astype(dtype).tobytes()
-    path.write_bytes(head.encode("ascii") + body + b"\0" * (-len(body) % 2880))
-    return path
+from .conftest import handmade_fits, run_err
+from .conftest import fits_card as _card
 
 
 def test_a_16_bit_camera_frame_is_read_as_stored_top_row_last(tmp_path):

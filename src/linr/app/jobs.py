@@ -53,9 +53,15 @@ IMAGE_MAGIC = (
     (b"II*\x00", ".tif"),
     (b"MM\x00*", ".tif"),
     (b"BM", ".bmp"),
+    (b"GIF87a", ".gif"),
+    (b"GIF89a", ".gif"),
+    (b"SIMPLE  =", ".fits"),
 )
-"""File signatures of the formats linr reads; an upload is stored under the suffix its bytes
-say (never the one its name says)."""
+"""File signatures of the formats linr reads (and WebP's, ``RIFF....WEBP``, in
+:func:`_format_suffix`); an upload is stored under the suffix its bytes say (never the one its
+name says)."""
+FORMAT_NAMES = "PNG, JPEG, TIFF, BMP, WebP, GIF or FITS"
+"""The formats an upload may be in, for messages."""
 
 
 class JobCancelled(Exception):
@@ -265,6 +271,8 @@ class Job:
 
 
 def _format_suffix(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
     for magic, suffix in IMAGE_MAGIC:
         if data.startswith(magic):
             return suffix
@@ -283,6 +291,11 @@ def _pixel_count(path: Path, suffix: str) -> tuple[int, int]:
         rgb_last = len(shape) == 3 and shape[2] in (1, 2, 3, 4)
         height, width = (shape[0], shape[1]) if rgb_last or len(shape) == 2 else (shape[-2], shape[-1])
         return int(width), int(height)
+    if suffix == ".fits":  # its header, read by linr (Pillow's reader misreads the samples)
+        from ..images import read_stored
+
+        height, width = read_stored(path)[0].values.shape[:2]
+        return int(width), int(height)
     from PIL import Image
 
     with Image.open(path) as img:
@@ -296,7 +309,7 @@ def check_upload(upload: Upload, folder: Path, stem: str, limits: UploadLimits) 
     _check_bytes(upload, limits)
     suffix = _format_suffix(upload.data)
     if suffix is None:
-        raise InputError(f"{name}: not an image (PNG, JPEG, TIFF or BMP)")
+        raise InputError(f"{name}: not an image ({FORMAT_NAMES})")
     path = _store(upload, folder / f"{stem}{suffix}")
     from PIL import Image
 
@@ -331,7 +344,7 @@ def check_kernel_upload(upload: Upload, folder: Path, limits: UploadLimits) -> P
             raise InputError(f"{name}: a blur kernel must be a 2-D array, got shape {tuple(shape)}")
         height, width = shape
     elif _format_suffix(upload.data) is None:
-        raise InputError(f"{name}: not a blur kernel (an image of the PSF, PNG, TIFF, JPEG or BMP, or a .npy array)")
+        raise InputError(f"{name}: not a blur kernel (an image of the PSF, {FORMAT_NAMES}, or a .npy array)")
     else:
         path = check_upload(upload, folder, "kernel", limits)
         width, height = _pixel_count(path, path.suffix)
@@ -365,10 +378,12 @@ def _public(message: str, names: dict[str, str], folder: Path) -> str:
     return message.replace(str(folder), "upload")
 
 
-def _download_name(upload: Upload) -> str:
+def _download_name(upload: Upload, stored: str | os.PathLike) -> str:
+    """The result's file name: the upload's name, ``_restored``, and ``.fits`` for a FITS upload
+    (``stored``: where it was stored, under the suffix its bytes say), else ``.png``."""
     stem = Path(upload.display_name).stem
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
-    return f"{stem[:60]}_restored.png"
+    return f"{stem[:60]}_restored{'.fits' if Path(stored).suffix == '.fits' else '.png'}"
 
 
 def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str) -> _Prepared:
@@ -470,7 +485,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["reference"] = request.reference.display_name
     options = {"preset": preset, "steps": request.steps, "seed": request.seed, "device": device,
                "model": request.model}
-    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first]), asked, refine,
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first], files[first]), asked, refine,
                      grid, list(observations), options, plan.refine_left_out)
 
 
@@ -758,9 +773,13 @@ class JobRunner:
 
         image = np.clip(result.image, 0.0, 1.0)
         out = output_info(prepared.infos)  # stored like linr restore's output: its deepest input's profile
-        bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
+        units: dict[str, Any] = {}
+        if prepared.download_name.endswith(".fits"):  # FITS as it came: its sample type, units and header
+            bit_depth, units = out.bit_depth, {"value_range": out.value_range, "fits": out.fits}
+        else:
+            bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
-                           icc_profile=out.icc_profile, density=out.density)
+                           icc_profile=out.icc_profile, density=out.density, **units)
         metrics = None
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
