@@ -132,7 +132,7 @@ def test_a_measured_psf_uploaded_as_an_image_or_npy_is_the_blur(runner, crops):
     assert refused(runner, JobRequest({"noisy": Upload("n.png", png_bytes(photo))}, kernel_file=as_npy)) == \
         "a blur kernel file was given without a blurred image"
     message = refused(runner, JobRequest(blurred, kernel_file=Upload("psf.txt", b"0 1 0\n1 1 1\n")))
-    assert message == "psf.txt: not a blur kernel (an image of the PSF, PNG, TIFF, JPEG or BMP, or a .npy array)"
+    assert message == "psf.txt: not a blur kernel (an image of the PSF, PNG, JPEG, TIFF, BMP, WebP, GIF or FITS, or a .npy array)"
     buffer = io.BytesIO()
     np.save(buffer, np.ones((3, 3, 3)))
     assert refused(runner, JobRequest(blurred, kernel_file=Upload("cube.npy", buffer.getvalue()))) == \
