@@ -51,14 +51,26 @@ def test_float_and_scaled_samples_are_their_physical_values(tmp_path):
     assert info.value_range.high == pytest.approx(float(counts.max()), rel=1e-6) and pixels.max() == 1.0
 
 
-def test_blank_pixels_are_refused_with_their_count(tmp_path, capsys):
-    raw = np.full((8, 8), 100, np.int16)
-    raw[2, 3] = raw[5, 5] = -32768
+def test_undefined_pixels_are_holes_to_fill_and_refused_as_data(tmp_path, capsys):
+    y, x = np.mgrid[:16, :16]
+    raw = (100 + 5 * x + 3 * y).astype(np.int16)  # a smooth ramp: its holes are easy to fill
+    raw[2, 3] = raw[9, 11] = -32768
     path = handmade_fits(tmp_path / "holes.fits", raw, 16, (_card("BLANK", "-32768"),))
-    with pytest.raises(InputError, match=r"2 of 64 samples are NaN"):
-        read_stored(path)
-    err = run_err(capsys, ["restore", "--noisy", str(path), "-o", str(tmp_path / "out.png")])
-    assert "non-finite" in err
+    (stored,) = read_stored(path)
+    assert stored.alpha is not None and np.count_nonzero(stored.alpha == 0) == 2  # BLANK: transparent
+    assert stored.alpha[15 - 2, 3] == 0 and stored.values[15 - 2, 3, 0] == 0  # the file's row 2, read top first
+    err = run_err(capsys, ["restore", "--noisy", str(path), "-o", str(tmp_path / "out.fits")])
+    assert "2 of its pixels are undefined (NaN or BLANK)" in err and f"--masked {path}" in err
+    out = tmp_path / "filled.fits"
+    assert main(["restore", "--masked", str(path), "-o", str(out), "--steps", "30", "--quiet"]) == 0
+    capsys.readouterr()
+    (filled,) = read_stored(out)
+    assert filled.alpha is None and np.isfinite(filled.values).all()
+    for row, col in ((2, 3), (9, 11)):  # filled near the ramp's value there (neighbours differ by 3-5)
+        assert abs(float(filled.values[15 - row, col, 0]) - (100 + 5 * col + 3 * row)) < 12
+    nan = np.where(np.arange(64).reshape(8, 8) % 9 == 0, np.nan, 1.0)
+    (stored,) = read_stored(handmade_fits(tmp_path / "nan.fits", nan, -32))
+    assert np.count_nonzero(stored.alpha == 0) == 8 and np.isfinite(stored.values).all()
 
 
 def test_a_third_axis_is_colour_when_it_holds_3_planes_else_frames(tmp_path):
@@ -215,3 +227,78 @@ def test_the_header_rides_in_a_saved_model_to_a_render(tmp_path, capsys):
     assert rendered["OBJECT"] == "M 51" and rendered["NAXIS1"] == 32
     assert rendered["CRPIX1"] == pytest.approx(2 * (8.0 - 0.5) + 0.5) and rendered["CDELT2"] == pytest.approx(0.0005)
     assert FitsHeader(("OBJECT  = 'x'".ljust(80),), (4, 4)).for_size(4, 4).cards == ("OBJECT  = 'x'".ljust(80),)
+
+
+def test_what_an_astronomer_trial_found(tmp_path, capsys):
+    import gzip
+
+    image = np.arange(8 * 10, dtype=np.float32).reshape(8, 10)
+    # a zero point and a zenith angle are the scene's, kept (only compression's Z keywords go)
+    path = handmade_fits(tmp_path / "z.fits", image, -32, (_card("ZP", "25.3"), _card("ZENITH", "12.0"),
+                                                           _card("ZCMPTYPE", "'RICE_1'")))
+    keys = [c[:8].strip() for c in read_stored(path)[0].fits.cards]
+    assert keys == ["ZP", "ZENITH"]
+    # gzip-compressed FITS, as archives deliver it: read, and found by a batch under its stem
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "m51.fits.gz").write_bytes(gzip.compress(path.read_bytes()))
+    (stored,) = read_stored(folder / "m51.fits.gz")
+    assert np.array_equal(stored.values[..., 0], image[::-1])
+    assert main(["batch", "--noisy", str(folder), "-o", str(tmp_path / "out"), "--steps", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert [p.name for p in (tmp_path / "out").glob("*.fits")] == ["m51.fits"]
+    # three planes along a labelled time axis are three frames, unlabelled ones colour
+    cube = np.stack([image, image + 1, image + 2])
+    assert len(read_stored(handmade_fits(tmp_path / "t.fits", cube, -32, ("CTYPE3  = 'TIME'",)))) == 3
+    assert read_stored(handmade_fits(tmp_path / "c.fits", cube, -32))[0].values.shape == (8, 10, 3)
+    # a radio map's axes of length 1 are written back, so its four-axis world coordinates fit
+    radio = handmade_fits(tmp_path / "radio.fits", image[None, None], -32, ("CTYPE3  = 'FREQ'",))
+    pixels, info = read_image(radio)
+    out = write_image(tmp_path / "radio_out.fits", pixels, bit_depth=32, value_range=info.value_range, fits=info.fits)
+    head = out.read_bytes()[:2880].decode()
+    assert _card("NAXIS", "4") in head and _card("NAXIS3", "1") in head and _card("NAXIS4", "1") in head
+    # an 8-bit mask of 0 and 1 (as saved from booleans) keeps its 1s
+    keep = np.ones((8, 10), np.uint8)
+    keep[3:5, 4:6] = 0
+    from linr.images import read_mask
+
+    notes: list[str] = []
+    mask = read_mask(handmade_fits(tmp_path / "mask.fits", keep, 8), notes=notes)
+    assert mask.sum() == 76 and "values 0 and 1" in notes[0]
+    # an IRAF physical system (LTV, LTM) scales with the image
+    header = FitsHeader((_card("LTV1", "-10.0"), _card("LTM1_1", "0.5"), _card("PIXSCALE", "0.4")), (8, 10))
+    scaled = {c[:8].strip(): float(c[10:30]) for c in header.for_size(16, 20).cards}
+    assert scaled == {"LTV1": pytest.approx(2 * -10.0 + 0.5 * (1 - 2)), "LTM1_1": 1.0, "PIXSCALE": 0.2}
+
+
+def test_an_image_in_an_extension_keeps_the_primary_header(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    primary = fits.PrimaryHDU(header=fits.Header({"TELESCOP": "HST", "EXPTIME": 300.0, "OBJECT": "old"}))
+    sci = fits.ImageHDU(np.ones((6, 7), np.float32), name="SCI", header=fits.Header({"OBJECT": "M 51",
+                                                                                     "INHERIT": True}))
+    fits.HDUList([primary, sci]).writeto(tmp_path / "hst.fits")
+    pixels, info = read_image(tmp_path / "hst.fits")
+    out = write_image(tmp_path / "out.fits", pixels, bit_depth=32, value_range=info.value_range, fits=info.fits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(out) as hdus:
+            hdus.verify("exception")
+            header = hdus[0].header
+    assert header["TELESCOP"] == "HST" and header["EXPTIME"] == 300.0 and header["OBJECT"] == "M 51"
+    assert "INHERIT" not in header and list(header).count("OBJECT") == 1
+
+
+def test_a_pc_matrix_without_cdelt_stays_on_the_sky_at_another_size(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    wcs = pytest.importorskip("astropy.wcs")
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 5.5, "CRPIX2": 4.0,
+                          "CRVAL1": 10.0, "CRVAL2": -30.0, "PC1_1": -2e-4, "PC1_2": 3e-5, "PC2_1": 2e-5,
+                          "PC2_2": 2.2e-4})
+    fits.PrimaryHDU(np.ones((8, 10), np.float32), header=header).writeto(tmp_path / "in.fits")
+    _, info = read_image(tmp_path / "in.fits")
+    out = write_image(tmp_path / "out.fits", np.zeros((24, 20), np.float32), bit_depth=32,
+                      value_range=info.value_range, fits=info.fits)
+    before, after = wcs.WCS(fits.getheader(tmp_path / "in.fits")), wcs.WCS(fits.getheader(out))
+    at = np.array([[1.0, 1.0], [20.0, 24.0], [7.0, 3.0]])
+    same = np.stack([(at[:, 0] - 0.5) / 2 + 0.5, (at[:, 1] - 0.5) / 3 + 0.5], axis=1)
+    assert np.abs(before.all_pix2world(same, 1) - after.all_pix2world(at, 1)).max() * 3600 < 1e-6

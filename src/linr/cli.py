@@ -230,8 +230,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         others = [args.output] + [p for p in (args.report, args.save_model) if p]
         if any(Path(args.uncertainty).resolve() == Path(t).resolve() for t in others):
             raise InputError(f"--uncertainty {args.uncertainty}: names another output of this run")
-        if not args.uncertainty.lower().endswith((".tif", ".tiff", ".png")):
-            raise InputError(f"--uncertainty {args.uncertainty}: write it as .tif (float32) or .png "
+        if not args.uncertainty.lower().endswith((".tif", ".tiff", ".png", ".fits", ".fit", ".fts")):
+            raise InputError(f"--uncertainty {args.uncertainty}: write it as .tif or .fits (float32) or .png "
                              "(16-bit); JPEG and BMP round a spread of a few hundredths to 8 bits")
         check_output_path(args.uncertainty, force=args.force, protect=protect, channels=out.channels,
                           frames=len(scenes))
@@ -402,9 +402,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(refine_line)
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
-        tiff = args.uncertainty.lower().endswith((".tif", ".tiff"))
-        write_frames(args.uncertainty, spreads, bit_depth=32 if tiff else 16, density=out.density,
-                     force=args.force, protect=protect + [args.output])
+        floats = args.uncertainty.lower().endswith((".tif", ".tiff", ".fits", ".fit", ".fts"))
+        write_frames(args.uncertainty, spreads, bit_depth=32 if floats else 16, density=out.density,
+                     fits=out.fits, force=args.force, protect=protect + [args.output])
         mean = sum(float(u.mean()) for u in spreads) / len(spreads)
         largest = max(float(u.max()) for u in spreads)
         uncertainty = {"file": str(args.uncertainty), "members": args.ensemble, "scale": "0-1",

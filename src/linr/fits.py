@@ -20,9 +20,11 @@ This module sits at the bottom beside :mod:`linr.images`, which calls it.
 
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +39,14 @@ CARD = 80
 _SAMPLES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 """BITPIX -> the stored sample type (big-endian, as the standard says)."""
 
-STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|"
-                        r"END|CHECKSUM|DATASUM|DATAMIN|DATAMAX|ZIMAGE|Z\w+|TFIELDS|TFORM\d+|TTYPE\d+)$")
+STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|INHERIT|"
+                        r"END|CHECKSUM|DATASUM|DATAMIN|DATAMAX|TFIELDS|TFORM\d+|TTYPE\d+|"
+                        r"ZIMAGE|ZSIMPLE|ZTENSION|ZBITPIX|ZNAXIS\d*|ZTILE\d+|ZCMPTYPE|ZNAME\d+|ZVAL\d+|"
+                        r"ZMASKCMP|ZQUANTIZ|ZDITHER0|ZEXTEND|ZBLOCKED|ZPCOUNT|ZGCOUNT|ZHECKSUM|ZDATASUM|"
+                        r"ZSCALE|ZZERO|ZBLANK)$")
 """Header keywords that describe how the samples are stored (written anew for the output), or its
-values (stale after a restoration): not carried."""
+values (stale after a restoration): not carried. (Of the keywords starting with Z, only the
+tile-compression convention's: a zero point ``ZP`` or a ``ZENITH`` angle is the scene's.)"""
 
 _SIP = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 
@@ -54,6 +60,9 @@ class FitsHeader:
     """80-character cards, in the file's order, without the structural ones (:data:`STRUCTURAL`)."""
     size: tuple[int, int]
     """(height, width) of the image the cards describe."""
+    more_axes: tuple[int, ...] = ()
+    """Axes of length 1 after the two of the image (a radio map's frequency and Stokes axes),
+    written back to a grey output of one image, so that its world coordinates keep their axes."""
 
     def for_size(self, height: int, width: int) -> "FitsHeader":
         """The cards for an output of (height, width) covering the same extent of the sky (pixel
@@ -63,10 +72,20 @@ class FitsHeader:
         if (height, width) == self.size:
             return self
         scale = {1: width / self.size[1], 2: height / self.size[0]}  # FITS axis 1 runs along a row
-        return FitsHeader(tuple(_scaled_card(card, scale) for card in self.cards), (height, width))
+        keys = {card[:8].strip() for card in self.cards}
+        cards = tuple(_scaled_card(card, scale, keys) for card in self.cards)
+        # an IRAF physical system with an offset but no matrix: its matrix (1 before) now scales
+        cards += tuple(_card(f"LTM{i}_{i}", scale[i]) for i in (1, 2) if f"LTV{i}" in keys and f"LTM{i}_{i}" not in keys)
+        return FitsHeader(cards, (height, width), self.more_axes)
 
 
-def _scaled_card(card: str, scale: dict[int, float]) -> str:
+PIXEL_SCALES = ("PIXSCALE", "SECPIX", "SECPIX1", "SECPIX2", "PIXSCAL1", "PIXSCAL2", "PLTSCALE")
+"""Keywords of an angle per pixel (common, not in the standard): divided by the scale."""
+
+
+def _scaled_card(card: str, scale: dict[int, float], keys: set[str]) -> str:
+    """``card`` for an image ``scale`` (axis -> factor) times the size over the same extent
+    (``keys``: every keyword of the header, to tell a PC matrix with CDELT cards from one without)."""
     key = card[:8].strip()
     value = _value(card)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -79,12 +98,23 @@ def _scaled_card(card: str, scale: dict[int, float]) -> str:
         return _card(key, value / scale[int(m[1])], card)
     if (m := re.fullmatch(r"CD(\d)_(\d)[A-Z]?", key)) and int(m[2]) in scale:
         return _card(key, value / scale[int(m[2])], card)
-    if (m := re.fullmatch(r"PC(\d)_(\d)[A-Z]?", key)) and {int(m[1]), int(m[2])} <= scale.keys():
-        return _card(key, value * scale[int(m[1])] / scale[int(m[2])], card)  # CDELT_i took 1 / s_i
+    if (m := re.fullmatch(r"PC(\d)_(\d)([A-Z]?)", key)) and int(m[2]) in scale:
+        i, j = int(m[1]), int(m[2])
+        if f"CDELT{i}{m[3]}" in keys and i in scale:  # CDELT_i took 1 / s_i
+            return _card(key, value * scale[i] / scale[j], card)
+        return _card(key, value / scale[j], card)  # CDELT_i stays 1 (absent)
     if m := _SIP.fullmatch(key):
         p, q = int(m[2]), int(m[3])
         axis = 1 if m[1] in ("A", "AP") else 2  # A and AP correct along axis 1, B and BP along axis 2
         return _card(key, value * scale[axis] / (scale[1] ** p * scale[2] ** q), card)
+    if (m := re.fullmatch(r"LTM(\d)_(\d)", key)) and int(m[1]) in scale:  # image = LTM physical + LTV
+        return _card(key, value * scale[int(m[1])], card)
+    if (m := re.fullmatch(r"LTV(\d)", key)) and int(m[1]) in scale:
+        s = scale[int(m[1])]
+        return _card(key, s * value + 0.5 * (1 - s), card)
+    if key in PIXEL_SCALES:
+        axis = 2 if key.endswith("2") else 1
+        return _card(key, value / scale[axis], card)
     return card
 
 
@@ -125,19 +155,35 @@ def _card(key: str, value: "float | int | bool | str", old: str | None = None) -
     return f"{key:<8}= {text}{comment}"[:CARD].ljust(CARD)
 
 
-def is_fits(path: Path) -> bool:
-    """Whether a file is FITS by its first card (``SIMPLE  =                    T``), whatever its name."""
+GZIP = b"\x1f\x8b"
+
+
+def _open(path: Path) -> Any:
+    """A FITS file for reading, gzip-compressed (as archives deliver ``.fits.gz``) or not."""
     with open(path, "rb") as fh:
-        head = fh.read(CARD)
+        gzipped = fh.read(2) == GZIP
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def is_fits(path: Path) -> bool:
+    """Whether a file is FITS (gzip-compressed or not) by its first card (``SIMPLE  =
+    T``), whatever its name."""
+    try:
+        with _open(path) as fh:
+            head = fh.read(CARD)
+    except (OSError, EOFError):  # a damaged gzip stream: not read as FITS
+        return False
     return head[:9] == b"SIMPLE  =" and head[10:30].strip() == b"T"
 
 
-def _header(fh, path: Path) -> list[str]:  # type: ignore[no-untyped-def]
+def _header(fh: Any, path: Path) -> list[str] | None:
     """The cards of the header unit at the file's position, up to END (the position after it:
-    the start of its data)."""
+    the start of its data); None at the file's end."""
     cards: list[str] = []
     while True:
         block = fh.read(BLOCK)
+        if not block and not cards:
+            return None
         if len(block) < BLOCK:
             raise InputError(f"{path}: not a readable FITS file (a header ends before its END card)")
         text = block.decode("ascii", "replace")
@@ -148,14 +194,20 @@ def _header(fh, path: Path) -> list[str]:  # type: ignore[no-untyped-def]
             cards.append(card)
 
 
-def read_fits(path: Path) -> tuple[list[np.ndarray], FitsHeader]:
-    """The image of a FITS file: one (H, W) or (H, W, 3) array per frame (a third axis of 3 planes
-    is colour, of another length frames), top row first, in the smallest type that holds the
-    physical values exactly (uint8, uint16 for 16-bit data with ``BZERO`` 32768, else float32),
-    with undefined pixels (``BLANK``) as NaN; and the header cards it carries."""
-    with open(path, "rb") as fh:
+def read_fits(path: Path) -> tuple[list[np.ndarray], list[bool], FitsHeader]:
+    """The image of a FITS file: one (H, W, C) array per frame (a third axis of 3 planes is
+    colour, of another length frames), top row first, in the smallest type that holds the
+    physical values exactly (uint8, uint16 for 16-bit data with ``BZERO`` 32768, else float32);
+    whether each frame has undefined pixels (NaN, or ``BLANK`` in integer data), which then come
+    as a last, alpha channel (0 where a sample of the pixel is undefined, whose values are 0:
+    transparent, as holes are in other formats); and the header cards it carries."""
+    primary: list[str] = []
+    with _open(path) as fh:
         while True:
             cards = _header(fh, path)
+            if cards is None:
+                raise InputError(f"{path}: a FITS file without an image (no unit holds one of two or "
+                                 "more axes)")
             keys = {c[:8].strip(): _value(c) for c in cards}
             naxes = [keys.get(f"NAXIS{i}") for i in range(1, int(keys.get("NAXIS") or 0) + 1)]
             if not all(isinstance(n, int) and n >= 0 for n in naxes):
@@ -173,29 +225,54 @@ def read_fits(path: Path) -> tuple[list[np.ndarray], FitsHeader]:
                 if len(data) < size * abs(bitpix) // 8:
                     raise InputError(f"{path}: not a readable FITS file (its data are cut short)")
                 break
+            if kind is None:
+                primary = cards  # an extension's image is described by the primary header too
             # no image here: skip the data (with a table's heap) to the next unit
             extra = int(keys.get("PCOUNT") or 0) if kind is not None else 0
             nbytes = (size * abs(bitpix) // 8 + extra) * int(keys.get("GCOUNT") or 1) if naxes else 0
-            fh.seek(-(-nbytes // BLOCK) * BLOCK, 1)
-            if not fh.read(1):
-                raise InputError(f"{path}: a FITS file without an image (no unit holds one of two or "
-                                 "more axes)")
-            fh.seek(-1, 1)
-    shape = [n for n in naxes[2:] if n != 1]
-    if len(shape) > 1:
+            fh.read(-(-nbytes // BLOCK) * BLOCK)  # read past (a gzip stream seeks by reading anyway)
+    beyond = [(axis, n) for axis, n in enumerate(naxes[2:], start=3) if n != 1]
+    if len(beyond) > 1:
         raise InputError(f"{path}: a FITS image of {len(naxes)} axes {tuple(naxes)}; linr reads two, "
                          "and a third of colours (3) or frames")
+    shape = [n for _, n in beyond]
     raw = np.frombuffer(data, dtype=_SAMPLES[bitpix]).reshape(*shape, naxes[1], naxes[0])
     values = _physical(raw, keys, bitpix)
     values = values[..., ::-1, :]  # bottom row first in the file, top row first here
-    if shape and shape[0] == 3:
-        frames = [np.ascontiguousarray(np.moveaxis(values, 0, -1))]
+    if shape and shape[0] == 3 and _colour_axis(keys.get(f"CTYPE{beyond[0][0]}")):
+        frames = [np.moveaxis(values, 0, -1)]
     elif shape:
-        frames = [np.ascontiguousarray(plane) for plane in values]
+        frames = [plane[..., None] for plane in values]
     else:
-        frames = [np.ascontiguousarray(values)]
-    kept = tuple(c for c in cards if not STRUCTURAL.match(c[:8].strip()))
-    return frames, FitsHeader(kept, (int(naxes[1]), int(naxes[0])))
+        frames = [values[..., None]]
+    frames, holes = zip(*(_with_holes(frame) for frame in frames))
+    own = [c for c in cards if not STRUCTURAL.match(c[:8].strip())]
+    named = {c[:8].strip() for c in own} - COMMENTARY
+    inherited = [c for c in primary if not STRUCTURAL.match(c[:8].strip()) and c[:8].strip() not in named]
+    more = tuple(naxes[2:]) if not beyond else ()
+    return list(frames), list(holes), FitsHeader(tuple(inherited + own), (int(naxes[1]), int(naxes[0])), more)
+
+
+COMMENTARY = {"COMMENT", "HISTORY", ""}
+"""Keywords that may appear many times (an extension's own do not replace the primary's)."""
+
+
+def _colour_axis(ctype: object) -> bool:
+    """Whether a third axis of 3 planes holds colours: unlabelled (as Siril and PixInsight write
+    a colour image) or labelled as colour; a labelled time, frequency or Stokes axis holds frames."""
+    return ctype is None or (isinstance(ctype, str) and ctype.strip().upper() in ("RGB", "COLOR", "COLOUR"))
+
+
+def _with_holes(frame: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(H, W, C) as it is, or where a sample is NaN (undefined) with those pixels' values 0 and an
+    alpha channel after them that is 0 there, 1 elsewhere; and whether it has holes."""
+    if frame.dtype.kind != "f":
+        return np.ascontiguousarray(frame), False
+    undefined = np.isnan(frame).any(axis=-1)
+    if not undefined.any():
+        return np.ascontiguousarray(frame), False
+    values = np.where(undefined[..., None], np.float32(0), frame)
+    return np.concatenate([values, (~undefined)[..., None].astype(frame.dtype)], axis=-1), True
 
 
 def _physical(raw: np.ndarray, keys: dict[str, object], bitpix: int) -> np.ndarray:
@@ -235,8 +312,10 @@ def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = N
     else:
         raise ValueError(f"write_fits writes uint8, uint16 or float32, got {data.dtype}")
     planes = np.moveaxis(samples, -1, 0)[:, ::-1, :]  # (C, H, W), bottom row first
-    cards = [_card("SIMPLE", True), _card("BITPIX", bitpix), _card("NAXIS", 2 if c == 1 else 3),
-             _card("NAXIS1", w), _card("NAXIS2", h)] + ([_card("NAXIS3", c)] if c > 1 else [])
+    more = header.more_axes if header is not None and c == 1 else ()  # a radio map's axes of length 1
+    axes = [w, h, *([c] if c > 1 else more)]
+    cards = [_card("SIMPLE", True), _card("BITPIX", bitpix), _card("NAXIS", len(axes))]
+    cards += [_card(f"NAXIS{i}", n) for i, n in enumerate(axes, start=1)]
     if bitpix == 16:
         cards += [_card("BZERO", 32768), _card("BSCALE", 1)]
     cards += list(header.cards if header is not None else ())

@@ -202,7 +202,8 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
         "alpha": _stored_alpha(info),
         "icc_profile": None if not info.icc_profile else torch.frombuffer(bytearray(info.icc_profile), dtype=torch.uint8),
         "density": None if info.density is None else info.density.describe(),
-        "fits": None if info.fits is None else {"cards": list(info.fits.cards), "size": list(info.fits.size)},
+        "fits": None if info.fits is None else {"cards": list(info.fits.cards), "size": list(info.fits.size),
+                                                "more_axes": list(info.fits.more_axes)},
         "source": info.path,
         "settings": json.dumps(json_ready(settings or {})),  # JSON text: nothing to unpickle
     }
@@ -223,7 +224,8 @@ def _read_fits_header(stored: Any) -> FitsHeader | None:
     """A FITS input's header as a model file keeps it (files without one, or older: None)."""
     if stored is None:
         return None
-    return FitsHeader(tuple(str(card) for card in stored["cards"]), (int(stored["size"][0]), int(stored["size"][1])))
+    return FitsHeader(tuple(str(card) for card in stored["cards"]), (int(stored["size"][0]), int(stored["size"][1])),
+                      tuple(int(n) for n in stored.get("more_axes", ())))
 
 
 def _read_alpha(stored: Any, shape: tuple[int, int]) -> np.ndarray | None:

@@ -378,8 +378,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
         if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
         elif is_fits(path):  # before Pillow, which reads FITS samples byte-swapped
-            arrays, header = read_fits(path)
-            alphas = [False] * len(arrays)
+            arrays, alphas, header = read_fits(path)  # undefined pixels as transparent ones
         elif _png_bit_depth(path) == 16 and not is_animation(path):
             arrays, alphas = [_read_png16(path)], [None]
         else:
@@ -567,14 +566,20 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     """Read a keep-mask: white (>= 0.5) = observed. Returns (H, W) bool.
 
     A mask with a transparency channel that is not fully opaque is read from its alpha (opaque
-    = observed), the way an image editor's eraser marks holes; otherwise a colour mask is reduced
+    = observed), the way an image editor's eraser marks holes; an 8- or 16-bit mask of the values 0
+    and 1 alone (as saved from an array of booleans) keeps its 1s; otherwise a colour mask is reduced
     to its mean over channels. Grey values are thresholded at 0.5: when there are any, a line
     saying so (and how many pixels are kept) is appended to ``notes``, as is the use of alpha.
     ``shape`` (H, W) is checked if given.
     """
-    pixels, info = read_image(path)
+    stored = read_stored(path)
+    check_one_image(path, stored)
+    (raw,) = stored
+    pixels, info = to_unit(raw, choose_value_ranges(stored)[0])
     if info.alpha is not None and info.alpha.min() < 0.5:
         values, source = info.alpha, "its alpha channel (opaque = observed)"
+    elif raw.values.dtype.kind == "u" and int(raw.values.max()) == 1:  # 0 / 1, as numpy and FITS masks are saved
+        values, source = raw.values.mean(axis=2, dtype=np.float32), "its values 0 and 1 (1 = observed)"
     else:
         values, source = pixels.mean(axis=2), None
     mask = values >= 0.5

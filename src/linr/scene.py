@@ -158,6 +158,11 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
     colours, whatever they are; the alpha written back where the output holds one): ``--masked`` takes them as holes
     (its builder consumes the alpha, so it is never said of that kind)."""
     for _, info in frames:
+        if info.alpha is not None and info.fits is not None:  # FITS has no alpha: undefined pixels
+            count = int(np.count_nonzero(info.alpha < 0.5))
+            raise InputError(f"{info.path}: {count} of its pixels are undefined (NaN or BLANK); --{kind} needs "
+                             f"a value for every pixel: give it as --masked {info.path} to fill them as "
+                             "missing pixels, or fill them first")
         if info.alpha is not None and bool((info.alpha < 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "

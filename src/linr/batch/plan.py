@@ -32,10 +32,24 @@ __all__ = [
 
 KINDS = KIND_REGISTRY
 """The registered observation kinds (:data:`linr.kinds.KINDS`), in their order."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".fits", ".fit", ".fts")
+GZIPPED_SUFFIXES = (".fits.gz", ".fit.gz", ".fts.gz")
+"""Names of two suffixes that are one image file: gzip-compressed FITS, as archives deliver it."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".fits", ".fit", ".fts",
+                  *GZIPPED_SUFFIXES)
 """What a batch finds in a folder or glob: the image files `linr restore` reads (an animated GIF,
 PNG or WebP, like a multi-image TIFF, is one scene: its images the frames)."""
 KERNEL_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
+
+
+def image_suffix(path: Path) -> str:
+    """A file's suffix, lower-case, as an image's: ``.fits.gz`` for gzipped FITS, else the last one."""
+    name = path.name.lower()
+    return next((s for s in GZIPPED_SUFFIXES if name.endswith(s)), path.suffix.lower())
+
+
+def image_stem(path: Path) -> str:
+    """A file's name without its image suffix (:func:`image_suffix`): ``m51`` of ``m51.fits.gz``."""
+    return path.name[: len(path.name) - len(image_suffix(path))] if image_suffix(path) else path.name
 _SHOWN = 8
 """How many unmatched names an error lists before '... and N more'."""
 
@@ -87,7 +101,7 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
     """
     path = Path(spec)
     if path.is_dir():
-        found = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
+        found = [p for p in path.iterdir() if p.is_file() and image_suffix(p) in suffixes]
     elif path.is_file():
         found = [path]
     else:
@@ -96,7 +110,7 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
         # like a folder, a glob such as 'noisy/*' yields its image files only (not notes.txt);
         # '**' any depth of folders, as a shell's globstar
         found = [Path(p) for p in glob.glob(spec, recursive=True)
-                 if Path(p).is_file() and Path(p).suffix.lower() in suffixes]
+                 if Path(p).is_file() and image_suffix(Path(p)) in suffixes]
     found = sorted(p for p in found if not p.name.startswith("."))
     if not found:
         raise InputError(f"{what} {spec}: matches no files ({', '.join(suffixes)})")
@@ -105,7 +119,7 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+                  if p.is_file() and image_suffix(p) in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def find_scene_folders(spec: str, *, what: str, output_dir: str | os.PathLike,
@@ -180,14 +194,14 @@ def _by_stem(files: Iterable[Path], *, what: str, strip: Sequence[str] = ()) -> 
     """Index files by stem; ``strip`` lists suffixes removed from a stem (``_mask``)."""
     index: dict[str, Path] = {}
     for f in files:
-        stem = f.stem
+        stem = image_stem(f)
         for suffix in strip:
             if stem.endswith(suffix) and len(stem) > len(suffix):
                 stem = stem[: -len(suffix)]
                 break
         if stem in index:
             raise InputError(f"{what}: two files share the name {stem!r}: {index[stem]} and {f} (choose "
-                             f"one kind with a pattern, such as '{f.parent / ('*' + index[stem].suffix)}')")
+                             f"one kind with a pattern, such as '{f.parent / ('*' + image_suffix(index[stem]))}')")
         index[stem] = f
     return index
 
@@ -275,7 +289,8 @@ def _own_holes(masked: Any) -> bool:
 
 
 def _has_suffix(path: Path, suffix: str) -> bool:
-    return path.stem.endswith(suffix) and len(path.stem) > len(suffix)
+    stem = image_stem(path)
+    return stem.endswith(suffix) and len(stem) > len(suffix)
 
 
 def plan_jobs(
@@ -341,7 +356,7 @@ def plan_jobs(
                              "or reference")
         groups[f"--{kind}"] = _by_stem(kept, what=f"--{kind}")
         if kind == "masked" and mask is None and not any(_may_hold_alpha(f) for f in kept):
-            marked = [f.name for f in kept if f.stem.endswith("_mask")]
+            marked = [f.name for f in kept if image_stem(f).endswith("_mask")]
             raise InputError(
                 f"{labels.get(kind, '--masked')} {observations[kind]}: none of its {len(kept)} images has an "
                 "alpha channel to mark its holes; give --mask (one file, or a folder or glob of x_mask.png "
@@ -390,7 +405,7 @@ def _suffix_like(groups: dict[str, dict[str, Path | list[Path]]], stem: str) -> 
         return ".tif" if is_tiff(path) else ".fits" if is_fits(path) else ".png"
     except OSError:  # unreadable: its own read fails in one line later
         return {".tif": ".tif", ".tiff": ".tif", ".fits": ".fits", ".fit": ".fits", ".fts": ".fits"}.get(
-            path.suffix.lower(), ".png")
+            image_suffix(path).removesuffix(".gz"), ".png")
 
 
 def _as_input(found: Path | list[Path]) -> str | list[str]:
@@ -413,7 +428,7 @@ def _check_not_read_back(jobs: Sequence[Job], specs: dict[str, str], output_dir:
         pattern = None if folder is not None else os.path.abspath(spec)
         for job in jobs:
             output = Path(job.output)
-            if output.suffix.lower() not in suffixes:
+            if image_suffix(output) not in suffixes:
                 continue
             if folder is not None:
                 hit = output.parent.resolve() == folder
