@@ -335,7 +335,7 @@ def test_options_that_contradict_each_other_are_said(tmp_path, capsys, clean):
     assert "--stop fixed:3 ends the fit before --steps 6 would: 3 steps" in run_ok(capsys, base + ["--stop", "fixed:3", "--steps", "6"]).err
     assert "--steps 2 ends the fit before --stop fixed:5 would" in run_ok(capsys, base + ["--steps", "2", "--stop", "fixed:5"]).err
     err = run_err(capsys, base + ["--steps", "2", "--ensemble", "2", "--uncertainty", str(tmp_path / "u.jpg")])
-    assert "write it as .tif (float32) or .png (16-bit)" in err and not (tmp_path / "u.jpg").exists()
+    assert "write it as .tif or .fits (float32) or .png (16-bit)" in err and not (tmp_path / "u.jpg").exists()
     err = run_err(capsys, ["metrics", str(tmp_path / "a.png"), str(tmp_path / "o.png"), "--task", "deblur"])
     assert "--task deblur applies to --convention paper only" in err
     assert "give at least one of --noisy" in run_err(capsys, ["restore"])  # what it needs first
