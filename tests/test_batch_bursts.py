@@ -171,6 +171,10 @@ def test_folders_two_levels_down_are_named_when_left_unread(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 folder(s) two levels down hold images (night1/raw) and are not read" in err, err
     assert sorted(_manifest(out)) == ["night2"]
+    inside = noisy / "results" / "run1"  # a batch's own output folder inside its input: never named
+    assert main(["batch", str(noisy), "--task", "noisy", "-o", str(inside), "--threads", "1", *FIT]) == 0
+    assert main(["batch", str(noisy), "--task", "noisy", "-o", str(inside), "--threads", "1", *FIT]) == 0
+    assert "results/run1" not in capsys.readouterr().err
     # with no scene one level down, nothing would be restored: refused, naming them
     for frame in (noisy / "night2").iterdir():
         frame.unlink()

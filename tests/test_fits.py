@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from linr.batch import EXIT_SOME_FAILED
 from linr.cli import main
 from linr.errors import InputError
 from linr.fits import FitsHeader
@@ -22,6 +24,19 @@ from linr.images import read_frames, read_image, read_stored, write_image
 
 from .conftest import handmade_fits, run_err
 from .conftest import fits_card as _card
+
+
+def verified(path: Path) -> None:
+    """``path`` is a FITS file astropy reads without a warning and verifies strictly (where astropy
+    is installed)."""
+    try:
+        from astropy.io import fits
+    except ImportError:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(path) as hdus:
+            hdus.verify("exception")
 
 
 def test_a_16_bit_camera_frame_is_read_as_stored_top_row_last(tmp_path):
@@ -120,7 +135,8 @@ def test_a_fits_output_keeps_the_sample_type_rows_and_header(tmp_path, dtype):
         assert np.array_equal(again.values, first.values)
     assert "NGC 1300" in again.fits.cards[0] and "the target" in again.fits.cards[0]
     text = out.read_bytes()
-    assert len(text) % 2880 == 0 and b"HISTORY restored by linr" in text
+    assert len(text) % 2880 == 0 and b"HISTORY written by linr" in text
+    verified(out)
 
 
 def test_pillow_no_longer_reads_fits_byte_swapped_from_the_command_line(tmp_path, capsys):
@@ -141,7 +157,8 @@ def test_pillow_no_longer_reads_fits_byte_swapped_from_the_command_line(tmp_path
     peak = np.unravel_index(np.argmax(restored.values[..., 0]), (24, 24))
     assert abs(peak[0] - (23 - 14)) <= 2 and abs(peak[1] - 9) <= 2  # the file's row 14, read top first
     assert any("a star" in c for c in restored.fits.cards)
-    assert json.loads((tmp_path / "r.json").read_text())
+    assert json.loads((tmp_path / "r.json").read_text())["steps_run"] == 3
+    verified(out)
 
 
 def test_a_fits_folder_in_a_batch_gives_fits_outputs(tmp_path, capsys):
@@ -158,6 +175,8 @@ def test_a_fits_folder_in_a_batch_gives_fits_outputs(tmp_path, capsys):
 def test_a_bare_photo_on_the_command_line_is_told_how_to_name_it(capsys, tmp_path):
     err = run_err(capsys, ["restore", "photo.png", "-o", str(tmp_path / "out.png")])
     assert "--noisy photo.png" in err and "--lowres photo.png --factor" in err
+    err = run_err(capsys, ["restore", "--noisy", "a.png", "--bogus", "1", "-o", str(tmp_path / "out.png")])
+    assert err.endswith("unrecognized arguments: --bogus 1")  # an option's value: no photo to name
 
 
 # --- against astropy, the reference reader and writer ---------------------------------------
@@ -226,7 +245,7 @@ def test_the_header_rides_in_a_saved_model_to_a_render(tmp_path, capsys):
     rendered = fits.getheader(tmp_path / "x2.fits")
     assert rendered["OBJECT"] == "M 51" and rendered["NAXIS1"] == 32
     assert rendered["CRPIX1"] == pytest.approx(2 * (8.0 - 0.5) + 0.5) and rendered["CDELT2"] == pytest.approx(0.0005)
-    assert FitsHeader(("OBJECT  = 'x'".ljust(80),), (4, 4)).for_size(4, 4).cards == ("OBJECT  = 'x'".ljust(80),)
+    verified(tmp_path / "x2.fits")
 
 
 def test_what_an_astronomer_trial_found(tmp_path, capsys):
@@ -302,3 +321,65 @@ def test_a_pc_matrix_without_cdelt_stays_on_the_sky_at_another_size(tmp_path):
     at = np.array([[1.0, 1.0], [20.0, 24.0], [7.0, 3.0]])
     same = np.stack([(at[:, 0] - 0.5) / 2 + 0.5, (at[:, 1] - 0.5) / 3 + 0.5], axis=1)
     assert np.abs(before.all_pix2world(same, 1) - after.all_pix2world(at, 1)).max() * 3600 < 1e-6
+
+
+def test_long_and_hierarch_cards_of_an_inherited_header_survive_whole(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    primary = fits.Header()
+    primary["HIERARCH ESO DET CHIP NAME"] = "CCD-44"
+    primary["HIERARCH ESO INS NAME"] = "FORS2"
+    primary["OBSERVER"] = "a long name " * 12  # a long string: CONTINUE cards
+    primary["NOTE"] = "kept " * 30
+    ext = fits.Header()
+    ext["HIERARCH ESO DET CHIP NAME"] = "CCD-45"  # one HIERARCH card given again: the others stay
+    ext["OBSERVER"] = "someone else " * 10  # a long string given again: the primary's goes whole
+    sci = np.ones((6, 7), np.float32)
+    fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(sci, header=ext)]).writeto(tmp_path / "eso.fits")
+    pixels, info = read_image(tmp_path / "eso.fits")
+    out = write_image(tmp_path / "out.fits", pixels, bit_depth=32, value_range=info.value_range, fits=info.fits)
+    verified(out)
+    header = fits.getheader(out)
+    assert header["HIERARCH ESO DET CHIP NAME"] == "CCD-45" and header["HIERARCH ESO INS NAME"] == "FORS2"
+    assert header["OBSERVER"] == ("someone else " * 10).rstrip() and header["NOTE"] == ("kept " * 30).rstrip()
+
+
+def test_holes_in_a_batch_and_a_damaged_gzip_beside_good_files(tmp_path, capsys):
+    import gzip
+
+    masked = tmp_path / "masked"
+    masked.mkdir()
+    ramp = np.add.outer(np.arange(12.0), np.arange(12.0)).astype(np.float32) + 50
+    ramp[4, 5] = np.nan
+    handmade_fits(masked / "a.fits", ramp, -32)
+    assert main(["batch", "--masked", str(masked), "-o", str(tmp_path / "filled"), "--steps", "5", "--quiet"]) == 0
+    capsys.readouterr()
+    (filled,) = read_stored(tmp_path / "filled" / "a.fits")
+    assert np.isfinite(filled.values).all() and filled.alpha is None
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    good = handmade_fits(noisy / "good.fits", 100 + np.eye(12, dtype=np.float32), -32)
+    broken = bytearray(gzip.compress(good.read_bytes()))
+    broken[12:60] = bytes(48)
+    (noisy / "bad.fits.gz").write_bytes(bytes(broken))
+    code = main(["batch", "--noisy", str(noisy), "-o", str(tmp_path / "out"), "--steps", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_SOME_FAILED and "internal error" not in err, err  # the damaged one fails alone
+    records = {r["image"]: r for r in map(json.loads, (tmp_path / "out" / "manifest.jsonl").read_text().splitlines())}
+    assert records["good"]["status"] == "done" and records["bad"]["status"] == "failed"
+    assert "not a readable image" in records["bad"]["error"]
+
+
+def test_undefined_pixels_stay_undefined_in_a_float_fits_output(tmp_path, capsys):
+    data = np.full((8, 8), 10.0, np.float32)
+    data[1, 2] = np.nan
+    path = handmade_fits(tmp_path / "holes.fits", data, -32)
+    assert main(["degrade", str(path), "--noise", "5", "-o", str(tmp_path / "d.fits")]) == 0
+    assert "alpha" not in capsys.readouterr().err  # written as NaN, nothing dropped
+    (again,) = read_stored(tmp_path / "d.fits")
+    assert again.alpha is not None and np.count_nonzero(again.alpha == 0) == 1 and again.alpha[6, 2] == 0
+    verified(tmp_path / "d.fits")
+    # an IRAF matrix without its offset, and an offset without its matrix, scale whole
+    header = FitsHeader((_card("LTM1_1", "0.5"), _card("LTV2", "3.0")), (8, 10))
+    scaled = {c[:8].strip(): float(c[10:30]) for c in header.for_size(16, 20).cards}
+    assert scaled == {"LTM1_1": 1.0, "LTV2": 2 * 3.0 - 0.5, "LTM2_2": 2.0, "LTV1": -0.5}
+    assert all("." in c[10:30] or "E" in c[10:30] for c in header.for_size(16, 20).cards)  # reals stay reals

@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
             command = getattr(parsed, "command", None)
             message = f"{command + ': ' if command else ''}unrecognized arguments: {' '.join(extras)}"
             files = [e for e in extras if not e.startswith("-")]
-            if command == "restore" and files:  # a photo given bare
+            if command == "restore" and files and not any(e.startswith("-") for e in extras):  # a photo given bare
                 message += (f" (name each photo by what "
                            f"is wrong with it: --noisy {files[0]}, --lowres {files[0]} --factor F, --masked "
                            f"{files[0]}, or --blurred {files[0]} --kernel K)")
@@ -404,7 +404,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         spreads = [r.uncertainty for r in results]
         floats = args.uncertainty.lower().endswith((".tif", ".tiff", ".fits", ".fit", ".fts"))
         write_frames(args.uncertainty, spreads, bit_depth=32 if floats else 16, density=out.density,
-                     fits=out.fits, force=args.force, protect=protect + [args.output])
+                     fits=None if out.fits is None else out.fits.without("BUNIT"),  # a 0-1 spread, not in its units
+                     force=args.force, protect=protect + [args.output])
         mean = sum(float(u.mean()) for u in spreads) / len(spreads)
         largest = max(float(u.max()) for u in spreads)
         uncertainty = {"file": str(args.uncertainty), "members": args.ensemble, "scale": "0-1",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,11 @@ class FitsHeader:
     """Axes of length 1 after the two of the image (a radio map's frequency and Stokes axes),
     written back to a grey output of one image, so that its world coordinates keep their axes."""
 
+    def without(self, *keywords: str) -> "FitsHeader":
+        """These cards less those of ``keywords`` (e.g. ``BUNIT`` for a map in other units)."""
+        kept = tuple(card for key, record in _records(list(self.cards)) if key not in keywords for card in record)
+        return FitsHeader(kept, self.size, self.more_axes)
+
     def for_size(self, height: int, width: int) -> "FitsHeader":
         """The cards for an output of (height, width) covering the same extent of the sky (pixel
         centres at the same places as a super-resolved or rendered output's): ``CRPIX``,
@@ -74,13 +80,16 @@ class FitsHeader:
         scale = {1: width / self.size[1], 2: height / self.size[0]}  # FITS axis 1 runs along a row
         keys = {card[:8].strip() for card in self.cards}
         cards = tuple(_scaled_card(card, scale, keys) for card in self.cards)
-        # an IRAF physical system with an offset but no matrix: its matrix (1 before) now scales
+        # an IRAF physical system given in part: the missing half (identity, no offset) scales too
         cards += tuple(_card(f"LTM{i}_{i}", scale[i]) for i in (1, 2) if f"LTV{i}" in keys and f"LTM{i}_{i}" not in keys)
+        cards += tuple(_card(f"LTV{i}", 0.5 * (1 - scale[i])) for i in (1, 2)
+                       if f"LTV{i}" not in keys and any(re.fullmatch(rf"LTM{i}_\d", k) for k in keys))
         return FitsHeader(cards, (height, width), self.more_axes)
 
 
-PIXEL_SCALES = ("PIXSCALE", "SECPIX", "SECPIX1", "SECPIX2", "PIXSCAL1", "PIXSCAL2", "PLTSCALE")
-"""Keywords of an angle per pixel (common, not in the standard): divided by the scale."""
+PIXEL_SCALES = ("PIXSCALE", "SECPIX", "SECPIX1", "SECPIX2", "PIXSCAL1", "PIXSCAL2")
+"""Keywords of an angle per pixel (common, not in the standard): divided by the scale. (Not
+``PLTSCALE``: an angle per millimetre of the focal plane, the optics'.)"""
 
 
 def _scaled_card(card: str, scale: dict[int, float], keys: set[str]) -> str:
@@ -112,6 +121,8 @@ def _scaled_card(card: str, scale: dict[int, float], keys: set[str]) -> str:
     if (m := re.fullmatch(r"LTV(\d)", key)) and int(m[1]) in scale:
         s = scale[int(m[1])]
         return _card(key, s * value + 0.5 * (1 - s), card)
+    if key in ("A_DMAX", "B_DMAX"):  # the largest SIP correction, in pixels along axis 1 / 2
+        return _card(key, value * scale[1 if key == "A_DMAX" else 2], card)
     if key in PIXEL_SCALES:
         axis = 2 if key.endswith("2") else 1
         return _card(key, value / scale[axis], card)
@@ -146,7 +157,8 @@ def _card(key: str, value: "float | int | bool | str", old: str | None = None) -
     elif isinstance(value, int):
         text = f"{value:>20d}"
     elif isinstance(value, float):
-        text = f"{value:>20.13G}"
+        text = f"{value:.13G}"
+        text = f"{text if any(c in text for c in '.EN') else text + '.':>20}"  # stays a real number
     else:
         text = "'" + value.replace("'", "''").ljust(8) + "'"
     comment = ""
@@ -156,6 +168,30 @@ def _card(key: str, value: "float | int | bool | str", old: str | None = None) -
 
 
 GZIP = b"\x1f\x8b"
+
+
+def _records(cards: list[str]) -> list[tuple[str, list[str]]]:
+    """Cards as (keyword, cards) records: a card with the CONTINUE cards of its long string after
+    it; the keyword of a HIERARCH card is its whole name (``HIERARCH ESO DET CHIP``)."""
+    records: list[tuple[str, list[str]]] = []
+    for card in cards:
+        key = card[:8].strip()
+        if key == "CONTINUE" and records:
+            records[-1][1].append(card)
+            continue
+        if key == "HIERARCH":
+            key = "HIERARCH " + " ".join(card[8:].split("=", 1)[0].split())
+        records.append((key, [card]))
+    return records
+
+
+def _carried(cards: list[str], inherited: list[str]) -> tuple[str, ...]:
+    """The cards an output carries: ``inherited`` (the primary header's, for an extension's
+    image) without those ``cards`` give again, then ``cards``; structural ones left out."""
+    own = [(k, r) for k, r in _records(cards) if not STRUCTURAL.match(k)]
+    named = {k for k, _ in own} - COMMENTARY
+    above = [(k, r) for k, r in _records(inherited) if not STRUCTURAL.match(k) and k not in named]
+    return tuple(card for _, record in above + own for card in record)
 
 
 def _open(path: Path) -> Any:
@@ -171,7 +207,7 @@ def is_fits(path: Path) -> bool:
     try:
         with _open(path) as fh:
             head = fh.read(CARD)
-    except (OSError, EOFError):  # a damaged gzip stream: not read as FITS
+    except (OSError, EOFError, zlib.error):  # a damaged gzip stream: not read as FITS
         return False
     return head[:9] == b"SIMPLE  =" and head[10:30].strip() == b"T"
 
@@ -196,8 +232,9 @@ def _header(fh: Any, path: Path) -> list[str] | None:
 
 def read_fits(path: Path) -> tuple[list[np.ndarray], list[bool], FitsHeader]:
     """The image of a FITS file: one (H, W, C) array per frame (a third axis of 3 planes is
-    colour, of another length frames), top row first, in the smallest type that holds the
-    physical values exactly (uint8, uint16 for 16-bit data with ``BZERO`` 32768, else float32);
+    colour, of another length frames), top row first: uint8 for unscaled 8-bit data, uint16 for
+    16-bit data with ``BZERO`` 32768 (both exact), else float32 (exact for 16-bit and scaled 8-bit
+    data and 32-bit floats; 32- and 64-bit integers and 64-bit floats rounded to 24 bits);
     whether each frame has undefined pixels (NaN, or ``BLANK`` in integer data), which then come
     as a last, alpha channel (0 where a sample of the pixel is undefined, whose values are 0:
     transparent, as holes are in other formats); and the header cards it carries."""
@@ -230,7 +267,7 @@ def read_fits(path: Path) -> tuple[list[np.ndarray], list[bool], FitsHeader]:
             # no image here: skip the data (with a table's heap) to the next unit
             extra = int(keys.get("PCOUNT") or 0) if kind is not None else 0
             nbytes = (size * abs(bitpix) // 8 + extra) * int(keys.get("GCOUNT") or 1) if naxes else 0
-            fh.read(-(-nbytes // BLOCK) * BLOCK)  # read past (a gzip stream seeks by reading anyway)
+            fh.seek(-(-nbytes // BLOCK) * BLOCK, 1)  # forward: a gzip stream decompresses past it
     beyond = [(axis, n) for axis, n in enumerate(naxes[2:], start=3) if n != 1]
     if len(beyond) > 1:
         raise InputError(f"{path}: a FITS image of {len(naxes)} axes {tuple(naxes)}; linr reads two, "
@@ -246,11 +283,10 @@ def read_fits(path: Path) -> tuple[list[np.ndarray], list[bool], FitsHeader]:
     else:
         frames = [values[..., None]]
     frames, holes = zip(*(_with_holes(frame) for frame in frames))
-    own = [c for c in cards if not STRUCTURAL.match(c[:8].strip())]
-    named = {c[:8].strip() for c in own} - COMMENTARY
-    inherited = [c for c in primary if not STRUCTURAL.match(c[:8].strip()) and c[:8].strip() not in named]
+    inherit = keys.get("XTENSION") is not None and keys.get("INHERIT") is not False
     more = tuple(naxes[2:]) if not beyond else ()
-    return list(frames), list(holes), FitsHeader(tuple(inherited + own), (int(naxes[1]), int(naxes[0])), more)
+    return (list(frames), list(holes),
+            FitsHeader(_carried(cards, primary if inherit else []), (int(naxes[1]), int(naxes[0])), more))
 
 
 COMMENTARY = {"COMMENT", "HISTORY", ""}

@@ -790,11 +790,14 @@ def check_writable_folder(path: str | os.PathLike) -> None:
                          f"({exc.strerror or exc})") from None
 
 
-def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | None:
+def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None, bit_depth: int | None = None) -> str | None:
     """A note when an image with an ``alpha`` channel is written to ``path`` in a format without
-    one (JPEG, BMP: :func:`write_image` writes the colours alone), else None."""
+    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone), else None. A
+    float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
     if alpha is None or fmt not in ("jpeg", "bmp", "fits"):
+        return None
+    if fmt == "fits" and bit_depth is not None and written_bit_depth(path, bit_depth) == 32:
         return None
     return (f"{path}: {fmt.upper()} has no alpha channel, so the input's transparency is not written "
             "(write a .png or .tif to keep it)")
@@ -803,7 +806,7 @@ def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None) -> str | No
 def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
     """Notes on what of an input (``info``) an output at ``path`` cannot hold: its alpha
     (:func:`dropped_alpha`), its colour profile (:func:`dropped_profile`)."""
-    return [note for note in (dropped_alpha(path, info.alpha), dropped_profile(path, info.icc_profile),
+    return [note for note in (dropped_alpha(path, info.alpha, info.bit_depth), dropped_profile(path, info.icc_profile),
                               dropped_depth(path, info.bit_depth)) if note]
 
 
@@ -968,7 +971,11 @@ def write_frames(
     fmt = WRITE_FORMATS[path.suffix.lower()]
     if alpha is not None:
         alpha = _alpha_plane(alpha)
-    if alpha is not None and dropped_alpha(path, alpha) is None:  # JPEG and BMP have none
+    holes = None  # a float FITS output's undefined pixels: NaN where the alpha is transparent
+    if alpha is not None and fmt == "fits" and dropped_alpha(path, alpha, bit_depth) is None:
+        holes = (alpha if alpha.shape == data.shape[1:3] else _resize_alpha(alpha, data.shape[1:3])) < 0.5
+        alpha = None
+    elif alpha is not None and dropped_alpha(path, alpha) is None:  # JPEG and BMP have none
         if alpha.shape != data.shape[1:3]:
             alpha = _resize_alpha(alpha, data.shape[1:3])
         data = np.concatenate([data, np.broadcast_to(alpha[None, ..., None], (*data.shape[:3], 1))], axis=3)
@@ -980,6 +987,8 @@ def write_frames(
     data = _quantise(data, bit_depth, units)
     if alpha is not None:  # alpha fills its type's range, whatever the colour values' units
         data[..., -1] = _quantise(alpha, bit_depth)
+    if holes is not None and holes.any():
+        data[:, holes, :] = np.nan
     dpi = None if density is None else density.for_size(*data.shape[1:3])
 
     def write(tmp: str) -> None:
@@ -987,7 +996,7 @@ def write_frames(
             from . import __version__
 
             write_fits(tmp, data[0], None if fits is None else fits.for_size(*data.shape[1:3]),
-                       history=f"restored by linr {__version__}")
+                       history=f"written by linr {__version__}")
         elif fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
             write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -160,8 +161,9 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
     for _, info in frames:
         if info.alpha is not None and info.fits is not None:  # FITS has no alpha: undefined pixels
             count = int(np.count_nonzero(info.alpha < 0.5))
+            file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
             raise InputError(f"{info.path}: {count} of its pixels are undefined (NaN or BLANK); --{kind} needs "
-                             f"a value for every pixel: give it as --masked {info.path} to fill them as "
+                             f"a value for every pixel: give it as --masked {file} to fill them as "
                              "missing pixels, or fill them first")
         if info.alpha is not None and bool((info.alpha < 0.5).any()):
             share = float((info.alpha < 0.5).mean())

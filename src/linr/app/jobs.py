@@ -317,6 +317,8 @@ def check_upload(upload: Upload, folder: Path, stem: str, limits: UploadLimits) 
         width, height = _pixel_count(path, suffix)
     except Image.DecompressionBombError:
         raise InputError(f"{name}: image too large (more than {limits.max_pixels:,} pixels)") from None
+    except InputError as exc:  # linr's own reader (FITS): its reason, the upload's name for the path
+        raise InputError(f"{name}: {str(exc).split(': ', 1)[-1]}") from None
     except Exception as exc:
         raise InputError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
     if width * height > limits.max_pixels:

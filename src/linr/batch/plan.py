@@ -150,8 +150,9 @@ def find_scene_folders(spec: str, *, what: str, output_dir: str | os.PathLike,
     for sub in subs:
         frames = _images_in(sub)
         if not frames:  # a folder of folders: read two levels down only by a glob
-            deeper += [f"{sub.name}/{d.name}" for d in sorted(sub.iterdir())
-                       if d.is_dir() and not d.name.startswith(".") and _images_in(d)]
+            deeper += [(f"{sub.name}/{d.name}", _images_in(d)[0]) for d in sorted(sub.iterdir())
+                       if d.is_dir() and not d.name.startswith(".") and _images_in(d)
+                       and not (d.resolve() == out or d.resolve() in out.parents)]  # not this batch's outputs
         ours = sub.resolve() == out or sub.resolve() in out.parents
         if ours and frames and not (out / MANIFEST_NAME).exists():
             raise InputError(f"-o {output_dir}: a scene folder of {what} {spec} (it holds frames); "
@@ -160,9 +161,9 @@ def find_scene_folders(spec: str, *, what: str, output_dir: str | os.PathLike,
             _check_frame_sizes(sub, frames, what=what)
             scenes[sub.name] = frames
     if deeper:
-        where = (f"{len(deeper)} folder(s) two levels down hold images ({_listed(deeper)}) and are not read "
-                 f"(a folder is read one level deep: give such a folder itself, or each image on its own "
-                 f"with a glob such as '{Path(spec) / '**' / '*.png'}')")
+        where = (f"{len(deeper)} folder(s) two levels down hold images ({_listed([n for n, _ in deeper])}) and "
+                 f"are not read (a folder is read one level deep: give such a folder itself, or each image "
+                 f"on its own with a glob such as '{Path(spec) / '**' / ('*' + image_suffix(deeper[0][1]))}')")
         if not scenes:
             raise InputError(f"{what} {spec}: no images, nor sub-folders of images; {where}")
         if notes is not None:
@@ -262,10 +263,14 @@ def _auxiliary(
 def _may_hold_alpha(path: Path) -> bool:
     """Whether an image file has (or may have) an alpha channel, from its header: Pillow's mode or
     transparency, a TIFF's extra samples; True when the header cannot say (the image's own read
-    will)."""
+    will), and for FITS (whose undefined pixels are its holes)."""
     try:
         from PIL import Image
 
+        from ..images import is_fits
+
+        if is_fits(path):
+            return True
         with Image.open(path) as img:
             if img.format == "TIFF":
                 return bool(img.tag_v2.get(338))  # ExtraSamples
