@@ -378,6 +378,8 @@ def test_undefined_pixels_stay_undefined_in_a_float_fits_output(tmp_path, capsys
     (again,) = read_stored(tmp_path / "d.fits")
     assert again.alpha is not None and np.count_nonzero(again.alpha == 0) == 1 and again.alpha[6, 2] == 0
     verified(tmp_path / "d.fits")
+    err = run_err(capsys, ["metrics", str(path), str(tmp_path / "d.fits")])  # no score over undefined pixels
+    assert "1 of its pixels are undefined" in err
     # an IRAF matrix without its offset, and an offset without its matrix, scale whole
     header = FitsHeader((_card("LTM1_1", "0.5"), _card("LTV2", "3.0")), (8, 10))
     scaled = {c[:8].strip(): float(c[10:30]) for c in header.for_size(16, 20).cards}

@@ -1093,6 +1093,8 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .images import check_one_image, choose_value_ranges, read_stored, to_unit
     from .metrics import evaluate
 
@@ -1119,6 +1121,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                      "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, "
                      "e.g. both as TIFF)")
     for path, image, _ in files:
+        if image.alpha is not None and image.fits is not None:  # a FITS file's undefined pixels
+            raise InputError(f"{path}: {int(np.count_nonzero(image.alpha < 0.5))} of its pixels are undefined "
+                             "(NaN or BLANK); PSNR and SSIM need a value at every pixel")
         if image.alpha is not None:
             notes.append(f"{path} has an alpha channel; it is not measured (the "
                          f"{'grey' if image.values.shape[2] == 1 else 'colour'} values are)")
