@@ -385,3 +385,21 @@ def test_undefined_pixels_stay_undefined_in_a_float_fits_output(tmp_path, capsys
     scaled = {c[:8].strip(): float(c[10:30]) for c in header.for_size(16, 20).cards}
     assert scaled == {"LTM1_1": 1.0, "LTV2": 2 * 3.0 - 0.5, "LTM2_2": 2.0, "LTV1": -0.5}
     assert all("." in c[10:30] or "E" in c[10:30] for c in header.for_size(16, 20).cards)  # reals stay reals
+
+
+def test_a_cube_restored_frame_by_frame_is_written_as_a_cube(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    cube = (100 + rng.normal(0, 5, (4, 12, 12))).astype(np.float32)
+    path = handmade_fits(tmp_path / "series.fits", cube, -32, ("CTYPE3  = 'TIME'", "OBJECT  = 'a series'"))
+    out = tmp_path / "out.fits"
+    assert main(["restore", "--noisy", str(path), "--frames", "separate", "-o", str(out), "--steps", "2",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    frames = read_stored(out)
+    assert len(frames) == 4 and frames[0].values.shape == (12, 12, 1)
+    assert any("a series" in c for c in frames[0].fits.cards)
+    verified(out)
+    three = handmade_fits(tmp_path / "three.fits", cube[:3], -32, ("CTYPE3  = 'TIME'",))
+    err = run_err(capsys, ["restore", "--noisy", str(three), "--frames", "separate", "-o", str(tmp_path / "o3.fits"),
+                           "--steps", "2"])
+    assert "read back as one colour image" in err

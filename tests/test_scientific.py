@@ -183,7 +183,7 @@ def test_a_stack_restored_frame_by_frame(tmp_path, capsys):
 
 @pytest.mark.parametrize("case, message", [
     ("five channels to png", r"a.png: PNG holds grey or RGB images \(1 or 3 channels\), this one has 5; write a .tif"),
-    ("stack to png", r"a.png: a stack of 2 images needs a TIFF output \(.tif\)"),
+    ("stack to png", r"a.png: a stack of 2 images needs a TIFF or FITS output \(.tif, .fits\)"),
     ("save separate", "--save-model saves one model; --frames separate fits 2"),
     ("uneven frames", "separate frames need the same number of frames of every kind, got --noisy 2, --lowres 1"),
     ("bad range", "expected auto or LO:HI with finite LO < HI, got '5:1'"),

@@ -332,12 +332,17 @@ def _physical(raw: np.ndarray, keys: dict[str, object], bitpix: int) -> np.ndarr
 
 def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = None,
                history: str | None = None) -> None:
-    """Write one image, ``data`` (H, W, C) with C 1 or 3, uint8, uint16 or float32 (top row first),
-    as a FITS primary unit: BITPIX 8, 16 (with ``BZERO`` 32768) or -32; 3 channels as a third axis
-    of 3 planes; ``header``'s cards after the structural ones (scaled to the size by the caller:
-    :meth:`FitsHeader.for_size`), then ``history`` as a HISTORY card."""
-    if data.ndim != 3 or data.shape[2] not in (1, 3):
-        raise ValueError(f"write_fits needs (H, W, 1) or (H, W, 3), got {data.shape}")
+    """Write one image, ``data`` (H, W, C) with C 1 or 3, or a stack of grey ones (F, H, W, 1),
+    uint8, uint16 or float32 (top row first), as a FITS primary unit: BITPIX 8, 16 (with ``BZERO``
+    32768) or -32; 3 channels, or F frames, as a third axis; ``header``'s cards after the
+    structural ones (scaled to the size by the caller: :meth:`FitsHeader.for_size`), then
+    ``history`` as a HISTORY card."""
+    if data.ndim == 4 and data.shape[3] == 1:  # frames: planes along the third axis, as they are read
+        data = np.moveaxis(data[..., 0], 0, -1)
+        if data.shape[2] == 3:
+            raise ValueError("a stack of 3 grey frames would read back as one colour image")
+    elif data.ndim != 3 or data.shape[2] not in (1, 3):
+        raise ValueError(f"write_fits needs (H, W, 1), (H, W, 3) or (F, H, W, 1), got {data.shape}")
     h, w, c = data.shape
     if data.dtype == np.uint8:
         bitpix, samples = 8, data

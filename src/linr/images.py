@@ -725,8 +725,13 @@ def check_output_path(
     if channels is not None and fmt != "tiff" and channels not in (1, 3):
         raise InputError(f"{path}: {fmt.upper()} holds grey or RGB images (1 or 3 channels), this "
                          f"one has {channels}; write a .tif")
-    if frames > 1 and fmt != "tiff":
-        raise InputError(f"{path}: a stack of {frames} images needs a TIFF output (.tif)")
+    if frames > 1 and fmt == "fits" and (channels != 1 or frames == 3):
+        raise InputError(f"{path}: FITS holds a stack of grey images along its third axis, but for 3 "
+                         "(read back as one colour image); write a .tif" if channels == 1 else
+                         f"{path}: FITS holds a stack of grey images only, these have {channels} channels; "
+                         "write a .tif")
+    if frames > 1 and fmt not in ("tiff", "fits"):
+        raise InputError(f"{path}: a stack of {frames} images needs a TIFF or FITS output (.tif, .fits)")
     return check_new_file(path, force=force, protect=protect)
 
 
@@ -995,8 +1000,8 @@ def write_frames(
         if fmt == "fits":
             from . import __version__
 
-            write_fits(tmp, data[0], None if fits is None else fits.for_size(*data.shape[1:3]),
-                       history=f"written by linr {__version__}")
+            write_fits(tmp, data[0] if len(data) == 1 else data,
+                       None if fits is None else fits.for_size(*data.shape[1:3]), history=f"written by linr {__version__}")
         elif fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
             write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile,
