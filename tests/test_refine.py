@@ -1285,7 +1285,7 @@ def test_every_refiner_says_what_it_does_for_the_note_of_a_run_that_drops_it():
         "--save-model / --render-*: the image is not refined after the fit (the model renders the fit's own image; "
         "without them the noisy photo is filtered again with the fit as the pilot, --refine), and the fit is the "
         "paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot (slower); the image is lower in PSNR "
-        "(the refinement added 0.56-0.97 dB on the benchmark crops, BENCHMARKS.md)")
+        "(the refinement with its pilot added 1.1-1.3 dB on the benchmark crops of 128 and 256 px, BENCHMARKS.md)")
     assert ", and the fit is" not in dropped_refinement_note("grouped", model_named=True)
 
     for name, refiner in REFINERS.items():

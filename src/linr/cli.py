@@ -175,8 +175,8 @@ def dropped_refinement_note(dropped: str, *, model_named: bool) -> str:
     if refiner.takes == "noisy":
         network = "" if model_named else (
             ", and the fit is the paper's SIREN 7x256 rather than the refinement's narrow 7x64 pilot (slower)")
-        note += (f"{network}; the image is lower in PSNR (the refinement added 0.56-0.97 dB on the "
-                 "benchmark crops, BENCHMARKS.md)")
+        note += (f"{network}; the image is lower in PSNR (the refinement with its pilot added 1.1-1.3 dB on "
+                 "the benchmark crops of 128 and 256 px, BENCHMARKS.md)")
     return note
 
 

@@ -176,7 +176,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "noise level, each made to reproduce the views again; not in the paper); "
                    "grouped-views-examples (one low-res photo: the mean of the fit's image, grouped-views' and "
                    "the photo upscaled by a small network trained on the photo's own smaller copies, made to "
-                   "reproduce the photo; about a minute more; not in the paper); "
+                   "reproduce the photo; up to about a minute more at x2, two to three at x4; not in the paper); "
                    "grouped-deblur (deblurring: 10 passes of the grouped filter at a falling noise level, each "
                    "followed by the image that explains the blurred photo best near the filtered one, its noise "
                    "measured on it; not in the paper); "
