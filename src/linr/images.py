@@ -725,9 +725,9 @@ def check_output_path(
     if channels is not None and fmt != "tiff" and channels not in (1, 3):
         raise InputError(f"{path}: {fmt.upper()} holds grey or RGB images (1 or 3 channels), this "
                          f"one has {channels}; write a .tif")
-    if frames > 1 and fmt == "fits" and (channels != 1 or frames == 3):
+    if frames > 1 and fmt == "fits" and (channels not in (1, None) or frames == 3):
         raise InputError(f"{path}: FITS holds a stack of grey images along its third axis, but for 3 "
-                         "(read back as one colour image); write a .tif" if channels == 1 else
+                         "(read back as one colour image); write a .tif" if channels in (1, None) else
                          f"{path}: FITS holds a stack of grey images only, these have {channels} channels; "
                          "write a .tif")
     if frames > 1 and fmt not in ("tiff", "fits"):

@@ -50,6 +50,8 @@ def image_suffix(path: Path) -> str:
 def image_stem(path: Path) -> str:
     """A file's name without its image suffix (:func:`image_suffix`): ``m51`` of ``m51.fits.gz``."""
     return path.name[: len(path.name) - len(image_suffix(path))] if image_suffix(path) else path.name
+
+
 _SHOWN = 8
 """How many unmatched names an error lists before '... and N more'."""
 
