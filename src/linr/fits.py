@@ -274,8 +274,7 @@ def read_fits(path: Path) -> tuple[list[np.ndarray], list[bool], FitsHeader]:
                          "and a third of colours (3) or frames")
     shape = [n for _, n in beyond]
     raw = np.frombuffer(data, dtype=_SAMPLES[bitpix]).reshape(*shape, naxes[1], naxes[0])
-    values = _physical(raw, keys, bitpix)
-    values = values[..., ::-1, :]  # bottom row first in the file, top row first here
+    values = _physical(raw, keys, bitpix)  # top row first
     if shape and shape[0] == 3 and _colour_axis(keys.get(f"CTYPE{beyond[0][0]}")):
         frames = [np.moveaxis(values, 0, -1)]
     elif shape:
@@ -311,23 +310,46 @@ def _with_holes(frame: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.concatenate([values, (~undefined)[..., None].astype(frame.dtype)], axis=-1), True
 
 
+PIECE_ROWS_SAMPLES = 1 << 22
+"""Samples converted at a time (about 4 million: 32 MB of float64), so that reading a large image
+holds its stored bytes and its values, not several full-size temporaries."""
+
+
 def _physical(raw: np.ndarray, keys: dict[str, object], bitpix: int) -> np.ndarray:
+    """The physical values of ``raw`` (..., rows, cols, in the file's order), top row first: a new
+    array, converted a few million samples at a time."""
     scale, zero = keys.get("BSCALE", 1.0), keys.get("BZERO", 0.0)
     scale = 1.0 if not isinstance(scale, (int, float)) or isinstance(scale, bool) else float(scale)
     zero = 0.0 if not isinstance(zero, (int, float)) or isinstance(zero, bool) else float(zero)
     blank = keys.get("BLANK") if bitpix > 0 else None
-    undefined = None if not isinstance(blank, int) or isinstance(blank, bool) else raw == blank
-    if undefined is not None and not undefined.any():
-        undefined = None
-    if undefined is None and scale == 1.0:
-        if bitpix == 8 and zero == 0.0:
-            return raw.astype(np.uint8)
-        if bitpix == 16 and zero == 32768.0:  # unsigned 16-bit, as cameras write it
-            return (raw.astype(np.int32) + 32768).astype(np.uint16)
-    values = raw.astype(np.float64) * scale + zero
-    if undefined is not None:
-        values[undefined] = np.nan
-    return values.astype(np.float32)
+    blank = None if not isinstance(blank, int) or isinstance(blank, bool) else blank
+    has_blank = blank is not None and any(bool((piece == blank).any()) for piece in _pieces(raw))
+    if not has_blank and scale == 1.0 and (bitpix, zero) in ((8, 0.0), (16, 32768.0)):
+        # unscaled bytes, or unsigned 16-bit as cameras write it: exact in their own type
+        out = np.empty(raw.shape, np.uint8 if bitpix == 8 else np.uint16)
+        convert = (lambda r: r) if bitpix == 8 else (lambda r: (r.astype(np.int32) + 32768))
+    else:
+        out = np.empty(raw.shape, np.float32)
+
+        def convert(r: np.ndarray) -> np.ndarray:
+            values = r.astype(np.float64) * scale + zero
+            if has_blank:
+                values[r == blank] = np.nan
+            return values
+
+    flipped = out[..., ::-1, :]  # bottom row first in the file, top row first here
+    rows = max(1, PIECE_ROWS_SAMPLES // max(1, raw.shape[-1]))
+    planes = raw.reshape(-1, *raw.shape[-2:])
+    targets = flipped.reshape(-1, *raw.shape[-2:])
+    for plane, target in zip(planes, targets):
+        for top in range(0, plane.shape[0], rows):
+            target[top:top + rows] = convert(plane[top:top + rows])
+    return out
+
+
+def _pieces(raw: np.ndarray) -> Any:
+    flat = raw.reshape(-1)
+    return (flat[at:at + PIECE_ROWS_SAMPLES] for at in range(0, flat.size, PIECE_ROWS_SAMPLES))
 
 
 def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = None,
