@@ -270,6 +270,9 @@ def test_what_an_astronomer_trial_found(tmp_path, capsys):
     cube = np.stack([image, image + 1, image + 2])
     assert len(read_stored(handmade_fits(tmp_path / "t.fits", cube, -32, ("CTYPE3  = 'TIME'",)))) == 3
     assert read_stored(handmade_fits(tmp_path / "c.fits", cube, -32))[0].values.shape == (8, 10, 3)
+    assert main(["restore", "--noisy", str(tmp_path / "c.fits"), "-o", str(tmp_path / "c_out.fits"), "--steps", "2",
+                 "--quiet"]) == 0
+    assert "its 3 planes are read as the colours" in capsys.readouterr().err
     # a radio map's axes of length 1 are written back, so its four-axis world coordinates fit
     radio = handmade_fits(tmp_path / "radio.fits", image[None, None], -32, ("CTYPE3  = 'FREQ'",))
     pixels, info = read_image(radio)

@@ -103,6 +103,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
             built.append(obs)
             extras += [e for e in extra if e not in extras]
         _note_transparent(kind.name, frames, notes)
+        _note_fits_colour(frames, notes)
         if kind.frame_notes is not None:
             notes += kind.frame_notes(built, [info for _, info in frames], values)
         observations += built
@@ -170,6 +171,17 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
                          "as data, and the output keeps the alpha where its format holds one (--masked takes "
                          "them as missing pixels to fill)")
+            return
+
+
+def _note_fits_colour(frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
+    """A note for a FITS file whose third axis of 3 planes was read as colour (unlabelled, as a
+    colour picture's; :mod:`linr.fits`): an exposure series of 3 would need its axis labelled."""
+    for _, info in frames:
+        if info.fits is not None and info.channels == 3:
+            notes.append(f"{info.path}: its 3 planes are read as the colours (red, green, blue) of one picture; "
+                         "a series of 3 exposures is read as frames when its header labels the axis (CTYPE3, "
+                         "e.g. 'TIME')")
             return
 
 
