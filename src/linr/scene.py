@@ -164,8 +164,8 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
             count = int(np.count_nonzero(info.alpha < 0.5))
             file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
             raise InputError(f"{info.path}: {count} of its pixels are undefined (NaN or BLANK); --{kind} needs "
-                             f"a value for every pixel: give it as --masked {file} to fill them as "
-                             "missing pixels, or fill them first")
+                             f"a value for every pixel: restore it as an image with missing pixels "
+                             f"(--masked {file}) to fill them, or fill them first")
         if info.alpha is not None and bool((info.alpha < 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
