@@ -406,3 +406,49 @@ def test_a_cube_restored_frame_by_frame_is_written_as_a_cube(tmp_path, capsys):
     err = run_err(capsys, ["restore", "--noisy", str(three), "--frames", "separate", "-o", str(tmp_path / "o3.fits"),
                            "--steps", "2"])
     assert "read back as one colour image" in err
+
+
+def test_a_second_astronomer_trial(tmp_path, capsys):
+    fits = pytest.importorskip("astropy.io.fits")
+    wcs = pytest.importorskip("astropy.wcs")
+    sky = np.full((8, 8), 100.0, np.float32)
+    sky[3, 4] = np.nan
+    holes = handmade_fits(tmp_path / "holes.fits", sky, -32)
+    # operators that mix pixels refuse undefined ones; a kept-pixels mask never marks them observed
+    err = run_err(capsys, ["degrade", str(holes), "--downscale", "2", "-o", str(tmp_path / "d.fits")])
+    assert "1 of its pixels are undefined" in err and "--downscale" in err
+    assert main(["degrade", str(holes), "--keep", "0.99", "-o", str(tmp_path / "k.fits"), "--mask-output",
+                 str(tmp_path / "k_mask.png")]) == 0
+    capsys.readouterr()
+    from linr.images import read_mask
+
+    assert not read_mask(tmp_path / "k_mask.png")[8 - 1 - 3, 4]  # the file's row 3, read top first
+    # a series made into one image keeps its third axis (of length 1): its world coordinates fit
+    series = np.stack([np.full((10, 10), 100.0 + k, np.float32) for k in range(4)])
+    cards = ("CTYPE3  = 'TIME'", _card("CRPIX3", "1.0"), _card("CDELT3", "30.0"), _card("CRVAL3", "0.0"))
+    path = handmade_fits(tmp_path / "series.fits", series, -32, cards)
+    assert main(["restore", "--noisy", str(path), "-o", str(tmp_path / "one.fits"), "--steps", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    verified(tmp_path / "one.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert wcs.WCS(fits.getheader(tmp_path / "one.fits")).naxis == 3
+    assert fits.getheader(tmp_path / "one.fits")["NAXIS3"] == 1
+    # a series whose frames have holes in some: --masked fills those, the others are whole
+    series[1, 2, 2] = np.nan
+    path = handmade_fits(tmp_path / "some.fits", series, -32, cards)
+    assert main(["restore", "--masked", str(path), "-o", str(tmp_path / "some_out.fits"), "--steps", "3",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert np.isfinite(read_stored(tmp_path / "some_out.fits")[0].values).all()
+    # an ensemble's spread in FITS is in the input's units, as its header's BUNIT says
+    counts = handmade_fits(tmp_path / "c.fits", 1000 + 50 * np.eye(16, dtype=np.float32), -32,
+                           ("BUNIT   = 'Jy/beam'",))
+    assert main(["restore", "--noisy", str(counts), "-o", str(tmp_path / "e.fits"), "--ensemble", "2",
+                 "--uncertainty", str(tmp_path / "u.fits"), "--steps", "3", "--quiet",
+                 "--report", str(tmp_path / "r.json")]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "r.json").read_text())
+    spread = fits.getdata(tmp_path / "u.fits")
+    assert fits.getheader(tmp_path / "u.fits")["BUNIT"] == "Jy/beam"
+    assert float(spread.max()) == pytest.approx(report["uncertainty"]["largest"] * 1050.0, rel=1e-3)

@@ -199,7 +199,7 @@ def _settle_threads(device: str) -> str | None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .fitted import check_model_path, render_size
-    from .images import check_output_path, output_info, output_notes, write_frames
+    from .images import ValueRange, check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
@@ -403,16 +403,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
         floats = args.uncertainty.lower().endswith((".tif", ".tiff", ".fits", ".fit", ".fts"))
+        # a FITS map in the input's units (its header's BUNIT holds), the others on the 0-1 scale
+        span = None if out.value_range is None or not args.uncertainty.lower().endswith((".fits", ".fit", ".fts")) \
+            else out.value_range.high - out.value_range.low
         write_frames(args.uncertainty, spreads, bit_depth=32 if floats else 16, density=out.density,
-                     fits=None if out.fits is None else out.fits.without("BUNIT"),  # a 0-1 spread, not in its units
+                     value_range=None if span is None else ValueRange(0.0, span, "given"),
+                     fits=out.fits if span is not None or out.fits is None else out.fits.without("BUNIT"),
                      force=args.force, protect=protect + [args.output])
         mean = sum(float(u.mean()) for u in spreads) / len(spreads)
         largest = max(float(u.max()) for u in spreads)
-        uncertainty = {"file": str(args.uncertainty), "members": args.ensemble, "scale": "0-1",
+        scale = "0-1" if span is None else f"the input's units (the 0-1 scale times {span:.6g})"
+        uncertainty = {"file": str(args.uncertainty), "members": args.ensemble, "scale": scale,
                        "statistic": "sample standard deviation of the members' images, per pixel",
                        "mean": mean, "largest": largest}
         print(f"wrote {args.uncertainty} (the {args.ensemble} members' spread per pixel, 0-1 scale: "
-              f"mean {mean:.4f}, largest {largest:.4f})")
+              f"mean {mean:.4f}, largest {largest:.4f}" + ("" if span is None else
+                                                          f"; written in the input's units, times {span:.6g}") + ")")
     if args.save_model:
         results[0].save_model(args.save_model, out, force=args.force)
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
@@ -1020,6 +1026,11 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         check_output_path(mask_path, force=args.force, protect=protect + [args.output])
     kernel = parse_kernel(args.blur) if args.blur is not None else None
     image, info = read_image(args.clean)
+    undefined = None if info.alpha is None or info.fits is None else info.alpha < 0.5  # a FITS file's holes
+    if undefined is not None and (args.downscale is not None or args.blur is not None):
+        raise InputError(f"{args.clean}: {int(np.count_nonzero(undefined))} of its pixels are undefined (NaN or "
+                         f"BLANK); {'--downscale' if args.downscale is not None else '--blur'} would mix them into "
+                         "their neighbours: fill them first")
     if lost := output_notes(args.output, info):
         _note(lost)
     if args.noise is not None:
@@ -1044,6 +1055,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             what += f"; {clipped:.1%} of values clipped at white"
     elif args.keep is not None:
         mask = simulate.bernoulli_mask(image.shape[:2], args.keep, seed=args.seed)
+        if undefined is not None:  # an undefined pixel is never observed
+            mask &= ~undefined
         if not mask.any():
             h, w = image.shape[:2]
             raise InputError(f"--keep {args.keep:g} keeps no pixel of this {w}x{h} image (seed "

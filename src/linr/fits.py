@@ -62,8 +62,10 @@ class FitsHeader:
     size: tuple[int, int]
     """(height, width) of the image the cards describe."""
     more_axes: tuple[int, ...] = ()
-    """Axes of length 1 after the two of the image (a radio map's frequency and Stokes axes),
-    written back to a grey output of one image, so that its world coordinates keep their axes."""
+    """The input's axes after the two of the image, as an output of one grey image has them (all
+    of length 1: a radio map's frequency and Stokes axes, a series' time axis of which one image
+    is made), written back so that its world coordinates keep their axes (an output of colours or
+    frames fills the first of them)."""
 
     def without(self, *keywords: str) -> "FitsHeader":
         """These cards less those of ``keywords`` (e.g. ``BUNIT`` for a map in other units)."""
@@ -282,8 +284,12 @@ def read_fits(path: Path) -> tuple[list[np.ndarray], list[bool], FitsHeader]:
     else:
         frames = [values[..., None]]
     frames, holes = zip(*(_with_holes(frame) for frame in frames))
+    if any(holes):  # every frame of a file with holes gets an alpha (opaque where it has none)
+        frames = tuple(f if h else np.concatenate([f, np.ones_like(f[..., :1])], axis=-1)
+                       for f, h in zip(frames, holes))
+        holes = (True,) * len(frames)
     inherit = keys.get("XTENSION") is not None and keys.get("INHERIT") is not False
-    more = tuple(naxes[2:]) if not beyond else ()
+    more = tuple(1 for _ in naxes[2:])  # a single grey output's further axes: of length 1
     return (list(frames), list(holes),
             FitsHeader(_carried(cards, primary if inherit else []), (int(naxes[1]), int(naxes[0])), more))
 
@@ -375,8 +381,8 @@ def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = N
     else:
         raise ValueError(f"write_fits writes uint8, uint16 or float32, got {data.dtype}")
     planes = np.moveaxis(samples, -1, 0)[:, ::-1, :]  # (C, H, W), bottom row first
-    more = header.more_axes if header is not None and c == 1 else ()  # a radio map's axes of length 1
-    axes = [w, h, *([c] if c > 1 else more)]
+    more = header.more_axes if header is not None else ()  # the input's further axes, of length 1 here
+    axes = [w, h, *([c, *more[1:]] if c > 1 else more)]
     cards = [_card("SIMPLE", True), _card("BITPIX", bitpix), _card("NAXIS", len(axes))]
     cards += [_card(f"NAXIS{i}", n) for i, n in enumerate(axes, start=1)]
     if bitpix == 16:

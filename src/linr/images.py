@@ -286,7 +286,8 @@ def read_image(path: str | os.PathLike, *, value_range: "str | tuple[float, floa
     """Read an image file. Returns ``(pixels, info)``: pixels (H, W, C) float32, on [0, 1] for
     values inside the range (``value_range``: None for the default rule, 'auto' or (LO, HI); see
     :func:`choose_value_ranges`). A multi-image TIFF (a stack) is refused here; :func:`read_frames`
-    reads one."""
+    reads one. A FITS file's undefined pixels (NaN, BLANK) come as ``info.alpha`` 0, their values
+    0: :func:`write_image` given ``alpha=info.alpha`` writes them back as NaN in a float FITS."""
     path = Path(path)
     stored = read_stored(path)
     check_one_image(path, stored)

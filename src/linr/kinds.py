@@ -392,11 +392,15 @@ def _build_masked(image, info, options, notes):
     """The keep-mask from ``--mask``, from the image's alpha (transparent = missing), or both."""
     mask_path = options.get("mask")
     holes = info.alpha is not None and bool((info.alpha < 0.5).any())
-    if not mask_path and not holes:
+    whole_frame = info.fits is not None and info.alpha is not None and not holes  # a FITS series' frame without holes
+    if not mask_path and not holes and not whole_frame:
         opaque = f"{info.path} has an alpha channel, but no pixel is transparent; " if info.alpha is not None else ""
         raise InputError(f"{opaque}--masked needs --mask MASK (white = observed), or an image whose "
-                         "alpha channel marks the holes (transparent = missing)")
+                         "alpha channel marks the holes (transparent = missing; in FITS, undefined pixels: "
+                         "NaN or BLANK)")
     mask = read_mask(mask_path, image.shape[:2], notes=notes) if mask_path else None
+    if whole_frame:  # all observed (but for a given mask's black pixels); the output has no holes
+        mask, info.alpha = np.ones(image.shape[:2], bool) if mask is None else mask, None
     if holes:
         by_alpha = info.alpha >= 0.5
         mask = by_alpha if mask is None else mask & by_alpha
