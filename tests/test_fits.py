@@ -370,6 +370,11 @@ def test_holes_in_a_batch_and_a_damaged_gzip_beside_good_files(tmp_path, capsys)
     records = {r["image"]: r for r in map(json.loads, (tmp_path / "out" / "manifest.jsonl").read_text().splitlines())}
     assert records["good"]["status"] == "done" and records["bad"]["status"] == "failed"
     assert "not a readable image" in records["bad"]["error"]
+    (noisy / "cut.fits.gz").write_bytes(gzip.compress(good.read_bytes())[:-40])
+    with pytest.raises(InputError, match="EOFError: Compressed file ended"):
+        read_stored(noisy / "cut.fits.gz")
+    err = run_err(capsys, ["restore", "--noisy", str(good), "-o", str(tmp_path / "out.fits.gz")])
+    assert "written uncompressed" in err
 
 
 def test_undefined_pixels_stay_undefined_in_a_float_fits_output(tmp_path, capsys):

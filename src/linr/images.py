@@ -394,7 +394,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
                 alphas = [None] * len(arrays)
     except InputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:  # EOFError: a cut gzip
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
@@ -721,6 +721,8 @@ def check_output_path(
     path = check_name_length(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     _refuse_folder(path, example="restored.png")  # before the extension: a folder has none to name
+    if fmt is None and path.suffix.lower() == ".gz":
+        raise InputError(f"{path}: outputs are written uncompressed; name it without .gz (and gzip it after)")
     if fmt is None:
         raise InputError(f"{path}: unknown output format (use {', '.join(sorted(WRITE_FORMATS))})")
     if channels is not None and fmt != "tiff" and channels not in (1, 3):
