@@ -442,6 +442,8 @@ def test_a_second_astronomer_trial(tmp_path, capsys):
     # a series whose frames have holes in some: --masked fills those, the others are whole
     series[1, 2, 2] = np.nan
     path = handmade_fits(tmp_path / "some.fits", series, -32, cards)
+    err = run_err(capsys, ["restore", "--noisy", str(path), "-o", str(tmp_path / "n.fits"), "--steps", "2"])
+    assert f"{path}[2]: 1 of its pixels are undefined" in err  # the frame with the hole, not a whole one
     assert main(["restore", "--masked", str(path), "-o", str(tmp_path / "some_out.fits"), "--steps", "3",
                  "--quiet"]) == 0
     capsys.readouterr()

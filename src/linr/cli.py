@@ -1003,7 +1003,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import simulate
-    from .images import check_output_path, dropped_alpha, output_notes, read_image, write_image
+    from .images import (check_output_path, dropped_alpha, output_notes, read_image, refuse_undefined,
+                         undefined_pixels, write_image)
     from .tasks import parse_kernel
 
     protect = [args.clean]
@@ -1026,11 +1027,10 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         check_output_path(mask_path, force=args.force, protect=protect + [args.output])
     kernel = parse_kernel(args.blur) if args.blur is not None else None
     image, info = read_image(args.clean)
-    undefined = None if info.alpha is None or info.fits is None else info.alpha < 0.5  # a FITS file's holes
-    if undefined is not None and (args.downscale is not None or args.blur is not None):
-        raise InputError(f"{args.clean}: {int(np.count_nonzero(undefined))} of its pixels are undefined (NaN or "
-                         f"BLANK); {'--downscale' if args.downscale is not None else '--blur'} would mix them into "
-                         "their neighbours: fill them first")
+    undefined = undefined_pixels(info)  # a FITS file's holes
+    if args.downscale is not None or args.blur is not None:
+        refuse_undefined(info, args.clean, f"{'--downscale' if args.downscale is not None else '--blur'} would mix "
+                                           "them into their neighbours: fill them first")
     if lost := output_notes(args.output, info):
         _note(lost)
     if args.noise is not None:
@@ -1106,9 +1106,7 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .images import check_one_image, choose_value_ranges, read_stored, to_unit
+    from .images import check_one_image, choose_value_ranges, read_stored, refuse_undefined, to_unit
     from .metrics import evaluate
 
     stored = []
@@ -1134,9 +1132,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                      "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, "
                      "e.g. both as TIFF)")
     for path, image, _ in files:
-        if image.alpha is not None and image.fits is not None:  # a FITS file's undefined pixels
-            raise InputError(f"{path}: {int(np.count_nonzero(image.alpha < 0.5))} of its pixels are undefined "
-                             "(NaN or BLANK); PSNR and SSIM need a value at every pixel")
+        refuse_undefined(image, path, "PSNR and SSIM need a value at every pixel")
         if image.alpha is not None:
             notes.append(f"{path} has an alpha channel; it is not measured (the "
                          f"{'grey' if image.values.shape[2] == 1 else 'colour'} values are)")

@@ -10,9 +10,10 @@ reads every FITS file here, by its content.
 Rows: FITS stores the bottom row first (the way ds9, astropy's ``origin='lower'`` and Pillow show
 it); an image is read top row first, as every other format's, and written back bottom row first,
 so a FITS output lies over its input pixel for pixel. A third axis of 3 planes is read as the
-colours of one picture (red, green, blue: how Siril and PixInsight store a colour image); a third
-axis of another length as that many frames of one scene (an exposure series, as a TIFF stack).
-Axes of length 1 beyond those (a radio cube's single Stokes plane) are dropped; more axes are
+colours of one picture (red, green, blue: how Siril and PixInsight store a colour image) unless
+its ``CTYPE3`` labels it otherwise; a third axis of another length as that many frames of one
+scene (an exposure series, as a TIFF stack). Axes of length 1 beyond those (a radio cube's single
+Stokes plane) are not read but kept for the output (:attr:`FitsHeader.more_axes`); more axes are
 refused.
 
 This module sits at the bottom beside :mod:`linr.images`, which calls it.

@@ -295,6 +295,25 @@ def read_image(path: str | os.PathLike, *, value_range: "str | tuple[float, floa
     return to_unit(stored[0], vr)
 
 
+def undefined_pixels(image: "ImageInfo | StoredImage") -> np.ndarray | None:
+    """Where a FITS image's pixels are undefined (NaN, BLANK: :func:`linr.fits.read_fits` gives
+    them as alpha 0; FITS has no alpha of its own), as an (H, W) bool map; None where none is
+    (another format, or a frame of a series whose other frames have holes)."""
+    if image.fits is None or image.alpha is None:
+        return None
+    undefined = image.alpha < 0.5
+    return undefined if undefined.any() else None
+
+
+def refuse_undefined(image: "ImageInfo | StoredImage", name: str, why: str) -> None:
+    """A one-line error when ``image`` has undefined pixels (:func:`undefined_pixels`): their
+    count, and ``why`` they cannot be taken."""
+    undefined = undefined_pixels(image)
+    if undefined is not None:
+        raise InputError(f"{name}: {int(np.count_nonzero(undefined))} of its pixels are undefined (NaN or "
+                         f"BLANK); {why}")
+
+
 def check_one_image(path: str | os.PathLike, stored: Sequence[Any]) -> None:
     """A one-line error when a file read where one image is expected holds several (a multi-image
     TIFF's pages or an animation's frames)."""

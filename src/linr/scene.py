@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError
-from .images import ImageInfo, choose_value_ranges, read_stored, refuse_one_pixel, to_unit
+from .images import ImageInfo, choose_value_ranges, read_stored, refuse_one_pixel, refuse_undefined, to_unit
 from .kinds import KINDS
 
 __all__ = ["load_scene", "expand_paths", "split_frames"]
@@ -160,12 +160,11 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
     colours, whatever they are; the alpha written back where the output holds one): ``--masked`` takes them as holes
     (its builder consumes the alpha, so it is never said of that kind)."""
     for _, info in frames:
-        if info.alpha is not None and info.fits is not None:  # FITS has no alpha: undefined pixels
-            count = int(np.count_nonzero(info.alpha < 0.5))
-            file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
-            raise InputError(f"{info.path}: {count} of its pixels are undefined (NaN or BLANK); --{kind} needs "
-                             f"a value for every pixel: restore it as an image with missing pixels "
-                             f"(--masked {file}) to fill them, or fill them first")
+        file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
+        refuse_undefined(info, info.path, f"--{kind} needs a value for every pixel: restore it as an image with "
+                                          f"missing pixels (--masked {file}) to fill them, or fill them first")
+        if info.fits is not None:  # FITS has no alpha: an all-opaque one marks a whole frame of a series
+            continue
         if info.alpha is not None and bool((info.alpha < 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
