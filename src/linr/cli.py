@@ -199,7 +199,7 @@ def _settle_threads(device: str) -> str | None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .fitted import check_model_path, render_size
-    from .images import ValueRange, check_output_path, output_info, output_notes, write_frames
+    from .images import WRITE_FORMATS, ValueRange, check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
@@ -230,7 +230,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         others = [args.output] + [p for p in (args.report, args.save_model) if p]
         if any(Path(args.uncertainty).resolve() == Path(t).resolve() for t in others):
             raise InputError(f"--uncertainty {args.uncertainty}: names another output of this run")
-        if not args.uncertainty.lower().endswith((".tif", ".tiff", ".png", ".fits", ".fit", ".fts")):
+        if WRITE_FORMATS.get(Path(args.uncertainty).suffix.lower()) not in ("tiff", "png", "fits"):
             raise InputError(f"--uncertainty {args.uncertainty}: write it as .tif or .fits (float32) or .png "
                              "(16-bit); JPEG and BMP round a spread of a few hundredths to 8 bits")
         check_output_path(args.uncertainty, force=args.force, protect=protect, channels=out.channels,
@@ -402,11 +402,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(refine_line)
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
-        floats = args.uncertainty.lower().endswith((".tif", ".tiff", ".fits", ".fit", ".fts"))
+        fmt = WRITE_FORMATS[Path(args.uncertainty).suffix.lower()]
         # a FITS map in the input's units (its header's BUNIT holds), the others on the 0-1 scale
-        span = None if out.value_range is None or not args.uncertainty.lower().endswith((".fits", ".fit", ".fts")) \
-            else out.value_range.high - out.value_range.low
-        write_frames(args.uncertainty, spreads, bit_depth=32 if floats else 16, density=out.density,
+        span = None if out.value_range is None or fmt != "fits" else out.value_range.high - out.value_range.low
+        write_frames(args.uncertainty, spreads, bit_depth=16 if fmt == "png" else 32, density=out.density,
                      value_range=None if span is None else ValueRange(0.0, span, "given"),
                      fits=out.fits if span is not None or out.fits is None else out.fits.without("BUNIT"),
                      force=args.force, protect=protect + [args.output])

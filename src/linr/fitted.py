@@ -36,11 +36,11 @@ import torch
 
 from .engine import DEFAULT_CHUNK_PIXELS, FastSiren, check_precision
 from .errors import InputError
+from .fits import FitsHeader
 from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
 from .problem import resolve_device
-from .fits import FitsHeader
 from .tiff import TiffLayout
 
 __all__ = ["FittedModel", "save_model", "load_model", "render_model", "render_size", "FORMAT", "FORMAT_VERSION",

@@ -999,7 +999,7 @@ def write_frames(
     if alpha is not None:
         alpha = _alpha_plane(alpha)
     holes = None  # a float FITS output's undefined pixels: NaN where the alpha is transparent
-    if alpha is not None and fmt == "fits" and dropped_alpha(path, alpha, bit_depth) is None:
+    if alpha is not None and fmt == "fits" and written_bit_depth(path, bit_depth) == 32:
         holes = (alpha if alpha.shape == data.shape[1:3] else _resize_alpha(alpha, data.shape[1:3])) < 0.5
         alpha = None
     elif alpha is not None and dropped_alpha(path, alpha) is None:  # JPEG and BMP have none

@@ -177,8 +177,8 @@ def _note_fits_colour(frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> 
     """A note for a FITS file whose third axis of 3 planes was read as colour (unlabelled, as a
     colour picture's; :mod:`linr.fits`): an exposure series of 3 would need its axis labelled."""
     for _, info in frames:
-        labelled = any(card.startswith("CTYPE3  =") for card in info.fits.cards) if info.fits is not None else False
-        if info.fits is not None and info.channels == 3 and not labelled:  # CTYPE3 'RGB' says so itself
+        if info.fits is not None and info.channels == 3 and not any(  # a CTYPE3 of 'RGB' says so itself
+                card.startswith("CTYPE3  =") for card in info.fits.cards):
             notes.append(f"{info.path}: its 3 planes are read as the colours (red, green, blue) of one picture; "
                          "a series of 3 exposures is read as frames when its header labels the axis (CTYPE3, "
                          "e.g. 'TIME')")
