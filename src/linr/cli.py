@@ -391,6 +391,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     network_line = _network_line(results[0].settings, named=model is not None)
     if network_line:
         print(network_line)
+    photon_line = _photon_line(results[0].settings)
+    if photon_line:
+        print(photon_line)
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
     if prior_line:
         print(prior_line)
@@ -462,6 +465,20 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
     m = DEFAULT_INPAINT_MODEL
     return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a photo with missing "
             "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
+
+
+def _photon_line(settings: dict[str, Any]) -> str | None:
+    """One line on how photon noise was restored (:mod:`linr.stabilise`), or None: no photon noise."""
+    route = settings.get("photon")
+    if not route:
+        return None
+    if route["method"] == "anscombe":
+        return (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
+                + (f", read noise {route['read_noise_photons']:.3g} photons" if route["read_noise_photons"] else "")
+                + "; --photon-method likelihood fits the photon likelihood instead)")
+    if "why" in route:
+        return f"photon noise: its likelihood fitted, not the Anscombe transform: {route['why']}"
+    return None
 
 
 def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 __all__ = ["DataTerm", "SquaredError", "ClippedMeanSquaredError", "Poisson", "PoissonGaussian", "DATA_TERMS",
-           "data_term"]
+           "data_term", "PHOTON_METHODS"]
 
 
 class DataTerm:
@@ -103,6 +103,11 @@ class SquaredError(DataTerm):
 STOP_MEASURES = ("likelihood", "squared_error")
 """What the hold-out stop may measure a photon-count fit's held-out pixels with."""
 
+PHOTON_METHODS = ("anscombe", "likelihood")
+"""How a photo with photon noise is restored (:attr:`Poisson.method`)."""
+
+"""What the hold-out stop may measure a photon-count fit's held-out pixels with."""
+
 
 class _PhotonCounts(DataTerm):
     """The negative log-likelihood of counts ``k + s ~ Poisson(lam + s)`` per entry, up to a
@@ -122,12 +127,20 @@ class _PhotonCounts(DataTerm):
     clipped observation, :class:`ClippedMeanSquaredError`) or the likelihood itself, whose
     1/brightness weighting stopped fits when their dark areas began to fit noise, up to 27 steps
     before the PSNR peak (BENCHMARKS.md, "Photon noise").
+
+    ``method``: how :func:`linr.restore` restores a photo with this noise
+    (:data:`PHOTON_METHODS`): 'likelihood' fits this term; 'anscombe' restores the photo's
+    variance-stabilising transform as a photo with Gaussian noise, then inverts it
+    (:mod:`linr.stabilise`); None, the default: 'anscombe' where it applies (noisy photos alone,
+    of one photon level), else 'likelihood'. Only :func:`linr.restore` reads it: a bare
+    :func:`linr.fit.fit` fits the likelihood.
     """
 
     peak: float
     floor: float
     saturated: bool
     stop_on: str
+    method: str | None
 
     @property
     def shift(self) -> float:
@@ -259,10 +272,12 @@ class Poisson(_PhotonCounts):
     floor: float = 1e-3
     saturated: bool = False
     stop_on: str = "squared_error"
+    method: str | None = None
     name = "poisson"
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "peak": self.peak, "saturated": self.saturated, "stop_on": self.stop_on}
+        return {"name": self.name, "peak": self.peak, "saturated": self.saturated, "stop_on": self.stop_on,
+                **({} if self.method is None else {"method": self.method})}
 
 
 @dataclass(frozen=True)
@@ -280,6 +295,7 @@ class PoissonGaussian(_PhotonCounts):
     floor: float = 1e-3
     saturated: bool = False
     stop_on: str = "squared_error"
+    method: str | None = None
     name = "poisson_gaussian"
 
     @property
@@ -288,7 +304,8 @@ class PoissonGaussian(_PhotonCounts):
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "peak": self.peak, "read_sigma": self.read_sigma,
-                "saturated": self.saturated, "stop_on": self.stop_on}
+                "saturated": self.saturated, "stop_on": self.stop_on,
+                **({} if self.method is None else {"method": self.method})}
 
 
 DATA_TERMS: dict[str, type[DataTerm]] = {"squared_error": SquaredError, "poisson": Poisson,

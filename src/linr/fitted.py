@@ -17,7 +17,9 @@ The file (``torch.save`` of plain dicts, lists, strings, numbers and tensors, re
 restored size and channels, the fit's precision, and how values are stored: the network's
 output ``v`` is the image ``(v + 1) / 2`` on [0, 1], mapped to the input's units by its value
 range (:class:`linr.images.ValueRange`), written at its bit depth and, for TIFF, with its layout
-and metadata. Parameters of a model the fast engine runs are stored as the engine computes with
+and metadata. A model fitted to a photo's Anscombe transform (photon noise, :mod:`linr.stabilise`)
+keeps the transform and renders through its inverse (files of version 2; version 1 files have
+none). Parameters of a model the fast engine runs are stored as the engine computes with
 them (hidden layers scaled by their omega_0, :meth:`linr.engine.FastSiren.folded_state`), so a
 loaded model renders exactly what the fit rendered.
 """
@@ -40,6 +42,7 @@ from .fits import FitsHeader
 from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
+from .photon import AnscombeTransform
 from .problem import resolve_device
 from .tiff import TiffLayout
 
@@ -47,8 +50,11 @@ __all__ = ["FittedModel", "save_model", "load_model", "render_model", "render_si
            "MAX_RENDER_PIXELS"]
 
 FORMAT = "linr-model"
-FORMAT_VERSION = 1
-"""Version of the model file; a file of a later version is refused, not guessed at."""
+FORMAT_VERSION = 2
+"""Version of the model file; a file of a later version is refused, not guessed at. Version 2
+added the Anscombe transform a model renders through; files without one are written as version 1,
+which every linr reads."""
+READ_VERSIONS = (1, 2)
 
 MAX_RENDER_PIXELS = 2**28
 """Largest render (268 Mpx, e.g. 16384 x 16384): the output image is held in memory whole."""
@@ -72,6 +78,9 @@ class FittedModel:
     precision: str = "float32"
     """Matmul precision of the fit's hidden layers (renders use it where the device has it)."""
     chunk_pixels: int = CHUNK_PIXELS
+    photon: AnscombeTransform | None = None
+    """The transform of a photo with photon noise the model was fitted to (:mod:`linr.stabilise`):
+    renders go through its inverse. None: the model renders the image itself."""
 
     @property
     def engine(self) -> bool:
@@ -142,12 +151,15 @@ class FittedModel:
                 coords = torch.stack([rows[index // out_w], cols[index % out_w]], dim=1)
                 values = forward(coords)
                 image[start : start + len(index)] = ((values + 1) / 2).float().cpu().numpy()
+                if self.photon is not None:
+                    image[start : start + len(index)] = self.photon.inverse(image[start : start + len(index)])
         return image.reshape(out_h, out_w, self.channels)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": dataclasses.asdict(self.model), "engine": self.engine,
                 "parameters": self.parameters, "shape": list(self.shape), "channels": self.channels,
-                "precision": self.precision, "chunk_pixels": self.chunk_pixels}
+                "precision": self.precision, "chunk_pixels": self.chunk_pixels,
+                **({} if self.photon is None else {"photon": dataclasses.asdict(self.photon)})}
 
 
 def render_size(shape: tuple[int, int], *, scale: float | None = None,
@@ -190,11 +202,12 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
     info = info or ImageInfo("", 8, fitted.channels)
     data = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": 1 if fitted.photon is None else FORMAT_VERSION,
         "linr": __version__,
         **fitted.to_dict(),
         "values": {
-            "network_to_image": "(v + 1) / 2",
+            "network_to_image": "(v + 1) / 2" if fitted.photon is None else
+                                "AnscombeTransform(**photon).inverse((v + 1) / 2)",
             "value_range": None if info.value_range is None else info.value_range.to_dict(),
             "bit_depth": info.bit_depth,
         },
@@ -267,15 +280,18 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not a linr model file (no '{FORMAT}' header)")
     version = data.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise InputError(f"{path}: a linr model file of version {version} (made by linr "
-                         f"{data.get('linr', '?')}); this linr {_version()} reads version {FORMAT_VERSION}")
+                         f"{data.get('linr', '?')}); this linr {_version()} reads versions "
+                         f"{', '.join(map(str, READ_VERSIONS))}")
     try:
         config = ModelConfig(**data["model"])
         if config.name not in MODEL_FAMILIES or MODEL_FAMILIES[config.name].engine != data["engine"]:
             raise ValueError(f"model {config.name!r}")
+        photon = data.get("photon")
         fitted = FittedModel(config, dict(data["parameters"]), tuple(data["shape"]), int(data["channels"]),
-                             str(data["precision"]), int(data["chunk_pixels"]))
+                             str(data["precision"]), int(data["chunk_pixels"]),
+                             None if photon is None else AnscombeTransform(**{k: float(v) for k, v in photon.items()}))
         fitted._forward(torch.device("cpu"))  # the parameters fit the configuration
         values = data["values"]
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])

@@ -34,43 +34,51 @@ __all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "low
            "parse_kernel", "NOISE_MODELS", "noise_term"]
 
 NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian")
+PHOTON_METHOD_CHOICES = ("anscombe", "likelihood")
+""":data:`linr.fidelity.PHOTON_METHODS`, here so that building the CLI's parser imports no torch."""
 """Noise models of a noisy observation (``--noise``), each a data term of :mod:`linr.fidelity`."""
 
 
 def noisy(image: np.ndarray, *, weight: float | None = None, noise: Any = "gaussian",
-          peak: float | None = None, read_noise: float | None = None) -> Observation:
+          peak: float | None = None, read_noise: float | None = None,
+          photon_method: str | None = None) -> Observation:
     """A noisy photo of the scene (identity operator).
 
     ``noise``: 'gaussian' (the paper's squared error), 'poisson' (photon counts) or
     'poisson-gaussian' (photon counts plus read noise), or a data term object
     (:mod:`linr.fidelity`). ``peak`` (photons of a white pixel) and ``read_noise`` (std on the
     0-255 scale) are estimated from the image when not given (see :func:`noise_term`).
+    ``photon_method``: how :func:`linr.restore` restores photon noise, 'anscombe' or 'likelihood'
+    (:data:`linr.fidelity.PHOTON_METHODS`; None: the Anscombe transform where it applies,
+    :mod:`linr.stabilise`).
     """
     from .operators import Identity
     from .problem import Observation
 
     check_photo(as_float_image(image, "noisy image"), "noisy image")
     if isinstance(noise, str):
-        term, _ = noise_term(as_float_image(image, "noisy image"), noise, peak=peak, read_noise=read_noise)
+        term, _ = noise_term(as_float_image(image, "noisy image"), noise, peak=peak, read_noise=read_noise,
+                             photon_method=photon_method)
     else:
-        if peak is not None or read_noise is not None:
-            raise InputError("peak and read_noise apply to a noise model named by string, not to "
+        if peak is not None or read_noise is not None or photon_method is not None:
+            raise InputError("peak, read_noise and photon_method apply to a noise model named by string, not to "
                              "a data term object")
         term = noise
     return Observation(image, Identity(), weight, "noisy", fidelity=term, carries_noise=True)
 
 
 def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
-               read_noise: float | None = None) -> tuple[Any, str | None]:
+               read_noise: float | None = None, photon_method: str | None = None) -> tuple[Any, str | None]:
     """The data term of a noisy image under a noise model (one of :data:`NOISE_MODELS`), and a
     line saying what was estimated from the image (None when nothing was).
 
     ``peak``: expected photon count of a white pixel (the image is counts / peak); ``read_noise``:
     std of the read noise on the 0-255 scale (poisson-gaussian only). Those not given are
     estimated (:func:`linr.photon.estimate_photon_noise`); an image too small or too clipped
-    to estimate them from is an error that asks for them.
+    to estimate them from is an error that asks for them. ``photon_method``: the photon terms'
+    ``method`` (:class:`linr.fidelity.Poisson`).
     """
-    from .fidelity import Poisson, PoissonGaussian, SquaredError
+    from .fidelity import PHOTON_METHODS, Poisson, PoissonGaussian, SquaredError
 
     if noise not in NOISE_MODELS:
         raise InputError(f"unknown noise model {noise!r}; choose from {', '.join(NOISE_MODELS)}")
@@ -78,7 +86,11 @@ def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
         raise InputError(f"peak must be a finite number of photons > 0, got {peak}")
     if read_noise is not None and not (read_noise >= 0 and np.isfinite(read_noise)):
         raise InputError(f"read noise must be a finite number >= 0 (0-255 scale), got {read_noise}")
+    if photon_method is not None and photon_method not in PHOTON_METHODS:
+        raise InputError(f"unknown photon method {photon_method!r}; choose from {', '.join(PHOTON_METHODS)}")
     if noise == "gaussian":
+        if photon_method is not None:
+            raise InputError("a photon method (--photon-method) needs noise 'poisson' or 'poisson-gaussian' (--noise)")
         if peak is not None:
             raise InputError("peak (--peak) needs noise 'poisson' or 'poisson-gaussian' (--noise)")
         if read_noise is not None:
@@ -110,8 +122,8 @@ def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
     saturated = is_saturated(image)
     if with_read:
         return PoissonGaussian(peak=float(peak), read_sigma=float(read_noise) / 255.0,
-                               saturated=saturated), estimated
-    return Poisson(peak=float(peak), saturated=saturated), estimated
+                               saturated=saturated, method=photon_method), estimated
+    return Poisson(peak=float(peak), saturated=saturated, method=photon_method), estimated
 
 
 def is_saturated(image: np.ndarray) -> bool:
@@ -339,7 +351,7 @@ class Kind:
 
 def _build_noisy(image, info, options, notes):
     term, _ = noise_term(image, options["noise"], peak=options.get("peak"),
-                         read_noise=options.get("read_noise"))
+                         read_noise=options.get("read_noise"), photon_method=options.get("photon_method"))
     return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
 
 
@@ -505,6 +517,11 @@ KINDS: dict[str, Kind] = {
         KindOption("--read-noise", "read_noise", "read noise std on the 0-255 scale (with --noise "
                    "poisson-gaussian; default: estimated from each image)", type=nonneg_float,
                    metavar="SIGMA"),
+        KindOption("--photon-method", "photon_method", "how photon noise (--noise poisson or poisson-gaussian) "
+                   "is restored: anscombe (restore the photo's Anscombe transform as a photo with Gaussian "
+                   "noise, then invert it; the default where it applies: noisy photos alone, of one photon "
+                   "level) or likelihood (fit the photon likelihood; the default in joint fits)",
+                   choices=PHOTON_METHOD_CHOICES),
     ), _SIMULATIONS["noisy"], _noisy_frame_notes),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
         KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4, said in a note)",

@@ -8,16 +8,22 @@ Foi et al. (2008) do, simplified: over non-overlapping 2x2 blocks, the block mea
 variance exactly the noise variance) estimates the noise; blocks are binned by mean, each bin's
 variance is taken with outliers (edges) left out and a line is
 fitted through the bins (bins where values are clipped at 1, or with read noise at 0, left
-out: without read noise a 0 is a true count). numpy only.
+out: without read noise a 0 is a true count).
+
+:class:`AnscombeTransform` is the generalised Anscombe transform (Anscombe 1948; Murtagh, Starck
+and Bijaoui 1995) that turns such noise into noise of std about 1 everywhere, with Makitalo and
+Foi's closed-form approximation of its exact unbiased inverse (2011, 2013), so that a restoration
+for Gaussian noise can restore photon-limited images (:mod:`linr.stabilise`). numpy only.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PhotonNoise", "estimate_photon_noise", "MIN_BLOCKS"]
+__all__ = ["PhotonNoise", "estimate_photon_noise", "MIN_BLOCKS", "AnscombeTransform"]
 
 MIN_BLOCKS = 256
 """Fewest usable 2x2 blocks (all channels together) for an estimate: a 32x32 grey image."""
@@ -107,3 +113,61 @@ def estimate_photon_noise(image: np.ndarray, *, read_noise: bool = True, peak: f
     if not slope > 0:
         raise ValueError("the noise does not grow with brightness (no photon noise found)")
     return PhotonNoise(peak=float(1.0 / slope), read_sigma=float(np.sqrt(offset)), blocks=int(used))
+
+
+_ROOT_3_2 = math.sqrt(1.5)
+LOWEST_TRANSFORMED = 0.8
+"""Transformed values below this are inverted as this (where the closed-form inverse turns;
+the inverse of a transformed value this low is about 0 counts)."""
+
+
+@dataclass(frozen=True)
+class AnscombeTransform:
+    """The generalised Anscombe transform of an image on [0, 1] that is ``counts / peak`` plus
+    Gaussian read noise of ``read`` counts: ``D = 2 sqrt(peak x + 3/8 + read^2)``, whose noise
+    has std about 1 wherever the counts are not too few (a few photons), divided by ``top`` so
+    that the images restored in its place lie on [0, 1] (noise std ``1 / top``).
+
+    :meth:`inverse` is the closed-form approximation of the exact unbiased inverse (Makitalo and
+    Foi: the mean of the transformed noisy value, inverted, not the algebraic inverse, which
+    biases dark pixels by about a quarter of a photon), minus ``read^2``; counts below 0 are 0.
+    """
+
+    peak: float
+    """Expected photons of a white pixel."""
+    read: float = 0.0
+    """Std of the Gaussian read noise, in photons (counts)."""
+    top: float = 1.0
+    """The transformed value restored as 1."""
+
+    @classmethod
+    def fitted_to(cls, images: "list[np.ndarray]", peak: float, read: float = 0.0) -> "AnscombeTransform":
+        """The transform whose ``top`` is the largest transformed value of ``images``."""
+        plain = cls(float(peak), float(read), 1.0)
+        top = max(float(np.max(plain.forward(image))) for image in images)
+        return cls(float(peak), float(read), top)
+
+    def forward(self, image: np.ndarray) -> np.ndarray:
+        """The transformed image divided by ``top`` (float64)."""
+        counts = np.asarray(image, dtype=np.float64) * self.peak
+        return 2.0 * np.sqrt(np.maximum(counts + 0.375 + self.read ** 2, 0.0)) / self.top
+
+    def inverse(self, restored: np.ndarray) -> np.ndarray:
+        """The image on [0, 1] (counts / peak, float64) whose transformed noisy values have the
+        mean ``restored`` (on the forward's scale)."""
+        d = np.maximum(np.asarray(restored, dtype=np.float64) * self.top, LOWEST_TRANSFORMED)
+        counts = (d * d / 4 + _ROOT_3_2 / (4 * d) - 11 / (8 * d ** 2) + 5 * _ROOT_3_2 / (8 * d ** 3)
+                  - 0.125 - self.read ** 2)
+        return np.maximum(counts, 0.0) / self.peak
+
+    def slope(self, restored: np.ndarray) -> np.ndarray:
+        """d inverse / d restored at ``restored`` (0 where the inverse is flat): how a spread of
+        restored values maps to one of image values."""
+        raw = np.asarray(restored, dtype=np.float64) * self.top
+        d = np.maximum(raw, LOWEST_TRANSFORMED)
+        slope = (d / 2 - _ROOT_3_2 / (4 * d ** 2) + 11 / (4 * d ** 3) - 15 * _ROOT_3_2 / (8 * d ** 4))
+        live = (raw > LOWEST_TRANSFORMED) & (self.inverse(restored) > 0)
+        return np.where(live, slope, 0.0) * self.top / self.peak
+
+    def describe(self) -> dict[str, float]:
+        return {"peak": self.peak, "read_noise_photons": self.read, "top": self.top}

@@ -30,6 +30,7 @@ from . import progress as progress_of_work
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
+from .stabilise import PhotonRoute, photon_route, stabilised, unstabilised
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
 from .sure import noisy_enough, pick_by_sure, up_to_pixels, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
@@ -1083,6 +1084,11 @@ def restore(
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+    stable = plan.photon is not None and plan.photon.transform is not None
+    if stable:
+        observations = obs  # the transformed photos stand for the photos from here on
+        if reference is not None:
+            reference = plan.photon.transform.forward(reference).astype(np.float32)
     if keep_model and grid is not None:
         raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
                          f"({len(grid)} tiles, one network each); pass tile='off'")
@@ -1153,6 +1159,10 @@ def restore(
             apply_refine(result, refine, obs, held_out=held)
     elif plan.refine_left_out is not None:
         result.settings["refine"] = dict(plan.refine_left_out)
+    if stable:
+        return unstabilised(result, plan.photon, reference_given=reference is not None)
+    if plan.photon is not None:
+        result.settings["photon"] = plan.photon.describe()
     return result
 
 
@@ -1367,6 +1377,9 @@ class RestorePlan:
     refine_left_out: dict[str, str] | None = None
     """``settings['refine']`` where the default refinement is left out for the image's size
     (:func:`default_refine_left_out`)."""
+    photon: PhotonRoute | None = None
+    """How photon noise is restored (:func:`linr.stabilise.photon_route`): through the Anscombe
+    transform (``obs`` are then the transformed photos) or by its likelihood; None: no photon noise."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1376,7 +1389,11 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                  register: str | None = None, tile: Any = "auto", ensemble: int = 1) -> RestorePlan:
     """The observations and settings :func:`restore` with these options fits, its tiles,
     refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
-    that runs the restore itself (the web app) shows beforehand."""
+    that runs the restore itself (the web app) shows beforehand. Photos with photon noise are
+    planned as their Anscombe transforms where that route applies (:mod:`linr.stabilise`)."""
+    photon = photon_route(observations)
+    if photon is not None and photon.transform is not None:
+        observations = stabilised(observations, photon.transform)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1396,7 +1413,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, ensemble=ensemble,
                       keep_model=keep_model)
-    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out)
+    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, photon)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:

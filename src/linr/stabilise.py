@@ -1,0 +1,116 @@
+"""Photon noise restored as Gaussian noise: the variance-stabilising route of :func:`linr.restore`.
+
+A photo with photon noise (``linr.noisy(y, noise='poisson')`` or ``'poisson-gaussian'``) is, by
+default, not fitted with its likelihood: its generalised Anscombe transform
+(:class:`linr.photon.AnscombeTransform`), whose noise is about Gaussian of one std everywhere, is
+restored with everything the defaults do for Gaussian noise (the pilot fit, its stop, the prior
+and the grouped refinement), and the result is mapped back with the unbiased inverse. Measured
+better than the likelihood and than restoring the photo as if its noise were Gaussian
+(BENCHMARKS.md, "Photon noise through the Anscombe transform").
+
+It applies to noisy photos alone (one, or a burst, registered or not) of one photon level: the
+transform of a low-res or blurred photo is not that photo's operator applied to the transformed
+image, so a joint fit keeps the likelihood (:func:`photon_route` says why), as does a term whose
+``method`` is 'likelihood'. Frames whose estimated photon levels differ by less than
+:data:`SAME_LEVEL` are taken as of one level (their mean): estimates from one image scatter by
+about 10%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .fidelity import PHOTON_METHODS, Poisson, PoissonGaussian, SquaredError
+from .fit import FitResult
+from .operators import Identity
+from .photon import AnscombeTransform
+from .problem import Observation
+
+__all__ = ["PhotonRoute", "photon_route", "stabilised", "unstabilised", "SAME_LEVEL"]
+
+SAME_LEVEL = 1.25
+"""Frames whose photon levels (peaks) are within this ratio are restored as of one level."""
+
+
+@dataclass(frozen=True)
+class PhotonRoute:
+    """How :func:`linr.restore` restores photon-noise photos (:func:`photon_route`)."""
+
+    transform: AnscombeTransform | None
+    """The transform the photos are restored through; None: each term's likelihood is fitted."""
+    why_not: str | None = None
+    """Why the transform (the default) was left for the likelihood, or None."""
+
+    def describe(self) -> dict[str, object]:
+        if self.transform is not None:
+            return {"method": "anscombe", **self.transform.describe()}
+        return {"method": "likelihood", **({} if self.why_not is None else {"why": self.why_not})}
+
+
+def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
+    """The route of these observations' photon noise, or None: none has photon noise. A term
+    whose ``method`` is 'anscombe' where the transform does not apply is a one-line error."""
+    terms = [o.fidelity for o in observations if isinstance(o.fidelity, (Poisson, PoissonGaussian))]
+    if not terms:
+        return None
+    methods = {t.method for t in terms}
+    bad = methods - {None, *PHOTON_METHODS}
+    if bad:
+        raise InputError(f"unknown photon method {sorted(map(str, bad))[0]!r}; choose from {', '.join(PHOTON_METHODS)}")
+    if "likelihood" in methods:
+        if "anscombe" in methods:
+            raise InputError("the photos' photon methods differ (anscombe and likelihood); one restoration takes one")
+        return PhotonRoute(None)
+    why = _why_not(observations, terms)
+    if why is not None:
+        if "anscombe" in methods:
+            raise InputError(f"the Anscombe route (photon method 'anscombe') does not apply: {why}; "
+                             "use the likelihood (photon method 'likelihood')")
+        return PhotonRoute(None, why)
+    peak = float(np.mean([t.peak for t in terms]))
+    read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
+    return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read))
+
+
+def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
+    if len(terms) < len(observations) or not all(isinstance(o.operator, Identity) for o in observations):
+        return "photon-noise photos restored together with other kinds of photo (the transform does not " \
+               "commute with their operators)"
+    if {type(t) for t in terms} != {type(terms[0])}:
+        return "frames with and without read noise"
+    peaks = [t.peak for t in terms]
+    if max(peaks) > SAME_LEVEL * min(peaks):
+        return f"frames of different photon levels ({min(peaks):.3g} to {max(peaks):.3g} photons at white)"
+    return None
+
+
+def stabilised(observations: Sequence[Observation], transform: AnscombeTransform) -> list[Observation]:
+    """The observations' transformed images as photos with Gaussian noise (squared error)."""
+    return [dataclasses.replace(o, image=transform.forward(o.image).astype(np.float32), fidelity=SquaredError())
+            for o in observations]
+
+
+def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool = False) -> FitResult:
+    """``result`` of the transformed photos mapped back to the photos' scale: the image, the fit's
+    image before a refinement, an ensemble's spread (through the inverse's slope) and a kept
+    model (which then renders through the inverse); ``settings['photon']`` says so."""
+    transform = route.transform
+    assert transform is not None
+    restored = result.image
+    result.image = transform.inverse(restored).astype(np.float32)
+    if result.fitted_image is not None:
+        result.fitted_image = transform.inverse(result.fitted_image).astype(np.float32)
+    if result.uncertainty is not None:
+        result.uncertainty = (transform.slope(restored) * result.uncertainty).astype(np.float32)
+    if result.model is not None:
+        result.model = dataclasses.replace(result.model, photon=transform)
+    record = route.describe()
+    if reference_given:
+        record["history"] = "the PSNR per step is of the transformed image against the transformed reference"
+    result.settings["photon"] = record
+    return result
