@@ -10,7 +10,8 @@ The route was chosen on set9 crops (``benchmarks/photon_vst_probe.py``); this re
 the inpainting set's images. Centre crops, photon noise at PEAK photons at white (a condition
 ``PEAK+READ`` adds Gaussian read noise of READ on the 0-255 scale and restores with
 ``poisson-gaussian``), clipped to [0, 1] and rounded to 8 bits as a saved photo is; the photon
-level (and read noise) estimated from the image as a user's run does. PSNR: standard convention,
+level (and read noise) estimated from the image as a user's run does (given, as the error then
+asks, where the image is too clipped to estimate it from: the row's ``levels`` says which). PSNR: standard convention,
 data range 1, against the clean crop, output clipped to [0, 1] (scikit-image). One JSON line per
 (image, condition, method), appended as it finishes; a rerun skips rows already there. One torch
 thread.
@@ -35,6 +36,7 @@ def main() -> None:
     from skimage.metrics import peak_signal_noise_ratio
 
     import linr
+    from linr.errors import InputError
     from linr.images import read_image
     from linr.simulate import add_photon_noise
 
@@ -63,14 +65,21 @@ def main() -> None:
             for method in args.methods.split(","):
                 if (name, condition, method) in done:
                     continue
+                levels = "estimated"
                 if method.startswith("gaussian"):
                     obs = linr.noisy(noisy)
                 else:
-                    obs = linr.noisy(noisy, noise=model, photon_method=method.split()[0])
+                    try:
+                        obs = linr.noisy(noisy, noise=model, photon_method=method.split()[0])
+                    except InputError:  # too clipped to estimate: given, as the error asks
+                        levels = "given (the estimate failed)"
+                        obs = linr.noisy(noisy, noise=model, photon_method=method.split()[0], peak=float(peak),
+                                         read_noise=read_noise if read else None)
                 started = time.perf_counter()
                 result = linr.restore([obs], device="cpu", progress=False)
                 out = np.clip(result.image, 0.0, 1.0)
                 row = {"image": name, "size": s, "condition": condition, "noise": model, "method": method,
+                       "levels": levels,
                        "seconds": round(time.perf_counter() - started, 1),
                        "psnr": float(peak_signal_noise_ratio(clean, out, data_range=1.0)),
                        "noisy_psnr": float(peak_signal_noise_ratio(clean, noisy, data_range=1.0)),

@@ -96,12 +96,14 @@ def test_degrade_then_restore_photon_noise_with_automatic_stopping(tmp_path, cap
                  str(noisy), "--poisson", "20", "--read-noise", "4"]) == 0
     assert "photon noise, peak 20 photons, read noise 4/255" in capsys.readouterr().out
     assert main(["restore", "--noisy", str(noisy), "--noise", "poisson-gaussian", "--peak", "20",
-                 "--read-noise", "4", "-o", str(out), "--report", str(report), "--steps", "12",
-                 "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
+                 "--read-noise", "4", "--photon-method", "likelihood", "-o", str(out), "--report", str(report),
+                 "--steps", "12", "--width", "16", "--depth", "2", "--device", "cpu", "--quiet"]) == 0, \
+        capsys.readouterr().err
     data = json.loads(report.read_text())
     term = data["settings"]["observations"][0]["data_term"]
     assert term == {"name": "poisson_gaussian", "peak": 20.0, "read_sigma": pytest.approx(4 / 255),
-                    "saturated": term["saturated"], "stop_on": "squared_error"}
+                    "saturated": term["saturated"], "stop_on": "squared_error", "method": "likelihood"}
+    assert data["settings"]["photon"] == {"method": "likelihood"}
     assert term["saturated"] == bool(read_image(noisy)[0].max() == 1.0)  # clipped at white or not
     assert data["settings"]["stop"]["name"] == "holdout"  # automatic stopping, on this data term
     assert read_image(out)[0].shape == clean.shape

@@ -45,10 +45,12 @@ class PhotonRoute:
     """The transform the photos are restored through; None: each term's likelihood is fitted."""
     why_not: str | None = None
     """Why the transform (the default) was left for the likelihood, or None."""
+    noise: dict[str, object] | None = None
+    """The first photo's noise model (its data term's description), for the record."""
 
     def describe(self) -> dict[str, object]:
         if self.transform is not None:
-            return {"method": "anscombe", **self.transform.describe()}
+            return {"method": "anscombe", **self.transform.describe(), "noise": self.noise}
         return {"method": "likelihood", **({} if self.why_not is None else {"why": self.why_not})}
 
 
@@ -74,7 +76,8 @@ def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
         return PhotonRoute(None, why)
     peak = float(np.mean([t.peak for t in terms]))
     read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
-    return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read))
+    return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read),
+                       noise=terms[0].describe())
 
 
 def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
