@@ -475,7 +475,8 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
     if route["method"] == "anscombe":
         return (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
                 + (f", read noise {route['read_noise_photons']:.3g} photons" if route["read_noise_photons"] else "")
-                + "; --photon-method likelihood fits the photon likelihood instead)")
+                + "; noise levels in the lines below are the transformed photo's; --photon-method likelihood "
+                  "fits the photon likelihood instead)")
     if "why" in route:
         return f"photon noise: its likelihood fitted, not the Anscombe transform: {route['why']}"
     return None

@@ -291,7 +291,9 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         photon = data.get("photon")
         fitted = FittedModel(config, dict(data["parameters"]), tuple(data["shape"]), int(data["channels"]),
                              str(data["precision"]), int(data["chunk_pixels"]),
-                             None if photon is None else AnscombeTransform(**{k: float(v) for k, v in photon.items()}))
+                             None if photon is None else AnscombeTransform(
+                                 float(photon["peak"]), float(photon["read"]), float(photon["top"]),
+                                 bool(photon.get("white", False)), bool(photon.get("black", False))))
         fitted._forward(torch.device("cpu"))  # the parameters fit the configuration
         values = data["values"]
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])

@@ -121,6 +121,13 @@ LOWEST_TRANSFORMED = 0.8
 the inverse of a transformed value this low is about 0 counts)."""
 
 
+BRIGHTEST = 2.0
+"""In a clipped photo, the brightest rate the inverse returns, in peaks: beyond it the mean of
+clipped counts is the peak's to within rounding, and says nothing more."""
+CLIP_GRID = 4097
+"""Rates on the grid a clipped photo's inverse is tabulated on."""
+
+
 @dataclass(frozen=True)
 class AnscombeTransform:
     """The generalised Anscombe transform of an image on [0, 1] that is ``counts / peak`` plus
@@ -131,6 +138,12 @@ class AnscombeTransform:
     :meth:`inverse` is the closed-form approximation of the exact unbiased inverse (Makitalo and
     Foi: the mean of the transformed noisy value, inverted, not the algebraic inverse, which
     biases dark pixels by about a quarter of a photon), minus ``read^2``; counts below 0 are 0.
+    A photo clipped at ``white`` (an 8- or 16-bit file whose counts reached the peak; or, with
+    read noise, at ``black``: its negative values written as 0) has another mean: there the
+    inverse is the exact one of the clipped counts, the rate whose transformed clipped counts
+    have that mean, tabulated over rates up to :data:`BRIGHTEST` peaks (with read noise, of the
+    shifted-Poisson model of :class:`linr.fidelity.PoissonGaussian`: ``N ~ Poisson(rate + s)``,
+    ``s = read^2``, clipped to ``[s, peak + s]``).
     """
 
     peak: float
@@ -139,13 +152,21 @@ class AnscombeTransform:
     """Std of the Gaussian read noise, in photons (counts)."""
     top: float = 1.0
     """The transformed value restored as 1."""
+    white: bool = False
+    """The photo was clipped at white (the peak): the inverse undoes the clipping's bias."""
+    black: bool = False
+    """The photo's negative values (read noise in the dark) were clipped to 0."""
 
     @classmethod
-    def fitted_to(cls, images: "list[np.ndarray]", peak: float, read: float = 0.0) -> "AnscombeTransform":
-        """The transform whose ``top`` is the largest transformed value of ``images``."""
+    def fitted_to(cls, images: "list[np.ndarray]", peak: float, read: float = 0.0, *,
+                  white: bool = False) -> "AnscombeTransform":
+        """The transform whose ``top`` is the largest transformed value of ``images``; with read
+        noise, clipped at black where some value is exactly 0 (unclipped read noise all but never
+        gives one)."""
         plain = cls(float(peak), float(read), 1.0)
         top = max(float(np.max(plain.forward(image))) for image in images)
-        return cls(float(peak), float(read), top)
+        black = read > 0 and any(float(np.min(image)) == 0.0 for image in images)
+        return cls(float(peak), float(read), top, bool(white), bool(black))
 
     def forward(self, image: np.ndarray) -> np.ndarray:
         """The transformed image divided by ``top`` (float64)."""
@@ -155,19 +176,61 @@ class AnscombeTransform:
     def inverse(self, restored: np.ndarray) -> np.ndarray:
         """The image on [0, 1] (counts / peak, float64) whose transformed noisy values have the
         mean ``restored`` (on the forward's scale)."""
+        if self.white or self.black:
+            means, rates = self._clipped_table()
+            return np.interp(np.asarray(restored, dtype=np.float64) * self.top, means, rates) / self.peak
         d = np.maximum(np.asarray(restored, dtype=np.float64) * self.top, LOWEST_TRANSFORMED)
         counts = (d * d / 4 + _ROOT_3_2 / (4 * d) - 11 / (8 * d ** 2) + 5 * _ROOT_3_2 / (8 * d ** 3)
                   - 0.125 - self.read ** 2)
         return np.maximum(counts, 0.0) / self.peak
 
+    def _clipped_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean transformed value of clipped counts at each rate of a grid up to
+        ``BRIGHTEST * peak`` (rising with the rate, so that interpolating backwards inverts it),
+        and the grid: ``E[2 sqrt(clip(N, lo, hi) + 3/8)]`` for ``N ~ Poisson(rate + s)``,
+        ``s = read^2``, ``hi = peak + s`` at white (else no upper clip) and ``lo = s`` at black
+        (else 0). Summed over the counts within 12 std of each rate; the rest of the mass
+        beyond ``hi`` is taken at ``hi`` and, before ``lo``, at ``lo``."""
+        from scipy.special import gammaincc, gammaln
+
+        shift = self.read ** 2
+        lo = shift if self.black else 0.0
+        hi = self.peak + shift if self.white else math.inf
+        rates = np.linspace(0.0, BRIGHTEST * self.peak, CLIP_GRID)
+        means = np.empty_like(rates)
+        for start in range(0, CLIP_GRID, 256):
+            mu = np.maximum(rates[start:start + 256] + shift, 1e-12)[:, None]
+            reach = 12.0 * math.sqrt(float(mu.max())) + 12.0
+            first = max(0, math.floor(float(mu.min()) - reach))
+            last = math.ceil(float(mu.max()) + reach)
+            if math.isfinite(hi):
+                last = min(last, math.ceil(hi) - 1)
+            k = np.arange(first, last + 1, dtype=np.float64)[None, :]
+            k = k[:, k[0] < hi] if math.isfinite(hi) else k
+            pmf = np.exp(k * np.log(mu) - mu - gammaln(k + 1))
+            value = 2.0 * np.sqrt(np.clip(k, lo, hi) + 0.375)
+            total = (pmf * value).sum(axis=1)
+            if math.isfinite(hi):  # P(N >= hi) = 1 - F(ceil(hi) - 1), all at hi
+                total += (1.0 - gammaincc(math.ceil(hi), mu[:, 0])) * 2.0 * math.sqrt(hi + 0.375)
+            means[start:start + 256] = total
+        return np.maximum.accumulate(means), rates
+
     def slope(self, restored: np.ndarray) -> np.ndarray:
         """d inverse / d restored at ``restored`` (0 where the inverse is flat): how a spread of
         restored values maps to one of image values."""
         raw = np.asarray(restored, dtype=np.float64) * self.top
+        if self.white or self.black:  # d rate / d mean of the table's segment it falls in
+            means, rates = self._clipped_table()
+            steps = np.diff(means)
+            ratio = np.divide(np.diff(rates), steps, out=np.zeros_like(steps), where=steps > 0)
+            at = np.clip(np.searchsorted(means, raw, side="right") - 1, 0, len(ratio) - 1)
+            inside = (raw > means[0]) & (raw < means[-1])
+            return np.where(inside, ratio[at], 0.0) * self.top / self.peak
         d = np.maximum(raw, LOWEST_TRANSFORMED)
         slope = (d / 2 - _ROOT_3_2 / (4 * d ** 2) + 11 / (4 * d ** 3) - 15 * _ROOT_3_2 / (8 * d ** 4))
         live = (raw > LOWEST_TRANSFORMED) & (self.inverse(restored) > 0)
         return np.where(live, slope, 0.0) * self.top / self.peak
 
-    def describe(self) -> dict[str, float]:
-        return {"peak": self.peak, "read_noise_photons": self.read, "top": self.top}
+    def describe(self) -> dict[str, float | bool]:
+        return {"peak": self.peak, "read_noise_photons": self.read, "top": self.top, "clipped_at_white": self.white,
+                "clipped_at_black": self.black}

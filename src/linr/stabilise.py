@@ -76,7 +76,8 @@ def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
         return PhotonRoute(None, why)
     peak = float(np.mean([t.peak for t in terms]))
     read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
-    return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read),
+    white = any(t.saturated for t in terms)
+    return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
                        noise=terms[0].describe())
 
 
