@@ -4,12 +4,13 @@ the photon likelihood (``photon_method='likelihood'``, the default before) and a
 the photo as if its noise were Gaussian (no ``--noise``).
 
     PYTHONPATH=src .venv/bin/python benchmarks/photon_anscombe.py [--images set5/baby,...]
-        [--conditions 10,50,30+5] [--size 128] [--rows benchmarks/photon_anscombe.jsonl]
+        [--conditions 10,50,30+5,20x3] [--size 128] [--rows benchmarks/photon_anscombe.jsonl]
 
 The route was chosen on set9 crops (``benchmarks/photon_vst_probe.py``); this reports on set5 and
 the inpainting set's images. Centre crops, photon noise at PEAK photons at white (a condition
 ``PEAK+READ`` adds Gaussian read noise of READ on the 0-255 scale and restores with
-``poisson-gaussian``), clipped to [0, 1] and rounded to 8 bits as a saved photo is; the photon
+``poisson-gaussian``; ``...xFRAMES``: a burst of FRAMES frames, noise seeds 0, 1, ...; the
+noisy PSNR is the first frame's), clipped to [0, 1] and rounded to 8 bits as a saved photo is; the photon
 level (and read noise) estimated from the image as a user's run does (given, as the error then
 asks, where the image is too clipped to estimate it from: the row's ``levels`` says which). PSNR: standard convention,
 data range 1, against the clean crop, output clipped to [0, 1] (scikit-image). One JSON line per
@@ -42,7 +43,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("--images", default=IMAGES)
-    p.add_argument("--conditions", default="10,50,30+5")
+    p.add_argument("--conditions", default="10,50,30+5,20x3")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--rows", default="benchmarks/photon_anscombe.jsonl")
@@ -57,26 +58,29 @@ def main() -> None:
         s = min(args.size, h, w)
         clean = np.ascontiguousarray(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s])
         for condition in args.conditions.split(","):
-            peak, _, read = condition.partition("+")
+            level, _, frames = condition.partition("x")
+            peak, _, read = level.partition("+")
             read_noise = float(read) if read else 0.0
-            noisy = add_photon_noise(clean, float(peak), read_sigma=read_noise, seed=0)
-            noisy = (np.round(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+            burst = [(np.round(np.clip(add_photon_noise(clean, float(peak), read_sigma=read_noise, seed=seed),
+                                       0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+                     for seed in range(int(frames or 1))]
+            noisy = burst[0]
             model = "poisson-gaussian" if read else "poisson"
             for method in args.methods.split(","):
                 if (name, condition, method) in done:
                     continue
                 levels = "estimated"
                 if method.startswith("gaussian"):
-                    obs = linr.noisy(noisy)
+                    obs = [linr.noisy(frame) for frame in burst]
                 else:
                     try:
-                        obs = linr.noisy(noisy, noise=model, photon_method=method.split()[0])
+                        obs = [linr.noisy(frame, noise=model, photon_method=method.split()[0]) for frame in burst]
                     except InputError:  # too clipped to estimate: given, as the error asks
                         levels = "given (the estimate failed)"
-                        obs = linr.noisy(noisy, noise=model, photon_method=method.split()[0], peak=float(peak),
-                                         read_noise=read_noise if read else None)
+                        obs = [linr.noisy(frame, noise=model, photon_method=method.split()[0], peak=float(peak),
+                                          read_noise=read_noise if read else None) for frame in burst]
                 started = time.perf_counter()
-                result = linr.restore([obs], device="cpu", progress=False)
+                result = linr.restore(obs, device="cpu", progress=False)
                 out = np.clip(result.image, 0.0, 1.0)
                 row = {"image": name, "size": s, "condition": condition, "noise": model, "method": method,
                        "levels": levels,
