@@ -73,7 +73,8 @@ def main() -> None:
             }
             if name in args.poisson_images.split(","):
                 methods["Poisson term, peak given"] = lambda: linr.restore(
-                    [linr.noisy(noisy, noise="poisson", peak=peak)], device="cpu", progress=False).image
+                    [linr.noisy(noisy, noise="poisson", peak=peak, photon_method="likelihood")], device="cpu",
+                    progress=False).image
             for method, run in methods.items():
                 if (name, peak, method) in done:
                     continue

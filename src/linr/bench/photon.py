@@ -18,6 +18,10 @@ method:
 - ``poisson-se-stop``: not censored, squared error as the hold-out loss;
 - ``poisson-peak``: the same with the true peak given (``--peak``);
 - ``poisson-gaussian``: ``noise="poisson-gaussian"``, peak and read noise estimated;
+(The ``poisson`` methods fit the likelihood, ``photon_method='likelihood'``: since the fifty-fourth
+session ``linr restore --noise poisson`` restores through the Anscombe transform by default,
+:mod:`linr.stabilise`, measured by ``benchmarks/photon_anscombe.py``.)
+
 - ``anscombe-nlm``: classical reference: Anscombe transform, scikit-image non-local means
   (``h = 0.8 sigma``, patch 5, distance 6, fast mode: the settings its documentation
   suggests, not tuned here), closed-form unbiased inverse (Makitalo & Foi 2011); true peak;
@@ -140,7 +144,10 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
     variant = options.pop("term", None)
     if options.pop("peak", False):
         options["peak"] = peak
-    term, _ = noise_term(noisy, options.pop("noise"), **options)
+    noise = options.pop("noise")
+    if noise != "gaussian":  # the data terms themselves, fitted (not the Anscombe route of linr.stabilise)
+        options["photon_method"] = "likelihood"
+    term, _ = noise_term(noisy, noise, **options)
     if variant:  # a variant of the default photon term
         term = replace(term, **variant)
     obs = noisy_observation(noisy, noise=term)
