@@ -3,6 +3,8 @@ joint inputs and masks, and the Ray backend against the local one. Tiny crops, f
 
 from __future__ import annotations
 
+import argparse
+
 import re
 
 import json
@@ -170,11 +172,19 @@ def test_a_batch_made_without_the_default_prior_does_not_resume_under_it(folder,
 
 def test_an_auto_prior_without_gaussian_noisy_images_is_refused_up_front(folder, tmp_path, capsys):
     for extra in (["--task", "masked", "--mask", str(folder / "noisy" / "img0.png")],
-                  ["--task", "noisy", "--noise", "poisson"]):
+                  ["--task", "noisy", "--noise", "poisson", "--photon-method", "likelihood"]):
         code = main(["batch", str(folder / "noisy"), *extra, "-o", str(tmp_path / "o"), "--prior", "tv:auto", *FAST])
         err = capsys.readouterr().err
         assert code == 2 and "sets its weight from the Gaussian noise" in err and err.count("\n") == 1
         assert not (tmp_path / "o").exists()
+    # photon noise through its Anscombe transform (the default) is restored as Gaussian noise
+    from linr.batch import _has_gaussian_noisy, _prior_of
+
+    photon = argparse.Namespace(noisy="n", noise="poisson", photon_method=None, preset=None, prior=None,
+                                **{k: None for k in ("lowres", "masked", "blurred")})
+    assert _has_gaussian_noisy(photon) and _prior_of(photon) is not None
+    assert not _has_gaussian_noisy(argparse.Namespace(**{**vars(photon), "photon_method": "likelihood"}))
+    assert not _has_gaussian_noisy(argparse.Namespace(**{**vars(photon), "lowres": "l"}))  # a joint fit: likelihood
 
 
 def test_existing_foreign_output_is_not_overwritten(folder, tmp_path, capsys):

@@ -247,8 +247,15 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
 
 def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
-    """Whether the batch has noisy images with Gaussian noise (compared by squared error)."""
-    return getattr(args, "noisy", None) is not None and getattr(args, "noise", "gaussian") in (None, "gaussian")
+    """Whether the batch has noisy images with Gaussian noise (compared by squared error), or
+    photon noise restored as such: through its Anscombe transform, noisy images alone
+    (:mod:`linr.stabilise`; read off the options: a burst of different photon levels is
+    restored by its likelihood, which the manifest cannot know beforehand)."""
+    if getattr(args, "noisy", None) is None:
+        return False
+    if getattr(args, "noise", "gaussian") in (None, "gaussian"):
+        return True
+    return getattr(args, "photon_method", None) != "likelihood" and _kinds_given(args) == {"noisy"}
 
 
 def _gaussian_noisy_only(args: argparse.Namespace) -> bool:
@@ -432,7 +439,8 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
 
     if weight_is_auto(args.prior) and not _has_gaussian_noisy(args):
         raise InputError(f"--prior {args.prior} sets its weight from the Gaussian noise of the noisy images, "
-                         "and this batch has none (photon noise is not measured); give a weight (tv:0.05)")
+                         "and this batch has none (photon noise fitted by its likelihood is not measured); "
+                         "give a weight (tv:0.05)")
     if args.refine not in (None, "none"):
         from ..refine import REFINERS
 
