@@ -181,3 +181,14 @@ def test_bench_photon_bad_options_are_one_line(tmp_path, capsys, argv, message):
     err = run_err(capsys, ["bench", "photon", "--data", str(DATA), "--jobs", str(tmp_path / "j.jsonl"), *argv])
     assert message in err
     assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_a_photo_clipped_at_ten_photons_still_gives_its_photon_level():
+    # a quarter of baby's 128-px crop is white at 10 photons: its bright bins are left out, and a
+    # line through the origin needs two of the rest (three were asked before: the estimate failed)
+    image = crop(load("set5/baby.png"), 128)
+    noisy = np.round(add_photon_noise(image, 10.0, seed=0) * 255) / 255
+    assert np.mean(noisy >= 1) > 0.2
+    assert estimate_photon_noise(noisy, read_noise=False).peak == pytest.approx(10.0, rel=0.1)
+    with pytest.raises(ValueError, match="in 3 bins needed"):  # with read noise: two parameters
+        estimate_photon_noise(noisy, read_noise=True)

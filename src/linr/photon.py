@@ -86,9 +86,12 @@ def estimate_photon_noise(image: np.ndarray, *, read_noise: bool = True, peak: f
     # bins where many values hit 0 or 1 are biased by the clipping: left out
     groups = [g for g in groups if clipped[g].mean() <= CLIPPED_SHARE]
     used = sum(len(g) for g in groups)
-    if used < MIN_BLOCKS or len(groups) < 3:
+    # one bin more than the line's fitted parameters (a line through the origin has one): in a
+    # photo clipped at 10 photons the bright bins are left out, and 3 were too many to ask
+    needed = max(2, 1 + (peak is None) + (read_noise and read_sigma is None))
+    if used < MIN_BLOCKS or len(groups) < needed:
         raise ValueError(f"too few unclipped pixels to estimate the photon level ({used} 2x2 "
-                         f"blocks in {len(groups)} brightness bins; {MIN_BLOCKS} blocks in 3 bins "
+                         f"blocks in {len(groups)} brightness bins; {MIN_BLOCKS} blocks in {needed} bins "
                          "needed)")
     m = np.array([means[g].mean() for g in groups])
     v = np.array([_variance(details[g]) for g in groups])
