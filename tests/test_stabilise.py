@@ -98,9 +98,13 @@ def test_which_route_applies(clean):
     assert route.transform is not None and route.transform.peak == 20.0
     assert photon_route([linr.noisy(noisy)]) is None  # Gaussian: no photon noise
     assert photon_route([linr.noisy(noisy, noise="poisson", peak=20.0, photon_method="likelihood")]).transform is None
-    # a burst of one level: the mean of its frames' levels
-    burst = photon_route([one, linr.noisy(add_photon_noise(clean, 20.0, seed=2), noise="poisson", peak=22.0)])
-    assert burst.transform.peak == pytest.approx(21.0)
+    # a burst keeps the likelihood by default; asked for, the transform takes the mean of its frames' levels
+    second = add_photon_noise(clean, 20.0, seed=2)
+    burst = photon_route([one, linr.noisy(second, noise="poisson", peak=22.0)])
+    assert burst.transform is None and "a burst of several frames" in burst.why_not
+    asked = photon_route([linr.noisy(noisy, noise="poisson", peak=20.0, photon_method="anscombe"),
+                          linr.noisy(second, noise="poisson", peak=22.0, photon_method="anscombe")])
+    assert asked.transform.peak == pytest.approx(21.0)
     apart = photon_route([one, linr.noisy(noisy, noise="poisson", peak=40.0)])
     assert apart.transform is None and "different photon levels" in apart.why_not
     low = linr.lowres(noisy[::2, ::2], 2)

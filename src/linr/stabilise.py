@@ -13,7 +13,8 @@ transform of a low-res or blurred photo is not that photo's operator applied to 
 image, so a joint fit keeps the likelihood (:func:`photon_route` says why), as does a term whose
 ``method`` is 'likelihood'. Frames whose estimated photon levels differ by less than
 :data:`SAME_LEVEL` are taken as of one level (their mean): estimates from one image scatter by
-about 10%.
+about 10%. It is the default for one photo; a burst keeps the likelihood unless a term asks for
+'anscombe' (three-frame bursts at 20 photons: level on average, behind on four of six).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ __all__ = ["PhotonRoute", "photon_route", "stabilised", "unstabilised", "SAME_LE
 
 SAME_LEVEL = 1.25
 """Frames whose photon levels (peaks) are within this ratio are restored as of one level."""
+BURST_NOT_DEFAULT = ("a burst of several frames (the transform is the default for one photo: on bursts it "
+                     "measured level with the likelihood on average, behind it on four of six; "
+                     "--photon-method anscombe asks for it)")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
             raise InputError(f"the Anscombe route (photon method 'anscombe') does not apply: {why}; "
                              "use the likelihood (photon method 'likelihood')")
         return PhotonRoute(None, why)
+    if len(observations) > 1 and "anscombe" not in methods:
+        return PhotonRoute(None, BURST_NOT_DEFAULT)
     peak = float(np.mean([t.peak for t in terms]))
     read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
     white = any(t.saturated for t in terms)
