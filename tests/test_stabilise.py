@@ -48,7 +48,7 @@ def test_the_inverse_returns_the_rate_from_the_mean_of_transformed_counts(rate, 
         assert np.std(t.forward(counts / peak)) == pytest.approx(1.0, abs=0.05)
 
 
-@pytest.mark.parametrize("rate", [3.0, 9.0, 12.0])
+@pytest.mark.parametrize("rate", [3.0, 7.0, 9.5])
 def test_a_photo_clipped_at_white_is_inverted_by_its_clipped_counts_mean(rate):
     # sampled counts clipped at the peak, as an 8-bit file of counts / peak holds them
     rng = np.random.default_rng(11)
@@ -57,7 +57,7 @@ def test_a_photo_clipped_at_white_is_inverted_by_its_clipped_counts_mean(rate):
     t = AnscombeTransform(peak, 0.0, 1.0, white=True)
     mean = t.forward(clipped).mean()
     assert t.inverse(mean) * peak == pytest.approx(rate, rel=0.02)
-    if rate > 5:  # the unclipped inverse reads the clipped mean as a darker rate
+    if rate > 9:  # the unclipped inverse reads the clipped mean as a darker rate
         assert AnscombeTransform(peak, 0.0, 1.0).inverse(mean) * peak < 0.93 * rate
 
 
@@ -71,6 +71,28 @@ def test_read_noise_clipped_at_black_and_white(rate):
     t = AnscombeTransform.fitted_to([values], peak, read, white=True)
     assert t.white and t.black == (rate < 10)  # no value reached 0 at 25 photons
     assert t.inverse(t.forward(values).mean()) * peak == pytest.approx(rate, rel=0.05, abs=0.15)
+
+
+@pytest.mark.parametrize("rate", [0.5, 2.0, 10.0, 30000.0])
+def test_the_clipped_table_is_exact_in_the_dark_at_a_large_peak(rate):
+    # a 16-bit photo's peak: the transformed mean of Poisson(rate) clipped at 60000, summed
+    # independently with scipy's pmf, inverts to the rate (a grid even in the rate missed the
+    # dark by several photons)
+    from scipy.stats import poisson
+
+    peak = 60000.0
+    k = np.arange(0, int(rate + 20 * np.sqrt(rate) + 40))
+    pmf = poisson.pmf(k, rate)
+    mean = (pmf * 2 * np.sqrt(np.minimum(k, peak) + 0.375)).sum() + (1 - pmf.sum()) * 2 * np.sqrt(peak + 0.375)
+    t = AnscombeTransform(peak, 0.0, 1.0, white=True)
+    assert t.inverse(np.array([mean]))[0] * peak == pytest.approx(rate, rel=0.005, abs=0.005)
+
+
+def test_a_clipped_photo_inverts_to_at_most_white():
+    t = AnscombeTransform.fitted_to([np.array([0.0, 0.5, 1.0])], 20.0, white=True)
+    bright = np.array([0.97, 1.0, 1.2])
+    assert np.all(t.inverse(bright) <= 1.0) and t.inverse(np.array([1.2]))[0] == 1.0
+    assert t.slope(np.array([1.2]))[0] == 0.0
 
 
 def test_the_slope_is_the_inverse_s_derivative_and_top_scales_to_one():
@@ -153,11 +175,13 @@ def test_results_map_back_through_the_inverse_and_its_slope():
     t = AnscombeTransform(12.0, 1.0, 8.0)
     u = np.linspace(0.1, 1.0, 24, dtype=np.float32).reshape(4, 2, 3)
     spread = np.full_like(u, 0.02)
-    result = FitResult(u.copy(), {}, 1, 1, "", {}, {}, uncertainty=spread.copy(), fitted_image=u[::-1].copy())
+    fit = (u * 0.95).astype(np.float32)  # the members' mean fit; ``u`` its refinement
+    result = FitResult(u.copy(), {}, 1, 1, "", {}, {}, uncertainty=spread.copy(), fitted_image=fit.copy())
     unstabilised(result, PhotonRoute(t))
     assert np.allclose(result.image, t.inverse(u), rtol=1e-6)
-    assert np.allclose(result.fitted_image, t.inverse(u[::-1]), rtol=1e-6)
-    assert np.allclose(result.uncertainty, t.slope(u) * 0.02, rtol=1e-5)  # the restored image's slope
+    assert np.allclose(result.fitted_image, t.inverse(fit), rtol=1e-6)
+    assert np.allclose(result.uncertainty, t.slope(fit) * 0.02, rtol=1e-5)  # the spread is about the fit
+    assert not np.allclose(result.uncertainty, t.slope(u) * 0.02, rtol=1e-3)
     assert result.uncertainty[-1, -1, -1] > result.uncertainty[1, 0, 0] > 0  # brighter: larger spread
     assert result.settings["photon"]["method"] == "anscombe"
 
@@ -182,6 +206,13 @@ def test_the_command_line_says_the_route_and_reports_it(tmp_path, capsys, clean)
     data = json.loads(report.read_text())
     assert data["settings"]["photon"]["method"] == "anscombe"
     assert read_image(out)[0].shape == clean.shape
+    # the options a Gaussian photo takes, checked on the transformed photo as the restore fits it
+    assert main(["restore", "--noisy", str(noisy), "--noise", "poisson", "--peak", "20", "--prior", "tv:auto",
+                 "--refine", "wiener", "-o", str(tmp_path / "p.png"), *TINY]) == 0, capsys.readouterr().err
+    assert "refined: wiener" in capsys.readouterr().out
+    assert main(["restore", "--noisy", str(noisy), "--noise", "poisson", "--peak", "20", "--save-model",
+                 str(tmp_path / "m.pt"), "-o", str(tmp_path / "q.png"), *TINY]) == 0
+    assert "--save-model" in capsys.readouterr().err  # the note that the model is not refined
     err = run_err(capsys, ["restore", "--noisy", str(noisy), "--photon-method", "anscombe", "-o",
                            str(tmp_path / "x.png"), *TINY])
     assert "needs noise 'poisson' or 'poisson-gaussian'" in err

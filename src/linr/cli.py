@@ -244,7 +244,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     references = _read_references(args.reference, out, len(scenes))
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     keep_model = keeps_model(args)
-    obs, _ = resolve(scenes[0][0], preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+    from .stabilise import as_fitted
+
+    fitted = as_fitted(scenes[0][0])  # photon noise through its Anscombe transform, as the restore fits it
+    obs, _ = resolve(fitted, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
                      refine=args.refine, keep_model=keep_model, stop=args.stop,
                      register=getattr(args, "register", None))
@@ -269,7 +272,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                      "0.25 dB better on the crops measured, and on a noisy photo of at most 128x128 "
                      "pixels (64x64 in colour) chooses that mean's step by SURE of the refined image, often 0.5-2 dB better)")
     names = [str(info.path) for info in scenes[0][1]]
-    weights = describe_weights(obs, measured_noise(scenes[0][0], preset=args.preset), names=names)
+    weights = describe_weights(obs, measured_noise(fitted, preset=args.preset), names=names)
     if weights:
         notes.append(weights)
     if level := pair_level_note(scenes[0][0], names=names):
@@ -281,7 +284,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              f"{reference.shape[2]} channel(s); the restored image will be {shape[1]}x{shape[0]} "
                              f"with {obs[0].channels}")
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
-    fits_pilot = pilot_fit(scenes[0][0], preset=args.preset, model=model, stop=args.stop, refine=args.refine,
+    fits_pilot = pilot_fit(fitted, preset=args.preset, model=model, stop=args.stop, refine=args.refine,
                            keep_model=keep_model)  # one fit's; an ensemble's members are not tiled
     grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register,
                      pilot=fits_pilot and args.ensemble == 1)
@@ -473,8 +476,9 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
     if not route:
         return None
     if route["method"] == "anscombe":
+        read = route["read_noise_photons"]
         return (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
-                + (f", read noise {route['read_noise_photons']:.3g} photons" if route["read_noise_photons"] else "")
+                + (f", read noise {read / route['peak'] * 255:.3g}/255 ({read:.3g} photons)" if read else "")
                 + "; noise levels in the lines below are the transformed photo's; --photon-method likelihood "
                   "fits the photon likelihood instead)")
     if "why" in route:

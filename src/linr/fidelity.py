@@ -106,8 +106,6 @@ STOP_MEASURES = ("likelihood", "squared_error")
 PHOTON_METHODS = ("anscombe", "likelihood")
 """How a photo with photon noise is restored (:attr:`Poisson.method`)."""
 
-"""What the hold-out stop may measure a photon-count fit's held-out pixels with."""
-
 
 class _PhotonCounts(DataTerm):
     """The negative log-likelihood of counts ``k + s ~ Poisson(lam + s)`` per entry, up to a

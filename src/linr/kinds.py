@@ -34,9 +34,9 @@ __all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "low
            "parse_kernel", "NOISE_MODELS", "noise_term"]
 
 NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian")
+"""Noise models of a noisy observation (``--noise``), each a data term of :mod:`linr.fidelity`."""
 PHOTON_METHOD_CHOICES = ("anscombe", "likelihood")
 """:data:`linr.fidelity.PHOTON_METHODS`, here so that building the CLI's parser imports no torch."""
-"""Noise models of a noisy observation (``--noise``), each a data term of :mod:`linr.fidelity`."""
 
 
 def noisy(image: np.ndarray, *, weight: float | None = None, noise: Any = "gaussian",

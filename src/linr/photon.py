@@ -18,6 +18,7 @@ for Gaussian noise can restore photon-limited images (:mod:`linr.stabilise`). nu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -124,11 +125,45 @@ LOWEST_TRANSFORMED = 0.8
 the inverse of a transformed value this low is about 0 counts)."""
 
 
-BRIGHTEST = 2.0
-"""In a clipped photo, the brightest rate the inverse returns, in peaks: beyond it the mean of
-clipped counts is the peak's to within rounding, and says nothing more."""
+BRIGHTEST = 1.0
+"""In a photo clipped at white, the brightest rate the inverse returns, in peaks: how far beyond
+white a clipped pixel was its file does not say, and the restored image is written in its range."""
 CLIP_GRID = 4097
-"""Rates on the grid a clipped photo's inverse is tabulated on."""
+"""Rates on the grid a clipped photo's inverse is tabulated on (even in the rate's square root:
+as fine as a hundredth of a photon in the dark at any peak)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _clipped_table(peak: float, read: float, white: bool, black: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`AnscombeTransform._clipped_table`, computed once per transform."""
+    from scipy.special import gammaincc, gammaln
+
+    shift = read ** 2
+    lo = shift if black else 0.0
+    hi = peak + shift if white else math.inf
+    rates = np.linspace(0.0, math.sqrt(BRIGHTEST * peak), CLIP_GRID) ** 2
+    rates[-1] = BRIGHTEST * peak  # not a rounding above it
+    means = np.empty_like(rates)
+    chunk = 64
+    for start in range(0, CLIP_GRID, chunk):
+        mu = np.maximum(rates[start:start + chunk] + shift, 1e-12)[:, None]
+        reach = 12.0 * math.sqrt(float(mu.max())) + 12.0
+        first = max(0, math.floor(float(mu.min()) - reach))
+        last = math.ceil(float(mu.max()) + reach)
+        if math.isfinite(hi):
+            last = min(last, math.ceil(hi) - 1)
+        k = np.arange(first, last + 1, dtype=np.float64)[None, :]
+        total = np.zeros(mu.shape[0])
+        if k.size:
+            pmf = np.exp(k * np.log(mu) - mu - gammaln(k + 1))
+            total = (pmf * 2.0 * np.sqrt(np.clip(k, lo, hi) + 0.375)).sum(axis=1)
+        if math.isfinite(hi):  # P(N >= hi) = 1 - F(ceil(hi) - 1), all at hi
+            total += (1.0 - gammaincc(math.ceil(hi), mu[:, 0])) * 2.0 * math.sqrt(hi + 0.375)
+        means[start:start + chunk] = total
+    means, rates = np.maximum.accumulate(means), rates
+    means.flags.writeable = False
+    rates.flags.writeable = False
+    return means, rates
 
 
 @dataclass(frozen=True)
@@ -193,30 +228,8 @@ class AnscombeTransform:
         and the grid: ``E[2 sqrt(clip(N, lo, hi) + 3/8)]`` for ``N ~ Poisson(rate + s)``,
         ``s = read^2``, ``hi = peak + s`` at white (else no upper clip) and ``lo = s`` at black
         (else 0). Summed over the counts within 12 std of each rate; the rest of the mass
-        beyond ``hi`` is taken at ``hi`` and, before ``lo``, at ``lo``."""
-        from scipy.special import gammaincc, gammaln
-
-        shift = self.read ** 2
-        lo = shift if self.black else 0.0
-        hi = self.peak + shift if self.white else math.inf
-        rates = np.linspace(0.0, BRIGHTEST * self.peak, CLIP_GRID)
-        means = np.empty_like(rates)
-        for start in range(0, CLIP_GRID, 256):
-            mu = np.maximum(rates[start:start + 256] + shift, 1e-12)[:, None]
-            reach = 12.0 * math.sqrt(float(mu.max())) + 12.0
-            first = max(0, math.floor(float(mu.min()) - reach))
-            last = math.ceil(float(mu.max()) + reach)
-            if math.isfinite(hi):
-                last = min(last, math.ceil(hi) - 1)
-            k = np.arange(first, last + 1, dtype=np.float64)[None, :]
-            k = k[:, k[0] < hi] if math.isfinite(hi) else k
-            pmf = np.exp(k * np.log(mu) - mu - gammaln(k + 1))
-            value = 2.0 * np.sqrt(np.clip(k, lo, hi) + 0.375)
-            total = (pmf * value).sum(axis=1)
-            if math.isfinite(hi):  # P(N >= hi) = 1 - F(ceil(hi) - 1), all at hi
-                total += (1.0 - gammaincc(math.ceil(hi), mu[:, 0])) * 2.0 * math.sqrt(hi + 0.375)
-            means[start:start + 256] = total
-        return np.maximum.accumulate(means), rates
+        beyond ``hi`` is taken at ``hi`` (before ``lo``, the clip makes every count ``lo``)."""
+        return _clipped_table(self.peak, self.read, self.white, self.black)
 
     def slope(self, restored: np.ndarray) -> np.ndarray:
         """d inverse / d restored at ``restored`` (0 where the inverse is flat): how a spread of

@@ -169,7 +169,7 @@ def parse_prior(spec: str, *, noise_sigma: float | None = None) -> ImagePrior:
     if parts[0] == AUTO_WEIGHT:
         if noise_sigma is None:
             raise InputError(f"prior {spec!r} sets its weight from the Gaussian noise measured on a noisy "
-                             f"input, and this restore has none (photon noise and noise-free inputs "
+                             f"input, and this restore has none (photon noise fitted by its likelihood and noise-free inputs "
                              f"are not measured); give a weight ({name}:0.05)")
         parts = [repr(cls.weight_for_noise(noise_sigma)), *parts[1:]]
     try:

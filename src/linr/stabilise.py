@@ -32,7 +32,7 @@ from .operators import Identity
 from .photon import AnscombeTransform
 from .problem import Observation
 
-__all__ = ["PhotonRoute", "photon_route", "stabilised", "unstabilised", "SAME_LEVEL"]
+__all__ = ["PhotonRoute", "photon_route", "as_fitted", "stabilised", "unstabilised", "SAME_LEVEL"]
 
 SAME_LEVEL = 1.25
 """Frames whose photon levels (peaks) are within this ratio are restored as of one level."""
@@ -88,15 +88,27 @@ def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
 
 
 def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
-    if len(terms) < len(observations) or not all(isinstance(o.operator, Identity) for o in observations):
+    if not all(isinstance(o.operator, Identity) for o in observations):
         return "photon-noise photos restored together with other kinds of photo (the transform does not " \
                "commute with their operators)"
+    if len(terms) < len(observations):
+        return "photon-noise photos restored together with photos of other noise"
     if {type(t) for t in terms} != {type(terms[0])}:
         return "frames with and without read noise"
     peaks = [t.peak for t in terms]
     if max(peaks) > SAME_LEVEL * min(peaks):
         return f"frames of different photon levels ({min(peaks):.3g} to {max(peaks):.3g} photons at white)"
     return None
+
+
+def as_fitted(observations: Sequence[Observation]) -> list[Observation]:
+    """The observations as :func:`linr.restore` fits them: through their Anscombe transform where
+    that route is taken (:func:`photon_route`), else as they are: what a caller checking options
+    before a restore (the command line) resolves them on."""
+    route = photon_route(observations)
+    if route is None or route.transform is None:
+        return list(observations)
+    return stabilised(observations, route.transform)
 
 
 def stabilised(observations: Sequence[Observation], transform: AnscombeTransform) -> list[Observation]:
@@ -107,20 +119,23 @@ def stabilised(observations: Sequence[Observation], transform: AnscombeTransform
 
 def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool = False) -> FitResult:
     """``result`` of the transformed photos mapped back to the photos' scale: the image, the fit's
-    image before a refinement, an ensemble's spread (through the inverse's slope) and a kept
-    model (which then renders through the inverse); ``settings['photon']`` says so."""
+    image before a refinement, an ensemble's spread (through the inverse's slope at the members'
+    mean fit) and a kept model (which then renders through the inverse); ``settings['photon']``
+    says so. What stays on the transform's scale: ``history`` (the loss, and a reference's PSNR
+    against the transformed reference) and ``settings['observations']`` (the transformed photos'
+    squared error; ``settings['photon']['noise']`` is the photos' own noise model)."""
     transform = route.transform
     assert transform is not None
-    restored = result.image
-    result.image = transform.inverse(restored).astype(np.float32)
+    fitted = result.image if result.fitted_image is None else result.fitted_image
+    if result.uncertainty is not None:  # the members' spread, about their mean fit (before a refinement)
+        result.uncertainty = (transform.slope(fitted) * result.uncertainty).astype(np.float32)
+    result.image = transform.inverse(result.image).astype(np.float32)
     if result.fitted_image is not None:
         result.fitted_image = transform.inverse(result.fitted_image).astype(np.float32)
-    if result.uncertainty is not None:
-        result.uncertainty = (transform.slope(restored) * result.uncertainty).astype(np.float32)
     if result.model is not None:
         result.model = dataclasses.replace(result.model, photon=transform)
     record = route.describe()
-    if reference_given:
+    if reference_given and result.history.get("psnr"):
         record["history"] = "the PSNR per step is of the transformed image against the transformed reference"
     result.settings["photon"] = record
     return result

@@ -1064,6 +1064,9 @@ def restore(
     ``'grouped-deblur'`` for one blurred photo, ``'grouped-pair'`` for a noisy and a blurred photo
     of one scene). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
+    Photon noise (``noise='poisson'``...) is restored through its Anscombe transform where that
+    route is taken (:mod:`linr.stabilise`: one photo), and the result mapped back; the per-step
+    values (``history``, ``on_step``'s output) are then the transformed photo's.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it

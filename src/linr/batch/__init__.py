@@ -249,8 +249,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
     """Whether the batch has noisy images with Gaussian noise (compared by squared error), or
     photon noise restored as such: through its Anscombe transform, noisy images alone
-    (:mod:`linr.stabilise`; read off the options: a burst of different photon levels is
-    restored by its likelihood, which the manifest cannot know beforehand)."""
+    (:mod:`linr.stabilise`; read off the options, before the images are read: an image that
+    turns out to be a burst, a stack of frames, is restored by its likelihood, without the
+    prior and refinement the manifest then records)."""
     if getattr(args, "noisy", None) is None:
         return False
     if getattr(args, "noise", "gaussian") in (None, "gaussian"):
