@@ -202,7 +202,7 @@ class AnscombeTransform:
         noise, clipped at black where some value is exactly 0 (unclipped read noise all but never
         gives one)."""
         plain = cls(float(peak), float(read), 1.0)
-        top = max(float(np.max(plain.forward(image))) for image in images)
+        top = max(float(plain.forward(np.max(image))) for image in images)  # the transform rises
         black = read > 0 and any(float(np.min(image)) == 0.0 for image in images)
         return cls(float(peak), float(read), top, bool(white), bool(black))
 

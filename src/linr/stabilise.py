@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -111,9 +111,21 @@ def as_fitted(observations: Sequence[Observation]) -> list[Observation]:
     return stabilised(observations, route.transform)
 
 
+ROWS_AT_ONCE = 256
+"""Rows transformed at a time: a large photo's float64 temporaries stay a band's."""
+
+
+def _by_rows(mapping: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
+    """``mapping(image)`` as float32, a band of rows at a time."""
+    out = np.empty(image.shape, dtype=np.float32)
+    for start in range(0, image.shape[0], ROWS_AT_ONCE):
+        out[start:start + ROWS_AT_ONCE] = mapping(image[start:start + ROWS_AT_ONCE])
+    return out
+
+
 def stabilised(observations: Sequence[Observation], transform: AnscombeTransform) -> list[Observation]:
     """The observations' transformed images as photos with Gaussian noise (squared error)."""
-    return [dataclasses.replace(o, image=transform.forward(o.image).astype(np.float32), fidelity=SquaredError())
+    return [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
             for o in observations]
 
 
@@ -128,10 +140,10 @@ def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool
     assert transform is not None
     fitted = result.image if result.fitted_image is None else result.fitted_image
     if result.uncertainty is not None:  # the members' spread, about their mean fit (before a refinement)
-        result.uncertainty = (transform.slope(fitted) * result.uncertainty).astype(np.float32)
-    result.image = transform.inverse(result.image).astype(np.float32)
+        result.uncertainty = _by_rows(transform.slope, fitted) * result.uncertainty
+    result.image = _by_rows(transform.inverse, result.image)
     if result.fitted_image is not None:
-        result.fitted_image = transform.inverse(result.fitted_image).astype(np.float32)
+        result.fitted_image = _by_rows(transform.inverse, result.fitted_image)
     if result.model is not None:
         result.model = dataclasses.replace(result.model, photon=transform)
     record = route.describe()
