@@ -36,8 +36,8 @@ __all__ = ["PhotonRoute", "photon_route", "as_fitted", "stabilised", "unstabilis
 
 SAME_LEVEL = 1.25
 """Frames whose photon levels (peaks) are within this ratio are restored as of one level."""
-BURST_NOT_DEFAULT = ("a burst of several frames (the transform is the default for one photo: on bursts it "
-                     "measured level with the likelihood on average, behind it on four of six; "
+BURST_NOT_DEFAULT = ("a burst of frames to register (fitted through the transform, as a burst, it measured "
+                     "level with the likelihood on average on aligned bursts, behind it on four of six; "
                      "--photon-method anscombe asks for it)")
 
 
@@ -49,18 +49,24 @@ class PhotonRoute:
     """The transform the photos are restored through; None: each term's likelihood is fitted."""
     why_not: str | None = None
     """Why the transform (the default) was left for the likelihood, or None."""
+    averaged: int = 0
+    """Frames of a burst averaged after the transform into one photo (0: not averaged): their
+    transformed values share the mean the inverse inverts, with ``1 / frames`` the variance."""
     noise: dict[str, object] | None = None
     """The first photo's noise model (its data term's description), for the record."""
 
     def describe(self) -> dict[str, object]:
         if self.transform is not None:
-            return {"method": "anscombe", **self.transform.describe(), "noise": self.noise}
+            return {"method": "anscombe", **self.transform.describe(), "noise": self.noise,
+                    **({"frames_averaged": self.averaged} if self.averaged else {})}
         return {"method": "likelihood", **({} if self.why_not is None else {"why": self.why_not})}
 
 
-def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
+def photon_route(observations: Sequence[Observation], *, register: str | None = None) -> PhotonRoute | None:
     """The route of these observations' photon noise, or None: none has photon noise. A term
-    whose ``method`` is 'anscombe' where the transform does not apply is a one-line error."""
+    whose ``method`` is 'anscombe' where the transform does not apply is a one-line error. A
+    burst of aligned frames (no ``register``) is averaged after the transform; frames to be
+    registered keep the likelihood unless the terms ask for 'anscombe' (then fitted as a burst)."""
     terms = [o.fidelity for o in observations if isinstance(o.fidelity, (Poisson, PoissonGaussian))]
     if not terms:
         return None
@@ -78,13 +84,14 @@ def photon_route(observations: Sequence[Observation]) -> PhotonRoute | None:
             raise InputError(f"the Anscombe route (photon method 'anscombe') does not apply: {why}; "
                              "use the likelihood (photon method 'likelihood')")
         return PhotonRoute(None, why)
-    if len(observations) > 1 and "anscombe" not in methods:
+    if len(observations) > 1 and register is not None and "anscombe" not in methods:
         return PhotonRoute(None, BURST_NOT_DEFAULT)
     peak = float(np.mean([t.peak for t in terms]))
     read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
     white = any(t.saturated for t in terms)
+    averaged = len(observations) if len(observations) > 1 and register is None else 0
     return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
-                       noise=terms[0].describe())
+                       noise=terms[0].describe(), averaged=averaged)
 
 
 def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
@@ -101,14 +108,14 @@ def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
     return None
 
 
-def as_fitted(observations: Sequence[Observation]) -> list[Observation]:
+def as_fitted(observations: Sequence[Observation], *, register: str | None = None) -> list[Observation]:
     """The observations as :func:`linr.restore` fits them: through their Anscombe transform where
     that route is taken (:func:`photon_route`), else as they are: what a caller checking options
     before a restore (the command line) resolves them on."""
-    route = photon_route(observations)
+    route = photon_route(observations, register=register)
     if route is None or route.transform is None:
         return list(observations)
-    return stabilised(observations, route.transform)
+    return stabilised(observations, route)
 
 
 ROWS_AT_ONCE = 256
@@ -123,10 +130,20 @@ def _by_rows(mapping: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> 
     return out
 
 
-def stabilised(observations: Sequence[Observation], transform: AnscombeTransform) -> list[Observation]:
-    """The observations' transformed images as photos with Gaussian noise (squared error)."""
-    return [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
-            for o in observations]
+def stabilised(observations: Sequence[Observation], route: PhotonRoute) -> list[Observation]:
+    """The observations' transformed images as photos with Gaussian noise (squared error); a
+    burst the route averages, as one photo: the mean of its frames' transforms."""
+    transform = route.transform
+    assert transform is not None
+    frames = [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
+              for o in observations]
+    if not route.averaged:
+        return frames
+    mean = frames[0].image.copy()
+    for frame in frames[1:]:
+        mean += frame.image
+    mean /= len(frames)
+    return [dataclasses.replace(frames[0], image=mean)]
 
 
 def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool = False) -> FitResult:

@@ -1394,9 +1394,9 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
     that runs the restore itself (the web app) shows beforehand. Photos with photon noise are
     planned as their Anscombe transforms where that route applies (:mod:`linr.stabilise`)."""
-    photon = photon_route(observations)
+    photon = photon_route(observations, register=register)
     if photon is not None and photon.transform is not None:
-        observations = stabilised(observations, photon.transform)
+        observations = stabilised(observations, photon)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,

@@ -248,15 +248,14 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
 def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
     """Whether the batch has noisy images with Gaussian noise (compared by squared error), or
-    photon noise restored as such: through its Anscombe transform, noisy images alone
-    (:mod:`linr.stabilise`; read off the options, before the images are read: an image that
-    turns out to be a burst, a stack of frames, is restored by its likelihood, without the
-    prior and refinement the manifest then records)."""
+    photon noise restored as such: through its Anscombe transform, noisy images alone, a burst's
+    frames averaged after it, not registered (:mod:`linr.stabilise`)."""
     if getattr(args, "noisy", None) is None:
         return False
     if getattr(args, "noise", "gaussian") in (None, "gaussian"):
         return True
-    return getattr(args, "photon_method", None) != "likelihood" and _kinds_given(args) == {"noisy"}
+    return getattr(args, "photon_method", None) != "likelihood" and _kinds_given(args) == {"noisy"} and \
+        not getattr(args, "register", None)
 
 
 def _gaussian_noisy_only(args: argparse.Namespace) -> bool:
