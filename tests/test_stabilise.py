@@ -18,7 +18,7 @@ from linr.images import read_image, write_image
 from linr.kinds import PHOTON_METHOD_CHOICES
 from linr.photon import AnscombeTransform
 from linr.simulate import add_photon_noise
-from linr.stabilise import photon_route
+from linr.stabilise import photon_route, stabilised
 
 from .conftest import crop, load, run_err
 
@@ -120,13 +120,23 @@ def test_which_route_applies(clean):
     assert route.transform is not None and route.transform.peak == 20.0
     assert photon_route([linr.noisy(noisy)]) is None  # Gaussian: no photon noise
     assert photon_route([linr.noisy(noisy, noise="poisson", peak=20.0, photon_method="likelihood")]).transform is None
-    # a burst keeps the likelihood by default; asked for, the transform takes the mean of its frames' levels
+    # an aligned burst: the mean of its frames' levels, its frames averaged after the transform
     second = add_photon_noise(clean, 20.0, seed=2)
-    burst = photon_route([one, linr.noisy(second, noise="poisson", peak=22.0)])
-    assert burst.transform is None and "a burst of several frames" in burst.why_not
+    frames = [one, linr.noisy(second, noise="poisson", peak=22.0)]
+    burst = photon_route(frames)
+    assert burst.transform.peak == pytest.approx(21.0) and burst.averaged == 2
+    (averaged,) = stabilised(frames, burst)
+    t = burst.transform
+    assert np.allclose(averaged.image, (t.forward(noisy) + t.forward(second)) / 2, atol=1e-6)
+    assert averaged.fidelity.name == "squared_error" and averaged.kind == "noisy"
+    # frames to register keep the likelihood, unless asked (then fitted as a burst, not averaged)
+    moved = photon_route(frames, register="translation")
+    assert moved.transform is None and "a burst of frames to register" in moved.why_not
     asked = photon_route([linr.noisy(noisy, noise="poisson", peak=20.0, photon_method="anscombe"),
-                          linr.noisy(second, noise="poisson", peak=22.0, photon_method="anscombe")])
-    assert asked.transform.peak == pytest.approx(21.0)
+                          linr.noisy(second, noise="poisson", peak=22.0, photon_method="anscombe")],
+                         register="translation")
+    assert asked.transform.peak == pytest.approx(21.0) and asked.averaged == 0
+    assert len(stabilised(frames, asked)) == 2
     apart = photon_route([one, linr.noisy(noisy, noise="poisson", peak=40.0)])
     assert apart.transform is None and "different photon levels" in apart.why_not
     low = linr.lowres(noisy[::2, ::2], 2)

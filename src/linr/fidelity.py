@@ -129,8 +129,8 @@ class _PhotonCounts(DataTerm):
     ``method``: how :func:`linr.restore` restores a photo with this noise
     (:data:`PHOTON_METHODS`): 'likelihood' fits this term; 'anscombe' restores the photo's
     variance-stabilising transform as a photo with Gaussian noise, then inverts it
-    (:mod:`linr.stabilise`); None, the default: 'anscombe' for one noisy photo alone, else
-    'likelihood' (a burst of one photon level takes 'anscombe' when its terms ask for it). Only :func:`linr.restore` reads it: a bare
+    (:mod:`linr.stabilise`); None, the default: 'anscombe' for noisy photos alone (one, or an
+    aligned burst of one photon level, averaged after the transform), else 'likelihood'. Only :func:`linr.restore` reads it: a bare
     :func:`linr.fit.fit` fits the likelihood.
     """
 

@@ -49,8 +49,8 @@ def noisy(image: np.ndarray, *, weight: float | None = None, noise: Any = "gauss
     (:mod:`linr.fidelity`). ``peak`` (photons of a white pixel) and ``read_noise`` (std on the
     0-255 scale) are estimated from the image when not given (see :func:`noise_term`).
     ``photon_method``: how :func:`linr.restore` restores photon noise, 'anscombe' or 'likelihood'
-    (:data:`linr.fidelity.PHOTON_METHODS`; None: the Anscombe transform for one noisy photo alone,
-    else the likelihood: :mod:`linr.stabilise`).
+    (:data:`linr.fidelity.PHOTON_METHODS`; None: the Anscombe transform for noisy photos alone,
+    one or an aligned burst, else the likelihood: :mod:`linr.stabilise`).
     """
     from .operators import Identity
     from .problem import Observation
@@ -519,8 +519,9 @@ KINDS: dict[str, Kind] = {
                    metavar="SIGMA"),
         KindOption("--photon-method", "photon_method", "how photon noise (--noise poisson or poisson-gaussian) "
                    "is restored: anscombe (restore the photo's Anscombe transform as a photo with Gaussian "
-                   "noise, then invert it; the default for one noisy photo alone; a burst of one photon level takes it "
-                   "when asked) or likelihood (fit the photon likelihood; the default for bursts and joint fits)",
+                   "noise, then invert it; the default for one noisy photo alone, and for an aligned burst, whose "
+                   "frames are averaged after the transform) or likelihood (fit the photon likelihood; the default "
+                   "for frames to --register and joint fits)",
                    choices=PHOTON_METHOD_CHOICES),
     ), _SIMULATIONS["noisy"], _noisy_frame_notes),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
