@@ -129,6 +129,11 @@ def test_which_route_applies(clean):
     t = burst.transform
     assert np.allclose(averaged.image, (t.forward(noisy) + t.forward(second)) / 2, atol=1e-6)
     assert averaged.fidelity.name == "squared_error" and averaged.kind == "noisy"
+    # frames of other sizes are not averaged (restore refuses them in one line)
+    small = linr.noisy(add_photon_noise(clean[:16], 20.0, seed=3), noise="poisson", peak=20.0)
+    assert photon_route([one, small]).averaged == 0
+    with pytest.raises(InputError):
+        linr.restore([one, small], steps=2, device="cpu", progress=False)
     # frames to register keep the likelihood, unless asked (then fitted as a burst, not averaged)
     moved = photon_route(frames, register="translation")
     assert moved.transform is None and "a burst of frames to register" in moved.why_not

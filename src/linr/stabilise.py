@@ -93,7 +93,8 @@ def photon_route(observations: Sequence[Observation], *, register: str | None = 
     peak = float(np.mean([t.peak for t in terms]))
     read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
     white = any(t.saturated for t in terms)
-    averaged = len(observations) if len(observations) > 1 and register is None else 0
+    aligned = register is None and len({o.image.shape for o in observations}) == 1  # else refused further on
+    averaged = len(observations) if len(observations) > 1 and aligned else 0
     return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
                        noise=terms[0].describe(), averaged=averaged)
 
@@ -136,18 +137,21 @@ def _by_rows(mapping: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> 
 
 def stabilised(observations: Sequence[Observation], route: PhotonRoute) -> list[Observation]:
     """The observations' transformed images as photos with Gaussian noise (squared error); a
-    burst the route averages, as one photo: the mean of its frames' transforms."""
+    burst the route averages, as one photo: the mean of its frames' transforms (weighted by the
+    frames' weights where given)."""
     transform = route.transform
     assert transform is not None
     frames = [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
               for o in observations]
     if not route.averaged:
         return frames
-    mean = frames[0].image.copy()
-    for frame in frames[1:]:
-        mean += frame.image
-    mean /= len(frames)
-    return [dataclasses.replace(frames[0], image=mean)]
+    weights = [1.0 if f.weight is None else float(f.weight) for f in frames]  # frames' own weights, if given
+    if sum(weights) <= 0:
+        raise InputError("every frame of the burst has weight 0")
+    mean = np.zeros(frames[0].image.shape, dtype=np.float32)
+    for frame, w in zip(frames, weights):
+        mean += np.float32(w / sum(weights)) * frame.image
+    return [dataclasses.replace(frames[0], image=mean, weight=None)]
 
 
 def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool = False) -> FitResult:
