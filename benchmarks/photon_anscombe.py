@@ -21,7 +21,6 @@ thread.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -35,14 +34,42 @@ PHOTON_METHOD = {"anscombe (default)": "anscombe", "likelihood": "likelihood",
 """Each method's ``photon_method`` (a method not here: the photo restored as Gaussian noise)."""
 
 
+def measure(clean: np.ndarray, name: str, condition: str, method: str) -> dict:
+    """One row: ``method`` restoring ``name``'s crop under ``condition``."""
+    import linr
+    from linr.bench.common import psnr
+    from linr.errors import InputError
+    from linr.simulate import add_photon_noise
+
+    level, _, frames = condition.partition("x")
+    peak, _, read = level.partition("+")
+    read_noise = float(read) if read else 0.0
+    burst = [(np.round(np.clip(add_photon_noise(clean, float(peak), read_sigma=read_noise, seed=seed),
+                               0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+             for seed in range(int(frames or 1))]
+    model = "poisson-gaussian" if read else "poisson"
+    levels = "estimated"
+    if method not in PHOTON_METHOD:
+        obs = [linr.noisy(frame) for frame in burst]
+    else:
+        try:
+            obs = [linr.noisy(frame, noise=model, photon_method=PHOTON_METHOD[method]) for frame in burst]
+        except InputError:  # too clipped to estimate: given, as the error asks
+            levels = "given (the estimate failed)"
+            obs = [linr.noisy(frame, noise=model, photon_method=PHOTON_METHOD[method], peak=float(peak),
+                              read_noise=read_noise if read else None) for frame in burst]
+    started = time.perf_counter()
+    result = linr.restore(obs, device="cpu", progress=False)
+    return {"image": name, "size": clean.shape[0], "condition": condition, "noise": model, "method": method,
+            "levels": levels, "seconds": round(time.perf_counter() - started, 1),
+            "psnr": psnr(clean, result.image), "noisy_psnr": psnr(clean, burst[0]),
+            "photon": result.settings.get("photon")}
+
+
 def main() -> None:
     import torch
-    from skimage.metrics import peak_signal_noise_ratio
 
-    import linr
-    from linr.errors import InputError
-    from linr.images import read_image
-    from linr.simulate import add_photon_noise
+    from linr.bench.common import load_clean, resume_rows
 
     p = argparse.ArgumentParser()
     p.add_argument("--images", default=IMAGES)
@@ -52,48 +79,10 @@ def main() -> None:
     p.add_argument("--rows", default="benchmarks/photon_anscombe.jsonl")
     args = p.parse_args()
     torch.set_num_threads(1)
-    rows = Path(args.rows)
-    done = {(r["image"], r["condition"], r["method"]) for r in map(json.loads, rows.read_text().splitlines())} \
-        if rows.exists() else set()
-    for name in args.images.split(","):
-        img, _ = read_image(DATA / f"{name}.png")
-        h, w = img.shape[:2]
-        s = min(args.size, h, w)
-        clean = np.ascontiguousarray(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s])
-        for condition in args.conditions.split(","):
-            level, _, frames = condition.partition("x")
-            peak, _, read = level.partition("+")
-            read_noise = float(read) if read else 0.0
-            burst = [(np.round(np.clip(add_photon_noise(clean, float(peak), read_sigma=read_noise, seed=seed),
-                                       0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
-                     for seed in range(int(frames or 1))]
-            noisy = burst[0]
-            model = "poisson-gaussian" if read else "poisson"
-            for method in args.methods.split(","):
-                if (name, condition, method) in done:
-                    continue
-                levels = "estimated"
-                if method not in PHOTON_METHOD:
-                    obs = [linr.noisy(frame) for frame in burst]
-                else:
-                    try:
-                        obs = [linr.noisy(frame, noise=model, photon_method=PHOTON_METHOD[method]) for frame in burst]
-                    except InputError:  # too clipped to estimate: given, as the error asks
-                        levels = "given (the estimate failed)"
-                        obs = [linr.noisy(frame, noise=model, photon_method=PHOTON_METHOD[method], peak=float(peak),
-                                          read_noise=read_noise if read else None) for frame in burst]
-                started = time.perf_counter()
-                result = linr.restore(obs, device="cpu", progress=False)
-                out = np.clip(result.image, 0.0, 1.0)
-                row = {"image": name, "size": s, "condition": condition, "noise": model, "method": method,
-                       "levels": levels,
-                       "seconds": round(time.perf_counter() - started, 1),
-                       "psnr": float(peak_signal_noise_ratio(clean, out, data_range=1.0)),
-                       "noisy_psnr": float(peak_signal_noise_ratio(clean, noisy, data_range=1.0)),
-                       "photon": result.settings.get("photon")}
-                with rows.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+    clean = {name: load_clean(DATA, name, args.size).astype(np.float32) for name in args.images.split(",")}
+    resume_rows(args.rows, lambda r: (r["image"], r["condition"], r["method"]),
+                [((name, condition, method), lambda n=name, c=condition, m=method: measure(clean[n], n, c, m))
+                 for name in clean for condition in args.conditions.split(",") for method in args.methods.split(",")])
 
 
 if __name__ == "__main__":
