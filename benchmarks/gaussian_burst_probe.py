@@ -16,7 +16,6 @@ appended as it finishes; a rerun skips rows already there. One torch thread.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,12 +24,38 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+METHODS = ("default on the burst (joint)", "default on the frames' mean", "default on one frame")
+WEIGHTED = "default on the frames' mean weighted by measured 1/sigma^2"
+"""Added where the frames' levels differ: the inverse-variance mean, levels measured."""
+
+
+def measure(clean: np.ndarray, levels: list[float], method: str) -> tuple[float, float]:
+    """``method``'s restoration of a burst of ``clean`` with noise of ``levels`` (one a frame):
+    its PSNR and wall seconds."""
+    import linr
+    from linr.bench.common import psnr
+    from linr.noise import estimate_noise_sigma
+
+    burst = [(np.round(np.clip(clean + np.random.default_rng(seed).normal(0, level / 255, clean.shape),
+                               0, 1) * 255) / 255).astype(np.float32) for seed, level in enumerate(levels)]
+    if method == METHODS[0]:
+        photos = burst
+    elif method == METHODS[1]:
+        photos = [np.mean(burst, axis=0)]
+    elif method == METHODS[2]:
+        photos = burst[:1]
+    else:
+        weights = np.array([1.0 / max(estimate_noise_sigma(f), 1e-4) ** 2 for f in burst])
+        photos = [np.tensordot(weights / weights.sum(), np.stack(burst), axes=1).astype(np.float32)]
+    started = time.perf_counter()
+    image = linr.restore([linr.noisy(f) for f in photos], device="cpu", progress=False).image
+    return psnr(clean, image), round(time.perf_counter() - started, 1)
+
+
 def main() -> None:
     import torch
-    from skimage.metrics import peak_signal_noise_ratio
 
-    import linr
-    from linr.images import read_image
+    from linr.bench.common import load_clean, resume_rows
 
     p = argparse.ArgumentParser()
     p.add_argument("--images", default="set5/baby,set5/bird,set5/butterfly,set5/head,set5/woman,inpaint/kate")
@@ -40,44 +65,20 @@ def main() -> None:
     p.add_argument("--rows", default="benchmarks/gaussian_burst_probe.jsonl")
     args = p.parse_args()
     torch.set_num_threads(1)
-    rows = Path(args.rows)
-    done = {(r["image"], str(r["sigma"]), r["frames"], r["method"])
-            for r in map(json.loads, rows.read_text().splitlines())} if rows.exists() else set()
-    for name in args.images.split(","):
-        img, _ = read_image(DATA / f"{name}.png")
-        h, w = img.shape[:2]
-        s = min(args.size, h, w)
-        clean = np.ascontiguousarray(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s])
-        levels = [float(v) for v in args.sigma.split(",")]
-        levels = levels * args.frames if len(levels) == 1 else levels
-        burst = [(np.round(np.clip(clean + np.random.default_rng(seed).normal(0, level / 255, clean.shape),
-                                   0, 1) * 255) / 255).astype(np.float32) for seed, level in enumerate(levels)]
-        from linr.noise import estimate_noise_sigma
+    levels = [float(v) for v in args.sigma.split(",")]
+    levels = levels * args.frames if len(levels) == 1 else levels
+    sigma = float(args.sigma) if "," not in args.sigma else args.sigma  # rows of one level: a number
+    methods = [*METHODS, *([WEIGHTED] if len(set(levels)) > 1 else [])]
+    clean = {name: load_clean(DATA, name, args.size).astype(np.float32) for name in args.images.split(",")}
 
-        weights = np.array([1.0 / max(estimate_noise_sigma(f), 1e-4) ** 2 for f in burst])  # measured levels
-        weighted = np.tensordot(weights / weights.sum(), np.stack(burst), axes=1).astype(np.float32)
-        methods = {
-            "default on the burst (joint)": lambda: linr.restore([linr.noisy(f) for f in burst], device="cpu",
-                                                                  progress=False).image,
-            "default on the frames' mean": lambda: linr.restore([linr.noisy(np.mean(burst, axis=0))], device="cpu",
-                                                                 progress=False).image,
-            "default on one frame": lambda: linr.restore([linr.noisy(burst[0])], device="cpu", progress=False).image,
-        }
-        if len(set(levels)) > 1:  # frames of different levels: the inverse-variance mean (levels measured)
-            methods["default on the frames' mean weighted by measured 1/sigma^2"] = lambda: linr.restore(
-                [linr.noisy(weighted)], device="cpu", progress=False).image
-        for method, run in methods.items():
-            sigma = float(args.sigma) if "," not in args.sigma else args.sigma  # rows of one level: a number
-            if (name, str(sigma), args.frames, method) in done:
-                continue
-            started = time.perf_counter()
-            out = np.clip(run(), 0.0, 1.0)
-            row = {"image": name, "size": s, "sigma": sigma, "frames": args.frames, "method": method,
-                   "seconds": round(time.perf_counter() - started, 1),
-                   "psnr": float(peak_signal_noise_ratio(clean, out, data_range=1.0))}
-            with rows.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+    def row(name: str, method: str) -> dict:
+        value, seconds = measure(clean[name], levels, method)
+        return {"image": name, "size": clean[name].shape[0], "sigma": sigma, "frames": args.frames,
+                "method": method, "seconds": seconds, "psnr": value}
+
+    resume_rows(args.rows, lambda r: (r["image"], str(r["sigma"]), r["frames"], r["method"]),
+                [((name, str(sigma), args.frames, method), lambda n=name, m=method: row(n, m))
+                 for name in clean for method in methods])
 
 
 if __name__ == "__main__":
