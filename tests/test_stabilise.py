@@ -157,6 +157,8 @@ def test_which_route_applies(clean):
         linr.noisy(noisy, photon_method="anscombe")
     with pytest.raises(InputError, match="unknown photon method"):
         linr.noisy(noisy, noise="poisson", photon_method="vst")
+    with pytest.raises(ValueError, match="method must be None or one of anscombe, likelihood"):
+        Poisson(peak=20.0, method="vst")  # a term built by hand is checked as its stop_on is
 
 
 def test_a_restoration_through_the_transform_is_on_the_photo_s_scale_and_keeps_its_model(clean, tmp_path):

@@ -246,7 +246,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     keep_model = keeps_model(args)
     from .stabilise import as_fitted
 
-    fitted = as_fitted(scenes[0][0], register=getattr(args, "register", None))  # photon noise through its Anscombe transform, as the restore fits it
+    # photon noise through its Anscombe transform, as the restore fits it
+    fitted = as_fitted(scenes[0][0], register=getattr(args, "register", None))
     obs, _ = resolve(fitted, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
                      refine=args.refine, keep_model=keep_model, stop=args.stop,

@@ -204,6 +204,8 @@ class _PhotonCounts(DataTerm):
     def __post_init__(self) -> None:
         if self.stop_on not in STOP_MEASURES:
             raise ValueError(f"stop_on must be one of {', '.join(STOP_MEASURES)}, got {self.stop_on!r}")
+        if self.method is not None and self.method not in PHOTON_METHODS:
+            raise ValueError(f"method must be None or one of {', '.join(PHOTON_METHODS)}, got {self.method!r}")
 
     def expected_observation(self, pred: torch.Tensor) -> torch.Tensor:
         """The mean observation (fit's [-1, 1] scale, float64) of a rendering ``pred``:

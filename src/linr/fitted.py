@@ -150,9 +150,9 @@ class FittedModel:
                 index = torch.arange(start, min(start + chunk, out_h * out_w), device=dev)
                 coords = torch.stack([rows[index // out_w], cols[index % out_w]], dim=1)
                 values = forward(coords)
-                image[start : start + len(index)] = ((values + 1) / 2).float().cpu().numpy()
-                if self.photon is not None:
-                    image[start : start + len(index)] = self.photon.inverse(image[start : start + len(index)])
+                chunk_image = ((values + 1) / 2).float().cpu().numpy()
+                image[start : start + len(index)] = chunk_image if self.photon is None else \
+                    self.photon.inverse(chunk_image)
         return image.reshape(out_h, out_w, self.channels)
 
     def to_dict(self) -> dict[str, Any]:

@@ -218,9 +218,13 @@ class AnscombeTransform:
             means, rates = self._clipped_table()
             return np.interp(np.asarray(restored, dtype=np.float64) * self.top, means, rates) / self.peak
         d = np.maximum(np.asarray(restored, dtype=np.float64) * self.top, LOWEST_TRANSFORMED)
-        counts = (d * d / 4 + _ROOT_3_2 / (4 * d) - 11 / (8 * d ** 2) + 5 * _ROOT_3_2 / (8 * d ** 3)
-                  - 0.125 - self.read ** 2)
-        return np.maximum(counts, 0.0) / self.peak
+        return np.maximum(self._closed_form_counts(d), 0.0) / self.peak
+
+    def _closed_form_counts(self, d: np.ndarray) -> np.ndarray:
+        """Makitalo and Foi's closed-form unbiased inverse of transformed values ``d`` (at least
+        :data:`LOWEST_TRANSFORMED`), less the read noise's variance: counts, below 0 where dark."""
+        return (d * d / 4 + _ROOT_3_2 / (4 * d) - 11 / (8 * d ** 2) + 5 * _ROOT_3_2 / (8 * d ** 3)
+                - 0.125 - self.read ** 2)
 
     def _clipped_table(self) -> tuple[np.ndarray, np.ndarray]:
         """The mean transformed value of clipped counts at each rate of a grid up to
@@ -244,7 +248,7 @@ class AnscombeTransform:
             return np.where(inside, ratio[at], 0.0) * self.top / self.peak
         d = np.maximum(raw, LOWEST_TRANSFORMED)
         slope = (d / 2 - _ROOT_3_2 / (4 * d ** 2) + 11 / (4 * d ** 3) - 15 * _ROOT_3_2 / (8 * d ** 4))
-        live = (raw > LOWEST_TRANSFORMED) & (self.inverse(restored) > 0)
+        live = (raw > LOWEST_TRANSFORMED) & (self._closed_form_counts(d) > 0)
         return np.where(live, slope, 0.0) * self.top / self.peak
 
     def describe(self) -> dict[str, float | bool]:
