@@ -1,0 +1,130 @@
+"""A probe for photos clipped to [0, 1] with Gaussian noise: linr's default restoration as it
+is, and the same restoration mapped back through the inverse of the clipped photo's expected value
+(:class:`linr.clipping.ClippedGaussianInverse`); for bursts, the frames' mean (plain, and weighted
+by each frame's measured inverse variance) restored as one photo, with and without the inverse,
+beside the default's joint fit of the frames and the least noisy frame alone.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/clip_inverse_probe.py single [--images ...]
+        [--sigmas 15,25,50] [--size 128] [--rows benchmarks/clip_inverse_single.jsonl]
+    PYTHONPATH=src .venv/bin/python benchmarks/clip_inverse_probe.py burst --levels 15,25,50 [...]
+        [--rows benchmarks/clip_inverse_burst.jsonl]
+
+Centre crops of shared images (``FOLDER/NAME[:grey]``), Gaussian noise of the given level (0-255
+scale; frame k of a burst seeded k), clipped to [0, 1] and rounded to 8 bits as saved photos are.
+The inverse's noise levels are linr's measured ones (``floored_noise_sigma``) unless a row says
+"true". PSNR: standard convention, data range 1, against the clean crop, output clipped
+(scikit-image). One JSON line per (image, level[s]), appended as it finishes; a rerun skips rows
+already there. One torch thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HELD_OUT = ("set9/baboon,set9/f16,set9/house,set9/kodim01,set9/kodim02,set9/kodim03,set9/kodim12,"
+            "set9/peppers,deblur/leaves,deblur/parrots,deblur/starfish,inpaint/library,inpaint/vase")
+
+
+def noisy_frames(clean: np.ndarray, levels: list[float]) -> list[np.ndarray]:
+    """Frame k: ``clean`` plus Gaussian noise of ``levels[k]`` (seed k), clipped, 8-bit."""
+    return [(np.round(np.clip(clean + np.random.default_rng(seed).normal(0, level / 255, clean.shape), 0, 1)
+                      * 255) / 255).astype(np.float32) for seed, level in enumerate(levels)]
+
+
+def restored(photos: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """linr's default restoration of ``photos`` (one photo, or a burst fitted jointly) and its
+    wall seconds."""
+    import linr
+
+    started = time.perf_counter()
+    image = linr.restore([linr.noisy(p) for p in photos], device="cpu", progress=False).image
+    return image, round(time.perf_counter() - started, 1)
+
+
+def undone(image: np.ndarray, frames: list[np.ndarray], weights: np.ndarray, sigmas: list[float]) -> np.ndarray:
+    """``image`` through the inverse of the expected value of ``frames`` weighted by ``weights``."""
+    from linr.clipping import ClippedGaussianInverse, clipped_ends_of
+
+    ends = [clipped_ends_of(f) for f in frames]
+    inverse = ClippedGaussianInverse(tuple(sigmas), tuple(float(w) for w in weights / weights.sum()),
+                                     any(e[0] for e in ends), any(e[1] for e in ends))
+    return inverse.inverse(image)
+
+
+def single_row(clean: np.ndarray, sigma: float) -> dict:
+    from linr.bench.common import psnr
+    from linr.noise import floored_noise_sigma
+
+    photo = noisy_frames(clean, [sigma])
+    image, seconds = restored(photo)
+    one = np.ones(1)
+    return {"seconds": seconds, "measured_sigma": round(floored_noise_sigma(photo[0]) * 255, 2),
+            "clipped_black": float(np.mean(photo[0] == 0)), "clipped_white": float(np.mean(photo[0] == 1)),
+            "default": psnr(clean, image),
+            "undone": psnr(clean, undone(image, photo, one, [floored_noise_sigma(photo[0])])),
+            "undone_true_sigma": psnr(clean, undone(image, photo, one, [sigma / 255]))}
+
+
+def burst_row(clean: np.ndarray, levels: list[float], joint: bool) -> dict:
+    from linr.bench.common import psnr
+    from linr.noise import floored_noise_sigma
+
+    frames = noisy_frames(clean, levels)
+    sigmas = [floored_noise_sigma(f) for f in frames]
+    best = int(np.argmin(sigmas))
+    inverse_variance = np.array([1.0 / s ** 2 for s in sigmas])
+    even = np.ones(len(frames))
+    row: dict = {"measured_sigmas": [round(s * 255, 2) for s in sigmas]}
+    for name, used, weights in (("best frame", [best], np.ones(1)), ("mean", range(len(frames)), even),
+                                ("weighted mean", range(len(frames)), inverse_variance)):
+        chosen, their_sigmas = [frames[k] for k in used], [sigmas[k] for k in used]
+        photo = np.tensordot(weights / weights.sum(), np.stack(chosen), axes=1).astype(np.float32)
+        image, seconds = restored([photo])
+        row[name] = {"psnr": psnr(clean, image), "undone": psnr(clean, undone(image, chosen, weights, their_sigmas)),
+                     "seconds": seconds}
+    if joint:  # the default's joint fit: the frames' squared errors summed, as their plain mean's
+        image, seconds = restored(frames)
+        row["joint"] = {"psnr": psnr(clean, image), "undone": psnr(clean, undone(image, frames, even, sigmas)),
+                        "seconds": seconds}
+    return row
+
+
+def main() -> None:
+    import torch
+
+    from linr.bench.common import load_clean, resume_rows
+
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=("single", "burst"))
+    p.add_argument("--images", default=HELD_OUT)
+    p.add_argument("--sigmas", default="15,25,50", help="single: one photo at each level")
+    p.add_argument("--levels", default="25,25,25", help="burst: the frames' levels")
+    p.add_argument("--no-joint", action="store_true", help="burst: leave out the (slow) joint fit")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--rows", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    names = args.images.split(",")
+    rows = args.rows or f"benchmarks/clip_inverse_{args.mode}.jsonl"
+    if args.mode == "single":
+        sigmas = [float(s) for s in args.sigmas.split(",")]
+        jobs = [((name, sigma), lambda n=name, s=sigma: {"image": n, "size": args.size, "sigma": s,
+                                                         **single_row(load_clean(DATA, n, args.size), s)})
+                for sigma in sigmas for name in names]
+        resume_rows(rows, lambda r: (r["image"], r["sigma"]), jobs)
+    else:
+        levels = [float(v) for v in args.levels.split(",")]
+        jobs = [((name, args.levels), lambda n=name: {"image": n, "size": args.size, "levels": args.levels,
+                                                      **burst_row(load_clean(DATA, n, args.size), levels,
+                                                                  not args.no_joint)})
+                for name in names]
+        resume_rows(rows, lambda r: (r["image"], r["levels"]), jobs)
+
+
+if __name__ == "__main__":
+    main()
