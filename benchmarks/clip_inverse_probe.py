@@ -1,6 +1,6 @@
 """A probe for photos clipped to [0, 1] with Gaussian noise: linr's default restoration as it
 is, and the same restoration mapped back through the inverse of the clipped photo's expected value
-(:class:`linr.clipping.ClippedGaussianInverse`); for bursts, the frames' mean (plain, and weighted
+(:class:`linr.clipping.ClippedGaussian`); for bursts, the frames' mean (plain, and weighted
 by each frame's measured inverse variance) restored as one photo, with and without the inverse,
 beside the default's joint fit of the frames and the least noisy frame alone.
 
@@ -48,10 +48,10 @@ def restored(photos: list[np.ndarray]) -> tuple[np.ndarray, float]:
 
 def undone(image: np.ndarray, frames: list[np.ndarray], weights: np.ndarray, sigmas: list[float]) -> np.ndarray:
     """``image`` through the inverse of the expected value of ``frames`` weighted by ``weights``."""
-    from linr.clipping import ClippedGaussianInverse, clipped_ends_of
+    from linr.clipping import ClippedGaussian, clipped_ends_of
 
     ends = [clipped_ends_of(f) for f in frames]
-    inverse = ClippedGaussianInverse(tuple(sigmas), tuple(float(w) for w in weights / weights.sum()),
+    inverse = ClippedGaussian(tuple(sigmas), tuple(float(w) for w in weights / weights.sum()),
                                      any(e[0] for e in ends), any(e[1] for e in ends))
     return inverse.inverse(image)
 

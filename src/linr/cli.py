@@ -246,8 +246,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     keep_model = keeps_model(args)
     from .stabilise import as_fitted
 
-    # photon noise through its Anscombe transform, as the restore fits it
-    fitted = as_fitted(scenes[0][0], register=getattr(args, "register", None))
+    # photon noise through its Anscombe transform, a Gaussian burst averaged, as the restore fits them
+    fitted = as_fitted(scenes[0][0], register=getattr(args, "register", None), preset=args.preset,
+                       clipping=args.clipping)
     obs, _ = resolve(fitted, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
                      refine=args.refine, keep_model=keep_model, stop=args.stop,
@@ -357,6 +358,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model and grid is None, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
                 announce=False,  # said once above, for every frame
+                clipping=args.clipping,
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -398,6 +400,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     photon_line = _photon_line(results[0].settings)
     if photon_line:
         print(photon_line)
+    clipping_line = _clipping_line(results[0].settings)
+    if clipping_line:
+        print(clipping_line)
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
     if prior_line:
         print(prior_line)
@@ -485,6 +490,25 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
     if "why" in route:
         return f"photon noise: its likelihood fitted, not the Anscombe transform: {route['why']}"
     return None
+
+
+def _clipping_line(settings: dict[str, Any]) -> str | None:
+    """One line on a Gaussian burst averaged and a photo's clipping undone (:mod:`linr.stabilise`),
+    or None: neither."""
+    route = settings.get("clipping")
+    if not route:
+        return None
+    said = []
+    if route.get("frames_averaged"):
+        levels = ", ".join(f"{s:.1f}" for s in route["sigmas"])
+        weights = ", ".join(f"{w:.2f}" for w in route["weights"])
+        said.append(f"{route['frames_averaged']} aligned frames averaged and restored as one photo (measured "
+                    f"noise sigma {levels} of 255; weights {weights})")
+    ends = [end for end, on in (("black", route["clipped_at_black"]), ("white", route["clipped_at_white"])) if on]
+    if ends:
+        said.append(f"clipped at {' and '.join(ends)}: the restored values mapped back through the clipped "
+                    "noise's expected value (--clipping ignore: as fitted)")
+    return "; ".join(said) or None
 
 
 def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
@@ -896,7 +920,8 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
                         tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
                         ensemble=members, frames=frames, tile_store=tile_store,
-                        tile_store_replace=bool(getattr(args, "force", False)))
+                        tile_store_replace=bool(getattr(args, "force", False)),
+                        clipping=getattr(args, "clipping", "auto"))
 
 
 def _remove_tile_stores(stores: list[Path | None]) -> None:

@@ -198,6 +198,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-views at other factors, grouped-deblur for one "
                    "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
                    "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, else none")
+    g.add_argument("--clipping", choices=("auto", "ignore"), default="auto",
+                   help="noisy photos with Gaussian noise alone, no --preset: auto (default) undoes the bias "
+                   "that clipping at black and white leaves (where a photo's values reach 0 or the maximum "
+                   "exactly: the restored values mapped back through the clipped noise's expected value; "
+                   "not in the paper); ignore: restored values as fitted. Either way an aligned burst of "
+                   "such photos is restored as its frames' mean weighted by their measured noise")
     g.add_argument("--weight", type=weight_option, action=OncePerKind, default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeat it for other kinds, once each)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

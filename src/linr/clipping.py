@@ -4,10 +4,12 @@ A photo saved to a file is clipped to [0, 1]: its noise cannot take a pixel belo
 white, so near either end the noisy values' mean is pulled inwards (a pixel of 0.95 under noise of
 std 25/255 averages about 0.93 in the file). A restoration estimates that mean, not the pixel: the
 expected clipped value ``F(x) = E[clip(x + n, 0, 1)]``, ``n ~ N(0, sigma^2)``, which rises with
-``x``. :class:`ClippedGaussianInverse` maps a restored image back through ``F``'s inverse (Foi's
+``x``. :class:`ClippedGaussian` maps a restored image back through ``F``'s inverse (Foi's
 treatment of clipped noisy images: restore the clipped photo, then invert its expectation), at the
 ends where the photo was clipped, and caps the result at them. For the weighted mean of frames
-of different noise levels, ``F`` is the same weighted mean of their ``F``.
+of different noise levels, ``F`` is the same weighted mean of their ``F``. It has the interface
+of :class:`linr.photon.AnscombeTransform` (``forward``: the photo as it is), through which
+:mod:`linr.stabilise` restores photos.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClippedGaussianInverse", "clipped_gaussian_mean", "clipped_ends_of"]
+__all__ = ["ClippedGaussian", "clipped_gaussian_mean", "clipped_ends_of"]
 
 GRID = 4097
 """Points on [0, 1] at which the inverse is tabulated (interpolated linearly between)."""
@@ -67,9 +69,10 @@ def clipped_ends_of(image: np.ndarray) -> tuple[bool, bool]:
 
 
 @dataclass(frozen=True)
-class ClippedGaussianInverse:
-    """The inverse of the expected clipped value of a photo (or of a weighted mean of frames)
-    with Gaussian noise of ``sigmas`` (0-1 scale), weighted by ``weights`` (summing to 1)."""
+class ClippedGaussian:
+    """The clipping of a photo (or of the weighted mean of frames) with Gaussian noise of
+    ``sigmas`` (0-1 scale), weighted by ``weights`` (summing to 1), at black and / or white: its
+    restoration is mapped back through the inverse of the expected clipped value."""
 
     sigmas: tuple[float, ...]
     weights: tuple[float, ...]
@@ -86,6 +89,10 @@ class ClippedGaussianInverse:
     def active(self) -> bool:
         """Whether it changes anything: some end was clipped."""
         return self.black or self.white
+
+    def forward(self, image: np.ndarray) -> np.ndarray:
+        """The photo as it is restored: itself (float64)."""
+        return np.asarray(image, dtype=np.float64)
 
     def inverse(self, restored: np.ndarray) -> np.ndarray:
         """The image (float64) whose expected clipped value is ``restored``: at a clipped end

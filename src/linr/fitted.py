@@ -19,7 +19,8 @@ output ``v`` is the image ``(v + 1) / 2`` on [0, 1], mapped to the input's units
 range (:class:`linr.images.ValueRange`), written at its bit depth and, for TIFF, with its layout
 and metadata. A model fitted to a photo's Anscombe transform (photon noise, :mod:`linr.stabilise`)
 keeps the transform and renders through its inverse (files of version 2; version 1 files have
-none). Parameters of a model the fast engine runs are stored as the engine computes with
+none); one fitted to a clipped photo with Gaussian noise (:mod:`linr.clipping`) renders through
+the inverse of its expected clipped value (files of version 3). Parameters of a model the fast engine runs are stored as the engine computes with
 them (hidden layers scaled by their omega_0, :meth:`linr.engine.FastSiren.folded_state`), so a
 loaded model renders exactly what the fit rendered.
 """
@@ -42,6 +43,7 @@ from .fits import FitsHeader
 from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
+from .clipping import ClippedGaussian
 from .photon import AnscombeTransform
 from .problem import resolve_device
 from .tiff import TiffLayout
@@ -50,11 +52,11 @@ __all__ = ["FittedModel", "save_model", "load_model", "render_model", "render_si
            "MAX_RENDER_PIXELS"]
 
 FORMAT = "linr-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the model file; a file of a later version is refused, not guessed at. Version 2
-added the Anscombe transform a model renders through; files without one are written as version 1,
-which every linr reads."""
-READ_VERSIONS = (1, 2)
+added the Anscombe transform a model renders through, version 3 the clipping inverse; a file is
+written with the lowest version that holds it (1 without either, which every linr reads)."""
+READ_VERSIONS = (1, 2, 3)
 
 MAX_RENDER_PIXELS = 2**28
 """Largest render (268 Mpx, e.g. 16384 x 16384): the output image is held in memory whole."""
@@ -81,6 +83,19 @@ class FittedModel:
     photon: AnscombeTransform | None = None
     """The transform of a photo with photon noise the model was fitted to (:mod:`linr.stabilise`):
     renders go through its inverse. None: the model renders the image itself."""
+    clipping: ClippedGaussian | None = None
+    """The clipping of the photo with Gaussian noise the model was fitted to (:mod:`linr.clipping`):
+    renders go through the inverse of its expected clipped value."""
+
+    @property
+    def output_map(self) -> AnscombeTransform | ClippedGaussian | None:
+        """What renders go through (its ``inverse``), or None."""
+        return self.photon if self.photon is not None else self.clipping
+
+    @property
+    def version(self) -> int:
+        """The lowest file version that holds this model."""
+        return 3 if self.clipping is not None else 2 if self.photon is not None else 1
 
     @property
     def engine(self) -> bool:
@@ -151,15 +166,16 @@ class FittedModel:
                 coords = torch.stack([rows[index // out_w], cols[index % out_w]], dim=1)
                 values = forward(coords)
                 chunk_image = ((values + 1) / 2).float().cpu().numpy()
-                image[start : start + len(index)] = chunk_image if self.photon is None else \
-                    self.photon.inverse(chunk_image)
+                mapped = self.output_map
+                image[start : start + len(index)] = chunk_image if mapped is None else mapped.inverse(chunk_image)
         return image.reshape(out_h, out_w, self.channels)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": dataclasses.asdict(self.model), "engine": self.engine,
                 "parameters": self.parameters, "shape": list(self.shape), "channels": self.channels,
                 "precision": self.precision, "chunk_pixels": self.chunk_pixels,
-                **({} if self.photon is None else {"photon": dataclasses.asdict(self.photon)})}
+                **({} if self.photon is None else {"photon": dataclasses.asdict(self.photon)}),
+                **({} if self.clipping is None else {"clipping": dataclasses.asdict(self.clipping)})}
 
 
 def render_size(shape: tuple[int, int], *, scale: float | None = None,
@@ -202,12 +218,13 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
     info = info or ImageInfo("", 8, fitted.channels)
     data = {
         "format": FORMAT,
-        "version": 1 if fitted.photon is None else FORMAT_VERSION,
+        "version": fitted.version,
         "linr": __version__,
         **fitted.to_dict(),
         "values": {
-            "network_to_image": "(v + 1) / 2" if fitted.photon is None else
-                                "AnscombeTransform(**photon).inverse((v + 1) / 2)",
+            "network_to_image": "(v + 1) / 2" if fitted.output_map is None else
+                                "AnscombeTransform(**photon).inverse((v + 1) / 2)" if fitted.photon is not None else
+                                "ClippedGaussian(**clipping).inverse((v + 1) / 2)",
             "value_range": None if info.value_range is None else info.value_range.to_dict(),
             "bit_depth": info.bit_depth,
         },
@@ -288,12 +305,16 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
         config = ModelConfig(**data["model"])
         if config.name not in MODEL_FAMILIES or MODEL_FAMILIES[config.name].engine != data["engine"]:
             raise ValueError(f"model {config.name!r}")
-        photon = data.get("photon")
+        photon, clipping = data.get("photon"), data.get("clipping")
         fitted = FittedModel(config, dict(data["parameters"]), tuple(data["shape"]), int(data["channels"]),
                              str(data["precision"]), int(data["chunk_pixels"]),
                              None if photon is None else AnscombeTransform(
                                  float(photon["peak"]), float(photon["read"]), float(photon["top"]),
-                                 bool(photon.get("white", False)), bool(photon.get("black", False))))
+                                 bool(photon.get("white", False)), bool(photon.get("black", False))),
+                             None if clipping is None else ClippedGaussian(
+                                 tuple(float(v) for v in clipping["sigmas"]),
+                                 tuple(float(v) for v in clipping["weights"]),
+                                 bool(clipping["black"]), bool(clipping["white"])))
         fitted._forward(torch.device("cpu"))  # the parameters fit the configuration
         values = data["values"]
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])

@@ -1,4 +1,5 @@
-"""Photon noise restored as Gaussian noise: the variance-stabilising route of :func:`linr.restore`.
+"""Routes of :func:`linr.restore` through a transform of the photos: photon noise restored as
+Gaussian noise, and a Gaussian photo's clipping undone.
 
 A photo with photon noise (``linr.noisy(y, noise='poisson')`` or ``'poisson-gaussian'``) is, by
 default, not fitted with its likelihood: its generalised Anscombe transform
@@ -19,6 +20,12 @@ transformed values share the mean the inverse inverts, and their mean, of noise 
 likelihood, ahead on six of six). Frames to register keep the likelihood unless a term asks for
 'anscombe' (then fitted as a burst through the transform, which measured level with the
 likelihood on aligned bursts).
+
+Photos with Gaussian noise saved to a file are clipped to [0, 1] (:mod:`linr.clipping`): with no
+preset named, a noisy photo whose values reach black or white exactly is restored as it is and
+the result mapped back through the inverse of its expected clipped value; an aligned burst of such
+photos is first averaged, weighted by each frame's measured inverse noise variance (or by the
+frames' own weights where given), and restored as one photo (:func:`clipping_route`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .clipping import ClippedGaussian, clipped_ends_of
 from .errors import InputError
 from .fidelity import Poisson, PoissonGaussian, SquaredError
 from .fit import FitResult
@@ -36,7 +44,12 @@ from .operators import Identity
 from .photon import AnscombeTransform
 from .problem import Observation
 
-__all__ = ["PhotonRoute", "photon_route", "as_fitted", "stabilised", "unstabilised", "SAME_LEVEL"]
+__all__ = ["NoiseRoute", "restore_route", "photon_route", "clipping_route", "as_fitted", "stabilised",
+           "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
+
+CLIPPING_CHOICES = ("auto", "ignore")
+"""``clipping`` of :func:`linr.restore`: 'auto' undoes a Gaussian photo's clipping where its
+values reach black or white; 'ignore' restores the photo's values as they are."""
 
 SAME_LEVEL = 1.25
 """Frames whose photon levels (peaks) are within this ratio are restored as of one level."""
@@ -46,10 +59,11 @@ BURST_NOT_DEFAULT = ("a burst of frames to register (fitted through the transfor
 
 
 @dataclass(frozen=True)
-class PhotonRoute:
-    """How :func:`linr.restore` restores photon-noise photos (:func:`photon_route`)."""
+class NoiseRoute:
+    """How :func:`linr.restore` restores photon-noise photos (:func:`photon_route`) or clipped
+    photos with Gaussian noise (:func:`clipping_route`)."""
 
-    transform: AnscombeTransform | None
+    transform: AnscombeTransform | ClippedGaussian | None
     """The transform the photos are restored through; None: each term's likelihood is fitted."""
     why_not: str | None = None
     """Why the transform (the default) was left for the likelihood, or None."""
@@ -58,15 +72,24 @@ class PhotonRoute:
     transformed values share the mean the inverse inverts, with ``1 / frames`` the variance."""
     noise: dict[str, object] | None = None
     """The first photo's noise model (its data term's description), for the record."""
+    weights: tuple[float, ...] | None = None
+    """The averaged frames' weights (summing to 1); None: the frames' own (1 where not given)."""
+
+    @property
+    def record_key(self) -> str:
+        """The key of ``settings`` that records the route: 'clipping' or 'photon'."""
+        return "clipping" if isinstance(self.transform, ClippedGaussian) else "photon"
 
     def describe(self) -> dict[str, object]:
+        if isinstance(self.transform, ClippedGaussian):
+            return {**self.transform.describe(), **({"frames_averaged": self.averaged} if self.averaged else {})}
         if self.transform is not None:
             return {"method": "anscombe", **self.transform.describe(), "noise": self.noise,
                     **({"frames_averaged": self.averaged} if self.averaged else {})}
         return {"method": "likelihood", **({} if self.why_not is None else {"why": self.why_not})}
 
 
-def photon_route(observations: Sequence[Observation], *, register: str | None = None) -> PhotonRoute | None:
+def photon_route(observations: Sequence[Observation], *, register: str | None = None) -> NoiseRoute | None:
     """The route of these observations' photon noise, or None: none has photon noise. A term
     whose ``method`` is 'anscombe' where the transform does not apply is a one-line error. A
     burst of aligned frames (no ``register``) is averaged after the transform; frames to be
@@ -78,21 +101,21 @@ def photon_route(observations: Sequence[Observation], *, register: str | None = 
     if "likelihood" in methods:
         if "anscombe" in methods:
             raise InputError("the photos' photon methods differ (anscombe and likelihood); one restoration takes one")
-        return PhotonRoute(None)
+        return NoiseRoute(None)
     why = _why_not(observations, terms)
     if why is not None:
         if "anscombe" in methods:
             raise InputError(f"the Anscombe route (--photon-method anscombe) does not apply: {why}; "
                              "use the likelihood (--photon-method likelihood; photon_method='likelihood' in Python)")
-        return PhotonRoute(None, why)
+        return NoiseRoute(None, why)
     if len(observations) > 1 and register is not None and "anscombe" not in methods:
-        return PhotonRoute(None, BURST_NOT_DEFAULT)
+        return NoiseRoute(None, BURST_NOT_DEFAULT)
     peak = float(np.mean([t.peak for t in terms]))
     read = peak * float(np.sqrt(np.mean([getattr(t, "read_sigma", 0.0) ** 2 for t in terms])))
     white = any(t.saturated for t in terms)
     aligned = register is None and len({o.image.shape for o in observations}) == 1  # else refused further on
     averaged = len(observations) if len(observations) > 1 and aligned else 0
-    return PhotonRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
+    return NoiseRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
                        noise=terms[0].describe(), averaged=averaged)
 
 
@@ -110,11 +133,57 @@ def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
     return None
 
 
-def as_fitted(observations: Sequence[Observation], *, register: str | None = None) -> list[Observation]:
-    """The observations as :func:`linr.restore` fits them: through their Anscombe transform where
-    that route is taken (:func:`photon_route`), else as they are: what a caller checking options
-    before a restore (the command line) resolves them on."""
+def restore_route(observations: Sequence[Observation], *, register: str | None = None, preset: str | None = None,
+                  clipping: str = "auto") -> NoiseRoute | None:
+    """The route of these observations: photon noise's (:func:`photon_route`), else a clipped
+    Gaussian photo's or burst's (:func:`clipping_route`), else None (fitted as they are)."""
     route = photon_route(observations, register=register)
+    if route is not None:
+        return route
+    return clipping_route(observations, register=register, preset=preset, clipping=clipping)
+
+
+def clipping_route(observations: Sequence[Observation], *, register: str | None = None, preset: str | None = None,
+                   clipping: str = "auto") -> NoiseRoute | None:
+    """The route of noisy photos with Gaussian noise (the squared error) alone, with no preset
+    named and no registration: one photo whose values reach black or white exactly (clipped
+    there) is restored as it is and mapped back through the inverse of its expected clipped
+    value (``clipping`` 'ignore': not); an aligned burst (frames of one size) is averaged,
+    weighted by each frame's measured inverse noise variance, or by the frames' own weights
+    where any is given (1 for the others), and restored as one photo, mapped back the same way
+    where some frame was clipped. None: anything else (the paper's preset among it)."""
+    if clipping not in CLIPPING_CHOICES:
+        raise InputError(f"clipping must be one of {', '.join(CLIPPING_CHOICES)}, got {clipping!r}")
+    if preset is not None or register is not None or not observations:
+        return None
+    if not all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError and o.carries_noise
+               for o in observations) or len({o.image.shape for o in observations}) != 1:
+        return None
+    from .noise import floored_noise_sigma
+
+    sigmas = tuple(floored_noise_sigma(o.image) for o in observations)
+    if any(o.weight is not None for o in observations):
+        raw = [1.0 if o.weight is None else float(o.weight) for o in observations]
+    else:
+        raw = [1.0 / s ** 2 for s in sigmas]
+    if sum(raw) <= 0:
+        raise InputError("every frame of the burst has weight 0")
+    weights = tuple(w / sum(raw) for w in raw)
+    ends = [clipped_ends_of(o.image) for o in observations] if clipping == "auto" else [(False, False)]
+    black, white = any(e[0] for e in ends), any(e[1] for e in ends)
+    if len(observations) == 1 and not (black or white):
+        return None
+    averaged = len(observations) if len(observations) > 1 else 0
+    return NoiseRoute(ClippedGaussian(sigmas, weights, black, white), averaged=averaged,
+                      weights=weights if averaged else None)
+
+
+def as_fitted(observations: Sequence[Observation], *, register: str | None = None, preset: str | None = None,
+              clipping: str = "auto") -> list[Observation]:
+    """The observations as :func:`linr.restore` fits them: through their route's transform where
+    one is taken (:func:`restore_route`), else as they are: what a caller checking options
+    before a restore (the command line) resolves them on."""
+    route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     if route is None or route.transform is None:
         return list(observations)
     return stabilised(observations, route)
@@ -132,17 +201,20 @@ def _by_rows(mapping: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> 
     return out
 
 
-def stabilised(observations: Sequence[Observation], route: PhotonRoute) -> list[Observation]:
+def stabilised(observations: Sequence[Observation], route: NoiseRoute) -> list[Observation]:
     """The observations' transformed images as photos with Gaussian noise (squared error); a
-    burst the route averages, as one photo: the mean of its frames' transforms (weighted by the
-    frames' weights where given)."""
+    burst the route averages, as one photo: the mean of its frames' transforms, weighted by the
+    route's weights (else by the frames' weights where given)."""
     transform = route.transform
     assert transform is not None
+    if isinstance(transform, ClippedGaussian) and not route.averaged:
+        return list(observations)  # restored as it is
     frames = [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
               for o in observations]
     if not route.averaged:
         return frames
-    weights = [1.0 if f.weight is None else float(f.weight) for f in frames]  # frames' own weights, if given
+    weights = list(route.weights) if route.weights is not None else \
+        [1.0 if f.weight is None else float(f.weight) for f in frames]  # frames' own weights, if given
     if sum(weights) <= 0:
         raise InputError("every frame of the burst has weight 0")
     mean = np.zeros(frames[0].image.shape, dtype=np.float32)
@@ -151,11 +223,11 @@ def stabilised(observations: Sequence[Observation], route: PhotonRoute) -> list[
     return [dataclasses.replace(frames[0], image=mean, weight=None)]
 
 
-def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool = False) -> FitResult:
+def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool = False) -> FitResult:
     """``result`` of the transformed photos mapped back to the photos' scale: the image, the fit's
     image before a refinement, an ensemble's spread (through the inverse's slope at the members'
     mean fit) and a kept model (which then renders through the inverse); ``settings['photon']``
-    says so. What stays on the transform's scale: ``history`` (the loss, and a reference's PSNR
+    (``settings['clipping']`` for a clipped Gaussian photo's) says so. What stays on the transform's scale: ``history`` (the loss, and a reference's PSNR
     against the transformed reference) and ``settings['observations']`` (the transformed photos'
     squared error; ``settings['photon']['noise']`` is the photos' own noise model)."""
     transform = route.transform
@@ -167,9 +239,9 @@ def unstabilised(result: FitResult, route: PhotonRoute, *, reference_given: bool
     if result.fitted_image is not None:
         result.fitted_image = _by_rows(transform.inverse, result.fitted_image)
     if result.model is not None:
-        result.model = dataclasses.replace(result.model, photon=transform)
+        result.model = dataclasses.replace(result.model, **{route.record_key: transform})
     record = route.describe()
-    if reference_given and result.history.get("psnr"):
+    if reference_given and result.history.get("psnr") and route.record_key == "photon":
         record["history"] = "the PSNR per step is of the transformed image against the transformed reference"
-    result.settings["photon"] = record
+    result.settings[route.record_key] = record
     return result

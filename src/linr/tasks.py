@@ -30,7 +30,7 @@ from . import progress as progress_of_work
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stabilise import PhotonRoute, photon_route, stabilised, unstabilised
+from .stabilise import NoiseRoute, restore_route, stabilised, unstabilised
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
 from .sure import noisy_enough, pick_by_sure, up_to_pixels, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
@@ -1021,6 +1021,7 @@ def restore(
     on_step: Callable[[int, Any, float, int | None], None] | None = None,
     on_refine: Callable[[str], None] | None = None,
     announce: bool | None = None,
+    clipping: str = "auto",
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -1067,6 +1068,12 @@ def restore(
     Photon noise (``noise='poisson'``...) is restored through its Anscombe transform where that
     route is taken (:mod:`linr.stabilise`: one photo), and the result mapped back; the per-step
     values (``history``, ``on_step``'s output) are then the transformed photo's.
+    ``clipping``: with no preset named, noisy photos with Gaussian noise alone whose values reach
+    black or white exactly (a file's: clipped there) are restored as they are and the result is
+    mapped back through the inverse of their expected clipped value (:mod:`linr.clipping`;
+    ``settings['clipping']`` says so); an aligned burst of them is restored as its frames' mean
+    weighted by their measured inverse noise variance (:func:`linr.stabilise.clipping_route`).
+    'ignore': no mapping back (a burst is still averaged).
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
@@ -1085,13 +1092,13 @@ def restore(
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                 stop=stop, register=register, tile=tile, ensemble=ensemble)
+                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
-    stable = plan.photon is not None and plan.photon.transform is not None
+    stable = plan.route is not None and plan.route.transform is not None
     if stable:
         observations = obs  # the transformed photos stand for the photos from here on
         if reference is not None:
-            reference = plan.photon.transform.forward(reference).astype(np.float32)
+            reference = plan.route.transform.forward(reference).astype(np.float32)
     if keep_model and grid is not None:
         raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
                          f"({len(grid)} tiles, one network each); pass tile='off'")
@@ -1163,9 +1170,9 @@ def restore(
     elif plan.refine_left_out is not None:
         result.settings["refine"] = dict(plan.refine_left_out)
     if stable:
-        return unstabilised(result, plan.photon, reference_given=reference is not None)
-    if plan.photon is not None:
-        result.settings["photon"] = plan.photon.describe()
+        return unstabilised(result, plan.route, reference_given=reference is not None)
+    if plan.route is not None:
+        result.settings[plan.route.record_key] = plan.route.describe()
     return result
 
 
@@ -1349,7 +1356,8 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              prior: str | None = None, refine: str | None = None, keep_model: bool = False,
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
-             tile_store: str | None = None, tile_store_replace: bool = False) -> str | None:
+             tile_store: str | None = None, tile_store_replace: bool = False,
+             clipping: str = "auto") -> str | None:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
@@ -1361,7 +1369,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                 stop=stop, register=register, tile=tile, ensemble=ensemble)
+                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
                      tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
 
@@ -1380,23 +1388,26 @@ class RestorePlan:
     refine_left_out: dict[str, str] | None = None
     """``settings['refine']`` where the default refinement is left out for the image's size
     (:func:`default_refine_left_out`)."""
-    photon: PhotonRoute | None = None
-    """How photon noise is restored (:func:`linr.stabilise.photon_route`): through the Anscombe
-    transform (``obs`` are then the transformed photos) or by its likelihood; None: no photon noise."""
+    route: NoiseRoute | None = None
+    """How photon noise or a clipped Gaussian photo is restored (:func:`linr.stabilise.restore_route`):
+    through a transform (``obs`` are then the transformed photos; a burst averaged, one photo) or
+    by photon noise's likelihood; None: as the photos are."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
                  lr: float | None = None, seed: int = 0, device: str = "auto", model: ModelConfig | None = None,
                  progress: bool | None = None, precision: str | None = None, prior: str | None = None,
                  refine: str | None = None, keep_model: bool = False, stop: StopRule | str | None = None,
-                 register: str | None = None, tile: Any = "auto", ensemble: int = 1) -> RestorePlan:
+                 register: str | None = None, tile: Any = "auto", ensemble: int = 1,
+                 clipping: str = "auto") -> RestorePlan:
     """The observations and settings :func:`restore` with these options fits, its tiles,
     refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
     that runs the restore itself (the web app) shows beforehand. Photos with photon noise are
-    planned as their Anscombe transforms where that route applies (:mod:`linr.stabilise`)."""
-    photon = photon_route(observations, register=register)
-    if photon is not None and photon.transform is not None:
-        observations = stabilised(observations, photon)
+    planned as their Anscombe transforms where that route applies, an aligned Gaussian burst as
+    its frames' weighted mean (:mod:`linr.stabilise`)."""
+    route = restore_route(observations, register=register, preset=preset, clipping=clipping)
+    if route is not None and route.transform is not None:
+        observations = stabilised(observations, route)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1416,7 +1427,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, ensemble=ensemble,
                       keep_model=keep_model)
-    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, photon)
+    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -1588,9 +1599,11 @@ def restore_many(
     precision: str | None = None,
     prior: str | None = None,
     refine: str | None = None,
+    clipping: str = "auto",
 ) -> list[FitResult]:
     """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`)
-    (each refined as :func:`restore` would refine it):
+    (each refined as :func:`restore` would refine it, through its route as :func:`restore` takes
+    it: :mod:`linr.stabilise`):
     the same results up to rounding, in one loop of batched products, which fills a GPU that
     one small image leaves mostly idle. The scenes must resolve to the same settings (same
     observation kinds, so the same preset steps and model) and the same restored size; ``stop``
@@ -1600,6 +1613,12 @@ def restore_many(
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
     scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
+    routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
+    scenes = [obs if route is None or route.transform is None else stabilised(obs, route)
+              for obs, route in zip(scenes, routes)]
+    if references is not None:  # on the transformed photos' scale, as restore() compares them
+        references = [r if r is None or route is None or route.transform is None
+                      else route.transform.forward(r).astype(np.float32) for r, route in zip(references, routes)]
     resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
                         model=model, progress=progress, precision=precision, prior=prior, refine=refine,
                         stop=stop)
@@ -1628,6 +1647,12 @@ def restore_many(
             apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
         elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
             result.settings["refine"] = left_out
+    for k, (result, route) in enumerate(zip(results, routes)):
+        if route is not None and route.transform is not None:
+            results[k] = unstabilised(result, route, reference_given=references is not None
+                                      and references[k] is not None)
+        elif route is not None:
+            result.settings[route.record_key] = route.describe()
     return results
 
 

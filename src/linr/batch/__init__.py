@@ -241,9 +241,19 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the network of the defaults' inpainting when no network is named (omega_0 15 since the
         # twenty-third session; a batch made before it has none: the paper's network)
         **({"inpaint_model": dataclasses.asdict(DEFAULT_INPAINT_MODEL)} if model is None and _plain_inpainting(args) else {}),
+        # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
+        # fifty-fifth session; batches before have none and, fitted otherwise, do not resume)
+        **({"clipping": args.clipping} if _clipping_route(args) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
     }
+
+
+def _clipping_route(args: argparse.Namespace) -> bool:
+    """Whether the batch's images take the clipping route (:func:`linr.stabilise.clipping_route`):
+    noisy images with Gaussian noise alone, no preset, not registered."""
+    return args.preset is None and _kinds_given(args) == {"noisy"} and not getattr(args, "register", None) \
+        and getattr(args, "noise", "gaussian") in (None, "gaussian")
 
 
 def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
@@ -635,7 +645,7 @@ def _batch(args: argparse.Namespace) -> int:
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
-                   "prior": args.prior, "refine": args.refine}
+                   "prior": args.prior, "refine": args.refine, "clipping": args.clipping}
             if not args.quiet:
                 _say_first_cost(todo[0], settings, fit, threads, count=len(todo),
                                 at_once=backend.slots * max(1, args.stack))

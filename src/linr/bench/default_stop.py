@@ -92,8 +92,12 @@ def row_key(name: str, *, colour: str, size: int, sigma: float, budget: int, eve
     return f"{name}_{colour}_s{size}_n{sigma:g}_b{budget}_e{every}{pilot_tag()}{_stop_tag(size, sigma, colour)}"
 
 
-ORACLE_FIELDS = ("steps_fitted", "lr", "retried", "oracle_psnr", "oracle_step", "oracle_iterate", "curve")
-"""What a row's fixed fit gave (the oracle and the curve): the same whatever the default's stop."""
+ORACLE_FIELDS = ("steps_fitted", "lr", "retried", "oracle_psnr", "oracle_step", "oracle_iterate", "curve",
+                 "oracle_clipping")
+"""What a row's fixed fit gave (the oracle and the curve): the same whatever the default's stop.
+``oracle_clipping``: 'undone' where its images were mapped back through the clipped photo's
+inverse as the default's (:mod:`linr.stabilise`, since the fifty-fifth session), 'none' where the
+photo was not clipped; rows without it (before) are not reused."""
 
 
 def oracle_row(rows: list[dict[str, Any]], name: str, *, colour: str, size: int, sigma: float, budget: int,
@@ -158,6 +162,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
     # the default's resolved photo and settings (float32 products where its stop is the SURE pick)
     plan = tasks.plan_restore(obs, seed=0, device="cpu")
     resolved, config = plan.obs, plan.config
+    unclip = plan.route.transform if plan.route is not None and plan.route.record_key == "clipping" else None
     rule = tasks.resolve_stop(resolved, preset=None, steps=None, stop=None, refine=refine)
     held = holdout_rule(rule)
     if held is not None:
@@ -186,6 +191,8 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
         point: list[Any] = [step]
         for kind, image in (("raw", raw), ("average", mean)):
             refined, _ = refine_image(refine, image, obs, masks)
+            if unclip is not None:  # mapped back as the default maps its image (linr.stabilise)
+                refined = unclip.inverse(refined)
             value = psnr(clean, refined)
             point.append(round(value, 4))
             if value > best["psnr"]:
@@ -196,7 +203,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
         curve.append(point)
     return {**own, "steps_fitted": steps, "lr": lr, "retried": retried,
             "oracle_psnr": best["psnr"], "oracle_step": best.get("step"), "oracle_iterate": best.get("iterate"),
-            "curve": curve}
+            "curve": curve, "oracle_clipping": "none" if unclip is None else "undone"}
 
 
 def minimum_step(row: dict[str, Any]) -> int:

@@ -244,7 +244,8 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     default's rule, or ``stop=sure`` asked for); '' for either that it does not: rows made before,
     of the same key, are whole-image fits and the held-out stop's. Last, ``-float32`` where the
     pilot keeps float32 products though its tag (:func:`linr.tasks.pilot_tag`) says bf16 (the
-    SURE pick's fits: :func:`linr.tasks.sure_in_float32`)."""
+    SURE pick's fits: :func:`linr.tasks.sure_in_float32`). Then ``@clipping-undone`` where the
+    restoration is mapped back through the clipped photo's inverse (:mod:`linr.stabilise`)."""
     from ..stopping import SurePick
     from ..sure import pick_tag
     from ..tasks import DENOISE_TILE_SIZE, TILE_SIZE, auto_whole_up_to, pilot_precision, plan_restore
@@ -260,8 +261,10 @@ def _plan_suffix(variant: str, options: dict[str, Any], obs: list[Any], steps: i
     other = "precision" not in options and plan.pilot and plan.config.precision != pilot_precision("cpu")
     # the pilot's tiles of 128 px since the forty-sixth session (rows before: 256 px, unsaid)
     size = str(DENOISE_TILE_SIZE) if plan.pilot and options.get("preset") is None and DENOISE_TILE_SIZE != TILE_SIZE else ""
+    # the photo's clipping undone after the restoration (linr.stabilise, since the fifty-fifth session)
+    undone = plan.route is not None and plan.route.record_key == "clipping" and plan.route.transform.active
     return (f"@tiles{size}-above{above}" if tiled else "") + (f"@{pick_tag()}" if isinstance(plan.rule, SurePick) else "") + \
-        (f"-{plan.config.precision}" if other else "")
+        (f"-{plan.config.precision}" if other else "") + ("@clipping-undone" if undone else "")
 
 
 def _label(variant: str, options: dict[str, Any]) -> str:

@@ -305,13 +305,13 @@ class BenchRun:
     def _linr_settings(self, method: Method, arrays: dict[str, Any], corruption: Corruption) -> Any:
         """The fit settings, stop rule, tiles and refinement :func:`linr.tasks.restore` resolves for
         a LINR column (:func:`linr.tasks.plan_restore`; the stop rule as the fit runs it, such as the
-        SURE pick of a small noisy photo)."""
+        SURE pick of a small noisy photo), and the route its photos take (:mod:`linr.stabilise`)."""
         from .. import tasks
 
         options = self._linr_options(method, corruption)
         plan = tasks.plan_restore(self.observations(arrays, corruption), seed=self.profile.seed,
                                   device=self.device, progress=False, **options)
-        return plan.config, plan.rule, plan.grid, plan.refine
+        return plan.config, plan.rule, plan.grid, plan.refine, plan.route
 
     def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
                 arrays: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -329,7 +329,7 @@ class BenchRun:
             from ..errors import InputError
 
             try:
-                config, stop, grid, refine = self._linr_settings(method, arrays, corruption)
+                config, stop, grid, refine, route = self._linr_settings(method, arrays, corruption)
             except InputError as exc:  # a variant this table's observations cannot take: skipped, said why
                 if not method.variant:
                     raise
@@ -362,6 +362,8 @@ class BenchRun:
                     key.update(tiles=grid.describe())
                 if refine is not None:  # the defaults refine a noisy or masked photo after the fit
                     key.update(refine=refine)
+            if route is not None and route.record_key == "clipping":  # since the fifty-fifth session
+                key.update(clipping=route.describe())
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
