@@ -2,10 +2,12 @@
 is, and the same restoration mapped back through the inverse of the clipped photo's expected value
 (:class:`linr.clipping.ClippedGaussian`); for bursts, the frames' mean (plain, and weighted
 by each frame's measured inverse variance) restored as one photo, with and without the inverse,
-beside the default's joint fit of the frames and the least noisy frame alone.
+beside the least noisy frame alone (and, in rows made before the route that averages bursts,
+the default's joint fit of the frames).
 
     PYTHONPATH=src .venv/bin/python benchmarks/clip_inverse_probe.py single [--images ...]
         [--sigmas 15,25,50] [--size 128] [--rows benchmarks/clip_inverse_single.jsonl]
+    PYTHONPATH=src .venv/bin/python benchmarks/clip_inverse_probe.py single --photon PEAK [...]
     PYTHONPATH=src .venv/bin/python benchmarks/clip_inverse_probe.py burst --levels 15,25,50 [...]
         [--rows benchmarks/clip_inverse_burst.jsonl]
 
@@ -37,12 +39,13 @@ def noisy_frames(clean: np.ndarray, levels: list[float]) -> list[np.ndarray]:
 
 
 def restored(photos: list[np.ndarray]) -> tuple[np.ndarray, float]:
-    """linr's default restoration of ``photos`` (one photo, or a burst fitted jointly) and its
-    wall seconds."""
+    """linr's default restoration of ``photos`` (one photo) as fitted, the clipping not undone
+    (``clipping='ignore'``, which the rows before the fifty-fifth session's route got without it),
+    and its wall seconds."""
     import linr
 
     started = time.perf_counter()
-    image = linr.restore([linr.noisy(p) for p in photos], device="cpu", progress=False).image
+    image = linr.restore([linr.noisy(p) for p in photos], device="cpu", progress=False, clipping="ignore").image
     return image, round(time.perf_counter() - started, 1)
 
 
@@ -56,18 +59,28 @@ def undone(image: np.ndarray, frames: list[np.ndarray], weights: np.ndarray, sig
     return inverse.inverse(image)
 
 
-def single_row(clean: np.ndarray, sigma: float) -> dict:
+def photon_photo(clean: np.ndarray, peak: float) -> np.ndarray:
+    """``clean`` with photon noise of ``peak`` photons at white (seed 0), clipped, 8-bit: noise a
+    camera gives, restored as Gaussian (the noise model not said) by these rows."""
+    from linr.simulate import add_photon_noise
+
+    return (np.round(add_photon_noise(clean, peak, seed=0) * 255) / 255).astype(np.float32)
+
+
+def single_row(clean: np.ndarray, sigma: float, photon: float | None = None) -> dict:
+    """``photon``: photon noise of that many photons at white instead (``sigma`` then unused)."""
     from linr.bench.common import psnr
     from linr.noise import floored_noise_sigma
 
-    photo = noisy_frames(clean, [sigma])
+    photo = noisy_frames(clean, [sigma]) if photon is None else [photon_photo(clean, photon)]
     image, seconds = restored(photo)
     one = np.ones(1)
     return {"seconds": seconds, "measured_sigma": round(floored_noise_sigma(photo[0]) * 255, 2),
             "clipped_black": float(np.mean(photo[0] == 0)), "clipped_white": float(np.mean(photo[0] == 1)),
             "default": psnr(clean, image),
             "undone": psnr(clean, undone(image, photo, one, [floored_noise_sigma(photo[0])])),
-            "undone_true_sigma": psnr(clean, undone(image, photo, one, [sigma / 255]))}
+            **({} if photon is not None else
+               {"undone_true_sigma": psnr(clean, undone(image, photo, one, [sigma / 255]))})}
 
 
 def burst_row(clean: np.ndarray, levels: list[float], joint: bool) -> dict:
@@ -87,7 +100,8 @@ def burst_row(clean: np.ndarray, levels: list[float], joint: bool) -> dict:
         image, seconds = restored([photo])
         row[name] = {"psnr": psnr(clean, image), "undone": psnr(clean, undone(image, chosen, weights, their_sigmas)),
                      "seconds": seconds}
-    if joint:  # the default's joint fit: the frames' squared errors summed, as their plain mean's
+    if joint:  # the joint fit of the frames (rows made before the fifty-fifth session's route; since,
+        # a burst is averaged: this is then the weighted mean again)
         image, seconds = restored(frames)
         row["joint"] = {"psnr": psnr(clean, image), "undone": psnr(clean, undone(image, frames, even, sigmas)),
                         "seconds": seconds}
@@ -103,6 +117,8 @@ def main() -> None:
     p.add_argument("mode", choices=("single", "burst"))
     p.add_argument("--images", default=HELD_OUT)
     p.add_argument("--sigmas", default="15,25,50", help="single: one photo at each level")
+    p.add_argument("--photon", type=float, default=None, metavar="PEAK",
+                   help="single: photon noise of PEAK photons at white instead of --sigmas (restored as Gaussian)")
     p.add_argument("--levels", default="25,25,25", help="burst: the frames' levels")
     p.add_argument("--no-joint", action="store_true", help="burst: leave out the (slow) joint fit")
     p.add_argument("--size", type=int, default=128)
@@ -111,7 +127,12 @@ def main() -> None:
     torch.set_num_threads(1)
     names = args.images.split(",")
     rows = args.rows or f"benchmarks/clip_inverse_{args.mode}.jsonl"
-    if args.mode == "single":
+    if args.mode == "single" and args.photon is not None:
+        jobs = [((name, f"photon{args.photon:g}"), lambda n=name: {
+            "image": n, "size": args.size, "sigma": f"photon{args.photon:g}",
+            **single_row(load_clean(DATA, n, args.size), 0.0, args.photon)}) for name in names]
+        resume_rows(rows, lambda r: (r["image"], r["sigma"]), jobs)
+    elif args.mode == "single":
         sigmas = [float(s) for s in args.sigmas.split(",")]
         jobs = [((name, sigma), lambda n=name, s=sigma: {"image": n, "size": args.size, "sigma": s,
                                                          **single_row(load_clean(DATA, n, args.size), s)})
