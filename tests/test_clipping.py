@@ -102,6 +102,8 @@ def test_which_photos_take_the_clipping_route(clean):
     mean = stabilised(frames, burst)
     assert len(mean) == 1 and mean[0].image == pytest.approx(
         burst.weights[0] * frames[0].image + burst.weights[1] * frames[1].image, abs=1e-6)
+    even = clipping_route([linr.noisy(noisy_frame(clean, 25, k)) for k in range(2)])
+    assert even.weights == (0.5, 0.5)  # levels within 1.25x: the estimate's scatter, weighed equally
     given = clipping_route([linr.noisy(f.image, weight=1.0) for f in frames])
     assert given.weights == (0.5, 0.5)
     assert not clipping_route(frames, clipping="ignore").transform.active  # still averaged

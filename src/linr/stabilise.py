@@ -24,8 +24,8 @@ likelihood on aligned bursts).
 Photos with Gaussian noise saved to a file are clipped to [0, 1] (:mod:`linr.clipping`): with no
 preset named, a noisy photo whose values reach black or white exactly is restored as it is and
 the result mapped back through the inverse of its expected clipped value; an aligned burst of such
-photos is first averaged, weighted by each frame's measured inverse noise variance (or by the
-frames' own weights where given), and restored as one photo (:func:`clipping_route`).
+photos is first averaged, weighted by each frame's measured inverse noise variance (equally
+within 1.25x, or by the frames' own weights where given), and restored as one photo (:func:`clipping_route`).
 """
 
 from __future__ import annotations
@@ -149,8 +149,10 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     named and no registration: one photo whose values reach black or white exactly (clipped
     there) is restored as it is and mapped back through the inverse of its expected clipped
     value (``clipping`` 'ignore': not); an aligned burst (frames of one size) is averaged,
-    weighted by each frame's measured inverse noise variance, or by the frames' own weights
-    where any is given (1 for the others), and restored as one photo, mapped back the same way
+    weighted by each frame's measured inverse noise variance (equally where the levels are
+    within :data:`linr.noise.LEVELS_EQUAL_WITHIN` of each other, as the joint fit weighs them:
+    :func:`linr.tasks.measured_noise`), or by the frames' own weights where any is given (1 for
+    the others), and restored as one photo, mapped back the same way
     where some frame was clipped. None: anything else (the paper's preset among it)."""
     if clipping not in CLIPPING_CHOICES:
         raise InputError(f"clipping must be one of {', '.join(CLIPPING_CHOICES)}, got {clipping!r}")
@@ -159,11 +161,13 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     if not all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError and o.carries_noise
                for o in observations) or len({o.image.shape for o in observations}) != 1:
         return None
-    from .noise import floored_noise_sigma
+    from .noise import LEVELS_EQUAL_WITHIN, floored_noise_sigma
 
     sigmas = tuple(floored_noise_sigma(o.image) for o in observations)
     if any(o.weight is not None for o in observations):
         raw = [1.0 if o.weight is None else float(o.weight) for o in observations]
+    elif max(sigmas) <= LEVELS_EQUAL_WITHIN * min(sigmas):  # the estimate's scatter, not the frames'
+        raw = [1.0] * len(sigmas)
     else:
         raw = [1.0 / s ** 2 for s in sigmas]
     if sum(raw) <= 0:

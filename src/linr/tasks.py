@@ -22,7 +22,7 @@ from .fit import FitConfig, FitResult, Observation, fit, fit_many
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
-from .noise import MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
+from .noise import LEVELS_EQUAL_WITHIN, MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity, Mask
 from .problem import build_prior, clean_shape, measures_gaussian_noise, noise_level_known, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
@@ -203,11 +203,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-LEVELS_EQUAL_WITHIN = 1.25
-"""Noisy frames whose measured noise levels (std) are all within this ratio keep equal weights:
-between 8 frames of one noise level (sigma 10, 25 or 50) the wavelet estimate itself varied by up
-to 1.05x on 128 px crops of five set9 images, 1.09x at 64 px, 1.19x at 32 px (1.5x at 16 px), so
-smaller differences are the estimate's, not the frames'."""
 def measured_noise(observations: Sequence[Observation], *, preset: str | None = None) -> list[float | None]:
     """Per observation: the Gaussian noise level (std, 0-255 scale) measured on it when its
     weight follows that level, else None. Only the defaults (no ``preset`` named) weigh by
@@ -215,7 +210,7 @@ def measured_noise(observations: Sequence[Observation], *, preset: str | None = 
 
     Frames that carry noise, are compared by squared error and have no weight set are measured
     (:func:`linr.noise.estimate_noise_sigma`); when there are two or more and their levels
-    differ by more than :data:`LEVELS_EQUAL_WITHIN`, :func:`resolve` gives each the joint noisy
+    differ by more than :data:`linr.noise.LEVELS_EQUAL_WITHIN`, :func:`resolve` gives each the joint noisy
     weight times its inverse variance over the frames' mean inverse variance: the maximum-
     likelihood weighting of Gaussian frames, equal to the paper's weights when the levels are
     equal, and still summing to the paper's total. Photon-noise frames are not measured: their
