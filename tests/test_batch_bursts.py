@@ -56,7 +56,9 @@ def test_a_folder_of_scene_folders_restores_each_as_one_burst(tmp_path, capsys):
         record = records[name]
         assert record["status"] == "done"
         assert record["inputs"]["noisy"] == [str(bursts / name / f"frame{s}.png") for s in range(count)]
-        assert [o["kind"] for o in record["settings"]["observations"]] == ["noisy"] * count
+        # an aligned Gaussian burst is restored as its frames' mean (linr.stabilise)
+        assert [o["kind"] for o in record["settings"]["observations"]] == ["noisy"]
+        assert record["settings"]["clipping"]["frames_averaged"] == count
         alone = _restore_alone(tmp_path, str(bursts / name / "*.png"), f"{name}_alone.png")
         assert np.array_equal(read_image(out / f"{name}.png")[0], alone)
     # a rerun skips both (the inputs, lists of frames, are recorded and compared)
@@ -78,7 +80,8 @@ def test_multi_image_tiffs_are_one_scene_each_and_stack(tmp_path):
     records = _manifest(out)
     for name in ("a", "b"):
         assert records[name]["inputs"]["noisy"] == str(stacks / f"{name}.tif")
-        assert len(records[name]["settings"]["observations"]) == 3  # three frames, one scene
+        # three frames, one scene: restored as their mean, stacked as restore_many takes the route
+        assert records[name]["settings"]["clipping"]["frames_averaged"] == 3
         assert records[name]["run"]["stacked"] == 2  # two bursts of one shape fitted at once
         alone = _restore_alone(tmp_path, str(stacks / f"{name}.tif"), f"{name}_alone.png")
         # stacked fits equal single ones up to float rounding: within one 8-bit level
@@ -218,7 +221,7 @@ def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
         assert np.array_equal(read_image(out / f"{name}.png")[0], read_image(tmp_path / f"{name}.png")[0])
     capsys.readouterr()  # the setting is part of the key: without it, the finished images are not reused
     assert main(["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 2
-    assert "made with other settings (register)" in capsys.readouterr().err
+    assert "made with other settings (clipping, register)" in capsys.readouterr().err  # unregistered: averaged
 
 
 def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, capsys):
@@ -244,7 +247,7 @@ def test_webp_and_gif_files_are_found_and_an_animation_is_one_burst(tmp_path, ca
     assert main(["batch", str(photos), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 0
     records = _manifest(out)
     assert sorted(records) == ["anim", "still"] and all(r["status"] == "done" for r in records.values())
-    assert [o["kind"] for o in records["anim"]["settings"]["observations"]] == ["noisy"] * 3
+    assert records["anim"]["settings"]["clipping"]["frames_averaged"] == 3  # one burst, restored as its mean
     assert np.array_equal(read_image(out / "anim.png")[0],
                           _restore_alone(tmp_path, str(photos / "anim.gif"), "anim_alone.png"))
     assert main(["batch", str(photos / "*.webp"), "--task", "noisy", "-o", str(tmp_path / "out2"),

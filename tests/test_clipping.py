@@ -74,9 +74,11 @@ def test_the_inverse_returns_the_pixel_capped_at_clipped_ends_and_passes_unclipp
 
 
 def test_clipped_ends_are_read_off_exact_black_and_white():
-    assert clipped_ends_of(np.array([0.0, 0.5, 1.0])) == (True, True)
-    assert clipped_ends_of(np.array([0.01, 0.5, 1.0])) == (False, True)
+    assert clipped_ends_of(np.array([0.0, 0.0, 0.5, 1.0, 1.0])) == (True, True)
+    assert clipped_ends_of(np.array([0.01, 0.5, 1.0, 1.0])) == (False, True)
     assert clipped_ends_of(np.array([-0.02, 0.5, 0.99])) == (False, False)  # a float photo's noise spilled
+    # a float photo scaled to its own range reaches each end once: not clipped
+    assert clipped_ends_of(np.array([0.0, 0.31, 0.5, 1.0])) == (False, False)
 
 
 def test_which_photos_take_the_clipping_route(clean):

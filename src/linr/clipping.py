@@ -61,11 +61,15 @@ def _table(sigmas: tuple[float, ...], weights: tuple[float, ...], black: bool,
 
 def clipped_ends_of(image: np.ndarray) -> tuple[bool, bool]:
     """Whether a noisy photo on [0, 1] was clipped at black and at white: its darkest value is
-    exactly 0 (its brightest exactly 1): noise that is not cut off all but never lands on an end."""
+    exactly 0 (its brightest exactly 1) and more than one entry holds it. Noise that is not cut
+    off all but never lands twice on one value; one entry at an end is how an image scaled to its
+    own range (a float file's) reaches it."""
     image = np.asarray(image)
     if not image.size:
         return False, False
-    return float(np.min(image)) == 0.0, float(np.max(image)) == 1.0
+    black = float(np.min(image)) == 0.0 and int(np.count_nonzero(image == 0.0)) > 1
+    white = float(np.max(image)) == 1.0 and int(np.count_nonzero(image == 1.0)) > 1
+    return black, white
 
 
 @dataclass(frozen=True)
