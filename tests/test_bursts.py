@@ -46,10 +46,15 @@ def test_repeated_flags_and_a_glob_are_frames_of_one_fit(tmp_path, capsys, clean
     assert main(argv) == 0, capsys.readouterr().err
     data = json.loads(report.read_text())
     assert data["inputs"] == [str(a), str(b), str(c)]
-    frames = data["settings"]["observations"]
+    # aligned Gaussian frames alone: restored as their mean, one photo (linr.stabilise)
+    assert data["settings"]["clipping"]["frames_averaged"] == 3
+    assert [o["kind"] for o in data["settings"]["observations"]] == ["noisy"]
+    assert read_image(tmp_path / "out.png")[0].shape == clean.shape
+    # registered, they are frames of one fit, each with the kind's weight
+    assert main([*argv, "--register", "translation", "--force"]) == 0, capsys.readouterr().err
+    frames = json.loads(report.read_text())["settings"]["observations"]
     assert [o["kind"] for o in frames] == ["noisy"] * 3
     assert [o["weight"] for o in frames] == [0.1] * 3  # one weight for every frame of a kind
-    assert read_image(tmp_path / "out.png")[0].shape == clean.shape
 
 
 def test_a_multi_image_tiff_is_a_burst_and_one_page_is_one_frame(tmp_path, clean):
@@ -113,17 +118,24 @@ def test_a_much_noisier_frame_weighs_less_and_the_burst_restores_better():
               model=linr.ModelConfig(width=32, depth=3))
     measured = linr.restore([linr.noisy(f) for f in frames], **kw)
     equal = linr.restore([linr.noisy(f, weight=0.1) for f in frames], **kw)  # the kind's weight
-    entries = measured.settings["observations"]
-    weights = np.array([o["weight"] for o in entries], np.float64)
-    sigmas = np.array([o["weight_from_sigma"] for o in entries], np.float64)
+    # aligned frames alone are averaged (linr.stabilise) with the weights a joint fit gives them
+    averaged = measured.settings["clipping"]
+    weights = np.array(averaged["weights"], np.float64)
+    sigmas = np.array(averaged["sigmas"], np.float64)
     # the measured levels are those of the frames' noise (clipping shrinks the 100 somewhat)
     actual = np.array([np.std(f.astype(np.float64) - clean) * 255 for f in frames])
     assert np.allclose(sigmas, actual, rtol=0.2), (sigmas, actual)
-    # inverse variance, normalised to the paper's total weight of three noisy frames
-    assert weights.sum() == pytest.approx(0.3, rel=1e-9)
-    assert weights[2] / weights[0] == pytest.approx((sigmas[0] / sigmas[2]) ** 2, rel=1e-4)  # sigmas rounded
-    assert [o["weight"] for o in equal.settings["observations"]] == [0.1] * 3
-    assert "weight_from_sigma" not in equal.settings["observations"][0]
+    # inverse variance, summing to 1
+    assert weights.sum() == pytest.approx(1.0, abs=1e-3)
+    assert weights[2] / weights[0] == pytest.approx((sigmas[0] / sigmas[2]) ** 2, rel=1e-2)  # both rounded
+    assert equal.settings["clipping"]["weights"] == [0.3333] * 3
+    # registered, the joint fit weighs them the same way: inverse variance, the paper's total
+    joint = linr.restore([linr.noisy(f) for f in frames], register="translation", **kw)
+    entries = joint.settings["observations"]
+    joint_weights = np.array([o["weight"] for o in entries], np.float64)
+    assert joint_weights.sum() == pytest.approx(0.3, rel=1e-9)
+    assert joint_weights / joint_weights.sum() == pytest.approx(weights, abs=2e-3)
+    assert "weight_from_sigma" in entries[0]
     psnr_measured = peak_signal_noise_ratio(clean, np.clip(measured.image, 0, 1), data_range=1)
     psnr_equal = peak_signal_noise_ratio(clean, np.clip(equal.image, 0, 1), data_range=1)
     assert psnr_measured > psnr_equal + 1.0, (psnr_measured, psnr_equal)
@@ -156,6 +168,14 @@ def test_the_cli_reports_the_weights_and_one_line_of_noise_estimates(tmp_path, c
     report = tmp_path / "r.json"
     assert main(["restore", "--noisy", str(tmp_path / "shot*.png"), "-o", str(tmp_path / "o.png"),
                  "--report", str(report), *TINY]) == 0
+    said = capsys.readouterr()
+    averaged = json.loads(report.read_text())["settings"]["clipping"]  # aligned: averaged, one photo
+    assert averaged["weights"][2] < averaged["weights"][0] / 10
+    levels = ", ".join(f"{s:.1f}" for s in averaged["sigmas"])
+    assert f"3 aligned frames averaged and restored as one photo (measured noise sigma {levels}" in said.out
+    # registered frames are fitted jointly: one line of weights, each frame named beside its level
+    assert main(["restore", "--noisy", str(tmp_path / "shot*.png"), "-o", str(tmp_path / "o.png"), "--force",
+                 "--register", "translation", "--report", str(report), *TINY]) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "weighed by their measured noise" in line]
     assert len(lines) == 1, err

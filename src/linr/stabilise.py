@@ -153,7 +153,8 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     within :data:`linr.noise.LEVELS_EQUAL_WITHIN` of each other, as the joint fit weighs them:
     :func:`linr.tasks.measured_noise`), or by the frames' own weights where any is given (1 for
     the others), and restored as one photo, mapped back the same way
-    where some frame was clipped. None: anything else (the paper's preset among it)."""
+    where some frame was clipped. None: anything else (the paper's preset among it, and photos
+    too small to measure their noise: :data:`linr.noise.MIN_SIDE`)."""
     if clipping not in CLIPPING_CHOICES:
         raise InputError(f"clipping must be one of {', '.join(CLIPPING_CHOICES)}, got {clipping!r}")
     if preset is not None or register is not None or not observations:
@@ -161,8 +162,14 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     if not all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError and o.carries_noise
                for o in observations) or len({o.image.shape for o in observations}) != 1:
         return None
-    from .noise import LEVELS_EQUAL_WITHIN, floored_noise_sigma
+    from .noise import LEVELS_EQUAL_WITHIN, MIN_SIDE, floored_noise_sigma
 
+    if min(observations[0].shape) < MIN_SIDE:  # too small to measure its noise: as it is
+        return None
+    ends = [clipped_ends_of(o.image) for o in observations] if clipping == "auto" else [(False, False)]
+    black, white = any(e[0] for e in ends), any(e[1] for e in ends)
+    if len(observations) == 1 and not (black or white):
+        return None
     sigmas = tuple(floored_noise_sigma(o.image) for o in observations)
     if any(o.weight is not None for o in observations):
         raw = [1.0 if o.weight is None else float(o.weight) for o in observations]
@@ -173,10 +180,6 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     if sum(raw) <= 0:
         raise InputError("every frame of the burst has weight 0")
     weights = tuple(w / sum(raw) for w in raw)
-    ends = [clipped_ends_of(o.image) for o in observations] if clipping == "auto" else [(False, False)]
-    black, white = any(e[0] for e in ends), any(e[1] for e in ends)
-    if len(observations) == 1 and not (black or white):
-        return None
     averaged = len(observations) if len(observations) > 1 else 0
     return NoiseRoute(ClippedGaussian(sigmas, weights, black, white), averaged=averaged,
                       weights=weights if averaged else None)
