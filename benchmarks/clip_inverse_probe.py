@@ -114,7 +114,8 @@ def main() -> None:
     from linr.bench.common import load_clean, resume_rows
 
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("single", "burst"))
+    p.add_argument("mode", choices=("single", "burst", "cbm3d"),
+                   help="cbm3d: (C)BM3D at the true level on the photos of 'single' (the reference; no linr)")
     p.add_argument("--images", default=HELD_OUT)
     p.add_argument("--sigmas", default="15,25,50", help="single: one photo at each level")
     p.add_argument("--photon", type=float, default=None, metavar="PEAK",
@@ -127,7 +128,21 @@ def main() -> None:
     torch.set_num_threads(1)
     names = args.images.split(",")
     rows = args.rows or f"benchmarks/clip_inverse_{args.mode}.jsonl"
-    if args.mode == "single" and args.photon is not None:
+    if args.mode == "cbm3d":
+        from linr.baselines.classical import bm3d_denoise
+        from linr.bench.common import psnr
+
+        def cbm3d_row(name: str, sigma: float) -> dict:
+            clean = load_clean(DATA, name, args.size)
+            photo = noisy_frames(clean, [sigma])[0]
+            done = bm3d_denoise(photo, sigma=sigma)
+            return {"image": name, "size": args.size, "sigma": sigma, "method": "cbm3d",
+                    "psnr": psnr(clean, done.image), "seconds": round(done.fit_s, 1)}
+
+        sigmas = [float(s) for s in args.sigmas.split(",")]
+        resume_rows(rows, lambda r: (r["image"], r["sigma"], r.get("method")),
+                    [((n, s, "cbm3d"), lambda n=n, s=s: cbm3d_row(n, s)) for s in sigmas for n in names])
+    elif args.mode == "single" and args.photon is not None:
         jobs = [((name, f"photon{args.photon:g}"), lambda n=name: {
             "image": n, "size": args.size, "sigma": f"photon{args.photon:g}",
             **single_row(load_clean(DATA, n, args.size), 0.0, args.photon)}) for name in names]
