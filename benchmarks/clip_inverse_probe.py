@@ -149,10 +149,10 @@ def main() -> None:
         resume_rows(rows, lambda r: (r["image"], r["sigma"]), jobs)
     elif args.mode == "single":
         sigmas = [float(s) for s in args.sigmas.split(",")]
-        jobs = [((name, sigma), lambda n=name, s=sigma: {"image": n, "size": args.size, "sigma": s,
-                                                         **single_row(load_clean(DATA, n, args.size), s)})
+        jobs = [((name, sigma, None), lambda n=name, s=sigma: {"image": n, "size": args.size, "sigma": s,
+                                                               **single_row(load_clean(DATA, n, args.size), s)})
                 for sigma in sigmas for name in names]
-        resume_rows(rows, lambda r: (r["image"], r["sigma"]), jobs)
+        resume_rows(rows, lambda r: (r["image"], r["sigma"], r.get("method")), jobs)  # method: cbm3d rows
     else:
         levels = [float(v) for v in args.levels.split(",")]
         jobs = [((name, args.levels), lambda n=name: {"image": n, "size": args.size, "levels": args.levels,
