@@ -79,6 +79,14 @@ def test_clipped_ends_are_read_off_exact_black_and_white():
     assert clipped_ends_of(np.array([-0.02, 0.5, 0.99])) == (False, False)  # a float photo's noise spilled
     # a float photo scaled to its own range reaches each end once: not clipped
     assert clipped_ends_of(np.array([0.0, 0.31, 0.5, 1.0])) == (False, False)
+    # nor where a few entries tie at an end, fewer than the values just inside it
+    tied = np.array([1.0, 1.0, 0.999, 0.998, 0.997, 0.5, 0.0, 0.0, 0.001, 0.002, 0.003])
+    assert clipped_ends_of(tied) == (False, False)
+    # a clipped photo: its noise piles up on the end (float64 sampling, sigma 15 at 3 sigma from white)
+    sigma = 15 / 255
+    near = np.clip(1 - 3 * sigma + np.random.default_rng(5).normal(0, sigma, 200_000), 0, 1)
+    assert clipped_ends_of(np.round(near * 255) / 255) == (False, True)
+    assert clipped_ends_of(np.round(near * 65535) / 65535) == (False, True)  # a 16-bit file's
 
 
 def test_which_photos_take_the_clipping_route(clean):
@@ -157,3 +165,24 @@ def test_the_command_line_says_it_and_ignore_leaves_it(tmp_path, capsys, clean):
     assert "2 aligned frames averaged and restored as one photo" in capsys.readouterr().out
     assert main(["restore", "--noisy", str(first), "--clipping", "ignore", "-o", str(out), "--force", *TINY]) == 0
     assert "mapped back" not in capsys.readouterr().out
+
+
+def test_an_unclipped_burst_keeps_no_mapping_and_a_bad_choice_is_refused_with_photon_noise(clean, tmp_path):
+    frames = [linr.noisy(noisy_frame(clean, 25, k)) for k in range(2)]
+    averaged = linr.restore(frames, steps=10, model=SMALL, device="cpu", progress=False, keep_model=True,
+                            clipping="ignore")
+    assert averaged.settings["clipping"]["frames_averaged"] == 2 and averaged.model.clipping is None
+    assert torch.load(averaged.save_model(str(tmp_path / "m.pt")), weights_only=True)["version"] == 1
+    with pytest.raises(InputError, match="clipping must be one of auto, ignore"):
+        restore_route([linr.noisy(noisy_frame(clean, 25, 0), noise="poisson", peak=20.0)], clipping="bogus")
+
+
+def test_a_batch_tiles_a_burst_as_restore_does():
+    from linr.batch.work import in_tiles
+    from linr.tasks import plan_restore
+
+    big = np.tile(crop(load("set5/baby.png"), 128), (4, 4, 1))[:420, :420]
+    frames = [linr.noisy(noisy_frame(big, 25, k)) for k in range(2)]
+    fit = {"tile": "auto"}
+    assert plan_restore(frames, device="cpu").grid is not None  # the mean: one photo, its pilot in tiles
+    assert in_tiles(frames, fit)

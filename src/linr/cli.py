@@ -400,9 +400,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     photon_line = _photon_line(results[0].settings)
     if photon_line:
         print(photon_line)
-    clipping_line = _clipping_line(results[0].settings)
-    if clipping_line:
-        print(clipping_line)
+    mapped = [r for r in results if r.settings.get("clipping")]
+    clipping_line = _clipping_line(mapped[0].settings) if mapped else None
+    if clipping_line:  # separate frames: the first one's, and how many took the route
+        print(clipping_line + (f" ({len(mapped)} of {len(results)} frames)" if len(results) > 1 else ""))
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
     if prior_line:
         print(prior_line)
@@ -978,7 +979,9 @@ def _say_refining(name: str) -> None:
 def _build_render(sub: Any) -> None:
     p = sub.add_parser("render", help="render a saved model (restore --save-model) at any size",
                        description="Render a fitted model saved by linr restore --save-model: the "
-                       "network evaluated on a grid over the restored image's extent, at any scale.")
+                       "network evaluated on a grid over the restored image's extent, at any scale, "
+                       "mapped as the restoration was (through the Anscombe transform's inverse for photon "
+                       "noise, through the clipped noise's expected value for a clipped Gaussian photo).")
     p.add_argument("model", metavar="MODEL.pt")
     p.add_argument("-o", "--output", required=True, help="image to write (.png .tif .jpg .bmp .fits)")
     size = p.add_mutually_exclusive_group()

@@ -137,10 +137,17 @@ def restore_route(observations: Sequence[Observation], *, register: str | None =
                   clipping: str = "auto") -> NoiseRoute | None:
     """The route of these observations: photon noise's (:func:`photon_route`), else a clipped
     Gaussian photo's or burst's (:func:`clipping_route`), else None (fitted as they are)."""
+    check_clipping(clipping)
     route = photon_route(observations, register=register)
     if route is not None:
         return route
     return clipping_route(observations, register=register, preset=preset, clipping=clipping)
+
+
+def check_clipping(clipping: str) -> None:
+    """A one-line error for a ``clipping`` that is not one of :data:`CLIPPING_CHOICES`."""
+    if clipping not in CLIPPING_CHOICES:
+        raise InputError(f"clipping must be one of {', '.join(CLIPPING_CHOICES)}, got {clipping!r}")
 
 
 def clipping_route(observations: Sequence[Observation], *, register: str | None = None, preset: str | None = None,
@@ -155,8 +162,7 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     the others), and restored as one photo, mapped back the same way
     where some frame was clipped. None: anything else (the paper's preset among it, and photos
     too small to measure their noise: :data:`linr.noise.MIN_SIDE`)."""
-    if clipping not in CLIPPING_CHOICES:
-        raise InputError(f"clipping must be one of {', '.join(CLIPPING_CHOICES)}, got {clipping!r}")
+    check_clipping(clipping)
     if preset is not None or register is not None or not observations:
         return None
     if not all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError and o.carries_noise
@@ -216,18 +222,17 @@ def stabilised(observations: Sequence[Observation], route: NoiseRoute) -> list[O
     assert transform is not None
     if isinstance(transform, ClippedGaussian) and not route.averaged:
         return list(observations)  # restored as it is
-    frames = [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
-              for o in observations]
     if not route.averaged:
-        return frames
+        return [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
+                for o in observations]
     weights = list(route.weights) if route.weights is not None else \
-        [1.0 if f.weight is None else float(f.weight) for f in frames]  # frames' own weights, if given
+        [1.0 if o.weight is None else float(o.weight) for o in observations]  # frames' own weights, if given
     if sum(weights) <= 0:
         raise InputError("every frame of the burst has weight 0")
-    mean = np.zeros(frames[0].image.shape, dtype=np.float32)
-    for frame, w in zip(frames, weights):
-        mean += np.float32(w / sum(weights)) * frame.image
-    return [dataclasses.replace(frames[0], image=mean, weight=None)]
+    mean = np.zeros(observations[0].image.shape, dtype=np.float32)
+    for frame, w in zip(observations, weights):  # one frame's transform at a time
+        mean += np.float32(w / sum(weights)) * _by_rows(transform.forward, frame.image)
+    return [dataclasses.replace(observations[0], image=mean, weight=None, fidelity=SquaredError())]
 
 
 def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool = False) -> FitResult:
@@ -239,6 +244,9 @@ def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool 
     squared error; ``settings['photon']['noise']`` is the photos' own noise model)."""
     transform = route.transform
     assert transform is not None
+    if isinstance(transform, ClippedGaussian) and not transform.active:  # a burst averaged, nothing to map
+        result.settings[route.record_key] = route.describe()
+        return result
     fitted = result.image if result.fitted_image is None else result.fitted_image
     if result.uncertainty is not None:  # the members' spread, about their mean fit (before a refinement)
         result.uncertainty = _by_rows(transform.slope, fitted) * result.uncertainty

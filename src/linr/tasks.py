@@ -1068,7 +1068,8 @@ def restore(
     mapped back through the inverse of their expected clipped value (:mod:`linr.clipping`;
     ``settings['clipping']`` says so); an aligned burst of them is restored as its frames' mean
     weighted by their measured inverse noise variance (:func:`linr.stabilise.clipping_route`).
-    'ignore': no mapping back (a burst is still averaged).
+    'ignore': no mapping back (a burst is still averaged). The per-step values (``history``,
+    ``on_step``'s output) are then of the fit before the mapping back.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it

@@ -195,10 +195,14 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
 
 
 def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
-    """Whether :func:`linr.tasks.restore` restores these observations in tiles."""
+    """Whether :func:`linr.tasks.restore` restores these observations in tiles (as it fits them:
+    a burst averaged, photon noise through its transform: :func:`linr.stabilise.as_fitted`)."""
+    from ..stabilise import as_fitted
     from ..tasks import pilot_fit, resolve, tile_grid
 
     try:
+        observations = as_fitted(observations, register=fit.get("register"), preset=fit.get("preset"),
+                                 clipping=fit.get("clipping", "auto"))
         obs, _ = resolve(observations, preset=fit.get("preset"))
         pilot = pilot_fit(observations, preset=fit.get("preset"), model=fit.get("model"), stop=fit.get("stop"),
                           refine=fit.get("refine"))
