@@ -75,10 +75,16 @@ def single_row(clean: np.ndarray, sigma: float, photon: float | None = None) -> 
     photo = noisy_frames(clean, [sigma]) if photon is None else [photon_photo(clean, photon)]
     image, seconds = restored(photo)
     one = np.ones(1)
+    from linr.clipping import unclipped_level
+
+    measured = floored_noise_sigma(photo[0])
+    level = unclipped_level(undone(image, photo, one, [measured]), measured)  # the level clipping lowered
     return {"seconds": seconds, "measured_sigma": round(floored_noise_sigma(photo[0]) * 255, 2),
             "clipped_black": float(np.mean(photo[0] == 0)), "clipped_white": float(np.mean(photo[0] == 1)),
             "default": psnr(clean, image),
-            "undone": psnr(clean, undone(image, photo, one, [floored_noise_sigma(photo[0])])),
+            "undone": psnr(clean, undone(image, photo, one, [measured])),
+            "unclipped_level": round(level * 255, 2),
+            "undone_at_unclipped_level": psnr(clean, undone(image, photo, one, [level])),
             **({} if photon is not None else
                {"undone_true_sigma": psnr(clean, undone(image, photo, one, [sigma / 255]))})}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClippedGaussian", "clipped_gaussian_mean", "clipped_ends_of"]
+__all__ = ["ClippedGaussian", "clipped_gaussian_mean", "clipped_ends_of", "clipped_variance", "unclipped_level"]
 
 GRID = 4097
 """Points on [0, 1] at which the inverse is tabulated (interpolated linearly between)."""
@@ -45,6 +45,35 @@ def clipped_gaussian_mean(x: np.ndarray, sigma: float, *, black: bool = True, wh
     if black:
         mean += sigma * _positive_part_mean(x / sigma)
     return mean
+
+
+def clipped_variance(value: np.ndarray, sigma: float) -> np.ndarray:
+    """The variance of ``clip(value + n, 0, 1)``, ``n`` normal with std ``sigma`` (> 0), per
+    entry of ``value`` (the clean value, on [0, 1]; float64)."""
+    from scipy.special import ndtr
+
+    x = np.clip(np.asarray(value, np.float64), 0.0, 1.0)
+    a, b = -x / sigma, (1.0 - x) / sigma
+    pa, pb = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi), np.exp(-0.5 * b * b) / math.sqrt(2 * math.pi)
+    inside, above = ndtr(b) - ndtr(a), 1.0 - ndtr(b)
+    mean = x * inside + sigma * (pa - pb) + above
+    square = x * x * inside + 2 * x * sigma * (pa - pb) + sigma * sigma * (inside + a * pa - b * pb) + above
+    return np.maximum(square - mean * mean, 0.0)
+
+
+def unclipped_level(value: np.ndarray, measured: float) -> float:
+    """The std of unclipped noise whose clipped variance (:func:`clipped_variance`), averaged over
+    ``value`` (the clean image's estimate), is ``measured`` squared: the level measured on a photo
+    clipped at black and white, which clipping lowers, undone (by bisection; ``measured`` where
+    no value lies near an end, at most 4 x ``measured``)."""
+    target = measured * measured
+    low, high = measured, 4.0 * measured
+    if float(np.mean(clipped_variance(value, high))) < target:
+        return high
+    for _ in range(40):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if float(np.mean(clipped_variance(value, middle))) < target else (low, middle)
+    return high
 
 
 @functools.lru_cache(maxsize=16)

@@ -47,6 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .clipping import clipped_variance, unclipped_level
 from .fidelity import SquaredError
 from .fit import fit, output_image
 from .images import FLOAT_VALUES
@@ -239,34 +240,12 @@ def risk(photo: np.ndarray, estimate: np.ndarray, moved: np.ndarray, probe: np.n
     return float(np.mean((photo - estimate) ** 2 - variance + 2.0 * variance * derivative))
 
 
-def clipped_variance(value: np.ndarray, sigma: float) -> np.ndarray:
-    """The variance of ``clip(value + n, 0, 1)``, ``n`` normal with std ``sigma`` (> 0): a photo's
-    noise where its values were clipped at black and white (as 8-bit photos and the paper's noisy
-    inputs are), per pixel of ``value`` (its clean value, on [0, 1])."""
-    from scipy.special import ndtr
-
-    x = np.clip(np.asarray(value, np.float64), 0.0, 1.0)
-    a, b = -x / sigma, (1.0 - x) / sigma
-    pa, pb = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi), np.exp(-0.5 * b * b) / np.sqrt(2 * np.pi)
-    inside, above = ndtr(b) - ndtr(a), 1.0 - ndtr(b)
-    mean = x * inside + sigma * (pa - pb) + above
-    square = x * x * inside + 2 * x * sigma * (pa - pb) + sigma * sigma * (inside + a * pa - b * pb) + above
-    return np.maximum(square - mean * mean, 0.0)
-
-
 def clipped_noise_sigma(value: np.ndarray, measured: float) -> np.ndarray:
-    """Per pixel, the std of clipped noise (:func:`clipped_variance`) whose root mean variance over
-    ``value`` (the clean image's estimate) is ``measured`` (the level measured on the photo, which
-    clipping lowers): the unclipped level found by bisection. Without values near black or white it
-    is ``measured`` everywhere."""
-    target = measured * measured
-    low, high = measured, 4.0 * measured
-    if float(np.mean(clipped_variance(value, high))) < target:
-        return np.sqrt(clipped_variance(value, high))
-    for _ in range(40):
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if float(np.mean(clipped_variance(value, middle))) < target else (low, middle)
-    return np.sqrt(clipped_variance(value, high))
+    """Per pixel, the std of clipped noise (:func:`linr.clipping.clipped_variance`) whose root mean
+    variance over ``value`` (the clean image's estimate) is ``measured`` (the level measured on the
+    photo, which clipping lowers): the unclipped level of :func:`linr.clipping.unclipped_level`.
+    Without values near black or white it is ``measured`` everywhere."""
+    return np.sqrt(clipped_variance(value, unclipped_level(value, measured)))
 
 
 def pick_tag() -> str:
