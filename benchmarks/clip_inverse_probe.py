@@ -49,14 +49,17 @@ def restored(photos: list[np.ndarray]) -> tuple[np.ndarray, float]:
     return image, round(time.perf_counter() - started, 1)
 
 
-def undone(image: np.ndarray, frames: list[np.ndarray], weights: np.ndarray, sigmas: list[float]) -> np.ndarray:
-    """``image`` through the inverse of the expected value of ``frames`` weighted by ``weights``."""
+def undone(image: np.ndarray, frames: list[np.ndarray], weights: np.ndarray, sigmas: list[float], *,
+           unclipped: bool = False) -> np.ndarray:
+    """``image`` through the inverse of the expected value of ``frames`` weighted by ``weights``;
+    ``unclipped``: at the levels ``sigmas`` with clipping's lowering undone, as linr does since
+    its level correction (:meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`)."""
     from linr.clipping import ClippedGaussian, clipped_ends_of
 
     ends = [clipped_ends_of(f) for f in frames]
     inverse = ClippedGaussian(tuple(sigmas), tuple(float(w) for w in weights / weights.sum()),
-                                     any(e[0] for e in ends), any(e[1] for e in ends))
-    return inverse.inverse(image)
+                              any(e[0] for e in ends), any(e[1] for e in ends))
+    return (inverse.at_unclipped_levels(image) if unclipped else inverse).inverse(image)
 
 
 def photon_photo(clean: np.ndarray, peak: float) -> np.ndarray:
@@ -75,10 +78,10 @@ def single_row(clean: np.ndarray, sigma: float, photon: float | None = None) -> 
     photo = noisy_frames(clean, [sigma]) if photon is None else [photon_photo(clean, photon)]
     image, seconds = restored(photo)
     one = np.ones(1)
-    from linr.clipping import unclipped_level
+    from linr.clipping import ClippedGaussian, clipped_ends_of
 
     measured = floored_noise_sigma(photo[0])
-    level = unclipped_level(undone(image, photo, one, [measured]), measured)  # the level clipping lowered
+    level = ClippedGaussian((measured,), (1.0,), *clipped_ends_of(photo[0])).at_unclipped_levels(image).sigmas[0]
     return {"seconds": seconds, "measured_sigma": round(floored_noise_sigma(photo[0]) * 255, 2),
             "clipped_black": float(np.mean(photo[0] == 0)), "clipped_white": float(np.mean(photo[0] == 1)),
             "default": psnr(clean, image),
@@ -105,6 +108,8 @@ def burst_row(clean: np.ndarray, levels: list[float], joint: bool) -> dict:
         photo = np.tensordot(weights / weights.sum(), np.stack(chosen), axes=1).astype(np.float32)
         image, seconds = restored([photo])
         row[name] = {"psnr": psnr(clean, image), "undone": psnr(clean, undone(image, chosen, weights, their_sigmas)),
+                     "undone_at_unclipped_levels": psnr(clean, undone(image, chosen, weights, their_sigmas,
+                                                                      unclipped=True)),
                      "seconds": seconds}
     if joint:  # the joint fit of the frames (rows made before the fifty-fifth session's route; since,
         # a burst is averaged: this is then the weighted mean again)

@@ -12,7 +12,7 @@ import torch
 
 import linr
 from linr.cli import main
-from linr.clipping import ClippedGaussian, clipped_ends_of, clipped_gaussian_mean
+from linr.clipping import ClippedGaussian, clipped_ends_of, clipped_gaussian_mean, clipped_variance, unclipped_level
 from linr.errors import InputError
 from linr.fitted import load_model
 from linr.images import write_image
@@ -73,6 +73,21 @@ def test_the_inverse_returns_the_pixel_capped_at_clipped_ends_and_passes_unclipp
         ClippedGaussian((0.1, 0.2), (0.5, 0.6))
 
 
+@pytest.mark.parametrize("ends", [(True, True), (False, True), (True, False)])
+def test_the_clipped_variance_and_the_unclipped_level_against_sampled_noise(ends):
+    # float64 sampling, independent of the formulas: pixels near black and white and between
+    sigma = 40 / 255
+    x = np.repeat(np.array([0.0, 0.05, 0.3, 0.7, 0.96, 1.0]), 200_000)
+    noisy = np.clip(x + np.random.default_rng(9).normal(0, sigma, x.size),
+                    0.0 if ends[0] else -np.inf, 1.0 if ends[1] else np.inf)
+    spread = [np.var(noisy[x == v]) for v in np.unique(x)]
+    assert clipped_variance(np.unique(x), sigma, black=ends[0], white=ends[1]) == pytest.approx(spread, rel=0.02)
+    measured = float(np.sqrt(np.mean([np.var(noisy[x == v]) for v in np.unique(x)])))
+    assert measured < sigma * 0.97  # clipping lowers it
+    assert unclipped_level(np.unique(x), measured, black=ends[0], white=ends[1]) == pytest.approx(sigma, rel=0.01)
+    assert unclipped_level(np.array([0.5]), 0.05) == pytest.approx(0.05, rel=1e-6)  # nothing near an end
+
+
 def test_clipped_ends_are_read_off_exact_black_and_white():
     assert clipped_ends_of(np.array([0.0, 0.0, 0.5, 1.0, 1.0])) == (True, True)
     assert clipped_ends_of(np.array([0.01, 0.5, 1.0, 1.0])) == (False, True)
@@ -125,8 +140,10 @@ def test_a_restoration_maps_its_image_back_and_a_kept_model_renders_so(clean, tm
     kept = linr.restore([linr.noisy(photo)], steps=30, model=SMALL, device="cpu", progress=False, keep_model=True)
     plain = linr.restore([linr.noisy(photo)], steps=30, model=SMALL, device="cpu", progress=False, keep_model=True,
                          clipping="ignore")
-    transform = clipping_route([linr.noisy(photo)]).transform
+    transform = clipping_route([linr.noisy(photo)]).transform.at_unclipped_levels(plain.image)
     assert kept.settings["clipping"]["clipped_at_white"] and "clipping" not in plain.settings
+    measured = kept.settings["clipping"]["measured_sigmas"][0]
+    assert measured <= kept.settings["clipping"]["sigmas"][0] <= 4 * measured  # clipping lowers the measure
     assert kept.image == pytest.approx(transform.inverse(plain.image), abs=1e-6)
     assert kept.render() == pytest.approx(kept.image, abs=1e-6)
     path = kept.save_model(str(tmp_path / "m.pt"))
@@ -144,7 +161,8 @@ def test_a_burst_is_restored_as_its_weighted_mean_and_stacked_restorations_take_
     mean = stabilised([linr.noisy(f) for f in frames], route)[0].image
     alone = linr.restore([linr.noisy(mean)], steps=20, model=SMALL, device="cpu", progress=False, clipping="ignore")
     assert burst.settings["clipping"]["frames_averaged"] == 3
-    assert burst.image == pytest.approx(route.transform.inverse(alone.image), abs=1e-5)
+    assert burst.image == pytest.approx(route.transform.at_unclipped_levels(alone.image).inverse(alone.image),
+                                        abs=1e-5)
     one = noisy_frame(clean, 25, 7)
     many = restore_many([[linr.noisy(one)], [linr.noisy(np.clip(one, 0.02, 0.98))]], steps=10, model=SMALL,
                         device="cpu", refine="none")

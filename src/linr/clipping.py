@@ -14,6 +14,7 @@ of :class:`linr.photon.AnscombeTransform` (``forward``: the photo as it is), thr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -47,33 +48,54 @@ def clipped_gaussian_mean(x: np.ndarray, sigma: float, *, black: bool = True, wh
     return mean
 
 
-def clipped_variance(value: np.ndarray, sigma: float) -> np.ndarray:
-    """The variance of ``clip(value + n, 0, 1)``, ``n`` normal with std ``sigma`` (> 0), per
-    entry of ``value`` (the clean value, on [0, 1]; float64)."""
+def clipped_variance(value: np.ndarray, sigma: float, *, black: bool = True, white: bool = True) -> np.ndarray:
+    """The variance of ``clip(value + n)``, ``n`` normal with std ``sigma`` (> 0), clipped at
+    black (0) and / or white (1) as asked, per entry of ``value`` (the clean value; float64)."""
     from scipy.special import ndtr
 
-    x = np.clip(np.asarray(value, np.float64), 0.0, 1.0)
-    a, b = -x / sigma, (1.0 - x) / sigma
-    pa, pb = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi), np.exp(-0.5 * b * b) / math.sqrt(2 * math.pi)
-    inside, above = ndtr(b) - ndtr(a), 1.0 - ndtr(b)
+    x = np.asarray(value, np.float64)
+    x = np.clip(x, 0.0 if black else -np.inf, 1.0 if white else np.inf)
+    root = math.sqrt(2 * math.pi)
+    if black:
+        a = -x / sigma
+        pa, below = np.exp(-0.5 * a * a) / root, ndtr(a)
+        apa = a * pa
+    else:
+        pa, apa, below = 0.0, 0.0, 0.0
+    if white:
+        b = (1.0 - x) / sigma
+        pb = np.exp(-0.5 * b * b) / root
+        bpb, above = b * pb, 1.0 - ndtr(b)
+    else:
+        pb, bpb, above = 0.0, 0.0, 0.0
+    inside = 1.0 - below - above
     mean = x * inside + sigma * (pa - pb) + above
-    square = x * x * inside + 2 * x * sigma * (pa - pb) + sigma * sigma * (inside + a * pa - b * pb) + above
+    square = x * x * inside + 2 * x * sigma * (pa - pb) + sigma * sigma * (inside + apa - bpb) + above
     return np.maximum(square - mean * mean, 0.0)
 
 
-def unclipped_level(value: np.ndarray, measured: float) -> float:
-    """The std of unclipped noise whose clipped variance (:func:`clipped_variance`), averaged over
-    ``value`` (the clean image's estimate), is ``measured`` squared: the level measured on a photo
-    clipped at black and white, which clipping lowers, undone (by bisection; ``measured`` where
-    no value lies near an end, at most 4 x ``measured``)."""
+def unclipped_level(value: np.ndarray, measured: float, *, black: bool = True, white: bool = True) -> float:
+    """The std of unclipped noise whose clipped variance (:func:`clipped_variance`, at the ends
+    asked), averaged over ``value`` (the clean image's estimate), is ``measured`` squared: the
+    level measured on a photo clipped there, which clipping lowers, undone (by bisection;
+    ``measured`` where no value lies near a clipped end, at most 4 x ``measured``)."""
     target = measured * measured
+
+    def variance(sigma: float) -> float:
+        return float(np.mean(clipped_variance(value, sigma, black=black, white=white)))
+
     low, high = measured, 4.0 * measured
-    if float(np.mean(clipped_variance(value, high))) < target:
+    if variance(high) < target:
         return high
     for _ in range(40):
         middle = 0.5 * (low + high)
-        low, high = (middle, high) if float(np.mean(clipped_variance(value, middle))) < target else (low, middle)
+        low, high = (middle, high) if variance(middle) < target else (low, middle)
     return high
+
+
+LEVEL_SAMPLES = 1 << 20
+"""At most about this many entries of a restored image set the unclipped level (every k-th row and
+column): the level is a mean over the image, and a large photo's whole would cost seconds."""
 
 
 @functools.lru_cache(maxsize=16)
@@ -124,9 +146,13 @@ class ClippedGaussian:
     weights: tuple[float, ...]
     black: bool = True
     white: bool = True
+    measured: tuple[float, ...] | None = None
+    """The levels measured on the photos, where ``sigmas`` are those levels with the clipping's
+    lowering undone (:meth:`at_unclipped_levels`), for the record; None: ``sigmas`` are measured."""
 
     def __post_init__(self) -> None:
-        if len(self.sigmas) != len(self.weights) or not self.sigmas:
+        if len(self.sigmas) != len(self.weights) or not self.sigmas or \
+                (self.measured is not None and len(self.measured) != len(self.sigmas)):
             raise ValueError("one weight per noise level, at least one")
         if not math.isclose(sum(self.weights), 1.0, rel_tol=1e-6):
             raise ValueError(f"weights must sum to 1, got {sum(self.weights)}")
@@ -135,6 +161,18 @@ class ClippedGaussian:
     def active(self) -> bool:
         """Whether it changes anything: some end was clipped."""
         return self.black or self.white
+
+    def at_unclipped_levels(self, restored: np.ndarray) -> "ClippedGaussian":
+        """This clipping with each measured level raised to the unclipped noise's that clipping
+        at this photo's ends lowered to it (:func:`unclipped_level`), the clean image estimated as
+        ``restored`` mapped back at the measured levels (a sample of its rows and columns)."""
+        if not self.active or self.measured is not None:
+            return self
+        restored = np.asarray(restored)
+        step = max(1, math.ceil(math.sqrt(restored.size / LEVEL_SAMPLES)))
+        clean = self.inverse(restored[::step, ::step])
+        levels = tuple(unclipped_level(clean, s, black=self.black, white=self.white) for s in self.sigmas)
+        return dataclasses.replace(self, sigmas=levels, measured=self.sigmas)
 
     def forward(self, image: np.ndarray) -> np.ndarray:
         """The photo as it is restored: itself (float64)."""
@@ -171,4 +209,5 @@ class ClippedGaussian:
     def describe(self) -> dict[str, object]:
         return {"clipped_at_black": self.black, "clipped_at_white": self.white,
                 "sigmas": [round(s * 255, 3) for s in self.sigmas],
+                **({} if self.measured is None else {"measured_sigmas": [round(s * 255, 3) for s in self.measured]}),
                 "weights": [round(w, 4) for w in self.weights]}

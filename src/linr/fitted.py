@@ -314,7 +314,9 @@ def load_model(path: str | os.PathLike) -> tuple[FittedModel, ImageInfo]:
                              None if clipping is None else ClippedGaussian(
                                  tuple(float(v) for v in clipping["sigmas"]),
                                  tuple(float(v) for v in clipping["weights"]),
-                                 bool(clipping["black"]), bool(clipping["white"])))
+                                 bool(clipping["black"]), bool(clipping["white"]),
+                                 None if clipping.get("measured") is None
+                                 else tuple(float(v) for v in clipping["measured"])))
         fitted._forward(torch.device("cpu"))  # the parameters fit the configuration
         values = data["values"]
         value_range = None if values["value_range"] is None else ValueRange(**values["value_range"])

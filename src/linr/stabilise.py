@@ -23,7 +23,8 @@ likelihood on aligned bursts).
 
 Photos with Gaussian noise saved to a file are clipped to [0, 1] (:mod:`linr.clipping`): with no
 preset named, a noisy photo whose values reach black or white exactly is restored as it is and
-the result mapped back through the inverse of its expected clipped value; an aligned burst of such
+the result mapped back through the inverse of its expected clipped value (at its measured noise
+level raised to the unclipped level that clipping lowered it from, estimated on the result); an aligned burst of such
 photos is first averaged, weighted by each frame's measured inverse noise variance (equally
 within 1.25x, or by the frames' own weights where given), and restored as one photo (:func:`clipping_route`).
 """
@@ -155,7 +156,9 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     """The route of noisy photos with Gaussian noise (the squared error) alone, with no preset
     named and no registration: one photo whose values reach black or white exactly (clipped
     there) is restored as it is and mapped back through the inverse of its expected clipped
-    value (``clipping`` 'ignore': not); an aligned burst (frames of one size) is averaged,
+    value (at the level measured on it, with clipping's lowering of that measure undone on the
+    result: :meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`; ``clipping`` 'ignore':
+    not); an aligned burst (frames of one size) is averaged,
     weighted by each frame's measured inverse noise variance (equally where the levels are
     within :data:`linr.noise.LEVELS_EQUAL_WITHIN` of each other, as the joint fit weighs them:
     :func:`linr.tasks.measured_noise`), or by the frames' own weights where any is given (1 for
@@ -247,6 +250,9 @@ def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool 
     if isinstance(transform, ClippedGaussian) and not transform.active:  # a burst averaged, nothing to map
         result.settings[route.record_key] = route.describe()
         return result
+    if isinstance(transform, ClippedGaussian):  # the levels measured on the clipped photos, their lowering undone
+        transform = transform.at_unclipped_levels(result.image)
+        route = dataclasses.replace(route, transform=transform)
     fitted = result.image if result.fitted_image is None else result.fitted_image
     if result.uncertainty is not None:  # the members' spread, about their mean fit (before a refinement)
         result.uncertainty = _by_rows(transform.slope, fitted) * result.uncertainty

@@ -1065,7 +1065,8 @@ def restore(
     values (``history``, ``on_step``'s output) are then the transformed photo's.
     ``clipping``: with no preset named, noisy photos with Gaussian noise alone whose values reach
     black or white exactly (a file's: clipped there) are restored as they are and the result is
-    mapped back through the inverse of their expected clipped value (:mod:`linr.clipping`;
+    mapped back through the inverse of their expected clipped value, at the measured noise level
+    with clipping's lowering of it undone (:mod:`linr.clipping`;
     ``settings['clipping']`` says so); an aligned burst of them is restored as its frames' mean
     weighted by their measured inverse noise variance (:func:`linr.stabilise.clipping_route`).
     'ignore': no mapping back (a burst is still averaged). The per-step values (``history``,
