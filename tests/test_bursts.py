@@ -121,7 +121,7 @@ def test_a_much_noisier_frame_weighs_less_and_the_burst_restores_better():
     # aligned frames alone are averaged (linr.stabilise) with the weights a joint fit gives them
     averaged = measured.settings["clipping"]
     weights = np.array(averaged["weights"], np.float64)
-    sigmas = np.array(averaged["sigmas"], np.float64)
+    sigmas = np.array(averaged["measured_sigmas"], np.float64)  # "sigmas": clipping's lowering undone
     # the measured levels are those of the frames' noise (clipping shrinks the 100 somewhat)
     actual = np.array([np.std(f.astype(np.float64) - clean) * 255 for f in frames])
     assert np.allclose(sigmas, actual, rtol=0.2), (sigmas, actual)
@@ -171,7 +171,7 @@ def test_the_cli_reports_the_weights_and_one_line_of_noise_estimates(tmp_path, c
     said = capsys.readouterr()
     averaged = json.loads(report.read_text())["settings"]["clipping"]  # aligned: averaged, one photo
     assert averaged["weights"][2] < averaged["weights"][0] / 10
-    levels = ", ".join(f"{s:.1f}" for s in averaged["sigmas"])
+    levels = ", ".join(f"{s:.1f}" for s in averaged.get("measured_sigmas", averaged["sigmas"]))
     assert f"3 aligned frames averaged and restored as one photo (measured noise sigma {levels}" in said.out
     # registered frames are fitted jointly: one line of weights, each frame named beside its level
     assert main(["restore", "--noisy", str(tmp_path / "shot*.png"), "-o", str(tmp_path / "o.png"), "--force",

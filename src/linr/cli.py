@@ -501,14 +501,16 @@ def _clipping_line(settings: dict[str, Any]) -> str | None:
         return None
     said = []
     if route.get("frames_averaged"):
-        levels = ", ".join(f"{s:.1f}" for s in route["sigmas"])
+        levels = ", ".join(f"{s:.1f}" for s in route.get("measured_sigmas", route["sigmas"]))
         weights = ", ".join(f"{w:.2f}" for w in route["weights"])
         said.append(f"{route['frames_averaged']} aligned frames averaged and restored as one photo (measured "
                     f"noise sigma {levels} of 255; weights {weights})")
     ends = [end for end, on in (("black", route["clipped_at_black"]), ("white", route["clipped_at_white"])) if on]
     if ends:
+        levels = ", ".join(f"{s:.1f}" for s in route["sigmas"])
         said.append(f"clipped at {' and '.join(ends)}: the restored values mapped back through the clipped "
-                    "noise's expected value (--clipping ignore: as fitted)")
+                    f"noise's expected value (noise sigma {levels} of 255, the measure's lowering by the clipping "
+                    "undone; --clipping ignore: as fitted)")
     return "; ".join(said) or None
 
 
