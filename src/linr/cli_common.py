@@ -200,8 +200,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, else none")
     g.add_argument("--clipping", choices=("auto", "ignore"), default="auto",
                    help="noisy photos with Gaussian noise alone, no --preset: auto (default) undoes the bias "
-                   "that clipping at black and white leaves (where a photo's values reach 0 or the maximum "
-                   "exactly: the restored values mapped back through the clipped noise's expected value; "
+                   "that clipping at black and white leaves (where a photo's values pile up at 0 or at the "
+                   "maximum: the restored values mapped back through the clipped noise's expected value; "
                    "not in the paper); ignore: restored values as fitted. Either way an aligned burst of "
                    "such photos is restored as its frames' mean weighted by their measured noise")
     g.add_argument("--weight", type=weight_option, action=OncePerKind, default=[], metavar="KIND=W",
