@@ -146,7 +146,9 @@ def _forked_in_order(function: Callable[[Any], Any], items: list[Any], workers: 
             if not broken:
                 try:
                     future = pool.submit(_call, item)
-                except (BrokenProcessPool, OSError):  # a worker died, or a fork failed (memory)
+                except BrokenProcessPool:  # broken before: a worker died (its pending futures say so,
+                    broken = True  # below) or a result failed to unpickle (forking goes on)
+                except OSError:  # a fork failed (memory)
                     broken = True
                     _forking_failed.set()
             waiting.append((item, future))
