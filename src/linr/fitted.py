@@ -20,9 +20,10 @@ range (:class:`linr.images.ValueRange`), written at its bit depth and, for TIFF,
 and metadata. A model fitted to a photo's Anscombe transform (photon noise, :mod:`linr.stabilise`)
 keeps the transform and renders through its inverse (files of version 2; version 1 files have
 none); one fitted to a clipped photo with Gaussian noise (:mod:`linr.clipping`) renders through
-the inverse of its expected clipped value (files of version 3). Parameters of a model the fast engine runs are stored as the engine computes with
-them (hidden layers scaled by their omega_0, :meth:`linr.engine.FastSiren.folded_state`), so a
-loaded model renders exactly what the fit rendered.
+the inverse of its expected clipped value (files of version 3). Parameters of a model the fast
+engine runs are stored as the engine computes with them (hidden layers scaled by their omega_0,
+:meth:`linr.engine.FastSiren.folded_state`), so a loaded model renders exactly what the fit
+rendered.
 """
 
 from __future__ import annotations

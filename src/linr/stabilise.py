@@ -22,11 +22,12 @@ likelihood, ahead on six of six). Frames to register keep the likelihood unless 
 likelihood on aligned bursts).
 
 Photos with Gaussian noise saved to a file are clipped to [0, 1] (:mod:`linr.clipping`): with no
-preset named, a noisy photo whose values reach black or white exactly is restored as it is and
-the result mapped back through the inverse of its expected clipped value (at its measured noise
-level raised to the unclipped level that clipping lowered it from, estimated on the result); an aligned burst of such
-photos is first averaged, weighted by each frame's measured inverse noise variance (equally
-within 1.25x, or by the frames' own weights where given), and restored as one photo (:func:`clipping_route`).
+preset named, a noisy photo whose values pile up at black or white is restored as it is and the
+result mapped back through the inverse of its expected clipped value (at its measured noise level
+raised to the unclipped level that clipping lowered it from, estimated on the result); an aligned
+burst of such photos is first averaged, weighted by each frame's measured inverse noise variance
+(equally within 1.25x, or by the frames' own weights where given), and restored as one photo
+(:func:`clipping_route`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = ["NoiseRoute", "restore_route", "photon_route", "clipping_route", "as_
 
 CLIPPING_CHOICES = ("auto", "ignore")
 """``clipping`` of :func:`linr.restore`: 'auto' undoes a Gaussian photo's clipping where its
-values reach black or white; 'ignore' restores the photo's values as they are."""
+values pile up at black or white; 'ignore' restores the photo's values as they are."""
 
 SAME_LEVEL = 1.25
 """Frames whose photon levels (peaks) are within this ratio are restored as of one level."""
@@ -154,8 +155,8 @@ def check_clipping(clipping: str) -> None:
 def clipping_route(observations: Sequence[Observation], *, register: str | None = None, preset: str | None = None,
                    clipping: str = "auto") -> NoiseRoute | None:
     """The route of noisy photos with Gaussian noise (the squared error) alone, with no preset
-    named and no registration: one photo whose values reach black or white exactly (clipped
-    there) is restored as it is and mapped back through the inverse of its expected clipped
+    named and no registration: one photo whose values pile up at black or white (clipped there:
+    :func:`linr.clipping.clipped_ends_of`) is restored as it is and mapped back through the inverse of its expected clipped
     value (at the level measured on it, with clipping's lowering of that measure undone on the
     result: :meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`; ``clipping`` 'ignore':
     not); an aligned burst (frames of one size) is averaged,
@@ -242,7 +243,9 @@ def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool 
     """``result`` of the transformed photos mapped back to the photos' scale: the image, the fit's
     image before a refinement, an ensemble's spread (through the inverse's slope at the members'
     mean fit) and a kept model (which then renders through the inverse); ``settings['photon']``
-    (``settings['clipping']`` for a clipped Gaussian photo's) says so. What stays on the transform's scale: ``history`` (the loss, and a reference's PSNR
+    (``settings['clipping']`` for a clipped Gaussian photo's) says so. A clipped photo's levels
+    are raised to the unclipped ones first (:meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`).
+    What stays on the transform's scale: ``history`` (the loss, and a reference's PSNR
     against the transformed reference) and ``settings['observations']`` (the transformed photos'
     squared error; ``settings['photon']['noise']`` is the photos' own noise model)."""
     transform = route.transform

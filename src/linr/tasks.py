@@ -1063,8 +1063,8 @@ def restore(
     Photon noise (``noise='poisson'``...) is restored through its Anscombe transform where that
     route is taken (:mod:`linr.stabilise`: one photo), and the result mapped back; the per-step
     values (``history``, ``on_step``'s output) are then the transformed photo's.
-    ``clipping``: with no preset named, noisy photos with Gaussian noise alone whose values reach
-    black or white exactly (a file's: clipped there) are restored as they are and the result is
+    ``clipping``: with no preset named, noisy photos with Gaussian noise alone whose values pile
+    up at black or white (a file's: clipped there) are restored as they are and the result is
     mapped back through the inverse of their expected clipped value, at the measured noise level
     with clipping's lowering of it undone (:mod:`linr.clipping`;
     ``settings['clipping']`` says so); an aligned burst of them is restored as its frames' mean
