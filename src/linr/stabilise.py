@@ -156,16 +156,16 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
                    clipping: str = "auto") -> NoiseRoute | None:
     """The route of noisy photos with Gaussian noise (the squared error) alone, with no preset
     named and no registration: one photo whose values pile up at black or white (clipped there:
-    :func:`linr.clipping.clipped_ends_of`) is restored as it is and mapped back through the inverse of its expected clipped
-    value (at the level measured on it, with clipping's lowering of that measure undone on the
-    result: :meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`; ``clipping`` 'ignore':
-    not); an aligned burst (frames of one size) is averaged,
-    weighted by each frame's measured inverse noise variance (equally where the levels are
-    within :data:`linr.noise.LEVELS_EQUAL_WITHIN` of each other, as the joint fit weighs them:
+    :func:`linr.clipping.clipped_ends_of`) is restored as it is and mapped back through the
+    inverse of its expected clipped value (at the level measured on it, with clipping's lowering
+    of that measure undone on the result: :meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`;
+    ``clipping`` 'ignore': not); an aligned burst (frames of one size) is averaged, weighted by
+    each frame's measured inverse noise variance (equally where the levels are within
+    :data:`linr.noise.LEVELS_EQUAL_WITHIN` of each other, as the joint fit weighs them:
     :func:`linr.tasks.measured_noise`), or by the frames' own weights where any is given (1 for
-    the others), and restored as one photo, mapped back the same way
-    where some frame was clipped. None: anything else (the paper's preset among it, and photos
-    too small to measure their noise: :data:`linr.noise.MIN_SIDE`)."""
+    the others), and restored as one photo, mapped back the same way where some frame was
+    clipped. None: anything else (the paper's preset among it, and photos too small to measure
+    their noise: :data:`linr.noise.MIN_SIDE`)."""
     check_clipping(clipping)
     if preset is not None or register is not None or not observations:
         return None
