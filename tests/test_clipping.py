@@ -88,6 +88,16 @@ def test_the_clipped_variance_and_the_unclipped_level_against_sampled_noise(ends
     assert unclipped_level(np.array([0.5]), 0.05) == pytest.approx(0.05, rel=1e-6)  # nothing near an end
 
 
+def test_the_unclipped_levels_of_a_restoration_from_its_values_binned_are_those_of_every_value(clean):
+    restored = np.clip(clean + np.random.default_rng(2).normal(0, 0.02, clean.shape), -0.05, 1.05)
+    measured = ClippedGaussian((20 / 255, 40 / 255), (0.7, 0.3))
+    levels = measured.at_unclipped_levels(restored)
+    every = [unclipped_level(measured.inverse(restored), s) for s in measured.sigmas]
+    assert levels.sigmas == pytest.approx(every, rel=1e-4) and levels.measured == measured.sigmas
+    assert all(a > b for a, b in zip(levels.sigmas, measured.sigmas))  # the crop is bright and dark
+    assert levels.at_unclipped_levels(restored) is levels  # raised once
+
+
 def test_clipped_ends_are_read_off_exact_black_and_white():
     assert clipped_ends_of(np.array([0.0, 0.0, 0.5, 1.0, 1.0])) == (True, True)
     assert clipped_ends_of(np.array([0.01, 0.5, 1.0, 1.0])) == (False, True)

@@ -74,15 +74,17 @@ def clipped_variance(value: np.ndarray, sigma: float, *, black: bool = True, whi
     return np.maximum(square - mean * mean, 0.0)
 
 
-def unclipped_level(value: np.ndarray, measured: float, *, black: bool = True, white: bool = True) -> float:
+def unclipped_level(value: np.ndarray, measured: float, *, black: bool = True, white: bool = True,
+                    counts: np.ndarray | None = None) -> float:
     """The std of unclipped noise whose clipped variance (:func:`clipped_variance`, at the ends
-    asked), averaged over ``value`` (the clean image's estimate), is ``measured`` squared: the
-    level measured on a photo clipped there, which clipping lowers, undone (by bisection;
-    ``measured`` where no value lies near a clipped end, at most 4 x ``measured``)."""
+    asked), averaged over ``value`` (the clean image's estimate; ``counts``: how many entries
+    each value stands for), is ``measured`` squared: the level measured on a photo clipped
+    there, which clipping lowers, undone (by bisection; ``measured`` where no value lies near a
+    clipped end, at most 4 x ``measured``)."""
     target = measured * measured
 
     def variance(sigma: float) -> float:
-        return float(np.mean(clipped_variance(value, sigma, black=black, white=white)))
+        return float(np.average(clipped_variance(value, sigma, black=black, white=white), weights=counts))
 
     low, high = measured, 4.0 * measured
     if variance(high) < target:
@@ -93,9 +95,10 @@ def unclipped_level(value: np.ndarray, measured: float, *, black: bool = True, w
     return high
 
 
-LEVEL_SAMPLES = 1 << 20
-"""At most about this many entries of a restored image set the unclipped level (every k-th row and
-column): the level is a mean over the image, and a large photo's whole would cost seconds."""
+LEVEL_BINS = 4096
+"""The restored image's values are counted in this many bins of its range, whose centres set the
+unclipped level (a mean over the image: one pass over it, then each bisection step over the bins
+instead of every entry, which took about 3 s at 512 x 512 RGB)."""
 
 
 @functools.lru_cache(maxsize=16)
@@ -136,6 +139,18 @@ def clipped_ends_of(image: np.ndarray) -> tuple[bool, bool]:
     return bool(black), bool(white)
 
 
+def _histogram(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of ``image``'s values in :data:`LEVEL_BINS` bins of its range, and the bins'
+    edges, a band of rows at a time."""
+    image = np.asarray(image)
+    low, high = float(np.min(image)), float(np.max(image))
+    high = high if high > low else low + 1e-6
+    counts = np.zeros(LEVEL_BINS, dtype=np.int64)
+    for start in range(0, image.shape[0], ROWS_AT_ONCE):
+        counts += np.histogram(image[start:start + ROWS_AT_ONCE], bins=LEVEL_BINS, range=(low, high))[0]
+    return counts, np.linspace(low, high, LEVEL_BINS + 1)
+
+
 @dataclass(frozen=True)
 class ClippedGaussian:
     """The clipping of a photo (or of the weighted mean of frames) with Gaussian noise of
@@ -165,13 +180,15 @@ class ClippedGaussian:
     def at_unclipped_levels(self, restored: np.ndarray) -> "ClippedGaussian":
         """This clipping with each measured level raised to the unclipped noise's that clipping
         at this photo's ends lowered to it (:func:`unclipped_level`), the clean image estimated as
-        ``restored`` mapped back at the measured levels (a sample of its rows and columns)."""
+        ``restored`` mapped back at the measured levels (its values counted in :data:`LEVEL_BINS`
+        bins)."""
         if not self.active or self.measured is not None:
             return self
-        restored = np.asarray(restored)
-        step = max(1, math.ceil(math.sqrt(restored.size / LEVEL_SAMPLES)))
-        clean = self.inverse(restored[::step, ::step])
-        levels = tuple(unclipped_level(clean, s, black=self.black, white=self.white) for s in self.sigmas)
+        counts, edges = _histogram(restored)
+        clean = self.inverse(0.5 * (edges[1:] + edges[:-1]))[counts > 0]
+        counts = counts[counts > 0]
+        levels = tuple(unclipped_level(clean, s, black=self.black, white=self.white, counts=counts)
+                       for s in self.sigmas)
         return dataclasses.replace(self, sigmas=levels, measured=self.sigmas)
 
     def forward(self, image: np.ndarray) -> np.ndarray:
