@@ -96,6 +96,8 @@ def test_the_unclipped_levels_of_a_restoration_from_its_values_binned_are_those_
     assert levels.sigmas == pytest.approx(every, rel=1e-4) and levels.measured == measured.sigmas
     assert all(a > b for a, b in zip(levels.sigmas, measured.sigmas))  # the crop is bright and dark
     assert levels.at_unclipped_levels(restored) is levels  # raised once
+    for flat in (np.full((8, 8, 1), 0.97, np.float32), np.float32(0.97) + np.float32(6e-8) * np.eye(8)[..., None]):
+        assert measured.at_unclipped_levels(flat).sigmas[0] >= measured.sigmas[0]  # (nearly) constant: no error
 
 
 def test_clipped_ends_are_read_off_exact_black_and_white():

@@ -144,10 +144,11 @@ def _histogram(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edges, a band of rows at a time."""
     image = np.asarray(image)
     low, high = float(np.min(image)), float(np.max(image))
-    high = high if high > low else low + 1e-6
+    high = max(high, low + LEVEL_BINS * 1e-6)  # a (nearly) constant image: bins of a millionth
     counts = np.zeros(LEVEL_BINS, dtype=np.int64)
-    for start in range(0, image.shape[0], ROWS_AT_ONCE):
-        counts += np.histogram(image[start:start + ROWS_AT_ONCE], bins=LEVEL_BINS, range=(low, high))[0]
+    for start in range(0, image.shape[0], ROWS_AT_ONCE):  # float64: bins finer than float32's steps
+        band = np.asarray(image[start:start + ROWS_AT_ONCE], dtype=np.float64)
+        counts += np.histogram(band, bins=LEVEL_BINS, range=(low, high))[0]
     return counts, np.linspace(low, high, LEVEL_BINS + 1)
 
 
