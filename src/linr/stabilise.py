@@ -47,7 +47,7 @@ from .photon import AnscombeTransform
 from .problem import Observation
 
 __all__ = ["NoiseRoute", "restore_route", "photon_route", "clipping_route", "as_fitted", "stabilised",
-           "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
+           "stabilised_reference", "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
 
 CLIPPING_CHOICES = ("auto", "ignore")
 """``clipping`` of :func:`linr.restore`: 'auto' undoes a Gaussian photo's clipping where its
@@ -200,10 +200,8 @@ def as_fitted(observations: Sequence[Observation], *, register: str | None = Non
     """The observations as :func:`linr.restore` fits them: through their route's transform where
     one is taken (:func:`restore_route`), else as they are: what a caller checking options
     before a restore (the command line) resolves them on."""
-    route = restore_route(observations, register=register, preset=preset, clipping=clipping)
-    if route is None or route.transform is None:
-        return list(observations)
-    return stabilised(observations, route)
+    return stabilised(observations, restore_route(observations, register=register, preset=preset,
+                                                  clipping=clipping))
 
 
 ROWS_AT_ONCE = 256
@@ -218,14 +216,14 @@ def _by_rows(mapping: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> 
     return out
 
 
-def stabilised(observations: Sequence[Observation], route: NoiseRoute) -> list[Observation]:
+def stabilised(observations: Sequence[Observation], route: NoiseRoute | None) -> list[Observation]:
     """The observations' transformed images as photos with Gaussian noise (squared error); a
     burst the route averages, as one photo: the mean of its frames' transforms, weighted by the
-    route's weights (else by the frames' weights where given)."""
-    transform = route.transform
-    assert transform is not None
-    if isinstance(transform, ClippedGaussian) and not route.averaged:
-        return list(observations)  # restored as it is
+    route's weights (else by the frames' weights where given). No route, or one without a
+    transform (photon noise's likelihood): the observations as they are."""
+    transform = None if route is None else route.transform
+    if transform is None or (isinstance(transform, ClippedGaussian) and not route.averaged):
+        return list(observations)  # fitted as they are (a clipped photo: restored as it is)
     if not route.averaged:
         return [dataclasses.replace(o, image=_by_rows(transform.forward, o.image), fidelity=SquaredError())
                 for o in observations]
@@ -239,7 +237,15 @@ def stabilised(observations: Sequence[Observation], route: NoiseRoute) -> list[O
     return [dataclasses.replace(observations[0], image=mean, weight=None, fidelity=SquaredError())]
 
 
-def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool = False) -> FitResult:
+def stabilised_reference(reference: np.ndarray | None, route: NoiseRoute | None) -> np.ndarray | None:
+    """A clean reference on the scale the photos are fitted on (through the route's transform),
+    as per-step PSNRs compare the fit with it; None, no route or no transform: as it is."""
+    if reference is None or route is None or route.transform is None:
+        return reference
+    return route.transform.forward(reference).astype(np.float32)
+
+
+def unstabilised(result: FitResult, route: NoiseRoute | None, *, reference_given: bool = False) -> FitResult:
     """``result`` of the transformed photos mapped back to the photos' scale: the image, the fit's
     image before a refinement, an ensemble's spread (through the inverse's slope at the members'
     mean fit) and a kept model (which then renders through the inverse); ``settings['photon']``
@@ -247,11 +253,14 @@ def unstabilised(result: FitResult, route: NoiseRoute, *, reference_given: bool 
     are raised to the unclipped ones first (:meth:`linr.clipping.ClippedGaussian.at_unclipped_levels`).
     What stays on the transform's scale: ``history`` (the loss, and a reference's PSNR
     against the transformed reference) and ``settings['observations']`` (the transformed photos'
-    squared error; ``settings['photon']['noise']`` is the photos' own noise model)."""
+    squared error; ``settings['photon']['noise']`` is the photos' own noise model). No route:
+    ``result`` as it is; a route without a transform (photon noise's likelihood), or an averaged
+    burst without clipping: only recorded."""
+    if route is None:
+        return result
     transform = route.transform
-    assert transform is not None
-    if isinstance(transform, ClippedGaussian) and not transform.active:  # a burst averaged, nothing to map
-        result.settings[route.record_key] = route.describe()
+    if transform is None or (isinstance(transform, ClippedGaussian) and not transform.active):
+        result.settings[route.record_key] = route.describe()  # nothing to map back
         return result
     if isinstance(transform, ClippedGaussian):  # the levels measured on the clipped photos, their lowering undone
         transform = transform.at_unclipped_levels(result.image)

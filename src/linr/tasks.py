@@ -30,7 +30,7 @@ from . import progress as progress_of_work
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stabilise import NoiseRoute, restore_route, stabilised, unstabilised
+from .stabilise import NoiseRoute, restore_route, stabilised, stabilised_reference, unstabilised
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
 from .sure import noisy_enough, pick_by_sure, up_to_pixels, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
@@ -1091,11 +1091,10 @@ def restore(
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
-    stable = plan.route is not None and plan.route.transform is not None
-    if stable:
+    if plan.route is not None and plan.route.transform is not None:
         observations = obs  # the transformed photos stand for the photos from here on
-        if reference is not None:
-            reference = plan.route.transform.forward(reference).astype(np.float32)
+    reference_given = reference is not None
+    reference = stabilised_reference(reference, plan.route)
     if keep_model and grid is not None:
         raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
                          f"({len(grid)} tiles, one network each); pass tile='off'")
@@ -1166,11 +1165,7 @@ def restore(
             apply_refine(result, refine, obs, held_out=held)
     elif plan.refine_left_out is not None:
         result.settings["refine"] = dict(plan.refine_left_out)
-    if stable:
-        return unstabilised(result, plan.route, reference_given=reference is not None)
-    if plan.route is not None:
-        result.settings[plan.route.record_key] = plan.route.describe()
-    return result
+    return unstabilised(result, plan.route, reference_given=reference_given)
 
 
 def fit_whole(obs: Sequence[Observation], config: FitConfig, rule: StopRule | None, *,
@@ -1403,8 +1398,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     planned as their Anscombe transforms where that route applies, an aligned Gaussian burst as
     its frames' weighted mean (:mod:`linr.stabilise`)."""
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
-    if route is not None and route.transform is not None:
-        observations = stabilised(observations, route)
+    observations = stabilised(observations, route)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1611,11 +1605,10 @@ def restore_many(
                          "rule object for every scene")
     scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
     routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
-    scenes = [obs if route is None or route.transform is None else stabilised(obs, route)
-              for obs, route in zip(scenes, routes)]
+    scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
+    given = [references is not None and references[k] is not None for k in range(len(scenes))]
     if references is not None:  # on the transformed photos' scale, as restore() compares them
-        references = [r if r is None or route is None or route.transform is None
-                      else route.transform.forward(r).astype(np.float32) for r, route in zip(references, routes)]
+        references = [stabilised_reference(r, route) for r, route in zip(references, routes)]
     resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
                         model=model, progress=progress, precision=precision, prior=prior, refine=refine,
                         stop=stop)
@@ -1644,13 +1637,7 @@ def restore_many(
             apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
         elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
             result.settings["refine"] = left_out
-    for k, (result, route) in enumerate(zip(results, routes)):
-        if route is not None and route.transform is not None:
-            results[k] = unstabilised(result, route, reference_given=references is not None
-                                      and references[k] is not None)
-        elif route is not None:
-            result.settings[route.record_key] = route.describe()
-    return results
+    return [unstabilised(result, route, reference_given=known) for result, route, known in zip(results, routes, given)]
 
 
 def describe_presets() -> dict[str, Any]:
