@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClippedGaussian", "clipped_gaussian_mean", "clipped_ends_of", "clipped_variance", "unclipped_level"]
+__all__ = ["ClippedGaussian", "clipped_gaussian_mean", "clipped_ends_of", "clipped_variance", "unclipped_level",
+           "table_slope"]
 
 GRID = 4097
 """Points on [0, 1] at which the inverse is tabulated (interpolated linearly between)."""
@@ -117,6 +118,16 @@ SPIKE_WIDTH = 1.0 / 255.0
 """How far inside an end the values a clipped end must outnumber lie (one 8-bit level)."""
 ROWS_AT_ONCE = 256
 """Rows counted at a time (a large photo's comparisons stay a band's)."""
+
+
+def table_slope(means: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """d grid / d means of the segment of a rising table (``means`` at the points ``grid``,
+    inverted by interpolating backwards) each of ``values`` falls in: the slope of that inverse;
+    0 outside the table (where interpolating caps it)."""
+    steps = np.diff(means)
+    ratio = np.divide(np.diff(grid), steps, out=np.zeros_like(steps), where=steps > 0)
+    at = np.clip(np.searchsorted(means, values, side="right") - 1, 0, len(ratio) - 1)
+    return np.where((values > means[0]) & (values < means[-1]), ratio[at], 0.0)
 
 
 def clipped_ends_of(image: np.ndarray) -> tuple[bool, bool]:
@@ -217,12 +228,8 @@ class ClippedGaussian:
         if not self.active:
             return np.ones_like(restored)
         means, grid = _table(self.sigmas, self.weights, self.black, self.white)
-        steps = np.diff(means)
-        ratio = np.divide(np.diff(grid), steps, out=np.zeros_like(steps), where=steps > 0)
-        at = np.clip(np.searchsorted(means, restored, side="right") - 1, 0, len(ratio) - 1)
-        inside = (restored > means[0]) & (restored < means[-1])
         beyond = ((restored <= means[0]) & (not self.black)) | ((restored >= means[-1]) & (not self.white))
-        return np.where(inside, ratio[at], np.where(beyond, 1.0, 0.0))
+        return np.where(beyond, 1.0, table_slope(means, grid, restored))
 
     def describe(self) -> dict[str, object]:
         return {"clipped_at_black": self.black, "clipped_at_white": self.white,

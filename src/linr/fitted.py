@@ -38,13 +38,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .clipping import ClippedGaussian
 from .engine import DEFAULT_CHUNK_PIXELS, FastSiren, check_precision
 from .errors import InputError
 from .fits import FitsHeader
 from .images import Density, ImageInfo, ValueRange, existing_file
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
-from .clipping import ClippedGaussian
 from .photon import AnscombeTransform
 from .problem import resolve_device
 from .tiff import TiffLayout
@@ -159,6 +159,7 @@ class FittedModel:
         rows, cols = coordinate_axes(*self.shape, size=(out_h, out_w), device=dev)
         forward = self._forward(dev)
         image = np.empty((out_h * out_w, self.channels), dtype=np.float32)
+        mapped = self.output_map  # what each chunk is rendered through, if anything
         chunk = self.chunk_pixels
         with torch.no_grad():
             # The fit's own chunks (flat pixel order), coordinates made per chunk.
@@ -167,7 +168,6 @@ class FittedModel:
                 coords = torch.stack([rows[index // out_w], cols[index % out_w]], dim=1)
                 values = forward(coords)
                 chunk_image = ((values + 1) / 2).float().cpu().numpy()
-                mapped = self.output_map
                 image[start : start + len(index)] = chunk_image if mapped is None else mapped.inverse(chunk_image)
         return image.reshape(out_h, out_w, self.channels)
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .clipping import table_slope
+
 __all__ = ["PhotonNoise", "estimate_photon_noise", "MIN_BLOCKS", "AnscombeTransform"]
 
 MIN_BLOCKS = 256
@@ -241,11 +243,7 @@ class AnscombeTransform:
         raw = np.asarray(restored, dtype=np.float64) * self.top
         if self.white or self.black:  # d rate / d mean of the table's segment it falls in
             means, rates = self._clipped_table()
-            steps = np.diff(means)
-            ratio = np.divide(np.diff(rates), steps, out=np.zeros_like(steps), where=steps > 0)
-            at = np.clip(np.searchsorted(means, raw, side="right") - 1, 0, len(ratio) - 1)
-            inside = (raw > means[0]) & (raw < means[-1])
-            return np.where(inside, ratio[at], 0.0) * self.top / self.peak
+            return table_slope(means, rates, raw) * self.top / self.peak
         d = np.maximum(raw, LOWEST_TRANSFORMED)
         slope = (d / 2 - _ROOT_3_2 / (4 * d ** 2) + 11 / (4 * d ** 3) - 15 * _ROOT_3_2 / (8 * d ** 4))
         live = (raw > LOWEST_TRANSFORMED) & (self._closed_form_counts(d) > 0)
