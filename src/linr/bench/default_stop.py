@@ -191,8 +191,8 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
         point: list[Any] = [step]
         for kind, image in (("raw", raw), ("average", mean)):
             refined, _ = refine_image(refine, image, obs, masks)
-            if unclip is not None:  # mapped back as the default maps its image (linr.stabilise)
-                refined = unclip.inverse(refined)
+            if unclip is not None:  # mapped back as the default maps its image (linr.stabilise.unstabilised)
+                refined = unclip.at_unclipped_levels(refined).inverse(refined)
             value = psnr(clean, refined)
             point.append(round(value, 4))
             if value > best["psnr"]:
