@@ -297,8 +297,6 @@ def test_sure_stop_refused_where_it_cannot_serve() -> None:
     noisy = tasks.noisy(add_gaussian_noise(_scene(40), 25, seed=4))
     with pytest.raises(InputError, match="'grouped' refinement"):
         tasks.plan_restore([noisy], device="cpu", stop="sure", refine="none")
-    with pytest.raises(InputError, match="ensemble"):
-        tasks.plan_restore([noisy], device="cpu", stop="sure", ensemble=2)
     with pytest.raises(InputError, match="tiled"):
         tasks.plan_restore([tasks.noisy(add_gaussian_noise(_scene(96), 25))], device="cpu", stop="sure", tile="64")
     with pytest.raises(InputError, match="one noisy photo"):
@@ -307,6 +305,45 @@ def test_sure_stop_refused_where_it_cannot_serve() -> None:
         tasks.plan_restore([noisy], device="cpu", stop="sure,fixed:60")
     with pytest.raises(InputError, match="averages of iterates"):
         tasks.plan_restore([noisy], device="cpu", stop="sure:0.05:40:none")
+
+
+def test_each_member_of_an_ensemble_picks_as_one_fit_does() -> None:
+    """Members of an ensemble of a small noisy photo are stopped as one fit is: by the SURE pick,
+    each with its own seed (its held-out pixels, its probe, its second fit). Member 0 is the
+    single default fit (its chosen step and estimates; the stacked fit rounds as a single one up
+    to float32 noise, so the estimates agree to a few parts in a thousand), every member's chosen
+    step is the least of its own estimates, and the ensemble's image is the refinement of the
+    mean of the members' picked averages."""
+    noisy = add_gaussian_noise(_scene(40), 25, seed=4)
+    kw = dict(device="cpu", progress=False, steps=60, clipping="ignore")
+    assert isinstance(tasks.plan_restore([tasks.noisy(noisy)], device="cpu", ensemble=2).rule, SurePick)
+    assert isinstance(tasks.plan_restore([tasks.noisy(noisy)], device="cpu", stop="sure", ensemble=2).rule, SurePick)
+    result = linr.restore([tasks.noisy(noisy)], ensemble=2, **kw)
+    described = result.settings["ensemble"]
+    assert len(described["sure"]) == 2
+    assert "each member's average chosen by SURE of its refined image" in result.stop_reason, result.stop_reason
+    for member, picked in enumerate(described["sure"]):
+        scores = {int(k): v for k, v in picked["ranking_estimates"].items()}
+        assert picked["step"] == described["stop_steps"][member] == min(scores, key=scores.get)
+    single = linr.restore([tasks.noisy(noisy)], **kw).settings["stop"]["sure"]
+    ours, theirs = described["sure"][0]["ranking_estimates"], single["ranking_estimates"]
+    assert described["sure"][0]["step"] == single["step"] and ours.keys() == theirs.keys()
+    np.testing.assert_allclose([ours[k] for k in ours], [theirs[k] for k in ours], rtol=5e-3)
+    assert result.timings["sure_s"] > 0 and result.settings["refine"]["name"] == "grouped"
+    refined, _ = linr.refine.refine_image("grouped", result.fitted_image, [tasks.noisy(noisy)])
+    np.testing.assert_allclose(result.image, refined, atol=1e-6)
+
+
+def test_an_ensembles_stop_line_says_which_members_were_not_picked() -> None:
+    from linr.ensemble import _picked
+
+    fine = {"step": 10}
+    single = {"skipped": "the rule returned a single iterate"}
+    assert _picked([fine, fine]) == "; each member's average chosen by SURE of its refined image"
+    assert _picked([single, single]) == "; no SURE pick: the rule returned a single iterate"
+    assert _picked([fine, single, fine]) == ("; 2 of 3 members' averages chosen by SURE of the refined image "
+                                             "(no SURE pick for the others: the rule returned a single iterate)")
+    assert _picked([]) == ""
 
 
 def test_cli_says_the_pick_and_refuses_it_with_a_model(tmp_path, capsys) -> None:

@@ -17,14 +17,16 @@ observations and their noise, so an error they all make is not in it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import dataclasses
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .config import FitConfig
 from .errors import InputError
 from .fit import FitResult, Observation, _uses_engine, fit, fit_many
-from .stopping import FirstToFire, HoldOut, StopRule
+from .stopping import FirstToFire, HoldOut, StopRule, SurePick
+from .sure import pick_by_sure
 
 __all__ = ["MAX_MEMBERS", "member_rule", "fit_ensemble"]
 
@@ -54,11 +56,29 @@ def _how_members_stopped(results: Sequence[FitResult], budget: int) -> str:
     return f"{ran_out} of {len(results)} ran the step budget ({budget}), the others stopped by their own rule"
 
 
+def _picked(records: Sequence[dict[str, Any] | None]) -> str:
+    """What the members' SURE picks (their ``settings['stop']['sure']`` records) chose, as a clause
+    of the ensemble's stop reason ('' for members with no pick)."""
+    skipped = [record["skipped"] for record in records if "skipped" in (record or {})]
+    why = "; ".join(sorted(set(skipped)))
+    if not records:
+        return ""
+    if not skipped:
+        return "; each member's average chosen by SURE of its refined image"
+    if len(skipped) == len(records):
+        return f"; no SURE pick: {why}"
+    return (f"; {len(records) - len(skipped)} of {len(records)} members' averages chosen by SURE of the refined "
+            f"image (no SURE pick for the others: {why})")
+
+
 def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: Sequence[StopRule | None],
-                 *, reference: np.ndarray | None = None) -> FitResult:
+                 *, reference: np.ndarray | None = None, on_pick: Callable[[str], None] | None = None) -> FitResult:
     """Fit ``len(stops)`` members (stop rule objects, one per member, see :func:`member_rule`)
     and return their mean image with :attr:`~linr.fit.FitResult.uncertainty` set; the result's
-    history and stop step are the first member's, ``settings['ensemble']`` lists every member."""
+    history and stop step are the first member's, ``settings['ensemble']`` lists every member.
+    A member under a :class:`~linr.stopping.SurePick` returns the checkpoint its own SURE pick
+    chooses (:func:`linr.sure.pick_by_sure`, with its own seed; ``on_pick('sure')`` called once
+    before the first), as one fit of the photo would."""
     members = len(stops)
     if not 2 <= members <= MAX_MEMBERS:
         raise InputError(f"an ensemble has 2 to {MAX_MEMBERS} members, got {members}")
@@ -68,16 +88,21 @@ def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: 
         results = fit_many([observations] * members, config, references=[reference] * members,
                            stops=list(stops), seeds=seeds)
     else:
-        from dataclasses import replace
-
-        results = [fit(observations, replace(config, seed=seed), reference=reference, stop=stop)
+        results = [fit(observations, dataclasses.replace(config, seed=seed), reference=reference, stop=stop)
                    for seed, stop in zip(seeds, stops)]
+    picks = [k for k, stop in enumerate(stops) if isinstance(stop, SurePick)]
+    if picks and on_pick is not None:
+        on_pick("sure")
+    for k in picks:
+        pick_by_sure(results[k], observations, dataclasses.replace(config, seed=seeds[k]), stops[k])
     images = np.stack([r.image for r in results])
     first = results[0]
     described: dict[str, Any] = {
         "members": members, "seeds": seeds,
         "steps_run": [r.steps_run for r in results], "stop_steps": [r.stop_step for r in results],
     }
+    if picks:  # each member's pick as one fit records it (its held-out step, the steps scored, or why skipped)
+        described["sure"] = [results[k].settings.get("stop", {}).get("sure") for k in picks]
     if reference is not None:
         from .metrics import psnr
 
@@ -88,9 +113,12 @@ def fit_ensemble(observations: Sequence[Observation], config: FitConfig, stops: 
     settings = {**{k: v for k, v in first.settings.items() if k != "retry"}, "ensemble": described}
     timings = dict(first.timings)
     timings["fit_s"] = max(r.timings["fit_s"] for r in results)
+    if picks:
+        timings["sure_s"] = sum(results[k].timings.get("sure_s", 0.0) for k in picks)
     steps = described["stop_steps"]
     reason = (f"ensemble of {members}: the mean of {members} fits from seeds {seeds[0]}-{seeds[-1]}, "
-              f"{_how_members_stopped(results, config.steps)} (returned steps {min(steps)}-{max(steps)})")
+              f"{_how_members_stopped(results, config.steps)}{_picked(described.get('sure', []))} "
+              f"(returned steps {min(steps)}-{max(steps)})")
     return FitResult(image=images.mean(axis=0), history=first.history, steps_run=max(r.steps_run for r in results),
                      stop_step=first.stop_step, stop_reason=reason, timings=timings, settings=settings,
                      model=None, uncertainty=images.std(axis=0, ddof=1),

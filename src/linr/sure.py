@@ -177,11 +177,10 @@ class _ScoredAsFitted(HoldOut):
         return reason
 
 
-def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ensemble: int,
-            keep_model: bool) -> str | None:
+def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, keep_model: bool) -> str | None:
     """Why the SURE pick cannot serve this restoration (a phrase), or None when it can: one photo
-    with Gaussian noise (the squared-error data term), refined by ``grouped``, fitted whole by one
-    network whose model is not kept."""
+    with Gaussian noise (the squared-error data term), refined by ``grouped``, fitted whole (by one
+    network, or by each member of an ensemble for itself) with no model kept."""
     if len(observations) != 1 or not observations[0].carries_noise:
         return "it chooses among the fits of one noisy photo"
     obs = observations[0]
@@ -192,8 +191,6 @@ def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, ens
                 f"{refine or 'none: --refine none, or a photo thinner than the refinement needs'})")
     if not whole:
         return "it needs the photo fitted whole, and this one is tiled (ask for --tile off; Python: tile='off')"
-    if ensemble > 1:
-        return "it chooses within one fit, not an ensemble's"
     if keep_model:
         return "it returns an average of iterates, which no kept model renders"
     return None

@@ -1123,14 +1123,12 @@ def restore(
             print(line, file=sys.stderr, flush=True)
     if register is not None:
         obs = register_observations(obs, register, shape=clean_shape(obs))
-    if ensemble > 1:
-        stops = [member_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), k,
-                             shared_held_out=blended) for k in range(ensemble)]
-        result = fit_ensemble(obs, config, stops, reference=reference)
+    if ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
+        stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), obs,
+                                        stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model),
+                             k, shared_held_out=blended) for k in range(ensemble)]
+        result = fit_ensemble(obs, config, stops, reference=reference, on_pick=on_refine)
         rule = stops[0]  # its held-out pixels are every member's when blended
-        if _sure_by_default(obs, stop=stop, preset=preset, refine=refine, keep_model=keep_model):
-            result.stop_reason += ("; one fit (no ensemble) would have chosen its stop by SURE of the refined "
-                                   "image, which did better than two members on the small photos tried")
     elif grid is None:
         whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
         result = fit_whole(obs, config, rule, reference=reference, callback=whole_step, on_pick=on_refine)
@@ -1416,8 +1414,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
-    rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, ensemble=ensemble,
-                      keep_model=keep_model)
+    rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model)
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route)
 
 
@@ -1440,25 +1437,24 @@ def _sure_by_default(obs: Sequence[Observation], *, stop: Any, preset: str | Non
     :data:`~linr.sure.UP_TO_PIXELS_COLOUR` in colour) and noise of at least :data:`linr.sure.MIN_SIGMA`."""
     h, w = clean_shape(obs)
     return stop in (None, "auto") and preset is None and h * w <= up_to_pixels(obs[0].channels) and \
-        why_not(obs, refine, whole=True, ensemble=1, keep_model=keep_model) is None and noisy_enough(obs)
+        why_not(obs, refine, whole=True, keep_model=keep_model) is None and noisy_enough(obs)
 
 
 def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, preset: str | None,
-               refine: str | None, whole: bool, ensemble: int, keep_model: bool) -> StopRule | None:
+               refine: str | None, whole: bool, keep_model: bool) -> StopRule | None:
     """The stop rule with the SURE pick (:mod:`linr.sure`): the automatic stop of the defaults
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
     :func:`linr.sure.up_to_pixels` that the pick can serve, its measured noise at least
     :data:`linr.sure.MIN_SIGMA`; a ``sure`` rule asked for where it cannot is refused in one line."""
     if isinstance(rule, SurePick):
-        reason = why_not(obs, refine, whole=whole, ensemble=ensemble, keep_model=keep_model)
+        reason = why_not(obs, refine, whole=whole, keep_model=keep_model)
         if reason is not None:
             raise InputError(f"stop rule 'sure': {reason}")
         return rule
     if isinstance(holdout_rule(rule), SurePick):
         raise InputError("stop rule 'sure' stands alone: it chooses among its own checkpoints after the fit, "
                          "and another rule ending the fit first would leave it none to choose from")
-    if whole and ensemble == 1 and _sure_by_default(obs, stop=stop, preset=preset, refine=refine,
-                                                    keep_model=keep_model) and \
+    if whole and _sure_by_default(obs, stop=stop, preset=preset, refine=refine, keep_model=keep_model) and \
             type(rule) is HoldOut and rule.average is not None:
         return SurePick(fraction=rule.fraction, patience=rule.tracker.patience, seed=rule.seed,
                         check_every=rule.tracker.check_every, average=rule.average.spec)
@@ -1624,7 +1620,7 @@ def restore_many(
                              f"({', '.join(differ)}); restore them separately")
     refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
     rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
-                        preset=preset, refine=spec, whole=True, ensemble=1, keep_model=False)
+                        preset=preset, refine=spec, whole=True, keep_model=False)
              for (obs, _), spec in zip(resolved, refines)]
     config = sure_in_float32(config, rules, precision)
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)

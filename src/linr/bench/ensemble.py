@@ -73,7 +73,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..models import ModelConfig
     from ..simulate import add_gaussian_noise
-    from ..tasks import denoise_defaults_tag
+    from .. import noisy as noisy_observation
+    from ..stopping import SurePick
+    from ..tasks import denoise_defaults_tag, plan_restore
     from . import data_dir
     from .common import commit_id, cpu_name, load_clean, noise_seed, read_rows
 
@@ -94,15 +96,20 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
                   "torch": torch.__version__}
     rows = []
     for spec in specs:
+        clean = cleans[spec]
+        seed = noise_seed(0, spec, args.sigma)
+        noisy = add_gaussian_noise(clean, args.sigma, seed=seed).astype(np.float32)
+        # members stopped as one fit is, by the SURE pick where it serves (since the fifty-sixth
+        # session): such rows name it, and earlier rows of such photos are fitted again
+        picks = isinstance(plan_restore([noisy_observation(noisy)], steps=args.steps, model=model,
+                                        device="cpu", progress=False, ensemble=args.members).rule, SurePick)
         key = json.dumps({"image": spec, "crop": args.crop, "sigma": args.sigma, "members": args.members,
                           "steps": args.steps, "width": args.width, "depth": args.depth,
                           # the defaults its fits follow: rows made under others are fitted again
                           # (rows before the seventeenth session have no such entry)
-                          "defaults": denoise_defaults_tag(pilot=model is None)}, sort_keys=True)
+                          "defaults": denoise_defaults_tag(pilot=model is None),
+                          **({"member_stop": "sure"} if picks else {})}, sort_keys=True)
         if key not in done:
-            clean = cleans[spec]
-            seed = noise_seed(0, spec, args.sigma)
-            noisy = add_gaussian_noise(clean, args.sigma, seed=seed).astype(np.float32)
             row = {"key": key, "image": spec, "crop": args.crop, "sigma": args.sigma, "members": args.members,
                    "noise_seed": seed, **run_row(clean, noisy, members=args.members, steps=args.steps, model=model),
                    **provenance, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
