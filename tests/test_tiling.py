@@ -865,3 +865,21 @@ def test_the_linr_command_counts_as_started_from_its_entry_point(monkeypatch):
                              (main_module(), False)]:  # python -c
         monkeypatch.setitem(sys.modules, "__main__", module)
         assert linr.cli._started_as_command() is expected, module
+
+
+def test_tiles_smaller_than_the_pilots_own_are_said_to_cost_quality(tmp_path, capsys):
+    """--tile below the defaults' denoising tiles (measured: less quality in more time) gets a note
+    before the fit; the pilot's own size, larger tiles and fits that are not the pilot do not."""
+    from linr.cli import main
+    from linr.tasks import DENOISE_TILE_SIZE, small_pilot_tiles_note
+
+    assert small_pilot_tiles_note(DENOISE_TILE_SIZE, pilot=True) is None
+    assert small_pilot_tiles_note(64, pilot=False) is None and small_pilot_tiles_note(None, pilot=True) is None
+    assert "--tile 64: tiles smaller than the 128 px" in small_pilot_tiles_note(64, pilot=True)
+    rng = np.random.default_rng(2)
+    Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(tmp_path / "n.png")
+    fit = ["restore", "--noisy", str(tmp_path / "n.png"), "--steps", "1", "--device", "cpu", "--tile", "24"]
+    assert main([*fit, "-o", str(tmp_path / "a.png")]) == 0
+    assert "--tile 24: tiles smaller than" in capsys.readouterr().err
+    assert main([*fit, "--width", "16", "-o", str(tmp_path / "b.png")]) == 0  # a network named: not the pilot
+    assert "smaller than" not in capsys.readouterr().err

@@ -205,7 +205,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .scene import split_frames
     from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
-                        tile_grid)
+                        small_pilot_tiles_note, tile_grid)
 
     check_pairs(args)
     if args.output is None:
@@ -326,6 +326,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append(f"restoring {w}x{h} in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} "
                      f"(overlap {grid.overlap} px{raised}); finished tiles are kept in {stores[0]} until the "
                      "image is written: rerun the same command to resume")
+        if small := small_pilot_tiles_note(parse_tile(args.tile).size, pilot=fits_pilot and args.preset is None):
+            notes.append(small)
     if args.backend != "ray" and (settled := _settle_threads(args.device)):  # before the forecast, which
         notes.append(settled)  # times this CPU as the fit will run (Ray's fits run elsewhere)
     # planned (and a refused plan said in one line) before the notes, so that no note precedes a refusal
