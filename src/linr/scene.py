@@ -96,6 +96,8 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
                   for opt in kind.options}
         extras: list[str] = []
         built = []
+        if kind.name == "noisy":  # what is measured on a noisy photo: its opaque pixels' values
+            frames = [(filled_transparent(image, info), info) for image, info in frames]
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
             if kind.name in weights:
@@ -155,6 +157,16 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
             for i in range(count)]
 
 
+def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
+    """A noisy photo's values with its transparent pixels (alpha below one half; not a FITS
+    file's undefined ones, which are refused) filled by :func:`linr.transparent.mirrored_fill`."""
+    if info.fits is not None or info.alpha is None:
+        return image
+    from .transparent import mirrored_fill
+
+    return mirrored_fill(image, info.alpha < 0.5)
+
+
 def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
     """One note per kind whose frames have transparent pixels that are fitted as data (their
     colours, whatever they are; the alpha written back where the output holds one): ``--masked`` takes them as holes
@@ -167,6 +179,12 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
             continue
         if info.alpha is not None and bool((info.alpha < 0.5).any()):
             share = float((info.alpha < 0.5).mean())
+            if kind == "noisy" and share < 1:
+                notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --noisy fills them with the "
+                             "photo mirrored at their nearest opaque pixel (so the noise is measured on the opaque "
+                             "ones), and the output keeps the alpha where its format holds one (--masked takes "
+                             "them as missing pixels to fill)")
+                return
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
                          "as data, and the output keeps the alpha where its format holds one (--masked takes "
                          "them as missing pixels to fill)")
