@@ -88,6 +88,44 @@ def test_the_command_line_writes_the_spread_and_refuses_what_an_ensemble_cannot_
     assert not (tmp_path / "u2.tif").exists() and not (tmp_path / "m.pt").exists()
 
 
+def test_a_float_map_of_a_16_bit_or_float_photo_is_in_its_units_an_8_bit_ones_on_the_0_1_scale(tmp_path, capsys,
+                                                                                              noisy):
+    """The spread of an ensemble of a 16-bit TIFF, written as float32 TIFF, is in counts (as the
+    restored image is), the report saying the factor; its 16-bit PNG map and an 8-bit photo's
+    TIFF map stay on the 0-1 scale (the units of the spread: linr.cli.spread_units)."""
+    from linr.cli import spread_units
+    from linr.images import ValueRange
+
+    assert spread_units(ValueRange(0.0, 65535.0, "dtype"), "tiff") == 65535.0
+    assert spread_units(ValueRange(0.0, 255.0, "dtype"), "tiff") is None
+    assert spread_units(ValueRange(0.0, 1.0, "unit"), "tiff") is None
+    assert spread_units(ValueRange(-2.0, 6.0, "data"), "tiff") == 8.0
+    assert spread_units(ValueRange(0.0, 65535.0, "dtype"), "png") is None
+    assert spread_units(None, "fits") is None
+    tifffile.imwrite(tmp_path / "n.tif", np.round(noisy * 65535).astype(np.uint16))
+    fit = ["--width", "16", "--depth", "2", "--steps", "10", "--device", "cpu", "--quiet", "--ensemble", "2"]
+    base = ["restore", "--noisy", str(tmp_path / "n.tif"), "-o", str(tmp_path / "o.tif"), *fit]
+    assert main([*base, "--uncertainty", str(tmp_path / "u.tif"), "--report", str(tmp_path / "r.json")]) == 0
+    recorded = json.loads((tmp_path / "r.json").read_text())["uncertainty"]
+    counts = tifffile.imread(tmp_path / "u.tif")
+    assert counts.dtype == np.float32 and "65535" in recorded["scale"]
+    assert float(counts.max()) == pytest.approx(recorded["largest"] * 65535.0, rel=1e-4)
+    assert main([*base, "--force", "--uncertainty", str(tmp_path / "u.png"), "--report", str(tmp_path / "p.json")]) == 0
+    from linr.images import read_image
+
+    png, info = read_image(tmp_path / "u.png")  # 16-bit, the 0-1 scale
+    assert info.bit_depth == 16
+    assert json.loads((tmp_path / "p.json").read_text())["uncertainty"]["scale"] == "0-1"
+    assert float(png.max()) == pytest.approx(json.loads((tmp_path / "p.json").read_text())["uncertainty"]["largest"],
+                                             abs=1e-4)
+    write_image(tmp_path / "n8.png", noisy)
+    assert main(["restore", "--noisy", str(tmp_path / "n8.png"), "-o", str(tmp_path / "o8.png"), *fit,
+                 "--uncertainty", str(tmp_path / "u8.tif"), "--report", str(tmp_path / "r8.json")]) == 0
+    assert json.loads((tmp_path / "r8.json").read_text())["uncertainty"]["scale"] == "0-1"
+    assert float(tifffile.imread(tmp_path / "u8.tif").max()) < 1
+    capsys.readouterr()
+
+
 def test_bad_ensemble_sizes_are_one_line(noisy):
     for bad in (0, 65, 2.5):
         with pytest.raises(InputError, match="ensemble must be a whole number"):

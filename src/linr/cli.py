@@ -100,7 +100,9 @@ def _build_restore(sub: Any) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--uncertainty", metavar="FILE",
                    help="with --ensemble K >= 2: write the members' per-pixel spread (sample standard "
-                   "deviation, on the image's 0-1 scale; float32 in a .tif, 16-bit in a .png), "
+                   "deviation; float32 in a .tif or .fits, in the input's units where it had its own "
+                   "(FITS, 16-bit, floats mapped from their range), else on the 0-1 scale; 16-bit in a "
+                   ".png, on the 0-1 scale), "
                    "large where the restoration depends on the network's random start (the spread of "
                    "the fits, before any --refine of their mean)")
     o.add_argument("--render-scale", type=positive_float, metavar="S",
@@ -418,8 +420,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.uncertainty is not None:
         spreads = [r.uncertainty for r in results]
         fmt = WRITE_FORMATS[Path(args.uncertainty).suffix.lower()]
-        # a FITS map in the input's units (its header's BUNIT holds), the others on the 0-1 scale
-        span = None if out.value_range is None or fmt != "fits" else out.value_range.high - out.value_range.low
+        span = spread_units(out.value_range, fmt)
         write_frames(args.uncertainty, spreads, bit_depth=16 if fmt == "png" else 32, density=out.density,
                      value_range=None if span is None else ValueRange(0.0, span, "given"),
                      fits=out.fits if span is not None or out.fits is None else out.fits.without("BUNIT"),
@@ -894,6 +895,20 @@ def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) 
 def keeps_model(args: argparse.Namespace) -> bool:
     """Whether a restore must keep a model to save or render (which turns the refinement off)."""
     return bool(args.save_model) or args.render_scale is not None or args.render_size is not None
+
+
+def spread_units(value_range: Any, fmt: str) -> float | None:
+    """The factor from the 0-1 scale to the input's units of an ensemble's spread map written as
+    ``fmt``, or None for a map on the 0-1 scale: a float32 map (FITS, TIFF) of an input whose
+    values had units of their own (FITS; 16-bit integers; floats mapped from their own or a given
+    range) is in those units, as the restored image is; a 16-bit PNG map, and maps of 8-bit inputs
+    and of floats taken as they are, on the 0-1 scale."""
+    if fmt not in ("fits", "tiff") or value_range is None:
+        return None
+    span = value_range.high - value_range.low
+    if fmt == "tiff" and (value_range.rule == "unit" or (value_range.rule == "dtype" and span <= 255)):
+        return None
+    return span
 
 
 def _returned(result: Any) -> str:
