@@ -459,3 +459,34 @@ def test_a_second_astronomer_trial(tmp_path, capsys):
     spread = fits.getdata(tmp_path / "u.fits")
     assert fits.getheader(tmp_path / "u.fits")["BUNIT"] == "Jy/beam"
     assert float(spread.max()) == pytest.approx(report["uncertainty"]["largest"] * 1050.0, rel=1e-3)
+
+
+def test_a_bias_subtracted_frames_gain_and_read_noise_cards_set_its_photon_levels(tmp_path, capsys):
+    """--noise poisson / poisson-gaussian on a FITS frame with GAIN (electrons per stored unit) and
+    RDNOISE (electrons): the photon level is GAIN times the range mapped to white, the read noise
+    RDNOISE / GAIN on that range (0-255 scale), said in a note; --peak / --read-noise win; a
+    range that does not start at 0 (not bias-subtracted), Gaussian noise or no GAIN card: none."""
+    from linr.scene import load_scene
+
+    rng = np.random.default_rng(0)
+    scene = 0.2 + 0.6 * np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    stored = (rng.poisson(scene * 3000) + rng.normal(0, 6, scene.shape)) / 2.0  # GAIN 2 e-/ADU
+    extra = (_card("GAIN", "2.0"), _card("RDNOISE", "6.0"))
+    path = handmade_fits(tmp_path / "raw.fits", np.clip(stored, 0, None).astype(np.float32), -32, extra)
+    high = float(np.clip(stored, 0, None).astype(np.float32).max())
+    notes: list[str] = []
+    obs, _, _ = load_scene({"noisy": str(path)}, {"noise": "poisson-gaussian"}, notes=notes)
+    assert obs[0].fidelity.peak == pytest.approx(2.0 * high, rel=1e-6)
+    assert obs[0].fidelity.read_sigma == pytest.approx(6.0 / 2.0 / high, rel=1e-6)
+    said = [n for n in notes if "from its header" in n]
+    assert len(said) == 1 and "GAIN x" in said[0] and "RDNOISE / GAIN" in said[0], notes
+    assert not any("estimated from the image" in n for n in notes), notes
+    notes = []
+    obs, _, _ = load_scene({"noisy": str(path)}, {"noise": "poisson", "peak": 500.0}, notes=notes)
+    assert obs[0].fidelity.peak == 500.0 and not any("from its header" in n for n in notes)
+    obs, _, _ = load_scene({"noisy": str(path)}, {}, notes=[])  # Gaussian: the header's levels unused
+    assert type(obs[0].fidelity).__name__ == "SquaredError"
+    shifted = handmade_fits(tmp_path / "bias.fits", (stored - 400).astype(np.float32), -32, extra)
+    notes = []
+    load_scene({"noisy": str(shifted)}, {"noise": "poisson"}, notes=notes)  # a range from its minimum < 0
+    assert not any("from its header" in n for n in notes)

@@ -73,6 +73,16 @@ class FitsHeader:
         kept = tuple(card for key, record in _records(list(self.cards)) if key not in keywords for card in record)
         return FitsHeader(kept, self.size, self.more_axes)
 
+    def number(self, *keywords: str) -> float | None:
+        """The value of the first card of one of ``keywords`` (in that order of preference) that
+        holds a finite number, or None."""
+        for keyword in keywords:
+            for card in self.cards:
+                if card[:8].strip() == keyword and isinstance(value := _value(card), (int, float)) \
+                        and not isinstance(value, bool) and np.isfinite(value):
+                    return float(value)
+        return None
+
     def for_size(self, height: int, width: int) -> "FitsHeader":
         """The cards for an output of (height, width) covering the same extent of the sky (pixel
         centres at the same places as a super-resolved or rendered output's): ``CRPIX``,

@@ -349,9 +349,45 @@ class Kind:
     of this kind at once (one line for a burst, not one per frame), or None: no such lines."""
 
 
+GAIN_KEYWORDS = ("GAIN", "EGAIN", "CCDGAIN")
+"""FITS header keywords of a detector's gain (electrons, i.e. photons detected, per stored unit)."""
+READ_NOISE_KEYWORDS = ("RDNOISE", "READNOIS", "RON")
+"""FITS header keywords of a detector's read noise (electrons)."""
+
+
+def header_photon_levels(info: ImageInfo, noise: str) -> tuple[float | None, float | None]:
+    """The photon level (photons at the value range's high) and read noise (0-255 scale) a FITS
+    input's header gives for ``noise`` 'poisson' or 'poisson-gaussian': ``GAIN`` (electrons per
+    stored unit) times the range mapped to [0, 1], and ``RDNOISE`` (electrons) over the gain, in
+    that range; (None, None) for other inputs, other noise, no gain card, or a range that does not
+    start at 0 stored units (0 must be no photons: a bias-subtracted frame)."""
+    if info.fits is None or noise not in ("poisson", "poisson-gaussian") or info.value_range is None:
+        return None, None
+    gain = info.fits.number(*GAIN_KEYWORDS)
+    low, high = info.value_range.low, info.value_range.high
+    if gain is None or not gain > 0 or low != 0 or not high > 0:
+        return None, None
+    read = info.fits.number(*READ_NOISE_KEYWORDS) if noise == "poisson-gaussian" else None
+    return gain * high, None if read is None or read < 0 else read / gain / high * 255.0
+
+
 def _build_noisy(image, info, options, notes):
-    term, _ = noise_term(image, options["noise"], peak=options.get("peak"),
-                         read_noise=options.get("read_noise"), photon_method=options.get("photon_method"))
+    peak, read_noise = options.get("peak"), options.get("read_noise")
+    from_header = header_photon_levels(info, options["noise"])
+    said = []
+    if peak is None and from_header[0] is not None:
+        peak = from_header[0]
+        said.append(f"peak {peak:.6g} photons at white (GAIN x {info.value_range.high:.6g})")
+    if read_noise is None and from_header[1] is not None:
+        read_noise = from_header[1]
+        said.append(f"read noise {read_noise:.3g}/255 (RDNOISE / GAIN)")
+    if said:
+        line = (f"{info.path}: {', '.join(said)} from its header, taken as a bias-subtracted frame (0 stored "
+                "units = no photons); --peak / --read-noise set them instead")
+        if line not in notes:
+            notes.append(line)
+    term, _ = noise_term(image, options["noise"], peak=peak, read_noise=read_noise,
+                         photon_method=options.get("photon_method"))
     return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
 
 
@@ -363,9 +399,11 @@ def _noisy_frame_notes(observations, infos, options):
         return []
     with_read = noise == "poisson-gaussian"
     parts = []
-    for given, field_name, unit, scale in (("peak", "peak", " photons at white", 1.0),
-                                          ("read_noise", "read_sigma", "/255", 255.0)):
-        if options.get(given) is not None or (given == "read_noise" and not with_read):
+    headers = [header_photon_levels(info, noise) for info in infos]
+    for k, (given, field_name, unit, scale) in enumerate((("peak", "peak", " photons at white", 1.0),
+                                                          ("read_noise", "read_sigma", "/255", 255.0))):
+        if options.get(given) is not None or (given == "read_noise" and not with_read) or \
+                all(levels[k] is not None for levels in headers):  # said from the header instead
             continue
         values = [getattr(o.fidelity, field_name) * scale for o in observations]
         span = f"{min(values):.3g}" if len(set(f"{v:.3g}" for v in values)) == 1 \
