@@ -35,7 +35,11 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     Donoho & Johnstone's wavelet estimator: median(|d|) / 0.6745 over the finest diagonal
     detail coefficients ``d`` of an orthonormal db2 transform, per channel, then averaged (as
     ``skimage.restoration.estimate_sigma(..., average_sigmas=True)``, without PyWavelets; only
-    fully interior coefficients are used, so there is no boundary padding).
+    fully interior coefficients are used, so there is no boundary padding). Unlike scikit-image's,
+    coefficients that are exactly zero are kept: on a photo with flat, noise-free areas (a
+    letterbox, fully clipped blocks) the two differ, scikit-image's leaving such areas out; every
+    level the defaults were tuned with is this one's (a noisy photo's transparent pixels are
+    filled before it is measured: :mod:`linr.transparent`).
 
     Only the kept (every other row and column) coefficients are computed, a band of rows of one
     channel at a time (:data:`ROWS_AT_ONCE_SAMPLES`), each as the same float64 sum over the
