@@ -573,3 +573,20 @@ def test_a_batch_made_before_the_pilots_tiles_of_128_says_why_it_does_not_resume
     assert main(base) == 2
     err = capsys.readouterr().err
     assert "multiplied in float32" in err and "tiles of 256 px" in err and "--precision float32" not in err
+
+
+def test_a_batch_made_before_the_clipping_route_says_why_it_does_not_resume(folder, tmp_path, capsys, monkeypatch):
+    """A denoising batch made before the fifty-fifth session has no clipping setting (its photos'
+    clipping not undone, its bursts fitted jointly): a resume is refused with that reason."""
+    import linr.batch as batch
+
+    out = tmp_path / "out"
+    base = ["batch", str(folder / "noisy" / "img0.png"), "--task", "noisy", "-o", str(out), "--steps", "2", *FAST]
+    monkeypatch.setattr(batch, "_clipping_route", lambda args: False)  # as manifests were made before
+    assert main(base) == 0
+    monkeypatch.undo()
+    assert "clipping" not in _manifest(out)["img0"]["batch"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "other settings (clipping; the images were restored before the fifty-fifth session" in err, err
+    assert main([*base, "--force"]) == 0 and _manifest(out)["img0"]["batch"]["clipping"] == "auto"

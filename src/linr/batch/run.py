@@ -109,6 +109,10 @@ def select(
                          "beside the pilot's other defaults")
             else:
                 hint += ", --precision float32 to resume as made"
+        if "clipping" in differ and "clipping" not in made:  # made before the clipping route
+            what += ("; the images were restored before the fifty-fifth session: a photo's clipping at black and "
+                     "white not undone and a burst fitted jointly, which no option gives now (--clipping ignore "
+                     "leaves the clipping as fitted, but a burst is averaged)")
         if "inpaint_model" in differ and "inpaint_model" not in made and made.get("model") is None:
             # made before the defaults' inpainting network, or with the paper's named
             from ..tasks import DEFAULT_INPAINT_MODEL
