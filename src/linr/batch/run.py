@@ -109,7 +109,9 @@ def select(
                          "beside the pilot's other defaults")
             else:
                 hint += ", --precision float32 to resume as made"
-        if "clipping" in differ and "clipping" not in made:  # made before the clipping route
+        # made before the clipping route (not: made otherwise, e.g. registered, which takes no such route)
+        if "clipping" in differ and "clipping" not in made and \
+                not set(differ) & {"register", "preset", "options", "noise", "task", "kinds"}:
             what += ("; the images were restored before the fifty-fifth session: a photo's clipping at black and "
                      "white not undone and a burst fitted jointly, which no option gives now (--clipping ignore "
                      "leaves the clipping as fitted, but a burst is averaged)")
