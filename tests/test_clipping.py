@@ -216,3 +216,46 @@ def test_a_batch_tiles_a_burst_as_restore_does():
     fit = {"tile": "auto"}
     assert plan_restore(frames, device="cpu").grid is not None  # the mean: one photo, its pilot in tiles
     assert in_tiles(frames, fit)
+
+
+def _scene_shifted(shift: tuple[int, int], size: int = 48) -> np.ndarray:
+    """A textured crop of ``size`` px whose content is moved by ``shift`` (rows, columns) in the frame."""
+    big = crop(load("set9/kodim03.png"), size + 16)
+    return np.roll(big, shift, axis=(0, 1))[8:-8, 8:-8].copy()
+
+
+def test_frames_that_do_not_line_up_with_the_first_are_found_and_aligned_ones_are_not():
+    from linr.registration import misaligned_by, shifted_frames
+
+    still = _scene_shifted((0, 0))
+    frames = [noisy_frame(still, 25, k) for k in range(3)]
+    assert shifted_frames(frames) == {}  # noise alone: no shift, whatever the estimate says
+    moved = noisy_frame(_scene_shifted((3, -2)), 25, 5)
+    dy, dx = misaligned_by(frames[0], moved)  # moving(p) ~ reference(p + t): content moved by +3, -2
+    assert (round(dy), round(dx)) == (-3, 2)
+    assert set(shifted_frames([frames[0], frames[1], moved])) == {2}
+    assert shifted_frames([frames[0]]) == {}
+
+
+def test_a_burst_leaves_out_frames_shifted_against_its_first(tmp_path, capsys):
+    """Frames that do not line up are weighted 0 in the burst's mean (it would blur what moved): a
+    burst of one frame and one shifted is the first frame's restoration, said and recorded; the
+    photon route likewise."""
+    still, moved = noisy_frame(_scene_shifted((0, 0)), 25, 0), noisy_frame(_scene_shifted((3, -2)), 25, 1)
+    kw = dict(steps=12, model=SMALL, device="cpu", progress=False)
+    route = clipping_route([linr.noisy(still), linr.noisy(moved)])
+    assert route.weights == (1.0, 0.0) and set(route.left_out) == {1} and route.frames_used == 1
+    burst = linr.restore([linr.noisy(still), linr.noisy(moved)], **kw)
+    alone = linr.restore([linr.noisy(still)], **kw)
+    np.testing.assert_allclose(burst.image, alone.image, atol=1e-5)
+    recorded = burst.settings["clipping"]
+    assert recorded["frames_averaged"] == 1 and list(recorded["frames_left_out"]) == ["2"]
+    photon = restore_route([linr.noisy(f, noise="poisson", peak=40.0) for f in (still, moved)])
+    assert photon.weights == (1.0, 0.0) and photon.describe()["frames_left_out"].keys() == {"2"}
+    first, second, out = (tmp_path / n for n in ("a.png", "b.png", "o.png"))
+    write_image(first, still)
+    write_image(second, moved)
+    assert main(["restore", "--noisy", str(first), "--noisy", str(second), "-o", str(out), *TINY]) == 0
+    said = capsys.readouterr().out
+    assert "frame 2 of the burst shifted against the first (by up to 3." in said and "the first frame alone" in said
+    assert "--register translation" in said and "aligned frames averaged" not in said

@@ -487,13 +487,28 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
         return None
     if route["method"] == "anscombe":
         read = route["read_noise_photons"]
-        return (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
+        left = _left_out_clause(route)
+        return ("" if left is None else left + "; ") + (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
                 + (f", read noise {read / route['peak'] * 255:.3g}/255 ({read:.3g} photons)" if read else "")
                 + "; noise levels in the lines below are the transformed photo's; --photon-method likelihood "
                   "fits the photon likelihood instead)")
     if "why" in route:
         return f"photon noise: its likelihood fitted, not the Anscombe transform: {route['why']}"
     return None
+
+
+def _left_out_clause(route: dict[str, Any]) -> str | None:
+    """What a burst's route left out of its mean (frames shifted against the first), or None."""
+    left = route.get("frames_left_out")
+    if not left:
+        return None
+    largest = max(max(abs(v) for v in shift) for shift in left.values())
+    used = route.get("frames_averaged", 1)
+    frames = ", ".join(left)
+    return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst shifted against the first (by up to "
+            f"{largest:.1f} px) and left out: a mean would blur what moved, so the restoration is of "
+            + ("the first frame alone" if used == 1 else f"the {used} frames aligned with it")
+            + " (--register translation aligns the frames and fits them all)")
 
 
 def _clipping_line(settings: dict[str, Any]) -> str | None:
@@ -503,7 +518,9 @@ def _clipping_line(settings: dict[str, Any]) -> str | None:
     if not route:
         return None
     said = []
-    if route.get("frames_averaged"):
+    if (left := _left_out_clause(route)) is not None:
+        said.append(left)
+    if route.get("frames_averaged", 0) > 1:
         levels = ", ".join(f"{s:.1f}" for s in route.get("measured_sigmas", route["sigmas"]))
         weights = ", ".join(f"{w:.2f}" for w in route["weights"])
         said.append(f"{route['frames_averaged']} aligned frames averaged and restored as one photo (measured "

@@ -45,6 +45,7 @@ from .fit import FitResult
 from .operators import Identity
 from .photon import AnscombeTransform
 from .problem import Observation
+from .registration import shifted_frames
 
 __all__ = ["NoiseRoute", "restore_route", "photon_route", "clipping_route", "as_fitted", "stabilised",
            "stabilised_reference", "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
@@ -76,6 +77,15 @@ class NoiseRoute:
     """The first photo's noise model (its data term's description), for the record."""
     weights: tuple[float, ...] | None = None
     """The averaged frames' weights (summing to 1); None: the frames' own (1 where not given)."""
+    left_out: dict[int, tuple[float, float]] | None = None
+    """Frames of the burst (index from 0) shifted against its first, with their shifts (rows,
+    columns; :func:`linr.registration.shifted_frames`): weighted 0 in its mean, which would blur
+    what moved; None: none."""
+
+    @property
+    def frames_used(self) -> int:
+        """The frames the mean is of (those not :attr:`left_out`)."""
+        return self.averaged - len(self.left_out or {})
 
     @property
     def record_key(self) -> str:
@@ -83,11 +93,13 @@ class NoiseRoute:
         return "clipping" if isinstance(self.transform, ClippedGaussian) else "photon"
 
     def describe(self) -> dict[str, object]:
+        burst = {} if not self.averaged else {"frames_averaged": self.frames_used, **(
+            {} if not self.left_out else {"frames_left_out": {str(k + 1): [round(v, 2) for v in shift]
+                                                              for k, shift in self.left_out.items()}})}
         if isinstance(self.transform, ClippedGaussian):
-            return {**self.transform.describe(), **({"frames_averaged": self.averaged} if self.averaged else {})}
+            return {**self.transform.describe(), **burst}
         if self.transform is not None:
-            return {"method": "anscombe", **self.transform.describe(), "noise": self.noise,
-                    **({"frames_averaged": self.averaged} if self.averaged else {})}
+            return {"method": "anscombe", **self.transform.describe(), "noise": self.noise, **burst}
         return {"method": "likelihood", **({} if self.why_not is None else {"why": self.why_not})}
 
 
@@ -117,8 +129,13 @@ def photon_route(observations: Sequence[Observation], *, register: str | None = 
     white = any(t.saturated for t in terms)
     aligned = register is None and len({o.image.shape for o in observations}) == 1  # else refused further on
     averaged = len(observations) if len(observations) > 1 and aligned else 0
+    shifted = shifted_frames([o.image for o in observations]) if averaged else {}
+    weights = None
+    if shifted:  # frames that do not line up with the first: left out of the mean (it would blur them)
+        own = [0.0 if k in shifted else 1.0 if o.weight is None else float(o.weight) for k, o in enumerate(observations)]
+        weights = tuple(w / sum(own) for w in own)
     return NoiseRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
-                       noise=terms[0].describe(), averaged=averaged)
+                      noise=terms[0].describe(), averaged=averaged, weights=weights, left_out=shifted or None)
 
 
 def _why_not(observations: Sequence[Observation], terms: list) -> str | None:
@@ -176,23 +193,28 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
 
     if min(observations[0].shape) < MIN_SIDE:  # too small to measure its noise: as it is
         return None
-    ends = [clipped_ends_of(o.image) for o in observations] if clipping == "auto" else [(False, False)]
+    # frames that do not line up with the first are left out of the mean (it would blur them)
+    shifted = shifted_frames([o.image for o in observations])
+    used = [o for k, o in enumerate(observations) if k not in shifted]
+    ends = [clipped_ends_of(o.image) for o in used] if clipping == "auto" else [(False, False)]
     black, white = any(e[0] for e in ends), any(e[1] for e in ends)
     if len(observations) == 1 and not (black or white):
         return None
     sigmas = tuple(floored_noise_sigma(o.image) for o in observations)
     if any(o.weight is not None for o in observations):
         raw = [1.0 if o.weight is None else float(o.weight) for o in observations]
-    elif max(sigmas) <= LEVELS_EQUAL_WITHIN * min(sigmas):  # the estimate's scatter, not the frames'
-        raw = [1.0] * len(sigmas)
+    elif max(sigmas[k] for k, o in enumerate(observations) if k not in shifted) <= \
+            LEVELS_EQUAL_WITHIN * min(sigmas[k] for k, o in enumerate(observations) if k not in shifted):
+        raw = [1.0] * len(sigmas)  # the estimate's scatter, not the frames'
     else:
         raw = [1.0 / s ** 2 for s in sigmas]
+    raw = [0.0 if k in shifted else w for k, w in enumerate(raw)]
     if sum(raw) <= 0:
         raise InputError("every frame of the burst has weight 0")
     weights = tuple(w / sum(raw) for w in raw)
     averaged = len(observations) if len(observations) > 1 else 0
     return NoiseRoute(ClippedGaussian(sigmas, weights, black, white), averaged=averaged,
-                      weights=weights if averaged else None)
+                      weights=weights if averaged else None, left_out=shifted or None)
 
 
 def as_fitted(observations: Sequence[Observation], *, register: str | None = None, preset: str | None = None,
