@@ -278,8 +278,8 @@ MISALIGNED_RATIO = 0.8
 the estimated shift leaves less than this share of the squared difference it has unmoved: between
 aligned frames the estimate, misled by noise, found up to 2 px on 32- and 64-px crops at sigma 50,
 and moving by it never lowered the difference (0 of 117 frames of the 13 held-out crops at sigma
-15 / 25 / 50 and 32 / 64 / 128 px); frames shifted by (3, -2) px were found in 106 of 117 (the
-others flat or very noisy, where a mean blurs little)."""
+15 / 25 / 50 and 32 / 64 / 128 px); frames shifted by (3, -2) px were found in 106 of 117, by
+(1, 0) in 90 (the others flat or very noisy, where a mean blurs less): ``benchmarks/shift_check_probe.py``."""
 
 SHIFT_CHECK_SIDE = 512
 """Frames are compared on their centre of at most this many pixels a side (the cost of the
