@@ -490,3 +490,24 @@ def test_a_bias_subtracted_frames_gain_and_read_noise_cards_set_its_photon_level
     notes = []
     load_scene({"noisy": str(shifted)}, {"noise": "poisson"}, notes=notes)  # a range from its minimum < 0
     assert not any("from its header" in n for n in notes)
+
+
+def test_a_float_reference_of_integer_counts_is_read_in_their_units(tmp_path, capsys):
+    """A uint16 FITS of counts (mapped by the 16-bit range) against a float FITS of the same counts
+    (its own range would map it from 0 to its maximum): the reference is read in the inputs' units,
+    so the noisy input's PSNR against it is the one computed by hand in those units; both notes."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(1)
+    clean = 500 + 2000 * np.linspace(0, 1, 24 * 24).reshape(24, 24)
+    counts = np.clip(np.round(clean + rng.normal(0, 60, clean.shape)), 0, None)
+    noisy = handmade_fits(tmp_path / "n.fits", (counts - 32768).astype(np.int16), 16, (_card("BZERO", "32768"),))
+    ref = handmade_fits(tmp_path / "c.fits", clean.astype(np.float32), -32)
+    report = tmp_path / "r.json"
+    assert main(["restore", "--noisy", str(noisy), "-o", str(tmp_path / "o.fits"), "--reference", str(ref),
+                 "--steps", "2", "--device", "cpu", "--report", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert "reach only" in err and "c.fits: its float values are read in the inputs' units" in err
+    by_hand = peak_signal_noise_ratio(clean / 65535, counts / 65535, data_range=1.0)
+    inputs = json.loads(report.read_text())["input_psnr"]
+    assert inputs[0]["psnr"] == pytest.approx(by_hand, abs=0.01), inputs

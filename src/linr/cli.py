@@ -243,7 +243,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              "(one per frame)")
         check_model_path(args.save_model, force=args.force,
                          protect=tuple(protect + [args.output] + ([args.report] if args.report else [])))
-    references = _read_references(args.reference, out, len(scenes))
+    references = _read_references(args.reference, out, len(scenes), notes)
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     keep_model = keeps_model(args)
     from .stabilise import as_fitted
@@ -811,16 +811,31 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
     return lines
 
 
-def _read_references(path: str | None, out: Any, count: int) -> list[Any]:
+def _read_references(path: str | None, out: Any, count: int, notes: list[str] | None = None) -> list[Any]:
     """The clean reference of each scene (None without ``--reference``): one image, or with
     ``count`` separate frames a stack of as many; read in the inputs' units when a value range
-    other than a type's own maps them."""
+    other than a type's own maps them, and where the inputs are integers mapped by their type's
+    range and the reference holds floats in their own units (beyond [0, 1]: a float FITS or TIFF
+    of the same counts), by the inputs' range too, said in ``notes``; a 16-bit reference whose
+    values reach only part of its range is noted as ``linr metrics`` notes it."""
     if path is None:
         return [None] * count
-    from .images import read_frames
+    from .images import choose_value_ranges, read_stored, to_unit
 
+    stored = read_stored(path)
     vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given") else None
-    frames = read_frames(path, value_range=vr)
+    own = choose_value_ranges(stored, vr)
+    if vr is None and out.value_range is not None and out.value_range.rule == "dtype" and \
+            any(r.rule == "data" for r in own):  # floats in their units beside integer inputs: the inputs' units
+        own = [out.value_range] * len(stored)
+        if notes is not None:
+            notes.append(f"{path}: its float values are read in the inputs' units (mapped "
+                         f"{out.value_range.describe()}), as the restored image is")
+    elif notes is not None and all(s.values.dtype.name == "uint16" for s in stored) and \
+            0 < max(int(s.values.max()) for s in stored) < 4096 and vr is None:
+        notes.append(f"values of {path} (uint16) reach only {max(int(s.values.max()) for s in stored)} of 65535 "
+                     "and are mapped by the full 16-bit range, as the inputs would be")
+    frames = [to_unit(im, r) for im, r in zip(stored, own)]
     if len(frames) != count:
         raise InputError(f"{path}: {len(frames)} reference image(s) for {count} restored frame(s)")
     return [image for image, _ in frames]
