@@ -87,3 +87,26 @@ def test_a_grey_image_is_measured_on_its_channel_for_y_and_rounded_for_the_paper
     assert evaluate(ref, img, convention="paper")["psnr_on"] == "grey, unclipped"
     with pytest.raises(ValueError, match="RGB"):
         psnr(rng.random((8, 8, 4)), rng.random((8, 8, 4)), y_channel=True)
+
+
+def test_metrics_on_some_pixels_match_skimage_on_those_pixels(pair):
+    """``where``: PSNR over the chosen pixels (every channel), SSIM averaged over the windows
+    centred on them: scikit-image's PSNR of those pixels, and the mean of its full SSIM map (cropped
+    to the windows inside the image, as ours) over them; all pixels: the plain metrics."""
+    ref, img = pair
+    img = np.clip(img, 0, 1)
+    where = np.zeros(ref.shape[:2], bool)
+    where[:, 18:] = True
+    where[5:9, 2:6] = True
+    assert math.isclose(psnr(ref, img, where=where),
+                        peak_signal_noise_ratio(ref[where], img[where], data_range=1.0), rel_tol=1e-12)
+    _, full = structural_similarity(ref, img, channel_axis=-1, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    inside = (slice(5, -5), slice(5, -5))  # 11-px windows lying wholly inside the image
+    by_hand = float(np.mean([full[..., c][inside][where[inside]].mean() for c in range(3)]))
+    assert math.isclose(ssim(ref, img, where=where), by_hand, rel_tol=1e-9)
+    everywhere = np.ones(ref.shape[:2], bool)
+    assert math.isclose(ssim(ref, img, where=everywhere), ssim(ref, img), rel_tol=1e-12)
+    measured = evaluate(ref, img, where=where)
+    assert measured["measured_pixels"] == f"{int(where.sum())} of {where.size} (the opaque ones)"
+    assert "measured_pixels" not in evaluate(ref, img)

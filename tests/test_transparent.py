@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from linr.cli import main
@@ -62,3 +63,53 @@ def test_a_transparent_half_of_a_noisy_png_is_not_taken_for_a_noise_free_area(tm
     assert abs(settings["refine"]["sigma"] / 25 - 1) < 0.15, settings["refine"]["sigma"]  # the noise added
     written = np.asarray(Image.open(tmp_path / "o.png"))
     assert written.shape == (48, 48, 4) and (written[..., 3] == alpha).all()
+
+
+def test_a_restoration_that_keeps_transparent_pixels_is_measured_on_its_opaque_ones(tmp_path, capsys) -> None:
+    """With --reference, the PSNR printed (and reported) of the output and of the noisy input are
+    those of the opaque pixels, by scikit-image, not of the filled ones the output keeps transparent."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    clean = _noisy(40, 0)
+    noisy = np.round(_noisy(40, 25, seed=3) * 255).astype(np.uint8)
+    alpha = np.full((40, 40), 255, np.uint8)
+    alpha[:, :10] = 0
+    alpha[:, 10:14] = 100  # mostly transparent: left out of the measure too
+    Image.fromarray(np.dstack([noisy, alpha]), "RGBA").save(tmp_path / "cut.png")
+    Image.fromarray(np.round(clean * 255).astype(np.uint8)).save(tmp_path / "clean.png")
+    report = tmp_path / "r.json"
+    assert main(["restore", "--noisy", str(tmp_path / "cut.png"), "-o", str(tmp_path / "o.png"), "--steps", "3",
+                 "--device", "cpu", "--reference", str(tmp_path / "clean.png"), "--report", str(report)]) == 0
+    said = capsys.readouterr().out
+    assert "on the 65.0% of pixels that are opaque" in said
+    opaque = alpha >= 128
+    reference = np.round(clean * 255) / 255
+    out = np.asarray(Image.open(tmp_path / "o.png"))[..., :3] / 255.0
+    written = json.loads(report.read_text())
+    assert written["metrics"]["standard"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(reference[opaque], out[opaque], data_range=1.0), abs=0.1)  # 8-bit output
+    assert written["input_psnr"][0]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(reference[opaque], noisy[opaque] / 255.0, data_range=1.0), abs=1e-3)
+
+
+def test_a_batch_measures_an_rgba_photo_on_its_opaque_pixels(tmp_path) -> None:
+    """``linr batch`` records the metrics of a photo that keeps transparent pixels on its opaque
+    ones, as ``linr restore`` prints them."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "clean").mkdir()
+    clean = np.round(_noisy(32, 0) * 255).astype(np.uint8)
+    noisy = np.round(_noisy(32, 25, seed=4) * 255).astype(np.uint8)
+    alpha = np.full((32, 32), 255, np.uint8)
+    alpha[:12] = 0
+    Image.fromarray(np.dstack([noisy, alpha]), "RGBA").save(tmp_path / "in" / "a.png")
+    Image.fromarray(clean).save(tmp_path / "clean" / "a.png")
+    assert main(["batch", str(tmp_path / "in"), "--task", "noisy", "-o", str(tmp_path / "out"), "--steps", "2",
+                 "--device", "cpu", "--reference-dir", str(tmp_path / "clean"), "--quiet"]) == 0
+    record = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0])
+    opaque = alpha >= 128
+    assert record["metrics"]["standard"]["measured_pixels"] == f"{int(opaque.sum())} of {opaque.size} (the opaque ones)"
+    written = np.asarray(Image.open(tmp_path / "out" / "a.png"))[..., :3] / 255.0
+    assert record["metrics"]["standard"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(clean[opaque] / 255.0, written[opaque], data_range=1.0), abs=0.1)

@@ -439,17 +439,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
     task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
     reports = []
+    # an output that keeps transparent pixels is measured on its opaque ones (a noisy photo's
+    # transparent pixels were filled with mirrored values: linr.transparent)
+    from .images import opaque_pixels
+
+    opaque = opaque_pixels(out.alpha)
     for (scene, scene_infos), result, reference in zip(scenes, results, references):
         report: dict[str, Any] = result.to_dict()
         if reference is not None:
-            report["metrics"] = metrics_report(reference, result.image, task)
+            where = opaque if opaque is not None and opaque.shape == reference.shape[:2] else None
+            report["metrics"] = metrics_report(reference, result.image, task, where=where)
             std = report["metrics"]["standard"]
             c = result.image.shape[2]
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
+            on += "" if where is None else f", on the {where.mean():.1%} of pixels that are opaque"
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
             print(f"PSNR {std['psnr']:.2f} dB, {similarity} (standard convention: clipped, "
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
-            if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos]):
+            if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
                 print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
                                                           for d in inputs_psnr) + " (the same convention)")

@@ -558,6 +558,15 @@ def choose_value_ranges(images: Sequence[StoredImage],
     return ranges
 
 
+def opaque_pixels(alpha: np.ndarray | None) -> np.ndarray | None:
+    """The pixels (H, W bool) of an output that keeps transparent ones (``alpha`` below one half
+    somewhere) that its metrics measure: the opaque ones; None (measure all) for an output with no
+    alpha or none transparent."""
+    if alpha is None or not bool((np.asarray(alpha) < 0.5).any()):
+        return None
+    return np.asarray(alpha) >= 0.5
+
+
 def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
     """How the output of a scene is stored: like its input of the highest bit depth (the first
     such: its value range, TIFF layout, colour profile and density, else the first profile and

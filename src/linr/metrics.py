@@ -92,15 +92,20 @@ def psnr(
     data_range: float = 1.0,
     y_channel: bool = False,
     crop: int = 0,
+    where: np.ndarray | None = None,
 ) -> float:
     """Peak signal-to-noise ratio in dB (``inf`` for identical images). No clipping is applied.
-    ``y_channel``: on the BT.601 luma of an RGB image (a grey image: its one channel)."""
+    ``y_channel``: on the BT.601 luma of an RGB image (a grey image: its one channel).
+    ``where``: (H, W) bool, the pixels measured (every channel of each); None: all."""
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
     ref, img = _prepare(reference, image)
     if y_channel:
         ref, img = _luma(ref), _luma(img)
     ref, img = _crop(ref, crop), _crop(img, crop)
+    if where is not None:
+        kept = _crop(np.asarray(where, bool)[..., None], crop)[..., 0]
+        ref, img = ref[kept], img[kept]
     mse = float(np.mean((ref - img) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
@@ -132,11 +137,13 @@ def ssim(
     sample_covariance: bool = False,
     y_channel: bool = False,
     crop: int = 0,
+    where: np.ndarray | None = None,
 ) -> float:
     """Structural similarity, mean over channels of the mean SSIM map.
 
     Statistics are taken over windows lying wholly inside the image, which equals scikit-image's
-    filtered-then-cropped map.
+    filtered-then-cropped map. ``where``: (H, W) bool; the map is averaged over the windows
+    centred on those pixels only (None: every window).
     """
     if win_size < 1 or not data_range > 0:
         raise ValueError(f"win_size {win_size}, data_range {data_range}: need win_size >= 1, data_range > 0")
@@ -147,6 +154,13 @@ def ssim(
     if min(ref.shape[:2]) < win_size:
         raise ValueError(f"SSIM window {win_size} is larger than the image {ref.shape[:2]}")
     w = _window(window, win_size, sigma)
+    centres = None
+    if where is not None:
+        kept = _crop(np.asarray(where, bool)[..., None], crop)[..., 0]
+        half = win_size // 2
+        centres = kept[half:kept.shape[0] - (win_size - 1 - half), half:kept.shape[1] - (win_size - 1 - half)]
+        if not centres.any():
+            raise ValueError("no SSIM window is centred on a measured pixel")
     n = win_size**2
     cov_norm = n / (n - 1) if sample_covariance else 1.0
     c1 = (0.01 * data_range) ** 2
@@ -159,7 +173,7 @@ def ssim(
         vy = cov_norm * (_filter_valid(y * y, w) - uy * uy)
         vxy = cov_norm * (_filter_valid(x * y, w) - ux * uy)
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-        values.append(s.mean())
+        values.append(s.mean() if centres is None else s[centres].mean())
     return float(np.mean(values))
 
 
@@ -180,6 +194,7 @@ def evaluate(
     y_channel: bool = False,
     crop: int = 0,
     task: str | None = None,
+    where: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """PSNR and SSIM of ``image`` against ``reference`` in one convention (see module docstring).
 
@@ -187,6 +202,8 @@ def evaluate(
     images on the Y channel (a grey image: its one channel) in the paper convention; the others
     read every channel. ``y_channel``
     and ``crop`` apply to the standard convention only (the paper used neither, except as noted).
+    ``where`` ((H, W) bool): only those pixels are measured (an image's opaque ones), recorded as
+    ``measured_pixels``; None: all.
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
@@ -197,23 +214,29 @@ def evaluate(
         img = np.clip(img, 0.0, 1.0)
         return {
             "convention": "standard",
-            "psnr": psnr(ref, img, y_channel=y_channel, crop=crop),
-            **_ssim_if_it_fits(ref, img, side=11, border=crop, y_channel=y_channel, crop=crop),
+            "psnr": psnr(ref, img, y_channel=y_channel, crop=crop, where=where),
+            **_ssim_if_it_fits(ref, img, side=11, border=crop, y_channel=y_channel, crop=crop, where=where),
+            **_measured(where),
             "y_channel": y_channel,
             **({"y_channel_note": "a grey image: measured on its values"} if y_channel and ref.shape[2] == 1 else {}),
             "crop": crop,
         }
     if task == "deblur" and ref.shape[2] in (1, 3):
-        p = psnr(_to_8bit(ref), _to_8bit(img), y_channel=True)
+        p = psnr(_to_8bit(ref), _to_8bit(img), y_channel=True, where=where)
         psnr_note = "Y channel, 8-bit rounded" if ref.shape[2] == 3 else "grey, 8-bit rounded"
     else:
-        p = psnr(ref, img)
+        p = psnr(ref, img, where=where)
         channels = ref.shape[2] if ref.ndim == 3 else 1
         psnr_note = "RGB, unclipped" if channels == 3 else \
             "grey, unclipped" if channels == 1 else f"all {channels} channels, unclipped"
     s = _ssim_if_it_fits(ref, img, side=7, border=0, data_range=2.0, window="uniform", win_size=7,
-                         sample_covariance=True)
-    return {"convention": "paper", "psnr": p, **s, "psnr_on": psnr_note}
+                         sample_covariance=True, where=where)
+    return {"convention": "paper", "psnr": p, **s, "psnr_on": psnr_note, **_measured(where)}
+
+
+def _measured(where: np.ndarray | None) -> dict[str, Any]:
+    return {} if where is None else {"measured_pixels": f"{int(np.count_nonzero(where))} of {np.size(where)} "
+                                                        "(the opaque ones)"}
 
 
 def _ssim_if_it_fits(ref: np.ndarray, img: np.ndarray, *, side: int, border: int, **options: Any) -> dict[str, Any]:
@@ -223,15 +246,20 @@ def _ssim_if_it_fits(ref: np.ndarray, img: np.ndarray, *, side: int, border: int
     h, w = ref.shape[0] - 2 * border, ref.shape[1] - 2 * border
     if min(h, w) < side:
         return {"ssim": None, "ssim_note": f"not measured: its {side}-px window does not fit in {w}x{h} px"}
-    return {"ssim": ssim(ref, img, **options)}
+    try:
+        return {"ssim": ssim(ref, img, **options)}
+    except ValueError as exc:  # no window centred on a measured pixel
+        return {"ssim": None, "ssim_note": f"not measured: {exc}"}
 
 
-def report(reference: np.ndarray, image: np.ndarray, task: str | None = None) -> dict[str, Any]:
+def report(reference: np.ndarray, image: np.ndarray, task: str | None = None, *,
+           where: np.ndarray | None = None) -> dict[str, Any]:
     """Both conventions at once, as restore and batch reports record them: ``{"standard": ...,
-    "paper": ...}`` (``task='deblur'``: the paper's Y-channel PSNR in the paper convention)."""
+    "paper": ...}`` (``task='deblur'``: the paper's Y-channel PSNR in the paper convention;
+    ``where``: the pixels measured, :func:`evaluate`)."""
     return {
-        "standard": evaluate(reference, image, convention="standard"),
-        "paper": evaluate(reference, image, convention="paper", task=task),
+        "standard": evaluate(reference, image, convention="standard", where=where),
+        "paper": evaluate(reference, image, convention="paper", task=task, where=where),
     }
 
 

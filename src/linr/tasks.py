@@ -789,12 +789,13 @@ def pair_level_note(observations: Sequence[Observation], names: Sequence[str] | 
 
 
 def input_psnrs(observations: Sequence[Observation], reference: np.ndarray,
-                names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                names: Sequence[str] | None = None, *, where: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The standard-convention PSNR against ``reference`` (H, W, C) of each input that is a photo of
     the restored image's size and channels with no operator that moves or drops pixels (a noisy
     photo, a blurred one): what the restoration gained over each, as given (before any
     registration); masked and low-res inputs are left out. Each entry: ``kind``, ``psnr`` and, with
-    ``names`` (one per observation: its file), ``path`` (a stack's frames, one file, by number)."""
+    ``names`` (one per observation: its file), ``path`` (a stack's frames, one file, by number).
+    ``where``: the pixels measured (:func:`linr.metrics.evaluate`)."""
     from .images import as_float_image
     from .metrics import evaluate
 
@@ -808,7 +809,7 @@ def input_psnrs(observations: Sequence[Observation], reference: np.ndarray,
         if names is not None:
             path = str(names[k])
             entry["path"] = path if list(names).count(path) == 1 else f"{path} frame {list(names)[:k].count(path)}"
-        entry["psnr"] = round(float(evaluate(reference, image, convention="standard")["psnr"]), 4)
+        entry["psnr"] = round(float(evaluate(reference, image, convention="standard", where=where)["psnr"]), 4)
         found.append(entry)
     return found
 

@@ -769,7 +769,7 @@ class JobRunner:
                        **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
-        from ..images import output_info, write_image
+        from ..images import opaque_pixels, output_info, write_image
         from ..metrics import json_ready, report
         from ..tasks import input_psnrs
 
@@ -783,14 +783,16 @@ class JobRunner:
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
                            icc_profile=out.icc_profile, density=out.density, **units)
         metrics = None
+        where = opaque_pixels(out.alpha)  # an output keeping transparent pixels: its opaque ones measured
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
-            metrics = report(prepared.reference, result.image, task)
+            where = where if where is not None and where.shape == prepared.reference.shape[:2] else None
+            metrics = report(prepared.reference, result.image, task, where=where)
         run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
                                       "app": prepared.request, **result.to_dict()}
         if metrics is not None:
             run_report["metrics"] = metrics
-            if inputs := input_psnrs(prepared.loaded, prepared.reference):  # each input photo's, by kind
+            if inputs := input_psnrs(prepared.loaded, prepared.reference, where=where):  # each input photo's
                 run_report["input_psnr"] = inputs
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")

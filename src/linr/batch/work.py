@@ -40,6 +40,9 @@ class Payload:
     """Keyword arguments of :func:`linr.tasks.restore`: preset, steps, lr, seed, device, model."""
     threads: int
     """torch threads for this fit: fixed so that results do not depend on the worker's machine."""
+    measured_on: np.ndarray | None = None
+    """The pixels the metrics measure (H, W bool): the opaque ones of an output that keeps
+    transparent pixels (as ``linr restore`` measures it); None: all."""
 
 
 @dataclass
@@ -99,6 +102,10 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
             reference = read_image(job.reference)[0]
         except Exception as exc:  # noqa: BLE001
             metrics_error = f"reference {job.reference}: {one_line(exc)}"
+    out = output_info(infos)
+    from ..images import opaque_pixels
+
+    opaque = opaque_pixels(out.alpha)
     payload = Payload(
         name=job.name,
         observations=observations,
@@ -106,8 +113,8 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         metric_task="deblur" if list(obs) == ["blurred"] else None,
         fit=fit,
         threads=threads,
+        measured_on=opaque,
     )
-    out = output_info(infos)
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
                     out.icc_profile, out.density, stamps, out.fits)
 
@@ -219,8 +226,10 @@ def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 
     metrics, metrics_error, inputs = None, None, None
     if payload.reference is not None:
         try:
-            metrics = metrics_report(payload.reference, result.image, payload.metric_task)
-            inputs = input_psnrs(payload.observations, payload.reference) or None
+            where = payload.measured_on
+            where = where if where is not None and where.shape == payload.reference.shape[:2] else None
+            metrics = metrics_report(payload.reference, result.image, payload.metric_task, where=where)
+            inputs = input_psnrs(payload.observations, payload.reference, where=where) or None
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"
     return {
