@@ -57,7 +57,8 @@ class ThreadChoice:
         return (f"torch's threads answered late (other work seems to hold some of this CPU's cores): an operation "
                 f"took {self.many_s * 1e3:.1f} ms on its {self.before} threads against {self.one_s * 1e3:.2f} ms on "
                 f"one, so this run uses {self.threads} thread{'' if self.threads == 1 else 's'} (OMP_NUM_THREADS "
-                "sets the count yourself; results can differ in float32's last bits between thread counts)")
+                "sets the count yourself: a fit's float32 sums round differently between thread counts, which can move "
+                "the step its automatic stop picks and the result by a few tenths of a dB)")
 
 
 def operation_seconds(threads: int, *, repeats: int = PROBE_REPEATS) -> float:
