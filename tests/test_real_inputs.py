@@ -793,3 +793,56 @@ def test_a_made_folder_is_named_as_the_output_was(tmp_path, capsys, monkeypatch)
     write_image("in.png", np.random.default_rng(0).random((10, 12, 3)).astype(np.float32))
     out = run_ok(capsys, ["restore", "--noisy", "in.png", "-o", "new/sub/out.png", "--steps", "2", "--quiet"])
     assert "made the folder new/sub for it, and new above it (they did not exist)" in out.out
+
+
+def test_a_chosen_boundary_a_defaulted_factor_and_a_batch_of_low_res_images_are_said(tmp_path, capsys):
+    """--boundary reflect / circular keeps the paper's fit (steps, constant rate), which free edges
+    replace: said before the fit; a joint fit whose sizes disagree because --factor was left at
+    its default says so in its error; a batch of low-res images without --factor says the x4."""
+    from linr.cli import main
+    from linr.tasks import DEFAULT_FREE_BLUR_STEPS, chosen_boundary_fit_note
+
+    rng = np.random.default_rng(5)
+    write_image(tmp_path / "b.png", rng.random((24, 24, 3)).astype(np.float32))
+    blur = ["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:5:1.0", "--device", "cpu"]
+    assert main([*blur, "--boundary", "circular", "--steps", "1", "-o", str(tmp_path / "o.png")]) == 0
+    assert "--boundary circular: the blur's fit" not in capsys.readouterr().err  # --steps given: nothing differs
+    from linr.kinds import blurred as blurred_photo
+
+    circular = [blurred_photo(rng.random((24, 24)).astype(np.float32), np.ones((3, 3)) / 9, boundary="circular")]
+    note = chosen_boundary_fit_note(circular, preset=None, steps=None)
+    assert note is not None and f"free edges (the default) get {DEFAULT_FREE_BLUR_STEPS} steps" in note
+    assert chosen_boundary_fit_note(circular, preset="paper", steps=None) is None
+    free = [blurred_photo(rng.random((24, 24)).astype(np.float32), np.ones((3, 3)) / 9, boundary="free")]
+    assert chosen_boundary_fit_note(free, preset=None, steps=None) is None
+    write_image(tmp_path / "n.png", rng.random((48, 48, 3)).astype(np.float32))
+    write_image(tmp_path / "lr.png", rng.random((16, 16, 3)).astype(np.float32))
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "--lowres", str(tmp_path / "lr.png"),
+                 "-o", str(tmp_path / "j.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--factor was not given, so the low-res image was taken as x4" in err and err.count("\n") == 1
+    (tmp_path / "lrin").mkdir()
+    write_image(tmp_path / "lrin" / "a.png", rng.random((12, 12, 3)).astype(np.float32))
+    assert main(["batch", str(tmp_path / "lrin"), "--task", "lowres", "--steps", "1", "--refine", "none",
+                 "--device", "cpu", "-o", str(tmp_path / "bo")]) == 0
+    assert "--factor not given: the low-res images are taken as x4" in capsys.readouterr().err
+
+
+def test_an_inverted_mask_is_named_in_a_note(tmp_path):
+    """A mask whose kept (white) pixels are all black in the image while the image holds other
+    values there is most likely inverted: a note says so; a right mask gets none."""
+    from linr.scene import load_scene
+
+    image = np.full((16, 16, 3), 0.6, np.float32)
+    holes = np.zeros((16, 16), bool)
+    holes[4:10, 4:10] = True
+    image[holes] = 0.0
+    write_image(tmp_path / "m.png", image)
+    write_image(tmp_path / "inverted.png", holes.astype(np.float32))
+    write_image(tmp_path / "right.png", (~holes).astype(np.float32))
+    notes: list[str] = []
+    load_scene({"masked": str(tmp_path / "m.png")}, {"mask": str(tmp_path / "inverted.png")}, notes=notes)
+    assert any("is the mask inverted?" in n for n in notes), notes
+    notes = []
+    load_scene({"masked": str(tmp_path / "m.png")}, {"mask": str(tmp_path / "right.png")}, notes=notes)
+    assert not any("inverted" in n for n in notes), notes

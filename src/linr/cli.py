@@ -207,7 +207,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .scene import split_frames
     from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
-                        small_pilot_tiles_note, tile_grid)
+                        small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
 
     check_pairs(args)
     if args.output is None:
@@ -302,6 +302,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if single is not None:
             notes.append(f"--ensemble: each member fits the whole image (ensembles are not tiled; one fit would use "
                          f"{len(single)} tiles here), which takes more time and memory per step")
+    if boundary_note := chosen_boundary_fit_note(obs, preset=args.preset, steps=args.steps):
+        notes.append(boundary_note)
     if args.register is not None:
         register(obs, args.register, shape=shape, notes=notes)  # checks, notes
         if args.refine is None and getattr(args, "boundary", None) is None and \

@@ -463,6 +463,10 @@ def _build_masked(image, info, options, notes):
     if np.asarray(mask).all():
         notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
                      "the image as the network reproduces it, or with the default refinement the image itself)")
+    kept = np.asarray(image)[np.asarray(mask, bool)]
+    if mask_path and kept.size and not kept.any() and np.asarray(image).any():
+        notes.append(f"{info.path}: every pixel the mask keeps is black while others are not: is the mask inverted? "
+                     f"({mask_path}: white = observed, black = missing)")
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 
 

@@ -116,6 +116,15 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
             raise InputError(f"--weight {kind}=... given without a --{kind} observation")
     if not observations:
         raise InputError("give at least one of " + ", ".join(f"--{name}" for name in KINDS))
+    if options.get("factor") is None and any(o.kind == "lowres" for o in observations) and len(observations) > 1:
+        from .kinds import DEFAULT_FACTOR
+        from .problem import clean_shape
+
+        try:  # a size that disagrees because the factor was assumed: say so with the disagreement
+            clean_shape(observations)
+        except InputError as exc:
+            raise InputError(f"{exc}; --factor was not given, so the low-res image was taken as x{DEFAULT_FACTOR}: "
+                             "give its factor (--factor N)") from None
     counts = sorted({o.channels for o in observations})
     if len(counts) > 1:
         kinds = "greyscale and colour images" if counts == [1, 3] else \

@@ -679,6 +679,23 @@ def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) ->
                                   for o in observations)
 
 
+def chosen_boundary_fit_note(observations: Sequence[Observation], *, preset: str | None,
+                             steps: int | None) -> str | None:
+    """A note where a blur's boundary chosen other than free (``--boundary reflect|circular``)
+    also changes its fit: with no preset and no ``steps``, a blur with free edges gets
+    :data:`DEFAULT_FREE_BLUR_STEPS` steps on a :data:`DEFAULT_FREE_BLUR_SCHEDULE` rate, other
+    boundaries the preset's steps at its rate; None otherwise."""
+    blurs = [o.operator for o in observations if isinstance(o.operator, Blur)]
+    chosen = sorted({b.boundary for b in blurs if b.boundary_chosen and b.boundary != "free"})
+    if preset is not None or steps is not None or not chosen or free_blur_fit(observations, preset=preset):
+        return None
+    p = PRESETS[DEFAULT_PRESET]
+    paper = max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
+    return (f"--boundary {', '.join(chosen)}: the blur's fit runs {paper} steps at a {p.schedule} rate, as the "
+            f"paper's; free edges (the default) get {DEFAULT_FREE_BLUR_STEPS} steps on a {DEFAULT_FREE_BLUR_SCHEDULE} "
+            "rate, measured for them (--steps sets either)")
+
+
 def plain_deblurring(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' deblurring of one photo that gets
     :data:`DEFAULT_DEBLUR_REFINE`: no preset named and one observation alone, blurred (a

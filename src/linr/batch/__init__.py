@@ -625,6 +625,11 @@ def _batch(args: argparse.Namespace) -> int:
                          "image of this batch is one photo: give scene folders of frames, multi-image files or "
                          "joint kinds, or leave out --register")
     device = _check_device(args)
+    if "lowres" in _kinds_given(args) and args.factor is None:  # the outputs' size depends on it
+        from ..kinds import DEFAULT_FACTOR
+
+        notes.append(f"--factor not given: the low-res images are taken as x{DEFAULT_FACTOR} (restored at "
+                     f"{DEFAULT_FACTOR} times their size); --factor N for another")
     for note in notes:
         print(f"linr: note: {note}", file=sys.stderr)
     with Manifest(args.output_dir) as manifest:
