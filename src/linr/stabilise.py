@@ -133,6 +133,8 @@ def photon_route(observations: Sequence[Observation], *, register: str | None = 
     weights = None
     if shifted:  # frames that do not line up with the first: left out of the mean (it would blur them)
         own = [0.0 if k in shifted else 1.0 if o.weight is None else float(o.weight) for k, o in enumerate(observations)]
+        if sum(own) <= 0:
+            raise InputError("every frame of the burst that lines up with its first has weight 0")
         weights = tuple(w / sum(own) for w in own)
     return NoiseRoute(AnscombeTransform.fitted_to([o.image for o in observations], peak, read, white=white),
                       noise=terms[0].describe(), averaged=averaged, weights=weights, left_out=shifted or None)
