@@ -110,3 +110,11 @@ def test_metrics_on_some_pixels_match_skimage_on_those_pixels(pair):
     measured = evaluate(ref, img, where=where)
     assert measured["measured_pixels"] == f"{int(where.sum())} of {where.size} (the opaque ones)"
     assert "measured_pixels" not in evaluate(ref, img)
+
+
+def test_identical_images_say_why_their_psnr_is_infinite(pair):
+    ref, _ = pair
+    for convention in ("standard", "paper"):
+        measured = evaluate(ref, ref, convention=convention)
+        assert measured["psnr"] == math.inf and "identical" in measured["psnr_note"]
+    assert "psnr_note" not in evaluate(ref, np.clip(ref + 0.01, 0, 1))

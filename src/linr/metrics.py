@@ -214,7 +214,8 @@ def evaluate(
         img = np.clip(img, 0.0, 1.0)
         return {
             "convention": "standard",
-            "psnr": psnr(ref, img, y_channel=y_channel, crop=crop, where=where),
+            "psnr": (p := psnr(ref, img, y_channel=y_channel, crop=crop, where=where)),
+            **_identical(p),
             **_ssim_if_it_fits(ref, img, side=11, border=crop, y_channel=y_channel, crop=crop, where=where),
             **_measured(where),
             "y_channel": y_channel,
@@ -231,7 +232,12 @@ def evaluate(
             "grey, unclipped" if channels == 1 else f"all {channels} channels, unclipped"
     s = _ssim_if_it_fits(ref, img, side=7, border=0, data_range=2.0, window="uniform", win_size=7,
                          sample_covariance=True, where=where)
-    return {"convention": "paper", "psnr": p, **s, "psnr_on": psnr_note, **_measured(where)}
+    return {"convention": "paper", "psnr": p, **_identical(p), **s, "psnr_on": psnr_note, **_measured(where)}
+
+
+def _identical(p: float) -> dict[str, Any]:
+    """A note beside an infinite PSNR (which JSON writes as null)."""
+    return {"psnr_note": "infinite: the images are identical where measured"} if math.isinf(p) else {}
 
 
 def _measured(where: np.ndarray | None) -> dict[str, Any]:
