@@ -445,11 +445,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # transparent pixels were filled with mirrored values: linr.transparent)
     from .images import opaque_pixels
 
-    opaque = opaque_pixels(out.alpha)
     for (scene, scene_infos), result, reference in zip(scenes, results, references):
         report: dict[str, Any] = result.to_dict()
         if reference is not None:
-            where = opaque if opaque is not None and opaque.shape == reference.shape[:2] else None
+            where = opaque_pixels(out.alpha, reference.shape)
             report["metrics"] = metrics_report(reference, result.image, task, where=where)
             std = report["metrics"]["standard"]
             c = result.image.shape[2]
@@ -829,7 +828,7 @@ def _read_references(path: str | None, out: Any, count: int, notes: list[str] | 
     values reach only part of its range is noted as ``linr metrics`` notes it."""
     if path is None:
         return [None] * count
-    from .images import choose_value_ranges, read_stored, to_unit
+    from .images import choose_value_ranges, partial_range_note, read_stored, to_unit
 
     stored = read_stored(path)
     vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given") else None
@@ -840,10 +839,8 @@ def _read_references(path: str | None, out: Any, count: int, notes: list[str] | 
         if notes is not None:
             notes.append(f"{path}: its float values are read in the inputs' units (mapped "
                          f"{out.value_range.describe()}), as the restored image is")
-    elif notes is not None and all(s.values.dtype.name == "uint16" for s in stored) and \
-            0 < max(int(s.values.max()) for s in stored) < 4096 and vr is None:
-        notes.append(f"values of {path} (uint16) reach only {max(int(s.values.max()) for s in stored)} of 65535 "
-                     "and are mapped by the full 16-bit range, as the inputs would be")
+    elif notes is not None and vr is None and (partial := partial_range_note(path, stored)):
+        notes.append(partial)
     frames = [to_unit(im, r) for im, r in zip(stored, own)]
     if len(frames) != count:
         raise InputError(f"{path}: {len(frames)} reference image(s) for {count} restored frame(s)")
@@ -1216,7 +1213,7 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .images import check_one_image, choose_value_ranges, read_stored, refuse_undefined, to_unit
+    from .images import check_one_image, choose_value_ranges, partial_range_note, read_stored, refuse_undefined, to_unit
     from .metrics import evaluate
 
     stored = []
@@ -1234,9 +1231,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for path, image, value_range in files:
         if value_range.rule in ("data", "given"):  # a mapping the file's type does not say by itself
             notes.append(f"values of {path} ({image.values.dtype}) mapped {value_range.describe()}")
-        elif image.values.dtype.name == "uint16" and 0 < int(image.values.max()) < 4096:
-            notes.append(f"values of {path} (uint16) reach only {int(image.values.max())} of 65535 and are mapped "
-                         "by the full 16-bit range; for 12-bit (or other) data give --range 0:4095 (its units)")
+        elif partial := partial_range_note(path, [image]):
+            notes.append(partial)
     if {r.rule for r in ranges} == {"data", "dtype"}:
         notes.append("one file holds floats in their own units and the other integers, mapped by their type's "
                      "range: they are compared on [0, 1] as such (to compare them in one unit, write both alike, "

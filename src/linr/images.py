@@ -558,11 +558,12 @@ def choose_value_ranges(images: Sequence[StoredImage],
     return ranges
 
 
-def opaque_pixels(alpha: np.ndarray | None) -> np.ndarray | None:
+def opaque_pixels(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """The pixels (H, W bool) of an output that keeps transparent ones (``alpha`` below one half
-    somewhere) that its metrics measure: the opaque ones; None (measure all) for an output with no
-    alpha or none transparent."""
-    if alpha is None or not bool((np.asarray(alpha) < 0.5).any()):
+    somewhere) that its metrics against a reference of ``shape`` (H, W[, C]) measure: the opaque
+    ones; None (measure all) for an output with no alpha, none transparent, or an alpha of
+    another size than the reference."""
+    if alpha is None or np.shape(alpha) != tuple(shape[:2]) or not bool((np.asarray(alpha) < 0.5).any()):
         return None
     return np.asarray(alpha) >= 0.5
 
@@ -579,6 +580,18 @@ def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
     density = best.density or next((i.density for i in infos if i.density), None)
     return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile,
                      density, best.fits)
+
+
+def partial_range_note(path: str, images: Sequence[StoredImage]) -> str | None:
+    """A note for 16-bit images (one file's) whose values reach only part of the 16-bit range
+    (12-bit or fewer bits of data) and are mapped by all of it, naming ``--range``; None else."""
+    if not images or any(im.values.dtype.name != "uint16" for im in images):
+        return None
+    top = max(int(im.values.max()) for im in images)
+    if not 0 < top < 4096:
+        return None
+    return (f"values of {path} (uint16) reach only {top} of 65535 and are mapped by the full 16-bit range; "
+            "for 12-bit (or other) data give --range 0:4095 (its units)")
 
 
 def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, ImageInfo]:

@@ -85,6 +85,11 @@ def _crop(image: np.ndarray, crop: int) -> np.ndarray:
     return image[crop:-crop, crop:-crop]
 
 
+def _cropped_where(where: np.ndarray, crop: int) -> np.ndarray:
+    """The (H, W) bool map of pixels measured, less ``crop`` border pixels as the images are."""
+    return _crop(np.asarray(where, bool)[..., None], crop)[..., 0]
+
+
 def psnr(
     reference: np.ndarray,
     image: np.ndarray,
@@ -104,7 +109,7 @@ def psnr(
         ref, img = _luma(ref), _luma(img)
     ref, img = _crop(ref, crop), _crop(img, crop)
     if where is not None:
-        kept = _crop(np.asarray(where, bool)[..., None], crop)[..., 0]
+        kept = _cropped_where(where, crop)
         ref, img = ref[kept], img[kept]
     mse = float(np.mean((ref - img) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
@@ -156,7 +161,7 @@ def ssim(
     w = _window(window, win_size, sigma)
     centres = None
     if where is not None:
-        kept = _crop(np.asarray(where, bool)[..., None], crop)[..., 0]
+        kept = _cropped_where(where, crop)
         half = win_size // 2
         centres = kept[half:kept.shape[0] - (win_size - 1 - half), half:kept.shape[1] - (win_size - 1 - half)]
         if not centres.any():

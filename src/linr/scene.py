@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError
-from .images import ImageInfo, choose_value_ranges, read_stored, refuse_one_pixel, refuse_undefined, to_unit
+from .images import (ImageInfo, choose_value_ranges, partial_range_note, read_stored, refuse_one_pixel,
+                     refuse_undefined, to_unit)
 from .kinds import KINDS
 
 __all__ = ["load_scene", "expand_paths", "split_frames"]
@@ -136,15 +137,15 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
 def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes: list[str]) -> None:
     """A line for each value range that is not a sample type's default, naming its files."""
     seen: dict[Any, list[tuple[str, Any]]] = {}
-    partial: dict[str, int] = {}
+    by_type: dict[str, list[Any]] = {}  # images mapped by their type's range, per file
     for (path, im), vr in zip(images, ranges):
         if vr.rule in ("data", "given"):
             seen.setdefault(vr, []).append((path, im))
-        elif vr.rule == "dtype" and im.values.dtype.name == "uint16" and 0 < (top := int(im.values.max())) < 4096:
-            partial[path] = max(partial.get(path, 0), top)
-    for path, top in partial.items():  # 12-bit (or fewer) data in 16-bit files, as linr metrics notes it
-        notes.append(f"values of {path} (uint16) reach only {top} of 65535 and are mapped by the full 16-bit "
-                     "range; for 12-bit (or other) data give --range 0:4095 (its units)")
+        elif vr.rule == "dtype":
+            by_type.setdefault(path, []).append(im)
+    for path, ims in by_type.items():  # 12-bit (or fewer) data in 16-bit files, as linr metrics notes it
+        if partial := partial_range_note(path, ims):
+            notes.append(partial)
     for vr, found in seen.items():
         files = list(dict.fromkeys(path for path, _ in found))
         ims = [im for _, im in found]

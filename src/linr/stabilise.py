@@ -205,8 +205,8 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     sigmas = tuple(floored_noise_sigma(o.image) for o in observations)
     if any(o.weight is not None for o in observations):
         raw = [1.0 if o.weight is None else float(o.weight) for o in observations]
-    elif max(sigmas[k] for k, o in enumerate(observations) if k not in shifted) <= \
-            LEVELS_EQUAL_WITHIN * min(sigmas[k] for k, o in enumerate(observations) if k not in shifted):
+    elif max(used_sigmas := [s for k, s in enumerate(sigmas) if k not in shifted]) <= \
+            LEVELS_EQUAL_WITHIN * min(used_sigmas):
         raw = [1.0] * len(sigmas)  # the estimate's scatter, not the frames'
     else:
         raw = [1.0 / s ** 2 for s in sigmas]

@@ -783,10 +783,10 @@ class JobRunner:
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
                            icc_profile=out.icc_profile, density=out.density, **units)
         metrics = None
-        where = opaque_pixels(out.alpha)  # an output keeping transparent pixels: its opaque ones measured
         if prepared.reference is not None:
             task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
-            where = where if where is not None and where.shape == prepared.reference.shape[:2] else None
+            # an output keeping transparent pixels: its opaque ones measured
+            where = opaque_pixels(out.alpha, prepared.reference.shape)
             metrics = report(prepared.reference, result.image, task, where=where)
         run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
                                       "app": prepared.request, **result.to_dict()}

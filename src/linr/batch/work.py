@@ -40,9 +40,9 @@ class Payload:
     """Keyword arguments of :func:`linr.tasks.restore`: preset, steps, lr, seed, device, model."""
     threads: int
     """torch threads for this fit: fixed so that results do not depend on the worker's machine."""
-    measured_on: np.ndarray | None = None
-    """The pixels the metrics measure (H, W bool): the opaque ones of an output that keeps
-    transparent pixels (as ``linr restore`` measures it); None: all."""
+    alpha: np.ndarray | None = None
+    """The output's alpha (H, W; None: none): the metrics measure its opaque pixels where it keeps
+    transparent ones, as ``linr restore`` measures them (:func:`linr.images.opaque_pixels`)."""
 
 
 @dataclass
@@ -103,9 +103,6 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         except Exception as exc:  # noqa: BLE001
             metrics_error = f"reference {job.reference}: {one_line(exc)}"
     out = output_info(infos)
-    from ..images import opaque_pixels
-
-    opaque = opaque_pixels(out.alpha)
     payload = Payload(
         name=job.name,
         observations=observations,
@@ -113,7 +110,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         metric_task="deblur" if list(obs) == ["blurred"] else None,
         fit=fit,
         threads=threads,
-        measured_on=opaque,
+        alpha=out.alpha,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
                     out.icc_profile, out.density, stamps, out.fits)
@@ -220,14 +217,14 @@ def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
 
 
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
+    from ..images import opaque_pixels
     from ..metrics import report as metrics_report
     from ..tasks import input_psnrs
 
     metrics, metrics_error, inputs = None, None, None
     if payload.reference is not None:
         try:
-            where = payload.measured_on
-            where = where if where is not None and where.shape == payload.reference.shape[:2] else None
+            where = opaque_pixels(payload.alpha, payload.reference.shape)
             metrics = metrics_report(payload.reference, result.image, payload.metric_task, where=where)
             inputs = input_psnrs(payload.observations, payload.reference, where=where) or None
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
