@@ -673,7 +673,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
                "half and half: too few or no pixels held out of one whole-image fit to choose it on")
         weights = _span(sorted(d["weight"] for d in done), ".2f")
         line = (f"refined: {done[0]['name']} (the fit's image averaged with biharmonic inpainting of the "
-                f"observed pixels, weight {weights} for the fit, {how}; not in the paper)")
+                f"observed pixels, weight {weights} for the fit, {how}{_by_depth_clause(done)}; not in the paper)")
         return line + ("" if asked else "; the default for a photo with missing pixels, --refine none "
                        "returns the fit's image")
     sigmas = sorted(d["sigma"] for d in done)
@@ -703,10 +703,23 @@ def _fill_line(done: list[dict[str, Any]]) -> str:
         spans = " / ".join(_span(sorted(d["weights"][n] for d in done), ".2f") for n in names)
         counts = _span(sorted(d["chosen_on_held_out_pixels"] for d in done), "d")
         line += f"; the result weighs {' / '.join(names)} {spans}, chosen on {counts} held-out pixels"
+        line += _by_depth_clause(done)
     else:
         line += ("; the fill alone: too few or no pixels held out to weigh it on (tiles and fits of fixed steps "
                  "hold none)")
     return line + "; not in the paper)"
+
+
+def _by_depth_clause(done: list[dict[str, Any]]) -> str:
+    """What an inpainting blend chosen by depth (:class:`linr.refine.DepthBlend`: the photo's holes
+    were large) says: its weights are their mean over the missing pixels; empty otherwise."""
+    bands = [d["by_depth"] for d in done if d.get("by_depth")]
+    if not bands:
+        return ""
+    deepest = max(b[-1]["depth"] for b in bands)
+    return (f" (their mean over the missing pixels: the holes are large, so each missing pixel takes the weights "
+            f"chosen on held-out pixels at its own distance from the observed ones, held out in blocks too, "
+            f"measured down to {deepest:.1f} px deep)")
 
 
 def _blend_phrase(done: list[dict[str, Any]], views: str) -> str:

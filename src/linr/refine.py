@@ -92,6 +92,7 @@ import numpy as np
 
 from . import progress
 from .errors import InputError
+from .holes import depth_bands, has_large_holes, hole_depths, weights_at
 from .noise import floored_noise_sigma
 from .parallel import mapped_in_order
 
@@ -754,6 +755,68 @@ def observed_channels(observed: np.ndarray, channels: int) -> np.ndarray:
     return observed
 
 
+class DepthBlend:
+    """The blend of inpaintings chosen on held-out pixels (:func:`simplex_weights`): one set of
+    weights for the whole photo, or, where its holes are large (:func:`linr.holes.has_large_holes`;
+    the fit's stop rule then held out blocks of pixels as deep as the holes), a set per depth from
+    the observed pixels (:func:`linr.holes.depth_bands`), each missing pixel taking the weights of
+    its own depth (interpolated between the bands' mean depths, :func:`linr.holes.weights_at`).
+
+    ``photo`` (H, W, C), ``observed`` (H, W, C) (:func:`observed_channels`), ``held`` (H, W) the
+    held-out pixels (observed in every channel), ``blind`` the candidates made without them (each
+    (H, W, C)), ``names`` theirs."""
+
+    def __init__(self, photo: np.ndarray, observed: np.ndarray, held: np.ndarray,
+                 blind: Sequence[np.ndarray], names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        target = photo[held]
+        picked = [c[held] for c in blind]
+        self.bands: list[tuple[float, int, np.ndarray]] = []  # (mean depth, pixels, weights)
+        if has_large_holes(observed):
+            depths = hole_depths(observed & ~held[..., None])[held]
+            for band in depth_bands(depths, MIN_HELD_OUT):
+                self.bands.append((float(depths[band].mean()), len(band),
+                                   simplex_weights(target[band], [c[band] for c in picked])))
+        if len(self.bands) < 2:  # one set of weights for every pixel
+            self.bands = [(1.0, int(held.sum()), simplex_weights(target, picked))]
+        self.depths = hole_depths(observed) if len(self.bands) > 1 else None
+
+    def weights(self) -> np.ndarray:
+        """(K,) the weights of every pixel, or (H, W, K) each pixel's (by depth)."""
+        if self.depths is None:
+            return self.bands[0][2]
+        return weights_at(self.depths, [b[0] for b in self.bands], np.stack([b[2] for b in self.bands]))
+
+    def mean_weights(self) -> np.ndarray:
+        """(K,) the weights, or their mean over the missing pixels when they go by depth."""
+        w = self.weights()
+        return w if w.ndim == 1 else w[self.depths > 0].mean(0)
+
+    def blend(self, candidates: Sequence[np.ndarray | None]) -> np.ndarray:
+        """The blend of ``candidates`` ((H, W, C) each, in :attr:`names`' order; None for one whose
+        weight is 0 everywhere), float64."""
+        w = self.weights()
+        out = 0.0
+        for k, image in enumerate(candidates):
+            if image is not None:
+                out = out + (w[k] if w.ndim == 1 else w[..., k, None]) * np.asarray(image, np.float64)
+        return out
+
+    def used(self, name: str) -> bool:
+        """Whether candidate ``name`` has a weight above 0 at some pixel."""
+        k = self.names.index(name)
+        return any(b[2][k] > 0 for b in self.bands)
+
+    def describe(self) -> dict[str, Any]:
+        """The weights (their mean over the missing pixels when by depth) and, by depth, each band's."""
+        said: dict[str, Any] = {"weights": {n: round(float(v), 4) for n, v in zip(self.names, self.mean_weights())}}
+        if len(self.bands) > 1:
+            said["by_depth"] = [{"depth": round(d, 2), "held_out_pixels": n,
+                                 "weights": {k: round(float(v), 4) for k, v in zip(self.names, w)}}
+                                for d, n, w in self.bands]
+        return said
+
+
 class BiharmonicBlend:
     """The ``biharmonic`` refiner (module docstring): ``weight * fit + (1 - weight) * biharmonic``,
     the biharmonic inpainting (scikit-image, per channel) of the observed pixels; the observed
@@ -771,12 +834,14 @@ class BiharmonicBlend:
 
     def __init__(self, weight: float = 0.5) -> None:
         self.weight = weight
-        self.used = weight  # the weight of the last call
+        self.used = weight  # the weight of the last call (its mean over the missing pixels when by depth)
         self.chosen_on: int | None = None  # held-out pixels the last call chose its weight on
+        self.by_depth: list[dict[str, Any]] | None = None  # the weights by depth (DepthBlend), when so
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "weight": round(self.used, 4),
-                **({"chosen_on_held_out_pixels": self.chosen_on} if self.chosen_on else {})}
+                **({"chosen_on_held_out_pixels": self.chosen_on} if self.chosen_on else {}),
+                **({"by_depth": self.by_depth} if self.by_depth else {})}
 
     @staticmethod
     def _fill(photo: np.ndarray, observed: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -809,12 +874,17 @@ class BiharmonicBlend:
         observed = observed_channels(observed, photo.shape[-1])
         fit = np.asarray(fit, np.float64)
         self.chosen_on, weight = None, self.weight
+        self.by_depth = None
         if held_out is not None and (held := np.asarray(held_out, bool) & observed.all(-1)).sum() >= MIN_HELD_OUT \
                 and (seen := observed & ~held[..., None]).any():
-            blind = self._fill(photo, seen, fit)[held]
-            if np.any(fit[held] != blind):
-                weight = float(simplex_weights(photo[held], [fit[held], blind])[0])
-                self.chosen_on = int(held.sum())
+            blind = self._fill(photo, seen, fit)
+            if np.any(fit[held] != blind[held]):
+                chosen = DepthBlend(photo, observed, held, [fit, blind], ("fit", "biharmonic"))
+                weight, self.chosen_on = float(chosen.mean_weights()[0]), int(held.sum())
+                if len(chosen.bands) > 1:
+                    self.by_depth = chosen.describe()["by_depth"]
+                    self.used = weight
+                    return chosen.blend([fit, self._fill(photo, observed, fit)]).astype(np.float32)
         self.used = weight
         return (weight * fit + (1.0 - weight) * self._fill(photo, observed, fit)).astype(np.float32)
 
@@ -911,9 +981,9 @@ class GroupedFill:
         seen = observed & ~held[..., None]  # everything below is blind to the held-out pixels
         if biharmonic:
             blind_biharmonic = BiharmonicBlend._fill(photo, seen, fit)
-            weight = float(simplex_weights(photo[held], [fit[held], blind_biharmonic[held]])[0])
-            start = weight * fit + (1.0 - weight) * blind_biharmonic
-            self.choice = {"start_weight": round(weight, 4)}
+            begun = DepthBlend(photo, observed, held, [fit, blind_biharmonic], ("fit", "biharmonic"))
+            start = begun.blend([fit, blind_biharmonic])  # by depth too where the holes are large
+            self.choice = {"start_weight": round(float(begun.mean_weights()[0]), 4)}
         else:
             start, self.choice = fit, {"biharmonic": False}
         share = self.passes / (self.passes + self.finish)  # of the passes, for linr.progress
@@ -921,15 +991,15 @@ class GroupedFill:
             blind_fill = self.fill(photo, seen, start, self.passes, self.start)
         names = self.BLENDED if biharmonic else ("fit", "filled")
         candidates = [fit, blind_biharmonic, blind_fill] if biharmonic else [fit, blind_fill]
-        w = dict(zip(names, simplex_weights(photo[held], [c[held] for c in candidates])))
-        self.choice.update({"chosen_on_held_out_pixels": int(held.sum()),
-                            "weights": {name: round(float(v), 4) for name, v in w.items()}})
-        out = w["fit"] * fit
-        if w.get("biharmonic", 0) > 0:
-            out = out + w["biharmonic"] * BiharmonicBlend._fill(photo, observed, fit)
-        if w["filled"] > 0:
+        chosen = DepthBlend(photo, observed, held, candidates, names)
+        self.choice.update({"chosen_on_held_out_pixels": int(held.sum()), **chosen.describe()})
+        final = {"fit": fit}
+        if biharmonic and chosen.used("biharmonic"):
+            final["biharmonic"] = BiharmonicBlend._fill(photo, observed, fit)
+        if chosen.used("filled"):
             with progress.span(share, 1.0):
-                out = out + w["filled"] * self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
+                final["filled"] = self.fill(photo, observed, blind_fill, self.finish, self.finish_start)
+        out = chosen.blend([final.get(name) for name in names])
         return np.where(observed, photo, out).astype(np.float32)  # the observed values as they are
 
 

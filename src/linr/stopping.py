@@ -43,6 +43,7 @@ import torch
 
 from .averaging import parse_average
 from .fidelity import SquaredError
+from .holes import held_out_blocks
 from .noise import estimate_noise_sigma
 
 __all__ = [
@@ -281,6 +282,9 @@ class HoldOut(_TrackedRule):
     """
 
     name = "holdout"
+    holds_blocks = False
+    """Whether observed pixels are held out in blocks too where the holes are large
+    (:func:`linr.holes.held_out_blocks`): :class:`HeldOutPick`'s."""
 
     def __init__(self, *, fraction: float = 0.05, patience: int = 40, seed: int = 0, check_every: int = 5,
                  average: str | None = None, at: float = 1.0, keep_checkpoints: bool = False):
@@ -307,8 +311,10 @@ class HoldOut(_TrackedRule):
         self._held_masks: list[np.ndarray | None] = []
         self._on_device: dict[str, list[tuple[Any, torch.Tensor, torch.Tensor, float, Any]]] = {}
         self._neighbours: list[torch.Tensor | None] = []
+        self.blocks_held = 0  # observed pixels held out in blocks (linr.holes)
 
     def reset(self) -> None:
+        self.blocks_held = 0
         self.tracker.reset()
         self.average_tracker.reset()
         if self.average is not None:
@@ -329,6 +335,10 @@ class HoldOut(_TrackedRule):
         for obs in observations:
             observed = _observed(obs)
             held = observed & (torch.rand(observed.shape, generator=gen) < self.fraction)
+            if self.holds_blocks:  # blocks as deep as the holes, where they are large (linr.holes)
+                blocks = torch.from_numpy(held_out_blocks(observed.numpy(), np.random.default_rng(self.seed)))
+                self.blocks_held += int(blocks.sum())
+                held |= blocks
             if not held.any() or held.sum() == observed.sum():
                 prepared.append(obs)  # too few pixels to hold any out
                 self._held_masks.append(None)
@@ -621,6 +631,7 @@ class HeldOutPick(HoldOut):
 
     name = "pick"
     stops = False
+    holds_blocks = True
 
     def __init__(self, *, fraction: float = 0.05, every: int = 25, seed: int = 0):
         if every < 1:
@@ -637,7 +648,8 @@ class HeldOutPick(HoldOut):
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "fraction": self.fraction, "every": self.output_every, "seed": self.seed}
+        return {"name": self.name, "fraction": self.fraction, "every": self.output_every, "seed": self.seed,
+                **({"blocks_held_out": self.blocks_held} if self.blocks_held else {})}
 
 
 class FirstToFire(StopRule):
