@@ -2,11 +2,13 @@
 linr's default restoration against scikit-image's biharmonic inpainting of the same photo.
 
     PYTHONPATH=src .venv/bin/python benchmarks/large_hole_probe.py \
-        [--cases 64:24,96:16,128:32] [--rows benchmarks/large_hole.jsonl]
+        [--cases 64:24,96:16,128:own] [--rows benchmarks/large_hole.jsonl]
 
 Centre crops (SIZE px) of the 13 images held out from the denoising defaults' tuning (none of
 them tuned the inpainting default either: that was tuned on set5 + kate), a centred square hole
-of HOLE px (the pixels there set to 0 and marked missing), no noise. ``linr.restore`` with the
+of HOLE px (the pixels there set to 0 and marked missing), or ``SIZE:own``: the centre crop of the
+image's own mask (``inpaint/NAME_mask.png``: library's and vase's have large holes; other images
+are skipped), no noise. ``linr.restore`` with the
 defaults (one torch thread) and ``skimage.restoration.inpaint_biharmonic``. PSNR: standard
 convention, data range 1, output clipped (scikit-image), over the whole crop and inside the
 hole. One JSON line per (image, size, hole), with the default's blend weights; a rerun skips rows
@@ -33,9 +35,16 @@ def row(name: str, size: int, hole: int) -> dict:
     from linr.bench.common import load_clean, psnr
 
     clean = load_clean(DATA, name, size)
-    keep = np.ones((size, size), bool)
-    start = (size - hole) // 2
-    keep[start:start + hole, start:start + hole] = False
+    if hole == "own":  # the image's own mask (inpaint/library, vase), its centre crop
+        from linr.bench.common import centre_crop
+        from linr.images import read_image
+
+        mask, _ = read_image(DATA / f"{name}_mask.png")
+        keep = centre_crop(np.asarray(mask, np.float64).reshape(*mask.shape[:2], -1)[..., :1], size)[0][..., 0] > 0.5
+    else:
+        keep = np.ones((size, size), bool)
+        start = (size - hole) // 2
+        keep[start:start + hole, start:start + hole] = False
     photo = np.where(keep[..., None], clean, 0).astype(np.float32)
     started = time.perf_counter()
     result = linr.restore(linr.masked(photo if photo.shape[2] > 1 else photo[..., 0], keep), device="cpu",
@@ -48,7 +57,9 @@ def row(name: str, size: int, hole: int) -> dict:
             "default": round(psnr(clean, image), 3), "biharmonic": round(psnr(clean, filled), 3),
             "default_in_hole": round(psnr(clean[inside], image[inside]), 3),
             "biharmonic_in_hole": round(psnr(clean[inside], filled[inside]), 3),
-            "seconds": seconds, "refine": result.settings.get("refine", {}).get("weights")}
+            "seconds": seconds, "refine": result.settings.get("refine", {}).get("weights"),
+            **({"blocks_held_out": result.settings["stop"]["blocks_held_out"]}
+               if "blocks_held_out" in result.settings.get("stop", {}) else {})}
 
 
 def main() -> None:
@@ -62,9 +73,12 @@ def main() -> None:
     torch.set_num_threads(1)
     from linr.bench.common import resume_rows
 
-    cases = [tuple(int(v) for v in c.split(":")) for c in args.cases.split(",")]
+    cases = [(int(c.split(":")[0]), c.split(":")[1] if c.split(":")[1] == "own" else int(c.split(":")[1]))
+             for c in args.cases.split(",")]
+    names = args.images.split(",")
     jobs = [((name, size, hole), lambda n=name, z=size, h=hole: row(n, z, h))
-            for size, hole in cases for name in args.images.split(",")]
+            for size, hole in cases for name in names
+            if hole != "own" or (DATA / f"{name}_mask.png").is_file()]
     resume_rows(args.rows, lambda r: (r["image"], r["size"], r["hole"]), jobs)
 
 
