@@ -123,6 +123,10 @@ def test_a_blend_by_depth_takes_each_candidate_where_it_is_right():
     one = simplex_weights(photo[held], [c[held] for c in blind])
     fixed = one[0] * final[0] + one[1] * final[1]
     assert np.mean((by_depth[hole] - clean[hole]) ** 2) < 0.85 * np.mean((fixed[hole] - clean[hole]) ** 2)
+    # blind candidates blend by the depths they saw: a held-out block's middle as deep as a hole's
+    w_seen = weights_at(hole_depths(seen), [b[0] for b in chosen.bands], np.stack([b[2] for b in chosen.bands]))
+    np.testing.assert_allclose(chosen.blend(blind, seen), w_seen[..., :1] * blind[0] + w_seen[..., 1:] * blind[1])
+    assert (w_seen[held & (hole_depths(seen) > 4), 1] > 0.7).all()
     report = chosen.describe()
     assert [b["depth"] for b in report["by_depth"]] == sorted(b["depth"] for b in report["by_depth"])
     assert sum(report["weights"].values()) == pytest.approx(1.0, abs=1e-3)

@@ -781,21 +781,24 @@ class DepthBlend:
             self.bands = [(1.0, int(held.sum()), simplex_weights(target, picked))]
         self.depths = hole_depths(observed) if len(self.bands) > 1 else None
 
-    def weights(self) -> np.ndarray:
-        """(K,) the weights of every pixel, or (H, W, K) each pixel's (by depth)."""
+    def weights(self, depths: np.ndarray | None = None) -> np.ndarray:
+        """(K,) the weights of every pixel, or (H, W, K) each pixel's by its depth from the observed
+        pixels (``depths``: from others, such as those a blind candidate saw, :func:`hole_depths`)."""
         if self.depths is None:
             return self.bands[0][2]
-        return weights_at(self.depths, [b[0] for b in self.bands], np.stack([b[2] for b in self.bands]))
+        return weights_at(self.depths if depths is None else depths, [b[0] for b in self.bands],
+                          np.stack([b[2] for b in self.bands]))
 
     def mean_weights(self) -> np.ndarray:
         """(K,) the weights, or their mean over the missing pixels when they go by depth."""
         w = self.weights()
         return w if w.ndim == 1 else w[self.depths > 0].mean(0)
 
-    def blend(self, candidates: Sequence[np.ndarray | None]) -> np.ndarray:
+    def blend(self, candidates: Sequence[np.ndarray | None], seen: np.ndarray | None = None) -> np.ndarray:
         """The blend of ``candidates`` ((H, W, C) each, in :attr:`names`' order; None for one whose
-        weight is 0 everywhere), float64."""
-        w = self.weights()
+        weight is 0 everywhere), float64; by the pixels' depths from ``seen`` where given (a blend of
+        blind candidates: a held-out pixel as deep as the candidates saw it), else from the observed."""
+        w = self.weights(None if seen is None or self.depths is None else hole_depths(seen))
         out = 0.0
         for k, image in enumerate(candidates):
             if image is not None:
@@ -982,7 +985,7 @@ class GroupedFill:
         if biharmonic:
             blind_biharmonic = BiharmonicBlend._fill(photo, seen, fit)
             begun = DepthBlend(photo, observed, held, [fit, blind_biharmonic], ("fit", "biharmonic"))
-            start = begun.blend([fit, blind_biharmonic])  # by depth too where the holes are large
+            start = begun.blend([fit, blind_biharmonic], seen)  # by depth too where the holes are large
             self.choice = {"start_weight": round(float(begun.mean_weights()[0]), 4)}
         else:
             start, self.choice = fit, {"biharmonic": False}
