@@ -1,5 +1,5 @@
-"""A probe for the next inpainting lead: photos with one large contiguous hole (a centred square),
-linr's default restoration against scikit-image's biharmonic inpainting of the same photo.
+"""A probe for inpainting large holes: photos with one large contiguous hole (a centred square) or
+a real mask's holes, linr's default restoration against scikit-image's biharmonic inpainting.
 
     PYTHONPATH=src .venv/bin/python benchmarks/large_hole_probe.py \
         [--cases 64:24,96:16,128:own] [--rows benchmarks/large_hole.jsonl]
@@ -8,7 +8,9 @@ Centre crops (SIZE px) of the 13 images held out from the denoising defaults' tu
 them tuned the inpainting default either: that was tuned on set5 + kate), a centred square hole
 of HOLE px (the pixels there set to 0 and marked missing), or ``SIZE:own``: the centre crop of the
 image's own mask (``inpaint/NAME_mask.png``: library's and vase's have large holes; other images
-are skipped), no noise. ``linr.restore`` with the
+are skipped; their holes cover objects, which the clean image still shows, so PSNR there measures
+little), or ``SIZE:mask=inpaint/vase``: the centre crop of that image's mask over every image (a
+real object's outline over a scene whose clean pixels under it are known), no noise. ``linr.restore`` with the
 defaults (one torch thread) and ``skimage.restoration.inpaint_biharmonic``. PSNR: standard
 convention, data range 1, output clipped (scikit-image), over the whole crop and inside the
 hole. One JSON line per (image, size, hole), with the default's blend weights; a rerun skips rows
@@ -35,11 +37,11 @@ def row(name: str, size: int, hole: int) -> dict:
     from linr.bench.common import load_clean, psnr
 
     clean = load_clean(DATA, name, size)
-    if hole == "own":  # the image's own mask (inpaint/library, vase), its centre crop
+    if isinstance(hole, str):  # a mask's centre crop: the image's own, or another's (``mask=inpaint/vase``)
         from linr.bench.common import centre_crop
         from linr.images import read_image
 
-        mask, _ = read_image(DATA / f"{name}_mask.png")
+        mask, _ = read_image(DATA / f"{name if hole == 'own' else hole.partition('=')[2]}_mask.png")
         keep = centre_crop(np.asarray(mask, np.float64).reshape(*mask.shape[:2], -1)[..., :1], size)[0][..., 0] > 0.5
     else:
         keep = np.ones((size, size), bool)
@@ -73,8 +75,8 @@ def main() -> None:
     torch.set_num_threads(1)
     from linr.bench.common import resume_rows
 
-    cases = [(int(c.split(":")[0]), c.split(":")[1] if c.split(":")[1] == "own" else int(c.split(":")[1]))
-             for c in args.cases.split(",")]
+    cases = [(int(size), hole if hole == "own" or hole.startswith("mask=") else int(hole))
+             for size, hole in (c.split(":", 1) for c in args.cases.split(","))]
     names = args.images.split(",")
     jobs = [((name, size, hole), lambda n=name, z=size, h=hole: row(n, z, h))
             for size, hole in cases for name in names
