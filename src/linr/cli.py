@@ -715,6 +715,9 @@ def _by_depth_clause(done: list[dict[str, Any]]) -> str:
     were large) says: its weights are their mean over the missing pixels; empty otherwise."""
     bands = [d["by_depth"] for d in done if d.get("by_depth")]
     if not bands:
+        if any(d.get("by_depth_left") for d in done):
+            return (" (the holes are large, so blocks of observed pixels were held out too; one set of weights, since "
+                    "weights by each pixel's depth in the holes predicted the blocks worse)")
         return ""
     deepest = max(b[-1]["depth"] for b in bands)
     return (f" (their mean over the missing pixels: the holes are large, so each missing pixel takes the weights "

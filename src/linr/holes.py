@@ -125,6 +125,24 @@ def _whole_windows(seen: np.ndarray, side: int) -> np.ndarray:
     return sums == side * side
 
 
+def held_out_blocks_found(held: np.ndarray) -> np.ndarray:
+    """(n,) int for the n held-out pixels of ``held`` (H, W; in its row-major order): the block
+    (1, 2, ...) each belongs to, 0 for the others: a block is a group of held-out pixels side by
+    side (4-connected) at least as large as the least block (twice :data:`LARGE_HOLE_DEPTH` + 1,
+    squared); scattered ones seldom group so."""
+    from scipy.ndimage import label
+
+    side = 2 * math.ceil(LARGE_HOLE_DEPTH) + 1
+    labels, _ = label(np.asarray(held, bool))
+    index = labels[np.asarray(held, bool)]
+    sizes = np.bincount(index)
+    large = np.flatnonzero(sizes >= side * side)
+    large = large[large > 0]
+    renumber = np.zeros(len(sizes), np.int64)
+    renumber[large] = np.arange(1, len(large) + 1)
+    return renumber[index]
+
+
 def depth_bands(depths: np.ndarray, least: int) -> list[np.ndarray]:
     """The held-out pixels grouped by depth: ``depths`` (n,) of each pixel from what the fit saw
     (px); index arrays into it, shallowest first, cut at :data:`BAND_EDGES`, a band with fewer than

@@ -92,7 +92,7 @@ import numpy as np
 
 from . import progress
 from .errors import InputError
-from .holes import depth_bands, has_large_holes, hole_depths, weights_at
+from .holes import depth_bands, has_large_holes, held_out_blocks_found, hole_depths, weights_at
 from .noise import floored_noise_sigma
 from .parallel import mapped_in_order
 
@@ -760,7 +760,9 @@ class DepthBlend:
     weights for the whole photo, or, where its holes are large (:func:`linr.holes.has_large_holes`;
     the fit's stop rule then held out blocks of pixels as deep as the holes), a set per depth from
     the observed pixels (:func:`linr.holes.depth_bands`), each missing pixel taking the weights of
-    its own depth (interpolated between the bands' mean depths, :func:`linr.holes.weights_at`).
+    its own depth (interpolated between the bands' mean depths, :func:`linr.holes.weights_at`),
+    unless weights by depth chosen without each block predict it worse than one set of weights
+    (:meth:`_by_depth_transfers`): then one set, chosen on every held-out pixel, blocks included.
 
     ``photo`` (H, W, C), ``observed`` (H, W, C) (:func:`observed_channels`), ``held`` (H, W) the
     held-out pixels (observed in every channel), ``blind`` the candidates made without them (each
@@ -772,14 +774,44 @@ class DepthBlend:
         target = photo[held]
         picked = [c[held] for c in blind]
         self.bands: list[tuple[float, int, np.ndarray]] = []  # (mean depth, pixels, weights)
+        self.transfers: bool | None = None  # whether weights by depth predicted each block best
         if has_large_holes(observed):
             depths = hole_depths(observed & ~held[..., None])[held]
-            for band in depth_bands(depths, MIN_HELD_OUT):
-                self.bands.append((float(depths[band].mean()), len(band),
-                                   simplex_weights(target[band], [c[band] for c in picked])))
+            self.bands = self._bands(depths, target, picked)
+            if len(self.bands) > 1:
+                self.transfers = self._by_depth_transfers(held, depths, target, picked)
+                if not self.transfers:
+                    self.bands = []
         if len(self.bands) < 2:  # one set of weights for every pixel
             self.bands = [(1.0, int(held.sum()), simplex_weights(target, picked))]
         self.depths = hole_depths(observed) if len(self.bands) > 1 else None
+
+    @staticmethod
+    def _bands(depths: np.ndarray, target: np.ndarray, picked: Sequence[np.ndarray]) -> list[tuple[float, int, np.ndarray]]:
+        """(mean depth, pixels, weights) of each band of held-out pixels (:func:`linr.holes.depth_bands`)."""
+        return [(float(depths[band].mean()), len(band), simplex_weights(target[band], [c[band] for c in picked]))
+                for band in depth_bands(depths, MIN_HELD_OUT)]
+
+    @classmethod
+    def _by_depth_transfers(cls, held: np.ndarray, depths: np.ndarray, target: np.ndarray,
+                            picked: Sequence[np.ndarray]) -> bool:
+        """Whether weights by depth chosen without one held-out block predict it better than one
+        set of weights chosen without it, summed over the blocks (leave one block out;
+        :func:`linr.holes.held_out_blocks_found`): blocks in other parts of the scene than the
+        holes can teach weights that hold there only. True with fewer than two blocks."""
+        blocks = held_out_blocks_found(held)
+        if blocks.max(initial=0) < 2:
+            return True
+        by_depth = one = 0.0
+        for k in range(1, blocks.max() + 1):
+            left, rest = blocks == k, blocks != k
+            bands = cls._bands(depths[rest], target[rest], [c[rest] for c in picked])
+            candidates = np.stack([c[left] for c in picked], -1)  # (n, C, K)
+            w = weights_at(depths[left], [b[0] for b in bands], np.stack([b[2] for b in bands]))  # (n, K)
+            by_depth += float(np.sum((target[left] - np.einsum("nck,nk->nc", candidates, w)) ** 2))
+            single = simplex_weights(target[rest], [c[rest] for c in picked])
+            one += float(np.sum((target[left] - candidates @ single) ** 2))
+        return by_depth < one
 
     def weights(self, depths: np.ndarray | None = None) -> np.ndarray:
         """(K,) the weights of every pixel, or (H, W, K) each pixel's by its depth from the observed
@@ -813,6 +845,8 @@ class DepthBlend:
     def describe(self) -> dict[str, Any]:
         """The weights (their mean over the missing pixels when by depth) and, by depth, each band's."""
         said: dict[str, Any] = {"weights": {n: round(float(v), 4) for n, v in zip(self.names, self.mean_weights())}}
+        if self.transfers is False:
+            said["by_depth_left"] = "weights by depth predicted the held-out blocks worse than one set of weights"
         if len(self.bands) > 1:
             said["by_depth"] = [{"depth": round(d, 2), "held_out_pixels": n,
                                  "weights": {k: round(float(v), 4) for k, v in zip(self.names, w)}}
