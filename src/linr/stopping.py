@@ -627,7 +627,12 @@ class HeldOutPick(HoldOut):
     SIREN can pass its best and then overfit the observed pixels (the paper preset's head in
     Table 3: 27.7 dB at step 150, 26.1 at 500). Looking only every ``every`` steps keeps an
     inpainting fit rendering only the pixels it trains on, plus one whole image every ``every``
-    steps."""
+    steps.
+
+    Where the photo's holes are large (:func:`linr.holes.has_large_holes`) it also holds out
+    square blocks of observed pixels about as deep as the holes (:func:`linr.holes.held_out_blocks`,
+    seeded by ``seed``), so that a blend chosen on the held-out pixels can be chosen per depth in
+    the holes (:class:`linr.refine.DepthBlend`); ``describe()`` counts them."""
 
     name = "pick"
     stops = False
