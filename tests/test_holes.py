@@ -236,3 +236,12 @@ def test_weights_by_depth_that_do_not_carry_from_block_to_block_give_way_to_one_
     assert chosen.transfers is False and len(chosen.bands) == 1
     np.testing.assert_allclose(chosen.weights(), simplex_weights(clean[held], [a[held], b[held]]))
     assert "by_depth" not in chosen.describe() and "by_depth_left" in chosen.describe()
+    from linr.cli import _by_depth_clause
+    from linr.refine import BiharmonicBlend
+
+    blend = BiharmonicBlend()  # the biharmonic refiner says so too (its blind candidate: biharmonic's)
+    blend(np.where(obs3, clean, 0.0), obs3, a, held)
+    report = blend.describe()
+    assert ("by_depth" in report) != ("by_depth_left" in report)
+    if "by_depth_left" in report:
+        assert "one set of weights, since weights by each pixel's depth" in _by_depth_clause([report])

@@ -874,11 +874,13 @@ class BiharmonicBlend:
         self.used = weight  # the weight of the last call (its mean over the missing pixels when by depth)
         self.chosen_on: int | None = None  # held-out pixels the last call chose its weight on
         self.by_depth: list[dict[str, Any]] | None = None  # the weights by depth (DepthBlend), when so
+        self.by_depth_left: str | None = None  # why not by depth, where the holes were large
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "weight": round(self.used, 4),
                 **({"chosen_on_held_out_pixels": self.chosen_on} if self.chosen_on else {}),
-                **({"by_depth": self.by_depth} if self.by_depth else {})}
+                **({"by_depth": self.by_depth} if self.by_depth else {}),
+                **({"by_depth_left": self.by_depth_left} if self.by_depth_left else {})}
 
     @staticmethod
     def _fill(photo: np.ndarray, observed: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -911,13 +913,14 @@ class BiharmonicBlend:
         observed = observed_channels(observed, photo.shape[-1])
         fit = np.asarray(fit, np.float64)
         self.chosen_on, weight = None, self.weight
-        self.by_depth = None
+        self.by_depth = self.by_depth_left = None
         if held_out is not None and (held := np.asarray(held_out, bool) & observed.all(-1)).sum() >= MIN_HELD_OUT \
                 and (seen := observed & ~held[..., None]).any():
             blind = self._fill(photo, seen, fit)
             if np.any(fit[held] != blind[held]):
                 chosen = DepthBlend(photo, observed, held, [fit, blind], ("fit", "biharmonic"))
                 weight, self.chosen_on = float(chosen.mean_weights()[0]), int(held.sum())
+                self.by_depth_left = chosen.describe().get("by_depth_left")
                 if len(chosen.bands) > 1:
                     self.by_depth = chosen.describe()["by_depth"]
                     self.used = weight
