@@ -34,6 +34,9 @@ LARGE_HOLE_SHARE = 0.25
 """Share of the missing pixels that must be deep (:data:`LARGE_HOLE_DEPTH`) for the holes to count
 as large (:func:`has_large_holes`)."""
 
+LEAST_BLOCK_SIDE = 2 * math.ceil(LARGE_HOLE_DEPTH) + 1
+"""The narrowest block held out (px): its middle as deep as a large hole's (:data:`LARGE_HOLE_DEPTH`)."""
+
 BLOCK_SHARE = 0.10
 """The observed pixels held out in blocks, as a share of all observed pixels (beside the stop
 rule's scattered ones), where :data:`LEAST_BLOCKS` blocks as deep as the holes fit in it; else
@@ -78,7 +81,11 @@ def hole_depths(observed: np.ndarray) -> np.ndarray:
 def has_large_holes(observed: np.ndarray) -> bool:
     """Whether at least :data:`LARGE_HOLE_SHARE` of the missing pixels of ``observed`` lie
     :data:`LARGE_HOLE_DEPTH` px or more from every observed pixel (and some pixel is observed)."""
-    depths = hole_depths(observed)
+    return holes_are_large(hole_depths(observed))
+
+
+def holes_are_large(depths: np.ndarray) -> bool:
+    """:func:`has_large_holes` of the mask whose :func:`hole_depths` are ``depths``."""
     missing = depths > 0
     if not missing.any() or np.isinf(depths).any():
         return False
@@ -92,18 +99,17 @@ def held_out_blocks(observed: np.ndarray, generator: np.random.Generator) -> np.
     :data:`LEAST_BLOCKS` blocks as deep as the holes need more), placed at random (``generator``)
     where every pixel of the block is observed and no two overlap or touch, each about twice as
     wide as the holes' :data:`DEEPEST_QUANTILE` depth (narrower where :data:`LEAST_BLOCKS` would not
-    fit in the most share, or where no block that wide fits; none narrower than twice
-    :data:`LARGE_HOLE_DEPTH` + 1)."""
+    fit in the most share, or where no block that wide fits; none narrower than
+    :data:`LEAST_BLOCK_SIDE`)."""
     seen = _any_channel(observed)
     blocks = np.zeros(seen.shape, bool)
-    if not has_large_holes(seen):
-        return blocks
     depths = hole_depths(seen)
+    if not holes_are_large(depths):
+        return blocks
     deep = 2 * math.ceil(np.quantile(depths[depths > 0], DEEPEST_QUANTILE)) + 1  # a block as deep as the holes
     budget = min(MOST_BLOCK_SHARE * seen.sum(), max(BLOCK_SHARE * seen.sum(), LEAST_BLOCKS * deep * deep))
-    least = 2 * math.ceil(LARGE_HOLE_DEPTH) + 1
     side = min(deep, int(math.isqrt(int(budget // LEAST_BLOCKS))), *seen.shape)
-    while side >= least:
+    while side >= LEAST_BLOCK_SIDE:
         free = _whole_windows(seen, side)
         if free.any():
             break
@@ -130,15 +136,15 @@ def _whole_windows(seen: np.ndarray, side: int) -> np.ndarray:
 def held_out_blocks_found(held: np.ndarray) -> np.ndarray:
     """(n,) int for the n held-out pixels of ``held`` (H, W; in its row-major order): the block
     (1, 2, ...) each belongs to, 0 for the others: a block is a group of held-out pixels side by
-    side (4-connected) at least as large as the least block (twice :data:`LARGE_HOLE_DEPTH` + 1,
-    squared); scattered ones seldom group so."""
+    side (4-connected) at least as large as the least block (:data:`LEAST_BLOCK_SIDE` squared);
+    scattered ones seldom group so."""
     from scipy.ndimage import label
 
-    side = 2 * math.ceil(LARGE_HOLE_DEPTH) + 1
-    labels, _ = label(np.asarray(held, bool))
-    index = labels[np.asarray(held, bool)]
+    held = np.asarray(held, bool)
+    labels, _ = label(held)
+    index = labels[held]
     sizes = np.bincount(index)
-    large = np.flatnonzero(sizes >= side * side)
+    large = np.flatnonzero(sizes >= LEAST_BLOCK_SIDE * LEAST_BLOCK_SIDE)
     large = large[large > 0]
     renumber = np.zeros(len(sizes), np.int64)
     renumber[large] = np.arange(1, len(large) + 1)

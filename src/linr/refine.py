@@ -92,7 +92,7 @@ import numpy as np
 
 from . import progress
 from .errors import InputError
-from .holes import depth_bands, has_large_holes, held_out_blocks_found, hole_depths, weights_at
+from .holes import depth_bands, held_out_blocks_found, hole_depths, holes_are_large, weights_at
 from .noise import floored_noise_sigma
 from .parallel import mapped_in_order
 
@@ -775,7 +775,8 @@ class DepthBlend:
         picked = [c[held] for c in blind]
         self.bands: list[tuple[float, int, np.ndarray]] = []  # (mean depth, pixels, weights)
         self.transfers: bool | None = None  # whether weights by depth predicted each block best
-        if has_large_holes(observed):
+        observed_depths = hole_depths(observed)
+        if holes_are_large(observed_depths):
             depths = hole_depths(observed & ~held[..., None])[held]
             self.bands = self._bands(depths, target, picked)
             if len(self.bands) > 1:
@@ -784,7 +785,7 @@ class DepthBlend:
                     self.bands = []
         if len(self.bands) < 2:  # one set of weights for every pixel
             self.bands = [(1.0, int(held.sum()), simplex_weights(target, picked))]
-        self.depths = hole_depths(observed) if len(self.bands) > 1 else None
+        self.depths = observed_depths if len(self.bands) > 1 else None
 
     @staticmethod
     def _bands(depths: np.ndarray, target: np.ndarray, picked: Sequence[np.ndarray]) -> list[tuple[float, int, np.ndarray]]:
@@ -920,9 +921,10 @@ class BiharmonicBlend:
             if np.any(fit[held] != blind[held]):
                 chosen = DepthBlend(photo, observed, held, [fit, blind], ("fit", "biharmonic"))
                 weight, self.chosen_on = float(chosen.mean_weights()[0]), int(held.sum())
-                self.by_depth_left = chosen.describe().get("by_depth_left")
+                said = chosen.describe()
+                self.by_depth_left = said.get("by_depth_left")
                 if len(chosen.bands) > 1:
-                    self.by_depth = chosen.describe()["by_depth"]
+                    self.by_depth = said["by_depth"]
                     self.used = weight
                     return chosen.blend([fit, self._fill(photo, observed, fit)]).astype(np.float32)
         self.used = weight
