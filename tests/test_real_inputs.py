@@ -727,7 +727,7 @@ def test_a_png_whose_trns_colour_marks_transparent_pixels_keeps_them(tmp_path, c
     assert "rgb.png: transparent pixels (2.1%) taken as missing" in out.err
 
 
-def test_transparent_pixels_of_a_photo_are_said_to_be_filled_or_fitted_as_data(tmp_path):
+def test_transparent_pixels_of_a_photo_are_filled_from_its_opaque_ones_and_said_so(tmp_path):
     from linr.scene import load_scene
 
     image = np.random.default_rng(0).random((12, 12, 3)).astype(np.float32)
@@ -740,10 +740,18 @@ def test_transparent_pixels_of_a_photo_are_said_to_be_filled_or_fitted_as_data(t
     stored = np.round(image * 255) / 255  # the transparent rows: rows 6, 5, 4 mirrored across row 3
     np.testing.assert_allclose(obs[0].image[:3], stored[6:3:-1], atol=1e-6)
     np.testing.assert_allclose(obs[0].image[3:], stored[3:], atol=1e-6)
+    for kind, options in (("lowres", {"factor": 2}), ("blurred", {"kernel": "gaussian:3:0.8"})):
+        notes = []  # a low-res or blurred photo's too: black read as data made a dark fringe and a noise-free area
+        obs, _, _ = load_scene({kind: str(tmp_path / "holes.png")}, options, notes=notes)
+        assert sum(f"25.0% of its pixels are transparent; --{kind} fills them with the photo mirrored at their "
+                   "nearest opaque pixel, and the output keeps" in n for n in notes) == 1
+        np.testing.assert_allclose(obs[0].image[:3], stored[6:3:-1], atol=1e-6)
+    alpha[:] = 0
+    write_image(tmp_path / "clear.png", image, alpha=alpha)
     notes = []
-    load_scene({"lowres": str(tmp_path / "holes.png")}, {"factor": 2}, notes=notes)
-    assert sum("25.0% of its pixels are transparent; --lowres fits their colours as data, and the output keeps"
-               in n for n in notes) == 1
+    obs, _, _ = load_scene({"lowres": str(tmp_path / "clear.png")}, {"factor": 2}, notes=notes)
+    assert sum("every pixel is transparent; --lowres fits their colours as data" in n for n in notes) == 1
+    np.testing.assert_allclose(obs[0].image, stored, atol=1e-6)
     notes = []
     load_scene({"masked": str(tmp_path / "holes.png")}, {}, notes=notes)
     assert not any("fits their colours" in n for n in notes)

@@ -97,7 +97,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
                   for opt in kind.options}
         extras: list[str] = []
         built = []
-        if kind.name == "noisy":  # what is measured on a noisy photo: its opaque pixels' values
+        if kind.name != "masked":  # what is measured and fitted: the opaque pixels' values (masked: its holes)
             frames = [(filled_transparent(image, info), info) for image, info in frames]
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
@@ -174,8 +174,8 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
 
 
 def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
-    """A noisy photo's values with its transparent pixels (alpha below one half; not a FITS
-    file's undefined ones, which are refused) filled by :func:`linr.transparent.mirrored_fill`."""
+    """A photo's values with its transparent pixels (alpha below one half; not a FITS file's
+    undefined ones, which are refused) filled by :func:`linr.transparent.mirrored_fill`."""
     if info.fits is not None or info.alpha is None:
         return image
     from .transparent import mirrored_fill
@@ -184,26 +184,25 @@ def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
 
 
 def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
-    """One note per kind whose frames have transparent pixels that are fitted as data (their
-    colours, whatever they are; the alpha written back where the output holds one): ``--masked`` takes them as holes
-    (its builder consumes the alpha, so it is never said of that kind)."""
+    """One note per kind whose frames have transparent pixels, filled with the photo mirrored at
+    their nearest opaque pixel (the alpha written back where the output holds one): ``--masked``
+    takes them as holes (its builder consumes the alpha, so it is never said of that kind)."""
     for _, info in frames:
         file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
         refuse_undefined(info, info.path, f"--{kind} needs a value for every pixel: restore it as an image with "
                                           f"missing pixels (--masked {file}) to fill them, or fill them first")
         if info.fits is not None:  # FITS has no alpha: an all-opaque one marks a whole frame of a series
             continue
-        if info.alpha is not None and bool((info.alpha < 0.5).any()):
+        if info.alpha is not None and bool((info.alpha < 0.5).any()) and bool((info.alpha >= 0.5).any()):
             share = float((info.alpha < 0.5).mean())
-            if kind == "noisy" and share < 1:
-                notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --noisy fills them with the "
-                             "photo mirrored at their nearest opaque pixel (so the noise is measured on the opaque "
-                             "ones), and the output keeps the alpha where its format holds one (--masked takes "
-                             "them as missing pixels to fill)")
-                return
-            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fits their colours "
-                         "as data, and the output keeps the alpha where its format holds one (--masked takes "
-                         "them as missing pixels to fill)")
+            measured = " (so the noise is measured on the opaque ones)" if kind == "noisy" else ""
+            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fills them with the "
+                         f"photo mirrored at their nearest opaque pixel{measured}, and the output keeps the alpha "
+                         "where its format holds one (--masked takes them as missing pixels to fill)")
+            return
+        if info.alpha is not None and not bool((info.alpha >= 0.5).any()):
+            notes.append(f"{info.path}: every pixel is transparent; --{kind} fits their colours as data, and the "
+                         "output keeps the alpha where its format holds one")
             return
 
 
