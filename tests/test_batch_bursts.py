@@ -188,8 +188,8 @@ def test_folders_two_levels_down_are_named_when_left_unread(tmp_path, capsys):
 
 
 def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
-    """``--register translation``: each scene's frames after the first get a fitted shift,
-    recorded in the manifest; the output is what ``linr restore --register`` makes of the
+    """``--register translation``: each scene's frames after the first get a shift (moved onto
+    the first's grid before their mean: linr.stabilise.aligned_burst), recorded in the manifest; the output is what ``linr restore --register`` makes of the
     burst; the setting is part of the batch's key (a rerun without it restores again)."""
     bursts = tmp_path / "bursts"
     clean = crop(load("set9/peppers.png"), 40, top=100, left=100)
@@ -210,7 +210,8 @@ def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
     for name in ("near", "far"):
         assert records[name]["status"] == "done"
         reference, fitted = records[name]["settings"]["registration"]
-        assert reference is None and fitted["name"] == "translation"  # the second frame's fitted shift
+        assert reference is None and fitted["name"] == "translation"  # the second frame's shift
+        assert abs(fitted["shift_x"] + {"near": 2, "far": 3}[name]) < 0.3 and abs(fitted["shift_y"]) < 0.3
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -221,13 +222,13 @@ def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
         assert np.array_equal(read_image(out / f"{name}.png")[0], read_image(tmp_path / f"{name}.png")[0])
     capsys.readouterr()  # the setting is part of the key: without it, the finished images are not reused
     assert main(["batch", str(bursts), "--task", "noisy", "-o", str(out), "--threads", "1", *FIT]) == 2
-    assert "made with other settings (clipping, register)" in capsys.readouterr().err  # unregistered: averaged
+    assert "made with other settings (register)" in capsys.readouterr().err
 
 
 def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, capsys):
     out = tmp_path / "out"
     err = run_err(capsys, ["batch", str(tmp_path), "--task", "noisy", "-o", str(out), "--register",
-                           "translation", "--tile", "64", *FIT])
+                           "affine", "--tile", "64", *FIT])  # learned by the fit (a translation: aligned first)
     assert "registration (--register) needs one fit of the whole image" in err
     assert not out.exists()
 

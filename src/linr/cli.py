@@ -246,22 +246,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
     references = _read_references(args.reference, out, len(scenes), notes)
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     keep_model = keeps_model(args)
-    from .stabilise import as_fitted
+    from .stabilise import aligns_burst, as_fitted
 
     # photon noise through its Anscombe transform, a Gaussian burst averaged, as the restore fits them
     fitted = as_fitted(scenes[0][0], register=getattr(args, "register", None), preset=args.preset,
                        clipping=args.clipping)
+    aligned = aligns_burst(scenes[0][0], register=getattr(args, "register", None), preset=args.preset)
+    learned = None if aligned else getattr(args, "register", None)  # what the fit registers
     obs, _ = resolve(fitted, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
                      device=args.device, model=model, precision=args.precision, prior=args.prior,
-                     refine=args.refine, keep_model=keep_model, stop=args.stop,
-                     register=getattr(args, "register", None))
+                     refine=args.refine, keep_model=keep_model, stop=args.stop, register=learned)
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     if isinstance(rule, FixedSteps) and args.steps is not None and rule.steps != args.steps:
         first, then = (f"--stop fixed:{rule.steps}", f"--steps {args.steps}") if rule.steps < args.steps \
             else (f"--steps {args.steps}", f"--stop fixed:{rule.steps}")
         notes.append(f"{first} ends the fit before {then} would: {min(rule.steps, args.steps)} steps")
-    resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=args.register)  # a bad one: now
-    dropped = resolve_refine(None, obs, preset=args.preset, register=args.register) \
+    resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=learned)  # a bad one: now
+    dropped = resolve_refine(None, obs, preset=args.preset, register=learned) \
         if keep_model and args.refine is None else None
     if dropped:
         notes.append(dropped_refinement_note(dropped, model_named=model is not None))
@@ -290,22 +291,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
     fits_pilot = pilot_fit(fitted, preset=args.preset, model=model, stop=args.stop, refine=args.refine,
                            keep_model=keep_model)  # one fit's; an ensemble's members are not tiled
-    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=args.register,
+    grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=learned,
                      pilot=fits_pilot and args.ensemble == 1)
     if grid is not None and (args.save_model or out_shape != shape):
         what = "--save-model" if args.save_model else "--render-scale / --render-size"
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
                          f"tiled ({len(grid)} tiles, one network each); add --tile off")
-    check_ensemble(args.ensemble, tiled=grid is not None, register=args.register, keep_model=keep_model)
+    check_ensemble(args.ensemble, tiled=grid is not None, register=learned, keep_model=keep_model)
     if args.ensemble > 1 and grid is None and (args.tile or "auto") == "auto":  # what one fit would have been
-        single = tile_grid(obs, preset=args.preset, tile="auto", register=args.register, pilot=fits_pilot)
+        single = tile_grid(obs, preset=args.preset, tile="auto", register=learned, pilot=fits_pilot)
         if single is not None:
             notes.append(f"--ensemble: each member fits the whole image (ensembles are not tiled; one fit would use "
                          f"{len(single)} tiles here), which takes more time and memory per step")
     if boundary_note := chosen_boundary_fit_note(obs, preset=args.preset, steps=args.steps):
         notes.append(boundary_note)
-    if args.register is not None:
-        register(obs, args.register, shape=shape, notes=notes)  # checks, notes
+    if aligned:
+        notes.append(f"--register translation: the {len(scenes[0][0])} frames are moved onto the first's grid by "
+                     "the shifts found (listed after the fit) and restored as their mean, as an aligned burst is")
+    if learned is not None:
+        register(obs, learned, shape=shape, notes=notes)  # checks, notes
         if args.refine is None and getattr(args, "boundary", None) is None and \
                 noisy_with_blurred(scenes[0][0], preset=args.preset):
             notes.append("--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not "
@@ -823,8 +827,10 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
     """One line per registered frame: its fitted shift (and matrix) against the reference."""
     if not found:
         return []
-    lines = [f"registration against {infos[0].path} ({observations[0].kind}); shifts in restored-image "
-             "pixels (x right, y down):"]
+    moved = any(t is not None and t.get("method") for t in found)  # frames aligned before their mean
+    lines = [f"registration against {infos[0].path} ({observations[0].kind}); "
+             + ("frames moved onto its grid before their mean; " if moved else "")
+             + "shifts in restored-image pixels (x right, y down):"]
     for k, (obs, info, t) in enumerate(zip(observations, infos, found)):
         if t is None:
             continue

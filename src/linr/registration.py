@@ -39,7 +39,7 @@ from .operators import Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register", "misaligned_by",
-           "shifted_frames",
+           "shifted_frames", "aligned_to_first", "refined_shift", "ALIGN_PAD",
            "estimate_shift", "registration_report", "REGISTER_LR", "RESAMPLE_REACH"]
 
 REGISTER_LR = 0.02
@@ -311,6 +311,109 @@ def shifted_frames(images: Sequence[np.ndarray]) -> dict[int, tuple[float, float
         return {}
     found = {k: misaligned_by(images[0], x) for k, x in enumerate(images) if k}
     return {k: shift for k, shift in found.items() if shift is not None}
+
+
+ALIGN_PAD = 8
+"""Pixels each frame is mirrored out by (beyond its shift's whole pixels) before it is moved in
+the Fourier domain (:func:`aligned_to_first`), so that the jump between its opposite borders,
+which a Fourier shift would spread as ringing, lies outside the frame."""
+
+
+def aligned_to_first(images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """The frames of a burst of one size (H, W[, C]) moved onto the first's grid by their
+    translation against it, and those shifts (rows, columns; the first's (0, 0)).
+
+    The shift: :func:`estimate_shift` on the frames' centres (:data:`SHIFT_CHECK_SIDE`), then
+    refined by least squares (:func:`refined_shift`). A frame ``y`` with ``y(p) ~ first(p + t)``
+    becomes ``y(q - t)``: moved by a phase ramp on its Fourier transform (exact for a band-limited
+    frame; mirrored out by :data:`ALIGN_PAD` plus the shift's whole pixels first), which keeps
+    white noise white and of the same level, where a cubic or linear interpolation would smooth it
+    by a different amount at each fraction of a pixel. Pixels whose ``q - t`` lies outside the
+    frame (a border as wide as the shift) take the first frame's values: the mean of the frames
+    there is unbiased, only noisier. float32."""
+    images = [np.asarray(x, np.float32) for x in images]
+    first = images[0]
+    h, w = first.shape[:2]
+    reference = _centre(_grey(first), SHIFT_CHECK_SIDE)
+    out, shifts = [first], [(0.0, 0.0)]
+    for moving in images[1:]:
+        centre = _centre(_grey(moving), SHIFT_CHECK_SIDE)
+        dy, dx = refined_shift(reference, centre, estimate_shift(reference, centre))
+        shifts.append((dy, dx))
+        moved = _moved(moving, dy, dx)
+        rows, cols = np.arange(h)[:, None] - dy, np.arange(w)[None, :] - dx
+        outside = (rows < 0) | (rows > h - 1) | (cols < 0) | (cols > w - 1)
+        moved[outside] = first[outside]
+        out.append(moved)
+    return out, shifts
+
+
+REFINE_SMOOTHING = 1.0
+"""The std (pixels) of the Gaussian both images are smoothed by before :func:`refined_shift`
+(it shifts with them, so the shift is the same; their noise's gradients are smaller): on
+3-frame bursts of the tune images (set5, kate; 112 px, shifts of up to 3 px in half pixels) the
+shift's mean error was 0.016 / 0.028 / 0.060 px at sigma 15 / 25 / 50, against 0.013 / 0.027 /
+0.147 unsmoothed and 0.068 / 0.162 / 0.364 for the correlation's estimate alone."""
+REFINE_ROUNDS = 8
+"""Gauss-Newton steps of :func:`refined_shift` at most (it stops once a step is below
+:data:`REFINE_TOLERANCE` px)."""
+REFINE_TOLERANCE = 1e-3
+REFINE_REACH = 1.0
+"""Pixels :func:`refined_shift` may move from its start (the correlation's estimate, good to a
+fraction of a pixel) before it gives up and returns the start."""
+
+
+def refined_shift(reference: np.ndarray, moving: np.ndarray, start: tuple[float, float]) -> tuple[float, float]:
+    """The shift ``t`` from ``start`` that minimises the squared difference between ``reference``
+    and ``moving`` moved by it (both grey (H, W), smoothed by :data:`REFINE_SMOOTHING`), on the
+    pixels it leaves inside the frame: Gauss-Newton steps, the image's gradient (central
+    differences) as the Jacobian. A shift that leaves too few pixels, a step that is not finite,
+    or one that runs further than :data:`REFINE_REACH` from the start returns ``start``; a flat
+    image (or one with content along one direction only) the shift so far."""
+    from scipy.ndimage import gaussian_filter
+
+    a = gaussian_filter(np.asarray(reference, np.float64), REFINE_SMOOTHING)
+    b = gaussian_filter(np.asarray(moving, np.float64), REFINE_SMOOTHING).astype(np.float32)
+    dy, dx = start
+    for _ in range(REFINE_ROUNDS):
+        m = int(math.ceil(max(abs(dy), abs(dx)))) + 3
+        if 2 * m + 4 >= min(a.shape):
+            return start
+        g = _moved(b, dy, dx).astype(np.float64)
+        gy, gx = np.gradient(g)
+        inner = np.s_[m:-m, m:-m]
+        jacobian = np.stack([-gy[inner].ravel(), -gx[inner].ravel()], axis=1)
+        normal = jacobian.T @ jacobian
+        if np.linalg.cond(normal) > 1e8:  # a flat image, or content along one direction only
+            return (dy, dx)
+        step = np.linalg.solve(normal, -jacobian.T @ (g - a)[inner].ravel())
+        if not np.isfinite(step).all():
+            return start
+        dy, dx = dy + float(step[0]), dx + float(step[1])
+        if math.hypot(dy - start[0], dx - start[1]) > REFINE_REACH:
+            return start  # run off: the correlation's estimate stands
+        if max(abs(step)) < REFINE_TOLERANCE:
+            break
+    return (dy, dx)
+
+
+def _moved(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``image`` (H, W[, C]) moved by (dy, dx) pixels, ``out(q) = image(q - t)``, by a phase ramp on
+    its Fourier transform after mirroring it out (:data:`ALIGN_PAD`); float32."""
+    from scipy import fft
+
+    planes = np.asarray(image, np.float32)
+    planes = planes if planes.ndim == 3 else planes[..., None]
+    h, w = planes.shape[:2]
+    pad = ALIGN_PAD + int(math.ceil(max(abs(dy), abs(dx))))
+    padded = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+    ph, pw = padded.shape[:2]
+    ramp = np.exp(-2j * np.pi * (np.fft.fftfreq(ph)[:, None] * dy + np.fft.rfftfreq(pw)[None, :] * dx))
+    ramp = ramp.astype(np.complex64)
+    moved = np.empty_like(planes)
+    for c in range(planes.shape[2]):
+        moved[..., c] = fft.irfft2(fft.rfft2(padded[..., c]) * ramp, s=(ph, pw))[pad:pad + h, pad:pad + w]
+    return moved if np.ndim(image) == 3 else moved[..., 0]
 
 
 def _centre(image: np.ndarray, side: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from . import progress as progress_of_work
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
 from .registration import register as register_observations
 from .registration import registration_report
-from .stabilise import NoiseRoute, restore_route, stabilised, stabilised_reference, unstabilised
+from .stabilise import NoiseRoute, aligned_burst, restore_route, stabilised, stabilised_reference, unstabilised
 from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
 from .sure import noisy_enough, pick_by_sure, up_to_pixels, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
@@ -1109,6 +1109,7 @@ def restore(
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+    register = plan.register  # None where the burst was aligned before the fit
     if plan.route is not None and plan.route.transform is not None:
         observations = obs  # the transformed photos stand for the photos from here on
     reference_given = reference is not None
@@ -1169,6 +1170,8 @@ def restore(
     result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
     if register is not None:
         result.settings["registration"] = registration_report([o.operator for o in obs])
+    elif plan.aligned is not None:
+        result.settings["registration"] = plan.aligned
     _record_measured_noise(result.settings, observations, preset)
     if refine is not None:
         if on_refine is not None:
@@ -1412,6 +1415,12 @@ class RestorePlan:
     """How photon noise or a clipped Gaussian photo is restored (:func:`linr.stabilise.restore_route`):
     through a transform (``obs`` are then the transformed photos; a burst averaged, one photo) or
     by photon noise's likelihood; None: as the photos are."""
+    register: str | None = None
+    """The registration the fit learns: the one asked for, or None where the burst was aligned
+    before it (:func:`linr.stabilise.aligned_burst`)."""
+    aligned: list[dict[str, Any] | None] | None = None
+    """The shifts a registered burst's frames were moved by onto the first's grid (per frame, the
+    first None), or None: not aligned before the fit."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1424,7 +1433,11 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
     that runs the restore itself (the web app) shows beforehand. Photos with photon noise are
     planned as their Anscombe transforms where that route applies, an aligned Gaussian burst as
-    its frames' weighted mean (:mod:`linr.stabilise`)."""
+    its frames' weighted mean (:mod:`linr.stabilise`), and a registered burst of noisy photos
+    aligned first, then as such a burst (:func:`linr.stabilise.aligned_burst`)."""
+    observations, aligned = aligned_burst(observations, register=register, preset=preset)
+    if aligned is not None:
+        register = None  # moved onto the first frame's grid: nothing left for the fit to learn
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     observations = stabilised(observations, route)
     obs, config = resolve(
@@ -1445,7 +1458,8 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model)
-    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route)
+    return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
+                       register, aligned)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:

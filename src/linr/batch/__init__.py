@@ -251,9 +251,16 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
 def _clipping_route(args: argparse.Namespace) -> bool:
     """Whether the batch's images take the clipping route (:func:`linr.stabilise.clipping_route`):
-    noisy images with Gaussian noise alone, no preset, not registered."""
-    return args.preset is None and _kinds_given(args) == {"noisy"} and not getattr(args, "register", None) \
-        and getattr(args, "noise", "gaussian") in (None, "gaussian")
+    noisy images with Gaussian noise alone, no preset, not registered, or registered by a
+    translation (bursts aligned first: :func:`_aligned_bursts`)."""
+    return args.preset is None and _kinds_given(args) == {"noisy"} and \
+        getattr(args, "register", None) in (None, "translation") and getattr(args, "noise", "gaussian") in (None, "gaussian")
+
+
+def _aligned_bursts(args: argparse.Namespace) -> bool:
+    """Whether the batch's bursts are moved onto their first frame's grid before they are restored
+    (:func:`linr.stabilise.aligns_burst`, read off the options) rather than registered by the fit."""
+    return getattr(args, "register", None) == "translation" and _clipping_route(args)
 
 
 def _has_gaussian_noisy(args: argparse.Namespace) -> bool:
@@ -444,7 +451,7 @@ def _check_fit_options(args: argparse.Namespace, model: Any) -> None:
                          f"not {model.name!r}")
     from ..tasks import check_register_tiles
 
-    check_register_tiles(args.tile or "auto", args.register)
+    check_register_tiles(args.tile or "auto", None if _aligned_bursts(args) else args.register)
     from ..priors import weight_is_auto
 
     if weight_is_auto(args.prior) and not _has_gaussian_noisy(args):

@@ -1,0 +1,117 @@
+"""A registered burst of noisy photos moved onto its first frame's grid before it is restored as an
+aligned burst (linr.registration.aligned_to_first, linr.stabilise.aligned_burst)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import linr
+from linr.registration import aligned_to_first, estimate_shift, refined_shift
+from linr.stabilise import ALIGNED, aligned_burst, aligns_burst, as_fitted
+
+
+def _scene(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A band-limited scene (sines well below the grid's Nyquist frequency) at any points, RGB."""
+    base = (np.sin(0.35 * rows + 0.2 * cols) + 0.6 * np.cos(0.27 * cols - 0.1 * rows)
+            + 0.4 * np.sin(0.5 * rows) * np.cos(0.45 * cols) + 0.8 * np.sin(1.1 * rows + 0.4 * cols)
+            + 0.7 * np.cos(0.9 * cols - 0.6 * rows))
+    return np.stack([0.5 + 0.1 * base, 0.5 + 0.08 * base, 0.45 + 0.12 * np.cos(0.3 * rows)], axis=-1)
+
+
+def _burst(size: int, shifts, sigma: float = 0.0, seed: int = 0) -> list[np.ndarray]:
+    """Frames ``y_k(p) = scene(p + t_k)`` sampled exactly (no interpolation), with white noise."""
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return [(_scene(rows + dy, cols + dx) + rng.normal(0, sigma, (size, size, 3))).astype(np.float32)
+            for dy, dx in shifts]
+
+
+def test_frames_are_moved_onto_the_first_grid_to_the_scene_sampled_there() -> None:
+    """Reference: the scene sampled on the first frame's grid (analytic, no resampling)."""
+    shifts = [(0.0, 0.0), (1.3, -2.6), (-0.5, 0.75)]
+    frames = _burst(72, shifts)
+    aligned, found = aligned_to_first(frames)
+    assert found[0] == (0.0, 0.0) and aligned[0] is not None
+    for (dy, dx), (fy, fx) in zip(shifts[1:], found[1:]):
+        assert abs(fy - dy) < 0.02 and abs(fx - dx) < 0.02, (shifts, found)
+    inner = np.s_[8:-8, 8:-8]  # the borders the shifts uncover take the first frame's values
+    for moved in aligned[1:]:
+        assert moved.dtype == np.float32 and moved.shape == frames[0].shape
+        assert np.abs(moved[inner] - frames[0][inner]).max() < 0.01
+
+
+def test_the_uncovered_border_takes_the_first_frame_and_grey_frames_stay_grey() -> None:
+    frames = [f[..., 0] for f in _burst(48, [(0.0, 0.0), (0.0, 3.0)], sigma=0.02)]
+    aligned, found = aligned_to_first(frames)
+    assert aligned[1].ndim == 2 and abs(found[1][1] - 3.0) < 0.1
+    columns = int(np.ceil(found[1][1]))  # y(q - t) with q - t left of the frame for q < t
+    assert np.array_equal(aligned[1][:, :columns], frames[0][:, :columns])
+    assert not np.array_equal(aligned[1][:, columns + 1:], frames[0][:, columns + 1:])
+
+
+def test_a_fourier_move_keeps_white_noise_white_and_its_level() -> None:
+    """Why the frames are moved in the Fourier domain: a cubic interpolation by half a pixel lowers
+    the noise of the frame it moves (scipy's spline, the reference) and would leave the mean's
+    noise uneven between frames; the phase ramp keeps its level and its neighbours uncorrelated."""
+    from scipy.ndimage import shift
+
+    from linr.registration import _moved
+
+    noise = np.random.default_rng(3).normal(0, 1, (256, 256)).astype(np.float32)
+    moved = _moved(noise, 0.5, 0.5)[16:-16, 16:-16]
+    assert abs(moved.std() - 1) < 0.03
+    assert abs(np.corrcoef(moved[:, 1:].ravel(), moved[:, :-1].ravel())[0, 1]) < 0.05
+    cubic = shift(noise.astype(np.float64), (0.5, 0.5), order=3, mode="mirror")[16:-16, 16:-16]
+    assert cubic.std() < 0.85
+
+
+def test_the_least_squares_step_finds_the_shift_closer_than_the_correlation() -> None:
+    errors = {"correlation": [], "refined": []}
+    for seed in range(4):
+        truth = (1.35 + 0.2 * seed, -0.85)
+        first, moving = (_grey for _grey in (f.mean(axis=2) for f in _burst(96, [(0, 0), truth], 0.08, seed)))
+        start = estimate_shift(first, moving)
+        refined = refined_shift(first, moving, start)
+        errors["correlation"].append(np.hypot(start[0] - truth[0], start[1] - truth[1]))
+        errors["refined"].append(np.hypot(refined[0] - truth[0], refined[1] - truth[1]))
+    assert np.mean(errors["refined"]) < 0.5 * np.mean(errors["correlation"]), errors
+    assert max(errors["refined"]) < 0.1, errors
+    flat = np.full((40, 40), 0.5)
+    assert refined_shift(flat, flat, (0.3, -0.2)) == (0.3, -0.2)  # nothing to align by: the start
+
+
+def test_a_registered_noisy_burst_is_aligned_then_averaged_and_other_registrations_are_not() -> None:
+    clean = _burst(64, [(0.0, 0.0)])[0]
+    frames = _burst(64, [(0.0, 0.0), (2.0, -1.5), (-1.0, 2.5)], sigma=0.05, seed=5)
+    burst = [linr.noisy(f) for f in frames]
+    assert aligns_burst(burst, register="translation", preset=None)
+    for register, preset in (("affine", None), ("translation", "paper"), (None, None)):
+        assert not aligns_burst(burst, register=register, preset=preset)
+    assert not aligns_burst(burst[:1], register="translation", preset=None)
+    assert not aligns_burst([linr.noisy(f, noise="poisson", peak=30) for f in frames], register="translation",
+                            preset=None)
+    assert not aligns_burst([linr.noisy(frames[0]), linr.lowres(frames[1][::2, ::2], 2)], register="translation",
+                            preset=None)
+    moved, found = aligned_burst(burst, register="translation", preset=None)
+    assert found[0] is None and all(t["method"] == ALIGNED and t["name"] == "translation" for t in found[1:])
+    assert abs(found[1]["shift_y"] - 2.0) < 0.1 and abs(found[2]["shift_x"] - 2.5) < 0.1
+    inner = np.s_[4:-4, 4:-4]
+    (mean,) = as_fitted(burst, register="translation")  # one photo: the aligned frames' mean
+    unaligned = np.mean(frames, axis=0)
+    error = np.sqrt(np.mean((mean.image[inner] - clean[inner]) ** 2))
+    assert error < 0.05 / np.sqrt(3) * 1.15  # the noise of three frames' mean
+    assert np.sqrt(np.mean((unaligned[inner] - clean[inner]) ** 2)) > 2 * error
+    untouched, none = aligned_burst(burst, register="affine", preset=None)
+    assert none is None and all(a is b for a, b in zip(untouched, burst))
+
+
+def test_restore_records_the_shifts_and_fits_one_photo() -> None:
+    frames = _burst(40, [(0.0, 0.0), (1.5, 1.0)], sigma=0.05, seed=1)
+    result = linr.restore([linr.noisy(f) for f in frames], register="translation", steps=3, device="cpu",
+                          progress=False)
+    assert result.settings["clipping"]["frames_averaged"] == 2
+    assert [o["kind"] for o in result.settings["observations"]] == ["noisy"]
+    reference, moved = result.settings["registration"]
+    assert reference is None and moved["method"] == ALIGNED
+    assert moved["shift_y"] == pytest.approx(1.5, abs=0.15) and moved["shift_x"] == pytest.approx(1.0, abs=0.15)
