@@ -79,6 +79,36 @@ def row(name: str, method: str, size: int, frames: int, reach: int, sigma: float
             "found": found if method == "registered" else None}
 
 
+def table(rows: list[dict], before: str) -> str:
+    """The rows as BENCHMARKS.md's table: per image, the joint fit (``registered`` rows of the
+    code ``before``), the aligned mean (``registered`` rows of any other code), the first frame
+    alone and the aligned oracle, PSNR and wall seconds, and the means."""
+    cells: dict[str, dict[str, tuple[float, float]]] = {}
+    for r in rows:
+        method = "joint" if r["method"] == "registered" and r["code"] == before else r["method"]
+        cells.setdefault(r["image"], {})[method] = (r["psnr"], r["seconds"])
+    order = ("joint", "registered", "one-frame", "aligned-oracle")
+    out = ["| image | joint fit, learned shifts (before) | aligned, then the mean (now) | first frame alone | "
+           "frames unmoved (oracle) | now - before | now - first frame | oracle - now | seconds (before / now) |",
+           "|---|" + "---:|" * 8]
+    full = [c for c in cells.values() if all(m in c for m in order)]
+    for image, c in cells.items():
+        if not all(m in c for m in order):
+            continue
+        p = {m: c[m][0] for m in order}
+        out.append(f"| {image} | {p['joint']:.2f} | {p['registered']:.2f} | {p['one-frame']:.2f} | "
+                   f"{p['aligned-oracle']:.2f} | {p['registered'] - p['joint']:+.2f} | "
+                   f"{p['registered'] - p['one-frame']:+.2f} | {p['aligned-oracle'] - p['registered']:+.2f} | "
+                   f"{c['joint'][1]:.0f} / {c['registered'][1]:.0f} |")
+    if full:
+        mean = {m: float(np.mean([c[m][0] for c in full])) for m in order}
+        out.append(f"| mean ({len(full)}) | {mean['joint']:.2f} | {mean['registered']:.2f} | {mean['one-frame']:.2f} | "
+                   f"{mean['aligned-oracle']:.2f} | {mean['registered'] - mean['joint']:+.2f} | "
+                   f"{mean['registered'] - mean['one-frame']:+.2f} | {mean['aligned-oracle'] - mean['registered']:+.2f} | "
+                   f"{np.mean([c['joint'][1] for c in full]):.0f} / {np.mean([c['registered'][1] for c in full]):.0f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default=HELD_OUT)
@@ -88,7 +118,14 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--rows", required=True)
+    parser.add_argument("--table", metavar="BEFORE", help="print the rows as a markdown table, the "
+                        "'registered' rows of code BEFORE being the joint fit's")
     args = parser.parse_args()
+    if args.table:
+        import json
+
+        print(table([json.loads(line) for line in Path(args.rows).read_text().splitlines() if line], args.table))
+        return
     import torch
 
     torch.set_num_threads(1)

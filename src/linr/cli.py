@@ -520,7 +520,7 @@ def _left_out_clause(route: dict[str, Any]) -> str | None:
     return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst shifted against the first (by up to "
             f"{largest:.1f} px) and left out: a mean would blur what moved, so the restoration is of "
             + ("the first frame alone" if used == 1 else f"the {used} frames aligned with it")
-            + " (--register translation aligns the frames and fits them all)")
+            + " (--register translation moves every frame onto the first's grid and restores their mean)")
 
 
 def _clipping_line(settings: dict[str, Any]) -> str | None:

@@ -22,6 +22,11 @@ widened by the interpolation's and the operator's own reach) are left out of the
 *reach* of a transform (its largest displacement, clean pixels) is bounded when the fit starts,
 from the first estimate plus a margin, and a transform that moves past it stops the fit with an
 error (the frames do not show the same scene, or the estimate was wrong).
+
+A burst of noisy photos alone registered by a translation is not fitted this way by default: its
+frames are moved onto the first's grid before the fit (:func:`aligned_to_first`; the shift from
+the correlation refined by least squares, the frame moved by a phase ramp on its Fourier
+transform) and their mean restored as an aligned burst's (:func:`linr.stabilise.aligned_burst`).
 """
 
 from __future__ import annotations

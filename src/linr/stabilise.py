@@ -27,7 +27,8 @@ result mapped back through the inverse of its expected clipped value (at its mea
 raised to the unclipped level that clipping lowered it from, estimated on the result); an aligned
 burst of such photos is first averaged, weighted by each frame's measured inverse noise variance
 (equally within 1.25x, or by the frames' own weights where given), and restored as one photo
-(:func:`clipping_route`).
+(:func:`clipping_route`). A burst of such photos registered by a translation is moved onto its
+first frame's grid first and then restored as an aligned burst (:func:`aligned_burst`).
 """
 
 from __future__ import annotations

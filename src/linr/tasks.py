@@ -1057,7 +1057,10 @@ def restore(
     process), each fit with ``tile_threads`` torch threads.
     ``register``: 'translation' or 'affine' (:data:`linr.registration.TRANSFORMS`) fits a
     transform per observation after the first, which is the reference (shots that do not line
-    up, :mod:`linr.registration`); ``settings['registration']`` then lists the fitted ones.
+    up, :mod:`linr.registration`); ``settings['registration']`` then lists the fitted ones. A
+    burst of noisy photos alone with Gaussian noise and 'translation' (no preset) is instead moved
+    onto its first frame's grid before the fit and restored as their mean
+    (:func:`linr.stabilise.aligned_burst`; each frame's record then has a ``method``).
     ``keep_model``: the result keeps its model (``result.render``, ``result.save_model``): the
     automatic stop then returns the best single iterate, not an average of iterates (see
     :func:`resolve_stop`).
