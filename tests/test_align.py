@@ -115,3 +115,17 @@ def test_restore_records_the_shifts_and_fits_one_photo() -> None:
     reference, moved = result.settings["registration"]
     assert reference is None and moved["method"] == ALIGNED
     assert moved["shift_y"] == pytest.approx(1.5, abs=0.15) and moved["shift_x"] == pytest.approx(1.0, abs=0.15)
+
+
+def test_a_frame_still_shifted_after_alignment_is_said_to_be_so() -> None:
+    from linr.cli import _clipping_line
+
+    route = {"frames_left_out": {"3": [2.0, -1.0]}, "frames_averaged": 2, "weights": [0.5, 0.5, 0.0],
+             "sigmas": [20.0, 20.0, 20.0], "clipped_at_black": False, "clipped_at_white": False}
+    moved = [None, {"name": "translation", "shift_x": 1.0, "shift_y": 0.5, "method": ALIGNED}, None]
+    line = _clipping_line({"clipping": route, "registration": moved})
+    assert "frame 3 of the burst still shifted against the first after they were moved onto its grid" in line
+    assert "do the frames show one scene?" in line and "--register translation moves" not in line
+    plain = _clipping_line({"clipping": route})
+    assert "frame 3 of the burst shifted against the first (by up to 2.0 px)" in plain
+    assert "--register translation moves every frame onto the first's grid" in plain

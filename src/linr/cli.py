@@ -509,18 +509,22 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _left_out_clause(route: dict[str, Any]) -> str | None:
-    """What a burst's route left out of its mean (frames shifted against the first), or None."""
+def _left_out_clause(route: dict[str, Any], *, aligned: bool = False) -> str | None:
+    """What a burst's route left out of its mean (frames shifted against the first), or None.
+    ``aligned``: the frames were moved onto the first's grid before (``--register translation``)."""
     left = route.get("frames_left_out")
     if not left:
         return None
     largest = max(max(abs(v) for v in shift) for shift in left.values())
     used = route.get("frames_averaged", 1)
     frames = ", ".join(left)
-    return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst shifted against the first (by up to "
+    what = "still shifted against the first after they were moved onto its grid" if aligned else \
+        "shifted against the first"
+    return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst {what} (by up to "
             f"{largest:.1f} px) and left out: a mean would blur what moved, so the restoration is of "
             + ("the first frame alone" if used == 1 else f"the {used} frames aligned with it")
-            + " (--register translation moves every frame onto the first's grid and restores their mean)")
+            + (" (do the frames show one scene?)" if aligned else
+               " (--register translation moves every frame onto the first's grid and restores their mean)"))
 
 
 def _clipping_line(settings: dict[str, Any]) -> str | None:
@@ -530,7 +534,8 @@ def _clipping_line(settings: dict[str, Any]) -> str | None:
     if not route:
         return None
     said = []
-    if (left := _left_out_clause(route)) is not None:
+    moved = any(t is not None and t.get("method") for t in settings.get("registration") or [])
+    if (left := _left_out_clause(route, aligned=moved)) is not None:
         said.append(left)
     if route.get("frames_averaged", 0) > 1:
         levels = ", ".join(f"{s:.1f}" for s in route.get("measured_sigmas", route["sigmas"]))
