@@ -109,6 +109,43 @@ def table(rows: list[dict], before: str) -> str:
     return "\n".join(out)
 
 
+def summary(path: str, rows: list[dict]) -> str:
+    """One markdown row of a rows file: its level and frames, the means of the aligned mean (rows
+    of ``registered`` as the code ran them), the first frame alone and the oracle, the least gain
+    over the first frame, the largest gap to the oracle and the mean seconds of the aligned mean."""
+    cells: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        cells.setdefault(r["image"], {})[r["method"]] = r
+    full = [c for c in cells.values() if all(m in c for m in METHODS)]
+    mean = {m: float(np.mean([c[m]["psnr"] for c in full])) for m in METHODS}
+    gain = [c["registered"]["psnr"] - c["one-frame"]["psnr"] for c in full]
+    gap = [c["aligned-oracle"]["psnr"] - c["registered"]["psnr"] for c in full]
+    first = full[0]["registered"]
+    return (f"| {Path(path).name} | {first['sigma']:g} | {first['frames']} | {len(full)} | {mean['registered']:.2f} | "
+            f"{mean['one-frame']:.2f} | {mean['aligned-oracle']:.2f} | {np.mean(gain):+.2f} (least {min(gain):+.2f}) | "
+            f"{np.mean(gap):+.2f} (largest {max(gap):+.2f}) | "
+            f"{np.mean([c['registered']['seconds'] for c in full]):.1f} |")
+
+
+def shift_errors(images: list[str], size: int, frames: int, reach: int, sigma: float) -> str:
+    """How far the shifts found are from the true ones (px, the distance), over the frames after
+    the first of every image's burst: the correlation's estimate alone
+    (:func:`linr.registration.estimate_shift`) and the shift :func:`linr.registration.aligned_to_first`
+    moves by (refined by least squares): one markdown row, mean and largest."""
+    from linr.registration import aligned_to_first, estimate_shift
+
+    found: dict[str, list[float]] = {"correlation": [], "refined": []}
+    for name in images:
+        _, burst, truth = burst_of(name, size, frames, reach, sigma)
+        _, moved = aligned_to_first(burst)
+        for k in range(1, frames):
+            first = estimate_shift(burst[0], burst[k])
+            found["correlation"].append(float(np.hypot(first[0] - truth[k][0], first[1] - truth[k][1])))
+            found["refined"].append(float(np.hypot(moved[k][0] - truth[k][0], moved[k][1] - truth[k][1])))
+    return (f"| {sigma:g} | {len(found['refined'])} | " + " | ".join(
+        f"{np.mean(v):.3f} / {max(v):.3f}" for v in found.values()) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default=HELD_OUT)
@@ -117,15 +154,34 @@ def main() -> None:
     parser.add_argument("--reach", type=int, default=3, help="largest shift each way, frame pixels")
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--rows", required=True)
+    parser.add_argument("--rows", default=None)
+    parser.add_argument("--shift-errors", metavar="SIGMAS", help="print how far the shifts found are from the "
+                        "true ones at these noise levels (e.g. 15,25,50); no restoration")
+    parser.add_argument("--summary", action="store_true", help="print one markdown row of means per rows "
+                        "file (--rows A,B,...; with --table BEFORE, that code's 'registered' rows left out)")
     parser.add_argument("--table", metavar="BEFORE", help="print the rows as a markdown table, the "
                         "'registered' rows of code BEFORE being the joint fit's")
     args = parser.parse_args()
-    if args.table:
+    if args.shift_errors:
+        print("| sigma | frames | correlation alone: mean / largest (px) | refined (adopted) |\n|---|---:|---:|---:|")
+        for sigma in args.shift_errors.split(","):
+            print(shift_errors(args.images.split(","), args.size, args.frames, args.reach, float(sigma)))
+        return
+    if args.table or args.summary:
         import json
 
-        print(table([json.loads(line) for line in Path(args.rows).read_text().splitlines() if line], args.table))
+        if args.summary:
+            print("| rows | sigma | frames | images | aligned, then the mean | first frame alone | frames unmoved "
+                  "(oracle) | mean - first frame | oracle - mean | seconds (mean) |\n|---|" + "---:|" * 9)
+        for path in args.rows.split(","):
+            rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+            if args.summary:  # the joint fit's rows (of the code --table names) left out
+                print(summary(path, [r for r in rows if not (r["method"] == "registered" and r["code"] == args.table)]))
+            else:
+                print(table(rows, args.table))
         return
+    if args.rows is None:
+        parser.error("--rows is required")
     import torch
 
     torch.set_num_threads(1)

@@ -246,9 +246,10 @@ def aligned_burst(observations: Sequence[Observation], *, register: str | None, 
     first's grid (:func:`linr.registration.aligned_to_first`), to be restored as an aligned burst
     (its frames' weighted mean, :func:`clipping_route`), and the record of the shifts (as
     :func:`linr.registration.registration_report`'s: None for the first frame); else the
-    observations as they are and None. On 3-frame bursts moved by up to 3 px, the mean restored
-    as one photo gained 2.6 dB over the joint fit with learned translations on a tune image in a
-    seventh of its time (BENCHMARKS.md, "A registered burst")."""
+    observations as they are and None. On 3-frame bursts moved by up to 3 px (13 held-out 112-px
+    crops, sigma 25) the mean restored as one photo gained 1.84 dB over the joint fit with learned
+    translations (ahead on all 13) and 2.21 over the first frame alone, in a tenth of the joint
+    fit's time (BENCHMARKS.md, "A registered burst")."""
     if not aligns_burst(observations, register=register, preset=preset):
         return list(observations), None
     images, shifts = aligned_to_first([o.image for o in observations])
