@@ -98,6 +98,33 @@ def row(kind: str, name: str, setting: str, size: int, code: str) -> dict:
             "seconds": seconds, "notes": [n for n in notes if "transparent" in n]}
 
 
+def table(rows: list[dict], before: str, mask: str) -> str:
+    """The rows as BENCHMARKS.md's table for one mask: per image the photo opaque, transparent with
+    the code ``before`` and with any other code, the differences, and the means."""
+    cells: dict[str, dict[str, float]] = {}
+    seconds: dict[str, list[float]] = {"before": [], "after": []}
+    for r in rows:
+        if f"psnr_{mask}" not in r:
+            continue
+        which = "opaque" if r["setting"] == "opaque" else "before" if r["code"] == before else "after"
+        cells.setdefault(r["image"], {})[which] = r[f"psnr_{mask}"]
+        if which != "opaque":
+            seconds[which].append(r["seconds"])
+    full = {k: v for k, v in cells.items() if len(v) == 3}
+    out = [f"| image | the photo opaque | transparent ({mask}), before | after | after - before | after - opaque |",
+           "|---|" + "---:|" * 5]
+    for image, c in full.items():
+        out.append(f"| {image} | {c['opaque']:.2f} | {c['before']:.2f} | {c['after']:.2f} | "
+                   f"{c['after'] - c['before']:+.2f} | {c['after'] - c['opaque']:+.2f} |")
+    if full:
+        m = {k: float(np.mean([c[k] for c in full.values()])) for k in ("opaque", "before", "after")}
+        worst = min(c["after"] - c["opaque"] for c in full.values())
+        out.append(f"| mean ({len(full)}) | {m['opaque']:.2f} | {m['before']:.2f} | {m['after']:.2f} | "
+                   f"{m['after'] - m['before']:+.2f} | {m['after'] - m['opaque']:+.2f} (worst {worst:+.2f}) |")
+        out.append(f"\nseconds (wall, a run): before {np.mean(seconds['before']):.0f}, after {np.mean(seconds['after']):.0f}")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=("lowres", "blurred"), required=True)
@@ -105,7 +132,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--settings", default="opaque,transparent=half")
     parser.add_argument("--rows", required=True)
+    parser.add_argument("--table", metavar="BEFORE", help="print the rows as a markdown table for the mask "
+                        "of --settings' transparent=MASK, the transparent rows of code BEFORE being the before")
     args = parser.parse_args()
+    if args.table:
+        import json
+
+        mask = next(s.partition("=")[2] for s in args.settings.split(",") if s.startswith("transparent="))
+        print(table([json.loads(line) for line in Path(args.rows).read_text().splitlines() if line], args.table, mask))
+        return
     import torch
 
     torch.set_num_threads(1)
