@@ -44,7 +44,7 @@ from .operators import Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register", "misaligned_by",
-           "shifted_frames", "aligned_to_first", "refined_shift", "ALIGN_PAD",
+           "shifted_frames", "aligned_to_first", "refined_shift", "kept_where_agreeing", "ALIGN_PAD",
            "estimate_shift", "registration_report", "REGISTER_LR", "RESAMPLE_REACH"]
 
 REGISTER_LR = 0.02
@@ -351,6 +351,35 @@ def aligned_to_first(images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], li
         moved[outside] = first[outside]
         out.append(moved)
     return out, shifts
+
+
+AGREE_WINDOW = 5
+"""The side (px) of the box over which :func:`kept_where_agreeing` compares a moved frame with
+the first (the mean difference there, whose noise is the frames' over the window's side)."""
+AGREE_WITHIN = 4.0
+"""A moved frame's pixel keeps its value where the box mean of its difference from the first is
+within this many of that mean's noise stds; from there to twice as far it gives way to the
+first frame's value linearly, beyond that it takes the first's."""
+
+
+def kept_where_agreeing(moved: np.ndarray, first: np.ndarray, sigma_moved: float, sigma_first: float
+                        ) -> tuple[np.ndarray, float]:
+    """``moved`` (a frame moved onto ``first``'s grid, both (H, W[, C]) on [0, 1], noise stds given)
+    where it agrees with ``first`` as their noise allows, ``first``'s values where it does not (a
+    shift misjudged on an edge, a part of the scene that moved, a frame of another scene): the box
+    mean (:data:`AGREE_WINDOW`) of their difference per pixel and channel against
+    :data:`AGREE_WITHIN` times its noise std. The mean of frames so kept falls back to the first
+    frame where they disagree, as it does on the border a shift uncovers. Also the share of
+    values that gave way (any part). float32."""
+    from scipy.ndimage import uniform_filter
+
+    moved = np.asarray(moved, np.float32)
+    first = np.asarray(first, np.float32)
+    size = (AGREE_WINDOW, AGREE_WINDOW) + (1,) * (moved.ndim - 2)
+    difference = uniform_filter((moved - first).astype(np.float64), size=size, mode="reflect")
+    level = AGREE_WITHIN * math.hypot(sigma_moved, sigma_first) / AGREE_WINDOW
+    keep = np.clip(2.0 - np.abs(difference) / level, 0.0, 1.0).astype(np.float32)
+    return keep * moved + (1.0 - keep) * first, float(np.mean(keep < 1.0))
 
 
 REFINE_SMOOTHING = 1.0

@@ -46,7 +46,7 @@ from .fit import FitResult
 from .operators import Identity
 from .photon import AnscombeTransform
 from .problem import Observation
-from .registration import aligned_to_first, shifted_frames
+from .registration import aligned_to_first, kept_where_agreeing, shifted_frames
 
 __all__ = ["NoiseRoute", "restore_route", "aligns_burst", "aligned_burst", "ALIGNED", "photon_route", "clipping_route", "as_fitted", "stabilised",
            "stabilised_reference", "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
@@ -252,10 +252,15 @@ def aligned_burst(observations: Sequence[Observation], *, register: str | None, 
     fit's time (BENCHMARKS.md, "A registered burst")."""
     if not aligns_burst(observations, register=register, preset=preset):
         return list(observations), None
+    from .noise import floored_noise_sigma
+
     images, shifts = aligned_to_first([o.image for o in observations])
-    found: list[dict[str, object] | None] = [None] + [
-        {"name": "translation", "shift_x": round(dx, 4), "shift_y": round(dy, 4), "method": ALIGNED}
-        for dy, dx in shifts[1:]]
+    sigmas = [floored_noise_sigma(o.image) for o in observations]
+    found: list[dict[str, object] | None] = [None]
+    for k, (dy, dx) in enumerate(shifts[1:], start=1):
+        images[k], disagreed = kept_where_agreeing(images[k], images[0], sigmas[k], sigmas[0])
+        found.append({"name": "translation", "shift_x": round(dx, 4), "shift_y": round(dy, 4), "method": ALIGNED,
+                      "first_frame_taken": round(disagreed, 4)})
     return [dataclasses.replace(o, image=x) for o, x in zip(observations, images)], found
 
 
