@@ -129,3 +129,37 @@ def test_a_frame_still_shifted_after_alignment_is_said_to_be_so() -> None:
     plain = _clipping_line({"clipping": route})
     assert "frame 3 of the burst shifted against the first (by up to 2.0 px)" in plain
     assert "--register translation moves every frame onto the first's grid" in plain
+
+
+def test_a_moved_frame_gives_way_to_the_first_only_where_they_disagree_beyond_their_noise() -> None:
+    from linr.registration import kept_where_agreeing
+
+    one = _burst(64, [(0.0, 0.0), (0.0, 0.0)], sigma=0.05, seed=2)  # one scene, two noise draws
+    kept, share = kept_where_agreeing(one[1], one[0], 0.05, 0.05)
+    assert share < 0.01 and np.abs(kept - one[1]).mean() < 0.01 * 0.05
+    rng = np.random.default_rng(4)
+    other = (0.5 + 0.3 * np.sign(np.sin(np.arange(64) / 3.0))[None, :, None] * np.ones((64, 64, 3))
+             + rng.normal(0, 0.05, (64, 64, 3))).astype(np.float32)  # another scene: stripes
+    kept, share = kept_where_agreeing(other, one[0], 0.05, 0.05)
+    assert share > 0.5
+    gave_way = np.abs(kept - one[0]) < 1e-6
+    assert gave_way.mean() > 0.4  # wholly the first frame's there
+    assert kept.dtype == np.float32 and kept.shape == other.shape
+
+
+def test_a_frame_of_another_scene_in_a_registered_burst_is_mostly_replaced_and_said(tmp_path, capsys) -> None:
+    from linr.cli import main
+    from linr.images import write_image
+
+    frames = _burst(48, [(0.0, 0.0), (1.0, -2.0)], sigma=0.04, seed=6)
+    rng = np.random.default_rng(7)
+    stripes = (0.5 + 0.3 * np.sign(np.sin(np.arange(48) / 2.5))[:, None, None] * np.ones((48, 48, 3))
+               + rng.normal(0, 0.04, (48, 48, 3)))
+    for k, f in enumerate([*frames, stripes]):
+        write_image(tmp_path / f"f{k}.png", np.clip(f, 0, 1).astype(np.float32))
+    assert main(["restore", "--noisy", str(tmp_path / "f*.png"), "--register", "translation", "-o",
+                 str(tmp_path / "o.png"), "--steps", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "f2.png (noisy)" in out and "the first frame's were taken: does it show the same scene?" in out
+    (line,) = [line for line in out.splitlines() if "f1.png (noisy): x " in line]
+    assert "disagreed" not in line  # a frame of the scene keeps its values

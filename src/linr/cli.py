@@ -827,6 +827,11 @@ def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:
     return PoolBackend(workers, task=fit_tile_group), threads
 
 
+TAKEN_SAID_FROM = 0.01
+"""The share of a moved frame's values given way to the first frame's
+(:func:`linr.registration.kept_where_agreeing`) from which its registration line says so."""
+
+
 def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any],
                         infos: Sequence[Any]) -> list[str]:
     """One line per registered frame: its fitted shift (and matrix) against the reference."""
@@ -842,6 +847,10 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
         matrix = t.get("matrix")
         extra = "" if matrix is None else f", matrix [[{matrix[0][0]:.4f} {matrix[0][1]:.4f}] " \
             f"[{matrix[1][0]:.4f} {matrix[1][1]:.4f}]] (rows, columns)"
+        taken = t.get("first_frame_taken") or 0.0
+        if taken >= TAKEN_SAID_FROM:  # a moved frame that disagreed with the first there
+            extra += (f"; where it disagreed with the first frame beyond its noise ({taken:.0%} of its values) the "
+                      "first frame's were taken" + (": does it show the same scene?" if taken >= 0.25 else ""))
         lines.append(f"  frame {k}, {info.path} ({obs.kind}): x {t['shift_x']:+.3f}, y {t['shift_y']:+.3f}{extra}")
     return lines
 
