@@ -157,9 +157,12 @@ def test_a_frame_of_another_scene_in_a_registered_burst_is_mostly_replaced_and_s
                + rng.normal(0, 0.04, (48, 48, 3)))
     for k, f in enumerate([*frames, stripes]):
         write_image(tmp_path / f"f{k}.png", np.clip(f, 0, 1).astype(np.float32))
+    write_image(tmp_path / "clean.png", _burst(48, [(0.0, 0.0)])[0])
     assert main(["restore", "--noisy", str(tmp_path / "f*.png"), "--register", "translation", "-o",
-                 str(tmp_path / "o.png"), "--steps", "3", "--device", "cpu"]) == 0
+                 str(tmp_path / "o.png"), "--steps", "3", "--device", "cpu", "--reference",
+                 str(tmp_path / "clean.png")]) == 0
     out = capsys.readouterr().out
+    assert "(the same convention; the frames as given, before they were moved onto the first's grid)" in out
     assert "f2.png (noisy)" in out and "the first frame's were taken: does it show the same scene?" in out
     (line,) = [line for line in out.splitlines() if "f1.png (noisy): x " in line]
     assert "disagreed" not in line  # a frame of the scene keeps its values

@@ -463,8 +463,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
+                moved = any(t is not None and t.get("method") for t in result.settings.get("registration") or [])
                 print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
-                                                          for d in inputs_psnr) + " (the same convention)")
+                                                          for d in inputs_psnr) + " (the same convention"
+                      + ("; the frames as given, before they were moved onto the first's grid)" if moved else ")"))
         reports.append(report)
     if args.report:
         output = {"output": str(args.output), "inputs": inputs}
