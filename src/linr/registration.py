@@ -394,6 +394,7 @@ REFINE_ROUNDS = 8
 """Gauss-Newton steps of :func:`refined_shift` at most (it stops once a step is below
 :data:`REFINE_TOLERANCE` px)."""
 REFINE_TOLERANCE = 1e-3
+"""The step (px) below which :func:`refined_shift` stops."""
 REFINE_REACH = 1.0
 """Pixels :func:`refined_shift` may move from its start (the correlation's estimate, good to a
 fraction of a pixel) before it gives up and returns the start."""

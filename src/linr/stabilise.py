@@ -243,7 +243,10 @@ def aligns_burst(observations: Sequence[Observation], *, register: str | None, p
 def aligned_burst(observations: Sequence[Observation], *, register: str | None, preset: str | None
                   ) -> tuple[list[Observation], list[dict[str, object] | None] | None]:
     """A registered burst of noisy photos (:func:`aligns_burst`) with every frame moved onto the
-    first's grid (:func:`linr.registration.aligned_to_first`), to be restored as an aligned burst
+    first's grid (:func:`linr.registration.aligned_to_first`) and giving way to the first's values
+    where it disagrees with them beyond the frames' measured noise
+    (:func:`linr.registration.kept_where_agreeing`; the record's ``first_frame_taken``: the share
+    of its values that did), to be restored as an aligned burst
     (its frames' weighted mean, :func:`clipping_route`), and the record of the shifts (as
     :func:`linr.registration.registration_report`'s: None for the first frame); else the
     observations as they are and None. On 3-frame bursts moved by up to 3 px (13 held-out 112-px
