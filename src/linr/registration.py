@@ -266,12 +266,14 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray) -> tuple[float, fl
     """The shift ``t`` (rows, columns) with ``moving(p) ~ reference(p + t)``, to a tenth of a
     pixel: cross-correlation of the two images (means removed, Hann-windowed so that the borders
     do not correlate) refined by upsampling (:func:`skimage.registration.phase_cross_correlation`
-    without phase normalisation, which noise and smooth images defeat)."""
+    without phase normalisation, which noise and smooth images defeat). A constant image: (0, 0)."""
     from skimage.filters import window
     from skimage.registration import phase_cross_correlation
 
     a = _grey(reference)
     b = _grey(moving)
+    if float(np.ptp(a)) == 0.0 or float(np.ptp(b)) == 0.0:  # a constant frame: no shift to find
+        return 0.0, 0.0
     hann = window("hann", a.shape)
     shift, _, _ = phase_cross_correlation((a - a.mean()) * hann, (b - b.mean()) * hann,
                                           upsample_factor=10, normalization=None)
