@@ -463,7 +463,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
-                moved = any(t is not None and t.get("method") for t in result.settings.get("registration") or [])
+                moved = _moved_before_mean(result.settings.get("registration"))
                 print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
                                                           for d in inputs_psnr) + " (the same convention"
                       + ("; the frames as given, before they were moved onto the first's grid)" if moved else ")"))
@@ -536,8 +536,7 @@ def _clipping_line(settings: dict[str, Any]) -> str | None:
     if not route:
         return None
     said = []
-    moved = any(t is not None and t.get("method") for t in settings.get("registration") or [])
-    if (left := _left_out_clause(route, aligned=moved)) is not None:
+    if (left := _left_out_clause(route, aligned=_moved_before_mean(settings.get("registration")))) is not None:
         said.append(left)
     if route.get("frames_averaged", 0) > 1:
         levels = ", ".join(f"{s:.1f}" for s in route.get("measured_sigmas", route["sigmas"]))
@@ -829,6 +828,13 @@ def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:
     return PoolBackend(workers, task=fit_tile_group), threads
 
 
+def _moved_before_mean(found: Sequence[Any] | None) -> bool:
+    """Whether a restoration's registration record (``settings['registration']``) is of frames
+    moved onto the first's grid before their mean (:func:`linr.stabilise.aligned_burst`), not of
+    transforms the fit learnt."""
+    return any(t is not None and t.get("method") for t in found or [])
+
+
 TAKEN_SAID_FROM = 0.01
 """The share of a moved frame's values given way to the first frame's
 (:func:`linr.registration.kept_where_agreeing`) from which its registration line says so."""
@@ -839,9 +845,8 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
     """One line per registered frame: its fitted shift (and matrix) against the reference."""
     if not found:
         return []
-    moved = any(t is not None and t.get("method") for t in found)  # frames aligned before their mean
     lines = [f"registration against {infos[0].path} ({observations[0].kind}); "
-             + ("frames moved onto its grid before their mean; " if moved else "")
+             + ("frames moved onto its grid before their mean; " if _moved_before_mean(found) else "")
              + "shifts in restored-image pixels (x right, y down):"]
     for k, (obs, info, t) in enumerate(zip(observations, infos, found)):
         if t is None:

@@ -189,13 +189,10 @@ def clipping_route(observations: Sequence[Observation], *, register: str | None 
     check_clipping(clipping)
     if preset is not None or register is not None or not observations:
         return None
-    if not all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError and o.carries_noise
-               for o in observations) or len({o.image.shape for o in observations}) != 1:
+    if not _gaussian_photos_of_one_size(observations):  # too small to measure their noise: as they are
         return None
-    from .noise import LEVELS_EQUAL_WITHIN, MIN_SIDE, floored_noise_sigma
+    from .noise import LEVELS_EQUAL_WITHIN, floored_noise_sigma
 
-    if min(observations[0].shape) < MIN_SIDE:  # too small to measure its noise: as it is
-        return None
     # frames that do not line up with the first are left out of the mean (it would blur them)
     shifted = shifted_frames([o.image for o in observations])
     used = [o for k, o in enumerate(observations) if k not in shifted]
@@ -232,12 +229,19 @@ def aligns_burst(observations: Sequence[Observation], *, register: str | None, p
     observations (low-res frames, whose shifts carry the detail a mean would blur; an affine
     registration; photon noise; the paper's preset) are fitted jointly with their transforms
     (:mod:`linr.registration`)."""
+    return register == "translation" and preset is None and len(observations) > 1 and \
+        _gaussian_photos_of_one_size(observations)
+
+
+def _gaussian_photos_of_one_size(observations: Sequence[Observation]) -> bool:
+    """Whether the observations are noisy photos with Gaussian noise (the squared error) alone, of
+    one size, large enough to measure their noise (:data:`linr.noise.MIN_SIDE`): those
+    :func:`clipping_route` averages or undoes the clipping of, and :func:`aligned_burst` aligns."""
     from .noise import MIN_SIDE
 
-    return register == "translation" and preset is None and len(observations) > 1 and \
-        all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError and o.carries_noise
-            for o in observations) and len({o.image.shape for o in observations}) == 1 and \
-        min(observations[0].shape) >= MIN_SIDE
+    return bool(observations) and all(isinstance(o.operator, Identity) and type(o.fidelity) is SquaredError
+                                      and o.carries_noise for o in observations) \
+        and len({o.image.shape for o in observations}) == 1 and min(observations[0].shape) >= MIN_SIDE
 
 
 def aligned_burst(observations: Sequence[Observation], *, register: str | None, preset: str | None

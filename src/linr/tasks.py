@@ -1112,7 +1112,8 @@ def restore(
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
-    register = plan.register  # None where the burst was aligned before the fit
+    if plan.aligned is not None:
+        register = None  # the burst was moved onto its first frame's grid before the fit
     if plan.route is not None and plan.route.transform is not None:
         observations = obs  # the transformed photos stand for the photos from here on
     reference_given = reference is not None
@@ -1418,12 +1419,10 @@ class RestorePlan:
     """How photon noise or a clipped Gaussian photo is restored (:func:`linr.stabilise.restore_route`):
     through a transform (``obs`` are then the transformed photos; a burst averaged, one photo) or
     by photon noise's likelihood; None: as the photos are."""
-    register: str | None = None
-    """The registration the fit learns: the one asked for, or None where the burst was aligned
-    before it (:func:`linr.stabilise.aligned_burst`)."""
     aligned: list[dict[str, Any] | None] | None = None
     """The shifts a registered burst's frames were moved by onto the first's grid (per frame, the
-    first None), or None: not aligned before the fit."""
+    first None), or None: not aligned before the fit (which then learns the registration asked
+    for, if any)."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1462,7 +1461,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model)
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
-                       register, aligned)
+                       aligned)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
