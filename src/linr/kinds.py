@@ -347,6 +347,10 @@ class Kind:
     frame_notes: Callable[[list["Observation"], list[ImageInfo], dict[str, Any]], list[str]] | None = None
     """``frame_notes(observations, infos, options)`` -> lines for the user about all the frames
     of this kind at once (one line for a burst, not one per frame), or None: no such lines."""
+    alpha_marks_holes: bool = False
+    """Whether the builder takes a photo's transparent pixels as missing pixels (its alpha
+    consumed); False: they are filled from the opaque ones before it is built
+    (:func:`linr.scene.filled_transparent`)."""
 
 
 GAIN_KEYWORDS = ("GAIN", "EGAIN", "CCDGAIN")
@@ -577,7 +581,7 @@ KINDS: dict[str, Kind] = {
                    "transparent pixels of an image with alpha)", "inpaint", False, _build_masked, (
         KindOption("--mask", "mask", "keep-mask image: white = observed (or opaque = observed, "
                    "when the mask file has transparent pixels)", metavar="MASK", path=True),
-    ), _SIMULATIONS["masked"]),
+    ), _SIMULATIONS["masked"], alpha_marks_holes=True),
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
                    metavar="SPEC", path=True),

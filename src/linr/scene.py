@@ -97,7 +97,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
                   for opt in kind.options}
         extras: list[str] = []
         built = []
-        if kind.name != "masked":  # what is measured and fitted: the opaque pixels' values (masked: its holes)
+        if not kind.alpha_marks_holes:  # what is measured and fitted: the opaque pixels' values
             frames = [(filled_transparent(image, info), info) for image, info in frames]
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
@@ -185,8 +185,9 @@ def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
 
 def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
     """One note per kind whose frames have transparent pixels, filled with the photo mirrored at
-    their nearest opaque pixel (the alpha written back where the output holds one): ``--masked``
-    takes them as holes (its builder consumes the alpha, so it is never said of that kind)."""
+    their nearest opaque pixel (the alpha written back where the output holds one); a kind whose
+    alpha marks holes (:attr:`linr.kinds.Kind.alpha_marks_holes`) consumes the alpha in its
+    builder, so it is never said of that kind."""
     for _, info in frames:
         file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
         refuse_undefined(info, info.path, f"--{kind} needs a value for every pixel: restore it as an image with "
