@@ -97,6 +97,11 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     if not (sigma > 0 and level > 0):
         raise ValueError(f"sigma {sigma}, level {level}: both must be positive")
     check_edges(edges)
+    from .operators import LeftOut
+
+    kept = None  # the photo's pixels that count (transparent ones do not): (H, W) float64, or None for all
+    if isinstance(operator, LeftOut):
+        kept, operator = torch.from_numpy(operator.kept.astype(np.float64)), operator.inner
     if getattr(operator, "boundary", None) == "free":  # a blur with free edges: its own rule is free edges
         edges = "free"
     if extension is not None and edges != "free":
@@ -105,14 +110,14 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     try:
         z, y = _tensor(estimate), _tensor(blurred)
         if edges == "free":
-            return _explain_free(z, y, operator, weight, None if extension is None else _tensor(extension))
-        if solver_for(operator, edges) == "fft":
+            return _explain_free(z, y, operator, weight, None if extension is None else _tensor(extension), kept)
+        if solver_for(operator, edges) == "fft" and kept is None:
             h, w = z.shape[-2:]
             otf = operator._otf((h, w), z.device, torch.float64)
             numerator = torch.fft.rfft2(y) * otf.conj() + weight * torch.fft.rfft2(z)
             x = torch.fft.irfft2(numerator / (otf.abs() ** 2 + weight), s=(h, w))
             return x[0].permute(1, 2, 0).numpy().astype(np.float32), {"solver": "fft"}
-        blur = _fft_blur(operator)
+        blur = _kept(_circular_blur(operator) if solver_for(operator, edges) == "fft" else _fft_blur(operator), kept)
         solved = [_conjugate_gradients(blur, z[:, c:c + 1], y[:, c:c + 1], weight) for c in range(z.shape[1])]
     except RuntimeError as exc:  # torch's allocation failures are RuntimeErrors
         if "memory" in str(exc).lower():
@@ -126,9 +131,9 @@ def deblurrable(observation: Any) -> bool:
     """Whether an observation is one :func:`explain_blurred` can explain: a blurred photo (a
     :class:`~linr.operators.Blur`) compared by squared error."""
     from .fidelity import SquaredError
-    from .operators import Blur
+    from .operators import Blur, inner_operator
 
-    return isinstance(observation.operator, Blur) and isinstance(observation.fidelity, SquaredError)
+    return isinstance(inner_operator(observation.operator), Blur) and isinstance(observation.fidelity, SquaredError)
 
 
 def combined_solves(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,12 +182,13 @@ def _conjugate_gradients(blur: Callable[[torch.Tensor], torch.Tensor], z: torch.
 
 
 def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur", weight: float,
-                  extension: torch.Tensor | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                  extension: torch.Tensor | None = None,
+                  kept: torch.Tensor | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`explain_blurred` with ``edges="free"`` ((1, C, H, W) float64 tensors): per channel,
     conjugate gradients on the image extended by the kernel's reach, started at (and drawn to) the
     estimate extended by ``extension``'s pixels beyond the frame, or by mirroring (numpy's
     symmetric padding, which also covers a kernel larger than the image); the photo's frame of
-    the result."""
+    the result. ``kept`` ((H, W) float64 of 0 and 1, or None): the photo's pixels that count."""
     kh, kw = operator.kernel.shape
     top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
     h, w = z.shape[-2:]
@@ -195,12 +201,30 @@ def _explain_free(z: torch.Tensor, y: torch.Tensor, operator: "Blur", weight: fl
         extended = extension.numpy().copy()
         extended[..., top:top + h, left:left + w] = z.numpy()  # the frame: the estimate's own
     z = torch.from_numpy(extended)
-    blur = _fft_blur(operator, mirrored=False)
+    blur = _kept(_fft_blur(operator, mirrored=False), kept)
     weights = torch.full(z.shape[-2:], weight * EXTENSION_WEIGHT, dtype=torch.float64)
     weights[top:top + h, left:left + w] = weight  # the photo's own pixels; the extension by EXTENSION_WEIGHT
     solved = [_conjugate_gradients(blur, z[:, c:c + 1], y[:, c:c + 1], weights) for c in range(z.shape[1])]
     x = torch.cat([part for part, _ in solved], 1)[..., top:top + h, left:left + w]
     return x[0].permute(1, 2, 0).numpy().astype(np.float32), combined_solves([d for _, d in solved])
+
+
+def _kept(blur: Callable[[torch.Tensor], torch.Tensor], kept: torch.Tensor | None
+          ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``blur`` with its output zero outside ``kept`` ((H, W) of 0 and 1; None: ``blur`` itself): a
+    data term of the photo's pixels that count alone (the zeros' adjoint zeroes ``y`` there too)."""
+    return blur if kept is None else (lambda x: blur(x) * kept)
+
+
+def _circular_blur(operator: "Blur") -> Callable[[torch.Tensor], torch.Tensor]:
+    """``operator``'s circular blur in float64 (its exact FFT product; linear, so autograd gives its
+    adjoint): for conjugate gradients where some of the photo's pixels do not count."""
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        return torch.fft.irfft2(torch.fft.rfft2(x) * operator._otf((h, w), x.device, torch.float64), s=(h, w))
+
+    return blur
 
 
 def _fft_blur(operator: "Blur", mirrored: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import FitConfig
 from .engine import format_duration
-from .operators import Blur
+from .operators import Blur, inner_operator
 from .problem import Observation, clean_shape
 
 __all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
@@ -287,7 +287,8 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
 
     h, w = clean_shape(observations)
     channels = observations[0].channels
-    operator = next((o.operator for o in observations if isinstance(o.operator, Blur)), observations[0].operator)
+    operators = [inner_operator(o.operator) for o in observations]  # what reads the image (transparent pixels aside)
+    operator = next((op for op in operators if isinstance(op, Blur)), operators[0])
     warning = None if refine is None else _memory_warning(refine_memory(refine, h, w, channels, operator=operator))
 
     @functools.cache

@@ -327,6 +327,10 @@ class Simulation:
     """Whether ``make`` draws random numbers (noise, masks): then it gets a seed per image."""
 
 
+TRANSPARENT = ("filled", "left-out", "holes")
+"""What a kind makes of a photo's transparent pixels (:attr:`Kind.transparent`)."""
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of observation."""
@@ -347,10 +351,17 @@ class Kind:
     frame_notes: Callable[[list["Observation"], list[ImageInfo], dict[str, Any]], list[str]] | None = None
     """``frame_notes(observations, infos, options)`` -> lines for the user about all the frames
     of this kind at once (one line for a burst, not one per frame), or None: no such lines."""
-    alpha_marks_holes: bool = False
-    """Whether the builder takes a photo's transparent pixels as missing pixels (its alpha
-    consumed); False: they are filled from the opaque ones before it is built
-    (:func:`linr.scene.filled_transparent`)."""
+    transparent: str = "filled"
+    """What a photo's transparent pixels are (:data:`TRANSPARENT`): ``filled`` from the opaque ones
+    before it is built (:func:`linr.scene.filled_transparent`: a noisy photo's, whose noise
+    level is then measured on its opaque pixels' values); ``left-out``: filled so too (what reads the photo as an image, a
+    refinement's filter, sees no dark band), and left out of every data term (its operator a
+    :class:`~linr.operators.LeftOut` of the opaque pixels); ``holes``: the builder takes them as
+    missing pixels (it consumes the alpha)."""
+
+    def __post_init__(self) -> None:
+        if self.transparent not in TRANSPARENT:
+            raise ValueError(f"kind {self.name}: transparent {self.transparent!r}, expected one of {TRANSPARENT}")
 
 
 GAIN_KEYWORDS = ("GAIN", "EGAIN", "CCDGAIN")
@@ -576,12 +587,12 @@ KINDS: dict[str, Kind] = {
         KindOption("--downsampler", "downsampler",
                    "downsampling kernel of the low-res observation (default lanczos2)",
                    choices=("lanczos2", "bicubic", "box"), default="lanczos2"),
-    ), _SIMULATIONS["lowres"]),
+    ), _SIMULATIONS["lowres"], transparent="left-out"),
     "masked": Kind("masked", "an image with missing pixels (use with --mask, or give holes as "
                    "transparent pixels of an image with alpha)", "inpaint", False, _build_masked, (
         KindOption("--mask", "mask", "keep-mask image: white = observed (or opaque = observed, "
                    "when the mask file has transparent pixels)", metavar="MASK", path=True),
-    ), _SIMULATIONS["masked"], alpha_marks_holes=True),
+    ), _SIMULATIONS["masked"], transparent="holes"),
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
                    metavar="SPEC", path=True),
@@ -592,7 +603,7 @@ KINDS: dict[str, Kind] = {
                    "--preset fast) or circular (images blurred periodically, as the paper's "
                    "were; the default with --preset paper)",
                    choices=("free", "circular", "reflect")),
-    ), _SIMULATIONS["blurred"]),
+    ), _SIMULATIONS["blurred"], transparent="left-out"),
 }
 """Every observation kind by name: a new kind is one entry (and its builder)."""
 

@@ -40,6 +40,8 @@ __all__ = [
     "Mask",
     "Blur",
     "Compose",
+    "LeftOut",
+    "inner_operator",
     "Window",
     "OperatorTile",
     "DOWNSAMPLE_KERNELS",
@@ -698,3 +700,40 @@ class Compose(Operator):
             shape = op.output_shape(shape)
             window = part.window
         return OperatorTile(Compose(parts), window, valid)
+
+
+class LeftOut(Compose):
+    """``operator`` whose output pixels outside ``kept`` ((h, w) bool on its output grid) are not
+    observed: ``Compose([operator, Mask(kept)])``, so a data term leaves them out (a low-res or
+    blurred photo's transparent pixels, :func:`linr.scene.load_scene`). What reads the operator's
+    kind (a refinement's projection or data step) reads :attr:`inner` (:func:`inner_operator`)
+    and takes :attr:`kept` in."""
+
+    name = "left-out"
+
+    def __init__(self, operator: Operator, kept: np.ndarray | torch.Tensor):
+        if isinstance(operator, (Mask, LeftOut)):
+            raise ValueError(f"a {operator.name} operator's pixels are left out by its own mask")
+        super().__init__([operator, Mask(np.asarray(kept, np.float32) if not torch.is_tensor(kept) else kept.float())])
+
+    @property
+    def inner(self) -> Operator:
+        """The operator whose output is observed where :attr:`kept`."""
+        return self.operators[0]
+
+    @property
+    def kept(self) -> np.ndarray:
+        """(h, w) bool: the observed pixels of the output."""
+        return self.operators[1].mask.cpu().numpy() > 0.5
+
+    def with_inner(self, operator: Operator) -> "LeftOut":
+        """The same pixels left out of ``operator``'s output (a blur whose boundary was resolved)."""
+        return LeftOut(operator, self.kept)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "observed_fraction": round(float(self.kept.mean()), 6)}
+
+
+def inner_operator(operator: Operator) -> Operator:
+    """What ``operator`` does to the image: a :class:`LeftOut`'s inner operator, else itself."""
+    return operator.inner if isinstance(operator, LeftOut) else operator

@@ -12,8 +12,9 @@ solved by conjugate gradients on ``A A^T z = y - A image`` in float64, ``A^T`` b
 differentiation of the operators (they are linear). It changes nothing the views cannot see
 (the null space of ``A``: the detail above their resolution) and keeps the low frequencies the
 views fix. Which observations count (:func:`projectable`): a squared-error data term, no noise
-(``carries_noise`` False), a positive weight, a :class:`~linr.operators.Downsample` operator and
-the restored image's channel count. Views that cannot all be met at once (two low-res shots of
+(``carries_noise`` False), a positive weight, a :class:`~linr.operators.Downsample` operator (its
+pixels left out where the photo was transparent, :class:`~linr.operators.LeftOut`: only the
+others are reproduced) and the restored image's channel count. Views that cannot all be met at once (two low-res shots of
 one size with different noise: ``A A^T`` is then singular and the system has no solution) make
 conjugate gradients diverge; the solve then stops, returns the image unchanged and says it did not
 converge (relative residual above :data:`CONVERGED`), so a refiner can keep what it had. The
@@ -49,9 +50,9 @@ def projectable(observation: "Observation", channels: int | None = None) -> bool
     """Whether ``observation`` is a view the image can be made to reproduce exactly: a
     noise-free low-res view (module docstring) with ``channels`` channels (None: any)."""
     from .fidelity import SquaredError
-    from .operators import Downsample
+    from .operators import Downsample, inner_operator
 
-    return (isinstance(observation.operator, Downsample) and isinstance(observation.fidelity, SquaredError)
+    return (isinstance(inner_operator(observation.operator), Downsample) and isinstance(observation.fidelity, SquaredError)
             and not observation.carries_noise and (observation.weight is None or observation.weight > 0)
             and (channels is None or observation.channels == channels))
 
@@ -72,8 +73,14 @@ def view_residual(image: np.ndarray, views: Sequence["Observation"]) -> float:
     """How far ``image`` (H, W, C) is from reproducing the ``views``: the relative residual
     ``|A x - y| / |y|`` of :func:`project_onto_views` (float64; 0 when it reproduces them exactly)."""
     x = torch.from_numpy(np.asarray(image, np.float64)).permute(2, 0, 1)[None]
-    return _relative_residual([v.operator.forward(x) for v in views],
-                              [torch.from_numpy(np.asarray(v.image, np.float64)).permute(2, 0, 1)[None] for v in views])
+    return _relative_residual([v.operator.forward(x) for v in views], _targets(views))
+
+
+def _targets(views: Sequence["Observation"]) -> list[torch.Tensor]:
+    """The views' images as (1, C, h, w) float64, zero where their operator observes nothing
+    (:meth:`linr.operators.Operator.project`: a photo's transparent pixels)."""
+    return [v.operator.project(torch.from_numpy(np.asarray(v.image, np.float64)).permute(2, 0, 1)[None])
+            for v in views]
 
 
 def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -84,7 +91,7 @@ def project_onto_views(image: np.ndarray, views: Sequence["Observation"]) -> tup
     if not views:
         raise ValueError("no views to project onto")
     x0 = torch.from_numpy(np.asarray(image, np.float64)).permute(2, 0, 1)[None].contiguous()
-    targets = [torch.from_numpy(np.asarray(v.image, np.float64)).permute(2, 0, 1)[None] for v in views]
+    targets = _targets(views)
     ops = [v.operator for v in views]
 
     def forward(x: torch.Tensor) -> list[torch.Tensor]:

@@ -1160,20 +1160,21 @@ class GroupedViewsExamples(GroupedViews):
 
     def __call__(self, image: np.ndarray, views: Sequence["Observation"]) -> np.ndarray:
         from .internal import learn_from_own_copies, learnable
-        from .operators import Downsample
+        from .operators import Downsample, inner_operator
         from .projection import project_onto_views
 
         with progress.phase("grouped filtering"):
             refined = super().__call__(image, views)
-        if len(views) != 1 or not isinstance(views[0].operator, Downsample) or not self.projected.get("converged", True):
+        downsample = inner_operator(views[0].operator)  # a photo's transparent pixels are filled in its image
+        if len(views) != 1 or not isinstance(downsample, Downsample) or not self.projected.get("converged", True):
             self.learnt = {"skipped": "needs one low-res view that can be met"}
             return refined
-        (h, w), factor = views[0].shape, views[0].operator.factor
+        (h, w), factor = views[0].shape, downsample.factor
         if not learnable(h, w, factor):
             self.learnt = {"skipped": f"a {h}x{w} photo is too small to learn from its own copies at x{factor}"}
             return refined
         with progress.phase("learning from the photo's own copies"):
-            learnt, self.learnt = learn_from_own_copies(views[0].image, views[0].operator)
+            learnt, self.learnt = learn_from_own_copies(views[0].image, downsample)
         mean = (np.asarray(image, np.float32) + refined + learnt) / 3
         x, projected = project_onto_views(mean, views)
         self.learnt["projected"] = projected
@@ -1216,11 +1217,14 @@ class GroupedDeblur(_FallingLevels):
         else free (a reflecting blur is what the fit assumes of a real photo, whose scene went on
         past the frame: on crops of blurred scenes the mirrored data step made the border band
         worse and the free one did not; BENCHMARKS.md, '#15 deblurring a real photo')."""
-        if getattr(operator, "boundary", None) == "free":  # its own rule is free edges
+        from .operators import inner_operator
+
+        boundary = getattr(inner_operator(operator), "boundary", None)  # a photo's transparent pixels aside
+        if boundary == "free":  # its own rule is free edges
             return "free"
         if self.edges is not None:
             return self.edges
-        return "operator" if getattr(operator, "boundary", None) == "circular" else "free"
+        return "operator" if boundary == "circular" else "free"
 
     def describe(self) -> dict[str, Any]:
         return {**self.schedule(), "edges": self.used_edges, "solved": self.solved}

@@ -23,7 +23,7 @@ from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .noise import LEVELS_EQUAL_WITHIN, MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
-from .operators import Blur, Identity, Mask
+from .operators import Blur, Identity, LeftOut, Mask, inner_operator
 from .problem import build_prior, clean_shape, measures_gaussian_noise, noise_level_known, prior_noise_inputs
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from . import progress as progress_of_work
@@ -308,9 +308,11 @@ def resolve(
             weight = p.joint_noisy_weight if (joint and obs.carries_noise) else 1.0
             if sigma is not None:
                 weight *= (1.0 / sigma**2) / (sum(inverse) / len(inverse))
-        operator = obs.operator
-        if isinstance(operator, Blur) and not operator.boundary_chosen and operator.boundary != wanted:
-            operator = operator.with_boundary(wanted, chosen=False)
+        operator = inner = inner_operator(obs.operator)
+        if isinstance(inner, Blur) and not inner.boundary_chosen and inner.boundary != wanted:
+            operator = inner.with_boundary(wanted, chosen=False)
+        if isinstance(obs.operator, LeftOut):
+            operator = obs.operator.with_inner(operator)
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
     pilot = pilot_fit(observations, preset=asked_preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     free = free_blur_fit(resolved, preset=asked_preset)
@@ -608,7 +610,7 @@ def plain_super_resolution(observations: Sequence[Observation], *, preset: str |
     if preset is not None or len(observations) != 1:
         return False
     (obs,) = observations
-    return projectable(obs) and getattr(obs.operator, "kernel", None) == "lanczos2"
+    return projectable(obs) and getattr(inner_operator(obs.operator), "kernel", None) == "lanczos2"
 
 
 DEFAULT_DEBLUR_REFINE = "grouped-deblur"
@@ -675,7 +677,7 @@ def free_blur_fit(observations: Sequence[Observation], *, preset: str | None) ->
     it gets :data:`DEFAULT_FREE_BLUR_STEPS` (a budget when another observation carries noise) and
     :data:`DEFAULT_FREE_BLUR_SCHEDULE`. Beside other observations than one noisy photo of it
     (:func:`noisy_with_blurred`) this is not measured."""
-    return preset is None and any(isinstance(o.operator, Blur) and o.operator.boundary == "free"
+    return preset is None and any(isinstance(blur := inner_operator(o.operator), Blur) and blur.boundary == "free"
                                   for o in observations)
 
 
@@ -685,7 +687,7 @@ def chosen_boundary_fit_note(observations: Sequence[Observation], *, preset: str
     also changes its fit: with no preset and no ``steps``, a blur with free edges gets
     :data:`DEFAULT_FREE_BLUR_STEPS` steps on a :data:`DEFAULT_FREE_BLUR_SCHEDULE` rate, other
     boundaries the preset's steps at its rate; None otherwise."""
-    blurs = [o.operator for o in observations if isinstance(o.operator, Blur)]
+    blurs = [op for o in observations if isinstance(op := inner_operator(o.operator), Blur)]
     chosen = sorted({b.boundary for b in blurs if b.boundary_chosen and b.boundary != "free"})
     if preset is not None or steps is not None or not chosen or free_blur_fit(observations, preset=preset):
         return None
@@ -877,7 +879,7 @@ def _task_refine(observations: Sequence[Observation], *, preset: str | None,
     if plain_inpainting(observations, preset=preset):
         return DEFAULT_INPAINT_REFINE, False
     if plain_super_resolution(observations, preset=preset):
-        return sr_refine_for(observations[0].operator.factor), True
+        return sr_refine_for(inner_operator(observations[0].operator).factor), True
     if plain_deblurring(observations, preset=preset):
         return DEFAULT_DEBLUR_REFINE, True
     if noisy_with_blurred(observations, preset=preset, register=register):
