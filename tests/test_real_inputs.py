@@ -19,6 +19,7 @@ import linr
 from linr.cli import main
 from linr.errors import InputError
 from linr.images import as_float_image, read_image, read_mask, write_image
+from linr.operators import Downsample, LeftOut
 
 from .conftest import crop, load, run_err
 
@@ -743,14 +744,18 @@ def test_transparent_pixels_of_a_photo_are_filled_from_its_opaque_ones_and_said_
     for kind, options in (("lowres", {"factor": 2}), ("blurred", {"kernel": "gaussian:3:0.8"})):
         notes = []  # a low-res or blurred photo's too: black read as data made a dark fringe and a noise-free area
         obs, _, _ = load_scene({kind: str(tmp_path / "holes.png")}, options, notes=notes)
-        assert sum(f"25.0% of its pixels are transparent; --{kind} fills them with the photo mirrored at their "
-                   "nearest opaque pixel, and the output keeps" in n for n in notes) == 1
+        assert sum(f"25.0% of its pixels are transparent; --{kind} leaves them out of what the restoration must "
+                   "reproduce (filled with the photo mirrored at their nearest opaque pixel where a filter reads it "
+                   "as an image), and the output keeps" in n for n in notes) == 1
         np.testing.assert_allclose(obs[0].image[:3], stored[6:3:-1], atol=1e-6)
+        assert isinstance(obs[0].operator, LeftOut)  # and out of its data term: the opaque rows alone
+        np.testing.assert_array_equal(obs[0].operator.kept, alpha >= 0.5)
     alpha[:] = 0
     write_image(tmp_path / "clear.png", image, alpha=alpha)
     notes = []
     obs, _, _ = load_scene({"lowres": str(tmp_path / "clear.png")}, {"factor": 2}, notes=notes)
     assert sum("every pixel is transparent; --lowres fits their colours as data" in n for n in notes) == 1
+    assert isinstance(obs[0].operator, Downsample)
     np.testing.assert_allclose(obs[0].image, stored, atol=1e-6)
     notes = []
     load_scene({"masked": str(tmp_path / "holes.png")}, {}, notes=notes)

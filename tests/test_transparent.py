@@ -1,6 +1,8 @@
 """A noisy photo's transparent pixels: filled with the photo mirrored at their nearest opaque
 pixel, so that the noise measured on it is the opaque pixels' (a transparent black half read as a
-noise-free area and took the measured noise to 0.9 of 255 on a photo at 24)."""
+noise-free area and took the measured noise to 0.9 of 255 on a photo at 24). A low-res or blurred
+photo's: filled so too, and left out of every data term (the fit's, the projection onto the
+view, the deblurring data step), checked against dense least-squares solves in float64."""
 
 from __future__ import annotations
 
@@ -113,3 +115,86 @@ def test_a_batch_measures_an_rgba_photo_on_its_opaque_pixels(tmp_path) -> None:
     written = np.asarray(Image.open(tmp_path / "out" / "a.png"))[..., :3] / 255.0
     assert record["metrics"]["standard"]["psnr"] == pytest.approx(
         peak_signal_noise_ratio(clean[opaque] / 255.0, written[opaque], data_range=1.0), abs=0.1)
+
+
+# --- a low-res or blurred photo's transparent pixels: left out of its data term ------------------
+
+
+def _left_out_pixels(shape: tuple[int, int], seed: int = 1) -> np.ndarray:
+    """(h, w) bool: about a third of the pixels not observed, in blobs and scattered."""
+    rng = np.random.default_rng(seed)
+    kept = rng.random(shape) > 0.2
+    kept[: shape[0] // 3, : shape[1] // 2] = False
+    return kept
+
+
+@pytest.mark.parametrize("tile", ["off", "36:18"])
+def test_a_fit_never_reads_the_left_out_pixels_of_a_low_res_photo(tile) -> None:
+    import linr
+    from linr.operators import Downsample, LeftOut
+    from linr.problem import Observation
+
+    view = np.random.default_rng(0).random((24, 24, 3)).astype(np.float32)
+    kept = _left_out_pixels((24, 24))
+    other = view.copy()
+    other[~kept] = 1.0 - other[~kept]  # whatever lies under the transparent pixels
+    images = [linr.restore([Observation(v, LeftOut(Downsample(2), kept), kind="lowres")], steps=6, refine="none",
+                           stop="holdout", tile=tile, device="cpu", progress=False).image for v in (view, other)]
+    np.testing.assert_array_equal(images[0], images[1])
+    plain = linr.restore([Observation(view, Downsample(2), kind="lowres")], steps=6, refine="none", stop="holdout",
+                         tile=tile, device="cpu", progress=False).image
+    assert np.abs(plain - images[0]).max() > 1e-3  # they were read without the mask
+
+
+def test_the_projection_onto_a_view_with_left_out_pixels_is_the_least_squares_one() -> None:
+    import torch
+
+    from linr.operators import Downsample, LeftOut
+    from linr.problem import Observation
+    from linr.projection import project_onto_views
+
+    rng = np.random.default_rng(0)
+    image, view = rng.random((16, 16, 1)), rng.random((8, 8, 1))
+    kept = _left_out_pixels((8, 8))
+    down = Downsample(2)
+    a = down(torch.from_numpy(np.eye(256).reshape(256, 1, 16, 16))).reshape(256, -1).numpy().T[kept.ravel()]
+    # the kept rows of D, dense (float64): D of each basis image
+    residual = view[..., 0].ravel()[kept.ravel()] - a @ image.ravel()
+    expected = image.ravel() + a.T @ np.linalg.solve(a @ a.T, residual)  # the nearest image they reproduce
+    other = view.copy()
+    other[~kept] = 1.0 - other[~kept]
+    for v in (view, other):
+        x, done = project_onto_views(image, [Observation(v, LeftOut(down, kept), kind="lowres")])
+        assert done["converged"]
+        np.testing.assert_allclose(x.ravel(), expected, atol=2e-5)
+
+
+@pytest.mark.parametrize("boundary", ["circular", "reflect", "free"])
+def test_the_deblurring_data_step_leaves_out_a_photo_s_transparent_pixels(boundary) -> None:
+    import torch
+
+    from linr.deconvolution import explain_blurred
+    from linr.operators import Blur, LeftOut, gaussian_kernel
+
+    rng = np.random.default_rng(0)
+    h = w = 10
+    kernel = gaussian_kernel(5, 1.2)
+    estimate, photo = rng.random((h, w, 1)), rng.random((h, w, 1))
+    kept = _left_out_pixels((h, w))
+    blur = Blur(kernel, boundary=boundary)
+    sigma, level = 0.05, 0.1
+    weight = (sigma / level) ** 2
+    pad = 2 if boundary == "free" else 0  # free edges: the unknown is the frame grown by the kernel's reach
+    side = h + 2 * pad
+    basis = torch.from_numpy(np.eye(side * side).reshape(side * side, 1, side, side))
+    a = blur(basis).reshape(side * side, -1).numpy().T[kept.ravel()]  # the kept rows of the blur, dense
+    start = np.pad(estimate[..., 0], pad, mode="symmetric").ravel()  # free edges: drawn to the estimate mirrored
+    solved = np.linalg.solve(a.T @ a + weight * np.eye(side * side), a.T @ photo[..., 0].ravel()[kept.ravel()]
+                             + weight * start)
+    expected = solved.reshape(side, side)[pad:side - pad, pad:side - pad]
+    other = photo.copy()
+    other[~kept] = 1.0 - other[~kept]
+    for p in (photo, other):
+        x, done = explain_blurred(estimate, p, LeftOut(blur, kept), sigma, level, "operator")
+        assert done["solver"] == "cg" and done["converged"]
+        np.testing.assert_allclose(x[..., 0], expected, atol=2e-5)

@@ -108,7 +108,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
                 obs = dataclasses.replace(obs, weight=weights[kind.name])
             built.append(obs)
             extras += [e for e in extra if e not in extras]
-        _note_transparent(kind.name, frames, notes)
+        _note_transparent(kind.name, frames, notes, left_out=kind.transparent == "left-out")
         _note_fits_colour(frames, notes)
         if kind.frame_notes is not None:
             notes += kind.frame_notes(built, [info for _, info in frames], values)
@@ -196,11 +196,12 @@ def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
     return mirrored_fill(image, info.alpha < 0.5)
 
 
-def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str]) -> None:
+def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str], *,
+                      left_out: bool = False) -> None:
     """One note per kind whose frames have transparent pixels, filled with the photo mirrored at
-    their nearest opaque pixel (the alpha written back where the output holds one); a kind whose
-    alpha marks holes (:attr:`linr.kinds.Kind.alpha_marks_holes`) consumes the alpha in its
-    builder, so it is never said of that kind."""
+    their nearest opaque pixel (the alpha written back where the output holds one), and with
+    ``left_out`` left out of the kind's data term too (:attr:`linr.kinds.Kind.transparent`); a
+    kind whose alpha marks holes consumes the alpha in its builder, so it is never said of it."""
     for _, info in frames:
         file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
         refuse_undefined(info, info.path, f"--{kind} needs a value for every pixel: restore it as an image with "
@@ -210,9 +211,11 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
         if info.alpha is not None and bool((info.alpha < 0.5).any()) and bool((info.alpha >= 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             measured = " (so the noise is measured on the opaque ones)" if kind == "noisy" else ""
-            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} fills them with the "
-                         f"photo mirrored at their nearest opaque pixel{measured}, and the output keeps the alpha "
-                         "where its format holds one (--masked takes them as missing pixels to fill)")
+            done = ("leaves them out of what the restoration must reproduce (filled with the photo mirrored at their "
+                    "nearest opaque pixel where a filter reads it as an image)" if left_out else
+                    f"fills them with the photo mirrored at their nearest opaque pixel{measured}")
+            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} {done}, and the output "
+                         "keeps the alpha where its format holds one (--masked takes them as missing pixels to fill)")
             return
         if info.alpha is not None and not bool((info.alpha >= 0.5).any()):
             notes.append(f"{info.path}: every pixel is transparent; --{kind} fits their colours as data, and the "
