@@ -7,12 +7,14 @@ view, the deblurring data step), checked against dense least-squares solves in f
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from linr.cli import main
+from linr.images import write_image
 from linr.noise import estimate_noise_sigma
 from linr.transparent import mirrored_fill
 
@@ -198,3 +200,18 @@ def test_the_deblurring_data_step_leaves_out_a_photo_s_transparent_pixels(bounda
         x, done = explain_blurred(estimate, p, LeftOut(blur, kept), sigma, level, "operator")
         assert done["solver"] == "cg" and done["converged"]
         np.testing.assert_allclose(x[..., 0], expected, atol=2e-5)
+
+
+def test_a_low_res_burst_with_transparent_pixels_is_still_registered(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    scene = rng.random((44, 44, 3)).astype(np.float32)
+    alpha = np.ones((40, 40), np.float32)
+    alpha[:, :10] = 0  # the first frame's left quarter transparent: its estimate reads the mirrored fill
+    for k in range(2):
+        write_image(tmp_path / f"lr{k}.png", scene[2:42, 2 + k:42 + k], alpha=alpha)
+    assert main(["restore", "--lowres", str(tmp_path / "lr*.png"), "--factor", "2", "--register", "translation",
+                 "--steps", "2", "-o", str(tmp_path / "out.png")]) == 0
+    out = capsys.readouterr()
+    found = re.search(r"lr1\.png \(lowres\): x ([-+.\d]+), y ([-+.\d]+)", out.out)
+    assert abs(float(found[1]) - 2) < 0.1 and abs(float(found[2])) < 0.1  # one low-res pixel: two restored ones
+    assert Image.open(tmp_path / "out.png").mode == "RGBA"

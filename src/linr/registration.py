@@ -468,11 +468,15 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 def _on_clean_grid(obs: Observation, shape: Shape) -> np.ndarray | None:
     """An observation brought to the clean grid for the first estimate (bicubic), or None when it
-    has unobserved pixels (a mask), which a correlation would read as content."""
+    has unobserved pixels (a mask), which a correlation would read as content (a low-res or
+    blurred photo's transparent pixels, left out of its data term, are filled from the opaque
+    ones in its image: read as they are)."""
     from skimage.transform import resize
 
+    from .operators import inner_operator
+
     y = torch.from_numpy(obs.image).permute(2, 0, 1)[None]
-    if not torch.equal(obs.operator.project(torch.ones_like(y)), torch.ones_like(y)):
+    if not torch.equal(inner_operator(obs.operator).project(torch.ones_like(y)), torch.ones_like(y)):
         return None
     image = _grey(obs.image)
     return image if image.shape == shape else resize(image, shape, order=3, mode="reflect")
