@@ -14,7 +14,10 @@ for frame k), clipped and rounded to 8 bits. Methods: ``registered`` (``linr.res
 frames with ``register='translation'``), ``one-frame`` (the first frame alone), ``aligned-oracle``
 (the frames all unmoved, the same noise: restored as an aligned burst). PSNR: standard convention
 (RGB, data range 1, output clipped; scikit-image) against the clean first frame. One torch
-thread. One JSON line per (image, size, sigma, frames, method, code), appended as it finishes; a
+thread. ``--motion subpixel``: shifts drawn anywhere in the same reach, the image moved by a
+quintic spline (scipy.ndimage, mirrored borders) before the block means; ``rotation:DEG`` the
+same, each frame after the first also turned about the centre by up to DEG degrees each way
+(which a translation cannot undo). One JSON line per (image, size, sigma, frames, method, code, motion), appended as it finishes; a
 rerun skips rows already there (``code``: the commit of the ``linr`` imported, '+' for a changed
 tree).
 """
@@ -36,10 +39,11 @@ from options_probe import DATA, HELD_OUT, code_of  # noqa: E402
 METHODS = ("registered", "one-frame", "aligned-oracle")
 
 
-def burst_of(name: str, size: int, frames: int, reach: int, sigma: float, moved: bool = True
-             ) -> tuple[np.ndarray, list[np.ndarray], list[tuple[float, float]]]:
+def burst_of(name: str, size: int, frames: int, reach: int, sigma: float, moved: bool = True,
+             motion: str = "grid") -> tuple[np.ndarray, list[np.ndarray], list[tuple[float, float]]]:
     """The clean first frame, the noisy 8-bit frames and each frame's shift (rows, columns; frame
-    pixels: the frame shows the scene moved by it) of ``name``'s burst."""
+    pixels: the frame shows the scene moved by it) of ``name``'s burst. ``motion`` (module
+    docstring): ``grid`` (whole image pixels), ``subpixel`` or ``rotation:DEG``."""
     from linr.bench.common import centre_crop
     from linr.images import read_image
 
@@ -50,23 +54,35 @@ def burst_of(name: str, size: int, frames: int, reach: int, sigma: float, moved:
         raise SystemExit(f"{name}: {image.shape[1]}x{image.shape[0]} is smaller than {need} px")
     area = centre_crop(image, need)[0]
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-    offsets = [(0, 0)] + [tuple(int(v) for v in rng.integers(-margin, margin + 1, 2)) for _ in range(frames - 1)]
+    if motion == "grid":
+        offsets = [(0, 0)] + [tuple(int(v) for v in rng.integers(-margin, margin + 1, 2)) for _ in range(frames - 1)]
+    else:
+        offsets = [(0.0, 0.0)] + [tuple(float(v) for v in rng.uniform(-margin, margin, 2)) for _ in range(frames - 1)]
+    angles = [0.0] + [float(v) for v in rng.uniform(-1, 1, frames - 1) * float(motion.partition(":")[2] or 0)]
     if not moved:
-        offsets = [(0, 0)] * frames
+        offsets, angles = [(0, 0)] * frames, [0.0] * frames
     clean_frames = []
-    for oy, ox in offsets:
-        window = area[margin + oy:margin + oy + 2 * size, margin + ox:margin + ox + 2 * size]
+    for (oy, ox), angle in zip(offsets, angles):
+        if motion == "grid":
+            window = area[margin + oy:margin + oy + 2 * size, margin + ox:margin + ox + 2 * size]
+        else:  # moved by a quintic spline (not the Fourier move linr aligns by), turned about the centre first
+            from scipy import ndimage
+
+            turned = ndimage.rotate(area, angle, axes=(1, 0), reshape=False, order=5, mode="reflect") if angle else area
+            window = ndimage.shift(turned, (-oy, -ox, 0), order=5, mode="reflect")[margin:margin + 2 * size,
+                                                                                  margin:margin + 2 * size]
         clean_frames.append(window.reshape(size, 2, size, 2, 3).mean(axis=(1, 3)))
     noisy = [(np.round(np.clip(c + np.random.default_rng(k).normal(0, sigma / 255, c.shape), 0, 1) * 255) / 255
               ).astype(np.float32) for k, c in enumerate(clean_frames)]
     return clean_frames[0], noisy, [(oy / 2, ox / 2) for oy, ox in offsets]
 
 
-def row(name: str, method: str, size: int, frames: int, reach: int, sigma: float, code: str) -> dict:
+def row(name: str, method: str, size: int, frames: int, reach: int, sigma: float, code: str,
+        motion: str = "grid") -> dict:
     import linr
     from linr.bench.common import psnr
 
-    clean, burst, shifts = burst_of(name, size, frames, reach, sigma, moved=method != "aligned-oracle")
+    clean, burst, shifts = burst_of(name, size, frames, reach, sigma, moved=method != "aligned-oracle", motion=motion)
     photos = burst[:1] if method == "one-frame" else burst
     options = {"register": "translation"} if method == "registered" else {}
     started = time.perf_counter()
@@ -74,6 +90,7 @@ def row(name: str, method: str, size: int, frames: int, reach: int, sigma: float
     seconds = round(time.perf_counter() - started, 1)
     found = result.settings.get("registration") or []
     return {"image": name, "size": size, "sigma": sigma, "frames": frames, "method": method, "code": code,
+            **({"motion": motion} if motion != "grid" else {}),
             "psnr": round(psnr(clean, result.image), 3), "seconds": seconds,
             "shifts": [list(s) for s in shifts] if method != "aligned-oracle" else None,
             "found": found if method == "registered" else None}
@@ -127,7 +144,7 @@ def summary(path: str, rows: list[dict]) -> str:
             f"{np.mean([c['registered']['seconds'] for c in full]):.1f} |")
 
 
-def shift_errors(images: list[str], size: int, frames: int, reach: int, sigma: float) -> str:
+def shift_errors(images: list[str], size: int, frames: int, reach: int, sigma: float, motion: str = "grid") -> str:
     """How far the shifts found are from the true ones (px, the distance), over the frames after
     the first of every image's burst: the correlation's estimate alone
     (:func:`linr.registration.estimate_shift`) and the shift :func:`linr.registration.aligned_to_first`
@@ -136,7 +153,7 @@ def shift_errors(images: list[str], size: int, frames: int, reach: int, sigma: f
 
     found: dict[str, list[float]] = {"correlation": [], "refined": []}
     for name in images:
-        _, burst, truth = burst_of(name, size, frames, reach, sigma)
+        _, burst, truth = burst_of(name, size, frames, reach, sigma, motion=motion)
         _, moved = aligned_to_first(burst)
         for k in range(1, frames):
             first = estimate_shift(burst[0], burst[k])
@@ -155,6 +172,9 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--rows", default=None)
+    parser.add_argument("--motion", default="grid", help="grid (whole image pixels: half frame pixels), subpixel "
+                        "(any shift, by a quintic spline) or rotation:DEG (subpixel, turned by up to DEG degrees "
+                        "each way first)")
     parser.add_argument("--shift-errors", metavar="SIGMAS", help="print how far the shifts found are from the "
                         "true ones at these noise levels (e.g. 15,25,50); no restoration")
     parser.add_argument("--summary", action="store_true", help="print one markdown row of means per rows "
@@ -165,7 +185,7 @@ def main() -> None:
     if args.shift_errors:
         print("| sigma | frames | correlation alone: mean / largest (px) | refined (adopted) |\n|---|---:|---:|---:|")
         for sigma in args.shift_errors.split(","):
-            print(shift_errors(args.images.split(","), args.size, args.frames, args.reach, float(sigma)))
+            print(shift_errors(args.images.split(","), args.size, args.frames, args.reach, float(sigma), args.motion))
         return
     if args.table or args.summary:
         import json
@@ -189,10 +209,11 @@ def main() -> None:
     from linr.bench.common import resume_rows
 
     code = code_of(linr.__file__)
-    jobs = [((name, args.size, args.sigma, args.frames, method, code),
-             lambda n=name, m=method: row(n, m, args.size, args.frames, args.reach, args.sigma, code))
+    jobs = [((name, args.size, args.sigma, args.frames, method, code, args.motion),
+             lambda n=name, m=method: row(n, m, args.size, args.frames, args.reach, args.sigma, code, args.motion))
             for name in args.images.split(",") for method in args.methods.split(",")]
-    resume_rows(args.rows, lambda r: (r["image"], r["size"], r["sigma"], r["frames"], r["method"], r["code"]), jobs)
+    resume_rows(args.rows, lambda r: (r["image"], r["size"], r["sigma"], r["frames"], r["method"], r["code"],
+                                      r.get("motion", "grid")), jobs)
 
 
 if __name__ == "__main__":

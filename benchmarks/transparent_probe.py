@@ -98,15 +98,19 @@ def row(kind: str, name: str, setting: str, size: int, code: str) -> dict:
             "seconds": seconds, "notes": [n for n in notes if "transparent" in n]}
 
 
-def table(rows: list[dict], before: str, mask: str) -> str:
+def table(rows: list[dict], before: str, mask: str, after: str | None = None) -> str:
     """The rows as BENCHMARKS.md's table for one mask: per image the photo opaque, transparent with
-    the code ``before`` and with any other code, the differences, and the means."""
+    the codes ``before`` (comma-separated) and with ``after``'s (None: any other), the
+    differences, and the means."""
     cells: dict[str, dict[str, float]] = {}
     seconds: dict[str, list[float]] = {"before": [], "after": []}
     for r in rows:
         if f"psnr_{mask}" not in r:
             continue
-        which = "opaque" if r["setting"] == "opaque" else "before" if r["code"] == before else "after"
+        which = "opaque" if r["setting"] == "opaque" else "before" if r["code"] in before.split(",") else \
+            "after" if after is None or r["code"] in after.split(",") else None
+        if which is None:
+            continue
         cells.setdefault(r["image"], {})[which] = r[f"psnr_{mask}"]
         if which != "opaque":
             seconds[which].append(r["seconds"])
@@ -133,13 +137,17 @@ def main() -> None:
     parser.add_argument("--settings", default="opaque,transparent=half")
     parser.add_argument("--rows", required=True)
     parser.add_argument("--table", metavar="BEFORE", help="print the rows as a markdown table for the mask "
-                        "of --settings' transparent=MASK, the transparent rows of code BEFORE being the before")
+                        "of --settings' transparent=MASK, the transparent rows of the codes BEFORE (comma-separated) "
+                        "being the before")
+    parser.add_argument("--after", metavar="CODES", help="with --table: the transparent rows of these codes "
+                        "(comma-separated) are the after (default: any code but BEFORE's)")
     args = parser.parse_args()
     if args.table:
         import json
 
         mask = next(s.partition("=")[2] for s in args.settings.split(",") if s.startswith("transparent="))
-        print(table([json.loads(line) for line in Path(args.rows).read_text().splitlines() if line], args.table, mask))
+        print(table([json.loads(line) for line in Path(args.rows).read_text().splitlines() if line], args.table, mask,
+                    args.after))
         return
     import torch
 
