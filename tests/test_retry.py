@@ -9,7 +9,7 @@ import pytest
 from linr import tasks
 from linr.config import FitConfig
 from linr.errors import InputError
-from linr.fit import RETRY_ABOVE_NEIGHBOURS, fit, fit_many
+from linr.fit import RETRY_ABOVE_NEIGHBOURS, RETRY_FLOOR, fit, fit_many
 from linr.kinds import lowres, noisy
 from linr.models import ModelConfig
 from linr.stopping import FirstToFire, FixedSteps, HoldOut, holdout_rule
@@ -201,3 +201,12 @@ def test_the_batch_summary_counts_images_with_a_retried_fit():
     # interrupted: the wall time holds an unfinished image, so no time per image is made of it
     stopped = summary_table(done, Outcome(restored=["a"], wall_s=10.0, interrupted=True), where="out/", engine="cpu")
     assert "this run (interrupted)" in stopped and "per image" not in stopped.splitlines()[-1]
+
+
+def test_a_constant_photo_predicted_to_a_fraction_of_a_level_is_not_fitted_again():
+    flat = np.full((32, 32, 3), 0.5)  # its held-out pixels' neighbours predict them exactly: loss 0
+    rule = HoldOut(average="window40")
+    result = fit([noisy(flat)], _pilot(1e-3, 1e-4), stop=rule)
+    assert result.steps_run < 400 and rule.neighbour_loss() == 0.0
+    assert 0 < rule.returned_loss() <= RETRY_FLOOR  # 1.25x of 0 fell short of it, and the fit ran twice
+    assert "retry" not in result.settings
