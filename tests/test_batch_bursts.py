@@ -225,6 +225,23 @@ def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
     assert "made with other settings (register)" in capsys.readouterr().err
 
 
+def test_a_frame_left_out_of_a_burst_s_mean_is_said_on_its_line(tmp_path, capsys):
+    """A burst whose second frame moved, without ``--register``: restored from the first frame
+    alone (the mean would blur what moved), which the image's line and its record say, as
+    ``linr restore`` does (it was only in the manifest's settings)."""
+    bursts = tmp_path / "bursts" / "moved"
+    bursts.mkdir(parents=True)
+    clean = crop(load("set9/peppers.png"), 40, top=100, left=100)
+    for k in range(2):
+        write_image(bursts / f"frame{k}.png", add_gaussian_noise(np.roll(clean, 3 * k, axis=1)[4:-4, 4:-4], 10, seed=k))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "bursts"), "--task", "noisy", "-o", str(out), "--threads", "1",
+                 *[a for a in FIT if a != "--quiet"]]) == 0
+    said = "frame 2 of the burst shifted against the first (by up to 3.0 px) and left out"
+    assert said in capsys.readouterr().err
+    assert said in _manifest(out)["moved"]["burst_note"]
+
+
 def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, capsys):
     out = tmp_path / "out"
     err = run_err(capsys, ["batch", str(tmp_path), "--task", "noisy", "-o", str(out), "--register",

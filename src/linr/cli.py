@@ -204,6 +204,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .images import WRITE_FORMATS, ValueRange, check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
+    from .stabilise import moved_before_mean
     from .scene import split_frames
     from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
@@ -463,7 +464,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
-                moved = _moved_before_mean(result.settings.get("registration"))
+                moved = moved_before_mean(result.settings.get("registration"))
                 print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
                                                           for d in inputs_psnr) + " (the same convention"
                       + ("; the frames as given, before they were moved onto the first's grid)" if moved else ")"))
@@ -496,12 +497,14 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
 
 def _photon_line(settings: dict[str, Any]) -> str | None:
     """One line on how photon noise was restored (:mod:`linr.stabilise`), or None: no photon noise."""
+    from .stabilise import left_out_said
+
     route = settings.get("photon")
     if not route:
         return None
     if route["method"] == "anscombe":
         read = route["read_noise_photons"]
-        left = _left_out_clause(route)
+        left = left_out_said(route)
         return ("" if left is None else left + "; ") + (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
                 + (f", read noise {read / route['peak'] * 255:.3g}/255 ({read:.3g} photons)" if read else "")
                 + "; noise levels in the lines below are the transformed photo's; --photon-method likelihood "
@@ -511,32 +514,16 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _left_out_clause(route: dict[str, Any], *, aligned: bool = False) -> str | None:
-    """What a burst's route left out of its mean (frames shifted against the first), or None.
-    ``aligned``: the frames were moved onto the first's grid before (``--register translation``)."""
-    left = route.get("frames_left_out")
-    if not left:
-        return None
-    largest = max(max(abs(v) for v in shift) for shift in left.values())
-    used = route.get("frames_averaged", 1)
-    frames = ", ".join(left)
-    what = "still shifted against the first after they were moved onto its grid" if aligned else \
-        "shifted against the first"
-    return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst {what} (by up to "
-            f"{largest:.1f} px) and left out: a mean would blur what moved, so the restoration is of "
-            + ("the first frame alone" if used == 1 else f"the {used} frames aligned with it")
-            + (" (do the frames show one scene?)" if aligned else
-               " (--register translation moves every frame onto the first's grid and restores their mean)"))
-
-
 def _clipping_line(settings: dict[str, Any]) -> str | None:
     """One line on a Gaussian burst averaged and a photo's clipping undone (:mod:`linr.stabilise`),
     or None: neither."""
+    from .stabilise import left_out_said, moved_before_mean
+
     route = settings.get("clipping")
     if not route:
         return None
     said = []
-    if (left := _left_out_clause(route, aligned=_moved_before_mean(settings.get("registration")))) is not None:
+    if (left := left_out_said(route, aligned=moved_before_mean(settings.get("registration")))) is not None:
         said.append(left)
     if route.get("frames_averaged", 0) > 1:
         levels = ", ".join(f"{s:.1f}" for s in route.get("measured_sigmas", route["sigmas"]))
@@ -828,13 +815,6 @@ def _tile_executor(args: argparse.Namespace, workers: int) -> tuple[Any, int]:
     return PoolBackend(workers, task=fit_tile_group), threads
 
 
-def _moved_before_mean(found: Sequence[Any] | None) -> bool:
-    """Whether a restoration's registration record (``settings['registration']``) is of frames
-    moved onto the first's grid before their mean (:func:`linr.stabilise.aligned_burst`), not of
-    transforms the fit learnt."""
-    return any(t is not None and t.get("method") for t in found or [])
-
-
 TAKEN_SAID_FROM = 0.01
 """The share of a moved frame's values given way to the first frame's
 (:func:`linr.registration.kept_where_agreeing`) from which its registration line says so."""
@@ -843,10 +823,12 @@ TAKEN_SAID_FROM = 0.01
 def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any],
                         infos: Sequence[Any]) -> list[str]:
     """One line per registered frame: its fitted shift (and matrix) against the reference."""
+    from .stabilise import moved_before_mean
+
     if not found:
         return []
     lines = [f"registration against {infos[0].path} ({observations[0].kind}); "
-             + ("frames moved onto its grid before their mean; " if _moved_before_mean(found) else "")
+             + ("frames moved onto its grid before their mean; " if moved_before_mean(found) else "")
              + "shifts in restored-image pixels (x right, y down):"]
     for k, (obs, info, t) in enumerate(zip(observations, infos, found)):
         if t is None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ from .photon import AnscombeTransform
 from .problem import Observation
 from .registration import aligned_to_first, kept_where_agreeing, shifted_frames
 
-__all__ = ["NoiseRoute", "restore_route", "aligns_burst", "aligned_burst", "ALIGNED", "photon_route", "clipping_route", "as_fitted", "stabilised",
+__all__ = ["NoiseRoute", "restore_route", "left_out_said", "burst_left_out_said", "moved_before_mean", "aligns_burst", "aligned_burst", "ALIGNED", "photon_route", "clipping_route", "as_fitted", "stabilised",
            "stabilised_reference", "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
 
 CLIPPING_CHOICES = ("auto", "ignore")
@@ -357,3 +357,39 @@ def unstabilised(result: FitResult, route: NoiseRoute | None, *, reference_given
         record["history"] = "the PSNR per step is of the transformed image against the transformed reference"
     result.settings[route.record_key] = record
     return result
+
+
+def moved_before_mean(found: Sequence[Any] | None) -> bool:
+    """Whether a restoration's registration record (``settings['registration']``) is of frames
+    moved onto the first's grid before their mean (:func:`linr.stabilise.aligned_burst`), not of
+    transforms the fit learnt."""
+    return any(t is not None and t.get("method") for t in found or [])
+
+
+def left_out_said(route: dict[str, Any], *, aligned: bool = False) -> str | None:
+    """What a burst's route left out of its mean (frames shifted against the first), or None.
+    ``aligned``: the frames were moved onto the first's grid before (``--register translation``)."""
+    left = route.get("frames_left_out")
+    if not left:
+        return None
+    largest = max(max(abs(v) for v in shift) for shift in left.values())
+    used = route.get("frames_averaged", 1)
+    frames = ", ".join(left)
+    what = "still shifted against the first after they were moved onto its grid" if aligned else \
+        "shifted against the first"
+    return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst {what} (by up to "
+            f"{largest:.1f} px) and left out: a mean would blur what moved, so the restoration is of "
+            + ("the first frame alone" if used == 1 else f"the {used} frames aligned with it")
+            + (" (do the frames show one scene?)" if aligned else
+               " (--register translation moves every frame onto the first's grid and restores their mean)"))
+
+
+def burst_left_out_said(settings: dict[str, Any]) -> str | None:
+    """What a restoration's route (its ``settings``: a Gaussian burst's ``clipping`` record, a
+    photon burst's ``photon`` one) left out of a burst's mean, said as :func:`left_out_said` does,
+    or None: no frame was left out."""
+    for name in ("clipping", "photon"):
+        if (route := settings.get(name)) and (said := left_out_said(
+                route, aligned=name == "clipping" and moved_before_mean(settings.get("registration")))):
+            return said
+    return None

@@ -336,10 +336,12 @@ class Progress:
         what = f"done in {rec['run'].get('time_s', 0):.1f} s" if ok else f"FAILED: {rec['error']}"
         if ok and rec.get("metrics_error"):
             what += f" (no metrics: {rec['metrics_error']})"
+        if ok and rec.get("burst_note"):  # frames of a burst left out of its mean
+            what += f" ({rec['burst_note']})"
         if ok and rec.get("output_note"):  # e.g. an alpha channel its output's format cannot hold
             what += f" ({rec['output_note']})"
         if self.bar is not None:
-            if not ok or rec.get("metrics_error") or rec.get("output_note"):
+            if not ok or rec.get("metrics_error") or rec.get("burst_note") or rec.get("output_note"):
                 self.bar.write(f"{rec['image']}: {what}")
             self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)
             self.bar.update(1)
