@@ -106,7 +106,17 @@ def test_metrics_of_grey_images_on_y_and_of_images_with_alpha_say_what_they_meas
     assert main(["metrics", str(tmp_path / "ref.png"), str(tmp_path / "holes.png")]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["psnr"] is None  # identical colour: infinite, written as null
-    assert captured.err.count("alpha channel; it is not measured") == 2, captured.err
+    assert captured.err.count("alpha channel; it is not measured itself") == 2, captured.err
+    assert "its 3.3% transparent pixels are left out, as linr restore measures" in captured.err
+    # the transparent pixels' colour left out, as linr restore measures its output (they differed by 14 dB)
+    wrong = holes.copy()
+    wrong[5:9, 5:9, :3] = 1 - wrong[5:9, 5:9, :3]
+    Image.fromarray(np.round(wrong * 255).astype(np.uint8), "RGBA").save(tmp_path / "wrong.png")
+    assert main(["metrics", str(tmp_path / "ref.png"), str(tmp_path / "wrong.png")]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["psnr"] is None and measured["measured_pixels"] == "464 of 480 (the opaque ones)"
+    assert main(["metrics", str(tmp_path / "ref.png"), str(tmp_path / "wrong.png"), "--all-pixels"]) == 0
+    assert 0 < json.loads(capsys.readouterr().out)["psnr"] < 30
 
 
 def test_metrics_of_float_files_in_units_say_how_they_were_mapped_and_take_a_range(tmp_path, capsys):

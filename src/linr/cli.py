@@ -1233,6 +1233,9 @@ def _build_metrics(sub: Any) -> None:
     p.add_argument("--convention", choices=["standard", "paper"], default="standard")
     p.add_argument("--task", choices=["denoise", "sr", "inpaint", "deblur", "joint"], default=None,
                    help="with --convention paper: deblur measures PSNR on Y as the paper did")
+    p.add_argument("--all-pixels", action="store_true", help="measure every pixel; by default a file with "
+                   "transparent pixels (alpha) is measured on the pixels opaque in both, as linr restore measures "
+                   "a restoration that keeps them")
     _add_range_option(p, "values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts); "
                       "default as linr restore reads its inputs: uint8/uint16 by their full range, floats as "
                       "they are when on [0, 1], else from 0 (or their minimum when negative) to the larger "
@@ -1241,7 +1244,8 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .images import check_one_image, choose_value_ranges, partial_range_note, read_stored, refuse_undefined, to_unit
+    from .images import (check_one_image, choose_value_ranges, opaque_pixels, partial_range_note, read_stored,
+                         refuse_undefined, to_unit)
     from .metrics import evaluate
 
     stored = []
@@ -1251,7 +1255,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         stored += images
     # one value range for both (floats outside [0, 1]: the same units, mapped alike)
     ranges = choose_value_ranges(stored, args.range)
-    (ref, _), (img, _) = (to_unit(im, vr) for im, vr in zip(stored, ranges))
+    (ref, ref_info), (img, img_info) = (to_unit(im, vr) for im, vr in zip(stored, ranges))
     notes: list[str] = []  # said once the files are known to be comparable
     files = list(zip((args.reference, args.image), stored, ranges))
     if args.reference == args.image:
@@ -1267,9 +1271,6 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                      "e.g. both as TIFF)")
     for path, image, _ in files:
         refuse_undefined(image, path, "PSNR and SSIM need a value at every pixel")
-        if image.alpha is not None:
-            notes.append(f"{path} has an alpha channel; it is not measured (the "
-                         f"{'grey' if image.values.shape[2] == 1 else 'colour'} values are)")
     if ref.shape != img.shape:
         what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
@@ -1282,10 +1283,22 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                          "measures every task alike; --y for PSNR on Y)")
     if args.y and ref.shape[2] not in (1, 3):
         raise InputError(f"--y needs RGB or grey images, these have {ref.shape[2]} channels")
+    where = None  # the pixels opaque in every file that has transparent ones (None: all)
+    for path, info in list(zip((args.reference, args.image), (ref_info, img_info)))[:len(files)]:
+        if info.alpha is None:
+            continue
+        opaque = None if args.all_pixels else opaque_pixels(info.alpha, ref.shape)
+        where = opaque if where is None else where if opaque is None else where & opaque
+        notes.append(f"{path} has an alpha channel; it is not measured itself (the "
+                     f"{'grey' if ref.shape[2] == 1 else 'colour'} values are)"
+                     + ("" if opaque is None else f", and its {1 - opaque.mean():.1%} transparent pixels are left "
+                        "out, as linr restore measures a restoration that keeps them (--all-pixels: every pixel)"))
+    if where is not None and not where.any():
+        raise InputError("no pixel is opaque in both files: nothing to measure (--all-pixels measures every pixel)")
     _note(notes)
     try:
         result = evaluate(ref, img, convention=args.convention, y_channel=args.y, crop=args.crop,
-                          task=args.task)
+                          task=args.task, where=where)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     print(json.dumps(json_ready(result), indent=2, allow_nan=False))
