@@ -806,6 +806,8 @@ def test_a_made_folder_is_named_as_the_output_was(tmp_path, capsys, monkeypatch)
     write_image("in.png", np.random.default_rng(0).random((10, 12, 3)).astype(np.float32))
     out = run_ok(capsys, ["restore", "--noisy", "in.png", "-o", "new/sub/out.png", "--steps", "2", "--quiet"])
     assert "made the folder new/sub for it, and new above it (they did not exist)" in out.out
+    out = run_ok(capsys, ["restore", "--noisy", "in.png", "-o", "deep/a/b/out.png", "--steps", "2", "--quiet"])
+    assert "made the folder deep/a/b for it, and deep, deep/a above it (they did not exist)" in out.out
 
 
 def test_a_chosen_boundary_a_defaulted_factor_and_a_batch_of_low_res_images_are_said(tmp_path, capsys):

@@ -933,8 +933,10 @@ def _made_folder(folders: tuple[Path, Path] | None) -> None:
     outermost, own = folders
     if outermost == own:
         print(f"made the folder {own} for it (it did not exist)")
-    else:  # a new user's -o newdir/sub/x.png was told of newdir alone
-        print(f"made the folder {own} for it, and {outermost} above it (they did not exist)")
+        return
+    made = [own] + [p for p in own.parents if p == outermost or outermost in p.parents]  # own up to outermost
+    listed = ", ".join(str(p) for p in reversed(made[1:]))  # a new user's -o a/b/c/x.png was told of a alone, then not of a/b
+    print(f"made the folder {own} for it, and {listed} above it (they did not exist)")
 
 
 def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) -> str:
