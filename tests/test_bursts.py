@@ -166,6 +166,20 @@ def test_equal_levels_and_the_paper_preset_keep_the_kinds_weight():
     assert measured_noise(photon) == [None, None]
 
 
+def test_a_frame_that_takes_nearly_all_of_the_mean_s_weight_is_asked_about(tmp_path, capsys):
+    """A glob that took in a much cleaner copy (a new user's b*.png took blurred.png: 0.98 of the
+    weight, 5.7 dB lost): its line asks whether it belongs; frames of like levels are not asked."""
+    clean = crop(load("set9/house.png"), 48)
+    for k, sigma in enumerate([25, 25, 2]):
+        write_image(tmp_path / f"shot{k}.png", add_gaussian_noise(clean, sigma, seed=k))
+    assert main(["restore", "--noisy", str(tmp_path / "shot*.png"), "-o", str(tmp_path / "o.png"), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"frame 3 takes 9\d% of the mean's weight, its noise measured \d+\.\dx lower than the others'", out)
+    assert "is it a frame of this burst" in out
+    assert main(["restore", "--noisy", str(tmp_path / "shot[01].png"), "-o", str(tmp_path / "o2.png"), *TINY]) == 0
+    assert "of the mean's weight" not in capsys.readouterr().out
+
+
 def test_the_cli_reports_the_weights_and_one_line_of_noise_estimates(tmp_path, capsys):
     clean = crop(load("set9/house.png"), 48)
     for k, sigma in enumerate([10, 10, 80]):
