@@ -228,7 +228,8 @@ def test_frames_that_do_not_line_up_are_registered_per_scene(tmp_path, capsys):
 def test_a_frame_left_out_of_a_burst_s_mean_is_said_on_its_line(tmp_path, capsys):
     """A burst whose second frame moved, without ``--register``: restored from the first frame
     alone (the mean would blur what moved), which the image's line and its record say, as
-    ``linr restore`` does (it was only in the manifest's settings)."""
+    ``linr restore`` does (it was only in the manifest's settings); so is a frame that takes nearly
+    all of a mean's weight."""
     bursts = tmp_path / "bursts" / "moved"
     bursts.mkdir(parents=True)
     clean = crop(load("set9/peppers.png"), 40, top=100, left=100)
@@ -240,6 +241,15 @@ def test_a_frame_left_out_of_a_burst_s_mean_is_said_on_its_line(tmp_path, capsys
     said = "frame 2 of the burst shifted against the first (by up to 3.0 px) and left out"
     assert said in capsys.readouterr().err
     assert said in _manifest(out)["moved"]["burst_note"]
+    copy = tmp_path / "more" / "copy"  # a much cleaner copy among the frames: asked about too
+    copy.mkdir(parents=True)
+    house = crop(load("set9/house.png"), 48)
+    for k, sigma in enumerate([25, 25, 2]):
+        write_image(copy / f"shot{k}.png", add_gaussian_noise(house, sigma, seed=k))
+    assert main(["batch", str(tmp_path / "more"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--threads", "1",
+                 *[a for a in FIT if a != "--quiet"]]) == 0
+    assert "frame 3 takes 9" in capsys.readouterr().err
+    assert "is it a frame of this burst" in _manifest(tmp_path / "out2")["copy"]["burst_note"]
 
 
 def test_register_with_tiles_is_refused_before_anything_is_created(tmp_path, capsys):

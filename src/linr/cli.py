@@ -14,7 +14,6 @@ import importlib.util
 import json
 import math
 import os
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -521,7 +520,7 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
 def _clipping_line(settings: dict[str, Any]) -> str | None:
     """One line on a Gaussian burst averaged and a photo's clipping undone (:mod:`linr.stabilise`),
     or None: neither."""
-    from .stabilise import left_out_said, moved_before_mean
+    from .stabilise import dominant_frame_said, left_out_said, moved_before_mean
 
     route = settings.get("clipping")
     if not route:
@@ -534,7 +533,7 @@ def _clipping_line(settings: dict[str, Any]) -> str | None:
         weights = ", ".join(f"{w:.2f}" for w in route["weights"])
         said.append(f"{route['frames_averaged']} aligned frames averaged and restored as one photo (measured "
                     f"noise sigma {levels} of 255; weights {weights})")
-        if (heavy := _dominant_frame(route)) is not None:
+        if (heavy := dominant_frame_said(route)) is not None:
             said.append(heavy)
     ends = [end for end, on in (("black", route["clipped_at_black"]), ("white", route["clipped_at_white"])) if on]
     if ends:
@@ -543,25 +542,6 @@ def _clipping_line(settings: dict[str, Any]) -> str | None:
                     f"noise's expected value (noise sigma {levels} of 255, the measure's lowering by the clipping "
                     "undone; --clipping ignore: as fitted)")
     return "; ".join(said) or None
-
-
-DOMINANT_WEIGHT = 0.9
-"""The share of a burst's mean one frame takes from which its line asks whether it belongs."""
-
-
-def _dominant_frame(route: dict[str, Any]) -> str | None:
-    """A clause on the one frame of an averaged burst that takes :data:`DOMINANT_WEIGHT` of the
-    weight or more (its noise measured several times below the others': a new user's burst glob
-    took in a blurred photo of the scene, 0.98 of the weight and 5.7 dB lost), or None."""
-    weights = list(route["weights"])
-    sigmas = list(route.get("measured_sigmas", route["sigmas"]))
-    k = max(range(len(weights)), key=weights.__getitem__)
-    others = [s for j, (s, w) in enumerate(zip(sigmas, weights)) if j != k and w > 0]
-    if weights[k] < DOMINANT_WEIGHT or not others or not sigmas[k] > 0:
-        return None
-    return (f"frame {k + 1} takes {weights[k]:.0%} of the mean's weight, its noise measured {statistics.median(others) / sigmas[k]:.1f}x "
-            "lower than the others': is it a frame of this burst (not a processed or blurred copy, or another "
-            "exposure)? The restoration is mostly of it")
 
 
 def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:

@@ -276,7 +276,7 @@ def finish(
 ) -> dict[str, Any]:
     """Write a worker's result (atomically) and return the image's manifest record."""
     from ..images import ImageInfo, output_notes, write_image
-    from ..stabilise import burst_left_out_said
+    from ..stabilise import burst_said
 
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
            "device": result.get("device"), "fit_s": result.get("fit_s"),
@@ -302,7 +302,7 @@ def finish(
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
         **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
-        **({"burst_note": said} if (said := burst_left_out_said(result["settings"])) else {}),
+        **({"burst_note": said} if (said := burst_said(result["settings"])) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
     }
