@@ -118,3 +118,23 @@ def test_identical_images_say_why_their_psnr_is_infinite(pair):
         measured = evaluate(ref, ref, convention=convention)
         assert measured["psnr"] == math.inf and "identical" in measured["psnr_note"]
     assert "psnr_note" not in evaluate(ref, np.clip(ref + 0.01, 0, 1))
+
+
+def test_a_restoration_given_a_reference_carries_its_returned_image_s_metrics() -> None:
+    """``result.metrics`` is of the returned (refined) image, as ``linr restore`` prints it; the
+    history's PSNR follows the fit's iterates (a new user read its last entry, 6 dB under)."""
+    import linr
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:40] / 40
+    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + 3 * yy)] * 3, -1)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    result = linr.restore([linr.noisy(noisy)], reference=clean, steps=20, device="cpu", progress=False)
+    expected = peak_signal_noise_ratio(clean, np.clip(result.image.astype(np.float64), 0, 1), data_range=1.0)
+    assert result.metrics["standard"]["psnr"] == pytest.approx(expected, abs=1e-5)
+    assert result.to_dict()["metrics"] == result.metrics
+    assert "refine" in result.settings and result.metrics["paper"]["convention"] == "paper"
+    assert linr.restore([linr.noisy(noisy)], steps=2, refine="none", device="cpu", progress=False).metrics is None
+    many = linr.restore_many([[linr.noisy(noisy)]], references=[clean], steps=20, device="cpu", progress=False)
+    assert many[0].metrics["standard"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(clean, np.clip(many[0].image.astype(np.float64), 0, 1), data_range=1.0), abs=1e-5)

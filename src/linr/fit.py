@@ -84,6 +84,11 @@ class FitResult:
     top, bottom, left, right), the fit's image of the frame grown by those margins, (H + top +
     bottom, W + left + right, C) on [0, 1], of which ``image`` (or the fit's image it was refined
     from) is the frame; else None."""
+    metrics: dict[str, Any] | None = None
+    """With a reference given to :func:`linr.tasks.restore`, ``image``'s PSNR and SSIM against it
+    in both conventions (:func:`linr.metrics.report`, as ``linr restore`` prints them): the
+    returned image's, where ``history['psnr']`` follows the fit's iterates before any refinement;
+    else None."""
 
     def fitted_model(self) -> FittedModel:
         """:attr:`model`, or a one-line error saying why there is none."""
@@ -128,6 +133,8 @@ class FitResult:
             "timings": self.timings,
             "settings": self.settings,
         }
+        if self.metrics is not None:
+            out["metrics"] = self.metrics
         if history:
             out["history"] = self.history
         return out

@@ -1118,7 +1118,7 @@ def restore(
         register = None  # the burst was moved onto its first frame's grid before the fit
     if plan.route is not None and plan.route.transform is not None:
         observations = obs  # the transformed photos stand for the photos from here on
-    reference_given = reference is not None
+    reference_given, given = reference is not None, reference
     reference = stabilised_reference(reference, plan.route)
     if keep_model and grid is not None:
         raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
@@ -1190,7 +1190,19 @@ def restore(
             apply_refine(result, refine, obs, held_out=held)
     elif plan.refine_left_out is not None:
         result.settings["refine"] = dict(plan.refine_left_out)
-    return unstabilised(result, plan.route, reference_given=reference_given)
+    return measured_against(unstabilised(result, plan.route, reference_given=reference_given), given, observations)
+
+
+def measured_against(result: FitResult, reference: np.ndarray | None, observations: Sequence[Observation]
+                     ) -> FitResult:
+    """``result`` with :attr:`~linr.fit.FitResult.metrics`: its image against ``reference`` (None:
+    unchanged) in both conventions, the paper's for a blurred photo alone being its Y-channel PSNR."""
+    if reference is not None:
+        from .metrics import report
+
+        task = "deblur" if {o.kind for o in observations} == {"blurred"} else None
+        result.metrics = report(np.asarray(reference, np.float32), result.image, task)
+    return result
 
 
 def fit_whole(obs: Sequence[Observation], config: FitConfig, rule: StopRule | None, *,
@@ -1648,6 +1660,7 @@ def restore_many(
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
     scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
+    originals, asked = list(scenes), list(references) if references is not None else [None] * len(scenes)
     routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
     scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
     given = [references is not None and references[k] is not None for k in range(len(scenes))]
@@ -1681,7 +1694,8 @@ def restore_many(
             apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
         elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
             result.settings["refine"] = left_out
-    return [unstabilised(result, route, reference_given=known) for result, route, known in zip(results, routes, given)]
+    return [measured_against(unstabilised(result, route, reference_given=known), reference, obs)
+            for result, route, known, reference, obs in zip(results, routes, given, asked, originals)]
 
 
 def describe_presets() -> dict[str, Any]:
