@@ -195,8 +195,11 @@ def main() -> None:
                   "(oracle) | mean - first frame | oracle - mean | seconds (mean) |\n|---|" + "---:|" * 9)
         for path in args.rows.split(","):
             rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
-            if args.summary:  # the joint fit's rows (of the code --table names) left out
-                print(summary(path, [r for r in rows if not (r["method"] == "registered" and r["code"] == args.table)]))
+            if args.summary:  # the joint fit's rows (of the code --table names) left out; a row per motion
+                for motion in dict.fromkeys(r.get("motion", "grid") for r in rows):
+                    print(summary(path if motion == "grid" else f"{path} ({motion})",
+                                  [r for r in rows if not (r["method"] == "registered" and r["code"] == args.table)
+                                   and r.get("motion", "grid") == motion]))
             else:
                 print(table(rows, args.table))
         return
