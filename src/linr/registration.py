@@ -362,6 +362,11 @@ AGREE_WITHIN = 4.0
 """A moved frame's pixel keeps its value where the box mean of its difference from the first is
 within this many of that mean's noise stds; from there to twice as far it gives way to the
 first frame's value linearly, beyond that it takes the first's."""
+AGREE_ENERGY_WITHIN = 4.0
+"""The same for the box mean of the squared difference (over the window and the channels), in
+stds of that mean above its expected value, the two frames' noise variances summed (a
+chi-square's): misaligned texture (a frame turned, which no shift undoes) differs by as much
+either way, which the mean difference averages away."""
 
 
 def kept_where_agreeing(moved: np.ndarray, first: np.ndarray, sigma_moved: float, sigma_first: float
@@ -370,7 +375,8 @@ def kept_where_agreeing(moved: np.ndarray, first: np.ndarray, sigma_moved: float
     where it agrees with ``first`` as their noise allows, ``first``'s values where it does not (a
     shift misjudged on an edge, a part of the scene that moved, a frame of another scene): the box
     mean (:data:`AGREE_WINDOW`) of their difference per pixel and channel against
-    :data:`AGREE_WITHIN` times its noise std. The mean of frames so kept falls back to the first
+    :data:`AGREE_WITHIN` times its noise std, and that of its square (over the channels) against its
+    expected value by :data:`AGREE_ENERGY_WITHIN` of its stds (the stricter of the two). The mean of frames so kept falls back to the first
     frame where they disagree, as it does on the border a shift uncovers. Also the share of
     values that gave way (any part). float32."""
     from scipy.ndimage import uniform_filter
@@ -378,9 +384,18 @@ def kept_where_agreeing(moved: np.ndarray, first: np.ndarray, sigma_moved: float
     moved = np.asarray(moved, np.float32)
     first = np.asarray(first, np.float32)
     size = (AGREE_WINDOW, AGREE_WINDOW) + (1,) * (moved.ndim - 2)
-    difference = uniform_filter((moved - first).astype(np.float64), size=size, mode="reflect")
+    d = (moved - first).astype(np.float64)
+    difference = uniform_filter(d, size=size, mode="reflect")
     level = AGREE_WITHIN * math.hypot(sigma_moved, sigma_first) / AGREE_WINDOW
-    keep = np.clip(2.0 - np.abs(difference) / level, 0.0, 1.0).astype(np.float32)
+    keep = np.clip(2.0 - np.abs(difference) / level, 0.0, 1.0)
+    expected = sigma_moved ** 2 + sigma_first ** 2
+    if expected > 0:
+        squares = d * d if d.ndim == 2 else (d * d).mean(axis=-1)
+        count = AGREE_WINDOW ** 2 * (1 if d.ndim == 2 else d.shape[-1])
+        excess = (uniform_filter(squares, size=AGREE_WINDOW, mode="reflect") / expected - 1.0) / math.sqrt(2.0 / count)
+        energy = np.clip(2.0 - excess / AGREE_ENERGY_WITHIN, 0.0, 1.0)
+        keep = np.minimum(keep, energy if d.ndim == 2 else energy[..., None])
+    keep = keep.astype(np.float32)
     return keep * moved + (1.0 - keep) * first, float(np.mean(keep < 1.0))
 
 
