@@ -144,6 +144,30 @@ def summary(path: str, rows: list[dict]) -> str:
             f"{np.mean([c['registered']['seconds'] for c in full]):.1f} |")
 
 
+def motion_table(rows: list[dict], before: str) -> str:
+    """Per motion, the means of the aligned mean with the code ``before`` and with any other code
+    (``registered`` rows), of the first frame alone and of the oracle, over the images with all
+    four, and the least and largest change per image."""
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    for r in rows:
+        method = ("before" if r["code"] == before else "after") if r["method"] == "registered" else r["method"]
+        cells.setdefault((r.get("motion", "grid"), r["image"]), {})[method] = r["psnr"]
+    order = ("before", "after", "one-frame", "aligned-oracle")
+    out = ["| motion | images | aligned mean, before | after | first frame alone | oracle | after - before "
+           "(least / largest) | after - first frame (least) |", "|---|" + "---:|" * 7]
+    for motion in dict.fromkeys(m for m, _ in cells):
+        full = [c for (m, _), c in cells.items() if m == motion and all(k in c for k in order)]
+        if not full:
+            continue
+        mean = {k: float(np.mean([c[k] for c in full])) for k in order}
+        change = [c["after"] - c["before"] for c in full]
+        gain = [c["after"] - c["one-frame"] for c in full]
+        out.append(f"| {motion} | {len(full)} | {mean['before']:.2f} | {mean['after']:.2f} | {mean['one-frame']:.2f} | "
+                   f"{mean['aligned-oracle']:.2f} | {np.mean(change):+.2f} ({min(change):+.2f} / {max(change):+.2f}) | "
+                   f"{np.mean(gain):+.2f} ({min(gain):+.2f}) |")
+    return "\n".join(out)
+
+
 def shift_errors(images: list[str], size: int, frames: int, reach: int, sigma: float, motion: str = "grid") -> str:
     """How far the shifts found are from the true ones (px, the distance), over the frames after
     the first of every image's burst: the correlation's estimate alone
@@ -181,11 +205,19 @@ def main() -> None:
                         "file (--rows A,B,...; with --table BEFORE, that code's 'registered' rows left out)")
     parser.add_argument("--table", metavar="BEFORE", help="print the rows as a markdown table, the "
                         "'registered' rows of code BEFORE being the joint fit's")
+    parser.add_argument("--motion-table", metavar="BEFORE", help="print one markdown row per motion: the "
+                        "'registered' rows of code BEFORE against those of any other code")
     args = parser.parse_args()
     if args.shift_errors:
         print("| sigma | frames | correlation alone: mean / largest (px) | refined (adopted) |\n|---|---:|---:|---:|")
         for sigma in args.shift_errors.split(","):
             print(shift_errors(args.images.split(","), args.size, args.frames, args.reach, float(sigma), args.motion))
+        return
+    if args.motion_table:
+        import json
+
+        print(motion_table([json.loads(line) for path in args.rows.split(",")  # several files: their rows together
+                            for line in Path(path).read_text().splitlines() if line], args.motion_table))
         return
     if args.table or args.summary:
         import json
