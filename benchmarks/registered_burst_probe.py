@@ -206,7 +206,9 @@ def main() -> None:
     parser.add_argument("--table", metavar="BEFORE", help="print the rows as a markdown table, the "
                         "'registered' rows of code BEFORE being the joint fit's")
     parser.add_argument("--motion-table", metavar="BEFORE", help="print one markdown row per motion: the "
-                        "'registered' rows of code BEFORE against those of any other code")
+                        "'registered' rows of code BEFORE against those of any other code (rows of --size, "
+                        "--sigma and --frames; --rows may name several files, the first and the others' first "
+                        "frame and oracle rows read)")
     args = parser.parse_args()
     if args.shift_errors:
         print("| sigma | frames | correlation alone: mean / largest (px) | refined (adopted) |\n|---|---:|---:|---:|")
@@ -216,8 +218,11 @@ def main() -> None:
     if args.motion_table:
         import json
 
-        print(motion_table([json.loads(line) for path in args.rows.split(",")  # several files: their rows together
-                            for line in Path(path).read_text().splitlines() if line], args.motion_table))
+        rows = [r for k, path in enumerate(args.rows.split(","))  # the first file's rows, the others' but 'registered'
+                for r in (json.loads(line) for line in Path(path).read_text().splitlines() if line)
+                if k == 0 or r["method"] != "registered"]
+        print(motion_table([r for r in rows if (r["size"], r["sigma"], r["frames"]) == (args.size, args.sigma, args.frames)],
+                           args.motion_table))
         return
     if args.table or args.summary:
         import json
