@@ -147,6 +147,24 @@ def test_a_moved_frame_gives_way_to_the_first_only_where_they_disagree_beyond_th
     assert kept.dtype == np.float32 and kept.shape == other.shape
 
 
+def test_texture_that_disagrees_either_way_gives_way_though_its_mean_difference_is_nothing() -> None:
+    """A turned frame's misaligned texture differs from the first by as much up as down: the box
+    mean of the difference is within the noise, the mean of its square is not."""
+    from linr.registration import AGREE_WINDOW, kept_where_agreeing
+
+    rng = np.random.default_rng(5)
+    scene = np.full((40, 40), 0.5)
+    first = scene + rng.normal(0, 0.03, scene.shape)
+    texture = 0.15 * (-1.0) ** np.add.outer(np.arange(40), np.arange(40))  # a checkerboard
+    moved = scene + np.where(np.arange(40)[None, :] >= 20, texture, 0.0) + rng.normal(0, 0.03, scene.shape)
+    boxed = np.abs(np.mean((moved - first)[10:15, 25:30]))
+    assert boxed < 4 * np.hypot(0.03, 0.03) / AGREE_WINDOW  # the mean test alone keeps it
+    kept, share = kept_where_agreeing(moved.astype(np.float32), first.astype(np.float32), 0.03, 0.03)
+    np.testing.assert_allclose(kept[:, 24:], first[:, 24:], atol=1e-6)  # the textured half: the first's
+    assert np.abs(kept[:, :16] - moved[:, :16]).max() < 1e-6  # the half that agrees: its own
+    assert 0.4 < share < 0.6
+
+
 def test_a_frame_of_another_scene_in_a_registered_burst_is_mostly_replaced_and_said(tmp_path, capsys) -> None:
     from linr.cli import main
     from linr.images import write_image
