@@ -861,3 +861,18 @@ def test_an_inverted_mask_is_named_in_a_note(tmp_path):
     notes = []
     load_scene({"masked": str(tmp_path / "m.png")}, {"mask": str(tmp_path / "right.png")}, notes=notes)
     assert not any("inverted" in n for n in notes), notes
+
+
+def test_a_noisy_jpeg_is_said_to_carry_compression_not_white_noise(tmp_path):
+    from linr.scene import load_scene
+
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    for k in range(2):
+        Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / f"shot{k}.jpg", quality=95)
+    write_image(tmp_path / "shot.png", image)
+    notes: list[str] = []
+    load_scene({"noisy": str(tmp_path / "shot*.jpg")}, {}, notes=notes)
+    assert sum("a JPEG: its compression smoothed part of the noise" in n for n in notes) == 1  # once for a burst
+    notes = []
+    load_scene({"noisy": str(tmp_path / "shot.png")}, {}, notes=notes)
+    assert not any("a JPEG" in n for n in notes)

@@ -401,9 +401,17 @@ def _build_noisy(image, info, options, notes):
                 "units = no photons); --peak / --read-noise set them instead")
         if line not in notes:
             notes.append(line)
+    if Path(str(info.path)).suffix.lower() in (".jpg", ".jpeg") and not any(JPEG_NOTE in n for n in notes):
+        notes.append(f"{info.path}: {JPEG_NOTE}")
     term, _ = noise_term(image, options["noise"], peak=peak, read_noise=read_noise,
                          photon_method=options.get("photon_method"))
     return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
+
+
+JPEG_NOTE = ("a JPEG: its compression smoothed part of the noise and left 8 x 8 block artefacts, which are not the "
+             "white noise --noisy models; it is measured and restored as if it were (a camera's raw, PNG or TIFF "
+             "output is restored as modelled)")
+"""The note on a noisy JPEG, after its path (said once for a burst of them)."""
 
 
 def _noisy_frame_notes(observations, infos, options):
