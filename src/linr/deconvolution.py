@@ -92,7 +92,8 @@ def explain_blurred(estimate: np.ndarray, blurred: np.ndarray, operator: "Blur",
     gradients, whatever the operator's rule). ``extension`` (free edges only): an image of the frame
     extended by the kernel's reach (``(H + kh - 1, W + kw - 1, C)``, such as the extended fit's),
     whose pixels beyond the frame the solve starts at and is drawn to instead of the estimate
-    mirrored. The channels are solved one at a time (the equations do not mix them). MemoryError
+    mirrored. A :class:`~linr.operators.LeftOut` blur (a photo's transparent pixels) leaves its
+    pixels out of the data term: conjugate gradients then, a circular blur's too. The channels are solved one at a time (the equations do not mix them). MemoryError
     when torch cannot allocate what a solve needs."""
     if not (sigma > 0 and level > 0):
         raise ValueError(f"sigma {sigma}, level {level}: both must be positive")

@@ -211,7 +211,8 @@ def _retry_if_failed(result: FitResult, observations: Sequence[Observation], con
                      callback: Callable[[int, torch.Tensor, float], None] | None) -> FitResult:
     """``config.retry_lr``: when the fit's stop rule ended it before its step budget and its
     returned image predicts its held-out pixels worse than the mean of their four neighbours does
-    (by :data:`RETRY_ABOVE_NEIGHBOURS`, and above :data:`RETRY_FLOOR`), fit again at that rate (same seed, same held-out pixels)
+    (by :data:`RETRY_ABOVE_NEIGHBOURS`, and above :data:`RETRY_FLOOR`), fit again at that rate
+    (same seed, same held-out pixels)
     and return the result of lower held-out loss, with ``settings['retry']``."""
     rule = holdout_rule(stop)
     if config.retry_lr is None or rule is None or result.steps_run >= config.steps:

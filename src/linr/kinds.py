@@ -353,11 +353,11 @@ class Kind:
     of this kind at once (one line for a burst, not one per frame), or None: no such lines."""
     transparent: str = "filled"
     """What a photo's transparent pixels are (:data:`TRANSPARENT`): ``filled`` from the opaque ones
-    before it is built (:func:`linr.scene.filled_transparent`: a noisy photo's, whose noise
-    level is then measured on its opaque pixels' values); ``left-out``: filled so too (what reads the photo as an image, a
-    refinement's filter, sees no dark band), and left out of every data term (its operator a
-    :class:`~linr.operators.LeftOut` of the opaque pixels); ``holes``: the builder takes them as
-    missing pixels (it consumes the alpha)."""
+    before it is built (:func:`linr.scene.filled_transparent`: a noisy photo's, whose noise level
+    is then measured on its opaque pixels' values); ``left-out``: filled so too (what reads the
+    photo as an image, a refinement's filter, sees no dark band), and left out of every data term
+    (its operator a :class:`~linr.operators.LeftOut` of the opaque pixels); ``holes``: the
+    builder takes them as missing pixels (it consumes the alpha)."""
 
     def __post_init__(self) -> None:
         if self.transparent not in TRANSPARENT:

@@ -14,11 +14,11 @@ differentiation of the operators (they are linear). It changes nothing the views
 views fix. Which observations count (:func:`projectable`): a squared-error data term, no noise
 (``carries_noise`` False), a positive weight, a :class:`~linr.operators.Downsample` operator (its
 pixels left out where the photo was transparent, :class:`~linr.operators.LeftOut`: only the
-others are reproduced) and the restored image's channel count. Views that cannot all be met at once (two low-res shots of
-one size with different noise: ``A A^T`` is then singular and the system has no solution) make
-conjugate gradients diverge; the solve then stops, returns the image unchanged and says it did not
-converge (relative residual above :data:`CONVERGED`), so a refiner can keep what it had. The
-defaults project onto one view only (:func:`linr.tasks.noisy_with_lowres`).
+others are reproduced) and the restored image's channel count. Views that cannot all be met at
+once (two low-res shots of one size with different noise: ``A A^T`` is then singular and the
+system has no solution) make conjugate gradients diverge; the solve then stops, returns the image
+unchanged and says it did not converge (relative residual above :data:`CONVERGED`), so a refiner
+can keep what it had. The defaults project onto one view only (:func:`linr.tasks.noisy_with_lowres`).
 """
 
 from __future__ import annotations

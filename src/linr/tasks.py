@@ -308,11 +308,10 @@ def resolve(
             weight = p.joint_noisy_weight if (joint and obs.carries_noise) else 1.0
             if sigma is not None:
                 weight *= (1.0 / sigma**2) / (sum(inverse) / len(inverse))
-        operator = inner = inner_operator(obs.operator)
+        operator, inner = obs.operator, inner_operator(obs.operator)  # a photo's transparent pixels aside
         if isinstance(inner, Blur) and not inner.boundary_chosen and inner.boundary != wanted:
-            operator = inner.with_boundary(wanted, chosen=False)
-        if isinstance(obs.operator, LeftOut):
-            operator = obs.operator.with_inner(operator)
+            blur = inner.with_boundary(wanted, chosen=False)
+            operator = operator.with_inner(blur) if isinstance(operator, LeftOut) else blur
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
     pilot = pilot_fit(observations, preset=asked_preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     free = free_blur_fit(resolved, preset=asked_preset)
