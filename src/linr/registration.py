@@ -326,9 +326,92 @@ the Fourier domain (:func:`aligned_to_first`), so that the jump between its oppo
 which a Fourier shift would spread as ringing, lies outside the frame."""
 
 
-def aligned_to_first(images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+TURN_TILES = 3
+"""Tiles a side over which a frame's turn against the first is estimated (:func:`estimated_turn`)."""
+TURN_TILE_SIDE = 256
+"""The centre of each tile that its shift is estimated on, at most (px a side)."""
+MIN_TURN_TILE = 32
+"""Tiles smaller than this (px a side) estimate no turn: frames under 96 px are only shifted."""
+TURN_FROM = 0.25
+"""Pixels a turn moves a frame's corners (its angle times half the frame's diagonal) from which
+:func:`aligned_to_first` undoes it; below, the frame is only shifted."""
+TURN_OUTLIER = 0.5
+"""Pixels by which a tile's shift may miss the fitted turn and shift before it is left out of
+the fit (a flat tile, or something that moved there)."""
+
+
+def estimated_turn(reference: np.ndarray, moving: np.ndarray) -> float:
+    """The angle (radians, small) by which grey frame ``moving`` (H, W) shows ``reference`` turned
+    about its centre: each of :data:`TURN_TILES` x :data:`TURN_TILES` tiles' shift (its centre,
+    :func:`estimate_shift` then :func:`refined_shift`) is a sample of the displacement
+    ``t + theta (x, -y)`` (rows, columns, from the frame's centre), fitted by least squares
+    (tiles missing it by :data:`TURN_OUTLIER` px left out once); 0.0 for frames too small
+    (:data:`MIN_TURN_TILE`) or fewer than 4 tiles with content."""
+    h, w = reference.shape
+    th, tw = h // TURN_TILES, w // TURN_TILES
+    if min(th, tw) < MIN_TURN_TILE:
+        return 0.0
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    samples = []
+    for i in range(TURN_TILES):
+        for j in range(TURN_TILES):
+            a = _centre(reference[i * th:(i + 1) * th, j * tw:(j + 1) * tw], TURN_TILE_SIDE)
+            b = _centre(moving[i * th:(i + 1) * th, j * tw:(j + 1) * tw], TURN_TILE_SIDE)
+            if float(np.ptp(a)) == 0.0 or float(np.ptp(b)) == 0.0:
+                continue
+            dy, dx = refined_shift(a, b, estimate_shift(a, b))
+            samples.append((i * th + (th - 1) / 2 - cy, j * tw + (tw - 1) / 2 - cx, dy, dx))
+    theta = 0.0
+    for _ in range(2):  # a fit, then again without the tiles it misses (where 4 or more are left)
+        if len(samples) < 4:
+            break
+        design = np.array([row for y, x, _, _ in samples for row in ((1.0, 0.0, x), (0.0, 1.0, -y))])
+        target = np.array([v for _, _, dy, dx in samples for v in (dy, dx)])
+        (ty, tx, theta), *_ = np.linalg.lstsq(design, target, rcond=None)
+        misses = np.hypot(*(design @ np.array([ty, tx, theta]) - target).reshape(-1, 2).T)
+        samples = [s for s, m in zip(samples, misses) if m <= TURN_OUTLIER]
+    return float(theta)
+
+
+def _turned(image: np.ndarray, angle: float) -> np.ndarray:
+    """``image`` (H, W[, C]) resampled at ``M (q - c) + c``, ``M = [[cos a, sin a], [-sin a, cos a]]``
+    (rows, columns; ``c`` its centre), by three shears (``x``, ``y``, ``x``; Unser et al. 1995),
+    each a phase ramp on the Fourier transform of each row or column after mirroring the image
+    out: white noise stays white and of its level, as with :func:`_moved`. float32."""
+    from scipy import fft
+
+    planes = np.asarray(image, np.float32)
+    planes = planes if planes.ndim == 3 else planes[..., None]
+    h, w = planes.shape[:2]
+    shear_x, shear_y = -math.tan(angle / 2), math.sin(angle)
+    pad = ALIGN_PAD + int(math.ceil((abs(shear_x) * 2 + abs(shear_y)) * (max(h, w) / 2 + ALIGN_PAD))) + 1
+    padded = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric").astype(np.float64)
+    ph, pw = padded.shape[:2]
+    rows, cols = np.arange(ph) - (ph - 1) / 2, np.arange(pw) - (pw - 1) / 2
+
+    def along_x(x: np.ndarray, amount: float) -> np.ndarray:  # out(y, x) = in(y, x + amount y)
+        ramp = np.exp(2j * np.pi * np.fft.rfftfreq(pw)[None, :] * (amount * rows)[:, None])
+        return fft.irfft(fft.rfft(x, axis=1) * ramp, n=pw, axis=1)
+
+    def along_y(x: np.ndarray, amount: float) -> np.ndarray:  # out(y, x) = in(y + amount x, x)
+        ramp = np.exp(2j * np.pi * np.fft.rfftfreq(ph)[:, None] * (amount * cols)[None, :])
+        return fft.irfft(fft.rfft(x, axis=0) * ramp, n=ph, axis=0)
+
+    out = np.empty_like(planes)
+    for c in range(planes.shape[2]):
+        turned = along_x(along_y(along_x(padded[..., c], shear_x), shear_y), shear_x)
+        out[..., c] = turned[pad:pad + h, pad:pad + w]
+    return out if np.ndim(image) == 3 else out[..., 0]
+
+
+def aligned_to_first(images: Sequence[np.ndarray], turns: list[float] | None = None
+                     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """The frames of a burst of one size (H, W[, C]) moved onto the first's grid by their
-    translation against it, and those shifts (rows, columns; the first's (0, 0)).
+    translation against it, and those shifts (rows, columns; the first's (0, 0)). A frame turned
+    against the first (:func:`estimated_turn`, by enough to move its corners :data:`TURN_FROM`
+    px) is turned back first (:func:`_turned`), its shift then found on the turned frame;
+    ``turns`` (a list) receives each frame's angle undone (degrees; 0.0 for the first and for
+    frames only shifted).
 
     The shift: :func:`estimate_shift` on the frames' centres (:data:`SHIFT_CHECK_SIDE`), then
     refined by least squares (:func:`refined_shift`). A frame ``y`` with ``y(p) ~ first(p + t)``
@@ -343,12 +426,24 @@ def aligned_to_first(images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], li
     h, w = first.shape[:2]
     reference = _centre(_grey(first), SHIFT_CHECK_SIDE)
     out, shifts = [first], [(0.0, 0.0)]
+    if turns is not None:
+        turns[:] = [0.0]
+    grey_first = _grey(first)
     for moving in images[1:]:
+        theta = estimated_turn(grey_first, _grey(moving))
+        if abs(theta) * math.hypot(h, w) / 2 < TURN_FROM:
+            theta = 0.0
+        else:  # y(p) ~ first(R (p - c) + c + t): turned back by R^T about the centre, then shifted
+            moving = _turned(moving, -theta)
+        if turns is not None:
+            turns.append(math.degrees(theta))
         centre = _centre(_grey(moving), SHIFT_CHECK_SIDE)
         dy, dx = refined_shift(reference, centre, estimate_shift(reference, centre))
         shifts.append((dy, dx))
         moved = _moved(moving, dy, dx)
-        rows, cols = np.arange(h)[:, None] - dy, np.arange(w)[None, :] - dx
+        qy, qx = np.arange(h)[:, None] - (h - 1) / 2 - dy, np.arange(w)[None, :] - (w - 1) / 2 - dx
+        rows = math.cos(theta) * qy - math.sin(theta) * qx + (h - 1) / 2  # where each pixel came from
+        cols = math.sin(theta) * qy + math.cos(theta) * qx + (w - 1) / 2
         outside = (rows < 0) | (rows > h - 1) | (cols < 0) | (cols > w - 1)
         moved[outside] = first[outside]
         out.append(moved)

@@ -261,13 +261,15 @@ def aligned_burst(observations: Sequence[Observation], *, register: str | None, 
         return list(observations), None
     from .noise import floored_noise_sigma
 
-    images, shifts = aligned_to_first([o.image for o in observations])
+    turns: list[float] = []
+    images, shifts = aligned_to_first([o.image for o in observations], turns)
     sigmas = [floored_noise_sigma(o.image) for o in observations]
     found: list[dict[str, object] | None] = [None]
     for k, (dy, dx) in enumerate(shifts[1:], start=1):
         images[k], disagreed = kept_where_agreeing(images[k], images[0], sigmas[k], sigmas[0])
         found.append({"name": "translation", "shift_x": round(dx, 4), "shift_y": round(dy, 4), "method": ALIGNED,
-                      "first_frame_taken": round(disagreed, 4)})
+                      "first_frame_taken": round(disagreed, 4),
+                      **({"turn_degrees": round(turns[k], 4)} if turns[k] else {})})
     return [dataclasses.replace(o, image=x) for o, x in zip(observations, images)], found
 
 
