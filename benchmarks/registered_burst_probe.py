@@ -207,8 +207,8 @@ def main() -> None:
                         "'registered' rows of code BEFORE being the joint fit's")
     parser.add_argument("--motion-table", metavar="BEFORE", help="print one markdown row per motion: the "
                         "'registered' rows of code BEFORE against those of any other code (rows of --size, "
-                        "--sigma and --frames; --rows may name several files, the first and the others' first "
-                        "frame and oracle rows read)")
+                        "--sigma and --frames; --rows may name several files: the first one's rows, the others' first frame, oracle and "
+                        "BEFORE rows read)")
     args = parser.parse_args()
     if args.shift_errors:
         print("| sigma | frames | correlation alone: mean / largest (px) | refined (adopted) |\n|---|---:|---:|---:|")
@@ -218,9 +218,9 @@ def main() -> None:
     if args.motion_table:
         import json
 
-        rows = [r for k, path in enumerate(args.rows.split(","))  # the first file's rows, the others' but 'registered'
-                for r in (json.loads(line) for line in Path(path).read_text().splitlines() if line)
-                if k == 0 or r["method"] != "registered"]
+        rows = [r for k, path in enumerate(args.rows.split(","))  # the first file's rows, the others' but the
+                for r in (json.loads(line) for line in Path(path).read_text().splitlines() if line)  # 'registered'
+                if k == 0 or r["method"] != "registered" or r["code"] == args.motion_table]  # rows of other code
         print(motion_table([r for r in rows if (r["size"], r["sigma"], r["frames"]) == (args.size, args.sigma, args.frames)],
                            args.motion_table))
         return
