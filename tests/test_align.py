@@ -3,6 +3,8 @@ aligned burst (linr.registration.aligned_to_first, linr.stabilise.aligned_burst)
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -226,3 +228,15 @@ def test_a_turn_by_three_shears_keeps_white_noise_white_and_its_level() -> None:
     assert abs(out.std() / 0.1 - 1) < 0.03
     assert abs(np.corrcoef(out[:, :-1].ravel(), out[:, 1:].ravel())[0, 1]) < 0.03
     assert abs(np.corrcoef(out[:-1].ravel(), out[1:].ravel())[0, 1]) < 0.03
+
+
+def test_a_turned_frame_s_line_says_it_was_turned_back(tmp_path, capsys) -> None:
+    from linr.cli import main
+    from linr.images import write_image
+
+    for k, frame in enumerate(_turned_burst(120, 2.0, (0.5, 1.0), sigma=0.02, seed=4)):
+        write_image(tmp_path / f"t{k}.png", np.clip(frame, 0, 1))
+    assert main(["restore", "--noisy", str(tmp_path / "t*.png"), "--register", "translation", "-o",
+                 str(tmp_path / "o.png"), "--steps", "2", "--refine", "none"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"t1\.png \(noisy\): x [-+.\d]+, y [-+.\d]+, turned back by \+(1\.9\d|2\.0\d) degrees first", out), out

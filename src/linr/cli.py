@@ -841,6 +841,8 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
         matrix = t.get("matrix")
         extra = "" if matrix is None else f", matrix [[{matrix[0][0]:.4f} {matrix[0][1]:.4f}] " \
             f"[{matrix[1][0]:.4f} {matrix[1][1]:.4f}]] (rows, columns)"
+        if t.get("turn_degrees"):  # turned back about the frame's centre before the shift
+            extra += f", turned back by {t['turn_degrees']:+.2f} degrees first"
         taken = t.get("first_frame_taken") or 0.0
         if taken >= TAKEN_SAID_FROM:  # a moved frame that disagreed with the first there
             extra += (f"; where it disagreed with the first frame beyond its noise ({taken:.0%} of its values) the "
