@@ -145,12 +145,12 @@ def summary(path: str, rows: list[dict]) -> str:
 
 
 def motion_table(rows: list[dict], before: str) -> str:
-    """Per motion, the means of the aligned mean with the code ``before`` and with any other code
+    """Per motion, the means of the aligned mean with the code(s) ``before`` (comma-separated) and with any other code
     (``registered`` rows), of the first frame alone and of the oracle, over the images with all
     four, and the least and largest change per image."""
     cells: dict[tuple[str, str], dict[str, float]] = {}
     for r in rows:
-        method = ("before" if r["code"] == before else "after") if r["method"] == "registered" else r["method"]
+        method = ("before" if r["code"] in before.split(",") else "after") if r["method"] == "registered" else r["method"]
         cells.setdefault((r.get("motion", "grid"), r["image"]), {})[method] = r["psnr"]
     order = ("before", "after", "one-frame", "aligned-oracle")
     out = ["| motion | images | aligned mean, before | after | first frame alone | oracle | after - before "
@@ -220,7 +220,7 @@ def main() -> None:
 
         rows = [r for k, path in enumerate(args.rows.split(","))  # the first file's rows, the others' but the
                 for r in (json.loads(line) for line in Path(path).read_text().splitlines() if line)  # 'registered'
-                if k == 0 or r["method"] != "registered" or r["code"] == args.motion_table]  # rows of other code
+                if k == 0 or r["method"] != "registered" or r["code"] in args.motion_table.split(",")]  # other code
         print(motion_table([r for r in rows if (r["size"], r["sigma"], r["frames"]) == (args.size, args.sigma, args.frames)],
                            args.motion_table))
         return
