@@ -107,7 +107,7 @@ def test_metrics_of_grey_images_on_y_and_of_images_with_alpha_say_what_they_meas
     captured = capsys.readouterr()
     assert json.loads(captured.out)["psnr"] is None  # identical colour: infinite, written as null
     assert captured.err.count("alpha channel; it is not measured itself") == 2, captured.err
-    assert "its 3.3% transparent pixels are left out, as linr restore measures" in captured.err
+    assert "its 3.3% transparent pixels (alpha below one half) are left out, as linr restore measures" in captured.err
     # the transparent pixels' colour left out, as linr restore measures its output (they differed by 14 dB)
     wrong = holes.copy()
     wrong[5:9, 5:9, :3] = 1 - wrong[5:9, 5:9, :3]

@@ -737,14 +737,14 @@ def test_transparent_pixels_of_a_photo_are_filled_from_its_opaque_ones_and_said_
     write_image(tmp_path / "holes.png", image, alpha=alpha)
     notes: list[str] = []
     obs, _, _ = load_scene({"noisy": str(tmp_path / "holes.png")}, {}, notes=notes)
-    assert sum("25.0% of its pixels are transparent; --noisy fills them with the photo mirrored" in n for n in notes) == 1
+    assert sum("25.0% of its pixels are transparent (alpha below one half); --noisy fills them with the photo mirrored" in n for n in notes) == 1
     stored = np.round(image * 255) / 255  # the transparent rows: rows 6, 5, 4 mirrored across row 3
     np.testing.assert_allclose(obs[0].image[:3], stored[6:3:-1], atol=1e-6)
     np.testing.assert_allclose(obs[0].image[3:], stored[3:], atol=1e-6)
     for kind, options in (("lowres", {"factor": 2}), ("blurred", {"kernel": "gaussian:3:0.8"})):
         notes = []  # a low-res or blurred photo's too: black read as data made a dark fringe and a noise-free area
         obs, _, _ = load_scene({kind: str(tmp_path / "holes.png")}, options, notes=notes)
-        assert sum(f"25.0% of its pixels are transparent; --{kind} leaves them out of what the restoration must "
+        assert sum(f"25.0% of its pixels are transparent (alpha below one half); --{kind} leaves them out of what the restoration must "
                    "reproduce (filled with the photo mirrored at their nearest opaque pixel where a filter reads it "
                    "as an image), and the output keeps" in n for n in notes) == 1
         np.testing.assert_allclose(obs[0].image[:3], stored[6:3:-1], atol=1e-6)
@@ -754,7 +754,7 @@ def test_transparent_pixels_of_a_photo_are_filled_from_its_opaque_ones_and_said_
     write_image(tmp_path / "clear.png", image, alpha=alpha)
     notes = []
     obs, _, _ = load_scene({"lowres": str(tmp_path / "clear.png")}, {"factor": 2}, notes=notes)
-    assert sum("every pixel is transparent; --lowres fits their colours as data" in n for n in notes) == 1
+    assert sum("every pixel is transparent (alpha below one half); --lowres fits their colours as data" in n for n in notes) == 1
     assert isinstance(obs[0].operator, Downsample)
     np.testing.assert_allclose(obs[0].image, stored, atol=1e-6)
     notes = []

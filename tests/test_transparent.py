@@ -62,7 +62,7 @@ def test_a_transparent_half_of_a_noisy_png_is_not_taken_for_a_noise_free_area(tm
     assert main(["restore", "--noisy", str(tmp_path / "cut.png"), "-o", str(tmp_path / "o.png"), "--steps", "3",
                  "--device", "cpu", "--report", str(report)]) == 0
     err = capsys.readouterr().err
-    assert "50.0% of its pixels are transparent; --noisy fills them with the photo mirrored" in err
+    assert "50.0% of its pixels are transparent (alpha below one half); --noisy fills them with the photo mirrored" in err
     settings = json.loads(report.read_text())["settings"]
     assert abs(settings["refine"]["sigma"] / 25 - 1) < 0.15, settings["refine"]["sigma"]  # the noise added
     written = np.asarray(Image.open(tmp_path / "o.png"))
@@ -215,3 +215,24 @@ def test_a_low_res_burst_with_transparent_pixels_is_still_registered(tmp_path, c
     found = re.search(r"lr1\.png \(lowres\): x ([-+.\d]+), y ([-+.\d]+)", out.out)
     assert abs(float(found[1]) - 2) < 0.1 and abs(float(found[2])) < 0.1  # one low-res pixel: two restored ones
     assert Image.open(tmp_path / "out.png").mode == "RGBA"
+
+
+def test_a_super_resolved_sprite_is_measured_on_its_opaque_pixels_as_linr_metrics_does(tmp_path, capsys) -> None:
+    """The output's alpha is the low-res photo's resized: restore measured every pixel (10 dB from
+    ``linr metrics`` on its output in a new user's trial)."""
+    rng = np.random.default_rng(2)
+    clean = np.clip(0.5 + 0.2 * rng.standard_normal((32, 32, 3)), 0, 1).astype(np.float32)
+    small = clean.reshape(16, 2, 16, 2, 3).mean(axis=(1, 3))
+    alpha = np.zeros((16, 16), np.float32)
+    alpha[4:12, 4:12] = 1.0
+    write_image(tmp_path / "sprite.png", small, alpha=alpha)
+    write_image(tmp_path / "clean.png", clean)
+    assert main(["restore", "--lowres", str(tmp_path / "sprite.png"), "--factor", "2", "-o", str(tmp_path / "o.png"),
+                 "--reference", str(tmp_path / "clean.png"), "--steps", "2", "--refine", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert "of pixels that are opaque" in printed
+    restored = float(re.search(r"PSNR ([\d.]+) dB", printed)[1])
+    assert main(["metrics", str(tmp_path / "clean.png"), str(tmp_path / "o.png")]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert abs(measured["psnr"] - restored) < 0.2  # the written output rounds to 8 bits
+    assert measured["measured_pixels"].startswith("256 of 1024")

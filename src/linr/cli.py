@@ -1297,10 +1297,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         where = opaque if where is None else where if opaque is None else where & opaque
         notes.append(f"{path} has an alpha channel; it is not measured itself (the "
                      f"{'grey' if ref.shape[2] == 1 else 'colour'} values are)"
-                     + ("" if opaque is None else f", and its {1 - opaque.mean():.1%} transparent pixels are left "
-                        "out, as linr restore measures a restoration that keeps them (--all-pixels: every pixel)"))
-    if where is not None and not where.any():
-        raise InputError("no pixel is opaque in both files: nothing to measure (--all-pixels measures every pixel)")
+                     + ("" if opaque is None else f", and its {1 - opaque.mean():.1%} transparent pixels (alpha "
+                        "below one half) are left out, as linr restore measures a restoration that keeps them "
+                        "(--all-pixels: every pixel)"))
+    if where is not None and not where.any():  # each file's opaque pixels are the other's transparent ones
+        where = None
+        notes.append("no pixel is opaque in both files: every pixel is measured")
     _note(notes)
     try:
         result = evaluate(ref, img, convention=args.convention, y_channel=args.y, crop=args.crop,

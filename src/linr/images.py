@@ -561,11 +561,17 @@ def choose_value_ranges(images: Sequence[StoredImage],
 def opaque_pixels(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """The pixels (H, W bool) of an output that keeps transparent ones (``alpha`` below one half
     somewhere) that its metrics against a reference of ``shape`` (H, W[, C]) measure: the opaque
-    ones; None (measure all) for an output with no alpha, none transparent, or an alpha of
-    another size than the reference."""
-    if alpha is None or np.shape(alpha) != tuple(shape[:2]) or not bool((np.asarray(alpha) < 0.5).any()):
+    ones, of the alpha resized to the reference's size as the output writes it (PIL bicubic: a
+    super-resolved photo's; it was measured on every pixel, 10 dB from ``linr metrics`` on its
+    output); None (measure all) for an output with no alpha, none transparent, or none opaque
+    (a photo whose every pixel is transparent is fitted as it is)."""
+    if alpha is None:
         return None
-    return np.asarray(alpha) >= 0.5
+    alpha = np.asarray(alpha, np.float32)
+    if alpha.shape != tuple(shape[:2]):
+        alpha = _resize_alpha(alpha, tuple(shape[:2]))
+    opaque = alpha >= 0.5
+    return None if opaque.all() or not opaque.any() else opaque
 
 
 def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:

@@ -214,12 +214,13 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
             done = ("leaves them out of what the restoration must reproduce (filled with the photo mirrored at their "
                     "nearest opaque pixel where a filter reads it as an image)" if left_out else
                     f"fills them with the photo mirrored at their nearest opaque pixel{measured}")
-            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent; --{kind} {done}, and the output "
-                         "keeps the alpha where its format holds one (--masked takes them as missing pixels to fill)")
+            notes.append(f"{info.path}: {share:.1%} of its pixels are transparent (alpha below one half); --{kind} "
+                         f"{done}, and the output keeps the alpha where its format holds one (--masked takes them as "
+                         "missing pixels to fill)")
             return
         if info.alpha is not None and not bool((info.alpha >= 0.5).any()):
-            notes.append(f"{info.path}: every pixel is transparent; --{kind} fits their colours as data, and the "
-                         "output keeps the alpha where its format holds one")
+            notes.append(f"{info.path}: every pixel is transparent (alpha below one half); --{kind} fits their "
+                         "colours as data, and the output keeps the alpha where its format holds one")
             return
 
 
