@@ -236,3 +236,26 @@ def test_a_super_resolved_sprite_is_measured_on_its_opaque_pixels_as_linr_metric
     measured = json.loads(capsys.readouterr().out)
     assert abs(measured["psnr"] - restored) < 0.2  # the written output rounds to 8 bits
     assert measured["measured_pixels"].startswith("256 of 1024")
+
+
+def test_the_python_api_leaves_a_low_res_or_blurred_photo_s_transparent_pixels_out_as_the_cli_does(tmp_path) -> None:
+    import linr
+    from linr.operators import LeftOut
+    from linr.scene import load_scene
+
+    rng = np.random.default_rng(3)
+    image = rng.random((12, 12, 3)).astype(np.float32)
+    alpha = np.ones((12, 12), np.float32)
+    alpha[:, :4] = 0.2
+    write_image(tmp_path / "p.png", image, alpha=alpha)
+    stored, info = linr.images.read_image(tmp_path / "p.png")
+    for built, (kind, options) in ((linr.lowres(stored, 2, alpha=info.alpha), ("lowres", {"factor": 2})),
+                                   (linr.blurred(stored, "gaussian:3:0.8", alpha=info.alpha),
+                                    ("blurred", {"kernel": "gaussian:3:0.8"}))):
+        (read,), _, _ = load_scene({kind: str(tmp_path / "p.png")}, options)
+        assert isinstance(built.operator, LeftOut) and isinstance(read.operator, LeftOut)
+        np.testing.assert_array_equal(built.operator.kept, read.operator.kept)
+        np.testing.assert_allclose(built.image, read.image, atol=1e-6)  # filled alike
+    assert not isinstance(linr.lowres(stored, 2, alpha=np.ones((12, 12))).operator, LeftOut)
+    with pytest.raises(linr.errors.InputError, match="alpha of shape"):
+        linr.lowres(stored, 2, alpha=np.ones((6, 6)))

@@ -30,7 +30,7 @@ from .images import ImageInfo, as_float_image, check_photo, read_mask
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
 
-__all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred",
+__all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred", "left_out_where_transparent",
            "parse_kernel", "NOISE_MODELS", "noise_term"]
 
 NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian")
@@ -135,9 +135,11 @@ def is_saturated(image: np.ndarray) -> bool:
 
 
 def lowres(
-    image: np.ndarray, factor: int = 4, *, kernel: str = "lanczos2", weight: float | None = None
+    image: np.ndarray, factor: int = 4, *, kernel: str = "lanczos2", weight: float | None = None,
+    alpha: np.ndarray | None = None,
 ) -> Observation:
-    """A low-resolution photo, ``factor`` times smaller than the restored image."""
+    """A low-resolution photo, ``factor`` times smaller than the restored image. ``alpha``: its
+    transparency (:func:`left_out_where_transparent`), as ``linr restore`` reads an RGBA photo's."""
     from .operators import Downsample
     from .problem import Observation
 
@@ -146,7 +148,31 @@ def lowres(
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     check_photo(as_float_image(image, "lowres image"), "lowres image")
-    return Observation(image, op, weight, "lowres")
+    return left_out_where_transparent(Observation(image, op, weight, "lowres"), alpha)
+
+
+def left_out_where_transparent(observation: Observation, alpha: np.ndarray | None) -> Observation:
+    """``observation`` with the pixels where ``alpha`` ((h, w) on [0, 1], 1 opaque; None: none) is
+    below one half filled from the opaque ones (:func:`linr.transparent.mirrored_fill`) and left
+    out of its data term (:class:`~linr.operators.LeftOut`), as :func:`linr.scene.load_scene`
+    does for a low-res or blurred photo with transparent pixels; unchanged where every pixel is
+    opaque, or none is (then its values are fitted as they are)."""
+    if alpha is None:
+        return observation
+    import dataclasses
+
+    from .operators import LeftOut
+    from .transparent import mirrored_fill
+
+    alpha = np.asarray(alpha, np.float64)
+    if alpha.shape != tuple(observation.shape):
+        raise InputError(f"{observation.kind} alpha of shape {alpha.shape}: the photo is {observation.shape[0]}x"
+                         f"{observation.shape[1]} (height x width)")
+    kept = alpha >= 0.5
+    if kept.all() or not kept.any():
+        return observation
+    return dataclasses.replace(observation, image=mirrored_fill(observation.image, ~kept),
+                               operator=LeftOut(observation.operator, kept))
 
 
 def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
@@ -183,8 +209,10 @@ def blurred(
     *,
     boundary: str | None = None,
     weight: float | None = None,
+    alpha: np.ndarray | None = None,
 ) -> Observation:
     """A blurred photo; ``kernel`` is a 2-D array or a spec string (see :func:`parse_kernel`).
+    ``alpha``: its transparency (:func:`left_out_where_transparent`).
 
     ``boundary``: 'free', 'reflect' or 'circular' (see :class:`~linr.operators.Blur`); None leaves
     it to the preset: by default free edges for a photo restored alone, whole or in tiles (real
@@ -209,7 +237,7 @@ def blurred(
         h, w = photo.shape[:2]
         raise InputError(f"blurred: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger; "
                          "the kernel is the blur's PSF, a small image of one blurred point")
-    return Observation(image, op, weight, "blurred")
+    return left_out_where_transparent(Observation(image, op, weight, "blurred"), alpha)
 
 
 def parse_kernel(spec: str | os.PathLike) -> np.ndarray:

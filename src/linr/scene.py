@@ -21,8 +21,7 @@ import numpy as np
 from .errors import InputError
 from .images import (ImageInfo, choose_value_ranges, partial_range_note, read_stored, refuse_one_pixel,
                      refuse_undefined, to_unit)
-from .kinds import KINDS
-from .operators import LeftOut
+from .kinds import KINDS, left_out_where_transparent
 
 __all__ = ["load_scene", "expand_paths", "split_frames"]
 
@@ -102,8 +101,8 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
             frames = [(filled_transparent(image, info), info) for image, info in frames]
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
-            if kind.transparent == "left-out" and (kept := opaque_pixels(info)) is not None:
-                obs = dataclasses.replace(obs, operator=LeftOut(obs.operator, kept))
+            if kind.transparent == "left-out" and info.fits is None:  # a FITS file's undefined pixels are refused
+                obs = left_out_where_transparent(obs, info.alpha)
             if kind.name in weights:
                 obs = dataclasses.replace(obs, weight=weights[kind.name])
             built.append(obs)
@@ -174,16 +173,6 @@ def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
     count = next(iter(counts.values()))
     return [([frames[i][0] for frames in by_kind.values()], [frames[i][1] for frames in by_kind.values()])
             for i in range(count)]
-
-
-def opaque_pixels(info: ImageInfo) -> np.ndarray | None:
-    """(h, w) bool: a photo's opaque pixels (alpha at least one half) where some are transparent
-    and some opaque; None where there is no alpha (or a FITS file's), or every pixel is opaque,
-    or none is (then nothing would be left to fit)."""
-    if info.fits is not None or info.alpha is None:
-        return None
-    kept = np.asarray(info.alpha) >= 0.5
-    return kept if kept.any() and not kept.all() else None
 
 
 def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
