@@ -198,7 +198,7 @@ def test_cli_register_errors_are_one_line(tmp_path, capsys):
     assert "tile" in run_err(capsys, [*both, "--tile", "16:4"])
     separate = run_err(capsys, [*base, "--noisy", str(tmp_path / "b.png"), "--register", "translation",
                                 "--frames", "separate"])  # two frames given: not 'at least two' needed
-    assert "--frames separate restores each frame on its own (nothing to register it against)" in separate
+    assert "registers frames against the first one, and --frames separate restores each frame on its own" in separate
 
 
 def test_frames_of_different_sizes_register_against_the_reference():

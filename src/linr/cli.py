@@ -220,7 +220,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     observations, infos, inputs = load_observations(args, notes)
     scenes = [(observations, infos)] if args.frames == "joint" else split_frames(observations, infos)
     if getattr(args, "register", None) and args.frames == "separate" and all(len(obs) == 1 for obs, _ in scenes):
-        raise InputError(f"--register {args.register} moves frames onto the first one's grid, and --frames separate "
+        raise InputError(f"--register {args.register} registers frames against the first one, and --frames separate "
                          "restores each frame on its own (nothing to register it against): leave out one of them")
     out = output_info(infos)
     protect = list(inputs) + ([args.reference] if args.reference else [])

@@ -452,7 +452,9 @@ def aligned_to_first(images: Sequence[np.ndarray], turns: list[float] | None = N
         qy, qx = np.arange(h)[:, None] - (h - 1) / 2 - dy, np.arange(w)[None, :] - (w - 1) / 2 - dx
         rows = math.cos(theta) * qy - math.sin(theta) * qx + (h - 1) / 2  # where each pixel came from
         cols = math.sin(theta) * qy + math.cos(theta) * qx + (w - 1) / 2
-        outside = (rows < 0) | (rows > h - 1) | (cols < 0) | (cols > w - 1)
+        # beyond half a pixel past the frame (within it the mirrored frame the move read stands in:
+        # a shift of a tenth of a pixel gave a row and a column of the first frame's noise alone)
+        outside = (rows < -0.5) | (rows > h - 0.5) | (cols < -0.5) | (cols > w - 0.5)
         moved[outside] = first[outside]
         out.append(moved)
     return out, shifts
