@@ -345,14 +345,14 @@ the fit (a flat tile, or something that moved there)."""
 
 
 def estimated_turn(reference: np.ndarray, moving: np.ndarray) -> float:
-    """The angle (radians, small) by which grey frame ``moving`` (H, W) shows ``reference`` turned
-    about its centre: each of :data:`TURN_TILES` x :data:`TURN_TILES` tiles' shift (its centre,
+    """The angle (radians, small) by which frame ``moving`` (H, W[, C]) shows ``reference`` turned
+    about its centre (each tile's centre read grey, so a large frame is never copied whole): each of :data:`TURN_TILES` x :data:`TURN_TILES` tiles' shift (its centre,
     :func:`estimate_shift` then :func:`refined_shift`) is a sample of the displacement
     ``t + theta (x, -y)`` (rows, columns, from the frame's centre), fitted by least squares
     (tiles missing it by :data:`TURN_OUTLIER` px left out once); 0.0 for frames too small
     (:data:`MIN_TURN_TILE`), fewer than 4 tiles with content, or a turn within
     :data:`TURN_SIGNIFICANCE` of its standard errors."""
-    h, w = reference.shape
+    h, w = reference.shape[:2]
     th, tw = h // TURN_TILES, w // TURN_TILES
     if min(th, tw) < MIN_TURN_TILE:
         return 0.0
@@ -360,8 +360,8 @@ def estimated_turn(reference: np.ndarray, moving: np.ndarray) -> float:
     samples = []
     for i in range(TURN_TILES):
         for j in range(TURN_TILES):
-            a = _centre(reference[i * th:(i + 1) * th, j * tw:(j + 1) * tw], TURN_TILE_SIDE)
-            b = _centre(moving[i * th:(i + 1) * th, j * tw:(j + 1) * tw], TURN_TILE_SIDE)
+            a = _grey(_centre(reference[i * th:(i + 1) * th, j * tw:(j + 1) * tw], TURN_TILE_SIDE))
+            b = _grey(_centre(moving[i * th:(i + 1) * th, j * tw:(j + 1) * tw], TURN_TILE_SIDE))
             if float(np.ptp(a)) == 0.0 or float(np.ptp(b)) == 0.0:
                 continue
             dy, dx = refined_shift(a, b, estimate_shift(a, b))
@@ -426,9 +426,10 @@ def aligned_to_first(images: Sequence[np.ndarray], turns: list[float] | None = N
     becomes ``y(q - t)``: moved by a phase ramp on its Fourier transform (exact for a band-limited
     frame; mirrored out by :data:`ALIGN_PAD` plus the shift's whole pixels first), which keeps
     white noise white and of the same level, where a cubic or linear interpolation would smooth it
-    by a different amount at each fraction of a pixel. Pixels whose ``q - t`` lies outside the
-    frame (a border as wide as the shift) take the first frame's values: the mean of the frames
-    there is unbiased, only noisier. float32."""
+    by a different amount at each fraction of a pixel. Pixels whose source (``q - t``, turned
+    back for a turned frame) lies more than half a pixel outside the frame (a border about as
+    wide as the shift) take the first frame's values: the mean of the frames there is unbiased,
+    only noisier. float32."""
     images = [np.asarray(x, np.float32) for x in images]
     first = images[0]
     h, w = first.shape[:2]
@@ -436,9 +437,8 @@ def aligned_to_first(images: Sequence[np.ndarray], turns: list[float] | None = N
     out, shifts = [first], [(0.0, 0.0)]
     if turns is not None:
         turns[:] = [0.0]
-    grey_first = _grey(first)
     for moving in images[1:]:
-        theta = estimated_turn(grey_first, _grey(moving))
+        theta = estimated_turn(first, moving)
         if abs(theta) * math.hypot(h, w) / 2 < TURN_FROM:
             theta = 0.0
         else:  # y(p) ~ first(R (p - c) + c + t): turned back by R^T about the centre, then shifted
