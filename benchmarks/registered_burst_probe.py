@@ -59,11 +59,11 @@ def burst_of(name: str, size: int, frames: int, reach: int, sigma: float, moved:
     else:
         offsets = [(0.0, 0.0)] + [tuple(float(v) for v in rng.uniform(-margin, margin, 2)) for _ in range(frames - 1)]
     angles = [0.0] + [float(v) for v in rng.uniform(-1, 1, frames - 1) * float(motion.partition(":")[2] or 0)]
-    if not moved:
+    if not moved or motion == "still":  # the oracle's frames; 'still': a burst that needs no registration
         offsets, angles = [(0, 0)] * frames, [0.0] * frames
     clean_frames = []
     for (oy, ox), angle in zip(offsets, angles):
-        if motion == "grid":
+        if motion in ("grid", "still"):
             window = area[margin + oy:margin + oy + 2 * size, margin + ox:margin + ox + 2 * size]
         else:  # moved by a quintic spline (not the Fourier move linr aligns by), turned about the centre first
             from scipy import ndimage
@@ -196,7 +196,8 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--rows", default=None)
-    parser.add_argument("--motion", default="grid", help="grid (whole image pixels: half frame pixels), subpixel "
+    parser.add_argument("--motion", default="grid", help="grid (whole image pixels: half frame pixels), still (not "
+                        "moved: what registration costs a burst that needs none), subpixel "
                         "(any shift, by a quintic spline) or rotation:DEG (subpixel, turned by up to DEG degrees "
                         "each way first)")
     parser.add_argument("--shift-errors", metavar="SIGMAS", help="print how far the shifts found are from the "
