@@ -204,8 +204,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .images import WRITE_FORMATS, ValueRange, check_output_path, output_info, output_notes, write_frames
     from .problem import clean_shape
     from .registration import register
-    from .stabilise import moved_before_mean
     from .scene import split_frames
+    from .stabilise import moved_before_mean
     from .stopping import FixedSteps
     from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
@@ -1290,7 +1290,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.y and ref.shape[2] not in (1, 3):
         raise InputError(f"--y needs RGB or grey images, these have {ref.shape[2]} channels")
     where = None  # the pixels opaque in every file that has transparent ones (None: all)
-    for path, info in list(zip((args.reference, args.image), (ref_info, img_info)))[:len(files)]:
+    for (path, _, _), info in zip(files, (ref_info, img_info)):  # one file compared with itself: read once
         if info.alpha is None:
             continue
         opaque = None if args.all_pixels else opaque_pixels(info.alpha, ref.shape)

@@ -382,9 +382,10 @@ class Kind:
     transparent: str = "filled"
     """What a photo's transparent pixels are (:data:`TRANSPARENT`): ``filled`` from the opaque ones
     before it is built (:func:`linr.scene.filled_transparent`: a noisy photo's, whose noise level
-    is then measured on its opaque pixels' values); ``left-out``: filled so too (what reads the
-    photo as an image, a refinement's filter, sees no dark band), and left out of every data term
-    (its operator a :class:`~linr.operators.LeftOut` of the opaque pixels); ``holes``: the
+    is then measured on its opaque pixels' values); ``left-out``: filled so too once it is built
+    (:func:`left_out_where_transparent`: what reads the photo as an image, a refinement's filter,
+    sees no dark band), and left out of every data term (its operator a
+    :class:`~linr.operators.LeftOut` of the opaque pixels); ``holes``: the
     builder takes them as missing pixels (it consumes the alpha)."""
 
     def __post_init__(self) -> None:

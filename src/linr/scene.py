@@ -97,12 +97,12 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
                   for opt in kind.options}
         extras: list[str] = []
         built = []
-        if kind.transparent != "holes":  # what is measured and fitted: the opaque pixels' values
+        if kind.transparent == "filled":  # what is measured and fitted: the opaque pixels' values
             frames = [(filled_transparent(image, info), info) for image, info in frames]
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
-            if kind.transparent == "left-out" and info.fits is None:  # a FITS file's undefined pixels are refused
-                obs = left_out_where_transparent(obs, info.alpha)
+            if kind.transparent == "left-out" and info.fits is None:  # filled once, here (the builders read
+                obs = left_out_where_transparent(obs, info.alpha)  # no values); a FITS file's undefined ones are refused
             if kind.name in weights:
                 obs = dataclasses.replace(obs, weight=weights[kind.name])
             built.append(obs)
