@@ -227,6 +227,34 @@ def test_a_short_restoration_through_the_job_api(runner, crops):
     assert not job.folder.exists() and runner.get(job.id) is None
 
 
+def test_a_photo_fitted_whole_comes_back_as_linr_restore_gives_it(runner, tmp_path, monkeypatch):
+    """A dark noisy photo clipped at black, fitted whole: the app's image is linr.restore's to the
+    bit, mapped back through the clipped noise (it once skipped that and returned the fit as it
+    was, 0.04 away on this photo), and the page's stop state is that of the rule the fit consults."""
+    import linr
+    import linr.app.jobs
+    from linr.images import read_image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32] / 32
+    clean = (0.06 + 0.05 * np.sin(6 * xx) * np.cos(3 * yy))[..., None]
+    noisy = np.round(np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1) * 255) / 255
+    data = png_bytes(noisy)
+    states = []
+    stop_state = linr.app.jobs._stop_state
+    monkeypatch.setattr(linr.app.jobs, "_stop_state", lambda rule: states.append(stop_state(rule)) or states[-1])
+    job = runner.submit(JobRequest({"noisy": Upload("dark.png", data)}, steps=12))
+    assert job.tiles == 0
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    (tmp_path / "dark.png").write_bytes(data)
+    photo, _ = read_image(tmp_path / "dark.png")
+    expected = linr.restore(linr.noisy(photo), steps=12, seed=0, device="cpu", progress=False)
+    assert expected.settings["clipping"]["clipped_at_black"]
+    assert job.result.report["settings"]["clipping"] == expected.settings["clipping"]
+    assert np.array_equal(job.result.image, np.clip(expected.image, 0, 1))
+    assert any("best so far at step" in state for state in states), states
+
+
 def test_a_16_bit_input_gives_a_16_bit_png(runner, crops):
     _, noisy = crops
     job = runner.submit(JobRequest({"noisy": Upload("deep.png", png_bytes(noisy[:16, :16], 16))},

@@ -96,6 +96,60 @@ def test_a_restoration_that_keeps_transparent_pixels_is_measured_on_its_opaque_o
         peak_signal_noise_ratio(reference[opaque], noisy[opaque] / 255.0, data_range=1.0), abs=1e-3)
 
 
+def test_a_restoration_given_a_reference_measures_its_output_once(tmp_path, capsys, monkeypatch) -> None:
+    """The output's metrics are restore's (``result.metrics``, on the pixels the CLI names), not
+    computed again by the CLI: the SSIM of a large image is seconds."""
+    import linr.metrics
+
+    clean = _noisy(24, 0)
+    Image.fromarray(np.round(_noisy(24, 25, seed=1) * 255).astype(np.uint8)).save(tmp_path / "n.png")
+    Image.fromarray(np.round(clean * 255).astype(np.uint8)).save(tmp_path / "clean.png")
+    measured = []
+    evaluate = linr.metrics.evaluate
+
+    def counted(reference, image, *args, **kwargs):
+        measured.append(kwargs.get("convention"))
+        return evaluate(reference, image, *args, **kwargs)
+
+    monkeypatch.setattr(linr.metrics, "evaluate", counted)
+    assert main(["restore", "--noisy", str(tmp_path / "n.png"), "-o", str(tmp_path / "o.png"), "--steps", "2",
+                 "--device", "cpu", "--reference", str(tmp_path / "clean.png"), "--quiet"]) == 0
+    # the output in both conventions once, the noisy input in the standard one
+    assert sorted(measured) == ["paper", "standard", "standard"], measured
+    assert "PSNR" in capsys.readouterr().out
+
+
+def test_the_python_api_measures_the_pixels_it_is_given() -> None:
+    """``linr.restore(..., reference=, measured_pixels=)``: ``result.metrics`` of those pixels, as
+    scikit-image measures them; pixels without a reference, or of another size, refused in one
+    line before any fit."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    import linr
+    from linr.errors import InputError
+
+    clean, noisy = _noisy(24, 0), _noisy(24, 25, seed=2)
+    where = np.zeros((24, 24), bool)
+    where[4:20, 2:16] = True
+    result = linr.restore(linr.noisy(noisy), steps=2, device="cpu", progress=False, reference=clean,
+                          measured_pixels=where)
+    image = np.clip(result.image, 0, 1)
+    assert result.metrics["standard"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(clean[where], image[where], data_range=1.0), abs=1e-4)
+    whole = linr.restore(linr.noisy(noisy), steps=2, device="cpu", progress=False, reference=clean)
+    assert np.array_equal(whole.image, result.image)
+    assert whole.metrics["standard"]["psnr"] == pytest.approx(
+        peak_signal_noise_ratio(clean, image, data_range=1.0), abs=1e-4)
+    with pytest.raises(InputError, match="give the reference too"):
+        linr.restore(linr.noisy(noisy), steps=2, device="cpu", progress=False, measured_pixels=where)
+    with pytest.raises(InputError, match="measured_pixels is 10x24, the reference 24x24"):
+        linr.restore(linr.noisy(noisy), steps=2, device="cpu", progress=False, reference=clean,
+                     measured_pixels=where[:10])
+    many = linr.restore_many([[linr.noisy(noisy)]], steps=2, device="cpu", progress=False, references=[clean],
+                             measured_pixels=[where])
+    assert many[0].metrics["standard"]["psnr"] == pytest.approx(result.metrics["standard"]["psnr"], abs=0.05)
+
+
 def test_a_batch_measures_an_rgba_photo_on_its_opaque_pixels(tmp_path) -> None:
     """``linr batch`` records the metrics of a photo that keeps transparent pixels on its opaque
     ones, as ``linr restore`` prints them."""

@@ -24,7 +24,6 @@ from .cli_common import (add_fit_options, add_observation_options, check_backend
                          sigterm_as_interrupt, value_range_option)
 from .errors import DivergenceError, InputError, LinrError
 from .metrics import json_ready
-from .metrics import report as metrics_report
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -201,7 +200,8 @@ def _settle_threads(device: str) -> str | None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .fitted import check_model_path, render_size
-    from .images import WRITE_FORMATS, ValueRange, check_output_path, output_info, output_notes, write_frames
+    from .images import (WRITE_FORMATS, ValueRange, check_output_path, opaque_pixels, output_info, output_notes,
+                         write_frames)
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
@@ -357,13 +357,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
         cost = "\n".join(line for line in cost.splitlines() if line.startswith("warning:")) or None
     if cost is not None:
         print(cost, file=sys.stderr)
+    # an output that keeps transparent pixels is measured on its opaque ones (a noisy photo's
+    # transparent pixels were filled with mirrored values: linr.transparent)
+    measured = [None if reference is None else opaque_pixels(out.alpha, reference.shape) for reference in references]
     results, images = [], []
     executor, threads = _tile_executor(args, workers) if spread or workers > 1 else (None, None)
     try:
         for i, (scene, _) in enumerate(scenes):
             result = restore(
                 scene, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-                device=args.device, model=model, reference=references[i], stop=args.stop,
+                device=args.device, model=model, reference=references[i], measured_pixels=measured[i], stop=args.stop,
                 progress=False if args.quiet else None, precision=args.precision,
                 tile=args.tile or "auto", tile_stack=args.tile_stack,
                 tile_store=None if stores[i] is None else str(stores[i]), tile_store_replace=args.force,
@@ -447,17 +450,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.save_model:
         results[0].save_model(args.save_model, out, force=args.force)
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
-    task = "deblur" if {o.kind for o in observations} == {"blurred"} else None  # the paper's Y PSNR
     reports = []
-    # an output that keeps transparent pixels is measured on its opaque ones (a noisy photo's
-    # transparent pixels were filled with mirrored values: linr.transparent)
-    from .images import opaque_pixels
-
-    for (scene, scene_infos), result, reference in zip(scenes, results, references):
-        report: dict[str, Any] = result.to_dict()
+    for (scene, scene_infos), result, reference, where in zip(scenes, results, references, measured):
+        report: dict[str, Any] = result.to_dict()  # with result.metrics, restore's (on the pixels measured)
         if reference is not None:
-            where = opaque_pixels(out.alpha, reference.shape)
-            report["metrics"] = metrics_report(reference, result.image, task, where=where)
             std = report["metrics"]["standard"]
             c = result.image.shape[2]
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"

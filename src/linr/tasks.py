@@ -1015,6 +1015,7 @@ def restore(
     device: str = "auto",
     model: ModelConfig | None = None,
     reference: np.ndarray | None = None,
+    measured_pixels: np.ndarray | None = None,
     stop: StopRule | str | None = None,
     progress: bool | None = None,
     precision: str | None = None,
@@ -1034,6 +1035,7 @@ def restore(
     refine: str | None = None,
     on_step: Callable[[int, Any, float, int | None], None] | None = None,
     on_refine: Callable[[str], None] | None = None,
+    on_plan: Callable[["RestorePlan"], None] | None = None,
     announce: bool | None = None,
     clipping: str = "auto",
 ) -> FitResult:
@@ -1044,6 +1046,9 @@ def restore(
     :func:`default_model` (the denoising pilot, the inpainting network; see :func:`resolve`);
     ``preset="paper"`` keeps the paper's fixed step count and network.
     ``eval_every``: with a reference, PSNR every this many steps (see :class:`~linr.fit.FitConfig`).
+    ``result.metrics``: the image against ``reference`` (:func:`measured_against`), on the pixels
+    ``measured_pixels`` (H, W bool, the reference's size; None: every pixel) holds, such as an
+    output's opaque ones (:func:`linr.images.opaque_pixels`).
     ``tile``: 'auto' (the preset's choice by image size: the defaults restore images larger
     than :data:`TILE_WHOLE_UP_TO` px in tiles, the defaults' pilot fit of a noisy photo
     (:func:`pilot_fit`) above :data:`DENOISE_WHOLE_UP_TO` px, the paper preset never tiles), 'off', ``SIZE`` or
@@ -1100,6 +1105,8 @@ def restore(
     pick's second fit (announced by ``on_refine('sure')``; its progress bar shows as the first's). ``on_refine(name)``:
     called once the fit is done, before a refinement (which may take a minute or more) starts, and
     with ``'sure'`` before the SURE pick of a small noisy photo (a second fit, then refinements).
+    ``on_plan(plan)``: called once with the :class:`RestorePlan` before any fit (its ``rule`` is the
+    stop rule the fit of a whole image consults: the web app shows its state as the fit goes).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
     A tiled result has no per-step history; ``settings['tiles']`` lists each tile's steps.
     ``announce``: say on stderr what a long restoration will cost before it starts
@@ -1109,10 +1116,13 @@ def restore(
     tile counter's lines in a log).
     """
     observations = check_observations(observations)
+    _check_measured_pixels(measured_pixels, reference)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+    if on_plan is not None:
+        on_plan(plan)
     if plan.aligned is not None:
         register = None  # the burst was moved onto its first frame's grid before the fit
     if plan.route is not None and plan.route.transform is not None:
@@ -1189,18 +1199,32 @@ def restore(
             apply_refine(result, refine, obs, held_out=held)
     elif plan.refine_left_out is not None:
         result.settings["refine"] = dict(plan.refine_left_out)
-    return measured_against(unstabilised(result, plan.route, reference_given=reference_given), given, observations)
+    return measured_against(unstabilised(result, plan.route, reference_given=reference_given), given, observations,
+                            where=measured_pixels)
 
 
-def measured_against(result: FitResult, reference: np.ndarray | None, observations: Sequence[Observation]
-                     ) -> FitResult:
+def _check_measured_pixels(where: np.ndarray | None, reference: np.ndarray | None) -> None:
+    """A one-line error, before any fit, for pixels to measure that do not fit the reference."""
+    if where is None:
+        return
+    if reference is None:
+        raise InputError("measured_pixels says which pixels of the reference to measure: give the reference too")
+    shape = np.shape(where)
+    if shape != tuple(np.shape(reference)[:2]):
+        raise InputError(f"measured_pixels is {'x'.join(map(str, shape))}, the reference "
+                         f"{'x'.join(map(str, np.shape(reference)[:2]))} (H x W): give one flag per reference pixel")
+
+
+def measured_against(result: FitResult, reference: np.ndarray | None, observations: Sequence[Observation],
+                     *, where: np.ndarray | None = None) -> FitResult:
     """``result`` with :attr:`~linr.fit.FitResult.metrics`: its image against ``reference`` (None:
-    unchanged) in both conventions, the paper's for a blurred photo alone being its Y-channel PSNR."""
+    unchanged) in both conventions, the paper's for a blurred photo alone being its Y-channel PSNR,
+    on the pixels ``where`` holds (None: every pixel; :func:`linr.metrics.report`)."""
     if reference is not None:
         from .metrics import report
 
         task = "deblur" if {o.kind for o in observations} == {"blurred"} else None
-        result.metrics = report(np.asarray(reference, np.float32), result.image, task)
+        result.metrics = report(np.asarray(reference, np.float32), result.image, task, where=where)
     return result
 
 
@@ -1640,6 +1664,7 @@ def restore_many(
     device: str = "auto",
     model: ModelConfig | None = None,
     references: Sequence[np.ndarray | None] | None = None,
+    measured_pixels: Sequence[np.ndarray | None] | None = None,
     stop: str | None = None,
     progress: bool | None = None,
     precision: str | None = None,
@@ -1653,13 +1678,19 @@ def restore_many(
     the same results up to rounding, in one loop of batched products, which fills a GPU that
     one small image leaves mostly idle. The scenes must resolve to the same settings (same
     observation kinds, so the same preset steps and model) and the same restored size; ``stop``
-    is a spec, from which each scene gets its own rule.
+    is a spec, from which each scene gets its own rule. ``measured_pixels``: each scene's pixels
+    that its ``result.metrics`` measure (:func:`restore`'s; None: every pixel of every scene).
     """
     if isinstance(stop, StopRule):
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
     scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
     originals, asked = list(scenes), list(references) if references is not None else [None] * len(scenes)
+    measured = list(measured_pixels) if measured_pixels is not None else [None] * len(scenes)
+    if len(measured) != len(scenes):
+        raise InputError(f"restore_many: {len(measured)} measured_pixels for {len(scenes)} scenes")
+    for where, reference in zip(measured, asked):
+        _check_measured_pixels(where, reference)
     routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
     scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
     given = [references is not None and references[k] is not None for k in range(len(scenes))]
@@ -1693,8 +1724,8 @@ def restore_many(
             apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
         elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
             result.settings["refine"] = left_out
-    return [measured_against(unstabilised(result, route, reference_given=known), reference, obs)
-            for result, route, known, reference, obs in zip(results, routes, given, asked, originals)]
+    return [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
+            for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals, measured)]
 
 
 def describe_presets() -> dict[str, Any]:

@@ -149,20 +149,15 @@ class _Prepared:
     download_name: str
     request: dict[str, Any] = field(default_factory=dict)
     """What the user asked for, for the report: upload names (never paths) and options."""
-    refine: str | None = None
-    """The refinement after the fit (:func:`linr.tasks.resolve_refine`: the defaults' for a noisy
-    photo or one with missing pixels)."""
     grid: Any = None
     """The tiles the restoration fits (:func:`linr.tasks.tile_grid` with ``tile='auto'``, as
     ``linr restore`` does), or None for one fit of the whole image."""
     loaded: list[Any] = field(default_factory=list)
-    """The observations as read, before :func:`linr.tasks.resolve` (a tiled job hands them to
+    """The observations as read, before :func:`linr.tasks.resolve` (the job hands them to
     :func:`linr.tasks.restore`, which resolves them itself)."""
     options: dict[str, Any] = field(default_factory=dict)
-    """The :func:`linr.tasks.restore` options of a tiled job (preset, steps, seed, device, model)."""
-    refine_left_out: dict[str, str] | None = None
-    """``settings['refine']`` where the default refinement is left out for the image's size
-    (:attr:`linr.tasks.RestorePlan.refine_left_out`)."""
+    """The :func:`linr.tasks.restore` options of a job (preset, steps, seed, device, model)."""
+
 
 
 @dataclass
@@ -458,7 +453,7 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
     preset = PRESET_CHOICES[request.preset]
     plan = plan_restore(observations, preset=preset, steps=request.steps, seed=request.seed, device=device,
                         model=request.model, progress=False)  # as the restore will resolve it (tiles included)
-    obs, config, grid, refine, stop = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+    obs, config, grid, stop = plan.obs, plan.config, plan.grid, plan.rule
     reference = None
     if reference_path is not None:
         reference, _ = read_image(reference_path)
@@ -487,14 +482,24 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["reference"] = request.reference.display_name
     options = {"preset": preset, "steps": request.steps, "seed": request.seed, "device": device,
                "model": request.model}
-    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first], files[first]), asked, refine,
-                     grid, list(observations), options, plan.refine_left_out)
+    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first], files[first]), asked,
+                     grid, list(observations), options)
 
 
 # --- running ------------------------------------------------------------------------------------
 
 
 RETRY_NOTE = "fitting again at the paper's learning rate (the first fit failed: FitConfig.retry_lr)"
+
+
+def _measured_pixels(prepared: _Prepared) -> np.ndarray | None:
+    """The pixels a job's metrics measure: an output keeping transparent pixels, its opaque ones
+    (:func:`linr.images.opaque_pixels`, as ``linr restore`` measures them); None: every pixel."""
+    from ..images import opaque_pixels, output_info
+
+    if prepared.reference is None:
+        return None
+    return opaque_pixels(output_info(prepared.infos).alpha, prepared.reference.shape)
 
 
 def _stop_state(rule: Any) -> str:
@@ -681,7 +686,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         from ..errors import DivergenceError
-        from ..tasks import fit_whole
+        from ..tasks import restore
 
         prepared = job._prepared
         assert prepared is not None
@@ -693,28 +698,23 @@ class JobRunner:
         threads = self._settle_threads()
         job.forecast = "\n".join(line for line in (threads, _forecast(prepared)) if line) or None
         watch = _StepWatch(job, self.preview_every_s)
-        again = {"retry": False}
+        again, live = {"retry": False}, {"stop": prepared.stop}  # the rule the restore consults (its plan's)
 
         def each_step(step: int, output: Any, loss: float) -> None:
             again["retry"] |= step + 1 < job.step  # the fit starts over: a failed pilot fitted again
             job.step = step + 1
             if watch.preview_due(step, output):
                 job.preview, job.preview_step = _as_image(output), step + 1
-                job.stop_state = (RETRY_NOTE + "; " if again["retry"] else "") + _stop_state(prepared.stop)
+                job.stop_state = (RETRY_NOTE + "; " if again["retry"] else "") + _stop_state(live["stop"])
 
         try:
-            if prepared.grid is None:  # the fit, then (a small noisy photo) its average chosen by SURE
-                result = fit_whole(prepared.observations, prepared.config, prepared.stop,
-                                   reference=prepared.reference, callback=each_step,
-                                   on_pick=lambda name: _refining(job, name))
-                if prepared.refine is not None:
-                    from ..tasks import apply_refine, held_out_pixels
-
-                    _refining(job, prepared.refine)
-                    apply_refine(result, prepared.refine, prepared.observations,
-                                 held_out=held_out_pixels(prepared.stop))
-                elif prepared.refine_left_out is not None:
-                    result.settings["refine"] = dict(prepared.refine_left_out)
+            if prepared.grid is None:  # the fit, then (a small noisy photo) its average chosen by SURE, refined
+                # and mapped back as linr restore maps it (a photo clipped at black: linr.clipping)
+                result = restore(prepared.loaded, reference=prepared.reference,
+                                 measured_pixels=_measured_pixels(prepared), tile="auto", progress=False,
+                                 on_step=lambda step, output, loss, tile: each_step(step, output, loss),
+                                 on_refine=lambda name: _refining(job, name),
+                                 on_plan=lambda plan: live.update(stop=plan.rule), **prepared.options)
             else:
                 result = self._run_tiles(job, prepared)
             if job.cancel_requested:  # asked for during the refinement, which cannot stop midway
@@ -764,13 +764,14 @@ class JobRunner:
                 again = f"; {RETRY_NOTE}" if finished["retry"] == index else ""
                 job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}{again}"
 
-        return restore(prepared.loaded, reference=prepared.reference, tile="auto", tile_stack=1,
+        return restore(prepared.loaded, reference=prepared.reference, measured_pixels=_measured_pixels(prepared),
+                       tile="auto", tile_stack=1,
                        progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
                        **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
-        from ..images import opaque_pixels, output_info, write_image
-        from ..metrics import json_ready, report
+        from ..images import output_info, write_image
+        from ..metrics import json_ready
         from ..tasks import input_psnrs
 
         image = np.clip(result.image, 0.0, 1.0)
@@ -782,17 +783,12 @@ class JobRunner:
             bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
                            icc_profile=out.icc_profile, density=out.density, **units)
-        metrics = None
-        if prepared.reference is not None:
-            task = "deblur" if [o.kind for o in prepared.observations] == ["blurred"] else None
-            # an output keeping transparent pixels: its opaque ones measured
-            where = opaque_pixels(out.alpha, prepared.reference.shape)
-            metrics = report(prepared.reference, result.image, task, where=where)
+        metrics = result.metrics  # restore's, on the output's opaque pixels (_measured_pixels)
         run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
-                                      "app": prepared.request, **result.to_dict()}
+                                      "app": prepared.request, **result.to_dict()}  # metrics included
         if metrics is not None:
-            run_report["metrics"] = metrics
-            if inputs := input_psnrs(prepared.loaded, prepared.reference, where=where):  # each input photo's
+            if inputs := input_psnrs(prepared.loaded, prepared.reference,
+                                     where=_measured_pixels(prepared)):  # each input photo's
                 run_report["input_psnr"] = inputs
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")
