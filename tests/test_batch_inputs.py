@@ -564,3 +564,27 @@ def test_a_globs_double_star_matches_any_depth(tmp_path):
     found = find_files(str(tmp_path / "**" / "*.png"), what="--noisy")
     assert sorted(p.name for p in found) == ["one.png", "three.png", "two.png"]
     assert [p.name for p in find_files(str(tmp_path / "*" / "*.png"), what="--noisy")] == ["two.png"]
+
+
+def test_what_reading_an_image_says_is_on_its_line_once_and_in_its_record(tmp_path, capsys):
+    """``linr restore`` notes a noisy JPEG (compression is not the white noise modelled); a batch
+    said nothing. Now each image's record keeps its notes and the lines say each note once,
+    whatever file it names (not once per JPEG of the folder)."""
+    from PIL import Image
+
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    for i, name in enumerate(["a", "b"]):
+        noisy = np.clip(_image(i, 24) + np.random.default_rng(i).normal(0, 0.1, (24, 24, 3)), 0, 1)
+        Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(folder / f"{name}.jpg", quality=90)
+    write_image(folder / "c.png", _image(2, 24))
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "--task", "noisy", "-o", str(out),
+                 *[a for a in FAST if a != "--quiet"]]) == 0
+    err = capsys.readouterr().err
+    assert err.count("a JPEG: its compression smoothed part of the noise") == 1, err
+    records = _manifest(out)
+    for name in ("a", "b"):
+        (note,) = records[name]["input_notes"]
+        assert note.endswith("output is restored as modelled)") and f"{name}.jpg: a JPEG" in note
+    assert "input_notes" not in records["c"]

@@ -319,6 +319,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.total = total
         self.done = self.failed = 0
+        self.said: set[str] = set()  # input notes said, their file names left out
         self.bar = None
         self.start = time.perf_counter()
         self.lines = enabled and not self.stream.isatty()
@@ -336,12 +337,14 @@ class Progress:
         what = f"done in {rec['run'].get('time_s', 0):.1f} s" if ok else f"FAILED: {rec['error']}"
         if ok and rec.get("metrics_error"):
             what += f" (no metrics: {rec['metrics_error']})"
+        if ok and (said := self._new_input_note(rec)):  # what reading it said (a noisy JPEG, ...), once a kind
+            what += f" ({said})"
         if ok and rec.get("burst_note"):  # frames of a burst left out of its mean
             what += f" ({rec['burst_note']})"
         if ok and rec.get("output_note"):  # e.g. an alpha channel its output's format cannot hold
             what += f" ({rec['output_note']})"
         if self.bar is not None:
-            if not ok or rec.get("metrics_error") or rec.get("burst_note") or rec.get("output_note"):
+            if not ok or rec.get("metrics_error") or said or rec.get("burst_note") or rec.get("output_note"):
                 self.bar.write(f"{rec['image']}: {what}")
             self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)
             self.bar.update(1)
@@ -350,9 +353,31 @@ class Progress:
             print(f"[{n}/{self.total}, {self.failed} failed, ETA {_duration(left)}] {rec['image']}: {what}",
                   file=self.stream, flush=True)
 
+    def _new_input_note(self, rec: dict[str, Any]) -> str:
+        """The image's input notes that no earlier image's line said (the same note naming another
+        file is not said again: every JPEG of a batch gets one; the manifest keeps each image's)."""
+        paths = sorted(_input_paths(rec.get("inputs") or {}), key=len, reverse=True)
+        new = []
+        for note in rec.get("input_notes") or []:
+            body = note
+            for path in paths:
+                body = body.replace(path, "FILE")
+            if body not in self.said:
+                self.said.add(body)
+                new.append(note)
+        return "; ".join(new)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _input_paths(inputs: dict[str, Any]) -> list[str]:
+    """Every file named in a record's ``inputs`` (a kind's frames are a list)."""
+    named = []
+    for value in inputs.values():
+        named += [str(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
+    return named
 
 
 def _duration(seconds: float) -> str:

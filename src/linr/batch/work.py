@@ -14,7 +14,7 @@ import datetime as _dt
 import platform
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,9 @@ class Prepared:
     with the image so that a resume notices an input replaced since."""
     fits: Any = None
     """A FITS input's header (:class:`~linr.fits.FitsHeader`), written into a FITS output."""
+    input_notes: list[str] = field(default_factory=list)
+    """What reading the inputs had to say (:func:`linr.scene.load_scene`'s notes, as ``linr restore``
+    says them: a noisy JPEG, a mask read from an alpha, values scaled), recorded with the image."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -93,7 +96,8 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
                **settings.get("options", {})}  # other kinds' options (linr.batch.SPECIAL_OPTIONS)
     started = time.perf_counter()
     stamps = job.input_stamps()  # before reading: an input replaced during the fit is noticed on resume
-    observations, infos, _ = load_scene(obs, options, weights=settings["weights"])
+    notes: list[str] = []
+    observations, infos, _ = load_scene(obs, options, weights=settings["weights"], notes=notes)
     # a format that cannot hold the result fails now, not after the fit
     check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2])
     reference, metrics_error = None, None
@@ -113,7 +117,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         alpha=out.alpha,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
-                    out.icc_profile, out.density, stamps, out.fits)
+                    out.icc_profile, out.density, stamps, out.fits, notes)
 
 
 _WORKER_DEVICE: str | None = None
@@ -302,6 +306,7 @@ def finish(
         "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
         **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
+        **({"input_notes": list(prep.input_notes)} if prep.input_notes else {}),
         **({"burst_note": said} if (said := burst_said(result["settings"])) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
