@@ -135,6 +135,10 @@ def test_a_frame_still_shifted_after_alignment_is_said_to_be_so() -> None:
     plain = _clipping_line({"clipping": route})
     assert "frame 3 of the burst shifted against the first (by up to 2.0 px)" in plain
     assert "--register translation moves every frame onto the first's grid" in plain
+    named = _clipping_line({"clipping": route}, names=["a.png", "b.png", "c.png"])
+    assert "frame 3 (c.png) of the burst shifted" in named
+    # the frames of one multi-image file share its name: their numbers alone
+    assert "frame 3 of the burst shifted" in _clipping_line({"clipping": route}, names=["s.tif"] * 3)
 
 
 def test_a_moved_frame_gives_way_to_the_first_only_where_they_disagree_beyond_their_noise() -> None:

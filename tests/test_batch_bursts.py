@@ -238,7 +238,7 @@ def test_a_frame_left_out_of_a_burst_s_mean_is_said_on_its_line(tmp_path, capsys
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path / "bursts"), "--task", "noisy", "-o", str(out), "--threads", "1",
                  *[a for a in FIT if a != "--quiet"]]) == 0
-    said = "frame 2 of the burst shifted against the first (by up to 3.0 px) and left out"
+    said = "frame 2 (frame1.png) of the burst shifted against the first (by up to 3.0 px) and left out"
     assert said in capsys.readouterr().err
     assert said in _manifest(out)["moved"]["burst_note"]
     copy = tmp_path / "more" / "copy"  # a much cleaner copy among the frames: asked about too
@@ -248,7 +248,7 @@ def test_a_frame_left_out_of_a_burst_s_mean_is_said_on_its_line(tmp_path, capsys
         write_image(copy / f"shot{k}.png", add_gaussian_noise(house, sigma, seed=k))
     assert main(["batch", str(tmp_path / "more"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--threads", "1",
                  *[a for a in FIT if a != "--quiet"]]) == 0
-    assert "frame 3 takes 9" in capsys.readouterr().err
+    assert "frame 3 (shot2.png) takes 9" in capsys.readouterr().err
     assert "is it a frame of this burst" in _manifest(tmp_path / "out2")["copy"]["burst_note"]
 
 

@@ -174,7 +174,7 @@ def test_a_frame_that_takes_nearly_all_of_the_mean_s_weight_is_asked_about(tmp_p
         write_image(tmp_path / f"shot{k}.png", add_gaussian_noise(clean, sigma, seed=k))
     assert main(["restore", "--noisy", str(tmp_path / "shot*.png"), "-o", str(tmp_path / "o.png"), *TINY]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"frame 3 takes 9\d% of the mean's weight, its noise measured \d+\.\dx lower than the others'", out)
+    assert re.search(r"frame 3 \(shot2\.png\) takes 9\d% of the mean's weight, its noise measured \d+\.\dx lower than the others'", out)
     assert "is it a frame of this burst" in out
     assert main(["restore", "--noisy", str(tmp_path / "shot[01].png"), "-o", str(tmp_path / "o2.png"), *TINY]) == 0
     assert "of the mean's weight" not in capsys.readouterr().out

@@ -257,5 +257,5 @@ def test_a_burst_leaves_out_frames_shifted_against_its_first(tmp_path, capsys):
     write_image(second, moved)
     assert main(["restore", "--noisy", str(first), "--noisy", str(second), "-o", str(out), *TINY]) == 0
     said = capsys.readouterr().out
-    assert "frame 2 of the burst shifted against the first (by up to 3." in said and "the first frame alone" in said
+    assert "frame 2 (b.png) of the burst shifted against the first (by up to 3." in said and "the first frame alone" in said
     assert "--register translation" in said and "aligned frames averaged" not in said

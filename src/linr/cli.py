@@ -414,11 +414,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     network_line = _network_line(results[0].settings, named=model is not None)
     if network_line:
         print(network_line)
-    photon_line = _photon_line(results[0].settings)
+    # a burst's frames named by their files in its lines (one scene: separate frames are no burst)
+    names = [Path(str(info.path)).name for info in scenes[0][1]] if len(scenes) == 1 else None
+    photon_line = _photon_line(results[0].settings, names=names)
     if photon_line:
         print(photon_line)
     mapped = [r for r in results if r.settings.get("clipping")]
-    clipping_line = _clipping_line(mapped[0].settings) if mapped else None
+    clipping_line = _clipping_line(mapped[0].settings, names=names) if mapped else None
     if clipping_line:  # separate frames: the first one's, and how many took the route
         print(clipping_line + (f" ({len(mapped)} of {len(results)} frames)" if len(results) > 1 else ""))
     prior_line = _prior_line([r.settings for r in results], asked=args.prior is not None)
@@ -494,8 +496,9 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
             "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
 
 
-def _photon_line(settings: dict[str, Any]) -> str | None:
-    """One line on how photon noise was restored (:mod:`linr.stabilise`), or None: no photon noise."""
+def _photon_line(settings: dict[str, Any], *, names: list[str] | None = None) -> str | None:
+    """One line on how photon noise was restored (:mod:`linr.stabilise`), or None: no photon noise.
+    ``names``: a burst's frames' file names."""
     from .stabilise import left_out_said
 
     route = settings.get("photon")
@@ -503,7 +506,7 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
         return None
     if route["method"] == "anscombe":
         read = route["read_noise_photons"]
-        left = left_out_said(route)
+        left = left_out_said(route, names=names)
         return ("" if left is None else left + "; ") + (f"photon noise: restored through its Anscombe transform ({route['peak']:.3g} photons at white"
                 + (f", read noise {read / route['peak'] * 255:.3g}/255 ({read:.3g} photons)" if read else "")
                 + "; noise levels in the lines below are the transformed photo's; --photon-method likelihood "
@@ -513,23 +516,23 @@ def _photon_line(settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _clipping_line(settings: dict[str, Any]) -> str | None:
+def _clipping_line(settings: dict[str, Any], *, names: list[str] | None = None) -> str | None:
     """One line on a Gaussian burst averaged and a photo's clipping undone (:mod:`linr.stabilise`),
-    or None: neither."""
+    or None: neither. ``names``: the burst's frames' file names."""
     from .stabilise import dominant_frame_said, left_out_said, moved_before_mean
 
     route = settings.get("clipping")
     if not route:
         return None
     said = []
-    if (left := left_out_said(route, aligned=moved_before_mean(settings.get("registration")))) is not None:
+    if (left := left_out_said(route, aligned=moved_before_mean(settings.get("registration")), names=names)) is not None:
         said.append(left)
     if route.get("frames_averaged", 0) > 1:
         levels = ", ".join(f"{s:.1f}" for s in route.get("measured_sigmas", route["sigmas"]))
         weights = ", ".join(f"{w:.2f}" for w in route["weights"])
         said.append(f"{route['frames_averaged']} aligned frames averaged and restored as one photo (measured "
                     f"noise sigma {levels} of 255; weights {weights})")
-        if (heavy := dominant_frame_said(route)) is not None:
+        if (heavy := dominant_frame_said(route, names=names)) is not None:
             said.append(heavy)
     ends = [end for end, on in (("black", route["clipped_at_black"]), ("white", route["clipped_at_white"])) if on]
     if ends:

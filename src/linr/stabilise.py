@@ -368,15 +368,24 @@ def moved_before_mean(found: Sequence[Any] | None) -> bool:
     return any(t is not None and t.get("method") for t in found or [])
 
 
-def left_out_said(route: dict[str, Any], *, aligned: bool = False) -> str | None:
+def _frame(number: int | str, names: Sequence[str] | None) -> str:
+    """Frame ``number`` (from 1), with its file's name where ``names`` (one per frame, in order) are
+    distinct (the frames of one multi-image file are not)."""
+    if names is None or len(set(names)) < len(names) or not 0 < int(number) <= len(names):
+        return str(number)
+    return f"{number} ({names[int(number) - 1]})"
+
+
+def left_out_said(route: dict[str, Any], *, aligned: bool = False, names: Sequence[str] | None = None) -> str | None:
     """What a burst's route left out of its mean (frames shifted against the first), or None.
-    ``aligned``: the frames were moved onto the first's grid before (``--register translation``)."""
+    ``aligned``: the frames were moved onto the first's grid before (``--register translation``).
+    ``names``: the frames' file names, said beside their numbers (:func:`_frame`)."""
     left = route.get("frames_left_out")
     if not left:
         return None
     largest = max(max(abs(v) for v in shift) for shift in left.values())
     used = route.get("frames_averaged", 1)
-    frames = ", ".join(left)
+    frames = ", ".join(_frame(k, names) for k in left)
     what = "still shifted against the first after they were moved onto its grid" if aligned else \
         "shifted against the first"
     return (f"frame{'s' if len(left) > 1 else ''} {frames} of the burst {what} (by up to "
@@ -390,30 +399,32 @@ DOMINANT_WEIGHT = 0.9
 """The share of a burst's mean one frame takes from which its line asks whether it belongs."""
 
 
-def dominant_frame_said(route: dict[str, Any]) -> str | None:
+def dominant_frame_said(route: dict[str, Any], *, names: Sequence[str] | None = None) -> str | None:
     """A clause on the one frame of an averaged burst that takes :data:`DOMINANT_WEIGHT` of the
     weight or more (its noise measured several times below the others': a new user's burst glob
-    took in a blurred photo of the scene, 0.98 of the weight and 5.7 dB lost), or None."""
+    took in a blurred photo of the scene, 0.98 of the weight and 5.7 dB lost), or None.
+    ``names``: the frames' file names (:func:`_frame`)."""
     weights = list(route["weights"])
     sigmas = list(route.get("measured_sigmas", route["sigmas"]))
     k = int(np.argmax(weights))
     others = [s for j, (s, w) in enumerate(zip(sigmas, weights)) if j != k and w > 0]
     if weights[k] < DOMINANT_WEIGHT or not others or not sigmas[k] > 0:
         return None
-    return (f"frame {k + 1} takes {weights[k]:.0%} of the mean's weight, its noise measured {float(np.median(others)) / sigmas[k]:.1f}x "
+    return (f"frame {_frame(k + 1, names)} takes {weights[k]:.0%} of the mean's weight, its noise measured {float(np.median(others)) / sigmas[k]:.1f}x "
             "lower than the others': is it a frame of this burst (not a processed or blurred copy, or another "
             "exposure)? The restoration is mostly of it")
 
 
-def burst_said(settings: dict[str, Any]) -> str | None:
+def burst_said(settings: dict[str, Any], *, names: Sequence[str] | None = None) -> str | None:
     """What a user must hear of a restoration's burst (its ``settings``: a Gaussian burst's
     ``clipping`` record, a photon burst's ``photon`` one): the frames left out of its mean
     (:func:`left_out_said`) and a frame that takes nearly all of its weight
-    (:func:`dominant_frame_said`), or None: neither."""
+    (:func:`dominant_frame_said`), or None: neither. ``names``: the frames' file names."""
     said = []
     for name in ("clipping", "photon"):
         if route := settings.get(name):
-            said.append(left_out_said(route, aligned=name == "clipping" and moved_before_mean(settings.get("registration"))))
+            moved = name == "clipping" and moved_before_mean(settings.get("registration"))
+            said.append(left_out_said(route, aligned=moved, names=names))
             if name == "clipping" and route.get("frames_averaged", 0) > 1:  # Gaussian frames weighed by their levels
-                said.append(dominant_frame_said(route))
+                said.append(dominant_frame_said(route, names=names))
     return "; ".join(s for s in said if s) or None

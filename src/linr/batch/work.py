@@ -14,6 +14,7 @@ import datetime as _dt
 import platform
 import signal
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,6 +250,14 @@ def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 
     }
 
 
+def _frame_names(job: Job) -> list[str] | None:
+    """The file names of a burst's frames in order (one kind, several files), else None."""
+    if len(job.observations) != 1:
+        return None
+    (files,) = job.observations.values()
+    return [Path(str(f)).name for f in files] if isinstance(files, (list, tuple)) and len(files) > 1 else None
+
+
 def _inputs(job: Job) -> dict[str, str | None]:
     return {**job.observations, "mask": job.mask, "kernel": job.kernel, "reference": job.reference}
 
@@ -307,7 +316,7 @@ def finish(
         **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
         **({"input_notes": list(prep.input_notes)} if prep.input_notes else {}),
-        **({"burst_note": said} if (said := burst_said(result["settings"])) else {}),
+        **({"burst_note": said} if (said := burst_said(result["settings"], names=_frame_names(job))) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
     }
