@@ -17,7 +17,9 @@ frames with ``register='translation'``), ``one-frame`` (the first frame alone), 
 thread. ``--motion subpixel``: shifts drawn anywhere in the same reach, the image moved by a
 quintic spline (scipy.ndimage, mirrored borders) before the block means; ``rotation:DEG`` the
 same, each frame after the first also turned about the centre by up to DEG degrees each way
-(which a translation cannot undo). One JSON line per (image, size, sigma, frames, method, code, motion), appended as it finishes; a
+(which a translation cannot undo); ``local:PX`` the same shifts, each frame after the first also
+moved by a smooth field of up to PX frame pixels (:func:`_local_field`: what no one shift or
+turn undoes). One JSON line per (image, size, sigma, frames, method, code, motion), appended as it finishes; a
 rerun skips rows already there (``code``: the commit of the ``linr`` imported, '+' for a changed
 tree).
 """
@@ -58,13 +60,24 @@ def burst_of(name: str, size: int, frames: int, reach: int, sigma: float, moved:
         offsets = [(0, 0)] + [tuple(int(v) for v in rng.integers(-margin, margin + 1, 2)) for _ in range(frames - 1)]
     else:
         offsets = [(0.0, 0.0)] + [tuple(float(v) for v in rng.uniform(-margin, margin, 2)) for _ in range(frames - 1)]
-    angles = [0.0] + [float(v) for v in rng.uniform(-1, 1, frames - 1) * float(motion.partition(":")[2] or 0)]
+    turning = motion.startswith("rotation")
+    angles = [0.0] + [float(v) for v in rng.uniform(-1, 1, frames - 1) * float(motion.partition(":")[2] or 0)
+                      * turning]
+    fields = [None] + [_local_field(rng, area.shape[:2], 2 * float(motion.partition(":")[2] or 1))
+                       if motion.startswith("local") else None for _ in range(frames - 1)]
     if not moved or motion == "still":  # the oracle's frames; 'still': a burst that needs no registration
-        offsets, angles = [(0, 0)] * frames, [0.0] * frames
+        offsets, angles, fields = [(0, 0)] * frames, [0.0] * frames, [None] * frames
     clean_frames = []
-    for (oy, ox), angle in zip(offsets, angles):
+    for (oy, ox), angle, field in zip(offsets, angles, fields):
         if motion in ("grid", "still"):
             window = area[margin + oy:margin + oy + 2 * size, margin + ox:margin + ox + 2 * size]
+        elif field is not None:  # the frame shows the scene at p + offset + field(p) (a quintic spline)
+            from scipy import ndimage
+
+            yy, xx = np.mgrid[0:area.shape[0], 0:area.shape[1]].astype(np.float64)
+            at = (yy + oy + field[0], xx + ox + field[1])
+            window = np.stack([ndimage.map_coordinates(area[..., c], at, order=5, mode="reflect")
+                               for c in range(3)], axis=-1)[margin:margin + 2 * size, margin:margin + 2 * size]
         else:  # moved by a quintic spline (not the Fourier move linr aligns by), turned about the centre first
             from scipy import ndimage
 
@@ -75,6 +88,21 @@ def burst_of(name: str, size: int, frames: int, reach: int, sigma: float, moved:
     noisy = [(np.round(np.clip(c + np.random.default_rng(k).normal(0, sigma / 255, c.shape), 0, 1) * 255) / 255
               ).astype(np.float32) for k, c in enumerate(clean_frames)]
     return clean_frames[0], noisy, [(oy / 2, ox / 2) for oy, ox in offsets]
+
+
+def _local_field(rng: np.random.Generator, shape: tuple[int, int], largest: float) -> np.ndarray:
+    """A smooth displacement field (2, H, W; image pixels) whose largest length is ``largest``:
+    per component two plane waves of random direction and phase, their wavelengths between the
+    image's side and twice it (parallax, a lens's breathing, a subject's slow motion)."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    field = np.zeros((2, h, w))
+    for component in range(2):
+        for _ in range(2):
+            angle, phase = rng.uniform(0, 2 * np.pi, 2)
+            wavelength = rng.uniform(1, 2) * max(h, w)
+            field[component] += np.sin(2 * np.pi * (np.cos(angle) * yy + np.sin(angle) * xx) / wavelength + phase)
+    return field * largest / np.hypot(*field).max()
 
 
 def row(name: str, method: str, size: int, frames: int, reach: int, sigma: float, code: str,
@@ -198,8 +226,8 @@ def main() -> None:
     parser.add_argument("--rows", default=None)
     parser.add_argument("--motion", default="grid", help="grid (whole image pixels: half frame pixels), still (not "
                         "moved: what registration costs a burst that needs none), subpixel "
-                        "(any shift, by a quintic spline) or rotation:DEG (subpixel, turned by up to DEG degrees "
-                        "each way first)")
+                        "(any shift, by a quintic spline), rotation:DEG (subpixel, turned by up to DEG degrees "
+                        "each way first) or local:PX (subpixel, moved by a smooth field of up to PX px too)")
     parser.add_argument("--shift-errors", metavar="SIGMAS", help="print how far the shifts found are from the "
                         "true ones at these noise levels (e.g. 15,25,50); no restoration")
     parser.add_argument("--summary", action="store_true", help="print one markdown row of means per rows "
