@@ -32,6 +32,7 @@ transform) and their mean restored as an aligned burst's (:func:`linr.stabilise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
@@ -458,6 +459,102 @@ def aligned_to_first(images: Sequence[np.ndarray], turns: list[float] | None = N
         moved[outside] = first[outside]
         out.append(moved)
     return out, shifts
+
+
+LOCAL_TILE = 32
+"""The side (px) of the tiles, overlapping by half, whose remaining shifts
+:func:`locally_aligned` finds and undoes after a frame's whole move onto the first's grid."""
+LOCAL_SIGNIFICANCE = 3.0
+"""A tile's remaining shift is undone only where it is this many standard errors from none (its
+Mahalanobis length under the tile's noise): noise alone would give 1 tile in 90."""
+LOCAL_FROM = 0.2
+"""Pixels a tile's remaining shift must reach (its larger component) to be undone."""
+
+
+def locally_aligned(moved: np.ndarray, first: np.ndarray, sigma_moved: float, sigma_first: float
+                    ) -> tuple[np.ndarray, int, float]:
+    """``moved`` (a frame already moved onto ``first``'s grid, both (H, W[, C]) on [0, 1], their
+    noise stds given) with what one shift and turn did not undo undone too (parallax, a subject
+    that moved slowly, a lens's breathing): each tile of :data:`LOCAL_TILE` px (overlapping by
+    half) whose own remaining shift (:func:`refined_shift` from none, grey) is significant
+    (:data:`LOCAL_SIGNIFICANCE`, :data:`LOCAL_FROM`) is moved by it (a phase ramp, as
+    :func:`aligned_to_first` moves a frame: its noise stays white), and the tiles are blended with
+    squared-sine weights, which sum to one where tiles overlap. Also the number of tiles moved and
+    the largest shift undone (px). A frame smaller than two tiles a side is returned as it is."""
+    moved = np.asarray(moved, np.float32)
+    h, w = first.shape[:2]
+    side, stride = LOCAL_TILE, LOCAL_TILE // 2
+    if min(h, w) < 2 * side:
+        return moved, 0, 0.0
+    channels = first.shape[2] if first.ndim == 3 else 1
+    noise = math.hypot(sigma_moved, sigma_first) / math.sqrt(channels)  # the grey difference's std
+    tops, lefts = (sorted(set(range(0, n - side + 1, stride)) | {n - side}) for n in (h, w))
+    shifts = {}
+    for top in tops:
+        for left in lefts:
+            tile = np.s_[top:top + side, left:left + side]
+            shift = _significant_shift(_grey(first[tile]), _grey(moved[tile]), noise, sigma_moved / math.sqrt(channels))
+            if shift is not None:
+                shifts[top, left] = shift
+    if not shifts:
+        return moved, 0, 0.0
+    taper = np.sin(np.pi * (np.arange(side) + 0.5) / side) ** 2
+    weight = taper[:, None] * taper[None, :]
+    out = np.zeros(moved.shape, np.float64)
+    total = np.zeros((h, w), np.float64)
+    for top in tops:
+        for left in lefts:
+            tile = np.s_[top:top + side, left:left + side]
+            piece = moved[tile]
+            if (top, left) in shifts:  # moved with the frame around it (no mirrored border inside)
+                dy, dx = shifts[top, left]
+                reach = ALIGN_PAD + int(math.ceil(max(abs(dy), abs(dx))))
+                t0, l0 = max(0, top - reach), max(0, left - reach)
+                around = _moved(moved[t0:min(h, top + side + reach), l0:min(w, left + side + reach)], dy, dx)
+                piece = around[top - t0:top - t0 + side, left - l0:left - l0 + side]
+            out[tile] += piece * (weight if piece.ndim == 2 else weight[..., None])
+            total[tile] += weight
+    out /= total if out.ndim == 2 else total[..., None]
+    largest = max(max(abs(dy), abs(dx)) for dy, dx in shifts.values())
+    return out.astype(np.float32), len(shifts), largest
+
+
+def _significant_shift(reference: np.ndarray, moving: np.ndarray, noise: float, noise_moving: float
+                       ) -> tuple[float, float] | None:
+    """The shift of grey tile ``moving`` against ``reference`` (:func:`refined_shift` from none),
+    or None where it is not significant: its Mahalanobis length under ``noise`` (the std of the
+    tiles' unsmoothed difference per pixel; the smoothed gradients' normal matrix over that
+    variance is the shift's inverse covariance, the smoothing's correlation of the noise summing
+    to one; the normal matrix less what ``moving``'s own noise of std ``noise_moving`` adds to it)
+    below :data:`LOCAL_SIGNIFICANCE`, or no component of :data:`LOCAL_FROM` px."""
+    from scipy.ndimage import gaussian_filter
+
+    if float(np.ptp(reference)) == 0.0 or float(np.ptp(moving)) == 0.0 or noise <= 0:
+        return None
+    dy, dx = refined_shift(reference, moving, (0.0, 0.0))
+    if max(abs(dy), abs(dx)) < LOCAL_FROM:
+        return None
+    g = _moved(gaussian_filter(np.asarray(moving, np.float64), REFINE_SMOOTHING).astype(np.float32), dy, dx)
+    m = int(math.ceil(max(abs(dy), abs(dx)))) + 3
+    gy, gx = (d[m:-m, m:-m].astype(np.float64) for d in np.gradient(g.astype(np.float64)))
+    normal = np.array([[np.sum(gy * gy), np.sum(gy * gx)], [np.sum(gy * gx), np.sum(gx * gx)]])
+    # less what the tile's own noise adds to its squared gradients (a flat tile's noise alone passed)
+    normal -= np.eye(2) * gy.size * _smoothed_gradient_gain() * noise_moving ** 2
+    values, vectors = np.linalg.eigh(normal)
+    normal = (vectors * np.clip(values, 0.0, None)) @ vectors.T
+    t = np.array([dy, dx])
+    return (dy, dx) if float(t @ normal @ t) / noise ** 2 >= LOCAL_SIGNIFICANCE ** 2 else None
+
+
+@functools.lru_cache(maxsize=1)
+def _smoothed_gradient_gain() -> float:
+    """The variance of one component of the gradient (central differences) of white noise of unit
+    variance smoothed by :data:`REFINE_SMOOTHING`, per pixel."""
+    from scipy.ndimage import gaussian_filter
+
+    impulse = np.zeros((41, 41))
+    impulse[20, 20] = 1.0
+    return float(np.sum(np.gradient(gaussian_filter(impulse, REFINE_SMOOTHING), axis=0) ** 2))
 
 
 AGREE_WINDOW = 5
