@@ -366,3 +366,13 @@ def test_a_new_users_trial_tile_hint_overlap_note_tiled_report_kernel_message_an
     assert said.splitlines()[0] == "linr: interrupted"
     assert signal.getsignal(signal.SIGTERM) is fallback  # the handler is the command's only
     signal.signal(signal.SIGTERM, before)
+
+
+def test_degrade_blur_says_how_to_restore_its_wrapped_borders(tmp_path, capsys):
+    """A new user restored ``linr degrade --blur``'s output as the README's deblurring line shows
+    and got stripes along its borders: the blur wraps around, which the default's free edges do
+    not assume; degrade now says which flags restore it."""
+    write_image(tmp_path / "c.png", np.full((16, 16, 3), 0.5, np.float32))
+    assert main(["degrade", str(tmp_path / "c.png"), "-o", str(tmp_path / "b.png"), "--blur", "gaussian:5:1"]) == 0
+    said = capsys.readouterr().out
+    assert f"restore it with --blurred {tmp_path / 'b.png'} --kernel gaussian:5:1 --boundary circular" in said

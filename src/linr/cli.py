@@ -1218,6 +1218,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
                 value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
                 fits=info.fits, force=args.force, protect=protect)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
+    if args.blur is not None:  # linr restore's default takes a blurred photo for a camera's (free edges)
+        print(f"its blur wraps around at the borders: restore it with --blurred {args.output} --kernel {args.blur} "
+              "--boundary circular (the default's free edges would leave stripes along them)")
     _made_folder(new_folder)
     if mask_path is not None:
         write_image(mask_path, mask.astype(np.float32), density=info.density, force=args.force, protect=protect)
