@@ -376,3 +376,23 @@ def test_degrade_blur_says_how_to_restore_its_wrapped_borders(tmp_path, capsys):
     assert main(["degrade", str(tmp_path / "c.png"), "-o", str(tmp_path / "b.png"), "--blur", "gaussian:5:1"]) == 0
     said = capsys.readouterr().out
     assert f"restore it with --blurred {tmp_path / 'b.png'} --kernel gaussian:5:1 --boundary circular" in said
+
+
+def test_a_new_user_s_small_inconsistencies(tmp_path, capsys):
+    """--keep 0 and --keep 1.5 refused alike; a 5-channel image degraded into a PNG refused before
+    any note on how it would be written; a report's new folder said, as the output's is."""
+    import tifffile
+
+    from .conftest import run_err
+
+    write_image(tmp_path / "c.png", np.full((16, 16, 3), 0.5, np.float32))
+    for keep in ("0", "1.5"):
+        assert run_err(capsys, ["degrade", str(tmp_path / "c.png"), "-o", str(tmp_path / "k.png"), "--keep", keep]) \
+            == f"linr: error: degrade: argument --keep: expected a fraction in (0, 1], got '{keep}'"
+    tifffile.imwrite(tmp_path / "five.tif", np.full((5, 16, 16), 0.5, np.float32), metadata={"axes": "CYX"})
+    assert "PNG holds grey or RGB images" in run_err(capsys, ["degrade", str(tmp_path / "five.tif"), "-o",
+                                                             str(tmp_path / "f.png"), "--noise", "10"])
+    report = tmp_path / "new" / "r.json"
+    assert main(["restore", "--noisy", str(tmp_path / "c.png"), "-o", str(tmp_path / "o.png"), "--steps", "2",
+                 "--device", "cpu", "--quiet", "--report", str(report)]) == 0
+    assert f"made the folder {tmp_path / 'new'} for it" in capsys.readouterr().out and report.exists()

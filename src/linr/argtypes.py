@@ -8,7 +8,7 @@ import argparse
 import math
 from typing import Any
 
-__all__ = ["positive_int", "positive_float", "nonneg_float"]
+__all__ = ["positive_int", "positive_float", "nonneg_float", "fraction"]
 
 
 def _checked(text: str, cast: Any, ok: Any, kind: str, wanted: str) -> Any:
@@ -32,3 +32,7 @@ def positive_float(text: str) -> float:
 
 def nonneg_float(text: str) -> float:
     return _checked(text, float, lambda v: v >= 0 and math.isfinite(v), "a number", "a number >= 0")
+
+
+def fraction(text: str) -> float:
+    return _checked(text, float, lambda v: 0 < v <= 1, "a number", "a fraction in (0, 1]")

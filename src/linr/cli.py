@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from .argtypes import fraction
 from .cli_common import (add_fit_options, add_observation_options, check_backend_options, check_pairs,
                          load_observations, model_config, nonneg_float, positive_float, positive_int, size_option,
                          sigterm_as_interrupt, value_range_option)
@@ -476,9 +477,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
             output["render_size"] = list(out_shape)
         if args.uncertainty is not None:
             output["uncertainty"] = uncertainty
+        report_folder = _missing_folder(args.report)  # None where the output's write made it already
         _write_json(args.report, {**output, **reports[0]} if len(scenes) == 1 else
                     {**output, "frames": reports})
         print(f"wrote {args.report}")
+        _made_folder(report_folder)
     return 0
 
 
@@ -1120,7 +1123,7 @@ def _build_degrade(sub: Any) -> None:
                       help="add Gaussian noise of std SIGMA on the 0-255 scale, clip")
     what.add_argument("--downscale", type=positive_int, metavar="S",
                       help="PIL Lanczos downscaling by S (sides must be divisible by S)")
-    what.add_argument("--keep", type=positive_float, metavar="FRACTION",
+    what.add_argument("--keep", type=fraction, metavar="FRACTION",
                       help="Bernoulli keep-mask: keep this fraction of pixels (writes the mask too)")
     what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise (the whole image wraps around, as "
                       "no real photo does); restore it with --kernel SPEC --boundary circular: the default's "
@@ -1160,13 +1163,12 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         raise InputError("--mask-output and -o name the same file")
     mask_path = None
     if args.keep is not None:
-        if args.keep > 1:
-            raise InputError(f"--keep must be a fraction in (0, 1], got {args.keep}")
         out = Path(args.output)
         mask_path = Path(args.mask_output) if args.mask_output else out.with_name(f"{out.stem}_mask.png")
         check_output_path(mask_path, force=args.force, protect=protect + [args.output])
     kernel = parse_kernel(args.blur) if args.blur is not None else None
     image, info = read_image(args.clean)
+    check_output_path(args.output, force=args.force, protect=protect, channels=image.shape[2])  # before any note
     undefined = undefined_pixels(info)  # a FITS file's holes
     if args.downscale is not None or args.blur is not None:
         refuse_undefined(info, args.clean, f"{'--downscale' if args.downscale is not None else '--blur'} would mix "
