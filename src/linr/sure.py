@@ -55,7 +55,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "noisy_enough", "risk", "row_tag", "pick_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "AVERAGED_AGREE", "noisy_enough", "risk", "row_tag", "pick_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -196,10 +196,23 @@ def why_not(observations: Sequence[Any], refine: str | None, *, whole: bool, kee
     return None
 
 
-def noisy_enough(observations: Sequence[Any]) -> bool:
-    """Whether the photo's measured noise is at least :data:`MIN_SIGMA` (its first observation's)."""
-    image = np.asarray(observations[0].image, np.float32)
-    return floored_noise_sigma(image) * 255.0 >= MIN_SIGMA
+AVERAGED_AGREE = 1.05
+"""The mean of an aligned burst takes the pick whatever its level where its measured noise is at
+most this times the level its frames' measured levels give it (``sqrt(sum w_k^2 sigma_k^2)``):
+texture, which the measure reads as noise, does not average out across frames as noise does, so a
+mean measured much above its frames' level is textured, where the pick at low levels came early.
+On 3-frame bursts of the tune crops (set5 + kate, 64 px; ``benchmarks/burst_sure_probe.py``) the
+pick lost only where that ratio was 1.07-1.54 (butterfly, head: up to -1.19 dB at sigma 5) and
+gained up to 2.65 dB where it was 0.99-1.05 (the frames at sigma 5-25, their means at 2.8-13.7,
+under :data:`MIN_SIGMA`)."""
+
+
+def noisy_enough(observations: Sequence[Any], averaged_level: float | None = None) -> bool:
+    """Whether the photo's measured noise is at least :data:`MIN_SIGMA` (its first observation's),
+    or, for the mean of an aligned burst whose frames' measured levels give it ``averaged_level``
+    (0-1 scale; None: not such a mean), at most :data:`AVERAGED_AGREE` times that level."""
+    measured = floored_noise_sigma(np.asarray(observations[0].image, np.float32))
+    return measured * 255.0 >= MIN_SIGMA or (averaged_level is not None and measured <= AVERAGED_AGREE * averaged_level)
 
 
 def _thinned(steps: list[int], most: int) -> list[int]:

@@ -1159,7 +1159,8 @@ def restore(
         obs = register_observations(obs, register, shape=clean_shape(obs))
     if ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
         stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), obs,
-                                        stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model),
+                                        stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model,
+                                        averaged_level=_averaged_level(plan.route)),
                              k, shared_held_out=blended) for k in range(ensemble)]
         result = fit_ensemble(obs, config, stops, reference=reference, on_pick=on_refine)
         rule = stops[0]  # its held-out pixels are every member's when blended
@@ -1496,7 +1497,8 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
-    rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model)
+    rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,
+                      averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
                        aligned)
 
@@ -1513,22 +1515,39 @@ def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precisi
 
 
 def _sure_by_default(obs: Sequence[Observation], *, stop: Any, preset: str | None, refine: str | None,
-                     keep_model: bool) -> bool:
+                     keep_model: bool, averaged_level: float | None = None) -> bool:
     """Whether the automatic stop of one fit of the whole image is the SURE pick: ``stop`` automatic,
     no preset, a photo it can serve (:func:`linr.sure.why_not`) of at most
     :func:`linr.sure.up_to_pixels` pixels (:data:`~linr.sure.UP_TO_PIXELS` in grey,
-    :data:`~linr.sure.UP_TO_PIXELS_COLOUR` in colour) and noise of at least :data:`linr.sure.MIN_SIGMA`."""
+    :data:`~linr.sure.UP_TO_PIXELS_COLOUR` in colour) and noise enough (:func:`linr.sure.noisy_enough`:
+    at least :data:`linr.sure.MIN_SIGMA`, or an aligned burst's mean measured as its frames say,
+    ``averaged_level``: :func:`_averaged_level`)."""
     h, w = clean_shape(obs)
     return stop in (None, "auto") and preset is None and h * w <= up_to_pixels(obs[0].channels) and \
-        why_not(obs, refine, whole=True, keep_model=keep_model) is None and noisy_enough(obs)
+        why_not(obs, refine, whole=True, keep_model=keep_model) is None and noisy_enough(obs, averaged_level)
+
+
+def _averaged_level(route: Any) -> float | None:
+    """The noise level (0-1 scale) that the measured levels of the frames an aligned burst's
+    ``route`` (:func:`linr.stabilise.restore_route`'s, or None) averages give their weighted mean
+    (``sqrt(sum w_k^2 sigma_k^2)``), or None: the route averages fewer than two frames."""
+    if route is None or route.averaged < 2 or route.frames_used < 2 or route.transform is None:
+        return None
+    transform = route.transform
+    levels = getattr(transform, "measured", None) or getattr(transform, "sigmas", None)
+    weights = route.weights or getattr(transform, "weights", None)
+    if levels is None or weights is None:
+        return None
+    return float(np.sqrt(np.sum(np.square(weights) * np.square(levels))))
 
 
 def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, preset: str | None,
-               refine: str | None, whole: bool, keep_model: bool) -> StopRule | None:
+               refine: str | None, whole: bool, keep_model: bool, averaged_level: float | None = None
+               ) -> StopRule | None:
     """The stop rule with the SURE pick (:mod:`linr.sure`): the automatic stop of the defaults
     becomes :class:`~linr.stopping.SurePick` for one noisy photo of at most
-    :func:`linr.sure.up_to_pixels` that the pick can serve, its measured noise at least
-    :data:`linr.sure.MIN_SIGMA`; a ``sure`` rule asked for where it cannot is refused in one line."""
+    :func:`linr.sure.up_to_pixels` that the pick can serve, noisy enough (:func:`_sure_by_default`);
+    a ``sure`` rule asked for where it cannot is refused in one line."""
     if isinstance(rule, SurePick):
         reason = why_not(obs, refine, whole=whole, keep_model=keep_model)
         if reason is not None:
@@ -1537,7 +1556,8 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
     if isinstance(holdout_rule(rule), SurePick):
         raise InputError("stop rule 'sure' stands alone: it chooses among its own checkpoints after the fit, "
                          "and another rule ending the fit first would leave it none to choose from")
-    if whole and _sure_by_default(obs, stop=stop, preset=preset, refine=refine, keep_model=keep_model) and \
+    if whole and _sure_by_default(obs, stop=stop, preset=preset, refine=refine, keep_model=keep_model,
+                                  averaged_level=averaged_level) and \
             type(rule) is HoldOut and rule.average is not None:
         return SurePick(fraction=rule.fraction, patience=rule.tracker.patience, seed=rule.seed,
                         check_every=rule.tracker.check_every, average=rule.average.spec)
@@ -1711,8 +1731,8 @@ def restore_many(
                              f"({', '.join(differ)}); restore them separately")
     refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
     rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
-                        preset=preset, refine=spec, whole=True, keep_model=False)
-             for (obs, _), spec in zip(resolved, refines)]
+                        preset=preset, refine=spec, whole=True, keep_model=False, averaged_level=_averaged_level(route))
+             for (obs, _), spec, route in zip(resolved, refines, routes)]
     config = sure_in_float32(config, rules, precision)
     results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
     for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
