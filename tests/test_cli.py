@@ -380,7 +380,8 @@ def test_degrade_blur_says_how_to_restore_its_wrapped_borders(tmp_path, capsys):
 
 def test_a_new_user_s_small_inconsistencies(tmp_path, capsys):
     """--keep 0 and --keep 1.5 refused alike; a 5-channel image degraded into a PNG refused before
-    any note on how it would be written; a report's new folder said, as the output's is."""
+    any note on how it would be written; a report's new folder said, as the output's is; an input
+    given as its own reference said to be identical (it printed 'PSNR inf dB')."""
     import tifffile
 
     from .conftest import run_err
@@ -394,5 +395,7 @@ def test_a_new_user_s_small_inconsistencies(tmp_path, capsys):
                                                              str(tmp_path / "f.png"), "--noise", "10"])
     report = tmp_path / "new" / "r.json"
     assert main(["restore", "--noisy", str(tmp_path / "c.png"), "-o", str(tmp_path / "o.png"), "--steps", "2",
-                 "--device", "cpu", "--quiet", "--report", str(report)]) == 0
-    assert f"made the folder {tmp_path / 'new'} for it" in capsys.readouterr().out and report.exists()
+                 "--device", "cpu", "--quiet", "--report", str(report), "--reference", str(tmp_path / "c.png")]) == 0
+    said = capsys.readouterr().out
+    assert f"made the folder {tmp_path / 'new'} for it" in said and report.exists()
+    assert "(noisy) PSNR infinite (identical to the reference)" in said  # the input given as its own reference

@@ -462,12 +462,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
             on += "" if where is None else f", on the {where.mean():.1%} of pixels that are opaque"
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
-            print(f"PSNR {std['psnr']:.2f} dB, {similarity} (standard convention: clipped, "
+            print(f"PSNR {_decibels(std['psnr'])}, {similarity} (standard convention: clipped, "
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
                 moved = moved_before_mean(result.settings.get("registration"))
-                print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {d['psnr']:.2f} dB"
+                print("the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {_decibels(d['psnr'])}"
                                                           for d in inputs_psnr) + " (the same convention"
                       + ("; the frames as given, before they were moved onto the first's grid)" if moved else ")"))
         reports.append(report)
@@ -497,6 +497,12 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
     m = DEFAULT_INPAINT_MODEL
     return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a photo with missing "
             "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
+
+
+def _decibels(psnr: float | None) -> str:
+    """A PSNR as printed: 'NN.NN dB', or 'infinite (identical to the reference)' (an input given as
+    its own reference; the report's JSON holds null there)."""
+    return "infinite (identical to the reference)" if psnr is None or math.isinf(psnr) else f"{psnr:.2f} dB"
 
 
 def _photon_line(settings: dict[str, Any], *, names: list[str] | None = None) -> str | None:
