@@ -277,3 +277,28 @@ def test_a_smooth_photo_s_shift_is_found_where_the_correlation_s_broad_peak_misl
         before = refined_shift(a, b, estimate_shift(a, b))
         misled += max(abs(before[0] - dy), abs(before[1] - dx)) > 0.5
     assert misled >= 1  # the case is one the correlation alone gets wrong
+
+
+def test_what_one_shift_leaves_is_undone_tile_by_tile_and_noise_alone_moves_no_tile() -> None:
+    """A frame whose scene moved by a smooth field (parallax, a slow subject) on top of one shift:
+    after the whole move, its tiles' own remaining shifts are undone (locally_aligned), bringing it
+    within a fraction of its error before; frames that are only shifted, noise and all, get no tile
+    moved (the shift's significance counts the noise's share of the gradients)."""
+    from linr.registration import locally_aligned
+
+    size = 96
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    field = 0.8 * np.sin(2 * np.pi * (rows + 0.5 * cols) / 160)  # up to 0.8 px, smooth
+    first = _scene(rows, cols).astype(np.float32)
+    warped = _scene(rows + 1.0 + field, cols - 2.0 + 0.5 * field).astype(np.float32)
+    (_, moved), _ = aligned_to_first([first, warped])
+    local, tiles, largest = locally_aligned(moved, first, 0.02, 0.02)
+    inner = np.s_[8:-8, 8:-8]
+    before = float(np.sqrt(np.mean((moved - first)[inner] ** 2)))
+    after = float(np.sqrt(np.mean((local - first)[inner] ** 2)))
+    assert tiles >= 10 and 0.2 < largest < 1.2 and after < 0.35 * before, (tiles, largest, before, after)
+    for seed in range(3):  # shifted only, with noise: nothing left to undo
+        noisy = _burst(size, [(0.0, 0.0), (1.5, -0.5)], sigma=0.02, seed=seed)
+        (_, shifted), _ = aligned_to_first(noisy)
+        same, tiles, _ = locally_aligned(shifted, noisy[0], 0.02, 0.02)
+        assert tiles == 0 and np.array_equal(same, shifted)
