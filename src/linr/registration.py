@@ -531,6 +531,19 @@ def _significant_shift(reference: np.ndarray, moving: np.ndarray, noise: float, 
 
     if float(np.ptp(reference)) == 0.0 or float(np.ptp(moving)) == 0.0 or noise <= 0:
         return None
+    # one Gauss-Newton step from none first: a tile that it moves by less than half LOCAL_FROM is
+    # left (most of a frame; the whole refinement of every tile of a 1024-px frame took seconds)
+    a = gaussian_filter(np.asarray(reference, np.float64), REFINE_SMOOTHING)
+    b = gaussian_filter(np.asarray(moving, np.float64), REFINE_SMOOTHING)
+    gy, gx = (d[3:-3, 3:-3] for d in np.gradient(b))
+    normal = np.array([[np.sum(gy * gy), np.sum(gy * gx)], [np.sum(gy * gx), np.sum(gx * gx)]])
+    if np.linalg.cond(normal) > 1e8:
+        return None
+    residual = (b - a)[3:-3, 3:-3]
+    step = np.linalg.solve(normal, np.array([np.sum(gy * residual), np.sum(gx * residual)]))
+    if max(abs(step)) < LOCAL_FROM / 2 or _significance(step, normal, gy.size, noise, noise_moving) < \
+            LOCAL_SIGNIFICANCE / 2:
+        return None
     dy, dx = refined_shift(reference, moving, (0.0, 0.0))
     if max(abs(dy), abs(dx)) < LOCAL_FROM:
         return None
@@ -538,12 +551,18 @@ def _significant_shift(reference: np.ndarray, moving: np.ndarray, noise: float, 
     m = int(math.ceil(max(abs(dy), abs(dx)))) + 3
     gy, gx = (d[m:-m, m:-m].astype(np.float64) for d in np.gradient(g.astype(np.float64)))
     normal = np.array([[np.sum(gy * gy), np.sum(gy * gx)], [np.sum(gy * gx), np.sum(gx * gx)]])
-    # less what the tile's own noise adds to its squared gradients (a flat tile's noise alone passed)
-    normal -= np.eye(2) * gy.size * _smoothed_gradient_gain() * noise_moving ** 2
+    return (dy, dx) if _significance((dy, dx), normal, gy.size, noise, noise_moving) >= LOCAL_SIGNIFICANCE else None
+
+
+def _significance(shift: Any, normal: np.ndarray, pixels: int, noise: float, noise_moving: float) -> float:
+    """The Mahalanobis length of ``shift`` (:func:`_significant_shift`): ``normal`` (the smoothed
+    gradients' normal matrix over ``pixels``) less what the moving tile's own noise (std
+    ``noise_moving``) adds to it (a flat tile's noise alone passed), over ``noise``'s variance."""
+    normal = normal - np.eye(2) * pixels * _smoothed_gradient_gain() * noise_moving ** 2
     values, vectors = np.linalg.eigh(normal)
     normal = (vectors * np.clip(values, 0.0, None)) @ vectors.T
-    t = np.array([dy, dx])
-    return (dy, dx) if float(t @ normal @ t) / noise ** 2 >= LOCAL_SIGNIFICANCE ** 2 else None
+    t = np.asarray(shift, np.float64)
+    return math.sqrt(max(float(t @ normal @ t), 0.0)) / noise
 
 
 @functools.lru_cache(maxsize=1)
