@@ -1300,9 +1300,6 @@ class GroupedPair(GroupedDeblur):
     """The images blended, in the order of ``describe()['weights']``."""
     MIN_PIXELS = 100
     """Fewest held-out values (away from the clip) a blend is chosen on; with fewer, the pair alone."""
-    PROBE = 0.3
-    """The probe's std, in noise stds, that measures how much of a pixel's own noise the pair keeps."""
-    PROBE_SEED = 0
 
     def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
         super().__init__(passes, start, end, edges)
@@ -1355,28 +1352,11 @@ class GroupedPair(GroupedDeblur):
         if (count := int(values.sum())) < self.MIN_PIXELS:
             self.choice = {"not_blended_held_out_values": count}
             return paired
-        with progress.span(0.5, 0.75):
+        with progress.span(0.5, 1.0):
             alone = deblur(image, photo, operator, sigma, extension)
-        # how much of a pixel's own noise the pair keeps where it trained (none at the held-out
-        # pixels, which the held-out values cannot see): the pair rerun on the noisy photo moved by
-        # a small probe there (a Monte-Carlo estimate of its Jacobian's mean diagonal)
-        seen = ~np.broadcast_to(held[..., None], noisy.shape)
-        scale = self.PROBE * np.broadcast_to(np.asarray(noise_sigma, np.float64), noisy.shape)
-        probe = np.random.default_rng(self.PROBE_SEED).standard_normal(noisy.shape) * scale * seen
-        with progress.span(0.75, 1.0):
-            moved = deblur(image, photo, operator, sigma, extension, second_estimate=(noisy + probe, weighed, held))
-        leak = float(np.sum(probe * (moved.astype(np.float64) - paired)) / max(float(np.sum(probe * probe)), 1e-30))
-        target = noisy[values]
-        a, p = alone[values].astype(np.float64), paired[values].astype(np.float64)
-        # the blend's error where it trained, against the held-out values: theirs, plus the share of
-        # each pixel's own noise the pair's weight w keeps there (w leak)^2 sigma^2
-        variance = float(np.mean(np.broadcast_to(np.asarray(noise_sigma, np.float64), noisy.shape)[values] ** 2))
-        d = p - a
-        w1 = float(np.clip(np.mean((target - a) * d) / (np.mean(d * d) + variance * max(leak, 0.0) ** 2 + 1e-30),
-                           0.0, 1.0))
-        w = np.array([1.0 - w1, w1])
+        w = simplex_weights(noisy[values], [alone[values].astype(np.float64), paired[values].astype(np.float64)])
         self.choice = {"weights": {name: round(float(v), 4) for name, v in zip(self.BLENDED, w)},
-                       "chosen_on_held_out_values": count, "own_noise_kept": round(leak, 4)}
+                       "chosen_on_held_out_values": count}
         return (w[0] * alone + w[1] * paired).astype(np.float32)
 
 
