@@ -280,3 +280,21 @@ def test_webp_and_gif_files_are_found_and_an_animation_is_one_burst(tmp_path, ca
                           _restore_alone(tmp_path, str(photos / "anim.gif"), "anim_alone.png"))
     assert main(["batch", str(photos / "*.webp"), "--task", "noisy", "-o", str(tmp_path / "out2"),
                  "--threads", "1", *FIT]) == 0
+
+
+def test_a_burst_s_frames_are_named_as_read_beside_a_multi_image_file(tmp_path, capsys):
+    """A scene folder holding a 2-page TIFF and a PNG is three frames: the PNG is frame 3 and its
+    line says so (names were once taken one per file: 'frame 3' got no name or the wrong one)."""
+    scene = tmp_path / "bursts" / "cat"
+    scene.mkdir(parents=True)
+    clean = crop(load("set9/peppers.png"), 40, top=100, left=100)
+    pages = [np.round(np.clip(add_gaussian_noise(clean[4:-4, 4:-4], 10, seed=k), 0, 1) * 255).astype(np.uint8)
+             for k in range(2)]
+    tifffile.imwrite(scene / "a.tif", np.stack(pages), photometric="rgb")
+    write_image(scene / "b.png", add_gaussian_noise(np.roll(clean, 3, axis=1)[4:-4, 4:-4], 10, seed=2))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "bursts"), "--task", "noisy", "-o", str(out), "--threads", "1",
+                 *[a for a in FIT if a != "--quiet"]]) == 0
+    said = capsys.readouterr().err
+    assert "frame 3 (b.png) of the burst shifted against the first" in said, said
+    assert "frame 3 (b.png)" in _manifest(out)["cat"]["burst_note"]

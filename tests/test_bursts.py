@@ -3,6 +3,7 @@ TIFFs, each frame its own observation; their bad forms end in one line before an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -241,3 +242,7 @@ def test_an_averaged_burst_measured_as_its_frames_say_is_stopped_by_the_sure_pic
     plan = plan_restore([linr.noisy(f) for f in textured], device="cpu")
     assert floored_noise_sigma(np.mean(textured, axis=0)) > AVERAGED_AGREE * _averaged_level(plan.route)
     assert not isinstance(plan.rule, SurePick)
+    # one frame taking all the weight is that frame, texture and all: no test to pass (a reviewer's case)
+    weighed = [dataclasses.replace(linr.noisy(f), weight=w) for f, w in zip(textured, (1.0, 0.0, 0.0))]
+    plan = plan_restore(weighed, device="cpu")
+    assert _averaged_level(plan.route) is None and not isinstance(plan.rule, SurePick)

@@ -134,7 +134,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "step (inpainting; at most one of holdout and pick); sure[:FRACTION:PATIENCE[:AVERAGE]] "
                    "(one noisy photo refined by grouped, restored whole): holdout's average at the "
                    "checkpoint whose refined image has the least SURE, for one more fit. auto: sure on such a "
-                   "photo up to 128x128 pixels (64x64 in colour) with noise above 14/255, holdout with an average on other noisy input, pick:0.05:25 "
+                   "photo up to 128x128 pixels (64x64 in colour) with noise above 14/255 (an aligned burst's mean also "
+                   "where it is measured as its frames' levels say), holdout with an average on other noisy input, pick:0.05:25 "
                    "before an inpainting refinement (biharmonic, grouped-fill), else fixed")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the paper's 1e-4; 1e-3 for the "
                    "pilot fit of one noisy photo under the defaults)")

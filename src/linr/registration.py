@@ -25,8 +25,10 @@ error (the frames do not show the same scene, or the estimate was wrong).
 
 A burst of noisy photos alone registered by a translation is not fitted this way by default: its
 frames are moved onto the first's grid before the fit (:func:`aligned_to_first`; the shift from
-the correlation refined by least squares, the frame moved by a phase ramp on its Fourier
-transform) and their mean restored as an aligned burst's (:func:`linr.stabilise.aligned_burst`).
+the correlation checked and refined by least squares, :func:`located_shift`; a turn undone first;
+the frame moved by a phase ramp on its Fourier transform), what one shift and turn leave undone
+tile by tile (:func:`locally_aligned`), and their mean restored as an aligned burst's
+(:func:`linr.stabilise.aligned_burst`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from .operators import Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register", "misaligned_by",
-           "shifted_frames", "aligned_to_first", "refined_shift", "kept_where_agreeing", "ALIGN_PAD",
+           "shifted_frames", "aligned_to_first", "refined_shift", "located_shift", "locally_aligned",
+           "kept_where_agreeing", "ALIGN_PAD",
            "estimate_shift", "registration_report", "REGISTER_LR", "RESAMPLE_REACH"]
 
 REGISTER_LR = 0.02
@@ -469,31 +472,36 @@ LOCAL_SIGNIFICANCE = 3.0
 Mahalanobis length under the tile's noise): noise alone would give 1 tile in 90."""
 LOCAL_FROM = 0.2
 """Pixels a tile's remaining shift must reach (its larger component) to be undone."""
+LOCAL_NOISE_SIDE = 1024
+"""The grey frames' noise is measured on their centres of at most this many pixels a side."""
 
 
-def locally_aligned(moved: np.ndarray, first: np.ndarray, sigma_moved: float, sigma_first: float
-                    ) -> tuple[np.ndarray, int, float]:
-    """``moved`` (a frame already moved onto ``first``'s grid, both (H, W[, C]) on [0, 1], their
-    noise stds given) with what one shift and turn did not undo undone too (parallax, a subject
-    that moved slowly, a lens's breathing): each tile of :data:`LOCAL_TILE` px (overlapping by
-    half) whose own remaining shift (:func:`refined_shift` from none, grey) is significant
-    (:data:`LOCAL_SIGNIFICANCE`, :data:`LOCAL_FROM`) is moved by it (a phase ramp, as
-    :func:`aligned_to_first` moves a frame: its noise stays white), and the tiles are blended with
-    squared-sine weights, which sum to one where tiles overlap. Also the number of tiles moved and
-    the largest shift undone (px). A frame smaller than two tiles a side is returned as it is."""
+def locally_aligned(moved: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """``moved`` (a frame already moved onto ``first``'s grid, both (H, W[, C]) on [0, 1]) with what
+    one shift and turn did not undo undone too (parallax, a subject that moved slowly, a lens's
+    breathing): each tile of :data:`LOCAL_TILE` px (overlapping by half) whose own remaining shift
+    (:func:`refined_shift` from none, grey) is significant under the grey frames' noise, measured
+    on their centres (:data:`LOCAL_SIGNIFICANCE`, :data:`LOCAL_FROM`; a camera's channels share
+    part of their noise, so the colour levels over the root of the channels would understate it)
+    is moved by it (a phase ramp, as :func:`aligned_to_first` moves a frame: its noise stays
+    white), and the tiles are blended with squared-sine weights, normalised by their sum. Also
+    the number of tiles moved and the largest shift undone (px). A frame smaller than two tiles a
+    side is returned as it is."""
+    from .noise import floored_noise_sigma
+
     moved = np.asarray(moved, np.float32)
     h, w = first.shape[:2]
     side, stride = LOCAL_TILE, LOCAL_TILE // 2
     if min(h, w) < 2 * side:
         return moved, 0, 0.0
-    channels = first.shape[2] if first.ndim == 3 else 1
-    noise = math.hypot(sigma_moved, sigma_first) / math.sqrt(channels)  # the grey difference's std
+    noise_first, noise_moved = (floored_noise_sigma(_grey(_centre(x, LOCAL_NOISE_SIDE))) for x in (first, moved))
+    noise = math.hypot(noise_moved, noise_first)  # the grey difference's std
     tops, lefts = (sorted(set(range(0, n - side + 1, stride)) | {n - side}) for n in (h, w))
     shifts = {}
     for top in tops:
         for left in lefts:
             tile = np.s_[top:top + side, left:left + side]
-            shift = _significant_shift(_grey(first[tile]), _grey(moved[tile]), noise, sigma_moved / math.sqrt(channels))
+            shift = _significant_shift(_grey(first[tile]), _grey(moved[tile]), noise, noise_moved)
             if shift is not None:
                 shifts[top, left] = shift
     if not shifts:

@@ -250,7 +250,8 @@ def aligned_burst(observations: Sequence[Observation], *, register: str | None, 
     first's grid (:func:`linr.registration.aligned_to_first`) and giving way to the first's values
     where it disagrees with them beyond the frames' measured noise
     (:func:`linr.registration.kept_where_agreeing`; the record's ``first_frame_taken``: the share
-    of its values that did), to be restored as an aligned burst
+    of its values that did), after what one shift and turn left is undone tile by tile
+    (:func:`linr.registration.locally_aligned`; the record's ``tiles_moved``), to be restored as an aligned burst
     (its frames' weighted mean, :func:`clipping_route`), and the record of the shifts (as
     :func:`linr.registration.registration_report`'s: None for the first frame); else the
     observations as they are and None. On 3-frame bursts moved by up to 3 px (13 held-out 112-px
@@ -266,7 +267,7 @@ def aligned_burst(observations: Sequence[Observation], *, register: str | None, 
     sigmas = [floored_noise_sigma(o.image) for o in observations]
     found: list[dict[str, object] | None] = [None]
     for k, (dy, dx) in enumerate(shifts[1:], start=1):
-        images[k], tiles, largest = locally_aligned(images[k], images[0], sigmas[k], sigmas[0])
+        images[k], tiles, largest = locally_aligned(images[k], images[0])
         images[k], disagreed = kept_where_agreeing(images[k], images[0], sigmas[k], sigmas[0])
         found.append({"name": "translation", "shift_x": round(dx, 4), "shift_y": round(dy, 4), "method": ALIGNED,
                       "first_frame_taken": round(disagreed, 4),
@@ -371,8 +372,8 @@ def moved_before_mean(found: Sequence[Any] | None) -> bool:
 
 
 def _frame(number: int | str, names: Sequence[str] | None) -> str:
-    """Frame ``number`` (from 1), with its file's name where ``names`` (one per frame, in order) are
-    distinct (the frames of one multi-image file are not)."""
+    """Frame ``number`` (from 1), with its file's name where ``names`` (one per frame, in order, as
+    read: a multi-image file's frames are FILE[k]) are distinct; the number alone otherwise."""
     if names is None or len(set(names)) < len(names) or not 0 < int(number) <= len(names):
         return str(number)
     return f"{number} ({names[int(number) - 1]})"

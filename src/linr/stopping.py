@@ -606,7 +606,9 @@ class SurePick(HoldOut):
     held-out minimum, the checkpoint whose refined image has the least Stein's unbiased risk
     estimate (:mod:`linr.sure`; one noisy photo refined by ``grouped``, fitted whole). Spec
     ``sure[:FRACTION[:PATIENCE[:AVERAGE]]]``; the automatic stop is this rule for such photos of at
-    most :func:`linr.sure.up_to_pixels` (128 x 128 in grey, 64 x 64 in colour) whose measured noise is at least :data:`linr.sure.MIN_SIGMA`."""
+    most :func:`linr.sure.up_to_pixels` (128 x 128 in grey, 64 x 64 in colour) noisy enough
+    (:func:`linr.sure.noisy_enough`: measured noise at least :data:`linr.sure.MIN_SIGMA`, or an
+    aligned burst's mean measured as its frames' levels say)."""
 
     name = "sure"
 

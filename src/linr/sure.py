@@ -55,7 +55,7 @@ from .noise import floored_noise_sigma
 from .refine import GroupedWiener
 from .stopping import HoldOut
 
-__all__ = ["PROBE_SCALE", "MIN_SIGMA", "AVERAGED_AGREE", "noisy_enough", "risk", "row_tag", "pick_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
+__all__ = ["PROBE_SCALE", "MIN_SIGMA", "AVERAGED_AGREE", "AVERAGED_FROM", "AVERAGED_WEIGHT_MOST", "noisy_enough", "risk", "row_tag", "pick_tag", "probe_for", "clipped_variance", "clipped_noise_sigma", "MAX_CANDIDATES", "PAST_HELD_OUT", "first_candidates", "candidates_for", "UP_TO_PIXELS", "UP_TO_PIXELS_COLOUR", "up_to_pixels", "SCORE_STEP", "SCORE_PATIENCE", "why_not", "pick_by_sure", "pick_settings"]
 
 PROBE_SCALE = 0.3
 """The probe's size ``e`` in units of the measured noise std."""
@@ -207,12 +207,25 @@ gained up to 2.65 dB where it was 0.99-1.05 (the frames at sigma 5-25, their mea
 under :data:`MIN_SIGMA`)."""
 
 
+AVERAGED_FROM = 4.0
+"""The lowest level (0-255 scale) the frames' levels may give a burst's mean for
+:data:`AVERAGED_AGREE` to apply: at light noise the pick came early on single photos (sigma 5:
+1.22 dB below the refined oracle, :data:`MIN_SIGMA`), and the agreement test tells texture from
+noise less well where the noise is faint."""
+AVERAGED_WEIGHT_MOST = 0.5
+"""The largest sum of the squared weights of a burst's mean for :data:`AVERAGED_AGREE` to apply
+(two equal frames: 0.5): where one frame takes nearly all the weight the mean is that frame, its
+texture as much as its noise, and the test cannot tell them apart."""
+
+
 def noisy_enough(observations: Sequence[Any], averaged_level: float | None = None) -> bool:
     """Whether the photo's measured noise is at least :data:`MIN_SIGMA` (its first observation's),
     or, for the mean of an aligned burst whose frames' measured levels give it ``averaged_level``
-    (0-1 scale; None: not such a mean), at most :data:`AVERAGED_AGREE` times that level."""
+    (0-1 scale, at least :data:`AVERAGED_FROM`; None: not such a mean, :func:`linr.tasks._averaged_level`),
+    at most :data:`AVERAGED_AGREE` times that level."""
     measured = floored_noise_sigma(np.asarray(observations[0].image, np.float32))
-    return measured * 255.0 >= MIN_SIGMA or (averaged_level is not None and measured <= AVERAGED_AGREE * averaged_level)
+    return measured * 255.0 >= MIN_SIGMA or (averaged_level is not None and averaged_level * 255.0 >= AVERAGED_FROM
+                                             and measured <= AVERAGED_AGREE * averaged_level)
 
 
 def _thinned(steps: list[int], most: int) -> list[int]:

@@ -1116,6 +1116,7 @@ def restore(
     tile counter's lines in a log).
     """
     observations = check_observations(observations)
+    reference = _on_unit_scale(reference)
     _check_measured_pixels(measured_pixels, reference)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1204,12 +1205,26 @@ def restore(
                             where=measured_pixels)
 
 
+def _on_unit_scale(reference: np.ndarray | None) -> np.ndarray | None:
+    """A reference of integer samples (a uint8 or uint16 image as PIL or tifffile read it) on the
+    0-1 scale of the restored image, by its type's range (a uint8 one was measured as it was:
+    PSNR -42 dB); a float one as it is."""
+    if reference is None or not np.issubdtype(np.asarray(reference).dtype, np.integer):
+        return reference
+    return np.asarray(reference, np.float32) / float(np.iinfo(np.asarray(reference).dtype).max)
+
+
 def _check_measured_pixels(where: np.ndarray | None, reference: np.ndarray | None) -> None:
     """A one-line error, before any fit, for pixels to measure that do not fit the reference."""
     if where is None:
         return
     if reference is None:
         raise InputError("measured_pixels says which pixels of the reference to measure: give the reference too")
+    if np.asarray(where).dtype != bool:
+        raise InputError(f"measured_pixels must be a boolean mask (H, W), not of {np.asarray(where).dtype}: "
+                         "True where a pixel is measured")
+    if not np.any(where):
+        raise InputError("measured_pixels holds no pixel to measure")
     shape = np.shape(where)
     if shape != tuple(np.shape(reference)[:2]):
         raise InputError(f"measured_pixels is {'x'.join(map(str, shape))}, the reference "
@@ -1530,13 +1545,16 @@ def _sure_by_default(obs: Sequence[Observation], *, stop: Any, preset: str | Non
 def _averaged_level(route: Any) -> float | None:
     """The noise level (0-1 scale) that the measured levels of the frames an aligned burst's
     ``route`` (:func:`linr.stabilise.restore_route`'s, or None) averages give their weighted mean
-    (``sqrt(sum w_k^2 sigma_k^2)``), or None: the route averages fewer than two frames."""
+    (``sqrt(sum w_k^2 sigma_k^2)``), or None: the route averages fewer than two frames' worth (its
+    squared weights summing to more than :data:`linr.sure.AVERAGED_WEIGHT_MOST`)."""
+    from .sure import AVERAGED_WEIGHT_MOST
+
     if route is None or route.averaged < 2 or route.frames_used < 2 or route.transform is None:
         return None
     transform = route.transform
     levels = getattr(transform, "measured", None) or getattr(transform, "sigmas", None)
     weights = route.weights or getattr(transform, "weights", None)
-    if levels is None or weights is None:
+    if levels is None or weights is None or float(np.sum(np.square(weights))) > AVERAGED_WEIGHT_MOST + 1e-9:
         return None
     return float(np.sqrt(np.sum(np.square(weights) * np.square(levels))))
 
@@ -1705,7 +1723,8 @@ def restore_many(
         raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
                          "rule object for every scene")
     scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
-    originals, asked = list(scenes), list(references) if references is not None else [None] * len(scenes)
+    originals = list(scenes)
+    asked = [_on_unit_scale(r) for r in references] if references is not None else [None] * len(scenes)
     measured = list(measured_pixels) if measured_pixels is not None else [None] * len(scenes)
     if len(measured) != len(scenes):
         raise InputError(f"restore_many: {len(measured)} measured_pixels for {len(scenes)} scenes")
@@ -1715,7 +1734,7 @@ def restore_many(
     scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
     given = [references is not None and references[k] is not None for k in range(len(scenes))]
     if references is not None:  # on the transformed photos' scale, as restore() compares them
-        references = [stabilised_reference(r, route) for r, route in zip(references, routes)]
+        references = [stabilised_reference(r, route) for r, route in zip(asked, routes)]
     resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
                         model=model, progress=progress, precision=precision, prior=prior, refine=refine,
                         stop=stop)

@@ -69,6 +69,9 @@ class Prepared:
     with the image so that a resume notices an input replaced since."""
     fits: Any = None
     """A FITS input's header (:class:`~linr.fits.FitsHeader`), written into a FITS output."""
+    frame_names: list[str] | None = None
+    """The file name of each frame of the scene as read (a multi-image file's frames as FILE[k]),
+    said beside a burst's frame numbers."""
     input_notes: list[str] = field(default_factory=list)
     """What reading the inputs had to say (:func:`linr.scene.load_scene`'s notes, as ``linr restore``
     says them: a noisy JPEG, a mask read from an alpha, values scaled), recorded with the image."""
@@ -118,7 +121,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         alpha=out.alpha,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
-                    out.icc_profile, out.density, stamps, out.fits, notes)
+                    out.icc_profile, out.density, stamps, out.fits, [Path(str(i.path)).name for i in infos], notes)
 
 
 _WORKER_DEVICE: str | None = None
@@ -250,14 +253,6 @@ def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 
     }
 
 
-def _frame_names(job: Job) -> list[str] | None:
-    """The file names of a burst's frames in order (one kind, several files), else None."""
-    if len(job.observations) != 1:
-        return None
-    (files,) = job.observations.values()
-    return [Path(str(f)).name for f in files] if isinstance(files, (list, tuple)) and len(files) > 1 else None
-
-
 def _inputs(job: Job) -> dict[str, str | None]:
     return {**job.observations, "mask": job.mask, "kernel": job.kernel, "reference": job.reference}
 
@@ -316,7 +311,7 @@ def finish(
         **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
         **({"input_notes": list(prep.input_notes)} if prep.input_notes else {}),
-        **({"burst_note": said} if (said := burst_said(result["settings"], names=_frame_names(job))) else {}),
+        **({"burst_note": said} if (said := burst_said(result["settings"], names=prep.frame_names)) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
     }
