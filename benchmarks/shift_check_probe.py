@@ -44,11 +44,12 @@ def row(name: str, size: int, sigma: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="benchmarks/shift_check.jsonl")
+    parser.add_argument("--images", default=HELD_OUT, help="FOLDER/NAME,... (default: the thirteen held out)")
     args = parser.parse_args()
     from linr.bench.common import resume_rows
 
     jobs = [((name, size, sigma), lambda n=name, z=size, s=sigma: row(n, z, s))
-            for name in HELD_OUT.split(",") for size in (32, 64, 128) for sigma in (15.0, 25.0, 50.0)]
+            for name in args.images.split(",") for size in (32, 64, 128) for sigma in (15.0, 25.0, 50.0)]
     resume_rows(args.rows, lambda r: (r["image"], r["size"], r["sigma"]), jobs)
 
 

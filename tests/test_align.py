@@ -321,3 +321,47 @@ def test_noise_shared_by_the_channels_moves_no_tile() -> None:
             a, b = (np.clip(still + rng.normal(0, sigma / 255, still.shape[:2])[..., None], 0, 1).astype(np.float32)
                     for _ in range(2))
             assert locally_aligned(b, a)[1] == 0, (name, sigma)
+
+
+def test_a_smooth_photo_s_shifted_frame_is_left_out_of_an_unregistered_burst() -> None:
+    """A second new user's 80-px crops of a baby's face, shifted by (3, -2) px at sigma 20 (no
+    --register): the correlation's broad peak took the frame for aligned and the burst's mean came
+    back 5 dB under the first frame alone; the whole-pixel least-squares search finds it."""
+    from linr.registration import misaligned_by
+
+    from .conftest import load
+
+    image = load("set5/baby.png")
+    top, left = image.shape[0] // 2 - 40, image.shape[1] // 2 - 40
+    rng = np.random.default_rng(3)
+
+    def noisy(dy, dx):
+        crop = image[top + dy:top + dy + 80, left + dx:left + dx + 80]
+        return np.clip(crop + rng.normal(0, 20 / 255, crop.shape), 0, 1).astype(np.float32)
+
+    first = noisy(0, 0)
+    for dy, dx in [(3, -2), (-2, 5), (5, 4), (2, 3)]:
+        shift = misaligned_by(first, noisy(dy, dx))
+        assert shift is not None and abs(shift[0] - dy) <= 0.6 and abs(shift[1] - dx) <= 0.6, ((dy, dx), shift)
+    for seed in range(3):  # aligned frames stay aligned
+        rng = np.random.default_rng(10 + seed)
+        assert misaligned_by(first, noisy(0, 0)) is None
+
+
+def test_a_frame_s_line_says_how_many_tiles_were_moved_further(tmp_path, capsys) -> None:
+    """A second new user saw ``tiles_moved`` in the report only: the frame's line says it too."""
+    from linr.cli import main
+    from linr.images import write_image
+
+    size = 96
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    field = 0.8 * np.sin(2 * np.pi * (rows + 0.5 * cols) / 160)
+    rng = np.random.default_rng(0)
+    frames = [_scene(rows, cols), _scene(rows + 1.0 + field, cols - 2.0 + 0.5 * field)]
+    for k, frame in enumerate(frames):
+        write_image(tmp_path / f"w{k}.png", np.clip(frame + rng.normal(0, 0.01, frame.shape), 0, 1))
+    assert main(["restore", "--noisy", str(tmp_path / "w*.png"), "--register", "translation", "-o",
+                 str(tmp_path / "o.png"), "--steps", "2", "--refine", "none", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"w1\.png \(noisy\): x [-+.\d]+, y [-+.\d]+; \d+ tile\(s\) of 32 px moved further, by up to "
+                     r"0\.\d\d px", out), out

@@ -851,6 +851,9 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
             f"[{matrix[1][0]:.4f} {matrix[1][1]:.4f}]] (rows, columns)"
         if t.get("turn_degrees"):  # turned back about the frame's centre before the shift
             extra += f", turned back by {t['turn_degrees']:+.2f} degrees first"
+        if t.get("tiles_moved"):  # what one shift and turn left, undone tile by tile
+            extra += (f"; {t['tiles_moved']} tile(s) of 32 px moved further, by up to "
+                      f"{t['tile_shift_largest']:.2f} px (parallax or local motion)")
         taken = t.get("first_frame_taken") or 0.0
         if taken >= TAKEN_SAID_FROM:  # a moved frame that disagreed with the first there
             extra += (f"; where it disagreed with the first frame beyond its noise ({taken:.0%} of its values) the "

@@ -1206,12 +1206,15 @@ def restore(
 
 
 def _on_unit_scale(reference: np.ndarray | None) -> np.ndarray | None:
-    """A reference of integer samples (a uint8 or uint16 image as PIL or tifffile read it) on the
-    0-1 scale of the restored image, by its type's range (a uint8 one was measured as it was:
-    PSNR -42 dB); a float one as it is."""
-    if reference is None or not np.issubdtype(np.asarray(reference).dtype, np.integer):
+    """A reference that is not of floats (a uint8 or uint16 image as PIL or tifffile read it) on
+    the 0-1 scale of the restored image, as :func:`linr.images.as_float_image` puts a photo there
+    (a uint8 one was measured as it was: PSNR -42 dB; other integer types are refused in one line,
+    as a photo's are); a float one as it is."""
+    if reference is None or np.asarray(reference).dtype.kind == "f":
         return reference
-    return np.asarray(reference, np.float32) / float(np.iinfo(np.asarray(reference).dtype).max)
+    from .images import as_float_image
+
+    return as_float_image(reference, "reference")
 
 
 def _check_measured_pixels(where: np.ndarray | None, reference: np.ndarray | None) -> None:
@@ -1223,12 +1226,13 @@ def _check_measured_pixels(where: np.ndarray | None, reference: np.ndarray | Non
     if np.asarray(where).dtype != bool:
         raise InputError(f"measured_pixels must be a boolean mask (H, W), not of {np.asarray(where).dtype}: "
                          "True where a pixel is measured")
+    shape, wanted = np.shape(where), tuple(np.shape(reference)[:2])
+    if shape != wanted:
+        size = f"{shape[1]}x{shape[0]}" if len(shape) == 2 else f"of shape {shape}"
+        raise InputError(f"measured_pixels is {size}, the reference {wanted[1]}x{wanted[0]} (width x height): "
+                         "give one flag per reference pixel")
     if not np.any(where):
         raise InputError("measured_pixels holds no pixel to measure")
-    shape = np.shape(where)
-    if shape != tuple(np.shape(reference)[:2]):
-        raise InputError(f"measured_pixels is {'x'.join(map(str, shape))}, the reference "
-                         f"{'x'.join(map(str, np.shape(reference)[:2]))} (H x W): give one flag per reference pixel")
 
 
 def measured_against(result: FitResult, reference: np.ndarray | None, observations: Sequence[Observation],
