@@ -298,8 +298,10 @@ correlation on a large photo)."""
 
 
 def misaligned_by(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float] | None:
-    """The shift (rows, columns; :func:`estimate_shift`) of ``moving`` against ``reference`` (two
-    photos of one size), or None where they are aligned to within half a pixel, or where moving
+    """The shift (rows, columns; :func:`estimate_shift`, or the whole-pixel shift near it whose
+    overlap differs least where that is another one: :func:`_whole_pixel_shift`) of ``moving``
+    against ``reference`` (two photos of one size), or None where they are aligned to within half
+    a pixel, or where moving
     by the shift's whole pixels does not make them agree better (:data:`MISALIGNED_RATIO`): noise
     or a flat scene misleading the estimate. Compared on their centres (:data:`SHIFT_CHECK_SIDE`)."""
     a, b = (_centre(_grey(x), SHIFT_CHECK_SIDE) for x in (reference, moving))
