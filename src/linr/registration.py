@@ -47,7 +47,7 @@ from .operators import Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register", "misaligned_by",
-           "shifted_frames", "aligned_to_first", "refined_shift", "located_shift", "locally_aligned",
+           "shifted_frames", "aligned_to_first", "refined_shift", "located_shift", "locally_aligned", "grey_noise",
            "kept_where_agreeing", "ALIGN_PAD",
            "estimate_shift", "registration_report", "REGISTER_LR", "RESAMPLE_REACH"]
 
@@ -481,7 +481,8 @@ LOCAL_NOISE_SIDE = 1024
 """The grey frames' noise is measured on their centres of at most this many pixels a side."""
 
 
-def locally_aligned(moved: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, int, float]:
+def locally_aligned(moved: np.ndarray, first: np.ndarray, first_noise: float | None = None
+                    ) -> tuple[np.ndarray, int, float]:
     """``moved`` (a frame already moved onto ``first``'s grid, both (H, W[, C]) on [0, 1]) with what
     one shift and turn did not undo undone too (parallax, a subject that moved slowly, a lens's
     breathing): each tile of :data:`LOCAL_TILE` px (overlapping by half) whose own remaining shift
@@ -491,16 +492,15 @@ def locally_aligned(moved: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, i
     is moved by it (a phase ramp, as :func:`aligned_to_first` moves a frame: its noise stays
     white), and the tiles are blended with squared-sine weights, normalised by their sum. Also
     the number of tiles moved and the largest shift undone (px). A frame smaller than two tiles a
-    side is returned as it is."""
-    from .noise import floored_noise_sigma
-
+    side is returned as it is. ``first_noise``: the grey first frame's noise as measured here
+    (:func:`grey_noise`), where a burst's frames are aligned to one first frame in turn."""
     moved = np.asarray(moved, np.float32)
     h, w = first.shape[:2]
     side, stride = LOCAL_TILE, LOCAL_TILE // 2
     if min(h, w) < 2 * side:
         return moved, 0, 0.0
-    noise_first, noise_moved = (floored_noise_sigma(_grey(_centre(x, LOCAL_NOISE_SIDE))) for x in (first, moved))
-    noise = math.hypot(noise_moved, noise_first)  # the grey difference's std
+    noise_moved = grey_noise(moved)
+    noise = math.hypot(noise_moved, grey_noise(first) if first_noise is None else first_noise)  # the difference's
     tops, lefts = (sorted(set(range(0, n - side + 1, stride)) | {n - side}) for n in (h, w))
     shifts = {}
     for top in tops:
@@ -530,6 +530,15 @@ def locally_aligned(moved: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, i
     out /= total if out.ndim == 2 else total[..., None]
     largest = max(max(abs(dy), abs(dx)) for dy, dx in shifts.values())
     return out.astype(np.float32), len(shifts), largest
+
+
+def grey_noise(image: np.ndarray) -> float:
+    """The noise std (0-1 scale) of ``image``'s grey values, measured on its centre of at most
+    :data:`LOCAL_NOISE_SIDE` px (:func:`linr.noise.floored_noise_sigma`), as :func:`locally_aligned`
+    measures a frame's."""
+    from .noise import floored_noise_sigma
+
+    return floored_noise_sigma(_grey(_centre(image, LOCAL_NOISE_SIDE)))
 
 
 def _significant_shift(reference: np.ndarray, moving: np.ndarray, noise: float, noise_moving: float

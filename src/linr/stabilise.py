@@ -46,7 +46,7 @@ from .fit import FitResult
 from .operators import Identity
 from .photon import AnscombeTransform
 from .problem import Observation
-from .registration import aligned_to_first, kept_where_agreeing, locally_aligned, shifted_frames
+from .registration import aligned_to_first, grey_noise, kept_where_agreeing, locally_aligned, shifted_frames
 
 __all__ = ["NoiseRoute", "restore_route", "left_out_said", "dominant_frame_said", "burst_said", "moved_before_mean", "aligns_burst", "aligned_burst", "ALIGNED", "photon_route", "clipping_route", "as_fitted", "stabilised",
            "stabilised_reference", "unstabilised", "SAME_LEVEL", "CLIPPING_CHOICES"]
@@ -266,8 +266,9 @@ def aligned_burst(observations: Sequence[Observation], *, register: str | None, 
     images, shifts = aligned_to_first([o.image for o in observations], turns)
     sigmas = [floored_noise_sigma(o.image) for o in observations]
     found: list[dict[str, object] | None] = [None]
+    first_noise = grey_noise(images[0])  # measured once, for every frame's tiles
     for k, (dy, dx) in enumerate(shifts[1:], start=1):
-        images[k], tiles, largest = locally_aligned(images[k], images[0])
+        images[k], tiles, largest = locally_aligned(images[k], images[0], first_noise)
         images[k], disagreed = kept_where_agreeing(images[k], images[0], sigmas[k], sigmas[0])
         found.append({"name": "translation", "shift_x": round(dx, 4), "shift_y": round(dy, 4), "method": ALIGNED,
                       "first_frame_taken": round(disagreed, 4),

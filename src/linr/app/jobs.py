@@ -157,7 +157,8 @@ class _Prepared:
     :func:`linr.tasks.restore`, which resolves them itself)."""
     options: dict[str, Any] = field(default_factory=dict)
     """The :func:`linr.tasks.restore` options of a job (preset, steps, seed, device, model)."""
-
+    measured: np.ndarray | None = None
+    """The reference's pixels its metrics measure (:func:`_measured_pixels`), or None: every pixel."""
 
 
 @dataclass
@@ -482,8 +483,10 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["reference"] = request.reference.display_name
     options = {"preset": preset, "steps": request.steps, "seed": request.seed, "device": device,
                "model": request.model}
-    return _Prepared(obs, infos, reference, config, stop, _download_name(images[first], files[first]), asked,
-                     grid, list(observations), options)
+    prepared = _Prepared(obs, infos, reference, config, stop, _download_name(images[first], files[first]), asked,
+                         grid, list(observations), options)
+    prepared.measured = _measured_pixels(prepared)
+    return prepared
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -711,7 +714,7 @@ class JobRunner:
             if prepared.grid is None:  # the fit, then (a small noisy photo) its average chosen by SURE, refined
                 # and mapped back as linr restore maps it (a photo clipped at black: linr.clipping)
                 result = restore(prepared.loaded, reference=prepared.reference,
-                                 measured_pixels=_measured_pixels(prepared), tile="auto", progress=False,
+                                 measured_pixels=prepared.measured, tile="auto", progress=False,
                                  on_step=lambda step, output, loss, tile: each_step(step, output, loss),
                                  on_refine=lambda name: _refining(job, name),
                                  on_plan=lambda plan: live.update(stop=plan.rule), **prepared.options)
@@ -764,7 +767,7 @@ class JobRunner:
                 again = f"; {RETRY_NOTE}" if finished["retry"] == index else ""
                 job.stop_state = f"tile {index + 1} of {len(windows)}, its step {step + 1}{each}{again}"
 
-        return restore(prepared.loaded, reference=prepared.reference, measured_pixels=_measured_pixels(prepared),
+        return restore(prepared.loaded, reference=prepared.reference, measured_pixels=prepared.measured,
                        tile="auto", tile_stack=1,
                        progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
                        **prepared.options)
@@ -783,12 +786,11 @@ class JobRunner:
             bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
                            icc_profile=out.icc_profile, density=out.density, **units)
-        metrics = result.metrics  # restore's, on the output's opaque pixels (_measured_pixels)
+        metrics = result.metrics  # restore's, on the output's opaque pixels (prepared.measured)
         run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
                                       "app": prepared.request, **result.to_dict()}  # metrics included
         if metrics is not None:
-            if inputs := input_psnrs(prepared.loaded, prepared.reference,
-                                     where=_measured_pixels(prepared)):  # each input photo's
+            if inputs := input_psnrs(prepared.loaded, prepared.reference, where=prepared.measured):  # each input's
                 run_report["input_psnr"] = inputs
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")

@@ -14,8 +14,8 @@ import datetime as _dt
 import platform
 import signal
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
