@@ -117,8 +117,10 @@ def test_input_errors(clean):
         linr.restore([linr.lowres(clean, 4), linr.noisy(clean[:10, :10])], steps=1)
     with pytest.raises(InputError, match="non-finite"):
         linr.noisy(np.full((4, 4, 3), np.nan))
-    with pytest.raises(InputError, match="mask size"):
-        linr.masked(clean, np.ones((3, 3)))
+    with pytest.raises(InputError, match=r"mask is 3x2 but the image is 48x48 \(width x height\)"):
+        linr.masked(clean, np.ones((2, 3)))
+    with pytest.raises(InputError, match=r"mask is of shape \(2, 3, 2, 1\) but the image is 48x48"):
+        linr.masked(clean, np.ones((2, 3, 2, 1)))
     with pytest.raises(InputError, match="reference"):
         fit([linr.noisy(clean)], FitConfig(steps=1), reference=clean[:8])
     with pytest.raises(InputError, match="preset"):

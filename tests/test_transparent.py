@@ -142,7 +142,7 @@ def test_the_python_api_measures_the_pixels_it_is_given() -> None:
         peak_signal_noise_ratio(clean, image, data_range=1.0), abs=1e-4)
     with pytest.raises(InputError, match="give the reference too"):
         linr.restore(linr.noisy(noisy), steps=2, device="cpu", progress=False, measured_pixels=where)
-    with pytest.raises(InputError, match=r"measured_pixels is 24x10, the reference 24x24 \(width x height\)"):
+    with pytest.raises(InputError, match=r"measured_pixels is 24x10 but the reference is 24x24 \(width x height\)"):
         linr.restore(linr.noisy(noisy), steps=2, device="cpu", progress=False, reference=clean,
                      measured_pixels=where[:10])
     many = linr.restore_many([[linr.noisy(noisy)]], steps=2, device="cpu", progress=False, references=[clean],

@@ -24,7 +24,7 @@ from .cli_common import (add_fit_options, add_observation_options, check_backend
                          load_observations, model_config, nonneg_float, positive_float, positive_int, size_option,
                          sigterm_as_interrupt, value_range_option)
 from .errors import DivergenceError, InputError, LinrError
-from .metrics import json_ready
+from .metrics import json_ready, named_opaque
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -456,6 +456,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     reports = []
     for (scene, scene_infos), result, reference, where in zip(scenes, results, references, measured):
         report: dict[str, Any] = result.to_dict()  # with result.metrics, restore's (on the pixels measured)
+        if where is not None:
+            named_opaque(report["metrics"])
         if reference is not None:
             std = report["metrics"]["standard"]
             c = result.image.shape[2]
@@ -1322,7 +1324,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                           task=args.task, where=where)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    print(json.dumps(json_ready(result), indent=2, allow_nan=False))
+    print(json.dumps(json_ready(named_opaque(result)), indent=2, allow_nan=False))
     return 0
 
 

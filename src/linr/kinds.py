@@ -192,7 +192,10 @@ def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) 
             and not np.iscomplexobj(mask):
         mask = mask[..., 0] if mask.shape[2] == 1 else mask.astype(np.float64).mean(axis=2)
     if mask.shape != image.shape[:2]:
-        raise InputError(f"mask size {mask.shape} does not match image size {image.shape[:2]}")
+        size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"of shape {mask.shape}"
+        photo = f"{image.shape[1]}x{image.shape[0]}" if image.ndim >= 2 else f"of shape {image.shape}"
+        raise InputError(f"mask is {size} but the image is {photo} (width x height): "
+                         "give one flag per pixel of the photo")
     if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_) or np.iscomplexobj(mask):
         raise InputError(f"mask must hold numbers or booleans, got {mask.dtype} values")
     if not np.isfinite(mask.astype(np.float64)).all():

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import InputError
 
-__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "report", "json_ready", "CONVENTIONS", "TASKS"]
+__all__ = ["psnr", "ssim", "rgb_to_y", "evaluate", "report", "json_ready", "named_opaque", "CONVENTIONS", "TASKS"]
 
 CONVENTIONS = ("standard", "paper")
 
@@ -207,8 +207,8 @@ def evaluate(
     images on the Y channel (a grey image: its one channel) in the paper convention; the others
     read every channel. ``y_channel``
     and ``crop`` apply to the standard convention only (the paper used neither, except as noted).
-    ``where`` ((H, W) bool): only those pixels are measured (an image's opaque ones), recorded as
-    ``measured_pixels``; None: all.
+    ``where`` ((H, W) bool): only those pixels are measured (an image's opaque ones, say), recorded as
+    ``measured_pixels`` ("N of M"; the command line adds which they are); None: all.
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
@@ -246,8 +246,7 @@ def _identical(p: float) -> dict[str, Any]:
 
 
 def _measured(where: np.ndarray | None) -> dict[str, Any]:
-    return {} if where is None else {"measured_pixels": f"{int(np.count_nonzero(where))} of {np.size(where)} "
-                                                        "(the opaque ones)"}
+    return {} if where is None else {"measured_pixels": f"{int(np.count_nonzero(where))} of {np.size(where)}"}
 
 
 def _ssim_if_it_fits(ref: np.ndarray, img: np.ndarray, *, side: int, border: int, **options: Any) -> dict[str, Any]:
@@ -272,6 +271,16 @@ def report(reference: np.ndarray, image: np.ndarray, task: str | None = None, *,
         "standard": evaluate(reference, image, convention="standard", where=where),
         "paper": evaluate(reference, image, convention="paper", task=task, where=where),
     }
+
+
+def named_opaque(measured: dict[str, Any]) -> dict[str, Any]:
+    """``measured`` (one convention's metrics, or :func:`report`'s both) with its ``measured_pixels``
+    named as an image's opaque ones, for callers that measured those (``linr restore``, ``linr
+    metrics``, ``linr batch``): a caller's own pixels are only counted. Changed in place, returned."""
+    for one in measured.values() if "standard" in measured else (measured,):
+        if "measured_pixels" in one:
+            one["measured_pixels"] += " (the opaque ones)"
+    return measured
 
 
 def json_ready(value: Any) -> Any:

@@ -1229,7 +1229,7 @@ def _check_measured_pixels(where: np.ndarray | None, reference: np.ndarray | Non
     shape, wanted = np.shape(where), tuple(np.shape(reference)[:2])
     if shape != wanted:
         size = f"{shape[1]}x{shape[0]}" if len(shape) == 2 else f"of shape {shape}"
-        raise InputError(f"measured_pixels is {size}, the reference {wanted[1]}x{wanted[0]} (width x height): "
+        raise InputError(f"measured_pixels is {size} but the reference is {wanted[1]}x{wanted[0]} (width x height): "
                          "give one flag per reference pixel")
     if not np.any(where):
         raise InputError("measured_pixels holds no pixel to measure")

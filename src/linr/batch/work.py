@@ -226,14 +226,14 @@ def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
 
 def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
     from ..images import opaque_pixels
-    from ..metrics import report as metrics_report
+    from ..metrics import named_opaque, report as metrics_report
     from ..tasks import input_psnrs
 
     metrics, metrics_error, inputs = None, None, None
     if payload.reference is not None:
         try:
             where = opaque_pixels(payload.alpha, payload.reference.shape)
-            metrics = metrics_report(payload.reference, result.image, payload.metric_task, where=where)
+            metrics = named_opaque(metrics_report(payload.reference, result.image, payload.metric_task, where=where))
             inputs = input_psnrs(payload.observations, payload.reference, where=where) or None
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"
