@@ -840,17 +840,28 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
             rule.prepare([photo])
             masks.append(rule.held_out_mask(0))
         assert np.array_equal(*masks) == shared and masks[0].any()
-    # the paper preset, a kept model, 'none' and noise keep the paper's fixed fit unblended; tiles keep their
-    # fixed steps, and the fill then starts from their image with no choice to make (no one fit's held-out pixels)
+    # the paper preset, a kept model, 'none' and noise keep the paper's fixed fit unblended; tiles stop by the
+    # blended rule too, each returning its best held-out iterate, and the fill's blend is chosen on the
+    # pixels no tile trained on (since the sixty-first session: fixed steps and no choice before)
     assert linr.restore(photo, preset="paper", **tiny).settings.get("refine") is None
     kept = linr.restore(photo, keep_model=True, **tiny)
     assert kept.settings.get("refine") is None and kept.settings["stop"]["name"] == "fixed" and kept.steps_run == 4
     assert linr.restore(photo, refine="none", **tiny).settings["stop"]["name"] == "fixed"
     assert resolve_refine(None, [photo], preset=None) == DEFAULT_INPAINT_REFINE
-    tiled = linr.restore(photo, tile="32:8", **tiny)
-    assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" not in tiled.settings["refine"]
+    from linr.tasks import tile_grid
+    from linr.tiling import tiled_held_out
+
+    wide = np.tile(clean, (2, 2, 1))
+    wide_observed = rng.random(wide.shape[:2]) < 0.5
+    wide_photo = linr.masked(wide * wide_observed[..., None], wide_observed)
+    tiled = linr.restore(wide_photo, tile="40:4", **tiny)
+    grid = tile_grid([wide_photo], preset=None, tile="40:4")
+    held = tiled_held_out([wide_photo], grid, lambda part: resolve_stop(part, refine=DEFAULT_INPAINT_REFINE))[0]
+    assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" in tiled.settings["refine"]
+    assert tiled.settings["refine"]["chosen_on_held_out_pixels"] == int(held.sum()) >= 20
+    assert json.loads(tiled.settings["stop"])["name"] == "pick"
     assert all(t["steps_run"] == 4 for t in tiled.settings["tiles"]) and len(tiled.settings["tiles"]) > 1
-    np.testing.assert_array_equal(tiled.image[observed], clean[observed].astype(np.float32))  # observed kept
+    np.testing.assert_array_equal(tiled.image[wide_observed], wide[wide_observed].astype(np.float32))  # observed kept
     assert resolve_refine(None, [photo, linr.noisy(clean)], preset=None) is None
     # the command line says it, and a batch records the blend in its manifest
     Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
@@ -1105,13 +1116,14 @@ def test_grouped_fill_above_its_biharmonic_size_starts_from_the_fit_and_weighs_f
     photo = clean * observed[..., None]
     fit = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
     monkeypatch.setattr(GroupedFill, "BIHARMONIC_UP_TO", 43)  # this image (44 px wide) counts as large
+    monkeypatch.setattr(GroupedFill, "BIHARMONIC_MISSING_UP_TO", 100)  # and misses too many pixels
 
     def no_solve(*args, **kwargs):
         raise AssertionError("no biharmonic inpainting above the limit")
 
     monkeypatch.setattr(skimage.restoration, "inpaint_biharmonic", no_solve)
     filler = GroupedFill(passes=6, finish=2)
-    assert not filler.uses_biharmonic(photo.shape) and filler.uses_biharmonic((43, 43, 3))
+    assert not filler.uses_biharmonic(observed) and filler.uses_biharmonic(observed[:43, :43])
     # no held-out pixels: the fill of the fit's image, every observed pixel put back after each pass
     alone = filler(photo, observed, fit)
     np.testing.assert_allclose(alone, filler.fill(photo, observed, fit, 6, 30.0), atol=1e-6)
@@ -1129,6 +1141,35 @@ def test_grouped_fill_above_its_biharmonic_size_starts_from_the_fit_and_weighs_f
     np.testing.assert_allclose(out, np.where(observed[..., None], photo, w[0] * fit + w[1] * finished), atol=1e-5)
     assert "from the fit's image; the result weighs fit / filled " in _fill_line([report])
     assert "from the fit's image; the fill alone" in _fill_line([{**report, "weights": None}])
+
+
+def test_grouped_fill_above_its_biharmonic_size_with_few_pixels_missing_uses_biharmonic_inpainting(monkeypatch):
+    """A photo larger than :attr:`GroupedFill.BIHARMONIC_UP_TO` with few pixels missing (a scan's
+    scratches) starts from the biharmonic blend, as a small one does: the solve's unknowns are the
+    missing pixels; counted in any channel of a per-channel mask."""
+    from linr.refine import GroupedFill
+
+    monkeypatch.setattr(GroupedFill, "BIHARMONIC_UP_TO", 20)
+    monkeypatch.setattr(GroupedFill, "BIHARMONIC_MISSING_UP_TO", 30)
+    filler = GroupedFill()
+    observed = np.ones((24, 40), bool)
+    observed[5, :30] = False  # a scratch of 30 px
+    assert filler.uses_biharmonic(observed)
+    observed[9, 3] = False  # 31 missing
+    assert not filler.uses_biharmonic(observed)
+    per_channel = np.ones((24, 40, 3), bool)
+    per_channel[5, :20, 0] = False
+    per_channel[7, :11, 2] = False  # 31 pixels missing in some channel
+    assert not filler.uses_biharmonic(per_channel)
+    assert filler.uses_biharmonic(per_channel[:20, :20])  # within the side: whatever is missing
+    rng = np.random.default_rng(3)
+    clean = _texture(24, 40)
+    observed = np.ones((24, 40), bool)
+    observed[5, :30] = False
+    photo = clean * observed[..., None]
+    fit = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    filler(photo, observed, fit)
+    assert "biharmonic" not in filler.describe() and "start_weight" in filler.describe()
 
 
 def test_grouped_fill_through_restore_and_the_command_line(tmp_path, capsys):

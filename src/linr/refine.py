@@ -33,8 +33,9 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
   falling noise level, the observed pixels put back after every pass (plug-and-play inpainting),
   so that the missing pixels take the texture of similar patches elsewhere in the image; then
   blended with the fit's image and the biharmonic inpainting by least squares on the held-out
-  pixels (all of it made blind to them first). Above :attr:`GroupedFill.BIHARMONIC_UP_TO` px it
-  starts from the fit's image alone and weighs only the fit and the fill.
+  pixels (all of it made blind to them first). Above :attr:`GroupedFill.BIHARMONIC_UP_TO` px, with
+  more than :attr:`GroupedFill.BIHARMONIC_MISSING_UP_TO` pixels missing, it starts from the fit's
+  image alone and weighs only the fit and the fill.
 - ``grouped-project`` (:class:`GroupedProjected`): for a joint fit of a noisy photo and low-res
   views without noise (Table 5's case), ``grouped`` and then the nearest image that reproduces
   the low-res views exactly (:func:`linr.projection.project_onto_views`): ``grouped`` alone
@@ -952,8 +953,8 @@ class GroupedFill:
     fills the others (a biharmonic inpainting per channel); held-out pixels count where every
     channel was observed.
 
-    Above :attr:`BIHARMONIC_UP_TO` px a side there is no biharmonic inpainting: the fill starts
-    from the fit's image alone, and a blend weighs the fit and the fill only (``biharmonic``
+    Above :attr:`BIHARMONIC_UP_TO` px a side, with more than :attr:`BIHARMONIC_MISSING_UP_TO`
+    pixels missing, there is no biharmonic inpainting: the fill starts from the fit's image alone, and a blend weighs the fit and the fill only (``biharmonic``
     False in :meth:`describe`): every step is then linear in the pixels."""
 
     name = "grouped-fill"
@@ -965,12 +966,20 @@ class GroupedFill:
     """Reference patches every 4 px in the fill's filter (``grouped``'s 3): 0.65x the time of 3 for
     0.00-0.04 dB less on the four tune crops (set9 128 px, 10% kept; BENCHMARKS.md)."""
     BIHARMONIC_UP_TO = 768
-    """The largest side (px) at which the fill starts from the blend with biharmonic inpainting: its
-    sparse solve grows faster than the pixels (per channel about 3 s at 512 px, 75 s and 6 GB at
-    1024 px on this project's CPU), and it was measured on images of 228-512 px. Without it (and
-    without held-out pixels) the fill of the fit's image alone came within -0.06 to +0.12 dB of
-    the default's on the four tune crops and 0.02-0.27 dB under it on the six Table 3 images, 0.26
-    dB or more above the fit alone on every one (BENCHMARKS.md, '#14 and #15: inpainting at any size')."""
+    """The largest side (px) at which the fill always starts from the blend with biharmonic
+    inpainting, whatever is missing: its sparse solve grows faster than the missing pixels (per
+    channel about 3 s at 512 px, 75 s and 6 GB at 1024 px with 90% of the pixels missing, on this
+    project's CPU), and it was measured on images of 228-512 px. Without it (and without held-out
+    pixels) the fill of the fit's image alone came within -0.06 to +0.12 dB of the default's on
+    the four tune crops and 0.02-0.27 dB under it on the six Table 3 images, 0.26 dB or more above
+    the fit alone on every one (BENCHMARKS.md, '#14 and #15: inpainting at any size'). Larger
+    images get it too where few of their pixels are missing (:attr:`BIHARMONIC_MISSING_UP_TO`)."""
+    BIHARMONIC_MISSING_UP_TO = BIHARMONIC_UP_TO * BIHARMONIC_UP_TO
+    """The most missing pixels (missing in some channel) with which an image larger than
+    :attr:`BIHARMONIC_UP_TO` px still starts from the blend with biharmonic inpainting: the solve's
+    unknowns are the missing pixels, so this is the most an image of that side could miss (since
+    the sixty-first session; before, no image above that side had it: a 1536 x 1024 scan with 2.7%
+    of its pixels missing in thin scratches took 0.54 s for all three channels)."""
 
     def __init__(self, passes: int = 20, start: float = 30.0, end: float = 2.0, finish: int = 5,
                  finish_start: float = 5.0) -> None:
@@ -985,10 +994,15 @@ class GroupedFill:
         return {"name": self.name, "passes": self.passes, "sigmas": [self.start, self.end],
                 "finish": self.finish, "step": self.STEP, **self.choice}
 
-    def uses_biharmonic(self, shape: Sequence[int]) -> bool:
-        """Whether an image of ``shape`` (H, W, ...) is filled from the blend with biharmonic
-        inpainting (:attr:`BIHARMONIC_UP_TO`)."""
-        return max(shape[:2]) <= self.BIHARMONIC_UP_TO
+    def uses_biharmonic(self, observed: np.ndarray) -> bool:
+        """Whether a photo whose ``observed`` mask ((H, W), or (H, W, C) per channel) this is gets
+        filled from the blend with biharmonic inpainting: at most :attr:`BIHARMONIC_UP_TO` px a
+        side, or at most :attr:`BIHARMONIC_MISSING_UP_TO` pixels missing (in some channel)."""
+        observed = np.asarray(observed, bool)
+        if max(observed.shape[:2]) <= self.BIHARMONIC_UP_TO:
+            return True
+        seen = observed.all(-1) if observed.ndim == 3 else observed
+        return int(seen.size - np.count_nonzero(seen)) <= self.BIHARMONIC_MISSING_UP_TO
 
     def fill(self, photo: np.ndarray, observed: np.ndarray, image: np.ndarray, passes: int,
              start: float) -> np.ndarray:
@@ -1011,7 +1025,7 @@ class GroupedFill:
             self.choice = {"nothing_missing": True}
             return photo.astype(np.float32)
         held = None if held_out is None else np.asarray(held_out, bool) & observed.all(-1)
-        biharmonic = self.uses_biharmonic(photo.shape)
+        biharmonic = self.uses_biharmonic(observed)
         if held is None or held.sum() < MIN_HELD_OUT or not (observed & ~held[..., None]).any():
             if not biharmonic:
                 self.choice = {"biharmonic": False}

@@ -1172,7 +1172,8 @@ def restore(
         asked_prior = config.prior
         config = _tiled_config(config, obs)
         def tile_stop(part: list[Observation]) -> StopRule | None:
-            return resolve_stop(part, preset=preset, steps=steps, stop=stop)
+            return resolve_stop(part, preset=preset, steps=steps, stop=stop,
+                                refine=refine if blends_in_tiles(refine) else None)
 
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
@@ -1300,8 +1301,10 @@ def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
 def blends_in_tiles(refine: str | None) -> bool:
     """Whether refiner ``refine`` chooses its blend by held-out pixels in a tiled restoration too
     (those no tile trained on, :func:`linr.tiling.tiled_held_out`): ``grouped-pair`` since the
-    thirty-second session; the others blend by them on whole images only."""
-    return refine is not None and REFINERS[refine].takes == "noisy+blurred"
+    thirty-second session, the inpainting refiners (``grouped-fill``, ``biharmonic``) since the
+    sixty-first (each tile's fit then stops by the rule of a blended fit, :data:`AUTO_BLENDED`, and
+    returns its best held-out iterate, where it ran a fixed budget before); the others blend by them on whole images only."""
+    return refine is not None and refine != NO_REFINE and REFINERS[refine].takes in ("noisy+blurred", "masked")
 
 
 def held_out_pixels(rule: StopRule | None) -> list[np.ndarray | None] | None:
@@ -1513,7 +1516,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
         default_refine_left_out(obs, preset=preset, keep_model=keep_model, register=register)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
-                        refine=refine if grid is None else None)  # tiles: each its own
+                        refine=refine if grid is None or blends_in_tiles(refine) else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,

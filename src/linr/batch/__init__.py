@@ -228,6 +228,12 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # grouped-pair's blend chosen by held-out pixels in tiles too (since the thirty-second
         # session; before, tiled images got the pair without it: linr.tasks.blends_in_tiles)
         **({"pair_blend": "tiles"} if refine == "grouped-pair" else {}),
+        # an inpainting's tiles stop by the blended fit's rule and the fill's blend is chosen on
+        # the pixels no tile trained on (since the sixty-first session; before, tiles ran a fixed
+        # budget and the fill blended nothing; larger images with few pixels missing also start
+        # from biharmonic inpainting since then)
+        **({"fill_blend": "tiles", "biharmonic_missing_up_to": GroupedFill.BIHARMONIC_MISSING_UP_TO}
+           if refine in ("grouped-fill", "biharmonic") else {}),
         # the defaults' fit of a lone blurred photo: free edges, its own steps and schedule (since
         # the twenty-ninth session whole, the thirtieth in tiles; before, mirrored borders, 4000
         # steps at a constant rate); of a blurred photo beside a noisy one since the thirty-first
