@@ -5,7 +5,7 @@ image's biharmonic inpainting alone.
 
     PYTHONPATH=src .venv/bin/python benchmarks/inpaint_pilot_probe.py \
         [--images set5/baby,...] [--crop 128] [--masks random:0.1,scratches] \
-        [--variants default,w64,none] [--rows benchmarks/inpaint_pilot.jsonl]
+        [--variants default,w64,none] [--tile SIZE:OVERLAP --code COMMIT] [--rows benchmarks/inpaint_pilot.jsonl]
 
 Masks: ``random:KEEP`` (each pixel kept with probability KEEP, as Table 3's 10%; seed 7),
 ``scratches`` (thin dark lines 2-5 px wide over about 3% of the crop, as on a scanned print;
@@ -86,7 +86,7 @@ def variant_options(spec: str) -> dict:
     return options
 
 
-def row(name: str, crop: int, mask: str, variant: str) -> dict:
+def row(name: str, crop: int, mask: str, variant: str, tile: str | None = None) -> dict:
     import linr
     from skimage.restoration import inpaint_biharmonic
 
@@ -105,14 +105,15 @@ def row(name: str, crop: int, mask: str, variant: str) -> dict:
         image = GroupedFill()(photo, keep, start)
     else:
         options = {} if variant == "default" else variant_options(variant)
-        result = linr.restore(linr.masked(photo, keep), device="cpu", progress=False, **options)
+        result = linr.restore(linr.masked(photo, keep), device="cpu", progress=False, tile=tile or "auto", **options)
         image = result.image
         refine = result.settings.get("refine", {})
         extra = {"steps_run": result.steps_run, "stop_step": result.stop_step, "weights": refine.get("weights"),
                  "fit_s": round(result.timings["fit_s"], 1)}
     seconds = round(time.perf_counter() - started, 1)
     inside = ~keep
-    return {"image": name, "crop": crop, "mask": mask, "variant": variant, "missing": round(float(inside.mean()), 4),
+    return {"image": name, "crop": crop, "mask": mask, "variant": variant, **({"tile": tile} if tile else {}),
+            "missing": round(float(inside.mean()), 4),
             "psnr": round(psnr(clean, image), 3), "psnr_holes": round(psnr(clean[inside], image[inside]), 3),
             "seconds": seconds, **{k: v for k, v in extra.items() if v is not None}}
 
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--masks", default="random:0.1,scratches")
     parser.add_argument("--variants", default="default,w64,none,biharmonic")
     parser.add_argument("--rows", default="benchmarks/inpaint_pilot.jsonl")
+    parser.add_argument("--tile", default=None, help="restore's tile setting (SIZE[:OVERLAP]); default: auto")
+    parser.add_argument("--code", default=None, help="a label for the code the rows come from (a commit), in their key")
     args = parser.parse_args()
     import torch
 
@@ -131,9 +134,11 @@ def main() -> None:
     from linr.bench.common import resume_rows
 
     names = (HELD_OUT if args.images == "held-out" else args.images).split(",")
-    jobs = [((name, args.crop, mask, variant), lambda n=name, m=mask, v=variant: row(n, args.crop, m, v))
+    labelled = lambda made: {**made, **({"code": args.code} if args.code else {})}
+    jobs = [((name, args.crop, mask, variant, args.tile, args.code),
+             lambda n=name, m=mask, v=variant: labelled(row(n, args.crop, m, v, args.tile)))
             for mask in args.masks.split(",") for name in names for variant in args.variants.split(",")]
-    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["mask"], r["variant"]), jobs)
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r["mask"], r["variant"], r.get("tile"), r.get("code")), jobs)
 
 
 if __name__ == "__main__":
