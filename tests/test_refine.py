@@ -1418,3 +1418,51 @@ def test_the_refinements_lines_count_each_phase_from_its_start_floor_the_share_a
     at(200, "learning", 0.9)
     at(300, "learning", 0.95)
     assert linr.tasks._refine_progress(False) is None
+
+
+def test_a_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(tmp_path, capsys):
+    """The defaults' inpainting fits :data:`DEFAULT_INPAINT_PILOT_MODEL` at its rate and budget where
+    at most :data:`INPAINT_PILOT_MISSING_UP_TO` of the pixels are missing (a scan's scratches), the
+    wider :data:`DEFAULT_INPAINT_MODEL` where more are; a network named, a stop rule given, a kept
+    model or no refinement keep their own; the command line says which."""
+    import dataclasses
+
+    from PIL import Image
+
+    from linr.cli import main
+    from linr.tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
+                            DEFAULT_INPAINT_PILOT_STEPS, INPAINT_PILOT_MISSING_UP_TO, inpainting_pilot, missing_share,
+                            resolve)
+    import torch
+
+    from linr.operators import Mask
+
+    clean = _texture(36, 40)
+    scratched = np.ones((36, 40), bool)
+    scratched[:, 17:19] = False  # 5% missing
+    sparse = np.random.default_rng(4).random((36, 40)) < 0.3
+    assert (~scratched).mean() <= INPAINT_PILOT_MISSING_UP_TO < (~sparse).mean()
+    few, many = (linr.masked(clean * m[..., None], m) for m in (scratched, sparse))
+    _, config = resolve([few])
+    assert config.model == DEFAULT_INPAINT_PILOT_MODEL and config.steps == DEFAULT_INPAINT_PILOT_STEPS
+    assert config.lr == DEFAULT_INPAINT_PILOT_LR
+    _, config = resolve([many])
+    assert config.model == DEFAULT_INPAINT_MODEL and config.steps == 500 and config.lr == 1e-4
+    assert not inpainting_pilot([few], preset=None, model=ModelConfig(width=64))
+    assert not inpainting_pilot([few], preset=None, stop="fixed")
+    assert not inpainting_pilot([few], preset=None, refine="none")
+    assert not inpainting_pilot([few], preset=None, keep_model=True)
+    assert not inpainting_pilot([few], preset="paper")
+    per_channel = np.ones((3, 36, 40), np.float32)  # a colour filter array's kind of mask, (C, H, W)
+    per_channel[0, :4] = 0
+    per_channel[2, 4:8] = 0  # 22% missing in some channel, 7% in each
+    assert missing_share(dataclasses.replace(few, operator=Mask(torch.from_numpy(per_channel)))) == pytest.approx(8 / 36)
+    result = linr.restore(few, steps=3, progress=False)
+    assert result.settings["model"] == dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL) and result.steps_run == 3
+    Image.fromarray((clean * scratched[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
+    Image.fromarray((scratched * 255).astype(np.uint8)).save(tmp_path / "mask.png")
+    assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--steps", "3", "--device", "cpu", "-o", str(tmp_path / "o.png")]) == 0
+    out = capsys.readouterr().out
+    assert "network: siren 7x64 at omega_0 15, 3 steps at learning rate 0.001 (the default for a photo with at " \
+           f"most {INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels missing" in out

@@ -492,9 +492,17 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
     (:func:`linr.tasks.default_model`; the denoising pilot says so in its refinement line), or None."""
     import dataclasses
 
-    from .tasks import DEFAULT_INPAINT_MODEL
+    from .tasks import DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_MODEL, INPAINT_PILOT_MISSING_UP_TO
 
-    if named or settings.get("model") != dataclasses.asdict(DEFAULT_INPAINT_MODEL):
+    if named:
+        return None
+    if settings.get("model") == dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL):
+        m = DEFAULT_INPAINT_PILOT_MODEL
+        return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g}, {settings.get('steps')} steps at "
+                f"learning rate {settings.get('lr'):g} (the default for a photo with at most "
+                f"{INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels missing, whose fill needs little of the fit; not in "
+                "the paper: --width 256 for the wider default network)")
+    if settings.get("model") != dataclasses.asdict(DEFAULT_INPAINT_MODEL):
         return None
     m = DEFAULT_INPAINT_MODEL
     return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a photo with missing "

@@ -69,6 +69,9 @@ __all__ = [
     "DEFAULT_FREE_BLUR_SCHEDULE",
     "DEFAULT_DEBLUR_REFINE",
     "DEFAULT_INPAINT_MODEL",
+    "DEFAULT_INPAINT_PILOT_MODEL",
+    "INPAINT_PILOT_MISSING_UP_TO",
+    "inpainting_pilot",
     "default_model",
     "SR_REFINE_UP_TO",
     "default_refine",
@@ -314,17 +317,20 @@ def resolve(
             operator = operator.with_inner(blur) if isinstance(operator, LeftOut) else blur
         resolved.append(dataclasses.replace(obs, weight=weight, operator=operator))
     pilot = pilot_fit(observations, preset=asked_preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
+    inpaint_pilot = inpainting_pilot(observations, preset=asked_preset, model=model, stop=stop, refine=refine,
+                                     keep_model=keep_model)
     free = free_blur_fit(resolved, preset=asked_preset)
     if steps is None:
-        steps = DEFAULT_PILOT_STEPS if pilot else DEFAULT_FREE_BLUR_STEPS if free else \
-            max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
+        steps = DEFAULT_PILOT_STEPS if pilot else DEFAULT_INPAINT_PILOT_STEPS if inpaint_pilot else \
+            DEFAULT_FREE_BLUR_STEPS if free else max(p.steps.get(o.kind, p.steps["observation"]) for o in observations)
     config = FitConfig(
         steps=steps,
-        lr=(DEFAULT_PILOT_LR if pilot else p.lr) if lr is None else lr,
+        lr=(DEFAULT_PILOT_LR if pilot else DEFAULT_INPAINT_PILOT_LR if inpaint_pilot else p.lr) if lr is None else lr,
         retry_lr=p.lr if pilot and lr is None and DEFAULT_PILOT_LR != p.lr else None,
         seed=seed,
         device=device,
-        model=model or default_model(observations, preset=asked_preset, pilot=pilot) or _preset_model(p, observations),
+        model=model or default_model(observations, preset=asked_preset, pilot=pilot, inpaint_pilot=inpaint_pilot)
+        or _preset_model(p, observations),
         progress=progress,
         schedule=DEFAULT_FREE_BLUR_SCHEDULE if free else p.schedule,
         batch_pixels=p.batch_pixels,
@@ -543,12 +549,55 @@ sooner the budget binds on a large image. ``preset='paper'`` and a network named
 keep the paper's 30."""
 
 
-def default_model(observations: Sequence[Observation], *, preset: str | None, pilot: bool) -> ModelConfig | None:
+INPAINT_PILOT_MISSING_UP_TO = 0.10
+"""The largest share of a photo's pixels missing (in some channel) with which the defaults'
+inpainting fits a narrow pilot (:func:`inpainting_pilot`) instead of :data:`DEFAULT_INPAINT_MODEL`
+(since the sixty-first session): the fast engine trains an inpainting on its observed pixels only,
+so the wide fit costs most where least is missing, and there its image is worth least to the fill
+(a scan's thin scratches, 3% missing: BENCHMARKS.md, "Inpainting at real sizes")."""
+
+DEFAULT_INPAINT_PILOT_MODEL = ModelConfig(width=64, omega_0=15.0)
+"""The network of :func:`inpainting_pilot`: a SIREN 7x64 at :data:`DEFAULT_INPAINT_MODEL`'s omega_0."""
+
+DEFAULT_INPAINT_PILOT_STEPS = 200
+"""The step budget of :func:`inpainting_pilot` (under the blended fit's stop, :data:`AUTO_BLENDED`)."""
+
+DEFAULT_INPAINT_PILOT_LR = 1e-3
+"""The learning rate of :func:`inpainting_pilot` (the denoising pilot's, :data:`DEFAULT_PILOT_LR`)."""
+
+
+def missing_share(observation: Observation) -> float:
+    """The share of an observation's pixels its mask leaves out in some channel (0 without a mask)."""
+    if not isinstance(observation.operator, Mask):
+        return 0.0
+    mask = observation.operator.mask.detach().cpu().numpy() > 0.5
+    seen = mask.all(0) if mask.ndim == 3 else mask
+    return float(1.0 - seen.mean())
+
+
+def inpainting_pilot(observations: Sequence[Observation], *, preset: str | None, model: Any = None,
+                     stop: Any = None, refine: str | None = None, keep_model: bool = False) -> bool:
+    """Whether the fit of a restore is the defaults' inpainting pilot (:data:`DEFAULT_INPAINT_PILOT_MODEL`,
+    :data:`DEFAULT_INPAINT_PILOT_STEPS`, :data:`DEFAULT_INPAINT_PILOT_LR`): a :func:`plain_inpainting`
+    with no network named, the automatic stop, a refinement to follow (:func:`resolve_refine`) and
+    at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing."""
+    if model is not None or stop not in (None, "auto") or not plain_inpainting(observations, preset=preset):
+        return False
+    if resolve_refine(refine, observations, preset=None, keep_model=keep_model) is None:
+        return False
+    return missing_share(observations[0]) <= INPAINT_PILOT_MISSING_UP_TO
+
+
+def default_model(observations: Sequence[Observation], *, preset: str | None, pilot: bool,
+                  inpaint_pilot: bool = False) -> ModelConfig | None:
     """The network the defaults choose when none is named (None: the preset's own):
     :data:`DEFAULT_PILOT_MODEL` for a pilot fit (:func:`pilot_fit`, which a named network rules
-    out), :data:`DEFAULT_INPAINT_MODEL` for :func:`plain_inpainting`."""
+    out), :data:`DEFAULT_INPAINT_PILOT_MODEL` for an inpainting pilot (:func:`inpainting_pilot`),
+    :data:`DEFAULT_INPAINT_MODEL` for another :func:`plain_inpainting`."""
     if pilot:
         return DEFAULT_PILOT_MODEL
+    if inpaint_pilot:
+        return DEFAULT_INPAINT_PILOT_MODEL
     return DEFAULT_INPAINT_MODEL if plain_inpainting(observations, preset=preset) else None
 
 

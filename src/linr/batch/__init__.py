@@ -186,7 +186,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     import dataclasses
 
     from ..refine import REFINERS, GroupedFill
-    from ..tasks import DEFAULT_INPAINT_MODEL, DEFAULT_PRESET, PRESETS
+    from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
+                         DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, INPAINT_PILOT_MISSING_UP_TO, PRESETS)
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
     pilot = _pilot_of(args, model)
@@ -247,6 +248,12 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # the network of the defaults' inpainting when no network is named (omega_0 15 since the
         # twenty-third session; a batch made before it has none: the paper's network)
         **({"inpaint_model": dataclasses.asdict(DEFAULT_INPAINT_MODEL)} if model is None and _plain_inpainting(args) else {}),
+        # and, since the sixty-first session, its narrow pilot for photos with few pixels missing
+        # (linr.tasks.inpainting_pilot; a batch made before has none and, fitted otherwise, does not resume)
+        **({"inpaint_pilot": {"model": dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL),
+                              "steps": DEFAULT_INPAINT_PILOT_STEPS, "lr": DEFAULT_INPAINT_PILOT_LR,
+                              "missing_up_to": INPAINT_PILOT_MISSING_UP_TO}}
+           if model is None and _plain_inpainting(args) and args.stop in (None, "auto") else {}),
         # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
         # fifty-fifth session; batches before have none and, fitted otherwise, do not resume)
         **({"clipping": args.clipping} if _clipping_route(args) else {}),
