@@ -840,28 +840,18 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
             rule.prepare([photo])
             masks.append(rule.held_out_mask(0))
         assert np.array_equal(*masks) == shared and masks[0].any()
-    # the paper preset, a kept model, 'none' and noise keep the paper's fixed fit unblended; tiles stop by the
-    # blended rule too, each returning its best held-out iterate, and the fill's blend is chosen on the
-    # pixels no tile trained on (since the sixty-first session: fixed steps and no choice before)
+    # the paper preset, a kept model, 'none' and noise keep the paper's fixed fit unblended; tiles keep their
+    # fixed steps, and the fill then starts from their image with no choice to make (no one fit's held-out
+    # pixels; the pick and a blend in tiles were measured in the sixty-first session and not adopted)
     assert linr.restore(photo, preset="paper", **tiny).settings.get("refine") is None
     kept = linr.restore(photo, keep_model=True, **tiny)
     assert kept.settings.get("refine") is None and kept.settings["stop"]["name"] == "fixed" and kept.steps_run == 4
     assert linr.restore(photo, refine="none", **tiny).settings["stop"]["name"] == "fixed"
     assert resolve_refine(None, [photo], preset=None) == DEFAULT_INPAINT_REFINE
-    from linr.tasks import tile_grid
-    from linr.tiling import tiled_held_out
-
-    wide = np.tile(clean, (2, 2, 1))
-    wide_observed = rng.random(wide.shape[:2]) < 0.5
-    wide_photo = linr.masked(wide * wide_observed[..., None], wide_observed)
-    tiled = linr.restore(wide_photo, tile="40:4", **tiny)
-    grid = tile_grid([wide_photo], preset=None, tile="40:4")
-    held = tiled_held_out([wide_photo], grid, lambda part: resolve_stop(part, refine=DEFAULT_INPAINT_REFINE))[0]
-    assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" in tiled.settings["refine"]
-    assert tiled.settings["refine"]["chosen_on_held_out_pixels"] == int(held.sum()) >= 20
-    assert json.loads(tiled.settings["stop"])["name"] == "pick"
+    tiled = linr.restore(photo, tile="32:8", **tiny)
+    assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" not in tiled.settings["refine"]
     assert all(t["steps_run"] == 4 for t in tiled.settings["tiles"]) and len(tiled.settings["tiles"]) > 1
-    np.testing.assert_array_equal(tiled.image[wide_observed], wide[wide_observed].astype(np.float32))  # observed kept
+    np.testing.assert_array_equal(tiled.image[observed], clean[observed].astype(np.float32))  # observed kept
     assert resolve_refine(None, [photo, linr.noisy(clean)], preset=None) is None
     # the command line says it, and a batch records the blend in its manifest
     Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
@@ -1455,7 +1445,7 @@ def test_a_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(tmp_pa
     assert not inpainting_pilot([few], preset="paper")
     per_channel = np.ones((3, 36, 40), np.float32)  # a colour filter array's kind of mask, (C, H, W)
     per_channel[0, :4] = 0
-    per_channel[2, 4:8] = 0  # 22% missing in some channel, 7% in each
+    per_channel[2, 4:8] = 0  # 22% missing in some channel, 11% in each
     assert missing_share(dataclasses.replace(few, operator=Mask(torch.from_numpy(per_channel)))) == pytest.approx(8 / 36)
     result = linr.restore(few, steps=3, progress=False)
     assert result.settings["model"] == dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL) and result.steps_run == 3

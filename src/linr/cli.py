@@ -501,7 +501,7 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
         return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g}, {settings.get('steps')} steps at "
                 f"learning rate {settings.get('lr'):g} (the default for a photo with at most "
                 f"{INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels missing, whose fill needs little of the fit; not in "
-                "the paper: --width 256 for the wider default network)")
+                "the paper: --width 256 --omega0 15 for the wider default network)")
     if settings.get("model") != dataclasses.asdict(DEFAULT_INPAINT_MODEL):
         return None
     m = DEFAULT_INPAINT_MODEL

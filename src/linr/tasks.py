@@ -277,7 +277,11 @@ def resolve(
     is fitted again at the paper's rate, 1e-4 (:attr:`FitConfig.retry_lr`; see :data:`DEFAULT_PILOT_LR`).
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
     with the automatic stop only; a hold-out spec with an average, such as the automatic rule
-    written out, counts as it: :func:`pilot_stop`).
+    written out, counts as it: :func:`pilot_stop`). Likewise the fit of a plain inpainting with
+    at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing, the automatic stop and
+    ``grouped-fill`` to follow (:func:`inpainting_pilot`) gets :data:`DEFAULT_INPAINT_PILOT_MODEL`,
+    :data:`DEFAULT_INPAINT_PILOT_STEPS` steps and :data:`DEFAULT_INPAINT_PILOT_LR` unless
+    ``steps`` or ``lr`` say otherwise; another plain inpainting gets :data:`DEFAULT_INPAINT_MODEL`.
 
     With no preset named, a blur whose boundary was left open gets free edges when it is restored
     alone, whole or in tiles, or beside one noisy photo of it (:data:`DEFAULT_OPEN_BOUNDARY`; its fit :data:`DEFAULT_FREE_BLUR_STEPS` steps on a
@@ -515,7 +519,9 @@ def pilot_stop(stop: Any) -> bool:
 INPAINT_BLEND_UP_TO = GroupedFill.BIHARMONIC_UP_TO
 """Kept for code that imported it: from the fourteenth to the twenty-first session the size (px a
 side) up to which the defaults refined an inpainting; since the twenty-second they refine one at
-any size, and this is the size up to which the fill starts from the biharmonic blend."""
+any size, and this is the size up to which the fill always starts from the biharmonic blend
+(since the sixty-first session larger images do too where few pixels are missing:
+:attr:`linr.refine.GroupedFill.BIHARMONIC_MISSING_UP_TO`)."""
 
 DEFAULT_INPAINT_REFINE = "grouped-fill"
 """The refinement of the defaults' inpainting of one photo (:func:`plain_inpainting`):
@@ -525,12 +531,13 @@ biharmonic inpainting, the observed pixels kept, then weighed against the fit an
 inpainting on pixels the fit held out; its stop rule then is :data:`linr.stopping.AUTO_BLENDED`);
 from the fourteenth to the twentieth session ``biharmonic``, the blend alone (up to 768 px).
 Measured in BENCHMARKS.md ('#15 inpainting and SR'). Since the twenty-second session at any size
-and in tiles too: above :attr:`linr.refine.GroupedFill.BIHARMONIC_UP_TO` px the fill starts from
+and in tiles too: above :attr:`linr.refine.GroupedFill.BIHARMONIC_UP_TO` px, with more than
+:attr:`~linr.refine.GroupedFill.BIHARMONIC_MISSING_UP_TO` pixels missing, the fill starts from
 the fit's image alone (and a blend weighs the fit and the fill only), and a tiled fit (each tile
 fitted for fixed steps: no held-out pixels) is filled with no blend after it, from the tiles'
-image (above that size) or its half-and-half blend with biharmonic inpainting (a smaller image
-tiled on request). BENCHMARKS.md, '#14 and #15: inpainting at any size'. Not with a model to
-keep."""
+image (with more missing) or its half-and-half blend with biharmonic inpainting.
+BENCHMARKS.md, '#14 and #15: inpainting at any size', 'Inpainting at real sizes'. Not with a
+model to keep."""
 
 
 DEFAULT_INPAINT_MODEL = ModelConfig(omega_0=15.0)
@@ -579,12 +586,12 @@ def inpainting_pilot(observations: Sequence[Observation], *, preset: str | None,
                      stop: Any = None, refine: str | None = None, keep_model: bool = False) -> bool:
     """Whether the fit of a restore is the defaults' inpainting pilot (:data:`DEFAULT_INPAINT_PILOT_MODEL`,
     :data:`DEFAULT_INPAINT_PILOT_STEPS`, :data:`DEFAULT_INPAINT_PILOT_LR`): a :func:`plain_inpainting`
-    with no network named, the automatic stop, a refinement to follow (:func:`resolve_refine`) and
-    at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing."""
+    with no network named, the automatic stop, :data:`DEFAULT_INPAINT_REFINE` to follow
+    (:func:`resolve_refine`) and at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing."""
     if model is not None or stop not in (None, "auto") or not plain_inpainting(observations, preset=preset):
         return False
-    if resolve_refine(refine, observations, preset=None, keep_model=keep_model) is None:
-        return False
+    if resolve_refine(refine, observations, preset=None, keep_model=keep_model) != DEFAULT_INPAINT_REFINE:
+        return False  # measured before grouped-fill only (a biharmonic blend leans on the fit more)
     return missing_share(observations[0]) <= INPAINT_PILOT_MISSING_UP_TO
 
 
@@ -764,7 +771,8 @@ def plain_deblurring(observations: Sequence[Observation], *, preset: str | None)
 def plain_inpainting(observations: Sequence[Observation], *, preset: str | None) -> bool:
     """Whether a restore is the defaults' inpainting of one photo: no preset named and one
     observation alone, with missing pixels (a mask) and no noise. Restored whole, it gets
-    :data:`DEFAULT_INPAINT_REFINE` and the stop rule that goes with it."""
+    :data:`DEFAULT_INPAINT_REFINE` and the stop rule that goes with it (in tiles the refinement
+    and fixed steps; with few pixels missing, :func:`inpainting_pilot`)."""
     if preset is not None or len(observations) != 1:
         return False
     (obs,) = observations
@@ -1221,8 +1229,7 @@ def restore(
         asked_prior = config.prior
         config = _tiled_config(config, obs)
         def tile_stop(part: list[Observation]) -> StopRule | None:
-            return resolve_stop(part, preset=preset, steps=steps, stop=stop,
-                                refine=refine if blends_in_tiles(refine) else None)
+            return resolve_stop(part, preset=preset, steps=steps, stop=stop)
 
         result = fit_tiled(
             obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
@@ -1350,10 +1357,11 @@ def retry_records(settings: dict[str, Any]) -> list[dict[str, Any] | None]:
 def blends_in_tiles(refine: str | None) -> bool:
     """Whether refiner ``refine`` chooses its blend by held-out pixels in a tiled restoration too
     (those no tile trained on, :func:`linr.tiling.tiled_held_out`): ``grouped-pair`` since the
-    thirty-second session, the inpainting refiners (``grouped-fill``, ``biharmonic``) since the
-    sixty-first (each tile's fit then stops by the rule of a blended fit, :data:`AUTO_BLENDED`, and
-    returns its best held-out iterate, where it ran a fixed budget before); the others blend by them on whole images only."""
-    return refine is not None and refine != NO_REFINE and REFINERS[refine].takes in ("noisy+blurred", "masked")
+    thirty-second session; the others blend by them on whole images only. (The inpainting
+    refiners in tiles, each tile stopped by :data:`AUTO_BLENDED`, were measured in the sixty-first
+    session: +0.14 dB on six tune crops, -0.02 on four held-out ones, for 1.1-1.2x the time: not
+    adopted; BENCHMARKS.md, "Inpainting at real sizes".)"""
+    return refine is not None and REFINERS[refine].takes == "noisy+blurred"
 
 
 def held_out_pixels(rule: StopRule | None) -> list[np.ndarray | None] | None:
@@ -1565,7 +1573,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
         default_refine_left_out(obs, preset=preset, keep_model=keep_model, register=register)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
-                        refine=refine if grid is None or blends_in_tiles(refine) else None)  # tiles: each its own
+                        refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,

@@ -716,8 +716,8 @@ def _result(image: np.ndarray, infos: list[dict[str, Any] | None], grid: TileGri
     fitted = [i for i in infos if i and not i.get("resumed")]
     reason = (f"{len(infos)} tiles ({len(infos) - len(fitted)} resumed); steps per tile "
               f"{min(steps)}-{max(steps)} (median {int(np.median(steps))})")
-    if stop_steps != steps:  # a rule that stops or returns by held-out pixels (the pick, the hold-out)
-        reason += (f"; their held-out best at steps {min(stop_steps)}-{max(stop_steps)} "
+    if stop_steps != steps:  # a rule that returns an earlier iterate (the pick's best held-out one, say)
+        reason += (f"; the iterates returned from steps {min(stop_steps)}-{max(stop_steps)} "
                    f"(median {int(np.median(stop_steps))})")
     weights = [1.0 if o.weight is None else float(o.weight) for o in observations]
     settings = {

@@ -774,7 +774,7 @@ class JobRunner:
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
         from ..images import output_info, write_image
-        from ..metrics import json_ready
+        from ..metrics import json_ready, named_opaque
         from ..tasks import input_psnrs
 
         image = np.clip(result.image, 0.0, 1.0)
@@ -787,6 +787,8 @@ class JobRunner:
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
                            icc_profile=out.icc_profile, density=out.density, **units)
         metrics = result.metrics  # restore's, on the output's opaque pixels (prepared.measured)
+        if metrics is not None and prepared.measured is not None:
+            named_opaque(metrics)  # as linr restore's report names them
         run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
                                       "app": prepared.request, **result.to_dict()}  # metrics included
         if metrics is not None:

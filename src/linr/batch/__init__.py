@@ -216,7 +216,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # inpainting since the default biharmonic blend (grouped-fill since the twenty-first session), with the size up to which it blends)
         **({"refine": refine} if (refine := _refine_of(args)) else {}),
         # grouped-fill with the size above which it starts from the fit alone (since the twenty-second
-        # session; the default's batches before it recorded blend_up_to: the size up to which they refined)
+        # session; since the sixty-first only with more than biharmonic_missing_up_to pixels missing; the
+        # default's batches before it recorded blend_up_to: the size up to which they refined)
         **({"biharmonic_up_to": GroupedFill.BIHARMONIC_UP_TO} if refine == "grouped-fill" else {}),
         # grouped-deblur with its passes and levels (since the twenty-fourth session), so that a
         # change of its schedule is not resumed silently
@@ -229,12 +230,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # grouped-pair's blend chosen by held-out pixels in tiles too (since the thirty-second
         # session; before, tiled images got the pair without it: linr.tasks.blends_in_tiles)
         **({"pair_blend": "tiles"} if refine == "grouped-pair" else {}),
-        # an inpainting's tiles stop by the blended fit's rule and the fill's blend is chosen on
-        # the pixels no tile trained on (since the sixty-first session; before, tiles ran a fixed
-        # budget and the fill blended nothing; larger images with few pixels missing also start
-        # from biharmonic inpainting since then)
-        **({"fill_blend": "tiles", "biharmonic_missing_up_to": GroupedFill.BIHARMONIC_MISSING_UP_TO}
-           if refine in ("grouped-fill", "biharmonic") else {}),
+        # larger images with few pixels missing start grouped-fill from biharmonic inpainting too
+        # (since the sixty-first session)
+        **({"biharmonic_missing_up_to": GroupedFill.BIHARMONIC_MISSING_UP_TO} if refine == "grouped-fill" else {}),
         # the defaults' fit of a lone blurred photo: free edges, its own steps and schedule (since
         # the twenty-ninth session whole, the thirtieth in tiles; before, mirrored borders, 4000
         # steps at a constant rate); of a blurred photo beside a noisy one since the thirty-first
@@ -253,7 +251,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"inpaint_pilot": {"model": dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL),
                               "steps": DEFAULT_INPAINT_PILOT_STEPS, "lr": DEFAULT_INPAINT_PILOT_LR,
                               "missing_up_to": INPAINT_PILOT_MISSING_UP_TO}}
-           if model is None and _plain_inpainting(args) and args.stop in (None, "auto") else {}),
+           if model is None and _plain_inpainting(args) and args.stop in (None, "auto")
+           and _refine_of(args) == "grouped-fill" else {}),
         # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
         # fifty-fifth session; batches before have none and, fitted otherwise, do not resume)
         **({"clipping": args.clipping} if _clipping_route(args) else {}),

@@ -214,6 +214,7 @@ def _key(case: str, path: Path, variant: dict[str, Any], crop: int | None, steps
 
         key["inpaint_refine"] = DEFAULT_INPAINT_REFINE
         key["fill_any_size"] = GroupedFill.BIHARMONIC_UP_TO  # tiles refined too (twenty-second session)
+        key["biharmonic_missing_up_to"] = GroupedFill.BIHARMONIC_MISSING_UP_TO  # sixty-first session
         if not (variant["width"] or variant["depth"]):  # the defaults' network (omega_0 15 since the twenty-third session)
             from ..tasks import DEFAULT_INPAINT_MODEL
 
