@@ -861,6 +861,17 @@ def test_an_inverted_mask_is_named_in_a_note(tmp_path):
     notes = []
     load_scene({"masked": str(tmp_path / "m.png")}, {"mask": str(tmp_path / "right.png")}, notes=notes)
     assert not any("inverted" in n for n in notes), notes
+    # scratches of one colour (not black) over a photo that varies: the inverted mask keeps only them
+    photo = np.random.default_rng(2).random((16, 16, 3)).astype(np.float32) * 0.8
+    photo[holes] = (0.9, 0.85, 0.8)
+    write_image(tmp_path / "s.png", photo)
+    notes = []
+    load_scene({"masked": str(tmp_path / "s.png")}, {"mask": str(tmp_path / "inverted.png")}, notes=notes)
+    assert any("keeps is of nearly one value (230, 217, 204 of 255) while others are not: is the mask inverted?"
+               in n for n in notes), notes
+    notes = []
+    load_scene({"masked": str(tmp_path / "s.png")}, {"mask": str(tmp_path / "right.png")}, notes=notes)
+    assert not any("inverted" in n for n in notes), notes
 
 
 def test_a_noisy_jpeg_is_said_to_carry_compression_not_white_noise(tmp_path):

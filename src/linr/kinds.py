@@ -493,6 +493,13 @@ def _build_lowres(image, info, options, notes):
     return lowres(image, options["factor"], kernel=options["downsampler"]), []
 
 
+ONE_VALUE = 2 / 255
+"""The spread (largest minus least, per channel, 0-1 scale) within which the pixels a mask keeps count
+as one value: where they do and the others do not, a note asks whether the mask is inverted (they
+are then the scratches' or the blotches' colour; a new user's inverted mask ran silently and came
+back at 6.8 dB, where black kept pixels had been the only case noted)."""
+
+
 def _build_masked(image, info, options, notes):
     """The keep-mask from ``--mask``, from the image's alpha (transparent = missing), or both."""
     mask_path = options.get("mask")
@@ -518,9 +525,12 @@ def _build_masked(image, info, options, notes):
     if np.asarray(mask).all():
         notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
                      "the image as the network reproduces it, or with the default refinement the image itself)")
-    kept = np.asarray(image)[np.asarray(mask, bool)]
-    if mask_path and kept.size and not kept.any() and np.asarray(image).any():
-        notes.append(f"{info.path}: every pixel the mask keeps is black while others are not: is the mask inverted? "
+    kept, rest = np.asarray(image)[np.asarray(mask, bool)], np.asarray(image)[~np.asarray(mask, bool)]
+    if mask_path and kept.size and rest.size and (not kept.any() and rest.any() or np.ptp(kept, axis=0).max() <= ONE_VALUE
+                                                  and np.ptp(rest, axis=0).max() > ONE_VALUE):  # the damage's colour
+        value = "black" if not kept.any() else "of nearly one value (" + ", ".join(
+            f"{v * 255:.0f}" for v in np.atleast_1d(kept.reshape(kept.shape[0], -1)[0])) + " of 255)"
+        notes.append(f"{info.path}: every pixel the mask keeps is {value} while others are not: is the mask inverted? "
                      f"({mask_path}: white = observed, black = missing)")
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 

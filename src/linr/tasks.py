@@ -1359,7 +1359,7 @@ def blends_in_tiles(refine: str | None) -> bool:
     (those no tile trained on, :func:`linr.tiling.tiled_held_out`): ``grouped-pair`` since the
     thirty-second session; the others blend by them on whole images only. (The inpainting
     refiners in tiles, each tile stopped by :data:`AUTO_BLENDED`, were measured in the sixty-first
-    session: +0.14 dB on six tune crops, -0.02 on four held-out ones, for 1.1-1.2x the time: not
+    session: +0.14 dB on six tune crops, -0.02 on four held-out ones, for 0.96-1.22x the time: not
     adopted; BENCHMARKS.md, "Inpainting at real sizes".)"""
     return refine is not None and REFINERS[refine].takes == "noisy+blurred"
 
