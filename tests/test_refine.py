@@ -1410,11 +1410,13 @@ def test_the_refinements_lines_count_each_phase_from_its_start_floor_the_share_a
     assert linr.tasks._refine_progress(False) is None
 
 
-def test_a_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(tmp_path, capsys):
-    """The defaults' inpainting fits :data:`DEFAULT_INPAINT_PILOT_MODEL` at its rate and budget where
-    at most :data:`INPAINT_PILOT_MISSING_UP_TO` of the pixels are missing (a scan's scratches), the
-    wider :data:`DEFAULT_INPAINT_MODEL` where more are; a network named, a stop rule given, a kept
-    model or no refinement keep their own; the command line says which."""
+def test_a_large_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(tmp_path, capsys, monkeypatch):
+    """The defaults' inpainting of a photo above :data:`INPAINT_PILOT_ABOVE` px fits
+    :data:`DEFAULT_INPAINT_PILOT_MODEL` at its rate and budget where at most
+    :data:`INPAINT_PILOT_MISSING_UP_TO` of the pixels are missing (a scan's scratches), the wider
+    :data:`DEFAULT_INPAINT_MODEL` where more are or the photo is no larger; a network named, a stop
+    rule given, a kept model or no refinement keep their own; the command line says which."""
+    import linr.tasks
     import dataclasses
 
     from PIL import Image
@@ -1433,6 +1435,10 @@ def test_a_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(tmp_pa
     sparse = np.random.default_rng(4).random((36, 40)) < 0.3
     assert (~scratched).mean() <= INPAINT_PILOT_MISSING_UP_TO < (~sparse).mean()
     few, many = (linr.masked(clean * m[..., None], m) for m in (scratched, sparse))
+    assert not inpainting_pilot([few], preset=None)  # 40 px: within the size restored whole
+    monkeypatch.setattr(linr.tasks, "INPAINT_PILOT_ABOVE", 39)
+    narrower = linr.masked(few.image[:, :39], scratched[:, :39])
+    assert inpainting_pilot([few], preset=None) and not inpainting_pilot([narrower], preset=None)
     _, config = resolve([few])
     assert config.model == DEFAULT_INPAINT_PILOT_MODEL and config.steps == DEFAULT_INPAINT_PILOT_STEPS
     assert config.lr == DEFAULT_INPAINT_PILOT_LR
@@ -1454,5 +1460,5 @@ def test_a_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(tmp_pa
     assert main(["restore", "--masked", str(tmp_path / "m.png"), "--mask", str(tmp_path / "mask.png"),
                  "--steps", "3", "--device", "cpu", "-o", str(tmp_path / "o.png")]) == 0
     out = capsys.readouterr().out
-    assert "network: siren 7x64 at omega_0 15, 3 steps at learning rate 0.001 (the default for a photo with at " \
-           f"most {INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels missing" in out
+    assert "network: siren 7x64 at omega_0 15, 3 steps at learning rate 0.001 (the default for a photo above 39 px " \
+           f"with at most {INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels missing" in out

@@ -116,8 +116,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "total-variation prior weighted by its noise (--prior; not for a colour photo whose longer side exceeds 128 px), and a grouped Wiener filter of the photo "
                    "with the fit's image as the pilot (--refine), that fit then a SIREN 7x64 with a "
                    "budget of 2000 steps at a learning rate of 1e-3 (the paper's: 1e-4); for one photo with missing pixels the paper's "
-                   "network at omega_0 15 (--omega0; the paper's: 30; with at most 10%% of the pixels missing a SIREN 7x64, "
-                   "200 steps at 1e-3) and grouped-fill: the missing pixels filled again "
+                   "network at omega_0 15 (--omega0; the paper's: 30; above 1024 px with at most 10%% of the pixels missing a "
+                   "SIREN 7x64, 200 steps at 1e-3) and grouped-fill: the missing pixels filled again "
                    "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) "
                    "grouped-views-examples at x2, x3 and x4, grouped-views at other factors, for one "
                    "blurred photo grouped-deblur, for a noisy and a blurred photo of one scene grouped-pair (--refine)")
@@ -139,7 +139,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "where it is measured as its frames' levels say), holdout with an average on other noisy input, pick:0.05:25 "
                    "before an inpainting refinement (biharmonic, grouped-fill), else fixed")
     g.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the paper's 1e-4; 1e-3 for the "
-                   "pilot fit of one noisy photo, and of one photo with at most 10%% of its pixels missing, under the defaults)")
+                   "pilot fit of one noisy photo, and of one photo above 1024 px with at most 10%% of its pixels missing, under the "
+                   "defaults)")
     g.add_argument("--seed", type=int, default=0, help="seed of the model initialisation (default 0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--model", default=None,
@@ -148,7 +149,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "its Gabor omega and scale through Python's ModelConfig), or the paper's ablation MLPs relu, "
                    "relu_pe, tanh, sigmoid, selu (plain loop)")
     g.add_argument("--width", type=positive_int, help="hidden features per layer (default 256; 64 for the pilot of a refined noisy "
-                   "photo and of a photo with at most 10%% of its pixels missing; any network option gives the paper's "
+                   "photo and of a photo above 1024 px with at most 10%% of its pixels missing; any network option gives the paper's "
                    "network with that change)")
     g.add_argument("--depth", type=positive_int, help="hidden layers (default 7)")
     g.add_argument("--omega0", type=positive_float, help="SIREN frequency omega_0 (default 30, the paper's; 15 for one photo with "

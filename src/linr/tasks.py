@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_INPAINT_MODEL",
     "DEFAULT_INPAINT_PILOT_MODEL",
     "INPAINT_PILOT_MISSING_UP_TO",
+    "INPAINT_PILOT_ABOVE",
     "inpainting_pilot",
     "default_model",
     "SR_REFINE_UP_TO",
@@ -277,8 +278,8 @@ def resolve(
     is fitted again at the paper's rate, 1e-4 (:attr:`FitConfig.retry_lr`; see :data:`DEFAULT_PILOT_LR`).
     Another stop rule keeps the paper's network, steps and learning rate (the pilot was measured
     with the automatic stop only; a hold-out spec with an average, such as the automatic rule
-    written out, counts as it: :func:`pilot_stop`). Likewise the fit of a plain inpainting with
-    at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing, the automatic stop and
+    written out, counts as it: :func:`pilot_stop`). Likewise the fit of a plain inpainting above
+    :data:`INPAINT_PILOT_ABOVE` px with at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing, the automatic stop and
     ``grouped-fill`` to follow (:func:`inpainting_pilot`) gets :data:`DEFAULT_INPAINT_PILOT_MODEL`,
     :data:`DEFAULT_INPAINT_PILOT_STEPS` steps and :data:`DEFAULT_INPAINT_PILOT_LR` unless
     ``steps`` or ``lr`` say otherwise; another plain inpainting gets :data:`DEFAULT_INPAINT_MODEL`.
@@ -558,10 +559,18 @@ keep the paper's 30."""
 
 INPAINT_PILOT_MISSING_UP_TO = 0.10
 """The largest share of a photo's pixels missing (in some channel) with which the defaults'
-inpainting fits a narrow pilot (:func:`inpainting_pilot`) instead of :data:`DEFAULT_INPAINT_MODEL`
-(since the sixty-first session): the fast engine trains an inpainting on its observed pixels only,
-so the wide fit costs most where least is missing, and there its image is worth least to the fill
-(a scan's thin scratches, 3% missing: BENCHMARKS.md, "Inpainting at real sizes")."""
+inpainting of a photo above :data:`INPAINT_PILOT_ABOVE` px fits a narrow pilot
+(:func:`inpainting_pilot`) instead of :data:`DEFAULT_INPAINT_MODEL` (since the sixty-first
+session): the fast engine trains an inpainting on its observed pixels only, so the wide fit costs
+most where least is missing (a 1536 x 1024 scan with 2.7% missing in thin scratches: 6.7 hours
+estimated on this project's CPU). BENCHMARKS.md, "Inpainting at real sizes"."""
+
+INPAINT_PILOT_ABOVE = TILE_WHOLE_UP_TO
+"""The side (px) above which :func:`inpainting_pilot` may apply: where the defaults tile (a photo
+restored whole stays with the wide fit). On 128-px crops with thin scratches the pilot was +0.28 dB
+over the wide fit on six tune crops but -0.28 on eight held-out ones (-2.84 on kodim12's, whose
+fill started better from the wide fit; +0.93 on kodim01's), in a sixth to a seventeenth of the
+time: a trade of quality for hours, made only where the wide fit takes them."""
 
 DEFAULT_INPAINT_PILOT_MODEL = ModelConfig(width=64, omega_0=15.0)
 """The network of :func:`inpainting_pilot`: a SIREN 7x64 at :data:`DEFAULT_INPAINT_MODEL`'s omega_0."""
@@ -587,11 +596,14 @@ def inpainting_pilot(observations: Sequence[Observation], *, preset: str | None,
     """Whether the fit of a restore is the defaults' inpainting pilot (:data:`DEFAULT_INPAINT_PILOT_MODEL`,
     :data:`DEFAULT_INPAINT_PILOT_STEPS`, :data:`DEFAULT_INPAINT_PILOT_LR`): a :func:`plain_inpainting`
     with no network named, the automatic stop, :data:`DEFAULT_INPAINT_REFINE` to follow
-    (:func:`resolve_refine`) and at most :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing."""
+    (:func:`resolve_refine`), a side above :data:`INPAINT_PILOT_ABOVE` px and at most
+    :data:`INPAINT_PILOT_MISSING_UP_TO` of its pixels missing."""
     if model is not None or stop not in (None, "auto") or not plain_inpainting(observations, preset=preset):
         return False
     if resolve_refine(refine, observations, preset=None, keep_model=keep_model) != DEFAULT_INPAINT_REFINE:
         return False  # measured before grouped-fill only (a biharmonic blend leans on the fit more)
+    if max(observations[0].image.shape[:2]) <= INPAINT_PILOT_ABOVE:
+        return False
     return missing_share(observations[0]) <= INPAINT_PILOT_MISSING_UP_TO
 
 

@@ -187,7 +187,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
     from ..refine import REFINERS, GroupedFill
     from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
-                         DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, INPAINT_PILOT_MISSING_UP_TO, PRESETS)
+                         DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, INPAINT_PILOT_ABOVE,
+                         INPAINT_PILOT_MISSING_UP_TO, PRESETS)
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
     pilot = _pilot_of(args, model)
@@ -250,7 +251,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # (linr.tasks.inpainting_pilot; a batch made before has none and, fitted otherwise, does not resume)
         **({"inpaint_pilot": {"model": dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL),
                               "steps": DEFAULT_INPAINT_PILOT_STEPS, "lr": DEFAULT_INPAINT_PILOT_LR,
-                              "missing_up_to": INPAINT_PILOT_MISSING_UP_TO}}
+                              "missing_up_to": INPAINT_PILOT_MISSING_UP_TO, "above": INPAINT_PILOT_ABOVE}}
            if model is None and _plain_inpainting(args) and args.stop in (None, "auto")
            and _refine_of(args) == "grouped-fill" else {}),
         # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
