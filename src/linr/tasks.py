@@ -568,9 +568,9 @@ estimated on this project's CPU). BENCHMARKS.md, "Inpainting at real sizes"."""
 INPAINT_PILOT_ABOVE = TILE_WHOLE_UP_TO
 """The side (px) above which :func:`inpainting_pilot` may apply: where the defaults tile (a photo
 restored whole stays with the wide fit). On 128-px crops with thin scratches the pilot was +0.28 dB
-over the wide fit on six tune crops but -0.28 on eight held-out ones (-2.84 on kodim12's, whose
-fill started better from the wide fit; +0.93 on kodim01's), in a sixth to a seventeenth of the
-time: a trade of quality for hours, made only where the wide fit takes them."""
+over the wide fit on six tune crops but -0.32 on the 13 held-out ones (-3.25 on starfish's and
+-2.84 on kodim12's, whose fill started better from the wide fit; +1.35 on vase's), in 38-60 s
+against 169-653 s: a trade of quality for hours, made only where the wide fit takes them."""
 
 DEFAULT_INPAINT_PILOT_MODEL = ModelConfig(width=64, omega_0=15.0)
 """The network of :func:`inpainting_pilot`: a SIREN 7x64 at :data:`DEFAULT_INPAINT_MODEL`'s omega_0."""
