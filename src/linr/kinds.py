@@ -525,14 +525,27 @@ def _build_masked(image, info, options, notes):
     if np.asarray(mask).all():
         notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
                      "the image as the network reproduces it, or with the default refinement the image itself)")
-    kept, rest = np.asarray(image)[np.asarray(mask, bool)], np.asarray(image)[~np.asarray(mask, bool)]
-    if mask_path and kept.size and rest.size and (not kept.any() and rest.any() or np.ptp(kept, axis=0).max() <= ONE_VALUE
-                                                  and np.ptp(rest, axis=0).max() > ONE_VALUE):  # the damage's colour
-        value = "black" if not kept.any() else "of nearly one value (" + ", ".join(
-            f"{v * 255:.0f}" for v in np.atleast_1d(kept.reshape(kept.shape[0], -1)[0])) + " of 255)"
-        notes.append(f"{info.path}: every pixel the mask keeps is {value} while others are not: is the mask inverted? "
-                     f"({mask_path}: white = observed, black = missing)")
+    if mask_path:
+        _said_if_inverted(np.asarray(image), np.asarray(mask, bool), info.path, mask_path, notes)
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
+
+
+def _said_if_inverted(image: np.ndarray, keep: np.ndarray, path: Any, mask_path: str, notes: list[str]) -> None:
+    """A note where every pixel the mask keeps is black, or of nearly one value (:data:`ONE_VALUE`)
+    while the others vary: the mask is likely inverted. The missing pixels are read only then."""
+    kept = image[keep]
+    if not kept.size or keep.all():
+        return
+    black = not kept.any()
+    if not black and np.ptp(kept, axis=0).max() > ONE_VALUE:
+        return
+    rest = image[~keep]
+    if not (rest.any() if black else np.ptp(rest, axis=0).max() > ONE_VALUE):  # the damage's colour
+        return
+    value = "black" if black else "of nearly one value (" + ", ".join(
+        f"{v * 255:.0f}" for v in np.atleast_1d(kept.reshape(kept.shape[0], -1)[0])) + " of 255)"
+    notes.append(f"{path}: every pixel the mask keeps is {value} while others are not: is the mask inverted? "
+                 f"({mask_path}: white = observed, black = missing)")
 
 
 def _build_blurred(image, info, options, notes):
