@@ -883,3 +883,25 @@ def test_tiles_smaller_than_the_pilots_own_are_said_to_cost_quality(tmp_path, ca
     assert "--tile 24: tiles smaller than" in capsys.readouterr().err
     assert main([*fit, "--width", "16", "-o", str(tmp_path / "b.png")]) == 0  # a network named: not the pilot
     assert "smaller than" not in capsys.readouterr().err
+
+
+def test_a_tiled_fit_says_which_steps_its_tiles_rules_returned():
+    """Where the tiles' rules return earlier iterates than the steps run (a pick whose fit diverged
+    at a learning rate of 2), the stop line gives their span and median from the tiles' own records;
+    tiles of fixed steps say nothing of it."""
+    from linr.config import ModelConfig
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48
+    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx), 0.5 + 0.3 * np.cos(5 * yy), xx * yy], -1)
+    keep = rng.random((48, 48)) < 0.5
+    photo = linr.masked(clean * keep[..., None], keep)
+    tiny = dict(tile="24:8", steps=12, model=ModelConfig(width=16, depth=2), refine="none", progress=False,
+                device="cpu")
+    picked = linr.restore(photo, stop="pick:0.2:2", lr=2.0, **tiny)
+    returned = [t["stop_step"] for t in picked.settings["tiles"]]
+    assert min(returned) < 12 and all(t["steps_run"] == 12 for t in picked.settings["tiles"])
+    assert picked.stop_reason.endswith(f"; the iterates returned from steps {min(returned)}-{max(returned)} "
+                                       f"(median {int(np.median(returned))})")
+    fixed = linr.restore(photo, stop="fixed", **tiny)
+    assert fixed.stop_reason.endswith("steps per tile 12-12 (median 12)")
