@@ -122,3 +122,63 @@ def test_the_apps_jobs_take_fewer_threads_when_they_are_late_and_all_again_when_
         assert runner._settle_threads() is None and torch.get_num_threads() == 4
     finally:
         runner.close()
+
+
+def _tiny_noisy():
+    import numpy as np
+
+    import linr
+
+    return linr.noisy(np.random.default_rng(3).random((16, 16, 3)).astype(np.float32))
+
+
+def test_the_python_api_takes_fewer_threads_for_the_call_and_says_so(monkeypatch, four_threads, capsys):
+    import linr
+
+    seen = []
+    monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+    result = linr.restore(_tiny_noisy(), steps=2, device="cpu", progress=False, announce=True,
+                          on_step=lambda *_: seen.append(torch.get_num_threads()))
+    assert set(seen) == {1} and torch.get_num_threads() == 4  # fewer for the call, as they were after it
+    assert result.settings["threads"]["torch"] == 4 and result.settings["threads"]["used"] == 1
+    note = result.settings["threads"]["note"]
+    assert "threads=N sets the count yourself" in note
+    assert f"linr: note: {note}" in capsys.readouterr().err
+    seen.clear()  # a count given: exactly that many, not probed
+    result = linr.restore(_tiny_noisy(), steps=2, device="cpu", progress=False, threads=3,
+                          on_step=lambda *_: seen.append(torch.get_num_threads()))
+    assert set(seen) == {3} and "threads" not in result.settings and torch.get_num_threads() == 4
+    many = linr.restore_many([_tiny_noisy(), _tiny_noisy()], steps=2, device="cpu", progress=False)
+    assert [r.settings["threads"]["used"] for r in many] == [1, 1] and torch.get_num_threads() == 4
+
+
+def test_the_python_api_leaves_prompt_threads_and_the_users_choice_alone(monkeypatch, four_threads):
+    import linr
+
+    seconds, asked = probe(late_above=4)  # idle cores
+    monkeypatch.setattr(cores, "operation_seconds", seconds)
+    seen = []
+    result = linr.restore(_tiny_noisy(), steps=2, device="cpu", progress=False,
+                          on_step=lambda *_: seen.append(torch.get_num_threads()))
+    assert set(seen) == {4} and "threads" not in result.settings and asked
+    for left_alone in ({"threads": None}, {}):  # None; or OMP_NUM_THREADS set (no probe either way)
+        seconds, asked = probe(late_above=1)
+        monkeypatch.setattr(cores, "operation_seconds", seconds)
+        if not left_alone:
+            monkeypatch.setenv("OMP_NUM_THREADS", "4")
+        seen.clear()
+        result = linr.restore(_tiny_noisy(), steps=2, device="cpu", progress=False,
+                              on_step=lambda *_: seen.append(torch.get_num_threads()), **left_alone)
+        assert set(seen) == {4} and asked == [] and "threads" not in result.settings
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "two", True])
+def test_a_bad_thread_count_is_one_line_before_any_fit(threads, four_threads):
+    import linr
+    from linr.errors import InputError
+
+    with pytest.raises(InputError, match="threads must be 'auto', None or a positive count"):
+        linr.restore(_tiny_noisy(), steps=2, device="cpu", progress=False, threads=threads)
+    with pytest.raises(InputError, match="threads must be"):
+        linr.restore_cost(_tiny_noisy(), device="cpu", threads=threads)
+    assert torch.get_num_threads() == 4

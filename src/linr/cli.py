@@ -377,6 +377,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
                 announce=False,  # said once above, for every frame
                 clipping=args.clipping,
+                threads=None,  # settled for the process above (_settle_threads), or set by the user
             )
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
@@ -1033,7 +1034,7 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         device=args.device, model=model, stop=args.stop, precision=args.precision, prior=args.prior,
                         refine=args.refine, keep_model=keeps_model(args), register=getattr(args, "register", None),
                         tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
-                        ensemble=members, frames=frames, tile_store=tile_store,
+                        ensemble=members, frames=frames, tile_store=tile_store, threads=None,
                         tile_store_replace=bool(getattr(args, "force", False)),
                         clipping=getattr(args, "clipping", "auto"))
 

@@ -44,7 +44,7 @@ def run_demo(out_dir: Path, *, steps: int | None = None, device: str = "auto") -
     print(f"linr demo: {DEMO_SIZE}x{DEMO_SIZE} astronaut crop, noisy (sigma 25) + low-res (x4) "
           f"observations, joint restoration, paper preset, {steps} steps")
     observations = [tasks.noisy(noisy), tasks.lowres(low, 4)]
-    result = tasks.restore(observations, preset="paper", steps=steps, device=device)
+    result = tasks.restore(observations, preset="paper", steps=steps, device=device, threads=None)
     restored = np.clip(result.image, 0, 1)
     joint, _ = tasks.resolve(observations, device="cpu")  # the weights the fit used
     refined = np.clip(refine_image(tasks.DEFAULT_JOINT_REFINE, result.image, joint)[0], 0, 1)

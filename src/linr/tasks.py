@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -24,7 +27,8 @@ from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .noise import LEVELS_EQUAL_WITHIN, MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
 from .operators import Blur, Identity, LeftOut, Mask, inner_operator
-from .problem import build_prior, clean_shape, measures_gaussian_noise, noise_level_known, prior_noise_inputs
+from .problem import (build_prior, clean_shape, measures_gaussian_noise, noise_level_known, prior_noise_inputs,
+                      resolve_device)
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
 from . import progress as progress_of_work
 from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_refine_spec, refine_image, refine_input
@@ -1107,6 +1111,7 @@ def restore(
     on_plan: Callable[["RestorePlan"], None] | None = None,
     announce: bool | None = None,
     clipping: str = "auto",
+    threads: int | str | None = "auto",
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -1183,95 +1188,123 @@ def restore(
     ``progress`` False also silences the lines a long refinement says on stderr every
     :data:`REFINE_PROGRESS_EVERY` seconds (:func:`_refine_progress`: on a terminal or not, as the
     tile counter's lines in a log).
+    ``threads``: torch's threads on the CPU for this call (set back after it): 'auto' as many as
+    torch has, but fewer where other work holds some of the cores and they answer late
+    (:func:`linr.cores.threads_of_call`: a fit then takes several times longer on two threads than on
+    one; ``settings['threads']`` then says what was found, and where ``announce`` it is said on
+    stderr; not where ``OMP_NUM_THREADS`` is set), a count, or None: as they are.
     """
-    observations = check_observations(observations)
-    reference = _on_unit_scale(reference)
-    _check_measured_pixels(measured_pixels, reference)
-    plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
-                 progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
-    obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
-    if on_plan is not None:
-        on_plan(plan)
-    if plan.aligned is not None:
-        register = None  # the burst was moved onto its first frame's grid before the fit
-    if plan.route is not None and plan.route.transform is not None:
-        observations = obs  # the transformed photos stand for the photos from here on
-    reference_given, given = reference is not None, reference
-    reference = stabilised_reference(reference, plan.route)
-    if keep_model and grid is not None:
-        raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
-                         f"({len(grid)} tiles, one network each); pass tile='off'")
-    if eval_every != 1:
-        config = dataclasses.replace(config, eval_every=eval_every)
-    blended = refine is not None and REFINERS[refine].takes == "masked"
-    if tile_executor is not None and grid is None:
-        raise InputError("workers fit the tiles of an image, and this one is restored whole "
-                         "(ask for tiles: tile='SIZE')")
-    if on_step is not None and (ensemble > 1 or tile_executor is not None):
-        raise InputError("a per-step callback follows one fit in this process: not an ensemble's "
-                         "members nor tiles fitted by workers")
-    if grid is not None and tile_store is not None:
-        from .tiling import check_store_folder
+    with _threads_of_call(threads, device, progress if announce is None else announce) as said_threads:
+        observations = check_observations(observations)
+        reference = _on_unit_scale(reference)
+        _check_measured_pixels(measured_pixels, reference)
+        plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
+                     progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
+                     stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
+        obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
+        if on_plan is not None:
+            on_plan(plan)
+        if plan.aligned is not None:
+            register = None  # the burst was moved onto its first frame's grid before the fit
+        if plan.route is not None and plan.route.transform is not None:
+            observations = obs  # the transformed photos stand for the photos from here on
+        reference_given, given = reference is not None, reference
+        reference = stabilised_reference(reference, plan.route)
+        if keep_model and grid is not None:
+            raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
+                             f"({len(grid)} tiles, one network each); pass tile='off'")
+        if eval_every != 1:
+            config = dataclasses.replace(config, eval_every=eval_every)
+        blended = refine is not None and REFINERS[refine].takes == "masked"
+        if tile_executor is not None and grid is None:
+            raise InputError("workers fit the tiles of an image, and this one is restored whole "
+                             "(ask for tiles: tile='SIZE')")
+        if on_step is not None and (ensemble > 1 or tile_executor is not None):
+            raise InputError("a per-step callback follows one fit in this process: not an ensemble's "
+                             "members nor tiles fitted by workers")
+        if grid is not None and tile_store is not None:
+            from .tiling import check_store_folder
 
-        check_store_folder(tile_store)
-    if grid is not None and isinstance(stop, StopRule):
-        raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
-                         "not one rule object: each tile gets its own")
-    if _shows(progress if announce is None else announce):
-        line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
-                         tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace or tile_store_owned))
-        if line is not None:
-            import sys
+            check_store_folder(tile_store)
+        if grid is not None and isinstance(stop, StopRule):
+            raise InputError("a tiled restoration needs the stop rule as a spec (such as 'auto'), "
+                             "not one rule object: each tile gets its own")
+        if _shows(progress if announce is None else announce):
+            line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
+                             tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace or tile_store_owned))
+            if line is not None:
+                print(line, file=sys.stderr, flush=True)
+        if register is not None:
+            obs = register_observations(obs, register, shape=clean_shape(obs))
+        if ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
+            stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), obs,
+                                            stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model,
+                                            averaged_level=_averaged_level(plan.route)),
+                                 k, shared_held_out=blended) for k in range(ensemble)]
+            result = fit_ensemble(obs, config, stops, reference=reference, on_pick=on_refine)
+            rule = stops[0]  # its held-out pixels are every member's when blended
+        elif grid is None:
+            whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
+            result = fit_whole(obs, config, rule, reference=reference, callback=whole_step, on_pick=on_refine)
+        else:
+            asked_prior = config.prior
+            config = _tiled_config(config, obs)
+            def tile_stop(part: list[Observation]) -> StopRule | None:
+                return resolve_stop(part, preset=preset, steps=steps, stop=stop)
 
-            print(line, file=sys.stderr, flush=True)
-    if register is not None:
-        obs = register_observations(obs, register, shape=clean_shape(obs))
-    if ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
-        stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), obs,
-                                        stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model,
-                                        averaged_level=_averaged_level(plan.route)),
-                             k, shared_held_out=blended) for k in range(ensemble)]
-        result = fit_ensemble(obs, config, stops, reference=reference, on_pick=on_refine)
-        rule = stops[0]  # its held-out pixels are every member's when blended
-    elif grid is None:
-        whole_step = None if on_step is None else (lambda step, output, loss: on_step(step, output, loss, None))
-        result = fit_whole(obs, config, rule, reference=reference, callback=whole_step, on_pick=on_refine)
-    else:
-        asked_prior = config.prior
-        config = _tiled_config(config, obs)
-        def tile_stop(part: list[Observation]) -> StopRule | None:
-            return resolve_stop(part, preset=preset, steps=steps, stop=stop)
+            result = fit_tiled(
+                obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
+                store_owned=tile_store_owned, store_replace=tile_store_replace, store_kept=tile_store_kept,
+                make_stop=tile_stop,
+                progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
+                executor=tile_executor, threads=tile_threads,
+                on_step=on_step,
+            )
+            if config.prior is not None:
+                result.settings.update(prior=asked_prior, prior_used=config.prior)
+        result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
+        if register is not None:
+            result.settings["registration"] = registration_report([o.operator for o in obs])
+        elif plan.aligned is not None:
+            result.settings["registration"] = plan.aligned
+        _record_measured_noise(result.settings, observations, preset)
+        if refine is not None:
+            if on_refine is not None:
+                on_refine(refine)
+            shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
+            held = held_out_pixels(rule) if grid is None and shared else None
+            if grid is not None and blends_in_tiles(refine):  # the pixels no tile trained on
+                held = tiled_held_out(obs, grid, tile_stop)
+            with progress_of_work.listening(_refine_progress(config.progress)):
+                apply_refine(result, refine, obs, held_out=held)
+        elif plan.refine_left_out is not None:
+            result.settings["refine"] = dict(plan.refine_left_out)
+        result = measured_against(unstabilised(result, plan.route, reference_given=reference_given), given,
+                                  observations, where=measured_pixels)
+        if said_threads is not None:
+            result.settings["threads"] = said_threads
+        return result
 
-        result = fit_tiled(
-            obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
-            store_owned=tile_store_owned, store_replace=tile_store_replace, store_kept=tile_store_kept,
-            make_stop=tile_stop,
-            progress=_tile_progress(config.progress), stop_name=_stop_name(rule),
-            executor=tile_executor, threads=tile_threads,
-            on_step=on_step,
-        )
-        if config.prior is not None:
-            result.settings.update(prior=asked_prior, prior_used=config.prior)
-    result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
-    if register is not None:
-        result.settings["registration"] = registration_report([o.operator for o in obs])
-    elif plan.aligned is not None:
-        result.settings["registration"] = plan.aligned
-    _record_measured_noise(result.settings, observations, preset)
-    if refine is not None:
-        if on_refine is not None:
-            on_refine(refine)
-        shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
-        held = held_out_pixels(rule) if grid is None and shared else None
-        if grid is not None and blends_in_tiles(refine):  # the pixels no tile trained on
-            held = tiled_held_out(obs, grid, tile_stop)
-        with progress_of_work.listening(_refine_progress(config.progress)):
-            apply_refine(result, refine, obs, held_out=held)
-    elif plan.refine_left_out is not None:
-        result.settings["refine"] = dict(plan.refine_left_out)
-    return measured_against(unstabilised(result, plan.route, reference_given=reference_given), given, observations,
-                            where=measured_pixels)
+
+@contextmanager
+def _threads_of_call(threads: int | str | None, device: str, shown: bool | None) -> Iterator[dict[str, Any] | None]:
+    """:func:`linr.cores.threads_of_call` for a restoration on ``device`` (on a GPU only a count is
+    set; 'auto' leaves torch's threads as they are, as the command line does): yields
+    ``settings['threads']`` where fewer threads were chosen (their note said on stderr where
+    ``shown``: :func:`_shows`), else None."""
+    from .cores import check_threads, threads_of_call
+
+    check_threads(threads)
+    if threads == "auto" and resolve_device(device).type != "cpu":
+        threads = None
+    with threads_of_call(threads) as chosen:
+        if chosen is None:
+            yield None
+            return
+        said = {"torch": chosen.before, "used": chosen.threads, "note": chosen.note("threads=N")}
+        if _shows(shown):
+            print(f"linr: note: {said['note']}", file=sys.stderr, flush=True)
+        yield said
 
 
 def _on_unit_scale(reference: np.ndarray | None) -> np.ndarray | None:
@@ -1513,7 +1546,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
              tile_store: str | None = None, tile_store_replace: bool = False,
-             clipping: str = "auto") -> str | None:
+             clipping: str = "auto", threads: int | str | None = "auto") -> str | None:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
@@ -1521,13 +1554,16 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     ``frames``: restorations of this size one after the other (``linr restore``'s frames);
     ``tile_store``: the folder of :func:`restore`'s; tiles it holds finished for these inputs
     and settings are resumed, not counted (finished tiles of another restoration: refused in one
-    line, unless ``tile_store_replace``, as :func:`restore` refuses them)."""
+    line, unless ``tile_store_replace``, as :func:`restore` refuses them). ``threads``: as
+    :func:`restore`'s (the time is measured on the threads its restoration would use; the line
+    does not repeat their note)."""
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
-    return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
-                     tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
+    with _threads_of_call(threads, device, False):
+        return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
+                         tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
 
 
 @dataclass
@@ -1688,8 +1724,6 @@ def _stop_name(rule: StopRule | None) -> str:
 
 def _shows(progress: bool | None) -> bool:
     """Whether to show progress on stderr: as asked, by default only on a terminal."""
-    import sys
-
     return sys.stderr.isatty() if progress is None else progress
 
 
@@ -1702,8 +1736,6 @@ def _refine_progress(progress: bool | None) -> Callable[[str, float], None] | No
     has come, a line every :data:`REFINE_PROGRESS_EVERY` seconds with the time left at its pace so
     far (a terminal, a log file or ``progress`` True alike; nothing with ``progress`` False): the
     grouped refinement of an 8192-px photo took 53 minutes without a word."""
-    import sys
-
     if progress is False:
         return None
     started = time.perf_counter()
@@ -1735,8 +1767,6 @@ def _refine_progress(progress: bool | None) -> Callable[[str, float], None] | No
 def _tile_progress(progress: bool | None):
     """A tile counter with an ETA on stderr: a bar like the fit's on a terminal (or when asked), by
     default elsewhere (a log file) one line per batch of tiles; nothing with ``progress`` False."""
-    import sys
-
     if progress is None and not sys.stderr.isatty():
         first: list[int] = []  # the tiles finished before this run (resumed from a store): not timed
 
@@ -1785,6 +1815,7 @@ def restore_many(
     prior: str | None = None,
     refine: str | None = None,
     clipping: str = "auto",
+    threads: int | str | None = "auto",
 ) -> list[FitResult]:
     """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`)
     (each refined as :func:`restore` would refine it, through its route as :func:`restore` takes
@@ -1794,53 +1825,60 @@ def restore_many(
     observation kinds, so the same preset steps and model) and the same restored size; ``stop``
     is a spec, from which each scene gets its own rule. ``measured_pixels``: each scene's pixels
     that its ``result.metrics`` measure (:func:`restore`'s; None: every pixel of every scene).
+    ``threads``: torch's threads for the call, as :func:`restore`'s (each result's
+    ``settings['threads']`` says where fewer were chosen).
     """
-    if isinstance(stop, StopRule):
-        raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
-                         "rule object for every scene")
-    scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
-    originals = list(scenes)
-    asked = [_on_unit_scale(r) for r in references] if references is not None else [None] * len(scenes)
-    measured = list(measured_pixels) if measured_pixels is not None else [None] * len(scenes)
-    if len(measured) != len(scenes):
-        raise InputError(f"restore_many: {len(measured)} measured_pixels for {len(scenes)} scenes")
-    for where, reference in zip(measured, asked):
-        _check_measured_pixels(where, reference)
-    routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
-    scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
-    given = [references is not None and references[k] is not None for k in range(len(scenes))]
-    if references is not None:  # on the transformed photos' scale, as restore() compares them
-        references = [stabilised_reference(r, route) for r, route in zip(asked, routes)]
-    resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
-                        model=model, progress=progress, precision=precision, prior=prior, refine=refine,
-                        stop=stop)
-                for obs in scenes]
-    if not resolved:
-        raise InputError("restore_many: nothing to restore")
-    config = resolved[0][1]
-    for k, (_, other) in enumerate(resolved[1:], start=1):
-        if other != config:
-            differ = [f.name for f in dataclasses.fields(config)
-                      if getattr(config, f.name) != getattr(other, f.name)]
-            raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
-                             f"({', '.join(differ)}); restore them separately")
-    refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
-    rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
-                        preset=preset, refine=spec, whole=True, keep_model=False, averaged_level=_averaged_level(route))
-             for (obs, _), spec, route in zip(resolved, refines, routes)]
-    config = sure_in_float32(config, rules, precision)
-    results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
-    for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
-        if isinstance(rule, SurePick):  # as restore() chooses (its second fit one scene at a time)
-            pick_by_sure(result, fitted, config, rule)
-        result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
-        _record_measured_noise(result.settings, obs, preset)
-        if spec is not None:
-            apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
-        elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
-            result.settings["refine"] = left_out
-    return [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
-            for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals, measured)]
+    with _threads_of_call(threads, device, progress) as said_threads:
+        if isinstance(stop, StopRule):
+            raise InputError("restore_many: give the stop rule as a spec such as 'auto', not one "
+                             "rule object for every scene")
+        scenes = [check_observations(obs) for obs in scenes]  # one bare observation: a scene of its own
+        originals = list(scenes)
+        asked = [_on_unit_scale(r) for r in references] if references is not None else [None] * len(scenes)
+        measured = list(measured_pixels) if measured_pixels is not None else [None] * len(scenes)
+        if len(measured) != len(scenes):
+            raise InputError(f"restore_many: {len(measured)} measured_pixels for {len(scenes)} scenes")
+        for where, reference in zip(measured, asked):
+            _check_measured_pixels(where, reference)
+        routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
+        scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
+        given = [references is not None and references[k] is not None for k in range(len(scenes))]
+        if references is not None:  # on the transformed photos' scale, as restore() compares them
+            references = [stabilised_reference(r, route) for r, route in zip(asked, routes)]
+        resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
+                            model=model, progress=progress, precision=precision, prior=prior, refine=refine,
+                            stop=stop)
+                    for obs in scenes]
+        if not resolved:
+            raise InputError("restore_many: nothing to restore")
+        config = resolved[0][1]
+        for k, (_, other) in enumerate(resolved[1:], start=1):
+            if other != config:
+                differ = [f.name for f in dataclasses.fields(config)
+                          if getattr(config, f.name) != getattr(other, f.name)]
+                raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
+                                 f"({', '.join(differ)}); restore them separately")
+        refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
+        rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
+                            preset=preset, refine=spec, whole=True, keep_model=False, averaged_level=_averaged_level(route))
+                 for (obs, _), spec, route in zip(resolved, refines, routes)]
+        config = sure_in_float32(config, rules, precision)
+        results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
+        for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
+            if isinstance(rule, SurePick):  # as restore() chooses (its second fit one scene at a time)
+                pick_by_sure(result, fitted, config, rule)
+            result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
+            _record_measured_noise(result.settings, obs, preset)
+            if spec is not None:
+                apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
+            elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
+                result.settings["refine"] = left_out
+        results = [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
+                   for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals,
+                                                                          measured)]
+        for result in results if said_threads is not None else ():
+            result.settings["threads"] = said_threads
+        return results
 
 
 def describe_presets() -> dict[str, Any]:

@@ -531,7 +531,7 @@ def _forecast(prepared: _Prepared) -> str | None:
     from ..tasks import restore_cost
 
     try:
-        return restore_cost(prepared.loaded, tile="auto", tile_stack=1, **prepared.options)
+        return restore_cost(prepared.loaded, tile="auto", tile_stack=1, threads=None, **prepared.options)
     except Exception:  # noqa: BLE001 - never stops the job; its own fit says what is wrong
         log.warning("the cost forecast failed", exc_info=True)
         return None
@@ -717,7 +717,8 @@ class JobRunner:
                                  measured_pixels=prepared.measured, tile="auto", progress=False,
                                  on_step=lambda step, output, loss, tile: each_step(step, output, loss),
                                  on_refine=lambda name: _refining(job, name),
-                                 on_plan=lambda plan: live.update(stop=plan.rule), **prepared.options)
+                                 on_plan=lambda plan: live.update(stop=plan.rule), threads=None,  # settled above
+                                 **prepared.options)
             else:
                 result = self._run_tiles(job, prepared)
             if job.cancel_requested:  # asked for during the refinement, which cannot stop midway
@@ -769,7 +770,7 @@ class JobRunner:
 
         return restore(prepared.loaded, reference=prepared.reference, measured_pixels=prepared.measured,
                        tile="auto", tile_stack=1,
-                       progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
+                       progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name), threads=None,
                        **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:

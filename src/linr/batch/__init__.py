@@ -602,7 +602,7 @@ def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], thr
 
         # the tiles a previous run of this batch finished are resumed, not counted (its own store)
         line = restore_cost(payload.observations, **fit, tile_store=str(tile_store_path(job.output)),
-                            tile_store_replace=True)
+                            tile_store_replace=True, threads=None)
     except Exception:  # noqa: BLE001 - only a message: the image's own run says what is wrong
         return
     finally:

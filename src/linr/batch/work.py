@@ -173,14 +173,14 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
         if len(payloads) > 1:
             try:
                 whole = {k: v for k, v in fit.items() if k not in ("tile", "tile_stack", "register")}
-                results = restore_many([p.observations for p in payloads], **whole, progress=False)
+                results = restore_many([p.observations for p in payloads], **whole, progress=False, threads=None)
             except Exception:  # noqa: BLE001 - retried one by one below
                 return [fit_group([p])[0] for p in payloads]
             # the loop is shared: each image is charged its share of it
             stacked = {**out, "stacked": len(payloads)}
             return [_result(stacked, p, r, share=len(payloads)) for p, r in zip(payloads, results)]
         try:
-            return [_result(out, first, restore(first.observations, **fit, progress=False))]
+            return [_result(out, first, restore(first.observations, **fit, progress=False, threads=None))]
         except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
             return [{**out, "error": one_line(exc)}]
     finally:
@@ -200,7 +200,7 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
         from ..tasks import restore
 
         result = restore(payload.observations, **payload.fit, progress=False, tile_executor=executor,
-                         tile_threads=payload.threads, tile_store=store, tile_store_owned=True)
+                         tile_threads=payload.threads, tile_store=store, tile_store_owned=True, threads=None)
     except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
         return {**out, "error": one_line(exc)}
     return _result(out, payload, result)

@@ -143,7 +143,7 @@ def record(name: str, *, data: Path, colour: str, size: int, sigma: float, budge
     clean = clean_crop(data, folder or "set9", image, colour, size)
     obs = observations_for("denoise", clean, sigma=sigma, seed=0)
     started = time.process_time()
-    default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean)
+    default = linr.restore(obs, seed=0, device="cpu", progress=False, reference=clean, threads=None)
     default_s = time.process_time() - started
     refine = default.settings["refine"]["name"]
     stop = default.settings.get("stop") or {}

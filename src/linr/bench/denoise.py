@@ -194,7 +194,7 @@ def _fit_row(clean: Any, obs: list[Any], *, steps: int | None, options: dict[str
 
     t0, c0 = time.perf_counter(), time.process_time()
     options = {**options, **({"steps": steps} if steps is not None else {})}  # a smoke run's budget wins
-    result = restore(obs, device="cpu", progress=False, seed=0, reference=clean, **options)
+    result = restore(obs, device="cpu", progress=False, seed=0, reference=clean, threads=None, **options)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return {"psnr": psnr(clean, result.image), "returned_step": result.stop_step,
             "psnr_unclipped": psnr(clean, result.image, clip=False),

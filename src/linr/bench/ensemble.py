@@ -51,7 +51,7 @@ def run_row(clean: np.ndarray, noisy: np.ndarray, *, members: int, steps: int | 
 
     t0 = time.perf_counter()
     result = restore(noisy_observation(noisy), ensemble=members, steps=steps, model=model, device="cpu",
-                     reference=clean, progress=False)
+                     reference=clean, progress=False, threads=None)
     seconds = time.perf_counter() - t0
     error = np.abs(np.clip(result.image, 0, 1) - clean).mean(axis=2).ravel()
     spread = result.uncertainty.mean(axis=2).ravel()

@@ -153,7 +153,7 @@ def run_method(method: str, clean: np.ndarray, noisy: np.ndarray, peak: float, *
     obs = noisy_observation(noisy, noise=term)
     # the fit's own image: the data terms are compared (no refinement after the fit)
     result = restore([obs], steps=steps, model=model, device="cpu", reference=clean, progress=False,
-                     stop=stop, refine="none")
+                     stop=stop, refine="none", threads=None)
     seconds = time.perf_counter() - t0
     curve = result.history["psnr"]  # unclipped PSNR of every step's output (history, reference given)
     best = int(np.argmax(curve))

@@ -168,7 +168,7 @@ def cmd_register(args: argparse.Namespace) -> int:
                     obs = register_frames(obs, shape=clean_shape(obs), shifts=shifts[1:], lr=0.0)
                 result = restore(obs, steps=args.steps, model=model, device=args.device, progress=False,
                                  register="translation" if variant == "register" else None,
-                                 reference=clean.astype(np.float32))
+                                 reference=clean.astype(np.float32), threads=None)
                 restored = result.image
                 extra = {"steps_run": result.steps_run, "stop_step": result.stop_step}
                 if variant == "register":

@@ -408,7 +408,7 @@ class BenchRun:
             options = self._linr_options(method, corruption)
             result = tasks.restore(
                 self.observations(arrays, corruption), seed=self.profile.seed, device=self.device,
-                reference=scene.clean, progress=False, eval_every=self.profile.eval_every, **options,
+                reference=scene.clean, progress=False, eval_every=self.profile.eval_every, threads=None, **options,
             )
             image, fit_s = result.image, result.timings["fit_s"]
             record["total_s"] = result.timings.get("total_s")  # the refinement after the fit too

@@ -419,7 +419,7 @@ def stop_cost(clean: np.ndarray, *, steps: int, repeats: int, device: str = "cpu
     for _ in range(repeats):
         for name in times:
             r = restore(obs, steps=steps, stop="auto" if name == "automatic" else "fixed",
-                        device=device, progress=False, prior="none", refine="none")  # unrefined: both the paper network, not the pilot
+                        device=device, progress=False, prior="none", refine="none", threads=None)  # unrefined: both the paper network, not the pilot
             assert r.steps_run == steps, (name, r.stop_reason)
             times[name].append(r.timings["fit_s"] / r.steps_run)
             engines[name] = {**r.settings["engine_used"], "stop": r.settings["stop"]["name"],

@@ -153,7 +153,7 @@ def run_one(case: str, path: Path, variant: dict[str, Any], *, crop: int | None,
     try:  # the bench owns the store: one of another fingerprint (settings since changed) is emptied
         result = restore(observations, steps=steps, device=device, model=model, tile=variant["tile"],
                          progress=False, tile_store=store, tile_store_owned=store is not None,
-                         tile_executor=executor, tile_threads=threads)
+                         tile_executor=executor, tile_threads=threads, threads=None)
     except BaseException:
         if executor is not None:
             executor.close(abort=True)
