@@ -399,3 +399,22 @@ def test_a_new_user_s_small_inconsistencies(tmp_path, capsys):
     said = capsys.readouterr().out
     assert f"made the folder {tmp_path / 'new'} for it" in said and report.exists()
     assert "(noisy) PSNR infinite (identical to the reference)" in said  # the input given as its own reference
+
+
+def test_restore_measures_the_file_as_written_where_it_differs(tmp_path, capsys):
+    import json
+
+    from linr.cli import main
+
+    from .conftest import tiny_noisy_restore
+
+    args = tiny_noisy_restore(tmp_path)
+    args = [a for a in args if a != "--quiet"] + ["--reference", str(tmp_path / "n.png"), "--refine", "none"]
+    assert main([*args, "-o", str(tmp_path / "o.jpg"), "--report", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    written = report["metrics_as_written"]
+    assert (written["bit_depth"], written["format"]) == (8, "jpeg")
+    assert f"; {written['psnr']:.2f} dB as written (8-bit JPEG))" in out, out
+    assert main(["metrics", str(tmp_path / "o.jpg"), str(tmp_path / "n.png")]) == 0
+    assert json.loads(capsys.readouterr().out)["psnr"] == pytest.approx(written["psnr"], abs=1e-6)

@@ -445,3 +445,44 @@ def test_stored_values_reach_the_fits_scale_in_pieces(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < 1.25 * big.size * 4  # the float32 result and a piece (a float64 copy: 2x more)
+
+
+def test_a_jpeg_is_written_with_its_colour_at_full_resolution(tmp_path, rng):
+    from PIL import JpegImagePlugin
+
+    img = rng.random((32, 32, 3)).astype(np.float32)  # colour that changes from pixel to pixel
+    path = write_image(tmp_path / "a.jpg", img)
+    with Image.open(path) as stored:
+        assert JpegImagePlugin.get_sampling(stored) == 0  # 4:4:4, not Pillow's 4:2:0
+    back = read_image(path)[0]
+    halved = tmp_path / "halved.jpg"
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(halved, quality=95)
+    assert np.abs(back - img).mean() < np.abs(read_image(halved)[0] - img).mean()
+
+
+@pytest.mark.parametrize("name, bit_depth", [("a.png", 8), ("a.png", 16), ("a.tif", 16), ("a.bmp", 16), ("a.jpg", 8),
+                                             ("a.tif", 32)])
+def test_written_values_are_the_files_pixels_as_read_back(tmp_path, rng, name, bit_depth):
+    from linr.images import written_values
+
+    img = (rng.random((10, 13, 3)) * 1.2 - 0.1).astype(np.float32)  # beyond [0, 1] too: clipped as written
+    path = write_image(tmp_path / name, img, bit_depth=bit_depth)
+    values = written_values(path, img, bit_depth=bit_depth)
+    if bit_depth == 32 and name.endswith(".tif"):
+        assert values is None  # float32 holds the values as they are
+        return
+    np.testing.assert_array_equal(values, read_image(path)[0])
+    assert np.abs(values - np.clip(img, 0, 1)).max() > 0  # rounded (and compressed), not the image's own
+
+
+def test_written_values_in_the_inputs_units(tmp_path, rng):
+    from linr.images import ValueRange, written_values
+
+    units = ValueRange(0.0, 4095.0, "given")  # 12-bit data in 16-bit samples, written back in its units
+    img = rng.random((6, 7, 1)).astype(np.float32)
+    path = write_image(tmp_path / "a.tif", img, bit_depth=16, value_range=units)
+    values = written_values(path, img, bit_depth=16, value_range=units)
+    import tifffile
+
+    np.testing.assert_allclose(values[..., 0], tifffile.imread(path) / 4095.0, atol=1e-7)
+    assert np.abs(values - img).max() <= 0.5 / 4095 + 1e-6

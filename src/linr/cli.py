@@ -455,7 +455,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         results[0].save_model(args.save_model, out, force=args.force)
         print(f"wrote {args.save_model} (the fitted model: linr render {args.save_model} --scale S -o OUT)")
     reports = []
-    for (scene, scene_infos), result, reference, where in zip(scenes, results, references, measured):
+    for (scene, scene_infos), result, reference, where, image in zip(scenes, results, references, measured, images):
         report: dict[str, Any] = result.to_dict()  # with result.metrics, restore's (on the pixels measured)
         if where is not None:
             named_opaque(report["metrics"])
@@ -465,8 +465,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
             on += "" if where is None else f", on the {where.mean():.1%} of pixels that are opaque"
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
+            written = None if render else _as_written(args.output, image, reference, out, where=where)
+            if written is not None:
+                report["metrics_as_written"] = written
             print(f"PSNR {_decibels(std['psnr'])}, {similarity} (standard convention: clipped, "
-                  f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''})")
+                  f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''}"
+                  f"{_written_note(std, written)})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
                 moved = moved_before_mean(result.settings.get("registration"))
@@ -509,6 +513,35 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
     m = DEFAULT_INPAINT_MODEL
     return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a photo with missing "
             "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
+
+
+def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) -> dict[str, Any] | None:
+    """The standard convention's metrics of ``image`` as the output file holds it
+    (:func:`linr.images.written_values`: rounded to its bit depth, a JPEG compressed), with its
+    ``bit_depth`` and ``format``; None where the file holds the values as they are (float32)."""
+    import numpy as np
+
+    from .images import WRITE_FORMATS, written_bit_depth, written_values
+    from .metrics import evaluate, named_opaque
+
+    values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
+    if values is None:
+        return None
+    measured = evaluate(np.asarray(reference, np.float32), values, convention="standard", where=where)
+    if where is not None:
+        named_opaque(measured)
+    return {**measured, "bit_depth": written_bit_depth(path, out.bit_depth),
+            "format": WRITE_FORMATS[Path(path).suffix.lower()]}
+
+
+def _written_note(std: dict[str, Any], written: dict[str, Any] | None) -> str:
+    """'; 29.10 dB as written (8-bit PNG)' where the written file measures other than the restored
+    image's values by 0.005 dB or more, else ''."""
+    if written is None or std["psnr"] is None or written["psnr"] is None:
+        return ""
+    if math.isfinite(std["psnr"]) and math.isfinite(written["psnr"]) and abs(std["psnr"] - written["psnr"]) < 0.005:
+        return ""
+    return f"; {_decibels(written['psnr'])} as written ({written['bit_depth']}-bit {written['format'].upper()})"
 
 
 def _decibels(psnr: float | None) -> str:

@@ -886,6 +886,13 @@ def dropped_profile(path: str | os.PathLike, icc_profile: bytes | None) -> str |
     return None
 
 
+JPEG_SETTINGS = {"quality": 95, "subsampling": 0}
+"""How a JPEG output is written: quality 95 with the colour kept at full resolution (4:4:4; Pillow's
+default halves it both ways, 4:2:0, for 1.3-1.7x smaller files): measured against the 8-bit
+image, set9's peppers 37.05 dB against 32.07 with 4:2:0, a 64-px crop of house 44.49 against 29.68
+(sixty-second session): a restoration's colour edges are not thrown away when it is written."""
+
+
 def written_bit_depth(path: str | os.PathLike, bit_depth: int) -> int:
     """What :func:`write_image` stores for ``bit_depth`` in ``path``'s format: JPEG and BMP are
     8-bit; 32 (float) stays float32 in TIFF and FITS and becomes 16-bit in PNG."""
@@ -902,6 +909,27 @@ def keeps_units(path: str | os.PathLike, bit_depth: int) -> bool:
     and so its values in the input's units (else the [0, 1] of its value range fills the output's
     bit depth, as a picture)."""
     return written_bit_depth(path, bit_depth) == bit_depth
+
+
+def written_values(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int,
+                   value_range: ValueRange | None = None) -> np.ndarray | None:
+    """The pixels (float32 on [0, 1]) of ``image`` as :func:`write_image` stored it in ``path``
+    with these settings: its samples rounded to the output's integer type (read back through
+    ``value_range`` where the output keeps the input's units), a JPEG's read back from the file
+    (its compression too); None where the output holds float32 samples (the image's values,
+    clipped). What a user measuring the file against a reference measures, where the restored
+    image's own metrics are of its unrounded values (a new user's 54.49 dB printed, 54.39 for the
+    8-bit PNG)."""
+    depth = written_bit_depth(path, bit_depth)
+    if depth == 32:
+        return None
+    if WRITE_FORMATS.get(Path(path).suffix.lower()) == "jpeg":
+        with Image.open(path) as stored:
+            return np.asarray(stored.convert("L" if np.ndim(image) == 2 or image.shape[2] == 1 else "RGB"),
+                              np.float32).reshape(np.shape(image)) / 255.0
+    units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
+    samples = _quantise(np.asarray(image, np.float32), depth, units)
+    return samples.astype(np.float32) / (255.0 if depth == 8 else 65535.0) if units is None else units.to_unit(samples)
 
 
 def _all_finite(x: np.ndarray) -> bool:
@@ -1072,7 +1100,7 @@ def write_frames(
                 png.write_chunks(fh, chunks)
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
-            extra: dict[str, Any] = {"quality": 95} if fmt == "jpeg" else {}
+            extra: dict[str, Any] = dict(JPEG_SETTINGS) if fmt == "jpeg" else {}
             if icc_profile and fmt in ("png", "jpeg"):
                 extra["icc_profile"] = icc_profile
             if dpi is not None and fmt != "jpeg":
