@@ -623,8 +623,8 @@ def test_the_page_says_what_a_long_job_will_cost_before_its_fit(runner, crops, m
     job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, model=SMALL, steps=3))
     assert job.wait(timeout=300) and job.state == "done", job.describe()
     assert job.forecast == "about 40 min for the fit\nwarning: <the refinement> may not fit in memory"
-    assert asked == [{"tile": "auto", "tile_stack": 1, "preset": None, "steps": 3, "seed": 0, "device": "cpu",
-                      "model": SMALL}]  # what the job restores with
+    assert asked == [{"tile": "auto", "tile_stack": 1, "threads": None, "preset": None, "steps": 3, "seed": 0,
+                      "device": "cpu", "model": SMALL}]  # what the job restores with (its threads settled before it)
     job.state = "running"  # as the page shows it while the fit runs
     shown = render_status(job)
     assert ('<p class="linr-forecast" id="linr-forecast">Before the fit: about 40 min for the fit<br>'

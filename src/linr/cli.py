@@ -516,22 +516,23 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
 
 
 def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) -> dict[str, Any] | None:
-    """The standard convention's metrics of ``image`` as the output file holds it
-    (:func:`linr.images.written_values`: rounded to its bit depth, a JPEG compressed), with its
-    ``bit_depth`` and ``format``; None where the file holds the values as they are (float32)."""
+    """The PSNR of ``image`` as the output file holds it (:func:`linr.images.written_values`: rounded
+    to its bit depth, a JPEG compressed) in the standard convention (its SSIM, seconds for a large
+    image, is not measured again), with its ``bit_depth`` and ``format``; None where the file holds
+    the values as they are (float32)."""
     import numpy as np
 
     from .images import WRITE_FORMATS, written_bit_depth, written_values
-    from .metrics import evaluate, named_opaque
+    from .metrics import psnr
 
     values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
     if values is None:
         return None
-    measured = evaluate(np.asarray(reference, np.float32), values, convention="standard", where=where)
-    if where is not None:
-        named_opaque(measured)
-    return {**measured, "bit_depth": written_bit_depth(path, out.bit_depth),
-            "format": WRITE_FORMATS[Path(path).suffix.lower()]}
+    decibels = psnr(np.asarray(reference, np.float32), values, where=where)  # on [0, 1] already: clipped
+    return {"psnr": decibels, "convention": "standard", "bit_depth": written_bit_depth(path, out.bit_depth),
+            "format": WRITE_FORMATS[Path(path).suffix.lower()],
+            **({} if where is None else {"measured_pixels": f"{int(np.count_nonzero(where))} of {np.size(where)} "
+                                                            "(the opaque ones)"})}
 
 
 def _written_note(std: dict[str, Any], written: dict[str, Any] | None) -> str:
