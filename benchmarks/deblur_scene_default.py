@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run(spec: str, crop: int, data: Path, threads: int | None, tile: str = "auto",
-        boundary: str | None = None, tile_store: str | None = None) -> dict:
+        boundary: str | None = None, tile_store: str | None = None, network: str | None = None) -> dict:
     import torch
 
     import linr
     from deblur_refine import scene
-    from linr.bench.common import centre_crop
+    from linr.bench.common import centre_crop, network_variant
     from linr.metrics import evaluate
 
     if threads:
@@ -54,13 +54,13 @@ def run(spec: str, crop: int, data: Path, threads: int | None, tile: str = "auto
     t0 = time.perf_counter()
     store = {} if tile_store is None else {"tile_store": tile_store}  # finished tiles kept: a killed run resumes
     result = linr.restore([linr.blurred(photo, kernel, boundary=boundary)], device="cpu", progress=False, tile=tile,
-                          **store)
+                          threads=None, **store, **({} if network is None else network_variant(network, omega_0=30.0)))
     seconds = time.perf_counter() - t0
     s = result.settings
     return {"image": spec, "size": list(whole.shape[:2]), "crop": crop, "noise_seed": 0, "scene": True,
             "boundary": s["observations"][0]["operator"]["boundary"], "steps": s["steps"],
             "schedule": s["schedule"], "refine": {k: s["refine"].get(k) for k in ("name", "edges", "extension")},
-            "tile": tile, "asked_boundary": boundary,
+            "tile": tile, "asked_boundary": boundary, **({"network": network, "lr": s["lr"]} if network else {}),
             "tiling": {k: s["tiling"][k] for k in ("tiles", "size", "overlap", "halo")} if "tiling" in s else None,
             "threads": torch.get_num_threads(), "seconds": round(seconds, 1),
             "fit_seconds": round(result.timings["fit_s"], 1), "refine_seconds": round(result.timings.get("refine_s", 0), 1),
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boundary", choices=("free", "reflect", "circular"),
                         help="the blur's boundary rule (default: left open, the library's choice)")
     parser.add_argument("--tile-store", help="a folder that keeps a tiled restore's finished tiles (a rerun resumes)")
+    parser.add_argument("--network", help="wW[:lrLR][:sSTEPS][:oOMEGA][:bf16]: a SIREN 7xW instead of the default's "
+                        "network (omega_0 30 unless given; the default's rate and steps unless given)")
     parser.add_argument("--table", help="print a rows file as a markdown table")
     parser.add_argument("--against", help="rows of the default before (deblur_scene.jsonl)")
     args = parser.parse_args(argv)
@@ -114,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     from linr.bench import data_dir
 
     data = data_dir(None)
-    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r.get("tile", "auto"), r.get("asked_boundary")),
-                [((spec, args.crop, args.tile, args.boundary),
-                  lambda spec=spec: run(spec, args.crop, data, args.threads, args.tile, args.boundary, args.tile_store))
+    resume_rows(args.rows, lambda r: (r["image"], r["crop"], r.get("tile", "auto"), r.get("asked_boundary"),
+                                      r.get("network")),
+                [((spec, args.crop, args.tile, args.boundary, args.network),
+                  lambda spec=spec: run(spec, args.crop, data, args.threads, args.tile, args.boundary, args.tile_store,
+                                        args.network))
                  for spec in args.images])
     return 0
 

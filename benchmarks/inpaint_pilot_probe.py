@@ -64,33 +64,11 @@ def keep_mask(spec: str, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(bernoulli_mask(shape, float(keep), seed=7), bool)
 
 
-def variant_options(spec: str) -> dict:
-    """``restore`` options of a ``wW[:lrLR][:sSTEPS][:oOMEGA][:bf16]`` variant."""
-    from linr.config import ModelConfig
-
-    width, *rest = spec.split(":")
-    options = {"lr": 1e-3, "steps": 500}
-    omega = 15.0
-    for part in rest:
-        if part.startswith("lr"):
-            options["lr"] = float(part[2:])
-        elif part.startswith("s"):
-            options["steps"] = int(part[1:])
-        elif part.startswith("o"):
-            omega = float(part[1:])
-        elif part == "bf16":
-            options["precision"] = "bf16"
-        else:
-            raise SystemExit(f"unknown variant part {part!r} in {spec!r}")
-    options["model"] = ModelConfig(width=int(width[1:]), omega_0=omega)
-    return options
-
-
 def row(name: str, crop: int, mask: str, variant: str, tile: str | None = None) -> dict:
     import linr
     from skimage.restoration import inpaint_biharmonic
 
-    from linr.bench.common import load_clean, psnr
+    from linr.bench.common import load_clean, network_variant, psnr
     from linr.refine import GroupedFill
 
     clean = load_clean(DATA, name, crop)
@@ -104,7 +82,7 @@ def row(name: str, crop: int, mask: str, variant: str, tile: str | None = None) 
         start = inpaint_biharmonic(photo, ~keep, channel_axis=-1)
         image = GroupedFill()(photo, keep, start)
     else:
-        options = {} if variant == "default" else variant_options(variant)
+        options = {} if variant == "default" else network_variant(variant, omega_0=15.0, lr=1e-3, steps=500)
         result = linr.restore(linr.masked(photo, keep), device="cpu", progress=False, tile=tile or "auto", **options)
         image = result.image
         refine = result.settings.get("refine", {})

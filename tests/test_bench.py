@@ -859,3 +859,17 @@ def test_a_crop_smaller_than_the_blur_kernel_is_refused_before_any_fit(tmp_path:
         run_bench(profile="quick", tables=["4"], data=DATA, out=tmp_path / "out", crop=24, steps=2,
                   device="cpu", plots=False, log=lambda s: None)
     assert not (tmp_path / "out" / "jobs.jsonl").exists()
+
+
+def test_a_probes_network_variant_reads_width_rate_steps_omega_and_precision():
+    from linr.bench.common import network_variant
+    from linr.models import ModelConfig
+
+    assert network_variant("w64", omega_0=30.0, lr=1e-3, steps=500) == {
+        "lr": 1e-3, "steps": 500, "model": ModelConfig(width=64, omega_0=30.0)}
+    assert network_variant("w128:lr1e-4:s300:o15:bf16", omega_0=30.0, lr=1e-3) == {
+        "lr": 1e-4, "steps": 300, "precision": "bf16", "model": ModelConfig(width=128, omega_0=15.0)}
+    assert network_variant("w64", omega_0=30.0) == {"model": ModelConfig(width=64, omega_0=30.0)}  # the default's rate
+    for bad in ("64", "w64:x2", "wide"):
+        with pytest.raises(SystemExit):
+            network_variant(bad, omega_0=30.0)

@@ -195,6 +195,31 @@ def restore_options(variant: str, *, others: str = "") -> dict[str, Any]:
     return options
 
 
+def network_variant(spec: str, *, omega_0: float, lr: float | None = None, steps: int | None = None) -> dict[str, Any]:
+    """:func:`linr.restore` options of a probe's network variant ``wW[:lrLR][:sSTEPS][:oOMEGA][:bf16]``:
+    a SIREN 7xW at omega_0 OMEGA (else ``omega_0``), learning rate LR (else ``lr``; None: the
+    default's), STEPS steps (else ``steps``; None: the default's), bf16 products where named
+    (``benchmarks/inpaint_pilot_probe.py``, ``sr_pilot_probe.py``, ``deblur_scene_default.py``)."""
+    from ..models import ModelConfig
+
+    width, *rest = spec.split(":")
+    if not width.startswith("w") or not width[1:].isdigit():
+        raise SystemExit(f"bad network variant {spec!r}: wW[:lrLR][:sSTEPS][:oOMEGA][:bf16]")
+    options: dict[str, Any] = {k: v for k, v in (("lr", lr), ("steps", steps)) if v is not None}
+    for part in rest:
+        if part.startswith("lr"):
+            options["lr"] = float(part[2:])
+        elif part.startswith("s"):
+            options["steps"] = int(part[1:])
+        elif part.startswith("o"):
+            omega_0 = float(part[1:])
+        elif part == "bf16":
+            options["precision"] = "bf16"
+        else:
+            raise SystemExit(f"unknown part {part!r} of the network variant {spec!r}")
+    return {**options, "model": ModelConfig(width=int(width[1:]), omega_0=omega_0)}
+
+
 def table_or_rows(args: Any, table: Any, parser: Any) -> bool:
     """For a probe script with ``--table ROWS [--against ROWS]`` and ``IMAGES --rows ROWS``: print
     ``table(rows, against)`` and return True when ``--table`` is given; else check that images
