@@ -292,3 +292,35 @@ def test_a_format_without_alpha_says_the_transparency_is_not_written(tmp_path, c
     assert "has no alpha channel" not in capsys.readouterr().err  # a PNG keeps it
     assert main(["degrade", str(tmp_path / "noisy.png"), "--noise", "10", "-o", str(tmp_path / "d.bmp")]) == 0
     assert "BMP has no alpha channel" in capsys.readouterr().err
+
+
+def test_a_model_saved_from_a_transparent_low_res_photo_renders(tmp_path, image):
+    """A low-res photo's alpha is kept at the fit's size (a new user's model file of an RGBA x4 was
+    refused by linr render: 'alpha of (24, 24) for an image of (96, 96)'); files that kept it at
+    the photo's size, as before, are read too."""
+    import torch
+
+    from linr.fitted import load_model
+
+    low = image[::2, ::2]
+    alpha = np.ones(low.shape[:2], np.float32)
+    alpha[:, :4] = 0.0
+    write_image(tmp_path / "low.png", low, alpha=alpha)
+    model = tmp_path / "m.pt"
+    assert main(["restore", "--lowres", str(tmp_path / "low.png"), "--factor", "2", "-o", str(tmp_path / "out.png"),
+                 "--save-model", str(model), *TINY]) == 0
+    assert main(["render", str(model), "-o", str(tmp_path / "again.png")]) == 0
+    restored, info = read_image(tmp_path / "out.png")
+    again, again_info = read_image(tmp_path / "again.png")
+    assert info.alpha.shape == image.shape[:2]
+    assert np.array_equal(again, restored) and np.array_equal(again_info.alpha, info.alpha)  # as restore wrote it
+    assert main(["render", str(model), "--scale", "1.5", "-o", str(tmp_path / "big.png")]) == 0
+    assert read_image(tmp_path / "big.png")[1].alpha.shape == (36, 36)
+    data = torch.load(model, weights_only=True)  # as files saved before kept it: the photo's own size
+    data["alpha"] = torch.from_numpy(np.round(alpha * 255).astype(np.uint8))
+    torch.save(data, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt")[1].alpha.shape == image.shape[:2]
+    data["alpha"] = torch.zeros((5, 7), dtype=torch.uint8)  # of no size the image's is a multiple of
+    torch.save(data, tmp_path / "bad.pt")
+    with pytest.raises(InputError, match="a damaged linr model file"):
+        load_model(tmp_path / "bad.pt")

@@ -42,7 +42,7 @@ from .clipping import ClippedGaussian
 from .engine import DEFAULT_CHUNK_PIXELS, FastSiren, check_precision
 from .errors import InputError
 from .fits import FitsHeader
-from .images import Density, ImageInfo, ValueRange, existing_file
+from .images import Density, ImageInfo, ValueRange, existing_file, resized_alpha
 from .metrics import json_ready
 from .models import MODEL_FAMILIES, ModelConfig, build_model, coordinate_axes
 from .photon import AnscombeTransform
@@ -230,7 +230,7 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
             "bit_depth": info.bit_depth,
         },
         "tiff": None if info.tiff is None else json.dumps(info.tiff.describe()),
-        "alpha": _stored_alpha(info),
+        "alpha": _stored_alpha(info, fitted.shape),
         "icc_profile": None if not info.icc_profile else torch.frombuffer(bytearray(info.icc_profile), dtype=torch.uint8),
         "density": None if info.density is None else info.density.describe(),
         "fits": None if info.fits is None else {"cards": list(info.fits.cards), "size": list(info.fits.size),
@@ -241,11 +241,14 @@ def save_model(path: str | os.PathLike, fitted: FittedModel, info: ImageInfo | N
     return write_atomically(path, lambda tmp: torch.save(data, tmp))
 
 
-def _stored_alpha(info: ImageInfo) -> torch.Tensor | None:
-    """The input's alpha as the model file keeps it: 8-bit where the input was, else float32."""
+def _stored_alpha(info: ImageInfo, shape: tuple[int, int]) -> torch.Tensor | None:
+    """The input's alpha as the model file keeps it, at the fit's ``shape`` (a low-res photo's resized
+    as its restored output's is: :func:`linr.images.resized_alpha`): 8-bit where the input was, else float32."""
     if info.alpha is None:
         return None
     alpha = np.asarray(info.alpha, np.float32)
+    if alpha.shape != tuple(shape):
+        alpha = resized_alpha(alpha, tuple(shape))
     if info.bit_depth == 8:
         return torch.from_numpy(np.round(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8))
     return torch.from_numpy(np.ascontiguousarray(alpha))
@@ -264,9 +267,13 @@ def _read_alpha(stored: Any, shape: tuple[int, int]) -> np.ndarray | None:
     if stored is None:
         return None
     alpha = stored.numpy()
-    if alpha.shape != tuple(shape):
-        raise ValueError(f"alpha of {alpha.shape} for an image of {tuple(shape)}")
-    return alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float32)
+    unit = alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float32)
+    if alpha.shape == tuple(shape):
+        return unit
+    factor = shape[0] // alpha.shape[0] if alpha.ndim == 2 and alpha.shape[0] else 0
+    if factor > 1 and tuple(shape) == (alpha.shape[0] * factor, alpha.shape[1] * factor):
+        return resized_alpha(unit, tuple(shape))  # a low-res photo's, as files saved before the sixty-second session keep it
+    raise ValueError(f"alpha of {alpha.shape} for an image of {tuple(shape)}")
 
 
 def check_model_path(path: str | os.PathLike, *, force: bool = False,

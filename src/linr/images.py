@@ -569,7 +569,7 @@ def opaque_pixels(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarra
         return None
     alpha = np.asarray(alpha, np.float32)
     if alpha.shape != tuple(shape[:2]):
-        alpha = _resize_alpha(alpha, tuple(shape[:2]))
+        alpha = resized_alpha(alpha, tuple(shape[:2]))
     opaque = alpha >= 0.5
     return None if opaque.all() or not opaque.any() else opaque
 
@@ -972,7 +972,9 @@ def _alpha_plane(alpha: Any) -> np.ndarray:
     return scaled
 
 
-def _resize_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def resized_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An (H, W) alpha on [0, 1] resized to ``shape`` over the same extent (bicubic, clipped), as an
+    output of another size than its input gets it (and a saved model keeps it, :mod:`linr.fitted`)."""
     img = Image.fromarray(alpha.astype(np.float32))
     out = img.resize((shape[1], shape[0]), Image.BICUBIC)
     return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
@@ -1056,11 +1058,11 @@ def write_frames(
         alpha = _alpha_plane(alpha)
     holes = None  # a float FITS output's undefined pixels: NaN where the alpha is transparent
     if alpha is not None and fmt == "fits" and written_bit_depth(path, bit_depth) == 32:
-        holes = (alpha if alpha.shape == data.shape[1:3] else _resize_alpha(alpha, data.shape[1:3])) < 0.5
+        holes = (alpha if alpha.shape == data.shape[1:3] else resized_alpha(alpha, data.shape[1:3])) < 0.5
         alpha = None
     elif alpha is not None and dropped_alpha(path, alpha) is None:  # JPEG and BMP have none
         if alpha.shape != data.shape[1:3]:
-            alpha = _resize_alpha(alpha, data.shape[1:3])
+            alpha = resized_alpha(alpha, data.shape[1:3])
         data = np.concatenate([data, np.broadcast_to(alpha[None, ..., None], (*data.shape[:3], 1))], axis=3)
     else:
         alpha = None
