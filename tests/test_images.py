@@ -486,3 +486,37 @@ def test_written_values_in_the_inputs_units(tmp_path, rng):
 
     np.testing.assert_allclose(values[..., 0], tifffile.imread(path) / 4095.0, atol=1e-7)
     assert np.abs(values - img).max() <= 0.5 / 4095 + 1e-6
+
+
+def test_a_float_inputs_units_keep_values_above_its_range_and_a_note_says_so(tmp_path):
+    """A deconvolution brightens what the blur spread: an output in the units of a float photo whose
+    range was read from its data keeps values above that range (a new user's deblurred beads came
+    back flat at the blurred photo's maximum); a given range, or an output of another scale, clips them."""
+    from linr.images import ImageInfo, ValueRange, beyond_range_note
+
+    restored = np.full((4, 5, 1), 0.5, np.float32)
+    restored[1, 2] = 3.0  # a peak three times the photo's brightest value
+    restored[2, 2] = -0.5
+    data = ValueRange(0.0, 80.0, "data")
+    path = write_image(tmp_path / "a.tif", restored, bit_depth=32, value_range=data)
+    back = tifffile_read(path)
+    assert back[1, 2] == pytest.approx(240.0) and back[2, 2] == 0.0 and back[0, 0] == pytest.approx(40.0)
+    info = ImageInfo("in.tif", 32, 1, value_range=data)
+    note = beyond_range_note(path, [restored], info)
+    assert note == ("a.tif: 5.00% of the restored values lie above the input's range (up to 240 where it ends at 80): "
+                    "kept, in the input's units")
+    assert "clipped at the output's white" in beyond_range_note(tmp_path / "a.png", [restored], info)
+    given = ValueRange(0.0, 4095.0, "given")
+    path = write_image(tmp_path / "b.tif", restored, bit_depth=16, value_range=given)
+    assert tifffile_read(path).max() == 4095  # --range: what lies past it the user leaves out
+    assert "clipped at 4095, the end of --range" in beyond_range_note(path, [restored], ImageInfo("b", 16, 1,
+                                                                                             value_range=given))
+    photo = ImageInfo("c.png", 8, 1, value_range=ValueRange(0.0, 255.0, "dtype"))
+    assert beyond_range_note(tmp_path / "c.png", [restored], photo) is None  # a photo's white is white
+    assert beyond_range_note(path, [np.clip(restored, 0, 1)], info) is None
+
+
+def tifffile_read(path):
+    import tifffile
+
+    return tifffile.imread(path)

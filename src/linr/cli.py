@@ -201,8 +201,8 @@ def _settle_threads(device: str) -> str | None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from .fitted import check_model_path, render_size
-    from .images import (WRITE_FORMATS, ValueRange, check_output_path, opaque_pixels, output_info, output_notes,
-                         write_frames)
+    from .images import (WRITE_FORMATS, ValueRange, beyond_range_note, check_output_path, opaque_pixels, output_info,
+                         output_notes, write_frames)
     from .problem import clean_shape
     from .registration import register
     from .scene import split_frames
@@ -396,6 +396,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                  value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density,
                  fits=out.fits, force=args.force, protect=protect)
     _remove_tile_stores(stores)
+    if beyond := beyond_range_note(args.output, images, out):
+        _note([beyond])
     counts = sorted({r.steps_run for r in results})
     steps = f"{counts[0]} steps" if len(results) == 1 else \
         f"{counts[0]} steps per frame" if len(counts) == 1 else f"{counts[0]}-{counts[-1]} steps per frame"

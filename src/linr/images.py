@@ -865,6 +865,29 @@ def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
                               dropped_depth(path, info.bit_depth)) if note]
 
 
+def beyond_range_note(path: str | os.PathLike, images: Sequence[np.ndarray], info: ImageInfo) -> str | None:
+    """A note where restored values lie above the range an input's values were mapped from (a float
+    or 12-bit photo's, or a given one: not an integer type's full range, whose top is white): what
+    the output at ``path`` makes of them (:func:`clips_above`: a float one in the input's units keeps
+    them, a given range clips them at its end, an output of another scale at its white; a new user's
+    deblurred beads came back flat at the blurred photo's maximum). None where there are none."""
+    span = info.value_range
+    if span is None or span.rule == "dtype" or not images:
+        return None
+    largest = max(float(np.max(image)) for image in images)
+    if not largest > 1.0 + 0.5 / 65535:
+        return None
+    above = sum(int(np.count_nonzero(image > 1.0)) for image in images) / sum(image.size for image in images)
+    said = (f"{Path(path).name}: {above:.2%} of the restored values lie above the input's range (up to "
+            f"{float(span.from_unit(largest)):.6g} where it ends at {span.high:.6g}): ")
+    if span.rule == "given":
+        return said + f"clipped at {span.high:.6g}, the end of --range (a higher end keeps them)"
+    if keeps_units(path, info.bit_depth):
+        return said + "kept, in the input's units"
+    return said + ("clipped at the output's white (a float TIFF or FITS output keeps them in the input's units; "
+                   "--range LO:HI sets the range)")
+
+
 def dropped_depth(path: str | os.PathLike, bit_depth: int) -> str | None:
     """A note when an output holds fewer bits than its input had (:func:`written_bit_depth`), else None."""
     written = written_bit_depth(path, bit_depth)
@@ -942,20 +965,33 @@ def _all_finite(x: np.ndarray) -> bool:
 
 
 def _quantise(x: np.ndarray, bit_depth: int, value_range: ValueRange | None = None) -> np.ndarray:
-    """[0, 1] pixels (clipped) -> stored samples: in ``value_range``'s units when given, else
-    filling the type's range (float32: [0, 1]); :data:`PIECE_VALUES` samples at a time."""
+    """[0, 1] pixels -> stored samples: in ``value_range``'s units when given (clipped at its low end,
+    and at its high end but for a range read from float data: :func:`clips_above`), else clipped to
+    [0, 1], filling the type's range (float32: [0, 1]); :data:`PIECE_VALUES` samples at a time."""
     dtype = np.float32 if bit_depth == 32 else np.uint8 if bit_depth == 8 else np.uint16
     return _in_pieces(x, dtype, lambda piece: _quantised(piece, bit_depth, value_range))
 
 
 def _quantised(x: np.ndarray, bit_depth: int, value_range: ValueRange | None) -> np.ndarray:
-    unit = np.clip(x, 0.0, 1.0)
-    if bit_depth == 32:
-        return (unit if value_range is None else value_range.from_unit(unit)).astype(np.float32)
     top = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    values = unit * top if value_range is None else value_range.from_unit(unit)
-    return np.clip(np.round(values), 0, top).astype(dtype)
+    if value_range is None:  # the [0, 1] of the value range fills the output's range
+        unit = np.clip(x, 0.0, 1.0)
+        return unit.astype(np.float32) if bit_depth == 32 else np.round(unit * top).astype(dtype)
+    # in the input's units: below its low end clipped there; above a range read from float data
+    # kept (a deconvolution brightens what the blur spread: a new user's deblurred beads came
+    # back flat at the blurred photo's maximum), above a given range or an integer type's clipped
+    unit = np.clip(x, 0.0, 1.0) if clips_above(value_range) else np.maximum(x, 0.0)
+    values = value_range.from_unit(unit)
+    return values.astype(np.float32) if bit_depth == 32 else np.clip(np.round(values), 0, top).astype(dtype)
+
+
+def clips_above(value_range: ValueRange) -> bool:
+    """Whether an output in the input's units clips values above its range: a given range
+    (``--range``: values past it are what the user leaves out) and an integer type's full range do;
+    a range read from float data (its maximum, or [0, 1] taken as it is) does not, so a float output
+    keeps what the restoration made brighter than the photo."""
+    return value_range.rule in ("given", "dtype")
 
 
 def _alpha_plane(alpha: Any) -> np.ndarray:
@@ -994,7 +1030,9 @@ def write_image(
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
-    """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1]) atomically.
+    """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1], but written in the units of a
+    float input whose range was read from its data, where values above it are kept:
+    :func:`clips_above`) atomically.
 
     ``bit_depth`` 8, 16 or 32 (float32, TIFF only; 16-bit in PNG); JPEG and BMP are always
     8-bit (see :func:`written_bit_depth`). ``value_range``: the input's, to write the values back
