@@ -141,3 +141,31 @@ def test_the_python_constructors_refuse_what_the_command_line_refuses():
     rgb[1::4, :, 0] = 1.0  # one channel of three on: its mean a third, below 0.5: missing
     same = linr.masked(photo, grey).operator.mask
     assert np.array_equal(linr.masked(photo, rgb).operator.mask, same)  # a colour mask: its channels' mean
+
+
+def test_a_kernel_off_its_centre_or_with_a_floor_is_noted_and_a_blur_is_not(tmp_path, capsys):
+    import numpy as np
+
+    from linr.cli import main
+    from linr.kinds import kernel_floor_note, kernel_offset_note
+    from linr.operators import gaussian_kernel
+
+    for width, sigma in [(25, 1.6), (81, 15.0), (15, 5.0), (9, 3.0), (24, 3.0)]:  # blurs, truncated or not
+        k = gaussian_kernel(width, sigma)
+        assert kernel_offset_note(k) is None and kernel_floor_note(k) is None, (width, sigma)
+    line = np.zeros((15, 15))
+    line[7, 2:13] = 1.0  # a motion blur
+    assert kernel_offset_note(line) is None and kernel_floor_note(line) is None
+    shifted = np.roll(gaussian_kernel(15, 1.5), 3, axis=0)
+    assert "3.0 px from its centre (row 7, column 7)" in kernel_offset_note(shifted)
+    hazy = gaussian_kernel(41, 2.0) / gaussian_kernel(41, 2.0).max() + 3 / 255
+    assert "the kernel has a floor: its border is about 1.2% of its peak" in kernel_floor_note(hazy)
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(tmp_path / "b.png")
+    np.save(tmp_path / "k.npy", gaussian_kernel(21, 1.5) / gaussian_kernel(21, 1.5).max() + 3 / 255)
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", str(tmp_path / "k.npy"), "-o",
+                 str(tmp_path / "o.png"), "--steps", "1", "--width", "8", "--depth", "2", "--device", "cpu",
+                 "--quiet", "--refine", "none"]) == 0
+    assert f"linr: note: {tmp_path / 'k.npy'}: the kernel has a floor" in capsys.readouterr().err
