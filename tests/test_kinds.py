@@ -169,3 +169,18 @@ def test_a_kernel_off_its_centre_or_with_a_floor_is_noted_and_a_blur_is_not(tmp_
                  str(tmp_path / "o.png"), "--steps", "1", "--width", "8", "--depth", "2", "--device", "cpu",
                  "--quiet", "--refine", "none"]) == 0
     assert f"linr: note: {tmp_path / 'k.npy'}: the kernel has a floor" in capsys.readouterr().err
+
+
+def test_the_fast_preset_says_it_is_no_setting_for_deblurring(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from linr.cli import main
+
+    Image.fromarray((np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "b.png")
+    argv = ["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:5:1", "--steps", "1", "--width", "8",
+            "--depth", "2", "--device", "cpu", "--quiet"]
+    assert main([*argv, "-o", str(tmp_path / "o.png"), "--preset", "fast"]) == 0
+    assert "--preset fast deblurs with a SIREN 7x128, mirrored edges (reflect)" in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "p.png")]) == 0
+    assert "--preset fast" not in capsys.readouterr().err
