@@ -324,3 +324,20 @@ def test_a_model_saved_from_a_transparent_low_res_photo_renders(tmp_path, image)
     torch.save(data, tmp_path / "bad.pt")
     with pytest.raises(InputError, match="a damaged linr model file"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_a_render_smaller_than_the_fit_averages_each_pixels_footprint(image):
+    """At half the size each pixel is the mean of the 2 x 2 fitted pixels it covers (the same sample
+    grid), not the network at its centre, which aliases detail finer than the render's pixels."""
+    from linr.fitted import supersampling
+
+    result = linr.restore(linr.noisy(image), model=SMALL, steps=20, device="cpu", progress=False, keep_model=True,
+                          stop="fixed", refine="none", prior="none")
+    full = result.render()
+    half = result.render(scale=0.5)
+    blocks = full.reshape(12, 2, 12, 2, full.shape[2]).mean(axis=(1, 3))
+    np.testing.assert_allclose(half, blocks, atol=1e-6)
+    third = result.render(size=(8, 10))  # 3 x 3 samples a pixel: no side sampled coarser than the fit
+    assert third.shape == (8, 10, full.shape[2]) and supersampling((24, 24), (8, 10)) == 3
+    assert supersampling((24, 24), (24, 24)) == 1 and supersampling((24, 24), (48, 30)) == 1
+    assert supersampling((24, 24), (23, 48)) == 2
