@@ -614,9 +614,9 @@ def _build_blurred(image, info, options, notes):
     h, w = image.shape[:2]
     if kernel_covers_photo(kernel, image.shape):
         raise InputError(f"{spec}: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger"
-                         + (": a photo given as the kernel? --kernel takes the blur's PSF, a small image of one "
-                            "blurred point" if extra else "; give a smaller WIDTH (gaussian:WIDTH:SIGMA, WIDTH "
-                            "below the photo's sides)"))
+                         + (": a blur that wide cannot be undone from this photo (or a photo given as the kernel? "
+                            "--kernel takes the blur's PSF, a small image of one blurred point)" if extra else
+                            "; give a smaller WIDTH (gaussian:WIDTH:SIGMA, WIDTH below the photo's sides)"))
     if 2 * kh > h or 2 * kw > w:
         notes.append(f"{spec}: the kernel ({kw}x{kh}) is more than half the blurred photo's side ({w}x{h}): a blur "
                      "that wide leaves little to restore, and the fit reads far beyond the frame")
