@@ -71,3 +71,44 @@ def test_command_line_and_batch_say_which_network(tmp_path, capsys) -> None:
     assert "inpaint_model; the images were fitted by the paper's network (omega_0 30)" in said
     assert "--omega0 30 to resume as made" in said
     assert main([*old, "--omega0", "30"]) == 0  # as the hint says
+
+
+def test_a_refined_super_resolution_gets_the_narrow_network_and_says_so(tmp_path, capsys, monkeypatch) -> None:
+    import linr.internal
+    from linr.tasks import DEFAULT_SR_MODEL, narrow_super_resolution
+
+    import linr.tasks
+
+    monkeypatch.setattr(linr.internal, "learnable", lambda *_: False)  # the refinement's slow part, not tested here
+    assert linr.tasks.SR_NARROW_ABOVE == linr.tasks.TILE_WHOLE_UP_TO  # where the defaults tile
+    assert resolve([linr.lowres(_photo(8)[0], 4)])[1].model == ModelConfig()  # a photo restored whole: the paper's
+    monkeypatch.setattr(linr.tasks, "SR_NARROW_ABOVE", 4)  # as if these small photos were large
+    clean, _ = _photo(8)
+    low = linr.lowres(clean, 4)
+    assert DEFAULT_SR_MODEL == ModelConfig(width=128)  # the paper's but for its width
+    assert narrow_super_resolution([low], preset=None) and resolve([low])[1].model == DEFAULT_SR_MODEL
+    assert resolve([low])[1].lr == 1e-4 and resolve([low])[1].steps == 500  # the paper's rate and steps
+    # measured with its refinement only: without it, with a kept model, a preset, a network or a stop
+    # rule named, another downsampler, or beside a noisy photo, the paper's network
+    for options in ({"refine": "none"}, {"refine": "grouped-views"}, {"keep_model": True}, {"preset": "paper"},
+                    {"stop": "fixed"}):
+        assert resolve([low], **options)[1].model == ModelConfig(), options
+    assert resolve([low], model=ModelConfig(width=64))[1].model == ModelConfig(width=64)
+    assert resolve([linr.lowres(clean, 4, kernel="bicubic")])[1].model == ModelConfig()
+    assert resolve([linr.lowres(clean, 2)])[1].model == ModelConfig()  # measured at x4 only
+    assert resolve([low, linr.noisy(np.full((32, 32, 3), 0.5, np.float32))])[1].model == ModelConfig()
+    Image.fromarray((clean[::4, ::4] * 255).astype(np.uint8)).save(tmp_path / "low.png")
+    fast = ["--steps", "2", "--device", "cpu"]
+    assert main(["restore", "--lowres", str(tmp_path / "low.png"), "--factor", "4", "-o", str(tmp_path / "a.png"),
+                 *fast]) == 0
+    assert "network: siren 7x128 at omega_0 30 (the default for a low-res photo refined after the fit at x4 above 4 px" \
+        in capsys.readouterr().out
+    assert main(["restore", "--lowres", str(tmp_path / "low.png"), "--factor", "4", "-o", str(tmp_path / "b.png"),
+                 "--refine", "none", *fast]) == 0
+    assert "network:" not in capsys.readouterr().out
+    (tmp_path / "in").mkdir()
+    (tmp_path / "low.png").rename(tmp_path / "in" / "low.png")
+    assert main(["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "out"), *fast,
+                 "--quiet"]) == 0
+    made = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert made["batch"]["sr_model"]["model"] == dataclasses.asdict(DEFAULT_SR_MODEL) and made["status"] == "done"

@@ -504,10 +504,18 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
     (:func:`linr.tasks.default_model`; the denoising pilot says so in its refinement line), or None."""
     import dataclasses
 
-    from .tasks import DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_MODEL, INPAINT_PILOT_ABOVE, INPAINT_PILOT_MISSING_UP_TO
+    from .tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_MODEL, DEFAULT_SR_MODEL, INPAINT_PILOT_ABOVE,
+                        INPAINT_PILOT_MISSING_UP_TO, SR_NARROW_ABOVE)
 
     if named:
         return None
+    kinds = {o.get("kind") for o in settings.get("observations", [])}
+    if kinds == {"lowres"} and settings.get("model") == dataclasses.asdict(DEFAULT_SR_MODEL):
+        m = DEFAULT_SR_MODEL
+        return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a low-res photo "
+                f"refined after the fit at x4 above {SR_NARROW_ABOVE} px, where the paper's 7x256 takes hours on a CPU: "
+                "a quarter of its work per step, as good once refined on the benchmark crops; --width 256 for the "
+                "paper's; not in the paper)")
     if settings.get("model") == dataclasses.asdict(DEFAULT_INPAINT_PILOT_MODEL):
         m = DEFAULT_INPAINT_PILOT_MODEL
         return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g}, {settings.get('steps')} steps at "

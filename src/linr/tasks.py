@@ -74,6 +74,10 @@ __all__ = [
     "DEFAULT_DEBLUR_REFINE",
     "DEFAULT_INPAINT_MODEL",
     "DEFAULT_INPAINT_PILOT_MODEL",
+    "DEFAULT_SR_MODEL",
+    "narrow_super_resolution",
+    "SR_NARROW_ABOVE",
+    "SR_NARROW_FACTORS",
     "INPAINT_PILOT_MISSING_UP_TO",
     "INPAINT_PILOT_ABOVE",
     "inpainting_pilot",
@@ -328,6 +332,8 @@ def resolve(
     pilot = pilot_fit(observations, preset=asked_preset, model=model, stop=stop, refine=refine, keep_model=keep_model)
     inpaint_pilot = inpainting_pilot(observations, preset=asked_preset, model=model, stop=stop, refine=refine,
                                      keep_model=keep_model)
+    sr_narrow = narrow_super_resolution(observations, preset=asked_preset, model=model, stop=stop, refine=refine,
+                                        keep_model=keep_model)
     free = free_blur_fit(resolved, preset=asked_preset)
     if steps is None:
         steps = DEFAULT_PILOT_STEPS if pilot else DEFAULT_INPAINT_PILOT_STEPS if inpaint_pilot else \
@@ -338,7 +344,8 @@ def resolve(
         retry_lr=p.lr if pilot and lr is None and DEFAULT_PILOT_LR != p.lr else None,
         seed=seed,
         device=device,
-        model=model or default_model(observations, preset=asked_preset, pilot=pilot, inpaint_pilot=inpaint_pilot)
+        model=model or default_model(observations, preset=asked_preset, pilot=pilot, inpaint_pilot=inpaint_pilot,
+                                     sr_narrow=sr_narrow)
         or _preset_model(p, observations),
         progress=progress,
         schedule=DEFAULT_FREE_BLUR_SCHEDULE if free else p.schedule,
@@ -612,16 +619,51 @@ def inpainting_pilot(observations: Sequence[Observation], *, preset: str | None,
 
 
 def default_model(observations: Sequence[Observation], *, preset: str | None, pilot: bool,
-                  inpaint_pilot: bool = False) -> ModelConfig | None:
+                  inpaint_pilot: bool = False, sr_narrow: bool = False) -> ModelConfig | None:
     """The network the defaults choose when none is named (None: the preset's own):
     :data:`DEFAULT_PILOT_MODEL` for a pilot fit (:func:`pilot_fit`, which a named network rules
     out), :data:`DEFAULT_INPAINT_PILOT_MODEL` for an inpainting pilot (:func:`inpainting_pilot`),
+    :data:`DEFAULT_SR_MODEL` for a refined super-resolution (:func:`narrow_super_resolution`),
     :data:`DEFAULT_INPAINT_MODEL` for another :func:`plain_inpainting`."""
     if pilot:
         return DEFAULT_PILOT_MODEL
     if inpaint_pilot:
         return DEFAULT_INPAINT_PILOT_MODEL
+    if sr_narrow:
+        return DEFAULT_SR_MODEL
     return DEFAULT_INPAINT_MODEL if plain_inpainting(observations, preset=preset) else None
+
+
+DEFAULT_SR_MODEL = ModelConfig(width=128)
+"""The network of the defaults' super-resolution of one low-res photo refined after the fit
+(:func:`narrow_super_resolution`): a SIREN 7x128 at the paper's omega_0 (30), its rate (1e-4) and
+steps (500), a quarter of the paper's 7x256's products per step. Since the sixty-second session;
+BENCHMARKS.md, "Super-resolution at real sizes"."""
+
+SR_NARROW_ABOVE = TILE_WHOLE_UP_TO
+"""The restored side (px) above which :func:`narrow_super_resolution` applies: where the defaults
+tile, each tile of about 280 px (the size of the crops it was measured on, 128 px, and one of 256)
+and the paper's network takes hours (a 1536 x 1024 result: 8.1 h estimated on this project's
+loaded CPU). On the 128-px crops it was ahead of the paper's network (BENCHMARKS.md), but whole
+images up to 1024 px (Table 2's) are not measured with it and keep the paper's."""
+
+SR_NARROW_FACTORS = frozenset({4})
+"""The factors at which :func:`narrow_super_resolution` applies: where it was measured (x4)."""
+
+
+def narrow_super_resolution(observations: Sequence[Observation], *, preset: str | None, model: Any = None,
+                            stop: Any = None, refine: str | None = None, keep_model: bool = False) -> bool:
+    """Whether the fit of a restore is the defaults' super-resolution with :data:`DEFAULT_SR_MODEL`:
+    a :func:`plain_super_resolution` with no network or stop rule named, its default refinement
+    (:func:`sr_refine_for`) to follow (:func:`resolve_refine`: measured with it only; without it,
+    the fast preset's 7x128 was 1.4 dB under the paper's network on baby), a restored side above
+    :data:`SR_NARROW_ABOVE` px."""
+    if model is not None or stop is not None or not plain_super_resolution(observations, preset=preset):
+        return False
+    factor = getattr(inner_operator(observations[0].operator), "factor", None)
+    if factor not in SR_NARROW_FACTORS or resolve_refine(refine, observations, preset=None, keep_model=keep_model) != sr_refine_for(factor):
+        return False
+    return max(clean_shape(observations)) > SR_NARROW_ABOVE
 
 
 SR_REFINE_UP_TO = None

@@ -32,7 +32,7 @@ PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, a
                "filtering from the fit's image; a noisy "
                "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly, the "
                "fit's, the filtered and the projected images blended by the pixels the fit held out; a low-res photo "
-               "is made to reproduce itself exactly and filtered again by grouped filtering (at x2, x3 and x4 also "
+               "(above 1024 px at x4: fitted by a SIREN 7x128, a quarter of the paper's network's work) is made to reproduce itself exactly and filtered again by grouped filtering (at x2, x3 and x4 also "
                "averaged with the photo upscaled by networks learnt from its own smaller copies); a blurred photo "
                "is filtered again by grouped filtering, each pass brought back to the photo (beside a noisy photo of it, "
                "to both photos); large "

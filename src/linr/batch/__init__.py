@@ -187,8 +187,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
     from ..refine import REFINERS, GroupedFill
     from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
-                         DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, INPAINT_PILOT_ABOVE,
-                         INPAINT_PILOT_MISSING_UP_TO, PRESETS)
+                         DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, DEFAULT_SR_MODEL, INPAINT_PILOT_ABOVE,
+                         INPAINT_PILOT_MISSING_UP_TO, PRESETS, SR_NARROW_ABOVE, SR_NARROW_FACTORS,
+                         sr_refine_for)
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
     pilot = _pilot_of(args, model)
@@ -254,6 +255,12 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
                               "missing_up_to": INPAINT_PILOT_MISSING_UP_TO, "above": INPAINT_PILOT_ABOVE}}
            if model is None and _plain_inpainting(args) and args.stop in (None, "auto")
            and _refine_of(args) == "grouped-fill" else {}),
+        # the network of the defaults' refined super-resolution (7x128 since the sixty-second session:
+        # linr.tasks.narrow_super_resolution; a batch made before has none and, fitted otherwise, does not resume)
+        **({"sr_model": {"model": dataclasses.asdict(DEFAULT_SR_MODEL), "above": SR_NARROW_ABOVE}}
+           if model is None and _plain_super_resolution(args) and args.stop is None
+           and (args.factor or 4) in SR_NARROW_FACTORS and _refine_of(args) == sr_refine_for(args.factor or 4)
+           else {}),
         # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
         # fifty-fifth session; batches before have none and, fitted otherwise, do not resume)
         **({"clipping": args.clipping} if _clipping_route(args) else {}),
