@@ -112,3 +112,24 @@ def test_a_refined_super_resolution_gets_the_narrow_network_and_says_so(tmp_path
                  "--quiet"]) == 0
     made = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[-1])
     assert made["batch"]["sr_model"]["model"] == dataclasses.asdict(DEFAULT_SR_MODEL) and made["status"] == "done"
+
+
+def test_a_super_resolution_batch_made_before_the_narrow_network_resumes_with_the_papers(tmp_path, capsys,
+                                                                                          monkeypatch) -> None:
+    import linr.internal
+
+    monkeypatch.setattr(linr.internal, "learnable", lambda *_: False)
+    clean, _ = _photo(8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray((clean[::4, ::4] * 255).astype(np.uint8)).save(tmp_path / "in" / "low.png")
+    batch = ["batch", str(tmp_path / "in"), "--task", "lowres", "-o", str(tmp_path / "out"), "--steps", "2",
+             "--device", "cpu", "--quiet"]
+    assert main([*batch, "--width", "256"]) == 0  # the paper's named: recorded as batches made before recorded the default
+    manifest = tmp_path / "out" / "manifest.jsonl"
+    made = json.loads(manifest.read_text().splitlines()[-1])
+    assert made["batch"]["model"] is None and "sr_model" not in made["batch"]
+    capsys.readouterr()
+    assert main(batch) == 2  # the defaults now record their network: such a batch says why it does not resume
+    said = capsys.readouterr().err
+    assert "sr_model; the images were fitted by the paper's network" in said and "--width 256 to resume as made" in said
+    assert main([*batch, "--width", "256"]) == 0  # as the hint says

@@ -520,3 +520,20 @@ def tifffile_read(path):
     import tifffile
 
     return tifffile.imread(path)
+
+
+def test_integer_outputs_clip_above_the_range_and_a_unit_photos_overshoot_says_nothing(tmp_path):
+    from linr.images import ImageInfo, ValueRange, beyond_range_note, written_values
+
+    restored = np.full((4, 5, 1), 0.5, np.float32)
+    restored[1, 2] = 2.0
+    auto = ValueRange(0.0, 100.0, "data")  # an 8-bit photo with --range auto: data up to 100
+    path = write_image(tmp_path / "a.png", restored, bit_depth=8, value_range=auto)
+    assert read_image(path)[0].max() == pytest.approx(100 / 255)  # integer samples clip at the range's end
+    assert "clipped at 100, the range's end" in beyond_range_note(path, [restored], ImageInfo("a", 8, 1, value_range=auto))
+    unit = ImageInfo("u.tif", 32, 1, value_range=ValueRange(0.0, 1.0, "unit"))
+    assert beyond_range_note(tmp_path / "u.png", [restored], unit) is None  # a [0, 1] photo's white, as 8-bit's
+    assert "kept, in the input's units" in beyond_range_note(tmp_path / "u.tif", [restored], unit)
+    jpeg = write_image(tmp_path / "a.jpg", np.clip(restored, 0, 1), bit_depth=8, value_range=auto)
+    values = written_values(jpeg, np.clip(restored, 0, 1), bit_depth=8, value_range=auto)
+    assert np.abs(values - np.clip(restored, 0, 1)).mean() < 0.03  # read back through the range, not / 255

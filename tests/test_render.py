@@ -338,6 +338,8 @@ def test_a_render_smaller_than_the_fit_averages_each_pixels_footprint(image):
     blocks = full.reshape(12, 2, 12, 2, full.shape[2]).mean(axis=(1, 3))
     np.testing.assert_allclose(half, blocks, atol=1e-6)
     third = result.render(size=(8, 10))  # 3 x 3 samples a pixel: no side sampled coarser than the fit
-    assert third.shape == (8, 10, full.shape[2]) and supersampling((24, 24), (8, 10)) == 3
-    assert supersampling((24, 24), (24, 24)) == 1 and supersampling((24, 24), (48, 30)) == 1
-    assert supersampling((24, 24), (23, 48)) == 2
+    assert third.shape == (8, 10, full.shape[2]) and supersampling((24, 24), (8, 10)) == (3, 3)
+    assert supersampling((24, 24), (24, 24)) == (1, 1) and supersampling((24, 24), (48, 30)) == (1, 1)
+    assert supersampling((24, 24), (23, 48)) == (2, 1)
+    assert supersampling((1024, 1024), (1, 4096)) == (1024, 1)  # per side: a sliver asks no more than the fit's
+    assert result.render(size=(1, 48)).shape == (1, 48, full.shape[2])

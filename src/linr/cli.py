@@ -314,7 +314,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         notes.append("--preset fast deblurs with a SIREN 7x128, mirrored edges (reflect) and no refinement after the "
                      "fit: 5.3 dB under the paper's LINR on the whole leaves image, and a new user's 64-px crop came back "
                      "under the blurred photo (ringing along the borders); the defaults (no --preset: free edges, then "
-                     "grouped-deblur) are the setting for deblurring")
+                     "grouped-deblur, or grouped-pair beside a noisy photo) are the setting for deblurring")
     if aligned:
         notes.append(f"--register translation: the {len(scenes[0][0])} frames are moved onto the first's grid by "
                      "the shifts found (listed after the fit) and restored as their mean, as an aligned burst is")

@@ -163,6 +163,9 @@ def threads_of_call(threads: int | str | None) -> Iterator[ThreadChoice | None]:
     before = torch.get_num_threads()
     chosen = fewer_threads(before) if threads == "auto" and omp_threads() is None else None
     count = threads if isinstance(threads, int) else before if chosen is None else chosen.threads
+    if count == before:  # None, or 'auto' finding them prompt: torch's threads not touched
+        yield chosen
+        return
     torch.set_num_threads(count)
     try:
         yield chosen

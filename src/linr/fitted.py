@@ -154,14 +154,15 @@ class FittedModel:
         """The image at ``scale`` times the fitted size, or at ``size`` = (height, width), over
         the same extent (neither: the fitted size). Returns (H', W', C) float32 on the [0, 1]
         scale, unclipped, like :attr:`linr.fit.FitResult.image`. Smaller than the fitted size on
-        a side, each pixel is the mean of k x k samples over its own footprint (k the smallest whole
-        number that samples at least as finely as the fit's pixels: :func:`supersampling`), not one
-        sample at its centre, which aliases what the network learnt finer than the render's pixels."""
+        a side, each pixel is the mean of kh x kw samples over its own footprint (per side the smallest
+        whole number that samples at least as finely as the fit's pixels: :func:`supersampling`; at
+        most the fit's pixels and the render's together per side), not one sample at its centre, which
+        aliases what the network learnt finer than the render's pixels."""
         out_h, out_w = render_size(self.shape, scale=scale, size=size)
-        k = supersampling(self.shape, (out_h, out_w))
-        if k > 1:
-            fine = self._render_grid(out_h * k, out_w * k, device)
-            return fine.reshape(out_h, k, out_w, k, self.channels).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+        kh, kw = supersampling(self.shape, (out_h, out_w))
+        if kh * kw > 1:
+            fine = self._render_grid(out_h * kh, out_w * kw, device)
+            return fine.reshape(out_h, kh, out_w, kw, self.channels).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
         return self._render_grid(out_h, out_w, device)
 
     def _render_grid(self, out_h: int, out_w: int, device: str) -> np.ndarray:
@@ -190,11 +191,12 @@ class FittedModel:
                 **({} if self.clipping is None else {"clipping": dataclasses.asdict(self.clipping)})}
 
 
-def supersampling(shape: tuple[int, int], out: tuple[int, int]) -> int:
-    """Samples per side of each pixel of a render of ``out`` = (height, width) of a fit of ``shape``:
-    1 at the fitted size or larger, else the smallest whole k with ``k * out`` at least ``shape`` on
-    both sides (a render at a third of the size: 3 x 3 samples a pixel)."""
-    return max(1, -(-shape[0] // out[0]), -(-shape[1] // out[1])) if out[0] < shape[0] or out[1] < shape[1] else 1
+def supersampling(shape: tuple[int, int], out: tuple[int, int]) -> tuple[int, int]:
+    """Samples (down, across) of each pixel of a render of ``out`` = (height, width) of a fit of
+    ``shape``: per side 1 at the fitted size or larger, else the smallest whole k with ``k * out`` at
+    least the fitted side (a render at a third of the size: 3 x 3 samples a pixel); the samples' grid
+    is then under ``shape + out`` on each side."""
+    return tuple(max(1, -(-fitted // wanted)) for fitted, wanted in zip(shape, out))
 
 
 def render_size(shape: tuple[int, int], *, scale: float | None = None,

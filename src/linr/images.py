@@ -874,6 +874,9 @@ def beyond_range_note(path: str | os.PathLike, images: Sequence[np.ndarray], inf
     span = info.value_range
     if span is None or span.rule == "dtype" or not images:
         return None
+    keeps = keeps_units(path, info.bit_depth) and not clips_above(span, written_bit_depth(path, info.bit_depth))
+    if span.rule == "unit" and not keeps:  # a [0, 1] photo's overshoot clipped at white, as an 8-bit photo's
+        return None
     largest = max(float(np.max(image)) for image in images)
     if not largest > 1.0 + 0.5 / 65535:
         return None
@@ -882,8 +885,10 @@ def beyond_range_note(path: str | os.PathLike, images: Sequence[np.ndarray], inf
             f"{float(span.from_unit(largest)):.6g} where it ends at {span.high:.6g}): ")
     if span.rule == "given":
         return said + f"clipped at {span.high:.6g}, the end of --range (a higher end keeps them)"
-    if keeps_units(path, info.bit_depth):
+    if keeps:
         return said + "kept, in the input's units"
+    if keeps_units(path, info.bit_depth):  # integer samples in the input's units
+        return said + f"clipped at {span.high:.6g}, the range's end (a float TIFF or FITS output keeps them)"
     return said + ("clipped at the output's white (a float TIFF or FITS output keeps them in the input's units; "
                    "--range LO:HI sets the range)")
 
@@ -946,11 +951,12 @@ def written_values(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int
     depth = written_bit_depth(path, bit_depth)
     if depth == 32:
         return None
+    units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
     if WRITE_FORMATS.get(Path(path).suffix.lower()) == "jpeg":
         with Image.open(path) as stored:
-            return np.asarray(stored.convert("L" if np.ndim(image) == 2 or image.shape[2] == 1 else "RGB"),
-                              np.float32).reshape(np.shape(image)) / 255.0
-    units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
+            samples = np.asarray(stored.convert("L" if np.ndim(image) == 2 or image.shape[2] == 1 else "RGB"),
+                                 np.float32).reshape(np.shape(image))
+        return samples / 255.0 if units is None else units.to_unit(samples)
     samples = _quantise(np.asarray(image, np.float32), depth, units)
     return samples.astype(np.float32) / (255.0 if depth == 8 else 65535.0) if units is None else units.to_unit(samples)
 
@@ -981,17 +987,17 @@ def _quantised(x: np.ndarray, bit_depth: int, value_range: ValueRange | None) ->
     # in the input's units: below its low end clipped there; above a range read from float data
     # kept (a deconvolution brightens what the blur spread: a new user's deblurred beads came
     # back flat at the blurred photo's maximum), above a given range or an integer type's clipped
-    unit = np.clip(x, 0.0, 1.0) if clips_above(value_range) else np.maximum(x, 0.0)
+    unit = np.clip(x, 0.0, 1.0) if clips_above(value_range, bit_depth) else np.maximum(x, 0.0)
     values = value_range.from_unit(unit)
     return values.astype(np.float32) if bit_depth == 32 else np.clip(np.round(values), 0, top).astype(dtype)
 
 
-def clips_above(value_range: ValueRange) -> bool:
-    """Whether an output in the input's units clips values above its range: a given range
-    (``--range``: values past it are what the user leaves out) and an integer type's full range do;
-    a range read from float data (its maximum, or [0, 1] taken as it is) does not, so a float output
-    keeps what the restoration made brighter than the photo."""
-    return value_range.rule in ("given", "dtype")
+def clips_above(value_range: ValueRange, bit_depth: int) -> bool:
+    """Whether an output of ``bit_depth`` in the input's units clips values above its range: only a
+    float output (32) of a float photo whose range was read from it (its maximum, or [0, 1] taken as
+    it is) keeps them, what the restoration made brighter than the photo; a given range (``--range``:
+    values past it are what the user leaves out), an integer type's range and integer outputs clip."""
+    return bit_depth != 32 or value_range.rule not in ("data", "unit")
 
 
 def _alpha_plane(alpha: Any) -> np.ndarray:

@@ -192,6 +192,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
                          sr_refine_for)
 
     paper_inpainting = _plain_inpainting(args) and model == PRESETS[DEFAULT_PRESET].model
+    # the paper's network named for the defaults' super-resolution (--width 256): recorded as batches
+    # made before its 7x128 above 1024 px (sixty-second session) recorded the default, so they resume
+    paper_sr = _plain_super_resolution(args) and model == PRESETS[DEFAULT_PRESET].model
     pilot = _pilot_of(args, model)
     return {
         "preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
@@ -201,7 +204,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # None: the preset's own (possibly per-kind) model, recorded by the preset's name; for the
         # defaults' inpainting also the paper's network named (--omega0 30), as batches made before its
         # own network (twenty-third session) recorded it, so that they resume with --omega0 30
-        "model": None if model is None or paper_inpainting else dataclasses.asdict(model), "weights": dict(args.weight),
+        "model": None if model is None or paper_inpainting or paper_sr else dataclasses.asdict(model),
+        "weights": dict(args.weight),
         # unset options as older manifests recorded them, so that those batches still resume;
         # a blur's boundary left unset (None) is the preset's
         "factor": args.factor or 4, "downsampler": args.downsampler or "lanczos2",

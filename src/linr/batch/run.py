@@ -123,6 +123,12 @@ def select(
                      f"until the twenty-third session (now omega_0 {DEFAULT_INPAINT_MODEL.omega_0:g})")
             if not (sized or old_fill):  # else the refinement of then is an obstacle too
                 hint += ", --omega0 30 to resume as made"
+        if "sr_model" in differ and "sr_model" not in made and made.get("model") is None:
+            # made before the defaults' narrower network for large low-res photos, or with the paper's named
+            what += ("; the images were fitted by the paper's network, the defaults' for every low-res photo until "
+                     "the sixty-second session (since, a SIREN 7x128 at x4 above "
+                     f"{settings['sr_model'].get('above')} px; smaller images come out the same)")
+            hint += ", --width 256 to resume as made"
         if "refine" in differ and made.get("refine") is None and settings.get("refine") == "grouped-deblur":
             what += ("; the images were not refined: the defaults refine one blurred photo by grouped-deblur "
                      "(a circularly blurred one since the twenty-fourth session, any since the twenty-fifth)")

@@ -339,7 +339,7 @@ def stack_per_step(task: str, clean: np.ndarray, *, stack: int, steps: int, repe
         total = sum(_engine_run(obs, clean, preset="paper", steps=steps, eval_every=10**9,
                                 device=device)["train_s"] for obs in scenes)
         alone.append(total / (stack * steps))
-        results = restore_many(scenes, preset="paper", steps=steps, device=device, progress=False)
+        results = restore_many(scenes, preset="paper", steps=steps, device=device, progress=False, threads=None)
         loop = max(r.timings["train_s"] + r.timings["eval_s"] for r in results)
         stacked.append(loop / (stack * steps))
     ratio = float(np.median(alone)) / float(np.median(stacked))
