@@ -1160,7 +1160,7 @@ def _build_render(sub: Any) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .fitted import load_model, render_size
-    from .images import check_output_path, output_notes, write_image
+    from .images import beyond_range_note, check_output_path, output_notes, write_image
     from .problem import resolve_device
 
     fitted, info = load_model(args.model)
@@ -1174,6 +1174,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     write_image(args.output, image, bit_depth=info.bit_depth, alpha=info.alpha, value_range=info.value_range,
                 tiff=info.tiff, icc_profile=info.icc_profile, density=info.density, fits=info.fits,
                 force=args.force, protect=[args.model])
+    if beyond := beyond_range_note(args.output, [image], info):
+        _note([beyond])
     h, w = fitted.shape
     print(f"wrote {args.output} ({_describe_output(args.output, info, shape, 1)}, rendered from a model "
           f"fitted at {w}x{h})")

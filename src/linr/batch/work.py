@@ -283,7 +283,7 @@ def finish(
     job: Job, prep: Prepared, result: dict[str, Any], *, key: str, settings: dict[str, Any], backend: str
 ) -> dict[str, Any]:
     """Write a worker's result (atomically) and return the image's manifest record."""
-    from ..images import ImageInfo, output_notes, write_image
+    from ..images import ImageInfo, beyond_range_note, output_notes, write_image
     from ..stabilise import burst_said
 
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
@@ -314,4 +314,8 @@ def finish(
         **({"burst_note": said} if (said := burst_said(result["settings"], names=prep.frame_names)) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
+        # values above a float photo's range, and what the output made of them (linr.images.beyond_range_note)
+        **({"range_note": above} if (above := beyond_range_note(
+            job.output, [result["image"]], ImageInfo(job.name, prep.bit_depth, 0, value_range=prep.value_range)))
+           else {}),
     }
