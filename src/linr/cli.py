@@ -538,16 +538,15 @@ def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) 
     import numpy as np
 
     from .images import WRITE_FORMATS, written_bit_depth, written_values
-    from .metrics import psnr
+    from .metrics import measured_count, named_opaque, psnr
 
     values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
     if values is None:
         return None
     decibels = psnr(np.asarray(reference, np.float32), values, where=where)  # on [0, 1] already: clipped
-    return {"psnr": decibels, "convention": "standard", "bit_depth": written_bit_depth(path, out.bit_depth),
-            "format": WRITE_FORMATS[Path(path).suffix.lower()],
-            **({} if where is None else {"measured_pixels": f"{int(np.count_nonzero(where))} of {np.size(where)} "
-                                                            "(the opaque ones)"})}
+    return named_opaque({"psnr": decibels, "convention": "standard",
+                         "bit_depth": written_bit_depth(path, out.bit_depth),
+                         "format": WRITE_FORMATS[Path(path).suffix.lower()], **measured_count(where)})
 
 
 def _written_note(std: dict[str, Any], written: dict[str, Any] | None) -> str:

@@ -939,6 +939,12 @@ def keeps_units(path: str | os.PathLike, bit_depth: int) -> bool:
     return written_bit_depth(path, bit_depth) == bit_depth
 
 
+def units_kept(path: str | os.PathLike, bit_depth: int, value_range: ValueRange | None) -> ValueRange | None:
+    """``value_range`` where an output to ``path`` of an input of ``bit_depth`` is written in the input's
+    units (:func:`keeps_units`), else None (the range's [0, 1] fills the output's bit depth)."""
+    return value_range if value_range is not None and keeps_units(path, bit_depth) else None
+
+
 def written_values(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int,
                    value_range: ValueRange | None = None) -> np.ndarray | None:
     """The pixels (float32 on [0, 1]) of ``image`` as :func:`write_image` stored it in ``path``
@@ -951,7 +957,7 @@ def written_values(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int
     depth = written_bit_depth(path, bit_depth)
     if depth == 32:
         return None
-    units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
+    units = units_kept(path, bit_depth, value_range)
     if WRITE_FORMATS.get(Path(path).suffix.lower()) == "jpeg":
         with Image.open(path) as stored:
             samples = np.asarray(stored.convert("L" if np.ndim(image) == 2 or image.shape[2] == 1 else "RGB"),
@@ -1110,7 +1116,7 @@ def write_frames(
         data = np.concatenate([data, np.broadcast_to(alpha[None, ..., None], (*data.shape[:3], 1))], axis=3)
     else:
         alpha = None
-    units = value_range if value_range is not None and keeps_units(path, bit_depth) else None
+    units = units_kept(path, bit_depth, value_range)
     icc_profile = profile_for(icc_profile, data.shape[3] - int(alpha is not None))
     bit_depth = written_bit_depth(path, bit_depth)
     data = _quantise(data, bit_depth, units)

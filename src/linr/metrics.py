@@ -222,7 +222,7 @@ def evaluate(
             "psnr": (p := psnr(ref, img, y_channel=y_channel, crop=crop, where=where)),
             **_identical(p),
             **_ssim_if_it_fits(ref, img, side=11, border=crop, y_channel=y_channel, crop=crop, where=where),
-            **_measured(where),
+            **measured_count(where),
             "y_channel": y_channel,
             **({"y_channel_note": "a grey image: measured on its values"} if y_channel and ref.shape[2] == 1 else {}),
             "crop": crop,
@@ -237,7 +237,7 @@ def evaluate(
             "grey, unclipped" if channels == 1 else f"all {channels} channels, unclipped"
     s = _ssim_if_it_fits(ref, img, side=7, border=0, data_range=2.0, window="uniform", win_size=7,
                          sample_covariance=True, where=where)
-    return {"convention": "paper", "psnr": p, **_identical(p), **s, "psnr_on": psnr_note, **_measured(where)}
+    return {"convention": "paper", "psnr": p, **_identical(p), **s, "psnr_on": psnr_note, **measured_count(where)}
 
 
 def _identical(p: float) -> dict[str, Any]:
@@ -245,7 +245,9 @@ def _identical(p: float) -> dict[str, Any]:
     return {"psnr_note": "infinite: the images are identical where measured"} if math.isinf(p) else {}
 
 
-def _measured(where: np.ndarray | None) -> dict[str, Any]:
+def measured_count(where: np.ndarray | None) -> dict[str, Any]:
+    """``{'measured_pixels': 'N of M'}`` for the pixels ``where`` holds (:func:`named_opaque` names them
+    an image's opaque ones); {} for every pixel."""
     return {} if where is None else {"measured_pixels": f"{int(np.count_nonzero(where))} of {np.size(where)}"}
 
 

@@ -658,12 +658,14 @@ def narrow_super_resolution(observations: Sequence[Observation], *, preset: str 
     """Whether the fit of a restore is the defaults' super-resolution with :data:`DEFAULT_SR_MODEL`:
     a :func:`plain_super_resolution` with no network or stop rule named, its default refinement
     (:func:`sr_refine_for`) to follow (:func:`resolve_refine`: measured with it only; without it,
-    the fast preset's 7x128 was 1.4 dB under the paper's network on baby), a restored side above
-    :data:`SR_NARROW_ABOVE` px."""
+    the fast preset's 7x128 was 1.4 dB under the paper's network on baby), a factor of
+    :data:`SR_NARROW_FACTORS` and a restored side above :data:`SR_NARROW_ABOVE` px."""
     if model is not None or stop is not None or not plain_super_resolution(observations, preset=preset):
         return False
     factor = getattr(inner_operator(observations[0].operator), "factor", None)
-    if factor not in SR_NARROW_FACTORS or resolve_refine(refine, observations, preset=None, keep_model=keep_model) != sr_refine_for(factor):
+    if factor not in SR_NARROW_FACTORS:
+        return False
+    if resolve_refine(refine, observations, preset=None, keep_model=keep_model) != sr_refine_for(factor):
         return False
     return max(clean_shape(observations)) > SR_NARROW_ABOVE
 
@@ -1336,9 +1338,8 @@ def _threads_of_call(threads: int | str | None, device: str, shown: bool | None)
     set; 'auto' leaves torch's threads as they are, as the command line does): yields
     ``settings['threads']`` where fewer threads were chosen (their note said on stderr where
     ``shown``: :func:`_shows`), else None."""
-    from .cores import check_threads, threads_of_call
+    from .cores import threads_of_call
 
-    check_threads(threads)
     if threads == "auto" and resolve_device(device).type != "cpu":
         threads = None
     with threads_of_call(threads) as chosen:
