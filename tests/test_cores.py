@@ -182,3 +182,36 @@ def test_a_bad_thread_count_is_one_line_before_any_fit(threads, four_threads):
     with pytest.raises(InputError, match="threads must be"):
         linr.restore_cost(_tiny_noisy(), device="cpu", threads=threads)
     assert torch.get_num_threads() == 4
+
+
+def test_calls_from_two_python_threads_leave_the_processs_count_as_it_was(monkeypatch, four_threads):
+    """Two calls overlapping (one ending first, either order): each starts from the process's own
+    count, not the other's, and the last to end sets it back, where each used to set back what it
+    had found (the other's count, which then stayed)."""
+    import threading
+
+    monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
+    for first_to_end in ("a", "b"):
+        entered, release = {k: threading.Event() for k in "ab"}, {k: threading.Event() for k in "ab"}
+        found = {}
+
+        def call(key: str, threads) -> None:
+            with cores.threads_of_call(threads) as chosen:
+                found[key] = (chosen, torch.get_num_threads())
+                entered[key].set()
+                release[key].wait(5)
+
+        a = threading.Thread(target=call, args=("a", 2))
+        a.start()
+        entered["a"].wait(5)
+        b = threading.Thread(target=call, args=("b", "auto"))
+        b.start()
+        entered["b"].wait(5)
+        assert found["a"] == (None, 2)
+        assert found["b"][0].threads == 1 and found["b"][0].before == 4  # from the home count, not a's 2
+        last = "b" if first_to_end == "a" else "a"
+        release[first_to_end].set()
+        (a if first_to_end == "a" else b).join(5)
+        release[last].set()
+        a.join(5), b.join(5)
+        assert torch.get_num_threads() == 4

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +150,12 @@ def check_threads(threads: object) -> None:
         raise InputError(f"threads must be 'auto', None or a positive count, not {threads!r}")
 
 
+_CALLS_LOCK = threading.Lock()
+_CALLS = {"running": 0, "home": 0}
+"""The calls inside :func:`threads_of_call` now (from any Python thread) and torch's thread count
+the first of them found: the process's own, set back when the last one leaves."""
+
+
 @contextmanager
 def threads_of_call(threads: int | str | None) -> Iterator[ThreadChoice | None]:
     """torch's threads for one call from Python (:func:`linr.restore`), set back after it: 'auto'
@@ -156,18 +163,27 @@ def threads_of_call(threads: int | str | None) -> Iterator[ThreadChoice | None]:
     ``OMP_NUM_THREADS`` is set: nothing is changed), a count exactly that many, None as they are.
     Yields what 'auto' found and chose where it chose fewer, else None. (The command line settles
     its process's once instead: :func:`settle_threads`.) A fit on a 2-core CPU with one core busy
-    took 2.9x longer on two threads than on one (a 96-px photo, sixty-second session)."""
+    took 2.9x longer on two threads than on one (a 96-px photo, sixty-second session).
+
+    torch's count is one per process: calls running at once from several Python threads each
+    start from the count the process had before the first of them (not from another call's), the
+    last count set holds while they overlap, and the last call to end sets the process's own back."""
     import torch
 
     check_threads(threads)
-    before = torch.get_num_threads()
-    chosen = fewer_threads(before) if threads == "auto" and omp_threads() is None else None
-    count = threads if isinstance(threads, int) else before if chosen is None else chosen.threads
-    if count == before:  # None, or 'auto' finding them prompt: torch's threads not touched
-        yield chosen
-        return
-    torch.set_num_threads(count)
+    with _CALLS_LOCK:
+        if _CALLS["running"] == 0:
+            _CALLS["home"] = torch.get_num_threads()
+        _CALLS["running"] += 1
+        home = _CALLS["home"]
     try:
+        chosen = fewer_threads(home) if threads == "auto" and omp_threads() is None else None
+        count = threads if isinstance(threads, int) else home if chosen is None else chosen.threads
+        if count != torch.get_num_threads():  # None, or 'auto' finding them prompt, leaves the home count
+            torch.set_num_threads(count)
         yield chosen
     finally:
-        torch.set_num_threads(before)
+        with _CALLS_LOCK:
+            _CALLS["running"] -= 1
+            if _CALLS["running"] == 0 and torch.get_num_threads() != _CALLS["home"]:
+                torch.set_num_threads(_CALLS["home"])
