@@ -638,3 +638,17 @@ def test_the_page_says_what_a_long_job_will_cost_before_its_fit(runner, crops, m
     monkeypatch.setattr(linr.tasks, "restore_cost", broken)  # a forecast that fails never stops the job
     job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, model=SMALL, steps=3))
     assert job.wait(timeout=300) and job.state == "done" and job.forecast is None, job.describe()
+
+
+def test_the_preset_help_reads_its_sizes_from_the_defaults(monkeypatch):
+    """The page's help says the sizes the defaults use (it wrote 1024 and the rest by hand)."""
+    from linr import tasks
+    from linr.app.page import preset_help
+
+    text = preset_help()
+    assert f"above {tasks.SR_NARROW_ABOVE} px at x4: fitted by a SIREN 7x{tasks.DEFAULT_SR_MODEL.width}" in text
+    assert f"tiles of about {tasks.TILE_SIZE} px (anything above {tasks.TILE_WHOLE_UP_TO} px" in text
+    monkeypatch.setattr(tasks, "SR_NARROW_ABOVE", 2048)
+    monkeypatch.setattr(tasks, "INPAINT_PILOT_MISSING_UP_TO", 0.05)
+    text = preset_help()
+    assert "above 2048 px at x4" in text and "at most 5% of its pixels" in text

@@ -23,22 +23,32 @@ __all__ = ["build_page", "serve", "render_status"]
 
 UPLOAD_HEIGHT = 110
 IMAGE_HEIGHT = 280
-PRESET_HELP = ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
-               "gets a total-variation prior weighted by its noise (not a colour photo whose longer side exceeds 128 px), "
-               "a narrower network (SIREN 7x64) "
-               "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with missing pixels "
-               "is fitted by the paper's network at half its omega_0 (15), or, above 1024 px with at most 10% of its "
-               "pixels missing, by a SIREN 7x64, and gets its missing pixels filled again by grouped "
-               "filtering from the fit's image; a noisy "
-               "photo with a low-res view of it gets the grouped filter, then reproduces the low-res view exactly, the "
-               "fit's, the filtered and the projected images blended by the pixels the fit held out; a low-res photo "
-               "(above 1024 px at x4: fitted by a SIREN 7x128, a quarter of the paper's network's work) is made to reproduce itself exactly and filtered again by grouped filtering (at x2, x3 and x4 also "
-               "averaged with the photo upscaled by networks learnt from its own smaller copies); a blurred photo "
-               "is filtered again by grouped filtering, each pass brought back to the photo (beside a noisy photo of it, "
-               "to both photos); large "
-               "images are fitted in tiles of about 256 px (anything above 1024 px; fast: above 1024 px), a noisy photo "
-               "above 384 px in tiles of about 128; paper: the paper's fixed step "
-               "counts, no prior, no filter, never tiles; fast: a smaller network for denoising, quicker on a CPU")
+def preset_help() -> str:
+    """The preset selector's help: what each preset does, its sizes read from :mod:`linr.tasks`
+    (imported here, when the page is built: it brings torch)."""
+    from .. import tasks as t
+
+    narrow_sr = "/".join(f"x{f}" for f in sorted(t.SR_NARROW_FACTORS))
+    fast = t.PRESETS["fast"].tile_whole_up_to or t.TILE_WHOLE_UP_TO
+    return ("default: the paper's network, stops by itself on noisy images, and a noisy photo "
+            "gets a total-variation prior weighted by its noise (not a colour photo whose longer side exceeds "
+            f"{t.DENOISE_PRIOR_UP_TO} px), a narrower network (SIREN 7x{t.DEFAULT_PILOT_MODEL.width}) "
+            "and, after the fit, a grouped Wiener filter (BM3D's second step) with the fit as its pilot; a photo with "
+            f"missing pixels is fitted by the paper's network at half its omega_0 ({t.DEFAULT_INPAINT_MODEL.omega_0:g}), "
+            f"or, above {t.INPAINT_PILOT_ABOVE} px with at most {t.INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels "
+            f"missing, by a SIREN 7x{t.DEFAULT_INPAINT_PILOT_MODEL.width}, and gets its missing pixels filled again by "
+            "grouped filtering from the fit's image; a noisy photo with a low-res view of it gets the grouped filter, "
+            "then reproduces the low-res view exactly, the fit's, the filtered and the projected images blended by the "
+            f"pixels the fit held out; a low-res photo (above {t.SR_NARROW_ABOVE} px at {narrow_sr}: fitted by a SIREN "
+            f"7x{t.DEFAULT_SR_MODEL.width}, a quarter of the paper's network's work) is made to reproduce itself "
+            "exactly and filtered again by grouped filtering (at "
+            + ", ".join(f"x{f}" for f in sorted(t.SR_EXAMPLES_FACTORS)) + " also averaged with the photo upscaled by "
+            "networks learnt from its own smaller copies); a blurred photo is filtered again by grouped filtering, "
+            "each pass brought back to the photo (beside a noisy photo of it, to both photos); large images are "
+            f"fitted in tiles of about {t.TILE_SIZE} px (anything above {t.TILE_WHOLE_UP_TO} px; fast: above "
+            f"{fast} px), a noisy photo above {t.DENOISE_WHOLE_UP_TO} px in tiles of about {t.DENOISE_TILE_SIZE}; "
+            "paper: the paper's fixed step counts, no prior, no filter, never tiles; fast: a smaller network for "
+            "denoising, quicker on a CPU")
 
 
 DISPLAY_SIDE = 256
@@ -151,7 +161,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                                 elem_id="linr-reference", height=UPLOAD_HEIGHT)
             with gr.Column():
                 preset = gr.Radio(list(PRESET_CHOICES), value="default", label="preset",
-                                  info=PRESET_HELP)
+                                  info=preset_help())
                 steps = gr.Number(value=0, precision=0, minimum=0, label="most steps (0: the "
                                   "preset's; per tile when tiled)", elem_id="linr-steps")
         with gr.Row():
