@@ -267,7 +267,7 @@ def test_existing_output_needs_force(files, tmp_path, capsys):
     out = tmp_path / "o.png"
     out.write_bytes(b"precious")
     err = run_err(capsys, ["restore", "--noisy", str(files / "noisy.png"), "-o", str(out), "--steps", "1"])
-    assert "--force" in err and out.read_bytes() == b"precious"
+    assert "exists (use --force to overwrite)" in err and "Python" not in err and out.read_bytes() == b"precious"
 
 
 def test_divergence_is_an_error_and_writes_nothing(files, tmp_path, capsys):

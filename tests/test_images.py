@@ -81,7 +81,7 @@ def test_writes_never_clobber(tmp_path, rng):
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     before = target.read_bytes()
-    with pytest.raises(InputError, match="exists"):
+    with pytest.raises(InputError, match=r"exists \(force=True to overwrite\)"):  # Python's option, not --force
         write_image(target, 1 - img)
     assert target.read_bytes() == before
     with pytest.raises(InputError, match="input"):

@@ -1483,12 +1483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
     except DivergenceError as exc:
-        print(f"linr: error: {exc}", file=sys.stderr)
+        print(f"linr: error: {exc.command_line_text()}", file=sys.stderr)
         if debug:
             raise
         return EXIT_DIVERGED
     except LinrError as exc:
-        print(f"linr: error: {exc}", file=sys.stderr)
+        print(f"linr: error: {exc.command_line_text()}", file=sys.stderr)
         if debug:
             raise
         return EXIT_USAGE

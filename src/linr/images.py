@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import ExistingFileError, InputError
 from .fits import FitsHeader, is_fits, read_fits, write_fits
 from .tiff import TiffLayout, read_tiff, write_tiff
 
@@ -796,7 +796,7 @@ def check_new_file(path: str | os.PathLike, *, force: bool = False,
             raise InputError(f"{path}: refusing to overwrite an input file")
     _refuse_folder(path)
     if path.exists() and not force:
-        raise InputError(f"{path}: exists (use --force, or force=True in Python, to overwrite)")
+        raise ExistingFileError(path)
     check_writable_folder(path)
     return path
 
