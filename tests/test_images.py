@@ -537,3 +537,29 @@ def test_integer_outputs_clip_above_the_range_and_a_unit_photos_overshoot_says_n
     jpeg = write_image(tmp_path / "a.jpg", np.clip(restored, 0, 1), bit_depth=8, value_range=auto)
     values = written_values(jpeg, np.clip(restored, 0, 1), bit_depth=8, value_range=auto)
     assert np.abs(values - np.clip(restored, 0, 1)).mean() < 0.03  # read back through the range, not / 255
+
+
+def test_separate_frames_say_each_ones_own_lines_where_they_differ(tmp_path, capsys):
+    """``--frames separate`` of a 2-page stack, one page five times brighter: each frame's photon
+    level on its own line (the first frame's alone was said for all)."""
+    import tifffile
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.2, 1, 48)[None, :] * np.ones((48, 1))
+    tifffile.imwrite(tmp_path / "st.tif", np.stack([rng.poisson(ramp * 40) * 50,
+                                                     rng.poisson(ramp * 8) * 250]).astype(np.uint16))
+    assert main(["restore", "--noisy", str(tmp_path / "st.tif"), "--noise", "poisson", "--frames", "separate",
+                 "-o", str(tmp_path / "o.tif"), "--width", "8", "--depth", "1", "--steps", "2", "--stop", "fixed",
+                 "--device", "cpu"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if "photon noise" in x]
+    assert len(lines) == 2 and lines[0].startswith("frame 1 of 2: photon noise") and lines[1].startswith("frame 2 of 2: ")
+    assert lines[0] != lines[1].replace("frame 2", "frame 1")
+
+
+def test_frames_lines_say_a_line_once_where_every_frame_has_it():
+    from linr.cli import _frames_lines
+
+    assert _frames_lines(["a"]) == ["a"] and _frames_lines(["a", "a", "a"]) == ["a"] and _frames_lines([None, None]) == []
+    assert _frames_lines(["a", "b", "a", None]) == ["frames 1, 3 of 4: a", "frame 2 of 4: b"]

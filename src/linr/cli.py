@@ -420,14 +420,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
             print(line)
     for line in _blur_lines(results[0].settings, chosen=getattr(args, "boundary", None), preset=args.preset):
         print(line)
-    network_line = _network_line(results[0].settings, named=model is not None)
-    if network_line:
-        print(network_line)
+    for line in _frames_lines([_network_line(r.settings, named=model is not None) for r in results]):
+        print(line)
     # a burst's frames named by their files in its lines (one scene: separate frames are no burst)
     names = [Path(str(info.path)).name for info in scenes[0][1]] if len(scenes) == 1 else None
-    photon_line = _photon_line(results[0].settings, names=names)
-    if photon_line:
-        print(photon_line)
+    for line in _frames_lines([_photon_line(r.settings, names=names) for r in results]):
+        print(line)
     mapped = [r for r in results if r.settings.get("clipping")]
     clipping_line = _clipping_line(mapped[0].settings, names=names) if mapped else None
     if clipping_line:  # separate frames: the first one's, and how many took the route
@@ -563,6 +561,19 @@ def _decibels(psnr: float | None) -> str:
     """A PSNR as printed: 'NN.NN dB', or 'infinite (identical to the reference)' (an input given as
     its own reference; the report's JSON holds null there)."""
     return "infinite (identical to the reference)" if psnr is None or math.isinf(psnr) else f"{psnr:.2f} dB"
+
+
+def _frames_lines(lines: list[str | None]) -> list[str]:
+    """One line said of each frame restored (``--frames separate``; one frame: one line) as the
+    lines to print: the line once where every frame has it, else each different line with the
+    frames it holds for before it (``frames 1, 3 of 4: ...``); frames without one (None) say nothing."""
+    if len(set(lines)) == 1:
+        return [] if lines[0] is None else [lines[0]]
+    said = []
+    for line in dict.fromkeys(x for x in lines if x is not None):
+        frames = [str(k + 1) for k, x in enumerate(lines) if x == line]
+        said.append(f"frame{'s' if len(frames) > 1 else ''} {', '.join(frames)} of {len(lines)}: {line}")
+    return said
 
 
 def _photon_line(settings: dict[str, Any], *, names: list[str] | None = None) -> str | None:
