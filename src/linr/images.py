@@ -610,15 +610,19 @@ def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, Im
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
-              notes: list[str] | None = None) -> np.ndarray:
+              notes: list[str] | None = None, white: str = "observed") -> np.ndarray:
     """Read a keep-mask: white (>= 0.5) = observed. Returns (H, W) bool.
 
     A mask with a transparency channel that is not fully opaque is read from its alpha (opaque
     = observed), the way an image editor's eraser marks holes; an 8- or 16-bit mask of the values 0
     and 1 alone (as saved from an array of booleans) keeps its 1s; otherwise a colour mask is reduced
-    to its mean over channels. Grey values are thresholded at 0.5: when there are any, a line
-    saying so (and how many pixels are kept) is appended to ``notes``, as is the use of alpha.
-    ``shape`` (H, W) is checked if given.
+    to its least channel: a pixel is observed where it is white (every channel at least half), so
+    that damage painted in a colour on a white mask is missing (its mean, used before, kept yellow
+    and cyan strokes as observed). Grey values are thresholded at 0.5: when there are any, a line
+    saying so (and how many pixels are kept) is appended to ``notes``, as is the use of alpha and of
+    colour. ``shape`` (H, W) is checked if given. ``white``: what white marks, 'observed' (the
+    default) or 'missing' (a mask drawn the other way round, as many inpainting tools draw
+    theirs: read inverted; alpha as it is).
     """
     stored = read_stored(path)
     check_one_image(path, stored)
@@ -629,26 +633,37 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     elif raw.values.dtype.kind == "u" and int(raw.values.max()) == 1:  # 0 / 1, as numpy and FITS masks are saved
         values, source = raw.values.mean(axis=2, dtype=np.float32), "its values 0 and 1 (1 = observed)"
     else:
-        values, source = pixels.mean(axis=2), None
+        values, source = pixels.min(axis=2), None
+    tinted = np.ptp(pixels, axis=2) > MASK_COLOUR_SPREAD if source is None else np.zeros(values.shape, bool)
+    coloured = int(np.count_nonzero(tinted))
+    if white == "missing" and not (source or "").startswith("its alpha"):
+        values = (1 if source is None else raw.values.max()) - values
+    elif white not in ("observed", "missing"):
+        raise InputError(f"white must be 'observed' or 'missing', not {white!r}")
     mask = values >= 0.5
     if shape is not None and mask.shape != tuple(shape):
         raise InputError(
             f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
             f"{shape[1]}x{shape[0]} (width x height)"
         )
+    convention = "white = observed" if white == "observed" or source else "white = missing"
     if not mask.any():
-        raise InputError(f"{path}: mask keeps no pixels (white = observed)")
+        raise InputError(f"{path}: mask keeps no pixels ({convention})")
     if notes is not None:
         if source is not None:
             notes.append(f"{path}: mask read from {source}")
-        if mask.all():
-            notes.append(f"{path}: the mask marks no pixel missing (white = observed): there is nothing to "
-                         "inpaint")
-        grey = np.count_nonzero((values > 1e-3) & (values < 1 - 1e-3))
+        if coloured:
+            notes.append(f"{path}: {coloured} mask pixels are coloured; a pixel counts as observed only where "
+                         f"every channel is at least half ({convention}): {mask.mean():.1%} of pixels observed")
+        grey = np.count_nonzero((values > 1e-3) & (values < 1 - 1e-3) & ~tinted)
         if grey:
             notes.append(f"{path}: {grey} grey mask pixels thresholded at 50%; {mask.mean():.1%} "
                          "of pixels count as observed")
     return mask
+
+
+MASK_COLOUR_SPREAD = 0.1
+"""A mask pixel whose channels differ by more than this (0-1 scale) is coloured (:func:`read_mask`)."""
 
 
 def scaled_by_range(array: np.ndarray, dtype: Any) -> np.ndarray | None:

@@ -178,8 +178,8 @@ def left_out_where_transparent(observation: Observation, alpha: np.ndarray | Non
 def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
     """A photo with missing pixels; ``mask`` (H, W) is True / 1 where the pixel was observed:
     values above 0.5 are observed, the rest missing (as :class:`~linr.operators.Mask` reads it; an
-    8-bit mask's 255 is observed). An (H, W, C) mask is taken as its mean over the channels, as
-    ``linr restore --mask`` reads a colour mask image."""
+    8-bit mask's 255 is observed). An (H, W, C) mask is taken as its least channel (observed where
+    every channel is), as ``linr restore --mask`` reads a colour mask image."""
     from .operators import Mask
     from .problem import Observation
 
@@ -190,7 +190,7 @@ def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) 
     image = np.asarray(image)
     if mask.ndim == 3 and (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_) \
             and not np.iscomplexobj(mask):
-        mask = mask[..., 0] if mask.shape[2] == 1 else mask.astype(np.float64).mean(axis=2)
+        mask = mask[..., 0] if mask.shape[2] == 1 else mask.astype(np.float64).min(axis=2)
     if mask.shape != image.shape[:2]:
         size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"of shape {mask.shape}"
         photo = f"{image.shape[1]}x{image.shape[0]}" if image.ndim >= 2 else f"of shape {image.shape}"
@@ -560,7 +560,8 @@ def _build_masked(image, info, options, notes):
         raise InputError(f"{opaque}--masked needs --mask MASK (white = observed), or an image whose "
                          "alpha channel marks the holes (transparent = missing; in FITS, undefined pixels: "
                          "NaN or BLANK)")
-    mask = read_mask(mask_path, image.shape[:2], notes=notes) if mask_path else None
+    white = options.get("mask_white") or "observed"
+    mask = read_mask(mask_path, image.shape[:2], notes=notes, white=white) if mask_path else None
     if whole_frame:  # all observed (but for a given mask's black pixels); the output has no holes
         mask, info.alpha = np.ones(image.shape[:2], bool) if mask is None else mask, None
     if holes:
@@ -576,26 +577,55 @@ def _build_masked(image, info, options, notes):
         notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
                      "the image as the network reproduces it, or with the default refinement the image itself)")
     if mask_path:
-        _said_if_inverted(np.asarray(image), np.asarray(mask, bool), info.path, mask_path, notes)
+        if not _said_if_inverted(np.asarray(image), np.asarray(mask, bool), info.path, mask_path, notes, white):
+            _said_if_mostly_missing(np.asarray(mask, bool), mask_path, notes, white)
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 
 
-def _said_if_inverted(image: np.ndarray, keep: np.ndarray, path: Any, mask_path: str, notes: list[str]) -> None:
+MOSTLY_MISSING_REACH = 4
+"""Pixels (px) beyond which a missing pixel is far from every observed one (:func:`_said_if_mostly_missing`)."""
+
+
+def _said_if_mostly_missing(keep: np.ndarray, mask_path: str, notes: list[str], white: str) -> None:
+    """A note where the mask marks most of the photo missing, mostly in regions more than
+    :data:`MOSTLY_MISSING_REACH` px from any observed pixel: what a mask drawn the other way round
+    (damage in white, as many inpainting tools draw it) gives, and little can be restored from it.
+    Random masks (the paper's keep 10% of the pixels, each missing pixel a pixel or two from an
+    observed one) say nothing. A new user's inverted scratch mask ran silently and came back at 6.3 dB."""
+    from scipy.ndimage import distance_transform_edt
+
+    missing = 1 - keep.mean()
+    if missing <= 0.5:
+        return
+    far = float((distance_transform_edt(~keep) > MOSTLY_MISSING_REACH).mean()) / missing
+    if far <= 0.5:
+        return
+    other = "missing" if white == "observed" else "observed"
+    notes.append(f"{mask_path}: marks {missing:.0%} of the pixels missing, most of them more than "
+                 f"{MOSTLY_MISSING_REACH} px from any observed one (white = {white}): if the mask marks the damage "
+                 f"in {'white' if white == 'observed' else 'black'}, pass --mask-white {other}")
+
+
+def _said_if_inverted(image: np.ndarray, keep: np.ndarray, path: Any, mask_path: str, notes: list[str],
+                      white: str = "observed") -> bool:
     """A note where every pixel the mask keeps is black, or of nearly one value (:data:`ONE_VALUE`)
-    while the others vary: the mask is likely inverted. The missing pixels are read only then."""
+    while the others vary: the mask is likely inverted. The missing pixels are read only then.
+    Whether it was said."""
     kept = image[keep]
     if not kept.size or keep.all():
-        return
+        return False
     black = not kept.any()
     if not black and np.ptp(kept, axis=0).max() > ONE_VALUE:
-        return
+        return False
     rest = image[~keep]
     if not (rest.any() if black else np.ptp(rest, axis=0).max() > ONE_VALUE):  # the damage's colour
-        return
+        return False
     value = "black" if black else "of nearly one value (" + ", ".join(
         f"{v * 255:.0f}" for v in np.atleast_1d(kept.reshape(kept.shape[0], -1)[0])) + " of 255)"
+    other = "missing" if white == "observed" else "observed"
     notes.append(f"{path}: every pixel the mask keeps is {value} while others are not: is the mask inverted? "
-                 f"({mask_path}: white = observed, black = missing)")
+                 f"({mask_path}: white = {white}; --mask-white {other} reads it the other way round)")
+    return True
 
 
 def _build_blurred(image, info, options, notes):
@@ -705,7 +735,11 @@ KINDS: dict[str, Kind] = {
     "masked": Kind("masked", "an image with missing pixels (use with --mask, or give holes as "
                    "transparent pixels of an image with alpha)", "inpaint", False, _build_masked, (
         KindOption("--mask", "mask", "keep-mask image: white = observed (or opaque = observed, "
-                   "when the mask file has transparent pixels)", metavar="MASK", path=True),
+                   "when the mask file has transparent pixels); a colour pixel is observed only where it is "
+                   "white", metavar="MASK", path=True),
+        KindOption("--mask-white", "mask_white", "what the mask's white marks: observed (the default) or "
+                   "missing (a mask that marks the damage in white, as many inpainting tools draw theirs)",
+                   choices=("observed", "missing")),
     ), _SIMULATIONS["masked"], transparent="holes"),
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
         KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
