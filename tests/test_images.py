@@ -563,3 +563,14 @@ def test_frames_lines_say_a_line_once_where_every_frame_has_it():
 
     assert _frames_lines(["a"]) == ["a"] and _frames_lines(["a", "a", "a"]) == ["a"] and _frames_lines([None, None]) == []
     assert _frames_lines(["a", "b", "a", None]) == ["frames 1, 3 of 4: a", "frame 2 of 4: b"]
+
+
+def test_an_opaque_alpha_dropped_by_a_jpeg_is_not_said_to_lose_transparency(tmp_path):
+    """A new user's RGBA photo with every pixel opaque, degraded to a JPEG, was told its
+    transparency was not written: there was none; a photo with a transparent pixel still is."""
+    from linr.images import dropped_alpha
+
+    assert dropped_alpha(tmp_path / "x.jpg", np.ones((4, 4), np.float32)) is None
+    half = np.ones((4, 4), np.float32)
+    half[0, 0] = 0.4
+    assert "transparency is not written" in dropped_alpha(tmp_path / "x.jpg", half)

@@ -292,7 +292,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if reference is not None and reference.shape != (*shape, obs[0].channels):
             raise InputError(f"{args.reference}: the reference is {reference.shape[1]}x{reference.shape[0]} with "
                              f"{reference.shape[2]} channel(s); the restored image will be {shape[1]}x{shape[0]} "
-                             f"with {obs[0].channels}")
+                             f"with {obs[0].channels} channel(s)")
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
     fits_pilot = pilot_fit(fitted, preset=args.preset, model=model, stop=args.stop, refine=args.refine,
                            keep_model=keep_model)  # one fit's; an ensemble's members are not tiled
@@ -1367,7 +1367,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         what = "sizes" if ref.shape[:2] != img.shape[:2] else "channel counts"
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
                          f"{ref.shape[2]} channel(s), {args.image} is {img.shape[1]}x{img.shape[0]} "
-                         f"with {img.shape[2]}")
+                         f"with {img.shape[2]} channel(s)")
     if args.convention == "paper" and (args.y or args.crop):
         raise InputError("--y and --crop apply to the standard convention only")
     if args.task is not None and args.convention != "paper":

@@ -862,10 +862,10 @@ def check_writable_folder(path: str | os.PathLike) -> None:
 
 def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None, bit_depth: int | None = None) -> str | None:
     """A note when an image with an ``alpha`` channel is written to ``path`` in a format without
-    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone), else None. A
-    float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
+    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone) where some
+    pixel is not fully opaque, else None (an opaque alpha loses nothing). A float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
-    if alpha is None or fmt not in ("jpeg", "bmp", "fits"):
+    if alpha is None or fmt not in ("jpeg", "bmp", "fits") or float(np.min(alpha)) >= 1.0:  # all opaque: nothing lost
         return None
     if fmt == "fits" and bit_depth is not None and written_bit_depth(path, bit_depth) == 32:
         return None

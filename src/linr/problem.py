@@ -294,7 +294,7 @@ def build_problem(observations: Sequence[Observation], device: str,
         ref = as_float_image(reference, "reference")
         if ref.shape != (height, width, c):
             raise InputError(f"the reference is {ref.shape[1]}x{ref.shape[0]} with {ref.shape[2]} channel(s); "
-                             f"the restored image is {width}x{height} with {c}")
+                             f"the restored image is {width}x{height} with {c} channel(s)")
         ref_t = _to_chw(ref, dev)
     targets = [obs.operator.project(_to_chw(obs.image, dev) * 2 - 1 if signed else _to_chw(obs.image, dev))
                for obs in observations]
