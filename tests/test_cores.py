@@ -215,3 +215,40 @@ def test_calls_from_two_python_threads_leave_the_processs_count_as_it_was(monkey
         release[last].set()
         a.join(5), b.join(5)
         assert torch.get_num_threads() == 4
+
+
+def test_a_batch_fit_takes_fewer_threads_when_other_work_starts_after_the_batch(monkeypatch, four_threads, tmp_path,
+                                                                                capsys):
+    """The batch's threads were checked once at its start: a new user's batch, started on a quiet
+    machine, fitted a 64-px photo in 71 s on two late threads (3.4 s on one). Each fit now checks."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    import linr.batch
+    from linr.cli import main
+
+    calls = []
+
+    def seconds(threads: int, **_) -> float:  # prompt for the batch's own check, late after it
+        calls.append(threads)
+        return 14e-3 if threads > 1 and len(calls) > 2 else 3e-5
+
+    monkeypatch.setattr(cores, "operation_seconds", seconds)
+    monkeypatch.setattr(linr.batch, "usable_cores", lambda: 4)
+    (tmp_path / "in").mkdir()
+    rng = np.random.default_rng(2)
+    for name in "ab":
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / "in" / f"{name}.png")
+    seen = []
+    import linr.tasks
+
+    restore = linr.tasks.restore
+    monkeypatch.setattr(linr.tasks, "restore", lambda *a, **k: seen.append(torch.get_num_threads()) or restore(*a, **k))
+    assert main(["batch", str(tmp_path / "in"), "--task", "noisy", "--steps", "2", "--width", "16", "--depth", "2",
+                 "--device", "cpu", "-o", str(tmp_path / "out")]) == 0
+    assert "answered late" not in capsys.readouterr().err  # prompt at the start
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["run"]["threads"] for r in records] == [1, 1] and seen == [1, 1]  # late on 4 and 2: one
+    assert all("other work held cores" in r["run"]["threads_note"] for r in records)

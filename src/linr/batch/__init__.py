@@ -13,7 +13,8 @@ skips finished images and retries failed ones; a reference folder may be added o
 resume (it only adds metrics). Exit status: 0 all done, 4 some images failed, 130 interrupted
 (rerun to resume), 2 a usage error: every option is checked before the output folder is made,
 and a run that fails before recording an image leaves no folder or manifest behind.
-Torch threads per fit: ``--threads``, else ``OMP_NUM_THREADS``, else cores // workers.
+Torch threads per fit: ``--threads``, else ``OMP_NUM_THREADS``, else cores // workers, fewer
+where other work holds cores (checked at the start and again before each fit on the local backend).
 
 Every image is fitted with the same ``--seed``, so a batch's output for an image is the output
 of ``linr restore`` on that image alone with the same options and thread count, and the local
@@ -690,7 +691,8 @@ def _batch(args: argparse.Namespace) -> int:
                 with sigterm_as_interrupt():
                     outcome = run_jobs(todo, backend=backend, manifest=manifest, settings=settings,
                                        keys=keys, fit=fit, threads=threads, on_record=progress,
-                                       stack=args.stack)
+                                       stack=args.stack, fewer_where_late=args.backend == "local" and device == "cpu"
+                                       and args.threads is None and omp_threads() is None)
             finally:
                 progress.close()
         outcome.skipped = skipped

@@ -210,6 +210,7 @@ def run_jobs(
     threads: int,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     stack: int = 1,
+    fewer_where_late: bool = False,
 ) -> Outcome:
     """Run ``todo`` on ``backend``, recording each result in ``manifest`` as soon as it arrives.
 
@@ -242,7 +243,7 @@ def run_jobs(
                 job = queue.popleft()
                 t0 = time.perf_counter()
                 try:
-                    prep = prepare(job, settings, fit=fit, threads=threads)
+                    prep = prepare(job, settings, fit=fit, threads=threads, fewer_where_late=fewer_where_late)
                 except Exception as exc:  # noqa: BLE001 - a bad input fails its image only
                     run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
                     record(failed_record(job, one_line(exc), key=keys[job.name], settings=settings, run=run))
@@ -278,7 +279,7 @@ def run_jobs(
                     record(rec)
         for job in tiled:
             record(_restore_in_tiles(job, backend, tile_backend, settings=settings, key=keys[job.name],
-                                     fit=fit, threads=threads))
+                                     fit=fit, threads=threads, fewer_where_late=fewer_where_late))
     except KeyboardInterrupt:
         outcome.interrupted = True
         for tiles in tile_backend:
@@ -293,13 +294,13 @@ def run_jobs(
 
 
 def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settings: dict[str, Any], key: str,
-                      fit: dict[str, Any], threads: int) -> dict[str, Any]:
+                      fit: dict[str, Any], threads: int, fewer_where_late: bool = False) -> dict[str, Any]:
     """Read, restore (its tiles on ``backend``'s workers) and write one image; its record."""
     from ..tiling import fit_tile_group, remove_tile_store, tile_store_path
 
     t0 = time.perf_counter()
     try:
-        prep = prepare(job, settings, fit=fit, threads=threads)
+        prep = prepare(job, settings, fit=fit, threads=threads, fewer_where_late=fewer_where_late)
     except Exception as exc:  # noqa: BLE001 - a bad input fails its image only
         run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
         return failed_record(job, one_line(exc), key=key, settings=settings, run=run)
@@ -349,6 +350,8 @@ class Progress:
             what += f" ({rec['burst_note']})"
         if ok and rec.get("output_note"):  # e.g. an alpha channel its output's format cannot hold
             what += f" ({rec['output_note']})"
+        if ok and rec["run"].get("threads_note"):  # fewer threads than the batch's (the manifest says why)
+            what += f" (on {rec['run']['threads']} thread(s): other work held cores)"
         if self.bar is not None:
             if not ok or rec.get("metrics_error") or said or rec.get("burst_note") or rec.get("output_note"):
                 self.bar.write(f"{rec['image']}: {what}")

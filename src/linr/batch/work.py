@@ -40,7 +40,13 @@ class Payload:
     fit: dict[str, Any]
     """Keyword arguments of :func:`linr.tasks.restore`: preset, steps, lr, seed, device, model."""
     threads: int
-    """torch threads for this fit: fixed so that results do not depend on the worker's machine."""
+    """torch threads for this fit: fixed so that results do not depend on the worker's machine
+    (but see :attr:`fewer_where_late`)."""
+    fewer_where_late: bool = False
+    """The batch chose :attr:`threads` itself (no ``--threads``, no ``OMP_NUM_THREADS``, the local
+    backend on a CPU): each fit takes fewer where other work holds cores when it starts
+    (:func:`linr.cores.fewer_threads`; a new user's batch, checked once at its start on a quiet
+    machine, ran a 64-px photo in 71 s on two late threads where one took 3.4 s)."""
     alpha: np.ndarray | None = None
     """The output's alpha (H, W; None: none): the metrics measure its opaque pixels where it keeps
     transparent ones, as ``linr restore`` measures them (:func:`linr.images.opaque_pixels`)."""
@@ -88,7 +94,8 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int) -> Prepared:
+def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int,
+            fewer_where_late: bool = False) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
     from ..images import check_output_path, output_info, read_image
     from ..scene import load_scene
@@ -118,6 +125,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         metric_task="deblur" if list(obs) == ["blurred"] else None,
         fit=fit,
         threads=threads,
+        fewer_where_late=fewer_where_late,
         alpha=out.alpha,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
@@ -161,10 +169,11 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
     if _WORKER_DEVICE is not None:
         fit["device"] = _WORKER_DEVICE
     out: dict[str, Any] = {"host": platform.node(), "threads": first.threads, "device": fit["device"]}
+    threads = _threads_now(first, fit["device"], out)
     # The thread count changes float summation order, so it is part of what makes outputs
     # reproducible; restored afterwards for the in-process backend.
     previous = torch.get_num_threads()
-    torch.set_num_threads(first.threads)
+    torch.set_num_threads(threads)
     try:
         if len(payloads) > 1 and fit.get("register"):
             # registered images are not stacked: one by one (images restored in tiles never
@@ -187,6 +196,23 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
         torch.set_num_threads(previous)
 
 
+def _threads_now(payload: Payload, device: str, out: dict[str, Any]) -> int:
+    """The payload's threads, or fewer where the batch chose them and they answer late now
+    (:attr:`Payload.fewer_where_late`): then ``out`` (the record's run) gets the count used and
+    ``threads_note``, what was found."""
+    if not payload.fewer_where_late or payload.threads <= 1 or not str(device).startswith("cpu"):
+        return payload.threads
+    from ..cores import fewer_threads
+
+    chosen = fewer_threads(payload.threads)
+    if chosen is None:
+        return payload.threads
+    out.update(threads=chosen.threads, threads_note=(f"{chosen.threads} of {payload.threads} threads: an operation took "
+                                                     f"{chosen.many_s * 1e3:.1f} ms on {payload.threads} against "
+                                                     f"{chosen.one_s * 1e3:.2f} ms on one (other work held cores)"))
+    return chosen.threads
+
+
 def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) -> dict[str, Any]:
     """Restore an image in tiles from the driver: :func:`linr.tasks.restore` with its tiles
     fitted by ``executor`` (a backend running :func:`linr.tiling.fit_tile_group`) with the
@@ -196,11 +222,12 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
     for a failed fit."""
     out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": payload.fit["device"],
                            "tiles_on": where}
+    threads = _threads_now(payload, payload.fit["device"], out)
     try:
         from ..tasks import restore
 
         result = restore(payload.observations, **payload.fit, progress=False, tile_executor=executor,
-                         tile_threads=payload.threads, tile_store=store, tile_store_owned=True, threads=None)
+                         tile_threads=threads, tile_store=store, tile_store_owned=True, threads=None)
     except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
         return {**out, "error": one_line(exc)}
     return _result(out, payload, result)
@@ -293,6 +320,8 @@ def finish(
         run["stacked"] = result["stacked"]  # fitted with others; fit_s is its share of the loop
     if result.get("tiles_on"):
         run["tiles_on"] = result["tiles_on"]  # restored in tiles, spread over these workers
+    if result.get("threads_note"):
+        run["threads_note"] = result["threads_note"]  # fewer threads than the batch's: others held cores
     if result.get("error") is not None:
         return failed_record(job, result["error"], key=key, settings=settings, run=run)
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
