@@ -574,3 +574,56 @@ def test_an_opaque_alpha_dropped_by_a_jpeg_is_not_said_to_lose_transparency(tmp_
     half = np.ones((4, 4), np.float32)
     half[0, 0] = 0.4
     assert "transparency is not written" in dropped_alpha(tmp_path / "x.jpg", half)
+
+
+def test_a_photos_exif_goes_into_jpeg_and_png_outputs_upright_at_the_outputs_size(tmp_path, capsys):
+    """A new user's phone JPEG came back without its EXIF (camera, time, place). Now kept: the
+    orientation upright as the pixels are, the pixel size the output's, the thumbnail not kept,
+    linr named as the software; a TIFF output says it is not written; a corrupt EXIF is read
+    without Pillow's warning."""
+    from PIL import Image
+
+    from linr.cli import main
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0110] = 6, "PhoneCo", "P1"
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003], sub[0xA002], sub[0xA003] = "2026:01:02 03:04:05", 24, 16
+    exif.get_ifd(0x8825)[1] = "N"
+    stored = (np.random.default_rng(0).random((16, 24, 3)) * 255).astype(np.uint8)
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", quality=95, exif=exif.tobytes())
+    tiny = ["--width", "8", "--depth", "1", "--steps", "1", "--stop", "fixed", "--refine", "none", "--device", "cpu",
+            "--quiet"]
+    for name, kind in (("o.jpg", ["--noisy"]), ("o.png", ["--noisy"]), ("sr.jpg", ["--factor", "2", "--lowres"])):
+        assert main(["restore", *kind, str(tmp_path / "phone.jpg"), "-o", str(tmp_path / name), *tiny]) == 0
+        with Image.open(tmp_path / name) as out:
+            kept = out.getexif()
+            size = out.size
+        assert size == ((16, 24) if name != "sr.jpg" else (32, 48))  # upright: 16 wide, 24 tall
+        assert kept[0x0112] == 1 and kept[0x010F] == "PhoneCo" and kept[0x0110] == "P1"
+        assert kept[0x0131].startswith("linr ")
+        assert kept.get_ifd(0x8769)[0x9003] == "2026:01:02 03:04:05" and kept.get_ifd(0x8825)[1] == "N"
+        assert (kept.get_ifd(0x8769)[0xA002], kept.get_ifd(0x8769)[0xA003]) == size
+    assert main(["restore", "--noisy", str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "o.tif"), *tiny]) == 0
+    assert "the input's EXIF (camera, time, place) is not written into a TIFF output" in capsys.readouterr().err
+    from linr.images import read_stored, write_image
+
+    sixteen = write_image(tmp_path / "o16.png", stored / 255.0, bit_depth=16, exif=read_stored(tmp_path / "phone.jpg")[0].exif)
+    with Image.open(sixteen) as out:
+        assert out.getexif()[0x010F] == "PhoneCo"
+    one = Image.Exif()
+    one[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "bad.jpg", exif=one.tobytes())
+    data = (tmp_path / "bad.jpg").read_bytes()
+    at = data.index(b"Exif\x00\x00") + 6 + 8  # past the TIFF header: IFD0's entry count, 1 -> 5 (cut short)
+    (tmp_path / "bad.jpg").write_bytes(data[:at] + b"\x00\x05" + data[at + 2:])
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Image.open(tmp_path / "bad.jpg") as im:
+            im.getexif()
+        assert any("Corrupt EXIF" in str(w.message) for w in caught)  # Pillow warns on it
+        caught.clear()
+        assert read_stored(tmp_path / "bad.jpg")[0].values.shape == (24, 16, 3)  # turned, as tagged
+        assert not any("Corrupt EXIF" in str(w.message) for w in caught)

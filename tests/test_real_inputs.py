@@ -582,7 +582,7 @@ def test_a_wrong_sized_reference_and_an_indivisible_downscale_name_the_file_and_
     write_image(tmp_path / "ref.png", rng.random((8, 48, 3)).astype(np.float32))
     err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
                            "--reference", str(tmp_path / "ref.png"), "--steps", "2"])
-    assert err.endswith("ref.png: the reference is 48x8 with 3 channel(s); the restored image will be 48x32 with 3")
+    assert err.endswith("ref.png: the reference is 48x8 with 3 channel(s); the restored image will be 48x32 with 3 channel(s)")
     err = run_err(capsys, ["degrade", str(tmp_path / "in.png"), "-o", str(tmp_path / "d.png"), "--downscale", "3"])
     assert err.endswith("in.png: size 48x32: its height 32 is not divisible by 3; crop it first")
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "d.png").exists()

@@ -399,7 +399,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         executor.close(abort=False)
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
                  value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density,
-                 fits=out.fits, force=args.force, protect=protect)
+                 fits=out.fits, force=args.force, protect=protect, exif=out.exif)
     _remove_tile_stores(stores)
     if beyond := beyond_range_note(args.output, images, out):
         _note([beyond])
@@ -1300,7 +1300,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
     write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
                 value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
-                fits=info.fits, force=args.force, protect=protect)
+                fits=info.fits, force=args.force, protect=protect, exif=info.exif)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if args.blur is not None:  # linr restore's default takes a blurred photo for a camera's (free edges)
         print(f"its blur wraps around at the borders: restore it with --blurred {args.output} --kernel {args.blur} "

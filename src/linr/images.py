@@ -35,6 +35,7 @@ import hashlib
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,10 @@ class ImageInfo:
     fits: FitsHeader | None = None
     """A FITS input's header cards (object, instrument, world coordinates), for a FITS output
     (scaled to its size); None for other formats."""
+    exif: bytes | None = None
+    """A photo's EXIF (camera, time, place, exposure: :func:`_exif`), its orientation set upright as
+    the pixels are read, written into a JPEG or PNG output; None: none, or a TIFF or FITS input
+    (their own tags travel with :attr:`tiff` / :attr:`fits`)."""
 
 
 @dataclass
@@ -203,6 +208,7 @@ class StoredImage:
     icc_profile: bytes | None = None
     density: Density | None = None
     fits: FitsHeader | None = None
+    exif: bytes | None = None
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -392,9 +398,14 @@ def _shortened(name: str, keep: int = 24) -> str:
 
 def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
-    path = existing_file(path, "an image file")
+    with warnings.catch_warnings():  # Pillow's on a corrupt EXIF: the pixels are read all the same
+        warnings.filterwarnings("ignore", message="Corrupt EXIF", category=UserWarning)
+        return _read_stored(existing_file(path, "an image file"))
+
+
+def _read_stored(path: Path) -> list[StoredImage]:
     try:
-        layout, turned, header = None, False, None  # turned: read through EXIF orientation (its density turns too)
+        layout, turned, header, exif = None, False, None, None  # turned: read through EXIF orientation (its density turns too)
         if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
         elif is_fits(path):  # before Pillow, which reads FITS samples byte-swapped
@@ -410,6 +421,7 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
                     arrays = _animation_frames(img)
                 else:  # one image (an MPO's second picture, a camera's preview, is not read)
                     arrays, turned = [_from_pil(ImageOps.exif_transpose(img), _png_bit_depth(path))], True
+                    exif = _exif(img)
                 alphas = [None] * len(arrays)
     except InputError:
         raise
@@ -420,8 +432,63 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
     profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2], turned)
     return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density,
-                                fits=header)
+                                fits=header, exif=exif)
             for arr, alpha, name in zip(arrays, alphas, names)]
+
+
+EXIF_OF_THE_FILE = (0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0201, 0x0202)
+"""IFD0 tags that describe a file's own encoding (size, samples, strips, a JPEG's offsets), not the
+photo: left out of the EXIF carried to an output (:func:`_exif`)."""
+
+EXIF_SUB_IFDS = (0x8769, 0x8825)
+"""The EXIF and GPS IFDs, read so that they are written again."""
+
+
+def _load_sub_ifds(exif: Any) -> None:
+    """Read an ``Image.Exif``'s :data:`EXIF_SUB_IFDS` where it has them: Pillow writes only the
+    sub-IFDs it has read."""
+    for ifd in EXIF_SUB_IFDS:
+        if ifd in exif:
+            exif.get_ifd(ifd)
+
+
+def _exif(img: Any) -> bytes | None:
+    """A photo's EXIF as bytes to write into an output (Pillow's ``exif=``), or None (none, or one
+    that cannot be read: only metadata). Its orientation is set upright (the pixels are read
+    turned as it says) and its thumbnail, a picture of the input, is not kept."""
+    try:
+        exif = img.getexif()
+        if not len(exif):
+            return None
+        _load_sub_ifds(exif)
+        for tag in EXIF_OF_THE_FILE:
+            exif.pop(tag, None)
+        if 0x0112 in exif:
+            exif[0x0112] = 1
+        data = exif.tobytes()
+        return data if len(data) > 8 else None
+    except Exception:  # noqa: BLE001 - only metadata
+        return None
+
+
+def exif_for(exif: bytes | None, height: int, width: int) -> Any:
+    """``exif`` (:attr:`ImageInfo.exif`) for an output of ``height`` x ``width`` pixels as a Pillow
+    ``Image.Exif``: its pixel size tags (0xA002 / 0xA003) set to that size, the software that wrote
+    it named; None where there is none or it cannot be read."""
+    if not exif:
+        return None
+    from . import __version__
+
+    try:
+        out = Image.Exif()
+        out.load(exif)
+        _load_sub_ifds(out)
+        if 0x8769 in out and {0xA002, 0xA003} & set(sub := out.get_ifd(0x8769)):
+            sub[0xA002], sub[0xA003] = int(width), int(height)
+        out[0x0131] = f"linr {__version__}"
+        return out
+    except Exception:  # noqa: BLE001 - only metadata
+        return None
 
 
 def profile_for(icc_profile: bytes | None, channels: int) -> bytes | None:
@@ -584,8 +651,9 @@ def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
     alpha = next((i.alpha for i in infos if i.alpha is not None), None)
     profile = best.icc_profile or next((i.icc_profile for i in infos if i.icc_profile), None)
     density = best.density or next((i.density for i in infos if i.density), None)
+    exif = best.exif or next((i.exif for i in infos if i.exif), None)
     return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile,
-                     density, best.fits)
+                     density, best.fits, exif)
 
 
 def partial_range_note(path: str, images: Sequence[StoredImage]) -> str | None:
@@ -605,7 +673,7 @@ def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, Im
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
     pixels = value_range.to_unit(image.values)
     info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff,
-                     image.icc_profile, image.density, image.fits)
+                     image.icc_profile, image.density, image.fits, image.exif)
     return np.ascontiguousarray(pixels), info
 
 
@@ -877,7 +945,7 @@ def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
     """Notes on what of an input (``info``) an output at ``path`` cannot hold: its alpha
     (:func:`dropped_alpha`), its colour profile (:func:`dropped_profile`)."""
     return [note for note in (dropped_alpha(path, info.alpha, info.bit_depth), dropped_profile(path, info.icc_profile),
-                              dropped_depth(path, info.bit_depth)) if note]
+                              dropped_depth(path, info.bit_depth), dropped_exif(path, info.exif)) if note]
 
 
 def beyond_range_note(path: str | os.PathLike, images: Sequence[np.ndarray], info: ImageInfo) -> str | None:
@@ -926,6 +994,19 @@ def dropped_profile(path: str | os.PathLike, icc_profile: bytes | None) -> str |
     if icc_profile and fmt in ("bmp", "fits") and icc_profile[16:20] in (b"RGB ", b"GRAY"):
         return (f"{Path(path).name}: {fmt.upper()} holds no colour profile; the input's ICC profile is not written "
                 "(the colours may look different where it was not sRGB; write PNG, JPEG or TIFF to keep it)")
+    return None
+
+
+EXIF_FORMATS = ("jpeg", "png")
+"""Output formats :func:`write_image` writes a photo's EXIF into."""
+
+
+def dropped_exif(path: str | os.PathLike, exif: bytes | None) -> str | None:
+    """A note when an input's EXIF cannot go into this output (TIFF, BMP, FITS), else None."""
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if exif and fmt not in EXIF_FORMATS:
+        return (f"{Path(path).name}: the input's EXIF (camera, time, place) is not written into a {fmt.upper()} "
+                "output (write JPEG or PNG to keep it)")
     return None
 
 
@@ -1056,6 +1137,7 @@ def write_image(
     fits: FitsHeader | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
+    exif: bytes | None = None,
 ) -> Path:
     """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1], but written in the units of a
     float input whose range was read from its data, where values above it are kept:
@@ -1069,14 +1151,16 @@ def write_image(
     (a BMP holds none: :func:`dropped_profile`). ``density``: the input's pixels per inch
     (:attr:`ImageInfo.density`), scaled to the output's size, in every format (a TIFF with
     resolution tags of its own keeps those). ``fits``: a FITS input's header, for a FITS output
-    (its world coordinates scaled to the output's size). PNG, JPEG, BMP and FITS hold 1 or 3
+    (its world coordinates scaled to the output's size). ``exif``: a photo's EXIF
+    (:attr:`ImageInfo.exif`), written into a JPEG or PNG (:func:`exif_for`: its pixel size the
+    output's; other formats: :func:`dropped_exif`). PNG, JPEG, BMP and FITS hold 1 or 3
     channels (plus alpha, but for JPEG, BMP and FITS). ``alpha``: an (H', W') array on [0, 1] (1 opaque), the input's transparency; at
     another size than the image (a super-resolved or rendered output) it is resized over the
     same extent (bicubic), as a render of another size is. Parent folders are created.
     """
     return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
                         tiff=tiff, icc_profile=icc_profile, density=density, fits=fits, force=force,
-                        protect=protect)
+                        protect=protect, exif=exif)
 
 
 def _unit_frame(frame: Any) -> np.ndarray:
@@ -1104,6 +1188,7 @@ def write_frames(
     fits: FitsHeader | None = None,
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
+    exif: bytes | None = None,
 ) -> Path:
     """:func:`write_image` for a stack: several images of one size, one per page of a TIFF (or
     along the ImageJ / OME stack axis of ``tiff``), in one atomic write."""
@@ -1140,6 +1225,7 @@ def write_frames(
     if holes is not None and holes.any():
         data[:, holes, :] = np.nan
     dpi = None if density is None else density.for_size(*data.shape[1:3])
+    tags = exif_for(exif, *data.shape[1:3]) if fmt in EXIF_FORMATS and len(data) == 1 else None
 
     def write(tmp: str) -> None:
         if fmt == "fits":
@@ -1164,12 +1250,16 @@ def write_frames(
                 per_metre = None if dpi is None else (round(dpi.x / 0.0254), round(dpi.y / 0.0254))
                 if per_metre is not None and 1 <= min(per_metre) and max(per_metre) < 2**31:  # pixels per metre, unit 1
                     chunks.insert(at, (b"pHYs", struct.pack(">IIB", *per_metre, 1)))
+                if tags is not None:  # eXIf holds the TIFF structure, without JPEG's "Exif\0\0"
+                    chunks.insert(at, (b"eXIf", tags.tobytes()[6:]))
                 png.write_chunks(fh, chunks)
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
             extra: dict[str, Any] = dict(JPEG_SETTINGS) if fmt == "jpeg" else {}
             if icc_profile and fmt in ("png", "jpeg"):
                 extra["icc_profile"] = icc_profile
+            if tags is not None:
+                extra["exif"] = tags
             if dpi is not None and fmt != "jpeg":
                 extra["dpi"] = (dpi.x, dpi.y)
             elif dpi is not None and 1 <= round(dpi.x) <= 65535 and 1 <= round(dpi.y) <= 65535:

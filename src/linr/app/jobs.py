@@ -786,7 +786,7 @@ class JobRunner:
         else:
             bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
-                           icc_profile=out.icc_profile, density=out.density, **units)
+                           icc_profile=out.icc_profile, density=out.density, exif=out.exif, **units)
         metrics = result.metrics  # restore's, on the output's opaque pixels (prepared.measured)
         if metrics is not None and prepared.measured is not None:
             named_opaque(metrics)  # as linr restore's report names them

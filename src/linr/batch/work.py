@@ -81,6 +81,8 @@ class Prepared:
     input_notes: list[str] = field(default_factory=list)
     """What reading the inputs had to say (:func:`linr.scene.load_scene`'s notes, as ``linr restore``
     says them: a noisy JPEG, a mask read from an alpha, values scaled), recorded with the image."""
+    exif: bytes | None = None
+    """A photo's EXIF (:attr:`linr.images.ImageInfo.exif`), written into a JPEG or PNG output."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -129,7 +131,8 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         alpha=out.alpha,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
-                    out.icc_profile, out.density, stamps, out.fits, [Path(str(i.path)).name for i in infos], notes)
+                    out.icc_profile, out.density, stamps, out.fits, [Path(str(i.path)).name for i in infos], notes,
+                    out.exif)
 
 
 _WORKER_DEVICE: str | None = None
@@ -329,7 +332,7 @@ def finish(
     write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha,
                 value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
                 density=prep.density, fits=prep.fits, force=True,
-                protect=job.inputs)
+                protect=job.inputs, exif=prep.exif)
     run["time_s"] = _own_time(time.perf_counter() - prep.started, run)
     return {
         "image": job.name, "status": "done", "inputs": _inputs(job), "input_stamps": prep.input_stamps,
@@ -342,7 +345,8 @@ def finish(
         **({"input_notes": list(prep.input_notes)} if prep.input_notes else {}),
         **({"burst_note": said} if (said := burst_said(result["settings"], names=prep.frame_names)) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
-            job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile))) else {}),
+            job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile,
+                                  exif=prep.exif))) else {}),
         # values above a float photo's range, and what the output made of them (linr.images.beyond_range_note)
         **({"range_note": above} if (above := beyond_range_note(
             job.output, [result["image"]], ImageInfo(job.name, prep.bit_depth, 0, value_range=prep.value_range)))
