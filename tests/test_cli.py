@@ -418,3 +418,25 @@ def test_restore_measures_the_file_as_written_where_it_differs(tmp_path, capsys)
     assert f"; {written['psnr']:.2f} dB as written (8-bit JPEG))" in out, out
     assert main(["metrics", str(tmp_path / "o.jpg"), str(tmp_path / "n.png")]) == 0
     assert json.loads(capsys.readouterr().out)["psnr"] == pytest.approx(written["psnr"], abs=1e-6)
+
+
+def test_degrade_says_a_jpeg_changes_what_it_simulates_and_refuses_a_jpeg_mask(files, tmp_path, capsys):
+    """A new user's degraded JPEGs were written without a word (restore then warned that JPEG noise
+    is not the noise it models); a JPEG mask, whose edges compression blurs, was accepted."""
+    assert main(["degrade", str(files / "clean.png"), "--noise", "25", "-o", str(tmp_path / "n.jpg")]) == 0
+    assert "JPEG's compression changes what is simulated" in capsys.readouterr().err
+    assert main(["degrade", str(files / "clean.png"), "--noise", "25", "-o", str(tmp_path / "n.png")]) == 0
+    assert "JPEG" not in capsys.readouterr().err
+    err = run_err(capsys, ["degrade", str(files / "clean.png"), "--keep", "0.5", "-o", str(tmp_path / "k.png"),
+                           "--mask-output", str(tmp_path / "k_mask.jpg")])
+    assert "--mask-output" in err and "name a .png or .tif" in err and not (tmp_path / "k.png").exists()
+
+
+def test_a_glob_that_misses_by_case_says_so(tmp_path, capsys):
+    """'bu/*.jpg' misses IMG_0001.JPG (a glob is case-sensitive): restore's and batch's errors say so."""
+    (tmp_path / "bu").mkdir()
+    write_image(tmp_path / "bu" / "IMG_0001.JPG", np.zeros((8, 8, 3), np.float32))
+    for argv in (["restore", "--noisy", str(tmp_path / "bu" / "*.jpg"), "-o", str(tmp_path / "o.png")],
+                 ["batch", str(tmp_path / "bu" / "*.jpg"), "--task", "noisy", "-o", str(tmp_path / "out")]):
+        err = run_err(capsys, argv)
+        assert "a glob is case-sensitive, and 1 file(s) such as" in err and "IMG_0001.JPG" in err

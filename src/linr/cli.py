@@ -1228,7 +1228,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import simulate
-    from .images import (check_output_path, dropped_alpha, output_notes, read_image, refuse_undefined,
+    from .images import (WRITE_FORMATS, check_output_path, dropped_alpha, output_notes, read_image, refuse_undefined,
                          undefined_pixels, write_image)
     from .tasks import parse_kernel
 
@@ -1247,6 +1247,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     if args.keep is not None:
         out = Path(args.output)
         mask_path = Path(args.mask_output) if args.mask_output else out.with_name(f"{out.stem}_mask.png")
+        if WRITE_FORMATS.get(mask_path.suffix.lower()) == "jpeg":
+            raise InputError(f"--mask-output {mask_path}: JPEG's compression would blur the mask's edges; name a "
+                             ".png or .tif")
         check_output_path(mask_path, force=args.force, protect=protect + [args.output])
     kernel = parse_kernel(args.blur) if args.blur is not None else None
     image, info = read_image(args.clean)
@@ -1257,6 +1260,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
                                            "them into their neighbours: fill them first")
     if lost := output_notes(args.output, info):
         _note(lost)
+    if WRITE_FORMATS.get(Path(args.output).suffix.lower()) == "jpeg":
+        _note([f"{args.output}: JPEG's compression changes what is simulated (it smooths part of the noise and adds "
+               "8 x 8 blocks; holes and detail too): write a .png or .tif for an input exactly as simulated"])
     if args.noise is not None:
         out_img = simulate.add_gaussian_noise(image, args.noise, seed=args.seed)
         what = f"Gaussian noise sigma {args.noise:g}/255"

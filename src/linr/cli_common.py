@@ -109,8 +109,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fit settings (default: the preset's)")
     g.add_argument("--preset", default=None, type=preset_name, metavar="{" + ",".join(PRESET_NAMES) + "}",
                    help="named settings: paper (the LINR paper's: SIREN 7x256, Adam 1e-4, a fixed "
-                   "500 steps, 4000 for deblurring, circular blur boundary) or fast (time to the "
-                   "paper's quality on a CPU); default: the paper's network with automatic stopping "
+                   "500 steps, 4000 for deblurring, circular blur boundary) or fast (the paper preset's quality "
+                   "sooner on a CPU; the default is usually as quick and better, and it is no setting for "
+                   "deblurring); default: the paper's network with automatic stopping "
                    "on noisy input, free blur edges for a blurred photo alone or beside one noisy photo of it (2000 steps "
                    "on a cosine learning rate; a reflecting boundary in other joint fits) and, for one noisy photo, a "
                    "total-variation prior weighted by its noise (--prior; not for a colour photo whose longer side exceeds 128 px), and a grouped Wiener filter of the photo "

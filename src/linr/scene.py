@@ -11,10 +11,12 @@ callers share.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import glob
 import os
 import re
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,6 +26,24 @@ from .images import (ImageInfo, choose_value_ranges, partial_range_note, read_st
 from .kinds import KINDS, left_out_where_transparent
 
 __all__ = ["load_scene", "expand_paths", "split_frames"]
+
+def other_case_hint(spec: str, keep: Callable[[Path], bool] = lambda _: True) -> str:
+    """A hint where a glob matches no file (that ``keep`` keeps) but would with its letters' case
+    ignored (a glob is case-sensitive: 'photos/*.jpg' misses IMG_0001.JPG); else ''."""
+    if not glob.has_magic(spec) or Path(spec).is_dir():
+        return ""
+    pattern = re.compile(fnmatch.translate(spec), re.IGNORECASE)
+    folder = Path(spec).parent
+    while glob.has_magic(str(folder)):
+        folder = folder.parent
+    try:
+        hits = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".") and keep(p)
+                and pattern.fullmatch(str(p))]
+    except OSError:
+        return ""
+    return f"; a glob is case-sensitive, and {len(hits)} file(s) such as {hits[0]} match it with case ignored" \
+        if hits else ""
+
 
 def expand_paths(spec: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
     """The files one kind names: a path, a quoted glob (``burst/*.png``, sorted matches), or a
@@ -37,7 +57,7 @@ def expand_paths(spec: str | os.PathLike | Sequence[str | os.PathLike] | None) -
         if glob.has_magic(text) and not os.path.exists(text):
             matches = sorted(p for p in glob.glob(text) if os.path.isfile(p))
             if not matches:
-                raise InputError(f"{text}: no file matches this pattern")
+                raise InputError(f"{text}: no file matches this pattern{other_case_hint(text)}")
             paths += matches
         else:
             paths.append(text)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InputError
+from ..scene import other_case_hint
 from ..kinds import KINDS as KIND_REGISTRY
 
 __all__ = [
@@ -115,7 +116,8 @@ def find_files(spec: str, *, what: str, suffixes: Sequence[str] = IMAGE_SUFFIXES
                  if Path(p).is_file() and image_suffix(Path(p)) in suffixes]
     found = sorted(p for p in found if not p.name.startswith("."))
     if not found:
-        raise InputError(f"{what} {spec}: matches no files ({', '.join(suffixes)})")
+        raise InputError(f"{what} {spec}: matches no files ({', '.join(suffixes)})"
+                         + other_case_hint(spec, lambda p: image_suffix(p) in suffixes))
     return found
 
 
