@@ -184,37 +184,47 @@ def test_a_bad_thread_count_is_one_line_before_any_fit(threads, four_threads):
     assert torch.get_num_threads() == 4
 
 
-def test_calls_from_two_python_threads_leave_the_processs_count_as_it_was(monkeypatch, four_threads):
-    """Two calls overlapping (one ending first, either order): each starts from the process's own
-    count, not the other's, and the last to end sets it back, where each used to set back what it
-    had found (the other's count, which then stayed)."""
+def test_calls_from_two_python_threads_leave_each_threads_count_as_it_was(monkeypatch, four_threads):
+    """Two calls overlapping (either ending first): 'auto' starts from the count the first call
+    found, not from the other call's (which a new OS thread inherits: torch's count is per thread),
+    and each call sets its own thread's count back; None touches nothing."""
     import threading
 
     monkeypatch.setattr(cores, "operation_seconds", probe(late_above=1)[0])
     for first_to_end in ("a", "b"):
         entered, release = {k: threading.Event() for k in "ab"}, {k: threading.Event() for k in "ab"}
-        found = {}
+        found, own = {}, {}
+
+        own_start = {}
 
         def call(key: str, threads) -> None:
+            had = own_start[key] = torch.get_num_threads()
             with cores.threads_of_call(threads) as chosen:
                 found[key] = (chosen, torch.get_num_threads())
                 entered[key].set()
                 release[key].wait(5)
+            own[key] = (had, torch.get_num_threads())
 
-        a = threading.Thread(target=call, args=("a", 2))
+        a = threading.Thread(target=call, args=("a", 3))
         a.start()
         entered["a"].wait(5)
         b = threading.Thread(target=call, args=("b", "auto"))
         b.start()
         entered["b"].wait(5)
-        assert found["a"] == (None, 2)
-        assert found["b"][0].threads == 1 and found["b"][0].before == 4  # from the home count, not a's 2
-        last = "b" if first_to_end == "a" else "a"
+        assert found["a"] == (None, 3)
+        # 'auto' from the count the first call found (a new thread's: the last set anywhere), not a's 3
+        assert found["b"][0].before == own_start["a"] and found["b"][1] == 1
+        assert first_to_end == "b" or own_start["a"] == 4  # the first time: the main thread's 4, not a's 3
         release[first_to_end].set()
         (a if first_to_end == "a" else b).join(5)
-        release[last].set()
+        release["b" if first_to_end == "a" else "a"].set()
         a.join(5), b.join(5)
+        assert all(had == after for had, after in own.values()), own  # each thread as it was
         assert torch.get_num_threads() == 4
+    torch.set_num_threads(3)  # None: as they are, whatever another call does
+    with cores.threads_of_call(None) as chosen:
+        assert chosen is None and torch.get_num_threads() == 3
+    assert torch.get_num_threads() == 3
 
 
 def test_a_batch_fit_takes_fewer_threads_when_other_work_starts_after_the_batch(monkeypatch, four_threads, tmp_path,

@@ -567,13 +567,21 @@ def test_frames_lines_say_a_line_once_where_every_frame_has_it():
 
 def test_an_opaque_alpha_dropped_by_a_jpeg_is_not_said_to_lose_transparency(tmp_path):
     """A new user's RGBA photo with every pixel opaque, degraded to a JPEG, was told its
-    transparency was not written: there was none; a photo with a transparent pixel still is."""
-    from linr.images import dropped_alpha
+    transparency was not written: there was none; a photo with a transparent pixel still is. The
+    JPEG, BMP and FITS outputs of an opaque RGBA photo are written (the review of the first fix
+    found it wrote their alpha as a fourth channel: 'cannot write mode RGBA as JPEG')."""
+    from linr.images import ImageInfo, output_notes, read_image, read_stored
 
-    assert dropped_alpha(tmp_path / "x.jpg", np.ones((4, 4), np.float32)) is None
-    half = np.ones((4, 4), np.float32)
+    opaque = np.ones((4, 4), np.float32)
+    assert output_notes(tmp_path / "x.jpg", ImageInfo("p.png", 8, 3, opaque)) == []
+    half = opaque.copy()
     half[0, 0] = 0.4
-    assert "transparency is not written" in dropped_alpha(tmp_path / "x.jpg", half)
+    assert any("transparency is not written" in n for n in output_notes(tmp_path / "x.jpg", ImageInfo("p.png", 8, 3, half)))
+    image = np.random.default_rng(0).random((4, 4, 3)).astype(np.float32)
+    for name in ("o.jpg", "o.bmp", "o.fits", "o.png"):
+        write_image(tmp_path / name, image, alpha=opaque)
+        assert read_stored(tmp_path / name)[0].values.shape[2] == 3
+    assert read_image(tmp_path / "o.png")[1].alpha is not None  # a PNG keeps it
 
 
 def test_a_photos_exif_goes_into_jpeg_and_png_outputs_upright_at_the_outputs_size(tmp_path, capsys):
@@ -627,3 +635,32 @@ def test_a_photos_exif_goes_into_jpeg_and_png_outputs_upright_at_the_outputs_siz
         caught.clear()
         assert read_stored(tmp_path / "bad.jpg")[0].values.shape == (24, 16, 3)  # turned, as tagged
         assert not any("Corrupt EXIF" in str(w.message) for w in caught)
+
+
+def test_an_exif_longer_than_a_jpeg_holds_loses_its_maker_note_or_is_said_not_written(tmp_path):
+    """The review: a PNG's 70 KB EXIF made a JPEG write fail after the fit ('EXIF data is too long')."""
+    from PIL import Image
+
+    from linr.errors import ExistingFileError
+    from linr.images import ImageInfo, output_notes, read_stored, write_image
+
+    pixels = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    for name, tag, ifd in (("maker.png", 0x927C, 0x8769), ("described.png", 0x010E, None)):
+        exif = Image.Exif()
+        exif[0x010F] = "PhoneCo"
+        (exif.get_ifd(ifd) if ifd else exif)[tag] = "x" * 70000
+        Image.fromarray(pixels).save(tmp_path / name, exif=exif.tobytes())
+        kept = read_stored(tmp_path / name)[0].exif
+        assert len(kept) > 70000
+        out = write_image(tmp_path / f"{name}.jpg", pixels, exif=kept)  # no error
+        with Image.open(out) as im:
+            written = im.getexif()
+        notes = output_notes(out, ImageInfo(name, 8, 3, exif=kept))
+        if ifd:  # the maker note left out, the rest kept
+            assert written[0x010F] == "PhoneCo" and 0x927C not in written.get_ifd(0x8769) and not notes
+        else:
+            assert not len(written) and any("longer than a JPEG holds" in n for n in notes)
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ExistingFileError("o.png")))  # as a worker's error travels
+    assert str(error) == "o.png: exists (force=True to overwrite)"

@@ -927,7 +927,6 @@ def test_damage_painted_in_colour_on_a_white_mask_is_missing(tmp_path):
                      "at least half (white = observed): 84.0%% of pixels observed" % (tmp_path / "m.png"),
                      "%s: 3 grey mask pixels thresholded at 50%%; 84.0%% of pixels count as observed"
                      % (tmp_path / "m.png")]
-    assert np.array_equal(read_mask(tmp_path / "m.png", white="missing"), ~want & (mask.min(axis=2) <= 0.5))
     import linr
 
     assert np.array_equal(linr.masked(np.zeros((12, 12, 3), np.float32), mask).operator.mask.numpy() > 0.5, want)
@@ -970,3 +969,38 @@ def test_a_noisy_photo_with_missing_pixels_is_said_to_keep_its_noise(tmp_path):
         assert any("measured on its observed pixels: inpainting keeps them as they are" in n for n in notes) == said
     random = bernoulli_mask((96, 96), 0.1, seed=0).astype(bool)
     assert observed_noise_sigma(noisy, random)[1] < 256
+
+
+def test_mask_white_missing_reads_alpha_colour_and_0_1_masks_the_other_way_round(tmp_path):
+    """The review of --mask-white: an alpha mask's opaque strokes, strokes in any colour on black and
+    a 0/1 mask's 1s are the missing pixels with --mask-white missing, said so; without --mask the
+    option is refused in one line."""
+    from linr.images import read_mask
+    from linr.scene import load_scene
+
+    strokes = np.zeros((12, 12), bool)
+    strokes[4, :] = strokes[:, 6] = True
+    rgba = np.zeros((12, 12, 4), np.uint8)
+    rgba[strokes] = 255  # white opaque strokes on a transparent background
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    notes: list[str] = []
+    assert np.array_equal(read_mask(tmp_path / "alpha.png", white="missing", notes=notes), ~strokes)
+    assert any("its alpha channel (opaque = missing)" in n for n in notes)
+    colour = np.zeros((12, 12, 3), np.float32)
+    colour[strokes] = (1, 0, 0)  # red strokes on black
+    write_image(tmp_path / "red.png", colour)
+    notes = []
+    assert np.array_equal(read_mask(tmp_path / "red.png", white="missing", notes=notes), ~strokes)
+    assert any("a pixel counts as missing where any channel is at least half (white = missing)" in n for n in notes)
+    Image.fromarray(strokes.astype(np.uint8)).save(tmp_path / "ones.png")
+    notes = []
+    assert np.array_equal(read_mask(tmp_path / "ones.png", white="missing", notes=notes), ~strokes)
+    assert any("its values 0 and 1 (1 = missing)" in n for n in notes)
+    with pytest.raises(InputError, match="keeps no pixels \\(white = missing\\)"):
+        read_mask(write_image(tmp_path / "all.png", np.ones((12, 12), np.float32)), white="missing")
+    photo = np.random.default_rng(0).random((12, 12, 4)).astype(np.float32)
+    photo[..., 3] = 1.0
+    photo[0, 0, 3] = 0.0
+    write_image(tmp_path / "holes.png", photo[..., :3], alpha=photo[..., 3])
+    with pytest.raises(InputError, match="--mask-white missing says what a mask file's white marks: it needs --mask"):
+        load_scene({"masked": str(tmp_path / "holes.png")}, {"mask_white": "missing"})

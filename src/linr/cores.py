@@ -153,7 +153,7 @@ def check_threads(threads: object) -> None:
 _CALLS_LOCK = threading.Lock()
 _CALLS = {"running": 0, "home": 0}
 """The calls inside :func:`threads_of_call` now (from any Python thread) and torch's thread count
-the first of them found: the process's own, set back when the last one leaves."""
+the first of them found: the count 'auto' starts from while they overlap."""
 
 
 @contextmanager
@@ -165,9 +165,10 @@ def threads_of_call(threads: int | str | None) -> Iterator[ThreadChoice | None]:
     its process's once instead: :func:`settle_threads`.) A fit on a 2-core CPU with one core busy
     took 2.9x longer on two threads than on one (a 96-px photo, sixty-second session).
 
-    torch's count is one per process: calls running at once from several Python threads each
-    start from the count the process had before the first of them (not from another call's), the
-    last count set holds while they overlap, and the last call to end sets the process's own back."""
+    torch's count is the calling thread's (OpenMP's, per thread; a new thread starts from the last
+    one set anywhere): each call sets its own thread's back when it ends, and 'auto', in calls that
+    overlap from several Python threads, starts from the count the first of them found (not from
+    one another call set, which a new thread would inherit). None touches nothing."""
     import torch
 
     check_threads(threads)
@@ -176,14 +177,17 @@ def threads_of_call(threads: int | str | None) -> Iterator[ThreadChoice | None]:
             _CALLS["home"] = torch.get_num_threads()
         _CALLS["running"] += 1
         home = _CALLS["home"]
+    before = torch.get_num_threads()
+    count = None
     try:
         chosen = fewer_threads(home) if threads == "auto" and omp_threads() is None else None
-        count = threads if isinstance(threads, int) else home if chosen is None else chosen.threads
-        if count != torch.get_num_threads():  # None, or 'auto' finding them prompt, leaves the home count
+        count = threads if isinstance(threads, int) else \
+            (home if chosen is None else chosen.threads) if threads == "auto" and omp_threads() is None else None
+        if count is not None and count != before:
             torch.set_num_threads(count)
         yield chosen
     finally:
+        if count is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
         with _CALLS_LOCK:
             _CALLS["running"] -= 1
-            if _CALLS["running"] == 0 and torch.get_num_threads() != _CALLS["home"]:
-                torch.set_num_threads(_CALLS["home"])

@@ -25,6 +25,9 @@ class ExistingFileError(InputError):
         self.path = path
         super().__init__(f"{path}: exists (force=True to overwrite)")
 
+    def __reduce__(self) -> tuple[type, tuple[object]]:  # pickled (a worker's error) as made: from its path
+        return (type(self), (self.path,))
+
     def command_line_text(self) -> str:
         return f"{self.path}: exists (use --force to overwrite)"
 

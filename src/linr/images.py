@@ -436,9 +436,16 @@ def _read_stored(path: Path) -> list[StoredImage]:
             for arr, alpha, name in zip(arrays, alphas, names)]
 
 
-EXIF_OF_THE_FILE = (0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0201, 0x0202)
-"""IFD0 tags that describe a file's own encoding (size, samples, strips, a JPEG's offsets), not the
+EXIF_OF_THE_FILE = (0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0201, 0x0202,
+                    0x011A, 0x011B, 0x0128)
+"""IFD0 tags that describe a file's own encoding (size, samples, strips, a JPEG's offsets) or its
+resolution (which linr writes from :attr:`ImageInfo.density`, scaled to the output), not the
 photo: left out of the EXIF carried to an output (:func:`_exif`)."""
+
+JPEG_EXIF_MOST = 65533 - 256
+"""The most bytes of EXIF a JPEG output gets: its APP1 segment holds 65533, less room for the
+tags :func:`exif_for` adds; a longer one (a PNG's or WebP's) loses its maker note, or is not
+written and said (:func:`dropped_exif`)."""
 
 EXIF_SUB_IFDS = (0x8769, 0x8825)
 """The EXIF and GPS IFDs, read so that they are written again."""
@@ -471,10 +478,11 @@ def _exif(img: Any) -> bytes | None:
         return None
 
 
-def exif_for(exif: bytes | None, height: int, width: int) -> Any:
+def exif_for(exif: bytes | None, height: int, width: int, *, most: int | None = None) -> Any:
     """``exif`` (:attr:`ImageInfo.exif`) for an output of ``height`` x ``width`` pixels as a Pillow
     ``Image.Exif``: its pixel size tags (0xA002 / 0xA003) set to that size, the software that wrote
-    it named; None where there is none or it cannot be read."""
+    it named; None where there is none or it cannot be read, or where it is longer than ``most``
+    bytes even without its maker note (:data:`JPEG_EXIF_MOST`)."""
     if not exif:
         return None
     from . import __version__
@@ -486,6 +494,11 @@ def exif_for(exif: bytes | None, height: int, width: int) -> Any:
         if 0x8769 in out and {0xA002, 0xA003} & set(sub := out.get_ifd(0x8769)):
             sub[0xA002], sub[0xA003] = int(width), int(height)
         out[0x0131] = f"linr {__version__}"
+        if most is not None and len(out.tobytes()) > most:
+            if 0x8769 in out:
+                out.get_ifd(0x8769).pop(0x927C, None)  # the maker note: a camera maker's own, often most of it
+            if len(out.tobytes()) > most:
+                return None
         return out
     except Exception:  # noqa: BLE001 - only metadata
         return None
@@ -690,39 +703,42 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     saying so (and how many pixels are kept) is appended to ``notes``, as is the use of alpha and of
     colour. ``shape`` (H, W) is checked if given. ``white``: what white marks, 'observed' (the
     default) or 'missing' (a mask drawn the other way round, as many inpainting tools draw
-    theirs: read inverted; alpha as it is).
+    theirs: read inverted, its alpha as opaque = missing, its 1s as missing, and a colour pixel
+    missing where any channel is at least half: damage painted in any colour on black).
     """
+    if white not in ("observed", "missing"):
+        raise InputError(f"white must be 'observed' or 'missing', not {white!r}")
+    kept = white  # what a white (or opaque, or 1) mask pixel marks
     stored = read_stored(path)
     check_one_image(path, stored)
     (raw,) = stored
     pixels, info = to_unit(raw, choose_value_ranges(stored)[0])
     if info.alpha is not None and info.alpha.min() < 0.5:
-        values, source = info.alpha, "its alpha channel (opaque = observed)"
+        marks, source = info.alpha, f"its alpha channel (opaque = {kept})"
     elif raw.values.dtype.kind == "u" and int(raw.values.max()) == 1:  # 0 / 1, as numpy and FITS masks are saved
-        values, source = raw.values.mean(axis=2, dtype=np.float32), "its values 0 and 1 (1 = observed)"
-    else:
-        values, source = pixels.min(axis=2), None
+        marks, source = raw.values.mean(axis=2, dtype=np.float32), f"its values 0 and 1 (1 = {kept})"
+    else:  # white where every channel is (observed), or marked in any colour (missing)
+        marks, source = (pixels.min(axis=2) if white == "observed" else pixels.max(axis=2)), None
+    values = marks if white == "observed" else 1 - marks
     tinted = np.ptp(pixels, axis=2) > MASK_COLOUR_SPREAD if source is None else np.zeros(values.shape, bool)
     coloured = int(np.count_nonzero(tinted))
-    if white == "missing" and not (source or "").startswith("its alpha"):
-        values = (1 if source is None else raw.values.max()) - values
-    elif white not in ("observed", "missing"):
-        raise InputError(f"white must be 'observed' or 'missing', not {white!r}")
     mask = values >= 0.5
     if shape is not None and mask.shape != tuple(shape):
         raise InputError(
             f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
             f"{shape[1]}x{shape[0]} (width x height)"
         )
-    convention = "white = observed" if white == "observed" or source else "white = missing"
+    convention = f"white = {kept}"
     if not mask.any():
         raise InputError(f"{path}: mask keeps no pixels ({convention})")
     if notes is not None:
         if source is not None:
             notes.append(f"{path}: mask read from {source}")
         if coloured:
-            notes.append(f"{path}: {coloured} mask pixels are coloured; a pixel counts as observed only where "
-                         f"every channel is at least half ({convention}): {mask.mean():.1%} of pixels observed")
+            where = "only where every channel is at least half" if white == "observed" else \
+                "where any channel is at least half"
+            notes.append(f"{path}: {coloured} mask pixels are coloured; a pixel counts as {kept} {where} "
+                         f"({convention}): {mask.mean():.1%} of pixels observed")
         grey = np.count_nonzero((values > 1e-3) & (values < 1 - 1e-3) & ~tinted)
         if grey:
             notes.append(f"{path}: {grey} grey mask pixels thresholded at 50%; {mask.mean():.1%} "
@@ -930,10 +946,9 @@ def check_writable_folder(path: str | os.PathLike) -> None:
 
 def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None, bit_depth: int | None = None) -> str | None:
     """A note when an image with an ``alpha`` channel is written to ``path`` in a format without
-    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone) where some
-    pixel is not fully opaque, else None (an opaque alpha loses nothing). A float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
+    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone), else None. A float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
-    if alpha is None or fmt not in ("jpeg", "bmp", "fits") or float(np.min(alpha)) >= 1.0:  # all opaque: nothing lost
+    if alpha is None or fmt not in ("jpeg", "bmp", "fits"):
         return None
     if fmt == "fits" and bit_depth is not None and written_bit_depth(path, bit_depth) == 32:
         return None
@@ -944,7 +959,9 @@ def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None, bit_depth: 
 def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
     """Notes on what of an input (``info``) an output at ``path`` cannot hold: its alpha
     (:func:`dropped_alpha`), its colour profile (:func:`dropped_profile`)."""
-    return [note for note in (dropped_alpha(path, info.alpha, info.bit_depth), dropped_profile(path, info.icc_profile),
+    transparent = info.alpha is not None and float(np.min(info.alpha)) < 1.0  # an opaque alpha loses nothing
+    return [note for note in (dropped_alpha(path, info.alpha, info.bit_depth) if transparent else None,
+                              dropped_profile(path, info.icc_profile),
                               dropped_depth(path, info.bit_depth), dropped_exif(path, info.exif)) if note]
 
 
@@ -1007,6 +1024,9 @@ def dropped_exif(path: str | os.PathLike, exif: bytes | None) -> str | None:
     if exif and fmt not in EXIF_FORMATS:
         return (f"{Path(path).name}: the input's EXIF (camera, time, place) is not written into a {fmt.upper()} "
                 "output (write JPEG or PNG to keep it)")
+    if exif and fmt == "jpeg" and len(exif) > JPEG_EXIF_MOST and exif_for(exif, 1, 1, most=JPEG_EXIF_MOST) is None:
+        return (f"{Path(path).name}: the input's EXIF ({len(exif)} bytes) is longer than a JPEG holds and is not "
+                "written (write PNG to keep it)")
     return None
 
 
@@ -1225,7 +1245,8 @@ def write_frames(
     if holes is not None and holes.any():
         data[:, holes, :] = np.nan
     dpi = None if density is None else density.for_size(*data.shape[1:3])
-    tags = exif_for(exif, *data.shape[1:3]) if fmt in EXIF_FORMATS and len(data) == 1 else None
+    tags = exif_for(exif, *data.shape[1:3], most=JPEG_EXIF_MOST if fmt == "jpeg" else None) \
+        if fmt in EXIF_FORMATS and len(data) == 1 else None
 
     def write(tmp: str) -> None:
         if fmt == "fits":

@@ -561,6 +561,9 @@ def _build_masked(image, info, options, notes):
                          "alpha channel marks the holes (transparent = missing; in FITS, undefined pixels: "
                          "NaN or BLANK)")
     white = options.get("mask_white") or "observed"
+    if options.get("mask_white") and not mask_path:
+        raise InputError(f"--mask-white {white} says what a mask file's white marks: it needs --mask MASK (the "
+                         "photo's own transparent pixels are always the missing ones)")
     mask = read_mask(mask_path, image.shape[:2], notes=notes, white=white) if mask_path else None
     if whole_frame:  # all observed (but for a given mask's black pixels); the output has no holes
         mask, info.alpha = np.ones(image.shape[:2], bool) if mask is None else mask, None

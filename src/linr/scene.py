@@ -11,7 +11,6 @@ callers share.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import glob
 import os
 import re
@@ -29,18 +28,13 @@ __all__ = ["load_scene", "expand_paths", "split_frames"]
 
 def other_case_hint(spec: str, keep: Callable[[Path], bool] = lambda _: True) -> str:
     """A hint where a glob matches no file (that ``keep`` keeps) but would with its letters' case
-    ignored (a glob is case-sensitive: 'photos/*.jpg' misses IMG_0001.JPG); else ''."""
-    if not glob.has_magic(spec) or Path(spec).is_dir():
+    ignored (a glob is case-sensitive: 'photos/*.jpg' misses IMG_0001.JPG); else ''. The same glob,
+    each letter either case (``[jJ][pP][gG]``): the same folders and depth; a glob with sets of its
+    own (``[...]``) gets no hint."""
+    if not glob.has_magic(spec) or "[" in spec:
         return ""
-    pattern = re.compile(fnmatch.translate(spec), re.IGNORECASE)
-    folder = Path(spec).parent
-    while glob.has_magic(str(folder)):
-        folder = folder.parent
-    try:
-        hits = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".") and keep(p)
-                and pattern.fullmatch(str(p))]
-    except OSError:
-        return ""
+    either = "".join(f"[{c.lower()}{c.upper()}]" if c.lower() != c.upper() else c for c in spec)
+    hits = sorted(p for p in map(Path, glob.glob(either, recursive=True)) if p.is_file() and keep(p))
     return f"; a glob is case-sensitive, and {len(hits)} file(s) such as {hits[0]} match it with case ignored" \
         if hits else ""
 

@@ -353,7 +353,8 @@ class Progress:
         if ok and rec["run"].get("threads_note"):  # fewer threads than the batch's (the manifest says why)
             what += f" (on {rec['run']['threads']} thread(s): other work held cores)"
         if self.bar is not None:
-            if not ok or rec.get("metrics_error") or said or rec.get("burst_note") or rec.get("output_note"):
+            if not ok or rec.get("metrics_error") or said or rec.get("burst_note") or rec.get("output_note") \
+                    or rec["run"].get("threads_note"):
                 self.bar.write(f"{rec['image']}: {what}")
             self.bar.set_postfix(done=self.done, failed=self.failed, refresh=False)
             self.bar.update(1)
