@@ -652,3 +652,21 @@ def test_the_preset_help_reads_its_sizes_from_the_defaults(monkeypatch):
     monkeypatch.setattr(tasks, "INPAINT_PILOT_MISSING_UP_TO", 0.05)
     text = preset_help()
     assert "above 2048 px at x4" in text and "at most 5% of its pixels" in text
+
+
+def test_a_mask_drawn_with_the_damage_in_white_is_read_the_other_way_round(runner, crops):
+    """The page's check box ('the mask marks the damage in white') is restore's --mask-white missing."""
+    clean, _ = crops
+    damage = np.zeros((32, 32, 1), np.float32)
+    damage[10, :] = damage[:, 20] = 1.0
+    photo = np.where(damage > 0, 1.0, clean).astype(np.float32)
+    job = runner.submit(JobRequest({"masked": Upload("scratched.png", png_bytes(photo))},
+                                   mask=Upload("damage.png", png_bytes(damage)), mask_white="missing",
+                                   steps=2, model=ModelConfig(width=8, depth=1)))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    settings = job.result.report["settings"]
+    operator = settings["observations"][0]["operator"]
+    photo_mask = operator["operators"][0] if operator["name"] == "compose" else operator  # then the stop's held-out
+    assert photo_mask["kept_fraction"] == pytest.approx(1 - 63 / 1024, abs=1e-6)
+    kept = damage[..., 0] == 0  # the observed pixels come back as they were (grouped-fill keeps them)
+    assert np.abs(job.result.image[kept] - np.round(photo * 255)[kept] / 255).max() < 1 / 255 + 1e-6

@@ -103,6 +103,9 @@ class JobRequest:
     images: dict[str, Upload]
     factor: int = 4
     mask: Upload | None = None
+    mask_white: str = "observed"
+    """What the mask's white marks: 'observed', or 'missing' (a mask drawn the other way round, as many
+    inpainting tools draw theirs; ``linr restore --mask-white``)."""
     kernel: str = "gaussian:25:1.6"
     kernel_file: Upload | None = None
     """The blur as a file (a PSF image, PNG/TIFF, or a .npy array): used instead of ``kernel``."""
@@ -420,6 +423,8 @@ def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str
     if request.mask is not None:
         path = check_upload(request.mask, folder, "mask", limits)
         options["mask"], names[str(path)] = str(path), request.mask.display_name
+        if request.mask_white != "observed":
+            options["mask_white"] = request.mask_white
     if request.kernel_file is not None:
         path = check_kernel_upload(request.kernel_file, folder, limits)
         options["kernel"], names[str(path)] = str(path), request.kernel_file.display_name
@@ -475,6 +480,8 @@ def _resolve(request: JobRequest, files: dict[str, str], options: dict[str, Any]
         asked["factor"] = int(request.factor)
     if request.mask is not None:
         asked["mask"] = request.mask.display_name
+        if request.mask_white != "observed":
+            asked["mask_white"] = request.mask_white
     if request.kernel_file is not None:
         asked["kernel"] = request.kernel_file.display_name
     elif "blurred" in images:

@@ -151,6 +151,8 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
             with gr.Column(min_width=180):
                 masked = gr.File(label="image with missing pixels", elem_id="linr-masked", height=UPLOAD_HEIGHT)
                 mask = gr.File(label="its mask (white = observed)", elem_id="linr-mask", height=UPLOAD_HEIGHT)
+                mask_white = gr.Checkbox(value=False, label="the mask marks the damage in white (--mask-white missing)",
+                                         elem_id="linr-mask-white")
             with gr.Column(min_width=180):
                 blurred = gr.File(label="blurred image", elem_id="linr-blurred", height=UPLOAD_HEIGHT)
                 kernel = gr.Textbox(value="gaussian:25:1.6", label="its blur (gaussian:WIDTH:SIGMA)")
@@ -182,7 +184,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
         outputs = [status, before, after, metrics, download, report]
         cleared = (None, None, "", None, None)
 
-        def run(noisy_path, lowres_path, factor_value, masked_path, mask_path, blurred_path,
+        def run(noisy_path, lowres_path, factor_value, masked_path, mask_path, mask_white_box, blurred_path,
                 kernel_spec, kernel_path, reference_path, preset_name, step_budget,
                 request: gr.Request) -> Iterator[tuple[Any, ...]]:
             session = request.session_hash
@@ -194,6 +196,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                 job_request = JobRequest(
                     {kind: up for kind, up in images.items() if up is not None},
                     factor=int(factor_value or 4), mask=_read_upload(mask_path, upload_folder),
+                    mask_white="missing" if mask_white_box else "observed",
                     kernel=kernel_spec or "", kernel_file=_read_upload(kernel_path, upload_folder),
                     reference=_read_upload(reference_path, upload_folder),
                     preset=preset_name or "default",
@@ -233,8 +236,8 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
         def leave(request: gr.Request) -> None:
             sessions.replace(request.session_hash, None)
 
-        start.click(run, [noisy, lowres, factor, masked, mask, blurred, kernel, kernel_file, reference, preset,
-                          steps], outputs, show_progress="hidden", concurrency_limit=8,
+        start.click(run, [noisy, lowres, factor, masked, mask, mask_white, blurred, kernel, kernel_file, reference,
+                          preset, steps], outputs, show_progress="hidden", concurrency_limit=8,
                     concurrency_id="restore", api_visibility="private")
         cancel.click(stop, None, None, show_progress="hidden", concurrency_limit=None,
                      api_visibility="private")
