@@ -192,3 +192,33 @@ def test_a_photo_clipped_at_ten_photons_still_gives_its_photon_level():
     assert estimate_photon_noise(noisy, read_noise=False).peak == pytest.approx(10.0, rel=0.1)
     with pytest.raises(ValueError, match="in 3 bins needed"):  # with read noise: two parameters
         estimate_photon_noise(noisy, read_noise=True)
+
+
+def test_dim_integer_counts_with_photon_noise_say_what_white_and_peak_mean(tmp_path):
+    """A microscopist's 16-bit counts (up to about 310) with --peak 300 came back 28% brighter than
+    the truth (a stored 65535 was 300 photons); a burst of counts up to 43 came back 10-20x too
+    bright by the likelihood. A note says what white and --peak mean there; given a range, or
+    Gaussian noise, or a photo that uses its range, nothing is said."""
+    import tifffile
+
+    from linr.scene import load_scene
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(np.linspace(5, 300, 32 * 32).reshape(32, 32)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "counts.tif", counts)
+    top = int(counts.max())
+    notes: list[str] = []
+    load_scene({"noisy": str(tmp_path / "counts.tif")}, {"noise": "poisson", "peak": 300.0}, notes=notes)
+    assert any(f"its values reach only {top} of 65535, the white of its type: with --peak 300 a stored 65535 is 300 "
+               f"photons" in n and f"--range 0:{top} --peak {top}" in n for n in notes), notes
+    notes = []
+    load_scene({"noisy": str(tmp_path / "counts.tif")}, {"noise": "poisson"}, notes=notes)
+    assert any("the photon likelihood's fit" in n and f"--range 0:{top} maps them" in n for n in notes), notes
+    for options, range_ in (({"noise": "poisson", "peak": 300.0}, (0, top)), ({"noise": "gaussian"}, None)):
+        notes = []
+        load_scene({"noisy": str(tmp_path / "counts.tif")}, options, notes=notes, value_range=range_)
+        assert not any("the white of its type" in n for n in notes), notes
+    tifffile.imwrite(tmp_path / "bright.tif", (counts.astype(np.uint32) * 200).astype(np.uint16))
+    notes = []
+    load_scene({"noisy": str(tmp_path / "bright.tif")}, {"noise": "poisson"}, notes=notes)
+    assert not any("the white of its type" in n for n in notes), notes

@@ -485,9 +485,38 @@ def _build_noisy(image, info, options, notes):
             notes.append(line)
     if Path(str(info.path)).suffix.lower() in (".jpg", ".jpeg") and not any(JPEG_NOTE in n for n in notes):
         notes.append(f"{info.path}: {JPEG_NOTE}")
+    if (line := _dim_counts_note(image, info, options["noise"], options.get("peak"))) and line not in notes:
+        notes.append(line)
     term, _ = noise_term(image, options["noise"], peak=peak, read_noise=read_noise,
                          photon_method=options.get("photon_method"))
     return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
+
+
+DIM_COUNTS_BELOW = 0.25
+"""An integer photo with photon noise whose values reach below this share of its type's range gets
+:func:`_dim_counts_note`."""
+
+
+def _dim_counts_note(image: np.ndarray, info: ImageInfo, noise: str, peak: float | None) -> str | None:
+    """A note where an integer photo restored for photon noise uses little of its type's range (no
+    ``--range``: white is the type's top, 65535 for 16 bits): a ``--peak`` is then photons at that
+    white, not at the data's top, and a fit of such dim values by the likelihood started far from
+    them. A microscopist's 16-bit counts (up to 310) with ``--peak 300`` came back 28% brighter and
+    worse than the input; a burst of counts up to 43 came back 10-20x too bright."""
+    if noise == "gaussian" or info.value_range is None or info.value_range.rule != "dtype":
+        return None
+    top = float(np.max(image)) if image.size else 0.0
+    if not 0 < top < DIM_COUNTS_BELOW:
+        return None
+    stored = top * info.value_range.high
+    if peak is not None:
+        return (f"{info.path}: its values reach only {stored:.6g} of {info.value_range.high:g}, the white of its type: "
+                f"with --peak {peak:g} a stored {info.value_range.high:g} is {peak:g} photons, so its brightest pixel "
+                f"holds {top * peak:.3g}; if the values are photon counts, give --range 0:{stored:.6g} --peak "
+                f"{stored:.6g} (the photons at that top), or --peak {info.value_range.high:g}")
+    return (f"{info.path}: its values reach only {stored:.6g} of {info.value_range.high:g}, the white of its type: the "
+            "photon likelihood's fit (--photon-method likelihood, or a burst whose frames' levels differ) came back "
+            f"far too bright on values this dim; --range 0:{stored:.6g} maps them to the fit's whole scale")
 
 
 JPEG_NOTE = ("a JPEG: its compression smoothed part of the noise and left 8 x 8 block artefacts, which are not the "
