@@ -176,7 +176,8 @@ def test_a_stack_restored_frame_by_frame(tmp_path, capsys):
     assert main(["restore", "--noisy", str(tmp_path / "second.tif"), "-o", str(tmp_path / "one.tif"), *TINY]) == 0
     one, _, _ = _read(tmp_path / "one.tif")
     assert np.array_equal(np.moveaxis(stack[1], 0, -1), one)
-    assert main([*argv[:3], "-o", str(tmp_path / "joint.tif"), *TINY]) == 0  # the default: one joint scene
+    # one joint scene: asked for (a Z-stack's default is frame by frame since the sixty-third session)
+    assert main([*argv[:3], "--frames", "joint", "-o", str(tmp_path / "joint.tif"), *TINY]) == 0
     joint, axes, _ = _read(tmp_path / "joint.tif")
     assert axes == "CYX" and joint.shape == (3, 16, 16)
 
@@ -286,3 +287,31 @@ def test_a_stacks_frames_refuse_another_runs_tiles_before_any_frame_is_fitted(tm
     assert "frame 1/2" not in captured.out and len(captured.err.strip().splitlines()) == 1
     assert "another image" in captured.err and "--force" in captured.err
     assert main([*argv, "--force"]) == 0 and out.exists()  # discarded, both frames restored
+
+
+def test_a_z_stack_is_restored_plane_by_plane_unless_asked_to_be_one_scene(tmp_path, capsys):
+    """A microscopist's defocus series (ImageJ axes ZYX) was averaged into one plane as if its planes
+    were shots of one scene: a Z-stack now gets --frames separate by default, said; a T stack (a
+    time series of one scene) is still one scene; --frames joint asks for it."""
+    import tifffile
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(0)
+    planes = (rng.random((3, 16, 16)) * 40000).astype(np.uint16)
+    tiny = ["--width", "8", "--depth", "1", "--steps", "1", "--stop", "fixed", "--device", "cpu", "--refine", "none"]
+    tifffile.imwrite(tmp_path / "z.tif", planes, imagej=True, metadata={"axes": "ZYX"})
+    assert main(["restore", "--noisy", str(tmp_path / "z.tif"), "-o", str(tmp_path / "zo.tif"), *tiny]) == 0
+    assert "a Z-stack of 3 planes (its axes stack them along Z): each plane restored on its own" in capsys.readouterr().err
+    with tifffile.TiffFile(tmp_path / "zo.tif") as out:
+        assert out.series[0].axes == "ZYX" and out.series[0].shape == (3, 16, 16)
+    assert main(["restore", "--noisy", str(tmp_path / "z.tif"), "--frames", "joint", "-o", str(tmp_path / "zj.tif"),
+                 *tiny]) == 0
+    assert "Z-stack" not in capsys.readouterr().err
+    with tifffile.TiffFile(tmp_path / "zj.tif") as out:
+        assert len(out.pages) == 1
+    tifffile.imwrite(tmp_path / "t.tif", planes, imagej=True, metadata={"axes": "TYX"})
+    assert main(["restore", "--noisy", str(tmp_path / "t.tif"), "-o", str(tmp_path / "to.tif"), *tiny]) == 0
+    assert "Z-stack" not in capsys.readouterr().err
+    with tifffile.TiffFile(tmp_path / "to.tif") as out:
+        assert len(out.pages) == 1

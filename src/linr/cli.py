@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,10 +68,11 @@ def _build_restore(sub: Any) -> None:
     g = p.add_argument_group("observations (at least one; a flag given again, a quoted glob or a "
                              "multi-image TIFF adds frames of its kind, each its own observation)")
     add_observation_options(g)
-    g.add_argument("--frames", choices=("joint", "separate"), default="joint",
+    g.add_argument("--frames", choices=("joint", "separate"), default=None,
                    help="joint (default): every frame is an observation of one scene, one output "
                    "image; separate: each frame (a TIFF stack's page, a file) restored on its own, "
-                   "written as a TIFF stack of as many frames")
+                   "written as a TIFF stack of as many frames (the default for a Z-stack: a TIFF whose "
+                   "ImageJ or OME axes stack its planes along Z, each plane another depth)")
     _add_range_option(g, "input values LO..HI (the inputs' units) map to the fit's [0, 1]; auto: "
                       "from 0 (or the minimum, when negative) to the maximum of the data; default: "
                       "uint8/uint16 by their full range, floats as they are when on [0, 1], else "
@@ -219,6 +221,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     model = model_config(args, args.preset)
     notes: list[str] = []
     observations, infos, inputs = load_observations(args, notes)
+    if args.frames is None:
+        args.frames = _frames_of(infos, notes)
     scenes = [(observations, infos)] if args.frames == "joint" else split_frames(observations, infos)
     if getattr(args, "register", None) and args.frames == "separate" and all(len(obs) == 1 for obs, _ in scenes):
         raise InputError(f"--register {args.register} registers frames against the first one, and --frames separate "
@@ -561,6 +565,19 @@ def _decibels(psnr: float | None) -> str:
     """A PSNR as printed: 'NN.NN dB', or 'infinite (identical to the reference)' (an input given as
     its own reference; the report's JSON holds null there)."""
     return "infinite (identical to the reference)" if psnr is None or math.isinf(psnr) else f"{psnr:.2f} dB"
+
+
+def _frames_of(infos: list[Any], notes: list[str]) -> str:
+    """``--frames`` left out: 'separate' for a Z-stack (every frame a plane of TIFF stacks whose
+    axes stack them along Z: planes at other depths, not shots of one scene, which 'joint' would
+    average; a note says so), else 'joint'. A microscopist's defocus series came back as one plane."""
+    layouts = [getattr(info, "tiff", None) for info in infos]
+    if len(infos) > 1 and all(layout is not None and layout.stack_axis == "Z" for layout in layouts):
+        files = sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos})
+        notes.append(f"{', '.join(files)}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each plane "
+                     "restored on its own and written as a stack (--frames joint restores them as shots of one scene)")
+        return "separate"
+    return "joint"
 
 
 def _frames_lines(lines: list[str | None]) -> list[str]:
