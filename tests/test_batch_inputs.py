@@ -588,3 +588,27 @@ def test_what_reading_an_image_says_is_on_its_line_once_and_in_its_record(tmp_pa
         (note,) = records[name]["input_notes"]
         assert note.endswith("output is restored as modelled)") and f"{name}.jpg: a JPEG" in note
     assert "input_notes" not in records["c"]
+
+
+def test_a_batch_takes_the_inputs_value_range_as_restore_does(tmp_path, capsys):
+    """A microscopist's 12-bit TIFFs: the batch's note said 'give --range 0:4095', which linr batch
+    did not take. It maps them as linr restore --range does, writes them back in their units and
+    records the range (a batch without one records none: those made before resume)."""
+    import tifffile
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a.tif", (rng.random((16, 16)) * 4095).astype(np.uint16))
+    tiny = ["--steps", "1", "--stop", "fixed", "--width", "8", "--depth", "1", "--device", "cpu", "--quiet"]
+    assert main(["batch", str(tmp_path / "in"), "--task", "noisy", "--range", "0:4095", "-o", str(tmp_path / "out"),
+                 *tiny]) == 0
+    record = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert record["status"] == "done" and record["batch"]["range"] == [0.0, 4095.0]
+    assert any("mapped 0..4095 -> [0, 1] (given)" in n for n in record["input_notes"])
+    out = tifffile.imread(tmp_path / "out" / record["output"].split("/")[-1])
+    assert out.dtype == np.uint16 and 1500 < out.mean() < 2600  # in the input's 12-bit units, not 16-bit ones
+    assert main(["batch", str(tmp_path / "in"), "--task", "noisy", "-o", str(tmp_path / "plain"), *tiny]) == 0
+    plain = json.loads((tmp_path / "plain" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert "range" not in plain["batch"]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli_common import (Once, sigterm_as_interrupt, add_fit_options, check_backend_options, check_pairs, model_config,
-                          positive_float, positive_int)
+                          positive_float, positive_int, value_range_option)
 from ..cores import omp_threads
 from ..errors import InputError
 from ..kinds import KINDS as KIND_REGISTRY
@@ -89,6 +89,11 @@ def register(sub: Any) -> None:
                    "tile's window, grown by the kernel's reach; chosen, also beside other photos, not measured "
                    "there), reflect (mirrored borders; the default beside other photos and with --preset fast) or "
                    "circular (images blurred periodically, as the paper's were; the default with --preset paper)")
+    g.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
+                   help="input values LO..HI (the inputs' units) map to the fit's [0, 1], as linr restore --range "
+                   "(12-bit data: 0:4095; auto: from 0 to each image's maximum); default: uint8/uint16 by their "
+                   "full range, floats as they are when on [0, 1], else by their data. A negative LO needs the "
+                   "= form: --range=-100:3000")
     from ..registration import TRANSFORMS
 
     g.add_argument("--register", default=None, choices=list(TRANSFORMS),
@@ -271,6 +276,8 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"clipping": args.clipping} if _clipping_route(args) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
+        # the inputs' value range, only when given (since the sixty-third session; older manifests have none)
+        **({"range": args.range if isinstance(args.range, str) else list(args.range)} if args.range is not None else {}),
     }
 
 

@@ -110,7 +110,9 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     started = time.perf_counter()
     stamps = job.input_stamps()  # before reading: an input replaced during the fit is noticed on resume
     notes: list[str] = []
-    observations, infos, _ = load_scene(obs, options, weights=settings["weights"], notes=notes)
+    given = settings.get("range")  # --range: 'auto' or [LO, HI]
+    observations, infos, _ = load_scene(obs, options, weights=settings["weights"], notes=notes,
+                                        value_range=tuple(given) if isinstance(given, list) else given)
     # a format that cannot hold the result fails now, not after the fit
     check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2])
     reference, metrics_error = None, None
