@@ -210,9 +210,9 @@ def test_scientific_inputs_fail_in_one_line_before_the_fit(tmp_path, capsys, cas
 
 
 def test_unsupported_tiff_layouts_are_one_line(tmp_path):
-    tifffile.imwrite(tmp_path / "int32.tif", np.zeros((8, 8), np.int32))
-    with pytest.raises(InputError, match="unsupported pixel type int32"):
-        read_image(tmp_path / "int32.tif")
+    tifffile.imwrite(tmp_path / "c64.tif", np.zeros((8, 8), np.complex64))
+    with pytest.raises(InputError, match="unsupported pixel type complex64"):
+        read_image(tmp_path / "c64.tif")
     tifffile.imwrite(tmp_path / "zt.tif", np.zeros((2, 3, 8, 8), np.uint8), imagej=True,
                      metadata={"axes": "TZYX"})
     with pytest.raises(InputError, match="only stacks of images along one axis"):
@@ -315,3 +315,28 @@ def test_a_z_stack_is_restored_plane_by_plane_unless_asked_to_be_one_scene(tmp_p
     assert "Z-stack" not in capsys.readouterr().err
     with tifffile.TiffFile(tmp_path / "to.tif") as out:
         assert len(out.pages) == 1
+
+
+def test_signed_and_32_bit_integers_are_read_as_float_photos_and_named_as_stored(tmp_path, capsys):
+    """A background-subtracted int16 micrograph was refused ('unsupported pixel type int16'); a
+    float64 one was said to be float32. Both are read as float32 (exactly), mapped by their data,
+    written back as float32 in their units, and named as stored; int32 beyond 2**24 is refused."""
+    from linr.cli import main
+    from linr.images import read_stored
+
+    rng = np.random.default_rng(0)
+    signed = (rng.random((16, 16)) * 3000 - 500).astype(np.int16)
+    tifffile.imwrite(tmp_path / "i16.tif", signed)
+    (stored,) = read_stored(tmp_path / "i16.tif")
+    assert stored.values.dtype == np.float32 and np.array_equal(stored.values[..., 0], signed)
+    assert stored.type_name == "int16"
+    tifffile.imwrite(tmp_path / "f64.tif", signed.astype(np.float64) / 7)
+    for name, kind in (("i16.tif", "int16"), ("f64.tif", "float64")):
+        assert main(["restore", "--noisy", str(tmp_path / name), "-o", str(tmp_path / f"o_{name}"), *TINY]) == 0
+        assert f"values of {tmp_path / name} ({kind}) mapped" in capsys.readouterr().err
+        out = tifffile.imread(tmp_path / f"o_{name}")
+        scale = 1 if name == "i16.tif" else 1 / 7
+        assert out.dtype == np.float32 and abs(out.mean() - signed.mean() * scale) < 300 * scale  # the input's units
+    tifffile.imwrite(tmp_path / "big.tif", np.full((4, 4), 2**25, np.int32))
+    with pytest.raises(InputError, match="beyond 2\\*\\*24"):
+        read_stored(tmp_path / "big.tif")

@@ -1377,7 +1377,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         files = files[:1]
     for path, image, value_range in files:
         if value_range.rule in ("data", "given"):  # a mapping the file's type does not say by itself
-            notes.append(f"values of {path} ({image.values.dtype}) mapped {value_range.describe()}")
+            notes.append(f"values of {path} ({image.type_name}) mapped {value_range.describe()}")
         elif partial := partial_range_note(path, [image]):
             notes.append(partial)
     if {r.rule for r in ranges} == {"data", "dtype"}:

@@ -209,6 +209,14 @@ class StoredImage:
     density: Density | None = None
     fits: FitsHeader | None = None
     exif: bytes | None = None
+    stored_type: str | None = None
+    """The sample type in the file where :attr:`values` hold another (float64, int16, int32... read
+    as float32), for what is said of it; None: ``values.dtype``."""
+
+    @property
+    def type_name(self) -> str:
+        """The file's sample type, as said to the user."""
+        return self.stored_type or str(self.values.dtype)
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -586,20 +594,28 @@ def _stored(arr: np.ndarray, has_alpha: bool | None, name: str, layout: TiffLayo
         raise InputError(f"{name}: unsupported image layout {arr.shape} (need (H, W) or (H, W, C))")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{name}: image has zero size")
+    stored_type = None if arr.dtype in (np.uint8, np.uint16, np.float32) else str(arr.dtype)
     if arr.dtype.kind == "f":
         arr = arr.astype(np.float32, copy=False)
         if not np.isfinite(arr).all():  # NaN marks undefined pixels (a FITS file's BLANK ones too)
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
             raise InputError(f"{name}: image contains non-finite values ({bad} of {arr.size} samples are "
                              "NaN or infinite: undefined pixels; fill them first)")
+    elif arr.dtype.kind in "iu" and arr.dtype not in (np.uint8, np.uint16):
+        # signed or 32-bit integers (a background-subtracted int16 micrograph): read as float32,
+        # exactly (up to 2**24 in magnitude), so mapped and written back as a float photo is
+        if arr.dtype.itemsize > 2 and arr.size and int(np.abs(arr.astype(np.int64)).max()) > 2**24:
+            raise InputError(f"{name}: {arr.dtype} values beyond 2**24 (16777216) in magnitude, which float32 "
+                             "cannot hold exactly; scale them first")
+        arr = arr.astype(np.float32)
     elif arr.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float)")
+        raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16, another integer or float)")
     alpha = None
     if has_alpha:
         top = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(arr.dtype, 1.0)
         alpha = np.clip(arr[..., -1].astype(np.float32) / top, 0.0, 1.0)
         arr = arr[..., :-1]
-    return StoredImage(np.ascontiguousarray(arr), alpha, name, layout)
+    return StoredImage(np.ascontiguousarray(arr), alpha, name, layout, stored_type=stored_type)
 
 
 def choose_value_ranges(images: Sequence[StoredImage],

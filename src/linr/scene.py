@@ -166,7 +166,7 @@ def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes
         files = list(dict.fromkeys(path for path, _ in found))
         ims = [im for _, im in found]
         outside = sum(int(np.count_nonzero((im.values < vr.low) | (im.values > vr.high))) for im in ims)
-        line = f"values of {', '.join(files)} ({ims[0].values.dtype}) mapped {vr.describe()}"
+        line = f"values of {', '.join(files)} ({ims[0].type_name}) mapped {vr.describe()}"
         if outside:
             line += (f"; {outside} values lie outside the range (kept up to half the range beyond it, "
                      "clipped further out, and the output clipped to the range)")
