@@ -184,3 +184,17 @@ def test_the_fast_preset_says_it_is_no_setting_for_deblurring(tmp_path, capsys):
     assert "--preset fast deblurs with a SIREN 7x128, mirrored edges (reflect)" in capsys.readouterr().err
     assert main([*argv, "-o", str(tmp_path / "p.png")]) == 0
     assert "--preset fast" not in capsys.readouterr().err
+
+
+def test_an_off_centre_psf_on_a_background_floor_is_said_off_centre_too():
+    """A microscopist's measured PSF, 2 px off centre and on a flat background, got only the floor's
+    note (the floor pulled its centre of mass to the array's) and came back shifted by 2 px."""
+    from linr.kinds import kernel_floor_note, kernel_offset_note
+    from linr.operators import gaussian_kernel
+
+    psf = np.zeros((15, 15))
+    psf[3:12, 5:14] = gaussian_kernel(9, 1.5)  # its centre at row 7, column 9
+    floored = psf + 0.002
+    assert kernel_floor_note(floored) is not None
+    assert "column 9.0 (0-based), 2.0 px from its centre" in kernel_offset_note(floored)
+    assert kernel_offset_note(gaussian_kernel(15, 2.0) + 0.002) is None  # centred on a floor: only the floor's

@@ -342,9 +342,16 @@ sigma 3: its border a third of its peak) is a blur, not a floor, and says nothin
 
 
 def kernel_offset_note(kernel: np.ndarray) -> str | None:
-    """A note where a blur kernel's centre of mass (of its positive values) lies more than
-    :data:`KERNEL_OFF_CENTRE_PX` from its array's centre: the restored image is shifted by as much."""
-    k = np.clip(np.asarray(kernel, np.float64), 0.0, None)
+    """A note where a blur kernel's centre of mass (of its positive values, above its border's
+    median: a measured PSF's background floor would pull the centre toward the array's, and a
+    microscopist's PSF both off centre and on a floor got only the floor's note, its result shifted
+    2 px) lies more than :data:`KERNEL_OFF_CENTRE_PX` from its array's centre: the restored image is
+    shifted by as much."""
+    k = np.asarray(kernel, np.float64)
+    if min(k.shape) >= 3:
+        border = np.concatenate([k[0], k[-1], k[1:-1, 0], k[1:-1, -1]])
+        k = k - max(0.0, float(np.median(border)))
+    k = np.clip(k, 0.0, None)
     if not k.sum() > 0:
         return None
     rows, cols = np.indices(k.shape)
