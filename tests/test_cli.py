@@ -140,6 +140,8 @@ def test_metrics_of_float_files_in_units_say_how_they_were_mapped_and_take_a_ran
     captured = capsys.readouterr()
     given = json.loads(captured.out)["psnr"]
     assert given == pytest.approx(by_data + 20 * np.log10(4000 / high), abs=1e-4)
+    assert json.loads(captured.out)["value_ranges"][str(tmp_path / "img.tif")] == \
+        {"low": 0.0, "high": 4000.0, "rule": "given"}  # the JSON says which mapping its PSNR is on
     assert "0..4000 -> [0, 1] (given)" in captured.err
     write_image(tmp_path / "img.png", np.clip(noisy / 4000, 0, 1), bit_depth=16)
     assert main(["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "img.png")]) == 0
