@@ -4,6 +4,7 @@ back from the files, and against the same fit run on values already on [0, 1].""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -340,3 +341,25 @@ def test_signed_and_32_bit_integers_are_read_as_float_photos_and_named_as_stored
     tifffile.imwrite(tmp_path / "big.tif", np.full((4, 4), 2**25, np.int32))
     with pytest.raises(InputError, match="beyond 2\\*\\*24"):
         read_stored(tmp_path / "big.tif")
+
+
+def test_metrics_of_two_stacks_measure_frame_by_frame(tmp_path, capsys):
+    """A --frames separate output could not be scored ('a TIFF stack of 4 images where one image is
+    expected'): two stacks of as many frames are measured frame by frame, on one value range, and
+    their mean reported; unequal counts are one line."""
+    from linr.cli import main
+    from linr.metrics import psnr
+
+    rng = np.random.default_rng(0)
+    ref = (rng.random((3, 24, 24)) * 40000).astype(np.uint16)
+    img = np.clip(ref.astype(np.int32) + rng.normal(0, 900, ref.shape).astype(np.int32), 0, 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "ref.tif", ref, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "img.tif", img, imagej=True, metadata={"axes": "ZYX"})
+    assert main(["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "img.tif")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    each = [psnr(r.astype(np.float64) / 65535, i.astype(np.float64) / 65535) for r, i in zip(ref, img)]
+    assert [f["psnr"] for f in result["frames"]] == pytest.approx(each, abs=1e-6)
+    assert result["psnr"] == pytest.approx(np.mean(each), abs=1e-6) and result["value_ranges"][str(tmp_path / "ref.tif")]["rule"] == "dtype"
+    tifffile.imwrite(tmp_path / "two.tif", img[:2], imagej=True, metadata={"axes": "ZYX"})
+    err = run_err(capsys, ["metrics", str(tmp_path / "ref.tif"), str(tmp_path / "two.tif")])
+    assert "frame counts differ" in err and "holds 3" in err

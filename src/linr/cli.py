@@ -1363,9 +1363,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                          refuse_undefined, to_unit)
     from .metrics import evaluate
 
+    stacks = [read_stored(path) for path in (args.reference, args.image)]
+    if len(stacks[0]) > 1 or len(stacks[1]) > 1:
+        return _stack_metrics(args, stacks)
     stored = []
-    for path in (args.reference, args.image):
-        images = read_stored(path)
+    for path, images in zip((args.reference, args.image), stacks):
         check_one_image(path, images)
         stored += images
     # one value range for both (floats outside [0, 1]: the same units, mapped alike)
@@ -1391,11 +1393,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         raise InputError(f"{what} differ: {args.reference} is {ref.shape[1]}x{ref.shape[0]} with "
                          f"{ref.shape[2]} channel(s), {args.image} is {img.shape[1]}x{img.shape[0]} "
                          f"with {img.shape[2]} channel(s)")
-    if args.convention == "paper" and (args.y or args.crop):
-        raise InputError("--y and --crop apply to the standard convention only")
-    if args.task is not None and args.convention != "paper":
-        raise InputError(f"--task {args.task} applies to --convention paper only (the standard convention "
-                         "measures every task alike; --y for PSNR on Y)")
+    _check_metrics_options(args)
     if args.y and ref.shape[2] not in (1, 3):
         raise InputError(f"--y needs RGB or grey images, these have {ref.shape[2]} channels")
     where = None  # the pixels opaque in every file that has transparent ones (None: all)
@@ -1423,6 +1421,64 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     result["value_ranges"] = {str(path): vr.to_dict()
                               for path, _, vr in files}
     print(json.dumps(json_ready(named_opaque(result)), indent=2, allow_nan=False))
+    return 0
+
+
+def _check_metrics_options(args: argparse.Namespace) -> None:
+    """``linr metrics``' options that do not go together: one-line errors."""
+    if args.convention == "paper" and (args.y or args.crop):
+        raise InputError("--y and --crop apply to the standard convention only")
+    if args.task is not None and args.convention != "paper":
+        raise InputError(f"--task {args.task} applies to --convention paper only (the standard convention "
+                         "measures every task alike; --y for PSNR on Y)")
+
+
+def _stack_metrics(args: argparse.Namespace, stacks: list[list[Any]]) -> int:
+    """``linr metrics`` of two stacks of as many frames (a ``--frames separate`` output against a
+    reference stack): each frame against its own, on one value range for every frame of both (as
+    the pair's), and their mean, as JSON (``frames``: each frame's). Frames with transparent pixels
+    are refused (measure them one by one)."""
+    import numpy as np
+
+    from .images import choose_value_ranges, refuse_undefined, to_unit
+    from .metrics import evaluate
+
+    _check_metrics_options(args)
+    counts = [len(frames) for frames in stacks]
+    if counts[0] != counts[1]:
+        raise InputError(f"frame counts differ: {args.reference} holds {counts[0]}, {args.image} {counts[1]} "
+                         "(stacks are measured frame by frame)")
+    ranges = choose_value_ranges(stacks[0] + stacks[1], args.range)
+    pairs, notes = [], []
+    for k, (ref_frame, img_frame) in enumerate(zip(*stacks)):
+        (ref, ref_info), (img, img_info) = (to_unit(im, vr) for im, vr in
+                                            zip((ref_frame, img_frame), (ranges[k], ranges[counts[0] + k])))
+        for path, frame, info in ((args.reference, ref_frame, ref_info), (args.image, img_frame, img_info)):
+            refuse_undefined(frame, path, "PSNR and SSIM need a value at every pixel")
+            if info.alpha is not None:
+                raise InputError(f"{frame.name}: a stack's frame with an alpha channel: measure its frames one by one")
+        if ref.shape != img.shape:
+            raise InputError(f"frame {k + 1} differs: {ref_frame.name} is {ref.shape[1]}x{ref.shape[0]} with "
+                             f"{ref.shape[2]} channel(s), {img_frame.name} {img.shape[1]}x{img.shape[0]} with "
+                             f"{img.shape[2]} channel(s)")
+        pairs.append((ref, img))
+    for path, vr in ((args.reference, ranges[0]), (args.image, ranges[counts[0]])):
+        if vr.rule in ("data", "given"):
+            notes.append(f"values of {path} mapped {vr.describe()}")
+    notes.append(f"{counts[0]} frames measured one by one against the reference's; psnr and ssim are their means")
+    _note(notes)
+    try:
+        frames = [evaluate(ref, img, convention=args.convention, y_channel=args.y, crop=args.crop, task=args.task)
+                  for ref, img in pairs]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    result: dict[str, Any] = {k: v for k, v in frames[0].items() if k not in ("psnr", "ssim")}
+    for key in ("psnr", "ssim"):
+        values = [f[key] for f in frames]
+        result[key] = None if any(v is None for v in values) else float(np.mean(values))
+    result["frames"] = [{"psnr": f["psnr"], "ssim": f["ssim"]} for f in frames]
+    result["value_ranges"] = {str(args.reference): ranges[0].to_dict(), str(args.image): ranges[counts[0]].to_dict()}
+    print(json.dumps(json_ready(result), indent=2, allow_nan=False))
     return 0
 
 
