@@ -767,8 +767,11 @@ def test_an_animation_where_one_image_is_expected_is_not_called_a_tiff(tmp_path,
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     with pytest.raises(InputError, match="anim.gif: an animation of 3 images where one image is expected"):
         read_image(tmp_path / "anim.gif")
-    err = run_err(capsys, ["metrics", str(tmp_path / "anim.gif"), str(tmp_path / "anim.gif")])
-    assert "an animation of 3 images" in err
+    assert main(["metrics", str(tmp_path / "anim.gif"), str(tmp_path / "anim.gif")]) == 0  # two stacks: frame by frame
+    assert len(json.loads(capsys.readouterr().out)["frames"]) == 3
+    err = run_err(capsys, ["metrics", str(tmp_path / "anim.gif"), str(tmp_path / "anim.gif"), "--y", "--convention",
+                           "paper"])
+    assert "--y and --crop apply to the standard convention only" in err
 
 
 def test_the_python_api_refuses_a_one_pixel_photo_as_the_command_line_does():
