@@ -270,6 +270,11 @@ def test_existing_output_needs_force(files, tmp_path, capsys):
     out.write_bytes(b"precious")
     err = run_err(capsys, ["restore", "--noisy", str(files / "noisy.png"), "-o", str(out), "--steps", "1"])
     assert "exists (use --force to overwrite)" in err and "Python" not in err and out.read_bytes() == b"precious"
+    report = tmp_path / "r.json"  # an existing report: the same refusal, before the fit
+    report.write_text("kept")
+    err = run_err(capsys, ["restore", "--noisy", str(files / "noisy.png"), "-o", str(tmp_path / "new.png"),
+                           "--report", str(report), "--steps", "1"])
+    assert f"{report}: exists (use --force to overwrite)" in err and report.read_text() == "kept"
 
 
 def test_divergence_is_an_error_and_writes_nothing(files, tmp_path, capsys):

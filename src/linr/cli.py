@@ -24,7 +24,7 @@ from .argtypes import fraction
 from .cli_common import (add_fit_options, add_observation_options, check_backend_options, check_pairs,
                          load_observations, model_config, nonneg_float, positive_float, positive_int, size_option,
                          sigterm_as_interrupt, value_range_option)
-from .errors import DivergenceError, InputError, LinrError
+from .errors import DivergenceError, ExistingFileError, InputError, LinrError
 from .metrics import json_ready, named_opaque
 
 EXIT_USAGE = 2
@@ -148,7 +148,7 @@ def _check_report_path(path: str | None, force: bool, inputs: Sequence[str], *, 
     if p.is_dir():
         raise InputError(f"{p}: is a folder")
     if p.exists() and not force:
-        raise InputError(f"{p}: exists (use --force to overwrite)")
+        raise ExistingFileError(p)
     if p.suffix.lower() != ".json":
         raise InputError(f"{p}: a report is JSON; name it FILE.json")
     from .images import check_writable_folder
@@ -571,8 +571,7 @@ def _frames_of(infos: list[Any], notes: list[str]) -> str:
     """``--frames`` left out: 'separate' for a Z-stack (every frame a plane of TIFF stacks whose
     axes stack them along Z: planes at other depths, not shots of one scene, which 'joint' would
     average; a note says so), else 'joint'. A microscopist's defocus series came back as one plane."""
-    layouts = [getattr(info, "tiff", None) for info in infos]
-    if len(infos) > 1 and all(layout is not None and layout.stack_axis == "Z" for layout in layouts):
+    if len(infos) > 1 and all(info.tiff is not None and info.tiff.stack_axis == "Z" for info in infos):
         files = sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos})
         notes.append(f"{', '.join(files)}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each plane "
                      "restored on its own and written as a stack (--frames joint restores them as shots of one scene)")

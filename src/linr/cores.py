@@ -180,9 +180,9 @@ def threads_of_call(threads: int | str | None) -> Iterator[ThreadChoice | None]:
     before = torch.get_num_threads()
     count = None
     try:
-        chosen = fewer_threads(home) if threads == "auto" and omp_threads() is None else None
-        count = threads if isinstance(threads, int) else \
-            (home if chosen is None else chosen.threads) if threads == "auto" and omp_threads() is None else None
+        auto = threads == "auto" and omp_threads() is None  # 'auto' with OMP_NUM_THREADS set: as None
+        chosen = fewer_threads(home) if auto else None
+        count = threads if isinstance(threads, int) else (home if chosen is None else chosen.threads) if auto else None
         if count is not None and count != before:
             torch.set_num_threads(count)
         yield chosen

@@ -724,15 +724,14 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     """
     if white not in ("observed", "missing"):
         raise InputError(f"white must be 'observed' or 'missing', not {white!r}")
-    kept = white  # what a white (or opaque, or 1) mask pixel marks
     stored = read_stored(path)
     check_one_image(path, stored)
     (raw,) = stored
     pixels, info = to_unit(raw, choose_value_ranges(stored)[0])
     if info.alpha is not None and info.alpha.min() < 0.5:
-        marks, source = info.alpha, f"its alpha channel (opaque = {kept})"
+        marks, source = info.alpha, f"its alpha channel (opaque = {white})"
     elif raw.values.dtype.kind == "u" and int(raw.values.max()) == 1:  # 0 / 1, as numpy and FITS masks are saved
-        marks, source = raw.values.mean(axis=2, dtype=np.float32), f"its values 0 and 1 (1 = {kept})"
+        marks, source = raw.values.mean(axis=2, dtype=np.float32), f"its values 0 and 1 (1 = {white})"
     else:  # white where every channel is (observed), or marked in any colour (missing)
         marks, source = (pixels.min(axis=2) if white == "observed" else pixels.max(axis=2)), None
     values = marks if white == "observed" else 1 - marks
@@ -744,7 +743,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
             f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
             f"{shape[1]}x{shape[0]} (width x height)"
         )
-    convention = f"white = {kept}"
+    convention = f"white = {white}"
     if not mask.any():
         raise InputError(f"{path}: mask keeps no pixels ({convention})")
     if notes is not None:
@@ -753,7 +752,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
         if coloured:
             where = "only where every channel is at least half" if white == "observed" else \
                 "where any channel is at least half"
-            notes.append(f"{path}: {coloured} mask pixels are coloured; a pixel counts as {kept} {where} "
+            notes.append(f"{path}: {coloured} mask pixels are coloured; a pixel counts as {white} {where} "
                          f"({convention}): {mask.mean():.1%} of pixels observed")
         grey = np.count_nonzero((values > 1e-3) & (values < 1 - 1e-3) & ~tinted)
         if grey:
@@ -962,7 +961,8 @@ def check_writable_folder(path: str | os.PathLike) -> None:
 
 def dropped_alpha(path: str | os.PathLike, alpha: np.ndarray | None, bit_depth: int | None = None) -> str | None:
     """A note when an image with an ``alpha`` channel is written to ``path`` in a format without
-    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone), else None. A float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
+    one (JPEG, BMP, FITS of integers: :func:`write_image` writes the colours alone), else None. A
+    float FITS output (``bit_depth`` 32) marks transparent pixels undefined (NaN) instead."""
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
     if alpha is None or fmt not in ("jpeg", "bmp", "fits"):
         return None

@@ -349,8 +349,7 @@ def kernel_offset_note(kernel: np.ndarray) -> str | None:
     shifted by as much."""
     k = np.asarray(kernel, np.float64)
     if min(k.shape) >= 3:
-        border = np.concatenate([k[0], k[-1], k[1:-1, 0], k[1:-1, -1]])
-        k = k - max(0.0, float(np.median(border)))
+        k = k - max(0.0, float(np.median(_border(k))))
     k = np.clip(k, 0.0, None)
     if not k.sum() > 0:
         return None
@@ -365,13 +364,18 @@ def kernel_offset_note(kernel: np.ndarray) -> str | None:
             "usually centred on its array: crop it around its centre of mass)")
 
 
+def _border(k: np.ndarray) -> np.ndarray:
+    """The values on a 2-D array's outer ring (each once)."""
+    return np.concatenate([k[0], k[-1], k[1:-1, 0], k[1:-1, -1]])
+
+
 def kernel_floor_note(kernel: np.ndarray) -> str | None:
     """A note where a blur kernel has a floor (:data:`KERNEL_FLOOR_PEAK`, :data:`KERNEL_FLOOR_SUM`):
     its border nearly flat above zero, faint against its peak, yet carrying much of its sum."""
     k = np.asarray(kernel, np.float64)
     if min(k.shape) < 5 or not k.sum() > 0:
         return None
-    border = np.concatenate([k[0], k[-1], k[1:-1, 0], k[1:-1, -1]])
+    border = _border(k)
     floor = float(np.median(border))
     if not 0 < floor < KERNEL_FLOOR_PEAK * float(k.max()):
         return None
@@ -615,10 +619,11 @@ def _build_masked(image, info, options, notes):
     if np.asarray(mask).all():
         notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
                      "the image as the network reproduces it, or with the default refinement the image itself)")
-    _said_if_noisy(np.asarray(image), np.asarray(mask, bool), info.path, notes)
+    keep = np.asarray(mask, bool)
+    _said_if_noisy(np.asarray(image), keep, info.path, notes)
     if mask_path:
-        if not _said_if_inverted(np.asarray(image), np.asarray(mask, bool), info.path, mask_path, notes, white):
-            _said_if_mostly_missing(np.asarray(mask, bool), mask_path, notes, white)
+        if not _said_if_inverted(np.asarray(image), keep, info.path, mask_path, notes, white):
+            _said_if_mostly_missing(keep, mask_path, notes, white)
     return masked(image, np.asarray(mask)), [mask_path] if mask_path else []
 
 
