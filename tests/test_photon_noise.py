@@ -194,11 +194,12 @@ def test_a_photo_clipped_at_ten_photons_still_gives_its_photon_level():
         estimate_photon_noise(noisy, read_noise=True)
 
 
-def test_dim_integer_counts_with_photon_noise_say_what_white_and_peak_mean(tmp_path):
-    """A microscopist's 16-bit counts (up to about 310) with --peak 300 came back 28% brighter than
-    the truth (a stored 65535 was 300 photons); a burst of counts up to 43 came back 10-20x too
-    bright by the likelihood. A note says what white and --peak mean there; given a range, or
-    Gaussian noise, or a photo that uses its range, nothing is said."""
+def test_dim_integer_counts_with_photon_noise_are_fitted_on_their_own_bits(tmp_path):
+    """A microscopist's 16-bit counts (up to about 310 of 65535) restored for photon noise are
+    mapped 0..511 (the low bits they fill; never their maximum, which would read as clipped at
+    white), with --peak / --read-noise converted to that top (still photons at the type's white
+    as given) and said; Gaussian noise, a given range, and a photo that uses its range keep the
+    type's range."""
     import tifffile
 
     from linr.scene import load_scene
@@ -207,18 +208,44 @@ def test_dim_integer_counts_with_photon_noise_say_what_white_and_peak_mean(tmp_p
     counts = rng.poisson(np.linspace(5, 300, 32 * 32).reshape(32, 32)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "counts.tif", counts)
     top = int(counts.max())
+    assert 256 <= top < 511
     notes: list[str] = []
-    load_scene({"noisy": str(tmp_path / "counts.tif")}, {"noise": "poisson", "peak": 300.0}, notes=notes)
-    assert any(f"its values reach only {top} of 65535, the white of its type: with --peak 300 a stored 65535 is 300 "
-               f"photons" in n and f"--range 0:{top} --peak {top}" in n for n in notes), notes
-    notes = []
-    load_scene({"noisy": str(tmp_path / "counts.tif")}, {"noise": "poisson"}, notes=notes)
-    assert any("the photon likelihood's fit" in n and f"--range 0:{top} maps them" in n for n in notes), notes
-    for options, range_ in (({"noise": "poisson", "peak": 300.0}, (0, top)), ({"noise": "gaussian"}, None)):
+    obs, infos, _ = load_scene({"noisy": str(tmp_path / "counts.tif")},
+                               {"noise": "poisson-gaussian", "peak": 300.0, "read_noise": 2.0}, notes=notes)
+    assert (infos[0].value_range.low, infos[0].value_range.high, infos[0].value_range.rule) == (0.0, 511.0, "bits")
+    assert np.allclose(obs[0].image[..., 0], counts / 511.0, atol=1e-6)
+    assert obs[0].fidelity.peak == pytest.approx(300.0 * 511 / 65535)  # photons unchanged
+    assert obs[0].fidelity.read_sigma == pytest.approx(2.0 / 255 * 65535 / 511)
+    assert not obs[0].fidelity.saturated
+    line = next(n for n in notes if "reach only" in n)
+    assert f"reach only {top} of 65535: mapped 0..511 -> [0, 1] (the 9 low bits the data fill)" in line
+    assert "--peak 300 (photons at 65535, the type's white) is 2.34 at 511; if the values are photon counts, " \
+           "--peak 65535 says so" in line and "--read-noise 2 (of 65535 as 255) is 256 of 511 as 255" in line
+    assert not any("mapped by the full 16-bit range" in n for n in notes), notes
+    for options, range_ in (({"noise": "poisson"}, (0, 65535)), ({"noise": "gaussian"}, None)):
         notes = []
-        load_scene({"noisy": str(tmp_path / "counts.tif")}, options, notes=notes, value_range=range_)
-        assert not any("the white of its type" in n for n in notes), notes
+        _, infos, _ = load_scene({"noisy": str(tmp_path / "counts.tif")}, options, notes=notes, value_range=range_)
+        assert infos[0].value_range.rule != "bits" and not any("low bits" in n for n in notes), notes
     tifffile.imwrite(tmp_path / "bright.tif", (counts.astype(np.uint32) * 200).astype(np.uint16))
     notes = []
-    load_scene({"noisy": str(tmp_path / "bright.tif")}, {"noise": "poisson"}, notes=notes)
-    assert not any("the white of its type" in n for n in notes), notes
+    _, infos, _ = load_scene({"noisy": str(tmp_path / "bright.tif")}, {"noise": "poisson"}, notes=notes)
+    assert infos[0].value_range.rule == "dtype" and not any("low bits" in n for n in notes), notes
+
+
+def test_dim_counts_restored_by_the_photon_likelihood_keep_their_brightness(tmp_path, capsys):
+    """Counts up to about 60 of 65535 restored by the photon likelihood came back 0.3x too dark
+    (one photo) or 4-6x too bright (given --peak; a burst) where the fit took the type's range;
+    on their own bits the restored mean is the photo's, in its units (16-bit, the same counts)."""
+    import tifffile
+
+    rng = np.random.default_rng(1)
+    scene = 20.0 + 30.0 * np.add.outer(np.sin(np.arange(32) / 5.0), np.cos(np.arange(32) / 7.0)) ** 2 / 4
+    for k in range(2):
+        tifffile.imwrite(tmp_path / f"f{k}.tif", rng.poisson(scene).astype(np.uint16))
+    out = tmp_path / "out.tif"
+    assert main(["restore", "--noisy", str(tmp_path / "f*.tif"), "--noise", "poisson", "--photon-method",
+                 "likelihood", "-o", str(out), "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
+    restored = tifffile.imread(out)
+    assert restored.dtype == np.uint16
+    assert restored.mean() == pytest.approx(scene.mean(), rel=0.1)
+    assert np.mean((restored - scene) ** 2) < np.mean((rng.poisson(scene) - scene) ** 2)

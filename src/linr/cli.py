@@ -961,7 +961,7 @@ def _read_references(path: str | None, out: Any, count: int, notes: list[str] | 
     from .images import choose_value_ranges, partial_range_note, read_stored, to_unit
 
     stored = read_stored(path)
-    vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given") else None
+    vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given", "bits") else None
     own = choose_value_ranges(stored, vr)
     if vr is None and out.value_range is not None and out.value_range.rule == "dtype" and \
             any(r.rule == "data" for r in own):  # floats in their units beside integer inputs: the inputs' units
@@ -1053,7 +1053,7 @@ def _describe_output(path: str, info: Any, shape: tuple[int, int], frames: int) 
         parts.append(f"{info.channels} channels")
     parts.append("float32" if depth == 32 else f"{depth}-bit")
     vr = info.value_range
-    if vr is not None and vr.rule in ("data", "given"):
+    if vr is not None and vr.rule in ("data", "given", "bits"):
         if keeps_units(path, info.bit_depth):
             parts.append(f"values in the input's units, {vr.low:g}..{vr.high:g}")
         else:

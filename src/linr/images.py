@@ -94,7 +94,8 @@ class ValueRange:
     """'dtype' (an integer type's full range), 'unit' (floats taken as they are), 'data' (from 0,
     or the minimum when negative, to the maximum of the data), 'given' (by the user: values
     more than :data:`GIVEN_RANGE_SLACK` of it beyond it are clipped to that, the noise that spills
-    just past it kept)."""
+    just past it kept), 'bits' (integers that fill a few low bits of their type: 0 to the smallest
+    ``2**k - 1`` above the data's maximum, :func:`dim_integer_range`)."""
 
     def to_unit(self, values: np.ndarray) -> np.ndarray:
         """Stored values -> float32 on the fit's scale (a given range's far outside clipped to
@@ -116,7 +117,7 @@ class ValueRange:
     def describe(self) -> str:
         how = {"dtype": "the sample type's full range", "unit": "taken as they are",
                "data": "0 to the data's maximum" if self.low == 0 else "the data's minimum to maximum",
-               "given": "given"}[self.rule]
+               "given": "given", "bits": f"the {int(self.high).bit_length()} low bits the data fill"}[self.rule]
         return f"{self.low:g}..{self.high:g} -> [0, 1] ({how})"
 
     def to_dict(self) -> dict[str, object]:
@@ -685,6 +686,21 @@ def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
                      density, best.fits, exif)
 
 
+def dim_integer_range(images: Sequence[StoredImage], ranges: Sequence[ValueRange],
+                      below: float) -> ValueRange | None:
+    """The range a fit whose data term needs values on its whole scale (the photon likelihood's)
+    takes for integer images of one type mapped by that type's range (``ranges``) whose values all
+    reach under ``below`` of it: 0 to the smallest ``2**k - 1`` above their maximum (rule 'bits':
+    57 of 65535 -> 0..63; never the maximum itself, which would read as clipped at white). None
+    where any image is mapped otherwise, the types differ, or the values reach further (or are all 0)."""
+    if not images or any(r.rule != "dtype" for r in ranges) or len({r.high for r in ranges}) != 1:
+        return None
+    top = max(int(np.max(im.values)) for im in images)
+    if not 0 < top < below * ranges[0].high:
+        return None
+    return ValueRange(0.0, float(2 ** (top + 1).bit_length() - 1), "bits")
+
+
 def partial_range_note(path: str, images: Sequence[StoredImage]) -> str | None:
     """A note for 16-bit images (one file's) whose values reach only part of the 16-bit range
     (12-bit or fewer bits of data) and are mapped by all of it, naming ``--range``; None else."""
@@ -1134,7 +1150,10 @@ def clips_above(value_range: ValueRange, bit_depth: int) -> bool:
     """Whether an output of ``bit_depth`` in the input's units clips values above its range: only a
     float output (32) of a float photo whose range was read from it (its maximum, or [0, 1] taken as
     it is) keeps them, what the restoration made brighter than the photo; a given range (``--range``:
-    values past it are what the user leaves out), an integer type's range and integer outputs clip."""
+    values past it are what the user leaves out), an integer type's range and integer outputs clip,
+    but at the type's top only for the few low bits of dim integers (rule 'bits')."""
+    if value_range.rule == "bits":
+        return False
     return bit_depth != 32 or value_range.rule not in ("data", "unit")
 
 

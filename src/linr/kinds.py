@@ -451,6 +451,12 @@ class Kind:
     sees no dark band), and left out of every data term (its operator a
     :class:`~linr.operators.LeftOut` of the opaque pixels); ``holes``: the
     builder takes them as missing pixels (it consumes the alpha)."""
+    on_dim_integers: Callable[[dict[str, Any], float, float], tuple[dict[str, Any], str] | None] | None = None
+    """``on_dim_integers(options, white, top)`` -> where this kind's data term under ``options``
+    needs integer photos that use little of their type's range (:data:`DIM_INTEGERS_BELOW`) mapped
+    0..``top`` (the few low bits they fill) instead of 0..``white`` (the type's): the options
+    converted to that range and a line saying why and what was converted; None (or no hook): the
+    type's range serves."""
 
     def __post_init__(self) -> None:
         if self.transparent not in TRANSPARENT:
@@ -496,38 +502,40 @@ def _build_noisy(image, info, options, notes):
             notes.append(line)
     if Path(str(info.path)).suffix.lower() in (".jpg", ".jpeg") and not any(JPEG_NOTE in n for n in notes):
         notes.append(f"{info.path}: {JPEG_NOTE}")
-    if (line := _dim_counts_note(image, info, options["noise"], options.get("peak"))) and line not in notes:
-        notes.append(line)
     term, _ = noise_term(image, options["noise"], peak=peak, read_noise=read_noise,
                          photon_method=options.get("photon_method"))
     return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
 
 
-DIM_COUNTS_BELOW = 0.25
-"""An integer photo with photon noise whose values reach below this share of its type's range gets
-:func:`_dim_counts_note`."""
+DIM_INTEGERS_BELOW = 0.25
+"""Integer photos whose values all reach under this share of their type's range are dim: a kind
+whose data term needs them on the fit's whole scale (:attr:`Kind.on_dim_integers`) gets them mapped
+by the few low bits they fill (:func:`linr.images.dim_integer_range`)."""
 
 
-def _dim_counts_note(image: np.ndarray, info: ImageInfo, noise: str, peak: float | None) -> str | None:
-    """A note where an integer photo restored for photon noise uses little of its type's range (no
-    ``--range``: white is the type's top, 65535 for 16 bits): a ``--peak`` is then photons at that
-    white, not at the data's top, and a fit of such dim values by the likelihood started far from
-    them. A microscopist's 16-bit counts (up to 310) with ``--peak 300`` came back 28% brighter and
-    worse than the input; a burst of counts up to 43 came back 10-20x too bright."""
-    if noise == "gaussian" or info.value_range is None or info.value_range.rule != "dtype":
+def _noisy_on_dim_integers(options: dict[str, Any], white: float, bits_top: float) -> tuple[dict[str, Any], str] | None:
+    """A noisy photo's options for dim integers mapped 0..``bits_top`` instead of 0..``white`` (the
+    type's), or None under Gaussian noise (its fit of such values holds: a 48-px crop of counts up
+    to 308 of 65535, 37.9 dB as mapped by the type, 36.4 by its bits). The photon likelihood's fit
+    of values this dim (a few ten-thousandths of white) came back 3-6x too bright or 0.3x too dark
+    on 48-px crops of counts up to 57 (a microscopist's burst of counts up to 43: 10-20x); on the
+    fit's whole scale the same likelihood (photons unchanged) gave 31.5 dB. ``--peak`` stays photons
+    at the type's white (converted to the new top), ``--read-noise`` its 0-255 scale of that white."""
+    if options["noise"] == "gaussian":
         return None
-    top = float(np.max(image)) if image.size else 0.0
-    if not 0 < top < DIM_COUNTS_BELOW:
-        return None
-    stored = top * info.value_range.high
-    if peak is not None:
-        return (f"{info.path}: its values reach only {stored:.6g} of {info.value_range.high:g}, the white of its type: "
-                f"with --peak {peak:g} a stored {info.value_range.high:g} is {peak:g} photons, so its brightest pixel "
-                f"holds {top * peak:.3g}; if the values are photon counts, give --range 0:{stored:.6g} --peak "
-                f"{stored:.6g} (the photons at that top), or --peak {info.value_range.high:g}")
-    return (f"{info.path}: its values reach only {stored:.6g} of {info.value_range.high:g}, the white of its type: the "
-            "photon likelihood's fit (--photon-method likelihood, or a burst whose frames' levels differ) came back "
-            f"far too bright on values this dim; --range 0:{stored:.6g} maps them to the fit's whole scale")
+    ratio = bits_top / white
+    converted, said = dict(options), []
+    if options.get("peak") is not None:
+        converted["peak"] = options["peak"] * ratio
+        said.append(f"--peak {options['peak']:g} (photons at {white:g}, the type's white) is {converted['peak']:.3g} "
+                    f"at {bits_top:g}" + ("" if options["peak"] == white else
+                                          f"; if the values are photon counts, --peak {white:g} says so"))
+    if options.get("read_noise") is not None:
+        converted["read_noise"] = options["read_noise"] / ratio
+        said.append(f"--read-noise {options['read_noise']:g} (of {white:g} as 255) is {converted['read_noise']:.3g} "
+                    f"of {bits_top:g} as 255")
+    return converted, "; ".join(["the photon noise's fit needs them on its whole scale (the likelihood's fit of "
+                                 "values this dim came back far too bright; --range LO:HI maps them otherwise)"] + said)
 
 
 JPEG_NOTE = ("a JPEG: its compression smoothed part of the noise and left 8 x 8 block artefacts, which are not the "
@@ -806,7 +814,7 @@ KINDS: dict[str, Kind] = {
                    "frames are averaged after the transform) or likelihood (fit the photon likelihood; the default "
                    "for frames to --register and joint fits)",
                    choices=PHOTON_METHOD_CHOICES),
-    ), _SIMULATIONS["noisy"], _noisy_frame_notes),
+    ), _SIMULATIONS["noisy"], _noisy_frame_notes, on_dim_integers=_noisy_on_dim_integers),
     "lowres": Kind("lowres", "a low-resolution image (use with --factor)", "sr", False, _build_lowres, (
         KindOption("--factor", "factor", "super-resolution factor, any integer >= 1 (default 4, said in a note)",
                    type=positive_int),

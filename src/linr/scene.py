@@ -20,9 +20,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError
-from .images import (ImageInfo, choose_value_ranges, partial_range_note, read_stored, refuse_one_pixel,
-                     refuse_undefined, to_unit)
-from .kinds import KINDS, left_out_where_transparent
+from .images import (ImageInfo, ValueRange, choose_value_ranges, dim_integer_range, partial_range_note, read_stored,
+                     refuse_one_pixel, refuse_undefined, to_unit)
+from .kinds import DIM_INTEGERS_BELOW, KINDS, left_out_where_transparent
 
 __all__ = ["load_scene", "expand_paths", "split_frames"]
 
@@ -99,7 +99,11 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
     stored = {kind.name: [(path, read_stored(path)) for path in expand_paths(files.get(kind.name) or None)]
               for kind in KINDS.values()}
     everything = [(path, im) for found in stored.values() for path, images in found for im in images]
+    values_of = {kind.name: {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
+                             for opt in kind.options} for kind in KINDS.values()}
     chosen = choose_value_ranges([im for _, im in everything], value_range)
+    if value_range is None:
+        chosen = _dim_integers_on_their_bits(stored, everything, chosen, values_of, notes)
     _note_ranges(everything, chosen, notes)
     ranges = iter(chosen)
     for kind in KINDS.values():
@@ -107,8 +111,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
         frames = [to_unit(im, next(ranges)) for _, images in stored[kind.name] for im in images]
         _check_frames(kind.name, frames)
         _note_degenerate(kind.name, frames, notes)
-        values = {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
-                  for opt in kind.options}
+        values = values_of[kind.name]
         extras: list[str] = []
         built = []
         if kind.transparent == "filled":  # what is measured and fitted: the opaque pixels' values
@@ -148,6 +151,31 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
             f"images of {' and '.join(map(str, counts))} channels"
         raise InputError(f"observations mix {kinds}; convert them to one kind")
     return observations, infos, inputs
+
+
+def _dim_integers_on_their_bits(stored: Mapping[str, list], everything: Sequence[tuple[str, Any]],
+                                chosen: list[ValueRange], values_of: dict[str, dict[str, Any]],
+                                notes: list[str]) -> list[ValueRange]:
+    """``chosen``, or for dim integer photos (:func:`linr.images.dim_integer_range`) that a given
+    kind's data term needs on the fit's whole scale (:attr:`linr.kinds.Kind.on_dim_integers`) the
+    range of the few low bits they fill, for every image of the scene (one rule for a scene), with
+    those kinds' options in ``values_of`` converted to it and a note saying so."""
+    bits = dim_integer_range([im for _, im in everything], chosen, DIM_INTEGERS_BELOW)
+    if bits is None:
+        return chosen
+    white, why = chosen[0].high, []
+    for kind in KINDS.values():
+        if stored[kind.name] and kind.on_dim_integers is not None and \
+                (done := kind.on_dim_integers(values_of[kind.name], white, bits.high)) is not None:
+            values_of[kind.name], line = done
+            why.append(line)
+    if not why:
+        return chosen
+    files = list(dict.fromkeys(path for path, _ in everything))
+    top = max(int(np.max(im.values)) for _, im in everything)
+    notes.append(f"values of {', '.join(files)} ({everything[0][1].type_name}) reach only {top} of {white:g}: mapped "
+                 f"{bits.describe()}, as {'; '.join(why)}")
+    return [bits] * len(chosen)
 
 
 def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes: list[str]) -> None:
