@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from linr.bench.common import append_row, emit_row, load_clean, psnr, read_rows
+from linr.bench.common import emit_row, load_clean, psnr, read_rows
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HELD_OUT = ("set9/baboon,set9/f16,set9/house,set9/kodim01,set9/kodim02,set9/kodim03,set9/kodim12,"

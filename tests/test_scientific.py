@@ -60,6 +60,26 @@ def test_alpha_in_a_tiff_is_what_extrasamples_says(tmp_path):
     assert axes == "YXS" and np.array_equal(back, grey_alpha) and tuple(tif.pages[0].extrasamples) == (2,)
 
 
+def test_a_planar_tiff_is_written_back_plane_by_plane(tmp_path):
+    """A plain TIFF whose samples are stored as planes (PlanarConfiguration 2, axes SYX: a float
+    RGB one, an RGBA one, a stack) came back interleaved (YXS); now as it was stored."""
+    rgb = np.moveaxis(_smooth(3), -1, 0).astype(np.float32)
+    rgba = (np.moveaxis(_smooth(4), -1, 0) * 255).astype(np.uint8)
+    for name, data, extra in (("rgb", rgb, {}), ("rgba", rgba, {"extrasamples": ["unassalpha"]}),
+                              ("stack", np.stack([rgb, rgb * 0.5]), {})):
+        tifffile.imwrite(tmp_path / f"{name}.tif", data, photometric="rgb", planarconfig="separate", **extra)
+        frames = read_frames(tmp_path / f"{name}.tif")
+        info = frames[0][1]
+        assert info.tiff.planar
+        write_frames(tmp_path / f"{name}_out.tif", [f for f, _ in frames], bit_depth=info.bit_depth,
+                     value_range=info.value_range, tiff=info.tiff, alpha=info.alpha)
+        back, axes, tif = _read(tmp_path / f"{name}_out.tif")
+        assert tif.pages[0].planarconfig == 2 and axes == ("I" if name == "stack" else "") + "SYX"
+        assert back.dtype == data.dtype and np.array_equal(back, data)
+    tifffile.imwrite(tmp_path / "contig.tif", np.moveaxis(rgb, 0, -1), photometric="rgb")
+    assert not read_frames(tmp_path / "contig.tif")[0][1].tiff.planar  # a contiguous input stays so
+
+
 def test_imagej_hyperstack_keeps_its_axes_units_and_pixel_size(tmp_path):
     data = (np.stack([np.moveaxis(_smooth(5, low=0.1 * t), -1, 0) for t in range(3)]) * 4000).astype(np.uint16)
     tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True, resolution=(2.5, 2.5),

@@ -60,6 +60,8 @@ class TiffLayout:
     """A plain file's ImageDescription (not tifffile's own, not ImageJ's or OME's)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """ImageJ: :data:`IMAGEJ_KEYS` found; OME: :data:`OME_KEYS` found and ``ChannelNames``."""
+    planar: bool = False
+    """A plain file's samples stored plane by plane (PlanarConfiguration 2, axes SYX): written so."""
 
     def for_size(self, height: int, width: int) -> "TiffLayout":
         """The layout of an output of ``height`` x ``width`` over the same field of view: the
@@ -275,7 +277,8 @@ def _layout(tif: Any, page: Any, channel_axis: str, stack_axis: str | None,
         return TiffLayout("imagej", channel_axis, stack_axis, frames, size, resolution, unit,
                           metadata=metadata)
     return TiffLayout("plain", channel_axis, stack_axis, frames, size, resolution, unit,
-                      description=_user_description(page))
+                      description=_user_description(page),
+                      planar=int(getattr(page, "planarconfig", 1)) == 2 and int(getattr(page, "samplesperpixel", 1)) > 1)
 
 
 def _user_description(page: Any) -> str | None:
@@ -340,10 +343,14 @@ def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffL
         if layout is not None and layout.description:
             options["description"] = layout.description
         array = data if frames > 1 else data[0]
+        planar = samples > 1 and layout is not None and layout.planar
         if samples == 1:
             array = array[..., 0]
+        elif planar:  # as the input stored them: a plane per sample
+            array = np.moveaxis(array, -1, -3)
         tifffile.imwrite(path, array, photometric="rgb" if rgb else "minisblack",
-                         planarconfig="contig" if samples > 1 else None, metadata=None, **options)
+                         planarconfig=None if samples == 1 else "separate" if planar else "contig", metadata=None,
+                         **options)
         return
     assert layout is not None
     planes = layout.channel_axis == "C" or channels != 3 or (style == "imagej" and data.dtype != np.uint8)
