@@ -88,6 +88,49 @@ def test_multi_image_tiffs_are_one_scene_each_and_stack(tmp_path):
         assert np.abs(read_image(out / f"{name}.tif")[0] - alone).max() <= 1 / 255 + 1e-6  # TIFF in, TIFF out
 
 
+def test_a_z_stack_is_restored_plane_by_plane_as_linr_restore_does(tmp_path, capsys):
+    """A microscopist's Z-stack in a batch came back as one plane (its planes averaged as a burst),
+    where ``linr restore`` restores each plane: now the same planes, a stack of as many, each
+    frame's steps and metrics (and their mean) in the manifest; --frames joint keeps the burst,
+    --frames separate splits any stack, and --register with it is refused."""
+    stacks, refs = tmp_path / "stacks", tmp_path / "refs"
+    stacks.mkdir()
+    refs.mkdir()
+    clean = np.stack([_scene(16, k)[..., 0] for k in range(3)])
+    planes = np.stack([add_gaussian_noise(plane[..., None], 30, seed=k)[..., 0] for k, plane in enumerate(clean)])
+    tifffile.imwrite(stacks / "z.tif", (planes * 65535).round().astype(np.uint16), imagej=True,
+                     metadata={"axes": "ZYX"})
+    tifffile.imwrite(refs / "z.tif", (clean * 65535).round().astype(np.uint16), imagej=True, metadata={"axes": "ZYX"})
+    out = tmp_path / "out"
+    assert main(["batch", str(stacks), "--task", "noisy", "-o", str(out), "--threads", "1",
+                 "--reference-dir", str(refs), *FIT]) == 0
+    record = _manifest(out)["z"]
+    assert any("a Z-stack of 3 planes" in n for n in record["input_notes"])
+    assert record["steps_run"] == [3, 3, 3] and record["settings"]["frames_separate"] == 3
+    frames = [f["standard"]["psnr"] for f in record["metrics"]["frames"]]
+    assert len(frames) == 3 and record["metrics"]["standard"]["psnr"] == pytest.approx(np.mean(frames))
+    written = tifffile.imread(out / "z.tif")
+    assert written.shape == (3, 16, 16)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # each plane as linr restore restores it
+        assert main(["restore", "--noisy", str(stacks / "z.tif"), "-o", str(tmp_path / "alone.tif"), *FIT]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    assert np.array_equal(written, tifffile.imread(tmp_path / "alone.tif"))
+    assert main(["batch", str(stacks), "--task", "noisy", "-o", str(tmp_path / "joint"), "--threads", "1",
+                 "--frames", "joint", *FIT]) == 0
+    assert tifffile.imread(tmp_path / "joint" / "z.tif").shape == (16, 16)
+    tifffile.imwrite(stacks / "t.tif", (planes * 255).round().astype(np.uint8), photometric="minisblack")  # a burst
+    assert main(["batch", str(stacks), "--task", "noisy", "-o", str(tmp_path / "sep"), "--threads", "1",
+                 "--frames", "separate", *FIT]) == 0
+    assert tifffile.imread(tmp_path / "sep" / "t.tif").shape == (3, 16, 16)
+    capsys.readouterr()
+    assert run_err(capsys, ["batch", str(stacks), "--task", "noisy", "-o", str(tmp_path / "reg"), "--frames",
+                            "separate", "--register", "translation", *FIT]).startswith(
+        "linr: error: --register translation registers a scene's frames against its first, and --frames separate")
+
+
 def test_scene_folders_pair_by_name_with_other_kinds(tmp_path):
     bursts, small = tmp_path / "bursts", tmp_path / "lr"
     small.mkdir()

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -568,15 +567,13 @@ def _decibels(psnr: float | None) -> str:
 
 
 def _frames_of(infos: list[Any], notes: list[str]) -> str:
-    """``--frames`` left out: 'separate' for a Z-stack (every frame a plane of TIFF stacks whose
-    axes stack them along Z: planes at other depths, not shots of one scene, which 'joint' would
-    average; a note says so), else 'joint'. A microscopist's defocus series came back as one plane."""
-    if len(infos) > 1 and all(info.tiff is not None and info.tiff.stack_axis == "Z" for info in infos):
-        files = sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos})
-        notes.append(f"{', '.join(files)}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each plane "
-                     "restored on its own and written as a stack (--frames joint restores them as shots of one scene)")
-        return "separate"
-    return "joint"
+    """``--frames`` left out: :func:`linr.scene.default_frames`, its note added to ``notes``."""
+    from .scene import default_frames
+
+    frames, note = default_frames(infos)
+    if note:
+        notes.append(note)
+    return frames
 
 
 def _frames_lines(lines: list[str | None]) -> list[str]:

@@ -24,7 +24,7 @@ from .images import (ImageInfo, ValueRange, choose_value_ranges, dim_integer_ran
                      refuse_one_pixel, refuse_undefined, to_unit)
 from .kinds import DIM_INTEGERS_BELOW, KINDS, left_out_where_transparent
 
-__all__ = ["load_scene", "expand_paths", "split_frames"]
+__all__ = ["load_scene", "expand_paths", "split_frames", "default_frames"]
 
 def other_case_hint(spec: str, keep: Callable[[Path], bool] = lambda _: True) -> str:
     """A hint where a glob matches no file (that ``keep`` keeps) but would with its letters' case
@@ -199,6 +199,19 @@ def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes
             line += (f"; {outside} values lie outside the range (kept up to half the range beyond it, "
                      "clipped further out, and the output clipped to the range)")
         notes.append(line)
+
+
+def default_frames(infos: Sequence[ImageInfo]) -> tuple[str, str | None]:
+    """How the frames of a scene are restored when ``--frames`` is left out, and a note saying why
+    (None: nothing to say): 'separate' for a Z-stack (every frame a plane of TIFF stacks whose
+    axes stack them along Z: planes at other depths, not shots of one scene, which 'joint' would
+    average), else 'joint'. A microscopist's defocus series came back as one plane."""
+    if len(infos) > 1 and all(info.tiff is not None and info.tiff.stack_axis == "Z" for info in infos):
+        files = sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos})
+        return "separate", (f"{', '.join(files)}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each "
+                            "plane restored on its own and written as a stack (--frames joint restores them as shots "
+                            "of one scene)")
+    return "joint", None
 
 
 def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]

@@ -100,6 +100,11 @@ def register(sub: Any) -> None:
                    help="frames of a scene that do not line up: fit a sub-pixel translation (or an "
                    "affine map) per frame after the first, jointly with the image, as linr restore "
                    "--register does; the fitted ones go into the manifest")
+    g.add_argument("--frames", choices=("joint", "separate"), default=None,
+                   help="the frames of a scene (a multi-image file's pages, a scene folder's files), as linr restore "
+                   "--frames: joint (default) one output image of them; separate: each restored on its own and "
+                   "written as a TIFF stack of as many frames (the default for a Z-stack: a TIFF whose ImageJ or "
+                   "OME axes stack its planes along Z)")
     add_fit_options(p)
     r = p.add_argument_group("running")
     r.add_argument("--workers", type=positive_int,
@@ -278,6 +283,9 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"options": generic} if (generic := _generic_options(args)) else {}),
         # the inputs' value range, only when given (since the sixty-third session; older manifests have none)
         **({"range": args.range if isinstance(args.range, str) else list(args.range)} if args.range is not None else {}),
+        # how a scene's frames are restored, only when given (since the sixty-fourth session; a Z-stack is
+        # restored plane by plane without it: linr.scene.default_frames)
+        **({"frames": args.frames} if args.frames is not None else {}),
     }
 
 
@@ -659,6 +667,9 @@ def _batch(args: argparse.Namespace) -> int:
                      labels=labels)
     if args.format is None:  # by input: each image keyed by its own output's format (plan.fingerprint)
         settings["format"] = BY_INPUT
+    if args.register and args.frames == "separate":
+        raise InputError(f"--register {args.register} registers a scene's frames against its first, and --frames "
+                         "separate restores each frame on its own (nothing to register it against): leave out one")
     if args.register and jobs and all(_one_photo(job) for job in jobs):
         raise InputError(f"--register {args.register} fits each frame's shift against a scene's first, and every "
                          "image of this batch is one photo: give scene folders of frames, multi-image files or "

@@ -23,6 +23,10 @@ a given reference gave no metrics, e.g. another size: the image is restored all 
 null), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
 time, ``backend``, ``host``, ``threads``, ``device``; for an image fitted in a stack of K,
 ``stacked`` K, ``fit_s`` and ``time_s`` its share and ``stack_time_s`` the stack's whole time).
+A stack whose frames are restored each on its own (``--frames separate``, a Z-stack's default)
+has lists of each frame's ``steps_run``, ``stop_step`` and ``stop_reason``, its first frame's
+``settings`` with ``frames_separate`` (the count), and ``metrics`` whose numbers are the frames'
+means, with ``metrics['frames']`` each frame's.
 """
 
 from __future__ import annotations

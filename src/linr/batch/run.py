@@ -248,7 +248,7 @@ def run_jobs(
                     run = {"backend": backend.name, "time_s": round(time.perf_counter() - t0, 3)}
                     record(failed_record(job, one_line(exc), key=keys[job.name], settings=settings, run=run))
                     continue
-                if in_tiles(prep.payload.observations, fit):
+                if in_tiles(prep.payload.each_scene()[0], fit):
                     tiled.append(job)
                     continue
             if group and stack_key(prep.payload) != stack_key(group[0][1].payload):
@@ -308,14 +308,16 @@ def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settin
         backend.idle()  # every whole image is done: its workers make way for the tiles' ones
         tile_backend.append(backend.with_task(fit_tile_group))
     where = f"{backend.name}, {backend.slots} tile batches in flight"
-    store = tile_store_path(job.output)
-    result = restore_tiles(prep.payload, executor=tile_backend[0], store=str(store), where=where)
+    scenes = prep.payload.each_scene()
+    stores = [tile_store_path(job.output, None if len(scenes) == 1 else k + 1) for k in range(len(scenes))]
+    result = restore_tiles(prep.payload, executor=tile_backend[0], stores=[str(store) for store in stores], where=where)
     try:
         record = finish(job, prep, result, key=key, settings=settings, backend=backend.name)
     except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written: tiles kept
         return failed_record(job, one_line(exc), key=key, settings=settings, run={"backend": backend.name})
     if record["status"] == "done":
-        remove_tile_store(store)  # written: the tiles are no longer needed
+        for store in stores:
+            remove_tile_store(store)  # written: the tiles are no longer needed
     return record
 
 

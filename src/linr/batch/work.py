@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LinrError
+from ..errors import InputError, LinrError
 from .plan import Job
 
 __all__ = ["Payload", "Prepared", "prepare", "fit_group", "stack_key", "finish", "failed_record",
@@ -50,6 +50,14 @@ class Payload:
     alpha: np.ndarray | None = None
     """The output's alpha (H, W; None: none): the metrics measure its opaque pixels where it keeps
     transparent ones, as ``linr restore`` measures them (:func:`linr.images.opaque_pixels`)."""
+    scenes: list[list[Any]] | None = None
+    """The scene's frames restored each on its own (``--frames separate``, a Z-stack's default;
+    :func:`linr.scene.split_frames`), or None: :attr:`observations` restored as one scene.
+    :attr:`reference` is then a list of as many frames (or None)."""
+
+    def each_scene(self) -> list[list[Any]]:
+        """The observations of each restoration this image takes: one, or one per frame."""
+        return [self.observations] if self.scenes is None else self.scenes
 
 
 @dataclass
@@ -99,8 +107,8 @@ def _utc_now() -> str:
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int,
             fewer_where_late: bool = False) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
-    from ..images import check_output_path, output_info, read_image
-    from ..scene import load_scene
+    from ..images import check_output_path, output_info, read_frames
+    from ..scene import default_frames, load_scene, split_frames
 
     obs = job.observations
     # The same reader as `linr restore` (linr.scene.load_scene), given this job's files.
@@ -113,12 +121,26 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     given = settings.get("range")  # --range: 'auto' or [LO, HI]
     observations, infos, _ = load_scene(obs, options, weights=settings["weights"], notes=notes,
                                         value_range=tuple(given) if isinstance(given, list) else given)
+    frames = settings.get("frames")
+    if frames is None:
+        frames, said = default_frames(infos)
+        notes += [said] if said else []
+    scenes = [scene for scene, _ in split_frames(observations, infos)] \
+        if frames == "separate" and len(observations) > 1 else None
+    if scenes is not None and fit.get("register"):
+        raise InputError(f"--register {fit['register']} registers frames against the first one, and these frames are "
+                         "restored each on its own (a Z-stack's planes; --frames joint restores them as one scene)")
     # a format that cannot hold the result fails now, not after the fit
-    check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2])
+    check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2],
+                      frames=1 if scenes is None else len(scenes))
     reference, metrics_error = None, None
     if job.reference is not None:
         try:  # a reference only adds metrics: a bad one must not cost the restoration
-            reference = read_image(job.reference)[0]
+            read = [image for image, _ in read_frames(job.reference)]
+            reference = read[0] if scenes is None else read
+            if scenes is not None and len(read) != len(scenes):
+                reference, metrics_error = None, (f"reference {job.reference}: {len(read)} frame(s), where the image "
+                                                  f"restores {len(scenes)} each on its own")
         except Exception as exc:  # noqa: BLE001
             metrics_error = f"reference {job.reference}: {one_line(exc)}"
     out = output_info(infos)
@@ -131,6 +153,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         threads=threads,
         fewer_where_late=fewer_where_late,
         alpha=out.alpha,
+        scenes=scenes,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
                     out.icc_profile, out.density, stamps, out.fits, [Path(str(i.path)).name for i in infos], notes,
@@ -157,7 +180,10 @@ def init_worker(devices: Any) -> None:
 
 def stack_key(payload: Payload) -> tuple[Any, ...]:
     """Payloads with equal keys can be fitted together (:func:`fit_group`): the same observation
-    kinds, sizes and channels give the same preset settings and restored size."""
+    kinds, sizes and channels give the same preset settings and restored size; an image whose
+    frames are restored each on its own is fitted alone."""
+    if payload.scenes is not None:
+        return ("frames restored each on its own", payload.name)
     return tuple((o.kind, o.shape, o.channels) for o in payload.observations)
 
 
@@ -192,9 +218,10 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
                 return [fit_group([p])[0] for p in payloads]
             # the loop is shared: each image is charged its share of it
             stacked = {**out, "stacked": len(payloads)}
-            return [_result(stacked, p, r, share=len(payloads)) for p, r in zip(payloads, results)]
+            return [_result(stacked, p, [r], share=len(payloads)) for p, r in zip(payloads, results)]
         try:
-            return [_result(out, first, restore(first.observations, **fit, progress=False, threads=None))]
+            return [_result(out, first, [restore(scene, **fit, progress=False, threads=None)
+                                         for scene in first.each_scene()])]
         except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
             return [{**out, "error": one_line(exc)}]
     finally:
@@ -218,11 +245,12 @@ def _threads_now(payload: Payload, device: str, out: dict[str, Any]) -> int:
     return chosen.threads
 
 
-def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) -> dict[str, Any]:
+def restore_tiles(payload: Payload, *, executor: Any, stores: list[str], where: str) -> dict[str, Any]:
     """Restore an image in tiles from the driver: :func:`linr.tasks.restore` with its tiles
     fitted by ``executor`` (a backend running :func:`linr.tiling.fit_tile_group`) with the
-    payload's torch threads, finished tiles kept in the folder ``store`` (this batch's: tiles of
-    other settings there are discarded; the caller removes it once the output is written).
+    payload's torch threads, finished tiles kept in the folders ``stores``, one per restoration
+    (:meth:`Payload.each_scene`; this batch's: tiles of other settings there are discarded; the
+    caller removes them once the output is written).
     Returns a result like :func:`fit_group`'s (``where`` says where the tiles ran); never raises
     for a failed fit."""
     out: dict[str, Any] = {"host": platform.node(), "threads": payload.threads, "device": payload.fit["device"],
@@ -231,11 +259,12 @@ def restore_tiles(payload: Payload, *, executor: Any, store: str, where: str) ->
     try:
         from ..tasks import restore
 
-        result = restore(payload.observations, **payload.fit, progress=False, tile_executor=executor,
-                         tile_threads=threads, tile_store=store, tile_store_owned=True, threads=None)
+        results = [restore(scene, **payload.fit, progress=False, tile_executor=executor, tile_threads=threads,
+                           tile_store=store, tile_store_owned=True, threads=None)
+                   for scene, store in zip(payload.each_scene(), stores, strict=True)]
     except Exception as exc:  # noqa: BLE001 - one image's failure must not stop the batch
         return {**out, "error": one_line(exc)}
-    return _result(out, payload, result)
+    return _result(out, payload, results)
 
 
 def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
@@ -256,33 +285,56 @@ def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
         return False
 
 
-def _result(out: dict[str, Any], payload: Payload, result: Any, *, share: int = 1) -> dict[str, Any]:
+def _result(out: dict[str, Any], payload: Payload, results: list[Any], *, share: int = 1) -> dict[str, Any]:
+    """A worker's result of an image's restorations (one, or one per frame restored on its own:
+    then its image a list of frames, its steps, stops and metrics lists of each frame's, its
+    metrics also their mean, its settings the first frame's with ``frames_separate``)."""
     from ..images import opaque_pixels
     from ..metrics import named_opaque, report as metrics_report
     from ..tasks import input_psnrs
 
     metrics, metrics_error, inputs = None, None, None
-    if payload.reference is not None:
+    references = [payload.reference] if payload.scenes is None else payload.reference
+    if references is not None and references[0] is not None:
         try:
-            where = opaque_pixels(payload.alpha, payload.reference.shape)
-            metrics = named_opaque(metrics_report(payload.reference, result.image, payload.metric_task, where=where))
-            inputs = input_psnrs(payload.observations, payload.reference, where=where) or None
+            where = opaque_pixels(payload.alpha, references[0].shape)
+            each = [named_opaque(metrics_report(reference, result.image, payload.metric_task, where=where))
+                    for reference, result in zip(references, results, strict=True)]
+            inputs = [input_psnrs(scene, reference, where=where) or None
+                      for scene, reference in zip(payload.each_scene(), references)]
+            metrics, inputs = (each[0], inputs[0]) if len(each) == 1 else (_mean_metrics(each), None)
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"
+    first = results[0]
+    one = len(results) == 1
+    settings = first.settings if one else {**first.settings, "frames_separate": len(results)}
     return {
         **out,
         "error": None,
         "metrics_error": metrics_error,
-        "image": result.image,
-        "steps_run": result.steps_run,
-        "stop_step": result.stop_step,
-        "stop_reason": result.stop_reason,
-        "fit_s": result.timings["fit_s"] / share,
-        "settings": result.settings,
+        "image": first.image if one else [r.image for r in results],
+        "steps_run": first.steps_run if one else [r.steps_run for r in results],
+        "stop_step": first.stop_step if one else [r.stop_step for r in results],
+        "stop_reason": first.stop_reason if one else [r.stop_reason for r in results],
+        "fit_s": sum(r.timings["fit_s"] for r in results) / share,
+        "settings": settings,
         "metrics": metrics,
         "input_psnr": inputs,
-        "device": result.settings["device"],
+        "device": first.settings["device"],
     }
+
+
+def _mean_metrics(each: list[dict[str, Any]]) -> dict[str, Any]:
+    """The frames' metrics (one report per frame: each convention's values) as one report: each
+    convention's numbers their mean over the frames (its other entries the first frame's), and
+    ``frames``, the list."""
+    mean: dict[str, Any] = {}
+    for convention, first in each[0].items():
+        if isinstance(first, dict):
+            mean[convention] = {k: float(np.mean([m[convention][k] for m in each]))
+                                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "crop" else v
+                                for k, v in first.items()}
+    return {**mean, "frames": each}
 
 
 def _inputs(job: Job) -> dict[str, str | None]:
@@ -315,7 +367,7 @@ def finish(
     job: Job, prep: Prepared, result: dict[str, Any], *, key: str, settings: dict[str, Any], backend: str
 ) -> dict[str, Any]:
     """Write a worker's result (atomically) and return the image's manifest record."""
-    from ..images import ImageInfo, beyond_range_note, output_notes, write_image
+    from ..images import ImageInfo, beyond_range_note, output_notes, write_frames
     from ..stabilise import burst_said
 
     run = {"backend": backend, "host": result.get("host"), "threads": result.get("threads"),
@@ -331,10 +383,11 @@ def finish(
         return failed_record(job, result["error"], key=key, settings=settings, run=run)
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
     # that was killed between writing it and recording it.
-    write_image(job.output, result["image"], bit_depth=prep.bit_depth, alpha=prep.alpha,
-                value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
-                density=prep.density, fits=prep.fits, force=True,
-                protect=job.inputs, exif=prep.exif)
+    images = result["image"] if isinstance(result["image"], list) else [result["image"]]
+    write_frames(job.output, images, bit_depth=prep.bit_depth, alpha=prep.alpha,
+                 value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
+                 density=prep.density, fits=prep.fits, force=True,
+                 protect=job.inputs, exif=prep.exif)
     run["time_s"] = _own_time(time.perf_counter() - prep.started, run)
     return {
         "image": job.name, "status": "done", "inputs": _inputs(job), "input_stamps": prep.input_stamps,
@@ -351,6 +404,6 @@ def finish(
                                   exif=prep.exif))) else {}),
         # values above a float photo's range, and what the output made of them (linr.images.beyond_range_note)
         **({"range_note": above} if (above := beyond_range_note(
-            job.output, [result["image"]], ImageInfo(job.name, prep.bit_depth, 0, value_range=prep.value_range)))
+            job.output, images, ImageInfo(job.name, prep.bit_depth, 0, value_range=prep.value_range)))
            else {}),
     }
