@@ -439,6 +439,26 @@ def test_degrade_says_a_jpeg_changes_what_it_simulates_and_refuses_a_jpeg_mask(f
     assert "--mask-output" in err and "name a .png or .tif" in err and not (tmp_path / "k.png").exists()
 
 
+def test_an_output_a_glob_of_the_inputs_matches_is_refused_naming_the_glob(tmp_path, capsys):
+    """A rerun of 'burst/*.png -o burst/out.png' matched its earlier output as one more frame and
+    said only 'refusing to overwrite an input file'; now the glob is named, before anything is
+    read (--force or not), and a report it matches too."""
+    (tmp_path / "b").mkdir()
+    for k in range(2):
+        write_image(tmp_path / "b" / f"f{k}.png", np.full((8, 8, 3), 0.1 * k, np.float32))
+    write_image(tmp_path / "b" / "out.png", np.zeros((8, 8, 3), np.float32))
+    glob_ = str(tmp_path / "b" / "*.png")
+    for extra in ([], ["--force"]):
+        err = run_err(capsys, ["restore", "--noisy", glob_, "-o", str(tmp_path / "b" / "out.png"), *extra])
+        assert err == (f"linr: error: {tmp_path / 'b' / 'out.png'}: the glob --noisy '{glob_}' matches it (an earlier "
+                       "run's output?), so it would be read as a frame and overwritten: write the output elsewhere "
+                       "or narrow the glob")
+    (tmp_path / "b" / "r.json").write_text("{}")
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "b" / "*"), "-o", str(tmp_path / "o.png"),
+                           "--report", str(tmp_path / "b" / "r.json")])
+    assert "r.json: the glob --noisy" in err
+
+
 def test_a_glob_that_misses_by_case_says_so(tmp_path, capsys):
     """'bu/*.jpg' misses IMG_0001.JPG (a glob is case-sensitive): restore's and batch's errors say so."""
     (tmp_path / "bu").mkdir()

@@ -219,6 +219,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise InputError("give --render-scale or --render-size, not both")
     model = model_config(args, args.preset)
     notes: list[str] = []
+    _refuse_output_in_a_glob(args, [args.output, args.report, args.uncertainty, args.save_model])
     observations, infos, inputs = load_observations(args, notes)
     if args.frames is None:
         args.frames = _frames_of(infos, notes)
@@ -564,6 +565,27 @@ def _decibels(psnr: float | None) -> str:
     """A PSNR as printed: 'NN.NN dB', or 'infinite (identical to the reference)' (an input given as
     its own reference; the report's JSON holds null there)."""
     return "infinite (identical to the reference)" if psnr is None or math.isinf(psnr) else f"{psnr:.2f} dB"
+
+
+def _refuse_output_in_a_glob(args: argparse.Namespace, outputs: list[str | None]) -> None:
+    """An output that a quoted glob of the inputs matches (an earlier run's, written beside its
+    frames) is refused naming the glob: a rerun otherwise said only that it would overwrite an
+    input file, and its frames had taken the earlier output in as one more."""
+    import glob as globbing
+
+    from .kinds import KINDS
+    from .scene import expand_paths
+
+    for name in KINDS:
+        for spec in getattr(args, name, None) or []:
+            if not (globbing.has_magic(spec) and not os.path.exists(spec)):
+                continue
+            matched = {Path(p).resolve() for p in expand_paths(spec)}
+            for output in outputs:
+                if output is not None and Path(output).resolve() in matched:
+                    raise InputError(f"{output}: the glob --{name} '{spec}' matches it (an earlier run's output?), so "
+                                     "it would be read as a frame and overwritten: write the output elsewhere or "
+                                     "narrow the glob")
 
 
 def _frames_of(infos: list[Any], notes: list[str]) -> str:
