@@ -198,3 +198,19 @@ def test_an_off_centre_psf_on_a_background_floor_is_said_off_centre_too():
     assert kernel_floor_note(floored) is not None
     assert "column 9.0 (0-based), 2.0 px from its centre" in kernel_offset_note(floored)
     assert kernel_offset_note(gaussian_kernel(15, 2.0) + 0.002) is None  # centred on a floor: only the floor's
+
+
+def test_a_photo_too_thin_to_measure_its_noise_says_why_it_gets_no_defaults(tmp_path, capsys):
+    """A 40x1 line scan was fitted by the paper's 7x256 with no prior and no refinement, and
+    nothing said why: under 4 px a side its noise is not measured, which the defaults need."""
+    from linr.scene import load_scene
+
+    for shape, said in (((1, 40), True), ((3, 40), True), ((4, 40), False)):
+        write_image(tmp_path / "line.png", np.linspace(0, 1, shape[0] * shape[1]).reshape(shape), force=True)
+        notes: list[str] = []
+        load_scene({"noisy": str(tmp_path / "line.png")}, notes=notes)
+        line = f"line.png: 40x{shape[0]} (width x height): under 4 px a side its noise cannot be measured"
+        assert any(line in n for n in notes) == said, notes
+    notes = []
+    load_scene({"noisy": str(tmp_path / "line.png")}, {"noise": "poisson", "peak": 10.0}, notes=notes)
+    assert not any("cannot be measured" in n for n in notes)

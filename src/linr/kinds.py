@@ -502,6 +502,15 @@ def _build_noisy(image, info, options, notes):
             notes.append(line)
     if Path(str(info.path)).suffix.lower() in (".jpg", ".jpeg") and not any(JPEG_NOTE in n for n in notes):
         notes.append(f"{info.path}: {JPEG_NOTE}")
+    from .noise import MIN_SIDE  # the wavelet's length: the least side whose noise is measured
+
+    if options["noise"] == "gaussian" and min(image.shape[:2]) < MIN_SIDE:
+        line = (f"{info.path}: {image.shape[1]}x{image.shape[0]} (width x height): under {MIN_SIDE} px a side "
+                "its noise cannot be measured, which the defaults for a noisy photo need (their narrow network, "
+                "prior and refinement): it is fitted without them (the paper's network unless one is named, no prior, "
+                "the fit's image returned)")
+        if line not in notes:
+            notes.append(line)
     term, _ = noise_term(image, options["noise"], peak=peak, read_noise=read_noise,
                          photon_method=options.get("photon_method"))
     return noisy(image, noise=term), []  # what was estimated: one line for all frames (below)
