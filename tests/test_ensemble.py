@@ -123,6 +123,13 @@ def test_a_float_map_of_a_16_bit_or_float_photo_is_in_its_units_an_8_bit_ones_on
                  "--uncertainty", str(tmp_path / "u8.tif"), "--report", str(tmp_path / "r8.json")]) == 0
     assert json.loads((tmp_path / "r8.json").read_text())["uncertainty"]["scale"] == "0-1"
     assert float(tifffile.imread(tmp_path / "u8.tif").max()) < 1
+    # an OME input's pixel size and axes go into the map too (it came back a plain TIFF)
+    tifffile.imwrite(tmp_path / "n.ome.tif", np.round(noisy[..., 0] * 65535).astype(np.uint16), ome=True,
+                     metadata={"axes": "YX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25})
+    assert main(["restore", "--noisy", str(tmp_path / "n.ome.tif"), "-o", str(tmp_path / "o.ome.tif"), *fit,
+                 "--uncertainty", str(tmp_path / "u.ome.tif")]) == 0
+    with tifffile.TiffFile(tmp_path / "u.ome.tif") as stored:
+        assert stored.is_ome and 'PhysicalSizeX="0.25"' in stored.ome_metadata and stored.pages[0].dtype == np.float32
     capsys.readouterr()
 
 

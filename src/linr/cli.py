@@ -448,6 +448,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         fmt = WRITE_FORMATS[Path(args.uncertainty).suffix.lower()]
         span = spread_units(out.value_range, fmt)
         write_frames(args.uncertainty, spreads, bit_depth=16 if fmt == "png" else 32, density=out.density,
+                     tiff=out.tiff,  # an ImageJ or OME input's axes, pixel size and channel names: the map lies on it
                      value_range=None if span is None else ValueRange(0.0, span, "given"),
                      fits=out.fits if span is not None or out.fits is None else out.fits.without("BUNIT"),
                      force=args.force, protect=protect + [args.output])
