@@ -202,6 +202,37 @@ def test_a_sharpening_kernel_and_a_mask_with_nothing_missing_are_noted_once_befo
     assert err.count("every pixel is observed, so there is nothing to fill in") == 1 and "white.png" not in err
 
 
+def test_a_photo_with_nothing_missing_is_returned_as_it_is_with_no_fit(tmp_path, capsys):
+    """An all-white mask (an archive's scan without damage) ran the whole fit, of minutes to hours
+    at a scan's size, for the photo itself: now no fit, no tiles, no forecast; the photo written
+    as it is, from restore, Python and batch; --refine none still fits a network to it."""
+    import linr
+    from linr.tasks import NOTHING_MISSING
+
+    rng = np.random.default_rng(3)
+    photo = rng.random((300, 300, 3)).astype(np.float32)
+    write_image(tmp_path / "photo.png", photo)
+    write_image(tmp_path / "white.png", np.ones((300, 300), np.float32))
+    assert main(["restore", "--masked", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "white.png"),
+                 "-o", str(tmp_path / "out.png"), "--tile", "128", "--workers", "2",
+                 "--report", str(tmp_path / "r.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "not fitted: every pixel is observed: the photo itself is the result, with no fit" in out
+    assert "tiles" not in err and "estimated" not in err and "network:" not in out and "refined" not in out
+    assert np.array_equal(read_image(tmp_path / "out.png")[0], read_image(tmp_path / "photo.png")[0])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["steps_run"] == 0 and report["stop_reason"] == NOTHING_MISSING
+    mask = np.ones((300, 300), bool)
+    result = linr.restore([linr.masked(read_image(tmp_path / "photo.png")[0], mask)])
+    assert result.steps_run == 0 and np.array_equal(result.image, read_image(tmp_path / "photo.png")[0])
+    fitted = linr.restore([linr.masked(photo[:16, :16], mask[:16, :16])], refine="none", steps=2)
+    assert fitted.steps_run == 2
+    assert main(["batch", "--masked", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "white.png"),
+                 "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    record = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[-1])
+    assert record["status"] == "done" and record["steps_run"] == 0
+
+
 def test_images_smaller_than_ssims_window_get_psnr_and_say_why_not_ssim(tmp_path, capsys):
     rng = np.random.default_rng(0)
     clean = rng.random((9, 5, 3)).astype(np.float32)  # under both windows (11 px; the paper's 7)

@@ -209,7 +209,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .scene import split_frames
     from .stabilise import moved_before_mean
     from .stopping import FixedSteps
-    from .tasks import (check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
 
     check_pairs(args)
@@ -270,7 +270,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         first, then = (f"--stop fixed:{rule.steps}", f"--steps {args.steps}") if rule.steps < args.steps \
             else (f"--steps {args.steps}", f"--stop fixed:{rule.steps}")
         notes.append(f"{first} ends the fit before {then} would: {min(rule.steps, args.steps)} steps")
-    resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=learned)  # a bad one: now
+    refined = resolve_refine(args.refine, obs, preset=args.preset, keep_model=keep_model, register=learned)  # a bad one: now
     dropped = resolve_refine(None, obs, preset=args.preset, register=learned) \
         if keep_model and args.refine is None else None
     if dropped:
@@ -300,8 +300,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
     fits_pilot = pilot_fit(fitted, preset=args.preset, model=model, stop=args.stop, refine=args.refine,
                            keep_model=keep_model)  # one fit's; an ensemble's members are not tiled
+    fitted_at_all = not nothing_missing(obs, refined, ensemble=args.ensemble, keep_model=keep_model)
     grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=learned,
-                     pilot=fits_pilot and args.ensemble == 1)
+                     pilot=fits_pilot and args.ensemble == 1) if fitted_at_all else None
     if grid is not None and (args.save_model or out_shape != shape):
         what = "--save-model" if args.save_model else "--render-scale / --render-size"
         raise InputError(f"{what} needs one network of the whole image, but this restoration is "
@@ -331,7 +332,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          "framing, are not built with a registration (without --register when they are aligned)")
     spread = (args.workers or 1) > 1 or args.backend == "ray"
     check_backend_options(args)
-    if spread and grid is None:
+    if spread and grid is None and fitted_at_all:
         raise InputError("--workers and --backend ray spread the tiles of one image, and this image "
                          "is restored whole (ask for tiles with --tile SIZE)")
     stores: list[Path | None] = [None] * len(scenes)
@@ -371,7 +372,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # transparent pixels were filled with mirrored values: linr.transparent)
     measured = [None if reference is None else opaque_pixels(out.alpha, reference.shape) for reference in references]
     results, images = [], []
-    executor, threads = _tile_executor(args, workers) if spread or workers > 1 else (None, None)
+    executor, threads = _tile_executor(args, workers) if (spread or workers > 1) and grid is not None else (None, None)
     try:
         for i, (scene, _) in enumerate(scenes):
             result = restore(
@@ -419,12 +420,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     _made_folder(new_folder)
     if len(scenes) == 1:
         result = results[0]
-        print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}")
+        print(f"stopped at step {result.steps_run}: {result.stop_reason}{_returned(result)}"
+              if result.stop_reason != NOTHING_MISSING else f"not fitted: {result.stop_reason}")
         for line in _registration_lines(result.settings.get("registration"), observations, infos):
             print(line)
     for line in _blur_lines(results[0].settings, chosen=getattr(args, "boundary", None), preset=args.preset):
         print(line)
-    for line in _frames_lines([_network_line(r.settings, named=model is not None) for r in results]):
+    for line in _frames_lines([_network_line(r.settings, named=model is not None)
+                               if r.stop_reason != NOTHING_MISSING else None for r in results]):
         print(line)
     # a burst's frames named by their files in its lines (one scene: separate frames are no burst)
     names = [Path(str(info.path)).name for info in scenes[0][1]] if len(scenes) == 1 else None
@@ -703,8 +706,10 @@ def _retry_line(settings: list[dict[str, Any]]) -> str | None:
 
 def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     """One line on the refinement after the fits (not in the paper), or None."""
-    done = [s["refine"] for s in settings if s.get("refine")]
-    if not done:
+    from .tasks import NOTHING_MISSING
+
+    done = [s["refine"] for s in settings if s.get("refine") and s["refine"].get("skipped") != NOTHING_MISSING]
+    if not done:  # none, or a photo with nothing missing returned as it is (said by its 'not fitted' line)
         return None
     skipped = [d for d in done if "skipped" in d]
     if skipped:

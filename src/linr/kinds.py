@@ -634,8 +634,9 @@ def _build_masked(image, info, options, notes):
                      "the output is opaque")
         info.alpha = None
     if np.asarray(mask).all():
-        notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in (the result is "
-                     "the image as the network reproduces it, or with the default refinement the image itself)")
+        notes.append(f"{info.path}: every pixel is observed, so there is nothing to fill in: with the default "
+                     "refinement the image itself is the result, with no fit (--refine none fits a network that "
+                     "reproduces it)")
     keep = np.asarray(mask, bool)
     _said_if_noisy(np.asarray(image), keep, info.path, notes)
     if mask_path:

@@ -1282,7 +1282,10 @@ def restore(
                 print(line, file=sys.stderr, flush=True)
         if register is not None:
             obs = register_observations(obs, register, shape=clean_shape(obs))
-        if ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
+        nothing = not plan.fits
+        if nothing:  # the photo is the result: no fit (an archive's batch of scans whose masks mark no damage)
+            result = the_photo_itself(obs, config, refine)
+        elif ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
             stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), obs,
                                             stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model,
                                             averaged_level=_averaged_level(plan.route)),
@@ -1314,7 +1317,7 @@ def restore(
         elif plan.aligned is not None:
             result.settings["registration"] = plan.aligned
         _record_measured_noise(result.settings, observations, preset)
-        if refine is not None:
+        if refine is not None and not nothing:
             if on_refine is not None:
                 on_refine(refine)
             shared = ensemble == 1 or blended  # an ensemble's members draw their own held-out pixels otherwise
@@ -1484,6 +1487,36 @@ def apply_refine(result: FitResult, refine: str, observations: Sequence[Observat
     result.model = None  # it renders the fit's image, not this one
 
 
+NOTHING_MISSING = "every pixel is observed: the photo itself is the result, with no fit"
+"""The stop reason (and the refinement's ``skipped``) of a restoration that needs no fit (:func:`nothing_missing`)."""
+
+
+def nothing_missing(observations: Sequence[Observation], refine: str | None, *, ensemble: int = 1,
+                    keep_model: bool = False) -> bool:
+    """Whether a restoration's result is its photo as it is, with no fit: one photo with missing
+    pixels whose mask leaves none out, refined by a refinement that puts the observed pixels back
+    (``takes == 'masked'``: every pixel then the photo's), one member, no model kept. The whole fit
+    ran before (a note said its result was the photo): at a scan's size, minutes to hours."""
+    return len(observations) == 1 and observations[0].kind == "masked" and missing_share(observations[0]) == 0.0 \
+        and refine is not None and REFINERS[refine].takes == "masked" and ensemble == 1 and not keep_model
+
+
+def the_photo_itself(observations: Sequence[Observation], config: FitConfig, refine: str) -> FitResult:
+    """The result of a restoration that needs no fit (:func:`nothing_missing`): the photo, its
+    settings those a fit would report (no stop rule consulted; the refinement skipped)."""
+    import torch
+
+    from .fit import describe_fit
+
+    (photo,) = observations
+    image = np.array(photo.image, dtype=np.float32)
+    weights = [1.0 if photo.weight is None else float(photo.weight)]
+    settings = {**describe_fit(config, torch.device("cpu"), image.shape[:2], image.shape[2], observations, weights),
+                "stop": {"name": "none", "why": NOTHING_MISSING}, "refine": {"name": refine, "skipped": NOTHING_MISSING}}
+    timings = {"setup_s": 0.0, "fit_s": 0.0, "per_step_s": 0.0, "eval_s": 0.0, "train_s": 0.0, "total_s": 0.0}
+    return FitResult(image, {"loss": []}, 0, 0, NOTHING_MISSING, timings, settings)
+
+
 def check_ensemble(ensemble: int, *, tiled: bool, register: str | None = None, keep_model: bool = False,
                    stop_object: bool = False) -> None:
     """One-line errors for an ensemble that cannot be fitted, before any work."""
@@ -1633,6 +1666,8 @@ class RestorePlan:
     """The shifts a registered burst's frames were moved by onto the first's grid (per frame, the
     first None), or None: not aligned before the fit (which then learns the registration asked
     for, if any)."""
+    fits: bool = True
+    """False where no fit is needed: the photo is the result (:func:`nothing_missing`; no tiles then)."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1665,6 +1700,8 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     left_out = None if refine is not None else \
         default_refine_left_out(obs, preset=preset, keep_model=keep_model, register=register)
     refine = resolve_refine(refine, obs, preset=preset, keep_model=keep_model, register=register)
+    fits = not nothing_missing(obs, refine, ensemble=ensemble, keep_model=keep_model)
+    grid = grid if fits else None
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
                         refine=refine if grid is None else None)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
@@ -1672,7 +1709,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,
                       averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
-                       aligned)
+                       aligned, fits)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -1744,6 +1781,8 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
     """:func:`linr.forecast.forecast_line` of a planned restoration (:func:`restore_cost`)."""
     from .forecast import Usual, forecast_line
 
+    if not plan.fits:
+        return None
     masked = plan.refine is not None and REFINERS[plan.refine].takes == "masked"  # an ensemble's members share them
     chooses = (plan.grid is None and (ensemble == 1 or masked) or plan.grid is not None and blends_in_tiles(plan.refine)) \
         and holdout_rule(plan.rule) is not None
