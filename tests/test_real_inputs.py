@@ -527,6 +527,11 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
             linr.restore([linr.noisy(image)], steps=2, seed=seed, refine="none")
     with pytest.raises(InputError, match="ensemble must be a whole number of members"):
         linr.restore([linr.noisy(image)], steps=2, ensemble=True)
+    for lr in ("1e-3", True, float("nan")):  # a string raised a raw TypeError (a researcher's trial)
+        with pytest.raises(InputError, match="learning rate must be a positive number"):
+            linr.restore([linr.noisy(image)], steps=2, lr=lr, refine="none")
+    with pytest.raises(InputError, match="tile_stack must be a whole number of tiles"):
+        linr.restore([linr.noisy(np.tile(image, (3, 3, 1)))], steps=2, tile="16:4", tile_stack="2", refine="none")
     for model in ("siren", {"width": 32}):
         with pytest.raises(InputError, match="model must be a linr.ModelConfig"):
             linr.restore([linr.noisy(image)], steps=2, model=model)

@@ -1609,8 +1609,8 @@ def small_pilot_tiles_note(size: int | None, *, pilot: bool) -> str | None:
 
 def _tile_stack(stack: int | None, config: FitConfig) -> int:
     if stack is not None:
-        if stack < 1:
-            raise InputError(f"tile_stack must be at least 1, got {stack}")
+        if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+            raise InputError(f"tile_stack must be a whole number of tiles, at least 1, got {stack!r}")
         return stack
     from .problem import resolve_device
 
