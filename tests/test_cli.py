@@ -498,3 +498,22 @@ def test_a_glob_that_misses_by_case_says_so(tmp_path, capsys):
                  ["batch", str(tmp_path / "bu" / "*.jpg"), "--task", "noisy", "-o", str(tmp_path / "out")]):
         err = run_err(capsys, argv)
         assert "a glob is case-sensitive, and 1 file(s) such as" in err and "IMG_0001.JPG" in err
+
+
+def test_an_8_bit_reference_beside_float_inputs_given_a_range_is_read_by_its_own_type(tmp_path, capsys):
+    """A float32 input restored with --range 0:1 and an 8-bit PNG reference: the reference was read in
+    the inputs' range (its 0..255 as 0..255 on the fit's scale: PSNR -0.00 dB); now by its own
+    type's range, said in a note (the bench's saved input, restored so, gave the bench's 29.59 dB)."""
+    import tifffile
+
+    rng = np.random.default_rng(4)
+    clean = rng.random((16, 16, 3)).astype(np.float32)
+    write_image(tmp_path / "clean.png", clean)
+    tifffile.imwrite(tmp_path / "noisy.tif", (np.round(clean * 255) / 255 + 0.01).astype(np.float32), photometric="rgb")
+    assert main(["restore", "--noisy", str(tmp_path / "noisy.tif"), "--range", "0:1", "--reference",
+                 str(tmp_path / "clean.png"), "-o", str(tmp_path / "o.tif"), "--steps", "2", "--refine", "none",
+                 "--report", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "clean.png: uint8, another sample type than the inputs': read by its own type's range" in err
+    inputs = json.loads((tmp_path / "r.json").read_text())["input_psnr"]
+    assert inputs[0]["psnr"] == pytest.approx(40.0, abs=0.5)  # the 0.01 offset: 40 dB

@@ -987,6 +987,12 @@ def _read_references(path: str | None, out: Any, count: int, notes: list[str] | 
 
     stored = read_stored(path)
     vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given", "bits") else None
+    integers = [im for im in stored if im.values.dtype.kind in "ui"]
+    if vr is not None and integers and any(im.values.dtype.itemsize * 8 != out.bit_depth for im in integers):
+        vr = None  # integers of another type than the inputs' (an 8-bit PNG beside float inputs): not their units
+        if notes is not None:
+            notes.append(f"{path}: {integers[0].type_name}, another sample type than the inputs': read by its own "
+                         f"type's range, not the inputs' ({out.value_range.describe()})")
     own = choose_value_ranges(stored, vr)
     if vr is None and out.value_range is not None and out.value_range.rule == "dtype" and \
             any(r.rule == "data" for r in own):  # floats in their units beside integer inputs: the inputs' units
