@@ -60,6 +60,7 @@ def summarise(rows: Sequence[dict[str, Any]], paper: dict[str, Any]) -> list[dic
                               if entry["psnr_paper"] is not None and entry["paper_psnr"] is not None else None)
         entry["table_number"] = next(r["table_number"] for r in rows if r["table"] == table)
         entry["fit_s"] = _mean(r["fit_s"] for r in ok)
+        entry["time_s"] = _mean(restore_seconds(r) for r in ok)
         entry.update(_against_default(rows, table, method, ok))
         out.append(entry)
     return out
@@ -103,6 +104,13 @@ def _f(value: float | None, digits: int = 2, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def restore_seconds(row: dict[str, Any]) -> float | None:
+    """A row's restoration time: linr's whole restore (``total_s``: the fit, a stop's work after it
+    and the refinement), else its fit's (the others' runs; rows made before ``total_s`` was kept).
+    A researcher's trial read 0.9 s for the default beside a 14-s restore when the fit alone was shown."""
+    return row["total_s"] if row.get("total_s") is not None else row.get("fit_s")
+
+
 def markdown_summary(summary: Sequence[dict[str, Any]]) -> list[str]:
     """The per-table averages as a Markdown table (PSNR in dB); with variants of the defaults among
     them (``linr bench --variants``), two more columns: each one's PSNR (paper convention) less
@@ -143,7 +151,7 @@ def _table_section(table: Table, rows: list[dict[str, Any]], summary: list[dict[
     lines += [
         "| image | method | steps | stop | PSNR paper conv. | paper | diff | PSNR standard | "
         "PSNR Y (SR, crop) | SSIM standard | SSIM paper conv. | paper SSIM | peak PSNR (step) | "
-        "fit s | note |",
+        "time s | note |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
@@ -155,7 +163,7 @@ def _table_section(table: Table, rows: list[dict[str, Any]], summary: list[dict[
             f"{_f(r['psnr_standard'])} | {_f(r['psnr_y_standard'])} | {_f(r['ssim_standard'], 3)} | "
             f"{_f(r['ssim_paper'], 3)} | {_f(r['paper_ssim'], 3)} | "
             f"{peak} | "
-            f"{_f(r['fit_s'], 1)} | {note} |"
+            f"{_f(restore_seconds(r), 1)} | {note} |"
         )
     lines += ["", "Averages over the images run:", ""]
     lines += markdown_summary([e for e in summary if e["table"] == table.key])
@@ -173,15 +181,18 @@ def _table_section(table: Table, rows: list[dict[str, Any]], summary: list[dict[
 def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
                  rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
                  machine: dict[str, Any], command: str, skipped: Sequence[str],
-                 plots: dict[str, str | None], plot_note: str | None) -> None:
-    """The human-readable report: settings, deviations, per-table averages, per-image rows."""
+                 plots: dict[str, str | None], plot_note: str | None,
+                 jobs: dict[str, dict[str, Any]] | None = None) -> None:
+    """The human-readable report: settings, deviations, per-table averages, per-image rows; with
+    the ``jobs`` the rows came from, what each of linr's default columns ran (:func:`as_run_lines`)."""
     lines = [f"# linr bench: the paper's tables, {profile.name} profile", ""]
     lines += [f"Command: `{command}`", "",
               f"Machine: {machine['processor']}, {machine['cpus']} CPUs, torch {machine['torch']} "
               f"with {machine['threads']} thread(s), device {machine['device']}; linr "
               f"{machine['linr']}; this report {machine['started']} to {machine['finished']}; "
               f"its fits started between {machine['first_fit']} and {machine['last_fit']} and "
-              f"took {machine['fit_s_total'] / 60:.1f} min of fitting in all.", "",
+              f"took {machine['time_s_total'] / 60:.1f} min in all ({machine['fit_s_total'] / 60:.1f} min of it "
+              "fitting).", "",
               f"Profile `{profile.name}`: {profile.description}", "",
               f"- crop: {'full images' if profile.crop is None else f'{profile.crop}x{profile.crop} centre crops'}",
               f"- LINR steps per task: {json.dumps(profile.steps)}",
@@ -203,23 +214,56 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
         "the output to [0, 1], PSNR on RGB, SSIM of Wang et al. (11x11 Gaussian window, data "
         "range 1). 'PSNR Y (SR, crop)' is the usual SR metric: Y channel, border of `factor` "
         "pixels cut. 'peak PSNR' is the best PSNR (RGB, unclipped) an iterative method reached "
-        "at any step and the step: an oracle that needs the clean image, shown to tell a "
+        "at any step and the step (step k: the output step k started from, after k - 1 updates; a "
+        "fixed budget of N steps returns step N + 1, its last iterate, which the peak includes): an oracle that needs the clean image, shown to tell a "
         "budget that stops too early or too late from a method that cannot do better. "
         "'diff' = ours (paper conv.) - paper. Super-resolution tables centre-crop the "
         "HR image to a multiple of the factor first.", "",
-        "Fit time is the wall time of the restoration alone (no I/O or metrics). Rows marked "
+        "'time s' is the wall time of each restoration, no I/O or metrics: for linr its fit, a stop's work "
+        "after it and the refinement (results.csv: fit_s the fit alone, total_s all of it), for the "
+        "others their run. images/inputs holds each input as fitted: a float32 TIFF of its values (unclipped, "
+        "unrounded; `linr restore --range 0:1` maps it as the bench did) and an 8-bit PNG to look at, each "
+        "named by its own width x height; images/ the outputs as 8-bit PNGs to look at (the metrics are of "
+        "the unrounded outputs). Rows marked "
         "'shared with table N' reuse that table's identical fit.", "",
     ]
     if skipped:
         lines += ["Skipped:", ""] + [f"- {s}" for s in skipped] + [""]
     if plot_note:
         lines += [plot_note, ""]
+    lines += as_run_lines(rows, jobs or {})
     lines += ["## Per-table averages", ""] + markdown_summary(summary) + [""]
     for table in tables:
         lines += _table_section(table, [r for r in rows if r["table"] == table.key],
                                 [e for e in summary if e["table"] == table.key],
                                 plots.get(table.key), profile)
     path.write_text("\n".join(lines))
+
+
+def as_run_lines(rows: Sequence[dict[str, Any]], jobs: dict[str, dict[str, Any]]) -> list[str]:
+    """What each column of linr's defaults (``LINR (default)``, its ``--variants``, ``fast``) ran, by
+    table: the networks, learning rates and stop rules of its fits. One setting of a variant can
+    change others (``refine=none`` leaves the denoising pilot: the paper's 7x256 at its rate and
+    stop), which a researcher's trial read as an ablation of that setting alone."""
+    seen: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        job = jobs.get(row.get("job") or "")
+        if job and job.get("status") == "ok" and row["method"].startswith("LINR (") and job.get("settings"):
+            seen.setdefault((row["table_number"], row["method"]), []).append(job["settings"])
+    if not seen:
+        return []
+
+    def said(values: list[Any]) -> str:
+        kept = list(dict.fromkeys(str(v) for v in values))
+        return kept[0] if len(kept) == 1 else " / ".join(kept)
+
+    lines = ["What linr's default columns ran (their fits' networks, learning rates and stop rules; a "
+             "variant's one setting can change the others):", ""]
+    for (number, method), settings in sorted(seen.items()):
+        models = [f"{m.get('name')} {m.get('depth')}x{m.get('width')}" for m in (s.get("model") or {} for s in settings)]
+        lines.append(f"- table {number}, {method}: {said(models)}, lr {said([s.get('lr') for s in settings])}, "
+                     f"stop {said([s.get('stop') for s in settings])}")
+    return lines + [""]
 
 
 def plot_curves(path: Path, title: str,

@@ -158,21 +158,37 @@ class Profile:
         """A copy with a smaller crop, one step count everywhere, or chosen images (smoke runs)."""
         p = self
         notes = list(p.deviations)
+
+        def replacing(*said: str) -> None:  # the profile's own lines on what an option replaces
+            notes[:] = [n for n in notes if not n.startswith(said)]
+
         if crop is not None:
             p = replace(p, crop=crop)
-            notes.append(f"--crop {crop}: every image centre-cropped to {crop}x{crop}")
+            replacing(CROP_SAID)
+            notes.append(f"--crop {crop}: every image centre-cropped to {crop}x{crop} (the paper: full images; on a "
+                         "crop the coordinate grid spans the crop, so it fits, and overfits noise, in fewer steps)")
         if steps is not None:
             p = replace(p, steps={k: steps for k in p.steps}, dip_steps=None, budget=steps,
                         dip_recipe={k: replace(r, steps=steps) for k, r in p.dip_recipe.items()})
-            notes.append(f"--steps {steps}: every iterative method runs {steps} steps")
+            replacing(*STEPS_SAID)
+            notes.append(f"--steps {steps}: every iterative method runs {steps} steps (the paper: 500; 4000 for "
+                         "deblurring), DIP at its recipe too")
         if images is not None:
             p = replace(p, images={"*": tuple(images)}, ablation_images=tuple(images))
+            replacing(IMAGES_SAID)
             notes.append(f"--images: only {', '.join(images)}")
         if notes != list(self.deviations):  # the profile's own description no longer holds as it says
             p = replace(p, description=f"{p.description} (this run's options change it: see the "
                                        "deviations, and the crop and steps below)")
         return replace(p, deviations=tuple(notes))
 
+
+CROP_SAID = "images: "
+"""How a profile's deviation on its crop begins: ``--crop`` replaces it (the report said both)."""
+STEPS_SAID = ("LINR steps: ", "DIP column: ")
+"""How a profile's deviations on its step counts begin: ``--steps`` replaces them."""
+IMAGES_SAID = "image subsets: "
+"""How a profile's deviation on its images begins: ``--images`` replaces it."""
 
 _DIP_PAPER = {
     "denoise": DIPRecipe(3000, 1.0 / 30.0, 0.99),
@@ -221,8 +237,8 @@ PROFILES: dict[str, Profile] = {
             "DIP column: 200 steps (300 for deblurring; the paper: 500, the same as LINR) rather "
             "than LINR's quick budget, since a convolutional prior's progress per step does not "
             "speed up on crops the way the SIREN's does; DIP recipe column: 800 steps with "
-            "averaging for denoising, 600 for SR x4 (DIP's paper: 3000 and 2000); DIP width 64 "
-            "channels instead of 128 (CPU time)",
+            "averaging for denoising, 600 for SR x4 (DIP's paper: 3000 and 2000)",
+            "DIP width 64 channels instead of 128 (CPU time)",
             "image subsets: Set9 f16, house, kodim03; Set5 bird, butterfly; deblur butterfly, "
             "parrots; kate; the activation ablation on butterfly only",
         ),

@@ -11,6 +11,7 @@ Importable: ``linr.bench.tables.run_bench(profile="quick", tables=["1"], out="be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -139,6 +140,11 @@ def run_bench(
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
+    if steps is not None and not (methods and any(m.lower() in ("dip_recipe", "dip (recipe)") for m in methods)):
+        # its steps are the DIP column's then, and so its settings: the same fit twice (a researcher's trial)
+        exclude = list(exclude or []) + ["dip_recipe"]
+        prof = dataclasses.replace(prof, deviations=prof.deviations + (
+            "'DIP (recipe)' left out: with --steps it is the 'DIP' column's fit (the same steps and settings)",))
     from . import data_dir as find_data
     from .runner import BenchRun, ROW_FIELDS
 
@@ -199,4 +205,4 @@ def _write_outputs(run: Any, tables: list[Any], plots: dict[str, str | None],
          "skipped": run.skipped}, indent=1))
     write_report(run.out / "report.md", profile=run.profile, tables=tables, rows=run.rows,
                  summary=summary, machine=run.machine(), command=run.command,
-                 skipped=run.skipped, plots=plots, plot_note=plot_note)
+                 skipped=run.skipped, plots=plots, plot_note=plot_note, jobs=run.jobs)
