@@ -202,7 +202,7 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
               "- DIP recipe ('DIP (recipe)' column): " + "; ".join(
                   f"{k}: {r.steps} steps, perturbation {r.reg_noise_std:.3g}, averaging {r.average}"
                   for k, r in profile.dip_recipe.items()),
-              f"- DIP width: {profile.dip_channels} channels; fit seed {profile.seed}; corruption "
+              f"- DIP width: {profile.dip_channels} channels; fit seed {profile.fits_seed}; corruption "
               "seeds per image and kind are in every row",
               ""]
     if profile.deviations:
@@ -217,7 +217,9 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
         "at any step and the step (step k: the output step k started from, after k - 1 updates; a "
         "fixed budget of N steps returns step N + 1, its last iterate, which the peak includes): an oracle that needs the clean image, shown to tell a "
         "budget that stops too early or too late from a method that cannot do better. "
-        "'diff' = ours (paper conv.) - paper. Super-resolution tables centre-crop the "
+        "'diff' = ours (paper conv.) - paper. The classical denoisers (TV, NLM, BM3D) are given the "
+        "noise level the photo was made with (on real noise, Table 14, the level measured from the photo); "
+        "linr's default measures it from the photo itself, and the paper's LINR needs none. Super-resolution tables centre-crop the "
         "HR image to a multiple of the factor first.", "",
         "'time s' is the wall time of each restoration, no I/O or metrics: for linr its fit, a stop's work "
         "after it and the refinement (results.csv: fit_s the fit alone, total_s all of it), for the "

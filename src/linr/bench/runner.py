@@ -328,7 +328,7 @@ class BenchRun:
         from .. import tasks
 
         options = self._linr_options(method, corruption)
-        plan = tasks.plan_restore(self.observations(arrays, corruption), seed=self.profile.seed,
+        plan = tasks.plan_restore(self.observations(arrays, corruption), seed=self.profile.fits_seed,
                                   device=self.device, progress=False, **options)
         return plan.config, plan.rule, plan.grid, plan.refine, plan.route
 
@@ -340,6 +340,7 @@ class BenchRun:
         key: dict[str, Any] = {
             "source": scene.source, "crop": scene.crop, "corruption": dataclasses.asdict(corruption),
             "seeds": seeds, "kind": method.kind, "profile_seed": self.profile.seed,
+            **({} if self.profile.fit_seed is None else {"fit_seed": self.profile.fit_seed}),
         }
         if method.kind in LINR_KINDS:
             # Keyed on the resolved fit settings and stop rule, not the column: the paper preset,
@@ -411,7 +412,7 @@ class BenchRun:
                 raise ValueError(f"no DIP recipe for task {task!r} in profile {self.profile.name!r}")
             steps, reg_noise, average = recipe.steps, recipe.reg_noise_std, recipe.average
         return DIPConfig(steps=steps, reg_noise_std=reg_noise, average=average,
-                         channels=self.profile.dip_channels, seed=self.profile.seed,
+                         channels=self.profile.dip_channels, seed=self.profile.fits_seed,
                          device=self.device)
 
     def run_job(self, scene: Scene, arrays: dict[str, Any], corruption: Corruption,
@@ -426,7 +427,7 @@ class BenchRun:
         if k in LINR_KINDS:
             options = self._linr_options(method, corruption)
             result = tasks.restore(
-                self.observations(arrays, corruption), seed=self.profile.seed, device=self.device,
+                self.observations(arrays, corruption), seed=self.profile.fits_seed, device=self.device,
                 reference=scene.clean, progress=False, eval_every=self.profile.eval_every, threads=None, **options,
             )
             image, fit_s = result.image, result.timings["fit_s"]
@@ -633,7 +634,7 @@ class BenchRun:
             "method": method.label, "method_kind": method.kind if method.model == "siren"
             else f"{method.kind}:{method.model}",
             "profile": self.profile.name, "device": self.device, "threads": self.threads,
-            "seed": self.profile.seed, "corruption": corruption.describe(),
+            "seed": self.profile.fits_seed, "corruption": corruption.describe(),
             "corruption_seeds": job.get("seeds", {}), "image_size": list(scene.clean.shape[:2]),
             "crop": scene.crop, "steps": job.get("steps"), "stop_step": job.get("stop_step"),
             "fit_s": job.get("fit_s"), "total_s": job.get("total_s"),

@@ -145,6 +145,9 @@ class Profile:
     ablation_images: tuple[str, ...] | None = None
     """Images of the activation ablation (None: the table's images after ``images``)."""
     seed: int = 0
+    """The corruptions' seed base, and the fits' seed unless :attr:`fit_seed` is set."""
+    fit_seed: int | None = None
+    """The fits' seed where ``linr bench --seed`` sets it (their spread over seeds on the same inputs)."""
     budget: int | None = None
     """Smoke runs (``--steps``): the step budget of the default and ``fast`` columns too."""
     eval_every: int = 1
@@ -152,6 +155,11 @@ class Profile:
     whole image only for them (observed-pixel training); dense fits are measured every step."""
     deviations: tuple[str, ...] = field(default_factory=tuple)
     """Every way this profile departs from the paper's protocol, for the report."""
+
+    @property
+    def fits_seed(self) -> int:
+        """The seed every fit takes (:attr:`fit_seed`, else :attr:`seed`)."""
+        return self.seed if self.fit_seed is None else self.fit_seed
 
     def with_overrides(self, *, crop: int | None = None, steps: int | None = None,
                        images: tuple[str, ...] | None = None) -> "Profile":

@@ -60,6 +60,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     smoke.add_argument("--crop", type=int, metavar="PX", help="centre-crop every image to PX x PX")
     smoke.add_argument("--steps", type=int, metavar="N", help="every iterative method runs N steps")
     smoke.add_argument("--images", nargs="+", metavar="NAME", help="only these image names")
+    smoke.add_argument("--seed", type=int, metavar="N",
+                       help="every fit's seed (initialisation; the profile's is 0), to report a spread over seeds: "
+                            "the corruptions' seeds stay the same")
     parser.set_defaults(func=cmd_tables)
 
 
@@ -69,7 +72,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
     summary = run_bench(
         profile=args.profile, tables=args.tables, data=args.data, out=args.out,
         methods=args.methods, exclude=args.exclude, variants=args.variants, device=args.device, threads=args.threads, resume=not args.fresh,
-        plots=not args.no_plots, crop=args.crop, steps=args.steps, images=args.images,
+        plots=not args.no_plots, crop=args.crop, steps=args.steps, images=args.images, seed=args.seed,
         jobs=args.jobs, command="linr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
@@ -94,6 +97,7 @@ def run_bench(
     crop: int | None = None,
     steps: int | None = None,
     images: list[str] | None = None,
+    seed: int | None = None,
     jobs: str | Path | None = None,
     command: str = "",
     log: Callable[[str], None] = print,
@@ -140,6 +144,10 @@ def run_bench(
     prof = PROFILES[profile]
     if crop is not None or steps is not None or images is not None:
         prof = prof.with_overrides(crop=crop, steps=steps, images=tuple(images) if images else None)
+    if seed is not None and seed != prof.seed:
+        prof = dataclasses.replace(prof, fit_seed=seed, deviations=prof.deviations + (
+            f"--seed {seed}: every fit's seed (initialisation; the profile's: {PROFILES[profile].seed}); the "
+            "corruptions' seeds unchanged",))
     if steps is not None and not (methods and any(m.lower() in ("dip_recipe", "dip (recipe)") for m in methods)):
         # its steps are the DIP column's then, and so its settings: the same fit twice (a researcher's trial)
         exclude = list(exclude or []) + ["dip_recipe"]
