@@ -111,6 +111,10 @@ def test_cli_says_whether_it_returned_an_iterate_or_an_average(tmp_path, capsys,
     assert _returned(result) == "; returned the iterate of step 77"
     result.settings = {"stop": {"name": "fixed"}, "ensemble": {"members": 2}}
     assert _returned(result) == ""
+    # a fixed budget returns the iterate after its last update: the stop rules' "step k" is the iterate step k
+    # started from, so "the iterate of step 30" of a 30-step fit was one update short of what it named
+    result = SimpleNamespace(stop_step=30, steps_run=30, settings={"stop": {"name": "fixed", "steps": 30}})
+    assert _returned(result) == "; returned the last iterate, after all 30 updates"
 
 
 def test_holdout_with_an_average_online_matches_the_averaging_bench_replay():

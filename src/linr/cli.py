@@ -1119,6 +1119,8 @@ def _returned(result: Any) -> str:
     if "ensemble" in settings or "tiling" in settings:
         return ""
     stop = settings.get("stop") if isinstance(settings.get("stop"), dict) else {}
+    if stop.get("name") == "fixed":  # the stop rules' "step k" is the iterate step k started from
+        return f"; returned the last iterate, after all {result.steps_run} updates"
     average = stop.get("average")
     if stop.get("returned") == "average" and isinstance(average, str):
         if average.startswith("window"):
