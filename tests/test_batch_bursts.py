@@ -341,3 +341,37 @@ def test_a_burst_s_frames_are_named_as_read_beside_a_multi_image_file(tmp_path, 
     said = capsys.readouterr().err
     assert "frame 3 (b.png) of the burst shifted against the first" in said, said
     assert "frame 3 (b.png)" in _manifest(out)["cat"]["burst_note"]
+
+
+def test_review_finds_batch_dim_counts_reference_and_a_tiled_mask_with_nothing_missing(tmp_path):
+    """A review's finds: dim photon counts mapped by their low bits were measured in batch against a
+    reference read by its type's range (PSNR 11.8 dB where restore said 39); a tiled batch image
+    whose mask leaves nothing missing failed ('workers fit the tiles ...')."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "ref").mkdir()
+    scene = 20.0 + 50.0 * _scene(48, 0)[..., 0]
+    tifffile.imwrite(tmp_path / "in" / "a.tif", rng.poisson(scene).astype(np.uint16))
+    tifffile.imwrite(tmp_path / "ref" / "a.tif", np.round(scene).astype(np.uint16))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "in"), "--task", "noisy", "--noise", "poisson", "--reference-dir",
+                 str(tmp_path / "ref"), "-o", str(out), *FIT]) == 0
+    record = _manifest(out)["a"]
+    assert any("the 7 low bits the data fill" in n for n in record["input_notes"])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["restore", "--noisy", str(tmp_path / "in" / "a.tif"), "--noise", "poisson", "--reference",
+                     str(tmp_path / "ref" / "a.tif"), "-o", str(tmp_path / "alone.tif"), "--report",
+                     str(tmp_path / "r.json"), *FIT]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    alone = json.loads((tmp_path / "r.json").read_text())["metrics"]["standard"]["psnr"]
+    assert record["metrics"]["standard"]["psnr"] == pytest.approx(alone, abs=1e-6)
+    (tmp_path / "m").mkdir()
+    write_image(tmp_path / "m" / "b.png", _scene(32, 1))
+    write_image(tmp_path / "white.png", np.ones((32, 32), np.float32))
+    assert main(["batch", str(tmp_path / "m"), "--task", "masked", "--mask", str(tmp_path / "white.png"), "-o",
+                 str(tmp_path / "mo"), "--tile", "16", "--quiet", "--device", "cpu"]) == 0
+    record = _manifest(tmp_path / "mo")["b"]
+    assert record["status"] == "done" and record["steps_run"] == 0

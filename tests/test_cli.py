@@ -514,6 +514,44 @@ def test_an_8_bit_reference_beside_float_inputs_given_a_range_is_read_by_its_own
                  str(tmp_path / "clean.png"), "-o", str(tmp_path / "o.tif"), "--steps", "2", "--refine", "none",
                  "--report", str(tmp_path / "r.json")]) == 0
     err = capsys.readouterr().err
-    assert "clean.png: uint8, another sample type than the inputs': read by its own type's range" in err
+    assert "clean.png: uint8, another sample type than the inputs', with values far beyond their range (0..1 -> " \
+           "[0, 1] (given)): read by its own type's range" in err
     inputs = json.loads((tmp_path / "r.json").read_text())["input_psnr"]
     assert inputs[0]["psnr"] == pytest.approx(40.0, abs=0.5)  # the 0.01 offset: 40 dB
+
+
+def test_review_finds_frames_with_nothing_missing_a_counts_reference_and_numpy_tile_stacks(tmp_path, capsys):
+    """A review's finds: --frames separate with tiles and workers stopped at a frame with nothing
+    missing ('workers fit the tiles ...'), or left the other frame unresumable; an integer reference
+    of float counts in their own units was read by its type's range (4.96 dB where 31.6 was right);
+    tile_stack=np.int64(2) was refused."""
+    import tifffile
+
+    import linr
+
+    rng = np.random.default_rng(6)
+    frames = rng.random((2, 32, 32)).astype(np.float32)
+    for name, holed in (("first", 0), ("second", 1)):
+        stack = frames.copy()
+        stack[holed, 5:9, 5:9] = np.nan
+        from astropy.io import fits
+
+        fits.writeto(tmp_path / f"{name}.fits", stack)
+        out = tmp_path / f"{name}_out.fits"
+        assert main(["restore", "--masked", str(tmp_path / f"{name}.fits"), "--frames", "separate", "--tile", "16",
+                     "--workers", "2", "-o", str(out), "--steps", "2", "--quiet"]) == 0, capsys.readouterr().err
+        said = capsys.readouterr().out
+        assert f"frame {2 - holed}/2: not fitted: every pixel is observed" in said
+        assert not list(tmp_path.glob(f"{name}_out.fits*.tiles"))
+    counts = rng.poisson(np.full((24, 24, 3), 150.0)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "fc.tif", counts, photometric="rgb")
+    tifffile.imwrite(tmp_path / "ref.tif", np.full((24, 24, 3), 150, np.uint16), photometric="rgb")
+    assert main(["restore", "--noisy", str(tmp_path / "fc.tif"), "--reference", str(tmp_path / "ref.tif"), "-o",
+                 str(tmp_path / "x.tif"), "--steps", "2", "--refine", "none", "--report", str(tmp_path / "r.json"),
+                 "--quiet"]) == 0
+    assert "another sample type" not in capsys.readouterr().err
+    inputs = json.loads((tmp_path / "r.json").read_text())["input_psnr"]
+    assert inputs[0]["psnr"] > 20  # in the inputs' units (by the type's range: about 5 dB)
+    photo = rng.random((40, 40, 3)).astype(np.float32)
+    assert linr.restore([linr.noisy(photo)], steps=1, tile="16:4", tile_stack=np.int64(2), refine="none").image.shape \
+        == (40, 40, 3)

@@ -206,7 +206,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          output_notes, write_frames)
     from .problem import clean_shape
     from .registration import register
-    from .scene import split_frames
+    from .scene import read_references, split_frames
     from .stabilise import moved_before_mean
     from .stopping import FixedSteps
     from .tasks import (NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
@@ -252,7 +252,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                              "(one per frame)")
         check_model_path(args.save_model, force=args.force,
                          protect=tuple(protect + [args.output] + ([args.report] if args.report else [])))
-    references = _read_references(args.reference, out, len(scenes), notes)
+    references = read_references(args.reference, out, len(scenes), notes)
     # Every setting is resolved (and checked) before the fit, so that a bad one is an error now.
     keep_model = keeps_model(args)
     from .stabilise import aligns_burst, as_fitted
@@ -300,7 +300,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     out_shape = render_size(shape, scale=args.render_scale, size=args.render_size)
     fits_pilot = pilot_fit(fitted, preset=args.preset, model=model, stop=args.stop, refine=args.refine,
                            keep_model=keep_model)  # one fit's; an ensemble's members are not tiled
-    fitted_at_all = not nothing_missing(obs, refined, ensemble=args.ensemble, keep_model=keep_model)
+    # no fit at all where no frame has a pixel missing (frames that have are fitted, tiled and resumed as one is)
+    fitted_at_all = not all(nothing_missing(scene, refined, ensemble=args.ensemble, keep_model=keep_model)
+                            for scene, _ in scenes)
     grid = tile_grid(obs, preset=args.preset, tile=args.tile or "auto", register=learned,
                      pilot=fits_pilot and args.ensemble == 1) if fitted_at_all else None
     if grid is not None and (args.save_model or out_shape != shape):
@@ -392,8 +394,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
             results.append(result)
             images.append(result.image if out_shape == shape else result.render(size=out_shape, device=args.device))
             if len(scenes) > 1:
-                print(f"frame {i + 1}/{len(scenes)}: {result.steps_run} steps, "
-                      f"{result.timings['fit_s']:.1f} s; {result.stop_reason}{_returned(result)}")
+                print(f"frame {i + 1}/{len(scenes)}: not fitted: {result.stop_reason}"
+                      if result.stop_reason == NOTHING_MISSING else f"frame {i + 1}/{len(scenes)}: {result.steps_run} "
+                      f"steps, {result.timings['fit_s']:.1f} s; {result.stop_reason}{_returned(result)}")
     except BaseException as exc:
         if executor is not None:
             executor.close(abort=True)
@@ -972,40 +975,6 @@ def _registration_lines(found: Sequence[Any] | None, observations: Sequence[Any]
                       "first frame's were taken" + (": does it show the same scene?" if taken >= 0.25 else ""))
         lines.append(f"  frame {k}, {info.path} ({obs.kind}): x {t['shift_x']:+.3f}, y {t['shift_y']:+.3f}{extra}")
     return lines
-
-
-def _read_references(path: str | None, out: Any, count: int, notes: list[str] | None = None) -> list[Any]:
-    """The clean reference of each scene (None without ``--reference``): one image, or with
-    ``count`` separate frames a stack of as many; read in the inputs' units when a value range
-    other than a type's own maps them, and where the inputs are integers mapped by their type's
-    range and the reference holds floats in their own units (beyond [0, 1]: a float FITS or TIFF
-    of the same counts), by the inputs' range too, said in ``notes``; a 16-bit reference whose
-    values reach only part of its range is noted as ``linr metrics`` notes it."""
-    if path is None:
-        return [None] * count
-    from .images import choose_value_ranges, partial_range_note, read_stored, to_unit
-
-    stored = read_stored(path)
-    vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given", "bits") else None
-    integers = [im for im in stored if im.values.dtype.kind in "ui"]
-    if vr is not None and integers and any(im.values.dtype.itemsize * 8 != out.bit_depth for im in integers):
-        vr = None  # integers of another type than the inputs' (an 8-bit PNG beside float inputs): not their units
-        if notes is not None:
-            notes.append(f"{path}: {integers[0].type_name}, another sample type than the inputs': read by its own "
-                         f"type's range, not the inputs' ({out.value_range.describe()})")
-    own = choose_value_ranges(stored, vr)
-    if vr is None and out.value_range is not None and out.value_range.rule == "dtype" and \
-            any(r.rule == "data" for r in own):  # floats in their units beside integer inputs: the inputs' units
-        own = [out.value_range] * len(stored)
-        if notes is not None:
-            notes.append(f"{path}: its float values are read in the inputs' units (mapped "
-                         f"{out.value_range.describe()}), as the restored image is")
-    elif notes is not None and vr is None and (partial := partial_range_note(path, stored)):
-        notes.append(partial)
-    frames = [to_unit(im, r) for im, r in zip(stored, own)]
-    if len(frames) != count:
-        raise InputError(f"{path}: {len(frames)} reference image(s) for {count} restored frame(s)")
-    return [image for image, _ in frames]
 
 
 def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | None) -> list[str]:

@@ -507,8 +507,7 @@ def _build_noisy(image, info, options, notes):
     if options["noise"] == "gaussian" and min(image.shape[:2]) < MIN_SIDE:
         line = (f"{info.path}: {image.shape[1]}x{image.shape[0]} (width x height): under {MIN_SIDE} px a side "
                 "its noise cannot be measured, which the defaults for a noisy photo need (their narrow network, "
-                "prior and refinement): it is fitted without them (the paper's network unless one is named, no prior, "
-                "the fit's image returned)")
+                "prior and refinement): none of them is taken")
         if line not in notes:
             notes.append(line)
     term, _ = noise_term(image, options["noise"], peak=peak, read_noise=read_noise,

@@ -20,11 +20,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import InputError
-from .images import (ImageInfo, ValueRange, choose_value_ranges, dim_integer_range, partial_range_note, read_stored,
-                     refuse_one_pixel, refuse_undefined, to_unit)
+from .images import (GIVEN_RANGE_SLACK, ImageInfo, ValueRange, choose_value_ranges, dim_integer_range,
+                     partial_range_note, read_stored, refuse_one_pixel, refuse_undefined, to_unit)
 from .kinds import DIM_INTEGERS_BELOW, KINDS, left_out_where_transparent
 
-__all__ = ["load_scene", "expand_paths", "split_frames", "default_frames"]
+__all__ = ["load_scene", "expand_paths", "split_frames", "default_frames", "read_references"]
 
 def other_case_hint(spec: str, keep: Callable[[Path], bool] = lambda _: True) -> str:
     """A hint where a glob matches no file (that ``keep`` keeps) but would with its letters' case
@@ -174,7 +174,8 @@ def _dim_integers_on_their_bits(stored: Mapping[str, list], everything: Sequence
     files = list(dict.fromkeys(path for path, _ in everything))
     top = max(int(np.max(im.values)) for _, im in everything)
     notes.append(f"values of {', '.join(files)} ({everything[0][1].type_name}) reach only {top} of {white:g}: mapped "
-                 f"{bits.describe()}, as {'; '.join(why)}")
+                 f"{bits.describe()}, as {'; '.join(why)}; its PSNR is on that range (linr metrics maps such files by "
+                 f"their type's: --range 0:{bits.high:g} there measures them as here)")
     return [bits] * len(chosen)
 
 
@@ -199,6 +200,44 @@ def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes
             line += (f"; {outside} values lie outside the range (kept up to half the range beyond it, "
                      "clipped further out, and the output clipped to the range)")
         notes.append(line)
+
+
+def read_references(path: str | os.PathLike | None, out: ImageInfo, count: int,
+                    notes: list[str] | None = None) -> list[np.ndarray | None]:
+    """The clean reference of each scene restored (None without one): one image, or for ``count``
+    frames restored each on its own a stack of as many (another count: a one-line error); what
+    ``linr restore --reference`` and ``linr batch --reference-dir`` read. In the inputs' units
+    where a range other than a type's own maps them (``out.value_range``: their data's, a given one,
+    the low bits of dim counts), but integers of another type whose values lie far beyond that range
+    (an 8-bit PNG beside float inputs given ``--range 0:1``: its 0..255 read as 0..255 on the fit's
+    scale gave PSNR -0.00 dB) by their own type's; where the inputs are integers mapped by their
+    type's range and the reference holds floats in their own units (beyond [0, 1]: a float FITS or
+    TIFF of the same counts), by the inputs' range too; each said in ``notes``, as is a 16-bit
+    reference whose values reach only part of its range (as ``linr metrics`` notes it)."""
+    if path is None:
+        return [None] * count
+    stored = read_stored(path)
+    vr = out.value_range if out.value_range is not None and out.value_range.rule in ("data", "given", "bits") else None
+    far = [im for im in stored if im.values.dtype.kind in "ui" and im.values.dtype.itemsize * 8 != out.bit_depth]
+    if vr is not None and far and max(float(np.max(im.values)) for im in far) > \
+            vr.high + GIVEN_RANGE_SLACK * (vr.high - vr.low):  # not in the inputs' units
+        vr = None
+        if notes is not None:
+            notes.append(f"{path}: {far[0].type_name}, another sample type than the inputs', with values far beyond "
+                         f"their range ({out.value_range.describe()}): read by its own type's range")
+    own = choose_value_ranges(stored, vr)
+    if vr is None and out.value_range is not None and out.value_range.rule == "dtype" and \
+            any(r.rule == "data" for r in own):  # floats in their units beside integer inputs: the inputs' units
+        own = [out.value_range] * len(stored)
+        if notes is not None:
+            notes.append(f"{path}: its float values are read in the inputs' units (mapped "
+                         f"{out.value_range.describe()}), as the restored image is")
+    elif notes is not None and vr is None and (partial := partial_range_note(str(path), stored)):
+        notes.append(partial)
+    frames = [to_unit(im, r) for im, r in zip(stored, own)]
+    if len(frames) != count:
+        raise InputError(f"{path}: {len(frames)} reference image(s) for {count} restored frame(s)")
+    return [image for image, _ in frames]
 
 
 def default_frames(infos: Sequence[ImageInfo]) -> tuple[str, str | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import sys
 import time
 from collections.abc import Iterator
@@ -1262,7 +1263,7 @@ def restore(
         if eval_every != 1:
             config = dataclasses.replace(config, eval_every=eval_every)
         blended = refine is not None and REFINERS[refine].takes == "masked"
-        if tile_executor is not None and grid is None:
+        if tile_executor is not None and grid is None and plan.fits:  # none fitted at all: nothing for them
             raise InputError("workers fit the tiles of an image, and this one is restored whole "
                              "(ask for tiles: tile='SIZE')")
         if on_step is not None and (ensemble > 1 or tile_executor is not None):
@@ -1609,7 +1610,7 @@ def small_pilot_tiles_note(size: int | None, *, pilot: bool) -> str | None:
 
 def _tile_stack(stack: int | None, config: FitConfig) -> int:
     if stack is not None:
-        if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+        if isinstance(stack, bool) or not isinstance(stack, numbers.Integral) or stack < 1:
             raise InputError(f"tile_stack must be a whole number of tiles, at least 1, got {stack!r}")
         return stack
     from .problem import resolve_device

@@ -107,8 +107,8 @@ def _utc_now() -> str:
 def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads: int,
             fewer_where_late: bool = False) -> Prepared:
     """Read a job's observations, mask, kernel and reference (raises on a bad input file)."""
-    from ..images import check_output_path, output_info, read_frames
-    from ..scene import default_frames, load_scene, split_frames
+    from ..images import check_output_path, output_info
+    from ..scene import default_frames, load_scene, read_references, split_frames
 
     obs = job.observations
     # The same reader as `linr restore` (linr.scene.load_scene), given this job's files.
@@ -133,17 +133,15 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     # a format that cannot hold the result fails now, not after the fit
     check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2],
                       frames=1 if scenes is None else len(scenes))
+    out = output_info(infos)
     reference, metrics_error = None, None
     if job.reference is not None:
         try:  # a reference only adds metrics: a bad one must not cost the restoration
-            read = [image for image, _ in read_frames(job.reference)]
+            # read as linr restore reads it (in the inputs' units where their range is not their type's)
+            read = read_references(job.reference, out, 1 if scenes is None else len(scenes), notes)
             reference = read[0] if scenes is None else read
-            if scenes is not None and len(read) != len(scenes):
-                reference, metrics_error = None, (f"reference {job.reference}: {len(read)} frame(s), where the image "
-                                                  f"restores {len(scenes)} each on its own")
         except Exception as exc:  # noqa: BLE001
             metrics_error = f"reference {job.reference}: {one_line(exc)}"
-    out = output_info(infos)
     payload = Payload(
         name=job.name,
         observations=observations,
@@ -271,12 +269,16 @@ def in_tiles(observations: Any, fit: dict[str, Any]) -> bool:
     """Whether :func:`linr.tasks.restore` restores these observations in tiles (as it fits them:
     a burst averaged, photon noise through its transform: :func:`linr.stabilise.as_fitted`)."""
     from ..stabilise import as_fitted
-    from ..tasks import pilot_fit, resolve, tile_grid
+    from ..tasks import nothing_missing, pilot_fit, resolve, resolve_refine, tile_grid
 
     try:
         observations = as_fitted(observations, register=fit.get("register"), preset=fit.get("preset"),
                                  clipping=fit.get("clipping", "auto"))
         obs, _ = resolve(observations, preset=fit.get("preset"))
+        if nothing_missing(obs, resolve_refine(fit.get("refine"), obs, preset=fit.get("preset"),
+                                               register=fit.get("register")),
+                           ensemble=fit.get("ensemble", 1)):
+            return False  # the photo is the result, with no fit (linr.tasks.nothing_missing)
         pilot = pilot_fit(observations, preset=fit.get("preset"), model=fit.get("model"), stop=fit.get("stop"),
                           refine=fit.get("refine"))
         return tile_grid(obs, preset=fit.get("preset"), tile=fit.get("tile", "auto"),

@@ -264,7 +264,7 @@ def as_run_lines(rows: Sequence[dict[str, Any]], jobs: dict[str, dict[str, Any]]
     for (number, method), settings in sorted(seen.items()):
         models = [f"{m.get('name')} {m.get('depth')}x{m.get('width')}" for m in (s.get("model") or {} for s in settings)]
         lines.append(f"- table {number}, {method}: {said(models)}, lr {said([s.get('lr') for s in settings])}, "
-                     f"stop {said([s.get('stop') for s in settings])}")
+                     f"stop {said([s.get('stop') or 'not recorded (a job made before it was)' for s in settings])}")
     return lines + [""]
 
 

@@ -148,7 +148,11 @@ def run_bench(
         prof = dataclasses.replace(prof, fit_seed=seed, deviations=prof.deviations + (
             f"--seed {seed}: every fit's seed (initialisation; the profile's: {PROFILES[profile].seed}); the "
             "corruptions' seeds unchanged",))
-    if steps is not None and not (methods and any(m.lower() in ("dip_recipe", "dip (recipe)") for m in methods)):
+    recipe_run = any(m.kind == "dip_recipe" and (not methods or {m.kind, m.label.lower()} & {n.lower() for n in methods})
+                     and not (exclude and {m.kind, m.label.lower()} & {n.lower() for n in exclude})
+                     for t in chosen for m in t.methods)
+    if steps is not None and recipe_run and not (methods and any(m.lower() in ("dip_recipe", "dip (recipe)")
+                                                                for m in methods)):
         # its steps are the DIP column's then, and so its settings: the same fit twice (a researcher's trial)
         exclude = list(exclude or []) + ["dip_recipe"]
         prof = dataclasses.replace(prof, deviations=prof.deviations + (
