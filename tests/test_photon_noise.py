@@ -249,3 +249,23 @@ def test_dim_counts_restored_by_the_photon_likelihood_keep_their_brightness(tmp_
     assert restored.dtype == np.uint16
     assert restored.mean() == pytest.approx(scene.mean(), rel=0.1)
     assert np.mean((restored - scene) ** 2) < np.mean((rng.poisson(scene) - scene) ** 2)
+
+
+def test_a_given_photon_level_far_from_the_measured_one_is_said(tmp_path):
+    """A microscopist's --peak 127 on counts up to 78 (0.25 photons at the 16-bit white) came back 41%
+    too bright, and a simulated FITS kept its camera's GAIN (846 photons at white for 20): a note
+    where the given level is over 3x off the one the noise says; none where it agrees."""
+    import tifffile
+
+    from linr.scene import load_scene
+
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(np.linspace(5, 300, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", counts)
+    for peak, said in ((300.0, True), (65535.0, False), (20000.0, True)):
+        notes: list[str] = []
+        load_scene({"noisy": str(tmp_path / "c.tif")}, {"noise": "poisson", "peak": peak}, notes=notes)
+        lines = [n for n in notes if "and its noise says about" in n]
+        assert bool(lines) == said, notes
+        if said:
+            assert ("too smooth and too bright" in lines[0]) == (peak < 65535)

@@ -331,11 +331,16 @@ def test_a_z_stack_is_restored_plane_by_plane_unless_asked_to_be_one_scene(tmp_p
     assert "Z-stack" not in capsys.readouterr().err
     with tifffile.TiffFile(tmp_path / "zj.tif") as out:
         assert len(out.pages) == 1
-    tifffile.imwrite(tmp_path / "t.tif", planes, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "t.tif", planes, imagej=True, metadata={"axes": "TYX", "finterval": 2.0})
     assert main(["restore", "--noisy", str(tmp_path / "t.tif"), "-o", str(tmp_path / "to.tif"), *tiny]) == 0
-    assert "Z-stack" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # a time series is one scene's shots by default, said (an astronomer-microscopist's trial: silently one image)
+    assert "Z-stack" not in err and "a time series of 3 points (its axes stack them along T): restored as shots" in err
     with tifffile.TiffFile(tmp_path / "to.tif") as out:
-        assert len(out.pages) == 1
+        assert len(out.pages) == 1 and "finterval" not in (out.imagej_metadata or {})  # one image: no interval
+    assert main(["restore", "--noisy", str(tmp_path / "t.tif"), "--frames", "joint", "-o", str(tmp_path / "tj.tif"),
+                 *tiny]) == 0
+    assert "time series" not in capsys.readouterr().err
 
 
 def test_signed_and_32_bit_integers_are_read_as_float_photos_and_named_as_stored(tmp_path, capsys):

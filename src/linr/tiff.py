@@ -364,8 +364,11 @@ def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffL
         array, axes = (data if stack else data[0]), stack + "YXS"
     metadata: dict[str, Any] = {"axes": axes}
     if style == "imagej":
+        # one image of a stack restored as one scene: no time interval (nor frame rate), no depth step
+        single = {"T": ("finterval", "fps", "tunit"), "Z": ("spacing",)}.get(layout.stack_axis or "", ()) \
+            if frames == 1 else ()
         metadata.update({k: v for k, v in layout.metadata.items()
-                         if k != "Labels" or len(v) == frames * channels})
+                         if (k != "Labels" or len(v) == frames * channels) and k not in single})
         tifffile.imwrite(path, array, imagej=True, metadata=metadata,
                          photometric="minisblack" if planes else "rgb", **options)
     else:
