@@ -561,3 +561,29 @@ def test_an_astronomers_notes_undefined_pixels_unused_gain_sr_flux_and_frame_num
                  str(tmp_path / "o.fits"), "--steps", "2", "--refine", "none", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "frame 1/2: PSNR" in out and "frame 2/2: PSNR" in out and "frame 2/2: the inputs against it" in out
+
+
+def test_a_deconvolutions_reference_brighter_than_its_photo_is_measured_as_the_file_keeps_it(tmp_path, capsys):
+    """An astronomer's deconvolved stars: a reference whose peaks lie far above the blurred photo's
+    maximum was refused ('float values must lie in [0, 1]'), and where it was taken the printed PSNR
+    clipped the output at the photo's maximum though the float file keeps the brighter peaks. Now
+    taken, and measured also as the file keeps it; where everything lies within the inputs' range,
+    the --range that makes linr metrics measure alike is named."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(8)
+    clean = np.full((24, 24), 20.0)
+    clean[8, 9], clean[15, 16] = 900.0, 600.0
+    clean = gaussian_filter(clean, 1.0)
+    blurred = gaussian_filter(clean, 1.5) + rng.normal(0, 0.5, clean.shape)
+    ref = handmade_fits(tmp_path / "c.fits", clean.astype(np.float32), -32)
+    photo = handmade_fits(tmp_path / "b.fits", blurred.astype(np.float32), -32)
+    x = np.arange(-4, 5)
+    psf = np.exp(-(x[:, None] ** 2 + x[None] ** 2) / (2 * 1.5 ** 2))
+    np.save(tmp_path / "psf.npy", psf / psf.sum())
+    assert main(["restore", "--blurred", str(photo), "--kernel", str(tmp_path / "psf.npy"), "--reference", str(ref),
+                 "-o", str(tmp_path / "o.fits"), "--steps", "30", "--report", str(tmp_path / "r.json")]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("PSNR"))
+    written = json.loads((tmp_path / "r.json").read_text())["metrics_as_written"]
+    assert "as written (float32 FITS: its values above the input's range kept)" in line and written["bit_depth"] == 32
+    assert "linr metrics --range" not in line  # the reference reaches beyond the range: no such claim

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -248,6 +249,16 @@ def test_dim_counts_restored_by_the_photon_likelihood_keep_their_brightness(tmp_
     restored = tifffile.imread(out)
     assert restored.dtype == np.uint16
     assert restored.mean() == pytest.approx(scene.mean(), rel=0.1)
+    tifffile.imwrite(tmp_path / "ref.tif", np.round(scene).astype(np.uint16))
+    assert main(["restore", "--noisy", str(tmp_path / "f0.tif"), "--noise", "poisson", "--reference",
+                 str(tmp_path / "ref.tif"), "-o", str(tmp_path / "one.tif"), "--device", "cpu", "--steps", "20"]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("PSNR"))
+    hint = re.search(r"as linr metrics --range=(0:\d+) measures", line)
+    assert hint, line
+    assert main(["metrics", f"--range={hint[1]}", str(tmp_path / "ref.tif"), str(tmp_path / "one.tif")]) == 0
+    measured = json.loads(capsys.readouterr().out)["psnr"]
+    as_written = re.search(r"; ([\d.]+) dB as written", line) or re.search(r"PSNR ([\d.]+) dB", line)
+    assert measured == pytest.approx(float(as_written[1]), abs=0.01), line  # the file's values: rounded counts
     assert np.mean((restored - scene) ** 2) < np.mean((rng.poisson(scene) - scene) ** 2)
 
 

@@ -488,7 +488,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 report["metrics_as_written"] = written
             print(f"{frame}PSNR {_decibels(std['psnr'])}, {similarity} (standard convention: clipped, "
                   f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''}"
-                  f"{_written_note(std, written)})")
+                  f"{_written_note(std, written)}{_range_hint(out.value_range, reference, result.image)})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
                 moved = moved_before_mean(result.settings.get("registration"))
@@ -544,8 +544,9 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
 def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) -> dict[str, Any] | None:
     """The PSNR of ``image`` as the output file holds it (:func:`linr.images.written_values`: rounded
     to its bit depth, a JPEG compressed) in the standard convention (its SSIM, seconds for a large
-    image, is not measured again), with its ``bit_depth`` and ``format``; None where the file holds
-    the values as they are (float32)."""
+    image, is not measured again), with its ``bit_depth`` and ``format``; for a float32 output in the
+    input's units that keeps values above its range, those values as kept (unclipped above); None
+    where the file holds the values as they are, none above the range (float32)."""
     import numpy as np
 
     from .images import WRITE_FORMATS, written_bit_depth, written_values
@@ -553,7 +554,16 @@ def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) 
 
     values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
     if values is None:
-        return None
+        from .images import clips_above
+
+        # a float output in the input's units keeps values above its range (a deconvolution's peaks brighter
+        # than the blurred photo's): measured as kept, where the standard convention's clipping at 1 left an
+        # astronomer's 26.99 dB as 25.98
+        kept = out.value_range is not None and written_bit_depth(path, out.bit_depth) == 32 and \
+            not clips_above(out.value_range, 32) and float(np.max(image)) > 1.0
+        if not kept:
+            return None
+        values = np.maximum(np.asarray(image, np.float32), 0.0)
     decibels = psnr(np.asarray(reference, np.float32), values, where=where)  # on [0, 1] already: clipped
     return named_opaque({"psnr": decibels, "convention": "standard",
                          "bit_depth": written_bit_depth(path, out.bit_depth),
@@ -567,7 +577,25 @@ def _written_note(std: dict[str, Any], written: dict[str, Any] | None) -> str:
         return ""
     if math.isfinite(std["psnr"]) and math.isfinite(written["psnr"]) and abs(std["psnr"] - written["psnr"]) < 0.005:
         return ""
+    if written["bit_depth"] == 32:
+        return (f"; {_decibels(written['psnr'])} as written (float32 {written['format'].upper()}: its values above "
+                "the input's range kept)")
     return f"; {_decibels(written['psnr'])} as written ({written['bit_depth']}-bit {written['format'].upper()})"
+
+
+def _range_hint(value_range: Any, reference: Any, image: Any) -> str:
+    """'; on the inputs' range LO..HI (...)' where the scale PSNR is measured on is a range of the
+    inputs' own (their data's, a given one, dim counts' low bits), which ``linr metrics`` maps only when
+    told (it maps two float files by the larger of their maxima): an astronomer's 48.32 dB printed was
+    47.91 by ``linr metrics``; else '' (also where the reference or the image reach beyond the range,
+    which a given range would clip there)."""
+    import numpy as np
+
+    if value_range is None or value_range.rule not in ("data", "given", "bits") or \
+            max(float(np.max(reference)), float(np.max(image))) > 1.0 or min(float(np.min(reference)), 0.0) < 0.0:
+        return ""
+    return (f"; on the inputs' range {value_range.low:g}..{value_range.high:g}, as linr metrics "
+            f"--range={value_range.low:g}:{value_range.high:g} measures")
 
 
 def _decibels(psnr: float | None) -> str:

@@ -802,12 +802,14 @@ FLOAT_VALUES = (-1.0, 2.0)
 data): internal images made from a photo (SURE's probed photo, :mod:`linr.sure`) stay within it."""
 
 
-def as_float_image(array: object, name: str = "image") -> np.ndarray:
+def as_float_image(array: object, name: str = "image", *, any_values: bool = False) -> np.ndarray:
     """An array from the Python API as (H, W, C) float32 on [0, 1].
 
     Accepts (H, W) and (H, W, C). uint8 and uint16 are scaled by their range (255, 65535), bool
     to 0/1, floats are taken as they are (values must lie roughly in [0, 1]: a few noisy pixels
-    beyond it are fine, 0-255 data is not; :func:`check_above_black` refuses data on [-1, 1]).
+    beyond it are fine, 0-255 data is not; :func:`check_above_black` refuses data on [-1, 1];
+    ``any_values``: any finite floats, as a reference only measured against may hold: a star's
+    peak in the inputs' units, far brighter than the blurred photo whose maximum maps to 1).
     Refused with a one-line error: other integer types, channels-first (C, H, W) or
     batched (N, C, H, W) layouts, and non-finite values.
     """
@@ -832,7 +834,7 @@ def as_float_image(array: object, name: str = "image") -> np.ndarray:
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: contains non-finite values")
     low, high = float(arr.min()), float(arr.max())
-    if high > FLOAT_VALUES[1] or low < FLOAT_VALUES[0]:
+    if not any_values and (high > FLOAT_VALUES[1] or low < FLOAT_VALUES[0]):
         raise InputError(f"{name}: float values must lie in [0, 1], got {low:g} to {high:g}"
                          + (" (0-255 data? divide by 255 or pass uint8)" if high > FLOAT_VALUES[1] else ""))
     return np.ascontiguousarray(arr)

@@ -291,7 +291,7 @@ def build_problem(observations: Sequence[Observation], device: str,
     dev = resolve_device(device)
     ref_t = None
     if reference is not None:
-        ref = as_float_image(reference, "reference")
+        ref = as_float_image(reference, "reference", any_values=True)  # measured against only: any units
         if ref.shape != (height, width, c):
             raise InputError(f"the reference is {ref.shape[1]}x{ref.shape[0]} with {ref.shape[2]} channel(s); "
                              f"the restored image is {width}x{height} with {c} channel(s)")
