@@ -768,6 +768,26 @@ zero over 2000 steps none did, and it ended 0.20 dB above cosine over 4000 on th
 (BENCHMARKS.md, twenty-eighth session)."""
 
 
+NOISY_BLUR_FROM = 3.0
+"""Noise (std, 0-255, measured on the photo) from which a blurred photo's fit stops by its held-out
+pixels (:data:`NOISY_BLUR_STOP`) instead of running its fixed budget: the budget was tuned on photos
+blurred with Table 4's noise (sqrt(2)/255), and with more it fits the noise through the inverse blur
+(a 40-px crop at 10/255 came back at 12.9 dB from a blurred photo at 28.1; BENCHMARKS.md, sixty-fourth
+session)."""
+
+NOISY_BLUR_STOP = "holdout"
+"""The stop rule of a noisy blurred photo's fit (:data:`NOISY_BLUR_FROM`): the best iterate on 5% of
+its pixels held out."""
+
+
+def noisy_blur(observations: Sequence[Observation]) -> bool:
+    """Whether a blurred photo among ``observations`` (none carrying noise of its own kind) has noise
+    of at least :data:`NOISY_BLUR_FROM` measured on it (:func:`linr.noise.estimate_noise_sigma`:
+    the blur leaves its finest wavelet band to the noise)."""
+    return any(isinstance(inner_operator(o.operator), Blur) and min(o.image.shape[:2]) >= MIN_SIDE
+               and estimate_noise_sigma(o.image) * 255.0 >= NOISY_BLUR_FROM for o in observations)
+
+
 def open_blur_boundary(preset: str | None, *, free: bool = False) -> str:
     """The boundary a blur whose boundary was left open gets under ``preset`` (:func:`resolve`):
     the preset's (the paper's: circular); with none named, :data:`DEFAULT_OPEN_BOUNDARY` where
@@ -1118,7 +1138,9 @@ def resolve_stop(
         if any(o.carries_noise for o in observations):
             return parse_stop(AUTO_NOISY_MODEL if keep_model else AUTO_NOISY)
         blended = refine is not None and refine != NO_REFINE and REFINERS[refine].takes == "masked"
-        return parse_stop(AUTO_BLENDED) if blended else None
+        if blended:
+            return parse_stop(AUTO_BLENDED)
+        return parse_stop(NOISY_BLUR_STOP) if noisy_blur(observations) else None
     try:
         return parse_stop(stop)
     except ValueError as exc:
