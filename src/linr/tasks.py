@@ -1321,8 +1321,12 @@ def restore(
         else:
             asked_prior = config.prior
             config = _tiled_config(config, obs)
+            # a noisy blurred photo's held-out stop decided once, on the whole photo, not tile by tile
+            tiles_stop = NOISY_BLUR_STOP if preset is None and stop in (None, "auto") and \
+                not any(o.carries_noise for o in obs) and noisy_blur(obs) else stop
+
             def tile_stop(part: list[Observation]) -> StopRule | None:
-                return resolve_stop(part, preset=preset, steps=steps, stop=stop)
+                return resolve_stop(part, preset=preset, steps=steps, stop=tiles_stop)
 
             result = fit_tiled(
                 obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,
