@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from linr.bench.common import emit_row, load_clean, psnr, read_rows
+from linr.bench.common import load_clean, psnr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from probe_common import grid_run  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HELD_OUT = ("set9/baboon,set9/f16,set9/house,set9/kodim01,set9/kodim02,set9/kodim03,set9/kodim12,"
@@ -93,20 +98,13 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--table", action="store_true")
     args = p.parse_args()
-    done = read_rows(args.rows)
-    if args.table:
-        print(table(done))
-        return
     torch.set_num_threads(1)
-    for peak in map(float, args.peaks.split(",")):
-        for frames in map(int, args.frames.split(",")):
-            for method in METHODS:
-                for name in args.images.split(","):
-                    for mapping in MAPPINGS:
-                        key = f"{name}|{peak:g}|{frames}|{method}|{mapping}|{args.size}"
-                        if key not in done:
-                            emit_row(row(name, peak, frames, method, mapping, args.size), args.rows)
-
+    grid_run(args.rows, table, args.table, [
+        (f"{name}|{peak:g}|{frames}|{method}|{mapping}|{args.size}",
+         lambda name=name, peak=peak, frames=frames, method=method, mapping=mapping:
+         row(name, peak, frames, method, mapping, args.size))
+        for peak in map(float, args.peaks.split(",")) for frames in map(int, args.frames.split(","))
+        for method in METHODS for name in args.images.split(",") for mapping in MAPPINGS])
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from linr.bench.common import emit_row, load_clean, read_rows
+from linr.bench.common import load_clean
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from probe_common import grid_run  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KERNEL = "gaussian:25:1.6"
@@ -78,17 +82,10 @@ def main() -> None:
     p.add_argument("--stops", default="fixed,holdout")
     p.add_argument("--table", action="store_true")
     args = p.parse_args()
-    done = read_rows(args.rows)
-    if args.table:
-        print(table(done))
-        return
-    for size in map(int, args.sizes.split(",")):
-        for sigma in map(float, args.sigmas.split(",")):
-            for name in args.images.split(","):
-                for stop in args.stops.split(","):
-                    if f"{name}|{size}|{sigma:g}|{stop}" not in done:
-                        emit_row(row(name, size, sigma, stop), args.rows)
-
+    grid_run(args.rows, table, args.table, [
+        (f"{name}|{size}|{sigma:g}|{stop}", lambda name=name, size=size, sigma=sigma, stop=stop: row(name, size, sigma, stop))
+        for size in map(int, args.sizes.split(",")) for sigma in map(float, args.sigmas.split(","))
+        for name in args.images.split(",") for stop in args.stops.split(",")])
 
 if __name__ == "__main__":
     main()

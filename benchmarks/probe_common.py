@@ -56,6 +56,21 @@ def crop_parser(description: str, size: int) -> argparse.ArgumentParser:
     return p
 
 
+def grid_run(rows: Path, table: Callable[[dict], str], show: bool,
+             cases: "list[tuple[str, Callable[[], dict]]]") -> None:
+    """Print the table of the rows file (``show``), or record each case's row (``(key, make)``)
+    not yet in it, saying each (:func:`linr.bench.common.emit_row`)."""
+    from linr.bench.common import emit_row
+
+    done = read_rows(rows)
+    if show:
+        print(table(done))
+        return
+    for key, make in cases:
+        if key not in done:
+            emit_row(make(), rows)
+
+
 def run(args: argparse.Namespace, key: Callable[[str], str], row: Callable[[str], dict],
         say: Callable[[str, dict], str], table: Callable[[dict], str]) -> None:
     """Print the table of the rows file (``--table``), or record a row per name not yet in it
