@@ -246,17 +246,17 @@ def default_frames(infos: Sequence[ImageInfo]) -> tuple[str, str | None]:
     axes stack them along Z: planes at other depths, not shots of one scene, which 'joint' would
     average), else 'joint', said for a time series (axes T: a microscopist's three time points of
     moving cells came back as one image without a word). A defocus series came back as one plane."""
-    if len(infos) > 1 and all(info.tiff is not None and info.tiff.stack_axis == "Z" for info in infos):
-        files = sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos})
-        return "separate", (f"{', '.join(files)}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each "
-                            "plane restored on its own and written as a stack (--frames joint restores them as shots "
-                            "of one scene)")
-    if len(infos) > 1 and all(info.tiff is not None and info.tiff.stack_axis == "T" for info in infos):
-        files = sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos})
-        return "joint", (f"{', '.join(files)}: a time series of {len(infos)} points (its axes stack them along T): "
-                         "restored as shots of one scene, one image (--frames separate restores each time point, "
-                         "as a time series of moving cells needs)")
-    return "joint", None
+    axes = {info.tiff.stack_axis if info.tiff is not None else None for info in infos}
+    if len(infos) < 2 or len(axes) != 1 or axes & {"Z", "T"} == set():
+        return "joint", None
+    files = ", ".join(sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos}))
+    if axes == {"Z"}:
+        return "separate", (f"{files}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each plane "
+                            "restored on its own and written as a stack (--frames joint restores them as shots of one "
+                            "scene)")
+    return "joint", (f"{files}: a time series of {len(infos)} points (its axes stack them along T): restored as shots "
+                     "of one scene, one image (--frames separate restores each time point, as a time series of "
+                     "moving cells needs)")
 
 
 def split_frames(observations: Sequence[Any], infos: Sequence[ImageInfo]
