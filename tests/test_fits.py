@@ -587,3 +587,22 @@ def test_a_deconvolutions_reference_brighter_than_its_photo_is_measured_as_the_f
     written = json.loads((tmp_path / "r.json").read_text())["metrics_as_written"]
     assert "as written (float32 FITS: its values above the input's range kept)" in line and written["bit_depth"] == 32
     assert "linr metrics --range" not in line  # the reference reaches beyond the range: no such claim
+
+
+def test_a_fits_output_says_what_was_done_in_history_cards(tmp_path):
+    """An astronomer's restored FITS said only 'HISTORY written by linr': the inputs, steps,
+    refinement (restore) and the simulation (degrade) are written as HISTORY cards, a long line over
+    several."""
+    from linr.fits import FitsHeader
+
+    rng = np.random.default_rng(9)
+    data = (0.2 + 0.6 * rng.random((16, 16))).astype(np.float32)
+    path = handmade_fits(tmp_path / "n.fits", data, -32, (_card("OBJECT", "'M51'"),))
+    assert main(["restore", "--noisy", str(path), "-o", str(tmp_path / "o.fits"), "--steps", "3", "--quiet"]) == 0
+    head = (tmp_path / "o.fits").read_bytes()[:2880].decode("ascii")
+    assert "HISTORY linr restore: 1 noisy (n.fits)" in head and "HISTORY linr restore: 3 steps" in head
+    assert main(["degrade", str(path), "-o", str(tmp_path / "d.fits"), "--noise", "10"]) == 0
+    assert "HISTORY linr degrade: Gaussian noise sigma 10/255, seed" in \
+        (tmp_path / "d.fits").read_bytes()[:2880].decode("ascii")
+    header = FitsHeader((), (1, 1)).with_history("x" * 100)
+    assert [c.rstrip() for c in header.cards] == ["HISTORY " + "x" * 72, "HISTORY " + "x" * 28]

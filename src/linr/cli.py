@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -413,7 +414,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         executor.close(abort=False)
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
                  value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density,
-                 fits=out.fits, force=args.force, protect=protect, exif=out.exif)
+                 fits=None if out.fits is None else out.fits.with_history(*_restore_history(infos, results)),
+                 force=args.force, protect=protect, exif=out.exif)
     _remove_tile_stores(stores)
     if beyond := beyond_range_note(args.output, images, out):
         _note([beyond])
@@ -608,6 +610,24 @@ def _decibels(psnr: float | None) -> str:
     """A PSNR as printed: 'NN.NN dB', or 'infinite (identical to the reference)' (an input given as
     its own reference; the report's JSON holds null there)."""
     return "infinite (identical to the reference)" if psnr is None or math.isinf(psnr) else f"{psnr:.2f} dB"
+
+
+def _restore_history(infos: list[Any], results: list[Any]) -> list[str]:
+    """What a FITS output's HISTORY cards say was done (beside 'written by linr'): the inputs by kind
+    and file, the noise model where photon noise was restored, the steps and the refinement."""
+    from collections import Counter
+
+    kinds = Counter(str(o.get("kind")) for o in results[0].settings.get("observations", []))
+    files = ", ".join(dict.fromkeys(re.sub(r"\[\d+\]$", "", Path(str(i.path)).name) for i in infos))
+    steps = sorted({r.steps_run for r in results})
+    refined = sorted({r.settings["refine"]["name"] for r in results
+                      if isinstance(r.settings.get("refine"), dict) and "skipped" not in r.settings["refine"]})
+    photon = results[0].settings.get("photon") or {}
+    return [f"linr restore: {', '.join(f'{n} {k}' for k, n in kinds.items())} ({files})",
+            f"linr restore: {steps[0] if len(steps) == 1 else f'{steps[0]}-{steps[-1]}'} steps"
+            + (f" per frame ({len(results)} frames)" if len(results) > 1 else "")
+            + (f"; photon noise by {photon['method']}" if photon.get("method") else "")
+            + (f"; refined by {', '.join(refined)}" if refined else "; not refined")]
 
 
 def _refuse_output_in_a_glob(args: argparse.Namespace, outputs: list[str | None]) -> None:
@@ -1368,7 +1388,8 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             what += f"; its header's {'/'.join(dropped)} left out (the camera's noise, not this simulation's)"
     write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
                 value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
-                fits=fits, force=args.force, protect=protect, exif=info.exif)
+                fits=None if fits is None else fits.with_history(f"linr degrade: {what}, seed {args.seed}"),
+                force=args.force, protect=protect, exif=info.exif)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if args.blur is not None:  # linr restore's default takes a blurred photo for a camera's (free edges)
         print(f"its blur wraps around at the borders: restore it with --blurred {args.output} --kernel {args.blur} "

@@ -68,6 +68,15 @@ class FitsHeader:
     is made), written back so that its world coordinates keep their axes (an output of colours or
     frames fills the first of them)."""
 
+    def with_history(self, *lines: str) -> "FitsHeader":
+        """These cards and a HISTORY card of each line (a line longer than a card's 72 characters of
+        text goes on over several): what was done to the image (an astronomer's restored file said
+        only 'written by linr')."""
+        text = CARD - len("HISTORY ")
+        added = tuple(f"HISTORY {line[k:k + text]}".ljust(CARD) for line in lines
+                      for k in range(0, max(len(line), 1), text))
+        return FitsHeader(self.cards + added, self.size, self.more_axes)
+
     def without(self, *keywords: str) -> "FitsHeader":
         """These cards less those of ``keywords`` (e.g. ``BUNIT`` for a map in other units)."""
         kept = tuple(card for key, record in _records(list(self.cards)) if key not in keywords for card in record)
