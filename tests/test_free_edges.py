@@ -404,6 +404,9 @@ def test_a_noisy_blurred_photo_stops_by_its_held_out_pixels(tmp_path, capsys):
         assert noisy_blur(obs) == noisy
         rule = resolve_stop(obs)
         assert (rule is not None and rule.name == "holdout") == noisy
+        # decided for the whole photo (a tiled restoration's tiles all take its decision)
+        decided = resolve_stop(obs, blur_noisy=not noisy)
+        assert (decided is None) if noisy else (decided.name == "holdout")
         if noisy:
             write_image(tmp_path / "b.png", photo)
             assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:9:1.6", "-o",

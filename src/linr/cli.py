@@ -210,7 +210,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .scene import read_references, split_frames
     from .stabilise import moved_before_mean
     from .stopping import FixedSteps
-    from .tasks import (NOISY_BLUR_FROM, NOTHING_MISSING, check_ensemble, noisy_blur, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (NOISY_BLUR_FROM, NOISY_BLUR_STOP, NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
 
     check_pairs(args)
@@ -318,8 +318,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          f"{len(single)} tiles here), which takes more time and memory per step")
     if boundary_note := chosen_boundary_fit_note(obs, preset=args.preset, steps=args.steps):
         notes.append(boundary_note)
-    if args.preset is None and args.stop in (None, "auto") and not any(o.carries_noise for o in obs) and \
-            noisy_blur(obs):
+    if args.stop in (None, "auto") and rule is not None and rule.name == NOISY_BLUR_STOP and \
+            not any(o.carries_noise for o in obs):  # under 'auto' only a noisy blurred photo's rule (tasks.resolve_stop)
         notes.append(f"the blurred photo's noise measures {NOISY_BLUR_FROM:g}/255 or more: its fit stops where its "
                      "held-out pixels say (a fixed budget, tuned on photos with little noise, fits the noise through "
                      "the inverse blur: a 40-px crop at 10/255 came back at 12.9 dB from 28.1); --stop fixed runs it "
@@ -346,9 +346,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          "is restored whole (ask for tiles with --tile SIZE)")
     stores: list[Path | None] = [None] * len(scenes)
     if grid is not None:
-        from .tiling import tile_store_path
+        from .tiling import tile_store_paths
 
-        stores = [tile_store_path(args.output, i + 1 if len(scenes) > 1 else None) for i in range(len(scenes))]
+        stores = tile_store_paths(args.output, len(scenes))
         h, w = grid.shape
         from .tiling import parse_tile
 

@@ -1111,6 +1111,7 @@ def resolve_stop(
     stop: StopRule | str | None = None,
     keep_model: bool = False,
     refine: str | None = None,
+    blur_noisy: bool | None = None,
 ) -> StopRule | None:
     """The stop rule of a fit; None means exactly ``steps`` steps.
 
@@ -1123,7 +1124,9 @@ def resolve_stop(
     :data:`AUTO_BLENDED` when the fit's image is to be blended by a refiner that takes a masked
     photo (``refine``, the resolved refinement of this one fit, such as
     :data:`DEFAULT_INPAINT_REFINE`: the blend's weight is chosen on the pixels it holds out),
-    else 'fixed'. ``steps`` never changes
+    else :data:`NOISY_BLUR_STOP` for a blurred photo with noise (:func:`noisy_blur`; ``blur_noisy``:
+    that decided by the caller, as a tiled restoration decides it once on the whole photo for every
+    tile; None: measured here), else 'fixed'. ``steps`` never changes
     the rule: under an automatic rule it is the budget (the most steps run), and exactly that
     many run only with ``stop='fixed'`` (or a preset whose policy is fixed, such as 'paper').
     """
@@ -1140,7 +1143,8 @@ def resolve_stop(
         blended = refine is not None and refine != NO_REFINE and REFINERS[refine].takes == "masked"
         if blended:
             return parse_stop(AUTO_BLENDED)
-        return parse_stop(NOISY_BLUR_STOP) if noisy_blur(observations) else None
+        noisy = noisy_blur(observations) if blur_noisy is None else blur_noisy
+        return parse_stop(NOISY_BLUR_STOP) if noisy else None
     try:
         return parse_stop(stop)
     except ValueError as exc:
@@ -1321,12 +1325,10 @@ def restore(
         else:
             asked_prior = config.prior
             config = _tiled_config(config, obs)
-            # a noisy blurred photo's held-out stop decided once, on the whole photo, not tile by tile
-            tiles_stop = NOISY_BLUR_STOP if preset is None and stop in (None, "auto") and \
-                not any(o.carries_noise for o in obs) and noisy_blur(obs) else stop
+            whole_noisy = noisy_blur(obs)  # a blurred photo's noise measured once, on the whole photo
 
             def tile_stop(part: list[Observation]) -> StopRule | None:
-                return resolve_stop(part, preset=preset, steps=steps, stop=tiles_stop)
+                return resolve_stop(part, preset=preset, steps=steps, stop=stop, blur_noisy=whole_noisy)
 
             result = fit_tiled(
                 obs, config, grid, stack=_tile_stack(tile_stack, config), store=tile_store,

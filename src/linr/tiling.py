@@ -314,6 +314,12 @@ def _hash_arrays(h: Any, operator: Any) -> None:
                 _hash_arrays(h, item)
 
 
+def tile_store_paths(output: str | Path, frames: int) -> list[Path]:
+    """The tile folders of an output of ``frames`` restorations (:func:`tile_store_path`): one, or one
+    per frame of a stack restored frame by frame (``out.tif.frame1.tiles``, ...)."""
+    return [tile_store_path(output, None if frames == 1 else k + 1) for k in range(frames)]
+
+
 def tile_store_path(output: str | Path, frame: int | None = None) -> Path:
     """The folder beside an output file that keeps its finished tiles until it is written
     (``out.png.tiles``; ``out.tif.frame2.tiles`` for the second frame of a stack; a name too

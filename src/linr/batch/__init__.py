@@ -625,13 +625,13 @@ def _say_first_cost(job: Any, settings: dict[str, Any], fit: dict[str, Any], thr
     try:
         payload = prepare(job, settings, fit=fit, threads=threads).payload
         torch.set_num_threads(threads)  # as its worker will fit: the throughput, the filter's threads
-        from ..tiling import tile_store_path
+        from ..tiling import tile_store_paths
 
         # the tiles a previous run of this batch finished are resumed, not counted (its own store; a stack
         # restored frame by frame: its first frame's, the cost of each frame times their count)
         scenes = payload.each_scene()
         line = restore_cost(scenes[0], **fit, frames=len(scenes), tile_store_replace=True, threads=None,
-                            tile_store=str(tile_store_path(job.output, None if len(scenes) == 1 else 1)))
+                            tile_store=str(tile_store_paths(job.output, len(scenes))[0]))
     except Exception:  # noqa: BLE001 - only a message: the image's own run says what is wrong
         return
     finally:

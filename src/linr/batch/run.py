@@ -296,7 +296,7 @@ def run_jobs(
 def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settings: dict[str, Any], key: str,
                       fit: dict[str, Any], threads: int, fewer_where_late: bool = False) -> dict[str, Any]:
     """Read, restore (its tiles on ``backend``'s workers) and write one image; its record."""
-    from ..tiling import fit_tile_group, remove_tile_store, tile_store_path
+    from ..tiling import fit_tile_group, remove_tile_store, tile_store_paths
 
     t0 = time.perf_counter()
     try:
@@ -309,7 +309,7 @@ def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settin
         tile_backend.append(backend.with_task(fit_tile_group))
     where = f"{backend.name}, {backend.slots} tile batches in flight"
     scenes = prep.payload.each_scene()
-    stores = [tile_store_path(job.output, None if len(scenes) == 1 else k + 1) for k in range(len(scenes))]
+    stores = tile_store_paths(job.output, len(scenes))
     result = restore_tiles(prep.payload, executor=tile_backend[0], stores=[str(store) for store in stores], where=where)
     try:
         record = finish(job, prep, result, key=key, settings=settings, backend=backend.name)
