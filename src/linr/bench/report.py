@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .common import restore_seconds
 from .spec import LINR_DEFAULT, Profile, Table
 
 __all__ = ["summarise", "write_csv", "write_report", "plot_curves", "markdown_summary"]
@@ -102,13 +103,6 @@ def _f(value: float | None, digits: int = 2, signed: bool = False) -> str:
     if not math.isfinite(value):
         return "inf"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def restore_seconds(row: dict[str, Any]) -> float | None:
-    """A row's restoration time: linr's whole restore (``total_s``: the fit, a stop's work after it
-    and the refinement), else its fit's (the others' runs; rows made before ``total_s`` was kept).
-    A researcher's trial read 0.9 s for the default beside a 14-s restore when the fit alone was shown."""
-    return row["total_s"] if row.get("total_s") is not None else row.get("fit_s")
 
 
 def markdown_summary(summary: Sequence[dict[str, Any]]) -> list[str]:

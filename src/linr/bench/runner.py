@@ -13,7 +13,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import platform
 import time
@@ -24,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from .common import centre_crop, commit_id, corruption_seed, cpu_name
+from .common import centre_crop, commit_id, corruption_seed, cpu_name, restore_seconds
 from .spec import LINR_DEFAULT, Corruption, Method, Profile, Table
 
 __all__ = ["Scene", "BenchRun", "ROW_FIELDS", "find_real_pairs"]
@@ -88,9 +87,10 @@ def _with_last_iterate(result: Any, clean: np.ndarray) -> tuple[list[float] | No
     last_iterate = (result.settings.get("stop") or {}).get("name") == "fixed" and "tiling" not in result.settings
     if not curve or not last_iterate:
         return curve, steps
+    from ..metrics import psnr
+
     fitted = result.image if result.fitted_image is None else result.fitted_image
-    mse = float(np.mean((np.asarray(fitted, np.float64) - np.asarray(clean, np.float64)) ** 2))
-    value = float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    value = psnr(np.asarray(clean, np.float64), np.asarray(fitted, np.float64))  # RGB, unclipped, as the curve's
     return list(curve) + [value], None if steps is None else list(steps) + [result.steps_run]
 
 
@@ -678,5 +678,4 @@ class BenchRun:
                 "first_fit": min((j["started"] for j in used), default=None),
                 "last_fit": max((j["started"] for j in used), default=None),
                 "fit_s_total": sum(j.get("fit_s") or 0.0 for j in used),
-                "time_s_total": sum((j.get("total_s") if j.get("total_s") is not None else j.get("fit_s")) or 0.0
-                                    for j in used)}
+                "time_s_total": sum(restore_seconds(j) or 0.0 for j in used)}
