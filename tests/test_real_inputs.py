@@ -527,6 +527,11 @@ def test_python_api_values_a_new_user_got_wrong_are_one_line_errors():
             linr.restore([linr.noisy(image)], steps=2, seed=seed, refine="none")
     with pytest.raises(InputError, match="ensemble must be a whole number of members"):
         linr.restore([linr.noisy(image)], steps=2, ensemble=True)
+    for peak in ("10", True, -1.0):  # the same raw TypeError for a photon level given as a string
+        with pytest.raises(InputError, match="peak must be a finite number of photons > 0"):
+            linr.noisy(image, noise="poisson", peak=peak)
+    with pytest.raises(InputError, match="read noise must be a finite number >= 0"):
+        linr.noisy(image, noise="poisson-gaussian", peak=10.0, read_noise="2")
     for lr in ("1e-3", True, float("nan")):  # a string raised a raw TypeError (a researcher's trial)
         with pytest.raises(InputError, match="learning rate must be a positive number"):
             linr.restore([linr.noisy(image)], steps=2, lr=lr, refine="none")

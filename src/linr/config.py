@@ -6,6 +6,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+from .argtypes import is_real
 from .engine import DEFAULT_CHUNK_PIXELS, PRECISIONS
 from .errors import InputError
 from .models import ModelConfig
@@ -77,9 +78,9 @@ class FitConfig:
         if self.steps > MAX_STEPS:
             raise InputError(f"steps must be at most {MAX_STEPS:,} (a paper fit takes 500 to 4000), "
                              f"got {self.steps:,}")
-        if not _positive_number(self.lr):
+        if not (is_real(self.lr) and self.lr > 0):
             raise InputError(f"learning rate must be a positive number, got {self.lr!r}")
-        if self.retry_lr is not None and not _positive_number(self.retry_lr):
+        if self.retry_lr is not None and not (is_real(self.retry_lr) and self.retry_lr > 0):
             raise InputError(f"retry learning rate must be a positive number, got {self.retry_lr!r}")
         if self.engine not in ("auto", "plain"):
             raise InputError(f"engine must be 'auto' or 'plain', got {self.engine!r}")
@@ -110,9 +111,3 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * step / steps))
     return 1.0
-
-
-def _positive_number(value: object) -> bool:
-    """A finite real number above 0 (not a bool, not a string: a researcher's lr='1e-3' raised a
-    raw TypeError)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0 and math.isfinite(value)

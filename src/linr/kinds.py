@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .argtypes import nonneg_float, positive_float, positive_int
+from .argtypes import is_real, nonneg_float, positive_float, positive_int
 from .errors import InputError
 from .images import ImageInfo, as_float_image, check_photo, read_mask
 
@@ -82,10 +82,10 @@ def noise_term(image: np.ndarray, noise: str, *, peak: float | None = None,
 
     if noise not in NOISE_MODELS:
         raise InputError(f"unknown noise model {noise!r}; choose from {', '.join(NOISE_MODELS)}")
-    if peak is not None and not (peak > 0 and np.isfinite(peak)):
-        raise InputError(f"peak must be a finite number of photons > 0, got {peak}")
-    if read_noise is not None and not (read_noise >= 0 and np.isfinite(read_noise)):
-        raise InputError(f"read noise must be a finite number >= 0 (0-255 scale), got {read_noise}")
+    if peak is not None and not (is_real(peak) and peak > 0):
+        raise InputError(f"peak must be a finite number of photons > 0, got {peak!r}")
+    if read_noise is not None and not (is_real(read_noise) and read_noise >= 0):
+        raise InputError(f"read noise must be a finite number >= 0 (0-255 scale), got {read_noise!r}")
     if photon_method is not None and photon_method not in PHOTON_METHODS:
         raise InputError(f"unknown photon method {photon_method!r}; choose from {', '.join(PHOTON_METHODS)}")
     if noise == "gaussian":
