@@ -606,3 +606,17 @@ def test_a_fits_output_says_what_was_done_in_history_cards(tmp_path):
         (tmp_path / "d.fits").read_bytes()[:2880].decode("ascii")
     header = FitsHeader((), (1, 1)).with_history("x" * 100)
     assert [c.rstrip() for c in header.cards] == ["HISTORY " + "x" * 72, "HISTORY " + "x" * 28]
+
+
+def test_write_fits_splits_its_own_history_line_over_cards(tmp_path):
+    """write_fits cut its ``history`` at one card where FitsHeader.with_history splits a long line:
+    both now write it whole, over as many cards as it needs, and astropy reads it back."""
+    from linr.fits import write_fits
+
+    line = "written by linr " + "9" * 90
+    write_fits(tmp_path / "h.fits", np.zeros((4, 4, 1), np.float32), history=line)
+    head = (tmp_path / "h.fits").read_bytes()[:2880].decode("ascii")
+    cards = [head[k:k + 80].rstrip() for k in range(0, len(head), 80) if head.startswith("HISTORY", k)]
+    assert "".join(card[len("HISTORY "):] for card in cards) == line and len(cards) == 2
+    fits_io = pytest.importorskip("astropy.io.fits")
+    assert "".join(fits_io.getheader(tmp_path / "h.fits")["HISTORY"]) == line

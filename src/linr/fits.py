@@ -53,6 +53,14 @@ tile-compression convention's: a zero point ``ZP`` or a ``ZENITH`` angle is the 
 _SIP = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 
 
+def history_cards(*lines: str) -> tuple[str, ...]:
+    """A HISTORY card of each line; a line longer than a card's 72 characters of text goes on over
+    several (never cut)."""
+    text = CARD - len("HISTORY ")
+    return tuple(f"HISTORY {line[k:k + text]}".ljust(CARD) for line in lines
+                 for k in range(0, max(len(line), 1), text))
+
+
 @dataclass(frozen=True)
 class FitsHeader:
     """The header cards of a FITS input that describe what it shows (the object, the instrument,
@@ -72,10 +80,7 @@ class FitsHeader:
         """These cards and a HISTORY card of each line (a line longer than a card's 72 characters of
         text goes on over several): what was done to the image (an astronomer's restored file said
         only 'written by linr')."""
-        text = CARD - len("HISTORY ")
-        added = tuple(f"HISTORY {line[k:k + text]}".ljust(CARD) for line in lines
-                      for k in range(0, max(len(line), 1), text))
-        return FitsHeader(self.cards + added, self.size, self.more_axes)
+        return FitsHeader(self.cards + history_cards(*lines), self.size, self.more_axes)
 
     def without(self, *keywords: str) -> "FitsHeader":
         """These cards less those of ``keywords`` (e.g. ``BUNIT`` for a map in other units)."""
@@ -384,7 +389,7 @@ def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = N
     uint8, uint16 or float32 (top row first), as a FITS primary unit: BITPIX 8, 16 (with ``BZERO``
     32768) or -32; 3 channels, or F frames, as a third axis; ``header``'s cards after the
     structural ones (scaled to the size by the caller: :meth:`FitsHeader.for_size`), then
-    ``history`` as a HISTORY card."""
+    ``history`` as HISTORY cards (:func:`history_cards`)."""
     if data.ndim == 4 and data.shape[3] == 1:  # frames: planes along the third axis, as they are read
         data = np.moveaxis(data[..., 0], 0, -1)
         if data.shape[2] == 3:
@@ -409,7 +414,7 @@ def write_fits(path: str | Path, data: np.ndarray, header: FitsHeader | None = N
         cards += [_card("BZERO", 32768), _card("BSCALE", 1)]
     cards += list(header.cards if header is not None else ())
     if history:
-        cards.append(f"HISTORY {history}"[:CARD].ljust(CARD))
+        cards += history_cards(history)
     cards.append("END".ljust(CARD))
     text = "".join(cards)
     body = np.ascontiguousarray(planes).astype(_SAMPLES[bitpix], copy=False).tobytes()
