@@ -91,7 +91,7 @@ def test_bad_uploads_are_one_line_messages_naming_the_file_as_uploaded(runner, c
     assert message == "mask.png: mask is 16x16 but the image is 32x32 (width x height)"
     assert str(runner.root) not in message
     assert refused(runner, JobRequest({"masked": Upload("holes.png", png_bytes(noisy))})) == \
-        "a masked image needs its mask (white = observed)"
+        "holes.png: an image with missing pixels needs its mask (white = observed), or its holes transparent (alpha 0)"
     assert refused(runner, JobRequest({})) == "add at least one image (noisy, low-res, masked or blurred)"
     reference = Upload("clean.png", png_bytes(clean[:16]))
     message = refused(runner, JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, reference=reference))
@@ -529,8 +529,13 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         d.find_element(By.XPATH, "//label[.//input[@value='paper']]").click()
         find("#linr-start").click()
         wait_for(lambda: status().startswith("running: step"), 120, "the fit to run")
+        # Restore is greyed while the job runs (a click did nothing, unsaid), and free again after the cancel
+        wait_for(lambda: not find("#linr-start").is_enabled(), 30, "Restore greyed")
+        wait_for(lambda: "still fitting" in find("#linr-after").text, 60, "a preview")
         find("#linr-cancel").click()
         wait_for(lambda: status().startswith("cancelled at step"), 60, "the cancel")
+        wait_for(lambda: find("#linr-start").is_enabled(), 30, "Restore free again")
+        wait_for(lambda: "still fitting" not in find("#linr-after").text, 30, "the preview's label")
     finally:
         page.close()
         runner.close()
@@ -670,3 +675,73 @@ def test_a_mask_drawn_with_the_damage_in_white_is_read_the_other_way_round(runne
     assert photo_mask["kept_fraction"] == pytest.approx(1 - 63 / 1024, abs=1e-6)
     kept = damage[..., 0] == 0  # the observed pixels come back as they were (grouped-fill keeps them)
     assert np.abs(job.result.image[kept] - np.round(photo * 255)[kept] / 255).max() < 1 / 255 + 1e-6
+
+
+def test_a_cancel_during_the_refinement_ends_it_there_and_the_page_says_how_far_it_came(runner, monkeypatch):
+    """A tab closed during a refinement of minutes kept the next user's job waiting: the refinement
+    cannot stop midway, so its progress reports now end it once the job is cancelled; the page says
+    its share done and the seconds of refining (not of the whole job)."""
+    import linr.tasks
+
+    rng = np.random.default_rng(3)
+    noisy = np.clip(0.5 + 0.2 * rng.standard_normal((48, 48, 1)), 0, 1).astype(np.float32)
+    seen: dict = {}
+    real_refine = linr.tasks.apply_refine
+
+    def watched_refine(*args, **kwargs):
+        from linr import progress
+
+        progress.report(0.25)  # as the refiners report: the page's listener hears it
+        seen["text"] = seen["job"].describe()
+        seen["job"].cancel()
+        try:
+            real_refine(*args, **kwargs)
+        except BaseException as exc:
+            seen["raised"] = type(exc).__name__
+            raise
+        seen["finished"] = True
+
+    monkeypatch.setattr(linr.tasks, "apply_refine", watched_refine)
+    job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, steps=3))
+    seen["job"] = job
+    assert job.wait(timeout=120) and job.state == "cancelled", job.describe()
+    assert seen.get("raised") == "JobCancelled" and "finished" not in seen
+    assert "refining its image with the grouped filter: 25%" in seen["text"] and "s of refining so far" in \
+        seen["text"], seen["text"]
+
+
+def test_the_page_says_what_image_of_the_fit_came_back_as_linr_restore_says_it(runner, crops):
+    """The page said 'returned the iterate of step N' where the fit returned a mean of iterates
+    (linr restore said so): both now read linr.fit.FitResult.returned."""
+    _, noisy = crops
+    job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, preset="fast", steps=60))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    stop = job.result.report["settings"]["stop"]
+    assert stop["returned"] == "average"
+    assert job.describe().endswith(f"; returned the mean of up to {stop['average'][6:]} iterates ending at step "
+                                   f"{job.result.stop_step}"), job.describe()
+
+
+def test_holes_given_as_transparent_pixels_need_no_mask(runner, crops, tmp_path):
+    """The page refused an RGBA photo whose holes are transparent ('needs its mask') where linr
+    restore --masked takes them: restored as restore restores it, and written opaque."""
+    import linr
+    from linr.images import read_image
+
+    clean, _ = crops
+    alpha = (np.random.default_rng(5).random(clean.shape[:2]) < 0.8).astype(np.float32)[..., None]
+    data = png_bytes(np.concatenate([clean * alpha, alpha], axis=2))
+    job = runner.submit(JobRequest({"masked": Upload("holes.png", data)}, steps=5))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    written, info = read_image(job.result.path)
+    assert info.alpha is None and written.shape == clean.shape
+    (tmp_path / "holes.png").write_bytes(data)
+    from linr.scene import load_scene
+
+    observations, _, _ = load_scene({"masked": str(tmp_path / "holes.png")}, {})
+    expected = linr.restore(observations, steps=5, seed=0, device="cpu", progress=False)
+    assert np.array_equal(job.result.image, np.clip(expected.image, 0, 1))
+    runner.discard(job.id)
+    opaque = png_bytes(np.concatenate([clean, np.ones_like(alpha)], axis=2))
+    assert refused(runner, JobRequest({"masked": Upload("opaque.png", opaque)})).startswith(
+        "opaque.png: an image with missing pixels needs its mask")

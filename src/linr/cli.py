@@ -1138,22 +1138,9 @@ def spread_units(value_range: Any, fmt: str) -> float | None:
 
 
 def _returned(result: Any) -> str:
-    """'; returned ...': what image of its fit a restore returned (nothing for an ensemble or
-    tiles, whose stop reason says it): one iterate, or an average of iterates ending at a step."""
-    settings = result.settings
-    if "ensemble" in settings or "tiling" in settings:
-        return ""
-    stop = settings.get("stop") if isinstance(settings.get("stop"), dict) else {}
-    if stop.get("name") == "fixed":  # the stop rules' "step k" is the iterate step k started from
-        return f"; returned the last iterate, after all {result.steps_run} updates"
-    average = stop.get("average")
-    if stop.get("returned") == "average" and isinstance(average, str):
-        if average.startswith("window"):
-            return f"; returned the mean of up to {average[6:]} iterates ending at step {result.stop_step}"
-        if average.startswith("ema"):
-            return (f"; returned an exponential average (decay {average[3:]}) of the iterates up to step "
-                    f"{result.stop_step}")
-    return f"; returned the iterate of step {result.stop_step}"
+    """'; returned ...' (:meth:`linr.fit.FitResult.returned`), or nothing for an ensemble or tiles."""
+    what = result.returned()
+    return "" if what is None else f"; returned {what}"
 
 
 def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,

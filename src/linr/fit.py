@@ -125,6 +125,24 @@ class FitResult:
 
         return save_model(path, self.fitted_model(), info, force=force, settings=self.settings)
 
+    def returned(self) -> str | None:
+        """What image of its fit this result is, in words ('the last iterate, after all 500
+        updates', 'the mean of up to 40 iterates ending at step 108', 'the iterate of step 60'),
+        as ``linr restore`` and the web app say it; None for an ensemble or tiles, whose stop
+        reason says it."""
+        if "ensemble" in self.settings or "tiling" in self.settings:
+            return None
+        stop = self.settings.get("stop") if isinstance(self.settings.get("stop"), dict) else {}
+        if stop.get("name") == "fixed":  # the stop rules' "step k" is the iterate step k started from
+            return f"the last iterate, after all {self.steps_run} updates"
+        average = stop.get("average")
+        if stop.get("returned") == "average" and isinstance(average, str):
+            if average.startswith("window"):
+                return f"the mean of up to {average[6:]} iterates ending at step {self.stop_step}"
+            if average.startswith("ema"):
+                return f"an exponential average (decay {average[3:]}) of the iterates up to step {self.stop_step}"
+        return f"the iterate of step {self.stop_step}"
+
     def to_dict(self, *, history: bool = True) -> dict[str, Any]:
         out = {
             "steps_run": self.steps_run,

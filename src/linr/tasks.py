@@ -1181,6 +1181,7 @@ def restore(
     refine: str | None = None,
     on_step: Callable[[int, Any, float, int | None], None] | None = None,
     on_refine: Callable[[str], None] | None = None,
+    on_refine_progress: Callable[[str, float], None] | None = None,
     on_plan: Callable[["RestorePlan"], None] | None = None,
     announce: bool | None = None,
     clipping: str = "auto",
@@ -1252,6 +1253,9 @@ def restore(
     pick's second fit (announced by ``on_refine('sure')``; its progress bar shows as the first's). ``on_refine(name)``:
     called once the fit is done, before a refinement (which may take a minute or more) starts, and
     with ``'sure'`` before the SURE pick of a small noisy photo (a second fit, then refinements).
+    ``on_refine_progress(phase, done)``: called as that refinement goes (a :mod:`linr.progress`
+    listener: the name of its current phase, '' for the whole, and the share of it done, 0 to 1);
+    what it raises stops the restoration there (the web app's cancel).
     ``on_plan(plan)``: called once with the :class:`RestorePlan` before any fit (its ``rule`` is the
     stop rule the fit of a whole image consults: the web app shows its state as the fit goes).
     Returns a :class:`~linr.fit.FitResult`; ``result.image`` is (H, W, C) on [0, 1], unclipped.
@@ -1353,7 +1357,7 @@ def restore(
             held = held_out_pixels(rule) if grid is None and shared else None
             if grid is not None and blends_in_tiles(refine):  # the pixels no tile trained on
                 held = tiled_held_out(obs, grid, tile_stop)
-            with progress_of_work.listening(_refine_progress(config.progress)):
+            with progress_of_work.listening(_both(_refine_progress(config.progress), on_refine_progress)):
                 apply_refine(result, refine, obs, held_out=held)
         elif plan.refine_left_out is not None:
             result.settings["refine"] = dict(plan.refine_left_out)
@@ -1873,6 +1877,19 @@ def _refine_progress(progress: bool | None) -> Callable[[str, float], None] | No
                   flush=True)
         except (OSError, ValueError):  # stderr gone (a closed pipe): the refinement goes on unsaid
             said["broken"] = True
+
+    return say
+
+
+def _both(first: Callable[[str, float], None] | None,
+          second: Callable[[str, float], None] | None) -> Callable[[str, float], None] | None:
+    """One :mod:`linr.progress` listener that tells ``first`` then ``second`` (either may be None)."""
+    if first is None or second is None:
+        return first or second
+
+    def say(phase: str, done: float) -> None:
+        first(phase, done)
+        second(phase, done)
 
     return say
 

@@ -140,6 +140,8 @@ class JobResult:
     tiles: int = 0
     """How many tiles were fitted (0: one fit of the whole image; ``steps_run`` then counts the
     steps of all tiles and ``stop_step`` is their median stop)."""
+    returned: str | None = None
+    """What image of its fit the result is, in words (:meth:`linr.fit.FitResult.returned`)."""
 
 
 @dataclass
@@ -183,6 +185,11 @@ class Job:
     """How many tiles a tiled job fits one after the other (0: one fit of the whole image)."""
     refining: str | None = None
     """The refinement running after the fit (its name), else None."""
+    refine_progress: tuple[str, float, float] | None = None
+    """How far the refinement has come (:mod:`linr.progress`): the name of its current phase ('' for
+    the whole), the share of that phase done and when that phase began (``time.perf_counter``)."""
+    refine_started: float | None = None
+    """When the refinement (or the SURE pick before it) began (``time.perf_counter``)."""
     forecast: str | None = None
     """What the restoration was expected to cost when its fit began (``linr restore``'s line,
     :func:`linr.tasks.restore_cost`), or None for a short one."""
@@ -243,12 +250,14 @@ class Job:
             if self.step == 0:
                 return "running: setting up the fit"
             if self.refining is not None:
-                seconds = time.perf_counter() - self.started if self.started is not None else self.elapsed_s
+                now = time.perf_counter()
+                seconds = now - (self.refine_started or now)
                 if self.refining == "sure":  # the SURE pick of a small noisy photo's stop (linr.sure)
                     return (f"running: the fit is done ({self.step} steps); choosing its stop by SURE of the "
                             f"refined image: the pilot fitted once more ({seconds:.0f} s so far)")
                 return (f"running: the fit is done ({self.step} steps); refining its image with the "
-                        f"{self.refining} filter ({seconds:.0f} s so far)")
+                        f"{self.refining} filter{_refine_pace(self.refine_progress, now)} ({seconds:.0f} s of "
+                        "refining so far)")
             budget = f"at most {self.budget}" if self.automatic_stop else f"{self.budget}"
             eta = self.eta_s
             left = "" if eta is None else (f", at most {eta:.0f} s left" if self.automatic_stop
@@ -259,8 +268,8 @@ class Job:
             r = self.result
             if r.tiles:
                 return f"done: {r.steps_run} steps in all in {r.fit_s:.1f} s; {r.stop_reason}"
-            return (f"done: {r.steps_run} steps in {r.fit_s:.1f} s; {r.stop_reason}; returned the "
-                    f"iterate of step {r.stop_step}")
+            returned = "" if r.returned is None else f"; returned {r.returned}"
+            return f"done: {r.steps_run} steps in {r.fit_s:.1f} s; {r.stop_reason}{returned}"
         if self.state == "cancelled":
             return f"cancelled at step {self.step}"
         return f"error: {self.error}"
@@ -387,6 +396,18 @@ def _download_name(upload: Upload, stored: str | os.PathLike) -> str:
     return f"{stem[:60]}_restored{'.fits' if Path(stored).suffix == '.fits' else '.png'}"
 
 
+def _transparent_holes(path: str) -> bool:
+    """Whether the stored image has holes of its own: transparent pixels (a FITS file's undefined
+    ones read as such), which ``linr restore --masked`` takes as the missing pixels without a mask."""
+    from ..images import read_image
+
+    try:
+        alpha = read_image(path)[1].alpha
+    except LinrError:
+        return True  # unreadable: the scene's reader says why, naming the upload
+    return alpha is not None and bool((alpha < 0.5).any())
+
+
 def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str) -> _Prepared:
     """Check every upload and option of ``request`` (files go to ``folder``) and resolve the fit.
     Raises :class:`InputError` with one line naming the upload."""
@@ -402,8 +423,6 @@ def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str
         raise InputError(f"unknown preset {request.preset!r}; choose from {', '.join(PRESET_CHOICES)}")
     if request.steps is not None and not 1 <= request.steps <= limits.max_steps:
         raise InputError(f"steps must be between 1 and {limits.max_steps}, got {request.steps}")
-    if "masked" in images and request.mask is None:
-        raise InputError("a masked image needs its mask (white = observed)")
     if "masked" not in images and request.mask is not None:
         raise InputError("a mask was given without a masked image")
     if "lowres" in images and not 1 <= int(request.factor) <= 16:
@@ -419,6 +438,9 @@ def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str
     for kind, upload in images.items():
         path = check_upload(upload, folder, kind, limits)
         files[kind], names[str(path)] = str(path), upload.display_name
+    if "masked" in images and request.mask is None and not _transparent_holes(files["masked"]):
+        raise InputError(f"{images['masked'].display_name}: an image with missing pixels needs its mask (white = "
+                         "observed), or its holes transparent (alpha 0)")
     options: dict[str, Any] = {"factor": int(request.factor)}
     if request.mask is not None:
         path = check_upload(request.mask, folder, "mask", limits)
@@ -546,9 +568,35 @@ def _forecast(prepared: _Prepared) -> str | None:
 
 def _refining(job: Job, name: str) -> None:
     """Say on the page that the fit is done and its image is being refined (a cancel is honoured
-    once the refinement returns: it cannot be stopped midway)."""
-    job.refining = name
+    at the refinement's next report of its progress, :func:`_refine_listener`)."""
+    job.refining, job.refine_progress, job.refine_started = name, None, time.perf_counter()
     job.stop_state = ""
+
+
+def _refine_listener(job: Job) -> Any:
+    """The :mod:`linr.progress` listener of a job's refinement: it keeps how far the refinement has
+    come for the page and ends it (:class:`JobCancelled`) once the job is cancelled: a tab closed
+    during a refinement of minutes had kept the next user's job waiting."""
+
+    def hear(phase: str, done: float) -> None:
+        if job.cancel_requested:
+            raise JobCancelled()
+        now, last = time.perf_counter(), job.refine_progress
+        began = now if last is None or last[0] != phase or done < last[1] else last[2]  # a new phase: its own pace
+        job.refine_progress = (phase, done, began)
+
+    return hear
+
+
+def _refine_pace(progress: tuple[str, float, float] | None, now: float) -> str:
+    """': 40% of PHASE, about N s left' from a refinement's progress, or nothing before its first report."""
+    if progress is None:
+        return ""
+    phase, done, began = progress
+    of = f" of {phase}" if phase else ""
+    spent = now - began
+    left = f", about {spent / done * (1.0 - done):.0f} s left" if done > 0.0 and spent >= 1.0 else ""
+    return f": {int(done * 100)}%{of}{left}"
 
 
 def _as_image(output: Any) -> np.ndarray:
@@ -706,7 +754,7 @@ class JobRunner:
         job.state = "running"
         job.started = time.perf_counter()
         threads = self._settle_threads()
-        job.forecast = "\n".join(line for line in (threads, _forecast(prepared)) if line) or None
+        job.forecast = "\n".join(line for line in (_forecast(prepared), threads) if line) or None  # the cost first
         watch = _StepWatch(job, self.preview_every_s)
         again, live = {"retry": False}, {"stop": prepared.stop}  # the rule the restore consults (its plan's)
 
@@ -723,12 +771,12 @@ class JobRunner:
                 result = restore(prepared.loaded, reference=prepared.reference,
                                  measured_pixels=prepared.measured, tile="auto", progress=False,
                                  on_step=lambda step, output, loss, tile: each_step(step, output, loss),
-                                 on_refine=lambda name: _refining(job, name),
+                                 on_refine=lambda name: _refining(job, name), on_refine_progress=_refine_listener(job),
                                  on_plan=lambda plan: live.update(stop=plan.rule), threads=None,  # settled above
                                  **prepared.options)
             else:
                 result = self._run_tiles(job, prepared)
-            if job.cancel_requested:  # asked for during the refinement, which cannot stop midway
+            if job.cancel_requested:  # asked for after the refinement's last report
                 raise JobCancelled()
             job.result = self._finish(job, prepared, result)
             job.state = "done"
@@ -777,7 +825,8 @@ class JobRunner:
 
         return restore(prepared.loaded, reference=prepared.reference, measured_pixels=prepared.measured,
                        tile="auto", tile_stack=1,
-                       progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name), threads=None,
+                       progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
+                       on_refine_progress=_refine_listener(job), threads=None,
                        **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
@@ -808,4 +857,4 @@ class JobRunner:
         tiles = result.settings.get("tiles", [])
         steps = sum(t["steps_run"] for t in tiles) if tiles else result.steps_run
         return JobResult(image, path, bit_depth, steps, result.stop_step, result.stop_reason,
-                         result.timings["fit_s"], metrics, run_report, report_path, len(tiles))
+                         result.timings["fit_s"], metrics, run_report, report_path, len(tiles), result.returned())

@@ -150,7 +150,7 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                                    label="its factor (the result is this much larger)")
             with gr.Column(min_width=180):
                 masked = gr.File(label="image with missing pixels", elem_id="linr-masked", height=UPLOAD_HEIGHT)
-                mask = gr.File(label="its mask (white = observed)", elem_id="linr-mask", height=UPLOAD_HEIGHT)
+                mask = gr.File(label="its mask (white = observed; none when its holes are transparent)", elem_id="linr-mask", height=UPLOAD_HEIGHT)
                 mask_white = gr.Checkbox(value=False, label="the mask marks the damage in white (--mask-white missing)",
                                          elem_id="linr-mask-white")
             with gr.Column(min_width=180):
@@ -181,8 +181,10 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
             report = gr.File(label="download the report (JSON: settings, steps, stop, timings, "
                              "metrics)", interactive=False, elem_id="linr-report")
 
-        outputs = [status, before, after, metrics, download, report]
+        outputs = [status, before, after, metrics, download, report, start]
         cleared = (None, None, "", None, None)
+        # Restore is greyed while this tab's job runs (a click then had done nothing, unsaid: Cancel first)
+        busy, free = gr.update(interactive=False), gr.update(interactive=True)
 
         def run(noisy_path, lowres_path, factor_value, masked_path, mask_path, mask_white_box, blurred_path,
                 kernel_spec, kernel_path, reference_path, preset_name, step_budget,
@@ -203,12 +205,12 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                     steps=int(step_budget) if step_budget else None)
                 job = runner.submit(job_request)
             except LinrError as exc:
-                yield (render_status(None, str(exc)), *cleared)
+                yield (render_status(None, str(exc)), *cleared, free)
                 return
             sessions.replace(session, job)
             before_image = for_display(job.before)
             yield (render_status(job), gr.update(value=before_image, label="before"),
-                   gr.update(value=None, label="after"), "", None, None)
+                   gr.update(value=None, label="after"), "", None, None, busy)
             shown = -1
             while not job.wait(poll_s):
                 after_image = gr.skip()
@@ -216,17 +218,18 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                     shown = job.preview_step
                     after_image = gr.update(value=for_display(job.preview),
                                             label=f"after: step {shown}, still fitting")
-                yield (render_status(job), gr.skip(), after_image, "", None, None)
+                yield (render_status(job), gr.skip(), after_image, "", None, None, gr.skip())
             result = job.result
-            if job.state != "done" or result is None:
-                yield (render_status(job), gr.skip(), gr.skip(), "", None, None)
+            if job.state != "done" or result is None:  # the preview's label no longer says 'still fitting'
+                stopped = gr.update(label=f"after: step {shown}, {job.state}") if shown >= 0 else gr.skip()
+                yield (render_status(job), gr.skip(), stopped, "", None, None, free)
                 return
             reference_name = None if job_request.reference is None else job_request.reference.display_name
             shape = result.image.shape[:2]
             yield (render_status(job), for_display(job.before, shape),
                    gr.update(value=for_display(result.image), label="after: restored"),
                    _metrics_text(job, reference_name), str(result.path),
-                   None if result.report_path is None else str(result.report_path))
+                   None if result.report_path is None else str(result.report_path), free)
 
         def stop(request: gr.Request) -> None:
             job = sessions.job(request.session_hash)
