@@ -899,3 +899,22 @@ def test_a_probes_network_variant_reads_width_rate_steps_omega_and_precision():
     for bad in ("64", "w64:x2", "wide"):
         with pytest.raises(SystemExit):
             network_variant(bad, omega_0=30.0)
+
+
+def test_a_run_of_other_tables_into_the_same_folder_says_what_its_report_leaves_out(tmp_path: Path) -> None:
+    """A researcher ran Table 1, then Table 3 into one --out: report.md held Table 3 alone, unsaid.
+    The run now says (log and report) which earlier tables its outputs leave out and the command
+    that puts them all in one report, whose finished fits resume."""
+    if not (DATA / "set9" / "house.png").exists():
+        pytest.skip("test data not found")
+    out, said = tmp_path / "bench", []
+    kwargs = dict(profile="quick", data=DATA, out=out, crop=24, steps=2, device="cpu", log=said.append)
+    run_bench(tables=["1"], methods=["input"], images=["house"], **kwargs)
+    assert not any("leave out" in line for line in said)
+    run_bench(tables=["4"], methods=["input"], images=["leaves"], **{**kwargs, "crop": 32})
+    note = next(line for line in said if "leave out" in line)
+    assert "held table(s) 1 of an earlier run" in note and "--tables 1 4 puts them all in one report" in note
+    assert "Note: " + note.removeprefix("note: ") in (out / "report.md").read_text()
+    said.clear()
+    run_bench(tables=["1", "4"], methods=["input"], images=["house", "leaves"], **{**kwargs, "crop": 32})
+    assert not any("leave out" in line for line in said)

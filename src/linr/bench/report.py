@@ -176,11 +176,12 @@ def write_report(path: Path, *, profile: Profile, tables: Sequence[Table],
                  rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
                  machine: dict[str, Any], command: str, skipped: Sequence[str],
                  plots: dict[str, str | None], plot_note: str | None,
-                 jobs: dict[str, dict[str, Any]] | None = None) -> None:
+                 jobs: dict[str, dict[str, Any]] | None = None, earlier: str | None = None) -> None:
     """The human-readable report: settings, deviations, per-table averages, per-image rows; with
-    the ``jobs`` the rows came from, what each of linr's default columns ran (:func:`as_run_lines`)."""
+    the ``jobs`` the rows came from, what each of linr's default columns ran (:func:`as_run_lines`);
+    ``earlier``: what it leaves out of an earlier run into its folder (a line, or None)."""
     lines = [f"# linr bench: the paper's tables, {profile.name} profile", ""]
-    lines += [f"Command: `{command}`", "",
+    lines += [f"Command: `{command}`", "", *([f"Note: {earlier}.", ""] if earlier else []),
               f"Machine: {machine['processor']}, {machine['cpus']} CPUs, torch {machine['torch']} "
               f"with {machine['threads']} thread(s), device {machine['device']}; linr "
               f"{machine['linr']}; this report {machine['started']} to {machine['finished']}; "

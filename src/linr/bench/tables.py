@@ -162,6 +162,9 @@ def run_bench(
 
     data_dir = find_data(data)
     out_dir = Path(out) if out is not None else Path("bench_out") / prof.name
+    earlier = _earlier_tables(out_dir, prof.name, chosen)
+    if earlier:
+        log(f"note: {earlier}")
     if threads is not None:
         import torch
 
@@ -179,7 +182,7 @@ def run_bench(
         if plots:
             plot_paths[table.key], note = _plot(run, table)
             plot_note = plot_note or note
-        _write_outputs(run, chosen, plot_paths, plot_note, ROW_FIELDS)  # after every table
+        _write_outputs(run, chosen, plot_paths, plot_note, ROW_FIELDS, earlier)  # after every table
     return {"out": str(out_dir), "rows": len(run.rows), "fresh": fresh, "skipped": run.skipped}
 
 
@@ -206,8 +209,33 @@ def _plot(run: Any, table: Any) -> tuple[str | None, str | None]:
     return str(path.relative_to(run.out)), None
 
 
+def _earlier_tables(out: Path, profile: str, chosen: list[Any]) -> str | None:
+    """What the report in ``out`` will leave out of an earlier run into it (of the same ``profile``):
+    its tables not among ``chosen``, whose rows this run's report, CSV and summary replace (a
+    researcher's trial lost Table 1's report to a later run of Table 2), with how to have them all.
+    None when there was no earlier run, or it had no other table."""
+    from .spec import TABLES
+
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("profile") != profile:
+        return None
+    keys = {entry.get("table") for entry in summary.get("averages", []) if isinstance(entry, dict)}
+    ran = {t.key for t in chosen}
+    left = [t for t in TABLES if t.key in keys and t.key not in ran]
+    if not left:
+        return None
+    numbers = " ".join(str(t.number) for t in left)
+    every = " ".join(str(t.number) for t in TABLES if t.key in keys | ran)
+    return (f"{out} held table(s) {numbers} of an earlier run, which this run's report.md, results.csv and "
+            f"summary.json leave out: --tables {every} puts them all in one report (finished fits resume "
+            "from jobs.jsonl)")
+
+
 def _write_outputs(run: Any, tables: list[Any], plots: dict[str, str | None],
-                   plot_note: str | None, fields: tuple[str, ...]) -> None:
+                   plot_note: str | None, fields: tuple[str, ...], earlier: str | None = None) -> None:
     from .report import summarise, write_csv, write_report
 
     summary = summarise(run.rows, run.paper)
@@ -217,4 +245,4 @@ def _write_outputs(run: Any, tables: list[Any], plots: dict[str, str | None],
          "skipped": run.skipped}, indent=1))
     write_report(run.out / "report.md", profile=run.profile, tables=tables, rows=run.rows,
                  summary=summary, machine=run.machine(), command=run.command,
-                 skipped=run.skipped, plots=plots, plot_note=plot_note, jobs=run.jobs)
+                 skipped=run.skipped, plots=plots, plot_note=plot_note, jobs=run.jobs, earlier=earlier)
