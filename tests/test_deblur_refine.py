@@ -851,3 +851,29 @@ def test_a_batch_with_references_records_each_input_photos_psnr(tmp_path):
     expected = {kind: round(evaluate(reference, read_image(tmp_path / folder / "a.png")[0])["psnr"], 4)
                 for kind, folder in (("noisy", "short"), ("blurred", "long"))}
     assert {d["kind"]: d["psnr"] for d in record["input_psnr"]} == expected and record["metrics"]
+
+
+def test_a_noisier_blurred_photo_is_refined_from_a_higher_level_to_a_higher_last_one(capsys, tmp_path):
+    """The levels follow the blurred photo's measured noise (at least 1.25x and a quarter of it),
+    15 to 2 below 8/255 as before; a short and a long exposure's pair keeps 15 to 2 (not measured
+    there); the restore's line says the levels where they were raised."""
+    from linr.cli import main
+    from linr.images import write_image
+    from linr.refine import GroupedPair
+
+    refiner = GroupedDeblur()
+    assert np.allclose(refiner.levels_for(3 / 255), np.geomspace(15, 2, 10))
+    assert np.allclose(refiner.levels_for(25 / 255)[[0, -1]], [31.25, 6.25])
+    assert np.allclose(GroupedPair().levels_for(25 / 255), np.geomspace(15, 2, 10))
+    rng = np.random.default_rng(2)
+    sharp = ndimage.zoom(rng.random((8, 8, 1)), (4, 4, 1), order=1)
+    photo = np.clip(ndimage.convolve(sharp[..., 0], gaussian_kernel(7, 1.0), mode="reflect")
+                    + rng.normal(0, 30 / 255, (32, 32)), 0, 1)[..., None].astype(np.float32)
+    _, done = refine_image("grouped-deblur", photo, [blurred(photo, gaussian_kernel(7, 1.0))])
+    assert done["sigmas"][0] == pytest.approx(1.25 * done["sigma"], abs=0.01)
+    assert done["sigmas"][1] == pytest.approx(done["sigma"] / 4, abs=0.01)
+    write_image(tmp_path / "b.png", photo)
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
+                 str(tmp_path / "o.png"), "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert "the filter's level falling from " in capsys.readouterr().out

@@ -815,6 +815,10 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         noise = f"noise sigma {sigmas} of 255 measured"
+        levels = [tuple(d["sigmas"]) for d in done]
+        if done[0]["name"] == "grouped-deblur" and any(lv != (15.0, 2.0) for lv in levels):  # raised by the noise
+            noise += (f", the filter's level falling from {_span(sorted(lv[0] for lv in levels), '.3g')} to "
+                      f"{_span(sorted(lv[1] for lv in levels), '.3g')} (at least 1.25x and a quarter of the noise)")
         pair = blend = ""
         if done[0]["name"] == "grouped-pair":
             pair = " and near the noisy photo"

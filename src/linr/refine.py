@@ -1212,6 +1212,15 @@ class GroupedDeblur(_FallingLevels):
     name = "grouped-deblur"
     takes = "blurred"
     does = "it is filtered again by grouped filtering, each pass brought back to the blurred photo"
+    START_PER_SIGMA = 1.25
+    END_PER_SIGMA = 0.25
+    """With :attr:`follow_noise`, the passes' levels start at no less than 1.25 times the noise
+    measured on the blurred photo and end at no less than a quarter of it (0-255): chosen on 64-px
+    crops of the five Set5 images blurred by Table 4's kernel at Gaussian noise 3-25/255 and photon
+    noise of 10-200 photons (sixty-fifth session, BENCHMARKS.md, 'A noisy blurred photo's
+    refinement follows its noise'): the same as 15 to 2 up to 8/255 of noise; at 25/255 +1.30 dB,
+    at 10 photons +1.80; 15 to 2 came from photos with Table 4's noise, sqrt(2)/255."""
+    follow_noise = True
 
     def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
         """10 passes from 15 to 2 (``grouped-views``' 20 from 30): chosen on two set9 tune crops
@@ -1224,6 +1233,7 @@ class GroupedDeblur(_FallingLevels):
         super().__init__(passes, start, end)
         self.edges = None if edges is None else check_edges(edges)
         self.used_edges: str | None = None
+        self.used_levels: tuple[float, float] | None = None
         self.solved: dict[str, Any] = {}
 
     def edges_for(self, operator: Any) -> str:
@@ -1243,7 +1253,10 @@ class GroupedDeblur(_FallingLevels):
         return "operator" if boundary == "circular" else "free"
 
     def describe(self) -> dict[str, Any]:
-        return {**self.schedule(), "edges": self.used_edges, "solved": self.solved}
+        schedule = self.schedule()
+        if self.used_levels is not None:
+            schedule["sigmas"] = [round(v, 3) for v in self.used_levels]
+        return {**schedule, "edges": self.used_edges, "solved": self.solved}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,
                  extension: np.ndarray | None = None, *,
@@ -1284,9 +1297,22 @@ class GroupedDeblur(_FallingLevels):
             self.solved = combined_solves(reports)  # over the passes so far
             return x
 
-        x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels(), explain)
+        x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels_for(sigma), explain)
         assert x is not None  # the data step always has a solution
         return np.asarray(x, np.float32)
+
+    def levels_for(self, sigma: float) -> np.ndarray:
+        """The passes' noise levels (0-255, geometric) for a blurred photo with noise std ``sigma``
+        (0-1 scale): from :attr:`start` to :attr:`end`, raised with :attr:`follow_noise` to
+        :attr:`START_PER_SIGMA` and :attr:`END_PER_SIGMA` times the noise (a noisier photo's
+        fit needs a stronger filter first, and its last pass must not believe the photo beyond
+        its noise); the levels used are kept for :meth:`describe`."""
+        start, end = self.start, self.end
+        if self.follow_noise:
+            level = float(sigma) * 255.0
+            start, end = max(start, self.START_PER_SIGMA * level), max(end, self.END_PER_SIGMA * level)
+        self.used_levels = (start, end)
+        return np.geomspace(start, end, self.passes)
 
 
 class GroupedPair(GroupedDeblur):
@@ -1316,6 +1342,9 @@ class GroupedPair(GroupedDeblur):
     """The images blended, in the order of ``describe()['weights']``."""
     MIN_PIXELS = 100
     """Fewest held-out values (away from the clip) a blend is chosen on; with fewer, the pair alone."""
+    follow_noise = False
+    """The fixed 15 to 2 (a long exposure's blurred photo beside a short one: the levels that follow
+    a noisy blurred photo's noise were measured on one photo alone)."""
 
     def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
         super().__init__(passes, start, end, edges)

@@ -735,7 +735,8 @@ DEFAULT_DEBLUR_REFINE = "grouped-deblur"
 """The refinement of the defaults' deblurring of one blurred photo (:func:`plain_deblurring`),
 since the twenty-fourth session (a circular blur) and the twenty-fifth (any blur): ``grouped-deblur``
 (:class:`linr.refine.GroupedDeblur`: 10 passes of grouped filtering from the fit's image at a
-falling noise level, each followed by the image that explains the blurred photo best near the
+falling noise level, since the sixty-fifth session following the noise measured on the photo,
+each followed by the image that explains the blurred photo best near the
 filtered one; for a photo blurred circularly exactly, otherwise with free edges, nothing assumed
 beyond the frame). Measured in BENCHMARKS.md ('#15 deblurring', '#15 deblurring a real photo'):
 chosen on set9 tune crops, reported on Table 4's images (96-px crops), blurred circularly and as
