@@ -527,6 +527,15 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         steps.clear()
         steps.send_keys("5000")
         d.find_element(By.XPATH, "//label[.//input[@value='paper']]").click()
+        # a job forecast to be long is said first; Restore again starts it
+        import linr.app.jobs
+        from linr.forecast import Forecast
+
+        monkeypatch.setattr(linr.app.jobs, "_forecast",
+                            lambda prepared: Forecast("5000 steps restoring 32x32", 5400.0, 5400.0))
+        find("#linr-start").click()
+        wait_for(lambda: status().startswith("This restoration is forecast to take about 90 min on this machine "
+                                             "(5000 steps restoring 32x32): press Restore again"), 60, "the question")
         find("#linr-start").click()
         wait_for(lambda: status().startswith("running: step"), 120, "the fit to run")
         # Restore is greyed while the job runs (a click did nothing, unsaid), and free again after the cancel
@@ -621,15 +630,17 @@ def test_the_page_says_what_a_long_job_will_cost_before_its_fit(runner, crops, m
     asked: list[dict] = []
 
     def forecast(observations, **options):  # as linr restore's line for a long restoration
+        from linr.forecast import Forecast
+
         asked.append(options)
-        return "about 40 min for the fit\nwarning: <the refinement> may not fit in memory"
+        return Forecast("about 40 min for the fit\nwarning: <the refinement> may not fit in memory", 3000.0, 300.0)
 
     monkeypatch.setattr(linr.tasks, "restore_cost", forecast)
     job = runner.submit(JobRequest({"noisy": Upload("shot.png", png_bytes(noisy))}, model=SMALL, steps=3))
     assert job.wait(timeout=300) and job.state == "done", job.describe()
     assert job.forecast == "about 40 min for the fit\nwarning: <the refinement> may not fit in memory"
-    assert asked == [{"tile": "auto", "tile_stack": 1, "threads": None, "preset": None, "steps": 3, "seed": 0,
-                      "device": "cpu", "model": SMALL}]  # what the job restores with (its threads settled before it)
+    assert asked == [{"tile": "auto", "tile_stack": 1, "threads": None, "detail": True, "preset": None, "steps": 3,
+                      "seed": 0, "device": "cpu", "model": SMALL}]  # what the job restores with (when submitted)
     job.state = "running"  # as the page shows it while the fit runs
     shown = render_status(job)
     assert ('<p class="linr-forecast" id="linr-forecast">Before the fit: about 40 min for the fit<br>'
@@ -745,3 +756,27 @@ def test_holes_given_as_transparent_pixels_need_no_mask(runner, crops, tmp_path)
     opaque = png_bytes(np.concatenate([clean, np.ones_like(alpha)], axis=2))
     assert refused(runner, JobRequest({"masked": Upload("opaque.png", opaque)})).startswith(
         "opaque.png: an image with missing pixels needs its mask")
+
+
+def test_a_job_forecast_to_take_long_is_said_before_it_starts_and_starts_when_asked_again(runner):
+    """A new user's 3000 x 20 low-res strip at x4 (12000 x 80) started at once, forecast at hours:
+    the page now says the forecast first; the same request confirmed starts it."""
+    from linr.app.jobs import ASKS_FROM_SECONDS, LongJob
+
+    strip = np.random.default_rng(0).random((20, 3000, 3)).astype(np.float32)
+    request = JobRequest({"lowres": Upload("strip.png", png_bytes(strip))}, factor=4)
+    with pytest.raises(LongJob) as info:
+        runner.submit(request)
+    message = str(info.value)
+    assert message.startswith("this restoration is forecast to take about ") and "restoring 12000x80 in " in message
+    assert message.endswith("press Restore again to start it, or restore a smaller image")
+    assert list(runner.root.iterdir()) == []  # nothing kept of the request asked about
+    same = JobRequest({"lowres": Upload("strip.png", png_bytes(strip))}, factor=4)
+    assert same.fingerprint() == request.fingerprint()
+    assert JobRequest({"lowres": Upload("strip.png", png_bytes(strip))}, factor=2).fingerprint() != request.fingerprint()
+    same.confirmed = True
+    assert same.fingerprint() == request.fingerprint()
+    job = runner.submit(same)
+    assert job.forecast_said.likely_seconds == job.forecast_said.seconds >= ASKS_FROM_SECONDS  # a fixed budget
+    job.cancel()
+    assert job.wait(timeout=120) and job.state == "cancelled"

@@ -714,7 +714,7 @@ def test_a_tiled_pair_blends_by_the_pixels_no_tile_trained_on(capsys):
 
     told = {}
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(linr.forecast, "forecast_line", lambda *a, **k: told.update(k))
+        m.setattr(linr.forecast, "forecast", lambda *a, **k: told.update(k))
         _forecast(plan_restore(photos, tile="40:16"), steps=None, lr=None, tile_stack=None, ensemble=1)
     assert told["refine"] == "grouped-pair" and told["chooses"] is True and told["grid"] is not None
 

@@ -21,7 +21,8 @@ from .engine import format_duration
 from .operators import Blur, inner_operator
 from .problem import Observation, clean_shape
 
-__all__ = ["RefineCost", "Usual", "refine_cost", "refine_memory", "forecast_line", "available_memory"]
+__all__ = ["RefineCost", "Usual", "Forecast", "refine_cost", "refine_memory", "forecast", "forecast_line",
+           "available_memory"]
 
 REFINE_BLOCK_BYTES = 128 * 2**20
 """Memory of one thread's share of the grouped filter (a block of reference patches, their
@@ -266,9 +267,29 @@ def available_memory() -> int | None:
     return None
 
 
-def forecast_line(observations: Sequence[Observation], config: FitConfig, *, refine: str | None,
-                     stop: Any, grid: Any = None, stack: int = 1, frames: int = 1, members: int = 1,
-                     chooses: bool = True, usual: Usual | None = None, tiles_done: int = 0) -> str | None:
+@dataclass(frozen=True)
+class Forecast:
+    """What a restoration is expected to cost (:func:`forecast`): the line said before it (None for a
+    short one without a warning) and its estimated wall seconds, fits (all their steps: an upper bound
+    under an automatic stop) and refinements, or None where they were not estimated (a short one, whose
+    fit at a fast throughput is estimated under a few seconds; the fit on another device than the CPU)."""
+
+    line: str | None
+    seconds: float | None = None
+    likely_seconds: float | None = None
+    """The wall seconds it will likely take: ``seconds`` for a fit of a fixed step count, with its
+    fit at the most steps where its automatic stop usually comes (:class:`Usual`) where that was
+    measured; None otherwise (an automatic stop whose usual steps were not measured: only the bound)."""
+
+
+def forecast_line(observations: Sequence[Observation], config: FitConfig, **options: Any) -> str | None:
+    """:func:`forecast`'s line."""
+    return forecast(observations, config, **options).line
+
+
+def forecast(observations: Sequence[Observation], config: FitConfig, *, refine: str | None,
+             stop: Any, grid: Any = None, stack: int = 1, frames: int = 1, members: int = 1,
+             chooses: bool = True, usual: Usual | None = None, tiles_done: int = 0) -> Forecast:
     """The line said before a restoration that will take at least :data:`LONG_FIT_SECONDS` (a
     shorter one: only the memory warning, or None): the fit's step count, size and tiles (``grid``: :func:`linr.tiling.TileGrid`, None:
     whole; ``stack`` tiles fitted at once), its estimated peak memory and time (throughput
@@ -305,9 +326,9 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
         # the fit's throughput is measured on the CPU; the refinement runs on the CPU wherever the fit does
         after = refining()
         if after is None or after.wall_seconds < LONG_FIT_SECONDS:
-            return warning
-        return (f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: {after.describe(refine)}; "
-                f"the fit's own time is not estimated on this device" + ("" if warning is None else f"\n{warning}"))
+            return Forecast(warning)
+        return Forecast(f"after the fit{'' if frames == 1 else f' (each of {frames} frames)'}: {after.describe(refine)}; "
+                        f"the fit's own time is not estimated on this device" + ("" if warning is None else f"\n{warning}"))
     watched = stop is not None and stop.output_every == 1  # a rule that looks every N steps adds 1/N renders
 
     def estimate(flops_per_second: float) -> Any:
@@ -318,19 +339,20 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
 
     if estimate(5e10).seconds * frames * members < LONG_FIT_SECONDS / 3 and \
             refine_wall() * frames < LONG_FIT_SECONDS:
-        return warning  # short fits and a short refinement
+        return Forecast(warning)  # short fits and a short refinement
     try:
         throughput = measure_throughput(net_width=config.model.width, depth=config.model.depth,
                                         precision=config.precision, pixels=THROUGHPUT_PIXELS)
     except ValueError:
-        return warning  # an unavailable precision: the fit itself says so in one line
+        return Forecast(warning)  # an unavailable precision: the fit itself says so in one line
     est = estimate(throughput)
     from .stopping import SurePick
 
     sure = isinstance(stop, SurePick)  # the SURE pick (linr.sure): the pilot fitted twice
     fits = members * (2 if sure else 1)
-    if est.seconds * frames * fits + refine_wall() * frames < LONG_FIT_SECONDS:
-        return warning
+    seconds = est.seconds * frames * fits + refine_wall() * frames
+    if seconds < LONG_FIT_SECONDS:
+        return Forecast(warning, seconds, seconds)
     count = f"{config.steps} steps" if stop is None else f"up to {config.steps} steps (automatic stop)"
     where = "" if grid is None else f" in {len(grid)} tiles of {grid.size[1]}x{grid.size[0]} (steps per tile" + (
         f"; {tiles_done} finished before, resumed, not counted)" if tiles_done else ")")
@@ -347,7 +369,12 @@ def forecast_line(observations: Sequence[Observation], config: FitConfig, *, ref
                             None if after is None else after.wall_seconds)
     line = (f"{count} restoring {w}x{h}{where}: {est.describe(bound=stop is not None)}{each}{then}{note} (throughput measured on "
             "this CPU just now)")
-    return line if warning is None else f"{line}\n{warning}"
+    after = refining()  # timed above where it counts; here too where only the line says it
+    refined = (0.0 if after is None else after.wall_seconds) * frames
+    seconds = est.seconds * frames * fits + refined
+    likely = seconds if stop is None else None if usual is None or usual.steps is None else \
+        est.seconds * usual.steps[1] / config.steps * frames * fits + refined
+    return Forecast(line if warning is None else f"{line}\n{warning}", seconds, likely)
 
 
 def _sure_total(fit_seconds: float, budget: int, steps: tuple[int, int] | None, refine_seconds: float | None) -> str:

@@ -1309,7 +1309,7 @@ def restore(
                              "not one rule object: each tile gets its own")
         if _shows(progress if announce is None else announce):
             line = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble,
-                             tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace or tile_store_owned))
+                             tiles_done=_resumable_tiles(plan, config, tile_store, tile_store_replace or tile_store_owned)).line
             if line is not None:
                 print(line, file=sys.stderr, flush=True)
         if register is not None:
@@ -1658,7 +1658,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
              tile_store: str | None = None, tile_store_replace: bool = False,
-             clipping: str = "auto", threads: int | str | None = "auto") -> str | None:
+             clipping: str = "auto", threads: int | str | None = "auto", detail: bool = False) -> Any:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
@@ -1668,14 +1668,16 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     and settings are resumed, not counted (finished tiles of another restoration: refused in one
     line, unless ``tile_store_replace``, as :func:`restore` refuses them). ``threads``: as
     :func:`restore`'s (the time is measured on the threads its restoration would use; the line
-    does not repeat their note)."""
+    does not repeat their note). ``detail``: the :class:`linr.forecast.Forecast` (the line and the
+    estimated seconds) instead of the line."""
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
                  stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
     with _threads_of_call(threads, device, False):
-        return _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
+        said = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
                          tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
+    return said if detail else said.line
 
 
 @dataclass
@@ -1811,12 +1813,12 @@ def _sure_rule(rule: StopRule | None, obs: Sequence[Observation], *, stop: Any, 
 
 
 def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_stack: int | None, ensemble: int,
-              frames: int = 1, tiles_done: int = 0) -> str | None:
-    """:func:`linr.forecast.forecast_line` of a planned restoration (:func:`restore_cost`)."""
-    from .forecast import Usual, forecast_line
+              frames: int = 1, tiles_done: int = 0) -> Any:
+    """:func:`linr.forecast.forecast` of a planned restoration (:func:`restore_cost`)."""
+    from .forecast import Forecast, Usual, forecast
 
     if not plan.fits:
-        return None
+        return Forecast(None)
     masked = plan.refine is not None and REFINERS[plan.refine].takes == "masked"  # an ensemble's members share them
     chooses = (plan.grid is None and (ensemble == 1 or masked) or plan.grid is not None and blends_in_tiles(plan.refine)) \
         and holdout_rule(plan.rule) is not None
@@ -1832,8 +1834,8 @@ def _forecast(plan: RestorePlan, *, steps: int | None, lr: float | None, tile_st
             (plan.config.steps, plan.config.schedule) == (DEFAULT_FREE_BLUR_STEPS, DEFAULT_FREE_BLUR_SCHEDULE):
         usual = Usual(PAIR_USUAL_STOPS, "on 96-px benchmark crops", "larger images stop later")
     stack = 1 if plan.grid is None else _tile_stack(tile_stack, plan.config)
-    return forecast_line(plan.obs, plan.config, refine=plan.refine, stop=plan.rule, grid=plan.grid, stack=stack,
-                         frames=frames, members=ensemble, chooses=chooses, usual=usual, tiles_done=tiles_done)
+    return forecast(plan.obs, plan.config, refine=plan.refine, stop=plan.rule, grid=plan.grid, stack=stack,
+                    frames=frames, members=ensemble, chooses=chooses, usual=usual, tiles_done=tiles_done)
 
 
 def _stop_name(rule: StopRule | None) -> str:

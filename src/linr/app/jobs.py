@@ -68,6 +68,18 @@ class JobCancelled(Exception):
     """Raised inside the fit (from its per-step callback) when its job was cancelled."""
 
 
+ASKS_FROM_SECONDS = 600.0
+"""A job forecast to take at least this long (:func:`linr.tasks.restore_cost`: its
+:attr:`~linr.forecast.Forecast.likely_seconds`, its fit's step count, or where its automatic stop
+usually comes where that was measured, and its refinement) starts only when asked again
+(:class:`LongJob`): a new user's 12000 x 80 super-resolution started at once, forecast at 2.5 h."""
+
+
+class LongJob(InputError):
+    """A request forecast to take at least :data:`ASKS_FROM_SECONDS`: the message says so; the same
+    request sent again with ``confirmed`` starts it."""
+
+
 @dataclass(frozen=True)
 class Upload:
     """A file as the browser sent it: its name (for messages only) and its bytes."""
@@ -115,6 +127,24 @@ class JobRequest:
     model: Any = None
     """A :class:`~linr.models.ModelConfig` overriding the preset's network (tests: a small one)."""
     seed: int = 0
+    confirmed: bool = False
+    """Start it even when it is forecast to be long (:class:`LongJob`: the page asks first)."""
+
+    def fingerprint(self) -> str:
+        """A digest of everything asked (uploads' names and bytes, options; not ``confirmed``): the
+        page starts a long job when the same request comes again."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        uploads = [(kind, up) for kind, up in sorted(self.images.items())] + \
+            [(name, up) for name, up in (("mask", self.mask), ("kernel_file", self.kernel_file),
+                                         ("reference", self.reference)) if up is not None]
+        for kind, up in uploads:
+            digest.update(f"{kind}\0{up.name}\0{len(up.data)}\0".encode())
+            digest.update(up.data)
+        digest.update(repr((self.factor, self.mask_white, self.kernel, self.preset, self.steps, self.model,
+                            self.seed)).encode())
+        return digest.hexdigest()
 
 
 @dataclass
@@ -193,6 +223,8 @@ class Job:
     forecast: str | None = None
     """What the restoration was expected to cost when its fit began (``linr restore``'s line,
     :func:`linr.tasks.restore_cost`), or None for a short one."""
+    forecast_said: Any = None
+    """The :class:`~linr.forecast.Forecast` made when the job was submitted (None: not said)."""
     automatic_stop: bool = False
     started: float | None = None
     elapsed_s: float = 0.0
@@ -553,17 +585,25 @@ def _stop_state(rule: Any) -> str:
     return "; ".join(parts)
 
 
-def _forecast(prepared: _Prepared) -> str | None:
-    """``linr restore``'s line of what this job will cost (:func:`linr.tasks.restore_cost`, as the
-    job restores: tiles chosen automatically, one at a time), or None when short or when it cannot
-    be said (only a message: the job runs regardless)."""
+def _forecast(prepared: _Prepared) -> Any:
+    """What this job will cost (:func:`linr.tasks.restore_cost`'s :class:`~linr.forecast.Forecast`, as
+    the job restores: tiles chosen automatically, one at a time), or None when it cannot be said
+    (only a message: the job runs regardless)."""
     from ..tasks import restore_cost
 
     try:
-        return restore_cost(prepared.loaded, tile="auto", tile_stack=1, threads=None, **prepared.options)
+        return restore_cost(prepared.loaded, tile="auto", tile_stack=1, threads=None, detail=True, **prepared.options)
     except Exception:  # noqa: BLE001 - never stops the job; its own fit says what is wrong
         log.warning("the cost forecast failed", exc_info=True)
         return None
+
+
+def _long_job_question(said: Any) -> str:
+    """What the page says of a job forecast at :data:`ASKS_FROM_SECONDS` or more, before it starts."""
+    from ..engine import format_duration
+
+    return (f"this restoration is forecast to take about {format_duration(said.likely_seconds)} on this machine "
+            f"({said.line.splitlines()[0]}): press Restore again to start it, or restore a smaller image")
 
 
 def _refining(job: Job, name: str) -> None:
@@ -662,6 +702,10 @@ class JobRunner:
         job = Job(job_id, folder)
         try:
             job._prepared = prepare(request, folder, self.limits, self.device)
+            job.forecast_said = _forecast(job._prepared)
+            likely = None if job.forecast_said is None else job.forecast_said.likely_seconds
+            if not request.confirmed and likely is not None and likely >= ASKS_FROM_SECONDS:
+                raise LongJob(_long_job_question(job.forecast_said))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -754,7 +798,8 @@ class JobRunner:
         job.state = "running"
         job.started = time.perf_counter()
         threads = self._settle_threads()
-        job.forecast = "\n".join(line for line in (_forecast(prepared), threads) if line) or None  # the cost first
+        said = job.forecast_said.line if job.forecast_said is not None else None  # forecast when submitted
+        job.forecast = "\n".join(line for line in (said, threads) if line) or None  # the cost first
         watch = _StepWatch(job, self.preview_every_s)
         again, live = {"retry": False}, {"stop": prepared.stop}  # the rule the restore consults (its plan's)
 

@@ -10,6 +10,7 @@ that its path lies in that cache (Gradio itself refuses any other), and never op
 # annotations, which must be the class itself, not a string
 
 import html
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputError, LinrError
-from .jobs import PRESET_CHOICES, Job, JobRequest, JobRunner, Upload, UploadLimits
+from .jobs import PRESET_CHOICES, Job, JobRequest, JobRunner, LongJob, Upload, UploadLimits
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_page", "serve", "render_status"]
 
@@ -87,6 +90,11 @@ def render_status(job: Job | None, error: str | None = None) -> str:
     return f'<div data-state="{state}" class="linr-state">{bar}<p>{text}</p>{forecast}</div>'
 
 
+def render_question(text: str) -> str:
+    """A long job's forecast, said before it starts (:class:`~linr.app.jobs.LongJob`)."""
+    return f'<p class="linr-question" id="linr-question">{html.escape(text[:1].upper() + text[1:])}</p>'
+
+
 def _metrics_text(job: Job, reference_name: str | None) -> str:
     result = job.result
     if result is None or result.metrics is None:
@@ -104,6 +112,9 @@ class _Sessions:
     def __init__(self, runner: JobRunner):
         self.runner = runner
         self.jobs: dict[str, str] = {}
+        self.asked: dict[str, str] = {}
+        """Per tab, the request (:meth:`JobRequest.fingerprint`) whose long forecast was said: sent
+        again, it starts."""
 
     def replace(self, session: str, job: Job | None) -> None:
         old = self.jobs.pop(session, None)
@@ -203,7 +214,13 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
                     reference=_read_upload(reference_path, upload_folder),
                     preset=preset_name or "default",
                     steps=int(step_budget) if step_budget else None)
+                key = job_request.fingerprint()
+                job_request.confirmed = sessions.asked.pop(session, None) == key  # asked already: start it
                 job = runner.submit(job_request)
+            except LongJob as exc:  # said before it starts: the same request again starts it
+                sessions.asked[session] = key
+                yield (render_question(str(exc)), *cleared, free)
+                return
             except LinrError as exc:
                 yield (render_status(None, str(exc)), *cleared, free)
                 return
@@ -211,6 +228,15 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
             before_image = for_display(job.before)
             yield (render_status(job), gr.update(value=before_image, label="before"),
                    gr.update(value=None, label="after"), "", None, None, busy)
+            try:
+                yield from follow(job, job_request)
+            except Exception:  # a bug: said on the page, Restore free again (the traceback in the server's log)
+                log.exception("the page's view of job %s failed", job.id)
+                yield (render_status(None, "internal error showing the job; see the server's log"),
+                       gr.skip(), gr.skip(), "", None, None, free)
+
+        def follow(job: Job, job_request: JobRequest) -> Iterator[tuple[Any, ...]]:
+            """The page's view of a running job, every poll, then its result."""
             shown = -1
             while not job.wait(poll_s):
                 after_image = gr.skip()
