@@ -918,3 +918,13 @@ def test_a_run_of_other_tables_into_the_same_folder_says_what_its_report_leaves_
     said.clear()
     run_bench(tables=["1", "4"], methods=["input"], images=["house", "leaves"], **{**kwargs, "crop": 32})
     assert not any("leave out" in line for line in said)
+    from linr.bench.spec import find_tables
+    from linr.bench.tables import _earlier_tables
+
+    summary = out / "summary.json"
+    for malformed in ('{"profile": "quick", "averages": null}', '{"profile": "quick", "averages": [{"table": ["x"]}]}',
+                      '[1, 2]', "not json"):
+        summary.write_text(malformed)  # never a traceback before the run
+        assert _earlier_tables(out, "quick", find_tables(["4"])) is None
+    summary.write_text(json.dumps({"profile": "paper", "averages": [{"table": find_tables(["1"])[0].key}]}))
+    assert "with the 'paper' profile, whose report.md" in _earlier_tables(out, "quick", find_tables(["4"]))

@@ -312,7 +312,7 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
     assert "refined: grouped-pair (10 passes of grouped filtering from the fit's image, each followed by the image " \
         "that explains the blurred photo (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's " \
         "own) best near it and near the noisy photo, noise sigma" in out and "measured on the noisy photo and" in out
-    assert "then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out pixels, " \
+    assert "then blended with grouped-deblur's passes (levels 15 to 2) of the blurred photo alone by the noisy photo's held-out pixels, " \
         "weight" in out
     assert "not in the paper); the default for a noisy and a blurred photo of one scene, --refine none" in out
     # beside a low-res view: mirrored edges, said
@@ -446,7 +446,27 @@ def test_a_batch_records_the_deblurring_schedule(tmp_path, capsys):
     records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines() if line]
     batch = next(r["batch"] for r in records if r.get("batch"))
     assert batch["refine"] == "grouped-deblur" and batch["deblur_schedule"] == [10, 15.0, 2.0]
+    assert batch["deblur_follows_noise"] == [1.25, 0.25]  # since the sixty-fifth session: a batch from before says so
     assert "deblur_edges" not in batch  # circular: the blur's own rule
+    import linr.batch as batch_module
+
+    from .conftest import run_err
+
+    settings = batch_module._settings
+
+    def as_before(args, model):  # the sixty-fourth session's: levels from 15 to 2 whatever the noise
+        made = settings(args, model)
+        assert made.pop("deblur_follows_noise") == [1.25, 0.25]
+        return made
+
+    common = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "old"), "--task", "blurred", "--kernel",
+              "gaussian:5:1.0", "--boundary", "circular", "--steps", "2", "--width", "16", "--depth", "2",
+              "--device", "cpu", "--threads", "1", "--quiet"]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batch_module, "_settings", as_before)
+        assert main(common) == 0
+    err = run_err(capsys, common)
+    assert "at levels from 15 to 2 of 255 whatever their noise" in err, err
 
 
 def test_an_unrefined_deblurring_batch_says_why_it_does_not_resume(tmp_path, capsys):
@@ -873,6 +893,10 @@ def test_a_noisier_blurred_photo_is_refined_from_a_higher_level_to_a_higher_last
                     + rng.normal(0, 30 / 255, (32, 32)), 0, 1)[..., None].astype(np.float32)
     _, done = refine_image("grouped-deblur", photo, [blurred(photo, gaussian_kernel(7, 1.0))])
     assert done["sigmas"][0] == pytest.approx(1.25 * done["sigma"], abs=0.01)
+    assert GroupedDeblur().describe()["sigmas"] == [15.0, 2.0]  # before a call: its own
+    refiner(photo, photo, Blur(gaussian_kernel(7, 1.0)), 30 / 255)
+    refiner.levels_for(3 / 255)  # a question: describe() still says the call's levels
+    assert refiner.describe()["sigmas"] == [37.5, 7.5]
     assert done["sigmas"][1] == pytest.approx(done["sigma"] / 4, abs=0.01)
     write_image(tmp_path / "b.png", photo)
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",

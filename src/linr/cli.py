@@ -738,6 +738,14 @@ def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     return line + ("" if asked else "; the default for a noisy photo, --prior none fits without it")
 
 
+def _fixed_deblur_levels() -> tuple[float, float]:
+    """``grouped-deblur``'s own levels, before the noise raises them (:meth:`linr.refine.GroupedDeblur.levels_for`)."""
+    from .refine import GroupedDeblur
+
+    default = GroupedDeblur()
+    return (default.start, default.end)
+
+
 def _span(values: list[float], spec: str) -> str:
     """Sorted ``values`` as one number, or LOW-HIGH where they differ when formatted with ``spec``."""
     low, high = format(values[0], spec), format(values[-1], spec)
@@ -816,7 +824,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         noise = f"noise sigma {sigmas} of 255 measured"
         levels = [tuple(d["sigmas"]) for d in done]
-        if done[0]["name"] == "grouped-deblur" and any(lv != (15.0, 2.0) for lv in levels):  # raised by the noise
+        if done[0]["name"] == "grouped-deblur" and any(lv != _fixed_deblur_levels() for lv in levels):  # raised
             noise += (f", the filter's level falling from {_span(sorted(lv[0] for lv in levels), '.3g')} to "
                       f"{_span(sorted(lv[1] for lv in levels), '.3g')} (at least 1.25x and a quarter of the noise)")
         pair = blend = ""
@@ -833,7 +841,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             weights = [d["weights"] for d in done if d.get("weights")]
             few = [d["not_blended_held_out_values"] for d in done if "not_blended_held_out_values" in d]
             if weights:
-                blend = ("; then blended with grouped-deblur of the blurred photo alone by the noisy photo's held-out "
+                blend = ("; then blended with grouped-deblur's passes (levels 15 to 2) of the blurred photo alone by the noisy photo's held-out "
                          f"pixels, weight {_span(sorted(w['grouped-pair'] for w in weights), '.2f')} on the pair")
             if few:
                 from .refine import GroupedPair

@@ -1215,15 +1215,17 @@ class GroupedDeblur(_FallingLevels):
     START_PER_SIGMA = 1.25
     END_PER_SIGMA = 0.25
     """With :attr:`follow_noise`, the passes' levels start at no less than 1.25 times the noise
-    measured on the blurred photo and end at no less than a quarter of it (0-255): chosen on 64-px
-    crops of the five Set5 images blurred by Table 4's kernel at Gaussian noise 3-25/255 and photon
-    noise of 10-200 photons (sixty-fifth session, BENCHMARKS.md, 'A noisy blurred photo's
-    refinement follows its noise'): the same as 15 to 2 up to 8/255 of noise; at 25/255 +1.30 dB,
-    at 10 photons +1.80; 15 to 2 came from photos with Table 4's noise, sqrt(2)/255."""
+    measured on the blurred photo and end at no less than a quarter of it (0-255): chosen on a grid
+    of schedules on 64-px crops of the five Set5 images blurred by Table 4's kernel at Gaussian noise
+    3-25/255 and photon noise of 10-200 photons, then measured on 13 held-out crops (sixty-fifth
+    session, BENCHMARKS.md, 'A noisy blurred photo's refinement follows its noise'): the same as 15
+    to 2 up to 8/255 of noise; at 25/255 +0.31 dB, at 50 and 10 photons +0.70 and +0.96 (64 px);
+    15 to 2 came from photos with Table 4's noise, sqrt(2)/255."""
     follow_noise = True
 
     def __init__(self, passes: int = 10, start: float = 15.0, end: float = 2.0, edges: str | None = None) -> None:
-        """10 passes from 15 to 2 (``grouped-views``' 20 from 30): chosen on two set9 tune crops
+        """10 passes from 15 to 2 (``grouped-views``' 20 from 30; raised for a noisier photo by
+        :attr:`follow_noise`, whatever ``start`` and ``end`` are given): chosen on two set9 tune crops
         (house, kodim03, 128 px, Table 4's blur), where starting from the fit at 10-15 was 0.2-0.3
         dB ahead of 30 on average, as good with 10 passes as with 15-20, and ending at 1-3 made no
         difference (BENCHMARKS.md, '#15 deblurring'). ``edges``: what the data step assumes beyond
@@ -1297,7 +1299,9 @@ class GroupedDeblur(_FallingLevels):
             self.solved = combined_solves(reports)  # over the passes so far
             return x
 
-        x = plug_and_play(self.filter, np.asarray(image, np.float64), self.levels_for(sigma), explain)
+        levels = self.levels_for(sigma)
+        self.used_levels = (float(levels[0]), float(levels[-1]))  # for describe()
+        x = plug_and_play(self.filter, np.asarray(image, np.float64), levels, explain)
         assert x is not None  # the data step always has a solution
         return np.asarray(x, np.float32)
 
@@ -1306,12 +1310,11 @@ class GroupedDeblur(_FallingLevels):
         (0-1 scale): from :attr:`start` to :attr:`end`, raised with :attr:`follow_noise` to
         :attr:`START_PER_SIGMA` and :attr:`END_PER_SIGMA` times the noise (a noisier photo's
         fit needs a stronger filter first, and its last pass must not believe the photo beyond
-        its noise); the levels used are kept for :meth:`describe`."""
+        its noise)."""
         start, end = self.start, self.end
         if self.follow_noise:
             level = float(sigma) * 255.0
             start, end = max(start, self.START_PER_SIGMA * level), max(end, self.END_PER_SIGMA * level)
-        self.used_levels = (start, end)
         return np.geomspace(start, end, self.passes)
 
 

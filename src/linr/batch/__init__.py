@@ -196,7 +196,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
-    from ..refine import REFINERS, GroupedFill
+    from ..refine import REFINERS, GroupedDeblur, GroupedFill
     from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
                          DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, DEFAULT_SR_MODEL, INPAINT_PILOT_ABOVE,
                          INPAINT_PILOT_MISSING_UP_TO, PRESETS, SR_NARROW_ABOVE, SR_NARROW_FACTORS,
@@ -241,6 +241,10 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # (and grouped-pair's, the same passes)
         **({"deblur_schedule": [d.passes, d.start, d.end]} if refine in ("grouped-deblur", "grouped-pair")
            and (d := REFINERS[refine]()) else {}),
+        # grouped-deblur's levels following the blurred photo's noise (since the sixty-fifth session: the
+        # fixed 15 to 2 before, which noisy photos above 8/255 then got; grouped-pair keeps 15 to 2)
+        **({"deblur_follows_noise": [GroupedDeblur.START_PER_SIGMA, GroupedDeblur.END_PER_SIGMA]}
+           if refine == "grouped-deblur" else {}),
         # and, for a blur that is not circular, its data step's free edges (since the twenty-fifth
         # session; before, mirrored borders)
         **({"deblur_edges": "free"} if refine in ("grouped-deblur", "grouped-pair") and _blur_boundary(args) != "circular" else {}),

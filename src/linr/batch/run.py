@@ -135,6 +135,11 @@ def select(
         if "deblur_edges" in differ and made.get("refine") == "grouped-deblur" and "deblur_edges" not in made:
             what += ("; the images were refined by grouped-deblur with mirrored borders, which no option gives now "
                      "(since the twenty-fifth session a blur that is not circular is refined with free edges)")
+        if "deblur_follows_noise" in differ and made.get("refine") == "grouped-deblur" and \
+                "deblur_follows_noise" not in made:
+            what += ("; the images were refined by grouped-deblur at levels from 15 to 2 of 255 whatever their noise, "
+                     "which no option gives now (since the sixty-fifth session the levels follow the noise measured "
+                     "on a blurred photo: photos with up to 8/255 of noise come out the same)")
         if "pair_blend" in differ and made.get("refine") == "grouped-pair" and "pair_blend" not in made:
             what += ("; the images were refined by grouped-pair without its blend with grouped-deblur where they "
                      "were restored in tiles, which no option gives now (since the thirty-second session tiles "

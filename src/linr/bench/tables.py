@@ -210,24 +210,29 @@ def _plot(run: Any, table: Any) -> tuple[str | None, str | None]:
 
 
 def _earlier_tables(out: Path, profile: str, chosen: list[Any]) -> str | None:
-    """What the report in ``out`` will leave out of an earlier run into it (of the same ``profile``):
-    its tables not among ``chosen``, whose rows this run's report, CSV and summary replace (a
-    researcher's trial lost Table 1's report to a later run of Table 2), with how to have them all.
-    None when there was no earlier run, or it had no other table."""
+    """What the report in ``out`` will leave out of an earlier run into it: its tables not among
+    ``chosen``, whose rows this run's report, CSV and summary replace (a researcher's trial lost
+    Table 1's report to a later run of Table 2), with how to have them all (of another profile
+    than ``profile``: that its outputs are replaced). None when there was no earlier run, it had no
+    other table, or its summary.json is not one this command wrote."""
     from .spec import TABLES
 
     try:
         summary = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(summary, dict) or summary.get("profile") != profile:
-        return None
-    keys = {entry.get("table") for entry in summary.get("averages", []) if isinstance(entry, dict)}
+    averages = summary.get("averages") if isinstance(summary, dict) else None
+    if not isinstance(averages, list):
+        return None  # not a summary this command wrote
+    keys = {entry.get("table") for entry in averages if isinstance(entry, dict) and isinstance(entry.get("table"), str)}
     ran = {t.key for t in chosen}
     left = [t for t in TABLES if t.key in keys and t.key not in ran]
     if not left:
         return None
     numbers = " ".join(str(t.number) for t in left)
+    if summary.get("profile") != profile:
+        return (f"{out} held table(s) {numbers} of an earlier run with the {summary.get('profile')!r} profile, whose "
+                f"report.md, results.csv and summary.json this run replaces: give that run's --out of its own")
     every = " ".join(str(t.number) for t in TABLES if t.key in keys | ran)
     return (f"{out} held table(s) {numbers} of an earlier run, which this run's report.md, results.csv and "
             f"summary.json leave out: --tables {every} puts them all in one report (finished fits resume "
