@@ -103,7 +103,12 @@ def test_cli_says_whether_it_returned_an_iterate_or_an_average(tmp_path, capsys,
         assert f"returned the mean of up to {stop['average'][6:]} iterates ending at step" in line
     else:
         assert "returned the iterate of step" in line
-    result = SimpleNamespace(stop_step=77, settings={"stop": {"average": "window40", "returned": "average"}})
+    from linr.fit import FitResult
+
+    def made(**fields):  # FitResult.returned reads these (linr restore's line and the web app's alike)
+        return SimpleNamespace(**fields, returned=lambda: FitResult.returned(result))
+
+    result = made(stop_step=77, settings={"stop": {"average": "window40", "returned": "average"}})
     assert _returned(result) == "; returned the mean of up to 40 iterates ending at step 77"
     result.settings["stop"] = {"average": "ema0.9", "returned": "average"}
     assert _returned(result) == "; returned an exponential average (decay 0.9) of the iterates up to step 77"
@@ -113,7 +118,7 @@ def test_cli_says_whether_it_returned_an_iterate_or_an_average(tmp_path, capsys,
     assert _returned(result) == ""
     # a fixed budget returns the iterate after its last update: the stop rules' "step k" is the iterate step k
     # started from, so "the iterate of step 30" of a 30-step fit was one update short of what it named
-    result = SimpleNamespace(stop_step=30, steps_run=30, settings={"stop": {"name": "fixed", "steps": 30}})
+    result = made(stop_step=30, steps_run=30, settings={"stop": {"name": "fixed", "steps": 30}})
     assert _returned(result) == "; returned the last iterate, after all 30 updates"
 
 
