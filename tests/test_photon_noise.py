@@ -280,3 +280,30 @@ def test_a_given_photon_level_far_from_the_measured_one_is_said(tmp_path):
         assert bool(lines) == said, notes
         if said:
             assert ("too smooth and too bright" in lines[0]) == (peak < 65535)
+
+
+def test_a_dim_16_bit_blurred_photo_is_deblurred_on_its_own_bits(tmp_path):
+    """A new user's blurred photon counts up to 58 of 65535, mapped by the type, measured 0.5/255 of
+    noise: no early stop, 2000 steps, and 2.3 dB under the blurred photo. A blurred photo's dim
+    integers are mapped by the bits they fill, whatever the noise model, so its noise is measured on
+    the fit's scale (here: the held-out stop)."""
+    import tifffile
+    from scipy import ndimage
+
+    from linr.operators import gaussian_kernel
+    from linr.scene import load_scene
+    from linr.tasks import noisy_blur
+
+    rng = np.random.default_rng(1)
+    clean = ndimage.zoom(rng.random((8, 8)), 4, order=1)
+    counts = rng.poisson(50 * ndimage.convolve(clean, gaussian_kernel(7, 1.5), mode="reflect")).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "blurred.tif", counts)
+    notes: list[str] = []
+    obs, infos, _ = load_scene({"blurred": str(tmp_path / "blurred.tif")}, {"kernel": "gaussian:7:1.5"}, notes=notes)
+    top = int(counts.max())
+    assert (infos[0].value_range.rule, infos[0].value_range.high) == ("bits", 63.0 if top < 64 else 127.0)
+    assert any(f"reach only {top} of 65535" in n and "the deblurring measures their noise" in n for n in notes), notes
+    assert noisy_blur(obs)  # its noise, on the fit's scale, is far above 3/255
+    _, infos, _ = load_scene({"blurred": str(tmp_path / "blurred.tif")}, {"kernel": "gaussian:7:1.5"},
+                             value_range=(0, 65535))
+    assert infos[0].value_range.rule != "bits"  # a given range is kept
