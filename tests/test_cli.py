@@ -367,7 +367,7 @@ def test_a_new_users_trial_tile_hint_overlap_note_tiled_report_kernel_message_an
     assert timings["per_step_s"] is None and timings["fit_s"] > 0
     write_image(tmp_path / "blurred.png", rng.random((32, 32, 3)))
     write_image(tmp_path / "photo.png", rng.random((40, 40)))
-    for kernel, photo_hint in (("gaussian:51:3", False), (str(tmp_path / "photo.png"), True)):
+    for kernel, photo_hint in (("gaussian:51:8", False), (str(tmp_path / "photo.png"), True)):
         assert main(["restore", "--blurred", str(tmp_path / "blurred.png"), "--kernel", kernel, "-o", out]) == 2
         err = capsys.readouterr().err
         assert "as large as the blurred photo" in err and ("a photo given as the kernel" in err) is photo_hint

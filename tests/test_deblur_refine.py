@@ -849,6 +849,16 @@ def test_a_psf_saved_on_a_larger_canvas_is_trimmed_to_its_reach(tmp_path, capsys
     out = "".join(capsys.readouterr())
     assert "the kernel's all-zero border trimmed (47x47 to 7x7" in out and "more than half" not in out
     assert "(3 px on every side)" in out
+    # a new user's 81 x 81 Gaussian (sigma 2) on a 64-px photo, its wings down to 1e-87: refused before
+    wide = gaussian_kernel(81, 2.0)
+    assert wide.min() < 1e-80
+    np.save(tmp_path / "wide.npy", wide)
+    assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", str(tmp_path / "wide.npy"), "-o",
+                 str(tmp_path / "o.png"), "--steps", "2", "--width", "8", "--depth", "1", "--device", "cpu",
+                 "--refine", "none", "--force"]) == 0
+    out = "".join(capsys.readouterr())
+    assert "the kernel's border of zeros and values under a millionth of its peak trimmed (81x81 to 21x21" in out
+    assert "the same blur to within a millionth" in out
 
 
 def test_a_batch_with_references_records_each_input_photos_psnr(tmp_path):

@@ -81,6 +81,9 @@ def test_bad_noise_options_are_one_line_before_the_fit(tmp_path, capsys, clean, 
 
 @pytest.mark.parametrize("argv, message", [
     (["--noise", "poisson", "--lowres", "{n}"], "--noise needs --noisy"),
+    (["--peak", "50", "--blurred", "{n}", "--kernel", "gaussian:5:1.0"],  # a new user's blurred counts
+     "--peak needs --noisy: the noise model is a noisy photo's; a blurred, low-res or masked photo is fitted by "
+     "squared error whatever its noise (photon counts too: a blurred photo's noise level is measured on it)"),
     (["degrade", "{c}", "--poisson", "0"], "argument --poisson: expected a positive number"),
     (["degrade", "{c}", "--noise", "20", "--read-noise", "3"], "--read-noise needs --poisson"),
 ])

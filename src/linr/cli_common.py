@@ -266,7 +266,11 @@ def check_pairs(args: argparse.Namespace) -> None:
     for kind in KINDS.values():
         for opt in kind.options:
             if getattr(args, opt.dest, None) is not None and getattr(args, kind.name, None) is None:
-                raise InputError(f"{opt.flag} needs {given(kind.name)}")
+                others = kind.name == "noisy" and any(getattr(args, name, None) for name in KINDS if name != "noisy")
+                raise InputError(f"{opt.flag} needs {given(kind.name)}" + (
+                    ": the noise model is a noisy photo's; a blurred, low-res or masked photo is fitted by squared "
+                    "error whatever its noise (photon counts too: a blurred photo's noise level is measured on it)"
+                    if others else ""))
     if args.blurred and not args.kernel:
         raise InputError(f"{given('blurred', alternative=False)} needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     if not any(getattr(args, name, None) for name in KINDS):

@@ -236,7 +236,7 @@ def blurred(
     photo = as_float_image(image, "blurred image")
     check_photo(photo, "blurred image")
     if kernel_covers_photo(kernel, photo.shape):  # linr restore --kernel refuses it first, with its hints
-        kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape
+        kh, kw = trim_zero_border(np.asarray(kernel, np.float64), NEGLIGIBLE_KERNEL).shape
         h, w = photo.shape[:2]
         raise InputError(f"blurred: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger; "
                          "the kernel is the blur's PSF, a small image of one blurred point")
@@ -288,17 +288,25 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
 def kernel_covers_photo(kernel: np.ndarray, photo_shape: Sequence[int]) -> bool:
     """Whether a blur ``kernel`` (its all-zero border trimmed) is as large as a photo of
     ``photo_shape`` (H, W, ...) or larger on both sides: a photo given as the kernel, refused."""
-    kh, kw = trim_zero_border(np.asarray(kernel, np.float64)).shape
+    kh, kw = trim_zero_border(np.asarray(kernel, np.float64), NEGLIGIBLE_KERNEL).shape
     return kh >= photo_shape[0] and kw >= photo_shape[1]
 
 
-def trim_zero_border(kernel: np.ndarray) -> np.ndarray:
+NEGLIGIBLE_KERNEL = 1e-6
+"""A kernel's border values at most this fraction of its peak (in magnitude) are trimmed as if zero
+(:func:`trim_zero_border`): a new user's 81 x 81 Gaussian of sigma 2, whose wings fell to 1e-87, was
+refused as larger than a 64-px photo, though it reaches about 10 px."""
+
+
+def trim_zero_border(kernel: np.ndarray, below: float = 0.0) -> np.ndarray:
     """``kernel`` without the rows and columns of zeros it has on both sides of an axis, as many
     taken from each side (so that its centre, row ``h // 2`` and column ``w // 2``, stays the same
-    pixel): the same blur (a PSF saved on a larger canvas), read over a smaller reach."""
+    pixel): the same blur (a PSF saved on a larger canvas), read over a smaller reach. ``below``:
+    values at most this fraction of the peak's magnitude count as zeros too."""
     k = np.asarray(kernel)
+    floor = below * float(np.max(np.abs(k))) if k.size else 0.0
     for axis in (0, 1):
-        nonzero = np.flatnonzero(np.any(k != 0, axis=1 - axis))
+        nonzero = np.flatnonzero(np.any(np.abs(k) > floor, axis=1 - axis))
         if nonzero.size == 0:
             return k
         cut = min(int(nonzero[0]), k.shape[axis] - 1 - int(nonzero[-1]))
@@ -797,10 +805,13 @@ def _build_blurred(image, info, options, notes):
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     kernel = parse_kernel(spec)
     extra = [spec] if Path(spec).exists() else []
-    trimmed = trim_zero_border(kernel)
+    trimmed = trim_zero_border(kernel, NEGLIGIBLE_KERNEL)
     if trimmed.shape != kernel.shape:
-        notes.append(f"{spec}: the kernel's all-zero border trimmed ({kernel.shape[1]}x{kernel.shape[0]} to "
-                     f"{trimmed.shape[1]}x{trimmed.shape[0]}, as much on each side): the same blur, and the fit reads "
+        exact = trimmed.shape == trim_zero_border(kernel).shape
+        notes.append(f"{spec}: the kernel's {'all-zero border' if exact else 'border of zeros and values under a millionth of its peak'} "
+                     f"trimmed ({kernel.shape[1]}x{kernel.shape[0]} to "
+                     f"{trimmed.shape[1]}x{trimmed.shape[0]}, as much on each side): "
+                     f"{'the same blur' if exact else 'the same blur to within a millionth'}, and the fit reads "
                      "no further beyond the frame than the blur reaches")
         kernel = trimmed
     kh, kw = kernel.shape
