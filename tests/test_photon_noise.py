@@ -310,3 +310,26 @@ def test_a_dim_16_bit_blurred_photo_is_deblurred_on_its_own_bits(tmp_path):
     _, infos, _ = load_scene({"blurred": str(tmp_path / "blurred.tif")}, {"kernel": "gaussian:7:1.5"},
                              value_range=(0, 65535))
     assert infos[0].value_range.rule != "bits"  # a given range is kept
+
+
+def test_degrade_blurs_then_counts_photons_in_one_command(tmp_path, capsys, clean):
+    """A microscopist simulating a blurred photo with photon noise had to run degrade twice (--blur
+    and --poisson could not go together): --blur with --poisson is the blurred image's photons."""
+    import tifffile
+
+    from linr.kinds import parse_kernel
+    from linr.simulate import add_photon_noise, blur_image
+
+    tifffile.imwrite(tmp_path / "c.tif", clean.astype(np.float32))
+    out = tmp_path / "b.tif"
+    assert main(["degrade", str(tmp_path / "c.tif"), "-o", str(out), "--blur", "gaussian:5:1.0", "--poisson", "50",
+                 "--seed", "3"]) == 0
+    assert "circular blur gaussian:5:1.0 plus photon noise, peak 50 photons" in capsys.readouterr().out
+    expected = add_photon_noise(blur_image(clean, parse_kernel("gaussian:5:1.0"), noise_sigma=0.0, seed=3), 50, seed=3)
+    written = tifffile.imread(out)
+    assert np.allclose(written.reshape(expected.shape), expected, atol=1e-6)
+    for argv, message in ((["--noise", "10", "--poisson", "50"], "--poisson goes alone or after --blur, not with --noise"),
+                          (["--blur", "gaussian:5:1.0", "--poisson", "50", "--blur-noise", "2"],
+                           "--blur-noise and --poisson both give the blurred image's noise"),
+                          ([], "give one of --noise, --downscale, --keep, --blur or --poisson")):
+        assert message in run_err(capsys, ["degrade", str(tmp_path / "c.tif"), "-o", str(tmp_path / "x.tif"), *argv])

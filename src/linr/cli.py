@@ -1273,7 +1273,7 @@ def _build_degrade(sub: Any) -> None:
     p = sub.add_parser("degrade", help="make the paper's corrupted inputs from a clean image")
     p.add_argument("clean", metavar="CLEAN")
     p.add_argument("-o", "--output", required=True)
-    what = p.add_mutually_exclusive_group(required=True)
+    what = p.add_mutually_exclusive_group()  # one of them; --poisson alone or after --blur (cmd_degrade checks)
     what.add_argument("--noise", type=nonneg_float, metavar="SIGMA",
                       help="add Gaussian noise of std SIGMA on the 0-255 scale, clip")
     what.add_argument("--downscale", type=positive_int, metavar="S",
@@ -1283,9 +1283,10 @@ def _build_degrade(sub: Any) -> None:
     what.add_argument("--blur", metavar="SPEC", help="circular blur with kernel SPEC plus noise (the whole image wraps around, as "
                       "no real photo does); restore it with --kernel SPEC --boundary circular: the default's "
                       "free edges do not know its border wrapped around and lose there")
-    what.add_argument("--poisson", type=positive_float, metavar="PEAK",
-                      help="photon noise: PEAK photons at white (counts ~ Poisson(PEAK x), written "
-                      "as counts / PEAK), clip; restore it with --noise poisson --peak PEAK")
+    p.add_argument("--poisson", type=positive_float, metavar="PEAK",
+                   help="photon noise: PEAK photons at white (counts ~ Poisson(PEAK x), written "
+                   "as counts / PEAK), clip; restore it with --noise poisson --peak PEAK. With --blur: the "
+                   "blurred image's noise instead of --blur-noise (a microscope's or telescope's photo)")
     p.add_argument("--read-noise", type=nonneg_float, default=None, metavar="SIGMA",
                    help="Gaussian read noise added after --poisson, 0-255 scale (default 0; restore "
                    "with --noise poisson-gaussian)")
@@ -1306,10 +1307,18 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     from .tasks import parse_kernel
 
     protect = [args.clean]
+    chosen = [flag for flag, value in (("--noise", args.noise), ("--downscale", args.downscale), ("--keep", args.keep),
+                                       ("--blur", args.blur)) if value is not None]
+    if args.poisson is not None and chosen not in ([], ["--blur"]):
+        raise InputError(f"--poisson goes alone or after --blur, not with {chosen[0]}")
+    if not chosen and args.poisson is None:
+        raise InputError("give one of --noise, --downscale, --keep, --blur or --poisson (or --blur with --poisson)")
     new_folder = _missing_folder(args.output)
     check_output_path(args.output, force=args.force, protect=protect)
     if args.blur_noise is not None and args.blur is None:
         raise InputError("--blur-noise needs --blur")
+    if args.blur_noise is not None and args.poisson is not None:
+        raise InputError("--blur-noise and --poisson both give the blurred image's noise: give one")
     if args.read_noise is not None and args.poisson is None:
         raise InputError("--read-noise needs --poisson")
     if args.mask_output is not None and args.keep is None:
@@ -1349,7 +1358,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             raise InputError(f"{args.clean}: {w}x{h} is too small to downscale by {args.downscale}")
         out_img = simulate.lanczos_downscale(image, args.downscale)
         what = f"PIL Lanczos downscale x{args.downscale}"
-    elif args.poisson is not None:
+    elif args.poisson is not None and args.blur is None:
         read = args.read_noise or 0.0
         out_img = simulate.add_photon_noise(image, args.poisson, read_sigma=read, seed=args.seed)
         what = f"photon noise, peak {args.poisson:g} photons" + (f", read noise {read:g}/255" if read else "")
@@ -1371,12 +1380,19 @@ def cmd_degrade(args: argparse.Namespace) -> int:
             info = dataclasses.replace(info, alpha=info.alpha * mask.astype(np.float32))
             what += "; its holes are transparent in the output's alpha"
     else:
-        sigma = simulate.DEBLUR_NOISE_SIGMA if args.blur_noise is None else args.blur_noise
+        photons = args.poisson is not None
+        sigma = 0.0 if photons else simulate.DEBLUR_NOISE_SIGMA if args.blur_noise is None else args.blur_noise
         try:
             out_img = simulate.blur_image(image, kernel, noise_sigma=sigma, seed=args.seed)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-        what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
+        if photons:  # the blurred image's photons, as a microscope or telescope counts them
+            read = args.read_noise or 0.0
+            out_img = simulate.add_photon_noise(out_img, args.poisson, read_sigma=read, seed=args.seed)
+            what = (f"circular blur {args.blur} plus photon noise, peak {args.poisson:g} photons"
+                    + (f", read noise {read:g}/255" if read else ""))
+        else:
+            what = f"circular blur {args.blur} plus noise sigma {sigma:.3g}/255"
     fits = info.fits
     if fits is not None and args.downscale is None and args.keep is None:  # noise added: not the camera's now
         from .kinds import GAIN_KEYWORDS, READ_NOISE_KEYWORDS
