@@ -824,6 +824,11 @@ def _build_blurred(image, info, options, notes):
     if 2 * kh > h or 2 * kw > w:
         notes.append(f"{spec}: the kernel ({kw}x{kh}) is more than half the blurred photo's side ({w}x{h}): a blur "
                      "that wide leaves little to restore, and the fit reads far beyond the frame")
+    total = float(np.sum(kernel))
+    if total > 0 and abs(total - 1.0) > 1e-3 and Path(spec).suffix.lower() in (".npy", ".tif", ".tiff", ".fits", ".fit"):
+        # a measured PSF in its units (counts): said, so a user knows it was meant; an image's grey levels go unsaid
+        notes.append(f"{spec}: the kernel sums to {total:.4g}: divided by that sum (a blur keeps the photo's flux; "
+                     "only its shape matters)")
     for note in (negative_kernel_note(kernel), kernel_offset_note(kernel), kernel_floor_note(kernel)):
         if note:
             notes.append(f"{spec}: {note}")
