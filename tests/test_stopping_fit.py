@@ -142,3 +142,19 @@ def test_holdout_with_an_average_online_matches_the_averaging_bench_replay():
 
     got = peak_signal_noise_ratio(clean, np.clip(r.image, 0, 1), data_range=1.0)
     assert got == pytest.approx(offline["psnr"], abs=1e-4)
+
+
+def test_a_discrepancy_rule_that_could_never_fire_is_refused_before_the_fit(tmp_path, capsys, clean):
+    """A new user's --stop discrepancy on a blurred photo (no observation carries noise of its own):
+    the rule had no threshold, ran the whole budget and came back 11 dB under the photo."""
+    from linr.operators import gaussian_kernel
+    from linr.simulate import blur_image
+
+    from .conftest import run_err
+
+    write_image(tmp_path / "b.png", blur_image(clean, gaussian_kernel(5, 1.0), seed=0))
+    err = run_err(capsys, ["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:5:1.0",
+                           "--stop", "discrepancy", "-o", str(tmp_path / "o.png")])
+    assert "the discrepancy rule stops where the fit reaches a noisy photo's noise, and no observation here is one" \
+        in err and "--stop holdout" in err
+    assert not (tmp_path / "o.png").exists()

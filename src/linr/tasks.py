@@ -36,7 +36,7 @@ from .refine import MIN_REFINE_SIDE, NO_REFINE, REFINERS, GroupedFill, check_ref
 from .registration import register as register_observations
 from .registration import registration_report
 from .stabilise import NoiseRoute, aligned_burst, restore_route, stabilised, stabilised_reference, unstabilised
-from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
+from .stopping import AUTO_BLENDED, AUTO_NOISY, AUTO_NOISY_MODEL, Discrepancy, HoldOut, StopRule, SurePick, holdout_rule, parse_stop
 from .sure import noisy_enough, pick_by_sure, up_to_pixels, why_not
 from .tiling import TileGrid, TileSetting, fit_tiled, grid_for, parse_tile, tiled_held_out
 
@@ -1147,9 +1147,21 @@ def resolve_stop(
         noisy = noisy_blur(observations) if blur_noisy is None else blur_noisy
         return parse_stop(NOISY_BLUR_STOP) if noisy else None
     try:
-        return parse_stop(stop)
+        rule = parse_stop(stop)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    _refuse_a_rule_that_cannot_fire(rule, observations)
+    return rule
+
+
+def _refuse_a_rule_that_cannot_fire(rule: StopRule | None, observations: Sequence[Observation]) -> None:
+    """A discrepancy rule (alone) where no observation carries noise of its own never fires (its
+    threshold is the noise's energy): a new user's ``--stop discrepancy`` on a blurred photo ran
+    the whole 2000 steps and came back at 7.2 dB, 11 under the blurred photo. One line instead."""
+    if isinstance(rule, Discrepancy) and not any(o.carries_noise for o in observations):
+        raise InputError("the discrepancy rule stops where the fit reaches a noisy photo's noise, and no observation "
+                         "here is one (--noisy): it would never fire; a blurred photo's fit stops by held-out pixels "
+                         "(--stop holdout), or give --stop fixed")
 
 
 def restore(
