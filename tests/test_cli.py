@@ -271,7 +271,7 @@ def test_bad_inputs(files, tmp_path, capsys):
         "disagree": ["restore", "--noisy", noisy, "--lowres", noisy, "--factor", "4", "-o", str(out)],
         "bad kernel spec": ["restore", "--blurred", noisy, "--kernel", "gaussian:x:1", "-o", str(out)],
         "sigma > 0": ["restore", "--blurred", noisy, "--kernel", "gaussian:5:0", "-o", str(out)],
-        "as large as the blurred photo": ["restore", "--blurred", noisy, "--kernel", "gaussian:99:2", "-o", str(out)],
+        "as large as the blurred photo": ["restore", "--blurred", noisy, "--kernel", "gaussian:99:30", "-o", str(out)],
         "zero size": ["restore", "--noisy", str(tmp_path / "empty.tif"), "-o", str(out)],
         "non-finite": ["restore", "--noisy", str(tmp_path / "nan.tif"), "-o", str(out)],
         "--factor needs --lowres": ["restore", "--noisy", noisy, "--factor", "2", "-o", str(out)],
