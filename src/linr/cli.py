@@ -825,8 +825,11 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
         noise = f"noise sigma {sigmas} of 255 measured"
         levels = [tuple(d["sigmas"]) for d in done]
         if done[0]["name"] == "grouped-deblur" and any(lv != _fixed_deblur_levels() for lv in levels):  # raised
+            from .refine import GroupedDeblur
+
             noise += (f", the filter's level falling from {_span(sorted(lv[0] for lv in levels), '.3g')} to "
-                      f"{_span(sorted(lv[1] for lv in levels), '.3g')} (at least 1.25x and a quarter of the noise)")
+                      f"{_span(sorted(lv[1] for lv in levels), '.3g')} (at least {GroupedDeblur.START_PER_SIGMA:g}x and "
+                      f"{GroupedDeblur.END_PER_SIGMA:g}x the noise)")
         pair = blend = ""
         if done[0]["name"] == "grouped-pair":
             pair = " and near the noisy photo"

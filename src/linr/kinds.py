@@ -286,7 +286,7 @@ def parse_kernel(spec: str | os.PathLike) -> np.ndarray:
 
 
 def kernel_covers_photo(kernel: np.ndarray, photo_shape: Sequence[int]) -> bool:
-    """Whether a blur ``kernel`` (its all-zero border trimmed) is as large as a photo of
+    """Whether a blur ``kernel`` (its border of zeros and negligible values trimmed: :data:`NEGLIGIBLE_KERNEL`) is as large as a photo of
     ``photo_shape`` (H, W, ...) or larger on both sides: a photo given as the kernel, refused."""
     kh, kw = trim_zero_border(np.asarray(kernel, np.float64), NEGLIGIBLE_KERNEL).shape
     return kh >= photo_shape[0] and kw >= photo_shape[1]
@@ -811,7 +811,7 @@ def _build_blurred(image, info, options, notes):
         notes.append(f"{spec}: the kernel's {'all-zero border' if exact else 'border of zeros and values under a millionth of its peak'} "
                      f"trimmed ({kernel.shape[1]}x{kernel.shape[0]} to "
                      f"{trimmed.shape[1]}x{trimmed.shape[0]}, as much on each side): "
-                     f"{'the same blur' if exact else 'the same blur to within a millionth'}, and the fit reads "
+                     f"{'the same blur' if exact else 'the same blur but for those values'}, and the fit reads "
                      "no further beyond the frame than the blur reaches")
         kernel = trimmed
     kh, kw = kernel.shape
