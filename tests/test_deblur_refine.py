@@ -913,7 +913,7 @@ def test_a_noisier_blurred_photo_is_refined_from_a_higher_level_to_a_higher_last
     refiner(photo, photo, Blur(gaussian_kernel(7, 1.0)), 30 / 255)
     refiner.levels_for(3 / 255)  # a question: describe() still says the call's levels
     assert refiner.describe()["sigmas"] == [37.5, 7.5]
-    assert done["sigmas"][1] == pytest.approx(done["sigma"] / 4, abs=0.01)
+    assert done["sigmas"][1] == pytest.approx(done["sigma"] / 4, abs=0.01) and done["raised_by_noise"] is True
     write_image(tmp_path / "b.png", photo)
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "-o",
                  str(tmp_path / "o.png"), "--steps", "3", "--width", "16", "--depth", "2", "--device", "cpu",

@@ -738,14 +738,6 @@ def _prior_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     return line + ("" if asked else "; the default for a noisy photo, --prior none fits without it")
 
 
-def _fixed_deblur_levels() -> tuple[float, float]:
-    """``grouped-deblur``'s own levels, before the noise raises them (:meth:`linr.refine.GroupedDeblur.levels_for`)."""
-    from .refine import GroupedDeblur
-
-    default = GroupedDeblur()
-    return (default.start, default.end)
-
-
 def _span(values: list[float], spec: str) -> str:
     """Sorted ``values`` as one number, or LOW-HIGH where they differ when formatted with ``spec``."""
     low, high = format(values[0], spec), format(values[-1], spec)
@@ -824,7 +816,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         noise = f"noise sigma {sigmas} of 255 measured"
         levels = [tuple(d["sigmas"]) for d in done]
-        if done[0]["name"] == "grouped-deblur" and any(lv != _fixed_deblur_levels() for lv in levels):  # raised
+        if done[0]["name"] == "grouped-deblur" and any(d.get("raised_by_noise") for d in done):
             from .refine import GroupedDeblur
 
             noise += (f", the filter's level falling from {_span(sorted(lv[0] for lv in levels), '.3g')} to "

@@ -369,8 +369,7 @@ def forecast(observations: Sequence[Observation], config: FitConfig, *, refine: 
                             None if after is None else after.wall_seconds)
     line = (f"{count} restoring {w}x{h}{where}: {est.describe(bound=stop is not None)}{each}{then}{note} (throughput measured on "
             "this CPU just now)")
-    after = refining()  # timed above where it counts; here too where only the line says it
-    refined = (0.0 if after is None else after.wall_seconds) * frames
+    refined = (0.0 if after is None else after.wall_seconds) * frames  # the refinement the line says
     seconds = est.seconds * frames * fits + refined
     likely = seconds if stop is None else None if usual is None or usual.steps is None else \
         est.seconds * usual.steps[1] / config.steps * frames * fits + refined

@@ -30,7 +30,7 @@ from .images import ImageInfo, as_float_image, check_photo, read_mask
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
 
-__all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred", "left_out_where_transparent",
+__all__ = ["Kind", "KindOption", "Simulation", "KINDS", "kind_of", "noisy", "lowres", "masked", "blurred", "left_out_where_transparent", "transparent_holes",
            "parse_kernel", "NOISE_MODELS", "noise_term"]
 
 NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian")
@@ -677,10 +677,17 @@ are then the scratches' or the blotches' colour; a new user's inverted mask ran 
 back at 6.8 dB, where black kept pixels had been the only case noted)."""
 
 
+def transparent_holes(info: Any) -> bool:
+    """Whether an image read with ``info`` (:class:`linr.images.ImageInfo`) has holes of its own:
+    pixels below half opacity (a FITS file's undefined ones read as such), which ``--masked`` takes
+    as the missing pixels without a mask."""
+    return info.alpha is not None and bool((info.alpha < 0.5).any())
+
+
 def _build_masked(image, info, options, notes):
     """The keep-mask from ``--mask``, from the image's alpha (transparent = missing), or both."""
     mask_path = options.get("mask")
-    holes = info.alpha is not None and bool((info.alpha < 0.5).any())
+    holes = transparent_holes(info)
     whole_frame = info.fits is not None and info.alpha is not None and not holes  # a FITS series' frame without holes
     if not mask_path and not holes and not whole_frame:
         opaque = f"{info.path} has an alpha channel, but no pixel is transparent; " if info.alpha is not None else ""

@@ -1258,6 +1258,7 @@ class GroupedDeblur(_FallingLevels):
         schedule = self.schedule()
         if self.used_levels is not None:
             schedule["sigmas"] = [round(v, 3) for v in self.used_levels]
+            schedule["raised_by_noise"] = self.used_levels != (self.start, self.end)
         return {**schedule, "edges": self.used_edges, "solved": self.solved}
 
     def __call__(self, image: np.ndarray, photo: np.ndarray, operator: Any, sigma: float,

@@ -429,15 +429,15 @@ def _download_name(upload: Upload, stored: str | os.PathLike) -> str:
 
 
 def _transparent_holes(path: str) -> bool:
-    """Whether the stored image has holes of its own: transparent pixels (a FITS file's undefined
-    ones read as such), which ``linr restore --masked`` takes as the missing pixels without a mask."""
+    """Whether the stored image has holes of its own (:func:`linr.kinds.transparent_holes`), which
+    ``linr restore --masked`` takes as the missing pixels without a mask."""
     from ..images import read_image
+    from ..kinds import transparent_holes
 
     try:
-        alpha = read_image(path)[1].alpha
+        return transparent_holes(read_image(path)[1])
     except LinrError:
         return True  # unreadable: the scene's reader says why, naming the upload
-    return alpha is not None and bool((alpha < 0.5).any())
 
 
 def prepare(request: JobRequest, folder: Path, limits: UploadLimits, device: str) -> _Prepared:
