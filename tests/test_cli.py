@@ -283,6 +283,8 @@ def test_bad_inputs(files, tmp_path, capsys):
         "refusing to overwrite an input": ["restore", "--noisy", noisy, "-o", noisy, "--force"],
         "unknown output format": ["restore", "--noisy", noisy, "-o", str(tmp_path / "o.xyz")],
         "is a folder; name the output file in it": ["restore", "--noisy", noisy, "-o", str(files)],
+        "names a folder (it ends with /); name the output file in it": ["restore", "--noisy", noisy, "-o",
+                                                                       str(tmp_path / "newdir") + "/"],
         "not divisible": ["degrade", str(files / "clean.png"), "-o", str(out), "--downscale", "3"],
         "fraction": ["degrade", str(files / "clean.png"), "-o", str(out), "--keep", "2"],
         "sizes differ": ["metrics", str(files / "clean.png"), str(files / "low.png")],

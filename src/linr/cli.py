@@ -210,6 +210,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .scene import read_references, split_frames
     from .stabilise import moved_before_mean
     from .stopping import FixedSteps
+    from .refine import NO_REFINE, REFINERS
     from .tasks import (NOISY_BLUR_FROM, NOISY_BLUR_STOP, NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
 
@@ -263,9 +264,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
                        clipping=args.clipping)
     aligned = aligns_burst(scenes[0][0], register=getattr(args, "register", None), preset=args.preset)
     learned = None if aligned else getattr(args, "register", None)  # what the fit registers
-    obs, _ = resolve(fitted, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
-                     device=args.device, model=model, precision=args.precision, prior=args.prior,
-                     refine=args.refine, keep_model=keep_model, stop=args.stop, register=learned)
+    obs, fit_config = resolve(fitted, preset=args.preset, steps=args.steps, lr=args.lr, seed=args.seed,
+                              device=args.device, model=model, precision=args.precision, prior=args.prior,
+                              refine=args.refine, keep_model=keep_model, stop=args.stop, register=learned)
     rule = resolve_stop(obs, preset=args.preset, steps=args.steps, stop=args.stop, keep_model=keep_model)
     if isinstance(rule, FixedSteps) and args.steps is not None and rule.steps != args.steps:
         first, then = (f"--stop fixed:{rule.steps}", f"--steps {args.steps}") if rule.steps < args.steps \
@@ -276,6 +277,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if keep_model and args.refine is None else None
     if dropped:
         notes.append(dropped_refinement_note(dropped, model_named=model is not None))
+    elif args.refine == NO_REFINE and model is None and not keep_model and \
+            (default := resolve_refine(None, obs, preset=args.preset, register=learned)) and \
+            REFINERS[default].takes == "noisy":  # the fit is then the paper's network, not the refinement's pilot
+        notes.append(f"--refine none: the fit's own image, and the fit is the paper's SIREN {fit_config.model.depth}x"
+                     f"{fit_config.model.width} (learning rate {fit_config.lr:g}, up to {fit_config.steps} steps) rather than the "
+                     f"refinement's narrow pilot (slower; the refinement with its pilot added 1.1-1.3 dB on the "
+                     "benchmark crops of 128 and 256 px, BENCHMARKS.md)")
     if getattr(rule, "average", None) is not None and keep_model:
         raise InputError(f"stop rule '{rule.name}' returns an average of iterates, which no single model renders: "
                          "--save-model, --render-scale and --render-size need a rule without one, such as "
@@ -395,7 +403,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model and grid is None, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
                 announce=False,  # said once above, for every frame
-                clipping=args.clipping,
+                clipping=args.clipping, headroom=args.headroom,
                 threads=None,  # settled for the process above (_settle_threads), or set by the user
             )
             results.append(result)
@@ -815,6 +823,8 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         noise = f"noise sigma {sigmas} of 255 measured"
+        if widened := settings[0].get("headroom"):  # measured and refined on the fit's widened scale
+            noise += f" on the fit's scale ({widened['factor']:g}x the photo's)"
         levels = [tuple(d["sigmas"]) for d in done]
         if done[0]["name"] == "grouped-deblur" and any(d.get("raised_by_noise") for d in done):
             from .refine import GroupedDeblur
@@ -1055,6 +1065,11 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
             f"{margins[0]} px above, {margins[1]} below, {margins[2]} left, {margins[3]} right"
         lines.append(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and "
                      "nothing was assumed beyond it" + default)
+    if widened := settings.get("headroom"):  # linr.headroom
+        lines.append(f"fitted on a scale {widened['factor']:g}x the blurred photo's maximum: "
+                     + ("as given" if widened["why"] == "given" else
+                        f"{widened['why']} (its deblurred sources are brighter than their blurred peaks; "
+                        "--headroom off fits it on its own scale; not in the paper)"))
     if chosen is None and preset is None and "reflect" in boundaries and settings.get("registration"):
         lines.append("blur with mirrored edges (reflect), the default with --register: free edges are not built "
                      "with a registration")
@@ -1163,7 +1178,7 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
                         ensemble=members, frames=frames, tile_store=tile_store, threads=None,
                         tile_store_replace=bool(getattr(args, "force", False)),
-                        clipping=getattr(args, "clipping", "auto"))
+                        clipping=getattr(args, "clipping", "auto"), headroom=getattr(args, "headroom", "auto"))
 
 
 def _remove_tile_stores(stores: list[Path | None]) -> None:

@@ -212,6 +212,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "maximum: the restored values mapped back through the clipped noise's expected value; "
                    "not in the paper); ignore: restored values as fitted. Either way an aligned burst of "
                    "such photos is restored as its frames' mean weighted by their measured noise")
+    g.add_argument("--headroom", type=headroom_option, default="auto", metavar="auto|off|FACTOR",
+                   help="one blurred photo alone, no --preset: auto (default) fits a photo of point sources (stars, "
+                   "beads: its brightest pixel far above the spread of the rest) on a scale 4x its maximum, since its "
+                   "deblurred sources are several times brighter than their blurred peaks (not in the paper); off: "
+                   "on the photo's own scale; FACTOR (>= 1): on a scale that many times its maximum, any blurred photo")
     g.add_argument("--weight", type=weight_option, action=OncePerKind, default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeat it for other kinds, once each)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",
@@ -240,6 +245,16 @@ def refine_option(text: str) -> str:
     try:
         return check_refine_spec(text.strip().lower())
     except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def headroom_option(text: str) -> "str | float":
+    """``--headroom``: auto, off or a factor >= 1 (:func:`linr.headroom.check_headroom`)."""
+    from .headroom import check_headroom
+
+    try:
+        return check_headroom(text)
+    except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 

@@ -897,6 +897,10 @@ def check_output_path(
     """Validate an output path before any work is done: known extension, not an input, not an
     existing file unless ``force``, and a format that holds ``channels`` (without alpha; PNG,
     JPEG and BMP hold grey or RGB) and ``frames`` images (more than one: TIFF only)."""
+    named = os.fspath(path)
+    if named.endswith(("/", os.sep)):  # a folder to be made (an existing one is refused below, by its path)
+        raise InputError(f"{named}: names a folder (it ends with {named[-1]}); name the output file in it "
+                         f"(such as {Path(named) / 'restored.png'})")
     path = check_name_length(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     _refuse_folder(path, example="restored.png")  # before the extension: a folder has none to name

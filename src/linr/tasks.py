@@ -23,6 +23,7 @@ from .engine import format_duration
 from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
+from .headroom import headroom_for, lifted, lowered
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
@@ -1199,6 +1200,7 @@ def restore(
     announce: bool | None = None,
     clipping: str = "auto",
     threads: int | str | None = "auto",
+    headroom: Any = "auto",
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -1243,8 +1245,9 @@ def restore(
     (:mod:`linr.refine`: ``'grouped'``, ``'wiener'``; ``'none'``: the fit's image); None: the default's
     (:func:`resolve_refine`: ``'grouped'`` when one noisy image is denoised with no preset named
     and no model is kept, ``'grouped-fill'`` for one photo with missing pixels, its stop then
-    the ``pick`` rule when restored whole, ``'grouped-views'`` for one
-    low-res photo without noise, ``'grouped-project'`` for one noisy photo with a low-res view,
+    the ``pick`` rule when restored whole, ``'grouped-views-examples'`` for one low-res photo without
+    noise at the factors of :data:`SR_EXAMPLES_FACTORS` (``'grouped-views'`` at others:
+    :func:`sr_refine_for`), ``'grouped-project'`` for one noisy photo with a low-res view,
     ``'grouped-deblur'`` for one blurred photo, ``'grouped-pair'`` for a noisy and a blurred photo
     of one scene). ``result.fitted_image`` then keeps the fit's image and
     ``settings['refine']`` says what was done.
@@ -1259,6 +1262,11 @@ def restore(
     weighted by their measured inverse noise variance (:func:`linr.stabilise.clipping_route`).
     'ignore': no mapping back (a burst is still averaged). The per-step values (``history``,
     ``on_step``'s output) are then of the fit before the mapping back.
+    ``headroom``: one blurred photo of point sources (stars, beads: :func:`linr.headroom.point_sources`)
+    is fitted on a scale :data:`linr.headroom.HEADROOM` times its maximum ('auto', with no preset named
+    and no model kept; ``settings['headroom']`` says so), 'off' on its own, or a factor >= 1 given
+    (:mod:`linr.headroom`): its deblurred stars are several times brighter than its blurred peak. The
+    per-step values are then of the widened scale.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
@@ -1290,7 +1298,7 @@ def restore(
         _check_measured_pixels(measured_pixels, reference)
         plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                      progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                     stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
+                     stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping, headroom=headroom)
         obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
         if on_plan is not None:
             on_plan(plan)
@@ -1300,6 +1308,8 @@ def restore(
             observations = obs  # the transformed photos stand for the photos from here on
         reference_given, given = reference is not None, reference
         reference = stabilised_reference(reference, plan.route)
+        if reference is not None and plan.headroom != 1.0:  # per-step PSNRs on the fit's widened scale
+            reference = (reference / np.float32(plan.headroom)).astype(np.float32)
         if keep_model and grid is not None:
             raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
                              f"({len(grid)} tiles, one network each); pass tile='off'")
@@ -1330,7 +1340,8 @@ def restore(
         if nothing:  # the photo is the result: no fit (an archive's batch of scans whose masks mark no damage)
             result = the_photo_itself(obs, config, refine)
         elif ensemble > 1:  # each member's rule as one fit's (the SURE pick where it serves), its own held-out pixels
-            stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine), obs,
+            stops = [member_rule(_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=refine,
+                                                         blur_noisy=plan.blur_noisy), obs,
                                             stop=stop, preset=preset, refine=refine, whole=True, keep_model=keep_model,
                                             averaged_level=_averaged_level(plan.route)),
                                  k, shared_held_out=blended) for k in range(ensemble)]
@@ -1342,7 +1353,7 @@ def restore(
         else:
             asked_prior = config.prior
             config = _tiled_config(config, obs)
-            whole_noisy = noisy_blur(obs)  # a blurred photo's noise measured once, on the whole photo
+            whole_noisy = noisy_blur(obs) if plan.blur_noisy is None else plan.blur_noisy  # once, on the whole photo
 
             def tile_stop(part: list[Observation]) -> StopRule | None:
                 return resolve_stop(part, preset=preset, steps=steps, stop=stop, blur_noisy=whole_noisy)
@@ -1374,6 +1385,7 @@ def restore(
                 apply_refine(result, refine, obs, held_out=held)
         elif plan.refine_left_out is not None:
             result.settings["refine"] = dict(plan.refine_left_out)
+        result = lowered(result, plan.headroom, asked=headroom)
         result = measured_against(unstabilised(result, plan.route, reference_given=reference_given), given,
                                   observations, where=measured_pixels)
         if said_threads is not None:
@@ -1670,7 +1682,8 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              register: str | None = None, tile: "str | int | TileSetting | None" = "auto",
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
              tile_store: str | None = None, tile_store_replace: bool = False,
-             clipping: str = "auto", threads: int | str | None = "auto", detail: bool = False) -> Any:
+             clipping: str = "auto", threads: int | str | None = "auto", detail: bool = False,
+             headroom: Any = "auto") -> Any:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
@@ -1685,7 +1698,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping)
+                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping, headroom=headroom)
     with _threads_of_call(threads, device, False):
         said = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
                          tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
@@ -1716,6 +1729,12 @@ class RestorePlan:
     for, if any)."""
     fits: bool = True
     """False where no fit is needed: the photo is the result (:func:`nothing_missing`; no tiles then)."""
+    headroom: float = 1.0
+    """How many times the photo's scale the fit's covers (:func:`linr.headroom.headroom_for`: a blurred
+    photo of point sources; ``obs`` are then the photo divided by it, the result multiplied back)."""
+    blur_noisy: bool | None = None
+    """Whether the blurred photo is noisy (:func:`noisy_blur`), decided on its own scale where the
+    fit's is widened; None: measured on ``obs``."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1723,7 +1742,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                  progress: bool | None = None, precision: str | None = None, prior: str | None = None,
                  refine: str | None = None, keep_model: bool = False, stop: StopRule | str | None = None,
                  register: str | None = None, tile: Any = "auto", ensemble: int = 1,
-                 clipping: str = "auto") -> RestorePlan:
+                 clipping: str = "auto", headroom: Any = "auto") -> RestorePlan:
     """The observations and settings :func:`restore` with these options fits, its tiles,
     refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
     that runs the restore itself (the web app) shows beforehand. Photos with photon noise are
@@ -1735,6 +1754,11 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
         register = None  # moved onto the first frame's grid: nothing left for the fit to learn
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     observations = stabilised(observations, route)
+    factor = headroom_for(observations, preset=preset, keep_model=keep_model, headroom=headroom)
+    blur_noisy = None
+    if factor != 1.0:  # the stop decided on the photo's own scale, where its noise is measured
+        blur_noisy = noisy_blur(observations)
+        observations = lifted(observations, factor)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1751,13 +1775,13 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     fits = not nothing_missing(obs, refine, ensemble=ensemble, keep_model=keep_model)
     grid = grid if fits else None
     rule = resolve_stop(obs, preset=preset, steps=steps, stop=stop, keep_model=keep_model,
-                        refine=refine if grid is None else None)  # tiles: each its own
+                        refine=refine if grid is None else None, blur_noisy=blur_noisy)  # tiles: each its own
     check_ensemble(ensemble, tiled=grid is not None, register=register, keep_model=keep_model,
                    stop_object=isinstance(stop, StopRule))
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,
                       averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
-                       aligned, fits)
+                       aligned, fits, factor, blur_noisy)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -1961,6 +1985,7 @@ def restore_many(
     refine: str | None = None,
     clipping: str = "auto",
     threads: int | str | None = "auto",
+    headroom: Any = "auto",
 ) -> list[FitResult]:
     """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`)
     (each refined as :func:`restore` would refine it, through its route as :func:`restore` takes
@@ -1987,9 +2012,13 @@ def restore_many(
             _check_measured_pixels(where, reference)
         routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
         scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
+        factors = [headroom_for(obs, preset=preset, keep_model=False, headroom=headroom) for obs in scenes]
+        blur_noisy = [None if f == 1.0 else noisy_blur(obs) for obs, f in zip(scenes, factors)]  # as restore()
+        unlifted, scenes = scenes, [lifted(obs, f) for obs, f in zip(scenes, factors)]
         given = [references is not None and references[k] is not None for k in range(len(scenes))]
         if references is not None:  # on the transformed photos' scale, as restore() compares them
-            references = [stabilised_reference(r, route) for r, route in zip(asked, routes)]
+            references = [None if r is None else stabilised_reference(r, route) / np.float32(f)
+                          for r, route, f in zip(asked, routes, factors)]
         resolved = [resolve(obs, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
                             model=model, progress=progress, precision=precision, prior=prior, refine=refine,
                             stop=stop)
@@ -2004,12 +2033,13 @@ def restore_many(
                 raise InputError(f"restore_many: scene {k} resolves to other settings than scene 0 "
                                  f"({', '.join(differ)}); restore them separately")
         refines = [resolve_refine(refine, obs, preset=preset) for obs, _ in resolved]
-        rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec), obs, stop=stop,
-                            preset=preset, refine=spec, whole=True, keep_model=False, averaged_level=_averaged_level(route))
-                 for (obs, _), spec, route in zip(resolved, refines, routes)]
+        rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec, blur_noisy=noisy), obs,
+                            stop=stop, preset=preset, refine=spec, whole=True, keep_model=False,
+                            averaged_level=_averaged_level(route))
+                 for (obs, _), spec, route, noisy in zip(resolved, refines, routes, blur_noisy)]
         config = sure_in_float32(config, rules, precision)
         results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
-        for result, obs, (fitted, _), spec, rule in zip(results, scenes, resolved, refines, rules):
+        for result, obs, (fitted, _), spec, rule in zip(results, unlifted, resolved, refines, rules):
             if isinstance(rule, SurePick):  # as restore() chooses (its second fit one scene at a time)
                 pick_by_sure(result, fitted, config, rule)
             result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
@@ -2018,6 +2048,7 @@ def restore_many(
                 apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
             elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
                 result.settings["refine"] = left_out
+        results = [lowered(result, f, asked=headroom) for result, f in zip(results, factors)]
         results = [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
                    for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals,
                                                                           measured)]

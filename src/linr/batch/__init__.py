@@ -196,6 +196,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
+    from ..headroom import HEADROOM, POINT_SOURCES_FROM
     from ..refine import REFINERS, GroupedDeblur, GroupedFill
     from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
                          DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, DEFAULT_SR_MODEL, INPAINT_PILOT_ABOVE,
@@ -283,6 +284,10 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
         # fifty-fifth session; batches before have none and, fitted otherwise, do not resume)
         **({"clipping": args.clipping} if _clipping_route(args) else {}),
+        # a blurred photo of point sources fitted on a widened scale (since the sixty-sixth session;
+        # batches before have none: their images come out as made with --headroom off)
+        **({"headroom": [HEADROOM, POINT_SOURCES_FROM] if args.headroom == "auto" else args.headroom}
+           if args.preset is None and _kinds_given(args) == {"blurred"} and args.headroom != "off" else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
         # the inputs' value range, only when given (since the sixty-third session; older manifests have none)
@@ -706,7 +711,7 @@ def _batch(args: argparse.Namespace) -> int:
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
-                   "prior": args.prior, "refine": args.refine, "clipping": args.clipping}
+                   "prior": args.prior, "refine": args.refine, "clipping": args.clipping, "headroom": args.headroom}
             if not args.quiet:
                 _say_first_cost(todo[0], settings, fit, threads, count=len(todo),
                                 at_once=backend.slots * max(1, args.stack))

@@ -1,0 +1,131 @@
+"""Headroom for a blurred photo of point sources (stars, beads): the fit's image on a wider scale.
+
+A blurred photo's values map to the fit's [0, 1] by their file's range, and where that range is
+the photo's own maximum (floats beyond [0, 1], such as a FITS file's counts, or dim integers) its
+brightest pixel is white. The deblurred image of a natural scene stays about there, but a star or a
+bead is several times brighter than its blurred peak: a synthetic 64-px star field's brightest star
+is 1035 counts where the blurred photo's maximum is 193, and the default's fit (a SIREN, whose output
+stays near [-1, 1] early in a fit) came back with it at 247. Fitted on a scale :data:`HEADROOM` times
+wider (the photo divided by it, the result multiplied back), the same restoration comes back 2.2 to
+3.2 dB closer on the three star fields tuned on (BENCHMARKS.md, sixty-sixth session); a natural
+photo fitted so lost 0.8 to 3.9 dB, so it applies only to a photo of point sources
+(:func:`point_sources`): its brightest pixel far above the spread of its bulk.
+
+Where it applies (:func:`headroom_for`): one blurred photo alone (squared error), no preset named,
+no model kept; ``headroom`` 'auto' (that test), 'off', or a factor >= 1 given (any blurred photo
+alone). The fit's stop is decided on the photo's own scale (its measured noise) by the caller: the
+photo divided by the factor reads as that much less noisy.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .fidelity import SquaredError
+from .operators import Blur, inner_operator
+from .problem import Observation
+
+__all__ = ["HEADROOM", "POINT_SOURCES_FROM", "HEADROOM_CHOICES", "check_headroom", "peak_contrast", "point_sources",
+           "headroom_for", "lifted", "lowered"]
+
+HEADROOM = 4.0
+"""How many times the blurred photo's maximum the fit's scale covers for a photo of point sources:
+on three tune star fields (64 px, Gaussian PSFs of sigma 1.5-2, Poisson counts) 2x gained +1.1 to
++2.0 dB, 4x +2.2 to +3.2, 8x and 16x on one of them no more than 4x (in up to 3x the steps)."""
+
+POINT_SOURCES_FROM = 3.5
+"""The peak contrast (:func:`peak_contrast`) from which a photo is of point sources: 4.6 to 32 on
+nine star fields (sky of 5 to 200 counts), 1.5 to 2.4 on the 19 grey 64-px crops of the shared
+images blurred at 50 photons, 2.2 and 3.8 on two night scenes (a darkened photo with a few lamps)."""
+
+HEADROOM_CHOICES = ("auto", "off")
+"""The named settings of ``headroom`` (besides a factor >= 1)."""
+
+
+def check_headroom(headroom: Any) -> float | str:
+    """``headroom`` checked: 'auto', 'off', or a factor >= 1 (a float); else a one-line error."""
+    if isinstance(headroom, str):
+        if headroom in HEADROOM_CHOICES:
+            return headroom
+        try:
+            headroom = float(headroom)
+        except ValueError:
+            raise InputError(f"headroom must be auto, off or a factor >= 1, got {headroom!r}") from None
+    if isinstance(headroom, bool) or not isinstance(headroom, numbers.Real) or not np.isfinite(headroom) \
+            or headroom < 1:
+        raise InputError(f"headroom must be auto, off or a factor >= 1, got {headroom!r}")
+    return float(headroom)
+
+
+def peak_contrast(image: np.ndarray) -> float:
+    """How far the brightest pixel of ``image`` (H, W[, C]; the channels' mean) stands above its
+    bulk: (max - q10) / (q90 - q10), with q10 and q90 its 10th and 90th percentiles (inf where
+    they are equal and the maximum is above them; 0 for a flat image)."""
+    values = np.asarray(image, np.float64)
+    if values.ndim == 3:
+        values = values.mean(axis=2)
+    low, high = np.quantile(values, (0.1, 0.9))
+    top = float(values.max())
+    if high <= low:
+        return float("inf") if top > high else 0.0
+    return (top - low) / (high - low)
+
+
+def point_sources(image: np.ndarray) -> bool:
+    """Whether ``image`` is a photo of point sources: its peak contrast at least
+    :data:`POINT_SOURCES_FROM`."""
+    return peak_contrast(image) >= POINT_SOURCES_FROM
+
+
+def headroom_for(observations: Sequence[Observation], *, preset: str | None, keep_model: bool,
+                 headroom: Any = "auto") -> float:
+    """The factor the fit's scale is widened by (1.0: not widened): for one blurred photo alone
+    fitted by squared error, with no preset named and no model kept, ``headroom`` given as a
+    factor, or :data:`HEADROOM` where it is 'auto' and the photo is of point sources
+    (:func:`point_sources`); 1.0 for anything else, or 'off'. A factor given where it cannot apply
+    (a preset, a kept model, other observations) is a one-line error."""
+    headroom = check_headroom(headroom)
+    if headroom == "off" or headroom == 1.0:
+        return 1.0
+    alone = len(observations) == 1 and isinstance(inner_operator(observations[0].operator), Blur) and \
+        isinstance(observations[0].fidelity, SquaredError)
+    if headroom != "auto":
+        why = "a preset keeps the photo's scale" if preset is not None else \
+            "a kept model renders on the photo's scale" if keep_model else \
+            None if alone else "it widens the scale of one blurred photo restored alone"
+        if why is not None:
+            raise InputError(f"headroom {headroom:g} cannot apply here: {why}")
+        return headroom
+    if preset is not None or keep_model or not alone:
+        return 1.0
+    return HEADROOM if point_sources(observations[0].image) else 1.0
+
+
+def lifted(observations: Sequence[Observation], factor: float) -> list[Observation]:
+    """The observations with their images divided by ``factor`` (the fit's scale widened)."""
+    import dataclasses
+
+    if factor == 1.0:
+        return list(observations)
+    return [dataclasses.replace(o, image=(o.image / np.float32(factor)).astype(np.float32)) for o in observations]
+
+
+def lowered(result: Any, factor: float, *, asked: Any = "auto") -> Any:
+    """``result`` (a :class:`linr.fit.FitResult` of :func:`lifted` observations) back on the
+    photo's scale: its image, the fit's image and an ensemble's spread multiplied by ``factor``;
+    ``settings['headroom']`` records it (the per-step history stays on the fit's scale)."""
+    if factor == 1.0:
+        return result
+    scale = np.float32(factor)
+    result.image = result.image * scale
+    if result.fitted_image is not None:
+        result.fitted_image = result.fitted_image * scale
+    if result.uncertainty is not None:
+        result.uncertainty = result.uncertainty * scale
+    why = "given" if asked != "auto" else (f"a photo of point sources: its brightest pixel stands "
+                                           f">= {POINT_SOURCES_FROM:g}x the spread of its bulk above it")
+    result.settings["headroom"] = {"factor": float(factor), "why": why}
+    return result

@@ -1,0 +1,149 @@
+"""A blurred photo of point sources fitted on a widened scale (linr.headroom)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import convolve
+
+import linr
+from linr.errors import InputError
+from linr.headroom import HEADROOM, headroom_for, peak_contrast, point_sources
+
+
+def gaussian_psf(sigma: float = 1.5, size: int = 11) -> np.ndarray:
+    c = (size - 1) / 2
+    y, x = np.mgrid[:size, :size]
+    k = np.exp(-((x - c) ** 2 + (y - c) ** 2) / (2 * sigma * sigma))
+    return k / k.sum()
+
+
+def star_field(n: int = 32, seed: int = 0, sky: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+    """A few stars on a sky, blurred and photon-counted: (counts float64 (n, n), the PSF)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n]
+    clean = np.full((n, n), sky)
+    for py, px, flux in zip(rng.uniform(4, n - 4, 5), rng.uniform(4, n - 4, 5), rng.uniform(500, 3000, 5)):
+        clean += flux * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * 0.7 ** 2)) / (2 * np.pi * 0.7 ** 2)
+    psf = gaussian_psf()
+    return rng.poisson(convolve(clean, psf, mode="reflect")).astype(np.float64), psf
+
+
+def natural(n: int = 32) -> np.ndarray:
+    """A smooth scene of broad shapes with noise (no point sources), on [0, 1]."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[:n, :n] / n
+    scene = 0.5 + 0.3 * np.sin(6 * x) * np.cos(4 * y) + 0.1 * (x > 0.5)
+    return np.clip(convolve(scene, gaussian_psf(), mode="reflect") + rng.normal(0, 0.02, scene.shape), 0, 1)
+
+
+def test_a_star_field_is_of_point_sources_and_a_scene_is_not():
+    counts, _ = star_field()
+    assert peak_contrast(counts) > 5 and point_sources(counts / counts.max())
+    assert peak_contrast(natural()) < 2.5 and not point_sources(natural())
+    assert peak_contrast(np.full((8, 8), 0.3)) == 0.0  # a flat photo: nothing stands out
+    assert point_sources(np.pad(np.ones((1, 1)), 7))  # one bright pixel on black: q10 == q90, the peak above
+
+
+def test_the_headroom_applies_to_one_blurred_photo_of_point_sources_alone():
+    counts, psf = star_field()
+    photo = (counts / counts.max()).astype(np.float32)
+    blurred = [linr.blurred(photo, psf)]
+    assert headroom_for(blurred, preset=None, keep_model=False) == HEADROOM
+    assert headroom_for(blurred, preset="paper", keep_model=False) == 1.0  # the paper's mathematics kept
+    assert headroom_for(blurred, preset=None, keep_model=True) == 1.0
+    assert headroom_for(blurred, preset=None, keep_model=False, headroom="off") == 1.0
+    assert headroom_for([linr.blurred(natural().astype(np.float32), psf)], preset=None, keep_model=False) == 1.0
+    assert headroom_for([linr.noisy(photo)], preset=None, keep_model=False) == 1.0  # a noisy photo: never
+    assert headroom_for([linr.blurred(natural().astype(np.float32), psf)], preset=None, keep_model=False,
+                        headroom=2.5) == 2.5  # given: any blurred photo alone
+    for bad, why in ((0.5, "a factor >= 1"), ("lots", "a factor >= 1"), (float("nan"), "a factor >= 1")):
+        with pytest.raises(InputError, match=why):
+            headroom_for(blurred, preset=None, keep_model=False, headroom=bad)
+    with pytest.raises(InputError, match="a preset keeps the photo's scale"):
+        headroom_for(blurred, preset="paper", keep_model=False, headroom=3)
+    with pytest.raises(InputError, match="one blurred photo restored alone"):
+        headroom_for([linr.noisy(photo)], preset=None, keep_model=False, headroom=3)
+
+
+def test_a_widened_fit_is_the_photo_divided_and_the_result_multiplied_back():
+    counts, psf = star_field()
+    photo = (counts / counts.max()).astype(np.float32)
+    common = dict(steps=3, stop="fixed", refine="none", progress=False, seed=0, device="cpu")
+    widened = linr.restore(linr.blurred(photo, psf), **common)
+    assert widened.settings["headroom"]["factor"] == HEADROOM and "point sources" in widened.settings["headroom"]["why"]
+    by_hand = linr.restore(linr.blurred(photo / np.float32(HEADROOM), psf), headroom="off", **common)
+    assert "headroom" not in by_hand.settings
+    np.testing.assert_allclose(widened.image, by_hand.image * HEADROOM, rtol=1e-6, atol=1e-6)
+    # a reference is compared on the photo's scale; its per-step PSNR on the fit's, against the reference widened
+    reference = photo[..., None]
+    measured = linr.restore(linr.blurred(photo, psf), reference=reference, **common)
+    assert measured.metrics["standard"]["psnr"] == pytest.approx(
+        linr.metrics.psnr(reference, np.clip(measured.image, 0, 1)), abs=1e-6)
+
+
+def test_the_stop_is_decided_on_the_photo_s_own_scale():
+    """Divided by 4 the photo's noise reads under NOISY_BLUR_FROM: the held-out stop is still taken."""
+    from linr.noise import estimate_noise_sigma
+    from linr.tasks import NOISY_BLUR_FROM, plan_restore
+
+    counts, psf = star_field(48, seed=3)
+    photo = (counts / counts.max()).astype(np.float32)
+    measured = estimate_noise_sigma(photo) * 255
+    assert measured >= NOISY_BLUR_FROM > measured / HEADROOM  # the case: noisy as it is, quiet widened
+    plan = plan_restore([linr.blurred(photo, psf)])
+    assert plan.headroom == HEADROOM and plan.blur_noisy is True
+    assert plan.rule is not None and type(plan.rule).__name__ == "HoldOut"
+    assert plan_restore([linr.blurred(photo, psf)], headroom="off").rule is not None  # as before
+
+
+def test_linr_restore_says_the_widened_scale_and_refuses_a_bad_factor(tmp_path, capsys):
+    import tifffile
+
+    from linr.cli import main
+
+    from .conftest import run_err
+
+    counts, psf = star_field()
+    tifffile.imwrite(tmp_path / "stars.tif", counts.astype(np.float32))  # floats beyond [0, 1]: mapped 0..max
+    np.save(tmp_path / "psf.npy", psf)
+    args = ["restore", "--blurred", str(tmp_path / "stars.tif"), "--kernel", str(tmp_path / "psf.npy"), "--steps", "3",
+            "--stop", "fixed", "--refine", "none", "--device", "cpu", "--quiet"]
+    out = tmp_path / "out.tif"
+    assert main([*args, "-o", str(out), "--report", str(tmp_path / "r.json")]) == 0
+    said = capsys.readouterr().out
+    assert "fitted on a scale 4x the blurred photo's maximum: a photo of point sources" in said, said
+    assert json.loads((tmp_path / "r.json").read_text())["settings"]["headroom"]["factor"] == HEADROOM
+    err = run_err(capsys, [*args, "-o", str(tmp_path / "bad.tif"), "--headroom", "0.5"])
+    assert "headroom must be auto, off or a factor >= 1" in err and not (tmp_path / "bad.tif").exists()
+
+
+def test_a_deblurring_batch_from_before_the_headroom_says_how_to_resume(tmp_path, capsys):
+    import tifffile
+
+    import linr.batch as batch_module
+    from linr.cli import main
+
+    from .conftest import run_err
+
+    counts, psf = star_field()
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a.tif", counts.astype(np.float32))
+    common = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--task", "blurred", "--kernel",
+              "gaussian:5:1.0", "--steps", "2", "--width", "16", "--depth", "2", "--refine", "none",
+              "--device", "cpu", "--threads", "1", "--quiet"]
+    settings = batch_module._settings
+
+    def as_before(args, model):  # the sixty-fifth session's: no headroom
+        made = settings(args, model)
+        assert made.pop("headroom") == [HEADROOM, 3.5]
+        return made
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batch_module, "_settings", as_before)
+        assert main(common) == 0
+    err = run_err(capsys, common)
+    assert "fitted on their own scale, the default until the sixty-sixth session" in err, err
+    assert "--headroom off to resume as made" in err
+    assert main([*common, "--headroom", "off"]) == 0  # resumes: nothing left to do
