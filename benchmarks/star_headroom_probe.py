@@ -8,7 +8,9 @@ shared image's grey centre crop blurred by Table 4's kernel (25 x 25 Gaussian, s
 white. Each photo is mapped by its maximum (as ``linr restore`` maps floats beyond [0, 1]), divided by
 the variant's factor H (``hH``; ``hH-holdout``: the held-out stop given, as the default decides it on the
 photo's own scale), restored by ``linr.restore`` with the headroom off, and multiplied back: ``h1`` is
-the default before, ``h4-holdout`` the default now (the same image, checked on stars/1/2). PSNR on the
+the default before; ``auto`` the default now (``linr.restore`` as it is: for a noisy photo the same
+image as ``h4-holdout``); ``crop/DIR+IMAGE/Y/X/N``: an N-px crop at (Y, X) of a shared image blurred
+whole by Table 4's kernel and noise (sqrt(2)/255, 8-bit), mapped by its type's range (PSNR range 1). PSNR on the
 clean counts with data range their maximum (astronomers' convention; the output not clipped above).
 One torch thread; resumable rows.
 
@@ -78,9 +80,25 @@ def natural(name: str, photons: float, n: int = 64):
     return clean, k, rng.poisson(np.clip(convolve(clean, k, mode="reflect"), 0, None)).astype(np.float64)
 
 
+def crop(name: str, y: int, x: int, n: int):
+    """A crop of a shared image, blurred by Table 4's kernel with its noise (sqrt(2)/255), 8-bit."""
+    from linr.kinds import parse_kernel
+    from PIL import Image
+
+    k = parse_kernel("gaussian:25:1.6")
+    k = k / k.sum()
+    image = np.asarray(Image.open(DATA / f"{name}.png").convert("L"), np.float64) / 255
+    blurred = convolve(image, k, mode="reflect")[y:y + n, x:x + n]  # blurred whole, then cropped
+    rng = np.random.default_rng(0)
+    photo = np.clip(np.round((blurred + rng.normal(0, np.sqrt(2) / 255, blurred.shape)) * 255) / 255, 0, 1)
+    return image[y:y + n, x:x + n], k, photo
+
+
 def scene(key: str):
     parts = key.split("/")
     kind, a, b = parts[:3]
+    if kind == "crop":  # crop/DIR+IMAGE/Y/X/N
+        return crop(a.replace("+", "/"), int(b), int(parts[3]), int(parts[4]))
     if kind == "night":
         return stars(int(a), b, night=parts[3].replace("+", "/"))
     if kind == "stars":
@@ -95,19 +113,24 @@ def row(key: str, variant: str) -> dict:
 
     torch.set_num_threads(1)
     clean, k, counts = scene(key)
-    top = counts.max()
+    top = 1.0 if key.startswith("crop/") else counts.max()  # an 8-bit photo: mapped by its type's range
     photo = (counts / top).astype(np.float32)
-    factor, _, stop = variant[1:].partition("-")
-    h = float(factor)
     t = time.time()
-    r = linr.restore(linr.blurred(photo / np.float32(h), k), progress=False, stop=stop or None, headroom="off")
+    if variant == "auto":  # the default as it is (its headroom where it applies)
+        h = 1.0
+        r = linr.restore(linr.blurred(photo, k), progress=False)
+    else:
+        factor, _, stop = variant[1:].partition("-")
+        h = float(factor)
+        r = linr.restore(linr.blurred(photo / np.float32(h), k), progress=False, stop=stop or None, headroom="off")
     image = np.clip(r.image[..., 0], 0, None) * h * top
     fitted = np.clip(r.fitted_image[..., 0], 0, None) * h * top
-    dr = clean.max()
+    dr = 1.0 if key.startswith("crop/") else clean.max()
     return {"key": f"{key}|{variant}", "scene": key, "variant": variant, "psnr": float(psnr(clean, image, data_range=dr)),
             "fit": float(psnr(clean, fitted, data_range=dr)), "blurred": float(psnr(clean, counts, data_range=dr)),
             "steps": r.steps_run, "seconds": time.time() - t, "max_ratio": float(image.max() / clean.max()),
-            "flux": float(image.sum() / clean.sum()), "contrast": float(peak_contrast(photo))}
+            "flux": float(image.sum() / clean.sum()), "contrast": float(peak_contrast(photo)),
+            **({"headroom": r.settings["headroom"]["factor"]} if "headroom" in r.settings else {})}
 
 
 def table(rows: dict) -> str:

@@ -40,10 +40,22 @@ def natural(n: int = 32) -> np.ndarray:
 
 def test_a_star_field_is_of_point_sources_and_a_scene_is_not():
     counts, _ = star_field()
-    assert peak_contrast(counts) > 5 and point_sources(counts / counts.max())
-    assert peak_contrast(natural()) < 2.5 and not point_sources(natural())
+    assert peak_contrast(counts) > 5 and point_sources(counts / counts.max(), gaussian_psf())
+    assert peak_contrast(natural()) < 2.5 and not point_sources(natural(), gaussian_psf())
     assert peak_contrast(np.full((8, 8), 0.3)) == 0.0  # a flat photo: nothing stands out
-    assert point_sources(np.pad(np.ones((1, 1)), 7))  # one bright pixel on black: q10 == q90, the peak above
+    assert peak_contrast(np.pad(np.ones((1, 1)), 7)) == float("inf")  # one bright pixel on black: q10 == q90
+    from linr.headroom import POINT_SOURCES_FROM, psf_likeness
+
+    psf = gaussian_psf()
+    assert psf_likeness(counts, psf) > 0.4
+    rng = np.random.default_rng(2)
+    hot = 50 + rng.normal(0, 3, (32, 32))
+    hot[10, 20] = 5000  # a hot pixel: far above the rest, but no blurred point
+    assert peak_contrast(hot) > POINT_SOURCES_FROM and psf_likeness(hot, psf) < 0.2 and not point_sources(hot, psf)
+    edge = np.full((64, 64), 0.1) + rng.normal(0, 0.002, (64, 64))
+    edge[:, 40:42] = 0.9  # a flat crop with a bright line: high contrast, the shape of no point
+    edge = convolve(edge, psf, mode="reflect")
+    assert peak_contrast(edge) > POINT_SOURCES_FROM and not point_sources(edge, psf)
 
 
 def test_the_headroom_applies_to_one_blurred_photo_of_point_sources_alone():
@@ -113,8 +125,12 @@ def test_linr_restore_says_the_widened_scale_and_refuses_a_bad_factor(tmp_path, 
     out = tmp_path / "out.tif"
     assert main([*args, "-o", str(out), "--report", str(tmp_path / "r.json")]) == 0
     said = capsys.readouterr().out
-    assert "fitted on a scale 4x the blurred photo's maximum: a photo of point sources" in said, said
+    assert "fitted on a scale 4x the blurred photo's value range: a photo of point sources" in said, said
     assert json.loads((tmp_path / "r.json").read_text())["settings"]["headroom"]["factor"] == HEADROOM
+    assert main([*args, "-o", str(tmp_path / "kept.tif"), "--save-model", str(tmp_path / "m.pt")]) == 0
+    captured = capsys.readouterr()
+    assert "this blurred photo of point sources is fitted on its own value range" in captured.err, captured.err
+    assert "fitted on a scale" not in captured.out
     err = run_err(capsys, [*args, "-o", str(tmp_path / "bad.tif"), "--headroom", "0.5"])
     assert "headroom must be auto, off or a factor >= 1" in err and not (tmp_path / "bad.tif").exists()
 

@@ -210,6 +210,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .scene import read_references, split_frames
     from .stabilise import moved_before_mean
     from .stopping import FixedSteps
+    from .headroom import headroom_for
     from .refine import NO_REFINE, REFINERS
     from .tasks import (NOISY_BLUR_FROM, NOISY_BLUR_STOP, NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
@@ -277,6 +278,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if keep_model and args.refine is None else None
     if dropped:
         notes.append(dropped_refinement_note(dropped, model_named=model is not None))
+    if keep_model and args.preset is None and getattr(args, "headroom", "auto") == "auto" and \
+            headroom_for(obs, preset=None, keep_model=False) != 1.0:
+        notes.append("--save-model / --render-*: this blurred photo of point sources is fitted on its own value range, "
+                     "which the model renders (without them on a range 4x wider, as its deblurred stars are brighter "
+                     "than their blurred peaks: 2-4 dB better on the star fields measured, BENCHMARKS.md)")
     elif args.refine == NO_REFINE and model is None and not keep_model and \
             (default := resolve_refine(None, obs, preset=args.preset, register=learned)) and \
             REFINERS[default].takes == "noisy":  # the fit is then the paper's network, not the refinement's pilot
@@ -1066,7 +1072,7 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
         lines.append(f"blur with free edges: the fit rendered the frame grown by the kernel's reach ({grown}) and "
                      "nothing was assumed beyond it" + default)
     if widened := settings.get("headroom"):  # linr.headroom
-        lines.append(f"fitted on a scale {widened['factor']:g}x the blurred photo's maximum: "
+        lines.append(f"fitted on a scale {widened['factor']:g}x the blurred photo's value range: "
                      + ("as given" if widened["why"] == "given" else
                         f"{widened['why']} (its deblurred sources are brighter than their blurred peaks; "
                         "--headroom off fits it on its own scale; not in the paper)"))

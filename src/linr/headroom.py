@@ -9,7 +9,8 @@ stays near [-1, 1] early in a fit) came back with it at 247. Fitted on a scale :
 wider (the photo divided by it, the result multiplied back), the same restoration comes back 2.2 to
 3.2 dB closer on the three star fields tuned on (BENCHMARKS.md, sixty-sixth session); a natural
 photo fitted so lost 0.8 to 3.9 dB, so it applies only to a photo of point sources
-(:func:`point_sources`): its brightest pixel far above the spread of its bulk.
+(:func:`point_sources`): its brightest pixel far above the spread of its bulk, and shaped as the
+blur's image of a point (a flat crop of a photo with one bright edge, lifted, lost 1.9 dB).
 
 Where it applies (:func:`headroom_for`): one blurred photo alone (squared error), no preset named,
 no model kept; ``headroom`` 'auto' (that test), 'off', or a factor >= 1 given (any blurred photo
@@ -28,8 +29,8 @@ from .fidelity import SquaredError
 from .operators import Blur, inner_operator
 from .problem import Observation
 
-__all__ = ["HEADROOM", "POINT_SOURCES_FROM", "HEADROOM_CHOICES", "check_headroom", "peak_contrast", "point_sources",
-           "headroom_for", "lifted", "lowered"]
+__all__ = ["HEADROOM", "POINT_SOURCES_FROM", "PSF_LIKE_FROM", "HEADROOM_CHOICES", "check_headroom", "peak_contrast",
+           "psf_likeness", "point_sources", "headroom_for", "lifted", "lowered"]
 
 HEADROOM = 4.0
 """How many times the blurred photo's maximum the fit's scale covers for a photo of point sources:
@@ -40,6 +41,12 @@ POINT_SOURCES_FROM = 3.5
 """The peak contrast (:func:`peak_contrast`) from which a photo is of point sources: 4.6 to 32 on
 nine star fields (sky of 5 to 200 counts), 1.5 to 2.4 on the 19 grey 64-px crops of the shared
 images blurred at 50 photons, 2.2 and 3.8 on two night scenes (a darkened photo with a few lamps)."""
+
+PSF_LIKE_FROM = 0.4
+"""The :func:`psf_likeness` from which the brightest pixel is the blur's image of a point: 0.47 to
+0.93 on the nine star fields (0.45 on a night scene's lamp), 0.07 to 0.13 on three crops of the shared
+images whose peak contrast passes (a flat crop's edge or highlight: 3.5% of their 64- and 128-px crops
+blurred as Table 4 does; about 10 of those 4029 pass both), 0.10 on a hot pixel."""
 
 HEADROOM_CHOICES = ("auto", "off")
 """The named settings of ``headroom`` (besides a factor >= 1)."""
@@ -74,10 +81,29 @@ def peak_contrast(image: np.ndarray) -> float:
     return (top - low) / (high - low)
 
 
-def point_sources(image: np.ndarray) -> bool:
-    """Whether ``image`` is a photo of point sources: its peak contrast at least
-    :data:`POINT_SOURCES_FROM`."""
-    return peak_contrast(image) >= POINT_SOURCES_FROM
+def psf_likeness(image: np.ndarray, kernel: np.ndarray) -> float:
+    """How well the neighbourhood of the brightest pixel of ``image`` (H, W[, C]; the channels'
+    mean) is the blur's image of one point: R^2 of ``b + A * kernel`` (flipped: a true convolution's
+    response), fitted by least squares over the kernel's window centred there (edges repeated)."""
+    values = np.asarray(image, np.float64)
+    if values.ndim == 3:
+        values = values.mean(axis=2)
+    response = np.asarray(kernel, np.float64)[::-1, ::-1]
+    kh, kw = response.shape
+    padded = np.pad(values, ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2)), mode="edge")
+    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+    window = padded[y:y + kh, x:x + kw].ravel()
+    design = np.stack([np.ones(window.size), response.ravel()], axis=1)
+    coef, *_ = np.linalg.lstsq(design, window, rcond=None)
+    spread = float(((window - window.mean()) ** 2).sum())
+    return 0.0 if spread <= 0 else 1.0 - float(((window - design @ coef) ** 2).sum()) / spread
+
+
+def point_sources(image: np.ndarray, kernel: np.ndarray) -> bool:
+    """Whether ``image`` blurred by ``kernel`` is a photo of point sources: its peak contrast at
+    least :data:`POINT_SOURCES_FROM` and its brightest pixel the blur's image of a point
+    (:func:`psf_likeness` at least :data:`PSF_LIKE_FROM`)."""
+    return peak_contrast(image) >= POINT_SOURCES_FROM and psf_likeness(image, kernel) >= PSF_LIKE_FROM
 
 
 def headroom_for(observations: Sequence[Observation], *, preset: str | None, keep_model: bool,
@@ -101,7 +127,8 @@ def headroom_for(observations: Sequence[Observation], *, preset: str | None, kee
         return headroom
     if preset is not None or keep_model or not alone:
         return 1.0
-    return HEADROOM if point_sources(observations[0].image) else 1.0
+    kernel = inner_operator(observations[0].operator).kernel.detach().cpu().numpy()
+    return HEADROOM if point_sources(observations[0].image, kernel) else 1.0
 
 
 def lifted(observations: Sequence[Observation], factor: float) -> list[Observation]:
@@ -126,6 +153,7 @@ def lowered(result: Any, factor: float, *, asked: Any = "auto") -> Any:
     if result.uncertainty is not None:
         result.uncertainty = result.uncertainty * scale
     why = "given" if asked != "auto" else (f"a photo of point sources: its brightest pixel stands "
-                                           f">= {POINT_SOURCES_FROM:g}x the spread of its bulk above it")
+                                           f">= {POINT_SOURCES_FROM:g}x the spread of its bulk above it and is "
+                                           "shaped as the blur of a point")
     result.settings["headroom"] = {"factor": float(factor), "why": why}
     return result

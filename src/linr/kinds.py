@@ -928,7 +928,7 @@ KINDS: dict[str, Kind] = {
                    choices=("observed", "missing")),
     ), _SIMULATIONS["masked"], transparent="holes"),
     "blurred": Kind("blurred", "a blurred image (use with --kernel)", "deblur", False, _build_blurred, (
-        KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA or a .npy/.png file",
+        KindOption("--kernel", "kernel", "blur kernel: gaussian:WIDTH:SIGMA, a .npy array or an image file (.png, .tif, .fits)",
                    metavar="SPEC", path=True),
         KindOption("--boundary", "boundary", "blur boundary: free (the default for a blurred photo alone, "
                    "whole or in tiles, or beside one noisy photo of it: nothing assumed beyond the frame, the fit "

@@ -1263,7 +1263,7 @@ def restore(
     'ignore': no mapping back (a burst is still averaged). The per-step values (``history``,
     ``on_step``'s output) are then of the fit before the mapping back.
     ``headroom``: one blurred photo of point sources (stars, beads: :func:`linr.headroom.point_sources`)
-    is fitted on a scale :data:`linr.headroom.HEADROOM` times its maximum ('auto', with no preset named
+    is fitted on a scale :data:`linr.headroom.HEADROOM` times its value range ('auto', with no preset named
     and no model kept; ``settings['headroom']`` says so), 'off' on its own, or a factor >= 1 given
     (:mod:`linr.headroom`): its deblurred stars are several times brighter than its blurred peak. The
     per-step values are then of the widened scale.
