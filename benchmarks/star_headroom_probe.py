@@ -133,21 +133,34 @@ def row(key: str, variant: str) -> dict:
             **({"headroom": r.settings["headroom"]["factor"]} if "headroom" in r.settings else {})}
 
 
+def detection(key: str) -> tuple[float, float, float]:
+    """The scene's photo's peak contrast, PSF likeness and the headroom the default gives it now."""
+    import linr
+    from linr.headroom import headroom_for, peak_contrast, psf_likeness
+
+    _, k, counts = scene(key)
+    photo = (counts / (1.0 if key.startswith("crop/") else counts.max())).astype(np.float32)
+    return (peak_contrast(photo), psf_likeness(photo, k),
+            headroom_for([linr.blurred(photo, k)], preset=None, keep_model=False))
+
+
 def table(rows: dict) -> str:
     by_scene: dict[str, dict] = defaultdict(dict)
     for r in rows.values():
         by_scene[r["scene"]][r["variant"]] = r
-    variants = sorted({v for s in by_scene.values() for v in s}, key=lambda v: (float(v[1:].split("-")[0]), v))
-    lines = ["| scene | set | peak contrast | blurred photo | " + " | ".join(variants) + " | steps h1 / h4 |",
-             "|---|---|---:|---:|" + "---:|" * len(variants) + "---:|"]
+    variants = sorted({v for s in by_scene.values() for v in s},
+                      key=lambda v: (99.0 if v == "auto" else float(v[1:].split("-")[0]), v))
+    lines = ["| scene | set | peak contrast | PSF likeness | headroom now | blurred photo | " + " | ".join(variants)
+             + " | now - h1 |", "|---|---|---:|---:|---:|---:|" + "---:|" * len(variants) + "---:|"]
     for key in sorted(by_scene, key=lambda s: (s.split("/")[0], s)):
         got = by_scene[key]
         first = next(iter(got.values()))
-        contrast = first.get("contrast")
-        steps = " / ".join(str(got[v]["steps"]) if v in got else "-" for v in ("h1", "h4-holdout"))
-        lines.append(f"| {key} | {'tune' if key in TUNE else 'report'} | "
-                     f"{'-' if contrast is None else f'{contrast:.2f}'} | {first['blurred']:.2f} | "
-                     + " | ".join(f"{got[v]['psnr']:.2f}" if v in got else "" for v in variants) + f" | {steps} |")
+        contrast, likeness, now = detection(key)
+        same = "auto" if "auto" in got else ("h4-holdout" if "h4-holdout" in got else "h4") if now > 1 else "h1"
+        gain = f"{got[same]['psnr'] - got['h1']['psnr']:+.2f}" if same in got and "h1" in got else ""
+        lines.append(f"| {key} | {'tune' if key in TUNE else 'report'} | {contrast:.2f} | {likeness:.2f} | {now:g}x | "
+                     f"{first['blurred']:.2f} | "
+                     + " | ".join(f"{got[v]['psnr']:.2f}" if v in got else "" for v in variants) + f" | {gain} |")
     return "\n".join(lines)
 
 

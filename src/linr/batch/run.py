@@ -142,7 +142,7 @@ def select(
                      "on a blurred photo: photos with up to 8/255 of noise come out the same)")
         if "headroom" in differ and "headroom" not in made:
             what += ("; the blurred photos were fitted on their own scale, the default until the sixty-sixth session "
-                     "(since, a photo of point sources on a scale 4x its maximum)")
+                     "(since, a photo of point sources on a scale 4x its value range)")
             hint += ", --headroom off to resume as made"
         if "pair_blend" in differ and made.get("refine") == "grouped-pair" and "pair_blend" not in made:
             what += ("; the images were refined by grouped-pair without its blend with grouped-deblur where they "
