@@ -5,7 +5,7 @@ sigma 0.7 px, fluxes log-uniform 300-5000 counts) on a sky of SKY counts (20), b
 PSF of sigma PSF (``aR``: an Airy pattern of first zero R px); ``night/SEED/PSF/IMAGE``: a shared image
 darkened to a fifth with a few lamps at up to 0.8 of white (0-255 counts); ``natural/IMAGE/PHOTONS``: a
 shared image's grey centre crop blurred by Table 4's kernel (25 x 25 Gaussian, sigma 1.6) at PHOTONS at
-white. Each photo is mapped by its maximum (as ``linr restore`` maps floats beyond [0, 1]), divided by
+white; ``sat/SEED/PSF/C``: a star field's counts clipped at C of their maximum (saturated). Each photo is mapped by its maximum (as ``linr restore`` maps floats beyond [0, 1]), divided by
 the variant's factor H (``hH``; ``hH-holdout``: the held-out stop given, as the default decides it on the
 photo's own scale), restored by ``linr.restore`` with the headroom off, and multiplied back: ``h1`` is
 the default before; ``auto`` the default now (``linr.restore`` as it is: for a noisy photo the same
@@ -103,6 +103,9 @@ def scene(key: str):
         return stars(int(a), b, night=parts[3].replace("+", "/"))
     if kind == "stars":
         return stars(int(a), b, sky=float(parts[3]) if len(parts) > 3 else 20.0)
+    if kind == "sat":  # sat/SEED/PSF/CEILING: a star field whose counts are clipped at CEILING of its maximum
+        clean, k, counts = stars(int(a), b)
+        return clean, k, np.minimum(counts, np.round(float(parts[3]) * counts.max()))
     return natural(a.replace("+", "/"), float(b))
 
 

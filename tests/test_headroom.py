@@ -163,3 +163,40 @@ def test_a_deblurring_batch_from_before_the_headroom_says_how_to_resume(tmp_path
     assert "fitted on their own scale, the default until the sixty-sixth session" in err, err
     assert "--headroom off to resume as made" in err
     assert main([*common, "--headroom", "off"]) == 0  # resumes: nothing left to do
+
+
+def test_a_saturated_star_is_left_out_of_the_data_term_where_the_scale_is_widened():
+    from linr.headroom import saturated_plateau
+    from linr.operators import LeftOut
+    from linr.tasks import plan_restore
+
+    counts, psf = star_field()
+    assert saturated_plateau(counts) is None  # one brightest pixel: nothing clipped
+    ceiling = np.round(0.8 * counts.max())
+    clipped = np.minimum(counts, ceiling)
+    photo = (clipped / ceiling).astype(np.float32)
+    plateau = saturated_plateau(photo)
+    assert plateau is not None and plateau.sum() == (clipped >= ceiling).sum() >= 2
+    plan = plan_restore([linr.blurred(photo, psf)])
+    assert plan.headroom == HEADROOM and plan.saturated == plateau.sum()
+    assert isinstance(plan.obs[0].operator, LeftOut) and not plan.obs[0].operator.kept[plateau].any()
+    assert not isinstance(plan_restore([linr.blurred(photo, psf)], headroom=4).obs[0].operator, LeftOut)  # given: as is
+    result = linr.restore(linr.blurred(photo, psf), steps=2, stop="fixed", refine="none", progress=False,
+                          device="cpu")
+    assert result.settings["headroom"]["saturated_left_out"] == plateau.sum()
+
+
+def test_a_saturated_star_in_a_photo_with_transparent_pixels_leaves_both_out():
+    from linr.kinds import left_out_where_transparent
+    from linr.operators import LeftOut
+    from linr.tasks import plan_restore
+
+    counts, psf = star_field()
+    ceiling = np.round(0.8 * counts.max())
+    photo = (np.minimum(counts, ceiling) / ceiling).astype(np.float32)
+    alpha = np.ones(photo.shape, np.float32)
+    alpha[:3, :3] = 0  # a transparent corner
+    plan = plan_restore([left_out_where_transparent(linr.blurred(photo, psf), alpha)])
+    kept = plan.obs[0].operator.kept
+    assert isinstance(plan.obs[0].operator, LeftOut) and not kept[:3, :3].any() and not kept[photo >= 1].any()
+    assert kept.sum() == photo.size - 9 - (photo >= 1).sum()

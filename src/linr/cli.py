@@ -1075,7 +1075,9 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
         lines.append(f"fitted on a scale {widened['factor']:g}x the blurred photo's value range: "
                      + ("as given" if widened["why"] == "given" else
                         f"{widened['why']} (its deblurred sources are brighter than their blurred peaks; "
-                        "--headroom off fits it on its own scale; not in the paper)"))
+                        "--headroom off fits it on its own scale; not in the paper)")
+                     + (f"; its {widened['saturated_left_out']} pixels at its maximum (saturated: the blur does not "
+                        "explain a clipped value) left out of the data term" if widened.get("saturated_left_out") else ""))
     if chosen is None and preset is None and "reflect" in boundaries and settings.get("registration"):
         lines.append("blur with mirrored edges (reflect), the default with --register: free edges are not built "
                      "with a registration")

@@ -29,8 +29,8 @@ from .fidelity import SquaredError
 from .operators import Blur, inner_operator
 from .problem import Observation
 
-__all__ = ["HEADROOM", "POINT_SOURCES_FROM", "PSF_LIKE_FROM", "HEADROOM_CHOICES", "check_headroom", "peak_contrast",
-           "psf_likeness", "point_sources", "headroom_for", "lifted", "lowered"]
+__all__ = ["HEADROOM", "POINT_SOURCES_FROM", "PSF_LIKE_FROM", "SATURATED_FROM", "HEADROOM_CHOICES", "check_headroom",
+           "peak_contrast", "psf_likeness", "point_sources", "headroom_for", "saturated_plateau", "lifted", "lowered"]
 
 HEADROOM = 4.0
 """How many times the blurred photo's maximum the fit's scale covers for a photo of point sources:
@@ -48,6 +48,12 @@ PSF_LIKE_FROM = 0.4
 images whose peak contrast passes (a flat crop's edge or highlight: 143 of their 4029 64- and 128-px
 crops blurred as Table 4 does, and fitted 4x wider they lost 0.2 to 1.9 dB; one of the 4029 passes
 both, no whole image), 0.10 on a hot pixel."""
+
+SATURATED_FROM = 2
+"""Pixels at a photo of point sources' maximum from which they are a saturated plateau, left out of
+the data term where the headroom is automatic: on a trial's 64-px field whose brightest star was
+clipped at 1500 counts (13 pixels; 19538 at its peak) the default came back at 30.57 dB (its blurred
+photo 32.58), with them left out 34.19 (BENCHMARKS.md, sixty-sixth session)."""
 
 HEADROOM_CHOICES = ("auto", "off")
 """The named settings of ``headroom`` (besides a factor >= 1)."""
@@ -132,16 +138,37 @@ def headroom_for(observations: Sequence[Observation], *, preset: str | None, kee
     return HEADROOM if point_sources(observations[0].image, kernel) else 1.0
 
 
-def lifted(observations: Sequence[Observation], factor: float) -> list[Observation]:
-    """The observations with their images divided by ``factor`` (the fit's scale widened)."""
+def saturated_plateau(image: np.ndarray) -> np.ndarray | None:
+    """The pixels (H, W bool) of ``image`` (H, W[, C]) that sit at its maximum (in any channel),
+    where at least :data:`SATURATED_FROM` do: a star clipped at the detector's ceiling; None else."""
+    values = np.asarray(image)
+    values = values.max(axis=2) if values.ndim == 3 else values
+    plateau = values >= values.max()
+    return plateau if int(plateau.sum()) >= SATURATED_FROM else None
+
+
+def lifted(observations: Sequence[Observation], factor: float, *,
+           saturated: np.ndarray | None = None) -> list[Observation]:
+    """The observations with their images divided by ``factor`` (the fit's scale widened), the
+    one blurred photo's ``saturated`` pixels (H, W bool; :func:`saturated_plateau`) left out of its
+    data term (:func:`linr.kinds.left_out_where_transparent`: the blur does not explain a clipped
+    value)."""
     import dataclasses
+
+    from .kinds import left_out_where_transparent
+    from .operators import LeftOut
 
     if factor == 1.0:
         return list(observations)
+    if saturated is not None:
+        photo, kept = observations[0], ~saturated
+        if isinstance(photo.operator, LeftOut):  # its transparent pixels already left out: both now
+            photo, kept = dataclasses.replace(photo, operator=photo.operator.inner), kept & photo.operator.kept
+        observations = [left_out_where_transparent(photo, kept.astype(np.float32))]
     return [dataclasses.replace(o, image=(o.image / np.float32(factor)).astype(np.float32)) for o in observations]
 
 
-def lowered(result: Any, factor: float, *, asked: Any = "auto") -> Any:
+def lowered(result: Any, factor: float, *, asked: Any = "auto", saturated: int = 0) -> Any:
     """``result`` (a :class:`linr.fit.FitResult` of :func:`lifted` observations) back on the
     photo's scale: its image, the fit's image and an ensemble's spread multiplied by ``factor``;
     ``settings['headroom']`` records it (the per-step history stays on the fit's scale)."""
@@ -156,5 +183,6 @@ def lowered(result: Any, factor: float, *, asked: Any = "auto") -> Any:
     why = "given" if asked != "auto" else (f"a photo of point sources: its brightest pixel stands "
                                            f">= {POINT_SOURCES_FROM:g}x the spread of its bulk above it and is "
                                            "shaped as the blur of a point")
-    result.settings["headroom"] = {"factor": float(factor), "why": why}
+    result.settings["headroom"] = {"factor": float(factor), "why": why,
+                                   **({"saturated_left_out": saturated} if saturated else {})}
     return result

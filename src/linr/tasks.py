@@ -23,7 +23,7 @@ from .engine import format_duration
 from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
-from .headroom import headroom_for, lifted, lowered
+from .headroom import headroom_for, lifted, lowered, saturated_plateau
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
@@ -1385,7 +1385,7 @@ def restore(
                 apply_refine(result, refine, obs, held_out=held)
         elif plan.refine_left_out is not None:
             result.settings["refine"] = dict(plan.refine_left_out)
-        result = lowered(result, plan.headroom, asked=headroom)
+        result = lowered(result, plan.headroom, asked=headroom, saturated=plan.saturated)
         result = measured_against(unstabilised(result, plan.route, reference_given=reference_given), given,
                                   observations, where=measured_pixels)
         if said_threads is not None:
@@ -1735,6 +1735,9 @@ class RestorePlan:
     blur_noisy: bool | None = None
     """Whether the blurred photo is noisy (:func:`noisy_blur`), decided on its own scale where the
     fit's is widened; None: measured on ``obs``."""
+    saturated: int = 0
+    """The blurred photo's pixels at its maximum left out of its data term where its scale is widened
+    automatically (:func:`linr.headroom.saturated_plateau`); 0: none."""
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1755,10 +1758,11 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     observations = stabilised(observations, route)
     factor = headroom_for(observations, preset=preset, keep_model=keep_model, headroom=headroom)
-    blur_noisy = None
+    blur_noisy, saturated = None, None
     if factor != 1.0:  # the stop decided on the photo's own scale, where its noise is measured
         blur_noisy = noisy_blur(observations)
-        observations = lifted(observations, factor)
+        saturated = saturated_plateau(observations[0].image) if headroom == "auto" else None
+        observations = lifted(observations, factor, saturated=saturated)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1781,7 +1785,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,
                       averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
-                       aligned, fits, factor, blur_noisy)
+                       aligned, fits, factor, blur_noisy, 0 if saturated is None else int(saturated.sum()))
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -2014,7 +2018,9 @@ def restore_many(
         scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
         factors = [headroom_for(obs, preset=preset, keep_model=False, headroom=headroom) for obs in scenes]
         blur_noisy = [None if f == 1.0 else noisy_blur(obs) for obs, f in zip(scenes, factors)]  # as restore()
-        unlifted, scenes = scenes, [lifted(obs, f) for obs, f in zip(scenes, factors)]
+        plateaus = [saturated_plateau(obs[0].image) if f != 1.0 and headroom == "auto" else None
+                    for obs, f in zip(scenes, factors)]
+        unlifted, scenes = scenes, [lifted(obs, f, saturated=p) for obs, f, p in zip(scenes, factors, plateaus)]
         given = [references is not None and references[k] is not None for k in range(len(scenes))]
         if references is not None:  # on the transformed photos' scale, as restore() compares them
             references = [None if r is None else stabilised_reference(r, route) / np.float32(f)
@@ -2048,7 +2054,8 @@ def restore_many(
                 apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
             elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
                 result.settings["refine"] = left_out
-        results = [lowered(result, f, asked=headroom) for result, f in zip(results, factors)]
+        results = [lowered(result, f, asked=headroom, saturated=0 if p is None else int(p.sum()))
+                   for result, f, p in zip(results, factors, plateaus)]
         results = [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
                    for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals,
                                                                           measured)]
