@@ -88,11 +88,16 @@ def test_a_widened_fit_is_the_photo_divided_and_the_result_multiplied_back():
     by_hand = linr.restore(linr.blurred(photo / np.float32(HEADROOM), psf), headroom="off", **common)
     assert "headroom" not in by_hand.settings
     np.testing.assert_allclose(widened.image, by_hand.image * HEADROOM, rtol=1e-6, atol=1e-6)
-    # a reference is compared on the photo's scale; its per-step PSNR on the fit's, against the reference widened
+    assert widened.model is None  # a model kept by the way renders the widened scale: dropped
+    # a reference is compared on the photo's scale; its per-step PSNR on the fit's, against the reference divided alike
     reference = photo[..., None]
     measured = linr.restore(linr.blurred(photo, psf), reference=reference, **common)
     assert measured.metrics["standard"]["psnr"] == pytest.approx(
         linr.metrics.psnr(reference, np.clip(measured.image, 0, 1)), abs=1e-6)
+    divided = linr.restore(linr.blurred(photo / np.float32(HEADROOM), psf), reference=reference / np.float32(HEADROOM),
+                           headroom="off", **common)
+    assert measured.history["psnr"] == pytest.approx(divided.history["psnr"], abs=1e-6)
+    assert "divided alike" in measured.settings["headroom"]["history"]
 
 
 def test_the_stop_is_decided_on_the_photo_s_own_scale():
@@ -153,7 +158,7 @@ def test_a_deblurring_batch_from_before_the_headroom_says_how_to_resume(tmp_path
 
     def as_before(args, model):  # the sixty-fifth session's: no headroom
         made = settings(args, model)
-        assert made.pop("headroom") == [HEADROOM, 3.5]
+        assert made.pop("headroom") == [HEADROOM, 3.5, 0.4, 3]
         return made
 
     with pytest.MonkeyPatch.context() as m:
@@ -172,11 +177,19 @@ def test_a_saturated_star_is_left_out_of_the_data_term_where_the_scale_is_widene
 
     counts, psf = star_field()
     assert saturated_plateau(counts) is None  # one brightest pixel: nothing clipped
+    tied = np.array(counts)
+    tied[2, 2] = tied[20, 20] = tied.max() + 1  # two pixels tied by chance, apart: no plateau
+    assert saturated_plateau(tied) is None
+    tied[2, 3] = tied[3, 2] = tied[2, 2]  # three touching: a plateau of those three
+    assert saturated_plateau(tied).sum() == 3
+    opaque = np.ones(tied.shape, bool)
+    opaque[:5, :5] = False  # where they are transparent (values mirrored in): none over the opaque pixels
+    assert saturated_plateau(tied, opaque) is None
     ceiling = np.round(0.8 * counts.max())
     clipped = np.minimum(counts, ceiling)
     photo = (clipped / ceiling).astype(np.float32)
     plateau = saturated_plateau(photo)
-    assert plateau is not None and plateau.sum() == (clipped >= ceiling).sum() >= 2
+    assert plateau is not None and plateau.sum() == (clipped >= ceiling).sum() >= 3
     plan = plan_restore([linr.blurred(photo, psf)])
     assert plan.headroom == HEADROOM and plan.saturated == plateau.sum()
     assert isinstance(plan.obs[0].operator, LeftOut) and not plan.obs[0].operator.kept[plateau].any()

@@ -211,7 +211,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .stabilise import moved_before_mean
     from .stopping import FixedSteps
     from .headroom import headroom_for
-    from .refine import NO_REFINE, REFINERS
+    from .refine import NO_REFINE
     from .tasks import (NOISY_BLUR_FROM, NOISY_BLUR_STOP, NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
 
@@ -282,10 +282,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
             headroom_for(obs, preset=None, keep_model=False) != 1.0:
         notes.append("--save-model / --render-*: this blurred photo of point sources is fitted on its own value range, "
                      "which the model renders (without them on a range 4x wider, as its deblurred stars are brighter "
-                     "than their blurred peaks: 2-4 dB better on the star fields measured, BENCHMARKS.md)")
-    elif args.refine == NO_REFINE and model is None and not keep_model and \
-            (default := resolve_refine(None, obs, preset=args.preset, register=learned)) and \
-            REFINERS[default].takes == "noisy":  # the fit is then the paper's network, not the refinement's pilot
+                     "than their blurred peaks: 0.8-3.7 dB better on the star fields measured, BENCHMARKS.md)")
+    elif args.refine == NO_REFINE and not keep_model and \
+            pilot_fit(fitted, preset=args.preset, model=model, stop=args.stop, refine=None):  # the pilot's, refined
         notes.append(f"--refine none: the fit's own image, and the fit is the paper's SIREN {fit_config.model.depth}x"
                      f"{fit_config.model.width} (learning rate {fit_config.lr:g}, up to {fit_config.steps} steps) rather than the "
                      f"refinement's narrow pilot (slower; the refinement with its pilot added 1.1-1.3 dB on the "
@@ -1076,7 +1075,7 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
                      + ("as given" if widened["why"] == "given" else
                         f"{widened['why']} (its deblurred sources are brighter than their blurred peaks; "
                         "--headroom off fits it on its own scale; not in the paper)")
-                     + (f"; its {widened['saturated_left_out']} pixels at its maximum (saturated: the blur does not "
+                     + (f"; its {widened['saturated_left_out']} touching pixels at its maximum (saturated: the blur does not "
                         "explain a clipped value) left out of the data term" if widened.get("saturated_left_out") else ""))
     if chosen is None and preset is None and "reflect" in boundaries and settings.get("registration"):
         lines.append("blur with mirrored edges (reflect), the default with --register: free edges are not built "

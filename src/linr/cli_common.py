@@ -216,8 +216,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="one blurred photo alone, no --preset: auto (default) fits a photo of point sources (stars, "
                    "beads: its brightest pixel far above the spread of the rest and shaped as the blur of a point) "
                    "on a scale 4x its value range (its maximum for floats), since its deblurred sources are several "
-                   "times brighter than their blurred peaks, and leaves its pixels at its maximum, where several "
-                   "are (a saturated star), out of the data term (not in the paper); off: on the photo's own scale; "
+                   "times brighter than their blurred peaks, and leaves its pixels at its maximum, where three or "
+                   "more touch (a saturated star), out of the data term (not in the paper); off: on the photo's own scale; "
                    "FACTOR (>= 1): on a scale that many times its range, any blurred photo")
     g.add_argument("--weight", type=weight_option, action=OncePerKind, default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeat it for other kinds, once each)")

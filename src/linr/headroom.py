@@ -1,8 +1,8 @@
 """Headroom for a blurred photo of point sources (stars, beads): the fit's image on a wider scale.
 
 A blurred photo's values map to the fit's [0, 1] by their file's range, and where that range is
-the photo's own maximum (floats beyond [0, 1], such as a FITS file's counts, or dim integers) its
-brightest pixel is white. The deblurred image of a natural scene stays about there, but a star or a
+the photo's own maximum (floats beyond [0, 1], such as a FITS file's counts) its brightest pixel is
+white (dim integers: a little under it, their range the few bits they fill). The deblurred image of a natural scene stays about there, but a star or a
 bead is several times brighter than its blurred peak: a synthetic 64-px star field's brightest star
 is 1035 counts where the blurred photo's maximum is 193, and the default's fit (a SIREN, whose output
 stays near [-1, 1] early in a fit) came back with it at 247. Fitted on a scale :data:`HEADROOM` times
@@ -49,8 +49,9 @@ images whose peak contrast passes (a flat crop's edge or highlight: 143 of their
 crops blurred as Table 4 does, and fitted 4x wider they lost 0.2 to 1.9 dB; one of the 4029 passes
 both, no whole image), 0.10 on a hot pixel."""
 
-SATURATED_FROM = 2
-"""Pixels at a photo of point sources' maximum from which they are a saturated plateau, left out of
+SATURATED_FROM = 3
+"""Touching pixels at a photo of point sources' maximum from which they are a saturated plateau (two
+tied by chance in integer counts are not), left out of
 the data term where the headroom is automatic: on a trial's 64-px field whose brightest star was
 clipped at 1500 counts (13 pixels; 19538 at its peak) the default came back at 30.57 dB (its blurred
 photo 32.58), with them left out 34.19 (BENCHMARKS.md, sixty-sixth session)."""
@@ -138,13 +139,23 @@ def headroom_for(observations: Sequence[Observation], *, preset: str | None, kee
     return HEADROOM if point_sources(observations[0].image, kernel) else 1.0
 
 
-def saturated_plateau(image: np.ndarray) -> np.ndarray | None:
-    """The pixels (H, W bool) of ``image`` (H, W[, C]) that sit at its maximum (in any channel),
-    where at least :data:`SATURATED_FROM` do: a star clipped at the detector's ceiling; None else."""
-    values = np.asarray(image)
-    values = values.max(axis=2) if values.ndim == 3 else values
+def saturated_plateau(image: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray | None:
+    """The pixels (H, W bool) of ``image`` (H, W[, C]) at its maximum (in any channel; over the
+    ``kept`` pixels only, H, W bool, such as a photo's opaque ones) where at least
+    :data:`SATURATED_FROM` of them touch one another (8-connected): a star clipped at the detector's
+    ceiling, not two pixels of integer counts tied by chance; None else."""
+    from scipy.ndimage import label
+
+    values = np.asarray(image, np.float64)
+    values = values.max(axis=2) if values.ndim == 3 else values.copy()
+    if kept is not None:
+        values[~kept] = -np.inf
     plateau = values >= values.max()
-    return plateau if int(plateau.sum()) >= SATURATED_FROM else None
+    groups, count = label(plateau, structure=np.ones((3, 3)))
+    sizes = np.bincount(groups.ravel())[1:]
+    if count == 0 or sizes.max() < SATURATED_FROM:
+        return None
+    return np.isin(groups, 1 + np.flatnonzero(sizes >= SATURATED_FROM))
 
 
 def lifted(observations: Sequence[Observation], factor: float, *,
@@ -170,12 +181,18 @@ def lifted(observations: Sequence[Observation], factor: float, *,
 
 def lowered(result: Any, factor: float, *, asked: Any = "auto", saturated: int = 0) -> Any:
     """``result`` (a :class:`linr.fit.FitResult` of :func:`lifted` observations) back on the
-    photo's scale: its image, the fit's image and an ensemble's spread multiplied by ``factor``;
-    ``settings['headroom']`` records it (the per-step history stays on the fit's scale)."""
+    photo's scale: its image, the fit's image (and the frame grown beyond it) and an ensemble's
+    spread multiplied by ``factor``; a model kept by the way (no ``keep_model`` asked: the widened
+    scale is never used with it) is dropped, as it renders the widened scale;
+    ``settings['headroom']`` records it (the per-step PSNRs, and an ensemble's members', stay on the
+    fit's scale, against the reference divided alike)."""
     if factor == 1.0:
         return result
     scale = np.float32(factor)
     result.image = result.image * scale
+    result.model = None
+    if getattr(result, "extended_image", None) is not None:
+        result.extended_image = result.extended_image * scale
     if result.fitted_image is not None:
         result.fitted_image = result.fitted_image * scale
     if result.uncertainty is not None:
@@ -184,5 +201,8 @@ def lowered(result: Any, factor: float, *, asked: Any = "auto", saturated: int =
                                            f">= {POINT_SOURCES_FROM:g}x the spread of its bulk above it and is "
                                            "shaped as the blur of a point")
     result.settings["headroom"] = {"factor": float(factor), "why": why,
-                                   **({"saturated_left_out": saturated} if saturated else {})}
+                                   **({"saturated_left_out": saturated} if saturated else {}),
+                                   **({"history": "the PSNR per step (and an ensemble's members') is of the fit on "
+                                                  "the widened scale against the reference divided alike"}
+                                      if result.history.get("psnr") else {})}
     return result

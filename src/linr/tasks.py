@@ -1265,8 +1265,9 @@ def restore(
     ``headroom``: one blurred photo of point sources (stars, beads: :func:`linr.headroom.point_sources`)
     is fitted on a scale :data:`linr.headroom.HEADROOM` times its value range ('auto', with no preset named
     and no model kept; ``settings['headroom']`` says so), 'off' on its own, or a factor >= 1 given
-    (:mod:`linr.headroom`): its deblurred stars are several times brighter than its blurred peak. The
-    per-step values are then of the widened scale.
+    (:mod:`linr.headroom`): its deblurred stars are several times brighter than its blurred peak; where
+    automatic, its touching pixels at its maximum (a saturated star) are left out of the data term. The
+    per-step values are then of the widened scale; a model kept by the way (no ``keep_model``) is dropped.
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
@@ -1761,7 +1762,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     blur_noisy, saturated = None, None
     if factor != 1.0:  # the stop decided on the photo's own scale, where its noise is measured
         blur_noisy = noisy_blur(observations)
-        saturated = saturated_plateau(observations[0].image) if headroom == "auto" else None
+        saturated = saturated_plateau(observations[0].image, _opaque(observations[0])) if headroom == "auto" else None
         observations = lifted(observations, factor, saturated=saturated)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
@@ -1786,6 +1787,14 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                       averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
                        aligned, fits, factor, blur_noisy, 0 if saturated is None else int(saturated.sum()))
+
+
+def _opaque(observation: Observation) -> np.ndarray | None:
+    """The pixels of ``observation`` its data term reads (a :class:`~linr.operators.LeftOut`'s kept
+    ones: a photo's opaque pixels, whose transparent ones hold values mirrored from them); None: all."""
+    from .operators import LeftOut
+
+    return observation.operator.kept if isinstance(observation.operator, LeftOut) else None
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -2018,7 +2027,7 @@ def restore_many(
         scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
         factors = [headroom_for(obs, preset=preset, keep_model=False, headroom=headroom) for obs in scenes]
         blur_noisy = [None if f == 1.0 else noisy_blur(obs) for obs, f in zip(scenes, factors)]  # as restore()
-        plateaus = [saturated_plateau(obs[0].image) if f != 1.0 and headroom == "auto" else None
+        plateaus = [saturated_plateau(obs[0].image, _opaque(obs[0])) if f != 1.0 and headroom == "auto" else None
                     for obs, f in zip(scenes, factors)]
         unlifted, scenes = scenes, [lifted(obs, f, saturated=p) for obs, f, p in zip(scenes, factors, plateaus)]
         given = [references is not None and references[k] is not None for k in range(len(scenes))]

@@ -196,7 +196,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
-    from ..headroom import HEADROOM, POINT_SOURCES_FROM
+    from ..headroom import HEADROOM, POINT_SOURCES_FROM, PSF_LIKE_FROM, SATURATED_FROM
     from ..refine import REFINERS, GroupedDeblur, GroupedFill
     from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
                          DEFAULT_INPAINT_PILOT_STEPS, DEFAULT_PRESET, DEFAULT_SR_MODEL, INPAINT_PILOT_ABOVE,
@@ -284,10 +284,12 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # Gaussian noisy photos alone, no preset: clipping undone, a burst averaged (since the
         # fifty-fifth session; batches before have none and, fitted otherwise, do not resume)
         **({"clipping": args.clipping} if _clipping_route(args) else {}),
-        # a blurred photo of point sources fitted on a widened scale (since the sixty-sixth session;
-        # batches before have none: their images come out as made with --headroom off)
-        **({"headroom": [HEADROOM, POINT_SOURCES_FROM] if args.headroom == "auto" else args.headroom}
-           if args.preset is None and _kinds_given(args) == {"blurred"} and args.headroom != "off" else {}),
+        # a blurred photo of point sources fitted on a widened scale, its saturated pixels left out
+        # (since the sixty-sixth session; batches before have none: their images come out as made with
+        # --headroom off, and photos of no point sources the same either way)
+        **({"headroom": [HEADROOM, POINT_SOURCES_FROM, PSF_LIKE_FROM, SATURATED_FROM] if args.headroom == "auto"
+            else args.headroom}
+           if args.preset is None and _kinds_given(args) == {"blurred"} and args.headroom not in ("off", 1.0) else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
         # the inputs' value range, only when given (since the sixty-third session; older manifests have none)
@@ -667,6 +669,10 @@ def _batch(args: argparse.Namespace) -> int:
     # Every check that can fail comes before the output folder is created.
     _merge_task(args)
     check_pairs(args)
+    if not isinstance(args.headroom, str) and args.headroom != 1.0 and \
+            (args.preset is not None or _kinds_given(args) != {"blurred"}):  # each image would refuse it
+        raise InputError(f"--headroom {args.headroom:g} widens the scale of one blurred photo restored alone with no "
+                         "--preset: not for this batch's images")
     model = model_config(args, args.preset)
     _check_fit_options(args, model)
     settings = _settings(args, model)

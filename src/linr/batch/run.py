@@ -142,7 +142,8 @@ def select(
                      "on a blurred photo: photos with up to 8/255 of noise come out the same)")
         if "headroom" in differ and "headroom" not in made:
             what += ("; the blurred photos were fitted on their own scale, the default until the sixty-sixth session "
-                     "(since, a photo of point sources on a scale 4x its value range)")
+                     "(since, a photo of point sources on a scale 4x its value range, its saturated pixels left out; "
+                     "photos of no point sources come out the same)")
             hint += ", --headroom off to resume as made"
         if "pair_blend" in differ and made.get("refine") == "grouped-pair" and "pair_blend" not in made:
             what += ("; the images were refined by grouped-pair without its blend with grouped-deblur where they "
