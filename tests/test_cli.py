@@ -557,3 +557,14 @@ def test_review_finds_frames_with_nothing_missing_a_counts_reference_and_numpy_t
     photo = rng.random((40, 40, 3)).astype(np.float32)
     assert linr.restore([linr.noisy(photo)], steps=1, tile="16:4", tile_stack=np.int64(2), refine="none").image.shape \
         == (40, 40, 3)
+
+
+def test_refine_none_on_a_noisy_photo_says_its_fit_is_the_paper_s_network(files, tmp_path, capsys):
+    noisy = str(files / "noisy.png")
+    assert main(["restore", "--noisy", noisy, "-o", str(tmp_path / "a.png"), "--refine", "none", "--steps", "2",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "--refine none: the fit's own image, and the fit is the paper's SIREN 7x256" in err, err
+    assert main(["restore", "--noisy", noisy, "-o", str(tmp_path / "b.png"), "--refine", "none", "--steps", "2",
+                 "--stop", "fixed", "--quiet"]) == 0  # a fixed stop fits the paper's network either way
+    assert "--refine none: the fit's own image" not in capsys.readouterr().err
