@@ -780,3 +780,24 @@ def test_a_job_forecast_to_take_long_is_said_before_it_starts_and_starts_when_as
     assert job.forecast_said.likely_seconds == job.forecast_said.seconds >= ASKS_FROM_SECONDS  # a fixed budget
     job.cancel()
     assert job.wait(timeout=120) and job.state == "cancelled"
+
+
+def test_a_fits_download_keeps_what_is_brighter_than_the_photo_as_linr_restore_writes_it(runner, tmp_path):
+    """A deblurred star field comes back brighter than its blurred peak (linr.headroom); the page's
+    FITS download clipped it at the photo's maximum, where linr restore keeps it."""
+    from scipy.ndimage import convolve
+
+    from linr.images import read_stored
+    from linr.operators import gaussian_kernel
+    from .conftest import handmade_fits
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:24, :24]
+    sky = 20.0 + sum(f * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 0.98) for y, x, f in ((8, 8, 3000), (15, 17, 1500)))
+    counts = rng.poisson(convolve(sky, gaussian_kernel(9, 1.5), mode="reflect")).astype(np.float64)
+    fits_bytes = handmade_fits(tmp_path / "field.fits", counts, -32, ("OBJECT  = 'field'",)).read_bytes()
+    job = runner.submit(JobRequest({"blurred": Upload("field.fits", fits_bytes)}, kernel="gaussian:9:1.5",
+                                   model=ModelConfig(width=16), steps=3))
+    assert job.wait(timeout=300) and job.state == "done", job.describe()
+    (written,) = read_stored(job.result.path)
+    assert float(written.values.max()) > counts.max(), (written.values.max(), counts.max())

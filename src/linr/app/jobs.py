@@ -639,11 +639,12 @@ def _refine_pace(progress: tuple[str, float, float] | None, now: float) -> str:
     return f": {int(done * 100)}%{of}{left}"
 
 
-def _as_image(output: Any) -> np.ndarray:
-    """A fit's output (1, C, H, W) on [-1, 1] as an (H, W, C) image on [0, 1] (clipped, to show)."""
+def _as_image(output: Any, scale: float = 1.0) -> np.ndarray:
+    """A fit's output (1, C, H, W) on [-1, 1] as an (H, W, C) image on [0, 1] (clipped, to show), its
+    values multiplied by ``scale`` first (a fit on a widened scale, :mod:`linr.headroom`: the photo's)."""
     from ..fit import output_image
 
-    return np.clip(output_image(output), 0.0, 1.0)
+    return np.clip(output_image(output) * np.float32(scale), 0.0, 1.0)
 
 
 class _StepWatch:
@@ -801,13 +802,14 @@ class JobRunner:
         said = job.forecast_said.line if job.forecast_said is not None else None  # forecast when submitted
         job.forecast = "\n".join(line for line in (said, threads) if line) or None  # the cost first
         watch = _StepWatch(job, self.preview_every_s)
-        again, live = {"retry": False}, {"stop": prepared.stop}  # the rule the restore consults (its plan's)
+        again, live = {"retry": False}, {"stop": prepared.stop, "headroom": 1.0}  # the rule the restore consults
+        # (its plan's) and the scale its fit is on (linr.headroom)
 
         def each_step(step: int, output: Any, loss: float) -> None:
             again["retry"] |= step + 1 < job.step  # the fit starts over: a failed pilot fitted again
             job.step = step + 1
             if watch.preview_due(step, output):
-                job.preview, job.preview_step = _as_image(output), step + 1
+                job.preview, job.preview_step = _as_image(output, live["headroom"]), step + 1
                 job.stop_state = (RETRY_NOTE + "; " if again["retry"] else "") + _stop_state(live["stop"])
 
         try:
@@ -817,7 +819,8 @@ class JobRunner:
                                  measured_pixels=prepared.measured, tile="auto", progress=False,
                                  on_step=lambda step, output, loss, tile: each_step(step, output, loss),
                                  on_refine=lambda name: _refining(job, name), on_refine_progress=_refine_listener(job),
-                                 on_plan=lambda plan: live.update(stop=plan.rule), threads=None,  # settled above
+                                 on_plan=lambda plan: live.update(stop=plan.rule, headroom=plan.headroom),
+                                 threads=None,  # settled above
                                  **prepared.options)
             else:
                 result = self._run_tiles(job, prepared)
@@ -850,6 +853,7 @@ class JobRunner:
             else np.full((*prepared.grid.shape, prepared.observations[0].channels), 0.5, np.float32)
         watch = _StepWatch(job, self.preview_every_s)
         finished = {"tile": 0, "steps": 0, "last": 0, "retry": -1}  # steps of the tiles already done
+        scale = {"headroom": 1.0}  # the scale the tiles' fits are on (linr.headroom)
 
         def each_step(step: int, output: Any, loss: float, tile: int | None) -> None:
             index = tile or 0
@@ -862,7 +866,7 @@ class JobRunner:
             job.left = (len(windows) - index - 1) * budget + budget - step - 1
             if watch.preview_due(step, output):
                 rows, cols = windows[index].slices
-                canvas[rows, cols] = _as_image(output)
+                canvas[rows, cols] = _as_image(output, scale["headroom"])
                 job.preview, job.preview_step = canvas.copy(), job.step
                 each = "; each tile stops by itself" if job.automatic_stop else ""
                 again = f"; {RETRY_NOTE}" if finished["retry"] == index else ""
@@ -872,7 +876,7 @@ class JobRunner:
                        tile="auto", tile_stack=1,
                        progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
                        on_refine_progress=_refine_listener(job), threads=None,
-                       **prepared.options)
+                       on_plan=lambda plan: scale.update(headroom=plan.headroom), **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
         from ..images import output_info, write_image
@@ -884,6 +888,8 @@ class JobRunner:
         units: dict[str, Any] = {}
         if prepared.download_name.endswith(".fits"):  # FITS as it came: its sample type, units and header
             bit_depth, units = out.bit_depth, {"value_range": out.value_range, "fits": out.fits}
+            image = result.image  # written as linr restore writes it: a float one keeps what is brighter than
+            # the photo (a deblurred star's peak: linr.headroom), an integer one clipped (linr.images.clips_above)
         else:
             bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
