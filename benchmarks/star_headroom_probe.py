@@ -29,18 +29,12 @@ import torch
 from scipy.ndimage import convolve
 
 from linr.bench.common import emit_row, load_clean, read_rows
+from linr.operators import gaussian_kernel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TUNE = ("stars/1/2", "stars/2/1.5", "stars/3/2", "natural/set5+bird/50", "natural/inpaint+kate/50",
         "natural/set5+head/50")
 """The scenes the factor and the threshold were chosen on; the rest are reported."""
-
-
-def gaussian_psf(size: int, sigma: float) -> np.ndarray:
-    c = (size - 1) / 2
-    y, x = np.mgrid[:size, :size]
-    k = np.exp(-((x - c) ** 2 + (y - c) ** 2) / (2 * sigma * sigma))
-    return k / k.sum()
 
 
 def airy_psf(size: int, first_zero: float) -> np.ndarray:
@@ -66,7 +60,7 @@ def stars(seed: int, psf: str, n: int = 64, sky: float = 20.0, night: str | None
         sky = 0.0
     clean = img + sky
     k = airy_psf(15, float(psf[1:])) if psf.startswith("a") else \
-        gaussian_psf(int(2 * round(3.5 * float(psf)) + 1), float(psf))
+        gaussian_kernel(int(2 * round(3.5 * float(psf)) + 1), float(psf))
     return clean, k, rng.poisson(convolve(clean, k, mode="reflect")).astype(np.float64)
 
 

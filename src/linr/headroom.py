@@ -30,7 +30,8 @@ from .operators import Blur, inner_operator
 from .problem import Observation
 
 __all__ = ["HEADROOM", "POINT_SOURCES_FROM", "PSF_LIKE_FROM", "SATURATED_FROM", "HEADROOM_CHOICES", "check_headroom",
-           "peak_contrast", "psf_likeness", "point_sources", "headroom_for", "saturated_plateau", "lifted", "lowered"]
+           "peak_contrast", "psf_likeness", "point_sources", "headroom_for", "saturated_plateau", "saturated_pixels",
+           "lifted", "lowered"]
 
 HEADROOM = 4.0
 """How many times the blurred photo's maximum the fit's scale covers for a photo of point sources:
@@ -158,6 +159,16 @@ def saturated_plateau(image: np.ndarray, kept: np.ndarray | None = None) -> np.n
     return np.isin(groups, 1 + np.flatnonzero(sizes >= SATURATED_FROM))
 
 
+def saturated_pixels(observation: Observation) -> np.ndarray | None:
+    """:func:`saturated_plateau` of ``observation``'s image over the pixels its data term reads (a
+    :class:`~linr.operators.LeftOut`'s kept ones: its transparent pixels hold values mirrored from
+    its opaque ones)."""
+    from .operators import LeftOut
+
+    operator = observation.operator
+    return saturated_plateau(observation.image, operator.kept if isinstance(operator, LeftOut) else None)
+
+
 def lifted(observations: Sequence[Observation], factor: float, *,
            saturated: np.ndarray | None = None) -> list[Observation]:
     """The observations with their images divided by ``factor`` (the fit's scale widened), the
@@ -191,7 +202,7 @@ def lowered(result: Any, factor: float, *, asked: Any = "auto", saturated: int =
     scale = np.float32(factor)
     result.image = result.image * scale
     result.model = None
-    if getattr(result, "extended_image", None) is not None:
+    if result.extended_image is not None:
         result.extended_image = result.extended_image * scale
     if result.fitted_image is not None:
         result.fitted_image = result.fitted_image * scale

@@ -23,7 +23,7 @@ from .engine import format_duration
 from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
-from .headroom import headroom_for, lifted, lowered, saturated_plateau
+from .headroom import headroom_for, lifted, lowered, saturated_pixels
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
@@ -1758,12 +1758,8 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
         register = None  # moved onto the first frame's grid: nothing left for the fit to learn
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     observations = stabilised(observations, route)
-    factor = headroom_for(observations, preset=preset, keep_model=keep_model, headroom=headroom)
-    blur_noisy, saturated = None, None
-    if factor != 1.0:  # the stop decided on the photo's own scale, where its noise is measured
-        blur_noisy = noisy_blur(observations)
-        saturated = saturated_plateau(observations[0].image, _opaque(observations[0])) if headroom == "auto" else None
-        observations = lifted(observations, factor, saturated=saturated)
+    observations, factor, blur_noisy, saturated = _widened(observations, preset=preset, keep_model=keep_model,
+                                                           headroom=headroom)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1786,15 +1782,21 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,
                       averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
-                       aligned, fits, factor, blur_noisy, 0 if saturated is None else int(saturated.sum()))
+                       aligned, fits, factor, blur_noisy, saturated)
 
 
-def _opaque(observation: Observation) -> np.ndarray | None:
-    """The pixels of ``observation`` its data term reads (a :class:`~linr.operators.LeftOut`'s kept
-    ones: a photo's opaque pixels, whose transparent ones hold values mirrored from them); None: all."""
-    from .operators import LeftOut
-
-    return observation.operator.kept if isinstance(observation.operator, LeftOut) else None
+def _widened(observations: Sequence[Observation], *, preset: str | None, keep_model: bool,
+             headroom: Any) -> tuple[list[Observation], float, bool | None, int]:
+    """The observations a restore fits where the fit's scale is widened (:mod:`linr.headroom`:
+    :func:`~linr.headroom.headroom_for`; where automatic, a saturated plateau left out), with the
+    factor, whether the blurred photo is noisy as measured on its own scale (:func:`noisy_blur`;
+    None where not widened: measured on the fitted ones) and the count of pixels left out."""
+    factor = headroom_for(observations, preset=preset, keep_model=keep_model, headroom=headroom)
+    if factor == 1.0:
+        return list(observations), factor, None, 0
+    saturated = saturated_pixels(observations[0]) if headroom == "auto" else None
+    return (lifted(observations, factor, saturated=saturated), factor, noisy_blur(observations),
+            0 if saturated is None else int(saturated.sum()))
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -2025,11 +2027,8 @@ def restore_many(
             _check_measured_pixels(where, reference)
         routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
         scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
-        factors = [headroom_for(obs, preset=preset, keep_model=False, headroom=headroom) for obs in scenes]
-        blur_noisy = [None if f == 1.0 else noisy_blur(obs) for obs, f in zip(scenes, factors)]  # as restore()
-        plateaus = [saturated_plateau(obs[0].image, _opaque(obs[0])) if f != 1.0 and headroom == "auto" else None
-                    for obs, f in zip(scenes, factors)]
-        unlifted, scenes = scenes, [lifted(obs, f, saturated=p) for obs, f, p in zip(scenes, factors, plateaus)]
+        widened = [_widened(obs, preset=preset, keep_model=False, headroom=headroom) for obs in scenes]
+        unlifted, scenes, factors = scenes, [w[0] for w in widened], [w[1] for w in widened]
         given = [references is not None and references[k] is not None for k in range(len(scenes))]
         if references is not None:  # on the transformed photos' scale, as restore() compares them
             references = [None if r is None else stabilised_reference(r, route) / np.float32(f)
@@ -2051,7 +2050,7 @@ def restore_many(
         rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec, blur_noisy=noisy), obs,
                             stop=stop, preset=preset, refine=spec, whole=True, keep_model=False,
                             averaged_level=_averaged_level(route))
-                 for (obs, _), spec, route, noisy in zip(resolved, refines, routes, blur_noisy)]
+                 for (obs, _), spec, route, (_, _, noisy, _) in zip(resolved, refines, routes, widened)]
         config = sure_in_float32(config, rules, precision)
         results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
         for result, obs, (fitted, _), spec, rule in zip(results, unlifted, resolved, refines, rules):
@@ -2063,8 +2062,7 @@ def restore_many(
                 apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
             elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
                 result.settings["refine"] = left_out
-        results = [lowered(result, f, asked=headroom, saturated=0 if p is None else int(p.sum()))
-                   for result, f, p in zip(results, factors, plateaus)]
+        results = [lowered(result, f, asked=headroom, saturated=n) for result, (_, f, _, n) in zip(results, widened)]
         results = [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
                    for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals,
                                                                           measured)]
