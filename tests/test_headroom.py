@@ -212,3 +212,41 @@ def test_a_saturated_star_in_a_photo_with_transparent_pixels_leaves_both_out():
     kept = plan.obs[0].operator.kept
     assert isinstance(plan.obs[0].operator, LeftOut) and not kept[:3, :3].any() and not kept[photo >= 1].any()
     assert kept.sum() == photo.size - 9 - (photo >= 1).sum()
+
+
+def test_a_clean_reference_brighter_than_the_blurred_photo_is_measured_on_its_counts(tmp_path, capsys):
+    """The clean counts peak far above the blurred photo's maximum: the PSNR printed is that of the
+    output file against them with data range their peak (clipped at 1, a field at 32.1 dB read 14.76)."""
+    import tifffile
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(5)
+    n = 32
+    yy, xx = np.mgrid[:n, :n]
+    clean = np.full((n, n), 20.0)
+    for py, px, flux in zip(rng.uniform(4, n - 4, 5), rng.uniform(4, n - 4, 5), rng.uniform(500, 3000, 5)):
+        clean += flux * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * 0.7 ** 2)) / (2 * np.pi * 0.7 ** 2)
+    psf = gaussian_psf()
+    counts = rng.poisson(convolve(clean, psf, mode="reflect")).astype(np.float32)
+    assert clean.max() > 2 * counts.max()  # the case
+    tifffile.imwrite(tmp_path / "stars.tif", counts)
+    tifffile.imwrite(tmp_path / "clean.tif", clean.astype(np.float32))
+    np.save(tmp_path / "psf.npy", psf)
+    out = tmp_path / "out.tif"
+    assert main(["restore", "--blurred", str(tmp_path / "stars.tif"), "--kernel", str(tmp_path / "psf.npy"),
+                 "--steps", "40", "--stop", "fixed", "--refine", "none", "--device", "cpu", "--quiet",
+                 "--reference", str(tmp_path / "clean.tif"), "-o", str(out), "--report", str(tmp_path / "r.json")]) == 0
+    said = capsys.readouterr().out
+    restored = tifffile.imread(out).astype(np.float64)  # in counts, as the photo
+    peak = float(clean.astype(np.float32).max())
+    expected = peak_signal_noise_ratio(clean.astype(np.float32).astype(np.float64), np.clip(restored, 0, peak),
+                                       data_range=peak)
+    std = json.loads((tmp_path / "r.json").read_text())["metrics"]["standard"]
+    assert std["psnr"] == pytest.approx(expected, abs=0.01)
+    assert std["data_range"] == pytest.approx(peak / counts.max(), rel=1e-5)
+    assert f"PSNR {std['psnr']:.2f} dB" in said and "clipped to the reference's range 0.." in said, said
+    blurred = peak_signal_noise_ratio(clean.astype(np.float32).astype(np.float64), counts.astype(np.float64),
+                                      data_range=peak)
+    assert f"PSNR {blurred:.2f} dB" in said  # the input against it, on the same range

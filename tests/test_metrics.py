@@ -138,3 +138,22 @@ def test_a_restoration_given_a_reference_carries_its_returned_image_s_metrics() 
     many = linr.restore_many([[linr.noisy(noisy)]], references=[clean], steps=20, device="cpu", progress=False)
     assert many[0].metrics["standard"]["psnr"] == pytest.approx(
         peak_signal_noise_ratio(clean, np.clip(many[0].image.astype(np.float64), 0, 1), data_range=1.0), abs=1e-5)
+
+
+def test_a_reference_beyond_the_photo_s_range_is_measured_on_its_own(pair):
+    """A reference in a photo's units may reach past its white (a deblurred star field's clean peaks):
+    the image is clipped to the reference's range and measured with its span, not clipped at 1."""
+    ref, img = pair
+    ref, img = ref * 5.0, img * 5.0  # peaks 5x the photo's white
+    std = evaluate(ref, img, convention="standard")
+    span = float(ref.max())
+    clipped = np.clip(img, 0, span)
+    assert math.isclose(std["psnr"], peak_signal_noise_ratio(ref, clipped, data_range=span), rel_tol=1e-12)
+    sk = structural_similarity(ref, clipped, channel_axis=-1, data_range=span, gaussian_weights=True,
+                               sigma=1.5, use_sample_covariance=False)
+    assert math.isclose(std["ssim"], sk, rel_tol=1e-9, abs_tol=1e-12)
+    assert std["data_range"] == pytest.approx(span) and "beyond [0, 1]" in std["range_note"]
+    # the same picture on [0, 1] measures the same
+    assert std["psnr"] == pytest.approx(evaluate(ref / span, img / span, convention="standard")["psnr"], abs=1e-9)
+    within = evaluate(pair[0], pair[1], convention="standard")
+    assert "data_range" not in within and "range_note" not in within  # [0, 1] as before

@@ -507,8 +507,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
             written = None if render else _as_written(args.output, image, reference, out, where=where)
             if written is not None:
                 report["metrics_as_written"] = written
-            print(f"{frame}PSNR {_decibels(std['psnr'])}, {similarity} (standard convention: clipped, "
-                  f"{on}, SSIM data range 1{', of the fit at its own size' if render else ''}"
+            span = std.get("data_range")
+            clipped = "clipped" if span is None else \
+                f"clipped to the reference's range {_reference_range(reference, where)} (the photo's is 0..1), data range {span:.4g}"
+            print(f"{frame}PSNR {_decibels(std['psnr'])}, {similarity} (standard convention: {clipped}, "
+                  f"{on}{', SSIM data range 1' if span is None else ''}{', of the fit at its own size' if render else ''}"
                   f"{_written_note(std, written)}{_range_hint(out.value_range, reference, result.image)})")
             if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
                 report["input_psnr"] = inputs_psnr
@@ -567,12 +570,14 @@ def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) 
     to its bit depth, a JPEG compressed) in the standard convention (its SSIM, seconds for a large
     image, is not measured again), with its ``bit_depth`` and ``format``; for a float32 output in the
     input's units that keeps values above its range, those values as kept (unclipped above); None
-    where the file holds the values as they are, none above the range (float32)."""
+    where the file holds the values as they are, none above the range (float32). On the standard
+    convention's range (:func:`linr.metrics.measured_range`: a reference's where it reaches beyond [0, 1])."""
     import numpy as np
 
     from .images import WRITE_FORMATS, written_bit_depth, written_values
-    from .metrics import measured_count, named_opaque, psnr
+    from .metrics import measured_count, measured_range, named_opaque, psnr
 
+    low, high = measured_range(reference, where)  # the standard convention's: [0, 1] or a reference's wider one
     values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
     if values is None:
         from .images import clips_above
@@ -584,11 +589,19 @@ def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) 
             not clips_above(out.value_range, 32) and float(np.max(image)) > 1.0
         if not kept:
             return None
-        values = np.maximum(np.asarray(image, np.float32), 0.0)
-    decibels = psnr(np.asarray(reference, np.float32), values, where=where)  # on [0, 1] already: clipped
+        values = np.maximum(np.asarray(image, np.float32), 0.0)  # as the writer floors it
+    decibels = psnr(np.asarray(reference, np.float32), values, data_range=high - low, where=where)
     return named_opaque({"psnr": decibels, "convention": "standard",
                          "bit_depth": written_bit_depth(path, out.bit_depth),
                          "format": WRITE_FORMATS[Path(path).suffix.lower()], **measured_count(where)})
+
+
+def _reference_range(reference: Any, where: Any) -> str:
+    """'LO..HI' of the range a reference beyond [0, 1] is measured on, in the photo's scale (1 its white)."""
+    from .metrics import measured_range
+
+    low, high = measured_range(reference, where)
+    return f"{low:.4g}..{high:.4g}"
 
 
 def _written_note(std: dict[str, Any], written: dict[str, Any] | None) -> str:

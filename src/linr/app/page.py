@@ -102,8 +102,10 @@ def _metrics_text(job: Job, reference_name: str | None) -> str:
     std = result.metrics["standard"]
     similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
     inputs = "".join(f"; the {d['kind']} photo {d['psnr']:.2f} dB" for d in result.report.get("input_psnr", []))
+    scale = "clipped, data range 1" if std.get("data_range") is None else \
+        f"clipped to the reference's range, beyond the photo's, data range {std['data_range']:.4g} times the photo's"
     return (f"**PSNR {std['psnr']:.2f} dB, {similarity}** against "
-            f"{html.escape(reference_name or 'the reference')} (clipped, data range 1){inputs}")
+            f"{html.escape(reference_name or 'the reference')} ({scale}){inputs}")
 
 
 class _Sessions:
