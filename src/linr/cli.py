@@ -202,6 +202,7 @@ def _settle_threads(device: str) -> str | None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from .defects import measured_scale
     from .fitted import check_model_path, render_size
     from .images import (WRITE_FORMATS, ValueRange, beyond_range_note, check_output_path, opaque_pixels, output_info,
                          output_notes, write_frames)
@@ -408,7 +409,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 tile_executor=executor, tile_threads=threads, keep_model=keep_model and grid is None, ensemble=args.ensemble,
                 prior=args.prior, refine=args.refine, on_refine=None if args.quiet else _say_refining,
                 announce=False,  # said once above, for every frame
-                clipping=args.clipping, headroom=args.headroom,
+                clipping=args.clipping, headroom=args.headroom, defects=args.defects,
                 threads=None,  # settled for the process above (_settle_threads), or set by the user
             )
             results.append(result)
@@ -504,16 +505,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
             on += "" if where is None else f", on the {where.mean():.1%} of pixels that are opaque"
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
-            written = None if render else _as_written(args.output, image, reference, out, where=where)
+            scale = measured_scale(result.settings)  # a hot pixel the photo's maximum: the scene's range
+            written = None if render else _as_written(args.output, image, reference, out, where=where, scale=scale)
             if written is not None:
                 report["metrics_as_written"] = written
             span = std.get("data_range")
             clipped = "clipped" if span is None else \
-                f"clipped to the reference's range {_reference_range(reference, where)} (the photo's is 0..1), data range {span:.4g}"
+                f"clipped to the reference's range {_reference_range(reference, where, scale)} (the photo's{' without its defects' if scale != 1.0 else ''} is 0..1), data range {span:.4g}"
             print(f"{frame}PSNR {_decibels(std['psnr'])}, {similarity} (standard convention: {clipped}, "
                   f"{on}{', SSIM data range 1' if span is None else ''}{', of the fit at its own size' if render else ''}"
-                  f"{_written_note(std, written)}{_range_hint(out.value_range, reference, result.image)})")
-            if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where):
+                  f"{_written_note(std, written)}{_range_hint(out.value_range, reference, result.image, scale)})")
+            if inputs_psnr := input_psnrs(scene, reference, [str(info.path) for info in scene_infos], where=where,
+                                          scale=scale):
                 report["input_psnr"] = inputs_psnr
                 moved = moved_before_mean(result.settings.get("registration"))
                 print(f"{frame}the inputs against it: " + ", ".join(f"{d['path']} ({d['kind']}) PSNR {_decibels(d['psnr'])}"
@@ -565,18 +568,21 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
             "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
 
 
-def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) -> dict[str, Any] | None:
+def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any,
+                scale: float = 1.0) -> dict[str, Any] | None:
     """The PSNR of ``image`` as the output file holds it (:func:`linr.images.written_values`: rounded
     to its bit depth, a JPEG compressed) in the standard convention (its SSIM, seconds for a large
     image, is not measured again), with its ``bit_depth`` and ``format``; for a float32 output in the
     input's units that keeps values above its range, those values as kept (unclipped above); None
     where the file holds the values as they are, none above the range (float32). On the standard
-    convention's range (:func:`linr.metrics.measured_range`: a reference's where it reaches beyond [0, 1])."""
+    convention's range (:func:`linr.metrics.measured_range`: a reference's where it reaches beyond [0, 1]),
+    both divided by ``scale`` first (:func:`linr.defects.measured_scale`, as the restored image's)."""
     import numpy as np
 
     from .images import WRITE_FORMATS, written_bit_depth, written_values
     from .metrics import measured_count, measured_range, named_opaque, psnr
 
+    reference = np.asarray(reference, np.float32) / np.float32(scale)
     low, high = measured_range(reference, where)  # the standard convention's: [0, 1] or a reference's wider one
     values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
     if values is None:
@@ -590,17 +596,20 @@ def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any) 
         if not kept:
             return None
         values = np.maximum(np.asarray(image, np.float32), 0.0)  # as the writer floors it
-    decibels = psnr(np.asarray(reference, np.float32), values, data_range=high - low, where=where)
+    decibels = psnr(reference, values / np.float32(scale), data_range=high - low, where=where)
     return named_opaque({"psnr": decibels, "convention": "standard",
                          "bit_depth": written_bit_depth(path, out.bit_depth),
                          "format": WRITE_FORMATS[Path(path).suffix.lower()], **measured_count(where)})
 
 
-def _reference_range(reference: Any, where: Any) -> str:
-    """'LO..HI' of the range a reference beyond [0, 1] is measured on, in the photo's scale (1 its white)."""
+def _reference_range(reference: Any, where: Any, scale: float = 1.0) -> str:
+    """'LO..HI' of the range a reference beyond [0, 1] is measured on, in the photo's scale (1 its white;
+    divided by ``scale``, :func:`linr.defects.measured_scale`)."""
+    import numpy as np
+
     from .metrics import measured_range
 
-    low, high = measured_range(reference, where)
+    low, high = measured_range(np.asarray(reference, np.float32) / np.float32(scale), where)
     return f"{low:.4g}..{high:.4g}"
 
 
@@ -617,7 +626,7 @@ def _written_note(std: dict[str, Any], written: dict[str, Any] | None) -> str:
     return f"; {_decibels(written['psnr'])} as written ({written['bit_depth']}-bit {written['format'].upper()})"
 
 
-def _range_hint(value_range: Any, reference: Any, image: Any) -> str:
+def _range_hint(value_range: Any, reference: Any, image: Any, scale: float = 1.0) -> str:
     """'; on the inputs' range LO..HI (...)' where the scale PSNR is measured on is a range of the
     inputs' own (their data's, a given one, dim counts' low bits), which ``linr metrics`` maps only when
     told (it maps two float files by the larger of their maxima): an astronomer's 48.32 dB printed was
@@ -626,10 +635,11 @@ def _range_hint(value_range: Any, reference: Any, image: Any) -> str:
     import numpy as np
 
     if value_range is None or value_range.rule not in ("data", "given", "bits") or \
-            max(float(np.max(reference)), float(np.max(image))) > 1.0 or min(float(np.min(reference)), 0.0) < 0.0:
+            max(float(np.max(reference)), float(np.max(image))) > scale or min(float(np.min(reference)), 0.0) < 0.0:
         return ""
-    return (f"; on the inputs' range {value_range.low:g}..{value_range.high:g}, as linr metrics "
-            f"--range={value_range.low:g}:{value_range.high:g} measures")
+    low, high = value_range.low, value_range.low + scale * (value_range.high - value_range.low)
+    return (f"; on the inputs' range {low:g}..{high:g}" + (" (its defects left out)" if scale != 1.0 else "")
+            + f", as linr metrics --range={low:g}:{high:g} measures")
 
 
 def _decibels(psnr: float | None) -> str:
@@ -841,8 +851,11 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         noise = f"noise sigma {sigmas} of 255 measured"
+        rescaled = "scale" in settings[0].get("defects", {})  # linr.defects: a hot pixel was the photo's maximum
         if widened := settings[0].get("headroom"):  # measured and refined on the fit's widened scale
-            noise += f" on the fit's scale ({widened['factor']:g}x the photo's)"
+            noise += f" on the fit's scale ({widened['factor']:g}x the photo's{' without its defects' if rescaled else ''})"
+        elif rescaled:
+            noise += " on the fit's scale (the photo's without its defects)"
         levels = [tuple(d["sigmas"]) for d in done]
         if done[0]["name"] == "grouped-deblur" and any(d.get("raised_by_noise") for d in done):
             from .refine import GroupedDeblur
@@ -1090,6 +1103,15 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
                         "--headroom off fits it on its own scale; not in the paper)")
                      + (f"; its {widened['saturated_left_out']} touching pixels at its maximum (saturated: the blur does not "
                         "explain a clipped value) left out of the data term" if widened.get("saturated_left_out") else ""))
+    if found := settings.get("defects"):  # linr.defects
+        lines.append(f"{found['left_out']} pixel(s) sharper than the blur allows (a hot pixel, a cosmic ray's track: "
+                     "no scene blurred by the kernel gives them) left out of the data term"
+                     + (f", one of them the photo's maximum: fitted on the scale of the brightest pixel left, "
+                        f"{found['scale']:.3g} of it" if "scale" in found else "")
+                     + " (--defects off fits every pixel; not in the paper)"
+                     if found["left_out"] else
+                     f"{found['sharper_than_kernel']} pixels are sharper than the kernel allows, too many to be hot "
+                     "pixels or cosmic rays: the kernel may be wider than the photo's blur (none left out)")
     if chosen is None and preset is None and "reflect" in boundaries and settings.get("registration"):
         lines.append("blur with mirrored edges (reflect), the default with --register: free edges are not built "
                      "with a registration")
@@ -1198,7 +1220,8 @@ def _cost_line(observations: list[Any], args: argparse.Namespace, model: Any,
                         tile=getattr(args, "tile", None) or "auto", tile_stack=getattr(args, "tile_stack", None),
                         ensemble=members, frames=frames, tile_store=tile_store, threads=None,
                         tile_store_replace=bool(getattr(args, "force", False)),
-                        clipping=getattr(args, "clipping", "auto"), headroom=getattr(args, "headroom", "auto"))
+                        clipping=getattr(args, "clipping", "auto"), headroom=getattr(args, "headroom", "auto"),
+                        defects=getattr(args, "defects", "auto"))
 
 
 def _remove_tile_stores(stores: list[Path | None]) -> None:

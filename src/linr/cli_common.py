@@ -219,6 +219,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "times brighter than their blurred peaks, and leaves its pixels at its maximum, where three or "
                    "more touch (a saturated star), out of the data term (not in the paper); off: on the photo's own scale; "
                    "FACTOR (>= 1): on a scale that many times its range, any blurred photo")
+    g.add_argument("--defects", choices=("auto", "off"), default="auto",
+                   help="one blurred photo alone, no --preset: auto (default) leaves its pixels sharper than the "
+                   "kernel allows (hot pixels, cosmic rays: no scene blurred by it gives them) out of the data term "
+                   "and, where one was the photo's maximum, fits it on the scale of the brightest pixel left "
+                   "(not in the paper); off: every pixel fitted as data")
     g.add_argument("--weight", type=weight_option, action=OncePerKind, default=[], metavar="KIND=W",
                    help="data-term weight of one observation kind, e.g. noisy=0.1 (repeat it for other kinds, once each)")
     g.add_argument("--tile", default=None, type=tile_option, metavar="auto|off|SIZE[:OVERLAP]",

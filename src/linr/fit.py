@@ -90,6 +90,20 @@ class FitResult:
     returned image's, where ``history['psnr']`` follows the fit's iterates before any refinement;
     else None."""
 
+    def scaled(self, factor: float) -> "FitResult":
+        """This result with its images (``image``, ``fitted_image``, ``extended_image``) and an
+        ensemble's spread multiplied by ``factor`` (a fit on another scale than the photo's,
+        :mod:`linr.headroom`, :mod:`linr.defects`, brought back to the photo's) and its model
+        dropped, as it renders the fit's scale; in place, returned. The per-step values stay the
+        fit's."""
+        scale = np.float32(factor)
+        self.image = self.image * scale
+        self.model = None
+        for name in ("extended_image", "fitted_image", "uncertainty"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name) * scale)
+        return self
+
     def fitted_model(self) -> FittedModel:
         """:attr:`model`, or a one-line error saying why there is none."""
         if self.model is None:

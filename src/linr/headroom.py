@@ -25,9 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import InputError
-from .fidelity import SquaredError
-from .operators import Blur, inner_operator
-from .problem import Observation
+from .operators import inner_operator
+from .problem import Observation, blurred_alone
 
 __all__ = ["HEADROOM", "POINT_SOURCES_FROM", "PSF_LIKE_FROM", "SATURATED_FROM", "HEADROOM_CHOICES", "check_headroom",
            "peak_contrast", "psf_likeness", "point_sources", "headroom_for", "saturated_plateau", "saturated_pixels",
@@ -125,8 +124,7 @@ def headroom_for(observations: Sequence[Observation], *, preset: str | None, kee
     headroom = check_headroom(headroom)
     if headroom == "off" or headroom == 1.0:
         return 1.0
-    alone = len(observations) == 1 and isinstance(inner_operator(observations[0].operator), Blur) and \
-        isinstance(observations[0].fidelity, SquaredError)
+    alone = blurred_alone(observations)
     if headroom != "auto":
         why = "a preset keeps the photo's scale" if preset is not None else \
             "a kept model renders on the photo's scale" if keep_model else \
@@ -199,15 +197,7 @@ def lowered(result: Any, factor: float, *, asked: Any = "auto", saturated: int =
     fit's scale, against the reference divided alike)."""
     if factor == 1.0:
         return result
-    scale = np.float32(factor)
-    result.image = result.image * scale
-    result.model = None
-    if result.extended_image is not None:
-        result.extended_image = result.extended_image * scale
-    if result.fitted_image is not None:
-        result.fitted_image = result.fitted_image * scale
-    if result.uncertainty is not None:
-        result.uncertainty = result.uncertainty * scale
+    result.scaled(factor)
     why = "given" if asked != "auto" else (f"a photo of point sources: its brightest pixel stands "
                                            f">= {POINT_SOURCES_FROM:g}x the spread of its bulk above it and is "
                                            "shaped as the blur of a point")

@@ -21,7 +21,7 @@ from .priors import NO_PRIOR, ImagePrior, parse_prior, weight_is_auto
 from .operators import Operator
 
 __all__ = ["Observation", "Problem", "OperatorSteps", "build_problem", "build_prior", "prior_noise_level",
-           "prior_noise_inputs", "measures_gaussian_noise", "noise_level_known", "clean_shape", "margins_of", "frame_operators", "resolve_device",
+           "prior_noise_inputs", "measures_gaussian_noise", "noise_level_known", "clean_shape", "blurred_alone", "margins_of", "frame_operators", "resolve_device",
            "clock"]
 
 
@@ -98,6 +98,15 @@ def clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
         raise InputError(f"observations disagree on the restored image size ({listed}; width x "
                          "height)")
     return shapes[0][1]
+
+
+def blurred_alone(observations: Sequence[Observation]) -> bool:
+    """Whether ``observations`` are one blurred photo alone (its transparent pixels left out or
+    not) fitted by squared error: what :mod:`linr.headroom` and :mod:`linr.defects` serve."""
+    from .operators import Blur, inner_operator
+
+    return len(observations) == 1 and isinstance(inner_operator(observations[0].operator), Blur) and \
+        isinstance(observations[0].fidelity, SquaredError)
 
 
 def margins_of(observations: Sequence[Observation]) -> tuple[int, int, int, int]:

@@ -23,6 +23,7 @@ from .engine import format_duration
 from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
+from .defects import Defects, defects_of, restored_scale, without_defects
 from .headroom import headroom_for, lifted, lowered, saturated_pixels
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
@@ -949,13 +950,15 @@ def pair_level_note(observations: Sequence[Observation], names: Sequence[str] | 
 
 
 def input_psnrs(observations: Sequence[Observation], reference: np.ndarray,
-                names: Sequence[str] | None = None, *, where: np.ndarray | None = None) -> list[dict[str, Any]]:
+                names: Sequence[str] | None = None, *, where: np.ndarray | None = None,
+                scale: float = 1.0) -> list[dict[str, Any]]:
     """The standard-convention PSNR against ``reference`` (H, W, C) of each input that is a photo of
     the restored image's size and channels with no operator that moves or drops pixels (a noisy
     photo, a blurred one): what the restoration gained over each, as given (before any
     registration); masked and low-res inputs are left out. Each entry: ``kind``, ``psnr`` and, with
     ``names`` (one per observation: its file), ``path`` (a stack's frames, one file, by number).
-    ``where``: the pixels measured (:func:`linr.metrics.evaluate`)."""
+    ``where``: the pixels measured (:func:`linr.metrics.evaluate`); ``scale``: what each input and the
+    reference are divided by first (:func:`linr.defects.measured_scale`, as the result was)."""
     from .images import as_float_image
     from .metrics import evaluate
 
@@ -969,7 +972,9 @@ def input_psnrs(observations: Sequence[Observation], reference: np.ndarray,
         if names is not None:
             path = str(names[k])
             entry["path"] = path if list(names).count(path) == 1 else f"{path} frame {list(names)[:k].count(path)}"
-        entry["psnr"] = round(float(evaluate(reference, image, convention="standard", where=where)["psnr"]), 4)
+        divided = np.float32(scale)
+        entry["psnr"] = round(float(evaluate(np.asarray(reference, np.float32) / divided, image / divided,
+                                             convention="standard", where=where)["psnr"]), 4)
         found.append(entry)
     return found
 
@@ -1201,6 +1206,7 @@ def restore(
     clipping: str = "auto",
     threads: int | str | None = "auto",
     headroom: Any = "auto",
+    defects: Any = "auto",
 ) -> FitResult:
     """Restore one scene from one or more observations with a preset's settings.
 
@@ -1268,6 +1274,11 @@ def restore(
     (:mod:`linr.headroom`): its deblurred stars are several times brighter than its blurred peak; where
     automatic, its touching pixels at its maximum (a saturated star) are left out of the data term. The
     per-step values are then of the widened scale; a model kept by the way (no ``keep_model``) is dropped.
+    ``defects``: 'auto' (no preset named) leaves a blurred photo alone's pixels sharper than its
+    blur allows (hot pixels, cosmic rays: :func:`linr.defects.impossible_pixels`) out of its data
+    term, and where one was its maximum fits it on the scale of the brightest pixel left
+    (``settings['defects']`` says so; the metrics against ``reference`` are then on that scale, as
+    the photo without them would be mapped); 'off': every pixel fitted as data (:mod:`linr.defects`).
     ``on_step(step, output, loss, tile)``: called after each step of the fit (of each tile's, one
     tile at a time, ``tile`` its index in the grid of ``result.settings['tiling']``; None for one
     fit of the whole image) with the fit's ``callback`` arguments (:func:`linr.fit.fit`); what it
@@ -1299,7 +1310,8 @@ def restore(
         _check_measured_pixels(measured_pixels, reference)
         plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                      progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                     stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping, headroom=headroom)
+                     stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping, headroom=headroom,
+                     defects=defects)
         obs, config, grid, refine, rule = plan.obs, plan.config, plan.grid, plan.refine, plan.rule
         if on_plan is not None:
             on_plan(plan)
@@ -1309,8 +1321,8 @@ def restore(
             observations = obs  # the transformed photos stand for the photos from here on
         reference_given, given = reference is not None, reference
         reference = stabilised_reference(reference, plan.route)
-        if reference is not None and plan.headroom != 1.0:  # per-step PSNRs on the fit's widened scale
-            reference = (reference / np.float32(plan.headroom)).astype(np.float32)
+        if reference is not None and plan.fit_scale != 1.0:  # per-step PSNRs on the fit's scale
+            reference = (reference / np.float32(plan.fit_scale)).astype(np.float32)
         if keep_model and grid is not None:
             raise InputError(f"keep_model needs one network of the whole image, but this restoration is tiled "
                              f"({len(grid)} tiles, one network each); pass tile='off'")
@@ -1387,6 +1399,7 @@ def restore(
         elif plan.refine_left_out is not None:
             result.settings["refine"] = dict(plan.refine_left_out)
         result = lowered(result, plan.headroom, asked=headroom, saturated=plan.saturated)
+        result = restored_scale(result, plan.defects, plan.defect_scale)
         result = measured_against(unstabilised(result, plan.route, reference_given=reference_given), given,
                                   observations, where=measured_pixels)
         if said_threads is not None:
@@ -1450,11 +1463,25 @@ def measured_against(result: FitResult, reference: np.ndarray | None, observatio
     unchanged) in both conventions, the paper's for a blurred photo alone being its Y-channel PSNR,
     on the pixels ``where`` holds (None: every pixel; :func:`linr.metrics.report`)."""
     if reference is not None:
-        from .metrics import report
-
         task = "deblur" if {o.kind for o in observations} == {"blurred"} else None
-        result.metrics = report(np.asarray(reference, np.float32), result.image, task, where=where)
+        result.metrics = result_metrics(reference, result, task, where=where)
     return result
+
+
+def result_metrics(reference: np.ndarray, result: FitResult, task: str | None, *,
+                   where: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`linr.metrics.report` of ``result``'s image against ``reference``, both divided first by
+    :func:`linr.defects.measured_scale` (where a defect was the photo's maximum: measured on the
+    scene's range, each convention's ``scale_note`` says so)."""
+    from .defects import SCALE_NOTE, measured_scale
+    from .metrics import report
+
+    scale = np.float32(measured_scale(result.settings))
+    metrics = report(np.asarray(reference, np.float32) / scale, result.image / scale, task, where=where)
+    if scale != 1.0:
+        for measured in metrics.values():
+            measured["scale_note"] = SCALE_NOTE.format(scale=scale)
+    return metrics
 
 
 def fit_whole(obs: Sequence[Observation], config: FitConfig, rule: StopRule | None, *,
@@ -1684,7 +1711,7 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
              tile_stack: int | None = None, ensemble: int = 1, frames: int = 1,
              tile_store: str | None = None, tile_store_replace: bool = False,
              clipping: str = "auto", threads: int | str | None = "auto", detail: bool = False,
-             headroom: Any = "auto") -> Any:
+             headroom: Any = "auto", defects: Any = "auto") -> Any:
     """What :func:`restore` with these options will cost, as the line it says before a long
     restoration (:func:`linr.forecast.forecast_line`: the fit's time and memory, its tiles, the
     refinement after it, a warning where that will not fit in memory); for a short one only the
@@ -1699,7 +1726,8 @@ def restore_cost(observations: Sequence[Observation] | Observation, *, preset: s
     observations = check_observations(observations)
     plan = plan_restore(observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device, model=model,
                  progress=False, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
-                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping, headroom=headroom)
+                 stop=stop, register=register, tile=tile, ensemble=ensemble, clipping=clipping, headroom=headroom,
+                     defects=defects)
     with _threads_of_call(threads, device, False):
         said = _forecast(plan, steps=steps, lr=lr, tile_stack=tile_stack, ensemble=ensemble, frames=frames,
                          tiles_done=_resumable_tiles(plan, plan.config, tile_store, tile_store_replace))
@@ -1739,6 +1767,18 @@ class RestorePlan:
     saturated: int = 0
     """The blurred photo's pixels at its maximum left out of its data term where its scale is widened
     automatically (:func:`linr.headroom.saturated_plateau`); 0: none."""
+    defects: Defects = dataclasses.field(default_factory=Defects)
+    """The blurred photo's pixels sharper than its blur allows, left out of its data term
+    (:mod:`linr.defects`)."""
+    defect_scale: float = 1.0
+    """What the photo was divided by where a defect was its maximum (:func:`linr.defects.defect_scale`);
+    1.0: not."""
+
+    @property
+    def fit_scale(self) -> float:
+        """How many times the photo's scale the fit's covers: ``obs`` are the photo divided by it, the
+        result is multiplied back (:attr:`headroom` and :attr:`defect_scale` together)."""
+        return self.headroom * self.defect_scale
 
 
 def plan_restore(observations: Sequence[Observation], *, preset: str | None = None, steps: int | None = None,
@@ -1746,7 +1786,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
                  progress: bool | None = None, precision: str | None = None, prior: str | None = None,
                  refine: str | None = None, keep_model: bool = False, stop: StopRule | str | None = None,
                  register: str | None = None, tile: Any = "auto", ensemble: int = 1,
-                 clipping: str = "auto", headroom: Any = "auto") -> RestorePlan:
+                 clipping: str = "auto", headroom: Any = "auto", defects: Any = "auto") -> RestorePlan:
     """The observations and settings :func:`restore` with these options fits, its tiles,
     refinement and stop rule, with the checks that need no fit (one-line errors): what a caller
     that runs the restore itself (the web app) shows beforehand. Photos with photon noise are
@@ -1758,8 +1798,8 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
         register = None  # moved onto the first frame's grid: nothing left for the fit to learn
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     observations = stabilised(observations, route)
-    observations, factor, blur_noisy, saturated = _widened(observations, preset=preset, keep_model=keep_model,
-                                                           headroom=headroom)
+    observations, factor, blur_noisy, saturated, found, scale = _widened(
+        observations, preset=preset, keep_model=keep_model, headroom=headroom, defects=defects)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1782,21 +1822,25 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     rule = _sure_rule(rule, obs, stop=stop, preset=preset, refine=refine, whole=grid is None, keep_model=keep_model,
                       averaged_level=_averaged_level(route))
     return RestorePlan(obs, sure_in_float32(config, [rule], precision), grid, refine, rule, pilot, left_out, route,
-                       aligned, fits, factor, blur_noisy, saturated)
+                       aligned, fits, factor, blur_noisy, saturated, found, scale)
 
 
 def _widened(observations: Sequence[Observation], *, preset: str | None, keep_model: bool,
-             headroom: Any) -> tuple[list[Observation], float, bool | None, int]:
-    """The observations a restore fits where the fit's scale is widened (:mod:`linr.headroom`:
-    :func:`~linr.headroom.headroom_for`; where automatic, a saturated plateau left out), with the
-    factor, whether the blurred photo is noisy as measured on its own scale (:func:`noisy_blur`;
-    None where not widened: measured on the fitted ones) and the count of pixels left out."""
+             headroom: Any, defects: Any = "auto") -> tuple[list[Observation], float, bool | None, int, Defects, float]:
+    """The observations a restore fits where the fit's scale differs from the photo's, with: the
+    headroom's factor (:mod:`linr.headroom`: :func:`~linr.headroom.headroom_for`; where automatic, a
+    saturated plateau left out); whether the blurred photo is noisy as measured on its own scale
+    without defects (:func:`noisy_blur`; None where the scale is the photo's: measured on the fitted
+    ones); the count of saturated pixels left out; the photo's defects (:mod:`linr.defects`: left
+    out of its data term) and the factor they divided it by (a hot pixel its white)."""
+    found = defects_of(observations, preset=preset, defects=defects)
+    observations, scale = without_defects(observations, found, rescale=not keep_model)
     factor = headroom_for(observations, preset=preset, keep_model=keep_model, headroom=headroom)
     if factor == 1.0:
-        return list(observations), factor, None, 0
+        return list(observations), factor, None, 0, found, scale
     saturated = saturated_pixels(observations[0]) if headroom == "auto" else None
     return (lifted(observations, factor, saturated=saturated), factor, noisy_blur(observations),
-            0 if saturated is None else int(saturated.sum()))
+            0 if saturated is None else int(saturated.sum()), found, scale)
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -2001,6 +2045,7 @@ def restore_many(
     clipping: str = "auto",
     threads: int | str | None = "auto",
     headroom: Any = "auto",
+    defects: Any = "auto",
 ) -> list[FitResult]:
     """:func:`restore` for several scenes at once, their models stacked (:func:`linr.fit.fit_many`)
     (each refined as :func:`restore` would refine it, through its route as :func:`restore` takes
@@ -2027,8 +2072,8 @@ def restore_many(
             _check_measured_pixels(where, reference)
         routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
         scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
-        widened = [_widened(obs, preset=preset, keep_model=False, headroom=headroom) for obs in scenes]
-        unlifted, scenes, factors = scenes, [w[0] for w in widened], [w[1] for w in widened]
+        widened = [_widened(obs, preset=preset, keep_model=False, headroom=headroom, defects=defects) for obs in scenes]
+        unlifted, scenes, factors = scenes, [w[0] for w in widened], [w[1] * w[5] for w in widened]
         given = [references is not None and references[k] is not None for k in range(len(scenes))]
         if references is not None:  # on the transformed photos' scale, as restore() compares them
             references = [None if r is None else stabilised_reference(r, route) / np.float32(f)
@@ -2050,7 +2095,7 @@ def restore_many(
         rules = [_sure_rule(resolve_stop(obs, preset=preset, steps=steps, stop=stop, refine=spec, blur_noisy=noisy), obs,
                             stop=stop, preset=preset, refine=spec, whole=True, keep_model=False,
                             averaged_level=_averaged_level(route))
-                 for (obs, _), spec, route, (_, _, noisy, _) in zip(resolved, refines, routes, widened)]
+                 for (obs, _), spec, route, (_, _, noisy, *_) in zip(resolved, refines, routes, widened)]
         config = sure_in_float32(config, rules, precision)
         results = fit_many([obs for obs, _ in resolved], config, references=references, stops=rules)
         for result, obs, (fitted, _), spec, rule in zip(results, unlifted, resolved, refines, rules):
@@ -2062,7 +2107,8 @@ def restore_many(
                 apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
             elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
                 result.settings["refine"] = left_out
-        results = [lowered(result, f, asked=headroom, saturated=n) for result, (_, f, _, n) in zip(results, widened)]
+        results = [restored_scale(lowered(result, f, asked=headroom, saturated=n), found, scale)
+                   for result, (_, f, _, n, found, scale) in zip(results, widened)]
         results = [measured_against(unstabilised(result, route, reference_given=known), reference, obs, where=where)
                    for result, route, known, reference, obs, where in zip(results, routes, given, asked, originals,
                                                                           measured)]

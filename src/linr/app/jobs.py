@@ -803,7 +803,7 @@ class JobRunner:
         job.forecast = "\n".join(line for line in (said, threads) if line) or None  # the cost first
         watch = _StepWatch(job, self.preview_every_s)
         again, live = {"retry": False}, {"stop": prepared.stop, "headroom": 1.0}  # the rule the restore consults
-        # (its plan's) and the scale its fit is on (linr.headroom)
+        # (its plan's) and the scale its fit is on (linr.headroom, linr.defects)
 
         def each_step(step: int, output: Any, loss: float) -> None:
             again["retry"] |= step + 1 < job.step  # the fit starts over: a failed pilot fitted again
@@ -819,7 +819,7 @@ class JobRunner:
                                  measured_pixels=prepared.measured, tile="auto", progress=False,
                                  on_step=lambda step, output, loss, tile: each_step(step, output, loss),
                                  on_refine=lambda name: _refining(job, name), on_refine_progress=_refine_listener(job),
-                                 on_plan=lambda plan: live.update(stop=plan.rule, headroom=plan.headroom),
+                                 on_plan=lambda plan: live.update(stop=plan.rule, headroom=plan.fit_scale),
                                  threads=None,  # settled above
                                  **prepared.options)
             else:
@@ -853,7 +853,7 @@ class JobRunner:
             else np.full((*prepared.grid.shape, prepared.observations[0].channels), 0.5, np.float32)
         watch = _StepWatch(job, self.preview_every_s)
         finished = {"tile": 0, "steps": 0, "last": 0, "retry": -1}  # steps of the tiles already done
-        scale = {"headroom": 1.0}  # the scale the tiles' fits are on (linr.headroom)
+        scale = {"headroom": 1.0}  # the scale the tiles' fits are on (linr.headroom, linr.defects)
 
         def each_step(step: int, output: Any, loss: float, tile: int | None) -> None:
             index = tile or 0
@@ -876,9 +876,10 @@ class JobRunner:
                        tile="auto", tile_stack=1,
                        progress=False, on_step=each_step, on_refine=lambda name: _refining(job, name),
                        on_refine_progress=_refine_listener(job), threads=None,
-                       on_plan=lambda plan: scale.update(headroom=plan.headroom), **prepared.options)
+                       on_plan=lambda plan: scale.update(headroom=plan.fit_scale), **prepared.options)
 
     def _finish(self, job: Job, prepared: _Prepared, result: Any) -> JobResult:
+        from ..defects import measured_scale
         from ..images import output_info, write_image
         from ..metrics import json_ready, named_opaque
         from ..tasks import input_psnrs
@@ -900,7 +901,8 @@ class JobRunner:
         run_report: dict[str, Any] = {"output": path.name, "bit_depth": bit_depth,
                                       "app": prepared.request, **result.to_dict()}  # metrics included
         if metrics is not None:
-            if inputs := input_psnrs(prepared.loaded, prepared.reference, where=prepared.measured):  # each input's
+            if inputs := input_psnrs(prepared.loaded, prepared.reference, where=prepared.measured,
+                                     scale=measured_scale(result.settings)):  # each input's
                 run_report["input_psnr"] = inputs
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")

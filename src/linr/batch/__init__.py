@@ -196,6 +196,7 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """The batch settings that determine the outputs (stored in the manifest, fingerprinted)."""
     import dataclasses
 
+    from ..defects import DEFECT_ROUNDS, DEFECT_SHARPNESS, DEFECT_SIGMAS, DEFECTS_UP_TO
     from ..headroom import HEADROOM, POINT_SOURCES_FROM, PSF_LIKE_FROM, SATURATED_FROM
     from ..refine import REFINERS, GroupedDeblur, GroupedFill
     from ..tasks import (DEFAULT_INPAINT_MODEL, DEFAULT_INPAINT_PILOT_LR, DEFAULT_INPAINT_PILOT_MODEL,
@@ -290,6 +291,11 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         **({"headroom": [HEADROOM, POINT_SOURCES_FROM, PSF_LIKE_FROM, SATURATED_FROM] if args.headroom == "auto"
             else args.headroom}
            if args.preset is None and _kinds_given(args) == {"blurred"} and args.headroom not in ("off", 1.0) else {}),
+        # a blurred photo's pixels sharper than its blur allows (hot pixels, cosmic rays) left out (since the
+        # sixty-seventh session; batches before have none: their images come out as made with --defects off,
+        # and photos with no such pixel the same either way)
+        **({"defects": [DEFECT_SHARPNESS, DEFECT_SIGMAS, DEFECT_ROUNDS, DEFECTS_UP_TO]}
+           if args.preset is None and _kinds_given(args) == {"blurred"} and args.defects == "auto" else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
         # the inputs' value range, only when given (since the sixty-third session; older manifests have none)
@@ -717,7 +723,8 @@ def _batch(args: argparse.Namespace) -> int:
             fit = {"preset": args.preset, "steps": args.steps, "lr": args.lr, "seed": args.seed,
                    "device": device, "model": model, "stop": args.stop, "precision": args.precision,
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
-                   "prior": args.prior, "refine": args.refine, "clipping": args.clipping, "headroom": args.headroom}
+                   "prior": args.prior, "refine": args.refine, "clipping": args.clipping, "headroom": args.headroom,
+                   "defects": args.defects}
             if not args.quiet:
                 _say_first_cost(todo[0], settings, fit, threads, count=len(todo),
                                 at_once=backend.slots * max(1, args.stack))

@@ -145,6 +145,11 @@ def select(
                      "(since, a photo of point sources on a scale 4x its value range, its saturated pixels left out; "
                      "photos of no point sources come out the same)")
             hint += ", --headroom off to resume as made"
+        if "defects" in differ and "defects" not in made:
+            what += ("; the blurred photos were fitted with every pixel as data, the default until the sixty-seventh "
+                     "session (since, pixels sharper than the blur allows, hot pixels and cosmic rays, are left out; "
+                     "photos with none come out the same)")
+            hint += ", --defects off to resume as made"
         if "pair_blend" in differ and made.get("refine") == "grouped-pair" and "pair_blend" not in made:
             what += ("; the images were refined by grouped-pair without its blend with grouped-deblur where they "
                      "were restored in tiles, which no option gives now (since the thirty-second session tiles "

@@ -291,19 +291,20 @@ def _result(out: dict[str, Any], payload: Payload, results: list[Any], *, share:
     """A worker's result of an image's restorations (one, or one per frame restored on its own:
     then its image a list of frames, its steps, stops and metrics lists of each frame's, its
     metrics also their mean, its settings the first frame's with ``frames_separate``)."""
+    from ..defects import measured_scale
     from ..images import opaque_pixels
-    from ..metrics import named_opaque, report as metrics_report
-    from ..tasks import input_psnrs
+    from ..metrics import named_opaque
+    from ..tasks import input_psnrs, result_metrics
 
     metrics, metrics_error, inputs = None, None, None
     references = [payload.reference] if payload.scenes is None else payload.reference
     if references is not None and references[0] is not None:
         try:
             where = opaque_pixels(payload.alpha, references[0].shape)
-            each = [named_opaque(metrics_report(reference, result.image, payload.metric_task, where=where))
+            each = [named_opaque(result_metrics(reference, result, payload.metric_task, where=where))
                     for reference, result in zip(references, results, strict=True)]
-            inputs = [input_psnrs(scene, reference, where=where) or None
-                      for scene, reference in zip(payload.each_scene(), references)]
+            inputs = [input_psnrs(scene, reference, where=where, scale=measured_scale(result.settings)) or None
+                      for scene, reference, result in zip(payload.each_scene(), references, results)]
             metrics, inputs = (each[0], inputs[0]) if len(each) == 1 else (_mean_metrics(each), None)
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"

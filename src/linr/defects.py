@@ -1,0 +1,265 @@
+"""Defects of a blurred photo: pixels sharper than its blur allows (hot pixels, cosmic rays).
+
+Every feature of a blurred photo passed through the blur: a star is at least as wide as the
+kernel. A hot pixel, or a cosmic ray's track, is recorded on the detector after the optics, one
+or a few pixels wide. For a blur kernel ``k`` and any scene that is nowhere negative, the mean of
+a pixel's two neighbours along an axis in the blurred photo is at least ``m`` times the pixel's
+value, with ``m`` the least such ratio of the kernel itself (:func:`sharpest_ratio`: the image of a
+point at its centre; ``exp(-1 / (2 sigma^2))`` for a Gaussian of sigma px). A pixel whose neighbours fall
+far below that (:func:`impossible_pixels`) is no part of the scene: fitted as data it would be
+deblurred into a bright point with rings, and where it is the photo's maximum, its value is the
+photo's white, the real stars a few per cent of it (an astronomer's trial: a hot pixel and a
+cosmic ray took a field to 29.9 dB where its blurred photo was 32.6).
+
+Such pixels are left out of the photo's data term (:class:`~linr.operators.LeftOut`, their values
+filled from their neighbours for what reads the photo's values), and where one was the photo's
+maximum, the fit's scale is the brightest pixel left (:func:`defect_scale`). Where more than
+:data:`DEFECTS_UP_TO` of the pixels are so sharp, the kernel is likely wider than the photo's blur:
+nothing is left out, and the caller says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+if TYPE_CHECKING:  # measured_scale serves the command line, which imports no torch to build its parser
+    from .problem import Observation
+
+__all__ = ["DEFECT_SHARPNESS", "DEFECT_SIGMAS", "DEFECT_ROUNDS", "DEFECTS_UP_TO", "DEFECTS_CHOICES", "check_defects",
+           "sharpest_ratio", "impossible_pixels", "defect_scale", "Defects", "defects_of", "without_defects",
+           "restored_scale", "measured_scale", "SCALE_NOTE"]
+
+DEFECT_SHARPNESS = 0.5
+"""The share of the kernel's own ratio (:func:`sharpest_ratio`) under which a pixel's neighbours
+must fall for it to be a defect: a true point of the scene stands at that ratio or above, so the
+margin is half of it, besides the noise's."""
+
+DEFECT_SIGMAS = 5.0
+"""How many standard deviations of the photo's noise (its measured level, at least its values' step)
+the shortfall must exceed as well."""
+
+DEFECT_ROUNDS = 4
+"""Rounds of the test, each with the defects found so far filled: a cosmic ray's track of several
+pixels is found from its ends inwards."""
+
+DEFECTS_UP_TO = 0.002
+"""The largest share of the photo's pixels left out as defects (and at least 16): more, and the
+kernel is likely wider than the blur in the photo (its sharp features read as defects)."""
+
+DEFECTS_CHOICES = ("auto", "off")
+
+CORE = 0.05
+"""The kernel's values from this share of its peak on are its core, over which its ratio is taken
+(in its far tail the ratio of a sampled kernel says little: a point there adds little)."""
+
+
+def check_defects(defects: Any) -> str:
+    """``defects`` checked: 'auto' or 'off'; else a one-line error."""
+    if defects not in DEFECTS_CHOICES:
+        raise InputError(f"defects must be auto or off, got {defects!r}")
+    return defects
+
+
+def sharpest_ratio(kernel: np.ndarray) -> tuple[float, float]:
+    """The least ratios, over the kernel's core (values of at least :data:`CORE` of its peak), of
+    the mean of a value's two neighbours along each axis (above and below; left and right) to the
+    value: how much dimmer than a pixel its neighbours on either side can be in any blurred photo
+    of a scene that is nowhere negative (a blur along one axis only: 0 across it, where the scene's
+    own edges stay sharp)."""
+    k = np.asarray(kernel, np.float64)
+    k = k / k.max()
+    p = np.pad(k, 1)
+    core = k >= CORE
+    vertical = (p[:-2, 1:-1] + p[2:, 1:-1]) / 2.0
+    horizontal = (p[1:-1, :-2] + p[1:-1, 2:]) / 2.0
+    return float(np.min(vertical[core] / k[core])), float(np.min(horizontal[core] / k[core]))
+
+
+def _step(values: np.ndarray) -> float:
+    """The smallest step between the values of (a sample of) ``values``: their quantum for integer
+    counts or 8-bit levels (a noise level measured as zero on sparse counts is at least that)."""
+    flat = values.ravel()
+    if flat.size > 200_000:
+        flat = flat[np.random.default_rng(0).choice(flat.size, 200_000, replace=False)]
+    steps = np.diff(np.unique(flat))
+    return float(steps.min()) if steps.size else 0.0
+
+
+def _pair_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of each pixel's two neighbours above and below, and left and right (H, W, C each),
+    a border's outer one its own value."""
+    p = np.pad(values, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return (p[:-2, 1:-1] + p[2:, 1:-1]) / 2.0, (p[1:-1, :-2] + p[1:-1, 2:]) / 2.0
+
+
+def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray | None = None) -> np.ndarray | None:
+    """The pixels (H, W bool) of a photo blurred by ``kernel`` (``image`` (H, W[, C]) on its scale)
+    that no scene blurred by it gives: in any channel, the mean of its two neighbours along an axis
+    below ``t`` times its value (``t``: :data:`DEFECT_SHARPNESS` of that axis's
+    :func:`sharpest_ratio`; values on a scale whose 0 is black, as a photo's range maps them), by
+    more than :data:`DEFECT_SIGMAS` standard deviations of that difference (its noise measured, at
+    least its values' step), over :data:`DEFECT_ROUNDS` rounds, those found in one read as the
+    median of their neighbours left in the next (:func:`_with_found_as_neighbours`). Only ``kept``
+    pixels (H, W bool: a photo's opaque ones; None: all) are tested, and along an axis only where
+    both neighbours are kept. None where there is none."""
+    from .noise import MIN_SIDE, estimate_noise_sigma
+    from .transparent import mirrored_fill
+
+    values = np.asarray(image, np.float64)
+    values = values[..., None] if values.ndim == 2 else values
+    h, w = values.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        return None
+    kept = np.ones((h, w), bool) if kept is None else np.asarray(kept, bool)
+    if not kept.any():
+        return None
+    ratios = [DEFECT_SHARPNESS * r for r in sharpest_ratio(kernel)]
+    sigma = max(estimate_noise_sigma(mirrored_fill(values, ~kept)), _step(values[kept]))
+    margins = [DEFECT_SIGMAS * sigma * np.sqrt(t * t + 0.5) for t in ratios]
+    readable = [pair[..., 0] >= 1.0 for pair in _pair_means(kept[..., None].astype(np.float64))]  # both kept
+    found = np.zeros((h, w), bool)
+    work = values
+    for _ in range(DEFECT_ROUNDS):
+        new = np.zeros((h, w), bool)
+        for t, margin, pair, both in zip(ratios, margins, _pair_means(work), readable):
+            if t > 0:
+                new |= (t * work - pair > margin).any(axis=2) & both
+        new &= kept & ~found
+        if not new.any():
+            break
+        found |= new
+        work = _with_found_as_neighbours(values, found, kept)
+    return found if found.any() else None
+
+
+def _with_found_as_neighbours(values: np.ndarray, found: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``values`` (H, W, C) with each ``found`` pixel the median of its kept 8-neighbours that are not
+    found (of the 5 x 5 around it where none is; else as it is): what its neighbours are tested
+    against in the next round (a cosmic ray beside a star reads as the star's slope, not as the
+    sky mirrored from its far side)."""
+    out = values.copy()
+    good = kept & ~found
+    h, w = found.shape
+    for y, x in zip(*np.nonzero(found)):
+        for reach in (1, 2):
+            rows, cols = slice(max(0, y - reach), y + reach + 1), slice(max(0, x - reach), x + reach + 1)
+            near = good[rows, cols]
+            if near.any():
+                out[y, x] = np.median(values[rows, cols][near], axis=0)
+                break
+    return out
+
+
+def defect_scale(image: np.ndarray, defects: np.ndarray, kept: np.ndarray | None = None) -> float:
+    """The factor the photo ``image`` (on its scale) is divided by for its fit where ``defects``
+    (H, W bool) are left out: where a defect holds the photo's maximum (over its ``kept`` pixels,
+    H, W bool: its opaque ones; None: all), a hot pixel its white, the brightest value left over
+    that maximum, so that the scene's brightest pixel is the fit's white again; 1.0 where the
+    maximum is the scene's."""
+    values = np.asarray(image, np.float64)
+    values = values[..., None] if values.ndim == 2 else values
+    kept = np.ones(defects.shape, bool) if kept is None else np.asarray(kept, bool)
+    rest, top = values[kept & ~defects], values[kept]
+    if rest.size == 0:
+        return 1.0
+    low, high = float(rest.max()), float(top.max())
+    return low / high if 0 < low < high else 1.0
+
+
+@dataclass(frozen=True)
+class Defects:
+    """What :func:`defects_of` found in a blurred photo."""
+
+    pixels: np.ndarray | None = None
+    """The pixels (H, W bool) left out of its data term; None: none."""
+    too_many: int = 0
+    """Where more pixels than :data:`DEFECTS_UP_TO` allows are sharper than the kernel, their count
+    (none left out: the kernel may be wider than the photo's blur); 0 else."""
+
+    @property
+    def count(self) -> int:
+        return 0 if self.pixels is None else int(self.pixels.sum())
+
+
+def defects_of(observations: Sequence[Observation], *, preset: str | None, defects: Any = "auto") -> Defects:
+    """The defects (:func:`impossible_pixels`) of one blurred photo alone fitted by squared error
+    (:func:`linr.problem.blurred_alone`), with ``defects`` 'auto' and no preset named (the paper's
+    fits every pixel); none else, or where more than :data:`DEFECTS_UP_TO` of its pixels (and
+    more than 16) would be (:attr:`Defects.too_many` then counts them)."""
+    from .operators import LeftOut, inner_operator
+    from .problem import blurred_alone
+
+    if check_defects(defects) == "off" or preset is not None or not blurred_alone(observations):
+        return Defects()
+    photo = observations[0]
+    kept = photo.operator.kept if isinstance(photo.operator, LeftOut) else None
+    kernel = inner_operator(photo.operator).kernel.detach().cpu().numpy()
+    found = impossible_pixels(photo.image, kernel, kept=kept)
+    if found is None:
+        return Defects()
+    count, pixels = int(found.sum()), int(found.size if kept is None else np.count_nonzero(kept))
+    if count > max(16, DEFECTS_UP_TO * pixels):
+        return Defects(too_many=count)
+    return Defects(pixels=found)
+
+
+def without_defects(observations: Sequence[Observation], defects: Defects, *,
+                    rescale: bool = True) -> tuple[list[Observation], float]:
+    """The one blurred photo with its ``defects`` left out of its data term (beside its transparent
+    pixels, if any: :func:`linr.kinds.left_out_where_transparent`, their values filled from the
+    pixels kept) and, with ``rescale``, divided by :func:`defect_scale`; with that factor (1.0:
+    not divided). Unchanged where there is none."""
+    import dataclasses
+
+    from .kinds import left_out_where_transparent
+    from .operators import LeftOut
+
+    if defects.pixels is None:
+        return list(observations), 1.0
+    photo = observations[0]
+    kept = ~defects.pixels
+    before = None
+    if isinstance(photo.operator, LeftOut):  # its transparent pixels already left out: both now
+        before = photo.operator.kept
+        photo, kept = dataclasses.replace(photo, operator=photo.operator.inner), kept & before
+    scale = defect_scale(photo.image, defects.pixels, before) if rescale else 1.0
+    photo = left_out_where_transparent(photo, kept.astype(np.float32))
+    if scale != 1.0:
+        photo = dataclasses.replace(photo, image=(photo.image / np.float32(scale)).astype(np.float32))
+    return [photo], scale
+
+
+def restored_scale(result: Any, defects: Defects, scale: float) -> Any:
+    """``result`` (of :func:`without_defects`' observations) back on the photo's scale (multiplied
+    by ``scale``, :meth:`linr.fit.FitResult.scaled`), with ``settings['defects']`` saying what
+    was left out, or that too many pixels were too sharp to be defects. Unchanged where neither."""
+    if scale != 1.0:
+        result.scaled(scale)
+    if defects.count:
+        result.settings["defects"] = {
+            "left_out": defects.count,
+            "why": "sharper than the blur allows: a hot pixel or a cosmic ray's track, no part of the scene",
+            **({"scale": float(scale)} if scale != 1.0 else {})}
+    elif defects.too_many:
+        result.settings["defects"] = {
+            "left_out": 0, "sharper_than_kernel": defects.too_many,
+            "why": f"more than {DEFECTS_UP_TO:.1%} of the pixels are sharper than the kernel allows: it may be wider "
+                   "than the photo's blur; none left out"}
+    return result
+
+
+SCALE_NOTE = ("on the photo's range without its defects (a hot pixel or a cosmic ray was its maximum): the "
+              "image and the reference divided by {scale:.4g}")
+"""What a result's metrics say where :func:`measured_scale` is not 1."""
+
+
+def measured_scale(settings: dict[str, Any]) -> float:
+    """What a result's image, its reference and its inputs are divided by before they are measured
+    (``settings``: the result's): 1.0, but where a defect was the photo's maximum
+    (:func:`restored_scale`'s ``scale``), the brightest pixel left's share of it, so that PSNR is on
+    the scene's range, not the hot pixel's (else a field measured at 30 dB on its counts printed 60)."""
+    return float(settings.get("defects", {}).get("scale", 1.0))
