@@ -928,3 +928,29 @@ def test_a_run_of_other_tables_into_the_same_folder_says_what_its_report_leaves_
         assert _earlier_tables(out, "quick", find_tables(["4"])) is None
     summary.write_text(json.dumps({"profile": "paper", "averages": [{"table": find_tables(["1"])[0].key}]}))
     assert "with the 'paper' profile, whose report.md" in _earlier_tables(out, "quick", find_tables(["4"]))
+
+
+def test_a_blurred_photo_fitted_on_another_scale_or_without_its_defects_is_keyed_apart(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """Table 4's crops are fitted on their own scale with every pixel: their keys as before. A
+    photo whose defects are left out (or whose scale is widened) is fitted otherwise: keyed apart."""
+    import numpy as np
+
+    from linr import tasks
+    from linr.bench.runner import BenchRun
+    from linr.bench.spec import LINR_DEFAULT
+    from linr.defects import Defects
+
+    if not (DATA / "deblur" / "leaves.png").exists():
+        pytest.skip("test data not found")
+    profile = PROFILES["quick"].with_overrides(crop=32, steps=None, images=("leaves",))
+    run = BenchRun(profile, data=DATA, out=tmp_path, device="cpu", plots=False)
+    table = find_tables(["4"])[0]
+    scene = next(iter(run.scenes(table)))
+    _, _, spec, key = run._keyed(table, scene, LINR_DEFAULT)
+    assert not {"headroom", "defects", "defect_scale"} & set(spec)
+    one = np.zeros((32, 32), bool)
+    one[9, 9] = True
+    monkeypatch.setattr(tasks, "defects_of", lambda *a, **k: Defects(pixels=one))
+    spec = run._keyed(table, scene, LINR_DEFAULT)[2]
+    assert spec["defects"] == 1 and run._keyed(table, scene, LINR_DEFAULT)[3] != key

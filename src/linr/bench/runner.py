@@ -330,7 +330,7 @@ class BenchRun:
         options = self._linr_options(method, corruption)
         plan = tasks.plan_restore(self.observations(arrays, corruption), seed=self.profile.fits_seed,
                                   device=self.device, progress=False, **options)
-        return plan.config, plan.rule, plan.grid, plan.refine, plan.route
+        return plan.config, plan.rule, plan.grid, plan.refine, plan.route, plan
 
     def job_key(self, scene: Scene, corruption: Corruption, method: Method, seeds: dict[str, int],
                 arrays: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -349,7 +349,7 @@ class BenchRun:
             from ..errors import InputError
 
             try:
-                config, stop, grid, refine, route = self._linr_settings(method, arrays, corruption)
+                config, stop, grid, refine, route, plan = self._linr_settings(method, arrays, corruption)
             except InputError as exc:  # a variant this table's observations cannot take: skipped, said why
                 if not method.variant:
                     raise
@@ -384,6 +384,13 @@ class BenchRun:
                     key.update(refine=refine)
             if route is not None and route.record_key == "clipping":  # since the fifty-fifth session
                 key.update(clipping=route.describe())
+            # a blurred photo fitted on another scale than its own (since the sixty-sixth session: a photo
+            # of point sources; the sixty-seventh: a defect its maximum) or with defects left out (the
+            # sixty-seventh): rows from before, of photos with neither, keep their keys
+            if plan.headroom != 1.0:
+                key.update(headroom=plan.headroom, saturated_left_out=plan.saturated)
+            if plan.defects.count:
+                key.update(defects=plan.defects.count, defect_scale=plan.defect_scale)
             if self.profile.eval_every != 1:
                 key.update(eval_every=self.profile.eval_every)
         elif method.kind in ("dip", "dip_recipe"):
