@@ -3,6 +3,8 @@
 A blurred photo's every feature is blurred: a pixel far sharper than the blur allows (a hot pixel,
 a cosmic ray's track, recorded after the optics) is no part of the scene. Scenes are
 ``benchmarks/star_headroom_probe.py``'s (``stars/SEED/PSF[/SKY]``, ``natural/IMAGE/PHOTONS``, ...)
+and ``hubble/Y/X`` (a 64-px crop of scikit-image's Hubble deep field, a real telescope image,
+blurred by a Gaussian PSF of sigma 1.5 with Poisson counts up to 2000)
 with defects added to the blurred counts, as ``SCENE@DEFECTS``: ``hot`` one pixel at 40x the photo's
 maximum (a hot pixel at a 16-bit camera's ceiling), ``warm`` one at 3x, ``ray`` a cosmic ray's track
 of 4 pixels at 3x, ``hot+ray`` both; placed by the scene's seed away from the borders. Each photo is
@@ -39,10 +41,30 @@ TUNE = ("stars/1/2@hot+ray", "stars/2/1.5@hot", "stars/3/2@ray", "natural/set5+b
 """The scenes the detection's thresholds were chosen on; the rest are reported."""
 
 
+def hubble(y: int, x: int, n: int = 64, peak: float = 2000.0):
+    """An N-px crop at (Y, X) of scikit-image's Hubble deep field (a real telescope image, grey: the
+    channels' mean) as counts up to PEAK, blurred by a Gaussian PSF of sigma 1.5 px, Poisson counts."""
+    from scipy.ndimage import convolve
+    from skimage.data import hubble_deep_field
+
+    from linr.operators import gaussian_kernel
+
+    clean = hubble_deep_field().mean(axis=2)[y:y + n, x:x + n] / 255.0 * peak + 5.0
+    k = gaussian_kernel(11, 1.5)
+    return clean, k, np.random.default_rng(y * 1000 + x).poisson(convolve(clean, k, mode="reflect")).astype(np.float64)
+
+
+def base_or_hubble(name: str):
+    if name.startswith("hubble/"):
+        _, y, x = name.split("/")
+        return hubble(int(y), int(x))
+    return base_scene(name)
+
+
 def with_defects(key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(clean, kernel, counts with defects, defect mask) of ``SCENE@DEFECTS``."""
     name, _, kinds = key.partition("@")
-    clean, k, counts = base_scene(name)
+    clean, k, counts = base_or_hubble(name)
     counts = counts.copy()
     mask = np.zeros(counts.shape, bool)
     rng = np.random.default_rng(sum(map(ord, name)))
@@ -70,7 +92,7 @@ def row(key: str, variant: str) -> dict:
     torch.set_num_threads(1)
     clean, k, counts, mask = with_defects(key)
     if variant == "clean":
-        counts = base_scene(key.partition("@")[0])[2]
+        counts = base_or_hubble(key.partition("@")[0])[2]
     eight_bit = key.startswith("crop/")
     top = 1.0 if eight_bit else float(counts.max())
     photo = (counts / top).astype(np.float32)

@@ -76,6 +76,30 @@ def test_a_hot_pixel_and_a_cosmic_ray_are_found_and_nothing_else():
         np.testing.assert_array_equal(found, mask & kept)
 
 
+def test_a_bright_star_s_tail_is_no_defect():
+    """A star of 1e5 counts is seen far into the kernel's tail: an Airy pattern's rings and a motion
+    blur's anti-aliased ends are part of the bound (a reviewer's cases, flagged with its core alone)."""
+    from scipy.ndimage import rotate
+    from scipy.special import j1
+
+    r = np.hypot(*np.mgrid[-15:16, -15:16]) * 3.8317 / 2.0 + 1e-9
+    airy = (2 * j1(r) / r) ** 2
+    line = np.zeros((11, 11))
+    line[5, 1:-1] = 1
+    motion = np.clip(rotate(line, 30, reshape=False, order=1), 0, None)
+    rng = np.random.default_rng(5)
+    for kernel in (airy / airy.sum(), motion / motion.sum()):
+        clean = np.full((64, 64), 10.0)
+        clean[32, 32] += 1e5
+        blurred = convolve(clean, kernel, mode="reflect")
+        for _ in range(3):
+            counts = rng.poisson(blurred).astype(np.float64)
+            assert impossible_pixels(counts / counts.max(), kernel) is None
+        spoilt = counts.copy()
+        spoilt[10, 50] = 5e4  # a hot pixel on the sky is still found
+        np.testing.assert_array_equal(np.argwhere(impossible_pixels(spoilt / spoilt.max(), kernel)), [[10, 50]])
+
+
 def test_a_kernel_wider_than_the_photo_s_blur_leaves_nothing_out():
     """A star field as sharp as its stars, given a kernel of sigma 2: its stars read as defects,
     too many to be: none left out, and the count said."""
@@ -107,7 +131,9 @@ def test_the_fit_s_scale_is_the_brightest_pixel_left_where_a_defect_was_the_maxi
     _, psf, counts = star_field()
     spoilt, mask = with_defects(counts)
     photo = (spoilt / spoilt.max()).astype(np.float32)
-    [fitted], scale = without_defects([linr.blurred(photo, psf)], Defects(pixels=mask))
+    found = defects_of([linr.blurred(photo, psf)], preset=None)
+    assert found.maximum == pytest.approx(defect_scale(photo, mask), rel=1e-12)
+    [fitted], scale = without_defects([linr.blurred(photo, psf)], found)
     assert scale == pytest.approx(counts.max() / spoilt.max(), rel=1e-6)
     assert fitted.operator.kept.sum() == mask.size - mask.sum()
     assert float(fitted.image[~mask].max()) == pytest.approx(1.0, rel=1e-6)
@@ -123,8 +149,8 @@ def test_a_restore_leaves_defects_out_and_comes_back_on_the_photo_s_scale():
                   model=ModelConfig(width=32, depth=3))
     restored = linr.restore(linr.blurred(photo, psf), **common)
     scale = counts.max() / spoilt.max()
-    assert restored.settings["defects"]["left_out"] == 5
-    assert restored.settings["defects"]["scale"] == pytest.approx(scale, rel=1e-6)
+    assert restored.settings["defects"]["left_out"] == 5 and restored.settings["defects"]["rescaled"] is True
+    assert restored.settings["defects"]["maximum"] == pytest.approx(scale, rel=1e-6)
     by_hand = left_out_where_transparent(linr.blurred(photo, psf), (~mask).astype(np.float32))  # defects filled
     assert float(by_hand.image.max()) == pytest.approx(scale, rel=1e-6)  # the brightest pixel left
     by_hand = dataclasses.replace(by_hand, image=by_hand.image / np.float32(scale))
@@ -138,6 +164,11 @@ def test_a_restore_leaves_defects_out_and_comes_back_on_the_photo_s_scale():
     expected = linr.metrics.psnr(reference / np.float32(scale), np.clip(measured.image / np.float32(scale), 0, 1))
     assert measured.metrics["standard"]["psnr"] == pytest.approx(expected, abs=1e-6)
     assert "without its defects" in measured.metrics["standard"]["scale_note"]
+    # a kept model renders the photo's scale: fitted on it (defects left out all the same), measured alike
+    kept = linr.restore(linr.blurred(photo, psf), reference=reference, keep_model=True, **common)
+    assert kept.model is not None and kept.settings["defects"]["rescaled"] is False
+    assert kept.metrics["standard"]["psnr"] == pytest.approx(
+        linr.metrics.psnr(reference / np.float32(scale), np.clip(kept.image / np.float32(scale), 0, 1)), abs=1e-6)
 
 
 def test_linr_restore_says_the_defects_and_measures_on_the_scene_s_range(tmp_path, capsys):
@@ -170,3 +201,33 @@ def test_linr_restore_says_the_defects_and_measures_on_the_scene_s_range(tmp_pat
     assert f"PSNR {expected:.2f} dB" in said
     assert main([*args, "-o", str(tmp_path / "off.tif"), "--defects", "off"]) == 0
     assert "sharper than the blur allows" not in capsys.readouterr().out
+
+
+def test_an_8_bit_photo_s_hot_pixel_leaves_its_metrics_on_its_type_s_range(tmp_path, capsys):
+    """255 is an 8-bit photo's white whatever its brightest pixel: a hot pixel there set no range, and
+    the PSNR printed is that of the output file as linr metrics reads the two files."""
+    from PIL import Image
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from linr.cli import main
+
+    clean, psf, counts = star_field()
+    scene = np.round(clean / clean.max() * 120).astype(np.uint8)  # a dim photo: 120 its brightest
+    photo = np.round(counts / counts.max() * 60).astype(np.uint8)
+    photo[12, 30] = 255
+    Image.fromarray(photo).save(tmp_path / "stars.png")
+    Image.fromarray(scene).save(tmp_path / "clean.png")
+    np.save(tmp_path / "psf.npy", psf)
+    out = tmp_path / "out.png"
+    assert main(["restore", "--blurred", str(tmp_path / "stars.png"), "--kernel", str(tmp_path / "psf.npy"),
+                 "--steps", "10", "--stop", "fixed", "--refine", "none", "--width", "32", "--depth", "3",
+                 "--device", "cpu", "--quiet", "--reference", str(tmp_path / "clean.png"), "-o", str(out),
+                 "--report", str(tmp_path / "r.json")]) == 0
+    said = capsys.readouterr().out
+    assert "1 pixel(s) sharper than the blur allows" in said, said
+    written = np.asarray(Image.open(out), np.float64) / 255
+    expected = peak_signal_noise_ratio(scene / 255.0, written, data_range=1.0)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["metrics_as_written"]["psnr"] == pytest.approx(expected, abs=1e-6)
+    assert "scale_note" not in report["metrics"]["standard"]
+    assert abs(report["metrics"]["standard"]["psnr"] - expected) < 0.1  # the same, before 8-bit rounding

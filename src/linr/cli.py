@@ -505,7 +505,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
             on = "RGB" if c == 3 else "grey" if c == 1 else f"{c} channels"
             on += "" if where is None else f", on the {where.mean():.1%} of pixels that are opaque"
             similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
-            scale = measured_scale(result.settings)  # a hot pixel the photo's maximum: the scene's range
+            rule = None if out.value_range is None else out.value_range.rule
+            scale = measured_scale(result.settings, rule or "dtype")  # a hot pixel its white: the scene's range
+            if scale != measured_scale(result.settings):  # restore measured on the scene's range: this photo's is
+                from .tasks import result_metrics        # its type's or given, which a hot pixel did not set
+
+                task = "deblur" if {o.kind for o in scene} == {"blurred"} else None
+                report["metrics"] = result.metrics = result_metrics(reference, result, task, where=where, scale=scale)
+                if where is not None:
+                    named_opaque(report["metrics"])
+                std = report["metrics"]["standard"]
+                similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
             written = None if render else _as_written(args.output, image, reference, out, where=where, scale=scale)
             if written is not None:
                 report["metrics_as_written"] = written
@@ -596,7 +606,10 @@ def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any,
         if not kept:
             return None
         values = np.maximum(np.asarray(image, np.float32), 0.0)  # as the writer floors it
-    decibels = psnr(reference, values / np.float32(scale), data_range=high - low, where=where)
+    values = values / np.float32(scale)
+    if (low, high) != (0.0, 1.0) or scale != 1.0:  # as the standard convention clips the restored image
+        values = np.clip(values, low, high)
+    decibels = psnr(reference, values, data_range=high - low, where=where)
     return named_opaque({"psnr": decibels, "convention": "standard",
                          "bit_depth": written_bit_depth(path, out.bit_depth),
                          "format": WRITE_FORMATS[Path(path).suffix.lower()], **measured_count(where)})
@@ -630,13 +643,14 @@ def _range_hint(value_range: Any, reference: Any, image: Any, scale: float = 1.0
     """'; on the inputs' range LO..HI (...)' where the scale PSNR is measured on is a range of the
     inputs' own (their data's, a given one, dim counts' low bits), which ``linr metrics`` maps only when
     told (it maps two float files by the larger of their maxima): an astronomer's 48.32 dB printed was
-    47.91 by ``linr metrics``; else '' (also where the reference or the image reach beyond the range,
-    which a given range would clip there)."""
+    47.91 by ``linr metrics``; else '' (also where the reference reaches beyond the range, which the
+    standard convention then measures on the reference's own: :func:`linr.metrics.measured_range`).
+    ``scale``: the range's share measured on (:func:`linr.defects.measured_scale`)."""
     import numpy as np
 
     if value_range is None or value_range.rule not in ("data", "given", "bits") or \
-            max(float(np.max(reference)), float(np.max(image))) > scale or min(float(np.min(reference)), 0.0) < 0.0:
-        return ""
+            float(np.max(reference)) > scale or min(float(np.min(reference)), 0.0) < 0.0:
+        return ""  # a reference beyond the range: measured on its own (linr.metrics.measured_range)
     low, high = value_range.low, value_range.low + scale * (value_range.high - value_range.low)
     return (f"; on the inputs' range {low:g}..{high:g}" + (" (its defects left out)" if scale != 1.0 else "")
             + f", as linr metrics --range={low:g}:{high:g} measures")
@@ -851,7 +865,7 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
             " (nothing assumed beyond its frame, the pixels beyond it drawn to the fit's own)" \
             if done[0].get("extension") else " (nothing assumed beyond its frame)"
         noise = f"noise sigma {sigmas} of 255 measured"
-        rescaled = "scale" in settings[0].get("defects", {})  # linr.defects: a hot pixel was the photo's maximum
+        rescaled = settings[0].get("defects", {}).get("rescaled")  # linr.defects: a hot pixel was the photo's maximum
         if widened := settings[0].get("headroom"):  # measured and refined on the fit's widened scale
             noise += f" on the fit's scale ({widened['factor']:g}x the photo's{' without its defects' if rescaled else ''})"
         elif rescaled:
@@ -1106,8 +1120,11 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
     if found := settings.get("defects"):  # linr.defects
         lines.append(f"{found['left_out']} pixel(s) sharper than the blur allows (a hot pixel, a cosmic ray's track: "
                      "no scene blurred by the kernel gives them) left out of the data term"
-                     + (f", one of them the photo's maximum: fitted on the scale of the brightest pixel left, "
-                        f"{found['scale']:.3g} of it" if "scale" in found else "")
+                     + ("" if "maximum" not in found else
+                        f", one of them the photo's maximum: fitted on the scale of the brightest pixel left, "
+                        f"{found['maximum']:.3g} of it" if found["rescaled"] else
+                        ", one of them the photo's maximum: fitted on the photo's own scale all the same, as a kept "
+                        "model renders it")
                      + " (--defects off fits every pixel; not in the paper)"
                      if found["left_out"] else
                      f"{found['sharper_than_kernel']} pixels are sharper than the kernel allows, too many to be hot "

@@ -42,19 +42,26 @@ DEFECT_SIGMAS = 5.0
 """How many standard deviations of the photo's noise (its measured level, at least its values' step)
 the shortfall must exceed as well."""
 
-DEFECT_ROUNDS = 4
-"""Rounds of the test, each with the defects found so far filled: a cosmic ray's track of several
-pixels is found from its ends inwards."""
+DEFECT_ROUNDS = 2
+"""Rounds of the test, each with the defects found so far read as their neighbours' median: a
+defect beside one found is tested against what the scene has there."""
 
 DEFECTS_UP_TO = 0.002
 """The largest share of the photo's pixels left out as defects (and at least 16): more, and the
 kernel is likely wider than the blur in the photo (its sharp features read as defects)."""
 
+NOISE_FLOOR = 2.0 ** -16
+"""The least noise level taken (on the photo's scale, its white 1): a 16-bit quantum. A photo free of
+noise in floats (a silhouette blurred by an Airy pattern) showed 5 pixels of its kernel's far tail
+above a margin of its values' step."""
+
 DEFECTS_CHOICES = ("auto", "off")
 
-CORE = 0.05
-"""The kernel's values from this share of its peak on are its core, over which its ratio is taken
-(in its far tail the ratio of a sampled kernel says little: a point there adds little)."""
+CORE = 0.001
+"""The kernel's values from this share of its peak on are those its ratio is taken over: all but
+its numerical dust (a bright star is seen far into the kernel's tail: with only the values of 5% of
+the peak and more, the anti-aliased tail of a motion blur at 30 degrees and the first ring of an
+Airy pattern read as defects around stars of 1e5 counts)."""
 
 
 def check_defects(defects: Any) -> str:
@@ -89,6 +96,13 @@ def _step(values: np.ndarray) -> float:
     return float(steps.min()) if steps.size else 0.0
 
 
+def _pair_maxima(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The larger of each pixel's two neighbours above and below, and left and right (H, W, C each),
+    a border's outer one its own value."""
+    p = np.pad(values, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return np.maximum(p[:-2, 1:-1], p[2:, 1:-1]), np.maximum(p[1:-1, :-2], p[1:-1, 2:])
+
+
 def _pair_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The mean of each pixel's two neighbours above and below, and left and right (H, W, C each),
     a border's outer one its own value."""
@@ -98,14 +112,17 @@ def _pair_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray | None = None) -> np.ndarray | None:
     """The pixels (H, W bool) of a photo blurred by ``kernel`` (``image`` (H, W[, C]) on its scale)
-    that no scene blurred by it gives: in any channel, the mean of its two neighbours along an axis
-    below ``t`` times its value (``t``: :data:`DEFECT_SHARPNESS` of that axis's
-    :func:`sharpest_ratio`; values on a scale whose 0 is black, as a photo's range maps them), by
-    more than :data:`DEFECT_SIGMAS` standard deviations of that difference (its noise measured, at
-    least its values' step), over :data:`DEFECT_ROUNDS` rounds, those found in one read as the
-    median of their neighbours left in the next (:func:`_with_found_as_neighbours`). Only ``kept``
-    pixels (H, W bool: a photo's opaque ones; None: all) are tested, and along an axis only where
-    both neighbours are kept. None where there is none."""
+    that no scene blurred by it gives: in any channel, a peak along an axis (brighter than both its
+    neighbours there) whose two neighbours' mean is below ``t`` times its value (``t``:
+    :data:`DEFECT_SHARPNESS` of that axis's :func:`sharpest_ratio`; values on a scale whose 0 is
+    black, as a photo's range maps them) by more than :data:`DEFECT_SIGMAS` standard deviations of
+    that difference: the photo's noise as measured (at least its values' step), taken as that of
+    its median value and growing as the square root of brightness above it (photon noise). Over
+    :data:`DEFECT_ROUNDS` rounds, those found in one read as the median of their neighbours left in
+    the next (:func:`_with_found_as_neighbours`). Only ``kept`` pixels (H, W bool: a photo's opaque
+    ones; None: all) are tested, and along an axis only where both neighbours are kept; a pixel on
+    the photo's border only along it. Not found: a defect of 2 x 2 pixels or wider (its neighbours
+    as bright as a point's image), one in a corner. None where there is none."""
     from .noise import MIN_SIDE, estimate_noise_sigma
     from .transparent import mirrored_fill
 
@@ -118,16 +135,23 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
     if not kept.any():
         return None
     ratios = [DEFECT_SHARPNESS * r for r in sharpest_ratio(kernel)]
-    sigma = max(estimate_noise_sigma(mirrored_fill(values, ~kept)), _step(values[kept]))
-    margins = [DEFECT_SIGMAS * sigma * np.sqrt(t * t + 0.5) for t in ratios]
+    sigma = max(estimate_noise_sigma(mirrored_fill(values, ~kept)), _step(values[kept]), NOISE_FLOOR)
+    # photon noise grows with brightness: the level measured (mostly where the photo is typical) is
+    # taken as that of its median and grows as the square root of a brighter pixel's value
+    typical = max(float(np.median(values[kept])), sigma)
+
+    def noise(at: np.ndarray) -> np.ndarray:
+        return sigma * np.sqrt(np.maximum(at / typical, 1.0))
+
     readable = [pair[..., 0] >= 1.0 for pair in _pair_means(kept[..., None].astype(np.float64))]  # both kept
     found = np.zeros((h, w), bool)
     work = values
     for _ in range(DEFECT_ROUNDS):
         new = np.zeros((h, w), bool)
-        for t, margin, pair, both in zip(ratios, margins, _pair_means(work), readable):
-            if t > 0:
-                new |= (t * work - pair > margin).any(axis=2) & both
+        for t, pair, larger, both in zip(ratios, _pair_means(work), _pair_maxima(work), readable):
+            if t > 0:  # a peak along the axis, its neighbours too dim for any point's image
+                margin = DEFECT_SIGMAS * np.sqrt((t * noise(work)) ** 2 + noise(pair) ** 2 / 2)
+                new |= ((t * work - pair > margin) & (work > larger)).any(axis=2) & both
         new &= kept & ~found
         if not new.any():
             break
@@ -179,6 +203,9 @@ class Defects:
     too_many: int = 0
     """Where more pixels than :data:`DEFECTS_UP_TO` allows are sharper than the kernel, their count
     (none left out: the kernel may be wider than the photo's blur); 0 else."""
+    maximum: float = 1.0
+    """Where a defect holds the photo's maximum, the brightest pixel left's share of it
+    (:func:`defect_scale`): the scene's range within the photo's; 1.0 else."""
 
     @property
     def count(self) -> int:
@@ -204,15 +231,15 @@ def defects_of(observations: Sequence[Observation], *, preset: str | None, defec
     count, pixels = int(found.sum()), int(found.size if kept is None else np.count_nonzero(kept))
     if count > max(16, DEFECTS_UP_TO * pixels):
         return Defects(too_many=count)
-    return Defects(pixels=found)
+    return Defects(pixels=found, maximum=defect_scale(photo.image, found, kept))
 
 
 def without_defects(observations: Sequence[Observation], defects: Defects, *,
                     rescale: bool = True) -> tuple[list[Observation], float]:
     """The one blurred photo with its ``defects`` left out of its data term (beside its transparent
     pixels, if any: :func:`linr.kinds.left_out_where_transparent`, their values filled from the
-    pixels kept) and, with ``rescale``, divided by :func:`defect_scale`; with that factor (1.0:
-    not divided). Unchanged where there is none."""
+    pixels kept) and, with ``rescale``, divided by :attr:`Defects.maximum` (a hot pixel its white); with
+    that factor (1.0: not divided). Unchanged where there is none."""
     import dataclasses
 
     from .kinds import left_out_where_transparent
@@ -222,11 +249,9 @@ def without_defects(observations: Sequence[Observation], defects: Defects, *,
         return list(observations), 1.0
     photo = observations[0]
     kept = ~defects.pixels
-    before = None
     if isinstance(photo.operator, LeftOut):  # its transparent pixels already left out: both now
-        before = photo.operator.kept
-        photo, kept = dataclasses.replace(photo, operator=photo.operator.inner), kept & before
-    scale = defect_scale(photo.image, defects.pixels, before) if rescale else 1.0
+        photo, kept = dataclasses.replace(photo, operator=photo.operator.inner), kept & photo.operator.kept
+    scale = defects.maximum if rescale else 1.0
     photo = left_out_where_transparent(photo, kept.astype(np.float32))
     if scale != 1.0:
         photo = dataclasses.replace(photo, image=(photo.image / np.float32(scale)).astype(np.float32))
@@ -243,7 +268,7 @@ def restored_scale(result: Any, defects: Defects, scale: float) -> Any:
         result.settings["defects"] = {
             "left_out": defects.count,
             "why": "sharper than the blur allows: a hot pixel or a cosmic ray's track, no part of the scene",
-            **({"scale": float(scale)} if scale != 1.0 else {})}
+            **({"maximum": float(defects.maximum), "rescaled": scale != 1.0} if defects.maximum != 1.0 else {})}
     elif defects.too_many:
         result.settings["defects"] = {
             "left_out": 0, "sharper_than_kernel": defects.too_many,
@@ -257,9 +282,11 @@ SCALE_NOTE = ("on the photo's range without its defects (a hot pixel or a cosmic
 """What a result's metrics say where :func:`measured_scale` is not 1."""
 
 
-def measured_scale(settings: dict[str, Any]) -> float:
+def measured_scale(settings: dict[str, Any], range_rule: str | None = "data") -> float:
     """What a result's image, its reference and its inputs are divided by before they are measured
-    (``settings``: the result's): 1.0, but where a defect was the photo's maximum
-    (:func:`restored_scale`'s ``scale``), the brightest pixel left's share of it, so that PSNR is on
-    the scene's range, not the hot pixel's (else a field measured at 30 dB on its counts printed 60)."""
-    return float(settings.get("defects", {}).get("scale", 1.0))
+    (``settings``: the result's): 1.0, but where a defect was the photo's maximum and that maximum
+    was the photo's white (``range_rule`` 'data': a float file mapped by its own maximum, as
+    :func:`linr.tasks.restore` takes a photo it is given), the brightest pixel left's share of it
+    (:attr:`Defects.maximum`), so that PSNR is on the scene's range, not the hot pixel's (a field
+    measured at 30 dB on its counts printed 60); a range of the type's, or given, is kept."""
+    return float(settings.get("defects", {}).get("maximum", 1.0)) if range_rule == "data" else 1.0

@@ -1469,14 +1469,14 @@ def measured_against(result: FitResult, reference: np.ndarray | None, observatio
 
 
 def result_metrics(reference: np.ndarray, result: FitResult, task: str | None, *,
-                   where: np.ndarray | None = None) -> dict[str, Any]:
+                   where: np.ndarray | None = None, scale: float | None = None) -> dict[str, Any]:
     """:func:`linr.metrics.report` of ``result``'s image against ``reference``, both divided first by
-    :func:`linr.defects.measured_scale` (where a defect was the photo's maximum: measured on the
-    scene's range, each convention's ``scale_note`` says so)."""
+    ``scale`` (None: :func:`linr.defects.measured_scale`, where a defect was the photo's maximum: measured
+    on the scene's range, each convention's ``scale_note`` says so)."""
     from .defects import SCALE_NOTE, measured_scale
     from .metrics import report
 
-    scale = np.float32(measured_scale(result.settings))
+    scale = np.float32(measured_scale(result.settings) if scale is None else scale)
     metrics = report(np.asarray(reference, np.float32) / scale, result.image / scale, task, where=where)
     if scale != 1.0:
         for measured in metrics.values():

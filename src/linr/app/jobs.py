@@ -882,7 +882,7 @@ class JobRunner:
         from ..defects import measured_scale
         from ..images import output_info, write_image
         from ..metrics import json_ready, named_opaque
-        from ..tasks import input_psnrs
+        from ..tasks import input_psnrs, result_metrics
 
         image = np.clip(result.image, 0.0, 1.0)
         out = output_info(prepared.infos)  # stored like linr restore's output: its deepest input's profile
@@ -895,6 +895,11 @@ class JobRunner:
             bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
                            icc_profile=out.icc_profile, density=out.density, exif=out.exif, **units)
+        rule = None if out.value_range is None else out.value_range.rule
+        scale = measured_scale(result.settings, rule or "dtype")  # a hot pixel its white: the scene's range
+        if result.metrics is not None and scale != measured_scale(result.settings):  # of the type's, or given
+            task = "deblur" if {o.kind for o in prepared.loaded} == {"blurred"} else None
+            result.metrics = result_metrics(prepared.reference, result, task, where=prepared.measured, scale=scale)
         metrics = result.metrics  # restore's, on the output's opaque pixels (prepared.measured)
         if metrics is not None and prepared.measured is not None:
             named_opaque(metrics)  # as linr restore's report names them
@@ -902,7 +907,7 @@ class JobRunner:
                                       "app": prepared.request, **result.to_dict()}  # metrics included
         if metrics is not None:
             if inputs := input_psnrs(prepared.loaded, prepared.reference, where=prepared.measured,
-                                     scale=measured_scale(result.settings)):  # each input's
+                                     scale=scale):  # each input's
                 run_report["input_psnr"] = inputs
         run_report = json_ready(run_report)
         report_path = path.with_name(f"{path.stem.removesuffix('_restored')}_report.json")

@@ -50,6 +50,10 @@ class Payload:
     alpha: np.ndarray | None = None
     """The output's alpha (H, W; None: none): the metrics measure its opaque pixels where it keeps
     transparent ones, as ``linr restore`` measures them (:func:`linr.images.opaque_pixels`)."""
+    range_rule: str | None = None
+    """How the inputs' values were mapped (:attr:`linr.images.ValueRange.rule`; None: by their type):
+    a defect that was a photo mapped by its own maximum ('data') moves the metrics to the scene's range
+    (:func:`linr.defects.measured_scale`)."""
     scenes: list[list[Any]] | None = None
     """The scene's frames restored each on its own (``--frames separate``, a Z-stack's default;
     :func:`linr.scene.split_frames`), or None: :attr:`observations` restored as one scene.
@@ -151,6 +155,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
         threads=threads,
         fewer_where_late=fewer_where_late,
         alpha=out.alpha,
+        range_rule=None if out.value_range is None else out.value_range.rule,
         scenes=scenes,
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
@@ -301,10 +306,11 @@ def _result(out: dict[str, Any], payload: Payload, results: list[Any], *, share:
     if references is not None and references[0] is not None:
         try:
             where = opaque_pixels(payload.alpha, references[0].shape)
-            each = [named_opaque(result_metrics(reference, result, payload.metric_task, where=where))
-                    for reference, result in zip(references, results, strict=True)]
-            inputs = [input_psnrs(scene, reference, where=where, scale=measured_scale(result.settings)) or None
-                      for scene, reference, result in zip(payload.each_scene(), references, results)]
+            scales = [measured_scale(result.settings, payload.range_rule or "dtype") for result in results]
+            each = [named_opaque(result_metrics(reference, result, payload.metric_task, where=where, scale=scale))
+                    for reference, result, scale in zip(references, results, scales, strict=True)]
+            inputs = [input_psnrs(scene, reference, where=where, scale=scale) or None
+                      for scene, reference, scale in zip(payload.each_scene(), references, scales)]
             metrics, inputs = (each[0], inputs[0]) if len(each) == 1 else (_mean_metrics(each), None)
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"
