@@ -58,10 +58,17 @@ above a margin of its values' step."""
 DEFECTS_CHOICES = ("auto", "off")
 
 CORE = 0.001
-"""The kernel's values from this share of its peak on are those its ratio is taken over: all but
-its numerical dust (a bright star is seen far into the kernel's tail: with only the values of 5% of
-the peak and more, the anti-aliased tail of a motion blur at 30 degrees and the first ring of an
-Airy pattern read as defects around stars of 1e5 counts)."""
+"""The kernel's values from this share of its peak on are those its ratio is taken over at first:
+all but its numerical dust (a bright star is seen far into the kernel's tail: with only the values
+of 5% of the peak and more, the anti-aliased tail of a motion blur at 30 degrees and the first ring
+of an Airy pattern read as defects around stars of 1e5 counts)."""
+
+CORE_UP_TO = 0.05
+"""The share of the kernel's peak its ratio is taken from at most, in a second pass: where the
+photo's brightest pixel (the defects found at first left out) is so dim that its image's values
+below ``DEFECT_SIGMAS`` noise levels are lost in the noise, only the kernel's values above that
+bound it (an Airy pattern's rings allow a sharpness its 64-px star fields never show: a cosmic ray
+there went unfound with the first pass alone, its field restored at 16.7 dB instead of 40.1)."""
 
 
 def check_defects(defects: Any) -> str:
@@ -71,8 +78,8 @@ def check_defects(defects: Any) -> str:
     return defects
 
 
-def sharpest_ratio(kernel: np.ndarray) -> tuple[float, float]:
-    """The least ratios, over the kernel's core (values of at least :data:`CORE` of its peak), of
+def sharpest_ratio(kernel: np.ndarray, core: float = CORE) -> tuple[float, float]:
+    """The least ratios, over the kernel's values of at least ``core`` of its peak, of
     the mean of a value's two neighbours along each axis (above and below; left and right) to the
     value: how much dimmer than a pixel its neighbours on either side can be in any blurred photo
     of a scene that is nowhere negative (a blur along one axis only: 0 across it, where the scene's
@@ -80,7 +87,7 @@ def sharpest_ratio(kernel: np.ndarray) -> tuple[float, float]:
     k = np.asarray(kernel, np.float64)
     k = k / k.max()
     p = np.pad(k, 1)
-    core = k >= CORE
+    core = k >= core
     vertical = (p[:-2, 1:-1] + p[2:, 1:-1]) / 2.0
     horizontal = (p[1:-1, :-2] + p[1:-1, 2:]) / 2.0
     return float(np.min(vertical[core] / k[core])), float(np.min(horizontal[core] / k[core]))
@@ -134,7 +141,6 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
     kept = np.ones((h, w), bool) if kept is None else np.asarray(kept, bool)
     if not kept.any():
         return None
-    ratios = [DEFECT_SHARPNESS * r for r in sharpest_ratio(kernel)]
     sigma = max(estimate_noise_sigma(mirrored_fill(values, ~kept)), _step(values[kept]), NOISE_FLOOR)
     # photon noise grows with brightness: the level measured (mostly where the photo is typical) is
     # taken as that of its median and grows as the square root of a brighter pixel's value
@@ -144,19 +150,30 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
         return sigma * np.sqrt(np.maximum(at / typical, 1.0))
 
     readable = [pair[..., 0] >= 1.0 for pair in _pair_means(kept[..., None].astype(np.float64))]  # both kept
-    found = np.zeros((h, w), bool)
-    work = values
-    for _ in range(DEFECT_ROUNDS):
-        new = np.zeros((h, w), bool)
-        for t, pair, larger, both in zip(ratios, _pair_means(work), _pair_maxima(work), readable):
-            if t > 0:  # a peak along the axis, its neighbours too dim for any point's image
-                margin = DEFECT_SIGMAS * np.sqrt((t * noise(work)) ** 2 + noise(pair) ** 2 / 2)
-                new |= ((t * work - pair > margin) & (work > larger)).any(axis=2) & both
-        new &= kept & ~found
-        if not new.any():
-            break
-        found |= new
-        work = _with_found_as_neighbours(values, found, kept)
+
+    def tested(core: float, found: np.ndarray) -> np.ndarray:
+        ratios = [DEFECT_SHARPNESS * r for r in sharpest_ratio(kernel, core)]
+        work = values if not found.any() else _with_found_as_neighbours(values, found, kept)
+        for _ in range(DEFECT_ROUNDS):
+            new = np.zeros((h, w), bool)
+            for t, pair, larger, both in zip(ratios, _pair_means(work), _pair_maxima(work), readable):
+                if t > 0:  # a peak along the axis, its neighbours too dim for any point's image
+                    margin = DEFECT_SIGMAS * np.sqrt((t * noise(work)) ** 2 + noise(pair) ** 2 / 2)
+                    new |= ((t * work - pair > margin) & (work > larger)).any(axis=2) & both
+            new &= kept & ~found
+            if not new.any():
+                break
+            found = found | new
+            work = _with_found_as_neighbours(values, found, kept)
+        return found
+
+    found = tested(CORE, np.zeros((h, w), bool))
+    rest = kept & ~found
+    if rest.any():  # the kernel's values a point as bright as the brightest pixel left shows above the noise
+        brightest = float(values[rest].max())  # above black: a point's image is bounded from 0, not the sky
+        core = min(CORE_UP_TO, DEFECT_SIGMAS * sigma / brightest) if brightest > 0 else CORE
+        if core > CORE:
+            found = tested(core, found)
     return found if found.any() else None
 
 
