@@ -133,7 +133,7 @@ def table(rows: dict) -> str:
              "|---|---|---:|---:|" + "---:|" * len(variants) + "---:|"]
     for key in sorted(by_scene):
         got = by_scene[key]
-        first = next(iter(got.values()))
+        first = next((r for v, r in got.items() if v != "clean"), next(iter(got.values())))  # its photo spoilt
         found = got["auto"]["defects_found"] if "auto" in got else ""
         gain = f"{got['auto']['psnr'] - got['off']['psnr']:+.2f}" if "auto" in got and "off" in got else ""
         lines.append(f"| {key} | {'tune' if key in TUNE else 'report'} | {first['defects_true']} ({found}) | "

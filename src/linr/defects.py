@@ -103,18 +103,12 @@ def _step(values: np.ndarray) -> float:
     return float(steps.min()) if steps.size else 0.0
 
 
-def _pair_maxima(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The larger of each pixel's two neighbours above and below, and left and right (H, W, C each),
-    a border's outer one its own value."""
-    p = np.pad(values, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    return np.maximum(p[:-2, 1:-1], p[2:, 1:-1]), np.maximum(p[1:-1, :-2], p[1:-1, 2:])
-
-
-def _pair_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean of each pixel's two neighbours above and below, and left and right (H, W, C each),
-    a border's outer one its own value."""
-    p = np.pad(values, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    return (p[:-2, 1:-1] + p[2:, 1:-1]) / 2.0, (p[1:-1, :-2] + p[1:-1, 2:]) / 2.0
+def _neighbours(channel: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The mean and the larger of each pixel's two neighbours above and below, then left and right,
+    of one channel (H, W), a border's outer one its own value."""
+    p = np.pad(channel, 1, mode="edge")
+    pairs = ((p[:-2, 1:-1], p[2:, 1:-1]), (p[1:-1, :-2], p[1:-1, 2:]))
+    return [((a + b) / 2, np.maximum(a, b)) for a, b in pairs]
 
 
 def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray | None = None) -> np.ndarray | None:
@@ -133,7 +127,7 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
     from .noise import MIN_SIDE, estimate_noise_sigma
     from .transparent import mirrored_fill
 
-    values = np.asarray(image, np.float64)
+    values = np.asarray(image, np.float32)  # one channel at a time in float32: bounded memory at any size
     values = values[..., None] if values.ndim == 2 else values
     h, w = values.shape[:2]
     if min(h, w) < MIN_SIDE:
@@ -141,25 +135,31 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
     kept = np.ones((h, w), bool) if kept is None else np.asarray(kept, bool)
     if not kept.any():
         return None
-    sigma = max(estimate_noise_sigma(mirrored_fill(values, ~kept)), _step(values[kept]), NOISE_FLOOR)
+    sample = values[kept]
+    if sample.shape[0] > 200_000:
+        sample = sample[np.random.default_rng(0).choice(sample.shape[0], 200_000, replace=False)]
+    sigma = max(estimate_noise_sigma(values if kept.all() else mirrored_fill(values, ~kept)), _step(sample),
+                NOISE_FLOOR)
     # photon noise grows with brightness: the level measured (mostly where the photo is typical) is
     # taken as that of its median and grows as the square root of a brighter pixel's value
-    typical = max(float(np.median(values[kept])), sigma)
+    typical = max(float(np.median(sample)), sigma)
 
     def noise(at: np.ndarray) -> np.ndarray:
-        return sigma * np.sqrt(np.maximum(at / typical, 1.0))
+        return np.float32(sigma) * np.sqrt(np.maximum(at / np.float32(typical), np.float32(1.0)))
 
-    readable = [pair[..., 0] >= 1.0 for pair in _pair_means(kept[..., None].astype(np.float64))]  # both kept
+    readable = [mean >= 1.0 for mean, _ in _neighbours(kept.astype(np.float32))]  # both neighbours kept
 
     def tested(core: float, found: np.ndarray) -> np.ndarray:
         ratios = [DEFECT_SHARPNESS * r for r in sharpest_ratio(kernel, core)]
         work = values if not found.any() else _with_found_as_neighbours(values, found, kept)
         for _ in range(DEFECT_ROUNDS):
             new = np.zeros((h, w), bool)
-            for t, pair, larger, both in zip(ratios, _pair_means(work), _pair_maxima(work), readable):
-                if t > 0:  # a peak along the axis, its neighbours too dim for any point's image
-                    margin = DEFECT_SIGMAS * np.sqrt((t * noise(work)) ** 2 + noise(pair) ** 2 / 2)
-                    new |= ((t * work - pair > margin) & (work > larger)).any(axis=2) & both
+            for c in range(values.shape[2]):
+                channel = work[..., c]
+                for t, (pair, larger), both in zip(ratios, _neighbours(channel), readable):
+                    if t > 0:  # a peak along the axis, its neighbours too dim for any point's image
+                        margin = DEFECT_SIGMAS * np.sqrt((np.float32(t) * noise(channel)) ** 2 + noise(pair) ** 2 / 2)
+                        new |= (np.float32(t) * channel - pair > margin) & (channel > larger) & both
             new &= kept & ~found
             if not new.any():
                 break
