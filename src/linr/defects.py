@@ -65,9 +65,9 @@ of an Airy pattern read as defects around stars of 1e5 counts)."""
 
 CORE_UP_TO = 0.05
 """The share of the kernel's peak its ratio is taken from at most, in a second pass: where the
-photo's brightest pixel (the defects found at first left out) is so dim that its image's values
-below ``DEFECT_SIGMAS`` noise levels are lost in the noise, only the kernel's values above that
-bound it (an Airy pattern's rings allow a sharpness its 64-px star fields never show: a cosmic ray
+photo's brightest point (read off its brightest pixel's neighbours, the defects found at first left
+out) is so dim that its image's values below ``DEFECT_SIGMAS`` noise levels are lost in the noise,
+only the kernel's values above that bound it (an Airy pattern's rings allow a sharpness its 64-px star fields never show: a cosmic ray
 there went unfound with the first pass alone, its field restored at 16.7 dB instead of 40.1)."""
 
 
@@ -169,8 +169,14 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
 
     found = tested(CORE, np.zeros((h, w), bool))
     rest = kept & ~found
-    if rest.any():  # the kernel's values a point as bright as the brightest pixel left shows above the noise
-        brightest = float(values[rest].max())  # above black: a point's image is bounded from 0, not the sky
+    if rest.any():  # the kernel's values the photo's brightest point shows above the noise
+        work = values if not found.any() else _with_found_as_neighbours(values, found, kept)
+        # how bright that point is, read off its neighbours too (a defect's own value says nothing: it is
+        # often the photo's maximum), from 0: a point's image is bounded above black, not above the sky
+        widest = max(max(sharpest_ratio(kernel, CORE_UP_TO)), 1e-6)
+        brightest = max(float(np.max(np.minimum(  # a pixel beside a defect is no brighter than itself
+            work[..., c], np.maximum(*(mean for mean, _ in _neighbours(work[..., c]))) / np.float32(widest))[rest]))
+            for c in range(values.shape[2]))
         core = min(CORE_UP_TO, DEFECT_SIGMAS * sigma / brightest) if brightest > 0 else CORE
         if core > CORE:
             found = tested(core, found)
