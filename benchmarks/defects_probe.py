@@ -23,7 +23,6 @@ could give at best); ``oracle-unscaled`` left out, the photo mapped by its maxim
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import defaultdict
@@ -35,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from star_headroom_probe import scene as base_scene  # noqa: E402
 
-from linr.bench.common import emit_row, read_rows  # noqa: E402
+from linr.bench.common import scene_probe_main  # noqa: E402
 
 TUNE = ("stars/1/2@hot+ray", "stars/2/1.5@hot", "stars/3/2@ray", "natural/set5+bird/50@hot")
 """The scenes the detection's thresholds were chosen on; the rest are reported."""
@@ -143,20 +142,7 @@ def table(rows: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("rows", type=Path)
-    parser.add_argument("scenes", nargs="?", default="")
-    parser.add_argument("variants", nargs="?", default="off,auto")
-    parser.add_argument("--table", action="store_true")
-    args = parser.parse_args()
-    done = read_rows(args.rows)
-    if args.table:
-        print(table(done))
-        return
-    for key in filter(None, args.scenes.split(",")):
-        for variant in args.variants.split(","):
-            if f"{key}|{variant}" not in done:
-                emit_row(row(key, variant), args.rows)
+    scene_probe_main(__doc__.split("\n")[0], row, table, "off,auto")
 
 
 if __name__ == "__main__":

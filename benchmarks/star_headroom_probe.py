@@ -19,7 +19,6 @@ One torch thread; resumable rows.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from scipy.ndimage import convolve
 
-from linr.bench.common import emit_row, load_clean, read_rows
+from linr.bench.common import load_clean, scene_probe_main
 from linr.operators import gaussian_kernel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -162,20 +161,7 @@ def table(rows: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("rows", type=Path)
-    parser.add_argument("scenes", nargs="?", default="")
-    parser.add_argument("variants", nargs="?", default="h1,h4-holdout")
-    parser.add_argument("--table", action="store_true")
-    args = parser.parse_args()
-    done = read_rows(args.rows)
-    if args.table:
-        print(table(done))
-        return
-    for key in filter(None, args.scenes.split(",")):
-        for variant in args.variants.split(","):
-            if f"{key}|{variant}" not in done:
-                emit_row(row(key, variant), args.rows)
+    scene_probe_main(__doc__.split("\n")[0], row, table, "h1,h4-holdout")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,29 @@ def emit_row(row: dict[str, Any], path: "Path | str | None" = None) -> dict[str,
     return row
 
 
+def scene_probe_main(description: str, row: Any, table: Any, variants: str) -> None:
+    """The command line of a probe script over scenes and variants (``benchmarks/*_probe.py``): ``ROWS
+    [SCENES [VARIANTS]]`` appends ``row(scene, variant)`` for each pair of the comma-separated lists
+    not yet in the JSONL file ROWS (keyed ``scene|variant``; ``variants`` the default list);
+    ``ROWS --table`` prints ``table(rows)``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("rows", type=Path)
+    parser.add_argument("scenes", nargs="?", default="")
+    parser.add_argument("variants", nargs="?", default=variants)
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    done = read_rows(args.rows)
+    if args.table:
+        print(table(done))
+        return
+    for key in filter(None, args.scenes.split(",")):
+        for variant in args.variants.split(","):
+            if f"{key}|{variant}" not in done:
+                emit_row(row(key, variant), args.rows)
+
+
 def restore_options(variant: str, *, others: str = "") -> dict[str, Any]:
     """:func:`linr.restore` keyword arguments of a variant of the default restore: settings joined
     by commas, such as ``width=64,depth=5`` or ``refine=none`` (:data:`RESTORE_SETTINGS`; ``linr
