@@ -97,12 +97,9 @@ def sharpest_ratio(kernel: np.ndarray, core: float = CORE) -> tuple[float, float
 
 
 def _step(values: np.ndarray) -> float:
-    """The smallest step between the values of (a sample of) ``values``: their quantum for integer
-    counts or 8-bit levels (a noise level measured as zero on sparse counts is at least that)."""
-    flat = values.ravel()
-    if flat.size > 200_000:
-        flat = flat[np.random.default_rng(0).choice(flat.size, 200_000, replace=False)]
-    steps = np.diff(np.unique(flat))
+    """The smallest step between ``values`` (a sample of a photo's): their quantum for integer counts
+    or 8-bit levels (a noise level measured as zero on sparse counts is at least that)."""
+    steps = np.diff(np.unique(values.ravel()))
     return float(steps.min()) if steps.size else 0.0
 
 
@@ -152,9 +149,10 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
 
     readable = [mean >= 1.0 for mean, _ in _neighbours(kept.astype(np.float32))]  # both neighbours kept
 
-    def tested(core: float, found: np.ndarray) -> np.ndarray:
+    def tested(core: float, found: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``found`` with the defects the kernel's values from ``core`` on bound, and the values as
+        the next test reads them (``work``: ``values`` with those in ``found`` filled)."""
         ratios = [DEFECT_SHARPNESS * r for r in sharpest_ratio(kernel, core)]
-        work = values if not found.any() else _with_found_as_neighbours(values, found, kept)
         for _ in range(DEFECT_ROUNDS):
             new = np.zeros((h, w), bool)
             for c in range(values.shape[2]):
@@ -168,12 +166,11 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
                 break
             found = found | new
             work = _with_found_as_neighbours(values, found, kept)
-        return found
+        return found, work
 
-    found = tested(CORE, np.zeros((h, w), bool))
+    found, work = tested(CORE, np.zeros((h, w), bool), values)
     rest = kept & ~found
     if rest.any():  # the kernel's values the photo's brightest point shows above the noise
-        work = values if not found.any() else _with_found_as_neighbours(values, found, kept)
         # how bright that point is, read off its neighbours too (a defect's own value says nothing: it is
         # often the photo's maximum), from 0: a point's image is bounded above black, not above the sky
         widest = max(max(sharpest_ratio(kernel, CORE_UP_TO)), 1e-6)
@@ -182,7 +179,7 @@ def impossible_pixels(image: np.ndarray, kernel: np.ndarray, *, kept: np.ndarray
             for c in range(values.shape[2]))
         core = min(CORE_UP_TO, DEFECT_SIGMAS * sigma / brightest) if brightest > 0 else CORE
         if core > CORE:
-            found = tested(core, found)
+            found, _ = tested(core, found, work)
     return found if found.any() else None
 
 
@@ -263,22 +260,16 @@ def defects_of(observations: Sequence[Observation], *, preset: str | None, defec
 def without_defects(observations: Sequence[Observation], defects: Defects, *,
                     rescale: bool = True) -> tuple[list[Observation], float]:
     """The one blurred photo with its ``defects`` left out of its data term (beside its transparent
-    pixels, if any: :func:`linr.kinds.left_out_where_transparent`, their values filled from the
-    pixels kept) and, with ``rescale``, divided by :attr:`Defects.maximum` (a hot pixel its white); with
+    pixels, if any: :func:`linr.kinds.left_out_also`, their values filled from the pixels kept) and, with ``rescale``, divided by :attr:`Defects.maximum` (a hot pixel its white); with
     that factor (1.0: not divided). Unchanged where there is none."""
     import dataclasses
 
-    from .kinds import left_out_where_transparent
-    from .operators import LeftOut
+    from .kinds import left_out_also
 
     if defects.pixels is None:
         return list(observations), 1.0
-    photo = observations[0]
-    kept = ~defects.pixels
-    if isinstance(photo.operator, LeftOut):  # its transparent pixels already left out: both now
-        photo, kept = dataclasses.replace(photo, operator=photo.operator.inner), kept & photo.operator.kept
     scale = defects.maximum if rescale else 1.0
-    photo = left_out_where_transparent(photo, kept.astype(np.float32))
+    photo = left_out_also(observations[0], defects.pixels)
     if scale != 1.0:
         photo = dataclasses.replace(photo, image=(photo.image / np.float32(scale)).astype(np.float32))
     return [photo], scale

@@ -171,20 +171,15 @@ def lifted(observations: Sequence[Observation], factor: float, *,
            saturated: np.ndarray | None = None) -> list[Observation]:
     """The observations with their images divided by ``factor`` (the fit's scale widened), the
     one blurred photo's ``saturated`` pixels (H, W bool; :func:`saturated_plateau`) left out of its
-    data term (:func:`linr.kinds.left_out_where_transparent`: the blur does not explain a clipped
-    value)."""
+    data term (:func:`linr.kinds.left_out_also`: the blur does not explain a clipped value)."""
     import dataclasses
 
-    from .kinds import left_out_where_transparent
-    from .operators import LeftOut
+    from .kinds import left_out_also
 
     if factor == 1.0:
         return list(observations)
     if saturated is not None:
-        photo, kept = observations[0], ~saturated
-        if isinstance(photo.operator, LeftOut):  # its transparent pixels already left out: both now
-            photo, kept = dataclasses.replace(photo, operator=photo.operator.inner), kept & photo.operator.kept
-        observations = [left_out_where_transparent(photo, kept.astype(np.float32))]
+        observations = [left_out_also(observations[0], saturated)]
     return [dataclasses.replace(o, image=(o.image / np.float32(factor)).astype(np.float32)) for o in observations]
 
 

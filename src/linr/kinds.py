@@ -175,6 +175,22 @@ def left_out_where_transparent(observation: Observation, alpha: np.ndarray | Non
                                operator=LeftOut(observation.operator, kept))
 
 
+def left_out_also(observation: Observation, pixels: np.ndarray) -> Observation:
+    """``observation`` with ``pixels`` (H, W bool) left out of its data term beside those it leaves out
+    already (a photo's transparent ones), their values filled from the pixels kept
+    (:func:`left_out_where_transparent`): a saturated star's plateau (:mod:`linr.headroom`), a hot pixel
+    (:mod:`linr.defects`)."""
+    import dataclasses
+
+    from .operators import LeftOut
+
+    kept = ~np.asarray(pixels, bool)
+    if isinstance(observation.operator, LeftOut):  # its transparent pixels already left out: both now
+        kept = kept & observation.operator.kept
+        observation = dataclasses.replace(observation, operator=observation.operator.inner)
+    return left_out_where_transparent(observation, kept.astype(np.float32))
+
+
 def masked(image: np.ndarray, mask: np.ndarray, *, weight: float | None = None) -> Observation:
     """A photo with missing pixels; ``mask`` (H, W) is True / 1 where the pixel was observed:
     values above 0.5 are observed, the rest missing (as :class:`~linr.operators.Mask` reads it; an
