@@ -545,6 +545,23 @@ def test_the_page_in_a_headless_browser(browser, crops, tmp_path, monkeypatch):
         wait_for(lambda: status().startswith("cancelled at step"), 60, "the cancel")
         wait_for(lambda: find("#linr-start").is_enabled(), 30, "Restore free again")
         wait_for(lambda: "still fitting" not in find("#linr-after").text, 30, "the preview's label")
+        # reloading the page while a job runs: the browser asks first; the page that comes says the
+        # job was cancelled (a job lasts as long as its page), once
+        find("#linr-start").click()
+        wait_for(lambda: status().startswith("This restoration is forecast"), 60, "the question again")
+        find("#linr-start").click()
+        wait_for(lambda: status().startswith("running: step"), 120, "the fit to run again")
+        asks = "const e = new Event('beforeunload', {cancelable: true}); dispatchEvent(e); return e.defaultPrevented;"
+        assert d.execute_script(asks)  # the browser asks before the page is left (ChromeDriver answers it itself)
+        d.refresh()
+        left = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-left-job"), 60, "the note of the left job")
+        assert left[0].text.startswith("The restoration that was running when this tab last left the page (running: step")
+        assert "was cancelled and its files removed" in left[0].text
+        wait_for(lambda: not runner._jobs, 60, "the left job's end")  # the unload cancelled it
+        assert not d.execute_script(asks)  # no job runs: nothing to ask
+        d.refresh()  # and no note on the next page
+        wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#linr-start"), 60, "the page")
+        wait_for(lambda: status().startswith("Add an image"), 30, "the idle status")
     finally:
         page.close()
         runner.close()

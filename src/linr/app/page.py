@@ -26,6 +26,40 @@ __all__ = ["build_page", "serve", "render_status"]
 
 UPLOAD_HEIGHT = 110
 IMAGE_HEIGHT = 280
+
+LEAVING_SCRIPT = """<script>
+(() => {
+  // A job lives as long as its page: leaving or reloading the page while Restore is greyed (a job
+  // queued or running) cancels it. The browser asks first; a page left anyway notes it for the
+  // next page of this tab (sessionStorage), which says so (build_page's load event).
+  const running = () => { const b = document.getElementById("linr-start"); return !!b && b.disabled; };
+  addEventListener("beforeunload", (event) => { if (running()) { event.preventDefault(); event.returnValue = ""; } });
+  addEventListener("pagehide", () => {
+    if (!running()) return;
+    const status = document.getElementById("linr-status");
+    sessionStorage.setItem("linr-left-job", ((status && status.innerText) || "").trim().slice(0, 300) || "running");
+  });
+})();
+</script>"""
+"""Script of the page's head: a browser's question before a page whose job runs is left, and a note of
+it for the next page (read back by :data:`LEFT_JOB_READ`)."""
+
+LEFT_JOB_READ = """() => { const left = sessionStorage.getItem("linr-left-job"); sessionStorage.removeItem("linr-left-job");
+  return left || ""; }"""
+"""The page's load event's script: what the job stood at when this tab's last page was left, once."""
+
+
+def left_job_status(left: str) -> str:
+    """The status block of a page opened in a tab whose last page was left (or reloaded) while its
+    job ran (``left``: what the status said then; empty: none was)."""
+    if not left:
+        return render_status(None)
+    return ('<p class="linr-question" id="linr-left-job">The restoration that was running when this tab '
+            f"last left the page ({html.escape(left.splitlines()[0][:200])}) was cancelled and its files "
+            "removed: a job lasts as long as its page. Add the images again and press Restore to start it "
+            "again.</p>")
+
+
 def preset_help() -> str:
     """The preset selector's help: what each preset does, its sizes read from :mod:`linr.tasks`
     (imported here, when the page is built: it brings torch)."""
@@ -273,6 +307,9 @@ def build_page(runner: JobRunner, *, poll_s: float = 1.0) -> Any:
         cancel.click(stop, None, None, show_progress="hidden", concurrency_limit=None,
                      api_visibility="private")
         page.unload(leave)
+        left_job = gr.Textbox(visible=False)
+        page.load(left_job_status, left_job, status, js=LEFT_JOB_READ, show_progress="hidden",
+                  api_visibility="private")
     return page
 
 
@@ -294,7 +331,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, *, device: str = "auto",
             _, url, _ = page.launch(server_name=host, server_port=port, prevent_thread_lock=True,
                                     max_file_size=runner.limits.max_bytes, ssr_mode=False,
                                     quiet=True, footer_links=[], inbrowser=False, share=False,
-                                    theme=theme)
+                                    theme=theme, head=LEAVING_SCRIPT)
         except OSError as exc:
             raise InputError(f"cannot listen on {host}:{port} ({exc}); choose another --port") from None
     except BaseException:
