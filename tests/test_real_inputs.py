@@ -1017,3 +1017,51 @@ def test_mask_white_missing_reads_alpha_colour_and_0_1_masks_the_other_way_round
     write_image(tmp_path / "holes.png", photo[..., :3], alpha=photo[..., 3])
     with pytest.raises(InputError, match="--mask-white missing says what a mask file's white marks: it needs --mask"):
         load_scene({"masked": str(tmp_path / "holes.png")}, {"mask_white": "missing"})
+
+
+# --- a new user's joint fits (sixty-eighth session) -------------------------------------------
+
+def test_a_given_range_maps_only_the_inputs_whose_type_can_hold_it(tmp_path, capsys, clean):
+    """12-bit counts in a 16-bit TIFF beside an 8-bit low-res PNG, given --range 0:4095: the PNG
+    (and the 8-bit reference) were mapped 0..4095 too, the result came back nearly black and its
+    PSNR against the reference read alike said 35 dB. The 8-bit files stay in their own units."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    clean = clean[:24, :24]
+    tifffile.imwrite(tmp_path / "n12.tif",
+                     np.clip(np.round((clean + rng.normal(0, 0.05, clean.shape)) * 4095), 0, 4095).astype(np.uint16))
+    low = clean.reshape(12, 2, 12, 2, 3).mean(axis=(1, 3))
+    write_image(tmp_path / "lr.png", low)
+    write_image(tmp_path / "clean.png", clean)
+    out = run_ok(capsys, ["restore", "--noisy", str(tmp_path / "n12.tif"), "--lowres", str(tmp_path / "lr.png"),
+                          "--factor", "2", "--range", "0:4095", "--steps", "60", "--refine", "none",
+                          "-o", str(tmp_path / "r.tif"), "--reference", str(tmp_path / "clean.png")])
+    assert "lr.png (uint8): its type cannot reach the value range's 4095, so it is in its own units" in out.err
+    restored = tifffile.imread(tmp_path / "r.tif").astype(np.float64) / 4095
+    assert abs(restored.mean() - clean.mean()) < 0.05  # not dark (it was a fifth of it)
+    psnr_line = next(line for line in out.out.splitlines() if line.startswith("PSNR"))
+    from skimage.metrics import peak_signal_noise_ratio
+
+    printed = float(psnr_line.split()[1])
+    measured = peak_signal_noise_ratio(read_image(tmp_path / "clean.png")[0].astype(np.float64),
+                                       np.clip(restored, 0, 1), data_range=1)
+    assert abs(printed - measured) < 0.05  # the reference in its own 8-bit units, as the result is
+    write_image(tmp_path / "lr2.png", low)
+    err = run_err(capsys, ["restore", "--lowres", str(tmp_path / "lr.png"), "--factor", "2", "--range", "0:4095",
+                           "-o", str(tmp_path / "o.png")])
+    assert "the value range 0..4095 reaches beyond what every input's sample type holds (" in err
+
+
+def test_one_file_as_two_kinds_is_refused_and_sizes_that_a_factor_does_not_divide_say_which_crop(tmp_path, capsys, clean):
+    """A noisy photo also given as the blurred one was fitted as both (4 dB under the photo alone);
+    a 50 x 37 photo beside an x3 low-res view was refused without saying what lines up."""
+    write_image(tmp_path / "a.png", clean)
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "a.png"), "--blurred", str(tmp_path / "a.png"),
+                           "--kernel", "gaussian:5:1", "-o", str(tmp_path / "o.png")])
+    assert "a.png: given as both noisy and blurred; each file is one observation of one kind" in err
+    write_image(tmp_path / "n.png", np.zeros((37, 50, 3), np.float32) + 0.5)
+    write_image(tmp_path / "lr.png", np.zeros((12, 17, 3), np.float32) + 0.5)
+    err = run_err(capsys, ["restore", "--noisy", str(tmp_path / "n.png"), "--lowres", str(tmp_path / "lr.png"),
+                           "--factor", "3", "-o", str(tmp_path / "o.png")])
+    assert "crop every shot to a multiple of 3 a side (such as 48x36, its low-res view 16x12)" in err

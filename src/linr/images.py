@@ -626,12 +626,15 @@ def choose_value_ranges(images: Sequence[StoredImage],
 
     ``spec`` None: integers by their type's range, floats as they are when every float image lies
     on [0, 1], else all float images from 0 (or their minimum, when negative) to their maximum.
-    'auto': every image that way. (LO, HI) or a :class:`ValueRange`: that range for all.
+    'auto': every image that way. (LO, HI) or a :class:`ValueRange`: that range for all, but a
+    given range (LO, HI) not for integers whose type cannot reach HI (:func:`cannot_hold`: an 8-bit
+    PNG beside 12-bit counts given ``--range 0:4095`` is in its own units, and mapped 0..4095 it
+    came back dark, its PSNR against an 8-bit reference read alike 35 dB for 4.5).
     """
-    if isinstance(spec, ValueRange):
-        return [spec] * len(images)
     if isinstance(spec, tuple):
-        return [ValueRange(float(spec[0]), float(spec[1]), "given")] * len(images)
+        spec = ValueRange(float(spec[0]), float(spec[1]), "given")
+    if isinstance(spec, ValueRange):
+        return [_type_range(im) if spec.rule == "given" and cannot_hold(im, spec) else spec for im in images]
     if spec not in (None, "auto"):
         raise InputError(f"value range must be None, 'auto' or (LO, HI), got {spec!r}")
     floats = [im for im in images if im.values.dtype.kind == "f"]
@@ -653,6 +656,18 @@ def choose_value_ranges(images: Sequence[StoredImage],
         else:
             ranges.append(ValueRange(0.0, 1.0, "unit"))
     return ranges
+
+
+def cannot_hold(image: StoredImage, given: ValueRange) -> bool:
+    """Whether ``image``'s values are integers of a type whose largest value is below the
+    ``given`` range's high end: not in that range's units (:func:`choose_value_ranges`)."""
+    kind = image.values.dtype
+    return kind.kind in "ui" and float(np.iinfo(kind).max) < given.high
+
+
+def _type_range(image: StoredImage) -> ValueRange:
+    """An integer image's own type's range."""
+    return ValueRange(0.0, float(np.iinfo(image.values.dtype).max), "dtype")
 
 
 def opaque_pixels(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:

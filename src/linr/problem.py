@@ -96,8 +96,27 @@ def clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
     if len({shape for _, shape in shapes}) > 1:
         listed = ", ".join(f"{k} -> {w}x{h}" for k, (h, w) in shapes)
         raise InputError(f"observations disagree on the restored image size ({listed}; width x "
-                         "height)")
+                         f"height){_multiple_hint(observations, shapes)}")
     return shapes[0][1]
+
+
+def _multiple_hint(observations: Sequence[Observation], shapes: list[tuple[str, tuple[int, int]]]) -> str:
+    """Where a low-res view's factor does not divide the other photos' size: which crop of them
+    lines up (a 50x37 photo beside an x3 view: 48x36, its view 16x12)."""
+    from .operators import Downsample, inner_operator
+
+    factors = [int(getattr(inner_operator(o.operator), "factor", 1)) for o in observations
+               if isinstance(inner_operator(o.operator), Downsample)]
+    if not factors:
+        return ""
+    f = max(factors)
+    h = min(shape[0] for _, shape in shapes)
+    w = min(shape[1] for _, shape in shapes)
+    h, w = h - h % f, w - w % f
+    if h == 0 or w == 0:
+        return ""
+    return (f"; a low-res view at x{f} covers {f} times its size: crop every shot to a multiple of {f} a side "
+            f"(such as {w}x{h}, its low-res view {w // f}x{h // f})")
 
 
 def blurred_alone(observations: Sequence[Observation]) -> bool:

@@ -98,10 +98,12 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
     observations, infos, inputs = [], [], []
     stored = {kind.name: [(path, read_stored(path)) for path in expand_paths(files.get(kind.name) or None)]
               for kind in KINDS.values()}
+    _each_file_one_kind(stored)
     everything = [(path, im) for found in stored.values() for path, images in found for im in images]
     values_of = {kind.name: {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
                              for opt in kind.options} for kind in KINDS.values()}
     chosen = choose_value_ranges([im for _, im in everything], value_range)
+    _note_own_types(everything, chosen, value_range, notes)
     if value_range is None:
         chosen = _dim_integers_on_their_bits(stored, everything, chosen, values_of, notes)
     _note_ranges(everything, chosen, notes)
@@ -200,6 +202,21 @@ def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes
             line += (f"; {outside} values lie outside the range (kept up to half the range beyond it, "
                      "clipped further out, and the output clipped to the range)")
         notes.append(line)
+
+
+def _note_own_types(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], given: Any, notes: list[str]) -> None:
+    """A line for the integer files a given value range does not map (their type cannot reach its
+    high end: :func:`linr.images.cannot_hold`), and a one-line error where it maps none."""
+    if not isinstance(given, tuple):
+        return
+    own = list(dict.fromkeys(f"{path} ({im.type_name})" for (path, im), vr in zip(images, ranges) if vr.rule == "dtype"))
+    low, high = (float(v) for v in given)
+    if len(own) == len(list(dict.fromkeys(path for path, _ in images))):
+        raise InputError(f"the value range {low:g}..{high:g} reaches beyond what every input's sample type holds "
+                         f"({', '.join(own)}): give a range within it, or none")
+    if own:
+        notes.append(f"{', '.join(own)}: its type cannot reach the value range's {high:g}, so it is in its own "
+                     "units: mapped by its type's range")
 
 
 def read_references(path: str | os.PathLike | None, out: ImageInfo, count: int,
@@ -337,6 +354,19 @@ def _note_degenerate(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list
         what = info.path if len(frames) == 1 else f"{len(flat)} of the {len(frames)} frames (e.g. {info.path})"
         notes.append(f"{what} (--{kind}) is constant (every value {value:.4g} on the 0-1 scale): "
                      "there is no detail or noise in it to restore (the result comes back about the same constant)")
+
+
+def _each_file_one_kind(stored: Mapping[str, list[tuple[str, Any]]]) -> None:
+    """A one-line error for a file named as two kinds of observation (``--noisy a.png --blurred
+    a.png``): one shot cannot be both, and fitting it as both restores neither (a new user's noisy
+    photo given as blurred too came back 4 dB under the photo restored alone)."""
+    kinds: dict[str, str] = {}
+    for kind, found in stored.items():
+        for path, _ in found:
+            first = kinds.setdefault(os.path.realpath(path), kind)
+            if first != kind:
+                raise InputError(f"{path}: given as both {first} and {kind}; each file is one observation "
+                                 "of one kind (name each shot once, as what it is)")
 
 
 def _check_frames(kind: str, frames: list[tuple[Any, ImageInfo]]) -> None:
