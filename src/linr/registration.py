@@ -5,7 +5,7 @@ operator: ``y_k = A_k(f o T_k) + noise``, where ``(f o T_k)(p) = f(T_k(p))`` and
 the clean grid in pixels. The first observation is the reference (``T_0`` is the identity, which
 fixes the image's position); every other one gets a transform from :data:`TRANSFORMS`, started
 from a classical estimate (windowed cross-correlation with the reference on the clean grid,
-:func:`estimate_shift`) and then trained by Adam on the same loss as the image, step by step.
+checked by whole pixels and refined by least squares, :func:`located_shift`) and then trained by Adam on the same loss as the image, step by step.
 
 How ``f o T_k`` is formed: the fit renders the model once per step on the clean grid and this
 module resamples that image at ``T_k(p)`` (Keys' cubic convolution, :func:`cubic_sample`),
@@ -789,7 +789,8 @@ def register(observations: Sequence[Observation], transform: str = "translation"
              notes: list[str] | None = None) -> list[Observation]:
     """The observations with every one but the first (the reference) registered: its operator
     wrapped in :class:`Registered` with a ``transform`` from :data:`TRANSFORMS`, started at the
-    classical estimate of its shift against the reference (``estimate``; masked observations
+    classical estimate of its shift against the reference (``estimate``: :func:`located_shift`
+    on the clean grid; masked observations
     start at zero). ``shape`` is the clean image's (H, W). ``margin`` (clean pixels) is how far
     the fit may move a transform beyond its start (default: 1 pixel plus 1% of the smaller
     side). ``shifts`` gives the starting shifts (rows, columns; clean pixels) of observations
@@ -823,8 +824,9 @@ def register(observations: Sequence[Observation], transform: str = "translation"
             raise InputError(f"observation {k} ({obs.kind}) is registered already")
         start = (0.0, 0.0) if shifts is None else shifts[k - 1]
         moving = _on_clean_grid(obs, shape) if estimate else None
-        if moving is not None:
-            start = estimate_shift(reference, moving)
+        if moving is not None:  # the correlation, checked by whole pixels and refined (its peak alone
+            start = located_shift(reference, moving)  # started a new user's x2 view shifted by (2, 4) at
+            # (-0.1, -1.8), and the fit stopped 1 px off on each axis, below the photo restored alone)
         elif estimate:
             notes.append(f"registration: {obs.kind} frame {k} has missing pixels; its shift starts at 0")
         t = TRANSFORMS[transform](start, lr=lr)
