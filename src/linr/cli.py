@@ -231,7 +231,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if getattr(args, "register", None) and args.frames == "separate" and all(len(obs) == 1 for obs, _ in scenes):
         raise InputError(f"--register {args.register} registers frames against the first one, and --frames separate "
                          "restores each frame on its own (nothing to register it against): leave out one of them")
-    out = output_info(infos)
+    out = output_info(infos, joint=args.frames == "joint")
     protect = list(inputs) + ([args.reference] if args.reference else [])
     new_folder = _missing_folder(args.output)
     check_output_path(args.output, force=args.force, protect=protect, channels=out.channels,

@@ -49,7 +49,7 @@ from .fits import FitsHeader, is_fits, read_fits, write_fits
 from .tiff import TiffLayout, read_tiff, write_tiff
 
 __all__ = ["ImageInfo", "ValueRange", "StoredImage", "read_image", "read_frames", "read_stored",
-           "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "read_mask", "write_image",
+           "choose_value_ranges", "parse_value_range", "to_unit", "output_info", "seen_alpha", "read_mask", "write_image",
            "write_frames", "write_atomically", "check_output_path", "check_new_file", "check_writable_folder", "written_bit_depth",
            "keeps_units", "as_float_image", "output_notes", "WRITE_FORMATS", "Density", "is_tiff", "is_fits"]
 
@@ -686,19 +686,33 @@ def opaque_pixels(alpha: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarra
     return None if opaque.all() or not opaque.any() else opaque
 
 
-def output_info(infos: Sequence[ImageInfo]) -> ImageInfo:
+def output_info(infos: Sequence[ImageInfo], *, joint: bool = True) -> ImageInfo:
     """How the output of a scene is stored: like its input of the highest bit depth (the first
     such: its value range, TIFF layout, colour profile and density, else the first profile and
-    density found), with the first alpha found."""
+    density found), with the alpha of what its inputs saw: opaque wherever any input was (a
+    transparent block of one noisy frame beside an opaque one came back transparent, though the
+    other frame saw it; :func:`seen_alpha`). ``joint`` False (frames restored each on its own, one
+    output's): the first alpha found."""
     if not infos:
         raise ValueError("output_info needs at least one input")
     best = max(infos, key=lambda i: i.bit_depth)  # max keeps the first of equals
-    alpha = next((i.alpha for i in infos if i.alpha is not None), None)
+    alpha = seen_alpha([i.alpha for i in infos]) if joint else next((i.alpha for i in infos if i.alpha is not None), None)
     profile = best.icc_profile or next((i.icc_profile for i in infos if i.icc_profile), None)
     density = best.density or next((i.density for i in infos if i.density), None)
     exif = best.exif or next((i.exif for i in infos if i.exif), None)
     return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile,
                      density, best.fits, exif)
+
+
+def seen_alpha(alphas: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The alpha of a scene's output from its inputs' (each (h, w) on [0, 1], or None: opaque):
+    None where any input is opaque, else each input's resized to the largest one's size
+    (:func:`resized_alpha`) and the most opaque taken at each pixel."""
+    if not alphas or any(a is None for a in alphas):
+        return None
+    shape = max((np.shape(a) for a in alphas), key=lambda s: s[0] * s[1])
+    return np.max([a if np.shape(a) == shape else resized_alpha(np.asarray(a, np.float32), shape)
+                   for a in alphas], axis=0)
 
 
 def dim_integer_range(images: Sequence[StoredImage], ranges: Sequence[ValueRange],

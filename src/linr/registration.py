@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .operators import Operator, Shape
+from .operators import LeftOut, Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register", "misaligned_by",
@@ -790,7 +790,7 @@ def register(observations: Sequence[Observation], transform: str = "translation"
     """The observations with every one but the first (the reference) registered: its operator
     wrapped in :class:`Registered` with a ``transform`` from :data:`TRANSFORMS`, started at the
     classical estimate of its shift against the reference (``estimate``: :func:`located_shift`
-    on the clean grid; masked observations
+    on the clean grid, :func:`estimate_shift` where either has transparent pixels; masked observations
     start at zero). ``shape`` is the clean image's (H, W). ``margin`` (clean pixels) is how far
     the fit may move a transform beyond its start (default: 1 pixel plus 1% of the smaller
     side). ``shifts`` gives the starting shifts (rows, columns; clean pixels) of observations
@@ -824,9 +824,12 @@ def register(observations: Sequence[Observation], transform: str = "translation"
             raise InputError(f"observation {k} ({obs.kind}) is registered already")
         start = (0.0, 0.0) if shifts is None else shifts[k - 1]
         moving = _on_clean_grid(obs, shape) if estimate else None
-        if moving is not None:  # the correlation, checked by whole pixels and refined (its peak alone
-            start = located_shift(reference, moving)  # started a new user's x2 view shifted by (2, 4) at
-            # (-0.1, -1.8), and the fit stopped 1 px off on each axis, below the photo restored alone)
+        if moving is not None:  # the correlation, checked by whole pixels and refined by least squares (its
+            # peak alone started a new user's x2 view shifted by (2, 4) at (-0.1, -1.8), and the fit stopped
+            # 1 px off on each axis); the peak alone where either photo has pixels filled (transparent ones,
+            # mirrored), which least squares would read as seen
+            filled = any(isinstance(o.operator, LeftOut) for o in (observations[0], obs))
+            start = estimate_shift(reference, moving) if filled else located_shift(reference, moving)
         elif estimate:
             notes.append(f"registration: {obs.kind} frame {k} has missing pixels; its shift starts at 0")
         t = TRANSFORMS[transform](start, lr=lr)

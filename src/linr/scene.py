@@ -117,7 +117,7 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
         extras: list[str] = []
         built = []
         if kind.transparent == "filled":  # what is measured and fitted: the opaque pixels' values
-            frames = [(filled_transparent(image, info), info) for image, info in frames]
+            frames = filled_from_each_other(frames)
         for image, info in frames:
             obs, extra = kind.build(image, info, values, notes)
             if kind.transparent == "left-out" and info.fits is None:  # filled once, here (the builders read
@@ -302,6 +302,39 @@ def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
     return mirrored_fill(image, info.alpha < 0.5)
 
 
+def filled_from_each_other(frames: list[tuple[np.ndarray, ImageInfo]]) -> list[tuple[np.ndarray, ImageInfo]]:
+    """Frames of one kind (a burst) with each one's transparent pixels filled by the mean of the
+    frames of its size that saw them (opaque there), and where none did by
+    :func:`filled_transparent`: a frame's transparent block filled by its own pixels mirrored was
+    averaged into the burst as if seen (a new user's two noisy frames, one with a 10 x 20 block
+    transparent: 22.89 dB there against 35.1 with both opaque)."""
+    out = []
+    for k, (image, info) in enumerate(frames):
+        if info.fits is None and info.alpha is not None and bool((info.alpha < 0.5).any()):
+            holes = info.alpha < 0.5
+            total = np.zeros(image.shape, np.float64)
+            count = np.zeros(image.shape[:2], np.int64)
+            for j, (other, other_info) in enumerate(frames):
+                if j != k and other.shape == image.shape:
+                    seen = np.ones(image.shape[:2], bool) if other_info.alpha is None or other_info.fits is not None \
+                        else other_info.alpha >= 0.5
+                    total[seen] += other[seen]
+                    count[seen] += 1
+            covered = holes & (count > 0)
+            if covered.any():
+                image = image.copy()
+                image[covered] = (total[covered] / count[covered][:, None]).astype(image.dtype)
+                rest = holes & ~covered
+                if rest.any():
+                    from .transparent import mirrored_fill
+
+                    image = mirrored_fill(image, rest)
+                out.append((image, info))
+                continue
+        out.append((filled_transparent(image, info), info))
+    return out
+
+
 def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: list[str], *,
                       left_out: bool = False) -> None:
     """One note per kind whose frames have transparent pixels, filled with the photo mirrored at
@@ -317,12 +350,15 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
         if info.alpha is not None and bool((info.alpha < 0.5).any()) and bool((info.alpha >= 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             measured = " (so the noise is measured on the opaque ones)" if kind == "noisy" else ""
+            burst = sum(1 for image, _ in frames if np.shape(image) == np.shape(frames[0][0])) > 1
             done = ("leaves them out of what the restoration must reproduce (filled with the photo mirrored at their "
                     "nearest opaque pixel where a filter reads it as an image)" if left_out else
+                    "fills them with the other frames' values where those saw them, else with the photo mirrored at "
+                    f"their nearest opaque pixel{measured}" if burst else
                     f"fills them with the photo mirrored at their nearest opaque pixel{measured}")
             notes.append(f"{info.path}: {share:.1%} of its pixels are transparent (alpha below one half); --{kind} "
-                         f"{done}, and the output keeps the alpha where its format holds one (--masked takes them as "
-                         "missing pixels to fill)")
+                         f"{done}, and the output keeps the alpha where its format holds one and no input saw them "
+                         "(--masked takes them as missing pixels to fill)")
             return
         if info.alpha is not None and not bool((info.alpha >= 0.5).any()):
             notes.append(f"{info.path}: every pixel is transparent (alpha below one half); --{kind} fits their "

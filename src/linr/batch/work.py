@@ -137,7 +137,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     # a format that cannot hold the result fails now, not after the fit
     check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2],
                       frames=1 if scenes is None else len(scenes))
-    out = output_info(infos)
+    out = output_info(infos, joint=scenes is None)
     reference, metrics_error = None, None
     if job.reference is not None:
         try:  # a reference only adds metrics: a bad one must not cost the restoration
