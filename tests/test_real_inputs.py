@@ -1094,3 +1094,17 @@ def test_a_frames_transparent_block_is_filled_by_the_frames_that_saw_it_and_come
     out = run_ok(capsys, ["restore", "--noisy", str(tmp_path / "a.png"), "--noisy", str(tmp_path / "b.png"),
                           "--steps", "2", "--refine", "none", "-o", str(tmp_path / "o.png")])
     assert Image.open(tmp_path / "o.png").mode == "RGB", out.err
+
+
+def test_a_trimmed_kernel_too_large_names_the_size_asked_for_and_a_joint_model_note_names_no_sure(tmp_path, capsys, clean):
+    """gaussian:99:5 on a 30-px photo was refused naming a 53 x 53 kernel nobody asked for; the
+    --save-model note of a joint fit spoke of the SURE pick, which only one noisy photo takes."""
+    write_image(tmp_path / "b.png", clean)
+    err = run_err(capsys, ["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:99:5",
+                           "-o", str(tmp_path / "o.png")])
+    assert "the kernel (53x53, 99x99 less its border under a millionth of its peak) is as large as" in err
+    write_image(tmp_path / "lr.png", clean.reshape(15, 2, 15, 2, 3).mean(axis=(1, 3)))
+    out = run_ok(capsys, ["restore", "--noisy", str(tmp_path / "b.png"), "--lowres", str(tmp_path / "lr.png"),
+                          "--factor", "2", "--steps", "2", "--save-model", str(tmp_path / "m.pt"),
+                          "-o", str(tmp_path / "o.png")])
+    assert "the automatic stop returns the model's best single iterate" in out.err and "SURE" not in out.err

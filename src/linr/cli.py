@@ -296,10 +296,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
                          "holdout:0.05:40 (or the automatic stop, which then returns one iterate)")
     if keep_model and rule is not None and rule.describe() != resolve_stop(
             obs, preset=args.preset, steps=args.steps, stop=args.stop).describe():
+        sure = ", and on a noisy photo of at most 128x128 pixels (64x64 in colour) chooses that mean's step by SURE " \
+            "of the refined image, often 0.5-2 dB better" if len(obs) == 1 and obs[0].kind == "noisy" else ""
         notes.append("--save-model / --render-*: the automatic stop returns the model's best single "
                      "iterate (without them it returns the mean of the last 40 iterates, about "
-                     "0.25 dB better on the crops measured, and on a noisy photo of at most 128x128 "
-                     "pixels (64x64 in colour) chooses that mean's step by SURE of the refined image, often 0.5-2 dB better)")
+                     f"0.25 dB better on the crops measured{sure})")
     names = [str(info.path) for info in scenes[0][1]]
     weights = describe_weights(obs, measured_noise(fitted, preset=args.preset), names=names)
     if weights:

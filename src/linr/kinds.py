@@ -828,6 +828,7 @@ def _build_blurred(image, info, options, notes):
         raise InputError("--blurred needs --kernel SPEC (gaussian:WIDTH:SIGMA or a file)")
     kernel = parse_kernel(spec)
     extra = [spec] if Path(spec).exists() else []
+    given = kernel.shape
     trimmed = trim_zero_border(kernel, NEGLIGIBLE_KERNEL)
     if trimmed.shape != kernel.shape:
         exact = trimmed.shape == trim_zero_border(kernel).shape
@@ -840,7 +841,8 @@ def _build_blurred(image, info, options, notes):
     kh, kw = kernel.shape
     h, w = image.shape[:2]
     if kernel_covers_photo(kernel, image.shape):
-        raise InputError(f"{spec}: the kernel ({kw}x{kh}) is as large as the blurred photo ({w}x{h}) or larger"
+        cut = "" if given == kernel.shape else f", {given[1]}x{given[0]} less its border under a millionth of its peak"
+        raise InputError(f"{spec}: the kernel ({kw}x{kh}{cut}) is as large as the blurred photo ({w}x{h}) or larger"
                          + (": a blur that wide cannot be undone from this photo (or a photo given as the kernel? "
                             "--kernel takes the blur's PSF, a small image of one blurred point)" if extra else
                             "; give a smaller WIDTH (gaussian:WIDTH:SIGMA, WIDTH below the photo's sides)"))
