@@ -263,12 +263,14 @@ def test_bad_inputs(files, tmp_path, capsys):
     import tifffile
 
     tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 4), np.uint8))
+    (tmp_path / "copy.png").write_bytes((files / "noisy.png").read_bytes())
     tifffile.imwrite(tmp_path / "nan.tif", np.full((4, 4), np.inf, np.float32))
     cases = {
         "no such file": ["restore", "--noisy", str(tmp_path / "missing.png"), "-o", str(out)],
         "not a readable image": ["restore", "--noisy", str(tmp_path / "corrupt.png"), "-o", str(out)],
         "mask is 5x5": ["restore", "--masked", noisy, "--mask", str(tmp_path / "small_mask.png"), "-o", str(out)],
-        "disagree": ["restore", "--noisy", noisy, "--lowres", noisy, "--factor", "4", "-o", str(out)],
+        "disagree": ["restore", "--noisy", noisy, "--lowres", str(tmp_path / "copy.png"), "--factor", "4", "-o", str(out)],
+        "given as both noisy and lowres": ["restore", "--noisy", noisy, "--lowres", noisy, "--factor", "4", "-o", str(out)],
         "bad kernel spec": ["restore", "--blurred", noisy, "--kernel", "gaussian:x:1", "-o", str(out)],
         "sigma > 0": ["restore", "--blurred", noisy, "--kernel", "gaussian:5:0", "-o", str(out)],
         "as large as the blurred photo": ["restore", "--blurred", noisy, "--kernel", "gaussian:99:30", "-o", str(out)],

@@ -239,3 +239,25 @@ def test_a_low_res_view_moved_by_whole_pixels_starts_at_its_shift():
                    shape=(48, 48))
     d = reg[1].operator.transform.describe()
     assert abs(d["shift_y"] - 2) < 0.15 and abs(d["shift_x"] - 4) < 0.15, d  # the peak alone: (2.0, 3.7)
+
+
+def test_a_shot_of_a_joint_fit_that_looks_shifted_is_said():
+    """A joint fit takes its shots as lined up: a new user's x2 view moved by (2, 4) px went unsaid
+    (bursts say theirs). The same view unmoved says nothing (none of 1593 aligned noisy + low-res or
+    blurred pairs of the shared images' crops did)."""
+    from skimage import data
+
+    from linr.registration import shifted_shots_said
+
+    big = data.astronaut()[100:160, 180:240].astype(np.float64) / 255
+    rng = np.random.default_rng(0)
+    noisy = (big[4:52, 4:52] + rng.normal(0, 25 / 255, (48, 48, 3))).astype(np.float32)
+    photo = Observation(noisy, Identity(), kind="noisy")
+    for crop, said in ((big[6:54, 8:56], True), (big[4:52, 4:52], False)):
+        low = crop.reshape(24, 2, 24, 2, 3).mean(axis=(1, 3)).astype(np.float32)
+        notes = shifted_shots_said([photo, Observation(low, Downsample(2, "box"), kind="lowres")], ["n.png", "l.png"])
+        assert bool(notes) == said, notes
+        if said:
+            assert notes[0].startswith("l.png (lowres) looks shifted against n.png by x +")
+            x, y = float(notes[0].split("by x ")[1].split(",")[0]), float(notes[0].split(", y ")[1].split(" ")[0])
+            assert abs(x - 4) < 0.5 and abs(y - 2) < 0.5, notes

@@ -228,6 +228,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.frames is None:
         args.frames = _frames_of(infos, notes)
     scenes = [(observations, infos)] if args.frames == "joint" else split_frames(observations, infos)
+    if not getattr(args, "register", None) and args.frames == "joint":
+        from .registration import shifted_shots_said
+
+        notes += shifted_shots_said(observations, [str(info.path) for info in infos])
     if getattr(args, "register", None) and args.frames == "separate" and all(len(obs) == 1 for obs, _ in scenes):
         raise InputError(f"--register {args.register} registers frames against the first one, and --frames separate "
                          "restores each frame on its own (nothing to register it against): leave out one of them")

@@ -47,7 +47,7 @@ from .operators import LeftOut, Operator, Shape
 from .problem import Observation
 
 __all__ = ["Transform", "Translation", "Affine", "TRANSFORMS", "Registered", "register", "misaligned_by",
-           "shifted_frames", "aligned_to_first", "refined_shift", "located_shift", "locally_aligned", "grey_noise",
+           "shifted_frames", "shifted_shots_said", "aligned_to_first", "refined_shift", "located_shift", "locally_aligned", "grey_noise",
            "kept_where_agreeing", "ALIGN_PAD",
            "estimate_shift", "registration_report", "REGISTER_LR", "RESAMPLE_REACH"]
 
@@ -781,6 +781,32 @@ def _on_clean_grid(obs: Observation, shape: Shape) -> np.ndarray | None:
         return None
     image = _grey(obs.image)
     return image if image.shape == shape else resize(image, shape, order=3, mode="reflect")
+
+
+def shifted_shots_said(observations: Sequence[Observation], names: Sequence[str]) -> list[str]:
+    """A line per shot of a joint fit (after the first; of another kind or size than it: a noisy
+    burst's frames check themselves, :mod:`linr.stabilise`) that is shifted against the first by half
+    a pixel or more (:func:`misaligned_by` on the clean grid), which a fit without registration takes
+    as lined up: a new user's x2 view moved by (2, 4) px went unsaid. ``names``: each one's file."""
+    from .problem import clean_shape
+
+    if len(observations) < 2:
+        return []
+    shape = clean_shape(observations)
+    reference = _on_clean_grid(observations[0], shape)
+    if reference is None:
+        return []
+    said = []
+    for k, obs in enumerate(observations[1:], start=1):
+        if obs.kind == observations[0].kind and obs.image.shape == observations[0].image.shape:
+            continue
+        moving = _on_clean_grid(obs, shape)
+        shift = None if moving is None else misaligned_by(reference, moving)
+        if shift is not None:
+            said.append(f"{names[k]} ({obs.kind}) looks shifted against {names[0]} by x {shift[1]:+.1f}, y {shift[0]:+.1f} "
+                        "px (restored-image pixels): a joint fit takes its shots as lined up; --register translation "
+                        "fits the shift")
+    return said
 
 
 def register(observations: Sequence[Observation], transform: str = "translation", *,
