@@ -305,8 +305,9 @@ def test_grouped_deblur_from_the_command_line(capsys, tmp_path):
         "assumed beyond the image; the default for a blurred photo alone or beside one noisy photo of it" in out \
         and "mirrored" not in out
     # beside a noisy photo of it (a short exposure): free edges, and refined by grouped-pair
+    (tmp_path / "short.png").write_bytes((tmp_path / "b.png").read_bytes())  # one file is one kind of observation
     assert main(["restore", "--blurred", str(tmp_path / "b.png"), "--kernel", "gaussian:7:1.0", "--noisy",
-                 str(tmp_path / "b.png"), "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
+                 str(tmp_path / "short.png"), "-o", str(tmp_path / "o.png"), "--force", *tiny]) == 0
     out = capsys.readouterr().out
     assert "blur with free edges: the fit rendered the frame grown by the kernel's reach" in out and "mirrored" not in out
     assert "refined: grouped-pair (10 passes of grouped filtering from the fit's image, each followed by the image " \
