@@ -11,7 +11,8 @@ import torch
 
 import linr
 from linr.config import FitConfig
-from linr.fidelity import DATA_TERMS, ClippedMeanSquaredError, Poisson, PoissonGaussian, SquaredError, data_term
+from linr.fidelity import (DATA_TERMS, ClippedMeanSquaredError, Poisson, PoissonGaussian, SquaredError,
+                           SquaredErrorCensoredAtWhite, data_term)
 from linr.fit import fit
 from linr.models import ModelConfig
 from linr.stopping import parse_stop
@@ -21,7 +22,8 @@ from linr.stopping import parse_stop
                                   PoissonGaussian(peak=30.0, read_sigma=0.02),
                                   PoissonGaussian(peak=2.0, read_sigma=0.01, floor=0.05),
                                   Poisson(peak=10.0, saturated=True),
-                                  PoissonGaussian(peak=30.0, read_sigma=0.02, saturated=True)])
+                                  PoissonGaussian(peak=30.0, read_sigma=0.02, saturated=True),
+                                  SquaredErrorCensoredAtWhite()])
 def test_slope_matches_autograd_float64(term):
     gen = torch.Generator().manual_seed(0)
     pred = (torch.rand(200, dtype=torch.float64, generator=gen) * 2.2 - 1.1).requires_grad_(True)
@@ -30,6 +32,19 @@ def test_slope_matches_autograd_float64(term):
     (auto,) = torch.autograd.grad(term.elementwise(pred, target).sum(), pred)
     assert torch.allclose(term.slope(pred.detach(), target), auto, rtol=1e-12, atol=1e-12)
     assert torch.allclose(term.value(pred, target), term.elementwise(pred, target).mean())
+
+
+def test_squared_error_censored_at_white_is_one_sided_there_only():
+    """A pixel at white says the rendering is at least white: no loss above it, the squared error
+    below; any other pixel the squared error both ways (float64, by hand)."""
+    term = SquaredErrorCensoredAtWhite()
+    pred = torch.tensor([1.3, 0.8, 0.5, 0.2, -0.4], dtype=torch.float64)
+    target = torch.tensor([1.0, 1.0, 0.1, 0.6, -0.4], dtype=torch.float64)
+    expected = torch.tensor([0.0, 0.04, 0.16, 0.16, 0.0], dtype=torch.float64)
+    assert torch.allclose(term.elementwise(pred, target), expected, atol=1e-12)
+    assert torch.allclose(term.slope(pred, target), torch.tensor([0.0, -0.4, 0.8, -0.8, 0.0], dtype=torch.float64))
+    assert isinstance(term, SquaredError) and term.expected(0.1) == SquaredError().expected(0.1)
+    assert data_term("squared_error_censored_at_white") == term
 
 
 def test_squared_error_is_the_papers_term_and_its_expected_value():

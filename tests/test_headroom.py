@@ -250,3 +250,47 @@ def test_a_clean_reference_brighter_than_the_blurred_photo_is_measured_on_its_co
     blurred = peak_signal_noise_ratio(clean.astype(np.float32).astype(np.float64), counts.astype(np.float64),
                                       data_range=peak)
     assert f"PSNR {blurred:.2f} dB" in said  # the input against it, on the same range
+
+
+def clipped_blur(n: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """A natural 32-px grey crop blurred (Gaussian, sigma 2), brightened so that its brightest 15%
+    reach white, with noise of 5/255, 8-bit: (photo float32 (n, n), kernel)."""
+    from skimage import data
+
+    crop = data.camera()[200:200 + n, 200:200 + n] / 255.0
+    k = gaussian_kernel(13, 2.0)
+    blurred = convolve(crop, k, mode="reflect")
+    noise = np.random.default_rng(0).normal(0, 5 / 255, blurred.shape)
+    photo = np.round(np.clip(blurred / np.quantile(blurred, 0.85) + noise, 0, 1) * 255) / 255
+    return photo.astype(np.float32), k
+
+
+def test_a_blurred_photo_clipped_at_white_is_fitted_with_its_data_term_censored_there(monkeypatch):
+    """Its pixels at white say only that the scene blurred is at least white: fitted as values, a
+    bright area's deblurred edges overshot (+0.2 to +1.3 dB censored on 64-px crops clipped on 8-20%
+    of their pixels, BENCHMARKS.md). Not with --clipping ignore, a preset, an unclipped photo, or a
+    plateau at a maximum below white."""
+    from linr.fidelity import SquaredError, SquaredErrorCensoredAtWhite
+    from linr.headroom import censored_at_white, clipped_at_white
+    from linr.models import ModelConfig
+
+    photo, k = clipped_blur()
+    at_white = int(np.count_nonzero(photo >= 1.0))
+    assert at_white > 20 and clipped_at_white(linr.blurred(photo, k)) == at_white
+    obs = censored_at_white([linr.blurred(photo, k)], preset=None, clipping="auto")
+    assert type(obs[0].fidelity) is SquaredErrorCensoredAtWhite
+    for other in (censored_at_white([linr.blurred(photo, k)], preset=None, clipping="ignore"),
+                  censored_at_white([linr.blurred(photo, k)], preset="paper", clipping="auto"),
+                  censored_at_white([linr.blurred(photo * np.float32(0.9), k)], preset=None, clipping="auto"),
+                  censored_at_white([linr.blurred(np.clip(photo, 0, 0.99), k)], preset=None, clipping="auto")):
+        assert type(other[0].fidelity) is SquaredError
+    calls = []
+    value = SquaredErrorCensoredAtWhite.value
+    monkeypatch.setattr(SquaredErrorCensoredAtWhite, "value", lambda self, *a, **k: calls.append(1) or value(self, *a, **k))
+    small = dict(steps=5, stop="fixed", refine="none", progress=False, model=ModelConfig(width=32, depth=3))
+    result = linr.restore(linr.blurred(photo, k), **small)
+    assert result.settings["clipped_at_white"]["pixels"] == at_white and len(calls) >= 5  # the fit's term
+    assert result.settings["observations"][0]["data_term"]["name"] == "squared_error_censored_at_white"
+    calls.clear()
+    plain = linr.restore(linr.blurred(photo, k), clipping="ignore", **small)
+    assert "clipped_at_white" not in plain.settings and not calls

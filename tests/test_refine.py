@@ -852,7 +852,7 @@ def test_a_lone_masked_photo_is_blended_by_default_with_the_weight_chosen_on_hel
     assert tiled.settings["refine"]["name"] == DEFAULT_INPAINT_REFINE and "weights" not in tiled.settings["refine"]
     assert all(t["steps_run"] == 4 for t in tiled.settings["tiles"]) and len(tiled.settings["tiles"]) > 1
     np.testing.assert_array_equal(tiled.image[observed], clean[observed].astype(np.float32))  # observed kept
-    assert resolve_refine(None, [photo, linr.noisy(clean)], preset=None) is None
+    assert resolve_refine(None, [photo, linr.noisy(clean)], preset=None) == "keep-observed"  # beside a noisy photo
     # the command line says it, and a batch records the blend in its manifest
     Image.fromarray((clean * observed[..., None] * 255).astype(np.uint8)).save(tmp_path / "m.png")
     Image.fromarray((observed * 255).astype(np.uint8)).save(tmp_path / "m_mask.png")
@@ -1462,3 +1462,27 @@ def test_a_large_photo_with_few_pixels_missing_fits_the_narrow_inpainting_pilot(
     out = capsys.readouterr().out
     assert "network: siren 7x64 at omega_0 15, 3 steps at learning rate 0.001 (the default for a photo above 39 px " \
            f"with at most {INPAINT_PILOT_MISSING_UP_TO:.0%} of its pixels missing" in out
+
+
+def test_a_noisy_photo_beside_a_photo_with_missing_pixels_gets_its_observed_pixels_back():
+    """The joint fit follows the noisy photo at the masked photo's observed pixels too (its weight
+    0.1): its image came back 0.4 to 1.7 dB under those pixels put back (BENCHMARKS.md, sixty-eighth
+    session). The default refinement puts them back as they are, as inpainting the photo alone keeps
+    them; the others unchanged."""
+    import linr
+    from linr.tasks import default_refine
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((24, 24, 3)).astype(np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    observed = rng.random((24, 24)) < 0.5
+    masked = linr.masked(clean * observed[..., None], observed)
+    assert default_refine([linr.noisy(noisy), masked], preset=None) == "keep-observed"
+    assert default_refine([linr.noisy(noisy), masked], preset="paper") is None
+    fitted = linr.restore([linr.noisy(noisy), masked], steps=3, refine="none", progress=False)
+    result = linr.restore([linr.noisy(noisy), masked], steps=3, progress=False)
+    assert result.settings["refine"] == {"name": "keep-observed", "observed_share": round(float(observed.mean()), 4)}
+    np.testing.assert_array_equal(result.image[observed], clean[observed])
+    np.testing.assert_array_equal(result.image[~observed], fitted.image[~observed])
+    with pytest.raises(linr.InputError, match="refinement 'keep-observed' puts back the observed pixels"):
+        linr.restore(linr.noisy(noisy), steps=1, refine="keep-observed", progress=False)

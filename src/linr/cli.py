@@ -912,6 +912,12 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
+    if done[0]["name"] == "keep-observed":  # linr.refine.KeepObserved
+        share = _span(sorted(d["observed_share"] for d in done), ".1%")
+        return (f"refined: keep-observed (the photo with missing pixels has its observed pixels, {share} of the "
+                "image, put back as they are, as its inpainting alone keeps them; not in the paper)"
+                + ("" if asked else "; the default for a noisy photo beside a photo with missing pixels, --refine "
+                   "none returns the fit's image"))
     if done[0]["name"] == "grouped-fill":  # linr.refine.GroupedFill
         return _fill_line(done) + ("" if asked else "; the default for a photo with missing pixels, --refine none "
                                    "returns the fit's image")
@@ -1122,6 +1128,10 @@ def _blur_lines(settings: dict[str, Any], *, chosen: str | None, preset: str | N
                         "--headroom off fits it on its own scale; not in the paper)")
                      + (f"; its {widened['saturated_left_out']} touching pixels at its maximum (saturated: the blur does not "
                         "explain a clipped value) left out of the data term" if widened.get("saturated_left_out") else ""))
+    if clipped := settings.get("clipped_at_white"):  # linr.headroom.censored_at_white
+        lines.append(f"{clipped['pixels']} pixel(s) at white, where the blurred photo was clipped: fitted as "
+                     "'at least white' (the data term censored there), not as white (--clipping ignore fits them as "
+                     "values; not in the paper)")
     if found := settings.get("defects"):  # linr.defects
         lines.append(f"{found['left_out']} pixel(s) sharper than the blur allows (a hot pixel, a cosmic ray's track: "
                      "no scene blurred by the kernel gives them) left out of the data term"

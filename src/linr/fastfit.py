@@ -87,7 +87,7 @@ class PixelTerms:
         for y, m, scale, term in zip(self.targets, self.masks, self.scales, self.fidelities):
             y = y if pixels is None else y[pixels]
             m = m if m is None or pixels is None else m[pixels]
-            if isinstance(term, SquaredError):  # the paper's term, in its closed form
+            if type(term) is SquaredError:  # the paper's term, in its closed form (not a subclass)
                 diff = out - y
                 if m is not None:
                     diff = diff * m  # masks are 0/1: m^2 = m

@@ -14,7 +14,8 @@ The fit, the fast engine, the hold-out and discrepancy stop rules and the stoppi
 ask the observation's data term (:attr:`linr.problem.Observation.fidelity`), so a noise model is
 one class here plus one registry line. :class:`SquaredError` is the paper's (Gaussian noise);
 :class:`Poisson` is photon noise, the negative log-likelihood of counts; :class:`PoissonGaussian`
-is photon noise plus a camera's Gaussian read noise (shifted-Poisson likelihood).
+is photon noise plus a camera's Gaussian read noise (shifted-Poisson likelihood);
+:class:`SquaredErrorCensoredAtWhite` is Gaussian noise in a photo clipped at white.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["DataTerm", "SquaredError", "ClippedMeanSquaredError", "Poisson", "PoissonGaussian", "DATA_TERMS",
+__all__ = ["DataTerm", "SquaredError", "SquaredErrorCensoredAtWhite", "ClippedMeanSquaredError", "Poisson", "PoissonGaussian", "DATA_TERMS",
            "data_term", "PHOTON_METHODS"]
 
 
@@ -98,6 +99,34 @@ class SquaredError(DataTerm):
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class SquaredErrorCensoredAtWhite(SquaredError):
+    """Squared error where an entry below white says its value, and one at white (a clipped
+    photo's saturated pixel: its value reached the file's white or beyond) only that the rendering
+    is at least white: ``(pred - target)^2``, but ``min(pred - target, 0)^2`` where ``target`` is
+    white (1 on the fit's scale). A Gaussian photo's censored likelihood, as :class:`Poisson`'s is
+    for counts; a :class:`SquaredError` for everything that reads the noise level (measured on the
+    photo) or the blur. For one blurred photo clipped at white (:func:`linr.headroom.clipped_at_white`)."""
+
+    name = "squared_error_censored_at_white"
+
+    @staticmethod
+    def _difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        difference = pred - target
+        return torch.where(target >= 1.0 - 1e-6, torch.clamp(difference, max=0.0), difference)
+
+    def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._difference(pred, target) ** 2
+
+    def value(self, pred: torch.Tensor, target: torch.Tensor,
+              keep: torch.Tensor | None = None) -> torch.Tensor:
+        # unobserved entries are 0 in both pred and target (as SquaredError's): below white
+        return torch.mean(self._difference(pred, target) ** 2)
+
+    def slope(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 2 * self._difference(pred, target)
 
 
 STOP_MEASURES = ("likelihood", "squared_error")
@@ -309,7 +338,8 @@ class PoissonGaussian(_PhotonCounts):
 
 
 DATA_TERMS: dict[str, type[DataTerm]] = {"squared_error": SquaredError, "poisson": Poisson,
-                                         "poisson_gaussian": PoissonGaussian}
+                                         "poisson_gaussian": PoissonGaussian,
+                                         "squared_error_censored_at_white": SquaredErrorCensoredAtWhite}
 """Every data term by name: adding one is a class above and one line here."""
 
 

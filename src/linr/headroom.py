@@ -16,6 +16,10 @@ Where it applies (:func:`headroom_for`): one blurred photo alone (squared error)
 no model kept; ``headroom`` 'auto' (that test), 'off', or a factor >= 1 given (any blurred photo
 alone). The fit's stop is decided on the photo's own scale (its measured noise) by the caller: the
 photo divided by the factor reads as that much less noisy.
+
+A blurred photo that is not of point sources but clipped at white (a lamp, a sky) is fitted on its
+own scale with its data term censored at white (:func:`censored_at_white`): a pixel at white says
+only that the scene blurred is at least white there.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from .problem import Observation, blurred_alone
 
 __all__ = ["HEADROOM", "POINT_SOURCES_FROM", "PSF_LIKE_FROM", "SATURATED_FROM", "HEADROOM_CHOICES", "check_headroom",
            "peak_contrast", "psf_likeness", "point_sources", "headroom_for", "saturated_plateau", "saturated_pixels",
-           "lifted", "lowered"]
+           "lifted", "lowered", "WHITE", "clipped_at_white", "censored_at_white"]
 
 HEADROOM = 4.0
 """How many times the blurred photo's maximum the fit's scale covers for a photo of point sources:
@@ -165,6 +169,45 @@ def saturated_pixels(observation: Observation) -> np.ndarray | None:
 
     operator = observation.operator
     return saturated_plateau(observation.image, operator.kept if isinstance(operator, LeftOut) else None)
+
+
+WHITE = 1.0 - 1e-6
+"""Values from which a pixel of a photo (on the fit's [0, 1] scale) is at white."""
+
+
+def clipped_at_white(observation: Observation) -> int:
+    """How many pixels of a blurred photo are at white (1: its file's white, or a float file's
+    maximum) where it was clipped: at least :data:`SATURATED_FROM` of them touching
+    (:func:`saturated_pixels`, over the pixels its data term reads); 0 where none is so."""
+    plateau = saturated_pixels(observation)
+    if plateau is None:
+        return 0
+    values = np.asarray(observation.image)
+    values = values.max(axis=2) if values.ndim == 3 else values
+    if float(values[plateau].min()) < WHITE:  # a plateau at the photo's maximum below white: no clipping
+        return 0
+    from .operators import LeftOut
+
+    kept = observation.operator.kept if isinstance(observation.operator, LeftOut) else True
+    return int(np.count_nonzero((values >= WHITE) & kept))
+
+
+def censored_at_white(observations: Sequence[Observation], *, preset: str | None, clipping: str) -> list[Observation]:
+    """One blurred photo alone (squared error), no preset named, its clipping not ignored (``clipping``
+    'auto'), clipped at white (:func:`clipped_at_white`): its data term censored there
+    (:class:`linr.fidelity.SquaredErrorCensoredAtWhite`: a pixel at white says only that the blurred
+    scene is at least white; fitted as a value, the deblurred edges of a bright area overshot and
+    rang). The observations as they are otherwise. 64-px crops of natural photos blurred by a
+    Gaussian of sigma 1-2 at 5/255 and clipped on 2-20% of their pixels: BENCHMARKS.md, sixty-eighth
+    session."""
+    import dataclasses
+
+    from .fidelity import SquaredError, SquaredErrorCensoredAtWhite
+
+    if preset is not None or clipping != "auto" or not blurred_alone(observations) or \
+            type(observations[0].fidelity) is not SquaredError or not clipped_at_white(observations[0]):
+        return list(observations)
+    return [dataclasses.replace(observations[0], fidelity=SquaredErrorCensoredAtWhite())]
 
 
 def lifted(observations: Sequence[Observation], factor: float, *,

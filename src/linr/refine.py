@@ -68,6 +68,9 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
 - ``grouped-pair`` (:class:`GroupedPair`): for a noisy photo and a blurred photo of one scene (a
   short and a long exposure), ``grouped-deblur``'s passes with the noisy photo weighed into every
   data step beside the filtered image (each believed to within its own noise level).
+- ``keep-observed`` (:class:`KeepObserved`): for a photo with missing pixels beside other photos of the
+  scene, the fit's image with its observed pixels put back as they are; the default for a noisy
+  photo and a photo with missing pixels (:data:`linr.tasks.DEFAULT_NOISY_MASKED_REFINE`).
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
@@ -932,6 +935,30 @@ class BiharmonicBlend:
         return (weight * fit + (1.0 - weight) * self._fill(photo, observed, fit)).astype(np.float32)
 
 
+class KeepObserved:
+    """The ``keep-observed`` refiner (module docstring): for a photo with missing pixels beside other
+    photos of the scene (a scan with scratches and a noisy shot of it), the fit's image with the
+    masked photo's observed pixels put back as they are, as inpainting it alone keeps them: the joint
+    fit follows the noisy photo there too (its weight 0.1), 0.4 to 1.7 dB under them (BENCHMARKS.md,
+    sixty-eighth session)."""
+
+    name = "keep-observed"
+    takes = "noisy+masked"
+    does = "the photo with missing pixels has its observed pixels put back as they are"
+
+    def __init__(self) -> None:
+        self.kept = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "observed_share": round(self.kept, 4)}
+
+    def __call__(self, image: np.ndarray, photo: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """``image`` (H, W, C) with ``photo``'s values where ``observed`` ((H, W) or (H, W, C) bool)."""
+        observed = np.broadcast_to(observed[..., None] if observed.ndim == 2 else observed, image.shape)
+        self.kept = float(observed.mean())
+        return np.where(observed, np.asarray(photo, np.float32), np.asarray(image, np.float32))
+
+
 class GroupedFill:
     """The ``grouped-fill`` refiner (module docstring): the missing pixels filled by filtering the
     image again and again with :class:`GroupedWiener` (the image its own pilot and its own noisy
@@ -1514,11 +1541,13 @@ REFINERS: dict[str, Any] = {
     "grouped-views-examples": GroupedViewsExamples,
     "grouped-deblur": GroupedDeblur,
     "grouped-pair": GroupedPair,
+    "keep-observed": KeepObserved,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
 ``noisy+views`` as ``refiner(noisy, pilot, sigma, views, held_out)``, ``views`` as ``refiner(image, views)``,
-``masked`` as ``refiner(photo, observed, fit, held_out)``, ``blurred`` as ``refiner(image, photo,
+``masked`` as ``refiner(photo, observed, fit, held_out)``, ``noisy+masked`` as ``refiner(fit, photo,
+observed)``, ``blurred`` as ``refiner(image, photo,
 operator, sigma)``, ``noisy+blurred`` as ``refiner(image, photo, operator, sigma, noisy=...,
 noise_sigma=...)``; ``none`` names no refinement. Each class also says in ``does`` what it does to the
 fit's image (a clause; the note of a run that keeps the fit's own image, ``--save-model``), and in ``verb``
@@ -1546,7 +1575,14 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     from .operators import Identity, Mask
     from .problem import measures_gaussian_noise
 
-    if REFINERS[check_refine_spec(spec)].takes == "masked":
+    if REFINERS[check_refine_spec(spec)].takes == "noisy+masked":
+        masked = [o for o in observations if isinstance(o.operator, Mask) and tuple(o.shape) == tuple(shape)]
+        if len(masked) != 1 or len(observations) < 2:
+            raise InputError(f"refinement {spec!r} puts back the observed pixels of a photo with missing pixels beside "
+                             "other photos of the scene, and needs exactly one such photo (a mask), of the restored "
+                             "size, and another photo (--refine none; refine='none' in Python)")
+        return masked[0]
+    if REFINERS[spec].takes == "masked":
         if len(observations) != 1 or not isinstance(observations[0].operator, Mask) or \
                 tuple(observations[0].shape) != tuple(shape):
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
@@ -1634,10 +1670,11 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
     if refiner.takes == "views":
         return refiner(image, views), refiner.describe()
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
-    if refiner.takes == "masked":
+    if refiner.takes in ("masked", "noisy+masked"):
         mask = photo.operator.mask.cpu().numpy() > 0.5  # (H, W), or (C, H, W) per channel
         observed = mask if mask.ndim == 2 else mask.transpose(1, 2, 0)
-        refined = refiner(pixels, observed, image, held)
+        refined = refiner(image, pixels, observed) if refiner.takes == "noisy+masked" else \
+            refiner(pixels, observed, image, held)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
     if refiner.takes in ("blurred", "noisy+blurred"):

@@ -24,7 +24,7 @@ from .ensemble import MAX_MEMBERS, fit_ensemble, member_rule
 from .errors import InputError
 from .fit import FitConfig, FitResult, Observation, fit, fit_many
 from .defects import Defects, defects_of, restored_scale, without_defects
-from .headroom import headroom_for, lifted, lowered, saturated_pixels
+from .headroom import censored_at_white, headroom_for, lifted, lowered, saturated_pixels
 from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
@@ -923,6 +923,29 @@ def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | Non
         all(deblurrable(o) for o in observations if o is not photos[0])
 
 
+DEFAULT_NOISY_MASKED_REFINE = "keep-observed"
+"""The refinement of the defaults' joint fit of noisy photos and one photo with missing pixels of one
+scene (:func:`noisy_with_masked`; since the sixty-eighth session): the fit's image with the masked
+photo's observed pixels put back (:class:`linr.refine.KeepObserved`), as its inpainting alone keeps
+them. Measured in BENCHMARKS.md ('A noisy photo beside a photo with missing pixels')."""
+
+
+def noisy_with_masked(observations: Sequence[Observation], *, preset: str | None,
+                      register: str | None = None) -> bool:
+    """Whether a restore is the defaults' joint fit of noisy photos (Gaussian or photon noise, no
+    operator) and one photo with missing pixels (a mask) of one size: no preset named, no
+    registration (a registered photo's pixels move), none weighted 0; its refinement
+    :data:`DEFAULT_NOISY_MASKED_REFINE`."""
+    from .operators import Mask
+
+    if preset is not None or register is not None or len(observations) < 2 or \
+            len({tuple(o.shape) for o in observations}) != 1 or any(o.weight == 0 for o in observations):
+        return False
+    masked = [o for o in observations if isinstance(o.operator, Mask)]
+    return len(masked) == 1 and all(noise_level_known(o) and isinstance(o.operator, Identity)
+                                    for o in observations if o is not masked[0])
+
+
 PAIR_LEVEL_RATIO = 1.25
 """A noisy and a blurred photo of one scene whose mean levels differ by more than this factor either
 way are named (:func:`pair_level_note`): the pair is fitted and refined as one brightness scale."""
@@ -987,7 +1010,8 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or in tiles, any size),
     :func:`sr_refine_for` its factor for :func:`plain_super_resolution` (whole or in tiles, any size),
     :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same),
-    :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same); none when the model is kept (it renders the fit's image, not a refined one)."""
+    :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same),
+    :data:`DEFAULT_NOISY_MASKED_REFINE` for :func:`noisy_with_masked` (any size); none when the model is kept (it renders the fit's image, not a refined one)."""
     return _default_refine_or_why_not(observations, preset=preset, keep_model=keep_model, register=register)[0]
 
 
@@ -1030,6 +1054,8 @@ def _task_refine(observations: Sequence[Observation], *, preset: str | None,
         return DEFAULT_DEBLUR_REFINE, True
     if noisy_with_blurred(observations, preset=preset, register=register):
         return DEFAULT_PAIR_REFINE, True
+    if noisy_with_masked(observations, preset=preset, register=register):
+        return DEFAULT_NOISY_MASKED_REFINE, False
     return None, False
 
 
@@ -1267,7 +1293,10 @@ def restore(
     ``settings['clipping']`` says so); an aligned burst of them is restored as its frames' mean
     weighted by their measured inverse noise variance (:func:`linr.stabilise.clipping_route`).
     'ignore': no mapping back (a burst is still averaged). The per-step values (``history``,
-    ``on_step``'s output) are then of the fit before the mapping back.
+    ``on_step``'s output) are then of the fit before the mapping back. One blurred photo alone
+    clipped at white, with no preset named and fitted on its own scale: its data term censored
+    there ('auto'; :func:`linr.headroom.censored_at_white`, ``settings['clipped_at_white']``),
+    'ignore': its pixels at white fitted as values.
     ``headroom``: one blurred photo of point sources (stars, beads: :func:`linr.headroom.point_sources`)
     is fitted on a scale :data:`linr.headroom.HEADROOM` times its value range ('auto', with no preset named
     and no model kept; ``settings['headroom']`` says so), 'off' on its own, or a factor >= 1 given
@@ -1398,6 +1427,7 @@ def restore(
                 apply_refine(result, refine, obs, held_out=held)
         elif plan.refine_left_out is not None:
             result.settings["refine"] = dict(plan.refine_left_out)
+        said_censored(result, obs)
         result = lowered(result, plan.headroom, asked=headroom, saturated=plan.saturated)
         result = restored_scale(result, plan.defects, plan.defect_scale)
         result = measured_against(unstabilised(result, plan.route, reference_given=reference_given), given,
@@ -1799,7 +1829,7 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
     route = restore_route(observations, register=register, preset=preset, clipping=clipping)
     observations = stabilised(observations, route)
     observations, factor, blur_noisy, saturated, found, scale = _widened(
-        observations, preset=preset, keep_model=keep_model, headroom=headroom, defects=defects)
+        observations, preset=preset, keep_model=keep_model, headroom=headroom, defects=defects, clipping=clipping)
     obs, config = resolve(
         observations, preset=preset, steps=steps, lr=lr, seed=seed, device=device,
         model=model, progress=progress, precision=precision, prior=prior, refine=refine, keep_model=keep_model,
@@ -1826,21 +1856,39 @@ def plan_restore(observations: Sequence[Observation], *, preset: str | None = No
 
 
 def _widened(observations: Sequence[Observation], *, preset: str | None, keep_model: bool,
-             headroom: Any, defects: Any = "auto") -> tuple[list[Observation], float, bool | None, int, Defects, float]:
+             headroom: Any, defects: Any = "auto", clipping: str = "auto"
+             ) -> tuple[list[Observation], float, bool | None, int, Defects, float]:
     """The observations a restore fits where the fit's scale differs from the photo's, with: the
     headroom's factor (:mod:`linr.headroom`: :func:`~linr.headroom.headroom_for`; where automatic, a
     saturated plateau left out); whether the blurred photo is noisy as measured on its own scale
     without defects (:func:`noisy_blur`; None where the scale is the photo's: measured on the fitted
     ones); the count of saturated pixels left out; the photo's defects (:mod:`linr.defects`: left
-    out of its data term) and the factor they divided it by (a hot pixel its white)."""
+    out of its data term) and the factor they divided it by (a hot pixel its white). On the photo's
+    own scale, a blurred photo clipped at white gets its data term censored there
+    (:func:`linr.headroom.censored_at_white`, ``clipping`` 'auto')."""
     found = defects_of(observations, preset=preset, defects=defects)
     observations, scale = without_defects(observations, found, rescale=not keep_model)
     factor = headroom_for(observations, preset=preset, keep_model=keep_model, headroom=headroom)
     if factor == 1.0:
+        if scale == 1.0:  # on the photo's own scale: its pixels at white are white or beyond
+            observations = censored_at_white(observations, preset=preset, clipping=clipping)
         return list(observations), factor, None, 0, found, scale
     saturated = saturated_pixels(observations[0]) if headroom == "auto" else None
     return (lifted(observations, factor, saturated=saturated), factor, noisy_blur(observations),
             0 if saturated is None else int(saturated.sum()), found, scale)
+
+
+def said_censored(result: FitResult, observations: Sequence[Observation]) -> None:
+    """``settings['clipped_at_white']`` where the blurred photo's data term was censored at white
+    (:func:`linr.headroom.censored_at_white`): how many of its pixels, and how."""
+    from .fidelity import SquaredErrorCensoredAtWhite
+    from .headroom import clipped_at_white
+
+    if len(observations) == 1 and isinstance(observations[0].fidelity, SquaredErrorCensoredAtWhite):
+        result.settings["clipped_at_white"] = {
+            "pixels": clipped_at_white(observations[0]), "data_term": observations[0].fidelity.name,
+            "note": "the pixels at white say only that the blurred scene is at least white there (the data term "
+                    "censored), not that it is white"}
 
 
 def sure_in_float32(config: FitConfig, rules: Sequence[StopRule | None], precision: str | None) -> FitConfig:
@@ -2072,7 +2120,8 @@ def restore_many(
             _check_measured_pixels(where, reference)
         routes = [restore_route(obs, preset=preset, clipping=clipping) for obs in scenes]
         scenes = [stabilised(obs, route) for obs, route in zip(scenes, routes)]
-        widened = [_widened(obs, preset=preset, keep_model=False, headroom=headroom, defects=defects) for obs in scenes]
+        widened = [_widened(obs, preset=preset, keep_model=False, headroom=headroom, defects=defects, clipping=clipping)
+                   for obs in scenes]
         unlifted, scenes, factors = scenes, [w[0] for w in widened], [w[1] * w[5] for w in widened]
         given = [references is not None and references[k] is not None for k in range(len(scenes))]
         if references is not None:  # on the transformed photos' scale, as restore() compares them
@@ -2103,6 +2152,7 @@ def restore_many(
                 pick_by_sure(result, fitted, config, rule)
             result.settings["preset"] = "default" if preset is None else preset  # the defaults are not the paper preset
             _record_measured_noise(result.settings, obs, preset)
+            said_censored(result, fitted)
             if spec is not None:
                 apply_refine(result, spec, fitted, held_out=held_out_pixels(rule))
             elif refine is None and (left_out := default_refine_left_out(fitted, preset=preset)) is not None:
