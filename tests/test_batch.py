@@ -590,3 +590,49 @@ def test_a_batch_made_before_the_clipping_route_says_why_it_does_not_resume(fold
     err = capsys.readouterr().err
     assert "other settings (clipping; the images were restored before the fifty-fifth session" in err, err
     assert main([*base, "--force"]) == 0 and _manifest(out)["img0"]["batch"]["clipping"] == "auto"
+
+
+def test_workers_lost_stop_the_batch_with_one_error_and_fail_no_image(tmp_path, monkeypatch, capsys):
+    """A Ray cluster stopped mid-run marked every image still to do as failed, those never started
+    too (a new user's batch of 8: six 'Ray task failed' records); a lost backend now stops the run
+    with one line, records nothing for the unfinished images, and the same command resumes them."""
+    from linr.batch.local import InlineBackend
+    from linr.batch.work import BackendLost
+
+    root = _make_folder(tmp_path, 3)
+    out = tmp_path / "out"
+    wait, calls = InlineBackend.wait, []
+
+    def lost_after_one(self, handles):
+        calls.append(1)
+        if len(calls) > 1:
+            raise BackendLost("the Ray cluster was lost (NodeDiedError: a test); finished images are kept: rerun "
+                              "the same command once it is back")
+        return wait(self, handles)
+
+    monkeypatch.setattr(InlineBackend, "wait", lost_after_one)
+    argv = ["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), "--steps", "2", *FAST]
+    assert main(argv) == 4
+    assert capsys.readouterr().err.strip().endswith("linr: error: the Ray cluster was lost (NodeDiedError: a test); "
+                                                    "finished images are kept: rerun the same command once it is back")
+    records = _manifest(out)
+    assert list(records) == ["img0"] and records["img0"]["status"] == "done"  # no failure recorded
+    monkeypatch.setattr(InlineBackend, "wait", wait)
+    assert main(argv) == 0
+    assert sorted(_manifest(out)) == ["img0", "img1", "img2"]
+
+
+def test_a_ray_address_nothing_answers_at_is_one_line_at_once():
+    """Ray itself retried an unreachable address for minutes, printing its own warnings."""
+    import socket
+
+    from linr.batch.ray_backend import _check_reachable
+    from linr.errors import InputError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port} .*ray start --head"):
+        _check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 10

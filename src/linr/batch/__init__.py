@@ -747,6 +747,9 @@ def _batch(args: argparse.Namespace) -> int:
         print(f"linr: note: {len(unmeasured)} image(s) done before have a reference now but no metrics (references "
               f"measure the images restored in a run; `linr metrics REFERENCE OUTPUT` measures a done one, "
               f"--force restores them again), e.g. {unmeasured[0]}", file=sys.stderr)
+    if outcome.lost is not None:
+        print(f"linr: error: {outcome.lost}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     if outcome.interrupted:
         print("linr: interrupted; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError
-from .work import fit_group
+from .work import BackendLost, fit_group
 
 __all__ = ["RayBackend", "ray_unavailable"]
 
@@ -29,6 +29,25 @@ def ray_unavailable() -> str | None:
     except ImportError as exc:
         return f"Ray is not installed ({exc}); install it with: pip install 'linr[ray]'"
     return None
+
+
+REACH_TIMEOUT_S = 5.0
+"""Seconds a Ray cluster's address is given to answer before a batch says it cannot be reached (Ray
+itself retried for minutes, printing its own warnings)."""
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line error where nothing answers at a Ray address HOST:PORT (or ray://HOST:PORT)."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): is it running "
+                         "(ray start --head), and is that its address?") from None
 
 
 class RayBackend:
@@ -57,6 +76,8 @@ class RayBackend:
 
         self._ray = ray
         self._started = not ray.is_initialized()
+        if self._started and address not in (None, "auto", "local"):
+            _check_reachable(address)
         if self._started:
             # Ship this linr's code with the job: nodes need its dependencies (torch, numpy, ...)
             # but not linr itself, and never run another version of it than the driver.
@@ -72,6 +93,11 @@ class RayBackend:
         if device == "cuda" and gpus == 0:
             raise InputError("--device cuda: the Ray cluster has no GPUs")
         use_gpu = gpus > 0 and device in ("auto", "cuda")
+        if not use_gpu and cpus_per_task > resources.get("CPU", 0.0):
+            if self._started:
+                ray.shutdown()
+            raise InputError(f"--ray-cpus-per-task {cpus_per_task:g}: the Ray cluster has {resources.get('CPU', 0.0):g} "
+                             "CPUs in all, so no task could ever start (its tasks waited unsaid)")
         # Inside a GPU task Ray sets CUDA_VISIBLE_DEVICES, so 'cuda' is the GPU it assigned.
         self.device = "cuda" if use_gpu else "cpu"
         self.threads = max(1, int(cpus_per_task))
@@ -112,10 +138,26 @@ class RayBackend:
             self._pending.discard(ref)
             try:
                 results.append((ref, self._ray.get(ref)))
-            except Exception as exc:  # noqa: BLE001 - a lost node or a dead worker fails one image
+            except Exception as exc:  # noqa: BLE001 - a dead worker fails one image; a lost cluster the run
                 message = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
+                if self._cluster_lost(exc):
+                    raise BackendLost(f"the Ray cluster was lost ({message[:160]}); finished images are kept: "
+                                      "rerun the same command once it is back") from None
                 results.append((ref, {"error": f"Ray task failed ({message})"}))
         return results
+
+    def _cluster_lost(self, exc: Exception) -> bool:
+        """Whether a task's failure is the cluster's (its node or raylet died, or the driver can
+        no longer reach it), not the task's own."""
+        lost = tuple(getattr(self._ray.exceptions, name) for name in ("NodeDiedError", "LocalRayletDiedError",
+                                                                      "RaySystemError")
+                     if hasattr(self._ray.exceptions, name))
+        if isinstance(exc, lost):
+            return True
+        try:
+            return not any(node.get("Alive") for node in self._ray.nodes())
+        except Exception:  # noqa: BLE001 - the cluster cannot be asked: gone
+            return True
 
     def cancel(self, handles: Sequence[Any]) -> None:
         """Stop these tasks, queued or running on the cluster."""

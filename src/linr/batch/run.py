@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from ..errors import InputError
 from .manifest import Manifest
 from .plan import BY_INPUT, Job, fingerprint, settings_diff
-from .work import Prepared, failed_record, finish, in_tiles, one_line, prepare, restore_tiles, stack_key
+from .work import BackendLost, Prepared, failed_record, finish, in_tiles, one_line, prepare, restore_tiles, stack_key
 
 __all__ = ["Outcome", "select", "run_jobs"]
 
@@ -40,6 +40,9 @@ class Outcome:
     restored: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
+    lost: str | None = None
+    """Why the run stopped early where its workers were lost (a Ray cluster gone: :class:`BackendLost`),
+    its unfinished images not recorded (redone on resume); None: not so."""
     wall_s: float = 0.0
 
 
@@ -295,8 +298,9 @@ def run_jobs(
         for job in tiled:
             record(_restore_in_tiles(job, backend, tile_backend, settings=settings, key=keys[job.name],
                                      fit=fit, threads=threads, fewer_where_late=fewer_where_late))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BackendLost) as exc:
         outcome.interrupted = True
+        outcome.lost = str(exc) if isinstance(exc, BackendLost) else None
         for tiles in tile_backend:
             tiles.close(abort=True)
         backend.close(abort=True)

@@ -97,6 +97,12 @@ class Prepared:
     """A photo's EXIF (:attr:`linr.images.ImageInfo.exif`), written into a JPEG or PNG output."""
 
 
+class BackendLost(Exception):
+    """Raised by a backend's ``wait`` when its workers are gone (a Ray cluster that died or was
+    stopped): no image's failure, so the run stops and records none (a lost cluster had marked
+    every image still to do as failed, those never started too)."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line: linr's own messages as they are, others with their class."""
     text = str(exc) if isinstance(exc, LinrError) else f"{exc.__class__.__name__}: {exc}"
