@@ -636,3 +636,36 @@ def test_a_ray_address_nothing_answers_at_is_one_line_at_once():
     with pytest.raises(InputError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port} .*ray start --head"):
         _check_reachable(f"127.0.0.1:{port}")
     assert time.monotonic() - t0 < 10
+
+
+def test_names_in_either_unicode_form_pair(tmp_path):
+    """A reference named café.png decomposed (as a Mac copies it) did not pair with the input café.png
+    composed: 'no file for 1 image(s): café', the two names alike on screen."""
+    import unicodedata
+
+    from linr.batch.plan import plan_jobs
+
+    src, refs = tmp_path / "in", tmp_path / "refs"
+    src.mkdir()
+    refs.mkdir()
+    write_image(src / (unicodedata.normalize("NFC", "café") + ".png"), np.zeros((8, 8, 3), np.float32))
+    write_image(refs / (unicodedata.normalize("NFD", "café") + ".png"), np.zeros((8, 8, 3), np.float32))
+    (job,) = plan_jobs({"noisy": str(src)}, output_dir=str(tmp_path / "out"), reference_dir=str(refs))
+    assert job.reference is not None and Path(job.reference).name == unicodedata.normalize("NFD", "café") + ".png"
+
+
+def test_a_terminal_of_no_width_gets_a_line_per_image():
+    """A pseudo-terminal that reports 0 columns (a harness' `script`) showed no bar and no line."""
+    import os
+    import pty
+
+    from linr.batch.run import Progress
+
+    master, slave = pty.openpty()  # a new pseudo-terminal reports 0 x 0
+    with os.fdopen(slave, "w") as stream:
+        assert os.get_terminal_size(stream.fileno()).columns == 0
+        progress = Progress(2, enabled=True, stream=stream)
+        assert progress.bar is None and progress.lines
+        progress({"status": "done", "image": "a", "run": {"time_s": 1.0}})
+        assert b"[1/2, 0 failed, ETA" in os.read(master, 4096)
+    os.close(master)

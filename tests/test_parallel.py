@@ -128,3 +128,35 @@ def test_the_grouped_filter_gives_the_same_bits_on_processes_threads_and_one_thr
     assert np.array_equal(GroupedWiener(threads=2, window=9)(noisy, pilot, 0.1), one)  # processes where Linux
     monkeypatch.setattr(parallel, "can_fork", lambda: False)
     assert np.array_equal(GroupedWiener(threads=2, window=9)(noisy, pilot, 0.1), one)  # threads
+
+
+def test_a_spawned_worker_ends_when_its_parent_is_killed():
+    """A batch driver killed by SIGKILL left its two spawned workers waiting on their pipes for
+    good (290 MB each); a worker that watches its parent (linr.parallel.end_with_parent) ends."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = "import sys, time; from linr.parallel import end_with_parent; end_with_parent(int(sys.argv[1])); time.sleep(60)"
+    parent = (f"import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())]); "
+              "print(p.pid, flush=True); time.sleep(60)")
+    outer = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    pid = int(outer.stdout.readline())
+    time.sleep(0.5)  # killed before or after the child starts its watch: it ends either way
+    outer.send_signal(signal.SIGKILL)
+    outer.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+        try:  # reaped by init, or a zombie of no one: gone either way once its state is Z
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split()[2] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+    raise AssertionError(f"the worker {pid} outlived its killed parent")

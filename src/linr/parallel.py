@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
@@ -73,6 +74,25 @@ def _start_worker(function: Callable[[Any], Any], parent: int) -> None:
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+PARENT_CHECK_S = 1.0
+"""Seconds between a spawned worker's looks at whether its parent is still there (:func:`end_with_parent`)."""
+
+
+def end_with_parent(parent: int) -> None:
+    """Make this process (a spawned worker) end within :data:`PARENT_CHECK_S` once ``parent`` is
+    gone, however it went (SIGKILL leaves no chance to stop the workers): a daemon thread that
+    watches this process's parent id change."""
+    if os.getppid() != parent:
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="linr-parent-watch", daemon=True).start()
 
 
 PR_SET_PDEATHSIG = 1

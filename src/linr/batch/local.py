@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
@@ -87,7 +88,7 @@ class PoolBackend:
             for i in range(self.slots):
                 queue.put(self._devices[i % len(self._devices)])
         return cf.ProcessPoolExecutor(self.slots, mp_context=self._ctx, initializer=init_worker,
-                                      initargs=(queue,))
+                                      initargs=(queue, os.getpid()))
 
     def submit(self, group: Any) -> cf.Future:
         if self._pool is None:

@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -217,7 +218,15 @@ def _listed(names: Sequence[str]) -> str:
 
 
 def pair_by_stem(groups: dict[str, dict[str, Any]]) -> list[str]:
-    """The stems every group has; an error listing, per group, the stems the others lack."""
+    """The stems every group has; an error listing, per group, the stems the others lack. A name in
+    either Unicode form (a Mac's copies are decomposed) pairs: each group's keys are respelt, in
+    place, as the first group spells them."""
+    first = next(iter(groups.values()))
+    spelt = {unicodedata.normalize("NFC", k): k for k in first}
+    for group in groups.values():
+        respelt = {spelt.get(unicodedata.normalize("NFC", k), k): v for k, v in group.items()}
+        group.clear()
+        group.update(respelt)
     common = set.intersection(*(set(g) for g in groups.values()))
     problems = []
     for label, group in groups.items():
@@ -252,6 +261,10 @@ def _auxiliary(
     if files is None:  # one file for every image
         return {s: spec for s in stems}
     index = _by_stem(files, what=what, strip=strip)
+    # one name in either Unicode form (a Mac's copies are decomposed): paired as the images' stems spell it
+    composed = {unicodedata.normalize("NFC", k): v for k, v in index.items()}
+    index = {s: composed[unicodedata.normalize("NFC", s)] for s in stems
+             if s not in index and unicodedata.normalize("NFC", s) in composed} | index
     if own is not None and not any(s in index for s in stems):  # a folder for none of the images
         raise InputError(f"{what} {spec}: no file for any of the {len(stems)} image(s) "
                          f"({_listed(stems)}): name them like the images, such as {stems[0]}{strip[0] if strip else ''}.png")

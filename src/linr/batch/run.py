@@ -340,6 +340,15 @@ def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settin
     return record
 
 
+def _columns(stream: Any) -> int:
+    """The width a terminal reports for ``stream`` (0 where it reports none, as a pseudo-terminal
+    with no size does), or 80 where it cannot be asked."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
 class Progress:
     """Overall progress: a bar with done/failed and an ETA on a terminal, else one line per image."""
 
@@ -350,8 +359,9 @@ class Progress:
         self.said: set[str] = set()  # input notes said, their file names left out
         self.bar = None
         self.start = time.perf_counter()
-        self.lines = enabled and not self.stream.isatty()
-        if enabled and self.stream.isatty() and total:
+        bar = self.stream.isatty() and _columns(self.stream) > 0  # a terminal of 0 columns drew nothing
+        self.lines = enabled and not bar
+        if enabled and bar and total:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="img", desc="batch", file=self.stream, dynamic_ncols=True)
