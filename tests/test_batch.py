@@ -669,3 +669,56 @@ def test_a_terminal_of_no_width_gets_a_line_per_image():
         progress({"status": "done", "image": "a", "run": {"time_s": 1.0}})
         assert b"[1/2, 0 failed, ETA" in os.read(master, 4096)
     os.close(master)
+
+
+def test_an_interrupted_force_run_resumes_without_force(tmp_path, monkeypatch, capsys):
+    """A --force run with other settings, interrupted after one image, could not be resumed: without
+    --force the others were 'made with other settings', with it every image started over (and the
+    summary counted the old images as done)."""
+    from linr.batch.local import InlineBackend
+
+    root = _make_folder(tmp_path, 3)
+    out = tmp_path / "out"
+    base = ["batch", str(root / "noisy"), "--task", "noisy", "-o", str(out), *FAST]
+    assert main([*base, "--steps", "2"]) == 0
+    wait, calls = InlineBackend.wait, []
+
+    def interrupted_after_one(self, handles):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return wait(self, handles)
+
+    monkeypatch.setattr(InlineBackend, "wait", interrupted_after_one)
+    capsys.readouterr()
+    assert main([*base, "--steps", "3", "--force"]) == 130
+    err = capsys.readouterr().err
+    assert "rerun the same command without --force to resume (with it, every image starts over)" in err
+    records = _manifest(out)
+    assert records["img0"]["status"] == "done" and records["img0"]["steps_run"] == 3
+    assert {records[n]["status"] for n in ("img1", "img2")} == {"superseded"}
+    monkeypatch.setattr(InlineBackend, "wait", wait)
+    assert main([*base, "--steps", "3"]) == 0
+    assert "3 images: 2 to restore, 1 already done" in capsys.readouterr().out
+    assert all(r["status"] == "done" and r["steps_run"] == 3 for r in _manifest(out).values())
+
+
+def test_a_full_disk_is_one_line_and_a_documented_exit(tmp_path, monkeypatch, capsys):
+    """A batch whose output filled its disk stopped with 'internal error: OSError: [Errno 28]', exit
+    1 (not among batch's documented codes), naming no file."""
+    import errno
+    import os
+
+    from linr.batch.manifest import Manifest
+
+    root = _make_folder(tmp_path, 1)
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Manifest, "add", full)
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"), "--steps", "1",
+                 *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("linr: error: No space left on device: free some space and rerun the same command (a batch or a "
+                   "tiled restore resumes: what was finished is kept)")

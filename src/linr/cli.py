@@ -1770,6 +1770,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = "" if exc.filename is None else f"{exc.filename}: "
             print(f"linr: error: {where}{exc.strerror}", file=sys.stderr)  # the user's name, no bug
             return EXIT_USAGE
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not debug:
+            where = "" if exc.filename is None else f"{exc.filename}: "  # a full disk is no bug either
+            print(f"linr: error: {where}{exc.strerror}: free some space and rerun the same command (a batch or a "
+                  "tiled restore resumes: what was finished is kept)", file=sys.stderr)
+            return EXIT_USAGE
         if debug:
             raise
         print(f"linr: internal error: {exc.__class__.__name__}: {exc} (set LINR_DEBUG=1 for a traceback)",

@@ -10,8 +10,9 @@ Files of a joint batch, masks, kernels and references pair by file stem; masks a
 share the images' folder (``x.png`` beside ``x_mask.png``). Progress is recorded in
 ``OUTPUT_DIR/manifest.jsonl`` (see :mod:`linr.batch.manifest`); rerunning the same command
 skips finished images and retries failed ones; a reference folder may be added or left out on a
-resume (it only adds metrics). Exit status: 0 all done, 4 some images failed, 130 interrupted
-(rerun to resume), 2 a usage error: every option is checked before the output folder is made,
+resume (it only adds metrics). Exit status: 0 all done, 4 some images failed or the Ray cluster was
+lost (rerun to resume), 130 interrupted (rerun to resume; a --force run without --force), 2 a usage
+error or a full disk: every option is checked before the output folder is made,
 and a run that fails before recording an image leaves no folder or manifest behind.
 Torch threads per fit: ``--threads``, else ``OMP_NUM_THREADS``, else cores // workers, fewer
 where other work holds cores (checked at the start and again before each fit on the local backend).
@@ -29,7 +30,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..cli_common import (Once, sigterm_as_interrupt, add_fit_options, check_backend_options, check_pairs, model_config,
                           positive_float, positive_int, value_range_option)
@@ -57,7 +58,7 @@ def register(sub: Any) -> None:
         "observation kind for joint restoration (files paired by name). Rerun the same command to "
         "resume: finished images are skipped, failed ones retried.",
         epilog="Exit status: 0 all done, 4 some images failed (listed in the summary and the "
-        "manifest), 130 interrupted, 2 usage error.",
+        "manifest) or the Ray cluster was lost, 130 interrupted, 2 usage error or a full disk.",
     )
     # nargs='*': an unquoted glob that the shell expanded gets a clear error, not argparse's
     p.add_argument("input", nargs="*", metavar="INPUT_DIR_OR_GLOB",
@@ -396,6 +397,22 @@ def _plain_super_resolution(args: argparse.Namespace) -> bool:
         (args.downsampler or "lanczos2") == "lanczos2" and dict(args.weight).get("lowres", 1.0) > 0
 
 
+SUPERSEDED = "superseded"
+"""A record's status where a --force run with other settings is replacing the image (its output is
+still the old one until then): restored by the next run, with or without --force."""
+
+
+def _supersede(todo: Sequence[Any], manifest: Any, keys: dict[str, str]) -> None:
+    """Mark the done images of ``todo`` made with other settings than ``keys`` as being replaced
+    (:data:`SUPERSEDED`): a --force run interrupted after some images could not be resumed (without
+    --force the rest were 'made with other settings', with it every image started over)."""
+    for job in todo:
+        record = manifest.records.get(job.name)
+        if record is not None and record.get("status") == "done" and record.get("key") != keys[job.name]:
+            manifest.add({**record, "status": SUPERSEDED,
+                          "superseded": "made with other settings; a --force run is restoring it again"})
+
+
 def _blur_boundary(args: argparse.Namespace) -> str:
     """The boundary of the batch's blur as the fits resolve it: the one asked for, else
     :func:`linr.tasks.open_blur_boundary`'s."""
@@ -712,6 +729,8 @@ def _batch(args: argparse.Namespace) -> int:
                                      replaced=replaced)
         print(f"{len(jobs)} images: {len(todo)} to restore, {len(skipped)} already done "
               f"(manifest {manifest.path})", flush=True)
+        if args.force:  # images made with other settings are being replaced: an interrupted run resumes without
+            _supersede(todo, manifest, keys)  # --force, those not yet redone then no longer 'made with other settings'
         if replaced:
             print(f"linr: note: {len(replaced)} done image(s) restored again: an input file changed since "
                   f"(its size or time), e.g. {replaced[0]}", file=sys.stderr)
@@ -751,6 +770,8 @@ def _batch(args: argparse.Namespace) -> int:
         print(f"linr: error: {outcome.lost}", file=sys.stderr)
         return EXIT_SOME_FAILED
     if outcome.interrupted:
-        print("linr: interrupted; rerun the same command to resume", file=sys.stderr)
+        print("linr: interrupted; rerun the same command " + ("without --force to resume (with it, every image "
+                                                              "starts over)" if args.force else "to resume"),
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if any(r["status"] == "failed" for r in records) else 0
