@@ -233,7 +233,8 @@ def test_the_command_line_says_the_route_and_reports_it(tmp_path, capsys, clean)
     err = run_err(capsys, ["restore", "--noisy", str(noisy), "--photon-method", "anscombe", "-o",
                            str(tmp_path / "x.png"), *TINY])
     assert "needs noise 'poisson' or 'poisson-gaussian'" in err
+    (tmp_path / "low.png").write_bytes(noisy.read_bytes())  # one file is one kind of observation
     err = run_err(capsys, ["restore", "--noisy", str(noisy), "--noise", "poisson", "--peak", "20",
-                           "--photon-method", "anscombe", "--lowres", str(noisy), "--factor", "1",
+                           "--photon-method", "anscombe", "--lowres", str(tmp_path / "low.png"), "--factor", "1",
                            "-o", str(tmp_path / "x.png"), *TINY])
     assert "does not apply" in err
