@@ -716,9 +716,47 @@ def test_a_full_disk_is_one_line_and_a_documented_exit(tmp_path, monkeypatch, ca
     def full(self, record):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(Manifest, "add", full)
-    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"), "--steps", "1",
+    said = ("linr: error: No space left on device: free some space and rerun the same command (a batch or a "
+            "tiled restore resumes: what was finished is kept)")
+    with monkeypatch.context() as m:
+        m.setattr(Manifest, "add", full)
+        assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"), "--steps", "1",
+                     *FAST]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    # the output's write fills it (the usual case): the batch stops too, no image recorded as failed
+    monkeypatch.setattr("linr.images.write_frames", lambda *a, **k: full(None, None))
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out2"), "--steps", "1",
                  *FAST]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == ("linr: error: No space left on device: free some space and rerun the same command (a batch or a "
-                   "tiled restore resumes: what was finished is kept)")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    assert not (tmp_path / "out2" / "manifest.jsonl").exists() or not _manifest(tmp_path / "out2")
+
+
+def test_batches_made_before_this_sessions_defaults_do_not_resume_under_them(tmp_path, capsys):
+    """Blurred batches record the censored data term at white, noisy + masked batches their
+    grouped-fill refinement (both defaults since the sixty-eighth session): a batch made before (as
+    --clipping ignore, or --refine none, make it) is not silently mixed with them, and the hint says
+    how to resume it as made."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "b").mkdir()
+    write_image(tmp_path / "b" / "a.png", rng.random((24, 24, 3)).astype(np.float32))
+    out = tmp_path / "out"
+    base = ["batch", str(tmp_path / "b"), "--task", "blurred", "--kernel", "gaussian:5:1", "-o", str(out),
+            "--steps", "2", *FAST]
+    assert main([*base, "--clipping", "ignore"]) == 0
+    assert "censored_at_white" not in _manifest(out)["a"]["batch"]  # as manifests made before
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "other settings (censored_at_white;" in err and "--clipping ignore to resume as made" in err
+    for kind in ("noisy", "masked"):
+        (tmp_path / kind).mkdir()
+    write_image(tmp_path / "noisy" / "a.png", rng.random((24, 24, 3)).astype(np.float32))
+    write_image(tmp_path / "masked" / "a.png", rng.random((24, 24, 3)).astype(np.float32))
+    write_image(tmp_path / "masked" / "a_mask.png", (rng.random((24, 24)) < 0.5).astype(np.float32))
+    joint = ["batch", "--noisy", str(tmp_path / "noisy"), "--masked", str(tmp_path / "masked" / "a.png"),
+             "--mask", str(tmp_path / "masked" / "a_mask.png"), "-o", str(tmp_path / "joint"), "--steps", "2", *FAST]
+    assert main([*joint, "--refine", "none"]) == 0
+    capsys.readouterr()
+    assert main(joint) == 2
+    err = capsys.readouterr().err
+    assert "refine)" in err and "--refine none to resume as made" in err

@@ -1051,6 +1051,13 @@ def test_a_given_range_maps_only_the_inputs_whose_type_can_hold_it(tmp_path, cap
     err = run_err(capsys, ["restore", "--lowres", str(tmp_path / "lr.png"), "--factor", "2", "--range", "0:4095",
                            "-o", str(tmp_path / "o.png")])
     assert "the value range 0..4095 reaches beyond what every input's sample type holds (" in err
+    # linr metrics reads the files as linr restore does: the 8-bit reference in its own units, said
+    assert main(["metrics", str(tmp_path / "clean.png"), str(tmp_path / "r.tif"), "--range", "0:4095"]) == 0
+    out = capsys.readouterr()
+    assert abs(json.loads(out.out)["psnr"] - printed) < 0.01
+    assert "clean.png (uint8): its type cannot reach the value range's 4095" in out.err
+    err = run_err(capsys, ["metrics", str(tmp_path / "clean.png"), str(tmp_path / "lr.png"), "--range", "0:4095"])
+    assert "reaches beyond what both files' sample types hold" in err
 
 
 def test_one_file_as_two_kinds_is_refused_and_sizes_that_a_factor_does_not_divide_say_which_crop(tmp_path, capsys, clean):

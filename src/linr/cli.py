@@ -73,7 +73,9 @@ def _build_restore(sub: Any) -> None:
                    "image; separate: each frame (a TIFF stack's page, a file) restored on its own, "
                    "written as a TIFF stack of as many frames (the default for a Z-stack: a TIFF whose "
                    "ImageJ or OME axes stack its planes along Z, each plane another depth)")
-    _add_range_option(g, "input values LO..HI (the inputs' units) map to the fit's [0, 1]; auto: "
+    _add_range_option(g, "input values LO..HI (the inputs' units) map to the fit's [0, 1] (an integer input or "
+                      "--reference whose type cannot reach HI, such as an 8-bit PNG beside 12-bit counts, by its own "
+                      "type's range); auto: "
                       "from 0 (or the minimum, when negative) to the maximum of the data; default: "
                       "uint8/uint16 by their full range, floats as they are when on [0, 1], else "
                       "auto. A TIFF output is written back in the inputs' units.")
@@ -912,15 +914,9 @@ def _refine_line(settings: list[dict[str, Any]], *, asked: bool) -> str | None:
     if done[0]["name"] == "project":  # the projection alone (linr.refine.Projected)
         return (f"refined: project (the fit's image made to reproduce the {views} exactly, relative residual "
                 f"{worst:.1g}; not in the paper)")
-    if done[0]["name"] == "keep-observed":  # linr.refine.KeepObserved
-        share = _span(sorted(d["observed_share"] for d in done), ".1%")
-        return (f"refined: keep-observed (the photo with missing pixels has its observed pixels, {share} of the "
-                "image, put back as they are, as its inpainting alone keeps them; not in the paper)"
-                + ("" if asked else "; the default for a noisy photo beside a photo with missing pixels, --refine "
-                   "none returns the fit's image"))
     if done[0]["name"] == "grouped-fill":  # linr.refine.GroupedFill
-        return _fill_line(done) + ("" if asked else "; the default for a photo with missing pixels, --refine none "
-                                   "returns the fit's image")
+        return _fill_line(done) + ("" if asked else "; the default for a photo with missing pixels (beside noisy "
+                                   "photos too: the joint fit the pilot), --refine none returns the fit's image")
     if "sigma" not in done[0]:  # a blend with a classical inpainting (linr.refine.BiharmonicBlend)
         chosen = [d["chosen_on_held_out_pixels"] for d in done if d.get("chosen_on_held_out_pixels")]
         how = (f"chosen on {_span(sorted(chosen), 'd')} held-out pixels" if len(chosen) == len(done) else
@@ -1517,7 +1513,9 @@ def _build_metrics(sub: Any) -> None:
     p.add_argument("--all-pixels", action="store_true", help="measure every pixel; by default a file with "
                    "transparent pixels (alpha) is measured on the pixels opaque in both, as linr restore measures "
                    "a restoration that keeps them")
-    _add_range_option(p, "values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts); "
+    _add_range_option(p, "values LO..HI of both files map to [0, 1] (their units, e.g. 0:4000 photon counts; an "
+                      "integer file whose type cannot reach HI, an 8-bit PNG beside 12-bit counts, by its own type's "
+                      "range, as linr restore reads it); "
                       "default as linr restore reads its inputs: uint8/uint16 by their full range, floats as "
                       "they are when on [0, 1], else from 0 (or their minimum when negative) to the larger "
                       "maximum of the two; auto: every file that way, integers too.")
@@ -1540,6 +1538,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     ranges = choose_value_ranges(stored, args.range)
     (ref, ref_info), (img, img_info) = (to_unit(im, vr) for im, vr in zip(stored, ranges))
     notes: list[str] = []  # said once the files are known to be comparable
+    if isinstance(args.range, tuple):  # a given range a file's type cannot reach: said, or refused for both
+        own = [f"{path} ({image.type_name})" for path, image, vr in zip((args.reference, args.image), stored, ranges)
+               if vr.rule == "dtype"]
+        if len(own) == 2:
+            raise InputError(f"the value range {args.range[0]:g}..{args.range[1]:g} reaches beyond what both files' "
+                             f"sample types hold ({', '.join(own)}): give a range within it, or none")
+        notes += [f"{file}: its type cannot reach the value range's {args.range[1]:g}, so it is in its own units: "
+                  "mapped by its type's range" for file in own]
     files = list(zip((args.reference, args.image), stored, ranges))
     if args.reference == args.image:
         files = files[:1]

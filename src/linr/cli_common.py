@@ -166,7 +166,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "variation of the rendered image (such as tv:0.05; tv:auto sets the weight from "
                    "the noise measured on the noisy input; not in the paper); none: no prior. "
                    "Default: tv:auto for one noisy photo with no --preset (none for a colour photo whose longer side exceeds 128 px), else none")
-    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-views-examples|grouped-deblur|grouped-pair|keep-observed|wiener|biharmonic|grouped-fill|none",
+    g.add_argument("--refine", default=None, type=refine_option, metavar="grouped|grouped-project|project|grouped-views|grouped-views-examples|grouped-deblur|grouped-pair|wiener|biharmonic|grouped-fill|none",
                    help="after the fit, filter the noisy photo once more with the fit's image as "
                    "the pilot: grouped (groups of 16 similar 8x8 patches filtered together with "
                    "Wiener gains, BM3D's second step with the fit as its pilot, the noise level measured "
@@ -197,8 +197,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "the observed pixels kept, then blended with the fit's image and the biharmonic inpainting by least "
                    "squares on the held-out pixels; where the holes are large, blocks of observed pixels are held out "
                    "too and each missing pixel is blended by the weights chosen at its own depth in the hole; "
-                   "not in the paper); keep-observed (a photo with missing pixels beside noisy photos of the scene: "
-                   "the fit's image with its observed pixels put back as they are; not in the paper); none: "
+                   "not in the paper); none: "
                    "the fit's image. "
                    "Default with no --preset and no model to keep: grouped for one noisy photo, "
                    "grouped-project for one noisy photo with low-res views, "
@@ -206,8 +205,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-views-examples for one low-res photo (the lanczos2 downsampler) at x2, x3 and x4, "
                    "grouped-views at other factors, grouped-deblur for one "
                    "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
-                   "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, keep-observed "
-                   "for noisy photos beside one photo with missing pixels, else none")
+                   "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, grouped-fill "
+                   "also for noisy photos beside one photo with missing pixels (the joint fit its pilot), else none")
     g.add_argument("--clipping", choices=("auto", "ignore"), default="auto",
                    help="noisy photos with Gaussian noise alone, no --preset: auto (default) undoes the bias "
                    "that clipping at black and white leaves (where a photo's values pile up at 0 or at the "

@@ -199,7 +199,7 @@ def refine_cost(name: str, height: int, width: int, channels: int, *, chooses: b
         refiner, passes = refiner.filter, refiner.passes + (refiner.finish if chooses else 0)
     elif isinstance(refiner, (GroupedDeblur, GroupedViews)):  # its filter passes (and the data steps after them; the
         refiner, passes = refiner.filter, runs * refiner.passes  # projections: about a second each at 512 px)
-    elif refiner.takes in ("masked", "views", "noisy+masked"):  # the biharmonic solve is not linear in the pixels;
+    elif refiner.takes in ("masked", "views"):  # the biharmonic solve is not linear in the pixels;
         return None  # a projection alone takes about a second
     if refiner.takes == "noisy+views":  # the projections after it: about a second each
         refiner, passes = refiner.grouped, refiner.FILTER_PASSES if chooses else 1

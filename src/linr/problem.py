@@ -101,17 +101,24 @@ def clean_shape(observations: Sequence[Observation]) -> tuple[int, int]:
 
 
 def _multiple_hint(observations: Sequence[Observation], shapes: list[tuple[str, tuple[int, int]]]) -> str:
-    """Where a low-res view's factor does not divide the other photos' size: which crop of them
-    lines up (a 50x37 photo beside an x3 view: 48x36, its view 16x12)."""
+    """Where the sizes disagree only because a low-res view's factor does not divide the other photos'
+    (each side within the factor of its view's times the factor): which crop of them lines up (a 50x37
+    photo beside an x3 view of 17x12: 48x36, its view 16x12); empty where sizes disagree otherwise (a
+    factor given wrong)."""
+    from math import lcm
+
     from .operators import Downsample, inner_operator
 
-    factors = [int(getattr(inner_operator(o.operator), "factor", 1)) for o in observations
-               if isinstance(inner_operator(o.operator), Downsample)]
-    if not factors:
+    views = [(int(inner_operator(o.operator).factor), shape) for o, (_, shape) in zip(observations, shapes)
+             if isinstance(inner_operator(o.operator), Downsample)]
+    photos = [shape for o, (_, shape) in zip(observations, shapes) if not isinstance(inner_operator(o.operator), Downsample)]
+    if not views or not photos:
         return ""
-    f = max(factors)
-    h = min(shape[0] for _, shape in shapes)
-    w = min(shape[1] for _, shape in shapes)
+    near = all(abs(h - vh) < f and abs(w - vw) < f for f, (vh, vw) in views for h, w in photos)
+    if not near or all(h % f == 0 and w % f == 0 for f, _ in views for h, w in photos):
+        return ""
+    f = lcm(*(f for f, _ in views))
+    h, w = min(p[0] for p in photos), min(p[1] for p in photos)
     h, w = h - h % f, w - w % f
     if h == 0 or w == 0:
         return ""

@@ -68,16 +68,14 @@ noise level used); ``result.fitted_image`` keeps the fit's own image.
 - ``grouped-pair`` (:class:`GroupedPair`): for a noisy photo and a blurred photo of one scene (a
   short and a long exposure), ``grouped-deblur``'s passes with the noisy photo weighed into every
   data step beside the filtered image (each believed to within its own noise level).
-- ``keep-observed`` (:class:`KeepObserved`): for a photo with missing pixels beside other photos of the
-  scene, the fit's image with its observed pixels put back as they are; the default for a noisy
-  photo and a photo with missing pixels (:data:`linr.tasks.DEFAULT_NOISY_MASKED_REFINE`).
 - ``none``: the fit's image as it is.
 
 ``wiener`` and ``grouped`` need one observation with Gaussian noise (squared-error data term) of the restored
 size with no operator (a photo, not a low-res, masked or blurred one); ``grouped-project`` that
 photo and at least one low-res view without noise (:func:`linr.projection.projectable`),
 ``project`` and ``grouped-views`` such a view (``grouped-views-examples`` exactly one, downsampled);
-``biharmonic`` and ``grouped-fill`` one observation alone, masked, of the restored size;
+``biharmonic`` and ``grouped-fill`` one observation masked, of the restored size, alone or beside
+noisy photos of that size (a joint fit's image then the pilot);
 ``grouped-deblur`` one observation alone, blurred (:class:`~linr.operators.Blur`, squared error),
 of the restored size; ``grouped-pair`` a noisy photo (as ``grouped``'s) and a blurred photo (as
 ``grouped-deblur``'s), nothing else: :func:`refine_input` says which, or why not.
@@ -935,30 +933,6 @@ class BiharmonicBlend:
         return (weight * fit + (1.0 - weight) * self._fill(photo, observed, fit)).astype(np.float32)
 
 
-class KeepObserved:
-    """The ``keep-observed`` refiner (module docstring): for a photo with missing pixels beside other
-    photos of the scene (a scan with scratches and a noisy shot of it), the fit's image with the
-    masked photo's observed pixels put back as they are, as inpainting it alone keeps them: the joint
-    fit follows the noisy photo there too (its weight 0.1), 0.4 to 1.7 dB under them (BENCHMARKS.md,
-    sixty-eighth session)."""
-
-    name = "keep-observed"
-    takes = "noisy+masked"
-    does = "the photo with missing pixels has its observed pixels put back as they are"
-
-    def __init__(self) -> None:
-        self.kept = 0.0
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "observed_share": round(self.kept, 4)}
-
-    def __call__(self, image: np.ndarray, photo: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        """``image`` (H, W, C) with ``photo``'s values where ``observed`` ((H, W) or (H, W, C) bool)."""
-        observed = np.broadcast_to(observed[..., None] if observed.ndim == 2 else observed, image.shape)
-        self.kept = float(observed.mean())
-        return np.where(observed, np.asarray(photo, np.float32), np.asarray(image, np.float32))
-
-
 class GroupedFill:
     """The ``grouped-fill`` refiner (module docstring): the missing pixels filled by filtering the
     image again and again with :class:`GroupedWiener` (the image its own pilot and its own noisy
@@ -1541,13 +1515,11 @@ REFINERS: dict[str, Any] = {
     "grouped-views-examples": GroupedViewsExamples,
     "grouped-deblur": GroupedDeblur,
     "grouped-pair": GroupedPair,
-    "keep-observed": KeepObserved,
 }
 """Refiners by name (module docstring): classes whose instances (default settings) give
 ``describe()`` and are called by what they take: ``noisy`` as ``refiner(noisy, pilot, sigma)``,
 ``noisy+views`` as ``refiner(noisy, pilot, sigma, views, held_out)``, ``views`` as ``refiner(image, views)``,
-``masked`` as ``refiner(photo, observed, fit, held_out)``, ``noisy+masked`` as ``refiner(fit, photo,
-observed)``, ``blurred`` as ``refiner(image, photo,
+``masked`` as ``refiner(photo, observed, fit, held_out)``, ``blurred`` as ``refiner(image, photo,
 operator, sigma)``, ``noisy+blurred`` as ``refiner(image, photo, operator, sigma, noisy=...,
 noise_sigma=...)``; ``none`` names no refinement. Each class also says in ``does`` what it does to the
 fit's image (a clause; the note of a run that keeps the fit's own image, ``--save-model``), and in ``verb``
@@ -1575,19 +1547,17 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     from .operators import Identity, Mask
     from .problem import measures_gaussian_noise
 
-    if REFINERS[check_refine_spec(spec)].takes == "noisy+masked":
+    if REFINERS[check_refine_spec(spec)].takes == "masked":
+        from .problem import noise_level_known
+
         masked = [o for o in observations if isinstance(o.operator, Mask) and tuple(o.shape) == tuple(shape)]
-        if len(masked) != 1 or len(observations) < 2:
-            raise InputError(f"refinement {spec!r} puts back the observed pixels of a photo with missing pixels beside "
-                             "other photos of the scene, and needs exactly one such photo (a mask), of the restored "
-                             "size, and another photo (--refine none; refine='none' in Python)")
+        others = [o for o in observations if all(o is not m for m in masked)]
+        if len(masked) != 1 or not all(noise_level_known(o) and isinstance(o.operator, Identity)
+                                       and tuple(o.shape) == tuple(shape) for o in others):
+            raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one photo with missing pixels (a "
+                             f"mask) of the restored size, alone or beside noisy photos of that size (--refine none; "
+                             f"refine='none' in Python)")
         return masked[0]
-    if REFINERS[spec].takes == "masked":
-        if len(observations) != 1 or not isinstance(observations[0].operator, Mask) or \
-                tuple(observations[0].shape) != tuple(shape):
-            raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one observation alone: a "
-                             f"photo with missing pixels (a mask), of the restored size (--refine none; refine='none' in Python)")
-        return observations[0]
     if REFINERS[spec].takes == "noisy+blurred":
         return _pair(observations, shape, spec)[0]
     if REFINERS[spec].takes == "blurred":
@@ -1670,11 +1640,10 @@ def refine_image(spec: str, image: np.ndarray, observations: Sequence[Observatio
     if refiner.takes == "views":
         return refiner(image, views), refiner.describe()
     pixels = photo.image if photo.image.ndim == 3 else photo.image[..., None]  # (H, W, C)
-    if refiner.takes in ("masked", "noisy+masked"):
+    if refiner.takes == "masked":
         mask = photo.operator.mask.cpu().numpy() > 0.5  # (H, W), or (C, H, W) per channel
         observed = mask if mask.ndim == 2 else mask.transpose(1, 2, 0)
-        refined = refiner(image, pixels, observed) if refiner.takes == "noisy+masked" else \
-            refiner(pixels, observed, image, held)
+        refined = refiner(pixels, observed, image, held)
         return refined, refiner.describe()
     sigma = floored_noise_sigma(pixels)
     if refiner.takes in ("blurred", "noisy+blurred"):

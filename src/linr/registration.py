@@ -816,7 +816,9 @@ def register(observations: Sequence[Observation], transform: str = "translation"
     """The observations with every one but the first (the reference) registered: its operator
     wrapped in :class:`Registered` with a ``transform`` from :data:`TRANSFORMS`, started at the
     classical estimate of its shift against the reference (``estimate``: :func:`located_shift`
-    on the clean grid, :func:`estimate_shift` where either has transparent pixels; masked observations
+    on the clean grid, :func:`estimate_shift` where either leaves transparent pixels out of its data
+    term, a low-res or blurred photo's, filled by mirroring: a noisy photo's transparent pixels are
+    filled too, and read as seen either way; masked observations
     start at zero). ``shape`` is the clean image's (H, W). ``margin`` (clean pixels) is how far
     the fit may move a transform beyond its start (default: 1 pixel plus 1% of the smaller
     side). ``shifts`` gives the starting shifts (rows, columns; clean pixels) of observations

@@ -302,9 +302,15 @@ def filled_transparent(image: np.ndarray, info: ImageInfo) -> np.ndarray:
     return mirrored_fill(image, info.alpha < 0.5)
 
 
+def _file_of(path: str) -> str:
+    """The file of a frame's path (a multi-image file's frames are FILE[k])."""
+    return re.sub(r"\[\d+\]$", "", str(path))
+
+
 def filled_from_each_other(frames: list[tuple[np.ndarray, ImageInfo]]) -> list[tuple[np.ndarray, ImageInfo]]:
     """Frames of one kind (a burst) with each one's transparent pixels filled by the mean of the
-    frames of its size that saw them (opaque there), and where none did by
+    frames of its size from other files that saw them (opaque there: the planes of one multi-image
+    file, a Z-stack or an animation, are other scenes as often), and where none did by
     :func:`filled_transparent`: a frame's transparent block filled by its own pixels mirrored was
     averaged into the burst as if seen (a new user's two noisy frames, one with a 10 x 20 block
     transparent: 22.89 dB there against 35.1 with both opaque)."""
@@ -315,7 +321,7 @@ def filled_from_each_other(frames: list[tuple[np.ndarray, ImageInfo]]) -> list[t
             total = np.zeros(image.shape, np.float64)
             count = np.zeros(image.shape[:2], np.int64)
             for j, (other, other_info) in enumerate(frames):
-                if j != k and other.shape == image.shape:
+                if j != k and other.shape == image.shape and _file_of(other_info.path) != _file_of(info.path):
                     seen = np.ones(image.shape[:2], bool) if other_info.alpha is None or other_info.fits is not None \
                         else other_info.alpha >= 0.5
                     total[seen] += other[seen]
@@ -350,7 +356,7 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
         if info.alpha is not None and bool((info.alpha < 0.5).any()) and bool((info.alpha >= 0.5).any()):
             share = float((info.alpha < 0.5).mean())
             measured = " (so the noise is measured on the opaque ones)" if kind == "noisy" else ""
-            burst = sum(1 for image, _ in frames if np.shape(image) == np.shape(frames[0][0])) > 1
+            burst = len({_file_of(i.path) for image, i in frames if np.shape(image) == np.shape(frames[0][0])}) > 1
             done = ("leaves them out of what the restoration must reproduce (filled with the photo mirrored at their "
                     "nearest opaque pixel where a filter reads it as an image)" if left_out else
                     "fills them with the other frames' values where those saw them, else with the photo mirrored at "

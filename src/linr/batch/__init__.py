@@ -92,7 +92,8 @@ def register(sub: Any) -> None:
                    "circular (images blurred periodically, as the paper's were; the default with --preset paper)")
     g.add_argument("--range", type=value_range_option, default=None, metavar="auto|LO:HI",
                    help="input values LO..HI (the inputs' units) map to the fit's [0, 1], as linr restore --range "
-                   "(12-bit data: 0:4095; auto: from 0 to each image's maximum); default: uint8/uint16 by their "
+                   "(12-bit data: 0:4095; an integer input whose type cannot reach HI by its own type's range; auto: "
+                   "from 0 to each image's maximum); default: uint8/uint16 by their "
                    "full range, floats as they are when on [0, 1], else by their data. A negative LO needs the "
                    "= form: --range=-100:3000")
     from ..registration import TRANSFORMS
@@ -297,6 +298,11 @@ def _settings(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         # and photos with no such pixel the same either way)
         **({"defects": [DEFECT_SHARPNESS, DEFECT_SIGMAS, DEFECT_ROUNDS, DEFECTS_UP_TO]}
            if args.preset is None and _kinds_given(args) == {"blurred"} and args.defects == "auto" else {}),
+        # a blurred photo clipped at white fitted with its data term censored there (since the sixty-eighth
+        # session; batches before have none: their images come out as made with --clipping ignore, and
+        # photos not clipped at white the same either way)
+        **({"censored_at_white": SATURATED_FROM}
+           if args.preset is None and _kinds_given(args) == {"blurred"} and args.clipping == "auto" else {}),
         # values of the other kinds' options, only when there are any (older manifests have none)
         **({"options": generic} if (generic := _generic_options(args)) else {}),
         # the inputs' value range, only when given (since the sixty-third session; older manifests have none)
@@ -389,6 +395,13 @@ def _noisy_with_blurred(args: argparse.Namespace) -> bool:
         and all(w != 0 for _, w in getattr(args, "weight", []))
 
 
+def _noisy_with_masked(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' joint restore of noisy photos and a photo with missing pixels
+    of each scene (:func:`linr.tasks.noisy_with_masked`, read off the options)."""
+    return args.preset is None and not getattr(args, "register", None) and \
+        _kinds_given(args) == {"noisy", "masked"} and all(w != 0 for _, w in getattr(args, "weight", []))
+
+
 def _plain_super_resolution(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' super-resolution (:func:`linr.tasks.plain_super_resolution`,
     read off the options): low-res images alone by the ``lanczos2`` downsampler, no preset named,
@@ -402,13 +415,15 @@ SUPERSEDED = "superseded"
 still the old one until then): restored by the next run, with or without --force."""
 
 
-def _supersede(todo: Sequence[Any], manifest: Any, keys: dict[str, str]) -> None:
+def _supersede(todo: Sequence[Any], manifest: Any, keys: dict[str, str], settings: dict[str, Any]) -> None:
     """Mark the done images of ``todo`` made with other settings than ``keys`` as being replaced
     (:data:`SUPERSEDED`): a --force run interrupted after some images could not be resumed (without
     --force the rest were 'made with other settings', with it every image started over)."""
+    from .run import made_as_now
+
     for job in todo:
         record = manifest.records.get(job.name)
-        if record is not None and record.get("status") == "done" and record.get("key") != keys[job.name]:
+        if record is not None and record.get("status") == "done" and not made_as_now(job, record, keys, settings):
             manifest.add({**record, "status": SUPERSEDED,
                           "superseded": "made with other settings; a --force run is restoring it again"})
 
@@ -453,6 +468,8 @@ def _refine_of(args: argparse.Namespace) -> str | None:
         return DEFAULT_DEBLUR_REFINE
     if args.refine is None and _noisy_with_blurred(args):
         return DEFAULT_PAIR_REFINE
+    if args.refine is None and _noisy_with_masked(args):  # since the sixty-eighth session (before: none)
+        return DEFAULT_INPAINT_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
 
 
@@ -729,8 +746,6 @@ def _batch(args: argparse.Namespace) -> int:
                                      replaced=replaced)
         print(f"{len(jobs)} images: {len(todo)} to restore, {len(skipped)} already done "
               f"(manifest {manifest.path})", flush=True)
-        if args.force:  # images made with other settings are being replaced: an interrupted run resumes without
-            _supersede(todo, manifest, keys)  # --force, those not yet redone then no longer 'made with other settings'
         if replaced:
             print(f"linr: note: {len(replaced)} done image(s) restored again: an input file changed since "
                   f"(its size or time), e.g. {replaced[0]}", file=sys.stderr)
@@ -744,6 +759,9 @@ def _batch(args: argparse.Namespace) -> int:
                    "tile": args.tile or "auto", "tile_stack": args.tile_stack, "register": args.register,
                    "prior": args.prior, "refine": args.refine, "clipping": args.clipping, "headroom": args.headroom,
                    "defects": args.defects}
+            if args.force:  # images made with other settings are being replaced (the backend is up: nothing
+                _supersede(todo, manifest, keys, settings)  # fails before the fits): an interrupted run resumes
+                # without --force, those not yet redone then no longer 'made with other settings'
             if not args.quiet:
                 _say_first_cost(todo[0], settings, fit, threads, count=len(todo),
                                 at_once=backend.slots * max(1, args.stack))
@@ -767,7 +785,8 @@ def _batch(args: argparse.Namespace) -> int:
               f"measure the images restored in a run; `linr metrics REFERENCE OUTPUT` measures a done one, "
               f"--force restores them again), e.g. {unmeasured[0]}", file=sys.stderr)
     if outcome.lost is not None:
-        print(f"linr: error: {outcome.lost}", file=sys.stderr)
+        print(f"linr: error: {outcome.lost}" + (" (without --force: with it, every image starts over)"
+                                               if args.force else ""), file=sys.stderr)
         return EXIT_SOME_FAILED
     if outcome.interrupted:
         print("linr: interrupted; rerun the same command " + ("without --force to resume (with it, every image "

@@ -93,9 +93,8 @@ class RayBackend:
         if device == "cuda" and gpus == 0:
             raise InputError("--device cuda: the Ray cluster has no GPUs")
         use_gpu = gpus > 0 and device in ("auto", "cuda")
-        if not use_gpu and cpus_per_task > resources.get("CPU", 0.0):
-            if self._started:
-                ray.shutdown()
+        if not use_gpu and cpus_per_task > resources.get("CPU", 0.0) and address in (None, "local"):
+            ray.shutdown()  # a cluster this batch started cannot grow (one joined may autoscale)
             raise InputError(f"--ray-cpus-per-task {cpus_per_task:g}: the Ray cluster has {resources.get('CPU', 0.0):g} "
                              "CPUs in all, so no task could ever start (its tasks waited unsaid)")
         # Inside a GPU task Ray sets CUDA_VISIBLE_DEVICES, so 'cuda' is the GPU it assigned.
@@ -142,19 +141,14 @@ class RayBackend:
                 message = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
                 if self._cluster_lost(exc):
                     raise BackendLost(f"the Ray cluster was lost ({message[:160]}); finished images are kept: "
-                                      "rerun the same command once it is back") from None
+                                      "rerun the command once it is back") from None
                 results.append((ref, {"error": f"Ray task failed ({message})"}))
         return results
 
     def _cluster_lost(self, exc: Exception) -> bool:
-        """Whether a task's failure is the cluster's (its node or raylet died, or the driver can
-        no longer reach it), not the task's own."""
-        lost = tuple(getattr(self._ray.exceptions, name) for name in ("NodeDiedError", "LocalRayletDiedError",
-                                                                      "RaySystemError")
-                     if hasattr(self._ray.exceptions, name))
-        if isinstance(exc, lost):
-            return True
-        try:
+        """Whether a task's failure is the cluster's (no node of it is alive, or the driver can no
+        longer reach it), not the task's own."""
+        try:  # one node of several lost (a preempted worker) fails its task only
             return not any(node.get("Alive") for node in self._ray.nodes())
         except Exception:  # noqa: BLE001 - the cluster cannot be asked: gone
             return True

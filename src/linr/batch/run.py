@@ -14,6 +14,7 @@ written, so an interrupted batch loses at most the tiles in flight.
 
 from __future__ import annotations
 
+import errno
 import os
 
 import sys
@@ -44,6 +45,12 @@ class Outcome:
     """Why the run stopped early where its workers were lost (a Ray cluster gone: :class:`BackendLost`),
     its unfinished images not recorded (redone on resume); None: not so."""
     wall_s: float = 0.0
+
+
+def made_as_now(job: Job, record: dict[str, Any], keys: dict[str, str], settings: dict[str, Any]) -> bool:
+    """Whether a done record was made with this batch's settings (its key, or an older key's form of
+    them: :func:`_older_key`)."""
+    return record.get("key") == keys[job.name] or _older_key(job, record, settings)
 
 
 def select(
@@ -153,6 +160,11 @@ def select(
                      "session (since, pixels sharper than the blur allows, hot pixels and cosmic rays, are left out; "
                      "photos with none come out the same)")
             hint += ", --defects off to resume as made"
+        if "censored_at_white" in differ and "censored_at_white" not in made:
+            what += ("; the blurred photos' pixels at white were fitted as values, the default until the sixty-eighth "
+                     "session (since, as 'at least white' where the photo is clipped; photos not clipped at white "
+                     "come out the same)")
+            hint += ", --clipping ignore to resume as made"
         if "pair_blend" in differ and made.get("refine") == "grouped-pair" and "pair_blend" not in made:
             what += ("; the images were refined by grouped-pair without its blend with grouped-deblur where they "
                      "were restored in tiles, which no option gives now (since the thirty-second session tiles "
@@ -291,6 +303,11 @@ def run_jobs(
                     try:
                         rec = finish(job, prep, result, key=keys[job.name], settings=settings,
                                      backend=backend.name)
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # every image after would fail alike:
+                            raise  # the batch stops with one line (linr.cli), what is done kept
+                        rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
+                                            run={"backend": backend.name})
                     except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
                         rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
                                             run={"backend": backend.name})
@@ -304,6 +321,11 @@ def run_jobs(
         for tiles in tile_backend:
             tiles.close(abort=True)
         backend.close(abort=True)
+    except BaseException:  # a full disk, a bug: the workers stopped before it is said
+        for tiles in tile_backend:
+            tiles.close(abort=True)
+        backend.close(abort=True)
+        raise
     else:
         for tiles in tile_backend:
             tiles.close(abort=False)

@@ -97,10 +97,11 @@ class Prepared:
     """A photo's EXIF (:attr:`linr.images.ImageInfo.exif`), written into a JPEG or PNG output."""
 
 
-class BackendLost(Exception):
+class BackendLost(BaseException):
     """Raised by a backend's ``wait`` when its workers are gone (a Ray cluster that died or was
     stopped): no image's failure, so the run stops and records none (a lost cluster had marked
-    every image still to do as failed, those never started too)."""
+    every image still to do as failed, those never started too). A BaseException, as KeyboardInterrupt
+    is, so that what fails one image (``except Exception``: a tiled image's tiles too) lets it through."""
 
 
 def one_line(exc: BaseException) -> str:
