@@ -760,3 +760,18 @@ def test_batches_made_before_this_sessions_defaults_do_not_resume_under_them(tmp
     assert main(joint) == 2
     err = capsys.readouterr().err
     assert "refine)" in err and "--refine none to resume as made" in err
+
+
+def test_a_batch_says_a_joint_shot_that_looks_shifted(tmp_path, capsys):
+    """linr restore said a shot of a joint fit that looks shifted against the first; a batch did not."""
+    from skimage import data
+
+    big = data.astronaut()[100:160, 180:240].astype(np.float32) / 255
+    for kind in ("n", "l"):
+        (tmp_path / kind).mkdir()
+    write_image(tmp_path / "n" / "a.png", big[4:52, 4:52])
+    write_image(tmp_path / "l" / "a.png", big[6:54, 8:56].reshape(24, 2, 24, 2, 3).mean(axis=(1, 3)))
+    assert main(["batch", "--noisy", str(tmp_path / "n"), "--lowres", str(tmp_path / "l"), "--factor", "2",
+                 "-o", str(tmp_path / "out"), "--steps", "1", "--device", "cpu", "--threads", "1"]) == 0
+    assert "(lowres) looks shifted against" in capsys.readouterr().err
+    assert any("looks shifted" in n for n in _manifest(tmp_path / "out")["a"]["input_notes"])

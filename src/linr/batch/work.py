@@ -141,6 +141,10 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     if scenes is not None and fit.get("register"):
         raise InputError(f"--register {fit['register']} registers frames against the first one, and these frames are "
                          "restored each on its own (a Z-stack's planes; --frames joint restores them as one scene)")
+    if scenes is None and not fit.get("register"):  # as linr restore says it: a shot that looks shifted
+        from ..registration import shifted_shots_said
+
+        notes += shifted_shots_said(observations, [str(info.path) for info in infos])
     # a format that cannot hold the result fails now, not after the fit
     check_output_path(job.output, force=True, protect=job.inputs, channels=observations[0].image.shape[2],
                       frames=1 if scenes is None else len(scenes))
