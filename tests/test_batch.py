@@ -446,8 +446,8 @@ def test_stacked_batch_matches_one_by_one(folder, local_run, capsys):
     # a stacked image is not charged the other two images' shares of the stack's fit
     shared = [r["run"] for r in records.values() if r["run"].get("stacked") == 3]
     assert len(shared) == 3 and all(run["time_s"] < run["stack_time_s"] <= wall + 0.05 for run in shared)
-    for run in shared:
-        assert run["stack_time_s"] - run["time_s"] == pytest.approx(2 * run["fit_s"], abs=2e-3)
+    # each its own time (read, a third of the stack's worker time, written): together about the stack's
+    assert sum(run["time_s"] for run in shared) <= max(run["stack_time_s"] for run in shared) + 0.05
     from linr.batch.work import _own_time
 
     assert _own_time(10.0, {"stacked": 4, "fit_s": 2.0}) == 4.0  # 10 s, less three other shares of 2 s
@@ -775,3 +775,17 @@ def test_a_batch_says_a_joint_shot_that_looks_shifted(tmp_path, capsys):
                  "-o", str(tmp_path / "out"), "--steps", "1", "--device", "cpu", "--threads", "1"]) == 0
     assert "(lowres) looks shifted against" in capsys.readouterr().err
     assert any("looks shifted" in n for n in _manifest(tmp_path / "out")["a"]["input_notes"])
+
+
+def test_an_images_time_is_its_own_not_a_queues_or_its_stacks(tmp_path):
+    """Four images stacked in one fit on one worker: each record's time_s was the time from reading
+    it to writing it, the others' reads and shares included (6.7 s in all in a 2.9 s run); it is the
+    image's own now (read, its share of the worker's time, written), and they add up to the run."""
+    root = _make_folder(tmp_path, 4)
+    t0 = time.monotonic()
+    assert main(["batch", str(root / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out"), "--steps", "2",
+                 "--stack", "4", *FAST]) == 0
+    wall = time.monotonic() - t0
+    records = _manifest(tmp_path / "out")
+    assert {r["run"].get("stacked") for r in records.values()} == {4}
+    assert sum(r["run"]["time_s"] for r in records.values()) <= wall

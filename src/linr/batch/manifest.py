@@ -21,7 +21,9 @@ restores again an image whose input was replaced; records made before the thirty
 have none), ``metrics`` (standard and paper conventions, or null), ``metrics_error`` (why
 a given reference gave no metrics, e.g. another size: the image is restored all the same; or
 null), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
-time, ``backend``, ``host``, ``threads``, ``device``; for an image fitted in a stack of K,
+time, ``backend``, ``host``, ``threads``, ``device``; ``time_s`` the image's own: reading it, its
+worker's time and writing it, no wait in a queue for a worker (since the sixty-eighth session; the
+time from reading to writing before, queues included); for an image fitted in a stack of K,
 ``stacked`` K, ``fit_s`` and ``time_s`` its share and ``stack_time_s`` the stack's whole time).
 A stack whose frames are restored each on its own (``--frames separate``, a Z-stack's default)
 has lists of each frame's ``steps_run``, ``stop_step`` and ``stop_reason``, its first frame's

@@ -95,6 +95,8 @@ class Prepared:
     says them: a noisy JPEG, a mask read from an alpha, values scaled), recorded with the image."""
     exif: bytes | None = None
     """A photo's EXIF (:attr:`linr.images.ImageInfo.exif`), written into a JPEG or PNG output."""
+    read_s: float | None = None
+    """Seconds the driver took to read and check the job (its share of an image's ``time_s``)."""
 
 
 class BackendLost(BaseException):
@@ -171,7 +173,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
                     out.icc_profile, out.density, stamps, out.fits, [Path(str(i.path)).name for i in infos], notes,
-                    out.exif)
+                    out.exif, read_s=time.perf_counter() - started)
 
 
 _WORKER_DEVICE: str | None = None
@@ -210,7 +212,16 @@ def stack_key(payload: Payload) -> tuple[Any, ...]:
 def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
     """Restore images of one :func:`stack_key`: one alone, several with their models stacked
     (:func:`linr.tasks.restore_many`). Never raises for a failed fit: when a stacked fit fails,
-    each image is fitted alone, so that a bad image fails only itself."""
+    each image is fitted alone, so that a bad image fails only itself. Each result's ``worker_s``:
+    the seconds the worker spent on it (a stack's time shared; a queue's wait before it not counted)."""
+    start = time.perf_counter()
+    results = _fit_group(payloads)
+    each = (time.perf_counter() - start) / len(payloads)  # a stack's images share its time
+    return [r if "worker_s" in r else {**r, "worker_s": each} for r in results]
+
+
+def _fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
+    """:func:`fit_group` without the worker's time per image."""
     import torch
 
     from ..tasks import restore, restore_many
@@ -229,7 +240,7 @@ def fit_group(payloads: list[Payload]) -> list[dict[str, Any]]:
         if len(payloads) > 1 and fit.get("register"):
             # registered images are not stacked: one by one (images restored in tiles never
             # come here: the driver restores them, linr.batch.run)
-            return [r for p in payloads for r in fit_group([p])]
+            return [r for p in payloads for r in fit_group([p])]  # each its own time
         if len(payloads) > 1:
             try:
                 whole = {k: v for k, v in fit.items() if k not in ("tile", "tile_stack", "register")}
@@ -410,11 +421,19 @@ def finish(
     # The output is ours (planned, checked not to be an input): replace a leftover from a run
     # that was killed between writing it and recording it.
     images = result["image"] if isinstance(result["image"], list) else [result["image"]]
+    written_from = time.perf_counter()
     write_frames(job.output, images, bit_depth=prep.bit_depth, alpha=prep.alpha,
                  value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
                  density=prep.density, fits=prep.fits, force=True,
                  protect=job.inputs, exif=prep.exif)
-    run["time_s"] = _own_time(time.perf_counter() - prep.started, run)
+    elapsed = time.perf_counter() - prep.started
+    if result.get("worker_s") is not None and prep.read_s is not None:  # its own: read, fitted, written
+        wrote = time.perf_counter() - written_from  # (no wait in a queue for a worker, nor a stack's others')
+        run["time_s"] = round(prep.read_s + result["worker_s"] + wrote, 3)
+        if run.get("stacked"):
+            run["stack_time_s"] = round(elapsed, 3)
+    else:
+        run["time_s"] = _own_time(elapsed, run)
     return {
         "image": job.name, "status": "done", "inputs": _inputs(job), "input_stamps": prep.input_stamps,
         "output": job.output, "key": key,
