@@ -1523,8 +1523,8 @@ def _build_metrics(sub: Any) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .images import (check_one_image, choose_value_ranges, opaque_pixels, partial_range_note, read_stored,
-                         refuse_undefined, to_unit)
+    from .images import (check_one_image, choose_value_ranges, opaque_pixels, own_units_note, partial_range_note,
+                         read_stored, refuse_undefined, to_unit)
     from .metrics import evaluate
 
     stacks = [read_stored(path) for path in (args.reference, args.image)]
@@ -1538,14 +1538,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     ranges = choose_value_ranges(stored, args.range)
     (ref, ref_info), (img, img_info) = (to_unit(im, vr) for im, vr in zip(stored, ranges))
     notes: list[str] = []  # said once the files are known to be comparable
-    if isinstance(args.range, tuple):  # a given range a file's type cannot reach: said, or refused for both
-        own = [f"{path} ({image.type_name})" for path, image, vr in zip((args.reference, args.image), stored, ranges)
-               if vr.rule == "dtype"]
-        if len(own) == 2:
-            raise InputError(f"the value range {args.range[0]:g}..{args.range[1]:g} reaches beyond what both files' "
-                             f"sample types hold ({', '.join(own)}): give a range within it, or none")
-        notes += [f"{file}: its type cannot reach the value range's {args.range[1]:g}, so it is in its own units: "
-                  "mapped by its type's range" for file in own]
+    # a given range a file's type cannot reach: said, or refused for both (as linr restore reads them)
+    if own := own_units_note(list(zip((args.reference, args.image), stored)), ranges, args.range,
+                             "both files' sample types hold"):
+        notes.append(own)
     files = list(zip((args.reference, args.image), stored, ranges))
     if args.reference == args.image:
         files = files[:1]

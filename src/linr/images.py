@@ -665,6 +665,24 @@ def cannot_hold(image: StoredImage, given: ValueRange) -> bool:
     return kind.kind in "ui" and float(np.iinfo(kind).max) < given.high
 
 
+def own_units_note(named: Sequence[tuple[str, StoredImage]], ranges: Sequence[ValueRange], given: Any,
+                   holders: str) -> str | None:
+    """The note for the files a given value range (``given``: (LO, HI)) does not map, their integer
+    type unable to reach HI (:func:`cannot_hold`: mapped by their type's range in ``ranges``), or None;
+    a one-line error where that is every file of ``named`` (path and image; ``holders`` says whose
+    type, such as "every input's sample type holds")."""
+    if not isinstance(given, tuple):
+        return None
+    own = list(dict.fromkeys(f"{path} ({image.type_name})" for (path, image), vr in zip(named, ranges)
+                             if vr.rule == "dtype"))
+    low, high = (float(v) for v in given)
+    if own and len(own) == len({path for path, _ in named}):
+        raise InputError(f"the value range {low:g}..{high:g} reaches beyond what {holders} ({', '.join(own)}): "
+                         "give a range within it, or none")
+    return f"{', '.join(own)}: its type cannot reach the value range's {high:g}, so it is in its own units: " \
+        "mapped by its type's range" if own else None
+
+
 def _type_range(image: StoredImage) -> ValueRange:
     """An integer image's own type's range."""
     return ValueRange(0.0, float(np.iinfo(image.values.dtype).max), "dtype")

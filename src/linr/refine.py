@@ -1544,20 +1544,15 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
     ``grouped-pair`` the blurred one of a noisy and a blurred photo at that size (:func:`_pair`); a
     one-line InputError when there is none or more than one (cheap: nothing is measured)."""
     from .deconvolution import deblurrable
-    from .operators import Identity, Mask
+    from .operators import Identity
     from .problem import measures_gaussian_noise
 
     if REFINERS[check_refine_spec(spec)].takes == "masked":
-        from .problem import noise_level_known
-
-        masked = [o for o in observations if isinstance(o.operator, Mask) and tuple(o.shape) == tuple(shape)]
-        others = [o for o in observations if all(o is not m for m in masked)]
-        if len(masked) != 1 or not all(noise_level_known(o) and isinstance(o.operator, Identity)
-                                       and tuple(o.shape) == tuple(shape) for o in others):
+        if (photo := masked_beside_noisy(observations, shape)) is None:
             raise InputError(f"refinement {spec!r} blends an inpainting fit and needs one photo with missing pixels (a "
                              f"mask) of the restored size, alone or beside noisy photos of that size (--refine none; "
                              f"refine='none' in Python)")
-        return masked[0]
+        return photo
     if REFINERS[spec].takes == "noisy+blurred":
         return _pair(observations, shape, spec)[0]
     if REFINERS[spec].takes == "blurred":
@@ -1590,6 +1585,21 @@ def refine_input(observations: Sequence[Observation], shape: tuple[int, int], sp
                          f"(--refine none; refine='none' in Python)")
     _check_patch_side(shape)
     return photos[0]
+
+
+def masked_beside_noisy(observations: Sequence[Observation], shape: tuple[int, int]) -> Observation | None:
+    """The one photo with missing pixels (a mask) of the restored ``shape`` among ``observations`` where
+    every other one is a noisy photo of that size (Gaussian or photon noise, no operator): what a
+    ``masked`` refiner filters (beside noisy photos, the joint fit's image its pilot); None else."""
+    from .operators import Identity, Mask
+    from .problem import noise_level_known
+
+    masked = [o for o in observations if isinstance(o.operator, Mask) and tuple(o.shape) == tuple(shape)]
+    others = [o for o in observations if all(o is not m for m in masked)]
+    if len(masked) != 1 or not all(noise_level_known(o) and isinstance(o.operator, Identity)
+                                   and tuple(o.shape) == tuple(shape) for o in others):
+        return None
+    return masked[0]
 
 
 def _pair(observations: Sequence[Observation], shape: tuple[int, int], spec: str) -> tuple[Observation, Observation]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .images import (GIVEN_RANGE_SLACK, ImageInfo, ValueRange, choose_value_ranges, dim_integer_range,
-                     partial_range_note, read_stored, refuse_one_pixel, refuse_undefined, to_unit)
+                     own_units_note, partial_range_note, read_stored, refuse_one_pixel, refuse_undefined, to_unit)
 from .kinds import DIM_INTEGERS_BELOW, KINDS, left_out_where_transparent
 
 __all__ = ["load_scene", "expand_paths", "split_frames", "default_frames", "read_references"]
@@ -103,7 +103,8 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
     values_of = {kind.name: {opt.dest: opt.default if options.get(opt.dest) is None else options[opt.dest]
                              for opt in kind.options} for kind in KINDS.values()}
     chosen = choose_value_ranges([im for _, im in everything], value_range)
-    _note_own_types(everything, chosen, value_range, notes)
+    if own := own_units_note(everything, chosen, value_range, "every input's sample type holds"):
+        notes.append(own)
     if value_range is None:
         chosen = _dim_integers_on_their_bits(stored, everything, chosen, values_of, notes)
     _note_ranges(everything, chosen, notes)
@@ -204,21 +205,6 @@ def _note_ranges(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], notes
         notes.append(line)
 
 
-def _note_own_types(images: Sequence[tuple[str, Any]], ranges: Sequence[Any], given: Any, notes: list[str]) -> None:
-    """A line for the integer files a given value range does not map (their type cannot reach its
-    high end: :func:`linr.images.cannot_hold`), and a one-line error where it maps none."""
-    if not isinstance(given, tuple):
-        return
-    own = list(dict.fromkeys(f"{path} ({im.type_name})" for (path, im), vr in zip(images, ranges) if vr.rule == "dtype"))
-    low, high = (float(v) for v in given)
-    if len(own) == len(list(dict.fromkeys(path for path, _ in images))):
-        raise InputError(f"the value range {low:g}..{high:g} reaches beyond what every input's sample type holds "
-                         f"({', '.join(own)}): give a range within it, or none")
-    if own:
-        notes.append(f"{', '.join(own)}: its type cannot reach the value range's {high:g}, so it is in its own "
-                     "units: mapped by its type's range")
-
-
 def read_references(path: str | os.PathLike | None, out: ImageInfo, count: int,
                     notes: list[str] | None = None) -> list[np.ndarray | None]:
     """The clean reference of each scene restored (None without one): one image, or for ``count``
@@ -266,7 +252,7 @@ def default_frames(infos: Sequence[ImageInfo]) -> tuple[str, str | None]:
     axes = {info.tiff.stack_axis if info.tiff is not None else None for info in infos}
     if len(infos) < 2 or len(axes) != 1 or axes & {"Z", "T"} == set():
         return "joint", None
-    files = ", ".join(sorted({re.sub(r"\[\d+\]$", "", str(info.path)) for info in infos}))
+    files = ", ".join(sorted({_file_of(info.path) for info in infos}))
     if axes == {"Z"}:
         return "separate", (f"{files}: a Z-stack of {len(infos)} planes (its axes stack them along Z): each plane "
                             "restored on its own and written as a stack (--frames joint restores them as shots of one "
@@ -348,7 +334,7 @@ def _note_transparent(kind: str, frames: list[tuple[Any, ImageInfo]], notes: lis
     ``left_out`` left out of the kind's data term too (:attr:`linr.kinds.Kind.transparent`); a
     kind whose alpha marks holes consumes the alpha in its builder, so it is never said of it."""
     for _, info in frames:
-        file = re.sub(r"\[\d+\]$", "", info.path)  # a frame of a stack: its file
+        file = _file_of(info.path)  # a frame of a stack: its file
         refuse_undefined(info, info.path, f"--{kind} needs a value for every pixel: restore it as an image with "
                                           f"missing pixels (--masked {file}) to fill them, or fill them first")
         if info.fits is not None:  # FITS has no alpha: an all-opaque one marks a whole frame of a series
