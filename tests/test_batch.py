@@ -712,6 +712,7 @@ def test_a_full_disk_is_one_line_and_a_documented_exit(tmp_path, monkeypatch, ca
     from linr.batch.manifest import Manifest
 
     root = _make_folder(tmp_path, 1)
+    tiled = _make_folder(tmp_path / "tiled", 1, size=40)  # restored in tiles of 16 below
 
     def full(self, record):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -729,6 +730,11 @@ def test_a_full_disk_is_one_line_and_a_documented_exit(tmp_path, monkeypatch, ca
                  *FAST]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == said
     assert not (tmp_path / "out2" / "manifest.jsonl").exists() or not _manifest(tmp_path / "out2")
+    # an image restored in tiles stops the batch alike (it was recorded as failed, and the next one tried)
+    assert main(["batch", str(tiled / "noisy"), "--task", "noisy", "-o", str(tmp_path / "out3"), "--steps", "1",
+                 "--tile", "16:4", *FAST]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said
+    assert not (tmp_path / "out3" / "manifest.jsonl").exists() or not _manifest(tmp_path / "out3")
 
 
 def test_batches_made_before_this_sessions_defaults_do_not_resume_under_them(tmp_path, capsys):

@@ -47,6 +47,12 @@ class Outcome:
     wall_s: float = 0.0
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether writing an output failed for want of space: every image after it would fail alike, so the
+    batch stops with one line (:func:`linr.cli.main`), what is done kept (tiles too)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def made_as_now(job: Job, record: dict[str, Any], keys: dict[str, str], settings: dict[str, Any]) -> bool:
     """Whether a done record was made with this batch's settings (its key, or an older key's form of
     them: :func:`_older_key`)."""
@@ -303,12 +309,9 @@ def run_jobs(
                     try:
                         rec = finish(job, prep, result, key=keys[job.name], settings=settings,
                                      backend=backend.name)
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # every image after would fail alike:
-                            raise  # the batch stops with one line (linr.cli), what is done kept
-                        rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
-                                            run={"backend": backend.name})
                     except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written
+                        if disk_full(exc):
+                            raise
                         rec = failed_record(job, one_line(exc), key=keys[job.name], settings=settings,
                                             run={"backend": backend.name})
                     record(rec)
@@ -355,6 +358,8 @@ def _restore_in_tiles(job: Job, backend: Any, tile_backend: list[Any], *, settin
     try:
         record = finish(job, prep, result, key=key, settings=settings, backend=backend.name)
     except Exception as exc:  # noqa: BLE001 - e.g. the output could not be written: tiles kept
+        if disk_full(exc):
+            raise
         return failed_record(job, one_line(exc), key=key, settings=settings, run={"backend": backend.name})
     if record["status"] == "done":
         for store in stores:
