@@ -88,6 +88,10 @@ def test_corrupt_file_fails_alone(folder, local_run, capsys):
         # The recorded metrics are of the unquantised output: the 8-bit file measures within 0.05 dB.
         ref, _ = read_image(folder / "clean" / f"{name}.png")
         assert abs(evaluate(ref, out)["psnr"] - r["metrics"]["standard"]["psnr"]) < 0.05
+        # the file as written measured too, as linr restore reports it (batches had none before)
+        written = r["metrics_as_written"]
+        assert (written["bit_depth"], written["format"], written["convention"]) == (8, "png", "standard")
+        assert written["psnr"] == pytest.approx(evaluate(ref, out)["psnr"], abs=1e-6)
 
 
 def test_batch_output_equals_restore_of_one_image(folder, local_run):

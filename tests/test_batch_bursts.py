@@ -109,6 +109,10 @@ def test_a_z_stack_is_restored_plane_by_plane_as_linr_restore_does(tmp_path, cap
     assert record["steps_run"] == [3, 3, 3] and record["settings"]["frames_separate"] == 3
     frames = [f["standard"]["psnr"] for f in record["metrics"]["frames"]]
     assert len(frames) == 3 and record["metrics"]["standard"]["psnr"] == pytest.approx(np.mean(frames))
+    as_written = [f["psnr"] for f in record["metrics_as_written"]["frames"]]  # each 16-bit plane's
+    assert record["metrics_as_written"]["bit_depth"] == 16 and len(as_written) == 3
+    assert record["metrics_as_written"]["psnr"] == pytest.approx(np.mean(as_written))
+    assert as_written == pytest.approx(frames, abs=0.01)  # 16 bits: within a hundredth of the values'
     written = tifffile.imread(out / "z.tif")
     assert written.shape == (3, 16, 16)
     previous = torch.get_num_threads()

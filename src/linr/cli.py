@@ -25,7 +25,7 @@ from .cli_common import (add_fit_options, add_observation_options, check_backend
                          load_observations, model_config, nonneg_float, positive_float, positive_int, size_option,
                          sigterm_as_interrupt, value_range_option)
 from .errors import DivergenceError, ExistingFileError, InputError, LinrError
-from .metrics import json_ready, named_opaque
+from .metrics import as_written, json_ready, named_opaque
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -523,7 +523,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     named_opaque(report["metrics"])
                 std = report["metrics"]["standard"]
                 similarity = f"SSIM {std['ssim']:.4f}" if std["ssim"] is not None else f"SSIM {std['ssim_note']}"
-            written = None if render else _as_written(args.output, image, reference, out, where=where, scale=scale)
+            written = None if render else as_written(args.output, image, reference, bit_depth=out.bit_depth,
+                                                      value_range=out.value_range, where=where, scale=scale)
             if written is not None:
                 report["metrics_as_written"] = written
             span = std.get("data_range")
@@ -583,43 +584,6 @@ def _network_line(settings: dict[str, Any], *, named: bool) -> str | None:
     m = DEFAULT_INPAINT_MODEL
     return (f"network: {m.name} {m.depth}x{m.width} at omega_0 {m.omega_0:g} (the default for a photo with missing "
             "pixels; not in the paper, whose omega_0 is 30: --omega0 30 or --preset paper)")
-
-
-def _as_written(path: Any, image: Any, reference: Any, out: Any, *, where: Any,
-                scale: float = 1.0) -> dict[str, Any] | None:
-    """The PSNR of ``image`` as the output file holds it (:func:`linr.images.written_values`: rounded
-    to its bit depth, a JPEG compressed) in the standard convention (its SSIM, seconds for a large
-    image, is not measured again), with its ``bit_depth`` and ``format``; for a float32 output in the
-    input's units that keeps values above its range, those values as kept (unclipped above); None
-    where the file holds the values as they are, none above the range (float32). On the standard
-    convention's range (:func:`linr.metrics.measured_range`: a reference's where it reaches beyond [0, 1]),
-    both divided by ``scale`` first (:func:`linr.defects.measured_scale`, as the restored image's)."""
-    import numpy as np
-
-    from .images import WRITE_FORMATS, written_bit_depth, written_values
-    from .metrics import measured_count, measured_range, named_opaque, psnr
-
-    reference = np.asarray(reference, np.float32) / np.float32(scale)
-    low, high = measured_range(reference, where)  # the standard convention's: [0, 1] or a reference's wider one
-    values = written_values(path, image, bit_depth=out.bit_depth, value_range=out.value_range)
-    if values is None:
-        from .images import clips_above
-
-        # a float output in the input's units keeps values above its range (a deconvolution's peaks brighter
-        # than the blurred photo's): measured as kept, where the standard convention's clipping at 1 left an
-        # astronomer's 26.99 dB as 25.98
-        kept = out.value_range is not None and written_bit_depth(path, out.bit_depth) == 32 and \
-            not clips_above(out.value_range, 32) and float(np.max(image)) > 1.0
-        if not kept:
-            return None
-        values = np.maximum(np.asarray(image, np.float32), 0.0)  # as the writer floors it
-    values = values / np.float32(scale)
-    if (low, high) != (0.0, 1.0) or scale != 1.0:  # as the standard convention clips the restored image
-        values = np.clip(values, low, high)
-    decibels = psnr(reference, values, data_range=high - low, where=where)
-    return named_opaque({"psnr": decibels, "convention": "standard",
-                         "bit_depth": written_bit_depth(path, out.bit_depth),
-                         "format": WRITE_FORMATS[Path(path).suffix.lower()], **measured_count(where)})
 
 
 def _reference_range(reference: Any, where: Any, scale: float = 1.0) -> str:

@@ -315,3 +315,38 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
+
+
+def as_written(path: Any, image: Any, reference: Any, *, bit_depth: int, value_range: Any = None,
+               where: np.ndarray | None = None, scale: float = 1.0) -> dict[str, Any] | None:
+    """The PSNR of ``image`` as the output file ``path`` holds it, written with ``bit_depth`` and
+    ``value_range`` (:func:`linr.images.written_values`: rounded to its bit depth, a JPEG read back
+    with its compression), in the standard convention (its SSIM, seconds for a large image, is not
+    measured again), with its ``bit_depth`` and ``format``; for a float32 output in the input's
+    units that keeps values above its range, those values as kept (unclipped above); None where the
+    file holds the values as they are, none above the range (float32). On the standard convention's
+    range (:func:`measured_range`: a reference's where it reaches beyond [0, 1]), both divided by
+    ``scale`` first (:func:`linr.defects.measured_scale`, as the restored image's)."""
+    from pathlib import Path
+
+    from .images import WRITE_FORMATS, clips_above, written_bit_depth, written_values
+
+    reference = np.asarray(reference, np.float32) / np.float32(scale)
+    low, high = measured_range(reference, where)  # the standard convention's: [0, 1] or a reference's wider one
+    values = written_values(path, image, bit_depth=bit_depth, value_range=value_range)
+    if values is None:
+        # a float output in the input's units keeps values above its range (a deconvolution's peaks brighter
+        # than the blurred photo's): measured as kept, where the standard convention's clipping at 1 left an
+        # astronomer's 26.99 dB as 25.98
+        kept = value_range is not None and written_bit_depth(path, bit_depth) == 32 and \
+            not clips_above(value_range, 32) and float(np.max(image)) > 1.0
+        if not kept:
+            return None
+        values = np.maximum(np.asarray(image, np.float32), 0.0)  # as the writer floors it
+    values = values / np.float32(scale)
+    if (low, high) != (0.0, 1.0) or scale != 1.0:  # as the standard convention clips the restored image
+        values = np.clip(values, low, high)
+    decibels = psnr(reference, values, data_range=high - low, where=where)
+    return named_opaque({"psnr": decibels, "convention": "standard",
+                         "bit_depth": written_bit_depth(path, bit_depth),
+                         "format": WRITE_FORMATS[Path(path).suffix.lower()], **measured_count(where)})

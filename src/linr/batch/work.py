@@ -340,6 +340,7 @@ def _result(out: dict[str, Any], payload: Payload, results: list[Any], *, share:
             inputs = [input_psnrs(scene, reference, where=where, scale=scale) or None
                       for scene, reference, scale in zip(payload.each_scene(), references, scales)]
             metrics, inputs = (each[0], inputs[0]) if len(each) == 1 else (_mean_metrics(each), None)
+            out = {**out, "measured_scales": scales}  # for the metrics of the file as written (finish)
         except Exception as exc:  # noqa: BLE001 - e.g. a reference of another size: keep the image
             metrics_error = f"reference: {one_line(exc)}"
     first = results[0]
@@ -372,6 +373,33 @@ def _mean_metrics(each: list[dict[str, Any]]) -> dict[str, Any]:
                                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "crop" else v
                                 for k, v in first.items()}
     return {**mean, "frames": each}
+
+
+def _metrics_as_written(path: str, images: list[np.ndarray], prep: Prepared,
+                        result: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The PSNR of the output file as written (:func:`linr.metrics.as_written`, what ``linr restore``
+    reports as ``metrics_as_written``) where the image has metrics: one frame's, or the frames'
+    mean with ``frames`` (None where the file holds the restored values as they are), and why it
+    could not be measured (None: measured or nothing to measure)."""
+    from ..images import opaque_pixels
+    from ..metrics import as_written
+
+    payload = prep.payload
+    references = [payload.reference] if payload.scenes is None else payload.reference
+    if result.get("metrics") is None or references is None or references[0] is None:
+        return None, None
+    try:
+        where = opaque_pixels(payload.alpha, references[0].shape)
+        each = [as_written(path, image, reference, bit_depth=prep.bit_depth, value_range=prep.value_range,
+                           where=where, scale=scale)
+                for image, reference, scale in zip(images, references, result["measured_scales"], strict=True)]
+    except Exception as exc:  # noqa: BLE001 - the image is written: a failed measure must not cost it
+        return None, f"as written: {one_line(exc)}"
+    if any(w is None for w in each):
+        return None, None
+    if len(each) == 1:
+        return each[0], None
+    return {**each[0], "psnr": float(np.mean([w["psnr"] for w in each])), "frames": each}, None
 
 
 def _inputs(job: Job) -> dict[str, str | None]:
@@ -426,6 +454,7 @@ def finish(
                  value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
                  density=prep.density, fits=prep.fits, force=True,
                  protect=job.inputs, exif=prep.exif)
+    written, written_error = _metrics_as_written(job.output, images, prep, result)
     elapsed = time.perf_counter() - prep.started
     if result.get("worker_s") is not None and prep.read_s is not None:  # its own: read, fitted, written
         wrote = time.perf_counter() - written_from  # (no wait in a queue for a worker, nor a stack's others')
@@ -439,7 +468,8 @@ def finish(
         "output": job.output, "key": key,
         "batch": settings, "settings": result["settings"], "steps_run": result["steps_run"],
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
-        "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
+        "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error") or written_error,
+        **({"metrics_as_written": written} if written is not None else {}),
         **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
         **({"input_notes": list(prep.input_notes)} if prep.input_notes else {}),
