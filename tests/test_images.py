@@ -664,3 +664,81 @@ def test_an_exif_longer_than_a_jpeg_holds_loses_its_maker_note_or_is_said_not_wr
 
     error = pickle.loads(pickle.dumps(ExistingFileError("o.png")))  # as a worker's error travels
     assert str(error) == "o.png: exists (force=True to overwrite)"
+
+
+def test_a_files_text_goes_into_outputs_that_hold_it_and_a_note_names_what_another_drops(tmp_path, capsys):
+    """A new user's archive files lost their text without a word (PNG Title and Copyright chunks,
+    a JPEG's XMP, a TIFF's Artist, Copyright and DateTime tags): they travel now where the output
+    holds them, and a note names what it cannot."""
+    import tifffile
+    from PIL import Image, PngImagePlugin
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(3)
+    pixels = (np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add_text("Title", "Harbour 1923")
+    chunks.add_text("Copyright", "City Archive")
+    chunks.add_itxt("Description", "Glasnegativ, ÄÖÜ", lang="de")
+    Image.fromarray(pixels).save(tmp_path / "text.png", pnginfo=chunks)
+    xmp = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:rights>City Archive</dc:rights></x:xmpmeta>'
+    Image.fromarray(pixels).save(tmp_path / "xmp.jpg", xmp=xmp.encode(), comment=b"scan 12", quality=95)
+    tifffile.imwrite(tmp_path / "meta.tif", pixels, photometric="rgb", description="Harbour 1923",
+                     extratags=[(315, "s", 0, "Jane Doe", True), (33432, "s", 0, "City Archive", True),
+                                (306, "s", 0, "1923:05:01 10:00:00", True)])
+    fit = ["--steps", "2", "--width", "16", "--depth", "2", "--device", "cpu", "--refine", "none"]
+    for name, out in (("text.png", "o.png"), ("xmp.jpg", "o.jpg"), ("meta.tif", "o.tif"), ("text.png", "o16.tif")):
+        assert main(["restore", "--noisy", str(tmp_path / name), "-o", str(tmp_path / out), *fit]) == 0
+    said = capsys.readouterr()
+    with Image.open(tmp_path / "o.png") as png:
+        assert png.text == {"Title": "Harbour 1923", "Copyright": "City Archive", "Description": "Glasnegativ, ÄÖÜ"}
+    with Image.open(tmp_path / "o.jpg") as jpeg:
+        assert jpeg.info["xmp"].decode() == xmp and jpeg.info["comment"] == b"scan 12"
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        tags = tif.pages.first.tags
+        assert (tags[315].value, tags[33432].value, tags[306].value) == ("Jane Doe", "City Archive", "1923:05:01 10:00:00")
+        assert tif.pages.first.description == "Harbour 1923"
+    with tifffile.TiffFile(tmp_path / "o16.tif") as tif:  # a PNG's Copyright is a TIFF tag too
+        assert tif.pages.first.tags[33432].value == "City Archive"
+    assert "o16.tif: the input's text (Title, Description) is not written into a TIFF output" in said.err, said.err
+    assert "o.png: the input's text" not in said.err and "o.jpg: the input's text" not in said.err
+
+
+def test_an_integer_tiff_of_another_type_says_its_output_is_float32(tmp_path, capsys):
+    """int16 and uint32 TIFFs are read as float32 and written back as float32: a note says so (the
+    README said they were refused)."""
+    import tifffile
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(4)
+    tifffile.imwrite(tmp_path / "i16.tif", (rng.normal(size=(24, 24)) * 800 - 2000).astype(np.int16))
+    assert main(["restore", "--noisy", str(tmp_path / "i16.tif"), "-o", str(tmp_path / "o.tif"), "--steps", "2",
+                 "--width", "16", "--depth", "2", "--device", "cpu", "--refine", "none"]) == 0
+    assert "o.tif: the input's int16 samples are written as float32, in its units" in capsys.readouterr().err
+    assert tifffile.imread(tmp_path / "o.tif").dtype == np.float32
+
+
+def test_grey_palettes_read_grey_an_opaque_webp_animation_rgb_and_a_jpeg_known_by_its_bytes(tmp_path):
+    """A grey GIF came back RGB, an opaque animated WebP RGBA, and the JPEG note went by the name
+    (a PNG named .jpg got it, a JPEG named .png did not)."""
+    from PIL import Image
+
+    from linr.images import is_jpeg, read_frames, read_stored
+
+    rng = np.random.default_rng(6)
+    grey = Image.fromarray((rng.random((16, 20)) * 255).astype(np.uint8))
+    grey.save(tmp_path / "grey.gif")
+    assert read_stored(tmp_path / "grey.gif")[0].values.shape == (16, 20, 1)
+    colour = Image.fromarray((rng.random((16, 20, 3)) * 255).astype(np.uint8))
+    colour.convert("P").save(tmp_path / "colour.gif")
+    assert read_stored(tmp_path / "colour.gif")[0].values.shape == (16, 20, 3)
+    frames = [Image.fromarray((rng.random((16, 20, 3)) * 255).astype(np.uint8)) for _ in range(2)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
+    stack = read_frames(tmp_path / "anim.webp")
+    assert [pixels.shape for pixels, info in stack] == [(16, 20, 3)] * 2 and stack[0][1].alpha is None
+    colour.save(tmp_path / "png_named.jpg", format="PNG")
+    colour.save(tmp_path / "jpeg_named.png", format="JPEG")
+    assert not is_jpeg(tmp_path / "png_named.jpg") and is_jpeg(tmp_path / "jpeg_named.png")
+    assert not is_jpeg(tmp_path / "stack.tif[2]")

@@ -436,7 +436,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     write_frames(args.output, images, bit_depth=out.bit_depth, alpha=out.alpha,
                  value_range=out.value_range, tiff=out.tiff, icc_profile=out.icc_profile, density=out.density,
                  fits=None if out.fits is None else out.fits.with_history(*_restore_history(infos, results)),
-                 force=args.force, protect=protect, exif=out.exif)
+                 force=args.force, protect=protect, exif=out.exif, text=out.text)
     _remove_tile_stores(stores)
     if beyond := beyond_range_note(args.output, images, out):
         _note([beyond])
@@ -1449,7 +1449,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     write_image(args.output, out_img, bit_depth=info.bit_depth, alpha=info.alpha,
                 value_range=info.value_range, tiff=info.tiff, icc_profile=info.icc_profile, density=info.density,
                 fits=None if fits is None else fits.with_history(f"linr degrade: {what}, seed {args.seed}"),
-                force=args.force, protect=protect, exif=info.exif)
+                force=args.force, protect=protect, exif=info.exif, text=info.text)
     print(f"wrote {args.output} ({what}, seed {args.seed})")
     if args.blur is not None:  # linr restore's default takes a blurred photo for a camera's (free edges)
         print(f"its blur wraps around at the borders: restore it with --blurred {args.output} --kernel {args.blur} "

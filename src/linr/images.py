@@ -193,6 +193,14 @@ class ImageInfo:
     """A photo's EXIF (camera, time, place, exposure: :func:`_exif`), its orientation set upright as
     the pixels are read, written into a JPEG or PNG output; None: none, or a TIFF or FITS input
     (their own tags travel with :attr:`tiff` / :attr:`fits`)."""
+    text: dict[str, str] | None = None
+    """The file's descriptive text (:func:`_file_text`: a PNG's text chunks, an XMP packet, a JPEG's
+    comment, a TIFF's Artist, Copyright, DateTime... tags), written into an output that holds it
+    (:func:`write_frames`; what one cannot hold: :func:`dropped_text`); None: none."""
+    stored_type: str | None = None
+    """The file's sample type where it was read as another (int16, int32... read as float32:
+    :attr:`StoredImage.stored_type`), for the note that the output holds float32; None: uint8,
+    uint16 or float32 as stored."""
 
 
 @dataclass
@@ -213,6 +221,8 @@ class StoredImage:
     stored_type: str | None = None
     """The sample type in the file where :attr:`values` hold another (float64, int16, int32... read
     as float32), for what is said of it; None: ``values.dtype``."""
+    text: dict[str, str] | None = None
+    """The file's descriptive text (:attr:`ImageInfo.text`)."""
 
     @property
     def type_name(self) -> str:
@@ -242,6 +252,8 @@ def _from_pil(img: Image.Image, bits: int = 8) -> np.ndarray:
     a 2- or 4-bit grey one's transparent value)."""
     if img.mode in ("P", "PA"):
         img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+        if _grey_colours(img):  # a palette of greys (a grey GIF): a grey image, written back grey
+            img = img.convert("LA" if img.mode == "RGBA" else "L")
     elif img.mode in ("1", "L", "RGB") and isinstance(img.info.get("transparency"), (int, tuple)):
         return _with_keyed_alpha(img, bits)
     elif img.mode == "CMYK" or img.mode == "YCbCr":
@@ -258,6 +270,12 @@ def _from_pil(img: Image.Image, bits: int = 8) -> np.ndarray:
     if img.mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGB")
     return np.asarray(img)
+
+
+def _grey_colours(img: Image.Image) -> bool:
+    """Whether an RGB or RGBA image's pixels are all grey (red, green and blue equal)."""
+    rgb = np.asarray(img)[..., :3]
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def _with_keyed_alpha(img: Image.Image, bits: int) -> np.ndarray:
@@ -293,6 +311,8 @@ def _animation_frames(img: Image.Image) -> list[np.ndarray]:
         colour, alpha = any(c >= 3 for c in channels), any(c in (2, 4) for c in channels)
         mode = ("RGB" if colour else "L") + ("A" if alpha else "")
         arrays = [np.asarray(frame.convert(mode)) for frame in frames]
+    if img.format == "WEBP" and all(a.ndim == 3 and a.shape[2] == 4 and (a[..., 3] == 255).all() for a in arrays):
+        arrays = [a[..., :3] for a in arrays]  # Pillow decodes an animated WebP as RGBA, opaque or not
     return arrays
 
 
@@ -440,9 +460,66 @@ def _read_stored(path: Path) -> list[StoredImage]:
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
     names = [str(path)] if len(arrays) == 1 else [f"{path}[{i}]" for i in range(1, len(arrays) + 1)]
     profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2], turned)
+    text = _file_text(path)
     return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density,
-                                fits=header, exif=exif)
+                                fits=header, exif=exif, text=text)
             for arr, alpha, name in zip(arrays, alphas, names)]
+
+
+XMP_KEY = "XML:com.adobe.xmp"
+"""The key of an XMP packet in :attr:`ImageInfo.text` (a PNG's iTXt keyword for it)."""
+
+TIFF_TEXT_TAGS = {"DocumentName": 269, "Make": 271, "Model": 272, "DateTime": 306, "Artist": 315,
+                  "HostComputer": 316, "Copyright": 33432}
+"""A TIFF's text tags carried to a TIFF or PNG output (by name; its ImageDescription travels with
+its layout, :class:`linr.tiff.TiffLayout`; Software names the writer, not the picture)."""
+
+TIFF_XMP_TAG = 700
+
+TEXT_SYNONYMS = {"Author": "Artist"}
+"""PNG keywords written into a TIFF output as the TIFF tag of that name."""
+
+
+def _file_text(path: Path) -> dict[str, str] | None:
+    """A file's descriptive text by key, or None where it has none: a PNG's text chunks (tEXt,
+    zTXt, iTXt by their keywords, an XMP packet among them as :data:`XMP_KEY`), a JPEG's, WebP's or
+    GIF's XMP packet and comment (``Comment``), a TIFF's :data:`TIFF_TEXT_TAGS` and XMP; never an
+    error (the pixels were read)."""
+    text: dict[str, str] = {}
+    try:
+        if is_tiff(path):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                tags = tif.pages.first.tags
+                for name, code in TIFF_TEXT_TAGS.items():
+                    if code in tags and (value := _as_text(tags[code].value)):
+                        text[name] = value
+                if TIFF_XMP_TAG in tags and (value := _as_text(tags[TIFF_XMP_TAG].value)):
+                    text[XMP_KEY] = value
+        elif not is_fits(path):
+            with Image.open(path) as img:
+                if img.format == "PNG":
+                    text.update({k: v for k, v in ((k, _as_text(v)) for k, v in img.text.items()) if v})
+                for key, name in (("xmp", XMP_KEY), ("XML:com.adobe.xmp", XMP_KEY), ("comment", "Comment")):
+                    if name not in text and (value := _as_text(img.info.get(key))):
+                        text[name] = value
+    except Exception:  # noqa: BLE001 - text is kept where it can be read; the image was read
+        return None
+    return text or None
+
+
+def _as_text(value: Any) -> str | None:
+    """A text value (str, or bytes as UTF-8 or else Latin-1) without trailing NULs, or None when empty."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    value = value.rstrip("\x00")
+    return value if value.strip() else None
 
 
 EXIF_OF_THE_FILE = (0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C, 0x0201, 0x0202,
@@ -533,6 +610,16 @@ def is_tiff(path: Path) -> bool:
     """Whether a file is a TIFF (or BigTIFF) by its first bytes, whatever its name."""
     with open(path, "rb") as fh:
         return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def is_jpeg(path: str | os.PathLike) -> bool:
+    """Whether a file is a JPEG by its first bytes, whatever its name (a PNG named .jpg is not; a
+    JPEG named .png or .jfif is); False where ``path`` names no file (a stack's frame, FILE[k])."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
 
 
 def _icc_profile(path: Path) -> bytes | None:
@@ -718,8 +805,9 @@ def output_info(infos: Sequence[ImageInfo], *, joint: bool = True) -> ImageInfo:
     profile = best.icc_profile or next((i.icc_profile for i in infos if i.icc_profile), None)
     density = best.density or next((i.density for i in infos if i.density), None)
     exif = best.exif or next((i.exif for i in infos if i.exif), None)
+    text = best.text or next((i.text for i in infos if i.text), None)
     return ImageInfo(best.path, best.bit_depth, best.channels, alpha, best.value_range, best.tiff, profile,
-                     density, best.fits, exif)
+                     density, best.fits, exif, text, best.stored_type)
 
 
 def seen_alpha(alphas: Sequence[np.ndarray | None]) -> np.ndarray | None:
@@ -765,7 +853,7 @@ def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, Im
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
     pixels = value_range.to_unit(image.values)
     info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff,
-                     image.icc_profile, image.density, image.fits, image.exif)
+                     image.icc_profile, image.density, image.fits, image.exif, image.text, image.stored_type)
     return np.ascontiguousarray(pixels), info
 
 
@@ -1047,7 +1135,8 @@ def output_notes(path: str | os.PathLike, info: ImageInfo) -> list[str]:
     transparent = info.alpha is not None and float(np.min(info.alpha)) < 1.0  # an opaque alpha loses nothing
     return [note for note in (dropped_alpha(path, info.alpha, info.bit_depth) if transparent else None,
                               dropped_profile(path, info.icc_profile),
-                              dropped_depth(path, info.bit_depth), dropped_exif(path, info.exif)) if note]
+                              dropped_depth(path, info.bit_depth), dropped_exif(path, info.exif),
+                              dropped_text(path, info.text), float_for_integers(path, info)) if note]
 
 
 def beyond_range_note(path: str | os.PathLike, images: Sequence[np.ndarray], info: ImageInfo) -> str | None:
@@ -1076,6 +1165,16 @@ def beyond_range_note(path: str | os.PathLike, images: Sequence[np.ndarray], inf
         return said + f"clipped at {span.high:.6g}, the range's end (a float TIFF or FITS output keeps them)"
     return said + ("clipped at the output's white (a float TIFF or FITS output keeps them in the input's units; "
                    "--range LO:HI sets the range)")
+
+
+def float_for_integers(path: str | os.PathLike, info: ImageInfo) -> str | None:
+    """A note where an input of another integer type (int16, int32, uint32: read as float32,
+    :attr:`ImageInfo.stored_type`) is written as float32 (a TIFF or FITS output), else None."""
+    if info.stored_type is None or np.dtype(info.stored_type).kind not in "iu" or \
+            written_bit_depth(path, info.bit_depth) != 32:
+        return None
+    return (f"{Path(path).name}: the input's {info.stored_type} samples are written as float32, in its units "
+            f"({info.stored_type} cannot hold the restored values' fractions)")
 
 
 def dropped_depth(path: str | os.PathLike, bit_depth: int) -> str | None:
@@ -1246,6 +1345,7 @@ def write_image(
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
     exif: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> Path:
     """Write ``image`` ((H, W) or (H, W, C), values clipped to [0, 1], but written in the units of a
     float input whose range was read from its data, where values above it are kept:
@@ -1261,14 +1361,16 @@ def write_image(
     resolution tags of its own keeps those). ``fits``: a FITS input's header, for a FITS output
     (its world coordinates scaled to the output's size). ``exif``: a photo's EXIF
     (:attr:`ImageInfo.exif`), written into a JPEG or PNG (:func:`exif_for`: its pixel size the
-    output's; other formats: :func:`dropped_exif`). PNG, JPEG, BMP and FITS hold 1 or 3
+    output's; other formats: :func:`dropped_exif`). ``text``: the input's descriptive text
+(:attr:`ImageInfo.text`): all of it into a PNG, its XMP and comment into a JPEG, its TIFF tags and
+XMP into a TIFF (what is left out: :func:`dropped_text`). PNG, JPEG, BMP and FITS hold 1 or 3
     channels (plus alpha, but for JPEG, BMP and FITS). ``alpha``: an (H', W') array on [0, 1] (1 opaque), the input's transparency; at
     another size than the image (a super-resolved or rendered output) it is resized over the
     same extent (bicubic), as a render of another size is. Parent folders are created.
     """
     return write_frames(path, [image], bit_depth=bit_depth, alpha=alpha, value_range=value_range,
                         tiff=tiff, icc_profile=icc_profile, density=density, fits=fits, force=force,
-                        protect=protect, exif=exif)
+                        protect=protect, exif=exif, text=text)
 
 
 def _unit_frame(frame: Any) -> np.ndarray:
@@ -1297,6 +1399,7 @@ def write_frames(
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
     exif: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> Path:
     """:func:`write_image` for a stack: several images of one size, one per page of a TIFF (or
     along the ImageJ / OME stack axis of ``tiff``), in one atomic write."""
@@ -1345,7 +1448,7 @@ def write_frames(
         elif fmt == "tiff":
             layout = None if tiff is None else tiff.for_size(*data.shape[1:3])
             write_tiff(tmp, data, alpha=alpha is not None, layout=layout, icc_profile=icc_profile,
-                       dpi=None if dpi is None else (dpi.x, dpi.y))
+                       dpi=None if dpi is None else (dpi.x, dpi.y), text_tags=tiff_text_tags(text))
         elif fmt == "png" and bit_depth == 16:
             import png
 
@@ -1361,6 +1464,7 @@ def write_frames(
                     chunks.insert(at, (b"pHYs", struct.pack(">IIB", *per_metre, 1)))
                 if tags is not None:  # eXIf holds the TIFF structure, without JPEG's "Exif\0\0"
                     chunks.insert(at, (b"eXIf", tags.tobytes()[6:]))
+                chunks[at:at] = png_text_chunks(text)
                 png.write_chunks(fh, chunks)
         else:
             arr = data[0, ..., 0] if data.shape[3] == 1 else data[0]
@@ -1369,6 +1473,17 @@ def write_frames(
                 extra["icc_profile"] = icc_profile
             if tags is not None:
                 extra["exif"] = tags
+            if text and fmt == "png":
+                from PIL.PngImagePlugin import PngInfo
+
+                extra["pnginfo"] = PngInfo()
+                for kind, chunk in png_text_chunks(text):
+                    extra["pnginfo"].add(kind, chunk)
+            elif text and fmt == "jpeg":
+                if text.get(XMP_KEY):
+                    extra["xmp"] = text[XMP_KEY].encode("utf-8")
+                if text.get("Comment"):
+                    extra["comment"] = text["Comment"].encode("utf-8")
             if dpi is not None and fmt != "jpeg":
                 extra["dpi"] = (dpi.x, dpi.y)
             elif dpi is not None and 1 <= round(dpi.x) <= 65535 and 1 <= round(dpi.y) <= 65535:
@@ -1376,6 +1491,66 @@ def write_frames(
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **extra)
 
     return write_atomically(path, write)
+
+
+def _png_keyword(key: str) -> bytes | None:
+    """``key`` as a PNG text chunk's keyword (1 to 79 Latin-1 characters), or None where it cannot be one."""
+    try:
+        keyword = key.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return keyword if 1 <= len(keyword) <= 79 else None
+
+
+def png_text_chunks(text: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """PNG chunks of ``text`` (:attr:`ImageInfo.text`): tEXt where the value is Latin-1, else
+    iTXt (UTF-8); a key PNG cannot name (:func:`_png_keyword`) is left out."""
+    chunks = []
+    for key, value in (text or {}).items():
+        if (keyword := _png_keyword(key)) is None:
+            continue
+        try:
+            chunks.append((b"tEXt", keyword + b"\x00" + value.encode("latin-1")))
+        except UnicodeEncodeError:  # iTXt: keyword, no compression, no language or translated keyword
+            chunks.append((b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+    return chunks
+
+
+def tiff_text_tags(text: dict[str, str] | None) -> dict[int, bytes]:
+    """The TIFF tags of ``text`` (:attr:`ImageInfo.text`): :data:`TIFF_TEXT_TAGS` by name (or
+    :data:`TEXT_SYNONYMS`), as UTF-8 bytes, and an XMP packet; by tag number."""
+    tags: dict[int, bytes] = {}
+    for key, value in (text or {}).items():
+        code = TIFF_XMP_TAG if key == XMP_KEY else TIFF_TEXT_TAGS.get(TEXT_SYNONYMS.get(key, key))
+        if code is not None and code not in tags:
+            tags[code] = value.encode("utf-8")
+    return tags
+
+
+def text_kept(path: str | os.PathLike, text: dict[str, str] | None) -> list[str]:
+    """The keys of ``text`` an output at ``path`` holds (:func:`write_frames`)."""
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if not text:
+        return []
+    if fmt == "png":
+        return [k for k in text if _png_keyword(k) is not None]
+    if fmt == "jpeg":
+        return [k for k in text if k in (XMP_KEY, "Comment")]
+    if fmt == "tiff":
+        return [k for k in text if k == XMP_KEY or TEXT_SYNONYMS.get(k, k) in TIFF_TEXT_TAGS]
+    return []
+
+
+def dropped_text(path: str | os.PathLike, text: dict[str, str] | None) -> str | None:
+    """A note naming the input's text (:attr:`ImageInfo.text`) an output at ``path`` cannot hold, else None."""
+    if not text:
+        return None
+    left = [("XMP" if k == XMP_KEY else k) for k in text if k not in text_kept(path, text)]
+    if not left:
+        return None
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower(), "this format").upper()
+    return (f"{Path(path).name}: the input's text ({', '.join(left)}) is not written into a {fmt} output "
+            "(write PNG to keep it all)")
 
 
 def _png16_bytes(writer: Any, rows: np.ndarray) -> bytes:

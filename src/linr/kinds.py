@@ -25,7 +25,7 @@ import numpy as np
 
 from .argtypes import is_real, nonneg_float, positive_float, positive_int
 from .errors import InputError
-from .images import ImageInfo, as_float_image, check_photo, read_mask
+from .images import ImageInfo, as_float_image, check_photo, is_jpeg, read_mask
 
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
@@ -532,7 +532,7 @@ def _build_noisy(image, info, options, notes):
                 "image (--peak / --read-noise set them)")
         if line not in notes:
             notes.append(line)
-    if Path(str(info.path)).suffix.lower() in (".jpg", ".jpeg") and not any(JPEG_NOTE in n for n in notes):
+    if is_jpeg(info.path) and not any(JPEG_NOTE in n for n in notes):  # by its bytes: not a PNG named .jpg
         notes.append(f"{info.path}: {JPEG_NOTE}")
     from .noise import MIN_SIDE  # the wavelet's length: the least side whose noise is measured
 

@@ -313,12 +313,15 @@ def _ome_metadata(tif: Any) -> dict[str, Any]:
 
 
 def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffLayout | None,
-               icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None) -> None:
+               icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None,
+               text_tags: dict[int, bytes] | None = None) -> None:
     """Write ``data`` (N, H, W, S) of N images (N = 1: one image; S = channels, plus alpha last
     when ``alpha``) in the layout of an input (None: a plain TIFF). Plain TIFF stores channels
     as samples of each pixel (RGB when there are three, ``ExtraSamples`` marking alpha), one page
     per image; ImageJ and OME keep their metadata, and store channels as planes. ``dpi``: (x, y)
-    pixels per inch, written when the layout has no resolution of its own (a PNG's or JPEG's)."""
+    pixels per inch, written when the layout has no resolution of its own (a PNG's or JPEG's).
+    ``text_tags``: text tags by number (Artist, Copyright... as ASCII; XMP, 700, as bytes), on the
+    first page."""
     import tifffile
 
     frames, height, width, samples = data.shape
@@ -329,6 +332,9 @@ def write_tiff(path: str | Path, data: np.ndarray, *, alpha: bool, layout: TiffL
     options: dict[str, Any] = {}
     if icc_profile:  # InterColorProfile, UNDEFINED bytes, on every page
         options["extratags"] = [(34675, 7, len(icc_profile), icc_profile, False)]  # False: not only the first
+    for code, value in (text_tags or {}).items():  # ASCII (2; UTF-8 bytes as many writers store them), XMP BYTE (1)
+        options.setdefault("extratags", []).append((code, 1 if code == 700 else 2, len(value) if code == 700 else 0,
+                                                    value, True))
     if layout is not None and layout.resolution is not None:
         options["resolution"] = layout.resolution
         if layout.resolution_unit is not None:

@@ -894,7 +894,7 @@ class JobRunner:
         else:
             bit_depth = 8 if out.bit_depth == 8 else 16  # a float input is written as a 16-bit PNG
         path = write_image(job.folder / prepared.download_name, image, bit_depth=bit_depth, alpha=out.alpha,
-                           icc_profile=out.icc_profile, density=out.density, exif=out.exif, **units)
+                           icc_profile=out.icc_profile, density=out.density, exif=out.exif, text=out.text, **units)
         rule = None if out.value_range is None else out.value_range.rule
         scale = measured_scale(result.settings, rule or "dtype")  # a hot pixel its white: the scene's range
         if result.metrics is not None and scale != measured_scale(result.settings):  # of the type's, or given

@@ -97,6 +97,10 @@ class Prepared:
     """A photo's EXIF (:attr:`linr.images.ImageInfo.exif`), written into a JPEG or PNG output."""
     read_s: float | None = None
     """Seconds the driver took to read and check the job (its share of an image's ``time_s``)."""
+    text: dict[str, str] | None = None
+    """The input's descriptive text (:attr:`linr.images.ImageInfo.text`), written into the output."""
+    stored_type: str | None = None
+    """The input's sample type where it was read as another (:attr:`linr.images.ImageInfo.stored_type`)."""
 
 
 class BackendLost(BaseException):
@@ -173,7 +177,7 @@ def prepare(job: Job, settings: dict[str, Any], *, fit: dict[str, Any], threads:
     )
     return Prepared(payload, out.bit_depth, out.alpha, started, metrics_error, out.value_range, out.tiff,
                     out.icc_profile, out.density, stamps, out.fits, [Path(str(i.path)).name for i in infos], notes,
-                    out.exif, read_s=time.perf_counter() - started)
+                    out.exif, read_s=time.perf_counter() - started, text=out.text, stored_type=out.stored_type)
 
 
 _WORKER_DEVICE: str | None = None
@@ -453,7 +457,7 @@ def finish(
     write_frames(job.output, images, bit_depth=prep.bit_depth, alpha=prep.alpha,
                  value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
                  density=prep.density, fits=prep.fits, force=True,
-                 protect=job.inputs, exif=prep.exif)
+                 protect=job.inputs, exif=prep.exif, text=prep.text)
     written, written_error = _metrics_as_written(job.output, images, prep, result)
     elapsed = time.perf_counter() - prep.started
     if result.get("worker_s") is not None and prep.read_s is not None:  # its own: read, fitted, written
@@ -476,7 +480,7 @@ def finish(
         **({"burst_note": said} if (said := burst_said(result["settings"], names=prep.frame_names)) else {}),
         **({"output_note": "; ".join(notes)} if (notes := output_notes(
             job.output, ImageInfo(job.name, prep.bit_depth, 0, prep.alpha, icc_profile=prep.icc_profile,
-                                  exif=prep.exif))) else {}),
+                                  exif=prep.exif, text=prep.text, stored_type=prep.stored_type))) else {}),
         # values above a float photo's range, and what the output made of them (linr.images.beyond_range_note)
         **({"range_note": above} if (above := beyond_range_note(
             job.output, images, ImageInfo(job.name, prep.bit_depth, 0, value_range=prep.value_range)))
