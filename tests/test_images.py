@@ -742,3 +742,51 @@ def test_grey_palettes_read_grey_an_opaque_webp_animation_rgb_and_a_jpeg_known_b
     colour.save(tmp_path / "jpeg_named.png", format="JPEG")
     assert not is_jpeg(tmp_path / "png_named.jpg") and is_jpeg(tmp_path / "jpeg_named.png")
     assert not is_jpeg(tmp_path / "stack.tif[2]")
+
+
+def test_a_cmyk_jpeg_says_how_its_colours_became_rgb(tmp_path, capsys):
+    """A CMYK JPEG was turned into RGB by Pillow's plain formula without a word (its print profile
+    dropped): it goes through its profile where Little CMS can use it, and a note says which way."""
+    from PIL import Image, ImageCms
+
+    from linr.cli import main
+    from linr.images import read_stored
+
+    rng = np.random.default_rng(7)
+    cmyk = Image.fromarray((np.clip(0.5 + 0.1 * rng.normal(size=(24, 24, 3)), 0, 1) * 255).astype(np.uint8)).convert("CMYK")
+    cmyk.save(tmp_path / "plain.jpg", quality=95)
+    broken = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    broken[16:20] = b"CMYK"  # an RGB profile's tables under a CMYK header: Little CMS refuses it
+    cmyk.save(tmp_path / "profiled.jpg", quality=95, icc_profile=bytes(broken))
+    plain, profiled = read_stored(tmp_path / "plain.jpg")[0], read_stored(tmp_path / "profiled.jpg")[0]
+    assert plain.values.shape == (24, 24, 3) and "(it has no colour profile" in plain.converted
+    assert "(its colour profile could not be used" in profiled.converted
+    assert main(["restore", "--noisy", str(tmp_path / "plain.jpg"), "-o", str(tmp_path / "o.png"), "--steps", "2",
+                 "--width", "16", "--depth", "2", "--device", "cpu", "--refine", "none"]) == 0
+    assert "plain.jpg: CMYK converted to RGB by the plain formula" in capsys.readouterr().err
+    with Image.open(tmp_path / "o.png") as out:
+        assert out.mode == "RGB" and "icc_profile" not in out.info
+
+
+def test_an_image_above_pillows_pixel_limit_is_refused_with_its_size_and_the_way_to_read_it(tmp_path, monkeypatch):
+    """A 192-megapixel scan failed as 'not a readable image (DecompressionBombError)'. The limit is
+    lowered here so that a small file crosses it."""
+    from PIL import Image
+
+    from linr.errors import InputError
+    from linr.images import MAX_PIXELS_VARIABLE, PILLOW_PIXEL_LIMIT, read_stored
+
+    assert PILLOW_PIXEL_LIMIT == 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own, unless a run changed it
+    Image.new("L", (300, 200)).save(tmp_path / "scan.png")
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "20000")
+    with pytest.raises(InputError, match=r"scan.png: 0.06 megapixels is above the most read from this format, 0.02 "
+                                         r"megapixels \(Pillow's guard .* LINR_MAX_PIXELS=N sets another"):
+        read_stored(tmp_path / "scan.png")
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "0")
+    assert read_stored(tmp_path / "scan.png")[0].values.shape == (200, 300, 1)
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "lots")
+    with pytest.raises(InputError, match="LINR_MAX_PIXELS='lots' is not a pixel count"):
+        read_stored(tmp_path / "scan.png")
+    monkeypatch.delenv(MAX_PIXELS_VARIABLE)
+    read_stored(tmp_path / "scan.png")
+    assert Image.MAX_IMAGE_PIXELS * 2 == PILLOW_PIXEL_LIMIT

@@ -201,6 +201,9 @@ class ImageInfo:
     """The file's sample type where it was read as another (int16, int32... read as float32:
     :attr:`StoredImage.stored_type`), for the note that the output holds float32; None: uint8,
     uint16 or float32 as stored."""
+    converted: str | None = None
+    """How the file's colours were converted on reading, said in a note (a CMYK JPEG's:
+    :func:`_cmyk_as_rgb`); None: read as stored."""
 
 
 @dataclass
@@ -223,6 +226,8 @@ class StoredImage:
     as float32), for what is said of it; None: ``values.dtype``."""
     text: dict[str, str] | None = None
     """The file's descriptive text (:attr:`ImageInfo.text`)."""
+    converted: str | None = None
+    """How its colours were converted on reading (:attr:`ImageInfo.converted`)."""
 
     @property
     def type_name(self) -> str:
@@ -429,12 +434,52 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     """The images of a file in their stored type (one, or one per image of a TIFF stack)."""
     with warnings.catch_warnings():  # Pillow's on a corrupt EXIF: the pixels are read all the same
         warnings.filterwarnings("ignore", message="Corrupt EXIF", category=UserWarning)
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # a large scan: said if refused
+        limit = pillow_pixel_limit()
+        Image.MAX_IMAGE_PIXELS = None if limit is None else limit // 2  # Pillow refuses above twice its count
         return _read_stored(existing_file(path, "an image file"))
+
+
+MAX_PIXELS_VARIABLE = "LINR_MAX_PIXELS"
+"""The environment variable that sets the most pixels an image read through Pillow (PNG, JPEG,
+BMP, WebP, GIF...) may have: Pillow's guard against decompression bombs (a small file that
+unpacks to gigabytes) refuses twice its 89.5-megapixel warning, 179 megapixels, by default; a
+TIFF or FITS is read without it."""
+
+
+PILLOW_PIXEL_LIMIT = 2 * (1024 * 1024 * 1024 // 4 // 3)
+"""Pillow's own refusal: above twice its ``MAX_IMAGE_PIXELS`` (89,478,485 by default)."""
+
+
+def pillow_pixel_limit() -> int | None:
+    """The most pixels an image read through Pillow may have (:data:`MAX_PIXELS_VARIABLE` where set,
+    a count, or 0 for no limit: None; else :data:`PILLOW_PIXEL_LIMIT`)."""
+    given = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not given:
+        return PILLOW_PIXEL_LIMIT
+    try:
+        count = int(float(given))
+    except ValueError:
+        raise InputError(f"{MAX_PIXELS_VARIABLE}={given!r} is not a pixel count (such as 400000000, or 0 for no "
+                         "limit)") from None
+    return None if count <= 0 else count
+
+
+def _too_many_pixels(path: Path, exc: Exception) -> str:
+    """The one-line refusal of an image above :func:`pillow_pixel_limit` (its size, the limit, how to raise it)."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+    size = f"{int(found.group(1)) / 1e6:.3g} megapixels" if found else "its size"
+    limit = f", {int(found.group(2)) / 1e6:.3g} megapixels" if found else ""
+    return (f"{path}: {size} is above the most read from this format{limit} (Pillow's guard against decompression "
+            f"bombs); {MAX_PIXELS_VARIABLE}=N sets another (0: no limit; a TIFF is read without it)")
 
 
 def _read_stored(path: Path) -> list[StoredImage]:
     try:
         layout, turned, header, exif = None, False, None, None  # turned: read through EXIF orientation (its density turns too)
+        converted = None
         if is_tiff(path):  # by its content, not its name: a PNG named .tif is read as a PNG
             arrays, alphas, layout = read_tiff(path)
         elif is_fits(path):  # before Pillow, which reads FITS samples byte-swapped
@@ -449,11 +494,14 @@ def _read_stored(path: Path) -> list[StoredImage]:
                 if img.format in ANIMATED_FORMATS and getattr(img, "n_frames", 1) > 1:
                     arrays = _animation_frames(img)
                 else:  # one image (an MPO's second picture, a camera's preview, is not read)
-                    arrays, turned = [_from_pil(ImageOps.exif_transpose(img), _png_bit_depth(path))], True
+                    upright, converted = _cmyk_as_rgb(ImageOps.exif_transpose(img))
+                    arrays, turned = [_from_pil(upright, _png_bit_depth(path))], True
                     exif = _exif(img)
                 alphas = [None] * len(arrays)
     except InputError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(_too_many_pixels(path, exc)) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:  # EOFError: a cut gzip
         raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
     except Exception as exc:  # decoders raise many kinds of errors on corrupt files
@@ -462,8 +510,32 @@ def _read_stored(path: Path) -> list[StoredImage]:
     profile, density = _icc_profile(path), _density(path, layout, arrays[0].shape[:2], turned)
     text = _file_text(path)
     return [dataclasses.replace(_stored(arr, alpha, name, layout), icc_profile=profile, density=density,
-                                fits=header, exif=exif, text=text)
+                                fits=header, exif=exif, text=text, converted=converted)
             for arr, alpha, name in zip(arrays, alphas, names)]
+
+
+def _cmyk_as_rgb(img: Image.Image) -> tuple[Image.Image, str | None]:
+    """A CMYK image (a print file's JPEG) as RGB, and how it was converted (None: not CMYK): through
+    its embedded colour profile to sRGB (ImageCms, perceptual intent), or, without one (or one that
+    cannot be used), by Pillow's plain formula, whose colours a print profile would have shifted."""
+    if img.mode != "CMYK":
+        return img, None
+    profile = img.info.get("icc_profile")
+    if profile:
+        try:
+            import io
+
+            from PIL import ImageCms
+
+            rgb = ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                                            ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if rgb is not None:
+                return rgb, "CMYK converted to sRGB through its colour profile"
+        except Exception:  # noqa: BLE001 - a profile Little CMS cannot use: the plain formula, said
+            pass
+    why = "its colour profile could not be used" if profile else "it has no colour profile"
+    return img.convert("RGB"), (f"CMYK converted to RGB by the plain formula ({why}: a print file's colours may "
+                                "shift; convert it to RGB with its profile first)")
 
 
 XMP_KEY = "XML:com.adobe.xmp"
@@ -853,7 +925,8 @@ def to_unit(image: StoredImage, value_range: ValueRange) -> tuple[np.ndarray, Im
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(image.values.dtype, 32)
     pixels = value_range.to_unit(image.values)
     info = ImageInfo(image.name, bit_depth, pixels.shape[2], image.alpha, value_range, image.tiff,
-                     image.icc_profile, image.density, image.fits, image.exif, image.text, image.stored_type)
+                     image.icc_profile, image.density, image.fits, image.exif, image.text, image.stored_type,
+                     image.converted)
     return np.ascontiguousarray(pixels), info
 
 

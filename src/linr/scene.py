@@ -120,6 +120,8 @@ def load_scene(files: Mapping[str, str | os.PathLike | Sequence[str | os.PathLik
         if kind.transparent == "filled":  # what is measured and fitted: the opaque pixels' values
             frames = filled_from_each_other(frames)
         for image, info in frames:
+            if info.converted and (line := f"{info.path}: {info.converted}") not in notes:  # a CMYK JPEG's colours
+                notes.append(line)
             obs, extra = kind.build(image, info, values, notes)
             if kind.transparent == "left-out" and info.fits is None:  # filled once, here (the builders read
                 obs = left_out_where_transparent(obs, info.alpha)  # no values); a FITS file's undefined ones are refused
