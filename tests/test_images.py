@@ -790,3 +790,39 @@ def test_an_image_above_pillows_pixel_limit_is_refused_with_its_size_and_the_way
     monkeypatch.delenv(MAX_PIXELS_VARIABLE)
     read_stored(tmp_path / "scan.png")
     assert Image.MAX_IMAGE_PIXELS * 2 == PILLOW_PIXEL_LIMIT
+
+
+def test_a_mask_drawn_on_a_turned_photos_stored_pixels_is_told_why_it_does_not_fit(tmp_path, capsys):
+    """A new user's mask, drawn on a phone photo's stored pixels (EXIF orientation 6), was told
+    'mask is 32x48 but the image is 48x32' with no word of the turn."""
+    from PIL import Image
+
+    from linr.cli import main
+
+    rng = np.random.default_rng(8)
+    photo = Image.fromarray((rng.random((48, 32, 3)) * 255).astype(np.uint8))  # stored 32 wide, 48 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    Image.fromarray(np.full((48, 32), 255, np.uint8)).save(tmp_path / "mask.png")
+    assert main(["restore", "--masked", str(tmp_path / "turned.jpg"), "--mask", str(tmp_path / "mask.png"),
+                 "-o", str(tmp_path / "o.png"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "mask is 32x48 but the image is 48x32 (width x height): the photo is read upright by its EXIF " \
+           "orientation 6 (stored 32x48, as the mask is)" in err, err
+
+
+def test_a_float_tiffs_nan_pixels_are_refused_with_the_ways_to_restore_them(tmp_path):
+    """A FITS file's NaN pixels are taken as missing; a TIFF's were refused with 'fill them first'
+    alone, though the same file as FITS restores: the refusal names the ways."""
+    import tifffile
+
+    from linr.errors import InputError
+    from linr.images import read_stored
+
+    values = np.random.default_rng(9).random((16, 20)).astype(np.float32)
+    values[4:6, 4:6] = np.nan
+    tifffile.imwrite(tmp_path / "holes.tif", values)
+    with pytest.raises(InputError, match=r"4 of 320 samples are NaN or infinite: undefined pixels\); a FITS file's "
+                                         r"NaN are taken as missing pixels, not this format's: save it as FITS"):
+        read_stored(tmp_path / "holes.tif")

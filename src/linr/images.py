@@ -684,6 +684,17 @@ def is_tiff(path: Path) -> bool:
         return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
+def quarter_turned(path: str | os.PathLike) -> int | None:
+    """The EXIF orientation (5 to 8) of a photo read turned a quarter (its stored width its height as
+    read: :func:`read_stored` applies it), or None (none, another orientation, not a photo Pillow reads)."""
+    try:
+        with Image.open(path) as img:
+            orientation = img.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - only for what is said
+        return None
+    return orientation if orientation in (5, 6, 7, 8) else None
+
+
 def is_jpeg(path: str | os.PathLike) -> bool:
     """Whether a file is a JPEG by its first bytes, whatever its name (a PNG named .jpg is not; a
     JPEG named .png or .jfif is); False where ``path`` names no file (a stack's frame, FILE[k])."""
@@ -760,7 +771,9 @@ def _stored(arr: np.ndarray, has_alpha: bool | None, name: str, layout: TiffLayo
         if not np.isfinite(arr).all():  # NaN marks undefined pixels (a FITS file's BLANK ones too)
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
             raise InputError(f"{name}: image contains non-finite values ({bad} of {arr.size} samples are "
-                             "NaN or infinite: undefined pixels; fill them first)")
+                             "NaN or infinite: undefined pixels); a FITS file's NaN are taken as missing pixels, "
+                             "not this format's: save it as FITS, mark them transparent (an alpha channel), or "
+                             "fill them first")
     elif arr.dtype.kind in "iu" and arr.dtype not in (np.uint8, np.uint16):
         # signed or 32-bit integers (a background-subtracted int16 micrograph): read as float32,
         # exactly (up to 2**24 in magnitude), so mapped and written back as a float photo is

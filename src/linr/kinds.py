@@ -25,7 +25,7 @@ import numpy as np
 
 from .argtypes import is_real, nonneg_float, positive_float, positive_int
 from .errors import InputError
-from .images import ImageInfo, as_float_image, check_photo, is_jpeg, read_mask
+from .images import ImageInfo, as_float_image, check_photo, is_jpeg, quarter_turned, read_mask
 
 if TYPE_CHECKING:  # the registry imports no torch, so that building the CLI's parser stays quick
     from .problem import Observation
@@ -714,7 +714,14 @@ def _build_masked(image, info, options, notes):
     if options.get("mask_white") and not mask_path:
         raise InputError(f"--mask-white {white} says what a mask file's white marks: it needs --mask MASK (the "
                          "photo's own transparent pixels are always the missing ones)")
-    mask = read_mask(mask_path, image.shape[:2], notes=notes, white=white) if mask_path else None
+    try:
+        mask = read_mask(mask_path, image.shape[:2], notes=notes, white=white) if mask_path else None
+    except InputError as exc:
+        if (turned := quarter_turned(info.path)) and f"is {image.shape[0]}x{image.shape[1]} but" in str(exc):
+            raise InputError(f"{exc}: the photo is read upright by its EXIF orientation {turned} (stored "
+                             f"{image.shape[0]}x{image.shape[1]}, as the mask is): turn the mask as the photo shows, "
+                             "or draw it on the photo as a viewer shows it") from None
+        raise
     if whole_frame:  # all observed (but for a given mask's black pixels); the output has no holes
         mask, info.alpha = np.ones(image.shape[:2], bool) if mask is None else mask, None
     if holes:
