@@ -681,6 +681,8 @@ def test_a_files_text_goes_into_outputs_that_hold_it_and_a_note_names_what_anoth
     chunks.add_text("Title", "Harbour 1923")
     chunks.add_text("Copyright", "City Archive")
     chunks.add_itxt("Description", "Glasnegativ, ÄÖÜ", lang="de")
+    chunks.add_text("Source", "plate 12, box 3", zip=True)  # zTXt
+    chunks.add_itxt("Comment", "gescannt 2026, ß", zip=True)  # a compressed iTXt
     Image.fromarray(pixels).save(tmp_path / "text.png", pnginfo=chunks)
     xmp = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:rights>City Archive</dc:rights></x:xmpmeta>'
     Image.fromarray(pixels).save(tmp_path / "xmp.jpg", xmp=xmp.encode(), comment=b"scan 12", quality=95)
@@ -692,7 +694,8 @@ def test_a_files_text_goes_into_outputs_that_hold_it_and_a_note_names_what_anoth
         assert main(["restore", "--noisy", str(tmp_path / name), "-o", str(tmp_path / out), *fit]) == 0
     said = capsys.readouterr()
     with Image.open(tmp_path / "o.png") as png:
-        assert png.text == {"Title": "Harbour 1923", "Copyright": "City Archive", "Description": "Glasnegativ, ÄÖÜ"}
+        assert png.text == {"Title": "Harbour 1923", "Copyright": "City Archive", "Description": "Glasnegativ, ÄÖÜ",
+                            "Source": "plate 12, box 3", "Comment": "gescannt 2026, ß"}
     with Image.open(tmp_path / "o.jpg") as jpeg:
         assert jpeg.info["xmp"].decode() == xmp and jpeg.info["comment"] == b"scan 12"
     with tifffile.TiffFile(tmp_path / "o.tif") as tif:
@@ -701,7 +704,8 @@ def test_a_files_text_goes_into_outputs_that_hold_it_and_a_note_names_what_anoth
         assert tif.pages.first.description == "Harbour 1923"
     with tifffile.TiffFile(tmp_path / "o16.tif") as tif:  # a PNG's Copyright is a TIFF tag too
         assert tif.pages.first.tags[33432].value == "City Archive"
-    assert "o16.tif: the input's text (Title, Description) is not written into a TIFF output" in said.err, said.err
+    assert "o16.tif: the input's text (Title, Description, Source, Comment) is not written into a TIFF output" \
+        in said.err, said.err
     assert "o.png: the input's text" not in said.err and "o.jpg: the input's text" not in said.err
 
 

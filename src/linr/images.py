@@ -572,13 +572,46 @@ def _file_text(path: Path) -> dict[str, str] | None:
         elif not is_fits(path):
             with Image.open(path) as img:
                 if img.format == "PNG":
-                    text.update({k: v for k, v in ((k, _as_text(v)) for k, v in img.text.items()) if v})
+                    text.update(_png_text(path))
                 for key, name in (("xmp", XMP_KEY), ("XML:com.adobe.xmp", XMP_KEY), ("comment", "Comment")):
                     if name not in text and (value := _as_text(img.info.get(key))):
                         text[name] = value
     except Exception:  # noqa: BLE001 - text is kept where it can be read; the image was read
         return None
     return text or None
+
+
+def _png_text(path: Path) -> dict[str, str]:
+    """A PNG's text chunks (tEXt, zTXt, iTXt) by keyword, read by walking its chunks (Pillow's
+    ``text`` decodes the whole image again to find those after the pixels); a compressed value
+    larger than 16 MB unpacked, or a chunk that cannot be read, is left out."""
+    found: dict[str, str] = {}
+    with open(path, "rb") as fh:
+        fh.read(8)
+        while len(head := fh.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+                fh.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+                if kind == b"IEND":
+                    break
+                continue
+            data = fh.read(length)
+            fh.seek(4, os.SEEK_CUR)
+            keyword, _, rest = data.partition(b"\x00")
+            try:
+                if kind == b"tEXt":
+                    value = rest.decode("latin-1")
+                elif kind == b"zTXt":  # compression method, then the deflated Latin-1 text
+                    value = zlib.decompressobj().decompress(rest[1:], 16 << 20).decode("latin-1")
+                else:  # compression flag and method, language, translated keyword, UTF-8 text
+                    flag, body = rest[0], rest[2:]
+                    body = body.split(b"\x00", 2)[2]
+                    value = (zlib.decompressobj().decompress(body, 16 << 20) if flag else body).decode("utf-8")
+            except (IndexError, zlib.error, UnicodeDecodeError):
+                continue
+            if (text := _as_text(value)) is not None:
+                found[keyword.decode("latin-1")] = text
+    return found
 
 
 def _as_text(value: Any) -> str | None:

@@ -458,7 +458,6 @@ def finish(
                  value_range=prep.value_range, tiff=prep.tiff, icc_profile=prep.icc_profile,
                  density=prep.density, fits=prep.fits, force=True,
                  protect=job.inputs, exif=prep.exif, text=prep.text)
-    written, written_error = _metrics_as_written(job.output, images, prep, result)
     elapsed = time.perf_counter() - prep.started
     if result.get("worker_s") is not None and prep.read_s is not None:  # its own: read, fitted, written
         wrote = time.perf_counter() - written_from  # (no wait in a queue for a worker, nor a stack's others')
@@ -467,6 +466,7 @@ def finish(
             run["stack_time_s"] = round(elapsed, 3)
     else:
         run["time_s"] = _own_time(elapsed, run)
+    written, written_error = _metrics_as_written(job.output, images, prep, result)  # not in its time_s
     return {
         "image": job.name, "status": "done", "inputs": _inputs(job), "input_stamps": prep.input_stamps,
         "output": job.output, "key": key,
