@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from linr.bench.common import emit_row, read_rows  # noqa: E402
+from linr.bench.common import keyed_probe  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 TUNE = ("set5+baby", "set5+bird", "set5+butterfly", "set5+head", "set5+woman", "inpaint+kate")
@@ -90,11 +90,4 @@ def table(rows: dict) -> str:
 
 
 if __name__ == "__main__":
-    rows_path = Path(sys.argv[1])
-    done = read_rows(rows_path)
-    if sys.argv[2:] == ["--table"]:
-        print(table(done))
-    else:
-        for key in filter(None, sys.argv[2].split(",")):
-            if key not in done:
-                emit_row(row(key), rows_path)
+    keyed_probe(sys.argv[1:], row, table)

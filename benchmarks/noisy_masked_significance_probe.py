@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from linr.bench.common import emit_row, read_rows  # noqa: E402
+from linr.bench.common import keyed_probe, split_spans  # noqa: E402
 from noisy_masked_probe import TUNE, scene  # noqa: E402
 
 SIGNIFICANCE = 3.0
@@ -70,15 +70,7 @@ def row(key: str) -> dict:
            "used_blend": "weights" in guarded.choice, "default_refine": choice}
     for name, image in {"default": r.image, "significant": significant, "fit_kept": kept}.items():
         out[name] = float(psnr(clean, np.clip(np.asarray(image, np.float64), 0, 1), data_range=1))
-    out.update(commit=_commit(), torch=torch.__version__)
     return out
-
-
-def _commit() -> str:
-    import subprocess
-
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent).stdout.strip()
 
 
 def table(rows: dict) -> str:
@@ -88,20 +80,9 @@ def table(rows: dict) -> str:
         r = rows[key]
         lines.append(f"| {key} | {r['split']} | {r['held_out']} | {r['gain_z']} | {r['fit_kept']:.2f} | "
                      f"{r['default']:.2f} | {r['significant']:.2f} | {r['significant'] - r['default']:+.2f} |")
-    for split in ("tune", "report"):
-        d = [r["significant"] - r["default"] for r in rows.values() if r["split"] == split]
-        if d:
-            lines.append(f"\n{split}: {len(d)} scenes, significant - default {min(d):+.2f} to {max(d):+.2f}, "
-                         f"mean {np.mean(d):+.2f}")
+    lines += split_spans(rows, {"significant - default": lambda r: r["significant"] - r["default"]})
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    rows_path = Path(sys.argv[1])
-    done = read_rows(rows_path)
-    if sys.argv[2:] == ["--table"]:
-        print(table(done))
-    else:
-        for key in filter(None, sys.argv[2].split(",")):
-            if key not in done:
-                emit_row(row(key), rows_path)
+    keyed_probe(sys.argv[1:], row, table)

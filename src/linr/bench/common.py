@@ -109,6 +109,33 @@ def append_row(path: "Path | str", row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def split_spans(rows: dict[str, dict[str, Any]], measures: dict[str, Any]) -> list[str]:
+    """A line per split (``tune``, ``report``: each row's ``split``) with rows: their count and, for
+    each of ``measures`` (a name and a function of a row, in dB), its least, greatest and mean."""
+    lines = []
+    for split in ("tune", "report"):
+        chosen = [r for r in rows.values() if r["split"] == split]
+        if chosen:
+            spans = [f"{name} {min(v):+.2f} to {max(v):+.2f} (mean {np.mean(v):+.2f})"
+                     for name, measure in measures.items() for v in [[measure(r) for r in chosen]]]
+            lines.append(f"\n{split}: {len(chosen)} scenes, " + "; ".join(spans))
+    return lines
+
+
+def keyed_probe(argv: list[str], row: Any, table: Any) -> None:
+    """A resumable probe script's command line, ``ROWS.jsonl KEY,KEY,...`` (each key not yet in ROWS
+    measured by ``row(key)`` and appended, :func:`emit_row`) or ``ROWS.jsonl --table`` (``table(rows)``
+    printed)."""
+    rows_path = Path(argv[0])
+    done = read_rows(rows_path)
+    if argv[1:] == ["--table"]:
+        print(table(done))
+        return
+    for key in filter(None, argv[1].split(",")):
+        if key not in done:
+            emit_row(row(key), rows_path)
+
+
 def emit_row(row: dict[str, Any], path: "Path | str | None" = None) -> dict[str, Any]:
     """``row`` with where it was measured (commit, processor, torch and, when not one, its threads),
     printed (floats to 2 places, without those) and appended to ``path`` when given (:func:`append_row`); the row as stored."""
