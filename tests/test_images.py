@@ -709,6 +709,38 @@ def test_a_files_text_goes_into_outputs_that_hold_it_and_a_note_names_what_anoth
     assert "o.png: the input's text" not in said.err and "o.jpg: the input's text" not in said.err
 
 
+def test_written_text_is_brought_up_to_date_and_what_an_output_cannot_hold_is_left_out_said(tmp_path):
+    """A review's findings: an XMP packet's orientation and pixel size were copied as the input had
+    them (a PNG output then read back turned by its XMP), XMP went into a PNG as tEXt (which XMP
+    readers do not take), and an XMP or a comment longer than a JPEG segment failed the write after
+    the fit."""
+    from PIL import Image
+
+    from linr.images import XMP_KEY, dropped_text, write_image
+
+    image = np.random.default_rng(1).random((30, 20, 3)).astype(np.float32)
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" '
+           'exif:PixelXDimension="5"><tiff:ImageLength>7</tiff:ImageLength></rdf:Description></x:xmpmeta>')
+    text = {XMP_KEY: xmp, "Raw profile type exif": "exif 6", "Title": "t"}
+    write_image(tmp_path / "o.png", image, text=text)
+    with Image.open(tmp_path / "o.png") as png:
+        assert png.size == (20, 30) and png.getexif().get(0x0112) in (None, 1)  # not turned by its XMP
+        kept = png.info["xmp"] if "xmp" in png.info else png.info[XMP_KEY]
+        assert 'tiff:Orientation="1"' in str(kept) and 'exif:PixelXDimension="20"' in str(kept) \
+            and "<tiff:ImageLength>30</tiff:ImageLength>" in str(kept)
+        assert "Raw profile type exif" not in png.text and png.text["Title"] == "t"
+    chunks = open(tmp_path / "o.png", "rb").read()
+    assert b"iTXtXML:com.adobe.xmp" in chunks and b"tEXtXML:com.adobe.xmp" not in chunks
+    long = {XMP_KEY: "<x>" + "a" * 70000 + "</x>", "Comment": "c" * 70000}
+    write_image(tmp_path / "o.jpg", image, text=long)  # written without them, not failed
+    with Image.open(tmp_path / "o.jpg") as jpeg:
+        assert "xmp" not in jpeg.info and "comment" not in jpeg.info
+    assert dropped_text(tmp_path / "o.jpg", long) == ("o.jpg: the input's text (XMP, Comment) is not written into a "
+                                                       "JPEG output (write PNG to keep it all)")
+    assert dropped_text(tmp_path / "o.tif", text) == ("o.tif: the input's text (Title) is not written into a TIFF "
+                                                       "output (write PNG to keep it all)")  # the raw copy: superseded
+
+
 def test_an_integer_tiff_of_another_type_says_its_output_is_float32(tmp_path, capsys):
     """int16 and uint32 TIFFs are read as float32 and written back as float32: a note says so (the
     README said they were refused)."""
@@ -724,20 +756,15 @@ def test_an_integer_tiff_of_another_type_says_its_output_is_float32(tmp_path, ca
     assert tifffile.imread(tmp_path / "o.tif").dtype == np.float32
 
 
-def test_grey_palettes_read_grey_an_opaque_webp_animation_rgb_and_a_jpeg_known_by_its_bytes(tmp_path):
-    """A grey GIF came back RGB, an opaque animated WebP RGBA, and the JPEG note went by the name
-    (a PNG named .jpg got it, a JPEG named .png did not)."""
+def test_an_opaque_webp_animation_reads_rgb_and_a_jpeg_is_known_by_its_bytes(tmp_path):
+    """An opaque animated WebP came back RGBA, and the JPEG note went by the name (a PNG named .jpg
+    got it, a JPEG named .png did not)."""
     from PIL import Image
 
-    from linr.images import is_jpeg, read_frames, read_stored
+    from linr.images import is_jpeg, read_frames
 
     rng = np.random.default_rng(6)
-    grey = Image.fromarray((rng.random((16, 20)) * 255).astype(np.uint8))
-    grey.save(tmp_path / "grey.gif")
-    assert read_stored(tmp_path / "grey.gif")[0].values.shape == (16, 20, 1)
     colour = Image.fromarray((rng.random((16, 20, 3)) * 255).astype(np.uint8))
-    colour.convert("P").save(tmp_path / "colour.gif")
-    assert read_stored(tmp_path / "colour.gif")[0].values.shape == (16, 20, 3)
     frames = [Image.fromarray((rng.random((16, 20, 3)) * 255).astype(np.uint8)) for _ in range(2)]
     frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
     stack = read_frames(tmp_path / "anim.webp")
@@ -782,18 +809,22 @@ def test_an_image_above_pillows_pixel_limit_is_refused_with_its_size_and_the_way
 
     assert PILLOW_PIXEL_LIMIT == 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own, unless a run changed it
     Image.new("L", (300, 200)).save(tmp_path / "scan.png")
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "60001")  # an odd count: an image of 60000 pixels is read
+    assert read_stored(tmp_path / "scan.png")[0].values.shape == (200, 300, 1)
     monkeypatch.setenv(MAX_PIXELS_VARIABLE, "20000")
     with pytest.raises(InputError, match=r"scan.png: 0.06 megapixels is above the most read from this format, 0.02 "
                                          r"megapixels \(Pillow's guard .* LINR_MAX_PIXELS=N sets another"):
         read_stored(tmp_path / "scan.png")
     monkeypatch.setenv(MAX_PIXELS_VARIABLE, "0")
     assert read_stored(tmp_path / "scan.png")[0].values.shape == (200, 300, 1)
-    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "lots")
-    with pytest.raises(InputError, match="LINR_MAX_PIXELS='lots' is not a pixel count"):
-        read_stored(tmp_path / "scan.png")
+    for given in ("lots", "inf"):
+        monkeypatch.setenv(MAX_PIXELS_VARIABLE, given)
+        with pytest.raises(InputError, match=f"LINR_MAX_PIXELS='{given}' is not a pixel count"):
+            read_stored(tmp_path / "scan.png")
     monkeypatch.delenv(MAX_PIXELS_VARIABLE)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # a program's own setting is left as it was
     read_stored(tmp_path / "scan.png")
-    assert Image.MAX_IMAGE_PIXELS * 2 == PILLOW_PIXEL_LIMIT
+    assert Image.MAX_IMAGE_PIXELS is None
 
 
 def test_a_mask_drawn_on_a_turned_photos_stored_pixels_is_told_why_it_does_not_fit(tmp_path, capsys):

@@ -257,8 +257,6 @@ def _from_pil(img: Image.Image, bits: int = 8) -> np.ndarray:
     a 2- or 4-bit grey one's transparent value)."""
     if img.mode in ("P", "PA"):
         img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
-        if _grey_colours(img):  # a palette of greys (a grey GIF): a grey image, written back grey
-            img = img.convert("LA" if img.mode == "RGBA" else "L")
     elif img.mode in ("1", "L", "RGB") and isinstance(img.info.get("transparency"), (int, tuple)):
         return _with_keyed_alpha(img, bits)
     elif img.mode == "CMYK" or img.mode == "YCbCr":
@@ -275,12 +273,6 @@ def _from_pil(img: Image.Image, bits: int = 8) -> np.ndarray:
     if img.mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGB")
     return np.asarray(img)
-
-
-def _grey_colours(img: Image.Image) -> bool:
-    """Whether an RGB or RGBA image's pixels are all grey (red, green and blue equal)."""
-    rgb = np.asarray(img)[..., :3]
-    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def _with_keyed_alpha(img: Image.Image, bits: int) -> np.ndarray:
@@ -435,9 +427,14 @@ def read_stored(path: str | os.PathLike) -> list[StoredImage]:
     with warnings.catch_warnings():  # Pillow's on a corrupt EXIF: the pixels are read all the same
         warnings.filterwarnings("ignore", message="Corrupt EXIF", category=UserWarning)
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # a large scan: said if refused
+        before = Image.MAX_IMAGE_PIXELS  # Pillow's, or a program's that imports linr: left as it was
         limit = pillow_pixel_limit()
-        Image.MAX_IMAGE_PIXELS = None if limit is None else limit // 2  # Pillow refuses above twice its count
-        return _read_stored(existing_file(path, "an image file"))
+        if limit is not None:
+            Image.MAX_IMAGE_PIXELS = None if limit == 0 else limit / 2  # Pillow refuses above twice its count
+        try:
+            return _read_stored(existing_file(path, "an image file"))
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
 
 
 MAX_PIXELS_VARIABLE = "LINR_MAX_PIXELS"
@@ -452,17 +449,18 @@ PILLOW_PIXEL_LIMIT = 2 * (1024 * 1024 * 1024 // 4 // 3)
 
 
 def pillow_pixel_limit() -> int | None:
-    """The most pixels an image read through Pillow may have (:data:`MAX_PIXELS_VARIABLE` where set,
-    a count, or 0 for no limit: None; else :data:`PILLOW_PIXEL_LIMIT`)."""
+    """The most pixels an image read through Pillow may have as :data:`MAX_PIXELS_VARIABLE` sets it
+    (0: no limit), or None where it is not set (Pillow's own limit, twice its ``MAX_IMAGE_PIXELS``:
+    :data:`PILLOW_PIXEL_LIMIT` unless the program that imports linr set another)."""
     given = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
     if not given:
-        return PILLOW_PIXEL_LIMIT
+        return None
     try:
         count = int(float(given))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InputError(f"{MAX_PIXELS_VARIABLE}={given!r} is not a pixel count (such as 400000000, or 0 for no "
                          "limit)") from None
-    return None if count <= 0 else count
+    return max(count, 0)
 
 
 def _too_many_pixels(path: Path, exc: Exception) -> str:
@@ -602,16 +600,25 @@ def _png_text(path: Path) -> dict[str, str]:
                 if kind == b"tEXt":
                     value = rest.decode("latin-1")
                 elif kind == b"zTXt":  # compression method, then the deflated Latin-1 text
-                    value = zlib.decompressobj().decompress(rest[1:], 16 << 20).decode("latin-1")
+                    value = _inflated(rest[1:]).decode("latin-1")
                 else:  # compression flag and method, language, translated keyword, UTF-8 text
                     flag, body = rest[0], rest[2:]
                     body = body.split(b"\x00", 2)[2]
-                    value = (zlib.decompressobj().decompress(body, 16 << 20) if flag else body).decode("utf-8")
-            except (IndexError, zlib.error, UnicodeDecodeError):
+                    value = (_inflated(body) if flag else body).decode("utf-8")
+            except (IndexError, ValueError, zlib.error):  # ValueError: UnicodeDecodeError, or too long unpacked
                 continue
             if (text := _as_text(value)) is not None:
                 found[keyword.decode("latin-1")] = text
     return found
+
+
+def _inflated(data: bytes, most: int = 16 << 20) -> bytes:
+    """Deflated ``data`` unpacked, or a ValueError where it unpacks to more than ``most`` bytes."""
+    unpack = zlib.decompressobj()
+    out = unpack.decompress(data, most)
+    if not unpack.eof:
+        raise ValueError(f"more than {most} bytes unpacked")
+    return out
 
 
 def _as_text(value: Any) -> str | None:
@@ -1555,6 +1562,7 @@ def write_frames(
     if holes is not None and holes.any():
         data[:, holes, :] = np.nan
     dpi = None if density is None else density.for_size(*data.shape[1:3])
+    text = text_for(text, *data.shape[1:3])
     tags = exif_for(exif, *data.shape[1:3], most=JPEG_EXIF_MOST if fmt == "jpeg" else None) \
         if fmt in EXIF_FORMATS and len(data) == 1 else None
 
@@ -1599,9 +1607,10 @@ def write_frames(
                 for kind, chunk in png_text_chunks(text):
                     extra["pnginfo"].add(kind, chunk)
             elif text and fmt == "jpeg":
-                if text.get(XMP_KEY):
+                kept = text_kept(path, text)
+                if XMP_KEY in kept:
                     extra["xmp"] = text[XMP_KEY].encode("utf-8")
-                if text.get("Comment"):
+                if "Comment" in kept:
                     extra["comment"] = text["Comment"].encode("utf-8")
             if dpi is not None and fmt != "jpeg":
                 extra["dpi"] = (dpi.x, dpi.y)
@@ -1610,6 +1619,34 @@ def write_frames(
             Image.fromarray(arr).save(tmp, format=fmt.upper(), **extra)
 
     return write_atomically(path, write)
+
+
+XMP_SIZED = {"tiff:ImageWidth": 1, "tiff:ImageLength": 0, "exif:PixelXDimension": 1, "exif:PixelYDimension": 0}
+"""XMP properties of the pixel size (by the axis of (height, width) they give), set to the output's."""
+
+RAW_PROFILES_LEFT_OUT = ("Raw profile type exif", "Raw profile type APP1", "Raw profile type xmp")
+"""ImageMagick's copies of the EXIF and XMP as PNG text (their orientation and size the input's):
+left out of an output, which gets the EXIF and XMP themselves, brought up to date."""
+
+
+def text_for(text: dict[str, str] | None, height: int, width: int) -> dict[str, str] | None:
+    """``text`` (:attr:`ImageInfo.text`) as an output of (``height``, ``width``) gets it: its XMP's
+    orientation upright (``tiff:Orientation`` 1: the pixels were read upright, and Pillow turns a
+    PNG by its XMP where it has no EXIF) and its pixel size the output's; ImageMagick's raw copies of
+    the EXIF and XMP (:data:`RAW_PROFILES_LEFT_OUT`) left out."""
+    if not text:
+        return text
+    import re
+
+    out = {k: v for k, v in text.items() if k not in RAW_PROFILES_LEFT_OUT}
+    if xmp := out.get(XMP_KEY):
+        size = (height, width)
+        for name, axis in (("tiff:Orientation", None), *XMP_SIZED.items()):
+            value = "1" if axis is None else str(size[axis])
+            xmp = re.sub(rf'({re.escape(name)}\s*=\s*["\'])[^"\']*(["\'])', rf"\g<1>{value}\g<2>", xmp)
+            xmp = re.sub(rf"(<{re.escape(name)}>)[^<]*(</{re.escape(name)}>)", rf"\g<1>{value}\g<2>", xmp)
+        out[XMP_KEY] = xmp
+    return out or None
 
 
 def _png_keyword(key: str) -> bytes | None:
@@ -1629,6 +1666,8 @@ def png_text_chunks(text: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
         if (keyword := _png_keyword(key)) is None:
             continue
         try:
+            if key == XMP_KEY:  # XMP's own rule: an iTXt chunk, whatever its characters
+                raise UnicodeEncodeError("latin-1", value, 0, 0, "XMP")
             chunks.append((b"tEXt", keyword + b"\x00" + value.encode("latin-1")))
         except UnicodeEncodeError:  # iTXt: keyword, no compression, no language or translated keyword
             chunks.append((b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
@@ -1640,10 +1679,14 @@ def tiff_text_tags(text: dict[str, str] | None) -> dict[int, bytes]:
     :data:`TEXT_SYNONYMS`), as UTF-8 bytes, and an XMP packet; by tag number."""
     tags: dict[int, bytes] = {}
     for key, value in (text or {}).items():
-        code = TIFF_XMP_TAG if key == XMP_KEY else TIFF_TEXT_TAGS.get(TEXT_SYNONYMS.get(key, key))
-        if code is not None and code not in tags:
+        if (code := _tiff_tag(key)) is not None and code not in tags:
             tags[code] = value.encode("utf-8")
     return tags
+
+
+def _tiff_tag(key: str) -> int | None:
+    """The TIFF tag an :attr:`ImageInfo.text` key is written as (:func:`tiff_text_tags`), or None."""
+    return TIFF_XMP_TAG if key == XMP_KEY else TIFF_TEXT_TAGS.get(TEXT_SYNONYMS.get(key, key))
 
 
 def text_kept(path: str | os.PathLike, text: dict[str, str] | None) -> list[str]:
@@ -1653,18 +1696,25 @@ def text_kept(path: str | os.PathLike, text: dict[str, str] | None) -> list[str]
         return []
     if fmt == "png":
         return [k for k in text if _png_keyword(k) is not None]
-    if fmt == "jpeg":
-        return [k for k in text if k in (XMP_KEY, "Comment")]
+    if fmt == "jpeg":  # each in one segment: at most JPEG_TEXT_MOST bytes
+        return [k for k in text if k in JPEG_TEXT_MOST and len(text[k].encode("utf-8")) <= JPEG_TEXT_MOST[k]]
     if fmt == "tiff":
-        return [k for k in text if k == XMP_KEY or TEXT_SYNONYMS.get(k, k) in TIFF_TEXT_TAGS]
+        tags = tiff_text_tags(text)
+        return [k for k in text if tags.get(_tiff_tag(k)) == text[k].encode("utf-8")]  # Author beside Artist: the first
     return []
+
+
+JPEG_TEXT_MOST = {XMP_KEY: 65504, "Comment": 65533}
+"""The most bytes of an XMP packet and of a comment a JPEG holds, each in one segment (APP1 with
+its namespace, COM): Pillow refuses a longer XMP, and a longer comment breaks the file."""
 
 
 def dropped_text(path: str | os.PathLike, text: dict[str, str] | None) -> str | None:
     """A note naming the input's text (:attr:`ImageInfo.text`) an output at ``path`` cannot hold, else None."""
     if not text:
         return None
-    left = [("XMP" if k == XMP_KEY else k) for k in text if k not in text_kept(path, text)]
+    left = [("XMP" if k == XMP_KEY else k) for k in text
+            if k not in text_kept(path, text) and k not in RAW_PROFILES_LEFT_OUT]  # those: superseded
     if not left:
         return None
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower(), "this format").upper()

@@ -20,7 +20,10 @@ mask/kernel/reference), ``output``, ``key`` (fingerprint of inputs and settings)
 restores again an image whose input was replaced; records made before the thirty-fourth session
 have none), ``metrics`` (standard and paper conventions, or null), ``metrics_error`` (why
 a given reference gave no metrics, e.g. another size: the image is restored all the same; or
-null), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
+null), with metrics ``metrics_as_written`` (the output file's PSNR as written, rounded to its bit
+depth, :func:`linr.metrics.as_written`; a stack's frames' mean with ``frames``; none where the file
+holds the restored values; since the sixty-ninth session) or ``metrics_as_written_error`` (why it
+could not be measured), ``error`` (one line, or null) and ``run`` (``fit_s``, ``time_s``, ``finished`` UTC
 time, ``backend``, ``host``, ``threads``, ``device``; ``time_s`` the image's own: reading it, its
 worker's time and writing it, no wait in a queue for a worker (since the sixty-eighth session; the
 time from reading to writing before, queues included); for an image fitted in a stack of K,

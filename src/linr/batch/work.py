@@ -472,8 +472,9 @@ def finish(
         "output": job.output, "key": key,
         "batch": settings, "settings": result["settings"], "steps_run": result["steps_run"],
         "stop_step": result["stop_step"], "stop_reason": result["stop_reason"],
-        "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error") or written_error,
+        "metrics": result["metrics"], "metrics_error": prep.metrics_error or result.get("metrics_error"),
         **({"metrics_as_written": written} if written is not None else {}),
+        **({"metrics_as_written_error": written_error} if written_error else {}),
         **({"input_psnr": result["input_psnr"]} if result.get("input_psnr") else {}),  # each input photo's (kind)
         "error": None, "run": {"finished": _utc_now(), **run},
         **({"input_notes": list(prep.input_notes)} if prep.input_notes else {}),

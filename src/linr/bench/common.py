@@ -126,6 +126,8 @@ def keyed_probe(argv: list[str], row: Any, table: Any) -> None:
     """A resumable probe script's command line, ``ROWS.jsonl KEY,KEY,...`` (each key not yet in ROWS
     measured by ``row(key)`` and appended, :func:`emit_row`) or ``ROWS.jsonl --table`` (``table(rows)``
     printed)."""
+    if len(argv) != 2:
+        raise SystemExit("usage: PROBE ROWS.jsonl KEY,KEY,... | PROBE ROWS.jsonl --table")
     rows_path = Path(argv[0])
     done = read_rows(rows_path)
     if argv[1:] == ["--table"]:
