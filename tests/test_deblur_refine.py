@@ -577,6 +577,32 @@ def test_grouped_pair_takes_a_noisy_and_a_blurred_photo_of_the_restored_size():
             refine_input(obs, (16, 16), "grouped-pair")
 
 
+def test_a_noisy_and_a_blurred_photo_beside_a_low_res_view_get_the_pairs_refinement():
+    """Three kinds of one scene were fitted and not refined (under either pair, a new user's 31.02 dB
+    against 32.02 and 31.67): the pair's refinement takes them from the joint fit of all three, the
+    low-res view informing the fit only; not where a third photo of the restored size, a preset,
+    registration or a zero weight makes it another restore."""
+    import argparse
+
+    from linr.batch import _refine_of
+    from linr.kinds import lowres
+    from linr.tasks import DEFAULT_PAIR_REFINE, default_refine
+
+    rng = np.random.default_rng(0)
+    photo = rng.random((32, 32, 3)).astype(np.float32)
+    kernel = gaussian_kernel(5, 1.0)
+    three = [noisy(photo), lowres(photo[::4, ::4], 4), blurred(photo, kernel)]
+    assert refine_input(three, (32, 32), "grouped-pair").kind == "blurred"
+    assert default_refine(three, preset=None) == DEFAULT_PAIR_REFINE
+    assert default_refine(three, preset="paper") is None and default_refine(three, preset=None, register="translation") is None
+    assert default_refine([*three, noisy(photo)], preset=None) is None  # a second noisy photo: not the pair's
+    assert default_refine([noisy(photo), lowres(photo[::4, ::4], 4, weight=0.0), blurred(photo, kernel)],
+                          preset=None) is None
+    args = argparse.Namespace(refine=None, preset=None, register=None, weight=[], noisy="n", blurred="b", lowres="l",
+                              masked=None, input=None, task=None)
+    assert _refine_of(args) == DEFAULT_PAIR_REFINE  # and a batch of such scenes records it
+
+
 def test_the_forecast_counts_grouped_pair_as_grouped_deblur(monkeypatch):
     """The pair's cost: grouped-deblur's passes and data steps (twice when it blends by held-out
     pixels), read off the blur wherever it is among the observations; its memory grouped-deblur's."""

@@ -1067,11 +1067,11 @@ class GroupedFill:
         candidates = [fit, blind_biharmonic, blind_fill] if biharmonic else [fit, blind_fill]
         chosen = DepthBlend(photo, observed, held, candidates, names)
         self.choice.update({"chosen_on_held_out_pixels": int(held.sum()), **chosen.describe()})
-        gain_z = blend_gain_z(photo[held], fit[held], chosen.blend(candidates, seen)[held])
-        self.choice["gain_z"] = gain_z
-        if self.significance is not None and gain_z <= self.significance:  # no clear gain over the fit
-            self.choice["blend_weights_not_used"] = self.choice.pop("weights")
-            return np.where(observed, photo, fit).astype(np.float32)
+        if self.significance is not None:  # a blend of the whole image, for its z on the held-out pixels
+            self.choice["gain_z"] = blend_gain_z(photo[held], fit[held], chosen.blend(candidates, seen)[held])
+            if self.choice["gain_z"] <= self.significance:  # no clear gain over the fit
+                self.choice["blend_weights_not_used"] = self.choice.pop("weights")
+                return np.where(observed, photo, fit).astype(np.float32)
         final = {"fit": fit}
         if biharmonic and chosen.used("biharmonic"):
             final["biharmonic"] = BiharmonicBlend._fill(photo, observed, fit)
@@ -1629,10 +1629,10 @@ def _pair(observations: Sequence[Observation], shape: tuple[int, int], spec: str
     sized = [o for o in observations if tuple(o.shape) == tuple(shape)]
     blurred = [o for o in sized if deblurrable(o)]
     noisy = [o for o in sized if noise_level_known(o) and isinstance(o.operator, Identity)]
-    if len(observations) != 2 or len(blurred) != 1 or len(noisy) != 1:
+    if len(sized) != 2 or len(blurred) != 1 or len(noisy) != 1:  # beside them, low-res views inform the fit only
         raise InputError(f"refinement {spec!r} needs two photos of one scene, both of the restored size: a noisy "
                          f"one (Gaussian or photon noise, no operator) and a blurred one (a blur kernel), and nothing else "
-                         f"(--refine none; refine='none' in Python)")
+                         f"of that size (--refine none; refine='none' in Python)")
     _check_patch_side(shape)
     return blurred[0], noisy[0]
 

@@ -29,7 +29,7 @@ from .kinds import KINDS as KIND_REGISTRY
 from .kinds import blurred, lowres, masked, noisy, parse_kernel
 from .models import ModelConfig
 from .noise import LEVELS_EQUAL_WITHIN, MIN_MEASURED_SIGMA, MIN_SIDE, estimate_noise_sigma
-from .operators import Blur, Identity, LeftOut, Mask, inner_operator
+from .operators import Blur, Downsample, Identity, LeftOut, Mask, inner_operator
 from .problem import (build_prior, clean_shape, measures_gaussian_noise, noise_level_known, prior_noise_inputs,
                       resolve_device)
 from .priors import NO_PRIOR, check_prior_spec, weight_is_auto
@@ -71,6 +71,7 @@ __all__ = [
     "open_blur_boundary",
     "free_edges_measured",
     "noisy_with_blurred",
+    "noisy_blurred_with_views",
     "DEFAULT_PAIR_REFINE",
     "DEFAULT_OPEN_BOUNDARY",
     "DEFAULT_FREE_BLUR_STEPS",
@@ -924,6 +925,30 @@ def noisy_with_blurred(observations: Sequence[Observation], *, preset: str | Non
         all(deblurrable(o) for o in observations if o is not photos[0])
 
 
+def noisy_blurred_with_views(observations: Sequence[Observation], *, preset: str | None,
+                             register: str | None = None) -> bool:
+    """Whether a restore is the defaults' joint fit of a noisy and a blurred photo of one scene beside
+    low-res views of it (since the sixty-ninth session): no preset named, no registration, none
+    weighted 0, the two photos of one size (one with Gaussian or photon noise and no operator, one
+    blurred and compared by squared error: the pair of :func:`noisy_with_blurred`), every other
+    observation a low-res view of another size. Its refinement is the pair's,
+    :data:`DEFAULT_PAIR_REFINE`, from the joint fit of all of them (the views inform the fit, its
+    pilot); the fit itself is any joint fit's (the blur's open edges mirrored). Measured in
+    BENCHMARKS.md ('A noisy, a low-res and a blurred photo of one scene')."""
+    from .deconvolution import deblurrable
+
+    if preset is not None or register is not None or len(observations) < 3 or any(o.weight == 0 for o in observations):
+        return False
+    photos = [o for o in observations if noise_level_known(o) and isinstance(o.operator, Identity)]
+    blurred = [o for o in observations if deblurrable(o)]
+    if len(photos) != 1 or len(blurred) != 1 or tuple(photos[0].shape) != tuple(blurred[0].shape) or \
+            min(photos[0].shape) < MIN_SIDE:
+        return False
+    views = [o for o in observations if o is not photos[0] and o is not blurred[0]]
+    return all(isinstance(inner_operator(o.operator), Downsample) and tuple(o.shape) != tuple(photos[0].shape)
+               for o in views)
+
+
 DEFAULT_NOISY_MASKED_REFINE = "grouped-fill"
 """The refinement of the defaults' joint fit of noisy photos and one photo with missing pixels of one
 scene (:func:`noisy_with_masked`; since the sixty-eighth session): the masked photo's missing pixels
@@ -1010,7 +1035,7 @@ def default_refine(observations: Sequence[Observation], *, preset: str | None, k
     :data:`DEFAULT_INPAINT_REFINE` for :func:`plain_inpainting` (whole or in tiles, any size),
     :func:`sr_refine_for` its factor for :func:`plain_super_resolution` (whole or in tiles, any size),
     :data:`DEFAULT_DEBLUR_REFINE` for :func:`plain_deblurring` (the same),
-    :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` (the same),
+    :data:`DEFAULT_PAIR_REFINE` for :func:`noisy_with_blurred` and :func:`noisy_blurred_with_views` (the same),
     :data:`DEFAULT_NOISY_MASKED_REFINE` for :func:`noisy_with_masked` (any size); none when the model is kept (it renders the fit's image, not a refined one)."""
     return _default_refine_or_why_not(observations, preset=preset, keep_model=keep_model, register=register)[0]
 
@@ -1052,7 +1077,8 @@ def _task_refine(observations: Sequence[Observation], *, preset: str | None,
         return sr_refine_for(inner_operator(observations[0].operator).factor), True
     if plain_deblurring(observations, preset=preset):
         return DEFAULT_DEBLUR_REFINE, True
-    if noisy_with_blurred(observations, preset=preset, register=register):
+    if noisy_with_blurred(observations, preset=preset, register=register) or \
+            noisy_blurred_with_views(observations, preset=preset, register=register):
         return DEFAULT_PAIR_REFINE, True
     if noisy_with_masked(observations, preset=preset, register=register):
         return DEFAULT_NOISY_MASKED_REFINE, False

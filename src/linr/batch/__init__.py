@@ -395,6 +395,13 @@ def _noisy_with_blurred(args: argparse.Namespace) -> bool:
         and all(w != 0 for _, w in getattr(args, "weight", []))
 
 
+def _noisy_blurred_with_views(args: argparse.Namespace) -> bool:
+    """Whether the batch is the defaults' joint restore of a noisy, a blurred and a low-res photo of each
+    scene (:func:`linr.tasks.noisy_blurred_with_views`, read off the options; since the sixty-ninth session)."""
+    return args.preset is None and not getattr(args, "register", None) and \
+        _kinds_given(args) == {"noisy", "blurred", "lowres"} and all(w != 0 for _, w in getattr(args, "weight", []))
+
+
 def _noisy_with_masked(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' joint restore of noisy photos and a photo with missing pixels
     of each scene (:func:`linr.tasks.noisy_with_masked`, read off the options)."""
@@ -466,8 +473,8 @@ def _refine_of(args: argparse.Namespace) -> str | None:
         return DEFAULT_JOINT_REFINE
     if args.refine is None and _plain_deblurring(args):
         return DEFAULT_DEBLUR_REFINE
-    if args.refine is None and _noisy_with_blurred(args):
-        return DEFAULT_PAIR_REFINE
+    if args.refine is None and (_noisy_with_blurred(args) or _noisy_blurred_with_views(args)):
+        return DEFAULT_PAIR_REFINE  # beside low-res views since the sixty-ninth session (before: none)
     if args.refine is None and _noisy_with_masked(args):  # since the sixty-eighth session (before: none)
         return DEFAULT_INPAINT_REFINE
     return _asked_or_default(args.refine, DEFAULT_DENOISE_REFINE, args)
