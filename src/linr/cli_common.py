@@ -121,7 +121,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "SIREN 7x64, 200 steps at 1e-3) and grouped-fill: the missing pixels filled again "
                    "by grouped filtering (--refine), after the pick stop when restored whole; for one low-res photo (lanczos2) "
                    "grouped-views-examples at x2, x3 and x4, grouped-views at other factors, for one "
-                   "blurred photo grouped-deblur, for a noisy and a blurred photo of one scene grouped-pair (--refine)")
+                   "blurred photo grouped-deblur, for a noisy and a blurred photo of one scene (beside low-res views "
+                   "too) grouped-pair (--refine)")
     g.add_argument("--steps", type=positive_int,
                    help="most Adam steps of the image model's fit: the budget of an automatic stop "
                    "(noisy input by default), exactly this many with --stop fixed or --preset paper; "
@@ -205,7 +206,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    "grouped-views-examples for one low-res photo (the lanczos2 downsampler) at x2, x3 and x4, "
                    "grouped-views at other factors, grouped-deblur for one "
                    "blurred photo (its data step exact for --boundary circular, else with free edges: nothing "
-                   "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene, grouped-fill "
+                   "assumed beyond the frame), grouped-pair for a noisy and a blurred photo of one scene (beside "
+                   "low-res views too), grouped-fill "
                    "also for noisy photos beside one photo with missing pixels (the joint fit its pilot), else none")
     g.add_argument("--clipping", choices=("auto", "ignore"), default="auto",
                    help="noisy photos with Gaussian noise alone, no --preset: auto (default) undoes the bias "
