@@ -731,6 +731,11 @@ def test_written_text_is_brought_up_to_date_and_what_an_output_cannot_hold_is_le
         assert "Raw profile type exif" not in png.text and png.text["Title"] == "t"
     chunks = open(tmp_path / "o.png", "rb").read()
     assert b"iTXtXML:com.adobe.xmp" in chunks and b"tEXtXML:com.adobe.xmp" not in chunks
+    long_values = {"Notes": "a" * 20000, "Notiz": "ß" * 20000}  # deflated (zTXt, compressed iTXt), as read
+    write_image(tmp_path / "long.png", image, text=long_values)
+    with Image.open(tmp_path / "long.png") as png:
+        assert png.text == long_values
+    assert (tmp_path / "long.png").stat().st_size < 10000
     long = {XMP_KEY: "<x>" + "a" * 70000 + "</x>", "Comment": "c" * 70000}
     write_image(tmp_path / "o.jpg", image, text=long)  # written without them, not failed
     with Image.open(tmp_path / "o.jpg") as jpeg:

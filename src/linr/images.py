@@ -1658,9 +1658,14 @@ def _png_keyword(key: str) -> bytes | None:
     return keyword if 1 <= len(keyword) <= 79 else None
 
 
+PNG_TEXT_DEFLATED_ABOVE = 1024
+"""Text values longer than this many bytes go into a PNG deflated (zTXt, or iTXt compressed)."""
+
+
 def png_text_chunks(text: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
-    """PNG chunks of ``text`` (:attr:`ImageInfo.text`): tEXt where the value is Latin-1, else
-    iTXt (UTF-8); a key PNG cannot name (:func:`_png_keyword`) is left out."""
+    """PNG chunks of ``text`` (:attr:`ImageInfo.text`): tEXt where the value is Latin-1 (zTXt above
+    :data:`PNG_TEXT_DEFLATED_ABOVE` bytes), else iTXt (UTF-8, compressed above it), an XMP packet
+    always iTXt (XMP's own rule, uncompressed); a key PNG cannot name (:func:`_png_keyword`) is left out."""
     chunks = []
     for key, value in (text or {}).items():
         if (keyword := _png_keyword(key)) is None:
@@ -1668,9 +1673,14 @@ def png_text_chunks(text: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
         try:
             if key == XMP_KEY:  # XMP's own rule: an iTXt chunk, whatever its characters
                 raise UnicodeEncodeError("latin-1", value, 0, 0, "XMP")
-            chunks.append((b"tEXt", keyword + b"\x00" + value.encode("latin-1")))
-        except UnicodeEncodeError:  # iTXt: keyword, no compression, no language or translated keyword
-            chunks.append((b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+            data = value.encode("latin-1")
+            chunks.append((b"zTXt", keyword + b"\x00\x00" + zlib.compress(data)) if len(data) > PNG_TEXT_DEFLATED_ABOVE
+                          else (b"tEXt", keyword + b"\x00" + data))
+        except UnicodeEncodeError:  # iTXt: keyword, compression flag and method, no language or translated keyword
+            data = value.encode("utf-8")
+            deflate = len(data) > PNG_TEXT_DEFLATED_ABOVE and key != XMP_KEY
+            chunks.append((b"iTXt", keyword + (b"\x00\x01\x00\x00\x00" + zlib.compress(data) if deflate
+                                               else b"\x00\x00\x00\x00\x00" + data)))
     return chunks
 
 
