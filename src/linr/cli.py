@@ -215,7 +215,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .stopping import FixedSteps
     from .headroom import headroom_for
     from .refine import NO_REFINE
-    from .tasks import (NOISY_BLUR_FROM, NOISY_BLUR_STOP, NOTHING_MISSING, check_ensemble, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
+    from .tasks import (NOISY_BLUR_FROM, NOISY_BLUR_STOP, NOTHING_MISSING, check_ensemble, default_refine, describe_weights, input_psnrs, measured_noise, noisy_with_blurred, nothing_missing, pair_level_note, pilot_fit, resolve, resolve_refine, resolve_stop, restore,
                         small_pilot_tiles_note, tile_grid, chosen_boundary_fit_note)
 
     check_pairs(args)
@@ -360,6 +360,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
             notes.append("--register: the noisy and the blurred photo are fitted jointly with mirrored edges and not "
                          "refined; free edges and grouped-pair, the default for a noisy and a blurred photo of one "
                          "framing, are not built with a registration (without --register when they are aligned)")
+        elif args.refine is None and (aligned_refine := default_refine(scenes[0][0], preset=args.preset)):
+            notes.append(f"--register: the fit's image is not refined: {aligned_refine}, the default for these photos "
+                         "when they line up, takes them on the fit's grid and is not built with a registration "
+                         "(without --register when they are aligned)")
     spread = (args.workers or 1) > 1 or args.backend == "ray"
     check_backend_options(args)
     if spread and grid is None and fitted_at_all:
