@@ -810,9 +810,9 @@ def test_an_image_above_pillows_pixel_limit_is_refused_with_its_size_and_the_way
     from PIL import Image
 
     from linr.errors import InputError
-    from linr.images import MAX_PIXELS_VARIABLE, PILLOW_PIXEL_LIMIT, read_stored
+    from linr.images import MAX_PIXELS_VARIABLE, read_stored
 
-    assert PILLOW_PIXEL_LIMIT == 2 * Image.MAX_IMAGE_PIXELS  # Pillow's own, unless a run changed it
+    pillows = Image.MAX_IMAGE_PIXELS
     Image.new("L", (300, 200)).save(tmp_path / "scan.png")
     monkeypatch.setenv(MAX_PIXELS_VARIABLE, "60001")  # an odd count: an image of 60000 pixels is read
     assert read_stored(tmp_path / "scan.png")[0].values.shape == (200, 300, 1)
@@ -826,6 +826,7 @@ def test_an_image_above_pillows_pixel_limit_is_refused_with_its_size_and_the_way
         monkeypatch.setenv(MAX_PIXELS_VARIABLE, given)
         with pytest.raises(InputError, match=f"LINR_MAX_PIXELS='{given}' is not a pixel count"):
             read_stored(tmp_path / "scan.png")
+    assert Image.MAX_IMAGE_PIXELS == pillows  # restored after each read, refused or not
     monkeypatch.delenv(MAX_PIXELS_VARIABLE)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # a program's own setting is left as it was
     read_stored(tmp_path / "scan.png")

@@ -444,14 +444,10 @@ unpacks to gigabytes) refuses twice its 89.5-megapixel warning, 179 megapixels, 
 TIFF or FITS is read without it."""
 
 
-PILLOW_PIXEL_LIMIT = 2 * (1024 * 1024 * 1024 // 4 // 3)
-"""Pillow's own refusal: above twice its ``MAX_IMAGE_PIXELS`` (89,478,485 by default)."""
-
-
 def pillow_pixel_limit() -> int | None:
     """The most pixels an image read through Pillow may have as :data:`MAX_PIXELS_VARIABLE` sets it
-    (0: no limit), or None where it is not set (Pillow's own limit, twice its ``MAX_IMAGE_PIXELS``:
-    :data:`PILLOW_PIXEL_LIMIT` unless the program that imports linr set another)."""
+    (0: no limit), or None where it is not set (Pillow's own limit: twice its ``MAX_IMAGE_PIXELS``,
+    89,478,485 unless the program that imports linr set another)."""
     given = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
     if not given:
         return None
@@ -1488,8 +1484,8 @@ def write_image(
     (its world coordinates scaled to the output's size). ``exif``: a photo's EXIF
     (:attr:`ImageInfo.exif`), written into a JPEG or PNG (:func:`exif_for`: its pixel size the
     output's; other formats: :func:`dropped_exif`). ``text``: the input's descriptive text
-(:attr:`ImageInfo.text`): all of it into a PNG, its XMP and comment into a JPEG, its TIFF tags and
-XMP into a TIFF (what is left out: :func:`dropped_text`). PNG, JPEG, BMP and FITS hold 1 or 3
+    (:attr:`ImageInfo.text`): all of it into a PNG, its XMP and comment into a JPEG, its TIFF tags
+    and XMP into a TIFF (what is left out: :func:`dropped_text`). PNG, JPEG, BMP and FITS hold 1 or 3
     channels (plus alpha, but for JPEG, BMP and FITS). ``alpha``: an (H', W') array on [0, 1] (1 opaque), the input's transparency; at
     another size than the image (a super-resolved or rendered output) it is resized over the
     same extent (bicubic), as a render of another size is. Parent folders are created.
@@ -1649,13 +1645,18 @@ def text_for(text: dict[str, str] | None, height: int, width: int) -> dict[str, 
     return out or None
 
 
-def _png_keyword(key: str) -> bytes | None:
-    """``key`` as a PNG text chunk's keyword (1 to 79 Latin-1 characters), or None where it cannot be one."""
+def _latin1(text: str) -> bytes | None:
+    """``text`` in Latin-1, or None where it has other characters."""
     try:
-        keyword = key.encode("latin-1")
+        return text.encode("latin-1")
     except UnicodeEncodeError:
         return None
-    return keyword if 1 <= len(keyword) <= 79 else None
+
+
+def _png_keyword(key: str) -> bytes | None:
+    """``key`` as a PNG text chunk's keyword (1 to 79 Latin-1 characters), or None where it cannot be one."""
+    keyword = _latin1(key)
+    return keyword if keyword is not None and 1 <= len(keyword) <= 79 else None
 
 
 PNG_TEXT_DEFLATED_ABOVE = 1024
@@ -1670,17 +1671,14 @@ def png_text_chunks(text: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
     for key, value in (text or {}).items():
         if (keyword := _png_keyword(key)) is None:
             continue
-        try:
-            if key == XMP_KEY:  # XMP's own rule: an iTXt chunk, whatever its characters
-                raise UnicodeEncodeError("latin-1", value, 0, 0, "XMP")
-            data = value.encode("latin-1")
-            chunks.append((b"zTXt", keyword + b"\x00\x00" + zlib.compress(data)) if len(data) > PNG_TEXT_DEFLATED_ABOVE
-                          else (b"tEXt", keyword + b"\x00" + data))
-        except UnicodeEncodeError:  # iTXt: keyword, compression flag and method, no language or translated keyword
-            data = value.encode("utf-8")
-            deflate = len(data) > PNG_TEXT_DEFLATED_ABOVE and key != XMP_KEY
-            chunks.append((b"iTXt", keyword + (b"\x00\x01\x00\x00\x00" + zlib.compress(data) if deflate
-                                               else b"\x00\x00\x00\x00\x00" + data)))
+        if key != XMP_KEY and (latin := _latin1(value)) is not None:
+            chunks.append((b"zTXt", keyword + b"\x00\x00" + zlib.compress(latin))
+                          if len(latin) > PNG_TEXT_DEFLATED_ABOVE else (b"tEXt", keyword + b"\x00" + latin))
+            continue
+        data = value.encode("utf-8")  # iTXt: keyword, compression flag and method, no language or translated keyword
+        deflate = len(data) > PNG_TEXT_DEFLATED_ABOVE and key != XMP_KEY  # XMP's own rule: iTXt, uncompressed
+        chunks.append((b"iTXt", keyword + (b"\x00\x01\x00\x00\x00" + zlib.compress(data) if deflate
+                                           else b"\x00\x00\x00\x00\x00" + data)))
     return chunks
 
 
@@ -1723,8 +1721,8 @@ def dropped_text(path: str | os.PathLike, text: dict[str, str] | None) -> str | 
     """A note naming the input's text (:attr:`ImageInfo.text`) an output at ``path`` cannot hold, else None."""
     if not text:
         return None
-    left = [("XMP" if k == XMP_KEY else k) for k in text
-            if k not in text_kept(path, text) and k not in RAW_PROFILES_LEFT_OUT]  # those: superseded
+    kept = text_kept(path, text)
+    left = [("XMP" if k == XMP_KEY else k) for k in text if k not in kept and k not in RAW_PROFILES_LEFT_OUT]
     if not left:
         return None
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower(), "this format").upper()

@@ -935,18 +935,10 @@ def noisy_blurred_with_views(observations: Sequence[Observation], *, preset: str
     :data:`DEFAULT_PAIR_REFINE`, from the joint fit of all of them (the views inform the fit, its
     pilot); the fit itself is any joint fit's (the blur's open edges mirrored). Measured in
     BENCHMARKS.md ('A noisy, a low-res and a blurred photo of one scene')."""
-    from .deconvolution import deblurrable
-
-    if preset is not None or register is not None or len(observations) < 3 or any(o.weight == 0 for o in observations):
-        return False
-    photos = [o for o in observations if noise_level_known(o) and isinstance(o.operator, Identity)]
-    blurred = [o for o in observations if deblurrable(o)]
-    if len(photos) != 1 or len(blurred) != 1 or tuple(photos[0].shape) != tuple(blurred[0].shape) or \
-            min(photos[0].shape) < MIN_SIDE:
-        return False
-    views = [o for o in observations if o is not photos[0] and o is not blurred[0]]
-    return all(isinstance(inner_operator(o.operator), Downsample) and tuple(o.shape) != tuple(photos[0].shape)
-               for o in views)
+    views = [o for o in observations if isinstance(inner_operator(o.operator), Downsample)]
+    pair = [o for o in observations if all(o is not v for v in views)]
+    return bool(views) and noisy_with_blurred(pair, preset=preset, register=register) and \
+        all(v.weight != 0 and tuple(v.shape) != tuple(pair[0].shape) for v in views)
 
 
 DEFAULT_NOISY_MASKED_REFINE = "grouped-fill"

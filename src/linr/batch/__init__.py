@@ -387,26 +387,30 @@ def _noisy_with_lowres(args: argparse.Namespace) -> bool:
         _kinds_given(args) == {"noisy", "lowres"} and _has_gaussian_noisy(args)
 
 
+def _defaults_joint(args: argparse.Namespace, kinds: set[str]) -> bool:
+    """Whether the batch is the defaults' joint restore of exactly these ``kinds`` of each scene: no
+    preset, no registration, no zero weight."""
+    return args.preset is None and not getattr(args, "register", None) and _kinds_given(args) == kinds \
+        and all(w != 0 for _, w in getattr(args, "weight", []))
+
+
 def _noisy_with_blurred(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' joint restore of a noisy and a blurred photo of each scene
-    (:func:`linr.tasks.noisy_with_blurred`, read off the options): no preset, no registration, no zero
-    weight; Gaussian or (since the thirty-second session) photon noise, every ``--noise``."""
-    return args.preset is None and not getattr(args, "register", None) and _kinds_given(args) == {"noisy", "blurred"} \
-        and all(w != 0 for _, w in getattr(args, "weight", []))
+    (:func:`linr.tasks.noisy_with_blurred`, read off the options); Gaussian or (since the thirty-second
+    session) photon noise, every ``--noise``."""
+    return _defaults_joint(args, {"noisy", "blurred"})
 
 
 def _noisy_blurred_with_views(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' joint restore of a noisy, a blurred and a low-res photo of each
     scene (:func:`linr.tasks.noisy_blurred_with_views`, read off the options; since the sixty-ninth session)."""
-    return args.preset is None and not getattr(args, "register", None) and \
-        _kinds_given(args) == {"noisy", "blurred", "lowres"} and all(w != 0 for _, w in getattr(args, "weight", []))
+    return _defaults_joint(args, {"noisy", "blurred", "lowres"})
 
 
 def _noisy_with_masked(args: argparse.Namespace) -> bool:
     """Whether the batch is the defaults' joint restore of noisy photos and a photo with missing pixels
     of each scene (:func:`linr.tasks.noisy_with_masked`, read off the options)."""
-    return args.preset is None and not getattr(args, "register", None) and \
-        _kinds_given(args) == {"noisy", "masked"} and all(w != 0 for _, w in getattr(args, "weight", []))
+    return _defaults_joint(args, {"noisy", "masked"})
 
 
 def _plain_super_resolution(args: argparse.Namespace) -> bool:
